@@ -1,0 +1,598 @@
+//! Counters: the state behind rate limits and spend caps.
+//!
+//! A decision reserves capacity on every counter its rules limit, all or
+//! nothing, before the call is forwarded; the proxy later commits the
+//! reservation (the upstream answered) or rolls it back (a JSON-RPC error, a
+//! timeout, a dead upstream). Backends implement [`Counters`]; the in-memory
+//! one ([`MemoryCounters`]) is the default.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+/// Milliseconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixMillis(pub i64);
+
+impl UnixMillis {
+    /// The current wall-clock time.
+    pub fn now() -> UnixMillis {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        UnixMillis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A fixed bucket on the UTC calendar (Intercept's windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Calendar {
+    /// From :00 of the current minute.
+    Minute,
+    /// From :00:00 of the current hour.
+    Hour,
+    /// From UTC midnight.
+    Day,
+}
+
+impl Calendar {
+    /// Length in milliseconds.
+    pub const fn millis(self) -> i64 {
+        match self {
+            Calendar::Minute => 60_000,
+            Calendar::Hour => 3_600_000,
+            Calendar::Day => 86_400_000,
+        }
+    }
+
+    /// The lowercase name used in policies and messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Calendar::Minute => "minute",
+            Calendar::Hour => "hour",
+            Calendar::Day => "day",
+        }
+    }
+}
+
+/// How a counter forgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Window {
+    /// Resets at each UTC calendar boundary; up to 2N can pass around a boundary.
+    Calendar(Calendar),
+    /// Counts the last `millis` milliseconds, in [`SLIDING_SLOTS`] slots.
+    ///
+    /// Never admits more than the limit within any `millis`-long interval;
+    /// a unit can keep counting for up to one slot (1/60 of the window) longer.
+    Sliding {
+        /// Window length.
+        millis: u64,
+    },
+}
+
+/// Resolution of sliding windows: a window is split into this many slots.
+pub const SLIDING_SLOTS: i64 = 60;
+/// Ring size: one more slot than the window spans, so a unit is never forgotten early.
+const RING: usize = SLIDING_SLOTS as usize + 1;
+
+impl Window {
+    fn slot_len(millis: u64) -> i64 {
+        let m = i64::try_from(millis).unwrap_or(i64::MAX).max(1);
+        (m + SLIDING_SLOTS - 1) / SLIDING_SLOTS
+    }
+
+    /// The bucket a reservation made at `now` lands in: the window start for
+    /// calendar windows, the slot number for sliding ones.
+    pub fn bucket(self, now: UnixMillis) -> i64 {
+        match self {
+            Window::Calendar(c) => now.0.div_euclid(c.millis()) * c.millis(),
+            Window::Sliding { millis } => now.0.div_euclid(Self::slot_len(millis)),
+        }
+    }
+
+    /// Number of slots before the current one that still count (sliding windows).
+    fn span(millis: u64) -> i64 {
+        let m = i64::try_from(millis).unwrap_or(i64::MAX).max(1);
+        let len = Self::slot_len(millis);
+        (m + len - 1) / len
+    }
+}
+
+/// Who shares a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// One counter for every caller of this proxy (Intercept).
+    Global,
+    /// One counter per agent session.
+    Session,
+    /// One counter per distinct value of an argument.
+    Argument,
+}
+
+/// A counter declared by a policy. Generated code holds these in statics.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CounterSpec {
+    /// Stable storage key, `<server>/<scope>.<counter>`; the same across builds and reloads.
+    pub key: &'static str,
+    /// How the counter forgets.
+    pub window: Window,
+    /// Who shares it.
+    pub scope: Scope,
+}
+
+/// One counter of one call: which counter, which partition (0 for global counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterRef {
+    /// The counter.
+    pub spec: &'static CounterSpec,
+    /// Session or argument hash for partitioned counters, 0 otherwise.
+    pub partition: u128,
+}
+
+/// A request to add `amount` to a counter if the result stays within `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReserveRequest {
+    /// Which counter.
+    pub counter: CounterRef,
+    /// Units this call adds.
+    pub amount: u64,
+    /// Highest value the counter may reach.
+    pub limit: u64,
+}
+
+/// A reservation that was made and can be rolled back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// Which counter.
+    pub counter: CounterRef,
+    /// Units added.
+    pub amount: u64,
+    /// The bucket they were added to (see [`Window::bucket`]); rollback never touches a later bucket.
+    pub bucket: i64,
+}
+
+/// Most counters one call can reserve; the compiler rejects policies that could need more.
+pub const MAX_RESERVATIONS: usize = 16;
+
+/// The reservations of one call: fixed capacity, no allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    len: u8,
+    entries: [Option<Reservation>; MAX_RESERVATIONS],
+}
+
+impl Default for Ticket {
+    fn default() -> Self {
+        Ticket::EMPTY
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Ticket {
+    /// No reservations.
+    pub const EMPTY: Ticket = Ticket {
+        len: 0,
+        entries: [None; MAX_RESERVATIONS],
+    };
+
+    /// Adds a reservation; returns false when full.
+    pub fn push(&mut self, r: Reservation) -> bool {
+        let i = usize::from(self.len);
+        if i >= MAX_RESERVATIONS {
+            return false;
+        }
+        self.entries[i] = Some(r);
+        self.len += 1;
+        true
+    }
+
+    /// The reservations, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Reservation> {
+        self.entries[..usize::from(self.len)].iter().flatten()
+    }
+
+    /// True when nothing was reserved.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The outcome of [`Counters::reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Every request was added; the ticket holds them.
+    Reserved,
+    /// Nothing was added: request `index` (the first in order) would exceed its limit.
+    Refused {
+        /// Index into the requests.
+        index: usize,
+    },
+}
+
+/// The counter store could not answer (database down, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateError(pub String);
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "policy state unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for StateError {}
+
+/// A counter store. Implementations must make `reserve` atomic over the
+/// whole batch: concurrent calls racing a limit never overshoot it.
+pub trait Counters: Send + Sync {
+    /// The counter's value in the current window (0 when absent or expired).
+    fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError>;
+
+    /// Adds every request's amount, or none of them. On success the
+    /// reservations are appended to `ticket`.
+    fn reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<ReserveOutcome, StateError>;
+
+    /// The call went through: keep the reservation. (Stores that hold
+    /// reservations provisionally finalise them here.)
+    fn commit(&self, ticket: &Ticket) {
+        let _ = ticket;
+    }
+
+    /// The call failed upstream: give the units back (never below zero, never
+    /// to a later window than the one they were taken from).
+    fn rollback(&self, ticket: &Ticket);
+}
+
+// ---------------------------------------------------------------------------
+// In-memory store.
+
+#[derive(Debug)]
+enum Cell {
+    Calendar { start: i64, value: u64 },
+    Sliding { ring: Box<[(i64, u64); RING]> },
+}
+
+impl Cell {
+    fn new(window: Window) -> Cell {
+        match window {
+            Window::Calendar(_) => Cell::Calendar {
+                start: i64::MIN,
+                value: 0,
+            },
+            Window::Sliding { .. } => Cell::Sliding {
+                ring: Box::new([(i64::MIN, 0); RING]),
+            },
+        }
+    }
+
+    fn value(&self, window: Window, now: UnixMillis) -> u64 {
+        let bucket = window.bucket(now);
+        match (self, window) {
+            (Cell::Calendar { start, value }, _) => {
+                if *start == bucket {
+                    *value
+                } else {
+                    0
+                }
+            }
+            (Cell::Sliding { ring }, Window::Sliding { millis }) => {
+                let oldest = bucket - Window::span(millis);
+                ring.iter()
+                    .filter(|(slot, _)| (oldest..=bucket).contains(slot))
+                    .fold(0u64, |acc, (_, v)| acc.saturating_add(*v))
+            }
+            (Cell::Sliding { .. }, Window::Calendar(_)) => 0,
+        }
+    }
+
+    fn add(&mut self, bucket: i64, amount: u64) {
+        match self {
+            Cell::Calendar { start, value } => {
+                if *start != bucket {
+                    *start = bucket;
+                    *value = 0;
+                }
+                *value = value.saturating_add(amount);
+            }
+            Cell::Sliding { ring } => {
+                let e = &mut ring[bucket.rem_euclid(RING as i64) as usize];
+                if e.0 != bucket {
+                    *e = (bucket, 0);
+                }
+                e.1 = e.1.saturating_add(amount);
+            }
+        }
+    }
+
+    fn remove(&mut self, bucket: i64, amount: u64) {
+        match self {
+            Cell::Calendar { start, value } => {
+                if *start == bucket {
+                    *value = value.saturating_sub(amount);
+                }
+            }
+            Cell::Sliding { ring } => {
+                let e = &mut ring[bucket.rem_euclid(RING as i64) as usize];
+                if e.0 == bucket {
+                    e.1 = e.1.saturating_sub(amount);
+                }
+            }
+        }
+    }
+
+    fn is_stale(&self, window: Window, now: UnixMillis) -> bool {
+        self.value(window, now) == 0
+    }
+}
+
+type CellKey = (&'static str, u128);
+
+/// Counters in this process's memory (the default backend).
+///
+/// One mutex guards the map, which makes a batch reservation trivially
+/// atomic; the critical section is a few hash lookups. Cells are created on
+/// first use (the only allocation) and stale ones are pruned as the map grows.
+#[derive(Debug, Default)]
+pub struct MemoryCounters {
+    cells: Mutex<Cells>,
+}
+
+#[derive(Debug, Default)]
+struct Cells {
+    map: HashMap<CellKey, (Window, Cell)>,
+    prune_at: usize,
+}
+
+impl MemoryCounters {
+    /// An empty store.
+    pub fn new() -> MemoryCounters {
+        MemoryCounters::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cells> {
+        // A panic while holding the lock cannot leave a cell half-written
+        // (every update is a single assignment), so a poisoned lock is safe to reuse.
+        self.cells.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Cells {
+    fn cell(&mut self, c: CounterRef, now: UnixMillis) -> &mut Cell {
+        if self.map.len() >= self.prune_at.max(1024) {
+            self.map.retain(|_, (w, cell)| !cell.is_stale(*w, now));
+            self.prune_at = self.map.len() * 2;
+        }
+        let window = c.spec.window;
+        &mut self
+            .map
+            .entry((c.spec.key, c.partition))
+            .or_insert_with(|| (window, Cell::new(window)))
+            .1
+    }
+}
+
+impl Counters for MemoryCounters {
+    fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError> {
+        let cells = self.lock();
+        Ok(cells
+            .map
+            .get(&(counter.spec.key, counter.partition))
+            .map_or(0, |(_, cell)| cell.value(counter.spec.window, now)))
+    }
+
+    fn reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<ReserveOutcome, StateError> {
+        let mut cells = self.lock();
+        for (index, r) in requests.iter().enumerate() {
+            if r.amount == 0 {
+                continue; // adding nothing always fits, as in Intercept
+            }
+            let stored = cells
+                .map
+                .get(&(r.counter.spec.key, r.counter.partition))
+                .map_or(0, |(_, cell)| cell.value(r.counter.spec.window, now));
+            // Earlier requests of this batch on the same counter count too.
+            let pending = requests[..index]
+                .iter()
+                .filter(|e| {
+                    e.counter.spec.key == r.counter.spec.key
+                        && e.counter.partition == r.counter.partition
+                })
+                .fold(0u64, |acc, e| acc.saturating_add(e.amount));
+            match stored
+                .checked_add(pending)
+                .and_then(|v| v.checked_add(r.amount))
+            {
+                Some(v) if v <= r.limit => {}
+                _ => return Ok(ReserveOutcome::Refused { index }),
+            }
+        }
+        for r in requests {
+            let bucket = r.counter.spec.window.bucket(now);
+            if r.amount > 0 {
+                cells.cell(r.counter, now).add(bucket, r.amount);
+            }
+            ticket.push(Reservation {
+                counter: r.counter,
+                amount: r.amount,
+                bucket,
+            });
+        }
+        Ok(ReserveOutcome::Reserved)
+    }
+
+    fn rollback(&self, ticket: &Ticket) {
+        let mut cells = self.lock();
+        for r in ticket.iter() {
+            if let Some((_, cell)) = cells
+                .map
+                .get_mut(&(r.counter.spec.key, r.counter.partition))
+            {
+                cell.remove(r.bucket, r.amount);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static MINUTE: CounterSpec = CounterSpec {
+        key: "s/t.c",
+        window: Window::Calendar(Calendar::Minute),
+        scope: Scope::Global,
+    };
+    static SLIDE: CounterSpec = CounterSpec {
+        key: "s/t.slide",
+        window: Window::Sliding { millis: 60_000 },
+        scope: Scope::Session,
+    };
+
+    fn req(spec: &'static CounterSpec, amount: u64, limit: u64) -> ReserveRequest {
+        ReserveRequest {
+            counter: CounterRef { spec, partition: 0 },
+            amount,
+            limit,
+        }
+    }
+
+    #[test]
+    fn calendar_window_resets_at_the_boundary() {
+        let m = MemoryCounters::new();
+        let t = |s: i64| UnixMillis(1_768_473_000_000 + s * 1000); // 10:30:00Z on 2026-01-15
+        let mut tk = Ticket::EMPTY;
+        assert_eq!(
+            m.reserve(&[req(&MINUTE, 1, 2)], t(58), &mut tk),
+            Ok(ReserveOutcome::Reserved)
+        );
+        assert_eq!(
+            m.reserve(&[req(&MINUTE, 1, 2)], t(59), &mut tk),
+            Ok(ReserveOutcome::Reserved)
+        );
+        assert_eq!(
+            m.reserve(&[req(&MINUTE, 1, 2)], t(59), &mut Ticket::EMPTY),
+            Ok(ReserveOutcome::Refused { index: 0 })
+        );
+        assert_eq!(
+            m.reserve(&[req(&MINUTE, 1, 2)], t(60), &mut tk),
+            Ok(ReserveOutcome::Reserved)
+        );
+        assert_eq!(
+            m.read(
+                CounterRef {
+                    spec: &MINUTE,
+                    partition: 0
+                },
+                t(61)
+            ),
+            Ok(1)
+        );
+    }
+
+    #[test]
+    fn sliding_window_never_over_admits() {
+        let m = MemoryCounters::new();
+        let mut admitted: Vec<i64> = Vec::new();
+        // One attempt every 700 ms for ten minutes against 30 per 60 s.
+        for i in 0..860 {
+            let now = 1_000_000 + i * 700;
+            let mut tk = Ticket::EMPTY;
+            if m.reserve(&[req(&SLIDE, 1, 30)], UnixMillis(now), &mut tk)
+                == Ok(ReserveOutcome::Reserved)
+            {
+                admitted.push(now);
+            }
+        }
+        for (i, &t) in admitted.iter().enumerate() {
+            let in_window = admitted[i..]
+                .iter()
+                .take_while(|&&u| u < t + 60_000)
+                .count();
+            assert!(in_window <= 30, "{in_window} admitted within 60 s of {t}");
+        }
+        // And it does admit again once the window has passed: well over 30 in ten minutes.
+        assert!(admitted.len() >= 30 * 9, "only {} admitted", admitted.len());
+    }
+
+    #[test]
+    fn batch_is_all_or_nothing_and_rollback_restores() {
+        let m = MemoryCounters::new();
+        let now = UnixMillis(0);
+        let mut tk = Ticket::EMPTY;
+        let batch = [req(&MINUTE, 1, 1), req(&SLIDE, 1, 1)];
+        assert_eq!(
+            m.reserve(&batch, now, &mut tk),
+            Ok(ReserveOutcome::Reserved)
+        );
+        let mut tk2 = Ticket::EMPTY;
+        assert_eq!(
+            m.reserve(&batch, now, &mut tk2),
+            Ok(ReserveOutcome::Refused { index: 0 })
+        );
+        assert!(tk2.is_empty());
+        m.rollback(&tk);
+        assert_eq!(m.read(batch[0].counter, now), Ok(0));
+        assert_eq!(m.read(batch[1].counter, now), Ok(0));
+        assert_eq!(
+            m.reserve(&batch, now, &mut tk2),
+            Ok(ReserveOutcome::Reserved)
+        );
+    }
+
+    #[test]
+    fn rollback_never_touches_a_later_window() {
+        let m = MemoryCounters::new();
+        let mut old = Ticket::EMPTY;
+        m.reserve(&[req(&MINUTE, 1, 5)], UnixMillis(59_999), &mut old)
+            .unwrap();
+        let mut new = Ticket::EMPTY;
+        m.reserve(&[req(&MINUTE, 1, 5)], UnixMillis(60_000), &mut new)
+            .unwrap();
+        m.rollback(&old);
+        assert_eq!(
+            m.read(
+                CounterRef {
+                    spec: &MINUTE,
+                    partition: 0
+                },
+                UnixMillis(60_001)
+            ),
+            Ok(1)
+        );
+    }
+
+    #[test]
+    fn concurrent_reservations_never_overshoot() {
+        let m = std::sync::Arc::new(MemoryCounters::new());
+        let admitted = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        let mut tk = Ticket::EMPTY;
+                        if m.reserve(&[req(&MINUTE, 1, 100)], UnixMillis(5), &mut tk)
+                            == Ok(ReserveOutcome::Reserved)
+                        {
+                            admitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(admitted.into_inner(), 100);
+    }
+}

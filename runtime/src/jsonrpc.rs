@@ -1,0 +1,348 @@
+//! Reading JSON-RPC messages strictly, without copying them.
+//!
+//! The proxy forwards the original bytes of every message it allows, so a
+//! message must mean exactly one thing to every parser on the way. Anything
+//! two parsers could read differently is refused here: duplicate members,
+//! members that differ only in letter case (Go's `encoding/json` matches them
+//! case-insensitively, the last one winning), invalid UTF-8, trailing data,
+//! and, for `tools/call`, any of those anywhere in the arguments.
+
+use std::borrow::Cow;
+
+use crate::call::{CallError, ToolCall};
+use crate::json::{JStr, JsonError, Strictness, Val, Value, validate};
+
+/// JSON-RPC: the text is not JSON.
+pub const PARSE_ERROR: i32 = -32700;
+/// JSON-RPC: the JSON is not a valid request.
+pub const INVALID_REQUEST: i32 = -32600;
+/// JSON-RPC: the request's params are invalid.
+pub const INVALID_PARAMS: i32 = -32602;
+
+/// A message the proxy answers with a JSON-RPC error instead of forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejection<'a> {
+    /// JSON-RPC error code.
+    pub code: i32,
+    /// What is wrong, for the error's `message`.
+    pub message: &'static str,
+    /// The request's id, when it could be read unambiguously.
+    pub id: Option<Value<'a>>,
+}
+
+impl Rejection<'_> {
+    fn new(code: i32, message: &'static str) -> Rejection<'static> {
+        Rejection {
+            code,
+            message,
+            id: None,
+        }
+    }
+}
+
+/// The members of one JSON-RPC message, as borrowed views.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    /// The whole message.
+    pub raw: &'a [u8],
+    /// `id` (requests and responses).
+    pub id: Option<Value<'a>>,
+    /// `method` (requests and notifications).
+    pub method: Option<JStr<'a>>,
+    /// `params`.
+    pub params: Option<Value<'a>>,
+    /// `result` (responses).
+    pub result: Option<Value<'a>>,
+    /// `error` (responses).
+    pub error: Option<Value<'a>>,
+}
+
+const MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
+
+fn json_rejection(e: JsonError) -> Rejection<'static> {
+    match e.reason {
+        "duplicate object key" => Rejection::new(INVALID_REQUEST, "duplicate member in message"),
+        "object keys differ only in letter case" => Rejection::new(
+            INVALID_REQUEST,
+            "message members differ only in letter case",
+        ),
+        "nesting too deep" => Rejection::new(INVALID_REQUEST, "message nested too deeply"),
+        _ => Rejection::new(PARSE_ERROR, "parse error: not a single valid JSON value"),
+    }
+}
+
+impl<'a> Envelope<'a> {
+    /// Reads one message (a JSON object) strictly: well-formed JSON, and no
+    /// duplicate or case-variant members at the top level. `tools/call`
+    /// messages get their stricter checks in [`Envelope::tool_call`].
+    pub fn parse(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {
+        validate(raw, Strictness::ENVELOPE).map_err(json_rejection)?;
+        Self::read_validated(raw)
+    }
+
+    /// Reads the members of a message already validated as JSON (duplicate
+    /// and case checks are the caller's business).
+    fn read_validated(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {
+        let Val::Object(obj) = Value::from_validated(raw).val() else {
+            return Err(Rejection::new(
+                INVALID_REQUEST,
+                "message must be a JSON object",
+            ));
+        };
+        let mut env = Envelope {
+            raw,
+            id: None,
+            method: None,
+            params: None,
+            result: None,
+            error: None,
+        };
+        for (k, v) in obj.members() {
+            let Some(name) = MEMBERS.iter().find(|m| k.eq_str(m)) else {
+                continue;
+            };
+            match *name {
+                "id" => env.id = Some(v),
+                "params" => env.params = Some(v),
+                "result" => env.result = Some(v),
+                "error" => env.error = Some(v),
+                "method" => match v.val() {
+                    Val::Str(s) => env.method = Some(s),
+                    _ => {
+                        return Err(Rejection {
+                            id: env.readable_id(obj),
+                            ..Rejection::new(INVALID_REQUEST, "method must be a string")
+                        });
+                    }
+                },
+                _ => {}
+            }
+        }
+        Ok(env)
+    }
+
+    fn readable_id(&self, obj: crate::json::Object<'a>) -> Option<Value<'a>> {
+        obj.get("id")
+            .filter(|v| matches!(v.val(), Val::Str(_) | Val::Num(_)))
+    }
+
+    /// True when `method` is exactly `m` (after escapes are decoded).
+    pub fn method_is(&self, m: &str) -> bool {
+        self.method.is_some_and(|s| s.eq_str(m))
+    }
+
+    /// The id if it is a valid request id (a string or a number).
+    pub fn request_id(&self) -> Option<Value<'a>> {
+        self.id
+            .filter(|v| matches!(v.val(), Val::Str(_) | Val::Num(_)))
+    }
+
+    /// The `tools/call` in this message, under the strict rules: params an
+    /// object with no duplicate or case-variant members, a string `name`,
+    /// `arguments` absent, null or an object with no duplicate or
+    /// case-variant keys at any depth, and an id (a `tools/call`
+    /// notification cannot be answered, so it is refused).
+    pub fn tool_call(&self) -> Result<ToolCall<'a>, Rejection<'a>> {
+        let id = self.request_id();
+        let reject = |code, message| Rejection { code, message, id };
+        if id.is_none() {
+            return Err(reject(
+                INVALID_REQUEST,
+                "tools/call must be a request with a string or number id",
+            ));
+        }
+        let Some(params) = self.params else {
+            return Err(reject(INVALID_PARAMS, "tools/call needs params"));
+        };
+        // Strict over the whole params: its own members and every level of the arguments.
+        if let Err(e) = validate(params.as_bytes(), Strictness::STRICT) {
+            let message = match e.reason {
+                "duplicate object key" => "duplicate key in tools/call params or arguments",
+                "object keys differ only in letter case" => {
+                    "keys differing only in letter case in tools/call params or arguments"
+                }
+                "nesting too deep" => "tools/call arguments nested too deeply",
+                _ => "tools/call params are not valid JSON",
+            };
+            return Err(reject(INVALID_PARAMS, message));
+        }
+        let Val::Object(p) = params.val() else {
+            return Err(reject(
+                INVALID_PARAMS,
+                "tools/call params must be an object",
+            ));
+        };
+        let mut name = None;
+        let mut arguments = None;
+        for (k, v) in p.members() {
+            if k.eq_str("name") {
+                match v.val() {
+                    Val::Str(s) => {
+                        name = Some(match s.as_plain() {
+                            Some(plain) => Cow::Borrowed(plain),
+                            None => Cow::Owned(s.chars().collect()),
+                        })
+                    }
+                    _ => return Err(reject(INVALID_PARAMS, "tools/call name must be a string")),
+                }
+            } else if k.eq_str("arguments") {
+                match v.val() {
+                    Val::Object(o) => arguments = Some(o),
+                    Val::Null => {}
+                    _ => {
+                        return Err(reject(
+                            INVALID_PARAMS,
+                            "tools/call arguments must be an object",
+                        ));
+                    }
+                }
+            }
+        }
+        let Some(name) = name else {
+            return Err(reject(INVALID_PARAMS, "tools/call needs a tool name"));
+        };
+        Ok(ToolCall::from_parts(name, arguments))
+    }
+}
+
+/// Reads a `tools/call` request line strictly (envelope and params); a
+/// message that is not a `tools/call` is rejected too. For tests, benches and tools.
+pub fn parse_tool_call(raw: &[u8]) -> Result<ToolCall<'_>, Rejection<'_>> {
+    let env = Envelope::parse(raw)?;
+    if !env.method_is("tools/call") {
+        return Err(Rejection {
+            id: env.request_id(),
+            ..Rejection::new(INVALID_REQUEST, "not a tools/call request")
+        });
+    }
+    env.tool_call()
+}
+
+impl From<CallError> for Rejection<'static> {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Json(j) => json_rejection(j),
+            CallError::NotAnObject => {
+                Rejection::new(INVALID_PARAMS, "tools/call arguments must be an object")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reject(line: &str) -> (i32, &'static str) {
+        let r = parse_tool_call(line.as_bytes()).unwrap_err();
+        (r.code, r.message)
+    }
+
+    #[test]
+    fn reads_a_plain_call() {
+        let line = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete\u005frepo","arguments":{"a":[1,{"b":2}]}}}"#;
+        let call = parse_tool_call(line).unwrap();
+        assert_eq!(call.name(), "delete_repo");
+        assert!(call.arg(&["a"]).is_some());
+    }
+
+    #[test]
+    fn refuses_every_ambiguity() {
+        let cases = [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo","Name":"read_file"}}"#,
+                INVALID_PARAMS,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","METHOD":"ping","params":{"name":"x"}}"#,
+                INVALID_REQUEST,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"a"},"Params":{"name":"b"}}"#,
+                INVALID_REQUEST,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","method":"tools/call","params":{"name":"a"}}"#,
+                INVALID_REQUEST,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"x":{"k":1,"K":2}}}}"#,
+                INVALID_PARAMS,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"m":1,"m":2}}}"#,
+                INVALID_PARAMS,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":"x"}}"#,
+                INVALID_PARAMS,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":[1]}}"#,
+                INVALID_PARAMS,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":5}}"#,
+                INVALID_PARAMS,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":4,"method":"tools/call"}"#,
+                INVALID_PARAMS,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":null}"#,
+                INVALID_PARAMS,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"t"}}"#,
+                INVALID_REQUEST,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"t"}}"#,
+                INVALID_REQUEST,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}} {}"#,
+                PARSE_ERROR,
+            ),
+            (
+                "\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\"}}",
+                PARSE_ERROR,
+            ),
+            ("not json", PARSE_ERROR),
+        ];
+        for (line, code) in cases {
+            assert_eq!(reject(line).0, code, "{line}");
+        }
+        let bad_utf8 = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\xff\"}}";
+        assert_eq!(parse_tool_call(bad_utf8).unwrap_err().code, PARSE_ERROR);
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","arguments":{{"x":{}1{}}}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(reject(&deep).0, INVALID_REQUEST);
+    }
+
+    #[test]
+    fn other_methods_are_only_checked_at_the_top() {
+        let env = Envelope::parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"a":1,"a":2}}"#,
+        )
+        .unwrap();
+        assert!(env.method_is("resources/read"));
+        assert!(
+            Envelope::parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping","Method":"tools/call"}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn rejections_keep_a_readable_id() {
+        let r = parse_tool_call(
+            br#"{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"name":5}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(r.id.map(|v| v.as_bytes()), Some(&br#""abc""#[..]));
+    }
+}

@@ -1,0 +1,388 @@
+//! The contract between a compiled policy and the proxy: [`Policy`], [`Decision`], [`Env`].
+//!
+//! Generated code and the reference evaluator both implement [`Policy`] and
+//! both finish a decision through [`Limits`], so the two cannot drift in how
+//! counters, fail modes and messages are handled.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use crate::call::ToolCall;
+use crate::counters::{
+    CounterRef, CounterSpec, Counters, MAX_RESERVATIONS, ReserveOutcome, ReserveRequest, Ticket,
+    UnixMillis,
+};
+
+/// Index of a rule in its policy's rule table ([`PolicyMeta::rules`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RuleId(pub u32);
+
+/// What a rule-table entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    /// A `hide` entry: the tool is invisible and uncallable.
+    Hide,
+    /// The policy's `default: deny` posture.
+    DefaultDeny,
+    /// A rule written in the policy.
+    Rule,
+}
+
+/// One entry of a policy's static rule table: what the audit log, `explain`
+/// and the denial's `_meta` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// The rule's name (`(hidden)` and `(default deny)` for the built-in ones).
+    pub name: &'static str,
+    /// Where it sits in the policy, e.g. `tools.create_charge.rules[1]`.
+    pub label: &'static str,
+    /// What kind of entry this is.
+    pub kind: RuleKind,
+    /// Source file, as given to the compiler.
+    pub file: &'static str,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+/// Facts about one compiled server policy.
+#[derive(Debug)]
+pub struct PolicyMeta {
+    /// Server name (the policy file's stem).
+    pub server: &'static str,
+    /// Source file.
+    pub file: &'static str,
+    /// `intercept-v1`, `catalogue` or `dsl`.
+    pub dialect: &'static str,
+    /// sha256 (hex) of the policy source.
+    pub digest: &'static str,
+    /// Rule table, indexed by [`RuleId`].
+    pub rules: &'static [RuleInfo],
+    /// Counters the policy declares.
+    pub counters: &'static [CounterSpec],
+}
+
+impl PolicyMeta {
+    /// The rule-table entry for `id`.
+    pub fn rule(&self, id: RuleId) -> Option<&'static RuleInfo> {
+        self.rules.get(id.0 as usize)
+    }
+}
+
+/// Whether the call may proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Effect {
+    /// Forward the call.
+    Allow,
+    /// Answer it with a denial; it never reaches the server.
+    Deny,
+}
+
+/// Why a decision came out the way it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// No rule objected and every counter had room.
+    Allowed,
+    /// The tool is hidden.
+    Hidden,
+    /// The tool is not listed and the policy's default is deny.
+    NotPermitted,
+    /// A rule's condition denied the call.
+    Check,
+    /// A counter had no room.
+    Limit,
+    /// The amount to add to a counter could not be read from the arguments.
+    BadAmount,
+    /// The counter store failed and the fail mode is closed.
+    StateUnavailable,
+}
+
+/// The message for [`Outcome::StateUnavailable`].
+pub const STATE_UNAVAILABLE: &str =
+    "Policy state unavailable: the call needs a counter and the counter store did not answer";
+
+/// A policy's verdict on one call. Building one allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Why.
+    pub outcome: Outcome,
+    /// The deciding rule (None for a plain allow).
+    pub rule: Option<RuleId>,
+    /// The denial message, without the `[POLICY DENIED]` prefix. For
+    /// [`Outcome::Hidden`] and [`Outcome::NotPermitted`] the text names the
+    /// tool and is produced by [`Decision::message`].
+    pub message: &'static str,
+    /// Counter reservations to commit or roll back (allowed calls only).
+    pub ticket: Ticket,
+}
+
+impl Decision {
+    /// A plain allow with reservations.
+    pub const fn allow(ticket: Ticket) -> Decision {
+        Decision {
+            outcome: Outcome::Allowed,
+            rule: None,
+            message: "",
+            ticket,
+        }
+    }
+
+    /// A denial.
+    pub const fn deny(outcome: Outcome, rule: RuleId, message: &'static str) -> Decision {
+        Decision {
+            outcome,
+            rule: Some(rule),
+            message,
+            ticket: Ticket::EMPTY,
+        }
+    }
+
+    /// Allow or deny.
+    pub fn effect(&self) -> Effect {
+        if self.outcome == Outcome::Allowed {
+            Effect::Allow
+        } else {
+            Effect::Deny
+        }
+    }
+
+    /// The full denial message for a call of `tool` (empty for an allow).
+    pub fn message(&self, tool: &str) -> Cow<'static, str> {
+        match self.outcome {
+            Outcome::Hidden => Cow::Owned(format!("Tool {} is hidden by policy", go_quote(tool))),
+            Outcome::NotPermitted => Cow::Owned(format!(
+                "Tool {} is not permitted by policy",
+                go_quote(tool)
+            )),
+            _ => Cow::Borrowed(self.message),
+        }
+    }
+}
+
+/// Quotes `s` the way Go's `%q` does (Intercept's messages use it), so
+/// messages match Intercept's byte for byte.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            '\u{fffd}' => out.push('\u{fffd}'),
+            c if is_go_printable(c) => out.push(c),
+            c if (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (c as u32) < 0x10000 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// An approximation of Go's `strconv.IsPrint`: everything but control,
+/// format, separator (other than ASCII space) and private/unassigned characters.
+fn is_go_printable(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    if c.is_control() || c.is_whitespace() {
+        return false;
+    }
+    let u = c as u32;
+    // Format characters (Cf) and private use that Go escapes.
+    !matches!(u,
+        0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x200b..=0x200f
+        | 0x202a..=0x202e | 0x2060..=0x2064 | 0x2066..=0x206f | 0xfeff | 0xfff9..=0xfffb
+        | 0xe000..=0xf8ff | 0xf0000..=0x10ffff)
+}
+
+/// What happens when the counter store cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailMode {
+    /// Deny calls that need state (the default).
+    #[default]
+    Closed,
+    /// Let them through uncounted.
+    Open,
+}
+
+/// Everything a decision needs besides the call: counters, the clock, the session.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    /// The counter store.
+    pub counters: &'a dyn Counters,
+    /// The time of the call.
+    pub now: UnixMillis,
+    /// The agent session (partitions per-session counters).
+    pub session: u128,
+    /// What to do when the store fails.
+    pub fail_mode: FailMode,
+}
+
+impl<'a> Env<'a> {
+    /// An environment at the current time, fail-closed, session 0.
+    pub fn new(counters: &'a dyn Counters) -> Env<'a> {
+        Env {
+            counters,
+            now: UnixMillis::now(),
+            session: 0,
+            fail_mode: FailMode::Closed,
+        }
+    }
+
+    /// Reads a counter for a condition. `Err` carries the denial to return
+    /// when the store fails under the closed fail mode; under the open mode
+    /// a failed read is 0.
+    pub fn read(&self, counter: CounterRef, rule: RuleId) -> Result<u64, Decision> {
+        match self.counters.read(counter, self.now) {
+            Ok(v) => Ok(v),
+            Err(_) if self.fail_mode == FailMode::Open => Ok(0),
+            Err(_) => Err(Decision::deny(
+                Outcome::StateUnavailable,
+                rule,
+                STATE_UNAVAILABLE,
+            )),
+        }
+    }
+}
+
+/// A compiled server policy: generated code or the reference evaluator.
+pub trait Policy: Send + Sync {
+    /// Name, source, digest, rule table.
+    fn meta(&self) -> &PolicyMeta;
+
+    /// True when `tool` must be removed from `tools/list` and refused.
+    fn is_hidden(&self, tool: &str) -> bool;
+
+    /// Decides one call, reserving counters for an allowed one.
+    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision;
+}
+
+/// The counter phase of a decision: the limit rules that apply to a call, in
+/// order, then one atomic reservation for all of them.
+pub struct Limits {
+    len: usize,
+    requests: [ReserveRequest; MAX_RESERVATIONS],
+    owners: [(RuleId, &'static str); MAX_RESERVATIONS],
+}
+
+/// Fills unused slots of [`Limits`]; never sent to a store.
+static UNUSED: CounterSpec = CounterSpec {
+    key: "",
+    window: crate::counters::Window::Calendar(crate::counters::Calendar::Minute),
+    scope: crate::counters::Scope::Global,
+};
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new()
+    }
+}
+
+impl Limits {
+    /// No limits yet.
+    pub const fn new() -> Limits {
+        Limits {
+            len: 0,
+            requests: [ReserveRequest {
+                counter: CounterRef {
+                    spec: &UNUSED,
+                    partition: 0,
+                },
+                amount: 0,
+                limit: 0,
+            }; MAX_RESERVATIONS],
+            owners: [(RuleId(0), ""); MAX_RESERVATIONS],
+        }
+    }
+
+    /// Adds one limit: `amount` on `counter`, at most `limit`, denied with `message` when full.
+    pub fn push(
+        &mut self,
+        rule: RuleId,
+        counter: CounterRef,
+        amount: u64,
+        limit: u64,
+        message: &'static str,
+    ) {
+        // The compiler rejects policies with more limits per call than fit,
+        // so a full table here is a compiler bug: fail loudly in tests.
+        debug_assert!(self.len < MAX_RESERVATIONS, "too many limits for one call");
+        if self.len < MAX_RESERVATIONS {
+            self.requests[self.len] = ReserveRequest {
+                counter,
+                amount,
+                limit,
+            };
+            self.owners[self.len] = (rule, message);
+            self.len += 1;
+        }
+    }
+
+    /// Reserves everything at once and returns the decision.
+    pub fn finish(self, env: &Env<'_>) -> Decision {
+        if self.len == 0 {
+            return Decision::allow(Ticket::EMPTY);
+        }
+        let mut ticket = Ticket::EMPTY;
+        match env
+            .counters
+            .reserve(&self.requests[..self.len], env.now, &mut ticket)
+        {
+            Ok(ReserveOutcome::Reserved) => Decision::allow(ticket),
+            Ok(ReserveOutcome::Refused { index }) => {
+                let (rule, message) = self.owners[index.min(self.len - 1)];
+                Decision::deny(Outcome::Limit, rule, message)
+            }
+            Err(_) if env.fail_mode == FailMode::Open => Decision::allow(Ticket::EMPTY),
+            Err(_) => Decision::deny(
+                Outcome::StateUnavailable,
+                self.owners[0].0,
+                STATE_UNAVAILABLE,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_quote_matches_go() {
+        assert_eq!(go_quote("no drops"), r#""no drops""#);
+        assert_eq!(go_quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(go_quote("tab\there\n"), r#""tab\there\n""#);
+        assert_eq!(go_quote("\u{1}"), r#""\x01""#);
+        assert_eq!(go_quote("é😀"), "\"é😀\"");
+        assert_eq!(go_quote("\u{200b}"), r#""\u200b""#);
+    }
+
+    #[test]
+    fn messages_name_the_tool() {
+        let d = Decision::deny(Outcome::Hidden, RuleId(0), "");
+        assert_eq!(
+            d.message("delete_repo"),
+            r#"Tool "delete_repo" is hidden by policy"#
+        );
+        let d = Decision::deny(Outcome::NotPermitted, RuleId(0), "");
+        assert_eq!(
+            d.message("x\"y"),
+            r#"Tool "x\"y" is not permitted by policy"#
+        );
+    }
+}
