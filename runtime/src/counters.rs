@@ -152,13 +152,29 @@ pub struct Reservation {
 }
 
 /// Most counters one call can reserve; the compiler rejects policies that could need more.
-pub const MAX_RESERVATIONS: usize = 16;
+pub const MAX_RESERVATIONS: usize = 8;
+
+/// Fills unused slots of fixed-size reservation arrays; never stored.
+pub static UNUSED_COUNTER: CounterSpec = CounterSpec {
+    key: "",
+    window: Window::Calendar(Calendar::Minute),
+    scope: Scope::Global,
+};
+
+const NO_RESERVATION: Reservation = Reservation {
+    counter: CounterRef {
+        spec: &UNUSED_COUNTER,
+        partition: 0,
+    },
+    amount: 0,
+    bucket: 0,
+};
 
 /// The reservations of one call: fixed capacity, no allocation.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
     len: u8,
-    entries: [Option<Reservation>; MAX_RESERVATIONS],
+    entries: [Reservation; MAX_RESERVATIONS],
 }
 
 impl Default for Ticket {
@@ -177,7 +193,7 @@ impl Ticket {
     /// No reservations.
     pub const EMPTY: Ticket = Ticket {
         len: 0,
-        entries: [None; MAX_RESERVATIONS],
+        entries: [NO_RESERVATION; MAX_RESERVATIONS],
     };
 
     /// Adds a reservation; returns false when full.
@@ -186,14 +202,14 @@ impl Ticket {
         if i >= MAX_RESERVATIONS {
             return false;
         }
-        self.entries[i] = Some(r);
+        self.entries[i] = r;
         self.len += 1;
         true
     }
 
     /// The reservations, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Reservation> {
-        self.entries[..usize::from(self.len)].iter().flatten()
+        self.entries[..usize::from(self.len)].iter()
     }
 
     /// True when nothing was reserved.
@@ -484,7 +500,7 @@ mod tests {
             Ok(ReserveOutcome::Reserved)
         );
         assert_eq!(
-            m.reserve(&[req(&MINUTE, 1, 2)], t(59), &mut Ticket::EMPTY),
+            m.reserve(&[req(&MINUTE, 1, 2)], t(59), &mut Ticket::default()),
             Ok(ReserveOutcome::Refused { index: 0 })
         );
         assert_eq!(

@@ -864,14 +864,12 @@ impl Iterator for Chars<'_> {
                     // A high surrogate needs a following \uDC00..\uDFFF.
                     if self.s.get(self.pos) == Some(&b'\\')
                         && self.s.get(self.pos + 1) == Some(&b'u')
+                        && let Some(lo) = self.hex4(self.pos + 2)
+                        && (0xdc00..0xe000).contains(&lo)
                     {
-                        if let Some(lo) = self.hex4(self.pos + 2) {
-                            if (0xdc00..0xe000).contains(&lo) {
-                                self.pos += 6;
-                                let c = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
-                                return Some(char::from_u32(c).unwrap_or('\u{fffd}'));
-                            }
-                        }
+                        self.pos += 6;
+                        let c = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+                        return Some(char::from_u32(c).unwrap_or('\u{fffd}'));
                     }
                     '\u{fffd}'
                 } else {

@@ -163,6 +163,30 @@ pub fn len(a: Option<Val<'_>>) -> Option<u64> {
     }
 }
 
+/// Glob match of a tool name: `*` matches any run of characters (including
+/// none); every other character matches itself.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
 /// Why an amount for a counter could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AmountFault {
@@ -303,6 +327,19 @@ mod tests {
             Some(v("\"a@example.com\"")),
             Some(v("\"@example.com\""))
         ));
+    }
+
+    #[test]
+    fn globs_match_names() {
+        assert!(glob_match("list_*", "list_customers"));
+        assert!(glob_match("list_*", "list_"));
+        assert!(!glob_match("list_*", "xlist_a"));
+        assert!(glob_match("*_webhook", "stripe_webhook"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::call::ToolCall;
 use crate::counters::{
     CounterRef, CounterSpec, Counters, MAX_RESERVATIONS, ReserveOutcome, ReserveRequest, Ticket,
-    UnixMillis,
+    UNUSED_COUNTER, UnixMillis,
 };
 
 /// Index of a rule in its policy's rule table ([`PolicyMeta::rules`]).
@@ -138,6 +138,11 @@ impl Decision {
         }
     }
 
+    /// The denial for a store failure under the closed fail mode.
+    pub const fn state_unavailable(rule: RuleId) -> Decision {
+        Decision::deny(Outcome::StateUnavailable, rule, STATE_UNAVAILABLE)
+    }
+
     /// Allow or deny.
     pub fn effect(&self) -> Effect {
         if self.outcome == Outcome::Allowed {
@@ -244,18 +249,14 @@ impl<'a> Env<'a> {
         }
     }
 
-    /// Reads a counter for a condition. `Err` carries the denial to return
-    /// when the store fails under the closed fail mode; under the open mode
-    /// a failed read is 0.
-    pub fn read(&self, counter: CounterRef, rule: RuleId) -> Result<u64, Decision> {
+    /// Reads a counter for a condition. None when the store failed under the
+    /// closed fail mode (deny with [`Decision::state_unavailable`]); under the
+    /// open mode a failed read is 0.
+    pub fn read(&self, counter: CounterRef) -> Option<u64> {
         match self.counters.read(counter, self.now) {
-            Ok(v) => Ok(v),
-            Err(_) if self.fail_mode == FailMode::Open => Ok(0),
-            Err(_) => Err(Decision::deny(
-                Outcome::StateUnavailable,
-                rule,
-                STATE_UNAVAILABLE,
-            )),
+            Ok(v) => Some(v),
+            Err(_) if self.fail_mode == FailMode::Open => Some(0),
+            Err(_) => None,
         }
     }
 }
@@ -280,13 +281,6 @@ pub struct Limits {
     owners: [(RuleId, &'static str); MAX_RESERVATIONS],
 }
 
-/// Fills unused slots of [`Limits`]; never sent to a store.
-static UNUSED: CounterSpec = CounterSpec {
-    key: "",
-    window: crate::counters::Window::Calendar(crate::counters::Calendar::Minute),
-    scope: crate::counters::Scope::Global,
-};
-
 impl Default for Limits {
     fn default() -> Self {
         Limits::new()
@@ -300,7 +294,7 @@ impl Limits {
             len: 0,
             requests: [ReserveRequest {
                 counter: CounterRef {
-                    spec: &UNUSED,
+                    spec: &UNUSED_COUNTER,
                     partition: 0,
                 },
                 amount: 0,

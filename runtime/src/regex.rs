@@ -19,7 +19,7 @@ pub struct Aligned<B: ?Sized> {
 }
 
 enum Engine {
-    Dfa(DFA<&'static [u32]>),
+    Dfa(Box<DFA<&'static [u32]>>),
     Regex(regex::Regex),
     /// The embedded bytes did not load and the pattern did not compile:
     /// a build defect; such a regex matches nothing (so a condition that
@@ -48,10 +48,8 @@ impl EmbeddedRegex {
 
     fn engine(&self) -> &Engine {
         self.engine.get_or_init(|| {
-            if let Some(bytes) = self.dfa {
-                if let Ok((dfa, _)) = DFA::from_bytes(bytes) {
-                    return Engine::Dfa(dfa);
-                }
+            if let Some(Ok((dfa, _))) = self.dfa.map(DFA::from_bytes) {
+                return Engine::Dfa(Box::new(dfa));
             }
             regex::Regex::new(self.pattern).map_or(Engine::Broken, Engine::Regex)
         })

@@ -1,0 +1,308 @@
+//! The reference evaluator: a small, direct interpreter over the IR.
+//!
+//! It serves `-c FILE`, `validate`, `test` and `explain`, and it is the
+//! oracle the generated code is tested against. It favours being obviously
+//! correct over being fast: it walks the IR, looks arguments up by path for
+//! every test, and allocates freely. Both it and the generated code call the
+//! runtime's `ops` for every operator and `Limits` for the counter phase.
+
+use portcullis_runtime::call::ToolCall;
+use portcullis_runtime::counters::{CounterRef, CounterSpec, Scope};
+use portcullis_runtime::json::{JStr, Num, Val};
+use portcullis_runtime::ops::{self, AmountFault};
+use portcullis_runtime::policy::{
+    Decision, Env, Limits, Outcome, Policy, PolicyMeta, RuleId, RuleInfo,
+};
+
+use crate::ir::{
+    Amount, ArgPath, CmpOp, Const, CounterId, Expr, Operand, Partition, Posture, ServerPolicy,
+    TestKind,
+};
+use crate::source::SourceMap;
+
+/// Strings a decision returns must be `'static`; a policy loaded at run time
+/// keeps its strings for the life of the process (a few KiB per load).
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
+struct RuleText {
+    check: &'static str,
+    limit: &'static str,
+    missing: &'static str,
+    invalid: &'static str,
+}
+
+/// A policy interpreted from its IR.
+pub struct Evaluator {
+    ir: ServerPolicy,
+    meta: &'static PolicyMeta,
+    texts: Vec<RuleText>,
+    regexes: Vec<regex::Regex>,
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("server", &self.ir.name)
+            .finish()
+    }
+}
+
+impl Evaluator {
+    /// Builds an evaluator for a checked policy.
+    pub fn new(ir: ServerPolicy, sources: &SourceMap) -> Evaluator {
+        let meta = Box::leak(Box::new(meta_for(&ir, sources)));
+        let texts = ir
+            .rules
+            .iter()
+            .map(|r| {
+                let (missing, invalid) = match r.limit.as_ref().map(|l| &l.amount) {
+                    Some(Amount::Arg {
+                        missing_message,
+                        invalid_message,
+                        ..
+                    }) => (leak(missing_message), leak(invalid_message)),
+                    _ => ("", ""),
+                };
+                RuleText {
+                    check: r.check.as_ref().map_or("", |c| leak(&c.message)),
+                    limit: r.limit.as_ref().map_or("", |l| leak(&l.message)),
+                    missing,
+                    invalid,
+                }
+            })
+            .collect();
+        let regexes = ir
+            .regexes
+            .iter()
+            .map(|r| {
+                regex::Regex::new(&r.translated).unwrap_or_else(|_| {
+                    regex::Regex::new("[^\\s\\S]").expect("the never-matching regex compiles")
+                })
+            })
+            .collect();
+        Evaluator {
+            ir,
+            meta,
+            texts,
+            regexes,
+        }
+    }
+
+    /// The IR this evaluator runs.
+    pub fn ir(&self) -> &ServerPolicy {
+        &self.ir
+    }
+
+    fn counter_ref(&self, id: CounterId, call: &ToolCall<'_>, env: &Env<'_>) -> CounterRef {
+        let spec = &self.meta.counters[id.0 as usize];
+        let partition = match &self.ir.counter(id).partition {
+            Partition::Global => 0,
+            Partition::Session => env.session,
+            Partition::Arg(p) => ops::partition_of(arg(call, p)),
+        };
+        CounterRef { spec, partition }
+    }
+
+    /// Evaluates an expression; `counters` holds this rule's counter readings.
+    fn expr(&self, e: &Expr, call: &ToolCall<'_>, counters: &[(CounterId, String)]) -> bool {
+        match e {
+            Expr::Bool(b) => *b,
+            Expr::And(v) => v.iter().all(|e| self.expr(e, call, counters)),
+            Expr::Or(v) => v.iter().any(|e| self.expr(e, call, counters)),
+            Expr::Not(e) => !self.expr(e, call, counters),
+            Expr::Test(t) => {
+                let texts: Vec<String> = t
+                    .operands()
+                    .iter()
+                    .map(|o| match o {
+                        Operand::Counter(c) => counters
+                            .iter()
+                            .find(|(id, _)| id == c)
+                            .map_or_else(|| "0".to_string(), |(_, v)| v.clone()),
+                        Operand::Len(p) => {
+                            ops::len(arg(call, p)).map_or_else(String::new, |n| n.to_string())
+                        }
+                        _ => String::new(),
+                    })
+                    .collect();
+                let ops_vals: Vec<Option<Val<'_>>> = t
+                    .operands()
+                    .iter()
+                    .zip(&texts)
+                    .map(|(o, text)| operand(o, call, text))
+                    .collect();
+                let a = ops_vals[0];
+                let b = ops_vals.get(1).copied().flatten();
+                match &t.kind {
+                    TestKind::Cmp { op, .. } => match op {
+                        CmpOp::Eq => ops::eq2(a, b),
+                        CmpOp::Ne => ops::ne2(a, b),
+                        CmpOp::Lt => ops::lt(a, b),
+                        CmpOp::Le => ops::le(a, b),
+                        CmpOp::Gt => ops::gt(a, b),
+                        CmpOp::Ge => ops::ge(a, b),
+                    },
+                    TestKind::In { list, negated, .. } => {
+                        let list: Vec<Val<'_>> = list.iter().map(const_val).collect();
+                        if *negated {
+                            ops::not_one_of(a, &list)
+                        } else {
+                            ops::one_of(a, &list)
+                        }
+                    }
+                    TestKind::Contains { .. } => ops::contains(a, b),
+                    TestKind::StartsWith { .. } => ops::starts_with(a, b),
+                    TestKind::EndsWith { .. } => ops::ends_with(a, b),
+                    TestKind::Matches { regex, .. } => {
+                        let re = &self.regexes[regex.0 as usize];
+                        ops::matches(a, |s| re.is_match(s))
+                    }
+                    TestKind::Exists { expect, .. } => ops::exists(a) == *expect,
+                }
+            }
+        }
+    }
+
+    /// The rules that apply to `tool`, in order, or None when the tool is unlisted
+    /// under a default-deny policy.
+    pub fn rules_for(&self, tool: &str) -> Option<Vec<RuleId>> {
+        let mut rules: Vec<RuleId> = Vec::new();
+        let mut listed = false;
+        for block in self.ir.blocks_for(tool) {
+            listed = true;
+            rules.extend(&block.rules);
+        }
+        if !listed && self.ir.default == Posture::Deny {
+            return None;
+        }
+        rules.extend(&self.ir.wildcard);
+        Some(rules)
+    }
+}
+
+fn arg<'a>(call: &ToolCall<'a>, p: &ArgPath) -> Option<Val<'a>> {
+    let segs: Vec<&str> = p.segments.iter().map(String::as_str).collect();
+    call.arg(&segs)
+}
+
+fn const_val(c: &Const) -> Val<'_> {
+    match c {
+        Const::Null => Val::Null,
+        Const::Bool(b) => Val::Bool(*b),
+        Const::Num(n) => Val::Num(n.num()),
+        Const::Str(s) => Val::Str(JStr::plain(s)),
+    }
+}
+
+fn operand<'a>(o: &'a Operand, call: &ToolCall<'a>, text: &'a str) -> Option<Val<'a>> {
+    match o {
+        Operand::Arg(p) => arg(call, p),
+        Operand::Const(c) => Some(const_val(c)),
+        Operand::Counter(_) | Operand::Len(_) => Num::parse(text.as_bytes()).map(Val::Num),
+    }
+}
+
+impl Policy for Evaluator {
+    fn meta(&self) -> &PolicyMeta {
+        self.meta
+    }
+
+    fn is_hidden(&self, tool: &str) -> bool {
+        self.ir.hidden_by(tool).is_some()
+    }
+
+    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+        let tool = call.name();
+        if let Some(h) = self.ir.hidden_by(tool) {
+            return Decision::deny(Outcome::Hidden, h.rule, "");
+        }
+        let Some(rules) = self.rules_for(tool) else {
+            return Decision::deny(Outcome::NotPermitted, self.ir.default_rule, "");
+        };
+        for &id in &rules {
+            let Some(check) = &self.ir.rule(id).check else {
+                continue;
+            };
+            let mut readings = Vec::new();
+            for c in check.deny_when.counters() {
+                match env.read(self.counter_ref(c, call, env)) {
+                    Some(v) => readings.push((c, v.to_string())),
+                    None => return Decision::state_unavailable(id),
+                }
+            }
+            if self.expr(&check.deny_when, call, &readings) {
+                return Decision::deny(Outcome::Check, id, self.texts[id.0 as usize].check);
+            }
+        }
+        let mut limits = Limits::new();
+        for &id in &rules {
+            let Some(limit) = &self.ir.rule(id).limit else {
+                continue;
+            };
+            let text = &self.texts[id.0 as usize];
+            let amount = match &limit.amount {
+                Amount::Const(n) => *n,
+                Amount::Arg { path, .. } => match ops::amount(arg(call, path)) {
+                    Ok(n) => n,
+                    Err(AmountFault::Missing) => {
+                        return Decision::deny(Outcome::BadAmount, id, text.missing);
+                    }
+                    Err(AmountFault::Invalid) => {
+                        return Decision::deny(Outcome::BadAmount, id, text.invalid);
+                    }
+                },
+            };
+            limits.push(
+                id,
+                self.counter_ref(limit.counter, call, env),
+                amount,
+                limit.max,
+                text.limit,
+            );
+        }
+        limits.finish(env)
+    }
+}
+
+/// The runtime tables for a policy (shared with code generation, which emits the same values).
+pub fn meta_for(ir: &ServerPolicy, sources: &SourceMap) -> PolicyMeta {
+    let file = sources.file(ir.file);
+    let rules: Vec<RuleInfo> = ir
+        .rules
+        .iter()
+        .map(|r| {
+            let (line, column) = file.line_col(r.loc.0.start);
+            RuleInfo {
+                name: leak(&r.name),
+                label: leak(&r.label),
+                kind: r.kind,
+                file: leak(&file.name),
+                line,
+                column,
+            }
+        })
+        .collect();
+    let counters: Vec<CounterSpec> = ir
+        .counters
+        .iter()
+        .map(|c| CounterSpec {
+            key: leak(&c.key),
+            window: c.window,
+            scope: match c.partition {
+                Partition::Global => Scope::Global,
+                Partition::Session => Scope::Session,
+                Partition::Arg(_) => Scope::Argument,
+            },
+        })
+        .collect();
+    PolicyMeta {
+        server: leak(&ir.name),
+        file: leak(&file.name),
+        dialect: ir.dialect.name(),
+        digest: leak(&ir.digest),
+        rules: Box::leak(rules.into_boxed_slice()),
+        counters: Box::leak(counters.into_boxed_slice()),
+    }
+}

@@ -1,0 +1,580 @@
+//! The typed policy IR that every front end lowers to.
+//!
+//! One [`ServerPolicy`] per policy file. Its rule table ([`ServerPolicy::rules`])
+//! is indexed by [`RuleId`] and becomes the runtime's static rule table one to
+//! one; counters and regexes are likewise indexed by [`CounterId`] and
+//! [`RegexId`]. Every node keeps a [`Loc`], which is left out of equality, so
+//! two front ends that mean the same policy produce equal IR.
+//!
+//! Semantics, shared by the evaluator and the generated code:
+//! 1. a `hide` entry matching the tool denies ([`RuleKind::Hide`]);
+//! 2. the rules are those of every [`Tool`] block whose pattern matches, in
+//!    order, then the wildcard rules; no matching block and
+//!    [`Posture::Deny`] denies ([`RuleKind::DefaultDeny`]);
+//! 3. check phase: each rule's [`Check`] in order; the first whose
+//!    `deny_when` holds denies with its message;
+//! 4. limit phase: every rule's [`Limit`] in order; amounts are read, then all
+//!    counters are reserved at once; the first that has no room denies.
+
+use std::fmt;
+
+pub use portcullis_runtime::counters::{Calendar, Window};
+pub use portcullis_runtime::policy::{RuleId, RuleKind};
+
+use crate::source::{FileId, SourceMap, Span};
+
+/// A source location that never affects equality or hashing.
+#[derive(Clone, Copy, Default)]
+pub struct Loc(pub Span);
+
+impl PartialEq for Loc {
+    fn eq(&self, _: &Loc) -> bool {
+        true
+    }
+}
+
+impl Eq for Loc {}
+
+impl std::hash::Hash for Loc {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+impl fmt::Debug for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "@{}..{}", self.0.start, self.0.end)
+    }
+}
+
+/// Index of a counter in [`ServerPolicy::counters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CounterId(pub u32);
+
+/// Index of a regex in [`ServerPolicy::regexes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RegexId(pub u32);
+
+/// Every server policy of one environment.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    /// The policies, sorted by server name.
+    pub servers: Vec<ServerPolicy>,
+    /// Their sources.
+    pub sources: SourceMap,
+    /// sha256 (hex) over the sorted (name, source) pairs.
+    pub digest: String,
+}
+
+/// Which surface syntax a policy was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// PolicyLayer Intercept's YAML (`version: "1"`).
+    InterceptV1,
+    /// The catalogue YAML form (`action`, `reason`, `rate_limit: {max, window}`).
+    Catalogue,
+    /// The Portcullis policy language (`*.policy`).
+    Dsl,
+}
+
+impl Dialect {
+    /// The name used in `PolicyMeta::dialect` and `portcullis policies`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::InterceptV1 => "intercept-v1",
+            Dialect::Catalogue => "catalogue",
+            Dialect::Dsl => "dsl",
+        }
+    }
+}
+
+/// What happens to a tool no block lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Posture {
+    /// Unlisted tools are allowed (subject to wildcard rules).
+    Allow,
+    /// Unlisted tools are denied.
+    Deny,
+}
+
+/// One compiled server policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerPolicy {
+    /// The server name (the file stem).
+    pub name: String,
+    /// The source file.
+    pub file: FileId,
+    /// The file's path as shown to users.
+    pub path: String,
+    /// Surface syntax.
+    pub dialect: Dialect,
+    /// Free text from the policy.
+    pub description: Option<String>,
+    /// Unlisted tools.
+    pub default: Posture,
+    /// The rule-table entry that default-deny denials name.
+    pub default_rule: RuleId,
+    /// Hidden tools, checked first.
+    pub hidden: Vec<Hide>,
+    /// Tool blocks, in evaluation order.
+    pub tools: Vec<Tool>,
+    /// Rules that apply to every call after the tool's own rules.
+    pub wildcard: Vec<RuleId>,
+    /// The rule table (hide entries, the default posture, then rules).
+    pub rules: Vec<Rule>,
+    /// Counters, by [`CounterId`].
+    pub counters: Vec<Counter>,
+    /// Regexes, by [`RegexId`].
+    pub regexes: Vec<Regex>,
+    /// sha256 (hex) of the source text.
+    pub digest: String,
+}
+
+impl ServerPolicy {
+    /// The rule with this id.
+    pub fn rule(&self, id: RuleId) -> &Rule {
+        &self.rules[id.0 as usize]
+    }
+
+    /// The counter with this id.
+    pub fn counter(&self, id: CounterId) -> &Counter {
+        &self.counters[id.0 as usize]
+    }
+
+    /// The regex with this id.
+    pub fn regex(&self, id: RegexId) -> &Regex {
+        &self.regexes[id.0 as usize]
+    }
+
+    /// True if `tool` is hidden, with the deciding hide entry.
+    pub fn hidden_by(&self, tool: &str) -> Option<&Hide> {
+        self.hidden.iter().find(|h| h.pattern.matches(tool))
+    }
+
+    /// The tool blocks that list `tool`, in order.
+    pub fn blocks_for<'a>(&'a self, tool: &'a str) -> impl Iterator<Item = &'a Tool> + 'a {
+        self.tools
+            .iter()
+            .filter(move |t| t.patterns.iter().any(|p| p.matches(tool)))
+    }
+}
+
+/// A tool name or a glob over tool names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NamePattern {
+    /// Exactly this name.
+    Exact(String),
+    /// `*` matches any run of characters (DSL patterns such as `list_*`).
+    Glob(String),
+    /// Every tool (Intercept's `hide: ["*"]`).
+    All,
+}
+
+impl NamePattern {
+    /// True if `tool` matches.
+    pub fn matches(&self, tool: &str) -> bool {
+        match self {
+            NamePattern::Exact(n) => n == tool,
+            NamePattern::Glob(g) => portcullis_runtime::ops::glob_match(g, tool),
+            NamePattern::All => true,
+        }
+    }
+
+    /// The pattern as written.
+    pub fn text(&self) -> &str {
+        match self {
+            NamePattern::Exact(s) | NamePattern::Glob(s) => s,
+            NamePattern::All => "*",
+        }
+    }
+}
+
+/// A hidden tool (or pattern).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hide {
+    /// Which tools.
+    pub pattern: NamePattern,
+    /// Its rule-table entry.
+    pub rule: RuleId,
+    /// Where.
+    pub loc: Loc,
+}
+
+/// A block of rules for the tools its patterns match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tool {
+    /// Which tools (several in the DSL: `tool create_refund, create_payout`).
+    pub patterns: Vec<NamePattern>,
+    /// Its rules, in order.
+    pub rules: Vec<RuleId>,
+    /// Where.
+    pub loc: Loc,
+}
+
+/// One entry of the rule table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Its index.
+    pub id: RuleId,
+    /// Its name (generated from the label when the policy gives none).
+    pub name: String,
+    /// Where it sits, e.g. `tools.create_charge.rules[1]`.
+    pub label: String,
+    /// Built-in entry or written rule.
+    pub kind: RuleKind,
+    /// The condition phase.
+    pub check: Option<Check>,
+    /// The counter phase.
+    pub limit: Option<Limit>,
+    /// Where.
+    pub loc: Loc,
+}
+
+/// Deny with `message` when `deny_when` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The condition under which the call is denied.
+    pub deny_when: Expr,
+    /// The denial message.
+    pub message: String,
+}
+
+/// Reserve `amount` on `counter`; deny with `message` if it would exceed `max`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// Which counter.
+    pub counter: CounterId,
+    /// Highest value the counter may reach.
+    pub max: u64,
+    /// What one call adds.
+    pub amount: Amount,
+    /// The denial message when there is no room.
+    pub message: String,
+    /// Where.
+    pub loc: Loc,
+}
+
+/// What one call adds to a counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Amount {
+    /// A fixed number of units.
+    Const(u64),
+    /// The value of an argument.
+    Arg {
+        /// Which argument.
+        path: ArgPath,
+        /// Denial message when it is absent or not a number.
+        missing_message: String,
+        /// Denial message when it is negative, fractional or too large.
+        invalid_message: String,
+    },
+}
+
+/// A counter: its storage key, window and partitioning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    /// Its index.
+    pub id: CounterId,
+    /// Storage key, `<server>/<scope>.<name>`.
+    pub key: String,
+    /// How policies refer to it, e.g. `state.create_charge.daily_spend`.
+    pub display: String,
+    /// How it forgets.
+    pub window: Window,
+    /// Who shares it.
+    pub partition: Partition,
+    /// Where it is declared.
+    pub loc: Loc,
+}
+
+/// Who shares a counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partition {
+    /// Everyone using this proxy (Intercept's counters).
+    Global,
+    /// Each agent session separately.
+    Session,
+    /// Each distinct value of an argument.
+    Arg(ArgPath),
+}
+
+/// A regex in a condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Regex {
+    /// Its index.
+    pub id: RegexId,
+    /// The pattern as written (Go / RE2 syntax).
+    pub source: String,
+    /// The pattern in Rust's dialect, with identical semantics.
+    pub translated: String,
+    /// Where.
+    pub loc: Loc,
+}
+
+/// A boolean condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expr {
+    /// A constant.
+    Bool(bool),
+    /// All hold (evaluated in order, stopping at the first false).
+    And(Vec<Expr>),
+    /// Any holds (evaluated in order, stopping at the first true).
+    Or(Vec<Expr>),
+    /// Negation.
+    Not(Box<Expr>),
+    /// One test.
+    Test(Test),
+}
+
+impl Expr {
+    /// `not e`, simplifying constants and double negation.
+    pub fn negate(e: Expr) -> Expr {
+        match e {
+            Expr::Bool(b) => Expr::Bool(!b),
+            Expr::Not(inner) => *inner,
+            e => Expr::Not(Box::new(e)),
+        }
+    }
+
+    /// The tests in this expression, in evaluation order.
+    pub fn tests(&self) -> Vec<&Test> {
+        let mut out = Vec::new();
+        self.walk(&mut |t| out.push(t));
+        out
+    }
+
+    fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Test)) {
+        match self {
+            Expr::Bool(_) => {}
+            Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| e.walk(f)),
+            Expr::Not(e) => e.walk(f),
+            Expr::Test(t) => f(t),
+        }
+    }
+
+    /// Counters this expression reads, in first-use order, without repeats.
+    pub fn counters(&self) -> Vec<CounterId> {
+        let mut out: Vec<CounterId> = Vec::new();
+        for t in self.tests() {
+            for o in t.operands() {
+                if let Operand::Counter(c) = o
+                    && !out.contains(c)
+                {
+                    out.push(*c);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One test on the call's arguments or counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Test {
+    /// What is tested.
+    pub kind: TestKind,
+    /// Where.
+    pub loc: Loc,
+}
+
+impl Test {
+    /// The operands this test reads.
+    pub fn operands(&self) -> Vec<&Operand> {
+        match &self.kind {
+            TestKind::Cmp { lhs, rhs, .. }
+            | TestKind::Contains { lhs, rhs }
+            | TestKind::StartsWith { lhs, rhs }
+            | TestKind::EndsWith { lhs, rhs } => vec![lhs, rhs],
+            TestKind::In { lhs, .. } | TestKind::Matches { lhs, .. } => vec![lhs],
+            TestKind::Exists { operand, .. } => vec![operand],
+        }
+    }
+}
+
+/// The tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestKind {
+    /// A comparison.
+    Cmp {
+        /// Left side.
+        lhs: Operand,
+        /// Operator.
+        op: CmpOp,
+        /// Right side.
+        rhs: Operand,
+    },
+    /// Membership in a constant list (`in`, or `not_in` when `negated`).
+    In {
+        /// The value.
+        lhs: Operand,
+        /// The list.
+        list: Vec<Const>,
+        /// `not_in`: present and not in the list.
+        negated: bool,
+    },
+    /// Substring of a string, or element of an array.
+    Contains {
+        /// Haystack.
+        lhs: Operand,
+        /// Needle.
+        rhs: Operand,
+    },
+    /// String prefix.
+    StartsWith {
+        /// The string.
+        lhs: Operand,
+        /// The prefix.
+        rhs: Operand,
+    },
+    /// String suffix.
+    EndsWith {
+        /// The string.
+        lhs: Operand,
+        /// The suffix.
+        rhs: Operand,
+    },
+    /// Unanchored regex match on a string.
+    Matches {
+        /// The string.
+        lhs: Operand,
+        /// The regex.
+        regex: RegexId,
+    },
+    /// Presence (non-null) equals `expect`.
+    Exists {
+        /// The value.
+        operand: Operand,
+        /// `exists: true` or `exists: false`.
+        expect: bool,
+    },
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    /// `eq`, `==`
+    Eq,
+    /// `neq`, `!=` (fails when the value is missing)
+    Ne,
+    /// `lt`, `<`
+    Lt,
+    /// `lte`, `<=`
+    Le,
+    /// `gt`, `>`
+    Gt,
+    /// `gte`, `>=`
+    Ge,
+}
+
+impl CmpOp {
+    /// Intercept's operator name.
+    pub fn intercept_name(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "eq",
+            CmpOp::Ne => "neq",
+            CmpOp::Lt => "lt",
+            CmpOp::Le => "lte",
+            CmpOp::Gt => "gt",
+            CmpOp::Ge => "gte",
+        }
+    }
+
+    /// The DSL's operator symbol.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+}
+
+/// Something a test reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operand {
+    /// A value from the call's arguments.
+    Arg(ArgPath),
+    /// A counter's value in its current window (before this call's increment).
+    Counter(CounterId),
+    /// A constant from the policy.
+    Const(Const),
+    /// The length of a string, array or object argument.
+    Len(ArgPath),
+}
+
+/// `args.a.b.c`: object members from the arguments down.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ArgPath {
+    /// Member names, outermost first.
+    pub segments: Vec<String>,
+    /// Where.
+    pub loc: Loc,
+}
+
+impl ArgPath {
+    /// `args.` followed by the segments.
+    pub fn display(&self) -> String {
+        format!("args.{}", self.segments.join("."))
+    }
+}
+
+/// A policy constant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Const {
+    /// `null`
+    Null,
+    /// `true` / `false`
+    Bool(bool),
+    /// An exact decimal number.
+    Num(Number),
+    /// A string.
+    Str(String),
+}
+
+impl fmt::Display for Const {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Const::Null => f.write_str("null"),
+            Const::Bool(b) => write!(f, "{b}"),
+            Const::Num(n) => write!(f, "{n}"),
+            Const::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// An exact decimal number in JSON syntax: `-? int (. frac)? (e exp)?`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Number {
+    /// The JSON text.
+    pub text: String,
+}
+
+impl Number {
+    /// A number from JSON number text; None if it is not strict JSON syntax.
+    pub fn parse(text: &str) -> Option<Number> {
+        portcullis_runtime::json::Num::parse(text.as_bytes())?;
+        Some(Number {
+            text: text.to_string(),
+        })
+    }
+
+    /// A number from an integer.
+    pub fn from_u64(v: u64) -> Number {
+        Number {
+            text: v.to_string(),
+        }
+    }
+
+    /// The runtime view of this number.
+    pub fn num(&self) -> portcullis_runtime::json::Num<'_> {
+        portcullis_runtime::json::Num::parse(self.text.as_bytes())
+            .unwrap_or(portcullis_runtime::json::Num::ZERO)
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}

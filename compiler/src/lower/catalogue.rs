@@ -1,0 +1,321 @@
+//! The catalogue YAML form to IR.
+//!
+//! The form policy catalogues publish per tool (no `version` key):
+//!
+//! ```yaml
+//! tools:
+//!   importRefreshTokensWithId:
+//!     rules:
+//!       - action: allow
+//!         rate_limit: { max: 30, window: 60 }
+//!   deleteTenant:
+//!     rules:
+//!       - action: deny
+//!         reason: "Tenants are deleted by humans"
+//! ```
+//!
+//! `action: deny` denies with `reason`; `action: allow` admits the call,
+//! subject to its `rate_limit`: at most `max` calls in any `window` seconds
+//! (a sliding window), counted per agent session. Top-level `default`,
+//! `hide` and `description` mean what they mean in Intercept's form, and a
+//! `"*"` tool's rules apply to every call after the tool's own.
+
+use super::{PolicyBuilder, Str, check_keys, get, map_entries, seq_items, string_field};
+use crate::ir::{
+    Amount, Check, Counter, CounterId, Expr, Hide, Limit, Loc, NamePattern, Partition, Posture,
+    RuleKind, ServerPolicy, Tool, Window,
+};
+use crate::source::{Diagnostic, Span};
+use crate::syntax::yaml::{Node, Typed, typed};
+
+/// Largest window accepted, in seconds (a year).
+pub const MAX_WINDOW_SECONDS: u64 = 366 * 24 * 3600;
+
+/// Lowers a catalogue-form policy; None when there were errors.
+pub fn lower(
+    root: &Node,
+    mut b: PolicyBuilder,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ServerPolicy> {
+    let errors_before = diags.iter().filter(|d| d.is_error()).count();
+    let entries = map_entries(root, "the policy file", diags)?;
+    check_keys(
+        entries,
+        &["description", "default", "hide", "tools"],
+        "a catalogue-form policy",
+        diags,
+    );
+    if let Some(d) = get(entries, "description") {
+        b.policy.description = Some(string_field(d, "description", diags).text);
+    }
+    if let Some(d) = get(entries, "default") {
+        let s = string_field(d, "default", diags);
+        b.policy.default = match s.text.as_str() {
+            "allow" | "" => Posture::Allow,
+            "deny" => Posture::Deny,
+            other => {
+                diags.push(
+                    Diagnostic::error(
+                        format!("default must be \"allow\" or \"deny\", got {other:?}"),
+                        s.span,
+                    )
+                    .with_help("write `default: allow` or `default: deny`"),
+                );
+                Posture::Allow
+            }
+        };
+    }
+    let default_span = get(entries, "default").map_or(root.span, |d| d.span);
+    if let Some(h) = get(entries, "hide") {
+        for (i, item) in seq_items(h, "hide", diags)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let s = string_field(item, "a hide entry", diags);
+            if s.text.trim().is_empty() {
+                diags.push(Diagnostic::error(
+                    format!("hide[{i}]: entry must not be empty"),
+                    s.span,
+                ));
+                continue;
+            }
+            let rule = b.add_rule(
+                "(hidden)".into(),
+                format!("hide[{i}]"),
+                RuleKind::Hide,
+                s.span,
+            );
+            let pattern = if s.text == "*" {
+                NamePattern::All
+            } else {
+                NamePattern::Exact(s.text)
+            };
+            b.policy.hidden.push(Hide {
+                pattern,
+                rule,
+                loc: Loc(s.span),
+            });
+        }
+    }
+    b.policy.default_rule = b.add_rule(
+        "(default deny)".into(),
+        "default".into(),
+        RuleKind::DefaultDeny,
+        default_span,
+    );
+
+    let mut tools: Vec<(&str, Span, &Node)> = Vec::new();
+    if let Some(t) = get(entries, "tools") {
+        for (k, v) in map_entries(t, "tools", diags).unwrap_or(&[]) {
+            tools.push((&k.text, k.span, v));
+        }
+    }
+    tools.sort_by(|a, b| a.0.cmp(b.0));
+    for (tool, key_span, node) in tools {
+        let ids = lower_tool(tool, node, &mut b, diags);
+        if tool == "*" {
+            b.policy.wildcard = ids;
+        } else {
+            b.policy.tools.push(Tool {
+                patterns: vec![NamePattern::Exact(tool.to_string())],
+                rules: ids,
+                loc: Loc(key_span),
+            });
+        }
+    }
+    (diags.iter().filter(|d| d.is_error()).count() == errors_before).then(|| b.finish())
+}
+
+fn lower_tool(
+    tool: &str,
+    node: &Node,
+    b: &mut PolicyBuilder,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<crate::ir::RuleId> {
+    let ctx = format!("tools.{tool}");
+    let Some(entries) = map_entries(node, &ctx, diags) else {
+        return Vec::new();
+    };
+    check_keys(entries, &["rules"], &format!("tool `{tool}`"), diags);
+    let Some(rules) = get(entries, "rules") else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    for (i, r) in seq_items(rules, &format!("{ctx}.rules"), diags)
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        let label = format!("{ctx}.rules[{i}]");
+        let Some(re) = map_entries(r, &label, diags) else {
+            continue;
+        };
+        check_keys(
+            re,
+            &["name", "action", "reason", "rate_limit"],
+            "a catalogue rule",
+            diags,
+        );
+        let name = get(re, "name")
+            .map(|n| string_field(n, "name", diags).text)
+            .filter(|n| !n.is_empty());
+        let name = name.unwrap_or_else(|| label.clone());
+        let action = get(re, "action").map(|a| string_field(a, "action", diags));
+        let reason = get(re, "reason")
+            .map(|a| string_field(a, "reason", diags))
+            .filter(|s| !s.text.is_empty());
+        let id = b.add_rule(name.clone(), label.clone(), RuleKind::Rule, r.span);
+        match action.as_ref().map(|a| a.text.as_str()) {
+            Some("deny") => {
+                if let Some(rl) = get(re, "rate_limit") {
+                    diags.push(
+                        Diagnostic::error("a deny rule cannot have a rate_limit", rl.span)
+                            .with_help("a deny rule denies every call; put the rate_limit on an `action: allow` rule"),
+                    );
+                }
+                let message = reason.map_or_else(
+                    || {
+                        format!(
+                            "Tool {} is denied by policy",
+                            portcullis_runtime::policy::go_quote(tool)
+                        )
+                    },
+                    |r| r.text,
+                );
+                b.rule_mut(id).check = Some(Check {
+                    deny_when: Expr::Bool(true),
+                    message,
+                });
+            }
+            Some("allow") => {
+                if let Some(rl) = get(re, "rate_limit")
+                    && let Some(limit) = rate_limit(b, tool, &label, rl, reason.as_ref(), diags)
+                {
+                    b.rule_mut(id).limit = Some(limit);
+                }
+            }
+            Some(other) => {
+                let span = action.as_ref().map_or(r.span, |a| a.span);
+                diags.push(
+                    Diagnostic::error(format!("action must be \"allow\" or \"deny\", got {other:?}"), span)
+                        .with_help("catalogue rules `allow` (optionally rate-limited) or `deny`; Intercept's `evaluate` rules need `version: \"1\"`"),
+                );
+            }
+            None => diags.push(
+                Diagnostic::error(format!("{label}: rule needs an action"), r.span)
+                    .with_help("add `action: allow` or `action: deny`"),
+            ),
+        }
+        ids.push(id);
+    }
+    ids
+}
+
+fn whole(
+    node: Option<&Node>,
+    what: &str,
+    at: Span,
+    min: u64,
+    max: u64,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<u64> {
+    let Some(node) = node else {
+        diags.push(
+            Diagnostic::error(format!("rate_limit needs `{what}`"), at)
+                .with_help("write `rate_limit: { max: 30, window: 60 }` (window in seconds)"),
+        );
+        return None;
+    };
+    match typed(node) {
+        Ok(Typed::Num(n)) => match n.num().to_u64_exact() {
+            Some(v) if (min..=max).contains(&v) => Some(v),
+            _ => {
+                diags.push(
+                    Diagnostic::error(
+                        format!("rate_limit {what} must be a whole number from {min} to {max}"),
+                        node.span,
+                    )
+                    .with_help(format!(
+                        "write e.g. `{what}: {}`",
+                        if what == "max" { 30 } else { 60 }
+                    )),
+                );
+                None
+            }
+        },
+        Ok(_) => {
+            diags.push(
+                Diagnostic::error(format!("rate_limit {what} must be a number"), node.span)
+                    .with_help("write an unquoted whole number"),
+            );
+            None
+        }
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    }
+}
+
+fn rate_limit(
+    b: &mut PolicyBuilder,
+    tool: &str,
+    label: &str,
+    node: &Node,
+    reason: Option<&Str>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Limit> {
+    let entries = map_entries(node, "rate_limit", diags)?;
+    check_keys(entries, &["max", "window"], "rate_limit", diags);
+    let max = whole(
+        get(entries, "max"),
+        "max",
+        node.span,
+        1,
+        i64::MAX as u64,
+        diags,
+    );
+    let window = whole(
+        get(entries, "window"),
+        "window",
+        node.span,
+        1,
+        MAX_WINDOW_SECONDS,
+        diags,
+    );
+    let (max, window) = (max?, window?);
+    let server = b.policy.name.clone();
+    let scope = if tool == "*" { "*" } else { tool };
+    let counter = b.add_counter(Counter {
+        id: CounterId(0),
+        key: format!(
+            "{server}/{scope}.{}",
+            label.rsplit('.').next().unwrap_or(label)
+        ),
+        display: format!("{label}.rate_limit"),
+        window: Window::Sliding {
+            millis: window * 1000,
+        },
+        partition: Partition::Session,
+        loc: Loc(node.span),
+    });
+    let message = reason.map_or_else(
+        || {
+            let what = if tool == "*" {
+                "tool calls".to_string()
+            } else {
+                format!("calls to {tool}")
+            };
+            format!("Rate limit of {max} {what} per {window} seconds reached. Try again later.")
+        },
+        |r| r.text.clone(),
+    );
+    Some(Limit {
+        counter,
+        max,
+        amount: Amount::Const(1),
+        message,
+        loc: Loc(node.span),
+    })
+}

@@ -1,0 +1,233 @@
+//! Lowering: surface syntax (with spans) to the typed IR, one module per dialect.
+//!
+//! Front ends share [`PolicyBuilder`], which owns the rule table, counters and
+//! regexes of the policy being built, and a few helpers for reading YAML
+//! mappings strictly.
+
+pub mod catalogue;
+pub mod intercept;
+
+use crate::ir::{
+    CounterId, Dialect, Loc, Posture, Regex, RegexId, Rule, RuleId, RuleKind, ServerPolicy,
+};
+use crate::source::{Diagnostic, FileId, Span, did_you_mean};
+use crate::syntax::yaml::{Key, Node, NodeValue, Style};
+
+/// Accumulates the tables of one server policy.
+pub struct PolicyBuilder {
+    /// The policy so far (tables are appended to).
+    pub policy: ServerPolicy,
+}
+
+impl PolicyBuilder {
+    /// A builder for server `name` from `file`.
+    pub fn new(name: &str, file: FileId, path: &str, dialect: Dialect, digest: String) -> Self {
+        PolicyBuilder {
+            policy: ServerPolicy {
+                name: name.to_string(),
+                file,
+                path: path.to_string(),
+                dialect,
+                description: None,
+                default: Posture::Allow,
+                default_rule: RuleId(0),
+                hidden: Vec::new(),
+                tools: Vec::new(),
+                wildcard: Vec::new(),
+                rules: Vec::new(),
+                counters: Vec::new(),
+                regexes: Vec::new(),
+                digest,
+            },
+        }
+    }
+
+    /// Appends a rule-table entry and returns its id.
+    pub fn add_rule(&mut self, name: String, label: String, kind: RuleKind, span: Span) -> RuleId {
+        let id = RuleId(self.policy.rules.len() as u32);
+        self.policy.rules.push(Rule {
+            id,
+            name,
+            label,
+            kind,
+            check: None,
+            limit: None,
+            loc: Loc(span),
+        });
+        id
+    }
+
+    /// The rule with this id, for filling in its phases.
+    pub fn rule_mut(&mut self, id: RuleId) -> &mut Rule {
+        &mut self.policy.rules[id.0 as usize]
+    }
+
+    /// Appends a counter and returns its id.
+    pub fn add_counter(&mut self, mut counter: crate::ir::Counter) -> CounterId {
+        let id = CounterId(self.policy.counters.len() as u32);
+        counter.id = id;
+        self.policy.counters.push(counter);
+        id
+    }
+
+    /// Translates and adds a regex (Go/RE2 syntax; `flags` from a DSL literal),
+    /// reusing an identical one. On error returns the message and the span inside the pattern.
+    pub fn add_regex(
+        &mut self,
+        source: &str,
+        flags: &str,
+        span: Span,
+    ) -> Result<RegexId, crate::regex::RegexError> {
+        let re = crate::regex::translate_go_with_flags(source, flags)?;
+        crate::regex::build_regex(&re)?;
+        if let Some(existing) = self
+            .policy
+            .regexes
+            .iter()
+            .find(|r| r.translated == re.translated)
+        {
+            return Ok(existing.id);
+        }
+        let id = RegexId(self.policy.regexes.len() as u32);
+        self.policy.regexes.push(Regex {
+            id,
+            source: source.to_string(),
+            translated: re.translated,
+            loc: Loc(span),
+        });
+        Ok(id)
+    }
+
+    /// The finished policy.
+    pub fn finish(self) -> ServerPolicy {
+        self.policy
+    }
+}
+
+/// A string-valued field with its span.
+#[derive(Debug, Clone, Default)]
+pub struct Str {
+    /// The text.
+    pub text: String,
+    /// Where (the value, or the key when the value is absent).
+    pub span: Span,
+}
+
+/// Reads a mapping's entries, reporting every key not in `allowed`.
+/// `context` names the mapping in messages (`rule`, `condition`, ...).
+pub fn check_keys(
+    entries: &[(Key, Node)],
+    allowed: &[&str],
+    context: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (k, _) in entries {
+        if allowed.contains(&k.text.as_str()) {
+            continue;
+        }
+        let help = match did_you_mean(&k.text, allowed) {
+            Some(s) => format!(
+                "did you mean `{s}`? (unknown keys are errors: Intercept silently ignores them, so a typo would change the policy)"
+            ),
+            None => format!("allowed keys here: {}", allowed.join(", ")),
+        };
+        diags.push(
+            Diagnostic::error(format!("unknown key `{}` in {context}", k.text), k.span)
+                .with_help(help),
+        );
+    }
+}
+
+/// The entries of a mapping node, or a type error. A null node is an empty mapping.
+pub fn map_entries<'n>(
+    node: &'n Node,
+    context: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<&'n [(Key, Node)]> {
+    match &node.value {
+        NodeValue::Map(e) => Some(e),
+        _ if node.is_null() => Some(&[]),
+        _ => {
+            diags.push(
+                Diagnostic::intercept(
+                    format!(
+                        "parsing config file: {context} must be a mapping, found {}",
+                        node.kind_name()
+                    ),
+                    node.span,
+                )
+                .with_help(format!("write {context} as `key: value` lines")),
+            );
+            None
+        }
+    }
+}
+
+/// The items of a sequence node, or a type error. A null node is an empty list.
+pub fn seq_items<'n>(
+    node: &'n Node,
+    context: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<&'n [Node]> {
+    match &node.value {
+        NodeValue::Seq(items) => Some(items),
+        _ if node.is_null() => Some(&[]),
+        _ => {
+            diags.push(
+                Diagnostic::intercept(
+                    format!(
+                        "parsing config file: {context} must be a list, found {}",
+                        node.kind_name()
+                    ),
+                    node.span,
+                )
+                .with_help(format!("write {context} as `- item` lines or `[a, b]`")),
+            );
+            None
+        }
+    }
+}
+
+/// A string field: any scalar's source text (Intercept keeps `1.0` as "1.0"),
+/// null as "". A list or mapping is a type error.
+pub fn string_field(node: &Node, context: &str, diags: &mut Vec<Diagnostic>) -> Str {
+    match &node.value {
+        NodeValue::Scalar(s) => Str {
+            text: if s.style == Style::Plain && node.is_null() {
+                String::new()
+            } else {
+                s.text.clone()
+            },
+            span: node.span,
+        },
+        _ => {
+            diags.push(
+                Diagnostic::intercept(
+                    format!(
+                        "parsing config file: {context} must be a string, found {}",
+                        node.kind_name()
+                    ),
+                    node.span,
+                )
+                .with_help("write a single value here"),
+            );
+            Str {
+                text: String::new(),
+                span: node.span,
+            }
+        }
+    }
+}
+
+/// The entry for `key` in `entries`.
+pub fn get<'n>(entries: &'n [(Key, Node)], key: &str) -> Option<&'n Node> {
+    entries.iter().find(|(k, _)| k.text == key).map(|(_, v)| v)
+}
+
+/// The span of the key `key` in `entries`.
+pub fn key_span(entries: &[(Key, Node)], key: &str) -> Option<Span> {
+    entries
+        .iter()
+        .find(|(k, _)| k.text == key)
+        .map(|(k, _)| k.span)
+}

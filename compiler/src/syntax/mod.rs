@@ -1,0 +1,3 @@
+//! Surface syntax: source text to trees that keep every span.
+
+pub mod yaml;
