@@ -333,7 +333,7 @@ fn server_module(
     }
     fns.push(g.unlisted_fn());
     quote! {
-        #[allow(unused_imports, unused_variables, unused_mut, clippy::all)]
+        #[allow(unused_imports, unused_variables, unused_mut, unreachable_code, clippy::all)]
         pub mod #m {
             use portcullis_runtime::prelude::*;
 

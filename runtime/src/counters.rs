@@ -24,6 +24,96 @@ impl UnixMillis {
     }
 }
 
+impl UnixMillis {
+    /// Parses an RFC 3339 timestamp (`2026-01-15T10:30:00Z`, `...T23:30:00.5-02:00`).
+    pub fn parse_rfc3339(s: &str) -> Option<UnixMillis> {
+        let b = s.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let t = s.get(r)?;
+            t.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| t.parse().ok())?
+        };
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't' | b' ')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
+            return None;
+        }
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let mut i = 19;
+        let mut millis = 0i64;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            let frac = &s[start..i.min(start + 3)];
+            millis = frac.parse::<i64>().ok()? * 10i64.pow(3 - frac.len() as u32);
+        }
+        let offset = match b.get(i)? {
+            b'Z' | b'z' if i + 1 == b.len() => 0,
+            sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+                let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+                if *sign == b'+' { m } else { -m }
+            }
+            _ => return None,
+        };
+        let days = days_from_civil(y, mo, d);
+        let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset * 60;
+        Some(UnixMillis(secs * 1000 + millis))
+    }
+
+    /// Formats as RFC 3339 UTC with milliseconds (`2026-01-15T10:30:00.000Z`).
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.0.div_euclid(1000);
+        let ms = self.0.rem_euclid(1000);
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day number (inverse of `days_from_civil`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 /// A fixed bucket on the UTC calendar (Intercept's windows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Calendar {
@@ -484,6 +574,42 @@ mod tests {
             amount,
             limit,
         }
+    }
+
+    #[test]
+    fn rfc3339_round_trips() {
+        let t = UnixMillis::parse_rfc3339("2026-01-15T10:30:00Z").unwrap();
+        assert_eq!(t, UnixMillis(1_768_473_000_000));
+        assert_eq!(t.to_rfc3339(), "2026-01-15T10:30:00.000Z");
+        assert_eq!(
+            UnixMillis::parse_rfc3339("2026-01-15T23:30:00-02:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-01-16T01:30:00.000Z"
+        );
+        assert_eq!(
+            UnixMillis::parse_rfc3339("2026-01-15T10:30:59.999Z")
+                .unwrap()
+                .0
+                % 1000,
+            999
+        );
+        assert_eq!(
+            UnixMillis::parse_rfc3339("2026-01-15T10:31:00.5Z")
+                .unwrap()
+                .0
+                % 1000,
+            500
+        );
+        assert!(UnixMillis::parse_rfc3339("2026-13-15T10:30:00Z").is_none());
+        assert!(UnixMillis::parse_rfc3339("2026-01-15 10:30").is_none());
+        assert_eq!(UnixMillis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            UnixMillis::parse_rfc3339("2000-02-29T00:00:00Z")
+                .unwrap()
+                .to_rfc3339(),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 pub mod call;
 pub mod counters;
+pub mod filter;
 pub mod json;
 pub mod jsonrpc;
 pub mod ops;

@@ -1,0 +1,77 @@
+//! Compiles every policy the tests and benchmarks need into one generated module:
+//! the conformance cases whose policies Portcullis accepts, Intercept's corpus,
+//! and the benchmark policies.
+
+use std::path::{Path, PathBuf};
+
+use portcullis_compiler::codegen::{self, Options};
+use portcullis_compiler::source::FileId;
+use portcullis_compiler::syntax::yaml::{self, NodeValue};
+use portcullis_compiler::{Input, compile, load_dir};
+
+fn conformance_inputs(path: &Path) -> Vec<Input> {
+    let text = std::fs::read_to_string(path).expect("read conformance cases");
+    let root = yaml::parse(FileId(0), &text)
+        .expect("conformance file parses")
+        .expect("conformance file is not empty");
+    let Some(NodeValue::Seq(cases)) = root.get("cases").map(|c| &c.value) else {
+        panic!("no cases")
+    };
+    let mut inputs = Vec::new();
+    for case in cases {
+        let id = case
+            .get("id")
+            .and_then(|n| n.scalar())
+            .expect("case id")
+            .text
+            .clone();
+        let policy = case
+            .get("policy")
+            .and_then(|n| n.scalar())
+            .expect("case policy")
+            .text
+            .clone();
+        let input = Input {
+            server: id.clone(),
+            path: format!("conformance/{id}.yaml"),
+            text: policy,
+        };
+        // Only cases whose policy Portcullis accepts become compiled servers.
+        if compile(std::slice::from_ref(&input)).is_ok() {
+            inputs.push(input);
+        }
+    }
+    inputs
+}
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest.join("../..");
+    let cases = root.join("tests/conformance/intercept-conformance.yaml");
+    let corpus = root.join("tests/corpus/intercept/servers");
+    let benches = root.join("benches/policies");
+    for p in [&cases, &corpus, &benches] {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+    let mut inputs = conformance_inputs(&cases);
+    inputs.extend(load_dir(&corpus, Some("corpus")).expect("read corpus"));
+    inputs.extend(load_dir(&benches, Some("benches/policies")).expect("read bench policies"));
+    let output = compile(&inputs);
+    let set = match output.into_set() {
+        Ok(set) => set,
+        Err(o) => panic!("policies do not compile:\n{}", o.render()),
+    };
+    let generated = codegen::generate(
+        &set,
+        &Options {
+            env: "tests".into(),
+            little_endian: std::env::var("CARGO_CFG_TARGET_ENDIAN").map_or(true, |e| e == "little"),
+            embed_dfas: true,
+        },
+    );
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    for (name, bytes) in &generated.blobs {
+        std::fs::write(out.join(name), bytes).unwrap();
+    }
+    std::fs::write(out.join("policies.rs"), &generated.rust).unwrap();
+}

@@ -1,0 +1,23 @@
+//! Policies compiled to native code by this crate's build script, for the
+//! conformance, differential and allocation tests and the benchmarks.
+
+#[allow(missing_docs, dead_code, clippy::all, clippy::pedantic)]
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/policies.rs"));
+}
+
+pub use generated::POLICIES;
+
+use portcullis_runtime::Policy;
+
+/// The compiled policy for `server` (a conformance case id, a corpus file stem, a bench policy).
+pub fn compiled(server: &str) -> Option<&'static dyn Policy> {
+    POLICIES.iter().copied().find(|p| p.meta().server == server)
+}
+
+/// Path of a file in the repository, from this crate.
+pub fn repo_path(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
