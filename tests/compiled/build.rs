@@ -50,12 +50,14 @@ fn main() {
     let cases = root.join("tests/conformance/intercept-conformance.yaml");
     let corpus = root.join("tests/corpus/intercept/servers");
     let benches = root.join("benches/policies");
-    for p in [&cases, &corpus, &benches] {
+    let fixtures = root.join("tests/fixtures/catalogue");
+    for p in [&cases, &corpus, &benches, &fixtures] {
         println!("cargo:rerun-if-changed={}", p.display());
     }
     let mut inputs = conformance_inputs(&cases);
     inputs.extend(load_dir(&corpus, Some("corpus")).expect("read corpus"));
     inputs.extend(load_dir(&benches, Some("benches/policies")).expect("read bench policies"));
+    inputs.extend(load_dir(&fixtures, Some("tests/fixtures/catalogue")).expect("read fixtures"));
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,

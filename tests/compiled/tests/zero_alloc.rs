@@ -1,0 +1,199 @@
+//! Zero heap allocations per decision after warm-up, counted by a global
+//! allocator over 12,000 mixed calls from raw JSON-RPC lines: allows,
+//! denials, regexes, counters (reserve, commit, rollback), hidden and unknown
+//! tools, wrongly typed and malformed arguments.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use portcullis_compiled::compiled;
+use portcullis_runtime::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_runtime::jsonrpc::parse_tool_call;
+use portcullis_runtime::policy::{Effect, Env, FailMode, Outcome, Policy};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+// SAFETY: every method forwards to `System`, which upholds `GlobalAlloc`'s
+// contract; the only addition is an atomic counter increment, which neither
+// allocates nor touches the returned memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same layout contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: `ptr` came from `System` with `layout`; forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn line(id: usize, tool: &str, args: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
+    )
+}
+
+#[test]
+fn decisions_do_not_allocate() {
+    let stripe = compiled("fixture-valid-policy-stripe").expect("compiled");
+    let regex = compiled("op-regex-flags-and-lines").expect("compiled");
+    let nested = compiled("path-nested").expect("compiled");
+    let hidden = compiled("rl-default-deny-and-hidden-calls-not-counted").expect("compiled");
+    let everything: Vec<(&dyn Policy, String)> = vec![
+        (
+            stripe,
+            line(1, "create_charge", r#"{"amount": 100, "currency": "usd"}"#),
+        ),
+        (
+            stripe,
+            line(
+                2,
+                "create_charge",
+                r#"{"amount": 60000, "currency": "usd"}"#,
+            ),
+        ),
+        (
+            stripe,
+            line(
+                3,
+                "create_charge",
+                r#"{"amount": "100", "currency": ["usd"]}"#,
+            ),
+        ),
+        (
+            stripe,
+            line(20, "create_charge", r#"{"amount": -5, "currency": "usd"}"#),
+        ),
+        (
+            stripe,
+            line(
+                4,
+                "create_charge",
+                r#"{"amount": 1e400, "currency": "eur", "x": {"y": [1, {"z": null}]}}"#,
+            ),
+        ),
+        (stripe, line(5, "create_refund", r#"{"amount": 100}"#)),
+        (stripe, line(6, "delete_customer", r#"{}"#)),
+        (stripe, line(7, "create_issue", r#"{"title": "t"}"#)),
+        (stripe, line(8, "some_unknown_tool", r#"{"a": 1}"#)),
+        (
+            stripe,
+            line(
+                9,
+                "create_charge",
+                r#"{"amount": 100, "amount": 200, "currency": "usd"}"#,
+            ),
+        ),
+        (stripe, line(10, "create_charge", r#"[1, 2]"#)),
+        (
+            stripe,
+            line(11, "create_charge", r#"{"amount": 100, "currency": "usd""#),
+        ),
+        (regex, line(12, "ci", r#"{"s": "MAIN"}"#)),
+        (regex, line(13, "lines", r#"{"s": "bar\nfoo"}"#)),
+        (regex, line(14, "dot", r#"{"s": "a\u00e9b"}"#)),
+        (
+            nested,
+            line(15, "send", r#"{"recipient": {"email": "a@example.com"}}"#),
+        ),
+        (
+            nested,
+            line(16, "send", r#"{"recipient": "a@example.com"}"#),
+        ),
+        (hidden, line(17, "secret", r#"{}"#)),
+        (hidden, line(18, "unlisted", r#"{}"#)),
+        (hidden, line(19, "ok", r#"{}"#)),
+    ];
+    let counters = MemoryCounters::new();
+    let start = UnixMillis::parse_rfc3339("2026-01-15T10:30:00Z").unwrap();
+    let mut outcomes = std::collections::BTreeMap::new();
+    let mut run = |round: usize, record: bool| {
+        for (i, (policy, raw)) in everything.iter().enumerate() {
+            let env = Env {
+                counters: &counters,
+                // Crosses minute, hour and day boundaries as the rounds go on.
+                now: UnixMillis(start.0 + (round as i64) * 7_919),
+                session: 1,
+                fail_mode: FailMode::Closed,
+            };
+            match parse_tool_call(raw.as_bytes()) {
+                Ok(call) => {
+                    let d = policy.decide(&call, &env);
+                    if d.effect() == Effect::Allow {
+                        if (round + i) % 3 == 0 {
+                            counters.rollback(&d.ticket);
+                        } else {
+                            counters.commit(&d.ticket);
+                        }
+                    }
+                    if record {
+                        outcomes
+                            .entry(format!("{:?}", d.outcome))
+                            .and_modify(|n| *n += 1)
+                            .or_insert(1usize);
+                    }
+                }
+                Err(r) => {
+                    if record {
+                        outcomes
+                            .entry(format!("rejected {}", r.code))
+                            .and_modify(|n| *n += 1)
+                            .or_insert(1usize);
+                    }
+                }
+            }
+        }
+    };
+    // Warm-up: thread-local buffers, counter cells, lazily loaded regex DFAs.
+    for round in 0..50 {
+        run(round, false);
+    }
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let rounds = 12_000 / everything.len() + 1;
+    for round in 50..50 + rounds {
+        run(round, false);
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    // The mix really covers every kind of outcome (counted outside the measured loop).
+    for round in 50 + rounds..80 + rounds {
+        run(round, true);
+    }
+    for kind in [
+        format!("{:?}", Outcome::Limit),
+        format!("{:?}", Outcome::BadAmount),
+        format!("{:?}", Outcome::Allowed),
+        format!("{:?}", Outcome::Check),
+        format!("{:?}", Outcome::Hidden),
+        format!("{:?}", Outcome::NotPermitted),
+        "rejected -32602".to_string(),
+    ] {
+        assert!(
+            outcomes.contains_key(&kind),
+            "the mix never produced {kind}: {outcomes:?}"
+        );
+    }
+    assert_eq!(
+        allocations,
+        0,
+        "{allocations} allocations in {} decisions",
+        rounds * everything.len()
+    );
+}
