@@ -41,7 +41,6 @@ fn unlimited_counters(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
             .iter()
             .any(|r| r.limit.as_ref().is_some_and(|l| l.counter == c.id));
         if !limited {
-            let name = c.display.rsplit('.').next().unwrap_or(&c.display);
             out.push(
                 Diagnostic::error(
                     format!("counter `{}` is never incremented, so its limit can never take effect", c.display),
@@ -50,8 +49,7 @@ fn unlimited_counters(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
                 .with_help(format!(
                     "a counter counts only through an `lt` or `lte` condition on itself in the same rule: add `{{path: {}, op: lte, value: N}}` to this rule (Intercept silently never counts it)",
                     c.display
-                ))
-                .with_label(c.loc.0, format!("`{name}` declared here")),
+                )),
             );
         }
     }
