@@ -241,16 +241,13 @@ fn calls(shape: &Shape) -> impl Strategy<Value = Vec<Call>> {
             for (i, v, escaped) in sets {
                 let mut path = paths[i].clone();
                 if escaped && noise % 3 == 0 {
-                    // Same key with its letters \u-escaped: must mean the same member.
-                    let mut j = J::Obj(Vec::new());
-                    j.set(&path, v.clone());
-                    if let J::Obj(mut m) = j {
-                        if let Some((k, val)) = m.pop() {
-                            let k = escape(&path[0], true);
-                            if let J::Obj(members) = &mut obj {
-                                members.push((k, val));
-                            }
-                        }
+                    // The top-level key with its letters \u-escaped: the same member to every parser.
+                    let mut wrapped = J::Obj(Vec::new());
+                    wrapped.set(&path, v);
+                    if let (J::Obj(mut m), J::Obj(members)) = (wrapped, &mut obj)
+                        && let Some((_, val)) = m.pop()
+                    {
+                        members.push((escape(&path[0], true), val));
                     }
                     continue;
                 }
@@ -259,10 +256,10 @@ fn calls(shape: &Shape) -> impl Strategy<Value = Vec<Call>> {
                 }
                 obj.set(&path, v);
             }
-            if noise % 5 == 0 {
-                if let J::Obj(m) = &mut obj {
-                    m.push(("noise".into(), J::Arr(vec![J::Null])));
-                }
+            if noise % 5 == 0
+                && let J::Obj(m) = &mut obj
+            {
+                m.push(("noise".into(), J::Arr(vec![J::Null])));
             }
             let mut s = String::new();
             obj.write(&mut s);
