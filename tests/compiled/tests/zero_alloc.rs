@@ -136,7 +136,7 @@ fn decisions_do_not_allocate() {
                 Ok(call) => {
                     let d = policy.decide(&call, &env);
                     if d.effect() == Effect::Allow {
-                        if (round + i) % 3 == 0 {
+                        if (round + i).is_multiple_of(3) {
                             counters.rollback(&d.ticket);
                         } else {
                             counters.commit(&d.ticket);
