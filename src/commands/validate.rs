@@ -1,13 +1,11 @@
 //! `portcullis validate`: diagnostics with file, line, column and a fix.
 
-use std::path::Path;
-
 use crate::cli::ValidateArgs;
 
 /// Validates the given files and directories; 0 when valid, 1 otherwise.
 #[cfg(feature = "dynamic")]
 pub fn run(args: &ValidateArgs) -> i32 {
-    let mut paths: Vec<&Path> = args.paths.iter().map(|p| p.as_path()).collect();
+    let mut paths: Vec<&std::path::Path> = args.paths.iter().map(|p| p.as_path()).collect();
     if let Some(c) = &args.config {
         paths.insert(0, c);
     }
