@@ -18,7 +18,7 @@ use portcullis_compiled::{compiled, repo_path};
 use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{compile, load_file};
 use portcullis_runtime::call::ToolCall;
-use portcullis_runtime::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_runtime::counters::{MemoryCounters, UnixMillis};
 use portcullis_runtime::json::Strictness;
 use portcullis_runtime::jsonrpc::parse_tool_call;
 use portcullis_runtime::policy::{Env, FailMode, Outcome, Policy};

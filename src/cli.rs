@@ -1,16 +1,30 @@
-//! The command line (clap). Flags match Intercept's where they overlap.
+//! The command line (clap). Flags match Intercept's where they overlap
+//! (`-c`, `--transport`, `--upstream`, `--header`, `--bind`, `--port`,
+//! `--state-dir`, `--state-dsn`, `--state-prefix`, `--state-fail-mode`,
+//! `--log-level`, `-- CMD`).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Portcullis: policy enforcement for MCP servers, compiled into the binary.
+///
+/// With no subcommand it runs the proxy: an MCP client starts
+/// `portcullis [flags] -- CMD ARGS...` instead of the server, and every
+/// `tools/call` is checked against the policy.
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to do (no subcommand: run the proxy).
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Proxy options.
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+    /// The MCP server to run, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub server_command: Vec<OsString>,
 }
 
 /// Subcommands.
@@ -20,6 +34,81 @@ pub enum Command {
     Validate(ValidateArgs),
     /// List the policies compiled into this binary: environment, servers, digests.
     Policies,
+    /// Run one real MCP session through the proxy and the embedded default policy, and show each decision.
+    Demo(DemoArgs),
+}
+
+/// Which transport faces the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// The client speaks on stdin/stdout.
+    Stdio,
+    /// A local Streamable HTTP endpoint.
+    Http,
+    /// Legacy HTTP+SSE (Intercept's `sse`).
+    Sse,
+}
+
+/// What to do when the counter store fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailModeArg {
+    /// Deny calls that need a counter.
+    Closed,
+    /// Let them through uncounted.
+    Open,
+}
+
+/// Options of the proxy.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The embedded server policy to enforce (see `portcullis policies`).
+    #[arg(long, value_name = "NAME", conflicts_with = "config")]
+    pub server: Option<String>,
+    /// Enforce a policy file read at start-up (development builds only).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Transport facing the client.
+    #[arg(long, value_enum, default_value_t = Transport::Stdio)]
+    pub transport: Transport,
+    /// A remote MCP server (Streamable HTTP) instead of a command.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// An HTTP header for the upstream, `Name: value` (repeatable).
+    #[arg(long, value_name = "K: V")]
+    pub header: Vec<String>,
+    /// Address of the local HTTP endpoint.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Port of the local HTTP endpoint (0: any free port).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Keep counters in SQLite files in this directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "state_dsn")]
+    pub state_dir: Option<PathBuf>,
+    /// Keep counters in Redis (`redis://[user:pass@]host:port/db`).
+    #[arg(long, value_name = "DSN")]
+    pub state_dsn: Option<String>,
+    /// A prefix for every counter key.
+    #[arg(long, value_name = "P", default_value = "")]
+    pub state_prefix: String,
+    /// What to do when the counter store fails.
+    #[arg(long, value_enum, default_value_t = FailModeArg::Closed)]
+    pub state_fail_mode: FailModeArg,
+    /// Append one JSON line per decision to this file.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// error, warn, info or debug (logs go to stderr).
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Largest message accepted in either direction, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = portcullis_runtime::proxy::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_size: usize,
+    /// Answer and roll back a request the server has not answered after this many seconds (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub upstream_timeout: f64,
+    /// After the client disconnects, seconds the server has to exit before SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub shutdown_grace: f64,
 }
 
 /// `portcullis validate`.
@@ -34,4 +123,15 @@ pub struct ValidateArgs {
     /// Treat warnings as errors.
     #[arg(long)]
     pub deny_warnings: bool,
+}
+
+/// `portcullis demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The embedded policy to use.
+    #[arg(long, default_value = "everything")]
+    pub server: String,
+    /// The MCP server command (default: `npx -y @modelcontextprotocol/server-everything`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
 }

@@ -16,12 +16,15 @@ fn main() {
         Err(e) => e.exit(),
     };
     let code = match cli.command {
-        Some(Command::Validate(args)) => commands::validate::run(&args),
+        Some(Command::Validate(ref args)) => commands::validate::run(args),
         Some(Command::Policies) => commands::policies::run(),
-        None => {
+        Some(Command::Demo(ref args)) => commands::demo::run(args),
+        None if cli.server_command.is_empty() && std::env::args_os().len() == 1 => {
+            // No arguments at all: help, as Intercept does.
             let _ = Cli::command().version(version).print_help();
             0
         }
+        None => commands::run::run(cli),
     };
     std::process::exit(code);
 }

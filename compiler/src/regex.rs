@@ -21,7 +21,9 @@
 //! # Go semantics reproduced
 //!
 //! - `\d`, `\w`, `\s`, `\b`, `\B` and their negations are ASCII-only. Go's `\s` is
-//!   `[\t\n\f\r ]` (no `\v`). `\b`/`\B` become `(?-u:\b)`/`(?-u:\B)`, which dense DFAs support.
+//!   `[\t\n\f\r ]` (no `\v`). `\b`/`\B` become `(?-u:\b)`/`(?-u:\B)`, which dense DFAs support;
+//!   a pattern using `\B` is also anchored to advance whole characters (see
+//!   [`translate_go_with_flags`]), because `(?-u:\B)` alone also holds inside a character.
 //! - `(?i)\w` also matches `ſ` (U+017F) and `K` (U+212A), as in Go, because the ASCII class is
 //!   emitted in Unicode mode and case-folded like Go's `appendFoldedClass`.
 //! - Bracket classes: `[` inside a class is a literal, `&&`/`--`/`~~` are literals, `]` first is
@@ -49,8 +51,11 @@
 //!   package, so code points assigned in one version but not the other may classify differently.
 //! - Unicode class names are matched loosely (case, `_`, `-` and spaces ignored; aliases such
 //!   as `Latn` accepted), like recent Go releases; older Go releases reject some of these.
-//! - Go applies a repetition operator after a flag group to the preceding atom (`a(?i)*`);
-//!   regex-syntax rejects that, so such (odd) patterns are reported as errors.
+//! - Go applies a repetition operator that follows a flag group to the atom before the group
+//!   (`a(?i)*` is `a*`); the flags are moved after the operator. If that moves a `(?U)` past
+//!   the operator, its greediness differs from Go's, which never changes whether a pattern
+//!   matches. A second operator separated from the first only by a flag group or an empty
+//!   `\Q\E` (`a+(?i)?`, Go's `(?:a+)?`) is rejected, although Go accepts it.
 //! - Capture names that regex-syntax cannot keep (starting with a digit, or repeated, both legal
 //!   in Go) become unnamed groups; names never affect whether a pattern matches.
 
@@ -196,10 +201,12 @@ pub fn build_regex(re: &GoRegex) -> Result<::regex::Regex, RegexError> {
 
 /// Build a dense DFA for unanchored is-match search and serialise it for the given endianness
 /// (little_endian = true for x86_64). Returns None if the DFA would exceed `size_limit` bytes
-/// (callers fall back to regex::Regex at run time). Use dense::Config with minimize(false) unless cheap,
-/// StartKind::Unanchored (or Both), and match_kind All is NOT needed; earliest-match search is fine for is_match.
+/// (callers fall back to regex::Regex at run time).
 ///
-/// The returned bytes carry no alignment padding; see [`load_dfa`] for how to embed them.
+/// The DFA has only an unanchored start state and the default leftmost-first match kind, and
+/// is not minimised (minimisation costs several times the build time and barely shrinks these
+/// DFAs). Search it with [`dfa_is_match`] (an earliest-match search). The returned bytes carry
+/// no alignment padding; see [`load_dfa`] for how to embed them.
 pub fn build_dfa_bytes(
     re: &GoRegex,
     little_endian: bool,
@@ -438,6 +445,16 @@ struct Translator<'p> {
     names: HashSet<&'p str>,
     /// Whether `\B` was used (see the wrapping in `translate_go_with_flags`).
     ascii_not_word_boundary: bool,
+    /// Flag-only groups like `(?i)` not yet emitted. Go applies a repetition operator that
+    /// follows them to the atom before them (`a(?i)*` is `a*`), which regex-syntax rejects,
+    /// so they are emitted after any such operator, just before the next atom. Moving flags
+    /// past an operator changes no atom they apply to.
+    pending_flags: Out,
+    /// The last thing emitted was a repetition operator.
+    after_repetition: bool,
+    /// A flag-only group or empty `\Q\E` came after the last emitted token (Go then starts
+    /// a new repetition rather than extending the previous operator).
+    separated: bool,
 }
 
 impl<'p> Translator<'p> {
@@ -447,6 +464,9 @@ impl<'p> Translator<'p> {
             out: Out::default(),
             names: HashSet::new(),
             ascii_not_word_boundary: false,
+            pending_flags: Out::default(),
+            after_repetition: false,
+            separated: false,
         }
     }
 
@@ -460,8 +480,18 @@ impl<'p> Translator<'p> {
         while let Some(c) = self.char_at(i) {
             i = match c {
                 '(' if self.pat[i..].starts_with("(?") => self.group_open(i)?,
-                '(' | ')' | '|' | '^' | '$' | '.' | '*' | '+' | '?' => {
-                    self.out.push(c.encode_utf8(&mut [0; 4]), i..i + 1);
+                '*' | '+' | '?' => {
+                    // A directly following `?` makes the operator non-greedy (part of it).
+                    let end = if self.pat[i + 1..].starts_with('?') {
+                        i + 2
+                    } else {
+                        i + 1
+                    };
+                    self.repetition(&self.pat[i..end], i..end)?;
+                    end
+                }
+                '(' | ')' | '|' | '^' | '$' | '.' => {
+                    self.atom(c.encode_utf8(&mut [0; 4]), i..i + 1);
                     i + 1
                 }
                 '[' => self.class(i)?,
@@ -469,12 +499,42 @@ impl<'p> Translator<'p> {
                 '\\' => self.escape(i)?,
                 _ => {
                     let end = i + c.len_utf8();
-                    self.out.push(&literal(c as u32), i..end);
+                    self.atom(&literal(c as u32), i..end);
                     end
                 }
             };
         }
+        self.flush_flags();
         Ok(())
+    }
+
+    /// Emits anything except a repetition operator or a flag-only group.
+    fn atom(&mut self, s: &str, from: Range<usize>) {
+        self.flush_flags();
+        self.out.push(s, from);
+        self.after_repetition = false;
+        self.separated = false;
+    }
+
+    /// Emits a repetition operator (with its non-greedy `?`, if any).
+    fn repetition(&mut self, s: &str, from: Range<usize>) -> Result<(), RegexError> {
+        if self.after_repetition && self.separated {
+            // Go reads `a+(?i)?` or `a+\Q\E?` as `(?:a+)?`; emitting the operators side by
+            // side would instead read as a non-greedy `+?` (or be rejected), so refuse.
+            return Err(RegexError::at(
+                "repetition of a repetition is not supported",
+                from,
+            ));
+        }
+        self.out.push(s, from);
+        self.after_repetition = true;
+        self.separated = false;
+        Ok(())
+    }
+
+    fn flush_flags(&mut self) {
+        let pending = std::mem::take(&mut self.pending_flags);
+        self.out.append(pending);
     }
 
     /// A backslash outside a class, in Go's order: assertions and `\Q`, Unicode classes,
@@ -499,20 +559,20 @@ impl<'p> Translator<'p> {
             _ => None,
         };
         if let Some(s) = fixed {
-            self.out.push(s, i..end);
+            self.atom(s, i..end);
             return Ok(end);
         }
         if c == 'p' || c == 'P' {
             let (set, end) = self.unicode_class(i)?;
-            self.out.push(&set.standalone(), i..end);
+            self.atom(&set.standalone(), i..end);
             return Ok(end);
         }
         if let Some(set) = perl_class(c) {
-            self.out.push(&set.standalone(), i..end);
+            self.atom(&set.standalone(), i..end);
             return Ok(end);
         }
         let (cp, end) = self.escaped_char(i)?;
-        self.out.push(&literal(cp), i..end);
+        self.atom(&literal(cp), i..end);
         Ok(end)
     }
 
@@ -523,9 +583,13 @@ impl<'p> Translator<'p> {
             Some(k) => (body + k, body + k + 2),
             None => (self.pat.len(), self.pat.len()),
         };
+        if body == body_end {
+            // Like a flag group, an empty quote separates an atom from its operator.
+            self.separated = true;
+        }
         for (k, c) in self.pat[body..body_end].char_indices() {
             let at = body + k;
-            self.out.push(&literal(c as u32), at..at + c.len_utf8());
+            self.atom(&literal(c as u32), at..at + c.len_utf8());
         }
         next
     }
@@ -706,7 +770,7 @@ impl<'p> Translator<'p> {
             items.push_str(&class_range(lo, hi));
         }
         p += 1;
-        self.out.push(&Set::new(items, negated).standalone(), i..p);
+        self.atom(&Set::new(items, negated).standalone(), i..p);
         Ok(p)
     }
 
@@ -722,12 +786,14 @@ impl<'p> Translator<'p> {
     /// A `{` outside a class: a counted repetition if Go can parse one, else a literal.
     fn brace(&mut self, i: usize) -> Result<usize, RegexError> {
         let Some((min, max, end)) = parse_repeat(self.pat.as_bytes(), i) else {
-            self.out.push(r"\{", i..i + 1);
+            self.atom(r"\{", i..i + 1);
             return Ok(i + 1);
         };
         if min > MAX_REPEAT || max.is_some_and(|m| m > MAX_REPEAT) {
             return Err(RegexError::at(REPEAT_TOO_BIG, i..end));
         }
+        // A directly following `?` makes the operator non-greedy (part of it).
+        let lazy = self.pat[end..].starts_with('?');
         let text = match max {
             None => format!("{{{min},}}"),
             Some(m) if m < min => {
@@ -739,7 +805,12 @@ impl<'p> Translator<'p> {
             Some(m) if m == min => format!("{{{min}}}"),
             Some(m) => format!("{{{min},{m}}}"),
         };
-        self.out.push(&text, i..end);
+        let (text, end) = if lazy {
+            (text + "?", end + 1)
+        } else {
+            (text, end)
+        };
+        self.repetition(&text, i..end)?;
         Ok(end)
     }
 
@@ -776,7 +847,7 @@ impl<'p> Translator<'p> {
             } else {
                 "(".to_string()
             };
-            self.out.push(&open, i..end);
+            self.atom(&open, i..end);
             return Ok(end);
         }
 
@@ -813,7 +884,12 @@ impl<'p> Translator<'p> {
                     } else {
                         format!("(?{on}-{off}{c}")
                     };
-                    self.out.push(&text, i..p);
+                    if c == ':' {
+                        self.atom(&text, i..p);
+                    } else {
+                        self.pending_flags.push(&text, i..p);
+                        self.separated = true;
+                    }
                     return Ok(p);
                 }
                 c if c.is_ascii_alphabetic() && c != 'P' => {
@@ -1113,6 +1189,15 @@ mod tests {
             (r"(?ii)a", "A", true),
             (r"(?i-i)a", "A", false),
             (r"(?)a", "a", true),
+            // Go repeats the atom before a flag group.
+            (r"^a(?i)*b$", "aaaB", true),
+            (r"^a(?i)*b$", "B", true),
+            (r"^a(?i)*b$", "AB", false),
+            (r"^a(?i)(?s)+.$", "aa\n", true),
+            (r"^a(?i)\Q\E{2}$", "aa", true),
+            (r"a(?i)|b", "B", true),
+            (r"^a(?i)*?b$", "aB", true),
+            (r"^a(?i){2}?b$", "aaB", true),
             (r"(?U)^a+?$", "aaa", true),
             (r"^a+?b$", "aaab", true),
             (r"(?i)straße", "STRASSE", false),
@@ -1296,6 +1381,7 @@ mod tests {
         assert_eq!(t(r"(?i-s:x)"), r"(?i-s:x)");
         assert_eq!(t(r"(?P<n>x)"), r"(?P<n>x)");
         assert_eq!(t(r"\B"), r"\A(?s:.)*?(?:(?-u:\B))");
+        assert_eq!(t(r"a(?i)(?-s)*?b"), r"a*?(?i)(?-s)b");
     }
 
     #[test]
@@ -1349,6 +1435,16 @@ mod tests {
             (r"ab)", "unopened group"),
             (r"*a", "repetition operator missing expression"),
             (r"a|*", "repetition operator missing expression"),
+            (r"(?i)*a", "repetition operator missing expression"),
+            (r"a+(?i)?", "repetition of a repetition is not supported"),
+            (r"a+(?)?", "repetition of a repetition is not supported"),
+            (r"a+\Q\E?", "repetition of a repetition is not supported"),
+            (
+                r"a{2}(?s){3}",
+                "repetition of a repetition is not supported",
+            ),
+            (r"a|(?i)+", "repetition operator missing expression"),
+            (r"a(?i)*+", "invalid nested repetition operator"),
         ];
         let mut failures = Vec::new();
         for &(pattern, message) in cases {
@@ -1401,6 +1497,23 @@ mod tests {
         // from_bytes insists on 4-byte alignment.
         let copy = AlignedCopy::new(&[&[0u8][..], &native[..]].concat());
         assert!(load_dfa(&copy.bytes()[1..]).is_err());
+    }
+
+    /// The wrapper generated code uses to embed DFA bytes (see `load_dfa`).
+    #[repr(C)]
+    struct Aligned<B: ?Sized> {
+        _align: [u32; 0],
+        bytes: B,
+    }
+
+    #[test]
+    fn aligned_wrapper_aligns_embedded_bytes() {
+        static EMBEDDED: &Aligned<[u8]> = &Aligned {
+            _align: [],
+            bytes: *b"0123456789",
+        };
+        assert_eq!(EMBEDDED.bytes.as_ptr().align_offset(4), 0);
+        assert_eq!(&EMBEDDED.bytes, b"0123456789");
     }
 
     #[test]

@@ -1104,6 +1104,29 @@ impl<'a> Num<'a> {
         }
     }
 
+    /// The value as `digits[e<exp>]` (value = digits x 10^exp, no leading or
+    /// trailing zeros in `digits`): one spelling per value, for hashing.
+    pub fn canonical_text(&self) -> String {
+        match self.norm() {
+            None => "0".to_string(),
+            Some((first, end, e)) => {
+                let mut s = String::new();
+                if self.neg {
+                    s.push('-');
+                }
+                for i in first..end {
+                    s.push(self.digit(i) as char);
+                }
+                let exp = e - (end - first) as i64;
+                if exp != 0 {
+                    s.push('e');
+                    s.push_str(&exp.to_string());
+                }
+                s
+            }
+        }
+    }
+
     /// True when the value has no fractional part.
     pub fn is_integer(&self) -> bool {
         match self.norm() {
@@ -1172,6 +1195,16 @@ mod tests {
         ] {
             assert!(Num::parse(bad.as_bytes()).is_none(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn canonical_text_is_one_spelling_per_value() {
+        assert_eq!(n("1000000").canonical_text(), "1e6");
+        assert_eq!(n("1e6").canonical_text(), "1e6");
+        assert_eq!(n("12").canonical_text(), "12");
+        assert_eq!(n("0.50").canonical_text(), "5e-1");
+        assert_eq!(n("-0.0").canonical_text(), "0");
+        assert_eq!(n("-12.5").canonical_text(), "-125e-1");
     }
 
     #[test]

@@ -80,6 +80,20 @@ impl<'a> Envelope<'a> {
         Self::read_validated(raw)
     }
 
+    /// Reads a message from a peer the proxy does not police (the server):
+    /// well-formed JSON is enough, and with duplicate members the last wins.
+    pub fn parse_lenient(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {
+        validate(
+            raw,
+            Strictness {
+                max_depth: 1024,
+                ..Strictness::LENIENT
+            },
+        )
+        .map_err(json_rejection)?;
+        Self::read_validated(raw)
+    }
+
     /// Reads the members of a message already validated as JSON (duplicate
     /// and case checks are the caller's business).
     fn read_validated(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {

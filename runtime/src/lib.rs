@@ -19,6 +19,7 @@ pub mod json;
 pub mod jsonrpc;
 pub mod ops;
 pub mod policy;
+pub mod proxy;
 pub mod regex;
 
 pub use call::ToolCall;

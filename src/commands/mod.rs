@@ -1,4 +1,6 @@
-//! One module per subcommand.
+//! One module per subcommand; `run` is the proxy (no subcommand).
 
+pub mod demo;
 pub mod policies;
+pub mod run;
 pub mod validate;

@@ -1,0 +1,34 @@
+//! The enforcing MCP proxy.
+//!
+//! - [`session`]: transport-independent enforcement (decisions, requests in
+//!   flight, counters commit/rollback, `tools/list` filtering, strictness);
+//! - [`stdio`]: the stdio transport to a child process;
+//! - [`respond`]: denials and JSON-RPC errors;
+//! - [`audit`]: the decision log;
+//! - [`lines`]: bounded newline framing;
+//! - [`log`]: stderr logging.
+
+pub mod audit;
+pub mod lines;
+pub mod log;
+pub mod respond;
+pub mod session;
+pub mod stdio;
+
+/// Default limit on one message in either direction (16 MiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// A random 128-bit session id from the OS's randomness (via std's hasher seeds).
+pub fn random_session_id() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let word = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    };
+    (u128::from(word()) << 64) | u128::from(word())
+}

@@ -1,0 +1,569 @@
+//! Enforcement for one MCP session, independent of the transport.
+//!
+//! A transport hands every message from the client to [`Session::from_client`]
+//! and every message from the server to [`Session::from_server`], and does
+//! what the returned [`Outcome`] says: forward bytes (the original bytes,
+//! unless a `tools/list` result was filtered) and/or answer the sender. The
+//! session keeps the client's requests in flight, keyed by the JSON value of
+//! their id, so each answer settles the counters of the call it belongs to
+//! and `tools/list` answers are filtered.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::audit::{AuditLog, Event, Verdict};
+use super::log::Log;
+use super::respond;
+use crate::counters::{Counters, Ticket, UnixMillis};
+use crate::filter::filter_tools_list;
+use crate::json::{Strictness, Val, Value, validate};
+use crate::jsonrpc::{Envelope, INVALID_REQUEST, PARSE_ERROR};
+use crate::policy::{Effect, Env, FailMode, Policy};
+
+/// JSON-RPC error code for "the upstream did not answer in time".
+pub const UPSTREAM_TIMEOUT: i32 = -32001;
+/// JSON-RPC error code for "the upstream went away".
+pub const UPSTREAM_GONE: i32 = -32000;
+/// JSON-RPC error code for an upstream answer the proxy refused to pass on.
+pub const UPSTREAM_BAD_ANSWER: i32 = -32603;
+
+/// A request id compared by JSON value: `1`, `1.0` and `1e0` are one id;
+/// `"1"` is another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    /// A number, in canonical form.
+    Num(String),
+    /// A string, decoded.
+    Str(String),
+}
+
+impl IdKey {
+    /// The key of a request id; None unless it is a string or a number.
+    pub fn of(v: Value<'_>) -> Option<IdKey> {
+        match v.val() {
+            Val::Num(n) => Some(IdKey::Num(n.canonical_text())),
+            Val::Str(s) => Some(IdKey::Str(s.chars().collect())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// An allowed `tools/call` holding counter reservations.
+    Call(Box<Ticket>),
+    /// A `tools/list`: its answer is filtered.
+    List,
+    /// Any other request.
+    Other,
+    /// Timed out and answered by the proxy; a late answer is dropped.
+    Abandoned,
+}
+
+#[derive(Debug)]
+struct Pending {
+    kind: Kind,
+    since: Instant,
+    raw_id: Vec<u8>,
+}
+
+/// What to do with one message.
+#[derive(Debug, Default)]
+pub struct Outcome<'a> {
+    /// Bytes to pass on to the other side (without the newline).
+    pub forward: Option<Cow<'a, [u8]>>,
+    /// Bytes to send back to the side the message came from.
+    pub reply: Option<Vec<u8>>,
+}
+
+impl<'a> Outcome<'a> {
+    fn forward(bytes: &'a [u8]) -> Outcome<'a> {
+        Outcome {
+            forward: Some(Cow::Borrowed(bytes)),
+            reply: None,
+        }
+    }
+
+    fn reply(bytes: Vec<u8>) -> Outcome<'a> {
+        Outcome {
+            forward: None,
+            reply: Some(bytes),
+        }
+    }
+}
+
+/// Messages the proxy originates when requests expire.
+#[derive(Debug, Default)]
+pub struct Expired {
+    /// Error answers for the client.
+    pub to_client: Vec<Vec<u8>>,
+    /// `notifications/cancelled` for the server.
+    pub to_server: Vec<Vec<u8>>,
+}
+
+/// One MCP session's enforcement state.
+pub struct Session {
+    policy: &'static dyn Policy,
+    counters: Arc<dyn Counters>,
+    session: u128,
+    fail_mode: FailMode,
+    pending: Mutex<HashMap<IdKey, Pending>>,
+    audit: Option<AuditLog>,
+    log: Log,
+}
+
+impl Session {
+    /// A session enforcing `policy` with `counters`.
+    pub fn new(
+        policy: &'static dyn Policy,
+        counters: Arc<dyn Counters>,
+        session: u128,
+        fail_mode: FailMode,
+        audit: Option<AuditLog>,
+        log: Log,
+    ) -> Session {
+        Session {
+            policy,
+            counters,
+            session,
+            fail_mode,
+            pending: Mutex::new(HashMap::new()),
+            audit,
+            log,
+        }
+    }
+
+    /// The policy enforced.
+    pub fn policy(&self) -> &'static dyn Policy {
+        self.policy
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<IdKey, Pending>> {
+        // Every critical section leaves the map consistent, so a poisoned lock is usable.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of client requests waiting for an answer.
+    pub fn in_flight(&self) -> usize {
+        self.pending()
+            .values()
+            .filter(|p| !matches!(p.kind, Kind::Abandoned))
+            .count()
+    }
+
+    /// Handles one line from the client.
+    pub fn from_client<'a>(&self, line: &'a [u8]) -> Outcome<'a> {
+        let trimmed = trim(line);
+        if trimmed.is_empty() {
+            return Outcome::default();
+        }
+        if trimmed[0] != b'[' {
+            let (forward, reply) = self.client_message(trimmed);
+            return Outcome {
+                forward: forward.then_some(Cow::Borrowed(trimmed)),
+                reply,
+            };
+        }
+        // A batch: every element is checked on its own.
+        if let Err(e) = validate(trimmed, Strictness::LENIENT) {
+            self.log.warn(format_args!(
+                "client sent invalid JSON ({e}); answered -32700"
+            ));
+            return Outcome::reply(respond::error(
+                None,
+                PARSE_ERROR,
+                "parse error: not a single valid JSON value",
+            ));
+        }
+        let Val::Array(items) = Value::from_validated(trimmed).val() else {
+            return Outcome::default();
+        };
+        if items.is_empty() {
+            return Outcome::reply(respond::error(None, INVALID_REQUEST, "empty batch"));
+        }
+        let mut forwarded: Vec<&[u8]> = Vec::new();
+        let mut replies: Vec<Vec<u8>> = Vec::new();
+        let mut total = 0;
+        for item in items.iter() {
+            total += 1;
+            let (forward, reply) = self.client_message(item.as_bytes());
+            if forward {
+                forwarded.push(item.as_bytes());
+            }
+            replies.extend(reply);
+        }
+        let forward = if forwarded.len() == total {
+            Some(Cow::Borrowed(trimmed))
+        } else if forwarded.is_empty() {
+            None
+        } else {
+            Some(Cow::Owned(join_array(&forwarded)))
+        };
+        let reply = (!replies.is_empty())
+            .then(|| join_array(&replies.iter().map(Vec::as_slice).collect::<Vec<_>>()));
+        Outcome { forward, reply }
+    }
+
+    /// One client message: (forward it?, answer).
+    fn client_message(&self, raw: &[u8]) -> (bool, Option<Vec<u8>>) {
+        let env = match Envelope::parse(raw) {
+            Ok(env) => env,
+            Err(r) => {
+                self.log.warn(format_args!(
+                    "refused a client message: {} ({})",
+                    r.message, r.code
+                ));
+                return (
+                    false,
+                    Some(respond::error(
+                        r.id.map(|v| v.as_bytes()),
+                        r.code,
+                        r.message,
+                    )),
+                );
+            }
+        };
+        if env.method_is("tools/call") {
+            return self.tools_call(&env);
+        }
+        if env.method.is_some() {
+            let Some(id) = env.id else {
+                return (true, None); // a notification
+            };
+            let Some(key) = IdKey::of(id) else {
+                return (
+                    false,
+                    Some(respond::error(
+                        None,
+                        INVALID_REQUEST,
+                        "request id must be a string or a number",
+                    )),
+                );
+            };
+            let kind = if env.method_is("tools/list") {
+                Kind::List
+            } else {
+                Kind::Other
+            };
+            return match self.register(key, id.as_bytes(), kind) {
+                Ok(()) => (true, None),
+                Err(reply) => (false, Some(reply)),
+            };
+        }
+        if env.id.is_some() && (env.result.is_some() || env.error.is_some()) {
+            return (true, None); // the client answering a server request
+        }
+        (
+            false,
+            Some(respond::error(
+                env.request_id().map(|v| v.as_bytes()),
+                INVALID_REQUEST,
+                "message is neither a request, a notification nor a response",
+            )),
+        )
+    }
+
+    fn register(&self, key: IdKey, raw_id: &[u8], kind: Kind) -> Result<(), Vec<u8>> {
+        let mut pending = self.pending();
+        if pending
+            .get(&key)
+            .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
+        {
+            return Err(respond::error(
+                Some(raw_id),
+                INVALID_REQUEST,
+                "request id is already used by a request in flight",
+            ));
+        }
+        pending.insert(
+            key,
+            Pending {
+                kind,
+                since: Instant::now(),
+                raw_id: raw_id.to_vec(),
+            },
+        );
+        Ok(())
+    }
+
+    fn tools_call(&self, env: &Envelope<'_>) -> (bool, Option<Vec<u8>>) {
+        let call = match env.tool_call() {
+            Ok(call) => call,
+            Err(r) => {
+                self.log.warn(format_args!(
+                    "refused a tools/call: {} ({})",
+                    r.message, r.code
+                ));
+                self.record(Event::ToolCall {
+                    at: UnixMillis::now(),
+                    tool: String::new(),
+                    verdict: Verdict::Rejected {
+                        code: r.code,
+                        message: r.message,
+                    },
+                    arguments: None,
+                });
+                return (
+                    false,
+                    Some(respond::error(
+                        r.id.map(|v| v.as_bytes()),
+                        r.code,
+                        r.message,
+                    )),
+                );
+            }
+        };
+        // tool_call() guarantees a string or number id.
+        let id = env.request_id().expect("tools/call has an id");
+        let Some(key) = IdKey::of(id) else {
+            return (
+                false,
+                Some(respond::error(
+                    None,
+                    INVALID_REQUEST,
+                    "request id must be a string or a number",
+                )),
+            );
+        };
+        if self
+            .pending()
+            .get(&key)
+            .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
+        {
+            return (
+                false,
+                Some(respond::error(
+                    Some(id.as_bytes()),
+                    INVALID_REQUEST,
+                    "request id is already used by a request in flight",
+                )),
+            );
+        }
+        let now = UnixMillis::now();
+        let decision = self.policy.decide(
+            &call,
+            &Env {
+                counters: self.counters.as_ref(),
+                now,
+                session: self.session,
+                fail_mode: self.fail_mode,
+            },
+        );
+        let meta = self.policy.meta();
+        self.record(Event::ToolCall {
+            at: now,
+            tool: call.name().to_string(),
+            verdict: Verdict::Decided {
+                outcome: decision.outcome,
+                rule: decision.rule.and_then(|r| meta.rule(r)),
+                message: decision.message(call.name()).into_owned(),
+            },
+            arguments: Some(call.arguments().as_bytes().to_vec()),
+        });
+        match decision.effect() {
+            Effect::Deny => {
+                self.log.info(format_args!(
+                    "denied {}: {}",
+                    call.name(),
+                    decision.message(call.name())
+                ));
+                (
+                    false,
+                    Some(respond::denial(id.as_bytes(), call.name(), &decision, meta)),
+                )
+            }
+            Effect::Allow => match self.register(key, id.as_bytes(), Kind::Call(Box::new(decision.ticket))) {
+                Ok(()) => (true, None),
+                Err(reply) => {
+                    self.counters.rollback(&decision.ticket);
+                    (false, Some(reply))
+                }
+            },
+        }
+    }
+
+    fn record(&self, ev: Event) {
+        if let Some(a) = &self.audit {
+            a.record(ev);
+        }
+    }
+
+    /// Handles one line from the server.
+    pub fn from_server<'a>(&self, line: &'a [u8]) -> Outcome<'a> {
+        let trimmed = trim(line);
+        if trimmed.is_empty() {
+            return Outcome::default();
+        }
+        if let Err(e) = validate(
+            trimmed,
+            Strictness {
+                max_depth: 1024,
+                ..Strictness::LENIENT
+            },
+        ) {
+            // Only protocol messages may reach the client's stdout.
+            self.log.warn(format_args!(
+                "dropped a line from the server that is not JSON ({e})"
+            ));
+            return Outcome::default();
+        }
+        if trimmed[0] != b'[' {
+            return match self.server_message(trimmed) {
+                Answer::Forward => Outcome::forward(trimmed),
+                Answer::Replace(bytes) => Outcome {
+                    forward: Some(Cow::Owned(bytes)),
+                    reply: None,
+                },
+                Answer::Drop => Outcome::default(),
+            };
+        }
+        let Val::Array(items) = Value::from_validated(trimmed).val() else {
+            return Outcome::default();
+        };
+        let mut parts: Vec<Cow<'a, [u8]>> = Vec::new();
+        let mut changed = false;
+        for item in items.iter() {
+            match self.server_message(item.as_bytes()) {
+                Answer::Forward => parts.push(Cow::Borrowed(item.as_bytes())),
+                Answer::Replace(b) => {
+                    changed = true;
+                    parts.push(Cow::Owned(b));
+                }
+                Answer::Drop => changed = true,
+            }
+        }
+        if !changed {
+            return Outcome::forward(trimmed);
+        }
+        if parts.is_empty() {
+            return Outcome::default();
+        }
+        Outcome {
+            forward: Some(Cow::Owned(join_array(
+                &parts.iter().map(|p| p.as_ref()).collect::<Vec<_>>(),
+            ))),
+            reply: None,
+        }
+    }
+
+    fn server_message(&self, raw: &[u8]) -> Answer {
+        let Ok(env) = Envelope::parse_lenient(raw) else {
+            return Answer::Forward;
+        };
+        if env.method.is_some() {
+            return Answer::Forward; // a server request or notification
+        }
+        let Some(key) = env.id.and_then(IdKey::of) else {
+            return Answer::Forward;
+        };
+        let Some(p) = self.pending().remove(&key) else {
+            return Answer::Forward;
+        };
+        match p.kind {
+            Kind::Call(ticket) => {
+                if env.error.is_some_and(|e| !e.is_null()) {
+                    self.counters.rollback(&ticket);
+                } else {
+                    self.counters.commit(&ticket);
+                }
+                Answer::Forward
+            }
+            Kind::List => match filter_tools_list(raw, |t| self.policy.is_hidden(t)) {
+                Ok(None) => Answer::Forward,
+                Ok(Some(bytes)) => Answer::Replace(bytes),
+                Err(e) => {
+                    self.log
+                        .warn(format_args!("refused an upstream tools/list answer: {e}"));
+                    Answer::Replace(respond::error(
+                        Some(&p.raw_id),
+                        UPSTREAM_BAD_ANSWER,
+                        &format!("the upstream tools/list answer was refused by the proxy: {e}"),
+                    ))
+                }
+            },
+            Kind::Other => Answer::Forward,
+            Kind::Abandoned => Answer::Drop,
+        }
+    }
+
+    /// Answers and cancels requests older than `timeout`, rolling back their counters.
+    pub fn expire(&self, timeout: Duration) -> Expired {
+        let mut out = Expired::default();
+        let now = Instant::now();
+        let mut pending = self.pending();
+        pending.retain(|_, p| {
+            let age = now.duration_since(p.since);
+            if matches!(p.kind, Kind::Abandoned) {
+                // Keep the tombstone a while, so a late answer is still recognised.
+                return age < timeout * 10;
+            }
+            if age < timeout {
+                return true;
+            }
+            if let Kind::Call(ticket) = &p.kind {
+                self.counters.rollback(ticket);
+            }
+            out.to_client.push(respond::error(
+                Some(&p.raw_id),
+                UPSTREAM_TIMEOUT,
+                &format!("the upstream did not answer within {} s", timeout.as_secs_f64()),
+            ));
+            let mut cancel = b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":".to_vec();
+            cancel.extend_from_slice(&p.raw_id);
+            cancel.extend_from_slice(b",\"reason\":\"timed out at the proxy\"}}");
+            out.to_server.push(cancel);
+            p.kind = Kind::Abandoned;
+            p.since = now;
+            true
+        });
+        out
+    }
+
+    /// The upstream is gone: every request in flight gets an error and its counters back.
+    pub fn upstream_gone(&self, why: &str) -> Vec<Vec<u8>> {
+        let mut pending = self.pending();
+        let mut out = Vec::new();
+        for (_, p) in pending.drain() {
+            match p.kind {
+                Kind::Abandoned => continue,
+                Kind::Call(ticket) => self.counters.rollback(&ticket),
+                Kind::List | Kind::Other => {}
+            }
+            out.push(respond::error(Some(&p.raw_id), UPSTREAM_GONE, why));
+        }
+        out
+    }
+}
+
+enum Answer {
+    Forward,
+    Replace(Vec<u8>),
+    Drop,
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+fn join_array(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(p);
+    }
+    out.push(b']');
+    out
+}

@@ -1,0 +1,281 @@
+//! The stdio transport: the client speaks on our stdin/stdout, the MCP server
+//! is a child process speaking on its stdin/stdout.
+//!
+//! Four tasks relay concurrently (a fast call overtakes a slow one): client
+//! reader, server reader, and one writer per output so lines never interleave.
+//! Lifecycle: SIGINT/SIGTERM are forwarded to the child's process group (a
+//! second signal kills it); when the client closes stdin, the child's stdin is
+//! closed and the child gets a grace period, then SIGTERM, then SIGKILL; when
+//! the child exits, requests still in flight get a JSON-RPC error, leftover
+//! processes of its group are terminated, and Portcullis exits with the
+//! child's exit code (128 + signal number if it was killed).
+
+use std::ffi::OsString;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use super::lines::{Line, LineReader};
+use super::log::Log;
+use super::respond;
+use super::session::Session;
+use crate::jsonrpc::INVALID_REQUEST;
+
+/// How the stdio proxy runs its child.
+#[derive(Debug, Clone)]
+pub struct StdioOptions {
+    /// The MCP server command and its arguments.
+    pub command: Vec<OsString>,
+    /// Longest message accepted in either direction.
+    pub max_message_bytes: usize,
+    /// Answer (and roll back) a request the server has not answered in this time.
+    pub upstream_timeout: Option<Duration>,
+    /// After the client closes stdin: how long the child may take to exit before SIGTERM.
+    pub grace: Duration,
+}
+
+enum ToChild {
+    Line(Vec<u8>),
+    Close,
+}
+
+async fn write_client(mut out: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(mut line) = rx.recv().await {
+        line.push(b'\n');
+        if out.write_all(&line).await.is_err() {
+            break;
+        }
+        // Flush when nothing else is queued: one syscall per burst, no added latency.
+        if rx.is_empty() && out.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = out.flush().await;
+}
+
+async fn write_child(mut stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<ToChild>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            ToChild::Line(mut line) => {
+                line.push(b'\n');
+                if stdin.write_all(&line).await.is_err() {
+                    break;
+                }
+                if rx.is_empty() && stdin.flush().await.is_err() {
+                    break;
+                }
+            }
+            ToChild::Close => break,
+        }
+    }
+    let _ = stdin.shutdown().await;
+}
+
+fn signal_group(pgid: Option<Pid>, sig: Signal, log: Log) {
+    if let Some(pgid) = pgid {
+        match killpg(pgid, sig) {
+            Ok(()) => log.debug(format_args!(
+                "sent {sig} to the server's process group {pgid}"
+            )),
+            Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => log.warn(format_args!(
+                "could not send {sig} to process group {pgid}: {e}"
+            )),
+        }
+    }
+}
+
+/// Runs the proxy until the child exits; returns the exit code to use.
+pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io::Result<i32> {
+    let Some(program) = opts.command.first() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no server command given after --",
+        ));
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(&opts.command[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        // Its own process group: signals reach the server and its children, not us twice.
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot start {}: {e}", program.to_string_lossy()),
+        )
+    })?;
+    let pgid = child.id().map(|p| Pid::from_raw(p as i32));
+    log.info(format_args!(
+        "started {} (pid {}), enforcing policy `{}` (sha256:{})",
+        program.to_string_lossy(),
+        child.id().unwrap_or(0),
+        session.policy().meta().server,
+        &session.policy().meta().digest[..16]
+    ));
+    let child_in = child.stdin.take().expect("stdin is piped");
+    let child_out = child.stdout.take().expect("stdout is piped");
+
+    let (to_client, rx_client) = mpsc::channel::<Vec<u8>>(1024);
+    let (to_server, rx_server) = mpsc::channel::<ToChild>(1024);
+    let client_writer = tokio::spawn(write_client(tokio::io::stdout(), rx_client));
+    let server_writer = tokio::spawn(write_child(child_in, rx_server));
+    let (client_closed_tx, mut client_closed) = tokio::sync::oneshot::channel::<()>();
+
+    let client_reader = {
+        let (session, to_client, to_server) =
+            (session.clone(), to_client.clone(), to_server.clone());
+        let max = opts.max_message_bytes;
+        tokio::spawn(async move {
+            let mut lines =
+                LineReader::new(BufReader::with_capacity(64 * 1024, tokio::io::stdin()), max);
+            loop {
+                match lines.next().await {
+                    Ok(Line::Message(line)) => {
+                        let out = session.from_client(&line);
+                        if let Some(f) = out.forward {
+                            let _ = to_server.send(ToChild::Line(f.into_owned())).await;
+                        }
+                        if let Some(r) = out.reply {
+                            let _ = to_client.send(r).await;
+                        }
+                    }
+                    Ok(Line::TooLong(n)) => {
+                        log.warn(format_args!(
+                            "refused a {n}-byte message from the client (limit {max})"
+                        ));
+                        let msg = format!(
+                            "message of {n} bytes exceeds the proxy's limit of {max} bytes"
+                        );
+                        let _ = to_client
+                            .send(respond::error(None, INVALID_REQUEST, &msg))
+                            .await;
+                    }
+                    Ok(Line::Eof) | Err(_) => break,
+                }
+            }
+            let _ = to_server.send(ToChild::Close).await;
+            let _ = client_closed_tx.send(());
+        })
+    };
+
+    let server_reader = {
+        let (session, to_client) = (session.clone(), to_client.clone());
+        let max = opts.max_message_bytes;
+        tokio::spawn(async move {
+            let mut lines = LineReader::new(BufReader::with_capacity(64 * 1024, child_out), max);
+            loop {
+                match lines.next().await {
+                    Ok(Line::Message(line)) => {
+                        let out = session.from_server(&line);
+                        if let Some(f) = out.forward {
+                            let _ = to_client.send(f.into_owned()).await;
+                        }
+                    }
+                    Ok(Line::TooLong(n)) => {
+                        log.warn(format_args!(
+                            "dropped a {n}-byte message from the server (limit {max})"
+                        ));
+                    }
+                    Ok(Line::Eof) | Err(_) => break,
+                }
+            }
+        })
+    };
+
+    let sweeper = opts.upstream_timeout.map(|timeout| {
+        let (session, to_client, to_server) =
+            (session.clone(), to_client.clone(), to_server.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250).min(timeout));
+            loop {
+                tick.tick().await;
+                let expired = session.expire(timeout);
+                for r in expired.to_client {
+                    log.warn(format_args!(
+                        "a request timed out after {timeout:?}; answered with an error"
+                    ));
+                    let _ = to_client.send(r).await;
+                }
+                for c in expired.to_server {
+                    let _ = to_server.send(ToChild::Line(c)).await;
+                }
+            }
+        })
+    });
+    drop(to_server);
+
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut signals_seen = 0u32;
+    let mut deadline: Option<(tokio::time::Instant, Signal)> = None;
+    let status = loop {
+        let sleep = async {
+            match deadline {
+                Some((at, _)) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            status = child.wait() => break status?,
+            _ = sigint.recv() => {
+                signals_seen += 1;
+                signal_group(pgid, if signals_seen > 1 { Signal::SIGKILL } else { Signal::SIGINT }, log);
+            }
+            _ = sigterm.recv() => {
+                signals_seen += 1;
+                signal_group(pgid, if signals_seen > 1 { Signal::SIGKILL } else { Signal::SIGTERM }, log);
+            }
+            _ = &mut client_closed, if deadline.is_none() => {
+                log.info(format_args!("client closed stdin; waiting up to {:?} for the server to exit", opts.grace));
+                deadline = Some((tokio::time::Instant::now() + opts.grace, Signal::SIGTERM));
+            }
+            () = sleep => {
+                let (_, sig) = deadline.expect("a deadline is set");
+                log.warn(format_args!("the server did not exit in time; sending {sig}"));
+                signal_group(pgid, sig, log);
+                deadline = match sig {
+                    Signal::SIGTERM => Some((tokio::time::Instant::now() + Duration::from_secs(5), Signal::SIGKILL)),
+                    _ => Some((tokio::time::Instant::now() + Duration::from_secs(3600), Signal::SIGKILL)),
+                };
+            }
+        }
+    };
+    // What the server wrote before exiting still reaches the client.
+    let mut server_reader = server_reader;
+    if tokio::time::timeout(Duration::from_secs(2), &mut server_reader)
+        .await
+        .is_err()
+    {
+        server_reader.abort(); // a grandchild still holds the pipe open
+    }
+    // Nothing may outlive the server in its process group.
+    signal_group(pgid, Signal::SIGTERM, log);
+    let code = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        (None, None) => 1,
+    };
+    let why = format!("the upstream MCP server exited (status {code}) before answering");
+    for r in session.upstream_gone(&why) {
+        let _ = to_client.send(r).await;
+    }
+    log.info(format_args!("the server exited with status {code}"));
+    client_reader.abort();
+    if let Some(s) = sweeper {
+        s.abort();
+    }
+    drop(to_client);
+    let _ = tokio::time::timeout(Duration::from_secs(5), client_writer).await;
+    server_writer.abort();
+    Ok(code)
+}

@@ -1,0 +1,209 @@
+//! The proxy: `portcullis [flags] -- CMD ARGS...`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_runtime::counters::MemoryCounters;
+use portcullis_runtime::policy::{FailMode, Policy};
+use portcullis_runtime::proxy::audit::{AuditLog, Event, Identity};
+use portcullis_runtime::proxy::log::{Level, Log};
+use portcullis_runtime::proxy::session::Session;
+use portcullis_runtime::proxy::stdio::{self, StdioOptions};
+
+use crate::cli::{Cli, FailModeArg, Transport};
+use crate::embedded;
+
+fn fail(msg: &str, help: &str) -> i32 {
+    eprintln!("error: {msg}");
+    if !help.is_empty() {
+        eprintln!("  = help: {help}");
+    }
+    1
+}
+
+/// Picks the policy: `--server`, `-c FILE`, or the only embedded one.
+pub fn select_policy(
+    server: Option<&str>,
+    config: Option<&std::path::Path>,
+) -> Result<&'static dyn Policy, (String, String)> {
+    if let Some(path) = config {
+        return load_dynamic(path);
+    }
+    let names = || {
+        embedded::POLICIES
+            .iter()
+            .map(|p| p.meta().server)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match server {
+        Some(name) => embedded::POLICIES
+            .iter()
+            .copied()
+            .find(|p| p.meta().server == name)
+            .ok_or_else(|| {
+                (
+                    format!("no embedded policy for server `{name}`"),
+                    format!("this binary embeds: {}", names()),
+                )
+            }),
+        None => match embedded::POLICIES.len() {
+            1 => Ok(embedded::POLICIES[0]),
+            0 => Err((
+                "this binary embeds no policy".into(),
+                "pass -c FILE, or build with a policy directory".into(),
+            )),
+            _ => Err((
+                "this binary embeds several policies; choose one".into(),
+                format!("--server NAME, one of: {}", names()),
+            )),
+        },
+    }
+}
+
+#[cfg(feature = "dynamic")]
+fn load_dynamic(path: &std::path::Path) -> Result<&'static dyn Policy, (String, String)> {
+    let input = portcullis_compiler::load_file(path, None)
+        .map_err(|e| (format!("reading {}: {e}", path.display()), String::new()))?;
+    let output = portcullis_compiler::compile(&[input]);
+    if !output.diagnostics.0.is_empty() {
+        eprintln!("{}", output.render());
+    }
+    let set = output.into_set().map_err(|o| {
+        (
+            format!(
+                "config validation failed with {} error(s)",
+                o.diagnostics.error_count()
+            ),
+            "fix the errors above; `portcullis validate -c FILE` shows them too".into(),
+        )
+    })?;
+    let ir = set
+        .servers
+        .into_iter()
+        .next()
+        .ok_or_else(|| ("the file holds no policy".to_string(), String::new()))?;
+    let evaluator = portcullis_compiler::eval::Evaluator::new(ir, &set.sources);
+    // The proxy keeps its policy for the life of the process.
+    Ok(Box::leak(Box::new(evaluator)))
+}
+
+#[cfg(not(feature = "dynamic"))]
+fn load_dynamic(_: &std::path::Path) -> Result<&'static dyn Policy, (String, String)> {
+    Err((
+        "this is a hardened build: it cannot load policy files at run time".into(),
+        "use an embedded policy (--server NAME); see `portcullis policies`".into(),
+    ))
+}
+
+/// Runs the proxy; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let a = &cli.proxy;
+    let Some(level) = Level::parse(&a.log_level) else {
+        return fail(
+            &format!("unknown log level `{}`", a.log_level),
+            "use error, warn, info or debug",
+        );
+    };
+    let log = Log { level };
+    // Intercept's cross-checks, same order and meaning.
+    if (a.bind.is_some() || a.port.is_some()) && a.transport == Transport::Stdio {
+        return fail(
+            "--bind and --port require --transport http or --transport sse",
+            "",
+        );
+    }
+    if !a.header.is_empty() && a.upstream.is_none() {
+        return fail("--header requires --upstream", "");
+    }
+    if a.transport != Transport::Stdio || a.upstream.is_some() {
+        return fail(
+            "HTTP transports (--upstream, --transport http|sse) are not available in this version of Portcullis",
+            "run a stdio MCP server after `--`: portcullis [flags] -- CMD ARGS...",
+        );
+    }
+    if a.state_dir.is_some() || a.state_dsn.is_some() {
+        return fail(
+            "persistent counter stores (--state-dir, --state-dsn) are not available in this version; counters are kept in memory",
+            "remove the flag to use in-memory counters",
+        );
+    }
+    if cli.server_command.is_empty() {
+        return fail(
+            "no MCP server to run",
+            "portcullis [--server NAME | -c FILE] [flags] -- CMD ARGS...",
+        );
+    }
+    let policy = match select_policy(a.server.as_deref(), a.config.as_deref()) {
+        Ok(p) => p,
+        Err((msg, help)) => return fail(&msg, &help),
+    };
+    let session_id = portcullis_runtime::proxy::random_session_id();
+    let meta = policy.meta();
+    let audit = match &a.audit_log {
+        None => None,
+        Some(path) => {
+            let identity = Identity {
+                server: meta.server,
+                digest: meta.digest,
+                pid: std::process::id(),
+                session: format!("{session_id:032x}"),
+            };
+            match AuditLog::open(path, identity) {
+                Ok((log, handle)) => Some((log, handle)),
+                Err(e) => {
+                    return fail(
+                        &format!("cannot open the audit log {}: {e}", path.display()),
+                        "",
+                    );
+                }
+            }
+        }
+    };
+    let fail_mode = match a.state_fail_mode {
+        FailModeArg::Closed => FailMode::Closed,
+        FailModeArg::Open => FailMode::Open,
+    };
+    let counters = Arc::new(MemoryCounters::new());
+    let audit_log = audit.as_ref().map(|(l, _)| l.clone());
+    if let Some(l) = &audit_log {
+        l.record(Event::Startup {
+            upstream: cli.server_command[0].to_string_lossy().into_owned(),
+        });
+    }
+    let session = Arc::new(Session::new(
+        policy,
+        counters,
+        session_id,
+        fail_mode,
+        audit_log.clone(),
+        log,
+    ));
+    let secs = |s: f64| (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s));
+    let opts = StdioOptions {
+        command: cli.server_command.clone(),
+        max_message_bytes: a.max_message_size,
+        upstream_timeout: secs(a.upstream_timeout),
+        grace: secs(a.shutdown_grace).unwrap_or(Duration::ZERO),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}"), ""),
+    };
+    let code = match runtime.block_on(stdio::run(session, opts, log)) {
+        Ok(code) => code,
+        Err(e) => fail(&e.to_string(), "check the command after `--`"),
+    };
+    // Blocked reads of our stdin must not keep the process alive.
+    runtime.shutdown_background();
+    if let Some((l, handle)) = audit {
+        l.record(Event::Shutdown { exit_code: code });
+        drop(l);
+        drop(audit_log);
+        let _ = handle.join();
+    }
+    code
+}
