@@ -76,7 +76,12 @@ impl<'a> Envelope<'a> {
     /// duplicate or case-variant members at the top level. `tools/call`
     /// messages get their stricter checks in [`Envelope::tool_call`].
     pub fn parse(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {
-        validate(raw, Strictness::ENVELOPE).map_err(json_rejection)?;
+        if let Err(e) = validate(raw, Strictness::ENVELOPE) {
+            return Err(Rejection {
+                id: unambiguous_id(raw),
+                ..json_rejection(e)
+            });
+        }
         Self::read_validated(raw)
     }
 
@@ -217,6 +222,29 @@ impl<'a> Envelope<'a> {
         };
         Ok(ToolCall::from_parts(name, arguments))
     }
+}
+
+/// The id of a message refused for ambiguous members, when the id itself is
+/// not ambiguous (exactly one member named `id` in any letter case, a string
+/// or a number), so the refusal can be matched to the request.
+fn unambiguous_id(raw: &[u8]) -> Option<Value<'_>> {
+    validate(
+        raw,
+        Strictness {
+            max_depth: 1024,
+            ..Strictness::LENIENT
+        },
+    )
+    .ok()?;
+    let Val::Object(o) = Value::from_validated(raw).val() else {
+        return None;
+    };
+    let mut ids = o.members().filter(|(k, _)| k.eq_folded(&JStr::plain("id")));
+    let (_, id) = ids.next()?;
+    if ids.next().is_some() {
+        return None;
+    }
+    matches!(id.val(), Val::Str(_) | Val::Num(_)).then_some(id)
 }
 
 /// Reads a `tools/call` request line strictly (envelope and params); a

@@ -72,24 +72,24 @@ struct Pending {
 /// What to do with one message.
 #[derive(Debug, Default)]
 pub struct Outcome<'a> {
-    /// Bytes to pass on to the other side (without the newline).
-    pub forward: Option<Cow<'a, [u8]>>,
-    /// Bytes to send back to the side the message came from.
-    pub reply: Option<Vec<u8>>,
+    /// Messages to pass on to the other side, in order (without newlines).
+    pub forward: Vec<Cow<'a, [u8]>>,
+    /// Messages to send back to the side the message came from.
+    pub reply: Vec<Vec<u8>>,
 }
 
 impl<'a> Outcome<'a> {
-    fn forward(bytes: &'a [u8]) -> Outcome<'a> {
+    fn forward(bytes: Cow<'a, [u8]>) -> Outcome<'a> {
         Outcome {
-            forward: Some(Cow::Borrowed(bytes)),
-            reply: None,
+            forward: vec![bytes],
+            reply: Vec::new(),
         }
     }
 
     fn reply(bytes: Vec<u8>) -> Outcome<'a> {
         Outcome {
-            forward: None,
-            reply: Some(bytes),
+            forward: Vec::new(),
+            reply: vec![bytes],
         }
     }
 }
@@ -153,7 +153,10 @@ impl Session {
             .count()
     }
 
-    /// Handles one line from the client.
+    /// Handles one line from the client. A JSON-RPC batch is split: every
+    /// element is checked on its own, allowed ones are forwarded as single
+    /// messages (servers since MCP 2025-06-18 do not accept batches), and
+    /// refused ones are answered one by one.
     pub fn from_client<'a>(&self, line: &'a [u8]) -> Outcome<'a> {
         let trimmed = trim(line);
         if trimmed.is_empty() {
@@ -162,11 +165,14 @@ impl Session {
         if trimmed[0] != b'[' {
             let (forward, reply) = self.client_message(trimmed);
             return Outcome {
-                forward: forward.then_some(Cow::Borrowed(trimmed)),
-                reply,
+                forward: if forward {
+                    vec![Cow::Borrowed(trimmed)]
+                } else {
+                    Vec::new()
+                },
+                reply: reply.into_iter().collect(),
             };
         }
-        // A batch: every element is checked on its own.
         if let Err(e) = validate(trimmed, Strictness::LENIENT) {
             self.log.warn(format_args!(
                 "client sent invalid JSON ({e}); answered -32700"
@@ -183,27 +189,15 @@ impl Session {
         if items.is_empty() {
             return Outcome::reply(respond::error(None, INVALID_REQUEST, "empty batch"));
         }
-        let mut forwarded: Vec<&[u8]> = Vec::new();
-        let mut replies: Vec<Vec<u8>> = Vec::new();
-        let mut total = 0;
+        let mut out = Outcome::default();
         for item in items.iter() {
-            total += 1;
             let (forward, reply) = self.client_message(item.as_bytes());
             if forward {
-                forwarded.push(item.as_bytes());
+                out.forward.push(Cow::Borrowed(item.as_bytes()));
             }
-            replies.extend(reply);
+            out.reply.extend(reply);
         }
-        let forward = if forwarded.len() == total {
-            Some(Cow::Borrowed(trimmed))
-        } else if forwarded.is_empty() {
-            None
-        } else {
-            Some(Cow::Owned(join_array(&forwarded)))
-        };
-        let reply = (!replies.is_empty())
-            .then(|| join_array(&replies.iter().map(Vec::as_slice).collect::<Vec<_>>()));
-        Outcome { forward, reply }
+        out
     }
 
     /// One client message: (forward it?, answer).
@@ -374,13 +368,15 @@ impl Session {
                     Some(respond::denial(id.as_bytes(), call.name(), &decision, meta)),
                 )
             }
-            Effect::Allow => match self.register(key, id.as_bytes(), Kind::Call(Box::new(decision.ticket))) {
-                Ok(()) => (true, None),
-                Err(reply) => {
-                    self.counters.rollback(&decision.ticket);
-                    (false, Some(reply))
+            Effect::Allow => {
+                match self.register(key, id.as_bytes(), Kind::Call(Box::new(decision.ticket))) {
+                    Ok(()) => (true, None),
+                    Err(reply) => {
+                        self.counters.rollback(&decision.ticket);
+                        (false, Some(reply))
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -411,11 +407,8 @@ impl Session {
         }
         if trimmed[0] != b'[' {
             return match self.server_message(trimmed) {
-                Answer::Forward => Outcome::forward(trimmed),
-                Answer::Replace(bytes) => Outcome {
-                    forward: Some(Cow::Owned(bytes)),
-                    reply: None,
-                },
+                Answer::Forward => Outcome::forward(Cow::Borrowed(trimmed)),
+                Answer::Replace(bytes) => Outcome::forward(Cow::Owned(bytes)),
                 Answer::Drop => Outcome::default(),
             };
         }
@@ -435,17 +428,14 @@ impl Session {
             }
         }
         if !changed {
-            return Outcome::forward(trimmed);
+            return Outcome::forward(Cow::Borrowed(trimmed));
         }
         if parts.is_empty() {
             return Outcome::default();
         }
-        Outcome {
-            forward: Some(Cow::Owned(join_array(
-                &parts.iter().map(|p| p.as_ref()).collect::<Vec<_>>(),
-            ))),
-            reply: None,
-        }
+        Outcome::forward(Cow::Owned(join_array(
+            &parts.iter().map(|p| p.as_ref()).collect::<Vec<_>>(),
+        )))
     }
 
     fn server_message(&self, raw: &[u8]) -> Answer {
@@ -566,4 +556,173 @@ fn join_array(parts: &[&[u8]]) -> Vec<u8> {
     }
     out.push(b']');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::ToolCall;
+    use crate::counters::{Calendar, CounterRef, CounterSpec, MemoryCounters, Scope, Window};
+    use crate::policy::{Decision, Limits, PolicyMeta, RuleId, RuleInfo, RuleKind};
+
+    /// Hides `secret`; allows one call per minute to anything else.
+    struct OnePerMinute;
+
+    static RULES: [RuleInfo; 1] = [RuleInfo {
+        name: "one per minute",
+        label: "test",
+        kind: RuleKind::Rule,
+        file: "test",
+        line: 1,
+        column: 1,
+    }];
+    static COUNTERS: [CounterSpec; 1] = [CounterSpec {
+        key: "test/*.c",
+        window: Window::Calendar(Calendar::Minute),
+        scope: Scope::Global,
+    }];
+    static META: PolicyMeta = PolicyMeta {
+        server: "test",
+        file: "test",
+        dialect: "test",
+        digest: "0000000000000000",
+        rules: &RULES,
+        counters: &COUNTERS,
+    };
+
+    impl Policy for OnePerMinute {
+        fn meta(&self) -> &PolicyMeta {
+            &META
+        }
+        fn is_hidden(&self, tool: &str) -> bool {
+            tool == "secret"
+        }
+        fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+            if self.is_hidden(call.name()) {
+                return Decision::deny(crate::policy::Outcome::Hidden, RuleId(0), "");
+            }
+            let mut l = Limits::new();
+            l.push(
+                RuleId(0),
+                CounterRef {
+                    spec: &COUNTERS[0],
+                    partition: 0,
+                },
+                1,
+                1,
+                "full",
+            );
+            l.finish(env)
+        }
+    }
+
+    static POLICY: OnePerMinute = OnePerMinute;
+
+    fn session() -> Session {
+        Session::new(
+            &POLICY,
+            Arc::new(MemoryCounters::new()),
+            1,
+            FailMode::Closed,
+            None,
+            Log {
+                level: super::super::log::Level::Error,
+            },
+        )
+    }
+
+    fn call(id: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"t","arguments":{{}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn answers_match_requests_by_json_value() {
+        let s = session();
+        assert_eq!(
+            s.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+                .forward
+                .len(),
+            1
+        );
+        // The upstream echoes the id as 1.0: still the tools/list, still filtered.
+        let out = s.from_server(
+            br#"{"jsonrpc":"2.0","id":1.0,"result":{"tools":[{"name":"secret"},{"name":"t"}]}}"#,
+        );
+        assert_eq!(
+            out.forward[0].as_ref(),
+            br#"{"jsonrpc":"2.0","id":1.0,"result":{"tools":[{"name":"t"}]}}"#
+        );
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn an_error_answer_rolls_back_and_a_result_commits() {
+        let s = session();
+        assert_eq!(s.from_client(call("7").as_bytes()).forward.len(), 1);
+        // Over the limit while the first is in flight.
+        assert!(
+            s.from_client(call("8").as_bytes()).reply[0]
+                .starts_with(b"{\"jsonrpc\":\"2.0\",\"id\":8,\"result\":{\"content\"")
+        );
+        // The upstream fails call 7 (id spelled 7e0): its unit comes back.
+        s.from_server(br#"{"jsonrpc":"2.0","id":7e0,"error":{"code":-32603,"message":"boom"}}"#);
+        assert_eq!(s.from_client(call("9").as_bytes()).forward.len(), 1);
+        // A tool-level error (isError result) is a success at the JSON-RPC level: the unit stays.
+        s.from_server(br#"{"jsonrpc":"2.0","id":9,"result":{"content":[],"isError":true}}"#);
+        assert!(!s.from_client(call("10").as_bytes()).reply.is_empty());
+    }
+
+    #[test]
+    fn string_and_number_ids_are_different_requests() {
+        let s = session();
+        s.from_client(br#"{"jsonrpc":"2.0","id":"1","method":"ping"}"#);
+        assert!(
+            s.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+                .reply
+                .is_empty()
+        );
+        assert_eq!(
+            error_of(
+                &s.from_client(br#"{"jsonrpc":"2.0","id":"1","method":"ping"}"#)
+                    .reply[0]
+            ),
+            -32600
+        );
+    }
+
+    #[test]
+    fn an_unfilterable_list_answer_is_replaced_by_an_error() {
+        let s = session();
+        s.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
+        let out = s.from_server(br#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"t"}],"tools":[{"name":"secret"}]}}"#);
+        assert_eq!(error_of(&out.forward[0]), UPSTREAM_BAD_ANSWER);
+    }
+
+    #[test]
+    fn expired_requests_are_answered_cancelled_and_rolled_back() {
+        let s = session();
+        s.from_client(call("\"slow\"").as_bytes());
+        std::thread::sleep(Duration::from_millis(20));
+        let e = s.expire(Duration::from_millis(10));
+        assert_eq!(error_of(&e.to_client[0]), UPSTREAM_TIMEOUT);
+        assert_eq!(
+            e.to_server[0],
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"timed out at the proxy"}}"#
+        );
+        // The late answer is dropped (the client already has one), and the unit is back.
+        assert!(
+            s.from_server(br#"{"jsonrpc":"2.0","id":"slow","result":{}}"#)
+                .forward
+                .is_empty()
+        );
+        assert_eq!(s.from_client(call("2").as_bytes()).forward.len(), 1);
+    }
+
+    fn error_of(bytes: &[u8]) -> i32 {
+        let text = String::from_utf8_lossy(bytes);
+        let i = text.find("\"code\":").expect("an error") + 7;
+        text[i..].split([',', '}']).next().unwrap().parse().unwrap()
+    }
 }

@@ -139,10 +139,10 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
                 match lines.next().await {
                     Ok(Line::Message(line)) => {
                         let out = session.from_client(&line);
-                        if let Some(f) = out.forward {
+                        for f in out.forward {
                             let _ = to_server.send(ToChild::Line(f.into_owned())).await;
                         }
-                        if let Some(r) = out.reply {
+                        for r in out.reply {
                             let _ = to_client.send(r).await;
                         }
                     }
@@ -173,8 +173,7 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
             loop {
                 match lines.next().await {
                     Ok(Line::Message(line)) => {
-                        let out = session.from_server(&line);
-                        if let Some(f) = out.forward {
+                        for f in session.from_server(&line).forward {
                             let _ = to_client.send(f.into_owned()).await;
                         }
                     }

@@ -1,0 +1,239 @@
+//! Shared helpers for the end-to-end tests: the real binary, the real
+//! `@modelcontextprotocol/server-everything`, real pipes.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The portcullis binary under test.
+pub fn portcullis() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_portcullis"))
+}
+
+/// server-everything's entry point, installed by `scripts/deps`. Fails (never skips) when missing.
+pub fn server_everything() -> PathBuf {
+    let p = root().join(".deps/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/deps (CI does) to install @modelcontextprotocol/server-everything",
+        p.display()
+    );
+    p
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "portcullis-{name}-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The proxy wrapping server-everything, with every byte the server receives recorded.
+pub struct Proxy {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    /// Lines received but not yet claimed.
+    pub seen: Vec<String>,
+    /// What the server received.
+    pub tap: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Proxy {
+    /// `portcullis ARGS -- tap.sh LOG node server-everything`.
+    pub fn everything(name: &str, args: &[&str]) -> Proxy {
+        let dir = temp_dir(name);
+        let tap = dir.join("server-received.jsonl");
+        let server = server_everything();
+        let mut cmd: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        cmd.extend([
+            "--".into(),
+            root().join("tests/e2e/tap.sh").display().to_string(),
+            tap.display().to_string(),
+            "node".into(),
+            server.display().to_string(),
+        ]);
+        Proxy::spawn(&cmd, dir, tap)
+    }
+
+    /// `portcullis ARGS` (ARGS include `-- CMD`).
+    pub fn command(name: &str, args: &[&str]) -> Proxy {
+        let dir = temp_dir(name);
+        let tap = dir.join("unused");
+        Proxy::spawn(
+            &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            dir,
+            tap,
+        )
+    }
+
+    fn spawn(args: &[String], dir: PathBuf, tap: PathBuf) -> Proxy {
+        let mut child = Command::new(portcullis())
+            .args(args)
+            .current_dir(root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start portcullis");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Proxy {
+            child,
+            stdin,
+            lines: rx,
+            seen: Vec::new(),
+            tap,
+            dir,
+        }
+    }
+
+    /// Sends one raw line (a newline is added).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Sends one line.
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(line.as_bytes());
+    }
+
+    /// Closes the proxy's stdin (the client goes away).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The next line from the proxy.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// Waits for the line whose `"id"` is `id` (raw JSON, e.g. `7` or `"a"`), keeping others.
+    pub fn response(&mut self, id: &str) -> String {
+        let needle = format!("\"id\":{id},");
+        let needle_end = format!("\"id\":{id}}}");
+        if let Some(i) = self
+            .seen
+            .iter()
+            .position(|l| l.contains(&needle) || l.contains(&needle_end))
+        {
+            return self.seen.remove(i);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no response with id {id}; seen: {:#?}", self.seen));
+            if line.contains(&needle) || line.contains(&needle_end) {
+                return line;
+            }
+            self.seen.push(line);
+        }
+    }
+
+    /// initialize + notifications/initialized; returns the initialize response.
+    pub fn initialize(&mut self) -> String {
+        self.send(r#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"portcullis-tests","version":"1"}}}"#);
+        let r = self.response("\"init\"");
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        r
+    }
+
+    /// A tools/call line.
+    pub fn call(&mut self, id: u64, tool: &str, args: &str) -> String {
+        self.send(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#));
+        self.response(&id.to_string())
+    }
+
+    /// Closes stdin and waits for the exit code.
+    pub fn finish(mut self) -> (i32, String) {
+        self.close_stdin();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ =
+                    std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err);
+                return (status.code().unwrap_or(-1), err);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the proxy did not exit after stdin closed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the server received so far, one message per line.
+    pub fn server_received(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.tap)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// True if `line` is a denial produced by the proxy.
+pub fn is_denial(line: &str) -> bool {
+    line.contains("\"isError\":true") && line.contains("[POLICY DENIED]")
+}
+
+/// The JSON-RPC error code in `line`, if it is an error.
+pub fn error_code(line: &str) -> Option<i64> {
+    let i = line.find("\"error\":{\"code\":")? + "\"error\":{\"code\":".len();
+    line[i..].split([',', '}']).next()?.parse().ok()
+}
+
+/// Counts map.
+pub fn count<'a>(items: impl Iterator<Item = &'a str>) -> HashMap<&'a str, usize> {
+    let mut m = HashMap::new();
+    for i in items {
+        *m.entry(i).or_default() += 1;
+    }
+    m
+}
+
+/// Waits until `path` exists and is non-empty.
+pub fn wait_for_file(path: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::fs::metadata(path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}

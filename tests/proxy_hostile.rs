@@ -1,0 +1,191 @@
+//! Hostile input through the real proxy in front of the real server-everything:
+//! every message two parsers could read differently is refused with a
+//! JSON-RPC error or a denial, never reaches the server (the tap records
+//! what the server received), and the proxy keeps serving.
+
+mod common;
+
+use common::{Proxy, error_code, is_denial};
+
+/// (id, line, expected JSON-RPC error code or None for a policy denial).
+fn hostile() -> Vec<(u64, String, Option<i64>)> {
+    let call = |id: u64, params: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{params}}}"#)
+    };
+    let deep = format!(
+        r#"{{"name":"echo","arguments":{{"message":"x","deep":{}1{}}}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    vec![
+        // Go matches "Name" case-insensitively and the last one wins: which tool runs?
+        (101, call(101, r#"{"name":"gzip-file-as-resource","Name":"echo","arguments":{}}"#), Some(-32602)),
+        // A case-variant method key could hide the tools/call from a case-insensitive reader.
+        (102, r#"{"jsonrpc":"2.0","id":102,"method":"tools/call","METHOD":"ping","params":{"name":"gzip-file-as-resource"}}"#.to_string(), Some(-32600)),
+        (103, r#"{"jsonrpc":"2.0","id":103,"method":"tools/call","params":{"name":"echo","arguments":{"message":"a"}},"Params":{"name":"gzip-file-as-resource"}}"#.to_string(), Some(-32600)),
+        (104, r#"{"jsonrpc":"2.0","id":104,"method":"ping","method":"tools/call","params":{"name":"gzip-file-as-resource"}}"#.to_string(), Some(-32600)),
+        (105, call(105, r#"{"name":"echo","name":"gzip-file-as-resource"}"#), Some(-32602)),
+        // Arguments: duplicates (which value does the server read?), case variants, deep duplicates.
+        (106, call(106, r#"{"name":"get-sum","arguments":{"a":1,"b":1,"a":5000}}"#), Some(-32602)),
+        (107, call(107, r#"{"name":"get-sum","arguments":{"a":1,"A":5000,"b":1}}"#), Some(-32602)),
+        (108, call(108, r#"{"name":"echo","arguments":{"message":"m","x":{"k":1,"K":2}}}"#), Some(-32602)),
+        (109, call(109, r#"{"name":"echo","arguments":"{\"message\":\"m\"}"}"#), Some(-32602)),
+        (110, call(110, r#"{"name":"echo","arguments":["message"]}"#), Some(-32602)),
+        (111, call(111, r#"{"name":5,"arguments":{}}"#), Some(-32602)),
+        (112, call(112, "null"), Some(-32602)),
+        (113, r#"{"jsonrpc":"2.0","id":113,"method":"tools/call"}"#.to_string(), Some(-32602)),
+        (114, call(114, &deep), Some(-32600)),
+        // Trailing data after the message.
+        (115, format!("{} {{\"jsonrpc\":\"2.0\",\"id\":1150,\"method\":\"tools/call\",\"params\":{{\"name\":\"gzip-file-as-resource\"}}}}", call(115, r#"{"name":"echo","arguments":{"message":"m"}}"#)), Some(-32700)),
+        // Policy denials still apply to well-formed calls.
+        (116, call(116, r#"{"name":"gzip-file-as-resource","arguments":{"name":"x","data":"https://example.com"}}"#), None),
+        (117, call(117, r#"{"name":"get-env","arguments":{}}"#), None),
+        (118, call(118, r#"{"name":"get-\u0065nv","arguments":{}}"#), None),
+    ]
+}
+
+#[test]
+fn hostile_messages_never_reach_the_server_and_the_proxy_keeps_serving() {
+    let mut p = Proxy::everything(
+        "hostile",
+        &["--server", "everything", "--log-level", "error"],
+    );
+    p.initialize();
+    for (id, line, expected) in hostile() {
+        p.send(&line);
+        let id_text = if id == 115 {
+            "null".to_string()
+        } else {
+            id.to_string()
+        };
+        let answer = p.response(&id_text);
+        match expected {
+            Some(code) => assert_eq!(error_code(&answer), Some(code), "{line}\n-> {answer}"),
+            None => assert!(is_denial(&answer), "{line}\n-> {answer}"),
+        }
+    }
+    // Invalid UTF-8 inside a string: parse error, not forwarded.
+    p.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":120,\"method\":\"tools/call\",\"params\":{\"name\":\"gzip-file-as-resource\xff\"}}");
+    assert_eq!(error_code(&p.response("null")), Some(-32700));
+    // Not JSON at all: -32700, not forwarded.
+    p.send("this is not json {");
+    assert_eq!(error_code(&p.response("null")), Some(-32700));
+    // A tools/call notification cannot be answered by the server: refused.
+    p.send(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"gzip-file-as-resource"}}"#);
+    assert_eq!(error_code(&p.response("null")), Some(-32600));
+    // A batch: every element is checked; the allowed one is forwarded, the denied one answered here.
+    p.send(r#"[{"jsonrpc":"2.0","id":130,"method":"tools/call","params":{"name":"echo","arguments":{"message":"from a batch"}}},{"jsonrpc":"2.0","id":131,"method":"tools/call","params":{"name":"gzip-file-as-resource","arguments":{}}}]"#);
+    let denied = p.response("131");
+    assert!(is_denial(&denied), "{denied}");
+    let allowed = p.response("130");
+    assert!(allowed.contains("Echo: from a batch"), "{allowed}");
+    // An empty batch is an invalid request.
+    p.send("[]");
+    assert_eq!(error_code(&p.response("null")), Some(-32600));
+    // After all of that, the proxy still serves.
+    let ok = p.call(140, "echo", r#"{"message":"still serving"}"#);
+    assert!(ok.contains("Echo: still serving"), "{ok}");
+
+    let received = p.server_received();
+    let (code, stderr) = p.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        received.iter().any(|l| l.contains("still serving")),
+        "the tap recorded nothing: {received:#?}"
+    );
+    for line in &received {
+        assert!(
+            !line.contains("gzip-file-as-resource"),
+            "a forbidden call reached the server: {line}"
+        );
+        assert!(
+            !line.contains("get-env") && !line.contains("get-\\u0065nv"),
+            "a hidden tool reached the server: {line}"
+        );
+        assert!(
+            !line.contains("5000"),
+            "an ambiguous argument reached the server: {line}"
+        );
+        for id in 101..=120 {
+            assert!(
+                !line.contains(&format!("\"id\":{id},")),
+                "request {id} reached the server: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn oversize_messages_are_refused_and_the_stream_goes_on() {
+    let mut p = Proxy::everything(
+        "oversize",
+        &[
+            "--server",
+            "everything",
+            "--max-message-size",
+            "4096",
+            "--log-level",
+            "error",
+        ],
+    );
+    p.initialize();
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{}"}}}}}}"#,
+        "x".repeat(10_000)
+    );
+    p.send(&big);
+    let answer = p.response("null");
+    assert_eq!(error_code(&answer), Some(-32600), "{answer}");
+    assert!(
+        answer.contains("exceeds the proxy's limit of 4096 bytes"),
+        "{answer}"
+    );
+    let ok = p.call(8, "echo", r#"{"message":"after the big one"}"#);
+    assert!(ok.contains("after the big one"), "{ok}");
+    let received = p.server_received();
+    assert!(
+        !received.iter().any(|l| l.contains("xxxxxxxxxx")),
+        "the oversize message reached the server"
+    );
+    assert_eq!(p.finish().0, 0);
+}
+
+#[test]
+fn large_messages_pass_untouched() {
+    // 3 MiB in, 3 MiB echoed back: well under the 16 MiB default, far over Go's 64 KiB scanner.
+    let mut p = Proxy::everything("large", &["--server", "everything", "--log-level", "error"]);
+    p.initialize();
+    let payload = "é".repeat(1_500_000);
+    let answer = p.call(9, "echo", &format!(r#"{{"message":"{payload}"}}"#));
+    assert!(
+        answer.contains(&payload),
+        "the large echo did not come back intact ({} bytes)",
+        answer.len()
+    );
+    assert_eq!(p.finish().0, 0);
+}
+
+#[test]
+fn a_request_id_in_flight_cannot_be_reused() {
+    let mut p = Proxy::everything("reuse", &["--server", "everything", "--log-level", "error"]);
+    p.initialize();
+    p.send(r#"{"jsonrpc":"2.0","id":50,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":1,"steps":1}}}"#);
+    // Same id as a number of another spelling: the same request id by JSON value.
+    p.send(r#"{"jsonrpc":"2.0","id":50.0,"method":"tools/call","params":{"name":"echo","arguments":{"message":"second"}}}"#);
+    let refused = p.response("50.0");
+    assert_eq!(error_code(&refused), Some(-32600), "{refused}");
+    let first = p.response("50");
+    assert!(
+        first.contains("Long running operation completed"),
+        "{first}"
+    );
+    // Once answered, the id is free again.
+    let again = p.call(50, "echo", r#"{"message":"reused after completion"}"#);
+    assert!(again.contains("reused after completion"), "{again}");
+    let received = p.server_received();
+    assert!(
+        !received.iter().any(|l| l.contains("\"second\"")),
+        "the duplicate-id request reached the server"
+    );
+    assert_eq!(p.finish().0, 0);
+}
