@@ -176,7 +176,7 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
                         out.extend_from_slice(b",\"rule_label\":");
                         push_json_str(&mut out, r.label);
                         out.extend_from_slice(b",\"source\":");
-                        push_json_str(&mut out, &format!("{}:{}", r.file, r.line));
+                        push_json_str(&mut out, &format!("{}:{}:{}", r.file, r.line, r.column));
                     }
                     if !message.is_empty() {
                         out.extend_from_slice(b",\"message\":");

@@ -224,6 +224,9 @@ impl Session {
         }
         if env.method.is_some() {
             let Some(id) = env.id else {
+                if env.method_is("notifications/cancelled") {
+                    self.client_cancelled(&env);
+                }
                 return (true, None); // a notification
             };
             let Some(key) = IdKey::of(id) else {
@@ -257,6 +260,25 @@ impl Session {
                 "message is neither a request, a notification nor a response",
             )),
         )
+    }
+
+    /// The client cancelled one of its requests: it expects no answer, so a
+    /// late one is dropped. The call may already have run, so its counter
+    /// units are kept (committed), not returned.
+    fn client_cancelled(&self, env: &Envelope<'_>) {
+        let Some(Val::Object(params)) = env.params.map(|p| p.val()) else {
+            return;
+        };
+        let Some(key) = params.get("requestId").and_then(IdKey::of) else {
+            return;
+        };
+        if let Some(p) = self.pending().get_mut(&key) {
+            if let Kind::Call(ticket) = &p.kind {
+                self.counters.commit(ticket);
+            }
+            p.kind = Kind::Abandoned;
+            p.since = Instant::now();
+        }
     }
 
     fn register(&self, key: IdKey, raw_id: &[u8], kind: Kind) -> Result<(), Vec<u8>> {
@@ -698,6 +720,30 @@ mod tests {
         s.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
         let out = s.from_server(br#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"t"}],"tools":[{"name":"secret"}]}}"#);
         assert_eq!(error_of(&out.forward[0]), UPSTREAM_BAD_ANSWER);
+    }
+
+    #[test]
+    fn a_cancelled_request_gets_no_answer_and_keeps_its_units() {
+        let s = session();
+        s.from_client(call("5").as_bytes());
+        let cancel = br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5,"reason":"user"}}"#;
+        assert_eq!(
+            s.from_client(cancel).forward.len(),
+            1,
+            "the cancellation is forwarded"
+        );
+        assert_eq!(s.in_flight(), 0);
+        assert!(
+            s.from_server(br#"{"jsonrpc":"2.0","id":5,"result":{}}"#)
+                .forward
+                .is_empty(),
+            "a late answer is dropped"
+        );
+        assert!(s.upstream_gone("gone").is_empty(), "nothing left to answer");
+        assert!(
+            !s.from_client(call("6").as_bytes()).reply.is_empty(),
+            "the unit stayed used"
+        );
     }
 
     #[test]
