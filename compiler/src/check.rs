@@ -6,8 +6,7 @@
 //! - tests joined by `and` that can never hold together (`lt 5` and `gt 10`);
 //! - a rule after an unconditional deny (it can never run);
 //! - a hidden tool that also has rules (they can never run);
-//! - more counters on one call than a reservation can hold;
-//! - `lt N` on a rule's own counter, which admits N-1 calls (a warning).
+//! - more counters on one call than a reservation can hold.
 
 use std::cmp::Ordering;
 
@@ -26,7 +25,6 @@ pub fn check(p: &ServerPolicy) -> Vec<Diagnostic> {
         if let Some(c) = &rule.check {
             contradictions(&c.deny_when, &mut out);
         }
-        lt_on_own_counter(p, rule.id, &mut out);
     }
     shadowed_rules(p, &mut out);
     hidden_with_rules(p, &mut out);
@@ -352,32 +350,5 @@ fn too_many_limits(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
             )
             .with_help("merge limits, or move some to other tools"),
         );
-    }
-}
-
-fn lt_on_own_counter(p: &ServerPolicy, id: RuleId, out: &mut Vec<Diagnostic>) {
-    let rule = p.rule(id);
-    let (Some(limit), Some(check)) = (&rule.limit, &rule.check) else {
-        return;
-    };
-    for t in check.deny_when.tests() {
-        if let TestKind::Cmp {
-            lhs: Operand::Counter(c),
-            op: CmpOp::Lt,
-            rhs: Operand::Const(Const::Num(n)),
-        } = &t.kind
-            && *c == limit.counter
-            && n.num().to_u64_exact() == Some(limit.max + 1)
-        {
-            out.push(
-                Diagnostic::warning(
-                    format!("`lt {n}` on this rule's own counter admits {} per window, not {n}", limit.max),
-                    t.loc.0,
-                )
-                .with_help(format!(
-                    "the count after this call must stay below {n}; write `op: lte` to admit {n} (Intercept's own fixtures make this mistake)"
-                )),
-            );
-        }
     }
 }

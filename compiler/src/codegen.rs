@@ -235,7 +235,7 @@ fn server_module(
             Partition::Session => quote!(Scope::Session),
             Partition::Arg(_) => quote!(Scope::Argument),
         };
-        quote!(CounterSpec { key: #key, window: #window, scope: #scope })
+        quote!(CounterSpec::new(#key, #window, #scope))
     });
     let (nrules, ncounters) = (p.rules.len(), p.counters.len());
     let mut regex_names = Vec::new();
@@ -319,7 +319,7 @@ fn server_module(
     }
     names.sort_unstable();
     let mut fns = Vec::new();
-    let mut arms = Vec::new();
+    let mut targets = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let f = format_ident!("tool_{}", i);
         let rules: Vec<RuleId> = p
@@ -328,9 +328,9 @@ fn server_module(
             .chain(p.wildcard.iter().copied())
             .collect();
         fns.push(g.tool_fn(&f, name, &rules));
-        let n = lit(name);
-        arms.push(quote!(#n => #f(call, env),));
+        targets.push((name.to_string(), f));
     }
+    let dispatch = dispatch(&targets);
     fns.push(g.unlisted_fn());
     quote! {
         #[allow(unused_imports, unused_variables, unused_mut, unreachable_code, clippy::all)]
@@ -377,16 +377,77 @@ fn server_module(
                     if let Some(rule) = hidden(call.name()) {
                         return Decision::deny(Outcome::Hidden, rule, "");
                     }
-                    match call.name() {
-                        #(#arms)*
-                        _ => unlisted(call, env),
-                    }
+                    #dispatch
                 }
             }
 
             #(#fns)*
         }
     }
+}
+
+/// The tool-name dispatch. A plain `match` on string literals compares the
+/// arms one after the other, so for more than a few tools the name is first
+/// switched on its length and then, within a length, on the byte position
+/// that best separates the names (a decision tree over bytes); each leaf
+/// ends in a `match` on the full name, so a hit is exact.
+fn dispatch(targets: &[(String, Ident)]) -> TokenStream {
+    let leaf = |group: &[&(String, Ident)]| {
+        let arms = group.iter().map(|(n, f)| {
+            let n = lit(n);
+            quote!(#n => #f(call, env),)
+        });
+        quote!(match name { #(#arms)* _ => unlisted(call, env), })
+    };
+    fn tree(
+        group: &[&(String, Ident)],
+        len: usize,
+        leaf: &dyn Fn(&[&(String, Ident)]) -> TokenStream,
+    ) -> TokenStream {
+        if group.len() <= 4 {
+            return leaf(group);
+        }
+        let distinct = |p: usize| {
+            let mut seen: Vec<u8> = group.iter().map(|(n, _)| n.as_bytes()[p]).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen.len()
+        };
+        let Some(best) = (0..len).max_by_key(|&p| (distinct(p), std::cmp::Reverse(p))) else {
+            return leaf(group);
+        };
+        if distinct(best) == 1 {
+            return leaf(group);
+        }
+        let mut by_byte: BTreeMap<u8, Vec<&(String, Ident)>> = BTreeMap::new();
+        for t in group {
+            by_byte.entry(t.0.as_bytes()[best]).or_default().push(t);
+        }
+        let arms = by_byte.iter().map(|(b, sub)| {
+            let b = Literal::u8_suffixed(*b);
+            let inner = tree(sub, len, leaf);
+            quote!(#b => #inner,)
+        });
+        quote!(match bytes[#best] { #(#arms)* _ => unlisted(call, env), })
+    }
+    if targets.len() <= 8 {
+        let all: Vec<&(String, Ident)> = targets.iter().collect();
+        let m = leaf(&all);
+        return quote! {{ let name = call.name(); #m }};
+    }
+    let mut by_len: BTreeMap<usize, Vec<&(String, Ident)>> = BTreeMap::new();
+    for t in targets {
+        by_len.entry(t.0.len()).or_default().push(t);
+    }
+    let arms = by_len.iter().map(|(len, group)| {
+        let inner = tree(group, *len, &leaf);
+        quote!(#len => #inner,)
+    });
+    quote! {{
+        let name = call.name();
+        let bytes = name.as_bytes();
+        match bytes.len() { #(#arms)* _ => unlisted(call, env), }
+    }}
 }
 
 /// Locals a rule's check needs before its condition is evaluated.

@@ -287,14 +287,13 @@ pub fn meta_for(ir: &ServerPolicy, sources: &SourceMap) -> PolicyMeta {
     let counters: Vec<CounterSpec> = ir
         .counters
         .iter()
-        .map(|c| CounterSpec {
-            key: leak(&c.key),
-            window: c.window,
-            scope: match c.partition {
+        .map(|c| {
+            let scope = match c.partition {
                 Partition::Global => Scope::Global,
                 Partition::Session => Scope::Session,
                 Partition::Arg(_) => Scope::Argument,
-            },
+            };
+            CounterSpec::new(leak(&c.key), c.window, scope)
         })
         .collect();
     PolicyMeta {

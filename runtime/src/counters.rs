@@ -204,10 +204,39 @@ pub enum Scope {
 pub struct CounterSpec {
     /// Stable storage key, `<server>/<scope>.<counter>`; the same across builds and reloads.
     pub key: &'static str,
+    /// [`key_id`] of the key, computed once (at compile time for generated code).
+    pub id: u64,
     /// How the counter forgets.
     pub window: Window,
     /// Who shares it.
     pub scope: Scope,
+}
+
+impl CounterSpec {
+    /// A counter spec; usable in statics.
+    pub const fn new(key: &'static str, window: Window, scope: Scope) -> CounterSpec {
+        CounterSpec {
+            key,
+            id: key_id(key),
+            window,
+            scope,
+        }
+    }
+}
+
+/// A stable 64-bit id of a counter key (FNV-1a), so stores index counters
+/// without hashing their names on every call. Equal keys, equal ids, in
+/// every build and process.
+pub const fn key_id(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < b.len() {
+        h ^= b[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
 }
 
 /// One counter of one call: which counter, which partition (0 for global counters).
@@ -245,11 +274,8 @@ pub struct Reservation {
 pub const MAX_RESERVATIONS: usize = 8;
 
 /// Fills unused slots of fixed-size reservation arrays; never stored.
-pub static UNUSED_COUNTER: CounterSpec = CounterSpec {
-    key: "",
-    window: Window::Calendar(Calendar::Minute),
-    scope: Scope::Global,
-};
+pub static UNUSED_COUNTER: CounterSpec =
+    CounterSpec::new("", Window::Calendar(Calendar::Minute), Scope::Global);
 
 const NO_RESERVATION: Reservation = Reservation {
     counter: CounterRef {
@@ -440,7 +466,57 @@ impl Cell {
     }
 }
 
-type CellKey = (&'static str, u128);
+/// (counter id, partition).
+type CellKey = (u64, u128);
+
+/// A keyed, fast hasher for cell keys. Partitions are derived from
+/// caller-chosen values, so the seed is random per process: nobody can
+/// aim many partitions at one bucket.
+#[derive(Debug, Clone, Copy)]
+struct SeededState(u64);
+
+impl Default for SeededState {
+    fn default() -> Self {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        SeededState(
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+                | 1,
+        )
+    }
+}
+
+impl std::hash::BuildHasher for SeededState {
+    type Hasher = Mixer;
+    fn build_hasher(&self) -> Mixer {
+        Mixer(self.0)
+    }
+}
+
+/// Folded-multiply mixing of 64-bit words (as in wyhash / foldhash).
+struct Mixer(u64);
+
+impl std::hash::Hasher for Mixer {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        let m = u128::from(self.0 ^ v) * 0x9e37_79b9_7f4a_7c15_u128;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64);
+        self.write_u64((v >> 64) as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Counters in this process's memory (the default backend).
 ///
@@ -454,7 +530,7 @@ pub struct MemoryCounters {
 
 #[derive(Debug, Default)]
 struct Cells {
-    map: HashMap<CellKey, (Window, Cell)>,
+    map: HashMap<CellKey, (Window, Cell), SeededState>,
     prune_at: usize,
 }
 
@@ -472,17 +548,20 @@ impl MemoryCounters {
 }
 
 impl Cells {
-    fn cell(&mut self, c: CounterRef, now: UnixMillis) -> &mut Cell {
+    fn add(&mut self, c: CounterRef, bucket: i64, amount: u64, now: UnixMillis) {
+        let key = (c.spec.id, c.partition);
+        if let Some((_, cell)) = self.map.get_mut(&key) {
+            cell.add(bucket, amount);
+            return;
+        }
+        // A new cell: the only allocation. Prune expired cells as the map grows.
         if self.map.len() >= self.prune_at.max(1024) {
             self.map.retain(|_, (w, cell)| !cell.is_stale(*w, now));
             self.prune_at = self.map.len() * 2;
         }
-        let window = c.spec.window;
-        &mut self
-            .map
-            .entry((c.spec.key, c.partition))
-            .or_insert_with(|| (window, Cell::new(window)))
-            .1
+        let mut cell = Cell::new(c.spec.window);
+        cell.add(bucket, amount);
+        self.map.insert(key, (c.spec.window, cell));
     }
 }
 
@@ -491,7 +570,7 @@ impl Counters for MemoryCounters {
         let cells = self.lock();
         Ok(cells
             .map
-            .get(&(counter.spec.key, counter.partition))
+            .get(&(counter.spec.id, counter.partition))
             .map_or(0, |(_, cell)| cell.value(counter.spec.window, now)))
     }
 
@@ -508,7 +587,7 @@ impl Counters for MemoryCounters {
             }
             let stored = cells
                 .map
-                .get(&(r.counter.spec.key, r.counter.partition))
+                .get(&(r.counter.spec.id, r.counter.partition))
                 .map_or(0, |(_, cell)| cell.value(r.counter.spec.window, now));
             // Earlier requests of this batch on the same counter count too.
             let pending = requests[..index]
@@ -529,7 +608,7 @@ impl Counters for MemoryCounters {
         for r in requests {
             let bucket = r.counter.spec.window.bucket(now);
             if r.amount > 0 {
-                cells.cell(r.counter, now).add(bucket, r.amount);
+                cells.add(r.counter, bucket, r.amount, now);
             }
             ticket.push(Reservation {
                 counter: r.counter,
@@ -543,10 +622,7 @@ impl Counters for MemoryCounters {
     fn rollback(&self, ticket: &Ticket) {
         let mut cells = self.lock();
         for r in ticket.iter() {
-            if let Some((_, cell)) = cells
-                .map
-                .get_mut(&(r.counter.spec.key, r.counter.partition))
-            {
+            if let Some((_, cell)) = cells.map.get_mut(&(r.counter.spec.id, r.counter.partition)) {
                 cell.remove(r.bucket, r.amount);
             }
         }
@@ -557,16 +633,13 @@ impl Counters for MemoryCounters {
 mod tests {
     use super::*;
 
-    static MINUTE: CounterSpec = CounterSpec {
-        key: "s/t.c",
-        window: Window::Calendar(Calendar::Minute),
-        scope: Scope::Global,
-    };
-    static SLIDE: CounterSpec = CounterSpec {
-        key: "s/t.slide",
-        window: Window::Sliding { millis: 60_000 },
-        scope: Scope::Session,
-    };
+    static MINUTE: CounterSpec =
+        CounterSpec::new("s/t.c", Window::Calendar(Calendar::Minute), Scope::Global);
+    static SLIDE: CounterSpec = CounterSpec::new(
+        "s/t.slide",
+        Window::Sliding { millis: 60_000 },
+        Scope::Session,
+    );
 
     fn req(spec: &'static CounterSpec, amount: u64, limit: u64) -> ReserveRequest {
         ReserveRequest {

@@ -73,27 +73,146 @@ impl Strictness {
 /// Allocation-free after the first call on a thread (a reusable scratch
 /// buffer holds key fingerprints for objects with many keys).
 pub fn validate(bytes: &[u8], strictness: Strictness) -> Result<(), JsonError> {
-    let mut v = Validator {
-        b: bytes,
-        pos: 0,
-        strictness,
+    Validator::new(bytes, strictness, None).run()
+}
+
+/// Like [`validate`], and records where the members of the outermost object
+/// and of the objects directly inside it are, so a reader of JSON-RPC finds
+/// `method`, `params`, `name` and `arguments` without walking the text again.
+pub fn validate_outline(bytes: &[u8], strictness: Strictness) -> Result<Outline, JsonError> {
+    let mut v = Validator::new(bytes, strictness, Some(Outline::EMPTY));
+    v.run()?;
+    Ok(v.outline.unwrap_or(Outline::EMPTY))
+}
+
+/// One object member found by [`validate_outline`]: byte ranges of its key
+/// (between the quotes) and of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// For members of a nested object: the index of the outer member holding it.
+    pub parent: usize,
+    /// Key range, without quotes.
+    pub key: (usize, usize),
+    /// Whether the key has escapes.
+    pub key_escaped: bool,
+    /// Value range.
+    pub value: (usize, usize),
+}
+
+const OUTLINE_TOP: usize = 16;
+const OUTLINE_NESTED: usize = 32;
+
+/// The members of the two outermost object levels of a validated text.
+#[derive(Debug, Clone, Copy)]
+pub struct Outline {
+    top: [Member; OUTLINE_TOP],
+    top_len: usize,
+    nested: [Member; OUTLINE_NESTED],
+    nested_len: usize,
+    complete: bool,
+}
+
+const NO_MEMBER: Member = Member {
+    parent: 0,
+    key: (0, 0),
+    key_escaped: false,
+    value: (0, 0),
+};
+
+impl Outline {
+    const EMPTY: Outline = Outline {
+        top: [NO_MEMBER; OUTLINE_TOP],
+        top_len: 0,
+        nested: [NO_MEMBER; OUTLINE_NESTED],
+        nested_len: 0,
+        complete: true,
     };
-    v.ws();
-    v.value(0)?;
-    v.ws();
-    if v.pos != bytes.len() {
-        return Err(v.err("trailing data after the JSON value"));
+
+    /// False when there were more members than an outline holds; callers
+    /// then walk the text instead.
+    pub fn is_complete(&self) -> bool {
+        self.complete
     }
-    Ok(())
+
+    /// Members of the outermost object, in order.
+    pub fn top(&self) -> &[Member] {
+        &self.top[..self.top_len]
+    }
+
+    /// Members of the object that is the value of top member `parent`.
+    pub fn children(&self, parent: usize) -> impl Iterator<Item = &Member> {
+        self.nested[..self.nested_len]
+            .iter()
+            .filter(move |m| m.parent == parent)
+    }
+}
+
+impl Member {
+    /// The key as a string view into `bytes`.
+    pub fn key<'a>(&self, bytes: &'a [u8]) -> JStr<'a> {
+        JStr {
+            raw: std::str::from_utf8(&bytes[self.key.0..self.key.1]).unwrap_or(""),
+            escaped: self.key_escaped,
+        }
+    }
+
+    /// The value as a view into `bytes`.
+    pub fn value<'a>(&self, bytes: &'a [u8]) -> Value<'a> {
+        Value {
+            raw: &bytes[self.value.0..self.value.1],
+        }
+    }
 }
 
 struct Validator<'a> {
     b: &'a [u8],
     pos: usize,
     strictness: Strictness,
+    outline: Option<Outline>,
+    /// While inside the value of top member N: N.
+    parent: Option<usize>,
 }
 
 impl<'a> Validator<'a> {
+    fn new(b: &'a [u8], strictness: Strictness, outline: Option<Outline>) -> Validator<'a> {
+        Validator {
+            b,
+            pos: 0,
+            strictness,
+            outline,
+            parent: None,
+        }
+    }
+
+    fn run(&mut self) -> Result<(), JsonError> {
+        self.ws();
+        self.value(0)?;
+        self.ws();
+        if self.pos != self.b.len() {
+            return Err(self.err("trailing data after the JSON value"));
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, depth: u32, member: Member) {
+        let Some(o) = &mut self.outline else { return };
+        match depth {
+            1 if o.top_len < OUTLINE_TOP => {
+                o.top[o.top_len] = member;
+                o.top_len += 1;
+            }
+            2 if self.parent.is_some() && o.nested_len < OUTLINE_NESTED => {
+                o.nested[o.nested_len] = Member {
+                    parent: self.parent.unwrap_or(0),
+                    ..member
+                };
+                o.nested_len += 1;
+            }
+            1 | 2 => o.complete = false,
+            _ => {}
+        }
+    }
+
     fn err(&self, reason: &'static str) -> JsonError {
         JsonError {
             offset: self.pos,
@@ -198,9 +317,10 @@ impl<'a> Validator<'a> {
                     raw: std::str::from_utf8(raw).unwrap_or(""),
                     escaped: has_escape,
                 };
+                let (folded, exact) = key_hashes(&key);
                 let fp = KeyPrint {
-                    folded: key.fold_hash(),
-                    exact: key.exact_hash(),
+                    folded,
+                    exact,
                     start: key_start,
                     end: key_end,
                     escaped: has_escape,
@@ -213,7 +333,26 @@ impl<'a> Validator<'a> {
             }
             self.pos += 1;
             self.ws();
+            let value_start = self.pos;
+            let outer = self.parent;
+            if depth == 1 && self.outline.is_some() {
+                self.parent = self.outline.as_ref().map(|o| o.top_len);
+            }
             self.value(depth)?;
+            if depth == 1 {
+                self.parent = outer;
+            }
+            if self.outline.is_some() && depth <= 2 {
+                self.record(
+                    depth,
+                    Member {
+                        parent: 0,
+                        key: (key_start, key_end),
+                        key_escaped: has_escape,
+                        value: (value_start, self.pos),
+                    },
+                );
+            }
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -276,33 +415,26 @@ impl<'a> Validator<'a> {
         self.pos += 1;
         let mut escaped = false;
         loop {
-            let rest = &self.b[self.pos..];
-            // Fast path: jump to the next quote, backslash or control byte.
-            let Some(i) = rest
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-            else {
-                self.pos = self.b.len();
-                return Err(self.err("unterminated string"));
-            };
-            if std::str::from_utf8(&rest[..i]).is_err() {
-                let bad = std::str::from_utf8(&rest[..i])
-                    .err()
-                    .map_or(0, |e| e.valid_up_to());
-                self.pos += bad;
+            let start = self.pos;
+            let (i, ascii) = scan_plain(&self.b[start..]);
+            let end = start + i;
+            // Pure ASCII needs no UTF-8 check; std's validator is SIMD-fast otherwise.
+            if !ascii && let Err(e) = std::str::from_utf8(&self.b[start..end]) {
+                self.pos = start + e.valid_up_to();
                 return Err(self.err("invalid UTF-8 in string"));
             }
-            self.pos += i;
-            match rest[i] {
-                b'"' => {
+            self.pos = end;
+            match self.b.get(end) {
+                Some(b'"') => {
                     self.pos += 1;
                     return Ok(escaped);
                 }
-                b'\\' => {
+                Some(b'\\') => {
                     escaped = true;
                     self.escape()?;
                 }
-                _ => return Err(self.err("control character in string")),
+                Some(_) => return Err(self.err("control character in string")),
+                None => return Err(self.err("unterminated string")),
             }
         }
     }
@@ -368,6 +500,60 @@ impl<'a> Validator<'a> {
         debug_assert!(self.pos > start);
         Ok(())
     }
+}
+
+/// Length of the run of plain string bytes at the start of `b` (up to the
+/// first quote, backslash or control byte), and whether it is all ASCII.
+/// Eight bytes at a time while they are plain ASCII (SWAR), then bytewise.
+fn scan_plain(b: &[u8]) -> (usize, bool) {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes([
+            b[i],
+            b[i + 1],
+            b[i + 2],
+            b[i + 3],
+            b[i + 4],
+            b[i + 5],
+            b[i + 6],
+            b[i + 7],
+        ]);
+        let special = has_zero(w ^ (LO * u64::from(b'"')))
+            | has_zero(w ^ (LO * u64::from(b'\\')))
+            // A byte below 0x20 (on bytes < 0x80, which the HI test below covers).
+            | (w.wrapping_sub(LO * 0x20) & !w & HI)
+            | (w & HI);
+        if special != 0 {
+            break;
+        }
+        i += 8;
+    }
+    let mut ascii = true;
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        ascii &= c < 0x80;
+        i += 1;
+    }
+    (i, ascii)
+}
+
+/// (case-folded, exact) hashes of a key; the ASCII fast path gives the same
+/// values as the general path would.
+fn key_hashes(key: &JStr<'_>) -> (u64, u64) {
+    if !key.escaped && key.raw.is_ascii() {
+        let (mut folded, mut exact) = (Fnv::new(), Fnv::new());
+        for &b in key.raw.as_bytes() {
+            folded.write_u32(u32::from(b.to_ascii_lowercase()));
+            exact.write_u32(u32::from(b));
+        }
+        return (folded.0, exact.0);
+    }
+    (key.fold_hash(), key.exact_hash())
 }
 
 /// Fingerprint of one object key, kept while the object is being validated.
@@ -618,20 +804,47 @@ fn skip_ws(b: &[u8], mut p: usize) -> usize {
 /// End (exclusive) of the string starting at the quote at `p`.
 fn skip_string(b: &[u8], p: usize) -> usize {
     let mut i = p + 1;
-    while i < b.len() {
-        match memchr::memchr2(b'"', b'\\', &b[i..]) {
+    loop {
+        i += quote_or_backslash(&b[i.min(b.len())..]);
+        match b.get(i) {
+            Some(b'\\') => i += 2,
+            Some(_) => return i + 1,
             None => return b.len(),
-            Some(off) => {
-                i += off;
-                if b[i] == b'\\' {
-                    i += 2;
-                } else {
-                    return i + 1;
-                }
-            }
         }
     }
-    b.len()
+}
+
+/// Offset of the first `"` or `\` in `b` (or its length): eight bytes at a
+/// time, since most strings are short and a vectorised search's set-up
+/// would cost more than the scan.
+fn quote_or_backslash(b: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes([
+            b[i],
+            b[i + 1],
+            b[i + 2],
+            b[i + 3],
+            b[i + 4],
+            b[i + 5],
+            b[i + 6],
+            b[i + 7],
+        ]);
+        if has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\'))) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// End (exclusive) of the value starting at `p`, for validated input.
@@ -828,6 +1041,10 @@ impl Iterator for Chars<'_> {
 
     fn next(&mut self) -> Option<char> {
         let b = *self.s.get(self.pos)?;
+        if b < 0x80 && b != b'\\' {
+            self.pos += 1;
+            return Some(char::from(b));
+        }
         if b != b'\\' {
             // Decode one UTF-8 scalar from the validated text.
             let len = match b {
@@ -1262,6 +1479,82 @@ mod tests {
         );
         let ok_deep = "[".repeat(128) + &"]".repeat(128);
         assert!(validate(ok_deep.as_bytes(), Strictness::STRICT).is_ok());
+    }
+
+    #[test]
+    fn plain_scan_stops_at_every_special_byte() {
+        for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for at in 0..20 {
+                let mut v = vec![b'a'; 24];
+                v[at] = special;
+                assert_eq!(scan_plain(&v), (at, true), "byte {special:#x} at {at}");
+            }
+        }
+        let text = "abcdefghé klmnopqrstuvwxyz\"".as_bytes();
+        assert_eq!(scan_plain(text), (text.len() - 1, false));
+        assert_eq!(scan_plain(b"0123456789abcdef"), (16, true));
+    }
+
+    #[test]
+    fn key_hashes_agree_between_fast_and_general_paths() {
+        for k in ["name", "Name", "NAME", "a_b-c", ""] {
+            let plain = JStr::plain(k);
+            assert_eq!(
+                key_hashes(&plain),
+                (plain.fold_hash(), plain.exact_hash()),
+                "{k}"
+            );
+        }
+        // A non-ASCII key folding onto an ASCII one lands in the same bucket.
+        assert_eq!(
+            key_hashes(&JStr::plain("\u{17f}")).0,
+            key_hashes(&JStr::plain("S")).0
+        );
+        assert_eq!(
+            key_hashes(&JStr::plain("\u{212a}")).0,
+            key_hashes(&JStr::plain("k")).0
+        );
+    }
+
+    #[test]
+    fn outlines_find_the_two_outer_levels() {
+        let text = br#" {"id": 1, "params": {"name": "t", "arguments": {"a": {"deep": 1}}}, "x": [ {"no": 1} ] } "#;
+        let o = validate_outline(text, Strictness::STRICT).unwrap();
+        assert!(o.is_complete());
+        let keys: Vec<String> = o
+            .top()
+            .iter()
+            .map(|m| m.key(text).chars().collect())
+            .collect();
+        assert_eq!(keys, ["id", "params", "x"]);
+        let params: Vec<(String, &[u8])> = o
+            .children(1)
+            .map(|m| (m.key(text).chars().collect(), m.value(text).as_bytes()))
+            .collect();
+        assert_eq!(
+            params,
+            [
+                ("name".to_string(), &br#""t""#[..]),
+                ("arguments".to_string(), &br#"{"a": {"deep": 1}}"#[..])
+            ]
+        );
+        assert_eq!(
+            o.children(2).count(),
+            0,
+            "objects inside arrays are not outlined"
+        );
+        let many = format!(
+            "{{{}}}",
+            (0..20)
+                .map(|i| format!("\"k{i}\":{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(
+            !validate_outline(many.as_bytes(), Strictness::STRICT)
+                .unwrap()
+                .is_complete()
+        );
     }
 
     #[test]

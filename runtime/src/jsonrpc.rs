@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use crate::call::{CallError, ToolCall};
-use crate::json::{JStr, JsonError, Strictness, Val, Value, validate};
+use crate::json::{JStr, JsonError, Strictness, Val, Value, validate, validate_outline};
 
 /// JSON-RPC: the text is not JSON.
 pub const PARSE_ERROR: i32 = -32700;
@@ -55,9 +55,32 @@ pub struct Envelope<'a> {
     pub result: Option<Value<'a>>,
     /// `error` (responses).
     pub error: Option<Value<'a>>,
+    /// The whole message passed the strict key checks at every depth, so a
+    /// `tools/call` needs no second pass over its params.
+    strict: bool,
+    /// `params.name` and `params.arguments`, found while validating.
+    call: Option<CallParts<'a>>,
+}
+
+/// The members of `params` a `tools/call` needs, located during validation.
+#[derive(Debug, Clone, Copy)]
+struct CallParts<'a> {
+    name: Option<Value<'a>>,
+    arguments: Option<Value<'a>>,
 }
 
 const MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
+
+fn first_byte(raw: &[u8]) -> Option<u8> {
+    raw.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+fn is_key_error(e: &JsonError) -> bool {
+    matches!(
+        e.reason,
+        "duplicate object key" | "object keys differ only in letter case"
+    )
+}
 
 fn json_rejection(e: JsonError) -> Rejection<'static> {
     match e.reason {
@@ -76,13 +99,49 @@ impl<'a> Envelope<'a> {
     /// duplicate or case-variant members at the top level. `tools/call`
     /// messages get their stricter checks in [`Envelope::tool_call`].
     pub fn parse(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {
-        if let Err(e) = validate(raw, Strictness::ENVELOPE) {
-            return Err(Rejection {
+        // One strict pass covers the common case (a well-formed tools/call)
+        // and outlines the members a reader needs; only a message with
+        // ambiguous keys below the top level is read twice.
+        match validate_outline(raw, Strictness::STRICT) {
+            Ok(outline) if outline.is_complete() && first_byte(raw) == Some(b'{') => {
+                let top = outline.top();
+                let mut env =
+                    Self::from_members(raw, top.iter().map(|m| (m.key(raw), m.value(raw))))?;
+                env.strict = true;
+                if let Some(params) = top.iter().rposition(|m| m.key(raw).eq_str("params")) {
+                    let mut parts = CallParts {
+                        name: None,
+                        arguments: None,
+                    };
+                    for m in outline.children(params) {
+                        let k = m.key(raw);
+                        if k.eq_str("name") {
+                            parts.name = Some(m.value(raw));
+                        } else if k.eq_str("arguments") {
+                            parts.arguments = Some(m.value(raw));
+                        }
+                    }
+                    env.call = Some(parts);
+                }
+                Ok(env)
+            }
+            Ok(_) => {
+                let mut env = Self::read_validated(raw)?;
+                env.strict = true;
+                Ok(env)
+            }
+            Err(e) if is_key_error(&e) => match validate(raw, Strictness::ENVELOPE) {
+                Ok(()) => Self::read_validated(raw),
+                Err(e) => Err(Rejection {
+                    id: unambiguous_id(raw),
+                    ..json_rejection(e)
+                }),
+            },
+            Err(e) => Err(Rejection {
                 id: unambiguous_id(raw),
                 ..json_rejection(e)
-            });
+            }),
         }
-        Self::read_validated(raw)
     }
 
     /// Reads a message from a peer the proxy does not police (the server):
@@ -108,6 +167,13 @@ impl<'a> Envelope<'a> {
                 "message must be a JSON object",
             ));
         };
+        Self::from_members(raw, obj.members())
+    }
+
+    fn from_members(
+        raw: &'a [u8],
+        members: impl Iterator<Item = (JStr<'a>, Value<'a>)>,
+    ) -> Result<Envelope<'a>, Rejection<'a>> {
         let mut env = Envelope {
             raw,
             id: None,
@@ -115,8 +181,11 @@ impl<'a> Envelope<'a> {
             params: None,
             result: None,
             error: None,
+            strict: false,
+            call: None,
         };
-        for (k, v) in obj.members() {
+        let mut bad_method = false;
+        for (k, v) in members {
             let Some(name) = MEMBERS.iter().find(|m| k.eq_str(m)) else {
                 continue;
             };
@@ -127,22 +196,18 @@ impl<'a> Envelope<'a> {
                 "error" => env.error = Some(v),
                 "method" => match v.val() {
                     Val::Str(s) => env.method = Some(s),
-                    _ => {
-                        return Err(Rejection {
-                            id: env.readable_id(obj),
-                            ..Rejection::new(INVALID_REQUEST, "method must be a string")
-                        });
-                    }
+                    _ => bad_method = true,
                 },
                 _ => {}
             }
         }
+        if bad_method {
+            return Err(Rejection {
+                id: env.request_id(),
+                ..Rejection::new(INVALID_REQUEST, "method must be a string")
+            });
+        }
         Ok(env)
-    }
-
-    fn readable_id(&self, obj: crate::json::Object<'a>) -> Option<Value<'a>> {
-        obj.get("id")
-            .filter(|v| matches!(v.val(), Val::Str(_) | Val::Num(_)))
     }
 
     /// True when `method` is exactly `m` (after escapes are decoded).
@@ -174,7 +239,9 @@ impl<'a> Envelope<'a> {
             return Err(reject(INVALID_PARAMS, "tools/call needs params"));
         };
         // Strict over the whole params: its own members and every level of the arguments.
-        if let Err(e) = validate(params.as_bytes(), Strictness::STRICT) {
+        if !self.strict
+            && let Err(e) = validate(params.as_bytes(), Strictness::STRICT)
+        {
             let message = match e.reason {
                 "duplicate object key" => "duplicate key in tools/call params or arguments",
                 "object keys differ only in letter case" => {
@@ -191,32 +258,38 @@ impl<'a> Envelope<'a> {
                 "tools/call params must be an object",
             ));
         };
-        let mut name = None;
-        let mut arguments = None;
-        for (k, v) in p.members() {
-            if k.eq_str("name") {
-                match v.val() {
-                    Val::Str(s) => {
-                        name = Some(match s.as_plain() {
-                            Some(plain) => Cow::Borrowed(plain),
-                            None => Cow::Owned(s.chars().collect()),
-                        })
-                    }
-                    _ => return Err(reject(INVALID_PARAMS, "tools/call name must be a string")),
-                }
-            } else if k.eq_str("arguments") {
-                match v.val() {
-                    Val::Object(o) => arguments = Some(o),
-                    Val::Null => {}
-                    _ => {
-                        return Err(reject(
-                            INVALID_PARAMS,
-                            "tools/call arguments must be an object",
-                        ));
+        let (name_value, args_value) = match self.call {
+            Some(parts) => (parts.name, parts.arguments),
+            None => {
+                let (mut n, mut a) = (None, None);
+                for (k, v) in p.members() {
+                    if k.eq_str("name") {
+                        n = Some(v);
+                    } else if k.eq_str("arguments") {
+                        a = Some(v);
                     }
                 }
+                (n, a)
             }
-        }
+        };
+        let name = match name_value.map(|v| v.val()) {
+            None => None,
+            Some(Val::Str(s)) => Some(match s.as_plain() {
+                Some(plain) => Cow::Borrowed(plain),
+                None => Cow::Owned(s.chars().collect()),
+            }),
+            Some(_) => return Err(reject(INVALID_PARAMS, "tools/call name must be a string")),
+        };
+        let arguments = match args_value.map(|v| v.val()) {
+            None | Some(Val::Null) => None,
+            Some(Val::Object(o)) => Some(o),
+            Some(_) => {
+                return Err(reject(
+                    INVALID_PARAMS,
+                    "tools/call arguments must be an object",
+                ));
+            }
+        };
         let Some(name) = name else {
             return Err(reject(INVALID_PARAMS, "tools/call needs a tool name"));
         };

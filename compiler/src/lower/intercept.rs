@@ -913,28 +913,40 @@ fn build(file: &File, b: &mut PolicyBuilder, diags: &mut Vec<Diagnostic>) -> Opt
         for (i, r) in decl.rules.iter().enumerate() {
             let label = format!("tools.{tool}.rules[{i}]");
             let id = b.add_rule(r.name.text.clone(), label.clone(), RuleKind::Rule, r.span);
+            let limit = r.state.as_ref().and_then(|s| {
+                let counter = counters[&(scope.to_string(), s.counter.text.clone())];
+                own_limit(&label, scope, r, s, counter, diags)
+            });
+            // The condition that sets the limit is enforced by the reservation,
+            // which checks the count *after* this call; checking the count
+            // before the call as well (Intercept does) can only differ when the
+            // counter is already above its limit, which this policy never causes.
+            // Dropping it saves a counter read per call (a round trip with Redis).
+            let limit_condition = limit.as_ref().map(|(_, i)| *i);
             let tests: Vec<Expr> = r
                 .conditions
                 .iter()
-                .filter_map(|c| lower_condition(c, &declared, &counters, b, diags).map(Expr::Test))
+                .enumerate()
+                .filter(|(j, _)| Some(*j) != limit_condition)
+                .filter_map(|(_, c)| {
+                    lower_condition(c, &declared, &counters, b, diags).map(Expr::Test)
+                })
                 .collect();
             let message = if r.on_deny.text.is_empty() {
                 format!("Denied by rule {}", go_quote(&r.name.text))
             } else {
                 r.on_deny.text.clone()
             };
+            // A rule whose only condition was its limit has nothing left to check.
             let deny_when = if r.action.text == "deny" {
-                Expr::Bool(true)
+                Some(Expr::Bool(true))
+            } else if tests.is_empty() {
+                None
             } else {
-                Expr::negate(Expr::And(tests))
+                Some(Expr::negate(Expr::And(tests)))
             };
-            b.rule_mut(id).check = Some(Check { deny_when, message });
-            if let Some(s) = &r.state {
-                let counter = counters[&(scope.to_string(), s.counter.text.clone())];
-                if let Some(limit) = own_limit(&label, scope, r, s, counter, diags) {
-                    b.rule_mut(id).limit = Some(limit);
-                }
-            }
+            b.rule_mut(id).check = deny_when.map(|deny_when| Check { deny_when, message });
+            b.rule_mut(id).limit = limit.map(|(l, _)| l);
             ids.push(id);
         }
         if tool == "*" {
@@ -1045,12 +1057,13 @@ fn own_limit(
     s: &StateDecl,
     counter: CounterId,
     diags: &mut Vec<Diagnostic>,
-) -> Option<Limit> {
+) -> Option<(Limit, usize)> {
     let own_path = format!("state.{scope}.{}", s.counter.text);
-    let cond = r
+    let (index, cond) = r
         .conditions
         .iter()
-        .find(|c| c.path.text == own_path && matches!(c.op.text.as_str(), "lt" | "lte"))?;
+        .enumerate()
+        .find(|(_, c)| c.path.text == own_path && matches!(c.op.text.as_str(), "lt" | "lte"))?;
     let Some(Ok(Typed::Num(x))) = cond.value.as_ref().map(typed) else {
         return None;
     };
@@ -1080,6 +1093,17 @@ fn own_limit(
     }
     let x = n.to_u64_exact().unwrap_or(u64::MAX);
     let max = if cond.op.text == "lt" { x - 1 } else { x };
+    if cond.op.text == "lt" {
+        diags.push(
+            Diagnostic::warning(
+                format!("`lt {x}` on this rule's own counter admits {max} per window, not {x}"),
+                cond.span,
+            )
+            .with_help(format!(
+                "the count after this call must stay below {x}; write `op: lte` to admit {x} (Intercept's own fixtures make this mistake)"
+            )),
+        );
+    }
     let amount = match &s.increment_from {
         Some(f) => Amount::Arg {
             path: ArgPath {
@@ -1111,11 +1135,14 @@ fn own_limit(
         r.on_deny.text.clone()
     };
     let _ = label;
-    Some(Limit {
-        counter,
-        max,
-        amount,
-        message,
-        loc: Loc(cond.span),
-    })
+    Some((
+        Limit {
+            counter,
+            max,
+            amount,
+            message,
+            loc: Loc(cond.span),
+        },
+        index,
+    ))
 }

@@ -598,11 +598,11 @@ mod tests {
         line: 1,
         column: 1,
     }];
-    static COUNTERS: [CounterSpec; 1] = [CounterSpec {
-        key: "test/*.c",
-        window: Window::Calendar(Calendar::Minute),
-        scope: Scope::Global,
-    }];
+    static COUNTERS: [CounterSpec; 1] = [CounterSpec::new(
+        "test/*.c",
+        Window::Calendar(Calendar::Minute),
+        Scope::Global,
+    )];
     static META: PolicyMeta = PolicyMeta {
         server: "test",
         file: "test",
