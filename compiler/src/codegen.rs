@@ -391,8 +391,11 @@ fn server_module(
 /// switched on its length and then, within a length, on the byte position
 /// that best separates the names (a decision tree over bytes); each leaf
 /// ends in a `match` on the full name, so a hit is exact.
-fn dispatch(targets: &[(String, Ident)]) -> TokenStream {
-    let leaf = |group: &[&(String, Ident)]| {
+/// A tool name and the function deciding it.
+type Target = (String, Ident);
+
+fn dispatch(targets: &[Target]) -> TokenStream {
+    let leaf = |group: &[&Target]| {
         let arms = group.iter().map(|(n, f)| {
             let n = lit(n);
             quote!(#n => #f(call, env),)
@@ -400,9 +403,9 @@ fn dispatch(targets: &[(String, Ident)]) -> TokenStream {
         quote!(match name { #(#arms)* _ => unlisted(call, env), })
     };
     fn tree(
-        group: &[&(String, Ident)],
+        group: &[&Target],
         len: usize,
-        leaf: &dyn Fn(&[&(String, Ident)]) -> TokenStream,
+        leaf: &dyn Fn(&[&Target]) -> TokenStream,
     ) -> TokenStream {
         if group.len() <= 4 {
             return leaf(group);
@@ -419,7 +422,7 @@ fn dispatch(targets: &[(String, Ident)]) -> TokenStream {
         if distinct(best) == 1 {
             return leaf(group);
         }
-        let mut by_byte: BTreeMap<u8, Vec<&(String, Ident)>> = BTreeMap::new();
+        let mut by_byte: BTreeMap<u8, Vec<&Target>> = BTreeMap::new();
         for t in group {
             by_byte.entry(t.0.as_bytes()[best]).or_default().push(t);
         }
@@ -431,11 +434,11 @@ fn dispatch(targets: &[(String, Ident)]) -> TokenStream {
         quote!(match bytes[#best] { #(#arms)* _ => unlisted(call, env), })
     }
     if targets.len() <= 8 {
-        let all: Vec<&(String, Ident)> = targets.iter().collect();
+        let all: Vec<&Target> = targets.iter().collect();
         let m = leaf(&all);
         return quote! {{ let name = call.name(); #m }};
     }
-    let mut by_len: BTreeMap<usize, Vec<&(String, Ident)>> = BTreeMap::new();
+    let mut by_len: BTreeMap<usize, Vec<&Target>> = BTreeMap::new();
     for t in targets {
         by_len.entry(t.0.len()).or_default().push(t);
     }
