@@ -285,17 +285,58 @@ impl<'a> Validator<'a> {
         let check_keys = depth <= self.strictness.key_check_depth
             && (self.strictness.reject_duplicate_keys || self.strictness.reject_case_variant_keys);
         if !check_keys {
-            return self.object_members(depth, false);
+            return self.object_members(depth, None);
         }
-        let mark = KEYS.with(|k| k.borrow().len());
-        let result = self
-            .object_members(depth, true)
-            .and_then(|()| self.check_keys(mark));
-        KEYS.with(|k| k.borrow_mut().truncate(mark));
+        let mut keys = SmallKeys::new();
+        let result = self.object_members(depth, Some(&mut keys)).and_then(|()| {
+            if keys.spilled {
+                self.check_keys(keys.mark)
+            } else {
+                self.check_small_keys(&keys)
+            }
+        });
+        if keys.spilled {
+            KEYS.with(|k| k.borrow_mut().truncate(keys.mark));
+        }
         result
     }
 
-    fn object_members(&mut self, depth: u32, check_keys: bool) -> Result<(), JsonError> {
+    /// Pairwise check of a few plain ASCII keys: no hashing, no sorting.
+    /// (Two ASCII keys are equal under Unicode case folding exactly when they
+    /// are equal ignoring ASCII case.)
+    fn check_small_keys(&self, keys: &SmallKeys) -> Result<(), JsonError> {
+        let list = &keys.list[..keys.len];
+        for (i, &(a0, a1)) in list.iter().enumerate() {
+            let a = &self.b[a0..a1];
+            for &(b0, b1) in &list[i + 1..] {
+                let b = &self.b[b0..b1];
+                if a.len() != b.len() || !a.eq_ignore_ascii_case(b) {
+                    continue;
+                }
+                let offset = b0 - 1;
+                if a == b {
+                    if self.strictness.reject_duplicate_keys {
+                        return Err(JsonError {
+                            offset,
+                            reason: "duplicate object key",
+                        });
+                    }
+                } else if self.strictness.reject_case_variant_keys {
+                    return Err(JsonError {
+                        offset,
+                        reason: "object keys differ only in letter case",
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn object_members(
+        &mut self,
+        depth: u32,
+        mut keys: Option<&mut SmallKeys>,
+    ) -> Result<(), JsonError> {
         self.pos += 1;
         self.ws();
         if self.peek() == Some(b'}') {
@@ -310,22 +351,23 @@ impl<'a> Validator<'a> {
             let key_start = self.pos + 1;
             let has_escape = self.string()?;
             let key_end = self.pos - 1;
-            if check_keys {
-                // The string scanner has validated UTF-8 for this range.
-                let raw = &self.b[key_start..key_end];
-                let key = JStr {
-                    raw: std::str::from_utf8(raw).unwrap_or(""),
-                    escaped: has_escape,
-                };
-                let (folded, exact) = key_hashes(&key);
-                let fp = KeyPrint {
-                    folded,
-                    exact,
-                    start: key_start,
-                    end: key_end,
-                    escaped: has_escape,
-                };
-                KEYS.with(|k| k.borrow_mut().push(fp));
+            if let Some(keys) = keys.as_deref_mut() {
+                let plain = !has_escape && self.b[key_start..key_end].is_ascii();
+                if !keys.spilled && plain && keys.len < SMALL_KEYS {
+                    keys.list[keys.len] = (key_start, key_end);
+                    keys.len += 1;
+                } else {
+                    if !keys.spilled {
+                        // Too many keys, or a key needing Unicode folding: hash them all.
+                        keys.mark = KEYS.with(|k| k.borrow().len());
+                        keys.spilled = true;
+                        for i in 0..keys.len {
+                            let (s0, s1) = keys.list[i];
+                            self.push_key(s0, s1, false);
+                        }
+                    }
+                    self.push_key(key_start, key_end, has_escape);
+                }
             }
             self.ws();
             if self.peek() != Some(b':') {
@@ -363,6 +405,23 @@ impl<'a> Validator<'a> {
                 _ => return Err(self.err("expected ',' or '}' in object")),
             }
         }
+    }
+
+    fn push_key(&self, start: usize, end: usize, escaped: bool) {
+        // The string scanner has validated UTF-8 for this range.
+        let key = JStr {
+            raw: std::str::from_utf8(&self.b[start..end]).unwrap_or(""),
+            escaped,
+        };
+        let (folded, exact) = key_hashes(&key);
+        let fp = KeyPrint {
+            folded,
+            exact,
+            start,
+            end,
+            escaped,
+        };
+        KEYS.with(|k| k.borrow_mut().push(fp));
     }
 
     /// Checks the keys recorded since `mark` (this object's keys only: nested
@@ -554,6 +613,29 @@ fn key_hashes(key: &JStr<'_>) -> (u64, u64) {
         return (folded.0, exact.0);
     }
     (key.fold_hash(), key.exact_hash())
+}
+
+/// Objects with at most this many plain ASCII keys are checked pairwise.
+const SMALL_KEYS: usize = 20;
+
+/// The keys of one object being validated: on the stack while few and plain,
+/// spilled to the thread-local fingerprint list otherwise.
+struct SmallKeys {
+    list: [(usize, usize); SMALL_KEYS],
+    len: usize,
+    spilled: bool,
+    mark: usize,
+}
+
+impl SmallKeys {
+    fn new() -> SmallKeys {
+        SmallKeys {
+            list: [(0, 0); SMALL_KEYS],
+            len: 0,
+            spilled: false,
+            mark: 0,
+        }
+    }
 }
 
 /// Fingerprint of one object key, kept while the object is being validated.
@@ -1004,18 +1086,18 @@ thread_local! {
     static DECODE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
-/// 64-bit FNV-1a: tiny and allocation-free; only used to bucket keys, never trusted for equality.
+/// FNV-1a-style hashing over characters: tiny and allocation-free; only used
+/// to bucket keys, never trusted for equality.
 struct Fnv(u64);
 
 impl Fnv {
     fn new() -> Fnv {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
+    /// One multiply per character (not per byte): the hash only buckets keys,
+    /// equality is always checked in full.
     fn write_u32(&mut self, v: u32) {
-        for byte in v.to_le_bytes() {
-            self.0 ^= u64::from(byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        self.0 = (self.0 ^ u64::from(v)).wrapping_mul(0x0000_0100_0000_01b3);
     }
 }
 
