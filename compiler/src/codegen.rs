@@ -157,7 +157,7 @@ impl Slots {
         let mut key_arms = Vec::new();
         for (i, (name, child)) in node.children.iter().enumerate() {
             let idx = i as u32 + 1;
-            let name = lit(name);
+            let name = Literal::byte_string(name.as_bytes());
             key_arms.push(quote!(#name => #idx));
             let mut reset = Vec::new();
             Slots::all(child, &mut reset);
@@ -190,7 +190,7 @@ impl Slots {
         }
         quote! {
             for (#k, #v) in #obj.members() {
-                match #k.with_str(|key| match key { #(#key_arms,)* _ => 0u32 }) {
+                match #k.with_bytes(|key| match key { #(#key_arms,)* _ => 0u32 }) {
                     #(#arms)*
                     _ => {}
                 }

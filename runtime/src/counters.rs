@@ -245,7 +245,7 @@ pub struct CounterRef {
     /// The counter.
     pub spec: &'static CounterSpec,
     /// Session or argument hash for partitioned counters, 0 otherwise.
-    pub partition: u128,
+    pub partition: u64,
 }
 
 /// A request to add `amount` to a counter if the result stays within `limit`.
@@ -467,7 +467,7 @@ impl Cell {
 }
 
 /// (counter id, partition).
-type CellKey = (u64, u128);
+type CellKey = (u64, u64);
 
 /// A keyed, fast hasher for cell keys. Partitions are derived from
 /// caller-chosen values, so the seed is random per process: nobody can
@@ -581,6 +581,29 @@ impl Counters for MemoryCounters {
         ticket: &mut Ticket,
     ) -> Result<ReserveOutcome, StateError> {
         let mut cells = self.lock();
+        if let [r] = requests {
+            // One counter, the common case: one lookup.
+            let bucket = r.counter.spec.window.bucket(now);
+            if r.amount > 0 {
+                let key = (r.counter.spec.id, r.counter.partition);
+                match cells.map.get_mut(&key) {
+                    Some((_, cell)) => {
+                        match cell.value(r.counter.spec.window, now).checked_add(r.amount) {
+                            Some(v) if v <= r.limit => cell.add(bucket, r.amount),
+                            _ => return Ok(ReserveOutcome::Refused { index: 0 }),
+                        }
+                    }
+                    None if r.amount > r.limit => return Ok(ReserveOutcome::Refused { index: 0 }),
+                    None => cells.add(r.counter, bucket, r.amount, now),
+                }
+            }
+            ticket.push(Reservation {
+                counter: r.counter,
+                amount: r.amount,
+                bucket,
+            });
+            return Ok(ReserveOutcome::Reserved);
+        }
         for (index, r) in requests.iter().enumerate() {
             if r.amount == 0 {
                 continue; // adding nothing always fits, as in Intercept
@@ -593,7 +616,7 @@ impl Counters for MemoryCounters {
             let pending = requests[..index]
                 .iter()
                 .filter(|e| {
-                    e.counter.spec.key == r.counter.spec.key
+                    e.counter.spec.id == r.counter.spec.id
                         && e.counter.partition == r.counter.partition
                 })
                 .fold(0u64, |acc, e| acc.saturating_add(e.amount));

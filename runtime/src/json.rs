@@ -151,7 +151,7 @@ impl Member {
     /// The key as a string view into `bytes`.
     pub fn key<'a>(&self, bytes: &'a [u8]) -> JStr<'a> {
         JStr {
-            raw: std::str::from_utf8(&bytes[self.key.0..self.key.1]).unwrap_or(""),
+            raw: &bytes[self.key.0..self.key.1],
             escaped: self.key_escaped,
         }
     }
@@ -410,7 +410,7 @@ impl<'a> Validator<'a> {
     fn push_key(&self, start: usize, end: usize, escaped: bool) {
         // The string scanner has validated UTF-8 for this range.
         let key = JStr {
-            raw: std::str::from_utf8(&self.b[start..end]).unwrap_or(""),
+            raw: &self.b[start..end],
             escaped,
         };
         let (folded, exact) = key_hashes(&key);
@@ -464,7 +464,7 @@ impl<'a> Validator<'a> {
 
     fn key_at(&self, p: &KeyPrint) -> JStr<'a> {
         JStr {
-            raw: std::str::from_utf8(&self.b[p.start..p.end]).unwrap_or(""),
+            raw: &self.b[p.start..p.end],
             escaped: p.escaped,
         }
     }
@@ -606,7 +606,7 @@ fn scan_plain(b: &[u8]) -> (usize, bool) {
 fn key_hashes(key: &JStr<'_>) -> (u64, u64) {
     if !key.escaped && key.raw.is_ascii() {
         let (mut folded, mut exact) = (Fnv::new(), Fnv::new());
-        for &b in key.raw.as_bytes() {
+        for &b in key.raw {
             folded.write_u32(u32::from(b.to_ascii_lowercase()));
             exact.write_u32(u32::from(b));
         }
@@ -711,11 +711,7 @@ impl<'a> Value<'a> {
             Some(b'f') => Val::Bool(false),
             Some(b'"') => {
                 let inner = &self.raw[1..self.raw.len().saturating_sub(1).max(1)];
-                let escaped = memchr::memchr(b'\\', inner).is_some();
-                Val::Str(JStr {
-                    raw: std::str::from_utf8(inner).unwrap_or(""),
-                    escaped,
-                })
+                Val::Str(JStr::from_body(inner))
             }
             Some(b'[') => Val::Array(Array { raw: self.raw }),
             Some(b'{') => Val::Object(Object { raw: self.raw }),
@@ -793,10 +789,7 @@ impl<'a> Iterator for Members<'a> {
         }
         let kend = skip_string(b, p);
         let key_inner = b.get(p + 1..kend.saturating_sub(1))?;
-        let key = JStr {
-            raw: std::str::from_utf8(key_inner).ok()?,
-            escaped: memchr::memchr(b'\\', key_inner).is_some(),
-        };
+        let key = JStr::from_body(key_inner);
         p = skip_ws(b, kend);
         if b.get(p) != Some(&b':') {
             self.pos = b.len();
@@ -973,9 +966,13 @@ fn skip_value(b: &[u8], p: usize) -> usize {
 // Strings.
 
 /// A JSON string's contents as written between the quotes (escapes not yet decoded).
+///
+/// Held as bytes: every `JStr` is built over text that [`validate`] checked
+/// as UTF-8 (or over a `&str`), so the bytes are only converted to `&str`
+/// (a cheap check, never failing in practice) where a `&str` is needed.
 #[derive(Clone, Copy)]
 pub struct JStr<'a> {
-    raw: &'a str,
+    raw: &'a [u8],
     escaped: bool,
 }
 
@@ -985,29 +982,66 @@ impl fmt::Debug for JStr<'_> {
     }
 }
 
+/// Offset of the first backslash (eight bytes at a time; strings are short).
+fn find_backslash(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes([
+            b[i],
+            b[i + 1],
+            b[i + 2],
+            b[i + 3],
+            b[i + 4],
+            b[i + 5],
+            b[i + 6],
+            b[i + 7],
+        ]);
+        let x = w ^ (LO * u64::from(b'\\'));
+        if x.wrapping_sub(LO) & !x & HI != 0 {
+            break;
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| c == b'\\').map(|p| p + i)
+}
+
 impl<'a> JStr<'a> {
     /// A string with no escapes (for constants and tests).
     pub const fn plain(s: &'a str) -> JStr<'a> {
         JStr {
-            raw: s,
+            raw: s.as_bytes(),
             escaped: false,
         }
     }
 
-    /// The decoded text when it has no escapes: the zero-copy case.
-    pub fn as_plain(&self) -> Option<&'a str> {
-        (!self.escaped).then_some(self.raw)
+    /// A view over the body of a validated JSON string.
+    fn from_body(raw: &'a [u8]) -> JStr<'a> {
+        JStr {
+            raw,
+            escaped: find_backslash(raw).is_some(),
+        }
     }
 
-    /// The text exactly as written between the quotes.
-    pub fn raw(&self) -> &'a str {
+    fn text(&self) -> &'a str {
+        std::str::from_utf8(self.raw).unwrap_or("")
+    }
+
+    /// The decoded text when it has no escapes: the zero-copy case.
+    pub fn as_plain(&self) -> Option<&'a str> {
+        (!self.escaped).then(|| self.text())
+    }
+
+    /// The bytes exactly as written between the quotes.
+    pub fn raw_bytes(&self) -> &'a [u8] {
         self.raw
     }
 
     /// Decoded characters (escapes resolved; a lone surrogate becomes U+FFFD, as in Go).
     pub fn chars(&self) -> Chars<'a> {
         Chars {
-            s: self.raw.as_bytes(),
+            s: self.raw,
             pos: 0,
         }
     }
@@ -1016,7 +1050,7 @@ impl<'a> JStr<'a> {
     /// otherwise decoded into a reused thread-local buffer (no allocation after warm-up).
     pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
         if !self.escaped {
-            return f(self.raw);
+            return f(self.text());
         }
         DECODE.with(|buf| match buf.try_borrow_mut() {
             Ok(mut buf) => {
@@ -1029,10 +1063,19 @@ impl<'a> JStr<'a> {
         })
     }
 
+    /// Calls `f` with the decoded text as bytes (for matching object keys
+    /// against byte-string literals without a UTF-8 check).
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        if !self.escaped {
+            return f(self.raw);
+        }
+        self.with_str(|s| f(s.as_bytes()))
+    }
+
     /// Equality of the decoded text with `s`.
     pub fn eq_str(&self, s: &str) -> bool {
         if !self.escaped {
-            return self.raw == s;
+            return self.raw == s.as_bytes();
         }
         self.chars().eq(s.chars())
     }
@@ -1050,7 +1093,8 @@ impl<'a> JStr<'a> {
         if self.escaped {
             self.chars().count()
         } else {
-            self.raw.chars().count()
+            // Valid UTF-8: count the bytes that start a character.
+            self.raw.iter().filter(|&&b| (b & 0xc0) != 0x80).count()
         }
     }
 
@@ -1682,18 +1726,9 @@ mod tests {
 
     #[test]
     fn string_escapes_decode() {
-        let s = JStr {
-            raw: r#"a\u005fb\n\ud83d\ude00\ud800x"#,
-            escaped: true,
-        };
+        let s = JStr::from_body(br#"a\u005fb\n\ud83d\ude00\ud800x"#);
         assert_eq!(s.chars().collect::<String>(), "a_b\n😀\u{fffd}x");
-        assert!(
-            JStr {
-                raw: r#"delete\u005frepo"#,
-                escaped: true
-            }
-            .eq_str("delete_repo")
-        );
+        assert!(JStr::from_body(br#"delete\u005frepo"#).eq_str("delete_repo"));
         s.with_str(|d| assert_eq!(d, "a_b\n😀\u{fffd}x"));
     }
 

@@ -214,11 +214,11 @@ pub fn amount(a: Option<Val<'_>>) -> Result<u64, AmountFault> {
     }
 }
 
-/// A stable 128-bit key for a per-argument counter partition (FNV-1a over a
+/// A stable 64-bit key for a per-argument counter partition (FNV-1a over a
 /// canonical form: `1e3` and `1000` share a partition, `"a\u0062"` and `"ab"` too).
 /// A missing argument has its own partition.
-pub fn partition_of(a: Option<Val<'_>>) -> u128 {
-    let mut h = Fnv128::new();
+pub fn partition_of(a: Option<Val<'_>>) -> u64 {
+    let mut h = Fnv64::new();
     match a {
         None => h.byte(0),
         Some(Val::Null) => h.byte(1),
@@ -251,17 +251,15 @@ pub fn partition_of(a: Option<Val<'_>>) -> u128 {
     h.0.max(1)
 }
 
-struct Fnv128(u128);
+struct Fnv64(u64);
 
-impl Fnv128 {
-    fn new() -> Fnv128 {
-        Fnv128(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d)
+impl Fnv64 {
+    fn new() -> Fnv64 {
+        Fnv64(0xcbf2_9ce4_8422_2325)
     }
     fn byte(&mut self, b: u8) {
-        self.0 ^= u128::from(b);
-        self.0 = self
-            .0
-            .wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+        self.0 ^= u64::from(b);
+        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
     }
 }
 

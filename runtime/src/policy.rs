@@ -233,7 +233,7 @@ pub struct Env<'a> {
     /// The time of the call.
     pub now: UnixMillis,
     /// The agent session (partitions per-session counters).
-    pub session: u128,
+    pub session: u64,
     /// What to do when the store fails.
     pub fail_mode: FailMode,
 }
@@ -328,27 +328,25 @@ impl Limits {
     }
 
     /// Reserves everything at once and returns the decision.
-    pub fn finish(self, env: &Env<'_>) -> Decision {
+    pub fn finish(&self, env: &Env<'_>) -> Decision {
+        // Built in place: a Decision carries its reservations, so avoid copies.
+        let mut decision = Decision::allow(Ticket::EMPTY);
         if self.len == 0 {
-            return Decision::allow(Ticket::EMPTY);
+            return decision;
         }
-        let mut ticket = Ticket::EMPTY;
         match env
             .counters
-            .reserve(&self.requests[..self.len], env.now, &mut ticket)
+            .reserve(&self.requests[..self.len], env.now, &mut decision.ticket)
         {
-            Ok(ReserveOutcome::Reserved) => Decision::allow(ticket),
+            Ok(ReserveOutcome::Reserved) => {}
             Ok(ReserveOutcome::Refused { index }) => {
                 let (rule, message) = self.owners[index.min(self.len - 1)];
-                Decision::deny(Outcome::Limit, rule, message)
+                decision = Decision::deny(Outcome::Limit, rule, message);
             }
-            Err(_) if env.fail_mode == FailMode::Open => Decision::allow(Ticket::EMPTY),
-            Err(_) => Decision::deny(
-                Outcome::StateUnavailable,
-                self.owners[0].0,
-                STATE_UNAVAILABLE,
-            ),
+            Err(_) if env.fail_mode == FailMode::Open => decision.ticket = Ticket::EMPTY,
+            Err(_) => decision = Decision::state_unavailable(self.owners[0].0),
         }
+        decision
     }
 }
 

@@ -147,7 +147,7 @@ pub fn run(cli: Cli) -> i32 {
                 server: meta.server,
                 digest: meta.digest,
                 pid: std::process::id(),
-                session: format!("{session_id:032x}"),
+                session: format!("{session_id:016x}"),
             };
             match AuditLog::open(path, identity) {
                 Ok((log, handle)) => Some((log, handle)),

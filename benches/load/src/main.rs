@@ -4,7 +4,7 @@
 //! mcp-load server [--tools N] [--names FILE]
 //! mcp-load relay -- CMD ARGS...
 //! mcp-load run --proxy PATH [--server NAME] [--nolimit-server NAME] [--calls N]
-//!              [--warmup N] [--pipelined M] [--lists K] [--startups S]
+//!              [--warmup N] [--pipelined M] [--rounds R] [--lists K] [--startups S]
 //!              [--limited-calls N] [--tool NAME] [--arguments JSON]
 //!              [--tools N] [--names FILE] [--no-relay] [--json]
 //! ```
@@ -43,7 +43,8 @@ usage:
                              empty string: use --server everywhere)
       --calls N              serial tools/call round trips (20000)
       --warmup N             serial warm-up calls (1000)
-      --pipelined M          calls written back to back (100000)
+      --pipelined M          calls written back to back per round (100000)
+      --rounds R             pipelined rounds; the median is reported (3)
       --lists K              sequential tools/list calls (2000)
       --startups S           start-up runs each (50)
       --limited-calls N      serial calls under --server's limit (5000)
@@ -179,6 +180,7 @@ fn run_main(args: &[OsString]) -> ExitCode {
         calls: 20_000,
         warmup: 1_000,
         pipelined: 100_000,
+        rounds: 3,
         lists: 2_000,
         startups: 50,
         limited_calls: 5_000,
@@ -195,6 +197,7 @@ fn run_main(args: &[OsString]) -> ExitCode {
             "--calls" => f.number(a).map(|v| o.calls = v),
             "--warmup" => f.number(a).map(|v| o.warmup = v),
             "--pipelined" => f.number(a).map(|v| o.pipelined = v),
+            "--rounds" => f.number(a).map(|v| o.rounds = v),
             "--lists" => f.number(a).map(|v| o.lists = v),
             "--startups" => f.number(a).map(|v| o.startups = v),
             "--limited-calls" => f.number(a).map(|v| o.limited_calls = v),

@@ -18,17 +18,15 @@ pub mod stdio;
 /// Default limit on one message in either direction (16 MiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
 
-/// A random 128-bit session id from the OS's randomness (via std's hasher seeds).
-pub fn random_session_id() -> u128 {
+/// A random 64-bit session id from the OS's randomness (via std's hasher seeds).
+pub fn random_session_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
-    let word = || {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        h.finish()
-    };
-    (u128::from(word()) << 64) | u128::from(word())
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
 }

@@ -107,7 +107,7 @@ pub struct Expired {
 pub struct Session {
     policy: &'static dyn Policy,
     counters: Arc<dyn Counters>,
-    session: u128,
+    session: u64,
     fail_mode: FailMode,
     pending: Mutex<HashMap<IdKey, Pending>>,
     audit: Option<AuditLog>,
@@ -119,7 +119,7 @@ impl Session {
     pub fn new(
         policy: &'static dyn Policy,
         counters: Arc<dyn Counters>,
-        session: u128,
+        session: u64,
         fail_mode: FailMode,
         audit: Option<AuditLog>,
         log: Log,

@@ -51,7 +51,7 @@ fn thirty_per_minute_per_session_then_a_clear_denial() {
             Strictness::STRICT,
         )
         .unwrap();
-        let decide = |ms: i64, session: u128| {
+        let decide = |ms: i64, session: u64| {
             policy.decide(
                 &call,
                 &Env {
