@@ -4,7 +4,7 @@
 //! (`nextCursor`, `_meta`, unknown members, number spellings, key order) is
 //! copied unchanged, and so is every kept tool definition.
 
-use crate::json::{Strictness, Val, Value, validate};
+use crate::json::{JStr, Outline, Strictness, Val, Value, validate_outline};
 
 /// Why a `tools/list` response could not be filtered. The proxy must not
 /// forward such a response (it may list hidden tools): it answers the client
@@ -20,6 +20,15 @@ impl std::fmt::Display for FilterError {
 
 impl std::error::Error for FilterError {}
 
+/// How strictly a server's answer is read: well-formed, and unambiguous
+/// members in the envelope and in `result` (what decides which tools a
+/// client sees); deep nesting is fine (tool schemas nest).
+pub const SERVER_ANSWER: Strictness = Strictness {
+    key_check_depth: 2,
+    max_depth: 1024,
+    ..Strictness::STRICT
+};
+
 /// Filters one `tools/list` response.
 ///
 /// - `Ok(None)`: forward the original bytes (nothing hidden, or an error response);
@@ -27,52 +36,92 @@ impl std::error::Error for FilterError {}
 /// - `Err(_)`: the response is ambiguous or malformed; do not forward it.
 ///
 /// A tool entry whose `name` is missing, not a string, or ambiguous
-/// (duplicate or case-variant keys) is dropped: it cannot be shown to be visible.
+/// (duplicate or case-variant `name` keys) is dropped: it cannot be shown to be visible.
 pub fn filter_tools_list(
     response: &[u8],
     hidden: impl Fn(&str) -> bool,
 ) -> Result<Option<Vec<u8>>, FilterError> {
-    // Keys of the envelope and of the result must be unambiguous for every client parser.
-    let strict_top = Strictness {
-        key_check_depth: 2,
-        max_depth: 1024,
-        ..Strictness::STRICT
-    };
-    validate(response, strict_top).map_err(|e| match e.reason {
+    let outline = validate_outline(response, SERVER_ANSWER).map_err(|e| match e.reason {
         "duplicate object key" | "object keys differ only in letter case" => {
             FilterError("tools/list response has ambiguous members")
         }
         _ => FilterError("tools/list response is not valid JSON"),
     })?;
-    let Val::Object(top) = Value::from_validated(response).val() else {
-        return Err(FilterError("tools/list response is not a JSON object"));
+    filter_outlined(response, &outline, hidden)
+}
+
+/// [`filter_tools_list`] for a response already validated under
+/// [`SERVER_ANSWER`], with its outline: no second validation pass.
+pub fn filter_outlined(
+    response: &[u8],
+    outline: &Outline,
+    hidden: impl Fn(&str) -> bool,
+) -> Result<Option<Vec<u8>>, FilterError> {
+    let (error, result, tools) = if outline.is_complete() {
+        let top = outline.top();
+        let find = |name: &str| top.iter().position(|m| m.key(response).eq_str(name));
+        let error = find("error").map(|i| top[i].value(response));
+        let result = find("result");
+        let tools = result.and_then(|r| {
+            outline
+                .children(r)
+                .find(|m| m.key(response).eq_str("tools"))
+                .map(|m| m.value(response))
+        });
+        (error, result.map(|r| top[r].value(response)), tools)
+    } else {
+        let Val::Object(top) = Value::from_validated(response).val() else {
+            return Err(FilterError("tools/list response is not a JSON object"));
+        };
+        let result = top.get("result");
+        let tools = match result.map(|r| r.val()) {
+            Some(Val::Object(r)) => r.get("tools"),
+            _ => None,
+        };
+        (top.get("error"), result, tools)
     };
-    if top.get("error").is_some_and(|e| !e.is_null()) || top.get("result").is_none() {
+    if error.is_some_and(|e| !e.is_null()) {
         return Ok(None);
     }
-    let Some(Val::Object(result)) = top.get("result").map(|r| r.val()) else {
-        return Err(FilterError("tools/list result is not an object"));
+    let Some(result) = result else {
+        return Ok(None);
     };
-    let Some(tools) = result.get("tools") else {
+    if !matches!(result.val(), Val::Object(_)) {
+        return Err(FilterError("tools/list result is not an object"));
+    }
+    let Some(tools) = tools else {
         return Ok(None);
     };
     let Val::Array(items) = tools.val() else {
         return Err(FilterError("tools/list result.tools is not an array"));
     };
     let keep = |item: &Value<'_>| -> bool {
-        if validate(item.as_bytes(), Strictness::ENVELOPE).is_err() {
+        let Val::Object(o) = item.val() else {
             return false;
+        };
+        // Exactly one member spelled `name` in any letter case, spelled exactly so.
+        let mut name = None;
+        for (k, v) in o.members() {
+            let raw = k.raw_bytes();
+            let folds_to_name = if raw.is_ascii() {
+                raw.eq_ignore_ascii_case(b"name")
+            } else {
+                k.eq_folded(&JStr::plain("name"))
+            };
+            if folds_to_name {
+                if name.is_some() || !k.eq_str("name") {
+                    return false;
+                }
+                name = Some(v);
+            }
         }
-        match item.val() {
-            Val::Object(o) => match o.get("name").map(|n| n.val()) {
-                Some(Val::Str(name)) => !name.with_str(&hidden),
-                _ => false,
-            },
+        match name.map(|n| n.val()) {
+            Some(Val::Str(name)) => !name.with_str(&hidden),
             _ => false,
         }
     };
-    let total = items.len();
-    let kept: Vec<Value<'_>> = items.iter().filter(keep).collect();
+    let mut total = 0;
+    let kept: Vec<Value<'_>> = items.iter().inspect(|_| total += 1).filter(keep).collect();
     if kept.len() == total {
         return Ok(None);
     }

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use crate::call::{CallError, ToolCall};
-use crate::json::{JStr, JsonError, Strictness, Val, Value, validate, validate_outline};
+use crate::json::{JStr, JsonError, Outline, Strictness, Val, Value, validate, validate_outline};
 
 /// JSON-RPC: the text is not JSON.
 pub const PARSE_ERROR: i32 = -32700;
@@ -142,6 +142,18 @@ impl<'a> Envelope<'a> {
                 ..json_rejection(e)
             }),
         }
+    }
+
+    /// The envelope of a text already validated with an outline (the proxy's
+    /// reading of server answers): no second pass.
+    pub fn from_outline(raw: &'a [u8], outline: &Outline) -> Result<Envelope<'a>, Rejection<'a>> {
+        if !outline.is_complete() || first_byte(raw) != Some(b'{') {
+            return Self::read_validated(raw);
+        }
+        Self::from_members(
+            raw,
+            outline.top().iter().map(|m| (m.key(raw), m.value(raw))),
+        )
     }
 
     /// Reads a message from a peer the proxy does not police (the server):

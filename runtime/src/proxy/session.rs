@@ -17,8 +17,8 @@ use super::audit::{AuditLog, Event, Verdict};
 use super::log::Log;
 use super::respond;
 use crate::counters::{Counters, Ticket, UnixMillis};
-use crate::filter::filter_tools_list;
-use crate::json::{Strictness, Val, Value, validate};
+use crate::filter::{SERVER_ANSWER, filter_outlined, filter_tools_list};
+use crate::json::{Outline, Strictness, Val, Value, validate, validate_outline};
 use crate::jsonrpc::{Envelope, INVALID_REQUEST, PARSE_ERROR};
 use crate::policy::{Effect, Env, FailMode, Policy};
 
@@ -414,25 +414,40 @@ impl Session {
         if trimmed.is_empty() {
             return Outcome::default();
         }
-        if let Err(e) = validate(
-            trimmed,
-            Strictness {
-                max_depth: 1024,
-                ..Strictness::LENIENT
-            },
-        ) {
-            // Only protocol messages may reach the client's stdout.
-            self.log.warn(format_args!(
-                "dropped a line from the server that is not JSON ({e})"
-            ));
-            return Outcome::default();
-        }
+        let lenient = Strictness {
+            max_depth: 1024,
+            ..Strictness::LENIENT
+        };
         if trimmed[0] != b'[' {
-            return match self.server_message(trimmed) {
+            // One pass: validation, the envelope's outline, and the key checks
+            // a tools/list answer needs before it can be filtered.
+            let outline = match validate_outline(trimmed, SERVER_ANSWER) {
+                Ok(outline) => Some(outline),
+                Err(e) if validate(trimmed, lenient).is_ok() => {
+                    self.log.debug(format_args!(
+                        "an answer from the server has ambiguous members ({e})"
+                    ));
+                    None
+                }
+                Err(e) => {
+                    // Only protocol messages may reach the client's stdout.
+                    self.log.warn(format_args!(
+                        "dropped a line from the server that is not JSON ({e})"
+                    ));
+                    return Outcome::default();
+                }
+            };
+            return match self.server_message(trimmed, outline.as_ref()) {
                 Answer::Forward => Outcome::forward(Cow::Borrowed(trimmed)),
                 Answer::Replace(bytes) => Outcome::forward(Cow::Owned(bytes)),
                 Answer::Drop => Outcome::default(),
             };
+        }
+        if let Err(e) = validate(trimmed, lenient) {
+            self.log.warn(format_args!(
+                "dropped a line from the server that is not JSON ({e})"
+            ));
+            return Outcome::default();
         }
         let Val::Array(items) = Value::from_validated(trimmed).val() else {
             return Outcome::default();
@@ -440,7 +455,7 @@ impl Session {
         let mut parts: Vec<Cow<'a, [u8]>> = Vec::new();
         let mut changed = false;
         for item in items.iter() {
-            match self.server_message(item.as_bytes()) {
+            match self.server_message(item.as_bytes(), None) {
                 Answer::Forward => parts.push(Cow::Borrowed(item.as_bytes())),
                 Answer::Replace(b) => {
                     changed = true;
@@ -460,8 +475,12 @@ impl Session {
         )))
     }
 
-    fn server_message(&self, raw: &[u8]) -> Answer {
-        let Ok(env) = Envelope::parse_lenient(raw) else {
+    fn server_message(&self, raw: &[u8], outline: Option<&Outline>) -> Answer {
+        let env = match outline {
+            Some(o) => Envelope::from_outline(raw, o),
+            None => Envelope::parse_lenient(raw),
+        };
+        let Ok(env) = env else {
             return Answer::Forward;
         };
         if env.method.is_some() {
@@ -482,7 +501,10 @@ impl Session {
                 }
                 Answer::Forward
             }
-            Kind::List => match filter_tools_list(raw, |t| self.policy.is_hidden(t)) {
+            Kind::List => match match outline {
+                Some(o) => filter_outlined(raw, o, |t| self.policy.is_hidden(t)),
+                None => filter_tools_list(raw, |t| self.policy.is_hidden(t)),
+            } {
                 Ok(None) => Answer::Forward,
                 Ok(Some(bytes)) => Answer::Replace(bytes),
                 Err(e) => {
