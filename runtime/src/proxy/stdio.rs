@@ -72,7 +72,10 @@ fn client_output() -> Box<dyn AsyncWrite + Unpin + Send> {
     }
 }
 
-async fn write_client(mut out: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
+/// Writes queued lines through a buffer flushed whenever the queue is empty:
+/// one write when idle (no added latency), one write per burst under load.
+async fn write_client(out: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, out);
     while let Some(mut line) = rx.recv().await {
         line.push(b'\n');
         if out.write_all(&line).await.is_err() {
@@ -86,7 +89,8 @@ async fn write_client(mut out: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<V
     let _ = out.flush().await;
 }
 
-async fn write_child(mut stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<ToChild>) {
+async fn write_child(stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<ToChild>) {
+    let mut stdin = tokio::io::BufWriter::with_capacity(64 * 1024, stdin);
     while let Some(msg) = rx.recv().await {
         match msg {
             ToChild::Line(mut line) => {
@@ -101,6 +105,7 @@ async fn write_child(mut stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiv
             ToChild::Close => break,
         }
     }
+    let _ = stdin.flush().await;
     let _ = stdin.shutdown().await;
 }
 
