@@ -15,51 +15,70 @@ pub enum Line {
 
 /// Reads newline-delimited messages of at most `max` bytes each. A longer
 /// line is skipped up to its newline and reported, and reading continues.
+///
+/// Cancel-safe: a partly read line is kept in the reader, so `next` can be
+/// raced in `tokio::select!` without losing bytes.
 pub struct LineReader<R> {
     inner: R,
     max: usize,
+    partial: Vec<u8>,
+    dropped: usize,
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     /// A reader with a per-line limit.
     pub fn new(inner: R, max: usize) -> LineReader<R> {
-        LineReader { inner, max }
+        LineReader {
+            inner,
+            max,
+            partial: Vec::new(),
+            dropped: 0,
+        }
     }
 
     /// The next line.
     pub async fn next(&mut self) -> std::io::Result<Line> {
-        let mut buf = Vec::new();
-        let mut dropped = 0usize;
         loop {
             let chunk = self.inner.fill_buf().await?;
             if chunk.is_empty() {
-                return Ok(if dropped > 0 {
-                    Line::TooLong(dropped)
-                } else if buf.is_empty() {
+                let line = if self.dropped > 0 {
+                    Line::TooLong(self.dropped)
+                } else if self.partial.is_empty() {
                     Line::Eof
                 } else {
-                    Line::Message(buf)
-                });
+                    Line::Message(std::mem::take(&mut self.partial))
+                };
+                self.dropped = 0;
+                return Ok(line);
             }
             let (take, done) = match memchr::memchr(b'\n', chunk) {
                 Some(i) => (i, true),
                 None => (chunk.len(), false),
             };
-            if dropped == 0 && buf.len() + take <= self.max {
-                buf.extend_from_slice(&chunk[..take]);
+            if self.dropped == 0 && self.partial.len() + take <= self.max {
+                self.partial.extend_from_slice(&chunk[..take]);
             } else {
-                dropped += buf.len() + take;
-                buf = Vec::new();
+                self.dropped += self.partial.len() + take;
+                self.partial = Vec::new();
             }
             self.inner.consume(take + usize::from(done));
             if done {
-                return Ok(if dropped > 0 {
-                    Line::TooLong(dropped)
+                let line = if self.dropped > 0 {
+                    Line::TooLong(std::mem::take(&mut self.dropped))
                 } else {
-                    Line::Message(buf)
-                });
+                    Line::Message(std::mem::take(&mut self.partial))
+                };
+                return Ok(line);
             }
         }
+    }
+}
+
+impl<R: tokio::io::AsyncRead> LineReader<tokio::io::BufReader<R>> {
+    /// Bytes already read from the source and not yet returned (0 means the
+    /// next line needs a read: a good moment to flush what was written).
+    pub fn buffered(&self) -> usize {
+        self.inner.buffer().len()
     }
 }
 
@@ -82,5 +101,21 @@ mod tests {
         );
         assert_eq!(r.next().await.unwrap(), Line::Message(b"last".to_vec()));
         assert_eq!(r.next().await.unwrap(), Line::Eof);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_read_loses_nothing() {
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut r = LineReader::new(tokio::io::BufReader::new(rx), 1024);
+        use tokio::io::AsyncWriteExt;
+        tx.write_all(b"{\"half\":").await.unwrap();
+        // The read is cancelled after consuming half a line.
+        let timed_out = tokio::time::timeout(std::time::Duration::from_millis(20), r.next()).await;
+        assert!(timed_out.is_err());
+        tx.write_all(b"1}\n").await.unwrap();
+        assert_eq!(
+            r.next().await.unwrap(),
+            Line::Message(b"{\"half\":1}".to_vec())
+        );
     }
 }

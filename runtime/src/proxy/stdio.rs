@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::mpsc;
 
 use super::lines::{Line, LineReader};
@@ -36,11 +36,6 @@ pub struct StdioOptions {
     pub upstream_timeout: Option<Duration>,
     /// After the client closes stdin: how long the child may take to exit before SIGTERM.
     pub grace: Duration,
-}
-
-enum ToChild {
-    Line(Vec<u8>),
-    Close,
 }
 
 /// Our stdin as an event-loop pipe when it is one. tokio's `stdin()` does
@@ -72,41 +67,9 @@ fn client_output() -> Box<dyn AsyncWrite + Unpin + Send> {
     }
 }
 
-/// Writes queued lines through a buffer flushed whenever the queue is empty:
-/// one write when idle (no added latency), one write per burst under load.
-async fn write_client(out: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
-    let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Some(mut line) = rx.recv().await {
-        line.push(b'\n');
-        if out.write_all(&line).await.is_err() {
-            break;
-        }
-        // Flush when nothing else is queued: one syscall per burst, no added latency.
-        if rx.is_empty() && out.flush().await.is_err() {
-            break;
-        }
-    }
-    let _ = out.flush().await;
-}
-
-async fn write_child(stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<ToChild>) {
-    let mut stdin = tokio::io::BufWriter::with_capacity(64 * 1024, stdin);
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            ToChild::Line(mut line) => {
-                line.push(b'\n');
-                if stdin.write_all(&line).await.is_err() {
-                    break;
-                }
-                if rx.is_empty() && stdin.flush().await.is_err() {
-                    break;
-                }
-            }
-            ToChild::Close => break,
-        }
-    }
-    let _ = stdin.flush().await;
-    let _ = stdin.shutdown().await;
+async fn write_line(out: &mut (impl AsyncWrite + Unpin), line: &[u8]) -> std::io::Result<()> {
+    out.write_all(line).await?;
+    out.write_all(b"\n").await
 }
 
 fn signal_group(pgid: Option<Pid>, sig: Signal, log: Log) {
@@ -156,93 +119,121 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
     let child_in = child.stdin.take().expect("stdin is piped");
     let child_out = child.stdout.take().expect("stdout is piped");
 
-    let (to_client, rx_client) = mpsc::channel::<Vec<u8>>(1024);
-    let (to_server, rx_server) = mpsc::channel::<ToChild>(1024);
-    let client_writer = tokio::spawn(write_client(client_output(), rx_client));
-    let server_writer = tokio::spawn(write_child(child_in, rx_server));
+    // Two tasks, one per direction. Each owns its reader and its writer, so a
+    // forwarded message is read, checked and written without a hand-off; the
+    // client side passes its own answers (denials, errors) to the server side,
+    // which is the only writer of our stdout.
+    let (replies, mut replies_rx) = mpsc::channel::<Vec<u8>>(1024);
     let (client_closed_tx, mut client_closed) = tokio::sync::oneshot::channel::<()>();
+    let (child_eof_tx, child_eof) = tokio::sync::oneshot::channel::<()>();
+    let max = opts.max_message_bytes;
 
-    let client_reader = {
-        let (session, to_client, to_server) =
-            (session.clone(), to_client.clone(), to_server.clone());
-        let max = opts.max_message_bytes;
+    let client_side = {
+        let (session, replies) = (session.clone(), replies.clone());
+        let timeout = opts.upstream_timeout;
         tokio::spawn(async move {
             let mut lines =
                 LineReader::new(BufReader::with_capacity(64 * 1024, client_input()), max);
+            let mut to_server = BufWriter::with_capacity(64 * 1024, child_in);
+            let period = timeout.map_or(Duration::from_secs(3600), |t| {
+                Duration::from_millis(250).min(t)
+            });
+            let mut tick = tokio::time::interval(period);
             loop {
-                match lines.next().await {
-                    Ok(Line::Message(line)) => {
-                        let out = session.from_client(&line);
-                        for f in out.forward {
-                            let _ = to_server.send(ToChild::Line(f.into_owned())).await;
+                tokio::select! {
+                    biased;
+                    line = lines.next() => match line {
+                        Ok(Line::Message(line)) => {
+                            let out = session.from_client(&line);
+                            for f in out.forward {
+                                if write_line(&mut to_server, &f).await.is_err() {
+                                    break;
+                                }
+                            }
+                            for r in out.reply {
+                                let _ = replies.send(r).await;
+                            }
                         }
-                        for r in out.reply {
-                            let _ = to_client.send(r).await;
+                        Ok(Line::TooLong(n)) => {
+                            log.warn(format_args!("refused a {n}-byte message from the client (limit {max})"));
+                            let msg = format!("message of {n} bytes exceeds the proxy's limit of {max} bytes");
+                            let _ = replies.send(respond::error(None, INVALID_REQUEST, &msg)).await;
+                        }
+                        Ok(Line::Eof) | Err(_) => break,
+                    },
+                    _ = tick.tick(), if timeout.is_some() => {
+                        let expired = session.expire(timeout.unwrap_or_default());
+                        for r in expired.to_client {
+                            log.warn(format_args!("a request timed out after {timeout:?}; answered with an error"));
+                            let _ = replies.send(r).await;
+                        }
+                        for c in expired.to_server {
+                            let _ = write_line(&mut to_server, &c).await;
                         }
                     }
-                    Ok(Line::TooLong(n)) => {
-                        log.warn(format_args!(
-                            "refused a {n}-byte message from the client (limit {max})"
-                        ));
-                        let msg = format!(
-                            "message of {n} bytes exceeds the proxy's limit of {max} bytes"
-                        );
-                        let _ = to_client
-                            .send(respond::error(None, INVALID_REQUEST, &msg))
-                            .await;
-                    }
-                    Ok(Line::Eof) | Err(_) => break,
+                }
+                // Flush once nothing more is waiting: one write per burst.
+                if lines.buffered() == 0 && to_server.flush().await.is_err() {
+                    break;
                 }
             }
-            let _ = to_server.send(ToChild::Close).await;
+            let _ = to_server.flush().await;
+            let _ = to_server.shutdown().await;
             let _ = client_closed_tx.send(());
         })
     };
 
-    let server_reader = {
-        let (session, to_client) = (session.clone(), to_client.clone());
-        let max = opts.max_message_bytes;
+    let server_side = {
+        let session = session.clone();
         tokio::spawn(async move {
             let mut lines = LineReader::new(BufReader::with_capacity(64 * 1024, child_out), max);
-            loop {
-                match lines.next().await {
-                    Ok(Line::Message(line)) => {
-                        for f in session.from_server(&line).forward {
-                            let _ = to_client.send(f.into_owned()).await;
+            let mut to_client = BufWriter::with_capacity(64 * 1024, client_output());
+            let (mut child_open, mut replies_open) = (true, true);
+            let mut child_eof_tx = Some(child_eof_tx);
+            while child_open || replies_open {
+                let written = tokio::select! {
+                    biased;
+                    line = lines.next(), if child_open => match line {
+                        Ok(Line::Message(line)) => {
+                            let mut ok = true;
+                            for f in session.from_server(&line).forward {
+                                ok &= write_line(&mut to_client, &f).await.is_ok();
+                            }
+                            ok
                         }
-                    }
-                    Ok(Line::TooLong(n)) => {
-                        log.warn(format_args!(
-                            "dropped a {n}-byte message from the server (limit {max})"
-                        ));
-                    }
-                    Ok(Line::Eof) | Err(_) => break,
+                        Ok(Line::TooLong(n)) => {
+                            log.warn(format_args!("dropped a {n}-byte message from the server (limit {max})"));
+                            true
+                        }
+                        Ok(Line::Eof) | Err(_) => {
+                            child_open = false;
+                            if let Some(tx) = child_eof_tx.take() {
+                                let _ = tx.send(());
+                            }
+                            true
+                        }
+                    },
+                    reply = replies_rx.recv(), if replies_open => match reply {
+                        Some(r) => write_line(&mut to_client, &r).await.is_ok(),
+                        None => {
+                            replies_open = false;
+                            true
+                        }
+                    },
+                };
+                if !written {
+                    break; // the client is gone
+                }
+                if (!child_open || lines.buffered() == 0)
+                    && replies_rx.is_empty()
+                    && to_client.flush().await.is_err()
+                {
+                    break;
                 }
             }
+            let _ = to_client.flush().await;
         })
     };
-
-    let sweeper = opts.upstream_timeout.map(|timeout| {
-        let (session, to_client, to_server) =
-            (session.clone(), to_client.clone(), to_server.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(250).min(timeout));
-            loop {
-                tick.tick().await;
-                let expired = session.expire(timeout);
-                for r in expired.to_client {
-                    log.warn(format_args!(
-                        "a request timed out after {timeout:?}; answered with an error"
-                    ));
-                    let _ = to_client.send(r).await;
-                }
-                for c in expired.to_server {
-                    let _ = to_server.send(ToChild::Line(c)).await;
-                }
-            }
-        })
-    });
-    drop(to_server);
 
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -280,14 +271,9 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
             }
         }
     };
-    // What the server wrote before exiting still reaches the client.
-    let mut server_reader = server_reader;
-    if tokio::time::timeout(Duration::from_secs(2), &mut server_reader)
-        .await
-        .is_err()
-    {
-        server_reader.abort(); // a grandchild still holds the pipe open
-    }
+    // What the server wrote before exiting still reaches the client (a
+    // grandchild may hold the pipe open: do not wait for it for long).
+    let _ = tokio::time::timeout(Duration::from_secs(2), child_eof).await;
     // Nothing may outlive the server in its process group.
     signal_group(pgid, Signal::SIGTERM, log);
     let code = match (
@@ -300,15 +286,17 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
     };
     let why = format!("the upstream MCP server exited (status {code}) before answering");
     for r in session.upstream_gone(&why) {
-        let _ = to_client.send(r).await;
+        let _ = replies.send(r).await;
     }
     log.info(format_args!("the server exited with status {code}"));
-    client_reader.abort();
-    if let Some(s) = sweeper {
-        s.abort();
+    client_side.abort();
+    drop(replies);
+    let mut server_side = server_side;
+    if tokio::time::timeout(Duration::from_secs(5), &mut server_side)
+        .await
+        .is_err()
+    {
+        server_side.abort();
     }
-    drop(to_client);
-    let _ = tokio::time::timeout(Duration::from_secs(5), client_writer).await;
-    server_writer.abort();
     Ok(code)
 }
