@@ -256,7 +256,8 @@ fn server_module(
         };
         match dfa {
             Some(bytes) => {
-                let file = format!("{m}.re{}.dfa", r.id.0);
+                // Named by the policy's digest too, so several generated sets can share an OUT_DIR.
+                let file = format!("{}-{m}.re{}.dfa", &p.digest[..12], r.id.0);
                 let bytes_name = format_ident!("RE_{}_DFA", r.id.0);
                 let file_lit = lit(&file);
                 blobs.push((file, bytes));

@@ -17,6 +17,7 @@ pub mod regex;
 pub mod source;
 pub mod syntax;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -166,10 +167,41 @@ pub fn compile(inputs: &[Input]) -> Output {
     let mut sources = SourceMap::new();
     let mut diagnostics = Diagnostics::default();
     let mut policies = Vec::new();
+
+    // Policy-language files are parsed first: a file without a `server`
+    // block is a fragment for `include`, not a server policy.
+    let files: Vec<source::FileId> = sorted
+        .iter()
+        .map(|i| sources.add(SourceFile::new(&i.path, i.text.as_str())))
+        .collect();
+    let mut parsed: Vec<Option<Result<syntax::dsl::File, Vec<Diagnostic>>>> = Vec::new();
+    for (input, &file) in sorted.iter().zip(&files) {
+        parsed.push(is_dsl(input).then(|| syntax::dsl::parse(file, &input.text)));
+    }
+    let fragments: BTreeMap<&str, &syntax::dsl::File> = sorted
+        .iter()
+        .zip(&parsed)
+        .filter_map(|(input, p)| match p {
+            Some(Ok(f)) => Some((file_name(&input.path), f)),
+            _ => None,
+        })
+        .collect();
+    let lookup = |name: &str| fragments.get(name).copied();
+
     let mut previous: Option<(&str, Span)> = None;
-    for input in sorted {
-        let file = sources.add(SourceFile::new(&input.path, input.text.as_str()));
+    for ((input, &file), parse) in sorted.iter().zip(&files).zip(&parsed) {
         let whole = Span::new(file, 0, 0);
+        let mut diags = Vec::new();
+        let dsl_file = match parse {
+            Some(Err(errors)) => {
+                diags.extend(errors.iter().cloned());
+                diags.into_iter().for_each(|d| diagnostics.push(d));
+                continue;
+            }
+            Some(Ok(f)) if f.server.is_none() => continue, // a fragment
+            Some(Ok(f)) => Some(f),
+            None => None,
+        };
         if let Some((prev, prev_span)) = previous
             && prev == input.server
         {
@@ -188,8 +220,20 @@ pub fn compile(inputs: &[Input]) -> Output {
             );
             continue;
         }
-        let mut diags = Vec::new();
-        if let Some(policy) = compile_one(input, file, &mut diags) {
+        let policy = match dsl_file {
+            Some(f) => {
+                let b = PolicyBuilder::new(
+                    &input.server,
+                    file,
+                    &input.path,
+                    Dialect::Dsl,
+                    sha256_hex(&[input.text.as_bytes()]),
+                );
+                lower::dsl::lower(f, &lookup, b, &mut diags)
+            }
+            None => compile_yaml(input, file, &mut diags),
+        };
+        if let Some(policy) = policy {
             diags.extend(check::check(&policy));
             if !diags.iter().any(Diagnostic::is_error) {
                 policies.push(policy);
@@ -205,23 +249,21 @@ pub fn compile(inputs: &[Input]) -> Output {
     }
 }
 
-fn compile_one(
+fn is_dsl(input: &Input) -> bool {
+    input.path.ends_with(".policy")
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+fn compile_yaml(
     input: &Input,
     file: source::FileId,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<ServerPolicy> {
     let digest = sha256_hex(&[input.text.as_bytes()]);
     let whole = Span::new(file, 0, 0);
-    if input.path.ends_with(".policy") {
-        diags.push(
-            Diagnostic::error(
-                "`.policy` files (the Portcullis policy language) are not supported by this build",
-                whole,
-            )
-            .with_help("write the policy in YAML (Intercept v1 or the catalogue form) for now"),
-        );
-        return None;
-    }
     let root = match syntax::yaml::parse(file, &input.text) {
         Ok(root) => root,
         Err(errors) => {

@@ -63,8 +63,20 @@ fn main() {
         Ok(set) => set,
         Err(o) => panic!("policies do not compile:\n{}", o.render()),
     };
+    write_set(&set, "policies.rs");
+    // The policy-language fixtures (their server names repeat corpus names, e.g. `stripe`).
+    let dsl = root.join("tests/fixtures/dsl");
+    println!("cargo:rerun-if-changed={}", dsl.display());
+    let output = compile(&load_dir(&dsl, Some("tests/fixtures/dsl")).expect("read DSL fixtures"));
+    match output.into_set() {
+        Ok(set) => write_set(&set, "dsl_policies.rs"),
+        Err(o) => panic!("DSL fixtures do not compile:\n{}", o.render()),
+    }
+}
+
+fn write_set(set: &portcullis_compiler::ir::PolicySet, file: &str) {
     let generated = codegen::generate(
-        &set,
+        set,
         &Options {
             env: "tests".into(),
             little_endian: std::env::var("CARGO_CFG_TARGET_ENDIAN").map_or(true, |e| e == "little"),
@@ -75,5 +87,5 @@ fn main() {
     for (name, bytes) in &generated.blobs {
         std::fs::write(out.join(name), bytes).unwrap();
     }
-    std::fs::write(out.join("policies.rs"), &generated.rust).unwrap();
+    std::fs::write(out.join(file), &generated.rust).unwrap();
 }

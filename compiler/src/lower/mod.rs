@@ -5,6 +5,7 @@
 //! mappings strictly.
 
 pub mod catalogue;
+pub mod dsl;
 pub mod intercept;
 
 use crate::ir::{

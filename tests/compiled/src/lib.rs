@@ -6,7 +6,20 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/policies.rs"));
 }
 
+#[allow(missing_docs, dead_code, clippy::all, clippy::pedantic)]
+mod generated_dsl {
+    include!(concat!(env!("OUT_DIR"), "/dsl_policies.rs"));
+}
+
 pub use generated::POLICIES;
+
+/// The compiled policy-language fixtures (`tests/fixtures/dsl`).
+pub fn compiled_dsl(server: &str) -> Option<&'static dyn Policy> {
+    generated_dsl::POLICIES
+        .iter()
+        .copied()
+        .find(|p| p.meta().server == server)
+}
 
 use portcullis_runtime::Policy;
 

@@ -1,0 +1,518 @@
+//! The policy language (`*.policy`) to IR.
+//!
+//! Meaning (docs/policy-language.md has the reference):
+//! - `deny MSG when E` denies when E holds; `deny MSG unless E` when it does
+//!   not; `deny MSG` always; `allow when E else MSG` denies with MSG when E
+//!   does not hold;
+//! - `limit N per W` counts calls, `limit sum(PATH) <= N per W` adds up an
+//!   argument, `limit sum(K) <= N per W` adds K per call; `per minute|hour|day`
+//!   is a UTC calendar window, `per 90s|15m|1h|2d` a sliding one; `by PATH`
+//!   or `by session` partitions the counter; one counter per limit, shared by
+//!   every tool of its block;
+//! - blocks run in order, `tool *` after every other block; `include` inlines
+//!   a fragment file's items at that point.
+
+use std::collections::BTreeMap;
+
+use super::PolicyBuilder;
+use crate::ir::{
+    Amount, ArgPath, Check, Const, Counter, CounterId, Expr, Hide, Limit, Loc, NamePattern,
+    Operand, Partition, Posture, RuleId, RuleKind, ServerPolicy, Test, TestKind, Tool, Window,
+};
+use crate::source::{Diagnostic, Span};
+use crate::syntax::dsl::{
+    self, Amount as DslAmount, By, File, Item, Literal, Pattern, PolicyRule, WindowSpec,
+};
+
+/// Looks up a fragment file by the name an `include` gives.
+pub type Fragments<'a> = dyn Fn(&str) -> Option<&'a File> + 'a;
+
+/// Lowers a parsed server file; None when there were errors.
+pub fn lower<'f>(
+    file: &'f File,
+    fragments: &Fragments<'f>,
+    mut b: PolicyBuilder,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ServerPolicy> {
+    let errors_before = diags.iter().filter(|d| d.is_error()).count();
+    let head = file.server.as_ref()?;
+    if head.name.value != b.policy.name {
+        diags.push(
+            Diagnostic::error(
+                format!(
+                    "server `{}` is in a file named for `{}`",
+                    head.name.value, b.policy.name
+                ),
+                head.name.span,
+            )
+            .with_help(format!(
+                "a server's policy lives in <server>.policy: rename the server to `{}` or the file",
+                b.policy.name
+            )),
+        );
+    }
+    b.policy.description = head.description.as_ref().map(|d| d.value.clone());
+
+    // Inline includes (recursively, refusing cycles).
+    let mut items: Vec<&Item> = Vec::new();
+    let mut stack: Vec<String> = Vec::new();
+    flatten(&file.items, fragments, &mut stack, &mut items, diags);
+
+    let mut default: Option<Span> = None;
+    for item in &items {
+        match item {
+            Item::Default(p) => {
+                if let Some(first) = default {
+                    diags.push(
+                        Diagnostic::error("`default` is set twice", p.span)
+                            .with_label(first, "first set here")
+                            .with_help("keep one `default allow` or `default deny`"),
+                    );
+                }
+                default = Some(p.span);
+                b.policy.default = match p.value {
+                    dsl::Posture::Allow => Posture::Allow,
+                    dsl::Posture::Deny => Posture::Deny,
+                };
+            }
+            Item::Hide(patterns, _) => {
+                for pat in patterns {
+                    let i = b.policy.hidden.len();
+                    let rule = b.add_rule(
+                        "(hidden)".into(),
+                        format!("hide[{i}]"),
+                        RuleKind::Hide,
+                        pat.span,
+                    );
+                    b.policy.hidden.push(Hide {
+                        pattern: name_pattern(pat),
+                        rule,
+                        loc: Loc(pat.span),
+                    });
+                }
+            }
+            Item::Include(_) | Item::Tool(_) => {}
+        }
+    }
+    b.policy.default_rule = b.add_rule(
+        "(default deny)".into(),
+        "default".into(),
+        RuleKind::DefaultDeny,
+        default.unwrap_or(head.name.span),
+    );
+
+    // Declare every limit's counter first: `count(...)` may read a later one.
+    let blocks: Vec<&dsl::ToolBlock> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Tool(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let mut named: BTreeMap<(String, String), (CounterId, Span)> = BTreeMap::new();
+    let mut counter_of: BTreeMap<(usize, usize), CounterId> = BTreeMap::new();
+    let server = b.policy.name.clone();
+    for (bi, block) in blocks.iter().enumerate() {
+        let scope = block_name(block);
+        for (ri, rule) in block.rules.iter().enumerate() {
+            let PolicyRule::Limit(l) = rule else { continue };
+            let local = l
+                .name
+                .as_ref()
+                .map_or_else(|| format!("limit{}", ri + 1), |n| n.value.clone());
+            let window = match l.window.value {
+                WindowSpec::Calendar(c) => Window::Calendar(c),
+                WindowSpec::Sliding(secs) => Window::Sliding {
+                    millis: secs * 1000,
+                },
+            };
+            let partition = match &l.by {
+                None => Partition::Global,
+                Some(By::Session) => Partition::Session,
+                Some(By::Path(p)) => Partition::Arg(arg_path(p)),
+            };
+            let id = b.add_counter(Counter {
+                id: CounterId(0),
+                key: format!("{server}/{scope}.{local}"),
+                display: format!("count({:?}, {local:?})", scope),
+                window,
+                partition,
+                loc: Loc(l.span),
+            });
+            counter_of.insert((bi, ri), id);
+            if let Some(n) = &l.name {
+                for pat in &block.patterns {
+                    let key = (pat.text.clone(), n.value.clone());
+                    if let Some((_, first)) = named.get(&key) {
+                        diags.push(
+                            Diagnostic::error(
+                                format!("limit `{}` is declared twice for `{}`", n.value, pat.text),
+                                n.span,
+                            )
+                            .with_label(*first, "first declared here")
+                            .with_help("give each named limit of a tool its own name"),
+                        );
+                    } else {
+                        named.insert(key, (id, n.span));
+                    }
+                }
+            }
+        }
+    }
+
+    for (bi, block) in blocks.iter().enumerate() {
+        let is_wildcard = block.patterns.iter().any(|p| p.text == "*");
+        if is_wildcard && block.patterns.len() > 1 {
+            diags.push(
+                Diagnostic::error("`*` cannot share a block with other patterns", block.span)
+                    .with_help("write `tool * { ... }` on its own: its rules apply to every call"),
+            );
+        }
+        let scope = block_name(block);
+        let mut ids = Vec::new();
+        for (ri, rule) in block.rules.iter().enumerate() {
+            let label = format!("tool {scope} rule {}", ri + 1);
+            let id = lower_rule(
+                rule,
+                &label,
+                counter_of.get(&(bi, ri)).copied(),
+                &named,
+                &mut b,
+                diags,
+            );
+            ids.push(id);
+        }
+        if is_wildcard {
+            b.policy.wildcard.extend(ids);
+        } else {
+            b.policy.tools.push(Tool {
+                patterns: block.patterns.iter().map(name_pattern).collect(),
+                rules: ids,
+                loc: Loc(block.span),
+            });
+        }
+    }
+    (diags.iter().filter(|d| d.is_error()).count() == errors_before).then(|| b.finish())
+}
+
+fn flatten<'f>(
+    items: &'f [Item],
+    fragments: &Fragments<'f>,
+    stack: &mut Vec<String>,
+    out: &mut Vec<&'f Item>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for item in items {
+        let Item::Include(name) = item else {
+            out.push(item);
+            continue;
+        };
+        if stack.contains(&name.value) {
+            diags.push(
+                Diagnostic::error(format!("`{}` includes itself", name.value), name.span)
+                    .with_help(format!(
+                        "include chain: {} -> {}",
+                        stack.join(" -> "),
+                        name.value
+                    )),
+            );
+            continue;
+        }
+        match fragments(&name.value) {
+            Some(frag) if frag.server.is_none() => {
+                stack.push(name.value.clone());
+                flatten(&frag.items, fragments, stack, out, diags);
+                stack.pop();
+            }
+            Some(_) => diags.push(
+                Diagnostic::error(format!("`{}` is a server policy, not a fragment", name.value), name.span)
+                    .with_help("an included file holds items (hide, default, tool blocks) without a `server` block"),
+            ),
+            None => diags.push(
+                Diagnostic::error(format!("included file `{}` was not found", name.value), name.span)
+                    .with_help("included files are looked up by file name among the policies compiled together (the same directory)"),
+            ),
+        }
+    }
+}
+
+fn block_name(block: &dsl::ToolBlock) -> String {
+    block
+        .patterns
+        .iter()
+        .map(|p| p.text.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn name_pattern(p: &Pattern) -> NamePattern {
+    if p.text == "*" {
+        NamePattern::All
+    } else if p.text.contains('*') {
+        NamePattern::Glob(p.text.clone())
+    } else {
+        NamePattern::Exact(p.text.clone())
+    }
+}
+
+fn arg_path(p: &dsl::Path) -> ArgPath {
+    ArgPath {
+        segments: p.segments.clone(),
+        loc: Loc(p.span),
+    }
+}
+
+fn window_text(w: WindowSpec) -> String {
+    match w {
+        WindowSpec::Calendar(c) => c.name().to_string(),
+        WindowSpec::Sliding(s) if s % 86_400 == 0 => {
+            format!("{} day{}", s / 86_400, if s == 86_400 { "" } else { "s" })
+        }
+        WindowSpec::Sliding(s) if s % 3600 == 0 => {
+            format!("{} hour{}", s / 3600, if s == 3600 { "" } else { "s" })
+        }
+        WindowSpec::Sliding(s) if s % 60 == 0 => {
+            format!("{} minute{}", s / 60, if s == 60 { "" } else { "s" })
+        }
+        WindowSpec::Sliding(s) => format!("{s} second{}", if s == 1 { "" } else { "s" }),
+    }
+}
+
+fn lower_rule(
+    rule: &PolicyRule,
+    label: &str,
+    counter: Option<CounterId>,
+    named: &BTreeMap<(String, String), (CounterId, Span)>,
+    b: &mut PolicyBuilder,
+    diags: &mut Vec<Diagnostic>,
+) -> RuleId {
+    match rule {
+        PolicyRule::Deny {
+            message,
+            condition,
+            span,
+        } => {
+            let id = b.add_rule(
+                message.value.clone(),
+                label.to_string(),
+                RuleKind::Rule,
+                *span,
+            );
+            let deny_when = match condition {
+                None => Expr::Bool(true),
+                Some((false, e)) => lower_expr(e, named, b, diags),
+                Some((true, e)) => Expr::negate(lower_expr(e, named, b, diags)),
+            };
+            b.rule_mut(id).check = Some(Check {
+                deny_when,
+                message: message.value.clone(),
+            });
+            id
+        }
+        PolicyRule::Allow {
+            condition,
+            message,
+            span,
+        } => {
+            let id = b.add_rule(
+                message.value.clone(),
+                label.to_string(),
+                RuleKind::Rule,
+                *span,
+            );
+            let deny_when = Expr::negate(lower_expr(condition, named, b, diags));
+            b.rule_mut(id).check = Some(Check {
+                deny_when,
+                message: message.value.clone(),
+            });
+            id
+        }
+        PolicyRule::Limit(l) => {
+            let w = window_text(l.window.value);
+            let default_message = match &l.amount {
+                DslAmount::One => format!(
+                    "Rate limit of {} calls per {w} reached. Try again later.",
+                    l.max.value
+                ),
+                DslAmount::Const(k) => format!(
+                    "Limit of {} per {w} reached ({} per call). Try again later.",
+                    l.max.value, k.value
+                ),
+                DslAmount::Path(p) => format!(
+                    "Limit of {} on {} per {w} reached.",
+                    l.max.value,
+                    display_path(p)
+                ),
+            };
+            let message = l
+                .message
+                .as_ref()
+                .map_or(default_message, |m| m.value.clone());
+            let name = l
+                .name
+                .as_ref()
+                .map_or_else(|| message.clone(), |n| n.value.clone());
+            let id = b.add_rule(name, label.to_string(), RuleKind::Rule, l.span);
+            let amount = match &l.amount {
+                DslAmount::One => Amount::Const(1),
+                DslAmount::Const(k) => Amount::Const(k.value),
+                DslAmount::Path(p) => Amount::Arg {
+                    path: arg_path(p),
+                    missing_message: l.missing.as_ref().map_or_else(
+                        || {
+                            format!(
+                                "{} is missing or not a number, and this tool's limit adds it up",
+                                display_path(p)
+                            )
+                        },
+                        |m| m.value.clone(),
+                    ),
+                    invalid_message: l.invalid.as_ref().map_or_else(
+                        || {
+                            format!(
+                                "{} must be a whole number from 0 to {}",
+                                display_path(p),
+                                portcullis_runtime::ops::MAX_AMOUNT
+                            )
+                        },
+                        |m| m.value.clone(),
+                    ),
+                },
+            };
+            if !matches!(l.amount, DslAmount::Path(_))
+                && (l.missing.is_some() || l.invalid.is_some())
+            {
+                let span = l
+                    .missing
+                    .as_ref()
+                    .or(l.invalid.as_ref())
+                    .map_or(l.span, |m| m.span);
+                diags.push(
+                    Diagnostic::error(
+                        "`missing` and `invalid` apply to `sum(args...)` limits only",
+                        span,
+                    )
+                    .with_help("remove the clause: this limit does not read an argument"),
+                );
+            }
+            if let Some(counter) = counter {
+                b.rule_mut(id).limit = Some(Limit {
+                    counter,
+                    max: l.max.value,
+                    amount,
+                    message,
+                    loc: Loc(l.span),
+                });
+            }
+            id
+        }
+    }
+}
+
+fn display_path(p: &dsl::Path) -> String {
+    format!("args.{}", p.segments.join("."))
+}
+
+fn literal(l: &Literal) -> Const {
+    match l {
+        Literal::Null => Const::Null,
+        Literal::Bool(b) => Const::Bool(*b),
+        Literal::Num(n) => Const::Num(n.clone()),
+        Literal::Str(s) => Const::Str(s.clone()),
+    }
+}
+
+fn lower_expr(
+    e: &dsl::Expr,
+    named: &BTreeMap<(String, String), (CounterId, Span)>,
+    b: &mut PolicyBuilder,
+    diags: &mut Vec<Diagnostic>,
+) -> Expr {
+    match e {
+        dsl::Expr::Bool(v) => Expr::Bool(*v),
+        dsl::Expr::Or(v) => Expr::Or(v.iter().map(|x| lower_expr(x, named, b, diags)).collect()),
+        dsl::Expr::And(v) => Expr::And(v.iter().map(|x| lower_expr(x, named, b, diags)).collect()),
+        dsl::Expr::Not(x) => Expr::Not(Box::new(lower_expr(x, named, b, diags))),
+        dsl::Expr::Test(t) => {
+            if let dsl::TestKind::Cmp(dsl::Operand::Literal(..), _, dsl::Operand::Literal(..)) =
+                &t.kind
+            {
+                diags.push(
+                    Diagnostic::error("this compares two constants", t.span).with_help(
+                        "compare an argument (args.name), len(...) or count(...) with a value",
+                    ),
+                );
+            }
+            let kind = match &t.kind {
+                dsl::TestKind::Cmp(l, c, r) => TestKind::Cmp {
+                    lhs: operand(l, named, diags),
+                    op: *c,
+                    rhs: operand(r, named, diags),
+                },
+                dsl::TestKind::In(l, list, negated) => TestKind::In {
+                    lhs: operand(l, named, diags),
+                    list: list.iter().map(literal).collect(),
+                    negated: *negated,
+                },
+                dsl::TestKind::Matches(l, re) => {
+                    let lhs = operand(l, named, diags);
+                    let (pattern, flags) = &re.value;
+                    match b.add_regex(pattern, flags, re.span) {
+                        Ok(regex) => TestKind::Matches { lhs, regex },
+                        Err(err) => {
+                            diags.push(
+                                Diagnostic::error(format!("invalid regex /{pattern}/{flags}: {}", err.message), re.span)
+                                    .with_help("patterns use RE2 syntax (no look-around, no backreferences); flags are i, m, s"),
+                            );
+                            return Expr::Bool(false);
+                        }
+                    }
+                }
+                dsl::TestKind::Contains(l, r) => TestKind::Contains {
+                    lhs: operand(l, named, diags),
+                    rhs: operand(r, named, diags),
+                },
+                dsl::TestKind::StartsWith(l, r) => TestKind::StartsWith {
+                    lhs: operand(l, named, diags),
+                    rhs: operand(r, named, diags),
+                },
+                dsl::TestKind::EndsWith(l, r) => TestKind::EndsWith {
+                    lhs: operand(l, named, diags),
+                    rhs: operand(r, named, diags),
+                },
+                dsl::TestKind::Exists(p) => TestKind::Exists {
+                    operand: Operand::Arg(arg_path(p)),
+                    expect: true,
+                },
+            };
+            Expr::Test(Test {
+                kind,
+                loc: Loc(t.span),
+            })
+        }
+    }
+}
+
+fn operand(
+    o: &dsl::Operand,
+    named: &BTreeMap<(String, String), (CounterId, Span)>,
+    diags: &mut Vec<Diagnostic>,
+) -> Operand {
+    match o {
+        dsl::Operand::Path(p) => Operand::Arg(arg_path(p)),
+        dsl::Operand::Len(p) => Operand::Len(arg_path(p)),
+        dsl::Operand::Literal(l, _) => Operand::Const(literal(l)),
+        dsl::Operand::Count(tool, name) => {
+            match named.get(&(tool.value.clone(), name.value.clone())) {
+                Some((id, _)) => Operand::Counter(*id),
+                None => {
+                    diags.push(
+                    Diagnostic::error(format!("no limit named `{}` for `{}`", name.value, tool.value), name.span.to(tool.span))
+                        .with_help("name a limit with `as NAME` in a block whose patterns include that tool, e.g. `limit 5 per hour as hourly`"),
+                );
+                    Operand::Const(Const::Num(crate::ir::Number::from_u64(0)))
+                }
+            }
+        }
+    }
+}
