@@ -303,6 +303,8 @@ pub struct Regex {
     pub id: RegexId,
     /// The pattern as written (Go / RE2 syntax).
     pub source: String,
+    /// Flags from a policy-language literal (`/re/i`), "" otherwise.
+    pub flags: String,
     /// The pattern in Rust's dialect, with identical semantics.
     pub translated: String,
     /// Where.

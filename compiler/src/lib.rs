@@ -4,7 +4,8 @@
 //! [`source`] (files, spans, diagnostics) -> [`syntax`] (surface trees with
 //! spans) -> [`lower`] (to the typed IR in [`ir`]) -> [`check`] (semantic
 //! checks) -> [`eval`] (reference evaluator) and [`codegen`] (IR to Rust).
-//! [`regex`] translates Go/RE2 patterns for both back ends.
+//! [`regex`] translates Go/RE2 patterns for both back ends; [`translate`]
+//! writes any compiled policy in the policy language.
 
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod lower;
 pub mod regex;
 pub mod source;
 pub mod syntax;
+pub mod translate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -93,6 +93,7 @@ impl PolicyBuilder {
         self.policy.regexes.push(Regex {
             id,
             source: source.to_string(),
+            flags: flags.to_string(),
             translated: re.translated,
             loc: Loc(span),
         });

@@ -1,0 +1,407 @@
+//! `portcullis translate`: any compiled policy (YAML, either dialect) to the
+//! policy language, deciding exactly like the original.
+//!
+//! Works on the IR, so it is exact by construction where the languages
+//! overlap: every rule becomes a rule (a rule with both a condition and a
+//! limit becomes two, in the same places of the check and limit phases),
+//! counters read by other rules get a name (`as NAME`) and are read with
+//! `count(...)`, messages are written out in full (Intercept's defaults
+//! included), and spend limits keep Intercept's `Internal policy error`
+//! through `missing`. Rule names are not part of the language; they are
+//! kept as comments.
+
+use crate::ir::{
+    Amount, ArgPath, Check, Const, CounterId, Expr, NamePattern, Operand, Partition, Posture,
+    RuleId, ServerPolicy, TestKind, Window,
+};
+use crate::source::{FileId, Span};
+use crate::syntax::dsl::{
+    self, By, File, Item, Limit, Literal, Path, Pattern, PolicyRule, ServerHead, Spanned,
+    WindowSpec,
+};
+use crate::syntax::dsl_fmt;
+
+/// Why a policy cannot be written in the policy language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untranslatable(pub String);
+
+impl std::fmt::Display for Untranslatable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn sp<T>(value: T) -> Spanned<T> {
+    Spanned {
+        value,
+        span: Span::default(),
+    }
+}
+
+fn pattern(p: &NamePattern) -> Result<Pattern, Untranslatable> {
+    let text = match p {
+        NamePattern::All => "*".to_string(),
+        NamePattern::Glob(g) => g.clone(),
+        NamePattern::Exact(n) if n.contains('*') => {
+            return Err(Untranslatable(format!(
+                "the tool name `{n}` contains `*`, which the policy language reads as a glob"
+            )));
+        }
+        NamePattern::Exact(n) => n.clone(),
+    };
+    Ok(Pattern {
+        text,
+        quoted: false,
+        span: Span::default(),
+    })
+}
+
+fn path(p: &ArgPath) -> Path {
+    Path {
+        segments: p.segments.clone(),
+        span: Span::default(),
+    }
+}
+
+fn literal(c: &Const) -> Literal {
+    match c {
+        Const::Null => Literal::Null,
+        Const::Bool(b) => Literal::Bool(*b),
+        Const::Num(n) => Literal::Num(n.clone()),
+        Const::Str(s) => Literal::Str(s.clone()),
+    }
+}
+
+/// A translated policy, formatted, with a header comment.
+pub fn translate(p: &ServerPolicy) -> Result<String, Untranslatable> {
+    let file = to_ast(p)?;
+    let mut out = format!(
+        "// Translated by `portcullis translate` from {} ({}).\n// Rule names are kept as comments; messages are written out in full.\n",
+        p.path,
+        p.dialect.name()
+    );
+    let body = dsl_fmt::format(&file, "");
+    // Rule-name comments: inserted after formatting, before each rule line they name.
+    out.push_str(&annotate(&body, p));
+    Ok(out)
+}
+
+/// The policy as a policy-language AST.
+pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
+    let mut items = Vec::new();
+    if p.default == Posture::Deny {
+        items.push(Item::Default(sp(dsl::Posture::Deny)));
+    }
+    if !p.hidden.is_empty() {
+        let pats = p
+            .hidden
+            .iter()
+            .map(|h| pattern(&h.pattern))
+            .collect::<Result<Vec<_>, _>>()?;
+        items.push(Item::Hide(pats, Span::default()));
+    }
+    let counter_names = CounterNames::new(p);
+    for t in &p.tools {
+        let patterns = t
+            .patterns
+            .iter()
+            .map(pattern)
+            .collect::<Result<Vec<_>, _>>()?;
+        let rules = rules(p, &t.rules, &counter_names)?;
+        items.push(Item::Tool(dsl::ToolBlock {
+            patterns,
+            rules,
+            span: Span::default(),
+        }));
+    }
+    if !p.wildcard.is_empty() {
+        let rules = rules(p, &p.wildcard, &counter_names)?;
+        items.push(Item::Tool(dsl::ToolBlock {
+            patterns: vec![Pattern {
+                text: "*".into(),
+                quoted: false,
+                span: Span::default(),
+            }],
+            rules,
+            span: Span::default(),
+        }));
+    }
+    Ok(File {
+        server: Some(ServerHead {
+            name: sp(p.name.clone()),
+            description: p.description.clone().map(sp),
+        }),
+        items,
+        span: Span::new(FileId(0), 0, 0),
+    })
+}
+
+/// Names for counters other rules read: `(block pattern, name)`.
+struct CounterNames {
+    names: Vec<Option<(String, String)>>,
+}
+
+impl CounterNames {
+    fn new(p: &ServerPolicy) -> CounterNames {
+        let mut read = vec![false; p.counters.len()];
+        for r in &p.rules {
+            if let Some(c) = &r.check {
+                for id in c.deny_when.counters() {
+                    read[id.0 as usize] = true;
+                }
+            }
+        }
+        let mut names = vec![None; p.counters.len()];
+        let blocks = p
+            .tools
+            .iter()
+            .map(|t| {
+                (
+                    t.patterns
+                        .first()
+                        .map(|p| p.text().to_string())
+                        .unwrap_or_default(),
+                    &t.rules,
+                )
+            })
+            .chain(std::iter::once(("*".to_string(), &p.wildcard)));
+        for (scope, rules) in blocks {
+            for id in rules {
+                if let Some(l) = &p.rule(*id).limit
+                    && read[l.counter.0 as usize]
+                {
+                    let local = p
+                        .counter(l.counter)
+                        .display
+                        .rsplit('.')
+                        .next()
+                        .unwrap_or("c")
+                        .to_string();
+                    names[l.counter.0 as usize] = Some((scope.clone(), sanitize(&local)));
+                }
+            }
+        }
+        CounterNames { names }
+    }
+
+    fn get(&self, id: CounterId) -> Option<&(String, String)> {
+        self.names.get(id.0 as usize).and_then(Option::as_ref)
+    }
+}
+
+/// A counter name the grammar accepts (`name` characters only).
+fn sanitize(s: &str) -> String {
+    let n: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if n.is_empty() { "counter".into() } else { n }
+}
+
+fn rules(
+    p: &ServerPolicy,
+    ids: &[RuleId],
+    names: &CounterNames,
+) -> Result<Vec<PolicyRule>, Untranslatable> {
+    let mut out = Vec::new();
+    for id in ids {
+        let r = p.rule(*id);
+        if let Some(Check { deny_when, message }) = &r.check {
+            let message = sp(message.clone());
+            let span = Span::default();
+            out.push(match deny_when {
+                Expr::Bool(true) => PolicyRule::Deny {
+                    message,
+                    condition: None,
+                    span,
+                },
+                Expr::Not(inner) => PolicyRule::Allow {
+                    condition: expr(p, inner, names)?,
+                    message,
+                    span,
+                },
+                e => PolicyRule::Deny {
+                    message,
+                    condition: Some((false, expr(p, e, names)?)),
+                    span,
+                },
+            });
+        }
+        if let Some(l) = &r.limit {
+            let counter = p.counter(l.counter);
+            let window = match counter.window {
+                Window::Calendar(c) => WindowSpec::Calendar(c),
+                Window::Sliding { millis } if millis % 1000 == 0 => {
+                    WindowSpec::Sliding(millis / 1000)
+                }
+                Window::Sliding { millis } => {
+                    return Err(Untranslatable(format!(
+                        "a sliding window of {millis} ms is not whole seconds"
+                    )));
+                }
+            };
+            let by = match &counter.partition {
+                Partition::Global => None,
+                Partition::Session => Some(By::Session),
+                Partition::Arg(a) => Some(By::Path(path(a))),
+            };
+            let (amount, missing, invalid) = match &l.amount {
+                Amount::Const(1) => (dsl::Amount::One, None, None),
+                Amount::Const(k) => (dsl::Amount::Const(sp(*k)), None, None),
+                Amount::Arg {
+                    path: a,
+                    missing_message,
+                    invalid_message,
+                } => (
+                    dsl::Amount::Path(path(a)),
+                    Some(sp(missing_message.clone())),
+                    Some(sp(invalid_message.clone())),
+                ),
+            };
+            out.push(PolicyRule::Limit(Limit {
+                amount,
+                max: sp(l.max),
+                window: sp(window),
+                by,
+                name: names.get(l.counter).map(|(_, n)| sp(n.clone())),
+                message: Some(sp(l.message.clone())),
+                missing,
+                invalid,
+                span: Span::default(),
+            }));
+        }
+    }
+    Ok(out)
+}
+
+fn operand(
+    p: &ServerPolicy,
+    o: &Operand,
+    names: &CounterNames,
+) -> Result<dsl::Operand, Untranslatable> {
+    Ok(match o {
+        Operand::Arg(a) => dsl::Operand::Path(path(a)),
+        Operand::Len(a) => dsl::Operand::Len(path(a)),
+        Operand::Const(c) => dsl::Operand::Literal(literal(c), Span::default()),
+        Operand::Counter(id) => match names.get(*id) {
+            Some((scope, name)) => dsl::Operand::Count(sp(scope.clone()), sp(name.clone())),
+            None => {
+                return Err(Untranslatable(format!(
+                    "the condition reads counter `{}`, which no limit increments",
+                    p.counter(*id).display
+                )));
+            }
+        },
+    })
+}
+
+fn expr(p: &ServerPolicy, e: &Expr, names: &CounterNames) -> Result<dsl::Expr, Untranslatable> {
+    Ok(match e {
+        Expr::Bool(b) => dsl::Expr::Bool(*b),
+        Expr::And(v) if v.is_empty() => dsl::Expr::Bool(true),
+        Expr::Or(v) if v.is_empty() => dsl::Expr::Bool(false),
+        Expr::And(v) if v.len() == 1 => expr(p, &v[0], names)?,
+        Expr::Or(v) if v.len() == 1 => expr(p, &v[0], names)?,
+        Expr::And(v) => dsl::Expr::And(
+            v.iter()
+                .map(|x| expr(p, x, names))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Or(v) => dsl::Expr::Or(
+            v.iter()
+                .map(|x| expr(p, x, names))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Not(x) => dsl::Expr::Not(Box::new(expr(p, x, names)?)),
+        Expr::Test(t) => {
+            let op = |o: &Operand| operand(p, o, names);
+            let kind = match &t.kind {
+                TestKind::Cmp { lhs, op: c, rhs } => dsl::TestKind::Cmp(op(lhs)?, *c, op(rhs)?),
+                TestKind::In { lhs, list, negated } => {
+                    dsl::TestKind::In(op(lhs)?, list.iter().map(literal).collect(), *negated)
+                }
+                TestKind::Contains { lhs, rhs } => dsl::TestKind::Contains(op(lhs)?, op(rhs)?),
+                TestKind::StartsWith { lhs, rhs } => dsl::TestKind::StartsWith(op(lhs)?, op(rhs)?),
+                TestKind::EndsWith { lhs, rhs } => dsl::TestKind::EndsWith(op(lhs)?, op(rhs)?),
+                TestKind::Matches { lhs, regex } => {
+                    let re = p.regex(*regex);
+                    if re.source.contains('\n') {
+                        return Err(Untranslatable(
+                            "a regex with a line break cannot be written as a /literal/".into(),
+                        ));
+                    }
+                    dsl::TestKind::Matches(op(lhs)?, sp((re.source.clone(), re.flags.clone())))
+                }
+                TestKind::Exists {
+                    operand: Operand::Arg(a),
+                    expect,
+                } => {
+                    let t = dsl::Expr::Test(dsl::Test {
+                        kind: dsl::TestKind::Exists(path(a)),
+                        span: Span::default(),
+                    });
+                    return Ok(if *expect {
+                        t
+                    } else {
+                        dsl::Expr::Not(Box::new(t))
+                    });
+                }
+                TestKind::Exists { operand, expect } => {
+                    // A counter, a constant or a length always exists.
+                    let _ = operand;
+                    return Ok(dsl::Expr::Bool(*expect));
+                }
+            };
+            dsl::Expr::Test(dsl::Test {
+                kind,
+                span: Span::default(),
+            })
+        }
+    })
+}
+
+/// Adds a `// rule: NAME` comment above each rule line whose source rule had a name
+/// other than its message.
+fn annotate(body: &str, p: &ServerPolicy) -> String {
+    let mut names = Vec::new();
+    for t in p
+        .tools
+        .iter()
+        .map(|t| &t.rules)
+        .chain(std::iter::once(&p.wildcard))
+    {
+        for id in t {
+            let r = p.rule(*id);
+            let n = usize::from(r.check.is_some()) + usize::from(r.limit.is_some());
+            for _ in 0..n {
+                names.push((r.name.clone(), r.label.clone()));
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut i = 0;
+    for line in body.lines() {
+        let t = line.trim_start();
+        if t.starts_with("deny ") || t.starts_with("allow ") || t.starts_with("limit ") {
+            if let Some((name, label)) = names.get(i)
+                && !name.is_empty()
+            {
+                let indent = &line[..line.len() - t.len()];
+                out.push_str(&format!(
+                    "{indent}// {label}: {}\n",
+                    name.replace('\n', " ")
+                ));
+            }
+            i += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}

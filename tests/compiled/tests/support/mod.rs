@@ -1,0 +1,299 @@
+//! Random tool calls shaped by a policy (its tools, argument paths and
+//! constants), shared by the differential tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use portcullis_compiled::repo_path;
+use portcullis_compiler::ir::{Amount, Const, NamePattern, Operand, Partition, ServerPolicy};
+use portcullis_compiler::source::FileId;
+use portcullis_compiler::syntax::yaml::{self, NodeValue};
+use portcullis_compiler::{Input, compile, load_dir};
+use proptest::prelude::*;
+
+/// A JSON value to serialise (keys kept raw so escapes and duplicates can be written).
+#[derive(Debug, Clone)]
+pub enum J {
+    Null,
+    Bool(bool),
+    Num(String),
+    Str(String, bool),
+    Arr(Vec<J>),
+    Obj(Vec<(String, J)>),
+}
+
+fn escape(s: &str, unicode: bool) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if unicode && c.is_ascii_alphabetic() => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl J {
+    fn write(&self, out: &mut String) {
+        match self {
+            J::Null => out.push_str("null"),
+            J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            J::Num(n) => out.push_str(n),
+            J::Str(s, u) => {
+                out.push('"');
+                out.push_str(&escape(s, *u));
+                out.push('"');
+            }
+            J::Arr(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write(out);
+                }
+                out.push(']');
+            }
+            J::Obj(members) => {
+                out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push('"');
+                    out.push_str(k);
+                    out.push_str("\":");
+                    v.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    /// Sets `value` at `path`, creating objects on the way (replacing non-objects).
+    fn set(&mut self, path: &[String], value: J) {
+        let J::Obj(members) = self else { return };
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
+        let key = escape(first, false);
+        if rest.is_empty() {
+            members.push((key, value));
+            return;
+        }
+        if let Some((_, child)) = members.iter_mut().rev().find(|(k, _)| *k == key) {
+            if !matches!(child, J::Obj(_)) {
+                *child = J::Obj(Vec::new());
+            }
+            child.set(rest, value);
+        } else {
+            let mut child = J::Obj(Vec::new());
+            child.set(rest, value);
+            members.push((key, child));
+        }
+    }
+}
+
+/// What random calls for one policy are made of.
+pub struct Shape {
+    pub tools: Vec<String>,
+    pub paths: Vec<Vec<String>>,
+    pub constants: Vec<J>,
+}
+
+pub fn shape(p: &ServerPolicy) -> Shape {
+    let mut tools: Vec<String> = vec![
+        "unknown_tool".into(),
+        "*".into(),
+        String::new(),
+        "Delete".into(),
+    ];
+    for t in &p.tools {
+        for pat in &t.patterns {
+            tools.push(match pat {
+                NamePattern::Exact(n) => n.clone(),
+                NamePattern::Glob(g) => g.replace('*', "x"),
+                NamePattern::All => "any".into(),
+            });
+        }
+    }
+    for h in &p.hidden {
+        tools.push(h.pattern.text().replace('*', "y"));
+    }
+    let mut paths: Vec<Vec<String>> = Vec::new();
+    let mut constants = vec![J::Num("0".into())];
+    let mut add_path = |segs: &Vec<String>| {
+        if !paths.contains(segs) {
+            paths.push(segs.clone());
+        }
+    };
+    for r in &p.rules {
+        if let Some(c) = &r.check {
+            for t in c.deny_when.tests() {
+                for o in t.operands() {
+                    match o {
+                        Operand::Arg(a) | Operand::Len(a) => add_path(&a.segments),
+                        Operand::Const(Const::Num(n)) => constants.push(J::Num(n.text.clone())),
+                        Operand::Const(Const::Str(s)) => constants.push(J::Str(s.clone(), false)),
+                        _ => {}
+                    }
+                }
+                if let portcullis_compiler::ir::TestKind::In { list, .. } = &t.kind {
+                    for c in list {
+                        match c {
+                            Const::Num(n) => constants.push(J::Num(n.text.clone())),
+                            Const::Str(s) => constants.push(J::Str(s.clone(), false)),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(l) = &r.limit {
+            if let Amount::Arg { path, .. } = &l.amount {
+                add_path(&path.segments);
+            }
+            if let Partition::Arg(path) = &p.counter(l.counter).partition {
+                add_path(&path.segments);
+            }
+            constants.push(J::Num(l.max.to_string()));
+            constants.push(J::Num((l.max + 1).to_string()));
+        }
+    }
+    if paths.is_empty() {
+        paths.push(vec!["x".into()]);
+    }
+    Shape {
+        tools,
+        paths,
+        constants,
+    }
+}
+
+fn value(constants: Arc<Vec<J>>) -> impl Strategy<Value = J> {
+    let pick = (0..constants.len()).prop_map(move |i| constants[i].clone());
+    let leaf = prop_oneof![
+        Just(J::Null),
+        any::<bool>().prop_map(J::Bool),
+        (-1000i64..1000).prop_map(|n| J::Num(n.to_string())),
+        prop::sample::select(vec![
+            "1e400",
+            "-0",
+            "0.5",
+            "2.9",
+            "1e19",
+            "9007199254740993",
+            "-100",
+            "1.0",
+            "5e-1",
+            "100000000000000000000000"
+        ])
+        .prop_map(|s| J::Num(s.to_string())),
+        pick.clone(),
+        pick,
+        ("[a-zA-Z0-9 _/@.\\n-]{0,10}", any::<bool>()).prop_map(|(s, u)| J::Str(s, u)),
+        Just(J::Str("é\u{1F600}\u{1}".into(), false)),
+    ];
+    leaf.prop_recursive(2, 10, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(J::Arr),
+            prop::collection::vec(("[a-c]{1,2}", inner), 0..3).prop_map(J::Obj),
+        ]
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub tool: usize,
+    pub args: String,
+    pub advance_ms: i64,
+    pub upstream: u8,
+}
+
+pub fn calls(shape: &Shape) -> impl Strategy<Value = Vec<Call>> {
+    let constants = Arc::new(shape.constants.clone());
+    let paths = shape.paths.clone();
+    let npaths = paths.len();
+    let args = (
+        prop::collection::vec((0..npaths, value(constants.clone()), any::<bool>()), 0..5),
+        any::<u8>(),
+    )
+        .prop_map(move |(sets, noise)| {
+            let mut obj = J::Obj(Vec::new());
+            for (i, v, escaped) in sets {
+                let mut path = paths[i].clone();
+                if escaped && noise % 3 == 0 {
+                    // The top-level key with its letters \u-escaped: the same member to every parser.
+                    let mut wrapped = J::Obj(Vec::new());
+                    wrapped.set(&path, v);
+                    if let (J::Obj(mut m), J::Obj(members)) = (wrapped, &mut obj)
+                        && let Some((_, val)) = m.pop()
+                    {
+                        members.push((escape(&path[0], true), val));
+                    }
+                    continue;
+                }
+                if noise % 7 == 0 {
+                    path.push("deeper".into());
+                }
+                obj.set(&path, v);
+            }
+            if noise % 5 == 0
+                && let J::Obj(m) = &mut obj
+            {
+                m.push(("noise".into(), J::Arr(vec![J::Null])));
+            }
+            let mut s = String::new();
+            obj.write(&mut s);
+            s
+        });
+    prop::collection::vec(
+        (0..shape.tools.len(), args, 0i64..120_000, 0u8..4).prop_map(
+            |(tool, args, advance_ms, upstream)| Call {
+                tool,
+                args,
+                advance_ms,
+                upstream,
+            },
+        ),
+        1..10,
+    )
+}
+
+/// The same inputs the crate's build script compiles.
+pub fn inputs() -> Vec<Input> {
+    let src =
+        std::fs::read_to_string(repo_path("tests/conformance/intercept-conformance.yaml")).unwrap();
+    let root = yaml::parse(FileId(0), &src).unwrap().unwrap();
+    let NodeValue::Seq(cases) = &root.get("cases").unwrap().value else {
+        panic!()
+    };
+    let mut inputs: Vec<Input> = cases
+        .iter()
+        .map(|c| {
+            let id = c.get("id").unwrap().scalar().unwrap().text.clone();
+            Input {
+                path: format!("conformance/{id}.yaml"),
+                text: c.get("policy").unwrap().scalar().unwrap().text.clone(),
+                server: id,
+            }
+        })
+        .filter(|i| compile(std::slice::from_ref(i)).is_ok())
+        .collect();
+    inputs.extend(load_dir(&repo_path("tests/corpus/intercept/servers"), Some("corpus")).unwrap());
+    inputs.extend(load_dir(&repo_path("benches/policies"), Some("benches/policies")).unwrap());
+    inputs.extend(
+        load_dir(
+            &repo_path("tests/fixtures/catalogue"),
+            Some("tests/fixtures/catalogue"),
+        )
+        .unwrap(),
+    );
+    inputs
+}
