@@ -36,6 +36,32 @@ pub enum Command {
     Policies,
     /// Run one real MCP session through the proxy and the embedded default policy, and show each decision.
     Demo(DemoArgs),
+    /// Format policy-language files canonically (comments kept).
+    Fmt(FmtArgs),
+    /// Write a YAML policy (Intercept v1 or the catalogue form) in the policy language.
+    Translate(TranslateArgs),
+}
+
+/// `portcullis fmt`.
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Check only: exit 1 and name the files that are not formatted.
+    #[arg(long)]
+    pub check: bool,
+    /// `.policy` files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// `portcullis translate`.
+#[derive(Debug, Args)]
+pub struct TranslateArgs {
+    /// The YAML policy.
+    #[arg(value_name = "FILE.yaml")]
+    pub file: PathBuf,
+    /// Write here instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Which transport faces the client.

@@ -19,6 +19,8 @@ fn main() {
         Some(Command::Validate(ref args)) => commands::validate::run(args),
         Some(Command::Policies) => commands::policies::run(),
         Some(Command::Demo(ref args)) => commands::demo::run(args),
+        Some(Command::Fmt(ref args)) => commands::fmt::run(args),
+        Some(Command::Translate(ref args)) => commands::translate::run(args),
         None if cli.server_command.is_empty() && std::env::args_os().len() == 1 => {
             // No arguments at all: help, as Intercept does.
             let _ = Cli::command().version(version).print_help();

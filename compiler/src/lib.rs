@@ -78,6 +78,30 @@ impl Output {
     }
 }
 
+/// A policy file and, for a policy-language file, the fragments it
+/// `include`s (looked up beside it, recursively), ready for [`compile`].
+pub fn load_file_with_includes(path: &Path) -> std::io::Result<Vec<Input>> {
+    let mut inputs = vec![load_file(path, None)?];
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut i = 0;
+    while i < inputs.len() {
+        if inputs[i].path.ends_with(".policy")
+            && let Ok(file) = syntax::dsl::parse(source::FileId(0), &inputs[i].text)
+        {
+            for item in &file.items {
+                if let syntax::dsl::Item::Include(name) = item {
+                    let p = dir.join(&name.value);
+                    if p.is_file() && !inputs.iter().any(|x| file_name(&x.path) == name.value) {
+                        inputs.push(load_file(&p, None)?);
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    Ok(inputs)
+}
+
 /// File extensions that hold a server policy.
 pub const POLICY_EXTENSIONS: [&str; 3] = ["yaml", "yml", "policy"];
 

@@ -1,6 +1,8 @@
 //! One module per subcommand; `run` is the proxy (no subcommand).
 
 pub mod demo;
+pub mod fmt;
 pub mod policies;
 pub mod run;
+pub mod translate;
 pub mod validate;

@@ -63,9 +63,9 @@ pub fn select_policy(
 
 #[cfg(feature = "dynamic")]
 fn load_dynamic(path: &std::path::Path) -> Result<&'static dyn Policy, (String, String)> {
-    let input = portcullis_compiler::load_file(path, None)
+    let inputs = portcullis_compiler::load_file_with_includes(path)
         .map_err(|e| (format!("reading {}: {e}", path.display()), String::new()))?;
-    let output = portcullis_compiler::compile(&[input]);
+    let output = portcullis_compiler::compile(&inputs);
     if !output.diagnostics.0.is_empty() {
         eprintln!("{}", output.render());
     }

@@ -20,7 +20,7 @@ pub fn run(args: &ValidateArgs) -> i32 {
         let loaded = if p.is_dir() {
             portcullis_compiler::load_dir(p, None)
         } else {
-            portcullis_compiler::load_file(p, None).map(|i| vec![i])
+            portcullis_compiler::load_file_with_includes(p)
         };
         match loaded {
             Ok(mut i) => inputs.append(&mut i),
@@ -64,7 +64,7 @@ pub fn run(args: &ValidateArgs) -> i32 {
             if rules == 1 { "" } else { "s" }
         );
     }
-    if inputs.len() == 1 && warnings == 0 {
+    if output.policies.len() == 1 && paths.len() == 1 && warnings == 0 {
         println!("Policy file is valid.");
     }
     0

@@ -91,9 +91,25 @@ struct Printer<'s> {
 }
 
 impl Printer<'_> {
+    /// Keeps one blank line where the source had one or more before `pos`
+    /// (paragraphs of comments and statements stay apart).
+    fn blank_line_before(&mut self, pos: usize) {
+        let before = &self.source[..pos.min(self.source.len())];
+        let gap_start = before.trim_end().len();
+        if before[gap_start..].matches('\n').count() >= 2
+            && !self.out.is_empty()
+            && !self.out.ends_with("\n\n")
+            && !self.out.ends_with("{\n")
+        {
+            self.out.push('\n');
+        }
+    }
+
     /// Writes the comments that start before `pos`, each on its own line.
     fn comments_before(&mut self, pos: usize, indent: &str) {
         while self.next < self.comments.len() && self.comments[self.next].start < pos {
+            let start = self.comments[self.next].start;
+            self.blank_line_before(start);
             let c = &self.comments[self.next];
             for line in c.text.lines() {
                 self.out.push_str(indent);
@@ -185,6 +201,7 @@ impl Printer<'_> {
             match item {
                 Item::Default(p) => {
                     self.comments_before(p.span.start, indent);
+                    self.blank_line_before(p.span.start);
                     self.out.push_str(indent);
                     self.out.push_str(match p.value {
                         crate::syntax::dsl::Posture::Allow => "default allow",
@@ -194,6 +211,7 @@ impl Printer<'_> {
                 }
                 Item::Hide(patterns, span) => {
                     self.comments_before(span.start, indent);
+                    self.blank_line_before(span.start);
                     self.out.push_str(indent);
                     self.out.push_str("hide ");
                     self.out
@@ -202,6 +220,7 @@ impl Printer<'_> {
                 }
                 Item::Include(s) => {
                     self.comments_before(s.span.start, indent);
+                    self.blank_line_before(s.span.start);
                     self.out.push_str(indent);
                     self.out.push_str("include ");
                     self.out.push_str(&string(&s.value));
@@ -234,8 +253,9 @@ impl Printer<'_> {
                     let inner = format!("{indent}  ");
                     for r in &block.rules {
                         self.comments_before(r.span().start, &inner);
+                        self.blank_line_before(r.span().start);
                         self.out.push_str(&inner);
-                        self.out.push_str(&rule(r));
+                        self.out.push_str(&wrap(&rule(r), &inner));
                         let end = self.content_end(r.span().start, r.span().end);
                         self.trailing(end);
                     }
@@ -278,6 +298,20 @@ impl Printer<'_> {
             i += 1;
         }
         usize::MAX
+    }
+}
+
+/// Longest rule line before `allow ... else "..."` moves its `else` down.
+const LINE_WIDTH: usize = 100;
+
+/// Puts the `else` of a long `allow` rule on a continuation line.
+fn wrap(rule: &str, indent: &str) -> String {
+    if indent.len() + rule.len() <= LINE_WIDTH || !rule.starts_with("allow when ") {
+        return rule.to_string();
+    }
+    match rule.rfind(" else \"") {
+        Some(i) => format!("{}\n{indent}  {}", &rule[..i], &rule[i + 1..]),
+        None => rule.to_string(),
     }
 }
 
@@ -523,7 +557,10 @@ mod tests {
         let once = fmt(text);
         assert_eq!(fmt(&once), once, "idempotent");
         assert!(once.starts_with("// An organisation's Stripe policy.\nserver stripe \"Stripe MCP server\" {\n  default deny\n"), "{once}");
-        assert!(once.contains("    allow when args.amount <= 10000 and not (args.reason matches /fraud/i) else \"Refunds over $100.00 need a human\"\n"), "{once}");
+        assert!(
+            once.contains("    allow when args.amount <= 10000 and not (args.reason matches /fraud/i)\n      else \"Refunds over $100.00 need a human\"\n"),
+            "{once}"
+        );
         assert!(once.contains("  tool list_* {}\n"), "{once}");
         assert!(
             once.contains("limit 10 per 1h by args.customer -> "),
