@@ -224,8 +224,15 @@ pub fn compile(inputs: &[Input]) -> Output {
                 diags.into_iter().for_each(|d| diagnostics.push(d));
                 continue;
             }
-            Some(Ok(f)) if f.server.is_none() => continue, // a fragment
-            Some(Ok(f)) => Some(f),
+            Some(Ok(f)) if f.server.is_none() => {
+                // A fragment: its own problems are reported here, once.
+                f.problems.iter().cloned().for_each(|d| diagnostics.push(d));
+                continue;
+            }
+            Some(Ok(f)) => {
+                diags.extend(f.problems.iter().cloned());
+                Some(f)
+            }
             None => None,
         };
         if let Some((prev, prev_span)) = previous

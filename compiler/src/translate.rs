@@ -133,6 +133,7 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
         }),
         items,
         span: Span::new(FileId(0), 0, 0),
+        problems: Vec::new(),
     })
 }
 

@@ -27,14 +27,15 @@ use crate::syntax::dsl::{
 /// Looks up a fragment file by the name an `include` gives.
 pub type Fragments<'a> = dyn Fn(&str) -> Option<&'a File> + 'a;
 
-/// Lowers a parsed server file; None when there were errors.
+/// Lowers a parsed server file. The policy is returned even when there were
+/// errors, so the semantic checks can report their findings in the same run;
+/// the caller does not use it then.
 pub fn lower<'f>(
     file: &'f File,
     fragments: &Fragments<'f>,
     mut b: PolicyBuilder,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<ServerPolicy> {
-    let errors_before = diags.iter().filter(|d| d.is_error()).count();
     let head = file.server.as_ref()?;
     if head.name.value != b.policy.name {
         diags.push(
@@ -192,7 +193,7 @@ pub fn lower<'f>(
             });
         }
     }
-    (diags.iter().filter(|d| d.is_error()).count() == errors_before).then(|| b.finish())
+    Some(b.finish())
 }
 
 fn flatten<'f>(

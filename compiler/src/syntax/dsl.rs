@@ -39,6 +39,10 @@ pub struct File {
     pub items: Vec<Item>,
     /// The whole file.
     pub span: Span,
+    /// Problems in values found while building the tree (a window out of
+    /// range, a bad escape): errors, but the file is still lowered so that
+    /// every problem is reported in one run.
+    pub problems: Vec<Diagnostic>,
 }
 
 /// The head of a `server` block.
@@ -391,6 +395,11 @@ fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rul
         }
         pest::error::ErrorVariant::CustomError { message } => (vec![message.clone()], Vec::new()),
     };
+    if found == "`\"`" && expected.iter().any(|e| e == "a string") {
+        let end = text[pos..].find('\n').map_or(text.len(), |e| pos + e);
+        return Diagnostic::error("unterminated string", Span::new(file, pos, end))
+            .with_help("close the string with `\"` on the same line (write a line break as \\n)");
+    }
     let message = match expected.len() {
         0 => format!("unexpected {found}"),
         1 => format!("expected {}, found {found}", expected[0]),
@@ -522,6 +531,7 @@ impl Build<'_> {
             server: None,
             items: Vec::new(),
             span,
+            problems: Vec::new(),
         };
         for p in pair.into_inner() {
             match p.as_rule() {
@@ -549,11 +559,8 @@ impl Build<'_> {
                 _ => {}
             }
         }
-        if diags.is_empty() {
-            Ok(out)
-        } else {
-            Err(diags)
-        }
+        out.problems = diags;
+        Ok(out)
     }
 
     fn items(&self, pair: Pair<'_, Rule>, diags: &mut Vec<Diagnostic>) -> Vec<Item> {

@@ -151,7 +151,12 @@ impl Printer<'_> {
         if self.next < self.comments.len() {
             let c = &self.comments[self.next];
             let between = self.source.get(end..c.start).unwrap_or("\n");
-            if c.start >= end && !between.contains('\n') && !c.text.contains('\n') {
+            // Only whitespace between the end and the comment: it belongs to this line's last token.
+            if c.start >= end
+                && between.trim().is_empty()
+                && !between.contains('\n')
+                && !c.text.contains('\n')
+            {
                 self.out.push_str("  ");
                 self.out.push_str(&c.text);
                 self.next += 1;
