@@ -40,6 +40,43 @@ pub enum Command {
     Fmt(FmtArgs),
     /// Write a YAML policy (Intercept v1 or the catalogue form) in the policy language.
     Translate(TranslateArgs),
+    /// Run policy tests (`<server>.test.yaml`) against the embedded policies and the evaluator.
+    Test(TestArgs),
+    /// Show how a policy decides one call: every rule, every condition with the value it saw.
+    Explain(ExplainArgs),
+    /// Connect to a live MCP server and write a policy scaffold listing its tools.
+    Scan(ScanArgs),
+}
+
+/// `portcullis test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Test files, or directories holding `*.test.yaml` (default: beside the embedded policies' sources).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// List every rule and condition no test exercised (file:line).
+    #[arg(long)]
+    pub coverage: bool,
+    /// Fail when coverage (of rules and conditions) is below this percentage.
+    #[arg(long, value_name = "P")]
+    pub min_coverage: Option<f64>,
+}
+
+/// `portcullis explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The embedded policy (its source must be readable, to show conditions).
+    #[arg(long, value_name = "NAME", conflicts_with = "config")]
+    pub server: Option<String>,
+    /// A policy file.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The tool called.
+    #[arg(long, value_name = "T")]
+    pub tool: String,
+    /// The call's arguments, as JSON.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    pub args: String,
 }
 
 /// `portcullis fmt`.
@@ -158,6 +195,39 @@ pub struct DemoArgs {
     #[arg(long, default_value = "everything")]
     pub server: String,
     /// The MCP server command (default: `npx -y @modelcontextprotocol/server-everything`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// The policy format `portcullis scan` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    /// Intercept v1 YAML (`*.yaml`).
+    Yaml,
+    /// The Portcullis policy language (`*.policy`).
+    Dsl,
+}
+
+/// `portcullis scan`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["upstream", "command"])))]
+pub struct ScanArgs {
+    /// A remote MCP server (Streamable HTTP), instead of a command after `--`.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// An HTTP header for `--upstream`, `Name: value` (repeatable).
+    #[arg(long, value_name = "K: V")]
+    pub header: Vec<String>,
+    /// Write the policy here (and the tool schemas to `<stem>.tools.json` beside it) instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// yaml (Intercept v1) or dsl (the policy language); default: from `-o`'s extension, else yaml.
+    #[arg(long, value_enum)]
+    pub format: Option<ScanFormat>,
+    /// Seconds each step (start-up, initialize, each tools/list page) may take.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub timeout: f64,
+    /// The MCP server to start, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }

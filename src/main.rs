@@ -2,7 +2,8 @@
 
 mod cli;
 mod commands;
-mod embedded;
+
+use portcullis::embedded;
 
 use clap::{CommandFactory, FromArgMatches};
 
@@ -21,6 +22,9 @@ fn main() {
         Some(Command::Demo(ref args)) => commands::demo::run(args),
         Some(Command::Fmt(ref args)) => commands::fmt::run(args),
         Some(Command::Translate(ref args)) => commands::translate::run(args),
+        Some(Command::Test(ref args)) => commands::test::run(args),
+        Some(Command::Explain(ref args)) => commands::explain::run(args),
+        Some(Command::Scan(ref args)) => commands::scan::run(args),
         None if cli.server_command.is_empty() && std::env::args_os().len() == 1 => {
             // No arguments at all: help, as Intercept does.
             let _ = Cli::command().version(version).print_help();

@@ -106,12 +106,20 @@ impl Evaluator {
     }
 
     /// Evaluates an expression; `counters` holds this rule's counter readings.
-    fn expr(&self, e: &Expr, call: &ToolCall<'_>, counters: &[(CounterId, String)]) -> bool {
+    /// Every test evaluated is reported to `trace` with the values it saw.
+    fn expr(
+        &self,
+        e: &Expr,
+        call: &ToolCall<'_>,
+        counters: &[(CounterId, String)],
+        rule: RuleId,
+        trace: &mut dyn FnMut(Trace<'_>),
+    ) -> bool {
         match e {
             Expr::Bool(b) => *b,
-            Expr::And(v) => v.iter().all(|e| self.expr(e, call, counters)),
-            Expr::Or(v) => v.iter().any(|e| self.expr(e, call, counters)),
-            Expr::Not(e) => !self.expr(e, call, counters),
+            Expr::And(v) => v.iter().all(|e| self.expr(e, call, counters, rule, trace)),
+            Expr::Or(v) => v.iter().any(|e| self.expr(e, call, counters, rule, trace)),
+            Expr::Not(e) => !self.expr(e, call, counters, rule, trace),
             Expr::Test(t) => {
                 let texts: Vec<String> = t
                     .operands()
@@ -135,7 +143,7 @@ impl Evaluator {
                     .collect();
                 let a = ops_vals[0];
                 let b = ops_vals.get(1).copied().flatten();
-                match &t.kind {
+                let result = match &t.kind {
                     TestKind::Cmp { op, .. } => match op {
                         CmpOp::Eq => ops::eq2(a, b),
                         CmpOp::Ne => ops::ne2(a, b),
@@ -160,7 +168,23 @@ impl Evaluator {
                         ops::matches(a, |s| re.is_match(s))
                     }
                     TestKind::Exists { expect, .. } => ops::exists(a) == *expect,
-                }
+                };
+                let seen: Vec<Option<String>> = t
+                    .operands()
+                    .iter()
+                    .zip(&ops_vals)
+                    .map(|(o, v)| match o {
+                        Operand::Const(_) => None,
+                        _ => Some(v.map_or_else(|| "missing".to_string(), show_val)),
+                    })
+                    .collect();
+                trace(Trace::Test {
+                    rule,
+                    test: t,
+                    seen,
+                    result,
+                });
+                result
             }
         }
     }
@@ -182,7 +206,8 @@ impl Evaluator {
     }
 }
 
-fn arg<'a>(call: &ToolCall<'a>, p: &ArgPath) -> Option<Val<'a>> {
+/// The argument at `p` of `call`.
+pub fn arg<'a>(call: &ToolCall<'a>, p: &ArgPath) -> Option<Val<'a>> {
     let segs: Vec<&str> = p.segments.iter().map(String::as_str).collect();
     call.arg(&segs)
 }
@@ -214,13 +239,89 @@ impl Policy for Evaluator {
     }
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+        self.decide_traced(call, env, &mut |_| {})
+    }
+}
+
+/// One step of an evaluation, for `explain` and test coverage.
+#[derive(Debug)]
+pub enum Trace<'a> {
+    /// The tool is hidden by this entry.
+    Hidden {
+        /// The hide entry's rule.
+        rule: RuleId,
+    },
+    /// The tool is listed by no block (the default posture applies).
+    Unlisted,
+    /// The rules that apply, in order.
+    Rules {
+        /// Rule ids.
+        rules: Vec<RuleId>,
+    },
+    /// A rule's condition was evaluated.
+    Check {
+        /// The rule.
+        rule: RuleId,
+        /// Whether it denied.
+        denied: bool,
+    },
+    /// A test inside a condition was evaluated.
+    Test {
+        /// The rule.
+        rule: RuleId,
+        /// The test.
+        test: &'a crate::ir::Test,
+        /// What each non-constant operand was (JSON text, or `missing`).
+        seen: Vec<Option<String>>,
+        /// Its result.
+        result: bool,
+    },
+    /// A limit's amount and counter (before the reservation).
+    Limit {
+        /// The rule.
+        rule: RuleId,
+        /// The amount, or why it could not be read.
+        amount: Result<u64, AmountFault>,
+        /// The counter's value now.
+        current: Option<u64>,
+    },
+}
+
+/// A value as JSON text (for traces).
+pub fn show_val(v: Val<'_>) -> String {
+    match v {
+        Val::Null => "null".into(),
+        Val::Bool(b) => b.to_string(),
+        Val::Num(n) => format!("{n:?}"),
+        Val::Str(s) => format!("{:?}", s.chars().collect::<String>()),
+        Val::Array(a) => String::from_utf8_lossy(a.as_bytes()).into_owned(),
+        Val::Object(o) => String::from_utf8_lossy(o.as_bytes()).into_owned(),
+    }
+}
+
+impl Evaluator {
+    /// Decides like [`Policy::decide`], reporting every step to `trace`.
+    pub fn decide_traced(
+        &self,
+        call: &ToolCall<'_>,
+        env: &Env<'_>,
+        trace: &mut dyn FnMut(Trace<'_>),
+    ) -> Decision {
         let tool = call.name();
         if let Some(h) = self.ir.hidden_by(tool) {
+            trace(Trace::Hidden { rule: h.rule });
             return Decision::deny(Outcome::Hidden, h.rule, "");
         }
         let Some(rules) = self.rules_for(tool) else {
+            trace(Trace::Unlisted);
             return Decision::deny(Outcome::NotPermitted, self.ir.default_rule, "");
         };
+        if self.ir.blocks_for(tool).next().is_none() {
+            trace(Trace::Unlisted);
+        }
+        trace(Trace::Rules {
+            rules: rules.clone(),
+        });
         for &id in &rules {
             let Some(check) = &self.ir.rule(id).check else {
                 continue;
@@ -232,7 +333,9 @@ impl Policy for Evaluator {
                     None => return Decision::state_unavailable(id),
                 }
             }
-            if self.expr(&check.deny_when, call, &readings) {
+            let denied = self.expr(&check.deny_when, call, &readings, id, trace);
+            trace(Trace::Check { rule: id, denied });
+            if denied {
                 return Decision::deny(Outcome::Check, id, self.texts[id.0 as usize].check);
             }
         }
@@ -242,25 +345,26 @@ impl Policy for Evaluator {
                 continue;
             };
             let text = &self.texts[id.0 as usize];
+            let counter = self.counter_ref(limit.counter, call, env);
             let amount = match &limit.amount {
-                Amount::Const(n) => *n,
-                Amount::Arg { path, .. } => match ops::amount(arg(call, path)) {
-                    Ok(n) => n,
-                    Err(AmountFault::Missing) => {
-                        return Decision::deny(Outcome::BadAmount, id, text.missing);
-                    }
-                    Err(AmountFault::Invalid) => {
-                        return Decision::deny(Outcome::BadAmount, id, text.invalid);
-                    }
-                },
+                Amount::Const(n) => Ok(*n),
+                Amount::Arg { path, .. } => ops::amount(arg(call, path)),
             };
-            limits.push(
-                id,
-                self.counter_ref(limit.counter, call, env),
+            trace(Trace::Limit {
+                rule: id,
                 amount,
-                limit.max,
-                text.limit,
-            );
+                current: env.read(counter),
+            });
+            let amount = match amount {
+                Ok(n) => n,
+                Err(AmountFault::Missing) => {
+                    return Decision::deny(Outcome::BadAmount, id, text.missing);
+                }
+                Err(AmountFault::Invalid) => {
+                    return Decision::deny(Outcome::BadAmount, id, text.invalid);
+                }
+            };
+            limits.push(id, counter, amount, limit.max, text.limit);
         }
         limits.finish(env)
     }

@@ -5,16 +5,22 @@
 //! spans) -> [`lower`] (to the typed IR in [`ir`]) -> [`check`] (semantic
 //! checks) -> [`eval`] (reference evaluator) and [`codegen`] (IR to Rust).
 //! [`regex`] translates Go/RE2 patterns for both back ends; [`translate`]
-//! writes any compiled policy in the policy language.
+//! writes any compiled policy in the policy language; [`schema`] checks rule
+//! paths against the tool schemas `portcullis scan` saved. [`explain`] and
+//! [`policy_tests`] run the evaluator with a tracer: `portcullis explain`,
+//! `portcullis test` and its coverage.
 
 #![warn(missing_docs)]
 
 pub mod check;
 pub mod codegen;
 pub mod eval;
+pub mod explain;
 pub mod ir;
 pub mod lower;
+pub mod policy_tests;
 pub mod regex;
+pub mod schema;
 pub mod source;
 pub mod syntax;
 pub mod translate;

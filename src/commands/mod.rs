@@ -1,8 +1,11 @@
 //! One module per subcommand; `run` is the proxy (no subcommand).
 
 pub mod demo;
+pub mod explain;
 pub mod fmt;
 pub mod policies;
 pub mod run;
+pub mod scan;
+pub mod test;
 pub mod translate;
 pub mod validate;

@@ -30,7 +30,10 @@ pub fn run(args: &ValidateArgs) -> i32 {
             }
         }
     }
-    let output = portcullis_compiler::compile(&inputs);
+    let mut output = portcullis_compiler::compile(&inputs);
+    for d in schema_warnings(&output.policies) {
+        output.diagnostics.push(d);
+    }
     if !output.diagnostics.0.is_empty() {
         eprintln!("{}", output.render());
     }
@@ -68,6 +71,37 @@ pub fn run(args: &ValidateArgs) -> i32 {
         println!("Policy file is valid.");
     }
     0
+}
+
+/// Warnings for rule paths that are not parameters of their tool, per the
+/// `<server>.tools.json` that `portcullis scan -o` saved beside a policy.
+#[cfg(feature = "dynamic")]
+fn schema_warnings(
+    policies: &[portcullis_compiler::ir::ServerPolicy],
+) -> Vec<portcullis_compiler::source::Diagnostic> {
+    use portcullis_compiler::schema;
+    let mut out = Vec::new();
+    for p in policies {
+        let file_name = format!("{}.tools.json", p.name);
+        let path = std::path::Path::new(&p.path).with_file_name(&file_name);
+        if !path.is_file() {
+            continue;
+        }
+        let tools = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| schema::parse_tools_json(&text));
+        match tools {
+            Ok(tools) => out.extend(schema::check(p, &tools, &file_name)),
+            Err(e) => out.push(
+                schema::file_warning(format!(
+                    "{}: cannot read the tool schemas: {e}",
+                    path.display()
+                ))
+                .with_help("regenerate it with `portcullis scan -o FILE`, or delete it"),
+            ),
+        }
+    }
+    out
 }
 
 /// Without the `dynamic` feature this binary links no policy parser.

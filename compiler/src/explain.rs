@@ -1,0 +1,301 @@
+//! `portcullis explain`: how a policy decides one call, step by step.
+//!
+//! Runs the reference evaluator with a tracer and prints which rules applied,
+//! each condition in the policy language's notation with the value it saw,
+//! each limit with its counter, the deciding rule with its file:line, and
+//! the result.
+
+use std::fmt::Write as _;
+
+use portcullis_runtime::call::ToolCall;
+use portcullis_runtime::counters::{Calendar, MemoryCounters, UnixMillis, Window};
+use portcullis_runtime::json::Strictness;
+use portcullis_runtime::ops::AmountFault;
+use portcullis_runtime::policy::{Effect, Env, FailMode, Outcome, Policy, RuleId};
+
+use crate::eval::{Evaluator, Trace};
+use crate::ir::{Amount, Const, Expr, Operand, Partition, RuleKind, ServerPolicy, Test, TestKind};
+use crate::source::SourceMap;
+
+/// A test written in the policy language's notation (`args.amount <= 10000`).
+pub fn describe_test(p: &ServerPolicy, t: &Test) -> String {
+    let op = |o: &Operand| -> String {
+        match o {
+            Operand::Arg(a) => a.display(),
+            Operand::Len(a) => format!("len({})", a.display()),
+            Operand::Counter(c) => p.counter(*c).display.clone(),
+            Operand::Const(Const::Str(s)) => crate::syntax::dsl_fmt::string(s),
+            Operand::Const(c) => c.to_string(),
+        }
+    };
+    match &t.kind {
+        TestKind::Cmp { lhs, op: c, rhs } => format!("{} {} {}", op(lhs), c.symbol(), op(rhs)),
+        TestKind::In { lhs, list, negated } => format!(
+            "{} {}in [{}]",
+            op(lhs),
+            if *negated { "not " } else { "" },
+            list.iter()
+                .map(|c| op(&Operand::Const(c.clone())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        TestKind::Contains { lhs, rhs } => format!("{} contains {}", op(lhs), op(rhs)),
+        TestKind::StartsWith { lhs, rhs } => format!("{} starts_with {}", op(lhs), op(rhs)),
+        TestKind::EndsWith { lhs, rhs } => format!("{} ends_with {}", op(lhs), op(rhs)),
+        TestKind::Matches { lhs, regex } => {
+            let re = p.regex(*regex);
+            format!("{} matches /{}/{}", op(lhs), re.source, re.flags)
+        }
+        TestKind::Exists { operand, expect } => {
+            format!(
+                "{}exists({})",
+                if *expect { "" } else { "not " },
+                op(operand)
+            )
+        }
+    }
+}
+
+/// Explains the decision on `tool` with `args` (JSON text), with fresh counters at `now`.
+pub fn explain(
+    ev: &Evaluator,
+    sources: &SourceMap,
+    tool: &str,
+    args: &str,
+    now: UnixMillis,
+) -> Result<String, String> {
+    let call = ToolCall::new(tool, args.as_bytes(), Strictness::STRICT)
+        .map_err(|e| format!("the arguments: {e}"))?;
+    let p = ev.ir();
+    let meta = ev.meta();
+    let where_ = |id: RuleId| {
+        let r = p.rule(id);
+        sources.location(r.loc.0)
+    };
+    let mut events: Vec<String> = Vec::new();
+    let counters = MemoryCounters::new();
+    let env = Env {
+        counters: &counters,
+        now,
+        session: 0,
+        fail_mode: FailMode::Closed,
+    };
+    let mut seen_tests: Vec<(usize, usize, String, bool)> = Vec::new();
+    let decision = ev.decide_traced(&call, &env, &mut |t| match t {
+        Trace::Hidden { rule } => events.push(format!("hidden   by {} ({})", p.rule(rule).label, where_(rule))),
+        Trace::Unlisted => events.push("listed   by no tool block".to_string()),
+        Trace::Rules { rules } => {
+            let blocks: Vec<String> = p
+                .blocks_for(tool)
+                .map(|b| format!("{} ({})", b.patterns.iter().map(|x| x.text()).collect::<Vec<_>>().join(", "), sources.location(b.loc.0)))
+                .collect();
+            if !blocks.is_empty() {
+                events.push(format!("listed   by tool {}", blocks.join(", ")));
+            }
+            events.push(format!("rules    {} apply, in order", rules.len()));
+        }
+        Trace::Test { test, seen, result, .. } => {
+            let values: Vec<String> = test
+                .operands()
+                .iter()
+                .zip(&seen)
+                .filter_map(|(o, v)| {
+                    let v = v.as_ref()?;
+                    let name = match o {
+                        Operand::Arg(a) => a.display(),
+                        Operand::Len(a) => format!("len({})", a.display()),
+                        Operand::Counter(c) => p.counter(*c).display.clone(),
+                        Operand::Const(_) => return None,
+                    };
+                    Some(format!("{name} = {v}"))
+                })
+                .collect();
+            seen_tests.push((test.loc.0.start, test.loc.0.end, values.join(", "), result));
+        }
+        Trace::Check { rule, denied } => {
+            let r = p.rule(rule);
+            events.push(format!("  rule {:?} ({}, {})", r.name, r.label, where_(rule)));
+            if let Some(c) = &r.check {
+                match &c.deny_when {
+                    Expr::Bool(true) => events.push("    denies unconditionally".to_string()),
+                    Expr::Not(inner) => {
+                        events.push("    denies unless".to_string());
+                        tree(p, inner, 3, &seen_tests, &mut events);
+                    }
+                    e => {
+                        events.push("    denies when".to_string());
+                        tree(p, e, 3, &seen_tests, &mut events);
+                    }
+                }
+            }
+            seen_tests.clear();
+            events.push(format!("    => {}", if denied { "DENIES" } else { "passes" }));
+        }
+        Trace::Limit { rule, amount, current } => {
+            let r = p.rule(rule);
+            let Some(l) = &r.limit else { return };
+            let c = p.counter(l.counter);
+            let amount = match (amount, &l.amount) {
+                (Ok(n), Amount::Const(_)) => format!("+{n}"),
+                (Ok(n), Amount::Arg { path, .. }) => format!("+{n} ({})", path.display()),
+                (Err(AmountFault::Missing), _) => "amount missing or not a number".into(),
+                (Err(AmountFault::Invalid), _) => "amount not a whole number in range".into(),
+            };
+            let window = match c.window {
+                Window::Calendar(Calendar::Minute) => "calendar minute (UTC)".to_string(),
+                Window::Calendar(Calendar::Hour) => "calendar hour (UTC)".to_string(),
+                Window::Calendar(Calendar::Day) => "calendar day (UTC)".to_string(),
+                Window::Sliding { millis } => format!("sliding {}", duration(millis)),
+            };
+            let partition = match &c.partition {
+                Partition::Global => "shared by every caller".to_string(),
+                Partition::Session => "per agent session".to_string(),
+                Partition::Arg(a) => {
+                    let v = crate::eval::arg(&call, a).map_or_else(|| "missing".to_string(), crate::eval::show_val);
+                    format!("per {} (this call: {v})", a.display())
+                }
+            };
+            events.push(format!(
+                "  limit {:?} ({}, {})\n    counter {} ({window}, {partition})\n      = {} now (fresh state), {amount}, at most {}",
+                r.name,
+                r.label,
+                where_(rule),
+                c.display,
+                current.map_or_else(|| "?".into(), |v| v.to_string()),
+                l.max
+            ));
+        }
+    });
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "policy   {} ({}, {}, sha256:{})",
+        meta.server,
+        meta.file,
+        meta.dialect,
+        &meta.digest[..16]
+    );
+    let _ = writeln!(out, "call     {tool} {}", args.trim());
+    out.push('\n');
+    for e in &events {
+        let _ = writeln!(out, "{e}");
+    }
+    out.push('\n');
+    match decision.effect() {
+        Effect::Allow => {
+            let _ = writeln!(
+                out,
+                "result   ALLOW{}",
+                if decision.ticket.is_empty() {
+                    ""
+                } else {
+                    " (counters reserved)"
+                }
+            );
+        }
+        Effect::Deny => {
+            let rule = decision.rule.map(|id| {
+                let r = p.rule(id);
+                match r.kind {
+                    RuleKind::Hide => format!("{} ({})", r.label, where_(id)),
+                    RuleKind::DefaultDeny => format!("the default ({})", where_(id)),
+                    RuleKind::Rule => format!("rule {:?} ({})", r.name, where_(id)),
+                }
+            });
+            let why = match decision.outcome {
+                Outcome::Hidden => "hidden",
+                Outcome::NotPermitted => "not listed; the default is deny",
+                Outcome::Check => "condition",
+                Outcome::Limit => "limit reached",
+                Outcome::BadAmount => "bad amount",
+                Outcome::StateUnavailable => "counter store unavailable",
+                Outcome::Allowed => "allowed",
+            };
+            let _ = writeln!(out, "result   DENY ({why}) by {}", rule.unwrap_or_default());
+            let _ = writeln!(out, "         [POLICY DENIED] {}", decision.message(tool));
+        }
+    }
+    Ok(out)
+}
+
+/// A condition as an indented tree, each test with the values it saw and
+/// its result (or `not evaluated` where evaluation stopped early).
+fn tree(
+    p: &ServerPolicy,
+    e: &Expr,
+    depth: usize,
+    seen: &[(usize, usize, String, bool)],
+    out: &mut Vec<String>,
+) {
+    let mut rows: Vec<(String, Option<String>)> = Vec::new();
+    tree_rows(p, e, depth, seen, &mut rows);
+    let width = rows
+        .iter()
+        .filter(|(_, r)| r.is_some())
+        .map(|(l, _)| l.len())
+        .max()
+        .unwrap_or(0);
+    for (left, right) in rows {
+        match right {
+            Some(r) => out.push(format!("{left:<width$}  {r}").trim_end().to_string()),
+            None => out.push(left),
+        }
+    }
+}
+
+fn tree_rows(
+    p: &ServerPolicy,
+    e: &Expr,
+    depth: usize,
+    seen: &[(usize, usize, String, bool)],
+    rows: &mut Vec<(String, Option<String>)>,
+) {
+    let pad = "  ".repeat(depth);
+    match e {
+        Expr::Bool(b) => rows.push((format!("{pad}{b}"), None)),
+        Expr::And(v) | Expr::Or(v) => {
+            rows.push((
+                format!(
+                    "{pad}{}",
+                    if matches!(e, Expr::And(_)) {
+                        "all of"
+                    } else {
+                        "any of"
+                    }
+                ),
+                None,
+            ));
+            v.iter()
+                .for_each(|e| tree_rows(p, e, depth + 1, seen, rows));
+        }
+        Expr::Not(e) => {
+            rows.push((format!("{pad}not"), None));
+            tree_rows(p, e, depth + 1, seen, rows);
+        }
+        Expr::Test(t) => {
+            let right = match seen
+                .iter()
+                .find(|(s, e, ..)| (*s, *e) == (t.loc.0.start, t.loc.0.end))
+            {
+                Some((_, _, values, result)) => format!("{:<5}  {values}", result.to_string()),
+                None => "(not evaluated)".to_string(),
+            };
+            rows.push((format!("{pad}{}", describe_test(p, t)), Some(right)));
+        }
+    }
+}
+
+/// `90s`, `15m`, `1h`, `2d`: the largest unit that divides the length.
+fn duration(millis: u64) -> String {
+    for (unit, len) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if millis.is_multiple_of(len) {
+            return format!("{}{unit}", millis / len);
+        }
+    }
+    format!("{millis}ms")
+}

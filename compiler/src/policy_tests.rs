@@ -1,0 +1,753 @@
+//! Policy tests as data: `<server>.test.yaml` beside a policy.
+//!
+//! ```yaml
+//! clock: "2026-01-15T10:30:00Z"     # optional: the time of the first call of each case
+//! cases:
+//!   - name: small sums are allowed
+//!     calls:
+//!       - tool: get-sum
+//!         args: {a: 2, b: 3}          # a mapping, or JSON text in a string
+//!         expect: allow
+//!   - name: the rate limit bites on the fourth call
+//!     calls:
+//!       - {tool: trigger-long-running-operation, expect: allow}
+//!       - {tool: trigger-long-running-operation, expect: allow, upstream: error}  # rolled back
+//!       - {tool: trigger-long-running-operation, expect: allow, at: "2026-01-15T10:30:30Z"}
+//!       - {tool: trigger-long-running-operation, expect: allow}
+//!       - tool: trigger-long-running-operation
+//!         expect: deny
+//!         message: At most 3 long-running operations per minute
+//! ```
+//!
+//! Each case starts with fresh counters. `expect` is `allow` or `deny`;
+//! `message` (the text after `[POLICY DENIED] `) and `rule` (a rule's name
+//! or label) are checked when given. `upstream: error` makes the upstream
+//! answer with a JSON-RPC error, which rolls the call's counters back.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use portcullis_runtime::call::ToolCall;
+use portcullis_runtime::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_runtime::json::Strictness;
+use portcullis_runtime::policy::{Decision, Effect, Env, FailMode, Policy, RuleKind};
+
+use crate::eval::{Evaluator, Trace};
+use crate::ir::{RuleId, ServerPolicy};
+use crate::lower::{check_keys, get, map_entries, seq_items, string_field};
+use crate::source::{Diagnostic, FileId, SourceMap, Span};
+use crate::syntax::yaml::{self, Node, NodeValue, Typed, typed};
+
+/// The default clock of a test file.
+pub const DEFAULT_CLOCK: &str = "2026-01-15T10:30:00Z";
+
+/// A parsed test file.
+#[derive(Debug, Clone)]
+pub struct TestFile {
+    /// The clock at the first call of each case.
+    pub clock: UnixMillis,
+    /// The cases.
+    pub cases: Vec<Case>,
+}
+
+/// One case: a sequence of calls on fresh counters.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Its name.
+    pub name: String,
+    /// Where it is.
+    pub span: Span,
+    /// The calls.
+    pub calls: Vec<CallSpec>,
+}
+
+/// One call and what it should come to.
+#[derive(Debug, Clone)]
+pub struct CallSpec {
+    /// The tool.
+    pub tool: String,
+    /// The arguments, as JSON text.
+    pub args: String,
+    /// The clock from this call on.
+    pub at: Option<UnixMillis>,
+    /// The upstream answers with a JSON-RPC error (counters are rolled back).
+    pub upstream_error: bool,
+    /// Allow or deny.
+    pub expect: Effect,
+    /// The denial message, if checked.
+    pub message: Option<String>,
+    /// The deciding rule (name or label), if checked.
+    pub rule: Option<String>,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// Parses a test file.
+pub fn parse(file: FileId, text: &str) -> Result<TestFile, Vec<Diagnostic>> {
+    let root = yaml::parse(file, text)?;
+    let mut diags = Vec::new();
+    let whole = Span::new(file, 0, 0);
+    let Some(root) = root else {
+        return Err(vec![
+            Diagnostic::error("the test file is empty", whole)
+                .with_help("add `cases:` with named cases of calls"),
+        ]);
+    };
+    let Some(entries) = map_entries(&root, "the test file", &mut diags) else {
+        return Err(diags);
+    };
+    check_keys(entries, &["clock", "cases"], "a test file", &mut diags);
+    let clock = match get(entries, "clock") {
+        Some(n) => time(n, &mut diags),
+        None => UnixMillis::parse_rfc3339(DEFAULT_CLOCK),
+    }
+    .unwrap_or(UnixMillis(0));
+    let mut cases = Vec::new();
+    for (i, c) in get(entries, "cases")
+        .and_then(|n| seq_items(n, "cases", &mut diags))
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        let Some(ce) = map_entries(c, &format!("cases[{i}]"), &mut diags) else {
+            continue;
+        };
+        check_keys(ce, &["name", "calls"], "a case", &mut diags);
+        let name = get(ce, "name").map_or_else(
+            || format!("case {}", i + 1),
+            |n| string_field(n, "name", &mut diags).text,
+        );
+        let mut calls = Vec::new();
+        for (j, call) in get(ce, "calls")
+            .and_then(|n| seq_items(n, "calls", &mut diags))
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            if let Some(spec) = call_spec(call, &format!("cases[{i}].calls[{j}]"), &mut diags) {
+                calls.push(spec);
+            }
+        }
+        if calls.is_empty() {
+            diags.push(
+                Diagnostic::error(format!("case {name:?} has no calls"), c.span)
+                    .with_help("add `calls:` with at least one `tool` and `expect`"),
+            );
+        }
+        cases.push(Case {
+            name,
+            span: c.span,
+            calls,
+        });
+    }
+    if cases.is_empty() && diags.is_empty() {
+        diags.push(
+            Diagnostic::error("the test file has no cases", root.span)
+                .with_help("add `cases:` with named cases of calls"),
+        );
+    }
+    if diags.iter().any(Diagnostic::is_error) {
+        Err(diags)
+    } else {
+        Ok(TestFile { clock, cases })
+    }
+}
+
+fn time(n: &Node, diags: &mut Vec<Diagnostic>) -> Option<UnixMillis> {
+    let s = string_field(n, "a time", diags);
+    let t = UnixMillis::parse_rfc3339(&s.text);
+    if t.is_none() {
+        diags.push(
+            Diagnostic::error(format!("`{}` is not an RFC 3339 time", s.text), s.span)
+                .with_help("write e.g. \"2026-01-15T10:30:00Z\" (quoted)"),
+        );
+    }
+    t
+}
+
+fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpec> {
+    let e = map_entries(n, ctx, diags)?;
+    check_keys(
+        e,
+        &[
+            "tool", "args", "at", "upstream", "expect", "message", "rule",
+        ],
+        "a call",
+        diags,
+    );
+    let tool = match get(e, "tool") {
+        Some(t) => string_field(t, "tool", diags).text,
+        None => {
+            diags.push(
+                Diagnostic::error(format!("{ctx}: a call needs `tool`"), n.span)
+                    .with_help("add `tool: <name>`"),
+            );
+            return None;
+        }
+    };
+    let args = match get(e, "args") {
+        None => "{}".to_string(),
+        Some(a) => match &a.value {
+            NodeValue::Scalar(s) if !a.is_null() => {
+                if portcullis_runtime::json::validate(s.text.as_bytes(), Strictness::LENIENT)
+                    .is_err()
+                {
+                    diags.push(
+                        Diagnostic::error("`args` is not valid JSON", a.span).with_help(
+                            "write the arguments as a mapping, or as JSON text in a string",
+                        ),
+                    );
+                }
+                s.text.clone()
+            }
+            _ if a.is_null() => "{}".to_string(),
+            _ => {
+                let mut out = String::new();
+                to_json(a, &mut out, diags);
+                out
+            }
+        },
+    };
+    let at = get(e, "at").and_then(|t| time(t, diags));
+    let upstream_error = match get(e, "upstream").map(|u| string_field(u, "upstream", diags)) {
+        None => false,
+        Some(u) if u.text == "ok" => false,
+        Some(u) if u.text == "error" => true,
+        Some(u) => {
+            diags.push(
+                Diagnostic::error(
+                    format!("upstream must be `ok` or `error`, got {:?}", u.text),
+                    u.span,
+                )
+                .with_help(
+                    "`error`: the server answers with a JSON-RPC error (counters are rolled back)",
+                ),
+            );
+            false
+        }
+    };
+    let expect = match get(e, "expect").map(|x| string_field(x, "expect", diags)) {
+        Some(x) if x.text == "allow" => Effect::Allow,
+        Some(x) if x.text == "deny" => Effect::Deny,
+        Some(x) => {
+            diags.push(
+                Diagnostic::error(
+                    format!("expect must be `allow` or `deny`, got {:?}", x.text),
+                    x.span,
+                )
+                .with_help("write `expect: allow` or `expect: deny`"),
+            );
+            Effect::Allow
+        }
+        None => {
+            diags.push(
+                Diagnostic::error(format!("{ctx}: a call needs `expect`"), n.span)
+                    .with_help("add `expect: allow` or `expect: deny`"),
+            );
+            Effect::Allow
+        }
+    };
+    Some(CallSpec {
+        tool,
+        args,
+        at,
+        upstream_error,
+        expect,
+        message: get(e, "message").map(|m| string_field(m, "message", diags).text),
+        rule: get(e, "rule").map(|m| string_field(m, "rule", diags).text),
+        span: n.span,
+    })
+}
+
+/// A YAML node as JSON text (scalars typed strictly, as in policies).
+fn to_json(n: &Node, out: &mut String, diags: &mut Vec<Diagnostic>) {
+    match &n.value {
+        NodeValue::Map(entries) => {
+            out.push('{');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&json_string(&k.text));
+                out.push(':');
+                to_json(v, out, diags);
+            }
+            out.push('}');
+        }
+        NodeValue::Seq(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                to_json(v, out, diags);
+            }
+            out.push(']');
+        }
+        NodeValue::Scalar(_) => match typed(n) {
+            Ok(Typed::Null) => out.push_str("null"),
+            Ok(Typed::Bool(b)) => out.push_str(if b { "true" } else { "false" }),
+            Ok(Typed::Num(x)) => out.push_str(&x.text),
+            Ok(Typed::Str(s)) => out.push_str(&json_string(&s)),
+            Ok(Typed::List | Typed::Map) => {}
+            Err(d) => {
+                diags.push(d);
+                out.push_str("null");
+            }
+        },
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = Vec::new();
+    portcullis_runtime::proxy::respond::push_json_str(&mut out, s);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// What a call came to, described for a report.
+fn describe(d: &Decision, tool: &str, meta: &portcullis_runtime::PolicyMeta) -> String {
+    match d.effect() {
+        Effect::Allow => "allow".to_string(),
+        Effect::Deny => {
+            let rule = d
+                .rule
+                .and_then(|r| meta.rule(r))
+                .map_or_else(String::new, |r| {
+                    format!(
+                        "\n              (rule {:?}, {}, {}:{})",
+                        r.name, r.label, r.file, r.line
+                    )
+                });
+            format!("deny: {}{rule}", d.message(tool))
+        }
+    }
+}
+
+/// One call that did not come to what the case expects.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The call's index in the case.
+    pub call: usize,
+    /// What it came to: outcome, deciding rule and message (`None` when the arguments were refused).
+    pub got: Option<(portcullis_runtime::Outcome, Option<RuleId>, String)>,
+    /// The report: the call, what was expected, what happened.
+    pub text: String,
+}
+
+impl Failure {
+    /// Two targets failed the same way (the reports may differ in paths).
+    fn same(&self, other: &Failure) -> bool {
+        self.call == other.call && self.got == other.got
+    }
+}
+
+/// Runs one case; returns the failures (empty when it passes). With
+/// `coverage`, the policy must be an [`Evaluator`] and what it evaluates is recorded.
+pub fn run_case(
+    case: &Case,
+    policy: &dyn Policy,
+    clock: UnixMillis,
+    mut coverage: Option<(&Evaluator, &mut Coverage)>,
+    sources: &SourceMap,
+) -> Vec<Failure> {
+    let counters = MemoryCounters::new();
+    let mut now = clock;
+    let mut failures = Vec::new();
+    for (i, c) in case.calls.iter().enumerate() {
+        if let Some(t) = c.at {
+            now = t;
+        }
+        let call = match ToolCall::new(&c.tool, c.args.as_bytes(), Strictness::STRICT) {
+            Ok(call) => call,
+            Err(e) => {
+                failures.push(Failure {
+                    call: i,
+                    got: None,
+                    text: format!(
+                        "call {} ({}): the arguments are refused: {e}",
+                        i + 1,
+                        sources.location(c.span)
+                    ),
+                });
+                continue;
+            }
+        };
+        let env = Env {
+            counters: &counters,
+            now,
+            session: 1,
+            fail_mode: FailMode::Closed,
+        };
+        let d = match coverage.as_mut() {
+            Some((ev, cov)) => ev.decide_traced(&call, &env, &mut |t| cov.record(&t)),
+            None => policy.decide(&call, &env),
+        };
+        if d.effect() == Effect::Allow {
+            if c.upstream_error {
+                counters.rollback(&d.ticket);
+            } else {
+                counters.commit(&d.ticket);
+            }
+        }
+        let meta = policy.meta();
+        let rule = d.rule.and_then(|r| meta.rule(r));
+        let mut wrong = d.effect() != c.expect;
+        if let Some(m) = &c.message {
+            wrong |= d.message(&c.tool) != m.as_str();
+        }
+        if let Some(r) = &c.rule {
+            wrong |= !rule.is_some_and(|x| x.name == r.as_str() || x.label == r.as_str());
+        }
+        if wrong {
+            let mut expected = match c.expect {
+                Effect::Allow => "allow".to_string(),
+                Effect::Deny => "deny".to_string(),
+            };
+            if let Some(m) = &c.message {
+                let _ = write!(expected, ": {m}");
+            }
+            if let Some(r) = &c.rule {
+                let _ = write!(expected, " (rule {r:?})");
+            }
+            failures.push(Failure {
+                call: i,
+                got: Some((d.outcome, d.rule, d.message(&c.tool).into_owned())),
+                text: format!(
+                    "call {} ({}): {} {}\n    expected  {expected}\n    got       {}",
+                    i + 1,
+                    sources.location(c.span),
+                    c.tool,
+                    c.args,
+                    describe(&d, &c.tool, meta)
+                ),
+            });
+        }
+    }
+    failures
+}
+
+/// A policy to run a test file against.
+pub struct Target<'a> {
+    /// How reports name it (`compiled`, `evaluator`).
+    pub label: &'a str,
+    /// The policy.
+    pub policy: &'a dyn Policy,
+    /// Decide through this evaluator's tracer instead, recording coverage.
+    pub trace: Option<&'a Evaluator>,
+}
+
+/// What running one test file came to.
+#[derive(Debug, Default, Clone)]
+pub struct FileReport {
+    /// Cases that passed on every target.
+    pub passed: usize,
+    /// Cases that failed on some target.
+    pub failed: usize,
+    /// One line per case (`ok` / `FAIL`), each failure with its diff.
+    pub text: String,
+}
+
+/// Runs every case of `file` against every target. Coverage is recorded
+/// from the target that has a tracer.
+pub fn run_file(
+    file: &TestFile,
+    targets: &[Target<'_>],
+    mut coverage: Option<&mut Coverage>,
+    sources: &SourceMap,
+) -> FileReport {
+    let mut report = FileReport::default();
+    for case in &file.cases {
+        let results: Vec<Vec<Failure>> = targets
+            .iter()
+            .map(|t| {
+                let cov = match (t.trace, coverage.as_deref_mut()) {
+                    (Some(ev), Some(c)) => Some((ev, c)),
+                    _ => None,
+                };
+                run_case(case, t.policy, file.clock, cov, sources)
+            })
+            .collect();
+        if results.iter().all(Vec::is_empty) {
+            report.passed += 1;
+            let _ = writeln!(report.text, "  ok    {}", case.name);
+            continue;
+        }
+        report.failed += 1;
+        let agree = results
+            .windows(2)
+            .all(|w| w[0].len() == w[1].len() && w[0].iter().zip(&w[1]).all(|(a, b)| a.same(b)));
+        if agree {
+            // The last target is the evaluator, whose paths are the sources read.
+            let _ = writeln!(
+                report.text,
+                "  FAIL  {}  ({})",
+                case.name,
+                sources.location(case.span)
+            );
+            for f in results.last().into_iter().flatten() {
+                let _ = writeln!(report.text, "{}", indent(&f.text, 8));
+            }
+        } else {
+            let _ = writeln!(
+                report.text,
+                "  FAIL  {}  ({}): the targets disagree, which is a compiler bug; please report it",
+                case.name,
+                sources.location(case.span)
+            );
+            for (t, r) in targets.iter().zip(&results) {
+                let _ = writeln!(
+                    report.text,
+                    "        [{}]{}",
+                    t.label,
+                    if r.is_empty() { " passes" } else { "" }
+                );
+                for f in r {
+                    let _ = writeln!(report.text, "{}", indent(&f.text, 10));
+                }
+            }
+        }
+    }
+    report
+}
+
+fn indent(text: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    text.lines()
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The rules and conditions a test run evaluated.
+#[derive(Debug, Default, Clone)]
+pub struct Coverage {
+    rules: BTreeSet<RuleId>,
+    tests: BTreeSet<(usize, usize)>,
+}
+
+impl Coverage {
+    fn record(&mut self, t: &Trace<'_>) {
+        match t {
+            Trace::Check { rule, .. } | Trace::Limit { rule, .. } | Trace::Hidden { rule } => {
+                self.rules.insert(*rule);
+            }
+            Trace::Test { rule, test, .. } => {
+                self.rules.insert(*rule);
+                self.tests.insert((test.loc.0.start, test.loc.0.end));
+            }
+            _ => {}
+        }
+    }
+
+    /// What was never evaluated, as `file:line:col  what` lines, with (covered, total).
+    pub fn uncovered(&self, p: &ServerPolicy, sources: &SourceMap) -> (Vec<String>, usize, usize) {
+        let mut lines = Vec::new();
+        let (mut covered, mut total) = (0, 0);
+        for r in &p.rules {
+            if r.kind != RuleKind::Rule {
+                continue;
+            }
+            total += 1;
+            if self.rules.contains(&r.id) {
+                covered += 1;
+            } else {
+                lines.push(format!(
+                    "{}  rule {:?} ({}) never evaluated",
+                    sources.location(r.loc.0),
+                    r.name,
+                    r.label
+                ));
+            }
+            if let Some(c) = &r.check {
+                for t in c.deny_when.tests() {
+                    total += 1;
+                    if self.tests.contains(&(t.loc.0.start, t.loc.0.end)) {
+                        covered += 1;
+                    } else {
+                        lines.push(format!(
+                            "{}  condition `{}` of rule {:?} never evaluated",
+                            sources.location(t.loc.0),
+                            crate::explain::describe_test(p, t),
+                            r.name
+                        ));
+                    }
+                }
+            }
+        }
+        (lines, covered, total)
+    }
+}
+
+/// A test file to run: its display path and its text.
+#[derive(Debug, Clone)]
+pub struct TestSource {
+    /// Shown in reports; its file name names the server (`<server>.test.yaml`).
+    pub path: String,
+    /// The YAML.
+    pub text: String,
+}
+
+/// The server a test file is for: its file name without `.test.yaml`.
+pub fn server_of(path: &str) -> &str {
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    name.strip_suffix(".test.yaml")
+        .or_else(|| name.strip_suffix(".test.yml"))
+        .unwrap_or(name)
+}
+
+/// What a whole run came to.
+#[derive(Debug, Default, Clone)]
+pub struct SuiteReport {
+    /// The report, per file and case.
+    pub text: String,
+    /// Cases that passed.
+    pub passed: usize,
+    /// Cases that failed.
+    pub failed: usize,
+    /// Test files that could not be read (their diagnostics are in `text`).
+    pub errors: usize,
+    /// With coverage: what no case evaluated.
+    pub coverage: Option<CoverageReport>,
+}
+
+impl SuiteReport {
+    /// True when every case passed and every file was read.
+    pub fn ok(&self) -> bool {
+        self.failed == 0 && self.errors == 0
+    }
+
+    /// Adds another run's results.
+    pub fn merge(&mut self, other: SuiteReport) {
+        self.text.push_str(&other.text);
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.errors += other.errors;
+        if let Some(o) = other.coverage {
+            let c = self.coverage.get_or_insert_with(CoverageReport::default);
+            c.uncovered.extend(o.uncovered);
+            c.covered += o.covered;
+            c.total += o.total;
+        }
+    }
+}
+
+/// Rules and conditions no case evaluated.
+#[derive(Debug, Default, Clone)]
+pub struct CoverageReport {
+    /// `file:line:col  what` lines.
+    pub uncovered: Vec<String>,
+    /// Items evaluated by some case.
+    pub covered: usize,
+    /// Every rule and every condition.
+    pub total: usize,
+}
+
+impl CoverageReport {
+    /// Covered items as a percentage (100 when there is nothing to cover).
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            100.0
+        } else {
+            self.covered as f64 * 100.0 / self.total as f64
+        }
+    }
+}
+
+/// Runs test files against the policies of `set`: each file against the
+/// reference evaluator and, when `compiled` has a policy for the server
+/// with the same digest, against that compiled policy too.
+pub fn run_suite(
+    set: &crate::ir::PolicySet,
+    tests: &[TestSource],
+    compiled: &dyn Fn(&str) -> Option<&'static dyn Policy>,
+    with_coverage: bool,
+) -> SuiteReport {
+    let mut sources = set.sources.clone();
+    let evaluators: Vec<Evaluator> = set
+        .servers
+        .iter()
+        .map(|p| Evaluator::new(p.clone(), &set.sources))
+        .collect();
+    let mut coverage: Vec<Coverage> = vec![Coverage::default(); evaluators.len()];
+    let mut report = SuiteReport::default();
+    for t in tests {
+        let file = sources.add(crate::source::SourceFile::new(&t.path, t.text.as_str()));
+        let parsed = parse(file, &t.text);
+        let server = server_of(&t.path);
+        let index = set.servers.iter().position(|p| p.name == server);
+        let Some(index) = index else {
+            report.errors += 1;
+            let known: Vec<&str> = set.servers.iter().map(|p| p.name.as_str()).collect();
+            let mut d = Diagnostic::error(
+                format!("no policy for server `{server}`"),
+                Span::new(file, 0, 0),
+            );
+            d = match crate::source::did_you_mean(server, &known) {
+                Some(k) => d.with_help(format!("a test file is named after its server: did you mean `{k}.test.yaml`?")),
+                None => d.with_help(format!(
+                    "a test file is named `<server>.test.yaml` and sits beside `<server>.yaml` or `<server>.policy`; servers here: {}",
+                    known.join(", ")
+                )),
+            };
+            let _ = writeln!(report.text, "{}", d.render(&sources));
+            continue;
+        };
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(diags) => {
+                report.errors += 1;
+                for d in diags {
+                    let _ = writeln!(report.text, "{}", d.render(&sources));
+                }
+                continue;
+            }
+        };
+        let ev = &evaluators[index];
+        let mut targets = Vec::new();
+        let mut note = "";
+        match compiled(server) {
+            Some(c) if c.meta().digest == ev.meta().digest => targets.push(Target {
+                label: "compiled",
+                policy: c,
+                trace: None,
+            }),
+            Some(_) => {
+                note = "; the embedded policy differs from this source, so only the evaluator runs"
+            }
+            None => {}
+        }
+        targets.push(Target {
+            label: "evaluator",
+            policy: ev,
+            trace: Some(ev),
+        });
+        let labels: Vec<&str> = targets.iter().map(|t| t.label).collect();
+        let _ = writeln!(
+            report.text,
+            "{} -> {} ({}){note}",
+            t.path,
+            ev.ir().path,
+            labels.join(" + ")
+        );
+        let r = run_file(
+            &parsed,
+            &targets,
+            with_coverage.then_some(&mut coverage[index]),
+            &sources,
+        );
+        report.text.push_str(&r.text);
+        report.passed += r.passed;
+        report.failed += r.failed;
+    }
+    if with_coverage {
+        let mut c = CoverageReport::default();
+        for (p, cov) in set.servers.iter().zip(&coverage) {
+            let (lines, covered, total) = cov.uncovered(p, &sources);
+            c.uncovered.extend(lines);
+            c.covered += covered;
+            c.total += total;
+        }
+        report.coverage = Some(c);
+    }
+    report
+}

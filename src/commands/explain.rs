@@ -1,0 +1,114 @@
+//! `portcullis explain`: how the policy decides one call, step by step.
+
+use crate::cli::ExplainArgs;
+
+/// Prints the explanation; 0 when the call could be explained, 1 otherwise
+/// (whatever the decision: `explain` reports, it does not enforce).
+#[cfg(feature = "dynamic")]
+pub fn run(args: &ExplainArgs) -> i32 {
+    use portcullis_compiler::eval::Evaluator;
+    use portcullis_runtime::counters::{MemoryCounters, UnixMillis};
+    use portcullis_runtime::policy::{Env, FailMode};
+
+    use crate::embedded;
+
+    let fail = |msg: &str, help: &str| {
+        eprintln!("error: {msg}");
+        if !help.is_empty() {
+            eprintln!("  = help: {help}");
+        }
+        1
+    };
+    let (set, compiled) = match &args.config {
+        Some(path) => {
+            let inputs = match portcullis_compiler::load_file_with_includes(path) {
+                Ok(i) => i,
+                Err(e) => return fail(&format!("reading {}: {e}", path.display()), ""),
+            };
+            match portcullis_compiler::compile(&inputs).into_set() {
+                Ok(set) => (set, None),
+                Err(o) => {
+                    eprintln!("{}", o.render());
+                    return fail(
+                        "the policy does not compile",
+                        "fix the errors above; `portcullis validate -c FILE` shows them too",
+                    );
+                }
+            }
+        }
+        None => {
+            let policy = match super::run::select_policy(args.server.as_deref(), None) {
+                Ok(p) => p,
+                Err((m, h)) => return fail(&m, &h),
+            };
+            match embedded::source_set() {
+                Ok(set) => (set, Some(policy)),
+                Err(e) => return fail(&format!("the embedded sources: {e}"), ""),
+            }
+        }
+    };
+    let server = compiled.map(|p| p.meta().server);
+    let Some(ir) = set
+        .servers
+        .iter()
+        .find(|p| server.is_none_or(|s| p.name == s))
+    else {
+        return fail("the file holds no server policy", "");
+    };
+    let ev = Evaluator::new(ir.clone(), &set.sources);
+    let now = UnixMillis::now();
+    let text =
+        match portcullis_compiler::explain::explain(&ev, &set.sources, &args.tool, &args.args, now)
+        {
+            Ok(t) => t,
+            Err(e) => {
+                return fail(
+                    &e,
+                    "pass the arguments as one JSON object, e.g. --args '{\"amount\": 500}'",
+                );
+            }
+        };
+    print!("{text}");
+    // The compiled policy must agree with the evaluator; say so if not.
+    if let Some(policy) = compiled
+        && let Ok(call) = portcullis_runtime::call::ToolCall::new(
+            &args.tool,
+            args.args.as_bytes(),
+            portcullis_runtime::json::Strictness::STRICT,
+        )
+    {
+        let counters = MemoryCounters::new();
+        let env = Env {
+            counters: &counters,
+            now,
+            session: 0,
+            fail_mode: FailMode::Closed,
+        };
+        let a = policy.decide(&call, &env);
+        let counters = MemoryCounters::new();
+        let env = Env {
+            counters: &counters,
+            now,
+            session: 0,
+            fail_mode: FailMode::Closed,
+        };
+        let b = portcullis_runtime::Policy::decide(&ev, &call, &env);
+        if (a.outcome, a.rule) != (b.outcome, b.rule) {
+            eprintln!(
+                "warning: the compiled policy decides {:?} by rule {:?}, the evaluator {:?} by rule {:?}: a compiler bug, please report it",
+                a.outcome, a.rule, b.outcome, b.rule
+            );
+            return 1;
+        }
+    }
+    0
+}
+
+/// Without the `dynamic` feature this binary links no evaluator.
+#[cfg(not(feature = "dynamic"))]
+pub fn run(_: &ExplainArgs) -> i32 {
+    eprintln!(
+        "error: this is a hardened build: it cannot explain decisions\n  = help: use a development build of the same policies"
+    );
+    2
+}

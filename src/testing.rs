@@ -1,0 +1,161 @@
+//! Decision tables for snapshot tests of a policy's behaviour.
+//!
+//! ```ignore
+//! use portcullis::testing::{call, decision_table};
+//!
+//! #[test]
+//! fn everything_policy() {
+//!     let policy = portcullis::embedded::policy("everything").unwrap();
+//!     insta::assert_yaml_snapshot!(decision_table(policy, &[
+//!         call("echo", r#"{"message":"hi"}"#),
+//!         call("get-sum", r#"{"a":1,"b":2}"#),
+//!         call("get-env", "{}"),
+//!     ]));
+//! }
+//! ```
+//!
+//! The calls run in order on fresh in-memory counters, so rate limits and
+//! spend caps show in the table. Each row holds the call, the effect, the
+//! deciding rule's name and the denial message: a stable, readable record
+//! that `cargo insta review` turns into a reviewable behaviour diff.
+
+use serde::Serialize;
+
+use portcullis_runtime::Policy;
+use portcullis_runtime::call::ToolCall;
+use portcullis_runtime::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_runtime::json::Strictness;
+use portcullis_runtime::policy::{Effect, Env, FailMode};
+
+/// The clock at the first call of a table unless a call sets one.
+pub const DEFAULT_CLOCK: &str = "2026-01-15T10:30:00Z";
+
+/// One call of a decision table.
+#[derive(Debug, Clone)]
+pub struct Call {
+    tool: String,
+    args: String,
+    at: Option<String>,
+    upstream_error: bool,
+}
+
+/// A call of `tool` with `args` (JSON text).
+pub fn call(tool: &str, args: &str) -> Call {
+    Call {
+        tool: tool.to_string(),
+        args: args.to_string(),
+        at: None,
+        upstream_error: false,
+    }
+}
+
+impl Call {
+    /// Moves the clock to `rfc3339` (e.g. `"2026-01-15T10:31:00Z"`) from this call on.
+    pub fn at(mut self, rfc3339: &str) -> Call {
+        self.at = Some(rfc3339.to_string());
+        self
+    }
+
+    /// The upstream answers this call with an error: its counters are rolled back.
+    pub fn upstream_error(mut self) -> Call {
+        self.upstream_error = true;
+        self
+    }
+}
+
+/// A policy's decisions on a sequence of calls; serialises to YAML.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DecisionTable {
+    /// The server the policy is for.
+    pub server: String,
+    /// Its dialect (`intercept-v1`, `catalogue`, `dsl`).
+    pub dialect: String,
+    /// One row per call, in order.
+    pub rows: Vec<Row>,
+}
+
+/// One call and its decision.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Row {
+    /// `tool {arguments}`, with the clock when the call moved it.
+    pub call: String,
+    /// `allow`, `deny`, or `refused` for arguments the proxy would not parse.
+    pub effect: &'static str,
+    /// The deciding rule's name, for a denial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// What the agent is told, for a denial (without the `[POLICY DENIED] ` prefix).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Runs `calls` in order against `policy` on fresh counters.
+///
+/// # Panics
+/// When a call's `at` is not an RFC 3339 time (a mistake in the test itself).
+pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
+    let counters = MemoryCounters::new();
+    let mut now = UnixMillis::parse_rfc3339(DEFAULT_CLOCK).expect("the default clock parses");
+    let meta = policy.meta();
+    let mut rows = Vec::with_capacity(calls.len());
+    for c in calls {
+        let mut shown = format!("{} {}", c.tool, c.args.trim());
+        if let Some(at) = &c.at {
+            now = UnixMillis::parse_rfc3339(at)
+                .unwrap_or_else(|| panic!("`{at}` is not an RFC 3339 time"));
+            shown.push_str(&format!(" at {at}"));
+        }
+        if c.upstream_error {
+            shown.push_str(" (upstream error)");
+        }
+        let call = match ToolCall::new(&c.tool, c.args.as_bytes(), Strictness::STRICT) {
+            Ok(call) => call,
+            Err(e) => {
+                rows.push(Row {
+                    call: shown,
+                    effect: "refused",
+                    rule: None,
+                    message: Some(e.to_string()),
+                });
+                continue;
+            }
+        };
+        let env = Env {
+            counters: &counters,
+            now,
+            session: 1,
+            fail_mode: FailMode::Closed,
+        };
+        let d = policy.decide(&call, &env);
+        let row = match d.effect() {
+            Effect::Allow => {
+                if c.upstream_error {
+                    counters.rollback(&d.ticket);
+                } else {
+                    counters.commit(&d.ticket);
+                }
+                Row {
+                    call: shown,
+                    effect: "allow",
+                    rule: None,
+                    message: None,
+                }
+            }
+            Effect::Deny => Row {
+                call: shown,
+                effect: "deny",
+                rule: d
+                    .rule
+                    .and_then(|r| meta.rule(r))
+                    .map(|r| r.name.to_string()),
+                message: Some(d.message(&c.tool).into_owned()),
+            },
+        };
+        rows.push(row);
+    }
+    DecisionTable {
+        server: meta.server.to_string(),
+        dialect: meta.dialect.to_string(),
+        rows,
+    }
+}

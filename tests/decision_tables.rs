@@ -1,0 +1,155 @@
+//! The sample policies' behaviour as insta decision tables, the way an
+//! organisation snapshot-tests its own policies (see the README). The
+//! embedded policy is the compiled one; the policy-language samples, which
+//! this build does not embed, run on the reference evaluator.
+
+use portcullis::testing::{call, decision_table};
+use portcullis_compiler::eval::Evaluator;
+
+fn evaluator(path: &str) -> Evaluator {
+    let inputs = portcullis_compiler::load_file_with_includes(&common_root().join(path)).unwrap();
+    let set = portcullis_compiler::compile(&inputs)
+        .into_set()
+        .unwrap_or_else(|o| panic!("{}", o.render()));
+    let ir = set.servers.into_iter().next().unwrap();
+    Evaluator::new(ir, &set.sources)
+}
+
+fn common_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn everything_policy() {
+    let policy =
+        portcullis::embedded::policy("everything").expect("the default policy is embedded");
+    let calls = [
+        call("echo", r#"{"message": "hello"}"#),
+        call("echo", r#"{"message": "two\nlines"}"#),
+        call("get-sum", r#"{"a": 1000, "b": 1000}"#),
+        call("get-sum", r#"{"a": 1001, "b": 1}"#),
+        call("get-sum", r#"{"a": "5", "b": 1}"#),
+        call("get-env", "{}"),
+        call(
+            "gzip-file-as-resource",
+            r#"{"name": "x", "data": "https://example.com"}"#,
+        ),
+        call("trigger-long-running-operation", "{}"),
+        call("trigger-long-running-operation", "{}").upstream_error(),
+        call("trigger-long-running-operation", "{}"),
+        call("trigger-long-running-operation", "{}"),
+        call("trigger-long-running-operation", "{}"),
+        call("trigger-long-running-operation", "{}").at("2026-01-15T10:31:00Z"),
+        call("get-tiny-image", "{}"),
+        call("echo", r#"{"message": "a", "message": "b"}"#),
+    ];
+    let compiled = decision_table(policy, &calls);
+    // The evaluator of the same source decides every row the same way.
+    assert_eq!(
+        compiled,
+        decision_table(&evaluator("policies/default/everything.yaml"), &calls)
+    );
+    insta::assert_yaml_snapshot!(compiled);
+}
+
+#[test]
+fn stripe_policy() {
+    let mut calls = vec![
+        call(
+            "create_charge",
+            r#"{"amount": 50000, "currency": "usd", "customer": "cus_1"}"#,
+        ),
+        call(
+            "create_charge",
+            r#"{"amount": 50001, "currency": "usd", "customer": "cus_1"}"#,
+        ),
+        call(
+            "create_charge",
+            r#"{"amount": 0, "currency": "usd", "customer": "cus_1"}"#,
+        ),
+        call(
+            "create_charge",
+            r#"{"amount": 10.5, "currency": "usd", "customer": "cus_1"}"#,
+        ),
+        call(
+            "create_charge",
+            r#"{"amount": "100", "currency": "usd", "customer": "cus_1"}"#,
+        ),
+        call(
+            "create_charge",
+            r#"{"amount": 100, "currency": "gbp", "customer": "cus_1"}"#,
+        ),
+        call(
+            "create_refund",
+            r#"{"amount": 10000, "reason": "duplicate"}"#,
+        ),
+        call(
+            "create_refund",
+            r#"{"amount": 100, "reason": "Chargeback dispute"}"#,
+        ),
+        call("list_customers", "{}"),
+        call("update_customer", "{}"),
+        call("delete_customer", "{}"),
+        call("create_webhook", "{}"),
+    ];
+    // The daily cap: 19 more charges of $500 from other customers reach $10,000.
+    for i in 0..19 {
+        let customer = format!("cus_{}", 10 + i / 9);
+        calls.push(call(
+            "create_charge",
+            &format!(r#"{{"amount": 50000, "currency": "eur", "customer": "{customer}"}}"#),
+        ));
+    }
+    calls.push(call(
+        "create_charge",
+        r#"{"amount": 1, "currency": "usd", "customer": "cus_2"}"#,
+    ));
+    calls.push(
+        call(
+            "create_charge",
+            r#"{"amount": 1, "currency": "usd", "customer": "cus_2"}"#,
+        )
+        .at("2026-01-16T00:00:00Z"),
+    );
+    insta::assert_yaml_snapshot!(decision_table(
+        &evaluator("policies/examples/stripe.policy"),
+        &calls
+    ));
+}
+
+#[test]
+fn github_policy() {
+    let mut calls = vec![
+        call("create_repository", r#"{"name": "x", "private": true}"#),
+        call("create_repository", r#"{"name": "x", "private": "true"}"#),
+        call(
+            "merge_pull_request",
+            r#"{"merge_method": "merge", "base": "main"}"#,
+        ),
+        call(
+            "merge_pull_request",
+            r#"{"merge_method": "squash", "base": "release/2.0"}"#,
+        ),
+        call("push_files", r#"{"branch": "main", "path": "README.md"}"#),
+        call(
+            "push_files",
+            r#"{"branch": "fix", "path": ".github/workflows/ci.yml"}"#,
+        ),
+        call("push_files", r#"{"branch": "fix", "path": "README.md"}"#),
+        call("delete_repository", "{}"),
+    ];
+    for _ in 0..8 {
+        calls.push(call(
+            "merge_pull_request",
+            r#"{"merge_method": "rebase", "base": "main"}"#,
+        ));
+    }
+    calls.push(call(
+        "push_files",
+        r#"{"branch": "fix", "path": "README.md"}"#,
+    ));
+    insta::assert_yaml_snapshot!(decision_table(
+        &evaluator("policies/examples/github.policy"),
+        &calls
+    ));
+}

@@ -1,0 +1,259 @@
+//! `portcullis test` and `portcullis explain`, the real binary: the sample
+//! policies' tests pass, a broken expectation fails with a readable diff,
+//! coverage names an uncovered rule at its exact line, and explanations are
+//! snapshots.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn portcullis(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(common::portcullis())
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .expect("run portcullis");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// A directory holding a copy of the default policy and a test file.
+fn policy_dir(name: &str, tests: &str) -> std::path::PathBuf {
+    let dir = common::temp_dir(name);
+    std::fs::copy(
+        common::root().join("policies/default/everything.yaml"),
+        dir.join("everything.yaml"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("everything.test.yaml"), tests).unwrap();
+    dir
+}
+
+fn redact(text: &str, dir: &Path) -> String {
+    text.replace(dir.to_str().unwrap(), "<dir>")
+}
+
+/// The 1-based line of the first line of `file` containing `needle`.
+fn line_of(file: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in {}", file.display()))
+        + 1
+}
+
+#[test]
+fn the_embedded_policy_passes_its_embedded_tests_on_both_back_ends() {
+    let (code, out, err) = portcullis(&["test", "--coverage", "--min-coverage", "100"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(
+            "policies/default/everything.test.yaml -> policies/default/everything.yaml (compiled + evaluator)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("coverage: 8 of 8 rules and conditions evaluated (100.0%)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("test result: ok. 5 passed; 0 failed; 1 file(s)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_policy_language_samples_pass_their_tests_with_full_coverage() {
+    let (code, out, err) = portcullis(&[
+        "test",
+        "policies/examples",
+        "--coverage",
+        "--min-coverage",
+        "100",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(
+            "policies/examples/stripe.test.yaml -> policies/examples/stripe.policy (evaluator)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "policies/examples/github.test.yaml -> policies/examples/github.policy (evaluator)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("(100.0%)"), "{out}");
+    assert!(
+        out.contains("test result: ok. 17 passed; 0 failed; 2 file(s)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_broken_expectation_fails_with_a_readable_diff() {
+    let tests =
+        std::fs::read_to_string(common::root().join("policies/default/everything.test.yaml"))
+            .unwrap()
+            .replace(
+                "message: get-sum is limited to operands up to 1000",
+                "message: get-sum is limited to operands up to 100",
+            )
+            .replace("expect: allow, upstream: error}", "expect: allow}");
+    let dir = policy_dir("broken-expectation", &tests);
+    let (code, out, err) = portcullis(&["test", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    // The same policy text as the embedded one: both back ends run, agree, and one diff is shown.
+    insta::assert_snapshot!(redact(&out, &dir));
+}
+
+#[test]
+fn a_test_file_mistake_is_a_diagnostic_with_its_location() {
+    let dir = policy_dir(
+        "bad-test-file",
+        "cases:\n  - name: typo\n    calls:\n      - tool: echo\n        expcet: allow\n",
+    );
+    let (code, out, err) = portcullis(&["test", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    let out = redact(&out, &dir);
+    assert!(out.contains("<dir>/everything.test.yaml:5:9"), "{out}");
+    assert!(out.contains("expect"), "{out}");
+    assert!(out.contains("1 could not be read"), "{out}");
+}
+
+#[test]
+fn a_test_file_for_no_policy_is_an_error() {
+    let dir = policy_dir("no-policy", "cases: []\n");
+    std::fs::rename(
+        dir.join("everything.test.yaml"),
+        dir.join("everthing.test.yaml"),
+    )
+    .unwrap();
+    let (code, out, err) = portcullis(&["test", dir.join("everthing.test.yaml").to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("no policy beside"), "{err}");
+    let (code, out, _) = portcullis(&["test", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no policy for server `everthing`"), "{out}");
+    assert!(
+        out.contains("did you mean `everything.test.yaml`?"),
+        "{out}"
+    );
+}
+
+#[test]
+fn coverage_names_the_rule_no_case_reached_at_its_exact_line() {
+    let dir = policy_dir(
+        "coverage",
+        "cases:\n  - name: sums only\n    calls:\n      - {tool: get-sum, args: {a: 1, b: 2}, expect: allow}\n      - {tool: get-sum, args: {a: 1001, b: 2}, expect: deny}\n",
+    );
+    let policy = dir.join("everything.yaml");
+    let (code, out, err) = portcullis(&["test", dir.to_str().unwrap(), "--coverage"]);
+    assert_eq!(code, 0, "coverage alone does not fail: {out}{err}");
+    let echo = line_of(&policy, "- name: \"single-line echo\"");
+    let echo_condition = line_of(&policy, "path: args.message");
+    let out = redact(&out, &dir);
+    assert!(
+        out.contains(&format!(
+            "not covered  <dir>/everything.yaml:{echo}:9  rule \"single-line echo\" (tools.echo.rules[0]) never evaluated"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "not covered  <dir>/everything.yaml:{echo_condition}:13  condition `args.message matches /^[^\\x00-\\x1f]*$/` of rule \"single-line echo\" never evaluated"
+        )),
+        "{out}"
+    );
+    // Both get-sum conditions and the global limit ran: 4 of 8.
+    assert!(
+        out.contains("coverage: 4 of 8 rules and conditions evaluated (50.0%)"),
+        "{out}"
+    );
+    let (code, out, _) = portcullis(&["test", dir.to_str().unwrap(), "--min-coverage", "75"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("coverage 50.0% is below the minimum 75%"),
+        "{out}"
+    );
+    assert!(
+        out.contains("test result: FAILED. 1 passed; 0 failed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn explain_shows_rules_conditions_values_and_the_deciding_rule() {
+    let cases: &[&[&str]] = &[
+        &["--tool", "get-sum", "--args", r#"{"a": 5, "b": 2000}"#],
+        &["--tool", "get-sum", "--args", r#"{"a": 5000, "b": 2}"#],
+        &["--tool", "echo", "--args", r#"{"message": "hello"}"#],
+        &["--tool", "get-env"],
+        &[
+            "--tool",
+            "trigger-long-running-operation",
+            "--args",
+            r#"{"duration": 1}"#,
+        ],
+        &[
+            "-c",
+            "policies/examples/stripe.policy",
+            "--tool",
+            "create_refund",
+            "--args",
+            r#"{"amount": 500, "reason": "Suspected fraud"}"#,
+        ],
+        &[
+            "-c",
+            "policies/examples/stripe.policy",
+            "--tool",
+            "create_charge",
+            "--args",
+            r#"{"amount": 1200, "currency": "usd", "customer": "cus_1"}"#,
+        ],
+        &[
+            "-c",
+            "policies/examples/github.policy",
+            "--tool",
+            "push_files",
+            "--args",
+            r#"{"branch": "main", "path": "src/lib.rs"}"#,
+        ],
+        &[
+            "-c",
+            "policies/examples/stripe.policy",
+            "--tool",
+            "update_customer",
+        ],
+    ];
+    let mut all = String::new();
+    for args in cases {
+        let mut argv = vec!["explain"];
+        argv.extend_from_slice(args);
+        let (code, out, err) = portcullis(&argv);
+        assert_eq!(code, 0, "{argv:?}: {err}");
+        assert!(
+            err.is_empty(),
+            "{argv:?}: the compiled policy and the evaluator agree: {err}"
+        );
+        all.push_str(&format!("$ portcullis {}\n{out}\n", argv.join(" ")));
+    }
+    insta::assert_snapshot!(all);
+}
+
+#[test]
+fn explain_rejects_arguments_that_are_not_json() {
+    let (code, out, err) = portcullis(&["explain", "--tool", "echo", "--args", "{message: hi}"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("error: the arguments:"), "{err}");
+    assert!(
+        err.contains("help: pass the arguments as one JSON object"),
+        "{err}"
+    );
+}
