@@ -787,6 +787,28 @@ tools:
     );
     assert_eq!(err.matches("warning:").count(), 2, "{err}");
 
+    // A tool or hide entry the server does not list: a typo, with the likely name.
+    std::fs::write(
+        &file,
+        "version: \"1\"\nhide:\n  - get-envv\ntools:\n  get-summ:\n    rules:\n      - name: limit\n        rate_limit: 5/minute\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["validate", path]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(
+            "warning: no tool of the server matches `get-summ` (per everything.tools.json)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains(&format!(" --> {path}:5:3\n")), "{err}");
+    assert!(err.contains("= help: did you mean `get-sum`?"), "{err}");
+    assert!(
+        err.contains("warning: no tool of the server matches `get-envv`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `get-env`?"), "{err}");
+
     // An unreadable schema file is a warning too, not an error.
     std::fs::write(dir.join("everything.tools.json"), "{not json").unwrap();
     let (code, _, err) = run(&["validate", path]);

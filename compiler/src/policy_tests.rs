@@ -189,12 +189,10 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
         None => "{}".to_string(),
         Some(a) => match &a.value {
             NodeValue::Scalar(s) if !a.is_null() => {
-                if portcullis_runtime::json::validate(s.text.as_bytes(), Strictness::LENIENT)
-                    .is_err()
-                {
+                if let Err(e) = ToolCall::new("", s.text.as_bytes(), Strictness::STRICT) {
                     diags.push(
-                        Diagnostic::error("`args` is not valid JSON", a.span).with_help(
-                            "write the arguments as a mapping, or as JSON text in a string",
+                        Diagnostic::error(format!("`args` is refused as the proxy would refuse it: {e}"), a.span).with_help(
+                            "write the arguments as a mapping, or as one strict JSON object in a string",
                         ),
                     );
                 }

@@ -98,6 +98,40 @@ pub fn check(policy: &ServerPolicy, tools: &[ToolSchema], file_name: &str) -> Ve
             }
         }
     }
+    // A tool name the server does not have: a typo, or a tool it dropped.
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    let patterns = policy
+        .tools
+        .iter()
+        .flat_map(|b| {
+            b.patterns
+                .iter()
+                .map(move |p| (p, b.loc.0, "has rules for"))
+        })
+        .chain(policy.hidden.iter().map(|h| (&h.pattern, h.loc.0, "hides")));
+    for (pattern, span, what) in patterns {
+        if matches!(pattern, NamePattern::All) || tools.iter().any(|t| pattern.matches(&t.name)) {
+            continue;
+        }
+        let help = match crate::source::did_you_mean(pattern.text(), &names) {
+            Some(n) => format!(
+                "did you mean `{n}`? (the policy {what} a tool the server does not list; run `portcullis scan` again if the server changed)"
+            ),
+            None => format!(
+                "the policy {what} a tool the server does not list; check the name, or run `portcullis scan` again if the server changed"
+            ),
+        };
+        out.push(
+            Diagnostic::warning(
+                format!(
+                    "no tool of the server matches `{}` (per {file_name})",
+                    pattern.text()
+                ),
+                span,
+            )
+            .with_help(help),
+        );
+    }
     out.sort_by_key(|d| d.span.unwrap_or_default());
     out
 }
@@ -317,10 +351,29 @@ mod tests {
                 r#"tool echo { deny "x" when args.message == "a" or args.opts.depth > 2 or args.free.anything == 1 }
                    tool open { deny "x" when args.whatever == 1 }
                    tool alt { deny "x" when args.a == 1 or args.b == 2 }
-                   tool unknown_tool { deny "x" when args.zzz == 1 }
                    tool * { deny "x" when args.zzz == 1 }"#
             )
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_tool_the_server_does_not_list_warns_once_without_path_warnings() {
+        assert_eq!(
+            warnings(r#"tool unknown_tool { deny "x" when args.zzz == 1 }"#),
+            [
+                "no tool of the server matches `unknown_tool` (per s.tools.json) | the policy has rules for a tool the server does not list; check the name, or run `portcullis scan` again if the server changed"
+            ]
+        );
+        let w = warnings("tool ech { }\nhide opne");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("`ech`") && w[0].contains("did you mean `echo`?"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("`opne`") && w[1].contains("did you mean `open`?"),
+            "{w:?}"
         );
     }
 

@@ -65,6 +65,17 @@ pub fn run(args: &TestArgs) -> i32 {
             ));
         }
     }
+    if files == 0 {
+        eprintln!(
+            "error: no test files in {}\n  = help: a test file is named `<server>.test.yaml` and sits beside the policy",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return 1;
+    }
     print!("{}", report.text);
     let mut code = i32::from(!report.ok());
     if let Some(c) = &report.coverage {
