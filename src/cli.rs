@@ -34,6 +34,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// List the policies compiled into this binary: environment, servers, digests.
     Policies,
+    /// Summarise decision logs: instances, totals, deny rate, top denying rules, last denials.
+    Status(StatusArgs),
     /// Run one real MCP session through the proxy and the embedded default policy, and show each decision.
     Demo(DemoArgs),
     /// Format policy-language files canonically (comments kept).
@@ -46,6 +48,20 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Connect to a live MCP server and write a policy scaffold listing its tools.
     Scan(ScanArgs),
+}
+
+/// `portcullis status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A decision log (`--audit-log` of the proxy), or a directory of `*.jsonl` logs; repeatable.
+    #[arg(long = "audit-log", value_name = "FILE|DIR", required = true)]
+    pub audit_logs: Vec<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Report as of this time (RFC 3339) instead of now, e.g. to reproduce a report.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
 }
 
 /// `portcullis test`.

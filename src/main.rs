@@ -19,6 +19,7 @@ fn main() {
     let code = match cli.command {
         Some(Command::Validate(ref args)) => commands::validate::run(args),
         Some(Command::Policies) => commands::policies::run(),
+        Some(Command::Status(ref args)) => commands::status::run(args),
         Some(Command::Demo(ref args)) => commands::demo::run(args),
         Some(Command::Fmt(ref args)) => commands::fmt::run(args),
         Some(Command::Translate(ref args)) => commands::translate::run(args),

@@ -6,6 +6,7 @@ pub mod fmt;
 pub mod policies;
 pub mod run;
 pub mod scan;
+pub mod status;
 pub mod test;
 pub mod translate;
 pub mod validate;

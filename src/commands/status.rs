@@ -1,0 +1,602 @@
+//! `portcullis status`: what the proxies writing these decision logs did.
+//!
+//! Reads every line of the logs (`--audit-log` of the proxy; see
+//! docs/cli.md, "The decision log"), groups them by instance (one proxy
+//! process: pid + session), and prints instances, totals, the deny rate,
+//! calls per minute over the last five minutes, the rules that denied most
+//! and the last ten denials. Lines that are not decision-log JSON (a
+//! partial last line of a log being written) are counted and skipped.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use portcullis_runtime::counters::UnixMillis;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::StatusArgs;
+
+/// Prints the report; 0 on success (also when there is no data), 1 when a log cannot be read.
+pub fn run(args: &StatusArgs) -> i32 {
+    let now = match &args.now {
+        None => UnixMillis::now(),
+        Some(t) => match UnixMillis::parse_rfc3339(t) {
+            Some(t) => t,
+            None => {
+                eprintln!(
+                    "error: `{t}` is not an RFC 3339 time\n  = help: e.g. --now 2026-11-26T10:00:00Z"
+                );
+                return 1;
+            }
+        },
+    };
+    let files = match log_files(&args.audit_logs) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let mut report = Report::new(now);
+    for f in &files {
+        let text = match std::fs::read(f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: reading {}: {e}", f.display());
+                return 1;
+            }
+        };
+        report.files.push(f.display().to_string());
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            report.add(line);
+        }
+    }
+    let summary = report.summary(&|pid| process_exists(pid));
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("a summary serialises")
+        );
+    } else {
+        print!("{}", render(&summary));
+    }
+    0
+}
+
+/// The files to read: each FILE, and the `*.jsonl` files of each DIR, sorted.
+fn log_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("reading {}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "jsonl"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(format!(
+                "{}: no such file or directory\n  = help: pass the file the proxy's --audit-log writes, or its directory",
+                p.display()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// True when a process with this pid exists (it may be another process that
+/// reused the pid: the report says "running" only when the log has no
+/// `shutdown` line for the instance either).
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        // It exists but belongs to someone else.
+        Err(e) => e == nix::errno::Errno::EPERM,
+    }
+}
+
+#[derive(Debug, Default)]
+struct Instance {
+    pid: u32,
+    session: String,
+    server: String,
+    digest: String,
+    upstream: String,
+    started: Option<i64>,
+    last_seen: i64,
+    exit_code: Option<i64>,
+    calls: u64,
+    denied: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Denial {
+    time: String,
+    #[serde(skip)]
+    at: i64,
+    server: String,
+    tool: String,
+    outcome: String,
+    rule: String,
+    source: String,
+    message: String,
+}
+
+struct Report {
+    now: UnixMillis,
+    files: Vec<String>,
+    unreadable: u64,
+    instances: BTreeMap<(String, u32), Instance>,
+    calls: u64,
+    denied: u64,
+    rejected: u64,
+    /// (minute start ms) -> calls; the report shows the last five minutes up to `now`.
+    minutes: BTreeMap<i64, u64>,
+    /// (rule, source) -> denials.
+    rules: BTreeMap<(String, String), u64>,
+    denials: Vec<Denial>,
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+impl Report {
+    fn new(now: UnixMillis) -> Report {
+        Report {
+            now,
+            files: Vec::new(),
+            unreadable: 0,
+            instances: BTreeMap::new(),
+            calls: 0,
+            denied: 0,
+            rejected: 0,
+            minutes: BTreeMap::new(),
+            rules: BTreeMap::new(),
+            denials: Vec::new(),
+            first: None,
+            last: None,
+        }
+    }
+
+    fn add(&mut self, line: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<Value>(line) else {
+            self.unreadable += 1;
+            return;
+        };
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let (Some(at), Some(pid)) = (
+            v.get("ts")
+                .and_then(Value::as_str)
+                .and_then(UnixMillis::parse_rfc3339),
+            v.get("pid")
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok()),
+        ) else {
+            self.unreadable += 1;
+            return;
+        };
+        let at = at.0;
+        let kind = s("type");
+        if !matches!(kind.as_str(), "startup" | "tool_call" | "shutdown") {
+            self.unreadable += 1;
+            return;
+        }
+        self.first = Some(self.first.map_or(at, |f| f.min(at)));
+        self.last = Some(self.last.map_or(at, |l| l.max(at)));
+        let inst = self
+            .instances
+            .entry((s("session"), pid))
+            .or_insert_with(|| Instance {
+                pid,
+                session: s("session"),
+                server: s("server"),
+                digest: s("policy_digest"),
+                last_seen: at,
+                ..Instance::default()
+            });
+        inst.last_seen = inst.last_seen.max(at);
+        match kind.as_str() {
+            "startup" => {
+                inst.started = Some(at);
+                inst.upstream = s("upstream");
+            }
+            "shutdown" => inst.exit_code = v.get("exit_code").and_then(Value::as_i64),
+            _ => {
+                inst.calls += 1;
+                self.calls += 1;
+                *self
+                    .minutes
+                    .entry(at.div_euclid(60_000) * 60_000)
+                    .or_default() += 1;
+                if s("effect") == "deny" {
+                    inst.denied += 1;
+                    self.denied += 1;
+                    let outcome = s("outcome");
+                    if outcome == "rejected" {
+                        self.rejected += 1;
+                    }
+                    let rule = match (s("rule"), outcome.as_str()) {
+                        (r, _) if !r.is_empty() => r,
+                        (_, "rejected") => format!(
+                            "(malformed call, JSON-RPC {})",
+                            v.get("code").and_then(Value::as_i64).unwrap_or(0)
+                        ),
+                        (_, o) => format!("({o})"),
+                    };
+                    let source = s("source");
+                    *self
+                        .rules
+                        .entry((rule.clone(), source.clone()))
+                        .or_default() += 1;
+                    self.denials.push(Denial {
+                        time: UnixMillis(at).to_rfc3339(),
+                        at,
+                        server: inst.server.clone(),
+                        tool: s("tool"),
+                        outcome,
+                        rule,
+                        source,
+                        message: s("message"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn summary(mut self, exists: &dyn Fn(u32) -> bool) -> Summary {
+        let mut instances: Vec<InstanceSummary> = self
+            .instances
+            .values()
+            .map(|i| InstanceSummary {
+                pid: i.pid,
+                session: i.session.clone(),
+                server: i.server.clone(),
+                policy_digest: i.digest.clone(),
+                upstream: i.upstream.clone(),
+                state: match i.exit_code {
+                    Some(code) => format!("exited ({code})"),
+                    None if exists(i.pid) => "running".to_string(),
+                    None => "gone".to_string(),
+                },
+                started: i.started.map(|t| UnixMillis(t).to_rfc3339()),
+                last_seen: UnixMillis(i.last_seen).to_rfc3339(),
+                calls: i.calls,
+                denied: i.denied,
+            })
+            .collect();
+        instances.sort_by(|a, b| {
+            b.last_seen
+                .cmp(&a.last_seen)
+                .then(a.pid.cmp(&b.pid))
+                .then(a.session.cmp(&b.session))
+        });
+        let minute_now = self.now.0.div_euclid(60_000) * 60_000;
+        let per_minute = (0..5)
+            .rev()
+            .map(|k| {
+                let start = minute_now - k * 60_000;
+                MinuteSummary {
+                    minute: UnixMillis(start).to_rfc3339(),
+                    calls: self.minutes.get(&start).copied().unwrap_or(0),
+                }
+            })
+            .collect();
+        let mut rules: Vec<RuleSummary> = self
+            .rules
+            .iter()
+            .map(|((rule, source), n)| RuleSummary {
+                rule: rule.clone(),
+                source: source.clone(),
+                denials: *n,
+            })
+            .collect();
+        rules.sort_by(|a, b| b.denials.cmp(&a.denials).then(a.rule.cmp(&b.rule)));
+        rules.truncate(10);
+        self.denials.sort_by_key(|d| d.at);
+        let last_denials = self
+            .denials
+            .split_off(self.denials.len().saturating_sub(10));
+        Summary {
+            now: self.now.to_rfc3339(),
+            files: self.files,
+            unreadable_lines: self.unreadable,
+            first: self.first.map(|t| UnixMillis(t).to_rfc3339()),
+            last: self.last.map(|t| UnixMillis(t).to_rfc3339()),
+            instances,
+            calls: self.calls,
+            allowed: self.calls - self.denied,
+            denied: self.denied,
+            rejected: self.rejected,
+            deny_rate: if self.calls == 0 {
+                0.0
+            } else {
+                self.denied as f64 / self.calls as f64
+            },
+            calls_per_minute: per_minute,
+            top_denying_rules: rules,
+            last_denials,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    now: String,
+    files: Vec<String>,
+    unreadable_lines: u64,
+    first: Option<String>,
+    last: Option<String>,
+    instances: Vec<InstanceSummary>,
+    calls: u64,
+    allowed: u64,
+    denied: u64,
+    rejected: u64,
+    deny_rate: f64,
+    calls_per_minute: Vec<MinuteSummary>,
+    top_denying_rules: Vec<RuleSummary>,
+    last_denials: Vec<Denial>,
+}
+
+#[derive(Debug, Serialize)]
+struct InstanceSummary {
+    pid: u32,
+    session: String,
+    server: String,
+    policy_digest: String,
+    upstream: String,
+    state: String,
+    started: Option<String>,
+    last_seen: String,
+    calls: u64,
+    denied: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct MinuteSummary {
+    minute: String,
+    calls: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct RuleSummary {
+    rule: String,
+    source: String,
+    denials: u64,
+}
+
+/// `2026-11-26T10:00:00.000Z` as `2026-11-26 10:00:00`.
+fn short_time(t: &str) -> String {
+    t.get(..19).unwrap_or(t).replace('T', " ")
+}
+
+/// Left-aligned columns, two spaces apart; the last column is not padded.
+fn table(head: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
+    let n = head.len();
+    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let mut l = String::from("  ");
+        for (i, c) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(c.chars().count());
+            if i + 1 == n {
+                if right[i] {
+                    l.push_str(&" ".repeat(pad));
+                }
+                l.push_str(c);
+            } else if right[i] {
+                l.push_str(&" ".repeat(pad));
+                l.push_str(c);
+                l.push_str("  ");
+            } else {
+                l.push_str(c);
+                l.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(head.to_vec(), &mut out);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(max - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+fn render(s: &Summary) -> String {
+    let mut out = String::new();
+    let files = match s.files.len() {
+        1 => s.files[0].clone(),
+        n => format!("{n} files"),
+    };
+    if s.files.is_empty() {
+        out.push_str("No decision logs found: the directory holds no *.jsonl file.\n");
+        out.push_str("Start the proxy with --audit-log FILE to record its decisions.\n");
+        return out;
+    }
+    if s.instances.is_empty() {
+        out.push_str(&format!("No decisions recorded in {files}"));
+        if s.unreadable_lines > 0 {
+            out.push_str(&format!(
+                " ({} line(s) are not decision-log entries)",
+                s.unreadable_lines
+            ));
+        }
+        out.push_str(".\nStart the proxy with --audit-log FILE to record its decisions.\n");
+        return out;
+    }
+    out.push_str(&format!(
+        "Decision log: {files}, {} to {} UTC (as of {} UTC)\n",
+        short_time(s.first.as_deref().unwrap_or("")),
+        short_time(s.last.as_deref().unwrap_or("")),
+        short_time(&s.now)
+    ));
+    if s.unreadable_lines > 0 {
+        out.push_str(&format!(
+            "  {} line(s) skipped: not decision-log entries\n",
+            s.unreadable_lines
+        ));
+    }
+    out.push_str(&format!("\nInstances ({})\n", s.instances.len()));
+    let rows: Vec<Vec<String>> = s
+        .instances
+        .iter()
+        .map(|i| {
+            vec![
+                i.pid.to_string(),
+                i.server.clone(),
+                format!("sha256:{}", i.policy_digest.get(..12).unwrap_or("")),
+                i.state.clone(),
+                i.started
+                    .as_deref()
+                    .map_or_else(|| "-".to_string(), short_time),
+                short_time(&i.last_seen),
+                i.calls.to_string(),
+                i.denied.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "PID",
+            "SERVER",
+            "POLICY",
+            "STATE",
+            "STARTED",
+            "LAST SEEN",
+            "CALLS",
+            "DENIED",
+        ],
+        &rows,
+        &[true, false, false, false, false, false, true, true],
+    ));
+    out.push_str(&format!(
+        "\nCalls: {} total, {} allowed, {} denied ({:.1}%), of which {} malformed\n",
+        s.calls,
+        s.allowed,
+        s.denied,
+        s.deny_rate * 100.0,
+        s.rejected
+    ));
+    let per_minute: Vec<String> = s
+        .calls_per_minute
+        .iter()
+        .map(|m| format!("{} {}", m.minute.get(11..16).unwrap_or(""), m.calls))
+        .collect();
+    out.push_str(&format!(
+        "Calls per minute, last 5 minutes: {}\n",
+        per_minute.join("  ")
+    ));
+    if s.top_denying_rules.is_empty() {
+        out.push_str("\nNo denials.\n");
+        return out;
+    }
+    out.push_str("\nTop denying rules\n");
+    let rows: Vec<Vec<String>> = s
+        .top_denying_rules
+        .iter()
+        .map(|r| {
+            vec![
+                r.denials.to_string(),
+                truncate(&r.rule, 48),
+                r.source.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["DENIALS", "RULE", "SOURCE"],
+        &rows,
+        &[true, false, false],
+    ));
+    out.push_str(&format!("\nLast {} denials\n", s.last_denials.len()));
+    let rows: Vec<Vec<String>> = s
+        .last_denials
+        .iter()
+        .rev()
+        .map(|d| {
+            vec![
+                short_time(&d.time),
+                if d.tool.is_empty() {
+                    "-".to_string()
+                } else {
+                    truncate(&d.tool, 32)
+                },
+                truncate(&d.rule, 36),
+                truncate(&d.message, 60),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["TIME", "TOOL", "RULE", "MESSAGE"],
+        &rows,
+        &[false, false, false, false],
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_trim() {
+        let t = table(
+            &["A", "BB"],
+            &[
+                vec!["1".into(), "x".into()],
+                vec!["100".into(), "yy".into()],
+            ],
+            &[true, false],
+        );
+        assert_eq!(t, "    A  BB\n    1  x\n  100  yy\n");
+    }
+
+    #[test]
+    fn partial_and_foreign_lines_are_skipped() {
+        let mut r = Report::new(UnixMillis(0));
+        r.add(b"{\"ts\":\"2026-11-26T10:00:00.000Z\",\"type\":\"tool_call\",\"pid\":1");
+        r.add(b"not json");
+        r.add(b"{\"hello\":1}");
+        assert_eq!(r.unreadable, 3);
+        assert!(r.instances.is_empty());
+    }
+
+    #[test]
+    fn an_instance_without_shutdown_is_running_only_while_its_pid_exists() {
+        let mut r = Report::new(UnixMillis(0));
+        r.add(br#"{"ts":"2026-11-26T10:00:00.000Z","type":"startup","pid":7,"session":"a","server":"s","policy_digest":"d","upstream":"x"}"#);
+        r.add(br#"{"ts":"2026-11-26T10:00:00.000Z","type":"startup","pid":8,"session":"b","server":"s","policy_digest":"d","upstream":"x"}"#);
+        r.add(br#"{"ts":"2026-11-26T10:00:01.000Z","type":"shutdown","pid":8,"session":"b","server":"s","policy_digest":"d","exit_code":3}"#);
+        let s = r.summary(&|pid| pid == 7 || pid == 8);
+        let states: Vec<(u32, &str)> = s
+            .instances
+            .iter()
+            .map(|i| (i.pid, i.state.as_str()))
+            .collect();
+        assert_eq!(states, [(8, "exited (3)"), (7, "running")]);
+        let mut r = Report::new(UnixMillis(0));
+        r.add(br#"{"ts":"2026-11-26T10:00:00.000Z","type":"startup","pid":7,"session":"a","server":"s","policy_digest":"d","upstream":"x"}"#);
+        assert_eq!(r.summary(&|_| false).instances[0].state, "gone");
+    }
+}
