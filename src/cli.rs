@@ -173,6 +173,9 @@ pub struct ProxyArgs {
     /// What to do when the counter store fails.
     #[arg(long, value_enum, default_value_t = FailModeArg::Closed)]
     pub state_fail_mode: FailModeArg,
+    /// With -c: do not reload the policy file when it changes (reloading is on by default, as in Intercept).
+    #[arg(long)]
+    pub no_reload: bool,
     /// Append one JSON line per decision to this file.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,

@@ -2,6 +2,8 @@
 
 mod cli;
 mod commands;
+#[cfg(feature = "dynamic")]
+mod reload;
 
 use portcullis::embedded;
 

@@ -63,29 +63,17 @@ pub fn select_policy(
 
 #[cfg(feature = "dynamic")]
 fn load_dynamic(path: &std::path::Path) -> Result<&'static dyn Policy, (String, String)> {
-    let inputs = portcullis_compiler::load_file_with_includes(path)
-        .map_err(|e| (format!("reading {}: {e}", path.display()), String::new()))?;
-    let output = portcullis_compiler::compile(&inputs);
-    if !output.diagnostics.0.is_empty() {
-        eprintln!("{}", output.render());
-    }
-    let set = output.into_set().map_err(|o| {
-        (
-            format!(
-                "config validation failed with {} error(s)",
-                o.diagnostics.error_count()
-            ),
-            "fix the errors above; `portcullis validate -c FILE` shows them too".into(),
-        )
-    })?;
-    let ir = set
-        .servers
-        .into_iter()
-        .next()
-        .ok_or_else(|| ("the file holds no policy".to_string(), String::new()))?;
-    let evaluator = portcullis_compiler::eval::Evaluator::new(ir, &set.sources);
-    // The proxy keeps its policy for the life of the process.
-    Ok(Box::leak(Box::new(evaluator)))
+    crate::reload::load(path).map(|l| l.policy).map_err(|e| {
+        if !e.diagnostics.trim().is_empty() {
+            eprintln!("{}", e.diagnostics);
+        }
+        let help = if e.diagnostics.trim().is_empty() {
+            String::new()
+        } else {
+            "fix the errors above; `portcullis validate -c FILE` shows them too".into()
+        };
+        (e.message, help)
+    })
 }
 
 #[cfg(not(feature = "dynamic"))]
@@ -179,6 +167,23 @@ pub fn run(cli: Cli) -> i32 {
         audit_log.clone(),
         log,
     ));
+    // Development builds reload a `-c` policy file when it changes.
+    #[cfg(feature = "dynamic")]
+    let watcher = match &a.config {
+        Some(path) if !a.no_reload => {
+            let files = portcullis_compiler::load_file_with_includes(path)
+                .map(|inputs| inputs.iter().map(|i| i.path.clone().into()).collect())
+                .unwrap_or_else(|_| vec![path.clone()]);
+            Some(crate::reload::watch(
+                path.clone(),
+                files,
+                session.clone(),
+                audit_log.clone(),
+                log,
+            ))
+        }
+        _ => None,
+    };
     let secs = |s: f64| (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s));
     let opts = StdioOptions {
         command: cli.server_command.clone(),
@@ -199,6 +204,8 @@ pub fn run(cli: Cli) -> i32 {
     };
     // Blocked reads of our stdin must not keep the process alive.
     runtime.shutdown_background();
+    #[cfg(feature = "dynamic")]
+    drop(watcher);
     if let Some((l, handle)) = audit {
         l.record(Event::Shutdown { exit_code: code });
         drop(l);

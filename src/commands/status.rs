@@ -185,7 +185,10 @@ impl Report {
         };
         let at = at.0;
         let kind = s("type");
-        if !matches!(kind.as_str(), "startup" | "tool_call" | "shutdown") {
+        if !matches!(
+            kind.as_str(),
+            "startup" | "tool_call" | "shutdown" | "config_reload"
+        ) {
             self.unreadable += 1;
             return;
         }
@@ -209,6 +212,12 @@ impl Report {
                 inst.upstream = s("upstream");
             }
             "shutdown" => inst.exit_code = v.get("exit_code").and_then(Value::as_i64),
+            // An applied reload: the instance enforces the new digest from here on.
+            "config_reload" => {
+                if s("status") == "success" {
+                    inst.digest = s("policy_digest");
+                }
+            }
             _ => {
                 inst.calls += 1;
                 self.calls += 1;

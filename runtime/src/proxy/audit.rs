@@ -56,6 +56,13 @@ pub enum Event {
         /// The raw arguments, hashed by the writer.
         arguments: Option<Vec<u8>>,
     },
+    /// A policy reload (`-c FILE` in development builds).
+    Reload {
+        /// The new policy's digest when it was applied; `None` when rejected.
+        digest: Option<&'static str>,
+        /// Why it was rejected (the diagnostics), or "" when applied.
+        message: String,
+    },
     /// The proxy is exiting.
     Shutdown {
         /// The exit code it will return.
@@ -96,13 +103,14 @@ impl AuditLog {
         let handle = std::thread::Builder::new()
             .name("audit-log".into())
             .spawn(move || {
+                let mut identity = identity;
                 let mut w = std::io::BufWriter::new(file);
                 while let Ok(ev) = rx.recv() {
                     // A failing disk must not stop enforcement; the proxy keeps serving.
-                    let _ = w.write_all(&render(&identity, &ev));
+                    let _ = w.write_all(&render_next(&mut identity, &ev));
                     // Drain what else is queued, then flush once: a burst is one write.
                     while let Ok(next) = rx.try_recv() {
-                        let _ = w.write_all(&render(&identity, &next));
+                        let _ = w.write_all(&render_next(&mut identity, &next));
                     }
                     let _ = w.flush();
                 }
@@ -115,6 +123,17 @@ impl AuditLog {
     pub fn record(&self, ev: Event) {
         let _ = self.tx.send(ev);
     }
+}
+
+/// Renders `ev`; an applied reload changes the digest on its line and on every later line.
+fn render_next(id: &mut Identity, ev: &Event) -> Vec<u8> {
+    if let Event::Reload {
+        digest: Some(d), ..
+    } = ev
+    {
+        id.digest = d;
+    }
+    render(id, ev)
 }
 
 /// One log line (with its newline).
@@ -130,6 +149,7 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
         Event::Startup { .. } => "startup",
         Event::ToolCall { .. } => "tool_call",
         Event::Shutdown { .. } => "shutdown",
+        Event::Reload { .. } => "config_reload",
     };
     out.extend_from_slice(b",\"type\":");
     push_json_str(&mut out, kind);
@@ -146,6 +166,21 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
         }
         Event::Shutdown { exit_code } => {
             out.extend_from_slice(format!(",\"exit_code\":{exit_code}").as_bytes());
+        }
+        Event::Reload { digest, message } => {
+            out.extend_from_slice(b",\"status\":");
+            push_json_str(
+                &mut out,
+                if digest.is_some() {
+                    "success"
+                } else {
+                    "failure"
+                },
+            );
+            if !message.is_empty() {
+                out.extend_from_slice(b",\"message\":");
+                push_json_str(&mut out, message);
+            }
         }
         Event::ToolCall {
             tool,

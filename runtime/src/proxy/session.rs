@@ -10,14 +10,14 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::audit::{AuditLog, Event, Verdict};
 use super::log::Log;
 use super::respond;
 use crate::counters::{Counters, Ticket, UnixMillis};
-use crate::filter::{SERVER_ANSWER, filter_outlined, filter_tools_list};
+use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
 use crate::json::{Outline, Strictness, Val, Value, validate, validate_outline};
 use crate::jsonrpc::{Envelope, INVALID_REQUEST, PARSE_ERROR};
 use crate::policy::{Effect, Env, FailMode, Policy};
@@ -105,7 +105,8 @@ pub struct Expired {
 
 /// One MCP session's enforcement state.
 pub struct Session {
-    policy: &'static dyn Policy,
+    /// Swapped by a reload (`-c FILE` in development builds); read once per message.
+    policy: RwLock<&'static dyn Policy>,
     counters: Arc<dyn Counters>,
     session: u64,
     fail_mode: FailMode,
@@ -125,7 +126,7 @@ impl Session {
         log: Log,
     ) -> Session {
         Session {
-            policy,
+            policy: RwLock::new(policy),
             counters,
             session,
             fail_mode,
@@ -135,9 +136,17 @@ impl Session {
         }
     }
 
-    /// The policy enforced.
+    /// The policy enforced now.
     pub fn policy(&self) -> &'static dyn Policy {
-        self.policy
+        // The lock only guards a pointer copy, so a poisoned lock still holds a valid policy.
+        *self.policy.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Enforces `policy` from the next message on. Calls already decided keep
+    /// their decision, and their counter reservations are committed or rolled
+    /// back as before: counters are keyed by name, not by policy.
+    pub fn replace_policy(&self, policy: &'static dyn Policy) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<IdKey, Pending>> {
@@ -358,7 +367,9 @@ impl Session {
             );
         }
         let now = UnixMillis::now();
-        let decision = self.policy.decide(
+        // One policy for the whole decision, whatever a reload does meanwhile.
+        let policy = self.policy();
+        let decision = policy.decide(
             &call,
             &Env {
                 counters: self.counters.as_ref(),
@@ -367,7 +378,7 @@ impl Session {
                 fail_mode: self.fail_mode,
             },
         );
-        let meta = self.policy.meta();
+        let meta = policy.meta();
         self.record(Event::ToolCall {
             at: now,
             tool: call.name().to_string(),
@@ -501,10 +512,7 @@ impl Session {
                 }
                 Answer::Forward
             }
-            Kind::List => match match outline {
-                Some(o) => filter_outlined(raw, o, |t| self.policy.is_hidden(t)),
-                None => filter_tools_list(raw, |t| self.policy.is_hidden(t)),
-            } {
+            Kind::List => match self.filter_list(raw, outline) {
                 Ok(None) => Answer::Forward,
                 Ok(Some(bytes)) => Answer::Replace(bytes),
                 Err(e) => {
@@ -519,6 +527,19 @@ impl Session {
             },
             Kind::Other => Answer::Forward,
             Kind::Abandoned => Answer::Drop,
+        }
+    }
+
+    /// A `tools/list` answer without the hidden tools (one policy for the whole list).
+    fn filter_list(
+        &self,
+        raw: &[u8],
+        outline: Option<&Outline>,
+    ) -> Result<Option<Vec<u8>>, FilterError> {
+        let policy = self.policy();
+        match outline {
+            Some(o) => filter_outlined(raw, o, |t| policy.is_hidden(t)),
+            None => filter_tools_list(raw, |t| policy.is_hidden(t)),
         }
     }
 
