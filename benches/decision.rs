@@ -22,6 +22,7 @@ use portcullis_runtime::counters::{MemoryCounters, UnixMillis};
 use portcullis_runtime::json::Strictness;
 use portcullis_runtime::jsonrpc::parse_tool_call;
 use portcullis_runtime::policy::{Env, FailMode, Outcome, Policy};
+use portcullis_runtime::proxy::metrics::Metrics;
 
 const POLICY: &str = "benches/policies/fusionauth.yaml";
 
@@ -221,6 +222,35 @@ fn decide(c: &mut Criterion) {
             b.iter(|| {
                 i = if i + 1 == calls.len() { 0 } else { i + 1 };
                 decide_and_rollback(*policy, &calls[i], &env)
+            })
+        });
+    }
+    // The same mix with every decision recorded in the Prometheus metrics
+    // (`--metrics`), as the proxy records it: the cost of recording.
+    {
+        let policy = engines[0].1;
+        let metrics = Metrics::new(policy.meta());
+        for k in KINDS {
+            metrics.register_tool(k.tool);
+        }
+        let counters = MemoryCounters::new();
+        let env = env(&counters);
+        let mut i = 0;
+        group.bench_function(BenchmarkId::new("generated+metrics", "mixed"), |b| {
+            b.iter(|| {
+                i = if i + 1 == calls.len() { 0 } else { i + 1 };
+                let call = &calls[i];
+                let decision = policy.decide(black_box(call), &env);
+                metrics.decided(
+                    policy.meta(),
+                    call.name(),
+                    decision.outcome,
+                    decision.rule.map(|r| r.0),
+                );
+                if decision.outcome == Outcome::Allowed {
+                    env.counters.rollback(&decision.ticket);
+                }
+                black_box(decision).outcome
             })
         });
     }

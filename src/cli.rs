@@ -176,6 +176,9 @@ pub struct ProxyArgs {
     /// With -c: do not reload the policy file when it changes (reloading is on by default, as in Intercept).
     #[arg(long)]
     pub no_reload: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Append one JSON line per decision to this file.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,

@@ -473,7 +473,7 @@ type CellKey = (u64, u64);
 /// caller-chosen values, so the seed is random per process: nobody can
 /// aim many partitions at one bucket.
 #[derive(Debug, Clone, Copy)]
-struct SeededState(u64);
+pub(crate) struct SeededState(u64);
 
 impl Default for SeededState {
     fn default() -> Self {
@@ -495,7 +495,7 @@ impl std::hash::BuildHasher for SeededState {
 }
 
 /// Folded-multiply mixing of 64-bit words (as in wyhash / foldhash).
-struct Mixer(u64);
+pub(crate) struct Mixer(u64);
 
 impl std::hash::Hasher for Mixer {
     fn write(&mut self, bytes: &[u8]) {

@@ -7,6 +7,7 @@ use portcullis_runtime::counters::MemoryCounters;
 use portcullis_runtime::policy::{FailMode, Policy};
 use portcullis_runtime::proxy::audit::{AuditLog, Event, Identity};
 use portcullis_runtime::proxy::log::{Level, Log};
+use portcullis_runtime::proxy::metrics::{self, Metrics};
 use portcullis_runtime::proxy::session::Session;
 use portcullis_runtime::proxy::stdio::{self, StdioOptions};
 
@@ -159,14 +160,21 @@ pub fn run(cli: Cli) -> i32 {
             upstream: cli.server_command[0].to_string_lossy().into_owned(),
         });
     }
-    let session = Arc::new(Session::new(
+    let metrics = a
+        .metrics
+        .map(|addr| (addr, Arc::new(Metrics::new(policy.meta()))));
+    let mut session = Session::new(
         policy,
         counters,
         session_id,
         fail_mode,
         audit_log.clone(),
         log,
-    ));
+    );
+    if let Some((_, m)) = &metrics {
+        session = session.with_metrics(m.clone());
+    }
+    let session = Arc::new(session);
     // Development builds reload a `-c` policy file when it changes.
     #[cfg(feature = "dynamic")]
     let watcher = match &a.config {
@@ -198,6 +206,24 @@ pub fn run(cli: Cli) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}"), ""),
     };
+    if let Some((addr, m)) = metrics {
+        let listener = match runtime.block_on(tokio::net::TcpListener::bind(addr)) {
+            Ok(l) => l,
+            Err(e) => {
+                return fail(
+                    &format!("cannot serve metrics on {addr}: {e}"),
+                    "choose another --metrics ADDR",
+                );
+            }
+        };
+        log.info(format_args!(
+            "metrics at http://{}/metrics",
+            listener
+                .local_addr()
+                .map_or_else(|_| addr.to_string(), |a| a.to_string())
+        ));
+        runtime.spawn(metrics::serve(listener, m));
+    }
     let code = match runtime.block_on(stdio::run(session, opts, log)) {
         Ok(code) => code,
         Err(e) => fail(&e.to_string(), "check the command after `--`"),

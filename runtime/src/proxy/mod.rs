@@ -5,12 +5,14 @@
 //! - [`stdio`]: the stdio transport to a child process;
 //! - [`respond`]: denials and JSON-RPC errors;
 //! - [`audit`]: the decision log;
+//! - [`metrics`]: Prometheus metrics;
 //! - [`lines`]: bounded newline framing;
 //! - [`log`]: stderr logging.
 
 pub mod audit;
 pub mod lines;
 pub mod log;
+pub mod metrics;
 pub mod respond;
 pub mod session;
 pub mod stdio;

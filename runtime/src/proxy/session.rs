@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::audit::{AuditLog, Event, Verdict};
 use super::log::Log;
+use super::metrics::Metrics;
 use super::respond;
 use crate::counters::{Counters, Ticket, UnixMillis};
 use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
@@ -112,6 +113,7 @@ pub struct Session {
     fail_mode: FailMode,
     pending: Mutex<HashMap<IdKey, Pending>>,
     audit: Option<AuditLog>,
+    metrics: Option<Arc<Metrics>>,
     log: Log,
 }
 
@@ -132,8 +134,15 @@ impl Session {
             fail_mode,
             pending: Mutex::new(HashMap::new()),
             audit,
+            metrics: None,
             log,
         }
+    }
+
+    /// Records Prometheus metrics of this session's decisions and upstream latency.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Session {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The policy enforced now.
@@ -146,6 +155,9 @@ impl Session {
     /// their decision, and their counter reservations are committed or rolled
     /// back as before: counters are keyed by name, not by policy.
     pub fn replace_policy(&self, policy: &'static dyn Policy) {
+        if let Some(m) = &self.metrics {
+            m.policy(policy.meta());
+        }
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
     }
 
@@ -321,7 +333,10 @@ impl Session {
                     "refused a tools/call: {} ({})",
                     r.message, r.code
                 ));
-                self.record(Event::ToolCall {
+                if let Some(m) = &self.metrics {
+                    m.rejected();
+                }
+                self.record(|| Event::ToolCall {
                     at: UnixMillis::now(),
                     tool: String::new(),
                     verdict: Verdict::Rejected {
@@ -379,7 +394,15 @@ impl Session {
             },
         );
         let meta = policy.meta();
-        self.record(Event::ToolCall {
+        if let Some(m) = &self.metrics {
+            m.decided(
+                meta,
+                call.name(),
+                decision.outcome,
+                decision.rule.map(|r| r.0),
+            );
+        }
+        self.record(|| Event::ToolCall {
             at: now,
             tool: call.name().to_string(),
             verdict: Verdict::Decided {
@@ -413,9 +436,10 @@ impl Session {
         }
     }
 
-    fn record(&self, ev: Event) {
+    /// Builds and queues a decision-log event, only when there is a log.
+    fn record(&self, ev: impl FnOnce() -> Event) {
         if let Some(a) = &self.audit {
-            a.record(ev);
+            a.record(ev());
         }
     }
 
@@ -503,6 +527,11 @@ impl Session {
         let Some(p) = self.pending().remove(&key) else {
             return Answer::Forward;
         };
+        if let Some(m) = &self.metrics
+            && !matches!(p.kind, Kind::Abandoned)
+        {
+            m.upstream_latency(matches!(p.kind, Kind::Call(_)), p.since.elapsed());
+        }
         match p.kind {
             Kind::Call(ticket) => {
                 if env.error.is_some_and(|e| !e.is_null()) {
@@ -537,9 +566,15 @@ impl Session {
         outline: Option<&Outline>,
     ) -> Result<Option<Vec<u8>>, FilterError> {
         let policy = self.policy();
+        let hidden = |t: &str| {
+            if let Some(m) = &self.metrics {
+                m.register_tool(t);
+            }
+            policy.is_hidden(t)
+        };
         match outline {
-            Some(o) => filter_outlined(raw, o, |t| policy.is_hidden(t)),
-            None => filter_tools_list(raw, |t| policy.is_hidden(t)),
+            Some(o) => filter_outlined(raw, o, hidden),
+            None => filter_tools_list(raw, hidden),
         }
     }
 

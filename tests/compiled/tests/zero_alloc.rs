@@ -1,7 +1,8 @@
 //! Zero heap allocations per decision after warm-up, counted by a global
 //! allocator over 12,000 mixed calls from raw JSON-RPC lines: allows,
 //! denials, regexes, counters (reserve, commit, rollback), hidden and unknown
-//! tools, wrongly typed and malformed arguments.
+//! tools, wrongly typed and malformed arguments; each decision also recorded
+//! in the Prometheus metrics (`--metrics`), as the proxy does.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,6 +11,7 @@ use portcullis_compiled::compiled;
 use portcullis_runtime::counters::{Counters, MemoryCounters, UnixMillis};
 use portcullis_runtime::jsonrpc::parse_tool_call;
 use portcullis_runtime::policy::{Effect, Env, FailMode, Outcome, Policy};
+use portcullis_runtime::proxy::metrics::Metrics;
 
 struct Counting;
 
@@ -121,6 +123,15 @@ fn decisions_do_not_allocate() {
         (hidden, line(19, "ok", r#"{}"#)),
     ];
     let counters = MemoryCounters::new();
+    // One metrics registry with every policy's rule table, and some tools
+    // registered as a tools/list answer would (the rest count as "(other)").
+    let metrics = Metrics::new(stripe.meta());
+    for p in [regex, nested, hidden] {
+        metrics.policy(p.meta());
+    }
+    for tool in ["create_charge", "create_refund", "ci", "send", "secret"] {
+        metrics.register_tool(tool);
+    }
     let start = UnixMillis::parse_rfc3339("2026-01-15T10:30:00Z").unwrap();
     let mut outcomes = std::collections::BTreeMap::new();
     let mut run = |round: usize, record: bool| {
@@ -135,6 +146,8 @@ fn decisions_do_not_allocate() {
             match parse_tool_call(raw.as_bytes()) {
                 Ok(call) => {
                     let d = policy.decide(&call, &env);
+                    metrics.decided(policy.meta(), call.name(), d.outcome, d.rule.map(|r| r.0));
+                    metrics.upstream_latency(true, std::time::Duration::from_micros(i as u64 * 37));
                     if d.effect() == Effect::Allow {
                         if (round + i).is_multiple_of(3) {
                             counters.rollback(&d.ticket);
@@ -150,6 +163,7 @@ fn decisions_do_not_allocate() {
                     }
                 }
                 Err(r) => {
+                    metrics.rejected();
                     if record {
                         outcomes
                             .entry(format!("rejected {}", r.code))
@@ -190,6 +204,12 @@ fn decisions_do_not_allocate() {
             "the mix never produced {kind}: {outcomes:?}"
         );
     }
+    let text = metrics.render();
+    assert!(
+        text.contains("tool=\"create_charge\",effect=\"deny\"}"),
+        "{text}"
+    );
+    assert!(text.contains("outcome=\"limit\"}"), "{text}");
     assert_eq!(
         allocations,
         0,

@@ -1,0 +1,130 @@
+//! `--metrics ADDR`: the real binary in front of the real server-everything,
+//! a scripted session, then a scrape over real TCP: the counts are exactly
+//! the calls made, by tool, effect and rule.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Proxy, is_denial};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "metrics endpoint: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn a_scrape_shows_exactly_the_calls_made() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut p = Proxy::everything("metrics", &["--metrics", &addr]);
+    p.initialize();
+    p.send(r#"{"jsonrpc":"2.0","id":"list","method":"tools/list"}"#);
+    let list = p.response("\"list\"");
+    assert!(
+        list.contains("get-sum") && !list.contains("get-env"),
+        "{list}"
+    );
+    let mut id = 0;
+    let mut call = |p: &mut Proxy, tool: &str, args: &str| {
+        id += 1;
+        p.call(id, tool, args)
+    };
+    for _ in 0..2 {
+        assert!(!is_denial(&call(&mut p, "echo", r#"{"message":"hi"}"#)));
+    }
+    assert!(!is_denial(&call(&mut p, "get-sum", r#"{"a":1,"b":2}"#)));
+    for _ in 0..3 {
+        assert!(is_denial(&call(&mut p, "get-sum", r#"{"a":5000,"b":2}"#)));
+    }
+    assert!(is_denial(&call(&mut p, "get-env", "{}")));
+    // A tool name the server never listed: counted as "(other)", whatever the agent invents.
+    call(&mut p, "invented-tool-name", "{}");
+    // A malformed call: refused before the policy.
+    p.send(r#"{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"echo","arguments":{"message":"a","message":"b"}}}"#);
+    p.response("99");
+
+    let (head, body) = http_get(port, "/metrics");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let series = |name: &str| -> Vec<&str> {
+        body.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .collect()
+    };
+    assert_eq!(
+        series("portcullis_calls_total"),
+        [
+            r#"portcullis_calls_total{server="everything",tool="(other)",effect="allow"} 1"#,
+            r#"portcullis_calls_total{server="everything",tool="(other)",effect="deny"} 1"#,
+            r#"portcullis_calls_total{server="everything",tool="echo",effect="allow"} 2"#,
+            r#"portcullis_calls_total{server="everything",tool="get-env",effect="deny"} 1"#,
+            r#"portcullis_calls_total{server="everything",tool="get-sum",effect="allow"} 1"#,
+            r#"portcullis_calls_total{server="everything",tool="get-sum",effect="deny"} 3"#,
+        ],
+        "{body}"
+    );
+    assert_eq!(
+        series("portcullis_denials_total"),
+        [
+            r#"portcullis_denials_total{server="everything",rule="",rule_label="",source="",outcome="rejected"} 1"#,
+            r#"portcullis_denials_total{server="everything",rule="(hidden)",rule_label="hide[0]",source="policies/default/everything.yaml:10:5",outcome="hidden"} 1"#,
+            r#"portcullis_denials_total{server="everything",rule="small sums only",rule_label="tools.get-sum.rules[0]",source="policies/default/everything.yaml:21:9",outcome="rule"} 3"#,
+        ],
+        "{body}"
+    );
+    // Forwarded calls: 2 echo + 1 get-sum + 1 invented; tools/list and initialize are "other".
+    assert!(
+        body.contains(r#"portcullis_upstream_latency_seconds_count{server="everything",method="tools/call"} 4"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            r#"portcullis_upstream_latency_seconds_count{server="everything",method="other"} 2"#
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"portcullis_state_errors_total{server="everything"} 0"#),
+        "{body}"
+    );
+    assert!(
+        body.contains("portcullis_policy_info{server=\"everything\",policy_digest=\""),
+        "{body}"
+    );
+
+    let (head, _) = http_get(port, "/other");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("metrics at http://{addr}/metrics")),
+        "{err}"
+    );
+}
