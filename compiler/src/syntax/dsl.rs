@@ -272,7 +272,7 @@ const STATEMENT_STARTS: [&str; 8] = [
 ];
 
 /// Keywords, for did-you-mean suggestions.
-const KEYWORDS: [&str; 30] = [
+const KEYWORDS: [&str; 32] = [
     "allow",
     "and",
     "as",
@@ -303,6 +303,8 @@ const KEYWORDS: [&str; 30] = [
     "sum",
     "tool",
     "true",
+    "unless",
+    "when",
 ];
 
 /// Parses a `.policy` file, reporting every syntax error (up to 50).
@@ -449,6 +451,26 @@ fn blank_statement(work: &mut String, pos: usize) -> bool {
     // statement; otherwise walk back to the line that starts the statement.
     let (line_start, line) = lines[i];
     let first_word = line_start + (line.len() - line.trim_start().len());
+    // An error at a closing brace belongs to the statement before it (one that
+    // ends too early, e.g. `deny "x" when args.a >`): blank that statement and
+    // keep the brace, so the block still closes and nothing cascades.
+    if pos == first_word && line.trim_start().starts_with('}') && i > 0 {
+        let end = line_start;
+        let mut k = i - 1;
+        while k > 0 && !starts_statement(lines[k].1) {
+            k -= 1;
+        }
+        let first = lines[k].1.trim_start();
+        let opens_block =
+            (first.starts_with("tool") || first.starts_with("server")) && first.contains('{');
+        if !opens_block && !first.starts_with('}') {
+            let from = lines[k].0;
+            if from < end && !work[from..end].chars().all(char::is_whitespace) {
+                blank(work, from, end);
+                return true;
+            }
+        }
+    }
     if pos > first_word {
         while i > 0 && !starts_statement(lines[i].1) {
             i -= 1;
@@ -469,24 +491,24 @@ fn blank_statement(work: &mut String, pos: usize) -> bool {
     if to <= from || work[from..to].chars().all(char::is_whitespace) {
         return false;
     }
+    blank(work, from, to);
+    true
+}
+
+/// Replaces `work[from..to]` by spaces, keeping line breaks and byte
+/// positions (a multi-byte character becomes as many spaces as bytes).
+fn blank(work: &mut String, from: usize, to: usize) {
     let blanked: String = work[from..to]
         .chars()
-        .map(|c| if c == '\n' { '\n' } else { ' ' })
-        .collect();
-    // Keep byte positions: replace multi-byte characters by as many spaces as bytes.
-    let blanked: String = work[from..to]
-        .chars()
-        .zip(blanked.chars())
-        .map(|(orig, b)| {
-            if b == '\n' {
+        .map(|c| {
+            if c == '\n' {
                 "\n".to_string()
             } else {
-                " ".repeat(orig.len_utf8())
+                " ".repeat(c.len_utf8())
             }
         })
         .collect();
     work.replace_range(from..to, &blanked);
-    true
 }
 
 /// End of the `{ ... }` block that opens after `from` (naive brace matching, outside strings).
@@ -1031,5 +1053,32 @@ mod tests {
             "{}",
             errs[1].message
         );
+    }
+
+    #[test]
+    fn a_statement_cut_short_before_a_brace_is_one_error() {
+        // The brace closes the block after the broken rule: no cascade of
+        // errors at the following braces and at the end of the file.
+        let text = "server s {\n  tool a {\n    deny \"x\" when args.a >\n  }\n  tool b {\n    deny \"y\" whn args.b\n  }\n}\n";
+        let errs = parse(FileId(0), text).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(errs[0].message.contains("found `}`"), "{}", errs[0].message);
+        assert!(
+            errs[1].message.contains("found `whn`"),
+            "{}",
+            errs[1].message
+        );
+        assert_eq!(errs[1].help.as_deref(), Some("did you mean `when`?"));
+    }
+
+    #[test]
+    fn every_keyword_of_the_grammar_can_be_suggested() {
+        let grammar = include_str!("../../../grammar/policy.pest");
+        for line in grammar.lines() {
+            if let Some(rest) = line.strip_prefix("kw_") {
+                let kw = rest.split_whitespace().next().unwrap();
+                assert!(KEYWORDS.contains(&kw), "`{kw}` is missing from KEYWORDS");
+            }
+        }
     }
 }
