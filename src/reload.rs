@@ -33,6 +33,9 @@ pub struct Loaded {
     pub policy: &'static dyn Policy,
     /// The file and the fragments it includes.
     pub files: Vec<PathBuf>,
+    /// Their stamps; the main file's taken before it was read, so an edit
+    /// made while it was being compiled is seen by the next poll.
+    pub stamps: Vec<Option<Stamp>>,
 }
 
 /// Why a policy file could not be loaded.
@@ -45,11 +48,18 @@ pub struct LoadError {
 
 /// Reads, compiles and checks `path`; warnings are printed on stderr.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    let before = stamp(path);
     let inputs = portcullis_compiler::load_file_with_includes(path).map_err(|e| LoadError {
         diagnostics: String::new(),
         message: format!("reading {}: {e}", path.display()),
     })?;
-    let files = inputs.iter().map(|i| PathBuf::from(&i.path)).collect();
+    let files: Vec<PathBuf> = inputs.iter().map(|i| PathBuf::from(&i.path)).collect();
+    // Fragments are stamped after reading: an edit of one during the compile
+    // is seen only with the next change (fragments change rarely).
+    let mut file_stamps = stamps(&files);
+    if let Some(main) = file_stamps.first_mut() {
+        *main = before;
+    }
     let output = portcullis_compiler::compile(&inputs);
     let rendered = output.render();
     let set = output.into_set().map_err(|o| LoadError {
@@ -70,12 +80,13 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     Ok(Loaded {
         policy: Box::leak(Box::new(evaluator)),
         files,
+        stamps: file_stamps,
     })
 }
 
 /// What identifies a file's current content without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
+pub struct Stamp {
     resolved: Option<PathBuf>,
     dev: u64,
     ino: u64,
@@ -118,12 +129,13 @@ impl Drop for Watcher {
 /// when the file changes to a valid policy.
 pub fn watch(
     path: PathBuf,
-    files: Vec<PathBuf>,
+    loaded: &Loaded,
     session: Arc<Session>,
     audit: Option<AuditLog>,
     log: Log,
 ) -> Watcher {
     let shown = path.display().to_string();
+    let (files, first_stamps) = (loaded.files.clone(), loaded.stamps.clone());
     let (stop, stopped) = mpsc::channel::<()>();
     // Sleeps one poll; false once the watcher is dropped.
     let tick = move || {
@@ -136,7 +148,7 @@ pub fn watch(
         .name("policy-reload".into())
         .spawn(move || {
             let mut files = files;
-            let mut seen = stamps(&files);
+            let mut seen = first_stamps;
             while tick() {
                 let now = stamps(&files);
                 if now == seen {
@@ -163,7 +175,7 @@ pub fn watch(
                     Ok(loaded) => {
                         // The include set may have changed with the file.
                         files = loaded.files.clone();
-                        seen = stamps(&files);
+                        seen = loaded.stamps.clone();
                         let old = session.policy().meta().digest;
                         let new = loaded.policy.meta().digest;
                         if old == new {

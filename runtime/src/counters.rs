@@ -204,7 +204,8 @@ pub enum Scope {
 pub struct CounterSpec {
     /// Stable storage key, `<server>/<scope>.<counter>`; the same across builds and reloads.
     pub key: &'static str,
-    /// [`key_id`] of the key, computed once (at compile time for generated code).
+    /// [`counter_id`] of the key and window, computed once (at compile time
+    /// for generated code).
     pub id: u64,
     /// How the counter forgets.
     pub window: Window,
@@ -217,7 +218,7 @@ impl CounterSpec {
     pub const fn new(key: &'static str, window: Window, scope: Scope) -> CounterSpec {
         CounterSpec {
             key,
-            id: key_id(key),
+            id: counter_id(key, window),
             window,
             scope,
         }
@@ -237,6 +238,21 @@ pub const fn key_id(key: &str) -> u64 {
         i += 1;
     }
     h
+}
+
+/// The id under which stores keep a counter: its key and its window. A
+/// reload that keeps both keeps the count (raising a limit from 5 to 10 per
+/// hour keeps what was counted); one that changes the window starts a fresh
+/// counter, since counts of one window mean nothing in another (and a
+/// sliding-window cell read as a calendar one would read 0 for ever).
+pub const fn counter_id(key: &str, window: Window) -> u64 {
+    let salt: u64 = match window {
+        Window::Calendar(Calendar::Minute) => 1,
+        Window::Calendar(Calendar::Hour) => 2,
+        Window::Calendar(Calendar::Day) => 3,
+        Window::Sliding { millis } => 4 ^ (millis << 3),
+    };
+    key_id(key) ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// One counter of one call: which counter, which partition (0 for global counters).
@@ -788,6 +804,48 @@ mod tests {
         assert_eq!(
             m.reserve(&batch, now, &mut tk2),
             Ok(ReserveOutcome::Reserved)
+        );
+    }
+
+    #[test]
+    fn a_counter_whose_window_changes_is_a_new_counter() {
+        // A reload from `2 per 1h` (sliding) to `2 per hour` (calendar): the
+        // calendar limit must count from zero and then hold, never read the
+        // sliding cell as 0 for ever.
+        static SLIDING_HOUR: CounterSpec = CounterSpec::new(
+            "s/t.limit",
+            Window::Sliding { millis: 3_600_000 },
+            Scope::Global,
+        );
+        static CALENDAR_HOUR: CounterSpec =
+            CounterSpec::new("s/t.limit", Window::Calendar(Calendar::Hour), Scope::Global);
+        assert_ne!(SLIDING_HOUR.id, CALENDAR_HOUR.id);
+        let c = MemoryCounters::new();
+        let now = UnixMillis::parse_rfc3339("2026-01-15T10:30:00Z").unwrap();
+        let mut t = Ticket::default();
+        for _ in 0..2 {
+            assert!(matches!(
+                c.reserve(&[req(&SLIDING_HOUR, 1, 2)], now, &mut t),
+                Ok(ReserveOutcome::Reserved)
+            ));
+        }
+        let mut outcomes = Vec::new();
+        for _ in 0..3 {
+            outcomes.push(matches!(
+                c.reserve(&[req(&CALENDAR_HOUR, 1, 2)], now, &mut t),
+                Ok(ReserveOutcome::Reserved)
+            ));
+        }
+        assert_eq!(outcomes, [true, true, false]);
+        // Raising the limit keeps the count: same key, same window, same id.
+        assert_eq!(
+            CounterSpec::new(
+                "s/t.limit",
+                Window::Calendar(Calendar::Hour),
+                Scope::Session
+            )
+            .id,
+            CALENDAR_HOUR.id
         );
     }
 

@@ -64,17 +64,22 @@ pub fn select_policy(
 
 #[cfg(feature = "dynamic")]
 fn load_dynamic(path: &std::path::Path) -> Result<&'static dyn Policy, (String, String)> {
-    crate::reload::load(path).map(|l| l.policy).map_err(|e| {
-        if !e.diagnostics.trim().is_empty() {
-            eprintln!("{}", e.diagnostics);
-        }
-        let help = if e.diagnostics.trim().is_empty() {
-            String::new()
-        } else {
-            "fix the errors above; `portcullis validate -c FILE` shows them too".into()
-        };
-        (e.message, help)
-    })
+    crate::reload::load(path)
+        .map(|l| l.policy)
+        .map_err(report_load_error)
+}
+
+/// Prints a load error's diagnostics; returns the message and a help text.
+#[cfg(feature = "dynamic")]
+fn report_load_error(e: crate::reload::LoadError) -> (String, String) {
+    if e.diagnostics.trim().is_empty() {
+        return (e.message, String::new());
+    }
+    eprintln!("{}", e.diagnostics);
+    (
+        e.message,
+        "fix the errors above; `portcullis validate -c FILE` shows them too".into(),
+    )
 }
 
 #[cfg(not(feature = "dynamic"))]
@@ -123,7 +128,26 @@ pub fn run(cli: Cli) -> i32 {
             "portcullis [--server NAME | -c FILE] [flags] -- CMD ARGS...",
         );
     }
-    let policy = match select_policy(a.server.as_deref(), a.config.as_deref()) {
+    // A development build loads `-c FILE` once, here, and watches what it read.
+    #[cfg(feature = "dynamic")]
+    let loaded = match &a.config {
+        Some(path) => match crate::reload::load(path) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let (message, help) = report_load_error(e);
+                return fail(&message, &help);
+            }
+        },
+        None => None,
+    };
+    #[cfg(feature = "dynamic")]
+    let selected = match &loaded {
+        Some(l) => Ok(l.policy),
+        None => select_policy(a.server.as_deref(), None),
+    };
+    #[cfg(not(feature = "dynamic"))]
+    let selected = select_policy(a.server.as_deref(), a.config.as_deref());
+    let policy = match selected {
         Ok(p) => p,
         Err((msg, help)) => return fail(&msg, &help),
     };
@@ -177,19 +201,14 @@ pub fn run(cli: Cli) -> i32 {
     let session = Arc::new(session);
     // Development builds reload a `-c` policy file when it changes.
     #[cfg(feature = "dynamic")]
-    let watcher = match &a.config {
-        Some(path) if !a.no_reload => {
-            let files = portcullis_compiler::load_file_with_includes(path)
-                .map(|inputs| inputs.iter().map(|i| i.path.clone().into()).collect())
-                .unwrap_or_else(|_| vec![path.clone()]);
-            Some(crate::reload::watch(
-                path.clone(),
-                files,
-                session.clone(),
-                audit_log.clone(),
-                log,
-            ))
-        }
+    let watcher = match (&a.config, &loaded) {
+        (Some(path), Some(loaded)) if !a.no_reload => Some(crate::reload::watch(
+            path.clone(),
+            loaded,
+            session.clone(),
+            audit_log.clone(),
+            log,
+        )),
         _ => None,
     };
     let secs = |s: f64| (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s));

@@ -115,12 +115,25 @@ pub fn lower<'f>(
     let server = b.policy.name.clone();
     for (bi, block) in blocks.iter().enumerate() {
         let scope = block_name(block);
+        // Unnamed limits are named by what they count (not by position), so
+        // a reload that adds a rule or changes a maximum keeps every count;
+        // identical ones in one block are told apart by their order.
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for (ri, rule) in block.rules.iter().enumerate() {
             let PolicyRule::Limit(l) = rule else { continue };
-            let local = l
-                .name
-                .as_ref()
-                .map_or_else(|| format!("limit{}", ri + 1), |n| n.value.clone());
+            let local = match &l.name {
+                Some(n) => n.value.clone(),
+                None => {
+                    let what = crate::syntax::dsl_fmt::limit_identity(l);
+                    let n = seen.entry(what.clone()).or_insert(0);
+                    *n += 1;
+                    if *n == 1 {
+                        what
+                    } else {
+                        format!("{what} #{n}")
+                    }
+                }
+            };
             let window = match l.window.value {
                 WindowSpec::Calendar(c) => Window::Calendar(c),
                 WindowSpec::Sliding(secs) => Window::Sliding {

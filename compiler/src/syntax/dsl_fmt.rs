@@ -424,6 +424,29 @@ pub fn rule(r: &PolicyRule) -> String {
     }
 }
 
+/// What an unnamed limit counts, without its maximum or messages
+/// (`count per 1h by args.customer`, `sum(args.amount) per day`): the name
+/// of its counter, so editing the maximum, the message or other rules keeps
+/// the count, and only a change of what is counted starts a new counter.
+pub fn limit_identity(l: &Limit) -> String {
+    let mut out = match &l.amount {
+        Amount::One => "count".to_string(),
+        Amount::Path(p) => format!("sum({})", path(p)),
+        Amount::Const(k) => format!("sum({})", k.value),
+    };
+    out.push_str(" per ");
+    out.push_str(&window(l.window.value));
+    match &l.by {
+        None => {}
+        Some(By::Session) => out.push_str(" by session"),
+        Some(By::Path(p)) => {
+            out.push_str(" by ");
+            out.push_str(&path(p));
+        }
+    }
+    out
+}
+
 fn limit(l: &Limit) -> String {
     let mut out = String::from("limit ");
     match &l.amount {
