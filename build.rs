@@ -138,14 +138,43 @@ fn test_files(dir: &Path, display: &str) -> Vec<TestSource> {
         .collect()
 }
 
-/// Runs the policy tests against the reference evaluator; exits on failure.
+/// Runs the policy tests against the reference evaluator; exits on failure,
+/// or when `PORTCULLIS_MIN_COVERAGE=P` is set and coverage is below P percent.
 fn test_on_build(set: &PolicySet, tests: &[TestSource]) {
-    let report = policy_tests::run_suite(set, tests, &|_| None, false);
+    println!("cargo:rerun-if-env-changed=PORTCULLIS_MIN_COVERAGE");
+    let min = std::env::var("PORTCULLIS_MIN_COVERAGE").ok().map(|v| {
+        v.trim_end_matches('%')
+            .parse::<f64>()
+            .ok()
+            .filter(|p| (0.0..=100.0).contains(p))
+            .unwrap_or_else(|| {
+                eprintln!("error: PORTCULLIS_MIN_COVERAGE={v} is not a percentage from 0 to 100");
+                std::process::exit(1);
+            })
+    });
+    if tests.is_empty() {
+        println!(
+            "cargo:warning=PORTCULLIS_TEST_ON_BUILD=1 but the policy directory has no *.test.yaml"
+        );
+    }
+    let report = policy_tests::run_suite(set, tests, &|_| None, min.is_some());
     if !report.ok() {
         eprintln!("{}", report.text);
         eprintln!(
             "error: {} policy test case(s) failed and {} test file(s) could not be read; the binary was not built\n  = help: run `portcullis test` for the same report, fix the policy or the expectation",
             report.failed, report.errors
+        );
+        std::process::exit(1);
+    }
+    if let (Some(min), Some(c)) = (min, &report.coverage)
+        && c.percent() < min
+    {
+        for line in &c.uncovered {
+            eprintln!("  not covered  {line}");
+        }
+        eprintln!(
+            "error: policy test coverage {:.1}% is below PORTCULLIS_MIN_COVERAGE={min}; the binary was not built",
+            c.percent()
         );
         std::process::exit(1);
     }

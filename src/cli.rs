@@ -73,8 +73,8 @@ pub struct TestArgs {
     /// List every rule and condition no test exercised (file:line).
     #[arg(long)]
     pub coverage: bool,
-    /// Fail when coverage (of rules and conditions) is below this percentage.
-    #[arg(long, value_name = "P")]
+    /// Fail when coverage (of rules and conditions) is below this percentage (0-100).
+    #[arg(long, value_name = "P", value_parser = percentage)]
     pub min_coverage: Option<f64>,
 }
 
@@ -252,4 +252,12 @@ pub struct ScanArgs {
     /// The MCP server to start, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// A percentage from 0 to 100.
+fn percentage(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{s}` is not a percentage from 0 to 100")),
+    }
 }

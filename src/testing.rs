@@ -22,13 +22,11 @@
 use serde::Serialize;
 
 use portcullis_runtime::Policy;
-use portcullis_runtime::call::ToolCall;
-use portcullis_runtime::counters::{Counters, MemoryCounters, UnixMillis};
-use portcullis_runtime::json::Strictness;
-use portcullis_runtime::policy::{Effect, Env, FailMode};
+use portcullis_runtime::counters::UnixMillis;
+use portcullis_runtime::policy::Effect;
+use portcullis_runtime::replay::Replay;
 
-/// The clock at the first call of a table unless a call sets one.
-pub const DEFAULT_CLOCK: &str = "2026-01-15T10:30:00Z";
+pub use portcullis_runtime::replay::DEFAULT_CLOCK;
 
 /// One call of a decision table.
 #[derive(Debug, Clone)]
@@ -94,54 +92,35 @@ pub struct Row {
 /// # Panics
 /// When a call's `at` is not an RFC 3339 time (a mistake in the test itself).
 pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
-    let counters = MemoryCounters::new();
-    let mut now = UnixMillis::parse_rfc3339(DEFAULT_CLOCK).expect("the default clock parses");
+    let mut replay = Replay::default();
     let meta = policy.meta();
     let mut rows = Vec::with_capacity(calls.len());
     for c in calls {
         let mut shown = format!("{} {}", c.tool, c.args.trim());
         if let Some(at) = &c.at {
-            now = UnixMillis::parse_rfc3339(at)
-                .unwrap_or_else(|| panic!("`{at}` is not an RFC 3339 time"));
+            replay.set_clock(
+                UnixMillis::parse_rfc3339(at)
+                    .unwrap_or_else(|| panic!("`{at}` is not an RFC 3339 time")),
+            );
             shown.push_str(&format!(" at {at}"));
         }
         if c.upstream_error {
             shown.push_str(" (upstream error)");
         }
-        let call = match ToolCall::new(&c.tool, c.args.as_bytes(), Strictness::STRICT) {
-            Ok(call) => call,
-            Err(e) => {
-                rows.push(Row {
-                    call: shown,
-                    effect: "refused",
-                    rule: None,
-                    message: Some(e.to_string()),
-                });
-                continue;
-            }
-        };
-        let env = Env {
-            counters: &counters,
-            now,
-            session: 1,
-            fail_mode: FailMode::Closed,
-        };
-        let d = policy.decide(&call, &env);
-        let row = match d.effect() {
-            Effect::Allow => {
-                if c.upstream_error {
-                    counters.rollback(&d.ticket);
-                } else {
-                    counters.commit(&d.ticket);
-                }
-                Row {
-                    call: shown,
-                    effect: "allow",
-                    rule: None,
-                    message: None,
-                }
-            }
-            Effect::Deny => Row {
+        let row = match replay.call(policy, &c.tool, &c.args, c.upstream_error) {
+            Err(e) => Row {
+                call: shown,
+                effect: "refused",
+                rule: None,
+                message: Some(e.to_string()),
+            },
+            Ok(d) if d.effect() == Effect::Allow => Row {
+                call: shown,
+                effect: "allow",
+                rule: None,
+                message: None,
+            },
+            Ok(d) => Row {
                 call: shown,
                 effect: "deny",
                 rule: d

@@ -125,6 +125,23 @@ fn a_test_file_mistake_is_a_diagnostic_with_its_location() {
     assert!(out.contains("<dir>/everything.test.yaml:5:9"), "{out}");
     assert!(out.contains("expect"), "{out}");
     assert!(out.contains("1 could not be read"), "{out}");
+
+    // Every other mistake of one file, reported together.
+    std::fs::write(
+        dir.join("everything.test.yaml"),
+        "cases:\n  - calls:\n      - {tool: echo, args: [1, 2], expect: allow}\n      - {tool: echo, expect: allow, message: hi}\n",
+    )
+    .unwrap();
+    let (code, out, _) = portcullis(&["test", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    for needle in [
+        "cases[0] has no `name`",
+        "`args` must be a mapping",
+        "<dir>/everything.test.yaml:3:28",
+        "`message` is checked on denials only",
+    ] {
+        assert!(redact(&out, &dir).contains(needle), "{needle}: {out}");
+    }
 }
 
 #[test]

@@ -80,7 +80,7 @@ pub fn explain(
         session: 0,
         fail_mode: FailMode::Closed,
     };
-    let mut seen_tests: Vec<(usize, usize, String, bool)> = Vec::new();
+    let mut seen_tests: Vec<Seen> = Vec::new();
     let decision = ev.decide_traced(&call, &env, &mut |t| match t {
         Trace::Hidden { rule } => events.push(format!("hidden   by {} ({})", p.rule(rule).label, where_(rule))),
         Trace::Unlisted => events.push("listed   by no tool block".to_string()),
@@ -110,7 +110,11 @@ pub fn explain(
                     Some(format!("{name} = {v}"))
                 })
                 .collect();
-            seen_tests.push((test.loc.0.start, test.loc.0.end, values.join(", "), result));
+            seen_tests.push(Seen {
+                span: test.loc.0,
+                values: values.join(", "),
+                result,
+            });
         }
         Trace::Check { rule, denied } => {
             let r = p.rule(rule);
@@ -129,7 +133,10 @@ pub fn explain(
                 }
             }
             seen_tests.clear();
-            events.push(format!("    => {}", if denied { "DENIES" } else { "passes" }));
+            events.push(
+                if denied { "    => DENIES (the rules and limits after it are not evaluated)" } else { "    => passes" }
+                    .to_string(),
+            );
         }
         Trace::Limit { rule, amount, current } => {
             let r = p.rule(rule);
@@ -173,7 +180,7 @@ pub fn explain(
         meta.server,
         meta.file,
         meta.dialect,
-        &meta.digest[..16]
+        meta.digest.get(..16).unwrap_or(meta.digest)
     );
     let _ = writeln!(out, "call     {tool} {}", args.trim());
     out.push('\n');
@@ -218,15 +225,16 @@ pub fn explain(
     Ok(out)
 }
 
+/// One test as evaluated: where it is, the values it saw, its result.
+struct Seen {
+    span: crate::source::Span,
+    values: String,
+    result: bool,
+}
+
 /// A condition as an indented tree, each test with the values it saw and
 /// its result (or `not evaluated` where evaluation stopped early).
-fn tree(
-    p: &ServerPolicy,
-    e: &Expr,
-    depth: usize,
-    seen: &[(usize, usize, String, bool)],
-    out: &mut Vec<String>,
-) {
+fn tree(p: &ServerPolicy, e: &Expr, depth: usize, seen: &[Seen], out: &mut Vec<String>) {
     let mut rows: Vec<(String, Option<String>)> = Vec::new();
     tree_rows(p, e, depth, seen, &mut rows);
     let width = rows
@@ -247,7 +255,7 @@ fn tree_rows(
     p: &ServerPolicy,
     e: &Expr,
     depth: usize,
-    seen: &[(usize, usize, String, bool)],
+    seen: &[Seen],
     rows: &mut Vec<(String, Option<String>)>,
 ) {
     let pad = "  ".repeat(depth);
@@ -273,11 +281,8 @@ fn tree_rows(
             tree_rows(p, e, depth + 1, seen, rows);
         }
         Expr::Test(t) => {
-            let right = match seen
-                .iter()
-                .find(|(s, e, ..)| (*s, *e) == (t.loc.0.start, t.loc.0.end))
-            {
-                Some((_, _, values, result)) => format!("{:<5}  {values}", result.to_string()),
+            let right = match seen.iter().find(|s| s.span == t.loc.0) {
+                Some(seen) => format!("{:<5}  {}", seen.result.to_string(), seen.values),
                 None => "(not evaluated)".to_string(),
             };
             rows.push((format!("{pad}{}", describe_test(p, t)), Some(right)));

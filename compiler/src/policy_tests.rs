@@ -28,9 +28,10 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use portcullis_runtime::call::ToolCall;
-use portcullis_runtime::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_runtime::counters::UnixMillis;
 use portcullis_runtime::json::Strictness;
-use portcullis_runtime::policy::{Decision, Effect, Env, FailMode, Policy, RuleKind};
+use portcullis_runtime::policy::{Decision, Effect, Policy, RuleKind};
+use portcullis_runtime::replay::Replay;
 
 use crate::eval::{Evaluator, Trace};
 use crate::ir::{RuleId, ServerPolicy};
@@ -39,7 +40,7 @@ use crate::source::{Diagnostic, FileId, SourceMap, Span};
 use crate::syntax::yaml::{self, Node, NodeValue, Typed, typed};
 
 /// The default clock of a test file.
-pub const DEFAULT_CLOCK: &str = "2026-01-15T10:30:00Z";
+pub use portcullis_runtime::replay::DEFAULT_CLOCK;
 
 /// A parsed test file.
 #[derive(Debug, Clone)]
@@ -84,7 +85,18 @@ pub struct CallSpec {
 
 /// Parses a test file.
 pub fn parse(file: FileId, text: &str) -> Result<TestFile, Vec<Diagnostic>> {
-    let root = yaml::parse(file, text)?;
+    // The YAML layer words its errors as Intercept does for policies.
+    let root = yaml::parse(file, text).map_err(|diags| {
+        diags
+            .into_iter()
+            .map(|mut d| {
+                if let Some(rest) = d.message.strip_prefix("parsing config file: ") {
+                    d.message = format!("parsing test file: {rest}");
+                }
+                d
+            })
+            .collect::<Vec<_>>()
+    })?;
     let mut diags = Vec::new();
     let whole = Span::new(file, 0, 0);
     let Some(root) = root else {
@@ -113,10 +125,16 @@ pub fn parse(file: FileId, text: &str) -> Result<TestFile, Vec<Diagnostic>> {
             continue;
         };
         check_keys(ce, &["name", "calls"], "a case", &mut diags);
-        let name = get(ce, "name").map_or_else(
-            || format!("case {}", i + 1),
-            |n| string_field(n, "name", &mut diags).text,
-        );
+        let name = match get(ce, "name") {
+            Some(n) => string_field(n, "name", &mut diags).text,
+            None => {
+                diags.push(
+                    Diagnostic::error(format!("cases[{i}] has no `name`"), c.span)
+                        .with_help("name every case: failures are reported by name"),
+                );
+                format!("case {}", i + 1)
+            }
+        };
         let mut calls = Vec::new();
         for (j, call) in get(ce, "calls")
             .and_then(|n| seq_items(n, "calls", &mut diags))
@@ -199,10 +217,20 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
                 s.text.clone()
             }
             _ if a.is_null() => "{}".to_string(),
-            _ => {
+            NodeValue::Map(_) => {
                 let mut out = String::new();
                 to_json(a, &mut out, diags);
                 out
+            }
+            _ => {
+                diags.push(
+                    Diagnostic::error(
+                        "`args` must be a mapping: a tool's arguments are one JSON object",
+                        a.span,
+                    )
+                    .with_help("write `args: {name: value}`, or JSON text in a string"),
+                );
+                "{}".to_string()
             }
         },
     };
@@ -245,14 +273,31 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
             Effect::Allow
         }
     };
+    let message = get(e, "message").map(|m| (m.span, string_field(m, "message", diags).text));
+    let rule = get(e, "rule").map(|m| (m.span, string_field(m, "rule", diags).text));
+    if expect == Effect::Allow {
+        for (key, found) in [("message", &message), ("rule", &rule)] {
+            if let Some((span, _)) = found {
+                diags.push(
+                    Diagnostic::error(
+                        format!(
+                            "`{key}` is checked on denials only, and this call expects `allow`"
+                        ),
+                        *span,
+                    )
+                    .with_help(format!("remove `{key}`, or expect `deny`")),
+                );
+            }
+        }
+    }
     Some(CallSpec {
         tool,
         args,
         at,
         upstream_error,
         expect,
-        message: get(e, "message").map(|m| string_field(m, "message", diags).text),
-        rule: get(e, "rule").map(|m| string_field(m, "rule", diags).text),
+        message: message.map(|(_, m)| m),
+        rule: rule.map(|(_, r)| r),
         span: n.span,
     })
 }
@@ -348,15 +393,20 @@ pub fn run_case(
     mut coverage: Option<(&Evaluator, &mut Coverage)>,
     sources: &SourceMap,
 ) -> Vec<Failure> {
-    let counters = MemoryCounters::new();
-    let mut now = clock;
+    let mut replay = Replay::new(clock);
     let mut failures = Vec::new();
     for (i, c) in case.calls.iter().enumerate() {
         if let Some(t) = c.at {
-            now = t;
+            replay.set_clock(t);
         }
-        let call = match ToolCall::new(&c.tool, c.args.as_bytes(), Strictness::STRICT) {
-            Ok(call) => call,
+        let decided = match coverage.as_mut() {
+            Some((ev, cov)) => replay.call_with(&c.tool, &c.args, c.upstream_error, |call, env| {
+                ev.decide_traced(call, env, &mut |t| cov.record(&t))
+            }),
+            None => replay.call(policy, &c.tool, &c.args, c.upstream_error),
+        };
+        let d = match decided {
+            Ok(d) => d,
             Err(e) => {
                 failures.push(Failure {
                     call: i,
@@ -370,23 +420,6 @@ pub fn run_case(
                 continue;
             }
         };
-        let env = Env {
-            counters: &counters,
-            now,
-            session: 1,
-            fail_mode: FailMode::Closed,
-        };
-        let d = match coverage.as_mut() {
-            Some((ev, cov)) => ev.decide_traced(&call, &env, &mut |t| cov.record(&t)),
-            None => policy.decide(&call, &env),
-        };
-        if d.effect() == Effect::Allow {
-            if c.upstream_error {
-                counters.rollback(&d.ticket);
-            } else {
-                counters.commit(&d.ticket);
-            }
-        }
         let meta = policy.meta();
         let rule = d.rule.and_then(|r| meta.rule(r));
         let mut wrong = d.effect() != c.expect;
@@ -520,7 +553,9 @@ fn indent(text: &str, n: usize) -> String {
 #[derive(Debug, Default, Clone)]
 pub struct Coverage {
     rules: BTreeSet<RuleId>,
-    tests: BTreeSet<(usize, usize)>,
+    /// Conditions by span (file included: a fragment's test may sit at the
+    /// same offsets as one of the main file).
+    tests: BTreeSet<Span>,
 }
 
 impl Coverage {
@@ -531,7 +566,7 @@ impl Coverage {
             }
             Trace::Test { rule, test, .. } => {
                 self.rules.insert(*rule);
-                self.tests.insert((test.loc.0.start, test.loc.0.end));
+                self.tests.insert(test.loc.0);
             }
             _ => {}
         }
@@ -559,7 +594,7 @@ impl Coverage {
             if let Some(c) = &r.check {
                 for t in c.deny_when.tests() {
                     total += 1;
-                    if self.tests.contains(&(t.loc.0.start, t.loc.0.end)) {
+                    if self.tests.contains(&t.loc.0) {
                         covered += 1;
                     } else {
                         lines.push(format!(

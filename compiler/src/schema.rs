@@ -110,7 +110,11 @@ pub fn check(policy: &ServerPolicy, tools: &[ToolSchema], file_name: &str) -> Ve
         })
         .chain(policy.hidden.iter().map(|h| (&h.pattern, h.loc.0, "hides")));
     for (pattern, span, what) in patterns {
-        if matches!(pattern, NamePattern::All) || tools.iter().any(|t| pattern.matches(&t.name)) {
+        // Only exact names: a glob that matches nothing (`hide delete_*` in a
+        // baseline shared by many servers) is a defence, not a typo.
+        if !matches!(pattern, NamePattern::Exact(_))
+            || tools.iter().any(|t| pattern.matches(&t.name))
+        {
             continue;
         }
         let help = match crate::source::did_you_mean(pattern.text(), &names) {
@@ -375,6 +379,8 @@ mod tests {
             w[1].contains("`opne`") && w[1].contains("did you mean `open`?"),
             "{w:?}"
         );
+        // A glob that matches nothing is a defence (a shared baseline), not a typo.
+        assert!(warnings("hide delete_*, *_admin\ntool zz_* { }").is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`counters`]: the [`Counters`] host trait, windows, the in-memory store.
 //! - [`policy`]: the [`Policy`] trait and [`Decision`].
 //! - [`regex`]: regexes embedded as build-time DFAs.
+//! - [`replay`]: calls replayed on fresh counters, for policy tests.
 
 #![warn(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod ops;
 pub mod policy;
 pub mod proxy;
 pub mod regex;
+pub mod replay;
 
 pub use call::ToolCall;
 pub use counters::{Counters, MemoryCounters, UnixMillis};

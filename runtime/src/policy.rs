@@ -107,7 +107,10 @@ pub const STATE_UNAVAILABLE: &str =
 pub struct Decision {
     /// Why.
     pub outcome: Outcome,
-    /// The deciding rule (None for a plain allow).
+    /// The deciding rule. For an allow it is `None`, except when the call
+    /// was allowed without its limits being checked because the counter
+    /// store failed under the open fail mode: then it names the first limit
+    /// that could not be checked (and `message` is [`STATE_UNAVAILABLE`]).
     pub rule: Option<RuleId>,
     /// The denial message, without the `[POLICY DENIED]` prefix. For
     /// [`Outcome::Hidden`] and [`Outcome::NotPermitted`] the text names the
@@ -141,6 +144,12 @@ impl Decision {
     /// The denial for a store failure under the closed fail mode.
     pub const fn state_unavailable(rule: RuleId) -> Decision {
         Decision::deny(Outcome::StateUnavailable, rule, STATE_UNAVAILABLE)
+    }
+
+    /// True for a call allowed only because the counter store failed and
+    /// the fail mode is open: its limits were not enforced.
+    pub fn allowed_unchecked(&self) -> bool {
+        self.outcome == Outcome::Allowed && self.rule.is_some()
     }
 
     /// Allow or deny.
@@ -343,7 +352,11 @@ impl Limits {
                 let (rule, message) = self.owners[index.min(self.len - 1)];
                 decision = Decision::deny(Outcome::Limit, rule, message);
             }
-            Err(_) if env.fail_mode == FailMode::Open => decision.ticket = Ticket::EMPTY,
+            Err(_) if env.fail_mode == FailMode::Open => {
+                decision.ticket = Ticket::EMPTY;
+                decision.rule = Some(self.owners[0].0);
+                decision.message = STATE_UNAVAILABLE;
+            }
             Err(_) => decision = Decision::state_unavailable(self.owners[0].0),
         }
         decision

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use portcullis_runtime::counters::UnixMillis;
+use portcullis_runtime::proxy::log::printable;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -424,7 +425,9 @@ fn table(head: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
     out
 }
 
+/// A cell from the log (agent- or server-chosen text): escaped, then cut to `max` characters.
 fn truncate(s: &str, max: usize) -> String {
+    let s = printable(s);
     if s.chars().count() <= max {
         s.to_string()
     } else {
@@ -474,7 +477,7 @@ fn render(s: &Summary) -> String {
         .map(|i| {
             vec![
                 i.pid.to_string(),
-                i.server.clone(),
+                truncate(&i.server, 40),
                 format!("sha256:{}", i.policy_digest.get(..12).unwrap_or("")),
                 i.state.clone(),
                 i.started
@@ -529,7 +532,7 @@ fn render(s: &Summary) -> String {
             vec![
                 r.denials.to_string(),
                 truncate(&r.rule, 48),
-                r.source.clone(),
+                truncate(&r.source, 80),
             ]
         })
         .collect();

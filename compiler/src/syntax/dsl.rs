@@ -356,6 +356,7 @@ fn describe(r: &Rule) -> String {
         Rule::regex => "a regex (/.../flags)".into(),
         Rule::list => "a list ([...])".into(),
         Rule::message => "`->`".into(),
+        Rule::posture => "`allow` or `deny`".into(),
         Rule::server => "`server`".into(),
         Rule::items
         | Rule::default_decl

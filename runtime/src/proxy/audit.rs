@@ -49,6 +49,10 @@ pub enum Event {
     ToolCall {
         /// When.
         at: UnixMillis,
+        /// The digest of the policy that decided (a reload may swap it
+        /// between the decision and the write); `None` for a call refused
+        /// before any policy saw it.
+        digest: Option<&'static str>,
         /// The tool ("" when unreadable).
         tool: String,
         /// The verdict.
@@ -158,7 +162,13 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
     out.extend_from_slice(b",\"server\":");
     push_json_str(&mut out, id.server);
     out.extend_from_slice(b",\"policy_digest\":");
-    push_json_str(&mut out, id.digest);
+    let digest = match ev {
+        Event::ToolCall {
+            digest: Some(d), ..
+        } => d,
+        _ => id.digest,
+    };
+    push_json_str(&mut out, digest);
     match ev {
         Event::Startup { upstream } => {
             out.extend_from_slice(b",\"upstream\":");
@@ -313,6 +323,7 @@ mod tests {
             &id,
             &Event::ToolCall {
                 at: UnixMillis(0),
+                digest: Some("d2"),
                 tool: "pay".into(),
                 verdict: Verdict::Decided {
                     outcome: Outcome::Allowed,
@@ -324,7 +335,7 @@ mod tests {
         );
         let text = String::from_utf8(line).unwrap();
         assert!(!text.contains("4111"), "{text}");
-        assert!(text.starts_with(r#"{"ts":"1970-01-01T00:00:00.000Z","type":"tool_call","pid":1,"session":"ab","server":"s","policy_digest":"d","tool":"pay","effect":"allow","outcome":"allowed","args_sha256":""#), "{text}");
+        assert!(text.starts_with(r#"{"ts":"1970-01-01T00:00:00.000Z","type":"tool_call","pid":1,"session":"ab","server":"s","policy_digest":"d2","tool":"pay","effect":"allow","outcome":"allowed","args_sha256":""#), "{text}");
         assert!(text.ends_with("\"}\n"));
     }
 }

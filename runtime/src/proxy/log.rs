@@ -1,7 +1,39 @@
 //! Logging to stderr (stdout carries only protocol messages).
 
+use std::borrow::Cow;
 use std::fmt::Arguments;
 use std::io::Write;
+
+/// `s` made safe for a terminal: control characters (C0 but tab, DEL, C1)
+/// and the invisible format characters that reorder or hide text (bidi
+/// overrides and isolates, zero-width marks) are written as `\u{XXXX}`.
+/// Tool names, arguments and messages come from the agent or the server; an
+/// operator's terminal must not run their escape sequences.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        (c.is_control() && c != '\t')
+            || matches!(
+                c,
+                '\u{200b}'..='\u{200f}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{061c}'
+                    | '\u{feff}'
+            )
+    }
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// How much to log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,8 +71,13 @@ pub struct Log {
 impl Log {
     fn write(&self, level: Level, tag: &str, args: Arguments<'_>) {
         if level <= self.level {
+            // Log lines quote tool names and messages from the peers: one line each, no escapes.
+            let text = match args.as_str() {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(args.to_string()),
+            };
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "portcullis {tag}: {args}");
+            let _ = writeln!(err, "portcullis {tag}: {}", printable(&text));
         }
     }
 
@@ -62,5 +99,20 @@ impl Log {
     /// Detail.
     pub fn debug(&self, args: Arguments<'_>) {
         self.write(Level::Debug, "debug", args);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn escapes_what_a_terminal_would_run() {
+        assert_eq!(printable("get-sum"), "get-sum");
+        assert_eq!(printable("tab\tok"), "tab\tok");
+        assert_eq!(
+            printable("\u{1b}[2J\u{1b}]0;owned\u{7}\nx\u{202e}y\u{9b}"),
+            "\\u{001b}[2J\\u{001b}]0;owned\\u{0007}\\u{000a}x\\u{202e}y\\u{009b}"
+        );
     }
 }

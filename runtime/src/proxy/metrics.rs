@@ -12,7 +12,7 @@
 //! - `portcullis_denials_total{server,rule,rule_label,source,outcome}`: denials
 //!   by deciding rule; malformed calls as `outcome="rejected"` and `rule=""`.
 //! - `portcullis_state_errors_total{server}`: calls denied (fail-closed) or
-//!   allowed (fail-open) because the counter store failed.
+//!   allowed unchecked (fail-open) because the counter store failed.
 //! - `portcullis_upstream_latency_seconds{server,method}`: a histogram of the
 //!   time from forwarding a request to its answer (`tools/call` or `other`).
 //! - `portcullis_policy_info{server,policy_digest}`: 1 for the policy enforced now.
@@ -26,6 +26,9 @@ use std::time::Duration;
 use crate::counters::SeededState;
 use crate::policy::{Effect, Outcome, PolicyMeta};
 
+/// Scrape connections served at once; more are closed at once.
+pub const MAX_SCRAPES: usize = 8;
+
 /// At most this many distinct tool names get their own series.
 pub const MAX_TOOLS: usize = 4096;
 
@@ -37,9 +40,10 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 /// Outcome kinds counted per rule (every [`Outcome`] but `Allowed`, plus rejected).
 const KINDS: usize = 7;
 
+/// The column of a denial's outcome (allowed calls are counted per tool only).
 fn kind(o: Outcome) -> usize {
     match o {
-        Outcome::Allowed | Outcome::Check => 0,
+        Outcome::Check | Outcome::Allowed => 0,
         Outcome::Hidden => 1,
         Outcome::NotPermitted => 2,
         Outcome::Limit => 3,
@@ -176,6 +180,10 @@ impl Metrics {
         let counts = &self.tool_counts[r.tools.get(tool).copied().unwrap_or(0)];
         if outcome == Outcome::Allowed {
             counts.allowed.fetch_add(1, Relaxed);
+            if rule.is_some() {
+                // Allowed unchecked: the store failed under the open fail mode.
+                self.state_errors.fetch_add(1, Relaxed);
+            }
             return;
         }
         counts.denied.fetch_add(1, Relaxed);
@@ -193,11 +201,6 @@ impl Metrics {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         // Every write leaves the registry consistent, so a poisoned lock is usable.
         self.registry.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A call allowed only because the store failed and the fail mode is open.
-    pub fn state_error(&self) {
-        self.state_errors.fetch_add(1, Relaxed);
     }
 
     /// A `tools/call` refused before evaluation (malformed or ambiguous).
@@ -253,23 +256,31 @@ impl Metrics {
                 "portcullis_denials_total{{server=\"{server}\",rule=\"\",rule_label=\"\",source=\"\",outcome=\"rejected\"}} {rejected}"
             );
         }
+        // Series are summed by label set: after a reload the same rule (same
+        // name, label and place) has counts in two tables, and Prometheus
+        // must see one sample per series.
+        let mut denials: std::collections::BTreeMap<String, u64> =
+            std::collections::BTreeMap::new();
         for t in &registry.tables {
             for (i, rule) in t.meta.rules.iter().enumerate() {
                 for (k, name) in KIND_NAMES.iter().enumerate().take(KINDS - 1) {
                     let v = t.counts[i * KINDS + k].load(Relaxed);
                     if v > 0 {
-                        let _ = writeln!(
-                            out,
-                            "portcullis_denials_total{{server=\"{server}\",rule=\"{}\",rule_label=\"{}\",source=\"{}:{}:{}\",outcome=\"{name}\"}} {v}",
+                        let labels = format!(
+                            "server=\"{server}\",rule=\"{}\",rule_label=\"{}\",source=\"{}:{}:{}\",outcome=\"{name}\"",
                             escape(rule.name),
                             escape(rule.label),
                             escape(rule.file),
                             rule.line,
                             rule.column
                         );
+                        *denials.entry(labels).or_default() += v;
                     }
                 }
             }
+        }
+        for (labels, v) in denials {
+            let _ = writeln!(out, "portcullis_denials_total{{{labels}}} {v}");
         }
         out.push_str("# HELP portcullis_state_errors_total Calls decided while the counter store failed.\n# TYPE portcullis_state_errors_total counter\n");
         let _ = writeln!(
@@ -323,13 +334,21 @@ impl Metrics {
 /// the proxy.
 pub async fn serve(listener: tokio::net::TcpListener, metrics: std::sync::Arc<Metrics>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // At most this many scrapes at once: idle connections cannot pile up
+    // file descriptors the proxy needs (a scraper opens one at a time).
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
     loop {
         let Ok((mut conn, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(conn);
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut buf = Vec::with_capacity(1024);
             let read = tokio::time::timeout(Duration::from_secs(5), async {
                 let mut chunk = [0u8; 1024];
@@ -373,9 +392,13 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: std::sync::Arc<Me
                 "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                 body.len()
             );
-            let _ = conn.write_all(head.as_bytes()).await;
-            let _ = conn.write_all(body.as_bytes()).await;
-            let _ = conn.shutdown().await;
+            // A client that does not read gets 5 s, then the connection is dropped.
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                conn.write_all(head.as_bytes()).await?;
+                conn.write_all(body.as_bytes()).await?;
+                conn.shutdown().await
+            })
+            .await;
         });
     }
 }
@@ -424,11 +447,15 @@ mod tests {
         m.decided(&META, "get-sum", Outcome::Check, Some(0));
         m.decided(&META, "random-name-from-an-agent", Outcome::Allowed, None);
         m.rejected();
+        // Allowed unchecked (fail-open store failure) and denied for it (fail-closed).
+        m.decided(&META, "get-sum", Outcome::Allowed, Some(0));
+        m.decided(&META, "get-sum", Outcome::StateUnavailable, Some(0));
         m.upstream_latency(true, Duration::from_micros(300));
         let text = m.render();
         for line in [
-            "portcullis_calls_total{server=\"s\",tool=\"get-sum\",effect=\"allow\"} 1",
-            "portcullis_calls_total{server=\"s\",tool=\"get-sum\",effect=\"deny\"} 1",
+            "portcullis_calls_total{server=\"s\",tool=\"get-sum\",effect=\"allow\"} 2",
+            "portcullis_calls_total{server=\"s\",tool=\"get-sum\",effect=\"deny\"} 2",
+            "portcullis_state_errors_total{server=\"s\"} 2",
             "portcullis_calls_total{server=\"s\",tool=\"(other)\",effect=\"allow\"} 1",
             "portcullis_calls_total{server=\"s\",tool=\"(other)\",effect=\"deny\"} 1",
             "portcullis_denials_total{server=\"s\",rule=\"small \\\"sums\\\"\",rule_label=\"tools.get-sum.rules[0]\",source=\"p.yaml:3:5\",outcome=\"rule\"} 1",
@@ -441,6 +468,31 @@ mod tests {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
         assert!(!text.contains("random-name"), "{text}");
+    }
+
+    #[test]
+    fn a_reloaded_rule_is_one_series() {
+        static META2: PolicyMeta = PolicyMeta {
+            server: "s",
+            file: "p.yaml",
+            dialect: "intercept-v1",
+            digest: "def",
+            rules: &RULES,
+            counters: &[],
+        };
+        let m = Metrics::new(&META);
+        m.decided(&META, "x", Outcome::Check, Some(0));
+        m.policy(&META2);
+        m.decided(&META2, "x", Outcome::Check, Some(0));
+        m.decided(&META2, "x", Outcome::Check, Some(0));
+        let text = m.render();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("portcullis_denials_total{"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert!(lines[0].ends_with("} 3"), "{text}");
+        assert!(text.contains("policy_digest=\"def\"} 1"), "{text}");
     }
 
     #[test]

@@ -338,6 +338,7 @@ impl Session {
                 }
                 self.record(|| Event::ToolCall {
                     at: UnixMillis::now(),
+                    digest: None,
                     tool: String::new(),
                     verdict: Verdict::Rejected {
                         code: r.code,
@@ -404,6 +405,7 @@ impl Session {
         }
         self.record(|| Event::ToolCall {
             at: now,
+            digest: Some(meta.digest),
             tool: call.name().to_string(),
             verdict: Verdict::Decided {
                 outcome: decision.outcome,
