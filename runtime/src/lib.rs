@@ -9,6 +9,7 @@
 //! - [`counters`]: the [`Counters`] host trait, windows, the in-memory store.
 //! - [`policy`]: the [`Policy`] trait and [`Decision`].
 //! - [`regex`]: regexes embedded as build-time DFAs.
+//! - [`state`]: counter stores that persist and are shared (SQLite, Redis).
 
 #![warn(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod ops;
 pub mod policy;
 pub mod proxy;
 pub mod regex;
+pub mod state;
 
 pub use call::ToolCall;
 pub use counters::{Counters, MemoryCounters, UnixMillis};
