@@ -217,13 +217,6 @@ impl Drop for Store {
     }
 }
 
-/// Largest amount or limit a store keeps exactly. SQLite integers are i64;
-/// Redis scripts compute in Lua doubles, exact to 2^53. Larger limits are
-/// lowered to it and larger amounts refused: a store errs towards denying.
-pub(crate) fn clamp_limit(limit: u64, max: u64) -> u64 {
-    limit.min(max)
-}
-
 /// The storage key of one counter: `<prefix><counter key>#<window>#<partition>`,
 /// e.g. `prod:everything/_global.rate#minute#0000000000000000`. The counter
 /// key is the policy's (`<server>/<scope>.<counter>`); the window name is

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Connection, RedisError};
 
-use super::{Backend, clamp_limit, redact_dsn, storage_key};
+use super::{Backend, redact_dsn, storage_key};
 use crate::counters::{CounterRef, ReserveOutcome, ReserveRequest, StateError, Ticket, UnixMillis};
 
 /// Longest wait for a TCP connection (and the AUTH/SELECT handshake).
@@ -190,7 +190,7 @@ impl RedisStore {
         };
         let mut con = store
             .connect()
-            .map_err(|e| format!("cannot reach Redis at {}: {}", store.shown, e.0))?;
+            .map_err(|e| format!("cannot reach Redis at {}: {e}", store.shown))?;
         for s in [&store.reserve, &store.rollback] {
             redis::cmd("SCRIPT")
                 .arg("LOAD")
@@ -227,14 +227,12 @@ impl RedisStore {
         }
     }
 
-    fn connect(&self) -> Result<Connection, StateError> {
+    /// A new connection, or why not (password scrubbed).
+    fn connect(&self) -> Result<Connection, String> {
         {
             let retry_at = self.retry_at.lock().unwrap_or_else(|e| e.into_inner());
             if retry_at.is_some_and(|t| Instant::now() < t) {
-                return Err(StateError(format!(
-                    "redis {}: not reachable (retrying shortly)",
-                    self.shown
-                )));
+                return Err("not reachable a moment ago; retrying shortly".into());
             }
         }
         let con = self
@@ -253,13 +251,13 @@ impl RedisStore {
             }
             Err(e) => {
                 *retry_at = Some(Instant::now() + RETRY_AFTER);
-                Err(StateError(format!(
-                    "redis {}: {}",
-                    self.shown,
-                    self.scrub(&e)
-                )))
+                Err(self.scrub(&e))
             }
         }
+    }
+
+    fn failure(&self, why: &str) -> StateError {
+        StateError(format!("redis at {}: {why}", self.shown))
     }
 
     /// Runs `f` on a pooled connection (or a new one). A pooled connection
@@ -273,11 +271,11 @@ impl RedisStore {
         let fresh = pooled.is_none();
         let mut con = match pooled {
             Some(c) => c,
-            None => self.connect()?,
+            None => self.connect().map_err(|e| self.failure(&e))?,
         };
         let r = match f(&mut con) {
             Err(e) if !fresh && e.is_connection_dropped() && !e.is_timeout() => {
-                con = self.connect()?;
+                con = self.connect().map_err(|e| self.failure(&e))?;
                 f(&mut con)
             }
             r => r,
@@ -339,7 +337,7 @@ impl Backend for RedisStore {
                 current.to_string(),
                 current.to_string(),
                 r.amount.min(MAX_EXACT + 1).to_string(),
-                clamp_limit(r.limit, MAX_EXACT).to_string(),
+                r.limit.min(MAX_EXACT).to_string(),
                 ttl.to_string(),
             ]);
         }

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{Backend, clamp_limit, storage_key};
+use super::{Backend, storage_key};
 use crate::counters::{CounterRef, ReserveOutcome, ReserveRequest, StateError, Ticket, UnixMillis};
 
 /// The database file inside `--state-dir`.
@@ -215,7 +215,7 @@ impl Backend for SqliteStore {
                     Some(j) => totals[j].unwrap_or(0),
                     None => value(&tx, &keys[i], r.counter, now).map_err(err)?,
                 };
-                let limit = clamp_limit(r.limit, MAX_EXACT);
+                let limit = r.limit.min(MAX_EXACT);
                 match before.checked_add(r.amount) {
                     Some(v) if v <= limit => totals[i] = Some(v),
                     _ => {
