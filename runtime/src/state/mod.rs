@@ -162,7 +162,7 @@ fn health(available: &AtomicBool, what: &str, log: Log, error: Option<&StateErro
         }
         None => {
             if !available.swap(true, Ordering::Relaxed) {
-                log.info(format_args!("counter store {what} is available again"));
+                log.warn(format_args!("counter store {what} is available again"));
             }
         }
     }

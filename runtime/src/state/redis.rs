@@ -257,7 +257,7 @@ impl RedisStore {
     }
 
     fn failure(&self, why: &str) -> StateError {
-        StateError(format!("redis at {}: {why}", self.shown))
+        StateError(format!("redis: {why}"))
     }
 
     /// Runs `f` on a pooled connection (or a new one). A pooled connection
