@@ -15,8 +15,7 @@
 //! [`Counters`]: it says so ([`Counters::may_block`], so the proxy decides
 //! off its event loop), hands rollbacks to a worker thread (a rollback is
 //! called from the relay of server answers and must not wait on a
-//! database), runs the backend's housekeeping on that thread, and logs when
-//! the store becomes unavailable and available again.
+//! database), and logs when the store becomes unavailable and available again.
 //!
 //! [`Window::live_buckets`]: crate::counters::Window::live_buckets
 
@@ -51,16 +50,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<ReserveOutcome, StateError>;
     /// Gives the units of `ticket` back.
     fn rollback(&self, ticket: &Ticket) -> Result<(), StateError>;
-    /// Housekeeping off the decision path (checkpoints, expired rows),
-    /// called about every [`MAINTAIN_EVERY`] by the store's worker thread.
-    fn maintain(&self) {}
 }
 
-/// How often [`Backend::maintain`] runs.
-pub const MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
 enum Job {
-    Rollback(Box<Ticket>),
+    Rollback(Ticket),
     /// Answered once every job queued before it is done.
     Flush(mpsc::Sender<()>),
 }
@@ -91,18 +84,7 @@ impl Store {
             std::thread::Builder::new()
                 .name("counter-rollback".into())
                 .spawn(move || {
-                    let mut maintained = std::time::Instant::now();
-                    loop {
-                        let job = match rx.recv_timeout(MAINTAIN_EVERY) {
-                            Ok(job) => Some(job),
-                            Err(mpsc::RecvTimeoutError::Timeout) => None,
-                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                        };
-                        if maintained.elapsed() >= MAINTAIN_EVERY {
-                            backend.maintain();
-                            maintained = std::time::Instant::now();
-                        }
-                        let Some(job) = job else { continue };
+                    while let Ok(job) = rx.recv() {
                         match job {
                             Job::Rollback(ticket) => {
                                 let r = backend.rollback(&ticket);
@@ -220,7 +202,7 @@ impl Counters for Store {
             return;
         }
         if let Some(jobs) = self.jobs().as_ref() {
-            let _ = jobs.send(Job::Rollback(Box::new(*ticket)));
+            let _ = jobs.send(Job::Rollback(*ticket));
         }
     }
 

@@ -15,9 +15,7 @@
 //! to none: SQLite's write lock makes it atomic across processes. WAL mode
 //! with `synchronous=NORMAL`: a commit appends to the log without an fsync
 //! (a power cut may lose the last commits, never corrupt the file); readers
-//! never block the writer. Checkpoints (which fsync) and deleting expired
-//! rows run on a second connection from the store's worker thread
-//! ([`Backend::maintain`]), never inside a reservation.
+//! never block the writer.
 //!
 //! [`Window::bucket`]: crate::counters::Window::bucket
 
@@ -48,10 +46,6 @@ const MAX_EXACT: u64 = i64::MAX as u64;
 /// A SQLite counter store.
 pub struct SqliteStore {
     conn: Mutex<Db>,
-    /// A second connection for housekeeping ([`Backend::maintain`]): WAL
-    /// checkpoints (their fsync) and deleting expired rows never run on the
-    /// connection that reserves.
-    maint: Mutex<Db>,
     path: PathBuf,
     prefix: String,
 }
@@ -59,12 +53,6 @@ pub struct SqliteStore {
 struct Db {
     conn: Connection,
     next_prune: i64,
-}
-
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    Ok(conn)
 }
 
 fn err(e: rusqlite::Error) -> StateError {
@@ -81,7 +69,8 @@ impl SqliteStore {
         let fail = |e: rusqlite::Error| {
             format!("cannot open the counter database {}: {e}", path.display())
         };
-        let conn = connect(&path).map_err(fail)?;
+        let conn = Connection::open(&path).map_err(fail)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
         // WAL: readers do not block the writer, and a commit is an append.
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
@@ -92,8 +81,7 @@ impl SqliteStore {
                 path.display()
             ));
         }
-        // No checkpoint inside a commit: the worker thread checkpoints (maintain).
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;")
+        conn.execute_batch("PRAGMA synchronous=NORMAL;")
             .map_err(fail)?;
         let mut db = Db {
             conn,
@@ -132,22 +120,12 @@ impl SqliteStore {
             }
             tx.commit().map_err(fail)?;
         }
-        let maint = connect(&path)
-            .and_then(|c| {
-                c.execute_batch("PRAGMA synchronous=NORMAL;")?;
-                Ok(c)
-            })
-            .map_err(fail)?;
         let store = SqliteStore {
             conn: Mutex::new(db),
-            maint: Mutex::new(Db {
-                conn: maint,
-                next_prune: 0,
-            }),
             path,
             prefix: prefix.to_string(),
         };
-        store.maint().prune(UnixMillis::now().0).map_err(|e| {
+        store.db().prune(UnixMillis::now().0).map_err(|e| {
             format!(
                 "cannot open the counter database {}: {}",
                 store.path.display(),
@@ -166,11 +144,6 @@ impl SqliteStore {
         // A panic mid-transaction drops the transaction (rolled back): the
         // connection is consistent, so a poisoned lock is safe to reuse.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn maint(&self) -> std::sync::MutexGuard<'_, Db> {
-        // As for `db`.
-        self.maint.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -287,6 +260,8 @@ impl Backend for SqliteStore {
                     bucket: r.counter.spec.window.bucket(now),
                 });
             }
+            // Housekeeping after the commit, outside the reservation's transaction.
+            db.prune(now.0)?;
         }
         Ok(outcome)
     }
@@ -311,16 +286,6 @@ impl Backend for SqliteStore {
             }
         }
         tx.commit().map_err(err)
-    }
-
-    fn maintain(&self) {
-        let mut db = self.maint();
-        // Failures here are harmless: the next round tries again.
-        let _ = db.prune(UnixMillis::now().0);
-        // PASSIVE: copies what no reader still needs, never waits for anyone.
-        let _ = db
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 }
 
@@ -466,10 +431,10 @@ mod tests {
         };
         assert_eq!(rows(&s), 2);
         {
-            let mut db = s.maint();
+            let mut db = s.db();
             db.next_prune = 0;
+            db.prune(UnixMillis::now().0).unwrap();
         }
-        s.maintain();
         assert_eq!(rows(&s), 1, "the row of 1970 is gone, today's stays");
         let _ = std::fs::remove_dir_all(&dir);
     }
