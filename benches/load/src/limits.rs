@@ -135,7 +135,12 @@ pub fn run(o: &Options) -> io::Result<Vec<Row>> {
     for round in 0..o.rounds {
         for (row, cmd) in &mut configs {
             if !o.json {
-                eprintln!("mcp-load limits: round {}/{}: {}", round + 1, o.rounds, row.name);
+                eprintln!(
+                    "mcp-load limits: round {}/{}: {}",
+                    round + 1,
+                    o.rounds,
+                    row.name
+                );
             }
             row.rounds
                 .push(measure_session(&row.name, cmd, &plan, &tail, tick_hz)?);
@@ -212,8 +217,12 @@ pub fn table(o: &Options, rows: &[Row]) -> String {
         );
     }
     w!("");
-    w!("  extra p50: the store's cost per rate-limited call (PolicyLayer Intercept: about 170 us; goal for SQLite: < 34 us)");
-    w!("  proxy CPU: CPU time of the proxy process per call, all threads, in us (change vs the baseline)");
+    w!(
+        "  extra p50: the store's cost per rate-limited call (PolicyLayer Intercept: about 170 us; goal for SQLite: < 34 us)"
+    );
+    w!(
+        "  proxy CPU: CPU time of the proxy process per call, all threads, in us (change vs the baseline)"
+    );
     s
 }
 

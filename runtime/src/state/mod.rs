@@ -53,7 +53,7 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 enum Job {
-    Rollback(Ticket),
+    Rollback(Box<Ticket>),
     /// Answered once every job queued before it is done.
     Flush(mpsc::Sender<()>),
 }
@@ -202,7 +202,7 @@ impl Counters for Store {
             return;
         }
         if let Some(jobs) = self.jobs().as_ref() {
-            let _ = jobs.send(Job::Rollback(*ticket));
+            let _ = jobs.send(Job::Rollback(Box::new(*ticket)));
         }
     }
 
