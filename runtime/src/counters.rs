@@ -186,6 +186,40 @@ impl Window {
         let len = Self::slot_len(millis);
         (m + len - 1) / len
     }
+
+    /// The buckets whose units count at `now`, as an inclusive range
+    /// `(oldest, current)`: the current window for calendar windows, the
+    /// current slot and the [`SLIDING_SLOTS`] before it for sliding ones.
+    /// Every store computes a counter's value as the sum of these buckets.
+    pub fn live_buckets(self, now: UnixMillis) -> (i64, i64) {
+        let bucket = self.bucket(now);
+        match self {
+            Window::Calendar(_) => (bucket, bucket),
+            Window::Sliding { millis } => (bucket.saturating_sub(Self::span(millis)), bucket),
+        }
+    }
+
+    /// When units added to `bucket` stop counting (milliseconds since the
+    /// epoch): stores may forget the bucket from then on.
+    pub fn bucket_expiry(self, bucket: i64) -> i64 {
+        match self {
+            Window::Calendar(c) => bucket.saturating_add(c.millis()),
+            Window::Sliding { millis } => bucket
+                .saturating_add(Self::span(millis))
+                .saturating_add(1)
+                .saturating_mul(Self::slot_len(millis)),
+        }
+    }
+
+    /// A short, stable name for storage keys: `minute`, `hour`, `day`, or
+    /// `<millis>ms` for a sliding window. Part of a stored counter's key, so a
+    /// policy that changes a counter's window starts it afresh.
+    pub fn storage_name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Window::Calendar(c) => std::borrow::Cow::Borrowed(c.name()),
+            Window::Sliding { millis } => std::borrow::Cow::Owned(format!("{millis}ms")),
+        }
+    }
 }
 
 /// Who shares a counter.
@@ -398,6 +432,14 @@ pub trait Counters: Send + Sync {
     /// The call failed upstream: give the units back (never below zero, never
     /// to a later window than the one they were taken from).
     fn rollback(&self, ticket: &Ticket);
+
+    /// True when `read` and `reserve` may wait on I/O (a file lock, the
+    /// network). The proxy then decides calls that need counters off its
+    /// event loop, so other messages keep flowing meanwhile. `rollback` must
+    /// never wait: a store that does I/O queues it.
+    fn may_block(&self) -> bool {
+        false
+    }
 }
 
 // ---------------------------------------------------------------------------

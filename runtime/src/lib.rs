@@ -10,6 +10,7 @@
 //! - [`policy`]: the [`Policy`] trait and [`Decision`].
 //! - [`regex`]: regexes embedded as build-time DFAs.
 //! - [`replay`]: calls replayed on fresh counters, for policy tests.
+//! - [`state`]: counter stores that persist and are shared (SQLite, Redis).
 
 #![warn(missing_docs)]
 
@@ -23,6 +24,7 @@ pub mod policy;
 pub mod proxy;
 pub mod regex;
 pub mod replay;
+pub mod state;
 
 pub use call::ToolCall;
 pub use counters::{Counters, MemoryCounters, UnixMillis};

@@ -3,13 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_runtime::counters::MemoryCounters;
+use portcullis_runtime::counters::{Counters, MemoryCounters};
 use portcullis_runtime::policy::{FailMode, Policy};
 use portcullis_runtime::proxy::audit::{AuditLog, Event, Identity};
 use portcullis_runtime::proxy::log::{Level, Log};
 use portcullis_runtime::proxy::metrics::{self, Metrics};
 use portcullis_runtime::proxy::session::Session;
 use portcullis_runtime::proxy::stdio::{self, StdioOptions};
+use portcullis_runtime::state::redis::RedisStore;
+use portcullis_runtime::state::sqlite::SqliteStore;
+use portcullis_runtime::state::{Backend, Store};
 
 use crate::cli::{Cli, FailModeArg, Transport};
 use crate::embedded;
@@ -90,6 +93,53 @@ fn load_dynamic(_: &std::path::Path) -> Result<&'static dyn Policy, (String, Str
     ))
 }
 
+/// The counter store the flags ask for: in memory (default), SQLite
+/// (`--state-dir`) or Redis (`--state-dsn`). A persistent store is also
+/// returned as itself, to be closed (queued rollbacks applied) at exit.
+/// Errors name the file or the DSN, its password redacted.
+#[allow(clippy::type_complexity)]
+fn open_counters(
+    a: &crate::cli::ProxyArgs,
+    log: Log,
+) -> Result<(Arc<dyn Counters>, Option<Arc<Store>>), (String, &'static str)> {
+    let prefix = a.state_prefix.as_str();
+    let (backend, what): (Arc<dyn Backend>, String) = if let Some(dir) = &a.state_dir {
+        let db = SqliteStore::open(dir, prefix).map_err(|e| {
+            (
+                e,
+                "--state-dir needs a writable local directory (SQLite in WAL mode does not work over NFS)",
+            )
+        })?;
+        let what = format!("sqlite {}", db.path().display());
+        (Arc::new(db), what)
+    } else if let Some(dsn) = &a.state_dsn {
+        let db = RedisStore::open(dsn, prefix).map_err(|e| {
+            (
+                e,
+                "check that Redis is running and that the DSN's host, port, password and database are right",
+            )
+        })?;
+        let what = format!("redis {}", db.describe());
+        (Arc::new(db), what)
+    } else {
+        return Ok((Arc::new(MemoryCounters::new()), None));
+    };
+    let store = Arc::new(
+        Store::new(backend, what, log)
+            .map_err(|e| (format!("cannot start the counter store: {e}"), ""))?,
+    );
+    log.info(format_args!(
+        "counters in {}{}",
+        store.describe(),
+        if prefix.is_empty() {
+            String::new()
+        } else {
+            format!(", keys prefixed {prefix:?}")
+        }
+    ));
+    Ok((store.clone(), Some(store)))
+}
+
 /// Runs the proxy; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let a = &cli.proxy;
@@ -114,12 +164,6 @@ pub fn run(cli: Cli) -> i32 {
         return fail(
             "HTTP transports (--upstream, --transport http|sse) are not available in this version of Portcullis",
             "run a stdio MCP server after `--`: portcullis [flags] -- CMD ARGS...",
-        );
-    }
-    if a.state_dir.is_some() || a.state_dsn.is_some() {
-        return fail(
-            "persistent counter stores (--state-dir, --state-dsn) are not available in this version; counters are kept in memory",
-            "remove the flag to use in-memory counters",
         );
     }
     if cli.server_command.is_empty() {
@@ -177,7 +221,10 @@ pub fn run(cli: Cli) -> i32 {
         FailModeArg::Closed => FailMode::Closed,
         FailModeArg::Open => FailMode::Open,
     };
-    let counters = Arc::new(MemoryCounters::new());
+    let (counters, store) = match open_counters(a, log) {
+        Ok(c) => c,
+        Err((msg, help)) => return fail(&msg, help),
+    };
     let audit_log = audit.as_ref().map(|(l, _)| l.clone());
     if let Some(l) = &audit_log {
         l.record(Event::Startup {
@@ -251,6 +298,10 @@ pub fn run(cli: Cli) -> i32 {
     runtime.shutdown_background();
     #[cfg(feature = "dynamic")]
     drop(watcher);
+    // Units of calls that failed go back to a store that outlives us.
+    if let Some(store) = store {
+        store.close();
+    }
     if let Some((l, handle)) = audit {
         l.record(Event::Shutdown { exit_code: code });
         drop(l);

@@ -7,14 +7,19 @@
 //!              [--warmup N] [--pipelined M] [--rounds R] [--lists K] [--startups S]
 //!              [--limited-calls N] [--tool NAME] [--arguments JSON]
 //!              [--tools N] [--names FILE] [--no-relay] [--json]
+//! mcp-load limits --proxy PATH [--server NAME] [--nolimit-server NAME]
+//!                 [--backend NAME=FLAGS]... [--calls N] [--warmup N] [--rounds R] [--json]
 //! ```
 //!
 //! `server` is a minimal, fast stdio MCP server whose tools are named after a
 //! policy's tools; `relay` is the cheapest possible line relay (the cost of
 //! one extra process hop); `run` measures the server directly, through the
-//! relay and through the proxy, in one run. See `scripts/bench-proxy`.
+//! relay and through the proxy, in one run. `limits` measures what a
+//! rate-limited call costs with each counter store (memory, SQLite, Redis).
+//! See `scripts/bench-proxy`.
 
 mod json;
+mod limits;
 mod procfs;
 mod relay;
 mod run;
@@ -52,6 +57,20 @@ usage:
       --arguments JSON       its arguments (a 330-byte createUser request)
       --tools N, --names F   passed to mcp-load server (310)
       --no-relay             skip the relay baseline
+      --json                 print a JSON object instead of the table
+  mcp-load limits --proxy PATH [options]
+      serial tools/call round trips through the proxy: --nolimit-server (no
+      limit on the call) against --server (a limit on every call that is
+      never reached) with each counter store
+      --server NAME          (fusionauth-biglimit)
+      --nolimit-server NAME  (fusionauth-nolimit)
+      --backend NAME=FLAGS   a store and its proxy flags, split on spaces
+                             (repeatable; default: memory=)
+                             e.g. --backend 'sqlite=--state-dir /tmp/s'
+      --calls N              calls per round (5000)
+      --warmup N             warm-up calls per round (500)
+      --rounds R             rounds, configurations alternating (3)
+      --tool, --arguments, --tools   as for run
       --json                 print a JSON object instead of the table";
 
 fn fail(msg: &str) -> ExitCode {
@@ -92,6 +111,7 @@ fn main() -> ExitCode {
             }
         }
         "run" => run_main(&args[1..]),
+        "limits" => limits_main(&args[1..]),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -240,6 +260,82 @@ fn run_main(args: &[OsString]) -> ExitCode {
         }
         Err(e) => {
             eprintln!("mcp-load run: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn limits_main(args: &[OsString]) -> ExitCode {
+    let mut o = limits::Options {
+        proxy: PathBuf::new(),
+        server: "fusionauth-biglimit".into(),
+        nolimit_server: "fusionauth-nolimit".into(),
+        tools: 0,
+        tool: run::DEFAULT_TOOL.into(),
+        arguments: run::DEFAULT_ARGUMENTS.into(),
+        calls: 5_000,
+        warmup: 500,
+        rounds: 3,
+        backends: Vec::new(),
+        json: false,
+    };
+    let mut tools_n: Option<usize> = None;
+    let mut f = Flags { args, i: 0 };
+    while let Some(a) = f.next() {
+        let r = match a {
+            "--proxy" => f.value(a).map(|v| o.proxy = PathBuf::from(v)),
+            "--server" => f.string(a).map(|v| o.server = v),
+            "--nolimit-server" => f.string(a).map(|v| o.nolimit_server = v),
+            "--calls" => f.number(a).map(|v| o.calls = v),
+            "--warmup" => f.number(a).map(|v| o.warmup = v),
+            "--rounds" => f.number(a).map(|v| o.rounds = v.max(1)),
+            "--tool" => f.string(a).map(|v| o.tool = v),
+            "--arguments" => f.string(a).map(|v| o.arguments = v),
+            "--tools" => f.number(a).map(|v| tools_n = Some(v)),
+            "--backend" => f.string(a).and_then(|v| match v.split_once('=') {
+                Some((name, flags)) => {
+                    o.backends.push((
+                        name.to_string(),
+                        flags.split_whitespace().map(str::to_string).collect(),
+                    ));
+                    Ok(())
+                }
+                None => Err(format!("--backend NAME=FLAGS expected, got `{v}`")),
+            }),
+            "--json" => {
+                o.json = true;
+                Ok(())
+            }
+            other => Err(format!("limits: unknown flag `{other}`")),
+        };
+        if let Err(e) = r {
+            return fail(&e);
+        }
+    }
+    if o.proxy.as_os_str().is_empty() {
+        return fail("limits: --proxy PATH is required");
+    }
+    if o.backends.is_empty() {
+        o.backends.push(("memory".into(), Vec::new()));
+    }
+    o.tools = match tools_n {
+        Some(n) => n,
+        None => match read_names(None) {
+            Ok(n) => n.len(),
+            Err(e) => return fail(&e),
+        },
+    };
+    match limits::run(&o) {
+        Ok(rows) => {
+            if o.json {
+                println!("{}", limits::json(&o, &rows));
+            } else {
+                print!("{}", limits::table(&o, &rows));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mcp-load limits: {e}");
             ExitCode::from(1)
         }
     }

@@ -152,12 +152,12 @@ impl SessionResult {
     }
 }
 
-struct Plan {
-    warmup: usize,
-    calls: usize,
-    lists: usize,
-    pipelined: usize,
-    rounds: usize,
+pub(crate) struct Plan {
+    pub(crate) warmup: usize,
+    pub(crate) calls: usize,
+    pub(crate) lists: usize,
+    pub(crate) pipelined: usize,
+    pub(crate) rounds: usize,
 }
 
 struct Peer {
@@ -251,7 +251,7 @@ fn push_call(req: &mut Vec<u8>, id: u64, tail: &[u8]) {
     req.extend_from_slice(tail);
 }
 
-fn call_tail(tool: &str, arguments: &str) -> Vec<u8> {
+pub(crate) fn call_tail(tool: &str, arguments: &str) -> Vec<u8> {
     let mut name = String::new();
     crate::json::push_str(&mut name, tool);
     format!(
@@ -260,7 +260,7 @@ fn call_tail(tool: &str, arguments: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn measure_session(
+pub(crate) fn measure_session(
     label: &str,
     cmd: &[OsString],
     plan: &Plan,
@@ -456,7 +456,7 @@ pub struct Report {
     pub arguments_bytes: usize,
 }
 
-fn os(v: &[&str]) -> Vec<OsString> {
+pub(crate) fn os(v: &[&str]) -> Vec<OsString> {
     v.iter().map(OsString::from).collect()
 }
 

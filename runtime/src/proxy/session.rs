@@ -21,6 +21,9 @@ use crate::counters::{Counters, Ticket, UnixMillis};
 use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
 use crate::json::{Outline, Strictness, Val, Value, validate, validate_outline};
 use crate::jsonrpc::{Envelope, INVALID_REQUEST, PARSE_ERROR};
+
+/// JSON-RPC error code for an internal error of the proxy.
+const INTERNAL_ERROR: i32 = -32603;
 use crate::policy::{Effect, Env, FailMode, Policy};
 
 /// JSON-RPC error code for "the upstream did not answer in time".
@@ -80,6 +83,18 @@ pub struct Outcome<'a> {
 }
 
 impl<'a> Outcome<'a> {
+    /// The same outcome, owning its bytes (for a message handled on another thread).
+    pub fn into_owned(self) -> Outcome<'static> {
+        Outcome {
+            forward: self
+                .forward
+                .into_iter()
+                .map(|f| Cow::Owned(f.into_owned()))
+                .collect(),
+            reply: self.reply,
+        }
+    }
+
     fn forward(bytes: Cow<'a, [u8]>) -> Outcome<'a> {
         Outcome {
             forward: vec![bytes],
@@ -109,6 +124,8 @@ pub struct Session {
     /// Swapped by a reload (`-c FILE` in development builds); read once per message.
     policy: RwLock<&'static dyn Policy>,
     counters: Arc<dyn Counters>,
+    /// The counter store does I/O (SQLite, Redis).
+    store_may_block: bool,
     session: u64,
     fail_mode: FailMode,
     pending: Mutex<HashMap<IdKey, Pending>>,
@@ -129,6 +146,7 @@ impl Session {
     ) -> Session {
         Session {
             policy: RwLock::new(policy),
+            store_may_block: counters.may_block(),
             counters,
             session,
             fail_mode,
@@ -172,6 +190,51 @@ impl Session {
             .values()
             .filter(|p| !matches!(p.kind, Kind::Abandoned))
             .count()
+    }
+
+    /// True when handling this client line may wait on the counter store:
+    /// the store does I/O ([`Counters::may_block`]: SQLite, Redis), the
+    /// policy has counters, and the line is a `tools/call` (or a batch, which
+    /// may hold one). Always false with the in-memory store, at no cost.
+    ///
+    /// A transport then hands the line to [`Session::from_client_blocking`]
+    /// and waits for its outcome before it handles the client's next
+    /// message: messages from the client keep their order (a call is
+    /// forwarded before anything the client sent after it), while the event
+    /// loop stays free to relay the server's messages (answers, progress,
+    /// pings, requests) and to serve other sessions.
+    pub fn may_block(&self, line: &[u8]) -> bool {
+        // The policy is read each time: a reload may add or drop counters.
+        if !self.store_may_block || self.policy().meta().counters.is_empty() {
+            return false;
+        }
+        let trimmed = trim(line);
+        match trimmed.first() {
+            None => false,
+            Some(b'[') => true,
+            // A message that does not parse is refused without a decision.
+            Some(_) => Envelope::parse(trimmed).is_ok_and(|env| env.method_is("tools/call")),
+        }
+    }
+
+    /// [`Session::from_client`] on tokio's blocking thread pool, for a line
+    /// for which [`Session::may_block`] is true: the decision's reservation
+    /// (a SQLite transaction, a Redis round trip) waits there, not on the
+    /// event loop.
+    pub async fn from_client_blocking(self: Arc<Self>, line: Vec<u8>) -> Outcome<'static> {
+        let log = self.log;
+        match tokio::task::spawn_blocking(move || self.from_client(&line).into_owned()).await {
+            Ok(out) => out,
+            Err(e) => {
+                // A bug, not a policy outcome: nothing is forwarded.
+                log.error(format_args!("deciding a client message failed: {e}"));
+                Outcome::reply(respond::error(
+                    None,
+                    INTERNAL_ERROR,
+                    "internal error while deciding the message",
+                ))
+            }
+        }
     }
 
     /// Handles one line from the client. A JSON-RPC batch is split: every

@@ -1,0 +1,503 @@
+//! `--state-dsn redis://...`: counters in a real `redis-server` (Debian's
+//! package, installed by scripts/deps), which each test starts on a free
+//! loopback port with a temporary directory and stops at the end. Real
+//! binary, real `@modelcontextprotocol/server-everything`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Proxy, is_denial, temp_dir};
+use portcullis_runtime::proxy::log::{Level, Log};
+use portcullis_runtime::state::redis::RedisStore;
+use portcullis_runtime::state::{Store, conformance};
+
+const STATE_UNAVAILABLE: &str = "Policy state unavailable";
+
+/// A `redis-server` of our own.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+}
+
+fn find_program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} is missing: run scripts/deps (CI does) to install Debian's redis-server")
+        })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Redis {
+    fn start(name: &str, extra: &[&str]) -> Redis {
+        let mut r = Redis {
+            child: None,
+            port: free_port(),
+            dir: temp_dir(name),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(find_program("redis-server"))
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        // Ready when it answers (PONG, or NOAUTH with a password).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 64];
+                if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn dsn(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `redis-cli -p PORT ARGS...`, its output.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(find_program("redis-cli"))
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `echo` limited globally in a sliding two-day window (no calendar
+/// boundary during a test), every call limited by `tool *` too (two
+/// counters per echo), `get-sum` and `trigger-long-running-operation` free.
+fn policy(dir: &Path, limit: u32) -> String {
+    let path = dir.join("limited.policy");
+    std::fs::write(
+        &path,
+        format!(
+            r#"server limited {{
+  tool echo {{
+    limit {limit} per 2d -> "At most {limit} echoes per two days"
+  }}
+  tool get-sum, trigger-long-running-operation {{ }}
+  tool echo, get-tiny-image {{
+    limit 100000 per 2d -> "Too many calls"
+  }}
+}}
+"#
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+fn proxy(name: &str, policy: &str, dsn: &str, extra: &[&str]) -> Proxy {
+    let mut args = vec!["-c", policy, "--state-dsn", dsn];
+    if !extra.contains(&"--log-level") {
+        args.extend(["--log-level", "warn"]);
+    }
+    args.extend(extra);
+    let mut p = Proxy::everything(name, &args);
+    p.initialize();
+    p
+}
+
+fn echo(p: &mut Proxy, id: u64) -> String {
+    p.call(id, "echo", &format!(r#"{{"message":"hello {id}"}}"#))
+}
+
+fn allowed(answer: &str, id: u64) -> bool {
+    answer.contains(&format!("hello {id}")) && !is_denial(answer)
+}
+
+#[test]
+fn the_redis_store_passes_the_conformance_suite() {
+    let redis = Redis::start("redis-conformance", &[]);
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    conformance::run_all(
+        &|| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let backend = RedisStore::open(&redis.dsn(), &format!("conformance{i}:")).unwrap();
+            Store::new(
+                Arc::new(backend),
+                "redis".into(),
+                Log {
+                    level: Level::Error,
+                },
+            )
+            .unwrap()
+        },
+        &|s: &Store| s.flush(),
+    );
+    // Keys expire: every key the suite wrote has a TTL.
+    let keys = redis.cli(&["--scan", "--pattern", "conformance*"]);
+    assert!(!keys.trim().is_empty());
+    for key in keys.lines() {
+        let ttl: i64 = redis.cli(&["pttl", key]).trim().parse().unwrap();
+        assert!(ttl > 0, "{key} has no expiry ({ttl})");
+    }
+}
+
+#[test]
+fn four_proxies_racing_one_limit_admit_exactly_the_limit() {
+    let redis = Redis::start("redis-race", &[]);
+    let dir = temp_dir("redis-race-policy");
+    let limit = 10;
+    let policy = policy(&dir, limit);
+    let dsn = redis.dsn();
+    let mut proxies: Vec<Proxy> = (0..4)
+        .map(|i| {
+            proxy(
+                &format!("redis-race-{i}"),
+                &policy,
+                &dsn,
+                &["--state-prefix", "race:"],
+            )
+        })
+        .collect();
+    let per_proxy = 6u64;
+    let answers: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = proxies
+            .iter_mut()
+            .enumerate()
+            .map(|(n, p)| {
+                s.spawn(move || {
+                    let ids: Vec<u64> = (0..per_proxy).map(|i| 100 * (n as u64 + 1) + i).collect();
+                    for id in &ids {
+                        p.send(&format!(
+                            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"hello {id}"}}}}}}"#
+                        ));
+                    }
+                    ids.iter()
+                        .map(|id| p.response(&id.to_string()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let admitted = answers.iter().filter(|a| !is_denial(a)).count();
+    let limited = answers
+        .iter()
+        .filter(|a| a.contains(&format!("At most {limit} echoes")))
+        .count();
+    assert_eq!(admitted, limit as usize, "{answers:#?}");
+    assert_eq!(
+        limited,
+        4 * per_proxy as usize - limit as usize,
+        "{answers:#?}"
+    );
+    // The prefix is on every key.
+    let keys = redis.cli(&["--scan"]);
+    assert!(
+        keys.lines().all(|k| k.starts_with("race:limited/")),
+        "{keys}"
+    );
+    for p in proxies {
+        let (code, err) = p.finish();
+        assert_eq!(code, 0, "{err}");
+    }
+}
+
+#[test]
+fn a_reservation_is_one_round_trip_whatever_the_number_of_counters() {
+    let redis = Redis::start("redis-round-trips", &[]);
+    let dir = temp_dir("redis-round-trips-policy");
+    let policy = policy(&dir, 1000);
+    let mut p = proxy("redis-round-trips", &policy, &redis.dsn(), &[]);
+    // Warm: the first call may find the script cache empty (it is loaded at start-up).
+    assert!(allowed(&echo(&mut p, 1), 1));
+    redis.cli(&["config", "resetstat"]);
+    let calls = 20;
+    for id in 2..2 + calls {
+        assert!(allowed(&echo(&mut p, id), id)); // two counters each
+    }
+    // A call without counters costs no command at all.
+    let sum = p.call(99, "get-sum", r#"{"a":1,"b":2}"#);
+    assert!(sum.contains('3') && !is_denial(&sum), "{sum}");
+    let stats = redis.cli(&["info", "commandstats"]);
+    let calls_of = |cmd: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+    };
+    assert_eq!(calls_of("evalsha"), calls, "{stats}");
+    assert_eq!(calls_of("eval"), 0, "{stats}");
+    // Everything else Redis ran was run by the script, or by this test.
+    let script_commands = [
+        "hgetall", "hincrby", "pttl", "pexpire", "hdel", "hget", "evalsha",
+    ];
+    for line in stats.lines().filter(|l| l.starts_with("cmdstat_")) {
+        let cmd = line["cmdstat_".len()..].split(':').next().unwrap();
+        assert!(
+            script_commands.contains(&cmd) || cmd == "info" || cmd == "config|resetstat",
+            "a command outside the script: {line}"
+        );
+    }
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn redis_down_denies_with_state_unavailable_or_allows_when_open_and_recovers() {
+    let mut redis = Redis::start("redis-outage", &[]);
+    let dir = temp_dir("redis-outage-policy");
+    let policy = policy(&dir, 1000);
+    let dsn = redis.dsn();
+    let mut closed = proxy("redis-outage-closed", &policy, &dsn, &[]);
+    let mut open = proxy(
+        "redis-outage-open",
+        &policy,
+        &dsn,
+        &["--state-fail-mode", "open"],
+    );
+    assert!(allowed(&echo(&mut closed, 1), 1));
+    assert!(allowed(&echo(&mut open, 1), 1));
+
+    redis.stop();
+    for id in 2..5 {
+        let r = echo(&mut closed, id);
+        assert!(is_denial(&r), "fail-closed denies: {r}");
+        assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+        assert!(
+            !r.contains("[POLICY DENIED] At most"),
+            "not a misleading rate-limit message: {r}"
+        );
+        let r = echo(&mut open, id);
+        assert!(allowed(&r, id), "fail-open allows: {r}");
+    }
+    assert!(
+        !closed
+            .server_received()
+            .iter()
+            .any(|l| l.contains("hello 2")),
+        "a call denied for want of state never reaches the server"
+    );
+    // Calls that need no counter never touch the store: still served.
+    let sum = closed.call(50, "get-sum", r#"{"a":2,"b":3}"#);
+    assert!(sum.contains('5') && !is_denial(&sum), "{sum}");
+
+    // Same port, empty Redis (no scripts cached): service comes back by itself.
+    redis.spawn();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut id = 100;
+    loop {
+        id += 1;
+        let r = echo(&mut closed, id);
+        if allowed(&r, id) {
+            break;
+        }
+        assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after Redis came back: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The open proxy counts again too: its calls show up in Redis.
+    id += 1;
+    assert!(allowed(&echo(&mut open, id), id));
+    let keys = redis.cli(&["--scan"]);
+    assert!(keys.contains("limited/echo."), "{keys}");
+
+    for p in [closed, open] {
+        let (code, err) = p.finish();
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains("is unavailable") && err.contains("available again"),
+            "the outage is logged once each way: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_event_loop_keeps_relaying_while_a_decision_waits_on_redis() {
+    let redis = Redis::start("redis-loop", &[]);
+    let dir = temp_dir("redis-loop-policy");
+    let policy = policy(&dir, 1000);
+    let mut p = proxy("redis-loop", &policy, &redis.dsn(), &[]);
+    assert!(allowed(&echo(&mut p, 1), 1));
+    // A long operation reporting progress every 100 ms.
+    p.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":4,"steps":40},"_meta":{"progressToken":"p2"}}}"#);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !p
+        .next_line(Duration::from_secs(30))
+        .is_some_and(|l| l.contains("notifications/progress"))
+    {
+        assert!(Instant::now() < deadline, "no progress at all");
+    }
+    // Redis stops answering for 2 s: the next echo's decision waits (until
+    // the store's I/O timeout), and meanwhile the server's progress must
+    // still reach the client.
+    assert_eq!(redis.cli(&["client", "pause", "2000", "ALL"]).trim(), "OK");
+    p.send(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello 3"}}}"#);
+    let mut progress_meanwhile = 0;
+    let answer = loop {
+        let line = p
+            .next_line(Duration::from_secs(30))
+            .expect("the echo is answered");
+        if line.contains("\"id\":3") {
+            break line;
+        }
+        if line.contains("notifications/progress") {
+            progress_meanwhile += 1;
+        }
+    };
+    assert!(
+        progress_meanwhile > 0,
+        "no server message was relayed while the decision waited: {answer}"
+    );
+    // Whatever the outcome (allowed late, or denied at the I/O timeout), never a rate-limit message.
+    assert!(
+        allowed(&answer, 3) || answer.contains(STATE_UNAVAILABLE),
+        "{answer}"
+    );
+    let done = p.response("2");
+    assert!(done.contains("Long running operation completed"), "{done}");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn the_dsn_password_is_never_printed() {
+    let secret = "pw-Secr3t-4242";
+    let mut redis = Redis::start("redis-password", &["--requirepass", secret]);
+    let dir = temp_dir("redis-password-policy");
+    let policy = policy(&dir, 1000);
+    let dsn = format!("redis://:{secret}@127.0.0.1:{}/0", redis.port);
+    let audit = dir.join("audit.jsonl");
+    let audit_arg = audit.display().to_string();
+    let mut p = proxy(
+        "redis-password",
+        &policy,
+        &dsn,
+        &["--log-level", "debug", "--audit-log", &audit_arg],
+    );
+    let mut stdout = vec![echo(&mut p, 1)];
+    assert!(allowed(&stdout[0], 1), "{}", stdout[0]);
+    redis.stop(); // errors get logged too
+    stdout.push(echo(&mut p, 2));
+    assert!(stdout[1].contains(STATE_UNAVAILABLE), "{}", stdout[1]);
+    stdout.append(&mut p.seen);
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("redis://:***@127.0.0.1:{}/0", redis.port)),
+        "the store is named, redacted: {err}"
+    );
+    assert!(err.contains("is unavailable"), "{err}");
+    let audit_text = std::fs::read_to_string(&audit).unwrap();
+    assert!(audit_text.contains("\"tool\":\"echo\""), "{audit_text}");
+    for (what, text) in [
+        ("stderr", err.as_str()),
+        ("audit log", audit_text.as_str()),
+        ("stdout", &stdout.join("\n")),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the password is in the {what}: {text}"
+        );
+    }
+
+    // Start-up errors: a wrong password, a DSN that does not parse.
+    redis.spawn();
+    for (bad, secret) in [
+        (
+            format!("redis://:wrong-Pw-777@127.0.0.1:{}/0", redis.port),
+            "wrong-Pw-777",
+        ),
+        (
+            format!("redis://user:other-Pw-888@127.0.0.1:{}/notadb", redis.port),
+            "other-Pw-888",
+        ),
+        (
+            format!("http://u:third-Pw-999@127.0.0.1:{}", redis.port),
+            "third-Pw-999",
+        ),
+    ] {
+        let out = Command::new(common::portcullis())
+            .args(["-c", &policy, "--state-dsn", &bad, "--", "true"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.starts_with("error: "), "{err}");
+        assert!(
+            err.contains(":***@127.0.0.1"),
+            "the DSN is named, redacted: {err}"
+        );
+        assert!(!err.contains(secret), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn redis_down_at_start_up_is_a_clear_error() {
+    let port = free_port();
+    let out = Command::new(common::portcullis())
+        .args(["--server", "everything", "--state-dsn"])
+        .arg(format!("redis://127.0.0.1:{port}/0"))
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: cannot reach Redis at redis://127.0.0.1:{port}/0"
+        )),
+        "{err}"
+    );
+}

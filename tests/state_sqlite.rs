@@ -1,0 +1,138 @@
+//! `--state-dir`: counters in SQLite, with the real binary and the real
+//! `@modelcontextprotocol/server-everything`. A limit holds across a restart
+//! of the proxy, and two proxies sharing the directory never admit more
+//! than the limit between them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Proxy, is_denial, temp_dir};
+
+/// A policy with a global (not per-session) limit on `echo` in a sliding
+/// two-day window: no calendar boundary can reset it during a test.
+fn limited_policy(dir: &Path, limit: u32) -> PathBuf {
+    let path = dir.join("limited.policy");
+    std::fs::write(
+        &path,
+        format!(
+            "server limited {{\n  tool echo {{\n    limit {limit} per 2d -> \"At most {limit} echoes per two days\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn echo(p: &mut Proxy, id: u64) -> String {
+    p.call(id, "echo", &format!(r#"{{"message":"hello {id}"}}"#))
+}
+
+fn proxy(name: &str, policy: &Path, state: &Path) -> Proxy {
+    let (policy, state) = (policy.display().to_string(), state.display().to_string());
+    let mut p = Proxy::everything(
+        name,
+        &["-c", &policy, "--state-dir", &state, "--log-level", "warn"],
+    );
+    p.initialize();
+    p
+}
+
+#[test]
+fn a_limit_holds_across_a_restart_of_the_proxy() {
+    let dir = temp_dir("sqlite-restart");
+    let policy = limited_policy(&dir, 5);
+    let state = dir.join("state");
+
+    let mut first = proxy("sqlite-restart-1", &policy, &state);
+    for id in 1..=3 {
+        let r = echo(&mut first, id);
+        assert!(r.contains(&format!("hello {id}")), "allowed: {r}");
+    }
+    let (code, err) = first.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        state.join("portcullis-counters.sqlite").exists(),
+        "the database is in --state-dir"
+    );
+
+    // A new process, a new agent session: the global counter is still at 3.
+    let mut second = proxy("sqlite-restart-2", &policy, &state);
+    for id in 4..=5 {
+        let r = echo(&mut second, id);
+        assert!(r.contains(&format!("hello {id}")), "allowed: {r}");
+    }
+    let denied = echo(&mut second, 6);
+    assert!(is_denial(&denied), "{denied}");
+    assert!(denied.contains("At most 5 echoes per two days"), "{denied}");
+    assert!(
+        !second
+            .server_received()
+            .iter()
+            .any(|l| l.contains("hello 6")),
+        "a denied call never reaches the server"
+    );
+    let (code, err) = second.finish();
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn two_proxies_sharing_the_directory_admit_exactly_the_limit() {
+    let dir = temp_dir("sqlite-race");
+    let limit = 10;
+    let policy = limited_policy(&dir, limit);
+    let state = dir.join("state");
+    let mut proxies = [
+        proxy("sqlite-race-a", &policy, &state),
+        proxy("sqlite-race-b", &policy, &state),
+    ];
+    // Both write all their calls at once, then read the answers.
+    let per_proxy = 9u64;
+    let answers: Vec<Vec<String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = proxies
+            .iter_mut()
+            .enumerate()
+            .map(|(n, p)| {
+                s.spawn(move || {
+                    let ids: Vec<u64> = (0..per_proxy).map(|i| 100 * (n as u64 + 1) + i).collect();
+                    for id in &ids {
+                        p.send(&format!(
+                            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"race {id}"}}}}}}"#
+                        ));
+                    }
+                    ids.iter().map(|id| p.response(&id.to_string())).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all: Vec<&String> = answers.iter().flatten().collect();
+    let allowed = all.iter().filter(|a| a.contains("race ")).count();
+    let denied = all.iter().filter(|a| is_denial(a)).count();
+    assert_eq!(allowed, limit as usize, "{all:#?}");
+    assert_eq!(denied, 2 * per_proxy as usize - limit as usize, "{all:#?}");
+    for p in proxies {
+        let (code, err) = p.finish();
+        assert_eq!(code, 0, "{err}");
+    }
+}
+
+#[test]
+fn an_unusable_state_dir_is_a_clear_start_up_error() {
+    let dir = temp_dir("sqlite-bad");
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = std::process::Command::new(common::portcullis())
+        .args(["--server", "everything", "--state-dir"])
+        .arg(&file)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: cannot create the state directory"),
+        "{err}"
+    );
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(out.stdout.is_empty());
+}
