@@ -555,6 +555,35 @@ impl Session {
         out
     }
 
+    /// A transport could not deliver request `raw_id` (the raw JSON of its id)
+    /// or lost its answer: if it is still waiting for one, it is settled as a
+    /// failure (counters rolled back) and the error answer for the client is
+    /// returned. None when the request was answered, cancelled or is unknown.
+    pub fn fail_pending(&self, raw_id: &[u8], code: i32, message: &str) -> Option<Vec<u8>> {
+        let key = id_key_of_raw(raw_id)?;
+        let mut pending = self.pending();
+        if pending
+            .get(&key)
+            .is_none_or(|p| matches!(p.kind, Kind::Abandoned))
+        {
+            return None;
+        }
+        let p = pending.remove(&key)?;
+        if let Kind::Call(ticket) = &p.kind {
+            self.counters.rollback(ticket);
+        }
+        Some(respond::error(Some(&p.raw_id), code, message))
+    }
+
+    /// True while request `raw_id` waits for its answer.
+    pub fn is_pending(&self, raw_id: &[u8]) -> bool {
+        id_key_of_raw(raw_id).is_some_and(|key| {
+            self.pending()
+                .get(&key)
+                .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
+        })
+    }
+
     /// The upstream is gone: every request in flight gets an error and its counters back.
     pub fn upstream_gone(&self, why: &str) -> Vec<Vec<u8>> {
         let mut pending = self.pending();
@@ -569,6 +598,12 @@ impl Session {
         }
         out
     }
+}
+
+/// The key of a raw id (its JSON text), if it is a valid JSON string or number.
+fn id_key_of_raw(raw: &[u8]) -> Option<IdKey> {
+    validate(raw, Strictness::LENIENT).ok()?;
+    IdKey::of(Value::from_validated(raw))
 }
 
 enum Answer {
