@@ -104,6 +104,8 @@ struct Down {
     up: Up,
     /// The client's GET stream, if open.
     get: Mutex<Option<Sink>>,
+    /// The task relaying the upstream's GET stream to it (HTTP upstreams).
+    get_pump: Mutex<Option<tokio::task::JoinHandle<()>>>,
     last_seen: Mutex<Instant>,
 }
 
@@ -154,7 +156,12 @@ struct Routes {
     by_token: HashMap<IdKey, Sink>,
     /// The client's GET stream.
     get: Option<Sink>,
+    /// Server messages no open stream could carry yet (for the next one that opens).
+    queued: std::collections::VecDeque<Bytes>,
 }
+
+/// Server messages kept for the next client stream, at most.
+const MAX_QUEUED: usize = 1024;
 
 fn key(raw: &[u8]) -> Option<IdKey> {
     crate::json::validate(raw, crate::json::Strictness::LENIENT).ok()?;
@@ -162,9 +169,11 @@ fn key(raw: &[u8]) -> Option<IdKey> {
 }
 
 impl Router {
-    fn expect(&self, sent: &Sent, sink: &Sink) {
+    /// A request goes out: its answer (and progress) will go to `sink`.
+    /// Returns the queued server messages, which now have a stream.
+    fn expect(&self, sent: &Sent, sink: &Sink) -> Vec<Bytes> {
         let Some(id) = sent.raw_id.as_deref().and_then(key) else {
-            return;
+            return Vec::new();
         };
         let token = sent.progress_token.as_deref().and_then(key);
         let mut r = lock(&self.inner);
@@ -172,6 +181,7 @@ impl Router {
             r.by_token.insert(t.clone(), sink.clone());
         }
         r.by_id.insert(id, (sink.clone(), token));
+        r.queued.drain(..).collect()
     }
 
     /// The client cancelled a request: it expects no answer, its stream can end.
@@ -183,8 +193,15 @@ impl Router {
         }
     }
 
-    fn set_get(&self, sink: Option<Sink>) {
-        lock(&self.inner).get = sink;
+    /// The client's GET stream opened (or closed); returns the queued messages.
+    fn set_get(&self, sink: Option<Sink>) -> Vec<Bytes> {
+        let mut r = lock(&self.inner);
+        r.get = sink;
+        if r.get.is_some() {
+            r.queued.drain(..).collect()
+        } else {
+            Vec::new()
+        }
     }
 
     /// Where one message goes.
@@ -225,9 +242,16 @@ impl Router {
             Some(sink) => {
                 let _ = sink.send(msg).await;
             }
-            None => log.debug(format_args!(
-                "dropped a server message: no client stream is open to carry it"
-            )),
+            None => {
+                let mut r = lock(&self.inner);
+                if r.queued.len() < MAX_QUEUED {
+                    r.queued.push_back(msg);
+                } else {
+                    log.warn(format_args!(
+                        "dropped a server message: no client stream has been open to carry it (GET the endpoint to receive server messages)"
+                    ));
+                }
+            }
         }
     }
 }
@@ -714,6 +738,7 @@ impl Server {
             session,
             up,
             get: Mutex::new(None),
+            get_pump: Mutex::new(None),
             last_seen: Mutex::new(Instant::now()),
         });
         lock(&self.sessions).insert(id.clone(), down.clone());
@@ -819,7 +844,9 @@ impl Server {
                 }
             },
             Up::Routed { router, to } => {
-                router.expect(sent, sink);
+                for m in router.expect(sent, sink) {
+                    let _ = sink.send(m).await;
+                }
                 if let Some(c) = &sent.cancels {
                     router.forget(c);
                 }
@@ -861,16 +888,19 @@ impl Server {
             Ok(d) => d,
             Err(r) => return r,
         };
-        let (sink, rx) = mpsc::channel::<Bytes>(256);
+        let (sink, rx) = mpsc::channel::<Bytes>(MAX_QUEUED + 64);
         match &down.up {
             Up::Http(link) => match link.up.get(None).await {
                 Ok(Some(mut stream)) => {
                     let link = link.clone();
                     let s = sink.clone();
-                    tokio::spawn(async move {
+                    let pump = tokio::spawn(async move {
                         let (mut last, mut retry) = (None, Duration::ZERO);
                         link.pump(&mut stream, None, &s, &mut last, &mut retry).await;
                     });
+                    if let Some(old) = lock(&down.get_pump).replace(pump) {
+                        old.abort();
+                    }
                 }
                 Ok(None) => {
                     return http_error(
@@ -887,7 +917,11 @@ impl Server {
                     return http_error(StatusCode::BAD_GATEWAY, UPSTREAM_GONE, &f.describe(link.up.url()));
                 }
             },
-            Up::Routed { router, .. } => router.set_get(Some(sink.clone())),
+            Up::Routed { router, .. } => {
+                for m in router.set_get(Some(sink.clone())) {
+                    let _ = sink.try_send(m);
+                }
+            }
         }
         *lock(&down.get) = Some(sink);
         event_stream(rx)
@@ -899,7 +933,16 @@ impl Server {
             Err(r) => return r,
         };
         self.remove(&down.id);
-        self.end(&down, "the client ended the session").await;
+        let why = "the client ended the session";
+        match &down.up {
+            // The upstream session ends before the answer, as if the client talked to it.
+            Up::Http(_) => self.end(&down, why).await,
+            // A child may take its grace period to exit: that goes on in the background.
+            Up::Routed { .. } => {
+                let server = self.clone();
+                tokio::spawn(async move { server.end(&down, why).await });
+            }
+        }
         empty(StatusCode::OK)
     }
 
@@ -911,6 +954,9 @@ impl Server {
     async fn end(&self, down: &Down, why: &str) {
         self.log.info(format_args!("session {} ended: {why}", &down.id[..8]));
         *lock(&down.get) = None;
+        if let Some(pump) = lock(&down.get_pump).take() {
+            pump.abort();
+        }
         // Nobody will read these answers any more; the counters come back.
         let _ = down.session.upstream_gone(why);
         match &down.up {
@@ -920,7 +966,7 @@ impl Server {
                 }
             }
             Up::Routed { router, to } => {
-                router.set_get(None);
+                let _ = router.set_get(None);
                 match to {
                     To::Legacy(_, pump) => pump.abort(),
                     To::Child(h) => {

@@ -104,6 +104,8 @@ pub async fn run(session: Arc<Session>, opts: UpstreamOptions, log: Log) -> std:
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut code = 0;
+    // Set when the client closed stdin: answers in flight may still come until then.
+    let mut closing: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             biased;
@@ -122,7 +124,12 @@ pub async fn run(session: Arc<Session>, opts: UpstreamOptions, log: Log) -> std:
                     log.error(format_args!("a relay task failed: {e}"));
                 }
             }
-            line = lines.next() => match line {
+            _ = tokio::time::sleep(Duration::from_millis(20)), if closing.is_some() => {
+                if session.in_flight() == 0 || closing.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    break;
+                }
+            }
+            line = lines.next(), if closing.is_none() => match line {
                 Ok(Line::Message(line)) => {
                     let out = session.from_client(&line);
                     for r in out.reply {
@@ -178,10 +185,7 @@ pub async fn run(session: Arc<Session>, opts: UpstreamOptions, log: Log) -> std:
                 }
                 Ok(Line::Eof) | Err(_) => {
                     log.info(format_args!("client closed stdin; waiting up to {:?} for answers in flight", opts.grace));
-                    let _ = tokio::time::timeout(opts.grace, async {
-                        while tasks.join_next().await.is_some() {}
-                    }).await;
-                    break;
+                    closing = Some(tokio::time::Instant::now() + opts.grace);
                 }
             },
         }
