@@ -170,21 +170,35 @@ fn run_script() -> Run {
         dir.join("audit-child.jsonl"),
     ];
     let mut cmd = Command::new(common::portcullis());
-    cmd.args(["--server", "everything", "--transport", "http", "--port", "0"])
-        .arg("--audit-log")
-        .arg(&audit[1])
-        .args(["--upstream", &tap_b]);
+    cmd.args([
+        "--server",
+        "everything",
+        "--transport",
+        "http",
+        "--port",
+        "0",
+    ])
+    .arg("--audit-log")
+    .arg(&audit[1])
+    .args(["--upstream", &tap_b]);
     let (http_proxy, line, http_err) = start_until(cmd, true, "listening on");
     let http_url = proxy_url(&line);
     let mut cmd = Command::new(common::portcullis());
-    cmd.args(["--server", "everything", "--transport", "http", "--port", "0"])
-        .arg("--audit-log")
-        .arg(&audit[2])
-        .arg("--")
-        .arg(common::root().join("tests/e2e/tap.sh"))
-        .arg(&tap_child_log)
-        .arg("node")
-        .arg(&server);
+    cmd.args([
+        "--server",
+        "everything",
+        "--transport",
+        "http",
+        "--port",
+        "0",
+    ])
+    .arg("--audit-log")
+    .arg(&audit[2])
+    .arg("--")
+    .arg(common::root().join("tests/e2e/tap.sh"))
+    .arg(&tap_child_log)
+    .arg("node")
+    .arg(&server);
     let (child_proxy, line, child_err) = start_until(cmd, true, "listening on");
     let child_url = proxy_url(&line);
 
@@ -310,7 +324,11 @@ fn tools_list_is_identical_minus_the_hidden_tool() {
         .as_array()
         .unwrap();
     assert!(direct.iter().any(|t| t["name"] == "get-env"));
-    assert!(direct.iter().any(|t| t["name"] == "trigger-sampling-request"));
+    assert!(
+        direct
+            .iter()
+            .any(|t| t["name"] == "trigger-sampling-request")
+    );
     let expected: Vec<&Value> = direct.iter().filter(|t| t["name"] != "get-env").collect();
     for side in SIDES {
         let proxied = result(&run.out[side]["tools"], "tools/list")["tools"]
@@ -381,7 +399,10 @@ fn denied_calls_are_answered_by_the_proxy_and_never_reach_the_server() {
                 "{side}: a denied call reached the server: {c}"
             );
             if name == "get-sum" {
-                assert!(c["params"]["arguments"]["a"].as_f64().unwrap() <= 1000.0, "{c}");
+                assert!(
+                    c["params"]["arguments"]["a"].as_f64().unwrap() <= 1000.0,
+                    "{c}"
+                );
             }
         }
     }
@@ -399,7 +420,10 @@ fn progress_notifications_arrive_through_the_proxy() {
         );
         // The last notification may race the result (directly too), so counts may differ by one.
         let (pc, dc) = (p["count"].as_u64().unwrap(), d["count"].as_u64().unwrap());
-        assert!(pc >= 1 && pc + 1 >= dc, "{side}: {pc} progress notifications, {dc} directly");
+        assert!(
+            pc >= 1 && pc + 1 >= dc,
+            "{side}: {pc} progress notifications, {dc} directly"
+        );
         let values: Vec<f64> = p["values"]
             .as_array()
             .unwrap()
@@ -491,7 +515,11 @@ fn sessions_end_with_delete_upstream() {
             "{side}: DELETE of the proxy's session failed"
         );
     }
-    assert_eq!(run.out["upstream"]["exit"]["code"], 0, "{}", run.out["upstream"]["exit"]);
+    assert_eq!(
+        run.out["upstream"]["exit"]["code"], 0,
+        "{}",
+        run.out["upstream"]["exit"]
+    );
 }
 
 #[test]
@@ -505,7 +533,10 @@ fn every_decision_is_audited() {
         let decisions = lines.iter().filter(|l| l["type"] == "tool_call").count();
         let calls = run.out[side]["calls"].as_array().unwrap().len();
         assert_eq!(decisions, calls, "{side}:\n{}", run.audit[i]);
-        assert!(!run.audit[i].contains("hello e2e"), "{side}: an argument value in the audit log");
+        assert!(
+            !run.audit[i].contains("hello e2e"),
+            "{side}: an argument value in the audit log"
+        );
     }
 }
 
@@ -533,6 +564,9 @@ fn the_proxied_sessions_are_clean() {
                 })
             })
             .collect();
-        assert!(errors.is_empty(), "{side}: the SDK client reported errors: {errors:?}");
+        assert!(
+            errors.is_empty(),
+            "{side}: the SDK client reported errors: {errors:?}"
+        );
     }
 }

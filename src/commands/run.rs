@@ -6,11 +6,11 @@ use std::time::Duration;
 use portcullis_runtime::counters::MemoryCounters;
 use portcullis_runtime::policy::{FailMode, Policy};
 use portcullis_runtime::proxy::audit::{AuditLog, Event, Identity};
-use portcullis_runtime::proxy::log::{Level, Log};
-use portcullis_runtime::proxy::session::Session;
 use portcullis_runtime::proxy::http::server::{self, Backend, ServerOptions};
 use portcullis_runtime::proxy::http::stdio_client::{self, UpstreamOptions};
 use portcullis_runtime::proxy::http::upstream::parse_header;
+use portcullis_runtime::proxy::log::{Level, Log};
+use portcullis_runtime::proxy::session::Session;
 use portcullis_runtime::proxy::stdio::{self, StdioOptions};
 
 use crate::cli::{Cli, FailModeArg, ProxyArgs, Transport};
@@ -284,7 +284,10 @@ fn upstream_options(url: &str, a: &ProxyArgs) -> Result<UpstreamOptions, (String
     }
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
         return Err((
-            format!("--upstream `{}` carries credentials in the URL", redact_userinfo(url)),
+            format!(
+                "--upstream `{}` carries credentials in the URL",
+                redact_userinfo(url)
+            ),
             "pass them as a header, e.g. --header \"Authorization: Bearer ...\"".to_string(),
         ));
     }

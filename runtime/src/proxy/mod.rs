@@ -9,11 +9,11 @@
 //! - [`log`]: stderr logging.
 
 pub mod audit;
+pub mod http;
 pub mod lines;
 pub mod log;
 pub mod respond;
 pub mod session;
-pub mod http;
 pub mod stdio;
 
 /// Default limit on one message in either direction (16 MiB).

@@ -131,7 +131,9 @@ impl Link {
                     let _ = sink.send(Bytes::from(err)).await;
                 }
             }
-            None => self.log.warn(format_args!("a message was not delivered: {why}")),
+            None => self
+                .log
+                .warn(format_args!("a message was not delivered: {why}")),
         }
     }
 
@@ -155,6 +157,9 @@ impl Link {
     /// (GET with `Last-Event-ID`) while its request is unanswered, and
     /// answering the request with an error if its answer never comes.
     pub async fn relay(&self, answer: Answer, sent: &Sent, sink: &Sink) {
+        if matches!(answer, Answer::Accepted) && self.up.is_legacy() {
+            return; // the answer comes on the SSE stream
+        }
         let deadline = self.request_timeout.map(|t| Instant::now() + t);
         let work = self.relay_inner(answer, sent, sink);
         let timed_out = match deadline {
@@ -168,7 +173,10 @@ impl Link {
             let (code, why) = if timed_out {
                 let t = self.request_timeout.unwrap_or_default().as_secs_f64();
                 self.cancel_upstream(id);
-                (UPSTREAM_TIMEOUT, format!("the upstream did not answer within {t} s"))
+                (
+                    UPSTREAM_TIMEOUT,
+                    format!("the upstream did not answer within {t} s"),
+                )
             } else {
                 (
                     UPSTREAM_GONE,
@@ -208,7 +216,10 @@ impl Link {
                 let mut retry = Duration::from_millis(500);
                 let mut resumes = 0u32;
                 loop {
-                    if !self.pump(&mut stream, Some(sent), sink, &mut last_id, &mut retry).await {
+                    if !self
+                        .pump(&mut stream, Some(sent), sink, &mut last_id, &mut retry)
+                        .await
+                    {
                         return; // the client is gone
                     }
                     let waiting = sent
@@ -290,7 +301,10 @@ impl Link {
                 }
                 Ok(Some(mut stream)) => {
                     failures = 0;
-                    if !self.pump(&mut stream, None, &sink, &mut last_id, &mut retry).await {
+                    if !self
+                        .pump(&mut stream, None, &sink, &mut last_id, &mut retry)
+                        .await
+                    {
                         return;
                     }
                     tokio::time::sleep(retry).await;

@@ -389,9 +389,11 @@ fn accepts_sse(req: &Request<Incoming>) -> bool {
 
 /// Runs the endpoint until SIGINT or SIGTERM; returns the exit code.
 pub async fn run(opts: ServerOptions, factory: SessionFactory, log: Log) -> std::io::Result<i32> {
-    let listener = tokio::net::TcpListener::bind(opts.addr).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", opts.addr))
-    })?;
+    let listener = tokio::net::TcpListener::bind(opts.addr)
+        .await
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", opts.addr))
+        })?;
     let local = listener.local_addr()?;
     let client = match &opts.backend {
         Backend::Url(u) => Some(upstream::client(u.connect_timeout)),
@@ -416,7 +418,11 @@ pub async fn run(opts: ServerOptions, factory: SessionFactory, log: Log) -> std:
         Backend::Url(u) => log.info(format_args!(
             "serving MCP sessions from {} ({})",
             u.url,
-            if u.legacy { "legacy HTTP+SSE" } else { "Streamable HTTP" }
+            if u.legacy {
+                "legacy HTTP+SSE"
+            } else {
+                "Streamable HTTP"
+            }
         )),
         Backend::Command(c) => log.info(format_args!(
             "serving each MCP session with its own `{}` process",
@@ -501,7 +507,11 @@ fn new_session_id() -> String {
 impl Server {
     async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         if req.uri().path() != "/mcp" {
-            return http_error(StatusCode::NOT_FOUND, INVALID_REQUEST, "Not Found: the MCP endpoint is /mcp");
+            return http_error(
+                StatusCode::NOT_FOUND,
+                INVALID_REQUEST,
+                "Not Found: the MCP endpoint is /mcp",
+            );
         }
         if let Some(origin) = req.headers().get(hyper::header::ORIGIN) {
             let ok = origin
@@ -511,7 +521,11 @@ impl Server {
                 self.log.warn(format_args!(
                     "refused a request from origin {origin:?} (403); allow it with --allow-origin"
                 ));
-                return http_error(StatusCode::FORBIDDEN, INVALID_REQUEST, "Forbidden: origin not allowed");
+                return http_error(
+                    StatusCode::FORBIDDEN,
+                    INVALID_REQUEST,
+                    "Forbidden: origin not allowed",
+                );
             }
         }
         if self.loopback
@@ -587,7 +601,11 @@ impl Server {
         let mut out = Vec::new();
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else {
-                return Err(http_error(StatusCode::BAD_REQUEST, INVALID_REQUEST, "Bad Request: body read failed"));
+                return Err(http_error(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_REQUEST,
+                    "Bad Request: body read failed",
+                ));
             };
             if let Ok(d) = frame.into_data() {
                 if out.len() + d.len() > max {
@@ -669,7 +687,11 @@ impl Server {
     }
 
     /// Starts a session's upstream.
-    async fn open(self: &Arc<Self>, body: &[u8], first: &Sent) -> Result<Arc<Down>, Response<Body>> {
+    async fn open(
+        self: &Arc<Self>,
+        body: &[u8],
+        first: &Sent,
+    ) -> Result<Arc<Down>, Response<Body>> {
         if lock(&self.sessions).len() >= self.opts.max_sessions {
             self.log.warn(format_args!(
                 "refused a new session: {} sessions are open (the limit)",
@@ -709,8 +731,11 @@ impl Server {
                     let l = link.clone();
                     let pump = tokio::spawn(async move {
                         let (mut last, mut retry) = (None, Duration::ZERO);
-                        l.pump(&mut stream, None, &input, &mut last, &mut retry).await;
-                        for e in l.session.upstream_gone("the upstream MCP server closed its SSE stream before answering") {
+                        l.pump(&mut stream, None, &input, &mut last, &mut retry)
+                            .await;
+                        for e in l.session.upstream_gone(
+                            "the upstream MCP server closed its SSE stream before answering",
+                        ) {
                             let _ = input.send(Bytes::from(e)).await;
                         }
                     });
@@ -747,7 +772,12 @@ impl Server {
     }
 
     /// One POSTed body of an existing (or just created) session.
-    async fn exchange(self: &Arc<Self>, down: &Arc<Down>, body: Bytes, sse_ok: bool) -> Response<Body> {
+    async fn exchange(
+        self: &Arc<Self>,
+        down: &Arc<Down>,
+        body: Bytes,
+        sse_ok: bool,
+    ) -> Response<Body> {
         let out = down.session.from_client(&body);
         let msgs: Vec<(Bytes, Sent)> = out
             .forward
@@ -814,7 +844,13 @@ impl Server {
 
     /// Sends one message upstream; answers go to `sink`. Err: the response
     /// the client gets instead (the upstream ended the session).
-    async fn deliver(&self, down: &Arc<Down>, msg: Bytes, sent: &Sent, sink: &Sink) -> Result<(), Response<Body>> {
+    async fn deliver(
+        &self,
+        down: &Arc<Down>,
+        msg: Bytes,
+        sent: &Sent,
+        sink: &Sink,
+    ) -> Result<(), Response<Body>> {
         match &down.up {
             Up::Http(link) => match link.up.post(msg, sent.initialize).await {
                 Ok(answer) => {
@@ -865,7 +901,11 @@ impl Server {
                         };
                         if !ok && let Some(id) = &sent.raw_id {
                             router.forget(id);
-                            if let Some(e) = down.session.fail_pending(id, UPSTREAM_GONE, "the MCP server process of this session has exited") {
+                            if let Some(e) = down.session.fail_pending(
+                                id,
+                                UPSTREAM_GONE,
+                                "the MCP server process of this session has exited",
+                            ) {
                                 let _ = sink.send(Bytes::from(e)).await;
                             }
                         }
@@ -896,7 +936,8 @@ impl Server {
                     let s = sink.clone();
                     let pump = tokio::spawn(async move {
                         let (mut last, mut retry) = (None, Duration::ZERO);
-                        link.pump(&mut stream, None, &s, &mut last, &mut retry).await;
+                        link.pump(&mut stream, None, &s, &mut last, &mut retry)
+                            .await;
                     });
                     if let Some(old) = lock(&down.get_pump).replace(pump) {
                         old.abort();
@@ -911,10 +952,18 @@ impl Server {
                 }
                 Err(Failure::SessionGone) => {
                     self.remove(&down.id);
-                    return http_error(StatusCode::NOT_FOUND, UPSTREAM_GONE, "Session not found: the upstream ended the session");
+                    return http_error(
+                        StatusCode::NOT_FOUND,
+                        UPSTREAM_GONE,
+                        "Session not found: the upstream ended the session",
+                    );
                 }
                 Err(f) => {
-                    return http_error(StatusCode::BAD_GATEWAY, UPSTREAM_GONE, &f.describe(link.up.url()));
+                    return http_error(
+                        StatusCode::BAD_GATEWAY,
+                        UPSTREAM_GONE,
+                        &f.describe(link.up.url()),
+                    );
                 }
             },
             Up::Routed { router, .. } => {
@@ -952,7 +1001,8 @@ impl Server {
 
     /// Ends a session's upstream: DELETE for HTTP, stdin closed then signals for a child.
     async fn end(&self, down: &Down, why: &str) {
-        self.log.info(format_args!("session {} ended: {why}", &down.id[..8]));
+        self.log
+            .info(format_args!("session {} ended: {why}", &down.id[..8]));
         *lock(&down.get) = None;
         if let Some(pump) = lock(&down.get_pump).take() {
             pump.abort();
@@ -961,8 +1011,13 @@ impl Server {
         let _ = down.session.upstream_gone(why);
         match &down.up {
             Up::Http(link) => {
-                if let Ok(Err(f)) = tokio::time::timeout(Duration::from_secs(5), link.up.delete()).await {
-                    self.log.debug(format_args!("ending the upstream session: {}", f.describe(link.up.url())));
+                if let Ok(Err(f)) =
+                    tokio::time::timeout(Duration::from_secs(5), link.up.delete()).await
+                {
+                    self.log.debug(format_args!(
+                        "ending the upstream session: {}",
+                        f.describe(link.up.url())
+                    ));
                 }
             }
             Up::Routed { router, to } => {
@@ -990,10 +1045,19 @@ impl Server {
     async fn sweep(self: &Arc<Self>) {
         let all: Vec<Arc<Down>> = lock(&self.sessions).values().cloned().collect();
         for d in all {
-            if let (Some(t), Up::Routed { router, to: To::Child(h) }) = (self.opts.request_timeout, &d.up) {
+            if let (
+                Some(t),
+                Up::Routed {
+                    router,
+                    to: To::Child(h),
+                },
+            ) = (self.opts.request_timeout, &d.up)
+            {
                 let expired = d.session.expire(t);
                 for e in expired.to_client {
-                    self.log.warn(format_args!("a request timed out after {t:?}; answered with an error"));
+                    self.log.warn(format_args!(
+                        "a request timed out after {t:?}; answered with an error"
+                    ));
                     router.route(Bytes::from(e), self.log).await;
                 }
                 let tx = lock(&h.stdin).clone();
@@ -1075,9 +1139,9 @@ impl Server {
                                 r.route(Bytes::copy_from_slice(&f), log).await;
                             }
                         }
-                        Ok(Line::TooLong(n)) => {
-                            log.warn(format_args!("dropped a {n}-byte message from the server (limit {max})"))
-                        }
+                        Ok(Line::TooLong(n)) => log.warn(format_args!(
+                            "dropped a {n}-byte message from the server (limit {max})"
+                        )),
                         Ok(Line::Eof) | Err(_) => break,
                     }
                 }
@@ -1119,7 +1183,9 @@ impl Server {
                 &id[..8],
                 code.map_or("signal".to_string(), |c| c.to_string())
             ));
-            for e in sess.upstream_gone("the MCP server process of this session exited before answering") {
+            for e in
+                sess.upstream_gone("the MCP server process of this session exited before answering")
+            {
                 r.route(Bytes::from(e), log).await;
             }
             server.remove(&id);

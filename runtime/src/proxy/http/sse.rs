@@ -170,7 +170,8 @@ impl Parser {
         let ev = std::mem::take(&mut self.cur);
         let had_data = std::mem::take(&mut self.has_data);
         if self.dropped > 0 {
-            self.ready.push_back(Item::TooLong(std::mem::take(&mut self.dropped)));
+            self.ready
+                .push_back(Item::TooLong(std::mem::take(&mut self.dropped)));
         } else if had_data || ev.id.is_some() || ev.retry.is_some() {
             self.ready.push_back(Item::Event(ev));
         }
@@ -269,7 +270,8 @@ mod tests {
 
     #[test]
     fn any_chunking_gives_the_same_events() {
-        let text = b"id: 1\r\ndata: {\"x\":1}\r\n\r\nretry: 50\r\n\r\nevent: message\rdata: two\r\r";
+        let text =
+            b"id: 1\r\ndata: {\"x\":1}\r\n\r\nretry: 50\r\n\r\nevent: message\rdata: two\r\r";
         let mut whole = Parser::new(1024);
         whole.feed(text);
         let want = events(&mut whole);
@@ -302,6 +304,9 @@ mod tests {
     fn frames_parse_back() {
         let mut p = Parser::new(1024);
         p.feed(&frame(b"{\"jsonrpc\":\"2.0\"}"));
-        assert_eq!(events(&mut p), vec![ev("message", "{\"jsonrpc\":\"2.0\"}", None)]);
+        assert_eq!(
+            events(&mut p),
+            vec![ev("message", "{\"jsonrpc\":\"2.0\"}", None)]
+        );
     }
 }

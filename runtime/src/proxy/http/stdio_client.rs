@@ -73,7 +73,11 @@ pub async fn run(session: Arc<Session>, opts: UpstreamOptions, log: Log) -> std:
     log.info(format_args!(
         "relaying to {} ({}), enforcing policy `{}` (sha256:{})",
         opts.url,
-        if opts.legacy { "legacy HTTP+SSE" } else { "Streamable HTTP" },
+        if opts.legacy {
+            "legacy HTTP+SSE"
+        } else {
+            "Streamable HTTP"
+        },
         session.policy().meta().server,
         &session.policy().meta().digest[..16]
     ));

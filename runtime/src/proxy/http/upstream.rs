@@ -94,7 +94,9 @@ impl Failure {
             Failure::SessionGone => format!(
                 "the upstream MCP server {url} ended the MCP session (HTTP 404 for its session id); the client must initialize again"
             ),
-            Failure::BadAnswer(e) => format!("the upstream MCP server {url} sent an unusable answer: {e}"),
+            Failure::BadAnswer(e) => {
+                format!("the upstream MCP server {url} sent an unusable answer: {e}")
+            }
         }
     }
 }
@@ -182,6 +184,11 @@ impl Upstream {
         }
     }
 
+    /// Legacy HTTP+SSE (connected): answers arrive on the GET stream, not on POSTs.
+    pub fn is_legacy(&self) -> bool {
+        self.state().endpoint.is_some()
+    }
+
     /// Forgets the session (a new `initialize` starts another).
     pub fn reset(&self) {
         let mut s = self.state();
@@ -189,7 +196,12 @@ impl Upstream {
         s.protocol = None;
     }
 
-    fn request(&self, method: Method, uri: &Uri, accept: HeaderValue) -> hyper::http::request::Builder {
+    fn request(
+        &self,
+        method: Method,
+        uri: &Uri,
+        accept: HeaderValue,
+    ) -> hyper::http::request::Builder {
         let mut b = Request::builder()
             .method(method)
             .uri(uri.clone())
@@ -252,7 +264,10 @@ impl Upstream {
         self.answer(resp).await
     }
 
-    async fn answer(&self, resp: hyper::Response<hyper::body::Incoming>) -> Result<Answer, Failure> {
+    async fn answer(
+        &self,
+        resp: hyper::Response<hyper::body::Incoming>,
+    ) -> Result<Answer, Failure> {
         let status = resp.status();
         let ctype = content_type(&resp);
         if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
@@ -280,7 +295,11 @@ impl Upstream {
                 Err(Failure::BadAnswer(format!(
                     "HTTP {status} with content type `{}`{}",
                     if other.is_empty() { "none" } else { other },
-                    if text.is_empty() { String::new() } else { format!(": {text}") }
+                    if text.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {text}")
+                    }
                 )))
             }
         }
@@ -367,7 +386,9 @@ impl Upstream {
                 match stream.next().await {
                     Ok(Some(sse::Item::Event(e))) if e.kind == "endpoint" => return Ok(e.data),
                     Ok(Some(_)) => continue,
-                    Ok(None) => return Err("the stream ended before its `endpoint` event".to_string()),
+                    Ok(None) => {
+                        return Err("the stream ended before its `endpoint` event".to_string());
+                    }
                     Err(e) => return Err(error_chain(&e)),
                 }
             }
@@ -519,7 +540,9 @@ mod tests {
     fn endpoints_resolve_against_the_sse_url() {
         let base: Uri = "http://127.0.0.1:3001/sse".parse().unwrap();
         assert_eq!(
-            resolve(&base, "/message?sessionId=abc").unwrap().to_string(),
+            resolve(&base, "/message?sessionId=abc")
+                .unwrap()
+                .to_string(),
             "http://127.0.0.1:3001/message?sessionId=abc"
         );
         assert_eq!(
@@ -535,7 +558,10 @@ mod tests {
     #[test]
     fn headers_parse() {
         let (k, v) = parse_header("Authorization:  Bearer x ").unwrap();
-        assert_eq!((k.as_str(), v.to_str().unwrap()), ("authorization", "Bearer x"));
+        assert_eq!(
+            (k.as_str(), v.to_str().unwrap()),
+            ("authorization", "Bearer x")
+        );
         assert!(parse_header("no colon").is_err());
         assert!(parse_header("Bad Name: v").is_err());
     }
