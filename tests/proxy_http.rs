@@ -78,7 +78,8 @@ impl Upstream {
 fn serve(conn: TcpStream, seen: &Mutex<Vec<Req>>, answer: &(dyn Fn(&Req) -> Vec<u8> + Sync)) {
     let mut r = BufReader::new(conn.try_clone().unwrap());
     let mut w = conn;
-    loop {
+    // One request per connection: every answer closes it.
+    {
         let mut line = String::new();
         if r.read_line(&mut line).unwrap_or(0) == 0 {
             return;
@@ -115,7 +116,6 @@ fn serve(conn: TcpStream, seen: &Mutex<Vec<Req>>, answer: &(dyn Fn(&Req) -> Vec<
         seen.lock().unwrap().push(req.clone());
         let _ = w.write_all(&answer(&req));
         let _ = w.flush();
-        return; // every answer closes its connection
     }
 }
 
@@ -409,10 +409,7 @@ fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16,
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(i) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
         let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
         if n == 0 {
             break;

@@ -152,10 +152,8 @@ impl Parser {
                 self.has_data = true;
             }
             b"event" => self.cur.kind = String::from_utf8_lossy(value).into_owned(),
-            b"id" => {
-                if !value.contains(&0) {
-                    self.cur.id = Some(String::from_utf8_lossy(value).into_owned());
-                }
+            b"id" if !value.contains(&0) => {
+                self.cur.id = Some(String::from_utf8_lossy(value).into_owned());
             }
             b"retry" => {
                 if let Some(ms) = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()) {
