@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! mcp-load server [--tools N] [--names FILE]
+//! mcp-load http-server [--tools N] [--names FILE] [--port P]
+//! mcp-load run-http --proxy PATH [--server NAME] [--calls N] [--warmup N] [--rounds R]
 //! mcp-load relay -- CMD ARGS...
 //! mcp-load run --proxy PATH [--server NAME] [--nolimit-server NAME] [--calls N]
 //!              [--warmup N] [--pipelined M] [--rounds R] [--lists K] [--startups S]
@@ -14,6 +16,7 @@
 //! one extra process hop); `run` measures the server directly, through the
 //! relay and through the proxy, in one run. See `scripts/bench-proxy`.
 
+mod http;
 mod json;
 mod procfs;
 mod relay;
@@ -31,6 +34,12 @@ usage:
       a stdio MCP server with N tools (default: every tool of the embedded
       benches/policies/fusionauth.yaml; --names reads a policy YAML or a
       file of one name per line)
+  mcp-load http-server [--tools N] [--names FILE] [--port P]
+      the same server over HTTP (Streamable HTTP, JSON answers) on 127.0.0.1
+  mcp-load run-http --proxy PATH [--server NAME] [--calls N] [--warmup N] [--rounds R]
+      serial tools/call latency: directly over HTTP, through PATH --transport http
+      --upstream, and through PATH --upstream (stdio client); defaults: --server
+      fusionauth-nolimit, 5000 calls, 500 warm-up, 3 rounds
   mcp-load relay -- CMD ARGS...
       the cheapest stdio relay (two threads copying lines), as a baseline
   mcp-load run --proxy PATH [options]
@@ -92,6 +101,8 @@ fn main() -> ExitCode {
             }
         }
         "run" => run_main(&args[1..]),
+        "http-server" => http_server_main(&args[1..]),
+        "run-http" => run_http_main(&args[1..]),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -240,6 +251,83 @@ fn run_main(args: &[OsString]) -> ExitCode {
         }
         Err(e) => {
             eprintln!("mcp-load run: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn http_server_main(args: &[OsString]) -> ExitCode {
+    let mut f = Flags { args, i: 0 };
+    let mut n: Option<usize> = None;
+    let mut names_file: Option<PathBuf> = None;
+    let mut port = 0u16;
+    while let Some(a) = f.next() {
+        let r = match a {
+            "--tools" => f.number(a).map(|v| n = Some(v)),
+            "--names" => f.value(a).map(|v| names_file = Some(PathBuf::from(v))),
+            "--port" => f.number(a).map(|v| port = v as u16),
+            other => Err(format!("http-server: unknown flag `{other}`")),
+        };
+        if let Err(e) = r {
+            return fail(&e);
+        }
+    }
+    let names = match read_names(names_file.as_ref()) {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
+    let names = tools::take(&names, n.unwrap_or(names.len()));
+    match http::serve(server::Server::new(&tools::tools_array(&names)), port) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-load http-server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_http_main(args: &[OsString]) -> ExitCode {
+    let mut o = http::Options {
+        proxy: PathBuf::new(),
+        server: "fusionauth-nolimit".into(),
+        tools: 0,
+        tool: run::DEFAULT_TOOL.into(),
+        arguments: run::DEFAULT_ARGUMENTS.into(),
+        calls: 5_000,
+        warmup: 500,
+        rounds: 3,
+    };
+    let mut f = Flags { args, i: 0 };
+    while let Some(a) = f.next() {
+        let r = match a {
+            "--proxy" => f.value(a).map(|v| o.proxy = PathBuf::from(v)),
+            "--server" => f.string(a).map(|v| o.server = v),
+            "--calls" => f.number(a).map(|v| o.calls = v),
+            "--warmup" => f.number(a).map(|v| o.warmup = v),
+            "--rounds" => f.number(a).map(|v| o.rounds = v.max(1)),
+            "--tools" => f.number(a).map(|v| o.tools = v),
+            other => Err(format!("run-http: unknown flag `{other}`")),
+        };
+        if let Err(e) = r {
+            return fail(&e);
+        }
+    }
+    if o.proxy.as_os_str().is_empty() {
+        return fail("run-http: --proxy PATH is required");
+    }
+    if o.tools == 0 {
+        o.tools = match read_names(None) {
+            Ok(n) => n.len(),
+            Err(e) => return fail(&e),
+        };
+    }
+    match http::run(&o) {
+        Ok(report) => {
+            print!("{}", http::table(&o, &report));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mcp-load run-http: {e}");
             ExitCode::from(1)
         }
     }
