@@ -537,6 +537,14 @@ fn every_decision_is_audited() {
             !run.audit[i].contains("hello e2e"),
             "{side}: an argument value in the audit log"
         );
+        // Each line names the MCP session (one per proxy here).
+        let sessions: std::collections::BTreeSet<&str> = lines
+            .iter()
+            .filter(|l| l["type"] == "tool_call")
+            .map(|l| l["session"].as_str().unwrap())
+            .collect();
+        assert_eq!(sessions.len(), 1, "{side}: {sessions:?}");
+        assert!(sessions.iter().all(|s| s.len() == 16), "{side}: {sessions:?}");
     }
 }
 

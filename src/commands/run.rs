@@ -161,7 +161,12 @@ pub fn run(cli: Cli) -> i32 {
                 server: meta.server,
                 digest: meta.digest,
                 pid: std::process::id(),
-                session: format!("{session_id:016x}"),
+                // Over HTTP each tool_call line names its own MCP session.
+                session: if a.transport == Transport::Http {
+                    "http".to_string()
+                } else {
+                    format!("{session_id:016x}")
+                },
             };
             match AuditLog::open(path, identity) {
                 Ok((log, handle)) => Some((log, handle)),

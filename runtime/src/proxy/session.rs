@@ -320,6 +320,7 @@ impl Session {
                         message: r.message,
                     },
                     arguments: None,
+                    session: Some(self.session),
                 });
                 return (
                     false,
@@ -377,6 +378,7 @@ impl Session {
                 message: decision.message(call.name()).into_owned(),
             },
             arguments: Some(call.arguments().as_bytes().to_vec()),
+            session: Some(self.session),
         });
         match decision.effect() {
             Effect::Deny => {

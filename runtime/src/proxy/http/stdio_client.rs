@@ -110,6 +110,7 @@ pub async fn run(session: Arc<Session>, opts: UpstreamOptions, log: Log) -> std:
     let mut code = 0;
     // Set when the client closed stdin: answers in flight may still come until then.
     let mut closing: Option<tokio::time::Instant> = None;
+    let mut legacy_tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             biased;
@@ -126,6 +127,18 @@ pub async fn run(session: Arc<Session>, opts: UpstreamOptions, log: Log) -> std:
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(e) = done && e.is_panic() {
                     log.error(format_args!("a relay task failed: {e}"));
+                }
+            }
+            // Legacy upstreams answer on the shared stream: requests time out here.
+            _ = legacy_tick.tick(), if opts.legacy && opts.request_timeout.is_some() => {
+                let expired = session.expire(opts.request_timeout.unwrap_or_default());
+                for r in expired.to_client {
+                    log.warn(format_args!("a request timed out after {:?}; answered with an error", opts.request_timeout.unwrap_or_default()));
+                    let _ = out_tx.send(Bytes::from(r)).await;
+                }
+                for c in expired.to_server {
+                    let up = up.clone();
+                    tokio::spawn(async move { let _ = up.post(Bytes::from(c), false).await; });
                 }
             }
             _ = tokio::time::sleep(Duration::from_millis(20)), if closing.is_some() => {
