@@ -544,7 +544,10 @@ fn every_decision_is_audited() {
             .map(|l| l["session"].as_str().unwrap())
             .collect();
         assert_eq!(sessions.len(), 1, "{side}: {sessions:?}");
-        assert!(sessions.iter().all(|s| s.len() == 16), "{side}: {sessions:?}");
+        assert!(
+            sessions.iter().all(|s| s.len() == 16),
+            "{side}: {sessions:?}"
+        );
     }
 }
 

@@ -172,7 +172,7 @@ fn an_html_error_page_becomes_a_json_rpc_error_and_the_counters_roll_back() {
             b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>",
         )
     });
-    let dir = common::temp_dir("http-502");
+    let dir = common::temp_dir("http-502-policy");
     let policy = one_per_minute(&dir);
     let mut p = Proxy::command("http-502", &["-c", &policy, "--upstream", &up.url()]);
     p.send(INIT);
@@ -213,7 +213,7 @@ fn an_unreachable_upstream_gives_errors_and_the_proxy_keeps_serving() {
         .local_addr()
         .unwrap()
         .port();
-    let dir = common::temp_dir("http-unreachable");
+    let dir = common::temp_dir("http-unreachable-policy");
     let policy = one_per_minute(&dir);
     let url = format!("http://127.0.0.1:{port}/mcp");
     let mut p = Proxy::command("http-unreachable", &["-c", &policy, "--upstream", &url]);

@@ -99,13 +99,18 @@ fn read_head(r: &mut impl BufRead) -> io::Result<Option<Head>> {
     loop {
         line.clear();
         if r.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated HTTP head"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "truncated HTTP head",
+            ));
         }
         let l = line.trim_end();
         if l.is_empty() {
             return Ok(Some(head));
         }
-        let Some((k, v)) = l.split_once(':') else { continue };
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
         let v = v.trim();
         if k.eq_ignore_ascii_case("content-length") {
             head.content_length = v.parse().unwrap_or(0);
@@ -137,7 +142,11 @@ impl Client {
         conn.set_nodelay(true)?;
         Ok(Client {
             host: host.to_string(),
-            path: if path.is_empty() { "/".into() } else { path.to_string() },
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.to_string()
+            },
             r: BufReader::with_capacity(256 * 1024, conn.try_clone()?),
             w: BufWriter::with_capacity(64 * 1024, conn),
             session: None,
@@ -156,7 +165,10 @@ impl Client {
             msg.len()
         )?;
         if let Some(s) = &self.session {
-            write!(self.w, "Mcp-Session-Id: {s}\r\nMCP-Protocol-Version: 2025-06-18\r\n")?;
+            write!(
+                self.w,
+                "Mcp-Session-Id: {s}\r\nMCP-Protocol-Version: 2025-06-18\r\n"
+            )?;
         }
         self.w.write_all(b"\r\n")?;
         self.w.write_all(msg)?;
@@ -413,7 +425,11 @@ pub fn table(o: &Options, r: &Report) -> String {
         s.push('\n');
     };
     w("mcp-load run-http: Portcullis over HTTP vs a direct HTTP connection to the same MCP server".into());
-    w(format!("  proxy      {} --server {}", o.proxy.display(), o.server));
+    w(format!(
+        "  proxy      {} --server {}",
+        o.proxy.display(),
+        o.server
+    ));
     w(format!(
         "  server     mcp-load http-server --tools {} (HTTP/1.1 keep-alive, JSON answers)",
         o.tools

@@ -813,6 +813,70 @@ impl Server {
                 _ => json_response(join_array(&answers)),
             };
         }
+        // One request to an HTTP upstream that answers with JSON: answer with
+        // JSON too (what the client would get directly), without a stream.
+        if let (Up::Http(link), true, [(m, sent)]) = (&down.up, replies.is_empty(), msgs.as_slice())
+        {
+            match link.up.post(m.clone(), sent.initialize).await {
+                Ok(Answer::Json(body)) => {
+                    let out = down.session.from_server(&body);
+                    if out.forward.len() == 1 {
+                        let f = &out.forward[0];
+                        if sent.initialize
+                            && let Some(v) = super::relay::negotiated_version(f)
+                        {
+                            link.up.set_protocol(&v);
+                        }
+                        let bytes = f.to_vec();
+                        drop(out);
+                        if let Some(id) = &sent.raw_id
+                            && let Some(err) = down.session.fail_pending(
+                                id,
+                                UPSTREAM_GONE,
+                                "the upstream's JSON answer did not answer the request",
+                            )
+                        {
+                            return json_response(join_array(&[bytes, err]));
+                        }
+                        return json_response(bytes);
+                    }
+                    let forwarded: Vec<Bytes> = out
+                        .forward
+                        .iter()
+                        .map(|f| Bytes::copy_from_slice(f))
+                        .collect();
+                    drop(out);
+                    for f in forwarded {
+                        let _ = sink.try_send(f);
+                    }
+                    if let Some(id) = &sent.raw_id
+                        && let Some(err) = down.session.fail_pending(
+                            id,
+                            UPSTREAM_GONE,
+                            "the upstream's JSON answer did not answer the request",
+                        )
+                    {
+                        let _ = sink.try_send(Bytes::from(err));
+                    }
+                }
+                Ok(answer) => {
+                    let (link, s, sent) = (link.clone(), sink.clone(), sent.clone());
+                    tokio::spawn(async move { link.relay(answer, &sent, &s).await });
+                }
+                Err(Failure::SessionGone) => {
+                    self.remove(&down.id);
+                    down.session.upstream_gone("the upstream ended the session");
+                    return http_error(
+                        StatusCode::NOT_FOUND,
+                        UPSTREAM_GONE,
+                        "Session not found: the upstream MCP server ended the session; initialize a new session",
+                    );
+                }
+                Err(f) => link.failed(sent, &f, &sink).await,
+            }
+            drop(sink);
+            return self.stream_or_json(rx, sse_ok).await;
+        }
         for r in replies {
             let _ = sink.try_send(Bytes::from(r));
         }
@@ -822,10 +886,15 @@ impl Server {
             }
         }
         drop(sink);
+        self.stream_or_json(rx, sse_ok).await
+    }
+
+    /// The answer to a POST of requests: the stream, or (for a client that
+    /// takes JSON only) its answers once all are in.
+    async fn stream_or_json(&self, rx: mpsc::Receiver<Bytes>, sse_ok: bool) -> Response<Body> {
         if sse_ok {
             return event_stream(rx);
         }
-        // A client that takes JSON only: its answers, once all are in.
         let mut rx = rx;
         let mut answers = Vec::new();
         while let Some(m) = rx.recv().await {
