@@ -411,7 +411,10 @@ pub fn run(o: &Options) -> io::Result<Report> {
     Ok(rep)
 }
 
-fn median(v: &[Stats], pick: fn(&Stats) -> u64) -> f64 {
+/// Picks one percentile.
+type Pick = fn(&Stats) -> u64;
+
+fn median(v: &[Stats], pick: Pick) -> f64 {
     let mut x: Vec<u64> = v.iter().map(pick).collect();
     x.sort_unstable();
     x.get(x.len() / 2).copied().unwrap_or(0) as f64 / 1e3
@@ -451,7 +454,7 @@ pub fn table(o: &Options, r: &Report) -> String {
         "  {:<8} {:>10} {:>14} {:>10} {:>14} {:>10}",
         "", "HTTP", "http", "", "--upstream", ""
     ));
-    let rows: [(&str, fn(&Stats) -> u64); 4] = [
+    let rows: [(&str, Pick); 4] = [
         ("p50", |s| s.p50),
         ("p90", |s| s.p90),
         ("p99", |s| s.p99),
