@@ -109,6 +109,8 @@ struct Down {
     get: Mutex<Option<Sink>>,
     /// The task relaying the upstream's GET stream to it (HTTP upstreams).
     get_pump: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Tasks relaying answers to POST streams (HTTP upstreams): ended with the session.
+    relays: Mutex<Vec<tokio::task::AbortHandle>>,
     last_seen: Mutex<Instant>,
 }
 
@@ -136,6 +138,15 @@ struct ChildHandle {
 impl Down {
     fn touch(&self) {
         *lock(&self.last_seen) = Instant::now();
+    }
+
+    /// Relays an upstream answer to a client stream, as a task of this session.
+    fn relay(&self, link: &Link, answer: Answer, sent: &Sent, sink: &Sink) {
+        let (link, sink, sent) = (link.clone(), sink.clone(), sent.clone());
+        let task = tokio::spawn(async move { link.relay(answer, &sent, &sink).await });
+        let mut relays = lock(&self.relays);
+        relays.retain(|h| !h.is_finished());
+        relays.push(task.abort_handle());
     }
 }
 
@@ -767,6 +778,7 @@ impl Server {
             up,
             get: Mutex::new(None),
             get_pump: Mutex::new(None),
+            relays: Mutex::new(Vec::new()),
             last_seen: Mutex::new(Instant::now()),
         });
         lock(&self.sessions).insert(id.clone(), down.clone());
@@ -859,10 +871,7 @@ impl Server {
                         let _ = sink.try_send(Bytes::from(err));
                     }
                 }
-                Ok(answer) => {
-                    let (link, s, sent) = (link.clone(), sink.clone(), sent.clone());
-                    tokio::spawn(async move { link.relay(answer, &sent, &s).await });
-                }
+                Ok(answer) => down.relay(link, answer, sent, &sink),
                 Err(Failure::SessionGone) => {
                     self.remove(&down.id);
                     down.session.upstream_gone("the upstream ended the session");
@@ -927,8 +936,7 @@ impl Server {
             Up::Http(link) => match link.up.post(msg, sent.initialize).await {
                 Ok(answer) => {
                     if sent.raw_id.is_some() || !matches!(answer, Answer::Accepted) {
-                        let (link, sink, sent) = (link.clone(), sink.clone(), sent.clone());
-                        tokio::spawn(async move { link.relay(answer, &sent, &sink).await });
+                        down.relay(link, answer, sent, sink);
                     }
                     Ok(())
                 }
@@ -1078,6 +1086,10 @@ impl Server {
         *lock(&down.get) = None;
         if let Some(pump) = lock(&down.get_pump).take() {
             pump.abort();
+        }
+        // The client's POST streams end with the session (as they do directly).
+        for r in lock(&down.relays).drain(..) {
+            r.abort();
         }
         // Nobody will read these answers any more; the counters come back.
         let _ = down.session.upstream_gone(why);
