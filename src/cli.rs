@@ -149,18 +149,30 @@ pub struct ProxyArgs {
     /// Transport facing the client.
     #[arg(long, value_enum, default_value_t = Transport::Stdio)]
     pub transport: Transport,
-    /// A remote MCP server (Streamable HTTP) instead of a command.
+    /// A remote MCP server (Streamable HTTP; a URL whose path ends in /sse: legacy HTTP+SSE) instead of a command.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
     /// An HTTP header for the upstream, `Name: value` (repeatable).
     #[arg(long, value_name = "K: V")]
     pub header: Vec<String>,
-    /// Address of the local HTTP endpoint.
+    /// Address of the local HTTP endpoint (default 127.0.0.1).
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
-    /// Port of the local HTTP endpoint (0: any free port).
+    /// Port of the local HTTP endpoint (default 8080; 0: any free port, printed on stderr).
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
+    /// An Origin the local HTTP endpoint accepts besides loopback ones, `scheme://host[:port]` (repeatable).
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+    /// Most MCP sessions the local HTTP endpoint keeps open at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_sessions: usize,
+    /// Seconds after which an MCP session of the local HTTP endpoint with no request is ended (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 1800.0)]
+    pub session_idle_timeout: f64,
+    /// Seconds a connection to the upstream URL may take (TCP and TLS).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
     /// Keep counters in SQLite files in this directory.
     #[arg(long, value_name = "DIR", conflicts_with = "state_dsn")]
     pub state_dir: Option<PathBuf>,

@@ -20,7 +20,8 @@ use portcullis_compiler::eval::Evaluator;
 use portcullis_runtime::Policy;
 use portcullis_runtime::proxy::audit::{AuditLog, Event};
 use portcullis_runtime::proxy::log::Log;
-use portcullis_runtime::proxy::session::Session;
+use portcullis_runtime::proxy::metrics::Metrics;
+use portcullis_runtime::proxy::session::PolicySlot;
 
 /// How often the files are looked at.
 const POLL: Duration = Duration::from_millis(250);
@@ -125,12 +126,13 @@ impl Drop for Watcher {
     }
 }
 
-/// Watches `path` on a background thread and swaps the session's policy
+/// Watches `path` on a background thread and swaps the process's policy
 /// when the file changes to a valid policy.
 pub fn watch(
     path: PathBuf,
     loaded: &Loaded,
-    session: Arc<Session>,
+    slot: Arc<PolicySlot>,
+    metrics: Option<Arc<Metrics>>,
     audit: Option<AuditLog>,
     log: Log,
 ) -> Watcher {
@@ -176,12 +178,12 @@ pub fn watch(
                         // The include set may have changed with the file.
                         files = loaded.files.clone();
                         seen = loaded.stamps.clone();
-                        let old = session.policy().meta().digest;
+                        let old = slot.get().meta().digest;
                         let new = loaded.policy.meta().digest;
                         if old == new {
                             continue;
                         }
-                        session.replace_policy(loaded.policy);
+                        slot.replace(loaded.policy, metrics.as_deref());
                         log.info(format_args!(
                             "policy reloaded from {} (sha256:{} -> sha256:{})",
                             path.display(),

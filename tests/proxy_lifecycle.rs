@@ -301,4 +301,42 @@ fn flags_are_checked_like_interceptss() {
     let (code, err) = run(&["--server", "everything", "--", "/nonexistent/server"]);
     assert_eq!(code, 1);
     assert!(err.contains("cannot start /nonexistent/server"), "{err}");
+    let (code, err) = run(&["--upstream", "http://127.0.0.1:1/mcp", "--", "cat"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("exclude each other"), "{err}");
+    let (code, err) = run(&["--transport", "sse", "--", "cat"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--transport sse") && err.contains("--transport http"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "--server",
+        "everything",
+        "--upstream",
+        "ftp://example.com/mcp",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not an http:// or https:// URL"), "{err}");
+    let (code, err) = run(&[
+        "--server",
+        "everything",
+        "--upstream",
+        "https://me:hunter2@example.com/mcp",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("credentials") && !err.contains("hunter2"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "--server",
+        "everything",
+        "--upstream",
+        "http://127.0.0.1:1/mcp",
+        "--header",
+        "bad header",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not `Name: value`"), "{err}");
 }

@@ -6,15 +6,18 @@ use std::time::Duration;
 use portcullis_runtime::counters::{Counters, MemoryCounters};
 use portcullis_runtime::policy::{FailMode, Policy};
 use portcullis_runtime::proxy::audit::{AuditLog, Event, Identity};
+use portcullis_runtime::proxy::http::server::{self, Backend as HttpBackend, ServerOptions};
+use portcullis_runtime::proxy::http::stdio_client::{self, UpstreamOptions};
+use portcullis_runtime::proxy::http::upstream::parse_header;
 use portcullis_runtime::proxy::log::{Level, Log};
 use portcullis_runtime::proxy::metrics::{self, Metrics};
-use portcullis_runtime::proxy::session::Session;
+use portcullis_runtime::proxy::session::{PolicySlot, Session};
 use portcullis_runtime::proxy::stdio::{self, StdioOptions};
 use portcullis_runtime::state::redis::RedisStore;
 use portcullis_runtime::state::sqlite::SqliteStore;
 use portcullis_runtime::state::{Backend, Store};
 
-use crate::cli::{Cli, FailModeArg, Transport};
+use crate::cli::{Cli, FailModeArg, ProxyArgs, Transport};
 use crate::embedded;
 
 fn fail(msg: &str, help: &str) -> i32 {
@@ -160,18 +163,29 @@ pub fn run(cli: Cli) -> i32 {
     if !a.header.is_empty() && a.upstream.is_none() {
         return fail("--header requires --upstream", "");
     }
-    if a.transport != Transport::Stdio || a.upstream.is_some() {
+    if a.transport == Transport::Sse {
         return fail(
-            "HTTP transports (--upstream, --transport http|sse) are not available in this version of Portcullis",
-            "run a stdio MCP server after `--`: portcullis [flags] -- CMD ARGS...",
+            "a local legacy HTTP+SSE endpoint (--transport sse) is not provided",
+            "serve Streamable HTTP with --transport http; legacy HTTP+SSE servers work as --upstream URL (a URL whose path ends in /sse)",
         );
     }
-    if cli.server_command.is_empty() {
+    if a.upstream.is_some() && !cli.server_command.is_empty() {
+        return fail(
+            "--upstream and a command after `--` exclude each other",
+            "give either the URL of a remote MCP server or the command of a local one",
+        );
+    }
+    if cli.server_command.is_empty() && a.upstream.is_none() {
         return fail(
             "no MCP server to run",
-            "portcullis [--server NAME | -c FILE] [flags] -- CMD ARGS...",
+            "portcullis [--server NAME | -c FILE] [flags] (-- CMD ARGS... | --upstream URL)",
         );
     }
+    let upstream = match a.upstream.as_deref().map(|u| upstream_options(u, a)) {
+        None => None,
+        Some(Ok(u)) => Some(u),
+        Some(Err((msg, help))) => return fail(&msg, &help),
+    };
     // A development build loads `-c FILE` once, here, and watches what it read.
     #[cfg(feature = "dynamic")]
     let loaded = match &a.config {
@@ -204,7 +218,12 @@ pub fn run(cli: Cli) -> i32 {
                 server: meta.server,
                 digest: meta.digest,
                 pid: std::process::id(),
-                session: format!("{session_id:016x}"),
+                // Over HTTP each tool_call line names its own MCP session.
+                session: if a.transport == Transport::Http {
+                    "http".to_string()
+                } else {
+                    format!("{session_id:016x}")
+                },
             };
             match AuditLog::open(path, identity) {
                 Ok((log, handle)) => Some((log, handle)),
@@ -228,43 +247,53 @@ pub fn run(cli: Cli) -> i32 {
     let audit_log = audit.as_ref().map(|(l, _)| l.clone());
     if let Some(l) = &audit_log {
         l.record(Event::Startup {
-            upstream: cli.server_command[0].to_string_lossy().into_owned(),
+            upstream: match &a.upstream {
+                Some(url) => url.clone(),
+                None => cli.server_command[0].to_string_lossy().into_owned(),
+            },
         });
     }
     let metrics = a
         .metrics
         .map(|addr| (addr, Arc::new(Metrics::new(policy.meta()))));
-    let mut session = Session::new(
-        policy,
-        counters,
-        session_id,
-        fail_mode,
-        audit_log.clone(),
-        log,
-    );
-    if let Some((_, m)) = &metrics {
-        session = session.with_metrics(m.clone());
-    }
-    let session = Arc::new(session);
+    // One policy for the process, shared by its sessions (one on stdio, one
+    // per MCP session over HTTP), swapped by a reload.
+    let slot = Arc::new(PolicySlot::new(policy));
     // Development builds reload a `-c` policy file when it changes.
     #[cfg(feature = "dynamic")]
     let watcher = match (&a.config, &loaded) {
         (Some(path), Some(loaded)) if !a.no_reload => Some(crate::reload::watch(
             path.clone(),
             loaded,
-            session.clone(),
+            slot.clone(),
+            metrics.as_ref().map(|(_, m)| m.clone()),
             audit_log.clone(),
             log,
         )),
         _ => None,
     };
-    let secs = |s: f64| (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s));
-    let opts = StdioOptions {
-        command: cli.server_command.clone(),
-        max_message_bytes: a.max_message_size,
-        upstream_timeout: secs(a.upstream_timeout),
-        grace: secs(a.shutdown_grace).unwrap_or(Duration::ZERO),
+    // Every session of this process: the shared policy slot, counters,
+    // decision log and metrics, its own id.
+    let make_session = {
+        let (slot, counters, audit) = (slot.clone(), counters.clone(), audit_log.clone());
+        let metrics = metrics.as_ref().map(|(_, m)| m.clone());
+        move |id: u64| {
+            let s = Session::new(
+                slot.get(),
+                counters.clone(),
+                id,
+                fail_mode,
+                audit.clone(),
+                log,
+            )
+            .with_policy_slot(slot.clone());
+            match &metrics {
+                Some(m) => s.with_metrics(m.clone()),
+                None => s,
+            }
+        }
     };
+    let secs = |s: f64| (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -290,9 +319,58 @@ pub fn run(cli: Cli) -> i32 {
         ));
         runtime.spawn(metrics::serve(listener, m));
     }
-    let code = match runtime.block_on(stdio::run(session, opts, log)) {
+    let result = if a.transport == Transport::Http {
+        let addr = match listen_addr(a.bind.as_deref(), a.port.unwrap_or(8080)) {
+            Ok(addr) => addr,
+            Err(e) => return fail(&e, "--bind takes an IP address, e.g. 127.0.0.1 or ::1"),
+        };
+        let opts = ServerOptions {
+            addr,
+            backend: match upstream {
+                Some(u) => HttpBackend::Url(u),
+                None => HttpBackend::Command(cli.server_command.clone()),
+            },
+            max_message_bytes: a.max_message_size,
+            request_timeout: secs(a.upstream_timeout),
+            grace: secs(a.shutdown_grace).unwrap_or(Duration::ZERO),
+            allowed_origins: a.allow_origin.clone(),
+            max_sessions: a.max_sessions.max(1),
+            idle_timeout: secs(a.session_idle_timeout).unwrap_or(Duration::MAX),
+        };
+        let factory = Box::new(make_session);
+        log.info(format_args!(
+            "enforcing policy `{}` (sha256:{})",
+            meta.server,
+            &meta.digest[..16]
+        ));
+        runtime.block_on(server::run(opts, factory, log))
+    } else {
+        let session = Arc::new(make_session(session_id));
+        // It holds a handle on the decision log, whose writer is joined at exit.
+        drop(make_session);
+        match upstream {
+            Some(u) => runtime.block_on(stdio_client::run(session, u, log)),
+            None => {
+                let opts = StdioOptions {
+                    command: cli.server_command.clone(),
+                    max_message_bytes: a.max_message_size,
+                    upstream_timeout: secs(a.upstream_timeout),
+                    grace: secs(a.shutdown_grace).unwrap_or(Duration::ZERO),
+                };
+                runtime.block_on(stdio::run(session, opts, log))
+            }
+        }
+    };
+    let code = match result {
         Ok(code) => code,
-        Err(e) => fail(&e.to_string(), "check the command after `--`"),
+        Err(e) => fail(
+            &e.to_string(),
+            if a.transport == Transport::Http {
+                "check --bind and --port"
+            } else {
+                "check the command after `--`"
+            },
+        ),
     };
     // Blocked reads of our stdin must not keep the process alive.
     runtime.shutdown_background();
@@ -309,4 +387,70 @@ pub fn run(cli: Cli) -> i32 {
         let _ = handle.join();
     }
     code
+}
+
+/// `--upstream URL` and its flags.
+fn upstream_options(url: &str, a: &ProxyArgs) -> Result<UpstreamOptions, (String, String)> {
+    let uri: portcullis_runtime::proxy::http::upstream::Url = url.parse().map_err(|e| {
+        (
+            format!("--upstream `{url}` is not a URL: {e}"),
+            "e.g. --upstream https://mcp.example.com/mcp".to_string(),
+        )
+    })?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err((
+            format!("--upstream `{url}` is not an http:// or https:// URL"),
+            "e.g. --upstream https://mcp.example.com/mcp".to_string(),
+        ));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err((
+            format!(
+                "--upstream `{}` carries credentials in the URL",
+                redact_userinfo(url)
+            ),
+            "pass them as a header, e.g. --header \"Authorization: Bearer ...\"".to_string(),
+        ));
+    }
+    let mut headers = Vec::new();
+    for h in &a.header {
+        headers.push(parse_header(h).map_err(|e| (e, "--header \"Name: value\"".to_string()))?);
+    }
+    let secs = |s: f64| (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s));
+    Ok(UpstreamOptions {
+        legacy: uri.path().trim_end_matches('/').ends_with("/sse"),
+        url: uri,
+        headers,
+        max_message_bytes: a.max_message_size,
+        request_timeout: secs(a.upstream_timeout),
+        connect_timeout: secs(a.connect_timeout).unwrap_or(Duration::from_secs(10)),
+        grace: secs(a.shutdown_grace).unwrap_or(Duration::ZERO),
+    })
+}
+
+/// `--bind` and `--port` to a socket address.
+fn listen_addr(bind: Option<&str>, port: u16) -> Result<std::net::SocketAddr, String> {
+    let host = bind.unwrap_or("127.0.0.1");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = match host {
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        h => h
+            .parse()
+            .map_err(|_| format!("--bind `{h}` is not an IP address"))?,
+    };
+    Ok(std::net::SocketAddr::new(ip, port))
+}
+
+/// `scheme://user:pass@host/...` without the `user:pass@`.
+fn redact_userinfo(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find('/').unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
 }

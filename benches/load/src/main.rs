@@ -7,6 +7,8 @@
 //!              [--warmup N] [--pipelined M] [--rounds R] [--lists K] [--startups S]
 //!              [--limited-calls N] [--tool NAME] [--arguments JSON]
 //!              [--tools N] [--names FILE] [--no-relay] [--json]
+//! mcp-load http-server [--tools N] [--names FILE] [--port P]
+//! mcp-load run-http --proxy PATH [--server NAME] [--calls N] [--warmup N] [--rounds R]
 //! mcp-load limits --proxy PATH [--server NAME] [--nolimit-server NAME]
 //!                 [--backend NAME=FLAGS]... [--calls N] [--warmup N] [--rounds R] [--json]
 //! ```
@@ -18,6 +20,7 @@
 //! rate-limited call costs with each counter store (memory, SQLite, Redis).
 //! See `scripts/bench-proxy`.
 
+mod http;
 mod json;
 mod limits;
 mod procfs;
@@ -58,6 +61,12 @@ usage:
       --tools N, --names F   passed to mcp-load server (310)
       --no-relay             skip the relay baseline
       --json                 print a JSON object instead of the table
+  mcp-load http-server [--tools N] [--names FILE] [--port P]
+      the same server over HTTP (Streamable HTTP, JSON answers) on 127.0.0.1
+  mcp-load run-http --proxy PATH [--server NAME] [--calls N] [--warmup N] [--rounds R]
+      serial tools/call latency: directly over HTTP, through PATH --transport http
+      --upstream, and through PATH --upstream (stdio client); defaults: --server
+      fusionauth-nolimit, 5000 calls, 500 warm-up, 3 rounds
   mcp-load limits --proxy PATH [options]
       serial tools/call round trips through the proxy: --nolimit-server (no
       limit on the call) against --server (a limit on every call that is
@@ -112,6 +121,8 @@ fn main() -> ExitCode {
         }
         "run" => run_main(&args[1..]),
         "limits" => limits_main(&args[1..]),
+        "http-server" => http_server_main(&args[1..]),
+        "run-http" => run_http_main(&args[1..]),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -336,6 +347,83 @@ fn limits_main(args: &[OsString]) -> ExitCode {
         }
         Err(e) => {
             eprintln!("mcp-load limits: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn http_server_main(args: &[OsString]) -> ExitCode {
+    let mut f = Flags { args, i: 0 };
+    let mut n: Option<usize> = None;
+    let mut names_file: Option<PathBuf> = None;
+    let mut port = 0u16;
+    while let Some(a) = f.next() {
+        let r = match a {
+            "--tools" => f.number(a).map(|v| n = Some(v)),
+            "--names" => f.value(a).map(|v| names_file = Some(PathBuf::from(v))),
+            "--port" => f.number(a).map(|v| port = v as u16),
+            other => Err(format!("http-server: unknown flag `{other}`")),
+        };
+        if let Err(e) = r {
+            return fail(&e);
+        }
+    }
+    let names = match read_names(names_file.as_ref()) {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
+    let names = tools::take(&names, n.unwrap_or(names.len()));
+    match http::serve(server::Server::new(&tools::tools_array(&names)), port) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-load http-server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_http_main(args: &[OsString]) -> ExitCode {
+    let mut o = http::Options {
+        proxy: PathBuf::new(),
+        server: "fusionauth-nolimit".into(),
+        tools: 0,
+        tool: run::DEFAULT_TOOL.into(),
+        arguments: run::DEFAULT_ARGUMENTS.into(),
+        calls: 5_000,
+        warmup: 500,
+        rounds: 3,
+    };
+    let mut f = Flags { args, i: 0 };
+    while let Some(a) = f.next() {
+        let r = match a {
+            "--proxy" => f.value(a).map(|v| o.proxy = PathBuf::from(v)),
+            "--server" => f.string(a).map(|v| o.server = v),
+            "--calls" => f.number(a).map(|v| o.calls = v),
+            "--warmup" => f.number(a).map(|v| o.warmup = v),
+            "--rounds" => f.number(a).map(|v| o.rounds = v.max(1)),
+            "--tools" => f.number(a).map(|v| o.tools = v),
+            other => Err(format!("run-http: unknown flag `{other}`")),
+        };
+        if let Err(e) = r {
+            return fail(&e);
+        }
+    }
+    if o.proxy.as_os_str().is_empty() {
+        return fail("run-http: --proxy PATH is required");
+    }
+    if o.tools == 0 {
+        o.tools = match read_names(None) {
+            Ok(n) => n.len(),
+            Err(e) => return fail(&e),
+        };
+    }
+    match http::run(&o) {
+        Ok(report) => {
+            print!("{}", http::table(&o, &report));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mcp-load run-http: {e}");
             ExitCode::from(1)
         }
     }

@@ -75,6 +75,11 @@ impl Stats {
     }
 }
 
+/// The distribution of `v` (nanoseconds).
+pub fn stats(v: Vec<u64>) -> Stats {
+    Stats::of(v)
+}
+
 /// Answers to `tools/call`, by kind.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counts {
@@ -251,7 +256,7 @@ fn push_call(req: &mut Vec<u8>, id: u64, tail: &[u8]) {
     req.extend_from_slice(tail);
 }
 
-pub(crate) fn call_tail(tool: &str, arguments: &str) -> Vec<u8> {
+pub fn call_tail(tool: &str, arguments: &str) -> Vec<u8> {
     let mut name = String::new();
     crate::json::push_str(&mut name, tool);
     format!(

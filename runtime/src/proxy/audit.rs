@@ -59,6 +59,8 @@ pub enum Event {
         verdict: Verdict,
         /// The raw arguments, hashed by the writer.
         arguments: Option<Vec<u8>>,
+        /// The MCP session it belongs to, when the log serves several (HTTP endpoint).
+        session: Option<u64>,
     },
     /// A policy reload (`-c FILE` in development builds).
     Reload {
@@ -158,7 +160,12 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
     out.extend_from_slice(b",\"type\":");
     push_json_str(&mut out, kind);
     out.extend_from_slice(format!(",\"pid\":{},\"session\":", id.pid).as_bytes());
-    push_json_str(&mut out, &id.session);
+    match ev {
+        Event::ToolCall {
+            session: Some(s), ..
+        } => push_json_str(&mut out, &format!("{s:016x}")),
+        _ => push_json_str(&mut out, &id.session),
+    }
     out.extend_from_slice(b",\"server\":");
     push_json_str(&mut out, id.server);
     out.extend_from_slice(b",\"policy_digest\":");
@@ -331,6 +338,7 @@ mod tests {
                     message: String::new(),
                 },
                 arguments: Some(br#"{"card":"4111111111111111"}"#.to_vec()),
+                session: None,
             },
         );
         let text = String::from_utf8(line).unwrap();

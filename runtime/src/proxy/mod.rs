@@ -10,6 +10,7 @@
 //! - [`log`]: stderr logging.
 
 pub mod audit;
+pub mod http;
 pub mod lines;
 pub mod log;
 pub mod metrics;

@@ -119,10 +119,43 @@ pub struct Expired {
     pub to_server: Vec<Vec<u8>>,
 }
 
+/// The policy a proxy process enforces now: one per process, shared by its
+/// sessions, swapped by a reload.
+pub struct PolicySlot {
+    current: RwLock<&'static dyn Policy>,
+}
+
+impl PolicySlot {
+    /// A slot holding `policy`.
+    pub fn new(policy: &'static dyn Policy) -> PolicySlot {
+        PolicySlot {
+            current: RwLock::new(policy),
+        }
+    }
+
+    /// The policy enforced now.
+    pub fn get(&self) -> &'static dyn Policy {
+        // The lock only guards a pointer copy, so a poisoned lock still holds a valid policy.
+        *self.current.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Enforces `policy` from the next message on. Calls already decided keep
+    /// their decision, and their counter reservations are committed or rolled
+    /// back as before: counters are keyed by name and window, not by policy.
+    /// `metrics`, when kept, get the new policy's rule table first.
+    pub fn replace(&self, policy: &'static dyn Policy, metrics: Option<&Metrics>) {
+        if let Some(m) = metrics {
+            m.policy(policy.meta());
+        }
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = policy;
+    }
+}
+
 /// One MCP session's enforcement state.
 pub struct Session {
-    /// Swapped by a reload (`-c FILE` in development builds); read once per message.
-    policy: RwLock<&'static dyn Policy>,
+    /// Swapped by a reload (`-c FILE` in development builds); read once per
+    /// message; shared by the sessions of one proxy process.
+    policy: Arc<PolicySlot>,
     counters: Arc<dyn Counters>,
     /// The counter store does I/O (SQLite, Redis).
     store_may_block: bool,
@@ -145,7 +178,7 @@ impl Session {
         log: Log,
     ) -> Session {
         Session {
-            policy: RwLock::new(policy),
+            policy: Arc::new(PolicySlot::new(policy)),
             store_may_block: counters.may_block(),
             counters,
             session,
@@ -163,20 +196,22 @@ impl Session {
         self
     }
 
-    /// The policy enforced now.
-    pub fn policy(&self) -> &'static dyn Policy {
-        // The lock only guards a pointer copy, so a poisoned lock still holds a valid policy.
-        *self.policy.read().unwrap_or_else(|e| e.into_inner())
+    /// Enforces whatever `slot` holds (sessions of one process share it, so
+    /// a reload reaches every session at once).
+    pub fn with_policy_slot(mut self, slot: Arc<PolicySlot>) -> Session {
+        self.policy = slot;
+        self
     }
 
-    /// Enforces `policy` from the next message on. Calls already decided keep
-    /// their decision, and their counter reservations are committed or rolled
-    /// back as before: counters are keyed by name, not by policy.
+    /// The policy enforced now.
+    pub fn policy(&self) -> &'static dyn Policy {
+        self.policy.get()
+    }
+
+    /// Enforces `policy` from the next message on, in every session sharing
+    /// this one's policy slot (see [`PolicySlot::replace`]).
     pub fn replace_policy(&self, policy: &'static dyn Policy) {
-        if let Some(m) = &self.metrics {
-            m.policy(policy.meta());
-        }
-        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
+        self.policy.replace(policy, self.metrics.as_deref());
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<IdKey, Pending>> {
@@ -408,6 +443,7 @@ impl Session {
                         message: r.message,
                     },
                     arguments: None,
+                    session: Some(self.session),
                 });
                 return (
                     false,
@@ -476,6 +512,7 @@ impl Session {
                 message: decision.message(call.name()).into_owned(),
             },
             arguments: Some(call.arguments().as_bytes().to_vec()),
+            session: Some(self.session),
         });
         match decision.effect() {
             Effect::Deny => {
@@ -676,6 +713,35 @@ impl Session {
         out
     }
 
+    /// A transport could not deliver request `raw_id` (the raw JSON of its id)
+    /// or lost its answer: if it is still waiting for one, it is settled as a
+    /// failure (counters rolled back) and the error answer for the client is
+    /// returned. None when the request was answered, cancelled or is unknown.
+    pub fn fail_pending(&self, raw_id: &[u8], code: i32, message: &str) -> Option<Vec<u8>> {
+        let key = id_key_of_raw(raw_id)?;
+        let mut pending = self.pending();
+        if pending
+            .get(&key)
+            .is_none_or(|p| matches!(p.kind, Kind::Abandoned))
+        {
+            return None;
+        }
+        let p = pending.remove(&key)?;
+        if let Kind::Call(ticket) = &p.kind {
+            self.counters.rollback(ticket);
+        }
+        Some(respond::error(Some(&p.raw_id), code, message))
+    }
+
+    /// True while request `raw_id` waits for its answer.
+    pub fn is_pending(&self, raw_id: &[u8]) -> bool {
+        id_key_of_raw(raw_id).is_some_and(|key| {
+            self.pending()
+                .get(&key)
+                .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
+        })
+    }
+
     /// The upstream is gone: every request in flight gets an error and its counters back.
     pub fn upstream_gone(&self, why: &str) -> Vec<Vec<u8>> {
         let mut pending = self.pending();
@@ -690,6 +756,12 @@ impl Session {
         }
         out
     }
+}
+
+/// The key of a raw id (its JSON text), if it is a valid JSON string or number.
+fn id_key_of_raw(raw: &[u8]) -> Option<IdKey> {
+    validate(raw, Strictness::LENIENT).ok()?;
+    IdKey::of(Value::from_validated(raw))
 }
 
 enum Answer {

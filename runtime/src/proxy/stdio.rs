@@ -42,7 +42,7 @@ pub struct StdioOptions {
 /// every read on a helper thread (a hand-off per line, measured at ~35 us of
 /// added latency per call); a pipe set non-blocking is read by the event
 /// loop itself. A terminal or a file falls back to `stdin()`.
-fn client_input() -> Box<dyn AsyncRead + Unpin + Send> {
+pub(crate) fn client_input() -> Box<dyn AsyncRead + Unpin + Send> {
     use std::os::fd::AsFd;
     match std::io::stdin()
         .as_fd()
@@ -55,7 +55,7 @@ fn client_input() -> Box<dyn AsyncRead + Unpin + Send> {
 }
 
 /// Our stdout as an event-loop pipe when it is one (see [`client_input`]).
-fn client_output() -> Box<dyn AsyncWrite + Unpin + Send> {
+pub(crate) fn client_output() -> Box<dyn AsyncWrite + Unpin + Send> {
     use std::os::fd::AsFd;
     match std::io::stdout()
         .as_fd()

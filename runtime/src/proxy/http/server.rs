@@ -1,0 +1,1343 @@
+//! `portcullis --transport http`: a local Streamable HTTP endpoint at `/mcp`
+//! (POST, GET, DELETE) in front of an HTTP upstream or a command.
+//!
+//! Every MCP session of a client is its own enforcing [`Session`] (its own
+//! `per session` counters; global counters are shared) and its own upstream:
+//! a session with the HTTP upstream, or a child process of its own for a
+//! command (a stdio MCP server serves exactly one session, and sessions must
+//! not see each other's state). The session id the client gets is minted
+//! here (128 random bits), never the upstream's.
+//!
+//! Messages from a Streamable HTTP upstream keep their stream: what arrives
+//! on the answer to a POST goes to the client's POST, what arrives on the
+//! upstream's GET stream to the client's GET stream. A child (or a legacy
+//! HTTP+SSE upstream) has one ordered output, so its messages are routed:
+//! an answer to the POST of its request, a progress notification to the POST
+//! that carried its token, anything else (server requests, logging) to the
+//! client's GET stream if open, else to a POST stream still open.
+
+// `Err(Response)` is the answer to give: built once per refused request, not worth boxing.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::relay::{Link, Sent, Sink};
+use super::sse;
+use super::stdio_client::UpstreamOptions;
+use super::upstream::{self, Answer, Failure, HttpClient};
+use crate::json::{Val, Value};
+use crate::jsonrpc::{Envelope, INVALID_REQUEST};
+use crate::proxy::lines::{Line, LineReader};
+use crate::proxy::log::Log;
+use crate::proxy::respond;
+use crate::proxy::session::{IdKey, Session, UPSTREAM_GONE};
+
+/// What serves the sessions.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A remote server (Streamable HTTP, or legacy HTTP+SSE).
+    Url(UpstreamOptions),
+    /// A stdio MCP server, one process per session.
+    Command(Vec<OsString>),
+}
+
+/// How the endpoint runs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The upstream.
+    pub backend: Backend,
+    /// Largest request body (and message either way), in bytes.
+    pub max_message_bytes: usize,
+    /// Answer (and roll back) a request not answered in this time.
+    pub request_timeout: Option<Duration>,
+    /// A session's child gets this long to exit after its stdin closes.
+    pub grace: Duration,
+    /// Origins allowed besides loopback ones (`scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
+    /// Most concurrent MCP sessions.
+    pub max_sessions: usize,
+    /// A session without any request for this long is ended.
+    pub idle_timeout: Duration,
+}
+
+/// Makes the enforcing session for a new MCP session (its `per session` id).
+pub type SessionFactory = Box<dyn Fn(u64) -> Session + Send + Sync>;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+
+/// The endpoint's state.
+struct Server {
+    opts: ServerOptions,
+    factory: SessionFactory,
+    client: Option<HttpClient>,
+    sessions: Mutex<HashMap<String, Arc<Down>>>,
+    log: Log,
+    /// Loopback bind: the Host header must name loopback too (DNS rebinding).
+    loopback: bool,
+}
+
+/// One client MCP session.
+struct Down {
+    id: String,
+    session: Arc<Session>,
+    up: Up,
+    /// The client's GET stream, if open.
+    get: Mutex<Option<Sink>>,
+    /// The task relaying the upstream's GET stream to it (HTTP upstreams).
+    get_pump: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Tasks relaying answers to POST streams (HTTP upstreams): ended with the session.
+    relays: Mutex<Vec<tokio::task::AbortHandle>>,
+    last_seen: Mutex<Instant>,
+}
+
+enum Up {
+    /// Streamable HTTP: answers keep their stream.
+    Http(Link),
+    /// One ordered output, routed.
+    Routed { router: Arc<Router>, to: To },
+}
+
+enum To {
+    Legacy(Link, tokio::task::JoinHandle<()>),
+    Child(ChildHandle),
+}
+
+struct ChildHandle {
+    /// Lines for the child's stdin; None once closed.
+    stdin: Mutex<Option<mpsc::Sender<Bytes>>>,
+    /// Tells the supervisor to stop the child.
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// Completes when the child has exited.
+    exited: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Down {
+    fn touch(&self) {
+        *lock(&self.last_seen) = Instant::now();
+    }
+
+    /// Relays an upstream answer to a client stream, as a task of this session.
+    fn relay(&self, link: &Link, answer: Answer, sent: &Sent, sink: &Sink) {
+        let (link, sink, sent) = (link.clone(), sink.clone(), sent.clone());
+        let task = tokio::spawn(async move { link.relay(answer, &sent, &sink).await });
+        let mut relays = lock(&self.relays);
+        relays.retain(|h| !h.is_finished());
+        relays.push(task.abort_handle());
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------- routing
+
+/// Routes the messages of a single ordered upstream output to the client's streams.
+#[derive(Default)]
+struct Router {
+    inner: Mutex<Routes>,
+}
+
+#[derive(Default)]
+struct Routes {
+    /// Requests waiting for their answer: the POST stream it goes to.
+    by_id: HashMap<IdKey, (Sink, Option<IdKey>)>,
+    /// Progress tokens of requests in flight.
+    by_token: HashMap<IdKey, Sink>,
+    /// The client's GET stream.
+    get: Option<Sink>,
+    /// Server messages no open stream could carry yet (for the next one that opens).
+    queued: std::collections::VecDeque<Bytes>,
+}
+
+/// Server messages kept for the next client stream, at most.
+const MAX_QUEUED: usize = 1024;
+
+fn key(raw: &[u8]) -> Option<IdKey> {
+    crate::json::validate(raw, crate::json::Strictness::LENIENT).ok()?;
+    IdKey::of(Value::from_validated(raw))
+}
+
+impl Router {
+    /// A request goes out: its answer (and progress) will go to `sink`.
+    /// Returns the queued server messages, which now have a stream.
+    fn expect(&self, sent: &Sent, sink: &Sink) -> Vec<Bytes> {
+        let Some(id) = sent.raw_id.as_deref().and_then(key) else {
+            return Vec::new();
+        };
+        let token = sent.progress_token.as_deref().and_then(key);
+        let mut r = lock(&self.inner);
+        if let Some(t) = &token {
+            r.by_token.insert(t.clone(), sink.clone());
+        }
+        r.by_id.insert(id, (sink.clone(), token));
+        r.queued.drain(..).collect()
+    }
+
+    /// The client cancelled a request: it expects no answer, its stream can end.
+    fn forget(&self, raw_id: &[u8]) {
+        let Some(id) = key(raw_id) else { return };
+        let mut r = lock(&self.inner);
+        if let Some((_, Some(t))) = r.by_id.remove(&id) {
+            r.by_token.remove(&t);
+        }
+    }
+
+    /// The client's GET stream opened (or closed); returns the queued messages.
+    fn set_get(&self, sink: Option<Sink>) -> Vec<Bytes> {
+        let mut r = lock(&self.inner);
+        r.get = sink;
+        if r.get.is_some() {
+            r.queued.drain(..).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Where one message goes.
+    fn target(&self, msg: &[u8]) -> Option<Sink> {
+        let env = Envelope::parse_lenient(msg).ok();
+        let mut r = lock(&self.inner);
+        if let Some(env) = env {
+            if env.method.is_none() {
+                if let Some(id) = env.id.and_then(IdKey::of)
+                    && let Some((sink, token)) = r.by_id.remove(&id)
+                {
+                    if let Some(t) = token {
+                        r.by_token.remove(&t);
+                    }
+                    return Some(sink);
+                }
+            } else if env.method_is("notifications/progress")
+                && let Some(Val::Object(p)) = env.params.map(|p| p.val())
+                && let Some(t) = p.get("progressToken").and_then(IdKey::of)
+                && let Some(sink) = r.by_token.get(&t)
+                && !sink.is_closed()
+            {
+                return Some(sink.clone());
+            }
+        }
+        if let Some(g) = r.get.as_ref().filter(|g| !g.is_closed()) {
+            return Some(g.clone());
+        }
+        r.by_id
+            .values()
+            .map(|(s, _)| s)
+            .find(|s| !s.is_closed())
+            .cloned()
+    }
+
+    async fn route(&self, msg: Bytes, log: Log) {
+        match self.target(&msg) {
+            Some(sink) => {
+                let _ = sink.send(msg).await;
+            }
+            None => {
+                let mut r = lock(&self.inner);
+                if r.queued.len() < MAX_QUEUED {
+                    r.queued.push_back(msg);
+                } else {
+                    log.warn(format_args!(
+                        "dropped a server message: no client stream has been open to carry it (GET the endpoint to receive server messages)"
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// A channel of routed messages and the task that routes them.
+fn router_input(router: Arc<Router>, log: Log) -> Sink {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            router.route(m, log).await;
+        }
+    });
+    tx
+}
+
+// ---------------------------------------------------------------- bodies
+
+/// An SSE response body fed by a channel of messages.
+struct EventBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for EventBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|m| m.map(|m| Ok(Frame::data(sse::frame(&m)))))
+    }
+}
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+/// An HTTP error with a JSON-RPC error body (what the SDK servers send).
+fn http_error(status: StatusCode, code: i32, message: &str) -> Response<Body> {
+    let mut r = Response::new(full(respond::error(None, code, message)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn json_response(body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn event_stream(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+    let mut r = Response::new(EventBody { rx }.boxed());
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    r
+}
+
+// ---------------------------------------------------------------- checks
+
+/// True for an `Origin` the endpoint accepts: a loopback host (any scheme
+/// and port) or one of `allowed` exactly. `null` and anything else are refused.
+pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    if !matches!(scheme, "http" | "https") || rest.contains('/') {
+        return false;
+    }
+    is_loopback_host(rest)
+}
+
+/// `host[:port]` names the loopback interface.
+fn is_loopback_host(authority: &str) -> bool {
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, rest)) if rest.is_empty() || rest.starts_with(':') => h,
+            _ => return false,
+        }
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn header<'a>(req: &'a Request<Incoming>, name: &HeaderName) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn accepts_sse(req: &Request<Incoming>) -> bool {
+    match header(req, &hyper::header::ACCEPT) {
+        None => true,
+        Some(a) => a.split(',').any(|t| {
+            let t = t.split(';').next().unwrap_or("").trim();
+            t == "text/event-stream" || t == "*/*" || t == "text/*"
+        }),
+    }
+}
+
+// ---------------------------------------------------------------- the server
+
+/// Runs the endpoint until SIGINT or SIGTERM; returns the exit code.
+pub async fn run(opts: ServerOptions, factory: SessionFactory, log: Log) -> std::io::Result<i32> {
+    let listener = tokio::net::TcpListener::bind(opts.addr)
+        .await
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", opts.addr))
+        })?;
+    let local = listener.local_addr()?;
+    let client = match &opts.backend {
+        Backend::Url(u) => Some(upstream::client(u.connect_timeout)),
+        Backend::Command(_) => None,
+    };
+    let loopback = local.ip().is_loopback();
+    let server = Arc::new(Server {
+        opts,
+        factory,
+        client,
+        sessions: Mutex::new(HashMap::new()),
+        log,
+        loopback,
+    });
+    let host = match local {
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V4(a) => a.to_string(),
+    };
+    // Always printed: clients need the URL (with --port 0 the port is only known now).
+    eprintln!("portcullis: listening on http://{host}/mcp");
+    match &server.opts.backend {
+        Backend::Url(u) => log.info(format_args!(
+            "serving MCP sessions from {} ({})",
+            u.url,
+            if u.legacy {
+                "legacy HTTP+SSE"
+            } else {
+                "Streamable HTTP"
+            }
+        )),
+        Backend::Command(c) => log.info(format_args!(
+            "serving each MCP session with its own `{}` process",
+            c[0].to_string_lossy()
+        )),
+    }
+
+    let sweeper = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                server.sweep().await;
+            }
+        })
+    };
+
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            conn = listener.accept() => {
+                let (stream, _) = match conn {
+                    Ok(c) => c,
+                    Err(e) => {
+                        log.warn(format_args!("accept failed: {e}"));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(server.handle(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        }
+    }
+    log.info(format_args!("shutting down: ending every session"));
+    sweeper.abort();
+    let all: Vec<Arc<Down>> = lock(&server.sessions).drain().map(|(_, d)| d).collect();
+    let ends = all.into_iter().map(|d| {
+        let server = server.clone();
+        async move { server.end(&d, "the proxy is shutting down").await }
+    });
+    let _ = tokio::time::timeout(
+        server.opts.grace + Duration::from_secs(6),
+        futures_join_all(ends),
+    )
+    .await;
+    Ok(0)
+}
+
+/// Awaits every future (a tiny join_all without the futures crate).
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
+    fs: impl Iterator<Item = F>,
+) {
+    let mut set = tokio::task::JoinSet::new();
+    for f in fs {
+        set.spawn(f);
+    }
+    while set.join_next().await.is_some() {}
+}
+
+fn new_session_id() -> String {
+    format!(
+        "{:016x}{:016x}",
+        crate::proxy::random_session_id(),
+        crate::proxy::random_session_id().rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15
+    )
+}
+
+impl Server {
+    async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        if req.uri().path() != "/mcp" {
+            return http_error(
+                StatusCode::NOT_FOUND,
+                INVALID_REQUEST,
+                "Not Found: the MCP endpoint is /mcp",
+            );
+        }
+        if let Some(origin) = req.headers().get(hyper::header::ORIGIN) {
+            let ok = origin
+                .to_str()
+                .is_ok_and(|o| origin_allowed(o, &self.opts.allowed_origins));
+            if !ok {
+                self.log.warn(format_args!(
+                    "refused a request from origin {origin:?} (403); allow it with --allow-origin"
+                ));
+                return http_error(
+                    StatusCode::FORBIDDEN,
+                    INVALID_REQUEST,
+                    "Forbidden: origin not allowed",
+                );
+            }
+        }
+        if self.loopback
+            && let Some(host) = header(&req, &hyper::header::HOST)
+            && !is_loopback_host(host)
+        {
+            return http_error(
+                StatusCode::FORBIDDEN,
+                INVALID_REQUEST,
+                "Forbidden: the Host header does not name this loopback endpoint",
+            );
+        }
+        if let Some(v) = header(&req, &MCP_PROTOCOL_VERSION)
+            && !valid_protocol_version(v)
+        {
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "Bad Request: invalid MCP-Protocol-Version header",
+            );
+        }
+        match *req.method() {
+            Method::POST => self.post(req).await,
+            Method::GET => self.get(req).await,
+            Method::DELETE => self.delete(req).await,
+            _ => {
+                let mut r = http_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    INVALID_REQUEST,
+                    "Method Not Allowed: use POST, GET or DELETE",
+                );
+                r.headers_mut().insert(
+                    hyper::header::ALLOW,
+                    HeaderValue::from_static("GET, POST, DELETE"),
+                );
+                r
+            }
+        }
+    }
+
+    /// The session a request names: Err is the response to give.
+    fn session_of(&self, req: &Request<Incoming>) -> Result<Arc<Down>, Response<Body>> {
+        let Some(id) = header(req, &MCP_SESSION_ID) else {
+            return Err(http_error(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "Bad Request: Mcp-Session-Id header is required",
+            ));
+        };
+        match lock(&self.sessions).get(id) {
+            Some(d) => {
+                d.touch();
+                Ok(d.clone())
+            }
+            None => Err(http_error(
+                StatusCode::NOT_FOUND,
+                UPSTREAM_GONE,
+                "Session not found: initialize a new session",
+            )),
+        }
+    }
+
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, Response<Body>> {
+        let max = self.opts.max_message_bytes;
+        let too_big = || {
+            http_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                INVALID_REQUEST,
+                &format!("Payload Too Large: the limit is {max} bytes (--max-message-size)"),
+            )
+        };
+        let mut body = body;
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Err(http_error(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_REQUEST,
+                    "Bad Request: body read failed",
+                ));
+            };
+            if let Ok(d) = frame.into_data() {
+                if out.len() + d.len() > max {
+                    return Err(too_big());
+                }
+                out.extend_from_slice(&d);
+            }
+        }
+        Ok(Bytes::from(out))
+    }
+
+    async fn post(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let max = self.opts.max_message_bytes as u64;
+        if req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|n| n > max)
+        {
+            return http_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                INVALID_REQUEST,
+                &format!("Payload Too Large: the limit is {max} bytes (--max-message-size)"),
+            );
+        }
+        if let Some(ct) = header(&req, &hyper::header::CONTENT_TYPE) {
+            let t = ct.split(';').next().unwrap_or("").trim();
+            if !t.eq_ignore_ascii_case("application/json") {
+                return http_error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    INVALID_REQUEST,
+                    "Unsupported Media Type: Content-Type must be application/json",
+                );
+            }
+        }
+        let sse_ok = accepts_sse(&req);
+        let named = header(&req, &MCP_SESSION_ID).is_some();
+        let existing = if named {
+            match self.session_of(&req) {
+                Ok(d) => Some(d),
+                Err(r) => return r,
+            }
+        } else {
+            None
+        };
+        let body = match self.read_body(req.into_body()).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let (down, created) = match existing {
+            Some(d) => (d, false),
+            None => {
+                let first = Sent::of(&body);
+                if !first.initialize {
+                    return http_error(
+                        StatusCode::BAD_REQUEST,
+                        INVALID_REQUEST,
+                        "Bad Request: Mcp-Session-Id header is required (only initialize starts a session)",
+                    );
+                }
+                match self.open(&body, &first).await {
+                    Ok(d) => (d, true),
+                    Err(r) => return r,
+                }
+            }
+        };
+        let mut resp = self.exchange(&down, body, sse_ok).await;
+        if created {
+            if resp.status().is_success() {
+                if let Ok(v) = HeaderValue::from_str(&down.id) {
+                    resp.headers_mut().insert(MCP_SESSION_ID, v);
+                }
+            } else {
+                self.remove(&down.id);
+                self.end(&down, "initialize failed").await;
+            }
+        }
+        resp
+    }
+
+    /// Starts a session's upstream.
+    async fn open(
+        self: &Arc<Self>,
+        body: &[u8],
+        first: &Sent,
+    ) -> Result<Arc<Down>, Response<Body>> {
+        if lock(&self.sessions).len() >= self.opts.max_sessions {
+            self.log.warn(format_args!(
+                "refused a new session: {} sessions are open (the limit)",
+                self.opts.max_sessions
+            ));
+            return Err(http_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                UPSTREAM_GONE,
+                "Service Unavailable: too many MCP sessions are open",
+            ));
+        }
+        let _ = body;
+        let session_no = crate::proxy::random_session_id();
+        let session = Arc::new((self.factory)(session_no));
+        let id = new_session_id();
+        let fail = |why: String| {
+            self.log.warn(format_args!("cannot start a session: {why}"));
+            let id = first.raw_id.as_deref();
+            json_response(respond::error(id, UPSTREAM_GONE, &why))
+        };
+        let up = match &self.opts.backend {
+            Backend::Url(u) => {
+                let client = self.client.clone().expect("a client for URL upstreams");
+                let link = Link {
+                    session: session.clone(),
+                    up: Arc::new(u.upstream(client)),
+                    log: self.log,
+                    request_timeout: self.opts.request_timeout,
+                };
+                if u.legacy {
+                    let router = Arc::new(Router::default());
+                    let mut stream = match link.up.connect_legacy().await {
+                        Ok(s) => s,
+                        Err(f) => return Err(fail(f.describe(link.up.url()))),
+                    };
+                    let input = router_input(router.clone(), self.log);
+                    let l = link.clone();
+                    let pump = tokio::spawn(async move {
+                        let (mut last, mut retry) = (None, Duration::ZERO);
+                        l.pump(&mut stream, None, &input, &mut last, &mut retry)
+                            .await;
+                        for e in l.session.upstream_gone(
+                            "the upstream MCP server closed its SSE stream before answering",
+                        ) {
+                            let _ = input.send(Bytes::from(e)).await;
+                        }
+                    });
+                    Up::Routed {
+                        router,
+                        to: To::Legacy(link, pump),
+                    }
+                } else {
+                    Up::Http(link)
+                }
+            }
+            Backend::Command(cmd) => {
+                let router = Arc::new(Router::default());
+                match self.spawn_child(cmd, session.clone(), router.clone(), id.clone()) {
+                    Ok(h) => Up::Routed {
+                        router,
+                        to: To::Child(h),
+                    },
+                    Err(e) => return Err(fail(e)),
+                }
+            }
+        };
+        let down = Arc::new(Down {
+            id: id.clone(),
+            session,
+            up,
+            get: Mutex::new(None),
+            get_pump: Mutex::new(None),
+            relays: Mutex::new(Vec::new()),
+            last_seen: Mutex::new(Instant::now()),
+        });
+        lock(&self.sessions).insert(id.clone(), down.clone());
+        self.log.info(format_args!("session {} opened", &id[..8]));
+        Ok(down)
+    }
+
+    /// One POSTed body of an existing (or just created) session.
+    async fn exchange(
+        self: &Arc<Self>,
+        down: &Arc<Down>,
+        body: Bytes,
+        sse_ok: bool,
+    ) -> Response<Body> {
+        // A decision that waits on the counter store (SQLite, Redis) runs on
+        // a blocking thread; this request's task waits, the others go on.
+        let out = if down.session.may_block(&body) {
+            down.session
+                .clone()
+                .from_client_blocking(body.to_vec())
+                .await
+        } else {
+            down.session.from_client(&body)
+        };
+        let msgs: Vec<(Bytes, Sent)> = out
+            .forward
+            .iter()
+            .map(|f| {
+                let b = Bytes::copy_from_slice(f);
+                let s = Sent::of(&b);
+                (b, s)
+            })
+            .collect();
+        let replies = out.reply;
+        let requests = msgs.iter().filter(|(_, s)| s.raw_id.is_some()).count();
+        let (sink, rx) = mpsc::channel::<Bytes>(64.max(replies.len() + 1));
+        if requests == 0 {
+            // Notifications and responses: delivered before the 202, in order.
+            for (m, s) in msgs {
+                if let Err(r) = self.deliver(down, m, &s, &sink).await {
+                    return r;
+                }
+            }
+            drop(sink);
+            let mut rx = rx;
+            let mut answers = replies;
+            while let Ok(m) = rx.try_recv() {
+                answers.push(m.to_vec());
+            }
+            return match answers.len() {
+                0 => empty(StatusCode::ACCEPTED),
+                1 => json_response(answers.pop().expect("one")),
+                _ => json_response(join_array(&answers)),
+            };
+        }
+        // One request to an HTTP upstream that answers with JSON: answer with
+        // JSON too (what the client would get directly), without a stream.
+        if let (Up::Http(link), true, [(m, sent)]) = (&down.up, replies.is_empty(), msgs.as_slice())
+        {
+            match link.up.post(m.clone(), sent.initialize).await {
+                Ok(Answer::Json(body)) => {
+                    let out = down.session.from_server(&body);
+                    if out.forward.len() == 1 {
+                        let f = &out.forward[0];
+                        if sent.initialize
+                            && let Some(v) = super::relay::negotiated_version(f)
+                        {
+                            link.up.set_protocol(&v);
+                        }
+                        let bytes = f.to_vec();
+                        drop(out);
+                        if let Some(id) = &sent.raw_id
+                            && let Some(err) = down.session.fail_pending(
+                                id,
+                                UPSTREAM_GONE,
+                                "the upstream's JSON answer did not answer the request",
+                            )
+                        {
+                            return json_response(join_array(&[bytes, err]));
+                        }
+                        return json_response(bytes);
+                    }
+                    let forwarded: Vec<Bytes> = out
+                        .forward
+                        .iter()
+                        .map(|f| Bytes::copy_from_slice(f))
+                        .collect();
+                    drop(out);
+                    for f in forwarded {
+                        let _ = sink.try_send(f);
+                    }
+                    if let Some(id) = &sent.raw_id
+                        && let Some(err) = down.session.fail_pending(
+                            id,
+                            UPSTREAM_GONE,
+                            "the upstream's JSON answer did not answer the request",
+                        )
+                    {
+                        let _ = sink.try_send(Bytes::from(err));
+                    }
+                }
+                Ok(answer) => down.relay(link, answer, sent, &sink),
+                Err(Failure::SessionGone) => {
+                    self.remove(&down.id);
+                    down.session.upstream_gone("the upstream ended the session");
+                    return http_error(
+                        StatusCode::NOT_FOUND,
+                        UPSTREAM_GONE,
+                        "Session not found: the upstream MCP server ended the session; initialize a new session",
+                    );
+                }
+                Err(f) => link.failed(sent, &f, &sink).await,
+            }
+            drop(sink);
+            return self.stream_or_json(rx, sse_ok).await;
+        }
+        for r in replies {
+            let _ = sink.try_send(Bytes::from(r));
+        }
+        for (m, s) in msgs {
+            if let Err(r) = self.deliver(down, m, &s, &sink).await {
+                return r;
+            }
+        }
+        drop(sink);
+        self.stream_or_json(rx, sse_ok).await
+    }
+
+    /// The answer to a POST of requests: the stream, or (for a client that
+    /// takes JSON only) its answers once all are in.
+    async fn stream_or_json(&self, rx: mpsc::Receiver<Bytes>, sse_ok: bool) -> Response<Body> {
+        if sse_ok {
+            return event_stream(rx);
+        }
+        let mut rx = rx;
+        let mut answers = Vec::new();
+        while let Some(m) = rx.recv().await {
+            let is_answer = Envelope::parse_lenient(&m).is_ok_and(|e| e.method.is_none());
+            if is_answer {
+                answers.push(m.to_vec());
+            } else {
+                self.log.debug(format_args!(
+                    "dropped a server message for a client that accepts only JSON answers"
+                ));
+            }
+        }
+        match answers.len() {
+            0 => empty(StatusCode::ACCEPTED),
+            1 => json_response(answers.pop().expect("one")),
+            _ => json_response(join_array(&answers)),
+        }
+    }
+
+    /// Sends one message upstream; answers go to `sink`. Err: the response
+    /// the client gets instead (the upstream ended the session).
+    async fn deliver(
+        &self,
+        down: &Arc<Down>,
+        msg: Bytes,
+        sent: &Sent,
+        sink: &Sink,
+    ) -> Result<(), Response<Body>> {
+        match &down.up {
+            Up::Http(link) => match link.up.post(msg, sent.initialize).await {
+                Ok(answer) => {
+                    if sent.raw_id.is_some() || !matches!(answer, Answer::Accepted) {
+                        down.relay(link, answer, sent, sink);
+                    }
+                    Ok(())
+                }
+                Err(Failure::SessionGone) => {
+                    self.log.warn(format_args!(
+                        "session {}: {}",
+                        &down.id[..8],
+                        Failure::SessionGone.describe(link.up.url())
+                    ));
+                    self.remove(&down.id);
+                    down.session.upstream_gone("the upstream ended the session");
+                    Err(http_error(
+                        StatusCode::NOT_FOUND,
+                        UPSTREAM_GONE,
+                        "Session not found: the upstream MCP server ended the session; initialize a new session",
+                    ))
+                }
+                Err(f) => {
+                    link.failed(sent, &f, sink).await;
+                    Ok(())
+                }
+            },
+            Up::Routed { router, to } => {
+                for m in router.expect(sent, sink) {
+                    let _ = sink.send(m).await;
+                }
+                if let Some(c) = &sent.cancels {
+                    router.forget(c);
+                }
+                match to {
+                    To::Legacy(link, _) => {
+                        if let Err(f) = link.up.post(msg, false).await {
+                            router.forget(sent.raw_id.as_deref().unwrap_or_default());
+                            link.failed(sent, &f, sink).await;
+                        }
+                    }
+                    To::Child(h) => {
+                        let tx = lock(&h.stdin).clone();
+                        let ok = match tx {
+                            Some(tx) => tx.send(msg).await.is_ok(),
+                            None => false,
+                        };
+                        if !ok && let Some(id) = &sent.raw_id {
+                            router.forget(id);
+                            if let Some(e) = down.session.fail_pending(
+                                id,
+                                UPSTREAM_GONE,
+                                "the MCP server process of this session has exited",
+                            ) {
+                                let _ = sink.send(Bytes::from(e)).await;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn get(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        if !accepts_sse(&req) {
+            return http_error(
+                StatusCode::NOT_ACCEPTABLE,
+                INVALID_REQUEST,
+                "Not Acceptable: the GET stream is text/event-stream",
+            );
+        }
+        let down = match self.session_of(&req) {
+            Ok(d) => d,
+            Err(r) => return r,
+        };
+        let (sink, rx) = mpsc::channel::<Bytes>(MAX_QUEUED + 64);
+        match &down.up {
+            Up::Http(link) => match link.up.get(None).await {
+                Ok(Some(mut stream)) => {
+                    let link = link.clone();
+                    let s = sink.clone();
+                    let pump = tokio::spawn(async move {
+                        let (mut last, mut retry) = (None, Duration::ZERO);
+                        link.pump(&mut stream, None, &s, &mut last, &mut retry)
+                            .await;
+                    });
+                    if let Some(old) = lock(&down.get_pump).replace(pump) {
+                        old.abort();
+                    }
+                }
+                Ok(None) => {
+                    return http_error(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        INVALID_REQUEST,
+                        "Method Not Allowed: the upstream offers no GET stream",
+                    );
+                }
+                Err(Failure::SessionGone) => {
+                    self.remove(&down.id);
+                    return http_error(
+                        StatusCode::NOT_FOUND,
+                        UPSTREAM_GONE,
+                        "Session not found: the upstream ended the session",
+                    );
+                }
+                Err(f) => {
+                    return http_error(
+                        StatusCode::BAD_GATEWAY,
+                        UPSTREAM_GONE,
+                        &f.describe(link.up.url()),
+                    );
+                }
+            },
+            Up::Routed { router, .. } => {
+                for m in router.set_get(Some(sink.clone())) {
+                    let _ = sink.try_send(m);
+                }
+            }
+        }
+        *lock(&down.get) = Some(sink);
+        event_stream(rx)
+    }
+
+    async fn delete(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let down = match self.session_of(&req) {
+            Ok(d) => d,
+            Err(r) => return r,
+        };
+        self.remove(&down.id);
+        let why = "the client ended the session";
+        match &down.up {
+            // The upstream session ends before the answer, as if the client talked to it.
+            Up::Http(_) => self.end(&down, why).await,
+            // A child may take its grace period to exit: that goes on in the background.
+            Up::Routed { .. } => {
+                let server = self.clone();
+                tokio::spawn(async move { server.end(&down, why).await });
+            }
+        }
+        empty(StatusCode::OK)
+    }
+
+    fn remove(&self, id: &str) {
+        lock(&self.sessions).remove(id);
+    }
+
+    /// Ends a session's upstream: DELETE for HTTP, stdin closed then signals for a child.
+    async fn end(&self, down: &Down, why: &str) {
+        self.log
+            .info(format_args!("session {} ended: {why}", &down.id[..8]));
+        *lock(&down.get) = None;
+        if let Some(pump) = lock(&down.get_pump).take() {
+            pump.abort();
+        }
+        // The client's POST streams end with the session (as they do directly).
+        for r in lock(&down.relays).drain(..) {
+            r.abort();
+        }
+        // Nobody will read these answers any more; the counters come back.
+        let _ = down.session.upstream_gone(why);
+        match &down.up {
+            Up::Http(link) => {
+                if let Ok(Err(f)) =
+                    tokio::time::timeout(Duration::from_secs(5), link.up.delete()).await
+                {
+                    self.log.debug(format_args!(
+                        "ending the upstream session: {}",
+                        f.describe(link.up.url())
+                    ));
+                }
+            }
+            Up::Routed { router, to } => {
+                let _ = router.set_get(None);
+                match to {
+                    To::Legacy(_, pump) => pump.abort(),
+                    To::Child(h) => {
+                        lock(&h.stdin).take();
+                        if let Some(stop) = lock(&h.stop).take() {
+                            let _ = stop.send(());
+                        }
+                        let mut exited = h.exited.clone();
+                        let _ = tokio::time::timeout(
+                            self.opts.grace + Duration::from_secs(6),
+                            exited.wait_for(|e| *e),
+                        )
+                        .await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Timeouts of requests to children, and idle sessions.
+    async fn sweep(self: &Arc<Self>) {
+        let all: Vec<Arc<Down>> = lock(&self.sessions).values().cloned().collect();
+        for d in all {
+            if let (
+                Some(t),
+                Up::Routed {
+                    router,
+                    to: To::Child(h),
+                },
+            ) = (self.opts.request_timeout, &d.up)
+            {
+                let expired = d.session.expire(t);
+                for e in expired.to_client {
+                    self.log.warn(format_args!(
+                        "a request timed out after {t:?}; answered with an error"
+                    ));
+                    router.route(Bytes::from(e), self.log).await;
+                }
+                let tx = lock(&h.stdin).clone();
+                if let Some(tx) = tx {
+                    for c in expired.to_server {
+                        let _ = tx.send(Bytes::from(c)).await;
+                    }
+                }
+            }
+            let idle = lock(&d.last_seen).elapsed();
+            let streaming = lock(&d.get).as_ref().is_some_and(|g| !g.is_closed());
+            if idle > self.opts.idle_timeout && !streaming && d.session.in_flight() == 0 {
+                self.remove(&d.id);
+                let server = self.clone();
+                tokio::spawn(async move { server.end(&d, "idle").await });
+            }
+        }
+    }
+
+    /// Starts the session's child process and its relay tasks.
+    fn spawn_child(
+        self: &Arc<Self>,
+        cmd: &[OsString],
+        session: Arc<Session>,
+        router: Arc<Router>,
+        id: String,
+    ) -> Result<ChildHandle, String> {
+        let mut c = tokio::process::Command::new(&cmd[0]);
+        c.args(&cmd[1..])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = c
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", cmd[0].to_string_lossy()))?;
+        let log = self.log;
+        let pid = child.id().unwrap_or(0);
+        log.info(format_args!(
+            "session {}: started {} (pid {pid})",
+            &id[..8],
+            cmd[0].to_string_lossy()
+        ));
+        let pgid = Pid::from_raw(pid as i32);
+        let child_in = child.stdin.take().expect("piped");
+        let child_out = child.stdout.take().expect("piped");
+        let max = self.opts.max_message_bytes;
+
+        let (stdin_tx, mut stdin_rx) = mpsc::channel::<Bytes>(256);
+        tokio::spawn(async move {
+            let mut w = BufWriter::with_capacity(64 * 1024, child_in);
+            while let Some(m) = stdin_rx.recv().await {
+                if w.write_all(&m).await.is_err() || w.write_all(b"\n").await.is_err() {
+                    break;
+                }
+                if stdin_rx.is_empty() && w.flush().await.is_err() {
+                    break;
+                }
+            }
+            let _ = w.flush().await;
+            let _ = w.shutdown().await;
+        });
+
+        let (exited_tx, exited_rx) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = self.clone();
+        let sess = session.clone();
+        let r = router.clone();
+        let grace = self.opts.grace;
+        tokio::spawn(async move {
+            let mut lines = LineReader::new(BufReader::with_capacity(64 * 1024, child_out), max);
+            let reader = async {
+                loop {
+                    match lines.next().await {
+                        Ok(Line::Message(line)) => {
+                            let out = sess.from_server(&line);
+                            for f in out.forward {
+                                r.route(Bytes::copy_from_slice(&f), log).await;
+                            }
+                        }
+                        Ok(Line::TooLong(n)) => log.warn(format_args!(
+                            "dropped a {n}-byte message from the server (limit {max})"
+                        )),
+                        Ok(Line::Eof) | Err(_) => break,
+                    }
+                }
+            };
+            let supervise = async {
+                let mut stop_rx = stop_rx;
+                let status = tokio::select! {
+                    s = child.wait() => s,
+                    _ = &mut stop_rx => {
+                        // stdin is closed by now: a well-behaved server exits.
+                        match tokio::time::timeout(grace, child.wait()).await {
+                            Ok(s) => s,
+                            Err(_) => {
+                                let _ = killpg(pgid, Signal::SIGTERM);
+                                match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+                                    Ok(s) => s,
+                                    Err(_) => {
+                                        let _ = killpg(pgid, Signal::SIGKILL);
+                                        child.wait().await
+                                    }
+                                }
+                            }
+                        }
+                    }
+                };
+                // Nothing may outlive the server in its process group.
+                let _ = killpg(pgid, Signal::SIGTERM);
+                status
+            };
+            let (_, status) = tokio::join!(
+                async {
+                    reader.await;
+                },
+                supervise
+            );
+            let code = status.ok().and_then(|s| s.code());
+            log.info(format_args!(
+                "session {}: the server exited (status {})",
+                &id[..8],
+                code.map_or("signal".to_string(), |c| c.to_string())
+            ));
+            for e in
+                sess.upstream_gone("the MCP server process of this session exited before answering")
+            {
+                r.route(Bytes::from(e), log).await;
+            }
+            server.remove(&id);
+            let _ = exited_tx.send(true);
+        });
+        Ok(ChildHandle {
+            stdin: Mutex::new(Some(stdin_tx)),
+            stop: Mutex::new(Some(stop_tx)),
+            exited: exited_rx,
+        })
+    }
+}
+
+/// MCP-Protocol-Version values look like `2025-06-18`: visible ASCII, short.
+fn valid_protocol_version(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn join_array(parts: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = vec![b'['];
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(p);
+    }
+    out.push(b']');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_origins_pass_unless_allowed() {
+        for o in [
+            "http://localhost",
+            "http://localhost:6274",
+            "https://127.0.0.1:8443",
+            "http://[::1]:3000",
+            "http://app.localhost:1",
+        ] {
+            assert!(origin_allowed(o, &[]), "{o}");
+        }
+        for o in [
+            "null",
+            "http://evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example",
+            "file://",
+            "http://localhost/path",
+            "ftp://localhost",
+        ] {
+            assert!(!origin_allowed(o, &[]), "{o}");
+        }
+        assert!(origin_allowed(
+            "https://app.example.com",
+            &["https://app.example.com".into()]
+        ));
+    }
+}

@@ -1,0 +1,655 @@
+//! The HTTP transports against hostile and broken peers: scripted HTTP
+//! upstreams (HTML error pages, unreachable ports, expired sessions,
+//! multi-MiB SSE events), the local endpoint's refusals (Origin, size,
+//! sessions), and a legacy HTTP+SSE upstream (the real server-everything in
+//! its `sse` mode).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Proxy, error_code, is_denial};
+
+/// A process stopped when the test ends.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One request as the scripted upstream saw it.
+#[derive(Debug, Clone)]
+struct Req {
+    method: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A scripted HTTP/1.1 server on a free loopback port: every request is
+/// recorded and answered by `answer` (raw bytes; the connection is closed).
+struct Upstream {
+    port: u16,
+    seen: Arc<Mutex<Vec<Req>>>,
+}
+
+impl Upstream {
+    fn start(answer: impl Fn(&Req) -> Vec<u8> + Send + Sync + 'static) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answer = Arc::new(answer);
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { break };
+                let (s, answer) = (s.clone(), answer.clone());
+                std::thread::spawn(move || serve(conn, &s, &*answer));
+            }
+        });
+        Upstream { port, seen }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    fn seen(&self) -> Vec<Req> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve(conn: TcpStream, seen: &Mutex<Vec<Req>>, answer: &(dyn Fn(&Req) -> Vec<u8> + Sync)) {
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    let mut w = conn;
+    // One request per connection: every answer closes it.
+    {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let method = line.split(' ').next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let req = Req {
+            method,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        seen.lock().unwrap().push(req.clone());
+        let _ = w.write_all(&answer(&req));
+        let _ = w.flush();
+    }
+}
+
+fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The JSON-RPC id of a request body, as raw JSON.
+fn id_of(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v["id"].to_string()
+}
+
+fn method_of(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v["method"].as_str().unwrap_or("").to_string()
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+/// A policy file allowing one `t` call per minute and hiding `secret`.
+fn one_per_minute(dir: &std::path::Path) -> String {
+    let p = dir.join("limit.yaml");
+    std::fs::write(
+        &p,
+        "tools:\n  t:\n    rules:\n      - action: allow\n        rate_limit:\n          max: 1\n          window: 60\n  secret:\n    rules:\n      - action: deny\n        reason: \"no\"\n",
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+fn call_t(id: u64) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"t","arguments":{{}}}}}}"#
+    )
+}
+
+#[test]
+fn an_html_error_page_becomes_a_json_rpc_error_and_the_counters_roll_back() {
+    let up = Upstream::start(|_| {
+        response(
+            "502 Bad Gateway",
+            &[("Content-Type", "text/html")],
+            b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>",
+        )
+    });
+    let dir = common::temp_dir("http-502-policy");
+    let policy = one_per_minute(&dir);
+    let mut p = Proxy::command("http-502", &["-c", &policy, "--upstream", &up.url()]);
+    p.send(INIT);
+    let r = p.response("1");
+    assert_eq!(error_code(&r), Some(-32000), "{r}");
+    assert!(
+        r.contains("HTTP 502 Bad Gateway") && r.contains("nginx"),
+        "{r}"
+    );
+    assert!(!r.contains('<'), "HTML reached the client: {r}");
+    // The limit is 1 per minute: every failed call gives its unit back.
+    for id in 2..5 {
+        p.send(&call_t(id));
+        let r = p.response(&id.to_string());
+        assert_eq!(error_code(&r), Some(-32000), "call {id}: {r}");
+        assert!(
+            !is_denial(&r),
+            "call {id} was denied: the unit of a failed call was kept: {r}"
+        );
+    }
+    let calls = up
+        .seen()
+        .iter()
+        .filter(|r| r.body.contains("tools/call"))
+        .count();
+    assert_eq!(calls, 3);
+    for l in &p.seen {
+        assert!(!l.contains('<'), "HTML reached the client: {l}");
+    }
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn an_unreachable_upstream_gives_errors_and_the_proxy_keeps_serving() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = common::temp_dir("http-unreachable-policy");
+    let policy = one_per_minute(&dir);
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let mut p = Proxy::command("http-unreachable", &["-c", &policy, "--upstream", &url]);
+    p.send(INIT);
+    let r = p.response("1");
+    assert_eq!(error_code(&r), Some(-32000), "{r}");
+    assert!(r.contains("cannot reach the upstream"), "{r}");
+    // Still enforcing and answering.
+    p.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"secret","arguments":{}}}"#);
+    assert!(is_denial(&p.response("2")));
+    p.send(&call_t(3));
+    assert_eq!(error_code(&p.response("3")), Some(-32000));
+    p.send(&call_t(4));
+    let r = p.response("4");
+    assert!(!is_denial(&r), "the failed call kept its unit: {r}");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("cannot reach the upstream"), "{err}");
+}
+
+/// An upstream that keeps sessions: initialize gets `Mcp-Session-Id: s1`;
+/// afterwards it answers 404 (the session expired).
+fn expiring_upstream() -> Upstream {
+    Upstream::start(|req| {
+        if method_of(&req.body) == "initialize" {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":{},"result":{{"protocolVersion":"2025-06-18","capabilities":{{}},"serverInfo":{{"name":"x","version":"1"}}}}}}"#,
+                id_of(&req.body)
+            );
+            return response(
+                "200 OK",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Mcp-Session-Id", "s1"),
+                ],
+                body.as_bytes(),
+            );
+        }
+        response(
+            "404 Not Found",
+            &[("Content-Type", "text/plain")],
+            b"no such session",
+        )
+    })
+}
+
+#[test]
+fn an_expired_upstream_session_is_reported_clearly() {
+    let up = expiring_upstream();
+    let mut p = Proxy::command(
+        "http-expired",
+        &["--server", "everything", "--upstream", &up.url()],
+    );
+    p.send(INIT);
+    assert!(
+        p.response("1")
+            .contains("\"protocolVersion\":\"2025-06-18\"")
+    );
+    p.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    let r = p.response("2");
+    assert_eq!(error_code(&r), Some(-32000), "{r}");
+    assert!(r.contains("ended the MCP session"), "{r}");
+    let seen = up.seen();
+    let list = seen.iter().find(|r| r.body.contains("tools/list")).unwrap();
+    assert_eq!(list.header("mcp-session-id"), Some("s1"));
+    assert_eq!(list.header("mcp-protocol-version"), Some("2025-06-18"));
+    p.finish();
+}
+
+/// An upstream whose tools/call answer is an SSE stream with one event of `size` bytes of text.
+fn big_event_upstream(size: usize) -> Upstream {
+    Upstream::start(move |req| {
+        let m = method_of(&req.body);
+        let id = id_of(&req.body);
+        if m == "initialize" {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"result":{{"protocolVersion":"2025-06-18","capabilities":{{}},"serverInfo":{{"name":"x","version":"1"}}}}}}"#
+            );
+            return response(
+                "200 OK",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Mcp-Session-Id", "big"),
+                ],
+                body.as_bytes(),
+            );
+        }
+        if m == "tools/call" {
+            let text = "x".repeat(size);
+            let mut body = Vec::new();
+            body.extend_from_slice(b": a comment first\n\nevent: message\nid: e1\ndata: ");
+            body.extend_from_slice(
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"{text}"}}]}}}}"#)
+                    .as_bytes(),
+            );
+            body.extend_from_slice(b"\n\n");
+            return response("200 OK", &[("Content-Type", "text/event-stream")], &body);
+        }
+        if req.method == "GET" {
+            return response("405 Method Not Allowed", &[], b"");
+        }
+        response("202 Accepted", &[], b"")
+    })
+}
+
+#[test]
+fn a_multi_mib_sse_event_is_relayed_whole_to_a_stdio_client() {
+    let size = 6 << 20;
+    let up = big_event_upstream(size);
+    let mut p = Proxy::command(
+        "http-big",
+        &["--server", "everything", "--upstream", &up.url()],
+    );
+    p.send(INIT);
+    p.response("1");
+    p.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"big"}}}"#);
+    let r = p.response("2");
+    let v: serde_json::Value = serde_json::from_str(&r).expect("one JSON line");
+    assert_eq!(
+        v["result"]["content"][0]["text"].as_str().unwrap().len(),
+        size
+    );
+    p.finish();
+}
+
+/// Starts `portcullis --transport http --port 0 ARGS`; returns it and its URL.
+fn endpoint(args: &[&str]) -> (Guard, String) {
+    let mut child = Command::new(common::portcullis())
+        .args(["--transport", "http", "--port", "0"])
+        .args(args)
+        .current_dir(common::root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start portcullis");
+    let err = child.stderr.take().unwrap();
+    let guard = Guard(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("portcullis prints its URL");
+        if let Some(url) = line.strip_prefix("portcullis: listening on ") {
+            std::thread::spawn(move || for _ in rx {});
+            return (guard, url.trim().to_string());
+        }
+    }
+}
+
+/// One HTTP request; (status, headers, body).
+fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = TcpStream::connect(authority).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = out[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, head, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + n]);
+        b = &b[i + 2 + n + 2..];
+    }
+    out
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
+
+#[test]
+fn the_local_endpoint_refuses_bad_origins_big_bodies_and_unknown_sessions() {
+    let up = expiring_upstream();
+    let (_p, url) = endpoint(&[
+        "--server",
+        "everything",
+        "--max-message-size",
+        "4096",
+        "--upstream",
+        &up.url(),
+    ]);
+    let init = INIT.as_bytes();
+    for origin in [
+        "http://evil.example",
+        "null",
+        "http://localhost.evil.example",
+    ] {
+        let (status, _, _) = http(&url, "POST", &[JSON, ACCEPT, ("Origin", origin)], init);
+        assert_eq!(status, 403, "Origin {origin}");
+    }
+    let (status, _, _) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, ("Origin", "http://localhost:6274")],
+        init,
+    );
+    assert_eq!(status, 200, "a loopback origin is fine");
+    let big = vec![b' '; 5000];
+    let (status, _, body) = http(&url, "POST", &[JSON, ACCEPT], &big);
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, ("Mcp-Session-Id", "0123456789abcdef")],
+        b"{}",
+    );
+    assert_eq!(status, 404);
+    let (status, _, _) = http(
+        &url,
+        "GET",
+        &[("Accept", "text/event-stream"), ("Mcp-Session-Id", "nope")],
+        b"",
+    );
+    assert_eq!(status, 404);
+    let (status, _, _) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT],
+        br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+    );
+    assert_eq!(
+        status, 400,
+        "a request without a session id that is not initialize"
+    );
+    let (status, _, _) = http(&url, "DELETE", &[], b"");
+    assert_eq!(status, 400);
+    let (status, _, _) = http(
+        &url,
+        "POST",
+        &[("Content-Type", "text/plain"), ACCEPT],
+        init,
+    );
+    assert_eq!(status, 415);
+    let (status, _, _) = http(
+        &url.replace("/mcp", "/other"),
+        "POST",
+        &[JSON, ACCEPT],
+        init,
+    );
+    assert_eq!(status, 404);
+    let (status, _, _) = http(&url, "PUT", &[JSON], init);
+    assert_eq!(status, 405);
+}
+
+#[test]
+fn an_upstream_404_ends_the_client_session_with_404() {
+    let up = expiring_upstream();
+    let (_p, url) = endpoint(&["--server", "everything", "--upstream", &up.url()]);
+    let (status, head, body) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let sid = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("mcp-session-id: ")
+                .map(str::to_string)
+        })
+        .expect("a session id");
+    assert_eq!(sid.len(), 32, "{sid}");
+    assert_ne!(sid, "s1", "the upstream's session id is not handed out");
+    let list = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let (status, _, _) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, ("Mcp-Session-Id", &sid)],
+        list,
+    );
+    assert_eq!(
+        status, 404,
+        "the upstream ended the session: so does the proxy"
+    );
+    let (status, _, _) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, ("Mcp-Session-Id", &sid)],
+        list,
+    );
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn a_multi_mib_sse_event_is_relayed_whole_to_an_http_client() {
+    let size = 6 << 20;
+    let up = big_event_upstream(size);
+    let (_p, url) = endpoint(&["--server", "everything", "--upstream", &up.url()]);
+    let (status, head, _) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
+    assert_eq!(status, 200);
+    let sid = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("mcp-session-id: ")
+                .map(str::to_string)
+        })
+        .unwrap();
+    let call = br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"big"}}}"#;
+    let (status, head, body) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, ("Mcp-Session-Id", &sid)],
+        call,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
+    let text = String::from_utf8(body).unwrap();
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("a data line");
+    let v: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(
+        v["result"]["content"][0]["text"].as_str().unwrap().len(),
+        size
+    );
+    // Denials come back as plain JSON.
+    let denied = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get-env","arguments":{}}}"#;
+    let (status, _, body) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, ("Mcp-Session-Id", &sid)],
+        denied,
+    );
+    assert_eq!(status, 200);
+    assert!(is_denial(&String::from_utf8_lossy(&body)));
+    // Notifications get 202.
+    let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let (status, _, _) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, ("Mcp-Session-Id", &sid)],
+        note,
+    );
+    assert_eq!(status, 202);
+    let (status, _, _) = http(&url, "DELETE", &[("Mcp-Session-Id", &sid)], b"");
+    assert_eq!(status, 200);
+    let (status, _, _) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, ("Mcp-Session-Id", &sid)],
+        note,
+    );
+    assert_eq!(status, 404, "a deleted session is gone");
+}
+
+#[test]
+fn a_legacy_sse_upstream_works() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("node")
+        .arg(common::server_everything())
+        .arg("sse")
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    let err = server.stderr.take().unwrap();
+    let _server = Guard(server);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server-everything starts");
+        if line.contains("running on port") {
+            break;
+        }
+    }
+    let url = format!("http://127.0.0.1:{port}/sse");
+    let mut p = Proxy::command(
+        "http-legacy",
+        &["--server", "everything", "--upstream", &url],
+    );
+    let init = p.initialize();
+    assert!(init.contains("mcp-servers/everything"), "{init}");
+    p.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    let list = p.response("2");
+    assert!(
+        list.contains("\"echo\"") && !list.contains("\"get-env\""),
+        "{list}"
+    );
+    let r = p.call(3, "echo", r#"{"message":"legacy"}"#);
+    assert!(r.contains("Echo: legacy"), "{r}");
+    assert!(is_denial(&p.call(4, "get-env", "{}")));
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+}
