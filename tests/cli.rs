@@ -1,5 +1,7 @@
 //! The real binary: `validate`, `policies`, `--version`, exit codes and output streams.
 
+mod common;
+
 use std::process::Command;
 
 fn portcullis(args: &[&str]) -> (i32, String, String) {
@@ -109,6 +111,21 @@ fn policies_and_version_name_the_embedded_policy() {
     assert_eq!(code, 0);
     assert!(
         out.starts_with("portcullis 0.1.0 (env default, 1 policy, sha256:"),
+        "{out}"
+    );
+}
+
+/// The README's main job: a real MCP session through the proxy and the
+/// embedded default policy, every decision checked against the policy.
+#[test]
+fn demo_runs_a_real_session_and_every_decision_matches() {
+    let server = common::server_everything();
+    let (code, out, err) = portcullis(&["demo", "--", "node", server.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("hidden by policy: get-env"), "{out}");
+    assert!(out.contains("DENY   get-sum"), "{out}");
+    assert!(
+        out.contains("Every decision matched the policy. Denied calls never reached the server."),
         "{out}"
     );
 }
