@@ -136,3 +136,102 @@ fn an_unusable_state_dir_is_a_clear_start_up_error() {
     assert!(err.contains(&file.display().to_string()), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+/// Another process holding SQLite's write lock (as `sqlite3` in a shell, a
+/// backup, a stuck proxy would), in a `python3` process of its own.
+struct LockHolder(std::process::Child);
+
+impl LockHolder {
+    fn hold(db: &Path) -> LockHolder {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys\n\
+                 c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+                 c.execute('BEGIN IMMEDIATE')\n\
+                 print('locked', flush=True)\n\
+                 sys.stdin.readline()\n\
+                 c.execute('COMMIT')\n",
+            ])
+            .arg(db)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "locked");
+        LockHolder(child)
+    }
+
+    fn release(mut self) {
+        use std::io::Write;
+        let mut stdin = self.0.stdin.take().unwrap();
+        stdin.write_all(b"commit\n").unwrap();
+        drop(stdin);
+        assert!(self.0.wait().unwrap().success());
+    }
+}
+
+/// The proxy decides a rate-limited call on its event loop when SQLite's
+/// lock is free, and off it when another process holds the lock: the call
+/// then waits for the lock (up to the 5 s busy timeout) and is decided; past
+/// the timeout it is denied fail-closed with the state message and never
+/// reaches the server; the proxy keeps serving.
+#[test]
+fn a_lock_held_by_another_process_is_waited_for_then_fails_closed() {
+    let dir = temp_dir("sqlite-lock");
+    let policy = limited_policy(&dir, 10);
+    let state = dir.join("state");
+    let db = state.join("portcullis-counters.sqlite");
+    let mut p = proxy("sqlite-lock", &policy, &state);
+    assert!(echo(&mut p, 1).contains("hello 1"));
+
+    let holder = LockHolder::hold(&db);
+    p.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello 2"}}}"#);
+    assert_eq!(
+        p.next_line(std::time::Duration::from_millis(700)),
+        None,
+        "no decision while another process holds the lock"
+    );
+    assert!(
+        !p.server_received().iter().any(|l| l.contains("hello 2")),
+        "nothing forwarded unchecked"
+    );
+    holder.release();
+    let r = p.response("2");
+    assert!(r.contains("hello 2"), "decided once the lock is free: {r}");
+
+    // Held past the busy timeout: denied, with the state message.
+    let holder = LockHolder::hold(&db);
+    let denied = echo(&mut p, 3);
+    assert!(is_denial(&denied), "{denied}");
+    assert!(denied.contains("Policy state unavailable"), "{denied}");
+    assert!(
+        !p.server_received().iter().any(|l| l.contains("hello 3")),
+        "a call that could not be counted never reaches the server"
+    );
+    holder.release();
+    assert!(echo(&mut p, 4).contains("hello 4"), "serving again");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("database is locked"),
+        "the store's failure is logged: {err}"
+    );
+
+    // Exactly the three allowed calls were counted.
+    let counted = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             print(sqlite3.connect(sys.argv[1]).execute('SELECT SUM(value) FROM counters').fetchone()[0])\n",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&counted.stdout).trim(), "3");
+}

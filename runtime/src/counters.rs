@@ -440,6 +440,93 @@ pub trait Counters: Send + Sync {
     fn may_block(&self) -> bool {
         false
     }
+
+    /// [`Counters::read`], but `Ok(None)` instead of waiting (another
+    /// process holds the store's lock, the answer needs a network round
+    /// trip). The proxy tries this on its event loop first and hands the
+    /// decision to a blocking thread only when it gets `None`. Stores that
+    /// never wait answer at once (the default).
+    fn try_read(&self, counter: CounterRef, now: UnixMillis) -> Result<Option<u64>, StateError> {
+        self.read(counter, now).map(Some)
+    }
+
+    /// [`Counters::reserve`], but `Ok(None)`, having added nothing, instead
+    /// of waiting. See [`Counters::try_read`].
+    fn try_reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<Option<ReserveOutcome>, StateError> {
+        self.reserve(requests, now, ticket).map(Some)
+    }
+}
+
+/// A view of a store for a decision on the proxy's event loop: reads and
+/// reservations use [`Counters::try_read`] and [`Counters::try_reserve`], and
+/// when the store would have to wait, they fail and [`NoWait::waited`]
+/// turns true. The decision is then void (nothing was reserved) and is taken
+/// again, against the store itself, on a thread that may wait.
+pub struct NoWait<'a> {
+    inner: &'a dyn Counters,
+    would_wait: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> NoWait<'a> {
+    /// A view of `inner`.
+    pub fn new(inner: &'a dyn Counters) -> NoWait<'a> {
+        NoWait {
+            inner,
+            would_wait: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// True when a read or reservation would have had to wait: the decision
+    /// taken through this view must be discarded.
+    pub fn waited(&self) -> bool {
+        self.would_wait.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn wait(&self) -> StateError {
+        self.would_wait
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        StateError(String::new())
+    }
+}
+
+impl Counters for NoWait<'_> {
+    fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError> {
+        if self.waited() {
+            return Err(StateError(String::new()));
+        }
+        match self.inner.try_read(counter, now)? {
+            Some(v) => Ok(v),
+            None => Err(self.wait()),
+        }
+    }
+
+    fn reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<ReserveOutcome, StateError> {
+        if self.waited() {
+            return Err(StateError(String::new()));
+        }
+        match self.inner.try_reserve(requests, now, ticket)? {
+            Some(outcome) => Ok(outcome),
+            None => Err(self.wait()),
+        }
+    }
+
+    fn commit(&self, ticket: &Ticket) {
+        self.inner.commit(ticket);
+    }
+
+    fn rollback(&self, ticket: &Ticket) {
+        self.inner.rollback(ticket);
+    }
 }
 
 // ---------------------------------------------------------------------------

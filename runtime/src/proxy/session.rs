@@ -17,7 +17,7 @@ use super::audit::{AuditLog, Event, Verdict};
 use super::log::Log;
 use super::metrics::Metrics;
 use super::respond;
-use crate::counters::{Counters, Ticket, UnixMillis};
+use crate::counters::{Counters, NoWait, Ticket, UnixMillis};
 use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
 use crate::json::{Outline, Strictness, Val, Value, validate, validate_outline};
 use crate::jsonrpc::{Envelope, INVALID_REQUEST, PARSE_ERROR};
@@ -108,6 +108,28 @@ impl<'a> Outcome<'a> {
             reply: vec![bytes],
         }
     }
+
+    /// One message: forwarded as it came or not, and maybe a reply.
+    fn single(message: &'a [u8], forward: bool, reply: Option<Vec<u8>>) -> Outcome<'a> {
+        Outcome {
+            forward: if forward {
+                vec![Cow::Borrowed(message)]
+            } else {
+                Vec::new()
+            },
+            reply: reply.into_iter().collect(),
+        }
+    }
+}
+
+/// May a decision wait on the counter store?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Yes: this runs where waiting is fine (a blocking thread, or a store
+    /// that never waits).
+    Yes,
+    /// No: this runs on the event loop; give up rather than wait.
+    No,
 }
 
 /// Messages the proxy originates when requests expire.
@@ -227,33 +249,41 @@ impl Session {
             .count()
     }
 
-    /// True when handling this client line may wait on the counter store:
-    /// the store does I/O ([`Counters::may_block`]: SQLite, Redis), the
-    /// policy has counters, and the line is a `tools/call` (or a batch, which
-    /// may hold one). Always false with the in-memory store, at no cost.
+    /// Handles one client line on the event loop, unless that would mean
+    /// waiting on the counter store: `None` then, and nothing was done (no
+    /// counter touched, nothing registered or logged).
     ///
-    /// A transport then hands the line to [`Session::from_client_blocking`]
-    /// and waits for its outcome before it handles the client's next
-    /// message: messages from the client keep their order (a call is
-    /// forwarded before anything the client sent after it), while the event
-    /// loop stays free to relay the server's messages (answers, progress,
-    /// pings, requests) and to serve other sessions.
-    pub fn may_block(&self, line: &[u8]) -> bool {
+    /// With the in-memory store this is always [`Session::from_client`].
+    /// With a store that does I/O ([`Counters::may_block`]) a `tools/call` is
+    /// decided through [`NoWait`]: SQLite answers when its lock is free at
+    /// once (the usual case, a few microseconds), Redis never does (a round
+    /// trip). A batch with such a store is always `None`.
+    ///
+    /// On `None` a transport hands the line to
+    /// [`Session::from_client_blocking`] and waits for its outcome before it
+    /// handles the client's next message: messages from the client keep
+    /// their order (a call is forwarded before anything the client sent
+    /// after it), while the event loop stays free to relay the server's
+    /// messages (answers, progress, pings, requests) and to serve other
+    /// sessions.
+    pub fn from_client_now<'a>(&self, line: &'a [u8]) -> Option<Outcome<'a>> {
         // The policy is read each time: a reload may add or drop counters.
         if !self.store_may_block || self.policy().meta().counters.is_empty() {
-            return false;
+            return Some(self.from_client(line));
         }
         let trimmed = trim(line);
         match trimmed.first() {
-            None => false,
-            Some(b'[') => true,
-            // A message that does not parse is refused without a decision.
-            Some(_) => Envelope::parse(trimmed).is_ok_and(|env| env.method_is("tools/call")),
+            None => Some(Outcome::default()),
+            Some(b'[') => None,
+            Some(_) => {
+                let (forward, reply) = self.client_message(trimmed, Wait::No)?;
+                Some(Outcome::single(trimmed, forward, reply))
+            }
         }
     }
 
     /// [`Session::from_client`] on tokio's blocking thread pool, for a line
-    /// for which [`Session::may_block`] is true: the decision's reservation
+    /// [`Session::from_client_now`] did not handle: the decision's reservation
     /// (a SQLite transaction, a Redis round trip) waits there, not on the
     /// event loop.
     pub async fn from_client_blocking(self: Arc<Self>, line: Vec<u8>) -> Outcome<'static> {
@@ -282,15 +312,8 @@ impl Session {
             return Outcome::default();
         }
         if trimmed[0] != b'[' {
-            let (forward, reply) = self.client_message(trimmed);
-            return Outcome {
-                forward: if forward {
-                    vec![Cow::Borrowed(trimmed)]
-                } else {
-                    Vec::new()
-                },
-                reply: reply.into_iter().collect(),
-            };
+            let (forward, reply) = self.client_message_waiting(trimmed);
+            return Outcome::single(trimmed, forward, reply);
         }
         if let Err(e) = validate(trimmed, Strictness::LENIENT) {
             self.log.warn(format_args!(
@@ -310,7 +333,7 @@ impl Session {
         }
         let mut out = Outcome::default();
         for item in items.iter() {
-            let (forward, reply) = self.client_message(item.as_bytes());
+            let (forward, reply) = self.client_message_waiting(item.as_bytes());
             if forward {
                 out.forward.push(Cow::Borrowed(item.as_bytes()));
             }
@@ -319,8 +342,24 @@ impl Session {
         out
     }
 
-    /// One client message: (forward it?, answer).
-    fn client_message(&self, raw: &[u8]) -> (bool, Option<Vec<u8>>) {
+    /// [`Session::client_message`] with [`Wait::Yes`], which always decides.
+    fn client_message_waiting(&self, raw: &[u8]) -> (bool, Option<Vec<u8>>) {
+        self.client_message(raw, Wait::Yes).unwrap_or_else(|| {
+            // Unreachable: only Wait::No gives up. Refuse rather than forward unchecked.
+            (
+                false,
+                Some(respond::error(
+                    None,
+                    INTERNAL_ERROR,
+                    "internal error while deciding the message",
+                )),
+            )
+        })
+    }
+
+    /// One client message: whether to forward `raw`, and the reply to the client if any. `None`
+    /// only with [`Wait::No`], when the decision would wait on the store.
+    fn client_message(&self, raw: &[u8], wait: Wait) -> Option<(bool, Option<Vec<u8>>)> {
         let env = match Envelope::parse(raw) {
             Ok(env) => env,
             Err(r) => {
@@ -328,57 +367,57 @@ impl Session {
                     "refused a client message: {} ({})",
                     r.message, r.code
                 ));
-                return (
+                return Some((
                     false,
                     Some(respond::error(
                         r.id.map(|v| v.as_bytes()),
                         r.code,
                         r.message,
                     )),
-                );
+                ));
             }
         };
         if env.method_is("tools/call") {
-            return self.tools_call(&env);
+            return self.tools_call(&env, wait);
         }
         if env.method.is_some() {
             let Some(id) = env.id else {
                 if env.method_is("notifications/cancelled") {
                     self.client_cancelled(&env);
                 }
-                return (true, None); // a notification
+                return Some((true, None)); // a notification
             };
             let Some(key) = IdKey::of(id) else {
-                return (
+                return Some((
                     false,
                     Some(respond::error(
                         None,
                         INVALID_REQUEST,
                         "request id must be a string or a number",
                     )),
-                );
+                ));
             };
             let kind = if env.method_is("tools/list") {
                 Kind::List
             } else {
                 Kind::Other
             };
-            return match self.register(key, id.as_bytes(), kind) {
+            return Some(match self.register(key, id.as_bytes(), kind) {
                 Ok(()) => (true, None),
                 Err(reply) => (false, Some(reply)),
-            };
+            });
         }
         if env.id.is_some() && (env.result.is_some() || env.error.is_some()) {
-            return (true, None); // the client answering a server request
+            return Some((true, None)); // the client answering a server request
         }
-        (
+        Some((
             false,
             Some(respond::error(
                 env.request_id().map(|v| v.as_bytes()),
                 INVALID_REQUEST,
                 "message is neither a request, a notification nor a response",
             )),
-        )
+        ))
     }
 
     /// The client cancelled one of its requests: it expects no answer, so a
@@ -423,7 +462,7 @@ impl Session {
         Ok(())
     }
 
-    fn tools_call(&self, env: &Envelope<'_>) -> (bool, Option<Vec<u8>>) {
+    fn tools_call(&self, env: &Envelope<'_>, wait: Wait) -> Option<(bool, Option<Vec<u8>>)> {
         let call = match env.tool_call() {
             Ok(call) => call,
             Err(r) => {
@@ -445,54 +484,63 @@ impl Session {
                     arguments: None,
                     session: Some(self.session),
                 });
-                return (
+                return Some((
                     false,
                     Some(respond::error(
                         r.id.map(|v| v.as_bytes()),
                         r.code,
                         r.message,
                     )),
-                );
+                ));
             }
         };
         // tool_call() guarantees a string or number id.
         let id = env.request_id().expect("tools/call has an id");
         let Some(key) = IdKey::of(id) else {
-            return (
+            return Some((
                 false,
                 Some(respond::error(
                     None,
                     INVALID_REQUEST,
                     "request id must be a string or a number",
                 )),
-            );
+            ));
         };
         if self
             .pending()
             .get(&key)
             .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
         {
-            return (
+            return Some((
                 false,
                 Some(respond::error(
                     Some(id.as_bytes()),
                     INVALID_REQUEST,
                     "request id is already used by a request in flight",
                 )),
-            );
+            ));
         }
         let now = UnixMillis::now();
         // One policy for the whole decision, whatever a reload does meanwhile.
         let policy = self.policy();
-        let decision = policy.decide(
-            &call,
-            &Env {
-                counters: self.counters.as_ref(),
-                now,
-                session: self.session,
-                fail_mode: self.fail_mode,
-            },
-        );
+        let env = |counters| Env {
+            counters,
+            now,
+            session: self.session,
+            fail_mode: self.fail_mode,
+        };
+        let decision = match wait {
+            Wait::Yes => policy.decide(&call, &env(self.counters.as_ref())),
+            Wait::No => {
+                let view = NoWait::new(self.counters.as_ref());
+                let decision = policy.decide(&call, &env(&view));
+                if view.waited() {
+                    // Void: nothing was reserved, recorded or registered.
+                    return None;
+                }
+                decision
+            }
+        };
         let meta = policy.meta();
         if let Some(m) = &self.metrics {
             m.decided(
@@ -514,7 +562,7 @@ impl Session {
             arguments: Some(call.arguments().as_bytes().to_vec()),
             session: Some(self.session),
         });
-        match decision.effect() {
+        Some(match decision.effect() {
             Effect::Deny => {
                 self.log.info(format_args!(
                     "denied {}: {}",
@@ -535,7 +583,7 @@ impl Session {
                     }
                 }
             }
-        }
+        })
     }
 
     /// Builds and queues a decision-log event, only when there is a log.

@@ -144,17 +144,18 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
                     biased;
                     line = lines.next() => match line {
                         Ok(Line::Message(line)) => {
-                            // A decision that waits on the counter store runs on a
-                            // blocking thread; this task waits for it (client messages
+                            // A decision that would wait on the counter store runs on
+                            // a blocking thread; this task waits for it (client messages
                             // keep their order) while the server side keeps relaying.
-                            let out = if session.may_block(&line) {
-                                // What was forwarded before it must not wait for it.
-                                if to_server.flush().await.is_err() {
-                                    break;
+                            let out = match session.from_client_now(&line) {
+                                Some(out) => out,
+                                None => {
+                                    // What was forwarded before it must not wait for it.
+                                    if to_server.flush().await.is_err() {
+                                        break;
+                                    }
+                                    session.clone().from_client_blocking(line.clone()).await
                                 }
-                                session.clone().from_client_blocking(line).await
-                            } else {
-                                session.from_client(&line)
                             };
                             for f in out.forward {
                                 if write_line(&mut to_server, &f).await.is_err() {

@@ -12,10 +12,13 @@
 //! against every store).
 //!
 //! A backend ([`Backend`]) does blocking I/O. [`Store`] turns it into a
-//! [`Counters`]: it says so ([`Counters::may_block`], so the proxy decides
-//! off its event loop), hands rollbacks to a worker thread (a rollback is
-//! called from the relay of server answers and must not wait on a
-//! database), and logs when the store becomes unavailable and available again.
+//! [`Counters`]: it says so ([`Counters::may_block`]), so the proxy decides
+//! a call off its event loop whenever the backend cannot answer at once
+//! ([`Backend::try_reserve`]: SQLite tries its lock without waiting; Redis
+//! always needs a round trip), hands rollbacks and housekeeping
+//! ([`Backend::maintain`]) to a worker thread (a rollback is called from the
+//! relay of server answers and must not wait on a database), and logs when
+//! the store becomes unavailable and available again.
 //!
 //! [`Window::live_buckets`]: crate::counters::Window::live_buckets
 
@@ -50,10 +53,45 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<ReserveOutcome, StateError>;
     /// Gives the units of `ticket` back.
     fn rollback(&self, ticket: &Ticket) -> Result<(), StateError>;
+
+    /// [`Backend::read`] if it can answer without waiting, `Ok(None)`
+    /// otherwise (the default: always wait, off the event loop).
+    fn try_read(&self, counter: CounterRef, now: UnixMillis) -> Result<Option<u64>, StateError> {
+        let _ = (counter, now);
+        Ok(None)
+    }
+
+    /// [`Backend::reserve`] if it can be done without waiting, `Ok(None)`
+    /// having added nothing otherwise (the default: always wait).
+    fn try_reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<Option<ReserveOutcome>, StateError> {
+        let _ = (requests, now, ticket);
+        Ok(None)
+    }
+
+    /// True when [`Backend::maintain`] should run soon. Asked after every
+    /// reservation: must be cheap.
+    fn maintenance_due(&self, now: UnixMillis) -> bool {
+        let _ = now;
+        false
+    }
+
+    /// Housekeeping that may take long (deleting expired counters, moving
+    /// SQLite's log into the database), run on the store's worker thread so
+    /// that no decision waits for it.
+    fn maintain(&self, now: UnixMillis) -> Result<(), StateError> {
+        let _ = now;
+        Ok(())
+    }
 }
 
 enum Job {
     Rollback(Box<Ticket>),
+    Maintain,
     /// Answered once every job queued before it is done.
     Flush(mpsc::Sender<()>),
 }
@@ -64,6 +102,8 @@ pub struct Store {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
     available: Arc<AtomicBool>,
+    /// A [`Job::Maintain`] is queued or running.
+    maintaining: Arc<AtomicBool>,
     what: String,
     log: Log,
 }
@@ -79,8 +119,14 @@ impl Store {
     pub fn new(backend: Arc<dyn Backend>, what: String, log: Log) -> std::io::Result<Store> {
         let (tx, rx) = mpsc::channel::<Job>();
         let available = Arc::new(AtomicBool::new(true));
+        let maintaining = Arc::new(AtomicBool::new(false));
         let worker = {
-            let (backend, available, what) = (backend.clone(), available.clone(), what.clone());
+            let (backend, available, maintaining, what) = (
+                backend.clone(),
+                available.clone(),
+                maintaining.clone(),
+                what.clone(),
+            );
             std::thread::Builder::new()
                 .name("counter-rollback".into())
                 .spawn(move || {
@@ -95,6 +141,13 @@ impl Store {
                                     ));
                                 }
                             }
+                            Job::Maintain => {
+                                let r = backend.maintain(UnixMillis::now());
+                                maintaining.store(false, Ordering::Relaxed);
+                                if let Err(e) = r {
+                                    log.warn(format_args!("counter store housekeeping failed ({e}); it is retried later"));
+                                }
+                            }
                             Job::Flush(done) => {
                                 let _ = done.send(());
                             }
@@ -107,6 +160,7 @@ impl Store {
             jobs: Mutex::new(Some(tx)),
             worker: Mutex::new(Some(worker)),
             available,
+            maintaining,
             what,
             log,
         })
@@ -147,6 +201,39 @@ impl Store {
     fn health<T>(&self, r: &Result<T, StateError>) {
         health(&self.available, &self.what, self.log, r.as_ref().err());
     }
+
+    /// After a reservation: queues the backend's housekeeping when it is due
+    /// and not queued already.
+    fn maintain_if_due(&self, now: UnixMillis) {
+        if self.backend.maintenance_due(now) && !self.maintaining.swap(true, Ordering::Relaxed) {
+            let queued = self
+                .jobs()
+                .as_ref()
+                .is_some_and(|jobs| jobs.send(Job::Maintain).is_ok());
+            if !queued {
+                self.maintaining.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Amounts of 0 always fit: nothing to ask the store. Some(Reserved) then.
+    fn reserve_nothing(
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Option<ReserveOutcome> {
+        if !requests.iter().all(|r| r.amount == 0) {
+            return None;
+        }
+        for r in requests {
+            ticket.push(crate::counters::Reservation {
+                counter: r.counter,
+                amount: 0,
+                bucket: r.counter.spec.window.bucket(now),
+            });
+        }
+        Some(ReserveOutcome::Reserved)
+    }
 }
 
 /// Logs transitions only: one line when the store fails, one when it is back.
@@ -181,19 +268,41 @@ impl Counters for Store {
         now: UnixMillis,
         ticket: &mut Ticket,
     ) -> Result<ReserveOutcome, StateError> {
-        // Nothing to add: nothing to ask the store (as in memory, an amount of 0 always fits).
-        if requests.iter().all(|r| r.amount == 0) {
-            for r in requests {
-                ticket.push(crate::counters::Reservation {
-                    counter: r.counter,
-                    amount: 0,
-                    bucket: r.counter.spec.window.bucket(now),
-                });
-            }
-            return Ok(ReserveOutcome::Reserved);
+        if let Some(nothing) = Store::reserve_nothing(requests, now, ticket) {
+            return Ok(nothing);
         }
         let r = self.backend.reserve(requests, now, ticket);
         self.health(&r);
+        if r.is_ok() {
+            self.maintain_if_due(now);
+        }
+        r
+    }
+
+    fn try_read(&self, counter: CounterRef, now: UnixMillis) -> Result<Option<u64>, StateError> {
+        let r = self.backend.try_read(counter, now);
+        if !matches!(r, Ok(None)) {
+            self.health(&r);
+        }
+        r
+    }
+
+    fn try_reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<Option<ReserveOutcome>, StateError> {
+        if let Some(nothing) = Store::reserve_nothing(requests, now, ticket) {
+            return Ok(Some(nothing));
+        }
+        let r = self.backend.try_reserve(requests, now, ticket);
+        if !matches!(r, Ok(None)) {
+            self.health(&r);
+        }
+        if matches!(r, Ok(Some(_))) {
+            self.maintain_if_due(now);
+        }
         r
     }
 

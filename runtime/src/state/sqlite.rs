@@ -17,13 +17,24 @@
 //! (a power cut may lose the last commits, never corrupt the file); readers
 //! never block the writer.
 //!
+//! The proxy first tries a reservation on its event loop without waiting
+//! ([`Backend::try_reserve`]): the connection's mutex and SQLite's write lock
+//! are only tried (busy timeout 0), and when another process or thread holds
+//! either, the call is decided again on a thread that may wait (busy timeout
+//! [`BUSY_TIMEOUT`]). Checkpoints (moving the log into the database, with
+//! fsyncs) never run inside a reservation: automatic checkpoints are off
+//! below [`AUTOCHECKPOINT_BACKSTOP`] pages, and the store's worker thread
+//! runs one every [`CHECKPOINT_EVERY`] commits ([`Backend::maintain`]),
+//! along with the deletion of expired rows.
+//!
 //! [`Window::bucket`]: crate::counters::Window::bucket
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
 use super::{Backend, storage_key};
 use crate::counters::{CounterRef, ReserveOutcome, ReserveRequest, StateError, Ticket, UnixMillis};
@@ -40,6 +51,14 @@ const SCHEMA_VERSION: i64 = 1;
 /// Delete expired rows at most this often.
 const PRUNE_EVERY_MS: i64 = 60_000;
 
+/// The worker checkpoints the log after this many commits (SQLite's own
+/// default is every 1000 pages; a reservation writes about one).
+pub const CHECKPOINT_EVERY: u32 = 1000;
+
+/// Should the worker fall behind, a commit checkpoints by itself once the
+/// log holds this many pages (about 40 MiB).
+pub const AUTOCHECKPOINT_BACKSTOP: u32 = 10_000;
+
 /// SQLite integers are i64.
 const MAX_EXACT: u64 = i64::MAX as u64;
 
@@ -48,11 +67,24 @@ pub struct SqliteStore {
     conn: Mutex<Db>,
     path: PathBuf,
     prefix: String,
+    /// Commits since the last checkpoint.
+    commits: AtomicU32,
+    /// When expired rows are next deleted (ms since the epoch).
+    next_prune: AtomicI64,
 }
 
 struct Db {
     conn: Connection,
-    next_prune: i64,
+    /// The connection's busy timeout is [`BUSY_TIMEOUT`] (else 0).
+    waits: bool,
+}
+
+/// Another connection holds the lock (SQLITE_BUSY, SQLITE_LOCKED).
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 fn err(e: rusqlite::Error) -> StateError {
@@ -81,12 +113,11 @@ impl SqliteStore {
                 path.display()
             ));
         }
-        conn.execute_batch("PRAGMA synchronous=NORMAL;")
-            .map_err(fail)?;
-        let mut db = Db {
-            conn,
-            next_prune: 0,
-        };
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_BACKSTOP};"
+        ))
+        .map_err(fail)?;
+        let mut db = Db { conn, waits: true };
         {
             let tx = db
                 .conn
@@ -124,8 +155,10 @@ impl SqliteStore {
             conn: Mutex::new(db),
             path,
             prefix: prefix.to_string(),
+            commits: AtomicU32::new(0),
+            next_prune: AtomicI64::new(0),
         };
-        store.db().prune(UnixMillis::now().0).map_err(|e| {
+        store.maintain(UnixMillis::now()).map_err(|e| {
             format!(
                 "cannot open the counter database {}: {}",
                 store.path.display(),
@@ -140,23 +173,39 @@ impl SqliteStore {
         &self.path
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Db> {
+    /// The connection, waiting for it and then for SQLite's lock.
+    fn db(&self) -> Result<MutexGuard<'_, Db>, StateError> {
         // A panic mid-transaction drops the transaction (rolled back): the
         // connection is consistent, so a poisoned lock is safe to reuse.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        let mut db = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        db.wait(true).map_err(err)?;
+        Ok(db)
+    }
+
+    /// The connection if nobody holds it, set to fail at once (not wait)
+    /// when another connection holds SQLite's lock.
+    fn db_now(&self) -> Result<Option<MutexGuard<'_, Db>>, StateError> {
+        let mut db = match self.conn.try_lock() {
+            Ok(db) => db,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(None),
+        };
+        db.wait(false).map_err(err)?;
+        Ok(Some(db))
+    }
+
+    fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 impl Db {
-    fn prune(&mut self, now: i64) -> Result<(), StateError> {
-        if now < self.next_prune {
-            return Ok(());
+    fn wait(&mut self, wait: bool) -> rusqlite::Result<()> {
+        if self.waits != wait {
+            self.conn
+                .busy_timeout(if wait { BUSY_TIMEOUT } else { Duration::ZERO })?;
+            self.waits = wait;
         }
-        self.next_prune = now.saturating_add(PRUNE_EVERY_MS);
-        self.conn
-            .prepare_cached("DELETE FROM counters WHERE expires <= ?1")
-            .and_then(|mut s| s.execute([now]))
-            .map_err(err)?;
         Ok(())
     }
 }
@@ -178,80 +227,15 @@ fn value(
     Ok(u64::try_from(sum.unwrap_or(0)).unwrap_or(0))
 }
 
-impl Backend for SqliteStore {
-    fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError> {
-        let key = storage_key(&self.prefix, counter);
-        value(&self.db().conn, &key, counter, now).map_err(err)
-    }
-
-    fn reserve(
+impl SqliteStore {
+    /// After a reservation's transaction: the ticket, and the commit count.
+    fn settle(
         &self,
+        outcome: ReserveOutcome,
         requests: &[ReserveRequest],
         now: UnixMillis,
         ticket: &mut Ticket,
-    ) -> Result<ReserveOutcome, StateError> {
-        let keys: Vec<String> = requests
-            .iter()
-            .map(|r| storage_key(&self.prefix, r.counter))
-            .collect();
-        let mut db = self.db();
-        let outcome = {
-            let tx = db
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(err)?;
-            // Check everything first (values are read inside the write lock).
-            let mut totals: Vec<Option<u64>> = vec![None; requests.len()];
-            let mut refused = None;
-            for (i, r) in requests.iter().enumerate() {
-                if r.amount == 0 {
-                    continue; // adding nothing always fits
-                }
-                // An earlier request of this call on the same counter: continue from its total.
-                let before = match (0..i)
-                    .rev()
-                    .find(|&j| keys[j] == keys[i] && totals[j].is_some())
-                {
-                    Some(j) => totals[j].unwrap_or(0),
-                    None => value(&tx, &keys[i], r.counter, now).map_err(err)?,
-                };
-                let limit = r.limit.min(MAX_EXACT);
-                match before.checked_add(r.amount) {
-                    Some(v) if v <= limit => totals[i] = Some(v),
-                    _ => {
-                        refused = Some(i);
-                        break;
-                    }
-                }
-            }
-            match refused {
-                Some(index) => ReserveOutcome::Refused { index },
-                None => {
-                    {
-                        let mut add = tx
-                            .prepare_cached(
-                                "INSERT INTO counters (key, bucket, value, expires) VALUES (?1, ?2, ?3, ?4)
-                                 ON CONFLICT (key, bucket) DO UPDATE SET value = value + excluded.value",
-                            )
-                            .map_err(err)?;
-                        for (r, key) in requests.iter().zip(&keys) {
-                            if r.amount == 0 {
-                                continue;
-                            }
-                            let window = r.counter.spec.window;
-                            let bucket = window.bucket(now);
-                            // Checked above: amount <= limit <= i64::MAX.
-                            let amount = i64::try_from(r.amount).unwrap_or(i64::MAX);
-                            add.execute(params![key, bucket, amount, window.bucket_expiry(bucket)])
-                                .map_err(err)?;
-                        }
-                    }
-                    tx.commit().map_err(err)?;
-                    ReserveOutcome::Reserved
-                }
-            }
-            // A refusal drops `tx`: rolled back, nothing written.
-        };
+    ) {
         if outcome == ReserveOutcome::Reserved {
             for r in requests {
                 ticket.push(crate::counters::Reservation {
@@ -260,14 +244,141 @@ impl Backend for SqliteStore {
                     bucket: r.counter.spec.window.bucket(now),
                 });
             }
-            // Housekeeping after the commit, outside the reservation's transaction.
-            db.prune(now.0)?;
+            self.committed();
         }
+    }
+}
+
+/// One reservation: a `BEGIN IMMEDIATE` transaction that adds every request
+/// or, refusing one, none (dropping the transaction rolls it back). Fails
+/// with SQLITE_BUSY, having added nothing, when the lock is held elsewhere
+/// past the connection's busy timeout.
+fn reserve(
+    conn: &mut Connection,
+    prefix: &str,
+    requests: &[ReserveRequest],
+    now: UnixMillis,
+) -> rusqlite::Result<ReserveOutcome> {
+    let keys: Vec<String> = requests
+        .iter()
+        .map(|r| storage_key(prefix, r.counter))
+        .collect();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Check everything first (values are read inside the write lock).
+    let mut totals: Vec<Option<u64>> = vec![None; requests.len()];
+    for (i, r) in requests.iter().enumerate() {
+        if r.amount == 0 {
+            continue; // adding nothing always fits
+        }
+        // An earlier request of this call on the same counter: continue from its total.
+        let before = match (0..i)
+            .rev()
+            .find(|&j| keys[j] == keys[i] && totals[j].is_some())
+        {
+            Some(j) => totals[j].unwrap_or(0),
+            None => value(&tx, &keys[i], r.counter, now)?,
+        };
+        let limit = r.limit.min(MAX_EXACT);
+        match before.checked_add(r.amount) {
+            Some(v) if v <= limit => totals[i] = Some(v),
+            _ => return Ok(ReserveOutcome::Refused { index: i }),
+        }
+    }
+    {
+        let mut add = tx.prepare_cached(
+            "INSERT INTO counters (key, bucket, value, expires) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (key, bucket) DO UPDATE SET value = value + excluded.value",
+        )?;
+        for (r, key) in requests.iter().zip(&keys) {
+            if r.amount == 0 {
+                continue;
+            }
+            let window = r.counter.spec.window;
+            let bucket = window.bucket(now);
+            // Checked above: amount <= limit <= i64::MAX.
+            let amount = i64::try_from(r.amount).unwrap_or(i64::MAX);
+            add.execute(params![key, bucket, amount, window.bucket_expiry(bucket)])?;
+        }
+    }
+    tx.commit()?;
+    Ok(ReserveOutcome::Reserved)
+}
+
+impl Backend for SqliteStore {
+    fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError> {
+        let key = storage_key(&self.prefix, counter);
+        value(&self.db()?.conn, &key, counter, now).map_err(err)
+    }
+
+    fn reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<ReserveOutcome, StateError> {
+        let mut db = self.db()?;
+        let outcome = reserve(&mut db.conn, &self.prefix, requests, now).map_err(err)?;
+        self.settle(outcome, requests, now, ticket);
         Ok(outcome)
     }
 
+    fn try_read(&self, counter: CounterRef, now: UnixMillis) -> Result<Option<u64>, StateError> {
+        let Some(db) = self.db_now()? else {
+            return Ok(None);
+        };
+        let key = storage_key(&self.prefix, counter);
+        match value(&db.conn, &key, counter, now) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if is_busy(&e) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    fn try_reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<Option<ReserveOutcome>, StateError> {
+        let Some(mut db) = self.db_now()? else {
+            return Ok(None);
+        };
+        match reserve(&mut db.conn, &self.prefix, requests, now) {
+            Ok(outcome) => {
+                self.settle(outcome, requests, now, ticket);
+                Ok(Some(outcome))
+            }
+            // The transaction was rolled back: nothing was added.
+            Err(e) if is_busy(&e) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    fn maintenance_due(&self, now: UnixMillis) -> bool {
+        self.commits.load(Ordering::Relaxed) >= CHECKPOINT_EVERY
+            || now.0 >= self.next_prune.load(Ordering::Relaxed)
+    }
+
+    fn maintain(&self, now: UnixMillis) -> Result<(), StateError> {
+        let db = self.db()?;
+        if now.0 >= self.next_prune.load(Ordering::Relaxed) {
+            self.next_prune
+                .store(now.0.saturating_add(PRUNE_EVERY_MS), Ordering::Relaxed);
+            db.conn
+                .prepare_cached("DELETE FROM counters WHERE expires <= ?1")
+                .and_then(|mut s| s.execute([now.0]))
+                .map_err(err)?;
+        }
+        self.commits.store(0, Ordering::Relaxed);
+        // PASSIVE: copies what no reader still needs, never waits for readers
+        // or blocks writers of other processes.
+        db.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(err)
+    }
+
     fn rollback(&self, ticket: &Ticket) -> Result<(), StateError> {
-        let mut db = self.db();
+        let mut db = self.db()?;
         let tx = db
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -285,14 +396,16 @@ impl Backend for SqliteStore {
                 sub.execute(params![key, r.bucket, amount]).map_err(err)?;
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        self.committed();
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::{Calendar, CounterSpec, Scope, Window};
+    use crate::counters::{Calendar, CounterSpec, Counters, Scope, Window};
     use crate::proxy::log::{Level, Log};
     use crate::state::{Store, conformance};
     use std::sync::Arc;
@@ -425,17 +538,24 @@ mod tests {
             .unwrap();
         let rows = |s: &SqliteStore| -> i64 {
             s.db()
+                .unwrap()
                 .conn
                 .query_row("SELECT COUNT(*) FROM counters", [], |r| r.get(0))
                 .unwrap()
         };
         assert_eq!(rows(&s), 2);
-        {
-            let mut db = s.db();
-            db.next_prune = 0;
-            db.prune(UnixMillis::now().0).unwrap();
-        }
+        let now = UnixMillis::now();
+        assert!(
+            !s.maintenance_due(now),
+            "opening pruned; the next prune is a minute away"
+        );
+        s.maintain(now).unwrap();
+        assert_eq!(rows(&s), 2, "not due: nothing deleted");
+        s.next_prune.store(0, Ordering::Relaxed);
+        assert!(s.maintenance_due(now));
+        s.maintain(now).unwrap();
         assert_eq!(rows(&s), 1, "the row of 1970 is gone, today's stays");
+        assert!(!s.maintenance_due(now));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -443,7 +563,11 @@ mod tests {
     fn a_store_error_is_a_state_error() {
         let dir = temp_dir("broken");
         let s = SqliteStore::open(&dir, "").unwrap();
-        s.db().conn.execute_batch("DROP TABLE counters").unwrap();
+        s.db()
+            .unwrap()
+            .conn
+            .execute_batch("DROP TABLE counters")
+            .unwrap();
         let c = CounterRef {
             spec: &DAILY,
             partition: 0,
@@ -463,6 +587,118 @@ mod tests {
             e.to_string()
                 .starts_with("policy state unavailable: sqlite:"),
             "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn one(partition: u64) -> [ReserveRequest; 1] {
+        [ReserveRequest {
+            counter: CounterRef {
+                spec: &DAILY,
+                partition,
+            },
+            amount: 1,
+            limit: 10,
+        }]
+    }
+
+    #[test]
+    fn trying_never_waits_for_a_lock_held_elsewhere_and_adds_nothing() {
+        let dir = temp_dir("try");
+        let s = SqliteStore::open(&dir, "").unwrap();
+        let c = one(3)[0].counter;
+        let now = UnixMillis::now();
+        let mut ticket = Ticket::default();
+        assert_eq!(
+            s.try_reserve(&one(3), now, &mut ticket),
+            Ok(Some(ReserveOutcome::Reserved))
+        );
+        assert_eq!(ticket.iter().count(), 1);
+
+        // Another process (here: another connection) holds the write lock.
+        let other = Connection::open(dir.join(FILE_NAME)).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        let mut ticket = Ticket::default();
+        assert_eq!(s.try_reserve(&one(3), now, &mut ticket), Ok(None));
+        assert!(ticket.is_empty(), "nothing reserved");
+        assert!(
+            started.elapsed() < BUSY_TIMEOUT,
+            "gave up instead of waiting for the busy timeout"
+        );
+        // Readers are not blocked by a writer in WAL mode.
+        assert_eq!(s.try_read(c, now), Ok(Some(1)));
+        other.execute_batch("COMMIT").unwrap();
+        assert_eq!(
+            s.try_reserve(&one(3), now, &mut ticket),
+            Ok(Some(ReserveOutcome::Reserved))
+        );
+        assert_eq!(s.read(c, now), Ok(2), "the refused try added nothing");
+
+        // This process's connection busy on another thread: no wait either.
+        let held = s.db().unwrap();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                assert_eq!(
+                    s.try_reserve(&one(3), now, &mut Ticket::default()),
+                    Ok(None)
+                );
+                assert_eq!(s.try_read(c, now), Ok(None));
+            });
+        });
+        drop(held);
+        // And the waiting path waits for the lock, then succeeds.
+        let other = Connection::open(dir.join(FILE_NAME)).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| s.reserve(&one(3), now, &mut Ticket::default()));
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(!waiting.is_finished(), "waits while the lock is held");
+            other.execute_batch("COMMIT").unwrap();
+            assert_eq!(waiting.join().unwrap(), Ok(ReserveOutcome::Reserved));
+        });
+        assert_eq!(s.read(c, now), Ok(3));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_worker_checkpoints_the_log_so_reservations_never_do() {
+        let dir = temp_dir("checkpoint");
+        let s = store(&dir);
+        let calls = CHECKPOINT_EVERY + CHECKPOINT_EVERY / 2;
+        for i in 0..calls {
+            let r = [ReserveRequest {
+                counter: CounterRef {
+                    spec: &DAILY,
+                    partition: 4,
+                },
+                amount: 1,
+                limit: u64::MAX,
+            }];
+            let now = UnixMillis::now();
+            let outcome = match s.try_reserve(&r, now, &mut Ticket::default()) {
+                // The worker holds the connection while it checkpoints.
+                Ok(None) => s.reserve(&r, now, &mut Ticket::default()),
+                other => other.map(|o| o.expect("Some")),
+            };
+            assert_eq!(outcome, Ok(ReserveOutcome::Reserved), "call {i}");
+        }
+        s.flush(); // the checkpoint queued at commit CHECKPOINT_EVERY has run
+        // What the database file itself holds, without its log: only what a
+        // checkpoint moved there. Without the worker's, nothing (automatic
+        // checkpoints start at 10,000 pages); with it, at least the first
+        // CHECKPOINT_EVERY reservations.
+        let copy = dir.join("copy.sqlite");
+        std::fs::copy(dir.join(FILE_NAME), &copy).unwrap();
+        let in_file: i64 = Connection::open(&copy)
+            .unwrap()
+            .query_row("SELECT COALESCE(SUM(value), 0) FROM counters", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(
+            in_file >= i64::from(CHECKPOINT_EVERY) && in_file <= i64::from(calls),
+            "{in_file} of {calls} reservations checkpointed into the database file"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

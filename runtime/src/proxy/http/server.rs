@@ -793,15 +793,17 @@ impl Server {
         body: Bytes,
         sse_ok: bool,
     ) -> Response<Body> {
-        // A decision that waits on the counter store (SQLite, Redis) runs on
-        // a blocking thread; this request's task waits, the others go on.
-        let out = if down.session.may_block(&body) {
-            down.session
-                .clone()
-                .from_client_blocking(body.to_vec())
-                .await
-        } else {
-            down.session.from_client(&body)
+        // A decision that would wait on the counter store (SQLite's lock held
+        // elsewhere, Redis) runs on a blocking thread; this request's task
+        // waits, the others go on.
+        let out = match down.session.from_client_now(&body) {
+            Some(out) => out,
+            None => {
+                down.session
+                    .clone()
+                    .from_client_blocking(body.to_vec())
+                    .await
+            }
         };
         let msgs: Vec<(Bytes, Sent)> = out
             .forward

@@ -148,12 +148,12 @@ pub async fn run(session: Arc<Session>, opts: UpstreamOptions, log: Log) -> std:
             }
             line = lines.next(), if closing.is_none() => match line {
                 Ok(Line::Message(line)) => {
-                    // A decision that waits on the counter store runs on a blocking
-                    // thread; client messages keep their order, answers keep flowing.
-                    let out = if session.may_block(&line) {
-                        session.clone().from_client_blocking(line).await
-                    } else {
-                        session.from_client(&line)
+                    // A decision that would wait on the counter store runs on a
+                    // blocking thread; client messages keep their order, answers
+                    // keep flowing.
+                    let out = match session.from_client_now(&line) {
+                        Some(out) => out,
+                        None => session.clone().from_client_blocking(line.clone()).await,
                     };
                     for r in out.reply {
                         let _ = out_tx.send(Bytes::from(r)).await;
