@@ -176,8 +176,14 @@ pub struct ProxyArgs {
     /// Keep counters in SQLite files in this directory.
     #[arg(long, value_name = "DIR", conflicts_with = "state_dsn")]
     pub state_dir: Option<PathBuf>,
-    /// Keep counters in Redis (`redis://[user:pass@]host:port/db`).
-    #[arg(long, value_name = "DSN")]
+    /// Keep counters in Redis (`redis://[user:pass@]host:port/db`). Also read
+    /// from PORTCULLIS_STATE_DSN, which keeps a password out of the process list.
+    #[arg(
+        long,
+        value_name = "DSN",
+        env = "PORTCULLIS_STATE_DSN",
+        hide_env_values = true
+    )]
     pub state_dsn: Option<String>,
     /// A prefix for every counter key.
     #[arg(long, value_name = "P", default_value = "")]

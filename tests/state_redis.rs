@@ -451,8 +451,34 @@ fn the_dsn_password_is_never_printed() {
         );
     }
 
-    // Start-up errors: a wrong password, a DSN that does not parse.
+    // The DSN from the environment (PORTCULLIS_STATE_DSN): the store works,
+    // and the password is not in the process's command line, which every
+    // local user can read (/proc/PID/cmdline, ps).
     redis.spawn();
+    let mut p = Proxy::everything_env(
+        "redis-password-env",
+        &["-c", &policy, "--log-level", "info"],
+        &[("PORTCULLIS_STATE_DSN", &dsn)],
+    );
+    p.initialize();
+    let answer = echo(&mut p, 3);
+    assert!(allowed(&answer, 3), "{answer}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.child.id())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains("portcullis"), "{cmdline}");
+    assert!(!cmdline.contains(secret), "{cmdline}");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "counters in redis redis://:***@127.0.0.1:{}/0",
+            redis.port
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "{err}");
+
+    // Start-up errors: a wrong password, a DSN that does not parse.
     for (bad, secret) in [
         (
             format!("redis://:wrong-Pw-777@127.0.0.1:{}/0", redis.port),

@@ -57,6 +57,11 @@ pub struct Proxy {
 impl Proxy {
     /// `portcullis ARGS -- tap.sh LOG node server-everything`.
     pub fn everything(name: &str, args: &[&str]) -> Proxy {
+        Proxy::everything_env(name, args, &[])
+    }
+
+    /// [`Proxy::everything`] with these environment variables set.
+    pub fn everything_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proxy {
         let dir = temp_dir(name);
         let tap = dir.join("server-received.jsonl");
         let server = server_everything();
@@ -68,7 +73,7 @@ impl Proxy {
             "node".into(),
             server.display().to_string(),
         ]);
-        Proxy::spawn(&cmd, dir, tap)
+        Proxy::spawn(&cmd, env, dir, tap)
     }
 
     /// `portcullis ARGS` (ARGS include `-- CMD`).
@@ -77,14 +82,16 @@ impl Proxy {
         let tap = dir.join("unused");
         Proxy::spawn(
             &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            &[],
             dir,
             tap,
         )
     }
 
-    fn spawn(args: &[String], dir: PathBuf, tap: PathBuf) -> Proxy {
+    fn spawn(args: &[String], env: &[(&str, &str)], dir: PathBuf, tap: PathBuf) -> Proxy {
         let mut child = Command::new(portcullis())
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(root())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
