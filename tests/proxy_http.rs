@@ -652,4 +652,140 @@ fn a_legacy_sse_upstream_works() {
     assert!(is_denial(&p.call(4, "get-env", "{}")));
     let (code, err) = p.finish();
     assert_eq!(code, 0, "{err}");
+
+    // The same legacy upstream behind the local Streamable HTTP endpoint.
+    let (_p, endpoint_url) = endpoint(&["--server", "everything", "--upstream", &url]);
+    let post = |sid: Option<&str>, body: &str| {
+        let mut headers = vec![JSON, ACCEPT];
+        if let Some(sid) = sid {
+            headers.push(("Mcp-Session-Id", sid));
+            headers.push(("MCP-Protocol-Version", "2025-06-18"));
+        }
+        let (status, head, body) = http(&endpoint_url, "POST", &headers, body.as_bytes());
+        (status, head, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (status, head, body) = post(None, INIT);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("mcp-servers/everything"), "{body}");
+    let sid = session_id(&head);
+    let (status, _, body) = post(
+        Some(&sid),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202, "{body}");
+    let (status, _, list) = post(
+        Some(&sid),
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+    );
+    assert_eq!(status, 200, "{list}");
+    assert!(
+        list.contains("\"echo\"") && !list.contains("\"get-env\""),
+        "{list}"
+    );
+    let (_, _, r) = post(
+        Some(&sid),
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"legacy over http"}}}"#,
+    );
+    assert!(r.contains("Echo: legacy over http"), "{r}");
+    let (_, _, r) = post(
+        Some(&sid),
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"get-env","arguments":{}}}"#,
+    );
+    assert!(r.contains("[POLICY DENIED]"), "{r}");
+    let (status, _, _) = http(&endpoint_url, "DELETE", &[("Mcp-Session-Id", &sid)], b"");
+    assert_eq!(status, 200);
+}
+
+/// The `Mcp-Session-Id` of a response head.
+fn session_id(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("mcp-session-id: ")
+                .map(str::to_string)
+        })
+        .expect("a session id")
+}
+
+/// An upstream that keeps its session `s1`: answers requests with an empty
+/// result, notifications with 202, DELETE with 200, GET with 405.
+fn keeping_upstream() -> Upstream {
+    Upstream::start(|req| match req.method.as_str() {
+        "POST" if method_of(&req.body) == "initialize" => {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":{},"result":{{"protocolVersion":"2025-06-18","capabilities":{{}},"serverInfo":{{"name":"x","version":"1"}}}}}}"#,
+                id_of(&req.body)
+            );
+            response(
+                "200 OK",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Mcp-Session-Id", "s1"),
+                ],
+                body.as_bytes(),
+            )
+        }
+        "POST" if req.body.contains("\"id\"") => {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#,
+                id_of(&req.body)
+            );
+            response(
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            )
+        }
+        "POST" => response("202 Accepted", &[], b""),
+        "DELETE" => response("200 OK", &[], b""),
+        _ => response("405 Method Not Allowed", &[], b""),
+    })
+}
+
+#[test]
+fn an_idle_session_is_ended_and_its_upstream_session_deleted() {
+    let up = keeping_upstream();
+    let (_p, url) = endpoint(&[
+        "--server",
+        "everything",
+        "--session-idle-timeout",
+        "0.5",
+        "--upstream",
+        &up.url(),
+    ]);
+    let (status, head, _) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
+    assert_eq!(status, 200);
+    let sid = session_id(&head);
+    let ping = |id: u32| {
+        http(
+            &url,
+            "POST",
+            &[JSON, ACCEPT, ("Mcp-Session-Id", &sid)],
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).as_bytes(),
+        )
+        .0
+    };
+    // Used more often than the timeout: kept.
+    for id in 2..6 {
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(ping(id), 200, "a session in use is kept");
+    }
+    assert!(
+        !up.seen().iter().any(|r| r.method == "DELETE"),
+        "not ended while in use"
+    );
+    // Idle for longer than the timeout (plus the 250 ms sweep): ended.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(ping(6), 404, "an idle session is gone");
+    let deleted: Vec<Req> = up
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0].header("Mcp-Session-Id"), Some("s1"));
+    assert!(
+        !up.seen().iter().any(|r| r.body.contains("\"id\":6")),
+        "nothing of the expired session reached the upstream"
+    );
 }
