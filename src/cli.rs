@@ -164,6 +164,14 @@ pub struct ProxyArgs {
     /// An Origin the local HTTP endpoint accepts besides loopback ones, `scheme://host[:port]` (repeatable).
     #[arg(long, value_name = "ORIGIN")]
     pub allow_origin: Vec<String>,
+    /// A file holding the secret that clients of the local HTTP endpoint must
+    /// send as `Authorization: Bearer <secret>` (or set PORTCULLIS_CLIENT_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub client_token_file: Option<PathBuf>,
+    /// Serve the local HTTP endpoint on a non-loopback address without a client token
+    /// (only behind something else that authenticates clients).
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
     /// Most MCP sessions the local HTTP endpoint keeps open at once.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_sessions: usize,

@@ -789,3 +789,192 @@ fn an_idle_session_is_ended_and_its_upstream_session_deleted() {
         "nothing of the expired session reached the upstream"
     );
 }
+
+#[test]
+fn a_client_token_is_required_when_set_and_never_reaches_the_upstream() {
+    let up = keeping_upstream();
+    let dir = common::temp_dir("http-client-token");
+    let token_file = dir.join("token");
+    let secret = "tok-7f3a9c1e5b2d4f6a8c0e";
+    std::fs::write(&token_file, format!("{secret}\n")).unwrap();
+    let (_p, url) = endpoint(&[
+        "--server",
+        "everything",
+        "--client-token-file",
+        &token_file.display().to_string(),
+        "--upstream",
+        &up.url(),
+    ]);
+    let bearer = format!("Bearer {secret}");
+    for (what, auth) in [
+        ("no header", None),
+        ("a wrong token", Some("Bearer tok-0000000000000000000000")),
+        ("another scheme", Some("Basic dXNlcjpwYXNz")),
+    ] {
+        let mut headers = vec![JSON, ACCEPT];
+        if let Some(a) = auth {
+            headers.push(("Authorization", a));
+        }
+        let (status, head, body) = http(&url, "POST", &headers, INIT.as_bytes());
+        assert_eq!(status, 401, "{what}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: bearer realm=\"portcullis\""),
+            "{head}"
+        );
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("Unauthorized"), "{body}");
+        let (status, _, _) = http(&url, "GET", &[("Accept", "text/event-stream")], b"");
+        assert_eq!(status, 401, "GET needs it too");
+    }
+    assert!(
+        up.seen().is_empty(),
+        "nothing unauthenticated reached the upstream"
+    );
+
+    let auth = ("Authorization", bearer.as_str());
+    let (status, head, _) = http(&url, "POST", &[JSON, ACCEPT, auth], INIT.as_bytes());
+    assert_eq!(status, 200);
+    let sid = session_id(&head);
+    let ping = br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    let (status, _, _) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, ("Mcp-Session-Id", &sid)],
+        ping,
+    );
+    assert_eq!(status, 401, "every request, not only initialize");
+    let (status, _, body) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, auth, ("Mcp-Session-Id", &sid)],
+        ping,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let seen = up.seen();
+    assert!(seen.iter().any(|r| r.body.contains("\"ping\"")));
+    assert!(
+        seen.iter().all(|r| r.header("Authorization").is_none()),
+        "the client's credentials are the proxy's, not the upstream's: {seen:?}"
+    );
+}
+
+#[test]
+fn a_non_loopback_endpoint_needs_a_client_token() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(common::portcullis())
+            .args([
+                "--server",
+                "everything",
+                "--transport",
+                "http",
+                "--port",
+                "0",
+            ])
+            .args(args)
+            .envs(env.iter().copied())
+            .args(["--", "true"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--bind", "0.0.0.0"], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("error: refusing to serve an unauthenticated MCP endpoint on 0.0.0.0:0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--client-token-file"),
+        "the fix is named: {err}"
+    );
+
+    let dir = common::temp_dir("http-token-errors");
+    let short = dir.join("short");
+    std::fs::write(&short, "abc\n").unwrap();
+    let (code, err) = run(&["--client-token-file", &short.display().to_string()], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("at least 16 characters"), "{err}");
+    assert!(err.contains(&short.display().to_string()), "{err}");
+    assert!(!err.contains("abc"), "the secret is not printed: {err}");
+
+    let (code, err) = run(
+        &[
+            "--client-token-file",
+            &dir.join("missing").display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot read the client token file"), "{err}");
+
+    let (code, err) = run(
+        &["--client-token-file", &short.display().to_string()],
+        &[("PORTCULLIS_CLIENT_TOKEN", "0123456789abcdef0123")],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("both --client-token-file and PORTCULLIS_CLIENT_TOKEN"),
+        "{err}"
+    );
+
+    let out = Command::new(common::portcullis())
+        .args([
+            "--server",
+            "everything",
+            "--client-token-file",
+            "x",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("require --transport http"), "{err}");
+
+    // With a token from the environment, or explicitly unauthenticated, it serves.
+    for (args, env) in [
+        (
+            &["--bind", "0.0.0.0"][..],
+            &[("PORTCULLIS_CLIENT_TOKEN", "0123456789abcdef0123")][..],
+        ),
+        (
+            &["--bind", "0.0.0.0", "--allow-unauthenticated"][..],
+            &[][..],
+        ),
+    ] {
+        let mut child = Command::new(common::portcullis())
+            .args([
+                "--server",
+                "everything",
+                "--transport",
+                "http",
+                "--port",
+                "0",
+            ])
+            .args(["--log-level", "warn"])
+            .args(args)
+            .envs(env.iter().copied())
+            .args(["--", "true"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let _g = Guard(child);
+        let mut line = String::new();
+        while !line.contains("listening on") {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "{args:?}: no URL");
+        }
+        assert!(
+            line.starts_with("portcullis: listening on http://0.0.0.0:"),
+            "{args:?}: {line}"
+        );
+    }
+}

@@ -467,6 +467,20 @@ fn the_dsn_password_is_never_printed() {
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     assert!(cmdline.contains("portcullis"), "{cmdline}");
     assert!(!cmdline.contains(secret), "{cmdline}");
+    // The server process inherits the proxy's environment, but not the DSN.
+    let pid = p.child.id();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let server = children
+        .split_whitespace()
+        .next()
+        .expect("the server process");
+    let environ = std::fs::read(format!("/proc/{server}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("PATH="), "the environment is passed on");
+    assert!(
+        !environ.contains("PORTCULLIS_STATE_DSN") && !environ.contains(secret),
+        "the proxy's secret is not passed to the server"
+    );
     let (code, err) = p.finish();
     assert_eq!(code, 0, "{err}");
     assert!(

@@ -6,7 +6,9 @@ use std::time::Duration;
 use portcullis_runtime::counters::{Counters, MemoryCounters};
 use portcullis_runtime::policy::{FailMode, Policy};
 use portcullis_runtime::proxy::audit::{AuditLog, Event, Identity};
-use portcullis_runtime::proxy::http::server::{self, Backend as HttpBackend, ServerOptions};
+use portcullis_runtime::proxy::http::server::{
+    self, Backend as HttpBackend, ClientToken, ServerOptions,
+};
 use portcullis_runtime::proxy::http::stdio_client::{self, UpstreamOptions};
 use portcullis_runtime::proxy::http::upstream::parse_header;
 use portcullis_runtime::proxy::log::{Level, Log};
@@ -162,6 +164,13 @@ pub fn run(cli: Cli) -> i32 {
     }
     if !a.header.is_empty() && a.upstream.is_none() {
         return fail("--header requires --upstream", "");
+    }
+    if (a.client_token_file.is_some() || a.allow_unauthenticated) && a.transport != Transport::Http
+    {
+        return fail(
+            "--client-token-file and --allow-unauthenticated require --transport http",
+            "they are about clients of the local HTTP endpoint; a stdio client is the process that started the proxy",
+        );
     }
     if a.transport == Transport::Sse {
         return fail(
@@ -324,6 +333,18 @@ pub fn run(cli: Cli) -> i32 {
             Ok(addr) => addr,
             Err(e) => return fail(&e, "--bind takes an IP address, e.g. 127.0.0.1 or ::1"),
         };
+        let client_token = match client_token(a) {
+            Ok(t) => t,
+            Err((msg, help)) => return fail(&msg, help),
+        };
+        if client_token.is_none() && !addr.ip().is_loopback() && !a.allow_unauthenticated {
+            return fail(
+                &format!(
+                    "refusing to serve an unauthenticated MCP endpoint on {addr}: anyone who can reach it could call the server's tools through this proxy"
+                ),
+                "give clients a secret with --client-token-file FILE (or PORTCULLIS_CLIENT_TOKEN); they send `Authorization: Bearer <secret>`. Or bind to 127.0.0.1, or pass --allow-unauthenticated if something in front (a mesh, an authenticating reverse proxy) already authenticates them",
+            );
+        }
         let opts = ServerOptions {
             addr,
             backend: match upstream {
@@ -336,6 +357,7 @@ pub fn run(cli: Cli) -> i32 {
             allowed_origins: a.allow_origin.clone(),
             max_sessions: a.max_sessions.max(1),
             idle_timeout: secs(a.session_idle_timeout).unwrap_or(Duration::MAX),
+            client_token,
         };
         let factory = Box::new(make_session);
         log.info(format_args!(
@@ -425,6 +447,45 @@ fn upstream_options(url: &str, a: &ProxyArgs) -> Result<UpstreamOptions, (String
         request_timeout: secs(a.upstream_timeout),
         connect_timeout: secs(a.connect_timeout).unwrap_or(Duration::from_secs(10)),
         grace: secs(a.shutdown_grace).unwrap_or(Duration::ZERO),
+    })
+}
+
+/// The local endpoint's client token: `--client-token-file FILE` or the
+/// environment variable `PORTCULLIS_CLIENT_TOKEN` (not both), if any.
+fn client_token(a: &crate::cli::ProxyArgs) -> Result<Option<ClientToken>, (String, &'static str)> {
+    let from_env = std::env::var_os("PORTCULLIS_CLIENT_TOKEN");
+    let (secret, source) = match (&a.client_token_file, from_env) {
+        (Some(_), Some(_)) => {
+            return Err((
+                "both --client-token-file and PORTCULLIS_CLIENT_TOKEN are set".into(),
+                "give the client token one way",
+            ));
+        }
+        (Some(path), None) => match std::fs::read_to_string(path) {
+            Ok(s) => (s, path.display().to_string()),
+            Err(e) => {
+                return Err((
+                    format!("cannot read the client token file {}: {e}", path.display()),
+                    "the file holds one line: the secret clients send as `Authorization: Bearer <secret>`",
+                ));
+            }
+        },
+        (None, Some(v)) => match v.into_string() {
+            Ok(s) => (s, "PORTCULLIS_CLIENT_TOKEN".to_string()),
+            Err(_) => {
+                return Err((
+                    "PORTCULLIS_CLIENT_TOKEN is not valid UTF-8".into(),
+                    "use printable ASCII",
+                ));
+            }
+        },
+        (None, None) => return Ok(None),
+    };
+    ClientToken::new(&secret).map(Some).map_err(|e| {
+        (
+            format!("{e} (from {source})"),
+            "generate one with e.g. `openssl rand -hex 32`",
+        )
     })
 }
 

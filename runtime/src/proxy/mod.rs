@@ -21,6 +21,12 @@ pub mod stdio;
 /// Default limit on one message in either direction (16 MiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
 
+/// Environment variables that hold the proxy's own secrets (the Redis DSN,
+/// the local endpoint's client token). A server process the proxy starts
+/// inherits the proxy's environment (servers take their credentials from
+/// it) except these: they are not the server's business.
+pub const PROXY_SECRETS: &[&str] = &["PORTCULLIS_STATE_DSN", "PORTCULLIS_CLIENT_TOKEN"];
+
 /// A random 64-bit session id from the OS's randomness (via std's hasher seeds).
 pub fn random_session_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};

@@ -95,6 +95,9 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
         ));
     };
     let mut cmd = tokio::process::Command::new(program);
+    for var in super::PROXY_SECRETS {
+        cmd.env_remove(var);
+    }
     cmd.args(&opts.command[1..])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -79,6 +79,74 @@ pub struct ServerOptions {
     pub max_sessions: usize,
     /// A session without any request for this long is ended.
     pub idle_timeout: Duration,
+    /// The secret every request must carry as `Authorization: Bearer`;
+    /// None: clients are not authenticated.
+    pub client_token: Option<ClientToken>,
+}
+
+/// The secret clients of the endpoint present. Only its SHA-256 is kept;
+/// a presented token is hashed and the digests compared in constant time,
+/// so neither the comparison's duration nor the token's length tells an
+/// attacker anything.
+#[derive(Clone)]
+pub struct ClientToken([u8; 32]);
+
+impl std::fmt::Debug for ClientToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientToken(<hidden>)")
+    }
+}
+
+impl ClientToken {
+    /// Shortest secret accepted.
+    pub const MIN_LEN: usize = 16;
+
+    /// A token from its secret (surrounding whitespace removed). Err: the
+    /// secret is too short or holds characters a header cannot carry.
+    pub fn new(secret: &str) -> Result<ClientToken, String> {
+        let secret = secret.trim();
+        if secret.len() < Self::MIN_LEN {
+            return Err(format!(
+                "the client token must be at least {} characters long (it has {})",
+                Self::MIN_LEN,
+                secret.len()
+            ));
+        }
+        if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(
+                "the client token must be printable ASCII without spaces (it travels in an HTTP header)"
+                    .into(),
+            );
+        }
+        Ok(ClientToken(Self::digest(secret.as_bytes())))
+    }
+
+    fn digest(bytes: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(bytes).into()
+    }
+
+    /// True when `authorization` (the header's value) is `Bearer <this token>`.
+    pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(value) = authorization else {
+            return false;
+        };
+        // The scheme is case-insensitive (RFC 9110 §11.1); one space follows it.
+        let Some(presented) = value
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
+            .map(|_| &value[7..])
+        else {
+            return false;
+        };
+        let digest = Self::digest(presented);
+        // Constant time: every byte is compared whatever the first difference.
+        digest
+            .iter()
+            .zip(self.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
 }
 
 /// Makes the enforcing session for a new MCP session (its `per session` id).
@@ -551,6 +619,32 @@ impl Server {
                 INVALID_REQUEST,
                 "Forbidden: the Host header does not name this loopback endpoint",
             );
+        }
+        if let Some(token) = &self.opts.client_token {
+            let authorization = req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes);
+            if !token.accepts(authorization) {
+                self.log.warn(format_args!(
+                    "refused a request without the client token (401{})",
+                    if authorization.is_some() {
+                        ": wrong token"
+                    } else {
+                        ": no Authorization header"
+                    }
+                ));
+                let mut r = http_error(
+                    StatusCode::UNAUTHORIZED,
+                    INVALID_REQUEST,
+                    "Unauthorized: send Authorization: Bearer <the proxy's client token>",
+                );
+                r.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"portcullis\""),
+                );
+                return r;
+            }
         }
         if let Some(v) = header(&req, &MCP_PROTOCOL_VERSION)
             && !valid_protocol_version(v)
@@ -1181,6 +1275,9 @@ impl Server {
         id: String,
     ) -> Result<ChildHandle, String> {
         let mut c = tokio::process::Command::new(&cmd[0]);
+        for var in crate::proxy::PROXY_SECRETS {
+            c.env_remove(var);
+        }
         c.args(&cmd[1..])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -1313,6 +1410,41 @@ fn join_array(parts: &[Vec<u8>]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn client_tokens_are_checked_exactly() {
+        use super::ClientToken;
+        let t = ClientToken::new("  s3cret-s3cret-s3cret\n").unwrap();
+        assert!(t.accepts(Some(b"Bearer s3cret-s3cret-s3cret")));
+        assert!(
+            t.accepts(Some(b"bearer s3cret-s3cret-s3cret")),
+            "the scheme is case-insensitive"
+        );
+        for wrong in [
+            &b"Bearer s3cret-s3cret-s3cre"[..],
+            b"Bearer s3cret-s3cret-s3cretX",
+            b"Bearer S3CRET-S3CRET-S3CRET",
+            b"Bearer  s3cret-s3cret-s3cret",
+            b"Basic s3cret-s3cret-s3cret",
+            b"s3cret-s3cret-s3cret",
+            b"Bearer",
+            b"",
+        ] {
+            assert!(
+                !t.accepts(Some(wrong)),
+                "{}",
+                String::from_utf8_lossy(wrong)
+            );
+        }
+        assert!(!t.accepts(None));
+        assert!(
+            ClientToken::new("short")
+                .unwrap_err()
+                .contains("at least 16")
+        );
+        assert!(ClientToken::new("with a space inside it").is_err());
+        assert_eq!(format!("{t:?}"), "ClientToken(<hidden>)");
+    }
+
     use super::*;
 
     #[test]
