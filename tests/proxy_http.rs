@@ -978,3 +978,113 @@ fn a_non_loopback_endpoint_needs_a_client_token() {
         );
     }
 }
+
+/// The `id:` values of the SSE events in `text`, in order.
+fn event_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A client whose POST stream breaks mid-call comes back with `GET` and
+/// `Last-Event-ID` and gets the rest of that stream (progress, then the
+/// answer), with no gap and no duplicate; the call went on meanwhile
+/// (disconnection is not cancellation).
+#[test]
+fn a_broken_post_stream_is_resumed_with_last_event_id() {
+    let server = common::server_everything().display().to_string();
+    let (_p, url) = endpoint(&["--server", "everything", "--", "node", &server]);
+    let (status, head, body) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let sid = session_id(&head);
+    let session = ("Mcp-Session-Id", sid.as_str());
+    let (status, _, _) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, session],
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202);
+
+    // A 2-second call with 4 progress steps; read its first event, then drop the connection.
+    let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":2,"steps":4},"_meta":{"progressToken":"p7"}}}"#;
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut conn = TcpStream::connect(authority).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        conn,
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n",
+        call.len()
+    )
+    .unwrap();
+    conn.write_all(call).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let first = loop {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early");
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if let Some(id) = event_ids(&text).first()
+            && text.contains("notifications/progress")
+        {
+            break id.clone();
+        }
+    };
+    drop(conn);
+
+    // The call finishes while nobody listens; then the client comes back.
+    std::thread::sleep(Duration::from_millis(2500));
+    let (status, head, body) = http(
+        &url,
+        "GET",
+        &[
+            ("Accept", "text/event-stream"),
+            session,
+            ("Last-Event-ID", &first),
+        ],
+        b"",
+    );
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.to_ascii_lowercase().contains("text/event-stream"),
+        "{head}"
+    );
+    let ids = event_ids(&body);
+    let (stream, seq) = first.split_once('-').unwrap();
+    let seq: u64 = seq.parse().unwrap();
+    let expected: Vec<String> = (seq + 1..=seq + ids.len() as u64)
+        .map(|s| format!("{stream}-{s}"))
+        .collect();
+    assert_eq!(ids, expected, "the events after {first}, in order: {body}");
+    assert!(
+        body.contains("\"progress\":2") || body.contains("\"progress\":3"),
+        "the progress sent while disconnected: {body}"
+    );
+    assert!(
+        body.contains("\"id\":7") && body.contains("Long running operation completed"),
+        "then the answer: {body}"
+    );
+    assert_eq!(
+        body.matches("\"id\":7").count(),
+        1,
+        "the answer once: {body}"
+    );
+
+    // An id this session never handed out is refused clearly.
+    let (status, _, body) = http(
+        &url,
+        "GET",
+        &[
+            ("Accept", "text/event-stream"),
+            session,
+            ("Last-Event-ID", "99-1"),
+        ],
+        b"",
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+}

@@ -3,6 +3,7 @@
 //! the local Streamable HTTP endpoint (`--transport http`).
 
 pub mod relay;
+pub mod resume;
 pub mod server;
 pub mod sse;
 pub mod stdio_client;

@@ -41,6 +41,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::relay::{Link, Sent, Sink};
+use super::resume::{NotResumable, Streams};
 use super::sse;
 use super::stdio_client::UpstreamOptions;
 use super::upstream::{self, Answer, Failure, HttpClient};
@@ -156,6 +157,7 @@ type Body = BoxBody<Bytes, Infallible>;
 
 const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 /// The endpoint's state.
 struct Server {
@@ -179,6 +181,8 @@ struct Down {
     get_pump: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Tasks relaying answers to POST streams (HTTP upstreams): ended with the session.
     relays: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The POST streams, kept for `Last-Event-ID`.
+    streams: Arc<Streams>,
     last_seen: Mutex<Instant>,
 }
 
@@ -354,6 +358,8 @@ fn router_input(router: Arc<Router>, log: Log) -> Sink {
 /// An SSE response body fed by a channel of messages.
 struct EventBody {
     rx: mpsc::Receiver<Bytes>,
+    /// The messages are SSE events already (with ids, from [`Streams`]).
+    framed: bool,
 }
 
 impl hyper::body::Body for EventBody {
@@ -364,9 +370,10 @@ impl hyper::body::Body for EventBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let framed = self.framed;
         self.rx
             .poll_recv(cx)
-            .map(|m| m.map(|m| Ok(Frame::data(sse::frame(&m)))))
+            .map(|m| m.map(|m| Ok(Frame::data(if framed { m } else { sse::frame(&m) }))))
     }
 }
 
@@ -400,8 +407,9 @@ fn json_response(body: Vec<u8>) -> Response<Body> {
     r
 }
 
-fn event_stream(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
-    let mut r = Response::new(EventBody { rx }.boxed());
+/// An SSE response of `rx`'s messages (`framed`: they are events already).
+fn event_stream(rx: mpsc::Receiver<Bytes>, framed: bool) -> Response<Body> {
+    let mut r = Response::new(EventBody { rx, framed }.boxed());
     let h = r.headers_mut();
     h.insert(
         hyper::header::CONTENT_TYPE,
@@ -873,6 +881,7 @@ impl Server {
             get: Mutex::new(None),
             get_pump: Mutex::new(None),
             relays: Mutex::new(Vec::new()),
+            streams: Arc::new(Streams::default()),
             last_seen: Mutex::new(Instant::now()),
         });
         lock(&self.sessions).insert(id.clone(), down.clone());
@@ -989,7 +998,7 @@ impl Server {
                 Err(f) => link.failed(sent, &f, &sink).await,
             }
             drop(sink);
-            return self.stream_or_json(rx, sse_ok).await;
+            return self.stream_or_json(down, rx, sse_ok).await;
         }
         for r in replies {
             let _ = sink.try_send(Bytes::from(r));
@@ -1000,14 +1009,20 @@ impl Server {
             }
         }
         drop(sink);
-        self.stream_or_json(rx, sse_ok).await
+        self.stream_or_json(down, rx, sse_ok).await
     }
 
-    /// The answer to a POST of requests: the stream, or (for a client that
-    /// takes JSON only) its answers once all are in.
-    async fn stream_or_json(&self, rx: mpsc::Receiver<Bytes>, sse_ok: bool) -> Response<Body> {
+    /// The answer to a POST of requests: the stream (resumable, see
+    /// [`Streams`]), or (for a client that takes JSON only) its answers once
+    /// all are in.
+    async fn stream_or_json(
+        &self,
+        down: &Down,
+        rx: mpsc::Receiver<Bytes>,
+        sse_ok: bool,
+    ) -> Response<Body> {
         if sse_ok {
-            return event_stream(rx);
+            return event_stream(down.streams.open(rx), true);
         }
         let mut rx = rx;
         let mut answers = Vec::new();
@@ -1113,6 +1128,32 @@ impl Server {
             Ok(d) => d,
             Err(r) => return r,
         };
+        if let Some(last) = header(&req, &LAST_EVENT_ID) {
+            // The rest of a POST stream whose connection broke.
+            return match down.streams.resume(last) {
+                Ok((body, lost)) => {
+                    if lost > 0 {
+                        self.log.warn(format_args!(
+                            "session {}: resumed after event {last}; {lost} older event(s) were no longer kept",
+                            &down.id[..8]
+                        ));
+                    }
+                    event_stream(body, true)
+                }
+                Err(e) => http_error(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_REQUEST,
+                    match e {
+                        NotResumable::Malformed => {
+                            "Bad Request: Last-Event-ID is not an event id of this endpoint"
+                        }
+                        NotResumable::Unknown => {
+                            "Bad Request: Last-Event-ID names no stream this session still keeps"
+                        }
+                    },
+                ),
+            };
+        }
         let (sink, rx) = mpsc::channel::<Bytes>(MAX_QUEUED + 64);
         match &down.up {
             Up::Http(link) => match link.up.get(None).await {
@@ -1158,7 +1199,7 @@ impl Server {
             }
         }
         *lock(&down.get) = Some(sink);
-        event_stream(rx)
+        event_stream(rx, false)
     }
 
     async fn delete(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {

@@ -224,7 +224,18 @@ impl Stream {
 /// One message as an SSE `message` event. JSON-RPC messages have no raw
 /// newlines, but any CR/LF is split into `data:` lines, so the frame is valid.
 pub fn frame(msg: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(msg.len() + 24);
+    frame_with_id(msg, "")
+}
+
+/// [`frame`] with an `id:` line first (none when `id` is empty), for a
+/// client to resume after with `Last-Event-ID`.
+pub fn frame_with_id(msg: &[u8], id: &str) -> Bytes {
+    let mut out = Vec::with_capacity(msg.len() + 32 + id.len());
+    if !id.is_empty() {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(id.as_bytes());
+        out.push(b'\n');
+    }
     out.extend_from_slice(b"event: message\n");
     for line in msg.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
