@@ -96,6 +96,12 @@ fn a_live_proxy_is_running_until_it_exits() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let startup = text.lines().next().unwrap();
+    assert!(
+        startup.contains(r#""type":"startup""#) && startup.contains(r#""process_start":""#),
+        "the writer's identity beyond its pid: {startup}"
+    );
     let (code, out, err) = status(&["--audit-log", &log_arg]);
     assert_eq!(code, 0, "{err}");
     let row = out

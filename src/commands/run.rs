@@ -260,6 +260,7 @@ pub fn run(cli: Cli) -> i32 {
                 Some(url) => url.clone(),
                 None => cli.server_command[0].to_string_lossy().into_owned(),
             },
+            process_start: portcullis_runtime::proxy::audit::process_start(std::process::id()),
         });
     }
     let metrics = a

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use portcullis_runtime::counters::UnixMillis;
+use portcullis_runtime::proxy::audit::process_start;
 use portcullis_runtime::proxy::log::printable;
 use serde::Serialize;
 use serde_json::Value;
@@ -52,7 +53,7 @@ pub fn run(args: &StatusArgs) -> i32 {
             report.add(line);
         }
     }
-    let summary = report.summary(&|pid| process_exists(pid));
+    let summary = report.summary(&process_exists);
     if args.json {
         println!(
             "{}",
@@ -88,10 +89,16 @@ fn log_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-/// True when a process with this pid exists (it may be another process that
-/// reused the pid: the report says "running" only when the log has no
-/// `shutdown` line for the instance either).
-fn process_exists(pid: u32) -> bool {
+/// True when the process that wrote the log still runs: a process with
+/// this pid exists and, when the log recorded the writer's
+/// [`process_start`] and the system tells the live one's, they are equal
+/// (a process that reused the pid, after a restart or in another
+/// container's pid 1, is not the proxy). The report says "running" only
+/// when the log has no `shutdown` line for the instance either.
+fn process_exists(pid: u32, started: Option<&str>) -> bool {
+    if let (Some(logged), Some(live)) = (started, process_start(pid)) {
+        return logged == live;
+    }
     let Ok(pid) = i32::try_from(pid) else {
         return false;
     };
@@ -113,6 +120,8 @@ struct Instance {
     digest: String,
     upstream: String,
     started: Option<i64>,
+    /// The writer's `process_start`, from its `startup` line.
+    process_start: Option<String>,
     last_seen: i64,
     exit_code: Option<i64>,
     calls: u64,
@@ -211,6 +220,10 @@ impl Report {
             "startup" => {
                 inst.started = Some(at);
                 inst.upstream = s("upstream");
+                inst.process_start = v
+                    .get("process_start")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
             }
             "shutdown" => inst.exit_code = v.get("exit_code").and_then(Value::as_i64),
             // An applied reload: the instance enforces the new digest from here on.
@@ -261,7 +274,7 @@ impl Report {
         }
     }
 
-    fn summary(mut self, exists: &dyn Fn(u32) -> bool) -> Summary {
+    fn summary(mut self, exists: &dyn Fn(u32, Option<&str>) -> bool) -> Summary {
         let mut instances: Vec<InstanceSummary> = self
             .instances
             .values()
@@ -273,7 +286,7 @@ impl Report {
                 upstream: i.upstream.clone(),
                 state: match i.exit_code {
                     Some(code) => format!("exited ({code})"),
-                    None if exists(i.pid) => "running".to_string(),
+                    None if exists(i.pid, i.process_start.as_deref()) => "running".to_string(),
                     None => "gone".to_string(),
                 },
                 started: i.started.map(|t| UnixMillis(t).to_rfc3339()),
@@ -600,7 +613,7 @@ mod tests {
         r.add(br#"{"ts":"2026-11-26T10:00:00.000Z","type":"startup","pid":7,"session":"a","server":"s","policy_digest":"d","upstream":"x"}"#);
         r.add(br#"{"ts":"2026-11-26T10:00:00.000Z","type":"startup","pid":8,"session":"b","server":"s","policy_digest":"d","upstream":"x"}"#);
         r.add(br#"{"ts":"2026-11-26T10:00:01.000Z","type":"shutdown","pid":8,"session":"b","server":"s","policy_digest":"d","exit_code":3}"#);
-        let s = r.summary(&|pid| pid == 7 || pid == 8);
+        let s = r.summary(&|pid, _| pid == 7 || pid == 8);
         let states: Vec<(u32, &str)> = s
             .instances
             .iter()
@@ -609,6 +622,25 @@ mod tests {
         assert_eq!(states, [(8, "exited (3)"), (7, "running")]);
         let mut r = Report::new(UnixMillis(0));
         r.add(br#"{"ts":"2026-11-26T10:00:00.000Z","type":"startup","pid":7,"session":"a","server":"s","policy_digest":"d","upstream":"x"}"#);
-        assert_eq!(r.summary(&|_| false).instances[0].state, "gone");
+        assert_eq!(r.summary(&|_, _| false).instances[0].state, "gone");
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_the_proxy_that_wrote_the_log() {
+        let me = std::process::id();
+        let mine = process_start(me).expect("Linux /proc");
+        assert!(process_exists(me, Some(&mine)), "this process, same start");
+        let other = format!("{}/1", mine.split('/').next().unwrap());
+        assert!(
+            !process_exists(me, Some(&other)),
+            "same pid, another start time: another process"
+        );
+        assert!(process_exists(me, None), "old logs: judged by pid");
+        let line = format!(
+            r#"{{"ts":"2026-11-26T10:00:00.000Z","type":"startup","pid":{me},"session":"a","server":"s","policy_digest":"d","upstream":"x","process_start":"{other}"}}"#
+        );
+        let mut r = Report::new(UnixMillis(0));
+        r.add(line.as_bytes());
+        assert_eq!(r.summary(&process_exists).instances[0].state, "gone");
     }
 }

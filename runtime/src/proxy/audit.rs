@@ -44,6 +44,8 @@ pub enum Event {
     Startup {
         /// What it wraps (command basename or URL).
         upstream: String,
+        /// This process's [`process_start`], when the system tells it.
+        process_start: Option<String>,
     },
     /// A decision.
     ToolCall {
@@ -74,6 +76,21 @@ pub enum Event {
         /// The exit code it will return.
         exit_code: i32,
     },
+}
+
+/// When process `pid` started, as `<boot id>/<start time in clock ticks
+/// since boot>` (Linux `/proc`): unique for a process across pid reuse and
+/// reboots, so `status` can tell the proxy that wrote a log from a process
+/// that got its pid later. None where `/proc` does not say.
+pub fn process_start(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ...`: comm may hold spaces and parentheses; field 22
+    // (start time) is the 20th after the last `)`.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let start = after.split_whitespace().nth(19)?;
+    start.parse::<u64>().ok()?;
+    Some(format!("{}/{start}", boot.trim()))
 }
 
 /// Sends events to the writer thread.
@@ -177,9 +194,16 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
     };
     push_json_str(&mut out, digest);
     match ev {
-        Event::Startup { upstream } => {
+        Event::Startup {
+            upstream,
+            process_start,
+        } => {
             out.extend_from_slice(b",\"upstream\":");
             push_json_str(&mut out, upstream);
+            if let Some(p) = process_start {
+                out.extend_from_slice(b",\"process_start\":");
+                push_json_str(&mut out, p);
+            }
         }
         Event::Shutdown { exit_code } => {
             out.extend_from_slice(format!(",\"exit_code\":{exit_code}").as_bytes());
