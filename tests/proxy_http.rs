@@ -979,6 +979,76 @@ fn a_non_loopback_endpoint_needs_a_client_token() {
     }
 }
 
+/// POSTs `call` on a raw connection, reads up to the first event whose
+/// text contains `until`, drops the connection; returns that event's id.
+fn first_event_then_disconnect(
+    url: &str,
+    sid: &str,
+    version: Option<&str>,
+    call: &[u8],
+    until: &str,
+) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut conn = TcpStream::connect(authority).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let version = version
+        .map(|v| format!("MCP-Protocol-Version: {v}\r\n"))
+        .unwrap_or_default();
+    write!(
+        conn,
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\n{version}Content-Length: {}\r\n\r\n",
+        call.len()
+    )
+    .unwrap();
+    conn.write_all(call).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early");
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if let Some(id) = event_ids(&text).last()
+            && text.contains(until)
+        {
+            return id.clone();
+        }
+    }
+}
+
+/// A GET that stays open (an SSE stream): its status and what it carried
+/// up to the first read that contains `until` (raw: chunk sizes included).
+fn get_until(url: &str, headers: &[(&str, &str)], until: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut conn = TcpStream::connect(authority).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes()).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut buf).unwrap_or(0);
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if n == 0 || text.contains(until) {
+            let status = text
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            return (status, text);
+        }
+    }
+}
+
 /// The `id:` values of the SSE events in `text`, in order.
 fn event_ids(text: &str) -> Vec<String> {
     text.lines()
@@ -1007,52 +1077,25 @@ fn a_broken_post_stream_is_resumed_with_last_event_id() {
     );
     assert_eq!(status, 202);
 
-    // A 2-second call with 4 progress steps; read its first event, then drop the connection.
+    // A 2-second call with 4 progress steps; read its first message, then drop the connection.
     let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":2,"steps":4},"_meta":{"progressToken":"p7"}}}"#;
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut conn = TcpStream::connect(authority).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        conn,
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n",
-        call.len()
-    )
-    .unwrap();
-    conn.write_all(call).unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    let first = loop {
-        let n = conn.read(&mut buf).unwrap();
-        assert!(n > 0, "the stream ended early");
-        seen.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&seen).into_owned();
-        if let Some(id) = event_ids(&text).first()
-            && text.contains("notifications/progress")
-        {
-            break id.clone();
-        }
-    };
-    drop(conn);
+    let first = first_event_then_disconnect(&url, &sid, None, call, "notifications/progress");
 
     // The call finishes while nobody listens; then the client comes back.
     std::thread::sleep(Duration::from_millis(2500));
-    let (status, head, body) = http(
+    let (status, body) = get_until(
         &url,
-        "GET",
         &[
             ("Accept", "text/event-stream"),
             session,
             ("Last-Event-ID", &first),
         ],
-        b"",
+        "Long running operation completed",
     );
-    let body = String::from_utf8_lossy(&body).into_owned();
     assert_eq!(status, 200, "{body}");
     assert!(
-        head.to_ascii_lowercase().contains("text/event-stream"),
-        "{head}"
+        body.to_ascii_lowercase().contains("text/event-stream"),
+        "{body}"
     );
     let ids = event_ids(&body);
     let (stream, seq) = first.split_once('-').unwrap();
@@ -1087,4 +1130,60 @@ fn a_broken_post_stream_is_resumed_with_last_event_id() {
         b"",
     );
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+}
+
+/// A call without progress, from a 2025-11-25 client: its stream starts
+/// with a priming event (an id, empty data), so a client whose connection
+/// breaks before the answer can still resume and get the answer. Older
+/// clients get no priming event (they would try to parse empty data).
+#[test]
+fn a_primed_stream_is_resumable_before_its_first_message() {
+    let server = common::server_everything().display().to_string();
+    let (_p, url) = endpoint(&["--server", "everything", "--", "node", &server]);
+    let (status, head, _) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
+    assert_eq!(status, 200);
+    let sid = session_id(&head);
+    let session = ("Mcp-Session-Id", sid.as_str());
+    http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, session],
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    let call = br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":1.5,"steps":1}}}"#;
+    let first = first_event_then_disconnect(&url, &sid, Some("2025-11-25"), call, "data: \n");
+    std::thread::sleep(Duration::from_millis(2000));
+    let (status, body) = get_until(
+        &url,
+        &[
+            ("Accept", "text/event-stream"),
+            session,
+            ("Last-Event-ID", &first),
+        ],
+        "Long running operation completed",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"id\":8") && body.contains("Long running operation completed"),
+        "the answer sent while disconnected: {body}"
+    );
+
+    // A 2025-06-18 client gets no priming event: the first event is the answer.
+    let (_, _, body) = http(
+        &url,
+        "POST",
+        &[
+            JSON,
+            ACCEPT,
+            session,
+            ("MCP-Protocol-Version", "2025-06-18"),
+        ],
+        br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"message":"old"}}}"#,
+    );
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert!(!body.contains("data: \n"), "{body}");
+    assert!(
+        body.starts_with("id: ") && body.contains("Echo: old"),
+        "{body}"
+    );
 }

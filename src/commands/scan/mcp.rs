@@ -229,7 +229,12 @@ impl StdioServer {
     pub fn start(command: &[OsString], timeout: Duration) -> Result<StdioServer, String> {
         use std::os::unix::process::CommandExt;
         let program = command[0].to_string_lossy().into_owned();
-        let mut child = Command::new(&command[0])
+        let mut cmd = Command::new(&command[0]);
+        // The proxy's own secrets are not the scanned server's business.
+        for var in portcullis_runtime::proxy::PROXY_SECRETS {
+            cmd.env_remove(var);
+        }
+        let mut child = cmd
             .args(&command[1..])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

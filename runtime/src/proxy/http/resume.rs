@@ -14,17 +14,31 @@
 //! response body. The pump records each message before it hands it to the
 //! client, so a message that arrives while no client is connected is kept,
 //! and a client that resumes gets exactly the events after the one it names,
-//! then the live ones, without a gap or a duplicate.
+//! then the live ones, without a gap or a duplicate. A client that resumes
+//! replaces the previous connection at once, even one that stopped reading
+//! without closing (a half-open TCP connection): the pump stops waiting on
+//! it.
+//!
+//! For clients of protocol 2025-11-25 and later, a stream starts with a
+//! priming event (an id and empty data), so that a client whose connection
+//! breaks before the first message still has an id to resume from. Older
+//! clients do not get one: they would try to parse the empty data.
+//!
+//! A resumed stream that has ended stays open, empty, until the stream is
+//! pushed out or the session ends (as the reference SDK server does): the
+//! official client reconnects whenever a stream ends without a result, and
+//! an immediately closed stream would make it retry and report an error.
 //!
 //! The standalone GET stream is not kept: its events carry no ids (a client
 //! reopens it without `Last-Event-ID`), and server messages that find no
 //! open stream are queued for the next one by the router instead.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::sse;
 
@@ -59,6 +73,10 @@ struct StreamLog {
     events: VecDeque<Bytes>,
     /// The connected client's body, if any.
     client: Option<mpsc::Sender<Bytes>>,
+    /// Bumped when a resuming client replaces `client`.
+    replaced: watch::Sender<u64>,
+    /// Shared with the router: does a client read this stream now?
+    attached: Arc<AtomicBool>,
     /// Every producer is gone: nothing more will come.
     ended: bool,
 }
@@ -80,9 +98,19 @@ pub enum NotResumable {
 
 impl Streams {
     /// A new stream fed by `rx`; returns what the client's response body
-    /// reads (framed events). The pump runs until every producer is gone.
-    pub fn open(self: &Arc<Self>, rx: mpsc::Receiver<Bytes>) -> mpsc::Receiver<Bytes> {
+    /// reads (framed events). `prime`: start with a priming event (clients
+    /// of 2025-11-25 and later). `attached` is kept true while a client
+    /// reads the stream (the router sends server messages of no particular
+    /// request only to streams someone reads). The pump runs until every
+    /// producer is gone.
+    pub fn open(
+        self: &Arc<Self>,
+        rx: mpsc::Receiver<Bytes>,
+        prime: bool,
+        attached: Arc<AtomicBool>,
+    ) -> mpsc::Receiver<Bytes> {
         let (client, body) = mpsc::channel(CLIENT_QUEUE);
+        attached.store(true, Ordering::Relaxed);
         let stream = {
             let mut inner = lock(&self.inner);
             inner.next_stream += 1;
@@ -91,9 +119,17 @@ impl Streams {
                 stream,
                 first_seq: 1,
                 events: VecDeque::new(),
-                client: Some(client),
+                client: Some(client.clone()),
+                replaced: watch::Sender::new(0),
+                attached,
                 ended: false,
             });
+            if prime {
+                // Room for it in the fresh queue: it cannot fail.
+                if let Some((event, _, _)) = inner.record(stream, sse::priming) {
+                    let _ = client.try_send(event);
+                }
+            }
             inner.evict(stream);
             stream
         };
@@ -129,32 +165,43 @@ impl Streams {
             // Capacity was made for all of them.
             let _ = client.try_send(e);
         }
-        if !log.ended {
-            log.client = Some(client);
-        }
-        // An ended stream: `client` drops here, the body ends after the replay.
+        // The previous connection, if any, is done with: the pump stops
+        // waiting on it (it may be half-open and never read again).
+        log.replaced.send_modify(|g| *g += 1);
+        log.attached.store(!log.ended, Ordering::Relaxed);
+        // Live: the pump sends the next events here. Ended: kept open, empty,
+        // until the stream is pushed out or the session ends.
+        log.client = Some(client);
         Ok((body, lost))
     }
 
     /// Records each message of `stream`, then hands it to the connected client.
     async fn pump(self: Arc<Self>, stream: u64, mut rx: mpsc::Receiver<Bytes>) {
         while let Some(msg) = rx.recv().await {
-            let Some((event, client)) = lock(&self.inner).record(stream, &msg) else {
+            let recorded = lock(&self.inner).record(stream, |id| sse::frame_with_id(&msg, id));
+            let Some((event, client, mut replaced)) = recorded else {
                 return; // the stream was pushed out: nobody can read it any more
             };
-            if let Some(client) = client
-                && client.send(event).await.is_err()
-            {
-                // The client went away; keep recording for its return.
-                if let Some(log) = lock(&self.inner).log(stream)
-                    && log.client.as_ref().is_some_and(|c| c.same_channel(&client))
-                {
-                    log.client = None;
+            let Some(client) = client else { continue };
+            tokio::select! {
+                sent = client.send(event) => {
+                    if sent.is_err() {
+                        // The client went away; keep recording for its return.
+                        if let Some(log) = lock(&self.inner).log(stream)
+                            && log.client.as_ref().is_some_and(|c| c.same_channel(&client))
+                        {
+                            log.client = None;
+                            log.attached.store(false, Ordering::Relaxed);
+                        }
+                    }
                 }
+                // A resumed client got this event in its replay.
+                _ = replaced.changed() => {}
             }
         }
         if let Some(log) = lock(&self.inner).log(stream) {
             log.ended = true;
+            log.attached.store(false, Ordering::Relaxed);
             log.client = None; // the body ends once it has read what is queued
         }
     }
@@ -165,16 +212,22 @@ impl Inner {
         self.logs.iter_mut().find(|l| l.stream == stream)
     }
 
-    /// Frames `msg` with the stream's next id and keeps it; returns the
-    /// event and the client to send it to.
-    fn record(&mut self, stream: u64, msg: &[u8]) -> Option<(Bytes, Option<mpsc::Sender<Bytes>>)> {
+    /// Frames the stream's next event (`frame` gets its id) and keeps it;
+    /// returns the event, the client to send it to, and what tells the
+    /// pump that a resuming client replaced that one.
+    fn record(
+        &mut self,
+        stream: u64,
+        frame: impl FnOnce(&str) -> Bytes,
+    ) -> Option<(Bytes, Option<mpsc::Sender<Bytes>>, watch::Receiver<u64>)> {
         let log = self.log(stream)?;
-        let event = sse::frame_with_id(msg, &format!("{stream}-{}", log.next_seq()));
+        let event = frame(&format!("{stream}-{}", log.next_seq()));
         log.events.push_back(event.clone());
         let client = log.client.clone();
+        let replaced = log.replaced.subscribe();
         self.bytes += event.len();
         self.evict(stream);
-        Some((event, client))
+        Some((event, client, replaced))
     }
 
     /// Keeps within [`MAX_STREAMS`] and [`MAX_BYTES`]: drops ended streams,
@@ -227,14 +280,28 @@ mod tests {
     }
 
     async fn next(body: &mut mpsc::Receiver<Bytes>) -> String {
-        String::from_utf8(body.recv().await.expect("an event").to_vec()).unwrap()
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), body.recv())
+            .await
+            .expect("an event within 5 s")
+            .expect("an event");
+        String::from_utf8(event.to_vec()).unwrap()
+    }
+
+    fn open(
+        streams: &Arc<Streams>,
+        prime: bool,
+    ) -> (mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>, Arc<AtomicBool>) {
+        let (tx, rx) = mpsc::channel(8);
+        let attached = Arc::new(AtomicBool::new(false));
+        let body = streams.open(rx, prime, attached.clone());
+        (tx, body, attached)
     }
 
     #[tokio::test]
     async fn a_client_that_comes_back_gets_the_rest_without_gaps_or_duplicates() {
         let streams = Arc::new(Streams::default());
-        let (tx, rx) = mpsc::channel(8);
-        let mut body = streams.open(rx);
+        let (tx, mut body, attached) = open(&streams, false);
+        assert!(attached.load(Ordering::Relaxed));
         tx.send(Bytes::from_static(b"{\"a\":1}")).await.unwrap();
         let first = next(&mut body).await;
         assert_eq!(first, "id: 1-1\nevent: message\ndata: {\"a\":1}\n\n");
@@ -243,29 +310,78 @@ mod tests {
         tx.send(Bytes::from_static(b"{\"a\":2}")).await.unwrap();
         tx.send(Bytes::from_static(b"{\"a\":3}")).await.unwrap();
         settle().await;
+        assert!(!attached.load(Ordering::Relaxed), "nobody reads it now");
         let (mut body, lost) = streams.resume("1-1").unwrap();
         assert_eq!(lost, 0);
+        assert!(attached.load(Ordering::Relaxed));
         assert!(next(&mut body).await.contains("id: 1-2\n"));
         assert!(next(&mut body).await.contains("id: 1-3\n"));
         tx.send(Bytes::from_static(b"{\"a\":4}")).await.unwrap();
         assert!(next(&mut body).await.contains("id: 1-4\n"), "then live");
         drop(tx);
         assert_eq!(body.recv().await, None, "ends with the stream");
-        // Resuming an ended stream replays what followed, then ends.
+        assert!(!attached.load(Ordering::Relaxed));
+        // Resuming an ended stream replays what followed, then stays open, empty.
         let (mut body, _) = streams.resume("1-3").unwrap();
         assert!(next(&mut body).await.contains("data: {\"a\":4}\n"));
-        assert_eq!(body.recv().await, None);
+        settle().await;
+        assert!(matches!(
+            body.try_recv(),
+            Err(mpsc::error::TryRecvError::Empty)
+        ));
         assert_eq!(streams.resume("1-9").unwrap_err(), NotResumable::Unknown);
         assert_eq!(streams.resume("2-0").unwrap_err(), NotResumable::Unknown);
         assert_eq!(streams.resume("x").unwrap_err(), NotResumable::Malformed);
     }
 
     #[tokio::test]
+    async fn a_primed_stream_can_be_resumed_before_its_first_message() {
+        let streams = Arc::new(Streams::default());
+        let (tx, mut body, _) = open(&streams, true);
+        assert_eq!(next(&mut body).await, "id: 1-1\ndata: \n\n");
+        drop(body); // broken before the answer
+        tx.send(Bytes::from_static(b"{\"result\":{}}"))
+            .await
+            .unwrap();
+        drop(tx);
+        settle().await;
+        let (mut body, _) = streams.resume("1-1").unwrap();
+        assert_eq!(
+            next(&mut body).await,
+            "id: 1-2\nevent: message\ndata: {\"result\":{}}\n\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stopped_reading_does_not_hold_up_its_successor() {
+        let streams = Arc::new(Streams::default());
+        let (tx, stalled, _) = open(&streams, false);
+        // The old connection is half-open: its body is never read again.
+        for i in 0..CLIENT_QUEUE + 3 {
+            tx.send(Bytes::from(format!("{{\"n\":{i}}}")))
+                .await
+                .unwrap();
+        }
+        settle().await;
+        let (mut body, _) = streams.resume("1-2").unwrap();
+        let mut got = Vec::new();
+        while got.len() < CLIENT_QUEUE + 1 {
+            got.push(next(&mut body).await);
+        }
+        assert!(got[0].contains("id: 1-3\n"), "{}", got[0]);
+        tx.send(Bytes::from_static(b"{\"n\":\"live\"}"))
+            .await
+            .unwrap();
+        let live = next(&mut body).await;
+        assert!(live.contains("\"live\""), "the pump goes on: {live}");
+        drop(stalled);
+    }
+
+    #[tokio::test]
     async fn old_streams_and_events_are_pushed_out_within_the_limits() {
         let streams = Arc::new(Streams::default());
         for _ in 0..MAX_STREAMS + 5 {
-            let (tx, rx) = mpsc::channel(1);
-            let body = streams.open(rx);
+            let (tx, body, _) = open(&streams, false);
             tx.send(Bytes::from_static(b"{}")).await.unwrap();
             drop(tx);
             drop(body);
@@ -278,8 +394,8 @@ mod tests {
         assert!(streams.resume(&format!("{newest}-0")).is_ok());
 
         // One live stream larger than the budget: its oldest events go.
-        let (tx, rx) = mpsc::channel(1);
-        drop(streams.open(rx));
+        let (tx, body, _) = open(&streams, false);
+        drop(body);
         let big = Bytes::from(vec![b'x'; MAX_BYTES / 3]);
         for _ in 0..5 {
             tx.send(big.clone()).await.unwrap();

@@ -168,7 +168,14 @@ struct Server {
     log: Log,
     /// Loopback bind: the Host header must name loopback too (DNS rebinding).
     loopback: bool,
+    /// Requests refused for a missing or wrong client token, not yet logged.
+    unauthorized: std::sync::atomic::AtomicU64,
+    /// When a refusal was last logged.
+    unauthorized_logged: Mutex<Option<Instant>>,
 }
+
+/// Refusals for a missing or wrong client token are logged at most this often.
+const UNAUTHORIZED_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// One client MCP session.
 struct Down {
@@ -236,14 +243,27 @@ struct Router {
 
 #[derive(Default)]
 struct Routes {
-    /// Requests waiting for their answer: the POST stream it goes to.
-    by_id: HashMap<IdKey, (Sink, Option<IdKey>)>,
+    /// Requests waiting for their answer: the POST stream it goes to
+    /// (and whether a client reads that stream now), and its progress token.
+    by_id: HashMap<IdKey, (Sink, Attached, Option<IdKey>)>,
     /// Progress tokens of requests in flight.
     by_token: HashMap<IdKey, Sink>,
     /// The client's GET stream.
     get: Option<Sink>,
     /// Server messages no open stream could carry yet (for the next one that opens).
     queued: std::collections::VecDeque<Bytes>,
+}
+
+/// Whether a client reads a POST stream now (kept by its [`Streams`] pump).
+type Attached = Arc<std::sync::atomic::AtomicBool>;
+
+/// How a POST holding requests is answered.
+#[derive(Debug, Clone, Copy)]
+struct Reply {
+    /// The client accepts an SSE stream (else: JSON).
+    sse: bool,
+    /// Its protocol version (2025-11-25 or later) takes a priming event.
+    prime: bool,
 }
 
 /// Server messages kept for the next client stream, at most.
@@ -257,7 +277,7 @@ fn key(raw: &[u8]) -> Option<IdKey> {
 impl Router {
     /// A request goes out: its answer (and progress) will go to `sink`.
     /// Returns the queued server messages, which now have a stream.
-    fn expect(&self, sent: &Sent, sink: &Sink) -> Vec<Bytes> {
+    fn expect(&self, sent: &Sent, sink: &Sink, attached: &Attached) -> Vec<Bytes> {
         let Some(id) = sent.raw_id.as_deref().and_then(key) else {
             return Vec::new();
         };
@@ -266,7 +286,7 @@ impl Router {
         if let Some(t) = &token {
             r.by_token.insert(t.clone(), sink.clone());
         }
-        r.by_id.insert(id, (sink.clone(), token));
+        r.by_id.insert(id, (sink.clone(), attached.clone(), token));
         r.queued.drain(..).collect()
     }
 
@@ -274,7 +294,7 @@ impl Router {
     fn forget(&self, raw_id: &[u8]) {
         let Some(id) = key(raw_id) else { return };
         let mut r = lock(&self.inner);
-        if let Some((_, Some(t))) = r.by_id.remove(&id) {
+        if let Some((_, _, Some(t))) = r.by_id.remove(&id) {
             r.by_token.remove(&t);
         }
     }
@@ -297,7 +317,7 @@ impl Router {
         if let Some(env) = env {
             if env.method.is_none() {
                 if let Some(id) = env.id.and_then(IdKey::of)
-                    && let Some((sink, token)) = r.by_id.remove(&id)
+                    && let Some((sink, _, token)) = r.by_id.remove(&id)
                 {
                     if let Some(t) = token {
                         r.by_token.remove(&t);
@@ -316,11 +336,13 @@ impl Router {
         if let Some(g) = r.get.as_ref().filter(|g| !g.is_closed()) {
             return Some(g.clone());
         }
+        // A POST stream still open that a client reads (a stream whose client
+        // left is still recorded for its return, but this message is not its
+        // business: it waits for the next stream instead).
         r.by_id
             .values()
-            .map(|(s, _)| s)
-            .find(|s| !s.is_closed())
-            .cloned()
+            .find(|(s, a, _)| !s.is_closed() && a.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|(s, _, _)| s.clone())
     }
 
     async fn route(&self, msg: Bytes, log: Log) {
@@ -497,6 +519,8 @@ pub async fn run(opts: ServerOptions, factory: SessionFactory, log: Log) -> std:
         sessions: Mutex::new(HashMap::new()),
         log,
         loopback,
+        unauthorized: std::sync::atomic::AtomicU64::new(0),
+        unauthorized_logged: Mutex::new(None),
     });
     let host = match local {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
@@ -634,14 +658,26 @@ impl Server {
                 .get(hyper::header::AUTHORIZATION)
                 .map(HeaderValue::as_bytes);
             if !token.accepts(authorization) {
-                self.log.warn(format_args!(
-                    "refused a request without the client token (401{})",
-                    if authorization.is_some() {
-                        ": wrong token"
-                    } else {
-                        ": no Authorization header"
-                    }
-                ));
+                // Anyone who reaches the port can send these: log a count,
+                // at most every UNAUTHORIZED_LOG_EVERY, not a line each.
+                let n = self
+                    .unauthorized
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                let mut last = lock(&self.unauthorized_logged);
+                if last.is_none_or(|t| t.elapsed() >= UNAUTHORIZED_LOG_EVERY) {
+                    *last = Some(Instant::now());
+                    self.unauthorized
+                        .store(0, std::sync::atomic::Ordering::Relaxed);
+                    self.log.warn(format_args!(
+                        "refused {n} request(s) without the right client token (401; the latest: {})",
+                        if authorization.is_some() {
+                            "wrong token"
+                        } else {
+                            "no Authorization header"
+                        }
+                    ));
+                }
                 let mut r = http_error(
                     StatusCode::UNAUTHORIZED,
                     INVALID_REQUEST,
@@ -757,7 +793,10 @@ impl Server {
                 );
             }
         }
-        let sse_ok = accepts_sse(&req);
+        let reply = Reply {
+            sse: accepts_sse(&req),
+            prime: header(&req, &MCP_PROTOCOL_VERSION).is_some_and(|v| v >= "2025-11-25"),
+        };
         let named = header(&req, &MCP_SESSION_ID).is_some();
         let existing = if named {
             match self.session_of(&req) {
@@ -788,7 +827,7 @@ impl Server {
                 }
             }
         };
-        let mut resp = self.exchange(&down, body, sse_ok).await;
+        let mut resp = self.exchange(&down, body, reply).await;
         if created {
             if resp.status().is_success() {
                 if let Ok(v) = HeaderValue::from_str(&down.id) {
@@ -894,7 +933,7 @@ impl Server {
         self: &Arc<Self>,
         down: &Arc<Down>,
         body: Bytes,
-        sse_ok: bool,
+        reply: Reply,
     ) -> Response<Body> {
         // A decision that would wait on the counter store (SQLite's lock held
         // elsewhere, Redis) runs on a blocking thread; this request's task
@@ -920,10 +959,11 @@ impl Server {
         let replies = out.reply;
         let requests = msgs.iter().filter(|(_, s)| s.raw_id.is_some()).count();
         let (sink, rx) = mpsc::channel::<Bytes>(64.max(replies.len() + 1));
+        let attached = Attached::default();
         if requests == 0 {
             // Notifications and responses: delivered before the 202, in order.
             for (m, s) in msgs {
-                if let Err(r) = self.deliver(down, m, &s, &sink).await {
+                if let Err(r) = self.deliver(down, m, &s, &sink, &attached).await {
                     return r;
                 }
             }
@@ -998,18 +1038,18 @@ impl Server {
                 Err(f) => link.failed(sent, &f, &sink).await,
             }
             drop(sink);
-            return self.stream_or_json(down, rx, sse_ok).await;
+            return self.stream_or_json(down, rx, reply, attached).await;
         }
         for r in replies {
             let _ = sink.try_send(Bytes::from(r));
         }
         for (m, s) in msgs {
-            if let Err(r) = self.deliver(down, m, &s, &sink).await {
+            if let Err(r) = self.deliver(down, m, &s, &sink, &attached).await {
                 return r;
             }
         }
         drop(sink);
-        self.stream_or_json(down, rx, sse_ok).await
+        self.stream_or_json(down, rx, reply, attached).await
     }
 
     /// The answer to a POST of requests: the stream (resumable, see
@@ -1019,10 +1059,11 @@ impl Server {
         &self,
         down: &Down,
         rx: mpsc::Receiver<Bytes>,
-        sse_ok: bool,
+        reply: Reply,
+        attached: Attached,
     ) -> Response<Body> {
-        if sse_ok {
-            return event_stream(down.streams.open(rx), true);
+        if reply.sse {
+            return event_stream(down.streams.open(rx, reply.prime, attached), true);
         }
         let mut rx = rx;
         let mut answers = Vec::new();
@@ -1051,6 +1092,7 @@ impl Server {
         msg: Bytes,
         sent: &Sent,
         sink: &Sink,
+        attached: &Attached,
     ) -> Result<(), Response<Body>> {
         match &down.up {
             Up::Http(link) => match link.up.post(msg, sent.initialize).await {
@@ -1080,7 +1122,7 @@ impl Server {
                 }
             },
             Up::Routed { router, to } => {
-                for m in router.expect(sent, sink) {
+                for m in router.expect(sent, sink, attached) {
                     let _ = sink.send(m).await;
                 }
                 if let Some(c) = &sent.cancels {

@@ -227,6 +227,12 @@ pub fn frame(msg: &[u8]) -> Bytes {
     frame_with_id(msg, "")
 }
 
+/// A priming event: an id and empty data (Streamable HTTP 2025-11-25), so
+/// that a client can resume a stream before its first message.
+pub fn priming(id: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\ndata: \n\n"))
+}
+
 /// [`frame`] with an `id:` line first (none when `id` is empty), for a
 /// client to resume after with `Last-Event-ID`.
 pub fn frame_with_id(msg: &[u8], id: &str) -> Bytes {
