@@ -1493,6 +1493,45 @@ fn join_array(parts: &[Vec<u8>]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn server_messages_go_only_to_streams_a_client_reads() {
+        use super::{Attached, Router, Sent};
+        use std::sync::atomic::Ordering;
+        let router = Router::default();
+        let (left_sink, _left_rx) = tokio::sync::mpsc::channel(4);
+        let (read_sink, _read_rx) = tokio::sync::mpsc::channel(4);
+        let (left, read) = (Attached::default(), Attached::default());
+        let call = |id: u32| {
+            Sent::of(
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"t"}}}}"#
+                )
+                .as_bytes(),
+            )
+        };
+        router.expect(&call(1), &left_sink, &left);
+        router.expect(&call(2), &read_sink, &read);
+        left.store(false, Ordering::Relaxed); // its client went away (still recorded)
+        read.store(true, Ordering::Relaxed);
+        let request =
+            br#"{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}"#;
+        let to = router.target(request).expect("a stream someone reads");
+        assert!(to.same_channel(&read_sink));
+        read.store(false, Ordering::Relaxed);
+        assert!(
+            router.target(request).is_none(),
+            "nobody reads: queued for the next stream instead"
+        );
+        // An answer still goes to its own stream, read or not (it is recorded there).
+        let answer = br#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+        assert!(
+            router
+                .target(answer)
+                .expect("its stream")
+                .same_channel(&left_sink)
+        );
+    }
+
     #[test]
     fn client_tokens_are_checked_exactly() {
         use super::ClientToken;
