@@ -52,6 +52,10 @@ pub const MAX_STREAMS: usize = 32;
 /// Events queued for a client that reads slowly, per stream.
 const CLIENT_QUEUE: usize = 64;
 
+/// A client whose queue stays full this long has stopped reading (a
+/// half-open connection): it is let go, and may resume.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The resumable streams of one MCP session.
 #[derive(Default)]
 pub struct Streams {
@@ -126,7 +130,7 @@ impl Streams {
             });
             if prime {
                 // Room for it in the fresh queue: it cannot fail.
-                if let Some((event, _, _)) = inner.record(stream, sse::priming) {
+                if let Some((event, _)) = inner.record(stream, sse::priming) {
                     let _ = client.try_send(event);
                 }
             }
@@ -175,28 +179,65 @@ impl Streams {
         Ok((body, lost))
     }
 
-    /// Records each message of `stream`, then hands it to the connected client.
+    /// Records each message of `stream`, then hands it to the connected
+    /// client. Notices a client that leaves while the stream is quiet (so
+    /// the router stops choosing this stream at once), a client replaced by
+    /// a resuming one, and a client that stops reading: after
+    /// [`SEND_TIMEOUT`] with its queue full it is let go (its body ends once
+    /// it has read what is queued; it resumes from its last id, nothing is
+    /// lost), so a half-open connection never holds up the session.
     async fn pump(self: Arc<Self>, stream: u64, mut rx: mpsc::Receiver<Bytes>) {
-        while let Some(msg) = rx.recv().await {
-            let recorded = lock(&self.inner).record(stream, |id| sse::frame_with_id(&msg, id));
-            let Some((event, client, mut replaced)) = recorded else {
-                return; // the stream was pushed out: nobody can read it any more
+        let Some(mut replaced) = lock(&self.inner)
+            .log(stream)
+            .map(|l| l.replaced.subscribe())
+        else {
+            return;
+        };
+        loop {
+            let client = {
+                let mut inner = lock(&self.inner);
+                replaced.borrow_and_update();
+                inner.log(stream).and_then(|l| l.client.clone())
+            };
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                () = closed(client.as_ref()) => {
+                    self.detach(stream, client.as_ref());
+                    continue;
+                }
+                // Another client: look again (an error: the stream was pushed out).
+                changed = replaced.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some(msg) = msg else { break };
+            let (event, client) = {
+                let mut inner = lock(&self.inner);
+                let Some(recorded) = inner.record(stream, |id| sse::frame_with_id(&msg, id)) else {
+                    return; // the stream was pushed out: nobody can read it any more
+                };
+                // A resume after this point replays the event: `changed` tells.
+                replaced.borrow_and_update();
+                recorded
             };
             let Some(client) = client else { continue };
             tokio::select! {
                 sent = client.send(event) => {
                     if sent.is_err() {
                         // The client went away; keep recording for its return.
-                        if let Some(log) = lock(&self.inner).log(stream)
-                            && log.client.as_ref().is_some_and(|c| c.same_channel(&client))
-                        {
-                            log.client = None;
-                            log.attached.store(false, Ordering::Relaxed);
-                        }
+                        self.detach(stream, Some(&client));
                     }
                 }
                 // A resumed client got this event in its replay.
-                _ = replaced.changed() => {}
+                changed = replaced.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(SEND_TIMEOUT) => self.detach(stream, Some(&client)),
             }
         }
         if let Some(log) = lock(&self.inner).log(stream) {
@@ -204,6 +245,25 @@ impl Streams {
             log.attached.store(false, Ordering::Relaxed);
             log.client = None; // the body ends once it has read what is queued
         }
+    }
+
+    /// `client` no longer reads the stream (if it is still the stream's client).
+    fn detach(&self, stream: u64, client: Option<&mpsc::Sender<Bytes>>) {
+        let Some(client) = client else { return };
+        if let Some(log) = lock(&self.inner).log(stream)
+            && log.client.as_ref().is_some_and(|c| c.same_channel(client))
+        {
+            log.client = None;
+            log.attached.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Completes when `client`'s body is dropped (never without a client).
+async fn closed(client: Option<&mpsc::Sender<Bytes>>) {
+    match client {
+        Some(c) => c.closed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -213,21 +273,19 @@ impl Inner {
     }
 
     /// Frames the stream's next event (`frame` gets its id) and keeps it;
-    /// returns the event, the client to send it to, and what tells the
-    /// pump that a resuming client replaced that one.
+    /// returns the event and the client to send it to.
     fn record(
         &mut self,
         stream: u64,
         frame: impl FnOnce(&str) -> Bytes,
-    ) -> Option<(Bytes, Option<mpsc::Sender<Bytes>>, watch::Receiver<u64>)> {
+    ) -> Option<(Bytes, Option<mpsc::Sender<Bytes>>)> {
         let log = self.log(stream)?;
         let event = frame(&format!("{stream}-{}", log.next_seq()));
         log.events.push_back(event.clone());
         let client = log.client.clone();
-        let replaced = log.replaced.subscribe();
         self.bytes += event.len();
         self.evict(stream);
-        Some((event, client, replaced))
+        Some((event, client))
     }
 
     /// Keeps within [`MAX_STREAMS`] and [`MAX_BYTES`]: drops ended streams,
@@ -236,7 +294,14 @@ impl Inner {
     /// calls in flight) and never the newest event of `current`.
     fn evict(&mut self, current: u64) {
         while self.logs.len() > MAX_STREAMS || self.bytes > MAX_BYTES {
-            if let Some(i) = self.logs.iter().position(|l| l.ended) {
+            // Ended streams nobody holds go first, then ended ones a resumed
+            // client still holds open (its body ends; a reconnection gets 400).
+            let ended = self
+                .logs
+                .iter()
+                .position(|l| l.ended && l.client.is_none())
+                .or_else(|| self.logs.iter().position(|l| l.ended));
+            if let Some(i) = ended {
                 let gone = self.logs.remove(i).expect("in range");
                 self.bytes -= gone.events.iter().map(Bytes::len).sum::<usize>();
                 continue;
@@ -405,5 +470,48 @@ mod tests {
         assert!(inner.bytes <= MAX_BYTES + MAX_BYTES / 3, "{}", inner.bytes);
         let log = inner.logs.back().unwrap();
         assert!(log.first_seq > 1, "the oldest events were pushed out");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_leaves_a_quiet_stream_is_noticed_at_once() {
+        let streams = Arc::new(Streams::default());
+        let (_tx, body, attached) = open(&streams, false);
+        settle().await;
+        assert!(attached.load(Ordering::Relaxed));
+        drop(body); // no event was sent since
+        settle().await;
+        assert!(
+            !attached.load(Ordering::Relaxed),
+            "the router stops choosing this stream"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_let_go_and_nothing_is_lost() {
+        let streams = Arc::new(Streams::default());
+        let (tx, mut stalled, attached) = open(&streams, false);
+        // Producers never block for longer than SEND_TIMEOUT: the time is
+        // paused and advances by itself while everything waits.
+        for i in 0..CLIENT_QUEUE + 10 {
+            tx.send(Bytes::from(format!("{{\"n\":{i}}}")))
+                .await
+                .unwrap();
+        }
+        settle().await;
+        tokio::time::sleep(SEND_TIMEOUT * 2).await;
+        assert!(!attached.load(Ordering::Relaxed), "let go");
+        // Its body ends after what was queued; the rest waits for a resume.
+        let mut got = 0;
+        while stalled.recv().await.is_some() {
+            got += 1;
+        }
+        assert_eq!(got, CLIENT_QUEUE);
+        let (mut body, lost) = streams.resume(&format!("1-{CLIENT_QUEUE}")).unwrap();
+        assert_eq!(lost, 0);
+        assert!(
+            next(&mut body)
+                .await
+                .contains(&format!("id: 1-{}\n", CLIENT_QUEUE + 1))
+        );
     }
 }

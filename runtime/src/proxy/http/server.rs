@@ -287,7 +287,13 @@ impl Router {
             r.by_token.insert(t.clone(), sink.clone());
         }
         r.by_id.insert(id, (sink.clone(), attached.clone(), token));
-        r.queued.drain(..).collect()
+        // Queued server messages go to a stream a client reads, not to a
+        // JSON-only answer (which keeps answers only).
+        if attached.load(std::sync::atomic::Ordering::Relaxed) {
+            r.queued.drain(..).collect()
+        } else {
+            Vec::new()
+        }
     }
 
     /// The client cancelled a request: it expects no answer, its stream can end.
@@ -487,6 +493,18 @@ fn header<'a>(req: &'a Request<Incoming>, name: &HeaderName) -> Option<&'a str> 
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A protocol version (`YYYY-MM-DD`) of 2025-11-25 or later, whose clients
+/// take an SSE event with empty data (a priming event).
+fn takes_priming_event(version: &str) -> bool {
+    let b = version.as_bytes();
+    let is_date = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        });
+    is_date && version >= "2025-11-25"
+}
+
 fn accepts_sse(req: &Request<Incoming>) -> bool {
     match header(req, &hyper::header::ACCEPT) {
         None => true,
@@ -660,24 +678,13 @@ impl Server {
             if !token.accepts(authorization) {
                 // Anyone who reaches the port can send these: log a count,
                 // at most every UNAUTHORIZED_LOG_EVERY, not a line each.
-                let n = self
-                    .unauthorized
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    + 1;
-                let mut last = lock(&self.unauthorized_logged);
-                if last.is_none_or(|t| t.elapsed() >= UNAUTHORIZED_LOG_EVERY) {
-                    *last = Some(Instant::now());
-                    self.unauthorized
-                        .store(0, std::sync::atomic::Ordering::Relaxed);
-                    self.log.warn(format_args!(
-                        "refused {n} request(s) without the right client token (401; the latest: {})",
-                        if authorization.is_some() {
-                            "wrong token"
-                        } else {
-                            "no Authorization header"
-                        }
-                    ));
-                }
+                self.unauthorized
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.log_unauthorized(Some(if authorization.is_some() {
+                    "wrong token"
+                } else {
+                    "no Authorization header"
+                }));
                 let mut r = http_error(
                     StatusCode::UNAUTHORIZED,
                     INVALID_REQUEST,
@@ -795,7 +802,7 @@ impl Server {
         }
         let reply = Reply {
             sse: accepts_sse(&req),
-            prime: header(&req, &MCP_PROTOCOL_VERSION).is_some_and(|v| v >= "2025-11-25"),
+            prime: header(&req, &MCP_PROTOCOL_VERSION).is_some_and(takes_priming_event),
         };
         let named = header(&req, &MCP_SESSION_ID).is_some();
         let existing = if named {
@@ -959,7 +966,10 @@ impl Server {
         let replies = out.reply;
         let requests = msgs.iter().filter(|(_, s)| s.raw_id.is_some()).count();
         let (sink, rx) = mpsc::channel::<Bytes>(64.max(replies.len() + 1));
-        let attached = Attached::default();
+        // Set before the requests go out: a server request the upstream sends
+        // at once may be routed to this stream (a JSON-only client's is never
+        // chosen: it would drop anything but answers).
+        let attached = Attached::new(std::sync::atomic::AtomicBool::new(reply.sse));
         if requests == 0 {
             // Notifications and responses: delivered before the 202, in order.
             for (m, s) in msgs {
@@ -1313,8 +1323,37 @@ impl Server {
         }
     }
 
+    /// Logs the refusals for a missing or wrong client token counted since
+    /// the last line, if UNAUTHORIZED_LOG_EVERY has passed (`latest`: what
+    /// the latest one lacked; None from the sweep, which flushes a burst
+    /// that stopped).
+    fn log_unauthorized(&self, latest: Option<&str>) {
+        let mut last = lock(&self.unauthorized_logged);
+        if last.is_some_and(|t| t.elapsed() < UNAUTHORIZED_LOG_EVERY) {
+            return;
+        }
+        let n = self
+            .unauthorized
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        if n == 0 {
+            return;
+        }
+        *last = Some(Instant::now());
+        match latest {
+            Some(why) => self.log.warn(format_args!(
+                "refused {n} request(s) without the right client token (401; the latest: {why})"
+            )),
+            None => self.log.warn(format_args!(
+                "refused {n} more request(s) without the right client token (401)"
+            )),
+        }
+    }
+
     /// Timeouts of requests to children, and idle sessions.
     async fn sweep(self: &Arc<Self>) {
+        if self.opts.client_token.is_some() {
+            self.log_unauthorized(None);
+        }
         let all: Vec<Arc<Down>> = lock(&self.sessions).values().cloned().collect();
         for d in all {
             if let (
@@ -1493,6 +1532,63 @@ fn join_array(parts: &[Vec<u8>]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_2025_11_25_and_later_dates_take_a_priming_event() {
+        use super::takes_priming_event;
+        for v in ["2025-11-25", "2026-07-28", "2099-01-01"] {
+            assert!(takes_priming_event(v), "{v}");
+        }
+        for v in [
+            "2025-06-18",
+            "2024-11-05",
+            "latest",
+            "v2",
+            "DRAFT-2026",
+            "2025-11-25x",
+            "9999",
+            "",
+        ] {
+            assert!(!takes_priming_event(v), "{v}");
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_server_messages_are_not_handed_to_a_json_only_answer() {
+        use super::{Attached, Router, Sent};
+        let router = Router::default();
+        let request = bytes::Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}"#,
+        );
+        router
+            .route(
+                request,
+                crate::proxy::log::Log {
+                    level: crate::proxy::log::Level::Error,
+                },
+            )
+            .await;
+        let (sink, _rx) = tokio::sync::mpsc::channel(4);
+        let call = |id: u32| {
+            Sent::of(
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"t"}}}}"#
+                )
+                .as_bytes(),
+            )
+        };
+        let json_only = Attached::default();
+        assert!(
+            router.expect(&call(1), &sink, &json_only).is_empty(),
+            "kept queued"
+        );
+        let sse = Attached::new(std::sync::atomic::AtomicBool::new(true));
+        assert_eq!(
+            router.expect(&call(2), &sink, &sse).len(),
+            1,
+            "handed to a stream a client reads"
+        );
+    }
+
     #[tokio::test]
     async fn server_messages_go_only_to_streams_a_client_reads() {
         use super::{Attached, Router, Sent};
