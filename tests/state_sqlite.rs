@@ -187,7 +187,7 @@ fn a_lock_held_by_another_process_is_waited_for_then_fails_closed() {
     let policy = limited_policy(&dir, 10);
     let state = dir.join("state");
     let db = state.join("portcullis-counters.sqlite");
-    let mut p = proxy("sqlite-lock", &policy, &state);
+    let mut p = proxy("sqlite-lock-proxy", &policy, &state);
     assert!(echo(&mut p, 1).contains("hello 1"));
 
     let holder = LockHolder::hold(&db);

@@ -30,12 +30,14 @@ pub fn server_everything() -> PathBuf {
     p
 }
 
-/// A fresh temporary directory for one test.
+/// A fresh temporary directory for one test: unique per call, also when
+/// two calls in one process pass the same name.
 pub fn temp_dir(name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let d = std::env::temp_dir().join(format!(
         "portcullis-{name}-{}-{}",
         std::process::id(),
-        Instant::now().elapsed().as_nanos()
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
