@@ -375,20 +375,9 @@ fn endpoint(args: &[&str]) -> (Guard, String) {
 
 /// One HTTP request; (status, headers, body).
 fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = TcpStream::connect(authority).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let _ = s.write_all(body);
+    let mut all = vec![("Connection", "close")];
+    all.extend_from_slice(headers);
+    let mut s = send_request(url, method, &all, body, Duration::from_secs(60));
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let split = out
@@ -405,6 +394,46 @@ fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16,
         body = dechunk(&body);
     }
     (status, head, body)
+}
+
+/// Writes one request on a new connection (reads time out after `timeout`).
+fn send_request(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> TcpStream {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = TcpStream::connect(authority).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    s
+}
+
+/// What `conn` carried (raw: head and chunk sizes included) up to the
+/// first read that contains `until`, or up to its end.
+fn read_until(conn: &mut TcpStream, until: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut buf).unwrap_or(0);
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if n == 0 || text.contains(until) {
+            return text;
+        }
+    }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
@@ -503,14 +532,7 @@ fn an_upstream_404_ends_the_client_session_with_404() {
     let (_p, url) = endpoint(&["--server", "everything", "--upstream", &up.url()]);
     let (status, head, body) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let sid = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("mcp-session-id: ")
-                .map(str::to_string)
-        })
-        .expect("a session id");
+    let sid = session_id(&head);
     assert_eq!(sid.len(), 32, "{sid}");
     assert_ne!(sid, "s1", "the upstream's session id is not handed out");
     let list = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
@@ -540,14 +562,7 @@ fn a_multi_mib_sse_event_is_relayed_whole_to_an_http_client() {
     let (_p, url) = endpoint(&["--server", "everything", "--upstream", &up.url()]);
     let (status, head, _) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
     assert_eq!(status, 200);
-    let sid = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("mcp-session-id: ")
-                .map(str::to_string)
-        })
-        .unwrap();
+    let sid = session_id(&head);
     let call = br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"big"}}}"#;
     let (status, head, body) = http(
         &url,
@@ -979,8 +994,9 @@ fn a_non_loopback_endpoint_needs_a_client_token() {
     }
 }
 
-/// POSTs `call` on a raw connection, reads up to the first event whose
-/// text contains `until`, drops the connection; returns that event's id.
+/// POSTs `call` in session `sid` (with `MCP-Protocol-Version: version` if
+/// given), reads up to the first read that contains `until`, drops the
+/// connection; returns the id of the last event read.
 fn first_event_then_disconnect(
     url: &str,
     sid: &str,
@@ -988,65 +1004,41 @@ fn first_event_then_disconnect(
     call: &[u8],
     until: &str,
 ) -> String {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut conn = TcpStream::connect(authority).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let version = version
-        .map(|v| format!("MCP-Protocol-Version: {v}\r\n"))
-        .unwrap_or_default();
-    write!(
-        conn,
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\n{version}Content-Length: {}\r\n\r\n",
-        call.len()
-    )
-    .unwrap();
-    conn.write_all(call).unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = conn.read(&mut buf).unwrap();
-        assert!(n > 0, "the stream ended early");
-        seen.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&seen).into_owned();
-        if let Some(id) = event_ids(&text).last()
-            && text.contains(until)
-        {
-            return id.clone();
-        }
-    }
+    let mut headers = vec![JSON, ACCEPT, ("Mcp-Session-Id", sid)];
+    headers.extend(version.map(|v| ("MCP-Protocol-Version", v)));
+    let mut conn = send_request(url, "POST", &headers, call, Duration::from_secs(30));
+    let text = read_until(&mut conn, until);
+    assert!(text.contains(until), "the stream ended early: {text}");
+    event_ids(&text).pop().expect("an event with an id")
 }
 
 /// A GET that stays open (an SSE stream): its status and what it carried
 /// up to the first read that contains `until` (raw: chunk sizes included).
 fn get_until(url: &str, headers: &[(&str, &str)], until: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut conn = TcpStream::connect(authority).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    conn.write_all(req.as_bytes()).unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = conn.read(&mut buf).unwrap_or(0);
-        seen.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&seen).into_owned();
-        if n == 0 || text.contains(until) {
-            let status = text
-                .split(' ')
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            return (status, text);
-        }
-    }
+    let mut conn = send_request(url, "GET", headers, b"", Duration::from_secs(30));
+    let text = read_until(&mut conn, until);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// Initializes a session of the endpoint at `url` (and sends
+/// `notifications/initialized`); returns its id.
+fn initialized_session(url: &str) -> String {
+    let (status, head, body) = http(url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let sid = session_id(&head);
+    let (status, _, _) = http(
+        url,
+        "POST",
+        &[JSON, ACCEPT, ("Mcp-Session-Id", &sid)],
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202);
+    sid
 }
 
 /// The `id:` values of the SSE events in `text`, in order.
@@ -1065,17 +1057,8 @@ fn event_ids(text: &str) -> Vec<String> {
 fn a_broken_post_stream_is_resumed_with_last_event_id() {
     let server = common::server_everything().display().to_string();
     let (_p, url) = endpoint(&["--server", "everything", "--", "node", &server]);
-    let (status, head, body) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let sid = session_id(&head);
+    let sid = initialized_session(&url);
     let session = ("Mcp-Session-Id", sid.as_str());
-    let (status, _, _) = http(
-        &url,
-        "POST",
-        &[JSON, ACCEPT, session],
-        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    );
-    assert_eq!(status, 202);
 
     // A 2-second call with 4 progress steps; read its first message, then drop the connection.
     let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":2,"steps":4},"_meta":{"progressToken":"p7"}}}"#;
@@ -1140,16 +1123,8 @@ fn a_broken_post_stream_is_resumed_with_last_event_id() {
 fn a_primed_stream_is_resumable_before_its_first_message() {
     let server = common::server_everything().display().to_string();
     let (_p, url) = endpoint(&["--server", "everything", "--", "node", &server]);
-    let (status, head, _) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
-    assert_eq!(status, 200);
-    let sid = session_id(&head);
+    let sid = initialized_session(&url);
     let session = ("Mcp-Session-Id", sid.as_str());
-    http(
-        &url,
-        "POST",
-        &[JSON, ACCEPT, session],
-        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    );
     let call = br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":1.5,"steps":1}}}"#;
     let first = first_event_then_disconnect(&url, &sid, Some("2025-11-25"), call, "data: \n");
     std::thread::sleep(Duration::from_millis(2000));

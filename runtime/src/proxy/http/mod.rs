@@ -8,3 +8,9 @@ pub mod server;
 pub mod sse;
 pub mod stdio_client;
 pub mod upstream;
+
+/// Locks `m`, also after a panic elsewhere: every critical section of the
+/// HTTP transports leaves its state consistent, so a poisoned lock is usable.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -40,6 +40,7 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::lock;
 use super::relay::{Link, Sent, Sink};
 use super::resume::{NotResumable, Streams};
 use super::sse;
@@ -227,10 +228,6 @@ impl Down {
         relays.retain(|h| !h.is_finished());
         relays.push(task.abort_handle());
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 // ---------------------------------------------------------------- routing
