@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{Proxy, is_denial, temp_dir};
 use portcullis_runtime::proxy::log::{Level, Log};
-use portcullis_runtime::state::redis::RedisStore;
+use portcullis_runtime::state::redis::{RedisOptions, RedisStore};
 use portcullis_runtime::state::{Store, conformance};
 
 const STATE_UNAVAILABLE: &str = "Policy state unavailable";
@@ -60,7 +60,8 @@ impl Redis {
 
     fn spawn(&mut self) {
         let child = Command::new(find_program("redis-server"))
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            // `-::1`: IPv6 loopback too where there is one (`localhost` may resolve to it).
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1 -::1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -241,7 +242,7 @@ fn four_proxies_racing_one_limit_admit_exactly_the_limit() {
     // The prefix is on every key.
     let keys = redis.cli(&["--scan"]);
     assert!(
-        keys.lines().all(|k| k.starts_with("race:limited/")),
+        keys.lines().all(|k| k.starts_with("race:{limited}/")),
         "{keys}"
     );
     for p in proxies {
@@ -350,7 +351,7 @@ fn redis_down_denies_with_state_unavailable_or_allows_when_open_and_recovers() {
     id += 1;
     assert!(allowed(&echo(&mut open, id), id));
     let keys = redis.cli(&["--scan"]);
-    assert!(keys.contains("limited/echo."), "{keys}");
+    assert!(keys.contains("{limited}/echo."), "{keys}");
 
     for p in [closed, open] {
         let (code, err) = p.finish();
@@ -540,4 +541,261 @@ fn redis_down_at_start_up_is_a_clear_error() {
         )),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------- TLS
+
+/// `openssl ARGS...` in `dir`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new(find_program("openssl"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA `<name>.crt`/`<name>.key` in `dir` (P-256: fast to make).
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+}
+
+/// A leaf certificate `<name>.crt`/`<name>.key` signed by CA `ca`, for `san`
+/// (e.g. `IP:127.0.0.1`), usable by a server and a client.
+fn make_cert(dir: &Path, ca: &str, name: &str, san: &str) {
+    std::fs::write(
+        dir.join(format!("{name}.ext")),
+        format!(
+            "subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
+        ),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{name}.crt"),
+            "-extfile",
+            &format!("{name}.ext"),
+        ],
+    );
+}
+
+/// Certificates for the TLS tests: CA `ca` signs `server` (127.0.0.1 only)
+/// and `client`; CA `other` signs nothing we use.
+fn test_pki(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    make_ca(&dir, "ca");
+    make_ca(&dir, "other");
+    make_cert(&dir, "ca", "server", "IP:127.0.0.1");
+    make_cert(&dir, "ca", "client", "DNS:portcullis-client");
+    dir
+}
+
+/// A redis-server with TLS on a second port (the plain one stays for the test's redis-cli).
+fn tls_redis(name: &str, pki: &Path, auth_clients: bool, extra: &[&str]) -> (Redis, u16) {
+    let tls_port = free_port().to_string();
+    let file = |f: &str| pki.join(f).display().to_string();
+    let mut args = vec![
+        "--tls-port".to_string(),
+        tls_port.clone(),
+        "--tls-cert-file".into(),
+        file("server.crt"),
+        "--tls-key-file".into(),
+        file("server.key"),
+        "--tls-ca-cert-file".into(),
+        file("ca.crt"),
+        "--tls-auth-clients".into(),
+        if auth_clients { "yes" } else { "no" }.into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    (Redis::start(name, &args), tls_port.parse().unwrap())
+}
+
+/// `portcullis` started with `args`, expected to refuse to start: its stderr.
+fn start_up_error(args: &[&str]) -> String {
+    let out = Command::new(common::portcullis())
+        .args(args)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(out.stdout.is_empty());
+    err
+}
+
+#[test]
+fn rediss_verifies_the_server_against_state_ca_and_refuses_an_untrusted_or_misnamed_one() {
+    let secret = "tls-Pw-5150";
+    let pki = test_pki("redis-tls-pki");
+    let (redis, tls_port) = tls_redis("redis-tls", &pki, false, &["--requirepass", secret]);
+    let dir = temp_dir("redis-tls-policy");
+    let policy = policy(&dir, 1000);
+    let ca = pki.join("ca.crt").display().to_string();
+    let other = pki.join("other.crt").display().to_string();
+    let dsn = format!("rediss://:{secret}@127.0.0.1:{tls_port}/0");
+
+    // Trusted CA, right name: counters work over TLS.
+    let mut p = proxy(
+        "redis-tls",
+        &policy,
+        &dsn,
+        &["--state-ca", &ca, "--log-level", "info"],
+    );
+    assert!(allowed(&echo(&mut p, 1), 1));
+    let keys = redis.cli(&["-a", secret, "--no-auth-warning", "--scan"]);
+    assert!(keys.contains("{limited}/echo."), "{keys}");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "counters in redis rediss://:***@127.0.0.1:{tls_port}/0"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "{err}");
+
+    // Refused at start-up, the password never printed: the test CA is not
+    // among the built-in roots; another CA; a name the certificate does not
+    // have (it names 127.0.0.1 only); plain text to the TLS port.
+    let misnamed = format!("rediss://:{secret}@localhost:{tls_port}/0");
+    let plain = format!("redis://:{secret}@127.0.0.1:{tls_port}/0");
+    for (args, why) in [
+        (
+            vec!["--state-dsn", &dsn],
+            "invalid peer certificate: UnknownIssuer",
+        ),
+        (
+            vec!["--state-dsn", &dsn, "--state-ca", &other],
+            "invalid peer certificate: UnknownIssuer",
+        ),
+        (
+            vec!["--state-dsn", &misnamed, "--state-ca", &ca],
+            "certificate not valid for name \"localhost\"",
+        ),
+        (vec!["--state-dsn", &plain], "cannot reach Redis"),
+    ] {
+        let mut all = vec!["-c", &policy];
+        all.extend(args);
+        let err = start_up_error(&all);
+        assert!(err.contains("cannot reach Redis at "), "{err}");
+        assert!(err.contains(why), "{why}: {err}");
+        assert!(err.contains(":***@"), "{err}");
+        assert!(!err.contains(secret), "{err}");
+    }
+    // The CA flag means TLS: with redis:// it is an error, not ignored.
+    let err = start_up_error(&["-c", &policy, "--state-dsn", &plain, "--state-ca", &ca]);
+    assert!(err.contains("write rediss://"), "{err}");
+    assert!(!err.contains(secret), "{err}");
+}
+
+#[test]
+fn a_redis_requiring_client_certificates_accepts_state_client_cert() {
+    let pki = test_pki("redis-mtls-pki");
+    let (redis, tls_port) = tls_redis("redis-mtls", &pki, true, &[]);
+    let dir = temp_dir("redis-mtls-policy");
+    let policy = policy(&dir, 1000);
+    let file = |f: &str| pki.join(f).display().to_string();
+    let dsn = format!("rediss://127.0.0.1:{tls_port}/0");
+
+    // Without a client certificate the server ends the handshake.
+    let err = start_up_error(&[
+        "-c",
+        &policy,
+        "--state-dsn",
+        &dsn,
+        "--state-ca",
+        &file("ca.crt"),
+    ]);
+    assert!(err.contains("cannot reach Redis at "), "{err}");
+
+    let (cert, key) = (file("client.crt"), file("client.key"));
+    let mut p = proxy(
+        "redis-mtls",
+        &policy,
+        &dsn,
+        &[
+            "--state-ca",
+            &file("ca.crt"),
+            "--state-client-cert",
+            &cert,
+            "--state-client-key",
+            &key,
+        ],
+    );
+    assert!(allowed(&echo(&mut p, 1), 1));
+    assert!(redis.cli(&["--scan"]).contains("{limited}/echo."));
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+
+    // The store itself (as the conformance suite uses it) over mutual TLS.
+    let store = RedisStore::open_with(
+        &dsn,
+        "mtls:",
+        &RedisOptions {
+            ca: Some(pki.join("ca.crt")),
+            client_cert: Some(pki.join("client.crt")),
+            client_key: Some(pki.join("client.key")),
+            min_replicas: 0,
+        },
+    );
+    assert!(store.is_ok(), "{:?}", store.err());
 }
