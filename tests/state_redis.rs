@@ -799,3 +799,146 @@ fn a_redis_requiring_client_certificates_accepts_state_client_cert() {
     );
     assert!(store.is_ok(), "{:?}", store.err());
 }
+
+// ---------------------------------------------------------------- Cluster
+
+/// A free port whose cluster bus port (+10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p < 55_000 && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// Three masters (`--cluster-enabled yes`), joined by `redis-cli --cluster
+/// create` with no replicas, answering once every node says `cluster_state:ok`.
+fn redis_cluster(name: &str) -> Vec<Redis> {
+    let nodes: Vec<Redis> = (0..3)
+        .map(|i| {
+            let mut r = Redis {
+                child: None,
+                port: free_cluster_port(),
+                dir: temp_dir(&format!("{name}-{i}")),
+                extra: [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ]
+                .map(String::from)
+                .to_vec(),
+            };
+            r.spawn();
+            r
+        })
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = Command::new(find_program("redis-cli"))
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("run redis-cli --cluster create");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !nodes
+        .iter()
+        .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+    {
+        assert!(Instant::now() < deadline, "the cluster did not form");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nodes
+}
+
+#[test]
+fn three_proxies_racing_one_limit_on_a_three_master_cluster_admit_exactly_the_limit() {
+    let nodes = redis_cluster("redis-cluster");
+    let dir = temp_dir("redis-cluster-policy");
+    let limit = 10;
+    let policy = policy(&dir, limit);
+    // Each proxy knows a different seed node (or two): the client learns the
+    // slots from any of them and follows MOVED to the owner.
+    let seeds = [
+        format!("redis+cluster://127.0.0.1:{}", nodes[0].port),
+        format!("redis+cluster://127.0.0.1:{}/", nodes[1].port),
+        format!(
+            "redis+cluster://127.0.0.1:{},127.0.0.1:{}/0",
+            nodes[2].port, nodes[0].port
+        ),
+    ];
+    let mut proxies: Vec<Proxy> = seeds
+        .iter()
+        .enumerate()
+        .map(|(i, dsn)| {
+            proxy(
+                &format!("redis-cluster-{i}"),
+                &policy,
+                dsn,
+                &["--state-prefix", "c:"],
+            )
+        })
+        .collect();
+    let per_proxy = 7u64;
+    let answers: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = proxies
+            .iter_mut()
+            .enumerate()
+            .map(|(n, p)| {
+                s.spawn(move || {
+                    let ids: Vec<u64> = (0..per_proxy).map(|i| 100 * (n as u64 + 1) + i).collect();
+                    for id in &ids {
+                        p.send(&format!(
+                            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"hello {id}"}}}}}}"#
+                        ));
+                    }
+                    ids.iter().map(|id| p.response(&id.to_string())).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let admitted = answers.iter().filter(|a| !is_denial(a)).count();
+    let limited = answers
+        .iter()
+        .filter(|a| a.contains(&format!("At most {limit} echoes")))
+        .count();
+    assert_eq!(admitted, limit as usize, "{answers:#?}");
+    assert_eq!(
+        limited,
+        3 * per_proxy as usize - limit as usize,
+        "{answers:#?}"
+    );
+    // Both counters of the decision (echo's and `tool *`'s) are on one
+    // master, in the slot of the hash tag `{limited}`.
+    let slot = nodes[0].cli(&["cluster", "keyslot", "{limited}"]);
+    let holders: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| n.cli(&["--scan"]).lines().map(str::to_string).collect())
+        .collect();
+    let holding: Vec<&Vec<String>> = holders.iter().filter(|k| !k.is_empty()).collect();
+    assert_eq!(holding.len(), 1, "{holders:?}");
+    assert_eq!(holding[0].len(), 2, "{holders:?}");
+    for key in holding[0] {
+        assert!(key.starts_with("c:{limited}/"), "{key}");
+        assert_eq!(nodes[0].cli(&["cluster", "keyslot", key]), slot, "{key}");
+    }
+    for p in proxies {
+        let (code, err) = p.finish();
+        assert_eq!(code, 0, "{err}");
+    }
+}
