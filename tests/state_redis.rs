@@ -942,3 +942,156 @@ fn three_proxies_racing_one_limit_on_a_three_master_cluster_admit_exactly_the_li
         assert_eq!(code, 0, "{err}");
     }
 }
+
+// ---------------------------------------------------------------- Failover
+
+/// A TCP forwarder on a loopback port: to `target` (which the test may
+/// switch, like a managed Redis endpoint whose DNS name follows the master),
+/// or into a black hole (`cut`: bytes read are dropped either way, like a
+/// network partition that keeps the connection open).
+struct Forwarder {
+    port: u16,
+    target: Arc<std::sync::atomic::AtomicU16>,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Forwarder {
+    fn start(target: u16) -> Forwarder {
+        use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = Arc::new(AtomicU16::new(target));
+        let cut = Arc::new(AtomicBool::new(false));
+        let (t, c) = (target.clone(), cut.clone());
+        // Runs until the test process ends (a blocked accept costs nothing).
+        std::thread::spawn(move || {
+            for down in listener.incoming().flatten() {
+                let Ok(up) = TcpStream::connect(("127.0.0.1", t.load(Ordering::SeqCst))) else {
+                    continue; // dropped: the client sees its connection closed
+                };
+                for (mut from, mut to) in [
+                    (down.try_clone().unwrap(), up.try_clone().unwrap()),
+                    (up, down),
+                ] {
+                    let cut = c.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) if cut.load(Ordering::SeqCst) => {}
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        // One side ended: end both, as a proxy would.
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Forwarder { port, target, cut }
+    }
+}
+
+#[test]
+fn a_failover_mid_run_with_state_min_replicas_admits_no_more_than_the_limit() {
+    use std::sync::atomic::Ordering;
+    // Full syncs start at once (Redis 7 waits 5 s for more replicas by default).
+    let sync_now = ["--repl-diskless-sync-delay", "0"];
+    let master = Redis::start("redis-failover-master", &sync_now);
+    // The replica reaches its master through a link the test can cut.
+    let link = Forwarder::start(master.port);
+    let replica = Redis::start(
+        "redis-failover-replica",
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &link.port.to_string(),
+            sync_now[0],
+            sync_now[1],
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !replica
+        .cli(&["info", "replication"])
+        .contains("master_link_status:up")
+    {
+        assert!(Instant::now() < deadline, "the replica did not sync");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The proxy knows only the endpoint, which follows the master.
+    let endpoint = Forwarder::start(master.port);
+    let dir = temp_dir("redis-failover-policy");
+    let limit = 10;
+    let policy = policy(&dir, limit);
+    let dsn = format!("redis://127.0.0.1:{}/0", endpoint.port);
+    let mut p = proxy(
+        "redis-failover",
+        &policy,
+        &dsn,
+        &["--state-min-replicas", "1"],
+    );
+    let mut admitted = 0;
+    for id in 1..=3 {
+        assert!(allowed(&echo(&mut p, id), id));
+        admitted += 1;
+    }
+    // Partition: the master's writes no longer reach the replica. A
+    // reservation the replica did not acknowledge is not an admission.
+    link.cut.store(true, Ordering::SeqCst);
+    for id in 4..=6 {
+        let r = echo(&mut p, id);
+        if allowed(&r, id) {
+            admitted += 1;
+        } else {
+            assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+        }
+    }
+    // The master dies with writes the replica never got; the replica is
+    // promoted and the endpoint follows it.
+    drop(master);
+    assert_eq!(replica.cli(&["replicaof", "no", "one"]).trim(), "OK");
+    endpoint.target.store(replica.port, Ordering::SeqCst);
+    // Until a replica of the new master acknowledges, reservations fail
+    // (closed: denied); then the old master's replacement syncs.
+    let r = echo(&mut p, 99);
+    if allowed(&r, 99) {
+        admitted += 1;
+    } else {
+        assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+    }
+    let _new_replica = Redis::start(
+        "redis-failover-new-replica",
+        &["--replicaof", "127.0.0.1", &replica.port.to_string()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut id = 100;
+    loop {
+        id += 1;
+        let r = echo(&mut p, id);
+        if allowed(&r, id) {
+            admitted += 1;
+        } else if r.contains(&format!("[POLICY DENIED] At most {limit} echoes")) {
+            break;
+        } else {
+            assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+            assert!(
+                Instant::now() < deadline,
+                "no recovery after the failover: {r}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(
+        admitted, limit,
+        "admitted calls over the failover (never more than the limit)"
+    );
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("replicas acknowledged"), "{err}");
+}

@@ -551,21 +551,34 @@ impl Backend for RedisStore {
         let refused: i64 = if self.min_replicas == 0 {
             self.with_connection(|c| self.reserve.run(c, &keys, &args))?
         } else {
-            let (refused, acked): (i64, u32) = self.with_connection(|c| {
-                self.reserve
-                    .run_and_wait(c, &keys, &args, self.min_replicas)
-            })?;
-            if refused < 0 && acked < self.min_replicas {
-                // Added on the master only: lost if it dies now. Denied (or
-                // allowed by --state-fail-mode open); the units stay counted.
-                return Err(StateError(format!(
+            // Rollback arguments: each counter's bucket (the script's third) and amount.
+            let undo: Vec<String> = args
+                .chunks(6)
+                .flat_map(|a| [a[2].clone(), a[3].clone()])
+                .collect();
+            self.with_connection(|c| {
+                let (refused, acked): (i64, u32) =
+                    self.reserve
+                        .run_and_wait(c, &keys, &args, self.min_replicas)?;
+                if refused < 0 && acked < self.min_replicas {
+                    // Added on the master only: lost if it dies now, so not
+                    // an admission. Given back at once on this connection,
+                    // hence to this very server (after a failover, a
+                    // rollback sent to the new master could take units of
+                    // admitted calls); should that fail, they stay counted.
+                    let _ = self.rollback.run::<i64>(c, &keys, &undo);
+                    return Ok(Err(acked));
+                }
+                Ok(Ok(refused))
+            })?
+            .map_err(|acked| {
+                StateError(format!(
                     "redis {}: {acked} of {} replicas acknowledged the reservation within {} ms",
                     self.shown,
                     self.min_replicas,
                     REPLICA_WAIT.as_millis()
-                )));
-            }
-            refused
+                ))
+            })?
         };
         if refused >= 0 {
             return Ok(ReserveOutcome::Refused {
