@@ -208,8 +208,9 @@ fn is_noscript(e: &RedisError) -> bool {
 /// as hash tag, `<prefix>{<server>}/<scope>.<counter>#<window>#<partition>`.
 /// Redis Cluster hashes only what is between the first `{` and the next `}`:
 /// every key of one server shares the text up to that `}` whatever the
-/// prefix holds, so all counters of one decision (one server's policy) are
-/// in one slot.
+/// prefix holds (except an empty tag `{}`, which [`RedisStore::open_with`]
+/// refuses), so all counters of one decision (one server's policy) are in
+/// one slot.
 pub fn redis_key(prefix: &str, counter: CounterRef) -> String {
     let key = storage_key("", counter);
     let (server, rest) = key.split_at(key.find('/').unwrap_or(0));
@@ -326,6 +327,16 @@ impl RedisStore {
         if !tls && (opts.ca.is_some() || opts.client_cert.is_some()) {
             return Err(format!(
                 "--state-ca and --state-client-cert need TLS: write rediss:// instead of {scheme}:// in --state-dsn {shown}"
+            ));
+        }
+        // Redis hashes the whole key when its first `{` is followed by `}`:
+        // the keys of one decision would then spread over slots.
+        if prefix
+            .find('{')
+            .is_some_and(|i| prefix[i + 1..].starts_with('}'))
+        {
+            return Err(format!(
+                "--state-prefix {prefix}: an empty hash tag `{{}}` would put the counters of one call in different Redis Cluster slots"
             ));
         }
         let ca = read_pem("--state-ca", &opts.ca)?;
@@ -608,5 +619,103 @@ impl Backend for RedisStore {
         }
         self.with_connection(|c| self.rollback.run::<i64>(c, &keys, &args))
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::{Calendar, CounterSpec, Scope, Window};
+
+    static A: CounterSpec = CounterSpec::new(
+        "srv/_global.rate",
+        Window::Calendar(Calendar::Minute),
+        Scope::Global,
+    );
+    static B: CounterSpec = CounterSpec::new(
+        "srv/t.c",
+        Window::Sliding { millis: 90_000 },
+        Scope::Session,
+    );
+
+    /// Redis Cluster's hash tag: between the first `{` and the next `}`, if not empty.
+    fn hash_tag(key: &str) -> &str {
+        if let Some(open) = key.find('{')
+            && let Some(len) = key[open + 1..].find('}')
+            && len > 0
+        {
+            return &key[open + 1..open + 1 + len];
+        }
+        key
+    }
+
+    #[test]
+    fn keys_of_one_server_share_one_hash_tag_whatever_the_prefix() {
+        let a = CounterRef {
+            spec: &A,
+            partition: 0,
+        };
+        let b = CounterRef {
+            spec: &B,
+            partition: 0xab,
+        };
+        assert_eq!(
+            redis_key("p:", a),
+            format!("p:{{srv}}{}", &storage_key("", a)["srv".len()..])
+        );
+        for prefix in ["", "p:", "{tenant}:", "a{b", "}x{", "{x}{}", "x{"] {
+            let (ka, kb) = (redis_key(prefix, a), redis_key(prefix, b));
+            assert_eq!(hash_tag(&ka), hash_tag(&kb), "{ka} {kb}");
+            assert_ne!(hash_tag(&ka), ka, "{ka} has a tag");
+        }
+    }
+
+    #[test]
+    fn cluster_dsns_name_every_seed_node_with_the_credentials() {
+        assert_eq!(cluster_nodes("redis://h:1/0", "").unwrap(), None);
+        assert_eq!(
+            cluster_nodes("rediss+cluster://u:pw@h1:1,h2:2/", "").unwrap(),
+            Some(vec![
+                "rediss://u:pw@h1:1".to_string(),
+                "rediss://u:pw@h2:2".to_string()
+            ])
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://h1:1", "").unwrap(),
+            Some(vec!["redis://h1:1".to_string()])
+        );
+        assert!(cluster_nodes("redis+cluster://h1:1/2", "x").is_err());
+        assert!(cluster_nodes("redis+cluster://u:pw@/", "x").is_err());
+    }
+
+    #[test]
+    fn options_that_cannot_apply_are_errors_before_any_connection() {
+        let err = |dsn: &str, o: RedisOptions| RedisStore::open_with(dsn, "", &o).err().unwrap();
+        let ca = RedisOptions {
+            ca: Some("/nonexistent/ca.pem".into()),
+            ..RedisOptions::default()
+        };
+        let e = err("redis://:pw-1@127.0.0.1:1/0", ca.clone());
+        assert!(e.contains("write rediss://") && !e.contains("pw-1"), "{e}");
+        let e = err("rediss://:pw-1@127.0.0.1:1/0", ca);
+        assert!(e.contains("--state-ca /nonexistent/ca.pem"), "{e}");
+        let replicas = RedisOptions {
+            min_replicas: 1,
+            ..RedisOptions::default()
+        };
+        let e = err("redis+cluster://:pw-1@127.0.0.1:1", replicas);
+        assert!(
+            e.contains("--state-min-replicas") && !e.contains("pw-1"),
+            "{e}"
+        );
+        let e = RedisStore::open_with("redis://h/0", "a{}", &RedisOptions::default())
+            .err()
+            .unwrap();
+        assert!(e.contains("empty hash tag"), "{e}");
+        let e = err("http://:pw-1@127.0.0.1:1", RedisOptions::default());
+        assert!(
+            e.contains("expected redis://") && !e.contains("pw-1"),
+            "{e}"
+        );
     }
 }
