@@ -324,6 +324,14 @@ impl RedisStore {
                 ));
             }
         };
+        if dsn
+            .rsplit_once('#')
+            .is_some_and(|(_, f)| f.contains("insecure"))
+        {
+            return Err(format!(
+                "--state-dsn {shown}: certificate verification cannot be turned off (#insecure); give the server's CA with --state-ca"
+            ));
+        }
         if !tls && (opts.ca.is_some() || opts.client_cert.is_some()) {
             return Err(format!(
                 "--state-ca and --state-client-cert need TLS: write rediss:// instead of {scheme}:// in --state-dsn {shown}"
@@ -712,6 +720,14 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.contains("empty hash tag"), "{e}");
+        let e = err(
+            "rediss://:pw-1@127.0.0.1:1/0#insecure",
+            RedisOptions::default(),
+        );
+        assert!(
+            e.contains("cannot be turned off") && !e.contains("pw-1"),
+            "{e}"
+        );
         let e = err("http://:pw-1@127.0.0.1:1", RedisOptions::default());
         assert!(
             e.contains("expected redis://") && !e.contains("pw-1"),
