@@ -237,14 +237,15 @@ enum Client {
 
 enum Con {
     Single(Connection),
-    Cluster(ClusterConnection),
+    // Boxed: a cluster connection is several times a plain one's size.
+    Cluster(Box<ClusterConnection>),
 }
 
 impl Con {
     fn get(&mut self) -> &mut dyn ConnectionLike {
         match self {
             Con::Single(c) => c,
-            Con::Cluster(c) => c,
+            Con::Cluster(c) => &mut **c,
         }
     }
 }
@@ -361,7 +362,7 @@ impl RedisStore {
                 return Err("--state-client-cert and --state-client-key go together".to_string());
             }
         };
-        let certs = (ca.is_some() || client_tls.is_some()).then(|| TlsCertificates {
+        let certs = (ca.is_some() || client_tls.is_some()).then_some(TlsCertificates {
             client_tls,
             root_cert: ca,
         });
@@ -467,7 +468,7 @@ impl RedisStore {
                     c.set_write_timeout(Some(IO_TIMEOUT))?;
                     Ok(Con::Single(c))
                 }),
-            Client::Cluster(client) => client.get_connection().map(Con::Cluster),
+            Client::Cluster(client) => client.get_connection().map(|c| Con::Cluster(Box::new(c))),
         };
         let mut retry_at = self.retry_at.lock().unwrap_or_else(|e| e.into_inner());
         match con {
