@@ -941,6 +941,25 @@ fn three_proxies_racing_one_limit_on_a_three_master_cluster_admit_exactly_the_li
         let (code, err) = p.finish();
         assert_eq!(code, 0, "{err}");
     }
+
+    // The store on the cluster behaves as every store does.
+    let dsn = format!("redis+cluster://127.0.0.1:{}", nodes[1].port);
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    conformance::run_all(
+        &|| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let backend = RedisStore::open(&dsn, &format!("conformance{i}:")).unwrap();
+            Store::new(
+                Arc::new(backend),
+                "redis cluster".into(),
+                Log {
+                    level: Level::Error,
+                },
+            )
+            .unwrap()
+        },
+        &|s: &Store| s.flush(),
+    );
 }
 
 // ---------------------------------------------------------------- Failover
@@ -1036,15 +1055,23 @@ fn a_failover_mid_run_with_state_min_replicas_admits_no_more_than_the_limit() {
         &dsn,
         &["--state-min-replicas", "1"],
     );
+    // Three admissions while the replica follows (on a loaded machine a
+    // WAIT may time out now and then: that call is denied, not counted).
     let mut admitted = 0;
-    for id in 1..=3 {
-        assert!(allowed(&echo(&mut p, id), id));
-        admitted += 1;
+    let mut id = 0;
+    while admitted < 3 {
+        id += 1;
+        let r = echo(&mut p, id);
+        if allowed(&r, id) {
+            admitted += 1;
+        } else {
+            assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+        }
     }
     // Partition: the master's writes no longer reach the replica. A
     // reservation the replica did not acknowledge is not an admission.
     link.cut.store(true, Ordering::SeqCst);
-    for id in 4..=6 {
+    for id in 50..53 {
         let r = echo(&mut p, id);
         if allowed(&r, id) {
             admitted += 1;
@@ -1070,7 +1097,7 @@ fn a_failover_mid_run_with_state_min_replicas_admits_no_more_than_the_limit() {
         &["--replicaof", "127.0.0.1", &replica.port.to_string()],
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut id = 100;
+    id = 100;
     loop {
         id += 1;
         let r = echo(&mut p, id);
