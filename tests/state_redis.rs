@@ -815,20 +815,48 @@ fn free_cluster_port() -> u16 {
 /// Three masters (`--cluster-enabled yes`), joined by `redis-cli --cluster
 /// create` with no replicas, answering once every node says `cluster_state:ok`.
 fn redis_cluster(name: &str) -> Vec<Redis> {
+    redis_cluster_with(name, None)
+}
+
+/// [`redis_cluster`], with TLS on every node (clients and the cluster bus)
+/// when `pki` is given: each node's cluster port is then its TLS port, and
+/// its plain port stays for the test's redis-cli. Returns the nodes and the
+/// ports clients use.
+fn redis_cluster_with(name: &str, pki: Option<&Path>) -> Vec<Redis> {
     let nodes: Vec<Redis> = (0..3)
         .map(|i| {
+            let mut extra: Vec<String> = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ]
+            .map(String::from)
+            .to_vec();
+            let port = free_cluster_port();
+            if let Some(pki) = pki {
+                let file = |f: &str| pki.join(f).display().to_string();
+                extra.extend([
+                    "--tls-port".into(),
+                    port.to_string(),
+                    "--tls-cluster".into(),
+                    "yes".into(),
+                    "--tls-cert-file".into(),
+                    file("server.crt"),
+                    "--tls-key-file".into(),
+                    file("server.key"),
+                    "--tls-ca-cert-file".into(),
+                    file("ca.crt"),
+                    "--tls-auth-clients".into(),
+                    "optional".into(),
+                ]);
+            }
             let mut r = Redis {
                 child: None,
-                port: free_cluster_port(),
+                // With TLS, `port` is the TLS one and the plain one is any free port.
+                port: if pki.is_some() { free_port() } else { port },
                 dir: temp_dir(&format!("{name}-{i}")),
-                extra: [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                ]
-                .map(String::from)
-                .to_vec(),
+                extra,
             };
             r.spawn();
             r
@@ -836,9 +864,13 @@ fn redis_cluster(name: &str) -> Vec<Redis> {
         .collect();
     let addrs: Vec<String> = nodes
         .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
+        .map(|n| format!("127.0.0.1:{}", cluster_port(n)))
         .collect();
-    let out = Command::new(find_program("redis-cli"))
+    let mut create = Command::new(find_program("redis-cli"));
+    if let Some(pki) = pki {
+        create.arg("--tls").arg("--cacert").arg(pki.join("ca.crt"));
+    }
+    let out = create
         .arg("--cluster")
         .arg("create")
         .args(&addrs)
@@ -860,6 +892,14 @@ fn redis_cluster(name: &str) -> Vec<Redis> {
         std::thread::sleep(Duration::from_millis(50));
     }
     nodes
+}
+
+/// The port a cluster node announces: its TLS port when it has one.
+fn cluster_port(n: &Redis) -> u16 {
+    n.extra
+        .iter()
+        .position(|a| a == "--tls-port")
+        .map_or(n.port, |i| n.extra[i + 1].parse().unwrap())
 }
 
 #[test]
@@ -1121,4 +1161,34 @@ fn a_failover_mid_run_with_state_min_replicas_admits_no_more_than_the_limit() {
     let (code, err) = p.finish();
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("replicas acknowledged"), "{err}");
+}
+
+#[test]
+fn a_cluster_over_tls_verifies_every_node_with_state_ca() {
+    let pki = test_pki("redis-cluster-tls-pki");
+    let nodes = redis_cluster_with("redis-cluster-tls", Some(&pki));
+    let dir = temp_dir("redis-cluster-tls-policy");
+    let limit = 3;
+    let policy = policy(&dir, limit);
+    let ca = pki.join("ca.crt").display().to_string();
+    let dsn = format!("rediss+cluster://127.0.0.1:{}", cluster_port(&nodes[0]));
+    let mut p = proxy("redis-cluster-tls", &policy, &dsn, &["--state-ca", &ca]);
+    for id in 1..=limit as u64 {
+        let r = echo(&mut p, id);
+        assert!(allowed(&r, id), "{r}");
+    }
+    let r = echo(&mut p, 9);
+    assert!(
+        r.contains(&format!("[POLICY DENIED] At most {limit} echoes")),
+        "{r}"
+    );
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    // The counters are in the cluster (on the shard of `{limited}`).
+    let keys: String = nodes.iter().map(|n| n.cli(&["--scan"])).collect();
+    assert!(keys.contains("{limited}/echo."), "{keys}");
+    // Another CA: refused at start-up.
+    let other = pki.join("other.crt").display().to_string();
+    let err = start_up_error(&["-c", &policy, "--state-dsn", &dsn, "--state-ca", &other]);
+    assert!(err.contains("cannot reach Redis at "), "{err}");
 }
