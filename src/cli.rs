@@ -184,7 +184,8 @@ pub struct ProxyArgs {
     /// Keep counters in SQLite files in this directory.
     #[arg(long, value_name = "DIR", conflicts_with = "state_dsn")]
     pub state_dir: Option<PathBuf>,
-    /// Keep counters in Redis (`redis://[user:pass@]host:port/db`). Also read
+    /// Keep counters in Redis (`redis://[user:pass@]host:port/db`; `rediss://`
+    /// for TLS; `redis+cluster://host:port,host:port` for a Redis Cluster). Also read
     /// from PORTCULLIS_STATE_DSN, which keeps a password out of the process list.
     #[arg(
         long,
@@ -193,6 +194,20 @@ pub struct ProxyArgs {
         hide_env_values = true
     )]
     pub state_dsn: Option<String>,
+    /// With a `rediss://` DSN: trust only this CA certificate (PEM) for the
+    /// Redis server, instead of the built-in Mozilla roots.
+    #[arg(long, value_name = "FILE", requires = "state_dsn")]
+    pub state_ca: Option<PathBuf>,
+    /// With a `rediss://` DSN: present this client certificate (PEM chain) to Redis.
+    #[arg(long, value_name = "FILE", requires_all = ["state_dsn", "state_client_key"])]
+    pub state_client_cert: Option<PathBuf>,
+    /// The private key (PEM) of --state-client-cert.
+    #[arg(long, value_name = "FILE", requires = "state_client_cert")]
+    pub state_client_key: Option<PathBuf>,
+    /// With Redis: a reservation counts only once N replicas have it (WAIT N),
+    /// so a failover loses none; otherwise --state-fail-mode applies.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "state_dsn")]
+    pub state_min_replicas: u32,
     /// A prefix for every counter key.
     #[arg(long, value_name = "P", default_value = "")]
     pub state_prefix: String,

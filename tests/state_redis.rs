@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{Proxy, is_denial, temp_dir};
 use portcullis_runtime::proxy::log::{Level, Log};
-use portcullis_runtime::state::redis::RedisStore;
+use portcullis_runtime::state::redis::{RedisOptions, RedisStore};
 use portcullis_runtime::state::{Store, conformance};
 
 const STATE_UNAVAILABLE: &str = "Policy state unavailable";
@@ -60,7 +60,8 @@ impl Redis {
 
     fn spawn(&mut self) {
         let child = Command::new(find_program("redis-server"))
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            // `-::1`: IPv6 loopback too where there is one (`localhost` may resolve to it).
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1 -::1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -241,7 +242,7 @@ fn four_proxies_racing_one_limit_admit_exactly_the_limit() {
     // The prefix is on every key.
     let keys = redis.cli(&["--scan"]);
     assert!(
-        keys.lines().all(|k| k.starts_with("race:limited/")),
+        keys.lines().all(|k| k.starts_with("race:{limited}/")),
         "{keys}"
     );
     for p in proxies {
@@ -350,7 +351,7 @@ fn redis_down_denies_with_state_unavailable_or_allows_when_open_and_recovers() {
     id += 1;
     assert!(allowed(&echo(&mut open, id), id));
     let keys = redis.cli(&["--scan"]);
-    assert!(keys.contains("limited/echo."), "{keys}");
+    assert!(keys.contains("{limited}/echo."), "{keys}");
 
     for p in [closed, open] {
         let (code, err) = p.finish();
@@ -540,4 +541,654 @@ fn redis_down_at_start_up_is_a_clear_error() {
         )),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------- TLS
+
+/// `openssl ARGS...` in `dir`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new(find_program("openssl"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA `<name>.crt`/`<name>.key` in `dir` (P-256: fast to make).
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+}
+
+/// A leaf certificate `<name>.crt`/`<name>.key` signed by CA `ca`, for `san`
+/// (e.g. `IP:127.0.0.1`), usable by a server and a client.
+fn make_cert(dir: &Path, ca: &str, name: &str, san: &str) {
+    std::fs::write(
+        dir.join(format!("{name}.ext")),
+        format!(
+            "subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
+        ),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{name}.crt"),
+            "-extfile",
+            &format!("{name}.ext"),
+        ],
+    );
+}
+
+/// Certificates for the TLS tests: CA `ca` signs `server` (127.0.0.1 only)
+/// and `client`; CA `other` signs nothing we use.
+fn test_pki(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    make_ca(&dir, "ca");
+    make_ca(&dir, "other");
+    make_cert(&dir, "ca", "server", "IP:127.0.0.1");
+    make_cert(&dir, "ca", "client", "DNS:portcullis-client");
+    dir
+}
+
+/// A redis-server with TLS on a second port (the plain one stays for the test's redis-cli).
+fn tls_redis(name: &str, pki: &Path, auth_clients: bool, extra: &[&str]) -> (Redis, u16) {
+    let tls_port = free_port().to_string();
+    let file = |f: &str| pki.join(f).display().to_string();
+    let mut args = vec![
+        "--tls-port".to_string(),
+        tls_port.clone(),
+        "--tls-cert-file".into(),
+        file("server.crt"),
+        "--tls-key-file".into(),
+        file("server.key"),
+        "--tls-ca-cert-file".into(),
+        file("ca.crt"),
+        "--tls-auth-clients".into(),
+        if auth_clients { "yes" } else { "no" }.into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    (Redis::start(name, &args), tls_port.parse().unwrap())
+}
+
+/// `portcullis` started with `args`, expected to refuse to start: its stderr.
+fn start_up_error(args: &[&str]) -> String {
+    let out = Command::new(common::portcullis())
+        .args(args)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(out.stdout.is_empty());
+    err
+}
+
+#[test]
+fn rediss_verifies_the_server_against_state_ca_and_refuses_an_untrusted_or_misnamed_one() {
+    let secret = "tls-Pw-5150";
+    let pki = test_pki("redis-tls-pki");
+    let (redis, tls_port) = tls_redis("redis-tls", &pki, false, &["--requirepass", secret]);
+    let dir = temp_dir("redis-tls-policy");
+    let policy = policy(&dir, 1000);
+    let ca = pki.join("ca.crt").display().to_string();
+    let other = pki.join("other.crt").display().to_string();
+    let dsn = format!("rediss://:{secret}@127.0.0.1:{tls_port}/0");
+
+    // Trusted CA, right name: counters work over TLS.
+    let mut p = proxy(
+        "redis-tls",
+        &policy,
+        &dsn,
+        &["--state-ca", &ca, "--log-level", "info"],
+    );
+    assert!(allowed(&echo(&mut p, 1), 1));
+    let keys = redis.cli(&["-a", secret, "--no-auth-warning", "--scan"]);
+    assert!(keys.contains("{limited}/echo."), "{keys}");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "counters in redis rediss://:***@127.0.0.1:{tls_port}/0"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "{err}");
+
+    // Refused at start-up, the password never printed: the test CA is not
+    // among the built-in roots; another CA; a name the certificate does not
+    // have (it names 127.0.0.1 only); plain text to the TLS port.
+    let misnamed = format!("rediss://:{secret}@localhost:{tls_port}/0");
+    let plain = format!("redis://:{secret}@127.0.0.1:{tls_port}/0");
+    for (args, why) in [
+        (
+            vec!["--state-dsn", &dsn],
+            "invalid peer certificate: UnknownIssuer",
+        ),
+        (
+            vec!["--state-dsn", &dsn, "--state-ca", &other],
+            "invalid peer certificate: UnknownIssuer",
+        ),
+        (
+            vec!["--state-dsn", &misnamed, "--state-ca", &ca],
+            "certificate not valid for name \"localhost\"",
+        ),
+        (vec!["--state-dsn", &plain], "cannot reach Redis"),
+    ] {
+        let mut all = vec!["-c", &policy];
+        all.extend(args);
+        let err = start_up_error(&all);
+        assert!(err.contains("cannot reach Redis at "), "{err}");
+        assert!(err.contains(why), "{why}: {err}");
+        assert!(err.contains(":***@"), "{err}");
+        assert!(!err.contains(secret), "{err}");
+    }
+    // The CA flag means TLS: with redis:// it is an error, not ignored.
+    let err = start_up_error(&["-c", &policy, "--state-dsn", &plain, "--state-ca", &ca]);
+    assert!(err.contains("write rediss://"), "{err}");
+    assert!(!err.contains(secret), "{err}");
+}
+
+#[test]
+fn a_redis_requiring_client_certificates_accepts_state_client_cert() {
+    let pki = test_pki("redis-mtls-pki");
+    let (redis, tls_port) = tls_redis("redis-mtls", &pki, true, &[]);
+    let dir = temp_dir("redis-mtls-policy");
+    let policy = policy(&dir, 1000);
+    let file = |f: &str| pki.join(f).display().to_string();
+    let dsn = format!("rediss://127.0.0.1:{tls_port}/0");
+
+    // Without a client certificate the server ends the handshake.
+    let err = start_up_error(&[
+        "-c",
+        &policy,
+        "--state-dsn",
+        &dsn,
+        "--state-ca",
+        &file("ca.crt"),
+    ]);
+    assert!(err.contains("cannot reach Redis at "), "{err}");
+
+    let (cert, key) = (file("client.crt"), file("client.key"));
+    let mut p = proxy(
+        "redis-mtls",
+        &policy,
+        &dsn,
+        &[
+            "--state-ca",
+            &file("ca.crt"),
+            "--state-client-cert",
+            &cert,
+            "--state-client-key",
+            &key,
+        ],
+    );
+    assert!(allowed(&echo(&mut p, 1), 1));
+    assert!(redis.cli(&["--scan"]).contains("{limited}/echo."));
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+
+    // The store itself (as the conformance suite uses it) over mutual TLS.
+    let store = RedisStore::open_with(
+        &dsn,
+        "mtls:",
+        &RedisOptions {
+            ca: Some(pki.join("ca.crt")),
+            client_cert: Some(pki.join("client.crt")),
+            client_key: Some(pki.join("client.key")),
+            min_replicas: 0,
+        },
+    );
+    assert!(store.is_ok(), "{:?}", store.err());
+}
+
+// ---------------------------------------------------------------- Cluster
+
+/// A free port whose cluster bus port (+10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p < 55_000 && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// Three masters (`--cluster-enabled yes`), joined by `redis-cli --cluster
+/// create` with no replicas, answering once every node says `cluster_state:ok`.
+fn redis_cluster(name: &str) -> Vec<Redis> {
+    redis_cluster_with(name, None)
+}
+
+/// [`redis_cluster`], with TLS on every node (clients and the cluster bus)
+/// when `pki` is given: each node's cluster port is then its TLS port, and
+/// its plain port stays for the test's redis-cli. Returns the nodes and the
+/// ports clients use.
+fn redis_cluster_with(name: &str, pki: Option<&Path>) -> Vec<Redis> {
+    let nodes: Vec<Redis> = (0..3)
+        .map(|i| {
+            let mut extra: Vec<String> = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ]
+            .map(String::from)
+            .to_vec();
+            let port = free_cluster_port();
+            if let Some(pki) = pki {
+                let file = |f: &str| pki.join(f).display().to_string();
+                extra.extend([
+                    "--tls-port".into(),
+                    port.to_string(),
+                    "--tls-cluster".into(),
+                    "yes".into(),
+                    "--tls-cert-file".into(),
+                    file("server.crt"),
+                    "--tls-key-file".into(),
+                    file("server.key"),
+                    "--tls-ca-cert-file".into(),
+                    file("ca.crt"),
+                    "--tls-auth-clients".into(),
+                    "optional".into(),
+                ]);
+            }
+            let mut r = Redis {
+                child: None,
+                // With TLS, `port` is the TLS one and the plain one is any free port.
+                port: if pki.is_some() { free_port() } else { port },
+                dir: temp_dir(&format!("{name}-{i}")),
+                extra,
+            };
+            r.spawn();
+            r
+        })
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", cluster_port(n)))
+        .collect();
+    let mut create = Command::new(find_program("redis-cli"));
+    if let Some(pki) = pki {
+        create.arg("--tls").arg("--cacert").arg(pki.join("ca.crt"));
+    }
+    let out = create
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("run redis-cli --cluster create");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !nodes
+        .iter()
+        .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+    {
+        assert!(Instant::now() < deadline, "the cluster did not form");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nodes
+}
+
+/// The port a cluster node announces: its TLS port when it has one.
+fn cluster_port(n: &Redis) -> u16 {
+    n.extra
+        .iter()
+        .position(|a| a == "--tls-port")
+        .map_or(n.port, |i| n.extra[i + 1].parse().unwrap())
+}
+
+#[test]
+fn three_proxies_racing_one_limit_on_a_three_master_cluster_admit_exactly_the_limit() {
+    let nodes = redis_cluster("redis-cluster");
+    let dir = temp_dir("redis-cluster-policy");
+    let limit = 10;
+    let policy = policy(&dir, limit);
+    // Each proxy knows a different seed node (or two): the client learns the
+    // slots from any of them and follows MOVED to the owner.
+    let seeds = [
+        format!("redis+cluster://127.0.0.1:{}", nodes[0].port),
+        format!("redis+cluster://127.0.0.1:{}/", nodes[1].port),
+        format!(
+            "redis+cluster://127.0.0.1:{},127.0.0.1:{}/0",
+            nodes[2].port, nodes[0].port
+        ),
+    ];
+    let mut proxies: Vec<Proxy> = seeds
+        .iter()
+        .enumerate()
+        .map(|(i, dsn)| {
+            proxy(
+                &format!("redis-cluster-{i}"),
+                &policy,
+                dsn,
+                &["--state-prefix", "c:"],
+            )
+        })
+        .collect();
+    let per_proxy = 7u64;
+    let answers: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = proxies
+            .iter_mut()
+            .enumerate()
+            .map(|(n, p)| {
+                s.spawn(move || {
+                    let ids: Vec<u64> = (0..per_proxy).map(|i| 100 * (n as u64 + 1) + i).collect();
+                    for id in &ids {
+                        p.send(&format!(
+                            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"hello {id}"}}}}}}"#
+                        ));
+                    }
+                    ids.iter().map(|id| p.response(&id.to_string())).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let admitted = answers.iter().filter(|a| !is_denial(a)).count();
+    let limited = answers
+        .iter()
+        .filter(|a| a.contains(&format!("At most {limit} echoes")))
+        .count();
+    assert_eq!(admitted, limit as usize, "{answers:#?}");
+    assert_eq!(
+        limited,
+        3 * per_proxy as usize - limit as usize,
+        "{answers:#?}"
+    );
+    // Both counters of the decision (echo's and `tool *`'s) are on one
+    // master, in the slot of the hash tag `{limited}`.
+    let slot = nodes[0].cli(&["cluster", "keyslot", "{limited}"]);
+    let holders: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| n.cli(&["--scan"]).lines().map(str::to_string).collect())
+        .collect();
+    let holding: Vec<&Vec<String>> = holders.iter().filter(|k| !k.is_empty()).collect();
+    assert_eq!(holding.len(), 1, "{holders:?}");
+    assert_eq!(holding[0].len(), 2, "{holders:?}");
+    for key in holding[0] {
+        assert!(key.starts_with("c:{limited}/"), "{key}");
+        assert_eq!(nodes[0].cli(&["cluster", "keyslot", key]), slot, "{key}");
+    }
+    for p in proxies {
+        let (code, err) = p.finish();
+        assert_eq!(code, 0, "{err}");
+    }
+
+    // The store on the cluster behaves as every store does.
+    let dsn = format!("redis+cluster://127.0.0.1:{}", nodes[1].port);
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    conformance::run_all(
+        &|| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let backend = RedisStore::open(&dsn, &format!("conformance{i}:")).unwrap();
+            Store::new(
+                Arc::new(backend),
+                "redis cluster".into(),
+                Log {
+                    level: Level::Error,
+                },
+            )
+            .unwrap()
+        },
+        &|s: &Store| s.flush(),
+    );
+}
+
+// ---------------------------------------------------------------- Failover
+
+/// A TCP forwarder on a loopback port: to `target` (which the test may
+/// switch, like a managed Redis endpoint whose DNS name follows the master),
+/// or into a black hole (`cut`: bytes read are dropped either way, like a
+/// network partition that keeps the connection open).
+struct Forwarder {
+    port: u16,
+    target: Arc<std::sync::atomic::AtomicU16>,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Forwarder {
+    fn start(target: u16) -> Forwarder {
+        use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = Arc::new(AtomicU16::new(target));
+        let cut = Arc::new(AtomicBool::new(false));
+        let (t, c) = (target.clone(), cut.clone());
+        // Runs until the test process ends (a blocked accept costs nothing).
+        std::thread::spawn(move || {
+            for down in listener.incoming().flatten() {
+                let Ok(up) = TcpStream::connect(("127.0.0.1", t.load(Ordering::SeqCst))) else {
+                    continue; // dropped: the client sees its connection closed
+                };
+                for (mut from, mut to) in [
+                    (down.try_clone().unwrap(), up.try_clone().unwrap()),
+                    (up, down),
+                ] {
+                    let cut = c.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) if cut.load(Ordering::SeqCst) => {}
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        // One side ended: end both, as a proxy would.
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Forwarder { port, target, cut }
+    }
+}
+
+#[test]
+fn a_failover_mid_run_with_state_min_replicas_admits_no_more_than_the_limit() {
+    use std::sync::atomic::Ordering;
+    // Full syncs start at once (Redis 7 waits 5 s for more replicas by default).
+    let sync_now = ["--repl-diskless-sync-delay", "0"];
+    let master = Redis::start("redis-failover-master", &sync_now);
+    // The replica reaches its master through a link the test can cut.
+    let link = Forwarder::start(master.port);
+    let replica = Redis::start(
+        "redis-failover-replica",
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &link.port.to_string(),
+            sync_now[0],
+            sync_now[1],
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !replica
+        .cli(&["info", "replication"])
+        .contains("master_link_status:up")
+    {
+        assert!(Instant::now() < deadline, "the replica did not sync");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The proxy knows only the endpoint, which follows the master.
+    let endpoint = Forwarder::start(master.port);
+    let dir = temp_dir("redis-failover-policy");
+    let limit = 10;
+    let policy = policy(&dir, limit);
+    let dsn = format!("redis://127.0.0.1:{}/0", endpoint.port);
+    let mut p = proxy(
+        "redis-failover",
+        &policy,
+        &dsn,
+        &["--state-min-replicas", "1"],
+    );
+    // Three admissions while the replica follows (on a loaded machine a
+    // WAIT may time out now and then: that call is denied, not counted).
+    let mut admitted = 0;
+    let mut id = 0;
+    while admitted < 3 {
+        id += 1;
+        let r = echo(&mut p, id);
+        if allowed(&r, id) {
+            admitted += 1;
+        } else {
+            assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+        }
+    }
+    // Partition: the master's writes no longer reach the replica. A
+    // reservation the replica did not acknowledge is not an admission.
+    link.cut.store(true, Ordering::SeqCst);
+    for id in 50..53 {
+        let r = echo(&mut p, id);
+        if allowed(&r, id) {
+            admitted += 1;
+        } else {
+            assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+        }
+    }
+    // The master dies with writes the replica never got; the replica is
+    // promoted and the endpoint follows it.
+    drop(master);
+    assert_eq!(replica.cli(&["replicaof", "no", "one"]).trim(), "OK");
+    endpoint.target.store(replica.port, Ordering::SeqCst);
+    // Until a replica of the new master acknowledges, reservations fail
+    // (closed: denied); then the old master's replacement syncs.
+    let r = echo(&mut p, 99);
+    if allowed(&r, 99) {
+        admitted += 1;
+    } else {
+        assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+    }
+    let _new_replica = Redis::start(
+        "redis-failover-new-replica",
+        &["--replicaof", "127.0.0.1", &replica.port.to_string()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    id = 100;
+    loop {
+        id += 1;
+        let r = echo(&mut p, id);
+        if allowed(&r, id) {
+            admitted += 1;
+        } else if r.contains(&format!("[POLICY DENIED] At most {limit} echoes")) {
+            break;
+        } else {
+            assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+            assert!(
+                Instant::now() < deadline,
+                "no recovery after the failover: {r}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(
+        admitted, limit,
+        "admitted calls over the failover (never more than the limit)"
+    );
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("replicas acknowledged"), "{err}");
+}
+
+#[test]
+fn a_cluster_over_tls_verifies_every_node_with_state_ca() {
+    let pki = test_pki("redis-cluster-tls-pki");
+    let nodes = redis_cluster_with("redis-cluster-tls", Some(&pki));
+    let dir = temp_dir("redis-cluster-tls-policy");
+    let limit = 3;
+    let policy = policy(&dir, limit);
+    let ca = pki.join("ca.crt").display().to_string();
+    let dsn = format!("rediss+cluster://127.0.0.1:{}", cluster_port(&nodes[0]));
+    let mut p = proxy("redis-cluster-tls", &policy, &dsn, &["--state-ca", &ca]);
+    for id in 1..=limit as u64 {
+        let r = echo(&mut p, id);
+        assert!(allowed(&r, id), "{r}");
+    }
+    let r = echo(&mut p, 9);
+    assert!(
+        r.contains(&format!("[POLICY DENIED] At most {limit} echoes")),
+        "{r}"
+    );
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    // The counters are in the cluster (on the shard of `{limited}`).
+    let keys: String = nodes.iter().map(|n| n.cli(&["--scan"])).collect();
+    assert!(keys.contains("{limited}/echo."), "{keys}");
+    // Another CA: refused at start-up.
+    let other = pki.join("other.crt").display().to_string();
+    let err = start_up_error(&["-c", &policy, "--state-dsn", &dsn, "--state-ca", &other]);
+    assert!(err.contains("cannot reach Redis at "), "{err}");
 }

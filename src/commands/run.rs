@@ -15,7 +15,7 @@ use portcullis_runtime::proxy::log::{Level, Log};
 use portcullis_runtime::proxy::metrics::{self, Metrics};
 use portcullis_runtime::proxy::session::{PolicySlot, Session};
 use portcullis_runtime::proxy::stdio::{self, StdioOptions};
-use portcullis_runtime::state::redis::RedisStore;
+use portcullis_runtime::state::redis::{RedisOptions, RedisStore};
 use portcullis_runtime::state::sqlite::SqliteStore;
 use portcullis_runtime::state::{Backend, Store};
 
@@ -118,10 +118,16 @@ fn open_counters(
         let what = format!("sqlite {}", db.path().display());
         (Arc::new(db), what)
     } else if let Some(dsn) = &a.state_dsn {
-        let db = RedisStore::open(dsn, prefix).map_err(|e| {
+        let opts = RedisOptions {
+            ca: a.state_ca.clone(),
+            client_cert: a.state_client_cert.clone(),
+            client_key: a.state_client_key.clone(),
+            min_replicas: a.state_min_replicas,
+        };
+        let db = RedisStore::open_with(dsn, prefix, &opts).map_err(|e| {
             (
                 e,
-                "check that Redis is running and that the DSN's host, port, password and database are right",
+                "check that Redis is running and that the DSN's host, port, password and database are right (and, with rediss://, that the server's certificate names that host and is signed by --state-ca or a well-known CA)",
             )
         })?;
         let what = format!("redis {}", db.describe());

@@ -1,7 +1,23 @@
 //! Counters in Redis (`--state-dsn redis://[user:pass@]host:port/db`),
 //! shared by every proxy that uses the same server and prefix.
 //!
-//! Each counter is one hash at [`storage_key`]: field = bucket (see
+//! `rediss://` is TLS (rustls): the server's certificate is checked against
+//! the built-in Mozilla roots, or against [`RedisOptions::ca`] only, and its
+//! name against the DSN's host; there is no way to turn the check off. A
+//! client certificate is sent when [`RedisOptions::client_cert`] is set.
+//! `redis+cluster://host:port,host:port` (`rediss+cluster://`) is a Redis
+//! Cluster: the crate's cluster client follows `MOVED`/`ASK`. Every key of
+//! one server policy carries the hash tag `{<server>}` ([`redis_key`]), so
+//! the keys of one decision live in one slot and the script stays atomic,
+//! while different servers spread over the shards.
+//!
+//! With [`RedisOptions::min_replicas`] N > 0, each reservation is followed,
+//! in the same round trip, by `WAIT N`: a reservation that fewer than N
+//! replicas acknowledged within [`REPLICA_WAIT`] is an error (the call is
+//! handled as `--state-fail-mode` says), so a replica promoted after the
+//! master died has counted every admitted call.
+//!
+//! Each counter is one hash at [`redis_key`]: field = bucket (see
 //! [`Window::bucket`]), value = units. A reservation is one `EVALSHA` of
 //! [`RESERVE`] whatever the number of counters of the call: the script sums
 //! the live buckets of every counter, and adds to all of them or to none
@@ -19,10 +35,14 @@
 //!
 //! [`Window::bucket`]: crate::counters::Window::bucket
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use redis::{Connection, RedisError};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
+use redis::{
+    ClientTlsConfig, Connection, ConnectionLike, IntoConnectionInfo, RedisError, TlsCertificates,
+};
 
 use super::{Backend, redact_dsn, storage_key};
 use crate::counters::{CounterRef, ReserveOutcome, ReserveRequest, StateError, Ticket, UnixMillis};
@@ -33,6 +53,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 pub const IO_TIMEOUT: Duration = Duration::from_millis(500);
 /// After a failed connection, calls fail at once for this long before the next attempt.
 pub const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// Longest wait for replicas to acknowledge a reservation (`WAIT`), within [`IO_TIMEOUT`].
+pub const REPLICA_WAIT: Duration = Duration::from_millis(250);
 
 /// Keys live this much longer than their newest bucket (clocks of proxies differ a little).
 const EXPIRY_MARGIN_MS: i64 = 1_000;
@@ -129,57 +152,259 @@ impl Script {
     /// EVALSHA; on NOSCRIPT (Redis restarted or flushed its scripts), EVAL.
     fn run<T: redis::FromRedisValue>(
         &self,
-        con: &mut Connection,
+        con: &mut dyn ConnectionLike,
         keys: &[String],
         args: &[String],
     ) -> redis::RedisResult<T> {
-        let call = |verb: &str, body: &str| {
-            let mut c = redis::cmd(verb);
-            c.arg(body).arg(keys.len()).arg(keys).arg(args);
-            c
-        };
-        match call("EVALSHA", &self.sha).query(con) {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                call("EVAL", self.source).query(con)
-            }
+        match self.call("EVALSHA", keys, args).query(con) {
+            Err(e) if is_noscript(&e) => self.call("EVAL", keys, args).query(con),
             r => r,
+        }
+    }
+
+    /// [`Script::run`] followed, in the same round trip (a pipeline), by
+    /// `WAIT replicas`: the script's answer and how many replicas have its writes.
+    fn run_and_wait<T: redis::FromRedisValue>(
+        &self,
+        con: &mut dyn ConnectionLike,
+        keys: &[String],
+        args: &[String],
+        replicas: u32,
+    ) -> redis::RedisResult<(T, u32)> {
+        let piped = |verb: &str| {
+            let mut p = redis::pipe();
+            p.add_command(self.call(verb, keys, args)).add_command({
+                let mut w = redis::cmd("WAIT");
+                w.arg(replicas).arg(REPLICA_WAIT.as_millis() as u64);
+                w
+            });
+            p
+        };
+        match piped("EVALSHA").query(con) {
+            Err(e) if is_noscript(&e) => piped("EVAL").query(con),
+            r => r,
+        }
+    }
+
+    fn call(&self, verb: &str, keys: &[String], args: &[String]) -> redis::Cmd {
+        let mut c = redis::cmd(verb);
+        c.arg(if verb == "EVAL" {
+            self.source
+        } else {
+            self.sha.as_str()
+        })
+        .arg(keys.len())
+        .arg(keys)
+        .arg(args);
+        c
+    }
+}
+
+fn is_noscript(e: &RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
+/// The Redis key of a counter: [`storage_key`] with the server policy's name
+/// as hash tag, `<prefix>{<server>}/<scope>.<counter>#<window>#<partition>`.
+/// Redis Cluster hashes only what is between the first `{` and the next `}`:
+/// every key of one server shares the text up to that `}` whatever the
+/// prefix holds (except an empty tag `{}`, which [`RedisStore::open_with`]
+/// refuses), so all counters of one decision (one server's policy) are in
+/// one slot.
+pub fn redis_key(prefix: &str, counter: CounterRef) -> String {
+    let key = storage_key("", counter);
+    let (server, rest) = key.split_at(key.find('/').unwrap_or(0));
+    format!("{prefix}{{{server}}}{rest}")
+}
+
+/// How a [`RedisStore`] reaches Redis beyond its DSN (`portcullis run` flags).
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    /// `--state-ca`: trust only this CA (PEM) for `rediss://`, instead of the built-in roots.
+    pub ca: Option<PathBuf>,
+    /// `--state-client-cert`: a client certificate chain (PEM) to present.
+    pub client_cert: Option<PathBuf>,
+    /// `--state-client-key`: its private key (PEM).
+    pub client_key: Option<PathBuf>,
+    /// `--state-min-replicas`: replicas that must acknowledge each reservation.
+    pub min_replicas: u32,
+}
+
+enum Client {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
+
+enum Con {
+    Single(Connection),
+    // Boxed: a cluster connection is several times a plain one's size.
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Con {
+    fn get(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Con::Single(c) => c,
+            Con::Cluster(c) => &mut **c,
         }
     }
 }
 
+/// A DSN split for the cluster client: one URL per seed node, each with the
+/// DSN's user-info. `None` when `dsn` is not a `+cluster` one.
+fn cluster_nodes(dsn: &str, shown: &str) -> Result<Option<Vec<String>>, String> {
+    let Some((scheme, rest)) = dsn.split_once("://") else {
+        return Ok(None);
+    };
+    let Some(base) = scheme.strip_suffix("+cluster") else {
+        return Ok(None);
+    };
+    let (userinfo, hosts) = match rest.rfind('@') {
+        Some(at) => (&rest[..=at], &rest[at + 1..]),
+        None => ("", rest),
+    };
+    let hosts = match hosts.split_once('/') {
+        Some((h, "" | "0")) => h,
+        Some(_) => {
+            return Err(format!(
+                "--state-dsn {shown}: a Redis Cluster has only database 0"
+            ));
+        }
+        None => hosts,
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{base}://{userinfo}{h}"))
+        .collect();
+    if nodes.is_empty() {
+        return Err(format!("--state-dsn {shown}: no cluster node"));
+    }
+    Ok(Some(nodes))
+}
+
+fn read_pem(flag: &str, path: &Option<PathBuf>) -> Result<Option<Vec<u8>>, String> {
+    path.as_ref()
+        .map(|p| std::fs::read(p).map_err(|e| format!("{flag} {}: {e}", p.display())))
+        .transpose()
+}
+
 /// A Redis counter store.
 pub struct RedisStore {
-    client: redis::Client,
+    client: Client,
+    min_replicas: u32,
     shown: String,
     password: Option<String>,
     prefix: String,
-    pool: Mutex<Vec<Connection>>,
+    pool: Mutex<Vec<Con>>,
     retry_at: Mutex<Option<Instant>>,
     reserve: Script,
     rollback: Script,
 }
 
 impl RedisStore {
-    /// Connects to `dsn` (it must answer: a wrong address or password is a
-    /// start-up error, not a stream of denials), and loads the scripts.
-    /// Error texts show the DSN with its password redacted.
+    /// [`RedisStore::open_with`] with default options (no TLS client
+    /// certificate, built-in roots, no replica acknowledgement).
     pub fn open(dsn: &str, prefix: &str) -> Result<RedisStore, String> {
+        RedisStore::open_with(dsn, prefix, &RedisOptions::default())
+    }
+
+    /// Connects to `dsn` (it must answer: a wrong address, password or
+    /// certificate is a start-up error, not a stream of denials), and loads
+    /// the scripts. Error texts show the DSN with its password redacted.
+    pub fn open_with(dsn: &str, prefix: &str, opts: &RedisOptions) -> Result<RedisStore, String> {
         let shown = redact_dsn(dsn);
-        if !(dsn.starts_with("redis://") || dsn.starts_with("valkey://")) {
+        let scheme = dsn.split_once("://").map_or("", |(s, _)| s);
+        let base = scheme.strip_suffix("+cluster").unwrap_or(scheme);
+        let tls = match base {
+            "redis" | "valkey" => false,
+            "rediss" | "valkeys" => true,
+            _ => {
+                return Err(format!(
+                    "--state-dsn {shown}: expected redis://[user:password@]host[:port][/db], rediss://... (TLS) or redis+cluster://host:port[,host:port...] (rediss+cluster:// with TLS)"
+                ));
+            }
+        };
+        if dsn
+            .rsplit_once('#')
+            .is_some_and(|(_, f)| f.contains("insecure"))
+        {
             return Err(format!(
-                "--state-dsn {shown}: expected redis://[user:password@]host[:port][/db] (TLS is not supported)"
+                "--state-dsn {shown}: certificate verification cannot be turned off (#insecure); give the server's CA with --state-ca"
+            ));
+        }
+        if !tls && (opts.ca.is_some() || opts.client_cert.is_some()) {
+            return Err(format!(
+                "--state-ca and --state-client-cert need TLS: write rediss:// instead of {scheme}:// in --state-dsn {shown}"
+            ));
+        }
+        // Redis hashes the whole key when its first `{` is followed by `}`:
+        // the keys of one decision would then spread over slots.
+        if prefix
+            .find('{')
+            .is_some_and(|i| prefix[i + 1..].starts_with('}'))
+        {
+            return Err(format!(
+                "--state-prefix {prefix}: an empty hash tag `{{}}` would put the counters of one call in different Redis Cluster slots"
+            ));
+        }
+        let ca = read_pem("--state-ca", &opts.ca)?;
+        let client_tls = match (
+            read_pem("--state-client-cert", &opts.client_cert)?,
+            read_pem("--state-client-key", &opts.client_key)?,
+        ) {
+            (Some(client_cert), Some(client_key)) => Some(ClientTlsConfig {
+                client_cert,
+                client_key,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err("--state-client-cert and --state-client-key go together".to_string());
+            }
+        };
+        let certs = (ca.is_some() || client_tls.is_some()).then_some(TlsCertificates {
+            client_tls,
+            root_cert: ca,
+        });
+        let nodes = cluster_nodes(dsn, &shown)?;
+        if nodes.is_some() && opts.min_replicas > 0 {
+            return Err(format!(
+                "--state-min-replicas is not supported with a Redis Cluster ({shown}): WAIT would not reach the shard that ran the script"
             ));
         }
         // redis-rs's URL errors are fixed texts ("Invalid database number"), never the URL.
-        let client = redis::Client::open(dsn)
-            .map_err(|e| format!("--state-dsn {shown}: not a valid Redis URL: {e}"))?;
-        let password = client
-            .get_connection_info()
+        let invalid = |e: RedisError| format!("--state-dsn {shown}: not a valid Redis URL: {e}");
+        let first = nodes.as_ref().map_or(dsn, |n| n[0].as_str());
+        let password = first
+            .into_connection_info()
+            .map_err(invalid)?
             .redis_settings()
             .password()
             .map(str::to_string);
+        let client = match nodes {
+            Some(nodes) => {
+                let mut b = ClusterClientBuilder::new(nodes)
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(IO_TIMEOUT)
+                    // Redirections (MOVED/ASK) and a topology change; not a long outage.
+                    .retries(3)
+                    .max_retry_wait(100);
+                if let Some(certs) = certs {
+                    b = b.certs(certs);
+                }
+                Client::Cluster(b.build().map_err(invalid)?)
+            }
+            None => Client::Single(
+                match certs {
+                    Some(certs) => redis::Client::build_with_tls(dsn, certs),
+                    None => redis::Client::open(dsn),
+                }
+                .map_err(invalid)?,
+            ),
+        };
         let store = RedisStore {
             client,
+            min_replicas: opts.min_replicas,
             shown,
             password,
             prefix: prefix.to_string(),
@@ -195,7 +420,7 @@ impl RedisStore {
             redis::cmd("SCRIPT")
                 .arg("LOAD")
                 .arg(s.source)
-                .query::<String>(&mut con)
+                .query::<String>(con.get())
                 .map_err(|e| {
                     format!(
                         "Redis at {} refused the scripts: {}",
@@ -213,7 +438,7 @@ impl RedisStore {
         &self.shown
     }
 
-    fn pool(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+    fn pool(&self) -> std::sync::MutexGuard<'_, Vec<Con>> {
         // Push and pop only: never inconsistent.
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -228,21 +453,23 @@ impl RedisStore {
     }
 
     /// A new connection, or why not (password scrubbed).
-    fn connect(&self) -> Result<Connection, String> {
+    fn connect(&self) -> Result<Con, String> {
         {
             let retry_at = self.retry_at.lock().unwrap_or_else(|e| e.into_inner());
             if retry_at.is_some_and(|t| Instant::now() < t) {
                 return Err("not reachable a moment ago; retrying shortly".into());
             }
         }
-        let con = self
-            .client
-            .get_connection_with_timeout(CONNECT_TIMEOUT)
-            .and_then(|c| {
-                c.set_read_timeout(Some(IO_TIMEOUT))?;
-                c.set_write_timeout(Some(IO_TIMEOUT))?;
-                Ok(c)
-            });
+        let con = match &self.client {
+            Client::Single(client) => client
+                .get_connection_with_timeout(CONNECT_TIMEOUT)
+                .and_then(|c| {
+                    c.set_read_timeout(Some(IO_TIMEOUT))?;
+                    c.set_write_timeout(Some(IO_TIMEOUT))?;
+                    Ok(Con::Single(c))
+                }),
+            Client::Cluster(client) => client.get_connection().map(|c| Con::Cluster(Box::new(c))),
+        };
         let mut retry_at = self.retry_at.lock().unwrap_or_else(|e| e.into_inner());
         match con {
             Ok(c) => {
@@ -265,7 +492,7 @@ impl RedisStore {
     /// timeout is not retried (the script may have run).
     fn with_connection<T>(
         &self,
-        f: impl Fn(&mut Connection) -> redis::RedisResult<T>,
+        f: impl Fn(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, StateError> {
         let pooled = self.pool().pop();
         let fresh = pooled.is_none();
@@ -273,10 +500,10 @@ impl RedisStore {
             Some(c) => c,
             None => self.connect().map_err(|e| self.failure(&e))?,
         };
-        let r = match f(&mut con) {
+        let r = match f(con.get()) {
             Err(e) if !fresh && e.is_connection_dropped() && !e.is_timeout() => {
                 con = self.connect().map_err(|e| self.failure(&e))?;
-                f(&mut con)
+                f(con.get())
             }
             r => r,
         };
@@ -297,7 +524,7 @@ impl RedisStore {
 
 impl Backend for RedisStore {
     fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError> {
-        let key = storage_key(&self.prefix, counter);
+        let key = redis_key(&self.prefix, counter);
         let (oldest, current) = counter.spec.window.live_buckets(now);
         let fields: Vec<(String, String)> = self.with_connection(|c| {
             redis::cmd("HGETALL")
@@ -331,7 +558,7 @@ impl Backend for RedisStore {
                 .saturating_sub(now.0)
                 .saturating_add(EXPIRY_MARGIN_MS)
                 .max(EXPIRY_MARGIN_MS);
-            keys.push(storage_key(&self.prefix, r.counter));
+            keys.push(redis_key(&self.prefix, r.counter));
             args.extend([
                 oldest.to_string(),
                 current.to_string(),
@@ -341,7 +568,38 @@ impl Backend for RedisStore {
                 ttl.to_string(),
             ]);
         }
-        let refused: i64 = self.with_connection(|c| self.reserve.run(c, &keys, &args))?;
+        let refused: i64 = if self.min_replicas == 0 {
+            self.with_connection(|c| self.reserve.run(c, &keys, &args))?
+        } else {
+            // Rollback arguments: each counter's bucket (the script's third) and amount.
+            let undo: Vec<String> = args
+                .chunks(6)
+                .flat_map(|a| [a[2].clone(), a[3].clone()])
+                .collect();
+            self.with_connection(|c| {
+                let (refused, acked): (i64, u32) =
+                    self.reserve
+                        .run_and_wait(c, &keys, &args, self.min_replicas)?;
+                if refused < 0 && acked < self.min_replicas {
+                    // Added on the master only: lost if it dies now, so not
+                    // an admission. Given back at once on this connection,
+                    // hence to this very server (after a failover, a
+                    // rollback sent to the new master could take units of
+                    // admitted calls); should that fail, they stay counted.
+                    let _ = self.rollback.run::<i64>(c, &keys, &undo);
+                    return Ok(Err(acked));
+                }
+                Ok(Ok(refused))
+            })?
+            .map_err(|acked| {
+                StateError(format!(
+                    "redis {}: {acked} of {} replicas acknowledged the reservation within {} ms",
+                    self.shown,
+                    self.min_replicas,
+                    REPLICA_WAIT.as_millis()
+                ))
+            })?
+        };
         if refused >= 0 {
             return Ok(ReserveOutcome::Refused {
                 index: usize::try_from(refused).unwrap_or(0),
@@ -361,7 +619,7 @@ impl Backend for RedisStore {
         let mut keys = Vec::new();
         let mut args = Vec::new();
         for r in ticket.iter().filter(|r| r.amount > 0) {
-            keys.push(storage_key(&self.prefix, r.counter));
+            keys.push(redis_key(&self.prefix, r.counter));
             args.push(r.bucket.to_string());
             args.push(r.amount.min(MAX_EXACT + 1).to_string());
         }
@@ -370,5 +628,111 @@ impl Backend for RedisStore {
         }
         self.with_connection(|c| self.rollback.run::<i64>(c, &keys, &args))
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::{Calendar, CounterSpec, Scope, Window};
+
+    static A: CounterSpec = CounterSpec::new(
+        "srv/_global.rate",
+        Window::Calendar(Calendar::Minute),
+        Scope::Global,
+    );
+    static B: CounterSpec = CounterSpec::new(
+        "srv/t.c",
+        Window::Sliding { millis: 90_000 },
+        Scope::Session,
+    );
+
+    /// Redis Cluster's hash tag: between the first `{` and the next `}`, if not empty.
+    fn hash_tag(key: &str) -> &str {
+        if let Some(open) = key.find('{')
+            && let Some(len) = key[open + 1..].find('}')
+            && len > 0
+        {
+            return &key[open + 1..open + 1 + len];
+        }
+        key
+    }
+
+    #[test]
+    fn keys_of_one_server_share_one_hash_tag_whatever_the_prefix() {
+        let a = CounterRef {
+            spec: &A,
+            partition: 0,
+        };
+        let b = CounterRef {
+            spec: &B,
+            partition: 0xab,
+        };
+        assert_eq!(
+            redis_key("p:", a),
+            format!("p:{{srv}}{}", &storage_key("", a)["srv".len()..])
+        );
+        for prefix in ["", "p:", "{tenant}:", "a{b", "}x{", "{x}{}", "x{"] {
+            let (ka, kb) = (redis_key(prefix, a), redis_key(prefix, b));
+            assert_eq!(hash_tag(&ka), hash_tag(&kb), "{ka} {kb}");
+            assert_ne!(hash_tag(&ka), ka, "{ka} has a tag");
+        }
+    }
+
+    #[test]
+    fn cluster_dsns_name_every_seed_node_with_the_credentials() {
+        assert_eq!(cluster_nodes("redis://h:1/0", "").unwrap(), None);
+        assert_eq!(
+            cluster_nodes("rediss+cluster://u:pw@h1:1,h2:2/", "").unwrap(),
+            Some(vec![
+                "rediss://u:pw@h1:1".to_string(),
+                "rediss://u:pw@h2:2".to_string()
+            ])
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://h1:1", "").unwrap(),
+            Some(vec!["redis://h1:1".to_string()])
+        );
+        assert!(cluster_nodes("redis+cluster://h1:1/2", "x").is_err());
+        assert!(cluster_nodes("redis+cluster://u:pw@/", "x").is_err());
+    }
+
+    #[test]
+    fn options_that_cannot_apply_are_errors_before_any_connection() {
+        let err = |dsn: &str, o: RedisOptions| RedisStore::open_with(dsn, "", &o).err().unwrap();
+        let ca = RedisOptions {
+            ca: Some("/nonexistent/ca.pem".into()),
+            ..RedisOptions::default()
+        };
+        let e = err("redis://:pw-1@127.0.0.1:1/0", ca.clone());
+        assert!(e.contains("write rediss://") && !e.contains("pw-1"), "{e}");
+        let e = err("rediss://:pw-1@127.0.0.1:1/0", ca);
+        assert!(e.contains("--state-ca /nonexistent/ca.pem"), "{e}");
+        let replicas = RedisOptions {
+            min_replicas: 1,
+            ..RedisOptions::default()
+        };
+        let e = err("redis+cluster://:pw-1@127.0.0.1:1", replicas);
+        assert!(
+            e.contains("--state-min-replicas") && !e.contains("pw-1"),
+            "{e}"
+        );
+        let e = RedisStore::open_with("redis://h/0", "a{}", &RedisOptions::default())
+            .err()
+            .unwrap();
+        assert!(e.contains("empty hash tag"), "{e}");
+        let e = err(
+            "rediss://:pw-1@127.0.0.1:1/0#insecure",
+            RedisOptions::default(),
+        );
+        assert!(
+            e.contains("cannot be turned off") && !e.contains("pw-1"),
+            "{e}"
+        );
+        let e = err("http://:pw-1@127.0.0.1:1", RedisOptions::default());
+        assert!(
+            e.contains("expected redis://") && !e.contains("pw-1"),
+            "{e}"
+        );
     }
 }
