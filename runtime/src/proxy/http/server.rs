@@ -47,7 +47,7 @@ use super::sse;
 use super::stdio_client::UpstreamOptions;
 use super::upstream::{self, Answer, Failure, HttpClient};
 use crate::json::{Val, Value};
-use crate::jsonrpc::{Envelope, INVALID_REQUEST};
+use crate::jsonrpc::{Envelope, INTERNAL_ERROR, INVALID_REQUEST};
 use crate::proxy::lines::{Line, LineReader};
 use crate::proxy::log::Log;
 use crate::proxy::respond;
@@ -625,14 +625,6 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     while set.join_next().await.is_some() {}
 }
 
-fn new_session_id() -> String {
-    format!(
-        "{:016x}{:016x}",
-        crate::proxy::random_session_id(),
-        crate::proxy::random_session_id().rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15
-    )
-}
-
 impl Server {
     async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         if req.uri().path() != "/mcp" {
@@ -863,9 +855,23 @@ impl Server {
             ));
         }
         let _ = body;
-        let session_no = crate::proxy::random_session_id();
+        let (session_no, id) = match (
+            crate::proxy::random_session_id(),
+            crate::proxy::random_http_session_id(),
+        ) {
+            (Ok(n), Ok(id)) => (n, id),
+            (Err(e), _) | (_, Err(e)) => {
+                self.log.warn(format_args!(
+                    "refused a new session: no random session id ({e})"
+                ));
+                return Err(http_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    INTERNAL_ERROR,
+                    "Internal Server Error: cannot make a session id",
+                ));
+            }
+        };
         let session = Arc::new((self.factory)(session_no));
-        let id = new_session_id();
         let fail = |why: String| {
             self.log.warn(format_args!("cannot start a session: {why}"));
             let id = first.raw_id.as_deref();
