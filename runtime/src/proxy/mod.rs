@@ -27,6 +27,19 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// it) except these: they are not the server's business.
 pub const PROXY_SECRETS: &[&str] = &["PORTCULLIS_STATE_DSN", "PORTCULLIS_CLIENT_TOKEN"];
 
+/// The MCP protocol revisions the proxy speaks on its HTTP endpoint, newest
+/// first: the session-based ones, those of the reference TypeScript SDK
+/// (1.32, `SUPPORTED_PROTOCOL_VERSIONS`) behind server-everything. A request
+/// of an MCP session whose `MCP-Protocol-Version` header names anything else
+/// is refused with 400, as the SDK's server refuses it.
+pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &[
+    "2025-11-25",
+    "2025-06-18",
+    "2025-03-26",
+    "2024-11-05",
+    "2024-10-07",
+];
+
 /// A random 64-bit session number from the OS's CSPRNG: it partitions
 /// per-session counters and names the session in the audit log. It is not
 /// secret (it is written to the log, and a client can neither choose nor

@@ -48,6 +48,7 @@ use super::stdio_client::UpstreamOptions;
 use super::upstream::{self, Answer, Failure, HttpClient};
 use crate::json::{Val, Value};
 use crate::jsonrpc::{Envelope, INTERNAL_ERROR, INVALID_REQUEST};
+use crate::proxy::SUPPORTED_PROTOCOL_VERSIONS;
 use crate::proxy::lines::{Line, LineReader};
 use crate::proxy::log::Log;
 use crate::proxy::respond;
@@ -159,6 +160,10 @@ type Body = BoxBody<Bytes, Infallible>;
 const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// JSON-RPC's implementation-defined server error: the code the SDK's server
+/// gives a refused `MCP-Protocol-Version`.
+const SERVER_ERROR: i32 = -32000;
 
 /// The endpoint's state.
 struct Server {
@@ -686,14 +691,13 @@ impl Server {
                 return r;
             }
         }
-        if let Some(v) = header(&req, &MCP_PROTOCOL_VERSION)
-            && !valid_protocol_version(v)
+        // The version rides on every request of a session (the one that
+        // `initialize` negotiated in its body). `initialize` itself is not
+        // held to its header, as the SDK's server does not hold it.
+        if req.headers().contains_key(&MCP_SESSION_ID)
+            && let Err(r) = check_protocol_version(&req)
         {
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                INVALID_REQUEST,
-                "Bad Request: invalid MCP-Protocol-Version header",
-            );
+            return r;
         }
         match *req.method() {
             Method::POST => self.post(req).await,
@@ -1516,9 +1520,37 @@ impl Server {
     }
 }
 
-/// MCP-Protocol-Version values look like `2025-06-18`: visible ASCII, short.
-fn valid_protocol_version(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic())
+/// Every `MCP-Protocol-Version` header of `req` names a version of
+/// [`SUPPORTED_PROTOCOL_VERSIONS`] (none: the client means the version it
+/// negotiated); Err is the 400 to answer, worded as the SDK's server words it.
+fn check_protocol_version(req: &Request<Incoming>) -> Result<(), Response<Body>> {
+    let supported = |v: &HeaderValue| {
+        v.to_str()
+            .is_ok_and(|v| SUPPORTED_PROTOCOL_VERSIONS.contains(&v))
+    };
+    let Some(bad) = req
+        .headers()
+        .get_all(&MCP_PROTOCOL_VERSION)
+        .iter()
+        .find(|v| !supported(v))
+    else {
+        return Ok(());
+    };
+    // Echo what was sent (visible ASCII only, shortened): it says what the
+    // client got wrong, and it is escaped into the JSON body.
+    let shown = match bad.to_str() {
+        Ok(s) if s.len() <= 64 => s,
+        Ok(_) => "(too long)",
+        Err(_) => "(not visible ASCII)",
+    };
+    Err(http_error(
+        StatusCode::BAD_REQUEST,
+        SERVER_ERROR,
+        &format!(
+            "Bad Request: Unsupported protocol version: {shown} (supported versions: {})",
+            SUPPORTED_PROTOCOL_VERSIONS.join(", ")
+        ),
+    ))
 }
 
 fn join_array(parts: &[Vec<u8>]) -> Vec<u8> {
