@@ -1215,3 +1215,28 @@ fn an_unsupported_protocol_version_is_refused_with_400_as_the_sdk_server_does() 
     let (status, _, body) = http(&url, "POST", &[JSON, ACCEPT, future], INIT.as_bytes());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 }
+
+#[test]
+fn a_killed_endpoint_takes_its_session_servers_with_it() {
+    // As in proxy_lifecycle: a real server led by a shell that would outlive it.
+    let script = format!(
+        "node '{}'; sleep 600",
+        common::server_everything().display()
+    );
+    let (mut p, url) = endpoint(&["--server", "everything", "--", "sh", "-c", &script]);
+    initialized_session(&url);
+    initialized_session(&url);
+    let proxy = p.0.id();
+    let servers = common::children_of(proxy);
+    assert_eq!(servers.len(), 2, "one server per session: {servers:?}");
+
+    p.0.kill().unwrap(); // SIGKILL: no chance to clean up
+    p.0.wait().unwrap();
+    for server in servers {
+        let left = common::wait_for_group_gone(server, Duration::from_secs(5));
+        assert!(
+            left.is_empty(),
+            "still running 5 s after the proxy was killed: {left:?}"
+        );
+    }
+}

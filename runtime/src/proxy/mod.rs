@@ -3,6 +3,7 @@
 //! - [`session`]: transport-independent enforcement (decisions, requests in
 //!   flight, counters commit/rollback, `tools/list` filtering, strictness);
 //! - [`stdio`]: the stdio transport to a child process;
+//! - [`child`]: starting and stopping server processes (stdio, HTTP, scan);
 //! - [`respond`]: denials and JSON-RPC errors;
 //! - [`audit`]: the decision log;
 //! - [`metrics`]: Prometheus metrics;
@@ -10,6 +11,7 @@
 //! - [`log`]: stderr logging.
 
 pub mod audit;
+pub mod child;
 pub mod http;
 pub mod lines;
 pub mod log;

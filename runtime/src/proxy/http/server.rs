@@ -34,8 +34,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -49,6 +48,7 @@ use super::upstream::{self, Answer, Failure, HttpClient};
 use crate::json::{Val, Value};
 use crate::jsonrpc::{Envelope, INTERNAL_ERROR, INVALID_REQUEST};
 use crate::proxy::SUPPORTED_PROTOCOL_VERSIONS;
+use crate::proxy::child;
 use crate::proxy::lines::{Line, LineReader};
 use crate::proxy::log::Log;
 use crate::proxy::respond;
@@ -1403,19 +1403,7 @@ impl Server {
         router: Arc<Router>,
         id: String,
     ) -> Result<ChildHandle, String> {
-        let mut c = tokio::process::Command::new(&cmd[0]);
-        for var in crate::proxy::PROXY_SECRETS {
-            c.env_remove(var);
-        }
-        c.args(&cmd[1..])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = c
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", cmd[0].to_string_lossy()))?;
+        let (mut child, group) = child::spawn(cmd).map_err(|e| e.to_string())?;
         let log = self.log;
         let pid = child.id().unwrap_or(0);
         log.info(format_args!(
@@ -1423,7 +1411,6 @@ impl Server {
             &id[..8],
             cmd[0].to_string_lossy()
         ));
-        let pgid = Pid::from_raw(pid as i32);
         let child_in = child.stdin.take().expect("piped");
         let child_out = child.stdout.take().expect("piped");
         let max = self.opts.max_message_bytes;
@@ -1468,28 +1455,19 @@ impl Server {
                 }
             };
             let supervise = async {
-                let mut stop_rx = stop_rx;
-                let status = tokio::select! {
-                    s = child.wait() => s,
-                    _ = &mut stop_rx => {
-                        // stdin is closed by now: a well-behaved server exits.
-                        match tokio::time::timeout(grace, child.wait()).await {
-                            Ok(s) => s,
-                            Err(_) => {
-                                let _ = killpg(pgid, Signal::SIGTERM);
-                                match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-                                    Ok(s) => s,
-                                    Err(_) => {
-                                        let _ = killpg(pgid, Signal::SIGKILL);
-                                        child.wait().await
-                                    }
-                                }
-                            }
-                        }
-                    }
-                };
+                // Ending the session closes stdin, then fires `stop`.
+                let status = child::supervise(
+                    &mut child,
+                    group,
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                    grace,
+                    log,
+                )
+                .await;
                 // Nothing may outlive the server in its process group.
-                let _ = killpg(pgid, Signal::SIGTERM);
+                let _ = group.try_signal(Signal::SIGTERM);
                 status
             };
             let (_, status) = tokio::join!(
