@@ -122,6 +122,13 @@ pub fn spawn(argv: &[OsString]) -> std::io::Result<(tokio::process::Child, Group
             "no server command given after --",
         ));
     };
+    // The parent-death signal is bound to this thread (module documentation):
+    // on a current-thread runtime it is the thread that runs the runtime.
+    debug_assert!(
+        tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread),
+        "server processes are started from a current-thread runtime"
+    );
     let mut cmd = tokio::process::Command::from(command(argv));
     cmd.kill_on_drop(true);
     let child = cmd.spawn().map_err(|e| {

@@ -8,7 +8,8 @@
 //! closed and the child gets a grace period, then SIGTERM, then SIGKILL; when
 //! the child exits, requests still in flight get a JSON-RPC error, leftover
 //! processes of its group are terminated, and Portcullis exits with the
-//! child's exit code (128 + signal number if it was killed).
+//! child's exit code (128 + signal number if it was killed). Starting the
+//! child and the grace -> SIGTERM -> SIGKILL escalation are [`super::child`]'s.
 
 use std::ffi::OsString;
 use std::sync::Arc;
