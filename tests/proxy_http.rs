@@ -1162,3 +1162,81 @@ fn a_primed_stream_is_resumable_before_its_first_message() {
         "{body}"
     );
 }
+
+#[test]
+fn an_unsupported_protocol_version_is_refused_with_400_as_the_sdk_server_does() {
+    let server = common::server_everything().display().to_string();
+    let (_p, url) = endpoint(&["--server", "everything", "--", "node", &server]);
+    let sid = initialized_session(&url);
+    let session = ("Mcp-Session-Id", sid.as_str());
+    let list = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let accept_sse = ("Accept", "text/event-stream");
+
+    for good in ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"] {
+        let version = ("MCP-Protocol-Version", good);
+        let (status, _, body) = http(&url, "POST", &[JSON, ACCEPT, session, version], list);
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 200, "{good}: {body}");
+        assert!(body.contains("\"tools\""), "{good}: {body}");
+    }
+    // A future, a past and a made-up revision, and a well-formed date the
+    // SDK never spoke: syntax alone no longer passes.
+    for bad in ["2026-07-28", "2099-01-01", "2024-01-01", "latest"] {
+        let version = ("MCP-Protocol-Version", bad);
+        for (method, headers, body) in [
+            ("POST", vec![JSON, ACCEPT, session, version], &list[..]),
+            ("GET", vec![accept_sse, session, version], &b""[..]),
+            ("DELETE", vec![session, version], &b""[..]),
+        ] {
+            let (status, head, body) = http(&url, method, &headers, body);
+            let body = String::from_utf8_lossy(&body);
+            assert_eq!(status, 400, "{method} with {bad}: {head}\n{body}");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("content-type: application/json"),
+                "{head}"
+            );
+            assert!(
+                body.starts_with(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"#),
+                "{body}"
+            );
+            assert!(
+                body.contains(&format!("Unsupported protocol version: {bad} (supported versions: 2025-11-25, 2025-06-18, 2025-03-26, 2024-11-05, 2024-10-07)")),
+                "{body}"
+            );
+        }
+    }
+    // Refused requests ended nothing: the session still works.
+    let version = ("MCP-Protocol-Version", "2025-06-18");
+    let (status, _, body) = http(&url, "POST", &[JSON, ACCEPT, session, version], list);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // `initialize` is held to its body, not to its header (as the SDK's server).
+    let future = ("MCP-Protocol-Version", "2099-01-01");
+    let (status, _, body) = http(&url, "POST", &[JSON, ACCEPT, future], INIT.as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}
+
+#[test]
+fn a_killed_endpoint_takes_its_session_servers_with_it() {
+    // As in proxy_lifecycle: a real server led by a shell that would outlive it.
+    let script = format!(
+        "node '{}'; sleep 600",
+        common::server_everything().display()
+    );
+    let (mut p, url) = endpoint(&["--server", "everything", "--", "sh", "-c", &script]);
+    initialized_session(&url);
+    initialized_session(&url);
+    let proxy = p.0.id();
+    let servers = common::children_of(proxy);
+    assert_eq!(servers.len(), 2, "one server per session: {servers:?}");
+
+    p.0.kill().unwrap(); // SIGKILL: no chance to clean up
+    p.0.wait().unwrap();
+    for server in servers {
+        let left = common::wait_for_group_gone(server, Duration::from_secs(5));
+        assert!(
+            left.is_empty(),
+            "still running 5 s after the proxy was killed: {left:?}"
+        );
+    }
+}

@@ -340,3 +340,36 @@ fn flags_are_checked_like_interceptss() {
     assert_eq!(code, 1);
     assert!(err.contains("not `Name: value`"), "{err}");
 }
+
+/// `sh -c 'node server-everything; sleep 600'`: a real MCP server, led by a
+/// shell that outlives it (the server exits on stdin EOF, the shell does
+/// not), so only the parent-death signal stops the shell when the proxy is
+/// killed.
+fn lingering_server() -> String {
+    format!(
+        "node '{}'; sleep 600",
+        common::server_everything().display()
+    )
+}
+
+#[test]
+fn a_killed_proxy_takes_its_server_with_it() {
+    let script = lingering_server();
+    let mut p = Proxy::command("pdeathsig", &with(&["--", "sh", "-c", &script]));
+    let init = p.initialize();
+    assert!(init.contains("\"result\""), "{init}");
+    let proxy = p.child.id();
+    let server = common::wait_for_child(proxy, Duration::from_secs(10)).expect("the server runs");
+    assert!(
+        common::group_members(server).len() >= 2,
+        "the shell and node lead their own group"
+    );
+
+    p.child.kill().unwrap(); // SIGKILL: no chance to clean up
+    p.child.wait().unwrap();
+    let left = common::wait_for_group_gone(server, Duration::from_secs(5));
+    assert!(
+        left.is_empty(),
+        "still running 5 s after the proxy was killed: {left:?}"
+    );
+}

@@ -18,6 +18,8 @@ pub const PARSE_ERROR: i32 = -32700;
 pub const INVALID_REQUEST: i32 = -32600;
 /// JSON-RPC: the request's params are invalid.
 pub const INVALID_PARAMS: i32 = -32602;
+/// JSON-RPC: the proxy itself failed (not the upstream, not the request).
+pub const INTERNAL_ERROR: i32 = -32603;
 
 /// A message the proxy answers with a JSON-RPC error instead of forwarding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

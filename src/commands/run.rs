@@ -224,7 +224,10 @@ pub fn run(cli: Cli) -> i32 {
         Ok(p) => p,
         Err((msg, help)) => return fail(&msg, &help),
     };
-    let session_id = portcullis_runtime::proxy::random_session_id();
+    let session_id = match portcullis_runtime::proxy::random_session_id() {
+        Ok(n) => n,
+        Err(e) => return fail(&format!("cannot make a session id: {e}"), ""),
+    };
     let meta = policy.meta();
     let audit = match &a.audit_log {
         None => None,

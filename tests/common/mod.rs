@@ -246,3 +246,84 @@ pub fn wait_for_file(path: &Path, timeout: Duration) -> bool {
     }
     false
 }
+
+/// The `(pid, state, parent pid, process group)` of every process in
+/// /proc (state: `R`, `S`, `Z`, ...).
+fn processes() -> Vec<(u32, char, u32, u32)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue; // gone meanwhile
+        };
+        // `pid (comm) state ppid pgrp ...`: comm may hold spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split(' ').collect();
+        let (Some(state), Ok(ppid), Ok(pgrp)) = (
+            f[0].chars().next(),
+            f[1].parse::<u32>(),
+            f[2].parse::<u32>(),
+        ) else {
+            continue;
+        };
+        out.push((pid, state, ppid, pgrp));
+    }
+    out
+}
+
+/// The live (not zombie) children of process `pid`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.2 == pid && p.1 != 'Z')
+        .map(|p| p.0)
+        .collect()
+}
+
+/// The live (not zombie) processes of process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.3 == pgid && p.1 != 'Z')
+        .map(|p| p.0)
+        .collect()
+}
+
+/// Waits up to `timeout` for `pid`'s first live child.
+pub fn wait_for_child(pid: u32, timeout: Duration) -> Option<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(&c) = children_of(pid).first() {
+            return Some(c);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits up to `timeout` for process group `pgid` to have no live member;
+/// returns those still alive then (and SIGKILLs them, so that a failing
+/// test leaves nothing behind).
+pub fn wait_for_group_gone(pgid: u32, timeout: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = group_members(pgid);
+        if left.is_empty() {
+            return left;
+        }
+        if Instant::now() >= deadline {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

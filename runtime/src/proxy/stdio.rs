@@ -8,17 +8,18 @@
 //! closed and the child gets a grace period, then SIGTERM, then SIGKILL; when
 //! the child exits, requests still in flight get a JSON-RPC error, leftover
 //! processes of its group are terminated, and Portcullis exits with the
-//! child's exit code (128 + signal number if it was killed).
+//! child's exit code (128 + signal number if it was killed). Starting the
+//! child and the grace -> SIGTERM -> SIGKILL escalation are [`super::child`]'s.
 
 use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::mpsc;
 
+use super::child;
 use super::lines::{Line, LineReader};
 use super::log::Log;
 use super::respond;
@@ -72,49 +73,12 @@ async fn write_line(out: &mut (impl AsyncWrite + Unpin), line: &[u8]) -> std::io
     out.write_all(b"\n").await
 }
 
-fn signal_group(pgid: Option<Pid>, sig: Signal, log: Log) {
-    if let Some(pgid) = pgid {
-        match killpg(pgid, sig) {
-            Ok(()) => log.debug(format_args!(
-                "sent {sig} to the server's process group {pgid}"
-            )),
-            Err(nix::errno::Errno::ESRCH) => {}
-            Err(e) => log.warn(format_args!(
-                "could not send {sig} to process group {pgid}: {e}"
-            )),
-        }
-    }
-}
-
 /// Runs the proxy until the child exits; returns the exit code to use.
 pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io::Result<i32> {
-    let Some(program) = opts.command.first() else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "no server command given after --",
-        ));
-    };
-    let mut cmd = tokio::process::Command::new(program);
-    for var in super::PROXY_SECRETS {
-        cmd.env_remove(var);
-    }
-    cmd.args(&opts.command[1..])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        // Its own process group: signals reach the server and its children, not us twice.
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot start {}: {e}", program.to_string_lossy()),
-        )
-    })?;
-    let pgid = child.id().map(|p| Pid::from_raw(p as i32));
+    let (mut child, group) = child::spawn(&opts.command)?;
     log.info(format_args!(
         "started {} (pid {}), enforcing policy `{}` (sha256:{})",
-        program.to_string_lossy(),
+        opts.command[0].to_string_lossy(),
         child.id().unwrap_or(0),
         session.policy().meta().server,
         &session.policy().meta().digest[..16]
@@ -127,7 +91,7 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
     // client side passes its own answers (denials, errors) to the server side,
     // which is the only writer of our stdout.
     let (replies, mut replies_rx) = mpsc::channel::<Vec<u8>>(1024);
-    let (client_closed_tx, mut client_closed) = tokio::sync::oneshot::channel::<()>();
+    let (client_closed_tx, client_closed) = tokio::sync::oneshot::channel::<()>();
     let (child_eof_tx, child_eof) = tokio::sync::oneshot::channel::<()>();
     let max = opts.max_message_bytes;
 
@@ -253,36 +217,27 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut signals_seen = 0u32;
-    let mut deadline: Option<(tokio::time::Instant, Signal)> = None;
+    let exit = child::supervise(
+        &mut child,
+        group,
+        async {
+            let _ = client_closed.await;
+            log.info(format_args!("client closed stdin"));
+        },
+        opts.grace,
+        log,
+    );
+    tokio::pin!(exit);
     let status = loop {
-        let sleep = async {
-            match deadline {
-                Some((at, _)) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            status = child.wait() => break status?,
+            status = &mut exit => break status?,
             _ = sigint.recv() => {
                 signals_seen += 1;
-                signal_group(pgid, if signals_seen > 1 { Signal::SIGKILL } else { Signal::SIGINT }, log);
+                group.signal(if signals_seen > 1 { Signal::SIGKILL } else { Signal::SIGINT }, log);
             }
             _ = sigterm.recv() => {
                 signals_seen += 1;
-                signal_group(pgid, if signals_seen > 1 { Signal::SIGKILL } else { Signal::SIGTERM }, log);
-            }
-            _ = &mut client_closed, if deadline.is_none() => {
-                log.info(format_args!("client closed stdin; waiting up to {:?} for the server to exit", opts.grace));
-                deadline = Some((tokio::time::Instant::now() + opts.grace, Signal::SIGTERM));
-            }
-            () = sleep => {
-                let (_, sig) = deadline.expect("a deadline is set");
-                log.warn(format_args!("the server did not exit in time; sending {sig}"));
-                signal_group(pgid, sig, log);
-                deadline = match sig {
-                    Signal::SIGTERM => Some((tokio::time::Instant::now() + Duration::from_secs(5), Signal::SIGKILL)),
-                    _ => Some((tokio::time::Instant::now() + Duration::from_secs(3600), Signal::SIGKILL)),
-                };
+                group.signal(if signals_seen > 1 { Signal::SIGKILL } else { Signal::SIGTERM }, log);
             }
         }
     };
@@ -290,7 +245,7 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
     // grandchild may hold the pipe open: do not wait for it for long).
     let _ = tokio::time::timeout(Duration::from_secs(2), child_eof).await;
     // Nothing may outlive the server in its process group.
-    signal_group(pgid, Signal::SIGTERM, log);
+    group.signal(Signal::SIGTERM, log);
     let code = match (
         status.code(),
         std::os::unix::process::ExitStatusExt::signal(&status),

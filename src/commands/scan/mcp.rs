@@ -5,11 +5,12 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use portcullis_runtime::json::{Strictness, Val, Value, validate};
+use portcullis_runtime::proxy::child::Group;
 
 /// The protocol version scan asks for.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -227,19 +228,10 @@ pub struct StdioServer {
 impl StdioServer {
     /// Starts `command` with stdin and stdout piped, stderr inherited.
     pub fn start(command: &[OsString], timeout: Duration) -> Result<StdioServer, String> {
-        use std::os::unix::process::CommandExt;
         let program = command[0].to_string_lossy().into_owned();
-        let mut cmd = Command::new(&command[0]);
-        // The proxy's own secrets are not the scanned server's business.
-        for var in portcullis_runtime::proxy::PROXY_SECRETS {
-            cmd.env_remove(var);
-        }
-        let mut child = cmd
-            .args(&command[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .process_group(0)
+        // Started as the proxy starts servers: without the proxy's secrets,
+        // in a process group of its own, killed if `scan` dies.
+        let mut child = portcullis_runtime::proxy::child::command(command)
             .spawn()
             .map_err(|e| format!("cannot start `{program}`: {e}"))?;
         let stdin = child.stdin.take();
@@ -300,10 +292,9 @@ impl StdioServer {
     }
 
     fn stop(&mut self) {
-        use nix::sys::signal::{Signal, killpg};
-        use nix::unistd::Pid;
+        use nix::sys::signal::Signal;
         self.stdin = None; // EOF: a well-behaved server exits now
-        let pgid = Pid::from_raw(self.child.id() as i32);
+        let group = Group::of(self.child.id());
         let wait = |child: &mut Child, limit: Duration| {
             let deadline = Instant::now() + limit;
             loop {
@@ -316,16 +307,18 @@ impl StdioServer {
                 std::thread::sleep(Duration::from_millis(20));
             }
         };
+        // The proxy's escalation (child::supervise), blocking and with
+        // shorter waits: a scan is interactive.
         if !wait(&mut self.child, Duration::from_secs(2)) {
-            let _ = killpg(pgid, Signal::SIGTERM);
+            let _ = group.try_signal(Signal::SIGTERM);
             if !wait(&mut self.child, Duration::from_secs(2)) {
-                let _ = killpg(pgid, Signal::SIGKILL);
+                let _ = group.try_signal(Signal::SIGKILL);
                 let _ = self.child.kill();
                 let _ = self.child.wait();
             }
         }
         // Whatever the server started in its group and left behind.
-        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = group.try_signal(Signal::SIGKILL);
     }
 }
 

@@ -34,8 +34,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -47,7 +46,9 @@ use super::sse;
 use super::stdio_client::UpstreamOptions;
 use super::upstream::{self, Answer, Failure, HttpClient};
 use crate::json::{Val, Value};
-use crate::jsonrpc::{Envelope, INVALID_REQUEST};
+use crate::jsonrpc::{Envelope, INTERNAL_ERROR, INVALID_REQUEST};
+use crate::proxy::SUPPORTED_PROTOCOL_VERSIONS;
+use crate::proxy::child;
 use crate::proxy::lines::{Line, LineReader};
 use crate::proxy::log::Log;
 use crate::proxy::respond;
@@ -159,6 +160,10 @@ type Body = BoxBody<Bytes, Infallible>;
 const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// JSON-RPC's implementation-defined server error: the code the SDK's server
+/// gives a refused `MCP-Protocol-Version`.
+const SERVER_ERROR: i32 = -32000;
 
 /// The endpoint's state.
 struct Server {
@@ -625,14 +630,6 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     while set.join_next().await.is_some() {}
 }
 
-fn new_session_id() -> String {
-    format!(
-        "{:016x}{:016x}",
-        crate::proxy::random_session_id(),
-        crate::proxy::random_session_id().rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15
-    )
-}
-
 impl Server {
     async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         if req.uri().path() != "/mcp" {
@@ -694,14 +691,13 @@ impl Server {
                 return r;
             }
         }
-        if let Some(v) = header(&req, &MCP_PROTOCOL_VERSION)
-            && !valid_protocol_version(v)
+        // The version rides on every request of a session (the one that
+        // `initialize` negotiated in its body). `initialize` itself is not
+        // held to its header, as the SDK's server does not hold it.
+        if req.headers().contains_key(&MCP_SESSION_ID)
+            && let Err(r) = check_protocol_version(&req)
         {
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                INVALID_REQUEST,
-                "Bad Request: invalid MCP-Protocol-Version header",
-            );
+            return r;
         }
         match *req.method() {
             Method::POST => self.post(req).await,
@@ -863,9 +859,23 @@ impl Server {
             ));
         }
         let _ = body;
-        let session_no = crate::proxy::random_session_id();
+        let (session_no, id) = match (
+            crate::proxy::random_session_id(),
+            crate::proxy::random_http_session_id(),
+        ) {
+            (Ok(n), Ok(id)) => (n, id),
+            (Err(e), _) | (_, Err(e)) => {
+                self.log.warn(format_args!(
+                    "refused a new session: no random session id ({e})"
+                ));
+                return Err(http_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    INTERNAL_ERROR,
+                    "Internal Server Error: cannot make a session id",
+                ));
+            }
+        };
         let session = Arc::new((self.factory)(session_no));
-        let id = new_session_id();
         let fail = |why: String| {
             self.log.warn(format_args!("cannot start a session: {why}"));
             let id = first.raw_id.as_deref();
@@ -1393,19 +1403,7 @@ impl Server {
         router: Arc<Router>,
         id: String,
     ) -> Result<ChildHandle, String> {
-        let mut c = tokio::process::Command::new(&cmd[0]);
-        for var in crate::proxy::PROXY_SECRETS {
-            c.env_remove(var);
-        }
-        c.args(&cmd[1..])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = c
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", cmd[0].to_string_lossy()))?;
+        let (mut child, group) = child::spawn(cmd).map_err(|e| e.to_string())?;
         let log = self.log;
         let pid = child.id().unwrap_or(0);
         log.info(format_args!(
@@ -1413,7 +1411,6 @@ impl Server {
             &id[..8],
             cmd[0].to_string_lossy()
         ));
-        let pgid = Pid::from_raw(pid as i32);
         let child_in = child.stdin.take().expect("piped");
         let child_out = child.stdout.take().expect("piped");
         let max = self.opts.max_message_bytes;
@@ -1458,28 +1455,19 @@ impl Server {
                 }
             };
             let supervise = async {
-                let mut stop_rx = stop_rx;
-                let status = tokio::select! {
-                    s = child.wait() => s,
-                    _ = &mut stop_rx => {
-                        // stdin is closed by now: a well-behaved server exits.
-                        match tokio::time::timeout(grace, child.wait()).await {
-                            Ok(s) => s,
-                            Err(_) => {
-                                let _ = killpg(pgid, Signal::SIGTERM);
-                                match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-                                    Ok(s) => s,
-                                    Err(_) => {
-                                        let _ = killpg(pgid, Signal::SIGKILL);
-                                        child.wait().await
-                                    }
-                                }
-                            }
-                        }
-                    }
-                };
+                // Ending the session closes stdin, then fires `stop`.
+                let status = child::supervise(
+                    &mut child,
+                    group,
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                    grace,
+                    log,
+                )
+                .await;
                 // Nothing may outlive the server in its process group.
-                let _ = killpg(pgid, Signal::SIGTERM);
+                let _ = group.try_signal(Signal::SIGTERM);
                 status
             };
             let (_, status) = tokio::join!(
@@ -1510,9 +1498,37 @@ impl Server {
     }
 }
 
-/// MCP-Protocol-Version values look like `2025-06-18`: visible ASCII, short.
-fn valid_protocol_version(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic())
+/// Every `MCP-Protocol-Version` header of `req` names a version of
+/// [`SUPPORTED_PROTOCOL_VERSIONS`] (none: the client means the version it
+/// negotiated); Err is the 400 to answer, worded as the SDK's server words it.
+fn check_protocol_version(req: &Request<Incoming>) -> Result<(), Response<Body>> {
+    let supported = |v: &HeaderValue| {
+        v.to_str()
+            .is_ok_and(|v| SUPPORTED_PROTOCOL_VERSIONS.contains(&v))
+    };
+    let Some(bad) = req
+        .headers()
+        .get_all(&MCP_PROTOCOL_VERSION)
+        .iter()
+        .find(|v| !supported(v))
+    else {
+        return Ok(());
+    };
+    // Echo what was sent (visible ASCII only, shortened): it says what the
+    // client got wrong, and it is escaped into the JSON body.
+    let shown = match bad.to_str() {
+        Ok(s) if s.len() <= 64 => s,
+        Ok(_) => "(too long)",
+        Err(_) => "(not visible ASCII)",
+    };
+    Err(http_error(
+        StatusCode::BAD_REQUEST,
+        SERVER_ERROR,
+        &format!(
+            "Bad Request: Unsupported protocol version: {shown} (supported versions: {})",
+            SUPPORTED_PROTOCOL_VERSIONS.join(", ")
+        ),
+    ))
 }
 
 fn join_array(parts: &[Vec<u8>]) -> Vec<u8> {
