@@ -638,7 +638,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    fn one(partition: u64) -> [ReserveRequest; 1] {
+    fn one(partition: u128) -> [ReserveRequest; 1] {
         [ReserveRequest {
             counter: CounterRef {
                 spec: &DAILY,
