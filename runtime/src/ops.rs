@@ -242,9 +242,10 @@ pub const INLINE_MEMBERS: usize = 32;
 /// another customer's partition and exhaust that budget. Aiming at a given
 /// partition here is a second preimage of truncated SHA-256 (2^127 work),
 /// and unlike a keyed hash it needs no key shared between the proxies of a
-/// deployment: every store and process agrees by construction. Costs a few
-/// hundred nanoseconds per partitioned counter, with no allocation (objects
-/// of more than [`INLINE_MEMBERS`] members aside).
+/// deployment: every store and process agrees by construction. Costs one
+/// SHA-256 over the value (plus one per object member) per partitioned
+/// counter, with no allocation (objects of more than [`INLINE_MEMBERS`]
+/// members aside).
 pub fn partition_of(a: Option<Val<'_>>) -> u128 {
     let mut h = Canon::new();
     match a {
