@@ -356,3 +356,87 @@ fn a_new_database_locked_by_another_process_is_waited_for_at_start_up() {
         "waited the busy timeout: {waited:?}"
     );
 }
+
+/// A per-argument limit on an object argument, end to end with the real
+/// binary and a real SQLite file: the object rewritten (spacing, key order,
+/// escapes, number spelling), even by a restarted proxy, is the same value
+/// and gets no fresh budget; another object does. The counter is stored
+/// under a 128-bit argument partition (32 hex digits).
+#[test]
+fn a_reformatted_object_argument_gets_no_fresh_budget_across_proxies() {
+    let dir = temp_dir("sqlite-partition");
+    let policy = dir.join("limited.policy");
+    std::fs::write(
+        &policy,
+        "server limited {\n  tool echo {\n    limit 2 per 2d by args.account -> \"At most 2 echoes per account\"\n  }\n}\n",
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let call = |p: &mut Proxy, id: u64, account: &str| {
+        p.call(
+            id,
+            "echo",
+            &format!(r#"{{"message":"call {id}","account":{account}}}"#),
+        )
+    };
+    let reached = |p: &Proxy, id: u64| {
+        p.server_received()
+            .iter()
+            .any(|l| l.contains(&format!("call {id}\"")))
+    };
+
+    let mut first = proxy("sqlite-partition-1", &policy, &state);
+    call(
+        &mut first,
+        1,
+        r#"{"org":"acme","ids":[1,2],"tier":{"n":3}}"#,
+    );
+    call(
+        &mut first,
+        2,
+        r#"{ "tier" : { "n" : 3e0 } , "ids" : [ 1 , 2.0 ] , "org" : "acme" }"#,
+    );
+    assert!(reached(&first, 1) && reached(&first, 2), "two allowed");
+    let (code, err) = first.finish();
+    assert_eq!(code, 0, "{err}");
+
+    let mut second = proxy("sqlite-partition-2", &policy, &state);
+    let denied = call(
+        &mut second,
+        3,
+        "{\"ids\":[10e-1,2],\t \"\\u006frg\":\"\\u0061cme\",\t\"tier\":{\"n\":300e-2}}",
+    );
+    assert!(is_denial(&denied), "the same account, respelled: {denied}");
+    assert!(denied.contains("At most 2 echoes per account"), "{denied}");
+    assert!(
+        !reached(&second, 3),
+        "a denied call never reaches the server"
+    );
+    call(
+        &mut second,
+        4,
+        r#"{"org":"acme","ids":[2,1],"tier":{"n":3}}"#,
+    );
+    assert!(reached(&second, 4), "another account (array order counts)");
+    let (code, err) = second.finish();
+    assert_eq!(code, 0, "{err}");
+
+    let keys = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             for (k,) in sqlite3.connect(sys.argv[1]).execute('SELECT DISTINCT key FROM counters ORDER BY key'): print(k)\n",
+        ])
+        .arg(state.join("portcullis-counters.sqlite"))
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&keys.stdout);
+    let partitions: Vec<&str> = keys.lines().filter_map(|k| k.rsplit('#').next()).collect();
+    assert_eq!(partitions.len(), 2, "two accounts: {keys}");
+    for p in partitions {
+        assert!(
+            p.len() == 32 && p.chars().all(|c| c.is_ascii_hexdigit()) && p.as_bytes()[0] >= b'8',
+            "a 128-bit argument partition: {keys}"
+        );
+    }
+}
