@@ -99,11 +99,12 @@ enum Opening {
     Refused(String),
 }
 
-/// One attempt: connect, switch to WAL, create the schema if it is missing.
-fn open_db(path: &Path) -> Result<Db, Opening> {
+/// One attempt: connect, switch to WAL, create the schema if it is missing,
+/// waiting at most `wait` for a lock held elsewhere.
+fn open_db(path: &Path, wait: Duration) -> Result<Db, Opening> {
     let at = |step: &'static str| move |e: rusqlite::Error| Opening::Sqlite(step, e);
     let conn = Connection::open(path).map_err(at("opening the file"))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
+    conn.busy_timeout(wait)
         .map_err(at("setting the busy timeout"))?;
     // WAL: readers do not block the writer, and a commit is an append.
     let mode: String = conn
@@ -151,6 +152,10 @@ fn open_db(path: &Path) -> Result<Db, Opening> {
         }
     }
     tx.commit().map_err(at("creating the schema"))?;
+    // From now on every wait is the full busy timeout (what `waits` says).
+    db.conn
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(at("setting the busy timeout"))?;
     Ok(db)
 }
 
@@ -174,7 +179,10 @@ impl SqliteStore {
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
         let db = loop {
-            match open_db(&path) {
+            // Each attempt waits in SQLite's busy handler only for what is
+            // left of the budget, so start-up gives up after BUSY_TIMEOUT in all.
+            let left = BUSY_TIMEOUT.saturating_sub(started.elapsed());
+            match open_db(&path, left) {
                 Ok(db) => break db,
                 Err(Opening::Sqlite(_, e)) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
                     // Jittered, growing pauses: racing processes do not retry in lockstep.
