@@ -502,7 +502,7 @@ impl Gen<'_> {
     fn partition(&self, partition: &Partition, slots: &mut Slots) -> TokenStream {
         match partition {
             Partition::Global => quote!(0),
-            Partition::Session => quote!(env.session),
+            Partition::Session => quote!(u128::from(env.session)),
             Partition::Arg(path) => {
                 let f = Slots::field(slots.slot(path));
                 quote!(ops::partition_of(a.#f))

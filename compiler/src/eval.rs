@@ -99,7 +99,7 @@ impl Evaluator {
         let spec = &self.meta.counters[id.0 as usize];
         let partition = match &self.ir.counter(id).partition {
             Partition::Global => 0,
-            Partition::Session => env.session,
+            Partition::Session => u128::from(env.session),
             Partition::Arg(p) => ops::partition_of(arg(call, p)),
         };
         CounterRef { spec, partition }

@@ -294,8 +294,9 @@ pub const fn counter_id(key: &str, window: Window) -> u64 {
 pub struct CounterRef {
     /// The counter.
     pub spec: &'static CounterSpec,
-    /// Session or argument hash for partitioned counters, 0 otherwise.
-    pub partition: u64,
+    /// 0 for counters every caller shares; the session id (below 2^64) for
+    /// `by session`; [`crate::ops::partition_of`] (top bit set) for `by args.x`.
+    pub partition: u128,
 }
 
 /// A request to add `amount` to a counter if the result stays within `limit`.
@@ -612,7 +613,7 @@ impl Cell {
 }
 
 /// (counter id, partition).
-type CellKey = (u64, u64);
+type CellKey = (u64, u128);
 
 /// A keyed, fast hasher for cell keys. Partitions are derived from
 /// caller-chosen values, so the seed is random per process: nobody can

@@ -20,6 +20,8 @@
 
 use std::cmp::Ordering;
 
+use sha2::{Digest, Sha256};
+
 use crate::json::{JStr, Num, Val};
 
 /// Exact, typed equality of two present values (see the module docs).
@@ -214,52 +216,145 @@ pub fn amount(a: Option<Val<'_>>) -> Result<u64, AmountFault> {
     }
 }
 
-/// A stable 64-bit key for a per-argument counter partition (FNV-1a over a
-/// canonical form: `1e3` and `1000` share a partition, `"a\u0062"` and `"ab"` too).
-/// A missing argument has its own partition.
-pub fn partition_of(a: Option<Val<'_>>) -> u64 {
-    let mut h = Fnv64::new();
+/// Set in every argument partition: they print as 32 hex digits in storage
+/// keys and never meet 0 (counters every caller shares) or a session id
+/// (below 2^64).
+pub const ARG_PARTITION: u128 = 1 << 127;
+
+/// Objects with at most this many members are canonicalised on the stack;
+/// larger ones (absurd as tool arguments) sort their member digests in a
+/// heap buffer: still correct, but that decision allocates.
+pub const INLINE_MEMBERS: usize = 32;
+
+/// The counter partition of a per-argument limit (`by args.x`): SHA-256 of
+/// the value's canonical form, truncated to 128 bits, with [`ARG_PARTITION`]
+/// set. A missing argument has its own partition.
+///
+/// Canonical form: equal values share a partition whatever their spelling.
+/// Numbers by exact value (`1e2` = `100`), strings by code points after JSON
+/// escapes (`"a\u0062"` = `"ab"`), arrays element by element in order,
+/// objects as the sorted multiset of their members' digests (key order and
+/// whitespace are irrelevant), recursively. Distinct types stay distinct
+/// (`1` is not `"1"`, `[1]` is not `1`).
+///
+/// Why a cryptographic hash: the values are chosen by the agent, and with a
+/// fast unkeyed hash it could search offline for a value that lands in
+/// another customer's partition and exhaust that budget. Aiming at a given
+/// partition here is a second preimage of truncated SHA-256 (2^127 work),
+/// and unlike a keyed hash it needs no key shared between the proxies of a
+/// deployment: every store and process agrees by construction. Costs one
+/// SHA-256 over the value (plus one per object member) per partitioned
+/// counter, with no allocation (objects of more than [`INLINE_MEMBERS`]
+/// members aside).
+pub fn partition_of(a: Option<Val<'_>>) -> u128 {
+    let mut h = Canon::new();
     match a {
         None => h.byte(0),
-        Some(Val::Null) => h.byte(1),
-        Some(Val::Bool(b)) => {
-            h.byte(2);
-            h.byte(u8::from(b));
-        }
-        Some(Val::Num(n)) => {
-            h.byte(3);
-            n.canonical(|b| h.byte(b));
-        }
-        Some(Val::Str(s)) => {
-            h.byte(4);
-            for c in s.chars() {
-                for b in (c as u32).to_le_bytes() {
-                    h.byte(b);
-                }
-            }
-        }
-        Some(Val::Array(x)) => {
-            h.byte(5);
-            x.as_bytes().iter().for_each(|&b| h.byte(b));
-        }
-        Some(Val::Object(o)) => {
-            h.byte(6);
-            o.as_bytes().iter().for_each(|&b| h.byte(b));
-        }
+        Some(v) => h.value(v),
     }
-    // Never 0: 0 is the partition of unpartitioned counters.
-    h.0.max(1)
+    u128::from_be_bytes(h.digest()) | ARG_PARTITION
 }
 
-struct Fnv64(u64);
+/// Type tags of the canonical form (0 is a missing argument).
+const NULL: u8 = 1;
+const BOOL: u8 = 2;
+const NUM: u8 = 3;
+const STR: u8 = 4;
+const ARRAY: u8 = 5;
+const OBJECT: u8 = 6;
+/// Ends an array: no value starts with it.
+const END: u8 = 0xff;
 
-impl Fnv64 {
-    fn new() -> Fnv64 {
-        Fnv64(0xcbf2_9ce4_8422_2325)
+/// Streams a value's canonical form into SHA-256 through a block buffer.
+/// Every encoding is self-delimiting, so a sequence of them is unambiguous:
+/// a number's canonical form is `0` or ends in a fixed-width exponent,
+/// a string ends with `u32::MAX` (no code point), an array with [`END`],
+/// an object is a count and fixed-width digests.
+struct Canon {
+    sha: Sha256,
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Canon {
+    fn new() -> Canon {
+        Canon {
+            sha: Sha256::new(),
+            buf: [0; 64],
+            len: 0,
+        }
     }
+
     fn byte(&mut self, b: u8) {
-        self.0 ^= u64::from(b);
-        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        if self.len == self.buf.len() {
+            self.sha.update(self.buf);
+            self.len = 0;
+        }
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|&b| self.byte(b));
+    }
+
+    /// The first 128 bits of the SHA-256 of everything fed.
+    fn digest(mut self) -> [u8; 16] {
+        self.sha.update(&self.buf[..self.len]);
+        let full = self.sha.finalize();
+        let mut out = [0; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+
+    fn string(&mut self, s: JStr<'_>) {
+        for c in s.chars() {
+            self.bytes(&(c as u32).to_le_bytes());
+        }
+        self.bytes(&u32::MAX.to_le_bytes());
+    }
+
+    fn value(&mut self, v: Val<'_>) {
+        match v {
+            Val::Null => self.byte(NULL),
+            Val::Bool(b) => self.bytes(&[BOOL, u8::from(b)]),
+            Val::Num(n) => {
+                self.byte(NUM);
+                n.canonical(|b| self.byte(b));
+            }
+            Val::Str(s) => {
+                self.byte(STR);
+                self.string(s);
+            }
+            Val::Array(x) => {
+                self.byte(ARRAY);
+                x.iter().for_each(|e| self.value(e.val()));
+                self.byte(END);
+            }
+            Val::Object(o) => {
+                self.byte(OBJECT);
+                // Each member hashed on its own, the digests sorted: the
+                // same bytes in whatever order the members were written.
+                let n = o.len();
+                let mut inline = [[0u8; 16]; INLINE_MEMBERS];
+                let mut spilled = Vec::new();
+                let digests: &mut [[u8; 16]] = if n <= INLINE_MEMBERS {
+                    &mut inline[..n]
+                } else {
+                    spilled.resize(n, [0u8; 16]);
+                    &mut spilled
+                };
+                for (d, (key, value)) in digests.iter_mut().zip(o.members()) {
+                    let mut m = Canon::new();
+                    m.string(key);
+                    m.value(value.val());
+                    *d = m.digest();
+                }
+                digests.sort_unstable();
+                self.bytes(&(n as u64).to_le_bytes());
+                digests.iter().for_each(|d| self.bytes(d));
+            }
+        }
     }
 }
 
@@ -352,18 +447,101 @@ mod tests {
         assert_eq!(amount(None), Err(AmountFault::Missing));
     }
 
+    fn p(text: &str) -> u128 {
+        partition_of(Some(v(text)))
+    }
+
     #[test]
     fn partitions_follow_values_not_spelling() {
-        assert_eq!(partition_of(Some(v("1e3"))), partition_of(Some(v("1000"))));
+        assert_eq!(p("1e3"), p("1000"));
+        assert_eq!(p("1e2"), p("100.0"));
+        assert_eq!(p("\"a\\u0062\""), p("\"ab\""));
+        assert_ne!(p("\"c1\""), p("\"c2\""));
+        assert_ne!(p("1"), p("\"1\""));
+        assert_ne!(partition_of(None), p("null"));
+        // Never 0 (shared counters) nor a session id (below 2^64).
+        for x in [partition_of(None), p("0"), p("{}"), p("[]")] {
+            assert!(x & ARG_PARTITION != 0 && x > u128::from(u64::MAX));
+        }
+    }
+
+    #[test]
+    fn arrays_and_objects_are_partitioned_by_canonical_value() {
+        // Whitespace, key order, escapes and number spelling, at any depth.
+        let same = [
+            r#"{"a":1,"b":[true,null,"x"]}"#,
+            r#"{ "a" : 1 , "b" : [ true , null , "x" ] }"#,
+            r#"{"b":[true,null,"\u0078"],"a":1e0}"#,
+            "{\n\t\"b\": [true, null, \"x\"],\r\n \"\\u0061\": 10e-1\n}",
+        ];
+        for s in same {
+            assert_eq!(p(s), p(same[0]), "{s}");
+        }
         assert_eq!(
-            partition_of(Some(v("\"a\\u0062\""))),
-            partition_of(Some(v("\"ab\"")))
+            p(r#"{"o":{"y":2,"x":{"q":[1,{"k":"v","j":0}]}}}"#),
+            p(r#"{"o":{"x":{"q":[1.0,{"j":0e5,"k":"v"}]},"y":2}}"#)
         );
-        assert_ne!(
-            partition_of(Some(v("\"c1\""))),
-            partition_of(Some(v("\"c2\"")))
+        assert_eq!(p("[1, 2]"), p("[1,2]"));
+        assert_eq!(p("[ ]"), p("[]"));
+        assert_eq!(p("{ }"), p("{}"));
+
+        // Different values, different partitions.
+        let distinct = [
+            "[1,2]",
+            "[2,1]",
+            "[1]",
+            "[[1]]",
+            "[1,[2]]",
+            "[[1],2]",
+            "[]",
+            "[[]]",
+            "{}",
+            r#"{"a":[1]}"#,
+            r#"{"a":1}"#,
+            r#"{"a":"1"}"#,
+            r#"{"b":1}"#,
+            r#"{"a":1,"b":2}"#,
+            r#"{"a":2,"b":1}"#,
+            r#"{"a":{"b":1}}"#,
+            r#"{"ab":1}"#,
+            r#"{"a":null}"#,
+            r#"["a",1]"#,
+            r#"["a1"]"#,
+            r#"["a","1"]"#,
+            r#"[{"a":1}]"#,
+            "[null]",
+            "[\"\"]",
+            "1",
+            "\"[1,2]\"",
+            "null",
+            "true",
+            "false",
+        ];
+        for (i, x) in distinct.iter().enumerate() {
+            for y in &distinct[i + 1..] {
+                assert_ne!(p(x), p(y), "{x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn large_objects_are_canonical_too() {
+        // Past the inline buffer: the heap fallback sorts the same way.
+        let members: Vec<String> = (0..INLINE_MEMBERS + 5)
+            .map(|i| format!("\"k{i}\":{i}"))
+            .collect();
+        let forward = format!("{{{}}}", members.join(","));
+        let backward = format!(
+            "{{{}}}",
+            members
+                .iter()
+                .rev()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" , ")
         );
-        assert_ne!(partition_of(Some(v("1"))), partition_of(Some(v("\"1\""))));
-        assert_ne!(partition_of(None), 0);
+        assert_eq!(p(&forward), p(&backward));
+        let changed = forward.replace("\"k3\":3", "\"k3\":4");
+        assert_ne!(p(&forward), p(&changed));
     }
 }

@@ -29,7 +29,7 @@ static SLIDE: CounterSpec = CounterSpec::new(
     Scope::Session,
 );
 
-fn req(spec: &'static CounterSpec, partition: u64, amount: u64, limit: u64) -> ReserveRequest {
+fn req(spec: &'static CounterSpec, partition: u128, amount: u64, limit: u64) -> ReserveRequest {
     ReserveRequest {
         counter: CounterRef { spec, partition },
         amount,
@@ -169,10 +169,12 @@ pub fn rollback_never_goes_below_zero<S: Counters>(m: &S, settle: &dyn Fn(&S)) {
     );
 }
 
-/// Partitions of one counter do not share units.
+/// Partitions of one counter do not share units, over all 128 bits (an
+/// argument partition and a session id with the same low 64 bits too).
 pub fn partitions_are_separate_counters(m: &dyn Counters) {
     let mut tk = Ticket::EMPTY;
-    for p in [1u64, 2, u64::MAX] {
+    let arg = crate::ops::ARG_PARTITION;
+    for p in [1u128, 2, u128::from(u64::MAX), arg | 1, u128::MAX] {
         assert_eq!(
             m.reserve(&[req(&SLIDE, p, 2, 2)], at(0), &mut tk),
             Ok(ReserveOutcome::Reserved)

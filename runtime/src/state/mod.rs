@@ -330,8 +330,10 @@ impl Drop for Store {
 /// e.g. `prod:everything/_global.rate#minute#0000000000000000`. The counter
 /// key is the policy's (`<server>/<scope>.<counter>`); the window name is
 /// [`Window::storage_name`](crate::counters::Window::storage_name); the
-/// partition is 16 hex digits (0 for counters every caller shares, a session
-/// id or an argument value's stable hash otherwise).
+/// partition is 16 hex digits for 0 (counters every caller shares) and
+/// session ids, 32 for per-argument partitions ([`crate::ops::partition_of`]
+/// sets their top bit), so the keys of the first two kept their form when
+/// argument partitions widened from 64 to 128 bits.
 pub fn storage_key(prefix: &str, counter: CounterRef) -> String {
     format!(
         "{prefix}{}#{}#{:016x}",
@@ -432,6 +434,17 @@ mod tests {
                 }
             ),
             "srv/t.c#90000ms#00000000000000ab"
+        );
+        // An argument partition: 128 bits, top bit set, 32 hex digits.
+        assert_eq!(
+            storage_key(
+                "",
+                CounterRef {
+                    spec: &S,
+                    partition: crate::ops::ARG_PARTITION | 0xab
+                }
+            ),
+            "srv/t.c#90000ms#800000000000000000000000000000ab"
         );
     }
 }

@@ -32,7 +32,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
@@ -91,66 +91,121 @@ fn err(e: rusqlite::Error) -> StateError {
     StateError(format!("sqlite: {e}"))
 }
 
+/// Why one attempt at opening the database failed.
+enum Opening {
+    /// SQLite failed at this step (retried while it is SQLITE_BUSY).
+    Sqlite(&'static str, rusqlite::Error),
+    /// The file cannot be used (not WAL, a newer schema): never retried.
+    Refused(String),
+}
+
+/// One attempt: connect, switch to WAL, create the schema if it is missing,
+/// waiting at most `wait` for a lock held elsewhere.
+fn open_db(path: &Path, wait: Duration) -> Result<Db, Opening> {
+    let at = |step: &'static str| move |e: rusqlite::Error| Opening::Sqlite(step, e);
+    let conn = Connection::open(path).map_err(at("opening the file"))?;
+    conn.busy_timeout(wait)
+        .map_err(at("setting the busy timeout"))?;
+    // WAL: readers do not block the writer, and a commit is an append.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(at("switching to WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Opening::Refused(format!(
+            "the counter database {} cannot use WAL mode (journal mode {mode}); is the directory on a network file system?",
+            path.display()
+        )));
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_BACKSTOP};"
+    ))
+    .map_err(at("setting pragmas"))?;
+    let mut db = Db { conn, waits: true };
+    let tx = db
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(at("locking to create the schema"))?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(at("reading the schema version"))?;
+    match version {
+        0 => {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS counters (
+                     key TEXT NOT NULL,
+                     bucket INTEGER NOT NULL,
+                     value INTEGER NOT NULL,
+                     expires INTEGER NOT NULL,
+                     PRIMARY KEY (key, bucket)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX IF NOT EXISTS counters_expires ON counters (expires);
+                 PRAGMA user_version = 1;",
+            )
+            .map_err(at("creating the schema"))?;
+        }
+        SCHEMA_VERSION => {}
+        v => {
+            return Err(Opening::Refused(format!(
+                "the counter database {} has schema version {v}, newer than this Portcullis knows ({SCHEMA_VERSION})",
+                path.display()
+            )));
+        }
+    }
+    tx.commit().map_err(at("creating the schema"))?;
+    // From now on every wait is the full busy timeout (what `waits` says).
+    db.conn
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(at("setting the busy timeout"))?;
+    Ok(db)
+}
+
 impl SqliteStore {
     /// Opens (creating it and the directory if needed) the store in `dir`.
     /// `prefix` goes in front of every key.
+    ///
+    /// Proxies started together on a new directory race to create the file,
+    /// switch it to WAL and create the schema. SQLite does not call the busy
+    /// handler at every step of that (switching the journal mode, for one,
+    /// fails at once with SQLITE_BUSY while another connection has the file
+    /// open), so the whole sequence is retried, on a fresh connection, until
+    /// it succeeds or [`BUSY_TIMEOUT`] has passed. Every step is idempotent
+    /// (`journal_mode=WAL` on a WAL file, the schema created in one
+    /// `BEGIN IMMEDIATE` transaction only while `user_version` is 0), so
+    /// retrying after another process finished it is safe.
     pub fn open(dir: &Path, prefix: &str) -> Result<SqliteStore, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create the state directory {}: {e}", dir.display()))?;
         let path = dir.join(FILE_NAME);
-        let fail = |e: rusqlite::Error| {
-            format!("cannot open the counter database {}: {e}", path.display())
-        };
-        let conn = Connection::open(&path).map_err(fail)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
-        // WAL: readers do not block the writer, and a commit is an append.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(fail)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(format!(
-                "the counter database {} cannot use WAL mode (journal mode {mode}); is the directory on a network file system?",
-                path.display()
-            ));
-        }
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_BACKSTOP};"
-        ))
-        .map_err(fail)?;
-        let mut db = Db { conn, waits: true };
-        {
-            let tx = db
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(fail)?;
-            let version: i64 = tx
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .map_err(fail)?;
-            match version {
-                0 => {
-                    tx.execute_batch(
-                        "CREATE TABLE IF NOT EXISTS counters (
-                             key TEXT NOT NULL,
-                             bucket INTEGER NOT NULL,
-                             value INTEGER NOT NULL,
-                             expires INTEGER NOT NULL,
-                             PRIMARY KEY (key, bucket)
-                         ) WITHOUT ROWID;
-                         CREATE INDEX IF NOT EXISTS counters_expires ON counters (expires);
-                         PRAGMA user_version = 1;",
-                    )
-                    .map_err(fail)?;
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let db = loop {
+            // Each attempt waits in SQLite's busy handler only for what is
+            // left of the budget, so start-up gives up after BUSY_TIMEOUT in all.
+            let left = BUSY_TIMEOUT.saturating_sub(started.elapsed());
+            match open_db(&path, left) {
+                Ok(db) => break db,
+                Err(Opening::Sqlite(_, e)) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
+                    // Jittered, growing pauses: racing processes do not retry in lockstep.
+                    let jitter = Duration::from_micros(u64::from(std::process::id() % 997));
+                    std::thread::sleep(pause + jitter);
+                    pause = (pause * 2).min(Duration::from_millis(50));
                 }
-                SCHEMA_VERSION => {}
-                v => {
+                Err(Opening::Sqlite(step, e)) if is_busy(&e) => {
                     return Err(format!(
-                        "the counter database {} has schema version {v}, newer than this Portcullis knows ({SCHEMA_VERSION})",
+                        "cannot open the counter database {}: still locked by another connection after {} s ({step}): {e}",
+                        path.display(),
+                        BUSY_TIMEOUT.as_secs()
+                    ));
+                }
+                Err(Opening::Sqlite(step, e)) => {
+                    return Err(format!(
+                        "cannot open the counter database {} ({step}): {e}",
                         path.display()
                     ));
                 }
+                Err(Opening::Refused(message)) => return Err(message),
             }
-            tx.commit().map_err(fail)?;
-        }
+        };
         let store = SqliteStore {
             conn: Mutex::new(db),
             path,
@@ -591,7 +646,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    fn one(partition: u64) -> [ReserveRequest; 1] {
+    fn one(partition: u128) -> [ReserveRequest; 1] {
         [ReserveRequest {
             counter: CounterRef {
                 spec: &DAILY,

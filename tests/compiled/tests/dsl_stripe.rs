@@ -207,3 +207,58 @@ fn the_stripe_example_behaves_as_specified() {
         assert_eq!(total, 1_000_000, "{engine}: exactly the cap");
     }
 }
+
+/// `by args.customer` with an object value: rewriting the object (spaces,
+/// key order, escapes, number spelling) is the same customer, so it gets no
+/// fresh budget; a different object is a different customer. Both engines.
+#[test]
+fn a_reformatted_object_argument_gets_no_fresh_budget() {
+    let spellings = [
+        r#"{"id":"c1","tier":2,"tags":["a",{"k":1}]}"#,
+        r#"{ "id" : "c1" , "tier" : 2 , "tags" : [ "a" , { "k" : 1 } ] }"#,
+        r#"{"tags":[ "a",{"k":1.0}],"tier":2e0,"id":"c1"}"#,
+        r#"{"tier":20e-1,"tags":["\u0061",{"\u006b":10e-1}],"id":"\u0063\u0031"}"#,
+    ];
+    for (engine, policy) in engines() {
+        let start = UnixMillis::parse_rfc3339("2026-05-04T09:00:00Z").unwrap().0;
+        let mut run = Run {
+            policy: policy.as_ref(),
+            counters: MemoryCounters::new(),
+            now: start,
+        };
+        let charge =
+            |customer: &str| format!(r#"{{"amount":1000,"currency":"usd","customer":{customer}}}"#);
+        for i in 0..10 {
+            run.now = start + 60_000 * (i + 1);
+            let customer = spellings[i as usize % spellings.len()];
+            let r = run.call("create_charge", &charge(customer));
+            assert_eq!(
+                r.0,
+                Effect::Allow,
+                "{engine}: charge {} ({customer}): {r:?}",
+                i + 1
+            );
+        }
+        run.now = start + 60_000 * 11;
+        for customer in spellings {
+            let r = run.call("create_charge", &charge(customer));
+            assert_eq!(
+                (r.0, r.2.as_str()),
+                (Effect::Deny, "At most 10 charges per customer per hour"),
+                "{engine}: {customer} is the same customer"
+            );
+        }
+        for other in [
+            r#"{"id":"c2","tier":2,"tags":["a",{"k":1}]}"#,
+            r#"{"id":"c1","tier":2,"tags":[{"k":1},"a"]}"#,
+            r#"{"id":"c1","tier":2,"tags":["a",{"k":[1]}]}"#,
+        ] {
+            let r = run.call("create_charge", &charge(other));
+            assert_eq!(
+                r.0,
+                Effect::Allow,
+                "{engine}: {other} is another customer: {r:?}"
+            );
+        }
+    }
+}

@@ -7,7 +7,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use portcullis_compiled::compiled;
+use portcullis_compiled::{compiled, compiled_dsl};
 use portcullis_runtime::counters::{Counters, MemoryCounters, UnixMillis};
 use portcullis_runtime::jsonrpc::parse_tool_call;
 use portcullis_runtime::policy::{Effect, Env, FailMode, Outcome, Policy};
@@ -57,6 +57,7 @@ fn decisions_do_not_allocate() {
     let regex = compiled("op-regex-flags-and-lines").expect("compiled");
     let nested = compiled("path-nested").expect("compiled");
     let hidden = compiled("rl-default-deny-and-hidden-calls-not-counted").expect("compiled");
+    let dsl_stripe = compiled_dsl("stripe").expect("compiled");
     let everything: Vec<(&dyn Policy, String)> = vec![
         (
             stripe,
@@ -118,6 +119,32 @@ fn decisions_do_not_allocate() {
             nested,
             line(16, "send", r#"{"recipient": "a@example.com"}"#),
         ),
+        // Per-argument limits on object and array values (canonicalised,
+        // keys sorted, on the stack).
+        (
+            dsl_stripe,
+            line(
+                21,
+                "create_charge",
+                r#"{"amount": 100, "currency": "usd", "customer": {"id": "c1", "tags": ["a", {"k": 1}]}}"#,
+            ),
+        ),
+        (
+            dsl_stripe,
+            line(
+                22,
+                "create_charge",
+                r#"{"amount": 100, "currency": "usd", "customer": { "tags" : [ "\u0061", {"k": 1e0} ], "id": "c1" }}"#,
+            ),
+        ),
+        (
+            dsl_stripe,
+            line(
+                23,
+                "create_charge",
+                r#"{"amount": 100, "currency": "eur", "customer": [1, "c2", null, {"z": {}, "a": []}]}"#,
+            ),
+        ),
         (hidden, line(17, "secret", r#"{}"#)),
         (hidden, line(18, "unlisted", r#"{}"#)),
         (hidden, line(19, "ok", r#"{}"#)),
@@ -126,7 +153,7 @@ fn decisions_do_not_allocate() {
     // One metrics registry with every policy's rule table, and some tools
     // registered as a tools/list answer would (the rest count as "(other)").
     let metrics = Metrics::new(stripe.meta());
-    for p in [regex, nested, hidden] {
+    for p in [regex, nested, hidden, dsl_stripe] {
         metrics.policy(p.meta());
     }
     for tool in ["create_charge", "create_refund", "ci", "send", "secret"] {
