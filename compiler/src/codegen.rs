@@ -1051,3 +1051,29 @@ impl Gen<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(segments: &[&str]) -> ArgPath {
+        ArgPath {
+            segments: segments.iter().map(|s| s.to_string()).collect(),
+            loc: crate::ir::Loc(Default::default()),
+        }
+    }
+
+    #[test]
+    fn argument_fields_are_named_after_their_path_and_never_collide() {
+        let mut slots = Slots::new();
+        let nested = slots.slot(&path(&["customer", "id"]));
+        let flat = slots.slot(&path(&["customer_id"]));
+        let odd = slots.slot(&path(&["Type", "x-y"]));
+        assert_eq!(nested, "arg_customer_id");
+        assert_eq!(flat, "arg_customer_id_2");
+        assert_eq!(odd, "arg_type_x_y");
+        // The same path is the same field.
+        assert_eq!(slots.slot(&path(&["customer", "id"])), "arg_customer_id");
+        assert_eq!(slots.names.len(), 3);
+    }
+}
