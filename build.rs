@@ -82,6 +82,15 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // An empty table would reach rustc as a constant index out of bounds.
+    let test_paths: Vec<&str> = tests.iter().map(|t| t.path.as_str()).collect();
+    let shown = dir.display().to_string();
+    if let Some((message, help)) =
+        portcullis_compiler::no_policy_error(&shown, &inputs, &test_paths, set.servers.len())
+    {
+        eprintln!("error: {message}\n  = help: {help}");
+        std::process::exit(1);
+    }
     if std::env::var("PORTCULLIS_TEST_ON_BUILD").is_ok_and(|v| v == "1") {
         test_on_build(&set, &tests);
     }

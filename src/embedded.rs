@@ -2,7 +2,6 @@
 
 use portcullis_runtime::Policy;
 
-#[allow(missing_docs, dead_code, clippy::all, clippy::pedantic)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/policies.rs"));
 }

@@ -110,34 +110,58 @@ struct Trie {
     children: BTreeMap<String, Trie>,
 }
 
+/// The argument values a decision function reads: one field of its `Args`
+/// struct per path, named after the path (`args.customer.id` is
+/// `customer_id`) so a reviewer can follow a check back to its argument.
 struct Slots {
     trie: Trie,
-    count: usize,
+    names: Vec<Ident>,
 }
 
 impl Slots {
     fn new() -> Slots {
         Slots {
             trie: Trie::default(),
-            count: 0,
+            names: Vec::new(),
         }
     }
 
-    fn slot(&mut self, path: &ArgPath) -> usize {
+    /// The field holding `path`'s value, added on first use.
+    fn slot(&mut self, path: &ArgPath) -> Ident {
         let mut node = &mut self.trie;
         for seg in &path.segments {
             node = node.children.entry(seg.clone()).or_default();
         }
         if let Some(s) = node.slot {
-            return s;
+            return self.names[s].clone();
         }
-        node.slot = Some(self.count);
-        self.count += 1;
-        self.count - 1
+        node.slot = Some(self.names.len());
+        let name = Self::unique_name(&path.segments, &self.names);
+        self.names.push(name.clone());
+        name
     }
 
-    fn field(i: usize) -> Ident {
-        format_ident!("s{}", i)
+    /// `arg_` and the path's segments in snake case (any other character
+    /// becomes `_`), with `_2`, `_3`, ... when two paths spell the same.
+    fn unique_name(segments: &[String], taken: &[Ident]) -> Ident {
+        let mut base = String::from("arg");
+        for seg in segments {
+            base.push('_');
+            base.extend(seg.chars().map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            }));
+        }
+        let mut name = base.clone();
+        let mut n = 1;
+        while taken.iter().any(|t| *t == name) {
+            n += 1;
+            name = format!("{base}_{n}");
+        }
+        format_ident!("{}", name)
     }
 
     /// Every slot under `node` (to reset when a member repeats).
@@ -147,7 +171,7 @@ impl Slots {
     }
 
     /// The statements filling the slots of `node`'s children from `obj` (an `Object`).
-    fn fill(node: &Trie, obj: TokenStream, depth: usize) -> TokenStream {
+    fn fill(&self, node: &Trie, obj: TokenStream, depth: usize) -> TokenStream {
         if node.children.is_empty() {
             return quote!();
         }
@@ -159,21 +183,26 @@ impl Slots {
             let idx = i as u32 + 1;
             let name = Literal::byte_string(name.as_bytes());
             key_arms.push(quote!(#name => #idx));
+            // A repeated member replaces what an earlier one set below it
+            // (last one wins, as in a JSON object read into a map).
             let mut reset = Vec::new();
-            Slots::all(child, &mut reset);
+            child
+                .children
+                .values()
+                .for_each(|c| Slots::all(c, &mut reset));
             let resets = reset.iter().map(|&s| {
-                let f = Slots::field(s);
+                let f = &self.names[s];
                 quote!(a.#f = None;)
             });
             let own = child.slot.map(|s| {
-                let f = Slots::field(s);
+                let f = &self.names[s];
                 quote!(a.#f = Some(#v.val());)
             });
             let nested = if child.children.is_empty() {
                 quote!()
             } else {
                 let inner = format_ident!("o{}", depth);
-                let body = Slots::fill(child, quote!(#inner), depth + 1);
+                let body = self.fill(child, quote!(#inner), depth + 1);
                 quote! {
                     if let Val::Object(#inner) = #v.val() {
                         #body
@@ -202,6 +231,57 @@ impl Slots {
 struct Gen<'p> {
     p: &'p ServerPolicy,
     regex_names: Vec<Ident>,
+    /// Rules the generated code names; only these get a constant.
+    used_rules: std::cell::RefCell<std::collections::BTreeSet<RuleId>>,
+}
+
+impl Gen<'_> {
+    /// The constant naming rule `id` (see [`Gen::rule_consts`]).
+    fn rule_ref(&self, id: RuleId) -> Ident {
+        self.used_rules.borrow_mut().insert(id);
+        rule_const_name(self.p, id)
+    }
+
+    /// One constant per rule the code names, documented with the rule's
+    /// label, name and `file:line` (the file name only: a policy directory
+    /// is flat, and the generated code must not depend on the checkout path).
+    fn rule_consts(&self, meta: &portcullis_runtime::policy::PolicyMeta) -> Vec<TokenStream> {
+        self.used_rules
+            .borrow()
+            .iter()
+            .map(|&id| {
+                let info = &meta.rules[id.0 as usize];
+                let file = info.file.rsplit(['/', '\\']).next().unwrap_or(info.file);
+                let doc = lit(&format!(
+                    " {} {:?} ({file}:{})",
+                    info.label, info.name, info.line
+                ));
+                let name = rule_const_name(self.p, id);
+                let n = id.0;
+                quote! {
+                    #[doc = #doc]
+                    const #name: RuleId = RuleId(#n);
+                }
+            })
+            .collect()
+    }
+}
+
+/// `R<id>_<NAME>`: the rule's id (unique) and its name in upper snake case.
+fn rule_const_name(p: &ServerPolicy, id: RuleId) -> Ident {
+    let words: Vec<String> = p
+        .rule(id)
+        .name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let name = if words.is_empty() {
+        format!("R{}", id.0)
+    } else {
+        format!("R{}_{}", id.0, words.join("_"))
+    };
+    format_ident!("{}", name)
 }
 
 fn server_module(
@@ -275,7 +355,11 @@ fn server_module(
         }
         regex_names.push(name);
     }
-    let g = Gen { p, regex_names };
+    let g = Gen {
+        p,
+        regex_names,
+        used_rules: Default::default(),
+    };
     let (server, file, dialect, digest) = (
         lit(&p.name),
         lit(meta.file),
@@ -286,26 +370,70 @@ fn server_module(
     // Hidden tools: exact names in a match, patterns after it.
     let mut hide_exact = Vec::new();
     let mut hide_other = Vec::new();
+    let mut hide_all = None;
     for h in &p.hidden {
-        let id = h.rule.0;
+        let id = h.rule;
         match &h.pattern {
             NamePattern::Exact(n) => {
-                if !hide_exact.iter().any(|(x, _): &(String, u32)| x == n) {
+                if !hide_exact.iter().any(|(x, _): &(String, RuleId)| x == n) {
                     hide_exact.push((n.clone(), id));
                 }
             }
-            NamePattern::All => hide_other.push(quote!(return Some(RuleId(#id));)),
+            // Every tool is hidden: later patterns are never reached.
+            NamePattern::All if hide_all.is_none() => hide_all = Some(g.rule_ref(id)),
+            NamePattern::All => {}
+            NamePattern::Glob(_) if hide_all.is_some() => {}
             NamePattern::Glob(gl) => {
-                let gl = lit(gl);
-                hide_other
-                    .push(quote!(if ops::glob_match(#gl, tool) { return Some(RuleId(#id)); }));
+                let (gl, r) = (lit(gl), g.rule_ref(id));
+                hide_other.push(quote!(if ops::glob_match(#gl, tool) { return Some(#r); }));
             }
         }
     }
-    let hide_arms = hide_exact.iter().map(|(n, id)| {
-        let n = lit(n);
-        quote!(#n => return Some(RuleId(#id)),)
-    });
+    let hide_arms: Vec<TokenStream> = hide_exact
+        .iter()
+        .map(|(n, id)| {
+            let (n, r) = (lit(n), g.rule_ref(*id));
+            quote!(#n => return Some(#r),)
+        })
+        .collect();
+    // No hidden tools: no lookup at all, rather than an empty one.
+    let (hidden_fn, hidden_check, is_hidden) =
+        if hide_arms.is_empty() && hide_other.is_empty() && hide_all.is_none() {
+            (quote!(), quote!(), quote!(false))
+        } else {
+            let lookup = if hide_arms.is_empty() {
+                quote!()
+            } else {
+                quote!(match tool { #(#hide_arms)* _ => {} })
+            };
+            let fallback = match &hide_all {
+                Some(r) => quote!(Some(#r)),
+                None => quote!(None),
+            };
+            let body = quote! {
+                #lookup
+                #(#hide_other)*
+                #fallback
+            };
+            let tool = if hide_arms.is_empty() && hide_other.is_empty() {
+                quote!(_)
+            } else {
+                quote!(tool)
+            };
+            (
+                quote! {
+                    fn hidden(#tool: &str) -> Option<RuleId> {
+                        #body
+                    }
+                },
+                quote! {
+                    if let Some(rule) = hidden(call.name()) {
+                        return Decision::deny(Outcome::Hidden, rule, "");
+                    }
+                },
+                quote!(hidden(tool).is_some()),
+            )
+        };
 
     // Tool functions: one per exact name, plus one for every other name.
     let mut names: Vec<&str> = Vec::new();
@@ -333,8 +461,23 @@ fn server_module(
     }
     let dispatch = dispatch(&targets);
     fns.push(g.unlisted_fn());
+    let rule_consts = g.rule_consts(&meta);
+    let is_hidden_param = if hidden_fn.is_empty() {
+        quote!(_)
+    } else {
+        quote!(tool)
+    };
+    let module_doc = lit(&format!(
+        " Server `{}`, from `{}`.",
+        p.name,
+        meta.file.rsplit(['/', '\\']).next().unwrap_or(meta.file)
+    ));
     quote! {
-        #[allow(unused_imports, unused_variables, unused_mut, unreachable_code, clippy::all)]
+        #[doc = #module_doc]
+        // The code mirrors the policy: a rule denies when `!(all conditions)`
+        // (nonminimal_bool), and argument extraction is a `match` on member
+        // names even when a tool reads a single one (single_match).
+        #[allow(clippy::nonminimal_bool, clippy::single_match)]
         pub mod #m {
             use portcullis_runtime::prelude::*;
 
@@ -354,30 +497,21 @@ fn server_module(
                 rules: &RULES,
                 counters: &COUNTERS,
             };
+            #(#rule_consts)*
             #(#regex_statics)*
-
-            fn hidden(tool: &str) -> Option<RuleId> {
-                match tool {
-                    #(#hide_arms)*
-                    _ => {}
-                }
-                #(#hide_other)*
-                None
-            }
+            #hidden_fn
 
             impl Policy for Compiled {
                 fn meta(&self) -> &PolicyMeta {
                     &META
                 }
 
-                fn is_hidden(&self, tool: &str) -> bool {
-                    hidden(tool).is_some()
+                fn is_hidden(&self, #is_hidden_param: &str) -> bool {
+                    #is_hidden
                 }
 
                 fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-                    if let Some(rule) = hidden(call.name()) {
-                        return Decision::deny(Outcome::Hidden, rule, "");
-                    }
+                    #hidden_check
                     #dispatch
                 }
             }
@@ -434,6 +568,9 @@ fn dispatch(targets: &[Target]) -> TokenStream {
         });
         quote!(match bytes[#best] { #(#arms)* _ => unlisted(call, env), })
     }
+    if targets.is_empty() {
+        return quote!(unlisted(call, env));
+    }
     if targets.len() <= 8 {
         let all: Vec<&Target> = targets.iter().collect();
         let m = leaf(&all);
@@ -452,6 +589,48 @@ fn dispatch(targets: &[Target]) -> TokenStream {
         let bytes = name.as_bytes();
         match bytes.len() { #(#arms)* _ => unlisted(call, env), }
     }}
+}
+
+/// The parameter names of a decision function with this body: `_` for one
+/// the body does not read, so the generated code needs no `allow`.
+fn params(body: &TokenStream) -> (TokenStream, TokenStream) {
+    fn uses(ts: &TokenStream, name: &str) -> bool {
+        ts.clone().into_iter().any(|t| match t {
+            proc_macro2::TokenTree::Ident(i) => i == name,
+            proc_macro2::TokenTree::Group(g) => uses(&g.stream(), name),
+            _ => false,
+        })
+    }
+    let param = |name: &str| {
+        if uses(body, name) {
+            let i = format_ident!("{}", name);
+            quote!(#i)
+        } else {
+            quote!(_)
+        }
+    };
+    (param("call"), param("env"))
+}
+
+/// The code of a list of rules: checks, then limits.
+#[derive(Default)]
+struct Body {
+    checks: Vec<TokenStream>,
+    limits: Vec<TokenStream>,
+    /// The unconditional deny the checks end in (an expression).
+    denies: Option<TokenStream>,
+}
+
+/// The counter phase: reserve every limit, or allow outright when there is none.
+fn finish(limits: &[TokenStream]) -> TokenStream {
+    if limits.is_empty() {
+        return quote!(Limits::new().finish(env));
+    }
+    quote! {
+        let mut limits = Limits::new();
+        #(#limits)*
+        limits.finish(env)
+    }
 }
 
 /// Locals a rule's check needs before its condition is evaluated.
@@ -504,7 +683,7 @@ impl Gen<'_> {
             Partition::Global => quote!(0),
             Partition::Session => quote!(u128::from(env.session)),
             Partition::Arg(path) => {
-                let f = Slots::field(slots.slot(path));
+                let f = slots.slot(path);
                 quote!(ops::partition_of(a.#f))
             }
         }
@@ -519,7 +698,7 @@ impl Gen<'_> {
     fn operand(&self, o: &Operand, slots: &mut Slots, pre: &Prelude) -> TokenStream {
         match o {
             Operand::Arg(path) => {
-                let f = Slots::field(slots.slot(path));
+                let f = slots.slot(path);
                 quote!(a.#f)
             }
             Operand::Const(c) => {
@@ -614,7 +793,11 @@ impl Gen<'_> {
     fn check_code(&self, id: RuleId, slots: &mut Slots) -> Option<TokenStream> {
         let rule = self.p.rule(id);
         let check = rule.check.as_ref()?;
-        let rid = id.0;
+        let rid = self.rule_ref(id);
+        if matches!(check.deny_when, Expr::Bool(true)) {
+            let msg = lit(&check.message);
+            return Some(quote!(Decision::deny(Outcome::Check, #rid, #msg)));
+        }
         let mut pre = Prelude {
             stmts: Vec::new(),
             counters: BTreeMap::new(),
@@ -629,7 +812,7 @@ impl Gen<'_> {
             let cref = self.counter_ref(c, slots);
             pre.stmts.push(quote! {
                 let Some(#v) = env.read(#cref) else {
-                    return Decision::state_unavailable(RuleId(#rid));
+                    return Decision::state_unavailable(#rid);
                 };
                 let mut #b = [0u8; 20];
                 let #name = Some(Val::Num(num_from_u64(#v, &mut #b)));
@@ -644,7 +827,7 @@ impl Gen<'_> {
                     }
                     let i = pre.lens.len();
                     let (buf, name) = (format_ident!("lb{}", i), format_ident!("len{}", i));
-                    let f = Slots::field(slots.slot(path));
+                    let f = slots.slot(path);
                     pre.stmts.push(quote! {
                         let mut #buf = [0u8; 20];
                         let #name = match ops::len(a.#f) {
@@ -663,7 +846,7 @@ impl Gen<'_> {
             {
                 #(#stmts)*
                 if #cond {
-                    return Decision::deny(Outcome::Check, RuleId(#rid), #msg);
+                    return Decision::deny(Outcome::Check, #rid, #msg);
                 }
             }
         })
@@ -672,7 +855,7 @@ impl Gen<'_> {
     fn limit_code(&self, id: RuleId, slots: &mut Slots) -> Option<TokenStream> {
         let rule = self.p.rule(id);
         let limit = rule.limit.as_ref()?;
-        let rid = id.0;
+        let rid = self.rule_ref(id);
         let cref = self.counter_ref(limit.counter, slots);
         let max = limit.max;
         let msg = lit(&limit.message);
@@ -683,40 +866,56 @@ impl Gen<'_> {
                 missing_message,
                 invalid_message,
             } => {
-                let f = Slots::field(slots.slot(path));
+                let f = slots.slot(path);
                 let (missing, invalid) = (lit(missing_message), lit(invalid_message));
                 quote! {
                     match ops::amount(a.#f) {
                         Ok(n) => n,
-                        Err(ops::AmountFault::Missing) => return Decision::deny(Outcome::BadAmount, RuleId(#rid), #missing),
-                        Err(ops::AmountFault::Invalid) => return Decision::deny(Outcome::BadAmount, RuleId(#rid), #invalid),
+                        Err(ops::AmountFault::Missing) => return Decision::deny(Outcome::BadAmount, #rid, #missing),
+                        Err(ops::AmountFault::Invalid) => return Decision::deny(Outcome::BadAmount, #rid, #invalid),
                     }
                 }
             }
         };
         Some(quote! {
-            limits.push(RuleId(#rid), #cref, #amount, #max, #msg);
+            limits.push(#rid, #cref, #amount, #max, #msg);
         })
     }
 
-    fn body(&self, rules: &[RuleId], slots: &mut Slots) -> (Vec<TokenStream>, Vec<TokenStream>) {
-        let checks = rules
-            .iter()
-            .filter_map(|&r| self.check_code(r, slots))
-            .collect();
-        let limits = rules
+    /// The checks and limits of `rules`, in order, and whether the checks
+    /// end in an unconditional deny. Nothing after such a deny is emitted:
+    /// no later rule and no limit can ever run.
+    fn body(&self, rules: &[RuleId], slots: &mut Slots) -> Body {
+        let mut body = Body::default();
+        for &r in rules {
+            let code = self.check_code(r, slots);
+            if self
+                .p
+                .rule(r)
+                .check
+                .as_ref()
+                .is_some_and(|c| matches!(c.deny_when, Expr::Bool(true)))
+            {
+                body.denies = code;
+                return body;
+            }
+            body.checks.extend(code);
+        }
+        body.limits = rules
             .iter()
             .filter_map(|&r| self.limit_code(r, slots))
             .collect();
-        (checks, limits)
+        body
     }
 
+    /// The `Args` struct and the statements filling it; nothing when the
+    /// function reads no argument.
     fn args_struct(name: &Ident, slots: &Slots) -> (TokenStream, TokenStream) {
-        let fields = (0..slots.count).map(|i| {
-            let f = Slots::field(i);
-            quote!(#f: Option<Val<'a>>)
-        });
-        let fill = Slots::fill(&slots.trie, quote!(args), 0);
+        if slots.names.is_empty() {
+            return (quote!(), quote!());
+        }
+        let fields = slots.names.iter().map(|f| quote!(#f: Option<Val<'a>>));
+        let fill = slots.fill(&slots.trie, quote!(args), 0);
         let def = quote! {
             #[derive(Default)]
             struct #name<'a> {
@@ -734,19 +933,26 @@ impl Gen<'_> {
 
     fn tool_fn(&self, f: &Ident, tool: &str, rules: &[RuleId]) -> TokenStream {
         let mut slots = Slots::new();
-        let (checks, limits) = self.body(rules, &mut slots);
+        let Body {
+            checks,
+            limits,
+            denies,
+        } = self.body(rules, &mut slots);
+        let tail = denies.unwrap_or_else(|| finish(&limits));
         let args_name = format_ident!("Args{}", f.to_string().trim_start_matches("tool_"));
         let (def, extract) = Self::args_struct(&args_name, &slots);
         let doc = lit(&format!("`{tool}`"));
+        let body = quote! {
+            #extract
+            #(#checks)*
+            #tail
+        };
+        let (call, env) = params(&body);
         quote! {
             #def
             #[doc = #doc]
-            fn #f(call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-                #extract
-                #(#checks)*
-                let mut limits = Limits::new();
-                #(#limits)*
-                limits.finish(env)
+            fn #f(#call: &ToolCall<'_>, #env: &Env<'_>) -> Decision {
+                #body
             }
         }
     }
@@ -781,39 +987,93 @@ impl Gen<'_> {
                 quote!(ops::glob_match(#g, call.name()))
             });
             matched.push(quote!(let #m = #(#tests)||*;));
-            let (c, l) = self.body(rules, &mut slots);
-            checks.push(quote!(if #m { #(#c)* }));
-            limits.push(quote!(if #m { #(#l)* }));
+            let Body {
+                checks: c,
+                limits: l,
+                denies,
+            } = self.body(rules, &mut slots);
+            let deny = denies.map(|d| quote!(return #d;));
+            if !c.is_empty() || deny.is_some() {
+                checks.push(quote!(if #m { #(#c)* #deny }));
+            }
+            if !l.is_empty() {
+                limits.push(quote!(if #m { #(#l)* }));
+            }
         }
-        let (wc, wl) = self.body(&self.p.wildcard, &mut slots);
+        let wildcard = self.body(&self.p.wildcard, &mut slots);
+        let wc = &wildcard.checks;
+        let tail = match &wildcard.denies {
+            Some(deny) => deny.clone(),
+            None => {
+                let mut all = limits;
+                all.extend(wildcard.limits.iter().cloned());
+                finish(&all)
+            }
+        };
         let any: Vec<Ident> = globs
             .iter()
             .map(|(i, _, _)| format_ident!("m{}", i))
             .collect();
-        let default_rule = self.p.default_rule.0;
         let gate = match self.p.default {
-            Posture::Deny => quote! {
-                if !(false #(|| #any)*) {
-                    return Decision::deny(Outcome::NotPermitted, RuleId(#default_rule), "");
+            Posture::Deny if !globs.is_empty() => {
+                let default_rule = self.rule_ref(self.p.default_rule);
+                quote! {
+                    if !(#(#any)||*) {
+                        return Decision::deny(Outcome::NotPermitted, #default_rule, "");
+                    }
                 }
-            },
-            Posture::Allow => quote!(),
+            }
+            Posture::Deny | Posture::Allow => quote!(),
         };
-        let (def, extract) = Self::args_struct(&format_ident!("ArgsUnlisted"), &slots);
-        quote! {
-            #def
-            /// Every tool no exact name matched.
-            fn unlisted(call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+        let (mut def, extract) = Self::args_struct(&format_ident!("ArgsUnlisted"), &slots);
+        let body = if globs.is_empty() && self.p.default == Posture::Deny {
+            // Nothing but the default applies to an unlisted tool.
+            let default_rule = self.rule_ref(self.p.default_rule);
+            def = quote!();
+            quote!(Decision::deny(Outcome::NotPermitted, #default_rule, ""))
+        } else {
+            quote! {
                 #(#matched)*
                 #gate
                 #extract
                 #(#checks)*
                 #(#wc)*
-                let mut limits = Limits::new();
-                #(#limits)*
-                #(#wl)*
-                limits.finish(env)
+                #tail
+            }
+        };
+        let (call, env) = params(&body);
+        quote! {
+            #def
+            /// Every tool no exact name matched.
+            fn unlisted(#call: &ToolCall<'_>, #env: &Env<'_>) -> Decision {
+                #body
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(segments: &[&str]) -> ArgPath {
+        ArgPath {
+            segments: segments.iter().map(|s| s.to_string()).collect(),
+            loc: crate::ir::Loc(Default::default()),
+        }
+    }
+
+    #[test]
+    fn argument_fields_are_named_after_their_path_and_never_collide() {
+        let mut slots = Slots::new();
+        let nested = slots.slot(&path(&["customer", "id"]));
+        let flat = slots.slot(&path(&["customer_id"]));
+        let odd = slots.slot(&path(&["Type", "x-y"]));
+        assert_eq!(nested, "arg_customer_id");
+        assert_eq!(flat, "arg_customer_id_2");
+        assert_eq!(odd, "arg_type_x_y");
+        // The same path is the same field.
+        assert_eq!(slots.slot(&path(&["customer", "id"])), "arg_customer_id");
+        assert_eq!(slots.names.len(), 3);
     }
 }

@@ -137,6 +137,56 @@ pub fn load_dir(dir: &Path, display_prefix: Option<&str>) -> std::io::Result<Vec
         .collect()
 }
 
+/// The error for a policy directory that yields no server policy, or None
+/// when it yields at least one. A binary built from such a directory would
+/// enforce nothing (and its policy table would be empty), so the build stops
+/// with this, naming what the directory does hold: nothing, only policy
+/// tests, or only policy-language fragments. `dir` is the directory as shown,
+/// `inputs` its policy files, `tests` its `*.test.yaml` paths and `servers`
+/// how many server policies compiled. Returns (message, help).
+pub fn no_policy_error(
+    dir: &str,
+    inputs: &[Input],
+    tests: &[&str],
+    servers: usize,
+) -> Option<(String, String)> {
+    if servers > 0 {
+        return None;
+    }
+    let names =
+        |paths: &mut dyn Iterator<Item = &str>| paths.map(file_name).collect::<Vec<_>>().join(", ");
+    let elsewhere = "or set PORTCULLIS_ENV (policies/<env>/) or PORTCULLIS_POLICY_DIR to a directory that has one";
+    Some(if !inputs.is_empty() {
+        (
+            format!(
+                "no server policy in {dir}: {} only hold{} fragments (policy-language files without a `server` block, which enforce nothing on their own)",
+                names(&mut inputs.iter().map(|i| i.path.as_str())),
+                if inputs.len() == 1 { "s" } else { "" }
+            ),
+            format!(
+                "add a `<server>.policy` with `server <name> {{ ... }}` that includes them, or a `<server>.yaml`, {elsewhere}"
+            ),
+        )
+    } else if !tests.is_empty() {
+        (
+            format!(
+                "no policy files in {dir}, only policy tests ({})",
+                names(&mut tests.iter().copied())
+            ),
+            format!(
+                "add the policy they test beside them (`<server>.yaml` for `<server>.test.yaml`), {elsewhere}"
+            ),
+        )
+    } else {
+        (
+            format!("no policy files in {dir}"),
+            format!(
+                "add `<server>.yaml` (or `.yml`, `.policy`), one file per MCP server named after it, {elsewhere}"
+            ),
+        )
+    })
+}
+
 /// True for a file that holds a server policy.
 pub fn is_policy_path(p: &Path) -> bool {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();

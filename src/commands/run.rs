@@ -56,9 +56,9 @@ pub fn select_policy(
                     format!("this binary embeds: {}", names()),
                 )
             }),
-        None => match embedded::POLICIES.len() {
-            1 => Ok(embedded::POLICIES[0]),
-            0 => Err((
+        None => match &embedded::POLICIES[..] {
+            [only] => Ok(*only),
+            [] => Err((
                 "this binary embeds no policy".into(),
                 "pass -c FILE, or build with a policy directory".into(),
             )),

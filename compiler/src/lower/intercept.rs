@@ -35,11 +35,12 @@ pub fn lower(
     let errors_before = diags.iter().filter(|d| d.is_error()).count();
     let mut file = decode(root, file_span, diags);
     expand_rate_limits(&mut file);
-    validate(&file, diags);
+    let checked = validate(&file, diags);
     if diags.iter().filter(|d| d.is_error()).count() > errors_before {
         return None;
     }
-    build(&file, &mut b, diags)?;
+    let checked = derive_limits(checked?, diags)?;
+    build(&file, checked, &mut b);
     Some(b.finish())
 }
 
@@ -62,7 +63,7 @@ struct ToolDecl {
 struct RuleDecl {
     span: Span,
     name: Str,
-    action: Str,
+    action: ActionDecl,
     rate_limit: Option<Str>,
     conditions: Vec<CondDecl>,
     conditions_span: Option<Span>,
@@ -73,8 +74,124 @@ struct RuleDecl {
 struct CondDecl {
     span: Span,
     path: Str,
-    op: Str,
+    op: OpDecl,
     value: Option<Node>,
+}
+
+/// A rule's `action`, decoded once. An absent or empty action is `evaluate`.
+enum Action {
+    Evaluate,
+    Deny,
+    /// Anything else, as written (reported by validation).
+    Unknown(String),
+}
+
+struct ActionDecl {
+    action: Action,
+    span: Span,
+}
+
+impl ActionDecl {
+    fn decode(s: Str) -> ActionDecl {
+        let action = match s.text.as_str() {
+            "" | "evaluate" => Action::Evaluate,
+            "deny" => Action::Deny,
+            _ => Action::Unknown(s.text),
+        };
+        ActionDecl {
+            action,
+            span: s.span,
+        }
+    }
+}
+
+/// An Intercept condition operator (spec `intercept-v1.md` §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    /// `eq`
+    Eq,
+    /// `neq`
+    Neq,
+    /// `in`
+    In,
+    /// `not_in`
+    NotIn,
+    /// `lt`
+    Lt,
+    /// `lte`
+    Lte,
+    /// `gt`
+    Gt,
+    /// `gte`
+    Gte,
+    /// `regex`
+    Regex,
+    /// `contains`
+    Contains,
+    /// `exists`
+    Exists,
+}
+
+impl Operator {
+    /// Every operator, in Intercept's order (its "unknown operator" help lists them so).
+    pub const ALL: [Operator; 11] = [
+        Operator::Eq,
+        Operator::Neq,
+        Operator::In,
+        Operator::NotIn,
+        Operator::Lt,
+        Operator::Lte,
+        Operator::Gt,
+        Operator::Gte,
+        Operator::Regex,
+        Operator::Contains,
+        Operator::Exists,
+    ];
+
+    /// The spelling in a policy file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operator::Eq => "eq",
+            Operator::Neq => "neq",
+            Operator::In => "in",
+            Operator::NotIn => "not_in",
+            Operator::Lt => "lt",
+            Operator::Lte => "lte",
+            Operator::Gt => "gt",
+            Operator::Gte => "gte",
+            Operator::Regex => "regex",
+            Operator::Contains => "contains",
+            Operator::Exists => "exists",
+        }
+    }
+
+    /// The operator spelled `s` (case-sensitive, as in Intercept).
+    pub fn parse(s: &str) -> Option<Operator> {
+        Operator::ALL.into_iter().find(|o| o.name() == s)
+    }
+}
+
+/// A condition's `op`, decoded once: a known operator, or the unknown
+/// spelling kept for its diagnostic.
+enum OpDecl {
+    Known(Operator),
+    Unknown(Str),
+}
+
+impl OpDecl {
+    fn decode(s: Str) -> OpDecl {
+        match Operator::parse(&s.text) {
+            Some(op) => OpDecl::Known(op),
+            None => OpDecl::Unknown(s),
+        }
+    }
+
+    fn known(&self) -> Option<Operator> {
+        match self {
+            OpDecl::Known(op) => Some(*op),
+            OpDecl::Unknown(_) => None,
+        }
+    }
 }
 
 struct StateDecl {
@@ -191,7 +308,7 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
         })
     };
     let name = at_rule(field("name", diags));
-    let action = at_rule(field("action", diags));
+    let action = ActionDecl::decode(at_rule(field("action", diags)));
     let on_deny = at_rule(field("on_deny", diags));
     let rate_limit = field("rate_limit", diags).filter(|s| !s.text.is_empty());
     let mut conditions = Vec::new();
@@ -217,7 +334,7 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
             conditions.push(CondDecl {
                 span: item.span,
                 path,
-                op,
+                op: OpDecl::decode(op),
                 value: get(ce, "value").cloned(),
             });
         }
@@ -337,7 +454,10 @@ fn expand_rate_limits(file: &mut File) {
         };
         for rule in &mut decl.rules {
             let Some(rl) = &rule.rate_limit else { continue };
-            if !rule.conditions.is_empty() || rule.state.is_some() || rule.action.text == "deny" {
+            if !rule.conditions.is_empty()
+                || rule.state.is_some()
+                || matches!(rule.action.action, Action::Deny)
+            {
                 continue;
             }
             let Ok((n, w)) = parse_rate_limit(&rl.text) else {
@@ -345,17 +465,14 @@ fn expand_rate_limits(file: &mut File) {
             };
             let span = rl.span;
             let counter = format!("_rate_{}", w.name());
-            rule.action.text = "evaluate".into();
+            rule.action.action = Action::Evaluate;
             rule.conditions.push(CondDecl {
                 span,
                 path: Str {
                     text: format!("state.{scope}.{counter}"),
                     span,
                 },
-                op: Str {
-                    text: "lte".into(),
-                    span,
-                },
+                op: OpDecl::Known(Operator::Lte),
                 value: Some(Node {
                     value: NodeValue::Scalar(Scalar {
                         text: n.to_string(),
@@ -392,11 +509,90 @@ fn expand_rate_limits(file: &mut File) {
 // ---------------------------------------------------------------------------
 // Validation, in Intercept's order and with its texts.
 
-const OPERATORS: [&str; 11] = [
-    "eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists",
-];
+/// A file as validation leaves it: every tool, in `file.tools` order, with
+/// its rules in their typed form. This is all lowering reads of conditions
+/// and actions, so it cannot meet a spelling it does not know.
+struct Checked<'f> {
+    tools: Vec<(&'f str, &'f ToolDecl, Vec<CheckedRule<'f>>)>,
+}
 
-fn validate(file: &File, diags: &mut Vec<Diagnostic>) {
+/// One validated rule.
+struct CheckedRule<'f> {
+    decl: &'f RuleDecl,
+    state: Option<CheckedState<'f>>,
+    body: Body,
+    /// The rule's limit on its own counter, and the condition it replaces.
+    limit: Option<OwnLimit>,
+}
+
+/// A validated `state` block.
+struct CheckedState<'f> {
+    counter: &'f str,
+    window: Calendar,
+    span: Span,
+}
+
+/// What a rule does with a call. Every condition of an `evaluate` rule is
+/// here, or in its [`OwnLimit`]: there is no way to lose one on the way.
+enum Body {
+    /// `action: deny`: every call is denied.
+    Deny,
+    /// `action: evaluate`: a call is denied unless every condition holds.
+    Evaluate(Vec<Cond>),
+}
+
+/// A typed condition.
+struct Cond {
+    span: Span,
+    /// The value's span (the condition's when it has none).
+    value_span: Span,
+    lhs: Lhs,
+    pred: Pred,
+}
+
+/// What a condition reads.
+#[derive(PartialEq, Eq)]
+enum Lhs {
+    Arg(Vec<String>, Span),
+    /// A declared counter, `state.<scope>.<counter>`.
+    Counter {
+        scope: String,
+        counter: String,
+    },
+}
+
+/// What a condition tests, one variant per operator family.
+enum Pred {
+    Cmp(CmpOp, Const),
+    In {
+        list: Vec<Const>,
+        negated: bool,
+    },
+    Contains(Const),
+    Exists(bool),
+    /// An already translated and compiled-once pattern.
+    Matches(crate::regex::GoRegex, Span),
+}
+
+/// A rule's limit on its own counter, derived from (and replacing) its
+/// `lt`/`lte` condition on that counter.
+struct OwnLimit {
+    /// The condition the limit enforces: the reservation checks the count
+    /// after this call, so the condition itself is not evaluated again.
+    condition: Cond,
+    /// (scope, counter) of the rule's own counter.
+    counter: (String, String),
+    spec: LimitSpec,
+}
+
+/// What a limit condition and its state block say.
+struct LimitSpec {
+    max: u64,
+    amount: Amount,
+    message: String,
+}
+
+fn validate<'f>(file: &'f File, diags: &mut Vec<Diagnostic>) -> Option<Checked<'f>> {
     if file.version.text != "1" {
         diags.push(
             Diagnostic::intercept(
@@ -444,9 +640,17 @@ fn validate(file: &File, diags: &mut Vec<Diagnostic>) {
         }
     }
     let declared = declared_counters(file);
+    let mut tools = Vec::new();
+    let mut complete = true;
     for (tool, decl) in &file.tools {
-        validate_tool(tool, decl, &declared, diags);
+        let rules = validate_tool(tool, decl, &declared, diags);
+        let rules: Option<Vec<CheckedRule>> = rules.into_iter().collect();
+        match rules {
+            Some(rules) => tools.push((tool.as_str(), decl, rules)),
+            None => complete = false,
+        }
     }
+    complete.then_some(Checked { tools })
 }
 
 /// scope (`_global` for `*`) -> counter names declared by state blocks.
@@ -488,12 +692,13 @@ fn resolve_state<'d>(
     out
 }
 
-fn validate_tool(
+/// Reports a tool's problems; each rule's typed form, None for a rule with errors.
+fn validate_tool<'f>(
     tool: &str,
-    decl: &ToolDecl,
+    decl: &'f ToolDecl,
     declared: &BTreeMap<String, Vec<String>>,
     diags: &mut Vec<Diagnostic>,
-) {
+) -> Vec<Option<CheckedRule<'f>>> {
     let p = |i: usize| format!("tools.{tool}.rules[{i}]");
     // Duplicate counters come first, each repeat naming the first user.
     let mut first_user: BTreeMap<&str, usize> = BTreeMap::new();
@@ -517,18 +722,20 @@ fn validate_tool(
             }
         }
     }
-    for (i, r) in decl.rules.iter().enumerate() {
-        validate_rule(&p(i), tool, r, declared, diags);
-    }
+    decl.rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| validate_rule(&p(i), tool, r, declared, diags))
+        .collect()
 }
 
-fn validate_rule(
+fn validate_rule<'f>(
     p: &str,
     tool: &str,
-    r: &RuleDecl,
+    r: &'f RuleDecl,
     declared: &BTreeMap<String, Vec<String>>,
     diags: &mut Vec<Diagnostic>,
-) {
+) -> Option<CheckedRule<'f>> {
     if let Some(rl) = &r.rate_limit {
         match parse_rate_limit(&rl.text) {
             Ok(_) => {}
@@ -569,7 +776,7 @@ fn validate_rule(
                 .with_help("move the rate_limit into a rule of its own"),
             );
         }
-        if r.action.text == "deny" {
+        if matches!(r.action.action, Action::Deny) {
             diags.push(
                 Diagnostic::intercept(
                     format!("{p}: rate_limit cannot be used with action \"deny\""),
@@ -579,49 +786,50 @@ fn validate_rule(
             );
         }
         // Intercept stops here for this rule; Portcullis also reports what it hides.
+        // A rate_limit left after expansion is always one of the errors above.
         let mut rest = Vec::new();
         validate_rule_body(p, tool, r, declared, &mut rest);
         for mut d in rest {
             d.origin = crate::source::Origin::Portcullis;
             diags.push(d);
         }
-        return;
+        return None;
     }
-    validate_rule_body(p, tool, r, declared, diags);
+    validate_rule_body(p, tool, r, declared, diags)
 }
 
-fn validate_rule_body(
+/// Reports a rule's problems in Intercept's order; the typed rule when there
+/// were none. A condition that validation passed but that cannot be typed is
+/// an error here too (fail closed): a rule is never built without one of its
+/// conditions.
+fn validate_rule_body<'f>(
     p: &str,
     tool: &str,
-    r: &RuleDecl,
+    r: &'f RuleDecl,
     declared: &BTreeMap<String, Vec<String>>,
     diags: &mut Vec<Diagnostic>,
-) {
+) -> Option<CheckedRule<'f>> {
+    let errors_before = diags.iter().filter(|d| d.is_error()).count();
     if r.name.text.is_empty() {
         diags.push(
             Diagnostic::intercept(format!("{p}: rule must have a name"), r.name.span)
                 .with_help("add `name: \"...\"`; the name appears in denials and the audit log"),
         );
     }
-    let action = if r.action.text.is_empty() {
-        "evaluate"
-    } else {
-        r.action.text.as_str()
-    };
-    match action {
-        "evaluate" if r.conditions.is_empty() && r.rate_limit.is_none() => diags.push(
+    match &r.action.action {
+        Action::Evaluate if r.conditions.is_empty() && r.rate_limit.is_none() => diags.push(
             Diagnostic::intercept(format!("{p}: evaluate rules must have at least one condition"), r.span)
                 .with_help("add `conditions:`, or use `action: deny` to deny the tool outright"),
         ),
-        "deny" if !r.conditions.is_empty() => diags.push(
+        Action::Deny if !r.conditions.is_empty() => diags.push(
             Diagnostic::intercept(
                 format!("{p}: deny rules must not have conditions"),
                 r.conditions_span.unwrap_or(r.span),
             )
             .with_help("an `evaluate` rule denies when its conditions fail; a `deny` rule always denies"),
         ),
-        "evaluate" | "deny" => {}
-        other => diags.push(
+        Action::Evaluate | Action::Deny => {}
+        Action::Unknown(other) => diags.push(
             Diagnostic::intercept(
                 format!("{p}: action must be \"evaluate\" or \"deny\", got {}", go_quote(other)),
                 r.action.span,
@@ -716,6 +924,137 @@ fn validate_rule_body(
             ),
         }
     }
+    if diags.iter().filter(|d| d.is_error()).count() > errors_before {
+        return None;
+    }
+    match check_rule(r, declared) {
+        Ok(rule) => Some(rule),
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    }
+}
+
+/// An error for input validation passed but the typed form cannot hold.
+/// Reaching it is a compiler bug; the policy is rejected rather than built
+/// with a rule weaker than written.
+fn internal(what: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        format!("internal error: {what}; the policy is rejected rather than enforced without it"),
+        span,
+    )
+    .with_help("please report this policy to the Portcullis maintainers")
+}
+
+/// The typed form of a rule that validation passed.
+fn check_rule<'f>(
+    r: &'f RuleDecl,
+    declared: &BTreeMap<String, Vec<String>>,
+) -> Result<CheckedRule<'f>, Diagnostic> {
+    let state = match &r.state {
+        None => None,
+        Some(s) => Some(CheckedState {
+            counter: &s.counter.text,
+            window: calendar(&s.window.text)
+                .ok_or_else(|| internal("a state window is not minute, hour or day", s.span))?,
+            span: s.span,
+        }),
+    };
+    let body = match &r.action.action {
+        Action::Deny if r.conditions.is_empty() => Body::Deny,
+        Action::Deny => return Err(internal("a deny rule has conditions", r.span)),
+        Action::Evaluate => Body::Evaluate(
+            r.conditions
+                .iter()
+                .map(|c| check_condition(c, declared))
+                .collect::<Result<_, _>>()?,
+        ),
+        Action::Unknown(_) => return Err(internal("the action is unknown", r.action.span)),
+    };
+    Ok(CheckedRule {
+        decl: r,
+        state,
+        body,
+        limit: None,
+    })
+}
+
+/// The typed form of a condition that validation passed.
+fn check_condition(
+    c: &CondDecl,
+    declared: &BTreeMap<String, Vec<String>>,
+) -> Result<Cond, Diagnostic> {
+    let lhs = if let Some(rest) = c.path.text.strip_prefix("args.") {
+        Lhs::Arg(rest.split('.').map(str::to_string).collect(), c.path.span)
+    } else if let Some(rest) = c.path.text.strip_prefix("state.") {
+        match resolve_state(rest, declared).as_slice() {
+            [(scope, counter)] => Lhs::Counter {
+                scope: scope.to_string(),
+                counter: counter.to_string(),
+            },
+            _ => {
+                return Err(internal(
+                    "a state path names no single counter",
+                    c.path.span,
+                ));
+            }
+        }
+    } else {
+        return Err(internal("a path is neither args. nor state.", c.path.span));
+    };
+    let op = match &c.op {
+        OpDecl::Known(op) => *op,
+        OpDecl::Unknown(s) => return Err(internal("the operator is unknown", s.span)),
+    };
+    let vspan = c.value.as_ref().map_or(c.span, |v| v.span);
+    let constant = |n: &Node| match typed(n) {
+        Ok(Typed::Null) => Ok(Const::Null),
+        Ok(Typed::Bool(v)) => Ok(Const::Bool(v)),
+        Ok(Typed::Num(v)) => Ok(Const::Num(v)),
+        Ok(Typed::Str(v)) => Ok(Const::Str(v)),
+        Ok(Typed::List | Typed::Map) => Err(internal("a value is not a scalar", n.span)),
+        Err(d) => Err(d),
+    };
+    let single = || match &c.value {
+        Some(v) => constant(v),
+        None => Err(internal("the condition has no value", c.span)),
+    };
+    let pred = match op {
+        Operator::Eq => Pred::Cmp(CmpOp::Eq, single()?),
+        Operator::Neq => Pred::Cmp(CmpOp::Ne, single()?),
+        Operator::Lt => Pred::Cmp(CmpOp::Lt, single()?),
+        Operator::Lte => Pred::Cmp(CmpOp::Le, single()?),
+        Operator::Gt => Pred::Cmp(CmpOp::Gt, single()?),
+        Operator::Gte => Pred::Cmp(CmpOp::Ge, single()?),
+        Operator::In | Operator::NotIn => match c.value.as_ref().map(|v| &v.value) {
+            Some(NodeValue::Seq(items)) => Pred::In {
+                list: items.iter().map(constant).collect::<Result<_, _>>()?,
+                negated: op == Operator::NotIn,
+            },
+            _ => return Err(internal("an in / not_in value is not a list", vspan)),
+        },
+        Operator::Contains => Pred::Contains(single()?),
+        Operator::Exists => match single()? {
+            Const::Bool(expect) => Pred::Exists(expect),
+            _ => return Err(internal("an exists value is not a boolean", vspan)),
+        },
+        Operator::Regex => match single()? {
+            Const::Str(pattern) => {
+                let re = crate::regex::translate_go(&pattern)
+                    .and_then(|re| crate::regex::build_regex(&re).map(|_| re))
+                    .map_err(|e| internal(&format!("invalid regex: {}", e.message), vspan))?;
+                Pred::Matches(re, vspan)
+            }
+            _ => return Err(internal("a regex value is not a string", vspan)),
+        },
+    };
+    Ok(Cond {
+        span: c.span,
+        value_span: vspan,
+        lhs,
+        pred,
+    })
 }
 
 fn validate_condition(c_ctx: &str, c: &CondDecl, diags: &mut Vec<Diagnostic>) {
@@ -731,41 +1070,49 @@ fn validate_condition(c_ctx: &str, c: &CondDecl, diags: &mut Vec<Diagnostic>) {
             .with_help("arguments are `args.<name>`, counters are `state.<tool>.<counter>`"),
         );
     }
-    let op = c.op.text.as_str();
-    if !OPERATORS.contains(&op) {
-        let help = match crate::source::did_you_mean(op, &OPERATORS) {
+    if let OpDecl::Unknown(op) = &c.op {
+        let names = Operator::ALL.map(Operator::name);
+        let help = match crate::source::did_you_mean(&op.text, &names) {
             Some(s) => format!("did you mean `{s}`? operators are case-sensitive"),
-            None => format!("operators: {}", OPERATORS.join(", ")),
+            None => format!("operators: {}", names.join(", ")),
         };
         diags.push(
             Diagnostic::intercept(
-                format!("{c_ctx}: unknown operator {}", go_quote(op)),
-                c.op.span,
+                format!("{c_ctx}: unknown operator {}", go_quote(&op.text)),
+                op.span,
             )
             .with_help(help),
         );
     }
+    let op = c.op.known();
     let value = c.value.as_ref();
     let vspan = value.map_or(c.span, |v| v.span);
     let ty = value.map(typed);
     let is_list = matches!(ty, Some(Ok(Typed::List)));
-    if matches!(op, "in" | "not_in") && !is_list {
+    if let Some(op @ (Operator::In | Operator::NotIn)) = op
+        && !is_list
+    {
         diags.push(
             Diagnostic::intercept(
-                format!("{c_ctx}: operator {} requires a list value", go_quote(op)),
+                format!(
+                    "{c_ctx}: operator {} requires a list value",
+                    go_quote(op.name())
+                ),
                 vspan,
             )
             .with_help("write the allowed values as a list, e.g. `value: [usd, eur]`"),
         );
     }
-    if matches!(op, "lt" | "lte" | "gt" | "gte") && !matches!(ty, Some(Ok(Typed::Num(_)))) {
+    if let Some(op @ (Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte)) = op
+        && !matches!(ty, Some(Ok(Typed::Num(_))))
+    {
         // An ambiguous scalar is reported below, with its own fix.
         if !matches!(ty, Some(Err(_))) {
             diags.push(
                 Diagnostic::intercept(
                     format!(
                         "{c_ctx}: operator {} requires a numeric value",
-                        go_quote(op)
+                        go_quote(op.name())
                     ),
                     vspan,
                 )
@@ -773,7 +1120,7 @@ fn validate_condition(c_ctx: &str, c: &CondDecl, diags: &mut Vec<Diagnostic>) {
             );
         }
     }
-    if op == "exists" && !matches!(ty, Some(Ok(Typed::Bool(_)))) {
+    if op == Some(Operator::Exists) && !matches!(ty, Some(Ok(Typed::Bool(_)))) {
         diags.push(
             Diagnostic::intercept(
                 format!("{c_ctx}: operator \"exists\" requires a boolean value"),
@@ -782,7 +1129,7 @@ fn validate_condition(c_ctx: &str, c: &CondDecl, diags: &mut Vec<Diagnostic>) {
             .with_help("write `value: true` or `value: false`"),
         );
     }
-    if op == "regex" {
+    if op == Some(Operator::Regex) {
         match (&ty, value.and_then(Node::scalar)) {
             (Some(Ok(Typed::Str(_))), Some(s)) => {
                 if let Err(e) = crate::regex::translate_go(&s.text)
@@ -824,10 +1171,12 @@ fn validate_condition(c_ctx: &str, c: &CondDecl, diags: &mut Vec<Diagnostic>) {
                     }
                 }
             }
-            if !matches!(op, "in" | "not_in") && OPERATORS.contains(&op) {
+            if let Some(op) = op
+                && !matches!(op, Operator::In | Operator::NotIn)
+            {
                 diags.push(
                     Diagnostic::error(
-                        format!("operator `{op}` needs a single value, not a list"),
+                        format!("operator `{}` needs a single value, not a list", op.name()),
                         vspan,
                     )
                     .with_help("use `in` / `not_in` to test membership in a list"),
@@ -839,14 +1188,144 @@ fn validate_condition(c_ctx: &str, c: &CondDecl, diags: &mut Vec<Diagnostic>) {
                 "compare with a string, number, boolean, null or (for in / not_in) a list",
             ),
         ),
+        // Intercept reads a missing value as nil; a comparison with nothing
+        // written is far more likely a slip than a test for null.
+        None if matches!(
+            op,
+            Some(Operator::Eq | Operator::Neq | Operator::Contains)
+        ) => diags.push(
+            Diagnostic::error("this condition has no `value`", c.span).with_help(
+                "write the value to compare with; `value: null` compares with null (Intercept reads a missing value as null)",
+            ),
+        ),
         _ => {}
     }
 }
 
 // ---------------------------------------------------------------------------
-// Lowering.
+// Limits: each rule's own `lt`/`lte` condition on its counter becomes its limit.
 
-fn build(file: &File, b: &mut PolicyBuilder, diags: &mut Vec<Diagnostic>) -> Option<()> {
+/// Moves each rule's limit condition into its [`OwnLimit`], reporting limits
+/// no counter can honour (after validation, as before: only for a valid file).
+fn derive_limits<'f>(mut checked: Checked<'f>, diags: &mut Vec<Diagnostic>) -> Option<Checked<'f>> {
+    let errors_before = diags.iter().filter(|d| d.is_error()).count();
+    for (tool, _, rules) in &mut checked.tools {
+        let scope = if *tool == "*" { "_global" } else { tool };
+        for rule in rules {
+            let (Some(state), Body::Evaluate(conditions)) = (&rule.state, &mut rule.body) else {
+                continue;
+            };
+            let Some(index) = conditions.iter().position(|c| {
+                matches!(&c.lhs, Lhs::Counter { scope: s, counter } if s == scope && counter == state.counter)
+                    && matches!(c.pred, Pred::Cmp(CmpOp::Lt | CmpOp::Le, Const::Num(_)))
+            }) else {
+                continue;
+            };
+            let Some(spec) = own_limit(rule.decl, state, &conditions[index], diags) else {
+                continue;
+            };
+            rule.limit = Some(OwnLimit {
+                condition: conditions.remove(index),
+                counter: (scope.to_string(), state.counter.to_string()),
+                spec,
+            });
+        }
+    }
+    (diags.iter().filter(|d| d.is_error()).count() == errors_before).then_some(checked)
+}
+
+/// A rule's limit on its own counter, from its first numeric `lt`/`lte`
+/// condition on exactly `state.<scope>.<counter>` (Intercept §5.3).
+/// `lte X` admits up to X; `lt X` up to the largest whole number below X.
+fn own_limit(
+    r: &RuleDecl,
+    s: &CheckedState,
+    cond: &Cond,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<LimitSpec> {
+    let Pred::Cmp(op @ (CmpOp::Lt | CmpOp::Le), Const::Num(x)) = &cond.pred else {
+        return None;
+    };
+    let strict = *op == CmpOp::Lt;
+    let vspan = cond.value_span;
+    let n = x.num();
+    if !n.is_integer() {
+        diags.push(
+            Diagnostic::error(format!("the limit of counter `{}` is not a whole number", s.counter), vspan)
+                .with_help(format!(
+                    "counters count whole units; write a whole number (Intercept truncates {x}, so `lt {x}` admits fewer calls than it says)"
+                )),
+        );
+        return None;
+    }
+    if n.is_negative() || (strict && n.is_zero()) {
+        diags.push(
+            Diagnostic::error(
+                format!(
+                    "the limit of counter `{}` admits no calls at all",
+                    s.counter
+                ),
+                vspan,
+            )
+            .with_help("to forbid the tool, use `action: deny`"),
+        );
+        return None;
+    }
+    let x = n.to_u64_exact().unwrap_or(u64::MAX);
+    let max = if strict { x - 1 } else { x };
+    if strict {
+        diags.push(
+            Diagnostic::warning(
+                format!("`lt {x}` on this rule's own counter admits {max} per window, not {x}"),
+                cond.span,
+            )
+            .with_help(format!(
+                "the count after this call must stay below {x}; write `op: lte` to admit {x} (Intercept's own fixtures make this mistake)"
+            )),
+        );
+    }
+    let state = r.state.as_ref()?;
+    let amount = match &state.increment_from {
+        Some(f) => Amount::Arg {
+            path: ArgPath {
+                segments: f
+                    .text
+                    .trim_start_matches("args.")
+                    .split('.')
+                    .map(str::to_string)
+                    .collect(),
+                loc: Loc(f.span),
+            },
+            missing_message: INTERNAL_POLICY_ERROR.to_string(),
+            invalid_message: format!(
+                "Invalid amount for {}: {} must be a whole number from 0 to {}",
+                go_quote(&r.name.text),
+                f.text,
+                portcullis_runtime::ops::MAX_AMOUNT
+            ),
+        },
+        None => Amount::Const(if state.increment == 0 {
+            1
+        } else {
+            u64::try_from(state.increment).unwrap_or(u64::MAX)
+        }),
+    };
+    let message = if r.on_deny.text.is_empty() {
+        format!("Rate limit exceeded for {}", r.name.text)
+    } else {
+        r.on_deny.text.clone()
+    };
+    Some(LimitSpec {
+        max,
+        amount,
+        message,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Lowering: total over the typed form.
+
+fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
     let server = b.policy.name.clone();
     b.policy.description = file.description.as_ref().map(|d| d.text.clone());
     for (i, h) in file.hide.iter().enumerate() {
@@ -881,268 +1360,109 @@ fn build(file: &File, b: &mut PolicyBuilder, diags: &mut Vec<Diagnostic>) -> Opt
 
     // Declare every counter first: conditions may read another tool's counter.
     let mut counters: BTreeMap<(String, String), CounterId> = BTreeMap::new();
-    for (tool, decl) in &file.tools {
-        let (scope, key_scope) = if tool == "*" {
+    for (tool, _, rules) in &checked.tools {
+        let (scope, key_scope) = if *tool == "*" {
             ("_global", "*")
         } else {
-            (tool.as_str(), tool.as_str())
+            (*tool, *tool)
         };
-        for r in &decl.rules {
-            let Some(s) = &r.state else { continue };
-            let window = Window::Calendar(calendar(&s.window.text)?);
+        for s in rules.iter().filter_map(|r| r.state.as_ref()) {
             let id = b.add_counter(Counter {
                 id: CounterId(0),
-                key: format!("{server}/{key_scope}.{}", s.counter.text),
-                display: format!("state.{scope}.{}", s.counter.text),
-                window,
+                key: format!("{server}/{key_scope}.{}", s.counter),
+                display: format!("state.{scope}.{}", s.counter),
+                window: Window::Calendar(s.window),
                 partition: Partition::Global,
                 loc: Loc(s.span),
             });
-            counters.insert((scope.to_string(), s.counter.text.clone()), id);
+            counters.insert((scope.to_string(), s.counter.to_string()), id);
         }
     }
-    let declared = declared_counters(file);
-    let errors_before = diags.iter().filter(|d| d.is_error()).count();
-    for (tool, decl) in &file.tools {
-        let scope = if tool == "*" {
-            "_global"
-        } else {
-            tool.as_str()
-        };
+    for (tool, decl, rules) in checked.tools {
         let mut ids = Vec::new();
-        for (i, r) in decl.rules.iter().enumerate() {
+        for (i, r) in rules.into_iter().enumerate() {
             let label = format!("tools.{tool}.rules[{i}]");
-            let id = b.add_rule(r.name.text.clone(), label.clone(), RuleKind::Rule, r.span);
-            let limit = r.state.as_ref().and_then(|s| {
-                let counter = counters[&(scope.to_string(), s.counter.text.clone())];
-                own_limit(&label, scope, r, s, counter, diags)
-            });
+            let name = &r.decl.name.text;
+            let id = b.add_rule(name.clone(), label, RuleKind::Rule, r.decl.span);
+            let message = if r.decl.on_deny.text.is_empty() {
+                format!("Denied by rule {}", go_quote(name))
+            } else {
+                r.decl.on_deny.text.clone()
+            };
             // The condition that sets the limit is enforced by the reservation,
             // which checks the count *after* this call; checking the count
             // before the call as well (Intercept does) can only differ when the
             // counter is already above its limit, which this policy never causes.
-            // Dropping it saves a counter read per call (a round trip with Redis).
-            let limit_condition = limit.as_ref().map(|(_, i)| *i);
-            let tests: Vec<Expr> = r
-                .conditions
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| Some(*j) != limit_condition)
-                .filter_map(|(_, c)| {
-                    lower_condition(c, &declared, &counters, b, diags).map(Expr::Test)
-                })
-                .collect();
-            let message = if r.on_deny.text.is_empty() {
-                format!("Denied by rule {}", go_quote(&r.name.text))
-            } else {
-                r.on_deny.text.clone()
-            };
-            // A rule whose only condition was its limit has nothing left to check.
-            let deny_when = if r.action.text == "deny" {
-                Some(Expr::Bool(true))
-            } else if tests.is_empty() {
-                None
-            } else {
-                Some(Expr::negate(Expr::And(tests)))
+            // Leaving it out saves a counter read per call (a round trip with Redis).
+            let deny_when = match r.body {
+                Body::Deny => Some(Expr::Bool(true)),
+                // A rule whose only condition was its limit has nothing left to check.
+                Body::Evaluate(conditions) if conditions.is_empty() => None,
+                Body::Evaluate(conditions) => Some(Expr::negate(Expr::And(
+                    conditions
+                        .into_iter()
+                        .map(|c| Expr::Test(lower_condition(c, &counters, b)))
+                        .collect(),
+                ))),
             };
             b.rule_mut(id).check = deny_when.map(|deny_when| Check { deny_when, message });
-            b.rule_mut(id).limit = limit.map(|(l, _)| l);
+            b.rule_mut(id).limit = r.limit.map(|l| Limit {
+                counter: counters[&l.counter],
+                max: l.spec.max,
+                amount: l.spec.amount,
+                message: l.spec.message,
+                loc: Loc(l.condition.span),
+            });
             ids.push(id);
         }
         if tool == "*" {
             b.policy.wildcard = ids;
         } else {
             b.policy.tools.push(Tool {
-                patterns: vec![NamePattern::Exact(tool.clone())],
+                patterns: vec![NamePattern::Exact(tool.to_string())],
                 rules: ids,
                 loc: Loc(decl.key_span),
             });
         }
     }
-    (diags.iter().filter(|d| d.is_error()).count() == errors_before).then_some(())
 }
 
+/// Lowers a typed condition. Total: every operator has its test, and a
+/// counter path names a counter declared above (validation resolved it).
 fn lower_condition(
-    c: &CondDecl,
-    declared: &BTreeMap<String, Vec<String>>,
+    c: Cond,
     counters: &BTreeMap<(String, String), CounterId>,
     b: &mut PolicyBuilder,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<Test> {
-    let lhs = if let Some(rest) = c.path.text.strip_prefix("args.") {
-        Operand::Arg(ArgPath {
-            segments: rest.split('.').map(str::to_string).collect(),
-            loc: Loc(c.path.span),
-        })
-    } else {
-        let rest = c.path.text.strip_prefix("state.")?;
-        let (scope, counter) = *resolve_state(rest, declared).first()?;
-        Operand::Counter(counters[&(scope.to_string(), counter.to_string())])
-    };
-    let value = c.value.as_ref();
-    let constant = |n: &Node| match typed(n) {
-        Ok(Typed::Null) => Some(Const::Null),
-        Ok(Typed::Bool(v)) => Some(Const::Bool(v)),
-        Ok(Typed::Num(v)) => Some(Const::Num(v)),
-        Ok(Typed::Str(v)) => Some(Const::Str(v)),
-        _ => None,
-    };
-    let single = || value.and_then(constant).map(Operand::Const);
-    let cmp = |op| {
-        single().map(|rhs| TestKind::Cmp {
-            lhs: lhs.clone(),
-            op,
-            rhs,
-        })
-    };
-    let kind = match c.op.text.as_str() {
-        "eq" => cmp(CmpOp::Eq),
-        "neq" => cmp(CmpOp::Ne),
-        "lt" => cmp(CmpOp::Lt),
-        "lte" => cmp(CmpOp::Le),
-        "gt" => cmp(CmpOp::Gt),
-        "gte" => cmp(CmpOp::Ge),
-        "in" | "not_in" => {
-            let Some(NodeValue::Seq(items)) = value.map(|v| &v.value) else {
-                return None;
-            };
-            Some(TestKind::In {
-                lhs: lhs.clone(),
-                list: items.iter().filter_map(constant).collect(),
-                negated: c.op.text == "not_in",
-            })
-        }
-        "contains" => single().map(|rhs| TestKind::Contains {
-            lhs: lhs.clone(),
-            rhs,
+) -> Test {
+    let lhs = match c.lhs {
+        Lhs::Arg(segments, span) => Operand::Arg(ArgPath {
+            segments,
+            loc: Loc(span),
         }),
-        "exists" => match value.map(typed) {
-            Some(Ok(Typed::Bool(expect))) => Some(TestKind::Exists {
-                operand: lhs.clone(),
-                expect,
-            }),
-            _ => None,
+        Lhs::Counter { scope, counter } => Operand::Counter(counters[&(scope, counter)]),
+    };
+    let kind = match c.pred {
+        Pred::Cmp(op, rhs) => TestKind::Cmp {
+            lhs,
+            op,
+            rhs: Operand::Const(rhs),
         },
-        "regex" => {
-            let pattern = value.and_then(Node::scalar)?;
-            match b.add_regex(&pattern.text, "", value.map_or(c.span, |v| v.span)) {
-                Ok(regex) => Some(TestKind::Matches {
-                    lhs: lhs.clone(),
-                    regex,
-                }),
-                Err(e) => {
-                    diags.push(Diagnostic::error(
-                        format!("invalid regex: {}", e.message),
-                        c.span,
-                    ));
-                    None
-                }
-            }
-        }
-        _ => None,
-    }?;
-    Some(Test {
+        Pred::In { list, negated } => TestKind::In { lhs, list, negated },
+        Pred::Contains(rhs) => TestKind::Contains {
+            lhs,
+            rhs: Operand::Const(rhs),
+        },
+        Pred::Exists(expect) => TestKind::Exists {
+            operand: lhs,
+            expect,
+        },
+        Pred::Matches(re, span) => TestKind::Matches {
+            lhs,
+            regex: b.add_translated_regex(re, "", span),
+        },
+    };
+    Test {
         kind,
         loc: Loc(c.span),
-    })
-}
-
-/// A rule's limit on its own counter, from its first numeric `lt`/`lte`
-/// condition on exactly `state.<scope>.<counter>` (Intercept §5.3).
-/// `lte X` admits up to X; `lt X` up to the largest whole number below X.
-fn own_limit(
-    label: &str,
-    scope: &str,
-    r: &RuleDecl,
-    s: &StateDecl,
-    counter: CounterId,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<(Limit, usize)> {
-    let own_path = format!("state.{scope}.{}", s.counter.text);
-    let (index, cond) = r
-        .conditions
-        .iter()
-        .enumerate()
-        .find(|(_, c)| c.path.text == own_path && matches!(c.op.text.as_str(), "lt" | "lte"))?;
-    let Some(Ok(Typed::Num(x))) = cond.value.as_ref().map(typed) else {
-        return None;
-    };
-    let vspan = cond.value.as_ref().map_or(cond.span, |v| v.span);
-    let n = x.num();
-    if !n.is_integer() {
-        diags.push(
-            Diagnostic::error(format!("the limit of counter `{}` is not a whole number", s.counter.text), vspan)
-                .with_help(format!(
-                    "counters count whole units; write a whole number (Intercept truncates {x}, so `lt {x}` admits fewer calls than it says)"
-                )),
-        );
-        return None;
     }
-    if n.is_negative() || (cond.op.text == "lt" && n.is_zero()) {
-        diags.push(
-            Diagnostic::error(
-                format!(
-                    "the limit of counter `{}` admits no calls at all",
-                    s.counter.text
-                ),
-                vspan,
-            )
-            .with_help("to forbid the tool, use `action: deny`"),
-        );
-        return None;
-    }
-    let x = n.to_u64_exact().unwrap_or(u64::MAX);
-    let max = if cond.op.text == "lt" { x - 1 } else { x };
-    if cond.op.text == "lt" {
-        diags.push(
-            Diagnostic::warning(
-                format!("`lt {x}` on this rule's own counter admits {max} per window, not {x}"),
-                cond.span,
-            )
-            .with_help(format!(
-                "the count after this call must stay below {x}; write `op: lte` to admit {x} (Intercept's own fixtures make this mistake)"
-            )),
-        );
-    }
-    let amount = match &s.increment_from {
-        Some(f) => Amount::Arg {
-            path: ArgPath {
-                segments: f
-                    .text
-                    .trim_start_matches("args.")
-                    .split('.')
-                    .map(str::to_string)
-                    .collect(),
-                loc: Loc(f.span),
-            },
-            missing_message: INTERNAL_POLICY_ERROR.to_string(),
-            invalid_message: format!(
-                "Invalid amount for {}: {} must be a whole number from 0 to {}",
-                go_quote(&r.name.text),
-                f.text,
-                portcullis_runtime::ops::MAX_AMOUNT
-            ),
-        },
-        None => Amount::Const(if s.increment == 0 {
-            1
-        } else {
-            u64::try_from(s.increment).unwrap_or(u64::MAX)
-        }),
-    };
-    let message = if r.on_deny.text.is_empty() {
-        format!("Rate limit exceeded for {}", r.name.text)
-    } else {
-        r.on_deny.text.clone()
-    };
-    let _ = label;
-    Some((
-        Limit {
-            counter,
-            max,
-            amount,
-            message,
-            loc: Loc(cond.span),
-        },
-        index,
-    ))
 }

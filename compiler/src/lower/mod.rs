@@ -81,23 +81,34 @@ impl PolicyBuilder {
     ) -> Result<RegexId, crate::regex::RegexError> {
         let re = crate::regex::translate_go_with_flags(source, flags)?;
         crate::regex::build_regex(&re)?;
+        Ok(self.add_translated_regex(re, flags, span))
+    }
+
+    /// Adds a regex already translated (and built once, so known valid),
+    /// reusing an identical one; `re.source` is the pattern as written.
+    pub fn add_translated_regex(
+        &mut self,
+        re: crate::regex::GoRegex,
+        flags: &str,
+        span: Span,
+    ) -> RegexId {
         if let Some(existing) = self
             .policy
             .regexes
             .iter()
             .find(|r| r.translated == re.translated)
         {
-            return Ok(existing.id);
+            return existing.id;
         }
         let id = RegexId(self.policy.regexes.len() as u32);
         self.policy.regexes.push(Regex {
             id,
-            source: source.to_string(),
+            source: re.source,
             flags: flags.to_string(),
             translated: re.translated,
             loc: Loc(span),
         });
-        Ok(id)
+        id
     }
 
     /// The finished policy.
