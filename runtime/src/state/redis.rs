@@ -6,16 +6,27 @@
 //! name against the DSN's host; there is no way to turn the check off. A
 //! client certificate is sent when [`RedisOptions::client_cert`] is set.
 //! `redis+cluster://host:port,host:port` (`rediss+cluster://`) is a Redis
-//! Cluster: the crate's cluster client follows `MOVED`/`ASK`. Every key of
-//! one server policy carries the hash tag `{<server>}` ([`redis_key`]), so
-//! the keys of one decision live in one slot and the script stays atomic,
-//! while different servers spread over the shards.
+//! Cluster: the crate's cluster client follows `MOVED`/`ASK`. There every
+//! key of one server policy carries the hash tag `{<server>}`
+//! ([`redis_key`]), so the keys of one decision live in one slot and the
+//! script stays atomic, while different servers spread over the shards (a
+//! single Redis keeps the untagged key form of earlier versions).
+//!
+//! Both scripts are idempotent: each reservation has an id (random per
+//! store, then counted), and each script first looks for its marker
+//! ([`op_key`], in its counters' slot, living [`OP_MARKER_TTL`]). A script
+//! that a client library sends again after a timeout or a dropped
+//! connection (the cluster client does, up to 3 times; so does
+//! [`RedisStore`] once on a dropped pooled connection) returns the first
+//! run's answer: a reservation counts once and a rollback gives back once
+//! (twice would take units of other admitted calls: over-admission).
 //!
 //! With [`RedisOptions::min_replicas`] N > 0, each reservation is followed,
 //! in the same round trip, by `WAIT N`: a reservation that fewer than N
-//! replicas acknowledged within [`REPLICA_WAIT`] is an error (the call is
-//! handled as `--state-fail-mode` says), so a replica promoted after the
-//! master died has counted every admitted call.
+//! replicas acknowledged within [`REPLICA_WAIT`] is given back and is an
+//! error (the proxy refuses `--state-fail-mode open` with it, so the call is
+//! denied), so a replica promoted after the master died has counted every
+//! admitted call.
 //!
 //! Each counter is one hash at [`redis_key`]: field = bucket (see
 //! [`Window::bucket`]), value = units. A reservation is one `EVALSHA` of
