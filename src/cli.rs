@@ -205,7 +205,8 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "FILE", requires = "state_client_cert")]
     pub state_client_key: Option<PathBuf>,
     /// With Redis: a reservation counts only once N replicas have it (WAIT N),
-    /// so a failover loses none; otherwise --state-fail-mode applies.
+    /// so a failover loses none; a shortfall denies the call (needs
+    /// --state-fail-mode closed).
     #[arg(long, value_name = "N", default_value_t = 0, requires = "state_dsn")]
     pub state_min_replicas: u32,
     /// A prefix for every counter key.

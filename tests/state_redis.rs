@@ -239,10 +239,16 @@ fn four_proxies_racing_one_limit_admit_exactly_the_limit() {
         4 * per_proxy as usize - limit as usize,
         "{answers:#?}"
     );
-    // The prefix is on every key.
+    // The prefix is on every key, in the key form of earlier versions (a
+    // single Redis needs no hash tag): counters and reservation markers.
     let keys = redis.cli(&["--scan"]);
     assert!(
-        keys.lines().all(|k| k.starts_with("race:{limited}/")),
+        keys.lines().all(|k| k.starts_with("race:limited/")),
+        "{keys}"
+    );
+    assert_eq!(
+        keys.lines().filter(|k| !k.contains(":op:")).count(),
+        2,
         "{keys}"
     );
     for p in proxies {
@@ -277,8 +283,9 @@ fn a_reservation_is_one_round_trip_whatever_the_number_of_counters() {
     assert_eq!(calls_of("evalsha"), calls, "{stats}");
     assert_eq!(calls_of("eval"), 0, "{stats}");
     // Everything else Redis ran was run by the script, or by this test.
+    // (`get`/`set`: the reservation's marker, which makes a resent script count once.)
     let script_commands = [
-        "hgetall", "hincrby", "pttl", "pexpire", "hdel", "hget", "evalsha",
+        "hgetall", "hincrby", "pttl", "pexpire", "hdel", "hget", "evalsha", "get", "set",
     ];
     for line in stats.lines().filter(|l| l.starts_with("cmdstat_")) {
         let cmd = line["cmdstat_".len()..].split(':').next().unwrap();
@@ -351,7 +358,7 @@ fn redis_down_denies_with_state_unavailable_or_allows_when_open_and_recovers() {
     id += 1;
     assert!(allowed(&echo(&mut open, id), id));
     let keys = redis.cli(&["--scan"]);
-    assert!(keys.contains("{limited}/echo."), "{keys}");
+    assert!(keys.contains("limited/echo."), "{keys}");
 
     for p in [closed, open] {
         let (code, err) = p.finish();
@@ -543,6 +550,97 @@ fn redis_down_at_start_up_is_a_clear_error() {
     );
 }
 
+// ---------------------------------------------------------------- Resent scripts
+
+static RESENT: portcullis_runtime::counters::CounterSpec =
+    portcullis_runtime::counters::CounterSpec::new(
+        "resent/_global.calls",
+        portcullis_runtime::counters::Window::Sliding {
+            millis: 172_800_000,
+        },
+        portcullis_runtime::counters::Scope::Global,
+    );
+
+/// A client library may send a script again after a timeout or a dropped
+/// connection (the cluster client does, up to 3 times) although the first
+/// one ran: the reservation must not count twice, and above all the
+/// rollback must not give back twice (that would take the units of other
+/// admitted calls: over-admission).
+#[test]
+fn a_reservation_or_rollback_sent_twice_counts_once() {
+    use portcullis_runtime::counters::{
+        CounterRef, ReserveOutcome, ReserveRequest, Ticket, UnixMillis,
+    };
+    use portcullis_runtime::state::Backend;
+    use portcullis_runtime::state::redis::{OP_MARKER_TTL, RESERVE, ROLLBACK, op_key, redis_key};
+    let redis = Redis::start("redis-resent", &[]);
+    let store = RedisStore::open(&redis.dsn(), "resent:").unwrap();
+    let counter = CounterRef {
+        spec: &RESENT,
+        partition: 0,
+    };
+    let limit = 2;
+    let one = [ReserveRequest {
+        counter,
+        amount: 1,
+        limit,
+    }];
+    let now = UnixMillis::now();
+    let reserve = |ticket: &mut Ticket| store.reserve(&one, now, ticket).unwrap();
+    let (mut a, mut b) = (Ticket::EMPTY, Ticket::EMPTY);
+    assert_eq!(reserve(&mut a), ReserveOutcome::Reserved);
+    assert_eq!(reserve(&mut b), ReserveOutcome::Reserved);
+    assert_eq!(store.read(counter, now).unwrap(), 2);
+    // A's rollback delivered twice: one unit back, B's stays counted.
+    store.rollback(&a).unwrap();
+    store.rollback(&a).unwrap();
+    assert_eq!(store.read(counter, now).unwrap(), 1);
+    let mut c = Ticket::EMPTY;
+    assert_eq!(reserve(&mut c), ReserveOutcome::Reserved);
+    assert_eq!(
+        reserve(&mut Ticket::default()),
+        ReserveOutcome::Refused { index: 0 },
+        "A's second rollback took B's unit"
+    );
+
+    // The scripts themselves, as a resending client sends them: the same
+    // EVAL twice (same marker) counts once, and answers the same.
+    let key = redis_key("raw:", counter, false);
+    let ttl = OP_MARKER_TTL.as_millis().to_string();
+    let (oldest, current) = RESENT.window.live_buckets(now);
+    let (oldest, current) = (oldest.to_string(), current.to_string());
+    let op = op_key(&key, "0123", 'r');
+    let eval_reserve = |limit: &str| {
+        redis
+            .cli(&[
+                "eval", RESERVE, "2", &key, &op, &oldest, &current, &current, "3", limit, "60000",
+                &ttl,
+            ])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(eval_reserve("10"), "-1");
+    // Resent: the first run's answer, even though the limit would now refuse it.
+    assert_eq!(eval_reserve("4"), "-1");
+    assert_eq!(redis.cli(&["hget", &key, &current]).trim(), "3");
+    let back = op_key(&key, "0123", 'b');
+    let eval_rollback = || {
+        redis
+            .cli(&["eval", ROLLBACK, "2", &key, &back, &current, "2", &ttl])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(eval_rollback(), "0");
+    assert_eq!(eval_rollback(), "1", "the second run is recognised");
+    assert_eq!(redis.cli(&["hget", &key, &current]).trim(), "1");
+    // The markers expire.
+    let pttl: i64 = redis.cli(&["pttl", &back]).trim().parse().unwrap();
+    assert!(
+        pttl > 0 && pttl <= OP_MARKER_TTL.as_millis() as i64,
+        "{pttl}"
+    );
+}
+
 // ---------------------------------------------------------------- TLS
 
 /// `openssl ARGS...` in `dir`, which must succeed.
@@ -702,7 +800,7 @@ fn rediss_verifies_the_server_against_state_ca_and_refuses_an_untrusted_or_misna
     );
     assert!(allowed(&echo(&mut p, 1), 1));
     let keys = redis.cli(&["-a", secret, "--no-auth-warning", "--scan"]);
-    assert!(keys.contains("{limited}/echo."), "{keys}");
+    assert!(keys.contains("limited/echo."), "{keys}");
     let (code, err) = p.finish();
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -782,7 +880,7 @@ fn a_redis_requiring_client_certificates_accepts_state_client_cert() {
         ],
     );
     assert!(allowed(&echo(&mut p, 1), 1));
-    assert!(redis.cli(&["--scan"]).contains("{limited}/echo."));
+    assert!(redis.cli(&["--scan"]).contains("limited/echo."));
     let (code, err) = p.finish();
     assert_eq!(code, 0, "{err}");
 
@@ -972,7 +1070,12 @@ fn three_proxies_racing_one_limit_on_a_three_master_cluster_admit_exactly_the_li
         .collect();
     let holding: Vec<&Vec<String>> = holders.iter().filter(|k| !k.is_empty()).collect();
     assert_eq!(holding.len(), 1, "{holders:?}");
-    assert_eq!(holding[0].len(), 2, "{holders:?}");
+    // The two counters, and the markers of the reservations of the last minute.
+    assert_eq!(
+        holding[0].iter().filter(|k| !k.contains(":op:")).count(),
+        2,
+        "{holders:?}"
+    );
     for key in holding[0] {
         assert!(key.starts_with("c:{limited}/"), "{key}");
         assert_eq!(nodes[0].cli(&["cluster", "keyslot", key]), slot, "{key}");
@@ -1163,8 +1266,102 @@ fn a_failover_mid_run_with_state_min_replicas_admits_no_more_than_the_limit() {
     assert!(err.contains("replicas acknowledged"), "{err}");
 }
 
+/// Calls whose reservation the replica did not acknowledge are denied and
+/// their units given back: once the replica is back, exactly `limit` calls
+/// are admitted (not `limit - 3`).
 #[test]
-fn a_cluster_over_tls_verifies_every_node_with_state_ca() {
+fn a_reservation_the_replicas_did_not_acknowledge_is_given_back() {
+    let sync_now = ["--repl-diskless-sync-delay", "0"];
+    let master = Redis::start("redis-giveback-master", &sync_now);
+    let port = master.port.to_string();
+    let replica = Redis::start(
+        "redis-giveback-replica",
+        &["--replicaof", "127.0.0.1", &port, sync_now[0], sync_now[1]],
+    );
+    let synced = || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !replica
+            .cli(&["info", "replication"])
+            .contains("master_link_status:up")
+            || master.cli(&["wait", "1", "1000"]).trim() != "1"
+        {
+            assert!(Instant::now() < deadline, "the replica did not sync");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    synced();
+    let dir = temp_dir("redis-giveback-policy");
+    let limit = 5;
+    let policy = policy(&dir, limit);
+    let mut p = proxy(
+        "redis-giveback",
+        &policy,
+        &master.dsn(),
+        &["--state-min-replicas", "1"],
+    );
+    // The replica link is cut: WAIT 1 falls short, every call is denied.
+    assert_eq!(replica.cli(&["replicaof", "no", "one"]).trim(), "OK");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !master
+        .cli(&["info", "replication"])
+        .contains("connected_slaves:0")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the master still sees its replica"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for id in 1..=3 {
+        let r = echo(&mut p, id);
+        assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+    }
+    // The link is back: the 3 denied calls hold no units.
+    assert_eq!(replica.cli(&["replicaof", "127.0.0.1", &port]).trim(), "OK");
+    synced();
+    let mut admitted = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in 10.. {
+        let r = echo(&mut p, id);
+        if allowed(&r, id) {
+            admitted += 1;
+        } else if r.contains(&format!("[POLICY DENIED] At most {limit} echoes")) {
+            break;
+        } else {
+            // A WAIT that timed out on a loaded machine: denied, given back too.
+            assert!(r.contains(STATE_UNAVAILABLE), "{r}");
+            assert!(Instant::now() < deadline, "{r}");
+        }
+    }
+    assert_eq!(admitted, limit, "the 3 denied calls were given back");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 of 1 replicas acknowledged"), "{err}");
+}
+
+#[test]
+fn state_min_replicas_with_fail_mode_open_is_refused() {
+    let dir = temp_dir("redis-replicas-open-policy");
+    let policy = policy(&dir, 1);
+    // Refused before any connection: no Redis needed.
+    let err = start_up_error(&[
+        "-c",
+        &policy,
+        "--state-dsn",
+        "redis://127.0.0.1:1/0",
+        "--state-min-replicas",
+        "1",
+        "--state-fail-mode",
+        "open",
+    ]);
+    assert!(
+        err.contains("--state-min-replicas needs --state-fail-mode closed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_cluster_over_tls_works_with_state_ca_and_a_seed_with_another_ca_is_refused() {
     let pki = test_pki("redis-cluster-tls-pki");
     let nodes = redis_cluster_with("redis-cluster-tls", Some(&pki));
     let dir = temp_dir("redis-cluster-tls-policy");

@@ -341,6 +341,8 @@ const NO_RESERVATION: Reservation = Reservation {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
     len: u8,
+    /// The store's id for this reservation (0: none); see [`Ticket::op`].
+    op: u64,
     entries: [Reservation; MAX_RESERVATIONS],
 }
 
@@ -360,6 +362,7 @@ impl Ticket {
     /// No reservations.
     pub const EMPTY: Ticket = Ticket {
         len: 0,
+        op: 0,
         entries: [NO_RESERVATION; MAX_RESERVATIONS],
     };
 
@@ -382,6 +385,18 @@ impl Ticket {
     /// True when nothing was reserved.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// An id the store gave this reservation (0: none). A networked store
+    /// (Redis) sends it with the rollback so that a rollback delivered twice
+    /// (a client library resending after a timeout) gives the units back once.
+    pub fn op(&self) -> u64 {
+        self.op
+    }
+
+    /// Sets [`Ticket::op`].
+    pub fn set_op(&mut self, op: u64) {
+        self.op = op;
     }
 }
 

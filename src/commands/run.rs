@@ -118,6 +118,14 @@ fn open_counters(
         let what = format!("sqlite {}", db.path().display());
         (Arc::new(db), what)
     } else if let Some(dsn) = &a.state_dsn {
+        // A WAIT shortfall is a store failure, which `open` admits uncounted:
+        // while replication lags, every limit would be lifted.
+        if a.state_min_replicas > 0 && a.state_fail_mode == FailModeArg::Open {
+            return Err((
+                "--state-min-replicas needs --state-fail-mode closed: with open, a reservation the replicas did not acknowledge would be admitted uncounted, lifting every limit while replication lags".to_string(),
+                "drop --state-fail-mode open, or --state-min-replicas",
+            ));
+        }
         let opts = RedisOptions {
             ca: a.state_ca.clone(),
             client_cert: a.state_client_cert.clone(),
@@ -130,6 +138,9 @@ fn open_counters(
                 "check that Redis is running and that the DSN's host, port, password and database are right (and, with rediss://, that the server's certificate names that host and is signed by --state-ca or a well-known CA)",
             )
         })?;
+        for w in db.warnings() {
+            log.warn(format_args!("{w}"));
+        }
         let what = format!("redis {}", db.describe());
         (Arc::new(db), what)
     } else {
