@@ -119,15 +119,35 @@ pub(super) fn accepts_sse(req: &Request<Incoming>) -> bool {
 }
 
 impl Server {
+    /// Refuses a POST by its headers, before its body is read: a
+    /// `Content-Length` over --max-message-size (413), a `Content-Type` that
+    /// is not JSON (415).
+    pub(super) fn check_body_headers(&self, req: &Request<Incoming>) -> Result<(), Response<Body>> {
+        let max = self.opts.max_message_bytes;
+        if req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|n| n > max as u64)
+        {
+            return Err(too_large(max));
+        }
+        if let Some(ct) = header(req, &hyper::header::CONTENT_TYPE) {
+            let t = ct.split(';').next().unwrap_or("").trim();
+            if !t.eq_ignore_ascii_case("application/json") {
+                return Err(http_error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    INVALID_REQUEST,
+                    "Unsupported Media Type: Content-Type must be application/json",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a request body of at most --max-message-size bytes.
     pub(super) async fn read_body(&self, body: Incoming) -> Result<Bytes, Response<Body>> {
         let max = self.opts.max_message_bytes;
-        let too_big = || {
-            http_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                INVALID_REQUEST,
-                &format!("Payload Too Large: the limit is {max} bytes (--max-message-size)"),
-            )
-        };
         let mut body = body;
         let mut out = Vec::new();
         while let Some(frame) = body.frame().await {
@@ -140,7 +160,7 @@ impl Server {
             };
             if let Ok(d) = frame.into_data() {
                 if out.len() + d.len() > max {
-                    return Err(too_big());
+                    return Err(too_large(max));
                 }
                 out.extend_from_slice(&d);
             }
@@ -149,7 +169,26 @@ impl Server {
     }
 }
 
-pub(super) fn join_array(parts: &[Vec<u8>]) -> Vec<u8> {
+/// 413, for a body over --max-message-size (`max` bytes).
+fn too_large(max: usize) -> Response<Body> {
+    http_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        INVALID_REQUEST,
+        &format!("Payload Too Large: the limit is {max} bytes (--max-message-size)"),
+    )
+}
+
+/// The JSON answer to a POST: 202 without answers, the one answer, or a
+/// batch of them.
+pub(super) fn answers_response(mut answers: Vec<Vec<u8>>) -> Response<Body> {
+    match answers.len() {
+        0 => empty(StatusCode::ACCEPTED),
+        1 => json_response(answers.pop().expect("one")),
+        _ => json_response(join_array(&answers)),
+    }
+}
+
+fn join_array(parts: &[Vec<u8>]) -> Vec<u8> {
     let mut out = vec![b'['];
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {

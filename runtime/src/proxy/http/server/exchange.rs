@@ -5,16 +5,16 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper::{Response, StatusCode};
+use hyper::Response;
 use tokio::sync::mpsc;
 
 use super::Server;
-use super::body::{Body, empty, event_stream, http_error, join_array, json_response};
+use super::body::{Body, answers_response, event_stream};
 use super::router::Attached;
 use super::sessions::{Down, To, Up};
 use crate::jsonrpc::Envelope;
 use crate::proxy::http::lock;
-use crate::proxy::http::relay::{Sent, Sink};
+use crate::proxy::http::relay::{Sent, Sink, fail_pending, negotiated_version};
 use crate::proxy::http::upstream::{Answer, Failure};
 use crate::proxy::session::UPSTREAM_GONE;
 
@@ -76,11 +76,7 @@ impl Server {
             while let Ok(m) = rx.try_recv() {
                 answers.push(m.to_vec());
             }
-            return match answers.len() {
-                0 => empty(StatusCode::ACCEPTED),
-                1 => json_response(answers.pop().expect("one")),
-                _ => json_response(join_array(&answers)),
-            };
+            return answers_response(answers);
         }
         // One request to an HTTP upstream that answers with JSON: answer with
         // JSON too (what the client would get directly), without a stream.
@@ -89,55 +85,32 @@ impl Server {
             match link.up.post(m.clone(), sent.initialize).await {
                 Ok(Answer::Json(body)) => {
                     let out = down.session.from_server(&body);
-                    if out.forward.len() == 1 {
-                        let f = &out.forward[0];
-                        if sent.initialize
-                            && let Some(v) = crate::proxy::http::relay::negotiated_version(f)
-                        {
-                            link.up.set_protocol(&v);
-                        }
-                        let bytes = f.to_vec();
-                        drop(out);
-                        if let Some(id) = &sent.raw_id
-                            && let Some(err) = down.session.fail_pending(
-                                id,
-                                UPSTREAM_GONE,
-                                "the upstream's JSON answer did not answer the request",
-                            )
-                        {
-                            return json_response(join_array(&[bytes, err]));
-                        }
-                        return json_response(bytes);
+                    let single = out.forward.len() == 1;
+                    if single
+                        && sent.initialize
+                        && let Some(v) = negotiated_version(&out.forward[0])
+                    {
+                        link.up.set_protocol(&v);
                     }
-                    let forwarded: Vec<Bytes> = out
-                        .forward
-                        .iter()
-                        .map(|f| Bytes::copy_from_slice(f))
-                        .collect();
+                    let forwarded: Vec<Vec<u8>> = out.forward.iter().map(|f| f.to_vec()).collect();
                     drop(out);
-                    for f in forwarded {
-                        let _ = sink.try_send(f);
-                    }
-                    if let Some(id) = &sent.raw_id
-                        && let Some(err) = down.session.fail_pending(
+                    // Still pending now: the one JSON answer there will be did not answer it.
+                    let unanswered = sent.raw_id.as_deref().and_then(|id| {
+                        down.session.fail_pending(
                             id,
                             UPSTREAM_GONE,
                             "the upstream's JSON answer did not answer the request",
                         )
-                    {
-                        let _ = sink.try_send(Bytes::from(err));
+                    });
+                    if single {
+                        return answers_response(forwarded.into_iter().chain(unanswered).collect());
+                    }
+                    for f in forwarded.into_iter().chain(unanswered) {
+                        let _ = sink.try_send(Bytes::from(f));
                     }
                 }
                 Ok(answer) => down.relay(link, answer, sent, &sink),
-                Err(Failure::SessionGone) => {
-                    self.remove(&down.id);
-                    down.session.upstream_gone("the upstream ended the session");
-                    return http_error(
-                        StatusCode::NOT_FOUND,
-                        UPSTREAM_GONE,
-                        "Session not found: the upstream MCP server ended the session; initialize a new session",
-                    );
-                }
+                Err(Failure::SessionGone) => return self.upstream_ended(down, link),
                 Err(f) => link.failed(sent, &f, &sink).await,
             }
             drop(sink);
@@ -180,11 +153,7 @@ impl Server {
                 ));
             }
         }
-        match answers.len() {
-            0 => empty(StatusCode::ACCEPTED),
-            1 => json_response(answers.pop().expect("one")),
-            _ => json_response(join_array(&answers)),
-        }
+        answers_response(answers)
     }
 
     /// Sends one message upstream; answers go to `sink`. Err: the response
@@ -205,20 +174,7 @@ impl Server {
                     }
                     Ok(())
                 }
-                Err(Failure::SessionGone) => {
-                    self.log.warn(format_args!(
-                        "session {}: {}",
-                        &down.id[..8],
-                        Failure::SessionGone.describe(link.up.url())
-                    ));
-                    self.remove(&down.id);
-                    down.session.upstream_gone("the upstream ended the session");
-                    Err(http_error(
-                        StatusCode::NOT_FOUND,
-                        UPSTREAM_GONE,
-                        "Session not found: the upstream MCP server ended the session; initialize a new session",
-                    ))
-                }
+                Err(Failure::SessionGone) => Err(self.upstream_ended(down, link)),
                 Err(f) => {
                     link.failed(sent, &f, sink).await;
                     Ok(())
@@ -246,13 +202,14 @@ impl Server {
                         };
                         if !ok && let Some(id) = &sent.raw_id {
                             router.forget(id);
-                            if let Some(e) = down.session.fail_pending(
+                            fail_pending(
+                                &down.session,
                                 id,
                                 UPSTREAM_GONE,
                                 "the MCP server process of this session has exited",
-                            ) {
-                                let _ = sink.send(Bytes::from(e)).await;
-                            }
+                                sink,
+                            )
+                            .await;
                         }
                     }
                 }

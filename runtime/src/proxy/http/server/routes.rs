@@ -97,28 +97,8 @@ impl Server {
     }
 
     pub(super) async fn post(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        let max = self.opts.max_message_bytes as u64;
-        if req
-            .headers()
-            .get(hyper::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            .is_some_and(|n| n > max)
-        {
-            return http_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                INVALID_REQUEST,
-                &format!("Payload Too Large: the limit is {max} bytes (--max-message-size)"),
-            );
-        }
-        if let Some(ct) = header(&req, &hyper::header::CONTENT_TYPE) {
-            let t = ct.split(';').next().unwrap_or("").trim();
-            if !t.eq_ignore_ascii_case("application/json") {
-                return http_error(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    INVALID_REQUEST,
-                    "Unsupported Media Type: Content-Type must be application/json",
-                );
-            }
+        if let Err(r) = self.check_body_headers(&req) {
+            return r;
         }
         let reply = Reply {
             sse: accepts_sse(&req),
@@ -228,14 +208,7 @@ impl Server {
                         "Method Not Allowed: the upstream offers no GET stream",
                     );
                 }
-                Err(Failure::SessionGone) => {
-                    self.remove(&down.id);
-                    return http_error(
-                        StatusCode::NOT_FOUND,
-                        UPSTREAM_GONE,
-                        "Session not found: the upstream ended the session",
-                    );
-                }
+                Err(Failure::SessionGone) => return self.upstream_ended(&down, link),
                 Err(f) => {
                     return http_error(
                         StatusCode::BAD_GATEWAY,

@@ -179,6 +179,21 @@ impl Server {
         lock(&self.sessions).remove(id);
     }
 
+    /// The upstream ended `down`'s MCP session (HTTP 404 for its id), seen
+    /// by a POST or a GET: the client's session ends too, with the 404 a
+    /// client of the upstream would get. Its pending requests will not be
+    /// answered: their counters come back.
+    pub(super) fn upstream_ended(&self, down: &Down, link: &Link) -> Response<Body> {
+        link.log_session_gone(Some(&down.id[..8]));
+        self.remove(&down.id);
+        let _ = down.session.upstream_gone("the upstream ended the session");
+        http_error(
+            StatusCode::NOT_FOUND,
+            UPSTREAM_GONE,
+            "Session not found: the upstream MCP server ended the session; initialize a new session",
+        )
+    }
+
     /// Ends a session's upstream: DELETE for HTTP, stdin closed then signals for a child.
     pub(super) async fn end(&self, down: &Down, why: &str) {
         self.log
