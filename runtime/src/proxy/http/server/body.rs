@@ -18,6 +18,7 @@ use super::Server;
 use crate::jsonrpc::INVALID_REQUEST;
 use crate::proxy::http::sse;
 use crate::proxy::respond;
+use crate::proxy::session::join_array;
 
 pub(super) type Body = BoxBody<Bytes, Infallible>;
 
@@ -186,18 +187,6 @@ pub(super) fn answers_response(mut answers: Vec<Vec<u8>>) -> Response<Body> {
         1 => json_response(answers.pop().expect("one")),
         _ => json_response(join_array(&answers)),
     }
-}
-
-fn join_array(parts: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = vec![b'['];
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(p);
-    }
-    out.push(b']');
-    out
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::Server;
 use super::router::Router;
 use super::sessions::ChildHandle;
 use crate::proxy::child;
-use crate::proxy::lines::{Line, LineReader};
+use crate::proxy::lines::{Line, LineReader, write_lines};
 use crate::proxy::session::Session;
 
 impl Server {
@@ -42,15 +42,7 @@ impl Server {
         let (stdin_tx, mut stdin_rx) = mpsc::channel::<Bytes>(256);
         tokio::spawn(async move {
             let mut w = BufWriter::with_capacity(64 * 1024, child_in);
-            while let Some(m) = stdin_rx.recv().await {
-                if w.write_all(&m).await.is_err() || w.write_all(b"\n").await.is_err() {
-                    break;
-                }
-                if stdin_rx.is_empty() && w.flush().await.is_err() {
-                    break;
-                }
-            }
-            let _ = w.flush().await;
+            write_lines(&mut stdin_rx, &mut w).await;
             let _ = w.shutdown().await;
         });
 
