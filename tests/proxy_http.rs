@@ -556,6 +556,42 @@ fn an_upstream_404_ends_the_client_session_with_404() {
 }
 
 #[test]
+fn an_upstream_404_to_the_get_stream_ends_the_client_session_as_a_post_does() {
+    let up = expiring_upstream();
+    let (_p, url) = endpoint(&["--server", "everything", "--upstream", &up.url()]);
+    let (status, head, body) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let sid = session_id(&head);
+    let (status, _, body) = http(
+        &url,
+        "GET",
+        &[("Accept", "text/event-stream"), ("Mcp-Session-Id", &sid)],
+        b"",
+    );
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 404, "{body}");
+    // The same answer as a POST that finds the upstream session gone.
+    assert!(
+        body.contains(
+            "Session not found: the upstream MCP server ended the session; initialize a new session"
+        ),
+        "{body}"
+    );
+    let list = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let (status, _, body) = http(
+        &url,
+        "POST",
+        &[JSON, ACCEPT, ("Mcp-Session-Id", &sid)],
+        list,
+    );
+    assert_eq!(status, 404, "the session is gone");
+    assert!(
+        String::from_utf8_lossy(&body).contains("Session not found: initialize a new session"),
+        "the proxy's own 404 (the upstream was not asked)"
+    );
+}
+
+#[test]
 fn a_multi_mib_sse_event_is_relayed_whole_to_an_http_client() {
     let size = 6 << 20;
     let up = big_event_upstream(size);

@@ -1,6 +1,8 @@
 //! Newline-delimited framing with a size limit that loses nothing else.
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use bytes::Bytes;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 /// One read from a line stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -11,6 +13,24 @@ pub enum Line {
     TooLong(usize),
     /// End of stream (a final line without a newline is still returned first).
     Eof,
+}
+
+/// Writes each message of `rx` as a line to `out` until `rx` closes or a
+/// write fails, flushing whenever no other message waits (a burst goes out
+/// in few writes, a lone message at once), and once more at the end.
+pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
+    rx: &mut mpsc::Receiver<Bytes>,
+    out: &mut W,
+) {
+    while let Some(m) = rx.recv().await {
+        if out.write_all(&m).await.is_err() || out.write_all(b"\n").await.is_err() {
+            break;
+        }
+        if rx.is_empty() && out.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = out.flush().await;
 }
 
 /// Reads newline-delimited messages of at most `max` bytes each. A longer

@@ -830,14 +830,15 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[start..end.max(start)]
 }
 
-fn join_array(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
+/// The JSON array of `parts` (each one JSON text): a batch of messages.
+pub(crate) fn join_array<P: AsRef<[u8]>>(parts: &[P]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.as_ref().len() + 1).sum::<usize>() + 2);
     out.push(b'[');
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(p);
+        out.extend_from_slice(p.as_ref());
     }
     out.push(b']');
     out

@@ -91,6 +91,24 @@ pub fn negotiated_version(msg: &[u8]) -> Option<String> {
     }
 }
 
+/// Answers the request `raw_id` with an error on `sink` if `session` still
+/// waits for its answer (its counters roll back); true if it did.
+pub(crate) async fn fail_pending(
+    session: &Session,
+    raw_id: &[u8],
+    code: i32,
+    why: &str,
+    sink: &Sink,
+) -> bool {
+    match session.fail_pending(raw_id, code, why) {
+        Some(err) => {
+            let _ = sink.send(Bytes::from(err)).await;
+            true
+        }
+        None => false,
+    }
+}
+
 /// A session and its upstream.
 #[derive(Clone)]
 pub struct Link {
@@ -127,9 +145,7 @@ impl Link {
         match &sent.raw_id {
             Some(id) => {
                 self.log.warn(format_args!("{why}"));
-                if let Some(err) = self.session.fail_pending(id, code, &why) {
-                    let _ = sink.send(Bytes::from(err)).await;
-                }
+                fail_pending(&self.session, id, code, &why, sink).await;
             }
             None => self
                 .log
@@ -186,10 +202,22 @@ impl Link {
                     ),
                 )
             };
-            if let Some(err) = self.session.fail_pending(id, code, &why) {
+            if fail_pending(&self.session, id, code, &why, sink).await {
                 self.log.warn(format_args!("{why}"));
-                let _ = sink.send(Bytes::from(err)).await;
             }
+        }
+    }
+
+    /// Logs that the upstream ended the MCP session (HTTP 404 for its
+    /// session id); `client_session` names the client's session where the
+    /// proxy serves several. What follows is the transport's: the stdio
+    /// client's requests each get an error until it initializes again, the
+    /// HTTP endpoint's client gets a 404 for its session.
+    pub(crate) fn log_session_gone(&self, client_session: Option<&str>) {
+        let why = Failure::SessionGone.describe(self.up.url());
+        match client_session {
+            Some(s) => self.log.warn(format_args!("session {s}: {why}")),
+            None => self.log.warn(format_args!("{why}")),
         }
     }
 
@@ -310,10 +338,7 @@ impl Link {
                     tokio::time::sleep(retry).await;
                 }
                 Err(Failure::SessionGone) => {
-                    self.log.warn(format_args!(
-                        "{}",
-                        Failure::SessionGone.describe(self.up.url())
-                    ));
+                    self.log_session_gone(None);
                     return;
                 }
                 Err(f) => {

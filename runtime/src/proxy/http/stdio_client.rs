@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{BufReader, BufWriter};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::relay::{Link, Sent};
 use super::upstream::{self, Upstream};
 use crate::jsonrpc::INVALID_REQUEST;
-use crate::proxy::lines::{Line, LineReader};
+use crate::proxy::lines::{Line, LineReader, write_lines};
 use crate::proxy::log::Log;
 use crate::proxy::respond;
 use crate::proxy::session::Session;
@@ -86,15 +86,7 @@ pub async fn run(session: Arc<Session>, opts: UpstreamOptions, log: Log) -> std:
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(1024);
     let writer = tokio::spawn(async move {
         let mut out = BufWriter::with_capacity(64 * 1024, client_output());
-        while let Some(msg) = out_rx.recv().await {
-            if out.write_all(&msg).await.is_err() || out.write_all(b"\n").await.is_err() {
-                break;
-            }
-            if out_rx.is_empty() && out.flush().await.is_err() {
-                break;
-            }
-        }
-        let _ = out.flush().await;
+        write_lines(&mut out_rx, &mut out).await;
     });
 
     let max = opts.max_message_bytes;
