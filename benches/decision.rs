@@ -17,12 +17,12 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use portcullis_compiled::{compiled, repo_path};
 use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{compile, load_file};
-use portcullis_runtime::call::ToolCall;
-use portcullis_runtime::counters::{MemoryCounters, UnixMillis};
-use portcullis_runtime::json::Strictness;
-use portcullis_runtime::jsonrpc::parse_tool_call;
-use portcullis_runtime::policy::{Env, FailMode, Outcome, Policy};
-use portcullis_runtime::proxy::metrics::Metrics;
+use portcullis_core::call::ToolCall;
+use portcullis_core::counters::{MemoryCounters, UnixMillis};
+use portcullis_core::json::Strictness;
+use portcullis_core::jsonrpc::parse_tool_call;
+use portcullis_core::policy::{Env, FailMode, Outcome, Policy};
+use portcullis_proxy::metrics::Metrics;
 
 const POLICY: &str = "benches/policies/fusionauth.yaml";
 

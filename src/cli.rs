@@ -228,7 +228,7 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
     /// Largest message accepted in either direction, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = portcullis_runtime::proxy::DEFAULT_MAX_MESSAGE_BYTES)]
+    #[arg(long, value_name = "BYTES", default_value_t = portcullis_proxy::DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_size: usize,
     /// Answer and roll back a request the server has not answered after this many seconds (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 300.0)]

@@ -1,6 +1,6 @@
 //! The policies compiled into this binary by `build.rs`.
 
-use portcullis_runtime::Policy;
+use portcullis_core::Policy;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/policies.rs"));

@@ -17,11 +17,11 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use portcullis_compiler::eval::Evaluator;
-use portcullis_runtime::Policy;
-use portcullis_runtime::proxy::audit::{AuditLog, Event};
-use portcullis_runtime::proxy::log::Log;
-use portcullis_runtime::proxy::metrics::Metrics;
-use portcullis_runtime::proxy::session::PolicySlot;
+use portcullis_core::Policy;
+use portcullis_proxy::audit::{AuditLog, Event};
+use portcullis_proxy::log::Log;
+use portcullis_proxy::metrics::Metrics;
+use portcullis_proxy::session::PolicySlot;
 
 /// How often the files are looked at.
 const POLL: Duration = Duration::from_millis(250);

@@ -21,12 +21,12 @@
 
 use serde::Serialize;
 
-use portcullis_runtime::Policy;
-use portcullis_runtime::counters::UnixMillis;
-use portcullis_runtime::policy::Effect;
-use portcullis_runtime::replay::Replay;
+use portcullis_core::Policy;
+use portcullis_core::counters::UnixMillis;
+use portcullis_core::policy::Effect;
+use portcullis_core::replay::Replay;
 
-pub use portcullis_runtime::replay::DEFAULT_CLOCK;
+pub use portcullis_core::replay::DEFAULT_CLOCK;
 
 /// One call of a decision table.
 #[derive(Debug, Clone)]

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Proxy, is_denial, temp_dir};
-use portcullis_runtime::proxy::log::{Level, Log};
-use portcullis_runtime::state::redis::{RedisOptions, RedisStore};
-use portcullis_runtime::state::{Store, conformance};
+use portcullis_proxy::log::{Level, Log};
+use portcullis_proxy::state::redis::{RedisOptions, RedisStore};
+use portcullis_proxy::state::{Store, conformance};
 
 const STATE_UNAVAILABLE: &str = "Policy state unavailable";
 
@@ -552,14 +552,13 @@ fn redis_down_at_start_up_is_a_clear_error() {
 
 // ---------------------------------------------------------------- Resent scripts
 
-static RESENT: portcullis_runtime::counters::CounterSpec =
-    portcullis_runtime::counters::CounterSpec::new(
-        "resent/_global.calls",
-        portcullis_runtime::counters::Window::Sliding {
-            millis: 172_800_000,
-        },
-        portcullis_runtime::counters::Scope::Global,
-    );
+static RESENT: portcullis_core::counters::CounterSpec = portcullis_core::counters::CounterSpec::new(
+    "resent/_global.calls",
+    portcullis_core::counters::Window::Sliding {
+        millis: 172_800_000,
+    },
+    portcullis_core::counters::Scope::Global,
+);
 
 /// A client library may send a script again after a timeout or a dropped
 /// connection (the cluster client does, up to 3 times) although the first
@@ -568,11 +567,11 @@ static RESENT: portcullis_runtime::counters::CounterSpec =
 /// admitted calls: over-admission).
 #[test]
 fn a_reservation_or_rollback_sent_twice_counts_once() {
-    use portcullis_runtime::counters::{
+    use portcullis_core::counters::{
         CounterRef, ReserveOutcome, ReserveRequest, Ticket, UnixMillis,
     };
-    use portcullis_runtime::state::Backend;
-    use portcullis_runtime::state::redis::{OP_MARKER_TTL, RESERVE, ROLLBACK, op_key, redis_key};
+    use portcullis_proxy::state::Backend;
+    use portcullis_proxy::state::redis::{OP_MARKER_TTL, RESERVE, ROLLBACK, op_key, redis_key};
     let redis = Redis::start("redis-resent", &[]);
     let store = RedisStore::open(&redis.dsn(), "resent:").unwrap();
     let counter = CounterRef {

@@ -10,9 +10,9 @@
 
 use std::cmp::Ordering;
 
-use portcullis_runtime::counters::MAX_RESERVATIONS;
-use portcullis_runtime::json::{JStr, Val};
-use portcullis_runtime::ops;
+use portcullis_core::counters::MAX_RESERVATIONS;
+use portcullis_core::json::{JStr, Val};
+use portcullis_core::ops;
 
 use crate::ir::{CmpOp, Const, Expr, NamePattern, Operand, RuleId, ServerPolicy, Test, TestKind};
 use crate::source::Diagnostic;

@@ -84,7 +84,7 @@ pub fn generate(set: &PolicySet, opts: &Options) -> Generated {
         /// The source files, as given to the compiler.
         pub const SOURCES: &[&str] = &[#(#sources),*];
         /// Every compiled server policy, sorted by server name.
-        pub static POLICIES: [&'static dyn portcullis_runtime::Policy; #n] = [#(#entries),*];
+        pub static POLICIES: [&'static dyn portcullis_core::Policy; #n] = [#(#entries),*];
         #(#modules)*
     };
     let file: syn::File = syn::parse2(tokens).expect("generated code parses");
@@ -245,7 +245,7 @@ impl Gen<'_> {
     /// One constant per rule the code names, documented with the rule's
     /// label, name and `file:line` (the file name only: a policy directory
     /// is flat, and the generated code must not depend on the checkout path).
-    fn rule_consts(&self, meta: &portcullis_runtime::policy::PolicyMeta) -> Vec<TokenStream> {
+    fn rule_consts(&self, meta: &portcullis_core::policy::PolicyMeta) -> Vec<TokenStream> {
         self.used_rules
             .borrow()
             .iter()
@@ -479,7 +479,7 @@ fn server_module(
         // names even when a tool reads a single one (single_match).
         #[allow(clippy::nonminimal_bool, clippy::single_match)]
         pub mod #m {
-            use portcullis_runtime::prelude::*;
+            use portcullis_core::prelude::*;
 
             /// The compiled policy.
             pub struct Compiled;

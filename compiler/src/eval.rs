@@ -6,11 +6,11 @@
 //! every test, and allocates freely. Both it and the generated code call the
 //! runtime's `ops` for every operator and `Limits` for the counter phase.
 
-use portcullis_runtime::call::ToolCall;
-use portcullis_runtime::counters::{CounterRef, CounterSpec, Scope};
-use portcullis_runtime::json::{JStr, Num, Val};
-use portcullis_runtime::ops::{self, AmountFault};
-use portcullis_runtime::policy::{
+use portcullis_core::call::ToolCall;
+use portcullis_core::counters::{CounterRef, CounterSpec, Scope};
+use portcullis_core::json::{JStr, Num, Val};
+use portcullis_core::ops::{self, AmountFault};
+use portcullis_core::policy::{
     Decision, Env, Limits, Outcome, Policy, PolicyMeta, RuleId, RuleInfo,
 };
 

@@ -7,11 +7,11 @@
 
 use std::fmt::Write as _;
 
-use portcullis_runtime::call::ToolCall;
-use portcullis_runtime::counters::{Calendar, MemoryCounters, UnixMillis, Window};
-use portcullis_runtime::json::Strictness;
-use portcullis_runtime::ops::AmountFault;
-use portcullis_runtime::policy::{Effect, Env, FailMode, Outcome, Policy, RuleId};
+use portcullis_core::call::ToolCall;
+use portcullis_core::counters::{Calendar, MemoryCounters, UnixMillis, Window};
+use portcullis_core::json::Strictness;
+use portcullis_core::ops::AmountFault;
+use portcullis_core::policy::{Effect, Env, FailMode, Outcome, Policy, RuleId};
 
 use crate::eval::{Evaluator, Trace};
 use crate::ir::{Amount, Const, Expr, Operand, Partition, RuleKind, ServerPolicy, Test, TestKind};

@@ -18,8 +18,8 @@
 
 use std::fmt;
 
-pub use portcullis_runtime::counters::{Calendar, Window};
-pub use portcullis_runtime::policy::{RuleId, RuleKind};
+pub use portcullis_core::counters::{Calendar, Window};
+pub use portcullis_core::policy::{RuleId, RuleKind};
 
 use crate::source::{FileId, SourceMap, Span};
 
@@ -173,7 +173,7 @@ impl NamePattern {
     pub fn matches(&self, tool: &str) -> bool {
         match self {
             NamePattern::Exact(n) => n == tool,
-            NamePattern::Glob(g) => portcullis_runtime::ops::glob_match(g, tool),
+            NamePattern::Glob(g) => portcullis_core::ops::glob_match(g, tool),
             NamePattern::All => true,
         }
     }
@@ -555,7 +555,7 @@ pub struct Number {
 impl Number {
     /// A number from JSON number text; None if it is not strict JSON syntax.
     pub fn parse(text: &str) -> Option<Number> {
-        portcullis_runtime::json::Num::parse(text.as_bytes())?;
+        portcullis_core::json::Num::parse(text.as_bytes())?;
         Some(Number {
             text: text.to_string(),
         })
@@ -569,9 +569,9 @@ impl Number {
     }
 
     /// The runtime view of this number.
-    pub fn num(&self) -> portcullis_runtime::json::Num<'_> {
-        portcullis_runtime::json::Num::parse(self.text.as_bytes())
-            .unwrap_or(portcullis_runtime::json::Num::ZERO)
+    pub fn num(&self) -> portcullis_core::json::Num<'_> {
+        portcullis_core::json::Num::parse(self.text.as_bytes())
+            .unwrap_or(portcullis_core::json::Num::ZERO)
     }
 }
 

@@ -27,11 +27,11 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use portcullis_runtime::call::ToolCall;
-use portcullis_runtime::counters::UnixMillis;
-use portcullis_runtime::json::Strictness;
-use portcullis_runtime::policy::{Decision, Effect, Policy, RuleKind};
-use portcullis_runtime::replay::Replay;
+use portcullis_core::call::ToolCall;
+use portcullis_core::counters::UnixMillis;
+use portcullis_core::json::Strictness;
+use portcullis_core::policy::{Decision, Effect, Policy, RuleKind};
+use portcullis_core::replay::Replay;
 
 use crate::eval::{Evaluator, Trace};
 use crate::ir::{RuleId, ServerPolicy};
@@ -40,7 +40,7 @@ use crate::source::{Diagnostic, FileId, SourceMap, Span};
 use crate::syntax::yaml::{self, Node, NodeValue, Typed, typed};
 
 /// The default clock of a test file.
-pub use portcullis_runtime::replay::DEFAULT_CLOCK;
+pub use portcullis_core::replay::DEFAULT_CLOCK;
 
 /// A parsed test file.
 #[derive(Debug, Clone)]
@@ -343,12 +343,12 @@ fn to_json(n: &Node, out: &mut String, diags: &mut Vec<Diagnostic>) {
 
 fn json_string(s: &str) -> String {
     let mut out = Vec::new();
-    portcullis_runtime::proxy::respond::push_json_str(&mut out, s);
+    portcullis_core::json::push_json_str(&mut out, s);
     String::from_utf8(out).unwrap_or_default()
 }
 
 /// What a call came to, described for a report.
-fn describe(d: &Decision, tool: &str, meta: &portcullis_runtime::PolicyMeta) -> String {
+fn describe(d: &Decision, tool: &str, meta: &portcullis_core::PolicyMeta) -> String {
     match d.effect() {
         Effect::Allow => "allow".to_string(),
         Effect::Deny => {
@@ -372,7 +372,7 @@ pub struct Failure {
     /// The call's index in the case.
     pub call: usize,
     /// What it came to: outcome, deciding rule and message (`None` when the arguments were refused).
-    pub got: Option<(portcullis_runtime::Outcome, Option<RuleId>, String)>,
+    pub got: Option<(portcullis_core::Outcome, Option<RuleId>, String)>,
     /// The report: the call, what was expected, what happened.
     pub text: String,
 }

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeSet;
 
-use portcullis_runtime::json::{Strictness, Val, Value, validate};
+use portcullis_core::json::{Strictness, Val, Value, validate};
 
 use crate::ir::{Amount, ArgPath, NamePattern, Operand, Partition, ServerPolicy};
 use crate::source::{Diagnostic, Span};

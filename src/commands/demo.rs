@@ -13,7 +13,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use portcullis_runtime::json::{Strictness, Val, Value, validate};
+use portcullis_core::json::{Strictness, Val, Value, validate};
 
 use crate::cli::DemoArgs;
 

@@ -7,8 +7,8 @@ use crate::cli::ExplainArgs;
 #[cfg(feature = "dynamic")]
 pub fn run(args: &ExplainArgs) -> i32 {
     use portcullis_compiler::eval::Evaluator;
-    use portcullis_runtime::counters::{MemoryCounters, UnixMillis};
-    use portcullis_runtime::policy::{Env, FailMode};
+    use portcullis_core::counters::{MemoryCounters, UnixMillis};
+    use portcullis_core::policy::{Env, FailMode};
 
     use crate::embedded;
 
@@ -71,10 +71,10 @@ pub fn run(args: &ExplainArgs) -> i32 {
     print!("{text}");
     // The compiled policy must agree with the evaluator; say so if not.
     if let Some(policy) = compiled
-        && let Ok(call) = portcullis_runtime::call::ToolCall::new(
+        && let Ok(call) = portcullis_core::call::ToolCall::new(
             &args.tool,
             args.args.as_bytes(),
-            portcullis_runtime::json::Strictness::STRICT,
+            portcullis_core::json::Strictness::STRICT,
         )
     {
         let counters = MemoryCounters::new();
@@ -92,7 +92,7 @@ pub fn run(args: &ExplainArgs) -> i32 {
             session: 0,
             fail_mode: FailMode::Closed,
         };
-        let b = portcullis_runtime::Policy::decide(&ev, &call, &env);
+        let b = portcullis_core::Policy::decide(&ev, &call, &env);
         if (a.outcome, a.rule) != (b.outcome, b.rule) {
             eprintln!(
                 "warning: the compiled policy decides {:?} by rule {:?}, the evaluator {:?} by rule {:?}: a compiler bug, please report it",

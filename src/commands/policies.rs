@@ -22,7 +22,7 @@ pub fn run() -> i32 {
         let rules = m
             .rules
             .iter()
-            .filter(|r| r.kind == portcullis_runtime::policy::RuleKind::Rule)
+            .filter(|r| r.kind == portcullis_core::policy::RuleKind::Rule)
             .count();
         println!(
             "  {:<width$}  {:<12}  {:>3} rule{}  sha256:{}  {}",

@@ -3,21 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_runtime::counters::{Counters, MemoryCounters};
-use portcullis_runtime::policy::{FailMode, Policy};
-use portcullis_runtime::proxy::audit::{AuditLog, Event, Identity};
-use portcullis_runtime::proxy::http::server::{
-    self, Backend as HttpBackend, ClientToken, ServerOptions,
-};
-use portcullis_runtime::proxy::http::stdio_client::{self, UpstreamOptions};
-use portcullis_runtime::proxy::http::upstream::parse_header;
-use portcullis_runtime::proxy::log::{Level, Log};
-use portcullis_runtime::proxy::metrics::{self, Metrics};
-use portcullis_runtime::proxy::session::{PolicySlot, Session};
-use portcullis_runtime::proxy::stdio::{self, StdioOptions};
-use portcullis_runtime::state::redis::{RedisOptions, RedisStore};
-use portcullis_runtime::state::sqlite::SqliteStore;
-use portcullis_runtime::state::{Backend, Store};
+use portcullis_core::counters::{Counters, MemoryCounters};
+use portcullis_core::policy::{FailMode, Policy};
+use portcullis_proxy::audit::{AuditLog, Event, Identity};
+use portcullis_proxy::http::server::{self, Backend as HttpBackend, ClientToken, ServerOptions};
+use portcullis_proxy::http::stdio_client::{self, UpstreamOptions};
+use portcullis_proxy::http::upstream::parse_header;
+use portcullis_proxy::log::{Level, Log};
+use portcullis_proxy::metrics::{self, Metrics};
+use portcullis_proxy::session::{PolicySlot, Session};
+use portcullis_proxy::state::redis::{RedisOptions, RedisStore};
+use portcullis_proxy::state::sqlite::SqliteStore;
+use portcullis_proxy::state::{Backend, Store};
+use portcullis_proxy::stdio::{self, StdioOptions};
 
 use crate::cli::{Cli, FailModeArg, ProxyArgs, Transport};
 use crate::embedded;
@@ -235,7 +233,7 @@ pub fn run(cli: Cli) -> i32 {
         Ok(p) => p,
         Err((msg, help)) => return fail(&msg, &help),
     };
-    let session_id = match portcullis_runtime::proxy::random_session_id() {
+    let session_id = match portcullis_proxy::random_session_id() {
         Ok(n) => n,
         Err(e) => return fail(&format!("cannot make a session id: {e}"), ""),
     };
@@ -280,7 +278,7 @@ pub fn run(cli: Cli) -> i32 {
                 Some(url) => url.clone(),
                 None => cli.server_command[0].to_string_lossy().into_owned(),
             },
-            process_start: portcullis_runtime::proxy::audit::process_start(std::process::id()),
+            process_start: portcullis_proxy::audit::process_start(std::process::id()),
         });
     }
     let metrics = a
@@ -434,7 +432,7 @@ pub fn run(cli: Cli) -> i32 {
 
 /// `--upstream URL` and its flags.
 fn upstream_options(url: &str, a: &ProxyArgs) -> Result<UpstreamOptions, (String, String)> {
-    let uri: portcullis_runtime::proxy::http::upstream::Url = url.parse().map_err(|e| {
+    let uri: portcullis_proxy::http::upstream::Url = url.parse().map_err(|e| {
         (
             format!("--upstream `{url}` is not a URL: {e}"),
             "e.g. --upstream https://mcp.example.com/mcp".to_string(),

@@ -199,7 +199,7 @@ pub fn run(args: &ScanArgs) -> i32 {
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned()),
         via,
-        date: portcullis_runtime::UnixMillis::now().to_rfc3339()[..10].to_string(),
+        date: portcullis_core::UnixMillis::now().to_rfc3339()[..10].to_string(),
     };
     let text = scaffold::write(&opts, &tools);
 

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use portcullis_runtime::counters::UnixMillis;
-use portcullis_runtime::proxy::audit::process_start;
-use portcullis_runtime::proxy::log::printable;
+use portcullis_core::counters::UnixMillis;
+use portcullis_proxy::audit::process_start;
+use portcullis_proxy::log::printable;
 use serde::Serialize;
 use serde_json::Value;
 

@@ -54,7 +54,7 @@ pub fn run(args: &ValidateArgs) -> i32 {
         let rules = p
             .rules
             .iter()
-            .filter(|r| r.kind == portcullis_runtime::policy::RuleKind::Rule)
+            .filter(|r| r.kind == portcullis_core::policy::RuleKind::Rule)
             .count();
         println!(
             "{}: valid ({} policy for server `{}`, {} tool{}, {} rule{})",

@@ -178,7 +178,7 @@ fn lower_tool(
                     || {
                         format!(
                             "Tool {} is denied by policy",
-                            portcullis_runtime::policy::go_quote(tool)
+                            portcullis_core::policy::go_quote(tool)
                         )
                     },
                     |r| r.text,

@@ -386,7 +386,7 @@ fn lower_rule(
                             format!(
                                 "{} must be a whole number from 0 to {}",
                                 display_path(p),
-                                portcullis_runtime::ops::MAX_AMOUNT
+                                portcullis_core::ops::MAX_AMOUNT
                             )
                         },
                         |m| m.value.clone(),

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use portcullis_runtime::policy::go_quote;
+use portcullis_core::policy::go_quote;
 
 use super::{PolicyBuilder, Str, check_keys, get, key_span, map_entries, seq_items, string_field};
 use crate::ir::{
@@ -1301,7 +1301,7 @@ fn own_limit(
                 "Invalid amount for {}: {} must be a whole number from 0 to {}",
                 go_quote(&r.name.text),
                 f.text,
-                portcullis_runtime::ops::MAX_AMOUNT
+                portcullis_core::ops::MAX_AMOUNT
             ),
         },
         None => Amount::Const(if state.increment == 0 {

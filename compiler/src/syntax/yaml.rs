@@ -292,7 +292,7 @@ impl<'a> Builder<'a> {
                             Diagnostic::intercept(
                                 format!(
                                     "parsing config file: yaml: mapping key {} already defined",
-                                    portcullis_runtime::policy::go_quote(&key.text)
+                                    portcullis_core::policy::go_quote(&key.text)
                                 ),
                                 key.span,
                             )

@@ -9,8 +9,8 @@ use std::process::{Child, ChildStdin};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use portcullis_runtime::json::{Strictness, Val, Value, validate};
-use portcullis_runtime::proxy::child::Group;
+use portcullis_core::json::{Strictness, Val, Value, validate};
+use portcullis_proxy::child::Group;
 
 /// The protocol version scan asks for.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -123,7 +123,7 @@ fn result(method: &str, response: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
-fn get_string(o: &portcullis_runtime::json::Object<'_>, key: &str) -> Option<String> {
+fn get_string(o: &portcullis_core::json::Object<'_>, key: &str) -> Option<String> {
     match o.get(key)?.val() {
         Val::Str(s) => Some(s.chars().collect()),
         _ => None,
@@ -231,7 +231,7 @@ impl StdioServer {
         let program = command[0].to_string_lossy().into_owned();
         // Started as the proxy starts servers: without the proxy's secrets,
         // in a process group of its own, killed if `scan` dies.
-        let mut child = portcullis_runtime::proxy::child::command(command)
+        let mut child = portcullis_proxy::child::command(command)
             .spawn()
             .map_err(|e| format!("cannot start `{program}`: {e}"))?;
         let stdin = child.stdin.take();

@@ -9,7 +9,7 @@
 use portcullis_compiler::source::Span;
 use portcullis_compiler::syntax::dsl::Pattern;
 use portcullis_compiler::syntax::dsl_fmt;
-use portcullis_runtime::json::{Strictness, Val, Value, validate};
+use portcullis_core::json::{Strictness, Val, Value, validate};
 
 /// Width of the text in comment lines.
 const WIDTH: usize = 70;

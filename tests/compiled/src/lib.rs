@@ -22,7 +22,7 @@ pub fn compiled_dsl(server: &str) -> Option<&'static dyn Policy> {
         .find(|p| p.meta().server == server)
 }
 
-use portcullis_runtime::Policy;
+use portcullis_core::Policy;
 
 /// The compiled policy for `server` (a conformance case id, a corpus file stem, a bench policy).
 pub fn compiled(server: &str) -> Option<&'static dyn Policy> {

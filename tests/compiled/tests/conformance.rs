@@ -12,12 +12,12 @@ use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::source::{FileId, Origin};
 use portcullis_compiler::syntax::yaml::{self, Node, NodeValue};
 use portcullis_compiler::{Input, compile};
-use portcullis_runtime::call::ToolCall;
-use portcullis_runtime::counters::{Counters, MemoryCounters, UnixMillis};
-use portcullis_runtime::filter::filter_tools_list;
-use portcullis_runtime::json::{Strictness, Val, Value, validate};
-use portcullis_runtime::jsonrpc::parse_tool_call;
-use portcullis_runtime::policy::{Effect, Env, FailMode, Policy};
+use portcullis_core::call::ToolCall;
+use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::json::{Strictness, Val, Value, validate};
+use portcullis_core::jsonrpc::parse_tool_call;
+use portcullis_core::policy::{Effect, Env, FailMode, Policy};
+use portcullis_proxy::filter::filter_tools_list;
 
 /// What a call came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,13 +193,13 @@ fn engines(case: &Case) -> Vec<(&'static str, Box<dyn Policy>)> {
 struct Native(&'static dyn Policy);
 
 impl Policy for Native {
-    fn meta(&self) -> &portcullis_runtime::PolicyMeta {
+    fn meta(&self) -> &portcullis_core::PolicyMeta {
         self.0.meta()
     }
     fn is_hidden(&self, tool: &str) -> bool {
         self.0.is_hidden(tool)
     }
-    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> portcullis_runtime::Decision {
+    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> portcullis_core::Decision {
         self.0.decide(call, env)
     }
 }

@@ -4,21 +4,21 @@
 use portcullis_compiled::{compiled_dsl, repo_path};
 use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{compile, load_dir};
-use portcullis_runtime::call::ToolCall;
-use portcullis_runtime::counters::{Counters, MemoryCounters, UnixMillis};
-use portcullis_runtime::json::Strictness;
-use portcullis_runtime::policy::{Effect, Env, FailMode, Outcome, Policy};
+use portcullis_core::call::ToolCall;
+use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::json::Strictness;
+use portcullis_core::policy::{Effect, Env, FailMode, Outcome, Policy};
 
 struct Native(&'static dyn Policy);
 
 impl Policy for Native {
-    fn meta(&self) -> &portcullis_runtime::PolicyMeta {
+    fn meta(&self) -> &portcullis_core::PolicyMeta {
         self.0.meta()
     }
     fn is_hidden(&self, t: &str) -> bool {
         self.0.is_hidden(t)
     }
-    fn decide(&self, c: &ToolCall<'_>, e: &Env<'_>) -> portcullis_runtime::Decision {
+    fn decide(&self, c: &ToolCall<'_>, e: &Env<'_>) -> portcullis_core::Decision {
         self.0.decide(c, e)
     }
 }

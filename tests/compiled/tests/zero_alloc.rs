@@ -8,10 +8,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use portcullis_compiled::{compiled, compiled_dsl};
-use portcullis_runtime::counters::{Counters, MemoryCounters, UnixMillis};
-use portcullis_runtime::jsonrpc::parse_tool_call;
-use portcullis_runtime::policy::{Effect, Env, FailMode, Outcome, Policy};
-use portcullis_runtime::proxy::metrics::Metrics;
+use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::jsonrpc::parse_tool_call;
+use portcullis_core::policy::{Effect, Env, FailMode, Outcome, Policy};
+use portcullis_proxy::metrics::Metrics;
 
 struct Counting;
 

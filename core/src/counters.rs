@@ -1,0 +1,1039 @@
+//! Counters: the state behind rate limits and spend caps.
+//!
+//! A decision reserves capacity on every counter its rules limit, all or
+//! nothing, before the call is forwarded; the proxy later commits the
+//! reservation (the upstream answered) or rolls it back (a JSON-RPC error, a
+//! timeout, a dead upstream). Backends implement [`Counters`]; the in-memory
+//! one ([`MemoryCounters`]) is the default.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+/// Milliseconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixMillis(pub i64);
+
+impl UnixMillis {
+    /// The current wall-clock time.
+    pub fn now() -> UnixMillis {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        UnixMillis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+impl UnixMillis {
+    /// Parses an RFC 3339 timestamp (`2026-01-15T10:30:00Z`, `...T23:30:00.5-02:00`).
+    pub fn parse_rfc3339(s: &str) -> Option<UnixMillis> {
+        let b = s.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let t = s.get(r)?;
+            t.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| t.parse().ok())?
+        };
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't' | b' ')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
+            return None;
+        }
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let mut i = 19;
+        let mut millis = 0i64;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            let frac = &s[start..i.min(start + 3)];
+            millis = frac.parse::<i64>().ok()? * 10i64.pow(3 - frac.len() as u32);
+        }
+        let offset = match b.get(i)? {
+            b'Z' | b'z' if i + 1 == b.len() => 0,
+            sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+                let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+                if *sign == b'+' { m } else { -m }
+            }
+            _ => return None,
+        };
+        let days = days_from_civil(y, mo, d);
+        let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset * 60;
+        Some(UnixMillis(secs * 1000 + millis))
+    }
+
+    /// Formats as RFC 3339 UTC with milliseconds (`2026-01-15T10:30:00.000Z`).
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.0.div_euclid(1000);
+        let ms = self.0.rem_euclid(1000);
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day number (inverse of `days_from_civil`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// A fixed bucket on the UTC calendar (Intercept's windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Calendar {
+    /// From :00 of the current minute.
+    Minute,
+    /// From :00:00 of the current hour.
+    Hour,
+    /// From UTC midnight.
+    Day,
+}
+
+impl Calendar {
+    /// Length in milliseconds.
+    pub const fn millis(self) -> i64 {
+        match self {
+            Calendar::Minute => 60_000,
+            Calendar::Hour => 3_600_000,
+            Calendar::Day => 86_400_000,
+        }
+    }
+
+    /// The lowercase name used in policies and messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Calendar::Minute => "minute",
+            Calendar::Hour => "hour",
+            Calendar::Day => "day",
+        }
+    }
+}
+
+/// How a counter forgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Window {
+    /// Resets at each UTC calendar boundary; up to 2N can pass around a boundary.
+    Calendar(Calendar),
+    /// Counts the last `millis` milliseconds, in [`SLIDING_SLOTS`] slots.
+    ///
+    /// Never admits more than the limit within any `millis`-long interval;
+    /// a unit can keep counting for up to one slot (1/60 of the window) longer.
+    Sliding {
+        /// Window length.
+        millis: u64,
+    },
+}
+
+/// Resolution of sliding windows: a window is split into this many slots.
+pub const SLIDING_SLOTS: i64 = 60;
+/// Ring size: one more slot than the window spans, so a unit is never forgotten early.
+const RING: usize = SLIDING_SLOTS as usize + 1;
+
+impl Window {
+    fn slot_len(millis: u64) -> i64 {
+        let m = i64::try_from(millis).unwrap_or(i64::MAX).max(1);
+        (m + SLIDING_SLOTS - 1) / SLIDING_SLOTS
+    }
+
+    /// The bucket a reservation made at `now` lands in: the window start for
+    /// calendar windows, the slot number for sliding ones.
+    pub fn bucket(self, now: UnixMillis) -> i64 {
+        match self {
+            Window::Calendar(c) => now.0.div_euclid(c.millis()) * c.millis(),
+            Window::Sliding { millis } => now.0.div_euclid(Self::slot_len(millis)),
+        }
+    }
+
+    /// Number of slots before the current one that still count (sliding windows).
+    fn span(millis: u64) -> i64 {
+        let m = i64::try_from(millis).unwrap_or(i64::MAX).max(1);
+        let len = Self::slot_len(millis);
+        (m + len - 1) / len
+    }
+
+    /// The buckets whose units count at `now`, as an inclusive range
+    /// `(oldest, current)`: the current window for calendar windows, the
+    /// current slot and the [`SLIDING_SLOTS`] before it for sliding ones.
+    /// Every store computes a counter's value as the sum of these buckets.
+    pub fn live_buckets(self, now: UnixMillis) -> (i64, i64) {
+        let bucket = self.bucket(now);
+        match self {
+            Window::Calendar(_) => (bucket, bucket),
+            Window::Sliding { millis } => (bucket.saturating_sub(Self::span(millis)), bucket),
+        }
+    }
+
+    /// When units added to `bucket` stop counting (milliseconds since the
+    /// epoch): stores may forget the bucket from then on.
+    pub fn bucket_expiry(self, bucket: i64) -> i64 {
+        match self {
+            Window::Calendar(c) => bucket.saturating_add(c.millis()),
+            Window::Sliding { millis } => bucket
+                .saturating_add(Self::span(millis))
+                .saturating_add(1)
+                .saturating_mul(Self::slot_len(millis)),
+        }
+    }
+
+    /// A short, stable name for storage keys: `minute`, `hour`, `day`, or
+    /// `<millis>ms` for a sliding window. Part of a stored counter's key, so a
+    /// policy that changes a counter's window starts it afresh.
+    pub fn storage_name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Window::Calendar(c) => std::borrow::Cow::Borrowed(c.name()),
+            Window::Sliding { millis } => std::borrow::Cow::Owned(format!("{millis}ms")),
+        }
+    }
+}
+
+/// Who shares a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// One counter for every caller of this proxy (Intercept).
+    Global,
+    /// One counter per agent session.
+    Session,
+    /// One counter per distinct value of an argument.
+    Argument,
+}
+
+/// A counter declared by a policy. Generated code holds these in statics.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CounterSpec {
+    /// Stable storage key, `<server>/<scope>.<counter>`; the same across builds and reloads.
+    pub key: &'static str,
+    /// [`counter_id`] of the key and window, computed once (at compile time
+    /// for generated code).
+    pub id: u64,
+    /// How the counter forgets.
+    pub window: Window,
+    /// Who shares it.
+    pub scope: Scope,
+}
+
+impl CounterSpec {
+    /// A counter spec; usable in statics.
+    pub const fn new(key: &'static str, window: Window, scope: Scope) -> CounterSpec {
+        CounterSpec {
+            key,
+            id: counter_id(key, window),
+            window,
+            scope,
+        }
+    }
+}
+
+/// A stable 64-bit id of a counter key (FNV-1a), so stores index counters
+/// without hashing their names on every call. Equal keys, equal ids, in
+/// every build and process.
+pub const fn key_id(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < b.len() {
+        h ^= b[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
+/// The id under which stores keep a counter: its key and its window. A
+/// reload that keeps both keeps the count (raising a limit from 5 to 10 per
+/// hour keeps what was counted); one that changes the window starts a fresh
+/// counter, since counts of one window mean nothing in another (and a
+/// sliding-window cell read as a calendar one would read 0 for ever).
+pub const fn counter_id(key: &str, window: Window) -> u64 {
+    let salt: u64 = match window {
+        Window::Calendar(Calendar::Minute) => 1,
+        Window::Calendar(Calendar::Hour) => 2,
+        Window::Calendar(Calendar::Day) => 3,
+        Window::Sliding { millis } => 4 ^ (millis << 3),
+    };
+    key_id(key) ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// One counter of one call: which counter, which partition (0 for global counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterRef {
+    /// The counter.
+    pub spec: &'static CounterSpec,
+    /// 0 for counters every caller shares; the session id (below 2^64) for
+    /// `by session`; [`crate::ops::partition_of`] (top bit set) for `by args.x`.
+    pub partition: u128,
+}
+
+/// A request to add `amount` to a counter if the result stays within `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReserveRequest {
+    /// Which counter.
+    pub counter: CounterRef,
+    /// Units this call adds.
+    pub amount: u64,
+    /// Highest value the counter may reach.
+    pub limit: u64,
+}
+
+/// A reservation that was made and can be rolled back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// Which counter.
+    pub counter: CounterRef,
+    /// Units added.
+    pub amount: u64,
+    /// The bucket they were added to (see [`Window::bucket`]); rollback never touches a later bucket.
+    pub bucket: i64,
+}
+
+/// Most counters one call can reserve; the compiler rejects policies that could need more.
+pub const MAX_RESERVATIONS: usize = 8;
+
+/// Fills unused slots of fixed-size reservation arrays; never stored.
+pub static UNUSED_COUNTER: CounterSpec =
+    CounterSpec::new("", Window::Calendar(Calendar::Minute), Scope::Global);
+
+const NO_RESERVATION: Reservation = Reservation {
+    counter: CounterRef {
+        spec: &UNUSED_COUNTER,
+        partition: 0,
+    },
+    amount: 0,
+    bucket: 0,
+};
+
+/// The reservations of one call: fixed capacity, no allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    len: u8,
+    /// The store's id for this reservation (0: none); see [`Ticket::op`].
+    op: u64,
+    entries: [Reservation; MAX_RESERVATIONS],
+}
+
+impl Default for Ticket {
+    fn default() -> Self {
+        Ticket::EMPTY
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Ticket {
+    /// No reservations.
+    pub const EMPTY: Ticket = Ticket {
+        len: 0,
+        op: 0,
+        entries: [NO_RESERVATION; MAX_RESERVATIONS],
+    };
+
+    /// Adds a reservation; returns false when full.
+    pub fn push(&mut self, r: Reservation) -> bool {
+        let i = usize::from(self.len);
+        if i >= MAX_RESERVATIONS {
+            return false;
+        }
+        self.entries[i] = r;
+        self.len += 1;
+        true
+    }
+
+    /// The reservations, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Reservation> {
+        self.entries[..usize::from(self.len)].iter()
+    }
+
+    /// True when nothing was reserved.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// An id the store gave this reservation (0: none). A networked store
+    /// (Redis) sends it with the rollback so that a rollback delivered twice
+    /// (a client library resending after a timeout) gives the units back once.
+    pub fn op(&self) -> u64 {
+        self.op
+    }
+
+    /// Sets [`Ticket::op`].
+    pub fn set_op(&mut self, op: u64) {
+        self.op = op;
+    }
+}
+
+/// The outcome of [`Counters::reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Every request was added; the ticket holds them.
+    Reserved,
+    /// Nothing was added: request `index` (the first in order) would exceed its limit.
+    Refused {
+        /// Index into the requests.
+        index: usize,
+    },
+}
+
+/// The counter store could not answer (database down, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateError(pub String);
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "policy state unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for StateError {}
+
+/// A counter store. Implementations must make `reserve` atomic over the
+/// whole batch: concurrent calls racing a limit never overshoot it.
+pub trait Counters: Send + Sync {
+    /// The counter's value in the current window (0 when absent or expired).
+    fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError>;
+
+    /// Adds every request's amount, or none of them. On success the
+    /// reservations are appended to `ticket`.
+    fn reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<ReserveOutcome, StateError>;
+
+    /// The call went through: keep the reservation. (Stores that hold
+    /// reservations provisionally finalise them here.)
+    fn commit(&self, ticket: &Ticket) {
+        let _ = ticket;
+    }
+
+    /// The call failed upstream: give the units back (never below zero, never
+    /// to a later window than the one they were taken from).
+    fn rollback(&self, ticket: &Ticket);
+
+    /// True when `read` and `reserve` may wait on I/O (a file lock, the
+    /// network). The proxy then decides calls that need counters off its
+    /// event loop, so other messages keep flowing meanwhile. `rollback` must
+    /// never wait: a store that does I/O queues it.
+    fn may_block(&self) -> bool {
+        false
+    }
+
+    /// [`Counters::read`], but `Ok(None)` instead of waiting (another
+    /// process holds the store's lock, the answer needs a network round
+    /// trip). The proxy tries this on its event loop first and hands the
+    /// decision to a blocking thread only when it gets `None`. Stores that
+    /// never wait answer at once (the default).
+    fn try_read(&self, counter: CounterRef, now: UnixMillis) -> Result<Option<u64>, StateError> {
+        self.read(counter, now).map(Some)
+    }
+
+    /// [`Counters::reserve`], but `Ok(None)`, having added nothing, instead
+    /// of waiting. See [`Counters::try_read`].
+    fn try_reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<Option<ReserveOutcome>, StateError> {
+        self.reserve(requests, now, ticket).map(Some)
+    }
+}
+
+/// A view of a store for a decision on the proxy's event loop: reads and
+/// reservations use [`Counters::try_read`] and [`Counters::try_reserve`], and
+/// when the store would have to wait, they fail and [`NoWait::waited`]
+/// turns true. The decision is then void (nothing was reserved) and is taken
+/// again, against the store itself, on a thread that may wait.
+pub struct NoWait<'a> {
+    inner: &'a dyn Counters,
+    would_wait: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> NoWait<'a> {
+    /// A view of `inner`.
+    pub fn new(inner: &'a dyn Counters) -> NoWait<'a> {
+        NoWait {
+            inner,
+            would_wait: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// True when a read or reservation would have had to wait: the decision
+    /// taken through this view must be discarded.
+    pub fn waited(&self) -> bool {
+        self.would_wait.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn wait(&self) -> StateError {
+        self.would_wait
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        StateError(String::new())
+    }
+}
+
+impl Counters for NoWait<'_> {
+    fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError> {
+        if self.waited() {
+            return Err(StateError(String::new()));
+        }
+        match self.inner.try_read(counter, now)? {
+            Some(v) => Ok(v),
+            None => Err(self.wait()),
+        }
+    }
+
+    fn reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<ReserveOutcome, StateError> {
+        if self.waited() {
+            return Err(StateError(String::new()));
+        }
+        match self.inner.try_reserve(requests, now, ticket)? {
+            Some(outcome) => Ok(outcome),
+            None => Err(self.wait()),
+        }
+    }
+
+    fn commit(&self, ticket: &Ticket) {
+        self.inner.commit(ticket);
+    }
+
+    fn rollback(&self, ticket: &Ticket) {
+        self.inner.rollback(ticket);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// In-memory store.
+
+#[derive(Debug)]
+enum Cell {
+    Calendar { start: i64, value: u64 },
+    Sliding { ring: Box<[(i64, u64); RING]> },
+}
+
+impl Cell {
+    fn new(window: Window) -> Cell {
+        match window {
+            Window::Calendar(_) => Cell::Calendar {
+                start: i64::MIN,
+                value: 0,
+            },
+            Window::Sliding { .. } => Cell::Sliding {
+                ring: Box::new([(i64::MIN, 0); RING]),
+            },
+        }
+    }
+
+    fn value(&self, window: Window, now: UnixMillis) -> u64 {
+        let bucket = window.bucket(now);
+        match (self, window) {
+            (Cell::Calendar { start, value }, _) => {
+                if *start == bucket {
+                    *value
+                } else {
+                    0
+                }
+            }
+            (Cell::Sliding { ring }, Window::Sliding { millis }) => {
+                let oldest = bucket - Window::span(millis);
+                ring.iter()
+                    .filter(|(slot, _)| (oldest..=bucket).contains(slot))
+                    .fold(0u64, |acc, (_, v)| acc.saturating_add(*v))
+            }
+            (Cell::Sliding { .. }, Window::Calendar(_)) => 0,
+        }
+    }
+
+    fn add(&mut self, bucket: i64, amount: u64) {
+        match self {
+            Cell::Calendar { start, value } => {
+                if *start != bucket {
+                    *start = bucket;
+                    *value = 0;
+                }
+                *value = value.saturating_add(amount);
+            }
+            Cell::Sliding { ring } => {
+                let e = &mut ring[bucket.rem_euclid(RING as i64) as usize];
+                if e.0 != bucket {
+                    *e = (bucket, 0);
+                }
+                e.1 = e.1.saturating_add(amount);
+            }
+        }
+    }
+
+    fn remove(&mut self, bucket: i64, amount: u64) {
+        match self {
+            Cell::Calendar { start, value } => {
+                if *start == bucket {
+                    *value = value.saturating_sub(amount);
+                }
+            }
+            Cell::Sliding { ring } => {
+                let e = &mut ring[bucket.rem_euclid(RING as i64) as usize];
+                if e.0 == bucket {
+                    e.1 = e.1.saturating_sub(amount);
+                }
+            }
+        }
+    }
+
+    fn is_stale(&self, window: Window, now: UnixMillis) -> bool {
+        self.value(window, now) == 0
+    }
+}
+
+/// (counter id, partition).
+type CellKey = (u64, u128);
+
+/// A keyed, fast hasher for cell keys. Partitions are derived from
+/// caller-chosen values, so the seed is random per process: nobody can
+/// aim many partitions at one bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct SeededState(u64);
+
+impl Default for SeededState {
+    fn default() -> Self {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        SeededState(
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+                | 1,
+        )
+    }
+}
+
+impl std::hash::BuildHasher for SeededState {
+    type Hasher = Mixer;
+    fn build_hasher(&self) -> Mixer {
+        Mixer(self.0)
+    }
+}
+
+/// Folded-multiply mixing of 64-bit words (as in wyhash / foldhash).
+pub struct Mixer(u64);
+
+impl std::hash::Hasher for Mixer {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        let m = u128::from(self.0 ^ v) * 0x9e37_79b9_7f4a_7c15_u128;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64);
+        self.write_u64((v >> 64) as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Counters in this process's memory (the default backend).
+///
+/// One mutex guards the map, which makes a batch reservation trivially
+/// atomic; the critical section is a few hash lookups. Cells are created on
+/// first use (the only allocation) and stale ones are pruned as the map grows.
+#[derive(Debug, Default)]
+pub struct MemoryCounters {
+    cells: Mutex<Cells>,
+}
+
+#[derive(Debug, Default)]
+struct Cells {
+    map: HashMap<CellKey, (Window, Cell), SeededState>,
+    prune_at: usize,
+}
+
+impl MemoryCounters {
+    /// An empty store.
+    pub fn new() -> MemoryCounters {
+        MemoryCounters::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cells> {
+        // A panic while holding the lock cannot leave a cell half-written
+        // (every update is a single assignment), so a poisoned lock is safe to reuse.
+        self.cells.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Cells {
+    fn add(&mut self, c: CounterRef, bucket: i64, amount: u64, now: UnixMillis) {
+        let key = (c.spec.id, c.partition);
+        if let Some((_, cell)) = self.map.get_mut(&key) {
+            cell.add(bucket, amount);
+            return;
+        }
+        // A new cell: the only allocation. Prune expired cells as the map grows.
+        if self.map.len() >= self.prune_at.max(1024) {
+            self.map.retain(|_, (w, cell)| !cell.is_stale(*w, now));
+            self.prune_at = self.map.len() * 2;
+        }
+        let mut cell = Cell::new(c.spec.window);
+        cell.add(bucket, amount);
+        self.map.insert(key, (c.spec.window, cell));
+    }
+}
+
+impl Counters for MemoryCounters {
+    fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError> {
+        let cells = self.lock();
+        Ok(cells
+            .map
+            .get(&(counter.spec.id, counter.partition))
+            .map_or(0, |(_, cell)| cell.value(counter.spec.window, now)))
+    }
+
+    fn reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<ReserveOutcome, StateError> {
+        let mut cells = self.lock();
+        if let [r] = requests {
+            // One counter, the common case: one lookup.
+            let bucket = r.counter.spec.window.bucket(now);
+            if r.amount > 0 {
+                let key = (r.counter.spec.id, r.counter.partition);
+                match cells.map.get_mut(&key) {
+                    Some((_, cell)) => {
+                        match cell.value(r.counter.spec.window, now).checked_add(r.amount) {
+                            Some(v) if v <= r.limit => cell.add(bucket, r.amount),
+                            _ => return Ok(ReserveOutcome::Refused { index: 0 }),
+                        }
+                    }
+                    None if r.amount > r.limit => return Ok(ReserveOutcome::Refused { index: 0 }),
+                    None => cells.add(r.counter, bucket, r.amount, now),
+                }
+            }
+            ticket.push(Reservation {
+                counter: r.counter,
+                amount: r.amount,
+                bucket,
+            });
+            return Ok(ReserveOutcome::Reserved);
+        }
+        for (index, r) in requests.iter().enumerate() {
+            if r.amount == 0 {
+                continue; // adding nothing always fits, as in Intercept
+            }
+            let stored = cells
+                .map
+                .get(&(r.counter.spec.id, r.counter.partition))
+                .map_or(0, |(_, cell)| cell.value(r.counter.spec.window, now));
+            // Earlier requests of this batch on the same counter count too.
+            let pending = requests[..index]
+                .iter()
+                .filter(|e| {
+                    e.counter.spec.id == r.counter.spec.id
+                        && e.counter.partition == r.counter.partition
+                })
+                .fold(0u64, |acc, e| acc.saturating_add(e.amount));
+            match stored
+                .checked_add(pending)
+                .and_then(|v| v.checked_add(r.amount))
+            {
+                Some(v) if v <= r.limit => {}
+                _ => return Ok(ReserveOutcome::Refused { index }),
+            }
+        }
+        for r in requests {
+            let bucket = r.counter.spec.window.bucket(now);
+            if r.amount > 0 {
+                cells.add(r.counter, bucket, r.amount, now);
+            }
+            ticket.push(Reservation {
+                counter: r.counter,
+                amount: r.amount,
+                bucket,
+            });
+        }
+        Ok(ReserveOutcome::Reserved)
+    }
+
+    fn rollback(&self, ticket: &Ticket) {
+        let mut cells = self.lock();
+        for r in ticket.iter() {
+            if let Some((_, cell)) = cells.map.get_mut(&(r.counter.spec.id, r.counter.partition)) {
+                cell.remove(r.bucket, r.amount);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static MINUTE: CounterSpec =
+        CounterSpec::new("s/t.c", Window::Calendar(Calendar::Minute), Scope::Global);
+    static SLIDE: CounterSpec = CounterSpec::new(
+        "s/t.slide",
+        Window::Sliding { millis: 60_000 },
+        Scope::Session,
+    );
+
+    fn req(spec: &'static CounterSpec, amount: u64, limit: u64) -> ReserveRequest {
+        ReserveRequest {
+            counter: CounterRef { spec, partition: 0 },
+            amount,
+            limit,
+        }
+    }
+
+    #[test]
+    fn rfc3339_round_trips() {
+        let t = UnixMillis::parse_rfc3339("2026-01-15T10:30:00Z").unwrap();
+        assert_eq!(t, UnixMillis(1_768_473_000_000));
+        assert_eq!(t.to_rfc3339(), "2026-01-15T10:30:00.000Z");
+        assert_eq!(
+            UnixMillis::parse_rfc3339("2026-01-15T23:30:00-02:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-01-16T01:30:00.000Z"
+        );
+        assert_eq!(
+            UnixMillis::parse_rfc3339("2026-01-15T10:30:59.999Z")
+                .unwrap()
+                .0
+                % 1000,
+            999
+        );
+        assert_eq!(
+            UnixMillis::parse_rfc3339("2026-01-15T10:31:00.5Z")
+                .unwrap()
+                .0
+                % 1000,
+            500
+        );
+        assert!(UnixMillis::parse_rfc3339("2026-13-15T10:30:00Z").is_none());
+        assert!(UnixMillis::parse_rfc3339("2026-01-15 10:30").is_none());
+        assert_eq!(UnixMillis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            UnixMillis::parse_rfc3339("2000-02-29T00:00:00Z")
+                .unwrap()
+                .to_rfc3339(),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn calendar_window_resets_at_the_boundary() {
+        let m = MemoryCounters::new();
+        let t = |s: i64| UnixMillis(1_768_473_000_000 + s * 1000); // 10:30:00Z on 2026-01-15
+        let mut tk = Ticket::EMPTY;
+        assert_eq!(
+            m.reserve(&[req(&MINUTE, 1, 2)], t(58), &mut tk),
+            Ok(ReserveOutcome::Reserved)
+        );
+        assert_eq!(
+            m.reserve(&[req(&MINUTE, 1, 2)], t(59), &mut tk),
+            Ok(ReserveOutcome::Reserved)
+        );
+        assert_eq!(
+            m.reserve(&[req(&MINUTE, 1, 2)], t(59), &mut Ticket::default()),
+            Ok(ReserveOutcome::Refused { index: 0 })
+        );
+        assert_eq!(
+            m.reserve(&[req(&MINUTE, 1, 2)], t(60), &mut tk),
+            Ok(ReserveOutcome::Reserved)
+        );
+        assert_eq!(
+            m.read(
+                CounterRef {
+                    spec: &MINUTE,
+                    partition: 0
+                },
+                t(61)
+            ),
+            Ok(1)
+        );
+    }
+
+    #[test]
+    fn sliding_window_never_over_admits() {
+        let m = MemoryCounters::new();
+        let mut admitted: Vec<i64> = Vec::new();
+        // One attempt every 700 ms for ten minutes against 30 per 60 s.
+        for i in 0..860 {
+            let now = 1_000_000 + i * 700;
+            let mut tk = Ticket::EMPTY;
+            if m.reserve(&[req(&SLIDE, 1, 30)], UnixMillis(now), &mut tk)
+                == Ok(ReserveOutcome::Reserved)
+            {
+                admitted.push(now);
+            }
+        }
+        for (i, &t) in admitted.iter().enumerate() {
+            let in_window = admitted[i..]
+                .iter()
+                .take_while(|&&u| u < t + 60_000)
+                .count();
+            assert!(in_window <= 30, "{in_window} admitted within 60 s of {t}");
+        }
+        // And it does admit again once the window has passed: well over 30 in ten minutes.
+        assert!(admitted.len() >= 30 * 9, "only {} admitted", admitted.len());
+    }
+
+    #[test]
+    fn batch_is_all_or_nothing_and_rollback_restores() {
+        let m = MemoryCounters::new();
+        let now = UnixMillis(0);
+        let mut tk = Ticket::EMPTY;
+        let batch = [req(&MINUTE, 1, 1), req(&SLIDE, 1, 1)];
+        assert_eq!(
+            m.reserve(&batch, now, &mut tk),
+            Ok(ReserveOutcome::Reserved)
+        );
+        let mut tk2 = Ticket::EMPTY;
+        assert_eq!(
+            m.reserve(&batch, now, &mut tk2),
+            Ok(ReserveOutcome::Refused { index: 0 })
+        );
+        assert!(tk2.is_empty());
+        m.rollback(&tk);
+        assert_eq!(m.read(batch[0].counter, now), Ok(0));
+        assert_eq!(m.read(batch[1].counter, now), Ok(0));
+        assert_eq!(
+            m.reserve(&batch, now, &mut tk2),
+            Ok(ReserveOutcome::Reserved)
+        );
+    }
+
+    #[test]
+    fn a_counter_whose_window_changes_is_a_new_counter() {
+        // A reload from `2 per 1h` (sliding) to `2 per hour` (calendar): the
+        // calendar limit must count from zero and then hold, never read the
+        // sliding cell as 0 for ever.
+        static SLIDING_HOUR: CounterSpec = CounterSpec::new(
+            "s/t.limit",
+            Window::Sliding { millis: 3_600_000 },
+            Scope::Global,
+        );
+        static CALENDAR_HOUR: CounterSpec =
+            CounterSpec::new("s/t.limit", Window::Calendar(Calendar::Hour), Scope::Global);
+        assert_ne!(SLIDING_HOUR.id, CALENDAR_HOUR.id);
+        let c = MemoryCounters::new();
+        let now = UnixMillis::parse_rfc3339("2026-01-15T10:30:00Z").unwrap();
+        let mut t = Ticket::default();
+        for _ in 0..2 {
+            assert!(matches!(
+                c.reserve(&[req(&SLIDING_HOUR, 1, 2)], now, &mut t),
+                Ok(ReserveOutcome::Reserved)
+            ));
+        }
+        let mut outcomes = Vec::new();
+        for _ in 0..3 {
+            outcomes.push(matches!(
+                c.reserve(&[req(&CALENDAR_HOUR, 1, 2)], now, &mut t),
+                Ok(ReserveOutcome::Reserved)
+            ));
+        }
+        assert_eq!(outcomes, [true, true, false]);
+        // Raising the limit keeps the count: same key, same window, same id.
+        assert_eq!(
+            CounterSpec::new(
+                "s/t.limit",
+                Window::Calendar(Calendar::Hour),
+                Scope::Session
+            )
+            .id,
+            CALENDAR_HOUR.id
+        );
+    }
+
+    #[test]
+    fn rollback_never_touches_a_later_window() {
+        let m = MemoryCounters::new();
+        let mut old = Ticket::EMPTY;
+        m.reserve(&[req(&MINUTE, 1, 5)], UnixMillis(59_999), &mut old)
+            .unwrap();
+        let mut new = Ticket::EMPTY;
+        m.reserve(&[req(&MINUTE, 1, 5)], UnixMillis(60_000), &mut new)
+            .unwrap();
+        m.rollback(&old);
+        assert_eq!(
+            m.read(
+                CounterRef {
+                    spec: &MINUTE,
+                    partition: 0
+                },
+                UnixMillis(60_001)
+            ),
+            Ok(1)
+        );
+    }
+
+    #[test]
+    fn concurrent_reservations_never_overshoot() {
+        let m = std::sync::Arc::new(MemoryCounters::new());
+        let admitted = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        let mut tk = Ticket::EMPTY;
+                        if m.reserve(&[req(&MINUTE, 1, 100)], UnixMillis(5), &mut tk)
+                            == Ok(ReserveOutcome::Reserved)
+                        {
+                            admitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(admitted.into_inner(), 100);
+    }
+}

@@ -1,0 +1,1768 @@
+//! Zero-allocation JSON views over the raw bytes of a message.
+//!
+//! The proxy never builds a DOM for a message it forwards. It validates the
+//! bytes once ([`validate`]), then hands out borrowed views ([`Value`],
+//! [`JStr`], [`Num`]) that point into the original buffer. Numbers keep their
+//! decimal text and compare exactly, so `9007199254740993` is not rounded to
+//! a float and `1e6 == 1000000`.
+//!
+//! Views are only created over bytes that passed [`validate`]; the walking
+//! functions still bounds-check everything and degrade to "missing" rather
+//! than panic, so a logic error can never crash the decision path.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+/// Why a JSON text was rejected. Messages are static so rejecting allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonError {
+    /// Byte offset where the problem was found.
+    pub offset: usize,
+    /// What is wrong, lowercase, no trailing period.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.reason, self.offset)
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// How strictly [`validate`] reads a JSON text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Strictness {
+    /// Deepest nesting of arrays and objects accepted.
+    pub max_depth: u32,
+    /// Reject an object that has the same key twice (parsers disagree on which one wins).
+    pub reject_duplicate_keys: bool,
+    /// Reject an object with two keys equal under Unicode case folding
+    /// (Go's `encoding/json` matches struct fields case-insensitively).
+    pub reject_case_variant_keys: bool,
+    /// Key checks apply to objects nested at most this deep (the outermost object is depth 1).
+    pub key_check_depth: u32,
+}
+
+impl Strictness {
+    /// What the proxy applies to a `tools/call`: no duplicates, no case variants, anywhere.
+    pub const STRICT: Strictness = Strictness {
+        max_depth: 128,
+        reject_duplicate_keys: true,
+        reject_case_variant_keys: true,
+        key_check_depth: u32::MAX,
+    };
+    /// Key checks on the outermost object only (a JSON-RPC envelope).
+    pub const ENVELOPE: Strictness = Strictness {
+        key_check_depth: 1,
+        ..Strictness::STRICT
+    };
+    /// Well-formedness only (duplicate keys allowed; the last one wins on lookup).
+    pub const LENIENT: Strictness = Strictness {
+        max_depth: 128,
+        reject_duplicate_keys: false,
+        reject_case_variant_keys: false,
+        key_check_depth: 0,
+    };
+}
+
+/// Validates that `bytes` is exactly one JSON value (surrounding whitespace allowed), under `strictness`.
+///
+/// Checks RFC 8259 grammar, UTF-8 (including inside strings), escapes,
+/// nesting depth and, if asked, duplicate and case-variant object keys.
+/// Allocation-free after the first call on a thread (a reusable scratch
+/// buffer holds key fingerprints for objects with many keys).
+pub fn validate(bytes: &[u8], strictness: Strictness) -> Result<(), JsonError> {
+    Validator::new(bytes, strictness, None).run()
+}
+
+/// Like [`validate`], and records where the members of the outermost object
+/// and of the objects directly inside it are, so a reader of JSON-RPC finds
+/// `method`, `params`, `name` and `arguments` without walking the text again.
+pub fn validate_outline(bytes: &[u8], strictness: Strictness) -> Result<Outline, JsonError> {
+    let mut v = Validator::new(bytes, strictness, Some(Outline::EMPTY));
+    v.run()?;
+    Ok(v.outline.unwrap_or(Outline::EMPTY))
+}
+
+/// One object member found by [`validate_outline`]: byte ranges of its key
+/// (between the quotes) and of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// For members of a nested object: the index of the outer member holding it.
+    pub parent: usize,
+    /// Key range, without quotes.
+    pub key: (usize, usize),
+    /// Whether the key has escapes.
+    pub key_escaped: bool,
+    /// Value range.
+    pub value: (usize, usize),
+}
+
+const OUTLINE_TOP: usize = 16;
+const OUTLINE_NESTED: usize = 32;
+
+/// The members of the two outermost object levels of a validated text.
+#[derive(Debug, Clone, Copy)]
+pub struct Outline {
+    top: [Member; OUTLINE_TOP],
+    top_len: usize,
+    nested: [Member; OUTLINE_NESTED],
+    nested_len: usize,
+    complete: bool,
+}
+
+const NO_MEMBER: Member = Member {
+    parent: 0,
+    key: (0, 0),
+    key_escaped: false,
+    value: (0, 0),
+};
+
+impl Outline {
+    const EMPTY: Outline = Outline {
+        top: [NO_MEMBER; OUTLINE_TOP],
+        top_len: 0,
+        nested: [NO_MEMBER; OUTLINE_NESTED],
+        nested_len: 0,
+        complete: true,
+    };
+
+    /// False when there were more members than an outline holds; callers
+    /// then walk the text instead.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Members of the outermost object, in order.
+    pub fn top(&self) -> &[Member] {
+        &self.top[..self.top_len]
+    }
+
+    /// Members of the object that is the value of top member `parent`.
+    pub fn children(&self, parent: usize) -> impl Iterator<Item = &Member> {
+        self.nested[..self.nested_len]
+            .iter()
+            .filter(move |m| m.parent == parent)
+    }
+}
+
+impl Member {
+    /// The key as a string view into `bytes`.
+    pub fn key<'a>(&self, bytes: &'a [u8]) -> JStr<'a> {
+        JStr {
+            raw: &bytes[self.key.0..self.key.1],
+            escaped: self.key_escaped,
+        }
+    }
+
+    /// The value as a view into `bytes`.
+    pub fn value<'a>(&self, bytes: &'a [u8]) -> Value<'a> {
+        Value {
+            raw: &bytes[self.value.0..self.value.1],
+        }
+    }
+}
+
+struct Validator<'a> {
+    b: &'a [u8],
+    pos: usize,
+    strictness: Strictness,
+    outline: Option<Outline>,
+    /// While inside the value of top member N: N.
+    parent: Option<usize>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(b: &'a [u8], strictness: Strictness, outline: Option<Outline>) -> Validator<'a> {
+        Validator {
+            b,
+            pos: 0,
+            strictness,
+            outline,
+            parent: None,
+        }
+    }
+
+    fn run(&mut self) -> Result<(), JsonError> {
+        self.ws();
+        self.value(0)?;
+        self.ws();
+        if self.pos != self.b.len() {
+            return Err(self.err("trailing data after the JSON value"));
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, depth: u32, member: Member) {
+        let Some(o) = &mut self.outline else { return };
+        match depth {
+            1 if o.top_len < OUTLINE_TOP => {
+                o.top[o.top_len] = member;
+                o.top_len += 1;
+            }
+            2 if self.parent.is_some() && o.nested_len < OUTLINE_NESTED => {
+                o.nested[o.nested_len] = Member {
+                    parent: self.parent.unwrap_or(0),
+                    ..member
+                };
+                o.nested_len += 1;
+            }
+            1 | 2 => o.complete = false,
+            _ => {}
+        }
+    }
+
+    fn err(&self, reason: &'static str) -> JsonError {
+        JsonError {
+            offset: self.pos,
+            reason,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn lit(&mut self, word: &'static [u8]) -> Result<(), JsonError> {
+        if self.b[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn value(&mut self, depth: u32) -> Result<(), JsonError> {
+        match self.peek() {
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b't') => self.lit(b"true"),
+            Some(b'f') => self.lit(b"false"),
+            Some(b'n') => self.lit(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.err("expected a JSON value")),
+            None => Err(self.err("unexpected end of input")),
+        }
+    }
+
+    fn array(&mut self, depth: u32) -> Result<(), JsonError> {
+        if depth > self.strictness.max_depth {
+            return Err(self.err("nesting too deep"));
+        }
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            self.value(depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected ',' or ']' in array")),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: u32) -> Result<(), JsonError> {
+        if depth > self.strictness.max_depth {
+            return Err(self.err("nesting too deep"));
+        }
+        let check_keys = depth <= self.strictness.key_check_depth
+            && (self.strictness.reject_duplicate_keys || self.strictness.reject_case_variant_keys);
+        if !check_keys {
+            return self.object_members(depth, None);
+        }
+        let mut keys = SmallKeys::new();
+        let result = self.object_members(depth, Some(&mut keys)).and_then(|()| {
+            if keys.spilled {
+                self.check_keys(keys.mark)
+            } else {
+                self.check_small_keys(&keys)
+            }
+        });
+        if keys.spilled {
+            KEYS.with(|k| k.borrow_mut().truncate(keys.mark));
+        }
+        result
+    }
+
+    /// Pairwise check of a few plain ASCII keys: no hashing, no sorting.
+    /// (Two ASCII keys are equal under Unicode case folding exactly when they
+    /// are equal ignoring ASCII case.)
+    fn check_small_keys(&self, keys: &SmallKeys) -> Result<(), JsonError> {
+        let list = &keys.list[..keys.len];
+        for (i, &(a0, a1)) in list.iter().enumerate() {
+            let a = &self.b[a0..a1];
+            for &(b0, b1) in &list[i + 1..] {
+                let b = &self.b[b0..b1];
+                if a.len() != b.len() || !a.eq_ignore_ascii_case(b) {
+                    continue;
+                }
+                let offset = b0 - 1;
+                if a == b {
+                    if self.strictness.reject_duplicate_keys {
+                        return Err(JsonError {
+                            offset,
+                            reason: "duplicate object key",
+                        });
+                    }
+                } else if self.strictness.reject_case_variant_keys {
+                    return Err(JsonError {
+                        offset,
+                        reason: "object keys differ only in letter case",
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn object_members(
+        &mut self,
+        depth: u32,
+        mut keys: Option<&mut SmallKeys>,
+    ) -> Result<(), JsonError> {
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected a string key in object"));
+            }
+            let key_start = self.pos + 1;
+            let has_escape = self.string()?;
+            let key_end = self.pos - 1;
+            if let Some(keys) = keys.as_deref_mut() {
+                let plain = !has_escape && self.b[key_start..key_end].is_ascii();
+                if !keys.spilled && plain && keys.len < SMALL_KEYS {
+                    keys.list[keys.len] = (key_start, key_end);
+                    keys.len += 1;
+                } else {
+                    if !keys.spilled {
+                        // Too many keys, or a key needing Unicode folding: hash them all.
+                        keys.mark = KEYS.with(|k| k.borrow().len());
+                        keys.spilled = true;
+                        for i in 0..keys.len {
+                            let (s0, s1) = keys.list[i];
+                            self.push_key(s0, s1, false);
+                        }
+                    }
+                    self.push_key(key_start, key_end, has_escape);
+                }
+            }
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("expected ':' after object key"));
+            }
+            self.pos += 1;
+            self.ws();
+            let value_start = self.pos;
+            let outer = self.parent;
+            if depth == 1 && self.outline.is_some() {
+                self.parent = self.outline.as_ref().map(|o| o.top_len);
+            }
+            self.value(depth)?;
+            if depth == 1 {
+                self.parent = outer;
+            }
+            if self.outline.is_some() && depth <= 2 {
+                self.record(
+                    depth,
+                    Member {
+                        parent: 0,
+                        key: (key_start, key_end),
+                        key_escaped: has_escape,
+                        value: (value_start, self.pos),
+                    },
+                );
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected ',' or '}' in object")),
+            }
+        }
+    }
+
+    fn push_key(&self, start: usize, end: usize, escaped: bool) {
+        // The string scanner has validated UTF-8 for this range.
+        let key = JStr {
+            raw: &self.b[start..end],
+            escaped,
+        };
+        let (folded, exact) = key_hashes(&key);
+        let fp = KeyPrint {
+            folded,
+            exact,
+            start,
+            end,
+            escaped,
+        };
+        KEYS.with(|k| k.borrow_mut().push(fp));
+    }
+
+    /// Checks the keys recorded since `mark` (this object's keys only: nested
+    /// objects truncate their own entries before returning).
+    fn check_keys(&mut self, mark: usize) -> Result<(), JsonError> {
+        KEYS.with(|k| {
+            let mut keys = k.borrow_mut();
+            let seg = &mut keys[mark..];
+            if seg.len() < 2 {
+                return Ok(());
+            }
+            seg.sort_unstable_by_key(|p| (p.folded, p.start));
+            for pair in seg.windows(2) {
+                let (a, b) = (&pair[0], &pair[1]);
+                if a.folded != b.folded {
+                    continue;
+                }
+                let ka = self.key_at(a);
+                let kb = self.key_at(b);
+                if !ka.eq_folded(&kb) {
+                    continue; // hash collision, not a real clash
+                }
+                let exact = a.exact == b.exact && ka.eq_jstr(&kb);
+                if exact && self.strictness.reject_duplicate_keys {
+                    return Err(JsonError {
+                        offset: a.start.max(b.start) - 1,
+                        reason: "duplicate object key",
+                    });
+                }
+                if !exact && self.strictness.reject_case_variant_keys {
+                    return Err(JsonError {
+                        offset: a.start.max(b.start) - 1,
+                        reason: "object keys differ only in letter case",
+                    });
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn key_at(&self, p: &KeyPrint) -> JStr<'a> {
+        JStr {
+            raw: &self.b[p.start..p.end],
+            escaped: p.escaped,
+        }
+    }
+
+    /// Scans a string starting at the opening quote; returns whether it held escapes.
+    fn string(&mut self) -> Result<bool, JsonError> {
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            let start = self.pos;
+            let (i, ascii) = scan_plain(&self.b[start..]);
+            let end = start + i;
+            // Pure ASCII needs no UTF-8 check; std's validator is SIMD-fast otherwise.
+            if !ascii && let Err(e) = std::str::from_utf8(&self.b[start..end]) {
+                self.pos = start + e.valid_up_to();
+                return Err(self.err("invalid UTF-8 in string"));
+            }
+            self.pos = end;
+            match self.b.get(end) {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                Some(_) => return Err(self.err("control character in string")),
+                None => return Err(self.err("unterminated string")),
+            }
+        }
+    }
+
+    fn escape(&mut self) -> Result<(), JsonError> {
+        // At the backslash.
+        match self.b.get(self.pos + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.pos += 2;
+                Ok(())
+            }
+            Some(b'u') => {
+                let hex = self.b.get(self.pos + 2..self.pos + 6);
+                match hex {
+                    Some(h) if h.iter().all(u8::is_ascii_hexdigit) => {
+                        self.pos += 6;
+                        Ok(())
+                    }
+                    _ => Err(self.err("invalid \\u escape")),
+                }
+            }
+            _ => Err(self.err("invalid escape")),
+        }
+    }
+
+    fn number(&mut self) -> Result<(), JsonError> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                while let Some(b'0'..=b'9') = self.peek() {
+                    self.pos += 1;
+                }
+            }
+            _ => return Err(self.err("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            let d = self.pos;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.pos += 1;
+            }
+            if self.pos == d {
+                return Err(self.err("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            let d = self.pos;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.pos += 1;
+            }
+            if self.pos == d {
+                return Err(self.err("invalid number"));
+            }
+        }
+        debug_assert!(self.pos > start);
+        Ok(())
+    }
+}
+
+/// Length of the run of plain string bytes at the start of `b` (up to the
+/// first quote, backslash or control byte), and whether it is all ASCII.
+/// Eight bytes at a time while they are plain ASCII (SWAR), then bytewise.
+fn scan_plain(b: &[u8]) -> (usize, bool) {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes([
+            b[i],
+            b[i + 1],
+            b[i + 2],
+            b[i + 3],
+            b[i + 4],
+            b[i + 5],
+            b[i + 6],
+            b[i + 7],
+        ]);
+        let special = has_zero(w ^ (LO * u64::from(b'"')))
+            | has_zero(w ^ (LO * u64::from(b'\\')))
+            // A byte below 0x20 (on bytes < 0x80, which the HI test below covers).
+            | (w.wrapping_sub(LO * 0x20) & !w & HI)
+            | (w & HI);
+        if special != 0 {
+            break;
+        }
+        i += 8;
+    }
+    let mut ascii = true;
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        ascii &= c < 0x80;
+        i += 1;
+    }
+    (i, ascii)
+}
+
+/// (case-folded, exact) hashes of a key; the ASCII fast path gives the same
+/// values as the general path would.
+fn key_hashes(key: &JStr<'_>) -> (u64, u64) {
+    if !key.escaped && key.raw.is_ascii() {
+        let (mut folded, mut exact) = (Fnv::new(), Fnv::new());
+        for &b in key.raw {
+            folded.write_u32(u32::from(b.to_ascii_lowercase()));
+            exact.write_u32(u32::from(b));
+        }
+        return (folded.0, exact.0);
+    }
+    (key.fold_hash(), key.exact_hash())
+}
+
+/// Objects with at most this many plain ASCII keys are checked pairwise.
+const SMALL_KEYS: usize = 20;
+
+/// The keys of one object being validated: on the stack while few and plain,
+/// spilled to the thread-local fingerprint list otherwise.
+struct SmallKeys {
+    list: [(usize, usize); SMALL_KEYS],
+    len: usize,
+    spilled: bool,
+    mark: usize,
+}
+
+impl SmallKeys {
+    fn new() -> SmallKeys {
+        SmallKeys {
+            list: [(0, 0); SMALL_KEYS],
+            len: 0,
+            spilled: false,
+            mark: 0,
+        }
+    }
+}
+
+/// Fingerprint of one object key, kept while the object is being validated.
+#[derive(Clone, Copy)]
+struct KeyPrint {
+    folded: u64,
+    exact: u64,
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+thread_local! {
+    /// Reusable stack of key fingerprints; grows to the largest object seen, then stays.
+    static KEYS: std::cell::RefCell<Vec<KeyPrint>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+// ---------------------------------------------------------------------------
+// Borrowed views over validated JSON.
+
+/// One JSON value inside a validated text: `raw` starts at the value's first byte.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Value<'a> {
+    raw: &'a [u8],
+}
+
+impl fmt::Debug for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Value({})", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+/// What a [`Value`] is; also the operand type of every policy operator.
+#[derive(Debug, Clone, Copy)]
+pub enum Val<'a> {
+    /// `null`
+    Null,
+    /// `true` / `false`
+    Bool(bool),
+    /// A number, kept as its exact decimal text.
+    Num(Num<'a>),
+    /// A string (possibly with escapes).
+    Str(JStr<'a>),
+    /// An array.
+    Array(Array<'a>),
+    /// An object.
+    Object(Object<'a>),
+}
+
+impl<'a> Value<'a> {
+    /// Reads the first value of a validated text (leading whitespace skipped).
+    ///
+    /// Callers must have run [`validate`] on `bytes`; on anything else the
+    /// result is a well-defined but unspecified value, never a panic.
+    pub fn from_validated(bytes: &'a [u8]) -> Value<'a> {
+        let start = skip_ws(bytes, 0);
+        let end = skip_value(bytes, start);
+        Value {
+            raw: &bytes[start..end],
+        }
+    }
+
+    /// The exact bytes of this value.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Classifies the value.
+    pub fn val(&self) -> Val<'a> {
+        match self.raw.first() {
+            Some(b'n') => Val::Null,
+            Some(b't') => Val::Bool(true),
+            Some(b'f') => Val::Bool(false),
+            Some(b'"') => {
+                let inner = &self.raw[1..self.raw.len().saturating_sub(1).max(1)];
+                Val::Str(JStr::from_body(inner))
+            }
+            Some(b'[') => Val::Array(Array { raw: self.raw }),
+            Some(b'{') => Val::Object(Object { raw: self.raw }),
+            Some(_) => Val::Num(Num::parse(self.raw).unwrap_or(Num::ZERO)),
+            None => Val::Null,
+        }
+    }
+
+    /// True for `null`.
+    pub fn is_null(&self) -> bool {
+        self.raw.first() == Some(&b'n')
+    }
+}
+
+/// A JSON object inside a validated text.
+#[derive(Debug, Clone, Copy)]
+pub struct Object<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> Object<'a> {
+    /// Members in document order (duplicates included).
+    pub fn members(&self) -> Members<'a> {
+        Members {
+            raw: self.raw,
+            pos: 1,
+        }
+    }
+
+    /// The value of `key`; with duplicate keys the last one wins, as in Go, JavaScript and Python.
+    pub fn get(&self, key: &str) -> Option<Value<'a>> {
+        let mut found = None;
+        for (k, v) in self.members() {
+            if k.eq_str(key) {
+                found = Some(v);
+            }
+        }
+        found
+    }
+
+    /// The exact bytes of this object.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Number of members (duplicates counted).
+    pub fn len(&self) -> usize {
+        self.members().count()
+    }
+
+    /// True when the object has no members.
+    pub fn is_empty(&self) -> bool {
+        self.members().next().is_none()
+    }
+}
+
+/// Iterator over an object's members.
+pub struct Members<'a> {
+    raw: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (JStr<'a>, Value<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = self.raw;
+        let mut p = skip_ws(b, self.pos);
+        if b.get(p) == Some(&b',') {
+            p = skip_ws(b, p + 1);
+        }
+        if b.get(p) != Some(&b'"') {
+            self.pos = b.len();
+            return None;
+        }
+        let kend = skip_string(b, p);
+        let key_inner = b.get(p + 1..kend.saturating_sub(1))?;
+        let key = JStr::from_body(key_inner);
+        p = skip_ws(b, kend);
+        if b.get(p) != Some(&b':') {
+            self.pos = b.len();
+            return None;
+        }
+        p = skip_ws(b, p + 1);
+        let vend = skip_value(b, p);
+        if vend <= p {
+            self.pos = b.len();
+            return None;
+        }
+        self.pos = vend;
+        Some((key, Value { raw: &b[p..vend] }))
+    }
+}
+
+/// A JSON array inside a validated text.
+#[derive(Debug, Clone, Copy)]
+pub struct Array<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> Array<'a> {
+    /// Elements in order.
+    pub fn iter(&self) -> Elements<'a> {
+        Elements {
+            raw: self.raw,
+            pos: 1,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// The exact bytes of this array.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// True when the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
+/// Iterator over an array's elements.
+pub struct Elements<'a> {
+    raw: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = Value<'a>;
+
+    fn next(&mut self) -> Option<Value<'a>> {
+        let b = self.raw;
+        let mut p = skip_ws(b, self.pos);
+        if b.get(p) == Some(&b',') {
+            p = skip_ws(b, p + 1);
+        }
+        match b.get(p) {
+            None | Some(b']') => {
+                self.pos = b.len();
+                return None;
+            }
+            _ => {}
+        }
+        let end = skip_value(b, p);
+        if end <= p {
+            self.pos = b.len();
+            return None;
+        }
+        self.pos = end;
+        Some(Value { raw: &b[p..end] })
+    }
+}
+
+fn skip_ws(b: &[u8], mut p: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(p) {
+        p += 1;
+    }
+    p
+}
+
+/// End (exclusive) of the string starting at the quote at `p`.
+fn skip_string(b: &[u8], p: usize) -> usize {
+    let mut i = p + 1;
+    loop {
+        i += quote_or_backslash(&b[i.min(b.len())..]);
+        match b.get(i) {
+            Some(b'\\') => i += 2,
+            Some(_) => return i + 1,
+            None => return b.len(),
+        }
+    }
+}
+
+/// Offset of the first `"` or `\` in `b` (or its length): eight bytes at a
+/// time, since most strings are short and a vectorised search's set-up
+/// would cost more than the scan.
+fn quote_or_backslash(b: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes([
+            b[i],
+            b[i + 1],
+            b[i + 2],
+            b[i + 3],
+            b[i + 4],
+            b[i + 5],
+            b[i + 6],
+            b[i + 7],
+        ]);
+        if has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\'))) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// End (exclusive) of the value starting at `p`, for validated input.
+fn skip_value(b: &[u8], p: usize) -> usize {
+    match b.get(p) {
+        None => p,
+        Some(b'"') => skip_string(b, p),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut i = p;
+            while i < b.len() {
+                match b[i] {
+                    b'"' => {
+                        i = skip_string(b, i);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            b.len()
+        }
+        Some(_) => {
+            let mut i = p;
+            while let Some(c) = b.get(i) {
+                if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                    break;
+                }
+                i += 1;
+            }
+            i
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Strings.
+
+/// A JSON string's contents as written between the quotes (escapes not yet decoded).
+///
+/// Held as bytes: every `JStr` is built over text that [`validate`] checked
+/// as UTF-8 (or over a `&str`), so the bytes are only converted to `&str`
+/// (a cheap check, never failing in practice) where a `&str` is needed.
+#[derive(Clone, Copy)]
+pub struct JStr<'a> {
+    raw: &'a [u8],
+    escaped: bool,
+}
+
+impl fmt::Debug for JStr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.chars().collect::<String>())
+    }
+}
+
+/// Offset of the first backslash (eight bytes at a time; strings are short).
+fn find_backslash(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes([
+            b[i],
+            b[i + 1],
+            b[i + 2],
+            b[i + 3],
+            b[i + 4],
+            b[i + 5],
+            b[i + 6],
+            b[i + 7],
+        ]);
+        let x = w ^ (LO * u64::from(b'\\'));
+        if x.wrapping_sub(LO) & !x & HI != 0 {
+            break;
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| c == b'\\').map(|p| p + i)
+}
+
+impl<'a> JStr<'a> {
+    /// A string with no escapes (for constants and tests).
+    pub const fn plain(s: &'a str) -> JStr<'a> {
+        JStr {
+            raw: s.as_bytes(),
+            escaped: false,
+        }
+    }
+
+    /// A view over the body of a validated JSON string.
+    fn from_body(raw: &'a [u8]) -> JStr<'a> {
+        JStr {
+            raw,
+            escaped: find_backslash(raw).is_some(),
+        }
+    }
+
+    fn text(&self) -> &'a str {
+        std::str::from_utf8(self.raw).unwrap_or("")
+    }
+
+    /// The decoded text when it has no escapes: the zero-copy case.
+    pub fn as_plain(&self) -> Option<&'a str> {
+        (!self.escaped).then(|| self.text())
+    }
+
+    /// The bytes exactly as written between the quotes.
+    pub fn raw_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Decoded characters (escapes resolved; a lone surrogate becomes U+FFFD, as in Go).
+    pub fn chars(&self) -> Chars<'a> {
+        Chars {
+            s: self.raw,
+            pos: 0,
+        }
+    }
+
+    /// Calls `f` with the decoded text: borrowed when there are no escapes,
+    /// otherwise decoded into a reused thread-local buffer (no allocation after warm-up).
+    pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        if !self.escaped {
+            return f(self.text());
+        }
+        DECODE.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                buf.extend(self.chars());
+                f(&buf)
+            }
+            // Re-entrant use (never happens in the decision path): fall back to a fresh string.
+            Err(_) => f(&self.chars().collect::<String>()),
+        })
+    }
+
+    /// Calls `f` with the decoded text as bytes (for matching object keys
+    /// against byte-string literals without a UTF-8 check).
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        if !self.escaped {
+            return f(self.raw);
+        }
+        self.with_str(|s| f(s.as_bytes()))
+    }
+
+    /// Equality of the decoded text with `s`.
+    pub fn eq_str(&self, s: &str) -> bool {
+        if !self.escaped {
+            return self.raw == s.as_bytes();
+        }
+        self.chars().eq(s.chars())
+    }
+
+    /// Equality of two decoded texts.
+    pub fn eq_jstr(&self, other: &JStr<'_>) -> bool {
+        match (self.escaped, other.escaped) {
+            (false, false) => self.raw == other.raw,
+            _ => self.chars().eq(other.chars()),
+        }
+    }
+
+    /// Number of decoded characters (Unicode scalar values).
+    pub fn char_len(&self) -> usize {
+        if self.escaped {
+            self.chars().count()
+        } else {
+            // Valid UTF-8: count the bytes that start a character.
+            self.raw.iter().filter(|&&b| (b & 0xc0) != 0x80).count()
+        }
+    }
+
+    fn folded_chars(&self) -> impl Iterator<Item = char> + 'a {
+        self.chars()
+            .flat_map(char::to_uppercase)
+            .flat_map(char::to_lowercase)
+    }
+
+    /// Equality under Unicode case folding (upper-then-lower, so `ſ`, `s` and `S` are one key).
+    pub fn eq_folded(&self, other: &JStr<'_>) -> bool {
+        self.folded_chars().eq(other.folded_chars())
+    }
+
+    fn fold_hash(&self) -> u64 {
+        let mut h = Fnv::new();
+        for c in self.folded_chars() {
+            h.write_u32(c as u32);
+        }
+        h.0
+    }
+
+    fn exact_hash(&self) -> u64 {
+        let mut h = Fnv::new();
+        for c in self.chars() {
+            h.write_u32(c as u32);
+        }
+        h.0
+    }
+}
+
+thread_local! {
+    static DECODE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// FNV-1a-style hashing over characters: tiny and allocation-free; only used
+/// to bucket keys, never trusted for equality.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    /// One multiply per character (not per byte): the hash only buckets keys,
+    /// equality is always checked in full.
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (self.0 ^ u64::from(v)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+}
+
+/// Decoding iterator over a JSON string body.
+pub struct Chars<'a> {
+    s: &'a [u8],
+    pos: usize,
+}
+
+impl Chars<'_> {
+    fn hex4(&self, at: usize) -> Option<u32> {
+        let h = self.s.get(at..at + 4)?;
+        let mut v = 0u32;
+        for &c in h {
+            v = v * 16 + (c as char).to_digit(16)?;
+        }
+        Some(v)
+    }
+}
+
+impl Iterator for Chars<'_> {
+    type Item = char;
+
+    fn next(&mut self) -> Option<char> {
+        let b = *self.s.get(self.pos)?;
+        if b < 0x80 && b != b'\\' {
+            self.pos += 1;
+            return Some(char::from(b));
+        }
+        if b != b'\\' {
+            // Decode one UTF-8 scalar from the validated text.
+            let len = match b {
+                0x00..=0x7f => 1,
+                0xc0..=0xdf => 2,
+                0xe0..=0xef => 3,
+                _ => 4,
+            };
+            let end = (self.pos + len).min(self.s.len());
+            let c = std::str::from_utf8(&self.s[self.pos..end])
+                .ok()
+                .and_then(|s| s.chars().next())
+                .unwrap_or('\u{fffd}');
+            self.pos = end;
+            return Some(c);
+        }
+        let esc = self.s.get(self.pos + 1).copied().unwrap_or(b'\\');
+        self.pos += 2;
+        Some(match esc {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let Some(hi) = self.hex4(self.pos) else {
+                    return Some('\u{fffd}');
+                };
+                self.pos += 4;
+                if (0xd800..0xdc00).contains(&hi) {
+                    // A high surrogate needs a following \uDC00..\uDFFF.
+                    if self.s.get(self.pos) == Some(&b'\\')
+                        && self.s.get(self.pos + 1) == Some(&b'u')
+                        && let Some(lo) = self.hex4(self.pos + 2)
+                        && (0xdc00..0xe000).contains(&lo)
+                    {
+                        self.pos += 6;
+                        let c = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+                        return Some(char::from_u32(c).unwrap_or('\u{fffd}'));
+                    }
+                    '\u{fffd}'
+                } else {
+                    char::from_u32(hi).unwrap_or('\u{fffd}')
+                }
+            }
+            _ => '\u{fffd}',
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Numbers.
+
+/// A JSON (or policy) number kept as exact decimal text: `-? int . frac e exp`.
+///
+/// Comparison is exact for every finite decimal: no float rounding, so
+/// `9007199254740993 > 9007199254740992` and `1e6 == 1000000 == 1000000.0`.
+#[derive(Clone, Copy)]
+pub struct Num<'a> {
+    neg: bool,
+    int: &'a [u8],
+    frac: &'a [u8],
+    exp: i64,
+}
+
+impl fmt::Debug for Num<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}",
+            if self.neg { "-" } else { "" },
+            String::from_utf8_lossy(self.int)
+        )?;
+        if !self.frac.is_empty() {
+            write!(f, ".{}", String::from_utf8_lossy(self.frac))?;
+        }
+        if self.exp != 0 {
+            write!(f, "e{}", self.exp)?;
+        }
+        Ok(())
+    }
+}
+
+/// Exponents are clamped to this magnitude so digit-position arithmetic cannot overflow;
+/// numbers beyond 10^(2^40) are indistinguishable from each other, which no policy can observe.
+const EXP_CLAMP: i64 = 1 << 40;
+
+impl<'a> Num<'a> {
+    /// Zero.
+    pub const ZERO: Num<'static> = Num {
+        neg: false,
+        int: b"0",
+        frac: b"",
+        exp: 0,
+    };
+
+    /// A number from its parts (used by generated code for policy constants).
+    pub const fn from_parts(neg: bool, int: &'a [u8], frac: &'a [u8], exp: i64) -> Num<'a> {
+        Num {
+            neg,
+            int,
+            frac,
+            exp,
+        }
+    }
+
+    /// Parses strict JSON number syntax. Returns None for anything else
+    /// (leading `+`, leading zeros, hex, spaces, `.5`, `NaN`, ...).
+    pub fn parse(text: &'a [u8]) -> Option<Num<'a>> {
+        let mut p = 0;
+        let neg = text.first() == Some(&b'-');
+        if neg {
+            p = 1;
+        }
+        let int_start = p;
+        match text.get(p) {
+            Some(b'0') => p += 1,
+            Some(b'1'..=b'9') => {
+                while let Some(b'0'..=b'9') = text.get(p) {
+                    p += 1;
+                }
+            }
+            _ => return None,
+        }
+        let int = &text[int_start..p];
+        let mut frac: &[u8] = b"";
+        if text.get(p) == Some(&b'.') {
+            let s = p + 1;
+            p = s;
+            while let Some(b'0'..=b'9') = text.get(p) {
+                p += 1;
+            }
+            if p == s {
+                return None;
+            }
+            frac = &text[s..p];
+        }
+        let mut exp: i64 = 0;
+        if let Some(b'e' | b'E') = text.get(p) {
+            p += 1;
+            let eneg = match text.get(p) {
+                Some(b'-') => {
+                    p += 1;
+                    true
+                }
+                Some(b'+') => {
+                    p += 1;
+                    false
+                }
+                _ => false,
+            };
+            let s = p;
+            while let Some(d @ b'0'..=b'9') = text.get(p) {
+                exp = (exp * 10 + i64::from(d - b'0')).min(EXP_CLAMP);
+                p += 1;
+            }
+            if p == s {
+                return None;
+            }
+            if eneg {
+                exp = -exp;
+            }
+        }
+        (p == text.len()).then_some(Num {
+            neg,
+            int,
+            frac,
+            exp,
+        })
+    }
+
+    fn digit(&self, i: usize) -> u8 {
+        if i < self.int.len() {
+            self.int[i]
+        } else {
+            self.frac.get(i - self.int.len()).copied().unwrap_or(b'0')
+        }
+    }
+
+    /// (first significant digit index, one past the last, decimal exponent E) with
+    /// value = 0.d1d2... * 10^E; None for zero.
+    fn norm(&self) -> Option<(usize, usize, i64)> {
+        let total = self.int.len() + self.frac.len();
+        let first = (0..total).find(|&i| self.digit(i) != b'0')?;
+        let last = (0..total).rev().find(|&i| self.digit(i) != b'0')?;
+        let e = self.int.len() as i64 - first as i64 + self.exp;
+        Some((first, last + 1, e))
+    }
+
+    /// True when the value is zero (`0`, `-0.0`, `0e5`, ...).
+    pub fn is_zero(&self) -> bool {
+        self.norm().is_none()
+    }
+
+    /// True when the value is negative (and not zero).
+    pub fn is_negative(&self) -> bool {
+        self.neg && !self.is_zero()
+    }
+
+    /// Exact three-way comparison of two numbers.
+    pub fn cmp_num(&self, other: &Num<'_>) -> Ordering {
+        let (a, b) = (self.norm(), other.norm());
+        let sign = |n: &Num<'_>, z: bool| -> i8 {
+            if z {
+                0
+            } else if n.neg {
+                -1
+            } else {
+                1
+            }
+        };
+        let (sa, sb) = (sign(self, a.is_none()), sign(other, b.is_none()));
+        if sa != sb {
+            return sa.cmp(&sb);
+        }
+        let (Some((fa, la, ea)), Some((fb, lb, eb))) = (a, b) else {
+            return Ordering::Equal; // both zero
+        };
+        let mag = ea.cmp(&eb).then_with(|| {
+            let (na, nb) = (la - fa, lb - fb);
+            for i in 0..na.min(nb) {
+                let c = self.digit(fa + i).cmp(&other.digit(fb + i));
+                if c != Ordering::Equal {
+                    return c;
+                }
+            }
+            na.cmp(&nb)
+        });
+        if sa < 0 { mag.reverse() } else { mag }
+    }
+
+    /// The value as a u64 if it is a whole number in `0..=u64::MAX` (`3`, `3.0`, `3e0`, `300e-2`).
+    pub fn to_u64_exact(&self) -> Option<u64> {
+        let Some((first, end, e)) = self.norm() else {
+            return Some(0);
+        };
+        if self.neg {
+            return None;
+        }
+        let ndigits = (end - first) as i64;
+        if e < ndigits || e > 20 {
+            return None; // has a fractional part, or is far too large
+        }
+        let mut v: u64 = 0;
+        for i in 0..e as usize {
+            let d = if i < ndigits as usize {
+                self.digit(first + i) - b'0'
+            } else {
+                0
+            };
+            v = v.checked_mul(10)?.checked_add(u64::from(d))?;
+        }
+        Some(v)
+    }
+
+    /// Feeds a canonical byte form of the value to `out`: equal values give
+    /// equal bytes whatever their spelling (used to key counter partitions).
+    pub fn canonical(&self, mut out: impl FnMut(u8)) {
+        match self.norm() {
+            None => out(b'0'),
+            Some((first, end, e)) => {
+                if self.neg {
+                    out(b'-');
+                }
+                for i in first..end {
+                    out(self.digit(i));
+                }
+                out(b'e');
+                e.to_le_bytes().into_iter().for_each(out);
+            }
+        }
+    }
+
+    /// The value as `digits[e<exp>]` (value = digits x 10^exp, no leading or
+    /// trailing zeros in `digits`): one spelling per value, for hashing.
+    pub fn canonical_text(&self) -> String {
+        match self.norm() {
+            None => "0".to_string(),
+            Some((first, end, e)) => {
+                let mut s = String::new();
+                if self.neg {
+                    s.push('-');
+                }
+                for i in first..end {
+                    s.push(self.digit(i) as char);
+                }
+                let exp = e - (end - first) as i64;
+                if exp != 0 {
+                    s.push('e');
+                    s.push_str(&exp.to_string());
+                }
+                s
+            }
+        }
+    }
+
+    /// True when the value has no fractional part.
+    pub fn is_integer(&self) -> bool {
+        match self.norm() {
+            None => true,
+            Some((first, end, e)) => e >= (end - first) as i64,
+        }
+    }
+}
+
+/// Formats `v` into `buf` and returns the number view over it (for comparing counters with constants).
+pub fn num_from_u64(v: u64, buf: &mut [u8; 20]) -> Num<'_> {
+    let mut i = buf.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    Num {
+        neg: false,
+        int: &buf[i..],
+        frac: b"",
+        exp: 0,
+    }
+}
+
+/// Appends `s` as a JSON string literal (escaping what JSON requires, and
+/// U+2028/U+2029, which JavaScript readers of a line treat as line ends).
+pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Num<'_> {
+        Num::parse(s.as_bytes()).unwrap_or_else(|| panic!("not a number: {s}"))
+    }
+
+    #[test]
+    fn numbers_compare_exactly() {
+        assert_eq!(n("1e6").cmp_num(&n("1000000")), Ordering::Equal);
+        assert_eq!(n("1000000.000").cmp_num(&n("1e6")), Ordering::Equal);
+        assert_eq!(
+            n("9007199254740993").cmp_num(&n("9007199254740992")),
+            Ordering::Greater
+        );
+        assert_eq!(n("-0").cmp_num(&n("0.0e10")), Ordering::Equal);
+        assert_eq!(n("-1").cmp_num(&n("0")), Ordering::Less);
+        assert_eq!(n("-2").cmp_num(&n("-10")), Ordering::Greater);
+        assert_eq!(n("99.5").cmp_num(&n("99.51")), Ordering::Less);
+        assert_eq!(n("0.001").cmp_num(&n("1e-3")), Ordering::Equal);
+        assert_eq!(n("123.45e2").cmp_num(&n("12345")), Ordering::Equal);
+        assert_eq!(
+            n("1e-99999999999999999999").cmp_num(&n("0")),
+            Ordering::Greater
+        );
+        assert_eq!(
+            n("1e99999999999999").cmp_num(&n("1e99999999999998")),
+            Ordering::Equal
+        ); // clamped
+    }
+
+    #[test]
+    fn numbers_reject_non_json_syntax() {
+        for bad in [
+            "+1", "01", ".5", "5.", "0x10", "1_000", " 1", "1 ", "NaN", "", "-", "1e",
+        ] {
+            assert!(Num::parse(bad.as_bytes()).is_none(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn canonical_text_is_one_spelling_per_value() {
+        assert_eq!(n("1000000").canonical_text(), "1e6");
+        assert_eq!(n("1e6").canonical_text(), "1e6");
+        assert_eq!(n("12").canonical_text(), "12");
+        assert_eq!(n("0.50").canonical_text(), "5e-1");
+        assert_eq!(n("-0.0").canonical_text(), "0");
+        assert_eq!(n("-12.5").canonical_text(), "-125e-1");
+    }
+
+    #[test]
+    fn whole_numbers_convert_exactly() {
+        assert_eq!(n("3").to_u64_exact(), Some(3));
+        assert_eq!(n("3.0").to_u64_exact(), Some(3));
+        assert_eq!(n("300e-2").to_u64_exact(), Some(3));
+        assert_eq!(n("0.5").to_u64_exact(), None);
+        assert_eq!(n("-1").to_u64_exact(), None);
+        assert_eq!(n("-0").to_u64_exact(), Some(0));
+        assert_eq!(n("1e19").to_u64_exact(), Some(10_000_000_000_000_000_000));
+        assert_eq!(n("1e20").to_u64_exact(), None);
+        assert_eq!(n("18446744073709551615").to_u64_exact(), Some(u64::MAX));
+        assert_eq!(n("18446744073709551616").to_u64_exact(), None);
+    }
+
+    #[test]
+    fn validate_accepts_and_rejects() {
+        let ok = [
+            r#"{}"#,
+            r#" {"a": [1, 2.5e-3, true, false, null, "x\n\u00e9"]} "#,
+            r#"[]"#,
+            r#""\ud83d\ude00""#,
+        ];
+        for s in ok {
+            validate(s.as_bytes(), Strictness::STRICT).unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+        let bad = [
+            (r#"{"a":1} x"#, "trailing data after the JSON value"),
+            (r#"{"a":1,}"#, "expected a string key in object"),
+            (r#"{"a":01}"#, "expected ',' or '}' in object"),
+            (r#"{"a":"\x"}"#, "invalid escape"),
+            ("{\"a\":\"\t\"}", "control character in string"),
+            (r#"{"a":1,"a":2}"#, "duplicate object key"),
+            (
+                r#"{"a":{"b":1,"B":2}}"#,
+                "object keys differ only in letter case",
+            ),
+            (r#"{"n\u0061me":1,"name":2}"#, "duplicate object key"),
+            (r#"{"ſ":1,"S":2}"#, "object keys differ only in letter case"),
+            (r#"{"K":1,"k":2}"#, "object keys differ only in letter case"),
+        ];
+        for (s, why) in bad {
+            let e = validate(s.as_bytes(), Strictness::STRICT).unwrap_err();
+            assert_eq!(e.reason, why, "{s}");
+        }
+        assert!(validate(b"{\"a\":\"\xff\"}", Strictness::STRICT).is_err());
+        assert!(validate(r#"{"a":1,"a":2}"#.as_bytes(), Strictness::LENIENT).is_ok());
+        let deep = "[".repeat(129) + &"]".repeat(129);
+        assert_eq!(
+            validate(deep.as_bytes(), Strictness::STRICT)
+                .unwrap_err()
+                .reason,
+            "nesting too deep"
+        );
+        let ok_deep = "[".repeat(128) + &"]".repeat(128);
+        assert!(validate(ok_deep.as_bytes(), Strictness::STRICT).is_ok());
+    }
+
+    #[test]
+    fn plain_scan_stops_at_every_special_byte() {
+        for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for at in 0..20 {
+                let mut v = vec![b'a'; 24];
+                v[at] = special;
+                assert_eq!(scan_plain(&v), (at, true), "byte {special:#x} at {at}");
+            }
+        }
+        let text = "abcdefghé klmnopqrstuvwxyz\"".as_bytes();
+        assert_eq!(scan_plain(text), (text.len() - 1, false));
+        assert_eq!(scan_plain(b"0123456789abcdef"), (16, true));
+    }
+
+    #[test]
+    fn key_hashes_agree_between_fast_and_general_paths() {
+        for k in ["name", "Name", "NAME", "a_b-c", ""] {
+            let plain = JStr::plain(k);
+            assert_eq!(
+                key_hashes(&plain),
+                (plain.fold_hash(), plain.exact_hash()),
+                "{k}"
+            );
+        }
+        // A non-ASCII key folding onto an ASCII one lands in the same bucket.
+        assert_eq!(
+            key_hashes(&JStr::plain("\u{17f}")).0,
+            key_hashes(&JStr::plain("S")).0
+        );
+        assert_eq!(
+            key_hashes(&JStr::plain("\u{212a}")).0,
+            key_hashes(&JStr::plain("k")).0
+        );
+    }
+
+    #[test]
+    fn outlines_find_the_two_outer_levels() {
+        let text = br#" {"id": 1, "params": {"name": "t", "arguments": {"a": {"deep": 1}}}, "x": [ {"no": 1} ] } "#;
+        let o = validate_outline(text, Strictness::STRICT).unwrap();
+        assert!(o.is_complete());
+        let keys: Vec<String> = o
+            .top()
+            .iter()
+            .map(|m| m.key(text).chars().collect())
+            .collect();
+        assert_eq!(keys, ["id", "params", "x"]);
+        let params: Vec<(String, &[u8])> = o
+            .children(1)
+            .map(|m| (m.key(text).chars().collect(), m.value(text).as_bytes()))
+            .collect();
+        assert_eq!(
+            params,
+            [
+                ("name".to_string(), &br#""t""#[..]),
+                ("arguments".to_string(), &br#"{"a": {"deep": 1}}"#[..])
+            ]
+        );
+        assert_eq!(
+            o.children(2).count(),
+            0,
+            "objects inside arrays are not outlined"
+        );
+        let many = format!(
+            "{{{}}}",
+            (0..20)
+                .map(|i| format!("\"k{i}\":{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(
+            !validate_outline(many.as_bytes(), Strictness::STRICT)
+                .unwrap()
+                .is_complete()
+        );
+    }
+
+    #[test]
+    fn many_keys_are_checked_for_duplicates() {
+        let mut s = String::from("{");
+        for i in 0..500 {
+            s.push_str(&format!("\"k{i}\":{i},"));
+        }
+        s.push_str("\"K77\":1}");
+        let e = validate(s.as_bytes(), Strictness::STRICT).unwrap_err();
+        assert_eq!(e.reason, "object keys differ only in letter case");
+        let ok = s.replace("\"K77\"", "\"k500\"");
+        assert!(validate(ok.as_bytes(), Strictness::STRICT).is_ok());
+    }
+
+    #[test]
+    fn views_walk_validated_text() {
+        let text = br#"{"a": {"b": [1, "two", {"c": null}]}, "s": "x\"y", "a": 5}"#;
+        validate(text, Strictness::LENIENT).unwrap();
+        let Val::Object(o) = Value::from_validated(text).val() else {
+            panic!()
+        };
+        assert_eq!(o.len(), 3);
+        let Val::Num(five) = o.get("a").unwrap().val() else {
+            panic!("last duplicate wins")
+        };
+        assert_eq!(five.to_u64_exact(), Some(5));
+        let Val::Str(s) = o.get("s").unwrap().val() else {
+            panic!()
+        };
+        assert!(s.eq_str("x\"y"));
+        let first_a = o.members().next().unwrap().1;
+        let Val::Object(inner) = first_a.val() else {
+            panic!()
+        };
+        let Val::Array(arr) = inner.get("b").unwrap().val() else {
+            panic!()
+        };
+        assert_eq!(arr.len(), 3);
+        let third = arr.iter().nth(2).unwrap();
+        assert_eq!(third.as_bytes(), br#"{"c": null}"#);
+    }
+
+    #[test]
+    fn string_escapes_decode() {
+        let s = JStr::from_body(br#"a\u005fb\n\ud83d\ude00\ud800x"#);
+        assert_eq!(s.chars().collect::<String>(), "a_b\n😀\u{fffd}x");
+        assert!(JStr::from_body(br#"delete\u005frepo"#).eq_str("delete_repo"));
+        s.with_str(|d| assert_eq!(d, "a_b\n😀\u{fffd}x"));
+    }
+
+    #[test]
+    fn counters_format_as_numbers() {
+        let mut buf = [0u8; 20];
+        assert_eq!(num_from_u64(0, &mut buf).cmp_num(&n("0")), Ordering::Equal);
+        let mut buf = [0u8; 20];
+        assert_eq!(
+            num_from_u64(u64::MAX, &mut buf).cmp_num(&n("18446744073709551615")),
+            Ordering::Equal
+        );
+    }
+}

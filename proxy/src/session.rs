@@ -1,0 +1,1040 @@
+//! Enforcement for one MCP session, independent of the transport.
+//!
+//! A transport hands every message from the client to [`Session::from_client`]
+//! and every message from the server to [`Session::from_server`], and does
+//! what the returned [`Outcome`] says: forward bytes (the original bytes,
+//! unless a `tools/list` result was filtered) and/or answer the sender. The
+//! session keeps the client's requests in flight, keyed by the JSON value of
+//! their id, so each answer settles the counters of the call it belongs to
+//! and `tools/list` answers are filtered.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use super::audit::{AuditLog, Event, Verdict};
+use super::log::Log;
+use super::metrics::Metrics;
+use super::respond;
+use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
+use portcullis_core::counters::{Counters, NoWait, Ticket, UnixMillis};
+use portcullis_core::json::{Outline, Strictness, Val, Value, validate, validate_outline};
+use portcullis_core::jsonrpc::{Envelope, INVALID_REQUEST, PARSE_ERROR};
+
+/// JSON-RPC error code for an internal error of the proxy.
+const INTERNAL_ERROR: i32 = -32603;
+use portcullis_core::policy::{Effect, Env, FailMode, Policy};
+
+/// JSON-RPC error code for "the upstream did not answer in time".
+pub const UPSTREAM_TIMEOUT: i32 = -32001;
+/// JSON-RPC error code for "the upstream went away".
+pub const UPSTREAM_GONE: i32 = -32000;
+/// JSON-RPC error code for an upstream answer the proxy refused to pass on.
+pub const UPSTREAM_BAD_ANSWER: i32 = -32603;
+
+/// A request id compared by JSON value: `1`, `1.0` and `1e0` are one id;
+/// `"1"` is another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    /// A number, in canonical form.
+    Num(String),
+    /// A string, decoded.
+    Str(String),
+}
+
+impl IdKey {
+    /// The key of a request id; None unless it is a string or a number.
+    pub fn of(v: Value<'_>) -> Option<IdKey> {
+        match v.val() {
+            Val::Num(n) => Some(IdKey::Num(n.canonical_text())),
+            Val::Str(s) => Some(IdKey::Str(s.chars().collect())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// An allowed `tools/call` holding counter reservations.
+    Call(Box<Ticket>),
+    /// A `tools/list`: its answer is filtered.
+    List,
+    /// Any other request.
+    Other,
+    /// Timed out and answered by the proxy; a late answer is dropped.
+    Abandoned,
+}
+
+#[derive(Debug)]
+struct Pending {
+    kind: Kind,
+    since: Instant,
+    raw_id: Vec<u8>,
+}
+
+/// What to do with one message.
+#[derive(Debug, Default)]
+pub struct Outcome<'a> {
+    /// Messages to pass on to the other side, in order (without newlines).
+    pub forward: Vec<Cow<'a, [u8]>>,
+    /// Messages to send back to the side the message came from.
+    pub reply: Vec<Vec<u8>>,
+}
+
+impl<'a> Outcome<'a> {
+    /// The same outcome, owning its bytes (for a message handled on another thread).
+    pub fn into_owned(self) -> Outcome<'static> {
+        Outcome {
+            forward: self
+                .forward
+                .into_iter()
+                .map(|f| Cow::Owned(f.into_owned()))
+                .collect(),
+            reply: self.reply,
+        }
+    }
+
+    fn forward(bytes: Cow<'a, [u8]>) -> Outcome<'a> {
+        Outcome {
+            forward: vec![bytes],
+            reply: Vec::new(),
+        }
+    }
+
+    fn reply(bytes: Vec<u8>) -> Outcome<'a> {
+        Outcome {
+            forward: Vec::new(),
+            reply: vec![bytes],
+        }
+    }
+
+    /// One message: forwarded as it came or not, and maybe a reply.
+    fn single(message: &'a [u8], forward: bool, reply: Option<Vec<u8>>) -> Outcome<'a> {
+        Outcome {
+            forward: if forward {
+                vec![Cow::Borrowed(message)]
+            } else {
+                Vec::new()
+            },
+            reply: reply.into_iter().collect(),
+        }
+    }
+}
+
+/// May a decision wait on the counter store?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Yes: this runs where waiting is fine (a blocking thread, or a store
+    /// that never waits).
+    Yes,
+    /// No: this runs on the event loop; give up rather than wait.
+    No,
+}
+
+/// Messages the proxy originates when requests expire.
+#[derive(Debug, Default)]
+pub struct Expired {
+    /// Error answers for the client.
+    pub to_client: Vec<Vec<u8>>,
+    /// `notifications/cancelled` for the server.
+    pub to_server: Vec<Vec<u8>>,
+}
+
+/// The policy a proxy process enforces now: one per process, shared by its
+/// sessions, swapped by a reload.
+pub struct PolicySlot {
+    current: RwLock<&'static dyn Policy>,
+}
+
+impl PolicySlot {
+    /// A slot holding `policy`.
+    pub fn new(policy: &'static dyn Policy) -> PolicySlot {
+        PolicySlot {
+            current: RwLock::new(policy),
+        }
+    }
+
+    /// The policy enforced now.
+    pub fn get(&self) -> &'static dyn Policy {
+        // The lock only guards a pointer copy, so a poisoned lock still holds a valid policy.
+        *self.current.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Enforces `policy` from the next message on. Calls already decided keep
+    /// their decision, and their counter reservations are committed or rolled
+    /// back as before: counters are keyed by name and window, not by policy.
+    /// `metrics`, when kept, get the new policy's rule table first.
+    pub fn replace(&self, policy: &'static dyn Policy, metrics: Option<&Metrics>) {
+        if let Some(m) = metrics {
+            m.policy(policy.meta());
+        }
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = policy;
+    }
+}
+
+/// One MCP session's enforcement state.
+pub struct Session {
+    /// Swapped by a reload (`-c FILE` in development builds); read once per
+    /// message; shared by the sessions of one proxy process.
+    policy: Arc<PolicySlot>,
+    counters: Arc<dyn Counters>,
+    /// The counter store does I/O (SQLite, Redis).
+    store_may_block: bool,
+    session: u64,
+    fail_mode: FailMode,
+    pending: Mutex<HashMap<IdKey, Pending>>,
+    audit: Option<AuditLog>,
+    metrics: Option<Arc<Metrics>>,
+    log: Log,
+}
+
+impl Session {
+    /// A session enforcing `policy` with `counters`.
+    pub fn new(
+        policy: &'static dyn Policy,
+        counters: Arc<dyn Counters>,
+        session: u64,
+        fail_mode: FailMode,
+        audit: Option<AuditLog>,
+        log: Log,
+    ) -> Session {
+        Session {
+            policy: Arc::new(PolicySlot::new(policy)),
+            store_may_block: counters.may_block(),
+            counters,
+            session,
+            fail_mode,
+            pending: Mutex::new(HashMap::new()),
+            audit,
+            metrics: None,
+            log,
+        }
+    }
+
+    /// Records Prometheus metrics of this session's decisions and upstream latency.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Session {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Enforces whatever `slot` holds (sessions of one process share it, so
+    /// a reload reaches every session at once).
+    pub fn with_policy_slot(mut self, slot: Arc<PolicySlot>) -> Session {
+        self.policy = slot;
+        self
+    }
+
+    /// The policy enforced now.
+    pub fn policy(&self) -> &'static dyn Policy {
+        self.policy.get()
+    }
+
+    /// Enforces `policy` from the next message on, in every session sharing
+    /// this one's policy slot (see [`PolicySlot::replace`]).
+    pub fn replace_policy(&self, policy: &'static dyn Policy) {
+        self.policy.replace(policy, self.metrics.as_deref());
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<IdKey, Pending>> {
+        // Every critical section leaves the map consistent, so a poisoned lock is usable.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of client requests waiting for an answer.
+    pub fn in_flight(&self) -> usize {
+        self.pending()
+            .values()
+            .filter(|p| !matches!(p.kind, Kind::Abandoned))
+            .count()
+    }
+
+    /// Handles one client line on the event loop, unless that would mean
+    /// waiting on the counter store: `None` then, and nothing was done (no
+    /// counter touched, nothing registered or logged).
+    ///
+    /// With the in-memory store this is always [`Session::from_client`].
+    /// With a store that does I/O ([`Counters::may_block`]) a `tools/call` is
+    /// decided through [`NoWait`]: SQLite answers when its lock is free at
+    /// once (the usual case, a few microseconds), Redis never does (a round
+    /// trip). A batch with such a store is always `None`.
+    ///
+    /// On `None` a transport hands the line to
+    /// [`Session::from_client_blocking`] and waits for its outcome before it
+    /// handles the client's next message: messages from the client keep
+    /// their order (a call is forwarded before anything the client sent
+    /// after it), while the event loop stays free to relay the server's
+    /// messages (answers, progress, pings, requests) and to serve other
+    /// sessions.
+    pub fn from_client_now<'a>(&self, line: &'a [u8]) -> Option<Outcome<'a>> {
+        // The policy is read each time: a reload may add or drop counters.
+        if !self.store_may_block || self.policy().meta().counters.is_empty() {
+            return Some(self.from_client(line));
+        }
+        let trimmed = trim(line);
+        match trimmed.first() {
+            None => Some(Outcome::default()),
+            Some(b'[') => None,
+            Some(_) => {
+                let (forward, reply) = self.client_message(trimmed, Wait::No)?;
+                Some(Outcome::single(trimmed, forward, reply))
+            }
+        }
+    }
+
+    /// [`Session::from_client`] on tokio's blocking thread pool, for a line
+    /// [`Session::from_client_now`] did not handle: the decision's reservation
+    /// (a SQLite transaction, a Redis round trip) waits there, not on the
+    /// event loop.
+    pub async fn from_client_blocking(self: Arc<Self>, line: Vec<u8>) -> Outcome<'static> {
+        let log = self.log;
+        match tokio::task::spawn_blocking(move || self.from_client(&line).into_owned()).await {
+            Ok(out) => out,
+            Err(e) => {
+                // A bug, not a policy outcome: nothing is forwarded.
+                log.error(format_args!("deciding a client message failed: {e}"));
+                Outcome::reply(respond::error(
+                    None,
+                    INTERNAL_ERROR,
+                    "internal error while deciding the message",
+                ))
+            }
+        }
+    }
+
+    /// Handles one line from the client. A JSON-RPC batch is split: every
+    /// element is checked on its own, allowed ones are forwarded as single
+    /// messages (servers since MCP 2025-06-18 do not accept batches), and
+    /// refused ones are answered one by one.
+    pub fn from_client<'a>(&self, line: &'a [u8]) -> Outcome<'a> {
+        let trimmed = trim(line);
+        if trimmed.is_empty() {
+            return Outcome::default();
+        }
+        if trimmed[0] != b'[' {
+            let (forward, reply) = self.client_message_waiting(trimmed);
+            return Outcome::single(trimmed, forward, reply);
+        }
+        if let Err(e) = validate(trimmed, Strictness::LENIENT) {
+            self.log.warn(format_args!(
+                "client sent invalid JSON ({e}); answered -32700"
+            ));
+            return Outcome::reply(respond::error(
+                None,
+                PARSE_ERROR,
+                "parse error: not a single valid JSON value",
+            ));
+        }
+        let Val::Array(items) = Value::from_validated(trimmed).val() else {
+            return Outcome::default();
+        };
+        if items.is_empty() {
+            return Outcome::reply(respond::error(None, INVALID_REQUEST, "empty batch"));
+        }
+        let mut out = Outcome::default();
+        for item in items.iter() {
+            let (forward, reply) = self.client_message_waiting(item.as_bytes());
+            if forward {
+                out.forward.push(Cow::Borrowed(item.as_bytes()));
+            }
+            out.reply.extend(reply);
+        }
+        out
+    }
+
+    /// [`Session::client_message`] with [`Wait::Yes`], which always decides.
+    fn client_message_waiting(&self, raw: &[u8]) -> (bool, Option<Vec<u8>>) {
+        self.client_message(raw, Wait::Yes).unwrap_or_else(|| {
+            // Unreachable: only Wait::No gives up. Refuse rather than forward unchecked.
+            (
+                false,
+                Some(respond::error(
+                    None,
+                    INTERNAL_ERROR,
+                    "internal error while deciding the message",
+                )),
+            )
+        })
+    }
+
+    /// One client message: whether to forward `raw`, and the reply to the client if any. `None`
+    /// only with [`Wait::No`], when the decision would wait on the store.
+    fn client_message(&self, raw: &[u8], wait: Wait) -> Option<(bool, Option<Vec<u8>>)> {
+        let env = match Envelope::parse(raw) {
+            Ok(env) => env,
+            Err(r) => {
+                self.log.warn(format_args!(
+                    "refused a client message: {} ({})",
+                    r.message, r.code
+                ));
+                return Some((
+                    false,
+                    Some(respond::error(
+                        r.id.map(|v| v.as_bytes()),
+                        r.code,
+                        r.message,
+                    )),
+                ));
+            }
+        };
+        if env.method_is("tools/call") {
+            return self.tools_call(&env, wait);
+        }
+        if env.method.is_some() {
+            let Some(id) = env.id else {
+                if env.method_is("notifications/cancelled") {
+                    self.client_cancelled(&env);
+                }
+                return Some((true, None)); // a notification
+            };
+            let Some(key) = IdKey::of(id) else {
+                return Some((
+                    false,
+                    Some(respond::error(
+                        None,
+                        INVALID_REQUEST,
+                        "request id must be a string or a number",
+                    )),
+                ));
+            };
+            let kind = if env.method_is("tools/list") {
+                Kind::List
+            } else {
+                Kind::Other
+            };
+            return Some(match self.register(key, id.as_bytes(), kind) {
+                Ok(()) => (true, None),
+                Err(reply) => (false, Some(reply)),
+            });
+        }
+        if env.id.is_some() && (env.result.is_some() || env.error.is_some()) {
+            return Some((true, None)); // the client answering a server request
+        }
+        Some((
+            false,
+            Some(respond::error(
+                env.request_id().map(|v| v.as_bytes()),
+                INVALID_REQUEST,
+                "message is neither a request, a notification nor a response",
+            )),
+        ))
+    }
+
+    /// The client cancelled one of its requests: it expects no answer, so a
+    /// late one is dropped. The call may already have run, so its counter
+    /// units are kept (committed), not returned.
+    fn client_cancelled(&self, env: &Envelope<'_>) {
+        let Some(Val::Object(params)) = env.params.map(|p| p.val()) else {
+            return;
+        };
+        let Some(key) = params.get("requestId").and_then(IdKey::of) else {
+            return;
+        };
+        if let Some(p) = self.pending().get_mut(&key) {
+            if let Kind::Call(ticket) = &p.kind {
+                self.counters.commit(ticket);
+            }
+            p.kind = Kind::Abandoned;
+            p.since = Instant::now();
+        }
+    }
+
+    fn register(&self, key: IdKey, raw_id: &[u8], kind: Kind) -> Result<(), Vec<u8>> {
+        let mut pending = self.pending();
+        if pending
+            .get(&key)
+            .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
+        {
+            return Err(respond::error(
+                Some(raw_id),
+                INVALID_REQUEST,
+                "request id is already used by a request in flight",
+            ));
+        }
+        pending.insert(
+            key,
+            Pending {
+                kind,
+                since: Instant::now(),
+                raw_id: raw_id.to_vec(),
+            },
+        );
+        Ok(())
+    }
+
+    fn tools_call(&self, env: &Envelope<'_>, wait: Wait) -> Option<(bool, Option<Vec<u8>>)> {
+        let call = match env.tool_call() {
+            Ok(call) => call,
+            Err(r) => {
+                self.log.warn(format_args!(
+                    "refused a tools/call: {} ({})",
+                    r.message, r.code
+                ));
+                if let Some(m) = &self.metrics {
+                    m.rejected();
+                }
+                self.record(|| Event::ToolCall {
+                    at: UnixMillis::now(),
+                    digest: None,
+                    tool: String::new(),
+                    verdict: Verdict::Rejected {
+                        code: r.code,
+                        message: r.message,
+                    },
+                    arguments: None,
+                    session: Some(self.session),
+                });
+                return Some((
+                    false,
+                    Some(respond::error(
+                        r.id.map(|v| v.as_bytes()),
+                        r.code,
+                        r.message,
+                    )),
+                ));
+            }
+        };
+        // tool_call() guarantees a string or number id.
+        let id = env.request_id().expect("tools/call has an id");
+        let Some(key) = IdKey::of(id) else {
+            return Some((
+                false,
+                Some(respond::error(
+                    None,
+                    INVALID_REQUEST,
+                    "request id must be a string or a number",
+                )),
+            ));
+        };
+        if self
+            .pending()
+            .get(&key)
+            .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
+        {
+            return Some((
+                false,
+                Some(respond::error(
+                    Some(id.as_bytes()),
+                    INVALID_REQUEST,
+                    "request id is already used by a request in flight",
+                )),
+            ));
+        }
+        let now = UnixMillis::now();
+        // One policy for the whole decision, whatever a reload does meanwhile.
+        let policy = self.policy();
+        let env = |counters| Env {
+            counters,
+            now,
+            session: self.session,
+            fail_mode: self.fail_mode,
+        };
+        let decision = match wait {
+            Wait::Yes => policy.decide(&call, &env(self.counters.as_ref())),
+            Wait::No => {
+                let view = NoWait::new(self.counters.as_ref());
+                let decision = policy.decide(&call, &env(&view));
+                if view.waited() {
+                    // Void: nothing was reserved, recorded or registered.
+                    return None;
+                }
+                decision
+            }
+        };
+        let meta = policy.meta();
+        if let Some(m) = &self.metrics {
+            m.decided(
+                meta,
+                call.name(),
+                decision.outcome,
+                decision.rule.map(|r| r.0),
+            );
+        }
+        self.record(|| Event::ToolCall {
+            at: now,
+            digest: Some(meta.digest),
+            tool: call.name().to_string(),
+            verdict: Verdict::Decided {
+                outcome: decision.outcome,
+                rule: decision.rule.and_then(|r| meta.rule(r)),
+                message: decision.message(call.name()).into_owned(),
+            },
+            arguments: Some(call.arguments().as_bytes().to_vec()),
+            session: Some(self.session),
+        });
+        Some(match decision.effect() {
+            Effect::Deny => {
+                self.log.info(format_args!(
+                    "denied {}: {}",
+                    call.name(),
+                    decision.message(call.name())
+                ));
+                (
+                    false,
+                    Some(respond::denial(id.as_bytes(), call.name(), &decision, meta)),
+                )
+            }
+            Effect::Allow => {
+                match self.register(key, id.as_bytes(), Kind::Call(Box::new(decision.ticket))) {
+                    Ok(()) => (true, None),
+                    Err(reply) => {
+                        self.counters.rollback(&decision.ticket);
+                        (false, Some(reply))
+                    }
+                }
+            }
+        })
+    }
+
+    /// Builds and queues a decision-log event, only when there is a log.
+    fn record(&self, ev: impl FnOnce() -> Event) {
+        if let Some(a) = &self.audit {
+            a.record(ev());
+        }
+    }
+
+    /// Handles one line from the server.
+    pub fn from_server<'a>(&self, line: &'a [u8]) -> Outcome<'a> {
+        let trimmed = trim(line);
+        if trimmed.is_empty() {
+            return Outcome::default();
+        }
+        let lenient = Strictness {
+            max_depth: 1024,
+            ..Strictness::LENIENT
+        };
+        if trimmed[0] != b'[' {
+            // One pass: validation, the envelope's outline, and the key checks
+            // a tools/list answer needs before it can be filtered.
+            let outline = match validate_outline(trimmed, SERVER_ANSWER) {
+                Ok(outline) => Some(outline),
+                Err(e) if validate(trimmed, lenient).is_ok() => {
+                    self.log.debug(format_args!(
+                        "an answer from the server has ambiguous members ({e})"
+                    ));
+                    None
+                }
+                Err(e) => {
+                    // Only protocol messages may reach the client's stdout.
+                    self.log.warn(format_args!(
+                        "dropped a line from the server that is not JSON ({e})"
+                    ));
+                    return Outcome::default();
+                }
+            };
+            return match self.server_message(trimmed, outline.as_ref()) {
+                Answer::Forward => Outcome::forward(Cow::Borrowed(trimmed)),
+                Answer::Replace(bytes) => Outcome::forward(Cow::Owned(bytes)),
+                Answer::Drop => Outcome::default(),
+            };
+        }
+        if let Err(e) = validate(trimmed, lenient) {
+            self.log.warn(format_args!(
+                "dropped a line from the server that is not JSON ({e})"
+            ));
+            return Outcome::default();
+        }
+        let Val::Array(items) = Value::from_validated(trimmed).val() else {
+            return Outcome::default();
+        };
+        let mut parts: Vec<Cow<'a, [u8]>> = Vec::new();
+        let mut changed = false;
+        for item in items.iter() {
+            match self.server_message(item.as_bytes(), None) {
+                Answer::Forward => parts.push(Cow::Borrowed(item.as_bytes())),
+                Answer::Replace(b) => {
+                    changed = true;
+                    parts.push(Cow::Owned(b));
+                }
+                Answer::Drop => changed = true,
+            }
+        }
+        if !changed {
+            return Outcome::forward(Cow::Borrowed(trimmed));
+        }
+        if parts.is_empty() {
+            return Outcome::default();
+        }
+        Outcome::forward(Cow::Owned(join_array(
+            &parts.iter().map(|p| p.as_ref()).collect::<Vec<_>>(),
+        )))
+    }
+
+    fn server_message(&self, raw: &[u8], outline: Option<&Outline>) -> Answer {
+        let env = match outline {
+            Some(o) => Envelope::from_outline(raw, o),
+            None => Envelope::parse_lenient(raw),
+        };
+        let Ok(env) = env else {
+            return Answer::Forward;
+        };
+        if env.method.is_some() {
+            return Answer::Forward; // a server request or notification
+        }
+        let Some(key) = env.id.and_then(IdKey::of) else {
+            return Answer::Forward;
+        };
+        let Some(p) = self.pending().remove(&key) else {
+            return Answer::Forward;
+        };
+        if let Some(m) = &self.metrics
+            && !matches!(p.kind, Kind::Abandoned)
+        {
+            m.upstream_latency(matches!(p.kind, Kind::Call(_)), p.since.elapsed());
+        }
+        match p.kind {
+            Kind::Call(ticket) => {
+                if env.error.is_some_and(|e| !e.is_null()) {
+                    self.counters.rollback(&ticket);
+                } else {
+                    self.counters.commit(&ticket);
+                }
+                Answer::Forward
+            }
+            Kind::List => match self.filter_list(raw, outline) {
+                Ok(None) => Answer::Forward,
+                Ok(Some(bytes)) => Answer::Replace(bytes),
+                Err(e) => {
+                    self.log
+                        .warn(format_args!("refused an upstream tools/list answer: {e}"));
+                    Answer::Replace(respond::error(
+                        Some(&p.raw_id),
+                        UPSTREAM_BAD_ANSWER,
+                        &format!("the upstream tools/list answer was refused by the proxy: {e}"),
+                    ))
+                }
+            },
+            Kind::Other => Answer::Forward,
+            Kind::Abandoned => Answer::Drop,
+        }
+    }
+
+    /// A `tools/list` answer without the hidden tools (one policy for the whole list).
+    fn filter_list(
+        &self,
+        raw: &[u8],
+        outline: Option<&Outline>,
+    ) -> Result<Option<Vec<u8>>, FilterError> {
+        let policy = self.policy();
+        let hidden = |t: &str| {
+            if let Some(m) = &self.metrics {
+                m.register_tool(t);
+            }
+            policy.is_hidden(t)
+        };
+        match outline {
+            Some(o) => filter_outlined(raw, o, hidden),
+            None => filter_tools_list(raw, hidden),
+        }
+    }
+
+    /// Answers and cancels requests older than `timeout`, rolling back their counters.
+    pub fn expire(&self, timeout: Duration) -> Expired {
+        let mut out = Expired::default();
+        let now = Instant::now();
+        let mut pending = self.pending();
+        pending.retain(|_, p| {
+            let age = now.duration_since(p.since);
+            if matches!(p.kind, Kind::Abandoned) {
+                // Keep the tombstone a while, so a late answer is still recognised.
+                return age < timeout * 10;
+            }
+            if age < timeout {
+                return true;
+            }
+            if let Kind::Call(ticket) = &p.kind {
+                self.counters.rollback(ticket);
+            }
+            out.to_client.push(respond::error(
+                Some(&p.raw_id),
+                UPSTREAM_TIMEOUT,
+                &format!("the upstream did not answer within {} s", timeout.as_secs_f64()),
+            ));
+            let mut cancel = b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":".to_vec();
+            cancel.extend_from_slice(&p.raw_id);
+            cancel.extend_from_slice(b",\"reason\":\"timed out at the proxy\"}}");
+            out.to_server.push(cancel);
+            p.kind = Kind::Abandoned;
+            p.since = now;
+            true
+        });
+        out
+    }
+
+    /// A transport could not deliver request `raw_id` (the raw JSON of its id)
+    /// or lost its answer: if it is still waiting for one, it is settled as a
+    /// failure (counters rolled back) and the error answer for the client is
+    /// returned. None when the request was answered, cancelled or is unknown.
+    pub fn fail_pending(&self, raw_id: &[u8], code: i32, message: &str) -> Option<Vec<u8>> {
+        let key = id_key_of_raw(raw_id)?;
+        let mut pending = self.pending();
+        if pending
+            .get(&key)
+            .is_none_or(|p| matches!(p.kind, Kind::Abandoned))
+        {
+            return None;
+        }
+        let p = pending.remove(&key)?;
+        if let Kind::Call(ticket) = &p.kind {
+            self.counters.rollback(ticket);
+        }
+        Some(respond::error(Some(&p.raw_id), code, message))
+    }
+
+    /// True while request `raw_id` waits for its answer.
+    pub fn is_pending(&self, raw_id: &[u8]) -> bool {
+        id_key_of_raw(raw_id).is_some_and(|key| {
+            self.pending()
+                .get(&key)
+                .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
+        })
+    }
+
+    /// The upstream is gone: every request in flight gets an error and its counters back.
+    pub fn upstream_gone(&self, why: &str) -> Vec<Vec<u8>> {
+        let mut pending = self.pending();
+        let mut out = Vec::new();
+        for (_, p) in pending.drain() {
+            match p.kind {
+                Kind::Abandoned => continue,
+                Kind::Call(ticket) => self.counters.rollback(&ticket),
+                Kind::List | Kind::Other => {}
+            }
+            out.push(respond::error(Some(&p.raw_id), UPSTREAM_GONE, why));
+        }
+        out
+    }
+}
+
+/// The key of a raw id (its JSON text), if it is a valid JSON string or number.
+fn id_key_of_raw(raw: &[u8]) -> Option<IdKey> {
+    validate(raw, Strictness::LENIENT).ok()?;
+    IdKey::of(Value::from_validated(raw))
+}
+
+enum Answer {
+    Forward,
+    Replace(Vec<u8>),
+    Drop,
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+/// The JSON array of `parts` (each one JSON text): a batch of messages.
+pub(crate) fn join_array<P: AsRef<[u8]>>(parts: &[P]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.as_ref().len() + 1).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(p.as_ref());
+    }
+    out.push(b']');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::call::ToolCall;
+    use portcullis_core::counters::{
+        Calendar, CounterRef, CounterSpec, MemoryCounters, Scope, Window,
+    };
+    use portcullis_core::policy::{Decision, Limits, PolicyMeta, RuleId, RuleInfo, RuleKind};
+
+    /// Hides `secret`; allows one call per minute to anything else.
+    struct OnePerMinute;
+
+    static RULES: [RuleInfo; 1] = [RuleInfo {
+        name: "one per minute",
+        label: "test",
+        kind: RuleKind::Rule,
+        file: "test",
+        line: 1,
+        column: 1,
+    }];
+    static COUNTERS: [CounterSpec; 1] = [CounterSpec::new(
+        "test/*.c",
+        Window::Calendar(Calendar::Minute),
+        Scope::Global,
+    )];
+    static META: PolicyMeta = PolicyMeta {
+        server: "test",
+        file: "test",
+        dialect: "test",
+        digest: "0000000000000000",
+        rules: &RULES,
+        counters: &COUNTERS,
+    };
+
+    impl Policy for OnePerMinute {
+        fn meta(&self) -> &PolicyMeta {
+            &META
+        }
+        fn is_hidden(&self, tool: &str) -> bool {
+            tool == "secret"
+        }
+        fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+            if self.is_hidden(call.name()) {
+                return Decision::deny(portcullis_core::policy::Outcome::Hidden, RuleId(0), "");
+            }
+            let mut l = Limits::new();
+            l.push(
+                RuleId(0),
+                CounterRef {
+                    spec: &COUNTERS[0],
+                    partition: 0,
+                },
+                1,
+                1,
+                "full",
+            );
+            l.finish(env)
+        }
+    }
+
+    static POLICY: OnePerMinute = OnePerMinute;
+
+    fn session() -> Session {
+        Session::new(
+            &POLICY,
+            Arc::new(MemoryCounters::new()),
+            1,
+            FailMode::Closed,
+            None,
+            Log {
+                level: super::super::log::Level::Error,
+            },
+        )
+    }
+
+    fn call(id: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"t","arguments":{{}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn answers_match_requests_by_json_value() {
+        let s = session();
+        assert_eq!(
+            s.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+                .forward
+                .len(),
+            1
+        );
+        // The upstream echoes the id as 1.0: still the tools/list, still filtered.
+        let out = s.from_server(
+            br#"{"jsonrpc":"2.0","id":1.0,"result":{"tools":[{"name":"secret"},{"name":"t"}]}}"#,
+        );
+        assert_eq!(
+            out.forward[0].as_ref(),
+            br#"{"jsonrpc":"2.0","id":1.0,"result":{"tools":[{"name":"t"}]}}"#
+        );
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn an_error_answer_rolls_back_and_a_result_commits() {
+        let s = session();
+        assert_eq!(s.from_client(call("7").as_bytes()).forward.len(), 1);
+        // Over the limit while the first is in flight.
+        assert!(
+            s.from_client(call("8").as_bytes()).reply[0]
+                .starts_with(b"{\"jsonrpc\":\"2.0\",\"id\":8,\"result\":{\"content\"")
+        );
+        // The upstream fails call 7 (id spelled 7e0): its unit comes back.
+        s.from_server(br#"{"jsonrpc":"2.0","id":7e0,"error":{"code":-32603,"message":"boom"}}"#);
+        assert_eq!(s.from_client(call("9").as_bytes()).forward.len(), 1);
+        // A tool-level error (isError result) is a success at the JSON-RPC level: the unit stays.
+        s.from_server(br#"{"jsonrpc":"2.0","id":9,"result":{"content":[],"isError":true}}"#);
+        assert!(!s.from_client(call("10").as_bytes()).reply.is_empty());
+    }
+
+    #[test]
+    fn string_and_number_ids_are_different_requests() {
+        let s = session();
+        s.from_client(br#"{"jsonrpc":"2.0","id":"1","method":"ping"}"#);
+        assert!(
+            s.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+                .reply
+                .is_empty()
+        );
+        assert_eq!(
+            error_of(
+                &s.from_client(br#"{"jsonrpc":"2.0","id":"1","method":"ping"}"#)
+                    .reply[0]
+            ),
+            -32600
+        );
+    }
+
+    #[test]
+    fn an_unfilterable_list_answer_is_replaced_by_an_error() {
+        let s = session();
+        s.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
+        let out = s.from_server(br#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"t"}],"tools":[{"name":"secret"}]}}"#);
+        assert_eq!(error_of(&out.forward[0]), UPSTREAM_BAD_ANSWER);
+    }
+
+    #[test]
+    fn a_cancelled_request_gets_no_answer_and_keeps_its_units() {
+        let s = session();
+        s.from_client(call("5").as_bytes());
+        let cancel = br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5,"reason":"user"}}"#;
+        assert_eq!(
+            s.from_client(cancel).forward.len(),
+            1,
+            "the cancellation is forwarded"
+        );
+        assert_eq!(s.in_flight(), 0);
+        assert!(
+            s.from_server(br#"{"jsonrpc":"2.0","id":5,"result":{}}"#)
+                .forward
+                .is_empty(),
+            "a late answer is dropped"
+        );
+        assert!(s.upstream_gone("gone").is_empty(), "nothing left to answer");
+        assert!(
+            !s.from_client(call("6").as_bytes()).reply.is_empty(),
+            "the unit stayed used"
+        );
+    }
+
+    #[test]
+    fn expired_requests_are_answered_cancelled_and_rolled_back() {
+        let s = session();
+        s.from_client(call("\"slow\"").as_bytes());
+        std::thread::sleep(Duration::from_millis(20));
+        let e = s.expire(Duration::from_millis(10));
+        assert_eq!(error_of(&e.to_client[0]), UPSTREAM_TIMEOUT);
+        assert_eq!(
+            e.to_server[0],
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"timed out at the proxy"}}"#
+        );
+        // The late answer is dropped (the client already has one), and the unit is back.
+        assert!(
+            s.from_server(br#"{"jsonrpc":"2.0","id":"slow","result":{}}"#)
+                .forward
+                .is_empty()
+        );
+        assert_eq!(s.from_client(call("2").as_bytes()).forward.len(), 1);
+    }
+
+    fn error_of(bytes: &[u8]) -> i32 {
+        let text = String::from_utf8_lossy(bytes);
+        let i = text.find("\"code\":").expect("an error") + 7;
+        text[i..].split([',', '}']).next().unwrap().parse().unwrap()
+    }
+}
