@@ -150,7 +150,6 @@ pub fn json(data: &[u8]) {
 // ---------------------------------------------------------------------------
 // JSON-RPC envelope.
 
-const MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
 
 /// The value of `key` in a serde_json object as a reader matching keys
 /// exactly (the last duplicate winning) or, with `fold`, as Go's
