@@ -12,13 +12,20 @@ use std::path::Path;
 
 /// Runs `check` on every file of `fuzz/corpus/<target>`; names the input that fails.
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("directory entry").path())
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "{}: only {} seeds", dir.display(), files.len());
+    assert!(
+        files.len() >= 10,
+        "{}: only {} seeds",
+        dir.display(),
+        files.len()
+    );
     for f in files {
         let data = std::fs::read(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         if let Err(e) = std::panic::catch_unwind(|| check(&data)) {

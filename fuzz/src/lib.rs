@@ -17,7 +17,9 @@ use portcullis_compiler::source::{FileId, SourceFile, SourceMap};
 use portcullis_compiler::syntax::{dsl, dsl_fmt};
 use portcullis_compiler::{Input, compile};
 use portcullis_runtime::counters::MemoryCounters;
-use portcullis_runtime::json::{JStr, JsonError, Num, Strictness, Val, Value, validate, validate_outline};
+use portcullis_runtime::json::{
+    JStr, JsonError, Num, Strictness, Val, Value, validate, validate_outline,
+};
 use portcullis_runtime::jsonrpc::{Envelope, parse_tool_call};
 use portcullis_runtime::policy::FailMode;
 use portcullis_runtime::proxy::log::{Level, Log};
@@ -69,7 +71,10 @@ fn to_json(v: Value<'_>) -> Json {
         Val::Num(n) => {
             check_num(n, v.as_bytes());
             serde_json::from_slice(v.as_bytes()).unwrap_or_else(|e| {
-                panic!("number {:?} not a JSON number: {e}", String::from_utf8_lossy(v.as_bytes()))
+                panic!(
+                    "number {:?} not a JSON number: {e}",
+                    String::from_utf8_lossy(v.as_bytes())
+                )
             })
         }
         Val::Str(s) => Json::String(check_str(s)),
@@ -82,7 +87,11 @@ fn to_json(v: Value<'_>) -> Json {
             // Lookup by key agrees with the walk (the last duplicate wins).
             for (k, v) in &map {
                 let got = o.get(k).map(to_json);
-                assert_eq!(got.as_ref(), Some(v), "Object::get({k:?}) disagrees with members()");
+                assert_eq!(
+                    got.as_ref(),
+                    Some(v),
+                    "Object::get({k:?}) disagrees with members()"
+                );
             }
             Json::Object(map)
         }
@@ -92,10 +101,17 @@ fn to_json(v: Value<'_>) -> Json {
 /// Decodes a string every way `JStr` offers and checks they agree.
 fn check_str(s: JStr<'_>) -> String {
     let decoded: String = s.chars().collect();
-    assert_eq!(s.char_len(), decoded.chars().count(), "char_len of {decoded:?}");
+    assert_eq!(
+        s.char_len(),
+        decoded.chars().count(),
+        "char_len of {decoded:?}"
+    );
     assert!(s.eq_str(&decoded), "eq_str of {decoded:?}");
     assert!(s.eq_jstr(&s), "eq_jstr of {decoded:?}");
-    assert!(s.eq_folded(&JStr::plain(&decoded)), "eq_folded of {decoded:?}");
+    assert!(
+        s.eq_folded(&JStr::plain(&decoded)),
+        "eq_folded of {decoded:?}"
+    );
     s.with_str(|t| assert_eq!(t, decoded, "with_str"));
     if let Some(plain) = s.as_plain() {
         assert_eq!(plain, decoded, "as_plain");
@@ -111,11 +127,20 @@ fn check_num(n: Num<'_>, text: &[u8]) {
     let canonical = n.canonical_text();
     let again = Num::parse(canonical.as_bytes())
         .unwrap_or_else(|| panic!("canonical text {canonical:?} does not parse"));
-    assert_eq!(again.cmp_num(&n), std::cmp::Ordering::Equal, "canonical {canonical:?}");
+    assert_eq!(
+        again.cmp_num(&n),
+        std::cmp::Ordering::Equal,
+        "canonical {canonical:?}"
+    );
     if let Ok(serde_json::Value::Number(s)) = serde_json::from_slice::<Json>(text)
         && let Some(u) = s.as_u64()
     {
-        assert_eq!(n.to_u64_exact(), Some(u), "to_u64_exact of {}", String::from_utf8_lossy(text));
+        assert_eq!(
+            n.to_u64_exact(),
+            Some(u),
+            "to_u64_exact of {}",
+            String::from_utf8_lossy(text)
+        );
     }
 }
 
@@ -125,7 +150,11 @@ fn check_num(n: Num<'_>, text: &[u8]) {
 /// same value; the outlining pass agrees with the plain one.
 pub fn json(data: &[u8]) {
     let theirs = serde_json::from_slice::<Json>(data);
-    for s in [Strictness::LENIENT, Strictness::ENVELOPE, Strictness::STRICT] {
+    for s in [
+        Strictness::LENIENT,
+        Strictness::ENVELOPE,
+        Strictness::STRICT,
+    ] {
         let ours = validate(data, s);
         let outlined = validate_outline(data, s).map(|_| ());
         assert_eq!(ours, outlined, "validate and validate_outline disagree");
@@ -135,12 +164,18 @@ pub fn json(data: &[u8]) {
                 assert_eq!(&mine, v, "same text, different values");
             }
             (Ok(()), Err(e)) => {
-                assert!(serde_limitation(e), "Portcullis ({s:?}) accepts what serde_json rejects: {e}");
+                assert!(
+                    serde_limitation(e),
+                    "Portcullis ({s:?}) accepts what serde_json rejects: {e}"
+                );
                 // Still walk the view: it must not panic.
                 let _ = Value::from_validated(data).val();
             }
             (Err(e), Ok(_)) => {
-                assert!(documented_stricter(e, s), "Portcullis ({s:?}) rejects valid JSON: {e}");
+                assert!(
+                    documented_stricter(e, s),
+                    "Portcullis ({s:?}) rejects valid JSON: {e}"
+                );
             }
             (Err(_), Err(_)) => {}
         }
@@ -149,7 +184,6 @@ pub fn json(data: &[u8]) {
 
 // ---------------------------------------------------------------------------
 // JSON-RPC envelope.
-
 
 /// The value of `key` in a serde_json object as a reader matching keys
 /// exactly (the last duplicate winning) or, with `fold`, as Go's
@@ -190,15 +224,37 @@ fn check_envelope(line: &[u8]) {
     };
     let view = |v: Option<Value<'_>>| v.map(to_json);
     for fold in [false, true] {
-        assert_eq!(view(env.id).as_ref(), member(obj, "id", fold), "id (fold {fold})");
-        assert_eq!(view(env.params).as_ref(), member(obj, "params", fold), "params (fold {fold})");
-        assert_eq!(view(env.result).as_ref(), member(obj, "result", fold), "result (fold {fold})");
-        assert_eq!(view(env.error).as_ref(), member(obj, "error", fold), "error (fold {fold})");
+        assert_eq!(
+            view(env.id).as_ref(),
+            member(obj, "id", fold),
+            "id (fold {fold})"
+        );
+        assert_eq!(
+            view(env.params).as_ref(),
+            member(obj, "params", fold),
+            "params (fold {fold})"
+        );
+        assert_eq!(
+            view(env.result).as_ref(),
+            member(obj, "result", fold),
+            "result (fold {fold})"
+        );
+        assert_eq!(
+            view(env.error).as_ref(),
+            member(obj, "error", fold),
+            "error (fold {fold})"
+        );
         let method = env.method.map(|m| Json::String(check_str(m)));
-        assert_eq!(method.as_ref(), member(obj, "method", fold), "method (fold {fold})");
+        assert_eq!(
+            method.as_ref(),
+            member(obj, "method", fold),
+            "method (fold {fold})"
+        );
     }
     if let Ok(call) = env.tool_call() {
-        let params = member(obj, "params", false).and_then(Json::as_object).expect("params");
+        let params = member(obj, "params", false)
+            .and_then(Json::as_object)
+            .expect("params");
         for fold in [false, true] {
             assert_eq!(
                 member(params, "name", fold).and_then(Json::as_str),
@@ -258,9 +314,16 @@ pub fn dsl(data: &[u8]) {
             let mut map = SourceMap::new();
             map.add(SourceFile::new("formatted.policy", formatted.as_str()));
             let d: Vec<String> = d.iter().map(|d| d.render(&map)).collect();
-            panic!("formatted text does not parse:\n{formatted}\n{}", d.join("\n"))
+            panic!(
+                "formatted text does not parse:\n{formatted}\n{}",
+                d.join("\n")
+            )
         });
-        assert_eq!(dsl_fmt::format(&again, &formatted), formatted, "fmt is not idempotent");
+        assert_eq!(
+            dsl_fmt::format(&again, &formatted),
+            formatted,
+            "fmt is not idempotent"
+        );
     }
 }
 
@@ -299,9 +362,12 @@ fn proxy_policy() -> &'static Evaluator {
             text: PROXY_POLICY.to_string(),
         };
         let output = compile(&[input]);
-        let set = output
-            .into_set()
-            .unwrap_or_else(|o| panic!("the proxy target's policy does not compile:\n{}", o.render()));
+        let set = output.into_set().unwrap_or_else(|o| {
+            panic!(
+                "the proxy target's policy does not compile:\n{}",
+                o.render()
+            )
+        });
         let ir = set.servers.into_iter().next().expect("one server");
         Box::leak(Box::new(Evaluator::new(ir, &set.sources)))
     })
@@ -324,7 +390,9 @@ pub fn proxy(data: &[u8]) {
         1,
         FailMode::Closed,
         None,
-        Log { level: Level::Error },
+        Log {
+            level: Level::Error,
+        },
     );
     for line in data.split(|&b| b == b'\n') {
         if let Some(server_line) = line.strip_prefix(b"\x01") {
@@ -341,7 +409,11 @@ pub fn proxy(data: &[u8]) {
 fn check_forwarded(policy: &Evaluator, msg: &[u8]) {
     let shown = || String::from_utf8_lossy(msg).into_owned();
     if let Err(r) = Envelope::parse(msg) {
-        panic!("forwarded a message the strict reader refuses ({}): {}", r.message, shown());
+        panic!(
+            "forwarded a message the strict reader refuses ({}): {}",
+            r.message,
+            shown()
+        );
     }
     let theirs = match serde_json::from_slice::<Json>(msg) {
         Ok(v) => v,
@@ -362,7 +434,10 @@ fn check_forwarded(policy: &Evaluator, msg: &[u8]) {
             continue;
         }
         let params = member(obj, "params", fold).and_then(Json::as_object);
-        let Some(name) = params.and_then(|p| member(p, "name", fold)).and_then(Json::as_str) else {
+        let Some(name) = params
+            .and_then(|p| member(p, "name", fold))
+            .and_then(Json::as_str)
+        else {
             continue; // no tool to run
         };
         let args = match params.and_then(|p| member(p, "arguments", fold)) {
@@ -379,8 +454,12 @@ const FIXED_NOW: UnixMillis = UnixMillis(1_767_225_600_000);
 fn assert_allowed(policy: &Evaluator, name: &str, args: &[u8], msg: &[u8]) {
     let shown = || String::from_utf8_lossy(msg).into_owned();
     // Arguments the server would read but Portcullis could not are a bypass too.
-    let call = ToolCall::new(name, args, Strictness::LENIENT)
-        .unwrap_or_else(|e| panic!("forwarded a call with unreadable arguments ({e}): {}", shown()));
+    let call = ToolCall::new(name, args, Strictness::LENIENT).unwrap_or_else(|e| {
+        panic!(
+            "forwarded a call with unreadable arguments ({e}): {}",
+            shown()
+        )
+    });
     let counters = MemoryCounters::new();
     let env = Env {
         counters: &counters,

@@ -291,7 +291,10 @@ mod tests {
         assert!(equal(windows, v(r#""C:\\Windows""#)));
         assert!(equal(v(r#""C:\u005cWindows""#), windows));
         assert!(!equal(windows, v(r#""C:\\\\Windows""#)));
-        assert!(one_of(Some(v(r#""a\\b""#)), &[Val::Str(JStr::plain("a\\b"))]));
+        assert!(one_of(
+            Some(v(r#""a\\b""#)),
+            &[Val::Str(JStr::plain("a\\b"))]
+        ));
     }
 
     #[test]
