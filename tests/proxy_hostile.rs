@@ -37,6 +37,9 @@ fn hostile() -> Vec<(u64, String, Option<i64>)> {
         (114, call(114, &deep), Some(-32600)),
         // Trailing data after the message.
         (115, format!("{} {{\"jsonrpc\":\"2.0\",\"id\":1150,\"method\":\"tools/call\",\"params\":{{\"name\":\"gzip-file-as-resource\"}}}}", call(115, r#"{"name":"echo","arguments":{"message":"m"}}"#)), Some(-32700)),
+        // A member name in another letter case, alone: Go reads "METHOD" as method, "Arguments" as arguments.
+        (121, r#"{"jsonrpc":"2.0","id":121,"result":{},"METHOD":"tools/call","params":{"name":"gzip-file-as-resource"}}"#.to_string(), Some(-32600)),
+        (122, call(122, r#"{"name":"echo","Arguments":{"message":"m"}}"#), Some(-32602)),
         // Policy denials still apply to well-formed calls.
         (116, call(116, r#"{"name":"gzip-file-as-resource","arguments":{"name":"x","data":"https://example.com"}}"#), None),
         (117, call(117, r#"{"name":"get-env","arguments":{}}"#), None),
@@ -106,7 +109,7 @@ fn hostile_messages_never_reach_the_server_and_the_proxy_keeps_serving() {
             !line.contains("5000"),
             "an ambiguous argument reached the server: {line}"
         );
-        for id in 101..=120 {
+        for id in 101..=122 {
             assert!(
                 !line.contains(&format!("\"id\":{id},")),
                 "request {id} reached the server: {line}"

@@ -973,6 +973,9 @@ fn skip_value(b: &[u8], p: usize) -> usize {
 #[derive(Clone, Copy)]
 pub struct JStr<'a> {
     raw: &'a [u8],
+    /// `raw` is JSON text with backslash escapes. When false it is the
+    /// decoded text itself, and a backslash in it is just a backslash (a
+    /// policy constant such as `"C:\\Windows"` is held that way).
     escaped: bool,
 }
 
@@ -1008,7 +1011,8 @@ fn find_backslash(b: &[u8]) -> Option<usize> {
 }
 
 impl<'a> JStr<'a> {
-    /// A string with no escapes (for constants and tests).
+    /// A string that is already decoded (policy constants, member names): a
+    /// backslash in `s` stands for itself, it starts no escape.
     pub const fn plain(s: &'a str) -> JStr<'a> {
         JStr {
             raw: s.as_bytes(),
@@ -1043,6 +1047,7 @@ impl<'a> JStr<'a> {
         Chars {
             s: self.raw,
             pos: 0,
+            escapes: self.escaped,
         }
     }
 
@@ -1149,6 +1154,8 @@ impl Fnv {
 pub struct Chars<'a> {
     s: &'a [u8],
     pos: usize,
+    /// Whether a backslash starts an escape (JSON text) or is a character (decoded text).
+    escapes: bool,
 }
 
 impl Chars<'_> {
@@ -1167,11 +1174,11 @@ impl Iterator for Chars<'_> {
 
     fn next(&mut self) -> Option<char> {
         let b = *self.s.get(self.pos)?;
-        if b < 0x80 && b != b'\\' {
+        if b < 0x80 && (b != b'\\' || !self.escapes) {
             self.pos += 1;
             return Some(char::from(b));
         }
-        if b != b'\\' {
+        if b >= 0x80 {
             // Decode one UTF-8 scalar from the validated text.
             let len = match b {
                 0x00..=0x7f => 1,
@@ -1764,5 +1771,22 @@ mod tests {
             num_from_u64(u64::MAX, &mut buf).cmp_num(&n("18446744073709551615")),
             Ordering::Equal
         );
+    }
+
+    /// Found by the `json` fuzz target: decoded text given to `JStr::plain`
+    /// had its backslashes read as escapes again.
+    #[test]
+    fn plain_text_backslashes_are_characters() {
+        let plain = JStr::plain(r"a\nb\u0041\");
+        assert_eq!(plain.chars().collect::<String>(), r"a\nb\u0041\");
+        assert_eq!(plain.char_len(), 11);
+        let json = br#""a\\nb\\u0041\\""#;
+        validate(json, Strictness::STRICT).unwrap();
+        let Val::Str(s) = Value::from_validated(json).val() else {
+            panic!("a string")
+        };
+        assert!(s.eq_jstr(&plain) && plain.eq_jstr(&s));
+        assert!(s.eq_folded(&plain) && plain.eq_folded(&s));
+        assert_eq!(plain.fold_hash(), s.fold_hash());
     }
 }

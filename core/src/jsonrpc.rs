@@ -69,6 +69,26 @@ pub struct Envelope<'a> {
 struct CallParts<'a> {
     name: Option<Value<'a>>,
     arguments: Option<Value<'a>>,
+    /// A member spelled like `name` or `arguments` in another letter case.
+    variant: bool,
+}
+
+/// How [`Envelope::from_members`] treats a member whose name is one of
+/// [`MEMBERS`] in another letter case (`"METHOD"`, `"Params"`, `"ID"`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Names {
+    /// Refuse the message: Go's encoding/json (and so Go MCP servers) matches
+    /// member names in any letter case, so `{"id":1,"result":{},"METHOD":
+    /// "tools/call","params":...}` is an answer here and a tool call there.
+    Strict,
+    /// Ignore it (messages from the server, which the proxy does not police).
+    Exact,
+}
+
+/// True when `k` is `name` in another letter case (under Unicode case
+/// folding, as Go folds `ſ` to `s` and the Kelvin sign to `k`).
+fn case_variant(k: &JStr<'_>, name: &str) -> bool {
+    !k.eq_str(name) && k.eq_folded(&JStr::plain(name))
 }
 
 const MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
@@ -107,13 +127,17 @@ impl<'a> Envelope<'a> {
         match validate_outline(raw, Strictness::STRICT) {
             Ok(outline) if outline.is_complete() && first_byte(raw) == Some(b'{') => {
                 let top = outline.top();
-                let mut env =
-                    Self::from_members(raw, top.iter().map(|m| (m.key(raw), m.value(raw))))?;
+                let mut env = Self::from_members(
+                    raw,
+                    top.iter().map(|m| (m.key(raw), m.value(raw))),
+                    Names::Strict,
+                )?;
                 env.strict = true;
                 if let Some(params) = top.iter().rposition(|m| m.key(raw).eq_str("params")) {
                     let mut parts = CallParts {
                         name: None,
                         arguments: None,
+                        variant: false,
                     };
                     for m in outline.children(params) {
                         let k = m.key(raw);
@@ -121,6 +145,8 @@ impl<'a> Envelope<'a> {
                             parts.name = Some(m.value(raw));
                         } else if k.eq_str("arguments") {
                             parts.arguments = Some(m.value(raw));
+                        } else if case_variant(&k, "name") || case_variant(&k, "arguments") {
+                            parts.variant = true;
                         }
                     }
                     env.call = Some(parts);
@@ -128,12 +154,12 @@ impl<'a> Envelope<'a> {
                 Ok(env)
             }
             Ok(_) => {
-                let mut env = Self::read_validated(raw)?;
+                let mut env = Self::read_validated(raw, Names::Strict)?;
                 env.strict = true;
                 Ok(env)
             }
             Err(e) if is_key_error(&e) => match validate(raw, Strictness::ENVELOPE) {
-                Ok(()) => Self::read_validated(raw),
+                Ok(()) => Self::read_validated(raw, Names::Strict),
                 Err(e) => Err(Rejection {
                     id: unambiguous_id(raw),
                     ..json_rejection(e)
@@ -150,11 +176,12 @@ impl<'a> Envelope<'a> {
     /// reading of server answers): no second pass.
     pub fn from_outline(raw: &'a [u8], outline: &Outline) -> Result<Envelope<'a>, Rejection<'a>> {
         if !outline.is_complete() || first_byte(raw) != Some(b'{') {
-            return Self::read_validated(raw);
+            return Self::read_validated(raw, Names::Exact);
         }
         Self::from_members(
             raw,
             outline.top().iter().map(|m| (m.key(raw), m.value(raw))),
+            Names::Exact,
         )
     }
 
@@ -169,24 +196,25 @@ impl<'a> Envelope<'a> {
             },
         )
         .map_err(json_rejection)?;
-        Self::read_validated(raw)
+        Self::read_validated(raw, Names::Exact)
     }
 
     /// Reads the members of a message already validated as JSON (duplicate
     /// and case checks are the caller's business).
-    fn read_validated(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {
+    fn read_validated(raw: &'a [u8], names: Names) -> Result<Envelope<'a>, Rejection<'a>> {
         let Val::Object(obj) = Value::from_validated(raw).val() else {
             return Err(Rejection::new(
                 INVALID_REQUEST,
                 "message must be a JSON object",
             ));
         };
-        Self::from_members(raw, obj.members())
+        Self::from_members(raw, obj.members(), names)
     }
 
     fn from_members(
         raw: &'a [u8],
         members: impl Iterator<Item = (JStr<'a>, Value<'a>)>,
+        names: Names,
     ) -> Result<Envelope<'a>, Rejection<'a>> {
         let mut env = Envelope {
             raw,
@@ -199,8 +227,10 @@ impl<'a> Envelope<'a> {
             call: None,
         };
         let mut bad_method = false;
+        let mut variant = false;
         for (k, v) in members {
             let Some(name) = MEMBERS.iter().find(|m| k.eq_str(m)) else {
+                variant |= names == Names::Strict && MEMBERS.iter().any(|m| case_variant(&k, m));
                 continue;
             };
             match *name {
@@ -214,6 +244,15 @@ impl<'a> Envelope<'a> {
                 },
                 _ => {}
             }
+        }
+        if variant {
+            return Err(Rejection {
+                id: env.request_id(),
+                ..Rejection::new(
+                    INVALID_REQUEST,
+                    "message member name in another letter case",
+                )
+            });
         }
         if bad_method {
             return Err(Rejection {
@@ -272,20 +311,29 @@ impl<'a> Envelope<'a> {
                 "tools/call params must be an object",
             ));
         };
-        let (name_value, args_value) = match self.call {
-            Some(parts) => (parts.name, parts.arguments),
+        let (name_value, args_value, variant) = match self.call {
+            Some(parts) => (parts.name, parts.arguments, parts.variant),
             None => {
-                let (mut n, mut a) = (None, None);
+                let (mut n, mut a, mut variant) = (None, None, false);
                 for (k, v) in p.members() {
                     if k.eq_str("name") {
                         n = Some(v);
                     } else if k.eq_str("arguments") {
                         a = Some(v);
+                    } else {
+                        variant |= case_variant(&k, "name") || case_variant(&k, "arguments");
                     }
                 }
-                (n, a)
+                (n, a, variant)
             }
         };
+        if variant {
+            // A Go server would read `"Name"` or `"ARGUMENTS"` as the name or the arguments.
+            return Err(reject(
+                INVALID_PARAMS,
+                "tools/call params member name in another letter case",
+            ));
+        }
         let name = match name_value.map(|v| v.val()) {
             None => None,
             Some(Val::Str(s)) => Some(match s.as_plain() {
@@ -451,6 +499,45 @@ mod tests {
             "]".repeat(200)
         );
         assert_eq!(reject(&deep).0, INVALID_REQUEST);
+    }
+
+    /// Found with the `proxy` fuzz target's Go-reader oracle: a member name
+    /// in another letter case, even without its exact twin, is read by Go's
+    /// encoding/json as that member, so the message means something else there.
+    #[test]
+    fn refuses_member_names_in_another_letter_case() {
+        let envelope = [
+            // An answer here, a tools/call of a hidden tool for a Go server.
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"METHOD":"tools/call","params":{"name":"drop"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{},"Method":"tools/call","PARAMS":{"name":"drop"}}"#,
+            r#"{"jsonrpc":"2.0","ID":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","Params":{}}"#,
+            r#"{"JSONRPC":"2.0","id":1,"method":"ping"}"#,
+            // Unicode folding, as Go's: long s is s.
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","paramſ":{"name":"t"}}"#,
+        ];
+        for line in envelope {
+            let r = Envelope::parse(line.as_bytes()).unwrap_err();
+            assert_eq!(r.code, INVALID_REQUEST, "{line}");
+        }
+        let params = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay","Arguments":{"amount":900}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"NAME":"drop"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","argumentſ":{}}}"#,
+        ];
+        for line in params {
+            assert_eq!(reject(line).0, INVALID_PARAMS, "{line}");
+        }
+        // Other members, and members of other levels, are the server's business.
+        assert!(
+            parse_tool_call(
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{},"arguments":{"Name":1}},"x":1}"#
+            )
+            .is_ok()
+        );
+        // The server is not policed: its answers are read as they are.
+        let answer = Envelope::parse_lenient(br#"{"jsonrpc":"2.0","id":1,"Result":{}}"#).unwrap();
+        assert!(answer.id.is_some() && answer.result.is_none());
     }
 
     #[test]

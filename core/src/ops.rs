@@ -381,6 +381,15 @@ mod tests {
         assert!(!equal(v("[\"a\",\"b\"]"), v("\"[a b]\"")));
         assert!(!equal(v("[1]"), v("[1]")));
         assert!(equal(v("\"a\\u0062\""), v("\"ab\"")));
+        // A policy constant is decoded text: its backslash is a character, not an escape.
+        let windows = Val::Str(JStr::plain("C:\\Windows"));
+        assert!(equal(windows, v(r#""C:\\Windows""#)));
+        assert!(equal(v(r#""C:\u005cWindows""#), windows));
+        assert!(!equal(windows, v(r#""C:\\\\Windows""#)));
+        assert!(one_of(
+            Some(v(r#""a\\b""#)),
+            &[Val::Str(JStr::plain("a\\b"))]
+        ));
     }
 
     #[test]
