@@ -7,8 +7,8 @@
 
 use portcullis_compiler::Input;
 use portcullis_compiler::eval::Evaluator;
-use portcullis_runtime::json::Strictness;
-use portcullis_runtime::{Effect, Env, MemoryCounters, Policy, ToolCall};
+use portcullis_core::json::Strictness;
+use portcullis_core::{Effect, Env, MemoryCounters, Policy, ToolCall};
 
 fn evaluator() -> Evaluator {
     let text = r#"

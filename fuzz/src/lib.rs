@@ -125,7 +125,7 @@ fn check_num(n: Num<'_>, text: &[u8]) {
     let parsed = Num::parse(text).expect("a validated number parses");
     assert_eq!(parsed.cmp_num(&n), std::cmp::Ordering::Equal);
     if exponent_digits(text) > 12 {
-        // Exponents are clamped at 2^40 (runtime/src/json.rs, EXP_CLAMP): beyond
+        // Exponents are clamped at 2^40 (core/src/json.rs, EXP_CLAMP): beyond
         // that numbers are indistinguishable, so the canonical text (which
         // shifts the exponent by the digit count) need not parse back equal.
         // 12 digits keep every exponent and shift below 2^40 ≈ 1.1e12.
@@ -163,7 +163,7 @@ fn exponent_digits(text: &[u8]) -> usize {
     digits.iter().skip_while(|&&c| c == b'0').count()
 }
 
-/// Fuzz target `json`: the strict borrowed JSON reader (`runtime/src/json.rs`)
+/// Fuzz target `json`: the strict borrowed JSON reader (`core/src/json.rs`)
 /// against serde_json. Same accept/reject except the documented differences
 /// ([`documented_stricter`], [`serde_limitation`]); accepted texts have the
 /// same value; the outlining pass agrees with the plain one.
