@@ -1875,8 +1875,14 @@ mod tests {
         ] {
             assert_eq!(key(json).fold_into(&mut buf), Some(&b"amount"[..]));
         }
-        assert_eq!(key("\"taſ\u{212a}\"".as_bytes()).fold_into(&mut buf), Some(&b"task"[..]));
-        assert_eq!(key(br#""ta\u017f\u212A""#).fold_into(&mut buf), Some(&b"task"[..]));
+        assert_eq!(
+            key("\"taſ\u{212a}\"".as_bytes()).fold_into(&mut buf),
+            Some(&b"task"[..])
+        );
+        assert_eq!(
+            key(br#""ta\u017f\u212A""#).fold_into(&mut buf),
+            Some(&b"task"[..])
+        );
         // Too long to match anything the buffer was sized for: given up, not truncated.
         assert_eq!(key(br#""amountAmount""#).fold_into(&mut buf), None);
         assert_eq!(key("\"amountſſſ\"".as_bytes()).fold_into(&mut buf), None);
