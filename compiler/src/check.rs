@@ -68,9 +68,9 @@ fn case_variant_paths(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
                             path.loc.0,
                         )
                         .with_label(at, format!("`{a}` is spelt here"))
-                        .with_help(format!(
+                        .with_help(
                             "argument keys match in any letter case (as a Go server reads them), so both read the same member; use one spelling (Intercept reads them as two different keys)"
-                        )),
+                        ),
                     );
                 }
                 break;
