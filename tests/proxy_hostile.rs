@@ -192,3 +192,91 @@ fn a_request_id_in_flight_cannot_be_reused() {
     );
     assert_eq!(p.finish().0, 0);
 }
+
+/// Argument keys in another letter case: server-everything is JavaScript
+/// (exact keys), but a server in Go reads `"A"` as the field `a`, so the
+/// policy must too. Through the real binary, with both engines: the policy
+/// compiled into it (generated code) and a policy loaded with `-c` (the
+/// reference evaluator).
+#[test]
+fn argument_keys_are_read_in_any_letter_case() {
+    // Compiled in: get-sum allows `args.a <= 1000 and args.b <= 1000`.
+    let mut p = Proxy::everything(
+        "argcase-compiled",
+        &["--server", "everything", "--log-level", "error"],
+    );
+    p.initialize();
+    for (id, args) in [
+        (201, r#"{"A": 5000, "b": 1}"#),
+        (202, r#"{"\u0041": 5000, "B": 1}"#),
+    ] {
+        let answer = p.call(id, "get-sum", args);
+        assert!(
+            is_denial(&answer) && answer.contains("limited to operands up to 1000"),
+            "{args} -> {answer}"
+        );
+    }
+    // Within the limits in any letter case: the policy reads both operands,
+    // so the call is no longer refused as missing them; it is forwarded.
+    let answer = p.call(203, "get-sum", r#"{"A": 2, "\u0062": 3}"#);
+    assert!(!is_denial(&answer), "{answer}");
+    let received = p.server_received().join("\n");
+    assert!(received.contains("\"id\":203"), "{received}");
+    assert!(!received.contains("\"id\":201") && !received.contains("\"id\":202"));
+    assert_eq!(p.finish().0, 0);
+
+    // Loaded at run time: the bypass form, a deny rule that passes a missing argument.
+    let dir = common::temp_dir("argcase-policy");
+    let policy = dir.join("everything.policy");
+    std::fs::write(
+        &policy,
+        r#"server everything "argcase" {
+  default allow
+  tool get-sum {
+    deny "too much" when args.a > 1000
+    deny "no debug" when exists(args.debug.task)
+  }
+}
+"#,
+    )
+    .unwrap();
+    let mut p = Proxy::everything(
+        "argcase-dynamic",
+        &["-c", policy.to_str().unwrap(), "--log-level", "error"],
+    );
+    p.initialize();
+    for (id, args, message) in [
+        (211, r#"{"A": 5000, "b": 1}"#, "too much"),
+        (212, r#"{"\u0041": 5000, "b": 1}"#, "too much"),
+        (
+            213,
+            r#"{"a": 1, "b": 1, "DEBUG": {"ta\u017f\u212a": 1}}"#,
+            "no debug",
+        ),
+        (
+            214,
+            "{\"a\": 1, \"b\": 1, \"Debug\": {\"TA\u{17f}\u{212a}\": 1}}",
+            "no debug",
+        ),
+    ] {
+        let answer = p.call(id, "get-sum", args);
+        assert!(
+            is_denial(&answer) && answer.contains(message),
+            "{args} -> {answer}"
+        );
+    }
+    let answer = p.call(215, "get-sum", r#"{"a": 2, "b": 3}"#);
+    assert!(
+        answer.contains("\"result\"") && !is_denial(&answer),
+        "{answer}"
+    );
+    let received = p.server_received().join("\n");
+    assert!(received.contains("\"id\":215"), "{received}");
+    for id in 211..=214 {
+        assert!(
+            !received.contains(&format!("\"id\":{id}")),
+            "{id} reached the server: {received}"
+        );
+    }
+    assert_eq!(p.finish().0, 0);
+}

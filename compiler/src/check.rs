@@ -6,7 +6,9 @@
 //! - tests joined by `and` that can never hold together (`lt 5` and `gt 10`);
 //! - a rule after an unconditional deny (it can never run);
 //! - a hidden tool that also has rules (they can never run);
-//! - more counters on one call than a reservation can hold.
+//! - more counters on one call than a reservation can hold;
+//! - argument paths spelt in two letter cases (`args.Amount`, `args.amount`):
+//!   paths match keys under case folding, so both read the same argument.
 
 use std::cmp::Ordering;
 
@@ -29,7 +31,52 @@ pub fn check(p: &ServerPolicy) -> Vec<Diagnostic> {
     shadowed_rules(p, &mut out);
     hidden_with_rules(p, &mut out);
     too_many_limits(p, &mut out);
+    case_variant_paths(p, &mut out);
     out
+}
+
+/// Argument paths match object keys under case folding (what a Go server
+/// reads as the field), so `args.Amount` and `args.amount` are one argument.
+/// Intercept reads them as two, so a policy may spell both (often to cover
+/// both spellings): that still compiles, both rules read the same value,
+/// and a warning says so once per pair of spellings.
+fn case_variant_paths(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
+    use std::collections::BTreeMap;
+    // Folded prefix -> the first spelling seen and where.
+    let mut first: BTreeMap<Vec<String>, (Vec<String>, crate::source::Span)> = BTreeMap::new();
+    let mut reported = std::collections::BTreeSet::new();
+    for rule in &p.rules {
+        for path in crate::schema::rule_paths(p, rule.id) {
+            for len in 1..=path.segments.len() {
+                let spelt = &path.segments[..len];
+                let folded: Vec<String> = spelt.iter().map(|s| JStr::plain(s).folded()).collect();
+                let (seen, at) = first
+                    .entry(folded)
+                    .or_insert_with(|| (spelt.to_vec(), path.loc.0))
+                    .clone();
+                if seen == spelt {
+                    continue;
+                }
+                if reported.insert((seen.clone(), spelt.to_vec())) {
+                    let (a, b) = (
+                        format!("args.{}", seen.join(".")),
+                        format!("args.{}", spelt.join(".")),
+                    );
+                    out.push(
+                        Diagnostic::warning(
+                            format!("`{b}` and `{a}` name the same argument"),
+                            path.loc.0,
+                        )
+                        .with_label(at, format!("`{a}` is spelt here"))
+                        .with_help(
+                            "argument keys match in any letter case (as a Go server reads them), so both read the same member; use one spelling (Intercept reads them as two different keys)"
+                        ),
+                    );
+                }
+                break;
+            }
+        }
+    }
 }
 
 fn unlimited_counters(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
@@ -56,7 +103,15 @@ fn unlimited_counters(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
 /// Operand identity for grouping constraints (argument paths only).
 fn path_key(o: &Operand) -> Option<String> {
     match o {
-        Operand::Arg(p) => Some(format!("args.{}", p.segments.join("\u{0}"))),
+        // Folded: paths differing only in letter case read the same argument.
+        Operand::Arg(p) => Some(format!(
+            "args.{}",
+            p.segments
+                .iter()
+                .map(|s| JStr::plain(s).folded())
+                .collect::<Vec<_>>()
+                .join("\u{0}")
+        )),
         Operand::Counter(c) => Some(format!("counter#{}", c.0)),
         _ => None,
     }

@@ -20,6 +20,7 @@ use crate::ir::{
     Posture, RuleId, RuleKind, ServerPolicy, TestKind,
 };
 use crate::source::SourceMap;
+use portcullis_core::json::JStr;
 
 /// Largest DFA embedded per regex; bigger ones are compiled from the pattern on first use.
 pub const DFA_SIZE_LIMIT: usize = 4 << 20;
@@ -103,7 +104,10 @@ pub fn generate(set: &PolicySet, opts: &Options) -> Generated {
     }
 }
 
-/// Which argument paths a function reads, as a trie of member names.
+/// Which argument paths a function reads, as a trie of member names in
+/// their case-folded form ([`JStr::folded`]): a path segment matches any key
+/// equal to it under folding, as a Go server reads it, so `args.Amount` and
+/// `args.amount` are one slot.
 #[derive(Default)]
 struct Trie {
     slot: Option<usize>,
@@ -130,7 +134,7 @@ impl Slots {
     fn slot(&mut self, path: &ArgPath) -> Ident {
         let mut node = &mut self.trie;
         for seg in &path.segments {
-            node = node.children.entry(seg.clone()).or_default();
+            node = node.children.entry(JStr::plain(seg).folded()).or_default();
         }
         if let Some(s) = node.slot {
             return self.names[s].clone();
@@ -177,12 +181,17 @@ impl Slots {
         }
         let k = format_ident!("k{}", depth);
         let v = format_ident!("v{}", depth);
+        let buf = format_ident!("key{}", depth);
+        // Keys are folded into a stack buffer as long as the longest folded
+        // name here: a longer key cannot match and is given up early.
+        let cap =
+            Literal::usize_unsuffixed(node.children.keys().map(String::len).max().unwrap_or(0));
         let mut arms = Vec::new();
         let mut key_arms = Vec::new();
         for (i, (name, child)) in node.children.iter().enumerate() {
             let idx = i as u32 + 1;
             let name = Literal::byte_string(name.as_bytes());
-            key_arms.push(quote!(#name => #idx));
+            key_arms.push(quote!(Some(#name) => #idx));
             // A repeated member replaces what an earlier one set below it
             // (last one wins, as in a JSON object read into a map).
             let mut reset = Vec::new();
@@ -218,8 +227,10 @@ impl Slots {
             });
         }
         quote! {
+            let mut #buf = [0u8; #cap];
             for (#k, #v) in #obj.members() {
-                match #k.with_bytes(|key| match key { #(#key_arms,)* _ => 0u32 }) {
+                let slot: u32 = match #k.fold_into(&mut #buf) { #(#key_arms,)* _ => 0 };
+                match slot {
                     #(#arms)*
                     _ => {}
                 }

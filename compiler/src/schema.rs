@@ -141,7 +141,7 @@ pub fn check(policy: &ServerPolicy, tools: &[ToolSchema], file_name: &str) -> Ve
 }
 
 /// Every argument path one rule reads.
-fn rule_paths(policy: &ServerPolicy, id: crate::ir::RuleId) -> Vec<&ArgPath> {
+pub(crate) fn rule_paths(policy: &ServerPolicy, id: crate::ir::RuleId) -> Vec<&ArgPath> {
     let rule = policy.rule(id);
     let mut paths = Vec::new();
     if let Some(check) = &rule.check {

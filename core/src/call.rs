@@ -104,15 +104,16 @@ impl<'a> ToolCall<'a> {
     }
 
     /// The value at `path` (`["recipient", "email"]` for `args.recipient.email`):
-    /// each segment selects a member of an object, the last duplicate winning.
-    /// None when a member is absent or a step is not an object.
+    /// each segment selects a member of an object whose key equals it under
+    /// case folding ([`Object::get_folded`]: what a Go server reads as that
+    /// field), the last such member winning. None when a member is absent or a step is not an object.
     pub fn arg(&self, path: &[&str]) -> Option<Val<'a>> {
         let mut current = Val::Object(self.arguments);
         for seg in path {
             let Val::Object(o) = current else {
                 return None;
             };
-            current = o.get(seg)?.val();
+            current = o.get_folded(seg)?.val();
         }
         Some(current)
     }
@@ -121,6 +122,24 @@ impl<'a> ToolCall<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `args.amount` must see what a Go server reads as `amount`:
+    /// `AMOUNT`, `Amount`, `\u0041MOUNT`, nested `Customer.ID` alike.
+    #[test]
+    fn paths_match_keys_in_any_letter_case() {
+        for raw in [
+            &br#"{"AMOUNT": 5000}"#[..],
+            br#"{"Amount": 5000}"#,
+            br#"{"\u0041MOUNT": 5000}"#,
+        ] {
+            let call = ToolCall::new("pay", raw, Strictness::STRICT).unwrap();
+            assert!(matches!(call.arg(&["amount"]), Some(Val::Num(_))));
+        }
+        let raw = "{\"Customer\": {\"ID\": \"c1\", \"taſ\u{212a}\": 1}}".as_bytes();
+        let call = ToolCall::new("pay", raw, Strictness::STRICT).unwrap();
+        assert!(matches!(call.arg(&["customer", "id"]), Some(Val::Str(s)) if s.eq_str("c1")));
+        assert!(call.arg(&["customer", "task"]).is_some());
+    }
 
     #[test]
     fn paths_walk_objects_only() {

@@ -752,6 +752,24 @@ impl<'a> Object<'a> {
         found
     }
 
+    /// The value of the member whose key equals `key` under case folding
+    /// ([`JStr::eq_folded`]: `AMOUNT`, `Amount`, `amounſ` and `\u0041mount`
+    /// all select `amount`), the last one winning. This is how policy
+    /// argument paths read arguments: a server in Go (encoding/json) matches
+    /// struct fields in any letter case, so an exact lookup would let
+    /// `{"AMOUNT": 5000}` past `args.amount > 100`. The strict reader refuses
+    /// objects with two such keys, so under it the answer is unambiguous.
+    pub fn get_folded(&self, key: &str) -> Option<Value<'a>> {
+        let key = JStr::plain(key);
+        let mut found = None;
+        for (k, v) in self.members() {
+            if k.eq_folded(&key) {
+                found = Some(v);
+            }
+        }
+        found
+    }
+
     /// The exact bytes of this object.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.raw
@@ -1112,6 +1130,50 @@ impl<'a> JStr<'a> {
     /// Equality under Unicode case folding (upper-then-lower, so `ſ`, `s` and `S` are one key).
     pub fn eq_folded(&self, other: &JStr<'_>) -> bool {
         self.folded_chars().eq(other.folded_chars())
+    }
+
+    /// Writes the case-folded decoded text (the folding of [`JStr::eq_folded`],
+    /// escapes resolved) into `buf` as UTF-8 and returns the written part, or
+    /// None when it does not fit.
+    ///
+    /// This is how policy argument paths match object keys: the generated
+    /// code folds each key into a stack buffer as long as the longest folded
+    /// policy key and compares bytes, so a key that cannot match is given up
+    /// after at most `buf.len() + 1` characters, and nothing is allocated.
+    /// Two keys of one object are never equal under this folding once the
+    /// strict reader has accepted it, so a folded lookup is unambiguous.
+    pub fn fold_into<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        if !self.escaped {
+            // Fast path: plain ASCII folds to ASCII lowercase, byte for byte.
+            let mut n = 0;
+            for &c in self.raw {
+                if c >= 0x80 {
+                    return self.fold_slow(buf);
+                }
+                *buf.get_mut(n)? = c.to_ascii_lowercase();
+                n += 1;
+            }
+            return Some(&buf[..n]);
+        }
+        self.fold_slow(buf)
+    }
+
+    /// The case-folded decoded text, as [`JStr::fold_into`] writes it: what
+    /// a policy's argument path segment is compiled to.
+    pub fn folded(&self) -> String {
+        self.folded_chars().collect()
+    }
+
+    fn fold_slow<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        let mut n = 0;
+        // Every character folds to at least one, so this stops after at
+        // most `buf.len() + 1` characters however long the key is.
+        for c in self.folded_chars() {
+            let end = n + c.len_utf8();
+            c.encode_utf8(buf.get_mut(n..end)?);
+            n = end;
+        }
+        Some(&buf[..n])
     }
 
     fn fold_hash(&self) -> u64 {
@@ -1788,5 +1850,67 @@ mod tests {
         assert!(s.eq_jstr(&plain) && plain.eq_jstr(&s));
         assert!(s.eq_folded(&plain) && plain.eq_folded(&s));
         assert_eq!(plain.fold_hash(), s.fold_hash());
+    }
+
+    fn key(json: &'static [u8]) -> JStr<'static> {
+        validate(json, Strictness::LENIENT).unwrap();
+        let Val::Str(s) = Value::from_validated(json).val() else {
+            panic!("a string")
+        };
+        s
+    }
+
+    /// Policy paths match keys as a Go server reads them: any letter case,
+    /// `ſ` for `s`, the Kelvin sign for `k`, escapes decoded first.
+    #[test]
+    fn fold_into_matches_eq_folded() {
+        let mut buf = [0u8; 8];
+        for json in [
+            &br#""AMOUNT""#[..],
+            br#""Amount""#,
+            br#""amount""#,
+            br#""\u0041\u004d\u004f\u0055\u004e\u0054""#,
+            br#""\u0041MOUNT""#,
+            br#""\u0061mount""#,
+        ] {
+            assert_eq!(key(json).fold_into(&mut buf), Some(&b"amount"[..]));
+        }
+        assert_eq!(
+            key("\"taſ\u{212a}\"".as_bytes()).fold_into(&mut buf),
+            Some(&b"task"[..])
+        );
+        assert_eq!(
+            key(br#""ta\u017f\u212A""#).fold_into(&mut buf),
+            Some(&b"task"[..])
+        );
+        // Too long to match anything the buffer was sized for: given up, not truncated.
+        assert_eq!(key(br#""amountAmount""#).fold_into(&mut buf), None);
+        assert_eq!(key("\"amountſſſ\"".as_bytes()).fold_into(&mut buf), None);
+        assert_eq!(key(br#""""#).fold_into(&mut buf), Some(&b""[..]));
+        // Agrees with eq_folded and folded() on non-ASCII text.
+        for (a, b) in [("STRAẞE", "straße"), ("ǅ", "ǆ"), ("Σ", "ς")] {
+            let (a, b) = (JStr::plain(a), JStr::plain(b));
+            let mut x = [0u8; 32];
+            let mut y = [0u8; 32];
+            assert_eq!(a.eq_folded(&b), a.fold_into(&mut x) == b.fold_into(&mut y));
+            assert_eq!(a.fold_into(&mut x).unwrap(), a.folded().as_bytes());
+        }
+    }
+
+    #[test]
+    fn get_folded_reads_any_case_last_wins() {
+        let json = br#"{"AMOUNT": 1, "other": 2, "\u0061mount": 3, "x": {"ID": 4}}"#;
+        validate(json, Strictness::LENIENT).unwrap();
+        let Val::Object(o) = Value::from_validated(json).val() else {
+            panic!("an object")
+        };
+        assert_eq!(o.get_folded("amount").unwrap().as_bytes(), b"3");
+        assert_eq!(o.get_folded("Amount").unwrap().as_bytes(), b"3");
+        assert!(o.get("amount").is_some() && o.get("AMOUNT").is_some());
+        assert!(o.get_folded("amoun").is_none());
+        let Val::Object(x) = o.get_folded("X").unwrap().val() else {
+            panic!("an object")
+        };
+        assert_eq!(x.get_folded("id").unwrap().as_bytes(), b"4");
     }
 }

@@ -398,8 +398,8 @@ fn proxy_policy() -> &'static Evaluator {
 /// `tools/list`). Never a panic, and for everything forwarded to the server:
 /// - the strict envelope reader accepts it;
 /// - if any reading of it is a `tools/call` (serde_json's exact keys, or Go's
-///   encoding/json matching keys in any letter case), that reading's tool and
-///   arguments are allowed by the policy (re-decided by the reference
+///   encoding/json matching keys in any letter case, arguments included),
+///   that reading's tool and arguments are allowed by the policy (re-decided by the reference
 ///   evaluator from serde_json's view, at a fixed time, with fresh counters).
 pub fn proxy(data: &[u8]) {
     let policy = proxy_policy();
@@ -461,9 +461,29 @@ fn check_forwarded(policy: &Evaluator, msg: &[u8]) {
         };
         let args = match params.and_then(|p| member(p, "arguments", fold)) {
             None | Some(Json::Null) => b"{}".to_vec(),
+            // Go's reading: every key, at any depth, in the one letter case the
+            // policy's paths are spelt in (`"AMOUNT"` is the field `amount`).
+            Some(a) if fold => serde_json::to_vec(&fold_keys(a)).expect("serialise arguments"),
             Some(a) => serde_json::to_vec(a).expect("serialise arguments"),
         };
         assert_allowed(policy, name, &args, msg);
+    }
+}
+
+/// `v` with every object key case-folded (the last of keys folding alike
+/// wins, as in Go): how a server in Go, matching struct fields in any letter
+/// case, sees arguments, spelt as the proxy target's policy spells its paths.
+fn fold_keys(v: &Json) -> Json {
+    match v {
+        Json::Object(m) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in m {
+                out.insert(JStr::plain(k).folded(), fold_keys(v));
+            }
+            Json::Object(out)
+        }
+        Json::Array(items) => Json::Array(items.iter().map(fold_keys).collect()),
+        v => v.clone(),
     }
 }
 

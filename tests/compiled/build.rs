@@ -58,6 +58,10 @@ fn main() {
     inputs.extend(load_dir(&corpus, Some("corpus")).expect("read corpus"));
     inputs.extend(load_dir(&benches, Some("benches/policies")).expect("read bench policies"));
     inputs.extend(load_dir(&fixtures, Some("tests/fixtures/catalogue")).expect("read fixtures"));
+    // Argument keys in any letter case (both front ends).
+    let argcase = root.join("tests/fixtures/argcase");
+    println!("cargo:rerun-if-changed={}", argcase.display());
+    inputs.extend(load_dir(&argcase, Some("tests/fixtures/argcase")).expect("read fixtures"));
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,

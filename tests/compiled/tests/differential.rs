@@ -6,7 +6,9 @@
 //!
 //! Arguments are built from the paths and constants each policy actually
 //! uses, so the random calls hit its rules: missing, null, nested, wrongly
-//! typed, boundary and out-of-range values, escaped and duplicate keys.
+//! typed, boundary and out-of-range values, escaped and duplicate keys, and
+//! keys in another letter case (`AMOUNT`, `ſ` for `s`, the Kelvin sign for
+//! `k`), which both engines must match under the same folding.
 
 mod support;
 

@@ -1,7 +1,8 @@
 //! Zero heap allocations per decision after warm-up, counted by a global
 //! allocator over 12,000 mixed calls from raw JSON-RPC lines: allows,
 //! denials, regexes, counters (reserve, commit, rollback), hidden and unknown
-//! tools, wrongly typed and malformed arguments; each decision also recorded
+//! tools, wrongly typed and malformed arguments, keys in another letter case
+//! or escaped (folded on the stack); each decision also recorded
 //! in the Prometheus metrics (`--metrics`), as the proxy does.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -143,6 +144,32 @@ fn decisions_do_not_allocate() {
                 23,
                 "create_charge",
                 r#"{"amount": 100, "currency": "eur", "customer": [1, "c2", null, {"z": {}, "a": []}]}"#,
+            ),
+        ),
+        // Keys in another letter case, escaped, with `ſ`/Kelvin sign, nested,
+        // and too long to match: folded on the stack.
+        (
+            dsl_stripe,
+            line(
+                24,
+                "create_charge",
+                r#"{"AMOUNT": 60000, "Currency": "usd", "CUSTOMER": {"ID": "c1"}}"#,
+            ),
+        ),
+        (
+            dsl_stripe,
+            line(
+                25,
+                "create_charge",
+                r#"{"\u0041mount": 100, "\u0063urrency": "usd", "customer_with_a_long_name": 1}"#,
+            ),
+        ),
+        (
+            dsl_stripe,
+            line(
+                26,
+                "create_charge",
+                "{\"amount\": 100, \"currency\": \"usd\", \"\u{17f}\u{212a}\": 1, \"cu\u{17f}tomer\": \"c3\"}",
             ),
         ),
         (hidden, line(17, "secret", r#"{}"#)),

@@ -221,13 +221,17 @@ pub fn calls(shape: &Shape) -> impl Strategy<Value = Vec<Call>> {
     let paths = shape.paths.clone();
     let npaths = paths.len();
     let args = (
-        prop::collection::vec((0..npaths, value(constants.clone()), any::<bool>()), 0..5),
+        prop::collection::vec(
+            (0..npaths, value(constants.clone()), any::<bool>(), 0u8..8),
+            0..5,
+        ),
         any::<u8>(),
     )
         .prop_map(move |(sets, noise)| {
             let mut obj = J::Obj(Vec::new());
-            for (i, v, escaped) in sets {
-                let mut path = paths[i].clone();
+            for (i, v, escaped, case) in sets {
+                let mut path: Vec<String> =
+                    paths[i].iter().map(|s| case_variant(s, case)).collect();
                 if escaped && noise % 3 == 0 {
                     // The top-level key with its letters \u-escaped: the same member to every parser.
                     let mut wrapped = J::Obj(Vec::new());
@@ -266,6 +270,41 @@ pub fn calls(shape: &Shape) -> impl Strategy<Value = Vec<Call>> {
     )
 }
 
+/// `key` as a server matching keys in any letter case would still read it
+/// (Go's encoding/json): unchanged, upper case, capitalised, or with `s` and
+/// `k` written as `ſ` (U+017F) and the Kelvin sign (U+212A).
+pub fn case_variant(key: &str, case: u8) -> String {
+    match case {
+        4 => key.to_uppercase(),
+        5 => {
+            let mut c = key.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+        6 => key
+            .chars()
+            .map(|c| match c {
+                's' => '\u{17f}',
+                'k' => '\u{212a}',
+                c => c,
+            })
+            .collect(),
+        7 => key
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect(),
+        _ => key.to_string(),
+    }
+}
+
 /// The same inputs the crate's build script compiles.
 pub fn inputs() -> Vec<Input> {
     let src =
@@ -292,6 +331,13 @@ pub fn inputs() -> Vec<Input> {
         load_dir(
             &repo_path("tests/fixtures/catalogue"),
             Some("tests/fixtures/catalogue"),
+        )
+        .unwrap(),
+    );
+    inputs.extend(
+        load_dir(
+            &repo_path("tests/fixtures/argcase"),
+            Some("tests/fixtures/argcase"),
         )
         .unwrap(),
     );
