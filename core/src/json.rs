@@ -13,6 +13,8 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+use crate::fnv::Fnv;
+
 /// Why a JSON text was rejected. Messages are static so rejecting allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsonError {
@@ -564,6 +566,11 @@ impl<'a> Validator<'a> {
 /// Length of the run of plain string bytes at the start of `b` (up to the
 /// first quote, backslash or control byte), and whether it is all ASCII.
 /// Eight bytes at a time while they are plain ASCII (SWAR), then bytewise.
+///
+/// The crate's one hand-written scanner: reading views of validated text
+/// only looks for `"` and `\` (memchr), but validation must also stop at
+/// every control byte (a range, which memchr cannot search for) and learn
+/// whether the run needs a UTF-8 check, in the same pass.
 fn scan_plain(b: &[u8]) -> (usize, bool) {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -607,10 +614,10 @@ fn key_hashes(key: &JStr<'_>) -> (u64, u64) {
     if !key.escaped && key.raw.is_ascii() {
         let (mut folded, mut exact) = (Fnv::new(), Fnv::new());
         for &b in key.raw {
-            folded.write_u32(u32::from(b.to_ascii_lowercase()));
-            exact.write_u32(u32::from(b));
+            folded = folded.write(u64::from(b.to_ascii_lowercase()));
+            exact = exact.write(u64::from(b));
         }
-        return (folded.0, exact.0);
+        return (folded.finish(), exact.finish());
     }
     (key.fold_hash(), key.exact_hash())
 }
@@ -876,50 +883,20 @@ fn skip_ws(b: &[u8], mut p: usize) -> usize {
     p
 }
 
-/// End (exclusive) of the string starting at the quote at `p`.
+/// End (exclusive) of the string starting at the quote at `p`. The text
+/// was validated, so only `"` and `\` matter: a plain two-byte search.
 fn skip_string(b: &[u8], p: usize) -> usize {
     let mut i = p + 1;
-    loop {
-        i += quote_or_backslash(&b[i.min(b.len())..]);
-        match b.get(i) {
-            Some(b'\\') => i += 2,
-            Some(_) => return i + 1,
-            None => return b.len(),
+    while let Some(k) = b
+        .get(i..)
+        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+    {
+        if b[i + k] == b'"' {
+            return i + k + 1;
         }
+        i += k + 2; // the backslash and the byte it escapes
     }
-}
-
-/// Offset of the first `"` or `\` in `b` (or its length): eight bytes at a
-/// time, since most strings are short and a vectorised search's set-up
-/// would cost more than the scan.
-fn quote_or_backslash(b: &[u8]) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes([
-            b[i],
-            b[i + 1],
-            b[i + 2],
-            b[i + 3],
-            b[i + 4],
-            b[i + 5],
-            b[i + 6],
-            b[i + 7],
-        ]);
-        if has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\'))) != 0 {
-            break;
-        }
-        i += 8;
-    }
-    while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' {
-            break;
-        }
-        i += 1;
-    }
-    i
+    b.len()
 }
 
 /// End (exclusive) of the value starting at `p`, for validated input.
@@ -982,31 +959,6 @@ impl fmt::Debug for JStr<'_> {
     }
 }
 
-/// Offset of the first backslash (eight bytes at a time; strings are short).
-fn find_backslash(b: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes([
-            b[i],
-            b[i + 1],
-            b[i + 2],
-            b[i + 3],
-            b[i + 4],
-            b[i + 5],
-            b[i + 6],
-            b[i + 7],
-        ]);
-        let x = w ^ (LO * u64::from(b'\\'));
-        if x.wrapping_sub(LO) & !x & HI != 0 {
-            break;
-        }
-        i += 8;
-    }
-    b[i..].iter().position(|&c| c == b'\\').map(|p| p + i)
-}
-
 impl<'a> JStr<'a> {
     /// A string with no escapes (for constants and tests).
     pub const fn plain(s: &'a str) -> JStr<'a> {
@@ -1020,7 +972,7 @@ impl<'a> JStr<'a> {
     fn from_body(raw: &'a [u8]) -> JStr<'a> {
         JStr {
             raw,
-            escaped: find_backslash(raw).is_some(),
+            escaped: memchr::memchr(b'\\', raw).is_some(),
         }
     }
 
@@ -1110,39 +1062,20 @@ impl<'a> JStr<'a> {
     }
 
     fn fold_hash(&self) -> u64 {
-        let mut h = Fnv::new();
-        for c in self.folded_chars() {
-            h.write_u32(c as u32);
-        }
-        h.0
+        self.folded_chars()
+            .fold(Fnv::new(), |h, c| h.write(u64::from(c)))
+            .finish()
     }
 
     fn exact_hash(&self) -> u64 {
-        let mut h = Fnv::new();
-        for c in self.chars() {
-            h.write_u32(c as u32);
-        }
-        h.0
+        self.chars()
+            .fold(Fnv::new(), |h, c| h.write(u64::from(c)))
+            .finish()
     }
 }
 
 thread_local! {
     static DECODE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
-/// FNV-1a-style hashing over characters: tiny and allocation-free; only used
-/// to bucket keys, never trusted for equality.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    /// One multiply per character (not per byte): the hash only buckets keys,
-    /// equality is always checked in full.
-    fn write_u32(&mut self, v: u32) {
-        self.0 = (self.0 ^ u64::from(v)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
 }
 
 /// Decoding iterator over a JSON string body.
@@ -1642,6 +1575,35 @@ mod tests {
         let text = "abcdefghé klmnopqrstuvwxyz\"".as_bytes();
         assert_eq!(scan_plain(text), (text.len() - 1, false));
         assert_eq!(scan_plain(b"0123456789abcdef"), (16, true));
+    }
+
+    #[test]
+    fn views_find_escapes_and_string_ends_at_every_offset() {
+        for at in 0..40 {
+            let body = format!("{}\\\"{}", "a".repeat(at), "b".repeat(40 - at));
+            let text = format!(r#"{{"k":"{body}","z":1}}"#);
+            validate(text.as_bytes(), Strictness::STRICT).unwrap();
+            let Val::Object(o) = Value::from_validated(text.as_bytes()).val() else {
+                panic!("{text}")
+            };
+            let Some(Val::Str(k)) = o.get("k").map(|v| v.val()) else {
+                panic!("{text}")
+            };
+            assert!(k.as_plain().is_none(), "an escape at {at}");
+            assert_eq!(k.char_len(), 41, "{text}");
+            assert!(
+                o.get("z").is_some(),
+                "the string ends where it does: {text}"
+            );
+            let plain = format!(r#"{{"k":"{}","z":1}}"#, "a".repeat(at));
+            let Val::Object(o) = Value::from_validated(plain.as_bytes()).val() else {
+                panic!("{plain}")
+            };
+            let Some(Val::Str(k)) = o.get("k").map(|v| v.val()) else {
+                panic!("{plain}")
+            };
+            assert_eq!(k.as_plain(), Some("a".repeat(at).as_str()));
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 
 pub mod call;
 pub mod counters;
+pub mod fnv;
 pub mod json;
 pub mod jsonrpc;
 pub mod ops;
