@@ -100,35 +100,42 @@ impl RejectKind {
 
     /// The refusal of a message whose text failed the JSON reader with `e`.
     pub const fn of_message(e: JsonErrorKind) -> RejectKind {
-        use JsonErrorKind::*;
-        match e {
-            DuplicateKey => RejectKind::DuplicateMember,
-            CaseVariantKeys => RejectKind::CaseVariantMembers,
-            TooDeep => RejectKind::TooDeep,
-            TrailingData
-            | InvalidLiteral
-            | ExpectedValue
-            | UnexpectedEnd
-            | ExpectedArraySeparator
-            | ExpectedKey
-            | ExpectedColon
-            | ExpectedObjectSeparator
-            | InvalidUtf8
-            | ControlCharacter
-            | UnterminatedString
-            | InvalidUnicodeEscape
-            | InvalidEscape
-            | InvalidNumber => RejectKind::NotJson,
+        match JsonFault::of(e) {
+            JsonFault::Duplicate => RejectKind::DuplicateMember,
+            JsonFault::CaseVariant => RejectKind::CaseVariantMembers,
+            JsonFault::Depth => RejectKind::TooDeep,
+            JsonFault::Syntax => RejectKind::NotJson,
         }
     }
 
     /// The refusal of a `tools/call` whose params failed the strict reader with `e`.
     pub const fn of_params(e: JsonErrorKind) -> RejectKind {
+        match JsonFault::of(e) {
+            JsonFault::Duplicate => RejectKind::DuplicateParamsKey,
+            JsonFault::CaseVariant => RejectKind::CaseVariantParamsKeys,
+            JsonFault::Depth => RejectKind::ArgumentsTooDeep,
+            JsonFault::Syntax => RejectKind::ParamsNotJson,
+        }
+    }
+}
+
+/// The JSON reader's errors as refusals see them: ambiguous (two kinds),
+/// too deep, or not JSON at all.
+enum JsonFault {
+    Duplicate,
+    CaseVariant,
+    Depth,
+    Syntax,
+}
+
+impl JsonFault {
+    /// Exhaustive, so a new reader error needs a decision here.
+    const fn of(e: JsonErrorKind) -> JsonFault {
         use JsonErrorKind::*;
         match e {
-            DuplicateKey => RejectKind::DuplicateParamsKey,
-            CaseVariantKeys => RejectKind::CaseVariantParamsKeys,
-            TooDeep => RejectKind::ArgumentsTooDeep,
+            DuplicateKey => JsonFault::Duplicate,
+            CaseVariantKeys => JsonFault::CaseVariant,
+            TooDeep => JsonFault::Depth,
             TrailingData
             | InvalidLiteral
             | ExpectedValue
@@ -142,7 +149,7 @@ impl RejectKind {
             | UnterminatedString
             | InvalidUnicodeEscape
             | InvalidEscape
-            | InvalidNumber => RejectKind::ParamsNotJson,
+            | InvalidNumber => JsonFault::Syntax,
         }
     }
 }
