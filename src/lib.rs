@@ -6,6 +6,7 @@
 //! - [`testing`]: [`testing::decision_table`] for `insta` snapshots.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod embedded;
 pub mod testing;

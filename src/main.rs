@@ -1,5 +1,7 @@
 //! `portcullis`: the binary. Parses the command line and runs one command.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod commands;
 #[cfg(feature = "dynamic")]

@@ -816,3 +816,41 @@ tools:
     assert!(err.contains("cannot read the tool schemas"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An HTTP server that answers `initialize` with headers and half a body,
+/// then stalls: scan reports the timeout (ureq's own, which reaches the body
+/// reader as an `io::Error` of kind `Other`), not an unexplained read error.
+#[test]
+fn scan_reports_a_body_that_stalls_as_a_timeout() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        let mut request = [0u8; 4096];
+        let _ = conn.read(&mut request);
+        let _ = conn.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"jsonrpc\":\"2.0\",",
+        );
+        let _ = conn.flush();
+        std::thread::sleep(Duration::from_secs(20));
+    });
+    let started = std::time::Instant::now();
+    let (code, _, err) = run(&[
+        "scan",
+        "--timeout",
+        "1",
+        "--upstream",
+        &format!("http://127.0.0.1:{port}/mcp"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: http://127.0.0.1:{port}/mcp did not answer initialize within 1 s"
+        )),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+}

@@ -11,6 +11,7 @@
 //! `portcullis test` and its coverage.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod check;
 pub mod codegen;

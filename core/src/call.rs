@@ -25,7 +25,10 @@ impl fmt::Debug for ToolCall<'_> {
     }
 }
 
-/// Why a tool call could not be built.
+/// Why a tool call could not be built. The variants are the kinds (the JSON
+/// one carries the reader's [`JsonError`], itself with a kind); the message
+/// and a refusal's JSON-RPC code follow from them (`jsonrpc::Rejection`).
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallError {
     /// The arguments are not well-formed (or not unambiguous) JSON.

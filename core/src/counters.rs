@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 
+use crate::fnv::Fnv;
+
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UnixMillis(pub i64);
@@ -263,15 +265,7 @@ impl CounterSpec {
 /// without hashing their names on every call. Equal keys, equal ids, in
 /// every build and process.
 pub const fn key_id(key: &str) -> u64 {
-    let b = key.as_bytes();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < b.len() {
-        h ^= b[i] as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    h
+    Fnv::new().bytes(key.as_bytes()).finish()
 }
 
 /// The id under which stores keep a counter: its key and its window. A

@@ -13,18 +13,80 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-/// Why a JSON text was rejected. Messages are static so rejecting allocates nothing.
+use crate::fnv::Fnv;
+
+crate::error_kinds! {
+    /// What is wrong with a JSON text. Callers decide by the kind (a refusal's
+    /// JSON-RPC code, whether a text is merely ambiguous), never by the
+    /// message, which is derived from it: rewording one changes no behaviour.
+    pub enum JsonErrorKind {
+        /// Something follows the value.
+        TrailingData => "trailing data after the JSON value",
+        /// A word that is not `true`, `false` or `null`.
+        InvalidLiteral => "invalid literal",
+        /// A byte that cannot start a value.
+        ExpectedValue => "expected a JSON value",
+        /// The text ends where a value should be.
+        UnexpectedEnd => "unexpected end of input",
+        /// Arrays and objects nested deeper than [`Strictness::max_depth`].
+        TooDeep => "nesting too deep",
+        /// An array element followed by something else than `,` or `]`.
+        ExpectedArraySeparator => "expected ',' or ']' in array",
+        /// An object member that does not start with a string.
+        ExpectedKey => "expected a string key in object",
+        /// A key not followed by `:`.
+        ExpectedColon => "expected ':' after object key",
+        /// An object member followed by something else than `,` or `}`.
+        ExpectedObjectSeparator => "expected ',' or '}' in object",
+        /// The same key twice in one object (parsers disagree on which wins).
+        DuplicateKey => "duplicate object key",
+        /// Two keys of one object equal under Unicode case folding.
+        CaseVariantKeys => "object keys differ only in letter case",
+        /// A string that is not UTF-8.
+        InvalidUtf8 => "invalid UTF-8 in string",
+        /// A raw byte below 0x20 in a string.
+        ControlCharacter => "control character in string",
+        /// A string with no closing quote.
+        UnterminatedString => "unterminated string",
+        /// `\u` not followed by four hex digits.
+        InvalidUnicodeEscape => "invalid \\u escape",
+        /// A backslash followed by a letter JSON does not define.
+        InvalidEscape => "invalid escape",
+        /// A number outside JSON's grammar (`01`, `1.`, `.5`, `1e`).
+        InvalidNumber => "invalid number",
+    }
+}
+
+impl JsonErrorKind {
+    /// True for the kinds that make a well-formed text ambiguous (duplicate
+    /// or case-variant keys), as opposed to not JSON at all.
+    pub const fn is_ambiguous_key(self) -> bool {
+        matches!(
+            self,
+            JsonErrorKind::DuplicateKey | JsonErrorKind::CaseVariantKeys
+        )
+    }
+}
+
+/// Why a JSON text was rejected, and where. Kinds are plain values and
+/// messages static, so rejecting allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsonError {
     /// Byte offset where the problem was found.
     pub offset: usize,
-    /// What is wrong, lowercase, no trailing period.
-    pub reason: &'static str,
+    kind: JsonErrorKind,
+}
+
+impl JsonError {
+    /// What is wrong.
+    pub const fn kind(&self) -> JsonErrorKind {
+        self.kind
+    }
 }
 
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at byte {}", self.reason, self.offset)
+        write!(f, "{} at byte {}", self.kind, self.offset)
     }
 }
 
@@ -189,7 +251,7 @@ impl<'a> Validator<'a> {
         self.value(0)?;
         self.ws();
         if self.pos != self.b.len() {
-            return Err(self.err("trailing data after the JSON value"));
+            return Err(self.err(JsonErrorKind::TrailingData));
         }
         Ok(())
     }
@@ -213,10 +275,10 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn err(&self, reason: &'static str) -> JsonError {
+    fn err(&self, kind: JsonErrorKind) -> JsonError {
         JsonError {
             offset: self.pos,
-            reason,
+            kind,
         }
     }
 
@@ -235,7 +297,7 @@ impl<'a> Validator<'a> {
             self.pos += word.len();
             Ok(())
         } else {
-            Err(self.err("invalid literal"))
+            Err(self.err(JsonErrorKind::InvalidLiteral))
         }
     }
 
@@ -248,14 +310,14 @@ impl<'a> Validator<'a> {
             Some(b'f') => self.lit(b"false"),
             Some(b'n') => self.lit(b"null"),
             Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => Err(self.err("expected a JSON value")),
-            None => Err(self.err("unexpected end of input")),
+            Some(_) => Err(self.err(JsonErrorKind::ExpectedValue)),
+            None => Err(self.err(JsonErrorKind::UnexpectedEnd)),
         }
     }
 
     fn array(&mut self, depth: u32) -> Result<(), JsonError> {
         if depth > self.strictness.max_depth {
-            return Err(self.err("nesting too deep"));
+            return Err(self.err(JsonErrorKind::TooDeep));
         }
         self.pos += 1;
         self.ws();
@@ -273,14 +335,14 @@ impl<'a> Validator<'a> {
                     self.pos += 1;
                     return Ok(());
                 }
-                _ => return Err(self.err("expected ',' or ']' in array")),
+                _ => return Err(self.err(JsonErrorKind::ExpectedArraySeparator)),
             }
         }
     }
 
     fn object(&mut self, depth: u32) -> Result<(), JsonError> {
         if depth > self.strictness.max_depth {
-            return Err(self.err("nesting too deep"));
+            return Err(self.err(JsonErrorKind::TooDeep));
         }
         let check_keys = depth <= self.strictness.key_check_depth
             && (self.strictness.reject_duplicate_keys || self.strictness.reject_case_variant_keys);
@@ -318,13 +380,13 @@ impl<'a> Validator<'a> {
                     if self.strictness.reject_duplicate_keys {
                         return Err(JsonError {
                             offset,
-                            reason: "duplicate object key",
+                            kind: JsonErrorKind::DuplicateKey,
                         });
                     }
                 } else if self.strictness.reject_case_variant_keys {
                     return Err(JsonError {
                         offset,
-                        reason: "object keys differ only in letter case",
+                        kind: JsonErrorKind::CaseVariantKeys,
                     });
                 }
             }
@@ -346,7 +408,7 @@ impl<'a> Validator<'a> {
         loop {
             self.ws();
             if self.peek() != Some(b'"') {
-                return Err(self.err("expected a string key in object"));
+                return Err(self.err(JsonErrorKind::ExpectedKey));
             }
             let key_start = self.pos + 1;
             let has_escape = self.string()?;
@@ -371,7 +433,7 @@ impl<'a> Validator<'a> {
             }
             self.ws();
             if self.peek() != Some(b':') {
-                return Err(self.err("expected ':' after object key"));
+                return Err(self.err(JsonErrorKind::ExpectedColon));
             }
             self.pos += 1;
             self.ws();
@@ -402,7 +464,7 @@ impl<'a> Validator<'a> {
                     self.pos += 1;
                     return Ok(());
                 }
-                _ => return Err(self.err("expected ',' or '}' in object")),
+                _ => return Err(self.err(JsonErrorKind::ExpectedObjectSeparator)),
             }
         }
     }
@@ -448,13 +510,13 @@ impl<'a> Validator<'a> {
                 if exact && self.strictness.reject_duplicate_keys {
                     return Err(JsonError {
                         offset: a.start.max(b.start) - 1,
-                        reason: "duplicate object key",
+                        kind: JsonErrorKind::DuplicateKey,
                     });
                 }
                 if !exact && self.strictness.reject_case_variant_keys {
                     return Err(JsonError {
                         offset: a.start.max(b.start) - 1,
-                        reason: "object keys differ only in letter case",
+                        kind: JsonErrorKind::CaseVariantKeys,
                     });
                 }
             }
@@ -480,7 +542,7 @@ impl<'a> Validator<'a> {
             // Pure ASCII needs no UTF-8 check; std's validator is SIMD-fast otherwise.
             if !ascii && let Err(e) = std::str::from_utf8(&self.b[start..end]) {
                 self.pos = start + e.valid_up_to();
-                return Err(self.err("invalid UTF-8 in string"));
+                return Err(self.err(JsonErrorKind::InvalidUtf8));
             }
             self.pos = end;
             match self.b.get(end) {
@@ -492,8 +554,8 @@ impl<'a> Validator<'a> {
                     escaped = true;
                     self.escape()?;
                 }
-                Some(_) => return Err(self.err("control character in string")),
-                None => return Err(self.err("unterminated string")),
+                Some(_) => return Err(self.err(JsonErrorKind::ControlCharacter)),
+                None => return Err(self.err(JsonErrorKind::UnterminatedString)),
             }
         }
     }
@@ -512,10 +574,10 @@ impl<'a> Validator<'a> {
                         self.pos += 6;
                         Ok(())
                     }
-                    _ => Err(self.err("invalid \\u escape")),
+                    _ => Err(self.err(JsonErrorKind::InvalidUnicodeEscape)),
                 }
             }
-            _ => Err(self.err("invalid escape")),
+            _ => Err(self.err(JsonErrorKind::InvalidEscape)),
         }
     }
 
@@ -531,7 +593,7 @@ impl<'a> Validator<'a> {
                     self.pos += 1;
                 }
             }
-            _ => return Err(self.err("invalid number")),
+            _ => return Err(self.err(JsonErrorKind::InvalidNumber)),
         }
         if self.peek() == Some(b'.') {
             self.pos += 1;
@@ -540,7 +602,7 @@ impl<'a> Validator<'a> {
                 self.pos += 1;
             }
             if self.pos == d {
-                return Err(self.err("invalid number"));
+                return Err(self.err(JsonErrorKind::InvalidNumber));
             }
         }
         if let Some(b'e' | b'E') = self.peek() {
@@ -553,7 +615,7 @@ impl<'a> Validator<'a> {
                 self.pos += 1;
             }
             if self.pos == d {
-                return Err(self.err("invalid number"));
+                return Err(self.err(JsonErrorKind::InvalidNumber));
             }
         }
         debug_assert!(self.pos > start);
@@ -564,6 +626,11 @@ impl<'a> Validator<'a> {
 /// Length of the run of plain string bytes at the start of `b` (up to the
 /// first quote, backslash or control byte), and whether it is all ASCII.
 /// Eight bytes at a time while they are plain ASCII (SWAR), then bytewise.
+///
+/// The crate's one hand-written scanner: reading views of validated text
+/// only looks for `"` and `\` (memchr), but validation must also stop at
+/// every control byte (a range, which memchr cannot search for) and learn
+/// whether the run needs a UTF-8 check, in the same pass.
 fn scan_plain(b: &[u8]) -> (usize, bool) {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -607,10 +674,10 @@ fn key_hashes(key: &JStr<'_>) -> (u64, u64) {
     if !key.escaped && key.raw.is_ascii() {
         let (mut folded, mut exact) = (Fnv::new(), Fnv::new());
         for &b in key.raw {
-            folded.write_u32(u32::from(b.to_ascii_lowercase()));
-            exact.write_u32(u32::from(b));
+            folded = folded.write(u64::from(b.to_ascii_lowercase()));
+            exact = exact.write(u64::from(b));
         }
-        return (folded.0, exact.0);
+        return (folded.finish(), exact.finish());
     }
     (key.fold_hash(), key.exact_hash())
 }
@@ -894,50 +961,20 @@ fn skip_ws(b: &[u8], mut p: usize) -> usize {
     p
 }
 
-/// End (exclusive) of the string starting at the quote at `p`.
+/// End (exclusive) of the string starting at the quote at `p`. The text
+/// was validated, so only `"` and `\` matter: a plain two-byte search.
 fn skip_string(b: &[u8], p: usize) -> usize {
     let mut i = p + 1;
-    loop {
-        i += quote_or_backslash(&b[i.min(b.len())..]);
-        match b.get(i) {
-            Some(b'\\') => i += 2,
-            Some(_) => return i + 1,
-            None => return b.len(),
+    while let Some(k) = b
+        .get(i..)
+        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+    {
+        if b[i + k] == b'"' {
+            return i + k + 1;
         }
+        i += k + 2; // the backslash and the byte it escapes
     }
-}
-
-/// Offset of the first `"` or `\` in `b` (or its length): eight bytes at a
-/// time, since most strings are short and a vectorised search's set-up
-/// would cost more than the scan.
-fn quote_or_backslash(b: &[u8]) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes([
-            b[i],
-            b[i + 1],
-            b[i + 2],
-            b[i + 3],
-            b[i + 4],
-            b[i + 5],
-            b[i + 6],
-            b[i + 7],
-        ]);
-        if has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\'))) != 0 {
-            break;
-        }
-        i += 8;
-    }
-    while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' {
-            break;
-        }
-        i += 1;
-    }
-    i
+    b.len()
 }
 
 /// End (exclusive) of the value starting at `p`, for validated input.
@@ -1003,31 +1040,6 @@ impl fmt::Debug for JStr<'_> {
     }
 }
 
-/// Offset of the first backslash (eight bytes at a time; strings are short).
-fn find_backslash(b: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes([
-            b[i],
-            b[i + 1],
-            b[i + 2],
-            b[i + 3],
-            b[i + 4],
-            b[i + 5],
-            b[i + 6],
-            b[i + 7],
-        ]);
-        let x = w ^ (LO * u64::from(b'\\'));
-        if x.wrapping_sub(LO) & !x & HI != 0 {
-            break;
-        }
-        i += 8;
-    }
-    b[i..].iter().position(|&c| c == b'\\').map(|p| p + i)
-}
-
 impl<'a> JStr<'a> {
     /// A string that is already decoded (policy constants, member names): a
     /// backslash in `s` stands for itself, it starts no escape.
@@ -1042,7 +1054,7 @@ impl<'a> JStr<'a> {
     fn from_body(raw: &'a [u8]) -> JStr<'a> {
         JStr {
             raw,
-            escaped: find_backslash(raw).is_some(),
+            escaped: memchr::memchr(b'\\', raw).is_some(),
         }
     }
 
@@ -1177,39 +1189,20 @@ impl<'a> JStr<'a> {
     }
 
     fn fold_hash(&self) -> u64 {
-        let mut h = Fnv::new();
-        for c in self.folded_chars() {
-            h.write_u32(c as u32);
-        }
-        h.0
+        self.folded_chars()
+            .fold(Fnv::new(), |h, c| h.write(u64::from(c)))
+            .finish()
     }
 
     fn exact_hash(&self) -> u64 {
-        let mut h = Fnv::new();
-        for c in self.chars() {
-            h.write_u32(c as u32);
-        }
-        h.0
+        self.chars()
+            .fold(Fnv::new(), |h, c| h.write(u64::from(c)))
+            .finish()
     }
 }
 
 thread_local! {
     static DECODE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
-/// FNV-1a-style hashing over characters: tiny and allocation-free; only used
-/// to bucket keys, never trusted for equality.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    /// One multiply per character (not per byte): the hash only buckets keys,
-    /// equality is always checked in full.
-    fn write_u32(&mut self, v: u32) {
-        self.0 = (self.0 ^ u64::from(v)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
 }
 
 /// Decoding iterator over a JSON string body.
@@ -1667,36 +1660,75 @@ mod tests {
         for s in ok {
             validate(s.as_bytes(), Strictness::STRICT).unwrap_or_else(|e| panic!("{s}: {e}"));
         }
+        use JsonErrorKind::*;
         let bad = [
-            (r#"{"a":1} x"#, "trailing data after the JSON value"),
-            (r#"{"a":1,}"#, "expected a string key in object"),
-            (r#"{"a":01}"#, "expected ',' or '}' in object"),
-            (r#"{"a":"\x"}"#, "invalid escape"),
-            ("{\"a\":\"\t\"}", "control character in string"),
-            (r#"{"a":1,"a":2}"#, "duplicate object key"),
-            (
-                r#"{"a":{"b":1,"B":2}}"#,
-                "object keys differ only in letter case",
-            ),
-            (r#"{"n\u0061me":1,"name":2}"#, "duplicate object key"),
-            (r#"{"ſ":1,"S":2}"#, "object keys differ only in letter case"),
-            (r#"{"K":1,"k":2}"#, "object keys differ only in letter case"),
+            (r#"{"a":1} x"#, TrailingData),
+            (r#"{"a":1,}"#, ExpectedKey),
+            (r#"{"a":01}"#, ExpectedObjectSeparator),
+            (r#"[1 2]"#, ExpectedArraySeparator),
+            (r#"{"a" 1}"#, ExpectedColon),
+            (r#"{"a":tru}"#, InvalidLiteral),
+            (r#"{"a":}"#, ExpectedValue),
+            (r#"{"a":"#, UnexpectedEnd),
+            (r#"{"a":"b"#, UnterminatedString),
+            (r#"{"a":1.}"#, InvalidNumber),
+            (r#"{"a":"\x"}"#, InvalidEscape),
+            (r#"{"a":"\u12"}"#, InvalidUnicodeEscape),
+            ("{\"a\":\"\t\"}", ControlCharacter),
+            (r#"{"a":1,"a":2}"#, DuplicateKey),
+            (r#"{"a":{"b":1,"B":2}}"#, CaseVariantKeys),
+            (r#"{"n\u0061me":1,"name":2}"#, DuplicateKey),
+            (r#"{"ſ":1,"S":2}"#, CaseVariantKeys),
+            (r#"{"K":1,"k":2}"#, CaseVariantKeys),
         ];
-        for (s, why) in bad {
+        for (s, kind) in bad {
             let e = validate(s.as_bytes(), Strictness::STRICT).unwrap_err();
-            assert_eq!(e.reason, why, "{s}");
+            assert_eq!(e.kind(), kind, "{s}");
         }
-        assert!(validate(b"{\"a\":\"\xff\"}", Strictness::STRICT).is_err());
+        assert_eq!(
+            validate(b"{\"a\":\"\xff\"}", Strictness::STRICT).map_err(|e| e.kind()),
+            Err(InvalidUtf8)
+        );
         assert!(validate(r#"{"a":1,"a":2}"#.as_bytes(), Strictness::LENIENT).is_ok());
         let deep = "[".repeat(129) + &"]".repeat(129);
         assert_eq!(
             validate(deep.as_bytes(), Strictness::STRICT)
                 .unwrap_err()
-                .reason,
-            "nesting too deep"
+                .kind(),
+            TooDeep
         );
         let ok_deep = "[".repeat(128) + &"]".repeat(128);
         assert!(validate(ok_deep.as_bytes(), Strictness::STRICT).is_ok());
+    }
+
+    /// The messages people read in logs and errors, one per kind.
+    #[test]
+    fn every_json_error_kind_has_its_message() {
+        let messages: Vec<String> = JsonErrorKind::ALL.iter().map(|k| k.to_string()).collect();
+        assert_eq!(
+            messages,
+            [
+                "trailing data after the JSON value",
+                "invalid literal",
+                "expected a JSON value",
+                "unexpected end of input",
+                "nesting too deep",
+                "expected ',' or ']' in array",
+                "expected a string key in object",
+                "expected ':' after object key",
+                "expected ',' or '}' in object",
+                "duplicate object key",
+                "object keys differ only in letter case",
+                "invalid UTF-8 in string",
+                "control character in string",
+                "unterminated string",
+                "invalid \\u escape",
+                "invalid escape",
+                "invalid number",
+            ]
+        );
+        let e = validate(b"[1,]", Strictness::STRICT).unwrap_err();
+        assert_eq!(e.to_string(), "expected a JSON value at byte 3");
     }
 
     #[test]
@@ -1711,6 +1743,35 @@ mod tests {
         let text = "abcdefghé klmnopqrstuvwxyz\"".as_bytes();
         assert_eq!(scan_plain(text), (text.len() - 1, false));
         assert_eq!(scan_plain(b"0123456789abcdef"), (16, true));
+    }
+
+    #[test]
+    fn views_find_escapes_and_string_ends_at_every_offset() {
+        for at in 0..40 {
+            let body = format!("{}\\\"{}", "a".repeat(at), "b".repeat(40 - at));
+            let text = format!(r#"{{"k":"{body}","z":1}}"#);
+            validate(text.as_bytes(), Strictness::STRICT).unwrap();
+            let Val::Object(o) = Value::from_validated(text.as_bytes()).val() else {
+                panic!("{text}")
+            };
+            let Some(Val::Str(k)) = o.get("k").map(|v| v.val()) else {
+                panic!("{text}")
+            };
+            assert!(k.as_plain().is_none(), "an escape at {at}");
+            assert_eq!(k.char_len(), 41, "{text}");
+            assert!(
+                o.get("z").is_some(),
+                "the string ends where it does: {text}"
+            );
+            let plain = format!(r#"{{"k":"{}","z":1}}"#, "a".repeat(at));
+            let Val::Object(o) = Value::from_validated(plain.as_bytes()).val() else {
+                panic!("{plain}")
+            };
+            let Some(Val::Str(k)) = o.get("k").map(|v| v.val()) else {
+                panic!("{plain}")
+            };
+            assert_eq!(k.as_plain(), Some("a".repeat(at).as_str()));
+        }
     }
 
     #[test]
@@ -1783,7 +1844,7 @@ mod tests {
         }
         s.push_str("\"K77\":1}");
         let e = validate(s.as_bytes(), Strictness::STRICT).unwrap_err();
-        assert_eq!(e.reason, "object keys differ only in letter case");
+        assert_eq!(e.kind(), JsonErrorKind::CaseVariantKeys);
         let ok = s.replace("\"K77\"", "\"k500\"");
         assert!(validate(ok.as_bytes(), Strictness::STRICT).is_ok());
     }

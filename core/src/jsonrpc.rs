@@ -10,7 +10,9 @@
 use std::borrow::Cow;
 
 use crate::call::{CallError, ToolCall};
-use crate::json::{JStr, JsonError, Outline, Strictness, Val, Value, validate, validate_outline};
+use crate::json::{
+    JStr, JsonErrorKind, Outline, Strictness, Val, Value, validate, validate_outline,
+};
 
 /// JSON-RPC: the text is not JSON.
 pub const PARSE_ERROR: i32 = -32700;
@@ -21,26 +23,180 @@ pub const INVALID_PARAMS: i32 = -32602;
 /// JSON-RPC: the proxy itself failed (not the upstream, not the request).
 pub const INTERNAL_ERROR: i32 = -32603;
 
+crate::error_kinds! {
+    /// Why the proxy answers a client's message with a JSON-RPC error instead
+    /// of forwarding it. The error's `message` is [`RejectKind::message`] and
+    /// its code [`RejectKind::code`]: both follow from the kind alone.
+    pub enum RejectKind {
+        /// Not exactly one JSON value (invalid UTF-8, trailing data, not JSON).
+        NotJson => "parse error: not a single valid JSON value",
+        /// Two members of the message with the same name.
+        DuplicateMember => "duplicate member in message",
+        /// Two members of the message whose names differ only in letter case.
+        CaseVariantMembers => "message members differ only in letter case",
+        /// Arrays and objects nested deeper than the strict limit.
+        TooDeep => "message nested too deeply",
+        /// JSON, but not an object.
+        NotAnObject => "message must be a JSON object",
+        /// A lone member name in another letter case (`"METHOD"`, `"Params"`):
+        /// Go's encoding/json would read it as that member.
+        MemberInAnotherCase => "message member name in another letter case",
+        /// `method` is not a string.
+        MethodNotString => "method must be a string",
+        /// No method, and not a response either.
+        NotAMessage => "message is neither a request, a notification nor a response",
+        /// A request id that is neither a string nor a number.
+        BadId => "request id must be a string or a number",
+        /// A request id already used by a request still waiting for its answer.
+        IdInFlight => "request id is already used by a request in flight",
+        /// A batch (JSON array) with no element.
+        EmptyBatch => "empty batch",
+        /// [`parse_tool_call`] given another method.
+        NotToolsCall => "not a tools/call request",
+        /// A `tools/call` notification (no id, or an id that is not a string or number).
+        CallWithoutId => "tools/call must be a request with a string or number id",
+        /// A `tools/call` without params.
+        CallWithoutParams => "tools/call needs params",
+        /// `tools/call` params that are not JSON.
+        ParamsNotJson => "tools/call params are not valid JSON",
+        /// The same key twice in `tools/call` params or arguments.
+        DuplicateParamsKey => "duplicate key in tools/call params or arguments",
+        /// Keys differing only in letter case in `tools/call` params or arguments.
+        CaseVariantParamsKeys => "keys differing only in letter case in tools/call params or arguments",
+        /// `tools/call` params `"Name"` or `"ARGUMENTS"` without the exact member:
+        /// a Go server would read it as the name or the arguments.
+        ParamsMemberInAnotherCase => "tools/call params member name in another letter case",
+        /// `tools/call` arguments nested deeper than the strict limit.
+        ArgumentsTooDeep => "tools/call arguments nested too deeply",
+        /// `tools/call` params that are not an object.
+        ParamsNotObject => "tools/call params must be an object",
+        /// A `tools/call` name that is not a string.
+        NameNotString => "tools/call name must be a string",
+        /// `tools/call` arguments that are neither an object nor null.
+        ArgumentsNotObject => "tools/call arguments must be an object",
+        /// A `tools/call` without a name.
+        CallWithoutName => "tools/call needs a tool name",
+        /// The proxy failed while deciding (a bug, not the request's fault).
+        Internal => "internal error while deciding the message",
+    }
+}
+
+impl RejectKind {
+    /// The JSON-RPC error code a client gets for this kind: the one table.
+    pub const fn code(self) -> i32 {
+        use RejectKind::*;
+        match self {
+            NotJson => PARSE_ERROR,
+            DuplicateMember | CaseVariantMembers | MemberInAnotherCase | TooDeep | NotAnObject
+            | MethodNotString | NotAMessage | BadId | IdInFlight | EmptyBatch | NotToolsCall
+            | CallWithoutId => INVALID_REQUEST,
+            CallWithoutParams
+            | ParamsNotJson
+            | DuplicateParamsKey
+            | CaseVariantParamsKeys
+            | ParamsMemberInAnotherCase
+            | ArgumentsTooDeep
+            | ParamsNotObject
+            | NameNotString
+            | ArgumentsNotObject
+            | CallWithoutName => INVALID_PARAMS,
+            Internal => INTERNAL_ERROR,
+        }
+    }
+
+    /// The refusal of a message whose text failed the JSON reader with `e`.
+    pub const fn of_message(e: JsonErrorKind) -> RejectKind {
+        match JsonFault::of(e) {
+            JsonFault::Duplicate => RejectKind::DuplicateMember,
+            JsonFault::CaseVariant => RejectKind::CaseVariantMembers,
+            JsonFault::Depth => RejectKind::TooDeep,
+            JsonFault::Syntax => RejectKind::NotJson,
+        }
+    }
+
+    /// The refusal of a `tools/call` whose params failed the strict reader with `e`.
+    pub const fn of_params(e: JsonErrorKind) -> RejectKind {
+        match JsonFault::of(e) {
+            JsonFault::Duplicate => RejectKind::DuplicateParamsKey,
+            JsonFault::CaseVariant => RejectKind::CaseVariantParamsKeys,
+            JsonFault::Depth => RejectKind::ArgumentsTooDeep,
+            JsonFault::Syntax => RejectKind::ParamsNotJson,
+        }
+    }
+}
+
+/// The JSON reader's errors as refusals see them: ambiguous (two kinds),
+/// too deep, or not JSON at all.
+enum JsonFault {
+    Duplicate,
+    CaseVariant,
+    Depth,
+    Syntax,
+}
+
+impl JsonFault {
+    /// Exhaustive, so a new reader error needs a decision here.
+    const fn of(e: JsonErrorKind) -> JsonFault {
+        use JsonErrorKind::*;
+        match e {
+            DuplicateKey => JsonFault::Duplicate,
+            CaseVariantKeys => JsonFault::CaseVariant,
+            TooDeep => JsonFault::Depth,
+            TrailingData
+            | InvalidLiteral
+            | ExpectedValue
+            | UnexpectedEnd
+            | ExpectedArraySeparator
+            | ExpectedKey
+            | ExpectedColon
+            | ExpectedObjectSeparator
+            | InvalidUtf8
+            | ControlCharacter
+            | UnterminatedString
+            | InvalidUnicodeEscape
+            | InvalidEscape
+            | InvalidNumber => JsonFault::Syntax,
+        }
+    }
+}
+
 /// A message the proxy answers with a JSON-RPC error instead of forwarding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejection<'a> {
-    /// JSON-RPC error code.
-    pub code: i32,
-    /// What is wrong, for the error's `message`.
-    pub message: &'static str,
+    kind: RejectKind,
     /// The request's id, when it could be read unambiguously.
     pub id: Option<Value<'a>>,
 }
 
-impl Rejection<'_> {
-    fn new(code: i32, message: &'static str) -> Rejection<'static> {
-        Rejection {
-            code,
-            message,
-            id: None,
-        }
+impl<'a> Rejection<'a> {
+    /// A refusal of `kind`, answered with `id` (None: `"id": null`).
+    pub const fn new(kind: RejectKind, id: Option<Value<'a>>) -> Rejection<'a> {
+        Rejection { kind, id }
+    }
+
+    /// What is wrong.
+    pub const fn kind(&self) -> RejectKind {
+        self.kind
+    }
+
+    /// The JSON-RPC error code (from the kind).
+    pub const fn code(&self) -> i32 {
+        self.kind.code()
+    }
+
+    /// The error's `message` (from the kind).
+    pub const fn message(&self) -> &'static str {
+        self.kind.message()
     }
 }
+
+impl std::fmt::Display for Rejection<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.kind, self.code())
+    }
+}
+
+impl std::error::Error for Rejection<'_> {}
 
 /// The members of one JSON-RPC message, as borrowed views.
 #[derive(Debug, Clone, Copy)]
@@ -97,25 +253,6 @@ fn first_byte(raw: &[u8]) -> Option<u8> {
     raw.iter().copied().find(|b| !b.is_ascii_whitespace())
 }
 
-fn is_key_error(e: &JsonError) -> bool {
-    matches!(
-        e.reason,
-        "duplicate object key" | "object keys differ only in letter case"
-    )
-}
-
-fn json_rejection(e: JsonError) -> Rejection<'static> {
-    match e.reason {
-        "duplicate object key" => Rejection::new(INVALID_REQUEST, "duplicate member in message"),
-        "object keys differ only in letter case" => Rejection::new(
-            INVALID_REQUEST,
-            "message members differ only in letter case",
-        ),
-        "nesting too deep" => Rejection::new(INVALID_REQUEST, "message nested too deeply"),
-        _ => Rejection::new(PARSE_ERROR, "parse error: not a single valid JSON value"),
-    }
-}
-
 impl<'a> Envelope<'a> {
     /// Reads one message (a JSON object) strictly: well-formed JSON, and no
     /// duplicate or case-variant members at the top level. `tools/call`
@@ -158,17 +295,17 @@ impl<'a> Envelope<'a> {
                 env.strict = true;
                 Ok(env)
             }
-            Err(e) if is_key_error(&e) => match validate(raw, Strictness::ENVELOPE) {
+            Err(e) if e.kind().is_ambiguous_key() => match validate(raw, Strictness::ENVELOPE) {
                 Ok(()) => Self::read_validated(raw, Names::Strict),
-                Err(e) => Err(Rejection {
-                    id: unambiguous_id(raw),
-                    ..json_rejection(e)
-                }),
+                Err(e) => Err(Rejection::new(
+                    RejectKind::of_message(e.kind()),
+                    unambiguous_id(raw),
+                )),
             },
-            Err(e) => Err(Rejection {
-                id: unambiguous_id(raw),
-                ..json_rejection(e)
-            }),
+            Err(e) => Err(Rejection::new(
+                RejectKind::of_message(e.kind()),
+                unambiguous_id(raw),
+            )),
         }
     }
 
@@ -195,7 +332,7 @@ impl<'a> Envelope<'a> {
                 ..Strictness::LENIENT
             },
         )
-        .map_err(json_rejection)?;
+        .map_err(|e| Rejection::new(RejectKind::of_message(e.kind()), None))?;
         Self::read_validated(raw, Names::Exact)
     }
 
@@ -203,10 +340,7 @@ impl<'a> Envelope<'a> {
     /// and case checks are the caller's business).
     fn read_validated(raw: &'a [u8], names: Names) -> Result<Envelope<'a>, Rejection<'a>> {
         let Val::Object(obj) = Value::from_validated(raw).val() else {
-            return Err(Rejection::new(
-                INVALID_REQUEST,
-                "message must be a JSON object",
-            ));
+            return Err(Rejection::new(RejectKind::NotAnObject, None));
         };
         Self::from_members(raw, obj.members(), names)
     }
@@ -246,19 +380,16 @@ impl<'a> Envelope<'a> {
             }
         }
         if variant {
-            return Err(Rejection {
-                id: env.request_id(),
-                ..Rejection::new(
-                    INVALID_REQUEST,
-                    "message member name in another letter case",
-                )
-            });
+            return Err(Rejection::new(
+                RejectKind::MemberInAnotherCase,
+                env.request_id(),
+            ));
         }
         if bad_method {
-            return Err(Rejection {
-                id: env.request_id(),
-                ..Rejection::new(INVALID_REQUEST, "method must be a string")
-            });
+            return Err(Rejection::new(
+                RejectKind::MethodNotString,
+                env.request_id(),
+            ));
         }
         Ok(env)
     }
@@ -281,35 +412,21 @@ impl<'a> Envelope<'a> {
     /// notification cannot be answered, so it is refused).
     pub fn tool_call(&self) -> Result<ToolCall<'a>, Rejection<'a>> {
         let id = self.request_id();
-        let reject = |code, message| Rejection { code, message, id };
+        let reject = |kind| Rejection::new(kind, id);
         if id.is_none() {
-            return Err(reject(
-                INVALID_REQUEST,
-                "tools/call must be a request with a string or number id",
-            ));
+            return Err(reject(RejectKind::CallWithoutId));
         }
         let Some(params) = self.params else {
-            return Err(reject(INVALID_PARAMS, "tools/call needs params"));
+            return Err(reject(RejectKind::CallWithoutParams));
         };
         // Strict over the whole params: its own members and every level of the arguments.
         if !self.strict
             && let Err(e) = validate(params.as_bytes(), Strictness::STRICT)
         {
-            let message = match e.reason {
-                "duplicate object key" => "duplicate key in tools/call params or arguments",
-                "object keys differ only in letter case" => {
-                    "keys differing only in letter case in tools/call params or arguments"
-                }
-                "nesting too deep" => "tools/call arguments nested too deeply",
-                _ => "tools/call params are not valid JSON",
-            };
-            return Err(reject(INVALID_PARAMS, message));
+            return Err(reject(RejectKind::of_params(e.kind())));
         }
         let Val::Object(p) = params.val() else {
-            return Err(reject(
-                INVALID_PARAMS,
-                "tools/call params must be an object",
-            ));
+            return Err(reject(RejectKind::ParamsNotObject));
         };
         let (name_value, args_value, variant) = match self.call {
             Some(parts) => (parts.name, parts.arguments, parts.variant),
@@ -329,10 +446,7 @@ impl<'a> Envelope<'a> {
         };
         if variant {
             // A Go server would read `"Name"` or `"ARGUMENTS"` as the name or the arguments.
-            return Err(reject(
-                INVALID_PARAMS,
-                "tools/call params member name in another letter case",
-            ));
+            return Err(reject(RejectKind::ParamsMemberInAnotherCase));
         }
         let name = match name_value.map(|v| v.val()) {
             None => None,
@@ -340,20 +454,17 @@ impl<'a> Envelope<'a> {
                 Some(plain) => Cow::Borrowed(plain),
                 None => Cow::Owned(s.chars().collect()),
             }),
-            Some(_) => return Err(reject(INVALID_PARAMS, "tools/call name must be a string")),
+            Some(_) => return Err(reject(RejectKind::NameNotString)),
         };
         let arguments = match args_value.map(|v| v.val()) {
             None | Some(Val::Null) => None,
             Some(Val::Object(o)) => Some(o),
             Some(_) => {
-                return Err(reject(
-                    INVALID_PARAMS,
-                    "tools/call arguments must be an object",
-                ));
+                return Err(reject(RejectKind::ArgumentsNotObject));
             }
         };
         let Some(name) = name else {
-            return Err(reject(INVALID_PARAMS, "tools/call needs a tool name"));
+            return Err(reject(RejectKind::CallWithoutName));
         };
         Ok(ToolCall::from_parts(name, arguments))
     }
@@ -387,22 +498,18 @@ fn unambiguous_id(raw: &[u8]) -> Option<Value<'_>> {
 pub fn parse_tool_call(raw: &[u8]) -> Result<ToolCall<'_>, Rejection<'_>> {
     let env = Envelope::parse(raw)?;
     if !env.method_is("tools/call") {
-        return Err(Rejection {
-            id: env.request_id(),
-            ..Rejection::new(INVALID_REQUEST, "not a tools/call request")
-        });
+        return Err(Rejection::new(RejectKind::NotToolsCall, env.request_id()));
     }
     env.tool_call()
 }
 
 impl From<CallError> for Rejection<'static> {
     fn from(e: CallError) -> Self {
-        match e {
-            CallError::Json(j) => json_rejection(j),
-            CallError::NotAnObject => {
-                Rejection::new(INVALID_PARAMS, "tools/call arguments must be an object")
-            }
-        }
+        let kind = match e {
+            CallError::Json(j) => RejectKind::of_message(j.kind()),
+            CallError::NotAnObject => RejectKind::ArgumentsNotObject,
+        };
+        Rejection::new(kind, None)
     }
 }
 
@@ -412,7 +519,7 @@ mod tests {
 
     fn reject(line: &str) -> (i32, &'static str) {
         let r = parse_tool_call(line.as_bytes()).unwrap_err();
-        (r.code, r.message)
+        (r.code(), r.message())
     }
 
     #[test]
@@ -492,7 +599,7 @@ mod tests {
             assert_eq!(reject(line).0, code, "{line}");
         }
         let bad_utf8 = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\xff\"}}";
-        assert_eq!(parse_tool_call(bad_utf8).unwrap_err().code, PARSE_ERROR);
+        assert_eq!(parse_tool_call(bad_utf8).unwrap_err().code(), PARSE_ERROR);
         let deep = format!(
             r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","arguments":{{"x":{}1{}}}}}}}"#,
             "[".repeat(200),
@@ -518,7 +625,7 @@ mod tests {
         ];
         for line in envelope {
             let r = Envelope::parse(line.as_bytes()).unwrap_err();
-            assert_eq!(r.code, INVALID_REQUEST, "{line}");
+            assert_eq!(r.code(), INVALID_REQUEST, "{line}");
         }
         let params = [
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay","Arguments":{"amount":900}}}"#,
@@ -538,6 +645,91 @@ mod tests {
         // The server is not policed: its answers are read as they are.
         let answer = Envelope::parse_lenient(br#"{"jsonrpc":"2.0","id":1,"Result":{}}"#).unwrap();
         assert!(answer.id.is_some() && answer.result.is_none());
+    }
+
+    /// Every refusal with its code and message, written out independently of
+    /// the table: a reword, or a kind moved to another code, fails here
+    /// (and changes what clients see, so it must be deliberate).
+    #[test]
+    fn every_refusal_kind_has_its_code_and_message() {
+        use RejectKind::*;
+        // An exhaustive match: a new kind does not build without its row.
+        let pinned = |k: RejectKind| -> (i32, &str) {
+            match k {
+                NotJson => (-32700, "parse error: not a single valid JSON value"),
+                DuplicateMember => (-32600, "duplicate member in message"),
+                CaseVariantMembers => (-32600, "message members differ only in letter case"),
+                TooDeep => (-32600, "message nested too deeply"),
+                NotAnObject => (-32600, "message must be a JSON object"),
+                MemberInAnotherCase => (-32600, "message member name in another letter case"),
+                MethodNotString => (-32600, "method must be a string"),
+                NotAMessage => (
+                    -32600,
+                    "message is neither a request, a notification nor a response",
+                ),
+                BadId => (-32600, "request id must be a string or a number"),
+                IdInFlight => (-32600, "request id is already used by a request in flight"),
+                EmptyBatch => (-32600, "empty batch"),
+                NotToolsCall => (-32600, "not a tools/call request"),
+                CallWithoutId => (
+                    -32600,
+                    "tools/call must be a request with a string or number id",
+                ),
+                CallWithoutParams => (-32602, "tools/call needs params"),
+                ParamsNotJson => (-32602, "tools/call params are not valid JSON"),
+                DuplicateParamsKey => (-32602, "duplicate key in tools/call params or arguments"),
+                CaseVariantParamsKeys => (
+                    -32602,
+                    "keys differing only in letter case in tools/call params or arguments",
+                ),
+                ParamsMemberInAnotherCase => (
+                    -32602,
+                    "tools/call params member name in another letter case",
+                ),
+                ArgumentsTooDeep => (-32602, "tools/call arguments nested too deeply"),
+                ParamsNotObject => (-32602, "tools/call params must be an object"),
+                NameNotString => (-32602, "tools/call name must be a string"),
+                ArgumentsNotObject => (-32602, "tools/call arguments must be an object"),
+                CallWithoutName => (-32602, "tools/call needs a tool name"),
+                Internal => (-32603, "internal error while deciding the message"),
+            }
+        };
+        assert_eq!(RejectKind::ALL.len(), 24);
+        for &k in RejectKind::ALL {
+            assert_eq!((k.code(), k.message()), pinned(k), "{k:?}");
+            let r = Rejection::new(k, None);
+            assert_eq!(
+                (r.code(), r.message(), r.kind()),
+                (k.code(), k.message(), k)
+            );
+        }
+    }
+
+    /// Every error of the JSON reader, and the refusal it becomes in the
+    /// envelope and in `tools/call` params: ambiguity and depth are invalid
+    /// requests or params, anything else is not JSON.
+    #[test]
+    fn every_json_error_becomes_its_refusal() {
+        for &e in JsonErrorKind::ALL {
+            let (message, params) = match e {
+                JsonErrorKind::DuplicateKey => {
+                    (RejectKind::DuplicateMember, RejectKind::DuplicateParamsKey)
+                }
+                JsonErrorKind::CaseVariantKeys => (
+                    RejectKind::CaseVariantMembers,
+                    RejectKind::CaseVariantParamsKeys,
+                ),
+                JsonErrorKind::TooDeep => (RejectKind::TooDeep, RejectKind::ArgumentsTooDeep),
+                _ => (RejectKind::NotJson, RejectKind::ParamsNotJson),
+            };
+            assert_eq!(RejectKind::of_message(e), message, "{e:?}");
+            assert_eq!(RejectKind::of_params(e), params, "{e:?}");
+            assert_eq!(
+                RejectKind::of_message(e).code() == PARSE_ERROR,
+                !e.is_ambiguous_key() && e != JsonErrorKind::TooDeep,
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

@@ -19,8 +19,49 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+/// Declares an error-kind enum from one list of rows, `Kind => "message"`:
+/// the enum (`#[non_exhaustive]`, like `regex_syntax::ast::ErrorKind`),
+/// `ALL` (every kind, in order), `message()` and a `Display` that writes it.
+/// One row per kind, so no kind lacks a message or is missing from `ALL`,
+/// and callers match on kinds, never on the text.
+#[macro_export]
+macro_rules! error_kinds {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[doc = $doc:literal])* $kind:ident => $message:literal,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[non_exhaustive]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[doc = $doc])* $kind,)*
+        }
+
+        impl $name {
+            /// Every kind, in declaration order (for table tests).
+            pub const ALL: &'static [$name] = &[$($name::$kind),*];
+
+            /// What is wrong, for people: lowercase, no trailing period.
+            pub const fn message(self) -> &'static str {
+                match self {
+                    $($name::$kind => $message,)*
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.message())
+            }
+        }
+    };
+}
+
 pub mod call;
 pub mod counters;
+pub mod fnv;
 pub mod json;
 pub mod jsonrpc;
 pub mod ops;

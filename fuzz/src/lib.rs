@@ -18,7 +18,7 @@ use portcullis_compiler::syntax::{dsl, dsl_fmt};
 use portcullis_compiler::{Input, compile};
 use portcullis_core::counters::MemoryCounters;
 use portcullis_core::json::{
-    JStr, JsonError, Num, Strictness, Val, Value, validate, validate_outline,
+    JStr, JsonError, JsonErrorKind, Num, Strictness, Val, Value, validate, validate_outline,
 };
 use portcullis_core::jsonrpc::{Envelope, parse_tool_call};
 use portcullis_core::policy::FailMode;
@@ -37,10 +37,10 @@ pub const MAX_LEN: usize = 4096;
 /// duplicate and case-variant keys under the strict reading, nesting deeper
 /// than 128 under any).
 fn documented_stricter(e: &JsonError, s: Strictness) -> bool {
-    match e.reason {
-        "nesting too deep" => true,
-        "duplicate object key" => s.reject_duplicate_keys,
-        "object keys differ only in letter case" => s.reject_case_variant_keys,
+    match e.kind() {
+        JsonErrorKind::TooDeep => true,
+        JsonErrorKind::DuplicateKey => s.reject_duplicate_keys,
+        JsonErrorKind::CaseVariantKeys => s.reject_case_variant_keys,
         _ => false,
     }
 }
@@ -430,7 +430,7 @@ fn check_forwarded(policy: &Evaluator, msg: &[u8]) {
     if let Err(r) = Envelope::parse(msg) {
         panic!(
             "forwarded a message the strict reader refuses ({}): {}",
-            r.message,
+            r.message(),
             shown()
         );
     }

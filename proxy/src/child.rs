@@ -76,6 +76,8 @@ impl Group {
 
 /// `argv` as a server process: see the module documentation (environment,
 /// pipes, process group, parent-death signal). `argv` must not be empty.
+// The crate denies unsafe code; this function's one block (pre_exec) carries its SAFETY proof.
+#[allow(unsafe_code)]
 pub fn command(argv: &[OsString]) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(&argv[0]);

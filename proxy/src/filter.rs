@@ -6,15 +6,39 @@
 
 use portcullis_core::json::{JStr, Outline, Strictness, Val, Value, validate_outline};
 
+portcullis_core::error_kinds! {
+    /// What is wrong with a `tools/list` response the proxy cannot filter.
+    pub enum FilterErrorKind {
+        /// Duplicate or case-variant members where they decide what the client sees.
+        AmbiguousMembers => "tools/list response has ambiguous members",
+        /// Not exactly one JSON value.
+        NotJson => "tools/list response is not valid JSON",
+        /// JSON, but not an object.
+        NotAnObject => "tools/list response is not a JSON object",
+        /// `result` is not an object.
+        ResultNotObject => "tools/list result is not an object",
+        /// `result.tools` is not an array.
+        ToolsNotArray => "tools/list result.tools is not an array",
+    }
+}
+
 /// Why a `tools/list` response could not be filtered. The proxy must not
 /// forward such a response (it may list hidden tools): it answers the client
-/// with an error instead.
+/// with an error instead (`session::UPSTREAM_BAD_ANSWER` whatever the kind:
+/// the fault is the server's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FilterError(pub &'static str);
+pub struct FilterError(FilterErrorKind);
+
+impl FilterError {
+    /// What is wrong.
+    pub const fn kind(&self) -> FilterErrorKind {
+        self.0
+    }
+}
 
 impl std::fmt::Display for FilterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
+        std::fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -41,11 +65,12 @@ pub fn filter_tools_list(
     response: &[u8],
     hidden: impl Fn(&str) -> bool,
 ) -> Result<Option<Vec<u8>>, FilterError> {
-    let outline = validate_outline(response, SERVER_ANSWER).map_err(|e| match e.reason {
-        "duplicate object key" | "object keys differ only in letter case" => {
-            FilterError("tools/list response has ambiguous members")
-        }
-        _ => FilterError("tools/list response is not valid JSON"),
+    let outline = validate_outline(response, SERVER_ANSWER).map_err(|e| {
+        FilterError(if e.kind().is_ambiguous_key() {
+            FilterErrorKind::AmbiguousMembers
+        } else {
+            FilterErrorKind::NotJson
+        })
     })?;
     filter_outlined(response, &outline, hidden)
 }
@@ -71,7 +96,7 @@ pub fn filter_outlined(
         (error, result.map(|r| top[r].value(response)), tools)
     } else {
         let Val::Object(top) = Value::from_validated(response).val() else {
-            return Err(FilterError("tools/list response is not a JSON object"));
+            return Err(FilterError(FilterErrorKind::NotAnObject));
         };
         let result = top.get("result");
         let tools = match result.map(|r| r.val()) {
@@ -87,13 +112,13 @@ pub fn filter_outlined(
         return Ok(None);
     };
     if !matches!(result.val(), Val::Object(_)) {
-        return Err(FilterError("tools/list result is not an object"));
+        return Err(FilterError(FilterErrorKind::ResultNotObject));
     }
     let Some(tools) = tools else {
         return Ok(None);
     };
     let Val::Array(items) = tools.val() else {
-        return Err(FilterError("tools/list result.tools is not an array"));
+        return Err(FilterError(FilterErrorKind::ToolsNotArray));
     };
     let keep = |item: &Value<'_>| -> bool {
         let Val::Object(o) = item.val() else {
@@ -202,18 +227,40 @@ mod tests {
 
     #[test]
     fn refuses_ambiguous_responses() {
-        for r in [
-            &br#"{"id":1,"result":{"tools":[{"name":"a"}]},"Result":{"tools":[]}}"#[..],
-            br#"{"id":1,"result":{"tools":[{"name":"a"}],"tools":[]}}"#,
-            br#"{"id":1,"result":{"tools":{"name":"a"}}}"#,
-            br#"{"id":1,"result":[]}"#,
-            b"not json",
+        use FilterErrorKind::*;
+        for (r, kind) in [
+            (
+                &br#"{"id":1,"result":{"tools":[{"name":"a"}]},"Result":{"tools":[]}}"#[..],
+                AmbiguousMembers,
+            ),
+            (
+                br#"{"id":1,"result":{"tools":[{"name":"a"}],"tools":[]}}"#,
+                AmbiguousMembers,
+            ),
+            (
+                br#"{"id":1,"result":{"tools":{"name":"a"}}}"#,
+                ToolsNotArray,
+            ),
+            (br#"{"id":1,"result":[]}"#, ResultNotObject),
+            (b"not json", NotJson),
         ] {
-            assert!(
-                filter_tools_list(r, |_| false).is_err(),
+            assert_eq!(
+                filter_tools_list(r, |_| false).map_err(|e| e.kind()),
+                Err(kind),
                 "{}",
                 String::from_utf8_lossy(r)
             );
         }
+        let messages: Vec<String> = FilterErrorKind::ALL.iter().map(|k| k.to_string()).collect();
+        assert_eq!(
+            messages,
+            [
+                "tools/list response has ambiguous members",
+                "tools/list response is not valid JSON",
+                "tools/list response is not a JSON object",
+                "tools/list result is not an object",
+                "tools/list result.tools is not an array",
+            ]
+        );
     }
 }

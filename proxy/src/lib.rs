@@ -17,6 +17,8 @@
 //! - [`log`]: stderr logging.
 
 #![warn(missing_docs)]
+// One `unsafe` block, allowed where it stands with its proof: `child::command` (pre_exec).
+#![deny(unsafe_code)]
 
 pub mod audit;
 pub mod child;

@@ -1,6 +1,7 @@
 //! The only JSON the proxy writes itself: denials and JSON-RPC errors.
 
 use portcullis_core::json::push_json_str;
+use portcullis_core::jsonrpc::RejectKind;
 use portcullis_core::policy::{Decision, Outcome, PolicyMeta};
 
 /// The text in front of every denial message.
@@ -54,6 +55,12 @@ pub fn denial(id: &[u8], tool: &str, decision: &Decision, meta: &PolicyMeta) -> 
     push_json_str(&mut out, meta.digest);
     out.extend_from_slice(b"}}}}");
     out
+}
+
+/// The JSON-RPC error answering a refused client message: code and message
+/// from its kind. `id` is the raw id bytes, or None for `null`.
+pub fn refusal(id: Option<&[u8]>, kind: RejectKind) -> Vec<u8> {
+    error(id, kind.code(), kind.message())
 }
 
 /// A JSON-RPC error response. `id` is the raw id bytes, or None for `null`.

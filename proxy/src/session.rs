@@ -20,10 +20,7 @@ use super::respond;
 use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
 use portcullis_core::counters::{Counters, NoWait, Ticket, UnixMillis};
 use portcullis_core::json::{Outline, Strictness, Val, Value, validate, validate_outline};
-use portcullis_core::jsonrpc::{Envelope, INVALID_REQUEST, PARSE_ERROR};
-
-/// JSON-RPC error code for an internal error of the proxy.
-const INTERNAL_ERROR: i32 = -32603;
+use portcullis_core::jsonrpc::{Envelope, RejectKind};
 use portcullis_core::policy::{Effect, Env, FailMode, Policy};
 
 /// JSON-RPC error code for "the upstream did not answer in time".
@@ -293,11 +290,7 @@ impl Session {
             Err(e) => {
                 // A bug, not a policy outcome: nothing is forwarded.
                 log.error(format_args!("deciding a client message failed: {e}"));
-                Outcome::reply(respond::error(
-                    None,
-                    INTERNAL_ERROR,
-                    "internal error while deciding the message",
-                ))
+                Outcome::reply(respond::refusal(None, RejectKind::Internal))
             }
         }
     }
@@ -319,17 +312,13 @@ impl Session {
             self.log.warn(format_args!(
                 "client sent invalid JSON ({e}); answered -32700"
             ));
-            return Outcome::reply(respond::error(
-                None,
-                PARSE_ERROR,
-                "parse error: not a single valid JSON value",
-            ));
+            return Outcome::reply(respond::refusal(None, RejectKind::NotJson));
         }
         let Val::Array(items) = Value::from_validated(trimmed).val() else {
             return Outcome::default();
         };
         if items.is_empty() {
-            return Outcome::reply(respond::error(None, INVALID_REQUEST, "empty batch"));
+            return Outcome::reply(respond::refusal(None, RejectKind::EmptyBatch));
         }
         let mut out = Outcome::default();
         for item in items.iter() {
@@ -346,14 +335,7 @@ impl Session {
     fn client_message_waiting(&self, raw: &[u8]) -> (bool, Option<Vec<u8>>) {
         self.client_message(raw, Wait::Yes).unwrap_or_else(|| {
             // Unreachable: only Wait::No gives up. Refuse rather than forward unchecked.
-            (
-                false,
-                Some(respond::error(
-                    None,
-                    INTERNAL_ERROR,
-                    "internal error while deciding the message",
-                )),
-            )
+            (false, Some(respond::refusal(None, RejectKind::Internal)))
         })
     }
 
@@ -363,17 +345,10 @@ impl Session {
         let env = match Envelope::parse(raw) {
             Ok(env) => env,
             Err(r) => {
-                self.log.warn(format_args!(
-                    "refused a client message: {} ({})",
-                    r.message, r.code
-                ));
+                self.log.warn(format_args!("refused a client message: {r}"));
                 return Some((
                     false,
-                    Some(respond::error(
-                        r.id.map(|v| v.as_bytes()),
-                        r.code,
-                        r.message,
-                    )),
+                    Some(respond::refusal(r.id.map(|v| v.as_bytes()), r.kind())),
                 ));
             }
         };
@@ -388,14 +363,7 @@ impl Session {
                 return Some((true, None)); // a notification
             };
             let Some(key) = IdKey::of(id) else {
-                return Some((
-                    false,
-                    Some(respond::error(
-                        None,
-                        INVALID_REQUEST,
-                        "request id must be a string or a number",
-                    )),
-                ));
+                return Some((false, Some(respond::refusal(None, RejectKind::BadId))));
             };
             let kind = if env.method_is("tools/list") {
                 Kind::List
@@ -412,10 +380,9 @@ impl Session {
         }
         Some((
             false,
-            Some(respond::error(
+            Some(respond::refusal(
                 env.request_id().map(|v| v.as_bytes()),
-                INVALID_REQUEST,
-                "message is neither a request, a notification nor a response",
+                RejectKind::NotAMessage,
             )),
         ))
     }
@@ -445,11 +412,7 @@ impl Session {
             .get(&key)
             .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
         {
-            return Err(respond::error(
-                Some(raw_id),
-                INVALID_REQUEST,
-                "request id is already used by a request in flight",
-            ));
+            return Err(respond::refusal(Some(raw_id), RejectKind::IdInFlight));
         }
         pending.insert(
             key,
@@ -466,10 +429,7 @@ impl Session {
         let call = match env.tool_call() {
             Ok(call) => call,
             Err(r) => {
-                self.log.warn(format_args!(
-                    "refused a tools/call: {} ({})",
-                    r.message, r.code
-                ));
+                self.log.warn(format_args!("refused a tools/call: {r}"));
                 if let Some(m) = &self.metrics {
                     m.rejected();
                 }
@@ -478,33 +438,22 @@ impl Session {
                     digest: None,
                     tool: String::new(),
                     verdict: Verdict::Rejected {
-                        code: r.code,
-                        message: r.message,
+                        code: r.code(),
+                        message: r.message(),
                     },
                     arguments: None,
                     session: Some(self.session),
                 });
                 return Some((
                     false,
-                    Some(respond::error(
-                        r.id.map(|v| v.as_bytes()),
-                        r.code,
-                        r.message,
-                    )),
+                    Some(respond::refusal(r.id.map(|v| v.as_bytes()), r.kind())),
                 ));
             }
         };
         // tool_call() guarantees a string or number id.
         let id = env.request_id().expect("tools/call has an id");
         let Some(key) = IdKey::of(id) else {
-            return Some((
-                false,
-                Some(respond::error(
-                    None,
-                    INVALID_REQUEST,
-                    "request id must be a string or a number",
-                )),
-            ));
+            return Some((false, Some(respond::refusal(None, RejectKind::BadId))));
         };
         if self
             .pending()
@@ -513,10 +462,9 @@ impl Session {
         {
             return Some((
                 false,
-                Some(respond::error(
+                Some(respond::refusal(
                     Some(id.as_bytes()),
-                    INVALID_REQUEST,
-                    "request id is already used by a request in flight",
+                    RejectKind::IdInFlight,
                 )),
             ));
         }

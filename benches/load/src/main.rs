@@ -20,6 +20,8 @@
 //! rate-limited call costs with each counter store (memory, SQLite, Redis).
 //! See `scripts/bench-proxy`.
 
+#![forbid(unsafe_code)]
+
 mod http;
 mod json;
 mod limits;

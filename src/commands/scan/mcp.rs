@@ -212,6 +212,17 @@ fn secs(d: Duration) -> String {
     format!("{} s", d.as_secs_f64())
 }
 
+/// Whether reading an HTTP body failed for lack of time: the socket's own
+/// timeout (`TimedOut`), or ureq's global one, which reaches a body reader
+/// wrapped in an `io::Error` of kind `Other`. Decided by kinds, not by the
+/// error's text.
+fn is_timeout(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
+}
+
 // ---------------------------------------------------------------------------
 // stdio
 
@@ -568,8 +579,7 @@ impl Http {
     }
 
     fn read_error(&self, method: &str, e: std::io::Error) -> String {
-        let text = e.to_string();
-        if text.to_ascii_lowercase().contains("timeout") || text.contains("timed out") {
+        if is_timeout(&e) {
             format!(
                 "{} did not answer {method} within {}",
                 self.url,

@@ -1,6 +1,8 @@
 //! Policies compiled to native code by this crate's build script, for the
 //! conformance, differential and allocation tests and the benchmarks.
 
+#![forbid(unsafe_code)]
+
 // Only POLICIES is used here; ENV, DIGEST and SOURCES serve the binary.
 #[allow(dead_code)]
 mod generated {

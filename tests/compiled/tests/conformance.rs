@@ -289,7 +289,7 @@ fn run(policy: &dyn Policy, specs: &[CallSpec], clock: UnixMillis) -> Vec<Seen> 
                     let mut seen = Seen::Allow;
                     for item in items.iter() {
                         let one = match parse_tool_call(item.as_bytes()) {
-                            Err(r) => Seen::Rejected(r.code),
+                            Err(r) => Seen::Rejected(r.code()),
                             Ok(call) => decide(policy, &counters, now, &call, &s.upstream),
                         };
                         if seen == Seen::Allow {
@@ -299,7 +299,7 @@ fn run(policy: &dyn Policy, specs: &[CallSpec], clock: UnixMillis) -> Vec<Seen> 
                     return seen;
                 }
                 return match parse_tool_call(bytes) {
-                    Err(r) => Seen::Rejected(r.code),
+                    Err(r) => Seen::Rejected(r.code()),
                     Ok(call) => decide(policy, &counters, now, &call, &s.upstream),
                 };
             }

@@ -220,7 +220,7 @@ fn decisions_do_not_allocate() {
                     metrics.rejected();
                     if record {
                         outcomes
-                            .entry(format!("rejected {}", r.code))
+                            .entry(format!("rejected {}", r.code()))
                             .and_modify(|n| *n += 1)
                             .or_insert(1usize);
                     }
