@@ -27,11 +27,7 @@ const CARRIED: [&str; 4] = [
 
 type Upstream = Client<HttpConnector, Full<Bytes>>;
 
-async fn forward(
-    client: Upstream,
-    upstream: Uri,
-    req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+async fn forward(client: Upstream, upstream: Uri, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let fail = |status: StatusCode| {
         let mut r = Response::new(Full::new(Bytes::new()));
