@@ -291,8 +291,10 @@ impl<'a> Validator<'a> {
         let result = self.object_members(depth, Some(&mut keys)).and_then(|()| {
             if keys.spilled {
                 self.check_keys(keys.mark)
-            } else {
+            } else if keys.sig_clash {
                 self.check_small_keys(&keys)
+            } else {
+                Ok(()) // no two keys share a signature, so none can clash
             }
         });
         if keys.spilled {
@@ -304,11 +306,16 @@ impl<'a> Validator<'a> {
     /// Pairwise check of a few plain ASCII keys: no hashing, no sorting.
     /// (Two ASCII keys are equal under Unicode case folding exactly when they
     /// are equal ignoring ASCII case.)
+    /// Keys are compared by [`key_sig`] first, which differs for most pairs.
     fn check_small_keys(&self, keys: &SmallKeys) -> Result<(), JsonError> {
         let list = &keys.list[..keys.len];
-        for (i, &(a0, a1)) in list.iter().enumerate() {
+        let sigs = &keys.sigs[..keys.len];
+        for (i, (&(a0, a1), &sa)) in list.iter().zip(sigs).enumerate() {
             let a = &self.b[a0..a1];
-            for &(b0, b1) in &list[i + 1..] {
+            for (&(b0, b1), &sb) in list[i + 1..].iter().zip(&sigs[i + 1..]) {
+                if sa != sb {
+                    continue;
+                }
                 let b = &self.b[b0..b1];
                 if a.len() != b.len() || !a.eq_ignore_ascii_case(b) {
                     continue;
@@ -349,13 +356,12 @@ impl<'a> Validator<'a> {
                 return Err(self.err("expected a string key in object"));
             }
             let key_start = self.pos + 1;
-            let has_escape = self.string()?;
+            let (has_escape, ascii) = self.string_kind()?;
             let key_end = self.pos - 1;
             if let Some(keys) = keys.as_deref_mut() {
-                let plain = !has_escape && self.b[key_start..key_end].is_ascii();
+                let plain = !has_escape && ascii;
                 if !keys.spilled && plain && keys.len < SMALL_KEYS {
-                    keys.list[keys.len] = (key_start, key_end);
-                    keys.len += 1;
+                    keys.add(key_start, key_end, key_sig(&self.b[key_start..key_end]));
                 } else {
                     if !keys.spilled {
                         // Too many keys, or a key needing Unicode folding: hash them all.
@@ -471,8 +477,15 @@ impl<'a> Validator<'a> {
 
     /// Scans a string starting at the opening quote; returns whether it held escapes.
     fn string(&mut self) -> Result<bool, JsonError> {
+        self.string_kind().map(|(escaped, _)| escaped)
+    }
+
+    /// [`Validator::string`], and whether the string's bytes are all ASCII
+    /// (known from the scan, so a key is not read again to find out).
+    fn string_kind(&mut self) -> Result<(bool, bool), JsonError> {
         self.pos += 1;
         let mut escaped = false;
+        let mut all_ascii = true;
         loop {
             let start = self.pos;
             let (i, ascii) = scan_plain(&self.b[start..]);
@@ -482,11 +495,12 @@ impl<'a> Validator<'a> {
                 self.pos = start + e.valid_up_to();
                 return Err(self.err("invalid UTF-8 in string"));
             }
+            all_ascii &= ascii;
             self.pos = end;
             match self.b.get(end) {
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(escaped);
+                    return Ok((escaped, all_ascii));
                 }
                 Some(b'\\') => {
                     escaped = true;
@@ -563,42 +577,51 @@ impl<'a> Validator<'a> {
 
 /// Length of the run of plain string bytes at the start of `b` (up to the
 /// first quote, backslash or control byte), and whether it is all ASCII.
-/// Eight bytes at a time while they are plain ASCII (SWAR), then bytewise.
+///
+/// Eight bytes at a time (SWAR): the first word holding a quote, a
+/// backslash, a control byte or a non-ASCII byte stops the scan, and the
+/// lowest flagged byte of that word is exactly the first such byte (the
+/// zero-byte tests can flag bytes above a true hit, never below one), so a
+/// short string costs a word or two and no bytewise loop. The last partial
+/// word is padded with quotes, which stop the scan at the end of `b`. Only a
+/// string with non-ASCII bytes continues bytewise (its UTF-8 is then checked
+/// by the caller).
 fn scan_plain(b: &[u8]) -> (usize, bool) {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
     let mut i = 0;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes([
-            b[i],
-            b[i + 1],
-            b[i + 2],
-            b[i + 3],
-            b[i + 4],
-            b[i + 5],
-            b[i + 6],
-            b[i + 7],
-        ]);
+    let at = loop {
+        let w = match b.get(i..i + 8) {
+            Some(word) => u64::from_le_bytes(word.try_into().unwrap_or([b'"'; 8])),
+            None => {
+                let mut word = [b'"'; 8];
+                let rest = &b[i.min(b.len())..];
+                word[..rest.len()].copy_from_slice(rest);
+                u64::from_le_bytes(word)
+            }
+        };
         let special = has_zero(w ^ (LO * u64::from(b'"')))
             | has_zero(w ^ (LO * u64::from(b'\\')))
             // A byte below 0x20 (on bytes < 0x80, which the HI test below covers).
             | (w.wrapping_sub(LO * 0x20) & !w & HI)
             | (w & HI);
         if special != 0 {
-            break;
+            break (i + (special.trailing_zeros() / 8) as usize).min(b.len());
         }
         i += 8;
+    };
+    if b.get(at).is_none_or(|&c| c < 0x80) {
+        return (at, true);
     }
-    let mut ascii = true;
+    let mut i = at;
     while let Some(&c) = b.get(i) {
         if c == b'"' || c == b'\\' || c < 0x20 {
             break;
         }
-        ascii &= c < 0x80;
         i += 1;
     }
-    (i, ascii)
+    (i, false)
 }
 
 /// (case-folded, exact) hashes of a key; the ASCII fast path gives the same
@@ -615,6 +638,15 @@ fn key_hashes(key: &JStr<'_>) -> (u64, u64) {
     (key.fold_hash(), key.exact_hash())
 }
 
+/// A signature of a plain ASCII key, equal for keys equal ignoring ASCII
+/// case (its length and its first, middle and last bytes, lowercased), so
+/// the pairwise check compares whole keys only when signatures match.
+fn key_sig(key: &[u8]) -> u64 {
+    let at = |i: usize| u64::from(key.get(i).map_or(0, u8::to_ascii_lowercase));
+    let n = key.len();
+    (n as u64) | at(0) << 32 | at(n / 2) << 40 | at(n.wrapping_sub(1)) << 48
+}
+
 /// Objects with at most this many plain ASCII keys are checked pairwise.
 const SMALL_KEYS: usize = 20;
 
@@ -622,15 +654,37 @@ const SMALL_KEYS: usize = 20;
 /// spilled to the thread-local fingerprint list otherwise.
 struct SmallKeys {
     list: [(usize, usize); SMALL_KEYS],
+    /// [`key_sig`] of each key in `list`.
+    sigs: [u64; SMALL_KEYS],
+    /// One bit per signature seen (a 64-bit Bloom filter), so that a new key
+    /// is compared with the earlier ones only when its bit was already set.
+    seen: u64,
+    /// Two keys share a signature: the pairwise check must run.
+    sig_clash: bool,
     len: usize,
     spilled: bool,
     mark: usize,
 }
 
 impl SmallKeys {
+    /// Records a plain ASCII key (there is room: `len < SMALL_KEYS`).
+    fn add(&mut self, start: usize, end: usize, sig: u64) {
+        let bit = 1u64 << (sig.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58);
+        if self.seen & bit != 0 && self.sigs[..self.len].contains(&sig) {
+            self.sig_clash = true;
+        }
+        self.seen |= bit;
+        self.list[self.len] = (start, end);
+        self.sigs[self.len] = sig;
+        self.len += 1;
+    }
+
     fn new() -> SmallKeys {
         SmallKeys {
             list: [(0, 0); SMALL_KEYS],
+            sigs: [0; SMALL_KEYS],
+            seen: 0,
+            sig_clash: false,
             len: 0,
             spilled: false,
             mark: 0,
@@ -1642,6 +1696,83 @@ mod tests {
         let text = "abcdefghé klmnopqrstuvwxyz\"".as_bytes();
         assert_eq!(scan_plain(text), (text.len() - 1, false));
         assert_eq!(scan_plain(b"0123456789abcdef"), (16, true));
+    }
+
+    #[test]
+    fn plain_scan_is_exact_at_every_length_and_word_position() {
+        // The bytewise definition the word-at-a-time scan must agree with.
+        let reference = |b: &[u8]| {
+            let i = b
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .unwrap_or(b.len());
+            (i, b[..i].is_ascii())
+        };
+        for len in 0..20 {
+            for at in 0..=len {
+                for special in [b'"', b'\\', 0x01, 0x80, 0xc3, 0xff] {
+                    let mut v = vec![b'x'; len];
+                    if at < len {
+                        v[at] = special;
+                    }
+                    assert_eq!(
+                        scan_plain(&v),
+                        reference(&v),
+                        "{special:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_clashing_pair_of_a_small_object_is_found() {
+        let names = [
+            "id",
+            "name",
+            "email",
+            "applicationId",
+            "tenantId",
+            "x",
+            "roles",
+            "data",
+        ];
+        for n in 2..=names.len() {
+            for i in 0..n {
+                for j in i + 1..n {
+                    for (variant, reason) in [
+                        (names[i].to_string(), "duplicate object key"),
+                        (
+                            names[i].to_uppercase(),
+                            "object keys differ only in letter case",
+                        ),
+                    ] {
+                        let keys: Vec<String> = (0..n)
+                            .map(|k| {
+                                if k == j {
+                                    variant.clone()
+                                } else {
+                                    names[k].to_string()
+                                }
+                            })
+                            .collect();
+                        let body: Vec<String> = keys.iter().map(|k| format!("\"{k}\":1")).collect();
+                        let text = format!("{{{}}}", body.join(","));
+                        if names[i].to_uppercase() == names[i] && reason != "duplicate object key" {
+                            continue;
+                        }
+                        let e = validate(text.as_bytes(), Strictness::STRICT).unwrap_err();
+                        assert_eq!(e.reason, reason, "{text}");
+                    }
+                }
+            }
+            let body: Vec<String> = names[..n].iter().map(|k| format!("\"{k}\":1")).collect();
+            let text = format!("{{{}}}", body.join(","));
+            assert!(
+                validate(text.as_bytes(), Strictness::STRICT).is_ok(),
+                "{text}"
+            );
+        }
     }
 
     #[test]
