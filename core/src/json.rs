@@ -1507,7 +1507,8 @@ impl<'a> Num<'a> {
         match self.norm() {
             None => "0".to_string(),
             Some((first, end, e)) => {
-                let mut s = String::new();
+                // Sign, digits and a short exponent: one allocation.
+                let mut s = String::with_capacity(end - first + 8);
                 if self.neg {
                     s.push('-');
                 }
