@@ -962,13 +962,48 @@ fn quote_or_backslash(b: &[u8]) -> usize {
             b[i + 6],
             b[i + 7],
         ]);
-        if has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\'))) != 0 {
-            break;
+        let hit = has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\')));
+        if hit != 0 {
+            // The lowest flagged byte is the first hit (false positives only
+            // sit above a true one), so no bytewise search of the word.
+            return i + (hit.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
     while let Some(&c) = b.get(i) {
         if c == b'"' || c == b'\\' {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Offset of the first `"`, `{`, `[`, `}` or `]` in validated text `b` (or
+/// its length), eight bytes at a time. OR-ing 0x20 into every byte maps `[`
+/// onto `{` and `]` onto `}`, so three byte tests find all five; the other
+/// bytes that map onto them (0x02, 0x5B/0x5D's and 0x7B/0x7D's own) are
+/// either the brackets themselves or control bytes, which validated JSON
+/// never holds outside strings. The walk over a container (a tool's
+/// `inputSchema` in a `tools/list` answer) was bytewise before, the largest
+/// cost of filtering a `tools/list` answer.
+fn structural(b: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut i = 0;
+    while let Some(word) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8])) | (LO * 0x20);
+        let hit = has_zero(w ^ (LO * u64::from(b'"')))
+            | has_zero(w ^ (LO * u64::from(b'{')))
+            | has_zero(w ^ (LO * u64::from(b'}')));
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if matches!(c, b'"' | b'{' | b'[' | b'}' | b']') {
             break;
         }
         i += 1;
@@ -985,19 +1020,20 @@ fn skip_value(b: &[u8], p: usize) -> usize {
             let mut depth = 0usize;
             let mut i = p;
             while i < b.len() {
-                match b[i] {
-                    b'"' => {
+                i += structural(&b[i..]);
+                match b.get(i) {
+                    Some(b'"') => {
                         i = skip_string(b, i);
                         continue;
                     }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
+                    Some(b'{' | b'[') => depth += 1,
+                    Some(_) => {
                         depth -= 1;
                         if depth == 0 {
                             return i + 1;
                         }
                     }
-                    _ => {}
+                    None => break,
                 }
                 i += 1;
             }
@@ -1773,6 +1809,25 @@ mod tests {
                 validate(text.as_bytes(), Strictness::STRICT).is_ok(),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn skipping_a_value_ends_exactly_where_it_ends() {
+        // Strings, escapes and brackets at every offset within a word.
+        for pad in 0..10 {
+            let p = "x".repeat(pad);
+            for text in [
+                format!(r#"{{"{p}":[1,{{"a{p}":"b\"}}{p}]"}},2],"z":"\\"}}"#),
+                format!(r#"[[],{{}},"{p}]",[{{"{p}":{{}}}}],"}}",{p:?},true]"#),
+                format!(r#""{p}\"{p}\\""#),
+                format!(r#"{{"{p}é":"ü{p}[","k":[1.5e3,null]}}"#),
+            ] {
+                validate(text.as_bytes(), Strictness::LENIENT)
+                    .unwrap_or_else(|e| panic!("{text}: {e}"));
+                let wrapped = format!("{text} ,1]");
+                assert_eq!(skip_value(wrapped.as_bytes(), 0), text.len(), "{text}");
+            }
         }
     }
 
