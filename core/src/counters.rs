@@ -938,11 +938,16 @@ impl Counters for MemoryCounters {
         // a concurrent call may see a lock-free counter's units for the
         // instant before they are given back and be refused, which errs
         // toward refusing, as a security limit should.
-        let mut taken = Ticket::EMPTY;
-        let give_back = |taken: &Ticket| {
-            for t in taken.iter() {
-                if let Some(slot) = self.slot(t.counter, false) {
-                    slot.give_back(window_number(t.counter.spec.window, t.bucket), t.amount);
+        // What requests[..index] took from lock-free counters, recomputed
+        // (same counters, same `now`, same buckets) rather than kept in a
+        // second ticket, whose initialisation alone cost more than the rest.
+        let give_back = |index: usize| {
+            for t in &requests[..index] {
+                if t.amount > 0
+                    && let Some(slot) = self.slot(t.counter, false)
+                {
+                    let bucket = t.counter.spec.window.bucket(now);
+                    slot.give_back(window_number(t.counter.spec.window, bucket), t.amount);
                 }
             }
         };
@@ -957,14 +962,9 @@ impl Counters for MemoryCounters {
                     r.amount,
                     r.limit,
                 ) {
-                    give_back(&taken);
+                    give_back(index);
                     return Ok(ReserveOutcome::Refused { index });
                 }
-                taken.push(Reservation {
-                    counter: r.counter,
-                    amount: r.amount,
-                    bucket,
-                });
                 continue;
             }
             let stored = cells
@@ -985,7 +985,7 @@ impl Counters for MemoryCounters {
             {
                 Some(v) if v <= r.limit => {}
                 _ => {
-                    give_back(&taken);
+                    give_back(index);
                     return Ok(ReserveOutcome::Refused { index });
                 }
             }
