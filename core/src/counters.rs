@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::fnv::Fnv;
 
@@ -675,12 +676,118 @@ impl std::hash::Hasher for Mixer {
 
 /// Counters in this process's memory (the default backend).
 ///
-/// One mutex guards the map, which makes a batch reservation trivially
-/// atomic; the critical section is a few hash lookups. Cells are created on
-/// first use (the only allocation) and stale ones are pruned as the map grows.
-#[derive(Debug, Default)]
+/// Counters every caller shares (partition 0) with a calendar window, such as
+/// a global rate limit, which nearly every call reserves, live in a small
+/// lock-free table of [`FastSlot`]s: one atomic word each, reserved with one
+/// compare-and-swap, no lock and no hashing (a mutex and a hash map cost
+/// about 50 ns per call; this costs a few). Every other counter lives in a
+/// hash map behind one mutex, which makes its batch reservation trivially
+/// atomic; cells are created there on first use (the only allocation) and
+/// stale ones are pruned as the map grows.
+#[derive(Debug)]
 pub struct MemoryCounters {
+    fast: Box<[FastSlot; FAST_SLOTS]>,
     cells: Mutex<Cells>,
+}
+
+impl Default for MemoryCounters {
+    fn default() -> Self {
+        MemoryCounters {
+            fast: Box::new(std::array::from_fn(|_| FastSlot::default())),
+            cells: Mutex::default(),
+        }
+    }
+}
+
+/// Slots of the lock-free table. A counter takes the first free slot of its
+/// probe sequence on first use and keeps it for the life of the store, so
+/// it is always found in the same place; a counter that finds its first
+/// [`FAST_PROBES`] slots taken by others lives in the map instead, for good
+/// (slots are never freed, so the same probe always gives the same answer).
+const FAST_SLOTS: usize = 256;
+/// Slots probed per lookup.
+const FAST_PROBES: usize = 16;
+/// Bits of a slot's word that hold the value; the rest hold the window.
+const VALUE_BITS: u32 = 40;
+/// The highest value a lock-free counter holds: about 1.1 * 10^12 units per
+/// window. A limit above it acts as this value (a reservation that would
+/// take the counter past it is refused), which no rate limit reaches in
+/// practice (18 billion calls a second for a per-minute limit).
+const VALUE_MAX: u64 = (1 << VALUE_BITS) - 1;
+/// Bits of the window number kept beside the value.
+const WINDOW_BITS: u32 = 64 - VALUE_BITS;
+
+/// One counter of the lock-free table: its [`CounterSpec::id`] (0: free)
+/// and one word holding the window number (low 24 bits of window start /
+/// window length) and the value (low 40 bits). A value read in another
+/// window than its own reads 0 and is replaced by the next reservation,
+/// exactly as a map cell's. Keeping 24 bits of the window number means a
+/// value untouched for exactly 2^24 windows (32 years for a per-minute
+/// window) would read as current; no process lives that long.
+#[derive(Debug, Default)]
+struct FastSlot {
+    id: AtomicU64,
+    word: AtomicU64,
+}
+
+/// The window number of a calendar bucket (its start), as kept in a slot.
+fn window_number(window: Window, bucket: i64) -> u64 {
+    let len = match window {
+        Window::Calendar(c) => c.millis(),
+        // Never stored in a slot (see `fast_eligible`); any number works.
+        Window::Sliding { .. } => 1,
+    };
+    (bucket.div_euclid(len) as u64) & ((1 << WINDOW_BITS) - 1)
+}
+
+/// The value a slot's word holds for window number `n`.
+fn value_in(word: u64, n: u64) -> u64 {
+    if word >> VALUE_BITS == n {
+        word & VALUE_MAX
+    } else {
+        0
+    }
+}
+
+/// Counters the lock-free table holds: shared by every caller (partition 0),
+/// calendar window. (Sliding windows need a ring of slots; partitioned
+/// counters are unbounded in number.)
+fn fast_eligible(c: CounterRef) -> bool {
+    c.partition == 0 && c.spec.id != 0 && matches!(c.spec.window, Window::Calendar(_))
+}
+
+impl FastSlot {
+    /// Adds `amount` in window `n` if the result stays within `limit`.
+    fn reserve(&self, n: u64, amount: u64, limit: u64) -> bool {
+        let limit = limit.min(VALUE_MAX);
+        let mut word = self.word.load(Ordering::Relaxed);
+        loop {
+            let next = match value_in(word, n).checked_add(amount) {
+                Some(v) if v <= limit => (n << VALUE_BITS) | v,
+                _ => return false,
+            };
+            // AcqRel/Acquire: a reservation is ordered with the ones it
+            // races, as under the map's mutex.
+            match self
+                .word
+                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(w) => word = w,
+            }
+        }
+    }
+
+    /// Takes `amount` back from window `n` (never below zero; nothing when
+    /// the slot has moved on to another window).
+    fn give_back(&self, n: u64, amount: u64) {
+        let _ = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                (word >> VALUE_BITS == n)
+                    .then(|| (n << VALUE_BITS) | (word & VALUE_MAX).saturating_sub(amount))
+            });
+    }
 }
 
 #[derive(Debug, Default)]
@@ -699,6 +806,38 @@ impl MemoryCounters {
         // A panic while holding the lock cannot leave a cell half-written
         // (every update is a single assignment), so a poisoned lock is safe to reuse.
         self.cells.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The slot of `c` in the lock-free table, taking a free one when `claim`
+    /// (None: `c` lives in the map).
+    fn slot(&self, c: CounterRef, claim: bool) -> Option<&FastSlot> {
+        if !fast_eligible(c) {
+            return None;
+        }
+        let id = c.spec.id;
+        let start = (id ^ (id >> 32)) as usize;
+        for i in 0..FAST_PROBES {
+            let slot = &self.fast[(start + i) % FAST_SLOTS];
+            let mut held = slot.id.load(Ordering::Acquire);
+            if held == 0 {
+                if !claim {
+                    return None; // never reserved, so not in the map either: reads 0
+                }
+                // Two threads claiming at once: one wins, the other sees the
+                // winner's id (the same id, or another counter's: probe on).
+                held = match slot
+                    .id
+                    .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => id,
+                    Err(other) => other,
+                };
+            }
+            if held == id {
+                return Some(slot);
+            }
+        }
+        None
     }
 }
 
@@ -722,6 +861,10 @@ impl Cells {
 
 impl Counters for MemoryCounters {
     fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError> {
+        if let Some(slot) = self.slot(counter, false) {
+            let n = window_number(counter.spec.window, counter.spec.window.bucket(now));
+            return Ok(value_in(slot.word.load(Ordering::Acquire), n));
+        }
         let cells = self.lock();
         Ok(cells
             .map
@@ -735,6 +878,28 @@ impl Counters for MemoryCounters {
         now: UnixMillis,
         ticket: &mut Ticket,
     ) -> Result<ReserveOutcome, StateError> {
+        if let [r] = requests
+            && let Some(slot) = self.slot(r.counter, true)
+        {
+            // One lock-free counter (a global limit), the common case: one
+            // compare-and-swap, no lock.
+            let bucket = r.counter.spec.window.bucket(now);
+            if r.amount > 0
+                && !slot.reserve(
+                    window_number(r.counter.spec.window, bucket),
+                    r.amount,
+                    r.limit,
+                )
+            {
+                return Ok(ReserveOutcome::Refused { index: 0 });
+            }
+            ticket.push(Reservation {
+                counter: r.counter,
+                amount: r.amount,
+                bucket,
+            });
+            return Ok(ReserveOutcome::Reserved);
+        }
         let mut cells = self.lock();
         if let [r] = requests {
             // One counter, the common case: one lookup.
@@ -759,9 +924,42 @@ impl Counters for MemoryCounters {
             });
             return Ok(ReserveOutcome::Reserved);
         }
+        // A batch, in order. Lock-free counters are reserved as they come
+        // (their compare-and-swap checks the limit, earlier requests of the
+        // batch included) and given back if a later request is refused; map
+        // counters are checked under the lock, which keeps them still, and
+        // added once everything fits. Nothing is ever admitted over a limit;
+        // a concurrent call may see a lock-free counter's units for the
+        // instant before they are given back and be refused, which errs
+        // toward refusing, as a security limit should.
+        // What requests[..index] took from lock-free counters, recomputed
+        // (same counters, same `now`, same buckets) rather than kept in a
+        // second ticket, whose initialisation alone cost more than the rest.
+        let give_back = |index: usize| {
+            for t in &requests[..index] {
+                if t.amount > 0
+                    && let Some(slot) = self.slot(t.counter, false)
+                {
+                    let bucket = t.counter.spec.window.bucket(now);
+                    slot.give_back(window_number(t.counter.spec.window, bucket), t.amount);
+                }
+            }
+        };
         for (index, r) in requests.iter().enumerate() {
             if r.amount == 0 {
                 continue; // adding nothing always fits, as in Intercept
+            }
+            if let Some(slot) = self.slot(r.counter, true) {
+                let bucket = r.counter.spec.window.bucket(now);
+                if !slot.reserve(
+                    window_number(r.counter.spec.window, bucket),
+                    r.amount,
+                    r.limit,
+                ) {
+                    give_back(index);
+                    return Ok(ReserveOutcome::Refused { index });
+                }
+                continue;
             }
             let stored = cells
                 .map
@@ -780,12 +978,16 @@ impl Counters for MemoryCounters {
                 .and_then(|v| v.checked_add(r.amount))
             {
                 Some(v) if v <= r.limit => {}
-                _ => return Ok(ReserveOutcome::Refused { index }),
+                _ => {
+                    give_back(index);
+                    return Ok(ReserveOutcome::Refused { index });
+                }
             }
         }
         for r in requests {
             let bucket = r.counter.spec.window.bucket(now);
-            if r.amount > 0 {
+            // Lock-free counters were reserved above.
+            if r.amount > 0 && self.slot(r.counter, false).is_none() {
                 cells.add(r.counter, bucket, r.amount, now);
             }
             ticket.push(Reservation {
@@ -798,8 +1000,13 @@ impl Counters for MemoryCounters {
     }
 
     fn rollback(&self, ticket: &Ticket) {
-        let mut cells = self.lock();
+        let mut cells = None;
         for r in ticket.iter() {
+            if let Some(slot) = self.slot(r.counter, false) {
+                slot.give_back(window_number(r.counter.spec.window, r.bucket), r.amount);
+                continue;
+            }
+            let cells = cells.get_or_insert_with(|| self.lock());
             if let Some((_, cell)) = cells.map.get_mut(&(r.counter.spec.id, r.counter.partition)) {
                 cell.remove(r.bucket, r.amount);
             }
@@ -1029,5 +1236,77 @@ mod tests {
             }
         });
         assert_eq!(admitted.into_inner(), 100);
+    }
+
+    #[test]
+    fn a_refused_batch_gives_back_its_lock_free_units() {
+        // MINUTE (global, calendar) is lock-free; SLIDE lives in the map.
+        let m = MemoryCounters::new();
+        let mut tk = Ticket::EMPTY;
+        let batch = [req(&MINUTE, 3, 10), req(&SLIDE, 5, 4)];
+        assert_eq!(
+            m.reserve(&batch, UnixMillis(5), &mut tk),
+            Ok(ReserveOutcome::Refused { index: 1 })
+        );
+        assert!(tk.is_empty());
+        let global = CounterRef {
+            spec: &MINUTE,
+            partition: 0,
+        };
+        assert_eq!(m.read(global, UnixMillis(5)), Ok(0));
+        // The same counter twice in one batch counts both requests.
+        let twice = [req(&MINUTE, 6, 10), req(&MINUTE, 6, 10)];
+        assert_eq!(
+            m.reserve(&twice, UnixMillis(5), &mut tk),
+            Ok(ReserveOutcome::Refused { index: 1 })
+        );
+        assert_eq!(m.read(global, UnixMillis(5)), Ok(0));
+        let fits = [req(&MINUTE, 4, 10), req(&SLIDE, 4, 4), req(&MINUTE, 6, 10)];
+        assert_eq!(
+            m.reserve(&fits, UnixMillis(5), &mut tk),
+            Ok(ReserveOutcome::Reserved)
+        );
+        assert_eq!(m.read(global, UnixMillis(5)), Ok(10));
+        m.rollback(&tk);
+        assert_eq!(m.read(global, UnixMillis(5)), Ok(0));
+    }
+
+    #[test]
+    fn more_global_counters_than_lock_free_slots_all_count_exactly() {
+        // 2x the table: some counters find their probe full and live in the
+        // map; each must still count on its own, to its limit, in its window.
+        let specs: Vec<&'static CounterSpec> = (0..2 * FAST_SLOTS)
+            .map(|i| {
+                let key: &'static str = Box::leak(format!("s/t.c{i}").into_boxed_str());
+                &*Box::leak(Box::new(CounterSpec::new(
+                    key,
+                    Window::Calendar(Calendar::Minute),
+                    Scope::Global,
+                )))
+            })
+            .collect();
+        let m = MemoryCounters::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let limit = 1 + (i as u64 % 3);
+            for _ in 0..limit {
+                let mut tk = Ticket::EMPTY;
+                assert_eq!(
+                    m.reserve(&[req(spec, 1, limit)], UnixMillis(5), &mut tk),
+                    Ok(ReserveOutcome::Reserved)
+                );
+            }
+            let mut tk = Ticket::EMPTY;
+            assert_eq!(
+                m.reserve(&[req(spec, 1, limit)], UnixMillis(5), &mut tk),
+                Ok(ReserveOutcome::Refused { index: 0 }),
+                "counter {i}"
+            );
+        }
+        for (i, spec) in specs.iter().enumerate() {
+            let c = CounterRef { spec, partition: 0 };
+            assert_eq!(m.read(c, UnixMillis(5)), Ok(1 + (i as u64 % 3)));
+            assert_eq!(m.read(c, UnixMillis(60_005)), Ok(0), "next minute");
+        }
+        assert!(!m.lock().map.is_empty(), "the map took the overflow");
     }
 }

@@ -353,8 +353,10 @@ impl<'a> Validator<'a> {
         let result = self.object_members(depth, Some(&mut keys)).and_then(|()| {
             if keys.spilled {
                 self.check_keys(keys.mark)
-            } else {
+            } else if keys.sig_clash {
                 self.check_small_keys(&keys)
+            } else {
+                Ok(()) // no two keys share a signature, so none can clash
             }
         });
         if keys.spilled {
@@ -366,11 +368,16 @@ impl<'a> Validator<'a> {
     /// Pairwise check of a few plain ASCII keys: no hashing, no sorting.
     /// (Two ASCII keys are equal under Unicode case folding exactly when they
     /// are equal ignoring ASCII case.)
+    /// Keys are compared by [`key_sig`] first, which differs for most pairs.
     fn check_small_keys(&self, keys: &SmallKeys) -> Result<(), JsonError> {
         let list = &keys.list[..keys.len];
-        for (i, &(a0, a1)) in list.iter().enumerate() {
+        let sigs = &keys.sigs[..keys.len];
+        for (i, (&(a0, a1), &sa)) in list.iter().zip(sigs).enumerate() {
             let a = &self.b[a0..a1];
-            for &(b0, b1) in &list[i + 1..] {
+            for (&(b0, b1), &sb) in list[i + 1..].iter().zip(&sigs[i + 1..]) {
+                if sa != sb {
+                    continue;
+                }
                 let b = &self.b[b0..b1];
                 if a.len() != b.len() || !a.eq_ignore_ascii_case(b) {
                     continue;
@@ -411,13 +418,12 @@ impl<'a> Validator<'a> {
                 return Err(self.err(JsonErrorKind::ExpectedKey));
             }
             let key_start = self.pos + 1;
-            let has_escape = self.string()?;
+            let (has_escape, ascii) = self.string_kind()?;
             let key_end = self.pos - 1;
             if let Some(keys) = keys.as_deref_mut() {
-                let plain = !has_escape && self.b[key_start..key_end].is_ascii();
+                let plain = !has_escape && ascii;
                 if !keys.spilled && plain && keys.len < SMALL_KEYS {
-                    keys.list[keys.len] = (key_start, key_end);
-                    keys.len += 1;
+                    keys.add(key_start, key_end, key_sig(&self.b[key_start..key_end]));
                 } else {
                     if !keys.spilled {
                         // Too many keys, or a key needing Unicode folding: hash them all.
@@ -533,8 +539,15 @@ impl<'a> Validator<'a> {
 
     /// Scans a string starting at the opening quote; returns whether it held escapes.
     fn string(&mut self) -> Result<bool, JsonError> {
+        self.string_kind().map(|(escaped, _)| escaped)
+    }
+
+    /// [`Validator::string`], and whether the string's bytes are all ASCII
+    /// (known from the scan, so a key is not read again to find out).
+    fn string_kind(&mut self) -> Result<(bool, bool), JsonError> {
         self.pos += 1;
         let mut escaped = false;
+        let mut all_ascii = true;
         loop {
             let start = self.pos;
             let (i, ascii) = scan_plain(&self.b[start..]);
@@ -544,11 +557,12 @@ impl<'a> Validator<'a> {
                 self.pos = start + e.valid_up_to();
                 return Err(self.err(JsonErrorKind::InvalidUtf8));
             }
+            all_ascii &= ascii;
             self.pos = end;
             match self.b.get(end) {
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(escaped);
+                    return Ok((escaped, all_ascii));
                 }
                 Some(b'\\') => {
                     escaped = true;
@@ -625,7 +639,15 @@ impl<'a> Validator<'a> {
 
 /// Length of the run of plain string bytes at the start of `b` (up to the
 /// first quote, backslash or control byte), and whether it is all ASCII.
-/// Eight bytes at a time while they are plain ASCII (SWAR), then bytewise.
+///
+/// Eight bytes at a time (SWAR): the first word holding a quote, a
+/// backslash, a control byte or a non-ASCII byte stops the scan, and the
+/// lowest flagged byte of that word is exactly the first such byte (the
+/// zero-byte tests can flag bytes above a true hit, never below one), so a
+/// short string costs a word or two and no bytewise loop. The last partial
+/// word is padded with quotes, which stop the scan at the end of `b`. Only a
+/// string with non-ASCII bytes continues bytewise (its UTF-8 is then checked
+/// by the caller).
 ///
 /// The crate's one hand-written scanner: reading views of validated text
 /// only looks for `"` and `\` (memchr), but validation must also stop at
@@ -636,36 +658,37 @@ fn scan_plain(b: &[u8]) -> (usize, bool) {
     const HI: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
     let mut i = 0;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes([
-            b[i],
-            b[i + 1],
-            b[i + 2],
-            b[i + 3],
-            b[i + 4],
-            b[i + 5],
-            b[i + 6],
-            b[i + 7],
-        ]);
+    let at = loop {
+        let w = match b.get(i..i + 8) {
+            Some(word) => u64::from_le_bytes(word.try_into().unwrap_or([b'"'; 8])),
+            None => {
+                let mut word = [b'"'; 8];
+                let rest = &b[i.min(b.len())..];
+                word[..rest.len()].copy_from_slice(rest);
+                u64::from_le_bytes(word)
+            }
+        };
         let special = has_zero(w ^ (LO * u64::from(b'"')))
             | has_zero(w ^ (LO * u64::from(b'\\')))
             // A byte below 0x20 (on bytes < 0x80, which the HI test below covers).
             | (w.wrapping_sub(LO * 0x20) & !w & HI)
             | (w & HI);
         if special != 0 {
-            break;
+            break (i + (special.trailing_zeros() / 8) as usize).min(b.len());
         }
         i += 8;
+    };
+    if b.get(at).is_none_or(|&c| c < 0x80) {
+        return (at, true);
     }
-    let mut ascii = true;
+    let mut i = at;
     while let Some(&c) = b.get(i) {
         if c == b'"' || c == b'\\' || c < 0x20 {
             break;
         }
-        ascii &= c < 0x80;
         i += 1;
     }
-    (i, ascii)
+    (i, false)
 }
 
 /// (case-folded, exact) hashes of a key; the ASCII fast path gives the same
@@ -682,6 +705,15 @@ fn key_hashes(key: &JStr<'_>) -> (u64, u64) {
     (key.fold_hash(), key.exact_hash())
 }
 
+/// A signature of a plain ASCII key, equal for keys equal ignoring ASCII
+/// case (its length and its first, middle and last bytes, lowercased), so
+/// the pairwise check compares whole keys only when signatures match.
+fn key_sig(key: &[u8]) -> u64 {
+    let at = |i: usize| u64::from(key.get(i).map_or(0, u8::to_ascii_lowercase));
+    let n = key.len();
+    (n as u64) | at(0) << 32 | at(n / 2) << 40 | at(n.wrapping_sub(1)) << 48
+}
+
 /// Objects with at most this many plain ASCII keys are checked pairwise.
 const SMALL_KEYS: usize = 20;
 
@@ -689,15 +721,37 @@ const SMALL_KEYS: usize = 20;
 /// spilled to the thread-local fingerprint list otherwise.
 struct SmallKeys {
     list: [(usize, usize); SMALL_KEYS],
+    /// [`key_sig`] of each key in `list`.
+    sigs: [u64; SMALL_KEYS],
+    /// One bit per signature seen (a 64-bit Bloom filter), so that a new key
+    /// is compared with the earlier ones only when its bit was already set.
+    seen: u64,
+    /// Two keys share a signature: the pairwise check must run.
+    sig_clash: bool,
     len: usize,
     spilled: bool,
     mark: usize,
 }
 
 impl SmallKeys {
+    /// Records a plain ASCII key (there is room: `len < SMALL_KEYS`).
+    fn add(&mut self, start: usize, end: usize, sig: u64) {
+        let bit = 1u64 << (sig.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58);
+        if self.seen & bit != 0 && self.sigs[..self.len].contains(&sig) {
+            self.sig_clash = true;
+        }
+        self.seen |= bit;
+        self.list[self.len] = (start, end);
+        self.sigs[self.len] = sig;
+        self.len += 1;
+    }
+
     fn new() -> SmallKeys {
         SmallKeys {
             list: [(0, 0); SMALL_KEYS],
+            sigs: [0; SMALL_KEYS],
+            seen: 0,
+            sig_clash: false,
             len: 0,
             spilled: false,
             mark: 0,
@@ -977,6 +1031,38 @@ fn skip_string(b: &[u8], p: usize) -> usize {
     b.len()
 }
 
+/// Offset of the first `"`, `{`, `[`, `}` or `]` in validated text `b` (or
+/// its length), eight bytes at a time. OR-ing 0x20 into every byte maps `[`
+/// onto `{` and `]` onto `}`, so three byte tests find all five; the other
+/// bytes that map onto them (0x02, 0x5B/0x5D's and 0x7B/0x7D's own) are
+/// either the brackets themselves or control bytes, which validated JSON
+/// never holds outside strings. The walk over a container (a tool's
+/// `inputSchema` in a `tools/list` answer) was bytewise before, the largest
+/// cost of filtering a `tools/list` answer.
+fn structural(b: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut i = 0;
+    while let Some(word) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8])) | (LO * 0x20);
+        let hit = has_zero(w ^ (LO * u64::from(b'"')))
+            | has_zero(w ^ (LO * u64::from(b'{')))
+            | has_zero(w ^ (LO * u64::from(b'}')));
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if matches!(c, b'"' | b'{' | b'[' | b'}' | b']') {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
 /// End (exclusive) of the value starting at `p`, for validated input.
 fn skip_value(b: &[u8], p: usize) -> usize {
     match b.get(p) {
@@ -986,19 +1072,20 @@ fn skip_value(b: &[u8], p: usize) -> usize {
             let mut depth = 0usize;
             let mut i = p;
             while i < b.len() {
-                match b[i] {
-                    b'"' => {
+                i += structural(&b[i..]);
+                match b.get(i) {
+                    Some(b'"') => {
                         i = skip_string(b, i);
                         continue;
                     }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
+                    Some(b'{' | b'[') => depth += 1,
+                    Some(_) => {
                         depth -= 1;
                         if depth == 0 {
                             return i + 1;
                         }
                     }
-                    _ => {}
+                    None => break,
                 }
                 i += 1;
             }
@@ -1515,7 +1602,8 @@ impl<'a> Num<'a> {
         match self.norm() {
             None => "0".to_string(),
             Some((first, end, e)) => {
-                let mut s = String::new();
+                // Sign, digits and a short exponent: one allocation.
+                let mut s = String::with_capacity(end - first + 8);
                 if self.neg {
                     s.push('-');
                 }
@@ -1771,6 +1859,101 @@ mod tests {
                 panic!("{plain}")
             };
             assert_eq!(k.as_plain(), Some("a".repeat(at).as_str()));
+        }
+    }
+
+    #[test]
+    fn plain_scan_is_exact_at_every_length_and_word_position() {
+        // The bytewise definition the word-at-a-time scan must agree with.
+        let reference = |b: &[u8]| {
+            let i = b
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .unwrap_or(b.len());
+            (i, b[..i].is_ascii())
+        };
+        for len in 0..20 {
+            for at in 0..=len {
+                for special in [b'"', b'\\', 0x01, 0x80, 0xc3, 0xff] {
+                    let mut v = vec![b'x'; len];
+                    if at < len {
+                        v[at] = special;
+                    }
+                    assert_eq!(
+                        scan_plain(&v),
+                        reference(&v),
+                        "{special:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_clashing_pair_of_a_small_object_is_found() {
+        let names = [
+            "id",
+            "name",
+            "email",
+            "applicationId",
+            "tenantId",
+            "x",
+            "roles",
+            "data",
+        ];
+        for n in 2..=names.len() {
+            for i in 0..n {
+                for j in i + 1..n {
+                    for (variant, reason) in [
+                        (names[i].to_string(), JsonErrorKind::DuplicateKey),
+                        (names[i].to_uppercase(), JsonErrorKind::CaseVariantKeys),
+                    ] {
+                        let keys: Vec<String> = (0..n)
+                            .map(|k| {
+                                if k == j {
+                                    variant.clone()
+                                } else {
+                                    names[k].to_string()
+                                }
+                            })
+                            .collect();
+                        let body: Vec<String> = keys.iter().map(|k| format!("\"{k}\":1")).collect();
+                        let text = format!("{{{}}}", body.join(","));
+                        if names[i].to_uppercase() == names[i]
+                            && reason != JsonErrorKind::DuplicateKey
+                        {
+                            continue;
+                        }
+                        let e = validate(text.as_bytes(), Strictness::STRICT).unwrap_err();
+                        assert_eq!(e.kind(), reason, "{text}");
+                    }
+                }
+            }
+            let body: Vec<String> = names[..n].iter().map(|k| format!("\"{k}\":1")).collect();
+            let text = format!("{{{}}}", body.join(","));
+            assert!(
+                validate(text.as_bytes(), Strictness::STRICT).is_ok(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn skipping_a_value_ends_exactly_where_it_ends() {
+        // Strings, escapes and brackets at every offset within a word.
+        for pad in 0..10 {
+            let p = "x".repeat(pad);
+            for text in [
+                format!(r#"{{"{p}":[1,{{"a{p}":"b\"}}{p}]"}},2],"z":"\\"}}"#),
+                format!(r#"[[],{{}},"{p}]",[{{"{p}":{{}}}}],"}}",{p:?},true]"#),
+                format!(r#""{p}\"{p}\\""#),
+                format!(r#"{{"{p}é":"ü{p}[","k":[1.5e3,null]}}"#),
+            ] {
+                validate(text.as_bytes(), Strictness::LENIENT)
+                    .unwrap_or_else(|e| panic!("{text}: {e}"));
+                let wrapped = format!("{text} ,1]");
+                assert_eq!(skip_value(wrapped.as_bytes(), 0), text.len(), "{text}");
+            }
         }
     }
 

@@ -4,10 +4,12 @@
 //!   minimal Streamable HTTP endpoint (HTTP/1.1 keep-alive, one thread per
 //!   connection, JSON answers, 202 for notifications, 405 for GET);
 //! - `mcp-load run-http`: serial `tools/call` round trips against it
-//!   directly (an HTTP client), through `portcullis --transport http
-//!   --upstream` (the same HTTP client; Portcullis answers with an SSE
-//!   stream, as for any client that accepts one), and through `portcullis
-//!   --upstream` (the client on stdio).
+//!   directly (an HTTP client), through `mcp-load http-forward` (the
+//!   cheapest hyper-to-hyper forwarder, `forward.rs`), through `portcullis
+//!   --transport http --upstream` (the same HTTP client; Portcullis answers
+//!   with an SSE stream, as for any client that accepts one), and through
+//!   `portcullis --upstream` (the client on stdio); the CPU the forwarder and
+//!   the proxy spend per call is read from /proc.
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -17,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::json::{contains, member};
+use crate::procfs::{self, Sample};
 use crate::run::{self, Stats};
 use crate::server::Server;
 
@@ -212,8 +215,29 @@ fn call(id: u64, tail: &[u8]) -> Vec<u8> {
     req
 }
 
-/// Serial round trips over HTTP against `url`.
-fn http_session(url: &str, warmup: usize, calls: usize, tail: &[u8]) -> io::Result<Stats> {
+/// One session's latencies and the CPU the measured process spent per call.
+pub struct Session {
+    pub stats: Stats,
+    /// CPU time (user + system) of the forwarder or proxy per call, in µs.
+    pub cpu_us: Option<f64>,
+}
+
+/// CPU µs per call of `pid` between `before` and now.
+fn cpu_per_call(pid: Option<u32>, before: Sample, calls: usize) -> Option<f64> {
+    let pid = pid?;
+    let ticks = Sample::of(pid).since(&before).cpu_ticks;
+    Some(ticks as f64 * 1e6 / procfs::clock_ticks() as f64 / calls.max(1) as f64)
+}
+
+/// Serial round trips over HTTP against `url`; `pid` is the process whose
+/// CPU is measured (None for the server itself).
+fn http_session(
+    url: &str,
+    pid: Option<u32>,
+    warmup: usize,
+    calls: usize,
+    tail: &[u8],
+) -> io::Result<Session> {
     let mut c = Client::connect(url)?;
     if c.post(INITIALIZE)? != 200 || !contains(&c.body, b"protocolVersion") {
         return Err(io::Error::other(format!(
@@ -223,7 +247,11 @@ fn http_session(url: &str, warmup: usize, calls: usize, tail: &[u8]) -> io::Resu
     }
     c.post(INITIALIZED)?;
     let mut lat = Vec::with_capacity(calls);
+    let mut before = Sample::default();
     for i in 0..warmup + calls {
+        if i == warmup {
+            before = pid.map(Sample::of).unwrap_or_default();
+        }
         let req = call(i as u64 + 1, tail);
         let t0 = Instant::now();
         let status = c.post(&req)?;
@@ -238,11 +266,20 @@ fn http_session(url: &str, warmup: usize, calls: usize, tail: &[u8]) -> io::Resu
             lat.push(dt.as_nanos() as u64);
         }
     }
-    Ok(run::stats(lat))
+    let cpu_us = cpu_per_call(pid, before, calls);
+    Ok(Session {
+        stats: run::stats(lat),
+        cpu_us,
+    })
 }
 
 /// Serial round trips on the stdio of `cmd` (`portcullis --upstream URL`).
-fn stdio_session(cmd: &[OsString], warmup: usize, calls: usize, tail: &[u8]) -> io::Result<Stats> {
+fn stdio_session(
+    cmd: &[OsString],
+    warmup: usize,
+    calls: usize,
+    tail: &[u8],
+) -> io::Result<Session> {
     let mut child = Command::new(&cmd[0])
         .args(&cmd[1..])
         .stdin(Stdio::piped())
@@ -266,7 +303,12 @@ fn stdio_session(cmd: &[OsString], warmup: usize, calls: usize, tail: &[u8]) -> 
     w.write_all(b"\n")?;
     w.flush()?;
     let mut lat = Vec::with_capacity(calls);
+    let pid = Some(child.id());
+    let mut before = Sample::default();
     for i in 0..warmup + calls {
+        if i == warmup {
+            before = Sample::of(child.id());
+        }
         let mut req = call(i as u64 + 1, tail);
         req.push(b'\n');
         let t0 = Instant::now();
@@ -288,9 +330,13 @@ fn stdio_session(cmd: &[OsString], warmup: usize, calls: usize, tail: &[u8]) -> 
             lat.push(dt.as_nanos() as u64);
         }
     }
+    let cpu_us = cpu_per_call(pid, before, calls);
     drop(w);
     child.wait()?;
-    Ok(run::stats(lat))
+    Ok(Session {
+        stats: run::stats(lat),
+        cpu_us,
+    })
 }
 
 /// A child process killed when dropped.
@@ -346,11 +392,12 @@ pub struct Options {
     pub rounds: usize,
 }
 
-/// The three latency distributions (median round of each).
+/// Every round's sessions, per path.
 pub struct Report {
-    pub direct: Vec<Stats>,
-    pub via_http: Vec<Stats>,
-    pub via_stdio: Vec<Stats>,
+    pub direct: Vec<Session>,
+    pub via_forward: Vec<Session>,
+    pub via_http: Vec<Session>,
+    pub via_stdio: Vec<Session>,
 }
 
 /// Runs every measurement: rounds alternate direct, HTTP proxy, stdio proxy.
@@ -384,6 +431,15 @@ pub fn run(o: &Options) -> io::Result<Report> {
         .find(|w| w.starts_with("http://"))
         .unwrap_or("")
         .to_string();
+    let proxy_pid = Some(_proxy.0.id());
+    let (forwarder, line) = start(
+        Command::new(&exe).args(["http-forward", "--upstream", &upstream]),
+        false,
+        "listening on",
+    )?;
+    let forward_port = line.trim().rsplit(' ').next().unwrap_or("0").to_string();
+    let forward_url = format!("http://127.0.0.1:{forward_port}/mcp");
+    let forward_pid = Some(forwarder.0.id());
     let stdio_cmd: Vec<OsString> = vec![
         o.proxy.clone().into_os_string(),
         "--server".into(),
@@ -396,15 +452,24 @@ pub fn run(o: &Options) -> io::Result<Report> {
     let tail = run::call_tail(&o.tool, &o.arguments);
     let mut rep = Report {
         direct: Vec::new(),
+        via_forward: Vec::new(),
         via_http: Vec::new(),
         via_stdio: Vec::new(),
     };
     for round in 0..o.rounds {
         eprintln!("mcp-load: round {} of {}...", round + 1, o.rounds);
         rep.direct
-            .push(http_session(&upstream, o.warmup, o.calls, &tail)?);
-        rep.via_http
-            .push(http_session(&proxy_url, o.warmup, o.calls, &tail)?);
+            .push(http_session(&upstream, None, o.warmup, o.calls, &tail)?);
+        rep.via_forward.push(http_session(
+            &forward_url,
+            forward_pid,
+            o.warmup,
+            o.calls,
+            &tail,
+        )?);
+        rep.via_http.push(http_session(
+            &proxy_url, proxy_pid, o.warmup, o.calls, &tail,
+        )?);
         rep.via_stdio
             .push(stdio_session(&stdio_cmd, o.warmup, o.calls, &tail)?);
     }
@@ -414,10 +479,17 @@ pub fn run(o: &Options) -> io::Result<Report> {
 /// Picks one percentile.
 type Pick = fn(&Stats) -> u64;
 
-fn median(v: &[Stats], pick: Pick) -> f64 {
-    let mut x: Vec<u64> = v.iter().map(pick).collect();
+fn median(v: &[Session], pick: Pick) -> f64 {
+    let mut x: Vec<u64> = v.iter().map(|s| pick(&s.stats)).collect();
     x.sort_unstable();
     x.get(x.len() / 2).copied().unwrap_or(0) as f64 / 1e3
+}
+
+/// The median over rounds of the CPU per call, or None when not measured.
+fn median_cpu(v: &[Session]) -> Option<f64> {
+    let mut x: Vec<f64> = v.iter().filter_map(|s| s.cpu_us).collect();
+    x.sort_unstable_by(f64::total_cmp);
+    x.get(x.len() / 2).copied()
 }
 
 /// The human-readable table.
@@ -447,12 +519,12 @@ pub fn table(o: &Options, r: &Report) -> String {
     ));
     w(String::new());
     w(format!(
-        "  {:<8} {:>10} {:>14} {:>10} {:>14} {:>10}",
-        "(us)", "direct", "--transport", "added", "stdio client", "added"
+        "  {:<8} {:>8} {:>12} {:>8} {:>12} {:>8} {:>12} {:>8}",
+        "(us)", "direct", "hyper", "added", "--transport", "added", "stdio client", "added"
     ));
     w(format!(
-        "  {:<8} {:>10} {:>14} {:>10} {:>14} {:>10}",
-        "", "HTTP", "http", "", "--upstream", ""
+        "  {:<8} {:>8} {:>12} {:>8} {:>12} {:>8} {:>12} {:>8}",
+        "", "HTTP", "forwarder", "", "http", "", "--upstream", ""
     ));
     let rows: [(&str, Pick); 4] = [
         ("p50", |s| s.p50),
@@ -462,18 +534,34 @@ pub fn table(o: &Options, r: &Report) -> String {
     ];
     for (name, f) in rows {
         let d = median(&r.direct, f);
+        let fw = median(&r.via_forward, f);
         let h = median(&r.via_http, f);
         let st = median(&r.via_stdio, f);
         w(format!(
-            "  {name:<8} {d:>10.1} {h:>14.1} {:>+10.1} {st:>14.1} {:>+10.1}",
+            "  {name:<8} {d:>8.1} {fw:>12.1} {:>+8.1} {h:>12.1} {:>+8.1} {st:>12.1} {:>+8.1}",
+            fw - d,
             h - d,
             st - d
         ));
     }
+    let cpu = |v: &[Session]| median_cpu(v).map_or("-".into(), |c| format!("{c:.1}"));
+    w(format!(
+        "  {:<8} {:>8} {:>12} {:>8} {:>12} {:>8} {:>12} {:>8}",
+        "CPU/call",
+        "",
+        cpu(&r.via_forward),
+        "",
+        cpu(&r.via_http),
+        "",
+        cpu(&r.via_stdio),
+        ""
+    ));
+    w("  (CPU/call: user + system time of the forwarder or proxy process per call, from /proc/PID/stat)".into());
     let added = median(&r.via_http, |s| s.p50) - median(&r.direct, |s| s.p50);
+    let over_forwarder = median(&r.via_http, |s| s.p50) - median(&r.via_forward, |s| s.p50);
     w(String::new());
     w(format!(
-        "goal: HTTP added p50 <= 50 us: [{}] {added:+.1} us (--transport http --upstream)",
+        "goal: HTTP added p50 <= 50 us: [{}] {added:+.1} us (--transport http --upstream); {over_forwarder:+.1} us over the hyper forwarder",
         if added <= 50.0 { "met" } else { "MISSED" }
     ));
     s

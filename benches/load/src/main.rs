@@ -8,6 +8,7 @@
 //!              [--limited-calls N] [--tool NAME] [--arguments JSON]
 //!              [--tools N] [--names FILE] [--no-relay] [--json]
 //! mcp-load http-server [--tools N] [--names FILE] [--port P]
+//! mcp-load http-forward --upstream URL [--port P]
 //! mcp-load run-http --proxy PATH [--server NAME] [--calls N] [--warmup N] [--rounds R]
 //! mcp-load limits --proxy PATH [--server NAME] [--nolimit-server NAME]
 //!                 [--backend NAME=FLAGS]... [--calls N] [--warmup N] [--rounds R] [--json]
@@ -16,12 +17,16 @@
 //! `server` is a minimal, fast stdio MCP server whose tools are named after a
 //! policy's tools; `relay` is the cheapest possible line relay (the cost of
 //! one extra process hop); `run` measures the server directly, through the
-//! relay and through the proxy, in one run. `limits` measures what a
+//! relay and through the proxy, in one run. `http-forward` is the cheapest
+//! hyper-to-hyper HTTP forwarder, the HTTP counterpart of `relay`; `run-http`
+//! measures the HTTP server directly, through it and through the proxy.
+//! `limits` measures what a
 //! rate-limited call costs with each counter store (memory, SQLite, Redis).
 //! See `scripts/bench-proxy`.
 
 #![forbid(unsafe_code)]
 
+mod forward;
 mod http;
 mod json;
 mod limits;
@@ -65,6 +70,9 @@ usage:
       --json                 print a JSON object instead of the table
   mcp-load http-server [--tools N] [--names FILE] [--port P]
       the same server over HTTP (Streamable HTTP, JSON answers) on 127.0.0.1
+  mcp-load http-forward --upstream URL [--port P]
+      the cheapest hyper-to-hyper HTTP forwarder (no parsing, no policy), as
+      the HTTP baseline; prints `listening on PORT`
   mcp-load run-http --proxy PATH [--server NAME] [--calls N] [--warmup N] [--rounds R]
       serial tools/call latency: directly over HTTP, through PATH --transport http
       --upstream, and through PATH --upstream (stdio client); defaults: --server
@@ -125,6 +133,7 @@ fn main() -> ExitCode {
         "limits" => limits_main(&args[1..]),
         "http-server" => http_server_main(&args[1..]),
         "run-http" => run_http_main(&args[1..]),
+        "http-forward" => http_forward_main(&args[1..]),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -379,6 +388,32 @@ fn http_server_main(args: &[OsString]) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcp-load http-server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn http_forward_main(args: &[OsString]) -> ExitCode {
+    let mut upstream = String::new();
+    let mut port = 0u16;
+    let mut f = Flags { args, i: 0 };
+    while let Some(a) = f.next() {
+        let r = match a {
+            "--upstream" => f.string(a).map(|v| upstream = v),
+            "--port" => f.number(a).map(|v| port = v as u16),
+            other => Err(format!("http-forward: unknown flag `{other}`")),
+        };
+        if let Err(e) = r {
+            return fail(&e);
+        }
+    }
+    if upstream.is_empty() {
+        return fail("http-forward: --upstream URL is required");
+    }
+    match forward::run(&upstream, port) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-load http-forward: {e}");
             ExitCode::from(1)
         }
     }
