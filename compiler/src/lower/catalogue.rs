@@ -22,8 +22,8 @@
 
 use super::{PolicyBuilder, Str, check_keys, get, map_entries, seq_items, string_field};
 use crate::ir::{
-    Amount, Check, Counter, CounterId, Expr, Hide, Limit, Loc, NamePattern, Partition, Posture,
-    RuleKind, ServerPolicy, Tool, Window,
+    Amount, Check, Counter, CounterId, Expr, Limit, Loc, NamePattern, Partition, Posture, RuleKind,
+    ServerPolicy, Tool, Window,
 };
 use crate::source::{Diagnostic, Span};
 use crate::syntax::yaml::{Node, Typed, typed};
@@ -80,22 +80,7 @@ pub fn lower(
                 ));
                 continue;
             }
-            let rule = b.add_rule(
-                "(hidden)".into(),
-                format!("hide[{i}]"),
-                RuleKind::Hide,
-                s.span,
-            );
-            let pattern = if s.text == "*" {
-                NamePattern::All
-            } else {
-                NamePattern::Exact(s.text)
-            };
-            b.policy.hidden.push(Hide {
-                pattern,
-                rule,
-                loc: Loc(s.span),
-            });
+            b.add_hide(i, &s.text, s.span);
         }
     }
     b.policy.default_rule = b.add_rule(

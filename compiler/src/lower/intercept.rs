@@ -15,7 +15,7 @@ use portcullis_core::policy::go_quote;
 
 use super::{PolicyBuilder, Str, check_keys, get, key_span, map_entries, seq_items, string_field};
 use crate::ir::{
-    Amount, ArgPath, Calendar, Check, CmpOp, Const, Counter, CounterId, Expr, Hide, Limit, Loc,
+    Amount, ArgPath, Calendar, Check, CmpOp, Const, Counter, CounterId, Expr, Limit, Loc,
     NamePattern, Operand, Partition, Posture, RuleKind, ServerPolicy, Test, TestKind, Tool, Window,
 };
 use crate::source::{Diagnostic, Span};
@@ -1329,22 +1329,7 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
     let server = b.policy.name.clone();
     b.policy.description = file.description.as_ref().map(|d| d.text.clone());
     for (i, h) in file.hide.iter().enumerate() {
-        let rule = b.add_rule(
-            "(hidden)".into(),
-            format!("hide[{i}]"),
-            RuleKind::Hide,
-            h.span,
-        );
-        let pattern = if h.text == "*" {
-            NamePattern::All
-        } else {
-            NamePattern::Exact(h.text.clone())
-        };
-        b.policy.hidden.push(Hide {
-            pattern,
-            rule,
-            loc: Loc(h.span),
-        });
+        b.add_hide(i, &h.text, h.span);
     }
     b.policy.default = if file.default.text == "deny" {
         Posture::Deny

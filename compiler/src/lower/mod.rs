@@ -9,7 +9,8 @@ pub mod dsl;
 pub mod intercept;
 
 use crate::ir::{
-    CounterId, Dialect, Loc, Posture, Regex, RegexId, Rule, RuleId, RuleKind, ServerPolicy,
+    CounterId, Dialect, Hide, Loc, NamePattern, Posture, Regex, RegexId, Rule, RuleId, RuleKind,
+    ServerPolicy,
 };
 use crate::source::{Diagnostic, FileId, Span, did_you_mean};
 use crate::syntax::yaml::{Key, Node, NodeValue, Style};
@@ -41,6 +42,27 @@ impl PolicyBuilder {
                 digest,
             },
         }
+    }
+
+    /// A YAML `hide` entry (both dialects): `"*"` hides every tool, any
+    /// other text the tool of that exact name; `index` names it `hide[index]`.
+    pub fn add_hide(&mut self, index: usize, name: &str, span: Span) {
+        let rule = self.add_rule(
+            "(hidden)".into(),
+            format!("hide[{index}]"),
+            RuleKind::Hide,
+            span,
+        );
+        let pattern = if name == "*" {
+            NamePattern::All
+        } else {
+            NamePattern::Exact(name.to_owned())
+        };
+        self.policy.hidden.push(Hide {
+            pattern,
+            rule,
+            loc: Loc(span),
+        });
     }
 
     /// Appends a rule-table entry and returns its id.
