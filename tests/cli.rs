@@ -88,6 +88,41 @@ fn every_corpus_policy_validates() {
     );
 }
 
+/// A directory with no server policy is an error, as it is for the build
+/// (it was "valid": exit 0, nothing printed).
+#[test]
+fn validate_refuses_a_directory_without_a_server_policy() {
+    let dir = common::temp_dir("validate-empty");
+    let shown = dir.display().to_string();
+    let (code, out, err) = portcullis(&["validate", &shown]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(&format!("error: no policy files in {shown}")),
+        "{err}"
+    );
+    assert!(err.contains("= help: add `<server>.yaml`"), "{err}");
+
+    std::fs::copy(
+        "policies/default/everything.test.yaml",
+        dir.join("everything.test.yaml"),
+    )
+    .unwrap();
+    let (code, _, err) = portcullis(&["validate", &shown]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("only policy tests (everything.test.yaml)"),
+        "{err}"
+    );
+
+    std::fs::copy(
+        "policies/default/everything.yaml",
+        dir.join("everything.yaml"),
+    )
+    .unwrap();
+    let (code, out, err) = portcullis(&["validate", &shown]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
 #[test]
 fn deny_warnings_fails_on_warnings() {
     let (code, _, _) = portcullis(&[

@@ -50,6 +50,25 @@ pub fn run(args: &ValidateArgs) -> i32 {
         );
         return 1;
     }
+    // A directory that holds no server policy builds no binary (build.rs
+    // stops with the same message); validating it must not look like success.
+    if output.policies.is_empty() && paths.iter().all(|p| p.is_dir()) {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        let tests: Vec<String> = paths
+            .iter()
+            .filter_map(|p| std::fs::read_dir(p).ok())
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path().display().to_string()))
+            .filter(|p| p.ends_with(".test.yaml") || p.ends_with(".test.yml"))
+            .collect();
+        let tests: Vec<&str> = tests.iter().map(String::as_str).collect();
+        if let Some((message, help)) =
+            portcullis_compiler::no_policy_error(&shown.join(", "), &inputs, &tests, 0)
+        {
+            eprintln!("error: {message}\n  = help: {help}");
+            return 1;
+        }
+    }
     for p in &output.policies {
         let rules = p
             .rules
