@@ -187,24 +187,10 @@ fn the_redis_store_passes_the_conformance_suite() {
     }
 }
 
-#[test]
-fn four_proxies_racing_one_limit_admit_exactly_the_limit() {
-    let redis = Redis::start("redis-race", &[]);
-    let dir = temp_dir("redis-race-policy");
-    let limit = 10;
-    let policy = policy(&dir, limit);
-    let dsn = redis.dsn();
-    let mut proxies: Vec<Proxy> = (0..4)
-        .map(|i| {
-            proxy(
-                &format!("redis-race-{i}"),
-                &policy,
-                &dsn,
-                &["--state-prefix", "race:"],
-            )
-        })
-        .collect();
-    let per_proxy = 6u64;
+/// Every proxy writes `per_proxy` echo calls at once, then reads the
+/// answers: together they admit exactly `limit`, and every other call is
+/// denied by the limit's own message (not by anything else).
+fn race_echoes(proxies: &mut [Proxy], per_proxy: u64, limit: u32) {
     let answers: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = proxies
             .iter_mut()
@@ -236,9 +222,29 @@ fn four_proxies_racing_one_limit_admit_exactly_the_limit() {
     assert_eq!(admitted, limit as usize, "{answers:#?}");
     assert_eq!(
         limited,
-        4 * per_proxy as usize - limit as usize,
+        proxies.len() * per_proxy as usize - limit as usize,
         "{answers:#?}"
     );
+}
+
+#[test]
+fn four_proxies_racing_one_limit_admit_exactly_the_limit() {
+    let redis = Redis::start("redis-race", &[]);
+    let dir = temp_dir("redis-race-policy");
+    let limit = 10;
+    let policy = policy(&dir, limit);
+    let dsn = redis.dsn();
+    let mut proxies: Vec<Proxy> = (0..4)
+        .map(|i| {
+            proxy(
+                &format!("redis-race-{i}"),
+                &policy,
+                &dsn,
+                &["--state-prefix", "race:"],
+            )
+        })
+        .collect();
+    race_echoes(&mut proxies, 6, limit);
     // The prefix is on every key, in the key form of earlier versions (a
     // single Redis needs no hash tag): counters and reservation markers.
     let keys = redis.cli(&["--scan"]);
@@ -1027,39 +1033,7 @@ fn three_proxies_racing_one_limit_on_a_three_master_cluster_admit_exactly_the_li
             )
         })
         .collect();
-    let per_proxy = 7u64;
-    let answers: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = proxies
-            .iter_mut()
-            .enumerate()
-            .map(|(n, p)| {
-                s.spawn(move || {
-                    let ids: Vec<u64> = (0..per_proxy).map(|i| 100 * (n as u64 + 1) + i).collect();
-                    for id in &ids {
-                        p.send(&format!(
-                            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"hello {id}"}}}}}}"#
-                        ));
-                    }
-                    ids.iter().map(|id| p.response(&id.to_string())).collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
-    let admitted = answers.iter().filter(|a| !is_denial(a)).count();
-    let limited = answers
-        .iter()
-        .filter(|a| a.contains(&format!("At most {limit} echoes")))
-        .count();
-    assert_eq!(admitted, limit as usize, "{answers:#?}");
-    assert_eq!(
-        limited,
-        3 * per_proxy as usize - limit as usize,
-        "{answers:#?}"
-    );
+    race_echoes(&mut proxies, 7, limit);
     // Both counters of the decision (echo's and `tool *`'s) are on one
     // master, in the slot of the hash tag `{limited}`.
     let slot = nodes[0].cli(&["cluster", "keyslot", "{limited}"]);
