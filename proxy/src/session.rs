@@ -27,8 +27,9 @@ use portcullis_core::policy::{Effect, Env, FailMode, Policy};
 pub const UPSTREAM_TIMEOUT: i32 = -32001;
 /// JSON-RPC error code for "the upstream went away".
 pub const UPSTREAM_GONE: i32 = -32000;
-/// JSON-RPC error code for an upstream answer the proxy refused to pass on.
-pub const UPSTREAM_BAD_ANSWER: i32 = -32603;
+/// JSON-RPC error code for an upstream answer the proxy refused to pass on
+/// (JSON-RPC's internal error, as the server failed, not the client).
+pub const UPSTREAM_BAD_ANSWER: i32 = portcullis_core::jsonrpc::INTERNAL_ERROR;
 
 /// A request id compared by JSON value: `1`, `1.0` and `1e0` are one id;
 /// `"1"` is another.
