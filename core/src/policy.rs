@@ -282,6 +282,22 @@ pub trait Policy: Send + Sync {
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision;
 }
 
+/// A borrowed policy is a policy: the embedded `&'static dyn Policy` table
+/// and an owned evaluator can stand side by side as `Box<dyn Policy>`.
+impl<P: Policy + ?Sized> Policy for &P {
+    fn meta(&self) -> &PolicyMeta {
+        (**self).meta()
+    }
+
+    fn is_hidden(&self, tool: &str) -> bool {
+        (**self).is_hidden(tool)
+    }
+
+    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+        (**self).decide(call, env)
+    }
+}
+
 /// The counter phase of a decision: the limit rules that apply to a call, in
 /// order, then one atomic reservation for all of them.
 pub struct Limits {

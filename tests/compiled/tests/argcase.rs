@@ -28,24 +28,9 @@ fn engines(server: &str) -> Vec<(&'static str, Box<dyn Policy>)> {
         .find(|s| s.name == server)
         .unwrap()
         .clone();
-    struct Native(&'static dyn Policy);
-    impl Policy for Native {
-        fn meta(&self) -> &portcullis_core::PolicyMeta {
-            self.0.meta()
-        }
-        fn is_hidden(&self, t: &str) -> bool {
-            self.0.is_hidden(t)
-        }
-        fn decide(&self, c: &ToolCall<'_>, e: &Env<'_>) -> portcullis_core::Decision {
-            self.0.decide(c, e)
-        }
-    }
     vec![
         ("evaluator", Box::new(Evaluator::new(ir, &set.sources))),
-        (
-            "generated",
-            Box::new(Native(compiled(server).expect("compiled"))),
-        ),
+        ("generated", Box::new(compiled(server).expect("compiled"))),
     ]
 }
 

@@ -22,21 +22,9 @@ fn engines() -> Vec<(&'static str, Box<dyn Policy>)> {
     let evaluator = Evaluator::new(set.servers[0].clone(), &set.sources);
     assert_eq!(set.servers[0].dialect.name(), "catalogue");
     let native = compiled("fusionauth-catalogue").unwrap();
-    struct Native(&'static dyn Policy);
-    impl Policy for Native {
-        fn meta(&self) -> &portcullis_core::PolicyMeta {
-            self.0.meta()
-        }
-        fn is_hidden(&self, t: &str) -> bool {
-            self.0.is_hidden(t)
-        }
-        fn decide(&self, c: &ToolCall<'_>, e: &Env<'_>) -> portcullis_core::Decision {
-            self.0.decide(c, e)
-        }
-    }
     vec![
         ("evaluator", Box::new(evaluator)),
-        ("generated", Box::new(Native(native))),
+        ("generated", Box::new(native)),
     ]
 }
 

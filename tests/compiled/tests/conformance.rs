@@ -186,22 +186,8 @@ fn engines(case: &Case) -> Vec<(&'static str, Box<dyn Policy>)> {
         compiled(&case.id).unwrap_or_else(|| panic!("{} was not compiled by build.rs", case.id));
     vec![
         ("evaluator", Box::new(evaluator)),
-        ("generated", Box::new(Native(native))),
+        ("generated", Box::new(native)),
     ]
-}
-
-struct Native(&'static dyn Policy);
-
-impl Policy for Native {
-    fn meta(&self) -> &portcullis_core::PolicyMeta {
-        self.0.meta()
-    }
-    fn is_hidden(&self, tool: &str) -> bool {
-        self.0.is_hidden(tool)
-    }
-    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> portcullis_core::Decision {
-        self.0.decide(call, env)
-    }
 }
 
 struct CallSpec {

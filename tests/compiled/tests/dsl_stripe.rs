@@ -9,20 +9,6 @@ use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Effect, Env, FailMode, Outcome, Policy};
 
-struct Native(&'static dyn Policy);
-
-impl Policy for Native {
-    fn meta(&self) -> &portcullis_core::PolicyMeta {
-        self.0.meta()
-    }
-    fn is_hidden(&self, t: &str) -> bool {
-        self.0.is_hidden(t)
-    }
-    fn decide(&self, c: &ToolCall<'_>, e: &Env<'_>) -> portcullis_core::Decision {
-        self.0.decide(c, e)
-    }
-}
-
 fn engines() -> Vec<(&'static str, Box<dyn Policy>)> {
     let inputs = load_dir(&repo_path("tests/fixtures/dsl"), Some("tests/fixtures/dsl")).unwrap();
     let set = compile(&inputs)
@@ -37,10 +23,7 @@ fn engines() -> Vec<(&'static str, Box<dyn Policy>)> {
     assert_eq!(ir.dialect.name(), "dsl");
     vec![
         ("evaluator", Box::new(Evaluator::new(ir, &set.sources))),
-        (
-            "generated",
-            Box::new(Native(compiled_dsl("stripe").unwrap())),
-        ),
+        ("generated", Box::new(compiled_dsl("stripe").unwrap())),
     ]
 }
 

@@ -190,6 +190,7 @@ fn decisions_do_not_allocate() {
     let mut outcomes = std::collections::BTreeMap::new();
     let mut run = |round: usize, record: bool| {
         for (i, (policy, raw)) in everything.iter().enumerate() {
+            let policy: &dyn Policy = *policy;
             let env = Env {
                 counters: &counters,
                 // Crosses minute, hour and day boundaries as the rounds go on.
