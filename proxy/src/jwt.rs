@@ -17,7 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+pub use jsonwebtoken::Algorithm;
+use jsonwebtoken::{DecodingKey, Validation};
 use portcullis_core::Principal;
 use tokio::time::Instant;
 
@@ -65,7 +66,8 @@ pub struct JwtOptions {
     pub jwks: JwksSource,
     /// The exact `iss` required.
     pub issuer: String,
-    /// Accepted `aud` values (one must be in the token's `aud`).
+    /// Accepted `aud` values (one must be in the token's `aud`); empty: the
+    /// endpoint's resource URL, once known ([`Verifier::default_audience`]).
     pub audiences: Vec<String>,
     /// Accepted `alg` values.
     pub algorithms: Vec<Algorithm>,
@@ -118,6 +120,8 @@ pub struct Verifier {
     cache: Mutex<HashMap<Box<str>, Cached, foldhash::fast::RandomState>>,
     client: Option<crate::http::upstream::HttpClient>,
     log: Log,
+    /// The audience when none is configured: the resource URL (known once the endpoint listens).
+    default_audience: std::sync::OnceLock<String>,
 }
 
 fn now_secs() -> u64 {
@@ -219,6 +223,7 @@ impl Verifier {
             cache: Mutex::new(HashMap::default()),
             client,
             log,
+            default_audience: std::sync::OnceLock::new(),
         };
         match (v.refresh(true).await, &v.opts.jwks) {
             (Ok(0), JwksSource::File(p)) => Err(format!(
@@ -234,6 +239,12 @@ impl Verifier {
             }
             (Ok(_), _) => Ok(v),
         }
+    }
+
+    /// The audience accepted when `audiences` is empty (the endpoint's
+    /// canonical URL); set once, later calls are ignored.
+    pub fn default_audience(&self, resource: &str) {
+        let _ = self.default_audience.set(resource.to_string());
     }
 
     /// The options.
@@ -419,7 +430,12 @@ impl Verifier {
         v.leeway = self.opts.leeway.as_secs();
         v.validate_nbf = true;
         v.set_issuer(&[&self.opts.issuer]);
-        v.set_audience(&self.opts.audiences);
+        match (&self.opts.audiences[..], self.default_audience.get()) {
+            ([], Some(resource)) => v.set_audience(&[resource]),
+            // No audience known: `aud` is required and nothing matches it.
+            ([], None) => v.set_audience::<&str>(&[]),
+            (auds, _) => v.set_audience(auds),
+        }
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &key.key, &v).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;

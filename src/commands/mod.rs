@@ -10,3 +10,4 @@ pub mod status;
 pub mod test;
 pub mod translate;
 pub mod validate;
+pub mod oauth;
