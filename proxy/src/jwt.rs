@@ -45,7 +45,8 @@ pub const DEFAULT_ALGORITHMS: &[Algorithm] = &[
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 
-/// The key set is fetched again at most this often (an unknown `kid` asks for it).
+/// The key set is fetched again at most this often (an unknown `kid` asks
+/// for it; the read at start-up does not count).
 pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
 
 /// A key set older than this is refreshed on the next request (so a key the
@@ -260,7 +261,11 @@ impl Verifier {
         if !force && last.is_some_and(|t| t.elapsed() < REFRESH_EVERY) {
             return Ok(self.keys.read().unwrap_or_else(|e| e.into_inner()).keys.len());
         }
-        *last = Some(Instant::now());
+        // The start-up read does not count: the first unknown `kid` after
+        // it may fetch at once (a rotation right after a restart).
+        if !force {
+            *last = Some(Instant::now());
+        }
         let bytes = self.read_jwks().await?;
         let (keys, skipped) = parse_jwks(&bytes).map_err(|e| format!("the JWKS {e}"))?;
         let n = keys.len();
