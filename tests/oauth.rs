@@ -627,9 +627,21 @@ fn a_jwks_url_rotates_keeps_cached_keys_when_down_and_fails_closed_without_any()
     assert_refused(r, 401, Some("invalid_token"), &p.metadata_url(), "unknown kid");
     assert_eq!(idp.hits.load(Ordering::SeqCst), 2, "at most one fetch a minute");
 
-    // The JWKS endpoint goes down: new tokens of known keys still pass.
+    drop(p);
+
+    // The JWKS endpoint goes down after start-up: a fetch (for an unknown
+    // kid) fails, and the cached keys keep serving.
+    idp.serve(Some(jwks(&[&k1])));
+    let p = Endpoint::start(
+        "oauth-jwks-cached",
+        &["--jwks-url", &idp.url, "--issuer", ISSUER],
+    );
     idp.serve(None);
-    let (status, _, body) = p.post(Some(&k1.sign(&claims(&aud, "carol"))), None, INIT);
+    let before = idp.hits.load(Ordering::SeqCst);
+    let r = p.post(Some(&k3.sign(&claims(&p.url, "alice"))), None, INIT);
+    assert_refused(r, 401, Some("invalid_token"), &p.metadata_url(), "unknown kid, JWKS down");
+    assert_eq!(idp.hits.load(Ordering::SeqCst), before + 1, "it tried the JWKS");
+    let (status, _, body) = p.post(Some(&k1.sign(&claims(&p.url, "carol"))), None, INIT);
     assert_eq!(status, 200, "cached keys keep serving: {body}");
     drop(p);
 
