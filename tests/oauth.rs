@@ -684,3 +684,52 @@ fn jwks_flags_are_checked_at_start_up() {
     assert_ne!(code, Some(0));
     assert!(err.contains("--issuer requires --jwks-file or --jwks-url"), "{err}");
 }
+
+#[test]
+fn the_official_sdk_client_authenticates_with_a_bearer_token_and_discovers_the_metadata() {
+    let dir = common::temp_dir("oauth-sdk-keys");
+    let rsa = TestKey::rsa(&dir, "rsa1");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks(&[&rsa])).unwrap();
+    let p = Endpoint::start(
+        "oauth-sdk",
+        &["--jwks-file", jwks_file.to_str().unwrap(), "--issuer", ISSUER],
+    );
+    let token = rsa.sign(&claims(&p.url, "alice"));
+    let out = Command::new("node")
+        .arg(common::root().join("tests/e2e/sdk_oauth_client.mjs"))
+        .current_dir(common::root())
+        .env("PROXY_URL", &p.url)
+        .env("TOKEN", &token)
+        .stdin(Stdio::null())
+        .output()
+        .expect("node (scripts/deps installs it)");
+    assert!(
+        out.status.success(),
+        "the SDK client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout))
+    });
+    let with = &seen["with"];
+    assert!(
+        with["tools"].as_array().unwrap().iter().any(|t| t == "echo"),
+        "{with}"
+    );
+    assert!(with["echo"].as_str().unwrap().contains("hello-oauth"), "{with}");
+    let without = &seen["without"];
+    assert_eq!(without["status"], 401, "{without}");
+    assert_eq!(without["error"]["code"], 401, "{without}");
+    assert_eq!(without["resourceMetadataUrl"], p.metadata_url().as_str(), "{without}");
+    assert_eq!(without["metadata"]["resource"], p.url.as_str(), "{without}");
+    assert_eq!(
+        without["metadata"]["authorization_servers"],
+        serde_json::json!([ISSUER]),
+        "{without}"
+    );
+    let tapped = p.server_received();
+    assert!(tapped.contains("hello-oauth"), "{tapped}");
+    assert!(!tapped.contains(&token[..40]), "the token stays with the proxy");
+    let _ = std::fs::remove_dir_all(&dir);
+}
