@@ -172,7 +172,14 @@ impl Endpoint {
         let dir = common::temp_dir(name);
         let tap = dir.join("server-received.jsonl");
         let mut child = Command::new(common::portcullis())
-            .args(["--transport", "http", "--port", "0", "--server", "everything"])
+            .args([
+                "--transport",
+                "http",
+                "--port",
+                "0",
+                "--server",
+                "everything",
+            ])
             .args(args)
             .arg("--")
             .arg(common::root().join("tests/e2e/tap.sh"))
@@ -301,7 +308,8 @@ fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16,
     {
         let (mut b, mut plain) = (&body[..], Vec::new());
         while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-            let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
             if n == 0 {
                 break;
             }
@@ -421,7 +429,10 @@ fn bad_tokens_are_refused_and_reach_nothing_valid_ones_pass() {
             doc["authorization_servers"],
             serde_json::json!(["https://idp.test/realms/mcp"])
         );
-        assert_eq!(doc["bearer_methods_supported"], serde_json::json!(["header"]));
+        assert_eq!(
+            doc["bearer_methods_supported"],
+            serde_json::json!(["header"])
+        );
     }
 
     let valid = rsa.sign(&claims(&aud, "alice"));
@@ -434,7 +445,12 @@ fn bad_tokens_are_refused_and_reach_nothing_valid_ones_pass() {
         let parts: Vec<&str> = valid.split('.').collect();
         let mut c = claims(&aud, "admin");
         c["exp"] = serde_json::json!(now() + 600);
-        format!("{}.{}.{}", parts[0], b64(c.to_string().as_bytes()), parts[2])
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(c.to_string().as_bytes()),
+            parts[2]
+        )
     };
     let alg_none = format!(
         "{}.{}.",
@@ -491,29 +507,46 @@ fn bad_tokens_are_refused_and_reach_nothing_valid_ones_pass() {
             Some("invalid_token"),
         ),
         ("unknown kid", Some(unknown_kid), 401, Some("invalid_token")),
-        ("tampered payload", Some(tampered), 401, Some("invalid_token")),
+        (
+            "tampered payload",
+            Some(tampered),
+            401,
+            Some("invalid_token"),
+        ),
         ("alg none", Some(alg_none), 401, Some("invalid_token")),
-        ("HS256 with the public key", Some(hs256), 401, Some("invalid_token")),
+        (
+            "HS256 with the public key",
+            Some(hs256),
+            401,
+            Some("invalid_token"),
+        ),
         ("not a JWT", Some("abc".into()), 401, Some("invalid_token")),
     ];
     for (what, token, status, error) in &cases {
         let r = p.post(token.as_deref(), None, INIT);
         assert_refused(r, *status, *error, &metadata, what);
     }
-    let r = p.post_to(
-        &format!("{}?access_token={valid}", p.url),
-        None,
-        None,
-        INIT,
+    let r = p.post_to(&format!("{}?access_token={valid}", p.url), None, None, INIT);
+    assert_refused(
+        r,
+        400,
+        Some("invalid_request"),
+        &metadata,
+        "token in the query",
     );
-    assert_refused(r, 400, Some("invalid_request"), &metadata, "token in the query");
     let r = p.post_to(
         &format!("{}?access_token={valid}", p.url),
         Some(&valid),
         None,
         INIT,
     );
-    assert_refused(r, 400, Some("invalid_request"), &metadata, "also with a header");
+    assert_refused(
+        r,
+        400,
+        Some("invalid_request"),
+        &metadata,
+        "also with a header",
+    );
     assert_eq!(
         p.server_received(),
         "",
@@ -533,8 +566,14 @@ fn bad_tokens_are_refused_and_reach_nothing_valid_ones_pass() {
     let (status, _, body) = p.post(Some(&ec_token), Some(&sid), &call(4));
     assert_eq!(status, 200, "an EC token of the same caller: {body}");
     let tapped = p.server_received();
-    assert!(tapped.contains("call-2") && tapped.contains("call-4"), "{tapped}");
-    assert!(!tapped.contains("call-3"), "a refused call reached the server: {tapped}");
+    assert!(
+        tapped.contains("call-2") && tapped.contains("call-4"),
+        "{tapped}"
+    );
+    assert!(
+        !tapped.contains("call-3"),
+        "a refused call reached the server: {tapped}"
+    );
     assert!(
         !tapped.contains(&valid[..40]),
         "the client's token never goes upstream"
@@ -547,7 +586,10 @@ fn bad_tokens_are_refused_and_reach_nothing_valid_ones_pass() {
     let (status, _, _) = http(
         &p.url,
         "DELETE",
-        &[("Authorization", &format!("Bearer {bob}")), ("Mcp-Session-Id", &sid)],
+        &[
+            ("Authorization", &format!("Bearer {bob}")),
+            ("Mcp-Session-Id", &sid),
+        ],
         b"",
     );
     assert_eq!(status, 404, "bob cannot end alice's session either");
@@ -594,9 +636,20 @@ fn a_required_scope_missing_is_403_insufficient_scope() {
     c["scope"] = "openid mcp:admin".into();
     let (status, _, body) = p.post(Some(&rsa.sign(&c)), None, INIT);
     assert_eq!(status, 200, "{body}");
-    let (_, _, body) = http(&format!("{}/.well-known/oauth-protected-resource", p.origin()), "GET", &[], b"");
-    assert!(body.contains(r#""scopes_supported":["mcp:admin"]"#), "{body}");
-    assert!(body.contains(r#""authorization_servers":["https://idp.test/realms/mcp"]"#), "the issuer by default: {body}");
+    let (_, _, body) = http(
+        &format!("{}/.well-known/oauth-protected-resource", p.origin()),
+        "GET",
+        &[],
+        b"",
+    );
+    assert!(
+        body.contains(r#""scopes_supported":["mcp:admin"]"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#""authorization_servers":["https://idp.test/realms/mcp"]"#),
+        "the issuer by default: {body}"
+    );
 }
 
 #[test]
@@ -624,8 +677,18 @@ fn a_jwks_url_rotates_keeps_cached_keys_when_down_and_fails_closed_without_any()
     assert_eq!(idp.hits.load(Ordering::SeqCst), 2);
     // Another unknown kid within the minute does not fetch again.
     let r = p.post(Some(&k3.sign(&claims(&aud, "alice"))), None, INIT);
-    assert_refused(r, 401, Some("invalid_token"), &p.metadata_url(), "unknown kid");
-    assert_eq!(idp.hits.load(Ordering::SeqCst), 2, "at most one fetch a minute");
+    assert_refused(
+        r,
+        401,
+        Some("invalid_token"),
+        &p.metadata_url(),
+        "unknown kid",
+    );
+    assert_eq!(
+        idp.hits.load(Ordering::SeqCst),
+        2,
+        "at most one fetch a minute"
+    );
 
     drop(p);
 
@@ -639,8 +702,18 @@ fn a_jwks_url_rotates_keeps_cached_keys_when_down_and_fails_closed_without_any()
     idp.serve(None);
     let before = idp.hits.load(Ordering::SeqCst);
     let r = p.post(Some(&k3.sign(&claims(&p.url, "alice"))), None, INIT);
-    assert_refused(r, 401, Some("invalid_token"), &p.metadata_url(), "unknown kid, JWKS down");
-    assert_eq!(idp.hits.load(Ordering::SeqCst), before + 1, "it tried the JWKS");
+    assert_refused(
+        r,
+        401,
+        Some("invalid_token"),
+        &p.metadata_url(),
+        "unknown kid, JWKS down",
+    );
+    assert_eq!(
+        idp.hits.load(Ordering::SeqCst),
+        before + 1,
+        "it tried the JWKS"
+    );
     let (status, _, body) = p.post(Some(&k1.sign(&claims(&p.url, "carol"))), None, INIT);
     assert_eq!(status, 200, "cached keys keep serving: {body}");
     drop(p);
@@ -661,12 +734,22 @@ fn jwks_flags_are_checked_at_start_up() {
     let dir = common::temp_dir("oauth-flags");
     let run = |args: &[&str]| {
         let out = Command::new(common::portcullis())
-            .args(["--transport", "http", "--port", "0", "--server", "everything"])
+            .args([
+                "--transport",
+                "http",
+                "--port",
+                "0",
+                "--server",
+                "everything",
+            ])
             .args(args)
             .args(["--", "true"])
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let file = dir.join("jwks.json");
     std::fs::write(&file, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
@@ -676,13 +759,26 @@ fn jwks_flags_are_checked_at_start_up() {
     assert!(err.contains("require --issuer"), "{err}");
     let (code, err) = run(&["--jwks-file", f, "--issuer", ISSUER]);
     assert_ne!(code, Some(0));
-    assert!(err.contains("none usable"), "an HMAC key is no signing key: {err}");
-    let (code, err) = run(&["--jwks-file", f, "--issuer", ISSUER, "--jwt-algorithm", "HS256"]);
+    assert!(
+        err.contains("none usable"),
+        "an HMAC key is no signing key: {err}"
+    );
+    let (code, err) = run(&[
+        "--jwks-file",
+        f,
+        "--issuer",
+        ISSUER,
+        "--jwt-algorithm",
+        "HS256",
+    ]);
     assert_ne!(code, Some(0));
     assert!(err.contains("HMAC algorithms are never accepted"), "{err}");
     let (code, err) = run(&["--issuer", ISSUER]);
     assert_ne!(code, Some(0));
-    assert!(err.contains("--issuer requires --jwks-file or --jwks-url"), "{err}");
+    assert!(
+        err.contains("--issuer requires --jwks-file or --jwks-url"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -693,7 +789,12 @@ fn the_official_sdk_client_authenticates_with_a_bearer_token_and_discovers_the_m
     std::fs::write(&jwks_file, jwks(&[&rsa])).unwrap();
     let p = Endpoint::start(
         "oauth-sdk",
-        &["--jwks-file", jwks_file.to_str().unwrap(), "--issuer", ISSUER],
+        &[
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+            "--issuer",
+            ISSUER,
+        ],
     );
     let token = rsa.sign(&claims(&p.url, "alice"));
     let out = Command::new("node")
@@ -709,19 +810,29 @@ fn the_official_sdk_client_authenticates_with_a_bearer_token_and_discovers_the_m
         "the SDK client failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout))
-    });
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     let with = &seen["with"];
     assert!(
-        with["tools"].as_array().unwrap().iter().any(|t| t == "echo"),
+        with["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "echo"),
         "{with}"
     );
-    assert!(with["echo"].as_str().unwrap().contains("hello-oauth"), "{with}");
+    assert!(
+        with["echo"].as_str().unwrap().contains("hello-oauth"),
+        "{with}"
+    );
     let without = &seen["without"];
     assert_eq!(without["status"], 401, "{without}");
     assert_eq!(without["error"]["code"], 401, "{without}");
-    assert_eq!(without["resourceMetadataUrl"], p.metadata_url().as_str(), "{without}");
+    assert_eq!(
+        without["resourceMetadataUrl"],
+        p.metadata_url().as_str(),
+        "{without}"
+    );
     assert_eq!(without["metadata"]["resource"], p.url.as_str(), "{without}");
     assert_eq!(
         without["metadata"]["authorization_servers"],
@@ -730,6 +841,9 @@ fn the_official_sdk_client_authenticates_with_a_bearer_token_and_discovers_the_m
     );
     let tapped = p.server_received();
     assert!(tapped.contains("hello-oauth"), "{tapped}");
-    assert!(!tapped.contains(&token[..40]), "the token stays with the proxy");
+    assert!(
+        !tapped.contains(&token[..40]),
+        "the token stays with the proxy"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

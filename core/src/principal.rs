@@ -124,9 +124,7 @@ impl Principal {
 
     /// True when `scope` was granted.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes
-            .binary_search_by(|s| (**s).cmp(scope))
-            .is_ok()
+        self.scopes.binary_search_by(|s| (**s).cmp(scope)).is_ok()
     }
 
     /// Every claim: a view of the JSON object (no allocation).
@@ -182,14 +180,23 @@ mod tests {
         assert!(p.has_scope("c") && !p.has_scope("d"));
         assert_eq!(p.claim("groups").unwrap().as_bytes(), br#"["finance"]"#);
         assert!(p.claim("nope").is_none());
-        assert!(!format!("{p:?}").contains("finance"), "claims are not printed");
+        assert!(
+            !format!("{p:?}").contains("finance"),
+            "claims are not printed"
+        );
     }
 
     #[test]
     fn claims_that_make_no_principal_are_refused() {
         for (claims, kind) in [
-            (&br#"{"sub":"a","iss":"i","sub":"b"}"#[..], PrincipalErrorKind::NotJson),
-            (br#"{"sub":"a","iss":"i","Sub":"b"}"#, PrincipalErrorKind::NotJson),
+            (
+                &br#"{"sub":"a","iss":"i","sub":"b"}"#[..],
+                PrincipalErrorKind::NotJson,
+            ),
+            (
+                br#"{"sub":"a","iss":"i","Sub":"b"}"#,
+                PrincipalErrorKind::NotJson,
+            ),
             (b"[1]", PrincipalErrorKind::NotObject),
             (br#"{"iss":"i"}"#, PrincipalErrorKind::NoSubject),
             (br#"{"sub":1,"iss":"i"}"#, PrincipalErrorKind::NoSubject),

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 pub use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{DecodingKey, Validation};
 use portcullis_core::Principal;
 use tokio::time::Instant;
@@ -259,7 +259,12 @@ impl Verifier {
     async fn refresh(&self, force: bool) -> Result<usize, String> {
         let mut last = self.fetching.lock().await;
         if !force && last.is_some_and(|t| t.elapsed() < REFRESH_EVERY) {
-            return Ok(self.keys.read().unwrap_or_else(|e| e.into_inner()).keys.len());
+            return Ok(self
+                .keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys
+                .len());
         }
         // The start-up read does not count: the first unknown `kid` after
         // it may fetch at once (a rotation right after a restart).
@@ -364,14 +369,16 @@ impl Verifier {
         };
         if stale && matches!(self.opts.jwks, JwksSource::Url(_)) {
             if let Err(e) = self.refresh(false).await {
-                self.log.warn(format_args!("{e}; serving with the keys held"));
+                self.log
+                    .warn(format_args!("{e}; serving with the keys held"));
             }
         }
         let (principal, exp) = match self.validate(token) {
             Err(Invalid::UnknownKey) => {
                 // A rotation: the key set may have a new key.
                 if let Err(e) = self.refresh(false).await {
-                    self.log.warn(format_args!("{e}; serving with the keys held"));
+                    self.log
+                        .warn(format_args!("{e}; serving with the keys held"));
                 }
                 self.validate(token)
             }

@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod explain;
 pub mod fmt;
+pub mod oauth;
 pub mod policies;
 pub mod run;
 pub mod scan;
@@ -10,4 +11,3 @@ pub mod status;
 pub mod test;
 pub mod translate;
 pub mod validate;
-pub mod oauth;

@@ -80,7 +80,10 @@ impl OAuth {
             "authorization_servers".into(),
             strings(&self.authorization_servers),
         );
-        doc.insert("bearer_methods_supported".into(), strings(&["header".into()]));
+        doc.insert(
+            "bearer_methods_supported".into(),
+            strings(&["header".into()]),
+        );
         let scopes = &self.verifier.options().required_scopes;
         if !scopes.is_empty() {
             doc.insert("scopes_supported".into(), strings(scopes));
@@ -160,7 +163,11 @@ impl Server {
         };
         if token_in_query(req) {
             let why = "tokens in the query string are refused: send Authorization: Bearer";
-            let mut r = http_error(StatusCode::BAD_REQUEST, INVALID_REQUEST, &format!("Bad Request: {why}"));
+            let mut r = http_error(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                &format!("Bad Request: {why}"),
+            );
             r.headers_mut().insert(
                 hyper::header::WWW_AUTHENTICATE,
                 oauth.challenge(Some(("invalid_request", why))),
@@ -182,11 +189,7 @@ impl Server {
                 "Unauthorized: send Authorization: Bearer <an access token for this resource>",
                 None,
             ),
-            Refusal::Invalid(why) => (
-                StatusCode::UNAUTHORIZED,
-                why,
-                Some(("invalid_token", why)),
-            ),
+            Refusal::Invalid(why) => (StatusCode::UNAUTHORIZED, why, Some(("invalid_token", why))),
             Refusal::InsufficientScope => (
                 StatusCode::FORBIDDEN,
                 "Forbidden: the token lacks a required scope",
