@@ -207,6 +207,8 @@ impl Endpoint {
         loop {
             let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             else {
+                let _ = child.kill();
+                let _ = child.wait();
                 panic!("portcullis did not print its URL: {seen}");
             };
             seen.push_str(&line);

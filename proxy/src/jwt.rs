@@ -367,11 +367,12 @@ impl Verifier {
             let k = self.keys.read().unwrap_or_else(|e| e.into_inner());
             k.read.is_none_or(|t| t.elapsed() > KEYS_MAX_AGE)
         };
-        if stale && matches!(self.opts.jwks, JwksSource::Url(_)) {
-            if let Err(e) = self.refresh(false).await {
-                self.log
-                    .warn(format_args!("{e}; serving with the keys held"));
-            }
+        if stale
+            && matches!(self.opts.jwks, JwksSource::Url(_))
+            && let Err(e) = self.refresh(false).await
+        {
+            self.log
+                .warn(format_args!("{e}; serving with the keys held"));
         }
         let (principal, exp) = match self.validate(token) {
             Err(Invalid::UnknownKey) => {
