@@ -849,3 +849,33 @@ fn the_official_sdk_client_authenticates_with_a_bearer_token_and_discovers_the_m
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_cached_token_expires_with_its_exp() {
+    let dir = common::temp_dir("oauth-expiry");
+    let ec = TestKey::ec(&dir, "ec1");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks(&[&ec])).unwrap();
+    let p = Endpoint::start(
+        "oauth-expiry",
+        &[
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+            "--issuer",
+            ISSUER,
+            "--jwt-leeway",
+            "0",
+        ],
+    );
+    let mut c = claims(&p.url, "alice");
+    c["exp"] = (now() + 2).into();
+    let token = ec.sign(&c);
+    let sid = p.open(&token);
+    let (status, _, body) = p.post(Some(&token), Some(&sid), &call(2));
+    assert_eq!(status, 200, "valid (and now cached): {body}");
+    std::thread::sleep(Duration::from_millis(3100));
+    let r = p.post(Some(&token), Some(&sid), &call(3));
+    assert_refused(r, 401, Some("invalid_token"), &p.metadata_url(), "expired in the cache");
+    assert!(!p.server_received().contains("call-3"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
