@@ -875,7 +875,13 @@ fn a_cached_token_expires_with_its_exp() {
     assert_eq!(status, 200, "valid (and now cached): {body}");
     std::thread::sleep(Duration::from_millis(3100));
     let r = p.post(Some(&token), Some(&sid), &call(3));
-    assert_refused(r, 401, Some("invalid_token"), &p.metadata_url(), "expired in the cache");
+    assert_refused(
+        r,
+        401,
+        Some("invalid_token"),
+        &p.metadata_url(),
+        "expired in the cache",
+    );
     assert!(!p.server_received().contains("call-3"));
     let _ = std::fs::remove_dir_all(&dir);
 }
