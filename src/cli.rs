@@ -236,6 +236,37 @@ pub struct ProxyArgs {
     /// After the client disconnects, seconds the server has to exit before SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub shutdown_grace: f64,
+    /// Validate bearer JWTs on the local HTTP endpoint against the keys of this JWKS file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["jwks_url", "client_token_file"])]
+    pub jwks_file: Option<PathBuf>,
+    /// Validate bearer JWTs on the local HTTP endpoint against the keys at this
+    /// JWKS URL (the authorization server's `jwks_uri`; fetched again on an unknown `kid`).
+    #[arg(long, value_name = "URL", conflicts_with = "client_token_file")]
+    pub jwks_url: Option<String>,
+    /// With --jwks-*: the `iss` every token must have.
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// With --jwks-*: an accepted `aud` (repeatable; default: --resource-url).
+    #[arg(long, value_name = "AUD")]
+    pub audience: Vec<String>,
+    /// With --jwks-*: the endpoint's canonical URL as clients reach it
+    /// (default: http://BIND:PORT/mcp), named in the Protected Resource Metadata.
+    #[arg(long, value_name = "URL")]
+    pub resource_url: Option<String>,
+    /// With --jwks-*: an authorization server named in the Protected Resource
+    /// Metadata (repeatable; default: --issuer).
+    #[arg(long, value_name = "URL")]
+    pub authorization_server: Vec<String>,
+    /// With --jwks-*: a scope every token must grant (repeatable; 403 insufficient_scope otherwise).
+    #[arg(long, value_name = "SCOPE")]
+    pub required_scope: Vec<String>,
+    /// With --jwks-*: an accepted signature algorithm (repeatable; default
+    /// RS256, PS256, ES256, EdDSA; HMAC and `none` are never accepted).
+    #[arg(long, value_name = "ALG")]
+    pub jwt_algorithm: Vec<String>,
+    /// With --jwks-*: seconds of clock skew tolerated on `exp` and `nbf`.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub jwt_leeway: u64,
 }
 
 /// `portcullis validate`.

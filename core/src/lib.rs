@@ -12,6 +12,7 @@
 //! - [`policy`]: the [`Policy`] trait and [`Decision`].
 //! - [`regex`]: regexes embedded as build-time DFAs.
 //! - [`replay`]: calls replayed on fresh counters, for policy tests.
+//! - [`principal`]: who is calling (claims of a validated token), read without allocating.
 //!
 //! The proxy that enforces decisions (transports, sessions, counter stores
 //! that persist, audit, metrics) is the `portcullis-proxy` crate on top.
@@ -66,12 +67,14 @@ pub mod json;
 pub mod jsonrpc;
 pub mod ops;
 pub mod policy;
+pub mod principal;
 pub mod regex;
 pub mod replay;
 
 pub use call::ToolCall;
 pub use counters::{Counters, MemoryCounters, UnixMillis};
 pub use policy::{Decision, Effect, Env, Outcome, Policy, PolicyMeta, RuleId, RuleInfo};
+pub use principal::Principal;
 
 /// What generated policy code uses; one import keeps the generated files short.
 pub mod prelude {

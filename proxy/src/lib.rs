@@ -7,6 +7,7 @@
 //!   flight, counters commit/rollback, `tools/list` filtering, strictness);
 //! - [`stdio`]: the stdio transport to a child process;
 //! - [`http`]: Streamable HTTP (upstream client, local endpoint, legacy SSE);
+//! - [`jwt`]: bearer JWTs of the local endpoint (JWKS, validation, cache);
 //! - [`child`]: starting and stopping server processes (stdio, HTTP, scan);
 //! - [`filter`]: `tools/list` answers with hidden tools removed;
 //! - [`respond`]: denials and JSON-RPC errors;
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod child;
 pub mod filter;
 pub mod http;
+pub mod jwt;
 pub mod lines;
 pub mod log;
 pub mod metrics;

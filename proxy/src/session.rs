@@ -192,6 +192,8 @@ pub struct Session {
     audit: Option<AuditLog>,
     metrics: Option<Arc<Metrics>>,
     log: Log,
+    /// Who opened the session (a bearer token's claims); None: not authenticated.
+    principal: Option<Arc<portcullis_core::Principal>>,
 }
 
 impl Session {
@@ -214,6 +216,7 @@ impl Session {
             audit,
             metrics: None,
             log,
+            principal: None,
         }
     }
 
@@ -228,6 +231,19 @@ impl Session {
     pub fn with_policy_slot(mut self, slot: Arc<PolicySlot>) -> Session {
         self.policy = slot;
         self
+    }
+
+    /// The caller this session acts for (extracted once per token by
+    /// [`crate::jwt`]). Decisions will read it through `Env` (issue 14's
+    /// principal paths); it is borrowed there, never copied per decision.
+    pub fn with_principal(mut self, principal: Option<Arc<portcullis_core::Principal>>) -> Session {
+        self.principal = principal;
+        self
+    }
+
+    /// The caller this session acts for, if authenticated.
+    pub fn principal(&self) -> Option<&Arc<portcullis_core::Principal>> {
+        self.principal.as_ref()
     }
 
     /// The policy enforced now.

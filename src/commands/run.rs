@@ -180,6 +180,12 @@ pub fn run(cli: Cli) -> i32 {
     if !a.header.is_empty() && a.upstream.is_none() {
         return fail("--header requires --upstream", "");
     }
+    if (a.jwks_file.is_some() || a.jwks_url.is_some()) && a.transport != Transport::Http {
+        return fail(
+            "--jwks-file and --jwks-url require --transport http",
+            "bearer tokens authenticate clients of the local HTTP endpoint",
+        );
+    }
     if (a.client_token_file.is_some() || a.allow_unauthenticated) && a.transport != Transport::Http
     {
         return fail(
@@ -356,7 +362,21 @@ pub fn run(cli: Cli) -> i32 {
             Ok(t) => t,
             Err((msg, help)) => return fail(&msg, help),
         };
-        if client_token.is_none() && !addr.ip().is_loopback() && !a.allow_unauthenticated {
+        let oauth = match runtime.block_on(crate::commands::oauth::oauth(a, log)) {
+            Ok(o) => o,
+            Err((msg, help)) => return fail(&msg, &help),
+        };
+        if oauth.is_some() && client_token.is_some() {
+            return fail(
+                "PORTCULLIS_CLIENT_TOKEN and --jwks-* exclude each other",
+                "both use the Authorization header: give clients either a shared secret or tokens of an authorization server",
+            );
+        }
+        if client_token.is_none()
+            && oauth.is_none()
+            && !addr.ip().is_loopback()
+            && !a.allow_unauthenticated
+        {
             return fail(
                 &format!(
                     "refusing to serve an unauthenticated MCP endpoint on {addr}: anyone who can reach it could call the server's tools through this proxy"
@@ -377,6 +397,7 @@ pub fn run(cli: Cli) -> i32 {
             max_sessions: a.max_sessions.max(1),
             idle_timeout: secs(a.session_idle_timeout).unwrap_or(Duration::MAX),
             client_token,
+            oauth,
         };
         let factory = Box::new(make_session);
         log.info(format_args!(

@@ -190,10 +190,10 @@ impl Server {
         *last = Some(Instant::now());
         match latest {
             Some(why) => self.log.warn(format_args!(
-                "refused {n} request(s) without the right client token (401; the latest: {why})"
+                "refused {n} request(s) without valid credentials (the latest: {why})"
             )),
             None => self.log.warn(format_args!(
-                "refused {n} more request(s) without the right client token (401)"
+                "refused {n} more request(s) without valid credentials"
             )),
         }
     }

@@ -23,11 +23,13 @@ mod auth;
 mod body;
 mod command;
 mod exchange;
+mod oauth;
 mod router;
 mod routes;
 mod sessions;
 
 pub use auth::{ClientToken, origin_allowed};
+pub use oauth::OAuth;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -76,6 +78,9 @@ pub struct ServerOptions {
     /// The secret every request must carry as `Authorization: Bearer`;
     /// None: clients are not authenticated.
     pub client_token: Option<ClientToken>,
+    /// Bearer JWTs (`--jwks-file`/`--jwks-url`): the endpoint is an OAuth
+    /// resource server; None: no tokens are validated.
+    pub oauth: Option<OAuth>,
 }
 
 /// Makes the enforcing session for a new MCP session (its `per session` id).
@@ -109,6 +114,10 @@ pub async fn run(opts: ServerOptions, factory: SessionFactory, log: Log) -> std:
         Backend::Command(_) => None,
     };
     let loopback = local.ip().is_loopback();
+    let mut opts = opts;
+    if let Some(o) = &mut opts.oauth {
+        o.resolve(local);
+    }
     let server = Arc::new(Server {
         opts,
         factory,
@@ -125,6 +134,13 @@ pub async fn run(opts: ServerOptions, factory: SessionFactory, log: Log) -> std:
     };
     // Always printed: clients need the URL (with --port 0 the port is only known now).
     eprintln!("portcullis: listening on http://{host}/mcp");
+    if let Some(o) = &server.opts.oauth {
+        log.info(format_args!(
+            "bearer tokens required: resource {}, metadata at {}",
+            o.resource,
+            o.metadata_url()
+        ));
+    }
     match &server.opts.backend {
         Backend::Url(u) => log.info(format_args!(
             "serving MCP sessions from {} ({})",

@@ -17,6 +17,7 @@ use super::body::{
     Body, accepts_sse, empty, event_stream, header, http_error, takes_priming_event,
 };
 use super::exchange::Reply;
+use super::oauth::may_use;
 use super::router::MAX_QUEUED;
 use super::sessions::{Down, Up};
 use crate::SUPPORTED_PROTOCOL_VERSIONS;
@@ -25,6 +26,7 @@ use crate::http::relay::Sent;
 use crate::http::resume::NotResumable;
 use crate::http::upstream::Failure;
 use crate::session::UPSTREAM_GONE;
+use portcullis_core::Principal;
 use portcullis_core::jsonrpc::INVALID_REQUEST;
 
 const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -36,7 +38,10 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 const SERVER_ERROR: i32 = -32000;
 
 impl Server {
-    pub(super) async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    pub(super) async fn handle(self: &Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
+        if let Some(r) = self.protected_resource_metadata(&req) {
+            return r;
+        }
         if req.uri().path() != "/mcp" {
             return http_error(
                 StatusCode::NOT_FOUND,
@@ -46,6 +51,13 @@ impl Server {
         }
         if let Err(r) = self.admit(&req) {
             return r;
+        }
+        match self.authenticate(&req).await {
+            Ok(Some(principal)) => {
+                req.extensions_mut().insert(principal);
+            }
+            Ok(None) => {}
+            Err(r) => return r,
         }
         // The version rides on every request of a session (the one that
         // `initialize` negotiated in its body). `initialize` itself is not
@@ -83,7 +95,13 @@ impl Server {
                 "Bad Request: Mcp-Session-Id header is required",
             ));
         };
-        match lock(&self.sessions).get(id) {
+        let caller = req.extensions().get::<Arc<Principal>>().map(|p| &**p);
+        match lock(&self.sessions)
+            .get(id)
+            // Another caller's session does not exist for this one: the
+            // same 404 as an unknown id (no oracle for others' session ids).
+            .filter(|d| may_use(d.principal.as_deref(), caller))
+        {
             Some(d) => {
                 d.touch();
                 Ok(d.clone())
@@ -113,6 +131,7 @@ impl Server {
         } else {
             None
         };
+        let principal = req.extensions().get::<Arc<Principal>>().cloned();
         let body = match self.read_body(req.into_body()).await {
             Ok(b) => b,
             Err(r) => return r,
@@ -128,7 +147,7 @@ impl Server {
                         "Bad Request: Mcp-Session-Id header is required (only initialize starts a session)",
                     );
                 }
-                match self.open(&body, &first).await {
+                match self.open(&body, &first, principal).await {
                     Ok(d) => (d, true),
                     Err(r) => return r,
                 }

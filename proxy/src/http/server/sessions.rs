@@ -35,6 +35,8 @@ pub(super) struct Down {
     /// The POST streams, kept for `Last-Event-ID`.
     pub(super) streams: Arc<Streams>,
     pub(super) last_seen: Mutex<Instant>,
+    /// Who opened it (bearer JWTs): only the same caller may use it.
+    pub(super) principal: Option<Arc<portcullis_core::Principal>>,
 }
 
 pub(super) enum Up {
@@ -79,6 +81,7 @@ impl Server {
         self: &Arc<Self>,
         body: &[u8],
         first: &Sent,
+        principal: Option<Arc<portcullis_core::Principal>>,
     ) -> Result<Arc<Down>, Response<Body>> {
         if lock(&self.sessions).len() >= self.opts.max_sessions {
             self.log.warn(format_args!(
@@ -105,7 +108,7 @@ impl Server {
                 ));
             }
         };
-        let session = Arc::new((self.factory)(session_no));
+        let session = Arc::new((self.factory)(session_no).with_principal(principal.clone()));
         let fail = |why: String| {
             self.log.warn(format_args!("cannot start a session: {why}"));
             let id = first.raw_id.as_deref();
@@ -166,9 +169,18 @@ impl Server {
             relays: Mutex::new(Vec::new()),
             streams: Arc::new(Streams::default()),
             last_seen: Mutex::new(Instant::now()),
+            principal,
         });
         lock(&self.sessions).insert(id.clone(), down.clone());
-        self.log.info(format_args!("session {} opened", &id[..8]));
+        match &down.principal {
+            Some(p) => self.log.info(format_args!(
+                "session {} opened for {:?} (issuer {:?})",
+                &id[..8],
+                p.sub(),
+                p.iss()
+            )),
+            None => self.log.info(format_args!("session {} opened", &id[..8])),
+        }
         Ok(down)
     }
 
@@ -239,7 +251,7 @@ impl Server {
 
     /// Timeouts of requests to children, and idle sessions.
     pub(super) async fn sweep(self: &Arc<Self>) {
-        if self.opts.client_token.is_some() {
+        if self.opts.client_token.is_some() || self.opts.oauth.is_some() {
             self.log_unauthorized(None);
         }
         let all: Vec<Arc<Down>> = lock(&self.sessions).values().cloned().collect();

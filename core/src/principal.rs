@@ -1,0 +1,221 @@
+//! Who is calling: the [`Principal`] of a request, built once per token
+//! (or once per stdio process) and read by decisions without allocating.
+//!
+//! The proxy validates a bearer token (signature, issuer, audience, time)
+//! and builds a `Principal` from the token's payload; sessions keep it in an
+//! `Arc`. Everything a policy will read is borrowed from it: `sub`, `iss`
+//! and the scopes as `&str`, the claims as a [`Value`] view over the
+//! payload's own JSON bytes, which were validated here with
+//! [`Strictness::STRICT`] (no duplicate or case-variant keys, so the view
+//! and the JSON parser that checked `exp`/`iss`/`aud` cannot disagree on a
+//! claim).
+//!
+//! Intended hook (issue 14, second half): [`crate::Env`] gains an
+//! `Option<&Principal>`; generated code and the reference evaluator read
+//! `principal.sub` / `principal.iss` / `principal.scopes` /
+//! `principal.claims.<path>` through [`Principal::sub`], [`Principal::iss`],
+//! [`Principal::scopes`] and [`Principal::claim`], all borrowing, so a
+//! decision that reads claims stays allocation-free.
+
+use crate::json::{self, Strictness, Val, Value};
+
+crate::error_kinds! {
+    /// Why a token's claims make no principal.
+    pub enum PrincipalErrorKind {
+        /// The payload is not valid JSON, or repeats a key.
+        NotJson => "the claims are not one valid JSON object without repeated keys",
+        /// The payload is JSON but not an object.
+        NotObject => "the claims are not a JSON object",
+        /// `sub` is missing or not a string.
+        NoSubject => "the claims have no `sub` string",
+        /// `iss` is missing or not a string.
+        NoIssuer => "the claims have no `iss` string",
+    }
+}
+
+/// The caller of a request: subject, issuer, scopes and every claim.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Principal {
+    sub: Box<str>,
+    iss: Box<str>,
+    scopes: Box<[Box<str>]>,
+    /// The claims as validated JSON text (an object).
+    claims: Box<[u8]>,
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Claims can be personal data: a debug print names the caller only.
+        f.debug_struct("Principal")
+            .field("sub", &self.sub)
+            .field("iss", &self.iss)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Principal {
+    /// A principal from a token's claims (the JSON payload of a JWT whose
+    /// signature and time claims were checked by the caller).
+    ///
+    /// Scopes come from `scope` (a space-separated string, RFC 8693 / RFC
+    /// 9068) and from `scp` (a string of the same form, as Entra ID writes
+    /// it, or an array of strings, as Okta writes it).
+    pub fn from_claims(claims: Vec<u8>) -> Result<Principal, PrincipalErrorKind> {
+        json::validate(&claims, Strictness::STRICT).map_err(|_| PrincipalErrorKind::NotJson)?;
+        let Val::Object(obj) = Value::from_validated(&claims).val() else {
+            return Err(PrincipalErrorKind::NotObject);
+        };
+        let string = |key: &str| match obj.get(key).map(|v| v.val()) {
+            Some(Val::Str(s)) => Some(s.with_str(|s| Box::<str>::from(s))),
+            _ => None,
+        };
+        let sub = string("sub").ok_or(PrincipalErrorKind::NoSubject)?;
+        let iss = string("iss").ok_or(PrincipalErrorKind::NoIssuer)?;
+        let mut scopes: Vec<Box<str>> = Vec::new();
+        for key in ["scope", "scp"] {
+            match obj.get(key).map(|v| v.val()) {
+                Some(Val::Str(s)) => {
+                    s.with_str(|s| scopes.extend(s.split_ascii_whitespace().map(Box::from)))
+                }
+                Some(Val::Array(a)) => {
+                    for e in a.iter() {
+                        if let Val::Str(s) = e.val() {
+                            s.with_str(|s| scopes.push(Box::from(s)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        scopes.sort_unstable();
+        scopes.dedup();
+        Ok(Principal {
+            sub,
+            iss,
+            scopes: scopes.into_boxed_slice(),
+            claims: claims.into_boxed_slice(),
+        })
+    }
+
+    /// The local user of a stdio proxy: `sub` = `user`, `iss` = `local`,
+    /// no scopes, claims `{"sub":…,"iss":"local"}`.
+    pub fn local(user: &str) -> Principal {
+        let mut claims = String::from("{\"sub\":");
+        json_string(&mut claims, user);
+        claims.push_str(",\"iss\":\"local\"}");
+        Principal::from_claims(claims.into_bytes()).expect("well-formed local claims")
+    }
+
+    /// The subject (`sub`).
+    pub fn sub(&self) -> &str {
+        &self.sub
+    }
+
+    /// The issuer (`iss`).
+    pub fn iss(&self) -> &str {
+        &self.iss
+    }
+
+    /// The granted scopes, sorted, without repeats.
+    pub fn scopes(&self) -> &[Box<str>] {
+        &self.scopes
+    }
+
+    /// True when `scope` was granted.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.binary_search_by(|s| (**s).cmp(scope)).is_ok()
+    }
+
+    /// Every claim: a view of the JSON object (no allocation).
+    pub fn claims(&self) -> Value<'_> {
+        Value::from_validated(&self.claims)
+    }
+
+    /// One top-level claim, if present (no allocation).
+    pub fn claim(&self, name: &str) -> Option<Value<'_>> {
+        match self.claims().val() {
+            Val::Object(o) => o.get(name),
+            _ => None,
+        }
+    }
+
+    /// True when `other` is the same caller (same issuer and subject), the
+    /// identity a session is bound to (scopes and expiry may differ between
+    /// two tokens of one caller).
+    pub fn same_caller(&self, other: &Principal) -> bool {
+        self.iss == other.iss && self.sub == other.sub
+    }
+}
+
+/// Appends `s` to `out` as a JSON string.
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_give_subject_issuer_scopes_and_views() {
+        let p = Principal::from_claims(
+            br#"{"sub":"al\u0069ce","iss":"https://idp","scope":"b a","scp":["c","a"],"groups":["finance"]}"#
+                .to_vec(),
+        )
+        .unwrap();
+        assert_eq!(p.sub(), "alice");
+        assert_eq!(p.iss(), "https://idp");
+        let scopes: Vec<&str> = p.scopes().iter().map(|s| &**s).collect();
+        assert_eq!(scopes, ["a", "b", "c"]);
+        assert!(p.has_scope("c") && !p.has_scope("d"));
+        assert_eq!(p.claim("groups").unwrap().as_bytes(), br#"["finance"]"#);
+        assert!(p.claim("nope").is_none());
+        assert!(
+            !format!("{p:?}").contains("finance"),
+            "claims are not printed"
+        );
+    }
+
+    #[test]
+    fn claims_that_make_no_principal_are_refused() {
+        for (claims, kind) in [
+            (
+                &br#"{"sub":"a","iss":"i","sub":"b"}"#[..],
+                PrincipalErrorKind::NotJson,
+            ),
+            (
+                br#"{"sub":"a","iss":"i","Sub":"b"}"#,
+                PrincipalErrorKind::NotJson,
+            ),
+            (b"[1]", PrincipalErrorKind::NotObject),
+            (br#"{"iss":"i"}"#, PrincipalErrorKind::NoSubject),
+            (br#"{"sub":1,"iss":"i"}"#, PrincipalErrorKind::NoSubject),
+            (br#"{"sub":"a"}"#, PrincipalErrorKind::NoIssuer),
+        ] {
+            assert_eq!(
+                Principal::from_claims(claims.to_vec()).unwrap_err(),
+                kind,
+                "{}",
+                String::from_utf8_lossy(claims)
+            );
+        }
+    }
+
+    #[test]
+    fn the_local_user_is_a_principal() {
+        let p = Principal::local("bob \"the\" builder");
+        assert_eq!((p.sub(), p.iss()), ("bob \"the\" builder", "local"));
+        assert!(p.same_caller(&Principal::local("bob \"the\" builder")));
+        assert!(!p.same_caller(&Principal::local("bob")));
+    }
+}

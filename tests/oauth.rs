@@ -1,0 +1,887 @@
+//! The local HTTP endpoint as an OAuth resource server (issue 14): bearer
+//! JWTs signed by RSA and EC keys the openssl CLI generates here, checked by
+//! the real binary in front of the real server-everything (every byte it
+//! receives is tapped), with the JWKS in a file or served over HTTP by a
+//! tiny server of this test that can rotate keys and go down.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+const ISSUER: &str = "https://idp.test/realms/mcp";
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl CLI (scripts/deps installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A signing key made by openssl: its private PEM (PKCS#8), its public
+/// PEM, and its public JWK.
+struct TestKey {
+    kid: String,
+    alg: Algorithm,
+    private: Vec<u8>,
+    public_pem: Vec<u8>,
+    jwk: String,
+}
+
+impl TestKey {
+    fn rsa(dir: &Path, kid: &str) -> TestKey {
+        let path = dir.join(format!("{kid}.pem"));
+        let p = path.to_str().unwrap();
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            p,
+        ]);
+        let modulus = String::from_utf8(openssl(&["rsa", "-in", p, "-noout", "-modulus"])).unwrap();
+        let hex = modulus.trim().strip_prefix("Modulus=").unwrap();
+        let n: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        TestKey {
+            kid: kid.into(),
+            alg: Algorithm::RS256,
+            private: std::fs::read(&path).unwrap(),
+            public_pem: openssl(&["pkey", "-in", p, "-pubout"]),
+            jwk: format!(
+                r#"{{"kty":"RSA","kid":"{kid}","use":"sig","n":"{}","e":"AQAB"}}"#,
+                b64(&n)
+            ),
+        }
+    }
+
+    fn ec(dir: &Path, kid: &str) -> TestKey {
+        let path = dir.join(format!("{kid}.pem"));
+        let p = path.to_str().unwrap();
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            p,
+        ]);
+        // The DER public key ends with the uncompressed point 04 || x || y.
+        let der = openssl(&["pkey", "-in", p, "-pubout", "-outform", "DER"]);
+        let point = &der[der.len() - 65..];
+        assert_eq!(point[0], 4);
+        TestKey {
+            kid: kid.into(),
+            alg: Algorithm::ES256,
+            private: std::fs::read(&path).unwrap(),
+            public_pem: openssl(&["pkey", "-in", p, "-pubout"]),
+            jwk: format!(
+                r#"{{"kty":"EC","kid":"{kid}","crv":"P-256","x":"{}","y":"{}"}}"#,
+                b64(&point[1..33]),
+                b64(&point[33..])
+            ),
+        }
+    }
+
+    fn sign(&self, claims: &serde_json::Value) -> String {
+        let key = match self.alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&self.private).unwrap(),
+            _ => EncodingKey::from_ec_pem(&self.private).unwrap(),
+        };
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+}
+
+fn jwks(keys: &[&TestKey]) -> String {
+    let keys: Vec<&str> = keys.iter().map(|k| k.jwk.as_str()).collect();
+    format!(r#"{{"keys":[{}]}}"#, keys.join(","))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Claims of a valid token for `aud`, by `sub`.
+fn claims(aud: &str, sub: &str) -> serde_json::Value {
+    serde_json::json!({
+        "iss": ISSUER, "sub": sub, "aud": aud,
+        "iat": now(), "nbf": now() - 5, "exp": now() + 600,
+        "scope": "mcp:tools openid", "groups": ["finance"],
+    })
+}
+
+/// `portcullis --transport http --port 0 ARGS -- tap.sh TAP node server-everything`.
+struct Endpoint {
+    child: Child,
+    url: String,
+    tap: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Endpoint {
+    fn start(name: &str, args: &[&str]) -> Endpoint {
+        let dir = common::temp_dir(name);
+        let tap = dir.join("server-received.jsonl");
+        let mut child = Command::new(common::portcullis())
+            .args([
+                "--transport",
+                "http",
+                "--port",
+                "0",
+                "--server",
+                "everything",
+            ])
+            .args(args)
+            .arg("--")
+            .arg(common::root().join("tests/e2e/tap.sh"))
+            .arg(&tap)
+            .arg("node")
+            .arg(common::server_everything())
+            .current_dir(common::root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start portcullis");
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = String::new();
+        loop {
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("portcullis did not print its URL: {seen}");
+            };
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(url) = line.strip_prefix("portcullis: listening on ") {
+                std::thread::spawn(move || for _ in rx {});
+                return Endpoint {
+                    child,
+                    url: url.trim().to_string(),
+                    tap,
+                    dir,
+                };
+            }
+        }
+    }
+
+    fn origin(&self) -> &str {
+        self.url.strip_suffix("/mcp").unwrap()
+    }
+
+    fn metadata_url(&self) -> String {
+        format!("{}/.well-known/oauth-protected-resource/mcp", self.origin())
+    }
+
+    fn server_received(&self) -> String {
+        std::fs::read_to_string(&self.tap).unwrap_or_default()
+    }
+
+    /// POST `body` with `token` (and a session id); (status, head, body).
+    fn post(&self, token: Option<&str>, sid: Option<&str>, body: &str) -> (u16, String, String) {
+        self.post_to(&self.url, token, sid, body)
+    }
+
+    fn post_to(
+        &self,
+        url: &str,
+        token: Option<&str>,
+        sid: Option<&str>,
+        body: &str,
+    ) -> (u16, String, String) {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut h = vec![JSON, ACCEPT];
+        if let Some(b) = &bearer {
+            h.push(("Authorization", b));
+        }
+        if let Some(s) = sid {
+            h.push(("Mcp-Session-Id", s));
+        }
+        http(url, "POST", &h, body.as_bytes())
+    }
+
+    /// Opens a session with `token`; its id.
+    fn open(&self, token: &str) -> String {
+        let (status, head, body) = self.post(Some(token), None, INIT);
+        assert_eq!(status, 200, "{head}\n{body}");
+        let sid = header(&head, "mcp-session-id").expect("a session id");
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        let (status, _, _) = self.post(Some(token), Some(&sid), note);
+        assert_eq!(status, 202);
+        sid
+    }
+}
+
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// One HTTP/1.1 request on a new connection; (status, head, body).
+fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = TcpStream::connect(authority).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = out[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let (mut b, mut plain) = (&body[..], Vec::new());
+        while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            plain.extend_from_slice(&b[i + 2..i + 2 + n]);
+            b = &b[i + 2 + n + 2..];
+        }
+        body = plain;
+    }
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn call(id: u64) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"call-{id}"}}}}}}"#
+    )
+}
+
+/// A JWKS served over HTTP: `body` None answers 503 (the endpoint is down).
+struct JwksServer {
+    url: String,
+    body: Arc<Mutex<Option<String>>>,
+    hits: Arc<AtomicUsize>,
+}
+
+impl JwksServer {
+    fn start(body: String) -> JwksServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let body = Arc::new(Mutex::new(Some(body)));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (b, h) = (body.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut buf = [0u8; 4096];
+                let mut req = Vec::new();
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                h.fetch_add(1, Ordering::SeqCst);
+                let resp = match &*b.lock().unwrap() {
+                    Some(body) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    ),
+                    None => "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+                };
+                let _ = conn.write_all(resp.as_bytes());
+            }
+        });
+        JwksServer { url, body, hits }
+    }
+
+    fn serve(&self, body: Option<String>) {
+        *self.body.lock().unwrap() = body;
+    }
+}
+
+fn assert_refused(
+    (status, head, body): (u16, String, String),
+    want: u16,
+    error: Option<&str>,
+    metadata: &str,
+    what: &str,
+) {
+    assert_eq!(status, want, "{what}: {head}\n{body}");
+    let challenge = header(&head, "www-authenticate")
+        .unwrap_or_else(|| panic!("{what}: no WWW-Authenticate in {head}"));
+    assert!(challenge.starts_with("Bearer "), "{what}: {challenge}");
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata}\"")),
+        "{what}: {challenge}"
+    );
+    match error {
+        Some(e) => assert!(
+            challenge.contains(&format!("error=\"{e}\"")),
+            "{what}: {challenge}"
+        ),
+        None => assert!(!challenge.contains("error="), "{what}: {challenge}"),
+    }
+}
+
+#[test]
+fn bad_tokens_are_refused_and_reach_nothing_valid_ones_pass() {
+    let dir = common::temp_dir("oauth-keys");
+    let (rsa, ec) = (TestKey::rsa(&dir, "rsa1"), TestKey::ec(&dir, "ec1"));
+    let stranger = TestKey::rsa(&dir, "stranger");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks(&[&rsa, &ec])).unwrap();
+    let p = Endpoint::start(
+        "oauth-tokens",
+        &[
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+            "--issuer",
+            ISSUER,
+            "--authorization-server",
+            "https://idp.test/realms/mcp",
+        ],
+    );
+    let aud = p.url.clone();
+    let metadata = p.metadata_url();
+
+    // The metadata, at both well-known paths, unauthenticated.
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let (status, _, body) = http(&format!("{}{path}", p.origin()), "GET", &[], b"");
+        assert_eq!(status, 200, "{path}: {body}");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(doc["resource"], aud.as_str(), "{body}");
+        assert_eq!(
+            doc["authorization_servers"],
+            serde_json::json!(["https://idp.test/realms/mcp"])
+        );
+        assert_eq!(
+            doc["bearer_methods_supported"],
+            serde_json::json!(["header"])
+        );
+    }
+
+    let valid = rsa.sign(&claims(&aud, "alice"));
+    let with = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut c = claims(&aud, "alice");
+        f(&mut c);
+        rsa.sign(&c)
+    };
+    let tampered = {
+        let parts: Vec<&str> = valid.split('.').collect();
+        let mut c = claims(&aud, "admin");
+        c["exp"] = serde_json::json!(now() + 600);
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(c.to_string().as_bytes()),
+            parts[2]
+        )
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        b64(claims(&aud, "alice").to_string().as_bytes())
+    );
+    // The classic confusion: HS256 keyed with the RSA public key's PEM.
+    let hs256 = {
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("rsa1".into());
+        jsonwebtoken::encode(
+            &h,
+            &claims(&aud, "alice"),
+            &EncodingKey::from_secret(&rsa.public_pem),
+        )
+        .unwrap()
+    };
+    let unknown_kid = stranger.sign(&claims(&aud, "alice"));
+    let cases: Vec<(&str, Option<String>, u16, Option<&str>)> = vec![
+        ("missing token", None, 401, None),
+        (
+            "expired",
+            Some(with(&|c| {
+                c["exp"] = (now() - 3600).into();
+                c["nbf"] = (now() - 7200).into();
+            })),
+            401,
+            Some("invalid_token"),
+        ),
+        (
+            "not yet valid",
+            Some(with(&|c| c["nbf"] = (now() + 3600).into())),
+            401,
+            Some("invalid_token"),
+        ),
+        (
+            "wrong issuer",
+            Some(with(&|c| c["iss"] = "https://evil.test".into())),
+            401,
+            Some("invalid_token"),
+        ),
+        (
+            "wrong audience",
+            Some(with(&|c| c["aud"] = "https://other.test/mcp".into())),
+            401,
+            Some("invalid_token"),
+        ),
+        (
+            "no audience",
+            Some(with(&|c| {
+                c.as_object_mut().unwrap().remove("aud");
+            })),
+            401,
+            Some("invalid_token"),
+        ),
+        ("unknown kid", Some(unknown_kid), 401, Some("invalid_token")),
+        (
+            "tampered payload",
+            Some(tampered),
+            401,
+            Some("invalid_token"),
+        ),
+        ("alg none", Some(alg_none), 401, Some("invalid_token")),
+        (
+            "HS256 with the public key",
+            Some(hs256),
+            401,
+            Some("invalid_token"),
+        ),
+        ("not a JWT", Some("abc".into()), 401, Some("invalid_token")),
+    ];
+    for (what, token, status, error) in &cases {
+        let r = p.post(token.as_deref(), None, INIT);
+        assert_refused(r, *status, *error, &metadata, what);
+    }
+    let r = p.post_to(&format!("{}?access_token={valid}", p.url), None, None, INIT);
+    assert_refused(
+        r,
+        400,
+        Some("invalid_request"),
+        &metadata,
+        "token in the query",
+    );
+    let r = p.post_to(
+        &format!("{}?access_token={valid}", p.url),
+        Some(&valid),
+        None,
+        INIT,
+    );
+    assert_refused(
+        r,
+        400,
+        Some("invalid_request"),
+        &metadata,
+        "also with a header",
+    );
+    assert_eq!(
+        p.server_received(),
+        "",
+        "no refused request started or reached a server"
+    );
+
+    // Valid tokens (RSA and EC) pass; refused ones on a live session reach nothing.
+    let sid = p.open(&valid);
+    let (status, _, body) = p.post(Some(&valid), Some(&sid), &call(2));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("call-2"), "{body}");
+    for (what, token, status, error) in &cases {
+        let r = p.post(token.as_deref(), Some(&sid), &call(3));
+        assert_refused(r, *status, *error, &metadata, what);
+    }
+    let ec_token = ec.sign(&claims(&aud, "alice"));
+    let (status, _, body) = p.post(Some(&ec_token), Some(&sid), &call(4));
+    assert_eq!(status, 200, "an EC token of the same caller: {body}");
+    let tapped = p.server_received();
+    assert!(
+        tapped.contains("call-2") && tapped.contains("call-4"),
+        "{tapped}"
+    );
+    assert!(
+        !tapped.contains("call-3"),
+        "a refused call reached the server: {tapped}"
+    );
+    assert!(
+        !tapped.contains(&valid[..40]),
+        "the client's token never goes upstream"
+    );
+
+    // The session is bound to alice: bob's valid token finds no such session.
+    let bob = rsa.sign(&claims(&aud, "bob"));
+    let (status, _, body) = p.post(Some(&bob), Some(&sid), &call(5));
+    assert_eq!(status, 404, "another principal on alice's session: {body}");
+    let (status, _, _) = http(
+        &p.url,
+        "DELETE",
+        &[
+            ("Authorization", &format!("Bearer {bob}")),
+            ("Mcp-Session-Id", &sid),
+        ],
+        b"",
+    );
+    assert_eq!(status, 404, "bob cannot end alice's session either");
+    let (status, _, body) = p.post(Some(&valid), Some(&sid), &call(6));
+    assert_eq!(status, 200, "alice still can: {body}");
+    assert!(!p.server_received().contains("call-5"));
+    let _ = std::fs::remove_dir_all(&p.dir);
+}
+
+#[test]
+fn a_required_scope_missing_is_403_insufficient_scope() {
+    let dir = common::temp_dir("oauth-scope");
+    let rsa = TestKey::rsa(&dir, "rsa1");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks(&[&rsa])).unwrap();
+    let p = Endpoint::start(
+        "oauth-scope",
+        &[
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+            "--issuer",
+            ISSUER,
+            "--audience",
+            "https://mcp.test/mcp",
+            "--resource-url",
+            "https://mcp.test/mcp",
+            "--required-scope",
+            "mcp:admin",
+        ],
+    );
+    let metadata = "https://mcp.test/.well-known/oauth-protected-resource/mcp";
+    let (status, head, _) = p.post(None, None, INIT);
+    assert_eq!(status, 401);
+    assert!(
+        header(&head, "www-authenticate")
+            .unwrap()
+            .contains("scope=\"mcp:admin\""),
+        "{head}"
+    );
+    let token = rsa.sign(&claims("https://mcp.test/mcp", "alice"));
+    let r = p.post(Some(&token), None, INIT);
+    assert_refused(r, 403, Some("insufficient_scope"), metadata, "no mcp:admin");
+    let mut c = claims("https://mcp.test/mcp", "alice");
+    c["scope"] = "openid mcp:admin".into();
+    let (status, _, body) = p.post(Some(&rsa.sign(&c)), None, INIT);
+    assert_eq!(status, 200, "{body}");
+    let (_, _, body) = http(
+        &format!("{}/.well-known/oauth-protected-resource", p.origin()),
+        "GET",
+        &[],
+        b"",
+    );
+    assert!(
+        body.contains(r#""scopes_supported":["mcp:admin"]"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#""authorization_servers":["https://idp.test/realms/mcp"]"#),
+        "the issuer by default: {body}"
+    );
+}
+
+#[test]
+fn a_jwks_url_rotates_keeps_cached_keys_when_down_and_fails_closed_without_any() {
+    let dir = common::temp_dir("oauth-jwks-url");
+    let (k1, k2, k3) = (
+        TestKey::rsa(&dir, "k1"),
+        TestKey::ec(&dir, "k2"),
+        TestKey::rsa(&dir, "k3"),
+    );
+    let idp = JwksServer::start(jwks(&[&k1]));
+    let p = Endpoint::start(
+        "oauth-jwks-url",
+        &["--jwks-url", &idp.url, "--issuer", ISSUER],
+    );
+    let aud = p.url.clone();
+    assert_eq!(idp.hits.load(Ordering::SeqCst), 1, "read once at start-up");
+    let (status, _, body) = p.post(Some(&k1.sign(&claims(&aud, "alice"))), None, INIT);
+    assert_eq!(status, 200, "{body}");
+
+    // Rotation: a new kid is fetched without a restart.
+    idp.serve(Some(jwks(&[&k1, &k2])));
+    let (status, _, body) = p.post(Some(&k2.sign(&claims(&aud, "alice"))), None, INIT);
+    assert_eq!(status, 200, "the new key was picked up: {body}");
+    assert_eq!(idp.hits.load(Ordering::SeqCst), 2);
+    // Another unknown kid within the minute does not fetch again.
+    let r = p.post(Some(&k3.sign(&claims(&aud, "alice"))), None, INIT);
+    assert_refused(
+        r,
+        401,
+        Some("invalid_token"),
+        &p.metadata_url(),
+        "unknown kid",
+    );
+    assert_eq!(
+        idp.hits.load(Ordering::SeqCst),
+        2,
+        "at most one fetch a minute"
+    );
+
+    drop(p);
+
+    // The JWKS endpoint goes down after start-up: a fetch (for an unknown
+    // kid) fails, and the cached keys keep serving.
+    idp.serve(Some(jwks(&[&k1])));
+    let p = Endpoint::start(
+        "oauth-jwks-cached",
+        &["--jwks-url", &idp.url, "--issuer", ISSUER],
+    );
+    idp.serve(None);
+    let before = idp.hits.load(Ordering::SeqCst);
+    let r = p.post(Some(&k3.sign(&claims(&p.url, "alice"))), None, INIT);
+    assert_refused(
+        r,
+        401,
+        Some("invalid_token"),
+        &p.metadata_url(),
+        "unknown kid, JWKS down",
+    );
+    assert_eq!(
+        idp.hits.load(Ordering::SeqCst),
+        before + 1,
+        "it tried the JWKS"
+    );
+    let (status, _, body) = p.post(Some(&k1.sign(&claims(&p.url, "carol"))), None, INIT);
+    assert_eq!(status, 200, "cached keys keep serving: {body}");
+    drop(p);
+
+    // Down from the start: nothing cached, every request fails closed.
+    let p = Endpoint::start(
+        "oauth-jwks-down",
+        &["--jwks-url", &idp.url, "--issuer", ISSUER],
+    );
+    let (status, head, body) = p.post(Some(&k1.sign(&claims(&p.url, "alice"))), None, INIT);
+    assert_eq!(status, 503, "{head}\n{body}");
+    assert_eq!(p.server_received(), "", "nothing reached a server");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn jwks_flags_are_checked_at_start_up() {
+    let dir = common::temp_dir("oauth-flags");
+    let run = |args: &[&str]| {
+        let out = Command::new(common::portcullis())
+            .args([
+                "--transport",
+                "http",
+                "--port",
+                "0",
+                "--server",
+                "everything",
+            ])
+            .args(args)
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
+    let f = file.to_str().unwrap();
+    let (code, err) = run(&["--jwks-file", f]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("require --issuer"), "{err}");
+    let (code, err) = run(&["--jwks-file", f, "--issuer", ISSUER]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("none usable"),
+        "an HMAC key is no signing key: {err}"
+    );
+    let (code, err) = run(&[
+        "--jwks-file",
+        f,
+        "--issuer",
+        ISSUER,
+        "--jwt-algorithm",
+        "HS256",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("HMAC algorithms are never accepted"), "{err}");
+    let (code, err) = run(&["--issuer", ISSUER]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("--issuer requires --jwks-file or --jwks-url"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_official_sdk_client_authenticates_with_a_bearer_token_and_discovers_the_metadata() {
+    let dir = common::temp_dir("oauth-sdk-keys");
+    let rsa = TestKey::rsa(&dir, "rsa1");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks(&[&rsa])).unwrap();
+    let p = Endpoint::start(
+        "oauth-sdk",
+        &[
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+            "--issuer",
+            ISSUER,
+        ],
+    );
+    let token = rsa.sign(&claims(&p.url, "alice"));
+    let out = Command::new("node")
+        .arg(common::root().join("tests/e2e/sdk_oauth_client.mjs"))
+        .current_dir(common::root())
+        .env("PROXY_URL", &p.url)
+        .env("TOKEN", &token)
+        .stdin(Stdio::null())
+        .output()
+        .expect("node (scripts/deps installs it)");
+    assert!(
+        out.status.success(),
+        "the SDK client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let with = &seen["with"];
+    assert!(
+        with["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "echo"),
+        "{with}"
+    );
+    assert!(
+        with["echo"].as_str().unwrap().contains("hello-oauth"),
+        "{with}"
+    );
+    let without = &seen["without"];
+    assert_eq!(without["status"], 401, "{without}");
+    assert_eq!(without["error"]["code"], 401, "{without}");
+    assert_eq!(
+        without["resourceMetadataUrl"],
+        p.metadata_url().as_str(),
+        "{without}"
+    );
+    assert_eq!(without["metadata"]["resource"], p.url.as_str(), "{without}");
+    assert_eq!(
+        without["metadata"]["authorization_servers"],
+        serde_json::json!([ISSUER]),
+        "{without}"
+    );
+    let tapped = p.server_received();
+    assert!(tapped.contains("hello-oauth"), "{tapped}");
+    assert!(
+        !tapped.contains(&token[..40]),
+        "the token stays with the proxy"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_cached_token_expires_with_its_exp() {
+    let dir = common::temp_dir("oauth-expiry");
+    let ec = TestKey::ec(&dir, "ec1");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks(&[&ec])).unwrap();
+    let p = Endpoint::start(
+        "oauth-expiry",
+        &[
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+            "--issuer",
+            ISSUER,
+            "--jwt-leeway",
+            "0",
+        ],
+    );
+    let mut c = claims(&p.url, "alice");
+    c["exp"] = (now() + 2).into();
+    let token = ec.sign(&c);
+    let sid = p.open(&token);
+    let (status, _, body) = p.post(Some(&token), Some(&sid), &call(2));
+    assert_eq!(status, 200, "valid (and now cached): {body}");
+    std::thread::sleep(Duration::from_millis(3100));
+    let r = p.post(Some(&token), Some(&sid), &call(3));
+    assert_refused(
+        r,
+        401,
+        Some("invalid_token"),
+        &p.metadata_url(),
+        "expired in the cache",
+    );
+    assert!(!p.server_received().contains("call-3"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
