@@ -331,6 +331,9 @@ pub struct InitArgs {
     /// The Portcullis binary the clients start (default: `dist/portcullis-<env>` beside the policies directory, as `scripts/build-artifact` writes it).
     #[arg(long, value_name = "PATH")]
     pub portcullis: Option<PathBuf>,
+    /// Start the servers with `-c <policy file>` (a development build enforcing the files, reloading them on change) instead of `--server NAME` (the policy compiled into the artifact).
+    #[arg(long)]
+    pub policy_files: bool,
     /// Seconds each step of a server's scan (start-up, initialize, each tools/list page) may take.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,

@@ -76,12 +76,16 @@ mod imp {
         entry: Entry,
     }
 
+    /// `p` made absolute against the current directory, `.` components dropped.
     fn absolute(p: &Path) -> PathBuf {
-        if p.is_absolute() {
+        let p = if p.is_absolute() {
             p.to_path_buf()
         } else {
             std::env::current_dir().unwrap_or_default().join(p)
-        }
+        };
+        p.components()
+            .filter(|c| *c != std::path::Component::CurDir)
+            .collect()
     }
 
     impl<'a> Init<'a> {
@@ -339,7 +343,7 @@ mod imp {
             for c in &configs {
                 let wrap = |e: &Entry| {
                     let n = Self::policy_name(e);
-                    ready.contains(&n).then_some(n)
+                    ready.contains(&n).then(|| self.lead(&n))
                 };
                 let new = match clients::rewrite(&c.text, &c.loc, &self.portcullis, &wrap) {
                     Ok(t) => t,
@@ -414,6 +418,21 @@ mod imp {
                 }
             }
             i32::from(failed)
+        }
+
+        /// The arguments that select the policy: `--server NAME` (the
+        /// policy compiled into the artifact), or with `--policy-files`
+        /// `-c <policies>/<env>/NAME.<ext>` (a development build reading the file).
+        fn lead(&self, name: &str) -> Vec<String> {
+            if !self.args.policy_files {
+                return vec!["--server".into(), name.into()];
+            }
+            let file = ["yaml", "yml", "policy"]
+                .iter()
+                .map(|ext| self.policy_dir.join(format!("{name}.{ext}")))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| self.policy_dir.join(format!("{name}.yaml")));
+            vec!["-c".into(), file.to_string_lossy().into_owned()]
         }
 
         /// A unified diff of one configuration, header values masked.

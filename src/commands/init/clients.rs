@@ -227,8 +227,11 @@ fn entry(m: &Member, at: &str) -> Entry {
         };
         let mut argv = vec![command.to_string()];
         argv.extend(args);
+        let policy_flag = argv
+            .iter()
+            .any(|a| matches!(a.as_str(), "--server" | "-c" | "--config"));
         if is_portcullis(command)
-            && argv.iter().any(|a| a == "--server")
+            && policy_flag
             && let Some(dash) = argv.iter().position(|a| a == "--")
         {
             e.wrapped = true;
@@ -277,17 +280,16 @@ fn indent_at(text: &str, at: usize) -> Option<&str> {
     ind.chars().all(|c| c == ' ' || c == '\t').then_some(ind)
 }
 
-/// The edits that make the server entry `m` run through `portcullis`
-/// with the policy `policy`; empty when it already does.
+/// The edits that make the server entry `m` run through `portcullis`,
+/// whose first arguments (the policy to enforce) are `lead`.
 fn wrap_edits(
     text: &str,
     m: &Member,
     portcullis: &str,
-    policy: &str,
+    lead: &[String],
 ) -> Vec<(usize, usize, String)> {
     let v = &m.value;
     let mut edits = Vec::new();
-    let lead = ["--server", policy];
     if let Some(cmd) = v.get("command") {
         let Kind::Str(command) = &cmd.value.kind else {
             return edits;
@@ -388,13 +390,14 @@ fn wrap_edits(
     edits
 }
 
-/// The file's text with every entry whose key is in `wrap` (entry name ->
-/// policy name) run through Portcullis. Entries already wrapped are left alone.
+/// The file's text with every entry for which `wrap` gives the policy
+/// arguments (`--server NAME`, `-c FILE`) run through Portcullis. Entries
+/// already wrapped are left alone.
 pub fn rewrite(
     text: &str,
     loc: &Location,
     portcullis: &str,
-    wrap: &dyn Fn(&Entry) -> Option<String>,
+    wrap: &dyn Fn(&Entry) -> Option<Vec<String>>,
 ) -> Result<String, jsonc::Error> {
     let doc = jsonc::parse(text)?;
     let mut tables: Vec<(String, &Value)> = Vec::new();
@@ -421,8 +424,8 @@ pub fn rewrite(
             if e.wrapped || e.unsupported.is_some() {
                 continue;
             }
-            if let Some(policy) = wrap(&e) {
-                edits.extend(wrap_edits(text, m, portcullis, &policy));
+            if let Some(lead) = wrap(&e) {
+                edits.extend(wrap_edits(text, m, portcullis, &lead));
             }
         }
     }
@@ -444,7 +447,7 @@ mod tests {
 
     fn wrap_all(text: &str, key: &'static str) -> String {
         rewrite(text, &loc(key), "/bin/portcullis", &|e| {
-            Some(e.name.clone())
+            Some(vec!["--server".into(), e.name.clone()])
         })
         .unwrap()
     }
