@@ -362,3 +362,54 @@ fn init_scans_writes_policies_rewrites_configs_and_undoes() {
     assert_eq!(project_now, project_before, "--undo left a difference");
     let _ = std::fs::remove_dir_all(&t);
 }
+
+/// The default rewrite, `--server NAME`, starts the server through the
+/// policy compiled into the binary the configuration names (here the test
+/// binary, which embeds policies/default/everything.yaml: get-env hidden).
+#[test]
+fn init_default_rewrite_runs_the_embedded_policy() {
+    let t = temp_dir("init-server");
+    let f = Fixture {
+        home: t.join("home"),
+        xdg: t.join("xdg"),
+        project: t.join("project"),
+    };
+    std::fs::create_dir_all(&f.project).unwrap();
+    let everything = server_everything().display().to_string();
+    let config = f.home.join(".cursor/mcp.json");
+    write(
+        &config,
+        &format!(
+            "{{\"mcpServers\": {{\"everything\": {{\"command\": \"node\", \"args\": [{}]}}}}}}",
+            serde_json::to_string(&everything).unwrap()
+        ),
+    );
+    let bin = portcullis().display().to_string();
+    let (code, out, err) = f.run(&["init", "--client", "cursor", "--portcullis", &bin]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let entry = &cfg["mcpServers"]["everything"];
+    assert_eq!(entry["command"], bin.as_str());
+    let args: Vec<&str> = entry["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args, ["--server", "everything", "--", "node", &everything]);
+    let mut proxy = Proxy::command("init-server-session", &args);
+    proxy.initialize();
+    proxy.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    let list = proxy.response("2");
+    assert!(
+        list.contains("\"echo\"") && !list.contains("\"get-env\""),
+        "{list}"
+    );
+    let echo = proxy.call(3, "echo", r#"{"message":"hi"}"#);
+    assert!(!is_denial(&echo) && echo.contains("hi"), "{echo}");
+    let env = proxy.call(4, "get-env", "{}");
+    assert!(is_denial(&env), "{env}");
+    proxy.finish();
+    let _ = std::fs::remove_dir_all(&t);
+}
