@@ -308,3 +308,66 @@ pub fn scan_json(
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tool definition with this name and annotations.
+    fn tool(name: &str, annotations: &str) -> ToolInfo {
+        let raw = format!(
+            r#"{{"name":{},"description":"d","inputSchema":{{"type":"object"}},"annotations":{annotations}}}"#,
+            serde_json::to_string(name).unwrap()
+        );
+        scaffold::tool_info(raw.as_bytes()).unwrap()
+    }
+
+    /// Names YAML would misread unquoted, and `*`, still give a policy that
+    /// validates and tests that pass (through the commands' own code).
+    #[test]
+    fn awkward_names_validate_and_their_tests_pass() {
+        let tools = vec![
+            tool("yes", r#"{"readOnlyHint":true}"#),
+            tool("a b \"q\"", r#"{"readOnlyHint":true}"#),
+            tool("null", r#"{"destructiveHint":false}"#),
+            tool("017", r#"{"destructiveHint":false}"#),
+            tool("delete.all", "{}"),
+            tool("*", "{}"),
+            tool("日本", r#"{"destructiveHint":true}"#),
+        ];
+        let server = scaffold::ServerInfo {
+            name: "odd \"server\"".into(),
+            version: "1".into(),
+            title: None,
+        };
+        let o = Origin {
+            stem: "odd",
+            server: &server,
+            found_in: "cursor ~/.cursor/mcp.json, mcpServers.odd",
+            date: "2026-01-01",
+        };
+        let dir =
+            std::env::temp_dir().join(format!("portcullis-init-policy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("odd.yaml"), policy_yaml(&o, &tools)).unwrap();
+        std::fs::write(dir.join("odd.test.yaml"), tests_yaml(&o, &tools)).unwrap();
+        let validated = crate::commands::validate::run(&crate::cli::ValidateArgs {
+            config: None,
+            paths: vec![dir.clone()],
+            deny_warnings: true,
+        });
+        let tested = crate::commands::test::run(&crate::cli::TestArgs {
+            paths: vec![dir.clone()],
+            coverage: false,
+            min_coverage: None,
+        });
+        let policy = std::fs::read_to_string(dir.join("odd.yaml")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!((validated, tested), (0, 0), "{policy}");
+        assert!(
+            !policy.contains("\n  \"*\":"),
+            "`*` is not a tool:\n{policy}"
+        );
+    }
+}
