@@ -72,15 +72,12 @@ pub fn policy_yaml(o: &Origin<'_>, tools: &[ToolInfo]) -> String {
     let mut out = String::new();
     let header = [
         format!(
-            "Policy for the MCP server `{server}` {}, written by `portcullis init`",
-            scaffold::one_line(&o.server.version)
-        ),
-        format!(
-            "on {} from {}: {n} tool{}.",
-            o.date,
-            scaffold::one_line(o.found_in),
+            "Policy for the MCP server `{server}` {}: {n} tool{}.",
+            scaffold::one_line(&o.server.version),
             if n == 1 { "" } else { "s" }
         ),
+        format!("Written by `portcullis init` on {} from", o.date),
+        format!("  {}.", scaffold::one_line(o.found_in)),
         String::new(),
         "Safe defaults by risk; review them before you build the artifact:".into(),
         "  - read tools are allowed;".into(),
