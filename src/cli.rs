@@ -48,6 +48,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Connect to a live MCP server and write a policy scaffold listing its tools.
     Scan(ScanArgs),
+    /// Find the MCP servers your clients run, write a policy for each, and route them through Portcullis.
+    Init(InitArgs),
 }
 
 /// `portcullis status`.
@@ -333,4 +335,37 @@ fn percentage(s: &str) -> Result<f64, String> {
         Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
         _ => Err(format!("`{s}` is not a percentage from 0 to 100")),
     }
+}
+
+/// `portcullis init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The policy environment: policies are written to `<policies>/<env>/`.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub env: String,
+    /// Only these clients (repeatable; default: all).
+    #[arg(long = "client", value_name = "NAME", num_args = 1..,
+          value_parser = ["claude-desktop", "claude-code", "cursor", "vscode", "windsurf"])]
+    pub clients: Vec<String>,
+    /// Print the servers found and a unified diff of each configuration; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Restore every configuration init changed from its backup, byte for byte.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub undo: bool,
+    /// The project whose `.mcp.json`, `.cursor/mcp.json` and `.vscode/mcp.json` to include (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// The policies directory.
+    #[arg(long, value_name = "DIR", default_value = "policies")]
+    pub policies: PathBuf,
+    /// The Portcullis binary the clients start (default: `dist/portcullis-<env>` beside the policies directory, as `scripts/build-artifact` writes it).
+    #[arg(long, value_name = "PATH")]
+    pub portcullis: Option<PathBuf>,
+    /// Start the servers with `-c <policy file>` (a development build enforcing the files, reloading them on change) instead of `--server NAME` (the policy compiled into the artifact).
+    #[arg(long)]
+    pub policy_files: bool,
+    /// Seconds each step of a server's scan (start-up, initialize, each tools/list page) may take.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub timeout: f64,
 }

@@ -9,7 +9,7 @@
 use crate::cli::ScanArgs;
 
 #[cfg(feature = "dynamic")]
-mod mcp;
+pub(crate) mod mcp;
 #[cfg(feature = "dynamic")]
 pub mod scaffold;
 
@@ -24,7 +24,7 @@ fn fail(msg: &str, help: &str) -> i32 {
 
 /// The server's name as a policy server name (a file stem): `[A-Za-z0-9_.-]`.
 #[cfg(feature = "dynamic")]
-fn sanitise(name: &str) -> String {
+pub(crate) fn sanitise(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
@@ -43,7 +43,7 @@ fn sanitise(name: &str) -> String {
 
 /// An URL as shown in the scaffold: no credentials, no query.
 #[cfg(feature = "dynamic")]
-fn shown_url(url: &str) -> String {
+pub(crate) fn shown_url(url: &str) -> String {
     let url = url.split(['?', '#']).next().unwrap_or(url);
     match url.split_once("://") {
         Some((scheme, rest)) => {

@@ -239,10 +239,21 @@ pub struct StdioServer {
 impl StdioServer {
     /// Starts `command` with stdin and stdout piped, stderr inherited.
     pub fn start(command: &[OsString], timeout: Duration) -> Result<StdioServer, String> {
+        Self::start_with_env(command, &[], timeout)
+    }
+
+    /// Starts `command` with these variables added to its environment (an
+    /// MCP client's `env` for the server, as `portcullis init` scans it).
+    pub fn start_with_env(
+        command: &[OsString],
+        env: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<StdioServer, String> {
         let program = command[0].to_string_lossy().into_owned();
         // Started as the proxy starts servers: without the proxy's secrets,
         // in a process group of its own, killed if `scan` dies.
         let mut child = portcullis_proxy::child::command(command)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .spawn()
             .map_err(|e| format!("cannot start `{program}`: {e}"))?;
         let stdin = child.stdin.take();

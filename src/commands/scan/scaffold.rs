@@ -417,7 +417,7 @@ fn dsl_name(name: &str) -> String {
 }
 
 /// The comment lines of one tool (without the comment marker).
-fn tool_comments(t: &ToolInfo, format: Format) -> Vec<String> {
+pub fn tool_comments(t: &ToolInfo, format: Format) -> Vec<String> {
     let mut lines = wrap(&t.description, WIDTH);
     let params = if t.params.is_empty() {
         "Parameters: none".to_string()
@@ -450,7 +450,8 @@ fn tool_comments(t: &ToolInfo, format: Format) -> Vec<String> {
     lines
 }
 
-fn group_heading(risk: Risk, n: usize) -> String {
+/// The heading of a risk group.
+pub fn group_heading(risk: Risk, n: usize) -> String {
     match risk {
         Risk::Read => format!("==== Read ({n}): tools that only read ===="),
         Risk::Write => format!("==== Write ({n}): tools that change something ===="),
@@ -534,7 +535,7 @@ fn header(opts: &Options, tools: &[ToolInfo]) -> Vec<String> {
 }
 
 /// Tools by group, each group sorted by name; duplicates (by name) dropped.
-fn grouped(tools: &[ToolInfo]) -> Vec<(Risk, Vec<&ToolInfo>)> {
+pub fn grouped(tools: &[ToolInfo]) -> Vec<(Risk, Vec<&ToolInfo>)> {
     let mut sorted: Vec<&ToolInfo> = tools.iter().collect();
     sorted.sort_by(|a, b| a.risk.cmp(&b.risk).then_with(|| a.name.cmp(&b.name)));
     sorted.dedup_by(|a, b| a.name == b.name);
@@ -548,7 +549,8 @@ fn grouped(tools: &[ToolInfo]) -> Vec<(Risk, Vec<&ToolInfo>)> {
     groups
 }
 
-fn comment(out: &mut String, indent: &str, marker: &str, line: &str) {
+/// Appends one comment line (`marker` and the text, indented).
+pub fn comment(out: &mut String, indent: &str, marker: &str, line: &str) {
     out.push_str(indent);
     out.push_str(marker);
     if !line.is_empty() {
