@@ -48,6 +48,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Connect to a live MCP server and write a policy scaffold listing its tools.
     Scan(ScanArgs),
+    /// Serve a local web page to review and edit policies and watch decisions.
+    Ui(UiArgs),
 }
 
 /// `portcullis status`.
@@ -302,4 +304,24 @@ fn percentage(s: &str) -> Result<f64, String> {
         Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
         _ => Err(format!("`{s}` is not a percentage from 0 to 100")),
     }
+}
+
+/// `portcullis ui`.
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Address to listen on; anything but a loopback address needs --allow-remote.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Port to listen on (0: any free port; the URL printed on start says which).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub port: u16,
+    /// The directory of policies to review and edit (`<server>.yaml` or `.policy`).
+    #[arg(long, value_name = "DIR", default_value = "policies/default")]
+    pub policy_dir: PathBuf,
+    /// A decision log (`--audit-log` of the proxy), or a directory of `*.jsonl` logs; repeatable.
+    #[arg(long = "audit-log", value_name = "FILE|DIR")]
+    pub audit_logs: Vec<PathBuf>,
+    /// Listen on a non-loopback address (anyone who can reach it and has the token can edit policies).
+    #[arg(long)]
+    pub allow_remote: bool,
 }
