@@ -48,7 +48,12 @@ fn serve(args: &[&str]) -> (Served, String) {
 }
 
 /// One raw HTTP/1.1 request; returns the status code.
-fn status_of(url: &str, request: &str) -> u16 {
+fn status_of(url: &str, req: &str) -> u16 {
+    request(url, req).0
+}
+
+/// One raw HTTP/1.1 request (`{host}` replaced); returns the status code and the whole response.
+fn request(url: &str, request: &str) -> (u16, String) {
     let addr = url
         .strip_prefix("http://")
         .and_then(|r| r.split('/').next())
@@ -59,11 +64,24 @@ fn status_of(url: &str, request: &str) -> u16 {
     s.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     let _ = s.read_to_string(&mut response);
-    response
+    let code = response
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {response:?}"))
+        .unwrap_or_else(|| panic!("no status line: {response:?}"));
+    (code, response)
+}
+
+/// A JSON POST with the token in its header.
+fn post_json(url: &str, path: &str, body: &str) -> (u16, String) {
+    let token = url.split("token=").nth(1).unwrap();
+    request(
+        url,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {{host}}\r\nX-Portcullis-Token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
 }
 
 fn validate(dir: &Path) -> (bool, String) {
@@ -262,4 +280,60 @@ fn a_non_loopback_bind_needs_allow_remote() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a loopback address") && err.contains("--allow-remote"), "{err}");
+}
+
+#[test]
+fn a_policy_language_edit_goes_through_the_formatter() {
+    let dir = common::temp_dir("ui-dsl");
+    for f in ["github.policy", "github.test.yaml", "org-baseline.policy"] {
+        std::fs::copy(common::root().join("policies/examples").join(f), dir.join(f)).unwrap();
+    }
+    let policy = dir.join("github.policy");
+    let original = std::fs::read_to_string(&policy).unwrap();
+    let (_served, url) = serve(&["--policy-dir", dir.to_str().unwrap()]);
+
+    // A tool that shares its block cannot be edited alone: refused, nothing written.
+    let (code, body) = post_json(
+        &url,
+        "/api/save",
+        r#"{"server":"github","tool":"create_issue","effect":"deny"}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("shares a block with add_issue_comment"), "{body}");
+    assert_eq!(std::fs::read_to_string(&policy).unwrap(), original);
+
+    // An invalid limit: the compiler's diagnostic, nothing written.
+    let (code, body) = post_json(
+        &url,
+        "/api/save",
+        r#"{"server":"github","tool":"create_repository","effect":"limit","max":"ten","window":"hour"}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("github.policy:"), "a diagnostic with its location: {body}");
+    assert_eq!(std::fs::read_to_string(&policy).unwrap(), original);
+
+    // A valid one: the block is replaced, every comment stays, the file is
+    // canonically formatted and the directory validates.
+    let (code, body) = post_json(
+        &url,
+        "/api/save",
+        r#"{"server":"github","tool":"create_repository","effect":"limit","max":"5","window":"hour","accept_failing_tests":true}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let saved = std::fs::read_to_string(&policy).unwrap();
+    assert_eq!(
+        saved,
+        original.replace(
+            "    allow when args.private == true else \"New repositories must be private\"\n",
+            "    limit 5 per hour\n"
+        )
+    );
+    let fmt = Command::new(common::portcullis())
+        .args(["fmt", "--check"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(fmt.status.success(), "{}", String::from_utf8_lossy(&fmt.stderr));
+    let (ok, report) = validate(&dir);
+    assert!(ok, "{report}");
 }
