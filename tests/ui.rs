@@ -146,8 +146,16 @@ fn the_page_in_a_real_browser() {
         ],
     );
     proxy.initialize();
-    assert!(!common::is_denial(&proxy.call(1, "echo", r#"{"message":"hi"}"#)));
-    assert!(common::is_denial(&proxy.call(2, "gzip-file-as-resource", r#"{"name":"x","data":"https://example.com"}"#)));
+    assert!(!common::is_denial(&proxy.call(
+        1,
+        "echo",
+        r#"{"message":"hi"}"#
+    )));
+    assert!(common::is_denial(&proxy.call(
+        2,
+        "gzip-file-as-resource",
+        r#"{"name":"x","data":"https://example.com"}"#
+    )));
     let (code, err) = proxy.finish();
     assert_eq!(code, 0, "{err}");
 
@@ -165,13 +173,18 @@ fn the_page_in_a_real_browser() {
 
     // Without the token, or with it only in the URL for a change: refused.
     assert_eq!(
-        status_of(&url, "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        status_of(
+            &url,
+            "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        ),
         401
     );
     assert_eq!(
         status_of(
             &url,
-            &format!("GET /api/servers?token={token} HTTP/1.1\r\nHost: {{host}}\r\nConnection: close\r\n\r\n")
+            &format!(
+                "GET /api/servers?token={token} HTTP/1.1\r\nHost: {{host}}\r\nConnection: close\r\n\r\n"
+            )
         ),
         200
     );
@@ -185,16 +198,24 @@ fn the_page_in_a_real_browser() {
             ),
         )
     };
-    assert_eq!(post(""), 401, "the token in the URL does not authorise a change");
     assert_eq!(
-        post(&format!("X-Portcullis-Token: {token}\r\nOrigin: http://evil.example\r\n")),
+        post(""),
+        401,
+        "the token in the URL does not authorise a change"
+    );
+    assert_eq!(
+        post(&format!(
+            "X-Portcullis-Token: {token}\r\nOrigin: http://evil.example\r\n"
+        )),
         403,
         "another origin"
     );
     assert_eq!(
         status_of(
             &url,
-            &format!("GET /?token={token} HTTP/1.1\r\nHost: rebound.example\r\nConnection: close\r\n\r\n")
+            &format!(
+                "GET /?token={token} HTTP/1.1\r\nHost: rebound.example\r\nConnection: close\r\n\r\n"
+            )
         ),
         403,
         "a Host that is not the loopback address (DNS rebinding)"
@@ -205,7 +226,10 @@ fn the_page_in_a_real_browser() {
     let out = Command::new("node")
         .arg(common::root().join("tests/ui/browser.js"))
         .arg(&url)
-        .env("NODE_PATH", common::root().join(".deps/browser/node_modules"))
+        .env(
+            "NODE_PATH",
+            common::root().join(".deps/browser/node_modules"),
+        )
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -223,15 +247,27 @@ fn the_page_in_a_real_browser() {
         "grouped by the scan's risk"
     );
     assert!(
-        seen["echo_rule"].as_str().unwrap().ends_with("everything.yaml:33:9"),
+        seen["echo_rule"]
+            .as_str()
+            .unwrap()
+            .ends_with("everything.yaml:33:9"),
         "{seen}"
     );
     assert!(
-        seen["description"].as_str().unwrap().contains("Echoes back the input string")
-            && seen["description"].as_str().unwrap().contains("message: string (required)"),
+        seen["description"]
+            .as_str()
+            .unwrap()
+            .contains("Echoes back the input string")
+            && seen["description"]
+                .as_str()
+                .unwrap()
+                .contains("message: string (required)"),
         "{seen}"
     );
-    assert!(seen["validate"].as_str().unwrap().contains("valid"), "{seen}");
+    assert!(
+        seen["validate"].as_str().unwrap().contains("valid"),
+        "{seen}"
+    );
     assert!(seen["tests"].as_str().unwrap().contains("ok"), "{seen}");
     assert!(
         seen["diff_added"]
@@ -250,12 +286,26 @@ fn the_page_in_a_real_browser() {
     );
     assert_eq!(seen["invalid_save_disabled"], true);
     assert_eq!(seen["invalid_save"]["status"], 422);
-    assert!(seen["denial"].as_str().unwrap().contains("no remote fetches"), "{seen}");
+    assert!(
+        seen["denial"]
+            .as_str()
+            .unwrap()
+            .contains("no remote fetches"),
+        "{seen}"
+    );
     assert_eq!(seen["denied_total"], "1");
     assert!(seen["bars"].as_u64().unwrap() >= 1, "{seen}");
     assert_eq!(seen["no_token"], serde_json::json!([401, 401]));
-    assert_eq!(seen["errors"], serde_json::json!([]), "no errors in the page");
-    assert_eq!(seen["script_errors"], serde_json::json!([]), "no script errors");
+    assert_eq!(
+        seen["errors"],
+        serde_json::json!([]),
+        "no errors in the page"
+    );
+    assert_eq!(
+        seen["script_errors"],
+        serde_json::json!([]),
+        "no script errors"
+    );
 
     // On disk: exactly the new entry, appended; every other byte as it was;
     // the invalid edit changed nothing; the directory validates.
@@ -279,14 +329,21 @@ fn a_non_loopback_bind_needs_allow_remote() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not a loopback address") && err.contains("--allow-remote"), "{err}");
+    assert!(
+        err.contains("not a loopback address") && err.contains("--allow-remote"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_policy_language_edit_goes_through_the_formatter() {
     let dir = common::temp_dir("ui-dsl");
     for f in ["github.policy", "github.test.yaml", "org-baseline.policy"] {
-        std::fs::copy(common::root().join("policies/examples").join(f), dir.join(f)).unwrap();
+        std::fs::copy(
+            common::root().join("policies/examples").join(f),
+            dir.join(f),
+        )
+        .unwrap();
     }
     let policy = dir.join("github.policy");
     let original = std::fs::read_to_string(&policy).unwrap();
@@ -299,7 +356,10 @@ fn a_policy_language_edit_goes_through_the_formatter() {
         r#"{"server":"github","tool":"create_issue","effect":"deny"}"#,
     );
     assert_eq!(code, 422, "{body}");
-    assert!(body.contains("shares a block with add_issue_comment"), "{body}");
+    assert!(
+        body.contains("shares a block with add_issue_comment"),
+        "{body}"
+    );
     assert_eq!(std::fs::read_to_string(&policy).unwrap(), original);
 
     // An invalid limit: the compiler's diagnostic, nothing written.
@@ -309,7 +369,10 @@ fn a_policy_language_edit_goes_through_the_formatter() {
         r#"{"server":"github","tool":"create_repository","effect":"limit","max":"ten","window":"hour"}"#,
     );
     assert_eq!(code, 422, "{body}");
-    assert!(body.contains("github.policy:"), "a diagnostic with its location: {body}");
+    assert!(
+        body.contains("github.policy:"),
+        "a diagnostic with its location: {body}"
+    );
     assert_eq!(std::fs::read_to_string(&policy).unwrap(), original);
 
     // A valid one: the block is replaced, every comment stays, the file is
@@ -333,7 +396,11 @@ fn a_policy_language_edit_goes_through_the_formatter() {
         .arg(&policy)
         .output()
         .unwrap();
-    assert!(fmt.status.success(), "{}", String::from_utf8_lossy(&fmt.stderr));
+    assert!(
+        fmt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fmt.stderr)
+    );
     let (ok, report) = validate(&dir);
     assert!(ok, "{report}");
 }

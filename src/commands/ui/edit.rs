@@ -49,9 +49,7 @@ pub fn apply(text: &str, lang: Language, tool: &str, effect: &Effect) -> Result<
     if let Effect::Limit { window, .. } = effect
         && !matches!(window.as_str(), "minute" | "hour" | "day")
     {
-        return Err(format!(
-            "`{window}` is not a window: minute, hour or day"
-        ));
+        return Err(format!("`{window}` is not a window: minute, hour or day"));
     }
     match lang {
         Language::Yaml => yaml(text, tool, effect),
@@ -150,7 +148,8 @@ fn yaml_rules(tool: &str, effect: &Effect, ind: &str) -> String {
         ),
         Effect::Limit { max, window } => {
             let value = format!("{}/{window}", max.trim());
-            let shown = if max.trim().bytes().all(|b| b.is_ascii_digit()) && !max.trim().is_empty() {
+            let shown = if max.trim().bytes().all(|b| b.is_ascii_digit()) && !max.trim().is_empty()
+            {
                 value
             } else {
                 yaml_quote(&value)
@@ -167,8 +166,7 @@ fn yaml(text: &str, tool: &str, effect: &Effect) -> Result<String, String> {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let view = |lines: &[String]| -> Vec<String> { lines.to_vec() };
     // 1. The hide list.
-    let hidden_now = yaml_hide(&mut lines, tool, *effect == Effect::Hidden)?;
-    let _ = hidden_now;
+    yaml_hide(&mut lines, tool, *effect == Effect::Hidden)?;
     // 2. The tool's entry (a hidden tool keeps its entry as it is).
     if *effect != Effect::Hidden {
         let snapshot = view(&lines);
@@ -194,13 +192,10 @@ fn yaml(text: &str, tool: &str, effect: &Effect) -> Result<String, String> {
             .find(|l| !is_blank(l))
             .map_or(2, indent);
         let ind = " ".repeat(entry_indent + 2);
-        let mut found = None;
-        for j in tools + 1..=end_of_tools {
+        let found = (tools + 1..=end_of_tools).find(|&j| {
             let l = refs[j];
-            if !is_blank(l) && indent(l) == entry_indent && yaml_line_key(l).as_deref() == Some(tool) {
-                found = Some(j);
-            }
-        }
+            !is_blank(l) && indent(l) == entry_indent && yaml_line_key(l).as_deref() == Some(tool)
+        });
         let new_entry = format!(
             "{}{}:\n{}",
             " ".repeat(entry_indent),
@@ -238,7 +233,14 @@ fn yaml_hide(lines: &mut Vec<String>, tool: &str, hide: bool) -> Result<bool, St
     let Some(h) = top_key(&refs, "hide") else {
         if hide {
             let at = top_key(&refs, "tools").unwrap_or(lines.len());
-            lines.splice(at..at, [format!("hide:"), format!("  - {}", yaml_key(tool)), String::new()]);
+            lines.splice(
+                at..at,
+                [
+                    "hide:".to_string(),
+                    format!("  - {}", yaml_key(tool)),
+                    String::new(),
+                ],
+            );
         }
         return Ok(false);
     };
@@ -248,12 +250,15 @@ fn yaml_hide(lines: &mut Vec<String>, tool: &str, hide: bool) -> Result<bool, St
         let inner = value
             .strip_prefix('[')
             .and_then(|v| v.strip_suffix(']'))
-            .ok_or_else(|| "`hide:` is neither a list nor a `[...]` on one line: edit this file by hand".to_string())?;
+            .ok_or_else(|| {
+                "`hide:` is neither a list nor a `[...]` on one line: edit this file by hand"
+                    .to_string()
+            })?;
         let mut items: Vec<String> = inner
             .split(',')
             .map(|i| i.trim())
             .filter(|i| !i.is_empty())
-            .map(|i| unquote(i))
+            .map(unquote)
             .collect();
         let was = items.iter().any(|i| i == tool);
         if was && !hide && items.iter().any(|i| i == "*") {
@@ -266,7 +271,10 @@ fn yaml_hide(lines: &mut Vec<String>, tool: &str, hide: bool) -> Result<bool, St
             items.retain(|i| i != tool);
         }
         let shown: Vec<String> = items.iter().map(|i| yaml_key(i)).collect();
-        let comment = refs[h].split_once(" #").map(|(_, c)| format!(" #{c}")).unwrap_or_default();
+        let comment = refs[h]
+            .split_once(" #")
+            .map(|(_, c)| format!(" #{c}"))
+            .unwrap_or_default();
         lines[h] = format!("hide: [{}]{comment}", shown.join(", "));
         return Ok(was);
     }
@@ -275,11 +283,11 @@ fn yaml_hide(lines: &mut Vec<String>, tool: &str, hide: bool) -> Result<bool, St
     let mut last_item = h;
     let mut item_indent = 2;
     let mut remove = Vec::new();
-    for j in h + 1..=end {
-        let t = refs[j].trim_start();
+    for (j, line) in refs.iter().enumerate().take(end + 1).skip(h + 1) {
+        let t = line.trim_start();
         if let Some(item) = t.strip_prefix("- ") {
             last_item = j;
-            item_indent = indent(refs[j]);
+            item_indent = indent(line);
             let item = item.split(" #").next().unwrap_or(item).trim();
             if unquote(item) == tool {
                 was = true;
@@ -288,7 +296,10 @@ fn yaml_hide(lines: &mut Vec<String>, tool: &str, hide: bool) -> Result<bool, St
         }
     }
     if hide && !was {
-        lines.insert(last_item + 1, format!("{}- {}", " ".repeat(item_indent), yaml_key(tool)));
+        lines.insert(
+            last_item + 1,
+            format!("{}- {}", " ".repeat(item_indent), yaml_key(tool)),
+        );
     } else if !hide {
         for j in remove.into_iter().rev() {
             lines.remove(j);
@@ -316,8 +327,9 @@ fn unquote(s: &str) -> String {
 
 // ---------------------------------------------------- the policy language
 
+/// True for a pattern naming exactly `tool` (an unquoted `*` is a glob).
 fn is_tool(p: &Pattern, tool: &str) -> bool {
-    p.text == tool && !(p.text.contains('*') && !p.quoted)
+    p.text == tool && (p.quoted || !p.text.contains('*'))
 }
 
 fn dsl_rules(tool: &str, effect: &Effect) -> Result<String, String> {
@@ -331,7 +343,11 @@ fn dsl_rules(tool: &str, effect: &Effect) -> Result<String, String> {
             let max = max.trim();
             // Anything else could change the file's structure; a bad number
             // of this shape still reaches the compiler for its diagnostic.
-            if max.is_empty() || !max.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_')) {
+            if max.is_empty()
+                || !max
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'))
+            {
                 return Err(format!("`{max}` is not a number of calls"));
             }
             format!("  limit {max} per {window}\n")
@@ -342,8 +358,10 @@ fn dsl_rules(tool: &str, effect: &Effect) -> Result<String, String> {
 fn policy(text: &str, tool: &str, effect: &Effect) -> Result<String, String> {
     let parse = |t: &str| {
         dsl::parse(FileId(0), t).map_err(|d| {
-            d.first()
-                .map_or_else(|| "the file does not parse".to_string(), |d| d.message.clone())
+            d.first().map_or_else(
+                || "the file does not parse".to_string(),
+                |d| d.message.clone(),
+            )
         })
     };
     let file = parse(text)?;
@@ -364,7 +382,11 @@ fn policy(text: &str, tool: &str, effect: &Effect) -> Result<String, String> {
                     .filter(|p| !is_tool(p, tool))
                     .map(dsl_fmt::pattern)
                     .collect();
-                let new = if rest.is_empty() { String::new() } else { format!("hide {}", rest.join(", ")) };
+                let new = if rest.is_empty() {
+                    String::new()
+                } else {
+                    format!("hide {}", rest.join(", "))
+                };
                 // The grammar's span runs on over the comments after the
                 // item; they belong to what follows and stay.
                 edits.push((span.start, content_end(text, span.start, span.end), new));
@@ -379,7 +401,12 @@ fn policy(text: &str, tool: &str, effect: &Effect) -> Result<String, String> {
         && b.patterns.len() > 1
         && *effect != Effect::Hidden
     {
-        let others: Vec<String> = b.patterns.iter().filter(|p| !is_tool(p, tool)).map(|p| p.text.clone()).collect();
+        let others: Vec<String> = b
+            .patterns
+            .iter()
+            .filter(|p| !is_tool(p, tool))
+            .map(|p| p.text.clone())
+            .collect();
         return Err(format!(
             "`{tool}` shares a block with {}: edit this file by hand (split the block first)",
             others.join(", ")
@@ -391,10 +418,18 @@ fn policy(text: &str, tool: &str, effect: &Effect) -> Result<String, String> {
         .ok_or_else(|| "no closing `}` of the server block".to_string())?;
     if *effect == Effect::Hidden && !was_hidden {
         let at = block.map_or(close, |b| line_start(text, b.span.start));
-        edits.push((at, at, format!("  hide {}\n", dsl_fmt::pattern(&plain(tool)))));
+        edits.push((
+            at,
+            at,
+            format!("  hide {}\n", dsl_fmt::pattern(&plain(tool))),
+        ));
     }
     if *effect != Effect::Hidden {
-        let new_block = format!("tool {} {{\n{}}}", dsl_fmt::pattern(&plain(tool)), dsl_rules(tool, effect)?);
+        let new_block = format!(
+            "tool {} {{\n{}}}",
+            dsl_fmt::pattern(&plain(tool)),
+            dsl_rules(tool, effect)?
+        );
         match block {
             Some(b) => {
                 let head_end = b.patterns.last().map_or(b.span.start, |p| p.span.end);
@@ -446,8 +481,7 @@ fn content_end(text: &str, start: usize, end: usize) -> usize {
                 i = text[i..].find('\n').map_or(b.len(), |n| i + n);
                 continue;
             }
-            c if c.is_ascii_whitespace() => {}
-            _ => last = i + 1,
+            _ => {}
         }
         if !b[i].is_ascii_whitespace() {
             last = i + 1;
@@ -580,15 +614,30 @@ tools:
 
     #[test]
     fn yaml_a_new_tool_goes_after_the_last_entry() {
-        let out = apply(YAML, Language::Yaml, "add", &Effect::Limit { max: "5".into(), window: "hour".into() }).unwrap();
+        let out = apply(
+            YAML,
+            Language::Yaml,
+            "add",
+            &Effect::Limit {
+                max: "5".into(),
+                window: "hour".into(),
+            },
+        )
+        .unwrap();
         assert!(out.starts_with(YAML), "{out}");
-        assert_eq!(&out[YAML.len()..], "\n  add:\n    rules:\n      - name: \"add rate limit\"\n        rate_limit: 5/hour\n");
+        assert_eq!(
+            &out[YAML.len()..],
+            "\n  add:\n    rules:\n      - name: \"add rate limit\"\n        rate_limit: 5/hour\n"
+        );
     }
 
     #[test]
     fn yaml_hide_and_unhide() {
         let hidden = apply(YAML, Language::Yaml, "echo", &Effect::Hidden).unwrap();
-        assert_eq!(hidden, YAML.replace("  - get-env\n", "  - get-env\n  - echo\n"));
+        assert_eq!(
+            hidden,
+            YAML.replace("  - get-env\n", "  - get-env\n  - echo\n")
+        );
         let shown = apply(YAML, Language::Yaml, "get-env", &Effect::Allow).unwrap();
         assert!(shown.contains("hide: []\n"), "{shown}");
         assert!(shown.ends_with("\n  get-env:\n    rules: []\n"), "{shown}");
@@ -601,7 +650,16 @@ tools:
 
     #[test]
     fn yaml_a_bad_limit_is_quoted_for_the_compiler() {
-        let out = apply(YAML, Language::Yaml, "echo", &Effect::Limit { max: "x: y".into(), window: "minute".into() }).unwrap();
+        let out = apply(
+            YAML,
+            Language::Yaml,
+            "echo",
+            &Effect::Limit {
+                max: "x: y".into(),
+                window: "minute".into(),
+            },
+        )
+        .unwrap();
         assert!(out.contains("rate_limit: \"x: y/minute\"\n"), "{out}");
     }
 
@@ -610,18 +668,50 @@ tools:
     #[test]
     fn dsl_edits_keep_comments_and_format() {
         let out = apply(DSL, Language::Dsl, "echo", &Effect::Deny).unwrap();
-        assert_eq!(out, DSL.replace("    limit 3 per minute\n", "    deny \"echo is denied by policy\"\n"));
-        let out = apply(DSL, Language::Dsl, "get-env", &Effect::Limit { max: "7".into(), window: "day".into() }).unwrap();
+        assert_eq!(
+            out,
+            DSL.replace(
+                "    limit 3 per minute\n",
+                "    deny \"echo is denied by policy\"\n"
+            )
+        );
+        let out = apply(
+            DSL,
+            Language::Dsl,
+            "get-env",
+            &Effect::Limit {
+                max: "7".into(),
+                window: "day".into(),
+            },
+        )
+        .unwrap();
         assert!(!out.contains("hide"), "{out}");
-        assert!(out.contains("  tool get-env {\n    limit 7 per day\n  }\n}\n"), "{out}");
+        assert!(
+            out.contains("  tool get-env {\n    limit 7 per day\n  }\n}\n"),
+            "{out}"
+        );
         assert!(out.contains("// Echoes."), "{out}");
-        assert!(apply(DSL, Language::Dsl, "echo", &Effect::Limit { max: "1 }".into(), window: "day".into() }).is_err());
+        assert!(
+            apply(
+                DSL,
+                Language::Dsl,
+                "echo",
+                &Effect::Limit {
+                    max: "1 }".into(),
+                    window: "day".into()
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn a_diff_shows_changes_with_context() {
         let d = diff("a\nb\nc\nd\ne\nf\ng\nh\ni\n", "a\nb\nc\nd\nE\nf\ng\nh\ni\n");
-        let shown: Vec<String> = d.iter().map(|l| l.as_ref().map_or("...".into(), |(k, t)| format!("{k}{t}"))).collect();
+        let shown: Vec<String> = d
+            .iter()
+            .map(|l| l.as_ref().map_or("...".into(), |(k, t)| format!("{k}{t}")))
+            .collect();
         assert_eq!(shown, [" b", " c", " d", "-e", "+E", " f", " g", " h"]);
     }
 }

@@ -70,12 +70,19 @@ mod server {
         let ip: IpAddr = match args.bind.trim_matches(['[', ']']).parse() {
             Ok(ip) => ip,
             Err(_) if args.bind == "localhost" => IpAddr::from([127, 0, 0, 1]),
-            Err(_) => return fail(&format!("--bind {}: not an IP address", args.bind), "e.g. --bind 127.0.0.1"),
+            Err(_) => {
+                return fail(
+                    &format!("--bind {}: not an IP address", args.bind),
+                    "e.g. --bind 127.0.0.1",
+                );
+            }
         };
         if !ip.is_loopback() {
             if !args.allow_remote {
                 return fail(
-                    &format!("--bind {ip} is not a loopback address: anyone who can reach it could try to edit your policies"),
+                    &format!(
+                        "--bind {ip} is not a loopback address: anyone who can reach it could try to edit your policies"
+                    ),
                     "add --allow-remote to mean it, or tunnel the port (ssh -L) and keep the default 127.0.0.1",
                 );
             }
@@ -85,7 +92,10 @@ mod server {
         }
         if !args.policy_dir.is_dir() {
             return fail(
-                &format!("--policy-dir {}: no such directory", args.policy_dir.display()),
+                &format!(
+                    "--policy-dir {}: no such directory",
+                    args.policy_dir.display()
+                ),
                 "name the directory of your policies, e.g. --policy-dir policies/prod",
             );
         }
@@ -94,14 +104,23 @@ mod server {
             return fail(&format!("no randomness for the access token: {e}"), "");
         }
         let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => return fail(&format!("starting the runtime: {e}"), ""),
         };
         rt.block_on(async move {
-            let listener = match tokio::net::TcpListener::bind(SocketAddr::new(ip, args.port)).await {
+            let listener = match tokio::net::TcpListener::bind(SocketAddr::new(ip, args.port)).await
+            {
                 Ok(l) => l,
-                Err(e) => return fail(&format!("listening on {ip}:{}: {e}", args.port), "pick another --port, or 0 for any free one"),
+                Err(e) => {
+                    return fail(
+                        &format!("listening on {ip}:{}: {e}", args.port),
+                        "pick another --port, or 0 for any free one",
+                    );
+                }
             };
             let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
             let shown = match ip {
@@ -123,7 +142,15 @@ mod server {
             eprintln!(
                 "serving {} (decision logs: {}); Ctrl-C stops",
                 ui.dir.display(),
-                if ui.logs.is_empty() { "none, see --audit-log".to_string() } else { ui.logs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>().join(", ") }
+                if ui.logs.is_empty() {
+                    "none, see --audit-log".to_string()
+                } else {
+                    ui.logs
+                        .iter()
+                        .map(|l| l.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
             );
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -177,11 +204,18 @@ mod server {
 
     /// Equal, in time independent of where they differ.
     fn same(a: &str, b: &str) -> bool {
-        a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        a.len() == b.len()
+            && a.bytes()
+                .zip(b.bytes())
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                == 0
     }
 
     fn query_token(req: &Request<Incoming>) -> Option<String> {
-        req.uri().query()?.split('&').find_map(|kv| kv.strip_prefix("token=").map(str::to_string))
+        req.uri()
+            .query()?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("token=").map(str::to_string))
     }
 
     fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
@@ -201,7 +235,13 @@ mod server {
         // The token: in the header; in the URL only for reading.
         let given = header(&req, "x-portcullis-token")
             .map(str::to_string)
-            .or_else(|| if state_changing { None } else { query_token(&req) });
+            .or_else(|| {
+                if state_changing {
+                    None
+                } else {
+                    query_token(&req)
+                }
+            });
         if !given.is_some_and(|t| same(&t, &ui.token)) {
             return error(
                 StatusCode::UNAUTHORIZED,
@@ -223,15 +263,28 @@ mod server {
                 return error(StatusCode::FORBIDDEN, "cross-site request refused");
             }
             if !header(&req, "content-type").is_some_and(|c| c.starts_with("application/json")) {
-                return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send JSON (Content-Type: application/json)");
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "send JSON (Content-Type: application/json)",
+                );
             }
         }
         let path = req.uri().path().to_string();
         match (req.method().clone(), path.as_str()) {
-            (Method::GET, "/") => respond(StatusCode::OK, "text/html; charset=utf-8", PAGE.replace("{{TOKEN}}", &ui.token)),
-            (Method::GET, "/app.js") => respond(StatusCode::OK, "text/javascript; charset=utf-8", SCRIPT),
-            (Method::GET, "/style.css") => respond(StatusCode::OK, "text/css; charset=utf-8", STYLE),
-            (Method::GET, "/api/servers") => json_response(StatusCode::OK, &model::servers(&ui.dir)),
+            (Method::GET, "/") => respond(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                PAGE.replace("{{TOKEN}}", &ui.token),
+            ),
+            (Method::GET, "/app.js") => {
+                respond(StatusCode::OK, "text/javascript; charset=utf-8", SCRIPT)
+            }
+            (Method::GET, "/style.css") => {
+                respond(StatusCode::OK, "text/css; charset=utf-8", STYLE)
+            }
+            (Method::GET, "/api/servers") => {
+                json_response(StatusCode::OK, &model::servers(&ui.dir))
+            }
             (Method::GET, "/api/decisions") => json_response(StatusCode::OK, &decisions(&ui.logs)),
             (Method::POST, "/api/preview" | "/api/save") => {
                 let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -244,22 +297,28 @@ mod server {
                 };
                 edit_request(ui, &change, path == "/api/save")
             }
-            (_, "/" | "/app.js" | "/style.css" | "/api/servers" | "/api/decisions" | "/api/preview" | "/api/save") => {
-                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-            }
+            (
+                _,
+                "/" | "/app.js" | "/style.css" | "/api/servers" | "/api/decisions" | "/api/preview"
+                | "/api/save",
+            ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
             _ => error(StatusCode::NOT_FOUND, "not found"),
         }
     }
 
     /// True when `origin` is `http://<host>`.
     fn same_origin(origin: &str, host: &str) -> bool {
-        origin.strip_prefix("http://").is_some_and(|o| o.eq_ignore_ascii_case(host))
+        origin
+            .strip_prefix("http://")
+            .is_some_and(|o| o.eq_ignore_ascii_case(host))
     }
 
     fn edit_request(ui: &Ui, change: &model::Change, save: bool) -> Response<Full<Bytes>> {
         let p = match model::preview(&ui.dir, change) {
             Ok(p) => p,
-            Err(e) => return json_response(StatusCode::UNPROCESSABLE_ENTITY, &json!({ "error": e })),
+            Err(e) => {
+                return json_response(StatusCode::UNPROCESSABLE_ENTITY, &json!({ "error": e }));
+            }
         };
         let mut report = p.report;
         if !save {
@@ -274,13 +333,18 @@ mod server {
             return json_response(StatusCode::UNPROCESSABLE_ENTITY, &report);
         }
         if !p.tests_pass && !change.accept_failing_tests {
-            report["error"] = json!("the policy's tests fail with this edit: nothing was written (save anyway, then update the tests)");
+            report["error"] = json!(
+                "the policy's tests fail with this edit: nothing was written (save anyway, then update the tests)"
+            );
             return json_response(StatusCode::CONFLICT, &report);
         }
         // Write beside, then rename: a reader (a proxy reloading with -c) sees the old file or the new one.
         let tmp = p.path.with_file_name(format!(
             ".{}.ui-{}",
-            p.path.file_name().and_then(|n| n.to_str()).unwrap_or("policy"),
+            p.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("policy"),
             std::process::id()
         ));
         if let Err(e) = std::fs::write(&tmp, &p.text).and_then(|_| std::fs::rename(&tmp, &p.path)) {
@@ -288,7 +352,12 @@ mod server {
             report["error"] = json!(format!("writing {}: {e}", p.path.display()));
             return json_response(StatusCode::INTERNAL_SERVER_ERROR, &report);
         }
-        eprintln!("ui: wrote {} ({} set to {})", p.path.display(), change.tool, change.effect);
+        eprintln!(
+            "ui: wrote {} ({} set to {})",
+            p.path.display(),
+            change.tool,
+            change.effect
+        );
         report["saved"] = json!(true);
         json_response(StatusCode::OK, &report)
     }
@@ -309,16 +378,30 @@ mod server {
         let last = now.0.div_euclid(60_000) * 60_000;
         let first = last - (CHART_MINUTES - 1) * 60_000;
         let minutes: Vec<i64> = (0..CHART_MINUTES).map(|k| first + k * 60_000).collect();
-        let calls: Vec<u64> = minutes.iter().map(|m| report.minutes.get(m).copied().unwrap_or(0)).collect();
-        let mut by_rule: std::collections::BTreeMap<&str, Vec<u64>> = std::collections::BTreeMap::new();
+        let calls: Vec<u64> = minutes
+            .iter()
+            .map(|m| report.minutes.get(m).copied().unwrap_or(0))
+            .collect();
+        let mut by_rule: std::collections::BTreeMap<&str, Vec<u64>> =
+            std::collections::BTreeMap::new();
         for d in report.denials.iter().filter(|d| d.at >= first) {
             let slot = ((d.at.div_euclid(60_000) * 60_000 - first) / 60_000) as usize;
-            if let Some(c) = by_rule.entry(d.rule.as_str()).or_insert_with(|| vec![0; minutes.len()]).get_mut(slot) {
+            if let Some(c) = by_rule
+                .entry(d.rule.as_str())
+                .or_insert_with(|| vec![0; minutes.len()])
+                .get_mut(slot)
+            {
                 *c += 1;
             }
         }
-        let series: Vec<Value> = by_rule.into_iter().map(|(rule, counts)| json!({"rule": rule, "counts": counts})).collect();
-        let minutes: Vec<String> = minutes.iter().map(|m| UnixMillis(*m).to_rfc3339()).collect();
+        let series: Vec<Value> = by_rule
+            .into_iter()
+            .map(|(rule, counts)| json!({"rule": rule, "counts": counts}))
+            .collect();
+        let minutes: Vec<String> = minutes
+            .iter()
+            .map(|m| UnixMillis(*m).to_rfc3339())
+            .collect();
         let summary = report.summary(&crate::commands::status::process_exists);
         json!({
             "configured": true,

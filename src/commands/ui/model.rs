@@ -79,8 +79,15 @@ fn expr_text(p: &ServerPolicy, e: &Expr) -> String {
         Expr::Test(t) => portcullis_compiler::explain::describe_test(p, t),
         Expr::Not(e) => format!("not ({})", expr_text(p, e)),
         Expr::And(v) | Expr::Or(v) => {
-            let sep = if matches!(e, Expr::And(_)) { " and " } else { " or " };
-            v.iter().map(|e| expr_text(p, e)).collect::<Vec<_>>().join(sep)
+            let sep = if matches!(e, Expr::And(_)) {
+                " and "
+            } else {
+                " or "
+            };
+            v.iter()
+                .map(|e| expr_text(p, e))
+                .collect::<Vec<_>>()
+                .join(sep)
         }
     }
 }
@@ -101,12 +108,19 @@ fn tool_view(
         effect = "hidden";
         rules.push(json!({"name": p.rule(h.rule).label, "where": at(h.rule), "text": format!("hidden by `{}`", h.pattern.text())}));
     } else {
-        let own: Vec<_> = p.blocks_for(name).flat_map(|b| b.rules.iter().copied()).collect();
+        let own: Vec<_> = p
+            .blocks_for(name)
+            .flat_map(|b| b.rules.iter().copied())
+            .collect();
         if own.is_empty() && p.default == Posture::Deny {
             effect = "deny";
             rules.push(json!({"name": "default deny", "where": at(p.default_rule), "text": "not listed; the default is deny"}));
         }
-        for (inherited, id) in own.iter().map(|id| (false, *id)).chain(p.wildcard.iter().map(|id| (true, *id))) {
+        for (inherited, id) in own
+            .iter()
+            .map(|id| (false, *id))
+            .chain(p.wildcard.iter().map(|id| (true, *id)))
+        {
             let r = p.rule(id);
             let mut text = Vec::new();
             if let Some(c) = &r.check {
@@ -176,12 +190,21 @@ pub fn servers(dir: &Path) -> Value {
         Err(e) => return json!({"dir": dir.display().to_string(), "servers": [], "error": e}),
     };
     let output = portcullis_compiler::compile(&inputs);
-    let diagnostics = if output.diagnostics.0.is_empty() { None } else { Some(output.render()) };
+    let diagnostics = if output.diagnostics.0.is_empty() {
+        None
+    } else {
+        Some(output.render())
+    };
     let mut servers = Vec::new();
     for p in &output.policies {
         let scanned = saved_scan(dir, &p.name);
         let mut names: Vec<String> = scanned.iter().map(|t| t.name.clone()).collect();
-        for pattern in p.tools.iter().flat_map(|b| &b.patterns).chain(p.hidden.iter().map(|h| &h.pattern)) {
+        for pattern in p
+            .tools
+            .iter()
+            .flat_map(|b| &b.patterns)
+            .chain(p.hidden.iter().map(|h| &h.pattern))
+        {
             if let portcullis_compiler::ir::NamePattern::Exact(n) = pattern {
                 names.push(n.clone());
             }
@@ -193,7 +216,9 @@ pub fn servers(dir: &Path) -> Value {
             let tools: Vec<Value> = names
                 .iter()
                 .map(|n| (n, scanned.iter().find(|t| &t.name == n)))
-                .filter(|(n, info)| info.map_or_else(|| scaffold::risk_by_name(n), |t| t.risk) == risk)
+                .filter(|(n, info)| {
+                    info.map_or_else(|| scaffold::risk_by_name(n), |t| t.risk) == risk
+                })
                 .map(|(n, info)| tool_view(p, &output.sources, n, info))
                 .collect();
             if !tools.is_empty() {
@@ -261,23 +286,45 @@ pub fn preview(dir: &Path, change: &Change) -> Result<Preview, String> {
         "hidden" => Effect::Hidden,
         "limit" => Effect::Limit {
             max: change.max.clone(),
-            window: if change.window.is_empty() { "minute".into() } else { change.window.clone() },
+            window: if change.window.is_empty() {
+                "minute".into()
+            } else {
+                change.window.clone()
+            },
         },
-        e => return Err(format!("`{e}` is not an effect: allow, deny, limit or hidden")),
+        e => {
+            return Err(format!(
+                "`{e}` is not an effect: allow, deny, limit or hidden"
+            ));
+        }
     };
-    let path = policy_path(dir, &change.server)
-        .ok_or_else(|| format!("no policy file for server `{}` in {}", change.server, dir.display()))?;
-    let old = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let path = policy_path(dir, &change.server).ok_or_else(|| {
+        format!(
+            "no policy file for server `{}` in {}",
+            change.server,
+            dir.display()
+        )
+    })?;
+    let old =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let current = portcullis_compiler::compile(&inputs(dir, None)?);
     let ir = current
         .policies
         .iter()
         .find(|p| p.name == change.server)
-        .ok_or_else(|| format!("the policy of `{}` does not compile now; fix it first:\n{}", change.server, current.render()))?;
+        .ok_or_else(|| {
+            format!(
+                "the policy of `{}` does not compile now; fix it first:\n{}",
+                change.server,
+                current.render()
+            )
+        })?;
     let lang = match ir.dialect {
         Dialect::InterceptV1 => Language::Yaml,
         Dialect::Dsl => Language::Dsl,
-        Dialect::Catalogue => return Err("the catalogue YAML form is not edited here: edit the file by hand".into()),
+        Dialect::Catalogue => {
+            return Err("the catalogue YAML form is not edited here: edit the file by hand".into());
+        }
     };
     if let Some(h) = ir.hidden_by(&change.tool)
         && effect != Effect::Hidden
@@ -294,8 +341,11 @@ pub fn preview(dir: &Path, change: &Change) -> Result<Preview, String> {
     // validate: the whole directory with the edit, as the build will see it.
     let output = portcullis_compiler::compile(&inputs(dir, Some((&path, &text)))?);
     let mut diagnostics = output.diagnostics.clone();
-    diagnostics.0.extend(crate::commands::validate::schema_warnings(&output.policies));
-    let valid = !diagnostics.has_errors() && output.policies.iter().any(|p| p.name == change.server);
+    diagnostics
+        .0
+        .extend(crate::commands::validate::schema_warnings(&output.policies));
+    let valid =
+        !diagnostics.has_errors() && output.policies.iter().any(|p| p.name == change.server);
     let validate_text = if diagnostics.0.is_empty() {
         format!("{}: valid", path.display())
     } else {
@@ -314,7 +364,8 @@ pub fn preview(dir: &Path, change: &Change) -> Result<Preview, String> {
     {
         let source = TestSource {
             path: t.display().to_string(),
-            text: std::fs::read_to_string(t).map_err(|e| format!("reading {}: {e}", t.display()))?,
+            text: std::fs::read_to_string(t)
+                .map_err(|e| format!("reading {}: {e}", t.display()))?,
         };
         let r = run_suite(&set, &[source], &|_| None, false);
         tests_pass = r.ok();
