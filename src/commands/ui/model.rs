@@ -30,7 +30,9 @@ fn inputs(dir: &Path, replace: Option<(&Path, &str)>) -> Result<Vec<Input>, Stri
 /// The tools a saved scan lists: `.scan/<server>.json` (written by
 /// `portcullis init`) or `<server>.tools.json` (by `portcullis scan -o`).
 /// Either holds a `tools/list` result: a JSON array of tools, an object
-/// with `tools`, or a whole JSON-RPC response with `result.tools`.
+/// with `tools`, or a whole JSON-RPC response with `result.tools`; a tool
+/// entry with a `definition` object (init's `portcullis-scan/1` format) is
+/// read from that definition.
 pub fn saved_scan(dir: &Path, server: &str) -> Vec<ToolInfo> {
     for path in [
         dir.join(".scan").join(format!("{server}.json")),
@@ -49,6 +51,7 @@ pub fn saved_scan(dir: &Path, server: &str) -> Vec<ToolInfo> {
         if let Some(tools) = tools {
             return tools
                 .iter()
+                .map(|t| t.get("definition").filter(|d| d.is_object()).unwrap_or(t))
                 .filter_map(|t| scaffold::tool_info(&serde_json::to_vec(t).ok()?))
                 .collect();
         }
@@ -396,4 +399,41 @@ pub fn preview(dir: &Path, change: &Change) -> Result<Preview, String> {
         digest: ir.digest.clone(),
         report,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_scan_in_each_shape() {
+        let dir = std::env::temp_dir().join(format!("portcullis-ui-scan-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".scan")).unwrap();
+        let tool = r#"{"name":"wipe","description":"Wipes it","inputSchema":{"type":"object","properties":{"id":{"type":"string"}},"required":["id"]},"annotations":{"readOnlyHint":true}}"#;
+        let check = |what: &str| {
+            let t = saved_scan(&dir, "s");
+            assert_eq!(t.len(), 1, "{what}");
+            assert_eq!(t[0].description, "Wipes it", "{what}");
+            assert_eq!(
+                t[0].risk,
+                Risk::Read,
+                "{what}: the annotation, not the name"
+            );
+            assert_eq!(t[0].params[0].name, "id", "{what}");
+        };
+        std::fs::write(dir.join("s.tools.json"), format!("[{tool}]")).unwrap();
+        check("scan -o's <server>.tools.json");
+        let init = format!(
+            r#"{{"format":"portcullis-scan/1","server":"s","tools":[{{"name":"wipe","risk":"destructive","definition":{tool}}}]}}"#
+        );
+        std::fs::write(dir.join(".scan/s.json"), init).unwrap();
+        check("init's .scan/<server>.json");
+        std::fs::write(
+            dir.join(".scan/s.json"),
+            format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":[{tool}]}}}}"#),
+        )
+        .unwrap();
+        check("a tools/list response");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
