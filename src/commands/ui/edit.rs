@@ -413,9 +413,17 @@ fn policy(text: &str, tool: &str, effect: &Effect) -> Result<String, String> {
         ));
     }
     // Where a new item goes: before the server block's closing brace.
-    let close = text
-        .rfind('}')
-        .ok_or_else(|| "no closing `}` of the server block".to_string())?;
+    // (the last line that starts with `}`: a `}` in a trailing comment is not it).
+    let mut close = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('}') {
+            close = Some(at + line.len() - line.trim_start().len());
+        }
+        at += line.len();
+    }
+    let close = close
+        .ok_or_else(|| "no closing `}` of the server block on a line of its own".to_string())?;
     if *effect == Effect::Hidden && !was_hidden {
         let at = block.map_or(close, |b| line_start(text, b.span.start));
         edits.push((
@@ -702,6 +710,18 @@ tools:
                 }
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn dsl_a_new_tool_goes_inside_the_server_block() {
+        let text = format!("{DSL}// trailing note }}\n");
+        let out = apply(&text, Language::Dsl, "add", &Effect::Deny).unwrap();
+        assert!(
+            out.contains(
+                "  tool add {\n    deny \"add is denied by policy\"\n  }\n}\n// trailing note }\n"
+            ),
+            "{out}"
         );
     }
 
