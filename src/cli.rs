@@ -50,6 +50,8 @@ pub enum Command {
     Scan(ScanArgs),
     /// Find the MCP servers your clients run, write a policy for each, and route them through Portcullis.
     Init(InitArgs),
+    /// Serve a local web page to review and edit policies and watch decisions.
+    Ui(UiArgs),
 }
 
 /// `portcullis status`.
@@ -368,4 +370,24 @@ pub struct InitArgs {
     /// Seconds each step of a server's scan (start-up, initialize, each tools/list page) may take.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
+}
+
+/// `portcullis ui`.
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Address to listen on; anything but a loopback address needs --allow-remote.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Port to listen on (0: any free port; the URL printed on start says which).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub port: u16,
+    /// The directory of policies to review and edit (`<server>.yaml` or `.policy`).
+    #[arg(long, value_name = "DIR", default_value = "policies/default")]
+    pub policy_dir: PathBuf,
+    /// A decision log (`--audit-log` of the proxy), or a directory of `*.jsonl` logs; repeatable.
+    #[arg(long = "audit-log", value_name = "FILE|DIR")]
+    pub audit_logs: Vec<PathBuf>,
+    /// Listen on a non-loopback address (anyone who can reach it and has the token can edit policies).
+    #[arg(long)]
+    pub allow_remote: bool,
 }

@@ -11,4 +11,5 @@ pub mod scan;
 pub mod status;
 pub mod test;
 pub mod translate;
+pub mod ui;
 pub mod validate;

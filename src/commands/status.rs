@@ -32,27 +32,13 @@ pub fn run(args: &StatusArgs) -> i32 {
             }
         },
     };
-    let files = match log_files(&args.audit_logs) {
-        Ok(f) => f,
+    let report = match load(&args.audit_logs, now) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
         }
     };
-    let mut report = Report::new(now);
-    for f in &files {
-        let text = match std::fs::read(f) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: reading {}: {e}", f.display());
-                return 1;
-            }
-        };
-        report.files.push(f.display().to_string());
-        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            report.add(line);
-        }
-    }
     let summary = report.summary(&process_exists);
     if args.json {
         println!(
@@ -63,6 +49,21 @@ pub fn run(args: &StatusArgs) -> i32 {
         print!("{}", render(&summary));
     }
     0
+}
+
+/// Every line of the logs at `paths` (files, or directories of `*.jsonl`),
+/// read as of `now`: what `status` prints and `portcullis ui` shows.
+pub(crate) fn load(paths: &[PathBuf], now: UnixMillis) -> Result<Report, String> {
+    let files = log_files(paths)?;
+    let mut report = Report::new(now);
+    for f in &files {
+        let text = std::fs::read(f).map_err(|e| format!("reading {}: {e}", f.display()))?;
+        report.files.push(f.display().to_string());
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            report.add(line);
+        }
+    }
+    Ok(report)
 }
 
 /// The files to read: each FILE, and the `*.jsonl` files of each DIR, sorted.
@@ -95,7 +96,7 @@ fn log_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 /// (a process that reused the pid, after a restart or in another
 /// container's pid 1, is not the proxy). The report says "running" only
 /// when the log has no `shutdown` line for the instance either.
-fn process_exists(pid: u32, started: Option<&str>) -> bool {
+pub(crate) fn process_exists(pid: u32, started: Option<&str>) -> bool {
     if let (Some(logged), Some(live)) = (started, process_start(pid)) {
         return logged == live;
     }
@@ -128,20 +129,24 @@ struct Instance {
     denied: u64,
 }
 
+/// One denial in the log.
 #[derive(Debug, Clone, Serialize)]
-struct Denial {
+pub(crate) struct Denial {
     time: String,
+    /// When, in Unix milliseconds.
     #[serde(skip)]
-    at: i64,
+    pub(crate) at: i64,
     server: String,
     tool: String,
     outcome: String,
-    rule: String,
+    /// The rule's name (or `(outcome)` when no rule decided).
+    pub(crate) rule: String,
     source: String,
     message: String,
 }
 
-struct Report {
+/// The logs, read: see [`load`].
+pub(crate) struct Report {
     now: UnixMillis,
     files: Vec<String>,
     unreadable: u64,
@@ -150,10 +155,11 @@ struct Report {
     denied: u64,
     rejected: u64,
     /// (minute start ms) -> calls; the report shows the last five minutes up to `now`.
-    minutes: BTreeMap<i64, u64>,
+    pub(crate) minutes: BTreeMap<i64, u64>,
     /// (rule, source) -> denials.
     rules: BTreeMap<(String, String), u64>,
-    denials: Vec<Denial>,
+    /// Every denial, in log order.
+    pub(crate) denials: Vec<Denial>,
     first: Option<i64>,
     last: Option<i64>,
 }
@@ -274,7 +280,8 @@ impl Report {
         }
     }
 
-    fn summary(mut self, exists: &dyn Fn(u32, Option<&str>) -> bool) -> Summary {
+    /// What `status` reports; `exists` tells whether a logging process still runs.
+    pub(crate) fn summary(mut self, exists: &dyn Fn(u32, Option<&str>) -> bool) -> Summary {
         let mut instances: Vec<InstanceSummary> = self
             .instances
             .values()
@@ -350,8 +357,9 @@ impl Report {
     }
 }
 
+/// The report `status --json` prints.
 #[derive(Debug, Serialize)]
-struct Summary {
+pub(crate) struct Summary {
     now: String,
     files: Vec<String>,
     unreadable_lines: u64,

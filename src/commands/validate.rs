@@ -95,7 +95,7 @@ pub fn run(args: &ValidateArgs) -> i32 {
 /// Warnings for rule paths that are not parameters of their tool, per the
 /// `<server>.tools.json` that `portcullis scan -o` saved beside a policy.
 #[cfg(feature = "dynamic")]
-fn schema_warnings(
+pub(crate) fn schema_warnings(
     policies: &[portcullis_compiler::ir::ServerPolicy],
 ) -> Vec<portcullis_compiler::source::Diagnostic> {
     use portcullis_compiler::schema;
