@@ -12,6 +12,7 @@
 //! - [`policy`]: the [`Policy`] trait and [`Decision`].
 //! - [`regex`]: regexes embedded as build-time DFAs.
 //! - [`replay`]: calls replayed on fresh counters, for policy tests.
+//! - [`spend`]: exact money and the budgets on paid tools (MPP).
 //!
 //! The proxy that enforces decisions (transports, sessions, counter stores
 //! that persist, audit, metrics) is the `portcullis-proxy` crate on top.
@@ -68,6 +69,7 @@ pub mod ops;
 pub mod policy;
 pub mod regex;
 pub mod replay;
+pub mod spend;
 
 pub use call::ToolCall;
 pub use counters::{Counters, MemoryCounters, UnixMillis};
@@ -83,4 +85,5 @@ pub mod prelude {
         Decision, Env, Limits, Outcome, Policy, PolicyMeta, RuleId, RuleInfo, RuleKind,
     };
     pub use crate::regex::{Aligned, EmbeddedRegex};
+    pub use crate::spend::{Budget, Budgets, WindowBudget};
 }
