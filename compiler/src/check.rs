@@ -365,7 +365,13 @@ fn hidden_with_rules(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
 }
 
 fn too_many_limits(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
-    let limits = |ids: &[RuleId]| ids.iter().filter(|&&r| p.rule(r).limit.is_some()).count();
+    // Spend budgets fill a table of the same size (`spend::MAX_BUDGETS`):
+    // counted with the limits, which can only over-count.
+    let limits = |ids: &[RuleId]| {
+        ids.iter()
+            .filter(|&&r| p.rule(r).limit.is_some() || p.rule(r).spend.is_some())
+            .count()
+    };
     let wildcard = limits(&p.wildcard);
     let globs: usize = p
         .tools

@@ -362,7 +362,9 @@ impl Gen<'_> {
         let globs: Vec<TokenStream> = globs.collect();
         let wildcard = self.budget_pushes(&self.p.wildcard);
         let guard = if hidden {
-            quote!(if hidden(call.name()).is_some() { return; })
+            quote!(if hidden(call.name()).is_some() {
+                return;
+            })
         } else {
             quote!()
         };

@@ -10,10 +10,10 @@ use portcullis_core::call::ToolCall;
 use portcullis_core::counters::{CounterRef, CounterSpec, Scope};
 use portcullis_core::json::{JStr, Num, Val};
 use portcullis_core::ops::{self, AmountFault};
-use portcullis_core::spend::{Budget, Budgets, WindowBudget};
 use portcullis_core::policy::{
     Decision, Env, Limits, Outcome, Policy, PolicyMeta, RuleId, RuleInfo,
 };
+use portcullis_core::spend::{Budget, Budgets, WindowBudget};
 
 use crate::ir::{
     Amount, ArgPath, CmpOp, Const, CounterId, Expr, Operand, Partition, Posture, ServerPolicy,
@@ -56,34 +56,33 @@ impl Evaluator {
     /// Builds an evaluator for a checked policy.
     pub fn new(ir: ServerPolicy, sources: &SourceMap) -> Evaluator {
         let meta = Box::leak(Box::new(meta_for(&ir, sources)));
-        let texts = ir
-            .rules
-            .iter()
-            .map(|r| {
-                let (missing, invalid) = match r.limit.as_ref().map(|l| &l.amount) {
-                    Some(Amount::Arg {
-                        missing_message,
-                        invalid_message,
-                        ..
-                    }) => (leak(missing_message), leak(invalid_message)),
-                    _ => ("", ""),
-                };
-                RuleText {
-                    check: r.check.as_ref().map_or("", |c| leak(&c.message)),
-                    limit: r.limit.as_ref().map_or("", |l| leak(&l.message)),
-                    missing,
-                    invalid,
-                    spend_message: r.spend.as_ref().map_or("", |s| leak(&s.message)),
-                    spend_currency: r
-                        .spend
-                        .as_ref()
-                        .and_then(|s| s.currency.as_deref())
-                        .map(|c| {
-                            portcullis_core::spend::currency(c).map_or_else(|| leak(c), |k| k.code)
-                        }),
-                }
-            })
-            .collect();
+        let texts =
+            ir.rules
+                .iter()
+                .map(|r| {
+                    let (missing, invalid) = match r.limit.as_ref().map(|l| &l.amount) {
+                        Some(Amount::Arg {
+                            missing_message,
+                            invalid_message,
+                            ..
+                        }) => (leak(missing_message), leak(invalid_message)),
+                        _ => ("", ""),
+                    };
+                    RuleText {
+                        check: r.check.as_ref().map_or("", |c| leak(&c.message)),
+                        limit: r.limit.as_ref().map_or("", |l| leak(&l.message)),
+                        missing,
+                        invalid,
+                        spend_message: r.spend.as_ref().map_or("", |s| leak(&s.message)),
+                        spend_currency: r.spend.as_ref().and_then(|s| s.currency.as_deref()).map(
+                            |c| {
+                                portcullis_core::spend::currency(c)
+                                    .map_or_else(|| leak(c), |k| k.code)
+                            },
+                        ),
+                    }
+                })
+                .collect();
         let regexes = ir
             .regexes
             .iter()

@@ -132,21 +132,63 @@ pub struct Currency {
 /// challenge in any other currency (a token contract address, a typo) is
 /// denied: the proxy cannot tell what it costs.
 pub const CURRENCIES: &[Currency] = &[
-    Currency { code: "usd", decimals: 2, tag: 1 },
-    Currency { code: "eur", decimals: 2, tag: 2 },
-    Currency { code: "gbp", decimals: 2, tag: 3 },
-    Currency { code: "chf", decimals: 2, tag: 4 },
-    Currency { code: "cad", decimals: 2, tag: 5 },
-    Currency { code: "aud", decimals: 2, tag: 6 },
-    Currency { code: "jpy", decimals: 0, tag: 7 },
-    Currency { code: "usdc", decimals: 6, tag: 8 },
-    Currency { code: "usdt", decimals: 6, tag: 9 },
-    Currency { code: "pyusd", decimals: 6, tag: 10 },
+    Currency {
+        code: "usd",
+        decimals: 2,
+        tag: 1,
+    },
+    Currency {
+        code: "eur",
+        decimals: 2,
+        tag: 2,
+    },
+    Currency {
+        code: "gbp",
+        decimals: 2,
+        tag: 3,
+    },
+    Currency {
+        code: "chf",
+        decimals: 2,
+        tag: 4,
+    },
+    Currency {
+        code: "cad",
+        decimals: 2,
+        tag: 5,
+    },
+    Currency {
+        code: "aud",
+        decimals: 2,
+        tag: 6,
+    },
+    Currency {
+        code: "jpy",
+        decimals: 0,
+        tag: 7,
+    },
+    Currency {
+        code: "usdc",
+        decimals: 6,
+        tag: 8,
+    },
+    Currency {
+        code: "usdt",
+        decimals: 6,
+        tag: 9,
+    },
+    Currency {
+        code: "pyusd",
+        decimals: 6,
+        tag: 10,
+    },
 ];
 
 /// The known currency with this code (ASCII case-insensitive).
 pub fn currency(code: &str) -> Option<&'static Currency> {
-    CURRENCIES.iter().find(|c| c.code.eq_ignore_ascii_case(code))
+    CURRENCIES
+        .iter()
+        .find(|c| c.code.eq_ignore_ascii_case(code))
 }
 
 /// The counter partition of a budget's spend in one currency: the budget's
@@ -250,7 +292,9 @@ mod tests {
         assert_eq!(parse_decimal("0.000001"), Ok(1));
         assert_eq!(parse_decimal("1.5000000000"), Ok(1_500_000));
         assert_eq!(parse_decimal("0.0000001"), Err(MoneyError::TooPrecise));
-        for bad in ["", ".5", "5.", "-1", "1e2", "1,5", " 1", "0x10", "1.2.3", "½"] {
+        for bad in [
+            "", ".5", "5.", "-1", "1e2", "1,5", " 1", "0x10", "1.2.3", "½",
+        ] {
             assert_eq!(parse_decimal(bad), Err(MoneyError::Syntax), "{bad:?}");
         }
         assert_eq!(parse_decimal("18446744073709.551615"), Ok(u64::MAX));

@@ -16,7 +16,8 @@ use portcullis_core::policy::go_quote;
 use super::{PolicyBuilder, Str, check_keys, get, key_span, map_entries, seq_items, string_field};
 use crate::ir::{
     Amount, ArgPath, Calendar, Check, CmpOp, Const, Counter, CounterId, Expr, Limit, Loc,
-    NamePattern, Operand, Partition, Posture, RuleKind, ServerPolicy, Spend, Test, TestKind, Tool, Window,
+    NamePattern, Operand, Partition, Posture, RuleKind, ServerPolicy, Spend, Test, TestKind, Tool,
+    Window,
 };
 use crate::source::{Diagnostic, Span};
 use crate::syntax::yaml::{Node, NodeValue, Scalar, Style, Typed, typed};
@@ -856,15 +857,27 @@ fn validate_rule_body<'f>(
         );
     }
     if let Some(sp) = &r.spend {
-        let per_call = sp.per_call.as_ref().map(|s| spend_amount(p, "per_call", s, diags));
-        let daily = sp.daily.as_ref().map(|s| spend_amount(p, "daily", s, diags));
+        let per_call = sp
+            .per_call
+            .as_ref()
+            .map(|s| spend_amount(p, "per_call", s, diags));
+        let daily = sp
+            .daily
+            .as_ref()
+            .map(|s| spend_amount(p, "daily", s, diags));
         if per_call.is_none() && daily.is_none() {
             diags.push(
-                Diagnostic::error(format!("{p}.spend: a spend block needs `per_call`, `daily` or both"), sp.span)
-                    .with_help("e.g. `spend: {per_call: 0.50, daily: 50.00}`"),
+                Diagnostic::error(
+                    format!("{p}.spend: a spend block needs `per_call`, `daily` or both"),
+                    sp.span,
+                )
+                .with_help("e.g. `spend: {per_call: 0.50, daily: 50.00}`"),
             );
         }
-        if !r.conditions.is_empty() || r.state.is_some() || !matches!(r.action.action, Action::Evaluate) {
+        if !r.conditions.is_empty()
+            || r.state.is_some()
+            || !matches!(r.action.action, Action::Evaluate)
+        {
             diags.push(
                 Diagnostic::error(format!("{p}: spend cannot be combined with conditions, state, rate_limit or action deny"), sp.span)
                     .with_help("give the budget a rule of its own; the price is only known when the server asks for payment"),
