@@ -391,6 +391,8 @@ pub struct Hold {
     pub amount: u64,
     /// Its currency.
     pub currency: &'static Currency,
+    /// The challenges it was reserved for (any one may be paid).
+    pub challenge_ids: Vec<String>,
     /// The store it is reserved in.
     pub counters: Arc<dyn Counters>,
     /// The policy's tables (rule names for metrics).
