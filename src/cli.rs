@@ -236,6 +236,10 @@ pub struct ProxyArgs {
     /// After the client disconnects, seconds the server has to exit before SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub shutdown_grace: f64,
+    /// Seconds a paid tool's price stays reserved on its budgets while the
+    /// client's wallet pays (MPP); an unpaid challenge is released after it.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub payment_timeout: f64,
 }
 
 /// `portcullis validate`.
