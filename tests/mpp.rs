@@ -92,8 +92,14 @@ fn buy(p: &mut Proxy, id: u64, price: &str) {
 fn assert_spend_denied(line: &str, needle: &str) {
     assert!(is_denial(line), "not a denial: {line}");
     assert!(line.contains("\"isError\":true"), "{line}");
-    assert!(!line.contains("\"challenges\":"), "the client saw the challenge: {line}");
-    assert!(!line.contains("-32042"), "the client saw the challenge: {line}");
+    assert!(
+        !line.contains("\"challenges\":"),
+        "the client saw the challenge: {line}"
+    );
+    assert!(
+        !line.contains("-32042"),
+        "the client saw the challenge: {line}"
+    );
     assert!(line.contains(needle), "{needle:?} not in {line}");
 }
 
@@ -122,18 +128,61 @@ fn within_budget_passes_the_challenge_and_the_receipt_commits_it() {
     let (code, _) = p.finish();
     assert_eq!(code, 0);
     let log = std::fs::read_to_string(&audit).unwrap();
-    let payments: Vec<&str> = log.lines().filter(|l| l.contains("\"type\":\"payment\"")).collect();
+    let payments: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"type\":\"payment\""))
+        .collect();
     let stages: Vec<&str> = payments
         .iter()
-        .map(|l| l.split("\"stage\":\"").nth(1).unwrap().split('"').next().unwrap())
+        .map(|l| {
+            l.split("\"stage\":\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+        })
         .collect();
     assert_eq!(
         stages,
-        ["reserved", "committed", "reserved", "committed", "denied", "denied"],
+        [
+            "reserved",
+            "committed",
+            "reserved",
+            "committed",
+            "denied",
+            "denied"
+        ],
         "{log}"
     );
-    assert!(payments[0].contains("\"price\":\"0.40 usd\""), "{}", payments[0]);
-    assert!(payments[0].contains("\"budgets\":\"image budget\""), "{}", payments[0]);
+    assert!(
+        payments[0].contains("\"price\":\"0.40 usd\""),
+        "{}",
+        payments[0]
+    );
+    assert!(
+        payments[0].contains("\"budgets\":\"image budget\""),
+        "{}",
+        payments[0]
+    );
+    // `status` adds spend up per tool and budget, exactly.
+    let out = Command::new(common::portcullis())
+        .args(["status", "--json", "--audit-log"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for needle in [
+        "\"tool\": \"generate_image\"",
+        "\"budgets\": \"image budget\"",
+        "\"currency\": \"usd\"",
+        "\"committed\": \"0.80\"",
+        "\"reserved\": \"0.80\"",
+        "\"unreadable_lines\": 0",
+    ] {
+        assert!(text.contains(needle), "{needle} not in {text}");
+    }
 }
 
 #[test]
@@ -143,13 +192,34 @@ fn malformed_challenges_are_denied_and_never_reach_the_wallet() {
     let server_log = dir.join("server.jsonl");
     let mut p = proxy("mpp-malformed-proxy", &policy, &[], &server_log);
     let cases = [
-        (r#"{"price":"40","shape":"number_amount"}"#, "amount cannot be read exactly"),
-        (r#"{"price":"40","shape":"fraction"}"#, "amount cannot be read exactly"),
-        (r#"{"price":"40","currency":"0x20c0000000000000000000000000000000000000"}"#, "currency is unknown"),
-        (r#"{"price":"40","shape":"no_currency"}"#, "lacks id, method"),
-        (r#"{"price":"40","shape":"conflicting"}"#, "ask different prices"),
-        (r#"{"price":"40","shape":"no_challenges"}"#, "has no challenges"),
-        (r#"{"price":"4000000000000000000000000"}"#, "amount cannot be read exactly"),
+        (
+            r#"{"price":"40","shape":"number_amount"}"#,
+            "amount cannot be read exactly",
+        ),
+        (
+            r#"{"price":"40","shape":"fraction"}"#,
+            "amount cannot be read exactly",
+        ),
+        (
+            r#"{"price":"40","currency":"0x20c0000000000000000000000000000000000000"}"#,
+            "currency is unknown",
+        ),
+        (
+            r#"{"price":"40","shape":"no_currency"}"#,
+            "lacks id, method",
+        ),
+        (
+            r#"{"price":"40","shape":"conflicting"}"#,
+            "ask different prices",
+        ),
+        (
+            r#"{"price":"40","shape":"no_challenges"}"#,
+            "has no challenges",
+        ),
+        (
+            r#"{"price":"4000000000000000000000000"}"#,
+            "amount cannot be read exactly",
+        ),
     ];
     for (i, (args, why)) in cases.iter().enumerate() {
         let line = call(&mut p, 10 + i as u64, args);
@@ -166,7 +236,10 @@ fn malformed_challenges_are_denied_and_never_reach_the_wallet() {
     let (code, _) = p.finish();
     assert_eq!(code, 0);
     let received = std::fs::read_to_string(&server_log).unwrap();
-    assert!(!received.contains("ch-forged"), "the forged credential reached the server");
+    assert!(
+        !received.contains("ch-forged"),
+        "the forged credential reached the server"
+    );
 }
 
 #[test]
@@ -181,8 +254,14 @@ fn an_abandoned_payment_is_released_after_the_timeout() {
         &server_log,
     );
     // 0.50 reserved and never paid: another 0.50 still fits (1.00), a third does not.
-    assert_eq!(error_code(&call(&mut p, 1, r#"{"price":"50"}"#)), Some(-32042));
-    assert_eq!(error_code(&call(&mut p, 2, r#"{"price":"50"}"#)), Some(-32042));
+    assert_eq!(
+        error_code(&call(&mut p, 1, r#"{"price":"50"}"#)),
+        Some(-32042)
+    );
+    assert_eq!(
+        error_code(&call(&mut p, 2, r#"{"price":"50"}"#)),
+        Some(-32042)
+    );
     assert_spend_denied(&call(&mut p, 3, r#"{"price":"50"}"#), "image budget");
     // After the payment timeout both reservations are given back.
     std::thread::sleep(Duration::from_millis(1600));
@@ -232,7 +311,10 @@ fn shared_daily_budget(name: &str, state: &[&str]) {
     assert_spend_denied(&call(&mut a, 3, r#"{"price":"20"}"#), "image budget");
     assert_spend_denied(&call(&mut b, 3, r#"{"price":"20"}"#), "image budget");
     // 0.10 still fits.
-    assert_eq!(error_code(&call(&mut b, 4, r#"{"price":"10"}"#)), Some(-32042));
+    assert_eq!(
+        error_code(&call(&mut b, 4, r#"{"price":"10"}"#)),
+        Some(-32042)
+    );
     assert_eq!(a.finish().0, 0);
     assert_eq!(b.finish().0, 0);
 }

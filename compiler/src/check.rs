@@ -81,15 +81,12 @@ fn case_variant_paths(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
 
 fn unlimited_counters(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
     for c in &p.counters {
-        let limited = p
-            .rules
-            .iter()
-            .any(|r| {
-                r.limit.as_ref().is_some_and(|l| l.counter == c.id)
-                    || r.spend
-                        .as_ref()
-                        .is_some_and(|s| s.window.is_some_and(|(w, _)| w == c.id))
-            });
+        let limited = p.rules.iter().any(|r| {
+            r.limit.as_ref().is_some_and(|l| l.counter == c.id)
+                || r.spend
+                    .as_ref()
+                    .is_some_and(|s| s.window.is_some_and(|(w, _)| w == c.id))
+        });
         if !limited {
             out.push(
                 Diagnostic::error(

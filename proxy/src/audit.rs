@@ -241,7 +241,13 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
             message,
             ..
         } => {
-            for (k, v) in [("tool", tool.as_str()), ("stage", stage), ("price", price), ("budgets", budgets), ("message", message)] {
+            for (k, v) in [
+                ("tool", tool.as_str()),
+                ("stage", stage),
+                ("price", price),
+                ("budgets", budgets),
+                ("message", message),
+            ] {
                 if !v.is_empty() || k == "tool" || k == "stage" {
                     out.extend_from_slice(format!(",\"{k}\":").as_bytes());
                     push_json_str(&mut out, v);

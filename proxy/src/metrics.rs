@@ -123,7 +123,9 @@ pub struct Metrics {
     latency_call: Histogram,
     latency_other: Histogram,
     /// Spend on paid tools (MPP), micro-units, by (tool, budget, currency, stage).
-    spend: std::sync::Mutex<std::collections::BTreeMap<(String, String, &'static str, &'static str), u64>>,
+    spend: std::sync::Mutex<
+        std::collections::BTreeMap<(String, String, &'static str, &'static str), u64>,
+    >,
 }
 
 impl Metrics {

@@ -204,7 +204,10 @@ pub fn credential_challenge(params: Option<Value<'_>>) -> Result<Option<String>,
     let Some(Val::Object(ch)) = cred.get("challenge").map(|c| c.val()) else {
         return Err(());
     };
-    text(ch.get("id")).filter(|s| !s.is_empty()).map(Some).ok_or(())
+    text(ch.get("id"))
+        .filter(|s| !s.is_empty())
+        .map(Some)
+        .ok_or(())
 }
 
 /// The challenge id a success's receipt names, if it has one.
@@ -272,7 +275,10 @@ pub fn reserve(
     let refuse = |b: &spend::Budget, why: String| Refusal {
         rule: Some(b.rule),
         message: if b.message.is_empty() {
-            format!("Spend budget {:?} exceeded: {tool} asks {asked}; {why}", name(b.rule))
+            format!(
+                "Spend budget {:?} exceeded: {tool} asks {asked}; {why}",
+                name(b.rule)
+            )
         } else {
             b.message.to_string()
         },
@@ -408,7 +414,14 @@ impl Hold {
     pub fn release(self) {
         self.counters.rollback(&self.reserved.ticket);
         if let Some(m) = &self.metrics {
-            m.spend(self.meta, &self.tool, &self.reserved.rules, self.currency.code, "released", self.amount);
+            m.spend(
+                self.meta,
+                &self.tool,
+                &self.reserved.rules,
+                self.currency.code,
+                "released",
+                self.amount,
+            );
         }
     }
 
@@ -416,7 +429,14 @@ impl Hold {
     pub fn commit(self) {
         self.counters.commit(&self.reserved.ticket);
         if let Some(m) = &self.metrics {
-            m.spend(self.meta, &self.tool, &self.reserved.rules, self.currency.code, "committed", self.amount);
+            m.spend(
+                self.meta,
+                &self.tool,
+                &self.reserved.rules,
+                self.currency.code,
+                "committed",
+                self.amount,
+            );
         }
     }
 }
@@ -541,9 +561,16 @@ mod tests {
 
     #[test]
     fn a_charge_is_read_exactly_in_micro_units() {
-        let p = err(&data(&[challenge("c1", "\"50\"", "usd")])).unwrap().unwrap();
-        assert_eq!((p.amount, p.currency.code, p.ids), (500_000, "usd", vec!["c1".to_string()]));
-        let p = err(&data(&[challenge("c1", "\"1500000\"", "USDC")])).unwrap().unwrap();
+        let p = err(&data(&[challenge("c1", "\"50\"", "usd")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (p.amount, p.currency.code, p.ids),
+            (500_000, "usd", vec!["c1".to_string()])
+        );
+        let p = err(&data(&[challenge("c1", "\"1500000\"", "USDC")]))
+            .unwrap()
+            .unwrap();
         assert_eq!(p.amount, 1_500_000);
     }
 
@@ -551,22 +578,44 @@ mod tests {
     fn unreadable_challenges_are_refused() {
         let cases = [
             (data(&[challenge("c", "50", "usd")]), ChallengeError::Amount),
-            (data(&[challenge("c", "\"0.5\"", "usd")]), ChallengeError::Amount),
-            (data(&[challenge("c", "\"-5\"", "usd")]), ChallengeError::Amount),
-            (data(&[challenge("c", "\"5\"", "0x20c0")]), ChallengeError::Currency),
-            (data(&[challenge("", "\"5\"", "usd")]), ChallengeError::MissingField),
+            (
+                data(&[challenge("c", "\"0.5\"", "usd")]),
+                ChallengeError::Amount,
+            ),
+            (
+                data(&[challenge("c", "\"-5\"", "usd")]),
+                ChallengeError::Amount,
+            ),
+            (
+                data(&[challenge("c", "\"5\"", "0x20c0")]),
+                ChallengeError::Currency,
+            ),
+            (
+                data(&[challenge("", "\"5\"", "usd")]),
+                ChallengeError::MissingField,
+            ),
             (data(&[]), ChallengeError::NoChallenges),
             (
-                data(&[challenge("a", "\"5\"", "usd"), challenge("b", "\"6\"", "usd")]),
+                data(&[
+                    challenge("a", "\"5\"", "usd"),
+                    challenge("b", "\"6\"", "usd"),
+                ]),
                 ChallengeError::Conflicting,
             ),
             (
-                data(&[challenge("a", "\"5\"", "usd"), challenge("b", "\"5\"", "eur")]),
+                data(&[
+                    challenge("a", "\"5\"", "usd"),
+                    challenge("b", "\"5\"", "eur"),
+                ]),
                 ChallengeError::Conflicting,
             ),
-            (r#"{"code":-32042,"message":"x"}"#.to_string(), ChallengeError::NoChallenges),
             (
-                r#"{"code":-32042,"message":"x","data":{"challenges":[],"challenges":[]}}"#.to_string(),
+                r#"{"code":-32042,"message":"x"}"#.to_string(),
+                ChallengeError::NoChallenges,
+            ),
+            (
+                r#"{"code":-32042,"message":"x","data":{"challenges":[],"challenges":[]}}"#
+                    .to_string(),
                 ChallengeError::Ambiguous,
             ),
             (
@@ -574,7 +623,9 @@ mod tests {
                 ChallengeError::Intent,
             ),
             (
-                data(&[challenge("c", "\"5\"", "usd").replace("\"recipient\"", "\"decimals\":6,\"r\"")]),
+                data(&[
+                    challenge("c", "\"5\"", "usd").replace("\"recipient\"", "\"decimals\":6,\"r\"")
+                ]),
                 ChallengeError::Decimals,
             ),
         ];
@@ -585,9 +636,12 @@ mod tests {
 
     #[test]
     fn same_price_challenges_are_one_price_and_elicitation_is_not_a_payment() {
-        let p = err(&data(&[challenge("a", "\"5\"", "usd"), challenge("b", "\"5\"", "usd")]))
-            .unwrap()
-            .unwrap();
+        let p = err(&data(&[
+            challenge("a", "\"5\"", "usd"),
+            challenge("b", "\"5\"", "usd"),
+        ]))
+        .unwrap()
+        .unwrap();
         assert_eq!(p.ids, vec!["a".to_string(), "b".to_string()]);
         let url = r#"{"code":-32042,"message":"URL elicitation required","data":{"elicitations":[{"mode":"url","url":"https://x"}]}}"#;
         assert_eq!(err(url), Ok(None));
@@ -595,11 +649,17 @@ mod tests {
 
     #[test]
     fn expired_challenges_are_refused() {
-        let c = challenge("c", "\"5\"", "usd").replace("\"realm\"", "\"expires\":\"1970-01-01T00:00:01Z\",\"realm\"");
+        let c = challenge("c", "\"5\"", "usd").replace(
+            "\"realm\"",
+            "\"expires\":\"1970-01-01T00:00:01Z\",\"realm\"",
+        );
         let json = data(&[c]);
         portcullis_core::json::validate(json.as_bytes(), Strictness::LENIENT).unwrap();
         let v = Value::from_validated(json.as_bytes());
-        assert_eq!(read_challenges(v, UnixMillis(2000)), Err(ChallengeError::Expired));
+        assert_eq!(
+            read_challenges(v, UnixMillis(2000)),
+            Err(ChallengeError::Expired)
+        );
         assert!(read_challenges(v, UnixMillis(500)).unwrap().is_some());
     }
 }

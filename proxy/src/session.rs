@@ -572,11 +572,20 @@ impl Session {
                         self.counters.rollback(&decision.ticket);
                         return Some((
                             false,
-                            Some(crate::mpp::denial(id.as_bytes(), call.name(), &refusal, meta)),
+                            Some(crate::mpp::denial(
+                                id.as_bytes(),
+                                call.name(),
+                                &refusal,
+                                meta,
+                            )),
                         ));
                     }
                 };
-                match self.register(key.clone(), id.as_bytes(), Kind::Call(Box::new(decision.ticket))) {
+                match self.register(
+                    key.clone(),
+                    id.as_bytes(),
+                    Kind::Call(Box::new(decision.ticket)),
+                ) {
                     Ok(()) => {
                         if paid.is_some()
                             && let Some(p) = self.pending().get_mut(&key)
@@ -679,7 +688,11 @@ impl Session {
         let now = UnixMillis::now();
         let tool = paid.tool.clone();
         if let Some(h) = paid.claimed.take() {
-            let price = format!("{} {}", portcullis_core::spend::format(h.amount), h.currency.code);
+            let price = format!(
+                "{} {}",
+                portcullis_core::spend::format(h.amount),
+                h.currency.code
+            );
             let budgets = rule_names(h.meta, &h.reserved.rules);
             let stage = if error.is_none() {
                 if let Some(r) = mpp::receipt_challenge(env.result)
@@ -719,8 +732,14 @@ impl Session {
         }
         let meta = paid.meta;
         let refused = |refusal: mpp::Refusal, price: String| {
-            self.log.info(format_args!("denied payment for {tool}: {}", refusal.message));
-            let budgets = refusal.rule.map(|r| rule_names(meta, &[r])).unwrap_or_default();
+            self.log.info(format_args!(
+                "denied payment for {tool}: {}",
+                refusal.message
+            ));
+            let budgets = refusal
+                .rule
+                .map(|r| rule_names(meta, &[r]))
+                .unwrap_or_default();
             self.record(|| Event::Payment {
                 at: now,
                 tool: tool.clone(),
@@ -737,7 +756,11 @@ impl Session {
             Ok(Some(p)) => p,
             Err(e) => return refused(mpp::Refusal::unreadable(&tool, e), String::new()),
         };
-        let shown = format!("{} {}", portcullis_core::spend::format(price.amount), price.currency.code);
+        let shown = format!(
+            "{} {}",
+            portcullis_core::spend::format(price.amount),
+            price.currency.code
+        );
         match mpp::reserve(
             &tool,
             &paid.budgets,
@@ -750,7 +773,14 @@ impl Session {
             Ok(reserved) => {
                 let payments = mpp::Payments::global();
                 if let Some(m) = &self.metrics {
-                    m.spend(meta, &tool, &reserved.rules, price.currency.code, "reserved", price.amount);
+                    m.spend(
+                        meta,
+                        &tool,
+                        &reserved.rules,
+                        price.currency.code,
+                        "reserved",
+                        price.amount,
+                    );
                 }
                 let budgets = rule_names(meta, &reserved.rules);
                 payments.hold(
@@ -782,7 +812,14 @@ impl Session {
             Err(refusal) => {
                 if let Some(m) = &self.metrics {
                     let rules: Vec<_> = refusal.rule.into_iter().collect();
-                    m.spend(meta, &tool, &rules, price.currency.code, "denied", price.amount);
+                    m.spend(
+                        meta,
+                        &tool,
+                        &rules,
+                        price.currency.code,
+                        "denied",
+                        price.amount,
+                    );
                 }
                 refused(refusal, shown)
             }
@@ -1019,7 +1056,10 @@ impl Session {
 }
 
 /// The names of budget rules, comma-separated, for the decision log.
-fn rule_names(meta: &portcullis_core::policy::PolicyMeta, rules: &[portcullis_core::policy::RuleId]) -> String {
+fn rule_names(
+    meta: &portcullis_core::policy::PolicyMeta,
+    rules: &[portcullis_core::policy::RuleId],
+) -> String {
     rules
         .iter()
         .filter_map(|r| meta.rule(*r).map(|i| i.name))

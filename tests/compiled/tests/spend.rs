@@ -75,13 +75,23 @@ fn both_engines_expose_the_same_budgets() {
         ("translate", r#"{}"#, 1),
         ("unlisted", r#"{}"#, 1),
     ];
-    for file in ["paid-intercept.yaml", "paid-catalogue.yaml", "paid-dsl.policy"] {
+    for file in [
+        "paid-intercept.yaml",
+        "paid-catalogue.yaml",
+        "paid-dsl.policy",
+    ] {
         let server = file.split('.').next().unwrap();
         let native = compiled(server).expect("compiled");
         let eval = evaluator(file);
         for (tool, args, session) in calls {
-            let (n, e) = (budgets(native, tool, args, session), budgets(&eval, tool, args, session));
-            assert!(same(&n, &e), "{file} {tool} {args}: generated {n:?}\nevaluator {e:?}");
+            let (n, e) = (
+                budgets(native, tool, args, session),
+                budgets(&eval, tool, args, session),
+            );
+            assert!(
+                same(&n, &e),
+                "{file} {tool} {args}: generated {n:?}\nevaluator {e:?}"
+            );
         }
     }
 }
@@ -136,7 +146,9 @@ fn amounts_that_cannot_be_exact_and_unknown_keys_are_compile_errors() {
         errors(
             "p",
             "p.yaml",
-            &format!("version: \"1\"\ntools:\n  t:\n    rules:\n      - name: b\n        spend: {spend}\n"),
+            &format!(
+                "version: \"1\"\ntools:\n  t:\n    rules:\n      - name: b\n        spend: {spend}\n"
+            ),
         )
     };
     assert!(intercept("{per_call: 0.50, daily: 50}").is_empty());
@@ -147,7 +159,10 @@ fn amounts_that_cannot_be_exact_and_unknown_keys_are_compile_errors() {
     let e = intercept("{per_call: 1e2}");
     assert!(e.contains("not a plain decimal amount"), "{e}");
     let e = intercept("{per_cal: 0.50}");
-    assert!(e.contains("unknown key `per_cal`") && e.contains("per_call"), "{e}");
+    assert!(
+        e.contains("unknown key `per_cal`") && e.contains("per_call"),
+        "{e}"
+    );
     let e = intercept("{}");
     assert!(e.contains("needs `per_call`, `daily` or both"), "{e}");
     let e = errors(
@@ -156,7 +171,13 @@ fn amounts_that_cannot_be_exact_and_unknown_keys_are_compile_errors() {
         "version: \"1\"\ntools:\n  t:\n    rules:\n      - name: b\n        rate_limit: 5/hour\n        spend: {daily: 5}\n",
     );
     assert!(!e.is_empty());
-    let dsl = |rule: &str| errors("p", "p.policy", &format!("server p {{\n  tool t {{\n    {rule}\n  }}\n}}\n"));
+    let dsl = |rule: &str| {
+        errors(
+            "p",
+            "p.policy",
+            &format!("server p {{\n  tool t {{\n    {rule}\n  }}\n}}\n"),
+        )
+    };
     assert!(dsl("spend <= $0.50 per call").is_empty());
     let e = dsl("spend <= $0.0000001 per call");
     assert!(e.contains("more precise"), "{e}");

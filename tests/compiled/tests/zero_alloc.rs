@@ -284,13 +284,20 @@ fn spend_budgets_do_not_allocate() {
         ("paid-intercept", "anything", r#"{}"#),
         ("paid-catalogue", "generate_image", r#"{}"#),
         ("paid-dsl", "generate_image", r#"{"project":"apollo"}"#),
-        ("paid-dsl", "render_video", r#"{"project":{"id":7,"tags":["a","b"]}}"#),
+        (
+            "paid-dsl",
+            "render_video",
+            r#"{"project":{"id":7,"tags":["a","b"]}}"#,
+        ),
         ("paid-dsl", "translate", r#"{}"#),
     ]
     .into_iter()
     .enumerate()
     .map(|(i, (server, tool, args))| {
-        (line(i, tool, args), compiled(server).expect("a compiled fixture"))
+        (
+            line(i, tool, args),
+            compiled(server).expect("a compiled fixture"),
+        )
     })
     .collect();
     let mut found = 0usize;
