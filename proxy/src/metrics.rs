@@ -112,6 +112,9 @@ struct Registry {
     tables: Vec<RuleTable>,
 }
 
+/// Micro-units by (tool, budget, currency, stage).
+type SpendTotals = std::collections::BTreeMap<(String, String, &'static str, &'static str), u64>;
+
 /// Metrics of one proxy process.
 pub struct Metrics {
     server: &'static str,
@@ -123,9 +126,7 @@ pub struct Metrics {
     latency_call: Histogram,
     latency_other: Histogram,
     /// Spend on paid tools (MPP), micro-units, by (tool, budget, currency, stage).
-    spend: std::sync::Mutex<
-        std::collections::BTreeMap<(String, String, &'static str, &'static str), u64>,
-    >,
+    spend: std::sync::Mutex<SpendTotals>,
 }
 
 impl Metrics {

@@ -187,8 +187,8 @@ fn read_one(
 }
 
 /// The challenge id a retry's credential names (`params._meta[CREDENTIAL_META].challenge.id`).
-/// `Err(())` when a credential is there but names no challenge.
-pub fn credential_challenge(params: Option<Value<'_>>) -> Result<Option<String>, ()> {
+/// `Err(BadCredential)` when a credential is there but names no challenge.
+pub fn credential_challenge(params: Option<Value<'_>>) -> Result<Option<String>, BadCredential> {
     let Some(Val::Object(p)) = params.map(|p| p.val()) else {
         return Ok(None);
     };
@@ -199,16 +199,20 @@ pub fn credential_challenge(params: Option<Value<'_>>) -> Result<Option<String>,
         return Ok(None);
     };
     let Val::Object(cred) = cred.val() else {
-        return Err(());
+        return Err(BadCredential);
     };
     let Some(Val::Object(ch)) = cred.get("challenge").map(|c| c.val()) else {
-        return Err(());
+        return Err(BadCredential);
     };
     text(ch.get("id"))
         .filter(|s| !s.is_empty())
         .map(Some)
-        .ok_or(())
+        .ok_or(BadCredential)
 }
+
+/// A payment credential that names no challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadCredential;
 
 /// The challenge id a success's receipt names, if it has one.
 pub fn receipt_challenge(result: Option<Value<'_>>) -> Option<String> {
@@ -441,6 +445,11 @@ impl Hold {
     }
 }
 
+/// One reservation shared by the ids of its challenges; taken once.
+type SharedHold = Arc<Mutex<Option<Hold>>>;
+/// Holds by (session, challenge id).
+type Holds = HashMap<(u64, String), SharedHold>;
+
 /// Challenges passed to clients and waiting for their paid retry, for the
 /// whole process (every session), keyed by (session, challenge id): a
 /// session can only claim the challenges it was given. A sweeper thread
@@ -448,7 +457,7 @@ impl Hold {
 /// hold the shared budget of every proxy.
 pub struct Payments {
     timeout: Mutex<Duration>,
-    holds: Mutex<HashMap<(u64, String), Arc<Mutex<Option<Hold>>>>>,
+    holds: Mutex<Holds>,
     sweeper: OnceLock<()>,
 }
 
@@ -473,7 +482,7 @@ impl Payments {
         *self.timeout.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn holds(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, String), Arc<Mutex<Option<Hold>>>>> {
+    fn holds(&self) -> std::sync::MutexGuard<'_, Holds> {
         self.holds.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -612,7 +612,7 @@ impl Session {
         call: &portcullis_core::ToolCall<'_>,
         policy: &'static dyn Policy,
         now: UnixMillis,
-        credential: Result<Option<String>, ()>,
+        credential: Result<Option<String>, crate::mpp::BadCredential>,
     ) -> Result<Option<Box<Paid>>, crate::mpp::Refusal> {
         let mut budgets = portcullis_core::spend::Budgets::new();
         let env = Env {
@@ -628,7 +628,7 @@ impl Session {
         let tool = call.name();
         let claimed = match credential {
             Ok(None) => None,
-            Err(()) => {
+            Err(crate::mpp::BadCredential) => {
                 return Err(crate::mpp::Refusal {
                     rule: None,
                     message: format!(
