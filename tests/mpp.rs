@@ -355,12 +355,14 @@ fn redis() -> Redis {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server (run scripts/deps)");
+    // Owned at once, so it is killed and reaped on every path (Drop).
+    let r = Redis(child, port);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let mut buf = [0u8; 16];
             if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
-                return Redis(child, port);
+                return r;
             }
         }
         assert!(Instant::now() < deadline, "redis-server did not start");

@@ -1109,12 +1109,17 @@ impl Gen<'_> {
                 let g = lit(g);
                 quote!(ops::glob_match(#g, call.name()))
             });
-            matched.push(quote!(let #m = #(#tests)||*;));
             let Body {
                 checks: c,
                 limits: l,
                 denies,
             } = self.body(rules, &mut slots);
+            // A block of spend budgets alone has nothing to decide here; its
+            // match is read only by a `default: deny` gate.
+            if !c.is_empty() || denies.is_some() || !l.is_empty() || self.p.default == Posture::Deny
+            {
+                matched.push(quote!(let #m = #(#tests)||*;));
+            }
             let deny = denies.map(|d| quote!(return #d;));
             if !c.is_empty() || deny.is_some() {
                 checks.push(quote!(if #m { #(#c)* #deny }));
