@@ -376,3 +376,114 @@ fn two_proxies_share_the_daily_budget_in_redis() {
     let dsn = format!("redis://127.0.0.1:{}/0", r.1);
     shared_daily_budget("mpp-redis", &["--state-dsn", &dsn]);
 }
+
+/// A Streamable HTTP MPP server (one JSON answer per POST), charging 0.40 usd
+/// for every `generate_image` until the credential names a challenge it issued.
+fn http_mpp_upstream() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::BufRead;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        let mut n = 0u32;
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { break };
+            let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut w = conn;
+            let mut len = 0usize;
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':')
+                    && k.trim().eq_ignore_ascii_case("content-length")
+                {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let body = String::from_utf8_lossy(&body).into_owned();
+            s.lock().unwrap().push(body.clone());
+            let id = body
+                .split("\"id\":")
+                .nth(1)
+                .map(|x| x.split([',', '}']).next().unwrap().to_string());
+            let answer = match id {
+                None => None,
+                Some(id) if body.contains("\"initialize\"") => Some(format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"result":{{"protocolVersion":"2025-06-18","capabilities":{{"tools":{{}}}},"serverInfo":{{"name":"mpp-http","version":"1"}}}}}}"#
+                )),
+                Some(id) if body.contains("org.paymentauth/credential") => {
+                    let cid = body
+                        .split("\"challenge\":{\"id\":\"")
+                        .nth(1)
+                        .unwrap()
+                        .split('"')
+                        .next()
+                        .unwrap();
+                    Some(format!(
+                        r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"paid result of generate_image"}}],"_meta":{{"org.paymentauth/receipt":{{"status":"success","challengeId":"{cid}","method":"stripe","reference":"pi_1","timestamp":"2026-01-01T00:00:00Z"}}}}}}}}"#
+                    ))
+                }
+                Some(id) => {
+                    n += 1;
+                    Some(format!(
+                        r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32042,"message":"Payment Required","data":{{"httpStatus":402,"challenges":[{{"id":"http-{n}","realm":"r","method":"stripe","intent":"charge","request":{{"amount":"40","currency":"usd","recipient":"acct_1"}}}}]}}}}}}"#
+                    ))
+                }
+            };
+            let resp = match answer {
+                Some(b) => format!(
+                    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+                    b.len()
+                ),
+                None => {
+                    "HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".into()
+                }
+            };
+            let _ = w.write_all(resp.as_bytes());
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn a_streamable_http_upstream_is_held_to_the_same_budgets() {
+    let (port, seen) = http_mpp_upstream();
+    let dir = temp_dir("mpp-http");
+    let policy = write_policy(&dir, "paid.yaml", INTERCEPT_POLICY);
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let mut p = Proxy::command(
+        "mpp-http-proxy",
+        &["-c", policy.to_str().unwrap(), "--upstream", &url],
+    );
+    p.initialize();
+    // 0.40 twice fits the daily 1.00 and is paid; the third is denied.
+    for id in [1, 3] {
+        let c = call(&mut p, id, "{}");
+        assert_eq!(error_code(&c), Some(-32042), "{c}");
+        let cid = challenge_id(&c);
+        assert!(pay(&mut p, id + 1, "{}", &cid).contains("paid result"));
+    }
+    assert_spend_denied(&call(&mut p, 5, "{}"), "image budget");
+    assert_spend_denied(
+        &pay(&mut p, 6, "{}", "http-3"),
+        "did not check against the budget",
+    );
+    assert_eq!(p.finish().0, 0);
+    // The refused credential never reached the server.
+    let credentials = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| b.contains("org.paymentauth/credential"))
+        .count();
+    assert_eq!(credentials, 2);
+}
