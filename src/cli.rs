@@ -271,6 +271,10 @@ pub struct ProxyArgs {
     /// With --jwks-*: seconds of clock skew tolerated on `exp` and `nbf`.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub jwt_leeway: u64,
+    /// Seconds a paid tool's price stays reserved on its budgets while the
+    /// client's wallet pays (MPP); an unpaid challenge is released after it.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub payment_timeout: f64,
 }
 
 /// `portcullis validate`.

@@ -81,10 +81,12 @@ fn case_variant_paths(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
 
 fn unlimited_counters(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
     for c in &p.counters {
-        let limited = p
-            .rules
-            .iter()
-            .any(|r| r.limit.as_ref().is_some_and(|l| l.counter == c.id));
+        let limited = p.rules.iter().any(|r| {
+            r.limit.as_ref().is_some_and(|l| l.counter == c.id)
+                || r.spend
+                    .as_ref()
+                    .is_some_and(|s| s.window.is_some_and(|(w, _)| w == c.id))
+        });
         if !limited {
             out.push(
                 Diagnostic::error(
@@ -365,7 +367,13 @@ fn hidden_with_rules(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
 }
 
 fn too_many_limits(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
-    let limits = |ids: &[RuleId]| ids.iter().filter(|&&r| p.rule(r).limit.is_some()).count();
+    // Spend budgets fill a table of the same size (`spend::MAX_BUDGETS`):
+    // counted with the limits, which can only over-count.
+    let limits = |ids: &[RuleId]| {
+        ids.iter()
+            .filter(|&&r| p.rule(r).limit.is_some() || p.rule(r).spend.is_some())
+            .count()
+    };
     let wildcard = limits(&p.wildcard);
     let globs: usize = p
         .tools

@@ -278,6 +278,115 @@ impl Gen<'_> {
     }
 }
 
+impl Gen<'_> {
+    /// `out.push(Budget { .. })` for each of `rules` that has a spend budget.
+    fn budget_pushes(&self, rules: &[RuleId]) -> Vec<TokenStream> {
+        rules
+            .iter()
+            .filter_map(|&id| {
+                let sp = self.p.rule(id).spend.as_ref()?;
+                let rid = self.rule_ref(id);
+                let currency = match &sp.currency {
+                    Some(c) => {
+                        let c = lit(c);
+                        quote!(Some(#c))
+                    }
+                    None => quote!(None),
+                };
+                let per_call = match sp.per_call {
+                    Some(v) => quote!(Some(#v)),
+                    None => quote!(None),
+                };
+                let window = match sp.window {
+                    Some((c, max)) => {
+                        let idx = c.0 as usize;
+                        let partition = match &self.p.counter(c).partition {
+                            Partition::Global => quote!(0),
+                            Partition::Session => quote!(u128::from(env.session)),
+                            Partition::Arg(path) => {
+                                let segs = path.segments.iter().map(|s| lit(s));
+                                quote!(ops::partition_of(call.arg(&[#(#segs),*])))
+                            }
+                        };
+                        quote!(Some(WindowBudget {
+                            counter: CounterRef { spec: &COUNTERS[#idx], partition: #partition },
+                            max: #max,
+                        }))
+                    }
+                    None => quote!(None),
+                };
+                let message = lit(&sp.message);
+                Some(quote! {
+                    out.push(Budget { rule: #rid, currency: #currency, per_call: #per_call, window: #window, message: #message });
+                })
+            })
+            .collect()
+    }
+
+    /// `Policy::spend`: the budgets of the tool's blocks, then the wildcard
+    /// rules', as the reference evaluator walks them. Nothing when the policy
+    /// has no budgets (the trait's default adds none).
+    fn spend_fn(&self, names: &[&str], hidden: bool) -> TokenStream {
+        if !self.p.rules.iter().any(|r| r.spend.is_some()) {
+            return quote!();
+        }
+        let arms = names.iter().filter_map(|name| {
+            let rules: Vec<RuleId> = self
+                .p
+                .blocks_for(name)
+                .flat_map(|b| b.rules.iter().copied())
+                .chain(self.p.wildcard.iter().copied())
+                .collect();
+            let pushes = self.budget_pushes(&rules);
+            let n = lit(name);
+            (!pushes.is_empty()).then(|| quote!(#n => { #(#pushes)* }))
+        });
+        let arms: Vec<TokenStream> = arms.collect();
+        let globs = self.p.tools.iter().filter_map(|t| {
+            let tests: Vec<TokenStream> = t
+                .patterns
+                .iter()
+                .filter_map(|p| match p {
+                    NamePattern::Glob(g) => {
+                        let g = lit(g);
+                        Some(quote!(ops::glob_match(#g, call.name())))
+                    }
+                    NamePattern::All => Some(quote!(true)),
+                    NamePattern::Exact(_) => None,
+                })
+                .collect();
+            let pushes = self.budget_pushes(&t.rules);
+            (!tests.is_empty() && !pushes.is_empty())
+                .then(|| quote!(if #(#tests)||* { #(#pushes)* }))
+        });
+        let globs: Vec<TokenStream> = globs.collect();
+        let wildcard = self.budget_pushes(&self.p.wildcard);
+        let guard = if hidden {
+            quote!(if hidden(call.name()).is_some() {
+                return;
+            })
+        } else {
+            quote!()
+        };
+        let others = quote! {
+            #(#globs)*
+            #(#wildcard)*
+        };
+        let body = if arms.is_empty() {
+            others
+        } else {
+            quote!(match call.name() { #(#arms)* _ => { #others } })
+        };
+        quote! {
+            fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut Budgets) {
+                let _ = env;
+                #guard
+                #body
+            }
+        }
+    }
+}
+
 /// `R<id>_<NAME>`: the rule's id (unique) and its name in upper snake case.
 fn rule_const_name(p: &ServerPolicy, id: RuleId) -> Ident {
     let words: Vec<String> = p
@@ -472,6 +581,7 @@ fn server_module(
     }
     let dispatch = dispatch(&targets);
     fns.push(g.unlisted_fn());
+    let spend_fn = g.spend_fn(&names, !hidden_fn.is_empty());
     let rule_consts = g.rule_consts(&meta);
     let is_hidden_param = if hidden_fn.is_empty() {
         quote!(_)
@@ -525,6 +635,8 @@ fn server_module(
                     #hidden_check
                     #dispatch
                 }
+
+                #spend_fn
             }
 
             #(#fns)*
@@ -997,12 +1109,17 @@ impl Gen<'_> {
                 let g = lit(g);
                 quote!(ops::glob_match(#g, call.name()))
             });
-            matched.push(quote!(let #m = #(#tests)||*;));
             let Body {
                 checks: c,
                 limits: l,
                 denies,
             } = self.body(rules, &mut slots);
+            // A block of spend budgets alone has nothing to decide here; its
+            // match is read only by a `default: deny` gate.
+            if !c.is_empty() || denies.is_some() || !l.is_empty() || self.p.default == Posture::Deny
+            {
+                matched.push(quote!(let #m = #(#tests)||*;));
+            }
             let deny = denies.map(|d| quote!(return #d;));
             if !c.is_empty() || deny.is_some() {
                 checks.push(quote!(if #m { #(#c)* #deny }));

@@ -13,6 +13,7 @@ use portcullis_core::ops::{self, AmountFault};
 use portcullis_core::policy::{
     Decision, Env, Limits, Outcome, Policy, PolicyMeta, RuleId, RuleInfo,
 };
+use portcullis_core::spend::{Budget, Budgets, WindowBudget};
 
 use crate::ir::{
     Amount, ArgPath, CmpOp, Const, CounterId, Expr, Operand, Partition, Posture, ServerPolicy,
@@ -31,6 +32,8 @@ struct RuleText {
     limit: &'static str,
     missing: &'static str,
     invalid: &'static str,
+    spend_message: &'static str,
+    spend_currency: Option<&'static str>,
 }
 
 /// A policy interpreted from its IR.
@@ -53,26 +56,33 @@ impl Evaluator {
     /// Builds an evaluator for a checked policy.
     pub fn new(ir: ServerPolicy, sources: &SourceMap) -> Evaluator {
         let meta = Box::leak(Box::new(meta_for(&ir, sources)));
-        let texts = ir
-            .rules
-            .iter()
-            .map(|r| {
-                let (missing, invalid) = match r.limit.as_ref().map(|l| &l.amount) {
-                    Some(Amount::Arg {
-                        missing_message,
-                        invalid_message,
-                        ..
-                    }) => (leak(missing_message), leak(invalid_message)),
-                    _ => ("", ""),
-                };
-                RuleText {
-                    check: r.check.as_ref().map_or("", |c| leak(&c.message)),
-                    limit: r.limit.as_ref().map_or("", |l| leak(&l.message)),
-                    missing,
-                    invalid,
-                }
-            })
-            .collect();
+        let texts =
+            ir.rules
+                .iter()
+                .map(|r| {
+                    let (missing, invalid) = match r.limit.as_ref().map(|l| &l.amount) {
+                        Some(Amount::Arg {
+                            missing_message,
+                            invalid_message,
+                            ..
+                        }) => (leak(missing_message), leak(invalid_message)),
+                        _ => ("", ""),
+                    };
+                    RuleText {
+                        check: r.check.as_ref().map_or("", |c| leak(&c.message)),
+                        limit: r.limit.as_ref().map_or("", |l| leak(&l.message)),
+                        missing,
+                        invalid,
+                        spend_message: r.spend.as_ref().map_or("", |s| leak(&s.message)),
+                        spend_currency: r.spend.as_ref().and_then(|s| s.currency.as_deref()).map(
+                            |c| {
+                                portcullis_core::spend::currency(c)
+                                    .map_or_else(|| leak(c), |k| k.code)
+                            },
+                        ),
+                    }
+                })
+                .collect();
         let regexes = ir
             .regexes
             .iter()
@@ -240,6 +250,34 @@ impl Policy for Evaluator {
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
         self.decide_traced(call, env, &mut |_| {})
+    }
+
+    fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut Budgets) {
+        // A hidden tool is denied before it can ever be charged.
+        if self.ir.hidden_by(call.name()).is_some() {
+            return;
+        }
+        let rules = self
+            .ir
+            .blocks_for(call.name())
+            .flat_map(|b| b.rules.iter())
+            .chain(self.ir.wildcard.iter());
+        for &id in rules {
+            let Some(sp) = &self.ir.rule(id).spend else {
+                continue;
+            };
+            let text = &self.texts[id.0 as usize];
+            out.push(Budget {
+                rule: id,
+                currency: text.spend_currency,
+                per_call: sp.per_call,
+                window: sp.window.map(|(c, max)| WindowBudget {
+                    counter: self.counter_ref(c, call, env),
+                    max,
+                }),
+                message: text.spend_message,
+            });
+        }
     }
 }
 

@@ -224,6 +224,9 @@ pub struct Rule {
     pub check: Option<Check>,
     /// The counter phase.
     pub limit: Option<Limit>,
+    /// A budget on what the tool charges (MPP), checked when the server
+    /// asks for payment, not in the decision.
+    pub spend: Option<Spend>,
     /// Where.
     pub loc: Loc,
 }
@@ -579,4 +582,20 @@ impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
+}
+
+/// A spend budget (MPP): the price a server asks for a call, in exact
+/// micro-units ([`portcullis_core::spend`]), against a per-call ceiling
+/// and/or a windowed total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spend {
+    /// Lowercase currency code the budget is in; `None`: every currency, each
+    /// counted on its own (Intercept's `spend:` names none).
+    pub currency: Option<String>,
+    /// The most one call may cost, micro-units.
+    pub per_call: Option<u64>,
+    /// The counter that adds up spend, and its ceiling in micro-units.
+    pub window: Option<(CounterId, u64)>,
+    /// The denial message when a price breaks the budget.
+    pub message: String,
 }

@@ -277,6 +277,55 @@ fn rules(
                 span: Span::default(),
             }));
         }
+        if let Some(spend) = &r.spend {
+            out.extend(spend_rules(p, spend)?);
+        }
+    }
+    Ok(out)
+}
+
+/// A spend budget as one or two `spend` rules (per call, per window).
+fn spend_rules(p: &ServerPolicy, s: &crate::ir::Spend) -> Result<Vec<PolicyRule>, Untranslatable> {
+    let Some(currency) = &s.currency else {
+        return Err(Untranslatable(
+            "a spend budget without a currency (Intercept's `spend:` block) has no policy-language form; the language names the currency (`spend <= $0.50 per call`, `spend <= 0.50 eur per call`)".into(),
+        ));
+    };
+    let dollars = currency == "usd";
+    let message = (!s.message.is_empty()).then(|| sp(s.message.clone()));
+    let rule = |amount: u64, window: Option<WindowSpec>, by: Option<By>| {
+        PolicyRule::Spend(dsl::SpendRule {
+            amount: sp(portcullis_core::spend::format(amount)),
+            currency: sp(currency.clone()),
+            dollars,
+            window: window.map(sp),
+            by,
+            name: None,
+            message: message.clone(),
+            span: Span::default(),
+        })
+    };
+    let mut out = Vec::new();
+    if let Some(v) = s.per_call {
+        out.push(rule(v, None, None));
+    }
+    if let Some((c, max)) = s.window {
+        let counter = p.counter(c);
+        let window = match counter.window {
+            Window::Calendar(c) => WindowSpec::Calendar(c),
+            Window::Sliding { millis } if millis % 1000 == 0 => WindowSpec::Sliding(millis / 1000),
+            Window::Sliding { millis } => {
+                return Err(Untranslatable(format!(
+                    "a sliding window of {millis} ms is not whole seconds"
+                )));
+            }
+        };
+        let by = match &counter.partition {
+            Partition::Global => None,
+            Partition::Session => Some(By::Session),
+            Partition::Arg(a) => Some(By::Path(path(a))),
+        };
+        out.push(rule(max, Some(window), by));
     }
     Ok(out)
 }

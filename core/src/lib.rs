@@ -13,6 +13,7 @@
 //! - [`regex`]: regexes embedded as build-time DFAs.
 //! - [`replay`]: calls replayed on fresh counters, for policy tests.
 //! - [`principal`]: who is calling (claims of a validated token), read without allocating.
+//! - [`spend`]: exact money and the budgets on paid tools (MPP).
 //!
 //! The proxy that enforces decisions (transports, sessions, counter stores
 //! that persist, audit, metrics) is the `portcullis-proxy` crate on top.
@@ -70,6 +71,7 @@ pub mod policy;
 pub mod principal;
 pub mod regex;
 pub mod replay;
+pub mod spend;
 
 pub use call::ToolCall;
 pub use counters::{Counters, MemoryCounters, UnixMillis};
@@ -86,4 +88,5 @@ pub mod prelude {
         Decision, Env, Limits, Outcome, Policy, PolicyMeta, RuleId, RuleInfo, RuleKind,
     };
     pub use crate::regex::{Aligned, EmbeddedRegex};
+    pub use crate::spend::{Budget, Budgets, WindowBudget};
 }

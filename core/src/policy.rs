@@ -280,6 +280,15 @@ pub trait Policy: Send + Sync {
 
     /// Decides one call, reserving counters for an allowed one.
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision;
+
+    /// Adds to `out` the spend budgets (MPP) that apply to `call`, in rule
+    /// order, with their counters partitioned for this call. Synchronous and
+    /// allocation-free like [`Policy::decide`]; the price is only known when
+    /// the server answers, so the proxy checks it then. Policies without
+    /// budgets add nothing.
+    fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut crate::spend::Budgets) {
+        let _ = (call, env, out);
+    }
 }
 
 /// A borrowed policy is a policy: the embedded `&'static dyn Policy` table
@@ -295,6 +304,10 @@ impl<P: Policy + ?Sized> Policy for &P {
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
         (**self).decide(call, env)
+    }
+
+    fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut crate::spend::Budgets) {
+        (**self).spend(call, env, out)
     }
 }
 

@@ -72,6 +72,26 @@ pub enum Event {
         /// Why it was rejected (the diagnostics), or "" when applied.
         message: String,
     },
+    /// A price on a paid tool (MPP): checked against the budgets and
+    /// `reserved` (the challenge went to the client) or `denied` (replaced by
+    /// a denial); then `committed` by the paid retry's success or `released`
+    /// by its failure.
+    Payment {
+        /// When.
+        at: UnixMillis,
+        /// The tool.
+        tool: String,
+        /// `reserved`, `denied`, `committed` or `released`.
+        stage: &'static str,
+        /// `0.50 usd` ("" when the challenge was unreadable).
+        price: String,
+        /// The budgets (rule names) that governed it, comma-separated.
+        budgets: String,
+        /// Why it was denied ("" otherwise).
+        message: String,
+        /// The MCP session.
+        session: Option<u64>,
+    },
     /// The proxy is exiting.
     Shutdown {
         /// The exit code it will return.
@@ -165,13 +185,14 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"ts\":");
     let ts = match ev {
-        Event::ToolCall { at, .. } => *at,
+        Event::ToolCall { at, .. } | Event::Payment { at, .. } => *at,
         _ => UnixMillis::now(),
     };
     push_json_str(&mut out, &ts.to_rfc3339());
     let kind = match ev {
         Event::Startup { .. } => "startup",
         Event::ToolCall { .. } => "tool_call",
+        Event::Payment { .. } => "payment",
         Event::Shutdown { .. } => "shutdown",
         Event::Reload { .. } => "config_reload",
     };
@@ -180,6 +201,9 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
     out.extend_from_slice(format!(",\"pid\":{},\"session\":", id.pid).as_bytes());
     match ev {
         Event::ToolCall {
+            session: Some(s), ..
+        }
+        | Event::Payment {
             session: Some(s), ..
         } => push_json_str(&mut out, &format!("{s:016x}")),
         _ => push_json_str(&mut out, &id.session),
@@ -208,6 +232,27 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
         }
         Event::Shutdown { exit_code } => {
             out.extend_from_slice(format!(",\"exit_code\":{exit_code}").as_bytes());
+        }
+        Event::Payment {
+            tool,
+            stage,
+            price,
+            budgets,
+            message,
+            ..
+        } => {
+            for (k, v) in [
+                ("tool", tool.as_str()),
+                ("stage", stage),
+                ("price", price),
+                ("budgets", budgets),
+                ("message", message),
+            ] {
+                if !v.is_empty() || k == "tool" || k == "stage" {
+                    out.extend_from_slice(format!(",\"{k}\":").as_bytes());
+                    push_json_str(&mut out, v);
+                }
+            }
         }
         Event::Reload { digest, message } => {
             out.extend_from_slice(b",\"status\":");

@@ -14,6 +14,7 @@
 //! - [`state`]: counter stores that persist and are shared (SQLite, Redis);
 //! - [`audit`]: the decision log;
 //! - [`metrics`]: Prometheus metrics;
+//! - [`mpp`]: budgets on paid tools (MPP `-32042` challenges);
 //! - [`lines`]: bounded newline framing;
 //! - [`log`]: stderr logging.
 
@@ -29,6 +30,7 @@ pub mod jwt;
 pub mod lines;
 pub mod log;
 pub mod metrics;
+pub mod mpp;
 pub mod respond;
 pub mod session;
 pub mod state;

@@ -112,6 +112,9 @@ struct Registry {
     tables: Vec<RuleTable>,
 }
 
+/// Micro-units by (tool, budget, currency, stage).
+type SpendTotals = std::collections::BTreeMap<(String, String, &'static str, &'static str), u64>;
+
 /// Metrics of one proxy process.
 pub struct Metrics {
     server: &'static str,
@@ -122,6 +125,8 @@ pub struct Metrics {
     state_errors: AtomicU64,
     latency_call: Histogram,
     latency_other: Histogram,
+    /// Spend on paid tools (MPP), micro-units, by (tool, budget, currency, stage).
+    spend: std::sync::Mutex<SpendTotals>,
 }
 
 impl Metrics {
@@ -135,6 +140,7 @@ impl Metrics {
             state_errors: AtomicU64::new(0),
             latency_call: Histogram::new(),
             latency_other: Histogram::new(),
+            spend: Default::default(),
         };
         m.policy(policy);
         m
@@ -207,6 +213,35 @@ impl Metrics {
     pub fn rejected(&self) {
         self.tool_counts[0].denied.fetch_add(1, Relaxed);
         self.rejected.fetch_add(1, Relaxed);
+    }
+
+    /// A price on a paid tool (MPP) reached `stage` (`reserved`, `committed`,
+    /// `released`, `denied`), once per budget (rule) that governs it, in
+    /// micro-units of `currency`. Off the decision path (a payment is rare).
+    pub fn spend(
+        &self,
+        meta: &'static PolicyMeta,
+        tool: &str,
+        rules: &[portcullis_core::policy::RuleId],
+        currency: &'static str,
+        stage: &'static str,
+        micros: u64,
+    ) {
+        let mut m = self.spend.lock().unwrap_or_else(|e| e.into_inner());
+        let names: Vec<&str> = if rules.is_empty() {
+            vec![""]
+        } else {
+            rules
+                .iter()
+                .map(|r| meta.rule(*r).map_or("", |i| i.name))
+                .collect()
+        };
+        for name in names {
+            let v = m
+                .entry((tool.to_string(), name.to_string(), currency, stage))
+                .or_default();
+            *v = v.saturating_add(micros);
+        }
     }
 
     /// The upstream answered a request after `d`.
@@ -314,6 +349,17 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "portcullis_upstream_latency_seconds_count{{server=\"{server}\",method=\"{method}\"}} {count}"
+            );
+        }
+        out.push_str("# HELP portcullis_spend_micros_total Prices of paid tools (MPP) in millionths of their currency, by budget and stage (reserved, committed, released, denied).\n# TYPE portcullis_spend_micros_total counter\n");
+        for ((tool, budget, currency, stage), v) in
+            self.spend.lock().unwrap_or_else(|e| e.into_inner()).iter()
+        {
+            let _ = writeln!(
+                out,
+                "portcullis_spend_micros_total{{server=\"{server}\",tool=\"{}\",budget=\"{}\",currency=\"{currency}\",stage=\"{stage}\"}} {v}",
+                escape(tool),
+                escape(budget)
             );
         }
         out.push_str("# HELP portcullis_policy_info The policy enforced now.\n# TYPE portcullis_policy_info gauge\n");

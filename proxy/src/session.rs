@@ -76,6 +76,39 @@ struct Pending {
     kind: Kind,
     since: Instant,
     raw_id: Vec<u8>,
+    /// A call to a tool with spend budgets (MPP): its answer may be a
+    /// payment challenge, or settle a payment.
+    paid: Option<Box<Paid>>,
+}
+
+/// What a call to a paid tool needs when its answer comes.
+struct Paid {
+    tool: String,
+    budgets: portcullis_core::spend::Budgets,
+    /// The policy that found the budgets (rule names).
+    meta: &'static portcullis_core::policy::PolicyMeta,
+    /// A paid retry: the reservation its credential claimed.
+    claimed: Option<crate::mpp::Hold>,
+}
+
+impl std::fmt::Debug for Paid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Paid")
+            .field("tool", &self.tool)
+            .field("claimed", &self.claimed.is_some())
+            .finish()
+    }
+}
+
+impl Drop for Paid {
+    /// A paid retry that ends without an answer (timed out, cancelled, the
+    /// upstream gone) keeps its reservation: the proxy cannot know whether
+    /// money moved, so it counts it.
+    fn drop(&mut self) {
+        if let Some(h) = self.claimed.take() {
+            h.commit();
+        }
+    }
 }
 
 /// What to do with one message.
@@ -444,6 +477,7 @@ impl Session {
                 kind,
                 since: Instant::now(),
                 raw_id: raw_id.to_vec(),
+                paid: None,
             },
         );
         Ok(())
@@ -474,6 +508,7 @@ impl Session {
                 ));
             }
         };
+        let credential = crate::mpp::credential_challenge(env.params);
         // tool_call() guarantees a string or number id.
         let id = env.request_id().expect("tools/call has an id");
         let Some(key) = IdKey::of(id) else {
@@ -547,8 +582,34 @@ impl Session {
                 )
             }
             Effect::Allow => {
-                match self.register(key, id.as_bytes(), Kind::Call(Box::new(decision.ticket))) {
-                    Ok(()) => (true, None),
+                let paid = match self.paid_call(&call, policy, now, credential) {
+                    Ok(paid) => paid,
+                    Err(refusal) => {
+                        self.counters.rollback(&decision.ticket);
+                        return Some((
+                            false,
+                            Some(crate::mpp::denial(
+                                id.as_bytes(),
+                                call.name(),
+                                &refusal,
+                                meta,
+                            )),
+                        ));
+                    }
+                };
+                match self.register(
+                    key.clone(),
+                    id.as_bytes(),
+                    Kind::Call(Box::new(decision.ticket)),
+                ) {
+                    Ok(()) => {
+                        if paid.is_some()
+                            && let Some(p) = self.pending().get_mut(&key)
+                        {
+                            p.paid = paid;
+                        }
+                        (true, None)
+                    }
                     Err(reply) => {
                         self.counters.rollback(&decision.ticket);
                         (false, Some(reply))
@@ -556,6 +617,229 @@ impl Session {
                 }
             }
         })
+    }
+
+    /// The spend budgets of an allowed call (None when the tool has none), and
+    /// the reservation a paid retry's credential claims. A credential that
+    /// names no challenge this session was given is refused: the wallet paid
+    /// a price nobody checked, and forwarding it would settle that payment.
+    fn paid_call(
+        &self,
+        call: &portcullis_core::ToolCall<'_>,
+        policy: &'static dyn Policy,
+        now: UnixMillis,
+        credential: Result<Option<String>, crate::mpp::BadCredential>,
+    ) -> Result<Option<Box<Paid>>, crate::mpp::Refusal> {
+        let mut budgets = portcullis_core::spend::Budgets::new();
+        let env = Env {
+            counters: self.counters.as_ref(),
+            now,
+            session: self.session,
+            fail_mode: self.fail_mode,
+        };
+        policy.spend(call, &env, &mut budgets);
+        if budgets.is_empty() {
+            return Ok(None);
+        }
+        let tool = call.name();
+        let claimed = match credential {
+            Ok(None) => None,
+            Err(crate::mpp::BadCredential) => {
+                return Err(crate::mpp::Refusal {
+                    rule: None,
+                    message: format!(
+                        "Payment for {tool} refused: the payment credential names no challenge"
+                    ),
+                    outcome: "bad_challenge",
+                });
+            }
+            Ok(Some(challenge)) => {
+                match crate::mpp::Payments::global().claim(self.session, &challenge) {
+                    Some(h) if h.tool == tool => Some(h),
+                    Some(h) => {
+                        h.release();
+                        return Err(crate::mpp::Refusal {
+                            rule: None,
+                            message: format!(
+                                "Payment for {tool} refused: the credential pays a challenge issued for another tool"
+                            ),
+                            outcome: "bad_challenge",
+                        });
+                    }
+                    None => {
+                        self.record(|| Event::Payment {
+                            at: now,
+                            tool: tool.to_string(),
+                            stage: "denied",
+                            price: String::new(),
+                            budgets: String::new(),
+                            message: format!("unknown challenge {challenge:?}"),
+                            session: Some(self.session),
+                        });
+                        return Err(crate::mpp::Refusal {
+                            rule: None,
+                            message: format!(
+                                "Payment for {tool} refused: the credential pays challenge {challenge:?}, which this proxy did not check against the budget (expired, already used, or never issued)"
+                            ),
+                            outcome: "bad_challenge",
+                        });
+                    }
+                }
+            }
+        };
+        Ok(Some(Box::new(Paid {
+            tool: tool.to_string(),
+            budgets,
+            meta: policy.meta(),
+            claimed,
+        })))
+    }
+
+    /// The answer to a call of a paid tool: settles the payment a retry
+    /// made, and checks a payment challenge against the budgets (passing it
+    /// on with the price reserved, or replacing it with a denial).
+    fn paid_answer(&self, env: &Envelope<'_>, mut paid: Box<Paid>, raw_id: &[u8]) -> Answer {
+        use crate::mpp;
+        let error = env.error.filter(|e| !e.is_null());
+        let now = UnixMillis::now();
+        let tool = paid.tool.clone();
+        if let Some(h) = paid.claimed.take() {
+            let price = format!(
+                "{} {}",
+                portcullis_core::spend::format(h.amount),
+                h.currency.code
+            );
+            let budgets = rule_names(h.meta, &h.reserved.rules);
+            let stage = if error.is_none() {
+                if let Some(r) = mpp::receipt_challenge(env.result)
+                    && !h.challenge_ids.contains(&r)
+                {
+                    self.log.warn(format_args!(
+                        "the receipt for {tool} names challenge {r:?}, not the one reserved; counted as paid"
+                    ));
+                }
+                h.commit();
+                "committed"
+            } else {
+                h.release();
+                "released"
+            };
+            self.record(|| Event::Payment {
+                at: now,
+                tool: tool.clone(),
+                stage,
+                price,
+                budgets,
+                message: String::new(),
+                session: Some(self.session),
+            });
+        }
+        let Some(error) = error else {
+            return Answer::Forward;
+        };
+        let is_challenge = match error.val() {
+            Val::Object(e) => e.get("code").is_some_and(|c| {
+                matches!(c.val(), Val::Num(n) if n.canonical_text() == mpp::PAYMENT_REQUIRED.to_string())
+            }),
+            _ => false,
+        };
+        if !is_challenge {
+            return Answer::Forward;
+        }
+        let meta = paid.meta;
+        let refused = |refusal: mpp::Refusal, price: String| {
+            self.log.info(format_args!(
+                "denied payment for {tool}: {}",
+                refusal.message
+            ));
+            let budgets = refusal
+                .rule
+                .map(|r| rule_names(meta, &[r]))
+                .unwrap_or_default();
+            self.record(|| Event::Payment {
+                at: now,
+                tool: tool.clone(),
+                stage: "denied",
+                price,
+                budgets,
+                message: refusal.message.clone(),
+                session: Some(self.session),
+            });
+            Answer::Replace(mpp::denial(raw_id, &tool, &refusal, meta))
+        };
+        let price = match mpp::read_challenges(error, now) {
+            Ok(None) => return Answer::Forward,
+            Ok(Some(p)) => p,
+            Err(e) => return refused(mpp::Refusal::unreadable(&tool, e), String::new()),
+        };
+        let shown = format!(
+            "{} {}",
+            portcullis_core::spend::format(price.amount),
+            price.currency.code
+        );
+        match mpp::reserve(
+            &tool,
+            &paid.budgets,
+            &price,
+            self.counters.as_ref(),
+            now,
+            self.fail_mode,
+            meta,
+        ) {
+            Ok(reserved) => {
+                let payments = mpp::Payments::global();
+                if let Some(m) = &self.metrics {
+                    m.spend(
+                        meta,
+                        &tool,
+                        &reserved.rules,
+                        price.currency.code,
+                        "reserved",
+                        price.amount,
+                    );
+                }
+                let budgets = rule_names(meta, &reserved.rules);
+                payments.hold(
+                    self.session,
+                    &price.ids,
+                    mpp::Hold {
+                        tool: tool.clone(),
+                        reserved,
+                        amount: price.amount,
+                        currency: price.currency,
+                        challenge_ids: price.ids.clone(),
+                        counters: self.counters.clone(),
+                        meta,
+                        metrics: self.metrics.clone(),
+                        deadline: Instant::now() + payments.timeout(),
+                    },
+                );
+                self.record(|| Event::Payment {
+                    at: now,
+                    tool: tool.clone(),
+                    stage: "reserved",
+                    price: shown,
+                    budgets,
+                    message: String::new(),
+                    session: Some(self.session),
+                });
+                Answer::Forward
+            }
+            Err(refusal) => {
+                if let Some(m) = &self.metrics {
+                    let rules: Vec<_> = refusal.rule.into_iter().collect();
+                    m.spend(
+                        meta,
+                        &tool,
+                        &rules,
+                        price.currency.code,
+                        "denied",
+                        price.amount,
+                    );
+                }
+                refused(refusal, shown)
+            }
+        }
     }
 
     /// Builds and queues a decision-log event, only when there is a log.
@@ -654,8 +938,17 @@ impl Session {
         {
             m.upstream_latency(matches!(p.kind, Kind::Call(_)), p.since.elapsed());
         }
+        let paid = p.paid;
         match p.kind {
             Kind::Call(ticket) => {
+                if let Some(paid) = paid {
+                    if env.error.is_some_and(|e| !e.is_null()) {
+                        self.counters.rollback(&ticket);
+                    } else {
+                        self.counters.commit(&ticket);
+                    }
+                    return self.paid_answer(&env, paid, &p.raw_id);
+                }
                 if env.error.is_some_and(|e| !e.is_null()) {
                     self.counters.rollback(&ticket);
                 } else {
@@ -776,6 +1069,18 @@ impl Session {
         }
         out
     }
+}
+
+/// The names of budget rules, comma-separated, for the decision log.
+fn rule_names(
+    meta: &portcullis_core::policy::PolicyMeta,
+    rules: &[portcullis_core::policy::RuleId],
+) -> String {
+    rules
+        .iter()
+        .filter_map(|r| meta.rule(*r).map(|i| i.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The key of a raw id (its JSON text), if it is a valid JSON string or number.

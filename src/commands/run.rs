@@ -170,6 +170,14 @@ pub fn run(cli: Cli) -> i32 {
         );
     };
     let log = Log { level };
+    if !(a.payment_timeout.is_finite() && a.payment_timeout > 0.0) {
+        return fail(
+            "--payment-timeout must be a positive number of seconds",
+            "the default, 300, gives a wallet five minutes to pay a challenge",
+        );
+    }
+    portcullis_proxy::mpp::Payments::global()
+        .set_timeout(Duration::from_secs_f64(a.payment_timeout.min(1e9)));
     // Intercept's cross-checks, same order and meaning.
     if (a.bind.is_some() || a.port.is_some()) && a.transport == Transport::Stdio {
         return fail(

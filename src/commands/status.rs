@@ -162,7 +162,13 @@ pub(crate) struct Report {
     pub(crate) denials: Vec<Denial>,
     first: Option<i64>,
     last: Option<i64>,
+    /// Paid tools (MPP): (tool, budgets, currency) -> micro-units per stage
+    /// (committed, reserved, released, denied). Exact integers, no floats.
+    spend: BTreeMap<(String, String, String), [u64; 4]>,
 }
+
+/// The decision log's payment stages, in the order `status` shows them.
+const SPEND_STAGES: [&str; 4] = ["committed", "reserved", "released", "denied"];
 
 impl Report {
     fn new(now: UnixMillis) -> Report {
@@ -179,6 +185,7 @@ impl Report {
             denials: Vec::new(),
             first: None,
             last: None,
+            spend: BTreeMap::new(),
         }
     }
 
@@ -201,6 +208,20 @@ impl Report {
         };
         let at = at.0;
         let kind = s("type");
+        if kind == "payment" {
+            // `price` is `0.40 usd`; an unreadable one counts as nothing.
+            let price = s("price");
+            let (amount, currency) = price.split_once(' ').unwrap_or(("", ""));
+            let micros = portcullis_core::spend::parse_decimal(amount).unwrap_or(0);
+            if let Some(i) = SPEND_STAGES.iter().position(|x| *x == s("stage")) {
+                let e = self
+                    .spend
+                    .entry((s("tool"), s("budgets"), currency.to_string()))
+                    .or_default();
+                e[i] = e[i].saturating_add(micros);
+            }
+            return;
+        }
         if !matches!(
             kind.as_str(),
             "startup" | "tool_call" | "shutdown" | "config_reload"
@@ -353,8 +374,34 @@ impl Report {
             calls_per_minute: per_minute,
             top_denying_rules: rules,
             last_denials,
+            spend: self
+                .spend
+                .iter()
+                .map(|((tool, budgets, currency), v)| SpendSummary {
+                    tool: tool.clone(),
+                    budgets: budgets.clone(),
+                    currency: currency.clone(),
+                    committed: portcullis_core::spend::format(v[0]),
+                    reserved: portcullis_core::spend::format(v[1]),
+                    released: portcullis_core::spend::format(v[2]),
+                    denied: portcullis_core::spend::format(v[3]),
+                })
+                .collect(),
         }
     }
+}
+
+/// Spend on one paid tool under one set of budgets, in one currency: exact
+/// decimals (strings, never floats).
+#[derive(Debug, Serialize)]
+struct SpendSummary {
+    tool: String,
+    budgets: String,
+    currency: String,
+    committed: String,
+    reserved: String,
+    released: String,
+    denied: String,
 }
 
 /// The report `status --json` prints.
@@ -374,6 +421,7 @@ pub(crate) struct Summary {
     calls_per_minute: Vec<MinuteSummary>,
     top_denying_rules: Vec<RuleSummary>,
     last_denials: Vec<Denial>,
+    spend: Vec<SpendSummary>,
 }
 
 #[derive(Debug, Serialize)]
@@ -585,6 +633,39 @@ fn render(s: &Summary) -> String {
         &rows,
         &[false, false, false, false],
     ));
+    if !s.spend.is_empty() {
+        out.push_str(
+            "\nSpend on paid tools (reserved includes what was later committed or released)\n",
+        );
+        let rows: Vec<Vec<String>> = s
+            .spend
+            .iter()
+            .map(|x| {
+                vec![
+                    truncate(&x.tool, 32),
+                    truncate(&x.budgets, 36),
+                    x.currency.clone(),
+                    x.committed.clone(),
+                    x.reserved.clone(),
+                    x.released.clone(),
+                    x.denied.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "TOOL",
+                "BUDGETS",
+                "CURRENCY",
+                "COMMITTED",
+                "RESERVED",
+                "RELEASED",
+                "DENIED",
+            ],
+            &rows,
+            &[false, false, false, true, true, true, true],
+        ));
+    }
     out
 }
 

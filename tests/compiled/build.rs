@@ -62,6 +62,10 @@ fn main() {
     let argcase = root.join("tests/fixtures/argcase");
     println!("cargo:rerun-if-changed={}", argcase.display());
     inputs.extend(load_dir(&argcase, Some("tests/fixtures/argcase")).expect("read fixtures"));
+    // Budgets on paid tools (MPP) in every dialect.
+    let spend = root.join("tests/fixtures/spend");
+    println!("cargo:rerun-if-changed={}", spend.display());
+    inputs.extend(load_dir(&spend, Some("tests/fixtures/spend")).expect("read fixtures"));
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,

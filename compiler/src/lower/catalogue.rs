@@ -138,7 +138,7 @@ fn lower_tool(
         };
         check_keys(
             re,
-            &["name", "action", "reason", "rate_limit"],
+            &["name", "action", "reason", "rate_limit", "spend"],
             "a catalogue rule",
             diags,
         );
@@ -157,6 +157,12 @@ fn lower_tool(
                     diags.push(
                         Diagnostic::error("a deny rule cannot have a rate_limit", rl.span)
                             .with_help("a deny rule denies every call; put the rate_limit on an `action: allow` rule"),
+                    );
+                }
+                if let Some(sp) = get(re, "spend") {
+                    diags.push(
+                        Diagnostic::error("a deny rule cannot have a spend budget", sp.span)
+                            .with_help("a deny rule denies every call; put the budget on an `action: allow` rule"),
                     );
                 }
                 let message = reason.map_or_else(
@@ -178,6 +184,11 @@ fn lower_tool(
                     && let Some(limit) = rate_limit(b, tool, &label, rl, reason.as_ref(), diags)
                 {
                     b.rule_mut(id).limit = Some(limit);
+                }
+                if let Some(sp) = get(re, "spend")
+                    && let Some(spend) = spend(b, tool, &label, sp, reason.as_ref(), diags)
+                {
+                    b.rule_mut(id).spend = Some(spend);
                 }
             }
             Some(other) => {
@@ -302,5 +313,117 @@ fn rate_limit(
         amount: Amount::Const(1),
         message,
         loc: Loc(node.span),
+    })
+}
+
+/// `spend: { per_call: 0.50, max: 50.00, window: 86400, currency: usd }`: a
+/// budget on what the tool charges (MPP). `max` is the most the calls may
+/// add up to in any `window` seconds (sliding), shared by every caller of
+/// the deployment; `currency` limits it to one currency (default: every
+/// currency, each counted separately).
+fn spend(
+    b: &mut PolicyBuilder,
+    tool: &str,
+    label: &str,
+    node: &Node,
+    reason: Option<&Str>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<crate::ir::Spend> {
+    let entries = map_entries(node, "spend", diags)?;
+    check_keys(
+        entries,
+        &["per_call", "max", "window", "currency"],
+        "spend",
+        diags,
+    );
+    let mut ok = true;
+    let mut amount = |key: &str, diags: &mut Vec<Diagnostic>| {
+        let s = get(entries, key).map(|n| string_field(n, &format!("spend.{key}"), diags))?;
+        match portcullis_core::spend::parse_decimal(&s.text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                diags.push(
+                    Diagnostic::error(format!("spend {key} {:?} is {e}", s.text), s.span)
+                        .with_help("write an amount in the currency's units with at most six decimals, e.g. `0.50`; money is never rounded"),
+                );
+                ok = false;
+                None
+            }
+        }
+    };
+    let per_call = amount("per_call", diags);
+    let max = amount("max", diags);
+    let currency =
+        match get(entries, "currency").map(|n| string_field(n, "spend.currency", diags)) {
+            Some(c) => match portcullis_core::spend::currency(&c.text) {
+                Some(k) => Some(k.code.to_string()),
+                None => {
+                    diags.push(
+                        Diagnostic::error(format!("unknown currency {:?}", c.text), c.span)
+                            .with_help(format!(
+                                "known currencies: {}",
+                                portcullis_core::spend::CURRENCIES
+                                    .iter()
+                                    .map(|c| c.code)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
+                    );
+                    return None;
+                }
+            },
+            None => None,
+        };
+    let window = match (max, get(entries, "window")) {
+        (Some(_), w) => Some(whole(w, "window", node.span, 1, MAX_WINDOW_SECONDS, diags)?),
+        (None, Some(w)) => {
+            diags.push(
+                Diagnostic::error("spend window without `max`", w.span).with_help(
+                    "write `max: 50.00` for the most the calls may add up to in the window",
+                ),
+            );
+            return None;
+        }
+        (None, None) => None,
+    };
+    if !ok {
+        return None;
+    }
+    if per_call.is_none() && max.is_none() {
+        diags.push(
+            Diagnostic::error(
+                "spend needs `per_call`, `max` (with `window`) or both",
+                node.span,
+            )
+            .with_help("e.g. `spend: { per_call: 0.50, max: 50.00, window: 86400 }`"),
+        );
+        return None;
+    }
+    let server = b.policy.name.clone();
+    let scope = if tool == "*" { "*" } else { tool };
+    let window = match (max, window) {
+        (Some(max), Some(secs)) => {
+            let counter = b.add_counter(Counter {
+                id: CounterId(0),
+                key: format!(
+                    "{server}/{scope}.{}.spend",
+                    label.rsplit('.').next().unwrap_or(label)
+                ),
+                display: format!("{label}.spend"),
+                window: Window::Sliding {
+                    millis: secs * 1000,
+                },
+                partition: Partition::Global,
+                loc: Loc(node.span),
+            });
+            Some((counter, max))
+        }
+        _ => None,
+    };
+    Some(crate::ir::Spend {
+        currency,
+        per_call,
+        window,
+        message: reason.map_or_else(String::new, |r| r.text.clone()),
     })
 }

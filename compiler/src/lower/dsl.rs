@@ -120,6 +120,23 @@ pub fn lower<'f>(
         // identical ones in one block are told apart by their order.
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for (ri, rule) in block.rules.iter().enumerate() {
+            if let PolicyRule::Spend(sp) = rule
+                && let Some(w) = &sp.window
+            {
+                let local = sp.name.as_ref().map_or_else(
+                    || crate::syntax::dsl_fmt::spend_identity(sp),
+                    |n| n.value.clone(),
+                );
+                let id = b.add_counter(Counter {
+                    id: CounterId(0),
+                    key: format!("{server}/{scope}.{local}"),
+                    display: format!("spend({scope:?}, {local:?})"),
+                    window: window_of(w.value),
+                    partition: partition_of(sp.by.as_ref()),
+                    loc: Loc(sp.span),
+                });
+                counter_of.insert((bi, ri), id);
+            }
             let PolicyRule::Limit(l) = rule else { continue };
             let local = match &l.name {
                 Some(n) => n.value.clone(),
@@ -301,6 +318,7 @@ fn lower_rule(
     diags: &mut Vec<Diagnostic>,
 ) -> RuleId {
     match rule {
+        PolicyRule::Spend(sp) => lower_spend(sp, label, counter, b, diags),
         PolicyRule::Deny {
             message,
             condition,
@@ -421,6 +439,92 @@ fn lower_rule(
             id
         }
     }
+}
+
+fn window_of(w: WindowSpec) -> Window {
+    match w {
+        WindowSpec::Calendar(c) => Window::Calendar(c),
+        WindowSpec::Sliding(secs) => Window::Sliding {
+            millis: secs * 1000,
+        },
+    }
+}
+
+fn partition_of(by: Option<&By>) -> Partition {
+    match by {
+        None => Partition::Global,
+        Some(By::Session) => Partition::Session,
+        Some(By::Path(p)) => Partition::Arg(arg_path(p)),
+    }
+}
+
+/// `spend <= ...`: a budget rule with no decision-time phase.
+fn lower_spend(
+    sp: &dsl::SpendRule,
+    label: &str,
+    counter: Option<CounterId>,
+    b: &mut PolicyBuilder,
+    diags: &mut Vec<Diagnostic>,
+) -> RuleId {
+    let per = sp
+        .window
+        .as_ref()
+        .map_or_else(|| "call".to_string(), |w| window_text(w.value));
+    let name = sp.name.as_ref().map_or_else(
+        || {
+            format!(
+                "spend <= {} {} per {per}",
+                sp.amount.value, sp.currency.value
+            )
+        },
+        |n| n.value.clone(),
+    );
+    let id = b.add_rule(name, label.to_string(), RuleKind::Rule, sp.span);
+    let amount = match portcullis_core::spend::parse_decimal(&sp.amount.value) {
+        Ok(v) => v,
+        Err(e) => {
+            diags.push(
+                Diagnostic::error(
+                    format!("amount `{}` is {e}", sp.amount.value),
+                    sp.amount.span,
+                )
+                .with_help("write at most six decimals, e.g. `$0.50`; money is never rounded"),
+            );
+            return id;
+        }
+    };
+    if portcullis_core::spend::currency(&sp.currency.value).is_none() {
+        diags.push(
+            Diagnostic::error(
+                format!("unknown currency `{}`", sp.currency.value),
+                sp.currency.span,
+            )
+            .with_help(format!(
+                "known currencies: {}",
+                portcullis_core::spend::CURRENCIES
+                    .iter()
+                    .map(|c| c.code)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        );
+        return id;
+    }
+    let (per_call, window) = match (&sp.window, counter) {
+        (None, _) => (Some(amount), None),
+        (Some(_), Some(c)) => (None, Some((c, amount))),
+        (Some(_), None) => return id,
+    };
+    b.rule_mut(id).spend = Some(crate::ir::Spend {
+        currency: Some(sp.currency.value.clone()),
+        per_call,
+        window,
+        message: sp
+            .message
+            .as_ref()
+            .map_or_else(String::new, |m| m.value.clone()),
+    });
+    id
 }
 
 fn display_path(p: &dsl::Path) -> String {

@@ -16,7 +16,8 @@ use portcullis_core::policy::go_quote;
 use super::{PolicyBuilder, Str, check_keys, get, key_span, map_entries, seq_items, string_field};
 use crate::ir::{
     Amount, ArgPath, Calendar, Check, CmpOp, Const, Counter, CounterId, Expr, Limit, Loc,
-    NamePattern, Operand, Partition, Posture, RuleKind, ServerPolicy, Test, TestKind, Tool, Window,
+    NamePattern, Operand, Partition, Posture, RuleKind, ServerPolicy, Spend, Test, TestKind, Tool,
+    Window,
 };
 use crate::source::{Diagnostic, Span};
 use crate::syntax::yaml::{Node, NodeValue, Scalar, Style, Typed, typed};
@@ -69,6 +70,14 @@ struct RuleDecl {
     conditions_span: Option<Span>,
     on_deny: Str,
     state: Option<StateDecl>,
+    spend: Option<SpendDecl>,
+}
+
+/// A rule's `spend:` block (budgets on paid tools, MPP): amounts as written.
+struct SpendDecl {
+    span: Span,
+    per_call: Option<Str>,
+    daily: Option<Str>,
 }
 
 struct CondDecl {
@@ -294,6 +303,7 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
             "conditions",
             "on_deny",
             "state",
+            "spend",
         ],
         "a rule",
         diags,
@@ -340,6 +350,7 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
         }
     }
     let state = get(entries, "state").and_then(|s| decode_state(&format!("{ctx}.state"), s, diags));
+    let spend = get(entries, "spend").and_then(|s| decode_spend(&format!("{ctx}.spend"), s, diags));
     Some(RuleDecl {
         span: node.span,
         name,
@@ -349,7 +360,36 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
         conditions_span,
         on_deny,
         state,
+        spend,
     })
+}
+
+/// `spend: {per_call: 0.50, daily: 50.00}`: strict keys, amounts kept as written.
+fn decode_spend(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<SpendDecl> {
+    let entries = map_entries(node, ctx, diags)?;
+    check_keys(entries, &["per_call", "daily"], "a spend block", diags);
+    let field = |key: &str, diags: &mut Vec<Diagnostic>| {
+        get(entries, key).map(|v| string_field(v, &format!("{ctx}.{key}"), diags))
+    };
+    Some(SpendDecl {
+        span: node.span,
+        per_call: field("per_call", diags),
+        daily: field("daily", diags),
+    })
+}
+
+/// Reads a spend amount exactly (micro-units), reporting why it cannot be.
+fn spend_amount(p: &str, key: &str, s: &Str, diags: &mut Vec<Diagnostic>) -> Option<u64> {
+    match portcullis_core::spend::parse_decimal(&s.text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            diags.push(
+                Diagnostic::error(format!("{p}.spend.{key}: {} is {e}", go_quote(&s.text)), s.span)
+                    .with_help("write an amount in the currency's units with at most six decimals, e.g. `0.50`; money is never rounded"),
+            );
+            None
+        }
+    }
 }
 
 fn decode_state(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<StateDecl> {
@@ -816,7 +856,36 @@ fn validate_rule_body<'f>(
                 .with_help("add `name: \"...\"`; the name appears in denials and the audit log"),
         );
     }
+    if let Some(sp) = &r.spend {
+        let per_call = sp
+            .per_call
+            .as_ref()
+            .map(|s| spend_amount(p, "per_call", s, diags));
+        let daily = sp
+            .daily
+            .as_ref()
+            .map(|s| spend_amount(p, "daily", s, diags));
+        if per_call.is_none() && daily.is_none() {
+            diags.push(
+                Diagnostic::error(
+                    format!("{p}.spend: a spend block needs `per_call`, `daily` or both"),
+                    sp.span,
+                )
+                .with_help("e.g. `spend: {per_call: 0.50, daily: 50.00}`"),
+            );
+        }
+        if !r.conditions.is_empty()
+            || r.state.is_some()
+            || !matches!(r.action.action, Action::Evaluate)
+        {
+            diags.push(
+                Diagnostic::error(format!("{p}: spend cannot be combined with conditions, state, rate_limit or action deny"), sp.span)
+                    .with_help("give the budget a rule of its own; the price is only known when the server asks for payment"),
+            );
+        }
+    }
     match &r.action.action {
+        Action::Evaluate if r.spend.is_some() => {}
         Action::Evaluate if r.conditions.is_empty() && r.rate_limit.is_none() => diags.push(
             Diagnostic::intercept(format!("{p}: evaluate rules must have at least one condition"), r.span)
                 .with_help("add `conditions:`, or use `action: deny` to deny the tool outright"),
@@ -1391,6 +1460,30 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
                 ))),
             };
             b.rule_mut(id).check = deny_when.map(|deny_when| Check { deny_when, message });
+            if let Some(sp) = &r.decl.spend {
+                let amount = |s: &Option<Str>| {
+                    s.as_ref()
+                        .and_then(|s| portcullis_core::spend::parse_decimal(&s.text).ok())
+                };
+                let window = amount(&sp.daily).map(|max| {
+                    let key_scope = if tool == "*" { "*" } else { tool };
+                    let counter = b.add_counter(Counter {
+                        id: CounterId(0),
+                        key: format!("{server}/{key_scope}.rules[{i}].spend"),
+                        display: format!("spend.{key_scope}.rules[{i}]"),
+                        window: Window::Calendar(Calendar::Day),
+                        partition: Partition::Global,
+                        loc: Loc(sp.span),
+                    });
+                    (counter, max)
+                });
+                b.rule_mut(id).spend = Some(Spend {
+                    currency: None,
+                    per_call: amount(&sp.per_call),
+                    window,
+                    message: r.decl.on_deny.text.clone(),
+                });
+            }
             b.rule_mut(id).limit = r.limit.map(|l| Limit {
                 counter: counters[&l.counter],
                 max: l.spec.max,

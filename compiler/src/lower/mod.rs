@@ -75,6 +75,7 @@ impl PolicyBuilder {
             kind,
             check: None,
             limit: None,
+            spend: None,
             loc: Loc(span),
         });
         id

@@ -121,6 +121,31 @@ pub enum PolicyRule {
     },
     /// `limit ...`
     Limit(Limit),
+    /// `spend <= ...`
+    Spend(SpendRule),
+}
+
+/// `spend <= MONEY per call|WINDOW [by ...] [as NAME] [-> MSG]`: a budget on
+/// what a paid tool (MPP) charges.
+#[derive(Debug, Clone)]
+pub struct SpendRule {
+    /// The amount as written (`0.50`), and its value in micro-units
+    /// (None when it cannot be represented exactly: reported when lowered).
+    pub amount: Spanned<String>,
+    /// Lowercase currency code as written (`$` is `usd`).
+    pub currency: Spanned<String>,
+    /// True when written with `$`.
+    pub dollars: bool,
+    /// `per call`: None; otherwise the window.
+    pub window: Option<Spanned<WindowSpec>>,
+    /// The partition.
+    pub by: Option<By>,
+    /// `as NAME`: the counter's name.
+    pub name: Option<Spanned<String>>,
+    /// `-> MSG`
+    pub message: Option<Spanned<String>>,
+    /// The whole rule.
+    pub span: Span,
 }
 
 impl PolicyRule {
@@ -129,6 +154,7 @@ impl PolicyRule {
         match self {
             PolicyRule::Deny { span, .. } | PolicyRule::Allow { span, .. } => *span,
             PolicyRule::Limit(l) => l.span,
+            PolicyRule::Spend(s) => s.span,
         }
     }
 }
@@ -267,16 +293,17 @@ pub enum Literal {
 // Parsing with recovery.
 
 /// Words that start a statement; a broken statement is blanked up to the next one.
-const STATEMENT_STARTS: [&str; 8] = [
-    "server", "default", "hide", "include", "tool", "deny", "allow", "limit",
+const STATEMENT_STARTS: [&str; 9] = [
+    "server", "default", "hide", "include", "tool", "deny", "allow", "limit", "spend",
 ];
 
 /// Keywords, for did-you-mean suggestions.
-const KEYWORDS: [&str; 32] = [
+const KEYWORDS: [&str; 34] = [
     "allow",
     "and",
     "as",
     "by",
+    "call",
     "contains",
     "count",
     "default",
@@ -299,6 +326,7 @@ const KEYWORDS: [&str; 32] = [
     "per",
     "server",
     "session",
+    "spend",
     "starts_with",
     "sum",
     "tool",
@@ -363,9 +391,10 @@ fn describe(r: &Rule) -> String {
         | Rule::hide_decl
         | Rule::include_decl
         | Rule::tool_block => "a statement (`default`, `hide`, `include`, `tool`)".into(),
-        Rule::deny_rule | Rule::allow_rule | Rule::limit_rule => {
-            "a rule (`deny`, `allow`, `limit`)".into()
+        Rule::deny_rule | Rule::allow_rule | Rule::limit_rule | Rule::spend_rule => {
+            "a rule (`deny`, `allow`, `limit`, `spend`)".into()
         }
+        Rule::money => "an amount (`$0.50` or `0.50 eur`)".into(),
         other => format!("{other:?}").replace('_', " "),
     }
 }
@@ -625,7 +654,10 @@ impl Build<'_> {
                                 header_end = q.as_span().end();
                                 patterns.push(self.pattern(q, diags));
                             }
-                            Rule::deny_rule | Rule::allow_rule | Rule::limit_rule => {
+                            Rule::deny_rule
+                            | Rule::allow_rule
+                            | Rule::limit_rule
+                            | Rule::spend_rule => {
                                 if let Some(r) = self.rule(q, diags) {
                                     rules.push(r);
                                 }
@@ -757,40 +789,7 @@ impl Build<'_> {
                             limit.max = self.integer(&inner.next()?, diags);
                         }
                         Rule::window => {
-                            let wspan = self.span(&q);
-                            let t = q.as_str();
-                            let value = match t {
-                                "minute" => WindowSpec::Calendar(Calendar::Minute),
-                                "hour" => WindowSpec::Calendar(Calendar::Hour),
-                                "day" => WindowSpec::Calendar(Calendar::Day),
-                                _ => {
-                                    let (n, unit) = t.split_at(t.len() - 1);
-                                    let mult = match unit {
-                                        "s" => 1,
-                                        "m" => 60,
-                                        "h" => 3600,
-                                        _ => 86_400,
-                                    };
-                                    match n.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)) {
-                                        Some(secs) if (1..=366 * 86_400).contains(&secs) => {
-                                            WindowSpec::Sliding(secs)
-                                        }
-                                        _ => {
-                                            diags.push(
-                                                Diagnostic::error(
-                                                    format!("window `{t}` is out of range"),
-                                                    wspan,
-                                                )
-                                                .with_help(
-                                                    "a sliding window lasts from 1s to 366d",
-                                                ),
-                                            );
-                                            WindowSpec::Sliding(1)
-                                        }
-                                    }
-                                }
-                            };
-                            limit.window = Spanned { value, span: wspan };
+                            limit.window = self.window(&q, diags);
                         }
                         Rule::by_clause => {
                             let target = q.into_inner().nth(1)?;
@@ -821,8 +820,99 @@ impl Build<'_> {
                 }
                 Some(PolicyRule::Limit(limit))
             }
+            Rule::spend_rule => {
+                let mut rule = SpendRule {
+                    amount: Spanned {
+                        value: String::new(),
+                        span,
+                    },
+                    currency: Spanned {
+                        value: "usd".into(),
+                        span,
+                    },
+                    dollars: true,
+                    window: None,
+                    by: None,
+                    name: None,
+                    message: None,
+                    span,
+                };
+                for q in p.into_inner() {
+                    match q.as_rule() {
+                        Rule::money => {
+                            let m = q.into_inner().next()?;
+                            rule.dollars = m.as_rule() == Rule::dollars;
+                            for part in m.into_inner() {
+                                let value = part.as_str().to_string();
+                                let pspan = self.span(&part);
+                                match part.as_rule() {
+                                    Rule::decimal => rule.amount = Spanned { value, span: pspan },
+                                    Rule::currency_code => {
+                                        rule.currency = Spanned {
+                                            value: value.to_ascii_lowercase(),
+                                            span: pspan,
+                                        }
+                                    }
+                                    _ => {}
+                                }
+                            }
+                        }
+                        Rule::window => rule.window = Some(self.window(&q, diags)),
+                        Rule::by_clause => {
+                            let target = q.into_inner().nth(1)?;
+                            rule.by = Some(if target.as_rule() == Rule::path {
+                                By::Path(self.path(target))
+                            } else {
+                                By::Session
+                            });
+                        }
+                        Rule::as_clause => {
+                            let n = q.into_inner().nth(1)?;
+                            rule.name = Some(Spanned {
+                                value: n.as_str().to_string(),
+                                span: self.span(&n),
+                            });
+                        }
+                        Rule::message => {
+                            rule.message = Some(self.string(&q.into_inner().next()?, diags))
+                        }
+                        _ => {}
+                    }
+                }
+                Some(PolicyRule::Spend(rule))
+            }
             _ => None,
         }
+    }
+
+    fn window(&self, q: &Pair<'_, Rule>, diags: &mut Vec<Diagnostic>) -> Spanned<WindowSpec> {
+        let wspan = self.span(q);
+        let t = q.as_str();
+        let value = match t {
+            "minute" => WindowSpec::Calendar(Calendar::Minute),
+            "hour" => WindowSpec::Calendar(Calendar::Hour),
+            "day" => WindowSpec::Calendar(Calendar::Day),
+            _ => {
+                let (n, unit) = t.split_at(t.len() - 1);
+                let mult = match unit {
+                    "s" => 1,
+                    "m" => 60,
+                    "h" => 3600,
+                    _ => 86_400,
+                };
+                match n.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)) {
+                    Some(secs) if (1..=366 * 86_400).contains(&secs) => WindowSpec::Sliding(secs),
+                    _ => {
+                        diags.push(
+                            Diagnostic::error(format!("window `{t}` is out of range"), wspan)
+                                .with_help("a sliding window lasts from 1s to 366d"),
+                        );
+                        WindowSpec::Sliding(1)
+                    }
+                }
+            }
+        };
+        Spanned { value, span: wspan }
     }
 
     fn path(&self, p: Pair<'_, Rule>) -> Path {

@@ -9,8 +9,8 @@
 
 use crate::ir::CmpOp;
 use crate::syntax::dsl::{
-    Amount, By, Expr, File, Item, Limit, Literal, Operand, Path, Pattern, PolicyRule, Test,
-    TestKind, WindowSpec,
+    Amount, By, Expr, File, Item, Limit, Literal, Operand, Path, Pattern, PolicyRule, SpendRule,
+    Test, TestKind, WindowSpec,
 };
 
 /// A comment in the source: its byte range and text (with `//` or `/* */`).
@@ -421,7 +421,56 @@ pub fn rule(r: &PolicyRule) -> String {
             )
         }
         PolicyRule::Limit(l) => limit(l),
+        PolicyRule::Spend(sp) => spend(sp),
     }
+}
+
+/// What an unnamed spend budget adds up (`spend usd per day by session`):
+/// its counter's name, so changing the amount or message keeps the total.
+pub fn spend_identity(sp: &SpendRule) -> String {
+    let mut out = format!("spend {}", sp.currency.value);
+    if let Some(w) = &sp.window {
+        out.push_str(" per ");
+        out.push_str(&window(w.value));
+    }
+    by(&mut out, sp.by.as_ref());
+    out
+}
+
+fn by(out: &mut String, b: Option<&By>) {
+    match b {
+        None => {}
+        Some(By::Session) => out.push_str(" by session"),
+        Some(By::Path(p)) => {
+            out.push_str(" by ");
+            out.push_str(&path(p));
+        }
+    }
+}
+
+fn spend(sp: &SpendRule) -> String {
+    let mut out = if sp.dollars {
+        format!("spend <= ${}", sp.amount.value)
+    } else {
+        format!("spend <= {} {}", sp.amount.value, sp.currency.value)
+    };
+    match &sp.window {
+        None => out.push_str(" per call"),
+        Some(w) => {
+            out.push_str(" per ");
+            out.push_str(&window(w.value));
+        }
+    }
+    by(&mut out, sp.by.as_ref());
+    if let Some(n) = &sp.name {
+        out.push_str(" as ");
+        out.push_str(&n.value);
+    }
+    if let Some(m) = &sp.message {
+        out.push_str(" -> ");
+        out.push_str(&string(&m.value));
+    }
+    out
 }
 
 /// What an unnamed limit counts, without its maximum or messages

@@ -272,3 +272,57 @@ fn decisions_do_not_allocate() {
         rounds * everything.len()
     );
 }
+
+/// The budgets of a paid tool (MPP) are found without allocating either,
+/// partitions by session and by argument included.
+#[test]
+fn spend_budgets_do_not_allocate() {
+    use portcullis_core::spend::Budgets;
+    let counters = MemoryCounters::new();
+    let lines: Vec<(String, &'static dyn Policy)> = [
+        ("paid-intercept", "generate_image", r#"{"prompt":"a cat"}"#),
+        ("paid-intercept", "anything", r#"{}"#),
+        ("paid-catalogue", "generate_image", r#"{}"#),
+        ("paid-dsl", "generate_image", r#"{"project":"apollo"}"#),
+        (
+            "paid-dsl",
+            "render_video",
+            r#"{"project":{"id":7,"tags":["a","b"]}}"#,
+        ),
+        ("paid-dsl", "translate", r#"{}"#),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (server, tool, args))| {
+        (
+            line(i, tool, args),
+            compiled(server).expect("a compiled fixture"),
+        )
+    })
+    .collect();
+    let mut found = 0usize;
+    let mut run = || {
+        for (l, policy) in &lines {
+            let call = parse_tool_call(l.as_bytes()).expect("a tools/call");
+            let env = Env {
+                counters: &counters,
+                now: UnixMillis(1_700_000_000_000),
+                session: 42,
+                fail_mode: FailMode::Closed,
+            };
+            let mut out = Budgets::new();
+            policy.spend(&call, &env, &mut out);
+            found += out.len();
+        }
+    };
+    run();
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for _ in 0..2000 {
+        run();
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0);
+    // 2 + 1 + 1 + 3 + 3 + 0 budgets per round.
+    assert_eq!(found, 2001 * 10);
+}

@@ -1,0 +1,489 @@
+//! Budgets on paid tools (MPP): the real binary in front of a small server
+//! that charges the way draft-payment-transport-mcp says
+//! (`tests/e2e/mpp_server.py`), with the counters in memory, in SQLite files
+//! shared by two proxies, and in a real `redis-server` shared by two proxies.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Proxy, error_code, is_denial, root, temp_dir};
+
+/// Intercept's `spend:` block as its README shows it (with a smaller daily total).
+const INTERCEPT_POLICY: &str = r#"version: "1"
+description: "paid image generation"
+tools:
+  generate_image:
+    rules:
+      - name: "image budget"
+        spend:
+          per_call: 0.50
+          daily: 1.00
+"#;
+
+/// The same budgets in the policy language, in euros this time.
+const DSL_POLICY: &str = r#"server paid {
+  tool generate_image {
+    spend <= 0.50 eur per call
+    spend <= 1 eur per day as image_budget -> "the image budget for today is spent"
+  }
+}
+"#;
+
+fn write_policy(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A proxy with `policy` in front of the MPP server; `extra` flags before `--`.
+fn proxy(name: &str, policy: &Path, extra: &[&str], server_log: &Path) -> Proxy {
+    let mut args: Vec<String> = vec!["-c".into(), policy.display().to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend([
+        "--".into(),
+        "env".into(),
+        format!("MPP_LOG={}", server_log.display()),
+        "python3".into(),
+        root().join("tests/e2e/mpp_server.py").display().to_string(),
+    ]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut p = Proxy::command(name, &refs);
+    p.initialize();
+    p
+}
+
+fn call(p: &mut Proxy, id: u64, args: &str) -> String {
+    p.call(id, "generate_image", args)
+}
+
+/// The id of the (first) challenge in a passed-through `-32042` answer.
+fn challenge_id(line: &str) -> String {
+    let at = line
+        .find("\"challenges\":[{\"id\":\"")
+        .unwrap_or_else(|| panic!("no challenge in {line}"))
+        + "\"challenges\":[{\"id\":\"".len();
+    line[at..].split('"').next().unwrap().to_string()
+}
+
+/// The paid retry: the same call with the credential in `_meta`.
+fn pay(p: &mut Proxy, id: u64, args: &str, challenge: &str) -> String {
+    p.send(&format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"generate_image","arguments":{args},"_meta":{{"org.paymentauth/credential":{{"challenge":{{"id":"{challenge}"}},"payload":{{"spt":"spt_test"}}}}}}}}}}"#
+    ));
+    p.response(&id.to_string())
+}
+
+/// Asks for a price, sees the challenge passed through, pays it, sees the receipt.
+fn buy(p: &mut Proxy, id: u64, price: &str) {
+    let args = format!(r#"{{"price":"{price}"}}"#);
+    let challenge = call(p, id, &args);
+    assert_eq!(error_code(&challenge), Some(-32042), "{challenge}");
+    let cid = challenge_id(&challenge);
+    let paid = pay(p, id + 1, &args, &cid);
+    assert!(paid.contains("paid result of generate_image"), "{paid}");
+    assert!(paid.contains("org.paymentauth/receipt"), "{paid}");
+}
+
+fn assert_spend_denied(line: &str, needle: &str) {
+    assert!(is_denial(line), "not a denial: {line}");
+    assert!(line.contains("\"isError\":true"), "{line}");
+    assert!(
+        !line.contains("\"challenges\":"),
+        "the client saw the challenge: {line}"
+    );
+    assert!(
+        !line.contains("-32042"),
+        "the client saw the challenge: {line}"
+    );
+    assert!(line.contains(needle), "{needle:?} not in {line}");
+}
+
+#[test]
+fn within_budget_passes_the_challenge_and_the_receipt_commits_it() {
+    let dir = temp_dir("mpp-within");
+    let policy = write_policy(&dir, "paid.yaml", INTERCEPT_POLICY);
+    let audit = dir.join("audit.jsonl");
+    let server_log = dir.join("server.jsonl");
+    let mut p = proxy(
+        "mpp-within-proxy",
+        &policy,
+        &["--audit-log", audit.to_str().unwrap()],
+        &server_log,
+    );
+    // 0.40 + 0.40 fit the daily 1.00; both are paid.
+    buy(&mut p, 1, "40");
+    buy(&mut p, 3, "40");
+    // A third 0.40 would make 1.20: the wallet never sees that challenge.
+    let third = call(&mut p, 5, r#"{"price":"40"}"#);
+    assert_spend_denied(&third, "image budget");
+    assert!(third.contains("per day"), "{third}");
+    // Over per_call (0.60 > 0.50), whatever the daily total.
+    let dear = call(&mut p, 6, r#"{"price":"60"}"#);
+    assert_spend_denied(&dear, "at most 0.50 usd per call");
+    let (code, _) = p.finish();
+    assert_eq!(code, 0);
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let payments: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"type\":\"payment\""))
+        .collect();
+    let stages: Vec<&str> = payments
+        .iter()
+        .map(|l| {
+            l.split("\"stage\":\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "reserved",
+            "committed",
+            "reserved",
+            "committed",
+            "denied",
+            "denied"
+        ],
+        "{log}"
+    );
+    assert!(
+        payments[0].contains("\"price\":\"0.40 usd\""),
+        "{}",
+        payments[0]
+    );
+    assert!(
+        payments[0].contains("\"budgets\":\"image budget\""),
+        "{}",
+        payments[0]
+    );
+    // `status` adds spend up per tool and budget, exactly.
+    let out = Command::new(common::portcullis())
+        .args(["status", "--json", "--audit-log"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for needle in [
+        "\"tool\": \"generate_image\"",
+        "\"budgets\": \"image budget\"",
+        "\"currency\": \"usd\"",
+        "\"committed\": \"0.80\"",
+        "\"reserved\": \"0.80\"",
+        "\"unreadable_lines\": 0",
+    ] {
+        assert!(text.contains(needle), "{needle} not in {text}");
+    }
+}
+
+#[test]
+fn malformed_challenges_are_denied_and_never_reach_the_wallet() {
+    let dir = temp_dir("mpp-malformed");
+    let policy = write_policy(&dir, "paid.yaml", INTERCEPT_POLICY);
+    let server_log = dir.join("server.jsonl");
+    let mut p = proxy("mpp-malformed-proxy", &policy, &[], &server_log);
+    let cases = [
+        (
+            r#"{"price":"40","shape":"number_amount"}"#,
+            "amount cannot be read exactly",
+        ),
+        (
+            r#"{"price":"40","shape":"fraction"}"#,
+            "amount cannot be read exactly",
+        ),
+        (
+            r#"{"price":"40","currency":"0x20c0000000000000000000000000000000000000"}"#,
+            "currency is unknown",
+        ),
+        (
+            r#"{"price":"40","shape":"no_currency"}"#,
+            "lacks id, method",
+        ),
+        (
+            r#"{"price":"40","shape":"conflicting"}"#,
+            "ask different prices",
+        ),
+        (
+            r#"{"price":"40","shape":"no_challenges"}"#,
+            "has no challenges",
+        ),
+        (
+            r#"{"price":"4000000000000000000000000"}"#,
+            "amount cannot be read exactly",
+        ),
+    ];
+    for (i, (args, why)) in cases.iter().enumerate() {
+        let line = call(&mut p, 10 + i as u64, args);
+        assert_spend_denied(&line, why);
+        assert!(line.contains("bad_challenge"), "{line}");
+    }
+    // Two challenges for the same price (two payment methods) are one price.
+    let two = call(&mut p, 30, r#"{"price":"40","shape":"two_same"}"#);
+    assert_eq!(error_code(&two), Some(-32042), "{two}");
+    // A credential for a challenge this proxy never passed on is refused
+    // before the server can settle it.
+    let forged = pay(&mut p, 31, r#"{"price":"40"}"#, "ch-forged");
+    assert_spend_denied(&forged, "did not check against the budget");
+    let (code, _) = p.finish();
+    assert_eq!(code, 0);
+    let received = std::fs::read_to_string(&server_log).unwrap();
+    assert!(
+        !received.contains("ch-forged"),
+        "the forged credential reached the server"
+    );
+}
+
+#[test]
+fn an_abandoned_payment_is_released_after_the_timeout() {
+    let dir = temp_dir("mpp-abandoned");
+    let policy = write_policy(&dir, "paid.yaml", INTERCEPT_POLICY);
+    let server_log = dir.join("server.jsonl");
+    let mut p = proxy(
+        "mpp-abandoned-proxy",
+        &policy,
+        &["--payment-timeout", "1"],
+        &server_log,
+    );
+    // 0.50 reserved and never paid: another 0.50 still fits (1.00), a third does not.
+    assert_eq!(
+        error_code(&call(&mut p, 1, r#"{"price":"50"}"#)),
+        Some(-32042)
+    );
+    assert_eq!(
+        error_code(&call(&mut p, 2, r#"{"price":"50"}"#)),
+        Some(-32042)
+    );
+    assert_spend_denied(&call(&mut p, 3, r#"{"price":"50"}"#), "image budget");
+    // After the payment timeout both reservations are given back.
+    std::thread::sleep(Duration::from_millis(1600));
+    let again = call(&mut p, 4, r#"{"price":"50"}"#);
+    assert_eq!(error_code(&again), Some(-32042), "{again}");
+    // A credential for a released challenge is refused.
+    let late = pay(&mut p, 5, r#"{"price":"50"}"#, "ch-released-never-issued");
+    assert_spend_denied(&late, "did not check against the budget");
+    let (code, _) = p.finish();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn the_policy_language_budget_is_per_currency() {
+    let dir = temp_dir("mpp-dsl");
+    let policy = write_policy(&dir, "paid.policy", DSL_POLICY);
+    let server_log = dir.join("server.jsonl");
+    let mut p = proxy("mpp-dsl-proxy", &policy, &[], &server_log);
+    // A price in dollars has no budget here: refused.
+    let usd = call(&mut p, 1, r#"{"price":"40","currency":"usd"}"#);
+    assert_spend_denied(&usd, "no budget of this tool is in usd");
+    // 0.60 eur breaks `spend <= 0.50 eur per call`.
+    let dear = call(&mut p, 2, r#"{"price":"60","currency":"eur"}"#);
+    assert_spend_denied(&dear, "at most 0.50 eur per call");
+    for (id, price) in [(3, "50"), (5, "50")] {
+        let args = format!(r#"{{"price":"{price}","currency":"eur"}}"#);
+        let c = call(&mut p, id, &args);
+        assert_eq!(error_code(&c), Some(-32042), "{c}");
+        let cid = challenge_id(&c);
+        assert!(pay(&mut p, id + 1, &args, &cid).contains("paid result"));
+    }
+    let over = call(&mut p, 7, r#"{"price":"1","currency":"eur"}"#);
+    assert_spend_denied(&over, "the image budget for today is spent");
+    let (code, _) = p.finish();
+    assert_eq!(code, 0);
+}
+
+/// Two proxies sharing a store: what one spent counts for the other.
+fn shared_daily_budget(name: &str, state: &[&str]) {
+    let dir = temp_dir(name);
+    let policy = write_policy(&dir, "paid.yaml", INTERCEPT_POLICY);
+    let mut a = proxy(&format!("{name}-a"), &policy, state, &dir.join("a.jsonl"));
+    let mut b = proxy(&format!("{name}-b"), &policy, state, &dir.join("b.jsonl"));
+    buy(&mut a, 1, "50");
+    buy(&mut b, 1, "40");
+    // 0.90 spent between them: 0.20 more is over the daily 1.00, on either proxy.
+    assert_spend_denied(&call(&mut a, 3, r#"{"price":"20"}"#), "image budget");
+    assert_spend_denied(&call(&mut b, 3, r#"{"price":"20"}"#), "image budget");
+    // 0.10 still fits.
+    assert_eq!(
+        error_code(&call(&mut b, 4, r#"{"price":"10"}"#)),
+        Some(-32042)
+    );
+    assert_eq!(a.finish().0, 0);
+    assert_eq!(b.finish().0, 0);
+}
+
+#[test]
+fn two_proxies_share_the_daily_budget_in_sqlite() {
+    let state = temp_dir("mpp-sqlite-state");
+    let s = state.display().to_string();
+    shared_daily_budget("mpp-sqlite", &["--state-dir", &s]);
+}
+
+struct Redis(Child, u16);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn redis() -> Redis {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = temp_dir("mpp-redis-data");
+    let program = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or("redis-server");
+    let child = Command::new(program)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (run scripts/deps)");
+    // Owned at once, so it is killed and reaped on every path (Drop).
+    let r = Redis(child, port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let mut buf = [0u8; 16];
+            if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
+                return r;
+            }
+        }
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_proxies_share_the_daily_budget_in_redis() {
+    let r = redis();
+    let dsn = format!("redis://127.0.0.1:{}/0", r.1);
+    shared_daily_budget("mpp-redis", &["--state-dsn", &dsn]);
+}
+
+/// A Streamable HTTP MPP server (one JSON answer per POST), charging 0.40 usd
+/// for every `generate_image` until the credential names a challenge it issued.
+fn http_mpp_upstream() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::BufRead;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        let mut n = 0u32;
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { break };
+            let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut w = conn;
+            let mut len = 0usize;
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':')
+                    && k.trim().eq_ignore_ascii_case("content-length")
+                {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let body = String::from_utf8_lossy(&body).into_owned();
+            s.lock().unwrap().push(body.clone());
+            let id = body
+                .split("\"id\":")
+                .nth(1)
+                .map(|x| x.split([',', '}']).next().unwrap().to_string());
+            let answer = match id {
+                None => None,
+                Some(id) if body.contains("\"initialize\"") => Some(format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"result":{{"protocolVersion":"2025-06-18","capabilities":{{"tools":{{}}}},"serverInfo":{{"name":"mpp-http","version":"1"}}}}}}"#
+                )),
+                Some(id) if body.contains("org.paymentauth/credential") => {
+                    let cid = body
+                        .split("\"challenge\":{\"id\":\"")
+                        .nth(1)
+                        .unwrap()
+                        .split('"')
+                        .next()
+                        .unwrap();
+                    Some(format!(
+                        r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"paid result of generate_image"}}],"_meta":{{"org.paymentauth/receipt":{{"status":"success","challengeId":"{cid}","method":"stripe","reference":"pi_1","timestamp":"2026-01-01T00:00:00Z"}}}}}}}}"#
+                    ))
+                }
+                Some(id) => {
+                    n += 1;
+                    Some(format!(
+                        r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32042,"message":"Payment Required","data":{{"httpStatus":402,"challenges":[{{"id":"http-{n}","realm":"r","method":"stripe","intent":"charge","request":{{"amount":"40","currency":"usd","recipient":"acct_1"}}}}]}}}}}}"#
+                    ))
+                }
+            };
+            let resp = match answer {
+                Some(b) => format!(
+                    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+                    b.len()
+                ),
+                None => {
+                    "HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".into()
+                }
+            };
+            let _ = w.write_all(resp.as_bytes());
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn a_streamable_http_upstream_is_held_to_the_same_budgets() {
+    let (port, seen) = http_mpp_upstream();
+    let dir = temp_dir("mpp-http");
+    let policy = write_policy(&dir, "paid.yaml", INTERCEPT_POLICY);
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let mut p = Proxy::command(
+        "mpp-http-proxy",
+        &["-c", policy.to_str().unwrap(), "--upstream", &url],
+    );
+    p.initialize();
+    // 0.40 twice fits the daily 1.00 and is paid; the third is denied.
+    for id in [1, 3] {
+        let c = call(&mut p, id, "{}");
+        assert_eq!(error_code(&c), Some(-32042), "{c}");
+        let cid = challenge_id(&c);
+        assert!(pay(&mut p, id + 1, "{}", &cid).contains("paid result"));
+    }
+    assert_spend_denied(&call(&mut p, 5, "{}"), "image budget");
+    assert_spend_denied(
+        &pay(&mut p, 6, "{}", "http-3"),
+        "did not check against the budget",
+    );
+    assert_eq!(p.finish().0, 0);
+    // The refused credential never reached the server.
+    let credentials = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| b.contains("org.paymentauth/credential"))
+        .count();
+    assert_eq!(credentials, 2);
+}
