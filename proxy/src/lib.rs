@@ -24,6 +24,7 @@ pub mod audit;
 pub mod child;
 pub mod filter;
 pub mod http;
+pub mod idempotency;
 pub mod lines;
 pub mod log;
 pub mod metrics;

@@ -21,7 +21,9 @@ use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_li
 use portcullis_core::counters::{Counters, NoWait, Ticket, UnixMillis};
 use portcullis_core::json::{Outline, Strictness, Val, Value, validate, validate_outline};
 use portcullis_core::jsonrpc::{Envelope, RejectKind};
+use portcullis_core::idempotency::{Claim, IdemKey, IdempotencyMode, IdempotencySpec, MAX_REPLAY_BYTES};
 use portcullis_core::policy::{Effect, Env, FailMode, Policy};
+use crate::idempotency::{self as idem, Refusal};
 
 /// JSON-RPC error code for "the upstream did not answer in time".
 pub const UPSTREAM_TIMEOUT: i32 = -32001;
@@ -76,6 +78,16 @@ struct Pending {
     kind: Kind,
     since: Instant,
     raw_id: Vec<u8>,
+    /// The idempotency record this call owns (forwarded first calls only).
+    idem: Option<Box<IdemClaim>>,
+}
+
+/// An idempotency key claimed by a forwarded call, settled by its answer.
+#[derive(Debug)]
+struct IdemClaim {
+    key: IdemKey,
+    token: u64,
+    window_ms: u64,
 }
 
 /// What to do with one message.
@@ -273,7 +285,10 @@ impl Session {
     /// sessions.
     pub fn from_client_now<'a>(&self, line: &'a [u8]) -> Option<Outcome<'a>> {
         // The policy is read each time: a reload may add or drop counters.
-        if !self.store_may_block || self.policy().meta().counters.is_empty() {
+        // A call with an idempotency window may wait for an identical one
+        // in flight: never on the event loop.
+        let meta = self.policy().meta();
+        if (!self.store_may_block || meta.counters.is_empty()) && meta.idempotency.is_empty() {
             return Some(self.from_client(line));
         }
         let trimmed = trim(line);
@@ -428,6 +443,7 @@ impl Session {
                 kind,
                 since: Instant::now(),
                 raw_id: raw_id.to_vec(),
+                idem: None,
             },
         );
         Ok(())
@@ -494,6 +510,12 @@ impl Session {
                     // Void: nothing was reserved, recorded or registered.
                     return None;
                 }
+                if decision.effect() == Effect::Allow && decision.idempotency.is_some() {
+                    // Claiming the key may mean waiting for an identical call
+                    // in flight: void, and decide again where waiting is fine.
+                    self.counters.rollback(&decision.ticket);
+                    return None;
+                }
                 decision
             }
         };
@@ -531,15 +553,153 @@ impl Session {
                 )
             }
             Effect::Allow => {
-                match self.register(key, id.as_bytes(), Kind::Call(Box::new(decision.ticket))) {
-                    Ok(()) => (true, None),
+                let claim = match decision.idempotency {
+                    None => None,
+                    Some(spec) => match self.claim(meta.server, &call, spec) {
+                        Ok(claim) => claim,
+                        Err(reply) => {
+                            self.counters.rollback(&decision.ticket);
+                            return Some((false, Some(self.duplicate(id.as_bytes(), call.name(), spec, reply))));
+                        }
+                    },
+                };
+                let registered = self.register(key.clone(), id.as_bytes(), Kind::Call(Box::new(decision.ticket)));
+                match registered {
+                    Ok(()) => {
+                        if let Some(c) = claim
+                            && let Some(p) = self.pending().get_mut(&key)
+                        {
+                            p.idem = Some(Box::new(c));
+                        }
+                        (true, None)
+                    }
                     Err(reply) => {
                         self.counters.rollback(&decision.ticket);
+                        if let Some(c) = claim {
+                            self.settle_idem(&c, None);
+                        }
                         (false, Some(reply))
                     }
                 }
             }
         })
+    }
+
+    /// Claims the idempotency key of an allowed `call` under `spec`, waiting
+    /// (bounded) while an identical call is in flight. `Ok(Some)`: this call
+    /// owns the key and is forwarded; `Ok(None)`: forward without a record
+    /// (the store failed under the open fail mode); `Err`: answer the
+    /// caller instead (a replay or a refusal), without reaching the server.
+    fn claim(
+        &self,
+        server: &str,
+        call: &portcullis_core::call::ToolCall<'_>,
+        spec: &'static IdempotencySpec,
+    ) -> Result<Option<IdemClaim>, Duplicate> {
+        let key = IdemKey::of(server, call, spec);
+        let started = Instant::now();
+        loop {
+            let claimed = match self.counters.idempotency() {
+                Some(store) => store.claim(&key, UnixMillis::now(), idem::LEASE_MS),
+                None => Err(portcullis_core::counters::StateError(
+                    "the counter store keeps no idempotency records".into(),
+                )),
+            };
+            match claimed {
+                Ok(Claim::Mine(token)) => {
+                    return Ok(Some(IdemClaim {
+                        key,
+                        token,
+                        window_ms: spec.window_ms,
+                    }));
+                }
+                Ok(Claim::Done(answer)) => {
+                    return Err(match (spec.mode, answer) {
+                        (IdempotencyMode::Refuse, _) => Duplicate::Refuse(Refusal::Policy),
+                        (IdempotencyMode::Replay, Some(a)) => Duplicate::Replay(a),
+                        (IdempotencyMode::Replay, None) => Duplicate::Refuse(Refusal::TooLarge),
+                    });
+                }
+                Ok(Claim::InFlight) if spec.mode == IdempotencyMode::Refuse => {
+                    return Err(Duplicate::Refuse(Refusal::Policy));
+                }
+                Ok(Claim::InFlight) => {
+                    if started.elapsed() >= idem::MAX_WAIT {
+                        return Err(Duplicate::Refuse(Refusal::StillInFlight));
+                    }
+                    std::thread::sleep(idem::POLL);
+                }
+                Err(e) if self.fail_mode == FailMode::Open => {
+                    self.log.warn(format_args!(
+                        "idempotency record unavailable ({}); forwarded {} without one (fail mode open)",
+                        e.0,
+                        call.name()
+                    ));
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.log.warn(format_args!(
+                        "idempotency record unavailable ({}); refused {}",
+                        e.0,
+                        call.name()
+                    ));
+                    return Err(Duplicate::Unavailable);
+                }
+            }
+        }
+    }
+
+    /// The answer to a call that does not reach the server because of its
+    /// idempotency window.
+    fn duplicate(&self, id: &[u8], tool: &str, spec: &'static IdempotencySpec, d: Duplicate) -> Vec<u8> {
+        let meta = self.policy().meta();
+        let (result, reply) = match d {
+            Duplicate::Replay(stored) => match idem::replay(&stored, id, meta.server, tool, spec) {
+                Some(r) => ("replayed", r),
+                None => ("refused", idem::refusal(id, tool, spec, meta, Refusal::TooLarge)),
+            },
+            Duplicate::Refuse(why) => ("refused", idem::refusal(id, tool, spec, meta, why)),
+            Duplicate::Unavailable => (
+                "unavailable",
+                respond::denial(
+                    id,
+                    tool,
+                    &portcullis_core::policy::Decision::state_unavailable(spec.rule),
+                    meta,
+                ),
+            ),
+        };
+        self.log.info(format_args!("{result} a duplicate call of {tool}"));
+        if let Some(m) = &self.metrics {
+            m.idempotency(result);
+        }
+        reply
+    }
+
+    /// Settles an idempotency claim: remembers a successful `answer`,
+    /// forgets a failed or missing one.
+    fn settle_idem(&self, c: &IdemClaim, answer: Option<&[u8]>) {
+        let Some(store) = self.counters.idempotency() else {
+            return;
+        };
+        let r = match answer {
+            Some(a) if idem::is_success(a) => {
+                let kept = (a.len() <= MAX_REPLAY_BYTES).then_some(a);
+                let expires = UnixMillis(
+                    UnixMillis::now()
+                        .0
+                        .saturating_add(c.window_ms.min(i64::MAX as u64) as i64),
+                );
+                store.complete(&c.key, c.token, kept, expires)
+            }
+            _ => store.release(&c.key, c.token),
+        };
+        if let Err(e) = r {
+            self.log.warn(format_args!(
+                "could not settle an idempotency record ({}); it lapses with its lease",
+                e.0
+            ));
+        }
     }
 
     /// Builds and queues a decision-log event, only when there is a log.
@@ -638,6 +798,9 @@ impl Session {
         {
             m.upstream_latency(matches!(p.kind, Kind::Call(_)), p.since.elapsed());
         }
+        if let Some(c) = &p.idem {
+            self.settle_idem(c, Some(raw));
+        }
         match p.kind {
             Kind::Call(ticket) => {
                 if env.error.is_some_and(|e| !e.is_null()) {
@@ -693,13 +856,21 @@ impl Session {
             let age = now.duration_since(p.since);
             if matches!(p.kind, Kind::Abandoned) {
                 // Keep the tombstone a while, so a late answer is still recognised.
-                return age < timeout * 10;
+                let keep = age < timeout * 10;
+                if !keep && let Some(c) = p.idem.take() {
+                    // Cancelled by the client and never answered: forget it.
+                    self.settle_idem(&c, None);
+                }
+                return keep;
             }
             if age < timeout {
                 return true;
             }
             if let Kind::Call(ticket) = &p.kind {
                 self.counters.rollback(ticket);
+            }
+            if let Some(c) = p.idem.take() {
+                self.settle_idem(&c, None);
             }
             out.to_client.push(respond::error(
                 Some(&p.raw_id),
@@ -734,6 +905,9 @@ impl Session {
         if let Kind::Call(ticket) = &p.kind {
             self.counters.rollback(ticket);
         }
+        if let Some(c) = &p.idem {
+            self.settle_idem(c, None);
+        }
         Some(respond::error(Some(&p.raw_id), code, message))
     }
 
@@ -751,6 +925,9 @@ impl Session {
         let mut pending = self.pending();
         let mut out = Vec::new();
         for (_, p) in pending.drain() {
+            if let Some(c) = &p.idem {
+                self.settle_idem(c, None);
+            }
             match p.kind {
                 Kind::Abandoned => continue,
                 Kind::Call(ticket) => self.counters.rollback(&ticket),
@@ -766,6 +943,16 @@ impl Session {
 fn id_key_of_raw(raw: &[u8]) -> Option<IdKey> {
     validate(raw, Strictness::LENIENT).ok()?;
     IdKey::of(Value::from_validated(raw))
+}
+
+/// Why a call does not reach the server because of its idempotency window.
+enum Duplicate {
+    /// The first call's answer, to replay.
+    Replay(Vec<u8>),
+    /// Refused.
+    Refuse(Refusal),
+    /// The record could not be reached (fail mode closed).
+    Unavailable,
 }
 
 enum Answer {
@@ -832,6 +1019,7 @@ mod tests {
         digest: "0000000000000000",
         rules: &RULES,
         counters: &COUNTERS,
+        idempotency: &[],
     };
 
     impl Policy for OnePerMinute {
