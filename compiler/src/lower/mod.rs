@@ -6,6 +6,7 @@
 
 pub mod catalogue;
 pub mod dsl;
+pub mod idempotency;
 pub mod intercept;
 
 use crate::ir::{
@@ -75,6 +76,7 @@ impl PolicyBuilder {
             kind,
             check: None,
             limit: None,
+            idempotency: None,
             loc: Loc(span),
         });
         id
