@@ -1,0 +1,211 @@
+//! Idempotency windows end to end: the real binary in front of the real
+//! `server-everything`, whose input is tapped, so "reached the server once"
+//! is counted on what the server actually received.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Proxy, is_denial, temp_dir};
+
+/// `tools/call`s of `tool` the server received.
+fn calls_received(p: &Proxy, tool: &str) -> usize {
+    let needle = format!("\"name\":\"{tool}\"");
+    p.server_received()
+        .iter()
+        .filter(|l| l.contains("\"tools/call\"") && l.contains(&needle))
+        .count()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn proxy(name: &str, policy: &str, extra: &[&str]) -> Proxy {
+    let mut args = vec!["-c", policy, "--log-level", "warn"];
+    args.extend_from_slice(extra);
+    let mut p = Proxy::everything(name, &args);
+    p.initialize();
+    p
+}
+
+/// The text of the first content item of a tool result.
+fn text(line: &str) -> String {
+    let at = line.find("\"text\":\"").expect("a text content") + 8;
+    let rest = &line[at..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// Replay in the catalogue form: a window of 1 s on `echo`.
+const CATALOGUE: &str = "tools:\n  echo:\n    rules:\n      - action: allow\n        idempotency: { window: 1500ms }\n";
+
+#[test]
+fn a_duplicate_within_the_window_is_replayed_without_reaching_the_server() {
+    let dir = temp_dir("idem-replay");
+    let policy = write(&dir, "everything.yaml", CATALOGUE);
+    let mut p = proxy("idem-replay", &policy, &[]);
+    let first = p.call(1, "echo", r#"{"message":"refund 100","n":100}"#);
+    assert!(!is_denial(&first), "{first}");
+    assert!(text(&first).contains("refund 100"), "{first}");
+    // Reordered keys, other whitespace, `1e2` for `100`: the same call.
+    let second = p.call(2, "echo", r#"{ "n" : 1e2, "message" : "refund 100" }"#);
+    assert!(second.contains("\"id\":2,"), "{second}");
+    assert!(second.contains("\"portcullis/idempotent-replay\":{\"original_id\":1,"), "{second}");
+    assert_eq!(text(&first), text(&second));
+    assert_eq!(calls_received(&p, "echo"), 1, "{:#?}", p.server_received());
+    // Another value is another call.
+    let other = p.call(3, "echo", r#"{"message":"refund 100","n":101}"#);
+    assert!(!other.contains("idempotent-replay"), "{other}");
+    assert_eq!(calls_received(&p, "echo"), 2);
+    // After the window the same call passes again.
+    std::thread::sleep(Duration::from_millis(1700));
+    let later = p.call(4, "echo", r#"{"message":"refund 100","n":100}"#);
+    assert!(!later.contains("idempotent-replay"), "{later}");
+    assert_eq!(calls_received(&p, "echo"), 3);
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_failed_first_call_is_not_remembered() {
+    let dir = temp_dir("idem-failed");
+    let policy = write(&dir, "everything.yaml", CATALOGUE);
+    let mut p = proxy("idem-failed", &policy, &[]);
+    // `echo` without its `message` fails at the server (an error answer).
+    let a = p.call(1, "echo", r#"{"nope":1}"#);
+    let b = p.call(2, "echo", r#"{"nope":1}"#);
+    assert!(!b.contains("idempotent-replay"), "{a}\n{b}");
+    assert_eq!(calls_received(&p, "echo"), 2);
+}
+
+#[test]
+fn intercept_idempotency_window_refuses_a_duplicate_as_documented() {
+    let dir = temp_dir("idem-intercept");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        "version: \"1\"\ntools:\n  echo:\n    rules:\n      - name: \"no duplicate echoes\"\n        idempotency_window: 5m\n        on_deny: \"This exact echo was sent in the last 5 minutes\"\n",
+    );
+    let mut p = proxy("idem-intercept", &policy, &[]);
+    let first = p.call(1, "echo", r#"{"message":"once"}"#);
+    assert!(!is_denial(&first), "{first}");
+    let second = p.call(2, "echo", r#"{"message":"once"}"#);
+    assert!(is_denial(&second), "{second}");
+    assert!(second.contains("[POLICY DENIED] This exact echo was sent in the last 5 minutes"), "{second}");
+    assert!(second.contains("\"outcome\":\"duplicate\""), "{second}");
+    assert_eq!(calls_received(&p, "echo"), 1);
+    // A different message is not a duplicate.
+    let third = p.call(3, "echo", r#"{"message":"twice"}"#);
+    assert!(!is_denial(&third), "{third}");
+}
+
+#[test]
+fn malformed_windows_are_positioned_errors_with_a_fix() {
+    let dir = temp_dir("idem-validate");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        "version: \"1\"\ntools:\n  echo:\n    rules:\n      - name: \"dup\"\n        idempotency_window: 5 minutes\n",
+    );
+    let out = Command::new(common::portcullis())
+        .args(["validate", "-c", &policy])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("idempotency_window must be a duration"), "{err}");
+    assert!(err.contains(":6:"), "positioned at line 6: {err}");
+    assert!(err.contains("5m"), "with a fix: {err}");
+    // And a valid one validates.
+    let good = write(
+        &dir,
+        "good.yaml",
+        "version: \"1\"\ntools:\n  echo:\n    rules:\n      - name: \"dup\"\n        idempotency_window: 1h30m\n",
+    );
+    let out = Command::new(common::portcullis())
+        .args(["validate", "-c", &good])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Two proxies sharing a store get the same call at the same moment: the
+/// servers behind them receive it once between them, and both callers get
+/// the same answer.
+fn race(name: &str, store: &[&str]) {
+    let dir = temp_dir(name);
+    // A slow tool, so the second call arrives while the first is in flight.
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        "tools:\n  trigger-long-running-operation:\n    rules:\n      - action: allow\n        idempotency: { window: 1m }\n",
+    );
+    let mut a = proxy(&format!("{name}-a"), &policy, store);
+    let mut b = proxy(&format!("{name}-b"), &policy, store);
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":1,"steps":2}}}"#;
+    a.send(call);
+    b.send(call);
+    let (ra, rb) = (a.response("7"), b.response("7"));
+    assert!(!is_denial(&ra) && !is_denial(&rb), "{ra}\n{rb}");
+    let total = calls_received(&a, "trigger-long-running-operation")
+        + calls_received(&b, "trigger-long-running-operation");
+    assert_eq!(total, 1, "{ra}\n{rb}");
+    assert_eq!(text(&ra), text(&rb));
+    assert!(
+        ra.contains("idempotent-replay") != rb.contains("idempotent-replay"),
+        "exactly one is a replay:\n{ra}\n{rb}"
+    );
+}
+
+#[test]
+fn concurrent_duplicates_from_two_proxies_sharing_sqlite_reach_the_server_once() {
+    let state = temp_dir("idem-sqlite-state");
+    race("idem-sqlite", &["--state-dir", &state.display().to_string()]);
+}
+
+struct Redis(Child, PathBuf);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+fn redis() -> (Redis, u16) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = temp_dir("idem-redis");
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is missing: run scripts/deps");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let mut buf = [0u8; 16];
+            if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Redis(child, dir), port)
+}
+
+#[test]
+fn concurrent_duplicates_from_two_proxies_sharing_redis_reach_the_server_once() {
+    let (_redis, port) = redis();
+    race("idem-redis", &["--state-dsn", &format!("redis://127.0.0.1:{port}/0")]);
+}
