@@ -209,3 +209,38 @@ fn concurrent_duplicates_from_two_proxies_sharing_redis_reach_the_server_once() 
     let (_redis, port) = redis();
     race("idem-redis", &["--state-dsn", &format!("redis://127.0.0.1:{port}/0")]);
 }
+
+#[test]
+fn the_language_says_once_per_with_by_and_refuse() {
+    let dir = temp_dir("idem-dsl");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  tool echo {\n    once per 1m by args.message refuse -> \"Already echoed\"\n  }\n}\n",
+    );
+    let mut p = proxy("idem-dsl", &policy, &[]);
+    let first = p.call(1, "echo", r#"{"message":"a","extra":1}"#);
+    assert!(!is_denial(&first), "{first}");
+    // Only `message` forms the key: another `extra` is still a duplicate.
+    let second = p.call(2, "echo", r#"{"message":"a","extra":2}"#);
+    assert!(second.contains("[POLICY DENIED] Already echoed"), "{second}");
+    assert_eq!(calls_received(&p, "echo"), 1);
+    let third = p.call(3, "echo", r#"{"message":"b"}"#);
+    assert!(!is_denial(&third), "{third}");
+    assert_eq!(calls_received(&p, "echo"), 2);
+
+    let bad = write(
+        &dir,
+        "bad.policy",
+        "server bad {\n  tool echo {\n    once per 5minutes\n  }\n}\n",
+    );
+    let out = Command::new(common::portcullis())
+        .args(["validate", "-c", &bad])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("`once per` needs a duration"), "{err}");
+    assert!(err.contains(":3:14"), "positioned at the duration: {err}");
+    assert!(err.contains("`5m`"), "with a fix: {err}");
+}

@@ -121,6 +121,23 @@ pub enum PolicyRule {
     },
     /// `limit ...`
     Limit(Limit),
+    /// `once per ...`: an idempotency window.
+    Once(Once),
+}
+
+/// `once per 5m [by args.a, ...] [replay | refuse] [-> MSG]`
+#[derive(Debug, Clone)]
+pub struct Once {
+    /// The window as written (checked when lowering).
+    pub window: Spanned<String>,
+    /// `by args.a, args.b`: the arguments that form the key (none: all).
+    pub by: Vec<Path>,
+    /// `replay` (the default) or `refuse`, as written.
+    pub mode: Option<Spanned<String>>,
+    /// `-> MSG`: the refusal message.
+    pub message: Option<Spanned<String>>,
+    /// The whole rule.
+    pub span: Span,
 }
 
 impl PolicyRule {
@@ -129,6 +146,7 @@ impl PolicyRule {
         match self {
             PolicyRule::Deny { span, .. } | PolicyRule::Allow { span, .. } => *span,
             PolicyRule::Limit(l) => l.span,
+            PolicyRule::Once(o) => o.span,
         }
     }
 }
@@ -363,8 +381,8 @@ fn describe(r: &Rule) -> String {
         | Rule::hide_decl
         | Rule::include_decl
         | Rule::tool_block => "a statement (`default`, `hide`, `include`, `tool`)".into(),
-        Rule::deny_rule | Rule::allow_rule | Rule::limit_rule => {
-            "a rule (`deny`, `allow`, `limit`)".into()
+        Rule::deny_rule | Rule::allow_rule | Rule::limit_rule | Rule::once_rule => {
+            "a rule (`deny`, `allow`, `limit`, `once`)".into()
         }
         other => format!("{other:?}").replace('_', " "),
     }
@@ -625,7 +643,10 @@ impl Build<'_> {
                                 header_end = q.as_span().end();
                                 patterns.push(self.pattern(q, diags));
                             }
-                            Rule::deny_rule | Rule::allow_rule | Rule::limit_rule => {
+                            Rule::deny_rule
+                            | Rule::allow_rule
+                            | Rule::limit_rule
+                            | Rule::once_rule => {
                                 if let Some(r) = self.rule(q, diags) {
                                     rules.push(r);
                                 }
@@ -820,6 +841,46 @@ impl Build<'_> {
                     }
                 }
                 Some(PolicyRule::Limit(limit))
+            }
+            Rule::once_rule => {
+                let mut once = Once {
+                    window: Spanned {
+                        value: String::new(),
+                        span,
+                    },
+                    by: Vec::new(),
+                    mode: None,
+                    message: None,
+                    span,
+                };
+                for q in p.into_inner() {
+                    match q.as_rule() {
+                        Rule::duration => {
+                            once.window = Spanned {
+                                value: q.as_str().to_string(),
+                                span: self.span(&q),
+                            };
+                        }
+                        Rule::once_by => {
+                            once.by = q
+                                .into_inner()
+                                .filter(|r| r.as_rule() == Rule::path)
+                                .map(|r| self.path(r))
+                                .collect();
+                        }
+                        Rule::once_mode => {
+                            once.mode = Some(Spanned {
+                                value: q.as_str().to_string(),
+                                span: self.span(&q),
+                            });
+                        }
+                        Rule::message => {
+                            once.message = Some(self.string(&q.into_inner().next()?, diags))
+                        }
+                        _ => {}
+                    }
+                }
+                Some(PolicyRule::Once(once))
             }
             _ => None,
         }
