@@ -244,3 +244,18 @@ fn the_language_says_once_per_with_by_and_refuse() {
     assert!(err.contains(":3:14"), "positioned at the duration: {err}");
     assert!(err.contains("`5m`"), "with a fix: {err}");
 }
+
+#[test]
+fn explain_shows_the_window() {
+    let policy = common::root().join("tests/fixtures/dsl/refunds.policy");
+    let out = Command::new(common::portcullis())
+        .args(["explain", "-c"])
+        .arg(&policy)
+        .args(["--tool", "create_refund", "--args", r#"{"order_id":"o1","amount":5}"#])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("idempotency window 5m (replay)"), "{text}");
+    assert!(text.contains("key: the tool and args.order_id"), "{text}");
+}
