@@ -43,7 +43,8 @@ fn text(line: &str) -> String {
 }
 
 /// Replay in the catalogue form: a window of 1 s on `echo`.
-const CATALOGUE: &str = "tools:\n  echo:\n    rules:\n      - action: allow\n        idempotency: { window: 1500ms }\n";
+const CATALOGUE: &str =
+    "tools:\n  echo:\n    rules:\n      - action: allow\n        idempotency: { window: 1500ms }\n";
 
 #[test]
 fn a_duplicate_within_the_window_is_replayed_without_reaching_the_server() {
@@ -56,7 +57,10 @@ fn a_duplicate_within_the_window_is_replayed_without_reaching_the_server() {
     // Reordered keys, other whitespace, `1e2` for `100`: the same call.
     let second = p.call(2, "echo", r#"{ "n" : 1e2, "message" : "refund 100" }"#);
     assert!(second.contains("\"id\":2,"), "{second}");
-    assert!(second.contains("\"portcullis/idempotent-replay\":{\"original_id\":1,"), "{second}");
+    assert!(
+        second.contains("\"portcullis/idempotent-replay\":{\"original_id\":1,"),
+        "{second}"
+    );
     assert_eq!(text(&first), text(&second));
     assert_eq!(calls_received(&p, "echo"), 1, "{:#?}", p.server_received());
     // Another value is another call.
@@ -97,7 +101,10 @@ fn intercept_idempotency_window_refuses_a_duplicate_as_documented() {
     assert!(!is_denial(&first), "{first}");
     let second = p.call(2, "echo", r#"{"message":"once"}"#);
     assert!(is_denial(&second), "{second}");
-    assert!(second.contains("[POLICY DENIED] This exact echo was sent in the last 5 minutes"), "{second}");
+    assert!(
+        second.contains("[POLICY DENIED] This exact echo was sent in the last 5 minutes"),
+        "{second}"
+    );
     assert!(second.contains("\"outcome\":\"duplicate\""), "{second}");
     assert_eq!(calls_received(&p, "echo"), 1);
     // A different message is not a duplicate.
@@ -117,9 +124,13 @@ fn malformed_windows_are_positioned_errors_with_a_fix() {
         .args(["validate", "-c", &policy])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("idempotency_window must be a duration"), "{err}");
+    assert!(
+        err.contains("idempotency_window must be a duration"),
+        "{err}"
+    );
     assert!(err.contains(":6:"), "positioned at line 6: {err}");
     assert!(err.contains("5m"), "with a fix: {err}");
     // And a valid one validates.
@@ -132,7 +143,11 @@ fn malformed_windows_are_positioned_errors_with_a_fix() {
         .args(["validate", "-c", &good])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Two proxies sharing a store get the same call at the same moment: the
@@ -166,7 +181,10 @@ fn race(name: &str, store: &[&str]) {
 #[test]
 fn concurrent_duplicates_from_two_proxies_sharing_sqlite_reach_the_server_once() {
     let state = temp_dir("idem-sqlite-state");
-    race("idem-sqlite", &["--state-dir", &state.display().to_string()]);
+    race(
+        "idem-sqlite",
+        &["--state-dir", &state.display().to_string()],
+    );
 }
 
 struct Redis(Child, PathBuf);
@@ -180,10 +198,23 @@ impl Drop for Redis {
 }
 
 fn redis() -> (Redis, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = temp_dir("idem-redis");
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(&dir)
         .stdout(Stdio::null())
@@ -207,7 +238,10 @@ fn redis() -> (Redis, u16) {
 #[test]
 fn concurrent_duplicates_from_two_proxies_sharing_redis_reach_the_server_once() {
     let (_redis, port) = redis();
-    race("idem-redis", &["--state-dsn", &format!("redis://127.0.0.1:{port}/0")]);
+    race(
+        "idem-redis",
+        &["--state-dsn", &format!("redis://127.0.0.1:{port}/0")],
+    );
 }
 
 #[test]
@@ -223,7 +257,10 @@ fn the_language_says_once_per_with_by_and_refuse() {
     assert!(!is_denial(&first), "{first}");
     // Only `message` forms the key: another `extra` is still a duplicate.
     let second = p.call(2, "echo", r#"{"message":"a","extra":2}"#);
-    assert!(second.contains("[POLICY DENIED] Already echoed"), "{second}");
+    assert!(
+        second.contains("[POLICY DENIED] Already echoed"),
+        "{second}"
+    );
     assert_eq!(calls_received(&p, "echo"), 1);
     let third = p.call(3, "echo", r#"{"message":"b"}"#);
     assert!(!is_denial(&third), "{third}");
@@ -238,7 +275,8 @@ fn the_language_says_once_per_with_by_and_refuse() {
         .args(["validate", "-c", &bad])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("`once per` needs a duration"), "{err}");
     assert!(err.contains(":3:14"), "positioned at the duration: {err}");
@@ -251,10 +289,16 @@ fn explain_shows_the_window() {
     let out = Command::new(common::portcullis())
         .args(["explain", "-c"])
         .arg(&policy)
-        .args(["--tool", "create_refund", "--args", r#"{"order_id":"o1","amount":5}"#])
+        .args([
+            "--tool",
+            "create_refund",
+            "--args",
+            r#"{"order_id":"o1","amount":5}"#,
+        ])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("idempotency window 5m (replay)"), "{text}");
     assert!(text.contains("key: the tool and args.order_id"), "{text}");

@@ -664,9 +664,7 @@ fn finish(limits: &[TokenStream]) -> TokenStream {
 /// The index in the policy's idempotency table of the first of `rules`
 /// that declares a window (the table lists them in rule-table order).
 fn idem_slot(p: &ServerPolicy, rules: &[RuleId]) -> Option<usize> {
-    let first = rules
-        .iter()
-        .find(|&&r| p.rule(r).idempotency.is_some())?;
+    let first = rules.iter().find(|&&r| p.rule(r).idempotency.is_some())?;
     Some(
         p.rules
             .iter()
@@ -998,7 +996,10 @@ impl Gen<'_> {
         } = self.body(rules, &mut slots);
         let tail = match denies {
             Some(d) => d,
-            None => with_idempotency(finish(&limits), idem_slot(self.p, rules).map(|i| quote!(Some(&IDEMPOTENCY[#i])))),
+            None => with_idempotency(
+                finish(&limits),
+                idem_slot(self.p, rules).map(|i| quote!(Some(&IDEMPOTENCY[#i]))),
+            ),
         };
         let args_name = format_ident!("Args{}", f.to_string().trim_start_matches("tool_"));
         let (def, extract) = Self::args_struct(&args_name, &slots);
@@ -1070,10 +1071,8 @@ impl Gen<'_> {
                 all.extend(wildcard.limits.iter().cloned());
                 // The window of the first matching glob block that has one,
                 // else the wildcard rules' (the evaluator's rule order).
-                let mut which = match idem_slot(self.p, &self.p.wildcard) {
-                    Some(i) => Some(quote!(Some(&IDEMPOTENCY[#i]))),
-                    None => None,
-                };
+                let mut which =
+                    idem_slot(self.p, &self.p.wildcard).map(|i| quote!(Some(&IDEMPOTENCY[#i])));
                 for (i, _, rules) in globs.iter().rev() {
                     if let Some(slot) = idem_slot(self.p, rules) {
                         let m = format_ident!("m{}", i);

@@ -370,9 +370,9 @@ impl Evaluator {
         let mut decision = limits.finish(env);
         if decision.outcome == Outcome::Allowed {
             // The first rule (in evaluation order) that declares a window.
-            decision.idempotency = rules.iter().find_map(|&id| {
-                self.meta.idempotency.iter().find(|s| s.rule == id)
-            });
+            decision.idempotency = rules
+                .iter()
+                .find_map(|&id| self.meta.idempotency.iter().find(|s| s.rule == id));
         }
         decision
     }
@@ -413,14 +413,13 @@ pub fn meta_for(ir: &ServerPolicy, sources: &SourceMap) -> PolicyMeta {
         .iter()
         .filter_map(|r| {
             let i = r.idempotency.as_ref()?;
-            let by: Vec<&'static [&'static str]> = i
-                .by
-                .iter()
-                .map(|p| {
-                    let segs: Vec<&'static str> = p.segments.iter().map(|s| leak(s)).collect();
-                    &*Box::leak(segs.into_boxed_slice())
-                })
-                .collect();
+            let by: Vec<&'static [&'static str]> =
+                i.by.iter()
+                    .map(|p| {
+                        let segs: Vec<&'static str> = p.segments.iter().map(|s| leak(s)).collect();
+                        &*Box::leak(segs.into_boxed_slice())
+                    })
+                    .collect();
             Some(IdempotencySpec {
                 rule: r.id,
                 window_ms: i.window_ms,

@@ -204,7 +204,11 @@ pub fn explain(
                 let key = if spec.by.is_empty() {
                     "the tool and all its arguments (canonical: key order, whitespace and number spelling do not matter)".to_string()
                 } else {
-                    let paths: Vec<String> = spec.by.iter().map(|s| format!("args.{}", s.join("."))).collect();
+                    let paths: Vec<String> = spec
+                        .by
+                        .iter()
+                        .map(|s| format!("args.{}", s.join(".")))
+                        .collect();
                     format!("the tool and {}", paths.join(", "))
                 };
                 let _ = writeln!(
@@ -216,8 +220,11 @@ pub fn explain(
                     r.label,
                     where_(spec.rule),
                     match spec.mode {
-                        portcullis_core::idempotency::IdempotencyMode::Replay => "gets this call's answer again (a failed call is not remembered)".to_string(),
-                        portcullis_core::idempotency::IdempotencyMode::Refuse => format!("is denied: [POLICY DENIED] {}", spec.message),
+                        portcullis_core::idempotency::IdempotencyMode::Replay =>
+                            "gets this call's answer again (a failed call is not remembered)"
+                                .to_string(),
+                        portcullis_core::idempotency::IdempotencyMode::Refuse =>
+                            format!("is denied: [POLICY DENIED] {}", spec.message),
                     }
                 );
             }

@@ -252,7 +252,8 @@ pub struct Idempotency {
 /// units `ms`, `s`, `m`, `h`, plus `d` for days), e.g. `5m`, `90s`, `1h30m`:
 /// milliseconds, positive. The error is the help text of a diagnostic.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
-    const HELP: &str = "write a positive duration such as `30s`, `5m`, `1h30m` or `1d` (units: ms, s, m, h, d)";
+    const HELP: &str =
+        "write a positive duration such as `30s`, `5m`, `1h30m` or `1d` (units: ms, s, m, h, d)";
     let bytes = text.trim().as_bytes();
     if bytes.is_empty() {
         return Err(HELP.into());
@@ -267,7 +268,9 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         if start == i {
             return Err(HELP.into());
         }
-        let n: u64 = text.trim()[start..i].parse().map_err(|_| HELP.to_string())?;
+        let n: u64 = text.trim()[start..i]
+            .parse()
+            .map_err(|_| HELP.to_string())?;
         let unit_start = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
@@ -299,8 +302,13 @@ pub const MAX_IDEMPOTENCY_WINDOW_MS: u64 = 30 * 86_400_000;
 
 /// A window in the shortest unit that writes it exactly (`5m`, `90s`).
 pub fn show_duration(ms: u64) -> String {
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-        if ms % size == 0 {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }

@@ -162,9 +162,7 @@ enum MemRecord {
 }
 
 impl MemoryIdempotency {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<IdemKey, MemRecord>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<IdemKey, MemRecord>> {
         // Every critical section leaves the map consistent.
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -249,7 +247,8 @@ mod tests {
         assert_eq!(a, key("echo", r#"{ "n" : 1e2, "message":"hi" }"#, &SPEC));
         assert_ne!(a, key("echo", r#"{"message":"hi","n":101}"#, &SPEC));
         assert_ne!(a, key("add", r#"{"message":"hi","n":100}"#, &SPEC));
-        let call = ToolCall::new("echo", br#"{"message":"hi","n":100}"#, Strictness::STRICT).unwrap();
+        let call =
+            ToolCall::new("echo", br#"{"message":"hi","n":100}"#, Strictness::STRICT).unwrap();
         assert_ne!(a, IdemKey::of("other", &call, &SPEC));
         // `by`: only the named arguments count.
         assert_eq!(
@@ -273,19 +272,29 @@ mod tests {
         // A foreign token cannot complete it.
         s.complete(&k, t ^ 1, Some(b"x"), UnixMillis(1000)).unwrap();
         assert_eq!(s.claim(&k, UnixMillis(20), 100).unwrap(), Claim::InFlight);
-        s.complete(&k, t, Some(b"answer"), UnixMillis(1000)).unwrap();
+        s.complete(&k, t, Some(b"answer"), UnixMillis(1000))
+            .unwrap();
         assert_eq!(
             s.claim(&k, UnixMillis(999), 100).unwrap(),
             Claim::Done(Some(b"answer".to_vec()))
         );
-        assert!(matches!(s.claim(&k, UnixMillis(1000), 100).unwrap(), Claim::Mine(_)));
+        assert!(matches!(
+            s.claim(&k, UnixMillis(1000), 100).unwrap(),
+            Claim::Mine(_)
+        ));
         // A lapsed lease frees the key; a release frees it at once.
         let k2 = IdemKey([2; 16]);
-        assert!(matches!(s.claim(&k2, UnixMillis(0), 100).unwrap(), Claim::Mine(_)));
+        assert!(matches!(
+            s.claim(&k2, UnixMillis(0), 100).unwrap(),
+            Claim::Mine(_)
+        ));
         let Claim::Mine(t2) = s.claim(&k2, UnixMillis(100), 100).unwrap() else {
             panic!("lease lapsed")
         };
         s.release(&k2, t2).unwrap();
-        assert!(matches!(s.claim(&k2, UnixMillis(101), 100).unwrap(), Claim::Mine(_)));
+        assert!(matches!(
+            s.claim(&k2, UnixMillis(101), 100).unwrap(),
+            Claim::Mine(_)
+        ));
     }
 }

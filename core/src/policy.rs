@@ -8,11 +8,11 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use crate::call::ToolCall;
-use crate::idempotency::IdempotencySpec;
 use crate::counters::{
     CounterRef, CounterSpec, Counters, MAX_RESERVATIONS, ReserveOutcome, ReserveRequest, Ticket,
     UNUSED_COUNTER, UnixMillis,
 };
+use crate::idempotency::IdempotencySpec;
 
 /// Index of a rule in its policy's rule table ([`PolicyMeta::rules`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -56,7 +56,13 @@ fn offset(outer: &[u8], inner: &[u8]) -> usize {
 /// with id `id` (raw JSON): the id replaced, and
 /// `result._meta["portcullis/idempotent-replay"]` added, saying the answer
 /// is a replay and of which call. None when `stored` is not such an answer.
-pub fn replay(stored: &[u8], id: &[u8], server: &str, tool: &str, spec: &IdempotencySpec) -> Option<Vec<u8>> {
+pub fn replay(
+    stored: &[u8],
+    id: &[u8],
+    server: &str,
+    tool: &str,
+    spec: &IdempotencySpec,
+) -> Option<Vec<u8>> {
     validate(stored, Strictness::LENIENT).ok()?;
     let Val::Object(top) = Value::from_validated(stored).val() else {
         return None;
@@ -121,17 +127,19 @@ pub enum Refusal {
 
 /// The denial for a refused duplicate: an `isError` result the model can
 /// read, with the rule and `outcome: "duplicate"` in `_meta`.
-pub fn refusal(id: &[u8], tool: &str, spec: &IdempotencySpec, meta: &PolicyMeta, why: Refusal) -> Vec<u8> {
+pub fn refusal(
+    id: &[u8],
+    tool: &str,
+    spec: &IdempotencySpec,
+    meta: &PolicyMeta,
+    why: Refusal,
+) -> Vec<u8> {
     let text = match why {
         Refusal::Policy => spec.message.to_string(),
-        Refusal::TooLarge => format!(
-            "{} (its answer was too large to replay)",
-            spec.message
-        ),
-        Refusal::StillInFlight => format!(
-            "{} (an identical call is still in progress)",
-            spec.message
-        ),
+        Refusal::TooLarge => format!("{} (its answer was too large to replay)", spec.message),
+        Refusal::StillInFlight => {
+            format!("{} (an identical call is still in progress)", spec.message)
+        }
     };
     let mut out = Vec::with_capacity(256 + text.len());
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
@@ -151,7 +159,10 @@ pub fn refusal(id: &[u8], tool: &str, spec: &IdempotencySpec, meta: &PolicyMeta,
         out.extend_from_slice(b",\"rule_label\":");
         push_json_str(&mut out, rule.label);
         out.extend_from_slice(b",\"source\":");
-        push_json_str(&mut out, &format!("{}:{}:{}", rule.file, rule.line, rule.column));
+        push_json_str(
+            &mut out,
+            &format!("{}:{}:{}", rule.file, rule.line, rule.column),
+        );
     }
     out.extend_from_slice(b",\"idempotency\":{\"mode\":");
     push_json_str(&mut out, spec.mode.name());
@@ -178,7 +189,8 @@ mod tests {
 
     #[test]
     fn replays_rewrite_the_id_and_mark_meta() {
-        let stored = br#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"Echo: hi"}]}}"#;
+        let stored =
+            br#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"Echo: hi"}]}}"#;
         let out = replay(stored, b"\"b\"", "srv", "echo", &SPEC).unwrap();
         let s = String::from_utf8(out.clone()).unwrap();
         validate(&out, Strictness::STRICT).unwrap();
@@ -191,18 +203,42 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains(r#""_meta":{"portcullis/idempotent-replay":{"original_id":7,"server":"srv","tool":"echo","window_ms":5000},"k":1}"#), "{s}");
         // Empty result and empty _meta.
-        for stored in [&br#"{"jsonrpc":"2.0","id":1,"result":{}}"#[..], br#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{}}}"#] {
-            validate(&replay(stored, b"2", "s", "t", &SPEC).unwrap(), Strictness::STRICT).unwrap();
+        for stored in [
+            &br#"{"jsonrpc":"2.0","id":1,"result":{}}"#[..],
+            br#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{}}}"#,
+        ] {
+            validate(
+                &replay(stored, b"2", "s", "t", &SPEC).unwrap(),
+                Strictness::STRICT,
+            )
+            .unwrap();
         }
-        assert!(replay(br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#, b"2", "s", "t", &SPEC).is_none());
+        assert!(
+            replay(
+                br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#,
+                b"2",
+                "s",
+                "t",
+                &SPEC
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn only_successes_are_remembered() {
-        assert!(is_success(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#));
-        assert!(is_success(br#"{"jsonrpc":"2.0","id":1,"result":{"isError":false}}"#));
-        assert!(!is_success(br#"{"jsonrpc":"2.0","id":1,"result":{"isError":true}}"#));
-        assert!(!is_success(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"x"}}"#));
+        assert!(is_success(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#
+        ));
+        assert!(is_success(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"isError":false}}"#
+        ));
+        assert!(!is_success(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"isError":true}}"#
+        ));
+        assert!(!is_success(
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"x"}}"#
+        ));
         assert!(!is_success(b"nonsense"));
     }
 }

@@ -18,12 +18,14 @@ use super::log::Log;
 use super::metrics::Metrics;
 use super::respond;
 use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
+use crate::idempotency::{self as idem, Refusal};
 use portcullis_core::counters::{Counters, NoWait, Ticket, UnixMillis};
+use portcullis_core::idempotency::{
+    Claim, IdemKey, IdempotencyMode, IdempotencySpec, MAX_REPLAY_BYTES,
+};
 use portcullis_core::json::{Outline, Strictness, Val, Value, validate, validate_outline};
 use portcullis_core::jsonrpc::{Envelope, RejectKind};
-use portcullis_core::idempotency::{Claim, IdemKey, IdempotencyMode, IdempotencySpec, MAX_REPLAY_BYTES};
 use portcullis_core::policy::{Effect, Env, FailMode, Policy};
-use crate::idempotency::{self as idem, Refusal};
 
 /// JSON-RPC error code for "the upstream did not answer in time".
 pub const UPSTREAM_TIMEOUT: i32 = -32001;
@@ -559,11 +561,18 @@ impl Session {
                         Ok(claim) => claim,
                         Err(reply) => {
                             self.counters.rollback(&decision.ticket);
-                            return Some((false, Some(self.duplicate(id.as_bytes(), call.name(), spec, reply))));
+                            return Some((
+                                false,
+                                Some(self.duplicate(id.as_bytes(), call.name(), spec, reply)),
+                            ));
                         }
                     },
                 };
-                let registered = self.register(key.clone(), id.as_bytes(), Kind::Call(Box::new(decision.ticket)));
+                let registered = self.register(
+                    key.clone(),
+                    id.as_bytes(),
+                    Kind::Call(Box::new(decision.ticket)),
+                );
                 match registered {
                     Ok(()) => {
                         if let Some(c) = claim
@@ -651,12 +660,21 @@ impl Session {
 
     /// The answer to a call that does not reach the server because of its
     /// idempotency window.
-    fn duplicate(&self, id: &[u8], tool: &str, spec: &'static IdempotencySpec, d: Duplicate) -> Vec<u8> {
+    fn duplicate(
+        &self,
+        id: &[u8],
+        tool: &str,
+        spec: &'static IdempotencySpec,
+        d: Duplicate,
+    ) -> Vec<u8> {
         let meta = self.policy().meta();
         let (result, reply) = match d {
             Duplicate::Replay(stored) => match idem::replay(&stored, id, meta.server, tool, spec) {
                 Some(r) => ("replayed", r),
-                None => ("refused", idem::refusal(id, tool, spec, meta, Refusal::TooLarge)),
+                None => (
+                    "refused",
+                    idem::refusal(id, tool, spec, meta, Refusal::TooLarge),
+                ),
             },
             Duplicate::Refuse(why) => ("refused", idem::refusal(id, tool, spec, meta, why)),
             Duplicate::Unavailable => (
@@ -669,7 +687,8 @@ impl Session {
                 ),
             ),
         };
-        self.log.info(format_args!("{result} a duplicate call of {tool}"));
+        self.log
+            .info(format_args!("{result} a duplicate call of {tool}"));
         if let Some(m) = &self.metrics {
             m.idempotency(result);
         }

@@ -15,8 +15,9 @@ use portcullis_core::policy::go_quote;
 
 use super::{PolicyBuilder, Str, check_keys, get, key_span, map_entries, seq_items, string_field};
 use crate::ir::{
-    Amount, ArgPath, Idempotency, IdempotencyMode, Calendar, Check, CmpOp, Const, Counter, CounterId, Expr, Limit, Loc,
-    NamePattern, Operand, Partition, Posture, RuleKind, ServerPolicy, Test, TestKind, Tool, Window,
+    Amount, ArgPath, Calendar, Check, CmpOp, Const, Counter, CounterId, Expr, Idempotency,
+    IdempotencyMode, Limit, Loc, NamePattern, Operand, Partition, Posture, RuleKind, ServerPolicy,
+    Test, TestKind, Tool, Window,
 };
 use crate::source::{Diagnostic, Span};
 use crate::syntax::yaml::{Node, NodeValue, Scalar, Style, Typed, typed};
@@ -856,7 +857,10 @@ fn validate_rule_body<'f>(
         if let Err(help) = crate::ir::parse_duration(&w.text) {
             diags.push(
                 Diagnostic::error(
-                    format!("{p}: idempotency_window must be a duration, got {}", go_quote(&w.text)),
+                    format!(
+                        "{p}: idempotency_window must be a duration, got {}",
+                        go_quote(&w.text)
+                    ),
                     w.span,
                 )
                 .with_help(help),
@@ -1429,7 +1433,9 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
                     mode: IdempotencyMode::Refuse,
                     by: Vec::new(),
                     message: if r.decl.on_deny.text.is_empty() {
-                        super::idempotency::default_message(crate::ir::parse_duration(&w.text).ok()?)
+                        super::idempotency::default_message(
+                            crate::ir::parse_duration(&w.text).ok()?,
+                        )
                     } else {
                         message.clone()
                     },

@@ -26,10 +26,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use crate::log::Log;
-use portcullis_core::idempotency::IdempotencyStore;
 use portcullis_core::counters::{
     CounterRef, Counters, ReserveOutcome, ReserveRequest, StateError, Ticket, UnixMillis,
 };
+use portcullis_core::idempotency::IdempotencyStore;
 
 #[doc(hidden)]
 pub mod conformance;
@@ -342,7 +342,9 @@ impl Counters for Store {
     }
 
     fn idempotency(&self) -> Option<&dyn IdempotencyStore> {
-        self.backend.idempotency().map(|_| self as &dyn IdempotencyStore)
+        self.backend
+            .idempotency()
+            .map(|_| self as &dyn IdempotencyStore)
     }
 }
 

@@ -850,7 +850,10 @@ if v[1] == 'i' and v[2] == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
 "#;
 
-fn idem_script(cell: &'static std::sync::OnceLock<Script>, source: &'static str) -> &'static Script {
+fn idem_script(
+    cell: &'static std::sync::OnceLock<Script>,
+    source: &'static str,
+) -> &'static Script {
     cell.get_or_init(|| Script::new(source))
 }
 

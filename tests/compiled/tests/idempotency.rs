@@ -24,12 +24,36 @@ fn native_code_and_evaluator_name_the_same_window() {
     let evaluator = Evaluator::new(set.servers[0].clone(), &set.sources);
     let native = compiled_dsl("refunds").expect("compiled");
     let cases: [(&str, &str, Option<(u64, IdempotencyMode, usize)>); 6] = [
-        ("create_refund", r#"{"order_id":"o1","amount":500}"#, Some((300_000, IdempotencyMode::Replay, 1))),
-        ("create_refund", r#"{"order_id":"o1","amount":500000}"#, None),
-        ("send_email", r#"{"to":"a@example.com"}"#, Some((3_600_000, IdempotencyMode::Refuse, 0))),
-        ("read_file", r#"{"path":"/x"}"#, Some((30_000, IdempotencyMode::Replay, 0))),
-        ("anything", r#"{}"#, Some((30_000, IdempotencyMode::Replay, 0))),
-        ("create_refund", r#"{"amount":"x"}"#, Some((300_000, IdempotencyMode::Replay, 1))),
+        (
+            "create_refund",
+            r#"{"order_id":"o1","amount":500}"#,
+            Some((300_000, IdempotencyMode::Replay, 1)),
+        ),
+        (
+            "create_refund",
+            r#"{"order_id":"o1","amount":500000}"#,
+            None,
+        ),
+        (
+            "send_email",
+            r#"{"to":"a@example.com"}"#,
+            Some((3_600_000, IdempotencyMode::Refuse, 0)),
+        ),
+        (
+            "read_file",
+            r#"{"path":"/x"}"#,
+            Some((30_000, IdempotencyMode::Replay, 0)),
+        ),
+        (
+            "anything",
+            r#"{}"#,
+            Some((30_000, IdempotencyMode::Replay, 0)),
+        ),
+        (
+            "create_refund",
+            r#"{"amount":"x"}"#,
+            Some((300_000, IdempotencyMode::Replay, 1)),
+        ),
     ];
     for (tool, args, want) in cases {
         let call = ToolCall::new(tool, args.as_bytes(), Strictness::STRICT).unwrap();

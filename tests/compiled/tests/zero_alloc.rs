@@ -176,9 +176,16 @@ fn decisions_do_not_allocate() {
         // Tools with idempotency windows: the decision names the window.
         (
             refunds,
-            line(27, "create_refund", r#"{"order_id": {"b": 1, "a": [2]}, "amount": 5}"#),
+            line(
+                27,
+                "create_refund",
+                r#"{"order_id": {"b": 1, "a": [2]}, "amount": 5}"#,
+            ),
         ),
-        (refunds, line(28, "send_email", r#"{"to": "a@example.com"}"#)),
+        (
+            refunds,
+            line(28, "send_email", r#"{"to": "a@example.com"}"#),
+        ),
         (refunds, line(29, "other", r#"{}"#)),
         (hidden, line(17, "secret", r#"{}"#)),
         (hidden, line(18, "unlisted", r#"{}"#)),
