@@ -11,6 +11,9 @@ use portcullis_core::idempotency::IdempotencyMode;
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Env, Policy};
 
+/// A window as (milliseconds, mode, number of `by` paths).
+type Window = Option<(u64, IdempotencyMode, usize)>;
+
 #[test]
 fn native_code_and_evaluator_name_the_same_window() {
     let path = repo_path("tests/fixtures/dsl/refunds.policy");
@@ -23,7 +26,7 @@ fn native_code_and_evaluator_name_the_same_window() {
     .unwrap_or_else(|o| panic!("{}", o.render()));
     let evaluator = Evaluator::new(set.servers[0].clone(), &set.sources);
     let native = compiled_dsl("refunds").expect("compiled");
-    let cases: [(&str, &str, Option<(u64, IdempotencyMode, usize)>); 6] = [
+    let cases: [(&str, &str, Window); 6] = [
         (
             "create_refund",
             r#"{"order_id":"o1","amount":500}"#,
