@@ -343,6 +343,15 @@ fn server_module(
         quote!(IdempotencySpec { rule: RuleId(#rule), window_ms: #window_ms, mode: #mode, by: &[#(#by),*], message: #message })
     });
     let nidem = meta.idempotency.len();
+    // Policies without windows keep the generated code they had.
+    let (idempotency_static, idempotency_ref) = if nidem == 0 {
+        (quote!(), quote!(&[]))
+    } else {
+        (
+            quote!(static IDEMPOTENCY: [IdempotencySpec; #nidem] = [#(#idempotency),*];),
+            quote!(&IDEMPOTENCY),
+        )
+    };
     let (nrules, ncounters) = (p.rules.len(), p.counters.len());
     let mut regex_names = Vec::new();
     let mut regex_statics = Vec::new();
@@ -514,7 +523,7 @@ fn server_module(
 
             static RULES: [RuleInfo; #nrules] = [#(#rules),*];
             static COUNTERS: [CounterSpec; #ncounters] = [#(#counters),*];
-            static IDEMPOTENCY: [IdempotencySpec; #nidem] = [#(#idempotency),*];
+            #idempotency_static
             /// Name, source, digest and tables.
             pub static META: PolicyMeta = PolicyMeta {
                 server: #server,
@@ -523,7 +532,7 @@ fn server_module(
                 digest: #digest,
                 rules: &RULES,
                 counters: &COUNTERS,
-                idempotency: &IDEMPOTENCY,
+                idempotency: #idempotency_ref,
             };
             #(#rule_consts)*
             #(#regex_statics)*
