@@ -290,7 +290,7 @@ const STATEMENT_STARTS: [&str; 8] = [
 ];
 
 /// Keywords, for did-you-mean suggestions.
-const KEYWORDS: [&str; 32] = [
+const KEYWORDS: [&str; 35] = [
     "allow",
     "and",
     "as",
@@ -313,8 +313,11 @@ const KEYWORDS: [&str; 32] = [
     "missing",
     "not",
     "null",
+    "once",
     "or",
     "per",
+    "refuse",
+    "replay",
     "server",
     "session",
     "starts_with",
