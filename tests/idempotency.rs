@@ -303,3 +303,119 @@ fn explain_shows_the_window() {
     assert!(text.contains("idempotency window 5m (replay)"), "{text}");
     assert!(text.contains("key: the tool and args.order_id"), "{text}");
 }
+
+/// One HTTP/1.1 request with `Connection: close`; (status head, body).
+fn http_post(url: &str, headers: &[(&str, &str)], body: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = TcpStream::connect(authority).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let split = out.find("\r\n\r\n").expect("a response");
+    (out[..split].to_string(), out[split + 4..].to_string())
+}
+
+/// An MCP session on the local HTTP endpoint: its `Mcp-Session-Id`.
+fn http_session(url: &str) -> String {
+    let (head, _) = http_post(
+        url,
+        &[],
+        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
+    let sid = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| v.trim().to_string())
+        })
+        .expect("a session id");
+    http_post(
+        url,
+        &[("Mcp-Session-Id", &sid)],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    sid
+}
+
+#[test]
+fn streamable_http_sessions_share_the_window() {
+    let dir = temp_dir("idem-http");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        CATALOGUE.replace("1500ms", "1m").as_str(),
+    );
+    let tap = dir.join("server-received.jsonl");
+    let mut child = Command::new(common::portcullis())
+        .args([
+            "--transport",
+            "http",
+            "--port",
+            "0",
+            "-c",
+            &policy,
+            "--log-level",
+            "info",
+            "--",
+        ])
+        .arg(common::root().join("tests/e2e/tap.sh"))
+        .arg(&tap)
+        .arg("node")
+        .arg(common::server_everything())
+        .current_dir(common::root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
+            "no URL"
+        );
+        if let Some(u) = line.strip_prefix("portcullis: listening on ") {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let call = |id: u64| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"over http"}}}}}}"#
+        )
+    };
+    let (a, b) = (http_session(&url), http_session(&url));
+    let (_, first) = http_post(&url, &[("Mcp-Session-Id", &a)], &call(1));
+    let (_, second) = http_post(&url, &[("Mcp-Session-Id", &b)], &call(2));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first.contains("over http") && !first.contains("idempotent-replay"),
+        "{first}"
+    );
+    assert!(
+        second.contains("\"id\":2,") && second.contains("idempotent-replay"),
+        "{second}"
+    );
+    assert!(second.contains("over http"), "{second}");
+    let received = std::fs::read_to_string(&tap).unwrap_or_default();
+    let echoes = received
+        .lines()
+        .filter(|l| l.contains("\"tools/call\"") && l.contains("\"echo\""))
+        .count();
+    assert_eq!(echoes, 1, "{received}");
+}
