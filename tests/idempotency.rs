@@ -96,7 +96,9 @@ fn intercept_idempotency_window_refuses_a_duplicate_as_documented() {
         "everything.yaml",
         "version: \"1\"\ntools:\n  echo:\n    rules:\n      - name: \"no duplicate echoes\"\n        idempotency_window: 5m\n        on_deny: \"This exact echo was sent in the last 5 minutes\"\n",
     );
-    let mut p = proxy("idem-intercept", &policy, &[]);
+    let log = dir.join("decisions.jsonl");
+    let log_arg = log.display().to_string();
+    let mut p = proxy("idem-intercept", &policy, &["--audit-log", &log_arg]);
     let first = p.call(1, "echo", r#"{"message":"once"}"#);
     assert!(!is_denial(&first), "{first}");
     let second = p.call(2, "echo", r#"{"message":"once"}"#);
@@ -110,6 +112,21 @@ fn intercept_idempotency_window_refuses_a_duplicate_as_documented() {
     // A different message is not a duplicate.
     let third = p.call(3, "echo", r#"{"message":"twice"}"#);
     assert!(!is_denial(&third), "{third}");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    // The decision log records the refusal as a duplicate, by the rule.
+    let decisions = std::fs::read_to_string(&log).unwrap();
+    let dup: Vec<&str> = decisions
+        .lines()
+        .filter(|l| l.contains("\"outcome\":\"duplicate\""))
+        .collect();
+    assert_eq!(dup.len(), 1, "{decisions}");
+    assert!(dup[0].contains("\"idempotency\":\"refused\""), "{}", dup[0]);
+    assert!(
+        dup[0].contains("\"rule\":\"no duplicate echoes\""),
+        "{}",
+        dup[0]
+    );
 }
 
 #[test]

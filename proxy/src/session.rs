@@ -530,14 +530,27 @@ impl Session {
                 decision.rule.map(|r| r.0),
             );
         }
+        // An allowed call with a window claims its key first (waiting for an
+        // identical call in flight), so the decision log records what
+        // happened to it: forwarded, or answered as a duplicate.
+        let claimed = match (decision.effect(), decision.idempotency) {
+            (Effect::Allow, Some(spec)) => Some((spec, self.claim(meta.server, &call, spec))),
+            _ => None,
+        };
         self.record(|| Event::ToolCall {
             at: now,
             digest: Some(meta.digest),
             tool: call.name().to_string(),
-            verdict: Verdict::Decided {
-                outcome: decision.outcome,
-                rule: decision.rule.and_then(|r| meta.rule(r)),
-                message: decision.message(call.name()).into_owned(),
+            verdict: match &claimed {
+                Some((spec, Err(dup))) => Verdict::Duplicate {
+                    result: dup.result(),
+                    rule: meta.rule(spec.rule),
+                },
+                _ => Verdict::Decided {
+                    outcome: decision.outcome,
+                    rule: decision.rule.and_then(|r| meta.rule(r)),
+                    message: decision.message(call.name()).into_owned(),
+                },
             },
             arguments: Some(call.arguments().as_bytes().to_vec()),
             session: Some(self.session),
@@ -555,9 +568,9 @@ impl Session {
                 )
             }
             Effect::Allow => {
-                let claim = match decision.idempotency {
+                let claim = match claimed {
                     None => None,
-                    Some(spec) => match self.claim(meta.server, &call, spec) {
+                    Some((spec, claimed)) => match claimed {
                         Ok(claim) => claim,
                         Err(reply) => {
                             self.counters.rollback(&decision.ticket);
@@ -962,6 +975,17 @@ impl Session {
 fn id_key_of_raw(raw: &[u8]) -> Option<IdKey> {
     validate(raw, Strictness::LENIENT).ok()?;
     IdKey::of(Value::from_validated(raw))
+}
+
+impl Duplicate {
+    /// `replayed`, `refused` or `unavailable` (metrics, decision log).
+    fn result(&self) -> &'static str {
+        match self {
+            Duplicate::Replay(_) => "replayed",
+            Duplicate::Refuse(_) => "refused",
+            Duplicate::Unavailable => "unavailable",
+        }
+    }
 }
 
 /// Why a call does not reach the server because of its idempotency window.
