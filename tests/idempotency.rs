@@ -21,6 +21,19 @@ fn calls_received(p: &Proxy, tool: &str) -> usize {
         .count()
 }
 
+/// Asserts the server received `want` calls of `tool`. The tap (`tee`)
+/// may write its file after the server has read the line, so the count is
+/// polled for a while, then checked again a little later (an extra call
+/// would show up then).
+fn assert_received(p: &Proxy, tool: &str, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while calls_received(p, tool) < want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(calls_received(p, tool), want, "{:#?}", p.server_received());
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -62,16 +75,16 @@ fn a_duplicate_within_the_window_is_replayed_without_reaching_the_server() {
         "{second}"
     );
     assert_eq!(text(&first), text(&second));
-    assert_eq!(calls_received(&p, "echo"), 1, "{:#?}", p.server_received());
+    assert_received(&p, "echo", 1);
     // Another value is another call.
     let other = p.call(3, "echo", r#"{"message":"refund 100","n":101}"#);
     assert!(!other.contains("idempotent-replay"), "{other}");
-    assert_eq!(calls_received(&p, "echo"), 2);
+    assert_received(&p, "echo", 2);
     // After the window the same call passes again.
     std::thread::sleep(Duration::from_millis(1700));
     let later = p.call(4, "echo", r#"{"message":"refund 100","n":100}"#);
     assert!(!later.contains("idempotent-replay"), "{later}");
-    assert_eq!(calls_received(&p, "echo"), 3);
+    assert_received(&p, "echo", 3);
     let (code, err) = p.finish();
     assert_eq!(code, 0, "{err}");
 }
@@ -85,7 +98,7 @@ fn a_failed_first_call_is_not_remembered() {
     let a = p.call(1, "echo", r#"{"nope":1}"#);
     let b = p.call(2, "echo", r#"{"nope":1}"#);
     assert!(!b.contains("idempotent-replay"), "{a}\n{b}");
-    assert_eq!(calls_received(&p, "echo"), 2);
+    assert_received(&p, "echo", 2);
 }
 
 #[test]
@@ -108,7 +121,7 @@ fn intercept_idempotency_window_refuses_a_duplicate_as_documented() {
         "{second}"
     );
     assert!(second.contains("\"outcome\":\"duplicate\""), "{second}");
-    assert_eq!(calls_received(&p, "echo"), 1);
+    assert_received(&p, "echo", 1);
     // A different message is not a duplicate.
     let third = p.call(3, "echo", r#"{"message":"twice"}"#);
     assert!(!is_denial(&third), "{third}");
@@ -278,10 +291,10 @@ fn the_language_says_once_per_with_by_and_refuse() {
         second.contains("[POLICY DENIED] Already echoed"),
         "{second}"
     );
-    assert_eq!(calls_received(&p, "echo"), 1);
+    assert_received(&p, "echo", 1);
     let third = p.call(3, "echo", r#"{"message":"b"}"#);
     assert!(!is_denial(&third), "{third}");
-    assert_eq!(calls_received(&p, "echo"), 2);
+    assert_received(&p, "echo", 2);
 
     let bad = write(
         &dir,
