@@ -198,8 +198,17 @@ fn race(name: &str, store: &[&str]) {
     b.send(call);
     let (ra, rb) = (a.response("7"), b.response("7"));
     assert!(!is_denial(&ra) && !is_denial(&rb), "{ra}\n{rb}");
-    let total = calls_received(&a, "trigger-long-running-operation")
-        + calls_received(&b, "trigger-long-running-operation");
+    let total = || {
+        calls_received(&a, "trigger-long-running-operation")
+            + calls_received(&b, "trigger-long-running-operation")
+    };
+    // The tap may lag the server (see `assert_received`).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while total() < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let total = total();
     assert_eq!(total, 1, "{ra}\n{rb}");
     assert_eq!(text(&ra), text(&rb));
     assert!(
@@ -431,6 +440,8 @@ fn streamable_http_sessions_share_the_window() {
     let (a, b) = (http_session(&url), http_session(&url));
     let (_, first) = http_post(&url, &[("Mcp-Session-Id", &a)], &call(1));
     let (_, second) = http_post(&url, &[("Mcp-Session-Id", &b)], &call(2));
+    // The tap may lag the server (see `assert_received`).
+    std::thread::sleep(Duration::from_millis(200));
     let _ = child.kill();
     let _ = child.wait();
     assert!(
