@@ -437,6 +437,30 @@ fn server_module(
         };
         quote!(CounterSpec::new(#key, #window, #scope))
     });
+    let idempotency = meta.idempotency.iter().map(|i| {
+        let rule = i.rule.0;
+        let window_ms = i.window_ms;
+        let mode = match i.mode {
+            crate::ir::IdempotencyMode::Replay => quote!(IdempotencyMode::Replay),
+            crate::ir::IdempotencyMode::Refuse => quote!(IdempotencyMode::Refuse),
+        };
+        let by = i.by.iter().map(|path| {
+            let segs = path.iter().map(|s| lit(s));
+            quote!(&[#(#segs),*])
+        });
+        let message = lit(i.message);
+        quote!(IdempotencySpec { rule: RuleId(#rule), window_ms: #window_ms, mode: #mode, by: &[#(#by),*], message: #message })
+    });
+    let nidem = meta.idempotency.len();
+    // Policies without windows keep the generated code they had.
+    let (idempotency_static, idempotency_ref) = if nidem == 0 {
+        (quote!(), quote!(&[]))
+    } else {
+        (
+            quote!(static IDEMPOTENCY: [IdempotencySpec; #nidem] = [#(#idempotency),*];),
+            quote!(&IDEMPOTENCY),
+        )
+    };
     let (nrules, ncounters) = (p.rules.len(), p.counters.len());
     let mut regex_names = Vec::new();
     let mut regex_statics = Vec::new();
@@ -609,6 +633,7 @@ fn server_module(
 
             static RULES: [RuleInfo; #nrules] = [#(#rules),*];
             static COUNTERS: [CounterSpec; #ncounters] = [#(#counters),*];
+            #idempotency_static
             /// Name, source, digest and tables.
             pub static META: PolicyMeta = PolicyMeta {
                 server: #server,
@@ -617,6 +642,7 @@ fn server_module(
                 digest: #digest,
                 rules: &RULES,
                 counters: &COUNTERS,
+                idempotency: #idempotency_ref,
             };
             #(#rule_consts)*
             #(#regex_statics)*
@@ -753,6 +779,34 @@ fn finish(limits: &[TokenStream]) -> TokenStream {
         let mut limits = Limits::new();
         #(#limits)*
         limits.finish(env)
+    }
+}
+
+/// The index in the policy's idempotency table of the first of `rules`
+/// that declares a window (the table lists them in rule-table order).
+fn idem_slot(p: &ServerPolicy, rules: &[RuleId]) -> Option<usize> {
+    let first = rules.iter().find(|&&r| p.rule(r).idempotency.is_some())?;
+    Some(
+        p.rules
+            .iter()
+            .take(first.0 as usize)
+            .filter(|r| r.idempotency.is_some())
+            .count(),
+    )
+}
+
+/// The counter phase `finish`, naming the idempotency window `which` (an
+/// `Option<&'static IdempotencySpec>` expression) on an allowed call.
+fn with_idempotency(finish: TokenStream, which: Option<TokenStream>) -> TokenStream {
+    match which {
+        None => finish,
+        Some(which) => quote! {
+            let mut decision = { #finish };
+            if decision.outcome == Outcome::Allowed {
+                decision.idempotency = #which;
+            }
+            decision
+        },
     }
 }
 
@@ -1061,7 +1115,13 @@ impl Gen<'_> {
             limits,
             denies,
         } = self.body(rules, &mut slots);
-        let tail = denies.unwrap_or_else(|| finish(&limits));
+        let tail = match denies {
+            Some(d) => d,
+            None => with_idempotency(
+                finish(&limits),
+                idem_slot(self.p, rules).map(|i| quote!(Some(&IDEMPOTENCY[#i]))),
+            ),
+        };
         let args_name = format_ident!("Args{}", f.to_string().trim_start_matches("tool_"));
         let (def, extract) = Self::args_struct(&args_name, &slots);
         let doc = lit(&format!("`{tool}`"));
@@ -1135,7 +1195,18 @@ impl Gen<'_> {
             None => {
                 let mut all = limits;
                 all.extend(wildcard.limits.iter().cloned());
-                finish(&all)
+                // The window of the first matching glob block that has one,
+                // else the wildcard rules' (the evaluator's rule order).
+                let mut which =
+                    idem_slot(self.p, &self.p.wildcard).map(|i| quote!(Some(&IDEMPOTENCY[#i])));
+                for (i, _, rules) in globs.iter().rev() {
+                    if let Some(slot) = idem_slot(self.p, rules) {
+                        let m = format_ident!("m{}", i);
+                        let rest = which.unwrap_or_else(|| quote!(None));
+                        which = Some(quote!(if #m { Some(&IDEMPOTENCY[#slot]) } else { #rest }));
+                    }
+                }
+                with_idempotency(finish(&all), which)
             }
         };
         let any: Vec<Ident> = globs

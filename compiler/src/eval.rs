@@ -8,6 +8,7 @@
 
 use portcullis_core::call::ToolCall;
 use portcullis_core::counters::{CounterRef, CounterSpec, Scope};
+use portcullis_core::idempotency::IdempotencySpec;
 use portcullis_core::json::{JStr, Num, Val};
 use portcullis_core::ops::{self, AmountFault};
 use portcullis_core::policy::{
@@ -404,7 +405,14 @@ impl Evaluator {
             };
             limits.push(id, counter, amount, limit.max, text.limit);
         }
-        limits.finish(env)
+        let mut decision = limits.finish(env);
+        if decision.outcome == Outcome::Allowed {
+            // The first rule (in evaluation order) that declares a window.
+            decision.idempotency = rules
+                .iter()
+                .find_map(|&id| self.meta.idempotency.iter().find(|s| s.rule == id));
+        }
+        decision
     }
 }
 
@@ -438,7 +446,29 @@ pub fn meta_for(ir: &ServerPolicy, sources: &SourceMap) -> PolicyMeta {
             CounterSpec::new(leak(&c.key), c.window, scope)
         })
         .collect();
+    let idempotency: Vec<IdempotencySpec> = ir
+        .rules
+        .iter()
+        .filter_map(|r| {
+            let i = r.idempotency.as_ref()?;
+            let by: Vec<&'static [&'static str]> =
+                i.by.iter()
+                    .map(|p| {
+                        let segs: Vec<&'static str> = p.segments.iter().map(|s| leak(s)).collect();
+                        &*Box::leak(segs.into_boxed_slice())
+                    })
+                    .collect();
+            Some(IdempotencySpec {
+                rule: r.id,
+                window_ms: i.window_ms,
+                mode: i.mode,
+                by: Box::leak(by.into_boxed_slice()),
+                message: leak(&i.message),
+            })
+        })
+        .collect();
     PolicyMeta {
+        idempotency: Box::leak(idempotency.into_boxed_slice()),
         server: leak(&ir.name),
         file: leak(&file.name),
         dialect: ir.dialect.name(),

@@ -199,6 +199,35 @@ pub fn explain(
                     " (counters reserved)"
                 }
             );
+            if let Some(spec) = decision.idempotency {
+                let r = p.rule(spec.rule);
+                let key = if spec.by.is_empty() {
+                    "the tool and all its arguments (canonical: key order, whitespace and number spelling do not matter)".to_string()
+                } else {
+                    let paths: Vec<String> = spec
+                        .by
+                        .iter()
+                        .map(|s| format!("args.{}", s.join(".")))
+                        .collect();
+                    format!("the tool and {}", paths.join(", "))
+                };
+                let _ = writeln!(
+                    out,
+                    "once     idempotency window {} ({}), by rule {:?} ({}, {})\n         key: {key}\n         an identical call within the window {}",
+                    crate::ir::show_duration(spec.window_ms),
+                    spec.mode.name(),
+                    r.name,
+                    r.label,
+                    where_(spec.rule),
+                    match spec.mode {
+                        portcullis_core::idempotency::IdempotencyMode::Replay =>
+                            "gets this call's answer again (a failed call is not remembered)"
+                                .to_string(),
+                        portcullis_core::idempotency::IdempotencyMode::Refuse =>
+                            format!("is denied: [POLICY DENIED] {}", spec.message),
+                    }
+                );
+            }
         }
         Effect::Deny => {
             let rule = decision.rule.map(|id| {

@@ -227,8 +227,95 @@ pub struct Rule {
     /// A budget on what the tool charges (MPP), checked when the server
     /// asks for payment, not in the decision.
     pub spend: Option<Spend>,
+    /// The idempotency window this rule declares (applies to allowed calls).
+    pub idempotency: Option<Idempotency>,
     /// Where.
     pub loc: Loc,
+}
+
+pub use portcullis_core::idempotency::IdempotencyMode;
+
+/// An idempotency window: identical allowed calls within `window_ms` are
+/// replayed the first call's answer, or refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// How long a completed call is remembered, in milliseconds.
+    pub window_ms: u64,
+    /// Replay or refuse.
+    pub mode: IdempotencyMode,
+    /// The arguments that form the key; empty: all of them.
+    pub by: Vec<ArgPath>,
+    /// The denial message of a refused duplicate.
+    pub message: String,
+    /// Where.
+    pub loc: Loc,
+}
+
+/// Parses a duration as Intercept writes it (Go's `time.ParseDuration`
+/// units `ms`, `s`, `m`, `h`, plus `d` for days), e.g. `5m`, `90s`, `1h30m`:
+/// milliseconds, positive. The error is the help text of a diagnostic.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    const HELP: &str =
+        "write a positive duration such as `30s`, `5m`, `1h30m` or `1d` (units: ms, s, m, h, d)";
+    let bytes = text.trim().as_bytes();
+    if bytes.is_empty() {
+        return Err(HELP.into());
+    }
+    let mut total: u64 = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            return Err(HELP.into());
+        }
+        let n: u64 = text.trim()[start..i]
+            .parse()
+            .map_err(|_| HELP.to_string())?;
+        let unit_start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let ms = match &text.trim()[unit_start..i] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(HELP.into()),
+        };
+        total = n
+            .checked_mul(ms)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| HELP.to_string())?;
+    }
+    if total == 0 {
+        return Err(HELP.into());
+    }
+    if total > MAX_IDEMPOTENCY_WINDOW_MS {
+        return Err("an idempotency window is at most 30 days (`30d`)".into());
+    }
+    Ok(total)
+}
+
+/// Longest idempotency window.
+pub const MAX_IDEMPOTENCY_WINDOW_MS: u64 = 30 * 86_400_000;
+
+/// A window in the shortest unit that writes it exactly (`5m`, `90s`).
+pub fn show_duration(ms: u64) -> String {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }
 
 /// Deny with `message` when `deny_when` holds.

@@ -277,6 +277,15 @@ fn rules(
                 span: Span::default(),
             }));
         }
+        if let Some(i) = &r.idempotency {
+            out.push(PolicyRule::Once(dsl::Once {
+                window: sp(crate::ir::show_duration(i.window_ms)),
+                by: i.by.iter().map(path).collect(),
+                mode: Some(sp(i.mode.name().to_string())),
+                message: Some(sp(i.message.clone())),
+                span: Span::default(),
+            }));
+        }
         if let Some(spend) = &r.spend {
             out.extend(spend_rules(p, spend)?);
         }

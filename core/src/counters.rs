@@ -471,6 +471,14 @@ pub trait Counters: Send + Sync {
     ) -> Result<Option<ReserveOutcome>, StateError> {
         self.reserve(requests, now, ticket).map(Some)
     }
+
+    /// The idempotency records kept beside these counters (same backend,
+    /// shared the same way); None for a store that keeps none, and the
+    /// proxy then treats a call with an idempotency window as needing
+    /// state it cannot reach (the fail mode decides).
+    fn idempotency(&self) -> Option<&dyn crate::idempotency::IdempotencyStore> {
+        None
+    }
 }
 
 /// A view of a store for a decision on the proxy's event loop: reads and
@@ -688,6 +696,7 @@ impl std::hash::Hasher for Mixer {
 pub struct MemoryCounters {
     fast: Box<[FastSlot; FAST_SLOTS]>,
     cells: Mutex<Cells>,
+    idempotency: crate::idempotency::MemoryIdempotency,
 }
 
 impl Default for MemoryCounters {
@@ -695,6 +704,7 @@ impl Default for MemoryCounters {
         MemoryCounters {
             fast: Box::new(std::array::from_fn(|_| FastSlot::default())),
             cells: Mutex::default(),
+            idempotency: Default::default(),
         }
     }
 }
@@ -860,6 +870,10 @@ impl Cells {
 }
 
 impl Counters for MemoryCounters {
+    fn idempotency(&self) -> Option<&dyn crate::idempotency::IdempotencyStore> {
+        Some(&self.idempotency)
+    }
+
     fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError> {
         if let Some(slot) = self.slot(counter, false) {
             let n = window_number(counter.spec.window, counter.spec.window.bucket(now));

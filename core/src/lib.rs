@@ -64,6 +64,7 @@ macro_rules! error_kinds {
 pub mod call;
 pub mod counters;
 pub mod fnv;
+pub mod idempotency;
 pub mod json;
 pub mod jsonrpc;
 pub mod ops;
@@ -82,6 +83,7 @@ pub use principal::Principal;
 pub mod prelude {
     pub use crate::call::ToolCall;
     pub use crate::counters::{Calendar, CounterRef, CounterSpec, Scope, Window};
+    pub use crate::idempotency::{IdempotencyMode, IdempotencySpec};
     pub use crate::json::{JStr, Num, Val, num_from_u64};
     pub use crate::ops;
     pub use crate::policy::{

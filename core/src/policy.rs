@@ -12,6 +12,7 @@ use crate::counters::{
     CounterRef, CounterSpec, Counters, MAX_RESERVATIONS, ReserveOutcome, ReserveRequest, Ticket,
     UNUSED_COUNTER, UnixMillis,
 };
+use crate::idempotency::IdempotencySpec;
 
 /// Index of a rule in its policy's rule table ([`PolicyMeta::rules`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,6 +62,8 @@ pub struct PolicyMeta {
     pub rules: &'static [RuleInfo],
     /// Counters the policy declares.
     pub counters: &'static [CounterSpec],
+    /// Idempotency windows the policy declares, in rule order.
+    pub idempotency: &'static [IdempotencySpec],
 }
 
 impl PolicyMeta {
@@ -118,6 +121,9 @@ pub struct Decision {
     pub message: &'static str,
     /// Counter reservations to commit or roll back (allowed calls only).
     pub ticket: Ticket,
+    /// The idempotency window that applies to an allowed call (the first
+    /// rule declaring one, in evaluation order); the session carries it out.
+    pub idempotency: Option<&'static IdempotencySpec>,
 }
 
 impl Decision {
@@ -128,6 +134,7 @@ impl Decision {
             rule: None,
             message: "",
             ticket,
+            idempotency: None,
         }
     }
 
@@ -138,6 +145,7 @@ impl Decision {
             rule: Some(rule),
             message,
             ticket: Ticket::EMPTY,
+            idempotency: None,
         }
     }
 

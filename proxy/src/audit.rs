@@ -29,6 +29,14 @@ pub enum Verdict {
         /// The denial message ("" for an allow).
         message: String,
     },
+    /// The policy allowed the call, but an identical one was made within
+    /// its idempotency window: answered without reaching the server.
+    Duplicate {
+        /// `replayed`, `refused` or `unavailable` (the record store failed).
+        result: &'static str,
+        /// The rule declaring the window.
+        rule: Option<&'static RuleInfo>,
+    },
     /// The message was refused before evaluation (malformed or ambiguous).
     Rejected {
         /// The JSON-RPC error code sent back.
@@ -303,6 +311,26 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
                     if !message.is_empty() {
                         out.extend_from_slice(b",\"message\":");
                         push_json_str(&mut out, message);
+                    }
+                }
+                Verdict::Duplicate { result, rule } => {
+                    // A replay answers the caller (allow); a refusal denies.
+                    let effect = if *result == "replayed" {
+                        "allow"
+                    } else {
+                        "deny"
+                    };
+                    out.extend_from_slice(b",\"effect\":");
+                    push_json_str(&mut out, effect);
+                    out.extend_from_slice(b",\"outcome\":\"duplicate\",\"idempotency\":");
+                    push_json_str(&mut out, result);
+                    if let Some(r) = rule {
+                        out.extend_from_slice(b",\"rule\":");
+                        push_json_str(&mut out, r.name);
+                        out.extend_from_slice(b",\"rule_label\":");
+                        push_json_str(&mut out, r.label);
+                        out.extend_from_slice(b",\"source\":");
+                        push_json_str(&mut out, &format!("{}:{}:{}", r.file, r.line, r.column));
                     }
                 }
                 Verdict::Rejected { code, message } => {

@@ -26,6 +26,7 @@ pub mod audit;
 pub mod child;
 pub mod filter;
 pub mod http;
+pub mod idempotency;
 pub mod jwt;
 pub mod lines;
 pub mod log;

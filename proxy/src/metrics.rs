@@ -13,6 +13,8 @@
 //!   by deciding rule; malformed calls as `outcome="rejected"` and `rule=""`.
 //! - `portcullis_state_errors_total{server}`: calls denied (fail-closed) or
 //!   allowed unchecked (fail-open) because the counter store failed.
+//! - `portcullis_idempotent_duplicates_total{server,result}`: identical calls
+//!   answered by an idempotency window (`replayed`, `refused`, `unavailable`).
 //! - `portcullis_upstream_latency_seconds{server,method}`: a histogram of the
 //!   time from forwarding a request to its answer (`tools/call` or `other`).
 //! - `portcullis_policy_info{server,policy_digest}`: 1 for the policy enforced now.
@@ -51,6 +53,9 @@ fn kind(o: Outcome) -> usize {
         Outcome::StateUnavailable => 5,
     }
 }
+
+/// The `result` label of `portcullis_idempotent_duplicates_total`.
+const IDEMPOTENCY_RESULTS: [&str; 3] = ["replayed", "refused", "unavailable"];
 
 const KIND_NAMES: [&str; KINDS] = [
     "rule",
@@ -123,6 +128,9 @@ pub struct Metrics {
     tool_counts: Box<[ToolCounts]>,
     rejected: AtomicU64,
     state_errors: AtomicU64,
+    /// Duplicates answered by an idempotency window: replayed, refused,
+    /// unavailable (the record could not be reached).
+    idempotency: [AtomicU64; 3],
     latency_call: Histogram,
     latency_other: Histogram,
     /// Spend on paid tools (MPP), micro-units, by (tool, budget, currency, stage).
@@ -138,6 +146,7 @@ impl Metrics {
             tool_counts: (0..=MAX_TOOLS).map(|_| ToolCounts::default()).collect(),
             rejected: AtomicU64::new(0),
             state_errors: AtomicU64::new(0),
+            idempotency: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_call: Histogram::new(),
             latency_other: Histogram::new(),
             spend: Default::default(),
@@ -207,6 +216,14 @@ impl Metrics {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         // Every write leaves the registry consistent, so a poisoned lock is usable.
         self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A duplicate call answered by an idempotency window without reaching
+    /// the server: `replayed`, `refused` or `unavailable`.
+    pub fn idempotency(&self, result: &str) {
+        if let Some(i) = IDEMPOTENCY_RESULTS.iter().position(|r| *r == result) {
+            self.idempotency[i].fetch_add(1, Relaxed);
+        }
     }
 
     /// A `tools/call` refused before evaluation (malformed or ambiguous).
@@ -323,6 +340,14 @@ impl Metrics {
             "portcullis_state_errors_total{{server=\"{server}\"}} {}",
             self.state_errors.load(Relaxed)
         );
+        out.push_str("# HELP portcullis_idempotent_duplicates_total Identical calls answered by an idempotency window without reaching the server.\n# TYPE portcullis_idempotent_duplicates_total counter\n");
+        for (result, n) in IDEMPOTENCY_RESULTS.iter().zip(&self.idempotency) {
+            let _ = writeln!(
+                out,
+                "portcullis_idempotent_duplicates_total{{server=\"{server}\",result=\"{result}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
         out.push_str("# HELP portcullis_upstream_latency_seconds Time from forwarding a request to the upstream's answer.\n# TYPE portcullis_upstream_latency_seconds histogram\n");
         for (method, h) in [
             ("tools/call", &self.latency_call),
@@ -483,6 +508,7 @@ mod tests {
         digest: "abc",
         rules: &RULES,
         counters: &[],
+        idempotency: &[],
     };
 
     #[test]
@@ -525,6 +551,7 @@ mod tests {
             digest: "def",
             rules: &RULES,
             counters: &[],
+            idempotency: &[],
         };
         let m = Metrics::new(&META);
         m.decided(&META, "x", Outcome::Check, Some(0));

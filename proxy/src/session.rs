@@ -18,7 +18,11 @@ use super::log::Log;
 use super::metrics::Metrics;
 use super::respond;
 use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
+use crate::idempotency::{self as idem, Refusal};
 use portcullis_core::counters::{Counters, NoWait, Ticket, UnixMillis};
+use portcullis_core::idempotency::{
+    Claim, IdemKey, IdempotencyMode, IdempotencySpec, MAX_REPLAY_BYTES,
+};
 use portcullis_core::json::{Outline, Strictness, Val, Value, validate, validate_outline};
 use portcullis_core::jsonrpc::{Envelope, RejectKind};
 use portcullis_core::policy::{Effect, Env, FailMode, Policy};
@@ -79,6 +83,8 @@ struct Pending {
     /// A call to a tool with spend budgets (MPP): its answer may be a
     /// payment challenge, or settle a payment.
     paid: Option<Box<Paid>>,
+    /// The idempotency record this call owns (forwarded first calls only).
+    idem: Option<Box<IdemClaim>>,
 }
 
 /// What a call to a paid tool needs when its answer comes.
@@ -109,6 +115,14 @@ impl Drop for Paid {
             h.commit();
         }
     }
+}
+
+/// An idempotency key claimed by a forwarded call, settled by its answer.
+#[derive(Debug)]
+struct IdemClaim {
+    key: IdemKey,
+    token: u64,
+    window_ms: u64,
 }
 
 /// What to do with one message.
@@ -322,7 +336,10 @@ impl Session {
     /// sessions.
     pub fn from_client_now<'a>(&self, line: &'a [u8]) -> Option<Outcome<'a>> {
         // The policy is read each time: a reload may add or drop counters.
-        if !self.store_may_block || self.policy().meta().counters.is_empty() {
+        // A call with an idempotency window may wait for an identical one
+        // in flight: never on the event loop.
+        let meta = self.policy().meta();
+        if (!self.store_may_block || meta.counters.is_empty()) && meta.idempotency.is_empty() {
             return Some(self.from_client(line));
         }
         let trimmed = trim(line);
@@ -478,6 +495,7 @@ impl Session {
                 since: Instant::now(),
                 raw_id: raw_id.to_vec(),
                 paid: None,
+                idem: None,
             },
         );
         Ok(())
@@ -545,6 +563,12 @@ impl Session {
                     // Void: nothing was reserved, recorded or registered.
                     return None;
                 }
+                if decision.effect() == Effect::Allow && decision.idempotency.is_some() {
+                    // Claiming the key may mean waiting for an identical call
+                    // in flight: void, and decide again where waiting is fine.
+                    self.counters.rollback(&decision.ticket);
+                    return None;
+                }
                 decision
             }
         };
@@ -557,14 +581,27 @@ impl Session {
                 decision.rule.map(|r| r.0),
             );
         }
+        // An allowed call with a window claims its key first (waiting for an
+        // identical call in flight), so the decision log records what
+        // happened to it: forwarded, or answered as a duplicate.
+        let claimed = match (decision.effect(), decision.idempotency) {
+            (Effect::Allow, Some(spec)) => Some((spec, self.claim(meta.server, &call, spec))),
+            _ => None,
+        };
         self.record(|| Event::ToolCall {
             at: now,
             digest: Some(meta.digest),
             tool: call.name().to_string(),
-            verdict: Verdict::Decided {
-                outcome: decision.outcome,
-                rule: decision.rule.and_then(|r| meta.rule(r)),
-                message: decision.message(call.name()).into_owned(),
+            verdict: match &claimed {
+                Some((spec, Err(dup))) => Verdict::Duplicate {
+                    result: dup.result(),
+                    rule: meta.rule(spec.rule),
+                },
+                _ => Verdict::Decided {
+                    outcome: decision.outcome,
+                    rule: decision.rule.and_then(|r| meta.rule(r)),
+                    message: decision.message(call.name()).into_owned(),
+                },
             },
             arguments: Some(call.arguments().as_bytes().to_vec()),
             session: Some(self.session),
@@ -582,10 +619,26 @@ impl Session {
                 )
             }
             Effect::Allow => {
+                let claim = match claimed {
+                    None => None,
+                    Some((spec, claimed)) => match claimed {
+                        Ok(claim) => claim,
+                        Err(reply) => {
+                            self.counters.rollback(&decision.ticket);
+                            return Some((
+                                false,
+                                Some(self.duplicate(id.as_bytes(), call.name(), spec, reply)),
+                            ));
+                        }
+                    },
+                };
                 let paid = match self.paid_call(&call, policy, now, credential) {
                     Ok(paid) => paid,
                     Err(refusal) => {
                         self.counters.rollback(&decision.ticket);
+                        if let Some(c) = &claim {
+                            self.settle_idem(c, None);
+                        }
                         return Some((
                             false,
                             Some(crate::mpp::denial(
@@ -597,21 +650,24 @@ impl Session {
                         ));
                     }
                 };
-                match self.register(
+                let registered = self.register(
                     key.clone(),
                     id.as_bytes(),
                     Kind::Call(Box::new(decision.ticket)),
-                ) {
+                );
+                match registered {
                     Ok(()) => {
-                        if paid.is_some()
-                            && let Some(p) = self.pending().get_mut(&key)
-                        {
+                        if let Some(p) = self.pending().get_mut(&key) {
                             p.paid = paid;
+                            p.idem = claim.map(Box::new);
                         }
                         (true, None)
                     }
                     Err(reply) => {
                         self.counters.rollback(&decision.ticket);
+                        if let Some(c) = claim {
+                            self.settle_idem(&c, None);
+                        }
                         (false, Some(reply))
                     }
                 }
@@ -842,6 +898,133 @@ impl Session {
         }
     }
 
+    /// Claims the idempotency key of an allowed `call` under `spec`, waiting
+    /// (bounded) while an identical call is in flight. `Ok(Some)`: this call
+    /// owns the key and is forwarded; `Ok(None)`: forward without a record
+    /// (the store failed under the open fail mode); `Err`: answer the
+    /// caller instead (a replay or a refusal), without reaching the server.
+    fn claim(
+        &self,
+        server: &str,
+        call: &portcullis_core::call::ToolCall<'_>,
+        spec: &'static IdempotencySpec,
+    ) -> Result<Option<IdemClaim>, Duplicate> {
+        let key = IdemKey::of(server, call, spec);
+        let started = Instant::now();
+        loop {
+            let claimed = match self.counters.idempotency() {
+                Some(store) => store.claim(&key, UnixMillis::now(), idem::LEASE_MS),
+                None => Err(portcullis_core::counters::StateError(
+                    "the counter store keeps no idempotency records".into(),
+                )),
+            };
+            match claimed {
+                Ok(Claim::Mine(token)) => {
+                    return Ok(Some(IdemClaim {
+                        key,
+                        token,
+                        window_ms: spec.window_ms,
+                    }));
+                }
+                Ok(Claim::Done(answer)) => {
+                    return Err(match (spec.mode, answer) {
+                        (IdempotencyMode::Refuse, _) => Duplicate::Refuse(Refusal::Policy),
+                        (IdempotencyMode::Replay, Some(a)) => Duplicate::Replay(a),
+                        (IdempotencyMode::Replay, None) => Duplicate::Refuse(Refusal::TooLarge),
+                    });
+                }
+                Ok(Claim::InFlight) if spec.mode == IdempotencyMode::Refuse => {
+                    return Err(Duplicate::Refuse(Refusal::Policy));
+                }
+                Ok(Claim::InFlight) => {
+                    if started.elapsed() >= idem::MAX_WAIT {
+                        return Err(Duplicate::Refuse(Refusal::StillInFlight));
+                    }
+                    std::thread::sleep(idem::POLL);
+                }
+                Err(e) if self.fail_mode == FailMode::Open => {
+                    self.log.warn(format_args!(
+                        "idempotency record unavailable ({}); forwarded {} without one (fail mode open)",
+                        e.0,
+                        call.name()
+                    ));
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.log.warn(format_args!(
+                        "idempotency record unavailable ({}); refused {}",
+                        e.0,
+                        call.name()
+                    ));
+                    return Err(Duplicate::Unavailable);
+                }
+            }
+        }
+    }
+
+    /// The answer to a call that does not reach the server because of its
+    /// idempotency window.
+    fn duplicate(
+        &self,
+        id: &[u8],
+        tool: &str,
+        spec: &'static IdempotencySpec,
+        d: Duplicate,
+    ) -> Vec<u8> {
+        let meta = self.policy().meta();
+        let (result, reply) = match d {
+            Duplicate::Replay(stored) => match idem::replay(&stored, id, meta.server, tool, spec) {
+                Some(r) => ("replayed", r),
+                None => (
+                    "refused",
+                    idem::refusal(id, tool, spec, meta, Refusal::TooLarge),
+                ),
+            },
+            Duplicate::Refuse(why) => ("refused", idem::refusal(id, tool, spec, meta, why)),
+            Duplicate::Unavailable => (
+                "unavailable",
+                respond::denial(
+                    id,
+                    tool,
+                    &portcullis_core::policy::Decision::state_unavailable(spec.rule),
+                    meta,
+                ),
+            ),
+        };
+        self.log
+            .info(format_args!("{result} a duplicate call of {tool}"));
+        if let Some(m) = &self.metrics {
+            m.idempotency(result);
+        }
+        reply
+    }
+
+    /// Settles an idempotency claim: remembers a successful `answer`,
+    /// forgets a failed or missing one.
+    fn settle_idem(&self, c: &IdemClaim, answer: Option<&[u8]>) {
+        let Some(store) = self.counters.idempotency() else {
+            return;
+        };
+        let r = match answer {
+            Some(a) if idem::is_success(a) => {
+                let kept = (a.len() <= MAX_REPLAY_BYTES).then_some(a);
+                let expires = UnixMillis(
+                    UnixMillis::now()
+                        .0
+                        .saturating_add(c.window_ms.min(i64::MAX as u64) as i64),
+                );
+                store.complete(&c.key, c.token, kept, expires)
+            }
+            _ => store.release(&c.key, c.token),
+        };
+        if let Err(e) = r {
+            self.log.warn(format_args!(
+                "could not settle an idempotency record ({}); it lapses with its lease",
+                e.0
+            ));
+        }
+    }
+
     /// Builds and queues a decision-log event, only when there is a log.
     fn record(&self, ev: impl FnOnce() -> Event) {
         if let Some(a) = &self.audit {
@@ -939,6 +1122,9 @@ impl Session {
             m.upstream_latency(matches!(p.kind, Kind::Call(_)), p.since.elapsed());
         }
         let paid = p.paid;
+        if let Some(c) = &p.idem {
+            self.settle_idem(c, Some(raw));
+        }
         match p.kind {
             Kind::Call(ticket) => {
                 if let Some(paid) = paid {
@@ -1002,13 +1188,21 @@ impl Session {
             let age = now.duration_since(p.since);
             if matches!(p.kind, Kind::Abandoned) {
                 // Keep the tombstone a while, so a late answer is still recognised.
-                return age < timeout * 10;
+                let keep = age < timeout * 10;
+                if !keep && let Some(c) = p.idem.take() {
+                    // Cancelled by the client and never answered: forget it.
+                    self.settle_idem(&c, None);
+                }
+                return keep;
             }
             if age < timeout {
                 return true;
             }
             if let Kind::Call(ticket) = &p.kind {
                 self.counters.rollback(ticket);
+            }
+            if let Some(c) = p.idem.take() {
+                self.settle_idem(&c, None);
             }
             out.to_client.push(respond::error(
                 Some(&p.raw_id),
@@ -1043,6 +1237,9 @@ impl Session {
         if let Kind::Call(ticket) = &p.kind {
             self.counters.rollback(ticket);
         }
+        if let Some(c) = &p.idem {
+            self.settle_idem(c, None);
+        }
         Some(respond::error(Some(&p.raw_id), code, message))
     }
 
@@ -1060,6 +1257,9 @@ impl Session {
         let mut pending = self.pending();
         let mut out = Vec::new();
         for (_, p) in pending.drain() {
+            if let Some(c) = &p.idem {
+                self.settle_idem(c, None);
+            }
             match p.kind {
                 Kind::Abandoned => continue,
                 Kind::Call(ticket) => self.counters.rollback(&ticket),
@@ -1087,6 +1287,27 @@ fn rule_names(
 fn id_key_of_raw(raw: &[u8]) -> Option<IdKey> {
     validate(raw, Strictness::LENIENT).ok()?;
     IdKey::of(Value::from_validated(raw))
+}
+
+impl Duplicate {
+    /// `replayed`, `refused` or `unavailable` (metrics, decision log).
+    fn result(&self) -> &'static str {
+        match self {
+            Duplicate::Replay(_) => "replayed",
+            Duplicate::Refuse(_) => "refused",
+            Duplicate::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Why a call does not reach the server because of its idempotency window.
+enum Duplicate {
+    /// The first call's answer, to replay.
+    Replay(Vec<u8>),
+    /// Refused.
+    Refuse(Refusal),
+    /// The record could not be reached (fail mode closed).
+    Unavailable,
 }
 
 enum Answer {
@@ -1153,6 +1374,7 @@ mod tests {
         digest: "0000000000000000",
         rules: &RULES,
         counters: &COUNTERS,
+        idempotency: &[],
     };
 
     impl Policy for OnePerMinute {

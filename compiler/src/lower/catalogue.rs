@@ -138,7 +138,14 @@ fn lower_tool(
         };
         check_keys(
             re,
-            &["name", "action", "reason", "rate_limit", "spend"],
+            &[
+                "name",
+                "action",
+                "reason",
+                "rate_limit",
+                "spend",
+                "idempotency",
+            ],
             "a catalogue rule",
             diags,
         );
@@ -153,6 +160,12 @@ fn lower_tool(
         let id = b.add_rule(name.clone(), label.clone(), RuleKind::Rule, r.span);
         match action.as_ref().map(|a| a.text.as_str()) {
             Some("deny") => {
+                if let Some(w) = get(re, "idempotency") {
+                    diags.push(
+                        Diagnostic::error("a deny rule cannot have an idempotency window", w.span)
+                            .with_help("a deny rule denies every call; put the window on an `action: allow` rule"),
+                    );
+                }
                 if let Some(rl) = get(re, "rate_limit") {
                     diags.push(
                         Diagnostic::error("a deny rule cannot have a rate_limit", rl.span)
@@ -189,6 +202,14 @@ fn lower_tool(
                     && let Some(spend) = spend(b, tool, &label, sp, reason.as_ref(), diags)
                 {
                     b.rule_mut(id).spend = Some(spend);
+                }
+                if let Some(node) = get(re, "idempotency") {
+                    b.rule_mut(id).idempotency = super::idempotency::catalogue(
+                        node,
+                        &format!("{label}.idempotency"),
+                        reason.as_ref().map(|r| r.text.as_str()),
+                        diags,
+                    );
                 }
             }
             Some(other) => {

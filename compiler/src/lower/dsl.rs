@@ -359,6 +359,39 @@ fn lower_rule(
             });
             id
         }
+        PolicyRule::Once(o) => {
+            let window_ms = match crate::ir::parse_duration(&o.window.value) {
+                Ok(ms) => ms,
+                Err(help) => {
+                    diags.push(
+                        Diagnostic::error(
+                            format!("`once per` needs a duration, got `{}`", o.window.value),
+                            o.window.span,
+                        )
+                        .with_help(help),
+                    );
+                    0
+                }
+            };
+            let mode = match o.mode.as_ref().map(|m| m.value.as_str()) {
+                Some("refuse") => crate::ir::IdempotencyMode::Refuse,
+                _ => crate::ir::IdempotencyMode::Replay,
+            };
+            let message = o.message.as_ref().map_or_else(
+                || super::idempotency::default_message(window_ms.max(1)),
+                |m| m.value.clone(),
+            );
+            let name = format!("once per {}", o.window.value);
+            let id = b.add_rule(name, label.to_string(), RuleKind::Rule, o.span);
+            b.rule_mut(id).idempotency = Some(crate::ir::Idempotency {
+                window_ms,
+                mode,
+                by: o.by.iter().map(arg_path).collect(),
+                message,
+                loc: crate::ir::Loc(o.span),
+            });
+            id
+        }
         PolicyRule::Limit(l) => {
             let w = window_text(l.window.value);
             let default_message = match &l.amount {

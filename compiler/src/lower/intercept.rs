@@ -15,9 +15,9 @@ use portcullis_core::policy::go_quote;
 
 use super::{PolicyBuilder, Str, check_keys, get, key_span, map_entries, seq_items, string_field};
 use crate::ir::{
-    Amount, ArgPath, Calendar, Check, CmpOp, Const, Counter, CounterId, Expr, Limit, Loc,
-    NamePattern, Operand, Partition, Posture, RuleKind, ServerPolicy, Spend, Test, TestKind, Tool,
-    Window,
+    Amount, ArgPath, Calendar, Check, CmpOp, Const, Counter, CounterId, Expr, Idempotency,
+    IdempotencyMode, Limit, Loc, NamePattern, Operand, Partition, Posture, RuleKind, ServerPolicy,
+    Spend, Test, TestKind, Tool, Window,
 };
 use crate::source::{Diagnostic, Span};
 use crate::syntax::yaml::{Node, NodeValue, Scalar, Style, Typed, typed};
@@ -70,6 +70,8 @@ struct RuleDecl {
     conditions_span: Option<Span>,
     on_deny: Str,
     state: Option<StateDecl>,
+    /// `idempotency_window: 5m` (a Go duration).
+    idempotency_window: Option<Str>,
     spend: Option<SpendDecl>,
 }
 
@@ -304,6 +306,7 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
             "on_deny",
             "state",
             "spend",
+            "idempotency_window",
         ],
         "a rule",
         diags,
@@ -321,6 +324,7 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
     let action = ActionDecl::decode(at_rule(field("action", diags)));
     let on_deny = at_rule(field("on_deny", diags));
     let rate_limit = field("rate_limit", diags).filter(|s| !s.text.is_empty());
+    let idempotency_window = field("idempotency_window", diags);
     let mut conditions = Vec::new();
     let conditions_span = key_span(entries, "conditions");
     if let Some(c) = get(entries, "conditions")
@@ -361,6 +365,7 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
         on_deny,
         state,
         spend,
+        idempotency_window,
     })
 }
 
@@ -886,10 +891,16 @@ fn validate_rule_body<'f>(
     }
     match &r.action.action {
         Action::Evaluate if r.spend.is_some() => {}
-        Action::Evaluate if r.conditions.is_empty() && r.rate_limit.is_none() => diags.push(
+        Action::Evaluate
+            if r.conditions.is_empty()
+                && r.rate_limit.is_none()
+                && r.idempotency_window.is_none() =>
+        {
+            diags.push(
             Diagnostic::intercept(format!("{p}: evaluate rules must have at least one condition"), r.span)
                 .with_help("add `conditions:`, or use `action: deny` to deny the tool outright"),
-        ),
+            )
+        }
         Action::Deny if !r.conditions.is_empty() => diags.push(
             Diagnostic::intercept(
                 format!("{p}: deny rules must not have conditions"),
@@ -909,6 +920,29 @@ fn validate_rule_body<'f>(
                 "write `action: evaluate` (the default) or `action: deny`"
             }),
         ),
+    }
+    if let Some(w) = &r.idempotency_window {
+        if let Err(help) = crate::ir::parse_duration(&w.text) {
+            diags.push(
+                Diagnostic::error(
+                    format!(
+                        "{p}: idempotency_window must be a duration, got {}",
+                        go_quote(&w.text)
+                    ),
+                    w.span,
+                )
+                .with_help(help),
+            );
+        }
+        if matches!(r.action.action, Action::Deny) {
+            diags.push(
+                Diagnostic::error(
+                    format!("{p}: idempotency_window cannot be used with action \"deny\""),
+                    w.span,
+                )
+                .with_help("a deny rule denies every call; put the window on an evaluate rule"),
+            );
+        }
     }
     for (j, c) in r.conditions.iter().enumerate() {
         validate_condition(&format!("{p}.conditions[{j}]"), c, diags);
@@ -1459,6 +1493,23 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
                         .collect(),
                 ))),
             };
+            // Intercept refuses a call identical to one made within the
+            // window; the rule's on_deny (or a default) is the refusal.
+            b.rule_mut(id).idempotency = r.decl.idempotency_window.as_ref().and_then(|w| {
+                Some(Idempotency {
+                    window_ms: crate::ir::parse_duration(&w.text).ok()?,
+                    mode: IdempotencyMode::Refuse,
+                    by: Vec::new(),
+                    message: if r.decl.on_deny.text.is_empty() {
+                        super::idempotency::default_message(
+                            crate::ir::parse_duration(&w.text).ok()?,
+                        )
+                    } else {
+                        message.clone()
+                    },
+                    loc: Loc(w.span),
+                })
+            });
             b.rule_mut(id).check = deny_when.map(|deny_when| Check { deny_when, message });
             if let Some(sp) = &r.decl.spend {
                 let amount = |s: &Option<Str>| {

@@ -6,6 +6,7 @@
 
 pub mod catalogue;
 pub mod dsl;
+pub mod idempotency;
 pub mod intercept;
 
 use crate::ir::{
@@ -76,6 +77,7 @@ impl PolicyBuilder {
             check: None,
             limit: None,
             spend: None,
+            idempotency: None,
             loc: Loc(span),
         });
         id

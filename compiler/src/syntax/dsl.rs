@@ -123,6 +123,8 @@ pub enum PolicyRule {
     Limit(Limit),
     /// `spend <= ...`
     Spend(SpendRule),
+    /// `once per ...`: an idempotency window.
+    Once(Once),
 }
 
 /// `spend <= MONEY per call|WINDOW [by ...] [as NAME] [-> MSG]`: a budget on
@@ -148,6 +150,21 @@ pub struct SpendRule {
     pub span: Span,
 }
 
+/// `once per 5m [by args.a, ...] [replay | refuse] [-> MSG]`
+#[derive(Debug, Clone)]
+pub struct Once {
+    /// The window as written (checked when lowering).
+    pub window: Spanned<String>,
+    /// `by args.a, args.b`: the arguments that form the key (none: all).
+    pub by: Vec<Path>,
+    /// `replay` (the default) or `refuse`, as written.
+    pub mode: Option<Spanned<String>>,
+    /// `-> MSG`: the refusal message.
+    pub message: Option<Spanned<String>>,
+    /// The whole rule.
+    pub span: Span,
+}
+
 impl PolicyRule {
     /// The rule's span.
     pub fn span(&self) -> Span {
@@ -155,6 +172,7 @@ impl PolicyRule {
             PolicyRule::Deny { span, .. } | PolicyRule::Allow { span, .. } => *span,
             PolicyRule::Limit(l) => l.span,
             PolicyRule::Spend(s) => s.span,
+            PolicyRule::Once(o) => o.span,
         }
     }
 }
@@ -298,7 +316,7 @@ const STATEMENT_STARTS: [&str; 9] = [
 ];
 
 /// Keywords, for did-you-mean suggestions.
-const KEYWORDS: [&str; 34] = [
+const KEYWORDS: [&str; 37] = [
     "allow",
     "and",
     "as",
@@ -322,8 +340,11 @@ const KEYWORDS: [&str; 34] = [
     "missing",
     "not",
     "null",
+    "once",
     "or",
     "per",
+    "refuse",
+    "replay",
     "server",
     "session",
     "spend",
@@ -391,9 +412,11 @@ fn describe(r: &Rule) -> String {
         | Rule::hide_decl
         | Rule::include_decl
         | Rule::tool_block => "a statement (`default`, `hide`, `include`, `tool`)".into(),
-        Rule::deny_rule | Rule::allow_rule | Rule::limit_rule | Rule::spend_rule => {
-            "a rule (`deny`, `allow`, `limit`, `spend`)".into()
-        }
+        Rule::deny_rule
+        | Rule::allow_rule
+        | Rule::limit_rule
+        | Rule::spend_rule
+        | Rule::once_rule => "a rule (`deny`, `allow`, `limit`, `spend`, `once`)".into(),
         Rule::money => "an amount (`$0.50` or `0.50 eur`)".into(),
         other => format!("{other:?}").replace('_', " "),
     }
@@ -657,7 +680,8 @@ impl Build<'_> {
                             Rule::deny_rule
                             | Rule::allow_rule
                             | Rule::limit_rule
-                            | Rule::spend_rule => {
+                            | Rule::spend_rule
+                            | Rule::once_rule => {
                                 if let Some(r) = self.rule(q, diags) {
                                     rules.push(r);
                                 }
@@ -880,6 +904,46 @@ impl Build<'_> {
                     }
                 }
                 Some(PolicyRule::Spend(rule))
+            }
+            Rule::once_rule => {
+                let mut once = Once {
+                    window: Spanned {
+                        value: String::new(),
+                        span,
+                    },
+                    by: Vec::new(),
+                    mode: None,
+                    message: None,
+                    span,
+                };
+                for q in p.into_inner() {
+                    match q.as_rule() {
+                        Rule::duration => {
+                            once.window = Spanned {
+                                value: q.as_str().to_string(),
+                                span: self.span(&q),
+                            };
+                        }
+                        Rule::once_by => {
+                            once.by = q
+                                .into_inner()
+                                .filter(|r| r.as_rule() == Rule::path)
+                                .map(|r| self.path(r))
+                                .collect();
+                        }
+                        Rule::once_mode => {
+                            once.mode = Some(Spanned {
+                                value: q.as_str().to_string(),
+                                span: self.span(&q),
+                            });
+                        }
+                        Rule::message => {
+                            once.message = Some(self.string(&q.into_inner().next()?, diags))
+                        }
+                        _ => {}
+                    }
+                }
+                Some(PolicyRule::Once(once))
             }
             _ => None,
         }

@@ -422,6 +422,22 @@ pub fn rule(r: &PolicyRule) -> String {
         }
         PolicyRule::Limit(l) => limit(l),
         PolicyRule::Spend(sp) => spend(sp),
+        PolicyRule::Once(o) => {
+            let mut out = format!("once per {}", o.window.value);
+            if !o.by.is_empty() {
+                out.push_str(" by ");
+                out.push_str(&o.by.iter().map(path).collect::<Vec<_>>().join(", "));
+            }
+            if let Some(m) = &o.mode {
+                out.push(' ');
+                out.push_str(&m.value);
+            }
+            if let Some(m) = &o.message {
+                out.push_str(" -> ");
+                out.push_str(&string(&m.value));
+            }
+            out
+        }
     }
 }
 

@@ -29,9 +29,11 @@ use crate::log::Log;
 use portcullis_core::counters::{
     CounterRef, Counters, ReserveOutcome, ReserveRequest, StateError, Ticket, UnixMillis,
 };
+use portcullis_core::idempotency::IdempotencyStore;
 
 #[doc(hidden)]
 pub mod conformance;
+pub mod idempotency;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]
@@ -87,6 +89,12 @@ pub trait Backend: Send + Sync + 'static {
         let _ = now;
         Ok(())
     }
+
+    /// The idempotency records this backend keeps (see [`idempotency`]);
+    /// None keeps none.
+    fn idempotency(&self) -> Option<&dyn IdempotencyStore> {
+        None
+    }
 }
 
 enum Job {
@@ -94,6 +102,9 @@ enum Job {
     Maintain,
     /// Answered once every job queued before it is done.
     Flush(mpsc::Sender<()>),
+    /// Settles an idempotency record (from the relay of server answers,
+    /// which must not wait on the store).
+    Idem(idempotency::Settle),
 }
 
 /// A [`Backend`] as the proxy's [`Counters`].
@@ -150,6 +161,17 @@ impl Store {
                             }
                             Job::Flush(done) => {
                                 let _ = done.send(());
+                            }
+                            Job::Idem(settle) => {
+                                if let Some(store) = backend.idempotency() {
+                                    let r = settle.apply(store);
+                                    health(&available, &what, log, r.as_ref().err());
+                                    if let Err(e) = r {
+                                        log.warn(format_args!(
+                                            "could not settle an idempotency record ({e}); it lapses with its lease"
+                                        ));
+                                    }
+                                }
                             }
                         }
                     }
@@ -317,6 +339,12 @@ impl Counters for Store {
 
     fn may_block(&self) -> bool {
         true
+    }
+
+    fn idempotency(&self) -> Option<&dyn IdempotencyStore> {
+        self.backend
+            .idempotency()
+            .map(|_| self as &dyn IdempotencyStore)
     }
 }
 

@@ -800,11 +800,144 @@ impl Backend for RedisStore {
         Ok(ReserveOutcome::Reserved)
     }
 
+    fn idempotency(&self) -> Option<&dyn portcullis_core::idempotency::IdempotencyStore> {
+        Some(self)
+    }
+
     fn rollback(&self, ticket: &Ticket) -> Result<(), StateError> {
         let Some((keys, args)) = self.rollback_args(ticket) else {
             return Ok(());
         };
         self.with_connection(|c| self.rollback.run::<i64>(c, &keys, &args))
+            .map(|_| ())
+    }
+}
+
+/// Claims an idempotency key: `{0}` claimed (in flight, with token ARGV[1],
+/// for ARGV[2] ms), `{1}` in flight elsewhere, `{2}` done without a kept
+/// answer, `{3, answer}` done. One key per script: fine on a cluster.
+const IDEM_CLAIM: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 's', 'a')
+if v[1] == 'i' then return {1} end
+if v[1] == 'd' then
+  if v[2] then return {3, v[2]} end
+  return {2}
+end
+redis.call('HSET', KEYS[1], 's', 'i', 't', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {0}
+"#;
+
+/// Completes a claim still held with token ARGV[1]: done, answer ARGV[3]
+/// when ARGV[2] is `1`, expiring at ARGV[4] (ms since the epoch).
+const IDEM_COMPLETE: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 's', 't')
+if v[1] ~= 'i' or v[2] ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 's', 'd', 'a', ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 's', 'd')
+end
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return 1
+"#;
+
+/// Releases a claim still held with token ARGV[1].
+const IDEM_RELEASE: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 's', 't')
+if v[1] == 'i' and v[2] == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+"#;
+
+fn idem_script(
+    cell: &'static std::sync::OnceLock<Script>,
+    source: &'static str,
+) -> &'static Script {
+    cell.get_or_init(|| Script::new(source))
+}
+
+impl RedisStore {
+    fn idem_key(&self, key: &portcullis_core::idempotency::IdemKey) -> String {
+        format!("{}idem#{}", self.prefix, key.hex())
+    }
+}
+
+/// Idempotency records: one hash per key (`<prefix>idem#<key>`), claimed,
+/// completed and released by Lua scripts, so each step is atomic and of two
+/// proxies claiming one key one wins; Redis expires the record with its
+/// lease or window.
+impl portcullis_core::idempotency::IdempotencyStore for RedisStore {
+    fn claim(
+        &self,
+        key: &portcullis_core::idempotency::IdemKey,
+        now: UnixMillis,
+        lease_ms: u64,
+    ) -> Result<portcullis_core::idempotency::Claim, StateError> {
+        use portcullis_core::idempotency::{Claim, new_token};
+        static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+        let _ = now;
+        let token = new_token();
+        let keys = [self.idem_key(key)];
+        let args = [token.to_string(), lease_ms.max(1).to_string()];
+        let v: Vec<redis::Value> =
+            self.with_connection(|c| idem_script(&S, IDEM_CLAIM).run(c, &keys, &args))?;
+        let code = v.first().and_then(|c| match c {
+            redis::Value::Int(i) => Some(*i),
+            _ => None,
+        });
+        match code {
+            Some(0) => Ok(Claim::Mine(token)),
+            Some(1) => Ok(Claim::InFlight),
+            Some(2) => Ok(Claim::Done(None)),
+            Some(3) => match v.get(1) {
+                Some(redis::Value::BulkString(b)) => Ok(Claim::Done(Some(b.clone()))),
+                _ => Err(self.failure("an idempotency record without its answer")),
+            },
+            _ => Err(self.failure("an unexpected answer to the idempotency claim")),
+        }
+    }
+
+    fn complete(
+        &self,
+        key: &portcullis_core::idempotency::IdemKey,
+        token: u64,
+        answer: Option<&[u8]>,
+        expires: UnixMillis,
+    ) -> Result<(), StateError> {
+        static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+        let keys = [self.idem_key(key)];
+        let script = idem_script(&S, IDEM_COMPLETE);
+        self.with_connection(|c| {
+            let mut cmd = script.call("EVALSHA", &keys, &[]);
+            cmd.arg(token.to_string())
+                .arg(if answer.is_some() { "1" } else { "0" })
+                .arg(answer.unwrap_or(b""))
+                .arg(expires.0.to_string());
+            match cmd.query::<i64>(c) {
+                Err(e) if is_noscript(&e) => {
+                    let mut cmd = script.call("EVAL", &keys, &[]);
+                    cmd.arg(token.to_string())
+                        .arg(if answer.is_some() { "1" } else { "0" })
+                        .arg(answer.unwrap_or(b""))
+                        .arg(expires.0.to_string());
+                    cmd.query::<i64>(c)
+                }
+                r => r,
+            }
+        })
+        .map(|_| ())
+    }
+
+    fn release(
+        &self,
+        key: &portcullis_core::idempotency::IdemKey,
+        token: u64,
+    ) -> Result<(), StateError> {
+        static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+        let keys = [self.idem_key(key)];
+        let args = [token.to_string()];
+        self.with_connection(|c| idem_script(&S, IDEM_RELEASE).run::<i64>(c, &keys, &args))
             .map(|_| ())
     }
 }

@@ -434,6 +434,10 @@ impl Backend for SqliteStore {
             .map_err(err)
     }
 
+    fn idempotency(&self) -> Option<&dyn portcullis_core::idempotency::IdempotencyStore> {
+        Some(self)
+    }
+
     fn rollback(&self, ticket: &Ticket) -> Result<(), StateError> {
         let mut db = self.db()?;
         let tx = db
@@ -454,6 +458,97 @@ impl Backend for SqliteStore {
             }
         }
         tx.commit().map_err(err)?;
+        self.committed();
+        Ok(())
+    }
+}
+
+/// Idempotency records: one row per key in table `idempotency` (created on
+/// first use; the counters' schema is unchanged). A claim is one
+/// `BEGIN IMMEDIATE` transaction, so of two processes claiming one key,
+/// one inserts the in-flight row and the other sees it.
+impl portcullis_core::idempotency::IdempotencyStore for SqliteStore {
+    fn claim(
+        &self,
+        key: &portcullis_core::idempotency::IdemKey,
+        now: UnixMillis,
+        lease_ms: u64,
+    ) -> Result<portcullis_core::idempotency::Claim, StateError> {
+        use portcullis_core::idempotency::{Claim, new_token};
+        let k = format!("{}idem#{}", self.prefix, key.hex());
+        let mut db = self.db()?;
+        let tx = db
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS idempotency (
+                 key TEXT PRIMARY KEY,
+                 token INTEGER NOT NULL,
+                 done INTEGER NOT NULL,
+                 answer BLOB,
+                 until INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS idempotency_until ON idempotency (until);",
+        )
+        .map_err(err)?;
+        // Expired records go first (in flight past their lease, done past their window).
+        tx.prepare_cached("DELETE FROM idempotency WHERE until <= ?1")
+            .and_then(|mut s| s.execute([now.0]))
+            .map_err(err)?;
+        let row: Option<(i64, Option<Vec<u8>>)> = tx
+            .prepare_cached("SELECT done, answer FROM idempotency WHERE key = ?1")
+            .and_then(|mut s| s.query_row([&k], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map_err(err)?;
+        let claim = match row {
+            Some((0, _)) => Claim::InFlight,
+            Some((_, answer)) => Claim::Done(answer),
+            None => {
+                let token = new_token();
+                let until = now.0.saturating_add(lease_ms.min(MAX_EXACT) as i64);
+                tx.prepare_cached(
+                    "INSERT INTO idempotency (key, token, done, answer, until) VALUES (?1, ?2, 0, NULL, ?3)",
+                )
+                .and_then(|mut s| s.execute(params![k, token as i64, until]))
+                .map_err(err)?;
+                Claim::Mine(token)
+            }
+        };
+        tx.commit().map_err(err)?;
+        self.committed();
+        Ok(claim)
+    }
+
+    fn complete(
+        &self,
+        key: &portcullis_core::idempotency::IdemKey,
+        token: u64,
+        answer: Option<&[u8]>,
+        expires: UnixMillis,
+    ) -> Result<(), StateError> {
+        let k = format!("{}idem#{}", self.prefix, key.hex());
+        let db = self.db()?;
+        db.conn
+            .prepare_cached(
+                "UPDATE idempotency SET done = 1, answer = ?3, until = ?4 WHERE key = ?1 AND token = ?2 AND done = 0",
+            )
+            .and_then(|mut s| s.execute(params![k, token as i64, answer, expires.0]))
+            .map_err(err)?;
+        self.committed();
+        Ok(())
+    }
+
+    fn release(
+        &self,
+        key: &portcullis_core::idempotency::IdemKey,
+        token: u64,
+    ) -> Result<(), StateError> {
+        let k = format!("{}idem#{}", self.prefix, key.hex());
+        let db = self.db()?;
+        db.conn
+            .prepare_cached("DELETE FROM idempotency WHERE key = ?1 AND token = ?2 AND done = 0")
+            .and_then(|mut s| s.execute(params![k, token as i64]))
+            .map_err(err)?;
         self.committed();
         Ok(())
     }

@@ -69,6 +69,7 @@ fn generated_code_and_evaluator_agree() {
                     prop_assert_eq!(a.outcome, b.outcome, "tool {:?} args {}", tool, c.args);
                     prop_assert_eq!(a.rule, b.rule, "tool {:?} args {}", tool, c.args);
                     prop_assert_eq!(a.message(tool), b.message(tool));
+                    prop_assert_eq!(a.idempotency, b.idempotency, "tool {:?}", tool);
                     if a.effect() == Effect::Allow {
                         let (ta, tb) = (a.ticket, b.ticket);
                         match c.upstream {

@@ -59,6 +59,7 @@ fn decisions_do_not_allocate() {
     let nested = compiled("path-nested").expect("compiled");
     let hidden = compiled("rl-default-deny-and-hidden-calls-not-counted").expect("compiled");
     let dsl_stripe = compiled_dsl("stripe").expect("compiled");
+    let refunds = compiled_dsl("refunds").expect("compiled");
     let everything: Vec<(&dyn Policy, String)> = vec![
         (
             stripe,
@@ -172,6 +173,20 @@ fn decisions_do_not_allocate() {
                 "{\"amount\": 100, \"currency\": \"usd\", \"\u{17f}\u{212a}\": 1, \"cu\u{17f}tomer\": \"c3\"}",
             ),
         ),
+        // Tools with idempotency windows: the decision names the window.
+        (
+            refunds,
+            line(
+                27,
+                "create_refund",
+                r#"{"order_id": {"b": 1, "a": [2]}, "amount": 5}"#,
+            ),
+        ),
+        (
+            refunds,
+            line(28, "send_email", r#"{"to": "a@example.com"}"#),
+        ),
+        (refunds, line(29, "other", r#"{}"#)),
         (hidden, line(17, "secret", r#"{}"#)),
         (hidden, line(18, "unlisted", r#"{}"#)),
         (hidden, line(19, "ok", r#"{}"#)),
@@ -180,7 +195,7 @@ fn decisions_do_not_allocate() {
     // One metrics registry with every policy's rule table, and some tools
     // registered as a tools/list answer would (the rest count as "(other)").
     let metrics = Metrics::new(stripe.meta());
-    for p in [regex, nested, hidden, dsl_stripe] {
+    for p in [regex, nested, hidden, dsl_stripe, refunds] {
         metrics.policy(p.meta());
     }
     for tool in ["create_charge", "create_refund", "ci", "send", "secret"] {
@@ -209,6 +224,12 @@ fn decisions_do_not_allocate() {
                         } else {
                             counters.commit(&d.ticket);
                         }
+                    }
+                    if record && d.idempotency.is_some() {
+                        outcomes
+                            .entry("idempotency window".to_string())
+                            .and_modify(|n| *n += 1)
+                            .or_insert(1usize);
                     }
                     if record {
                         outcomes
@@ -253,6 +274,7 @@ fn decisions_do_not_allocate() {
         format!("{:?}", Outcome::Hidden),
         format!("{:?}", Outcome::NotPermitted),
         "rejected -32602".to_string(),
+        "idempotency window".to_string(),
     ] {
         assert!(
             outcomes.contains_key(&kind),

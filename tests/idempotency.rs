@@ -1,0 +1,462 @@
+//! Idempotency windows end to end: the real binary in front of the real
+//! `server-everything`, whose input is tapped, so "reached the server once"
+//! is counted on what the server actually received.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Proxy, is_denial, temp_dir};
+
+/// `tools/call`s of `tool` the server received.
+fn calls_received(p: &Proxy, tool: &str) -> usize {
+    let needle = format!("\"name\":\"{tool}\"");
+    p.server_received()
+        .iter()
+        .filter(|l| l.contains("\"tools/call\"") && l.contains(&needle))
+        .count()
+}
+
+/// Asserts the server received `want` calls of `tool`. The tap (`tee`)
+/// may write its file after the server has read the line, so the count is
+/// polled for a while, then checked again a little later (an extra call
+/// would show up then).
+fn assert_received(p: &Proxy, tool: &str, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while calls_received(p, tool) < want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(calls_received(p, tool), want, "{:#?}", p.server_received());
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn proxy(name: &str, policy: &str, extra: &[&str]) -> Proxy {
+    let mut args = vec!["-c", policy, "--log-level", "warn"];
+    args.extend_from_slice(extra);
+    let mut p = Proxy::everything(name, &args);
+    p.initialize();
+    p
+}
+
+/// The text of the first content item of a tool result.
+fn text(line: &str) -> String {
+    let at = line.find("\"text\":\"").expect("a text content") + 8;
+    let rest = &line[at..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// Replay in the catalogue form: a window of 1 s on `echo`.
+const CATALOGUE: &str =
+    "tools:\n  echo:\n    rules:\n      - action: allow\n        idempotency: { window: 1500ms }\n";
+
+#[test]
+fn a_duplicate_within_the_window_is_replayed_without_reaching_the_server() {
+    let dir = temp_dir("idem-replay");
+    let policy = write(&dir, "everything.yaml", CATALOGUE);
+    let mut p = proxy("idem-replay", &policy, &[]);
+    let first = p.call(1, "echo", r#"{"message":"refund 100","n":100}"#);
+    assert!(!is_denial(&first), "{first}");
+    assert!(text(&first).contains("refund 100"), "{first}");
+    // Reordered keys, other whitespace, `1e2` for `100`: the same call.
+    let second = p.call(2, "echo", r#"{ "n" : 1e2, "message" : "refund 100" }"#);
+    assert!(second.contains("\"id\":2,"), "{second}");
+    assert!(
+        second.contains("\"portcullis/idempotent-replay\":{\"original_id\":1,"),
+        "{second}"
+    );
+    assert_eq!(text(&first), text(&second));
+    assert_received(&p, "echo", 1);
+    // Another value is another call.
+    let other = p.call(3, "echo", r#"{"message":"refund 100","n":101}"#);
+    assert!(!other.contains("idempotent-replay"), "{other}");
+    assert_received(&p, "echo", 2);
+    // After the window the same call passes again.
+    std::thread::sleep(Duration::from_millis(1700));
+    let later = p.call(4, "echo", r#"{"message":"refund 100","n":100}"#);
+    assert!(!later.contains("idempotent-replay"), "{later}");
+    assert_received(&p, "echo", 3);
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_failed_first_call_is_not_remembered() {
+    let dir = temp_dir("idem-failed");
+    let policy = write(&dir, "everything.yaml", CATALOGUE);
+    let mut p = proxy("idem-failed", &policy, &[]);
+    // `echo` without its `message` fails at the server (an error answer).
+    let a = p.call(1, "echo", r#"{"nope":1}"#);
+    let b = p.call(2, "echo", r#"{"nope":1}"#);
+    assert!(!b.contains("idempotent-replay"), "{a}\n{b}");
+    assert_received(&p, "echo", 2);
+}
+
+#[test]
+fn intercept_idempotency_window_refuses_a_duplicate_as_documented() {
+    let dir = temp_dir("idem-intercept");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        "version: \"1\"\ntools:\n  echo:\n    rules:\n      - name: \"no duplicate echoes\"\n        idempotency_window: 5m\n        on_deny: \"This exact echo was sent in the last 5 minutes\"\n",
+    );
+    let log = dir.join("decisions.jsonl");
+    let log_arg = log.display().to_string();
+    let mut p = proxy("idem-intercept", &policy, &["--audit-log", &log_arg]);
+    let first = p.call(1, "echo", r#"{"message":"once"}"#);
+    assert!(!is_denial(&first), "{first}");
+    let second = p.call(2, "echo", r#"{"message":"once"}"#);
+    assert!(is_denial(&second), "{second}");
+    assert!(
+        second.contains("[POLICY DENIED] This exact echo was sent in the last 5 minutes"),
+        "{second}"
+    );
+    assert!(second.contains("\"outcome\":\"duplicate\""), "{second}");
+    assert_received(&p, "echo", 1);
+    // A different message is not a duplicate.
+    let third = p.call(3, "echo", r#"{"message":"twice"}"#);
+    assert!(!is_denial(&third), "{third}");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    // The decision log records the refusal as a duplicate, by the rule.
+    let decisions = std::fs::read_to_string(&log).unwrap();
+    let dup: Vec<&str> = decisions
+        .lines()
+        .filter(|l| l.contains("\"outcome\":\"duplicate\""))
+        .collect();
+    assert_eq!(dup.len(), 1, "{decisions}");
+    assert!(dup[0].contains("\"idempotency\":\"refused\""), "{}", dup[0]);
+    assert!(
+        dup[0].contains("\"rule\":\"no duplicate echoes\""),
+        "{}",
+        dup[0]
+    );
+}
+
+#[test]
+fn malformed_windows_are_positioned_errors_with_a_fix() {
+    let dir = temp_dir("idem-validate");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        "version: \"1\"\ntools:\n  echo:\n    rules:\n      - name: \"dup\"\n        idempotency_window: 5 minutes\n",
+    );
+    let out = Command::new(common::portcullis())
+        .args(["validate", "-c", &policy])
+        .output()
+        .unwrap();
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("idempotency_window must be a duration"),
+        "{err}"
+    );
+    assert!(err.contains(":6:"), "positioned at line 6: {err}");
+    assert!(err.contains("5m"), "with a fix: {err}");
+    // And a valid one validates.
+    let good = write(
+        &dir,
+        "good.yaml",
+        "version: \"1\"\ntools:\n  echo:\n    rules:\n      - name: \"dup\"\n        idempotency_window: 1h30m\n",
+    );
+    let out = Command::new(common::portcullis())
+        .args(["validate", "-c", &good])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two proxies sharing a store get the same call at the same moment: the
+/// servers behind them receive it once between them, and both callers get
+/// the same answer.
+fn race(name: &str, store: &[&str]) {
+    let dir = temp_dir(name);
+    // A slow tool, so the second call arrives while the first is in flight.
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        "tools:\n  trigger-long-running-operation:\n    rules:\n      - action: allow\n        idempotency: { window: 1m }\n",
+    );
+    let mut a = proxy(&format!("{name}-a"), &policy, store);
+    let mut b = proxy(&format!("{name}-b"), &policy, store);
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":1,"steps":2}}}"#;
+    a.send(call);
+    b.send(call);
+    let (ra, rb) = (a.response("7"), b.response("7"));
+    assert!(!is_denial(&ra) && !is_denial(&rb), "{ra}\n{rb}");
+    let total = || {
+        calls_received(&a, "trigger-long-running-operation")
+            + calls_received(&b, "trigger-long-running-operation")
+    };
+    // The tap may lag the server (see `assert_received`).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while total() < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let total = total();
+    assert_eq!(total, 1, "{ra}\n{rb}");
+    assert_eq!(text(&ra), text(&rb));
+    assert!(
+        ra.contains("idempotent-replay") != rb.contains("idempotent-replay"),
+        "exactly one is a replay:\n{ra}\n{rb}"
+    );
+}
+
+#[test]
+fn concurrent_duplicates_from_two_proxies_sharing_sqlite_reach_the_server_once() {
+    let state = temp_dir("idem-sqlite-state");
+    race(
+        "idem-sqlite",
+        &["--state-dir", &state.display().to_string()],
+    );
+}
+
+struct Redis(Child, PathBuf);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+fn redis() -> (Redis, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = temp_dir("idem-redis");
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is missing: run scripts/deps");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let mut buf = [0u8; 16];
+            if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Redis(child, dir), port)
+}
+
+#[test]
+fn concurrent_duplicates_from_two_proxies_sharing_redis_reach_the_server_once() {
+    let (_redis, port) = redis();
+    race(
+        "idem-redis",
+        &["--state-dsn", &format!("redis://127.0.0.1:{port}/0")],
+    );
+}
+
+#[test]
+fn the_language_says_once_per_with_by_and_refuse() {
+    let dir = temp_dir("idem-dsl");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  tool echo {\n    once per 1m by args.message refuse -> \"Already echoed\"\n  }\n}\n",
+    );
+    let mut p = proxy("idem-dsl", &policy, &[]);
+    let first = p.call(1, "echo", r#"{"message":"a","extra":1}"#);
+    assert!(!is_denial(&first), "{first}");
+    // Only `message` forms the key: another `extra` is still a duplicate.
+    let second = p.call(2, "echo", r#"{"message":"a","extra":2}"#);
+    assert!(
+        second.contains("[POLICY DENIED] Already echoed"),
+        "{second}"
+    );
+    assert_received(&p, "echo", 1);
+    let third = p.call(3, "echo", r#"{"message":"b"}"#);
+    assert!(!is_denial(&third), "{third}");
+    assert_received(&p, "echo", 2);
+
+    let bad = write(
+        &dir,
+        "bad.policy",
+        "server bad {\n  tool echo {\n    once per 5minutes\n  }\n}\n",
+    );
+    let out = Command::new(common::portcullis())
+        .args(["validate", "-c", &bad])
+        .output()
+        .unwrap();
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("`once per` needs a duration"), "{err}");
+    assert!(err.contains(":3:14"), "positioned at the duration: {err}");
+    assert!(err.contains("`5m`"), "with a fix: {err}");
+}
+
+#[test]
+fn explain_shows_the_window() {
+    let policy = common::root().join("tests/fixtures/dsl/refunds.policy");
+    let out = Command::new(common::portcullis())
+        .args(["explain", "-c"])
+        .arg(&policy)
+        .args([
+            "--tool",
+            "create_refund",
+            "--args",
+            r#"{"order_id":"o1","amount":5}"#,
+        ])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("idempotency window 5m (replay)"), "{text}");
+    assert!(text.contains("key: the tool and args.order_id"), "{text}");
+}
+
+/// One HTTP/1.1 request with `Connection: close`; (status head, body).
+fn http_post(url: &str, headers: &[(&str, &str)], body: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = TcpStream::connect(authority).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let split = out.find("\r\n\r\n").expect("a response");
+    (out[..split].to_string(), out[split + 4..].to_string())
+}
+
+/// An MCP session on the local HTTP endpoint: its `Mcp-Session-Id`.
+fn http_session(url: &str) -> String {
+    let (head, _) = http_post(
+        url,
+        &[],
+        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
+    let sid = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| v.trim().to_string())
+        })
+        .expect("a session id");
+    http_post(
+        url,
+        &[("Mcp-Session-Id", &sid)],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    sid
+}
+
+#[test]
+fn streamable_http_sessions_share_the_window() {
+    let dir = temp_dir("idem-http");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        CATALOGUE.replace("1500ms", "1m").as_str(),
+    );
+    let tap = dir.join("server-received.jsonl");
+    let mut child = Command::new(common::portcullis())
+        .args([
+            "--transport",
+            "http",
+            "--port",
+            "0",
+            "-c",
+            &policy,
+            "--log-level",
+            "info",
+            "--",
+        ])
+        .arg(common::root().join("tests/e2e/tap.sh"))
+        .arg(&tap)
+        .arg("node")
+        .arg(common::server_everything())
+        .current_dir(common::root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
+            "no URL"
+        );
+        if let Some(u) = line.strip_prefix("portcullis: listening on ") {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let call = |id: u64| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"over http"}}}}}}"#
+        )
+    };
+    let (a, b) = (http_session(&url), http_session(&url));
+    let (_, first) = http_post(&url, &[("Mcp-Session-Id", &a)], &call(1));
+    let (_, second) = http_post(&url, &[("Mcp-Session-Id", &b)], &call(2));
+    // The tap may lag the server (see `assert_received`).
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first.contains("over http") && !first.contains("idempotent-replay"),
+        "{first}"
+    );
+    assert!(
+        second.contains("\"id\":2,") && second.contains("idempotent-replay"),
+        "{second}"
+    );
+    assert!(second.contains("over http"), "{second}");
+    let received = std::fs::read_to_string(&tap).unwrap_or_default();
+    let echoes = received
+        .lines()
+        .filter(|l| l.contains("\"tools/call\"") && l.contains("\"echo\""))
+        .count();
+    assert_eq!(echoes, 1, "{received}");
+}
