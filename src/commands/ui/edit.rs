@@ -232,6 +232,18 @@ fn yaml(text: &str, lang: Language, tool: &str, effect: &Effect) -> Result<Strin
         };
         let snapshot = view(&lines);
         let refs: Vec<&str> = snapshot.iter().map(String::as_str).collect();
+        // An empty flow map (`init` writes `tools: {}` for a server without
+        // tools) becomes a block, its comment kept.
+        if inline_value(refs[tools]) == "{}" {
+            lines[tools] = refs[tools].replacen(" {}", "", 1);
+            return yaml(&(lines.join("\n") + "\n"), lang, tool, effect).map(|out| {
+                if text.ends_with('\n') || text.is_empty() {
+                    out
+                } else {
+                    out.trim_end_matches('\n').to_string()
+                }
+            });
+        }
         if !inline_value(refs[tools]).is_empty() {
             return Err(
                 "`tools:` is written on one line (flow style): edit this file by hand".to_string(),
@@ -845,6 +857,16 @@ tools:
                 "default: deny\nhide: []\n\ntools:\n"
             )
         );
+    }
+
+    #[test]
+    fn catalogue_an_empty_flow_tools_map_becomes_a_block() {
+        let text = "# none yet\ndefault: deny\ntools: {}  # init found no tools\n";
+        assert_eq!(
+            apply(text, Language::Catalogue, "echo", &Effect::Allow).unwrap(),
+            "# none yet\ndefault: deny\ntools:  # init found no tools\n  echo:\n    rules:\n      - action: allow\n"
+        );
+        assert!(apply("tools: {a: {}}\n", Language::Catalogue, "a", &Effect::Allow).is_err());
     }
 
     #[test]
