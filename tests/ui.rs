@@ -1,7 +1,8 @@
 //! `portcullis ui` in a real browser: Debian's Chromium driven by
 //! playwright-core (tests/ui/browser.js), against the real binary serving a
 //! copy of the default policy, a real scan of server-everything and the
-//! decision log of a real proxy run. Needs `scripts/deps` (chromium,
+//! decision log of a real proxy run; and (tests/ui/catalogue.js) against
+//! the catalogue-form policy directory a real `portcullis init` wrote. Needs `scripts/deps` (chromium,
 //! playwright-core in .deps/browser, server-everything); fails, never
 //! skips, when they are missing.
 
@@ -223,22 +224,7 @@ fn the_page_in_a_real_browser() {
     assert_eq!(std::fs::read_to_string(&policy).unwrap(), original);
 
     // The browser.
-    let out = Command::new("node")
-        .arg(common::root().join("tests/ui/browser.js"))
-        .arg(&url)
-        .env(
-            "NODE_PATH",
-            common::root().join(".deps/browser/node_modules"),
-        )
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser script failed (run scripts/deps for chromium and playwright-core):\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let seen = browse("browser.js", &url);
     assert_eq!(seen["before"], "allow");
     assert_eq!(seen["after"], "deny");
     assert_eq!(
@@ -488,9 +474,11 @@ fn init_then_the_page() {
     );
     assert!(text("validate").contains("valid"), "{seen}");
     assert!(
-        text("tests").contains("echo"),
-        "init's tests pin echo as allowed: they fail, named: {seen}"
+        text("tests").contains("FAIL  read tools are allowed")
+            && text("tests").contains("got       deny: echo is off for this team"),
+        "init's tests pin echo as allowed: they fail, and say why: {seen}"
     );
+    assert!(text("preview_status").contains("tests fail"), "{seen}");
     assert_eq!(seen["save_label"], "Save anyway", "{seen}");
     assert_eq!(seen["after"], "deny", "{seen}");
     assert!(
