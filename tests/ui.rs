@@ -2,9 +2,9 @@
 //! playwright-core (tests/ui/browser.js), against the real binary serving a
 //! copy of the default policy, a real scan of server-everything and the
 //! decision log of a real proxy run; and (tests/ui/catalogue.js) against
-//! the catalogue-form policy directory a real `portcullis init` wrote. Needs `scripts/deps` (chromium,
-//! playwright-core in .deps/browser, server-everything); fails, never
-//! skips, when they are missing.
+//! the catalogue-form policy directory a real `portcullis init` wrote.
+//! Needs `scripts/deps` (chromium, playwright-core in .deps/browser,
+//! server-everything); fails, never skips, when they are missing.
 
 mod common;
 

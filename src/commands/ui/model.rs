@@ -244,7 +244,6 @@ pub fn servers(dir: &Path) -> Value {
             "name": p.name,
             "file": p.path,
             "dialect": p.dialect.name(),
-            "editable": true,
             "default": if p.default == Posture::Allow { "allow" } else { "deny" },
             "digest": p.digest,
             "scan": !scanned.is_empty(),

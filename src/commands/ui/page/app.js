@@ -56,7 +56,6 @@ function serverView(s) {
   box.append(el("div", { class: "meta" },
     `${s.file} · ${s.dialect} · default ${s.default}` +
     (s.scan ? "" : " · no saved scan: only the tools the policy names are shown") +
-    (s.editable ? "" : " · this form is not edited here") +
     (s.dialect === "catalogue"
       ? " · limits are written as sliding windows of 60, 3600 or 86400 seconds" : "")));
   for (const g of s.groups) {
@@ -93,7 +92,7 @@ function toolRow(s, t) {
       : "no parameters"));
   }
   if (!t.scanned) desc.append(el("div", { class: "meta" }, "not in a saved scan"));
-  const edit = el("button", { class: "edit", disabled: !s.editable }, "Edit");
+  const edit = el("button", { class: "edit" }, "Edit");
   edit.addEventListener("click", () => openEditor(s, t));
   return el("tr", { "data-tool": t.name },
     el("td", { class: "name" }, t.name),
