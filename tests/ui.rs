@@ -1,9 +1,10 @@
 //! `portcullis ui` in a real browser: Debian's Chromium driven by
 //! playwright-core (tests/ui/browser.js), against the real binary serving a
 //! copy of the default policy, a real scan of server-everything and the
-//! decision log of a real proxy run. Needs `scripts/deps` (chromium,
-//! playwright-core in .deps/browser, server-everything); fails, never
-//! skips, when they are missing.
+//! decision log of a real proxy run; and (tests/ui/catalogue.js) against
+//! the catalogue-form policy directory a real `portcullis init` wrote.
+//! Needs `scripts/deps` (chromium, playwright-core in .deps/browser,
+//! server-everything); fails, never skips, when they are missing.
 
 mod common;
 
@@ -223,22 +224,7 @@ fn the_page_in_a_real_browser() {
     assert_eq!(std::fs::read_to_string(&policy).unwrap(), original);
 
     // The browser.
-    let out = Command::new("node")
-        .arg(common::root().join("tests/ui/browser.js"))
-        .arg(&url)
-        .env(
-            "NODE_PATH",
-            common::root().join(".deps/browser/node_modules"),
-        )
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser script failed (run scripts/deps for chromium and playwright-core):\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let seen = browse("browser.js", &url);
     assert_eq!(seen["before"], "allow");
     assert_eq!(seen["after"], "deny");
     assert_eq!(
@@ -403,4 +389,129 @@ fn a_policy_language_edit_goes_through_the_formatter() {
     );
     let (ok, report) = validate(&dir);
     assert!(ok, "{report}");
+}
+
+/// `node tests/ui/SCRIPT URL`: what the script saw (its last stdout line).
+fn browse(script: &str, url: &str) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(common::root().join("tests/ui").join(script))
+        .arg(url)
+        .env(
+            "NODE_PATH",
+            common::root().join(".deps/browser/node_modules"),
+        )
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser script failed (run scripts/deps for chromium and playwright-core):\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// The adoption path: `portcullis init` on a client configuration pointing
+/// at the real server-everything writes the catalogue-form policy and its
+/// saved scan; `portcullis ui` over that directory shows the tools by risk
+/// with the scan's descriptions, edits one (allow -> deny) in that entry
+/// only, and refuses an invalid limit with the compiler's diagnostic.
+#[test]
+fn init_then_the_page() {
+    let t = common::temp_dir("ui-init");
+    let (home, xdg, project) = (t.join("home"), t.join("xdg"), t.join("project"));
+    std::fs::create_dir_all(home.join(".cursor")).unwrap();
+    std::fs::create_dir_all(&xdg).unwrap();
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        home.join(".cursor/mcp.json"),
+        format!(
+            "{{\"mcpServers\": {{\"everything\": {{\"command\": \"node\", \"args\": [{}]}}}}}}",
+            serde_json::to_string(&common::server_everything()).unwrap()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(common::portcullis())
+        .args(["init", "--client", "cursor"])
+        .current_dir(&project)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", &xdg)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "init: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pol = project.join("policies/default");
+    let policy = pol.join("everything.yaml");
+    let original = std::fs::read_to_string(&policy).unwrap();
+    assert!(
+        original.contains("\ndefault: deny\n") && !original.contains("version:"),
+        "init writes the catalogue form:\n{original}"
+    );
+    assert!(pol.join(".scan/everything.json").is_file());
+
+    let (_served, url) = serve(&["--policy-dir", pol.to_str().unwrap(), "--port", "0"]);
+    let seen = browse("catalogue.js", &url);
+    let text = |k: &str| seen[k].as_str().unwrap_or_default().to_string();
+
+    // What the page showed.
+    assert!(text("meta").contains("catalogue"), "{seen}");
+    assert_eq!(seen["edit_enabled"], true, "{seen}");
+    assert_eq!(
+        seen["groups"],
+        serde_json::json!(["read (9)", "write (4)"]),
+        "grouped by the scan's risk"
+    );
+    assert_eq!(seen["write_effect"], "limit 30/60s (sliding)", "{seen}");
+    assert!(
+        text("description").contains("Echoes back the input string")
+            && text("description").contains("message: string (required)"),
+        "the saved scan's description and parameters: {seen}"
+    );
+    assert!(text("validate").contains("valid"), "{seen}");
+    assert!(
+        text("tests").contains("FAIL  read tools are allowed")
+            && text("tests").contains("got       deny: echo is off for this team"),
+        "init's tests pin echo as allowed: they fail, and say why: {seen}"
+    );
+    assert!(text("preview_status").contains("tests fail"), "{seen}");
+    assert_eq!(seen["save_label"], "Save anyway", "{seen}");
+    assert_eq!(seen["after"], "deny", "{seen}");
+    assert!(
+        text("after_rule").contains("everything.yaml:"),
+        "the rule and its file:line: {seen}"
+    );
+    assert_eq!(seen["prefilled"], serde_json::json!(["30", "minute"]));
+    assert!(
+        text("invalid_validate").contains("rate_limit max must be a whole number"),
+        "{seen}"
+    );
+    assert!(
+        text("invalid_validate").contains("everything.yaml:"),
+        "{seen}"
+    );
+    assert_eq!(seen["invalid_save_disabled"], true);
+    assert_eq!(seen["invalid_save"]["status"], 422);
+    assert_eq!(seen["script_errors"], serde_json::json!([]));
+
+    // On disk: only echo's entry changed (init's comments, blank lines and
+    // every other entry byte for byte); the invalid limit wrote nothing;
+    // `portcullis validate` accepts the directory.
+    let saved = std::fs::read_to_string(&policy).unwrap();
+    let entry = "  echo:\n    rules:\n      - action: allow\n";
+    assert_eq!(original.matches(entry).count(), 1);
+    assert_eq!(
+        saved,
+        original.replace(
+            entry,
+            "  echo:\n    rules:\n      - action: deny\n        reason: \"echo is off for this team\"\n"
+        )
+    );
+    let (ok, report) = validate(&pol);
+    assert!(ok, "{report}");
+    let _ = std::fs::remove_dir_all(&t);
 }

@@ -1,9 +1,11 @@
 //! The edits `portcullis ui` makes to a policy file: one tool's effect
 //! (allow, deny, a rate limit, hidden), as text in, text out.
 //!
-//! Intercept v1 YAML is edited surgically, line by line: only the tool's
-//! own entry under `tools:` and its `hide:` item change; every comment,
-//! blank line and key order elsewhere stays byte for byte. The policy
+//! Both YAML forms (Intercept v1 and the catalogue form `portcullis init`
+//! writes) are edited surgically, line by line: only the tool's own entry
+//! under `tools:` and its `hide:` item change; every comment (init's tool
+//! descriptions and parameters included), blank line and key order
+//! elsewhere stays byte for byte. The policy
 //! language is edited by span (the parser's), then the whole file goes
 //! through the formatter (`dsl_fmt`), which keeps comments, so the file
 //! stays `portcullis fmt --check` clean. Nothing here decides whether the
@@ -20,9 +22,12 @@ use crate::commands::scan::scaffold::{yaml_key, yaml_quote};
 pub enum Effect {
     /// No rules of its own (wildcard rules still apply).
     Allow,
-    /// Denied, unconditionally.
-    Deny,
-    /// At most `max` calls per `window` (`minute`, `hour` or `day`).
+    /// Denied, unconditionally, with this message (None: the default
+    /// `<tool> is denied by policy`).
+    Deny(Option<String>),
+    /// At most `max` calls per `window` (`minute`, `hour` or `day`; the
+    /// catalogue form writes these as a sliding window of 60, 3600 or
+    /// 86400 seconds, its only kind).
     /// `max` is passed through as typed, so that a bad value reaches the
     /// compiler and the page shows the compiler's diagnostic.
     Limit {
@@ -40,6 +45,8 @@ pub enum Effect {
 pub enum Language {
     /// Intercept v1 YAML.
     Yaml,
+    /// The catalogue YAML form (`action`, `reason`, `rate_limit: {max, window}`).
+    Catalogue,
     /// The policy language.
     Dsl,
 }
@@ -52,7 +59,7 @@ pub fn apply(text: &str, lang: Language, tool: &str, effect: &Effect) -> Result<
         return Err(format!("`{window}` is not a window: minute, hour or day"));
     }
     match lang {
-        Language::Yaml => yaml(text, tool, effect),
+        Language::Yaml | Language::Catalogue => yaml(text, lang, tool, effect),
         Language::Dsl => policy(text, tool, effect),
     }
 }
@@ -136,15 +143,60 @@ fn block_end(lines: &[&str], start: usize, own_indent: usize) -> usize {
     last
 }
 
-fn yaml_rules(tool: &str, effect: &Effect, ind: &str) -> String {
+/// The message of a deny: the one typed, or the default.
+fn deny_message(tool: &str, reason: &Option<String>) -> String {
+    reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map_or_else(|| format!("{tool} is denied by policy"), str::to_string)
+}
+
+/// `max` as written in YAML: a plain integer as is, anything else quoted
+/// (so that no input can change the file's structure; the compiler then
+/// reports the bad value).
+fn yaml_number(max: &str) -> String {
+    let m = max.trim();
+    let digits = m.strip_prefix('-').unwrap_or(m);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        m.to_string()
+    } else {
+        yaml_quote(m)
+    }
+}
+
+fn yaml_rules(lang: Language, tool: &str, effect: &Effect, ind: &str) -> String {
     let i2 = format!("{ind}  ");
     let i3 = format!("{ind}    ");
+    if lang == Language::Catalogue {
+        // The shapes `portcullis init` writes: a listed tool is allowed
+        // even under `default: deny`, so "allow" is an explicit allow rule.
+        let i4 = format!("{ind}      ");
+        return match effect {
+            Effect::Allow | Effect::Hidden => format!("{ind}rules:\n{i2}- action: allow\n"),
+            Effect::Deny(reason) => format!(
+                "{ind}rules:\n{i2}- action: deny\n{i3}reason: {}\n",
+                yaml_quote(&deny_message(tool, reason))
+            ),
+            Effect::Limit { max, window } => {
+                let seconds = match window.as_str() {
+                    "hour" => 3600,
+                    "day" => 86400,
+                    _ => 60,
+                };
+                format!(
+                    "{ind}rules:\n{i2}- action: allow\n{i3}rate_limit:\n{i4}max: {}\n{i4}window: {seconds}\n",
+                    yaml_number(max)
+                )
+            }
+        };
+    }
     match effect {
         Effect::Allow | Effect::Hidden => format!("{ind}rules: []\n"),
-        Effect::Deny => format!(
+        Effect::Deny(reason) => format!(
             "{ind}rules:\n{i2}- name: {}\n{i3}action: deny\n{i3}on_deny: {}\n",
             yaml_quote(&format!("deny {tool}")),
-            yaml_quote(&format!("{tool} is denied by policy"))
+            yaml_quote(&deny_message(tool, reason))
         ),
         Effect::Limit { max, window } => {
             let value = format!("{}/{window}", max.trim());
@@ -162,7 +214,7 @@ fn yaml_rules(tool: &str, effect: &Effect, ind: &str) -> String {
     }
 }
 
-fn yaml(text: &str, tool: &str, effect: &Effect) -> Result<String, String> {
+fn yaml(text: &str, lang: Language, tool: &str, effect: &Effect) -> Result<String, String> {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let view = |lines: &[String]| -> Vec<String> { lines.to_vec() };
     // 1. The hide list.
@@ -180,6 +232,18 @@ fn yaml(text: &str, tool: &str, effect: &Effect) -> Result<String, String> {
         };
         let snapshot = view(&lines);
         let refs: Vec<&str> = snapshot.iter().map(String::as_str).collect();
+        // An empty flow map (`init` writes `tools: {}` for a server without
+        // tools) becomes a block, its comment kept.
+        if inline_value(refs[tools]) == "{}" {
+            lines[tools] = refs[tools].replacen(" {}", "", 1);
+            return yaml(&(lines.join("\n") + "\n"), lang, tool, effect).map(|out| {
+                if text.ends_with('\n') || text.is_empty() {
+                    out
+                } else {
+                    out.trim_end_matches('\n').to_string()
+                }
+            });
+        }
         if !inline_value(refs[tools]).is_empty() {
             return Err(
                 "`tools:` is written on one line (flow style): edit this file by hand".to_string(),
@@ -200,7 +264,7 @@ fn yaml(text: &str, tool: &str, effect: &Effect) -> Result<String, String> {
             "{}{}:\n{}",
             " ".repeat(entry_indent),
             yaml_key(tool),
-            yaml_rules(tool, effect, &ind)
+            yaml_rules(lang, tool, effect, &ind)
         );
         let new_lines: Vec<String> = new_entry.lines().map(str::to_string).collect();
         match found {
@@ -335,10 +399,9 @@ fn is_tool(p: &Pattern, tool: &str) -> bool {
 fn dsl_rules(tool: &str, effect: &Effect) -> Result<String, String> {
     Ok(match effect {
         Effect::Allow | Effect::Hidden => String::new(),
-        Effect::Deny => format!(
-            "  deny {}\n",
-            dsl_fmt::string(&format!("{tool} is denied by policy"))
-        ),
+        Effect::Deny(reason) => {
+            format!("  deny {}\n", dsl_fmt::string(&deny_message(tool, reason)))
+        }
         Effect::Limit { max, window } => {
             let max = max.trim();
             // Anything else could change the file's structure; a bad number
@@ -610,7 +673,7 @@ tools:
 
     #[test]
     fn yaml_deny_replaces_only_the_entry() {
-        let out = apply(YAML, Language::Yaml, "echo", &Effect::Deny).unwrap();
+        let out = apply(YAML, Language::Yaml, "echo", &Effect::Deny(None)).unwrap();
         assert_eq!(
             out,
             YAML.replace(
@@ -671,11 +734,195 @@ tools:
         assert!(out.contains("rate_limit: \"x: y/minute\"\n"), "{out}");
     }
 
+    /// What `portcullis init` writes (abridged): the catalogue form, each
+    /// tool's description and parameters as comments above its entry.
+    const CATALOGUE: &str = r#"# Policy for the MCP server `everything` 2.0.0: 3 tools.
+# Written by `portcullis init` on 2026-12-04 from
+#   .mcp.json.
+
+description: "Policy for everything (portcullis init)"
+default: deny
+tools:
+
+  # Read (1)
+
+  # Echoes back the input.
+  # Parameters: message (string, required)
+  echo:
+    rules:
+      - action: allow
+
+  # Write (1)
+
+  # Sets a value.
+  # Parameters: key (string, required), value (string)
+  set-value:
+    rules:
+      - action: allow
+        rate_limit:
+          max: 30
+          window: 60
+
+  # Destructive (1)
+
+  # Deletes everything.
+  # Parameters: none
+  delete-all:
+    rules:
+      - action: deny
+        reason: "delete-all is destructive: allow it by hand if you must"
+"#;
+
+    #[test]
+    fn catalogue_allow_to_deny_changes_only_the_entry() {
+        let out = apply(CATALOGUE, Language::Catalogue, "echo", &Effect::Deny(None)).unwrap();
+        assert_eq!(
+            out,
+            CATALOGUE.replace(
+                "  echo:\n    rules:\n      - action: allow\n",
+                "  echo:\n    rules:\n      - action: deny\n        reason: \"echo is denied by policy\"\n"
+            )
+        );
+        let out = apply(
+            CATALOGUE,
+            Language::Catalogue,
+            "echo",
+            &Effect::Deny(Some("Ask \"ops\" first".into())),
+        )
+        .unwrap();
+        assert!(
+            out.contains(
+                "      - action: deny\n        reason: \"Ask \\\"ops\\\" first\"\n\n  # Write (1)\n"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn catalogue_limit_allow_and_hidden() {
+        let limit = |max: &str, window: &str| Effect::Limit {
+            max: max.into(),
+            window: window.into(),
+        };
+        // deny -> limit: the catalogue's rate_limit, the window in seconds.
+        let out = apply(
+            CATALOGUE,
+            Language::Catalogue,
+            "delete-all",
+            &limit("5", "hour"),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            CATALOGUE.replace(
+                "      - action: deny\n        reason: \"delete-all is destructive: allow it by hand if you must\"\n",
+                "      - action: allow\n        rate_limit:\n          max: 5\n          window: 3600\n"
+            )
+        );
+        // limit -> allow: the comments above and below stay.
+        let out = apply(CATALOGUE, Language::Catalogue, "set-value", &Effect::Allow).unwrap();
+        assert_eq!(
+            out,
+            CATALOGUE.replace(
+                "      - action: allow\n        rate_limit:\n          max: 30\n          window: 60\n",
+                "      - action: allow\n"
+            )
+        );
+        // A bad max is quoted: it reaches the compiler, not the structure.
+        let out = apply(
+            CATALOGUE,
+            Language::Catalogue,
+            "echo",
+            &limit("1\n}", "day"),
+        )
+        .unwrap();
+        assert!(
+            out.contains("          max: \"1\\n}\"\n          window: 86400\n"),
+            "{out}"
+        );
+        // hidden: the catalogue's top-level `hide`, the entry kept.
+        let out = apply(CATALOGUE, Language::Catalogue, "echo", &Effect::Hidden).unwrap();
+        assert_eq!(
+            out,
+            CATALOGUE.replace(
+                "default: deny\ntools:\n",
+                "default: deny\nhide:\n  - echo\n\ntools:\n"
+            )
+        );
+        let back = apply(&out, Language::Catalogue, "echo", &Effect::Allow).unwrap();
+        assert_eq!(
+            back,
+            CATALOGUE.replace(
+                "default: deny\ntools:\n",
+                "default: deny\nhide: []\n\ntools:\n"
+            )
+        );
+    }
+
+    #[test]
+    fn catalogue_an_empty_flow_tools_map_becomes_a_block() {
+        let text = "# none yet\ndefault: deny\ntools: {}  # init found no tools\n";
+        assert_eq!(
+            apply(text, Language::Catalogue, "echo", &Effect::Allow).unwrap(),
+            "# none yet\ndefault: deny\ntools:  # init found no tools\n  echo:\n    rules:\n      - action: allow\n"
+        );
+        assert!(apply("tools: {a: {}}\n", Language::Catalogue, "a", &Effect::Allow).is_err());
+    }
+
+    #[test]
+    fn catalogue_edits_compile_as_catalogue() {
+        use portcullis_compiler::ir::Dialect;
+        for effect in [
+            Effect::Allow,
+            Effect::Deny(Some("no".into())),
+            Effect::Hidden,
+            Effect::Limit {
+                max: "7".into(),
+                window: "day".into(),
+            },
+        ] {
+            let text = apply(CATALOGUE, Language::Catalogue, "echo", &effect).unwrap();
+            let out = portcullis_compiler::compile(&[portcullis_compiler::Input {
+                server: "everything".into(),
+                path: "everything.yaml".into(),
+                text: text.clone(),
+            }]);
+            assert!(
+                !out.diagnostics.has_errors(),
+                "{effect:?}: {}\n{text}",
+                out.render()
+            );
+            assert_eq!(out.policies[0].dialect, Dialect::Catalogue, "{effect:?}");
+        }
+        // A zero max is the compiler's to refuse, with its diagnostic.
+        let text = apply(
+            CATALOGUE,
+            Language::Catalogue,
+            "echo",
+            &Effect::Limit {
+                max: "0".into(),
+                window: "minute".into(),
+            },
+        )
+        .unwrap();
+        let out = portcullis_compiler::compile(&[portcullis_compiler::Input {
+            server: "everything".into(),
+            path: "everything.yaml".into(),
+            text,
+        }]);
+        assert!(
+            out.render()
+                .contains("rate_limit max must be a whole number"),
+            "{}",
+            out.render()
+        );
+    }
+
     const DSL: &str = "// Top.\nserver s {\n  default allow\n  hide get-env\n\n  // Echoes.\n  tool echo {\n    limit 3 per minute\n  }\n}\n";
 
     #[test]
     fn dsl_edits_keep_comments_and_format() {
-        let out = apply(DSL, Language::Dsl, "echo", &Effect::Deny).unwrap();
+        let out = apply(DSL, Language::Dsl, "echo", &Effect::Deny(None)).unwrap();
         assert_eq!(
             out,
             DSL.replace(
@@ -716,7 +963,7 @@ tools:
     #[test]
     fn dsl_a_new_tool_goes_inside_the_server_block() {
         let text = format!("{DSL}// trailing note }}\n");
-        let out = apply(&text, Language::Dsl, "add", &Effect::Deny).unwrap();
+        let out = apply(&text, Language::Dsl, "add", &Effect::Deny(None)).unwrap();
         assert!(
             out.contains(
                 "  tool add {\n    deny \"add is denied by policy\"\n  }\n}\n// trailing note }\n"

@@ -76,6 +76,18 @@ fn window_name(w: &Window) -> String {
     }
 }
 
+/// The editor's choice (`minute`, `hour`, `day`) a window corresponds to,
+/// if any: the catalogue form's sliding 60, 3600 and 86400 seconds are
+/// what the page writes for them.
+fn edit_window(w: &Window) -> Option<&'static str> {
+    match w {
+        Window::Calendar(Calendar::Minute) | Window::Sliding { millis: 60_000 } => Some("minute"),
+        Window::Calendar(Calendar::Hour) | Window::Sliding { millis: 3_600_000 } => Some("hour"),
+        Window::Calendar(Calendar::Day) | Window::Sliding { millis: 86_400_000 } => Some("day"),
+        Window::Sliding { .. } => None,
+    }
+}
+
 fn expr_text(p: &ServerPolicy, e: &Expr) -> String {
     match e {
         Expr::Bool(b) => b.to_string(),
@@ -152,7 +164,7 @@ fn tool_view(
                 text.push(format!("at most {per} per {}", window_name(&c.window)));
                 if !inherited && effect == "allow" && limit.is_null() {
                     effect = "limit";
-                    limit = json!({"max": l.max, "window": window_name(&c.window)});
+                    limit = json!({"max": l.max, "window": window_name(&c.window), "edit_window": edit_window(&c.window)});
                 }
             }
             rules.push(json!({
@@ -232,7 +244,6 @@ pub fn servers(dir: &Path) -> Value {
             "name": p.name,
             "file": p.path,
             "dialect": p.dialect.name(),
-            "editable": matches!(p.dialect, Dialect::InterceptV1 | Dialect::Dsl),
             "default": if p.default == Posture::Allow { "allow" } else { "deny" },
             "digest": p.digest,
             "scan": !scanned.is_empty(),
@@ -257,6 +268,9 @@ pub struct Change {
     /// With `limit`: `minute`, `hour` or `day`.
     #[serde(default)]
     pub window: String,
+    /// With `deny`: the message the agent sees (empty: `<tool> is denied by policy`).
+    #[serde(default)]
+    pub reason: String,
     /// With a save: the policy's digest the preview was made from.
     #[serde(default)]
     pub digest: Option<String>,
@@ -285,7 +299,7 @@ pub struct Preview {
 pub fn preview(dir: &Path, change: &Change) -> Result<Preview, String> {
     let effect = match change.effect.as_str() {
         "allow" => Effect::Allow,
-        "deny" => Effect::Deny,
+        "deny" => Effect::Deny(Some(change.reason.clone()).filter(|r| !r.trim().is_empty())),
         "hidden" => Effect::Hidden,
         "limit" => Effect::Limit {
             max: change.max.clone(),
@@ -325,9 +339,7 @@ pub fn preview(dir: &Path, change: &Change) -> Result<Preview, String> {
     let lang = match ir.dialect {
         Dialect::InterceptV1 => Language::Yaml,
         Dialect::Dsl => Language::Dsl,
-        Dialect::Catalogue => {
-            return Err("the catalogue YAML form is not edited here: edit the file by hand".into());
-        }
+        Dialect::Catalogue => Language::Catalogue,
     };
     if let Some(h) = ir.hidden_by(&change.tool)
         && effect != Effect::Hidden

@@ -56,7 +56,8 @@ function serverView(s) {
   box.append(el("div", { class: "meta" },
     `${s.file} · ${s.dialect} · default ${s.default}` +
     (s.scan ? "" : " · no saved scan: only the tools the policy names are shown") +
-    (s.editable ? "" : " · this form is not edited here")));
+    (s.dialect === "catalogue"
+      ? " · limits are written as sliding windows of 60, 3600 or 86400 seconds" : "")));
   for (const g of s.groups) {
     const group = el("div", { class: `group risk-${g.risk}` });
     group.append(el("h3", {}, `${g.risk} (${g.tools.length})`));
@@ -91,7 +92,7 @@ function toolRow(s, t) {
       : "no parameters"));
   }
   if (!t.scanned) desc.append(el("div", { class: "meta" }, "not in a saved scan"));
-  const edit = el("button", { class: "edit", disabled: !s.editable }, "Edit");
+  const edit = el("button", { class: "edit" }, "Edit");
   edit.addEventListener("click", () => openEditor(s, t));
   return el("tr", { "data-tool": t.name },
     el("td", { class: "name" }, t.name),
@@ -109,7 +110,12 @@ function openEditor(s, t) {
   lastPreview = null;
   $("editor-title").textContent = `${s.name} / ${t.name}`;
   $("edit-effect").value = t.effect;
-  if (t.limit) { $("edit-max").value = t.limit.max; $("edit-window").value = t.limit.window; }
+  $("edit-reason").value = "";
+  if (t.limit) {
+    $("edit-max").value = t.limit.max;
+    // A window the editor cannot write (e.g. a 90 s sliding one) shows as a minute: the preview's diff shows the change.
+    $("edit-window").value = t.limit.edit_window || "minute";
+  }
   for (const id of ["edit-diff", "edit-validate", "edit-tests", "edit-status"]) $(id).textContent = "";
   $("edit-save").disabled = true;
   $("edit-save").textContent = "Save";
@@ -119,12 +125,13 @@ function openEditor(s, t) {
 
 function syncLimit() {
   $("limit-fields").hidden = $("edit-effect").value !== "limit";
+  $("deny-fields").hidden = $("edit-effect").value !== "deny";
   $("edit-save").disabled = true;
   lastPreview = null;
 }
 
 function change() {
-  return { ...editing, effect: $("edit-effect").value, max: $("edit-max").value, window: $("edit-window").value };
+  return { ...editing, effect: $("edit-effect").value, max: $("edit-max").value, window: $("edit-window").value, reason: $("edit-reason").value };
 }
 
 function showReport(data) {
@@ -184,6 +191,7 @@ async function save() {
 $("edit-effect").addEventListener("change", syncLimit);
 $("edit-max").addEventListener("input", syncLimit);
 $("edit-window").addEventListener("change", syncLimit);
+$("edit-reason").addEventListener("input", syncLimit);
 $("edit-preview").addEventListener("click", preview);
 $("edit-save").addEventListener("click", save);
 $("edit-close").addEventListener("click", () => { $("editor").hidden = true; });
