@@ -1175,8 +1175,13 @@ impl Gen<'_> {
                 denies,
             } = self.body(rules, &mut slots);
             // A block of spend budgets alone has nothing to decide here; its
-            // match is read only by a `default: deny` gate.
-            if !c.is_empty() || denies.is_some() || !l.is_empty() || self.p.default == Posture::Deny
+            // match is read only by a `default: deny` gate. A block with an
+            // idempotency window names it when it matches.
+            if !c.is_empty()
+                || denies.is_some()
+                || !l.is_empty()
+                || self.p.default == Posture::Deny
+                || idem_slot(self.p, rules).is_some()
             {
                 matched.push(quote!(let #m = #(#tests)||*;));
             }
