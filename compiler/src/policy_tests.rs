@@ -950,3 +950,179 @@ pub fn run_suite(
     }
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"server shop {
+  tool buy {
+    spend <= $1 per call
+    spend <= $2 per day as daily -> "Daily budget spent"
+  }
+  tool refund {
+    once per 5m by args.order
+  }
+  tool mail {
+    once per 1h refuse -> "Already sent"
+  }
+}
+"#;
+
+    fn suite(tests: &str) -> SuiteReport {
+        let set = crate::compile(&[crate::Input {
+            server: "shop".into(),
+            path: "shop.policy".into(),
+            text: POLICY.into(),
+        }])
+        .into_set()
+        .unwrap_or_else(|o| panic!("{}", o.render()));
+        let tests = [TestSource {
+            path: "shop.test.yaml".into(),
+            text: tests.into(),
+        }];
+        run_suite(&set, &tests, &|_| None, true)
+    }
+
+    #[test]
+    fn prices_are_checked_against_the_budgets_and_paid_ones_add_up() {
+        let r = suite(
+            r#"cases:
+  - name: budgets
+    calls:
+      - {tool: buy, price: "1.00 usd", expect: allow}
+      - {tool: buy, price: "1.000001 usd", expect: deny, rule: "spend <= 1 usd per call"}
+      - {tool: buy, price: "0.60 usd", upstream: error, expect: allow}
+      - {tool: buy, price: "1 usd", expect: allow}
+      - {tool: buy, price: "0.01 usd", expect: deny, rule: daily, message: Daily budget spent}
+      - {tool: buy, price: "5 eur", expect: deny, message: "Payment for buy refused: it asks 5.00 eur, and no budget of this tool is in eur"}
+      - {tool: buy, expect: allow}
+"#,
+        );
+        assert!(r.ok(), "{}", r.text);
+        // A price the budget does not allow, expected to pass, is a readable failure.
+        let r = suite(
+            "cases:\n  - name: too dear\n    calls:\n      - {tool: buy, price: \"1.50 usd\", expect: allow}\n",
+        );
+        assert_eq!(r.failed, 1, "{}", r.text);
+        assert!(
+            r.text.contains("buy {} (price 1.50 usd)\n            expected  allow\n            got       deny: Spend budget \"spend <= 1 usd per call\" exceeded: buy asks 1.50 usd; at most 1.00 usd per call\n                      (rule \"spend <= 1 usd per call\", tool buy rule 1, shop.policy:3)"),
+            "{}",
+            r.text
+        );
+    }
+
+    #[test]
+    fn identical_calls_are_replayed_or_refused_within_the_window_only() {
+        let r = suite(
+            r#"cases:
+  - name: replay by order
+    calls:
+      - {tool: refund, args: {order: 7, amount: 1}, expect: allow}
+      - {tool: refund, args: '{"amount": 2, "order": 7.0}', expect: replay, rule: "once per 5m"}
+      - {tool: refund, args: {order: 8}, expect: allow}
+      - {tool: refund, args: {order: 7}, at: "2026-01-15T10:35:00Z", expect: allow}
+  - name: a failed first call is not remembered
+    calls:
+      - {tool: refund, args: {order: 1}, upstream: error, expect: allow}
+      - {tool: refund, args: {order: 1}, expect: allow}
+      - {tool: refund, args: {order: 1}, expect: replay}
+  - name: refuse
+    calls:
+      - {tool: mail, args: {to: a}, expect: allow}
+      - {tool: mail, args: {to: a}, expect: deny, message: Already sent, rule: "once per 1h"}
+      - {tool: mail, args: {to: b}, expect: allow}
+"#,
+        );
+        assert!(r.ok(), "{}", r.text);
+        let r = suite(
+            "cases:\n  - name: retried\n    calls:\n      - {tool: refund, args: {order: 1}, expect: allow}\n      - {tool: refund, args: {order: 1}, expect: allow}\n",
+        );
+        assert_eq!(r.failed, 1, "{}", r.text);
+        assert!(
+            r.text.contains("expected  allow\n            got       replay\n                      (rule \"once per 5m\""),
+            "{}",
+            r.text
+        );
+    }
+
+    #[test]
+    fn coverage_counts_budgets_and_windows_a_case_hit() {
+        let r = suite(
+            "cases:\n  - name: one of each\n    calls:\n      - {tool: buy, price: \"3 usd\", expect: deny}\n      - {tool: refund, expect: allow}\n",
+        );
+        assert!(r.ok(), "{}", r.text);
+        let c = r.coverage.unwrap();
+        // The per-call budget refused the price; the daily one was never
+        // reached; the refund window applied; the mail window never did.
+        assert_eq!((c.covered, c.total), (2, 4), "{:#?}", c.uncovered);
+        assert!(
+            c.uncovered
+                .iter()
+                .any(|l| l.starts_with("shop.policy:4:5  rule \"daily\"")),
+            "{:#?}",
+            c.uncovered
+        );
+        assert!(
+            c.uncovered
+                .iter()
+                .any(|l| l.starts_with("shop.policy:10:5  rule \"once per 1h\"")),
+            "{:#?}",
+            c.uncovered
+        );
+    }
+
+    #[test]
+    fn bad_prices_and_misplaced_keys_are_positioned_diagnostics() {
+        let check = |call: &str, want: &str, at: &str| {
+            let text = format!("cases:\n  - name: x\n    calls:\n      - {call}\n");
+            let diags = parse(FileId(0), &text).expect_err(call);
+            let d = diags
+                .iter()
+                .find(|d| d.message.contains(want))
+                .unwrap_or_else(|| panic!("{call}: no {want:?} in {diags:#?}"));
+            let span = d.span.expect("positioned");
+            assert_eq!(span.start, text.find(at).unwrap(), "{call}: {d:#?}");
+        };
+        check(
+            r#"{tool: buy, price: "0.6.0 usd", expect: allow}"#,
+            "price amount `0.6.0` is not a plain decimal amount",
+            "\"0.6.0",
+        );
+        check(
+            r#"{tool: buy, price: "1e2 usd", expect: allow}"#,
+            "price amount `1e2` is not a plain decimal",
+            "\"1e2",
+        );
+        check(
+            r#"{tool: buy, price: "0.0000001 usd", expect: allow}"#,
+            "more precise than a millionth",
+            "\"0.0000001",
+        );
+        check(
+            r#"{tool: buy, price: "0.50 doubloons", expect: allow}"#,
+            "price currency `doubloons` is unknown",
+            "\"0.50 doubloons",
+        );
+        check(
+            r#"{tool: buy, price: 0.50, expect: allow}"#,
+            "price \"0.50\" is not an amount and a currency",
+            "0.50,",
+        );
+        check(
+            r#"{tool: buy, prize: "1 usd", expect: allow}"#,
+            "unknown key `prize` in a call",
+            "prize",
+        );
+        check(
+            r#"{tool: buy, expect: replay, message: hi}"#,
+            "`message` is checked on denials only, and this call expects `replay`",
+            "hi}",
+        );
+        check(
+            r#"{tool: buy, expect: replayed}"#,
+            "expect must be `allow`, `deny` or `replay`",
+            "replayed",
+        );
+    }
+}
