@@ -43,8 +43,8 @@ pub enum Replayed {
     /// The policy's decision: an allowed call reached the server (and, when
     /// it had a price, paid it), a denied one did not.
     Decided {
-        /// The decision.
-        decision: Decision,
+        /// The decision (boxed: a ticket is large).
+        decision: Box<Decision>,
         /// The budgets (rules) that governed its price, if it had one.
         budgets: Vec<RuleId>,
     },
@@ -152,7 +152,7 @@ impl Replay {
         let d = decide(&call, &env);
         if d.effect() == Effect::Deny {
             return Ok(Replayed::Decided {
-                decision: d,
+                decision: Box::new(d),
                 budgets: Vec::new(),
             });
         }
@@ -214,7 +214,7 @@ impl Replay {
             }
         }
         Ok(Replayed::Decided {
-            decision: d,
+            decision: Box::new(d),
             budgets: spent.map(|r| r.rules).unwrap_or_default(),
         })
     }

@@ -355,7 +355,7 @@ pub fn reserve(
                     spec: w.counter.spec,
                     partition: currency_partition(w.counter.partition, cur),
                 },
-                amount: amount,
+                amount,
                 limit: w.max,
             };
             owners.push(*b);
