@@ -274,3 +274,62 @@ fn explain_rejects_arguments_that_are_not_json() {
         "{err}"
     );
 }
+
+#[test]
+fn explain_shows_spend_budgets_with_their_rules_windows_and_currencies() {
+    let (code, out, err) = portcullis(&[
+        "explain",
+        "-c",
+        "tests/fixtures/spend/paid-dsl.policy",
+        "--tool",
+        "render_chart",
+        "--args",
+        r#"{"project": "p1"}"#,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let file = common::root().join("tests/fixtures/spend/paid-dsl.policy");
+    let per_call = line_of(&file, "spend <= $0.50 per call");
+    let project = line_of(&file, "project_budget");
+    for want in [
+        format!(
+            "spend    budget \"spend <= 0.50 usd per call\" (tool generate_image,render_* rule 1, tests/fixtures/spend/paid-dsl.policy:{per_call}:5), usd only\n           at most 0.50 usd per call\n"
+        ),
+        "at most 50.00 usd per window: counter spend(\"generate_image,render_*\", \"spend usd per day by session\") (calendar day (UTC), per agent session)".to_string(),
+        format!("budget \"project_budget\" (tool generate_image,render_* rule 3, tests/fixtures/spend/paid-dsl.policy:{project}:5), eur only"),
+        "at most 40.00 eur per window: counter spend(\"generate_image,render_*\", \"project_budget\") (sliding 1d, per args.project (this call: \"p1\"))".to_string(),
+        "over budget: [POLICY DENIED] project budget spent".to_string(),
+        "a price in a currency no budget covers is denied".to_string(),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+
+    // Intercept's `spend:` names no currency: every currency, counted apart.
+    let (code, out, err) = portcullis(&[
+        "explain",
+        "-c",
+        "tests/fixtures/spend/paid-intercept.yaml",
+        "--tool",
+        "generate_image",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("spend    budget \"image-budget\" (tools.generate_image.rules[0], tests/fixtures/spend/paid-intercept.yaml:6:9), any currency, each counted on its own\n           at most 0.50 per call\n           at most 50.00 per window: counter spend.generate_image.rules[0] (calendar day (UTC), shared by every caller)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("budget \"everything\" (tools.*.rules[0]"),
+        "{out}"
+    );
+
+    // A denied call never reaches the server, so it has no price to check.
+    let (code, out, err) = portcullis(&[
+        "explain",
+        "-c",
+        "tests/fixtures/spend/paid-dsl.policy",
+        "--tool",
+        "translate",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("result   DENY"), "{out}");
+    assert!(!out.contains("budget"), "{out}");
+}

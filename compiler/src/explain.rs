@@ -12,6 +12,7 @@ use portcullis_core::counters::{Calendar, MemoryCounters, UnixMillis, Window};
 use portcullis_core::json::Strictness;
 use portcullis_core::ops::AmountFault;
 use portcullis_core::policy::{Effect, Env, FailMode, Outcome, Policy, RuleId};
+use portcullis_core::spend::{self, Budgets};
 
 use crate::eval::{Evaluator, Trace};
 use crate::ir::{Amount, Const, Expr, Operand, Partition, RuleKind, ServerPolicy, Test, TestKind};
@@ -148,20 +149,8 @@ pub fn explain(
                 (Err(AmountFault::Missing), _) => "amount missing or not a number".into(),
                 (Err(AmountFault::Invalid), _) => "amount not a whole number in range".into(),
             };
-            let window = match c.window {
-                Window::Calendar(Calendar::Minute) => "calendar minute (UTC)".to_string(),
-                Window::Calendar(Calendar::Hour) => "calendar hour (UTC)".to_string(),
-                Window::Calendar(Calendar::Day) => "calendar day (UTC)".to_string(),
-                Window::Sliding { millis } => format!("sliding {}", duration(millis)),
-            };
-            let partition = match &c.partition {
-                Partition::Global => "shared by every caller".to_string(),
-                Partition::Session => "per agent session".to_string(),
-                Partition::Arg(a) => {
-                    let v = crate::eval::arg(&call, a).map_or_else(|| "missing".to_string(), crate::eval::show_val);
-                    format!("per {} (this call: {v})", a.display())
-                }
-            };
+            let window = window(c.window);
+            let partition = partition(&c.partition, &call);
             events.push(format!(
                 "  limit {:?} ({}, {})\n    counter {} ({window}, {partition})\n      = {} now (fresh state), {amount}, at most {}",
                 r.name,
@@ -228,6 +217,7 @@ pub fn explain(
                     }
                 );
             }
+            budgets(ev, sources, &call, &env, &mut out);
         }
         Effect::Deny => {
             let rule = decision.rule.map(|id| {
@@ -252,6 +242,90 @@ pub fn explain(
         }
     }
     Ok(out)
+}
+
+/// A counter's window, in words.
+fn window(w: Window) -> String {
+    match w {
+        Window::Calendar(Calendar::Minute) => "calendar minute (UTC)".to_string(),
+        Window::Calendar(Calendar::Hour) => "calendar hour (UTC)".to_string(),
+        Window::Calendar(Calendar::Day) => "calendar day (UTC)".to_string(),
+        Window::Sliding { millis } => format!("sliding {}", duration(millis)),
+    }
+}
+
+/// Who shares a counter, with this call's partition value for an argument.
+fn partition(p: &Partition, call: &ToolCall<'_>) -> String {
+    match p {
+        Partition::Global => "shared by every caller".to_string(),
+        Partition::Session => "per agent session".to_string(),
+        Partition::Arg(a) => {
+            let v = crate::eval::arg(call, a)
+                .map_or_else(|| "missing".to_string(), crate::eval::show_val);
+            format!("per {} (this call: {v})", a.display())
+        }
+    }
+}
+
+/// The spend budgets (MPP) of an allowed call, one paragraph each: what a
+/// price the server asks is checked against before the wallet sees it.
+fn budgets(
+    ev: &Evaluator,
+    sources: &SourceMap,
+    call: &ToolCall<'_>,
+    env: &Env<'_>,
+    out: &mut String,
+) {
+    let p = ev.ir();
+    let mut found = Budgets::new();
+    ev.spend(call, env, &mut found);
+    for (i, b) in found.iter().enumerate() {
+        let r = p.rule(b.rule);
+        let Some(sp) = &r.spend else { continue };
+        let currency = b.currency.unwrap_or("");
+        let unit = |micros: u64| {
+            if currency.is_empty() {
+                spend::format(micros)
+            } else {
+                format!("{} {currency}", spend::format(micros))
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{}budget {:?} ({}, {}), {}",
+            if i == 0 { "spend    " } else { "         " },
+            r.name,
+            r.label,
+            sources.location(r.loc.0),
+            match b.currency {
+                Some(c) => format!("{c} only"),
+                None => "any currency, each counted on its own".to_string(),
+            }
+        );
+        if let Some(max) = b.per_call {
+            let _ = writeln!(out, "           at most {} per call", unit(max));
+        }
+        if let Some((cid, max)) = sp.window {
+            let c = p.counter(cid);
+            let _ = writeln!(
+                out,
+                "           at most {} per window: counter {} ({}, {}), spent 0 now (fresh state)",
+                unit(max),
+                c.display,
+                window(c.window),
+                partition(&c.partition, call)
+            );
+        }
+        if !b.message.is_empty() {
+            let _ = writeln!(out, "           over budget: [POLICY DENIED] {}", b.message);
+        }
+    }
+    if !found.is_empty() {
+        let _ = writeln!(
+            out,
+            "         a price the server asks (MPP -32042) is checked against these before the wallet sees it;\n         a price in a currency no budget covers is denied"
+        );
+    }
 }
 
 /// One test as evaluated: where it is, the values it saw, its result.

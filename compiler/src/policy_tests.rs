@@ -19,10 +19,19 @@
 //!         message: At most 3 long-running operations per minute
 //! ```
 //!
-//! Each case starts with fresh counters. `expect` is `allow` or `deny`;
-//! `message` (the text after `[POLICY DENIED] `) and `rule` (a rule's name
-//! or label) are checked when given. `upstream: error` makes the upstream
-//! answer with a JSON-RPC error, which rolls the call's counters back.
+//! Each case starts with fresh counters and no idempotency records.
+//! `expect` is `allow`, `deny` or `replay`; `message` (the text after
+//! `[POLICY DENIED] `) and `rule` (a rule's name or label) are checked when
+//! given. `upstream: error` makes the upstream answer with a JSON-RPC error,
+//! which rolls the call's counters back (and a failed call is not
+//! remembered by an idempotency window).
+//!
+//! `price: "0.60 usd"` makes the server ask that price (MPP `-32042`): it is
+//! checked against the tool's spend budgets as the proxy checks it (a denial
+//! names the budget), and an allowed call pays it (it counts against the
+//! windowed budgets of the later calls). `expect: replay`: the call is
+//! identical to an earlier successful one within an idempotency window in
+//! `replay` mode, so it gets that call's answer without reaching the server.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -30,8 +39,9 @@ use std::fmt::Write as _;
 use portcullis_core::call::ToolCall;
 use portcullis_core::counters::UnixMillis;
 use portcullis_core::json::Strictness;
-use portcullis_core::policy::{Decision, Effect, Policy, RuleKind};
-use portcullis_core::replay::Replay;
+use portcullis_core::policy::{Effect, Policy, RuleKind};
+use portcullis_core::replay::{Replay, Replayed, Upstream};
+use portcullis_core::spend::{self, Currency};
 
 use crate::eval::{Evaluator, Trace};
 use crate::ir::{RuleId, ServerPolicy};
@@ -62,6 +72,27 @@ pub struct Case {
     pub calls: Vec<CallSpec>,
 }
 
+/// What a call should come to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// It reaches the server (and pays its price, if it has one).
+    Allow,
+    /// It is denied: by a rule, a spend budget or a `refuse` window.
+    Deny,
+    /// It gets an earlier identical call's answer again (a `replay` window).
+    Replay,
+}
+
+impl Expect {
+    fn name(self) -> &'static str {
+        match self {
+            Expect::Allow => "allow",
+            Expect::Deny => "deny",
+            Expect::Replay => "replay",
+        }
+    }
+}
+
 /// One call and what it should come to.
 #[derive(Debug, Clone)]
 pub struct CallSpec {
@@ -73,8 +104,10 @@ pub struct CallSpec {
     pub at: Option<UnixMillis>,
     /// The upstream answers with a JSON-RPC error (counters are rolled back).
     pub upstream_error: bool,
-    /// Allow or deny.
-    pub expect: Effect,
+    /// The price the server asks (MPP), in micro-units of a currency.
+    pub price: Option<(u64, &'static Currency)>,
+    /// Allow, deny or replay.
+    pub expect: Expect,
     /// The denial message, if checked.
     pub message: Option<String>,
     /// The deciding rule (name or label), if checked.
@@ -188,7 +221,7 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
     check_keys(
         e,
         &[
-            "tool", "args", "at", "upstream", "expect", "message", "rule",
+            "tool", "args", "at", "upstream", "price", "expect", "message", "rule",
         ],
         "a call",
         diags,
@@ -252,36 +285,45 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
             false
         }
     };
+    let price = get(e, "price").and_then(|p| price(p, diags));
     let expect = match get(e, "expect").map(|x| string_field(x, "expect", diags)) {
-        Some(x) if x.text == "allow" => Effect::Allow,
-        Some(x) if x.text == "deny" => Effect::Deny,
+        Some(x) if x.text == "allow" => Expect::Allow,
+        Some(x) if x.text == "deny" => Expect::Deny,
+        Some(x) if x.text == "replay" => Expect::Replay,
         Some(x) => {
             diags.push(
                 Diagnostic::error(
-                    format!("expect must be `allow` or `deny`, got {:?}", x.text),
+                    format!("expect must be `allow`, `deny` or `replay`, got {:?}", x.text),
                     x.span,
                 )
-                .with_help("write `expect: allow` or `expect: deny`"),
+                .with_help("write `expect: allow`, `expect: deny`, or `expect: replay` (an identical call within an idempotency window)"),
             );
-            Effect::Allow
+            Expect::Allow
         }
         None => {
             diags.push(
                 Diagnostic::error(format!("{ctx}: a call needs `expect`"), n.span)
                     .with_help("add `expect: allow` or `expect: deny`"),
             );
-            Effect::Allow
+            Expect::Allow
         }
     };
     let message = get(e, "message").map(|m| (m.span, string_field(m, "message", diags).text));
     let rule = get(e, "rule").map(|m| (m.span, string_field(m, "rule", diags).text));
-    if expect == Effect::Allow {
-        for (key, found) in [("message", &message), ("rule", &rule)] {
+    if expect != Expect::Deny {
+        // A replay names its window's rule; nothing else names one.
+        let checked: &[(&str, &Option<(Span, String)>)] = if expect == Expect::Replay {
+            &[("message", &message)]
+        } else {
+            &[("message", &message), ("rule", &rule)]
+        };
+        for &(key, found) in checked {
             if let Some((span, _)) = found {
                 diags.push(
                     Diagnostic::error(
                         format!(
-                            "`{key}` is checked on denials only, and this call expects `allow`"
+                            "`{key}` is checked on denials only, and this call expects `{}`",
+                            expect.name()
                         ),
                         *span,
                     )
@@ -295,11 +337,50 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
         args,
         at,
         upstream_error,
+        price,
         expect,
         message: message.map(|(_, m)| m),
         rule: rule.map(|(_, r)| r),
         span: n.span,
     })
+}
+
+/// `price: "0.60 usd"`: an exact decimal amount of whole units and a known
+/// currency, read as the proxy reads money ([`spend::parse_decimal`]).
+fn price(n: &Node, diags: &mut Vec<Diagnostic>) -> Option<(u64, &'static Currency)> {
+    let s = string_field(n, "price", diags);
+    let help = "write the amount in whole units and the currency, e.g. `price: \"0.60 usd\"`";
+    let mut words = s.text.split_whitespace();
+    let (Some(amount), Some(code), None) = (words.next(), words.next(), words.next()) else {
+        diags.push(
+            Diagnostic::error(
+                format!("price {:?} is not an amount and a currency", s.text),
+                s.span,
+            )
+            .with_help(help),
+        );
+        return None;
+    };
+    let amount = match spend::parse_decimal(amount) {
+        Ok(a) => a,
+        Err(e) => {
+            diags.push(
+                Diagnostic::error(format!("price amount `{amount}` is {e}"), s.span)
+                    .with_help(help),
+            );
+            return None;
+        }
+    };
+    let Some(currency) = spend::currency(code) else {
+        let known: Vec<&str> = spend::CURRENCIES.iter().map(|c| c.code).collect();
+        diags.push(
+            Diagnostic::error(format!("price currency `{code}` is unknown"), s.span).with_help(
+                format!("the proxy knows these currencies: {}", known.join(", ")),
+            ),
+        );
+        return None;
+    };
+    Some((amount, currency))
 }
 
 /// A YAML node as JSON text (scalars typed strictly, as in policies).
@@ -347,21 +428,77 @@ fn json_string(s: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// What a call came to, described for a report.
-fn describe(d: &Decision, tool: &str, meta: &portcullis_core::PolicyMeta) -> String {
-    match d.effect() {
-        Effect::Allow => "allow".to_string(),
-        Effect::Deny => {
-            let rule = d
-                .rule
-                .and_then(|r| meta.rule(r))
-                .map_or_else(String::new, |r| {
-                    format!(
-                        "\n              (rule {:?}, {}, {}:{})",
-                        r.name, r.label, r.file, r.line
-                    )
-                });
-            format!("deny: {}{rule}", d.message(tool))
+/// What a call came to: allow, deny or replay, the deciding rule, the
+/// denial message, and the kind of outcome (targets must agree on it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Got {
+    /// Allow, deny or replay.
+    pub expect: Expect,
+    /// The decision's outcome (`check`, `limit`, ...), or `spend`,
+    /// `duplicate`, `replayed` for what the proxy does after it.
+    pub outcome: String,
+    /// The deciding rule: a denial's, a budget's, a window's.
+    pub rule: Option<RuleId>,
+    /// The denial message (empty otherwise).
+    pub message: String,
+}
+
+impl Got {
+    fn of(r: &Replayed, tool: &str) -> Got {
+        match r {
+            Replayed::Decided { decision: d, .. } => Got {
+                expect: match d.effect() {
+                    Effect::Allow => Expect::Allow,
+                    Effect::Deny => Expect::Deny,
+                },
+                outcome: format!("{:?}", d.outcome),
+                rule: if d.effect() == Effect::Deny {
+                    d.rule
+                } else {
+                    None
+                },
+                message: if d.effect() == Effect::Deny {
+                    d.message(tool).into_owned()
+                } else {
+                    String::new()
+                },
+            },
+            Replayed::Replayed { rule } => Got {
+                expect: Expect::Replay,
+                outcome: "replayed".into(),
+                rule: Some(*rule),
+                message: String::new(),
+            },
+            Replayed::Duplicate { rule, message } => Got {
+                expect: Expect::Deny,
+                outcome: "duplicate".into(),
+                rule: Some(*rule),
+                message: (*message).to_string(),
+            },
+            Replayed::Spend(refusal) => Got {
+                expect: Expect::Deny,
+                outcome: refusal.outcome.into(),
+                rule: refusal.rule,
+                message: refusal.message.clone(),
+            },
+        }
+    }
+
+    /// Described for a report.
+    fn describe(&self, meta: &portcullis_core::PolicyMeta) -> String {
+        let rule = self
+            .rule
+            .and_then(|r| meta.rule(r))
+            .map_or_else(String::new, |r| {
+                format!(
+                    "\n              (rule {:?}, {}, {}:{})",
+                    r.name, r.label, r.file, r.line
+                )
+            });
+        match self.expect {
+            Expect::Allow => "allow".to_string(),
+            Expect::Deny => format!("deny: {}{rule}", self.message),
+            Expect::Replay => format!("replay{rule}"),
         }
     }
 }
@@ -371,8 +508,8 @@ fn describe(d: &Decision, tool: &str, meta: &portcullis_core::PolicyMeta) -> Str
 pub struct Failure {
     /// The call's index in the case.
     pub call: usize,
-    /// What it came to: outcome, deciding rule and message (`None` when the arguments were refused).
-    pub got: Option<(portcullis_core::Outcome, Option<RuleId>, String)>,
+    /// What it came to (`None` when the arguments were refused).
+    pub got: Option<Got>,
     /// The report: the call, what was expected, what happened.
     pub text: String,
 }
@@ -399,11 +536,23 @@ pub fn run_case(
         if let Some(t) = c.at {
             replay.set_clock(t);
         }
+        let upstream = Upstream {
+            error: c.upstream_error,
+            price: c.price,
+        };
         let decided = match coverage.as_mut() {
-            Some((ev, cov)) => replay.call_with(&c.tool, &c.args, c.upstream_error, |call, env| {
-                ev.decide_traced(call, env, &mut |t| cov.record(&t))
+            Some((ev, cov)) => {
+                let r = replay.exchange(*ev, &c.tool, &c.args, upstream, |call, env| {
+                    ev.decide_traced(call, env, &mut |t| cov.record(&t))
+                });
+                if let Ok(r) = &r {
+                    cov.record_after(r);
+                }
+                r
+            }
+            None => replay.exchange(policy, &c.tool, &c.args, upstream, |call, env| {
+                policy.decide(call, env)
             }),
-            None => replay.call(policy, &c.tool, &c.args, c.upstream_error),
         };
         let d = match decided {
             Ok(d) => d,
@@ -421,36 +570,37 @@ pub fn run_case(
             }
         };
         let meta = policy.meta();
-        let rule = d.rule.and_then(|r| meta.rule(r));
-        let mut wrong = d.effect() != c.expect;
+        let got = Got::of(&d, &c.tool);
+        let rule = got.rule.and_then(|r| meta.rule(r));
+        let mut wrong = got.expect != c.expect;
         if let Some(m) = &c.message {
-            wrong |= d.message(&c.tool) != m.as_str();
+            wrong |= got.message != m.as_str();
         }
         if let Some(r) = &c.rule {
             wrong |= !rule.is_some_and(|x| x.name == r.as_str() || x.label == r.as_str());
         }
         if wrong {
-            let mut expected = match c.expect {
-                Effect::Allow => "allow".to_string(),
-                Effect::Deny => "deny".to_string(),
-            };
+            let mut expected = c.expect.name().to_string();
             if let Some(m) = &c.message {
                 let _ = write!(expected, ": {m}");
             }
             if let Some(r) = &c.rule {
                 let _ = write!(expected, " (rule {r:?})");
             }
+            let price = c.price.map_or_else(String::new, |(a, cur)| {
+                format!(" (price {} {})", spend::format(a), cur.code)
+            });
             failures.push(Failure {
                 call: i,
-                got: Some((d.outcome, d.rule, d.message(&c.tool).into_owned())),
                 text: format!(
-                    "call {} ({}): {} {}\n    expected  {expected}\n    got       {}",
+                    "call {} ({}): {} {}{price}\n    expected  {expected}\n    got       {}",
                     i + 1,
                     sources.location(c.span),
                     c.tool,
                     c.args,
-                    describe(&d, &c.tool, meta)
+                    got.describe(meta)
                 ),
+                got: Some(got),
             });
         }
     }
@@ -569,6 +719,22 @@ impl Coverage {
                 self.tests.insert(test.loc.0);
             }
             _ => {}
+        }
+    }
+
+    /// Records the rules the proxy's part after a decision used: the
+    /// budgets a price was checked against, the window a duplicate hit or an
+    /// allowed call opened.
+    fn record_after(&mut self, r: &Replayed) {
+        match r {
+            Replayed::Decided { decision, budgets } => {
+                self.rules.extend(budgets);
+                self.rules.extend(decision.idempotency.map(|s| s.rule));
+            }
+            Replayed::Replayed { rule } | Replayed::Duplicate { rule, .. } => {
+                self.rules.insert(*rule);
+            }
+            Replayed::Spend(refusal) => self.rules.extend(refusal.rule),
         }
     }
 
@@ -783,4 +949,180 @@ pub fn run_suite(
         report.coverage = Some(c);
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"server shop {
+  tool buy {
+    spend <= $1 per call
+    spend <= $2 per day as daily -> "Daily budget spent"
+  }
+  tool refund {
+    once per 5m by args.order
+  }
+  tool mail {
+    once per 1h refuse -> "Already sent"
+  }
+}
+"#;
+
+    fn suite(tests: &str) -> SuiteReport {
+        let set = crate::compile(&[crate::Input {
+            server: "shop".into(),
+            path: "shop.policy".into(),
+            text: POLICY.into(),
+        }])
+        .into_set()
+        .unwrap_or_else(|o| panic!("{}", o.render()));
+        let tests = [TestSource {
+            path: "shop.test.yaml".into(),
+            text: tests.into(),
+        }];
+        run_suite(&set, &tests, &|_| None, true)
+    }
+
+    #[test]
+    fn prices_are_checked_against_the_budgets_and_paid_ones_add_up() {
+        let r = suite(
+            r#"cases:
+  - name: budgets
+    calls:
+      - {tool: buy, price: "1.00 usd", expect: allow}
+      - {tool: buy, price: "1.000001 usd", expect: deny, rule: "spend <= 1 usd per call"}
+      - {tool: buy, price: "0.60 usd", upstream: error, expect: allow}
+      - {tool: buy, price: "1 usd", expect: allow}
+      - {tool: buy, price: "0.01 usd", expect: deny, rule: daily, message: Daily budget spent}
+      - {tool: buy, price: "5 eur", expect: deny, message: "Payment for buy refused: it asks 5.00 eur, and no budget of this tool is in eur"}
+      - {tool: buy, expect: allow}
+"#,
+        );
+        assert!(r.ok(), "{}", r.text);
+        // A price the budget does not allow, expected to pass, is a readable failure.
+        let r = suite(
+            "cases:\n  - name: too dear\n    calls:\n      - {tool: buy, price: \"1.50 usd\", expect: allow}\n",
+        );
+        assert_eq!(r.failed, 1, "{}", r.text);
+        assert!(
+            r.text.contains("buy {} (price 1.50 usd)\n            expected  allow\n            got       deny: Spend budget \"spend <= 1 usd per call\" exceeded: buy asks 1.50 usd; at most 1.00 usd per call\n                      (rule \"spend <= 1 usd per call\", tool buy rule 1, shop.policy:3)"),
+            "{}",
+            r.text
+        );
+    }
+
+    #[test]
+    fn identical_calls_are_replayed_or_refused_within_the_window_only() {
+        let r = suite(
+            r#"cases:
+  - name: replay by order
+    calls:
+      - {tool: refund, args: {order: 7, amount: 1}, expect: allow}
+      - {tool: refund, args: '{"amount": 2, "order": 7.0}', expect: replay, rule: "once per 5m"}
+      - {tool: refund, args: {order: 8}, expect: allow}
+      - {tool: refund, args: {order: 7}, at: "2026-01-15T10:35:00Z", expect: allow}
+  - name: a failed first call is not remembered
+    calls:
+      - {tool: refund, args: {order: 1}, upstream: error, expect: allow}
+      - {tool: refund, args: {order: 1}, expect: allow}
+      - {tool: refund, args: {order: 1}, expect: replay}
+  - name: refuse
+    calls:
+      - {tool: mail, args: {to: a}, expect: allow}
+      - {tool: mail, args: {to: a}, expect: deny, message: Already sent, rule: "once per 1h"}
+      - {tool: mail, args: {to: b}, expect: allow}
+"#,
+        );
+        assert!(r.ok(), "{}", r.text);
+        let r = suite(
+            "cases:\n  - name: retried\n    calls:\n      - {tool: refund, args: {order: 1}, expect: allow}\n      - {tool: refund, args: {order: 1}, expect: allow}\n",
+        );
+        assert_eq!(r.failed, 1, "{}", r.text);
+        assert!(
+            r.text.contains("expected  allow\n            got       replay\n                      (rule \"once per 5m\""),
+            "{}",
+            r.text
+        );
+    }
+
+    #[test]
+    fn coverage_counts_budgets_and_windows_a_case_hit() {
+        let r = suite(
+            "cases:\n  - name: one of each\n    calls:\n      - {tool: buy, price: \"3 usd\", expect: deny}\n      - {tool: refund, expect: allow}\n",
+        );
+        assert!(r.ok(), "{}", r.text);
+        let c = r.coverage.unwrap();
+        // The per-call budget refused the price; the daily one was never
+        // reached; the refund window applied; the mail window never did.
+        assert_eq!((c.covered, c.total), (2, 4), "{:#?}", c.uncovered);
+        assert!(
+            c.uncovered
+                .iter()
+                .any(|l| l.starts_with("shop.policy:4:5  rule \"daily\"")),
+            "{:#?}",
+            c.uncovered
+        );
+        assert!(
+            c.uncovered
+                .iter()
+                .any(|l| l.starts_with("shop.policy:10:5  rule \"once per 1h\"")),
+            "{:#?}",
+            c.uncovered
+        );
+    }
+
+    #[test]
+    fn bad_prices_and_misplaced_keys_are_positioned_diagnostics() {
+        let check = |call: &str, want: &str, at: &str| {
+            let text = format!("cases:\n  - name: x\n    calls:\n      - {call}\n");
+            let diags = parse(FileId(0), &text).expect_err(call);
+            let d = diags
+                .iter()
+                .find(|d| d.message.contains(want))
+                .unwrap_or_else(|| panic!("{call}: no {want:?} in {diags:#?}"));
+            let span = d.span.expect("positioned");
+            assert_eq!(span.start, text.find(at).unwrap(), "{call}: {d:#?}");
+        };
+        check(
+            r#"{tool: buy, price: "0.6.0 usd", expect: allow}"#,
+            "price amount `0.6.0` is not a plain decimal amount",
+            "\"0.6.0",
+        );
+        check(
+            r#"{tool: buy, price: "1e2 usd", expect: allow}"#,
+            "price amount `1e2` is not a plain decimal",
+            "\"1e2",
+        );
+        check(
+            r#"{tool: buy, price: "0.0000001 usd", expect: allow}"#,
+            "more precise than a millionth",
+            "\"0.0000001",
+        );
+        check(
+            r#"{tool: buy, price: "0.50 doubloons", expect: allow}"#,
+            "price currency `doubloons` is unknown",
+            "\"0.50 doubloons",
+        );
+        check(
+            r#"{tool: buy, price: 0.50, expect: allow}"#,
+            "price \"0.50\" is not an amount and a currency",
+            "0.50,",
+        );
+        check(
+            r#"{tool: buy, prize: "1 usd", expect: allow}"#,
+            "unknown key `prize` in a call",
+            "prize",
+        );
+        check(
+            r#"{tool: buy, expect: replay, message: hi}"#,
+            "`message` is checked on denials only, and this call expects `replay`",
+            "hi}",
+        );
+        check(
+            r#"{tool: buy, expect: replayed}"#,
+            "expect must be `allow`, `deny` or `replay`",
+            "replayed",
+        );
+    }
 }

@@ -3,11 +3,20 @@
 //! reservations committed, or rolled back when the upstream is said to fail.
 //! `portcullis test`, its coverage and `portcullis::testing::decision_table`
 //! all replay through this.
+//!
+//! [`Replay::exchange`] also plays what the proxy does after the decision:
+//! an identical call within an idempotency window is replayed or refused
+//! (the same key and in-memory store the proxy uses), and a price the server
+//! asks is checked and reserved against the tool's spend budgets
+//! ([`crate::spend::reserve`], the proxy's own check), then committed as a
+//! paid call or rolled back when the upstream fails.
 
 use crate::call::{CallError, ToolCall};
 use crate::counters::{Counters, MemoryCounters, UnixMillis};
+use crate::idempotency::{Claim, IdemKey, IdempotencyMode, IdempotencyStore, MemoryIdempotency};
 use crate::json::Strictness;
-use crate::policy::{Decision, Effect, Env, FailMode, Policy};
+use crate::policy::{Decision, Effect, Env, FailMode, Policy, RuleId};
+use crate::spend::{Budgets, Currency, Refusal};
 
 /// The clock at a replay's first call unless the caller sets one.
 pub const DEFAULT_CLOCK: &str = "2026-01-15T10:30:00Z";
@@ -15,7 +24,44 @@ pub const DEFAULT_CLOCK: &str = "2026-01-15T10:30:00Z";
 /// A sequence of calls on fresh counters, in one agent session.
 pub struct Replay {
     counters: MemoryCounters,
+    idempotency: MemoryIdempotency,
     now: UnixMillis,
+}
+
+/// What the upstream server is said to do with a forwarded call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Upstream {
+    /// It answers with a JSON-RPC error (nothing is committed or remembered).
+    pub error: bool,
+    /// It asks this price first (MPP `-32042`): micro-units of a currency.
+    pub price: Option<(u64, &'static Currency)>,
+}
+
+/// What a call came to once the proxy's part after the decision is played.
+#[derive(Debug, Clone)]
+pub enum Replayed {
+    /// The policy's decision: an allowed call reached the server (and, when
+    /// it had a price, paid it), a denied one did not.
+    Decided {
+        /// The decision (boxed: a ticket is large).
+        decision: Box<Decision>,
+        /// The budgets (rules) that governed its price, if it had one.
+        budgets: Vec<RuleId>,
+    },
+    /// An identical call within the window: the first call's answer again.
+    Replayed {
+        /// The rule that declares the window.
+        rule: RuleId,
+    },
+    /// An identical call within a `refuse` window.
+    Duplicate {
+        /// The rule that declares the window.
+        rule: RuleId,
+        /// Its denial message.
+        message: &'static str,
+    },
+    /// The price broke a spend budget (or no budget covers its currency).
+    Spend(Refusal),
 }
 
 impl Default for Replay {
@@ -29,6 +75,7 @@ impl Replay {
     pub fn new(start: UnixMillis) -> Replay {
         Replay {
             counters: MemoryCounters::new(),
+            idempotency: MemoryIdempotency::default(),
             now: start,
         }
     }
@@ -78,5 +125,97 @@ impl Replay {
             }
         }
         Ok(d)
+    }
+
+    /// Decides one call with `decide` (which must decide as `policy` does,
+    /// e.g. its tracing evaluator), then plays the rest of the exchange as
+    /// the proxy does: the idempotency claim (a duplicate is replayed or
+    /// refused and its reservations rolled back), the price against the
+    /// budgets of `policy`, and the upstream's answer (success commits the
+    /// call's counters, its spend and its idempotency record; an error rolls
+    /// them back and forgets the record).
+    pub fn exchange(
+        &mut self,
+        policy: &dyn Policy,
+        tool: &str,
+        args: &str,
+        upstream: Upstream,
+        decide: impl FnOnce(&ToolCall<'_>, &Env<'_>) -> Decision,
+    ) -> Result<Replayed, CallError> {
+        let call = ToolCall::new(tool, args.as_bytes(), Strictness::STRICT)?;
+        let env = Env {
+            counters: &self.counters,
+            now: self.now,
+            session: 1,
+            fail_mode: FailMode::Closed,
+        };
+        let d = decide(&call, &env);
+        if d.effect() == Effect::Deny {
+            return Ok(Replayed::Decided {
+                decision: Box::new(d),
+                budgets: Vec::new(),
+            });
+        }
+        let claim = match d.idempotency {
+            None => None,
+            Some(spec) => {
+                let key = IdemKey::of(policy.meta().server, &call, spec);
+                // Calls replay one after another: nothing is ever in flight.
+                match self.idempotency.claim(&key, self.now, u64::MAX) {
+                    Ok(Claim::Mine(token)) => Some((key, token, spec)),
+                    // Calls replay one after another and the memory store
+                    // never fails: anything else is a completed identical call.
+                    _ => {
+                        self.counters.rollback(&d.ticket);
+                        return Ok(match spec.mode {
+                            IdempotencyMode::Replay => Replayed::Replayed { rule: spec.rule },
+                            IdempotencyMode::Refuse => Replayed::Duplicate {
+                                rule: spec.rule,
+                                message: spec.message,
+                            },
+                        });
+                    }
+                }
+            }
+        };
+        let mut spent = None;
+        if let Some((amount, currency)) = upstream.price {
+            let mut budgets = Budgets::new();
+            policy.spend(&call, &env, &mut budgets);
+            // A tool without budgets is not metered: its price is the wallet's business.
+            if !budgets.is_empty() {
+                match crate::spend::reserve(tool, &budgets, amount, currency, &env, policy.meta()) {
+                    Ok(r) => spent = Some(r),
+                    Err(refusal) => {
+                        self.counters.rollback(&d.ticket);
+                        if let Some((key, token, _)) = &claim {
+                            let _ = self.idempotency.release(key, *token);
+                        }
+                        return Ok(Replayed::Spend(refusal));
+                    }
+                }
+            }
+        }
+        let tickets = std::iter::once(&d.ticket).chain(spent.as_ref().map(|r| &r.ticket));
+        if upstream.error {
+            tickets.for_each(|t| self.counters.rollback(t));
+            if let Some((key, token, _)) = &claim {
+                let _ = self.idempotency.release(key, *token);
+            }
+        } else {
+            tickets.for_each(|t| self.counters.commit(t));
+            if let Some((key, token, spec)) = &claim {
+                let expires = UnixMillis(
+                    self.now
+                        .0
+                        .saturating_add(spec.window_ms.min(i64::MAX as u64) as i64),
+                );
+                let _ = self.idempotency.complete(key, *token, Some(b"{}"), expires);
+            }
+        }
+        Ok(Replayed::Decided {
+            decision: Box::new(d),
+            budgets: spent.map(|r| r.rules).unwrap_or_default(),
+        })
     }
 }

@@ -13,8 +13,8 @@
 //! proxy checks a challenge's price against them when the server answers
 //! `-32042` (payment required).
 
-use crate::counters::CounterRef;
-use crate::policy::RuleId;
+use crate::counters::{CounterRef, MAX_RESERVATIONS, ReserveOutcome, ReserveRequest, Ticket};
+use crate::policy::{Env, FailMode, PolicyMeta, RuleId};
 
 /// Decimal places every amount is scaled to: amounts are integer micro-units.
 pub const SCALE: u32 = 6;
@@ -277,6 +277,131 @@ impl Budgets {
     /// How many.
     pub fn len(&self) -> usize {
         self.len
+    }
+}
+
+/// Why a price was refused: the budget (its rule) and the text for the model.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The budget's rule; None when the challenge itself was unreadable.
+    pub rule: Option<RuleId>,
+    /// The denial message (without the `[POLICY DENIED]` prefix).
+    pub message: String,
+    /// `_meta` outcome: `spend` (a budget), `bad_challenge`, `state_unavailable`.
+    pub outcome: &'static str,
+}
+
+/// A price checked and reserved against every applicable budget.
+#[derive(Debug, Clone)]
+pub struct Reserved {
+    /// The reservations on the budgets' windows.
+    pub ticket: Ticket,
+    /// The budgets (rules) that governed the price.
+    pub rules: Vec<RuleId>,
+}
+
+/// Checks a price of `amount` micro-units of `cur` against `budgets` and reserves it on every windowed one at
+/// once (all or nothing, atomic in the store, shared with every proxy using
+/// it). Budgets in another currency do not apply, but a price no budget
+/// covers is refused: the policy metered the tool, and this currency was
+/// never given a budget.
+pub fn reserve(
+    tool: &str,
+    budgets: &Budgets,
+    amount: u64,
+    cur: &'static Currency,
+    env: &Env<'_>,
+    meta: &PolicyMeta,
+) -> Result<Reserved, Refusal> {
+    let asked = format!("{} {}", format(amount), cur.code);
+    let name = |r: RuleId| meta.rule(r).map_or("", |i| i.name);
+    let refuse = |b: &Budget, why: String| Refusal {
+        rule: Some(b.rule),
+        message: if b.message.is_empty() {
+            format!(
+                "Spend budget {:?} exceeded: {tool} asks {asked}; {why}",
+                name(b.rule)
+            )
+        } else {
+            b.message.to_string()
+        },
+        outcome: "spend",
+    };
+    let mut rules = Vec::new();
+    let mut requests = [ReserveRequest {
+        counter: CounterRef {
+            spec: &crate::counters::UNUSED_COUNTER,
+            partition: 0,
+        },
+        amount: 0,
+        limit: 0,
+    }; MAX_RESERVATIONS];
+    let mut owners = Vec::new();
+    for b in budgets.iter().filter(|b| b.covers(cur)) {
+        rules.push(b.rule);
+        if let Some(max) = b.per_call
+            && amount > max
+        {
+            return Err(refuse(
+                b,
+                format!("at most {} {} per call", format(max), cur.code),
+            ));
+        }
+        if let Some(w) = b.window
+            && owners.len() < MAX_RESERVATIONS
+        {
+            requests[owners.len()] = ReserveRequest {
+                counter: CounterRef {
+                    spec: w.counter.spec,
+                    partition: currency_partition(w.counter.partition, cur),
+                },
+                amount,
+                limit: w.max,
+            };
+            owners.push(*b);
+        }
+    }
+    if rules.is_empty() {
+        return Err(Refusal {
+            rule: budgets.iter().next().map(|b| b.rule),
+            message: format!(
+                "Payment for {tool} refused: it asks {asked}, and no budget of this tool is in {}",
+                cur.code
+            ),
+            outcome: "spend",
+        });
+    }
+    let mut ticket = Ticket::EMPTY;
+    if owners.is_empty() {
+        return Ok(Reserved { ticket, rules });
+    }
+    match env
+        .counters
+        .reserve(&requests[..owners.len()], env.now, &mut ticket)
+    {
+        Ok(ReserveOutcome::Reserved) => Ok(Reserved { ticket, rules }),
+        Ok(ReserveOutcome::Refused { index }) => {
+            let b = owners[index.min(owners.len() - 1)];
+            let w = b.window.expect("a windowed budget");
+            let window = w.counter.spec.window.storage_name();
+            Err(refuse(
+                &b,
+                format!(
+                    "at most {} {} per {window}, and that would go over",
+                    format(w.max),
+                    cur.code
+                ),
+            ))
+        }
+        Err(_) if env.fail_mode == FailMode::Open => Ok(Reserved {
+            ticket: Ticket::EMPTY,
+            rules,
+        }),
+        Err(e) => Err(Refusal {
+            rule: owners.first().map(|b| b.rule),
+            message: format!("Payment for {tool} refused: the spend store is unavailable ({e})"),
+            outcome: "state_unavailable",
+        }),
     }
 }
 

@@ -35,11 +35,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use portcullis_core::counters::{
-    CounterRef, Counters, MAX_RESERVATIONS, ReserveOutcome, ReserveRequest, Ticket, UnixMillis,
-};
+use portcullis_core::counters::{Counters, UnixMillis};
 use portcullis_core::json::{Strictness, Val, Value, push_json_str, validate};
-use portcullis_core::policy::{FailMode, PolicyMeta, RuleId};
+use portcullis_core::policy::{FailMode, PolicyMeta};
 use portcullis_core::spend::{self, Budgets, Currency};
 
 use crate::metrics::Metrics;
@@ -228,42 +226,20 @@ pub fn receipt_challenge(result: Option<Value<'_>>) -> Option<String> {
     text(receipt.get("challengeId"))
 }
 
-/// Why a price was refused: the budget (its rule) and the text for the model.
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    /// The budget's rule; None when the challenge itself was unreadable.
-    pub rule: Option<RuleId>,
-    /// The denial message (without the `[POLICY DENIED]` prefix).
-    pub message: String,
-    /// `_meta` outcome: `spend` (a budget), `bad_challenge`, `state_unavailable`.
-    pub outcome: &'static str,
-}
+pub use portcullis_core::spend::{Refusal, Reserved};
 
-impl Refusal {
-    /// A challenge the proxy cannot read exactly.
-    pub fn unreadable(tool: &str, e: ChallengeError) -> Refusal {
-        Refusal {
-            rule: None,
-            message: format!("Payment for {tool} refused: {e}"),
-            outcome: "bad_challenge",
-        }
+/// The refusal of a challenge the proxy cannot read exactly.
+pub fn unreadable(tool: &str, e: ChallengeError) -> Refusal {
+    Refusal {
+        rule: None,
+        message: format!("Payment for {tool} refused: {e}"),
+        outcome: "bad_challenge",
     }
 }
 
-/// A price checked and reserved against every applicable budget.
-#[derive(Debug, Clone)]
-pub struct Reserved {
-    /// The reservations on the budgets' windows.
-    pub ticket: Ticket,
-    /// The budgets (rules) that governed the price.
-    pub rules: Vec<RuleId>,
-}
-
-/// Checks `price` against `budgets` and reserves it on every windowed one at
-/// once (all or nothing, atomic in the store, shared with every proxy using
-/// it). Budgets in another currency do not apply, but a price no budget
-/// covers is refused: the policy metered the tool, and this currency was
-/// never given a budget.
+/// Checks `price` against `budgets` and reserves it on every windowed one
+/// ([`portcullis_core::spend::reserve`], the one implementation `portcullis
+/// test` replays too).
 pub fn reserve(
     tool: &str,
     budgets: &Budgets,
@@ -273,94 +249,20 @@ pub fn reserve(
     fail_mode: FailMode,
     meta: &PolicyMeta,
 ) -> Result<Reserved, Refusal> {
-    let cur = price.currency;
-    let asked = format!("{} {}", spend::format(price.amount), cur.code);
-    let name = |r: RuleId| meta.rule(r).map_or("", |i| i.name);
-    let refuse = |b: &spend::Budget, why: String| Refusal {
-        rule: Some(b.rule),
-        message: if b.message.is_empty() {
-            format!(
-                "Spend budget {:?} exceeded: {tool} asks {asked}; {why}",
-                name(b.rule)
-            )
-        } else {
-            b.message.to_string()
+    spend::reserve(
+        tool,
+        budgets,
+        price.amount,
+        price.currency,
+        &portcullis_core::policy::Env {
+            counters,
+            now,
+            // Budgets carry their partitions already; the session is unused.
+            session: 0,
+            fail_mode,
         },
-        outcome: "spend",
-    };
-    let mut rules = Vec::new();
-    let mut requests = [ReserveRequest {
-        counter: CounterRef {
-            spec: &portcullis_core::counters::UNUSED_COUNTER,
-            partition: 0,
-        },
-        amount: 0,
-        limit: 0,
-    }; MAX_RESERVATIONS];
-    let mut owners = Vec::new();
-    for b in budgets.iter().filter(|b| b.covers(cur)) {
-        rules.push(b.rule);
-        if let Some(max) = b.per_call
-            && price.amount > max
-        {
-            return Err(refuse(
-                b,
-                format!("at most {} {} per call", spend::format(max), cur.code),
-            ));
-        }
-        if let Some(w) = b.window
-            && owners.len() < MAX_RESERVATIONS
-        {
-            requests[owners.len()] = ReserveRequest {
-                counter: CounterRef {
-                    spec: w.counter.spec,
-                    partition: spend::currency_partition(w.counter.partition, cur),
-                },
-                amount: price.amount,
-                limit: w.max,
-            };
-            owners.push(*b);
-        }
-    }
-    if rules.is_empty() {
-        return Err(Refusal {
-            rule: budgets.iter().next().map(|b| b.rule),
-            message: format!(
-                "Payment for {tool} refused: it asks {asked}, and no budget of this tool is in {}",
-                cur.code
-            ),
-            outcome: "spend",
-        });
-    }
-    let mut ticket = Ticket::EMPTY;
-    if owners.is_empty() {
-        return Ok(Reserved { ticket, rules });
-    }
-    match counters.reserve(&requests[..owners.len()], now, &mut ticket) {
-        Ok(ReserveOutcome::Reserved) => Ok(Reserved { ticket, rules }),
-        Ok(ReserveOutcome::Refused { index }) => {
-            let b = owners[index.min(owners.len() - 1)];
-            let w = b.window.expect("a windowed budget");
-            let window = w.counter.spec.window.storage_name();
-            Err(refuse(
-                &b,
-                format!(
-                    "at most {} {} per {window}, and that would go over",
-                    spend::format(w.max),
-                    cur.code
-                ),
-            ))
-        }
-        Err(_) if fail_mode == FailMode::Open => Ok(Reserved {
-            ticket: Ticket::EMPTY,
-            rules,
-        }),
-        Err(e) => Err(Refusal {
-            rule: owners.first().map(|b| b.rule),
-            message: format!("Payment for {tool} refused: the spend store is unavailable ({e})"),
-            outcome: "state_unavailable",
-        }),
-    }
+        meta,
+    )
 }
 
 /// The `isError` tool result that replaces a refused challenge, echoing the

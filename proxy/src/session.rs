@@ -826,7 +826,7 @@ impl Session {
         let price = match mpp::read_challenges(error, now) {
             Ok(None) => return Answer::Forward,
             Ok(Some(p)) => p,
-            Err(e) => return refused(mpp::Refusal::unreadable(&tool, e), String::new()),
+            Err(e) => return refused(mpp::unreadable(&tool, e), String::new()),
         };
         let shown = format!(
             "{} {}",
