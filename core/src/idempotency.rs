@@ -4,7 +4,7 @@
 //! The decision stays synchronous and allocation-free: it only names the
 //! window that applies to an allowed call ([`crate::policy::Decision::idempotency`],
 //! a `&'static` [`IdempotencySpec`]). The session carries it out: it derives
-//! the [`IdemKey`] (server, tool and canonical arguments), claims it in the
+//! the [`IdemKey`] (caller, server, tool and canonical arguments), claims it in the
 //! store, forwards the first call, and replays or refuses identical ones.
 
 use sha2::{Digest, Sha256};
@@ -14,6 +14,7 @@ use crate::counters::{StateError, UnixMillis};
 use crate::json::Val;
 use crate::ops;
 use crate::policy::RuleId;
+use crate::principal::Principal;
 
 /// What happens to a call identical to one made within the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,16 +51,39 @@ pub struct IdempotencySpec {
     pub message: &'static str,
 }
 
-/// The key of an idempotency record: 128 bits of SHA-256 over the server,
-/// the tool and the canonical arguments ([`ops::partition_of`], so key
-/// order, whitespace and number spelling do not matter).
+/// The key of an idempotency record: 128 bits of SHA-256 over the caller
+/// (when known), the server, the tool and the canonical arguments
+/// ([`ops::partition_of`], so key order, whitespace and number spelling do
+/// not matter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IdemKey(pub [u8; 16]);
 
 impl IdemKey {
-    /// The key of `call` on `server` under `spec`.
-    pub fn of(server: &str, call: &ToolCall<'_>, spec: &IdempotencySpec) -> IdemKey {
+    /// The key of `call` on `server` under `spec`, made by `caller`.
+    ///
+    /// With a caller (a validated token's issuer and subject), the key is
+    /// that caller's own: records are shared by every proxy of a
+    /// deployment, and one user's identical call must never get another
+    /// user's stored answer. Without one (stdio, a shared client token) the
+    /// key is deployment-wide: an agent's retry may arrive on a new session.
+    pub fn of(
+        server: &str,
+        caller: Option<&Principal>,
+        call: &ToolCall<'_>,
+        spec: &IdempotencySpec,
+    ) -> IdemKey {
         let mut h = Sha256::new();
+        // A tag first, so a key with a caller never equals one without.
+        match caller {
+            None => h.update([0]),
+            Some(p) => {
+                h.update([1]);
+                for s in [p.iss(), p.sub()] {
+                    h.update((s.len() as u64).to_le_bytes());
+                    h.update(s.as_bytes());
+                }
+            }
+        }
         // Length-prefixed, so no two (server, tool) pairs feed the same bytes.
         for s in [server, call.name()] {
             h.update((s.len() as u64).to_le_bytes());
@@ -238,7 +262,7 @@ mod tests {
 
     fn key(tool: &str, args: &str, spec: &IdempotencySpec) -> IdemKey {
         let call = ToolCall::new(tool, args.as_bytes(), Strictness::STRICT).unwrap();
-        IdemKey::of("srv", &call, spec)
+        IdemKey::of("srv", None, &call, spec)
     }
 
     #[test]
@@ -249,7 +273,7 @@ mod tests {
         assert_ne!(a, key("add", r#"{"message":"hi","n":100}"#, &SPEC));
         let call =
             ToolCall::new("echo", br#"{"message":"hi","n":100}"#, Strictness::STRICT).unwrap();
-        assert_ne!(a, IdemKey::of("other", &call, &SPEC));
+        assert_ne!(a, IdemKey::of("other", None, &call, &SPEC));
         // `by`: only the named arguments count.
         assert_eq!(
             key("refund", r#"{"order_id":7,"note":"a"}"#, &BY_ORDER),
@@ -258,6 +282,36 @@ mod tests {
         assert_ne!(
             key("refund", r#"{"order_id":7}"#, &BY_ORDER),
             key("refund", r#"{"order_id":8}"#, &BY_ORDER)
+        );
+    }
+
+    #[test]
+    fn keys_belong_to_their_caller() {
+        let principal = |iss: &str, sub: &str| {
+            Principal::from_claims(format!(r#"{{"iss":"{iss}","sub":"{sub}"}}"#).into_bytes())
+                .unwrap()
+        };
+        let call = ToolCall::new("echo", br#"{"message":"hi"}"#, Strictness::STRICT).unwrap();
+        let of = |p: Option<&Principal>| IdemKey::of("srv", p, &call, &SPEC);
+        let (alice, bob) = (
+            principal("https://idp", "alice"),
+            principal("https://idp", "bob"),
+        );
+        assert_eq!(
+            of(Some(&alice)),
+            of(Some(&principal("https://idp", "alice")))
+        );
+        assert_ne!(of(Some(&alice)), of(Some(&bob)));
+        assert_ne!(of(Some(&alice)), of(None));
+        // The issuer counts: one subject name at two issuers is two callers,
+        // and the length prefixes keep ("ab","c") apart from ("a","bc").
+        assert_ne!(
+            of(Some(&alice)),
+            of(Some(&principal("https://other", "alice")))
+        );
+        assert_ne!(
+            of(Some(&principal("ab", "c"))),
+            of(Some(&principal("a", "bc")))
         );
     }
 

@@ -909,7 +909,7 @@ impl Session {
         call: &portcullis_core::call::ToolCall<'_>,
         spec: &'static IdempotencySpec,
     ) -> Result<Option<IdemClaim>, Duplicate> {
-        let key = IdemKey::of(server, call, spec);
+        let key = IdemKey::of(server, self.principal.as_deref(), call, spec);
         let started = Instant::now();
         loop {
             let claimed = match self.counters.idempotency() {
