@@ -606,3 +606,46 @@ fn with_oauth_each_principal_has_its_own_window() {
     );
     assert_eq!(after_retry, 2, "the retry does not reach the server");
 }
+
+#[test]
+fn reusing_a_cancelled_calls_id_releases_its_claim() {
+    let dir = temp_dir("idem-cancel-reuse");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        "tools:\n  trigger-long-running-operation:\n    rules:\n      - action: allow\n        idempotency: { window: 1m }\n  echo:\n    rules:\n      - action: allow\n",
+    );
+    let mut p = proxy("idem-cancel-reuse", &policy, &[]);
+    let slow = |id: u64| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"trigger-long-running-operation","arguments":{{"duration":1,"steps":1}}}}}}"#
+        )
+    };
+    // The first call claims the key, then the client cancels it ...
+    p.send(&slow(7));
+    p.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"user"}}"#);
+    // ... and reuses its id for another call, which replaces the tombstone.
+    // (server-everything answers only one of the two calls with id 7,
+    // whichever; the cancelled one has run its course after 1.5 s.)
+    p.send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"message":"reused"}}}"#);
+    let _ = p.response("7");
+    std::thread::sleep(Duration::from_millis(1500));
+    // The identical call is forwarded at once: the cancelled claim was
+    // released, not left in flight for its 10-minute lease (which made it
+    // wait 30 s and be refused as still in progress).
+    p.send(&slow(8));
+    let started = Instant::now();
+    let answer = loop {
+        let line = p
+            .next_line(Duration::from_secs(10).saturating_sub(started.elapsed()))
+            .expect(
+                "no answer to the identical call within 10 s: it waits for the cancelled claim",
+            );
+        if line.contains("\"id\":8,") || line.contains("\"id\":8}") {
+            break line;
+        }
+    };
+    assert!(!is_denial(&answer), "{answer}");
+    assert!(!answer.contains("idempotent-replay"), "{answer}");
+    assert_received(&p, "trigger-long-running-operation", 2);
+}

@@ -488,7 +488,7 @@ impl Session {
         {
             return Err(respond::refusal(Some(raw_id), RejectKind::IdInFlight));
         }
-        pending.insert(
+        let replaced = pending.insert(
             key,
             Pending {
                 kind,
@@ -498,6 +498,13 @@ impl Session {
                 idem: None,
             },
         );
+        // The id of a cancelled call, reused: its tombstone goes, and with it
+        // the only way its claim would be settled. Release it, or identical
+        // calls would wait for an answer that can no longer be matched until
+        // the lease lapses.
+        if let Some(c) = replaced.and_then(|p| p.idem) {
+            self.settle_idem(&c, None);
+        }
         Ok(())
     }
 
