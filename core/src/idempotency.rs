@@ -128,6 +128,9 @@ pub enum Claim {
     /// JSON-RPC message as the server sent it), or None when it was too
     /// large to keep.
     Done(Option<Vec<u8>>),
+    /// The store is full (a bounded in-memory store): no record is kept,
+    /// and the call is forwarded without one.
+    Full,
 }
 
 /// Where idempotency records live: the counter store's backend (memory,
@@ -173,10 +176,44 @@ pub fn new_token() -> u64 {
     (seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).max(1)
 }
 
+/// Most records the in-memory store keeps at once (in flight or completed,
+/// live or awaiting a sweep).
+pub const MEMORY_MAX_RECORDS: usize = 100_000;
+
+/// Most bytes of kept answers the in-memory store holds at once (each at
+/// most [`MAX_REPLAY_BYTES`]).
+pub const MEMORY_MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+
 /// Idempotency records in memory (one proxy process).
-#[derive(Debug, Default)]
+///
+/// Bounded: at [`MEMORY_MAX_RECORDS`] records or [`MEMORY_MAX_ANSWER_BYTES`]
+/// of answers, once expired records are swept, a new key is not claimed
+/// ([`Claim::Full`]): the call is forwarded without a record, so a flood of
+/// distinct calls cannot exhaust the proxy's memory. Expired records are
+/// swept on the schedule of the memory counters (when the map has doubled
+/// since the last sweep), and when full, once the earliest record expires.
+#[derive(Debug)]
 pub struct MemoryIdempotency {
-    records: std::sync::Mutex<std::collections::HashMap<IdemKey, MemRecord>>,
+    records: std::sync::Mutex<MemRecords>,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+impl Default for MemoryIdempotency {
+    fn default() -> Self {
+        MemoryIdempotency::with_capacity(MEMORY_MAX_RECORDS, MEMORY_MAX_ANSWER_BYTES)
+    }
+}
+
+#[derive(Debug)]
+struct MemRecords {
+    map: std::collections::HashMap<IdemKey, MemRecord>,
+    prune: crate::counters::PruneSchedule,
+    /// Bytes of the answers in `map`.
+    bytes: usize,
+    /// No record expires before this (a lower bound): a full store has
+    /// nothing to sweep until then.
+    next_expiry: i64,
 }
 
 #[derive(Debug)]
@@ -185,33 +222,93 @@ enum MemRecord {
     Done { answer: Option<Vec<u8>>, until: i64 },
 }
 
+impl MemRecord {
+    fn until(&self) -> i64 {
+        match self {
+            MemRecord::InFlight { until, .. } | MemRecord::Done { until, .. } => *until,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            MemRecord::Done {
+                answer: Some(a), ..
+            } => a.len(),
+            _ => 0,
+        }
+    }
+}
+
+impl MemRecords {
+    /// Drops the records expired at `now`.
+    fn sweep(&mut self, now: i64) {
+        let (mut bytes, mut next) = (0, i64::MAX);
+        self.map.retain(|_, r| {
+            let live = r.until() > now;
+            if live {
+                bytes += r.bytes();
+                next = next.min(r.until());
+            }
+            live
+        });
+        self.bytes = bytes;
+        self.next_expiry = next;
+        self.prune.swept(self.map.len());
+    }
+}
+
 impl MemoryIdempotency {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<IdemKey, MemRecord>> {
+    /// A store keeping at most `max_records` records and `max_bytes` bytes
+    /// of answers (the default: [`MEMORY_MAX_RECORDS`],
+    /// [`MEMORY_MAX_ANSWER_BYTES`]).
+    pub fn with_capacity(max_records: usize, max_bytes: usize) -> MemoryIdempotency {
+        MemoryIdempotency {
+            records: std::sync::Mutex::new(MemRecords {
+                map: Default::default(),
+                prune: Default::default(),
+                bytes: 0,
+                next_expiry: i64::MAX,
+            }),
+            max_records,
+            max_bytes,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemRecords> {
         // Every critical section leaves the map consistent.
         self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn full(&self, r: &MemRecords) -> bool {
+        r.map.len() >= self.max_records || r.bytes >= self.max_bytes
     }
 }
 
 impl IdempotencyStore for MemoryIdempotency {
     fn claim(&self, key: &IdemKey, now: UnixMillis, lease_ms: u64) -> Result<Claim, StateError> {
-        let mut map = self.lock();
-        if map.len() > 1024 {
-            map.retain(|_, r| match r {
-                MemRecord::InFlight { until, .. } | MemRecord::Done { until, .. } => *until > now.0,
-            });
+        let mut r = self.lock();
+        if r.prune.due(r.map.len()) || (self.full(&r) && now.0 >= r.next_expiry) {
+            r.sweep(now.0);
         }
-        match map.get(key) {
-            Some(MemRecord::InFlight { until, .. }) if *until > now.0 => Ok(Claim::InFlight),
+        match r.map.get(key) {
+            Some(MemRecord::InFlight { until, .. }) if *until > now.0 => {
+                return Ok(Claim::InFlight);
+            }
             Some(MemRecord::Done { answer, until }) if *until > now.0 => {
-                Ok(Claim::Done(answer.clone()))
+                return Ok(Claim::Done(answer.clone()));
             }
-            _ => {
-                let token = new_token();
-                let until = now.0.saturating_add(lease_ms.min(i64::MAX as u64) as i64);
-                map.insert(*key, MemRecord::InFlight { token, until });
-                Ok(Claim::Mine(token))
-            }
+            // An expired record of this key is replaced: no growth.
+            Some(_) => {}
+            None if self.full(&r) => return Ok(Claim::Full),
+            None => {}
         }
+        let token = new_token();
+        let until = now.0.saturating_add(lease_ms.min(i64::MAX as u64) as i64);
+        if let Some(old) = r.map.insert(*key, MemRecord::InFlight { token, until }) {
+            r.bytes -= old.bytes();
+        }
+        r.next_expiry = r.next_expiry.min(until);
+        Ok(Claim::Mine(token))
     }
 
     fn complete(
@@ -221,23 +318,23 @@ impl IdempotencyStore for MemoryIdempotency {
         answer: Option<&[u8]>,
         expires: UnixMillis,
     ) -> Result<(), StateError> {
-        let mut map = self.lock();
-        if matches!(map.get(key), Some(MemRecord::InFlight { token: t, .. }) if *t == token) {
-            map.insert(
-                *key,
-                MemRecord::Done {
-                    answer: answer.map(<[u8]>::to_vec),
-                    until: expires.0,
-                },
-            );
+        let mut r = self.lock();
+        if matches!(r.map.get(key), Some(MemRecord::InFlight { token: t, .. }) if *t == token) {
+            let done = MemRecord::Done {
+                answer: answer.map(<[u8]>::to_vec),
+                until: expires.0,
+            };
+            r.bytes += done.bytes();
+            r.next_expiry = r.next_expiry.min(expires.0);
+            r.map.insert(*key, done);
         }
         Ok(())
     }
 
     fn release(&self, key: &IdemKey, token: u64) -> Result<(), StateError> {
-        let mut map = self.lock();
-        if matches!(map.get(key), Some(MemRecord::InFlight { token: t, .. }) if *t == token) {
-            map.remove(key);
+        let mut r = self.lock();
+        if matches!(r.map.get(key), Some(MemRecord::InFlight { token: t, .. }) if *t == token) {
+            r.map.remove(key);
         }
         Ok(())
     }
@@ -313,6 +410,78 @@ mod tests {
             of(Some(&principal("ab", "c"))),
             of(Some(&principal("a", "bc")))
         );
+    }
+
+    #[test]
+    fn a_full_memory_store_refuses_to_remember_until_records_expire() {
+        let key = |i: u32| {
+            let mut k = [0; 16];
+            k[..4].copy_from_slice(&i.to_le_bytes());
+            IdemKey(k)
+        };
+        let s = MemoryIdempotency::with_capacity(3, 10);
+        for i in 0..3 {
+            assert!(matches!(
+                s.claim(&key(i), UnixMillis(0), 100).unwrap(),
+                Claim::Mine(_)
+            ));
+        }
+        // Full: a new key is not remembered, the held ones still are.
+        assert_eq!(s.claim(&key(3), UnixMillis(50), 100).unwrap(), Claim::Full);
+        assert_eq!(
+            s.claim(&key(0), UnixMillis(50), 100).unwrap(),
+            Claim::InFlight
+        );
+        // Once the leases lapse, the sweep frees room.
+        assert!(matches!(
+            s.claim(&key(3), UnixMillis(100), 100).unwrap(),
+            Claim::Mine(_)
+        ));
+        // The bytes of kept answers count too: 10 bytes fill this store.
+        let Claim::Mine(t) = s.claim(&key(4), UnixMillis(100), 100).unwrap() else {
+            panic!("room for a second record")
+        };
+        s.complete(&key(4), t, Some(b"0123456789"), UnixMillis(1000))
+            .unwrap();
+        assert_eq!(s.claim(&key(5), UnixMillis(101), 100).unwrap(), Claim::Full);
+        assert_eq!(
+            s.claim(&key(4), UnixMillis(101), 100).unwrap(),
+            Claim::Done(Some(b"0123456789".to_vec()))
+        );
+        // When the answer expires its bytes are given back.
+        assert!(matches!(
+            s.claim(&key(5), UnixMillis(1000), 100).unwrap(),
+            Claim::Mine(_)
+        ));
+    }
+
+    #[test]
+    fn memory_sweeps_are_amortised_not_per_claim() {
+        // 3000 live records and then one expired one: a claim does not
+        // sweep until the map has doubled since the last sweep.
+        let s = MemoryIdempotency::default();
+        let key = |i: u32| {
+            let mut k = [0; 16];
+            k[..4].copy_from_slice(&i.to_le_bytes());
+            IdemKey(k)
+        };
+        for i in 0..3000 {
+            s.claim(&key(i), UnixMillis(0), 1_000_000).unwrap();
+        }
+        // First sweep at 1024 (nothing expired) -> next at 2048 -> at 4096.
+        assert!(!s.lock().prune.due(3000));
+        s.claim(&key(9999), UnixMillis(0), 1).unwrap();
+        // Expired but not yet swept: the map still holds it.
+        s.claim(&key(10_000), UnixMillis(5), 1_000_000).unwrap();
+        assert_eq!(s.lock().map.len(), 3002);
+        for i in 3000..4094 {
+            s.claim(&key(i), UnixMillis(5), 1_000_000).unwrap();
+        }
+        assert_eq!(s.lock().map.len(), 4096);
+        // The 4096th record's claim sweeps: the expired one goes.
+        s.claim(&key(20_000), UnixMillis(5), 1_000_000).unwrap();
+        assert_eq!(s.lock().map.len(), 4096);
+        assert!(!s.lock().map.contains_key(&key(9999)));
     }
 
     #[test]

@@ -940,6 +940,15 @@ impl Session {
                         (IdempotencyMode::Replay, None) => Duplicate::Refuse(Refusal::TooLarge),
                     });
                 }
+                Ok(Claim::Full) => {
+                    // Refusing every windowed call while the store is full
+                    // would let a flood of distinct calls deny service.
+                    self.log.warn(format_args!(
+                        "idempotency store full; forwarded {} without a record",
+                        call.name()
+                    ));
+                    return Ok(None);
+                }
                 Ok(Claim::InFlight) if spec.mode == IdempotencyMode::Refuse => {
                     return Err(Duplicate::Refuse(Refusal::Policy));
                 }
