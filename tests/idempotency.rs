@@ -341,6 +341,10 @@ fn explain_shows_the_window() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("idempotency window 5m (replay)"), "{text}");
     assert!(text.contains("key: the tool and args.order_id"), "{text}");
+    assert!(
+        text.contains("per caller when users sign in (OAuth)"),
+        "{text}"
+    );
 }
 
 /// One HTTP/1.1 request with `Connection: close`; (status head, body).
