@@ -341,6 +341,10 @@ fn explain_shows_the_window() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("idempotency window 5m (replay)"), "{text}");
     assert!(text.contains("key: the tool and args.order_id"), "{text}");
+    assert!(
+        text.contains("per caller when users sign in (OAuth)"),
+        "{text}"
+    );
 }
 
 /// One HTTP/1.1 request with `Connection: close`; (status head, body).
@@ -367,10 +371,10 @@ fn http_post(url: &str, headers: &[(&str, &str)], body: &str) -> (String, String
 }
 
 /// An MCP session on the local HTTP endpoint: its `Mcp-Session-Id`.
-fn http_session(url: &str) -> String {
+fn http_session(url: &str, headers: &[(&str, &str)]) -> String {
     let (head, _) = http_post(
         url,
-        &[],
+        headers,
         r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
     );
     let sid = head
@@ -381,22 +385,19 @@ fn http_session(url: &str) -> String {
                 .then(|| v.trim().to_string())
         })
         .expect("a session id");
+    let mut with_sid = headers.to_vec();
+    with_sid.push(("Mcp-Session-Id", &sid));
     http_post(
         url,
-        &[("Mcp-Session-Id", &sid)],
+        &with_sid,
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
     sid
 }
 
-#[test]
-fn streamable_http_sessions_share_the_window() {
-    let dir = temp_dir("idem-http");
-    let policy = write(
-        &dir,
-        "everything.yaml",
-        CATALOGUE.replace("1500ms", "1m").as_str(),
-    );
+/// `portcullis --transport http --port 0 -c POLICY EXTRA -- tap.sh TAP
+/// node server-everything`: the child and its URL. The tap is `dir/server-received.jsonl`.
+fn http_endpoint(dir: &Path, policy: &str, extra: &[&str]) -> (Child, String) {
     let tap = dir.join("server-received.jsonl");
     let mut child = Command::new(common::portcullis())
         .args([
@@ -405,11 +406,12 @@ fn streamable_http_sessions_share_the_window() {
             "--port",
             "0",
             "-c",
-            &policy,
+            policy,
             "--log-level",
             "info",
-            "--",
         ])
+        .args(extra)
+        .arg("--")
         .arg(common::root().join("tests/e2e/tap.sh"))
         .arg(&tap)
         .arg("node")
@@ -432,16 +434,39 @@ fn streamable_http_sessions_share_the_window() {
         }
     };
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let call = |id: u64| {
-        format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"over http"}}}}}}"#
-        )
-    };
-    let (a, b) = (http_session(&url), http_session(&url));
-    let (_, first) = http_post(&url, &[("Mcp-Session-Id", &a)], &call(1));
-    let (_, second) = http_post(&url, &[("Mcp-Session-Id", &b)], &call(2));
+    (child, url)
+}
+
+/// `echo` calls the server behind [`http_endpoint`] received.
+fn http_echoes(dir: &Path) -> usize {
     // The tap may lag the server (see `assert_received`).
     std::thread::sleep(Duration::from_millis(200));
+    std::fs::read_to_string(dir.join("server-received.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"tools/call\"") && l.contains("\"echo\""))
+        .count()
+}
+
+fn http_echo(id: u64) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"over http"}}}}}}"#
+    )
+}
+
+#[test]
+fn streamable_http_sessions_share_the_window() {
+    let dir = temp_dir("idem-http");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        CATALOGUE.replace("1500ms", "1m").as_str(),
+    );
+    let (mut child, url) = http_endpoint(&dir, &policy, &[]);
+    let (a, b) = (http_session(&url, &[]), http_session(&url, &[]));
+    let (_, first) = http_post(&url, &[("Mcp-Session-Id", &a)], &http_echo(1));
+    let (_, second) = http_post(&url, &[("Mcp-Session-Id", &b)], &http_echo(2));
+    let echoes = http_echoes(&dir);
     let _ = child.kill();
     let _ = child.wait();
     assert!(
@@ -453,10 +478,178 @@ fn streamable_http_sessions_share_the_window() {
         "{second}"
     );
     assert!(second.contains("over http"), "{second}");
-    let received = std::fs::read_to_string(&tap).unwrap_or_default();
-    let echoes = received
-        .lines()
-        .filter(|l| l.contains("\"tools/call\"") && l.contains("\"echo\""))
-        .count();
-    assert_eq!(echoes, 1, "{received}");
+    assert_eq!(echoes, 1);
+}
+
+/// A bearer token for `sub`, signed with a P-256 key made by the openssl
+/// CLI; and the JWKS file that holds the key's public half.
+struct Signer {
+    key: Vec<u8>,
+    jwks: PathBuf,
+}
+
+const ISSUER: &str = "https://idp.test/realms/mcp";
+const AUDIENCE: &str = "https://mcp.test/mcp";
+
+impl Signer {
+    fn new(dir: &Path) -> Signer {
+        use base64::Engine;
+        let pem = dir.join("ec.pem");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("the openssl CLI (scripts/deps installs it)");
+            assert!(out.status.success(), "openssl {args:?}");
+            out.stdout
+        };
+        let p = pem.to_str().unwrap();
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            p,
+        ]);
+        // The DER public key ends with the uncompressed point 04 || x || y.
+        let der = openssl(&["pkey", "-in", p, "-pubout", "-outform", "DER"]);
+        let point = &der[der.len() - 65..];
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwks = dir.join("jwks.json");
+        std::fs::write(
+            &jwks,
+            format!(
+                r#"{{"keys":[{{"kty":"EC","kid":"ec1","crv":"P-256","x":"{}","y":"{}"}}]}}"#,
+                b64(&point[1..33]),
+                b64(&point[33..])
+            ),
+        )
+        .unwrap();
+        Signer {
+            key: std::fs::read(&pem).unwrap(),
+            jwks,
+        }
+    }
+
+    fn token(&self, sub: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = serde_json::json!({
+            "iss": ISSUER, "sub": sub, "aud": AUDIENCE,
+            "iat": now, "nbf": now - 5, "exp": now + 600,
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("ec1".into());
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(&self.key).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+}
+
+#[test]
+fn with_oauth_each_principal_has_its_own_window() {
+    let dir = temp_dir("idem-oauth");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        CATALOGUE.replace("1500ms", "1m").as_str(),
+    );
+    let signer = Signer::new(&dir);
+    let jwks = signer.jwks.display().to_string();
+    let (mut child, url) = http_endpoint(
+        &dir,
+        &policy,
+        &[
+            "--jwks-file",
+            &jwks,
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+            "--resource-url",
+            AUDIENCE,
+        ],
+    );
+    let (alice, bob) = (
+        format!("Bearer {}", signer.token("alice")),
+        format!("Bearer {}", signer.token("bob")),
+    );
+    let post = |auth: &str, id: u64| {
+        let sid = http_session(&url, &[("Authorization", auth)]);
+        http_post(
+            &url,
+            &[("Authorization", auth), ("Mcp-Session-Id", &sid)],
+            &http_echo(id),
+        )
+        .1
+    };
+    let a1 = post(&alice, 1);
+    // Bob's identical call must not get Alice's stored answer.
+    let b1 = post(&bob, 2);
+    let after_bob = http_echoes(&dir);
+    // Alice again, on a new session: her own retry is replayed.
+    let a2 = post(&alice, 3);
+    let after_retry = http_echoes(&dir);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        a1.contains("over http") && !a1.contains("idempotent-replay"),
+        "{a1}"
+    );
+    assert!(
+        b1.contains("over http") && !b1.contains("idempotent-replay"),
+        "{b1}"
+    );
+    assert_eq!(after_bob, 2, "both principals reach the server");
+    assert!(
+        a2.contains("\"id\":3,") && a2.contains("idempotent-replay"),
+        "{a2}"
+    );
+    assert_eq!(after_retry, 2, "the retry does not reach the server");
+}
+
+#[test]
+fn reusing_a_cancelled_calls_id_releases_its_claim() {
+    let dir = temp_dir("idem-cancel-reuse");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        "tools:\n  trigger-long-running-operation:\n    rules:\n      - action: allow\n        idempotency: { window: 1m }\n  echo:\n    rules:\n      - action: allow\n",
+    );
+    let mut p = proxy("idem-cancel-reuse", &policy, &[]);
+    let slow = |id: u64| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"trigger-long-running-operation","arguments":{{"duration":1,"steps":1}}}}}}"#
+        )
+    };
+    // The first call claims the key, then the client cancels it ...
+    p.send(&slow(7));
+    p.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"user"}}"#);
+    // ... and reuses its id for another call, which replaces the tombstone.
+    // (server-everything answers only one of the two calls with id 7,
+    // whichever; the cancelled one has run its course after 1.5 s.)
+    p.send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"message":"reused"}}}"#);
+    let _ = p.response("7");
+    std::thread::sleep(Duration::from_millis(1500));
+    // The identical call is forwarded at once: the cancelled claim was
+    // released, not left in flight for its 10-minute lease (which made it
+    // wait 30 s and be refused as still in progress).
+    p.send(&slow(8));
+    let started = Instant::now();
+    let answer = loop {
+        let line = p
+            .next_line(Duration::from_secs(10).saturating_sub(started.elapsed()))
+            .expect(
+                "no answer to the identical call within 10 s: it waits for the cancelled claim",
+            );
+        if line.contains("\"id\":8,") || line.contains("\"id\":8}") {
+            break line;
+        }
+    };
+    assert!(!is_denial(&answer), "{answer}");
+    assert!(!answer.contains("idempotent-replay"), "{answer}");
+    assert_received(&p, "trigger-long-running-operation", 2);
 }

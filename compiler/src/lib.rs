@@ -112,9 +112,12 @@ pub fn load_file_with_includes(path: &Path) -> std::io::Result<Vec<Input>> {
 /// File extensions that hold a server policy.
 pub const POLICY_EXTENSIONS: [&str; 3] = ["yaml", "yml", "policy"];
 
+/// How the names of policy test files end (`<server>.test.yaml`).
+pub const TEST_FILE_SUFFIXES: [&str; 2] = [".test.yaml", ".test.yml"];
+
 /// True for `*.test.yaml` / `*.test.yml` (policy tests, not policies).
 pub fn is_test_file(name: &str) -> bool {
-    name.ends_with(".test.yaml") || name.ends_with(".test.yml")
+    TEST_FILE_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
 /// The server policies in `dir` (not recursive), sorted by file name.

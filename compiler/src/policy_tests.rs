@@ -789,8 +789,9 @@ pub struct TestSource {
 /// The server a test file is for: its file name without `.test.yaml`.
 pub fn server_of(path: &str) -> &str {
     let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
-    name.strip_suffix(".test.yaml")
-        .or_else(|| name.strip_suffix(".test.yml"))
+    crate::TEST_FILE_SUFFIXES
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
         .unwrap_or(name)
 }
 

@@ -803,7 +803,29 @@ impl FastSlot {
 #[derive(Debug, Default)]
 struct Cells {
     map: HashMap<CellKey, (Window, Cell), SeededState>,
-    prune_at: usize,
+    prune: PruneSchedule,
+}
+
+/// When an in-memory map of expiring entries is swept: once it has grown to
+/// twice its size after the last sweep (and to at least 1024 entries), so a
+/// sweep's cost is spread over the insertions that grew the map, instead of
+/// scanning it on every insertion. Shared by the memory counters and the
+/// memory idempotency records.
+#[derive(Debug, Default)]
+pub(crate) struct PruneSchedule {
+    at: usize,
+}
+
+impl PruneSchedule {
+    /// True when a map of `len` entries is due for a sweep.
+    pub(crate) fn due(&self, len: usize) -> bool {
+        len >= self.at.max(1024)
+    }
+
+    /// A sweep left `len` entries: the next one is due at twice that.
+    pub(crate) fn swept(&mut self, len: usize) {
+        self.at = len.saturating_mul(2);
+    }
 }
 
 impl MemoryCounters {
@@ -859,9 +881,9 @@ impl Cells {
             return;
         }
         // A new cell: the only allocation. Prune expired cells as the map grows.
-        if self.map.len() >= self.prune_at.max(1024) {
+        if self.prune.due(self.map.len()) {
             self.map.retain(|_, (w, cell)| !cell.is_stale(*w, now));
-            self.prune_at = self.map.len() * 2;
+            self.prune.swept(self.map.len());
         }
         let mut cell = Cell::new(c.spec.window);
         cell.add(bucket, amount);

@@ -159,10 +159,12 @@ impl Replay {
         let claim = match d.idempotency {
             None => None,
             Some(spec) => {
-                let key = IdemKey::of(policy.meta().server, &call, spec);
+                let key = IdemKey::of(policy.meta().server, None, &call, spec);
                 // Calls replay one after another: nothing is ever in flight.
                 match self.idempotency.claim(&key, self.now, u64::MAX) {
                     Ok(Claim::Mine(token)) => Some((key, token, spec)),
+                    // As the proxy does: forwarded without a record.
+                    Ok(Claim::Full) => None,
                     // Calls replay one after another and the memory store
                     // never fails: anything else is a completed identical call.
                     _ => {

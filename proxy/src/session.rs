@@ -488,7 +488,7 @@ impl Session {
         {
             return Err(respond::refusal(Some(raw_id), RejectKind::IdInFlight));
         }
-        pending.insert(
+        let replaced = pending.insert(
             key,
             Pending {
                 kind,
@@ -498,6 +498,13 @@ impl Session {
                 idem: None,
             },
         );
+        // The id of a cancelled call, reused: its tombstone goes, and with it
+        // the only way its claim would be settled. Release it, or identical
+        // calls would wait for an answer that can no longer be matched until
+        // the lease lapses.
+        if let Some(c) = replaced.and_then(|p| p.idem) {
+            self.settle_idem(&c, None);
+        }
         Ok(())
     }
 
@@ -909,7 +916,7 @@ impl Session {
         call: &portcullis_core::call::ToolCall<'_>,
         spec: &'static IdempotencySpec,
     ) -> Result<Option<IdemClaim>, Duplicate> {
-        let key = IdemKey::of(server, call, spec);
+        let key = IdemKey::of(server, self.principal.as_deref(), call, spec);
         let started = Instant::now();
         loop {
             let claimed = match self.counters.idempotency() {
@@ -932,6 +939,15 @@ impl Session {
                         (IdempotencyMode::Replay, Some(a)) => Duplicate::Replay(a),
                         (IdempotencyMode::Replay, None) => Duplicate::Refuse(Refusal::TooLarge),
                     });
+                }
+                Ok(Claim::Full) => {
+                    // Refusing every windowed call while the store is full
+                    // would let a flood of distinct calls deny service.
+                    self.log.warn(format_args!(
+                        "idempotency store full; forwarded {} without a record",
+                        call.name()
+                    ));
+                    return Ok(None);
                 }
                 Ok(Claim::InFlight) if spec.mode == IdempotencyMode::Refuse => {
                     return Err(Duplicate::Refuse(Refusal::Policy));

@@ -307,7 +307,7 @@ mod imp {
             for name in &order {
                 let w = &wanted[name];
                 let file = self.policy_dir.join(format!("{name}.yaml"));
-                let existing = ["yaml", "yml", "policy"]
+                let existing = portcullis_compiler::POLICY_EXTENSIONS
                     .iter()
                     .map(|ext| self.policy_dir.join(format!("{name}.{ext}")))
                     .find(|p| p.exists());
@@ -445,7 +445,7 @@ mod imp {
             if !self.args.policy_files {
                 return vec!["--server".into(), name.into()];
             }
-            let file = ["yaml", "yml", "policy"]
+            let file = portcullis_compiler::POLICY_EXTENSIONS
                 .iter()
                 .map(|ext| self.policy_dir.join(format!("{name}.{ext}")))
                 .find(|p| p.exists())

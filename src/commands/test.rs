@@ -172,7 +172,7 @@ mod on_disk {
                 }
                 let dir = p.parent().map_or_else(PathBuf::new, Path::to_path_buf);
                 let server = server_of(p.to_str().unwrap_or_default()).to_string();
-                let policy = ["yaml", "yml", "policy"]
+                let policy = portcullis_compiler::POLICY_EXTENSIONS
                     .iter()
                     .map(|ext| dir.join(format!("{server}.{ext}")))
                     .find(|f| f.is_file())

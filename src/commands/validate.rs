@@ -59,7 +59,7 @@ pub fn run(args: &ValidateArgs) -> i32 {
             .filter_map(|p| std::fs::read_dir(p).ok())
             .flatten()
             .filter_map(|e| e.ok().map(|e| e.path().display().to_string()))
-            .filter(|p| p.ends_with(".test.yaml") || p.ends_with(".test.yml"))
+            .filter(|p| portcullis_compiler::is_test_file(p))
             .collect();
         let tests: Vec<&str> = tests.iter().map(String::as_str).collect();
         if let Some((message, help)) =

@@ -367,9 +367,9 @@ pub fn preview(dir: &Path, change: &Change) -> Result<Preview, String> {
         diagnostics.render(&output.sources)
     };
     // The policy's tests, against the reference evaluator.
-    let test_file = ["test.yaml", "test.yml"]
+    let test_file = portcullis_compiler::TEST_FILE_SUFFIXES
         .iter()
-        .map(|ext| dir.join(format!("{}.{ext}", change.server)))
+        .map(|suffix| dir.join(format!("{}{suffix}", change.server)))
         .find(|p| p.is_file());
     let mut tests = json!({"present": false, "ok": true, "text": "no tests (write <server>.test.yaml beside the policy)"});
     let mut tests_pass = true;
