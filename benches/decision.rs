@@ -152,6 +152,7 @@ fn env(counters: &MemoryCounters) -> Env<'_> {
         now: NOW,
         session: 1,
         fail_mode: FailMode::Closed,
+        principal: None,
     }
 }
 

@@ -80,6 +80,7 @@ pub fn explain(
         now,
         session: 0,
         fail_mode: FailMode::Closed,
+        principal: None,
     };
     let mut seen_tests: Vec<Seen> = Vec::new();
     let decision = ev.decide_traced(&call, &env, &mut |t| match t {

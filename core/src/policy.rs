@@ -253,16 +253,21 @@ pub struct Env<'a> {
     pub session: u64,
     /// What to do when the store fails.
     pub fail_mode: FailMode,
+    /// Who is calling: the validated token's principal over HTTP, the local
+    /// user over stdio; None when the caller is unknown (a policy reading
+    /// `principal.*` then sees missing values).
+    pub principal: Option<&'a crate::Principal>,
 }
 
 impl<'a> Env<'a> {
-    /// An environment at the current time, fail-closed, session 0.
+    /// An environment at the current time, fail-closed, session 0, no principal.
     pub fn new(counters: &'a dyn Counters) -> Env<'a> {
         Env {
             counters,
             now: UnixMillis::now(),
             session: 0,
             fail_mode: FailMode::Closed,
+            principal: None,
         }
     }
 

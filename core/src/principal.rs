@@ -10,7 +10,7 @@
 //! and the JSON parser that checked `exp`/`iss`/`aud` cannot disagree on a
 //! claim).
 //!
-//! Intended hook (issue 14, second half): [`crate::Env`] gains an
+//! Hook: [`crate::Env`] carries an
 //! `Option<&Principal>`; generated code and the reference evaluator read
 //! `principal.sub` / `principal.iss` / `principal.scopes` /
 //! `principal.claims.<path>` through [`Principal::sub`], [`Principal::iss`],

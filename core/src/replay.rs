@@ -115,6 +115,7 @@ impl Replay {
             now: self.now,
             session: 1,
             fail_mode: FailMode::Closed,
+            principal: None,
         };
         let d = decide(&call, &env);
         if d.effect() == Effect::Allow {
@@ -148,6 +149,7 @@ impl Replay {
             now: self.now,
             session: 1,
             fail_mode: FailMode::Closed,
+            principal: None,
         };
         let d = decide(&call, &env);
         if d.effect() == Effect::Deny {

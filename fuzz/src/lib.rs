@@ -512,6 +512,7 @@ fn assert_allowed(policy: &Evaluator, name: &str, args: &[u8], msg: &[u8]) {
         now: FIXED_NOW,
         session: 1,
         fail_mode: FailMode::Closed,
+        principal: None,
     };
     let decision = policy.decide(&call, &env);
     assert!(

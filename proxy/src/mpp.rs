@@ -260,6 +260,7 @@ pub fn reserve(
             // Budgets carry their partitions already; the session is unused.
             session: 0,
             fail_mode,
+            principal: None,
         },
         meta,
     )

@@ -281,8 +281,8 @@ impl Session {
     }
 
     /// The caller this session acts for (extracted once per token by
-    /// [`crate::jwt`]). Decisions will read it through `Env` (issue 14's
-    /// principal paths); it is borrowed there, never copied per decision.
+    /// [`crate::jwt`]). Decisions read it through `Env::principal`
+    /// (borrowed, never copied per decision).
     pub fn with_principal(mut self, principal: Option<Arc<portcullis_core::Principal>>) -> Session {
         self.principal = principal;
         self
@@ -560,6 +560,7 @@ impl Session {
             now,
             session: self.session,
             fail_mode: self.fail_mode,
+            principal: self.principal.as_deref(),
         };
         let decision = match wait {
             Wait::Yes => policy.decide(&call, &env(self.counters.as_ref())),
@@ -699,6 +700,7 @@ impl Session {
             now,
             session: self.session,
             fail_mode: self.fail_mode,
+            principal: self.principal.as_deref(),
         };
         policy.spend(call, &env, &mut budgets);
         if budgets.is_empty() {

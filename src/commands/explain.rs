@@ -83,6 +83,7 @@ pub fn run(args: &ExplainArgs) -> i32 {
             now,
             session: 0,
             fail_mode: FailMode::Closed,
+            principal: None,
         };
         let a = policy.decide(&call, &env);
         let counters = MemoryCounters::new();
@@ -91,6 +92,7 @@ pub fn run(args: &ExplainArgs) -> i32 {
             now,
             session: 0,
             fail_mode: FailMode::Closed,
+            principal: None,
         };
         let b = portcullis_core::Policy::decide(&ev, &call, &env);
         if (a.outcome, a.rule) != (b.outcome, b.rule) {

@@ -45,6 +45,7 @@ fn denial(policy: &dyn Policy, args: &str) -> Option<String> {
         now: UnixMillis(1_767_225_600_000),
         session: 1,
         fail_mode: FailMode::Closed,
+        principal: None,
     };
     let d = policy.decide(&call, &env);
     (d.effect() == Effect::Deny).then(|| d.message("pay").into_owned())

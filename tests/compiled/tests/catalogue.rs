@@ -47,6 +47,7 @@ fn thirty_per_minute_per_session_then_a_clear_denial() {
                     now: UnixMillis(t0 + ms),
                     session,
                     fail_mode: FailMode::Closed,
+                    principal: None,
                 },
             )
         };
@@ -77,6 +78,7 @@ fn thirty_per_minute_per_session_then_a_clear_denial() {
                 now: UnixMillis(t0),
                 session: 1,
                 fail_mode: FailMode::Closed,
+                principal: None,
             },
         );
         assert_eq!(
@@ -90,6 +92,7 @@ fn thirty_per_minute_per_session_then_a_clear_denial() {
                 now: UnixMillis(t0),
                 session: 1,
                 fail_mode: FailMode::Closed,
+                principal: None,
             },
         );
         assert_eq!(other.effect(), Effect::Allow);

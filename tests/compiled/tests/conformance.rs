@@ -240,6 +240,7 @@ fn decide(
         now,
         session: 1,
         fail_mode: FailMode::Closed,
+        principal: None,
     };
     let d = policy.decide(call, &env);
     match d.effect() {

@@ -57,12 +57,14 @@ fn generated_code_and_evaluator_agree() {
                         now: UnixMillis(now),
                         session: 7,
                         fail_mode: FailMode::Closed,
+                        principal: None,
                     };
                     let env_b = Env {
                         counters: &mem_b,
                         now: UnixMillis(now),
                         session: 7,
                         fail_mode: FailMode::Closed,
+                        principal: None,
                     };
                     let a = native.decide(&call, &env_a);
                     let b = evaluator.decide(&call, &env_b);

@@ -41,6 +41,7 @@ impl Run<'_> {
             now: UnixMillis(self.now),
             session: 1,
             fail_mode: FailMode::Closed,
+            principal: None,
         };
         let d = self.policy.decide(&call, &env);
         if d.effect() == Effect::Allow {

@@ -37,6 +37,7 @@ fn budgets(p: &dyn Policy, tool: &str, args: &str, session: u64) -> Vec<Budget> 
         now: UnixMillis(0),
         session,
         fail_mode: FailMode::Closed,
+        principal: None,
     };
     let mut out = Budgets::new();
     p.spend(&call, &env, &mut out);

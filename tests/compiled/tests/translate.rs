@@ -82,6 +82,7 @@ fn translations_decide_like_their_originals() {
                             now: UnixMillis(now),
                             session: 3,
                             fail_mode: FailMode::Closed,
+                            principal: None,
                         },
                     );
                     let db = b.decide(
@@ -91,6 +92,7 @@ fn translations_decide_like_their_originals() {
                             now: UnixMillis(now),
                             session: 3,
                             fail_mode: FailMode::Closed,
+                            principal: None,
                         },
                     );
                     prop_assert_eq!(da.outcome, db.outcome, "tool {:?} args {}", tool, c.args);

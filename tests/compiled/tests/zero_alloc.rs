@@ -212,6 +212,7 @@ fn decisions_do_not_allocate() {
                 now: UnixMillis(start.0 + (round as i64) * 7_919),
                 session: 1,
                 fail_mode: FailMode::Closed,
+                principal: None,
             };
             match parse_tool_call(raw.as_bytes()) {
                 Ok(call) => {
@@ -331,6 +332,7 @@ fn spend_budgets_do_not_allocate() {
                 now: UnixMillis(1_700_000_000_000),
                 session: 42,
                 fail_mode: FailMode::Closed,
+                principal: None,
             };
             let mut out = Budgets::new();
             policy.spend(&call, &env, &mut out);
