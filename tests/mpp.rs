@@ -326,6 +326,54 @@ fn two_proxies_share_the_daily_budget_in_sqlite() {
     shared_daily_budget("mpp-sqlite", &["--state-dir", &s]);
 }
 
+/// Challenges passed on and never paid are released when their proxy exits
+/// (stdin closed), before the shared store closes: a proxy started next on
+/// the same store finds the whole budget, not one held until the payment
+/// timeout (300 s here) of a proxy that is gone.
+fn unpaid_reservations_are_released_at_exit(name: &str, state: &[&str]) {
+    let dir = temp_dir(name);
+    let policy = write_policy(&dir, "paid.yaml", INTERCEPT_POLICY);
+    let mut a = proxy(&format!("{name}-a"), &policy, state, &dir.join("a.jsonl"));
+    for id in [1, 2] {
+        let c = call(&mut a, id, r#"{"price":"50"}"#);
+        assert_eq!(error_code(&c), Some(-32042), "{c}");
+    }
+    // Both reserved: the daily 1.00 is taken while they wait.
+    assert_spend_denied(&call(&mut a, 3, r#"{"price":"50"}"#), "image budget");
+    let (code, err) = a.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("released 2 reservation(s) of payment challenges never paid"),
+        "{err}"
+    );
+    let mut b = proxy(&format!("{name}-b"), &policy, state, &dir.join("b.jsonl"));
+    for id in [1, 2] {
+        let c = call(&mut b, id, r#"{"price":"50"}"#);
+        assert_eq!(
+            error_code(&c),
+            Some(-32042),
+            "the first proxy's reservations outlived it: {c}"
+        );
+    }
+    // The budget is still kept: b's own two reservations fill it.
+    assert_spend_denied(&call(&mut b, 3, r#"{"price":"50"}"#), "image budget");
+    assert_eq!(b.finish().0, 0);
+}
+
+#[test]
+fn unpaid_reservations_are_released_at_exit_in_sqlite() {
+    let state = temp_dir("mpp-exit-sqlite-state");
+    let s = state.display().to_string();
+    unpaid_reservations_are_released_at_exit("mpp-exit-sqlite", &["--state-dir", &s]);
+}
+
+#[test]
+fn unpaid_reservations_are_released_at_exit_in_redis() {
+    let r = redis();
+    let dsn = format!("redis://127.0.0.1:{}/0", r.1);
+    unpaid_reservations_are_released_at_exit("mpp-exit-redis", &["--state-dsn", &dsn]);
+}
+
 struct Redis(Child, u16);
 
 impl Drop for Redis {

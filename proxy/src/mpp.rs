@@ -357,11 +357,15 @@ type Holds = HashMap<(u64, String), SharedHold>;
 /// whole process (every session), keyed by (session, challenge id): a
 /// session can only claim the challenges it was given. A sweeper thread
 /// releases those nobody claimed in time, so an abandoned payment does not
-/// hold the shared budget of every proxy.
+/// hold the shared budget of every proxy; at exit [`Payments::release_all`]
+/// releases the rest before the counter store closes.
 pub struct Payments {
     timeout: Mutex<Duration>,
     holds: Mutex<Holds>,
     sweeper: OnceLock<()>,
+    /// Set by [`Payments::release_all`]: a later hold is released at once.
+    /// Read and written under the `holds` lock.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Payments {
@@ -372,6 +376,7 @@ impl Payments {
             timeout: Mutex::new(DEFAULT_TIMEOUT),
             holds: Mutex::new(HashMap::new()),
             sweeper: OnceLock::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -394,6 +399,14 @@ impl Payments {
         let shared = Arc::new(Mutex::new(Some(hold)));
         {
             let mut holds = self.holds();
+            if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                // The proxy is exiting: nobody will pay it.
+                drop(holds);
+                if let Some(h) = shared.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    h.release();
+                }
+                return;
+            }
             for id in ids {
                 // A server that reuses a challenge id replaces the old hold: release it.
                 if let Some(old) = holds.insert((session, id.clone()), shared.clone())
@@ -427,7 +440,8 @@ impl Payments {
     /// Releases every hold past its deadline.
     pub fn sweep(&self, now: Instant) {
         let mut expired = Vec::new();
-        self.holds().retain(|_, v| {
+        let mut holds = self.holds();
+        holds.retain(|_, v| {
             let mut h = v.lock().unwrap_or_else(|e| e.into_inner());
             match h.as_ref() {
                 Some(x) if x.deadline <= now => {
@@ -438,9 +452,34 @@ impl Payments {
                 None => false,
             }
         });
+        // Released before the lock is let go, so [`Payments::release_all`]
+        // (which takes it) returns only once these are handed to the store.
         for h in expired {
             h.release();
         }
+        drop(holds);
+    }
+
+    /// Releases every reservation still waiting for its paid retry, and any
+    /// held later at once; the number released. For the exit, before the
+    /// counter store closes: a challenge nobody can pay any more (this
+    /// proxy is gone) must not keep its price counted in a shared store
+    /// until its payment timeout. Paid retries in flight are not touched
+    /// (they hold their reservation themselves).
+    pub fn release_all(&self) -> usize {
+        let mut holds = self.holds();
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut released = 0;
+        for (_, shared) in holds.drain() {
+            // Sibling ids share one hold: taken (and released) once.
+            if let Some(h) = shared.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                h.release();
+                released += 1;
+            }
+        }
+        drop(holds);
+        released
     }
 
     /// Number of challenges waiting for a paid retry.
