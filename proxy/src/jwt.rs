@@ -379,11 +379,20 @@ impl Verifier {
     /// A refresh of a stale key set that no request waits for (a cached
     /// token was served with the keys held); one at a time.
     fn refresh_in_background(self: &Arc<Self>) {
+        match self.fetching.try_lock() {
+            // Nothing read for a minute: worth a task.
+            Ok(last) if last.is_none_or(|t| t.elapsed() >= REFRESH_EVERY) => {}
+            // Read (or tried) less than a minute ago, or being read now.
+            _ => return,
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if self.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
         let v = self.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             if let Err(e) = v.refresh(false).await {
                 v.log.warn(format_args!("{e}; serving with the keys held"));
             }
