@@ -598,6 +598,110 @@ mod tests {
         assert_eq!(err(url), Ok(None));
     }
 
+    /// At exit every waiting reservation goes back (sibling ids of one
+    /// challenge once), and one held after that is released at once.
+    #[test]
+    fn release_all_gives_every_waiting_reservation_back_and_later_ones_at_once() {
+        use portcullis_core::counters::{
+            Calendar, CounterRef, CounterSpec, MemoryCounters, Scope, Window,
+        };
+        use portcullis_core::policy::{RuleId, RuleInfo, RuleKind};
+        use portcullis_core::spend::{Budget, WindowBudget};
+        static RULES: [RuleInfo; 1] = [RuleInfo {
+            name: "budget",
+            label: "test",
+            kind: RuleKind::Rule,
+            file: "test",
+            line: 1,
+            column: 1,
+        }];
+        static COUNTERS: [CounterSpec; 1] = [CounterSpec::new(
+            "test/t.spend",
+            Window::Calendar(Calendar::Day),
+            Scope::Global,
+        )];
+        static META: PolicyMeta = PolicyMeta {
+            server: "test",
+            file: "test",
+            dialect: "test",
+            digest: "0000000000000000",
+            rules: &RULES,
+            counters: &COUNTERS,
+            idempotency: &[],
+        };
+        // A registry of its own (the process's one is for the proxy).
+        let payments: &'static Payments = Box::leak(Box::new(Payments {
+            timeout: Mutex::new(DEFAULT_TIMEOUT),
+            holds: Mutex::new(HashMap::new()),
+            sweeper: OnceLock::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }));
+        let counters: Arc<dyn Counters> = Arc::new(MemoryCounters::new());
+        let mut budgets = Budgets::new();
+        budgets.push(Budget {
+            rule: RuleId(0),
+            currency: Some("usd"),
+            per_call: None,
+            window: Some(WindowBudget {
+                counter: CounterRef {
+                    spec: &COUNTERS[0],
+                    partition: 0,
+                },
+                max: 10_000_000,
+            }),
+            message: "",
+        });
+        let now = UnixMillis::now();
+        let usd = spend::currency("usd").unwrap();
+        let hold = |ids: &[&str]| {
+            let price = Price {
+                amount: 1_000_000,
+                currency: usd,
+                ids: ids.iter().map(|s| s.to_string()).collect(),
+            };
+            let reserved = reserve(
+                "t",
+                &budgets,
+                &price,
+                counters.as_ref(),
+                now,
+                FailMode::Closed,
+                &META,
+            )
+            .unwrap();
+            let counter = reserved.ticket.iter().next().unwrap().counter;
+            payments.hold(
+                1,
+                &price.ids,
+                Hold {
+                    tool: "t".into(),
+                    reserved,
+                    amount: price.amount,
+                    currency: usd,
+                    challenge_ids: price.ids.clone(),
+                    counters: counters.clone(),
+                    meta: &META,
+                    metrics: None,
+                    deadline: Instant::now() + DEFAULT_TIMEOUT,
+                },
+            );
+            counter
+        };
+        let counter = hold(&["a", "a-other-method"]);
+        hold(&["b"]);
+        let spent = || counters.read(counter, now).unwrap();
+        assert_eq!(spent(), 2_000_000);
+        assert_eq!(payments.waiting(), 3);
+        assert_eq!(payments.release_all(), 2, "two reservations, three ids");
+        assert_eq!(spent(), 0);
+        assert_eq!(payments.waiting(), 0);
+        assert!(payments.claim(1, "a").is_none(), "nothing left to pay");
+        // Held after the exit began: released at once.
+        hold(&["c"]);
+        assert_eq!(spent(), 0);
+        assert_eq!(payments.waiting(), 0);
+    }
+
     #[test]
     fn expired_challenges_are_refused() {
         let c = challenge("c", "\"5\"", "usd").replace(
