@@ -989,3 +989,40 @@ fn a_jwks_url_is_https_or_plain_http_to_this_machine() {
     assert_eq!(status, 503, "accepted at start-up, no keys yet");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_cached_token_is_refused_once_a_re_read_of_the_keys_drops_its_key() {
+    let dir = common::temp_dir("oauth-withdrawn");
+    let (old, new) = (TestKey::rsa(&dir, "old"), TestKey::ec(&dir, "new"));
+    let idp = JwksServer::start(jwks(&[&old]));
+    let p = Endpoint::start(
+        "oauth-withdrawn",
+        &["--jwks-url", &idp.url, "--issuer", ISSUER],
+    );
+    let alice = old.sign(&claims(&p.url, "alice"));
+    let sid = p.open(&alice);
+    let (status, _, body) = p.post(Some(&alice), Some(&sid), &call(2));
+    assert_eq!(status, 200, "{body}");
+    // The authorization server rotates: `old` is withdrawn. Nothing reads
+    // the set yet, so the cached token still passes.
+    idp.serve(Some(jwks(&[&new])));
+    let (status, _, body) = p.post(Some(&alice), Some(&sid), &call(3));
+    assert_eq!(status, 200, "{body}");
+    // A token of the new key makes the proxy read the set again...
+    let bob = new.sign(&claims(&p.url, "bob"));
+    let (status, _, body) = p.post(Some(&bob), None, INIT);
+    assert_eq!(status, 200, "the new key was read: {body}");
+    // ... after which alice's cached token is validated again, and refused.
+    let r = p.post(Some(&alice), Some(&sid), &call(4));
+    assert_refused(
+        r,
+        401,
+        Some("invalid_token"),
+        &p.metadata_url(),
+        "a cached token whose key was withdrawn",
+    );
+    let tapped = p.server_received();
+    assert!(tapped.contains("call-3"), "{tapped}");
+    assert!(!tapped.contains("call-4"), "{tapped}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
