@@ -245,6 +245,7 @@ pub struct ProxyArgs {
     pub jwks_file: Option<PathBuf>,
     /// Validate bearer JWTs on the local HTTP endpoint against the keys at this
     /// JWKS URL (the authorization server's `jwks_uri`; fetched again on an unknown `kid`).
+    /// https:// only; plain http:// only to 127.0.0.0/8, ::1 or localhost.
     #[arg(long, value_name = "URL", conflicts_with = "client_token_file")]
     pub jwks_url: Option<String>,
     /// With --jwks-*: the `iss` every token must have.

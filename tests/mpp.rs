@@ -326,16 +326,231 @@ fn two_proxies_share_the_daily_budget_in_sqlite() {
     shared_daily_budget("mpp-sqlite", &["--state-dir", &s]);
 }
 
-struct Redis(Child, u16);
+/// Challenges passed on and never paid are released when their proxy exits
+/// (stdin closed), before the shared store closes: a proxy started next on
+/// the same store finds the whole budget, not one held until the payment
+/// timeout (300 s here) of a proxy that is gone.
+fn unpaid_reservations_are_released_at_exit(name: &str, state: &[&str]) {
+    let dir = temp_dir(name);
+    let policy = write_policy(&dir, "paid.yaml", INTERCEPT_POLICY);
+    let mut a = proxy(&format!("{name}-a"), &policy, state, &dir.join("a.jsonl"));
+    for id in [1, 2] {
+        let c = call(&mut a, id, r#"{"price":"50"}"#);
+        assert_eq!(error_code(&c), Some(-32042), "{c}");
+    }
+    // Both reserved: the daily 1.00 is taken while they wait.
+    assert_spend_denied(&call(&mut a, 3, r#"{"price":"50"}"#), "image budget");
+    let (code, err) = a.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("released 2 reservation(s) of payment challenges never paid"),
+        "{err}"
+    );
+    let mut b = proxy(&format!("{name}-b"), &policy, state, &dir.join("b.jsonl"));
+    for id in [1, 2] {
+        let c = call(&mut b, id, r#"{"price":"50"}"#);
+        assert_eq!(
+            error_code(&c),
+            Some(-32042),
+            "the first proxy's reservations outlived it: {c}"
+        );
+    }
+    // The budget is still kept: b's own two reservations fill it.
+    assert_spend_denied(&call(&mut b, 3, r#"{"price":"50"}"#), "image budget");
+    assert_eq!(b.finish().0, 0);
+}
 
-impl Drop for Redis {
+#[test]
+fn unpaid_reservations_are_released_at_exit_in_sqlite() {
+    let state = temp_dir("mpp-exit-sqlite-state");
+    let s = state.display().to_string();
+    unpaid_reservations_are_released_at_exit("mpp-exit-sqlite", &["--state-dir", &s]);
+}
+
+#[test]
+fn unpaid_reservations_are_released_at_exit_in_redis() {
+    let r = redis();
+    let dsn = format!("redis://127.0.0.1:{}/0", r.1);
+    unpaid_reservations_are_released_at_exit("mpp-exit-redis", &["--state-dsn", &dsn]);
+}
+
+/// One POST to the local endpoint on a new connection; (status, head, body).
+fn post(url: &str, sid: Option<&str>, body: &str) -> (u16, String, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = TcpStream::connect(authority).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(sid) = sid {
+        req.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut b = &out[split + 4..];
+    let mut body = Vec::new();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&b[i + 2..i + 2 + n]);
+            b = &b[i + 2 + n + 2..];
+        }
+    } else {
+        body = b.to_vec();
+    }
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The same at the exit of a proxy serving Streamable HTTP (ended by
+/// SIGTERM): its unpaid challenges go back to the SQLite file before it
+/// closes, and a proxy started next finds the whole budget.
+#[test]
+fn an_http_endpoint_releases_unpaid_reservations_when_it_stops() {
+    use std::io::BufRead;
+    let dir = temp_dir("mpp-exit-http");
+    let state = temp_dir("mpp-exit-http-state");
+    let policy = write_policy(&dir, "paid.yaml", INTERCEPT_POLICY);
+    let child = Command::new(common::portcullis())
+        .args(["--transport", "http", "--port", "0", "-c"])
+        .arg(&policy)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--", "env"])
+        .arg(format!("MPP_LOG={}", dir.join("server.jsonl").display()))
+        .arg("python3")
+        .arg(root().join("tests/e2e/mpp_server.py"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed and reaped on every path, a failed assertion included.
+    let mut p = Reaped(child, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = p.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut log = String::new();
+    let url = loop {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            panic!("portcullis did not print its URL: {log}");
+        };
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(url) = line.strip_prefix("portcullis: listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (status, head, body) = post(&url, None, init);
+    assert_eq!(status, 200, "{head}\n{body}");
+    let sid = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| v.trim().to_string())
+        })
+        .expect("a session id");
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(post(&url, Some(&sid), note).0, 202);
+    let call = |id: u64| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"generate_image","arguments":{{"price":"50"}}}}}}"#
+        )
+    };
+    for id in [2, 3] {
+        let (status, _, body) = post(&url, Some(&sid), &call(id));
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains("-32042"),
+            "the challenge is passed on: {body}"
+        );
+    }
+    let (_, _, body) = post(&url, Some(&sid), &call(4));
+    assert!(
+        body.contains("image budget"),
+        "the budget is reserved: {body}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(p.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = p.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the endpoint did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    // Its last lines: until stderr closes (10 s at most).
+    let mut rest = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        rest.push(line);
+    }
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("released 2 reservation(s) of payment challenges never paid")),
+        "{rest:?}"
+    );
+    let s = state.display().to_string();
+    let mut b = proxy(
+        "mpp-exit-http-b",
+        &policy,
+        &["--state-dir", &s],
+        &dir.join("b.jsonl"),
+    );
+    for id in [1, 2] {
+        let c = b.call(id, "generate_image", r#"{"price":"50"}"#);
+        assert_eq!(error_code(&c), Some(-32042), "reserved after exit: {c}");
+    }
+    assert_eq!(b.finish().0, 0);
+}
+
+/// A child process (a redis-server and its port, or a proxy and 0), killed and
+/// reaped when dropped.
+struct Reaped(Child, u16);
+
+impl Drop for Reaped {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-fn redis() -> Redis {
+fn redis() -> Reaped {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -356,7 +571,7 @@ fn redis() -> Redis {
         .spawn()
         .expect("redis-server (run scripts/deps)");
     // Owned at once, so it is killed and reaped on every path (Drop).
-    let r = Redis(child, port);
+    let r = Reaped(child, port);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {

@@ -885,3 +885,144 @@ fn a_cached_token_expires_with_its_exp() {
     assert!(!p.server_received().contains("call-3"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs the proxy with `args` and expects it to stop at start-up: its exit
+/// code and stderr. A proxy still running after 20 s is killed and fails
+/// the test (a start-up check that regressed must not hang the suite).
+fn refused_at_start_up(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(common::portcullis())
+        .args([
+            "--transport",
+            "http",
+            "--port",
+            "0",
+            "--server",
+            "everything",
+        ])
+        .args(args)
+        .args(["--", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after 20 s with {args:?}: {}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), reader.join().unwrap())
+}
+
+#[test]
+fn a_jwks_url_is_https_or_plain_http_to_this_machine() {
+    // Plain http to another host: anyone on the path could swap the keys.
+    let (code, err) =
+        refused_at_start_up(&["--jwks-url", "http://example.com/jwks", "--issuer", ISSUER]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("error: --jwks-url `http://example.com/jwks` is plain http://"),
+        "{err}"
+    );
+    assert!(err.contains("not a loopback address"), "{err}");
+    assert!(err.contains("help:"), "{err}");
+    // The message names the URL without its credentials.
+    let (code, err) = refused_at_start_up(&[
+        "--jwks-url",
+        "http://jwks-reader:hunter2@10.1.2.3:8080/jwks",
+        "--issuer",
+        ISSUER,
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("`http://10.1.2.3:8080/jwks`"), "{err}");
+    assert!(!err.contains("hunter2"), "a password in the error: {err}");
+    let (code, err) =
+        refused_at_start_up(&["--jwks-url", "ftp://idp.test/jwks", "--issuer", ISSUER]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is not an https:// URL"), "{err}");
+
+    // Plain http to this machine is fine: by name, and by ::1 (nothing
+    // listens there: the proxy starts, and refuses requests until it can
+    // read the keys).
+    let dir = common::temp_dir("oauth-loopback-keys");
+    let key = TestKey::ec(&dir, "ec1");
+    let idp = JwksServer::start(jwks(&[&key]));
+    let by_name = idp.url.replace("127.0.0.1", "localhost");
+    let p = Endpoint::start(
+        "oauth-loopback",
+        &["--jwks-url", &by_name, "--issuer", ISSUER],
+    );
+    let (status, _, body) = p.post(Some(&key.sign(&claims(&p.url, "alice"))), None, INIT);
+    assert_eq!(status, 200, "{body}");
+    drop(p);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = Endpoint::start(
+        "oauth-loopback-v6",
+        &[
+            "--jwks-url",
+            &format!("http://[::1]:{port}/jwks.json"),
+            "--issuer",
+            ISSUER,
+        ],
+    );
+    let (status, _, _) = p.post(Some(&key.sign(&claims(&p.url, "alice"))), None, INIT);
+    assert_eq!(status, 503, "accepted at start-up, no keys yet");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_cached_token_is_refused_once_a_re_read_of_the_keys_drops_its_key() {
+    let dir = common::temp_dir("oauth-withdrawn");
+    let (old, new) = (TestKey::rsa(&dir, "old"), TestKey::ec(&dir, "new"));
+    let idp = JwksServer::start(jwks(&[&old]));
+    let p = Endpoint::start(
+        "oauth-withdrawn",
+        &["--jwks-url", &idp.url, "--issuer", ISSUER],
+    );
+    let alice = old.sign(&claims(&p.url, "alice"));
+    let sid = p.open(&alice);
+    let (status, _, body) = p.post(Some(&alice), Some(&sid), &call(2));
+    assert_eq!(status, 200, "{body}");
+    // The authorization server rotates: `old` is withdrawn. Nothing reads
+    // the set yet, so the cached token still passes.
+    idp.serve(Some(jwks(&[&new])));
+    let (status, _, body) = p.post(Some(&alice), Some(&sid), &call(3));
+    assert_eq!(status, 200, "{body}");
+    // A token of the new key makes the proxy read the set again...
+    let bob = new.sign(&claims(&p.url, "bob"));
+    let (status, _, body) = p.post(Some(&bob), None, INIT);
+    assert_eq!(status, 200, "the new key was read: {body}");
+    // ... after which alice's cached token is validated again, and refused.
+    let r = p.post(Some(&alice), Some(&sid), &call(4));
+    assert_refused(
+        r,
+        401,
+        Some("invalid_token"),
+        &p.metadata_url(),
+        "a cached token whose key was withdrawn",
+    );
+    let tapped = p.server_received();
+    assert!(tapped.contains("call-3"), "{tapped}");
+    assert!(!tapped.contains("call-4"), "{tapped}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,7 +27,7 @@ fn ready<F: Future>(f: F) -> F::Output {
     }
 }
 
-fn setup() -> (Verifier, impl Fn(u64) -> String) {
+fn setup() -> (std::sync::Arc<Verifier>, impl Fn(u64) -> String) {
     let dir = std::env::temp_dir().join(format!("portcullis-bench-jwt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("key.pem");
@@ -77,7 +77,7 @@ fn setup() -> (Verifier, impl Fn(u64) -> String) {
     let log = Log {
         level: Level::Error,
     };
-    let verifier = rt.block_on(Verifier::new(opts, log)).unwrap();
+    let verifier = std::sync::Arc::new(rt.block_on(Verifier::new(opts, log)).unwrap());
     let signing = EncodingKey::from_rsa_pem(&std::fs::read(&key).unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let sign = move |i: u64| {

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,11 +28,65 @@ use crate::log::Log;
 /// Where the signing keys come from.
 #[derive(Debug, Clone)]
 pub enum JwksSource {
-    /// A JWKS document on disk (re-read on an unknown `kid`).
+    /// A JWKS document on disk (re-read on an unknown `kid`, and when older
+    /// than [`KEYS_MAX_AGE`]).
     File(PathBuf),
     /// A JWKS URL (`jwks_uri` of the authorization server), fetched at
-    /// start-up and again on an unknown `kid`.
+    /// start-up and again on an unknown `kid`: `https://`, or `http://` to a
+    /// loopback host only ([`check_jwks_url`]).
     Url(String),
+}
+
+/// `url` as logs and errors show it: without the user-info (`user:pass@`)
+/// of its authority. A URL that cannot be parsed is shown only up to its
+/// host when it has an `@` (whatever precedes it may be a password).
+pub fn shown_url(url: &str) -> String {
+    match url.parse::<hyper::Uri>() {
+        Ok(u) if u.authority().is_some_and(|a| a.as_str().contains('@')) => {
+            let host = u
+                .authority()
+                .map(|a| a.as_str().rsplit_once('@').map_or("", |(_, h)| h))
+                .unwrap_or("");
+            format!(
+                "{}://{host}{}",
+                u.scheme_str().unwrap_or(""),
+                u.path_and_query().map_or("", |p| p.as_str())
+            )
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => crate::state::redact_dsn(url),
+    }
+}
+
+/// Checks a JWKS URL: `https://`, or `http://` to a loopback host
+/// (127.0.0.0/8, `::1` or `localhost`), where nothing on the network can
+/// swap the keys in transit. Err: why, naming the URL without credentials.
+pub fn check_jwks_url(url: &str) -> Result<(), String> {
+    let shown = shown_url(url);
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    let https = scheme.eq_ignore_ascii_case("https");
+    if !https && !scheme.eq_ignore_ascii_case("http") {
+        return Err(format!("--jwks-url `{shown}` is not an https:// URL"));
+    }
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("--jwks-url `{shown}` is not a URL: {e}"))?;
+    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
+        return Err(format!(
+            "--jwks-url `{shown}` is not a URL: it names no host"
+        ));
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if https || loopback {
+        return Ok(());
+    }
+    Err(format!(
+        "--jwks-url `{shown}` is plain http:// to {host}, which is not a loopback address: anyone on the path could replace the signing keys and mint tokens"
+    ))
 }
 
 /// The algorithms accepted unless configured otherwise: asymmetric only.
@@ -51,7 +106,9 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
 
 /// A key set older than this is refreshed on the next request (so a key the
 /// authorization server withdrew stops being trusted), at most every
-/// [`REFRESH_EVERY`]; if that fails, the old keys keep serving.
+/// [`REFRESH_EVERY`]; if that fails, the old keys keep serving. A request
+/// whose token is cached does not wait for that read (it runs in the
+/// background); one whose token is validated now does.
 pub const KEYS_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Tokens kept validated, at most.
@@ -97,12 +154,18 @@ struct Key {
     /// The algorithms this key may verify: its type's, narrowed by its `alg`.
     algs: Vec<Algorithm>,
     key: DecodingKey,
+    /// The JWK as read (to tell whether a new read changed the set).
+    jwk: String,
 }
 
 struct Keys {
     keys: Vec<Key>,
     /// When they were read (None: never).
     read: Option<Instant>,
+    /// Counts the reads that changed the key set: a cached token validated
+    /// under an older generation is validated again before it is trusted
+    /// (its key may have been withdrawn).
+    generation: u64,
 }
 
 /// A validated token.
@@ -110,6 +173,8 @@ struct Cached {
     principal: Arc<Principal>,
     /// `exp`, seconds since the epoch.
     exp: u64,
+    /// The key set's generation it was validated under.
+    generation: u64,
 }
 
 /// Validates bearer tokens; cheap to share (`Arc`).
@@ -118,6 +183,8 @@ pub struct Verifier {
     keys: RwLock<Keys>,
     /// Serializes fetches; holds when the last one started.
     fetching: tokio::sync::Mutex<Option<Instant>>,
+    /// A background refresh (started by a cached token) is running.
+    refreshing: AtomicBool,
     cache: Mutex<HashMap<Box<str>, Cached, foldhash::fast::RandomState>>,
     client: Option<crate::http::upstream::HttpClient>,
     log: Log,
@@ -197,6 +264,7 @@ fn parse_jwks(bytes: &[u8]) -> Result<(Vec<Key>, usize), String> {
                 kid: jwk.common.key_id.clone(),
                 algs,
                 key,
+                jwk: k.to_string(),
             }),
             _ => skipped += 1,
         }
@@ -211,7 +279,10 @@ impl Verifier {
     /// 503): Err only for a file that cannot be read or holds no usable key.
     pub async fn new(opts: JwtOptions, log: Log) -> Result<Verifier, String> {
         let client = match &opts.jwks {
-            JwksSource::Url(_) => Some(crate::http::upstream::client(Duration::from_secs(5))),
+            JwksSource::Url(url) => {
+                check_jwks_url(url)?;
+                Some(crate::http::upstream::client(Duration::from_secs(5)))
+            }
             JwksSource::File(_) => None,
         };
         let v = Verifier {
@@ -219,8 +290,10 @@ impl Verifier {
             keys: RwLock::new(Keys {
                 keys: Vec::new(),
                 read: None,
+                generation: 0,
             }),
             fetching: tokio::sync::Mutex::new(None),
+            refreshing: AtomicBool::new(false),
             cache: Mutex::new(HashMap::default()),
             client,
             log,
@@ -279,14 +352,52 @@ impl Verifier {
                 "the JWKS has {skipped} key(s), none usable for signatures"
             ));
         }
+        let mut held = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let set = |keys: &[Key]| {
+            let mut jwks: Vec<&str> = keys.iter().map(|k| k.jwk.as_str()).collect();
+            jwks.sort_unstable();
+            jwks.into_iter().map(str::to_string).collect::<Vec<_>>()
+        };
+        let changed = set(&held.keys) != set(&keys);
+        let generation = held.generation + u64::from(changed);
         self.log.info(format_args!(
-            "read {n} signing key(s) from the JWKS ({skipped} skipped)"
+            "read {n} signing key(s) from the JWKS ({skipped} skipped){}",
+            if changed && held.read.is_some() {
+                "; the key set changed: cached tokens are validated again"
+            } else {
+                ""
+            }
         ));
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Keys {
+        *held = Keys {
             keys,
             read: Some(Instant::now()),
+            generation,
         };
         Ok(n)
+    }
+
+    /// A refresh of a stale key set that no request waits for (a cached
+    /// token was served with the keys held); one at a time.
+    fn refresh_in_background(self: &Arc<Self>) {
+        match self.fetching.try_lock() {
+            // Nothing read for a minute: worth a task.
+            Ok(last) if last.is_none_or(|t| t.elapsed() >= REFRESH_EVERY) => {}
+            // Read (or tried) less than a minute ago, or being read now.
+            _ => return,
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let v = self.clone();
+        runtime.spawn(async move {
+            if let Err(e) = v.refresh(false).await {
+                v.log.warn(format_args!("{e}; serving with the keys held"));
+            }
+            v.refreshing.store(false, Ordering::Release);
+        });
     }
 
     async fn read_jwks(&self) -> Result<Vec<u8>, String> {
@@ -295,7 +406,8 @@ impl Verifier {
                 .map_err(|e| format!("cannot read the JWKS file {}: {e}", p.display())),
             JwksSource::Url(url) => {
                 use http_body_util::{BodyExt, Full, Limited};
-                let fail = |e: String| format!("cannot fetch the JWKS from {url}: {e}");
+                let shown = shown_url(url);
+                let fail = |e: String| format!("cannot fetch the JWKS from {shown}: {e}");
                 let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("{e}")))?;
                 let req = hyper::Request::get(uri)
                     .header(hyper::header::ACCEPT, "application/json")
@@ -323,7 +435,7 @@ impl Verifier {
     /// The principal of `authorization` (the `Authorization` header's value,
     /// if any), or why the request is refused.
     pub async fn authenticate(
-        &self,
+        self: &Arc<Self>,
         authorization: Option<&[u8]>,
     ) -> Result<Arc<Principal>, Refusal> {
         let Some(value) = authorization else {
@@ -349,32 +461,42 @@ impl Verifier {
         Ok(principal)
     }
 
-    /// The principal of a token: from the cache, or validated now.
-    async fn principal(&self, token: &str) -> Result<Arc<Principal>, Refusal> {
+    /// The principal of a token: from the cache (when it was validated
+    /// under the key set held now), or validated now.
+    async fn principal(self: &Arc<Self>, token: &str) -> Result<Arc<Principal>, Refusal> {
         let now = now_secs();
         let leeway = self.opts.leeway.as_secs();
+        let (generation, stale) = {
+            let k = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            (
+                k.generation,
+                k.read.is_none_or(|t| t.elapsed() > KEYS_MAX_AGE),
+            )
+        };
         {
             let mut cache = lock(&self.cache);
             if let Some(c) = cache.get(token) {
-                if now <= c.exp.saturating_add(leeway) {
-                    return Ok(c.principal.clone());
+                if now > c.exp.saturating_add(leeway) {
+                    cache.remove(token);
+                    return Err(Refusal::Invalid("the token has expired"));
                 }
+                if c.generation == generation {
+                    let principal = c.principal.clone();
+                    drop(cache);
+                    if stale {
+                        self.refresh_in_background();
+                    }
+                    return Ok(principal);
+                }
+                // The key set changed since: its key may be gone.
                 cache.remove(token);
-                return Err(Refusal::Invalid("the token has expired"));
             }
         }
-        let stale = {
-            let k = self.keys.read().unwrap_or_else(|e| e.into_inner());
-            k.read.is_none_or(|t| t.elapsed() > KEYS_MAX_AGE)
-        };
-        if stale
-            && matches!(self.opts.jwks, JwksSource::Url(_))
-            && let Err(e) = self.refresh(false).await
-        {
+        if stale && let Err(e) = self.refresh(false).await {
             self.log
                 .warn(format_args!("{e}; serving with the keys held"));
         }
-        let (principal, exp) = match self.validate(token) {
+        let (principal, exp, generation) = match self.validate(token) {
             Err(Invalid::UnknownKey) => {
                 // A rotation: the key set may have a new key.
                 if let Err(e) = self.refresh(false).await {
@@ -414,13 +536,15 @@ impl Verifier {
             Cached {
                 principal: principal.clone(),
                 exp,
+                generation,
             },
         );
         Ok(principal)
     }
 
-    /// Full validation of a token not in the cache: the principal and `exp`.
-    fn validate(&self, token: &str) -> Result<(Principal, u64), Invalid> {
+    /// Full validation of a token not in the cache: the principal, `exp`
+    /// and the generation of the key set that validated it.
+    fn validate(&self, token: &str) -> Result<(Principal, u64, u64), Invalid> {
         let bad = Invalid::Token;
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| bad("the token is not a JWT with a supported `alg` (never `none`)"))?;
@@ -484,7 +608,7 @@ impl Verifier {
             .claim("exp")
             .and_then(|v| std::str::from_utf8(v.as_bytes()).ok()?.parse::<f64>().ok())
             .map_or(0, |e| e as u64);
-        Ok((principal, exp))
+        Ok((principal, exp, keys.generation))
     }
 }
 
@@ -516,5 +640,144 @@ mod tests {
         assert_eq!(keys[0].algs, [Algorithm::ES256]);
         assert_eq!(keys[1].algs, [Algorithm::PS256], "narrowed by its alg");
         assert!(parse_jwks(b"{}").is_err());
+    }
+
+    #[test]
+    fn a_jwks_url_is_https_or_plain_http_to_loopback_only() {
+        for ok in [
+            "https://idp.example.com/.well-known/jwks.json",
+            "HTTPS://idp.example.com/jwks",
+            "http://127.0.0.1:8080/jwks.json",
+            "http://127.3.4.5/jwks",
+            "http://[::1]:9000/jwks",
+            "http://localhost/jwks",
+            "http://LocalHost:1/jwks",
+        ] {
+            assert_eq!(check_jwks_url(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("http://example.com/jwks", "not a loopback address"),
+            ("http://10.0.0.1/jwks", "not a loopback address"),
+            ("http://[::2]/jwks", "not a loopback address"),
+            ("http://localhost.evil.test/jwks", "not a loopback address"),
+            ("http://127.0.0.1.nip.io/jwks", "not a loopback address"),
+            ("ftp://idp.example.com/jwks", "not an https:// URL"),
+            ("idp.example.com/jwks", "not an https:// URL"),
+            ("https:///jwks", "not a URL"),
+        ] {
+            let e = check_jwks_url(bad).unwrap_err();
+            assert!(e.starts_with("--jwks-url `"), "{e}");
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // Credentials never appear in the message.
+        let e = check_jwks_url("http://user:hunter2@example.com/jwks").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("`http://example.com/jwks`"), "{e}");
+        assert_eq!(
+            shown_url("https://u:p@idp.test:8443/k?x=1"),
+            "https://idp.test:8443/k?x=1"
+        );
+        assert_eq!(shown_url("https://idp.test/k"), "https://idp.test/k");
+    }
+
+    // Two Ed25519 keys made by `openssl genpkey -algorithm ed25519`, and
+    // their public halves (the last 32 bytes of the DER public key).
+    const KEY_A: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIHojOrfdS3e+ae7UDTtKPoKwq9c5mTgerq6AJ3Kshfe6\n-----END PRIVATE KEY-----\n";
+    const JWK_A: &str = r#"{"kty":"OKP","crv":"Ed25519","kid":"a","x":"YCbn24c6h95qVEexXoE3GBJgm0OVqNG0ht37D_La9uY"}"#;
+    const KEY_B: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIGgl36xrMIpl2dZRKCGJao6cRqakbPLpVxrVQsbyBYOG\n-----END PRIVATE KEY-----\n";
+    const JWK_B: &str = r#"{"kty":"OKP","crv":"Ed25519","kid":"b","x":"e6-3tyhF8Osp2baWdLIclBOOIbCnYrU1sTYySsPPwYM"}"#;
+
+    fn sign(pem: &str, kid: &str, sub: &str) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.into());
+        let claims = serde_json::json!({
+            "iss": "https://idp.test", "sub": sub, "aud": "https://mcp.test/mcp",
+            "exp": now_secs() + 3600,
+        });
+        let key = jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    fn bearer(token: &str) -> Vec<u8> {
+        format!("Bearer {token}").into_bytes()
+    }
+
+    /// A token accepted and cached stops being accepted once a periodic
+    /// re-read of the key set no longer has its key; a cached hit starts
+    /// that re-read without waiting for it; a token whose key stayed is
+    /// accepted after the change (validated again).
+    #[tokio::test(start_paused = true)]
+    async fn a_cached_token_does_not_outlive_the_removal_of_its_key() {
+        let dir =
+            std::env::temp_dir().join(format!("portcullis-jwt-rotation-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("jwks.json");
+        std::fs::write(&file, format!(r#"{{"keys":[{JWK_A},{JWK_B}]}}"#)).unwrap();
+        let v = Arc::new(
+            Verifier::new(
+                JwtOptions {
+                    jwks: JwksSource::File(file.clone()),
+                    issuer: "https://idp.test".into(),
+                    audiences: vec!["https://mcp.test/mcp".into()],
+                    algorithms: DEFAULT_ALGORITHMS.to_vec(),
+                    required_scopes: Vec::new(),
+                    leeway: DEFAULT_LEEWAY,
+                },
+                Log {
+                    level: crate::log::Level::Error,
+                },
+            )
+            .await
+            .unwrap(),
+        );
+        let generation = || v.keys.read().unwrap().generation;
+        let (by_a, by_b) = (sign(KEY_A, "a", "alice"), sign(KEY_B, "b", "bob"));
+        let alice = v.authenticate(Some(&bearer(&by_a))).await.unwrap();
+        assert_eq!(alice.sub(), "alice");
+        assert!(v.authenticate(Some(&bearer(&by_b))).await.is_ok());
+        let first = generation();
+
+        // Key `a` is withdrawn. Until the key set is old, the cached token
+        // still passes (no read per request).
+        std::fs::write(&file, format!(r#"{{"keys":[{JWK_B}]}}"#)).unwrap();
+        tokio::time::advance(KEYS_MAX_AGE / 2).await;
+        assert!(v.authenticate(Some(&bearer(&by_a))).await.is_ok());
+        assert_eq!(generation(), first);
+
+        // Past KEYS_MAX_AGE: the cached hit is answered at once (with the
+        // keys held) and starts the re-read in the background.
+        tokio::time::advance(KEYS_MAX_AGE).await;
+        assert!(v.authenticate(Some(&bearer(&by_a))).await.is_ok());
+        for _ in 0..100 {
+            if generation() != first {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(generation(), first + 1, "the re-read changed the set");
+
+        // The same token now: its key is gone.
+        assert_eq!(
+            v.authenticate(Some(&bearer(&by_a))).await.unwrap_err(),
+            Refusal::Invalid("no known key signed the token (kid)")
+        );
+        // Bob's key stayed: validated again under the new set, and cached.
+        let bob = v.authenticate(Some(&bearer(&by_b))).await.unwrap();
+        assert_eq!(bob.sub(), "bob");
+        let cached = lock(&v.cache).get(by_b.as_str()).map(|c| c.generation);
+        assert_eq!(cached, Some(first + 1));
+
+        // A re-read that finds the same keys changes nothing.
+        tokio::time::advance(KEYS_MAX_AGE + REFRESH_EVERY).await;
+        assert!(v.authenticate(Some(&bearer(&by_b))).await.is_ok());
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            v.keys.read().unwrap().read.unwrap().elapsed() < REFRESH_EVERY,
+            "read again"
+        );
+        assert_eq!(generation(), first + 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

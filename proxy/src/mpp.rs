@@ -357,11 +357,15 @@ type Holds = HashMap<(u64, String), SharedHold>;
 /// whole process (every session), keyed by (session, challenge id): a
 /// session can only claim the challenges it was given. A sweeper thread
 /// releases those nobody claimed in time, so an abandoned payment does not
-/// hold the shared budget of every proxy.
+/// hold the shared budget of every proxy; at exit [`Payments::release_all`]
+/// releases the rest before the counter store closes.
 pub struct Payments {
     timeout: Mutex<Duration>,
     holds: Mutex<Holds>,
     sweeper: OnceLock<()>,
+    /// Set by [`Payments::release_all`]: a later hold is released at once.
+    /// Read and written under the `holds` lock.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Payments {
@@ -372,6 +376,7 @@ impl Payments {
             timeout: Mutex::new(DEFAULT_TIMEOUT),
             holds: Mutex::new(HashMap::new()),
             sweeper: OnceLock::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -394,6 +399,14 @@ impl Payments {
         let shared = Arc::new(Mutex::new(Some(hold)));
         {
             let mut holds = self.holds();
+            if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                // The proxy is exiting: nobody will pay it.
+                drop(holds);
+                if let Some(h) = shared.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    h.release();
+                }
+                return;
+            }
             for id in ids {
                 // A server that reuses a challenge id replaces the old hold: release it.
                 if let Some(old) = holds.insert((session, id.clone()), shared.clone())
@@ -427,7 +440,8 @@ impl Payments {
     /// Releases every hold past its deadline.
     pub fn sweep(&self, now: Instant) {
         let mut expired = Vec::new();
-        self.holds().retain(|_, v| {
+        let mut holds = self.holds();
+        holds.retain(|_, v| {
             let mut h = v.lock().unwrap_or_else(|e| e.into_inner());
             match h.as_ref() {
                 Some(x) if x.deadline <= now => {
@@ -438,9 +452,34 @@ impl Payments {
                 None => false,
             }
         });
+        // Released before the lock is let go, so [`Payments::release_all`]
+        // (which takes it) returns only once these are handed to the store.
         for h in expired {
             h.release();
         }
+        drop(holds);
+    }
+
+    /// Releases every reservation still waiting for its paid retry, and any
+    /// held later at once; the number released. For the exit, before the
+    /// counter store closes: a challenge nobody can pay any more (this
+    /// proxy is gone) must not keep its price counted in a shared store
+    /// until its payment timeout. Paid retries in flight are not touched
+    /// (they hold their reservation themselves).
+    pub fn release_all(&self) -> usize {
+        let mut holds = self.holds();
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut released = 0;
+        for (_, shared) in holds.drain() {
+            // Sibling ids share one hold: taken (and released) once.
+            if let Some(h) = shared.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                h.release();
+                released += 1;
+            }
+        }
+        drop(holds);
+        released
     }
 
     /// Number of challenges waiting for a paid retry.
@@ -557,6 +596,110 @@ mod tests {
         assert_eq!(p.ids, vec!["a".to_string(), "b".to_string()]);
         let url = r#"{"code":-32042,"message":"URL elicitation required","data":{"elicitations":[{"mode":"url","url":"https://x"}]}}"#;
         assert_eq!(err(url), Ok(None));
+    }
+
+    /// At exit every waiting reservation goes back (sibling ids of one
+    /// challenge once), and one held after that is released at once.
+    #[test]
+    fn release_all_gives_every_waiting_reservation_back_and_later_ones_at_once() {
+        use portcullis_core::counters::{
+            Calendar, CounterRef, CounterSpec, MemoryCounters, Scope, Window,
+        };
+        use portcullis_core::policy::{RuleId, RuleInfo, RuleKind};
+        use portcullis_core::spend::{Budget, WindowBudget};
+        static RULES: [RuleInfo; 1] = [RuleInfo {
+            name: "budget",
+            label: "test",
+            kind: RuleKind::Rule,
+            file: "test",
+            line: 1,
+            column: 1,
+        }];
+        static COUNTERS: [CounterSpec; 1] = [CounterSpec::new(
+            "test/t.spend",
+            Window::Calendar(Calendar::Day),
+            Scope::Global,
+        )];
+        static META: PolicyMeta = PolicyMeta {
+            server: "test",
+            file: "test",
+            dialect: "test",
+            digest: "0000000000000000",
+            rules: &RULES,
+            counters: &COUNTERS,
+            idempotency: &[],
+        };
+        // A registry of its own (the process's one is for the proxy).
+        let payments: &'static Payments = Box::leak(Box::new(Payments {
+            timeout: Mutex::new(DEFAULT_TIMEOUT),
+            holds: Mutex::new(HashMap::new()),
+            sweeper: OnceLock::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }));
+        let counters: Arc<dyn Counters> = Arc::new(MemoryCounters::new());
+        let mut budgets = Budgets::new();
+        budgets.push(Budget {
+            rule: RuleId(0),
+            currency: Some("usd"),
+            per_call: None,
+            window: Some(WindowBudget {
+                counter: CounterRef {
+                    spec: &COUNTERS[0],
+                    partition: 0,
+                },
+                max: 10_000_000,
+            }),
+            message: "",
+        });
+        let now = UnixMillis::now();
+        let usd = spend::currency("usd").unwrap();
+        let hold = |ids: &[&str]| {
+            let price = Price {
+                amount: 1_000_000,
+                currency: usd,
+                ids: ids.iter().map(|s| s.to_string()).collect(),
+            };
+            let reserved = reserve(
+                "t",
+                &budgets,
+                &price,
+                counters.as_ref(),
+                now,
+                FailMode::Closed,
+                &META,
+            )
+            .unwrap();
+            let counter = reserved.ticket.iter().next().unwrap().counter;
+            payments.hold(
+                1,
+                &price.ids,
+                Hold {
+                    tool: "t".into(),
+                    reserved,
+                    amount: price.amount,
+                    currency: usd,
+                    challenge_ids: price.ids.clone(),
+                    counters: counters.clone(),
+                    meta: &META,
+                    metrics: None,
+                    deadline: Instant::now() + DEFAULT_TIMEOUT,
+                },
+            );
+            counter
+        };
+        let counter = hold(&["a", "a-other-method"]);
+        hold(&["b"]);
+        let spent = || counters.read(counter, now).unwrap();
+        assert_eq!(spent(), 2_000_000);
+        assert_eq!(payments.waiting(), 3);
+        assert_eq!(payments.release_all(), 2, "two reservations, three ids");
+        assert_eq!(spent(), 0);
+        assert_eq!(payments.waiting(), 0);
+        assert!(payments.claim(1, "a").is_none(), "nothing left to pay");
+        // Held after the exit began: released at once.
+        hold(&["c"]);
+        assert_eq!(spent(), 0);
+        assert_eq!(payments.waiting(), 0);
     }
 
     #[test]

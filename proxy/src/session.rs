@@ -481,12 +481,88 @@ impl Session {
     }
 
     fn register(&self, key: IdKey, raw_id: &[u8], kind: Kind) -> Result<(), Vec<u8>> {
+        self.register_with(key, raw_id, kind, None, None)
+            .map_err(|(reply, _)| reply)
+    }
+
+    /// Registers an allowed call, with the payment and the idempotency
+    /// claim it carries, in one step. When its id is in flight the call is
+    /// refused and nothing it holds is kept: its counter units and its
+    /// idempotency claim go back, and the reservation a paid retry claimed
+    /// is released at once (the retry never reaches the server, so nothing
+    /// was paid), not counted until the payment timeout.
+    fn register_call(
+        &self,
+        key: IdKey,
+        raw_id: &[u8],
+        ticket: Ticket,
+        paid: Option<Box<Paid>>,
+        idem: Option<IdemClaim>,
+    ) -> Result<(), Vec<u8>> {
+        let registered = self.register_with(
+            key,
+            raw_id,
+            Kind::Call(Box::new(ticket)),
+            paid,
+            idem.map(Box::new),
+        );
+        let Err((reply, (paid, idem))) = registered else {
+            return Ok(());
+        };
+        self.counters.rollback(&ticket);
+        if let Some(c) = idem {
+            self.settle_idem(&c, None);
+        }
+        if let Some(paid) = paid {
+            self.never_sent(paid);
+        }
+        Err(reply)
+    }
+
+    /// A paid call refused before it was forwarded: the reservation its
+    /// credential claimed is released now (and the release logged).
+    fn never_sent(&self, mut paid: Box<Paid>) {
+        let Some(h) = paid.claimed.take() else {
+            return;
+        };
+        let price = format!(
+            "{} {}",
+            portcullis_core::spend::format(h.amount),
+            h.currency.code
+        );
+        let budgets = rule_names(h.meta, &h.reserved.rules);
+        h.release();
+        self.record(|| Event::Payment {
+            at: UnixMillis::now(),
+            tool: paid.tool.clone(),
+            stage: "released",
+            price,
+            budgets,
+            message: "the paid retry was refused before reaching the server".into(),
+            session: Some(self.session),
+        });
+    }
+
+    /// Inserts a pending request unless its id is in flight; Err gives back
+    /// the refusal and what the request would have held.
+    #[allow(clippy::type_complexity)]
+    fn register_with(
+        &self,
+        key: IdKey,
+        raw_id: &[u8],
+        kind: Kind,
+        paid: Option<Box<Paid>>,
+        idem: Option<Box<IdemClaim>>,
+    ) -> Result<(), (Vec<u8>, (Option<Box<Paid>>, Option<Box<IdemClaim>>))> {
         let mut pending = self.pending();
         if pending
             .get(&key)
             .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
         {
-            return Err(respond::refusal(Some(raw_id), RejectKind::IdInFlight));
+            return Err((
+                respond::refusal(Some(raw_id), RejectKind::IdInFlight),
+                (paid, idem),
+            ));
         }
         let replaced = pending.insert(
             key,
@@ -494,10 +570,11 @@ impl Session {
                 kind,
                 since: Instant::now(),
                 raw_id: raw_id.to_vec(),
-                paid: None,
-                idem: None,
+                paid,
+                idem,
             },
         );
+        drop(pending);
         // The id of a cancelled call, reused: its tombstone goes, and with it
         // the only way its claim would be settled. Release it, or identical
         // calls would wait for an answer that can no longer be matched until
@@ -658,26 +735,9 @@ impl Session {
                         ));
                     }
                 };
-                let registered = self.register(
-                    key.clone(),
-                    id.as_bytes(),
-                    Kind::Call(Box::new(decision.ticket)),
-                );
-                match registered {
-                    Ok(()) => {
-                        if let Some(p) = self.pending().get_mut(&key) {
-                            p.paid = paid;
-                            p.idem = claim.map(Box::new);
-                        }
-                        (true, None)
-                    }
-                    Err(reply) => {
-                        self.counters.rollback(&decision.ticket);
-                        if let Some(c) = claim {
-                            self.settle_idem(&c, None);
-                        }
-                        (false, Some(reply))
-                    }
+                match self.register_call(key, id.as_bytes(), decision.ticket, paid, claim) {
+                    Ok(()) => (true, None),
+                    Err(reply) => (false, Some(reply)),
                 }
             }
         })
@@ -1547,6 +1607,95 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(s.from_client(call("2").as_bytes()).forward.len(), 1);
+    }
+
+    /// A paid retry whose id turns out to be in flight when it is
+    /// registered (two requests of one session racing) is refused, and the
+    /// reservation its credential claimed is released at once: the retry
+    /// never reached the server, so nothing was paid.
+    #[test]
+    fn a_paid_retry_refused_at_registration_releases_its_reservation_at_once() {
+        use portcullis_core::spend::{Budget, Budgets, WindowBudget};
+        let counters = Arc::new(MemoryCounters::new());
+        let s = Session::new(
+            &POLICY,
+            counters.clone(),
+            1,
+            FailMode::Closed,
+            None,
+            Log {
+                level: super::super::log::Level::Error,
+            },
+        );
+        // Id 7 is in flight.
+        let ping = br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#;
+        assert_eq!(s.from_client(ping).forward.len(), 1);
+        let mut budgets = Budgets::new();
+        budgets.push(Budget {
+            rule: RuleId(0),
+            currency: Some("usd"),
+            per_call: None,
+            window: Some(WindowBudget {
+                counter: CounterRef {
+                    spec: &COUNTERS[0],
+                    partition: 0,
+                },
+                max: 1_000_000,
+            }),
+            message: "",
+        });
+        let price = crate::mpp::Price {
+            amount: 400_000,
+            currency: portcullis_core::spend::currency("usd").unwrap(),
+            ids: vec!["ch-1".into()],
+        };
+        let now = UnixMillis::now();
+        let reserved = crate::mpp::reserve(
+            "t",
+            &budgets,
+            &price,
+            counters.as_ref(),
+            now,
+            FailMode::Closed,
+            &META,
+        )
+        .unwrap();
+        let ticket = reserved.ticket;
+        let spent = || -> u64 {
+            ticket
+                .iter()
+                .map(|r| counters.read(r.counter, now).unwrap())
+                .sum()
+        };
+        assert_eq!(spent(), 400_000, "the challenge's price is reserved");
+        let paid = Paid {
+            tool: "t".into(),
+            budgets,
+            meta: &META,
+            claimed: Some(crate::mpp::Hold {
+                tool: "t".into(),
+                reserved,
+                amount: price.amount,
+                currency: price.currency,
+                challenge_ids: price.ids.clone(),
+                counters: counters.clone(),
+                meta: &META,
+                metrics: None,
+                deadline: Instant::now() + Duration::from_secs(300),
+            }),
+        };
+        let refused = s.register_call(
+            IdKey::Num("7".into()),
+            b"7",
+            Ticket::default(),
+            Some(Box::new(paid)),
+            None,
+        );
+        let reply = refused.expect_err("id 7 is in flight");
+        assert_eq!(error_of(&reply), -32600);
+        assert_eq!(spent(), 0, "released, not kept until the payment timeout");
+        // The ping is still the request in flight under id 7.
+        assert_eq!(s.in_flight(), 1);
     }
 
     fn error_of(bytes: &[u8]) -> i32 {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_proxy::http::server::OAuth;
-use portcullis_proxy::jwt::{DEFAULT_ALGORITHMS, JwksSource, JwtOptions, Verifier};
+use portcullis_proxy::jwt::{DEFAULT_ALGORITHMS, JwksSource, JwtOptions, Verifier, check_jwks_url};
 use portcullis_proxy::log::Log;
 
 use crate::cli::ProxyArgs;
@@ -16,12 +16,14 @@ pub async fn oauth(a: &ProxyArgs, log: Log) -> Result<Option<OAuth>, (String, St
     let jwks = match (&a.jwks_file, &a.jwks_url) {
         (Some(f), _) => JwksSource::File(f.clone()),
         (None, Some(u)) => {
-            if !(u.starts_with("https://") || u.starts_with("http://")) {
-                return Err((
-                    format!("--jwks-url `{u}` is not an http:// or https:// URL"),
-                    "the authorization server's jwks_uri, e.g. https://idp.example.com/.well-known/jwks.json".into(),
-                ));
-            }
+            // The keys decide who may call: they must not cross a network in
+            // the clear (plain http only to this machine).
+            check_jwks_url(u).map_err(|e| {
+                (
+                    e,
+                    "the authorization server's jwks_uri over https://, e.g. https://idp.example.com/.well-known/jwks.json (http:// only to 127.0.0.1, ::1 or localhost)".to_string(),
+                )
+            })?;
             JwksSource::Url(u.clone())
         }
         (None, None) => {

@@ -446,6 +446,15 @@ pub fn run(cli: Cli) -> i32 {
     runtime.shutdown_background();
     #[cfg(feature = "dynamic")]
     drop(watcher);
+    // Challenges passed on and never paid: nobody can pay them once we are
+    // gone, so their prices go back now, not at their payment timeout, and
+    // before the store closes (a rollback queued after that is lost).
+    let released = portcullis_proxy::mpp::Payments::global().release_all();
+    if released > 0 {
+        log.info(format_args!(
+            "released {released} reservation(s) of payment challenges never paid"
+        ));
+    }
     // Units of calls that failed go back to a store that outlives us.
     if let Some(store) = store {
         store.close();
