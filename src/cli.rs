@@ -247,6 +247,11 @@ pub struct ProxyArgs {
     /// JWKS URL (the authorization server's `jwks_uri`; fetched again on an unknown `kid`).
     #[arg(long, value_name = "URL", conflicts_with = "client_token_file")]
     pub jwks_url: Option<String>,
+    /// The caller's claims (a JSON object with `sub` and `iss`) instead of the
+    /// local user, over stdio and on an HTTP endpoint without --jwks-*
+    /// (testing; development builds only).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["jwks_file", "jwks_url"])]
+    pub principal_claims: Option<PathBuf>,
     /// With --jwks-*: the `iss` every token must have.
     #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,

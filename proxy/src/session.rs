@@ -239,7 +239,9 @@ pub struct Session {
     audit: Option<AuditLog>,
     metrics: Option<Arc<Metrics>>,
     log: Log,
-    /// Who opened the session (a bearer token's claims); None: not authenticated.
+    /// Who calls: the claims of the bearer token that opened the session,
+    /// or the process's caller (the local user, `--principal-claims`);
+    /// None: unknown (library users that set none).
     principal: Option<Arc<portcullis_core::Principal>>,
 }
 
@@ -281,14 +283,15 @@ impl Session {
     }
 
     /// The caller this session acts for (extracted once per token by
-    /// [`crate::jwt`]). Decisions read it through `Env::principal`
-    /// (borrowed, never copied per decision).
+    /// [`crate::jwt`], or once per process for the local user). Decisions
+    /// read it through `Env::principal` (borrowed, never copied per
+    /// decision); decision-log lines name its `sub` and `iss`.
     pub fn with_principal(mut self, principal: Option<Arc<portcullis_core::Principal>>) -> Session {
         self.principal = principal;
         self
     }
 
-    /// The caller this session acts for, if authenticated.
+    /// The caller this session acts for, if known.
     pub fn principal(&self) -> Option<&Arc<portcullis_core::Principal>> {
         self.principal.as_ref()
     }
@@ -526,6 +529,7 @@ impl Session {
                     },
                     arguments: None,
                     session: Some(self.session),
+                    principal: self.principal.clone(),
                 });
                 return Some((
                     false,
@@ -613,12 +617,14 @@ impl Session {
             },
             arguments: Some(call.arguments().as_bytes().to_vec()),
             session: Some(self.session),
+            principal: self.principal.clone(),
         });
         Some(match decision.effect() {
             Effect::Deny => {
                 self.log.info(format_args!(
-                    "denied {}: {}",
+                    "denied {}{}: {}",
                     call.name(),
+                    crate::log::Caller(self.principal.as_deref()),
                     decision.message(call.name())
                 ));
                 (
@@ -740,6 +746,7 @@ impl Session {
                             budgets: String::new(),
                             message: format!("unknown challenge {challenge:?}"),
                             session: Some(self.session),
+                            principal: self.principal.clone(),
                         });
                         return Err(crate::mpp::Refusal {
                             rule: None,
@@ -797,6 +804,7 @@ impl Session {
                 budgets,
                 message: String::new(),
                 session: Some(self.session),
+                principal: self.principal.clone(),
             });
         }
         let Some(error) = error else {
@@ -829,6 +837,7 @@ impl Session {
                 budgets,
                 message: refusal.message.clone(),
                 session: Some(self.session),
+                principal: self.principal.clone(),
             });
             Answer::Replace(mpp::denial(raw_id, &tool, &refusal, meta))
         };
@@ -887,6 +896,7 @@ impl Session {
                     budgets,
                     message: String::new(),
                     session: Some(self.session),
+                    principal: self.principal.clone(),
                 });
                 Answer::Forward
             }
