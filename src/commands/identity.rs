@@ -73,9 +73,9 @@ pub fn principal_from_file(path: &Path) -> Result<Principal, String> {
     })?;
     for (claim, value) in [("sub", principal.sub()), ("iss", principal.iss())] {
         if value.is_empty() {
-            let at = principal
-                .claim(claim)
-                .map_or(start, |v| offset_in(&bytes, v.as_bytes()));
+            let at = principal.claim(claim).map_or(start, |v| {
+                start + offset_in(principal.claims().as_bytes(), v.as_bytes())
+            });
             return Err(positioned(
                 path,
                 &bytes,
