@@ -397,6 +397,42 @@ fn assert_refused(
         ),
         None => assert!(!challenge.contains("error="), "{what}: {challenge}"),
     }
+    // The body is a JSON-RPC error without an id, as docs/identity.md tabulates.
+    let rpc: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"));
+    assert_eq!(rpc["jsonrpc"], "2.0", "{what}: {body}");
+    assert_eq!(rpc["id"], serde_json::Value::Null, "{what}: {body}");
+    assert_eq!(rpc["error"]["code"], -32600, "{what}: {body}");
+    let message = rpc["error"]["message"].as_str().unwrap();
+    match (want, error) {
+        (401, None) => assert_eq!(
+            message, "Unauthorized: send Authorization: Bearer <an access token for this resource>",
+            "{what}"
+        ),
+        (401, Some(_)) => {
+            // The description in the header is the message's reason.
+            let why = message
+                .strip_prefix("Unauthorized: ")
+                .unwrap_or_else(|| panic!("{what}: {message}"));
+            assert!(
+                challenge.contains(&format!(
+                    "error_description=\"{}\"",
+                    why.replace(['"', '\\'], "'")
+                )),
+                "{what}: {challenge} / {message}"
+            );
+        }
+        (403, _) => assert_eq!(
+            message, "Forbidden: the token lacks a required scope",
+            "{what}"
+        ),
+        (400, _) => assert_eq!(
+            message,
+            "Bad Request: tokens in the query string are refused: send Authorization: Bearer",
+            "{what}"
+        ),
+        _ => panic!("{what}: an unexpected status {want}"),
+    }
 }
 
 #[test]
