@@ -349,3 +349,66 @@ fn unusable_claims_files_stop_the_start_with_exit_2_and_a_position() {
     assert!(!started.exists(), "no server was started");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `portcullis --audit-log LOG -- cat` run as a uid without a passwd entry
+/// (setuid as root, else in a user namespace), with `user` as `$USER` or
+/// none; one call; the `sub` its decision-log line names.
+fn sub_of_a_uid_without_a_name(user: Option<&str>) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const UID: u32 = 54_321;
+    assert!(
+        nix::unistd::User::from_uid(UID.into()).unwrap().is_none(),
+        "uid {UID} has no passwd entry here"
+    );
+    let dir = common::temp_dir("identity-uid");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let log = dir.join("decisions.jsonl");
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        let mut c = Command::new(common::portcullis());
+        c.uid(UID).gid(UID);
+        c
+    } else {
+        let mut c = Command::new("unshare");
+        c.arg(format!("--map-user={UID}"))
+            .arg(format!("--map-group={UID}"))
+            .arg(common::portcullis());
+        c
+    };
+    cmd.args(["--server", "everything", "--audit-log"])
+        .arg(&log)
+        .args(["--", "cat"])
+        .env_remove("USER")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    if let Some(u) = user {
+        cmd.env("USER", u);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}
+"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = tool_calls(&log);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["iss"], "local");
+    let _ = std::fs::remove_dir_all(&dir);
+    calls[0]["sub"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_uid_without_a_passwd_entry_is_named_by_user_else_by_number() {
+    assert_eq!(sub_of_a_uid_without_a_name(Some("builder")), "builder");
+    assert_eq!(sub_of_a_uid_without_a_name(None), "54321");
+}
