@@ -687,13 +687,22 @@ fn render(s: &Summary) -> String {
         &[true, false, false],
     ));
     out.push_str(&format!("\nLast {} denials\n", s.last_denials.len()));
+    // The caller's column only when some line names one (older logs do not).
+    let callers = s.last_denials.iter().any(|d| !d.sub.is_empty());
     let rows: Vec<Vec<String>> = s
         .last_denials
         .iter()
         .rev()
         .map(|d| {
-            vec![
-                short_time(&d.time),
+            let mut row = vec![short_time(&d.time)];
+            if callers {
+                row.push(if d.sub.is_empty() {
+                    "-".to_string()
+                } else {
+                    truncate(&d.sub, 24)
+                });
+            }
+            row.extend([
                 if d.tool.is_empty() {
                     "-".to_string()
                 } else {
@@ -701,14 +710,16 @@ fn render(s: &Summary) -> String {
                 },
                 truncate(&d.rule, 36),
                 truncate(&d.message, 60),
-            ]
+            ]);
+            row
         })
         .collect();
-    out.push_str(&table(
-        &["TIME", "TOOL", "RULE", "MESSAGE"],
-        &rows,
-        &[false, false, false, false],
-    ));
+    let head: &[&str] = if callers {
+        &["TIME", "CALLER", "TOOL", "RULE", "MESSAGE"]
+    } else {
+        &["TIME", "TOOL", "RULE", "MESSAGE"]
+    };
+    out.push_str(&table(head, &rows, &vec![false; head.len()]));
     if !s.spend.is_empty() {
         out.push_str(
             "\nSpend on paid tools (reserved includes what was later committed or released)\n",
@@ -806,6 +817,7 @@ mod tests {
         assert_eq!(s.calls, 5);
         let text = render(&s);
         assert!(text.contains("Callers (3)"), "{text}");
+        assert!(text.contains("  TIME                 CALLER  "), "{text}");
         assert!(
             text.contains("bob\"\\u{000a}"),
             "escaped for the terminal: {text}"
