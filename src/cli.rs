@@ -248,6 +248,11 @@ pub struct ProxyArgs {
     /// https:// only; plain http:// only to 127.0.0.0/8, ::1 or localhost.
     #[arg(long, value_name = "URL", conflicts_with = "client_token_file")]
     pub jwks_url: Option<String>,
+    /// The caller's claims (a JSON object with `sub` and `iss`) instead of the
+    /// local user, over stdio and on an HTTP endpoint without --jwks-*
+    /// (testing; development builds only).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["jwks_file", "jwks_url"])]
+    pub principal_claims: Option<PathBuf>,
     /// With --jwks-*: the `iss` every token must have.
     #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,

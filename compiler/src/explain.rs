@@ -203,7 +203,7 @@ pub fn explain(
                 };
                 let _ = writeln!(
                     out,
-                    "once     idempotency window {} ({}), by rule {:?} ({}, {})\n         key: {key}; per caller when users sign in (OAuth), else shared by all callers\n         an identical call within the window {}",
+                    "once     idempotency window {} ({}), by rule {:?} ({}, {})\n         key: {key}; per caller (the token's iss + sub, or the local user)\n         an identical call within the window {}",
                     crate::ir::show_duration(spec.window_ms),
                     spec.mode.name(),
                     r.name,
