@@ -140,8 +140,15 @@ pub fn check(policy: &ServerPolicy, tools: &[ToolSchema], file_name: &str) -> Ve
     out
 }
 
-/// Every argument path one rule reads.
+/// Every argument path one rule reads (principal paths are not arguments:
+/// no tool schema describes them).
 pub(crate) fn rule_paths(policy: &ServerPolicy, id: crate::ir::RuleId) -> Vec<&ArgPath> {
+    let mut paths = every_path(policy, id);
+    paths.retain(|p| !p.is_principal());
+    paths
+}
+
+fn every_path(policy: &ServerPolicy, id: crate::ir::RuleId) -> Vec<&ArgPath> {
     let rule = policy.rule(id);
     let mut paths = Vec::new();
     if let Some(check) = &rule.check {
