@@ -87,7 +87,12 @@ pub fn explain(
         principal,
     };
     let mut seen_tests: Vec<Seen> = Vec::new();
-    let hide_when = |rule: RuleId| p.hidden.iter().find(|h| h.rule == rule).and_then(|h| h.when.as_ref());
+    let hide_when = |rule: RuleId| {
+        p.hidden
+            .iter()
+            .find(|h| h.rule == rule)
+            .and_then(|h| h.when.as_ref())
+    };
     let decision = ev.decide_traced(&call, &env, &mut |t| match t {
         Trace::Hidden { rule } => {
             events.push(format!("hidden   by {} ({})", p.rule(rule).label, where_(rule)));
@@ -215,11 +220,18 @@ pub fn explain(
                 "caller   sub {:?}, iss {:?}, scopes [{}]",
                 pr.sub(),
                 pr.iss(),
-                pr.scopes().iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+                pr.scopes()
+                    .iter()
+                    .map(|s| format!("{s:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         None if reads_principal(p) => {
-            let _ = writeln!(out, "caller   none (every principal.* path reads as missing; give one with --claims)");
+            let _ = writeln!(
+                out,
+                "caller   none (every principal.* path reads as missing; give one with --claims)"
+            );
         }
         None => {}
     }
@@ -314,7 +326,11 @@ fn partition(p: &Partition, call: &ToolCall<'_>, principal: Option<&Principal>) 
         Partition::Arg(a) => {
             let v = crate::eval::value(call, principal, a)
                 .map_or_else(|| "missing".to_string(), crate::eval::show_val);
-            let whose = if a.is_principal() { "this caller" } else { "this call" };
+            let whose = if a.is_principal() {
+                "this caller"
+            } else {
+                "this call"
+            };
             format!("per {} ({whose}: {v})", a.display())
         }
     }
@@ -330,7 +346,9 @@ pub fn reads_principal(p: &ServerPolicy) -> bool {
                 .any(|o| matches!(o, Operand::Arg(a) | Operand::Len(a) if a.is_principal()))
         })
     };
-    p.hidden.iter().any(|h| h.when.as_ref().is_some_and(expr_reads))
+    p.hidden
+        .iter()
+        .any(|h| h.when.as_ref().is_some_and(expr_reads))
         || p.rules
             .iter()
             .any(|r| r.check.as_ref().is_some_and(|c| expr_reads(&c.deny_when)))

@@ -82,7 +82,8 @@ pub fn lower(
             }
             b.add_hide(i, &s.text, s.span);
             if conditional {
-                let when = super::intercept::hide_condition(item, &format!("hide[{i}]"), &mut b, diags);
+                let when =
+                    super::intercept::hide_condition(item, &format!("hide[{i}]"), &mut b, diags);
                 if let Some(h) = b.policy.hidden.last_mut() {
                     h.when = when;
                 }
@@ -363,7 +364,10 @@ fn by_partition(n: &Node, diags: &mut Vec<Diagnostic>) -> Option<Partition> {
                 None
             }
         },
-        t if t.strip_prefix("args.").is_some_and(|r| !r.split('.').any(str::is_empty)) => {
+        t if t
+            .strip_prefix("args.")
+            .is_some_and(|r| !r.split('.').any(str::is_empty)) =>
+        {
             Some(Partition::Arg(crate::ir::ArgPath::args(
                 t["args.".len()..].split('.').map(str::to_string).collect(),
                 Loc(s.span),

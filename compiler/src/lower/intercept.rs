@@ -425,9 +425,20 @@ pub(super) fn hide_name(n: &Node, i: usize, diags: &mut Vec<Diagnostic>) -> (Str
     }
     let ctx = format!("hide[{i}]");
     let Some(entries) = map_entries(n, &ctx, diags) else {
-        return (Str { text: String::new(), span: n.span }, false);
+        return (
+            Str {
+                text: String::new(),
+                span: n.span,
+            },
+            false,
+        );
     };
-    check_keys(entries, &["tool", "when", "unless"], "a conditional hide entry", diags);
+    check_keys(
+        entries,
+        &["tool", "when", "unless"],
+        "a conditional hide entry",
+        diags,
+    );
     let name = match get(entries, "tool") {
         Some(t) => string_field(t, &format!("{ctx}.tool"), diags),
         None => {
@@ -435,7 +446,10 @@ pub(super) fn hide_name(n: &Node, i: usize, diags: &mut Vec<Diagnostic>) -> (Str
                 Diagnostic::error(format!("{ctx}: a conditional hide entry needs `tool`"), n.span)
                     .with_help("write `- {tool: admin_tool, unless: [{path: principal.claims.groups, op: contains, value: admins}]}`"),
             );
-            Str { text: "?".into(), span: n.span }
+            Str {
+                text: "?".into(),
+                span: n.span,
+            }
         }
     };
     match (get(entries, "when"), get(entries, "unless")) {
@@ -474,8 +488,13 @@ pub(super) fn hide_condition(
     let conds = decode_conditions(node, &format!("{ctx}.{key}"), diags);
     if conds.is_empty() {
         diags.push(
-            Diagnostic::error(format!("{ctx}.{key}: needs at least one condition"), node.span)
-                .with_help("write e.g. `[{path: principal.claims.groups, op: contains, value: admins}]`"),
+            Diagnostic::error(
+                format!("{ctx}.{key}: needs at least one condition"),
+                node.span,
+            )
+            .with_help(
+                "write e.g. `[{path: principal.claims.groups, op: contains, value: admins}]`",
+            ),
         );
         return None;
     }
@@ -510,7 +529,11 @@ pub(super) fn hide_condition(
     } else {
         Expr::And(tests)
     };
-    Some(if key == "unless" { Expr::negate(all) } else { all })
+    Some(if key == "unless" {
+        Expr::negate(all)
+    } else {
+        all
+    })
 }
 
 /// `spend: {per_call: 0.50, daily: 50.00}`: strict keys, amounts kept as written.
@@ -749,10 +772,7 @@ enum Lhs {
     /// `args.…` or (a Portcullis extension) `principal.…`.
     Path(ArgPath),
     /// A declared counter, `state.<scope>.<counter>`.
-    Counter {
-        scope: String,
-        counter: String,
-    },
+    Counter { scope: String, counter: String },
 }
 
 /// What a condition tests, one variant per operator family.

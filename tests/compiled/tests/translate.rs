@@ -103,7 +103,7 @@ fn translations_decide_like_their_originals() {
                         tool,
                         c.args
                     );
-                    prop_assert_eq!(a.is_hidden(tool), b.is_hidden(tool));
+                    prop_assert_eq!(a.is_hidden(tool, None), b.is_hidden(tool, None));
                     if da.effect() == Effect::Allow {
                         if c.upstream == 0 {
                             ma.rollback(&da.ticket);
