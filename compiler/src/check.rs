@@ -393,7 +393,8 @@ fn shadowed_rules(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
 }
 
 fn hidden_with_rules(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
-    for h in &p.hidden {
+    // A conditional hide hides from some callers only: the rest reach the rules.
+    for h in p.hidden.iter().filter(|h| h.when.is_none()) {
         for t in &p.tools {
             let covered = t.patterns.iter().any(|pat| match (&h.pattern, pat) {
                 (NamePattern::All, _) => true,

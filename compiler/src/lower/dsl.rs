@@ -626,7 +626,18 @@ fn lower_expr(
                     ),
                 );
             }
+            if let dsl::TestKind::Member(needle, haystack, negated) = &t.kind {
+                let test = Expr::Test(Test {
+                    kind: TestKind::Contains {
+                        lhs: Operand::Arg(arg_path(haystack, diags)),
+                        rhs: operand(needle, named, diags),
+                    },
+                    loc: Loc(t.span),
+                });
+                return if *negated { Expr::negate(test) } else { test };
+            }
             let kind = match &t.kind {
+                dsl::TestKind::Member(..) => unreachable!("lowered above"),
                 dsl::TestKind::Cmp(l, c, r) => TestKind::Cmp {
                     lhs: operand(l, named, diags),
                     op: *c,

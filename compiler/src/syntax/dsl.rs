@@ -272,6 +272,10 @@ pub enum TestKind {
     Cmp(Operand, CmpOp, Operand),
     /// `a in [..]` / `a not in [..]`
     In(Operand, Vec<Literal>, bool),
+    /// `a in PATH` / `a not in PATH`: membership in an array (or substring
+    /// of a string) read from a path, e.g. `"finance" in principal.groups`;
+    /// the same test as `PATH contains a`.
+    Member(Operand, Path, bool),
     /// `a matches /re/flags`
     Matches(Operand, Spanned<(String, String)>),
     /// `a contains b`
@@ -1069,8 +1073,15 @@ impl Build<'_> {
                         };
                         TestKind::Cmp(lhs, op, self.operand(parts[2].clone(), diags))
                     }
-                    Rule::kw_not => TestKind::In(lhs, self.list(parts[3].clone(), diags), true),
-                    Rule::kw_in => TestKind::In(lhs, self.list(parts[2].clone(), diags), false),
+                    Rule::kw_not | Rule::kw_in => {
+                        let negated = parts[1].as_rule() == Rule::kw_not;
+                        let target = parts[if negated { 3 } else { 2 }].clone();
+                        if target.as_rule() == Rule::path {
+                            TestKind::Member(lhs, self.path(target), negated)
+                        } else {
+                            TestKind::In(lhs, self.list(target, diags), negated)
+                        }
+                    }
                     Rule::kw_matches => {
                         let re = parts[2].clone();
                         let rspan = self.span(&re);

@@ -607,6 +607,12 @@ fn test(t: &Test) -> String {
                 flags
             )
         }
+        TestKind::Member(l, p, negated) => format!(
+            "{} {}in {}",
+            operand(l),
+            if *negated { "not " } else { "" },
+            path(p)
+        ),
         TestKind::Contains(l, r) => format!("{} contains {}", operand(l), operand(r)),
         TestKind::StartsWith(l, r) => format!("{} starts_with {}", operand(l), operand(r)),
         TestKind::EndsWith(l, r) => format!("{} ends_with {}", operand(l), operand(r)),
