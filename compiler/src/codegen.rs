@@ -497,9 +497,10 @@ fn server_module(
             }
             crate::ir::Window::Sliding { millis } => quote!(Window::Sliding { millis: #millis }),
         };
-        let scope = match c.partition {
+        let scope = match &c.partition {
             Partition::Global => quote!(Scope::Global),
             Partition::Session => quote!(Scope::Session),
+            Partition::Arg(p) if p.is_principal() => quote!(Scope::Principal),
             Partition::Arg(_) => quote!(Scope::Argument),
         };
         quote!(CounterSpec::new(#key, #window, #scope))
@@ -1177,7 +1178,18 @@ impl Gen<'_> {
                 }
             }
         }
-        let cond = self.expr(&check.deny_when, slots, &pre);
+        // A top-level `and`/`or` needs no parentheses around it in an `if`.
+        let cond = match &check.deny_when {
+            Expr::And(items) if !items.is_empty() => {
+                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, &pre)).collect();
+                quote!(#(#parts)&&*)
+            }
+            Expr::Or(items) if !items.is_empty() => {
+                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, &pre)).collect();
+                quote!(#(#parts)||*)
+            }
+            e => self.expr(e, slots, &pre),
+        };
         let msg = lit(&check.message);
         let stmts = &pre.stmts;
         Some(quote! {
