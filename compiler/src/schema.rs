@@ -355,6 +355,28 @@ mod tests {
             .collect()
     }
 
+    /// Principal paths are the caller's claims, not tool parameters: no
+    /// schema describes them, so none is checked against one (an argument
+    /// path beside them still is).
+    #[test]
+    fn principal_paths_are_not_schema_paths() {
+        assert!(
+            warnings(
+                r#"tool echo {
+                     deny "x" when principal.sub == "a" or principal.claims.message.depth > 2
+                     deny "y" unless "admins" in principal.groups
+                     limit 3 per hour by principal.sub
+                   }"#
+            )
+            .is_empty()
+        );
+        let w = warnings(
+            r#"tool echo { deny "x" when principal.groups contains "a" and args.nope == 1 }"#,
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("`args.nope` is not a parameter"), "{w:?}");
+    }
+
     #[test]
     fn known_paths_pass() {
         assert!(
