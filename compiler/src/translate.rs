@@ -113,7 +113,7 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
                 let cond = expr(p, e, &CounterNames::new(p))?;
                 items.push(Item::Hide(
                     vec![pattern(&h.pattern)?],
-                    Some((false, cond)),
+                    Some(Box::new((false, cond))),
                     Span::default(),
                 ));
             }

@@ -79,7 +79,7 @@ pub fn lower<'f>(
             Item::Hide(patterns, condition, _) => {
                 // A hide condition reads principal paths only (check.rs
                 // reports anything else); it cannot read a counter.
-                let when = condition.as_ref().map(|(unless, e)| {
+                let when = condition.as_deref().map(|(unless, e)| {
                     let e = lower_expr(e, &BTreeMap::new(), &mut b, diags);
                     if *unless { Expr::negate(e) } else { e }
                 });

@@ -70,7 +70,7 @@ pub enum Item {
     Default(Spanned<Posture>),
     /// `hide a, b, "c*" [when E | unless E]`: `(unless?, condition)` makes
     /// the hide depend on the caller (E reads principal paths only).
-    Hide(Vec<Pattern>, Option<(bool, Expr)>, Span),
+    Hide(Vec<Pattern>, Option<Box<(bool, Expr)>>, Span),
     /// `include "file.policy"`
     Include(Spanned<String>),
     /// `tool a, b { rules }`
@@ -672,7 +672,7 @@ impl Build<'_> {
                             Rule::when_clause | Rule::unless_clause => {
                                 let unless = q.as_rule() == Rule::unless_clause;
                                 let e = q.into_inner().nth(1).expect("an expression");
-                                condition = Some((unless, self.expr(e, diags)));
+                                condition = Some(Box::new((unless, self.expr(e, diags))));
                             }
                             _ => {}
                         }

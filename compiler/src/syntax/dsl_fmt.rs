@@ -221,7 +221,7 @@ impl Printer<'_> {
                     self.out.push_str("hide ");
                     self.out
                         .push_str(&patterns.iter().map(pattern).collect::<Vec<_>>().join(", "));
-                    match condition {
+                    match condition.as_deref() {
                         None => {}
                         Some((false, e)) => self.out.push_str(&format!(" when {}", expr(e, 0))),
                         Some((true, e)) => self.out.push_str(&format!(" unless {}", expr(e, 0))),
