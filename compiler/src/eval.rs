@@ -401,12 +401,19 @@ pub fn no_partition_message(ir: &ServerPolicy, r: &crate::ir::Rule) -> Option<St
     if let Some(c) = &r.check {
         counters.extend(c.deny_when.counters());
     }
+    // Named after the rule's own message (a limit's, else its check's),
+    // which every front end and `translate` keep, unlike rule names.
+    let base = r
+        .limit
+        .as_ref()
+        .map(|l| l.message.as_str())
+        .or(r.check.as_ref().map(|c| c.message.as_str()))
+        .unwrap_or(&r.name);
     counters
         .into_iter()
         .find_map(|c| match &ir.counter(c).partition {
             Partition::Arg(p) if p.is_principal() => Some(format!(
-                "{}: the limit counts per {} and the caller has none",
-                r.name,
+                "{base}: the limit counts per {} and the caller has none",
                 p.display()
             )),
             _ => None,
