@@ -801,6 +801,22 @@ impl Coverage {
     pub fn uncovered(&self, p: &ServerPolicy, sources: &SourceMap) -> (Vec<String>, usize, usize) {
         let mut lines = Vec::new();
         let (mut covered, mut total) = (0, 0);
+        // The conditions of per-caller hides (a plain hide has none).
+        for h in &p.hidden {
+            for t in h.when.iter().flat_map(|e| e.tests()) {
+                total += 1;
+                if self.tests.contains(&t.loc.0) {
+                    covered += 1;
+                } else {
+                    lines.push(format!(
+                        "{}  condition `{}` of {} never evaluated",
+                        sources.location(t.loc.0),
+                        crate::explain::describe_test(p, t),
+                        p.rule(h.rule).label
+                    ));
+                }
+            }
+        }
         for r in &p.rules {
             if r.kind != RuleKind::Rule {
                 continue;
