@@ -1149,6 +1149,53 @@ mod tests {
     }
 
     #[test]
+    fn principal_blocks_are_claims_and_bad_ones_are_positioned_diagnostics() {
+        let text = "cases:\n  - name: x\n    principal: {sub: alice, iss: i, groups: [a], org: {team: t}}\n    calls:\n      - {tool: t, expect: allow}\n      - {tool: t, principal: null, expect: allow}\n      - {tool: t, principal: {sub: bob, iss: i, scope: \"r w\"}, expect: allow}\n";
+        let file = parse(FileId(0), text).unwrap();
+        let case = &file.cases[0];
+        let p = case.principal.as_ref().unwrap();
+        assert_eq!((p.sub(), p.iss()), ("alice", "i"));
+        assert_eq!(
+            p.claim("org").unwrap().as_bytes(),
+            br#"{"team":"t"}"#,
+            "nested mappings are JSON objects"
+        );
+        assert!(case.calls[0].principal.is_none(), "the case's caller");
+        assert!(matches!(case.calls[1].principal, Some(None)), "no caller");
+        let bob = case.calls[2].principal.clone().flatten().unwrap();
+        assert_eq!(bob.sub(), "bob");
+        assert!(bob.has_scope("r") && bob.has_scope("w"));
+        for (block, want, at) in [
+            (
+                "{iss: i}",
+                "`principal`: the claims have no `sub` string",
+                "{iss",
+            ),
+            (
+                "{sub: 1, iss: i}",
+                "the claims have no `sub` string",
+                "{sub",
+            ),
+            ("{sub: a}", "the claims have no `iss` string", "{sub"),
+            (
+                "[a]",
+                "`principal` must be a mapping of token claims",
+                "[a]",
+            ),
+        ] {
+            let text = format!(
+                "cases:\n  - name: x\n    calls:\n      - {{tool: t, principal: {block}, expect: allow}}\n"
+            );
+            let diags = parse(FileId(0), &text).expect_err(block);
+            let d = diags
+                .iter()
+                .find(|d| d.message.contains(want))
+                .unwrap_or_else(|| panic!("{block}: no {want:?} in {diags:#?}"));
+            assert_eq!(d.span.unwrap().start, text.find(at).unwrap(), "{block}");
+        }
+    }
+
+    #[test]
     fn bad_prices_and_misplaced_keys_are_positioned_diagnostics() {
         let check = |call: &str, want: &str, at: &str| {
             let text = format!("cases:\n  - name: x\n    calls:\n      - {call}\n");
