@@ -87,6 +87,7 @@ pub fn explain(
         principal,
     };
     let mut seen_tests: Vec<Seen> = Vec::new();
+    let mut no_partition = false;
     let hide_when = |rule: RuleId| {
         p.hidden
             .iter()
@@ -111,6 +112,7 @@ pub fn explain(
             seen_tests.clear();
         }
         Trace::NoPartition { rule } => {
+            no_partition = true;
             let r = p.rule(rule);
             if let Some(l) = &r.limit {
                 let c = p.counter(l.counter);
@@ -295,6 +297,7 @@ pub fn explain(
                 Outcome::Hidden => "hidden",
                 Outcome::NotPermitted => "not listed; the default is deny",
                 Outcome::Check => "condition",
+                Outcome::Limit if no_partition => "no value to count the caller by",
                 Outcome::Limit => "limit reached",
                 Outcome::BadAmount => "bad amount",
                 Outcome::StateUnavailable => "counter store unavailable",

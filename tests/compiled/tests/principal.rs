@@ -341,7 +341,7 @@ fn tests_as_data_with_callers_pass_on_both_engines() {
             report.text
         );
     }
-    assert_eq!(report.passed, 11, "{}", report.text);
+    assert_eq!(report.passed, 12, "{}", report.text);
     let c = report.coverage.unwrap();
     assert_eq!(c.covered, c.total, "{:#?}", c.uncovered);
 }
