@@ -329,28 +329,34 @@ pub fn calls(shape: &Shape) -> impl Strategy<Value = Vec<Call>> {
         .chain(["x".to_string()])
         .collect();
     let nclaims = claim_paths.len().max(1);
+    // Each claim the policy reads is present most of the time, usually one
+    // of the policy's own constants (alone, or in a list as group claims
+    // are), so the random callers reach the rules that test them.
+    let pick = {
+        let constants = constants.clone();
+        (0..constants.len()).prop_map(move |i| constants[i].clone())
+    };
+    let claim_value = prop_oneof![
+        3 => pick.clone(),
+        2 => pick.prop_map(|c| J::Arr(vec![c, J::Str("other".into(), false)])),
+        1 => value(constants.clone()),
+    ];
     let principal = prop::option::weighted(
         0.8,
         (
             0usize..3,
-            prop::collection::vec((0..nclaims, value(constants.clone()), any::<bool>()), 0..5),
+            prop::collection::vec(prop::option::weighted(0.75, claim_value), nclaims),
             prop::collection::vec(prop::sample::select(strings.clone()), 0..3),
             prop::sample::select(strings),
         ),
     )
     .prop_map(move |p| {
-        let (sub, sets, scopes, iss) = p?;
+        let (sub, values, scopes, iss) = p?;
         let mut obj = J::Obj(Vec::new());
-        for (i, v, listed) in sets {
-            let Some(path) = claim_paths.get(i) else {
-                continue;
-            };
-            // Often a list of the policy's strings, as groups claims are.
-            let v = match (listed, v) {
-                (true, J::Str(s, u)) => J::Arr(vec![J::Str(s, u), J::Str("other".into(), false)]),
-                (_, v) => v,
-            };
-            obj.replace(path, v);
+        for (path, v) in claim_paths.iter().zip(values) {
+            if let Some(v) = v {
+                obj.replace(path, v);
+            }
         }
         obj.replace(
             &["sub".to_string()],
