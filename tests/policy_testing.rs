@@ -355,7 +355,7 @@ fn explain_as_a_caller_shows_principal_dependent_rules() {
     for line in [
         r#"caller   sub "alice", iss "https://idp.example", scopes ["refunds:read"]"#,
         r#"principal.claims.groups contains "finance"  true   principal.claims.groups = ["finance"]"#,
-        r#"per principal.sub (this caller: "alice")"#,
+        r#"per caller, principal.sub of principal.iss (this caller: "alice" of "https://idp.example")"#,
         "result   ALLOW (counters reserved)",
     ] {
         assert!(out.contains(line), "{line}\n{out}");

@@ -1003,9 +1003,13 @@ impl Gen<'_> {
             Partition::Global => quote!(0),
             Partition::Session => quote!(u128::from(env.session)),
             Partition::Arg(path) if path.is_principal() => {
-                let v = slots.value(path);
-                quote!(match #v {
-                    Some(v) => ops::partition_of(Some(v)),
+                let field = match path.root {
+                    crate::ir::Root::Principal(f) => format_ident!("{}", format!("{f:?}")),
+                    crate::ir::Root::Args => unreachable!("a principal path"),
+                };
+                let segs = path.segments.iter().map(|s| lit(s));
+                quote!(match principal::partition(env.principal, PrincipalField::#field, &[#(#segs),*]) {
+                    Some(p) => p,
                     None => #on_missing,
                 })
             }

@@ -119,10 +119,13 @@ impl Evaluator {
         let partition = match &self.ir.counter(id).partition {
             Partition::Global => 0,
             Partition::Session => u128::from(env.session),
-            Partition::Arg(p) if p.is_principal() => {
-                ops::partition_of(Some(value(call, env.principal, p)?))
-            }
-            Partition::Arg(p) => ops::partition_of(arg(call, p)),
+            Partition::Arg(p) => match p.root {
+                Root::Args => ops::partition_of(arg(call, p)),
+                Root::Principal(field) => {
+                    let segs: Vec<&str> = p.segments.iter().map(String::as_str).collect();
+                    principal::partition(env.principal, field, &segs)?
+                }
+            },
         };
         Some(CounterRef { spec, partition })
     }

@@ -326,6 +326,15 @@ fn partition(p: &Partition, call: &ToolCall<'_>, principal: Option<&Principal>) 
     match p {
         Partition::Global => "shared by every caller".to_string(),
         Partition::Session => "per agent session".to_string(),
+        Partition::Arg(a)
+            if a.root == crate::ir::Root::Principal(crate::ir::PrincipalField::Sub) =>
+        {
+            let v = principal.map_or_else(
+                || "missing".to_string(),
+                |p| format!("{:?} of {:?}", p.sub(), p.iss()),
+            );
+            format!("per caller, principal.sub of principal.iss (this caller: {v})")
+        }
         Partition::Arg(a) => {
             let v = crate::eval::value(call, principal, a)
                 .map_or_else(|| "missing".to_string(), crate::eval::show_val);

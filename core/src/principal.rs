@@ -230,6 +230,25 @@ pub fn value<'a>(
     principal?.value(field, path)
 }
 
+/// The counter partition of a limit counted `by principal.<field>[.<path>]`
+/// for this caller, or None when there is no such value (no principal, or
+/// a token without the claim: the limit then denies, failing closed).
+/// `principal.sub` partitions by issuer and subject together
+/// ([`crate::ops::partition_of_caller`]); any other path by its value
+/// ([`crate::ops::partition_of`]). Shared by generated code and the
+/// reference evaluator; no allocation.
+pub fn partition(
+    principal: Option<&Principal>,
+    field: PrincipalField,
+    path: &[&str],
+) -> Option<u128> {
+    let p = principal?;
+    match field {
+        PrincipalField::Sub => Some(crate::ops::partition_of_caller(p.iss(), p.sub())),
+        _ => Some(crate::ops::partition_of(Some(p.value(field, path)?))),
+    }
+}
+
 /// Appends `s` to `out` as a JSON string.
 fn json_string(out: &mut String, s: &str) {
     out.push('"');
@@ -335,6 +354,38 @@ mod tests {
         assert_eq!(show(value(None, PrincipalField::Sub, &[])), "missing");
         let none = Principal::local("bob");
         assert_eq!(show(none.value(PrincipalField::Scopes, &[])), "array:[]");
+    }
+
+    #[test]
+    fn partitions_are_per_issuer_and_subject_or_per_value() {
+        let a = Principal::from_claims(br#"{"sub":"alice","iss":"https://a","team":"t"}"#.to_vec())
+            .unwrap();
+        let b = Principal::from_claims(br#"{"sub":"alice","iss":"https://b","team":"t"}"#.to_vec())
+            .unwrap();
+        let sub = |p| partition(Some(p), PrincipalField::Sub, &[]).unwrap();
+        assert_ne!(
+            sub(&a),
+            sub(&b),
+            "one subject name at two issuers is two callers"
+        );
+        assert_eq!(
+            sub(&a),
+            partition(Some(&a.clone()), PrincipalField::Sub, &[]).unwrap()
+        );
+        let team = |p| partition(Some(p), PrincipalField::Claims, &["team"]).unwrap();
+        assert_eq!(
+            team(&a),
+            team(&b),
+            "a claim's value is shared by whoever has it"
+        );
+        assert_eq!(
+            team(&a),
+            crate::ops::partition_of(Some(Val::Str(JStr::plain("t"))))
+        );
+        assert!(partition(None, PrincipalField::Sub, &[]).is_none());
+        assert!(partition(Some(&a), PrincipalField::Claims, &["nope"]).is_none());
+        // Never the partition of a global counter or a session.
+        assert!(sub(&a) >= crate::ops::ARG_PARTITION);
     }
 
     #[test]
