@@ -231,6 +231,23 @@ fn yaml_partitions_and_hides_lower_to_principal_paths() {
         matches!(&p.counters[0].partition, Partition::Arg(a) if a.display() == "principal.claims.org.team")
     );
     assert!(matches!(&p.hidden[0].when, Some(Expr::Not(_))));
+    // `by` also takes argument paths, in both forms.
+    let out = compile_one(
+        "s.yaml",
+        "tools:\n  t:\n    rules:\n      - action: allow\n        rate_limit: {max: 1, window: 60, by: args.customer.id}\n",
+    );
+    assert!(out.is_ok(), "{}", out.render());
+    assert!(
+        matches!(&out.policies[0].counters[0].partition, Partition::Arg(a) if a.display() == "args.customer.id" && !a.is_principal())
+    );
+    let out = compile_one(
+        "s.yaml",
+        "version: \"1\"\ntools:\n  t:\n    rules:\n      - name: r\n        conditions:\n          - {path: state.t.n, op: lte, value: 3}\n        state: {counter: n, window: hour, by: args.customer}\n",
+    );
+    assert!(out.is_ok(), "{}", out.render());
+    assert!(
+        matches!(&out.policies[0].counters[0].partition, Partition::Arg(a) if a.display() == "args.customer")
+    );
 }
 
 fn who(claims: &str) -> Principal {
