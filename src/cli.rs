@@ -97,6 +97,11 @@ pub struct ExplainArgs {
     /// The call's arguments, as JSON.
     #[arg(long, value_name = "JSON", default_value = "{}")]
     pub args: String,
+    /// Explain the call as this caller: a JSON object of token claims with
+    /// `sub` and `iss` (and `scope`/`scp`, `groups`, ...), as policies read
+    /// them through `principal.*`. Without it the caller is unknown.
+    #[arg(long, value_name = "JSON")]
+    pub claims: Option<String>,
 }
 
 /// `portcullis fmt`.

@@ -171,17 +171,17 @@ impl Drop for Endpoint {
 
 impl Endpoint {
     fn start(name: &str, args: &[&str]) -> Endpoint {
+        Endpoint::start_with(name, &["--server", "everything"], args)
+    }
+
+    /// Like [`Endpoint::start`], with the policy chosen by `policy`
+    /// (`--server NAME` or `-c FILE`).
+    fn start_with(name: &str, policy: &[&str], args: &[&str]) -> Endpoint {
         let dir = common::temp_dir(name);
         let tap = dir.join("server-received.jsonl");
         let mut child = Command::new(common::portcullis())
-            .args([
-                "--transport",
-                "http",
-                "--port",
-                "0",
-                "--server",
-                "everything",
-            ])
+            .args(["--transport", "http", "--port", "0"])
+            .args(policy)
             .args(args)
             .arg("--")
             .arg(common::root().join("tests/e2e/tap.sh"))
@@ -1208,4 +1208,102 @@ fn without_tokens_http_sessions_act_as_the_local_user_or_the_claims_file() {
     }
     assert!(!std::fs::read_to_string(&log).unwrap().contains("finance"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 14, the policy side, through the real binary and server: a policy
+/// that reads the caller gives two principals different `tools/list`
+/// answers (a per-caller hide), different decisions (a scope condition) and
+/// their own budgets (a limit per `principal.sub`); what it denies never
+/// reaches the server.
+#[test]
+fn callers_get_their_own_tool_lists_decisions_and_budgets() {
+    let dir = common::temp_dir("oauth-principal-policy");
+    let rsa = TestKey::rsa(&dir, "rsa1");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks(&[&rsa])).unwrap();
+    let policy = dir.join("everything.policy");
+    std::fs::write(
+        &policy,
+        r#"server everything {
+  hide get-env unless "admins" in principal.groups
+  tool echo {
+    deny "Echo needs the echo:use scope" unless principal.scopes contains "echo:use"
+    limit 2 per hour by principal.sub -> "Two echoes per hour per user"
+  }
+}
+"#,
+    )
+    .unwrap();
+    let p = Endpoint::start_with(
+        "oauth-principal-policy",
+        &["-c", policy.to_str().unwrap()],
+        &[
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+            "--issuer",
+            ISSUER,
+            "--audience",
+            "https://mcp.test/mcp",
+            "--resource-url",
+            "https://mcp.test/mcp",
+        ],
+    );
+    let token = |sub: &str, groups: &[&str], scope: &str| {
+        let mut c = claims("https://mcp.test/mcp", sub);
+        c["groups"] = serde_json::json!(groups);
+        c["scope"] = scope.into();
+        rsa.sign(&c)
+    };
+    let alice = token("alice", &["finance"], "mcp:tools echo:use");
+    let root = token("root", &["admins"], "mcp:tools echo:use");
+    let eve = token("eve", &["finance"], "mcp:tools");
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
+    let (sa, sr, se) = (p.open(&alice), p.open(&root), p.open(&eve));
+    let (status, _, body) = p.post(Some(&alice), Some(&sa), list);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""name":"echo""#), "{body}");
+    assert!(
+        !body.contains(r#""name":"get-env""#),
+        "hidden from alice: {body}"
+    );
+    let (_, _, body) = p.post(Some(&root), Some(&sr), list);
+    assert!(
+        body.contains(r#""name":"get-env""#),
+        "visible to an admin: {body}"
+    );
+    let get_env = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get-env","arguments":{}}}"#;
+    let (_, _, body) = p.post(Some(&alice), Some(&sa), get_env);
+    assert!(
+        body.contains(r#"Tool \"get-env\" is hidden by policy"#),
+        "{body}"
+    );
+    // Two echoes each: alice's and root's budgets are their own.
+    for (who, t, sid) in [("alice", &alice, &sa), ("root", &root, &sr)] {
+        for id in [10, 11] {
+            let (_, _, body) = p.post(Some(t), Some(sid), &call(id));
+            assert!(
+                body.contains(&format!("Echo: call-{id}")),
+                "{who} {id}: {body}"
+            );
+        }
+        let (_, _, body) = p.post(Some(t), Some(sid), &call(12));
+        assert!(
+            body.contains("Two echoes per hour per user"),
+            "{who}: {body}"
+        );
+    }
+    // Without the scope: denied by the condition.
+    let (_, _, body) = p.post(Some(&eve), Some(&se), &call(20));
+    assert!(body.contains("Echo needs the echo:use scope"), "{body}");
+    let received = p.server_received();
+    assert!(
+        !received.contains("call-12"),
+        "a denied call reached the server"
+    );
+    assert!(
+        !received.contains("call-20"),
+        "a denied call reached the server"
+    );
+    assert!(!received.contains(r#""name":"get-env""#), "{received}");
+    assert_eq!(received.matches("call-10").count(), 2, "{received}");
 }

@@ -1249,18 +1249,21 @@ impl Session {
         }
     }
 
-    /// A `tools/list` answer without the hidden tools (one policy for the whole list).
+    /// A `tools/list` answer without the tools hidden from this session's
+    /// caller (one policy for the whole list; `hide` rules may depend on
+    /// the principal, as they do for the calls themselves).
     fn filter_list(
         &self,
         raw: &[u8],
         outline: Option<&Outline>,
     ) -> Result<Option<Vec<u8>>, FilterError> {
         let policy = self.policy();
+        let principal = self.principal.as_deref();
         let hidden = |t: &str| {
             if let Some(m) = &self.metrics {
                 m.register_tool(t);
             }
-            policy.is_hidden(t)
+            policy.is_hidden(t, principal)
         };
         match outline {
             Some(o) => filter_outlined(raw, o, hidden),
@@ -1470,11 +1473,11 @@ mod tests {
         fn meta(&self) -> &PolicyMeta {
             &META
         }
-        fn is_hidden(&self, tool: &str) -> bool {
+        fn is_hidden(&self, tool: &str, _: Option<&portcullis_core::Principal>) -> bool {
             tool == "secret"
         }
         fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-            if self.is_hidden(call.name()) {
+            if self.is_hidden(call.name(), env.principal) {
                 return Decision::deny(portcullis_core::policy::Outcome::Hidden, RuleId(0), "");
             }
             let mut l = Limits::new();

@@ -66,6 +66,10 @@ fn main() {
     let spend = root.join("tests/fixtures/spend");
     println!("cargo:rerun-if-changed={}", spend.display());
     inputs.extend(load_dir(&spend, Some("tests/fixtures/spend")).expect("read fixtures"));
+    // Policies that read the caller (principal paths, per-caller hides and limits).
+    let principal = root.join("tests/fixtures/principal");
+    println!("cargo:rerun-if-changed={}", principal.display());
+    inputs.extend(load_dir(&principal, Some("tests/fixtures/principal")).expect("read fixtures"));
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,

@@ -61,6 +61,7 @@ impl PolicyBuilder {
         };
         self.policy.hidden.push(Hide {
             pattern,
+            when: None,
             rule,
             loc: Loc(span),
         });
