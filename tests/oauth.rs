@@ -1307,3 +1307,122 @@ fn callers_get_their_own_tool_lists_decisions_and_budgets() {
     assert!(!received.contains(r#""name":"get-env""#), "{received}");
     assert_eq!(received.matches("call-10").count(), 2, "{received}");
 }
+
+/// Issue 14 with the official TypeScript SDK client: one policy, three
+/// callers, each with its own bearer token. Alice (an admin with the scope)
+/// sees `get-env` and may call it, Bob (the scope, no admin group) sees no
+/// `get-env` and is refused it, Eve (no scope) is refused every echo; the
+/// limit per `principal.sub` admits two echoes for Alice AND two for Bob.
+/// The server receives exactly what was admitted.
+#[test]
+fn the_official_sdk_client_sees_what_the_policy_gives_each_caller() {
+    let dir = common::temp_dir("oauth-sdk-principals");
+    let rsa = TestKey::rsa(&dir, "rsa1");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks(&[&rsa])).unwrap();
+    let policy = dir.join("everything.policy");
+    std::fs::write(
+        &policy,
+        r#"server everything {
+  hide get-env unless "admins" in principal.groups
+  tool echo {
+    deny "Echo needs the echo:use scope" unless principal.scopes contains "echo:use"
+    limit 2 per hour by principal.sub -> "Two echoes per hour per user"
+  }
+}
+"#,
+    )
+    .unwrap();
+    let p = Endpoint::start_with(
+        "oauth-sdk-principals",
+        &["-c", policy.to_str().unwrap()],
+        &[
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+            "--issuer",
+            ISSUER,
+        ],
+    );
+    let token = |sub: &str, groups: &[&str], scope: &str| {
+        let mut c = claims(&p.url, sub);
+        c["groups"] = serde_json::json!(groups);
+        c["scope"] = scope.into();
+        rsa.sign(&c)
+    };
+    let tokens = serde_json::json!({
+        "alice": token("alice", &["admins"], "mcp:tools echo:use"),
+        "bob": token("bob", &["finance"], "mcp:tools echo:use"),
+        "eve": token("eve", &["admins"], "mcp:tools"),
+    });
+    let out = Command::new("node")
+        .arg(common::root().join("tests/e2e/sdk_principals.mjs"))
+        .current_dir(common::root())
+        .env("PROXY_URL", &p.url)
+        .env("TOKENS", tokens.to_string())
+        .env("ECHOES", "3")
+        .stdin(Stdio::null())
+        .output()
+        .expect("node (scripts/deps installs it)");
+    assert!(
+        out.status.success(),
+        "the SDK client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let lists = |who: &str| {
+        seen[who]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "get-env")
+    };
+    assert!(lists("alice"), "{seen}");
+    assert!(!lists("bob"), "hidden from bob: {seen}");
+    assert!(lists("eve"), "{seen}");
+    for who in ["alice", "bob"] {
+        let echoes = seen[who]["echoes"].as_array().unwrap();
+        for (n, e) in echoes.iter().take(2).enumerate() {
+            assert_eq!(e["isError"], false, "{who}: {seen}");
+            let text = e["text"].as_str().unwrap();
+            assert!(text.contains(&format!("{who}-{}", n + 1)), "{who}: {seen}");
+        }
+        assert_eq!(echoes[2]["isError"], true, "{who}: {seen}");
+        assert!(
+            echoes[2]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Two echoes per hour per user"),
+            "{who}: {seen}"
+        );
+    }
+    for e in seen["eve"]["echoes"].as_array().unwrap() {
+        assert_eq!(e["isError"], true, "{seen}");
+        assert!(
+            e["text"]
+                .as_str()
+                .unwrap()
+                .contains("Echo needs the echo:use scope"),
+            "{seen}"
+        );
+    }
+    assert_ne!(seen["alice"]["getEnv"]["isError"], true, "{seen}");
+    let bob_env = seen["bob"]["getEnv"].to_string();
+    assert!(bob_env.contains("hidden by policy"), "{seen}");
+    let received = p.server_received();
+    for admitted in ["alice-1", "alice-2", "bob-1", "bob-2"] {
+        assert_eq!(received.matches(admitted).count(), 1, "{received}");
+    }
+    for refused in ["alice-3", "bob-3", "eve-1", "eve-2", "eve-3"] {
+        assert!(!received.contains(refused), "{refused}: {received}");
+    }
+    // get-env reached the server twice: the admins' calls (Alice, Eve), not
+    // Bob's.
+    assert_eq!(
+        received.matches(r#""name":"get-env""#).count(),
+        2,
+        "{received}"
+    );
+    assert_ne!(seen["eve"]["getEnv"]["isError"], true, "{seen}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
