@@ -43,6 +43,11 @@ pub struct Principal {
     scopes_json: Box<[u8]>,
     /// The claims as validated JSON text (an object).
     claims: Box<[u8]>,
+    /// The top-level claims, extracted once per token: each name (unescaped)
+    /// with the byte range of its value in `claims`, sorted by name (the
+    /// strict reader refused repeated names), so a decision finds a claim by
+    /// binary search instead of scanning the payload on every call.
+    index: Box<[(Box<str>, usize, usize)]>,
 }
 
 impl std::fmt::Debug for Principal {
@@ -100,12 +105,28 @@ impl Principal {
             json_string(&mut scopes_json, s);
         }
         scopes_json.push(']');
+        let start = claims.as_ptr() as usize;
+        let mut index: Vec<(Box<str>, usize, usize)> = obj
+            .members()
+            .map(|(k, v)| {
+                // `v` borrows from `claims`: its offset is the difference
+                // of two addresses inside that one buffer.
+                let from = v.as_bytes().as_ptr() as usize - start;
+                (
+                    k.with_str(|k| Box::<str>::from(k)),
+                    from,
+                    from + v.as_bytes().len(),
+                )
+            })
+            .collect();
+        index.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(Principal {
             sub,
             iss,
             scopes: scopes.into_boxed_slice(),
             scopes_json: scopes_json.into_bytes().into_boxed_slice(),
             claims: claims.into_boxed_slice(),
+            index: index.into_boxed_slice(),
         })
     }
 
@@ -145,10 +166,12 @@ impl Principal {
 
     /// One top-level claim, if present (no allocation).
     pub fn claim(&self, name: &str) -> Option<Value<'_>> {
-        match self.claims().val() {
-            Val::Object(o) => o.get(name),
-            _ => None,
-        }
+        let i = self
+            .index
+            .binary_search_by(|(k, _, _)| k.as_ref().cmp(name))
+            .ok()?;
+        let (_, from, to) = &self.index[i];
+        Some(Value::from_validated(&self.claims[*from..*to]))
     }
 
     /// The value a policy path `principal.<field>[.<path>]` reads (no
@@ -162,8 +185,11 @@ impl Principal {
             PrincipalField::Iss => Some(Val::Str(JStr::plain(&self.iss))),
             PrincipalField::Scopes => Some(Value::from_validated(&self.scopes_json).val()),
             PrincipalField::Claims => {
-                let mut current = self.claims().val();
-                for seg in path {
+                let Some((first, rest)) = path.split_first() else {
+                    return Some(self.claims().val());
+                };
+                let mut current = self.claim(first)?.val();
+                for seg in rest {
                     let Val::Object(o) = current else {
                         return None;
                     };
@@ -310,6 +336,34 @@ mod tests {
                 String::from_utf8_lossy(claims)
             );
         }
+    }
+
+    #[test]
+    fn top_level_claims_are_indexed_once_and_found_by_their_unescaped_names() {
+        // Keys out of order, one spelled with an escape, values of every kind.
+        let p = Principal::from_claims(
+            br#"{"zeta":[1,{"a":2}],"sub":"alice","gr\u006fups":["pay","ops"],"iss":"i","alpha":{"x":null},"m":"\u00e9"}"#
+                .to_vec(),
+        )
+        .unwrap();
+        let raw = |name: &str| {
+            p.claim(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        assert_eq!(raw("groups").as_deref(), Some(r#"["pay","ops"]"#));
+        assert_eq!(raw("zeta").as_deref(), Some(r#"[1,{"a":2}]"#));
+        assert_eq!(raw("alpha").as_deref(), Some(r#"{"x":null}"#));
+        assert_eq!(raw("m").as_deref(), Some(r#""\u00e9""#));
+        assert_eq!(raw("sub").as_deref(), Some(r#""alice""#));
+        assert_eq!(raw("gr\\u006fups"), None, "names are compared unescaped");
+        assert_eq!(raw("nope"), None);
+        assert!(p.value(PrincipalField::Claims, &["alpha", "x"]).is_some());
+        assert!(p.value(PrincipalField::Claims, &["alpha", "y"]).is_none());
+        // The whole claims object, as before the index.
+        assert!(matches!(
+            p.value(PrincipalField::Claims, &[]),
+            Some(Val::Object(_))
+        ));
     }
 
     #[test]
