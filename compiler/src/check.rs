@@ -362,12 +362,18 @@ fn approvals_behind_denies(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
             }
             out.push(
                 Diagnostic::warning(
-                    format!("approval rule {:?} can never ask: every call is denied", r.name),
+                    format!(
+                        "approval rule {:?} can never ask: every call is denied",
+                        r.name
+                    ),
                     r.loc.0,
                 )
                 .with_label(
                     denier.loc.0,
-                    format!("rule {:?} always denies, and a deny wins over an approval", denier.name),
+                    format!(
+                        "rule {:?} always denies, and a deny wins over an approval",
+                        denier.name
+                    ),
                 )
                 .with_help("remove one of the two rules"),
             );

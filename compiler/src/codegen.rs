@@ -1112,7 +1112,18 @@ impl Gen<'_> {
             });
         }
         let pre = self.prelude(&approve.when, &rid, slots);
-        let cond = self.expr(&approve.when, slots, &pre);
+        // `if a && b`, not `if (a && b)` (unused_parens in the generated code).
+        let cond = match &approve.when {
+            Expr::And(items) if !items.is_empty() => {
+                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, &pre)).collect();
+                quote!(#(#parts)&&*)
+            }
+            Expr::Or(items) if !items.is_empty() => {
+                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, &pre)).collect();
+                quote!(#(#parts)||*)
+            }
+            e => self.expr(e, slots, &pre),
+        };
         let stmts = &pre.stmts;
         Some(quote! {
             if !approved {

@@ -190,6 +190,19 @@ pub fn explain(
         meta.dialect,
         meta.digest.get(..16).unwrap_or(meta.digest)
     );
+    if let Some(c) = meta.approval_config
+        && let Some(url) = c.webhook_url
+    {
+        let signed = match (c.secret_env, c.secret) {
+            (Some(env), _) => format!("signed with the secret in ${env}"),
+            (None, Some(_)) => "signed with the secret written in the policy".to_string(),
+            (None, None) => "unsigned".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "approvals new requests are announced to {url} ({signed})"
+        );
+    }
     let _ = writeln!(out, "call     {tool} {}", args.trim());
     out.push('\n');
     for e in &events {

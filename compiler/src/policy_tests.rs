@@ -227,7 +227,7 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
     check_keys(
         e,
         &[
-            "tool", "args", "at", "upstream", "price", "expect", "message", "rule",
+            "tool", "args", "at", "upstream", "price", "approved", "expect", "message", "rule",
         ],
         "a call",
         diags,

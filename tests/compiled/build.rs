@@ -66,6 +66,10 @@ fn main() {
     let spend = root.join("tests/fixtures/spend");
     println!("cargo:rerun-if-changed={}", spend.display());
     inputs.extend(load_dir(&spend, Some("tests/fixtures/spend")).expect("read fixtures"));
+    // Approval rules in every dialect.
+    let approval = root.join("tests/fixtures/approval");
+    println!("cargo:rerun-if-changed={}", approval.display());
+    inputs.extend(load_dir(&approval, Some("tests/fixtures/approval")).expect("read fixtures"));
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,

@@ -96,7 +96,8 @@ fn decode_webhook(node: &Node, config: &mut ApprovalConfig, diags: &mut Vec<Diag
         diags,
     );
     let field = |key: &str, diags: &mut Vec<Diagnostic>| {
-        get(entries, key).map(|v| string_field(v, &format!("approvals.notify.webhook.{key}"), diags))
+        get(entries, key)
+            .map(|v| string_field(v, &format!("approvals.notify.webhook.{key}"), diags))
     };
     let url = field("url", diags);
     let secret = field("secret", diags);

@@ -26,8 +26,8 @@
 
 use super::{PolicyBuilder, Str, check_keys, get, map_entries, seq_items, string_field};
 use crate::ir::{
-    Amount, Approve, Channels, Check, Counter, CounterId, Expr, Limit, Loc, NamePattern, Partition, Posture, RuleKind,
-    ServerPolicy, Tool, Window,
+    Amount, Approve, Channels, Check, Counter, CounterId, Expr, Limit, Loc, NamePattern, Partition,
+    Posture, RuleKind, ServerPolicy, Tool, Window,
 };
 use crate::source::{Diagnostic, Span};
 use crate::syntax::yaml::{Node, Typed, typed};
@@ -170,16 +170,20 @@ fn lower_tool(
                 && !is_approve
             {
                 diags.push(
-                    Diagnostic::error(format!("`{key}` is only valid on an `action: approve` rule"), n.span)
-                        .with_help("write `action: approve`, or remove it"),
+                    Diagnostic::error(
+                        format!("`{key}` is only valid on an `action: approve` rule"),
+                        n.span,
+                    )
+                    .with_help("write `action: approve`, or remove it"),
                 );
             }
         }
         if is_approve {
-            let timeout_ms = get(re, "timeout").map_or(Some(crate::ir::DEFAULT_APPROVAL_TIMEOUT_MS), |t| {
-                let t = string_field(t, "timeout", diags);
-                super::approval::timeout(&format!("{label}.timeout"), &t, diags)
-            });
+            let timeout_ms =
+                get(re, "timeout").map_or(Some(crate::ir::DEFAULT_APPROVAL_TIMEOUT_MS), |t| {
+                    let t = string_field(t, "timeout", diags);
+                    super::approval::timeout(&format!("{label}.timeout"), &t, diags)
+                });
             let channels = match get(re, "via") {
                 None => Some(Channels::BOTH),
                 Some(v) => {

@@ -387,8 +387,9 @@ fn lower_rule(
                     let c = super::catalogue::channels(&v.value.join(" | "));
                     if c.is_none() {
                         diags.push(
-                            Diagnostic::error("a channel is named twice", v.span)
-                                .with_help("write `via client`, `via operator` or `via client | operator`"),
+                            Diagnostic::error("a channel is named twice", v.span).with_help(
+                                "write `via client`, `via operator` or `via client | operator`",
+                            ),
                         );
                     }
                     c

@@ -15,9 +15,9 @@ use portcullis_core::policy::go_quote;
 
 use super::{PolicyBuilder, Str, check_keys, get, key_span, map_entries, seq_items, string_field};
 use crate::ir::{
-    Amount, Approve, ArgPath, Calendar, Channels, Check, CmpOp, Const, Counter, CounterId, Expr, Idempotency,
-    IdempotencyMode, Limit, Loc, NamePattern, Operand, Partition, Posture, RuleKind, ServerPolicy,
-    Spend, Test, TestKind, Tool, Window,
+    Amount, Approve, ArgPath, Calendar, Channels, Check, CmpOp, Const, Counter, CounterId, Expr,
+    Idempotency, IdempotencyMode, Limit, Loc, NamePattern, Operand, Partition, Posture, RuleKind,
+    ServerPolicy, Spend, Test, TestKind, Tool, Window,
 };
 use crate::source::{Diagnostic, Span};
 use crate::syntax::yaml::{Node, NodeValue, Scalar, Style, Typed, typed};

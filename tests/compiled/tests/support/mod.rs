@@ -134,8 +134,14 @@ pub fn shape(p: &ServerPolicy) -> Shape {
         }
     };
     for r in &p.rules {
-        if let Some(c) = &r.check {
-            for t in c.deny_when.tests() {
+        // The tests of checks and of approval conditions.
+        let conditions = r
+            .check
+            .iter()
+            .map(|c| &c.deny_when)
+            .chain(r.approve.iter().map(|a| &a.when));
+        for e in conditions {
+            for t in e.tests() {
                 for o in t.operands() {
                     match o {
                         Operand::Arg(a) | Operand::Len(a) => add_path(&a.segments),
@@ -338,6 +344,14 @@ pub fn inputs() -> Vec<Input> {
         load_dir(
             &repo_path("tests/fixtures/argcase"),
             Some("tests/fixtures/argcase"),
+        )
+        .unwrap(),
+    );
+    // Approval rules in every dialect.
+    inputs.extend(
+        load_dir(
+            &repo_path("tests/fixtures/approval"),
+            Some("tests/fixtures/approval"),
         )
         .unwrap(),
     );
