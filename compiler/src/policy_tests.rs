@@ -353,7 +353,7 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
                 diags.push(
                     Diagnostic::error(
                         format!(
-                            "`{key}` is checked on denials only, and this call expects `{}`",
+                            "`{key}` is checked on denials and approval requests only, and this call expects `{}`",
                             expect.name()
                         ),
                         *span,
@@ -1168,13 +1168,28 @@ mod tests {
         );
         check(
             r#"{tool: buy, expect: replay, message: hi}"#,
-            "`message` is checked on denials only, and this call expects `replay`",
+            "`message` is checked on denials and approval requests only, and this call expects `replay`",
             "hi}",
         );
         check(
             r#"{tool: buy, expect: replayed}"#,
-            "expect must be `allow`, `deny` or `replay`",
+            "expect must be `allow`, `deny`, `replay` or `approve`",
             "replayed",
+        );
+        check(
+            r#"{tool: buy, approved: yes, expect: allow}"#,
+            "approved must be `true` or `false`",
+            "yes",
+        );
+        check(
+            r#"{tool: buy, approved: true, expect: approve}"#,
+            "an approved call is never held for approval again",
+            "true",
+        );
+        check(
+            r#"{tool: buy, expect: allow, rule: r}"#,
+            "`rule` is checked on denials and approval requests only",
+            "r}",
         );
     }
 }

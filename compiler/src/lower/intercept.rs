@@ -956,10 +956,9 @@ fn validate_rule_body<'f>(
         }
         Action::Unknown(other) => diags.push(
             Diagnostic::intercept(
-                format!(
-                    "{p}: action must be \"evaluate\", \"deny\", or \"require_approval\", got {}",
-                    go_quote(other)
-                ),
+                // Intercept v1's text, kept byte for byte (the conformance
+                // cases record it); the help names `require_approval`.
+                format!("{p}: action must be \"evaluate\" or \"deny\", got {}", go_quote(other)),
                 r.action.span,
             )
             .with_help(if other == "allow" {
