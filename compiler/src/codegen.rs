@@ -1098,20 +1098,35 @@ impl Gen<'_> {
         })
     }
 
-    /// The approval phase of rule `id`: ask when its condition holds,
-    /// unless the call was approved already.
-    fn approve_code(&self, id: RuleId, slots: &mut Slots) -> Option<TokenStream> {
+    /// The approval phase of rule `id`: ask when its condition holds and
+    /// `gate` does (`!approved`, or a glob block's match too), written so
+    /// that no `if` nests directly in another (clippy's collapsible_if).
+    fn approve_code(
+        &self,
+        id: RuleId,
+        slots: &mut Slots,
+        gate: &TokenStream,
+    ) -> Option<TokenStream> {
         let approve = self.p.rule(id).approve.as_ref()?;
         let rid = self.rule_ref(id);
         let msg = lit(&approve.message);
+        let ask = quote!(return Decision::approve(#rid, #msg););
         if matches!(approve.when, Expr::Bool(true)) {
-            return Some(quote! {
-                if !approved {
-                    return Decision::approve(#rid, #msg);
-                }
-            });
+            return Some(quote!(if #gate { #ask }));
         }
         let pre = self.prelude(&approve.when, &rid, slots);
+        let stmts = &pre.stmts;
+        if stmts.is_empty() {
+            // `gate && a && b`, `gate && (a || b)`.
+            let cond = match &approve.when {
+                Expr::And(items) if !items.is_empty() => {
+                    let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, &pre)).collect();
+                    quote!(#(#parts)&&*)
+                }
+                e => self.expr(e, slots, &pre),
+            };
+            return Some(quote!(if #gate && #cond { #ask }));
+        }
         // `if a && b`, not `if (a && b)` (unused_parens in the generated code).
         let cond = match &approve.when {
             Expr::And(items) if !items.is_empty() => {
@@ -1124,12 +1139,11 @@ impl Gen<'_> {
             }
             e => self.expr(e, slots, &pre),
         };
-        let stmts = &pre.stmts;
         Some(quote! {
-            if !approved {
+            if #gate {
                 #(#stmts)*
                 if #cond {
-                    return Decision::approve(#rid, #msg);
+                    #ask
                 }
             }
         })
@@ -1232,7 +1246,7 @@ impl Gen<'_> {
         }
         body.approvals = rules
             .iter()
-            .filter_map(|&r| self.approve_code(r, slots))
+            .filter_map(|&r| self.approve_code(r, slots, &quote!(!approved)))
             .collect();
         body.limits = rules
             .iter()
@@ -1352,7 +1366,13 @@ impl Gen<'_> {
                 checks.push(quote!(if #m { #(#c)* #deny }));
             }
             if !ap.is_empty() {
-                approvals.push(quote!(if #m { #(#ap)* }));
+                // Gated by the block's match in the same `if` (no nested `if`).
+                let gate = quote!(#m && !approved);
+                approvals.extend(
+                    rules
+                        .iter()
+                        .filter_map(|&r| self.approve_code(r, &mut slots, &gate)),
+                );
             }
             if !l.is_empty() {
                 limits.push(quote!(if #m { #(#l)* }));

@@ -12,11 +12,11 @@
 //!    order, then the wildcard rules; no matching block and
 //!    [`Posture::Deny`] denies ([`RuleKind::DefaultDeny`]);
 //! 3. check phase: each rule's [`Check`] in order; the first whose
-//!    `deny_when` holds denies with its message;
-//! 3a. approval phase: each rule's [`Approve`] in order; the first whose
+//!    `deny_when` holds denies with its message (a deny wins over an approval);
+//! 4. approval phase: each rule's [`Approve`] in order; the first whose
 //!    `when` holds asks for approval ([`portcullis_core::policy::Effect::Approve`]),
 //!    reserving nothing (skipped when deciding a call a person approved);
-//! 4. limit phase: every rule's [`Limit`] in order; amounts are read, then all
+//! 5. limit phase: every rule's [`Limit`] in order; amounts are read, then all
 //!    counters are reserved at once; the first that has no room denies.
 
 use std::fmt;
