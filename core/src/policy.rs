@@ -522,6 +522,43 @@ mod tests {
     }
 
     #[test]
+    fn an_approval_request_is_its_own_effect_and_reserves_nothing() {
+        let d = Decision::approve(RuleId(3), "Refunds over $1,000 need a human");
+        assert_eq!(d.effect(), Effect::Approve);
+        assert_eq!(d.outcome, Outcome::ApprovalRequired);
+        assert_eq!(d.rule, Some(RuleId(3)));
+        assert!(d.ticket.is_empty());
+        assert!(!d.allowed_unchecked());
+        assert_eq!(d.message("x"), "Refunds over $1,000 need a human");
+        assert_eq!(Channels::BOTH.name(), "client | operator");
+        static SPECS: [ApprovalSpec; 1] = [ApprovalSpec {
+            rule: RuleId(3),
+            message: "m",
+            channels: Channels {
+                client: false,
+                operator: true,
+            },
+            timeout_ms: 60_000,
+        }];
+        let meta = PolicyMeta {
+            server: "s",
+            file: "s.policy",
+            dialect: "dsl",
+            digest: "",
+            rules: &[],
+            counters: &[],
+            idempotency: &[],
+            approvals: &SPECS,
+            approval_config: None,
+        };
+        assert_eq!(
+            meta.approval(RuleId(3)).map(|a| a.channels.name()),
+            Some("operator")
+        );
+        assert!(meta.approval(RuleId(2)).is_none());
+    }
+
+    #[test]
     fn messages_name_the_tool() {
         let d = Decision::deny(Outcome::Hidden, RuleId(0), "");
         assert_eq!(

@@ -189,6 +189,89 @@ fn valid_env_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::{Approve, Channels, ServerPolicy};
+    use crate::{Input, compile};
+
+    fn one(path: &str, text: &str) -> (ServerPolicy, Vec<String>) {
+        let out = compile(&[Input {
+            server: "s".into(),
+            path: path.into(),
+            text: text.into(),
+        }]);
+        let warnings = out
+            .diagnostics
+            .0
+            .iter()
+            .map(|d| d.message.clone())
+            .collect();
+        let p = out
+            .policies
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("{path} does not compile"));
+        (p, warnings)
+    }
+
+    fn approvals(p: &ServerPolicy) -> Vec<Approve> {
+        p.rules.iter().filter_map(|r| r.approve.clone()).collect()
+    }
+
+    #[test]
+    fn the_same_approval_in_every_dialect_is_the_same_ir() {
+        let (intercept, _) = one(
+            "s.yaml",
+            "version: \"1\"\ntools:\n  pay:\n    rules:\n      - name: big\n        action: require_approval\n        conditions:\n          - {path: args.amount, op: gt, value: 100}\n        on_deny: Big payments need a human\n        approval_timeout: 1h\n",
+        );
+        let (dsl, _) = one(
+            "s.policy",
+            "server s {\n  tool pay {\n    approve \"Big payments need a human\" when args.amount > 100 timeout 1h\n  }\n}\n",
+        );
+        // Intercept's conditions are a conjunction; the DSL's single test is not wrapped.
+        let mut a = approvals(&intercept);
+        if let crate::ir::Expr::And(items) = &a[0].when
+            && items.len() == 1
+        {
+            a[0].when = items[0].clone();
+        }
+        assert_eq!(a, approvals(&dsl));
+        assert_eq!(a[0].timeout_ms, 3_600_000);
+        assert_eq!(a[0].channels, Channels::BOTH);
+
+        let (cat, _) = one(
+            "s.yaml",
+            "tools:\n  pay:\n    rules:\n      - action: approve\n        reason: Every payment needs a human\n        via: client\n",
+        );
+        let (dsl, _) = one(
+            "s.policy",
+            "server s {\n  tool pay {\n    approve \"Every payment needs a human\" via client\n  }\n}\n",
+        );
+        assert_eq!(approvals(&cat), approvals(&dsl));
+        assert_eq!(
+            approvals(&cat)[0].channels,
+            Channels {
+                client: true,
+                operator: false
+            }
+        );
+        assert_eq!(
+            approvals(&cat)[0].timeout_ms,
+            crate::ir::DEFAULT_APPROVAL_TIMEOUT_MS
+        );
+    }
+
+    #[test]
+    fn an_approval_behind_an_unconditional_deny_is_reported() {
+        let (_, warnings) = one(
+            "s.policy",
+            "server s {\n  tool pay {\n    approve \"ask\"\n    deny \"never\"\n  }\n}\n",
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w == "approval rule \"ask\" can never ask: every call is denied"),
+            "{warnings:?}"
+        );
+    }
 
     #[test]
     fn urls_and_env_names() {
