@@ -638,6 +638,11 @@ fn server_module(
     } else {
         quote!(tool)
     };
+    let module_doc = lit(&format!(
+        " Server `{}`, from `{}`.",
+        p.name,
+        meta.file.rsplit(['/', '\\']).next().unwrap_or(meta.file)
+    ));
     let approvals = meta.approvals.iter().map(|a| {
         let rule = a.rule.0;
         let message = lit(a.message);
@@ -708,11 +713,6 @@ fn server_module(
             },
         )
     };
-    let module_doc = lit(&format!(
-        " Server `{}`, from `{}`.",
-        p.name,
-        meta.file.rsplit(['/', '\\']).next().unwrap_or(meta.file)
-    ));
     quote! {
         #[doc = #module_doc]
         // The code mirrors the policy: a rule denies when `!(all conditions)`
