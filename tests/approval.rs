@@ -3,9 +3,9 @@
 //! example among them), reports malformed approval settings with their
 //! file:line:col and a fix, and, in front of the real server-everything,
 //! refuses a call an approval rule holds (`[APPROVAL REQUIRED]`, never
-//! forwarded, nothing counted), logs it as `approval_required` and counts it
-//! in the metrics, while denies still win and approved-looking calls that
-//! no rule holds pass.
+//! forwarded, nothing counted), logs it as `approval_required`, counts it
+//! in the metrics and in `status`, while denies still win and calls that no
+//! rule holds pass.
 
 mod common;
 
@@ -423,4 +423,18 @@ fn the_proxy_refuses_approval_required_calls_until_the_flows_exist() {
         assert!(l.contains("\"rule\":\"Sums over 100 need a human\""), "{l}");
         assert!(l.contains("everything.policy:4:5"), "{l}");
     }
+
+    // `status` counts them apart: neither allowed nor denied.
+    let (code, out, err) = run(&["status", "--audit-log", log.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Calls: 7 total, 2 allowed, 2 denied"), "{out}");
+    assert!(
+        out.contains("Held for approval (refused until the approval flows exist): 3"),
+        "{out}"
+    );
+    let (_, json, _) = run(&["status", "--json", "--audit-log", log.to_str().unwrap()]);
+    assert!(
+        json.contains("\"approval_required\": 3") || json.contains("\"approval_required\":3"),
+        "{json}"
+    );
 }
