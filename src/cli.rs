@@ -97,6 +97,11 @@ pub struct ExplainArgs {
     /// The call's arguments, as JSON.
     #[arg(long, value_name = "JSON", default_value = "{}")]
     pub args: String,
+    /// Explain the call as this caller: a JSON object of token claims with
+    /// `sub` and `iss` (and `scope`/`scp`, `groups`, ...), as policies read
+    /// them through `principal.*`. Without it the caller is unknown.
+    #[arg(long, value_name = "JSON")]
+    pub claims: Option<String>,
 }
 
 /// `portcullis fmt`.
@@ -248,6 +253,11 @@ pub struct ProxyArgs {
     /// https:// only; plain http:// only to 127.0.0.0/8, ::1 or localhost.
     #[arg(long, value_name = "URL", conflicts_with = "client_token_file")]
     pub jwks_url: Option<String>,
+    /// The caller's claims (a JSON object with `sub` and `iss`) instead of the
+    /// local user, over stdio and on an HTTP endpoint without --jwks-*
+    /// (testing; development builds only).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["jwks_file", "jwks_url"])]
+    pub principal_claims: Option<PathBuf>,
     /// With --jwks-*: the `iss` every token must have.
     #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,

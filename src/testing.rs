@@ -35,6 +35,7 @@ pub struct Call {
     args: String,
     at: Option<String>,
     upstream_error: bool,
+    claims: Option<String>,
 }
 
 /// A call of `tool` with `args` (JSON text).
@@ -44,6 +45,7 @@ pub fn call(tool: &str, args: &str) -> Call {
         args: args.to_string(),
         at: None,
         upstream_error: false,
+        claims: None,
     }
 }
 
@@ -51,6 +53,14 @@ impl Call {
     /// Moves the clock to `rfc3339` (e.g. `"2026-01-15T10:31:00Z"`) from this call on.
     pub fn at(mut self, rfc3339: &str) -> Call {
         self.at = Some(rfc3339.to_string());
+        self
+    }
+
+    /// This call is made by the caller with these token claims (JSON text
+    /// with `sub` and `iss`), read by the policy's `principal.*` paths.
+    /// Without it the caller is unknown.
+    pub fn as_caller(mut self, claims: &str) -> Call {
+        self.claims = Some(claims.to_string());
         self
     }
 
@@ -90,7 +100,8 @@ pub struct Row {
 /// Runs `calls` in order against `policy` on fresh counters.
 ///
 /// # Panics
-/// When a call's `at` is not an RFC 3339 time (a mistake in the test itself).
+/// When a call's `at` is not an RFC 3339 time, or its caller's claims make
+/// no principal (mistakes in the test itself).
 pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
     let mut replay = Replay::default();
     let meta = policy.meta();
@@ -107,6 +118,14 @@ pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
         if c.upstream_error {
             shown.push_str(" (upstream error)");
         }
+        let principal = c.claims.as_ref().map(|claims| {
+            portcullis_core::Principal::from_claims(claims.as_bytes().to_vec())
+                .unwrap_or_else(|e| panic!("caller claims {claims}: {e}"))
+        });
+        if let Some(p) = &principal {
+            shown.push_str(&format!(" as {}", p.sub()));
+        }
+        replay.set_principal(principal);
         let row = match replay.call(policy, &c.tool, &c.args, c.upstream_error) {
             Err(e) => Row {
                 call: shown,

@@ -59,6 +59,13 @@ fn generated_code_for_the_catalogue_form() {
     ));
 }
 
+/// Principal paths read through `env.principal` into locals named after
+/// them, per-caller hides, limits per `principal.sub` failing closed.
+#[test]
+fn generated_code_for_a_policy_that_reads_the_caller() {
+    insta::assert_snapshot!(generated("tests/fixtures/principal/finance.policy"));
+}
+
 #[test]
 fn diagnostics_for_intercepts_invalid_schema() {
     let out = compile(&[input("tests/corpus/intercept/invalid/invalid_schema.yaml")]);

@@ -153,3 +153,30 @@ fn github_policy() {
         &calls
     ));
 }
+
+/// Decisions that depend on the caller: who may refund, per-caller budgets,
+/// per-caller tool views (the fixture in tests/fixtures/principal).
+#[test]
+fn principal_policy() {
+    const ALICE: &str = r#"{"sub":"alice","iss":"https://idp.example","groups":["finance"]}"#;
+    const BOB: &str = r#"{"sub":"bob","iss":"https://idp.example","groups":["staff"]}"#;
+    const ROOT: &str = r#"{"sub":"root","iss":"https://idp.example","groups":["admins"]}"#;
+    let calls = [
+        call("create_refund", r#"{"amount": 500}"#).as_caller(ALICE),
+        call("create_refund", r#"{"amount": 500}"#).as_caller(BOB),
+        call("create_refund", r#"{"amount": 500}"#),
+        call("create_refund", r#"{"amount": 20000}"#).as_caller(ALICE),
+        call("create_refund", r#"{"amount": 1}"#).as_caller(ALICE),
+        call("create_refund", r#"{"amount": 1}"#).as_caller(ALICE),
+        call("create_refund", r#"{"amount": 1}"#).as_caller(ALICE),
+        call("admin_reset", "{}").as_caller(ROOT),
+        call("admin_reset", "{}").as_caller(BOB),
+        call("get_report", "{}")
+            .as_caller(r#"{"sub":"dan","iss":"i","org":{"region":"eu","team":"t1"}}"#),
+        call("get_report", "{}").as_caller(r#"{"sub":"fay","iss":"i","org":{"region":"eu"}}"#),
+    ];
+    insta::assert_yaml_snapshot!(decision_table(
+        &evaluator("tests/fixtures/principal/finance.policy"),
+        &calls
+    ));
+}

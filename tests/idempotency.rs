@@ -342,7 +342,7 @@ fn explain_shows_the_window() {
     assert!(text.contains("idempotency window 5m (replay)"), "{text}");
     assert!(text.contains("key: the tool and args.order_id"), "{text}");
     assert!(
-        text.contains("per caller when users sign in (OAuth)"),
+        text.contains("per caller (the token's iss + sub, or the local user)"),
         "{text}"
     );
 }

@@ -2,7 +2,9 @@
 //! JWTs signed by RSA and EC keys the openssl CLI generates here, checked by
 //! the real binary in front of the real server-everything (every byte it
 //! receives is tapped), with the JWKS in a file or served over HTTP by a
-//! tiny server of this test that can rotate keys and go down.
+//! tiny server of this test that can rotate keys and go down. Decision-log
+//! lines name the token's caller (`sub`, `iss`); sessions without tokens act
+//! as the local user or `--principal-claims`.
 
 mod common;
 
@@ -169,17 +171,17 @@ impl Drop for Endpoint {
 
 impl Endpoint {
     fn start(name: &str, args: &[&str]) -> Endpoint {
+        Endpoint::start_with(name, &["--server", "everything"], args)
+    }
+
+    /// Like [`Endpoint::start`], with the policy chosen by `policy`
+    /// (`--server NAME` or `-c FILE`).
+    fn start_with(name: &str, policy: &[&str], args: &[&str]) -> Endpoint {
         let dir = common::temp_dir(name);
         let tap = dir.join("server-received.jsonl");
         let mut child = Command::new(common::portcullis())
-            .args([
-                "--transport",
-                "http",
-                "--port",
-                "0",
-                "--server",
-                "everything",
-            ])
+            .args(["--transport", "http", "--port", "0"])
+            .args(policy)
             .args(args)
             .arg("--")
             .arg(common::root().join("tests/e2e/tap.sh"))
@@ -394,6 +396,42 @@ fn assert_refused(
             "{what}: {challenge}"
         ),
         None => assert!(!challenge.contains("error="), "{what}: {challenge}"),
+    }
+    // The body is a JSON-RPC error without an id, as docs/identity.md tabulates.
+    let rpc: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"));
+    assert_eq!(rpc["jsonrpc"], "2.0", "{what}: {body}");
+    assert_eq!(rpc["id"], serde_json::Value::Null, "{what}: {body}");
+    assert_eq!(rpc["error"]["code"], -32600, "{what}: {body}");
+    let message = rpc["error"]["message"].as_str().unwrap();
+    match (want, error) {
+        (401, None) => assert_eq!(
+            message, "Unauthorized: send Authorization: Bearer <an access token for this resource>",
+            "{what}"
+        ),
+        (401, Some(_)) => {
+            // The description in the header is the message's reason.
+            let why = message
+                .strip_prefix("Unauthorized: ")
+                .unwrap_or_else(|| panic!("{what}: {message}"));
+            assert!(
+                challenge.contains(&format!(
+                    "error_description=\"{}\"",
+                    why.replace(['"', '\\'], "'")
+                )),
+                "{what}: {challenge} / {message}"
+            );
+        }
+        (403, _) => assert_eq!(
+            message, "Forbidden: the token lacks a required scope",
+            "{what}"
+        ),
+        (400, _) => assert_eq!(
+            message,
+            "Bad Request: tokens in the query string are refused: send Authorization: Bearer",
+            "{what}"
+        ),
+        _ => panic!("{what}: an unexpected status {want}"),
     }
 }
 
@@ -781,6 +819,28 @@ fn jwks_flags_are_checked_at_start_up() {
         err.contains("--issuer requires --jwks-file or --jwks-url"),
         "{err}"
     );
+    // With tokens, the token says who calls: no claims file besides.
+    let claims = dir.join("claims.json");
+    std::fs::write(
+        &claims,
+        r#"{"sub":"admin","iss":"https://idp.test/realms/mcp"}"#,
+    )
+    .unwrap();
+    for jwks in ["--jwks-file", "--jwks-url"] {
+        let (code, err) = run(&[
+            jwks,
+            f,
+            "--issuer",
+            ISSUER,
+            "--principal-claims",
+            claims.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(2), "a usage error: {err}");
+        assert!(
+            err.contains("cannot be used with") && err.contains("'--principal-claims <FILE>'"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -990,6 +1050,70 @@ fn a_jwks_url_is_https_or_plain_http_to_this_machine() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The decision log's `tool_call` lines, parsed.
+fn logged_calls(log: &Path) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let calls: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .filter(|v: &serde_json::Value| v["type"] == "tool_call")
+            .collect();
+        // The writer thread flushes after each burst: wait for the two calls.
+        if calls.len() >= 2 || Instant::now() > deadline {
+            return calls;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn decision_log_lines_name_the_token_caller_by_sub_and_iss_only() {
+    let dir = common::temp_dir("oauth-audit-keys");
+    let rsa = TestKey::rsa(&dir, "rsa1");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks(&[&rsa])).unwrap();
+    let log = dir.join("decisions.jsonl");
+    let p = Endpoint::start(
+        "oauth-audit",
+        &[
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+            "--issuer",
+            ISSUER,
+            "--audit-log",
+            log.to_str().unwrap(),
+        ],
+    );
+    let (alice, bob) = (
+        rsa.sign(&claims(&p.url, "alice")),
+        rsa.sign(&claims(&p.url, "bob")),
+    );
+    for (token, id) in [(&alice, 2), (&bob, 3)] {
+        let sid = p.open(token);
+        let (status, _, body) = p.post(Some(token), Some(&sid), &call(id));
+        assert_eq!(status, 200, "{body}");
+    }
+    let calls = logged_calls(&log);
+    let callers: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|c| (c["sub"].as_str().unwrap(), c["iss"].as_str().unwrap()))
+        .collect();
+    assert_eq!(callers, [("alice", ISSUER), ("bob", ISSUER)]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains(&alice[..40]) && !text.contains(&bob[..40]),
+        "no token: {text}"
+    );
+    assert!(
+        !text.contains("finance") && !text.contains("mcp:tools"),
+        "no other claim: {text}"
+    );
+    assert!(!text.contains("\"local\""), "not the local user: {text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_cached_token_is_refused_once_a_re_read_of_the_keys_drops_its_key() {
     let dir = common::temp_dir("oauth-withdrawn");
@@ -1025,4 +1149,161 @@ fn a_cached_token_is_refused_once_a_re_read_of_the_keys_drops_its_key() {
     assert!(tapped.contains("call-3"), "{tapped}");
     assert!(!tapped.contains("call-4"), "{tapped}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_tokens_http_sessions_act_as_the_local_user_or_the_claims_file() {
+    let dir = common::temp_dir("oauth-local");
+    let log = dir.join("local.jsonl");
+    let p = Endpoint::start("oauth-local", &["--audit-log", log.to_str().unwrap()]);
+    for id in [2, 3] {
+        // A session each: every one acts as the user running the proxy.
+        let (status, head, body) = p.post(None, None, INIT);
+        assert_eq!(status, 200, "{body}");
+        let sid = header(&head, "mcp-session-id").unwrap();
+        let (status, _, body) = p.post(None, Some(&sid), &call(id));
+        assert_eq!(status, 200, "{body}");
+    }
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    for c in logged_calls(&log) {
+        assert_eq!(
+            (c["sub"].as_str(), c["iss"].as_str()),
+            (Some(&*user), Some("local")),
+            "{c}"
+        );
+    }
+    drop(p);
+
+    let claims = dir.join("claims.json");
+    std::fs::write(
+        &claims,
+        r#"{"sub":"svc-reporting","iss":"https://idp.test/realms/mcp","groups":["finance"]}"#,
+    )
+    .unwrap();
+    let log = dir.join("claims.jsonl");
+    let p = Endpoint::start(
+        "oauth-local-claims",
+        &[
+            "--audit-log",
+            log.to_str().unwrap(),
+            "--principal-claims",
+            claims.to_str().unwrap(),
+        ],
+    );
+    for id in [2, 3] {
+        let (status, head, body) = p.post(None, None, INIT);
+        assert_eq!(status, 200, "{body}");
+        let sid = header(&head, "mcp-session-id").unwrap();
+        let (status, _, body) = p.post(None, Some(&sid), &call(id));
+        assert_eq!(status, 200, "{body}");
+    }
+    let calls = logged_calls(&log);
+    assert_eq!(calls.len(), 2);
+    for c in calls {
+        assert_eq!(c["sub"], "svc-reporting", "{c}");
+        assert_eq!(c["iss"], ISSUER, "{c}");
+    }
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("finance"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 14, the policy side, through the real binary and server: a policy
+/// that reads the caller gives two principals different `tools/list`
+/// answers (a per-caller hide), different decisions (a scope condition) and
+/// their own budgets (a limit per `principal.sub`); what it denies never
+/// reaches the server.
+#[test]
+fn callers_get_their_own_tool_lists_decisions_and_budgets() {
+    let dir = common::temp_dir("oauth-principal-policy");
+    let rsa = TestKey::rsa(&dir, "rsa1");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks(&[&rsa])).unwrap();
+    let policy = dir.join("everything.policy");
+    std::fs::write(
+        &policy,
+        r#"server everything {
+  hide get-env unless "admins" in principal.groups
+  tool echo {
+    deny "Echo needs the echo:use scope" unless principal.scopes contains "echo:use"
+    limit 2 per hour by principal.sub -> "Two echoes per hour per user"
+  }
+}
+"#,
+    )
+    .unwrap();
+    let p = Endpoint::start_with(
+        "oauth-principal-policy",
+        &["-c", policy.to_str().unwrap()],
+        &[
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+            "--issuer",
+            ISSUER,
+            "--audience",
+            "https://mcp.test/mcp",
+            "--resource-url",
+            "https://mcp.test/mcp",
+        ],
+    );
+    let token = |sub: &str, groups: &[&str], scope: &str| {
+        let mut c = claims("https://mcp.test/mcp", sub);
+        c["groups"] = serde_json::json!(groups);
+        c["scope"] = scope.into();
+        rsa.sign(&c)
+    };
+    let alice = token("alice", &["finance"], "mcp:tools echo:use");
+    let root = token("root", &["admins"], "mcp:tools echo:use");
+    let eve = token("eve", &["finance"], "mcp:tools");
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
+    let (sa, sr, se) = (p.open(&alice), p.open(&root), p.open(&eve));
+    let (status, _, body) = p.post(Some(&alice), Some(&sa), list);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""name":"echo""#), "{body}");
+    assert!(
+        !body.contains(r#""name":"get-env""#),
+        "hidden from alice: {body}"
+    );
+    let (_, _, body) = p.post(Some(&root), Some(&sr), list);
+    assert!(
+        body.contains(r#""name":"get-env""#),
+        "visible to an admin: {body}"
+    );
+    let get_env = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get-env","arguments":{}}}"#;
+    let (_, _, body) = p.post(Some(&alice), Some(&sa), get_env);
+    assert!(
+        body.contains(r#"Tool \"get-env\" is hidden by policy"#),
+        "{body}"
+    );
+    // Two echoes each: alice's and root's budgets are their own.
+    for (who, t, sid) in [("alice", &alice, &sa), ("root", &root, &sr)] {
+        for id in [10, 11] {
+            let (_, _, body) = p.post(Some(t), Some(sid), &call(id));
+            assert!(
+                body.contains(&format!("Echo: call-{id}")),
+                "{who} {id}: {body}"
+            );
+        }
+        let (_, _, body) = p.post(Some(t), Some(sid), &call(12));
+        assert!(
+            body.contains("Two echoes per hour per user"),
+            "{who}: {body}"
+        );
+    }
+    // Without the scope: denied by the condition.
+    let (_, _, body) = p.post(Some(&eve), Some(&se), &call(20));
+    assert!(body.contains("Echo needs the echo:use scope"), "{body}");
+    let received = p.server_received();
+    assert!(
+        !received.contains("call-12"),
+        "a denied call reached the server"
+    );
+    assert!(
+        !received.contains("call-20"),
+        "a denied call reached the server"
+    );
+    assert!(!received.contains(r#""name":"get-env""#), "{received}");
+    assert_eq!(received.matches("call-10").count(), 2, "{received}");
 }

@@ -333,3 +333,70 @@ fn explain_shows_spend_budgets_with_their_rules_windows_and_currencies() {
     assert!(out.contains("result   DENY"), "{out}");
     assert!(!out.contains("budget"), "{out}");
 }
+
+/// `explain --claims`: the same call explained as two callers (a per-caller
+/// hide, a group condition, a per-caller limit), and without one.
+#[test]
+fn explain_as_a_caller_shows_principal_dependent_rules() {
+    let policy = "tests/fixtures/principal/finance.policy";
+    let claims = r#"{"sub":"alice","iss":"https://idp.example","groups":["finance"],"scope":"refunds:read"}"#;
+    let (code, out, err) = portcullis(&[
+        "explain",
+        "-c",
+        policy,
+        "--tool",
+        "create_refund",
+        "--args",
+        r#"{"amount": 500}"#,
+        "--claims",
+        claims,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        r#"caller   sub "alice", iss "https://idp.example", scopes ["refunds:read"]"#,
+        r#"principal.claims.groups contains "finance"  true   principal.claims.groups = ["finance"]"#,
+        r#"per caller, principal.sub of principal.iss (this caller: "alice" of "https://idp.example")"#,
+        "result   ALLOW (counters reserved)",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+    let (code, out, _) = portcullis(&[
+        "explain",
+        "-c",
+        policy,
+        "--tool",
+        "admin_reset",
+        "--claims",
+        r#"{"sub":"bob","iss":"https://idp.example","groups":["staff"]}"#,
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("hidden   by hide[0]"), "{out}");
+    assert!(out.contains("for this caller: hidden when"), "{out}");
+    assert!(
+        out.contains(r#"[POLICY DENIED] Tool "admin_reset" is hidden by policy"#),
+        "{out}"
+    );
+    let (code, out, _) = portcullis(&["explain", "-c", policy, "--tool", "create_refund"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(
+            "caller   none (every principal.* path reads as missing; give one with --claims)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("principal.claims.groups = missing"), "{out}");
+    let (code, _, err) = portcullis(&[
+        "explain",
+        "-c",
+        policy,
+        "--tool",
+        "t",
+        "--claims",
+        r#"{"iss":"i"}"#,
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("error: --claims: the claims have no `sub` string"),
+        "{err}"
+    );
+}

@@ -150,7 +150,7 @@ fn edits_renames_and_symlink_swaps_apply_and_bad_edits_are_rejected() {
         "the diagnostic names the line: {stderr}"
     );
     assert!(
-        stderr.contains("error: expected a value or an argument path, found `}`"),
+        stderr.contains("error: expected a value or a path (args.name, principal.name), found `}`"),
         "{stderr}"
     );
     assert!(

@@ -36,7 +36,60 @@ pub fn check(p: &ServerPolicy) -> Vec<Diagnostic> {
     hidden_with_rules(p, &mut out);
     too_many_limits(p, &mut out);
     case_variant_paths(p, &mut out);
+    hide_conditions(p, &mut out);
+    principal_spend(p, &mut out);
     out
+}
+
+/// A conditional `hide` decides `tools/list` too, where a call has no
+/// arguments and no counter is read: its condition may read principal
+/// paths (and constants) only.
+fn hide_conditions(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
+    for h in &p.hidden {
+        let Some(when) = &h.when else { continue };
+        for t in when.tests() {
+            for o in t.operands() {
+                let bad = match o {
+                    Operand::Arg(a) | Operand::Len(a) if !a.is_principal() => {
+                        Some((a.display(), a.loc.0))
+                    }
+                    Operand::Counter(c) => Some((p.counter(*c).display.clone(), t.loc.0)),
+                    _ => None,
+                };
+                if let Some((what, at)) = bad {
+                    out.push(
+                        Diagnostic::error(
+                            format!("a hide condition may only read principal paths, not `{what}`"),
+                            at,
+                        )
+                        .with_help("a hide decides `tools/list` too, where there are no arguments or counters; test the caller (`principal.sub`, `principal.scopes`, `principal.claims.<name>`), or write a `deny ... when` rule in the tool's block"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Spend budgets are checked when the server names a price, after the
+/// decision: a window partitioned per principal path would have no way to
+/// refuse a caller without that value there, so it is not accepted (yet).
+fn principal_spend(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
+    for r in &p.rules {
+        let Some((c, _)) = r.spend.as_ref().and_then(|s| s.window) else {
+            continue;
+        };
+        if let crate::ir::Partition::Arg(a) = &p.counter(c).partition
+            && a.is_principal()
+        {
+            out.push(
+                Diagnostic::error(
+                    format!("a spend budget cannot be partitioned by `{}`", a.display()),
+                    a.loc.0,
+                )
+                .with_help("partition spend by session or by an argument; per-principal budgets are available for `limit` rules"),
+            );
+        }
+    }
 }
 
 /// Argument paths match object keys under case folding (what a Go server
@@ -109,6 +162,7 @@ fn unlimited_counters(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
 /// Operand identity for grouping constraints (argument paths only).
 fn path_key(o: &Operand) -> Option<String> {
     match o {
+        Operand::Arg(p) if p.is_principal() => Some(p.display()),
         // Folded: paths differing only in letter case read the same argument.
         Operand::Arg(p) => Some(format!(
             "args.{}",
@@ -382,7 +436,8 @@ fn approvals_behind_denies(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
 }
 
 fn hidden_with_rules(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
-    for h in &p.hidden {
+    // A conditional hide hides from some callers only: the rest reach the rules.
+    for h in p.hidden.iter().filter(|h| h.when.is_none()) {
         for t in &p.tools {
             let covered = t.patterns.iter().any(|pat| match (&h.pattern, pat) {
                 (NamePattern::All, _) => true,

@@ -120,14 +120,77 @@ struct Trie {
 struct Slots {
     trie: Trie,
     names: Vec<Ident>,
+    /// Principal paths read, each a local named after it
+    /// (`principal.claims.groups` is `principal_claims_groups`).
+    principals: Vec<(ArgPath, Ident)>,
+    /// The expression holding the caller (`env.principal`).
+    caller: TokenStream,
 }
 
 impl Slots {
     fn new() -> Slots {
+        Slots::with_caller(quote!(env.principal))
+    }
+
+    fn with_caller(caller: TokenStream) -> Slots {
         Slots {
             trie: Trie::default(),
             names: Vec::new(),
+            principals: Vec::new(),
+            caller,
         }
+    }
+
+    /// The expression (an `Option<Val>`) reading `path`: a field of the
+    /// `Args` struct, or a local holding a principal path's value.
+    fn value(&mut self, path: &ArgPath) -> TokenStream {
+        if !path.is_principal() {
+            let f = self.slot(path);
+            return quote!(a.#f);
+        }
+        let key = ArgPath {
+            loc: Default::default(),
+            ..path.clone()
+        };
+        if let Some((_, name)) = self.principals.iter().find(|(p, _)| *p == key) {
+            return quote!(#name);
+        }
+        let mut base = String::new();
+        for part in path.display().split('.') {
+            if !base.is_empty() {
+                base.push('_');
+            }
+            base.extend(part.chars().map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            }));
+        }
+        let mut name = base.clone();
+        let mut n = 1;
+        while self.principals.iter().any(|(_, t)| *t == name) {
+            n += 1;
+            name = format!("{base}_{n}");
+        }
+        let name = format_ident!("{}", name);
+        self.principals.push((key, name.clone()));
+        quote!(#name)
+    }
+
+    /// The statements binding every principal local.
+    fn principal_locals(&self) -> TokenStream {
+        let caller = &self.caller;
+        let lets = self.principals.iter().map(|(p, name)| {
+            let field = match p.root {
+                crate::ir::Root::Principal(f) => format_ident!("{}", format!("{f:?}")),
+                crate::ir::Root::Args => unreachable!("argument paths are fields"),
+            };
+            let segs = p.segments.iter().map(|s| lit(s));
+            quote!(let #name = principal::value(#caller, PrincipalField::#field, &[#(#segs),*]);)
+        });
+        quote!(#(#lets)*)
     }
 
     /// The field holding `path`'s value, added on first use.
@@ -379,7 +442,11 @@ impl Gen<'_> {
         });
         let globs: Vec<TokenStream> = globs.collect();
         let wildcard = self.budget_pushes(&self.p.wildcard);
-        let guard = if hidden {
+        let guard = if hidden && self.p.hidden.iter().any(|h| h.when.is_some()) {
+            quote!(if hidden(call.name(), env.principal).is_some() {
+                return;
+            })
+        } else if hidden {
             quote!(if hidden(call.name()).is_some() {
                 return;
             })
@@ -448,9 +515,10 @@ fn server_module(
             }
             crate::ir::Window::Sliding { millis } => quote!(Window::Sliding { millis: #millis }),
         };
-        let scope = match c.partition {
+        let scope = match &c.partition {
             Partition::Global => quote!(Scope::Global),
             Partition::Session => quote!(Scope::Session),
+            Partition::Arg(p) if p.is_principal() => quote!(Scope::Principal),
             Partition::Arg(_) => quote!(Scope::Argument),
         };
         quote!(CounterSpec::new(#key, #window, #scope))
@@ -529,73 +597,23 @@ fn server_module(
         lit(&p.digest),
     );
 
-    // Hidden tools: exact names in a match, patterns after it.
-    let mut hide_exact = Vec::new();
-    let mut hide_other = Vec::new();
-    let mut hide_all = None;
-    for h in &p.hidden {
-        let id = h.rule;
-        match &h.pattern {
-            NamePattern::Exact(n) => {
-                if !hide_exact.iter().any(|(x, _): &(String, RuleId)| x == n) {
-                    hide_exact.push((n.clone(), id));
-                }
-            }
-            // Every tool is hidden: later patterns are never reached.
-            NamePattern::All if hide_all.is_none() => hide_all = Some(g.rule_ref(id)),
-            NamePattern::All => {}
-            NamePattern::Glob(_) if hide_all.is_some() => {}
-            NamePattern::Glob(gl) => {
-                let (gl, r) = (lit(gl), g.rule_ref(id));
-                hide_other.push(quote!(if ops::glob_match(#gl, tool) { return Some(#r); }));
-            }
-        }
-    }
-    let hide_arms: Vec<TokenStream> = hide_exact
-        .iter()
-        .map(|(n, id)| {
-            let (n, r) = (lit(n), g.rule_ref(*id));
-            quote!(#n => return Some(#r),)
-        })
-        .collect();
-    // No hidden tools: no lookup at all, rather than an empty one.
-    let (hidden_fn, hidden_check, is_hidden) =
-        if hide_arms.is_empty() && hide_other.is_empty() && hide_all.is_none() {
-            (quote!(), quote!(), quote!(false))
-        } else {
-            let lookup = if hide_arms.is_empty() {
-                quote!()
-            } else {
-                quote!(match tool { #(#hide_arms)* _ => {} })
-            };
-            let fallback = match &hide_all {
-                Some(r) => quote!(Some(#r)),
-                None => quote!(None),
-            };
-            let body = quote! {
-                #lookup
-                #(#hide_other)*
-                #fallback
-            };
-            let tool = if hide_arms.is_empty() && hide_other.is_empty() {
-                quote!(_)
-            } else {
-                quote!(tool)
-            };
-            (
-                quote! {
-                    fn hidden(#tool: &str) -> Option<RuleId> {
-                        #body
-                    }
-                },
-                quote! {
-                    if let Some(rule) = hidden(call.name()) {
-                        return Decision::deny(Outcome::Hidden, rule, "");
-                    }
-                },
-                quote!(hidden(tool).is_some()),
-            )
-        };
+    // Hidden tools: exact names in a match, patterns after it; with
+    // per-principal hides, every entry in order.
+    let (hidden_fn, hidden_check, is_hidden) = if p.hidden.iter().any(|h| h.when.is_some()) {
+        g.conditional_hides()
+    } else {
+        g.static_hides()
+    };
+    let is_hidden_param = if hidden_fn.is_empty() {
+        quote!(_)
+    } else {
+        quote!(tool)
+    };
+    let caller_param = if p.hidden.iter().any(|h| h.when.is_some()) {
+        quote!(caller)
+    } else {
+        quote!(_)
+    };
 
     // Tool functions: one per exact name, plus one for every other name.
     let mut names: Vec<&str> = Vec::new();
@@ -633,11 +651,6 @@ fn server_module(
     fns.push(g.unlisted_fn());
     let spend_fn = g.spend_fn(&names, !hidden_fn.is_empty());
     let rule_consts = g.rule_consts(&meta);
-    let is_hidden_param = if hidden_fn.is_empty() {
-        quote!(_)
-    } else {
-        quote!(tool)
-    };
     let module_doc = lit(&format!(
         " Server `{}`, from `{}`.",
         p.name,
@@ -753,7 +766,7 @@ fn server_module(
                     &META
                 }
 
-                fn is_hidden(&self, #is_hidden_param: &str) -> bool {
+                fn is_hidden(&self, #is_hidden_param: &str, #caller_param: Option<&Principal>) -> bool {
                     #is_hidden
                 }
 
@@ -764,6 +777,129 @@ fn server_module(
 
             #(#fns)*
         }
+    }
+}
+
+impl Gen<'_> {
+    /// Hides without conditions: exact names in a `match`, then globs.
+    /// Returns the `hidden` function, the check that starts `decide` and
+    /// the body of `is_hidden`.
+    fn static_hides(&self) -> (TokenStream, TokenStream, TokenStream) {
+        let mut hide_exact = Vec::new();
+        let mut hide_other = Vec::new();
+        let mut hide_all = None;
+        for h in &self.p.hidden {
+            let id = h.rule;
+            match &h.pattern {
+                NamePattern::Exact(n) => {
+                    if !hide_exact.iter().any(|(x, _): &(String, RuleId)| x == n) {
+                        hide_exact.push((n.clone(), id));
+                    }
+                }
+                // Every tool is hidden: later patterns are never reached.
+                NamePattern::All if hide_all.is_none() => hide_all = Some(self.rule_ref(id)),
+                NamePattern::All => {}
+                NamePattern::Glob(_) if hide_all.is_some() => {}
+                NamePattern::Glob(gl) => {
+                    let (gl, r) = (lit(gl), self.rule_ref(id));
+                    hide_other.push(quote!(if ops::glob_match(#gl, tool) { return Some(#r); }));
+                }
+            }
+        }
+        let hide_arms: Vec<TokenStream> = hide_exact
+            .iter()
+            .map(|(n, id)| {
+                let (n, r) = (lit(n), self.rule_ref(*id));
+                quote!(#n => return Some(#r),)
+            })
+            .collect();
+        // No hidden tools: no lookup at all, rather than an empty one.
+        if hide_arms.is_empty() && hide_other.is_empty() && hide_all.is_none() {
+            (quote!(), quote!(), quote!(false))
+        } else {
+            let lookup = if hide_arms.is_empty() {
+                quote!()
+            } else {
+                quote!(match tool { #(#hide_arms)* _ => {} })
+            };
+            let fallback = match &hide_all {
+                Some(r) => quote!(Some(#r)),
+                None => quote!(None),
+            };
+            let body = quote! {
+                #lookup
+                #(#hide_other)*
+                #fallback
+            };
+            let tool = if hide_arms.is_empty() && hide_other.is_empty() {
+                quote!(_)
+            } else {
+                quote!(tool)
+            };
+            (
+                quote! {
+                    fn hidden(#tool: &str) -> Option<RuleId> {
+                        #body
+                    }
+                },
+                quote! {
+                    if let Some(rule) = hidden(call.name()) {
+                        return Decision::deny(Outcome::Hidden, rule, "");
+                    }
+                },
+                quote!(hidden(tool).is_some()),
+            )
+        }
+    }
+
+    /// Hides of which some depend on the caller: every entry in order, the
+    /// first whose pattern matches and whose condition holds deciding.
+    /// A condition reads principal paths only (checked), bound as locals.
+    fn conditional_hides(&self) -> (TokenStream, TokenStream, TokenStream) {
+        let mut tests = Vec::new();
+        for h in &self.p.hidden {
+            let r = self.rule_ref(h.rule);
+            let matches = match &h.pattern {
+                NamePattern::Exact(n) => {
+                    let n = lit(n);
+                    quote!(tool == #n)
+                }
+                NamePattern::Glob(gl) => {
+                    let gl = lit(gl);
+                    quote!(ops::glob_match(#gl, tool))
+                }
+                NamePattern::All => quote!(true),
+            };
+            let test = match &h.when {
+                None => quote!(#matches),
+                Some(e) => {
+                    let mut slots = Slots::with_caller(quote!(caller));
+                    let pre = Prelude {
+                        stmts: Vec::new(),
+                        counters: BTreeMap::new(),
+                        lens: Vec::new(),
+                    };
+                    let cond = self.expr(e, &mut slots, &pre);
+                    let locals = slots.principal_locals();
+                    quote!(#matches && { #locals #cond })
+                }
+            };
+            tests.push(quote!(if #test { return Some(#r); }));
+        }
+        (
+            quote! {
+                fn hidden(tool: &str, caller: Option<&Principal>) -> Option<RuleId> {
+                    #(#tests)*
+                    None
+                }
+            },
+            quote! {
+                if let Some(rule) = hidden(call.name(), env.principal) {
+                    return Decision::deny(Outcome::Hidden, rule, "");
+                }
+            },
+            quote!(hidden(tool, caller).is_some()),
+        )
     }
 }
 
@@ -964,10 +1100,28 @@ impl Gen<'_> {
         }
     }
 
-    fn partition(&self, partition: &Partition, slots: &mut Slots) -> TokenStream {
+    /// `on_missing`: the statement denying the call when the counter
+    /// counts per a principal path the caller lacks (fail closed).
+    fn partition(
+        &self,
+        partition: &Partition,
+        slots: &mut Slots,
+        on_missing: &TokenStream,
+    ) -> TokenStream {
         match partition {
             Partition::Global => quote!(0),
             Partition::Session => quote!(u128::from(env.session)),
+            Partition::Arg(path) if path.is_principal() => {
+                let field = match path.root {
+                    crate::ir::Root::Principal(f) => format_ident!("{}", format!("{f:?}")),
+                    crate::ir::Root::Args => unreachable!("a principal path"),
+                };
+                let segs = path.segments.iter().map(|s| lit(s));
+                quote!(match principal::partition(env.principal, PrincipalField::#field, &[#(#segs),*]) {
+                    Some(p) => p,
+                    None => #on_missing,
+                })
+            }
             Partition::Arg(path) => {
                 let f = slots.slot(path);
                 quote!(ops::partition_of(a.#f))
@@ -975,18 +1129,29 @@ impl Gen<'_> {
         }
     }
 
-    fn counter_ref(&self, id: CounterId, slots: &mut Slots) -> TokenStream {
+    fn counter_ref(
+        &self,
+        id: CounterId,
+        slots: &mut Slots,
+        on_missing: &TokenStream,
+    ) -> TokenStream {
         let idx = id.0 as usize;
-        let partition = self.partition(&self.p.counter(id).partition, slots);
+        let partition = self.partition(&self.p.counter(id).partition, slots, on_missing);
         quote!(CounterRef { spec: &COUNTERS[#idx], partition: #partition })
+    }
+
+    /// The statement denying rule `id` with `outcome` when a counter it uses
+    /// counts per a principal path the caller lacks.
+    fn no_partition(&self, id: RuleId, outcome: TokenStream) -> TokenStream {
+        let rid = self.rule_ref(id);
+        let msg =
+            lit(&crate::eval::no_partition_message(self.p, self.p.rule(id)).unwrap_or_default());
+        quote!(return Decision::deny(Outcome::#outcome, #rid, #msg))
     }
 
     fn operand(&self, o: &Operand, slots: &mut Slots, pre: &Prelude) -> TokenStream {
         match o {
-            Operand::Arg(path) => {
-                let f = slots.slot(path);
-                quote!(a.#f)
-            }
+            Operand::Arg(path) => slots.value(path),
             Operand::Const(c) => {
                 let c = Self::const_tokens(c);
                 quote!(Some(#c))
@@ -1084,8 +1249,8 @@ impl Gen<'_> {
             let msg = lit(&check.message);
             return Some(quote!(Decision::deny(Outcome::Check, #rid, #msg)));
         }
-        let pre = self.prelude(&check.deny_when, &rid, slots);
-        let cond = self.expr(&check.deny_when, slots, &pre);
+        let pre = self.prelude(&check.deny_when, id, slots);
+        let cond = self.top_expr(&check.deny_when, slots, &pre);
         let msg = lit(&check.message);
         let stmts = &pre.stmts;
         Some(quote! {
@@ -1114,7 +1279,7 @@ impl Gen<'_> {
         if matches!(approve.when, Expr::Bool(true)) {
             return Some(quote!(if #gate { #ask }));
         }
-        let pre = self.prelude(&approve.when, &rid, slots);
+        let pre = self.prelude(&approve.when, id, slots);
         let stmts = &pre.stmts;
         if stmts.is_empty() {
             // `gate && a && b`, `gate && (a || b)`.
@@ -1127,18 +1292,7 @@ impl Gen<'_> {
             };
             return Some(quote!(if #gate && #cond { #ask }));
         }
-        // `if a && b`, not `if (a && b)` (unused_parens in the generated code).
-        let cond = match &approve.when {
-            Expr::And(items) if !items.is_empty() => {
-                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, &pre)).collect();
-                quote!(#(#parts)&&*)
-            }
-            Expr::Or(items) if !items.is_empty() => {
-                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, &pre)).collect();
-                quote!(#(#parts)||*)
-            }
-            e => self.expr(e, slots, &pre),
-        };
+        let cond = self.top_expr(&approve.when, slots, &pre);
         Some(quote! {
             if #gate {
                 #(#stmts)*
@@ -1149,8 +1303,25 @@ impl Gen<'_> {
         })
     }
 
-    /// The counter readings and lengths condition `e` of rule `rid` needs.
-    fn prelude(&self, e: &Expr, rid: &Ident, slots: &mut Slots) -> Prelude {
+    /// A condition at the top of an `if`: a top-level `and`/`or` needs no
+    /// parentheses around it.
+    fn top_expr(&self, e: &Expr, slots: &mut Slots, pre: &Prelude) -> TokenStream {
+        match e {
+            Expr::And(items) if !items.is_empty() => {
+                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, pre)).collect();
+                quote!(#(#parts)&&*)
+            }
+            Expr::Or(items) if !items.is_empty() => {
+                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, pre)).collect();
+                quote!(#(#parts)||*)
+            }
+            e => self.expr(e, slots, pre),
+        }
+    }
+
+    /// The counter readings and lengths condition `e` of rule `id` needs.
+    fn prelude(&self, e: &Expr, id: RuleId, slots: &mut Slots) -> Prelude {
+        let rid = self.rule_ref(id);
         let mut pre = Prelude {
             stmts: Vec::new(),
             counters: BTreeMap::new(),
@@ -1162,7 +1333,8 @@ impl Gen<'_> {
                 format_ident!("b{}", c.0),
                 format_ident!("c{}", c.0),
             );
-            let cref = self.counter_ref(c, slots);
+            let missing = self.no_partition(id, quote!(Check));
+            let cref = self.counter_ref(c, slots, &missing);
             pre.stmts.push(quote! {
                 let Some(#v) = env.read(#cref) else {
                     return Decision::state_unavailable(#rid);
@@ -1180,10 +1352,10 @@ impl Gen<'_> {
                     }
                     let i = pre.lens.len();
                     let (buf, name) = (format_ident!("lb{}", i), format_ident!("len{}", i));
-                    let f = slots.slot(path);
+                    let v = slots.value(path);
                     pre.stmts.push(quote! {
                         let mut #buf = [0u8; 20];
-                        let #name = match ops::len(a.#f) {
+                        let #name = match ops::len(#v) {
                             Some(n) => Some(Val::Num(num_from_u64(n, &mut #buf))),
                             None => None,
                         };
@@ -1199,7 +1371,8 @@ impl Gen<'_> {
         let rule = self.p.rule(id);
         let limit = rule.limit.as_ref()?;
         let rid = self.rule_ref(id);
-        let cref = self.counter_ref(limit.counter, slots);
+        let missing = self.no_partition(id, quote!(Limit));
+        let cref = self.counter_ref(limit.counter, slots, &missing);
         let max = limit.max;
         let msg = lit(&limit.message);
         let amount = match &limit.amount {
@@ -1209,10 +1382,10 @@ impl Gen<'_> {
                 missing_message,
                 invalid_message,
             } => {
-                let f = slots.slot(path);
+                let v = slots.value(path);
                 let (missing, invalid) = (lit(missing_message), lit(invalid_message));
                 quote! {
-                    match ops::amount(a.#f) {
+                    match ops::amount(#v) {
                         Ok(n) => n,
                         Err(ops::AmountFault::Missing) => return Decision::deny(Outcome::BadAmount, #rid, #missing),
                         Err(ops::AmountFault::Invalid) => return Decision::deny(Outcome::BadAmount, #rid, #invalid),
@@ -1258,8 +1431,9 @@ impl Gen<'_> {
     /// The `Args` struct and the statements filling it; nothing when the
     /// function reads no argument.
     fn args_struct(name: &Ident, slots: &Slots) -> (TokenStream, TokenStream) {
+        let locals = slots.principal_locals();
         if slots.names.is_empty() {
-            return (quote!(), quote!());
+            return (quote!(), locals);
         }
         let fields = slots.names.iter().map(|f| quote!(#f: Option<Val<'a>>));
         let fill = slots.fill(&slots.trie, quote!(args), 0);
@@ -1274,6 +1448,7 @@ impl Gen<'_> {
             let mut a = #name::default();
             let args = call.arguments();
             #fill
+            #locals
         };
         (def, extract)
     }
@@ -1450,6 +1625,7 @@ mod tests {
 
     fn path(segments: &[&str]) -> ArgPath {
         ArgPath {
+            root: crate::ir::Root::Args,
             segments: segments.iter().map(|s| s.to_string()).collect(),
             loc: crate::ir::Loc(Default::default()),
         }

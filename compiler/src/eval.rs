@@ -17,9 +17,11 @@ use portcullis_core::policy::{
 };
 use portcullis_core::spend::{Budget, Budgets, WindowBudget};
 
+use portcullis_core::principal::{self, Principal};
+
 use crate::ir::{
-    Amount, ArgPath, CmpOp, Const, CounterId, Expr, Operand, Partition, Posture, ServerPolicy,
-    TestKind,
+    Amount, ArgPath, CmpOp, Const, CounterId, Expr, Operand, Partition, Posture, Root,
+    ServerPolicy, TestKind,
 };
 use crate::source::SourceMap;
 
@@ -32,6 +34,9 @@ fn leak(s: &str) -> &'static str {
 struct RuleText {
     check: &'static str,
     approve: &'static str,
+    /// The denial when a counter the rule uses counts per a principal path
+    /// the caller lacks.
+    no_partition: &'static str,
     limit: &'static str,
     missing: &'static str,
     invalid: &'static str,
@@ -72,6 +77,7 @@ impl Evaluator {
                         _ => ("", ""),
                     };
                     RuleText {
+                        no_partition: no_partition_message(&ir, r).map_or("", |m| leak(&m)),
                         check: r.check.as_ref().map_or("", |c| leak(&c.message)),
                         approve: r.approve.as_ref().map_or("", |a| leak(&a.message)),
                         limit: r.limit.as_ref().map_or("", |l| leak(&l.message)),
@@ -109,14 +115,22 @@ impl Evaluator {
         &self.ir
     }
 
-    fn counter_ref(&self, id: CounterId, call: &ToolCall<'_>, env: &Env<'_>) -> CounterRef {
+    /// The counter `id` partitioned for this call; None when it counts per
+    /// a principal path the caller lacks (the call is denied: fail closed).
+    fn counter_ref(&self, id: CounterId, call: &ToolCall<'_>, env: &Env<'_>) -> Option<CounterRef> {
         let spec = &self.meta.counters[id.0 as usize];
         let partition = match &self.ir.counter(id).partition {
             Partition::Global => 0,
             Partition::Session => u128::from(env.session),
-            Partition::Arg(p) => ops::partition_of(arg(call, p)),
+            Partition::Arg(p) => match p.root {
+                Root::Args => ops::partition_of(arg(call, p)),
+                Root::Principal(field) => {
+                    let segs: Vec<&str> = p.segments.iter().map(String::as_str).collect();
+                    principal::partition(env.principal, field, &segs)?
+                }
+            },
         };
-        CounterRef { spec, partition }
+        Some(CounterRef { spec, partition })
     }
 
     /// Evaluates an expression; `counters` holds this rule's counter readings.
@@ -125,15 +139,20 @@ impl Evaluator {
         &self,
         e: &Expr,
         call: &ToolCall<'_>,
+        principal: Option<&Principal>,
         counters: &[(CounterId, String)],
         rule: RuleId,
         trace: &mut dyn FnMut(Trace<'_>),
     ) -> bool {
         match e {
             Expr::Bool(b) => *b,
-            Expr::And(v) => v.iter().all(|e| self.expr(e, call, counters, rule, trace)),
-            Expr::Or(v) => v.iter().any(|e| self.expr(e, call, counters, rule, trace)),
-            Expr::Not(e) => !self.expr(e, call, counters, rule, trace),
+            Expr::And(v) => v
+                .iter()
+                .all(|e| self.expr(e, call, principal, counters, rule, trace)),
+            Expr::Or(v) => v
+                .iter()
+                .any(|e| self.expr(e, call, principal, counters, rule, trace)),
+            Expr::Not(e) => !self.expr(e, call, principal, counters, rule, trace),
             Expr::Test(t) => {
                 let texts: Vec<String> = t
                     .operands()
@@ -143,9 +162,8 @@ impl Evaluator {
                             .iter()
                             .find(|(id, _)| id == c)
                             .map_or_else(|| "0".to_string(), |(_, v)| v.clone()),
-                        Operand::Len(p) => {
-                            ops::len(arg(call, p)).map_or_else(String::new, |n| n.to_string())
-                        }
+                        Operand::Len(p) => ops::len(value(call, principal, p))
+                            .map_or_else(String::new, |n| n.to_string()),
                         _ => String::new(),
                     })
                     .collect();
@@ -153,7 +171,7 @@ impl Evaluator {
                     .operands()
                     .iter()
                     .zip(&texts)
-                    .map(|(o, text)| operand(o, call, text))
+                    .map(|(o, text)| operand(o, call, principal, text))
                     .collect();
                 let a = ops_vals[0];
                 let b = ops_vals.get(1).copied().flatten();
@@ -220,10 +238,29 @@ impl Evaluator {
     }
 }
 
-/// The argument at `p` of `call`.
+/// The argument at `p` of `call` (None for a principal path).
 pub fn arg<'a>(call: &ToolCall<'a>, p: &ArgPath) -> Option<Val<'a>> {
+    if p.is_principal() {
+        return None;
+    }
     let segs: Vec<&str> = p.segments.iter().map(String::as_str).collect();
     call.arg(&segs)
+}
+
+/// The value at `p`: an argument of `call`, or a principal path of the
+/// caller (missing when the caller is unknown or lacks the claim).
+pub fn value<'a>(
+    call: &ToolCall<'a>,
+    principal: Option<&'a Principal>,
+    p: &ArgPath,
+) -> Option<Val<'a>> {
+    match p.root {
+        Root::Args => arg(call, p),
+        Root::Principal(field) => {
+            let segs: Vec<&str> = p.segments.iter().map(String::as_str).collect();
+            principal::value(principal, field, &segs)
+        }
+    }
 }
 
 fn const_val(c: &Const) -> Val<'_> {
@@ -235,9 +272,14 @@ fn const_val(c: &Const) -> Val<'_> {
     }
 }
 
-fn operand<'a>(o: &'a Operand, call: &ToolCall<'a>, text: &'a str) -> Option<Val<'a>> {
+fn operand<'a>(
+    o: &'a Operand,
+    call: &ToolCall<'a>,
+    principal: Option<&'a Principal>,
+    text: &'a str,
+) -> Option<Val<'a>> {
     match o {
-        Operand::Arg(p) => arg(call, p),
+        Operand::Arg(p) => value(call, principal, p),
         Operand::Const(c) => Some(const_val(c)),
         Operand::Counter(_) | Operand::Len(_) => Num::parse(text.as_bytes()).map(Val::Num),
     }
@@ -248,8 +290,8 @@ impl Policy for Evaluator {
         self.meta
     }
 
-    fn is_hidden(&self, tool: &str) -> bool {
-        self.ir.hidden_by(tool).is_some()
+    fn is_hidden(&self, tool: &str, principal: Option<&Principal>) -> bool {
+        self.hiding(tool, principal).is_some()
     }
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
@@ -262,7 +304,7 @@ impl Policy for Evaluator {
 
     fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut Budgets) {
         // A hidden tool is denied before it can ever be charged.
-        if self.ir.hidden_by(call.name()).is_some() {
+        if self.hiding(call.name(), env.principal).is_some() {
             return;
         }
         let rules = self
@@ -279,9 +321,13 @@ impl Policy for Evaluator {
                 rule: id,
                 currency: text.spend_currency,
                 per_call: sp.per_call,
-                window: sp.window.map(|(c, max)| WindowBudget {
-                    counter: self.counter_ref(c, call, env),
-                    max,
+                // Spend windows are never partitioned by principal paths
+                // (the compiler refuses it), so the counter always resolves.
+                window: sp.window.and_then(|(c, max)| {
+                    Some(WindowBudget {
+                        counter: self.counter_ref(c, call, env)?,
+                        max,
+                    })
                 }),
                 message: text.spend_message,
             });
@@ -294,6 +340,12 @@ impl Policy for Evaluator {
 pub enum Trace<'a> {
     /// The tool is hidden by this entry.
     Hidden {
+        /// The hide entry's rule.
+        rule: RuleId,
+    },
+    /// A conditional hide entry matched the tool but its condition did not
+    /// hold for this caller (its tests were reported just before).
+    NotHidden {
         /// The hide entry's rule.
         rule: RuleId,
     },
@@ -329,6 +381,11 @@ pub enum Trace<'a> {
         /// Whether it asks for approval.
         asked: bool,
     },
+    /// A limit counts per a principal path the caller lacks: denied.
+    NoPartition {
+        /// The rule.
+        rule: RuleId,
+    },
     /// A limit's amount and counter (before the reservation).
     Limit {
         /// The rule.
@@ -352,7 +409,65 @@ pub fn show_val(v: Val<'_>) -> String {
     }
 }
 
+/// The denial message of rule `r` when a counter it reads or reserves counts
+/// per a principal path (`by principal.sub`) and the caller has no such
+/// value; None when no counter of the rule is partitioned by the principal.
+/// Shared with code generation, which embeds the same text.
+pub fn no_partition_message(ir: &ServerPolicy, r: &crate::ir::Rule) -> Option<String> {
+    let mut counters: Vec<CounterId> = r.limit.iter().map(|l| l.counter).collect();
+    if let Some(c) = &r.check {
+        counters.extend(c.deny_when.counters());
+    }
+    // Named after the rule's own message (a limit's, else its check's),
+    // which every front end and `translate` keep, unlike rule names.
+    let base = r
+        .limit
+        .as_ref()
+        .map(|l| l.message.as_str())
+        .or(r.check.as_ref().map(|c| c.message.as_str()))
+        .unwrap_or(&r.name);
+    counters
+        .into_iter()
+        .find_map(|c| match &ir.counter(c).partition {
+            Partition::Arg(p) if p.is_principal() => Some(format!(
+                "{base}: the limit counts per {} and the caller has none",
+                p.display()
+            )),
+            _ => None,
+        })
+}
+
 impl Evaluator {
+    /// The hide entry that hides `tool` from this caller, if any.
+    pub fn hiding(&self, tool: &str, principal: Option<&Principal>) -> Option<RuleId> {
+        self.hiding_traced(tool, principal, &mut |_| {})
+    }
+
+    fn hiding_traced(
+        &self,
+        tool: &str,
+        principal: Option<&Principal>,
+        trace: &mut dyn FnMut(Trace<'_>),
+    ) -> Option<RuleId> {
+        // A hide condition reads principal paths only (checked), so it is
+        // evaluated against a call without arguments.
+        let none = ToolCall::new(tool, b"{}", portcullis_core::json::Strictness::STRICT)
+            .expect("`{}` is a call");
+        self.ir
+            .hides_for(tool)
+            .find(|h| match &h.when {
+                None => true,
+                Some(e) => {
+                    let hides = self.expr(e, &none, principal, &[], h.rule, trace);
+                    if !hides {
+                        trace(Trace::NotHidden { rule: h.rule });
+                    }
+                    hides
+                }
+            })
+            .map(|h| h.rule)
+    }
+
     /// Decides like [`Policy::decide`], reporting every step to `trace`.
     pub fn decide_traced(
         &self,
@@ -381,9 +496,9 @@ impl Evaluator {
         trace: &mut dyn FnMut(Trace<'_>),
     ) -> Decision {
         let tool = call.name();
-        if let Some(h) = self.ir.hidden_by(tool) {
-            trace(Trace::Hidden { rule: h.rule });
-            return Decision::deny(Outcome::Hidden, h.rule, "");
+        if let Some(rule) = self.hiding_traced(tool, env.principal, trace) {
+            trace(Trace::Hidden { rule });
+            return Decision::deny(Outcome::Hidden, rule, "");
         }
         let Some(rules) = self.rules_for(tool) else {
             trace(Trace::Unlisted);
@@ -401,12 +516,19 @@ impl Evaluator {
             };
             let mut readings = Vec::new();
             for c in check.deny_when.counters() {
-                match env.read(self.counter_ref(c, call, env)) {
+                let Some(cref) = self.counter_ref(c, call, env) else {
+                    return Decision::deny(
+                        Outcome::Check,
+                        id,
+                        self.texts[id.0 as usize].no_partition,
+                    );
+                };
+                match env.read(cref) {
                     Some(v) => readings.push((c, v.to_string())),
                     None => return Decision::state_unavailable(id),
                 }
             }
-            let denied = self.expr(&check.deny_when, call, &readings, id, trace);
+            let denied = self.expr(&check.deny_when, call, env.principal, &readings, id, trace);
             trace(Trace::Check { rule: id, denied });
             if denied {
                 return Decision::deny(Outcome::Check, id, self.texts[id.0 as usize].check);
@@ -419,12 +541,19 @@ impl Evaluator {
             };
             let mut readings = Vec::new();
             for c in approve.when.counters() {
-                match env.read(self.counter_ref(c, call, env)) {
+                let Some(cref) = self.counter_ref(c, call, env) else {
+                    return Decision::deny(
+                        Outcome::Check,
+                        id,
+                        self.texts[id.0 as usize].no_partition,
+                    );
+                };
+                match env.read(cref) {
                     Some(v) => readings.push((c, v.to_string())),
                     None => return Decision::state_unavailable(id),
                 }
             }
-            let asked = self.expr(&approve.when, call, &readings, id, trace);
+            let asked = self.expr(&approve.when, call, env.principal, &readings, id, trace);
             trace(Trace::Approve { rule: id, asked });
             if asked {
                 return Decision::approve(id, self.texts[id.0 as usize].approve);
@@ -436,10 +565,13 @@ impl Evaluator {
                 continue;
             };
             let text = &self.texts[id.0 as usize];
-            let counter = self.counter_ref(limit.counter, call, env);
+            let Some(counter) = self.counter_ref(limit.counter, call, env) else {
+                trace(Trace::NoPartition { rule: id });
+                return Decision::deny(Outcome::Limit, id, text.no_partition);
+            };
             let amount = match &limit.amount {
                 Amount::Const(n) => Ok(*n),
-                Amount::Arg { path, .. } => ops::amount(arg(call, path)),
+                Amount::Arg { path, .. } => ops::amount(value(call, env.principal, path)),
             };
             trace(Trace::Limit {
                 rule: id,
@@ -490,9 +622,10 @@ pub fn meta_for(ir: &ServerPolicy, sources: &SourceMap) -> PolicyMeta {
         .counters
         .iter()
         .map(|c| {
-            let scope = match c.partition {
+            let scope = match &c.partition {
                 Partition::Global => Scope::Global,
                 Partition::Session => Scope::Session,
+                Partition::Arg(p) if p.is_principal() => Scope::Principal,
                 Partition::Arg(_) => Scope::Argument,
             };
             CounterSpec::new(leak(&c.key), c.window, scope)

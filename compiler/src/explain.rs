@@ -12,6 +12,7 @@ use portcullis_core::counters::{Calendar, MemoryCounters, UnixMillis, Window};
 use portcullis_core::json::Strictness;
 use portcullis_core::ops::AmountFault;
 use portcullis_core::policy::{Effect, Env, FailMode, Outcome, Policy, RuleId};
+use portcullis_core::principal::Principal;
 use portcullis_core::spend::{self, Budgets};
 
 use crate::eval::{Evaluator, Trace};
@@ -57,13 +58,16 @@ pub fn describe_test(p: &ServerPolicy, t: &Test) -> String {
     }
 }
 
-/// Explains the decision on `tool` with `args` (JSON text), with fresh counters at `now`.
+/// Explains the decision on `tool` with `args` (JSON text), with fresh
+/// counters at `now`, for the caller `principal` (None: an unknown caller,
+/// whose principal paths read as missing).
 pub fn explain(
     ev: &Evaluator,
     sources: &SourceMap,
     tool: &str,
     args: &str,
     now: UnixMillis,
+    principal: Option<&Principal>,
 ) -> Result<String, String> {
     let call = ToolCall::new(tool, args.as_bytes(), Strictness::STRICT)
         .map_err(|e| format!("the arguments: {e}"))?;
@@ -80,11 +84,49 @@ pub fn explain(
         now,
         session: 0,
         fail_mode: FailMode::Closed,
-        principal: None,
+        principal,
     };
     let mut seen_tests: Vec<Seen> = Vec::new();
+    let mut no_partition = false;
+    let hide_when = |rule: RuleId| {
+        p.hidden
+            .iter()
+            .find(|h| h.rule == rule)
+            .and_then(|h| h.when.as_ref())
+    };
     let decision = ev.decide_traced(&call, &env, &mut |t| match t {
-        Trace::Hidden { rule } => events.push(format!("hidden   by {} ({})", p.rule(rule).label, where_(rule))),
+        Trace::Hidden { rule } => {
+            events.push(format!("hidden   by {} ({})", p.rule(rule).label, where_(rule)));
+            if let Some(e) = hide_when(rule) {
+                events.push("    for this caller: hidden when".to_string());
+                tree(p, e, 3, &seen_tests, &mut events);
+            }
+            seen_tests.clear();
+        }
+        Trace::NotHidden { rule } => {
+            events.push(format!("visible  {} ({}) does not hide it from this caller", p.rule(rule).label, where_(rule)));
+            if let Some(e) = hide_when(rule) {
+                events.push("    hidden only when".to_string());
+                tree(p, e, 3, &seen_tests, &mut events);
+            }
+            seen_tests.clear();
+        }
+        Trace::NoPartition { rule } => {
+            no_partition = true;
+            let r = p.rule(rule);
+            if let Some(l) = &r.limit {
+                let c = p.counter(l.counter);
+                events.push(format!(
+                    "  limit {:?} ({}, {})\n    counter {} ({}, {})\n    => DENIES: the caller has no value to count by (fail closed)",
+                    r.name,
+                    r.label,
+                    where_(rule),
+                    c.display,
+                    window(c.window),
+                    partition(&c.partition, &call, principal)
+                ));
+            }
+        }
         Trace::Unlisted => events.push("listed   by no tool block".to_string()),
         Trace::Rules { rules } => {
             let blocks: Vec<String> = p
@@ -169,7 +211,7 @@ pub fn explain(
                 (Err(AmountFault::Invalid), _) => "amount not a whole number in range".into(),
             };
             let window = window(c.window);
-            let partition = partition(&c.partition, &call);
+            let partition = partition(&c.partition, &call, principal);
             events.push(format!(
                 "  limit {:?} ({}, {})\n    counter {} ({window}, {partition})\n      = {} now (fresh state), {amount}, at most {}",
                 r.name,
@@ -204,6 +246,28 @@ pub fn explain(
         );
     }
     let _ = writeln!(out, "call     {tool} {}", args.trim());
+    match principal {
+        Some(pr) => {
+            let _ = writeln!(
+                out,
+                "caller   sub {:?}, iss {:?}, scopes [{}]",
+                pr.sub(),
+                pr.iss(),
+                pr.scopes()
+                    .iter()
+                    .map(|s| format!("{s:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        None if reads_principal(p) => {
+            let _ = writeln!(
+                out,
+                "caller   none (every principal.* path reads as missing; give one with --claims)"
+            );
+        }
+        None => {}
+    }
     out.push('\n');
     for e in &events {
         let _ = writeln!(out, "{e}");
@@ -234,7 +298,7 @@ pub fn explain(
                 };
                 let _ = writeln!(
                     out,
-                    "once     idempotency window {} ({}), by rule {:?} ({}, {})\n         key: {key}; per caller when users sign in (OAuth), else shared by all callers\n         an identical call within the window {}",
+                    "once     idempotency window {} ({}), by rule {:?} ({}, {})\n         key: {key}; per caller (the token's iss + sub, or the local user)\n         an identical call within the window {}",
                     crate::ir::show_duration(spec.window_ms),
                     spec.mode.name(),
                     r.name,
@@ -296,6 +360,7 @@ pub fn explain(
                 Outcome::Hidden => "hidden",
                 Outcome::NotPermitted => "not listed; the default is deny",
                 Outcome::Check => "condition",
+                Outcome::Limit if no_partition => "no value to count the caller by",
                 Outcome::Limit => "limit reached",
                 Outcome::BadAmount => "bad amount",
                 Outcome::StateUnavailable => "counter store unavailable",
@@ -319,17 +384,53 @@ fn window(w: Window) -> String {
     }
 }
 
-/// Who shares a counter, with this call's partition value for an argument.
-fn partition(p: &Partition, call: &ToolCall<'_>) -> String {
+/// Who shares a counter, with this call's partition value for an argument
+/// or a principal path.
+fn partition(p: &Partition, call: &ToolCall<'_>, principal: Option<&Principal>) -> String {
     match p {
         Partition::Global => "shared by every caller".to_string(),
         Partition::Session => "per agent session".to_string(),
+        Partition::Arg(a)
+            if a.root == crate::ir::Root::Principal(crate::ir::PrincipalField::Sub) =>
+        {
+            let v = principal.map_or_else(
+                || "missing".to_string(),
+                |p| format!("{:?} of {:?}", p.sub(), p.iss()),
+            );
+            format!("per caller, principal.sub of principal.iss (this caller: {v})")
+        }
         Partition::Arg(a) => {
-            let v = crate::eval::arg(call, a)
+            let v = crate::eval::value(call, principal, a)
                 .map_or_else(|| "missing".to_string(), crate::eval::show_val);
-            format!("per {} (this call: {v})", a.display())
+            let whose = if a.is_principal() {
+                "this caller"
+            } else {
+                "this call"
+            };
+            format!("per {} ({whose}: {v})", a.display())
         }
     }
+}
+
+/// True when some condition, hide or counter of the policy reads a
+/// `principal.*` path.
+pub fn reads_principal(p: &ServerPolicy) -> bool {
+    let expr_reads = |e: &Expr| {
+        e.tests().iter().any(|t| {
+            t.operands()
+                .iter()
+                .any(|o| matches!(o, Operand::Arg(a) | Operand::Len(a) if a.is_principal()))
+        })
+    };
+    p.hidden
+        .iter()
+        .any(|h| h.when.as_ref().is_some_and(expr_reads))
+        || p.rules
+            .iter()
+            .any(|r| r.check.as_ref().is_some_and(|c| expr_reads(&c.deny_when)))
+        || p.counters
+            .iter()
+            .any(|c| matches!(&c.partition, Partition::Arg(a) if a.is_principal()))
 }
 
 /// The spend budgets (MPP) of an allowed call, one paragraph each: what a
@@ -378,7 +479,7 @@ fn budgets(
                 unit(max),
                 c.display,
                 window(c.window),
-                partition(&c.partition, call)
+                partition(&c.partition, call, env.principal)
             );
         }
         if !b.message.is_empty() {

@@ -149,9 +149,19 @@ impl ServerPolicy {
         &self.regexes[id.0 as usize]
     }
 
-    /// True if `tool` is hidden, with the deciding hide entry.
+    /// True if `tool` is hidden from every caller, with the deciding hide
+    /// entry (the first unconditional one matching; conditional entries
+    /// before it are skipped, see [`ServerPolicy::hides_for`]).
     pub fn hidden_by(&self, tool: &str) -> Option<&Hide> {
-        self.hidden.iter().find(|h| h.pattern.matches(tool))
+        self.hidden
+            .iter()
+            .find(|h| h.when.is_none() && h.pattern.matches(tool))
+    }
+
+    /// The hide entries matching `tool`, in order: the first whose
+    /// condition holds for the caller (or that has none) hides it.
+    pub fn hides_for<'a>(&'a self, tool: &'a str) -> impl Iterator<Item = &'a Hide> + 'a {
+        self.hidden.iter().filter(move |h| h.pattern.matches(tool))
     }
 
     /// The tool blocks that list `tool`, in order.
@@ -197,6 +207,10 @@ impl NamePattern {
 pub struct Hide {
     /// Which tools.
     pub pattern: NamePattern,
+    /// When the tool is hidden: always (None), or when this condition over
+    /// principal paths holds (a per-principal tool view; it may read no
+    /// argument, since `tools/list` has none).
+    pub when: Option<Expr>,
     /// Its rule-table entry.
     pub rule: RuleId,
     /// Where.
@@ -653,9 +667,25 @@ pub enum Operand {
     Len(ArgPath),
 }
 
-/// `args.a.b.c`: object members from the arguments down.
+pub use portcullis_core::principal::PrincipalField;
+
+/// Where a path starts: the call's arguments or the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Root {
+    /// `args.…`: the call's arguments (member names match case-insensitively).
+    Args,
+    /// `principal.sub`, `principal.iss`, `principal.scopes`,
+    /// `principal.claims.…`: the caller (claim names match exactly).
+    Principal(PrincipalField),
+}
+
+/// `args.a.b.c` (object members from the arguments down) or a
+/// `principal.*` path (the segments follow `principal.claims`; empty for
+/// `sub`, `iss` and `scopes`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ArgPath {
+    /// What the path starts from.
+    pub root: Root,
     /// Member names, outermost first.
     pub segments: Vec<String>,
     /// Where.
@@ -663,10 +693,93 @@ pub struct ArgPath {
 }
 
 impl ArgPath {
-    /// `args.` followed by the segments.
-    pub fn display(&self) -> String {
-        format!("args.{}", self.segments.join("."))
+    /// A path into the arguments.
+    pub fn args(segments: Vec<String>, loc: Loc) -> ArgPath {
+        ArgPath {
+            root: Root::Args,
+            segments,
+            loc,
+        }
     }
+
+    /// The path as policies write it: `args.a.b`, `principal.sub`,
+    /// `principal.claims.org.team`.
+    pub fn display(&self) -> String {
+        match self.root {
+            Root::Args => format!("args.{}", self.segments.join(".")),
+            Root::Principal(PrincipalField::Claims) => {
+                format!("principal.claims.{}", self.segments.join("."))
+            }
+            Root::Principal(f) => format!("principal.{}", f.name()),
+        }
+    }
+
+    /// True for a `principal.*` path.
+    pub fn is_principal(&self) -> bool {
+        matches!(self.root, Root::Principal(_))
+    }
+}
+
+/// Resolves the part of a path after `principal.` (the segments as written)
+/// into a principal path. `shorthand`: a first segment that is none of
+/// `sub`, `iss`, `scopes`, `claims` names a claim (the policy language's
+/// `principal.groups`); otherwise it is an error. The error is (message, help).
+pub fn principal_path(
+    rest: &[String],
+    shorthand: bool,
+    loc: Loc,
+) -> Result<ArgPath, (String, String)> {
+    let help = "principal paths are `principal.sub`, `principal.iss`, `principal.scopes` and `principal.claims.<name>[.<nested>...]`";
+    let Some(first) = rest.first() else {
+        return Err(("`principal` alone is not a value".into(), help.into()));
+    };
+    let (field, segments) = match PrincipalField::from_name(first) {
+        Some(PrincipalField::Claims) => {
+            if rest.len() < 2 {
+                return Err((
+                    "`principal.claims` needs a claim name".into(),
+                    "write `principal.claims.<name>`, e.g. `principal.claims.groups`".into(),
+                ));
+            }
+            (PrincipalField::Claims, rest[1..].to_vec())
+        }
+        Some(f) => {
+            if rest.len() > 1 {
+                return Err((
+                    format!(
+                        "`principal.{}` has no members (`{}`)",
+                        f.name(),
+                        rest[1..].join(".")
+                    ),
+                    format!(
+                        "`principal.{}` is a {}; nested values are claims: `principal.claims.<name>.<nested>`",
+                        f.name(),
+                        if f == PrincipalField::Scopes {
+                            "list of strings"
+                        } else {
+                            "string"
+                        }
+                    ),
+                ));
+            }
+            (f, Vec::new())
+        }
+        None if shorthand => (PrincipalField::Claims, rest.to_vec()),
+        None => {
+            return Err((
+                format!("unknown principal path `principal.{}`", rest.join(".")),
+                format!(
+                    "{help}; for a claim write `principal.claims.{}`",
+                    rest.join(".")
+                ),
+            ));
+        }
+    };
+    Ok(ArgPath {
+        root: Root::Principal(field),
+        segments,
+        loc,
+    })
 }
 
 /// A policy constant.

@@ -20,6 +20,11 @@
 //! ```
 //!
 //! Each case starts with fresh counters and no idempotency records.
+//! `principal:` (on a case, or on a call to override it) gives the caller's
+//! token claims, e.g. `principal: {sub: alice, iss: "https://idp.example",
+//! groups: [finance], scope: "refunds:large"}`, read by `principal.*`
+//! paths; without one the caller is unknown (every principal path is
+//! missing), and `principal: null` on a call says so explicitly.
 //! `expect` is `allow`, `deny` or `replay`; `message` (the text after
 //! `[POLICY DENIED] `) and `rule` (a rule's name or label) are checked when
 //! given. `upstream: error` makes the upstream answer with a JSON-RPC error,
@@ -36,6 +41,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use portcullis_core::Principal;
 use portcullis_core::call::ToolCall;
 use portcullis_core::counters::UnixMillis;
 use portcullis_core::json::Strictness;
@@ -68,6 +74,8 @@ pub struct Case {
     pub name: String,
     /// Where it is.
     pub span: Span,
+    /// The caller of every call (`principal:`), unless a call names its own.
+    pub principal: Option<Principal>,
     /// The calls.
     pub calls: Vec<CallSpec>,
 }
@@ -118,6 +126,9 @@ pub struct CallSpec {
     pub message: Option<String>,
     /// The deciding rule (name or label), if checked.
     pub rule: Option<String>,
+    /// This call's own caller: `Some(None)` for `principal: null` (no
+    /// caller), None to use the case's.
+    pub principal: Option<Option<Principal>>,
     /// Where it is.
     pub span: Span,
 }
@@ -163,7 +174,8 @@ pub fn parse(file: FileId, text: &str) -> Result<TestFile, Vec<Diagnostic>> {
         let Some(ce) = map_entries(c, &format!("cases[{i}]"), &mut diags) else {
             continue;
         };
-        check_keys(ce, &["name", "calls"], "a case", &mut diags);
+        check_keys(ce, &["name", "principal", "calls"], "a case", &mut diags);
+        let principal = get(ce, "principal").and_then(|n| principal(n, &mut diags));
         let name = match get(ce, "name") {
             Some(n) => string_field(n, "name", &mut diags).text,
             None => {
@@ -194,6 +206,7 @@ pub fn parse(file: FileId, text: &str) -> Result<TestFile, Vec<Diagnostic>> {
         cases.push(Case {
             name,
             span: c.span,
+            principal,
             calls,
         });
     }
@@ -227,7 +240,16 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
     check_keys(
         e,
         &[
-            "tool", "args", "at", "upstream", "price", "approved", "expect", "message", "rule",
+            "tool",
+            "args",
+            "at",
+            "upstream",
+            "price",
+            "approved",
+            "expect",
+            "message",
+            "rule",
+            "principal",
         ],
         "a call",
         diags,
@@ -363,7 +385,9 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
             }
         }
     }
+    let own_principal = get(e, "principal").map(|n| principal(n, diags));
     Some(CallSpec {
+        principal: own_principal,
         tool,
         args,
         at,
@@ -375,6 +399,37 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
         rule: rule.map(|(_, r)| r),
         span: n.span,
     })
+}
+
+/// `principal: {sub: alice, iss: "https://idp.example", groups: [finance]}`:
+/// the caller's token claims (as a validated JWT's payload), read by the
+/// policy's `principal.*` paths; `scope` (space-separated) or `scp` give
+/// the scopes. `principal: null` is no caller. None also when the claims
+/// make no principal (reported).
+fn principal(n: &Node, diags: &mut Vec<Diagnostic>) -> Option<Principal> {
+    if n.is_null() {
+        return None;
+    }
+    if !matches!(n.value, NodeValue::Map(_)) {
+        diags.push(
+            Diagnostic::error("`principal` must be a mapping of token claims", n.span)
+                .with_help("write `principal: {sub: alice, iss: \"https://idp.example\", groups: [finance]}`, or `principal: null` for no caller"),
+        );
+        return None;
+    }
+    let mut json = String::new();
+    to_json(n, &mut json, diags);
+    match Principal::from_claims(json.into_bytes()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            diags.push(
+                Diagnostic::error(format!("`principal`: {e}"), n.span).with_help(
+                    "a caller has `sub` and `iss` strings, as a validated token does; add e.g. `sub: alice, iss: \"https://idp.example\"`",
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// `price: "0.60 usd"`: an exact decimal amount of whole units and a known
@@ -570,6 +625,11 @@ pub fn run_case(
         if let Some(t) = c.at {
             replay.set_clock(t);
         }
+        replay.set_principal(
+            c.principal
+                .clone()
+                .unwrap_or_else(|| case.principal.clone()),
+        );
         let upstream = Upstream {
             error: c.upstream_error,
             price: c.price,
@@ -787,6 +847,22 @@ impl Coverage {
     pub fn uncovered(&self, p: &ServerPolicy, sources: &SourceMap) -> (Vec<String>, usize, usize) {
         let mut lines = Vec::new();
         let (mut covered, mut total) = (0, 0);
+        // The conditions of per-caller hides (a plain hide has none).
+        for h in &p.hidden {
+            for t in h.when.iter().flat_map(|e| e.tests()) {
+                total += 1;
+                if self.tests.contains(&t.loc.0) {
+                    covered += 1;
+                } else {
+                    lines.push(format!(
+                        "{}  condition `{}` of {} never evaluated",
+                        sources.location(t.loc.0),
+                        crate::explain::describe_test(p, t),
+                        p.rule(h.rule).label
+                    ));
+                }
+            }
+        }
         for r in &p.rules {
             if r.kind != RuleKind::Rule {
                 continue;
@@ -1122,6 +1198,53 @@ mod tests {
             "{:#?}",
             c.uncovered
         );
+    }
+
+    #[test]
+    fn principal_blocks_are_claims_and_bad_ones_are_positioned_diagnostics() {
+        let text = "cases:\n  - name: x\n    principal: {sub: alice, iss: i, groups: [a], org: {team: t}}\n    calls:\n      - {tool: t, expect: allow}\n      - {tool: t, principal: null, expect: allow}\n      - {tool: t, principal: {sub: bob, iss: i, scope: \"r w\"}, expect: allow}\n";
+        let file = parse(FileId(0), text).unwrap();
+        let case = &file.cases[0];
+        let p = case.principal.as_ref().unwrap();
+        assert_eq!((p.sub(), p.iss()), ("alice", "i"));
+        assert_eq!(
+            p.claim("org").unwrap().as_bytes(),
+            br#"{"team":"t"}"#,
+            "nested mappings are JSON objects"
+        );
+        assert!(case.calls[0].principal.is_none(), "the case's caller");
+        assert!(matches!(case.calls[1].principal, Some(None)), "no caller");
+        let bob = case.calls[2].principal.clone().flatten().unwrap();
+        assert_eq!(bob.sub(), "bob");
+        assert!(bob.has_scope("r") && bob.has_scope("w"));
+        for (block, want, at) in [
+            (
+                "{iss: i}",
+                "`principal`: the claims have no `sub` string",
+                "{iss",
+            ),
+            (
+                "{sub: 1, iss: i}",
+                "the claims have no `sub` string",
+                "{sub",
+            ),
+            ("{sub: a}", "the claims have no `iss` string", "{sub"),
+            (
+                "[a]",
+                "`principal` must be a mapping of token claims",
+                "[a]",
+            ),
+        ] {
+            let text = format!(
+                "cases:\n  - name: x\n    calls:\n      - {{tool: t, principal: {block}, expect: allow}}\n"
+            );
+            let diags = parse(FileId(0), &text).expect_err(block);
+            let d = diags
+                .iter()
+                .find(|d| d.message.contains(want))
+                .unwrap_or_else(|| panic!("{block}: no {want:?} in {diags:#?}"));
+            assert_eq!(d.span.unwrap().start, text.find(at).unwrap(), "{block}");
+        }
     }
 
     #[test]

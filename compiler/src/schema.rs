@@ -140,8 +140,15 @@ pub fn check(policy: &ServerPolicy, tools: &[ToolSchema], file_name: &str) -> Ve
     out
 }
 
-/// Every argument path one rule reads.
+/// Every argument path one rule reads (principal paths are not arguments:
+/// no tool schema describes them).
 pub(crate) fn rule_paths(policy: &ServerPolicy, id: crate::ir::RuleId) -> Vec<&ArgPath> {
+    let mut paths = every_path(policy, id);
+    paths.retain(|p| !p.is_principal());
+    paths
+}
+
+fn every_path(policy: &ServerPolicy, id: crate::ir::RuleId) -> Vec<&ArgPath> {
     let rule = policy.rule(id);
     let mut paths = Vec::new();
     if let Some(check) = &rule.check {
@@ -346,6 +353,28 @@ mod tests {
             .into_iter()
             .map(|d| format!("{} | {}", d.message, d.help.unwrap_or_default()))
             .collect()
+    }
+
+    /// Principal paths are the caller's claims, not tool parameters: no
+    /// schema describes them, so none is checked against one (an argument
+    /// path beside them still is).
+    #[test]
+    fn principal_paths_are_not_schema_paths() {
+        assert!(
+            warnings(
+                r#"tool echo {
+                     deny "x" when principal.sub == "a" or principal.claims.message.depth > 2
+                     deny "y" unless "admins" in principal.groups
+                     limit 3 per hour by principal.sub
+                   }"#
+            )
+            .is_empty()
+        );
+        let w = warnings(
+            r#"tool echo { deny "x" when principal.groups contains "a" and args.nope == 1 }"#,
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("`args.nope` is not a parameter"), "{w:?}");
     }
 
     #[test]

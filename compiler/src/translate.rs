@@ -57,8 +57,17 @@ fn pattern(p: &NamePattern) -> Result<Pattern, Untranslatable> {
 }
 
 fn path(p: &ArgPath) -> Path {
+    let segments = match p.root {
+        crate::ir::Root::Args => p.segments.clone(),
+        // Written out in full (`principal.claims.sub`, never the shorthand),
+        // so a claim named like a reserved field keeps its meaning.
+        crate::ir::Root::Principal(f) => std::iter::once(f.name().to_string())
+            .chain(p.segments.iter().cloned())
+            .collect(),
+    };
     Path {
-        segments: p.segments.clone(),
+        principal: p.is_principal(),
+        segments,
         span: Span::default(),
     }
 }
@@ -97,13 +106,26 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
     if p.default == Posture::Deny {
         items.push(Item::Default(sp(dsl::Posture::Deny)));
     }
-    if !p.hidden.is_empty() {
-        let pats = p
-            .hidden
-            .iter()
-            .map(|h| pattern(&h.pattern))
-            .collect::<Result<Vec<_>, _>>()?;
-        items.push(Item::Hide(pats, Span::default()));
+    // Unconditional hides in runs on one line; each conditional one alone.
+    let mut run: Vec<Pattern> = Vec::new();
+    for h in &p.hidden {
+        match &h.when {
+            None => run.push(pattern(&h.pattern)?),
+            Some(e) => {
+                if !run.is_empty() {
+                    items.push(Item::Hide(std::mem::take(&mut run), None, Span::default()));
+                }
+                let cond = expr(p, e, &CounterNames::new(p))?;
+                items.push(Item::Hide(
+                    vec![pattern(&h.pattern)?],
+                    Some(Box::new((false, cond))),
+                    Span::default(),
+                ));
+            }
+        }
+    }
+    if !run.is_empty() {
+        items.push(Item::Hide(run, None, Span::default()));
     }
     let counter_names = CounterNames::new(p);
     for t in &p.tools {

@@ -35,12 +35,15 @@ fn tool_name() -> impl Strategy<Value = String> {
 }
 
 fn path() -> impl Strategy<Value = Path> {
-    prop::collection::vec(prop_oneof!["[a-z][a-z0-9_]{0,5}", "[a-z ]{0,4}"], 1..3).prop_map(
-        |segments| Path {
+    (
+        any::<bool>(),
+        prop::collection::vec(prop_oneof!["[a-z][a-z0-9_]{0,5}", "[a-z ]{0,4}"], 1..3),
+    )
+        .prop_map(|(principal, segments)| Path {
+            principal,
             segments,
             span: Span::default(),
-        },
-    )
+        })
 }
 
 fn literal() -> impl Strategy<Value = Literal> {
@@ -223,6 +226,7 @@ fn file() -> impl Strategy<Value = File> {
                             span: Span::default(),
                         })
                         .collect(),
+                    None,
                     Span::default(),
                 ));
             }

@@ -234,6 +234,8 @@ pub enum Scope {
     Session,
     /// One counter per distinct value of an argument.
     Argument,
+    /// One counter per distinct value of a principal path (`by principal.sub`).
+    Principal,
 }
 
 /// A counter declared by a policy. Generated code holds these in statics.

@@ -61,11 +61,13 @@ pub struct IdemKey(pub [u8; 16]);
 impl IdemKey {
     /// The key of `call` on `server` under `spec`, made by `caller`.
     ///
-    /// With a caller (a validated token's issuer and subject), the key is
+    /// With a caller (a validated token's issuer and subject, or the local
+    /// user `iss = local` of stdio and token-less HTTP sessions), the key is
     /// that caller's own: records are shared by every proxy of a
     /// deployment, and one user's identical call must never get another
-    /// user's stored answer. Without one (stdio, a shared client token) the
-    /// key is deployment-wide: an agent's retry may arrive on a new session.
+    /// user's stored answer; an agent's retry may arrive on a new session.
+    /// Without one (a decision with no principal) the key is
+    /// deployment-wide.
     pub fn of(
         server: &str,
         caller: Option<&Principal>,

@@ -90,6 +90,7 @@ pub mod prelude {
         ApprovalConfig, ApprovalSpec, Channels, Decision, Env, Limits, Outcome, Policy, PolicyMeta,
         RuleId, RuleInfo, RuleKind,
     };
+    pub use crate::principal::{self, Principal, PrincipalField};
     pub use crate::regex::{Aligned, EmbeddedRegex};
     pub use crate::spend::{Budget, Budgets, WindowBudget};
 }

@@ -255,6 +255,19 @@ pub fn partition_of(a: Option<Val<'_>>) -> u128 {
     u128::from_be_bytes(h.digest()) | ARG_PARTITION
 }
 
+/// The counter partition of one caller (`by principal.sub`): the canonical
+/// form of the array `[iss, sub]`, hashed as [`partition_of`] hashes, since
+/// a subject is unique only within its issuer (two identity providers may
+/// both have an `alice`).
+pub fn partition_of_caller(iss: &str, sub: &str) -> u128 {
+    let mut h = Canon::new();
+    h.byte(ARRAY);
+    h.value(Val::Str(crate::json::JStr::plain(iss)));
+    h.value(Val::Str(crate::json::JStr::plain(sub)));
+    h.byte(END);
+    u128::from_be_bytes(h.digest()) | ARG_PARTITION
+}
+
 /// Type tags of the canonical form (0 is a missing argument).
 const NULL: u8 = 1;
 const BOOL: u8 = 2;

@@ -376,8 +376,10 @@ pub trait Policy: Send + Sync {
     /// Name, source, digest, rule table.
     fn meta(&self) -> &PolicyMeta;
 
-    /// True when `tool` must be removed from `tools/list` and refused.
-    fn is_hidden(&self, tool: &str) -> bool;
+    /// True when `tool` must be removed from `tools/list` and refused for
+    /// this caller (`hide` rules may depend on the principal; None: the
+    /// caller is unknown, and its principal paths read as missing).
+    fn is_hidden(&self, tool: &str, principal: Option<&crate::Principal>) -> bool;
 
     /// Decides one call, reserving counters for an allowed one. A call an
     /// approval rule catches (and no deny rule denies) is
@@ -409,8 +411,8 @@ impl<P: Policy + ?Sized> Policy for &P {
         (**self).meta()
     }
 
-    fn is_hidden(&self, tool: &str) -> bool {
-        (**self).is_hidden(tool)
+    fn is_hidden(&self, tool: &str, principal: Option<&crate::Principal>) -> bool {
+        (**self).is_hidden(tool, principal)
     }
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {

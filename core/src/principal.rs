@@ -17,7 +17,7 @@
 //! [`Principal::scopes`] and [`Principal::claim`], all borrowing, so a
 //! decision that reads claims stays allocation-free.
 
-use crate::json::{self, Strictness, Val, Value};
+use crate::json::{self, JStr, Strictness, Val, Value};
 
 crate::error_kinds! {
     /// Why a token's claims make no principal.
@@ -39,6 +39,8 @@ pub struct Principal {
     sub: Box<str>,
     iss: Box<str>,
     scopes: Box<[Box<str>]>,
+    /// The scopes as a JSON array of strings (what `principal.scopes` reads).
+    scopes_json: Box<[u8]>,
     /// The claims as validated JSON text (an object).
     claims: Box<[u8]>,
 }
@@ -90,10 +92,19 @@ impl Principal {
         }
         scopes.sort_unstable();
         scopes.dedup();
+        let mut scopes_json = String::from("[");
+        for (i, s) in scopes.iter().enumerate() {
+            if i > 0 {
+                scopes_json.push(',');
+            }
+            json_string(&mut scopes_json, s);
+        }
+        scopes_json.push(']');
         Ok(Principal {
             sub,
             iss,
             scopes: scopes.into_boxed_slice(),
+            scopes_json: scopes_json.into_bytes().into_boxed_slice(),
             claims: claims.into_boxed_slice(),
         })
     }
@@ -140,11 +151,101 @@ impl Principal {
         }
     }
 
+    /// The value a policy path `principal.<field>[.<path>]` reads (no
+    /// allocation): `sub` and `iss` as strings, `scopes` as an array of
+    /// strings, `claims` followed by member names as the claim at that path
+    /// (exact, case-sensitive member names, as JWT claims are). None when the
+    /// claim is absent or a step is not an object.
+    pub fn value(&self, field: PrincipalField, path: &[&str]) -> Option<Val<'_>> {
+        match field {
+            PrincipalField::Sub => Some(Val::Str(JStr::plain(&self.sub))),
+            PrincipalField::Iss => Some(Val::Str(JStr::plain(&self.iss))),
+            PrincipalField::Scopes => Some(Value::from_validated(&self.scopes_json).val()),
+            PrincipalField::Claims => {
+                let mut current = self.claims().val();
+                for seg in path {
+                    let Val::Object(o) = current else {
+                        return None;
+                    };
+                    current = o.get(seg)?.val();
+                }
+                Some(current)
+            }
+        }
+    }
+
     /// True when `other` is the same caller (same issuer and subject), the
     /// identity a session is bound to (scopes and expiry may differ between
     /// two tokens of one caller).
     pub fn same_caller(&self, other: &Principal) -> bool {
         self.iss == other.iss && self.sub == other.sub
+    }
+}
+
+/// What a `principal.*` path reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PrincipalField {
+    /// `principal.sub`
+    Sub,
+    /// `principal.iss`
+    Iss,
+    /// `principal.scopes`: the granted scopes, an array of strings.
+    Scopes,
+    /// `principal.claims.<name>...`: any claim of the token.
+    Claims,
+}
+
+impl PrincipalField {
+    /// The name after `principal.`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PrincipalField::Sub => "sub",
+            PrincipalField::Iss => "iss",
+            PrincipalField::Scopes => "scopes",
+            PrincipalField::Claims => "claims",
+        }
+    }
+
+    /// The field named `name` (`sub`, `iss`, `scopes`, `claims`).
+    pub fn from_name(name: &str) -> Option<PrincipalField> {
+        Some(match name {
+            "sub" => PrincipalField::Sub,
+            "iss" => PrincipalField::Iss,
+            "scopes" => PrincipalField::Scopes,
+            "claims" => PrincipalField::Claims,
+            _ => return None,
+        })
+    }
+}
+
+/// The value of a `principal.*` path for a caller that may be unknown: a
+/// missing value when there is no principal (see [`Principal::value`]).
+/// Generated code and the reference evaluator both read principal paths
+/// through this function.
+pub fn value<'a>(
+    principal: Option<&'a Principal>,
+    field: PrincipalField,
+    path: &[&str],
+) -> Option<Val<'a>> {
+    principal?.value(field, path)
+}
+
+/// The counter partition of a limit counted `by principal.<field>[.<path>]`
+/// for this caller, or None when there is no such value (no principal, or
+/// a token without the claim: the limit then denies, failing closed).
+/// `principal.sub` partitions by issuer and subject together
+/// ([`crate::ops::partition_of_caller`]); any other path by its value
+/// ([`crate::ops::partition_of`]). Shared by generated code and the
+/// reference evaluator; no allocation.
+pub fn partition(
+    principal: Option<&Principal>,
+    field: PrincipalField,
+    path: &[&str],
+) -> Option<u128> {
+    let p = principal?;
+    match field {
+        PrincipalField::Sub => Some(crate::ops::partition_of_caller(p.iss(), p.sub())),
+        _ => Some(crate::ops::partition_of(Some(p.value(field, path)?))),
     }
 }
 
@@ -209,6 +310,82 @@ mod tests {
                 String::from_utf8_lossy(claims)
             );
         }
+    }
+
+    #[test]
+    fn paths_read_sub_iss_scopes_and_nested_claims() {
+        let p = Principal::from_claims(
+            br#"{"sub":"alice","iss":"https://idp","scope":"write read","org":{"team":{"name":"pay"}},"n":3,"admin":true}"#
+                .to_vec(),
+        )
+        .unwrap();
+        let show = |v: Option<Val<'_>>| match v {
+            Some(Val::Str(s)) => format!("str:{}", s.chars().collect::<String>()),
+            Some(Val::Array(a)) => format!("array:{}", String::from_utf8_lossy(a.as_bytes())),
+            Some(Val::Num(n)) => format!("num:{n:?}"),
+            Some(Val::Bool(b)) => format!("bool:{b}"),
+            Some(other) => format!("{other:?}"),
+            None => "missing".into(),
+        };
+        assert_eq!(show(p.value(PrincipalField::Sub, &[])), "str:alice");
+        assert_eq!(show(p.value(PrincipalField::Iss, &[])), "str:https://idp");
+        assert_eq!(
+            show(p.value(PrincipalField::Scopes, &[])),
+            r#"array:["read","write"]"#
+        );
+        assert_eq!(
+            show(p.value(PrincipalField::Claims, &["org", "team", "name"])),
+            "str:pay"
+        );
+        assert_eq!(
+            show(p.value(PrincipalField::Claims, &["admin"])),
+            "bool:true"
+        );
+        assert!(matches!(
+            p.value(PrincipalField::Claims, &["n"]),
+            Some(Val::Num(_))
+        ));
+        // Claim names are case-sensitive, and a step into a non-object is missing.
+        assert_eq!(show(p.value(PrincipalField::Claims, &["Admin"])), "missing");
+        assert_eq!(
+            show(p.value(PrincipalField::Claims, &["n", "x"])),
+            "missing"
+        );
+        assert_eq!(show(value(None, PrincipalField::Sub, &[])), "missing");
+        let none = Principal::local("bob");
+        assert_eq!(show(none.value(PrincipalField::Scopes, &[])), "array:[]");
+    }
+
+    #[test]
+    fn partitions_are_per_issuer_and_subject_or_per_value() {
+        let a = Principal::from_claims(br#"{"sub":"alice","iss":"https://a","team":"t"}"#.to_vec())
+            .unwrap();
+        let b = Principal::from_claims(br#"{"sub":"alice","iss":"https://b","team":"t"}"#.to_vec())
+            .unwrap();
+        let sub = |p| partition(Some(p), PrincipalField::Sub, &[]).unwrap();
+        assert_ne!(
+            sub(&a),
+            sub(&b),
+            "one subject name at two issuers is two callers"
+        );
+        assert_eq!(
+            sub(&a),
+            partition(Some(&a.clone()), PrincipalField::Sub, &[]).unwrap()
+        );
+        let team = |p| partition(Some(p), PrincipalField::Claims, &["team"]).unwrap();
+        assert_eq!(
+            team(&a),
+            team(&b),
+            "a claim's value is shared by whoever has it"
+        );
+        assert_eq!(
+            team(&a),
+            crate::ops::partition_of(Some(Val::Str(JStr::plain("t"))))
+        );
+        assert!(partition(None, PrincipalField::Sub, &[]).is_none());
+        assert!(partition(Some(&a), PrincipalField::Claims, &["nope"]).is_none());
+        // Never the partition of a global counter or a session.
+        assert!(sub(&a) >= crate::ops::ARG_PARTITION);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub struct Replay {
     counters: MemoryCounters,
     idempotency: MemoryIdempotency,
     now: UnixMillis,
+    principal: Option<crate::Principal>,
 }
 
 /// What the upstream server is said to do with a forwarded call.
@@ -77,7 +78,14 @@ impl Replay {
             counters: MemoryCounters::new(),
             idempotency: MemoryIdempotency::default(),
             now: start,
+            principal: None,
         }
+    }
+
+    /// The caller of this call and the ones after it (None: unknown, its
+    /// `principal.*` paths read as missing).
+    pub fn set_principal(&mut self, principal: Option<crate::Principal>) {
+        self.principal = principal;
     }
 
     /// Moves the clock (for this call and the ones after it).
@@ -115,7 +123,7 @@ impl Replay {
             now: self.now,
             session: 1,
             fail_mode: FailMode::Closed,
-            principal: None,
+            principal: self.principal.as_ref(),
         };
         let d = decide(&call, &env);
         if d.effect() == Effect::Allow {
@@ -149,7 +157,7 @@ impl Replay {
             now: self.now,
             session: 1,
             fail_mode: FailMode::Closed,
-            principal: None,
+            principal: self.principal.as_ref(),
         };
         let d = decide(&call, &env);
         // A denied call, or one held for approval, never reaches the server.
@@ -162,7 +170,7 @@ impl Replay {
         let claim = match d.idempotency {
             None => None,
             Some(spec) => {
-                let key = IdemKey::of(policy.meta().server, None, &call, spec);
+                let key = IdemKey::of(policy.meta().server, self.principal.as_ref(), &call, spec);
                 // Calls replay one after another: nothing is ever in flight.
                 match self.idempotency.claim(&key, self.now, u64::MAX) {
                     Ok(Claim::Mine(token)) => Some((key, token, spec)),

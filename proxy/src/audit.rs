@@ -1,4 +1,5 @@
-//! The decision log (`--audit-log FILE`): one JSON line per decision.
+//! The decision log (`--audit-log FILE`): one JSON line per decision,
+//! naming the caller by `sub` and `iss` (never the token or other claims).
 //!
 //! Events are handed to a writer thread through a channel, so hashing,
 //! formatting and file I/O stay off the decision path. Argument values are
@@ -7,11 +8,12 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use sha2::{Digest, Sha256};
 
 use super::respond::outcome_name;
+use portcullis_core::Principal;
 use portcullis_core::counters::UnixMillis;
 use portcullis_core::json::push_json_str;
 use portcullis_core::json::{Val, Value};
@@ -72,6 +74,8 @@ pub enum Event {
         arguments: Option<Vec<u8>>,
         /// The MCP session it belongs to, when the log serves several (HTTP endpoint).
         session: Option<u64>,
+        /// Who called: the line names its `sub` and `iss`, nothing else of it.
+        principal: Option<Arc<Principal>>,
     },
     /// A policy reload (`-c FILE` in development builds).
     Reload {
@@ -99,6 +103,8 @@ pub enum Event {
         message: String,
         /// The MCP session.
         session: Option<u64>,
+        /// Who called: the line names its `sub` and `iss`, nothing else of it.
+        principal: Option<Arc<Principal>>,
     },
     /// The proxy is exiting.
     Shutdown {
@@ -215,6 +221,20 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
             session: Some(s), ..
         } => push_json_str(&mut out, &format!("{s:016x}")),
         _ => push_json_str(&mut out, &id.session),
+    }
+    // The caller, by subject and issuer only: never the token, never other
+    // claims (they can be personal data, and a log outlives a session).
+    if let Event::ToolCall {
+        principal: Some(p), ..
+    }
+    | Event::Payment {
+        principal: Some(p), ..
+    } = ev
+    {
+        out.extend_from_slice(b",\"sub\":");
+        push_json_str(&mut out, p.sub());
+        out.extend_from_slice(b",\"iss\":");
+        push_json_str(&mut out, p.iss());
     }
     out.extend_from_slice(b",\"server\":");
     push_json_str(&mut out, id.server);
@@ -437,11 +457,60 @@ mod tests {
                 },
                 arguments: Some(br#"{"card":"4111111111111111"}"#.to_vec()),
                 session: None,
+                principal: None,
             },
         );
         let text = String::from_utf8(line).unwrap();
         assert!(!text.contains("4111"), "{text}");
         assert!(text.starts_with(r#"{"ts":"1970-01-01T00:00:00.000Z","type":"tool_call","pid":1,"session":"ab","server":"s","policy_digest":"d2","tool":"pay","effect":"allow","outcome":"allowed","args_sha256":""#), "{text}");
         assert!(text.ends_with("\"}\n"));
+    }
+
+    #[test]
+    fn lines_name_the_caller_by_sub_and_iss_only_escaped() {
+        let id = Identity {
+            server: "s",
+            digest: "d",
+            pid: 1,
+            session: "ab".into(),
+        };
+        let hostile = format!("a\"b\\c\nd\u{1b}[2J\u{2028}{}", "x".repeat(10_000));
+        let mut claims = br#"{"sub":"#.to_vec();
+        push_json_str(&mut claims, &hostile);
+        claims.extend_from_slice(br#","iss":"https://idp\"x","groups":["finance"],"email":"a@b"}"#);
+        let p = Arc::new(Principal::from_claims(claims).unwrap());
+        let events = [
+            Event::ToolCall {
+                at: UnixMillis(0),
+                digest: Some("d"),
+                tool: "pay".into(),
+                verdict: Verdict::Rejected {
+                    code: -32602,
+                    message: "bad",
+                },
+                arguments: None,
+                session: Some(7),
+                principal: Some(p.clone()),
+            },
+            Event::Payment {
+                at: UnixMillis(0),
+                tool: "pay".into(),
+                stage: "reserved",
+                price: "1 usd".into(),
+                budgets: "b".into(),
+                message: String::new(),
+                session: Some(7),
+                principal: Some(p.clone()),
+            },
+        ];
+        for ev in &events {
+            let line = render(&id, ev);
+            assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+            let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(v["sub"], hostile.as_str());
+            assert_eq!(v["iss"], "https://idp\"x");
+            let text = String::from_utf8(line).unwrap();
+            assert!(!text.contains("finance") && !text.contains("a@b"), "{text}");
+        }
     }
 }

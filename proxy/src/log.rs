@@ -35,6 +35,27 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// ` for "SUB" (iss "ISS")`: the caller in a log line, each part quoted
+/// (Rust string escapes) and cut to 64 characters; nothing without a caller.
+/// The decision log names the caller in full (see [`crate::audit`]).
+pub struct Caller<'a>(pub Option<&'a portcullis_core::Principal>);
+
+impl std::fmt::Display for Caller<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(p) = self.0 else {
+            return Ok(());
+        };
+        let cut = |s: &str| -> String {
+            if s.chars().count() <= 64 {
+                format!("{s:?}")
+            } else {
+                format!("{:?}…", s.chars().take(63).collect::<String>())
+            }
+        };
+        write!(f, " for {} (iss {})", cut(p.sub()), cut(p.iss()))
+    }
+}
+
 /// How much to log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -104,7 +125,21 @@ impl Log {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{Caller, printable};
+    use portcullis_core::Principal;
+
+    #[test]
+    fn a_caller_is_quoted_and_cut() {
+        assert_eq!(Caller(None).to_string(), "");
+        let p = Principal::local("al\"ice\n");
+        assert_eq!(
+            Caller(Some(&p)).to_string(),
+            r#" for "al\"ice\n" (iss "local")"#
+        );
+        let long = Principal::local(&"x".repeat(10_000));
+        let line = Caller(Some(&long)).to_string();
+        assert!(line.len() < 100, "{line}");
+    }
 
     #[test]
     fn escapes_what_a_terminal_would_run() {

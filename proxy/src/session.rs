@@ -239,7 +239,9 @@ pub struct Session {
     audit: Option<AuditLog>,
     metrics: Option<Arc<Metrics>>,
     log: Log,
-    /// Who opened the session (a bearer token's claims); None: not authenticated.
+    /// Who calls: the claims of the bearer token that opened the session,
+    /// or the process's caller (the local user, `--principal-claims`);
+    /// None: unknown (library users that set none).
     principal: Option<Arc<portcullis_core::Principal>>,
 }
 
@@ -281,14 +283,15 @@ impl Session {
     }
 
     /// The caller this session acts for (extracted once per token by
-    /// [`crate::jwt`]). Decisions read it through `Env::principal`
-    /// (borrowed, never copied per decision).
+    /// [`crate::jwt`], or once per process for the local user). Decisions
+    /// read it through `Env::principal` (borrowed, never copied per
+    /// decision); decision-log lines name its `sub` and `iss`.
     pub fn with_principal(mut self, principal: Option<Arc<portcullis_core::Principal>>) -> Session {
         self.principal = principal;
         self
     }
 
-    /// The caller this session acts for, if authenticated.
+    /// The caller this session acts for, if known.
     pub fn principal(&self) -> Option<&Arc<portcullis_core::Principal>> {
         self.principal.as_ref()
     }
@@ -540,6 +543,7 @@ impl Session {
             budgets,
             message: "the paid retry was refused before reaching the server".into(),
             session: Some(self.session),
+            principal: self.principal.clone(),
         });
     }
 
@@ -603,6 +607,7 @@ impl Session {
                     },
                     arguments: None,
                     session: Some(self.session),
+                    principal: self.principal.clone(),
                 });
                 return Some((
                     false,
@@ -690,12 +695,14 @@ impl Session {
             },
             arguments: Some(call.arguments().as_bytes().to_vec()),
             session: Some(self.session),
+            principal: self.principal.clone(),
         });
         Some(match decision.effect() {
             Effect::Deny => {
                 self.log.info(format_args!(
-                    "denied {}: {}",
+                    "denied {}{}: {}",
                     call.name(),
+                    crate::log::Caller(self.principal.as_deref()),
                     decision.message(call.name())
                 ));
                 (
@@ -813,6 +820,7 @@ impl Session {
                             budgets: String::new(),
                             message: format!("unknown challenge {challenge:?}"),
                             session: Some(self.session),
+                            principal: self.principal.clone(),
                         });
                         return Err(crate::mpp::Refusal {
                             rule: None,
@@ -870,6 +878,7 @@ impl Session {
                 budgets,
                 message: String::new(),
                 session: Some(self.session),
+                principal: self.principal.clone(),
             });
         }
         let Some(error) = error else {
@@ -902,6 +911,7 @@ impl Session {
                 budgets,
                 message: refusal.message.clone(),
                 session: Some(self.session),
+                principal: self.principal.clone(),
             });
             Answer::Replace(mpp::denial(raw_id, &tool, &refusal, meta))
         };
@@ -960,6 +970,7 @@ impl Session {
                     budgets,
                     message: String::new(),
                     session: Some(self.session),
+                    principal: self.principal.clone(),
                 });
                 Answer::Forward
             }
@@ -1251,18 +1262,21 @@ impl Session {
         }
     }
 
-    /// A `tools/list` answer without the hidden tools (one policy for the whole list).
+    /// A `tools/list` answer without the tools hidden from this session's
+    /// caller (one policy for the whole list; `hide` rules may depend on
+    /// the principal, as they do for the calls themselves).
     fn filter_list(
         &self,
         raw: &[u8],
         outline: Option<&Outline>,
     ) -> Result<Option<Vec<u8>>, FilterError> {
         let policy = self.policy();
+        let principal = self.principal.as_deref();
         let hidden = |t: &str| {
             if let Some(m) = &self.metrics {
                 m.register_tool(t);
             }
-            policy.is_hidden(t)
+            policy.is_hidden(t, principal)
         };
         match outline {
             Some(o) => filter_outlined(raw, o, hidden),
@@ -1474,11 +1488,11 @@ mod tests {
         fn meta(&self) -> &PolicyMeta {
             &META
         }
-        fn is_hidden(&self, tool: &str) -> bool {
+        fn is_hidden(&self, tool: &str, _: Option<&portcullis_core::Principal>) -> bool {
             tool == "secret"
         }
         fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-            if self.is_hidden(call.name()) {
+            if self.is_hidden(call.name(), env.principal) {
                 return Decision::deny(portcullis_core::policy::Outcome::Hidden, RuleId(0), "");
             }
             let mut l = Limits::new();

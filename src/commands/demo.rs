@@ -248,7 +248,7 @@ pub fn run(args: &DemoArgs) -> i32 {
         }
         let hidden: Vec<&str> = ["get-env"]
             .into_iter()
-            .filter(|t| policy.is_hidden(t))
+            .filter(|t| policy.is_hidden(t, None))
             .collect();
         println!(
             "tools/list: {} tools visible; hidden by policy: {}",

@@ -55,19 +55,36 @@ pub fn run(args: &ExplainArgs) -> i32 {
     else {
         return fail("the file holds no server policy", "");
     };
-    let ev = Evaluator::new(ir.clone(), &set.sources);
-    let now = UnixMillis::now();
-    let text =
-        match portcullis_compiler::explain::explain(&ev, &set.sources, &args.tool, &args.args, now)
-        {
-            Ok(t) => t,
+    let principal = match &args.claims {
+        None => None,
+        Some(claims) => match portcullis_core::Principal::from_claims(claims.as_bytes().to_vec()) {
+            Ok(p) => Some(p),
             Err(e) => {
                 return fail(
-                    &e,
-                    "pass the arguments as one JSON object, e.g. --args '{\"amount\": 500}'",
+                    &format!("--claims: {e}"),
+                    "pass the caller's claims as one JSON object with `sub` and `iss` strings, e.g. --claims '{\"sub\":\"alice\",\"iss\":\"https://idp.example\",\"groups\":[\"finance\"]}'",
                 );
             }
-        };
+        },
+    };
+    let ev = Evaluator::new(ir.clone(), &set.sources);
+    let now = UnixMillis::now();
+    let text = match portcullis_compiler::explain::explain(
+        &ev,
+        &set.sources,
+        &args.tool,
+        &args.args,
+        now,
+        principal.as_ref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(
+                &e,
+                "pass the arguments as one JSON object, e.g. --args '{\"amount\": 500}'",
+            );
+        }
+    };
     print!("{text}");
     // The compiled policy must agree with the evaluator; say so if not.
     if let Some(policy) = compiled
@@ -83,7 +100,7 @@ pub fn run(args: &ExplainArgs) -> i32 {
             now,
             session: 0,
             fail_mode: FailMode::Closed,
-            principal: None,
+            principal: principal.as_ref(),
         };
         let a = policy.decide(&call, &env);
         let counters = MemoryCounters::new();
@@ -92,7 +109,7 @@ pub fn run(args: &ExplainArgs) -> i32 {
             now,
             session: 0,
             fail_mode: FailMode::Closed,
-            principal: None,
+            principal: principal.as_ref(),
         };
         let b = portcullis_core::Policy::decide(&ev, &call, &env);
         if (a.outcome, a.rule) != (b.outcome, b.rule) {

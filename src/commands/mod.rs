@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod explain;
 pub mod fmt;
+pub mod identity;
 pub mod init;
 pub mod oauth;
 pub mod policies;

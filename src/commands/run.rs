@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use portcullis_core::Principal;
 use portcullis_core::counters::{Counters, MemoryCounters};
 use portcullis_core::policy::{FailMode, Policy};
 use portcullis_proxy::audit::{AuditLog, Event, Identity};
@@ -219,6 +220,23 @@ pub fn run(cli: Cli) -> i32 {
             "portcullis [--server NAME | -c FILE] [flags] (-- CMD ARGS... | --upstream URL)",
         );
     }
+    // Who calls when no token says so, built once and lent to every session.
+    let caller = match caller(a) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Some(c) = &caller {
+        log.debug(format_args!(
+            "the caller{}: sub {:?}, iss {:?}",
+            if a.transport == Transport::Http {
+                " of every session"
+            } else {
+                ""
+            },
+            c.sub(),
+            c.iss()
+        ));
+    }
     let upstream = match a.upstream.as_deref().map(|u| upstream_options(u, a)) {
         None => None,
         Some(Ok(u)) => Some(u),
@@ -319,6 +337,7 @@ pub fn run(cli: Cli) -> i32 {
     let make_session = {
         let (slot, counters, audit) = (slot.clone(), counters.clone(), audit_log.clone());
         let metrics = metrics.as_ref().map(|(_, m)| m.clone());
+        let caller = caller.clone();
         move |id: u64| {
             let s = Session::new(
                 slot.get(),
@@ -328,7 +347,8 @@ pub fn run(cli: Cli) -> i32 {
                 audit.clone(),
                 log,
             )
-            .with_policy_slot(slot.clone());
+            .with_policy_slot(slot.clone())
+            .with_principal(caller.clone());
             match &metrics {
                 Some(m) => s.with_metrics(m.clone()),
                 None => s,
@@ -466,6 +486,37 @@ pub fn run(cli: Cli) -> i32 {
         let _ = handle.join();
     }
     code
+}
+
+/// The principal of sessions no token authenticates: None with `--jwks-*`
+/// (each session is its token's), else `--principal-claims FILE`'s or the
+/// local user's (docs/cli.md, "Who is calling"). Err: the exit code, the
+/// error printed (2: an unusable flag value is a usage error, as clap's).
+fn caller(a: &ProxyArgs) -> Result<Option<Arc<Principal>>, i32> {
+    if a.jwks_file.is_some() || a.jwks_url.is_some() {
+        return Ok(None);
+    }
+    let principal = match &a.principal_claims {
+        None => crate::commands::identity::local_principal(),
+        Some(path) => claims_principal(path)?,
+    };
+    Ok(Some(Arc::new(principal)))
+}
+
+#[cfg(feature = "dynamic")]
+fn claims_principal(path: &std::path::Path) -> Result<Principal, i32> {
+    crate::commands::identity::principal_from_file(path).map_err(|e| {
+        eprint!("{e}");
+        2
+    })
+}
+
+#[cfg(not(feature = "dynamic"))]
+fn claims_principal(_: &std::path::Path) -> Result<Principal, i32> {
+    eprintln!(
+        "error: this is a hardened build: it does not take --principal-claims\n  = help: a claims file an agent can write would name any caller; here the caller is the local user (or a token's, with --jwks-*). Test principals with a development build"
+    );
+    Err(2)
 }
 
 /// `--upstream URL` and its flags.

@@ -3,8 +3,9 @@
 //! Reads every line of the logs (`--audit-log` of the proxy; see
 //! docs/cli.md, "The decision log"), groups them by instance (one proxy
 //! process: pid + session), and prints instances, totals, the deny rate,
-//! calls per minute over the last five minutes, the rules that denied most
-//! and the last ten denials. Lines that are not decision-log JSON (a
+//! calls per minute over the last five minutes, the rules that denied most,
+//! the last ten denials and, when lines name them, the calls and denials per
+//! caller (`sub`, `iss`). Lines that are not decision-log JSON (a
 //! partial last line of a log being written) are counted and skipped.
 
 use std::collections::BTreeMap;
@@ -143,6 +144,11 @@ pub(crate) struct Denial {
     pub(crate) rule: String,
     source: String,
     message: String,
+    /// The caller's `sub` and `iss` (absent from logs of older versions).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    sub: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    iss: String,
 }
 
 /// The logs, read: see [`load`].
@@ -164,6 +170,9 @@ pub(crate) struct Report {
     pub(crate) denials: Vec<Denial>,
     first: Option<i64>,
     last: Option<i64>,
+    /// (iss, sub) -> (calls, denials): decisions per caller, from lines
+    /// that name one.
+    callers: BTreeMap<(String, String), (u64, u64)>,
     /// Paid tools (MPP): (tool, budgets, currency) -> micro-units per stage
     /// (committed, reserved, released, denied). Exact integers, no floats.
     spend: BTreeMap<(String, String, String), [u64; 4]>,
@@ -188,6 +197,7 @@ impl Report {
             denials: Vec::new(),
             first: None,
             last: None,
+            callers: BTreeMap::new(),
             spend: BTreeMap::new(),
         }
     }
@@ -265,6 +275,14 @@ impl Report {
             _ => {
                 inst.calls += 1;
                 self.calls += 1;
+                let (sub, iss) = (s("sub"), s("iss"));
+                let caller = (!sub.is_empty() || !iss.is_empty())
+                    .then(|| self.callers.entry((iss.clone(), sub.clone())).or_default());
+                let denied = s("effect") == "deny";
+                if let Some(c) = caller {
+                    c.0 += 1;
+                    c.1 += u64::from(denied);
+                }
                 *self
                     .minutes
                     .entry(at.div_euclid(60_000) * 60_000)
@@ -272,7 +290,7 @@ impl Report {
                 if s("effect") == "approve" {
                     self.approval_required += 1;
                 }
-                if s("effect") == "deny" {
+                if denied {
                     inst.denied += 1;
                     self.denied += 1;
                     let outcome = s("outcome");
@@ -301,6 +319,8 @@ impl Report {
                         rule,
                         source,
                         message: s("message"),
+                        sub,
+                        iss,
                     });
                 }
             }
@@ -357,6 +377,21 @@ impl Report {
             .collect();
         rules.sort_by(|a, b| b.denials.cmp(&a.denials).then(a.rule.cmp(&b.rule)));
         rules.truncate(10);
+        let mut callers: Vec<CallerSummary> = self
+            .callers
+            .iter()
+            .map(|((iss, sub), (calls, denied))| CallerSummary {
+                sub: sub.clone(),
+                iss: iss.clone(),
+                calls: *calls,
+                denied: *denied,
+            })
+            .collect();
+        callers.sort_by(|a, b| {
+            b.calls
+                .cmp(&a.calls)
+                .then_with(|| (&a.iss, &a.sub).cmp(&(&b.iss, &b.sub)))
+        });
         self.denials.sort_by_key(|d| d.at);
         let last_denials = self
             .denials
@@ -380,6 +415,7 @@ impl Report {
             },
             calls_per_minute: per_minute,
             top_denying_rules: rules,
+            callers,
             last_denials,
             spend: self
                 .spend
@@ -434,6 +470,10 @@ pub(crate) struct Summary {
     deny_rate: f64,
     calls_per_minute: Vec<MinuteSummary>,
     top_denying_rules: Vec<RuleSummary>,
+    /// Decisions per caller (`sub`, `iss`), most calls first; absent when no
+    /// line names a caller (logs of older versions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    callers: Vec<CallerSummary>,
     last_denials: Vec<Denial>,
     spend: Vec<SpendSummary>,
 }
@@ -448,6 +488,14 @@ struct InstanceSummary {
     state: String,
     started: Option<String>,
     last_seen: String,
+    calls: u64,
+    denied: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct CallerSummary {
+    sub: String,
+    iss: String,
     calls: u64,
     denied: u64,
 }
@@ -609,6 +657,34 @@ fn render(s: &Summary) -> String {
         "Calls per minute, last 5 minutes: {}\n",
         per_minute.join("  ")
     ));
+    if !s.callers.is_empty() {
+        let shown = s.callers.len().min(10);
+        out.push_str(&format!(
+            "\nCallers ({}{})\n",
+            s.callers.len(),
+            if shown < s.callers.len() {
+                format!(", the {shown} with most calls")
+            } else {
+                String::new()
+            }
+        ));
+        let rows: Vec<Vec<String>> = s.callers[..shown]
+            .iter()
+            .map(|c| {
+                vec![
+                    c.calls.to_string(),
+                    c.denied.to_string(),
+                    truncate(&c.sub, 40),
+                    truncate(&c.iss, 60),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["CALLS", "DENIED", "SUB", "ISS"],
+            &rows,
+            &[true, true, false, false],
+        ));
+    }
     if s.top_denying_rules.is_empty() {
         out.push_str("\nNo denials.\n");
         return out;
@@ -631,13 +707,22 @@ fn render(s: &Summary) -> String {
         &[true, false, false],
     ));
     out.push_str(&format!("\nLast {} denials\n", s.last_denials.len()));
+    // The caller's column only when some line names one (older logs do not).
+    let callers = s.last_denials.iter().any(|d| !d.sub.is_empty());
     let rows: Vec<Vec<String>> = s
         .last_denials
         .iter()
         .rev()
         .map(|d| {
-            vec![
-                short_time(&d.time),
+            let mut row = vec![short_time(&d.time)];
+            if callers {
+                row.push(if d.sub.is_empty() {
+                    "-".to_string()
+                } else {
+                    truncate(&d.sub, 24)
+                });
+            }
+            row.extend([
                 if d.tool.is_empty() {
                     "-".to_string()
                 } else {
@@ -645,14 +730,16 @@ fn render(s: &Summary) -> String {
                 },
                 truncate(&d.rule, 36),
                 truncate(&d.message, 60),
-            ]
+            ]);
+            row
         })
         .collect();
-    out.push_str(&table(
-        &["TIME", "TOOL", "RULE", "MESSAGE"],
-        &rows,
-        &[false, false, false, false],
-    ));
+    let head: &[&str] = if callers {
+        &["TIME", "CALLER", "TOOL", "RULE", "MESSAGE"]
+    } else {
+        &["TIME", "TOOL", "RULE", "MESSAGE"]
+    };
+    out.push_str(&table(head, &rows, &vec![false; head.len()]));
     if !s.spend.is_empty() {
         out.push_str(
             "\nSpend on paid tools (reserved includes what was later committed or released)\n",
@@ -714,6 +801,48 @@ mod tests {
         r.add(b"{\"hello\":1}");
         assert_eq!(r.unreadable, 3);
         assert!(r.instances.is_empty());
+    }
+
+    #[test]
+    fn calls_and_denials_are_counted_per_caller() {
+        let mut r = Report::new(UnixMillis(0));
+        for (sub, iss, effect) in [
+            ("alice", "local", "allow"),
+            ("alice", "local", "deny"),
+            ("alice", "https://idp", "allow"),
+            ("bob\"\n", "https://idp", "deny"),
+        ] {
+            let mut line = serde_json::json!({"ts":"2026-11-26T10:00:00.000Z","type":"tool_call","pid":1,"session":"a","server":"s","policy_digest":"d","tool":"t","effect":effect,"outcome":"allowed"});
+            line["sub"] = sub.into();
+            line["iss"] = iss.into();
+            r.add(line.to_string().as_bytes());
+        }
+        // A line of an older version names no caller.
+        r.add(br#"{"ts":"2026-11-26T10:00:00.000Z","type":"tool_call","pid":1,"session":"a","server":"s","policy_digest":"d","tool":"t","effect":"allow","outcome":"allowed"}"#);
+        r.files.push("log.jsonl".into());
+        let s = r.summary(&|_, _| false);
+        let callers: Vec<(&str, &str, u64, u64)> = s
+            .callers
+            .iter()
+            .map(|c| (c.sub.as_str(), c.iss.as_str(), c.calls, c.denied))
+            .collect();
+        assert_eq!(
+            callers,
+            [
+                ("alice", "local", 2, 1),
+                ("alice", "https://idp", 1, 0),
+                ("bob\"\n", "https://idp", 1, 1)
+            ]
+        );
+        assert_eq!(s.calls, 5);
+        let text = render(&s);
+        assert!(text.contains("Callers (3)"), "{text}");
+        assert!(text.contains("  TIME                 CALLER  "), "{text}");
+        assert!(
+            text.contains("bob\"\\u{000a}"),
+            "escaped for the terminal: {text}"
+        );
+        assert_eq!(s.last_denials[1].sub, "bob\"\n");
     }
 
     #[test]

@@ -70,6 +70,10 @@ fn main() {
     let approval = root.join("tests/fixtures/approval");
     println!("cargo:rerun-if-changed={}", approval.display());
     inputs.extend(load_dir(&approval, Some("tests/fixtures/approval")).expect("read fixtures"));
+    // Policies that read the caller (principal paths, per-caller hides and limits).
+    let principal = root.join("tests/fixtures/principal");
+    println!("cargo:rerun-if-changed={}", principal.display());
+    inputs.extend(load_dir(&principal, Some("tests/fixtures/principal")).expect("read fixtures"));
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,

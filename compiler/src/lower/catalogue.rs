@@ -76,7 +76,7 @@ pub fn lower(
             .iter()
             .enumerate()
         {
-            let s = string_field(item, "a hide entry", diags);
+            let (s, conditional) = super::intercept::hide_name(item, i, diags);
             if s.text.trim().is_empty() {
                 diags.push(Diagnostic::error(
                     format!("hide[{i}]: entry must not be empty"),
@@ -85,6 +85,13 @@ pub fn lower(
                 continue;
             }
             b.add_hide(i, &s.text, s.span);
+            if conditional {
+                let when =
+                    super::intercept::hide_condition(item, &format!("hide[{i}]"), &mut b, diags);
+                if let Some(h) = b.policy.hidden.last_mut() {
+                    h.when = when;
+                }
+            }
         }
     }
     b.policy.default_rule = b.add_rule(
@@ -364,7 +371,11 @@ fn rate_limit(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Limit> {
     let entries = map_entries(node, "rate_limit", diags)?;
-    check_keys(entries, &["max", "window"], "rate_limit", diags);
+    check_keys(entries, &["max", "window", "by"], "rate_limit", diags);
+    let partition = match get(entries, "by") {
+        None => Partition::Session,
+        Some(n) => by_partition(n, diags)?,
+    };
     let max = whole(
         get(entries, "max"),
         "max",
@@ -394,7 +405,7 @@ fn rate_limit(
         window: Window::Sliding {
             millis: window * 1000,
         },
-        partition: Partition::Session,
+        partition,
         loc: Loc(node.span),
     });
     let message = reason.map_or_else(
@@ -415,6 +426,41 @@ fn rate_limit(
         message,
         loc: Loc(node.span),
     })
+}
+
+/// `rate_limit.by` (a Portcullis extension): `session` (the default: per
+/// agent session), `global` (every caller shares it), `args.<path>` (per
+/// argument value) or a principal path (`principal.sub`, per caller).
+fn by_partition(n: &Node, diags: &mut Vec<Diagnostic>) -> Option<Partition> {
+    let s = string_field(n, "rate_limit.by", diags);
+    let help = "write `by: session`, `by: global`, `by: args.<name>` or `by: principal.sub` (or any `principal.claims.<name>`)";
+    match s.text.as_str() {
+        "session" => Some(Partition::Session),
+        "global" => Some(Partition::Global),
+        t if t.starts_with("principal.") => match super::intercept::yaml_principal_path(&s) {
+            Ok(p) => Some(Partition::Arg(p)),
+            Err(d) => {
+                diags.push(d);
+                None
+            }
+        },
+        t if t
+            .strip_prefix("args.")
+            .is_some_and(|r| !r.split('.').any(str::is_empty)) =>
+        {
+            Some(Partition::Arg(crate::ir::ArgPath::args(
+                t["args.".len()..].split('.').map(str::to_string).collect(),
+                Loc(s.span),
+            )))
+        }
+        t => {
+            diags.push(
+                Diagnostic::error(format!("rate_limit.by: unknown partition {t:?}"), s.span)
+                    .with_help(help),
+            );
+            None
+        }
+    }
 }
 
 /// `spend: { per_call: 0.50, max: 50.00, window: 86400, currency: usd }`: a

@@ -76,7 +76,13 @@ pub fn lower<'f>(
                     dsl::Posture::Deny => Posture::Deny,
                 };
             }
-            Item::Hide(patterns, _) => {
+            Item::Hide(patterns, condition, _) => {
+                // A hide condition reads principal paths only (check.rs
+                // reports anything else); it cannot read a counter.
+                let when = condition.as_deref().map(|(unless, e)| {
+                    let e = lower_expr(e, &BTreeMap::new(), &mut b, diags);
+                    if *unless { Expr::negate(e) } else { e }
+                });
                 for pat in patterns {
                     let i = b.policy.hidden.len();
                     let rule = b.add_rule(
@@ -87,6 +93,7 @@ pub fn lower<'f>(
                     );
                     b.policy.hidden.push(Hide {
                         pattern: name_pattern(pat),
+                        when: when.clone(),
                         rule,
                         loc: Loc(pat.span),
                     });
@@ -132,7 +139,7 @@ pub fn lower<'f>(
                     key: format!("{server}/{scope}.{local}"),
                     display: format!("spend({scope:?}, {local:?})"),
                     window: window_of(w.value),
-                    partition: partition_of(sp.by.as_ref()),
+                    partition: partition_of(sp.by.as_ref(), diags),
                     loc: Loc(sp.span),
                 });
                 counter_of.insert((bi, ri), id);
@@ -160,7 +167,7 @@ pub fn lower<'f>(
             let partition = match &l.by {
                 None => Partition::Global,
                 Some(By::Session) => Partition::Session,
-                Some(By::Path(p)) => Partition::Arg(arg_path(p)),
+                Some(By::Path(p)) => Partition::Arg(arg_path(p, diags)),
             };
             let id = b.add_counter(Counter {
                 id: CounterId(0),
@@ -286,10 +293,23 @@ fn name_pattern(p: &Pattern) -> NamePattern {
     }
 }
 
-fn arg_path(p: &dsl::Path) -> ArgPath {
-    ArgPath {
-        segments: p.segments.clone(),
-        loc: Loc(p.span),
+/// The IR path of a written path; `principal.groups` is the claim
+/// `principal.claims.groups` (sub, iss, scopes and claims are reserved).
+/// An invalid principal path is reported and read as `principal.claims.*`.
+fn arg_path(p: &dsl::Path, diags: &mut Vec<Diagnostic>) -> ArgPath {
+    if !p.principal {
+        return ArgPath::args(p.segments.clone(), Loc(p.span));
+    }
+    match crate::ir::principal_path(&p.segments, true, Loc(p.span)) {
+        Ok(path) => path,
+        Err((message, help)) => {
+            diags.push(Diagnostic::error(message, p.span).with_help(help));
+            ArgPath {
+                root: crate::ir::Root::Principal(crate::ir::PrincipalField::Claims),
+                segments: p.segments.clone(),
+                loc: Loc(p.span),
+            }
+        }
     }
 }
 
@@ -432,7 +452,19 @@ fn lower_rule(
             b.rule_mut(id).idempotency = Some(crate::ir::Idempotency {
                 window_ms,
                 mode,
-                by: o.by.iter().map(arg_path).collect(),
+                by: o
+                    .by
+                    .iter()
+                    .map(|p| {
+                        if p.principal {
+                            diags.push(
+                                Diagnostic::error("an idempotency key is made of arguments, not principal paths", p.span)
+                                    .with_help("the key already includes the caller (iss and sub) when the session has a principal; write `by args.<name>`"),
+                            );
+                        }
+                        arg_path(p, diags)
+                    })
+                    .collect(),
                 message,
                 loc: crate::ir::Loc(o.span),
             });
@@ -468,7 +500,7 @@ fn lower_rule(
                 DslAmount::One => Amount::Const(1),
                 DslAmount::Const(k) => Amount::Const(k.value),
                 DslAmount::Path(p) => Amount::Arg {
-                    path: arg_path(p),
+                    path: arg_path(p, diags),
                     missing_message: l.missing.as_ref().map_or_else(
                         || {
                             format!(
@@ -529,11 +561,11 @@ fn window_of(w: WindowSpec) -> Window {
     }
 }
 
-fn partition_of(by: Option<&By>) -> Partition {
+fn partition_of(by: Option<&By>, diags: &mut Vec<Diagnostic>) -> Partition {
     match by {
         None => Partition::Global,
         Some(By::Session) => Partition::Session,
-        Some(By::Path(p)) => Partition::Arg(arg_path(p)),
+        Some(By::Path(p)) => Partition::Arg(arg_path(p, diags)),
     }
 }
 
@@ -640,7 +672,18 @@ fn lower_expr(
                     ),
                 );
             }
+            if let dsl::TestKind::Member(needle, haystack, negated) = &t.kind {
+                let test = Expr::Test(Test {
+                    kind: TestKind::Contains {
+                        lhs: Operand::Arg(arg_path(haystack, diags)),
+                        rhs: operand(needle, named, diags),
+                    },
+                    loc: Loc(t.span),
+                });
+                return if *negated { Expr::negate(test) } else { test };
+            }
             let kind = match &t.kind {
+                dsl::TestKind::Member(..) => unreachable!("lowered above"),
                 dsl::TestKind::Cmp(l, c, r) => TestKind::Cmp {
                     lhs: operand(l, named, diags),
                     op: *c,
@@ -678,7 +721,7 @@ fn lower_expr(
                     rhs: operand(r, named, diags),
                 },
                 dsl::TestKind::Exists(p) => TestKind::Exists {
-                    operand: Operand::Arg(arg_path(p)),
+                    operand: Operand::Arg(arg_path(p, diags)),
                     expect: true,
                 },
             };
@@ -696,8 +739,8 @@ fn operand(
     diags: &mut Vec<Diagnostic>,
 ) -> Operand {
     match o {
-        dsl::Operand::Path(p) => Operand::Arg(arg_path(p)),
-        dsl::Operand::Len(p) => Operand::Len(arg_path(p)),
+        dsl::Operand::Path(p) => Operand::Arg(arg_path(p, diags)),
+        dsl::Operand::Len(p) => Operand::Len(arg_path(p, diags)),
         dsl::Operand::Literal(l, _) => Operand::Const(literal(l)),
         dsl::Operand::Count(tool, name) => {
             match named.get(&(tool.value.clone(), name.value.clone())) {

@@ -92,10 +92,7 @@ pub fn catalogue(
                 );
                 continue;
             }
-            by.push(ArgPath {
-                segments,
-                loc: Loc(p.span),
-            });
+            by.push(ArgPath::args(segments, Loc(p.span)));
         }
     }
     let window_ms = window_ms?;

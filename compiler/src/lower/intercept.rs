@@ -42,6 +42,12 @@ pub fn lower(
     }
     let checked = derive_limits(checked?, diags)?;
     build(&file, checked, &mut b);
+    for (i, node) in &file.hide_conditions {
+        b.policy.hidden[*i].when = hide_condition(node, &format!("hide[{i}]"), &mut b, diags);
+    }
+    if diags.iter().filter(|d| d.is_error()).count() > errors_before {
+        return None;
+    }
     Some(b.finish())
 }
 
@@ -53,6 +59,8 @@ struct File {
     default: Str,
     description: Option<Str>,
     hide: Vec<Str>,
+    /// Conditional hide entries (`{tool, when | unless}`), by index in `hide`.
+    hide_conditions: Vec<(usize, Node)>,
     tools: BTreeMap<String, ToolDecl>,
     /// The top-level `approvals:` block, decoded and checked.
     approvals: Option<crate::ir::ApprovalConfig>,
@@ -68,6 +76,9 @@ struct RuleDecl {
     name: Str,
     action: ActionDecl,
     rate_limit: Option<Str>,
+    /// `rate_limit_by: principal.sub` (a Portcullis extension): the
+    /// rate_limit counts per value of this path.
+    rate_limit_by: Option<Str>,
     conditions: Vec<CondDecl>,
     conditions_span: Option<Span>,
     on_deny: Str,
@@ -215,6 +226,8 @@ impl OpDecl {
 
 struct StateDecl {
     span: Span,
+    /// `by: principal.sub` (a Portcullis extension): one count per value.
+    by: Option<Str>,
     counter: Str,
     window: Str,
     increment: i128,
@@ -231,6 +244,7 @@ fn decode(root: Option<&Node>, file_span: Span, diags: &mut Vec<Diagnostic>) -> 
         default: Str::default(),
         description: None,
         hide: Vec::new(),
+        hide_conditions: Vec::new(),
         tools: BTreeMap::new(),
         approvals: None,
     };
@@ -272,10 +286,13 @@ fn decode(root: Option<&Node>, file_span: Span, diags: &mut Vec<Diagnostic>) -> 
     if let Some(h) = get(entries, "hide")
         && let Some(items) = seq_items(h, "hide", diags)
     {
-        file.hide = items
-            .iter()
-            .map(|n| string_field(n, "a hide entry", diags))
-            .collect();
+        for (i, n) in items.iter().enumerate() {
+            let (name, conditional) = hide_name(n, i, diags);
+            if conditional {
+                file.hide_conditions.push((i, n.clone()));
+            }
+            file.hide.push(name);
+        }
     }
     if let Some(t) = get(entries, "tools")
         && let Some(tools) = map_entries(t, "tools", diags)
@@ -326,6 +343,7 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
             "state",
             "spend",
             "idempotency_window",
+            "rate_limit_by",
             "approval_timeout",
         ],
         "a rule",
@@ -345,14 +363,57 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
     let on_deny = at_rule(field("on_deny", diags));
     let rate_limit = field("rate_limit", diags).filter(|s| !s.text.is_empty());
     let idempotency_window = field("idempotency_window", diags);
+    let rate_limit_by = field("rate_limit_by", diags);
     let approval_timeout = field("approval_timeout", diags);
-    let mut conditions = Vec::new();
     let conditions_span = key_span(entries, "conditions");
-    if let Some(c) = get(entries, "conditions")
-        && let Some(items) = seq_items(c, &format!("{ctx}.conditions"), diags)
-    {
+    let conditions = match get(entries, "conditions") {
+        Some(c) => decode_conditions(c, &format!("{ctx}.conditions"), diags),
+        None => Vec::new(),
+    };
+    let state = get(entries, "state").and_then(|s| decode_state(&format!("{ctx}.state"), s, diags));
+    let spend = get(entries, "spend").and_then(|s| decode_spend(&format!("{ctx}.spend"), s, diags));
+    Some(RuleDecl {
+        span: node.span,
+        name,
+        action,
+        rate_limit,
+        rate_limit_by,
+        conditions,
+        conditions_span,
+        on_deny,
+        state,
+        spend,
+        idempotency_window,
+        approval_timeout,
+    })
+}
+
+/// A counter's `by` (`state.by`, `rate_limit_by`; Portcullis extensions):
+/// `principal.sub` or any principal path (one count per caller), or
+/// `args.<path>` (one count per argument value).
+fn state_partition(by: &Str) -> Result<Partition, Diagnostic> {
+    if by.text.starts_with("principal.") {
+        return yaml_principal_path(by).map(Partition::Arg);
+    }
+    match by.text.strip_prefix("args.") {
+        Some(rest) if !rest.split('.').any(str::is_empty) => Ok(Partition::Arg(ArgPath::args(
+            rest.split('.').map(str::to_string).collect(),
+            Loc(by.span),
+        ))),
+        _ => Err(Diagnostic::error(
+            format!("a counter's `by` must be a principal or argument path, got {}", go_quote(&by.text)),
+            by.span,
+        )
+        .with_help("write `by: principal.sub` (one count per caller), `by: principal.claims.<name>` or `by: args.<name>`; without `by` the counter is shared by every caller")),
+    }
+}
+
+/// A list of `{path, op, value}` conditions at `ctx`.
+fn decode_conditions(c: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Vec<CondDecl> {
+    let mut conditions = Vec::new();
+    if let Some(items) = seq_items(c, ctx, diags) {
         for (j, item) in items.iter().enumerate() {
-            let cctx = format!("{ctx}.conditions[{j}]");
+            let cctx = format!("{ctx}[{j}]");
             let Some(ce) = map_entries(item, &cctx, diags) else {
                 continue;
             };
@@ -374,20 +435,126 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
             });
         }
     }
-    let state = get(entries, "state").and_then(|s| decode_state(&format!("{ctx}.state"), s, diags));
-    let spend = get(entries, "spend").and_then(|s| decode_spend(&format!("{ctx}.spend"), s, diags));
-    Some(RuleDecl {
-        span: node.span,
-        name,
-        action,
-        rate_limit,
-        conditions,
-        conditions_span,
-        on_deny,
-        state,
-        spend,
-        idempotency_window,
-        approval_timeout,
+    conditions
+}
+
+/// The tool name of a `hide` entry (both YAML forms), and whether it is a
+/// conditional entry: a tool name, or (a Portcullis extension) a map
+/// `{tool: NAME, when: [CONDITIONS]}` or `{tool: NAME, unless: [CONDITIONS]}`.
+pub(super) fn hide_name(n: &Node, i: usize, diags: &mut Vec<Diagnostic>) -> (Str, bool) {
+    if !matches!(n.value, NodeValue::Map(_)) {
+        return (string_field(n, "a hide entry", diags), false);
+    }
+    let ctx = format!("hide[{i}]");
+    let Some(entries) = map_entries(n, &ctx, diags) else {
+        return (
+            Str {
+                text: String::new(),
+                span: n.span,
+            },
+            false,
+        );
+    };
+    check_keys(
+        entries,
+        &["tool", "when", "unless"],
+        "a conditional hide entry",
+        diags,
+    );
+    let name = match get(entries, "tool") {
+        Some(t) => string_field(t, &format!("{ctx}.tool"), diags),
+        None => {
+            diags.push(
+                Diagnostic::error(format!("{ctx}: a conditional hide entry needs `tool`"), n.span)
+                    .with_help("write `- {tool: admin_tool, unless: [{path: principal.claims.groups, op: contains, value: admins}]}`"),
+            );
+            Str {
+                text: "?".into(),
+                span: n.span,
+            }
+        }
+    };
+    match (get(entries, "when"), get(entries, "unless")) {
+        (Some(_), Some(u)) => diags.push(
+            Diagnostic::error(format!("{ctx}: give `when` or `unless`, not both"), u.span)
+                .with_help("`when`: hidden when every condition holds; `unless`: hidden unless every condition holds"),
+        ),
+        (None, None) => diags.push(
+            Diagnostic::error(format!("{ctx}: a conditional hide entry needs `when` or `unless`"), n.span)
+                .with_help("or write the tool name alone to hide it from every caller"),
+        ),
+        _ => {}
+    }
+    (name, true)
+}
+
+/// The condition of a conditional `hide` entry (see [`hide_name`]): its
+/// conditions are Intercept's `{path, op, value}`, all of which must hold,
+/// on principal paths only (a hide decides `tools/list` too, where there
+/// are no arguments or counters).
+pub(super) fn hide_condition(
+    n: &Node,
+    ctx: &str,
+    b: &mut PolicyBuilder,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Expr> {
+    let entries = match &n.value {
+        NodeValue::Map(_) => map_entries(n, ctx, diags)?,
+        _ => return None,
+    };
+    let (key, node) = match (get(entries, "when"), get(entries, "unless")) {
+        (Some(w), None) => ("when", w),
+        (None, Some(u)) => ("unless", u),
+        _ => return None,
+    };
+    let conds = decode_conditions(node, &format!("{ctx}.{key}"), diags);
+    if conds.is_empty() {
+        diags.push(
+            Diagnostic::error(
+                format!("{ctx}.{key}: needs at least one condition"),
+                node.span,
+            )
+            .with_help(
+                "write e.g. `[{path: principal.claims.groups, op: contains, value: admins}]`",
+            ),
+        );
+        return None;
+    }
+    let mut tests = Vec::new();
+    let before = diags.iter().filter(|d| d.is_error()).count();
+    for (j, c) in conds.iter().enumerate() {
+        let cctx = format!("{ctx}.{key}[{j}]");
+        if !c.path.text.starts_with("principal.") {
+            diags.push(
+                Diagnostic::error(
+                    format!("{cctx}: a hide condition may only read principal paths, got {}", go_quote(&c.path.text)),
+                    c.path.span,
+                )
+                .with_help("a hide decides `tools/list` too, where there are no arguments or counters; test the caller (`principal.sub`, `principal.scopes`, `principal.claims.<name>`)"),
+            );
+            continue;
+        }
+        validate_condition(&cctx, c, diags);
+        if diags.iter().filter(|d| d.is_error()).count() > before {
+            continue;
+        }
+        match check_condition(c, &BTreeMap::new()) {
+            Ok(cond) => tests.push(Expr::Test(lower_condition(cond, &BTreeMap::new(), b))),
+            Err(d) => diags.push(d),
+        }
+    }
+    if diags.iter().filter(|d| d.is_error()).count() > before {
+        return None;
+    }
+    let all = if tests.len() == 1 {
+        tests.pop().expect("one test")
+    } else {
+        Expr::And(tests)
+    };
+    Some(if key == "unless" {
+        Expr::negate(all)
+    } else {
+        all
     })
 }
 
@@ -426,7 +593,7 @@ fn decode_state(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<S
     let entries = map_entries(node, ctx, diags)?;
     check_keys(
         entries,
-        &["counter", "window", "increment", "increment_from"],
+        &["counter", "window", "increment", "increment_from", "by"],
         "a state block",
         diags,
     );
@@ -462,8 +629,10 @@ fn decode_state(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<S
             Err(d) => diags.push(d),
         }
     }
+    let by = get(entries, "by").map(|v| string_field(v, &format!("{ctx}.by"), diags));
     Some(StateDecl {
         span: node.span,
+        by,
         counter,
         window,
         increment,
@@ -550,6 +719,7 @@ fn expand_rate_limits(file: &mut File) {
             });
             rule.state = Some(StateDecl {
                 span,
+                by: rule.rate_limit_by.clone(),
                 counter: Str {
                     text: counter,
                     span,
@@ -596,6 +766,7 @@ struct CheckedRule<'f> {
 struct CheckedState<'f> {
     counter: &'f str,
     window: Calendar,
+    partition: Partition,
     span: Span,
 }
 
@@ -623,12 +794,10 @@ struct Cond {
 /// What a condition reads.
 #[derive(PartialEq, Eq)]
 enum Lhs {
-    Arg(Vec<String>, Span),
+    /// `args.…` or (a Portcullis extension) `principal.…`.
+    Path(ArgPath),
     /// A declared counter, `state.<scope>.<counter>`.
-    Counter {
-        scope: String,
-        counter: String,
-    },
+    Counter { scope: String, counter: String },
 }
 
 /// What a condition tests, one variant per operator family.
@@ -696,6 +865,9 @@ fn validate<'f>(file: &'f File, diags: &mut Vec<Diagnostic>) -> Option<Checked<'
                     .with_help("remove the empty entry, or write the tool name"),
             );
             continue;
+        }
+        if file.hide_conditions.iter().any(|(j, _)| *j == i) {
+            continue; // several conditional hides of one tool are fine
         }
         if seen.contains(&h.text.as_str()) {
             diags.push(
@@ -806,6 +978,14 @@ fn validate_rule<'f>(
     declared: &BTreeMap<String, Vec<String>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<CheckedRule<'f>> {
+    if let Some(by) = &r.rate_limit_by
+        && r.state.as_ref().is_none_or(|s| s.by.is_none())
+    {
+        diags.push(
+            Diagnostic::error(format!("{p}.rate_limit_by: there is no `rate_limit` shorthand for it to partition"), by.span)
+                .with_help("`rate_limit_by` partitions a `rate_limit: N/window` rule without conditions or state; a `state` counter takes `by:` inside its `state` block"),
+        );
+    }
     if let Some(rl) = &r.rate_limit {
         match parse_rate_limit(&rl.text) {
             Ok(_) => {}
@@ -1120,6 +1300,10 @@ fn check_rule<'f>(
     let state = match &r.state {
         None => None,
         Some(s) => Some(CheckedState {
+            partition: match &s.by {
+                None => Partition::Global,
+                Some(by) => state_partition(by)?,
+            },
             counter: &s.counter.text,
             window: calendar(&s.window.text)
                 .ok_or_else(|| internal("a state window is not minute, hour or day", s.span))?,
@@ -1157,7 +1341,15 @@ fn check_condition(
     declared: &BTreeMap<String, Vec<String>>,
 ) -> Result<Cond, Diagnostic> {
     let lhs = if let Some(rest) = c.path.text.strip_prefix("args.") {
-        Lhs::Arg(rest.split('.').map(str::to_string).collect(), c.path.span)
+        Lhs::Path(ArgPath::args(
+            rest.split('.').map(str::to_string).collect(),
+            Loc(c.path.span),
+        ))
+    } else if c.path.text.starts_with("principal.") {
+        Lhs::Path(
+            yaml_principal_path(&c.path)
+                .map_err(|_| internal("a principal path is invalid", c.path.span))?,
+        )
     } else if let Some(rest) = c.path.text.strip_prefix("state.") {
         match resolve_state(rest, declared).as_slice() {
             [(scope, counter)] => Lhs::Counter {
@@ -1228,8 +1420,34 @@ fn check_condition(
     })
 }
 
+/// A YAML `path: principal.…` (a Portcullis extension of Intercept's
+/// paths): `principal.sub`, `.iss`, `.scopes`, `.claims.<name>…`, with no
+/// shorthand for claims. The error is positioned at the path.
+pub(super) fn yaml_principal_path(path: &Str) -> Result<ArgPath, Diagnostic> {
+    let rest: Vec<String> = path
+        .text
+        .strip_prefix("principal.")
+        .unwrap_or_default()
+        .split('.')
+        .map(str::to_string)
+        .collect();
+    if rest.iter().any(String::is_empty) {
+        return Err(Diagnostic::error(
+            format!("{:?} has an empty member name", path.text),
+            path.span,
+        )
+        .with_help("write e.g. `principal.claims.groups`"));
+    }
+    crate::ir::principal_path(&rest, false, Loc(path.span))
+        .map_err(|(message, help)| Diagnostic::error(message, path.span).with_help(help))
+}
+
 fn validate_condition(c_ctx: &str, c: &CondDecl, diags: &mut Vec<Diagnostic>) {
-    if !(c.path.text.starts_with("args.") || c.path.text.starts_with("state.")) {
+    if c.path.text.starts_with("principal.") {
+        if let Err(d) = yaml_principal_path(&c.path) {
+            diags.push(d);
+        }
+    } else if !(c.path.text.starts_with("args.") || c.path.text.starts_with("state.")) {
         diags.push(
             Diagnostic::intercept(
                 format!(
@@ -1238,7 +1456,7 @@ fn validate_condition(c_ctx: &str, c: &CondDecl, diags: &mut Vec<Diagnostic>) {
                 ),
                 c.path.span,
             )
-            .with_help("arguments are `args.<name>`, counters are `state.<tool>.<counter>`"),
+            .with_help("arguments are `args.<name>`, counters are `state.<tool>.<counter>`, the caller is `principal.sub`, `principal.iss`, `principal.scopes` or `principal.claims.<name>` (a Portcullis extension)"),
         );
     }
     if let OpDecl::Unknown(op) = &c.op {
@@ -1458,15 +1676,14 @@ fn own_limit(
     let state = r.state.as_ref()?;
     let amount = match &state.increment_from {
         Some(f) => Amount::Arg {
-            path: ArgPath {
-                segments: f
-                    .text
+            path: ArgPath::args(
+                f.text
                     .trim_start_matches("args.")
                     .split('.')
                     .map(str::to_string)
                     .collect(),
-                loc: Loc(f.span),
-            },
+                Loc(f.span),
+            ),
             missing_message: INTERNAL_POLICY_ERROR.to_string(),
             invalid_message: format!(
                 "Invalid amount for {}: {} must be a whole number from 0 to {}",
@@ -1529,7 +1746,7 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
                 key: format!("{server}/{key_scope}.{}", s.counter),
                 display: format!("state.{scope}.{}", s.counter),
                 window: Window::Calendar(s.window),
-                partition: Partition::Global,
+                partition: s.partition.clone(),
                 loc: Loc(s.span),
             });
             counters.insert((scope.to_string(), s.counter.to_string()), id);
@@ -1663,10 +1880,7 @@ fn lower_condition(
     b: &mut PolicyBuilder,
 ) -> Test {
     let lhs = match c.lhs {
-        Lhs::Arg(segments, span) => Operand::Arg(ArgPath {
-            segments,
-            loc: Loc(span),
-        }),
+        Lhs::Path(path) => Operand::Arg(path),
         Lhs::Counter { scope, counter } => Operand::Counter(counters[&(scope, counter)]),
     };
     let kind = match c.pred {

@@ -63,6 +63,7 @@ impl PolicyBuilder {
         };
         self.policy.hidden.push(Hide {
             pattern,
+            when: None,
             rule,
             loc: Loc(span),
         });

@@ -68,8 +68,9 @@ pub enum Posture {
 pub enum Item {
     /// `default allow|deny`
     Default(Spanned<Posture>),
-    /// `hide a, b, "c*"`
-    Hide(Vec<Pattern>, Span),
+    /// `hide a, b, "c*" [when E | unless E]`: `(unless?, condition)` makes
+    /// the hide depend on the caller (E reads principal paths only).
+    Hide(Vec<Pattern>, Option<Box<(bool, Expr)>>, Span),
     /// `include "file.policy"`
     Include(Spanned<String>),
     /// `tool a, b { rules }`
@@ -248,9 +249,11 @@ pub struct Limit {
     pub span: Span,
 }
 
-/// `args.a.b`
+/// `args.a.b` or `principal.a.b`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path {
+    /// Written `principal.…` (the segments follow `principal.`).
+    pub principal: bool,
     /// Member names.
     pub segments: Vec<String>,
     /// Where.
@@ -288,6 +291,10 @@ pub enum TestKind {
     Cmp(Operand, CmpOp, Operand),
     /// `a in [..]` / `a not in [..]`
     In(Operand, Vec<Literal>, bool),
+    /// `a in PATH` / `a not in PATH`: membership in an array (or substring
+    /// of a string) read from a path, e.g. `"finance" in principal.groups`;
+    /// the same test as `PATH contains a`.
+    Member(Operand, Path, bool),
     /// `a matches /re/flags`
     Matches(Operand, Spanned<(String, String)>),
     /// `a contains b`
@@ -420,8 +427,9 @@ fn describe(r: &Rule) -> String {
         Rule::integer => "a whole number".into(),
         Rule::number | Rule::literal => "a value".into(),
         Rule::window => "a window (minute, hour, day, or 90s, 15m, 1h, 2d)".into(),
-        Rule::path => "an argument path (args.name)".into(),
-        Rule::operand => "a value or an argument path".into(),
+        Rule::path => "a path (args.name or principal.name)".into(),
+        Rule::path_root => "a path (args.name or principal.name)".into(),
+        Rule::operand => "a value or a path (args.name, principal.name)".into(),
         Rule::expr | Rule::test | Rule::or_expr | Rule::and_expr | Rule::not_expr => {
             "a condition".into()
         }
@@ -683,12 +691,20 @@ impl Build<'_> {
                     }));
                 }
                 Rule::hide_decl => {
-                    let pats = p
-                        .into_inner()
-                        .filter(|q| q.as_rule() == Rule::pattern)
-                        .map(|q| self.pattern(q, diags))
-                        .collect();
-                    items.push(Item::Hide(pats, span));
+                    let mut pats = Vec::new();
+                    let mut condition = None;
+                    for q in p.into_inner() {
+                        match q.as_rule() {
+                            Rule::pattern => pats.push(self.pattern(q, diags)),
+                            Rule::when_clause | Rule::unless_clause => {
+                                let unless = q.as_rule() == Rule::unless_clause;
+                                let e = q.into_inner().nth(1).expect("an expression");
+                                condition = Some(Box::new((unless, self.expr(e, diags))));
+                            }
+                            _ => {}
+                        }
+                    }
+                    items.push(Item::Hide(pats, condition, span));
                 }
                 Rule::include_decl => {
                     let s = p.into_inner().nth(1).expect("a string");
@@ -1051,8 +1067,9 @@ impl Build<'_> {
 
     fn path(&self, p: Pair<'_, Rule>) -> Path {
         let span = self.span(&p);
-        let segments = p
-            .into_inner()
+        let mut inner = p.into_inner();
+        let principal = inner.next().expect("a path root").as_str() == "principal";
+        let segments = inner
             .map(|seg| {
                 let inner = seg.into_inner().next().expect("a segment");
                 match inner.as_rule() {
@@ -1064,7 +1081,11 @@ impl Build<'_> {
                 }
             })
             .collect();
-        Path { segments, span }
+        Path {
+            principal,
+            segments,
+            span,
+        }
     }
 
     fn expr(&self, p: Pair<'_, Rule>, diags: &mut Vec<Diagnostic>) -> Expr {
@@ -1122,8 +1143,15 @@ impl Build<'_> {
                         };
                         TestKind::Cmp(lhs, op, self.operand(parts[2].clone(), diags))
                     }
-                    Rule::kw_not => TestKind::In(lhs, self.list(parts[3].clone(), diags), true),
-                    Rule::kw_in => TestKind::In(lhs, self.list(parts[2].clone(), diags), false),
+                    Rule::kw_not | Rule::kw_in => {
+                        let negated = parts[1].as_rule() == Rule::kw_not;
+                        let target = parts[if negated { 3 } else { 2 }].clone();
+                        if target.as_rule() == Rule::path {
+                            TestKind::Member(lhs, self.path(target), negated)
+                        } else {
+                            TestKind::In(lhs, self.list(target, diags), negated)
+                        }
+                    }
                     Rule::kw_matches => {
                         let re = parts[2].clone();
                         let rspan = self.span(&re);

@@ -214,13 +214,18 @@ impl Printer<'_> {
                     });
                     self.trailing(p.span.end);
                 }
-                Item::Hide(patterns, span) => {
+                Item::Hide(patterns, condition, span) => {
                     self.comments_before(span.start, indent);
                     self.blank_line_before(span.start);
                     self.out.push_str(indent);
                     self.out.push_str("hide ");
                     self.out
                         .push_str(&patterns.iter().map(pattern).collect::<Vec<_>>().join(", "));
+                    match condition.as_deref() {
+                        None => {}
+                        Some((false, e)) => self.out.push_str(&format!(" when {}", expr(e, 0))),
+                        Some((true, e)) => self.out.push_str(&format!(" unless {}", expr(e, 0))),
+                    }
                     self.trailing(span.end);
                 }
                 Item::Include(s) => {
@@ -375,7 +380,7 @@ pub fn string(s: &str) -> String {
 }
 
 fn path(p: &Path) -> String {
-    let mut out = String::from("args");
+    let mut out = String::from(if p.principal { "principal" } else { "args" });
     for seg in &p.segments {
         out.push('.');
         if !seg.is_empty()
@@ -618,6 +623,12 @@ fn test(t: &Test) -> String {
                 flags
             )
         }
+        TestKind::Member(l, p, negated) => format!(
+            "{} {}in {}",
+            operand(l),
+            if *negated { "not " } else { "" },
+            path(p)
+        ),
         TestKind::Contains(l, r) => format!("{} contains {}", operand(l), operand(r)),
         TestKind::StartsWith(l, r) => format!("{} starts_with {}", operand(l), operand(r)),
         TestKind::EndsWith(l, r) => format!("{} ends_with {}", operand(l), operand(r)),

@@ -435,7 +435,8 @@ fn policy(text: &str, tool: &str, effect: &Effect) -> Result<String, String> {
     // The hide items.
     let mut was_hidden = false;
     for item in &file.items {
-        if let Item::Hide(patterns, span) = item
+        // Conditional hides (per caller) are edited by hand.
+        if let Item::Hide(patterns, None, span) = item
             && patterns.iter().any(|p| is_tool(p, tool))
         {
             was_hidden = true;

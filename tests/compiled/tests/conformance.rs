@@ -363,7 +363,7 @@ fn check_list(
 ) {
     let upstream = text(&case.node, "upstream_tools_list").unwrap();
     for (engine, policy) in engines(case) {
-        let out = filter_tools_list(upstream.as_bytes(), |n| policy.is_hidden(n));
+        let out = filter_tools_list(upstream.as_bytes(), |n| policy.is_hidden(n, None));
         if unchanged {
             if out != Ok(None) {
                 failures.push(format!(

@@ -1,7 +1,7 @@
 //! Differential property test: for every compiled policy (the conformance
 //! cases Portcullis accepts, Intercept's corpus, the benchmark policies), the
 //! generated native code and the reference evaluator decide random call
-//! sequences identically: same effect, same outcome, same rule, same message,
+//! sequences identically (callers with random claims, or none, included): same effect, same outcome, same rule, same message,
 //! with counters, windows and rollbacks in play. About one call in four is
 //! decided as approved by a person (`decide_approved`: approval rules skipped).
 //!
@@ -16,6 +16,7 @@ mod support;
 use portcullis_compiled::compiled;
 use portcullis_compiler::compile;
 use portcullis_compiler::eval::Evaluator;
+use portcullis_core::Principal;
 use portcullis_core::call::ToolCall;
 use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
 use portcullis_core::json::Strictness;
@@ -53,19 +54,32 @@ fn generated_code_and_evaluator_agree() {
                     let tool = &shape.tools[c.tool];
                     let call = ToolCall::new(tool, c.args.as_bytes(), Strictness::LENIENT)
                         .expect("generated args are valid JSON");
+                    // A claim path may spell `sub` or `iss` with a non-string:
+                    // no principal then, as a token without them makes none.
+                    let principal = c
+                        .claims
+                        .as_ref()
+                        .and_then(|t| Principal::from_claims(t.clone().into_bytes()).ok());
+                    prop_assert_eq!(
+                        native.is_hidden(tool, principal.as_ref()),
+                        evaluator.is_hidden(tool, principal.as_ref()),
+                        "is_hidden {:?} claims {:?}",
+                        tool,
+                        c.claims
+                    );
                     let env_a = Env {
                         counters: &mem_a,
                         now: UnixMillis(now),
                         session: 7,
                         fail_mode: FailMode::Closed,
-                        principal: None,
+                        principal: principal.as_ref(),
                     };
                     let env_b = Env {
                         counters: &mem_b,
                         now: UnixMillis(now),
                         session: 7,
                         fail_mode: FailMode::Closed,
-                        principal: None,
+                        principal: principal.as_ref(),
                     };
                     // Approved calls: a deterministic quarter of them.
                     let approved = c.advance_ms % 4 == 0;
@@ -83,8 +97,24 @@ fn generated_code_and_evaluator_agree() {
                     if approved {
                         prop_assert!(a.effect() != Effect::Approve, "an approved call asks again");
                     }
-                    prop_assert_eq!(a.outcome, b.outcome, "tool {:?} args {}", tool, c.args);
-                    prop_assert_eq!(a.rule, b.rule, "tool {:?} args {}", tool, c.args);
+                    prop_assert_eq!(
+                        a.outcome,
+                        b.outcome,
+                        "tool {:?} args {} claims {:?} approved {}",
+                        tool,
+                        c.args,
+                        c.claims,
+                        approved
+                    );
+                    prop_assert_eq!(
+                        a.rule,
+                        b.rule,
+                        "tool {:?} args {} claims {:?} approved {}",
+                        tool,
+                        c.args,
+                        c.claims,
+                        approved
+                    );
                     prop_assert_eq!(a.message(tool), b.message(tool));
                     prop_assert_eq!(a.idempotency, b.idempotency, "tool {:?}", tool);
                     if a.effect() == Effect::Allow {

@@ -118,7 +118,10 @@ fn the_stripe_example_behaves_as_specified() {
         );
         // Hidden tools, by name and by glob.
         for tool in ["delete_customer", "delete_product", "stripe_webhook"] {
-            assert!(policy.is_hidden(tool), "{engine}: {tool} should be hidden");
+            assert!(
+                policy.is_hidden(tool, None),
+                "{engine}: {tool} should be hidden"
+            );
             deny(
                 run.call(tool, "{}"),
                 &format!("Tool \"{tool}\" is hidden by policy"),

@@ -12,6 +12,7 @@ use portcullis_compiler::source::FileId;
 use portcullis_compiler::syntax::{dsl, dsl_fmt};
 use portcullis_compiler::translate::translate;
 use portcullis_compiler::{Input, compile};
+use portcullis_core::Principal;
 use portcullis_core::call::ToolCall;
 use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
 use portcullis_core::json::Strictness;
@@ -86,6 +87,10 @@ fn translations_decide_like_their_originals() {
                     now += c.advance_ms;
                     let tool = &shape.tools[c.tool];
                     let call = ToolCall::new(tool, c.args.as_bytes(), Strictness::LENIENT).unwrap();
+                    let principal = c
+                        .claims
+                        .as_ref()
+                        .and_then(|t| Principal::from_claims(t.clone().into_bytes()).ok());
                     let da = a.decide(
                         &call,
                         &Env {
@@ -93,7 +98,7 @@ fn translations_decide_like_their_originals() {
                             now: UnixMillis(now),
                             session: 3,
                             fail_mode: FailMode::Closed,
-                            principal: None,
+                            principal: principal.as_ref(),
                         },
                     );
                     let db = b.decide(
@@ -103,7 +108,7 @@ fn translations_decide_like_their_originals() {
                             now: UnixMillis(now),
                             session: 3,
                             fail_mode: FailMode::Closed,
-                            principal: None,
+                            principal: principal.as_ref(),
                         },
                     );
                     prop_assert_eq!(da.outcome, db.outcome, "tool {:?} args {}", tool, c.args);
@@ -114,7 +119,10 @@ fn translations_decide_like_their_originals() {
                         tool,
                         c.args
                     );
-                    prop_assert_eq!(a.is_hidden(tool), b.is_hidden(tool));
+                    prop_assert_eq!(
+                        a.is_hidden(tool, principal.as_ref()),
+                        b.is_hidden(tool, principal.as_ref())
+                    );
                     if da.effect() == Effect::Allow {
                         if c.upstream == 0 {
                             ma.rollback(&da.ticket);

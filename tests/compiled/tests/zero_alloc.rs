@@ -2,14 +2,16 @@
 //! allocator over 12,000 mixed calls from raw JSON-RPC lines: allows,
 //! denials, regexes, counters (reserve, commit, rollback), hidden and unknown
 //! tools, wrongly typed and malformed arguments, keys in another letter case
-//! or escaped (folded on the stack), calls held for approval and calls
-//! decided as approved (`decide_approved`); each decision also recorded
+//! or escaped (folded on the stack), decisions and hides that read the
+//! caller's claims (with and without a caller), calls held for approval and
+//! calls decided as approved (`decide_approved`); each decision also recorded
 //! in the Prometheus metrics (`--metrics`), as the proxy does.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use portcullis_compiled::{compiled, compiled_dsl};
+use portcullis_core::Principal;
 use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
 use portcullis_core::jsonrpc::parse_tool_call;
 use portcullis_core::policy::{Effect, Env, FailMode, Outcome, Policy};
@@ -63,7 +65,7 @@ fn decisions_do_not_allocate() {
     let refunds = compiled_dsl("refunds").expect("compiled");
     let approval = compiled("approval-intercept").expect("compiled");
     let approval_dsl = compiled("approval-dsl").expect("compiled");
-    let everything: Vec<(&dyn Policy, String)> = vec![
+    let mut everything: Vec<(&dyn Policy, String)> = vec![
         (
             stripe,
             line(1, "create_charge", r#"{"amount": 100, "currency": "usd"}"#),
@@ -220,6 +222,46 @@ fn decisions_do_not_allocate() {
         (hidden, line(18, "unlisted", r#"{}"#)),
         (hidden, line(19, "ok", r#"{}"#)),
     ];
+    // Decisions that read the caller: claims, nested claims and scopes, a
+    // per-caller hide and limits per `principal.sub` and per nested claim,
+    // with and without a principal (missing claims fail closed).
+    let admin = Principal::from_claims(
+        br#"{"sub":"root","iss":"https://idp.example","groups":["admins","finance"],"scope":"refunds:large","org":{"region":"eu","team":"t1"},"email_verified":true}"#.to_vec(),
+    )
+    .unwrap();
+    let staff = Principal::from_claims(
+        br#"{"sub":"bob","iss":"https://idp.example","groups":["staff"],"org":{"region":"us"}}"#
+            .to_vec(),
+    )
+    .unwrap();
+    let finance = compiled("finance").expect("compiled");
+    let hr = compiled("hr").expect("compiled");
+    let mut callers: Vec<Option<&Principal>> = vec![None; everything.len()];
+    for (i, (policy, tool, args, caller)) in [
+        (
+            finance,
+            "create_refund",
+            r#"{"amount": 20000}"#,
+            Some(&admin),
+        ),
+        (finance, "create_refund", r#"{"amount": 5}"#, Some(&staff)),
+        (finance, "create_refund", r#"{"amount": 5}"#, None),
+        (finance, "get_report", r#"{}"#, Some(&admin)),
+        (finance, "get_report", r#"{}"#, Some(&staff)),
+        (finance, "admin_reset", r#"{}"#, Some(&admin)),
+        (finance, "admin_reset", r#"{}"#, Some(&staff)),
+        (finance, "list_refunds", r#"{}"#, Some(&admin)),
+        (finance, "list_refunds", r#"{}"#, None),
+        (hr, "get_employee", r#"{}"#, Some(&admin)),
+        (hr, "update_salary", r#"{}"#, Some(&staff)),
+        (hr, "export_payroll", r#"{}"#, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        everything.push((policy, line(100 + i, tool, args)));
+        callers.push(caller);
+    }
     let counters = MemoryCounters::new();
     // One metrics registry with every policy's rule table, and some tools
     // registered as a tools/list answer would (the rest count as "(other)").
@@ -230,6 +272,8 @@ fn decisions_do_not_allocate() {
         hidden,
         dsl_stripe,
         refunds,
+        finance,
+        hr,
         approval,
         approval_dsl,
     ] {
@@ -249,10 +293,17 @@ fn decisions_do_not_allocate() {
                 now: UnixMillis(start.0 + (round as i64) * 7_919),
                 session: 1,
                 fail_mode: FailMode::Closed,
-                principal: None,
+                principal: callers[i],
             };
             match parse_tool_call(raw.as_bytes()) {
                 Ok(call) => {
+                    // The per-caller tools/list view, as the proxy filters it.
+                    if policy.is_hidden(call.name(), env.principal) && record {
+                        outcomes
+                            .entry("hidden from this caller's list".to_string())
+                            .and_modify(|n| *n += 1)
+                            .or_insert(1usize);
+                    }
                     // Every third round decides the calls as approved by a person.
                     let d = if round % 3 == 2 {
                         policy.decide_approved(&call, &env)
@@ -319,6 +370,7 @@ fn decisions_do_not_allocate() {
         format!("{:?}", Outcome::ApprovalRequired),
         "rejected -32602".to_string(),
         "idempotency window".to_string(),
+        "hidden from this caller's list".to_string(),
     ] {
         assert!(
             outcomes.contains_key(&kind),

@@ -108,7 +108,13 @@ impl Server {
                 ));
             }
         };
-        let session = Arc::new((self.factory)(session_no).with_principal(principal.clone()));
+        // A token's caller replaces the process's (the local user, or
+        // --principal-claims), which sessions without a token keep.
+        let session = (self.factory)(session_no);
+        let session = Arc::new(match &principal {
+            Some(p) => session.with_principal(Some(p.clone())),
+            None => session,
+        });
         let fail = |why: String| {
             self.log.warn(format_args!("cannot start a session: {why}"));
             let id = first.raw_id.as_deref();

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use portcullis_compiled::repo_path;
-use portcullis_compiler::ir::{Amount, Const, NamePattern, Operand, Partition, ServerPolicy};
+use portcullis_compiler::ir::{
+    Amount, ArgPath, Const, NamePattern, Operand, Partition, PrincipalField, Root, ServerPolicy,
+};
 use portcullis_compiler::source::FileId;
 use portcullis_compiler::syntax::yaml::{self, NodeValue};
 use portcullis_compiler::{Input, compile, load_dir};
@@ -76,6 +78,31 @@ impl J {
         }
     }
 
+    /// Sets `value` at `path` replacing what was there (no repeated keys:
+    /// token claims are read strictly).
+    fn replace(&mut self, path: &[String], value: J) {
+        let J::Obj(members) = self else { return };
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
+        let key = escape(first, false);
+        let slot = match members.iter().position(|(k, _)| *k == key) {
+            Some(i) => &mut members[i].1,
+            None => {
+                members.push((key, J::Null));
+                &mut members.last_mut().expect("pushed").1
+            }
+        };
+        if rest.is_empty() {
+            *slot = value;
+        } else {
+            if !matches!(slot, J::Obj(_)) {
+                *slot = J::Obj(Vec::new());
+            }
+            slot.replace(rest, value);
+        }
+    }
+
     /// Sets `value` at `path`, creating objects on the way (replacing non-objects).
     fn set(&mut self, path: &[String], value: J) {
         let J::Obj(members) = self else { return };
@@ -105,6 +132,8 @@ pub struct Shape {
     pub tools: Vec<String>,
     pub paths: Vec<Vec<String>>,
     pub constants: Vec<J>,
+    /// Claim paths (`principal.claims.*`) the policy reads.
+    pub claims: Vec<Vec<String>>,
 }
 
 pub fn shape(p: &ServerPolicy) -> Shape {
@@ -127,12 +156,43 @@ pub fn shape(p: &ServerPolicy) -> Shape {
         tools.push(h.pattern.text().replace('*', "y"));
     }
     let mut paths: Vec<Vec<String>> = Vec::new();
+    let mut claims: Vec<Vec<String>> = Vec::new();
     let mut constants = vec![J::Num("0".into())];
-    let mut add_path = |segs: &Vec<String>| {
-        if !paths.contains(segs) {
-            paths.push(segs.clone());
+    let mut add_path = |a: &ArgPath| {
+        let list = match a.root {
+            Root::Args => &mut paths,
+            Root::Principal(PrincipalField::Claims) => &mut claims,
+            Root::Principal(_) => return,
+        };
+        if !list.contains(&a.segments) {
+            list.push(a.segments.clone());
         }
     };
+    let hide_conditions = p.hidden.iter().filter_map(|h| h.when.as_ref());
+    let rule_conditions = p.rules.iter().flat_map(|r| {
+        r.check
+            .iter()
+            .map(|c| &c.deny_when)
+            .chain(r.approve.iter().map(|a| &a.when))
+    });
+    for e in hide_conditions.chain(rule_conditions) {
+        for t in e.tests() {
+            for o in t.operands() {
+                if let Operand::Const(Const::Str(s)) = o {
+                    constants.push(J::Str(s.clone(), false));
+                }
+            }
+        }
+    }
+    for h in &p.hidden {
+        for t in h.when.iter().flat_map(|e| e.tests()) {
+            for o in t.operands() {
+                if let Operand::Arg(a) | Operand::Len(a) = o {
+                    add_path(a);
+                }
+            }
+        }
+    }
     for r in &p.rules {
         // The tests of checks and of approval conditions.
         let conditions = r
@@ -144,7 +204,7 @@ pub fn shape(p: &ServerPolicy) -> Shape {
             for t in e.tests() {
                 for o in t.operands() {
                     match o {
-                        Operand::Arg(a) | Operand::Len(a) => add_path(&a.segments),
+                        Operand::Arg(a) | Operand::Len(a) => add_path(a),
                         Operand::Const(Const::Num(n)) => constants.push(J::Num(n.text.clone())),
                         Operand::Const(Const::Str(s)) => constants.push(J::Str(s.clone(), false)),
                         _ => {}
@@ -163,10 +223,10 @@ pub fn shape(p: &ServerPolicy) -> Shape {
         }
         if let Some(l) = &r.limit {
             if let Amount::Arg { path, .. } = &l.amount {
-                add_path(&path.segments);
+                add_path(path);
             }
             if let Partition::Arg(path) = &p.counter(l.counter).partition {
-                add_path(&path.segments);
+                add_path(path);
             }
             constants.push(J::Num(l.max.to_string()));
             constants.push(J::Num((l.max + 1).to_string()));
@@ -179,6 +239,7 @@ pub fn shape(p: &ServerPolicy) -> Shape {
         tools,
         paths,
         constants,
+        claims,
     }
 }
 
@@ -218,6 +279,8 @@ fn value(constants: Arc<Vec<J>>) -> impl Strategy<Value = J> {
 pub struct Call {
     pub tool: usize,
     pub args: String,
+    /// The caller's token claims (JSON), or None for an unknown caller.
+    pub claims: Option<String>,
     pub advance_ms: i64,
     pub upstream: u8,
 }
@@ -263,11 +326,62 @@ pub fn calls(shape: &Shape) -> impl Strategy<Value = Vec<Call>> {
             obj.write(&mut s);
             s
         });
+    let claim_paths = shape.claims.clone();
+    let strings: Vec<String> = shape
+        .constants
+        .iter()
+        .filter_map(|c| match c {
+            J::Str(s, _) => Some(s.clone()),
+            _ => None,
+        })
+        .chain(["x".to_string()])
+        .collect();
+    let nclaims = claim_paths.len().max(1);
+    // Each claim the policy reads is present most of the time, usually one
+    // of the policy's own constants (alone, or in a list as group claims
+    // are), so the random callers reach the rules that test them.
+    let pick = {
+        let constants = constants.clone();
+        (0..constants.len()).prop_map(move |i| constants[i].clone())
+    };
+    let claim_value = prop_oneof![
+        3 => pick.clone(),
+        2 => pick.prop_map(|c| J::Arr(vec![c, J::Str("other".into(), false)])),
+        1 => value(constants.clone()),
+    ];
+    let principal = prop::option::weighted(
+        0.8,
+        (
+            0usize..3,
+            prop::collection::vec(prop::option::weighted(0.75, claim_value), nclaims),
+            prop::collection::vec(prop::sample::select(strings.clone()), 0..3),
+            prop::sample::select(strings),
+        ),
+    )
+    .prop_map(move |p| {
+        let (sub, values, scopes, iss) = p?;
+        let mut obj = J::Obj(Vec::new());
+        for (path, v) in claim_paths.iter().zip(values) {
+            if let Some(v) = v {
+                obj.replace(path, v);
+            }
+        }
+        obj.replace(
+            &["sub".to_string()],
+            J::Str(["alice", "bob", "carol"][sub].into(), false),
+        );
+        obj.replace(&["iss".to_string()], J::Str(iss, false));
+        obj.replace(&["scope".to_string()], J::Str(scopes.join(" "), false));
+        let mut s = String::new();
+        obj.write(&mut s);
+        Some(s)
+    });
     prop::collection::vec(
-        (0..shape.tools.len(), args, 0i64..120_000, 0u8..4).prop_map(
-            |(tool, args, advance_ms, upstream)| Call {
+        (0..shape.tools.len(), args, principal, 0i64..120_000, 0u8..4).prop_map(
+            |(tool, args, claims, advance_ms, upstream)| Call {
                 tool,
                 args,
+                claims,
                 advance_ms,
                 upstream,
             },
@@ -352,6 +466,13 @@ pub fn inputs() -> Vec<Input> {
         load_dir(
             &repo_path("tests/fixtures/approval"),
             Some("tests/fixtures/approval"),
+        )
+        .unwrap(),
+    );
+    inputs.extend(
+        load_dir(
+            &repo_path("tests/fixtures/principal"),
+            Some("tests/fixtures/principal"),
         )
         .unwrap(),
     );
