@@ -686,8 +686,12 @@ fn server_module(
             None => quote!(None),
             Some(c) => {
                 let (url, env, secret) = (opt(c.webhook_url), opt(c.secret_env), opt(c.secret));
+                let dedupe = match c.dedupe_window_ms {
+                    Some(ms) => quote!(Some(#ms)),
+                    None => quote!(None),
+                };
                 stat.extend(quote! {
-                    static APPROVAL_CONFIG: ApprovalConfig = ApprovalConfig { webhook_url: #url, secret_env: #env, secret: #secret };
+                    static APPROVAL_CONFIG: ApprovalConfig = ApprovalConfig { webhook_url: #url, secret_env: #env, secret: #secret, dedupe_window_ms: #dedupe };
                 });
                 quote!(Some(&APPROVAL_CONFIG))
             }

@@ -670,6 +670,7 @@ pub fn meta_for(ir: &ServerPolicy, sources: &SourceMap) -> PolicyMeta {
             webhook_url: c.webhook_url.as_deref().map(leak),
             secret_env: c.secret_env.as_deref().map(leak),
             secret: c.secret.as_deref().map(leak),
+            dedupe_window_ms: c.dedupe_window_ms,
         }))
     });
     PolicyMeta {

@@ -140,6 +140,9 @@ pub struct ApprovalConfig {
     /// A secret written into the policy itself. Accepted as Intercept does,
     /// but it is embedded in the compiled binary: `validate` warns.
     pub secret: Option<&'static str>,
+    /// Intercept's `dedupe_window`: how long an identical pending request is
+    /// reused instead of creating another, in milliseconds.
+    pub dedupe_window_ms: Option<u64>,
 }
 
 /// Whether the call may proceed.

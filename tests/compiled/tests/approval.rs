@@ -86,6 +86,7 @@ fn approval_specs_and_the_webhook_reach_the_generated_tables() {
     );
     assert_eq!(hook.secret_env, Some("APPROVAL_WEBHOOK_SECRET"));
     assert_eq!(hook.secret, None);
+    assert_eq!(hook.dedupe_window_ms, Some(10 * 60_000));
 
     let cat = compiled("approval-catalogue").expect("compiled").meta();
     assert_eq!(cat.approvals[0].timeout_ms, 3_600_000);
