@@ -141,7 +141,11 @@ pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
             },
             Ok(d) => Row {
                 call: shown,
-                effect: "deny",
+                effect: if d.effect() == Effect::Approve {
+                    "approve"
+                } else {
+                    "deny"
+                },
                 rule: d
                     .rule
                     .and_then(|r| meta.rule(r))

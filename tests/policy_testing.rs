@@ -138,7 +138,7 @@ fn a_test_file_mistake_is_a_diagnostic_with_its_location() {
         "cases[0] has no `name`",
         "`args` must be a mapping",
         "<dir>/everything.test.yaml:3:28",
-        "`message` is checked on denials only",
+        "`message` is checked on denials and approval requests only",
     ] {
         assert!(redact(&out, &dir).contains(needle), "{needle}: {out}");
     }

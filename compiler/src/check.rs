@@ -27,8 +27,12 @@ pub fn check(p: &ServerPolicy) -> Vec<Diagnostic> {
         if let Some(c) = &rule.check {
             contradictions(&c.deny_when, &mut out);
         }
+        if let Some(a) = &rule.approve {
+            contradictions(&a.when, &mut out);
+        }
     }
     shadowed_rules(p, &mut out);
+    approvals_behind_denies(p, &mut out);
     hidden_with_rules(p, &mut out);
     too_many_limits(p, &mut out);
     case_variant_paths(p, &mut out);
@@ -388,6 +392,45 @@ fn shadowed_rules(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
                         .with_help("remove the rule, or move it above the unconditional deny"),
                 );
             }
+        }
+    }
+}
+
+/// Denies win over approvals: an approval rule above an unconditional deny
+/// of the same block never asks (one below it is reported as never running).
+fn approvals_behind_denies(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
+    let lists = p
+        .tools
+        .iter()
+        .map(|t| &t.rules)
+        .chain(std::iter::once(&p.wildcard));
+    for rules in lists {
+        let Some(pos) = rules.iter().position(|&r| always_denies(p, r)) else {
+            continue;
+        };
+        let denier = p.rule(rules[pos]);
+        for &earlier in &rules[..pos] {
+            let r = p.rule(earlier);
+            if r.approve.is_none() {
+                continue;
+            }
+            out.push(
+                Diagnostic::warning(
+                    format!(
+                        "approval rule {:?} can never ask: every call is denied",
+                        r.name
+                    ),
+                    r.loc.0,
+                )
+                .with_label(
+                    denier.loc.0,
+                    format!(
+                        "rule {:?} always denies, and a deny wins over an approval",
+                        denier.name
+                    ),
+                )
+                .with_help("remove one of the two rules"),
+            );
         }
     }
 }

@@ -310,6 +310,24 @@ struct Gen<'p> {
 }
 
 impl Gen<'_> {
+    /// True when the policy has approval rules: its decision functions then
+    /// take `approved` (true when deciding a call a person approved).
+    fn has_approvals(&self) -> bool {
+        self.p.rules.iter().any(|r| r.approve.is_some())
+    }
+
+    /// The `approved` parameter of a decision function with this body
+    /// (`_` when the body does not read it; nothing without approval rules).
+    fn approved_param(&self, body: &TokenStream) -> TokenStream {
+        if !self.has_approvals() {
+            quote!()
+        } else if mentions(body, "approved") {
+            quote!(, approved: bool)
+        } else {
+            quote!(, _: bool)
+        }
+    }
+
     /// The constant naming rule `id` (see [`Gen::rule_consts`]).
     fn rule_ref(&self, id: RuleId) -> Ident {
         self.used_rules.borrow_mut().insert(id);
@@ -621,7 +639,15 @@ fn server_module(
         fns.push(g.tool_fn(&f, name, &rules));
         targets.push((name.to_string(), f));
     }
-    let dispatch = dispatch(&targets);
+    let has_approvals = g.has_approvals();
+    let dispatch = dispatch(
+        &targets,
+        &if has_approvals {
+            quote!(, approved)
+        } else {
+            quote!()
+        },
+    );
     fns.push(g.unlisted_fn());
     let spend_fn = g.spend_fn(&names, !hidden_fn.is_empty());
     let rule_consts = g.rule_consts(&meta);
@@ -630,6 +656,80 @@ fn server_module(
         p.name,
         meta.file.rsplit(['/', '\\']).next().unwrap_or(meta.file)
     ));
+    let approvals = meta.approvals.iter().map(|a| {
+        let rule = a.rule.0;
+        let message = lit(a.message);
+        let (client, operator) = (a.channels.client, a.channels.operator);
+        let timeout_ms = a.timeout_ms;
+        quote!(ApprovalSpec { rule: RuleId(#rule), message: #message, channels: Channels { client: #client, operator: #operator }, timeout_ms: #timeout_ms })
+    });
+    let napprovals = meta.approvals.len();
+    let opt = |v: Option<&str>| match v {
+        Some(v) => {
+            let v = lit(v);
+            quote!(Some(#v))
+        }
+        None => quote!(None),
+    };
+    let (approvals_static, approvals_ref, approval_config_ref) = {
+        let mut stat = if napprovals == 0 {
+            quote!()
+        } else {
+            quote!(static APPROVALS: [ApprovalSpec; #napprovals] = [#(#approvals),*];)
+        };
+        let aref = if napprovals == 0 {
+            quote!(&[])
+        } else {
+            quote!(&APPROVALS)
+        };
+        let cref = match meta.approval_config {
+            None => quote!(None),
+            Some(c) => {
+                let (url, env, secret) = (opt(c.webhook_url), opt(c.secret_env), opt(c.secret));
+                let dedupe = match c.dedupe_window_ms {
+                    Some(ms) => quote!(Some(#ms)),
+                    None => quote!(None),
+                };
+                stat.extend(quote! {
+                    static APPROVAL_CONFIG: ApprovalConfig = ApprovalConfig { webhook_url: #url, secret_env: #env, secret: #secret, dedupe_window_ms: #dedupe };
+                });
+                quote!(Some(&APPROVAL_CONFIG))
+            }
+        };
+        (stat, aref, cref)
+    };
+    // With approval rules, one function decides both ways; without, `decide`
+    // is the dispatch itself (and `decide_approved` the trait's default).
+    let (decide_free, decide_fns) = if has_approvals {
+        (
+            quote! {
+                /// Decides a call; `approved`: a person approved it (approval rules are skipped).
+                fn decide(call: &ToolCall<'_>, env: &Env<'_>, approved: bool) -> Decision {
+                    #hidden_check
+                    #dispatch
+                }
+            },
+            quote! {
+                fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+                    decide(call, env, false)
+                }
+
+                fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+                    decide(call, env, true)
+                }
+            },
+        )
+    } else {
+        (
+            quote!(),
+            quote! {
+                fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+                    #hidden_check
+                    #dispatch
+                }
+            },
+        )
+    };
     quote! {
         #[doc = #module_doc]
         // The code mirrors the policy: a rule denies when `!(all conditions)`
@@ -647,6 +747,7 @@ fn server_module(
             static RULES: [RuleInfo; #nrules] = [#(#rules),*];
             static COUNTERS: [CounterSpec; #ncounters] = [#(#counters),*];
             #idempotency_static
+            #approvals_static
             /// Name, source, digest and tables.
             pub static META: PolicyMeta = PolicyMeta {
                 server: #server,
@@ -656,10 +757,13 @@ fn server_module(
                 rules: &RULES,
                 counters: &COUNTERS,
                 idempotency: #idempotency_ref,
+                approvals: #approvals_ref,
+                approval_config: #approval_config_ref,
             };
             #(#rule_consts)*
             #(#regex_statics)*
             #hidden_fn
+            #decide_free
 
             impl Policy for Compiled {
                 fn meta(&self) -> &PolicyMeta {
@@ -670,10 +774,7 @@ fn server_module(
                     #is_hidden
                 }
 
-                fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-                    #hidden_check
-                    #dispatch
-                }
+                #decide_fns
 
                 #spend_fn
             }
@@ -814,18 +915,19 @@ impl Gen<'_> {
 /// A tool name and the function deciding it.
 type Target = (String, Ident);
 
-fn dispatch(targets: &[Target]) -> TokenStream {
+fn dispatch(targets: &[Target], extra: &TokenStream) -> TokenStream {
     let leaf = |group: &[&Target]| {
         let arms = group.iter().map(|(n, f)| {
             let n = lit(n);
-            quote!(#n => #f(call, env),)
+            quote!(#n => #f(call, env #extra),)
         });
-        quote!(match name { #(#arms)* _ => unlisted(call, env), })
+        quote!(match name { #(#arms)* _ => unlisted(call, env #extra), })
     };
     fn tree(
         group: &[&Target],
         len: usize,
         leaf: &dyn Fn(&[&Target]) -> TokenStream,
+        extra: &TokenStream,
     ) -> TokenStream {
         if group.len() <= 4 {
             return leaf(group);
@@ -848,13 +950,13 @@ fn dispatch(targets: &[Target]) -> TokenStream {
         }
         let arms = by_byte.iter().map(|(b, sub)| {
             let b = Literal::u8_suffixed(*b);
-            let inner = tree(sub, len, leaf);
+            let inner = tree(sub, len, leaf, extra);
             quote!(#b => #inner,)
         });
-        quote!(match bytes[#best] { #(#arms)* _ => unlisted(call, env), })
+        quote!(match bytes[#best] { #(#arms)* _ => unlisted(call, env #extra), })
     }
     if targets.is_empty() {
-        return quote!(unlisted(call, env));
+        return quote!(unlisted(call, env #extra));
     }
     if targets.len() <= 8 {
         let all: Vec<&Target> = targets.iter().collect();
@@ -866,14 +968,23 @@ fn dispatch(targets: &[Target]) -> TokenStream {
         by_len.entry(t.0.len()).or_default().push(t);
     }
     let arms = by_len.iter().map(|(len, group)| {
-        let inner = tree(group, *len, &leaf);
+        let inner = tree(group, *len, &leaf, extra);
         quote!(#len => #inner,)
     });
     quote! {{
         let name = call.name();
         let bytes = name.as_bytes();
-        match bytes.len() { #(#arms)* _ => unlisted(call, env), }
+        match bytes.len() { #(#arms)* _ => unlisted(call, env #extra), }
     }}
+}
+
+/// True if `ts` holds the identifier `name`.
+fn mentions(ts: &TokenStream, name: &str) -> bool {
+    ts.clone().into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => i == name,
+        proc_macro2::TokenTree::Group(g) => mentions(&g.stream(), name),
+        _ => false,
+    })
 }
 
 /// The parameter names of a decision function with this body: `_` for one
@@ -901,6 +1012,8 @@ fn params(body: &TokenStream) -> (TokenStream, TokenStream) {
 #[derive(Default)]
 struct Body {
     checks: Vec<TokenStream>,
+    /// Approval rules, after every check and before the limits.
+    approvals: Vec<TokenStream>,
     limits: Vec<TokenStream>,
     /// The unconditional deny the checks end in (an expression).
     denies: Option<TokenStream>,
@@ -1140,12 +1253,85 @@ impl Gen<'_> {
             let msg = lit(&check.message);
             return Some(quote!(Decision::deny(Outcome::Check, #rid, #msg)));
         }
+        let pre = self.prelude(&check.deny_when, id, slots);
+        let cond = self.top_expr(&check.deny_when, slots, &pre);
+        let msg = lit(&check.message);
+        let stmts = &pre.stmts;
+        Some(quote! {
+            {
+                #(#stmts)*
+                if #cond {
+                    return Decision::deny(Outcome::Check, #rid, #msg);
+                }
+            }
+        })
+    }
+
+    /// The approval phase of rule `id`: ask when its condition holds and
+    /// `gate` does (`!approved`, or a glob block's match too), written so
+    /// that no `if` nests directly in another (clippy's collapsible_if).
+    fn approve_code(
+        &self,
+        id: RuleId,
+        slots: &mut Slots,
+        gate: &TokenStream,
+    ) -> Option<TokenStream> {
+        let approve = self.p.rule(id).approve.as_ref()?;
+        let rid = self.rule_ref(id);
+        let msg = lit(&approve.message);
+        let ask = quote!(return Decision::approve(#rid, #msg););
+        if matches!(approve.when, Expr::Bool(true)) {
+            return Some(quote!(if #gate { #ask }));
+        }
+        let pre = self.prelude(&approve.when, id, slots);
+        let stmts = &pre.stmts;
+        if stmts.is_empty() {
+            // `gate && a && b`, `gate && (a || b)`.
+            let cond = match &approve.when {
+                Expr::And(items) if !items.is_empty() => {
+                    let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, &pre)).collect();
+                    quote!(#(#parts)&&*)
+                }
+                e => self.expr(e, slots, &pre),
+            };
+            return Some(quote!(if #gate && #cond { #ask }));
+        }
+        let cond = self.top_expr(&approve.when, slots, &pre);
+        Some(quote! {
+            if #gate {
+                #(#stmts)*
+                if #cond {
+                    #ask
+                }
+            }
+        })
+    }
+
+    /// A condition at the top of an `if`: a top-level `and`/`or` needs no
+    /// parentheses around it.
+    fn top_expr(&self, e: &Expr, slots: &mut Slots, pre: &Prelude) -> TokenStream {
+        match e {
+            Expr::And(items) if !items.is_empty() => {
+                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, pre)).collect();
+                quote!(#(#parts)&&*)
+            }
+            Expr::Or(items) if !items.is_empty() => {
+                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, pre)).collect();
+                quote!(#(#parts)||*)
+            }
+            e => self.expr(e, slots, pre),
+        }
+    }
+
+    /// The counter readings and lengths condition `e` of rule `id` needs.
+    fn prelude(&self, e: &Expr, id: RuleId, slots: &mut Slots) -> Prelude {
+        let rid = self.rule_ref(id);
         let mut pre = Prelude {
             stmts: Vec::new(),
             counters: BTreeMap::new(),
             lens: Vec::new(),
         };
-        for c in check.deny_when.counters() {
+        for c in e.counters() {
             let (v, b, name) = (
                 format_ident!("v{}", c.0),
                 format_ident!("b{}", c.0),
@@ -1162,7 +1348,7 @@ impl Gen<'_> {
             });
             pre.counters.insert(c, name);
         }
-        for t in check.deny_when.tests() {
+        for t in e.tests() {
             for o in t.operands() {
                 if let Operand::Len(path) = o {
                     if pre.lens.iter().any(|(p, _)| p == path) {
@@ -1182,28 +1368,7 @@ impl Gen<'_> {
                 }
             }
         }
-        // A top-level `and`/`or` needs no parentheses around it in an `if`.
-        let cond = match &check.deny_when {
-            Expr::And(items) if !items.is_empty() => {
-                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, &pre)).collect();
-                quote!(#(#parts)&&*)
-            }
-            Expr::Or(items) if !items.is_empty() => {
-                let parts: Vec<_> = items.iter().map(|i| self.expr(i, slots, &pre)).collect();
-                quote!(#(#parts)||*)
-            }
-            e => self.expr(e, slots, &pre),
-        };
-        let msg = lit(&check.message);
-        let stmts = &pre.stmts;
-        Some(quote! {
-            {
-                #(#stmts)*
-                if #cond {
-                    return Decision::deny(Outcome::Check, #rid, #msg);
-                }
-            }
-        })
+        pre
     }
 
     fn limit_code(&self, id: RuleId, slots: &mut Slots) -> Option<TokenStream> {
@@ -1256,6 +1421,10 @@ impl Gen<'_> {
             }
             body.checks.extend(code);
         }
+        body.approvals = rules
+            .iter()
+            .filter_map(|&r| self.approve_code(r, slots, &quote!(!approved)))
+            .collect();
         body.limits = rules
             .iter()
             .filter_map(|&r| self.limit_code(r, slots))
@@ -1292,6 +1461,7 @@ impl Gen<'_> {
         let mut slots = Slots::new();
         let Body {
             checks,
+            approvals,
             limits,
             denies,
         } = self.body(rules, &mut slots);
@@ -1308,13 +1478,15 @@ impl Gen<'_> {
         let body = quote! {
             #extract
             #(#checks)*
+            #(#approvals)*
             #tail
         };
         let (call, env) = params(&body);
+        let approved = self.approved_param(&body);
         quote! {
             #def
             #[doc = #doc]
-            fn #f(#call: &ToolCall<'_>, #env: &Env<'_>) -> Decision {
+            fn #f(#call: &ToolCall<'_>, #env: &Env<'_> #approved) -> Decision {
                 #body
             }
         }
@@ -1342,6 +1514,7 @@ impl Gen<'_> {
             .collect();
         let mut matched = Vec::new();
         let mut checks = Vec::new();
+        let mut approvals = Vec::new();
         let mut limits = Vec::new();
         for (i, pats, rules) in &globs {
             let m = format_ident!("m{}", i);
@@ -1351,6 +1524,7 @@ impl Gen<'_> {
             });
             let Body {
                 checks: c,
+                approvals: ap,
                 limits: l,
                 denies,
             } = self.body(rules, &mut slots);
@@ -1359,6 +1533,7 @@ impl Gen<'_> {
             // idempotency window.
             if !c.is_empty()
                 || denies.is_some()
+                || !ap.is_empty()
                 || !l.is_empty()
                 || self.p.default == Posture::Deny
                 || idem_slot(self.p, rules).is_some()
@@ -1369,12 +1544,22 @@ impl Gen<'_> {
             if !c.is_empty() || deny.is_some() {
                 checks.push(quote!(if #m { #(#c)* #deny }));
             }
+            if !ap.is_empty() {
+                // Gated by the block's match in the same `if` (no nested `if`).
+                let gate = quote!(#m && !approved);
+                approvals.extend(
+                    rules
+                        .iter()
+                        .filter_map(|&r| self.approve_code(r, &mut slots, &gate)),
+                );
+            }
             if !l.is_empty() {
                 limits.push(quote!(if #m { #(#l)* }));
             }
         }
         let wildcard = self.body(&self.p.wildcard, &mut slots);
         let wc = &wildcard.checks;
+        approvals.extend(wildcard.approvals.iter().cloned());
         let tail = match &wildcard.denies {
             Some(deny) => deny.clone(),
             None => {
@@ -1422,14 +1607,16 @@ impl Gen<'_> {
                 #extract
                 #(#checks)*
                 #(#wc)*
+                #(#approvals)*
                 #tail
             }
         };
         let (call, env) = params(&body);
+        let approved = self.approved_param(&body);
         quote! {
             #def
             /// Every tool no exact name matched.
-            fn unlisted(#call: &ToolCall<'_>, #env: &Env<'_>) -> Decision {
+            fn unlisted(#call: &ToolCall<'_>, #env: &Env<'_> #approved) -> Decision {
                 #body
             }
         }

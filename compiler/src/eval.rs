@@ -12,7 +12,8 @@ use portcullis_core::idempotency::IdempotencySpec;
 use portcullis_core::json::{JStr, Num, Val};
 use portcullis_core::ops::{self, AmountFault};
 use portcullis_core::policy::{
-    Decision, Env, Limits, Outcome, Policy, PolicyMeta, RuleId, RuleInfo,
+    ApprovalConfig, ApprovalSpec, Decision, Env, Limits, Outcome, Policy, PolicyMeta, RuleId,
+    RuleInfo,
 };
 use portcullis_core::spend::{Budget, Budgets, WindowBudget};
 
@@ -32,6 +33,7 @@ fn leak(s: &str) -> &'static str {
 
 struct RuleText {
     check: &'static str,
+    approve: &'static str,
     /// The denial when a counter the rule uses counts per a principal path
     /// the caller lacks.
     no_partition: &'static str,
@@ -77,6 +79,7 @@ impl Evaluator {
                     RuleText {
                         no_partition: no_partition_message(&ir, r).map_or("", |m| leak(&m)),
                         check: r.check.as_ref().map_or("", |c| leak(&c.message)),
+                        approve: r.approve.as_ref().map_or("", |a| leak(&a.message)),
                         limit: r.limit.as_ref().map_or("", |l| leak(&l.message)),
                         missing,
                         invalid,
@@ -295,6 +298,10 @@ impl Policy for Evaluator {
         self.decide_traced(call, env, &mut |_| {})
     }
 
+    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+        self.decide_inner(call, env, true, &mut |_| {})
+    }
+
     fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut Budgets) {
         // A hidden tool is denied before it can ever be charged.
         if self.hiding(call.name(), env.principal).is_some() {
@@ -366,6 +373,13 @@ pub enum Trace<'a> {
         seen: Vec<Option<String>>,
         /// Its result.
         result: bool,
+    },
+    /// A rule's approval condition was evaluated.
+    Approve {
+        /// The rule.
+        rule: RuleId,
+        /// Whether it asks for approval.
+        asked: bool,
     },
     /// A limit counts per a principal path the caller lacks: denied.
     NoPartition {
@@ -461,6 +475,26 @@ impl Evaluator {
         env: &Env<'_>,
         trace: &mut dyn FnMut(Trace<'_>),
     ) -> Decision {
+        self.decide_inner(call, env, false, trace)
+    }
+
+    /// Decides like [`Policy::decide_approved`], reporting every step to `trace`.
+    pub fn decide_approved_traced(
+        &self,
+        call: &ToolCall<'_>,
+        env: &Env<'_>,
+        trace: &mut dyn FnMut(Trace<'_>),
+    ) -> Decision {
+        self.decide_inner(call, env, true, trace)
+    }
+
+    fn decide_inner(
+        &self,
+        call: &ToolCall<'_>,
+        env: &Env<'_>,
+        approved: bool,
+        trace: &mut dyn FnMut(Trace<'_>),
+    ) -> Decision {
         let tool = call.name();
         if let Some(rule) = self.hiding_traced(tool, env.principal, trace) {
             trace(Trace::Hidden { rule });
@@ -498,6 +532,31 @@ impl Evaluator {
             trace(Trace::Check { rule: id, denied });
             if denied {
                 return Decision::deny(Outcome::Check, id, self.texts[id.0 as usize].check);
+            }
+        }
+        // Approvals: after every deny rule, before any reservation.
+        for &id in rules.iter().filter(|_| !approved) {
+            let Some(approve) = &self.ir.rule(id).approve else {
+                continue;
+            };
+            let mut readings = Vec::new();
+            for c in approve.when.counters() {
+                let Some(cref) = self.counter_ref(c, call, env) else {
+                    return Decision::deny(
+                        Outcome::Check,
+                        id,
+                        self.texts[id.0 as usize].no_partition,
+                    );
+                };
+                match env.read(cref) {
+                    Some(v) => readings.push((c, v.to_string())),
+                    None => return Decision::state_unavailable(id),
+                }
+            }
+            let asked = self.expr(&approve.when, call, env.principal, &readings, id, trace);
+            trace(Trace::Approve { rule: id, asked });
+            if asked {
+                return Decision::approve(id, self.texts[id.0 as usize].approve);
             }
         }
         let mut limits = Limits::new();
@@ -593,7 +652,30 @@ pub fn meta_for(ir: &ServerPolicy, sources: &SourceMap) -> PolicyMeta {
             })
         })
         .collect();
+    let approvals: Vec<ApprovalSpec> = ir
+        .rules
+        .iter()
+        .filter_map(|r| {
+            let a = r.approve.as_ref()?;
+            Some(ApprovalSpec {
+                rule: r.id,
+                message: leak(&a.message),
+                channels: a.channels,
+                timeout_ms: a.timeout_ms,
+            })
+        })
+        .collect();
+    let approval_config = ir.approvals.as_ref().map(|c| {
+        &*Box::leak(Box::new(ApprovalConfig {
+            webhook_url: c.webhook_url.as_deref().map(leak),
+            secret_env: c.secret_env.as_deref().map(leak),
+            secret: c.secret.as_deref().map(leak),
+            dedupe_window_ms: c.dedupe_window_ms,
+        }))
+    });
     PolicyMeta {
+        approvals: Box::leak(approvals.into_boxed_slice()),
+        approval_config,
         idempotency: Box::leak(idempotency.into_boxed_slice()),
         server: leak(&ir.name),
         file: leak(&file.name),

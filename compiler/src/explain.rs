@@ -182,6 +182,24 @@ pub fn explain(
                     .to_string(),
             );
         }
+        Trace::Approve { rule, asked } => {
+            let r = p.rule(rule);
+            events.push(format!("  approval rule {:?} ({}, {})", r.name, r.label, where_(rule)));
+            if let Some(a) = &r.approve {
+                match &a.when {
+                    Expr::Bool(true) => events.push("    asks unconditionally".to_string()),
+                    e => {
+                        events.push("    asks when".to_string());
+                        tree(p, e, 3, &seen_tests, &mut events);
+                    }
+                }
+            }
+            seen_tests.clear();
+            events.push(
+                if asked { "    => ASKS FOR APPROVAL (no limit is checked and nothing is reserved until it is approved)" } else { "    => passes" }
+                    .to_string(),
+            );
+        }
         Trace::Limit { rule, amount, current } => {
             let r = p.rule(rule);
             let Some(l) = &r.limit else { return };
@@ -214,6 +232,19 @@ pub fn explain(
         meta.dialect,
         meta.digest.get(..16).unwrap_or(meta.digest)
     );
+    if let Some(c) = meta.approval_config
+        && let Some(url) = c.webhook_url
+    {
+        let signed = match (c.secret_env, c.secret) {
+            (Some(env), _) => format!("signed with the secret in ${env}"),
+            (None, Some(_)) => "signed with the secret written in the policy".to_string(),
+            (None, None) => "unsigned".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "approvals new requests are announced to {url} ({signed})"
+        );
+    }
     let _ = writeln!(out, "call     {tool} {}", args.trim());
     match principal {
         Some(pr) => {
@@ -284,6 +315,38 @@ pub fn explain(
             }
             budgets(ev, sources, &call, &env, &mut out);
         }
+        Effect::Approve => {
+            let id = decision.rule.unwrap_or(RuleId(0));
+            let r = p.rule(id);
+            let _ = writeln!(
+                out,
+                "result   APPROVAL REQUIRED by rule {:?} ({})",
+                r.name,
+                where_(id)
+            );
+            if let Some(a) = meta.approval(id) {
+                let _ = writeln!(out, "         message: {}", a.message);
+                let _ = writeln!(
+                    out,
+                    "         ask: {}; timeout {}",
+                    match (a.channels.client, a.channels.operator) {
+                        (true, true) => "the user through the client when it supports elicitation, else an operator".to_string(),
+                        (true, false) => "the user through the client (refused when the client cannot ask)".to_string(),
+                        _ => "an operator (out of band)".to_string(),
+                    },
+                    duration(a.timeout_ms)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "         once approved the call is decided again without approval rules: deny rules and limits apply, counters are reserved then"
+            );
+            let _ = writeln!(
+                out,
+                "         the proxy refuses it meanwhile: [APPROVAL REQUIRED] {}",
+                decision.message
+            );
+        }
         Effect::Deny => {
             let rule = decision.rule.map(|id| {
                 let r = p.rule(id);
@@ -302,6 +365,7 @@ pub fn explain(
                 Outcome::BadAmount => "bad amount",
                 Outcome::StateUnavailable => "counter store unavailable",
                 Outcome::Allowed => "allowed",
+                Outcome::ApprovalRequired => "approval required",
             };
             let _ = writeln!(out, "result   DENY ({why}) by {}", rule.unwrap_or_default());
             let _ = writeln!(out, "         [POLICY DENIED] {}", decision.message(tool));

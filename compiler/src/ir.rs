@@ -12,8 +12,11 @@
 //!    order, then the wildcard rules; no matching block and
 //!    [`Posture::Deny`] denies ([`RuleKind::DefaultDeny`]);
 //! 3. check phase: each rule's [`Check`] in order; the first whose
-//!    `deny_when` holds denies with its message;
-//! 4. limit phase: every rule's [`Limit`] in order; amounts are read, then all
+//!    `deny_when` holds denies with its message (a deny wins over an approval);
+//! 4. approval phase: each rule's [`Approve`] in order; the first whose
+//!    `when` holds asks for approval ([`portcullis_core::policy::Effect::Approve`]),
+//!    reserving nothing (skipped when deciding a call a person approved);
+//! 5. limit phase: every rule's [`Limit`] in order; amounts are read, then all
 //!    counters are reserved at once; the first that has no room denies.
 
 use std::fmt;
@@ -126,6 +129,8 @@ pub struct ServerPolicy {
     pub regexes: Vec<Regex>,
     /// sha256 (hex) of the source text.
     pub digest: String,
+    /// Where approval requests are announced (Intercept's `approvals:`).
+    pub approvals: Option<ApprovalConfig>,
 }
 
 impl ServerPolicy {
@@ -243,8 +248,55 @@ pub struct Rule {
     pub spend: Option<Spend>,
     /// The idempotency window this rule declares (applies to allowed calls).
     pub idempotency: Option<Idempotency>,
+    /// The approval phase: hold the call for a person when its condition holds.
+    pub approve: Option<Approve>,
     /// Where.
     pub loc: Loc,
+}
+
+pub use portcullis_core::policy::{Channels, DEFAULT_APPROVAL_TIMEOUT_MS};
+
+/// Ask a person to approve the call when `when` holds. Evaluated after
+/// every rule's check (a deny wins) and before the limits (nothing is
+/// reserved for a call waiting for approval).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approve {
+    /// The condition under which approval is needed (`Expr::Bool(true)`: always).
+    pub when: Expr,
+    /// What the person is asked, and what the agent is told meanwhile.
+    pub message: String,
+    /// Who may be asked.
+    pub channels: Channels,
+    /// How long the request stays open, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// Where new approval requests are announced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApprovalConfig {
+    /// Webhook URL.
+    pub webhook_url: Option<String>,
+    /// Environment variable naming the HMAC secret.
+    pub secret_env: Option<String>,
+    /// A secret written in the policy (embedded in the binary; warned about).
+    pub secret: Option<String>,
+    /// Intercept's `default_timeout`, applied to rules without their own.
+    pub default_timeout_ms: Option<u64>,
+    /// Intercept's `dedupe_window` (how long an identical pending request is
+    /// reused), in milliseconds.
+    pub dedupe_window_ms: Option<u64>,
+}
+
+/// Longest approval timeout: 7 days.
+pub const MAX_APPROVAL_TIMEOUT_MS: u64 = 7 * 86_400_000;
+
+/// Parses an approval timeout (Go duration units plus `d`), at most 7 days.
+pub fn parse_approval_timeout(text: &str) -> Result<u64, String> {
+    let ms = parse_any_duration(text)?;
+    if ms > MAX_APPROVAL_TIMEOUT_MS {
+        return Err("an approval timeout is at most 7 days (`7d`)".into());
+    }
+    Ok(ms)
 }
 
 pub use portcullis_core::idempotency::IdempotencyMode;
@@ -269,6 +321,15 @@ pub struct Idempotency {
 /// units `ms`, `s`, `m`, `h`, plus `d` for days), e.g. `5m`, `90s`, `1h30m`:
 /// milliseconds, positive. The error is the help text of a diagnostic.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let total = parse_any_duration(text)?;
+    if total > MAX_IDEMPOTENCY_WINDOW_MS {
+        return Err("an idempotency window is at most 30 days (`30d`)".into());
+    }
+    Ok(total)
+}
+
+/// A positive duration in milliseconds (`ms`, `s`, `m`, `h`, `d`), unbounded.
+fn parse_any_duration(text: &str) -> Result<u64, String> {
     const HELP: &str =
         "write a positive duration such as `30s`, `5m`, `1h30m` or `1d` (units: ms, s, m, h, d)";
     let bytes = text.trim().as_bytes();
@@ -307,9 +368,6 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     }
     if total == 0 {
         return Err(HELP.into());
-    }
-    if total > MAX_IDEMPOTENCY_WINDOW_MS {
-        return Err("an idempotency window is at most 30 days (`30d`)".into());
     }
     Ok(total)
 }

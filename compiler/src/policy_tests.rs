@@ -89,6 +89,8 @@ pub enum Expect {
     Deny,
     /// It gets an earlier identical call's answer again (a `replay` window).
     Replay,
+    /// An approval rule holds it for a person (nothing is reserved).
+    Approve,
 }
 
 impl Expect {
@@ -97,6 +99,7 @@ impl Expect {
             Expect::Allow => "allow",
             Expect::Deny => "deny",
             Expect::Replay => "replay",
+            Expect::Approve => "approve",
         }
     }
 }
@@ -114,9 +117,12 @@ pub struct CallSpec {
     pub upstream_error: bool,
     /// The price the server asks (MPP), in micro-units of a currency.
     pub price: Option<(u64, &'static Currency)>,
-    /// Allow, deny or replay.
+    /// The call was approved by a person: it is decided without approval
+    /// rules (deny rules and limits still apply; counters are reserved).
+    pub approved: bool,
+    /// Allow, deny, replay or approve.
     pub expect: Expect,
-    /// The denial message, if checked.
+    /// The denial (or approval) message, if checked.
     pub message: Option<String>,
     /// The deciding rule (name or label), if checked.
     pub rule: Option<String>,
@@ -239,6 +245,7 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
             "at",
             "upstream",
             "price",
+            "approved",
             "expect",
             "message",
             "rule",
@@ -311,13 +318,17 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
         Some(x) if x.text == "allow" => Expect::Allow,
         Some(x) if x.text == "deny" => Expect::Deny,
         Some(x) if x.text == "replay" => Expect::Replay,
+        Some(x) if x.text == "approve" => Expect::Approve,
         Some(x) => {
             diags.push(
                 Diagnostic::error(
-                    format!("expect must be `allow`, `deny` or `replay`, got {:?}", x.text),
+                    format!(
+                        "expect must be `allow`, `deny`, `replay` or `approve`, got {:?}",
+                        x.text
+                    ),
                     x.span,
                 )
-                .with_help("write `expect: allow`, `expect: deny`, or `expect: replay` (an identical call within an idempotency window)"),
+                .with_help("write `expect: allow`, `expect: deny`, `expect: replay` (an identical call within an idempotency window) or `expect: approve` (an approval rule holds the call)"),
             );
             Expect::Allow
         }
@@ -331,7 +342,28 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
     };
     let message = get(e, "message").map(|m| (m.span, string_field(m, "message", diags).text));
     let rule = get(e, "rule").map(|m| (m.span, string_field(m, "rule", diags).text));
-    if expect != Expect::Deny {
+    let approved = match get(e, "approved").map(|a| (a.span, typed(a))) {
+        None => false,
+        Some((_, Ok(Typed::Bool(b)))) => b,
+        Some((span, _)) => {
+            diags.push(
+                Diagnostic::error("approved must be `true` or `false`", span).with_help(
+                    "`approved: true` decides the call as a person approved it: approval rules are skipped, deny rules and limits apply",
+                ),
+            );
+            false
+        }
+    };
+    if approved && expect == Expect::Approve {
+        diags.push(
+            Diagnostic::error(
+                "an approved call is never held for approval again",
+                get(e, "approved").map_or(n.span, |a| a.span),
+            )
+            .with_help("expect `allow` or `deny` for an approved call"),
+        );
+    }
+    if !matches!(expect, Expect::Deny | Expect::Approve) {
         // A replay names its window's rule; nothing else names one.
         let checked: &[(&str, &Option<(Span, String)>)] = if expect == Expect::Replay {
             &[("message", &message)]
@@ -343,12 +375,12 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
                 diags.push(
                     Diagnostic::error(
                         format!(
-                            "`{key}` is checked on denials only, and this call expects `{}`",
+                            "`{key}` is checked on denials and approval requests only, and this call expects `{}`",
                             expect.name()
                         ),
                         *span,
                     )
-                    .with_help(format!("remove `{key}`, or expect `deny`")),
+                    .with_help(format!("remove `{key}`, or expect `deny` (or `approve`)")),
                 );
             }
         }
@@ -361,6 +393,7 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
         at,
         upstream_error,
         price,
+        approved,
         expect,
         message: message.map(|(_, m)| m),
         rule: rule.map(|(_, r)| r),
@@ -504,14 +537,15 @@ impl Got {
                 expect: match d.effect() {
                     Effect::Allow => Expect::Allow,
                     Effect::Deny => Expect::Deny,
+                    Effect::Approve => Expect::Approve,
                 },
                 outcome: format!("{:?}", d.outcome),
-                rule: if d.effect() == Effect::Deny {
+                rule: if d.effect() != Effect::Allow {
                     d.rule
                 } else {
                     None
                 },
-                message: if d.effect() == Effect::Deny {
+                message: if d.effect() != Effect::Allow {
                     d.message(tool).into_owned()
                 } else {
                     String::new()
@@ -553,6 +587,7 @@ impl Got {
             Expect::Allow => "allow".to_string(),
             Expect::Deny => format!("deny: {}{rule}", self.message),
             Expect::Replay => format!("replay{rule}"),
+            Expect::Approve => format!("approve: {}{rule}", self.message),
         }
     }
 }
@@ -602,7 +637,11 @@ pub fn run_case(
         let decided = match coverage.as_mut() {
             Some((ev, cov)) => {
                 let r = replay.exchange(*ev, &c.tool, &c.args, upstream, |call, env| {
-                    ev.decide_traced(call, env, &mut |t| cov.record(&t))
+                    if c.approved {
+                        ev.decide_approved_traced(call, env, &mut |t| cov.record(&t))
+                    } else {
+                        ev.decide_traced(call, env, &mut |t| cov.record(&t))
+                    }
                 });
                 if let Ok(r) = &r {
                     cov.record_after(r);
@@ -610,7 +649,11 @@ pub fn run_case(
                 r
             }
             None => replay.exchange(policy, &c.tool, &c.args, upstream, |call, env| {
-                policy.decide(call, env)
+                if c.approved {
+                    policy.decide_approved(call, env)
+                } else {
+                    policy.decide(call, env)
+                }
             }),
         };
         let d = match decided {
@@ -770,7 +813,10 @@ pub struct Coverage {
 impl Coverage {
     fn record(&mut self, t: &Trace<'_>) {
         match t {
-            Trace::Check { rule, .. } | Trace::Limit { rule, .. } | Trace::Hidden { rule } => {
+            Trace::Check { rule, .. }
+            | Trace::Approve { rule, .. }
+            | Trace::Limit { rule, .. }
+            | Trace::Hidden { rule } => {
                 self.rules.insert(*rule);
             }
             Trace::Test { rule, test, .. } => {
@@ -832,8 +878,14 @@ impl Coverage {
                     r.label
                 ));
             }
-            if let Some(c) = &r.check {
-                for t in c.deny_when.tests() {
+            // The tests of its check, then of its approval condition.
+            let tests = r
+                .check
+                .iter()
+                .flat_map(|c| c.deny_when.tests())
+                .chain(r.approve.iter().flat_map(|a| a.when.tests()));
+            {
+                for t in tests {
                     total += 1;
                     if self.tests.contains(&t.loc.0) {
                         covered += 1;
@@ -1239,13 +1291,28 @@ mod tests {
         );
         check(
             r#"{tool: buy, expect: replay, message: hi}"#,
-            "`message` is checked on denials only, and this call expects `replay`",
+            "`message` is checked on denials and approval requests only, and this call expects `replay`",
             "hi}",
         );
         check(
             r#"{tool: buy, expect: replayed}"#,
-            "expect must be `allow`, `deny` or `replay`",
+            "expect must be `allow`, `deny`, `replay` or `approve`",
             "replayed",
+        );
+        check(
+            r#"{tool: buy, approved: yes, expect: allow}"#,
+            "approved must be `true` or `false`",
+            "yes",
+        );
+        check(
+            r#"{tool: buy, approved: true, expect: approve}"#,
+            "an approved call is never held for approval again",
+            "true",
+        );
+        check(
+            r#"{tool: buy, expect: allow, rule: r}"#,
+            "`rule` is checked on denials and approval requests only",
+            "r}",
         );
     }
 }

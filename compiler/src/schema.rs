@@ -160,6 +160,16 @@ fn every_path(policy: &ServerPolicy, id: crate::ir::RuleId) -> Vec<&ArgPath> {
             }
         }
     }
+    // An approval condition's paths are checked like a deny rule's.
+    if let Some(approve) = &rule.approve {
+        for test in approve.when.tests() {
+            for operand in test.operands() {
+                if let Operand::Arg(p) | Operand::Len(p) = operand {
+                    paths.push(p);
+                }
+            }
+        }
+    }
     if let Some(limit) = &rule.limit {
         if let Amount::Arg { path, .. } = &limit.amount {
             paths.push(path);
@@ -442,6 +452,18 @@ mod tests {
             w[4]
         );
         assert!(w[5].contains("are `a`, `b`"), "{}", w[5]);
+    }
+
+    #[test]
+    fn approval_conditions_are_checked_too() {
+        let w = warnings(r#"tool echo { approve "ask" when args.mesage == "x" }"#);
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(
+            w[0].starts_with("`args.mesage` is not a parameter of tool `echo`"),
+            "{}",
+            w[0]
+        );
+        assert!(warnings(r#"tool echo { approve "ask" when args.message == "x" }"#).is_empty());
     }
 
     #[test]

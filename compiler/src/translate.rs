@@ -97,6 +97,11 @@ pub fn translate(p: &ServerPolicy) -> Result<String, Untranslatable> {
 
 /// The policy as a policy-language AST.
 pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
+    if p.approvals.is_some() {
+        return Err(Untranslatable(
+            "the top-level `approvals:` block (webhook, default timeout) has no policy-language form yet; keep the YAML policy".into(),
+        ));
+    }
     let mut items = Vec::new();
     if p.default == Posture::Deny {
         items.push(Item::Default(sp(dsl::Posture::Deny)));
@@ -255,6 +260,28 @@ fn rules(
                     span,
                 },
             });
+        }
+        if let Some(a) = &r.approve {
+            out.push(PolicyRule::Approve(dsl::ApproveRule {
+                message: sp(a.message.clone()),
+                condition: match &a.when {
+                    Expr::Bool(true) => None,
+                    e => Some(expr(p, e, names)?),
+                },
+                via: (a.channels != crate::ir::Channels::BOTH).then(|| {
+                    let mut v = Vec::new();
+                    if a.channels.client {
+                        v.push("client".to_string());
+                    }
+                    if a.channels.operator {
+                        v.push("operator".to_string());
+                    }
+                    sp(v)
+                }),
+                timeout: (a.timeout_ms != crate::ir::DEFAULT_APPROVAL_TIMEOUT_MS)
+                    .then(|| sp(crate::ir::show_duration(a.timeout_ms))),
+                span: Span::default(),
+            }));
         }
         if let Some(l) = &r.limit {
             let counter = p.counter(l.counter);

@@ -87,7 +87,8 @@ pub mod prelude {
     pub use crate::json::{JStr, Num, Val, num_from_u64};
     pub use crate::ops;
     pub use crate::policy::{
-        Decision, Env, Limits, Outcome, Policy, PolicyMeta, RuleId, RuleInfo, RuleKind,
+        ApprovalConfig, ApprovalSpec, Channels, Decision, Env, Limits, Outcome, Policy, PolicyMeta,
+        RuleId, RuleInfo, RuleKind,
     };
     pub use crate::principal::{self, Principal, PrincipalField};
     pub use crate::regex::{Aligned, EmbeddedRegex};

@@ -64,6 +64,12 @@ pub struct PolicyMeta {
     pub counters: &'static [CounterSpec],
     /// Idempotency windows the policy declares, in rule order.
     pub idempotency: &'static [IdempotencySpec],
+    /// Approval rules, in rule order: what an [`Effect::Approve`] decision
+    /// naming one of them asks (message, channels, timeout).
+    pub approvals: &'static [ApprovalSpec],
+    /// The policy's approval notifications (Intercept's top-level
+    /// `approvals:` block), when it has one.
+    pub approval_config: Option<&'static ApprovalConfig>,
 }
 
 impl PolicyMeta {
@@ -71,6 +77,72 @@ impl PolicyMeta {
     pub fn rule(&self, id: RuleId) -> Option<&'static RuleInfo> {
         self.rules.get(id.0 as usize)
     }
+
+    /// The approval rule `id`, when it is one.
+    pub fn approval(&self, id: RuleId) -> Option<&'static ApprovalSpec> {
+        self.approvals.iter().find(|a| a.rule == id)
+    }
+}
+
+/// Who may be asked to approve a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Channels {
+    /// In-band: the MCP client asks its user (`elicitation/create`) when it
+    /// declared the `elicitation` capability.
+    pub client: bool,
+    /// Out-of-band: an operator decides (CLI, admin API, webhook); the
+    /// fallback when the client cannot be asked.
+    pub operator: bool,
+}
+
+impl Channels {
+    /// Both channels: the client when it can elicit, else an operator (the default).
+    pub const BOTH: Channels = Channels {
+        client: true,
+        operator: true,
+    };
+
+    /// The channels as the policy language writes them (`client | operator`).
+    pub fn name(self) -> &'static str {
+        match (self.client, self.operator) {
+            (true, true) => "client | operator",
+            (true, false) => "client",
+            (false, true) => "operator",
+            (false, false) => "none",
+        }
+    }
+}
+
+/// Default time a person has to answer an approval request: 15 minutes.
+pub const DEFAULT_APPROVAL_TIMEOUT_MS: u64 = 15 * 60_000;
+
+/// One approval rule: what a call it catches waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalSpec {
+    /// The rule (an index into [`PolicyMeta::rules`]).
+    pub rule: RuleId,
+    /// The message shown to the person asked (and to the agent meanwhile).
+    pub message: &'static str,
+    /// Who may be asked.
+    pub channels: Channels,
+    /// How long the request stays open, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// Where new approval requests are announced: a webhook, signed with
+/// HMAC-SHA256 when a secret is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalConfig {
+    /// The webhook URL, if any.
+    pub webhook_url: Option<&'static str>,
+    /// The environment variable holding the HMAC secret (read at run time).
+    pub secret_env: Option<&'static str>,
+    /// A secret written into the policy itself. Accepted as Intercept does,
+    /// but it is embedded in the compiled binary: `validate` warns.
+    pub secret: Option<&'static str>,
+    /// Intercept's `dedupe_window`: how long an identical pending request is
+    /// reused instead of creating another, in milliseconds.
+    pub dedupe_window_ms: Option<u64>,
 }
 
 /// Whether the call may proceed.
@@ -80,6 +152,10 @@ pub enum Effect {
     Allow,
     /// Answer it with a denial; it never reaches the server.
     Deny,
+    /// Hold it until a person approves it ([`PolicyMeta::approval`] says
+    /// how); nothing was reserved. Once approved, decide it again with
+    /// [`Policy::decide_approved`], which reserves counters.
+    Approve,
 }
 
 /// Why a decision came out the way it did.
@@ -99,6 +175,8 @@ pub enum Outcome {
     BadAmount,
     /// The counter store failed and the fail mode is closed.
     StateUnavailable,
+    /// An approval rule caught the call: a person must approve it first.
+    ApprovalRequired,
 }
 
 /// The message for [`Outcome::StateUnavailable`].
@@ -149,6 +227,19 @@ impl Decision {
         }
     }
 
+    /// An approval request by `rule`, asking with `message`. Nothing is
+    /// reserved: counters are reserved when the approved call is decided
+    /// again with [`Policy::decide_approved`].
+    pub const fn approve(rule: RuleId, message: &'static str) -> Decision {
+        Decision {
+            outcome: Outcome::ApprovalRequired,
+            rule: Some(rule),
+            message,
+            ticket: Ticket::EMPTY,
+            idempotency: None,
+        }
+    }
+
     /// The denial for a store failure under the closed fail mode.
     pub const fn state_unavailable(rule: RuleId) -> Decision {
         Decision::deny(Outcome::StateUnavailable, rule, STATE_UNAVAILABLE)
@@ -160,12 +251,12 @@ impl Decision {
         self.outcome == Outcome::Allowed && self.rule.is_some()
     }
 
-    /// Allow or deny.
+    /// Allow, deny or ask for approval.
     pub fn effect(&self) -> Effect {
-        if self.outcome == Outcome::Allowed {
-            Effect::Allow
-        } else {
-            Effect::Deny
+        match self.outcome {
+            Outcome::Allowed => Effect::Allow,
+            Outcome::ApprovalRequired => Effect::Approve,
+            _ => Effect::Deny,
         }
     }
 
@@ -293,8 +384,18 @@ pub trait Policy: Send + Sync {
     /// caller is unknown, and its principal paths read as missing).
     fn is_hidden(&self, tool: &str, principal: Option<&crate::Principal>) -> bool;
 
-    /// Decides one call, reserving counters for an allowed one.
+    /// Decides one call, reserving counters for an allowed one. A call an
+    /// approval rule catches (and no deny rule denies) is
+    /// [`Effect::Approve`], with nothing reserved.
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision;
+
+    /// Decides a call a person approved: approval rules are skipped, deny
+    /// rules and limits apply as in [`Policy::decide`] and counters are
+    /// reserved for an allowed call. Never [`Effect::Approve`]. Policies
+    /// without approval rules decide as usual.
+    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+        self.decide(call, env)
+    }
 
     /// Adds to `out` the spend budgets (MPP) that apply to `call`, in rule
     /// order, with their counters partitioned for this call. Synchronous and
@@ -319,6 +420,10 @@ impl<P: Policy + ?Sized> Policy for &P {
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
         (**self).decide(call, env)
+    }
+
+    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+        (**self).decide_approved(call, env)
     }
 
     fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut crate::spend::Budgets) {
@@ -419,6 +524,43 @@ mod tests {
         assert_eq!(go_quote("\u{1}"), r#""\x01""#);
         assert_eq!(go_quote("é😀"), "\"é😀\"");
         assert_eq!(go_quote("\u{200b}"), r#""\u200b""#);
+    }
+
+    #[test]
+    fn an_approval_request_is_its_own_effect_and_reserves_nothing() {
+        let d = Decision::approve(RuleId(3), "Refunds over $1,000 need a human");
+        assert_eq!(d.effect(), Effect::Approve);
+        assert_eq!(d.outcome, Outcome::ApprovalRequired);
+        assert_eq!(d.rule, Some(RuleId(3)));
+        assert!(d.ticket.is_empty());
+        assert!(!d.allowed_unchecked());
+        assert_eq!(d.message("x"), "Refunds over $1,000 need a human");
+        assert_eq!(Channels::BOTH.name(), "client | operator");
+        static SPECS: [ApprovalSpec; 1] = [ApprovalSpec {
+            rule: RuleId(3),
+            message: "m",
+            channels: Channels {
+                client: false,
+                operator: true,
+            },
+            timeout_ms: 60_000,
+        }];
+        let meta = PolicyMeta {
+            server: "s",
+            file: "s.policy",
+            dialect: "dsl",
+            digest: "",
+            rules: &[],
+            counters: &[],
+            idempotency: &[],
+            approvals: &SPECS,
+            approval_config: None,
+        };
+        assert_eq!(
+            meta.approval(RuleId(3)).map(|a| a.channels.name()),
+            Some("operator")
+        );
+        assert!(meta.approval(RuleId(2)).is_none());
     }
 
     #[test]

@@ -160,7 +160,8 @@ impl Replay {
             principal: self.principal.as_ref(),
         };
         let d = decide(&call, &env);
-        if d.effect() == Effect::Deny {
+        // A denied call, or one held for approval, never reaches the server.
+        if d.effect() != Effect::Allow {
             return Ok(Replayed::Decided {
                 decision: Box::new(d),
                 budgets: Vec::new(),

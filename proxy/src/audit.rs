@@ -311,10 +311,10 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
                     rule,
                     message,
                 } => {
-                    let effect = if *outcome == Outcome::Allowed {
-                        "allow"
-                    } else {
-                        "deny"
+                    let effect = match outcome {
+                        Outcome::Allowed => "allow",
+                        Outcome::ApprovalRequired => "approve",
+                        _ => "deny",
                     };
                     out.extend_from_slice(b",\"effect\":");
                     push_json_str(&mut out, effect);

@@ -40,7 +40,10 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 ];
 
 /// Outcome kinds counted per rule (every [`Outcome`] but `Allowed`, plus rejected).
-const KINDS: usize = 7;
+const KINDS: usize = 8;
+
+/// The column of approval requests (rendered as `portcullis_approval_requests_total`).
+const APPROVAL_KIND: usize = 6;
 
 /// The column of a denial's outcome (allowed calls are counted per tool only).
 fn kind(o: Outcome) -> usize {
@@ -51,6 +54,7 @@ fn kind(o: Outcome) -> usize {
         Outcome::Limit => 3,
         Outcome::BadAmount => 4,
         Outcome::StateUnavailable => 5,
+        Outcome::ApprovalRequired => APPROVAL_KIND,
     }
 }
 
@@ -64,6 +68,7 @@ const KIND_NAMES: [&str; KINDS] = [
     "limit",
     "bad_amount",
     "state_unavailable",
+    "approval_required",
     "rejected",
 ];
 
@@ -71,6 +76,8 @@ const KIND_NAMES: [&str; KINDS] = [
 struct ToolCounts {
     allowed: AtomicU64,
     denied: AtomicU64,
+    /// Held for approval (refused until the approval flows exist).
+    approval: AtomicU64,
 }
 
 struct Histogram {
@@ -201,7 +208,11 @@ impl Metrics {
             }
             return;
         }
-        counts.denied.fetch_add(1, Relaxed);
+        if outcome == Outcome::ApprovalRequired {
+            counts.approval.fetch_add(1, Relaxed);
+        } else {
+            counts.denied.fetch_add(1, Relaxed);
+        }
         if outcome == Outcome::StateUnavailable {
             self.state_errors.fetch_add(1, Relaxed);
         }
@@ -285,12 +296,13 @@ impl Metrics {
             for (effect, v) in [
                 (Effect::Allow, c.allowed.load(Relaxed)),
                 (Effect::Deny, c.denied.load(Relaxed)),
+                (Effect::Approve, c.approval.load(Relaxed)),
             ] {
                 if v > 0 {
-                    let effect = if effect == Effect::Allow {
-                        "allow"
-                    } else {
-                        "deny"
+                    let effect = match effect {
+                        Effect::Allow => "allow",
+                        Effect::Deny => "deny",
+                        Effect::Approve => "approve",
                     };
                     let _ = writeln!(
                         out,
@@ -313,6 +325,8 @@ impl Metrics {
         // must see one sample per series.
         let mut denials: std::collections::BTreeMap<String, u64> =
             std::collections::BTreeMap::new();
+        let mut approvals: std::collections::BTreeMap<String, u64> =
+            std::collections::BTreeMap::new();
         for t in &registry.tables {
             for (i, rule) in t.meta.rules.iter().enumerate() {
                 for (k, name) in KIND_NAMES.iter().enumerate().take(KINDS - 1) {
@@ -326,13 +340,21 @@ impl Metrics {
                             rule.line,
                             rule.column
                         );
-                        *denials.entry(labels).or_default() += v;
+                        if k == APPROVAL_KIND {
+                            *approvals.entry(labels).or_default() += v;
+                        } else {
+                            *denials.entry(labels).or_default() += v;
+                        }
                     }
                 }
             }
         }
         for (labels, v) in denials {
             let _ = writeln!(out, "portcullis_denials_total{{{labels}}} {v}");
+        }
+        out.push_str("# HELP portcullis_approval_requests_total Calls an approval rule held for a person's approval, by rule.\n# TYPE portcullis_approval_requests_total counter\n");
+        for (labels, v) in approvals {
+            let _ = writeln!(out, "portcullis_approval_requests_total{{{labels}}} {v}");
         }
         out.push_str("# HELP portcullis_state_errors_total Calls decided while the counter store failed.\n# TYPE portcullis_state_errors_total counter\n");
         let _ = writeln!(
@@ -509,6 +531,8 @@ mod tests {
         rules: &RULES,
         counters: &[],
         idempotency: &[],
+        approvals: &[],
+        approval_config: None,
     };
 
     #[test]
@@ -552,6 +576,8 @@ mod tests {
             rules: &RULES,
             counters: &[],
             idempotency: &[],
+            approvals: &[],
+            approval_config: None,
         };
         let m = Metrics::new(&META);
         m.decided(&META, "x", Outcome::Check, Some(0));

@@ -628,6 +628,8 @@ mod tests {
             rules: &RULES,
             counters: &COUNTERS,
             idempotency: &[],
+            approvals: &[],
+            approval_config: None,
         };
         // A registry of its own (the process's one is for the proxy).
         let payments: &'static Payments = Box::leak(Box::new(Payments {

@@ -7,6 +7,9 @@ use portcullis_core::policy::{Decision, Outcome, PolicyMeta};
 /// The text in front of every denial message.
 pub const DENY_PREFIX: &str = "[POLICY DENIED] ";
 
+/// The text in front of the message of a call an approval rule holds.
+pub const APPROVAL_PREFIX: &str = "[APPROVAL REQUIRED] ";
+
 /// The `_meta` key under which a denial names its server, rule and policy.
 pub const META_KEY: &str = "dev.portcullis/decision";
 
@@ -20,17 +23,27 @@ pub fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Limit => "limit",
         Outcome::BadAmount => "bad_amount",
         Outcome::StateUnavailable => "state_unavailable",
+        Outcome::ApprovalRequired => "approval_required",
     }
 }
 
 /// The JSON-RPC result for a denied call: an `isError` tool result the
 /// model can read, echoing the request's id bytes, with the deciding rule in `_meta`.
+///
+/// A call an approval rule holds is answered the same way, its text
+/// prefixed `[APPROVAL REQUIRED]` instead: until the approval flows exist
+/// (in-band elicitation, the operator flow) such a call is refused, never forwarded.
 pub fn denial(id: &[u8], tool: &str, decision: &Decision, meta: &PolicyMeta) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id);
     out.extend_from_slice(b",\"result\":{\"content\":[{\"type\":\"text\",\"text\":");
-    let text = format!("{DENY_PREFIX}{}", decision.message(tool));
+    let prefix = if decision.outcome == Outcome::ApprovalRequired {
+        APPROVAL_PREFIX
+    } else {
+        DENY_PREFIX
+    };
+    let text = format!("{prefix}{}", decision.message(tool));
     push_json_str(&mut out, &text);
     out.extend_from_slice(b"}],\"isError\":true,\"_meta\":{");
     push_json_str(&mut out, META_KEY);

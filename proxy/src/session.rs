@@ -710,6 +710,19 @@ impl Session {
                     Some(respond::denial(id.as_bytes(), call.name(), &decision, meta)),
                 )
             }
+            // Fail closed until the approval flows exist: never forwarded,
+            // nothing reserved; answered `[APPROVAL REQUIRED] <message>`.
+            Effect::Approve => {
+                self.log.info(format_args!(
+                    "approval required for {} (refused: no approval flow yet): {}",
+                    call.name(),
+                    decision.message
+                ));
+                (
+                    false,
+                    Some(respond::denial(id.as_bytes(), call.name(), &decision, meta)),
+                )
+            }
             Effect::Allow => {
                 let claim = match claimed {
                     None => None,
@@ -1467,6 +1480,8 @@ mod tests {
         rules: &RULES,
         counters: &COUNTERS,
         idempotency: &[],
+        approvals: &[],
+        approval_config: None,
     };
 
     impl Policy for OnePerMinute {

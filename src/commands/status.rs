@@ -160,6 +160,8 @@ pub(crate) struct Report {
     calls: u64,
     denied: u64,
     rejected: u64,
+    /// Calls an approval rule held (`effect: approve`): neither allowed nor denied.
+    approval_required: u64,
     /// (minute start ms) -> calls; the report shows the last five minutes up to `now`.
     pub(crate) minutes: BTreeMap<i64, u64>,
     /// (rule, source) -> denials.
@@ -189,6 +191,7 @@ impl Report {
             calls: 0,
             denied: 0,
             rejected: 0,
+            approval_required: 0,
             minutes: BTreeMap::new(),
             rules: BTreeMap::new(),
             denials: Vec::new(),
@@ -284,6 +287,9 @@ impl Report {
                     .minutes
                     .entry(at.div_euclid(60_000) * 60_000)
                     .or_default() += 1;
+                if s("effect") == "approve" {
+                    self.approval_required += 1;
+                }
                 if denied {
                     inst.denied += 1;
                     self.denied += 1;
@@ -398,9 +404,10 @@ impl Report {
             last: self.last.map(|t| UnixMillis(t).to_rfc3339()),
             instances,
             calls: self.calls,
-            allowed: self.calls - self.denied,
+            allowed: self.calls - self.denied - self.approval_required,
             denied: self.denied,
             rejected: self.rejected,
+            approval_required: self.approval_required,
             deny_rate: if self.calls == 0 {
                 0.0
             } else {
@@ -440,6 +447,10 @@ struct SpendSummary {
     denied: String,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The report `status --json` prints.
 #[derive(Debug, Serialize)]
 pub(crate) struct Summary {
@@ -453,6 +464,9 @@ pub(crate) struct Summary {
     allowed: u64,
     denied: u64,
     rejected: u64,
+    /// Held by an approval rule (omitted when none were).
+    #[serde(skip_serializing_if = "is_zero")]
+    approval_required: u64,
     deny_rate: f64,
     calls_per_minute: Vec<MinuteSummary>,
     top_denying_rules: Vec<RuleSummary>,
@@ -628,6 +642,12 @@ fn render(s: &Summary) -> String {
         s.deny_rate * 100.0,
         s.rejected
     ));
+    if s.approval_required > 0 {
+        out.push_str(&format!(
+            "Held for approval (refused until the approval flows exist): {}\n",
+            s.approval_required
+        ));
+    }
     let per_minute: Vec<String> = s
         .calls_per_minute
         .iter()

@@ -66,6 +66,10 @@ fn main() {
     let spend = root.join("tests/fixtures/spend");
     println!("cargo:rerun-if-changed={}", spend.display());
     inputs.extend(load_dir(&spend, Some("tests/fixtures/spend")).expect("read fixtures"));
+    // Approval rules in every dialect.
+    let approval = root.join("tests/fixtures/approval");
+    println!("cargo:rerun-if-changed={}", approval.display());
+    inputs.extend(load_dir(&approval, Some("tests/fixtures/approval")).expect("read fixtures"));
     // Policies that read the caller (principal paths, per-caller hides and limits).
     let principal = root.join("tests/fixtures/principal");
     println!("cargo:rerun-if-changed={}", principal.display());

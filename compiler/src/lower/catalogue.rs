@@ -16,14 +16,18 @@
 //!
 //! `action: deny` denies with `reason`; `action: allow` admits the call,
 //! subject to its `rate_limit`: at most `max` calls in any `window` seconds
-//! (a sliding window), counted per agent session. Top-level `default`,
+//! (a sliding window), counted per agent session. `action: approve` holds
+//! every call for a person's approval (`reason` is what they are asked,
+//! `timeout` how long they have, `via` who is asked: `client`, `operator` or
+//! `client | operator`); once approved it is admitted like `allow`, subject
+//! to the rule's `rate_limit`, `spend` and `idempotency`. Top-level `default`,
 //! `hide` and `description` mean what they mean in Intercept's form, and a
 //! `"*"` tool's rules apply to every call after the tool's own.
 
 use super::{PolicyBuilder, Str, check_keys, get, map_entries, seq_items, string_field};
 use crate::ir::{
-    Amount, Check, Counter, CounterId, Expr, Limit, Loc, NamePattern, Partition, Posture, RuleKind,
-    ServerPolicy, Tool, Window,
+    Amount, Approve, Channels, Check, Counter, CounterId, Expr, Limit, Loc, NamePattern, Partition,
+    Posture, RuleKind, ServerPolicy, Tool, Window,
 };
 use crate::source::{Diagnostic, Span};
 use crate::syntax::yaml::{Node, Typed, typed};
@@ -152,6 +156,8 @@ fn lower_tool(
                 "rate_limit",
                 "spend",
                 "idempotency",
+                "timeout",
+                "via",
             ],
             "a catalogue rule",
             diags,
@@ -165,6 +171,60 @@ fn lower_tool(
             .map(|a| string_field(a, "reason", diags))
             .filter(|s| !s.text.is_empty());
         let id = b.add_rule(name.clone(), label.clone(), RuleKind::Rule, r.span);
+        let is_approve = action.as_ref().is_some_and(|a| a.text == "approve");
+        for key in ["timeout", "via"] {
+            if let Some(n) = get(re, key)
+                && !is_approve
+            {
+                diags.push(
+                    Diagnostic::error(
+                        format!("`{key}` is only valid on an `action: approve` rule"),
+                        n.span,
+                    )
+                    .with_help("write `action: approve`, or remove it"),
+                );
+            }
+        }
+        if is_approve {
+            let timeout_ms =
+                get(re, "timeout").map_or(Some(crate::ir::DEFAULT_APPROVAL_TIMEOUT_MS), |t| {
+                    let t = string_field(t, "timeout", diags);
+                    super::approval::timeout(&format!("{label}.timeout"), &t, diags)
+                });
+            let channels = match get(re, "via") {
+                None => Some(Channels::BOTH),
+                Some(v) => {
+                    let v = string_field(v, "via", diags);
+                    let c = channels(&v.text);
+                    if c.is_none() {
+                        diags.push(
+                            Diagnostic::error(
+                                format!("via must be `client`, `operator` or `client | operator`, got {:?}", v.text),
+                                v.span,
+                            )
+                            .with_help("`client`: the MCP client asks its user (elicitation); `operator`: a person out of band; both (the default): the client when it can, else an operator"),
+                        );
+                    }
+                    c
+                }
+            };
+            if let (Some(timeout_ms), Some(channels)) = (timeout_ms, channels) {
+                b.rule_mut(id).approve = Some(Approve {
+                    when: Expr::Bool(true),
+                    message: reason.as_ref().map_or_else(
+                        || {
+                            format!(
+                                "Tool {} needs approval",
+                                portcullis_core::policy::go_quote(tool)
+                            )
+                        },
+                        |r| r.text.clone(),
+                    ),
+                    channels,
+                    timeout_ms,
+                });
+            }
+        }
         match action.as_ref().map(|a| a.text.as_str()) {
             Some("deny") => {
                 if let Some(w) = get(re, "idempotency") {
@@ -199,7 +259,7 @@ fn lower_tool(
                     message,
                 });
             }
-            Some("allow") => {
+            Some("allow" | "approve") => {
                 if let Some(rl) = get(re, "rate_limit")
                     && let Some(limit) = rate_limit(b, tool, &label, rl, reason.as_ref(), diags)
                 {
@@ -222,18 +282,38 @@ fn lower_tool(
             Some(other) => {
                 let span = action.as_ref().map_or(r.span, |a| a.span);
                 diags.push(
-                    Diagnostic::error(format!("action must be \"allow\" or \"deny\", got {other:?}"), span)
-                        .with_help("catalogue rules `allow` (optionally rate-limited) or `deny`; Intercept's `evaluate` rules need `version: \"1\"`"),
+                    Diagnostic::error(format!("action must be \"allow\", \"deny\" or \"approve\", got {other:?}"), span)
+                        .with_help(if other == "require_approval" {
+                            "the catalogue form spells it `action: approve`; Intercept's `require_approval` needs `version: \"1\"`"
+                        } else {
+                            "catalogue rules `allow` (optionally rate-limited), `deny` or `approve` (a person approves each call); Intercept's `evaluate` rules need `version: \"1\"`"
+                        }),
                 );
             }
             None => diags.push(
                 Diagnostic::error(format!("{label}: rule needs an action"), r.span)
-                    .with_help("add `action: allow` or `action: deny`"),
+                    .with_help("add `action: allow`, `action: deny` or `action: approve`"),
             ),
         }
         ids.push(id);
     }
     ids
+}
+
+/// `client`, `operator`, `client | operator` (either order, `,` too).
+pub fn channels(text: &str) -> Option<Channels> {
+    let mut c = Channels {
+        client: false,
+        operator: false,
+    };
+    for word in text.split(['|', ',']).map(str::trim) {
+        match word {
+            "client" if !c.client => c.client = true,
+            "operator" if !c.operator => c.operator = true,
+            _ => return None,
+        }
+    }
+    Some(c)
 }
 
 fn whole(

@@ -379,6 +379,52 @@ fn lower_rule(
             });
             id
         }
+        PolicyRule::Approve(a) => {
+            let id = b.add_rule(
+                a.message.value.clone(),
+                label.to_string(),
+                RuleKind::Rule,
+                a.span,
+            );
+            let when = a
+                .condition
+                .as_ref()
+                .map_or(Expr::Bool(true), |e| lower_expr(e, named, b, diags));
+            let timeout_ms = match &a.timeout {
+                None => Some(crate::ir::DEFAULT_APPROVAL_TIMEOUT_MS),
+                Some(t) => super::approval::timeout(
+                    "approve ... timeout",
+                    &super::Str {
+                        text: t.value.clone(),
+                        span: t.span,
+                    },
+                    diags,
+                ),
+            };
+            let channels = match &a.via {
+                None => Some(crate::ir::Channels::BOTH),
+                Some(v) => {
+                    let c = super::catalogue::channels(&v.value.join(" | "));
+                    if c.is_none() {
+                        diags.push(
+                            Diagnostic::error("a channel is named twice", v.span).with_help(
+                                "write `via client`, `via operator` or `via client | operator`",
+                            ),
+                        );
+                    }
+                    c
+                }
+            };
+            if let (Some(timeout_ms), Some(channels)) = (timeout_ms, channels) {
+                b.rule_mut(id).approve = Some(crate::ir::Approve {
+                    when,
+                    message: a.message.value.clone(),
+                    channels,
+                    timeout_ms,
+                });
+            }
+            id
+        }
         PolicyRule::Once(o) => {
             let window_ms = match crate::ir::parse_duration(&o.window.value) {
                 Ok(ms) => ms,

@@ -15,9 +15,9 @@ use portcullis_core::policy::go_quote;
 
 use super::{PolicyBuilder, Str, check_keys, get, key_span, map_entries, seq_items, string_field};
 use crate::ir::{
-    Amount, ArgPath, Calendar, Check, CmpOp, Const, Counter, CounterId, Expr, Idempotency,
-    IdempotencyMode, Limit, Loc, NamePattern, Operand, Partition, Posture, RuleKind, ServerPolicy,
-    Spend, Test, TestKind, Tool, Window,
+    Amount, Approve, ArgPath, Calendar, Channels, Check, CmpOp, Const, Counter, CounterId, Expr,
+    Idempotency, IdempotencyMode, Limit, Loc, NamePattern, Operand, Partition, Posture, RuleKind,
+    ServerPolicy, Spend, Test, TestKind, Tool, Window,
 };
 use crate::source::{Diagnostic, Span};
 use crate::syntax::yaml::{Node, NodeValue, Scalar, Style, Typed, typed};
@@ -62,6 +62,8 @@ struct File {
     /// Conditional hide entries (`{tool, when | unless}`), by index in `hide`.
     hide_conditions: Vec<(usize, Node)>,
     tools: BTreeMap<String, ToolDecl>,
+    /// The top-level `approvals:` block, decoded and checked.
+    approvals: Option<crate::ir::ApprovalConfig>,
 }
 
 struct ToolDecl {
@@ -83,6 +85,8 @@ struct RuleDecl {
     state: Option<StateDecl>,
     /// `idempotency_window: 5m` (a Go duration).
     idempotency_window: Option<Str>,
+    /// `approval_timeout: 30m` (require_approval rules).
+    approval_timeout: Option<Str>,
     spend: Option<SpendDecl>,
 }
 
@@ -104,6 +108,9 @@ struct CondDecl {
 enum Action {
     Evaluate,
     Deny,
+    /// `action: require_approval`: a person must approve the call when
+    /// every condition holds (always, without conditions).
+    RequireApproval,
     /// Anything else, as written (reported by validation).
     Unknown(String),
 }
@@ -118,6 +125,7 @@ impl ActionDecl {
         let action = match s.text.as_str() {
             "" | "evaluate" => Action::Evaluate,
             "deny" => Action::Deny,
+            "require_approval" => Action::RequireApproval,
             _ => Action::Unknown(s.text),
         };
         ActionDecl {
@@ -238,6 +246,7 @@ fn decode(root: Option<&Node>, file_span: Span, diags: &mut Vec<Diagnostic>) -> 
         hide: Vec::new(),
         hide_conditions: Vec::new(),
         tools: BTreeMap::new(),
+        approvals: None,
     };
     let Some(root) = root else {
         return file;
@@ -247,7 +256,14 @@ fn decode(root: Option<&Node>, file_span: Span, diags: &mut Vec<Diagnostic>) -> 
     };
     check_keys(
         entries,
-        &["version", "description", "default", "hide", "tools"],
+        &[
+            "version",
+            "description",
+            "default",
+            "hide",
+            "tools",
+            "approvals",
+        ],
         "the policy file",
         diags,
     );
@@ -256,6 +272,9 @@ fn decode(root: Option<&Node>, file_span: Span, diags: &mut Vec<Diagnostic>) -> 
     }
     if let Some(v) = get(entries, "description") {
         file.description = Some(string_field(v, "description", diags));
+    }
+    if let Some(a) = get(entries, "approvals") {
+        file.approvals = super::approval::decode_block(a, diags);
     }
     file.default = match get(entries, "default") {
         Some(v) => string_field(v, "default", diags),
@@ -325,6 +344,7 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
             "spend",
             "idempotency_window",
             "rate_limit_by",
+            "approval_timeout",
         ],
         "a rule",
         diags,
@@ -344,6 +364,7 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
     let rate_limit = field("rate_limit", diags).filter(|s| !s.text.is_empty());
     let idempotency_window = field("idempotency_window", diags);
     let rate_limit_by = field("rate_limit_by", diags);
+    let approval_timeout = field("approval_timeout", diags);
     let conditions_span = key_span(entries, "conditions");
     let conditions = match get(entries, "conditions") {
         Some(c) => decode_conditions(c, &format!("{ctx}.conditions"), diags),
@@ -363,6 +384,7 @@ fn decode_rule(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Ru
         state,
         spend,
         idempotency_window,
+        approval_timeout,
     })
 }
 
@@ -670,7 +692,7 @@ fn expand_rate_limits(file: &mut File) {
             let Some(rl) = &rule.rate_limit else { continue };
             if !rule.conditions.is_empty()
                 || rule.state.is_some()
-                || matches!(rule.action.action, Action::Deny)
+                || matches!(rule.action.action, Action::Deny | Action::RequireApproval)
             {
                 continue;
             }
@@ -755,6 +777,9 @@ enum Body {
     Deny,
     /// `action: evaluate`: a call is denied unless every condition holds.
     Evaluate(Vec<Cond>),
+    /// `action: require_approval`: a call needs a person's approval when
+    /// every condition holds (always, with none).
+    Approve(Vec<Cond>),
 }
 
 /// A typed condition.
@@ -1010,6 +1035,15 @@ fn validate_rule<'f>(
                 .with_help("remove `action: deny` (a rate limit allows calls up to the limit)"),
             );
         }
+        if matches!(r.action.action, Action::RequireApproval) {
+            diags.push(
+                Diagnostic::error(
+                    format!("{p}: rate_limit cannot be used with action \"require_approval\""),
+                    rl.span,
+                )
+                .with_help("put the rate_limit in a rule of its own; an approved call still counts against it"),
+            );
+        }
         // Intercept stops here for this rule; Portcullis also reports what it hides.
         // A rate_limit left after expansion is always one of the errors above.
         let mut rest = Vec::new();
@@ -1089,17 +1123,45 @@ fn validate_rule_body<'f>(
             .with_help("an `evaluate` rule denies when its conditions fail; a `deny` rule always denies"),
         ),
         Action::Evaluate | Action::Deny => {}
+        Action::RequireApproval => {
+            if let Some(s) = &r.state {
+                diags.push(
+                    Diagnostic::error(
+                        format!("{p}: state cannot be used with action \"require_approval\""),
+                        s.span,
+                    )
+                    .with_help("count calls in a rule of its own; an approved call still counts against it"),
+                );
+            }
+        }
         Action::Unknown(other) => diags.push(
             Diagnostic::intercept(
+                // Intercept v1's text, kept byte for byte (the conformance
+                // cases record it); the help names `require_approval`.
                 format!("{p}: action must be \"evaluate\" or \"deny\", got {}", go_quote(other)),
                 r.action.span,
             )
             .with_help(if other == "allow" {
                 "Intercept rules only restrict: leave a tool's rules empty to allow it; `action: allow` belongs to the catalogue form, which has no `version` key"
+            } else if other == "approve" {
+                "Intercept spells it `action: require_approval`; `action: approve` belongs to the catalogue form, which has no `version` key"
             } else {
-                "write `action: evaluate` (the default) or `action: deny`"
+                "write `action: evaluate` (the default), `action: deny` or `action: require_approval`"
             }),
         ),
+    }
+    if let Some(t) = &r.approval_timeout {
+        if matches!(r.action.action, Action::RequireApproval) {
+            super::approval::timeout(&format!("{p}.approval_timeout"), t, diags);
+        } else {
+            diags.push(
+                Diagnostic::error(
+                    format!("{p}: approval_timeout is only valid with action \"require_approval\""),
+                    t.span,
+                )
+                .with_help("add `action: require_approval`, or remove `approval_timeout`"),
+            );
+        }
     }
     if let Some(w) = &r.idempotency_window {
         if let Err(help) = crate::ir::parse_duration(&w.text) {
@@ -1252,6 +1314,12 @@ fn check_rule<'f>(
         Action::Deny if r.conditions.is_empty() => Body::Deny,
         Action::Deny => return Err(internal("a deny rule has conditions", r.span)),
         Action::Evaluate => Body::Evaluate(
+            r.conditions
+                .iter()
+                .map(|c| check_condition(c, declared))
+                .collect::<Result<_, _>>()?,
+        ),
+        Action::RequireApproval => Body::Approve(
             r.conditions
                 .iter()
                 .map(|c| check_condition(c, declared))
@@ -1648,6 +1716,7 @@ fn own_limit(
 fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
     let server = b.policy.name.clone();
     b.policy.description = file.description.as_ref().map(|d| d.text.clone());
+    b.policy.approvals = file.approvals.clone();
     for (i, h) in file.hide.iter().enumerate() {
         b.add_hide(i, &h.text, h.span);
     }
@@ -1700,6 +1769,36 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
             // counter is already above its limit, which this policy never causes.
             // Leaving it out saves a counter read per call (a round trip with Redis).
             let deny_when = match r.body {
+                Body::Approve(conditions) => {
+                    let when = if conditions.is_empty() {
+                        Expr::Bool(true)
+                    } else {
+                        Expr::And(
+                            conditions
+                                .into_iter()
+                                .map(|c| Expr::Test(lower_condition(c, &counters, b)))
+                                .collect(),
+                        )
+                    };
+                    let timeout_ms = r
+                        .decl
+                        .approval_timeout
+                        .as_ref()
+                        .and_then(|t| crate::ir::parse_approval_timeout(&t.text).ok())
+                        .or(file.approvals.as_ref().and_then(|a| a.default_timeout_ms))
+                        .unwrap_or(crate::ir::DEFAULT_APPROVAL_TIMEOUT_MS);
+                    b.rule_mut(id).approve = Some(Approve {
+                        when,
+                        message: if r.decl.on_deny.text.is_empty() {
+                            format!("Approval required by rule {}", go_quote(name))
+                        } else {
+                            r.decl.on_deny.text.clone()
+                        },
+                        channels: Channels::BOTH,
+                        timeout_ms,
+                    });
+                    None
+                }
                 Body::Deny => Some(Expr::Bool(true)),
                 // A rule whose only condition was its limit has nothing left to check.
                 Body::Evaluate(conditions) if conditions.is_empty() => None,

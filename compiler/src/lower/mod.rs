@@ -4,6 +4,7 @@
 //! regexes of the policy being built, and a few helpers for reading YAML
 //! mappings strictly.
 
+pub mod approval;
 pub mod catalogue;
 pub mod dsl;
 pub mod idempotency;
@@ -41,6 +42,7 @@ impl PolicyBuilder {
                 counters: Vec::new(),
                 regexes: Vec::new(),
                 digest,
+                approvals: None,
             },
         }
     }
@@ -79,6 +81,7 @@ impl PolicyBuilder {
             limit: None,
             spend: None,
             idempotency: None,
+            approve: None,
             loc: Loc(span),
         });
         id

@@ -120,12 +120,30 @@ pub enum PolicyRule {
         /// The whole rule.
         span: Span,
     },
+    /// `approve MSG [when E] [via CHANNELS] [timeout DURATION]`
+    Approve(ApproveRule),
     /// `limit ...`
     Limit(Limit),
     /// `spend <= ...`
     Spend(SpendRule),
     /// `once per ...`: an idempotency window.
     Once(Once),
+}
+
+/// `approve MSG [when E] [via client | operator] [timeout DURATION]`: hold
+/// the call for a person's approval.
+#[derive(Debug, Clone)]
+pub struct ApproveRule {
+    /// What the person is asked.
+    pub message: Spanned<String>,
+    /// The condition under which approval is needed; None: every call.
+    pub condition: Option<Expr>,
+    /// `via ...`: who may be asked, as written (None: both).
+    pub via: Option<Spanned<Vec<String>>>,
+    /// `timeout ...`: as written (checked when lowering).
+    pub timeout: Option<Spanned<String>>,
+    /// The whole rule.
+    pub span: Span,
 }
 
 /// `spend <= MONEY per call|WINDOW [by ...] [as NAME] [-> MSG]`: a budget on
@@ -171,6 +189,7 @@ impl PolicyRule {
     pub fn span(&self) -> Span {
         match self {
             PolicyRule::Deny { span, .. } | PolicyRule::Allow { span, .. } => *span,
+            PolicyRule::Approve(a) => a.span,
             PolicyRule::Limit(l) => l.span,
             PolicyRule::Spend(s) => s.span,
             PolicyRule::Once(o) => o.span,
@@ -318,17 +337,19 @@ pub enum Literal {
 // Parsing with recovery.
 
 /// Words that start a statement; a broken statement is blanked up to the next one.
-const STATEMENT_STARTS: [&str; 9] = [
-    "server", "default", "hide", "include", "tool", "deny", "allow", "limit", "spend",
+const STATEMENT_STARTS: [&str; 10] = [
+    "server", "default", "hide", "include", "tool", "deny", "allow", "approve", "limit", "spend",
 ];
 
 /// Keywords, for did-you-mean suggestions.
-const KEYWORDS: [&str; 37] = [
+const KEYWORDS: [&str; 42] = [
     "allow",
     "and",
+    "approve",
     "as",
     "by",
     "call",
+    "client",
     "contains",
     "count",
     "default",
@@ -348,6 +369,7 @@ const KEYWORDS: [&str; 37] = [
     "not",
     "null",
     "once",
+    "operator",
     "or",
     "per",
     "refuse",
@@ -357,9 +379,11 @@ const KEYWORDS: [&str; 37] = [
     "spend",
     "starts_with",
     "sum",
+    "timeout",
     "tool",
     "true",
     "unless",
+    "via",
     "when",
 ];
 
@@ -422,9 +446,12 @@ fn describe(r: &Rule) -> String {
         | Rule::tool_block => "a statement (`default`, `hide`, `include`, `tool`)".into(),
         Rule::deny_rule
         | Rule::allow_rule
+        | Rule::approve_rule
         | Rule::limit_rule
         | Rule::spend_rule
-        | Rule::once_rule => "a rule (`deny`, `allow`, `limit`, `spend`, `once`)".into(),
+        | Rule::once_rule => "a rule (`deny`, `allow`, `approve`, `limit`, `spend`, `once`)".into(),
+        Rule::channel => "`client` or `operator`".into(),
+        Rule::duration => "a duration (30s, 15m, 1h)".into(),
         Rule::money => "an amount (`$0.50` or `0.50 eur`)".into(),
         other => format!("{other:?}").replace('_', " "),
     }
@@ -695,6 +722,7 @@ impl Build<'_> {
                             }
                             Rule::deny_rule
                             | Rule::allow_rule
+                            | Rule::approve_rule
                             | Rule::limit_rule
                             | Rule::spend_rule
                             | Rule::once_rule => {
@@ -796,6 +824,48 @@ impl Build<'_> {
                     message,
                     span,
                 })
+            }
+            Rule::approve_rule => {
+                let mut rule = ApproveRule {
+                    message: Spanned {
+                        value: String::new(),
+                        span,
+                    },
+                    condition: None,
+                    via: None,
+                    timeout: None,
+                    span,
+                };
+                for q in p.into_inner() {
+                    match q.as_rule() {
+                        Rule::string => rule.message = self.string(&q, diags),
+                        Rule::when_clause => {
+                            let e = q.into_inner().nth(1)?;
+                            rule.condition = Some(self.expr(e, diags));
+                        }
+                        Rule::via_clause => {
+                            let vspan = self.span(&q);
+                            let channels = q
+                                .into_inner()
+                                .filter(|c| c.as_rule() == Rule::channel)
+                                .map(|c| c.as_str().to_string())
+                                .collect();
+                            rule.via = Some(Spanned {
+                                value: channels,
+                                span: vspan,
+                            });
+                        }
+                        Rule::timeout_clause => {
+                            let d = q.into_inner().nth(1)?;
+                            rule.timeout = Some(Spanned {
+                                value: d.as_str().to_string(),
+                                span: self.span(&d),
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                Some(PolicyRule::Approve(rule))
             }
             Rule::limit_rule => {
                 let mut limit = Limit {

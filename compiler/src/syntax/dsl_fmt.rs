@@ -425,6 +425,22 @@ pub fn rule(r: &PolicyRule) -> String {
                 string(&message.value)
             )
         }
+        PolicyRule::Approve(a) => {
+            let mut out = format!("approve {}", string(&a.message.value));
+            if let Some(e) = &a.condition {
+                out.push_str(" when ");
+                out.push_str(&expr(e, 0));
+            }
+            if let Some(v) = &a.via {
+                out.push_str(" via ");
+                out.push_str(&v.value.join(" | "));
+            }
+            if let Some(t) = &a.timeout {
+                out.push_str(" timeout ");
+                out.push_str(&t.value);
+            }
+            out
+        }
         PolicyRule::Limit(l) => limit(l),
         PolicyRule::Spend(sp) => spend(sp),
         PolicyRule::Once(o) => {

@@ -154,6 +154,14 @@ fn tool_view(
                     }
                 }
             }
+            if let Some(a) = &r.approve {
+                // Shown as a condition on the tool: it is callable once a person approves.
+                text.push(match &a.when {
+                    Expr::Bool(true) => format!("needs approval: {}", a.message),
+                    e => format!("needs approval when {}: {}", expr_text(p, e), a.message),
+                });
+                conditional |= !inherited;
+            }
             if let Some(l) = &r.limit {
                 let c = p.counter(l.counter);
                 let per = match &l.amount {

@@ -253,6 +253,8 @@ fn decide(
             Seen::Allow
         }
         Effect::Deny => Seen::Deny(d.message(call.name()).into_owned()),
+        // Not forwarded either (no conformance case has approval rules yet).
+        Effect::Approve => Seen::Deny(format!("[APPROVAL REQUIRED] {}", d.message)),
     }
 }
 

@@ -2,7 +2,8 @@
 //! cases Portcullis accepts, Intercept's corpus, the benchmark policies), the
 //! generated native code and the reference evaluator decide random call
 //! sequences identically (callers with random claims, or none, included): same effect, same outcome, same rule, same message,
-//! with counters, windows and rollbacks in play.
+//! with counters, windows and rollbacks in play. About one call in four is
+//! decided as approved by a person (`decide_approved`: approval rules skipped).
 //!
 //! Arguments are built from the paths and constants each policy actually
 //! uses, so the random calls hit its rules: missing, null, nested, wrongly
@@ -80,23 +81,39 @@ fn generated_code_and_evaluator_agree() {
                         fail_mode: FailMode::Closed,
                         principal: principal.as_ref(),
                     };
-                    let a = native.decide(&call, &env_a);
-                    let b = evaluator.decide(&call, &env_b);
+                    // Approved calls: a deterministic quarter of them.
+                    let approved = c.advance_ms % 4 == 0;
+                    let (a, b) = if approved {
+                        (
+                            native.decide_approved(&call, &env_a),
+                            evaluator.decide_approved(&call, &env_b),
+                        )
+                    } else {
+                        (
+                            native.decide(&call, &env_a),
+                            evaluator.decide(&call, &env_b),
+                        )
+                    };
+                    if approved {
+                        prop_assert!(a.effect() != Effect::Approve, "an approved call asks again");
+                    }
                     prop_assert_eq!(
                         a.outcome,
                         b.outcome,
-                        "tool {:?} args {} claims {:?}",
+                        "tool {:?} args {} claims {:?} approved {}",
                         tool,
                         c.args,
-                        c.claims
+                        c.claims,
+                        approved
                     );
                     prop_assert_eq!(
                         a.rule,
                         b.rule,
-                        "tool {:?} args {} claims {:?}",
+                        "tool {:?} args {} claims {:?} approved {}",
                         tool,
                         c.args,
-                        c.claims
+                        c.claims,
+                        approved
                     );
                     prop_assert_eq!(a.message(tool), b.message(tool));
                     prop_assert_eq!(a.idempotency, b.idempotency, "tool {:?}", tool);

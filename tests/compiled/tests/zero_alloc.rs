@@ -3,7 +3,8 @@
 //! denials, regexes, counters (reserve, commit, rollback), hidden and unknown
 //! tools, wrongly typed and malformed arguments, keys in another letter case
 //! or escaped (folded on the stack), decisions and hides that read the
-//! caller's claims (with and without a caller); each decision also recorded
+//! caller's claims (with and without a caller), calls held for approval and
+//! calls decided as approved (`decide_approved`); each decision also recorded
 //! in the Prometheus metrics (`--metrics`), as the proxy does.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -62,6 +63,8 @@ fn decisions_do_not_allocate() {
     let hidden = compiled("rl-default-deny-and-hidden-calls-not-counted").expect("compiled");
     let dsl_stripe = compiled_dsl("stripe").expect("compiled");
     let refunds = compiled_dsl("refunds").expect("compiled");
+    let approval = compiled("approval-intercept").expect("compiled");
+    let approval_dsl = compiled("approval-dsl").expect("compiled");
     let mut everything: Vec<(&dyn Policy, String)> = vec![
         (
             stripe,
@@ -189,6 +192,32 @@ fn decisions_do_not_allocate() {
             line(28, "send_email", r#"{"to": "a@example.com"}"#),
         ),
         (refunds, line(29, "other", r#"{}"#)),
+        // Approval rules: asked, denied first, passed; every tool's.
+        (
+            approval,
+            line(30, "create_charge", r#"{"amount": 60000, "customer": "c"}"#),
+        ),
+        (
+            approval,
+            line(
+                31,
+                "create_charge",
+                r#"{"amount": 60000, "customer": "cus_blocked"}"#,
+            ),
+        ),
+        (
+            approval,
+            line(32, "create_charge", r#"{"amount": 6, "customer": "c"}"#),
+        ),
+        (approval, line(33, "anything", r#"{"count": 100}"#)),
+        (
+            approval_dsl,
+            line(34, "create_refund", r#"{"amount": 100001, "reason": "r"}"#),
+        ),
+        (
+            approval_dsl,
+            line(35, "export_users", r#"{"rows": 5, "format": "raw"}"#),
+        ),
         (hidden, line(17, "secret", r#"{}"#)),
         (hidden, line(18, "unlisted", r#"{}"#)),
         (hidden, line(19, "ok", r#"{}"#)),
@@ -237,7 +266,17 @@ fn decisions_do_not_allocate() {
     // One metrics registry with every policy's rule table, and some tools
     // registered as a tools/list answer would (the rest count as "(other)").
     let metrics = Metrics::new(stripe.meta());
-    for p in [regex, nested, hidden, dsl_stripe, refunds, finance, hr] {
+    for p in [
+        regex,
+        nested,
+        hidden,
+        dsl_stripe,
+        refunds,
+        finance,
+        hr,
+        approval,
+        approval_dsl,
+    ] {
         metrics.policy(p.meta());
     }
     for tool in ["create_charge", "create_refund", "ci", "send", "secret"] {
@@ -265,7 +304,12 @@ fn decisions_do_not_allocate() {
                             .and_modify(|n| *n += 1)
                             .or_insert(1usize);
                     }
-                    let d = policy.decide(&call, &env);
+                    // Every third round decides the calls as approved by a person.
+                    let d = if round % 3 == 2 {
+                        policy.decide_approved(&call, &env)
+                    } else {
+                        policy.decide(&call, &env)
+                    };
                     metrics.decided(policy.meta(), call.name(), d.outcome, d.rule.map(|r| r.0));
                     metrics.upstream_latency(true, std::time::Duration::from_micros(i as u64 * 37));
                     if d.effect() == Effect::Allow {
@@ -323,6 +367,7 @@ fn decisions_do_not_allocate() {
         format!("{:?}", Outcome::Check),
         format!("{:?}", Outcome::Hidden),
         format!("{:?}", Outcome::NotPermitted),
+        format!("{:?}", Outcome::ApprovalRequired),
         "rejected -32602".to_string(),
         "idempotency window".to_string(),
         "hidden from this caller's list".to_string(),
@@ -338,6 +383,15 @@ fn decisions_do_not_allocate() {
         "{text}"
     );
     assert!(text.contains("outcome=\"limit\"}"), "{text}");
+    assert!(
+        text.contains("tool=\"create_charge\",effect=\"approve\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portcullis_approval_requests_total{server=")
+            && text.contains("rule=\"large charge approval\""),
+        "{text}"
+    );
     assert_eq!(
         allocations,
         0,

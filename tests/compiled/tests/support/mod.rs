@@ -169,10 +169,12 @@ pub fn shape(p: &ServerPolicy) -> Shape {
         }
     };
     let hide_conditions = p.hidden.iter().filter_map(|h| h.when.as_ref());
-    let rule_conditions = p
-        .rules
-        .iter()
-        .filter_map(|r| r.check.as_ref().map(|c| &c.deny_when));
+    let rule_conditions = p.rules.iter().flat_map(|r| {
+        r.check
+            .iter()
+            .map(|c| &c.deny_when)
+            .chain(r.approve.iter().map(|a| &a.when))
+    });
     for e in hide_conditions.chain(rule_conditions) {
         for t in e.tests() {
             for o in t.operands() {
@@ -192,8 +194,14 @@ pub fn shape(p: &ServerPolicy) -> Shape {
         }
     }
     for r in &p.rules {
-        if let Some(c) = &r.check {
-            for t in c.deny_when.tests() {
+        // The tests of checks and of approval conditions.
+        let conditions = r
+            .check
+            .iter()
+            .map(|c| &c.deny_when)
+            .chain(r.approve.iter().map(|a| &a.when));
+        for e in conditions {
+            for t in e.tests() {
                 for o in t.operands() {
                     match o {
                         Operand::Arg(a) | Operand::Len(a) => add_path(a),
@@ -450,6 +458,14 @@ pub fn inputs() -> Vec<Input> {
         load_dir(
             &repo_path("tests/fixtures/argcase"),
             Some("tests/fixtures/argcase"),
+        )
+        .unwrap(),
+    );
+    // Approval rules in every dialect.
+    inputs.extend(
+        load_dir(
+            &repo_path("tests/fixtures/approval"),
+            Some("tests/fixtures/approval"),
         )
         .unwrap(),
     );
