@@ -20,6 +20,7 @@ use portcullis_core::call::ToolCall;
 use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Effect, Env, FailMode, Policy};
+use portcullis_core::spend::Budgets;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use support::{calls, inputs, shape};
@@ -80,6 +81,21 @@ fn generated_code_and_evaluator_agree() {
                         fail_mode: FailMode::Closed,
                         principal: principal.as_ref(),
                     };
+                    // The budgets a price would be checked against: the
+                    // same counters and partitions (per caller included),
+                    // the same refusal for a caller without the value.
+                    let (mut ba, mut bb) = (Budgets::new(), Budgets::new());
+                    native.spend(&call, &env_a, &mut ba);
+                    evaluator.spend(&call, &env_b, &mut bb);
+                    prop_assert!(
+                        support::same_budgets(&ba, &bb),
+                        "spend {:?} args {} claims {:?}: generated {:?}\nevaluator {:?}",
+                        tool,
+                        c.args,
+                        c.claims,
+                        ba,
+                        bb
+                    );
                     let a = native.decide(&call, &env_a);
                     let b = evaluator.decide(&call, &env_b);
                     prop_assert_eq!(
