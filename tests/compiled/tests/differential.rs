@@ -27,7 +27,9 @@ use support::{calls, inputs, shape};
 
 #[test]
 fn generated_code_and_evaluator_agree() {
-    let set = compile(&inputs())
+    let mut inputs = inputs();
+    inputs.extend(support::spend_inputs());
+    let set = compile(&inputs)
         .into_set()
         .unwrap_or_else(|o| panic!("{}", o.render()));
     let cases_per_policy: u32 = std::env::var("PORTCULLIS_PROPTEST_CASES")
