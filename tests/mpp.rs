@@ -352,33 +352,33 @@ fn per_caller_daily_budgets(name: &str, state: &[&str]) {
         r#"{"sub":"bob","iss":"https://idp.test","team":"studio"}"#,
     );
     let loner = claims("loner.json", r#"{"sub":"carol","iss":"https://idp.test"}"#);
-    let with = |who: &str| {
-        let mut v: Vec<&str> = state.to_vec();
+    fn with<'a>(state: &[&'a str], who: &'a str) -> Vec<&'a str> {
+        let mut v = state.to_vec();
         v.extend(["--principal-claims", who]);
         v
-    };
+    }
     let mut a1 = proxy(
         &format!("{name}-a1"),
         &policy,
-        &with(&alice),
+        &with(state, &alice),
         &dir.join("a1.jsonl"),
     );
     let mut a2 = proxy(
         &format!("{name}-a2"),
         &policy,
-        &with(&alice),
+        &with(state, &alice),
         &dir.join("a2.jsonl"),
     );
     let mut b = proxy(
         &format!("{name}-b"),
         &policy,
-        &with(&bob),
+        &with(state, &bob),
         &dir.join("b.jsonl"),
     );
     let mut c = proxy(
         &format!("{name}-c"),
         &policy,
-        &with(&loner),
+        &with(state, &loner),
         &dir.join("c.jsonl"),
     );
     buy(&mut a1, 1, "50");
