@@ -319,6 +319,113 @@ fn shared_daily_budget(name: &str, state: &[&str]) {
     assert_eq!(b.finish().0, 0);
 }
 
+/// Budgets per caller: a daily image budget for each user, one per team,
+/// in the policy language.
+const PER_CALLER_POLICY: &str = r#"server paid {
+  tool generate_image {
+    spend <= $1 per day by principal.sub as user_budget -> "your image budget for today is spent"
+    spend <= $5 per day by principal.claims.team as team_budget
+  }
+}
+"#;
+
+/// Per-caller budgets across proxies sharing a store: caller A (two
+/// proxies, the same `--principal-claims`) spends 0.90 of its 1.00 split
+/// over both and is then refused 0.20 on either; caller B, on a third
+/// proxy, still has its whole 1.00; a caller without a team (the second
+/// budget counts per team) cannot pay at all, and the challenge never
+/// reaches the client.
+fn per_caller_daily_budgets(name: &str, state: &[&str]) {
+    let dir = temp_dir(name);
+    let policy = write_policy(&dir, "paid.policy", PER_CALLER_POLICY);
+    let claims = |file: &str, json: &str| {
+        let p = dir.join(file);
+        std::fs::write(&p, json).unwrap();
+        p.display().to_string()
+    };
+    let alice = claims(
+        "alice.json",
+        r#"{"sub":"alice","iss":"https://idp.test","team":"studio"}"#,
+    );
+    let bob = claims(
+        "bob.json",
+        r#"{"sub":"bob","iss":"https://idp.test","team":"studio"}"#,
+    );
+    let loner = claims("loner.json", r#"{"sub":"carol","iss":"https://idp.test"}"#);
+    fn with<'a>(state: &[&'a str], who: &'a str) -> Vec<&'a str> {
+        let mut v = state.to_vec();
+        v.extend(["--principal-claims", who]);
+        v
+    }
+    let mut a1 = proxy(
+        &format!("{name}-a1"),
+        &policy,
+        &with(state, &alice),
+        &dir.join("a1.jsonl"),
+    );
+    let mut a2 = proxy(
+        &format!("{name}-a2"),
+        &policy,
+        &with(state, &alice),
+        &dir.join("a2.jsonl"),
+    );
+    let mut b = proxy(
+        &format!("{name}-b"),
+        &policy,
+        &with(state, &bob),
+        &dir.join("b.jsonl"),
+    );
+    let mut c = proxy(
+        &format!("{name}-c"),
+        &policy,
+        &with(state, &loner),
+        &dir.join("c.jsonl"),
+    );
+    buy(&mut a1, 1, "50");
+    buy(&mut a2, 1, "40");
+    // Alice has 0.10 left today, whichever proxy she asks.
+    for p in [&mut a1, &mut a2] {
+        assert_spend_denied(
+            &call(p, 3, r#"{"price":"20"}"#),
+            "your image budget for today is spent",
+        );
+    }
+    // Bob's budget is his own: the whole 1.00, then nothing more.
+    buy(&mut b, 1, "50");
+    buy(&mut b, 3, "50");
+    assert_spend_denied(
+        &call(&mut b, 5, r#"{"price":"1"}"#),
+        "your image budget for today is spent",
+    );
+    // Alice's 0.10 is still there.
+    buy(&mut a2, 4, "10");
+    // No team claim: the team budget has no counter for this caller.
+    let denied = call(&mut c, 1, r#"{"price":"1"}"#);
+    assert_spend_denied(
+        &denied,
+        "the budget counts per principal.claims.team and the caller has none",
+    );
+    assert!(denied.contains("\"rule\":\"team_budget\""), "{denied}");
+    for p in [a1, a2, b, c] {
+        let (code, err) = p.finish();
+        assert_eq!(code, 0, "{err}");
+    }
+}
+
+#[test]
+fn callers_have_their_own_daily_budgets_across_proxies_in_sqlite() {
+    let state = temp_dir("mpp-caller-sqlite-state");
+    let s = state.display().to_string();
+    per_caller_daily_budgets("mpp-caller-sqlite", &["--state-dir", &s]);
+}
+
+#[test]
+fn callers_have_their_own_daily_budgets_across_proxies_in_redis() {
+    let r = redis();
+    let dsn = format!("redis://127.0.0.1:{}/0", r.1);
+    per_caller_daily_budgets("mpp-caller-redis", &["--state-dsn", &dsn]);
+}
+
 #[test]
 fn two_proxies_share_the_daily_budget_in_sqlite() {
     let state = temp_dir("mpp-sqlite-state");

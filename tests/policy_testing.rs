@@ -334,6 +334,52 @@ fn explain_shows_spend_budgets_with_their_rules_windows_and_currencies() {
     assert!(!out.contains("budget"), "{out}");
 }
 
+/// `explain --claims` on a per-caller budget: the window's partition with
+/// this caller's value; without a caller (or the claim), the refusal every
+/// price would get.
+#[test]
+fn explain_shows_per_caller_budgets_and_their_refusal_without_a_caller() {
+    let policy = "tests/fixtures/spend/paid-caller.policy";
+    let (code, out, err) = portcullis(&[
+        "explain",
+        "-c",
+        policy,
+        "--tool",
+        "generate_image",
+        "--claims",
+        r#"{"sub":"alice","iss":"https://idp.example"}"#,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "budget \"user_budget\"",
+        r#"at most 1.00 usd per window: counter spend("generate_image", "user_budget") (calendar day (UTC), per caller, principal.sub of principal.iss (this caller: "alice" of "https://idp.example"))"#,
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("no value to count the caller by"), "{out}");
+    let (code, out, err) = portcullis(&["explain", "-c", policy, "--tool", "generate_image"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(this caller: missing)"), "{out}");
+    assert!(
+        out.contains("no value to count the caller by: every price is refused (Your daily image budget is spent: the budget counts per principal.sub and the caller has none)"),
+        "{out}"
+    );
+    let (code, out, err) = portcullis(&[
+        "explain",
+        "-c",
+        policy,
+        "--tool",
+        "render_video",
+        "--claims",
+        r#"{"sub":"alice","iss":"https://idp.example","team":"studio"}"#,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(r#"per principal.claims.team (this caller: "studio")"#),
+        "{out}"
+    );
+}
+
 /// `explain --claims`: the same call explained as two callers (a per-caller
 /// hide, a group condition, a per-caller limit), and without one.
 #[test]

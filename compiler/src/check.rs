@@ -37,7 +37,6 @@ pub fn check(p: &ServerPolicy) -> Vec<Diagnostic> {
     too_many_limits(p, &mut out);
     case_variant_paths(p, &mut out);
     hide_conditions(p, &mut out);
-    principal_spend(p, &mut out);
     out
 }
 
@@ -66,28 +65,6 @@ fn hide_conditions(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
                     );
                 }
             }
-        }
-    }
-}
-
-/// Spend budgets are checked when the server names a price, after the
-/// decision: a window partitioned per principal path would have no way to
-/// refuse a caller without that value there, so it is not accepted (yet).
-fn principal_spend(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
-    for r in &p.rules {
-        let Some((c, _)) = r.spend.as_ref().and_then(|s| s.window) else {
-            continue;
-        };
-        if let crate::ir::Partition::Arg(a) = &p.counter(c).partition
-            && a.is_principal()
-        {
-            out.push(
-                Diagnostic::error(
-                    format!("a spend budget cannot be partitioned by `{}`", a.display()),
-                    a.loc.0,
-                )
-                .with_help("partition spend by session or by an argument; per-principal budgets are available for `limit` rules"),
-            );
         }
     }
 }

@@ -378,27 +378,51 @@ impl Gen<'_> {
                     Some(v) => quote!(Some(#v)),
                     None => quote!(None),
                 };
-                let window = match sp.window {
-                    Some((c, max)) => {
-                        let idx = c.0 as usize;
-                        let partition = match &self.p.counter(c).partition {
-                            Partition::Global => quote!(0),
-                            Partition::Session => quote!(u128::from(env.session)),
-                            Partition::Arg(path) => {
-                                let segs = path.segments.iter().map(|s| lit(s));
-                                quote!(ops::partition_of(call.arg(&[#(#segs),*])))
-                            }
-                        };
-                        quote!(Some(WindowBudget {
-                            counter: CounterRef { spec: &COUNTERS[#idx], partition: #partition },
-                            max: #max,
-                        }))
-                    }
-                    None => quote!(None),
-                };
                 let message = lit(&sp.message);
-                Some(quote! {
-                    out.push(Budget { rule: #rid, currency: #currency, per_call: #per_call, window: #window, message: #message });
+                let push = |window: TokenStream, no_partition: TokenStream| {
+                    quote!(out.push(Budget { rule: #rid, currency: #currency, per_call: #per_call, window: #window, message: #message, no_partition: #no_partition });)
+                };
+                let Some((c, max)) = sp.window else {
+                    return Some(push(quote!(None), quote!(None)));
+                };
+                let idx = c.0 as usize;
+                let window = |partition: TokenStream| {
+                    quote!(Some(WindowBudget {
+                        counter: CounterRef { spec: &COUNTERS[#idx], partition: #partition },
+                        max: #max,
+                    }))
+                };
+                Some(match &self.p.counter(c).partition {
+                    Partition::Global => push(window(quote!(0)), quote!(None)),
+                    Partition::Session => {
+                        push(window(quote!(u128::from(env.session))), quote!(None))
+                    }
+                    // Per caller: a caller without the value gets a budget
+                    // with no counter that refuses every price (fail closed).
+                    Partition::Arg(path) if path.is_principal() => {
+                        let field = match path.root {
+                            crate::ir::Root::Principal(f) => format_ident!("{}", format!("{f:?}")),
+                            crate::ir::Root::Args => unreachable!("a principal path"),
+                        };
+                        let segs = path.segments.iter().map(|s| lit(s));
+                        let why = lit(
+                            &crate::eval::no_spend_partition_message(self.p, self.p.rule(id))
+                                .unwrap_or_default(),
+                        );
+                        let found = push(window(quote!(p)), quote!(None));
+                        let missing = push(quote!(None), quote!(Some(#why)));
+                        quote!(match principal::partition(env.principal, PrincipalField::#field, &[#(#segs),*]) {
+                            Some(p) => { #found }
+                            None => { #missing }
+                        })
+                    }
+                    Partition::Arg(path) => {
+                        let segs = path.segments.iter().map(|s| lit(s));
+                        push(
+                            window(quote!(ops::partition_of(call.arg(&[#(#segs),*])))),
+                            quote!(None),
+                        )
+                    }
                 })
             })
             .collect()

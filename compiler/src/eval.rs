@@ -41,6 +41,9 @@ struct RuleText {
     missing: &'static str,
     invalid: &'static str,
     spend_message: &'static str,
+    /// The refusal of a price when the budget counts per a principal path
+    /// the caller lacks.
+    spend_no_partition: &'static str,
     spend_currency: Option<&'static str>,
 }
 
@@ -64,35 +67,37 @@ impl Evaluator {
     /// Builds an evaluator for a checked policy.
     pub fn new(ir: ServerPolicy, sources: &SourceMap) -> Evaluator {
         let meta = Box::leak(Box::new(meta_for(&ir, sources)));
-        let texts =
-            ir.rules
-                .iter()
-                .map(|r| {
-                    let (missing, invalid) = match r.limit.as_ref().map(|l| &l.amount) {
-                        Some(Amount::Arg {
-                            missing_message,
-                            invalid_message,
-                            ..
-                        }) => (leak(missing_message), leak(invalid_message)),
-                        _ => ("", ""),
-                    };
-                    RuleText {
-                        no_partition: no_partition_message(&ir, r).map_or("", |m| leak(&m)),
-                        check: r.check.as_ref().map_or("", |c| leak(&c.message)),
-                        approve: r.approve.as_ref().map_or("", |a| leak(&a.message)),
-                        limit: r.limit.as_ref().map_or("", |l| leak(&l.message)),
-                        missing,
-                        invalid,
-                        spend_message: r.spend.as_ref().map_or("", |s| leak(&s.message)),
-                        spend_currency: r.spend.as_ref().and_then(|s| s.currency.as_deref()).map(
-                            |c| {
-                                portcullis_core::spend::currency(c)
-                                    .map_or_else(|| leak(c), |k| k.code)
-                            },
-                        ),
-                    }
-                })
-                .collect();
+        let texts = ir
+            .rules
+            .iter()
+            .map(|r| {
+                let (missing, invalid) = match r.limit.as_ref().map(|l| &l.amount) {
+                    Some(Amount::Arg {
+                        missing_message,
+                        invalid_message,
+                        ..
+                    }) => (leak(missing_message), leak(invalid_message)),
+                    _ => ("", ""),
+                };
+                RuleText {
+                    no_partition: no_partition_message(&ir, r).map_or("", |m| leak(&m)),
+                    check: r.check.as_ref().map_or("", |c| leak(&c.message)),
+                    approve: r.approve.as_ref().map_or("", |a| leak(&a.message)),
+                    limit: r.limit.as_ref().map_or("", |l| leak(&l.message)),
+                    missing,
+                    invalid,
+                    spend_message: r.spend.as_ref().map_or("", |s| leak(&s.message)),
+                    spend_no_partition: no_spend_partition_message(&ir, r).map_or("", |m| leak(&m)),
+                    spend_currency: r
+                        .spend
+                        .as_ref()
+                        .and_then(|s| s.currency.as_deref())
+                        .map(|c| {
+                            portcullis_core::spend::currency(c).map_or_else(|| leak(c), |k| k.code)
+                        }),
+                }
+            })
+            .collect();
         let regexes = ir
             .regexes
             .iter()
@@ -317,19 +322,19 @@ impl Policy for Evaluator {
                 continue;
             };
             let text = &self.texts[id.0 as usize];
+            let window = sp
+                .window
+                .and_then(|(c, max)| Some((self.counter_ref(c, call, env)?, max)));
             out.push(Budget {
                 rule: id,
                 currency: text.spend_currency,
                 per_call: sp.per_call,
-                // Spend windows are never partitioned by principal paths
-                // (the compiler refuses it), so the counter always resolves.
-                window: sp.window.and_then(|(c, max)| {
-                    Some(WindowBudget {
-                        counter: self.counter_ref(c, call, env)?,
-                        max,
-                    })
-                }),
+                // A window per a principal path the caller lacks has no
+                // counter: the budget refuses every price it covers.
+                window: window.map(|(counter, max)| WindowBudget { counter, max }),
                 message: text.spend_message,
+                no_partition: (sp.window.is_some() && window.is_none())
+                    .then_some(text.spend_no_partition),
             });
         }
     }
@@ -435,6 +440,31 @@ pub fn no_partition_message(ir: &ServerPolicy, r: &crate::ir::Rule) -> Option<St
             )),
             _ => None,
         })
+}
+
+/// Why a price is refused when rule `r`'s spend window counts per a
+/// principal path (`spend <= $50 per day by principal.sub`) and the caller
+/// has no such value; None when its window is not per caller. Shared with
+/// code generation, which embeds the same text.
+pub fn no_spend_partition_message(ir: &ServerPolicy, r: &crate::ir::Rule) -> Option<String> {
+    let sp = r.spend.as_ref()?;
+    let (c, _) = sp.window?;
+    match &ir.counter(c).partition {
+        Partition::Arg(p) if p.is_principal() => {
+            let why = format!(
+                "the budget counts per {} and the caller has none",
+                p.display()
+            );
+            // Named after the budget's own message when it has one (kept
+            // by every front end and `translate`, unlike rule names).
+            Some(if sp.message.is_empty() {
+                why
+            } else {
+                format!("{}: {why}", sp.message)
+            })
+        }
+        _ => None,
+    }
 }
 
 impl Evaluator {

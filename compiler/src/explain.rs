@@ -482,6 +482,12 @@ fn budgets(
                 partition(&c.partition, call, env.principal)
             );
         }
+        if let Some(why) = b.no_partition {
+            let _ = writeln!(
+                out,
+                "           no value to count the caller by: every price is refused ({why})"
+            );
+        }
         if !b.message.is_empty() {
             let _ = writeln!(out, "           over budget: [POLICY DENIED] {}", b.message);
         }

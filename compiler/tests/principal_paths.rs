@@ -1,7 +1,7 @@
 //! `principal.*` paths (issue 14) in every front end: what compiles, what
 //! each path means, and the positioned errors for what cannot mean anything
 //! (`principal.nope` in YAML, members of `principal.sub`, a hide reading
-//! arguments, a per-caller spend window, ...).
+//! arguments, an idempotency key made of principal paths, ...).
 
 use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::ir::{ArgPath, Expr, Operand, Partition, PrincipalField, Root};
@@ -116,11 +116,6 @@ fn dsl_errors_are_positioned() {
             "server s {\n  tool t {\n    once per 5m by principal.sub\n  }\n}\n",
             "s.policy:3:20",
             "an idempotency key is made of arguments, not principal paths",
-        ),
-        (
-            "server s {\n  tool t {\n    spend <= $5 per day by principal.sub\n  }\n}\n",
-            "s.policy:3:28",
-            "a spend budget cannot be partitioned by `principal.sub`",
         ),
     ];
     for (text, at, message) in cases {
@@ -316,4 +311,35 @@ fn formatting_and_translation_keep_principal_paths() {
     let back = compile_one("s.policy", &dsl);
     assert!(back.is_ok(), "{dsl}\n{}", back.render());
     assert_eq!(back.policies[0].hidden, out.policies[0].hidden);
+}
+
+/// A per-caller budget formats as written, and the catalogue form's
+/// translates to the language with its partition.
+#[test]
+fn per_caller_budgets_format_and_translate() {
+    let text = "server s {\n  tool t {\n    spend <= $50 per day by principal.sub\n    spend <= 5 eur per 1h by principal.claims.team as team -> \"team budget spent\"\n  }\n}\n";
+    let file =
+        portcullis_compiler::syntax::dsl::parse(portcullis_compiler::source::FileId(0), text)
+            .unwrap_or_else(|d| panic!("{d:?}"));
+    assert_eq!(
+        portcullis_compiler::syntax::dsl_fmt::format(&file, ""),
+        text
+    );
+    let out = compile_one("s.policy", text);
+    assert!(out.is_ok(), "{}", out.render());
+    let yaml = "tools:\n  t:\n    rules:\n      - action: allow\n        spend: { max: 10.00, window: 86400, currency: usd, by: principal.sub }\n";
+    let out = compile_one("s.yaml", yaml);
+    assert!(out.is_ok(), "{}", out.render());
+    let p = &out.policies[0];
+    assert!(
+        matches!(&p.counters[0].partition, Partition::Arg(a) if a.display() == "principal.sub")
+    );
+    let dsl = portcullis_compiler::translate::translate(p).unwrap();
+    assert!(dsl.contains("by principal.sub"), "{dsl}");
+    let back = compile_one("s.policy", &dsl);
+    assert!(back.is_ok(), "{dsl}\n{}", back.render());
+    assert_eq!(
+        back.policies[0].counters[0].partition,
+        p.counters[0].partition
+    );
 }

@@ -222,6 +222,11 @@ pub struct Budget {
     pub window: Option<WindowBudget>,
     /// The denial message when a price breaks this budget ("" for the default).
     pub message: &'static str,
+    /// Set when the window counts per a principal path (`by principal.sub`)
+    /// this caller has no value for: the window has no counter, and any
+    /// price this budget covers is refused with this text (fail closed, as
+    /// a per-caller limit denies a call without the value).
+    pub no_partition: Option<&'static str>,
 }
 
 impl Budget {
@@ -339,6 +344,13 @@ pub fn reserve(
     let mut owners = Vec::new();
     for b in budgets.iter().filter(|b| b.covers(cur)) {
         rules.push(b.rule);
+        if let Some(why) = b.no_partition {
+            return Err(Refusal {
+                rule: Some(b.rule),
+                message: format!("Payment for {tool} refused: it asks {asked}; {why}"),
+                outcome: "spend",
+            });
+        }
         if let Some(max) = b.per_call
             && amount > max
         {
@@ -465,5 +477,92 @@ mod tests {
         assert_ne!(currency_partition(0, usd), currency_partition(0, eur));
         assert_ne!(currency_partition(0, usd), 0);
         assert!(currency("0x20c0000000000000000000000000000000000000").is_none());
+    }
+
+    /// A budget whose window counts per a principal path the caller lacks
+    /// refuses every price it covers, naming why, and reserves nothing
+    /// anywhere (not even on a sibling budget); a price in a currency it
+    /// does not cover is not its business.
+    #[test]
+    fn a_budget_without_its_callers_partition_refuses_and_reserves_nothing() {
+        use crate::counters::{Calendar, CounterSpec, Counters, MemoryCounters, Scope, Window};
+        use crate::policy::{RuleInfo, RuleKind};
+        static RULES: [RuleInfo; 2] = [
+            RuleInfo {
+                name: "shared",
+                label: "t.shared",
+                kind: RuleKind::Rule,
+                file: "t",
+                line: 1,
+                column: 1,
+            },
+            RuleInfo {
+                name: "per caller",
+                label: "t.per_caller",
+                kind: RuleKind::Rule,
+                file: "t",
+                line: 2,
+                column: 1,
+            },
+        ];
+        static COUNTERS: [CounterSpec; 1] = [CounterSpec::new(
+            "t/shared.spend",
+            Window::Calendar(Calendar::Day),
+            Scope::Global,
+        )];
+        static META: PolicyMeta = PolicyMeta {
+            server: "t",
+            file: "t",
+            dialect: "dsl",
+            digest: "0000000000000000",
+            rules: &RULES,
+            counters: &COUNTERS,
+            idempotency: &[],
+            approvals: &[],
+            approval_config: None,
+        };
+        let store = MemoryCounters::new();
+        let env = Env::new(&store);
+        let shared = Budget {
+            rule: RuleId(0),
+            currency: None,
+            per_call: None,
+            window: Some(WindowBudget {
+                counter: CounterRef {
+                    spec: &COUNTERS[0],
+                    partition: 0,
+                },
+                max: 10 * UNIT,
+            }),
+            message: "",
+            no_partition: None,
+        };
+        let mut budgets = Budgets::new();
+        budgets.push(shared);
+        budgets.push(Budget {
+            rule: RuleId(1),
+            currency: Some("usd"),
+            per_call: None,
+            window: None,
+            message: "",
+            no_partition: Some("the budget counts per principal.sub and the caller has none"),
+        });
+        let usd = currency("usd").unwrap();
+        let r = reserve("pay", &budgets, UNIT, usd, &env, &META).unwrap_err();
+        assert_eq!(r.rule, Some(RuleId(1)));
+        assert_eq!(r.outcome, "spend");
+        assert_eq!(
+            r.message,
+            "Payment for pay refused: it asks 1.00 usd; the budget counts per principal.sub and the caller has none"
+        );
+        let counter = CounterRef {
+            spec: &COUNTERS[0],
+            partition: currency_partition(0, usd),
+        };
+        assert_eq!(store.read(counter, env.now).unwrap(), 0, "nothing reserved");
+        // In euros only the shared budget applies, and it reserves.
+        let eur = currency("eur").unwrap();
+        let ok = reserve("pay", &budgets, UNIT, eur, &env, &META).unwrap();
+        assert_eq!(ok.rules, vec![RuleId(0)]);
     }
 }

@@ -652,6 +652,7 @@ mod tests {
                 max: 10_000_000,
             }),
             message: "",
+            no_partition: None,
         });
         let now = UnixMillis::now();
         let usd = spend::currency("usd").unwrap();

@@ -1672,6 +1672,7 @@ mod tests {
                 max: 1_000_000,
             }),
             message: "",
+            no_partition: None,
         });
         let price = crate::mpp::Price {
             amount: 400_000,

@@ -374,7 +374,7 @@ fn rate_limit(
     check_keys(entries, &["max", "window", "by"], "rate_limit", diags);
     let partition = match get(entries, "by") {
         None => Partition::Session,
-        Some(n) => by_partition(n, diags)?,
+        Some(n) => by_partition(n, "rate_limit.by", diags)?,
     };
     let max = whole(
         get(entries, "max"),
@@ -431,8 +431,9 @@ fn rate_limit(
 /// `rate_limit.by` (a Portcullis extension): `session` (the default: per
 /// agent session), `global` (every caller shares it), `args.<path>` (per
 /// argument value) or a principal path (`principal.sub`, per caller).
-fn by_partition(n: &Node, diags: &mut Vec<Diagnostic>) -> Option<Partition> {
-    let s = string_field(n, "rate_limit.by", diags);
+/// `spend.by` takes the same values (`ctx` names which one is read).
+fn by_partition(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<Partition> {
+    let s = string_field(n, ctx, diags);
     let help = "write `by: session`, `by: global`, `by: args.<name>` or `by: principal.sub` (or any `principal.claims.<name>`)";
     match s.text.as_str() {
         "session" => Some(Partition::Session),
@@ -455,7 +456,7 @@ fn by_partition(n: &Node, diags: &mut Vec<Diagnostic>) -> Option<Partition> {
         }
         t => {
             diags.push(
-                Diagnostic::error(format!("rate_limit.by: unknown partition {t:?}"), s.span)
+                Diagnostic::error(format!("{ctx}: unknown partition {t:?}"), s.span)
                     .with_help(help),
             );
             None
@@ -466,8 +467,9 @@ fn by_partition(n: &Node, diags: &mut Vec<Diagnostic>) -> Option<Partition> {
 /// `spend: { per_call: 0.50, max: 50.00, window: 86400, currency: usd }`: a
 /// budget on what the tool charges (MPP). `max` is the most the calls may
 /// add up to in any `window` seconds (sliding), shared by every caller of
-/// the deployment; `currency` limits it to one currency (default: every
-/// currency, each counted separately).
+/// the deployment unless `by` partitions it (`by: principal.sub`: one
+/// budget per caller; the values of `rate_limit.by`); `currency` limits it
+/// to one currency (default: every currency, each counted separately).
 fn spend(
     b: &mut PolicyBuilder,
     tool: &str,
@@ -479,10 +481,22 @@ fn spend(
     let entries = map_entries(node, "spend", diags)?;
     check_keys(
         entries,
-        &["per_call", "max", "window", "currency"],
+        &["per_call", "max", "window", "currency", "by"],
         "spend",
         diags,
     );
+    let partition = match (get(entries, "max"), get(entries, "by")) {
+        (_, None) => Partition::Global,
+        (Some(_), Some(n)) => by_partition(n, "spend.by", diags)?,
+        (None, Some(n)) => {
+            diags.push(
+                Diagnostic::error("spend.by without `max`", n.span).with_help(
+                    "`by` partitions the windowed budget, e.g. `spend: { max: 50.00, window: 86400, by: principal.sub }`; `per_call` is the same for every caller",
+                ),
+            );
+            return None;
+        }
+    };
     let mut ok = true;
     let mut amount = |key: &str, diags: &mut Vec<Diagnostic>| {
         let s = get(entries, key).map(|n| string_field(n, &format!("spend.{key}"), diags))?;
@@ -560,7 +574,7 @@ fn spend(
                 window: Window::Sliding {
                     millis: secs * 1000,
                 },
-                partition: Partition::Global,
+                partition,
                 loc: Loc(node.span),
             });
             Some((counter, max))

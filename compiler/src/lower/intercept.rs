@@ -95,6 +95,9 @@ struct SpendDecl {
     span: Span,
     per_call: Option<Str>,
     daily: Option<Str>,
+    /// `by: principal.sub` (a Portcullis extension, as `rate_limit_by`):
+    /// one daily budget per value; without it every caller shares one.
+    by: Option<Str>,
 }
 
 struct CondDecl {
@@ -558,10 +561,16 @@ pub(super) fn hide_condition(
     })
 }
 
-/// `spend: {per_call: 0.50, daily: 50.00}`: strict keys, amounts kept as written.
+/// `spend: {per_call: 0.50, daily: 50.00, by: principal.sub}`: strict keys,
+/// amounts kept as written.
 fn decode_spend(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<SpendDecl> {
     let entries = map_entries(node, ctx, diags)?;
-    check_keys(entries, &["per_call", "daily"], "a spend block", diags);
+    check_keys(
+        entries,
+        &["per_call", "daily", "by"],
+        "a spend block",
+        diags,
+    );
     let field = |key: &str, diags: &mut Vec<Diagnostic>| {
         get(entries, key).map(|v| string_field(v, &format!("{ctx}.{key}"), diags))
     };
@@ -569,6 +578,7 @@ fn decode_spend(ctx: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<S
         span: node.span,
         per_call: field("per_call", diags),
         daily: field("daily", diags),
+        by: field("by", diags),
     })
 }
 
@@ -1084,6 +1094,16 @@ fn validate_rule_body<'f>(
             .daily
             .as_ref()
             .map(|s| spend_amount(p, "daily", s, diags));
+        if let Some(by) = &sp.by {
+            if sp.daily.is_none() {
+                diags.push(
+                    Diagnostic::error(format!("{p}.spend.by: there is no `daily` budget for it to partition"), by.span)
+                        .with_help("`by` partitions the daily budget, e.g. `spend: {daily: 50.00, by: principal.sub}`; `per_call` is the same for every caller"),
+                );
+            } else if let Err(d) = state_partition(by) {
+                diags.push(d);
+            }
+        }
         if per_call.is_none() && daily.is_none() {
             diags.push(
                 Diagnostic::error(
@@ -1839,7 +1859,12 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
                         key: format!("{server}/{key_scope}.rules[{i}].spend"),
                         display: format!("spend.{key_scope}.rules[{i}]"),
                         window: Window::Calendar(Calendar::Day),
-                        partition: Partition::Global,
+                        // Validated above; per caller (or argument) when given.
+                        partition: sp
+                            .by
+                            .as_ref()
+                            .and_then(|by| state_partition(by).ok())
+                            .unwrap_or(Partition::Global),
                         loc: Loc(sp.span),
                     });
                     (counter, max)

@@ -21,13 +21,16 @@ use portcullis_core::call::ToolCall;
 use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Effect, Env, FailMode, Policy};
+use portcullis_core::spend::Budgets;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use support::{calls, inputs, shape};
 
 #[test]
 fn generated_code_and_evaluator_agree() {
-    let set = compile(&inputs())
+    let mut inputs = inputs();
+    inputs.extend(support::spend_inputs());
+    let set = compile(&inputs)
         .into_set()
         .unwrap_or_else(|o| panic!("{}", o.render()));
     let cases_per_policy: u32 = std::env::var("PORTCULLIS_PROPTEST_CASES")
@@ -81,6 +84,21 @@ fn generated_code_and_evaluator_agree() {
                         fail_mode: FailMode::Closed,
                         principal: principal.as_ref(),
                     };
+                    // The budgets a price would be checked against: the
+                    // same counters and partitions (per caller included),
+                    // the same refusal for a caller without the value.
+                    let (mut ba, mut bb) = (Budgets::new(), Budgets::new());
+                    native.spend(&call, &env_a, &mut ba);
+                    evaluator.spend(&call, &env_b, &mut bb);
+                    prop_assert!(
+                        support::same_budgets(&ba, &bb),
+                        "spend {:?} args {} claims {:?}: generated {:?}\nevaluator {:?}",
+                        tool,
+                        c.args,
+                        c.claims,
+                        ba,
+                        bb
+                    );
                     // Approved calls: a deterministic quarter of them.
                     let approved = c.advance_ms % 4 == 0;
                     let (a, b) = if approved {

@@ -5,6 +5,7 @@
 use portcullis_compiled::{compiled, repo_path};
 use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{Input, compile};
+use portcullis_core::Principal;
 use portcullis_core::counters::{MemoryCounters, UnixMillis};
 use portcullis_core::jsonrpc::parse_tool_call;
 use portcullis_core::policy::{Env, FailMode, Policy};
@@ -27,6 +28,16 @@ fn evaluator(file: &str) -> Evaluator {
 }
 
 fn budgets(p: &dyn Policy, tool: &str, args: &str, session: u64) -> Vec<Budget> {
+    budgets_of(p, tool, args, session, None)
+}
+
+fn budgets_of(
+    p: &dyn Policy,
+    tool: &str,
+    args: &str,
+    session: u64,
+    principal: Option<&Principal>,
+) -> Vec<Budget> {
     let line = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
     );
@@ -37,7 +48,7 @@ fn budgets(p: &dyn Policy, tool: &str, args: &str, session: u64) -> Vec<Budget> 
         now: UnixMillis(0),
         session,
         fail_mode: FailMode::Closed,
-        principal: None,
+        principal,
     };
     let mut out = Budgets::new();
     p.spend(&call, &env, &mut out);
@@ -53,6 +64,7 @@ fn same(a: &[Budget], b: &[Budget]) -> bool {
                 && x.currency == y.currency
                 && x.per_call == y.per_call
                 && x.message == y.message
+                && x.no_partition == y.no_partition
                 && match (x.window, y.window) {
                     (None, None) => true,
                     (Some(v), Some(w)) => {
@@ -129,6 +141,118 @@ fn the_budgets_say_what_the_policies_say() {
     assert!(budgets(&d, "translate", "{}", 1).is_empty());
 }
 
+fn who(claims: &str) -> Principal {
+    Principal::from_claims(claims.as_bytes().to_vec()).unwrap()
+}
+
+/// Budgets per caller in every dialect: the window's partition is the
+/// caller's (issuer and subject together for `principal.sub`), both engines
+/// agree, and a caller without the value gets a budget with no counter that
+/// refuses every price, naming why.
+#[test]
+fn per_caller_budgets_partition_by_the_caller_in_every_dialect() {
+    let alice = who(r#"{"sub":"alice","iss":"https://idp.example","team":"studio"}"#);
+    let bob = who(r#"{"sub":"bob","iss":"https://idp.example","team":"studio"}"#);
+    let alice_elsewhere = who(r#"{"sub":"alice","iss":"https://other.example"}"#);
+    let callers = [Some(&alice), Some(&bob), Some(&alice_elsewhere), None];
+    for file in [
+        "paid-caller.policy",
+        "paid-caller-catalogue.yaml",
+        "paid-caller-intercept.yaml",
+    ] {
+        let server = file.split('.').next().unwrap();
+        let native = compiled(server).expect("compiled");
+        let eval = evaluator(file);
+        for tool in ["generate_image", "render_video", "other"] {
+            for caller in callers {
+                let (n, e) = (
+                    budgets_of(native, tool, "{}", 1, caller),
+                    budgets_of(&eval, tool, "{}", 1, caller),
+                );
+                assert!(
+                    same(&n, &e),
+                    "{file} {tool} {caller:?}: generated {n:?}\nevaluator {e:?}"
+                );
+            }
+        }
+        // The image budget: per call for everyone, per day per caller.
+        let image = |caller| {
+            let b = budgets_of(native, "generate_image", "{}", 1, caller);
+            let windowed: Vec<Budget> = b
+                .into_iter()
+                .filter(|b| b.per_call.is_none() || b.window.is_some() || b.no_partition.is_some())
+                .collect();
+            *windowed.last().unwrap()
+        };
+        let partition = |caller| image(caller).window.expect("a counter").counter.partition;
+        let (a, b, c) = (
+            partition(Some(&alice)),
+            partition(Some(&bob)),
+            partition(Some(&alice_elsewhere)),
+        );
+        assert!(
+            a != b && a != c && b != c,
+            "{file}: one budget per issuer and subject"
+        );
+        assert_eq!(a, partition(Some(&alice)), "{file}: stable");
+        let none = image(None);
+        assert!(none.window.is_none(), "{file}: no counter without a caller");
+        let why = none.no_partition.expect("a refusal");
+        assert!(
+            why.contains("the budget counts per principal.sub and the caller has none"),
+            "{file}: {why}"
+        );
+    }
+    let d = evaluator("paid-caller.policy");
+    let team = |p: &Principal| budgets_of(&d, "render_video", "{}", 1, Some(p))[0];
+    assert_eq!(
+        team(&alice).window.unwrap().counter.partition,
+        team(&bob).window.unwrap().counter.partition,
+        "by principal.claims.team: one budget per team"
+    );
+    assert_eq!(
+        team(&alice_elsewhere).no_partition,
+        Some("the budget counts per principal.claims.team and the caller has none")
+    );
+}
+
+/// A partition spelled wrongly, or with nothing to partition, is a
+/// positioned error in both YAML forms.
+#[test]
+fn per_caller_budget_errors_are_positioned() {
+    let e = errors(
+        "p",
+        "p.yaml",
+        "version: \"1\"\ntools:\n  t:\n    rules:\n      - name: b\n        spend: {per_call: 1, by: principal.sub}\n",
+    );
+    assert!(
+        e.contains("spend.by: there is no `daily` budget for it to partition"),
+        "{e}"
+    );
+    assert!(e.contains("--> p.yaml:6:"), "{e}");
+    let e = errors(
+        "p",
+        "p.yaml",
+        "version: \"1\"\ntools:\n  t:\n    rules:\n      - name: b\n        spend: {daily: 1, by: principal.nope}\n",
+    );
+    assert!(e.contains("principal.nope"), "{e}");
+    assert!(e.contains("--> p.yaml:6:"), "{e}");
+    let e = errors(
+        "p",
+        "p.yaml",
+        "tools:\n  t:\n    rules:\n      - action: allow\n        spend: { per_call: 1, by: principal.sub }\n",
+    );
+    assert!(e.contains("spend.by without `max`"), "{e}");
+    assert!(e.contains("--> p.yaml:5:"), "{e}");
+    let e = errors(
+        "p",
+        "p.yaml",
+        "tools:\n  t:\n    rules:\n      - action: allow\n        spend: { max: 1, window: 60, by: caller }\n",
+    );
+    assert!(e.contains("spend.by: unknown partition \"caller\""), "{e}");
+    assert!(e.contains("--> p.yaml:5:"), "{e}");
+}
+
 fn errors(server: &str, path: &str, text: &str) -> String {
     let out = compile(&[Input {
         server: server.into(),
@@ -195,6 +319,42 @@ fn amounts_that_cannot_be_exact_and_unknown_keys_are_compile_errors() {
 /// The sample test file replays prices and duplicates against the generated
 /// code and the reference evaluator alike, and exercises every budget and
 /// window rule.
+/// The per-caller sample replays prices with `principal:` blocks on both
+/// engines: each caller's own budget, the shared per-call ceiling, the
+/// refusal without a caller, one budget per team.
+#[test]
+fn the_paid_caller_tests_pass_on_both_engines_with_full_coverage() {
+    use portcullis_compiler::policy_tests::{TestSource, run_suite};
+    let inputs: Vec<Input> = portcullis_compiler::load_dir(
+        &repo_path("tests/fixtures/spend"),
+        Some("tests/fixtures/spend"),
+    )
+    .unwrap()
+    .into_iter()
+    .filter(|i| i.server == "paid-caller")
+    .collect();
+    let set = compile(&inputs)
+        .into_set()
+        .unwrap_or_else(|o| panic!("{}", o.render()));
+    let path = "tests/fixtures/spend/paid-caller.test.yaml";
+    let tests = [TestSource {
+        path: path.into(),
+        text: std::fs::read_to_string(repo_path(path)).unwrap(),
+    }];
+    let report = run_suite(&set, &tests, &compiled, true);
+    assert!(report.ok(), "{}", report.text);
+    assert!(
+        report
+            .text
+            .contains("paid-caller.policy (compiled + evaluator)"),
+        "{}",
+        report.text
+    );
+    assert_eq!(report.passed, 4, "{}", report.text);
+    let c = report.coverage.unwrap();
+    assert_eq!(c.covered, c.total, "{:#?}", c.uncovered);
+}
+
 #[test]
 fn the_paid_once_tests_pass_on_both_engines_with_full_coverage() {
     use portcullis_compiler::policy_tests::{TestSource, run_suite};

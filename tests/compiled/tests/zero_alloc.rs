@@ -417,6 +417,10 @@ fn spend_budgets_do_not_allocate() {
             r#"{"project":{"id":7,"tags":["a","b"]}}"#,
         ),
         ("paid-dsl", "translate", r#"{}"#),
+        ("paid-caller", "generate_image", r#"{}"#),
+        ("paid-caller", "render_video", r#"{}"#),
+        ("paid-caller-catalogue", "generate_image", r#"{}"#),
+        ("paid-caller-intercept", "generate_image", r#"{}"#),
     ]
     .into_iter()
     .enumerate()
@@ -427,20 +431,33 @@ fn spend_budgets_do_not_allocate() {
         )
     })
     .collect();
+    // Per-caller budgets are found with a caller, with one lacking the
+    // claim, and with none (the budget then carries its refusal).
+    let alice = portcullis_core::Principal::from_claims(
+        br#"{"sub":"alice","iss":"https://idp.example","team":"studio"}"#.to_vec(),
+    )
+    .unwrap();
+    let bob = portcullis_core::Principal::from_claims(
+        br#"{"sub":"bob","iss":"https://idp.example"}"#.to_vec(),
+    )
+    .unwrap();
+    let callers = [None, Some(&alice), Some(&bob)];
     let mut found = 0usize;
     let mut run = || {
-        for (l, policy) in &lines {
-            let call = parse_tool_call(l.as_bytes()).expect("a tools/call");
-            let env = Env {
-                counters: &counters,
-                now: UnixMillis(1_700_000_000_000),
-                session: 42,
-                fail_mode: FailMode::Closed,
-                principal: None,
-            };
-            let mut out = Budgets::new();
-            policy.spend(&call, &env, &mut out);
-            found += out.len();
+        for caller in callers {
+            for (l, policy) in &lines {
+                let call = parse_tool_call(l.as_bytes()).expect("a tools/call");
+                let env = Env {
+                    counters: &counters,
+                    now: UnixMillis(1_700_000_000_000),
+                    session: 42,
+                    fail_mode: FailMode::Closed,
+                    principal: caller,
+                };
+                let mut out = Budgets::new();
+                policy.spend(&call, &env, &mut out);
+                found += out.len();
+            }
         }
     };
     run();
@@ -451,6 +468,6 @@ fn spend_budgets_do_not_allocate() {
     }
     COUNTING.store(false, Ordering::SeqCst);
     assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0);
-    // 2 + 1 + 1 + 3 + 3 + 0 budgets per round.
-    assert_eq!(found, 2001 * 10);
+    // 2 + 1 + 1 + 3 + 3 + 0 + 2 + 1 + 1 + 1 budgets per caller, three callers.
+    assert_eq!(found, 2001 * 15 * 3);
 }

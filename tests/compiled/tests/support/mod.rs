@@ -231,6 +231,13 @@ pub fn shape(p: &ServerPolicy) -> Shape {
             constants.push(J::Num(l.max.to_string()));
             constants.push(J::Num((l.max + 1).to_string()));
         }
+        // A spend window per argument or per claim: random calls and
+        // callers carry it (or lack it) too.
+        if let Some((c, _)) = r.spend.as_ref().and_then(|s| s.window)
+            && let Partition::Arg(path) = &p.counter(c).partition
+        {
+            add_path(path);
+        }
     }
     if paths.is_empty() {
         paths.push(vec!["x".into()]);
@@ -477,4 +484,42 @@ pub fn inputs() -> Vec<Input> {
         .unwrap(),
     );
     inputs
+}
+
+/// The budget fixtures (MPP), compiled by the build script too. Not in
+/// [`inputs`]: Intercept's currency-less `spend:` has no policy-language
+/// form, so `translate` refuses them.
+pub fn spend_inputs() -> Vec<Input> {
+    load_dir(
+        &repo_path("tests/fixtures/spend"),
+        Some("tests/fixtures/spend"),
+    )
+    .unwrap()
+}
+
+/// Two engines' budgets for one call agree field by field; counter specs
+/// by key and window (the engines hold them in different statics).
+pub fn same_budgets(
+    a: &portcullis_core::spend::Budgets,
+    b: &portcullis_core::spend::Budgets,
+) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b.iter()).all(|(x, y)| {
+            x.rule == y.rule
+                && x.currency == y.currency
+                && x.per_call == y.per_call
+                && x.message == y.message
+                && x.no_partition == y.no_partition
+                && match (x.window, y.window) {
+                    (None, None) => true,
+                    (Some(v), Some(w)) => {
+                        v.max == w.max
+                            && v.counter.partition == w.counter.partition
+                            && v.counter.spec.key == w.counter.spec.key
+                            && v.counter.spec.window == w.counter.spec.window
+                            && v.counter.spec.scope == w.counter.spec.scope
+                    }
+                    _ => false,
+                }
+        })
 }
