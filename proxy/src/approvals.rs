@@ -351,10 +351,10 @@ impl ApprovalStore for MemoryApprovals {
             r.status = Status::Consumed;
             return Ok(Resolution::Granted(r.clone()));
         }
-        if let Some(r) = records.iter_mut().find(of(Status::Denied)) {
-            if now < r.expires {
-                return Ok(Resolution::Denied(r.clone()));
-            }
+        if let Some(r) = records.iter_mut().find(of(Status::Denied))
+            && now < r.expires
+        {
+            return Ok(Resolution::Denied(r.clone()));
         }
         if let Some(r) = records.iter_mut().find(of(Status::Pending)) {
             return Ok(Resolution::Pending {

@@ -769,7 +769,7 @@ mod approval_rows {
             now: UnixMillis,
         ) -> Result<Record, DecideError> {
             let ns = self.prefix.clone();
-            let out = self.approvals_tx(|tx| {
+            self.approvals_tx(|tx| {
                 expire(tx, &ns, None, now)?;
                 let Some(mut r) = by_id(tx, &ns, id)? else {
                     return Ok(Err(DecideError::Unknown));
@@ -790,8 +790,7 @@ mod approval_rows {
                 )?
                 .execute(params![ns, id, r.status.as_str(), by, reason])?;
                 Ok(Ok(r))
-            })?;
-            out
+            })?
         }
 
         fn sweep(&self, now: UnixMillis) -> Result<usize, StateError> {
