@@ -209,13 +209,14 @@ pub trait ApprovalStore: Send + Sync {
     /// processes for shared stores): expires stale records of `req`'s
     /// fingerprint; consumes an approved one (approved -> consumed, exactly
     /// once); else reports a standing denial; else returns the pending
-    /// request, creating it (with `new_id`) when there is none.
+    /// request, creating it (with `new_id`) when there is none. With it, the
+    /// number of records this step found lapsed and marked expired.
     fn resolve(
         &self,
         req: NewRequest,
         new_id: String,
         now: UnixMillis,
-    ) -> Result<Resolution, StateError>;
+    ) -> Result<(Resolution, usize), StateError>;
 
     /// Gives a consumed approval back (consumed -> approved): the upstream
     /// failed the forwarded call. A record in another state is left alone.
@@ -334,9 +335,9 @@ impl ApprovalStore for MemoryApprovals {
         req: NewRequest,
         new_id: String,
         now: UnixMillis,
-    ) -> Result<Resolution, StateError> {
+    ) -> Result<(Resolution, usize), StateError> {
         let mut records = self.records();
-        expire_all(
+        let expired = expire_all(
             records
                 .iter_mut()
                 .filter(|r| r.fingerprint == req.fingerprint),
@@ -349,18 +350,21 @@ impl ApprovalStore for MemoryApprovals {
         };
         if let Some(r) = records.iter_mut().find(of(Status::Approved)) {
             r.status = Status::Consumed;
-            return Ok(Resolution::Granted(r.clone()));
+            return Ok((Resolution::Granted(r.clone()), expired));
         }
         if let Some(r) = records.iter_mut().find(of(Status::Denied))
             && now < r.expires
         {
-            return Ok(Resolution::Denied(r.clone()));
+            return Ok((Resolution::Denied(r.clone()), expired));
         }
         if let Some(r) = records.iter_mut().find(of(Status::Pending)) {
-            return Ok(Resolution::Pending {
-                record: r.clone(),
-                new: false,
-            });
+            return Ok((
+                Resolution::Pending {
+                    record: r.clone(),
+                    new: false,
+                },
+                expired,
+            ));
         }
         if records.len() >= MEMORY_MAX_RECORDS {
             // Forget settled records, oldest first; never a pending or approved one.
@@ -374,7 +378,7 @@ impl ApprovalStore for MemoryApprovals {
         }
         let record = req.into_record(new_id, now);
         records.push(record.clone());
-        Ok(Resolution::Pending { record, new: true })
+        Ok((Resolution::Pending { record, new: true }, expired))
     }
 
     fn restore(&self, id: &str) -> Result<bool, StateError> {
@@ -464,26 +468,19 @@ pub mod conformance {
         let t0 = UnixMillis(1_000_000);
         let at = |ms: i64| UnixMillis(t0.0 + ms);
         let id = || new_id().unwrap();
+        let resolve = |req, id, now| store.resolve(req, id, now).map(|(r, _)| r);
 
         // A new request, then the identical call while pending: the same id.
-        let (a, new) = pending(store.resolve(request("t", "{}", 1000), id(), t0).unwrap());
+        let (a, new) = pending(resolve(request("t", "{}", 1000), id(), t0).unwrap());
         assert!(new);
         assert!(is_id(&a.id), "{}", a.id);
         assert_eq!(a.status, Status::Pending);
         assert_eq!(a.expires, at(1000));
-        let (again, new) = pending(
-            store
-                .resolve(request("t", "{}", 1000), id(), at(10))
-                .unwrap(),
-        );
+        let (again, new) = pending(resolve(request("t", "{}", 1000), id(), at(10)).unwrap());
         assert!(!new);
         assert_eq!(again.id, a.id);
         // Other arguments: another request.
-        let (b, _) = pending(
-            store
-                .resolve(request("t", "{\"x\":1}", 1000), id(), at(10))
-                .unwrap(),
-        );
+        let (b, _) = pending(resolve(request("t", "{\"x\":1}", 1000), id(), at(10)).unwrap());
         assert_ne!(b.id, a.id);
 
         // Unknown ids and decisions.
@@ -503,21 +500,14 @@ pub mod conformance {
         );
 
         // The retry consumes it exactly once; the next one asks again.
-        match store
-            .resolve(request("t", "{}", 1000), id(), at(30))
-            .unwrap()
-        {
+        match resolve(request("t", "{}", 1000), id(), at(30)).unwrap() {
             Resolution::Granted(r) => {
                 assert_eq!(r.id, a.id);
                 assert_eq!(r.status, Status::Consumed);
             }
             other => panic!("expected granted, got {other:?}"),
         }
-        let (c, new) = pending(
-            store
-                .resolve(request("t", "{}", 1000), id(), at(31))
-                .unwrap(),
-        );
+        let (c, new) = pending(resolve(request("t", "{}", 1000), id(), at(31)).unwrap());
         assert!(new);
         assert_ne!(c.id, a.id);
         assert_eq!(
@@ -529,7 +519,7 @@ pub mod conformance {
         assert!(store.restore(&a.id).unwrap());
         assert!(!store.restore(&a.id).unwrap(), "only a consumed record");
         assert!(matches!(
-            store.resolve(request("t", "{}", 1000), id(), at(40)).unwrap(),
+            resolve(request("t", "{}", 1000), id(), at(40)).unwrap(),
             Resolution::Granted(r) if r.id == a.id
         ));
 
@@ -538,18 +528,11 @@ pub mod conformance {
             .decide(&b.id, false, "op", "not today", at(50))
             .unwrap();
         assert_eq!(denied.status, Status::Denied);
-        match store
-            .resolve(request("t", "{\"x\":1}", 1000), id(), at(60))
-            .unwrap()
-        {
+        match resolve(request("t", "{\"x\":1}", 1000), id(), at(60)).unwrap() {
             Resolution::Denied(r) => assert_eq!(r.reason, "not today"),
             other => panic!("expected denied, got {other:?}"),
         }
-        let (_, new) = pending(
-            store
-                .resolve(request("t", "{\"x\":1}", 1000), id(), at(2000))
-                .unwrap(),
-        );
+        let (_, new) = pending(resolve(request("t", "{\"x\":1}", 1000), id(), at(2000)).unwrap());
         assert!(new, "after its expiry a denial no longer answers");
 
         // Expiry: a pending request cannot be approved after its timeout,
@@ -562,17 +545,9 @@ pub mod conformance {
             store.get(&c.id, at(1031)).unwrap().unwrap().status,
             Status::Expired
         );
-        let (d, _) = pending(
-            store
-                .resolve(request("late", "{}", 100), id(), at(3000))
-                .unwrap(),
-        );
+        let (d, _) = pending(resolve(request("late", "{}", 100), id(), at(3000)).unwrap());
         store.decide(&d.id, true, "op", "", at(3010)).unwrap();
-        let (e, new) = pending(
-            store
-                .resolve(request("late", "{}", 100), id(), at(3100))
-                .unwrap(),
-        );
+        let (e, new) = pending(resolve(request("late", "{}", 100), id(), at(3100)).unwrap());
         assert!(new);
         assert_ne!(e.id, d.id);
         assert_eq!(

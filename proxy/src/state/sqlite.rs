@@ -683,22 +683,22 @@ mod approval_rows {
             req: NewRequest,
             new_id: String,
             now: UnixMillis,
-        ) -> Result<Resolution, StateError> {
+        ) -> Result<(Resolution, usize), StateError> {
             let ns = self.prefix.clone();
             self.approvals_tx(|tx| {
-                expire(tx, &ns, Some(&req.fingerprint), now)?;
+                let expired = expire(tx, &ns, Some(&req.fingerprint), now)?;
                 if let Some(mut r) = find(tx, &ns, &req.fingerprint, Status::Approved)? {
                     set_status(tx, &ns, &r.id, Status::Consumed)?;
                     r.status = Status::Consumed;
-                    return Ok(Resolution::Granted(r));
+                    return Ok((Resolution::Granted(r), expired));
                 }
                 if let Some(r) = find(tx, &ns, &req.fingerprint, Status::Denied)?
                     && now < r.expires
                 {
-                    return Ok(Resolution::Denied(r));
+                    return Ok((Resolution::Denied(r), expired));
                 }
                 if let Some(record) = find(tx, &ns, &req.fingerprint, Status::Pending)? {
-                    return Ok(Resolution::Pending { record, new: false });
+                    return Ok((Resolution::Pending { record, new: false }, expired));
                 }
                 let r = req.into_record(new_id, now);
                 tx.prepare_cached(&format!(
@@ -721,10 +721,13 @@ mod approval_rows {
                     r.reason,
                     ns
                 ])?;
-                Ok(Resolution::Pending {
-                    record: r,
-                    new: true,
-                })
+                Ok((
+                    Resolution::Pending {
+                        record: r,
+                        new: true,
+                    },
+                    expired,
+                ))
             })
         }
 
@@ -848,6 +851,7 @@ mod tests {
         let Resolution::Pending { record, .. } = one
             .resolve(conformance::request("t", "{}", 60_000), id.clone(), now)
             .unwrap()
+            .0
         else {
             panic!("pending expected")
         };
@@ -870,7 +874,7 @@ mod tests {
                     now,
                 )
             });
-            [a.join().unwrap().unwrap(), b.join().unwrap().unwrap()]
+            [a.join().unwrap().unwrap().0, b.join().unwrap().unwrap().0]
         });
         assert_eq!(
             granted
