@@ -18,9 +18,16 @@ use portcullis_core::Principal;
 use portcullis_core::call::ToolCall;
 use portcullis_core::counters::{StateError, UnixMillis};
 use portcullis_core::json::Val;
+use portcullis_core::policy::{Decision, PolicyMeta};
 
 /// Arguments larger than this are never stored: such a call is refused.
 pub const MAX_ARGUMENT_BYTES: usize = 64 * 1024;
+
+/// A rule without a timeout (policies compiled before approval timeouts): 15 minutes.
+pub const DEFAULT_TIMEOUT_MS: u64 = 15 * 60 * 1000;
+
+/// The `_meta` key of the approval details in answers to held calls.
+pub const META_KEY: &str = "dev.portcullis/approval";
 
 /// At most this many records in memory; decided and expired ones go first.
 pub const MEMORY_MAX_RECORDS: usize = 10_000;
@@ -298,6 +305,153 @@ pub fn fingerprint(
         }
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// [`respond::denial`](crate::respond::denial)'s answer with its text
+/// replaced and `extra` under [`META_KEY`] in `_meta`.
+fn answer(
+    id: &[u8],
+    tool: &str,
+    decision: &Decision,
+    meta: &PolicyMeta,
+    text: String,
+    extra: Option<serde_json::Value>,
+) -> Vec<u8> {
+    let base = crate::respond::denial(id, tool, decision, meta);
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&base) else {
+        return base;
+    };
+    if let Some(result) = v.get_mut("result") {
+        result["content"] = serde_json::json!([{"type": "text", "text": text}]);
+        if let Some(extra) = extra {
+            result["_meta"][META_KEY] = extra;
+        }
+    }
+    serde_json::to_vec(&v).unwrap_or(base)
+}
+
+/// The answer to a held call waiting for a person: `isError: true`, text
+/// `[APPROVAL REQUIRED] <message> (approval <id>, expires <RFC 3339>)`, and
+/// in `_meta["dev.portcullis/approval"]` the id, status, expiry and what to do.
+pub fn pending_result(
+    id: &[u8],
+    tool: &str,
+    decision: &Decision,
+    meta: &PolicyMeta,
+    r: &Record,
+) -> Vec<u8> {
+    let expires = r.expires.to_rfc3339();
+    let text = format!(
+        "{}{} (approval {}, expires {expires})",
+        crate::respond::APPROVAL_PREFIX,
+        r.message,
+        r.id
+    );
+    let extra = serde_json::json!({
+        "id": r.id,
+        "status": "pending",
+        "expires": expires,
+        "rule": r.rule,
+        "instructions": format!(
+            "A person must approve this call: `portcullis approvals approve {id}` (or deny it: `portcullis approvals deny {id} --reason TEXT`). Then retry the identical call (same tool and arguments): it is forwarded once.",
+            id = r.id
+        ),
+        "approve_command": format!("portcullis approvals approve {}", r.id),
+    });
+    answer(id, tool, decision, meta, text, Some(extra))
+}
+
+/// The answer to a held call a person denied: `isError: true`, text
+/// `[POLICY DENIED] <message> (approval <id> denied by <who>[: <reason>])`.
+pub fn denied_result(
+    id: &[u8],
+    tool: &str,
+    decision: &Decision,
+    meta: &PolicyMeta,
+    r: &Record,
+) -> Vec<u8> {
+    let reason = if r.reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", r.reason)
+    };
+    let text = format!(
+        "{}{} (approval {} denied by {}{reason})",
+        crate::respond::DENY_PREFIX,
+        r.message,
+        r.id,
+        r.decided_by
+    );
+    let extra = serde_json::json!({
+        "id": r.id,
+        "status": "denied",
+        "expires": r.expires.to_rfc3339(),
+        "rule": r.rule,
+        "decided_by": r.decided_by,
+        "reason": r.reason,
+    });
+    answer(id, tool, decision, meta, text, Some(extra))
+}
+
+/// The answer to a held call that could not be held (`why`): `isError:
+/// true`, text `[POLICY DENIED] <message> (<why>)`. Never forwarded.
+pub fn refused_result(
+    id: &[u8],
+    tool: &str,
+    decision: &Decision,
+    meta: &PolicyMeta,
+    why: &str,
+) -> Vec<u8> {
+    let text = format!(
+        "{}{} ({why})",
+        crate::respond::DENY_PREFIX,
+        decision.message(tool)
+    );
+    answer(id, tool, decision, meta, text, None)
+}
+
+/// No approval records (Redis, until it keeps them): every held call is
+/// refused as "approval state unavailable".
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoApprovals;
+
+impl NoApprovals {
+    fn error() -> StateError {
+        StateError("this counter store keeps no approval records (use --state-dir)".into())
+    }
+}
+
+impl ApprovalStore for NoApprovals {
+    fn resolve(
+        &self,
+        _: NewRequest,
+        _: String,
+        _: UnixMillis,
+    ) -> Result<(Resolution, usize), StateError> {
+        Err(NoApprovals::error())
+    }
+    fn restore(&self, _: &str) -> Result<bool, StateError> {
+        Err(NoApprovals::error())
+    }
+    fn get(&self, _: &str, _: UnixMillis) -> Result<Option<Record>, StateError> {
+        Err(NoApprovals::error())
+    }
+    fn list(&self, _: UnixMillis) -> Result<Vec<Record>, StateError> {
+        Err(NoApprovals::error())
+    }
+    fn decide(
+        &self,
+        _: &str,
+        _: bool,
+        _: &str,
+        _: &str,
+        _: UnixMillis,
+    ) -> Result<Record, DecideError> {
+        Err(DecideError::State(NoApprovals::error()))
+    }
+    fn sweep(&self, _: UnixMillis) -> Result<usize, StateError> {
+        Err(NoApprovals::error())
+    }
 }
 
 /// Approval records in this process's memory.
