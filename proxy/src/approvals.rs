@@ -730,6 +730,33 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_follow_canonical_arguments_rule_and_caller() {
+        let fp = |tool: &str, args: &str, rule: &str, caller: Option<&Principal>| {
+            let call = ToolCall::new(
+                tool,
+                args.as_bytes(),
+                portcullis_core::json::Strictness::STRICT,
+            )
+            .unwrap();
+            fingerprint("srv", &call, rule, caller)
+        };
+        let a = fp("t", r#"{"n":100,"m":"hi"}"#, "r", None);
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, fp("t", r#"{ "m" : "hi", "n": 1e2 }"#, "r", None));
+        assert_ne!(a, fp("t", r#"{"n":101,"m":"hi"}"#, "r", None));
+        assert_ne!(a, fp("u", r#"{"n":100,"m":"hi"}"#, "r", None));
+        assert_ne!(a, fp("t", r#"{"n":100,"m":"hi"}"#, "other rule", None));
+        let alice = Principal::local("alice");
+        let bob = Principal::local("bob");
+        let with_alice = fp("t", r#"{"n":100,"m":"hi"}"#, "r", Some(&alice));
+        assert_ne!(a, with_alice);
+        assert_ne!(
+            with_alice,
+            fp("t", r#"{"n":100,"m":"hi"}"#, "r", Some(&bob))
+        );
+    }
+
+    #[test]
     fn ids_are_random_and_well_formed() {
         let (a, b) = (new_id().unwrap(), new_id().unwrap());
         assert_ne!(a, b);

@@ -1896,6 +1896,186 @@ mod tests {
         )
     }
 
+    /// Holds every call of `held` for approval; approved, it is limited to one a minute.
+    struct HeldPolicy;
+
+    static HELD_RULES: [RuleInfo; 1] = [RuleInfo {
+        name: "needs a human",
+        label: "test",
+        kind: RuleKind::Rule,
+        file: "test",
+        line: 1,
+        column: 1,
+    }];
+    static HELD_META: PolicyMeta = PolicyMeta {
+        server: "test",
+        file: "test",
+        dialect: "test",
+        digest: "0000000000000000",
+        rules: &HELD_RULES,
+        counters: &COUNTERS,
+        idempotency: &[],
+        approvals: &[],
+        approval_config: None,
+    };
+
+    impl Policy for HeldPolicy {
+        fn meta(&self) -> &PolicyMeta {
+            &HELD_META
+        }
+        fn is_hidden(&self, _: &str, _: Option<&portcullis_core::Principal>) -> bool {
+            false
+        }
+        fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+            if call.name() == "held" {
+                return Decision::approve(RuleId(0), "A person must say yes");
+            }
+            self.decide_approved(call, env)
+        }
+        fn decide_approved(&self, _: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+            let mut l = Limits::new();
+            l.push(
+                RuleId(0),
+                CounterRef {
+                    spec: &COUNTERS[0],
+                    partition: 0,
+                },
+                1,
+                1,
+                "one approved call a minute",
+            );
+            l.finish(env)
+        }
+    }
+
+    static HELD: HeldPolicy = HeldPolicy;
+
+    fn held_session(store: Arc<dyn ApprovalStore>) -> Session {
+        Session::new(
+            &HELD,
+            Arc::new(MemoryCounters::new()),
+            1,
+            FailMode::Closed,
+            None,
+            Log {
+                level: super::super::log::Level::Error,
+            },
+        )
+        .with_approvals(store)
+    }
+
+    fn held_call(id: u32, args: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"held","arguments":{args}}}}}"#
+        )
+    }
+
+    /// The approval id of a pending answer.
+    fn pending_id(reply: &[u8]) -> String {
+        let v: serde_json::Value = serde_json::from_slice(reply).unwrap();
+        let text = v["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("[APPROVAL REQUIRED] A person must say yes (approval apr_"),
+            "{text}"
+        );
+        v["result"]["_meta"][apr::META_KEY]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn an_upstream_error_gives_the_approval_back_and_a_result_keeps_it_used() {
+        let store = Arc::new(apr::MemoryApprovals::new());
+        let s = held_session(store.clone());
+        let line = held_call(1, r#"{"x":1}"#);
+        let out = s.from_client(line.as_bytes());
+        assert!(out.forward.is_empty());
+        let id = pending_id(&out.reply[0]);
+        store
+            .decide(&id, true, "op", "", UnixMillis::now())
+            .unwrap();
+        // Forwarded; the upstream fails it: the approval is back.
+        assert_eq!(
+            s.from_client(held_call(2, r#"{"x":1}"#).as_bytes())
+                .forward
+                .len(),
+            1
+        );
+        assert_eq!(
+            store.get(&id, UnixMillis::now()).unwrap().unwrap().status,
+            apr::Status::Consumed
+        );
+        s.from_server(br#"{"jsonrpc":"2.0","id":2,"error":{"code":-32603,"message":"boom"}}"#);
+        assert_eq!(
+            store.get(&id, UnixMillis::now()).unwrap().unwrap().status,
+            apr::Status::Approved
+        );
+        // The retry is forwarded again (the failed one gave its counter unit back too).
+        assert_eq!(
+            s.from_client(held_call(3, r#"{"x":1}"#).as_bytes())
+                .forward
+                .len(),
+            1
+        );
+        s.from_server(br#"{"jsonrpc":"2.0","id":3,"result":{"content":[]}}"#);
+        assert_eq!(
+            store.get(&id, UnixMillis::now()).unwrap().unwrap().status,
+            apr::Status::Consumed
+        );
+    }
+
+    #[test]
+    fn an_approved_call_a_limit_refuses_keeps_its_approval() {
+        let store = Arc::new(apr::MemoryApprovals::new());
+        let s = held_session(store.clone());
+        // The limit's one unit used by an approved call of other arguments.
+        let first = pending_id(&s.from_client(held_call(1, "{}").as_bytes()).reply[0]);
+        store
+            .decide(&first, true, "op", "", UnixMillis::now())
+            .unwrap();
+        assert_eq!(
+            s.from_client(held_call(2, "{}").as_bytes()).forward.len(),
+            1
+        );
+        let id = pending_id(&s.from_client(held_call(3, r#"{"y":2}"#).as_bytes()).reply[0]);
+        store
+            .decide(&id, true, "op", "", UnixMillis::now())
+            .unwrap();
+        let line = held_call(4, r#"{"y":2}"#);
+        let out = s.from_client(line.as_bytes());
+        assert!(out.forward.is_empty());
+        let reply = String::from_utf8(out.reply[0].clone()).unwrap();
+        assert!(reply.contains("one approved call a minute"), "{reply}");
+        assert_eq!(
+            store.get(&id, UnixMillis::now()).unwrap().unwrap().status,
+            apr::Status::Approved
+        );
+    }
+
+    #[test]
+    fn oversized_arguments_and_a_failed_store_refuse_without_forwarding() {
+        let store = Arc::new(apr::MemoryApprovals::new());
+        let s = held_session(store.clone());
+        let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(apr::MAX_ARGUMENT_BYTES));
+        let line = held_call(1, &big);
+        let out = s.from_client(line.as_bytes());
+        assert!(out.forward.is_empty());
+        let reply = String::from_utf8(out.reply[0].clone()).unwrap();
+        assert!(reply.contains("[POLICY DENIED] A person must say yes (the arguments are too large to hold for approval"), "{reply}");
+        assert!(store.list(UnixMillis::now()).unwrap().is_empty());
+
+        let s = held_session(Arc::new(apr::NoApprovals));
+        let line = held_call(1, "{}");
+        let out = s.from_client(line.as_bytes());
+        assert!(out.forward.is_empty());
+        let reply = String::from_utf8(out.reply[0].clone()).unwrap();
+        assert!(
+            reply.contains("[POLICY DENIED] A person must say yes (approval state unavailable)"),
+            "{reply}"
+        );
+    }
+
     #[test]
     fn answers_match_requests_by_json_value() {
         let s = session();
