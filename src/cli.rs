@@ -63,8 +63,17 @@ pub struct ApprovalsArgs {
     #[command(subcommand)]
     pub action: ApprovalsAction,
     /// The proxies' state directory (their `--state-dir`), where approval requests are kept.
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, conflicts_with = "state_dsn")]
     pub state_dir: Option<PathBuf>,
+    /// The proxies' Redis (their `--state-dsn`; also read from PORTCULLIS_STATE_DSN).
+    #[arg(
+        long,
+        value_name = "DSN",
+        global = true,
+        env = "PORTCULLIS_STATE_DSN",
+        hide_env_values = true
+    )]
+    pub state_dsn: Option<String>,
     /// The proxies' `--state-prefix`.
     #[arg(long, value_name = "P", default_value = "", global = true)]
     pub state_prefix: String,

@@ -410,14 +410,15 @@ pub fn refused_result(
     answer(id, tool, decision, meta, text, None)
 }
 
-/// No approval records (Redis, until it keeps them): every held call is
-/// refused as "approval state unavailable".
+/// A store that keeps no approval records: every held call is refused as
+/// "approval state unavailable" (fail closed). For library users that want
+/// no operator flow, and to model a failed store.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoApprovals;
 
 impl NoApprovals {
     fn error() -> StateError {
-        StateError("this counter store keeps no approval records (use --state-dir)".into())
+        StateError("this store keeps no approval records".into())
     }
 }
 

@@ -1,11 +1,12 @@
 //! `portcullis approvals list|show|approve|deny`: the operator side of the
-//! approval flow. Requests are read from and decided in the SQLite file of
-//! the proxies' `--state-dir` (the same records every proxy sharing the
-//! directory consumes).
+//! approval flow. Requests are read from and decided in the proxies' state
+//! store: the SQLite file of `--state-dir`, or Redis (`--state-dsn`): the
+//! same records every proxy sharing it consumes.
 
 use portcullis_core::counters::UnixMillis;
 use portcullis_proxy::approvals::{ApprovalStore, DecideError, Record, Status, is_id};
 use portcullis_proxy::audit::{Event, Identity, render};
+use portcullis_proxy::state::redis::{RedisOptions, RedisStore};
 use portcullis_proxy::state::sqlite::SqliteStore;
 
 use crate::cli::{ApprovalsAction, ApprovalsArgs};
@@ -18,36 +19,54 @@ fn fail(msg: &str, help: &str) -> i32 {
     1
 }
 
-/// Runs the subcommand; the exit code.
-pub fn run(a: &ApprovalsArgs) -> i32 {
+/// Opens the store the flags name.
+fn open(a: &ApprovalsArgs) -> Result<Box<dyn ApprovalStore>, i32> {
+    if let Some(dsn) = &a.state_dsn {
+        return match RedisStore::open_with(dsn, &a.state_prefix, &RedisOptions::default()) {
+            Ok(s) => Ok(Box::new(s)),
+            Err(e) => Err(fail(
+                &e,
+                "check that Redis is running and that the DSN is the proxies' --state-dsn",
+            )),
+        };
+    }
     let Some(dir) = &a.state_dir else {
-        return fail(
-            "approval requests are kept in the proxies' state directory: --state-dir is required",
-            "pass the --state-dir DIR the proxies run with (without one, a proxy keeps its requests in memory, out of reach)",
-        );
+        return Err(fail(
+            "approval requests are kept in the proxies' state store: --state-dir or --state-dsn is required",
+            "pass the --state-dir DIR or --state-dsn DSN the proxies run with (without one, a proxy keeps its requests in memory, out of reach)",
+        ));
     };
     if !dir
         .join(portcullis_proxy::state::sqlite::FILE_NAME)
         .exists()
     {
-        return fail(
+        return Err(fail(
             &format!(
                 "no state in {}: no proxy has used it as its --state-dir",
                 dir.display()
             ),
             "pass the --state-dir DIR the proxies run with",
-        );
+        ));
     }
-    let store = match SqliteStore::open(dir, &a.state_prefix) {
+    match SqliteStore::open(dir, &a.state_prefix) {
+        Ok(s) => Ok(Box::new(s)),
+        Err(e) => Err(fail(&e, "")),
+    }
+}
+
+/// Runs the subcommand; the exit code.
+pub fn run(a: &ApprovalsArgs) -> i32 {
+    let store = match open(a) {
         Ok(s) => s,
-        Err(e) => return fail(&e, ""),
+        Err(code) => return code,
     };
+    let store = store.as_ref();
     let now = UnixMillis::now();
     match &a.action {
-        ApprovalsAction::List { all, json } => list(&store, now, *all, *json),
-        ApprovalsAction::Show { id, json } => show(&store, now, id, *json),
-        ApprovalsAction::Approve { id, reason, by } => decide(&store, a, now, id, true, reason, by),
-        ApprovalsAction::Deny { id, reason, by } => decide(&store, a, now, id, false, reason, by),
+        ApprovalsAction::List { all, json } => list(store, now, *all, *json),
+        ApprovalsAction::Show { id, json } => show(store, now, id, *json),
+        ApprovalsAction::Approve { id, reason, by } => decide(store, a, now, id, true, reason, by),
+        ApprovalsAction::Deny { id, reason, by } => decide(store, a, now, id, false, reason, by),
     }
 }
 
@@ -80,7 +99,7 @@ fn caller(r: &Record) -> String {
     }
 }
 
-fn list(store: &SqliteStore, now: UnixMillis, all: bool, json: bool) -> i32 {
+fn list(store: &dyn ApprovalStore, now: UnixMillis, all: bool, json: bool) -> i32 {
     let records = match store.list(now) {
         Ok(r) => r,
         Err(e) => return fail(&format!("approval state unavailable: {}", e.0), ""),
@@ -157,7 +176,7 @@ fn unknown(id: &str) -> i32 {
     }
 }
 
-fn show(store: &SqliteStore, now: UnixMillis, id: &str, json: bool) -> i32 {
+fn show(store: &dyn ApprovalStore, now: UnixMillis, id: &str, json: bool) -> i32 {
     let r = match store.get(id, now) {
         Ok(Some(r)) => r,
         Ok(None) => return unknown(id),
@@ -196,7 +215,7 @@ fn show(store: &SqliteStore, now: UnixMillis, id: &str, json: bool) -> i32 {
 }
 
 fn decide(
-    store: &SqliteStore,
+    store: &dyn ApprovalStore,
     a: &ApprovalsArgs,
     now: UnixMillis,
     id: &str,

@@ -102,8 +102,7 @@ fn load_dynamic(_: &std::path::Path) -> Result<&'static dyn Policy, (String, Str
 /// returned as itself, to be closed (queued rollbacks applied) at exit.
 /// Errors name the file or the DSN, its password redacted. With them, the
 /// approval records of the operator flow: in the SQLite file with
-/// `--state-dir`, in memory without a store; not yet in Redis (a held call
-/// is then refused, "approval state unavailable").
+/// `--state-dir`, in Redis with `--state-dsn`, in memory without a store.
 #[allow(clippy::type_complexity)]
 fn open_counters(
     a: &crate::cli::ProxyArgs,
@@ -117,9 +116,12 @@ fn open_counters(
     (String, &'static str),
 > {
     let prefix = a.state_prefix.as_str();
-    let mut approvals: Arc<dyn portcullis_proxy::approvals::ApprovalStore> =
-        Arc::new(portcullis_proxy::approvals::NoApprovals);
-    let (backend, what): (Arc<dyn Backend>, String) = if let Some(dir) = &a.state_dir {
+    #[allow(clippy::type_complexity)]
+    let (backend, what, approvals): (
+        Arc<dyn Backend>,
+        String,
+        Arc<dyn portcullis_proxy::approvals::ApprovalStore>,
+    ) = if let Some(dir) = &a.state_dir {
         let db = SqliteStore::open(dir, prefix).map_err(|e| {
             (
                 e,
@@ -128,8 +130,7 @@ fn open_counters(
         })?;
         let what = format!("sqlite {}", db.path().display());
         let db = Arc::new(db);
-        approvals = db.clone();
-        (db, what)
+        (db.clone(), what, db)
     } else if let Some(dsn) = &a.state_dsn {
         // A WAIT shortfall is a store failure, which `open` admits uncounted:
         // while replication lags, every limit would be lifted.
@@ -155,7 +156,8 @@ fn open_counters(
             log.warn(format_args!("{w}"));
         }
         let what = format!("redis {}", db.describe());
-        (Arc::new(db), what)
+        let db = Arc::new(db);
+        (db.clone(), what, db)
     } else {
         return Ok((
             Arc::new(MemoryCounters::new()),
@@ -327,8 +329,8 @@ pub fn run(cli: Cli) -> i32 {
                 "approval requests are kept in the state directory: decide them with `portcullis approvals --state-dir DIR`"
             ));
         } else if a.state_dsn.is_some() {
-            log.warn(format_args!(
-                "the policy has approval rules, but Redis keeps no approval records yet: every call they hold is refused (approval state unavailable); use --state-dir"
+            log.info(format_args!(
+                "approval requests are kept in Redis: decide them with `portcullis approvals --state-dsn DSN`"
             ));
         } else {
             log.warn(format_args!(
