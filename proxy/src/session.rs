@@ -899,10 +899,12 @@ impl Session {
                         ));
                     }
                 };
-                match self.register_call(key.clone(), id.as_bytes(), decision.ticket, paid, claim) {
+                // Only an approved call needs its key again (no copy otherwise).
+                let approved_key = granted.granted.is_some().then(|| key.clone());
+                match self.register_call(key, id.as_bytes(), decision.ticket, paid, claim) {
                     Ok(()) => {
-                        if let Some(g) = granted.granted.take()
-                            && let Some(p) = self.pending().get_mut(&key)
+                        if let (Some(g), Some(k)) = (granted.granted.take(), approved_key)
+                            && let Some(p) = self.pending().get_mut(&k)
                         {
                             p.approval = Some(Box::new(g));
                         }
