@@ -294,3 +294,54 @@ fn two_proxies_sharing_a_state_dir_race_to_consume_one_approval_and_one_wins() {
     a.finish();
     b.finish();
 }
+
+#[test]
+fn intercepts_dedupe_window_bounds_how_long_a_pending_request_is_reused() {
+    let dir = temp_dir("approval-dedupe");
+    let policy = dir.join("everything.yaml");
+    std::fs::write(
+        &policy,
+        r#"version: "1"
+approvals:
+  dedupe_window: 1s
+tools:
+  get-sum:
+    rules:
+      - name: "big sums"
+        action: "require_approval"
+        conditions:
+          - path: "args.a"
+            op: "gt"
+            value: 100
+        on_deny: "Sums over 100 need a human"
+        approval_timeout: "10m"
+"#,
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let log = dir.join("decisions.jsonl");
+    let mut p = proxy(
+        "approval-dedupe-proxy",
+        policy.to_str().unwrap(),
+        &state,
+        &log,
+    );
+    let first = approval_id(&p.call(1, "get-sum", r#"{"a":500,"b":1}"#));
+    assert_eq!(
+        approval_id(&p.call(2, "get-sum", r#"{"a":500,"b":1}"#)),
+        first
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = approval_id(&p.call(3, "get-sum", r#"{"a":500,"b":1}"#));
+    assert_ne!(second, first, "past the window: a new request");
+    // The first is still pending and can be approved; the retry uses it once.
+    let (code, _, err) = approvals(&state, &["approve", &first]);
+    assert_eq!(code, 0, "{err}");
+    let ok = p.call(4, "get-sum", r#"{"a":500,"b":1}"#);
+    assert!(
+        ok.contains("501") && !ok.contains("\"isError\":true"),
+        "{ok}"
+    );
+    assert_eq!(calls(&p).len(), 1);
+    p.finish();
+}

@@ -136,6 +136,21 @@ pub struct NewRequest {
     pub iss: String,
     /// The rule's timeout.
     pub timeout_ms: u64,
+    /// Intercept's `dedupe_window`: an identical call reuses a pending
+    /// request only this long after it was created (None: while it is pending).
+    pub dedupe_ms: Option<u64>,
+}
+
+impl NewRequest {
+    /// True when pending request `r` may answer this identical call at `now`.
+    pub fn reuses(&self, r: &Record, now: UnixMillis) -> bool {
+        self.dedupe_ms.is_none_or(|d| {
+            now.0
+                < r.created
+                    .0
+                    .saturating_add(i64::try_from(d).unwrap_or(i64::MAX))
+        })
+    }
 }
 
 impl NewRequest {
@@ -503,16 +518,18 @@ impl ApprovalStore for MemoryApprovals {
             let fp = fp.as_str();
             move |r: &&mut Record| r.fingerprint == fp && r.status == s
         };
-        if let Some(r) = records.iter_mut().find(of(Status::Approved)) {
+        if let Some(r) = records.iter_mut().rev().find(of(Status::Approved)) {
             r.status = Status::Consumed;
             return Ok((Resolution::Granted(r.clone()), expired));
         }
-        if let Some(r) = records.iter_mut().find(of(Status::Denied))
+        if let Some(r) = records.iter_mut().rev().find(of(Status::Denied))
             && now < r.expires
         {
             return Ok((Resolution::Denied(r.clone()), expired));
         }
-        if let Some(r) = records.iter_mut().find(of(Status::Pending)) {
+        if let Some(r) = records.iter_mut().rev().find(of(Status::Pending))
+            && req.reuses(r, now)
+        {
             return Ok((
                 Resolution::Pending {
                     record: r.clone(),
@@ -608,6 +625,7 @@ pub mod conformance {
             sub: "alice".into(),
             iss: "local".into(),
             timeout_ms,
+            dedupe_ms: None,
         }
     }
 
@@ -718,6 +736,25 @@ pub mod conformance {
         assert!(all.windows(2).all(|w| w[0].created >= w[1].created));
         assert!(all.iter().all(|r| r.status != Status::Pending));
         assert_eq!(store.get("apr_unknown", at(1)).unwrap(), None);
+
+        // A dedupe window: reused within it, a new request after it; the
+        // older one can still be approved and is consumed by the retry.
+        let windowed = || NewRequest {
+            dedupe_ms: Some(100),
+            ..request("w", "{}", 10_000)
+        };
+        let (f, _) = pending(resolve(windowed(), id(), at(20_000)).unwrap());
+        let (same, new) = pending(resolve(windowed(), id(), at(20_050)).unwrap());
+        assert!(!new);
+        assert_eq!(same.id, f.id);
+        let (g, new) = pending(resolve(windowed(), id(), at(20_150)).unwrap());
+        assert!(new);
+        assert_ne!(g.id, f.id);
+        store.decide(&f.id, true, "op", "", at(20_200)).unwrap();
+        assert!(matches!(
+            resolve(windowed(), id(), at(20_210)).unwrap(),
+            Resolution::Granted(r) if r.id == f.id
+        ));
     }
 }
 

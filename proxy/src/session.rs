@@ -1326,6 +1326,7 @@ impl Session {
                 .as_ref()
                 .map_or(String::new(), |p| p.iss().to_string()),
             timeout_ms,
+            dedupe_ms: meta.approval_config.and_then(|c| c.dedupe_window_ms),
         };
         let resolved = apr::new_id().and_then(|id| self.approvals.resolve(req, id, now));
         let (resolution, expired) = match resolved {

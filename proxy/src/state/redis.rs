@@ -991,7 +991,15 @@ if not pick then
     if recs[i].status == 'denied' and now < tonumber(recs[i].expires) then pick, kind = i, 'denied' break end
   end
 end
-if not pick then for i = #recs, 1, -1 do if recs[i].status == 'pending' then pick, kind = i, 'pending' break end end end
+if not pick then
+  for i = #recs, 1, -1 do
+    if recs[i].status == 'pending' then
+      -- ARGV[4]: the dedupe window in ms ('' for none); only the newest pending counts.
+      if ARGV[4] == '' or now < tonumber(recs[i].created) + tonumber(ARGV[4]) then pick, kind = i, 'pending' end
+      break
+    end
+  end
+end
 if not pick then
   table.insert(recs, cjson.decode(ARGV[3]))
   while #recs > {APR_KEEP} do table.remove(recs, 1) end
@@ -1134,12 +1142,14 @@ return expired
         ) -> Result<(Resolution, usize), StateError> {
             static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
             let fp = req.fingerprint.clone();
+            let dedupe = req.dedupe_ms.map_or(String::new(), |d| d.to_string());
             let record = req.into_record(new_id, now);
             let keys = [self.apr_fp_key(&fp)];
             let args = [
                 now.0.to_string(),
                 APR_RETAIN_MS.to_string(),
                 to_json(&record),
+                dedupe,
             ];
             let (kind, json, expired): (String, String, i64) =
                 self.with_connection(|c| script(&S, resolve_lua).run(c, &keys, &args))?;

@@ -697,7 +697,9 @@ mod approval_rows {
                 {
                     return Ok((Resolution::Denied(r), expired));
                 }
-                if let Some(record) = find(tx, &ns, &req.fingerprint, Status::Pending)? {
+                if let Some(record) = find(tx, &ns, &req.fingerprint, Status::Pending)?
+                    && req.reuses(&record, now)
+                {
                     return Ok((Resolution::Pending { record, new: false }, expired));
                 }
                 let r = req.into_record(new_id, now);
