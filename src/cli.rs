@@ -102,6 +102,8 @@ pub enum ApprovalsAction {
         #[arg(long)]
         json: bool,
     },
+    /// Mark every request past its expiry expired (list and show also do); prints how many.
+    Expire,
     /// Approve a pending request: the agent's identical retry is forwarded once.
     Approve {
         /// The approval id (`apr_...`).

@@ -254,6 +254,15 @@ fn an_expired_request_cannot_be_approved_and_an_unused_approval_lapses() {
     let id3 = approval_id(&p.call(3, "get-sum", r#"{"a":500,"b":1}"#));
     assert_ne!(id3, id2);
     assert!(calls(&p).is_empty(), "{:#?}", calls(&p));
+    // The held calls already marked the lapsed ones; the last lapses now.
+    let (code, out, _) = approvals(&state, &["expire"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "0 approval requests expired.", "{out}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let (_, out, _) = approvals(&state, &["expire"]);
+    assert_eq!(out.trim(), "1 approval request expired.", "{out}");
+    let (_, out, _) = approvals(&state, &["show", &id3]);
+    assert!(out.contains("status     expired"), "{out}");
     let (_, out, _) = approvals(&state, &["show", &id2]);
     assert!(out.contains("status     expired"), "{out}");
     p.finish();

@@ -65,6 +65,16 @@ pub fn run(a: &ApprovalsArgs) -> i32 {
     match &a.action {
         ApprovalsAction::List { all, json } => list(store, now, *all, *json),
         ApprovalsAction::Show { id, json } => show(store, now, id, *json),
+        ApprovalsAction::Expire => match store.sweep(now) {
+            Ok(n) => {
+                println!(
+                    "{n} approval request{} expired.",
+                    if n == 1 { "" } else { "s" }
+                );
+                0
+            }
+            Err(e) => fail(&format!("approval state unavailable: {}", e.0), ""),
+        },
         ApprovalsAction::Approve { id, reason, by } => decide(store, a, now, id, true, reason, by),
         ApprovalsAction::Deny { id, reason, by } => decide(store, a, now, id, false, reason, by),
     }

@@ -582,7 +582,11 @@ mod approval_rows {
              reason TEXT NOT NULL,
              PRIMARY KEY (ns, id)
          ) WITHOUT ROWID;
-         CREATE INDEX IF NOT EXISTS approvals_fingerprint ON approvals (ns, fingerprint, status);";
+         CREATE INDEX IF NOT EXISTS approvals_fingerprint ON approvals (ns, fingerprint, status);
+         CREATE INDEX IF NOT EXISTS approvals_expires ON approvals (expires);";
+
+    /// Records are deleted this long after their expiry (kept for `list --all`, `show`).
+    pub const RETAIN_MS: i64 = 7 * 24 * 3600 * 1000;
 
     const COLUMNS: &str = "id, fingerprint, server, tool, arguments, rule, message, sub, iss, created, expires, status, decided_by, reason";
 
@@ -702,6 +706,9 @@ mod approval_rows {
                 {
                     return Ok((Resolution::Pending { record, new: false }, expired));
                 }
+                // A new request: records long past their expiry go first.
+                tx.prepare_cached("DELETE FROM approvals WHERE expires < ?1")?
+                    .execute(params![now.0.saturating_sub(RETAIN_MS)])?;
                 let r = req.into_record(new_id, now);
                 tx.prepare_cached(&format!(
                     "INSERT INTO approvals ({COLUMNS}, ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
@@ -844,6 +851,34 @@ mod tests {
         use crate::approvals::{ApprovalStore, Resolution, conformance};
         let dir = temp_dir("approvals");
         conformance::run(&SqliteStore::open(&dir.join("a"), "").expect("open"));
+        // Records a week past their expiry are deleted when a new request comes.
+        let old = SqliteStore::open(&dir.join("c"), "").expect("open");
+        let t0 = UnixMillis(1_000_000);
+        let (Resolution::Pending { record, .. }, _) = old
+            .resolve(
+                conformance::request("t", "{}", 1000),
+                crate::approvals::new_id().unwrap(),
+                t0,
+            )
+            .unwrap()
+        else {
+            panic!("pending expected")
+        };
+        let later = UnixMillis(t0.0 + 1000 + approval_rows::RETAIN_MS);
+        assert!(
+            old.get(&record.id, later).unwrap().is_some(),
+            "kept for a week"
+        );
+        old.resolve(
+            conformance::request("u", "{}", 1000),
+            crate::approvals::new_id().unwrap(),
+            UnixMillis(later.0 + 1),
+        )
+        .unwrap();
+        assert!(
+            old.get(&record.id, later).unwrap().is_none(),
+            "then deleted"
+        );
         // Two connections (two proxies) on one file, and prefixes apart.
         let one = SqliteStore::open(&dir.join("b"), "p:").expect("open");
         let two = SqliteStore::open(&dir.join("b"), "p:").expect("open");
