@@ -52,6 +52,80 @@ pub enum Command {
     Init(InitArgs),
     /// Serve a local web page to review and edit policies and watch decisions.
     Ui(UiArgs),
+    /// List, show, approve or deny the approval requests of calls an approval rule held (operator flow).
+    Approvals(ApprovalsArgs),
+}
+
+/// `portcullis approvals`.
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ApprovalsAction,
+    /// The proxies' state directory (their `--state-dir`), where approval requests are kept.
+    #[arg(long, value_name = "DIR", global = true, conflicts_with = "state_dsn")]
+    pub state_dir: Option<PathBuf>,
+    /// The proxies' Redis (their `--state-dsn`; also read from PORTCULLIS_STATE_DSN).
+    #[arg(
+        long,
+        value_name = "DSN",
+        global = true,
+        env = "PORTCULLIS_STATE_DSN",
+        hide_env_values = true
+    )]
+    pub state_dsn: Option<String>,
+    /// The proxies' `--state-prefix`.
+    #[arg(long, value_name = "P", default_value = "", global = true)]
+    pub state_prefix: String,
+    /// Append each decision (approve, deny) as one line to this decision log.
+    #[arg(long = "audit-log", value_name = "FILE", global = true)]
+    pub audit_log: Option<PathBuf>,
+}
+
+/// `portcullis approvals <action>`.
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsAction {
+    /// List approval requests, newest first (pending ones unless --all).
+    List {
+        /// Every request, decided, used and expired ones too.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one request: the call's arguments, the rule, the caller, its status.
+    Show {
+        /// The approval id (`apr_...`).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark every request past its expiry expired (list and show also do); prints how many.
+    Expire,
+    /// Approve a pending request: the agent's identical retry is forwarded once.
+    Approve {
+        /// The approval id (`apr_...`).
+        id: String,
+        /// Why (kept with the record and in the decision log).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+        /// Who decides (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Deny a pending request: the agent's identical retries are refused with the reason.
+    Deny {
+        /// The approval id (`apr_...`).
+        id: String,
+        /// Why (shown to the agent).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+        /// Who decides (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
 }
 
 /// `portcullis status`.

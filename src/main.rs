@@ -32,6 +32,7 @@ fn main() {
         Some(Command::Scan(ref args)) => commands::scan::run(args),
         Some(Command::Init(ref args)) => commands::init::run(args),
         Some(Command::Ui(ref args)) => commands::ui::run(args),
+        Some(Command::Approvals(ref args)) => commands::approvals::run(args),
         None if cli.server_command.is_empty() && std::env::args_os().len() == 1 => {
             // No arguments at all: help, as Intercept does.
             let _ = Cli::command().version(version).print_help();

@@ -428,10 +428,9 @@ fn the_proxy_refuses_approval_required_calls_until_the_flows_exist() {
     let (code, out, err) = run(&["status", "--audit-log", log.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Calls: 7 total, 2 allowed, 2 denied"), "{out}");
-    assert!(
-        out.contains("Held for approval (refused until the approval flows exist): 3"),
-        "{out}"
-    );
+    // Two requests: the two held calls with identical arguments share one.
+    assert!(out.contains("Approvals: 2 requested"), "{out}");
+    assert!(out.contains("Held for approval: 3"), "{out}");
     let (_, json, _) = run(&["status", "--json", "--audit-log", log.to_str().unwrap()]);
     assert!(
         json.contains("\"approval_required\": 3") || json.contains("\"approval_required\":3"),

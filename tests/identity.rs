@@ -217,6 +217,7 @@ fn a_hostile_sub_is_escaped_in_the_log_cut_in_stderr_and_in_no_metric_label() {
                     "source",
                     "outcome",
                     "result",
+                    "event",
                     "method",
                     "le",
                     "policy_digest"

@@ -1362,3 +1362,119 @@ fn a_cluster_over_tls_works_with_state_ca_and_a_seed_with_another_ca_is_refused(
     let err = start_up_error(&["-c", &policy, "--state-dsn", &dsn, "--state-ca", &other]);
     assert!(err.contains("cannot reach Redis at "), "{err}");
 }
+
+#[test]
+fn approval_records_pass_the_suite_in_a_real_redis_and_one_racer_consumes() {
+    use portcullis_core::counters::UnixMillis;
+    use portcullis_proxy::approvals::{self, ApprovalStore, Resolution};
+    let mut redis = Redis::start("redis-approvals", &[]);
+    let open = |prefix: &str| {
+        RedisStore::open_with(&redis.dsn(), prefix, &RedisOptions::default()).expect("open")
+    };
+    approvals::conformance::run(&open("suite:"));
+    // Two proxies (two stores) on one Redis race to consume one approval.
+    let (one, two) = (open("race:"), open("race:"));
+    let now = UnixMillis::now();
+    let req = || approvals::conformance::request("t", "{}", 60_000);
+    let (Resolution::Pending { record, .. }, _) = one
+        .resolve(req(), approvals::new_id().unwrap(), now)
+        .unwrap()
+    else {
+        panic!("pending expected")
+    };
+    assert!(open("other:").get(&record.id, now).unwrap().is_none());
+    two.decide(&record.id, true, "op", "", now).unwrap();
+    let results = std::thread::scope(|s| {
+        let a = s.spawn(|| one.resolve(req(), approvals::new_id().unwrap(), now));
+        let b = s.spawn(|| two.resolve(req(), approvals::new_id().unwrap(), now));
+        [a.join().unwrap().unwrap().0, b.join().unwrap().unwrap().0]
+    });
+    let granted = results
+        .iter()
+        .filter(|r| matches!(r, Resolution::Granted(_)))
+        .count();
+    assert_eq!(granted, 1, "{results:#?}");
+    redis.stop();
+}
+
+#[test]
+fn two_proxies_sharing_redis_race_to_consume_one_approval_decided_with_state_dsn() {
+    let mut redis = Redis::start("redis-approval-race", &[]);
+    let dir = temp_dir("redis-approval-race");
+    let policy = dir.join("everything.policy");
+    std::fs::write(
+        &policy,
+        r#"server everything {
+  tool get-sum {
+    approve "Sums over 100 need a human" when args.a > 100 via operator timeout 10m
+  }
+}
+"#,
+    )
+    .unwrap();
+    let args = [
+        "-c",
+        policy.to_str().unwrap(),
+        "--state-dsn",
+        &redis.dsn(),
+        "--log-level",
+        "error",
+    ];
+    let mut a = Proxy::everything("redis-approval-a", &args);
+    let mut b = Proxy::everything("redis-approval-b", &args);
+    a.initialize();
+    b.initialize();
+    let id_of = |answer: &str| {
+        assert!(answer.contains("[APPROVAL REQUIRED]"), "{answer}");
+        let v: serde_json::Value = serde_json::from_str(answer).unwrap();
+        v["result"]["_meta"]["dev.portcullis/approval"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let id = id_of(&a.call(1, "get-sum", r#"{"a":500,"b":2}"#));
+    assert_eq!(id_of(&b.call(1, "get-sum", r#"{"b":2,"a":500}"#)), id);
+    let approvals = |args: &[&str]| {
+        let out = Command::new(common::portcullis())
+            .arg("approvals")
+            .args(args)
+            .args(["--state-dsn", &redis.dsn()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = approvals(&["list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&id) && out.contains("pending"), "{out}");
+    let (code, _, err) = approvals(&["approve", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    let line = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get-sum","arguments":{"a":500,"b":2}}}"#;
+    a.send(line);
+    b.send(line);
+    let answers = [a.response("2"), b.response("2")];
+    let forwarded: Vec<&String> = answers
+        .iter()
+        .filter(|r| !r.contains("\"isError\":true"))
+        .collect();
+    assert_eq!(forwarded.len(), 1, "{answers:#?}");
+    assert!(forwarded[0].contains("502"), "{answers:#?}");
+    let tools_calls = |p: &Proxy| {
+        p.server_received()
+            .iter()
+            .filter(|l| l.contains("\"tools/call\""))
+            .count()
+    };
+    assert_eq!(tools_calls(&a) + tools_calls(&b), 1);
+    let (_, out, _) = approvals(&["show", &id, "--json"]);
+    assert!(out.contains("\"status\": \"consumed\""), "{out}");
+    let (code, _, err) = approvals(&["approve", &id]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("already consumed"), "{err}");
+    a.finish();
+    b.finish();
+    redis.stop();
+}

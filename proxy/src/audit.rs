@@ -106,6 +106,31 @@ pub enum Event {
         /// Who called: the line names its `sub` and `iss`, nothing else of it.
         principal: Option<Arc<Principal>>,
     },
+    /// A step of the operator approval flow: `requested` (a new pending
+    /// record), `granted` (an approval consumed by the retry that is
+    /// forwarded), `restored` (given back: the upstream failed that retry),
+    /// `declined` (a retry refused because a person denied it); and, written
+    /// by `portcullis approvals`, `approved` and `denied`.
+    Approval {
+        /// When.
+        at: UnixMillis,
+        /// The tool.
+        tool: String,
+        /// See above.
+        stage: &'static str,
+        /// The approval id.
+        id: String,
+        /// The approval rule's name.
+        rule: String,
+        /// Who decided (`approved`, `denied`); "" otherwise.
+        by: String,
+        /// The reason given, or the rule's message on `requested`.
+        message: String,
+        /// The MCP session (None when written by the CLI).
+        session: Option<u64>,
+        /// Who called.
+        principal: Option<Arc<Principal>>,
+    },
     /// The proxy is exiting.
     Shutdown {
         /// The exit code it will return.
@@ -199,7 +224,7 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"ts\":");
     let ts = match ev {
-        Event::ToolCall { at, .. } | Event::Payment { at, .. } => *at,
+        Event::ToolCall { at, .. } | Event::Payment { at, .. } | Event::Approval { at, .. } => *at,
         _ => UnixMillis::now(),
     };
     push_json_str(&mut out, &ts.to_rfc3339());
@@ -207,6 +232,7 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
         Event::Startup { .. } => "startup",
         Event::ToolCall { .. } => "tool_call",
         Event::Payment { .. } => "payment",
+        Event::Approval { .. } => "approval",
         Event::Shutdown { .. } => "shutdown",
         Event::Reload { .. } => "config_reload",
     };
@@ -219,6 +245,9 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
         }
         | Event::Payment {
             session: Some(s), ..
+        }
+        | Event::Approval {
+            session: Some(s), ..
         } => push_json_str(&mut out, &format!("{s:016x}")),
         _ => push_json_str(&mut out, &id.session),
     }
@@ -228,6 +257,9 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
         principal: Some(p), ..
     }
     | Event::Payment {
+        principal: Some(p), ..
+    }
+    | Event::Approval {
         principal: Some(p), ..
     } = ev
     {
@@ -274,6 +306,29 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
                 ("stage", stage),
                 ("price", price),
                 ("budgets", budgets),
+                ("message", message),
+            ] {
+                if !v.is_empty() || k == "tool" || k == "stage" {
+                    out.extend_from_slice(format!(",\"{k}\":").as_bytes());
+                    push_json_str(&mut out, v);
+                }
+            }
+        }
+        Event::Approval {
+            tool,
+            stage,
+            id,
+            rule,
+            by,
+            message,
+            ..
+        } => {
+            for (k, v) in [
+                ("tool", tool.as_str()),
+                ("stage", stage),
+                ("approval_id", id),
+                ("rule", rule),
+                ("decided_by", by),
                 ("message", message),
             ] {
                 if !v.is_empty() || k == "tool" || k == "stage" {

@@ -22,6 +22,7 @@
 // One `unsafe` block, allowed where it stands with its proof: `child::command` (pre_exec).
 #![deny(unsafe_code)]
 
+pub mod approvals;
 pub mod audit;
 pub mod child;
 pub mod filter;

@@ -76,7 +76,7 @@ const KIND_NAMES: [&str; KINDS] = [
 struct ToolCounts {
     allowed: AtomicU64,
     denied: AtomicU64,
-    /// Held for approval (refused until the approval flows exist).
+    /// Held for approval (answered with a pending approval request).
     approval: AtomicU64,
 }
 
@@ -127,6 +127,9 @@ struct Registry {
 /// Micro-units by (tool, budget, currency, stage).
 type SpendTotals = std::collections::BTreeMap<(String, String, &'static str, &'static str), u64>;
 
+/// The events of `portcullis_approvals_total`.
+pub const APPROVAL_EVENTS: [&str; 5] = ["requested", "granted", "restored", "declined", "expired"];
+
 /// Metrics of one proxy process.
 pub struct Metrics {
     server: &'static str,
@@ -138,6 +141,8 @@ pub struct Metrics {
     /// Duplicates answered by an idempotency window: replayed, refused,
     /// unavailable (the record could not be reached).
     idempotency: [AtomicU64; 3],
+    /// Operator-flow approval events, by [`APPROVAL_EVENTS`].
+    approval_events: [AtomicU64; 5],
     latency_call: Histogram,
     latency_other: Histogram,
     /// Spend on paid tools (MPP), micro-units, by (tool, budget, currency, stage).
@@ -154,6 +159,7 @@ impl Metrics {
             rejected: AtomicU64::new(0),
             state_errors: AtomicU64::new(0),
             idempotency: std::array::from_fn(|_| AtomicU64::new(0)),
+            approval_events: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_call: Histogram::new(),
             latency_other: Histogram::new(),
             spend: Default::default(),
@@ -234,6 +240,17 @@ impl Metrics {
     pub fn idempotency(&self, result: &str) {
         if let Some(i) = IDEMPOTENCY_RESULTS.iter().position(|r| *r == result) {
             self.idempotency[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// An event of the operator approval flow: `requested` (a new pending
+    /// record), `granted` (an approval consumed by the retry that is
+    /// forwarded), `restored` (given back after an upstream error),
+    /// `declined` (a retry refused because a person denied it) or `expired`
+    /// (records found lapsed); `n` of them.
+    pub fn approval(&self, event: &str, n: u64) {
+        if let Some(i) = APPROVAL_EVENTS.iter().position(|e| *e == event) {
+            self.approval_events[i].fetch_add(n, Relaxed);
         }
     }
 
@@ -355,6 +372,14 @@ impl Metrics {
         out.push_str("# HELP portcullis_approval_requests_total Calls an approval rule held for a person's approval, by rule.\n# TYPE portcullis_approval_requests_total counter\n");
         for (labels, v) in approvals {
             let _ = writeln!(out, "portcullis_approval_requests_total{{{labels}}} {v}");
+        }
+        out.push_str("# HELP portcullis_approvals_total Operator approval flow: requests created, approvals granted (consumed by a forwarded retry), restored after an upstream error, retries declined by a person's denial, requests expired.\n# TYPE portcullis_approvals_total counter\n");
+        for (event, n) in APPROVAL_EVENTS.iter().zip(&self.approval_events) {
+            let _ = writeln!(
+                out,
+                "portcullis_approvals_total{{server=\"{server}\",event=\"{event}\"}} {}",
+                n.load(Relaxed)
+            );
         }
         out.push_str("# HELP portcullis_state_errors_total Calls decided while the counter store failed.\n# TYPE portcullis_state_errors_total counter\n");
         let _ = writeln!(

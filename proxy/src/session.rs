@@ -17,6 +17,7 @@ use super::audit::{AuditLog, Event, Verdict};
 use super::log::Log;
 use super::metrics::Metrics;
 use super::respond;
+use crate::approvals::{self as apr, ApprovalStore, NewRequest, Record, Resolution};
 use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
 use crate::idempotency::{self as idem, Refusal};
 use portcullis_core::counters::{Counters, NoWait, Ticket, UnixMillis};
@@ -85,6 +86,29 @@ struct Pending {
     paid: Option<Box<Paid>>,
     /// The idempotency record this call owns (forwarded first calls only).
     idem: Option<Box<IdemClaim>>,
+    /// The approval this call consumed (operator flow): given back when
+    /// the upstream answers with a JSON-RPC error.
+    approval: Option<Box<Granted>>,
+}
+
+/// An approval consumed by a forwarded call.
+#[derive(Debug)]
+struct Granted {
+    id: String,
+    tool: String,
+    rule: String,
+}
+
+/// What the approval records say about a call an approval rule holds.
+enum Held {
+    /// Approved earlier and now consumed by this call.
+    Granted(Record),
+    /// Waiting for a person.
+    Pending(Record),
+    /// A person denied this very call.
+    Denied(Record),
+    /// Not held (and not forwarded): why, for the agent.
+    Refused(String),
 }
 
 /// What a call to a paid tool needs when its answer comes.
@@ -233,6 +257,8 @@ pub struct Session {
     counters: Arc<dyn Counters>,
     /// The counter store does I/O (SQLite, Redis).
     store_may_block: bool,
+    /// Approval records of the operator flow (beside the counters).
+    approvals: Arc<dyn ApprovalStore>,
     session: u64,
     fail_mode: FailMode,
     pending: Mutex<PendingMap>,
@@ -259,6 +285,7 @@ impl Session {
             policy: Arc::new(PolicySlot::new(policy)),
             store_may_block: counters.may_block(),
             counters,
+            approvals: Arc::new(apr::MemoryApprovals::new()),
             session,
             fail_mode,
             pending: Mutex::new(PendingMap::default()),
@@ -267,6 +294,14 @@ impl Session {
             log,
             principal: None,
         }
+    }
+
+    /// Keeps approval records in `store` (the proxy's shared store: every
+    /// session of a process, and with SQLite every process, sees the same
+    /// records). Without it a session keeps its own in memory.
+    pub fn with_approvals(mut self, store: Arc<dyn ApprovalStore>) -> Session {
+        self.approvals = store;
+        self
     }
 
     /// Records Prometheus metrics of this session's decisions and upstream latency.
@@ -342,7 +377,11 @@ impl Session {
         // A call with an idempotency window may wait for an identical one
         // in flight: never on the event loop.
         let meta = self.policy().meta();
-        if (!self.store_may_block || meta.counters.is_empty()) && meta.idempotency.is_empty() {
+        // Approval records in a store that does I/O: never on the event loop.
+        if (!self.store_may_block || meta.counters.is_empty())
+            && meta.idempotency.is_empty()
+            && (meta.approvals.is_empty() || !self.approvals.may_block())
+        {
             return Some(self.from_client(line));
         }
         let trimmed = trim(line);
@@ -576,6 +615,7 @@ impl Session {
                 raw_id: raw_id.to_vec(),
                 paid,
                 idem,
+                approval: None,
             },
         );
         drop(pending);
@@ -644,7 +684,7 @@ impl Session {
             fail_mode: self.fail_mode,
             principal: self.principal.as_deref(),
         };
-        let decision = match wait {
+        let mut decision = match wait {
             Wait::Yes => policy.decide(&call, &env(self.counters.as_ref())),
             Wait::No => {
                 let view = NoWait::new(self.counters.as_ref());
@@ -663,6 +703,88 @@ impl Session {
             }
         };
         let meta = policy.meta();
+        // Held for approval: the records say whether a person approved this
+        // very call (consumed now, and the call decided again as approved,
+        // its counters reserved then), denied it, or is still to decide.
+        let approved_env = |counters| Env {
+            counters,
+            now,
+            session: self.session,
+            fail_mode: self.fail_mode,
+            principal: self.principal.as_deref(),
+        };
+        let mut held = None;
+        let mut granted = GrantGuard {
+            session: self,
+            granted: None,
+        };
+        if decision.effect() == Effect::Approve {
+            if wait == Wait::No && self.approvals.may_block() {
+                return None; // nothing reserved: decided again off the event loop
+            }
+            match self.hold(&call, meta, &decision, now) {
+                Held::Granted(record) => {
+                    let again = match wait {
+                        Wait::Yes => {
+                            policy.decide_approved(&call, &approved_env(self.counters.as_ref()))
+                        }
+                        Wait::No => {
+                            let view = NoWait::new(self.counters.as_ref());
+                            let again = policy.decide_approved(&call, &approved_env(&view));
+                            let claims =
+                                again.effect() == Effect::Allow && again.idempotency.is_some();
+                            if view.waited() || claims {
+                                if claims {
+                                    self.counters.rollback(&again.ticket);
+                                }
+                                // Given back quietly: the blocking pass consumes it again.
+                                if let Err(e) = self.approvals.restore(&record.id) {
+                                    self.log.warn(format_args!(
+                                        "could not give back approval {} ({}); the call is refused",
+                                        record.id, e.0
+                                    ));
+                                    let reply = self.approval_refusal(
+                                        id.as_bytes(),
+                                        call.name(),
+                                        &decision,
+                                        "approval state unavailable",
+                                    );
+                                    return Some((false, Some(reply)));
+                                }
+                                return None;
+                            }
+                            again
+                        }
+                    };
+                    self.log.info(format_args!(
+                        "approval {} granted: {} decided again as approved",
+                        record.id,
+                        call.name()
+                    ));
+                    if let Some(m) = &self.metrics {
+                        m.approval("granted", 1);
+                    }
+                    self.record(|| Event::Approval {
+                        at: now,
+                        tool: record.tool.clone(),
+                        stage: "granted",
+                        id: record.id.clone(),
+                        rule: record.rule.clone(),
+                        by: String::new(),
+                        message: String::new(),
+                        session: Some(self.session),
+                        principal: self.principal.clone(),
+                    });
+                    granted.granted = Some(Granted {
+                        id: record.id,
+                        tool: record.tool,
+                        rule: record.rule,
+                    });
+                    decision = again;
+                }
+                other => held = Some(other),
+            }
+        }
         if let Some(m) = &self.metrics {
             m.decided(
                 meta,
@@ -710,18 +832,40 @@ impl Session {
                     Some(respond::denial(id.as_bytes(), call.name(), &decision, meta)),
                 )
             }
-            // Fail closed until the approval flows exist: never forwarded,
-            // nothing reserved; answered `[APPROVAL REQUIRED] <message>`.
+            // Not forwarded, nothing reserved: the pending request's id and
+            // expiry, a person's denial, or why it could not be held.
             Effect::Approve => {
-                self.log.info(format_args!(
-                    "approval required for {} (refused: no approval flow yet): {}",
-                    call.name(),
-                    decision.message
-                ));
-                (
-                    false,
-                    Some(respond::denial(id.as_bytes(), call.name(), &decision, meta)),
-                )
+                let reply = match held {
+                    Some(Held::Pending(record)) => {
+                        self.log.info(format_args!(
+                            "approval required for {}: {} (approval {}, expires {})",
+                            call.name(),
+                            decision.message,
+                            record.id,
+                            record.expires.to_rfc3339()
+                        ));
+                        apr::pending_result(id.as_bytes(), call.name(), &decision, meta, &record)
+                    }
+                    Some(Held::Denied(record)) => {
+                        self.log.info(format_args!(
+                            "refused {}: approval {} was denied by {}",
+                            call.name(),
+                            record.id,
+                            record.decided_by
+                        ));
+                        apr::denied_result(id.as_bytes(), call.name(), &decision, meta, &record)
+                    }
+                    Some(Held::Refused(why)) => {
+                        self.approval_refusal(id.as_bytes(), call.name(), &decision, &why)
+                    }
+                    Some(Held::Granted(_)) | None => self.approval_refusal(
+                        id.as_bytes(),
+                        call.name(),
+                        &decision,
+                        "approval state unavailable",
+                    ),
+                };
+                (false, Some(reply))
             }
             Effect::Allow => {
                 let claim = match claimed {
@@ -755,8 +899,17 @@ impl Session {
                         ));
                     }
                 };
+                // Only an approved call needs its key again (no copy otherwise).
+                let approved_key = granted.granted.is_some().then(|| key.clone());
                 match self.register_call(key, id.as_bytes(), decision.ticket, paid, claim) {
-                    Ok(()) => (true, None),
+                    Ok(()) => {
+                        if let (Some(g), Some(k)) = (granted.granted.take(), approved_key)
+                            && let Some(p) = self.pending().get_mut(&k)
+                        {
+                            p.approval = Some(Box::new(g));
+                        }
+                        (true, None)
+                    }
                     Err(reply) => (false, Some(reply)),
                 }
             }
@@ -1127,6 +1280,158 @@ impl Session {
         }
     }
 
+    /// Looks up (or creates) the approval record of a call `decision` holds.
+    /// Every failure refuses the call (fail closed, whatever the fail mode).
+    fn hold(
+        &self,
+        call: &portcullis_core::call::ToolCall<'_>,
+        meta: &'static portcullis_core::policy::PolicyMeta,
+        decision: &portcullis_core::policy::Decision,
+        now: UnixMillis,
+    ) -> Held {
+        let rule = decision
+            .rule
+            .and_then(|r| meta.rule(r))
+            .map_or("", |r| r.name);
+        let timeout_ms = decision
+            .rule
+            .and_then(|r| meta.approval(r))
+            .map_or(apr::DEFAULT_TIMEOUT_MS, |s| s.timeout_ms);
+        let arguments = call.arguments().as_bytes();
+        if arguments.len() > apr::MAX_ARGUMENT_BYTES {
+            self.log.warn(format_args!(
+                "refused {}: its arguments ({} bytes) are too large to hold for approval",
+                call.name(),
+                arguments.len()
+            ));
+            return Held::Refused(format!(
+                "the arguments are too large to hold for approval ({} bytes; at most {})",
+                arguments.len(),
+                apr::MAX_ARGUMENT_BYTES
+            ));
+        }
+        let req = NewRequest {
+            fingerprint: apr::fingerprint(meta.server, call, rule, self.principal.as_deref()),
+            server: meta.server.to_string(),
+            tool: call.name().to_string(),
+            arguments: String::from_utf8_lossy(arguments).into_owned(),
+            rule: rule.to_string(),
+            message: decision.message(call.name()).into_owned(),
+            sub: self
+                .principal
+                .as_ref()
+                .map_or(String::new(), |p| p.sub().to_string()),
+            iss: self
+                .principal
+                .as_ref()
+                .map_or(String::new(), |p| p.iss().to_string()),
+            timeout_ms,
+            dedupe_ms: meta.approval_config.and_then(|c| c.dedupe_window_ms),
+        };
+        let resolved = apr::new_id().and_then(|id| self.approvals.resolve(req, id, now));
+        let (resolution, expired) = match resolved {
+            Ok(r) => r,
+            Err(e) => {
+                self.log.warn(format_args!(
+                    "approval state unavailable ({}); refused {}",
+                    e.0,
+                    call.name()
+                ));
+                return Held::Refused("approval state unavailable".into());
+            }
+        };
+        if let Some(m) = &self.metrics {
+            m.approval("expired", expired as u64);
+        }
+        let event = |stage: &'static str, r: &Record, by: &str, message: &str| Event::Approval {
+            at: now,
+            tool: r.tool.clone(),
+            stage,
+            id: r.id.clone(),
+            rule: r.rule.clone(),
+            by: by.to_string(),
+            message: message.to_string(),
+            session: Some(self.session),
+            principal: self.principal.clone(),
+        };
+        match resolution {
+            Resolution::Granted(r) => Held::Granted(r),
+            Resolution::Denied(r) => {
+                if let Some(m) = &self.metrics {
+                    m.approval("declined", 1);
+                }
+                self.record(|| event("declined", &r, &r.decided_by, &r.reason));
+                Held::Denied(r)
+            }
+            Resolution::Pending { record, new } => {
+                if new {
+                    if let Some(m) = &self.metrics {
+                        m.approval("requested", 1);
+                    }
+                    self.record(|| event("requested", &record, "", &record.message));
+                }
+                Held::Pending(record)
+            }
+        }
+    }
+
+    /// A held call refused for `why` (never forwarded).
+    fn approval_refusal(
+        &self,
+        id: &[u8],
+        tool: &str,
+        decision: &portcullis_core::policy::Decision,
+        why: &str,
+    ) -> Vec<u8> {
+        apr::refused_result(id, tool, decision, self.policy().meta(), why)
+    }
+
+    /// Gives a consumed approval back (the call it admitted was not
+    /// forwarded, or the upstream failed it), and says so.
+    fn restore_approval(&self, g: &Granted, why: &str) {
+        restore(
+            self.approvals.as_ref(),
+            g,
+            why,
+            self.log,
+            self.metrics.as_deref(),
+            self.audit.as_ref(),
+            self.session,
+            self.principal.clone(),
+        );
+    }
+
+    /// [`Session::restore_approval`] off the event loop when the store does
+    /// I/O (called from the relay of server answers).
+    fn restore_later(&self, g: Granted) {
+        let handle = tokio::runtime::Handle::try_current();
+        match handle {
+            Ok(h) if self.approvals.may_block() => {
+                let (store, log, metrics, audit, session, principal) = (
+                    self.approvals.clone(),
+                    self.log,
+                    self.metrics.clone(),
+                    self.audit.clone(),
+                    self.session,
+                    self.principal.clone(),
+                );
+                h.spawn_blocking(move || {
+                    restore(
+                        store.as_ref(),
+                        &g,
+                        "the upstream answered with an error",
+                        log,
+                        metrics.as_deref(),
+                        audit.as_ref(),
+                        session,
+                        principal,
+                    )
+                });
+            }
+            _ => self.restore_approval(&g, "the upstream answered with an error"),
+        }
+    }
+
     /// Builds and queues a decision-log event, only when there is a log.
     fn record(&self, ev: impl FnOnce() -> Event) {
         if let Some(a) = &self.audit {
@@ -1226,6 +1531,11 @@ impl Session {
         let paid = p.paid;
         if let Some(c) = &p.idem {
             self.settle_idem(c, Some(raw));
+        }
+        if let Some(g) = p.approval
+            && env.error.is_some_and(|e| !e.is_null())
+        {
+            self.restore_later(*g);
         }
         match p.kind {
             Kind::Call(ticket) => {
@@ -1377,6 +1687,64 @@ impl Session {
 }
 
 /// The names of budget rules, comma-separated, for the decision log.
+/// Gives approval `g` back (consumed -> approved) and records it.
+#[allow(clippy::too_many_arguments)]
+fn restore(
+    store: &dyn ApprovalStore,
+    g: &Granted,
+    why: &str,
+    log: Log,
+    metrics: Option<&Metrics>,
+    audit: Option<&AuditLog>,
+    session: u64,
+    principal: Option<Arc<portcullis_core::Principal>>,
+) {
+    match store.restore(&g.id) {
+        Ok(_) => {
+            log.info(format_args!(
+                "approval {} restored for {}: {why}",
+                g.id, g.tool
+            ));
+            if let Some(m) = metrics {
+                m.approval("restored", 1);
+            }
+            if let Some(a) = audit {
+                a.record(Event::Approval {
+                    at: UnixMillis::now(),
+                    tool: g.tool.clone(),
+                    stage: "restored",
+                    id: g.id.clone(),
+                    rule: g.rule.clone(),
+                    by: String::new(),
+                    message: why.to_string(),
+                    session: Some(session),
+                    principal,
+                });
+            }
+        }
+        Err(e) => log.warn(format_args!(
+            "could not restore approval {} ({}); {why}, and the approval stays used",
+            g.id, e.0
+        )),
+    }
+}
+
+/// Restores a consumed approval when the call it admitted is dropped before
+/// it was forwarded (refused by a limit, a duplicate, a payment, an id in flight).
+struct GrantGuard<'s> {
+    session: &'s Session,
+    granted: Option<Granted>,
+}
+
+impl Drop for GrantGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(g) = self.granted.take() {
+            self.session
+                .restore_approval(&g, "the approved call was refused before it was forwarded");
+        }
+    }
+}
+
 fn rule_names(
     meta: &portcullis_core::policy::PolicyMeta,
     rules: &[portcullis_core::policy::RuleId],
@@ -1529,6 +1897,186 @@ mod tests {
         format!(
             r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"t","arguments":{{}}}}}}"#
         )
+    }
+
+    /// Holds every call of `held` for approval; approved, it is limited to one a minute.
+    struct HeldPolicy;
+
+    static HELD_RULES: [RuleInfo; 1] = [RuleInfo {
+        name: "needs a human",
+        label: "test",
+        kind: RuleKind::Rule,
+        file: "test",
+        line: 1,
+        column: 1,
+    }];
+    static HELD_META: PolicyMeta = PolicyMeta {
+        server: "test",
+        file: "test",
+        dialect: "test",
+        digest: "0000000000000000",
+        rules: &HELD_RULES,
+        counters: &COUNTERS,
+        idempotency: &[],
+        approvals: &[],
+        approval_config: None,
+    };
+
+    impl Policy for HeldPolicy {
+        fn meta(&self) -> &PolicyMeta {
+            &HELD_META
+        }
+        fn is_hidden(&self, _: &str, _: Option<&portcullis_core::Principal>) -> bool {
+            false
+        }
+        fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+            if call.name() == "held" {
+                return Decision::approve(RuleId(0), "A person must say yes");
+            }
+            self.decide_approved(call, env)
+        }
+        fn decide_approved(&self, _: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+            let mut l = Limits::new();
+            l.push(
+                RuleId(0),
+                CounterRef {
+                    spec: &COUNTERS[0],
+                    partition: 0,
+                },
+                1,
+                1,
+                "one approved call a minute",
+            );
+            l.finish(env)
+        }
+    }
+
+    static HELD: HeldPolicy = HeldPolicy;
+
+    fn held_session(store: Arc<dyn ApprovalStore>) -> Session {
+        Session::new(
+            &HELD,
+            Arc::new(MemoryCounters::new()),
+            1,
+            FailMode::Closed,
+            None,
+            Log {
+                level: super::super::log::Level::Error,
+            },
+        )
+        .with_approvals(store)
+    }
+
+    fn held_call(id: u32, args: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"held","arguments":{args}}}}}"#
+        )
+    }
+
+    /// The approval id of a pending answer.
+    fn pending_id(reply: &[u8]) -> String {
+        let v: serde_json::Value = serde_json::from_slice(reply).unwrap();
+        let text = v["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("[APPROVAL REQUIRED] A person must say yes (approval apr_"),
+            "{text}"
+        );
+        v["result"]["_meta"][apr::META_KEY]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn an_upstream_error_gives_the_approval_back_and_a_result_keeps_it_used() {
+        let store = Arc::new(apr::MemoryApprovals::new());
+        let s = held_session(store.clone());
+        let line = held_call(1, r#"{"x":1}"#);
+        let out = s.from_client(line.as_bytes());
+        assert!(out.forward.is_empty());
+        let id = pending_id(&out.reply[0]);
+        store
+            .decide(&id, true, "op", "", UnixMillis::now())
+            .unwrap();
+        // Forwarded; the upstream fails it: the approval is back.
+        assert_eq!(
+            s.from_client(held_call(2, r#"{"x":1}"#).as_bytes())
+                .forward
+                .len(),
+            1
+        );
+        assert_eq!(
+            store.get(&id, UnixMillis::now()).unwrap().unwrap().status,
+            apr::Status::Consumed
+        );
+        s.from_server(br#"{"jsonrpc":"2.0","id":2,"error":{"code":-32603,"message":"boom"}}"#);
+        assert_eq!(
+            store.get(&id, UnixMillis::now()).unwrap().unwrap().status,
+            apr::Status::Approved
+        );
+        // The retry is forwarded again (the failed one gave its counter unit back too).
+        assert_eq!(
+            s.from_client(held_call(3, r#"{"x":1}"#).as_bytes())
+                .forward
+                .len(),
+            1
+        );
+        s.from_server(br#"{"jsonrpc":"2.0","id":3,"result":{"content":[]}}"#);
+        assert_eq!(
+            store.get(&id, UnixMillis::now()).unwrap().unwrap().status,
+            apr::Status::Consumed
+        );
+    }
+
+    #[test]
+    fn an_approved_call_a_limit_refuses_keeps_its_approval() {
+        let store = Arc::new(apr::MemoryApprovals::new());
+        let s = held_session(store.clone());
+        // The limit's one unit used by an approved call of other arguments.
+        let first = pending_id(&s.from_client(held_call(1, "{}").as_bytes()).reply[0]);
+        store
+            .decide(&first, true, "op", "", UnixMillis::now())
+            .unwrap();
+        assert_eq!(
+            s.from_client(held_call(2, "{}").as_bytes()).forward.len(),
+            1
+        );
+        let id = pending_id(&s.from_client(held_call(3, r#"{"y":2}"#).as_bytes()).reply[0]);
+        store
+            .decide(&id, true, "op", "", UnixMillis::now())
+            .unwrap();
+        let line = held_call(4, r#"{"y":2}"#);
+        let out = s.from_client(line.as_bytes());
+        assert!(out.forward.is_empty());
+        let reply = String::from_utf8(out.reply[0].clone()).unwrap();
+        assert!(reply.contains("one approved call a minute"), "{reply}");
+        assert_eq!(
+            store.get(&id, UnixMillis::now()).unwrap().unwrap().status,
+            apr::Status::Approved
+        );
+    }
+
+    #[test]
+    fn oversized_arguments_and_a_failed_store_refuse_without_forwarding() {
+        let store = Arc::new(apr::MemoryApprovals::new());
+        let s = held_session(store.clone());
+        let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(apr::MAX_ARGUMENT_BYTES));
+        let line = held_call(1, &big);
+        let out = s.from_client(line.as_bytes());
+        assert!(out.forward.is_empty());
+        let reply = String::from_utf8(out.reply[0].clone()).unwrap();
+        assert!(reply.contains("[POLICY DENIED] A person must say yes (the arguments are too large to hold for approval"), "{reply}");
+        assert!(store.list(UnixMillis::now()).unwrap().is_empty());
+
+        let s = held_session(Arc::new(apr::NoApprovals));
+        let line = held_call(1, "{}");
+        let out = s.from_client(line.as_bytes());
+        assert!(out.forward.is_empty());
+        let reply = String::from_utf8(out.reply[0].clone()).unwrap();
+        assert!(
+            reply.contains("[POLICY DENIED] A person must say yes (approval state unavailable)"),
+            "{reply}"
+        );
     }
 
     #[test]

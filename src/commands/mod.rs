@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` is the proxy (no subcommand).
 
+pub mod approvals;
 pub mod demo;
 pub mod explain;
 pub mod fmt;

@@ -100,14 +100,28 @@ fn load_dynamic(_: &std::path::Path) -> Result<&'static dyn Policy, (String, Str
 /// The counter store the flags ask for: in memory (default), SQLite
 /// (`--state-dir`) or Redis (`--state-dsn`). A persistent store is also
 /// returned as itself, to be closed (queued rollbacks applied) at exit.
-/// Errors name the file or the DSN, its password redacted.
+/// Errors name the file or the DSN, its password redacted. With them, the
+/// approval records of the operator flow: in the SQLite file with
+/// `--state-dir`, in Redis with `--state-dsn`, in memory without a store.
 #[allow(clippy::type_complexity)]
 fn open_counters(
     a: &crate::cli::ProxyArgs,
     log: Log,
-) -> Result<(Arc<dyn Counters>, Option<Arc<Store>>), (String, &'static str)> {
+) -> Result<
+    (
+        Arc<dyn Counters>,
+        Option<Arc<Store>>,
+        Arc<dyn portcullis_proxy::approvals::ApprovalStore>,
+    ),
+    (String, &'static str),
+> {
     let prefix = a.state_prefix.as_str();
-    let (backend, what): (Arc<dyn Backend>, String) = if let Some(dir) = &a.state_dir {
+    #[allow(clippy::type_complexity)]
+    let (backend, what, approvals): (
+        Arc<dyn Backend>,
+        String,
+        Arc<dyn portcullis_proxy::approvals::ApprovalStore>,
+    ) = if let Some(dir) = &a.state_dir {
         let db = SqliteStore::open(dir, prefix).map_err(|e| {
             (
                 e,
@@ -115,7 +129,8 @@ fn open_counters(
             )
         })?;
         let what = format!("sqlite {}", db.path().display());
-        (Arc::new(db), what)
+        let db = Arc::new(db);
+        (db.clone(), what, db)
     } else if let Some(dsn) = &a.state_dsn {
         // A WAIT shortfall is a store failure, which `open` admits uncounted:
         // while replication lags, every limit would be lifted.
@@ -141,9 +156,14 @@ fn open_counters(
             log.warn(format_args!("{w}"));
         }
         let what = format!("redis {}", db.describe());
-        (Arc::new(db), what)
+        let db = Arc::new(db);
+        (db.clone(), what, db)
     } else {
-        return Ok((Arc::new(MemoryCounters::new()), None));
+        return Ok((
+            Arc::new(MemoryCounters::new()),
+            None,
+            Arc::new(portcullis_proxy::approvals::MemoryApprovals::new()),
+        ));
     };
     let store = Arc::new(
         Store::new(backend, what, log)
@@ -158,7 +178,7 @@ fn open_counters(
             format!(", keys prefixed {prefix:?}")
         }
     ));
-    Ok((store.clone(), Some(store)))
+    Ok((store.clone(), Some(store), approvals))
 }
 
 /// Runs the proxy; returns the process exit code.
@@ -299,10 +319,25 @@ pub fn run(cli: Cli) -> i32 {
         FailModeArg::Closed => FailMode::Closed,
         FailModeArg::Open => FailMode::Open,
     };
-    let (counters, store) = match open_counters(a, log) {
+    let (counters, store, approvals) = match open_counters(a, log) {
         Ok(c) => c,
         Err((msg, help)) => return fail(&msg, help),
     };
+    if !policy.meta().approvals.is_empty() {
+        if a.state_dir.is_some() {
+            log.info(format_args!(
+                "approval requests are kept in the state directory: decide them with `portcullis approvals --state-dir DIR`"
+            ));
+        } else if a.state_dsn.is_some() {
+            log.info(format_args!(
+                "approval requests are kept in Redis: decide them with `portcullis approvals --state-dsn DSN`"
+            ));
+        } else {
+            log.warn(format_args!(
+                "the policy has approval rules, but approval requests are kept in this process's memory, where `portcullis approvals` cannot reach them; use --state-dir DIR to decide them"
+            ));
+        }
+    }
     let audit_log = audit.as_ref().map(|(l, _)| l.clone());
     if let Some(l) = &audit_log {
         l.record(Event::Startup {
@@ -336,6 +371,7 @@ pub fn run(cli: Cli) -> i32 {
     // decision log and metrics, its own id.
     let make_session = {
         let (slot, counters, audit) = (slot.clone(), counters.clone(), audit_log.clone());
+        let approvals = approvals.clone();
         let metrics = metrics.as_ref().map(|(_, m)| m.clone());
         let caller = caller.clone();
         move |id: u64| {
@@ -348,7 +384,8 @@ pub fn run(cli: Cli) -> i32 {
                 log,
             )
             .with_policy_slot(slot.clone())
-            .with_principal(caller.clone());
+            .with_principal(caller.clone())
+            .with_approvals(approvals.clone());
             match &metrics {
                 Some(m) => s.with_metrics(m.clone()),
                 None => s,

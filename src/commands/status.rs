@@ -176,6 +176,8 @@ pub(crate) struct Report {
     /// Paid tools (MPP): (tool, budgets, currency) -> micro-units per stage
     /// (committed, reserved, released, denied). Exact integers, no floats.
     spend: BTreeMap<(String, String, String), [u64; 4]>,
+    /// Operator approval flow (`type: approval` lines): stage -> count.
+    approvals: BTreeMap<String, u64>,
 }
 
 /// The decision log's payment stages, in the order `status` shows them.
@@ -199,6 +201,7 @@ impl Report {
             last: None,
             callers: BTreeMap::new(),
             spend: BTreeMap::new(),
+            approvals: BTreeMap::new(),
         }
     }
 
@@ -233,6 +236,10 @@ impl Report {
                     .or_default();
                 e[i] = e[i].saturating_add(micros);
             }
+            return;
+        }
+        if kind == "approval" {
+            *self.approvals.entry(s("stage")).or_default() += 1;
             return;
         }
         if !matches!(
@@ -408,6 +415,7 @@ impl Report {
             denied: self.denied,
             rejected: self.rejected,
             approval_required: self.approval_required,
+            approvals: self.approvals,
             deny_rate: if self.calls == 0 {
                 0.0
             } else {
@@ -467,6 +475,11 @@ pub(crate) struct Summary {
     /// Held by an approval rule (omitted when none were).
     #[serde(skip_serializing_if = "is_zero")]
     approval_required: u64,
+    /// Operator approval flow events by stage (`requested`, `granted`,
+    /// `restored`, `declined`; `approved`, `denied` by `portcullis
+    /// approvals`); omitted when none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    approvals: BTreeMap<String, u64>,
     deny_rate: f64,
     calls_per_minute: Vec<MinuteSummary>,
     top_denying_rules: Vec<RuleSummary>,
@@ -643,10 +656,15 @@ fn render(s: &Summary) -> String {
         s.rejected
     ));
     if s.approval_required > 0 {
-        out.push_str(&format!(
-            "Held for approval (refused until the approval flows exist): {}\n",
-            s.approval_required
-        ));
+        out.push_str(&format!("Held for approval: {}\n", s.approval_required));
+    }
+    if !s.approvals.is_empty() {
+        let parts: Vec<String> = s
+            .approvals
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        out.push_str(&format!("Approvals: {}\n", parts.join(", ")));
     }
     let per_minute: Vec<String> = s
         .calls_per_minute

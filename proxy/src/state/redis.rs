@@ -942,6 +942,353 @@ impl portcullis_core::idempotency::IdempotencyStore for RedisStore {
     }
 }
 
+/// Approval records (see [`crate::approvals`]) in Redis, every step one Lua
+/// script on one key, so Redis Cluster routes it and each step is atomic:
+/// `<prefix>apr#fp#<fingerprint>` holds the records of one fingerprint (a
+/// JSON array, the newest last, at most [`APR_KEEP`]); `<prefix>apr#id#<id>`
+/// names the fingerprint of an id; the set `<prefix>apr#index` lists the
+/// fingerprints (for `list`). Keys lapse [`APR_RETAIN_MS`] after the newest
+/// record's expiry.
+mod approval_keys {
+    use super::*;
+    use crate::approvals::{ApprovalStore, DecideError, NewRequest, Record, Resolution, Status};
+
+    /// Records kept per fingerprint.
+    pub const APR_KEEP: usize = 16;
+    /// How long records outlive their expiry (for `list --all`, `show`).
+    pub const APR_RETAIN_MS: i64 = 7 * 24 * 3600 * 1000;
+
+    /// Marks lapsed records expired (ARGV[1] = now); shared by every script.
+    const EXPIRE_LUA: &str = r#"
+local now = tonumber(ARGV[1])
+local raw = redis.call('GET', KEYS[1])
+local recs = {}
+if raw then recs = cjson.decode(raw) end
+local expired = 0
+for _, r in ipairs(recs) do
+  if (r.status == 'pending' or r.status == 'approved') and tonumber(r.expires) <= now then
+    r.status = 'expired'
+    expired = expired + 1
+  end
+end
+local function save()
+  local last = 0
+  for _, r in ipairs(recs) do if tonumber(r.expires) > last then last = tonumber(r.expires) end end
+  redis.call('SET', KEYS[1], cjson.encode(recs))
+  -- Relative to the caller's clock (ARGV[1]), not Redis's.
+  redis.call('PEXPIRE', KEYS[1], math.max(1, last - now + tonumber(ARGV[2])))
+end
+"#;
+
+    fn resolve_lua() -> String {
+        format!(
+            r#"{EXPIRE_LUA}
+local pick, kind = nil, nil
+for i = #recs, 1, -1 do if recs[i].status == 'approved' then pick, kind = i, 'granted' break end end
+if pick then recs[pick].status = 'consumed' end
+if not pick then
+  for i = #recs, 1, -1 do
+    if recs[i].status == 'denied' and now < tonumber(recs[i].expires) then pick, kind = i, 'denied' break end
+  end
+end
+if not pick then
+  for i = #recs, 1, -1 do
+    if recs[i].status == 'pending' then
+      -- ARGV[4]: the dedupe window in ms ('' for none); only the newest pending counts.
+      if ARGV[4] == '' or now < tonumber(recs[i].created) + tonumber(ARGV[4]) then pick, kind = i, 'pending' end
+      break
+    end
+  end
+end
+if not pick then
+  table.insert(recs, cjson.decode(ARGV[3]))
+  while #recs > {APR_KEEP} do table.remove(recs, 1) end
+  pick, kind = #recs, 'new'
+end
+save()
+return {{kind, cjson.encode(recs[pick]), expired}}
+"#
+        )
+    }
+
+    fn decide_lua() -> String {
+        format!(
+            r#"{EXPIRE_LUA}
+if #recs == 0 then return {{'unknown', ''}} end
+for _, r in ipairs(recs) do
+  if r.id == ARGV[3] then
+    if r.status ~= 'pending' then save() return {{'not', r.status}} end
+    r.status = ARGV[4]
+    r.decided_by = ARGV[5]
+    r.reason = ARGV[6]
+    save()
+    return {{'ok', cjson.encode(r)}}
+  end
+end
+return {{'unknown', ''}}
+"#
+        )
+    }
+
+    fn restore_lua() -> String {
+        format!(
+            r#"{EXPIRE_LUA}
+for _, r in ipairs(recs) do
+  if r.id == ARGV[3] and r.status == 'consumed' then
+    r.status = 'approved'
+    save()
+    return 1
+  end
+end
+return 0
+"#
+        )
+    }
+
+    fn sweep_lua() -> String {
+        format!(
+            r#"{EXPIRE_LUA}
+if #recs > 0 and expired > 0 then save() end
+return expired
+"#
+        )
+    }
+
+    fn script(
+        cell: &'static std::sync::OnceLock<Script>,
+        source: fn() -> String,
+    ) -> &'static Script {
+        // Once per script (OnceLock): the source lives as long as the process.
+        cell.get_or_init(|| Script::new(Box::leak(source().into_boxed_str())))
+    }
+
+    fn to_json(r: &Record) -> String {
+        // Times as strings: Lua's cjson would print large integers in floating point.
+        serde_json::json!({
+            "id": r.id, "fingerprint": r.fingerprint, "server": r.server, "tool": r.tool,
+            "arguments": r.arguments, "rule": r.rule, "message": r.message, "sub": r.sub,
+            "iss": r.iss, "created": r.created.0.to_string(), "expires": r.expires.0.to_string(),
+            "status": r.status.as_str(), "decided_by": r.decided_by, "reason": r.reason,
+        })
+        .to_string()
+    }
+
+    fn from_json(text: &str) -> Option<Record> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let s = |k: &str| v[k].as_str().map(str::to_string);
+        let t = |k: &str| match &v[k] {
+            serde_json::Value::String(x) => x.parse::<i64>().ok(),
+            serde_json::Value::Number(n) => n.as_i64(),
+            _ => None,
+        };
+        Some(Record {
+            id: s("id")?,
+            fingerprint: s("fingerprint")?,
+            server: s("server")?,
+            tool: s("tool")?,
+            arguments: s("arguments")?,
+            rule: s("rule")?,
+            message: s("message")?,
+            sub: s("sub")?,
+            iss: s("iss")?,
+            created: UnixMillis(t("created")?),
+            expires: UnixMillis(t("expires")?),
+            status: Status::parse(&s("status")?)?,
+            decided_by: s("decided_by")?,
+            reason: s("reason")?,
+        })
+    }
+
+    impl RedisStore {
+        fn apr_fp_key(&self, fp: &str) -> String {
+            format!("{}apr#fp#{fp}", self.prefix)
+        }
+        fn apr_id_key(&self, id: &str) -> String {
+            format!("{}apr#id#{id}", self.prefix)
+        }
+        fn apr_index_key(&self) -> String {
+            format!("{}apr#index", self.prefix)
+        }
+
+        fn fingerprint_of(&self, id: &str) -> Result<Option<String>, StateError> {
+            let key = self.apr_id_key(id);
+            self.with_connection(|c| redis::cmd("GET").arg(&key).query::<Option<String>>(c))
+        }
+
+        fn records_of(&self, fp: &str, now: UnixMillis) -> Result<Vec<Record>, StateError> {
+            let key = self.apr_fp_key(fp);
+            let raw: Option<String> =
+                self.with_connection(|c| redis::cmd("GET").arg(&key).query(c))?;
+            let Some(raw) = raw else {
+                return Ok(Vec::new());
+            };
+            let v: Vec<serde_json::Value> = serde_json::from_str(&raw).unwrap_or_default();
+            Ok(v.iter()
+                .filter_map(|r| from_json(&r.to_string()))
+                .map(|mut r| {
+                    r.status = r.status_at(now);
+                    r
+                })
+                .collect())
+        }
+    }
+
+    impl ApprovalStore for RedisStore {
+        fn resolve(
+            &self,
+            req: NewRequest,
+            new_id: String,
+            now: UnixMillis,
+        ) -> Result<(Resolution, usize), StateError> {
+            static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+            let fp = req.fingerprint.clone();
+            let dedupe = req.dedupe_ms.map_or(String::new(), |d| d.to_string());
+            let record = req.into_record(new_id, now);
+            let keys = [self.apr_fp_key(&fp)];
+            let args = [
+                now.0.to_string(),
+                APR_RETAIN_MS.to_string(),
+                to_json(&record),
+                dedupe,
+            ];
+            let (kind, json, expired): (String, String, i64) =
+                self.with_connection(|c| script(&S, resolve_lua).run(c, &keys, &args))?;
+            let Some(r) = from_json(&json) else {
+                return Err(self.failure("an unreadable approval record"));
+            };
+            if kind == "new" {
+                let until = (r.expires.0 - now.0).max(0).saturating_add(APR_RETAIN_MS);
+                let (id_key, index) = (self.apr_id_key(&r.id), self.apr_index_key());
+                self.with_connection(|c| {
+                    redis::cmd("SET")
+                        .arg(&id_key)
+                        .arg(&fp)
+                        .arg("PX")
+                        .arg(until)
+                        .query::<()>(c)
+                })?;
+                self.with_connection(|c| redis::cmd("SADD").arg(&index).arg(&fp).query::<()>(c))?;
+            }
+            let expired = usize::try_from(expired).unwrap_or(0);
+            Ok((
+                match kind.as_str() {
+                    "granted" => Resolution::Granted(r),
+                    "denied" => Resolution::Denied(r),
+                    "pending" => Resolution::Pending {
+                        record: r,
+                        new: false,
+                    },
+                    _ => Resolution::Pending {
+                        record: r,
+                        new: true,
+                    },
+                },
+                expired,
+            ))
+        }
+
+        fn restore(&self, id: &str) -> Result<bool, StateError> {
+            static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+            let Some(fp) = self.fingerprint_of(id)? else {
+                return Ok(false);
+            };
+            let keys = [self.apr_fp_key(&fp)];
+            let args = [
+                UnixMillis::now().0.to_string(),
+                APR_RETAIN_MS.to_string(),
+                id.to_string(),
+            ];
+            let n: i64 = self.with_connection(|c| script(&S, restore_lua).run(c, &keys, &args))?;
+            Ok(n == 1)
+        }
+
+        fn get(&self, id: &str, now: UnixMillis) -> Result<Option<Record>, StateError> {
+            let Some(fp) = self.fingerprint_of(id)? else {
+                return Ok(None);
+            };
+            Ok(self.records_of(&fp, now)?.into_iter().find(|r| r.id == id))
+        }
+
+        fn list(&self, now: UnixMillis) -> Result<Vec<Record>, StateError> {
+            let index = self.apr_index_key();
+            let fps: Vec<String> =
+                self.with_connection(|c| redis::cmd("SMEMBERS").arg(&index).query(c))?;
+            let mut all = Vec::new();
+            for fp in fps {
+                let recs = self.records_of(&fp, now)?;
+                if recs.is_empty() {
+                    // Lapsed: forget it in the index too.
+                    self.with_connection(|c| {
+                        redis::cmd("SREM").arg(&index).arg(&fp).query::<()>(c)
+                    })?;
+                }
+                all.extend(recs);
+            }
+            all.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+            Ok(all)
+        }
+
+        fn decide(
+            &self,
+            id: &str,
+            approve: bool,
+            by: &str,
+            reason: &str,
+            now: UnixMillis,
+        ) -> Result<Record, DecideError> {
+            static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+            let Some(fp) = self.fingerprint_of(id)? else {
+                return Err(DecideError::Unknown);
+            };
+            let keys = [self.apr_fp_key(&fp)];
+            let status = if approve {
+                Status::Approved
+            } else {
+                Status::Denied
+            };
+            let args = [
+                now.0.to_string(),
+                APR_RETAIN_MS.to_string(),
+                id.to_string(),
+                status.as_str().to_string(),
+                by.to_string(),
+                reason.to_string(),
+            ];
+            let (kind, detail): (String, String) =
+                self.with_connection(|c| script(&S, decide_lua).run(c, &keys, &args))?;
+            match kind.as_str() {
+                "ok" => from_json(&detail).ok_or_else(|| {
+                    DecideError::State(self.failure("an unreadable approval record"))
+                }),
+                "not" => Err(DecideError::NotPending(
+                    Status::parse(&detail).unwrap_or(Status::Expired),
+                )),
+                _ => Err(DecideError::Unknown),
+            }
+        }
+
+        fn sweep(&self, now: UnixMillis) -> Result<usize, StateError> {
+            static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+            let index = self.apr_index_key();
+            let fps: Vec<String> =
+                self.with_connection(|c| redis::cmd("SMEMBERS").arg(&index).query(c))?;
+            let mut n = 0;
+            for fp in fps {
+                let keys = [self.apr_fp_key(&fp)];
+                let args = [now.0.to_string(), APR_RETAIN_MS.to_string()];
+                let k: i64 =
+                    self.with_connection(|c| script(&S, sweep_lua).run(c, &keys, &args))?;
+                n += usize::try_from(k).unwrap_or(0);
+            }
+            Ok(n)
+        }
+
+        fn may_block(&self) -> bool {
+            true
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

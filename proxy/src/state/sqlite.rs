@@ -554,6 +554,268 @@ impl portcullis_core::idempotency::IdempotencyStore for SqliteStore {
     }
 }
 
+/// Approval records (see [`crate::approvals`]): one row per request in table
+/// `approvals` (created on first use; the counters' schema is unchanged),
+/// `ns` the key prefix. Resolving a held call, deciding and restoring are
+/// each one `BEGIN IMMEDIATE` transaction: of two proxies consuming one
+/// approval, one sees it approved and marks it consumed, the other sees it
+/// consumed.
+mod approval_rows {
+    use super::*;
+    use crate::approvals::{ApprovalStore, DecideError, NewRequest, Record, Resolution, Status};
+
+    const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS approvals (
+             ns TEXT NOT NULL,
+             id TEXT NOT NULL,
+             fingerprint TEXT NOT NULL,
+             server TEXT NOT NULL,
+             tool TEXT NOT NULL,
+             arguments TEXT NOT NULL,
+             rule TEXT NOT NULL,
+             message TEXT NOT NULL,
+             sub TEXT NOT NULL,
+             iss TEXT NOT NULL,
+             created INTEGER NOT NULL,
+             expires INTEGER NOT NULL,
+             status TEXT NOT NULL,
+             decided_by TEXT NOT NULL,
+             reason TEXT NOT NULL,
+             PRIMARY KEY (ns, id)
+         ) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS approvals_fingerprint ON approvals (ns, fingerprint, status);
+         CREATE INDEX IF NOT EXISTS approvals_expires ON approvals (expires);";
+
+    /// Records are deleted this long after their expiry (kept for `list --all`, `show`).
+    pub const RETAIN_MS: i64 = 7 * 24 * 3600 * 1000;
+
+    const COLUMNS: &str = "id, fingerprint, server, tool, arguments, rule, message, sub, iss, created, expires, status, decided_by, reason";
+
+    fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+        let status: String = r.get(11)?;
+        Ok(Record {
+            id: r.get(0)?,
+            fingerprint: r.get(1)?,
+            server: r.get(2)?,
+            tool: r.get(3)?,
+            arguments: r.get(4)?,
+            rule: r.get(5)?,
+            message: r.get(6)?,
+            sub: r.get(7)?,
+            iss: r.get(8)?,
+            created: UnixMillis(r.get(9)?),
+            expires: UnixMillis(r.get(10)?),
+            status: Status::parse(&status).unwrap_or(Status::Expired),
+            decided_by: r.get(12)?,
+            reason: r.get(13)?,
+        })
+    }
+
+    /// Marks lapsed pending and approved rows expired (all of them, or those
+    /// of one fingerprint).
+    fn expire(
+        tx: &rusqlite::Transaction<'_>,
+        ns: &str,
+        fingerprint: Option<&str>,
+        now: UnixMillis,
+    ) -> rusqlite::Result<usize> {
+        tx.prepare_cached(
+            "UPDATE approvals SET status = 'expired'
+             WHERE ns = ?1 AND (?2 IS NULL OR fingerprint = ?2)
+               AND status IN ('pending', 'approved') AND expires <= ?3",
+        )?
+        .execute(params![ns, fingerprint, now.0])
+    }
+
+    fn find(
+        tx: &rusqlite::Transaction<'_>,
+        ns: &str,
+        fingerprint: &str,
+        status: Status,
+    ) -> rusqlite::Result<Option<Record>> {
+        tx.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM approvals WHERE ns = ?1 AND fingerprint = ?2 AND status = ?3
+             ORDER BY created DESC LIMIT 1"
+        ))?
+        .query_row(params![ns, fingerprint, status.as_str()], row)
+        .optional()
+    }
+
+    fn by_id(
+        tx: &rusqlite::Transaction<'_>,
+        ns: &str,
+        id: &str,
+    ) -> rusqlite::Result<Option<Record>> {
+        tx.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM approvals WHERE ns = ?1 AND id = ?2"
+        ))?
+        .query_row(params![ns, id], row)
+        .optional()
+    }
+
+    fn set_status(
+        tx: &rusqlite::Transaction<'_>,
+        ns: &str,
+        id: &str,
+        status: Status,
+    ) -> rusqlite::Result<usize> {
+        tx.prepare_cached("UPDATE approvals SET status = ?3 WHERE ns = ?1 AND id = ?2")?
+            .execute(params![ns, id, status.as_str()])
+    }
+
+    impl SqliteStore {
+        /// Runs `f` in one immediate transaction on a schema that exists.
+        fn approvals_tx<T>(
+            &self,
+            f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+        ) -> Result<T, StateError> {
+            let mut db = self.db()?;
+            let tx = db
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err)?;
+            tx.execute_batch(SCHEMA).map_err(err)?;
+            let out = f(&tx).map_err(err)?;
+            tx.commit().map_err(err)?;
+            self.committed();
+            Ok(out)
+        }
+    }
+
+    impl ApprovalStore for SqliteStore {
+        fn resolve(
+            &self,
+            req: NewRequest,
+            new_id: String,
+            now: UnixMillis,
+        ) -> Result<(Resolution, usize), StateError> {
+            let ns = self.prefix.clone();
+            self.approvals_tx(|tx| {
+                let expired = expire(tx, &ns, Some(&req.fingerprint), now)?;
+                if let Some(mut r) = find(tx, &ns, &req.fingerprint, Status::Approved)? {
+                    set_status(tx, &ns, &r.id, Status::Consumed)?;
+                    r.status = Status::Consumed;
+                    return Ok((Resolution::Granted(r), expired));
+                }
+                if let Some(r) = find(tx, &ns, &req.fingerprint, Status::Denied)?
+                    && now < r.expires
+                {
+                    return Ok((Resolution::Denied(r), expired));
+                }
+                if let Some(record) = find(tx, &ns, &req.fingerprint, Status::Pending)?
+                    && req.reuses(&record, now)
+                {
+                    return Ok((Resolution::Pending { record, new: false }, expired));
+                }
+                // A new request: records long past their expiry go first.
+                tx.prepare_cached("DELETE FROM approvals WHERE expires < ?1")?
+                    .execute(params![now.0.saturating_sub(RETAIN_MS)])?;
+                let r = req.into_record(new_id, now);
+                tx.prepare_cached(&format!(
+                    "INSERT INTO approvals ({COLUMNS}, ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                ))?
+                .execute(params![
+                    r.id,
+                    r.fingerprint,
+                    r.server,
+                    r.tool,
+                    r.arguments,
+                    r.rule,
+                    r.message,
+                    r.sub,
+                    r.iss,
+                    r.created.0,
+                    r.expires.0,
+                    r.status.as_str(),
+                    r.decided_by,
+                    r.reason,
+                    ns
+                ])?;
+                Ok((
+                    Resolution::Pending {
+                        record: r,
+                        new: true,
+                    },
+                    expired,
+                ))
+            })
+        }
+
+        fn restore(&self, id: &str) -> Result<bool, StateError> {
+            let ns = self.prefix.clone();
+            self.approvals_tx(|tx| {
+                Ok(tx
+                    .prepare_cached(
+                        "UPDATE approvals SET status = 'approved' WHERE ns = ?1 AND id = ?2 AND status = 'consumed'",
+                    )?
+                    .execute(params![ns, id])?
+                    == 1)
+            })
+        }
+
+        fn get(&self, id: &str, now: UnixMillis) -> Result<Option<Record>, StateError> {
+            let ns = self.prefix.clone();
+            self.approvals_tx(|tx| {
+                expire(tx, &ns, None, now)?;
+                by_id(tx, &ns, id)
+            })
+        }
+
+        fn list(&self, now: UnixMillis) -> Result<Vec<Record>, StateError> {
+            let ns = self.prefix.clone();
+            self.approvals_tx(|tx| {
+                expire(tx, &ns, None, now)?;
+                let mut s = tx.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM approvals WHERE ns = ?1 ORDER BY created DESC, id"
+                ))?;
+                let rows = s.query_map(params![ns], row)?;
+                rows.collect()
+            })
+        }
+
+        fn decide(
+            &self,
+            id: &str,
+            approve: bool,
+            by: &str,
+            reason: &str,
+            now: UnixMillis,
+        ) -> Result<Record, DecideError> {
+            let ns = self.prefix.clone();
+            self.approvals_tx(|tx| {
+                expire(tx, &ns, None, now)?;
+                let Some(mut r) = by_id(tx, &ns, id)? else {
+                    return Ok(Err(DecideError::Unknown));
+                };
+                if r.status != Status::Pending {
+                    return Ok(Err(DecideError::NotPending(r.status)));
+                }
+                r.status = if approve {
+                    Status::Approved
+                } else {
+                    Status::Denied
+                };
+                r.decided_by = by.to_string();
+                r.reason = reason.to_string();
+                tx.prepare_cached(
+                    "UPDATE approvals SET status = ?3, decided_by = ?4, reason = ?5
+                     WHERE ns = ?1 AND id = ?2 AND status = 'pending'",
+                )?
+                .execute(params![ns, id, r.status.as_str(), by, reason])?;
+                Ok(Ok(r))
+            })?
+        }
+
+        fn sweep(&self, now: UnixMillis) -> Result<usize, StateError> {
+            let ns = self.prefix.clone();
+            self.approvals_tx(|tx| expire(tx, &ns, None, now))
+        }
+
+        fn may_block(&self) -> bool {
+            true
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,6 +844,84 @@ mod tests {
             },
         )
         .expect("store")
+    }
+
+    #[test]
+    fn approval_records_pass_the_suite_and_are_shared_between_connections() {
+        use crate::approvals::{ApprovalStore, Resolution, conformance};
+        let dir = temp_dir("approvals");
+        conformance::run(&SqliteStore::open(&dir.join("a"), "").expect("open"));
+        // Records a week past their expiry are deleted when a new request comes.
+        let old = SqliteStore::open(&dir.join("c"), "").expect("open");
+        let t0 = UnixMillis(1_000_000);
+        let (Resolution::Pending { record, .. }, _) = old
+            .resolve(
+                conformance::request("t", "{}", 1000),
+                crate::approvals::new_id().unwrap(),
+                t0,
+            )
+            .unwrap()
+        else {
+            panic!("pending expected")
+        };
+        let later = UnixMillis(t0.0 + 1000 + approval_rows::RETAIN_MS);
+        assert!(
+            old.get(&record.id, later).unwrap().is_some(),
+            "kept for a week"
+        );
+        old.resolve(
+            conformance::request("u", "{}", 1000),
+            crate::approvals::new_id().unwrap(),
+            UnixMillis(later.0 + 1),
+        )
+        .unwrap();
+        assert!(
+            old.get(&record.id, later).unwrap().is_none(),
+            "then deleted"
+        );
+        // Two connections (two proxies) on one file, and prefixes apart.
+        let one = SqliteStore::open(&dir.join("b"), "p:").expect("open");
+        let two = SqliteStore::open(&dir.join("b"), "p:").expect("open");
+        let other = SqliteStore::open(&dir.join("b"), "q:").expect("open");
+        let now = UnixMillis::now();
+        let id = crate::approvals::new_id().unwrap();
+        let Resolution::Pending { record, .. } = one
+            .resolve(conformance::request("t", "{}", 60_000), id.clone(), now)
+            .unwrap()
+            .0
+        else {
+            panic!("pending expected")
+        };
+        assert_eq!(record.id, id);
+        assert!(other.get(&id, now).unwrap().is_none());
+        two.decide(&id, true, "op", "", now).unwrap();
+        // Racing consumers: exactly one is granted.
+        let granted = std::thread::scope(|s| {
+            let a = s.spawn(|| {
+                one.resolve(
+                    conformance::request("t", "{}", 60_000),
+                    crate::approvals::new_id().unwrap(),
+                    now,
+                )
+            });
+            let b = s.spawn(|| {
+                two.resolve(
+                    conformance::request("t", "{}", 60_000),
+                    crate::approvals::new_id().unwrap(),
+                    now,
+                )
+            });
+            [a.join().unwrap().unwrap().0, b.join().unwrap().unwrap().0]
+        });
+        assert_eq!(
+            granted
+                .iter()
+                .filter(|r| matches!(r, Resolution::Granted(_)))
+                .count(),
+            1,
+            "{granted:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
