@@ -1210,14 +1210,19 @@ fn without_tokens_http_sessions_act_as_the_local_user_or_the_claims_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Issue 14, the policy side, through the real binary and server: a policy
-/// that reads the caller gives two principals different `tools/list`
-/// answers (a per-caller hide), different decisions (a scope condition) and
-/// their own budgets (a limit per `principal.sub`); what it denies never
-/// reaches the server.
-#[test]
-fn callers_get_their_own_tool_lists_decisions_and_budgets() {
-    let dir = common::temp_dir("oauth-principal-policy");
+/// An endpoint enforcing a policy that reads the caller (`get-env` hidden
+/// unless the caller is in `admins`; `echo` needs the `echo:use` scope and
+/// admits two calls per hour per `principal.sub`), with its directory and a
+/// signer of tokens `(sub, groups, scope)` for it.
+#[allow(clippy::type_complexity)]
+fn caller_policy_endpoint(
+    name: &str,
+) -> (
+    PathBuf,
+    Endpoint,
+    Box<dyn Fn(&str, &[&str], &str) -> String>,
+) {
+    let dir = common::temp_dir(name);
     let rsa = TestKey::rsa(&dir, "rsa1");
     let jwks_file = dir.join("jwks.json");
     std::fs::write(&jwks_file, jwks(&[&rsa])).unwrap();
@@ -1235,7 +1240,7 @@ fn callers_get_their_own_tool_lists_decisions_and_budgets() {
     )
     .unwrap();
     let p = Endpoint::start_with(
-        "oauth-principal-policy",
+        name,
         &["-c", policy.to_str().unwrap()],
         &[
             "--jwks-file",
@@ -1248,12 +1253,23 @@ fn callers_get_their_own_tool_lists_decisions_and_budgets() {
             "https://mcp.test/mcp",
         ],
     );
-    let token = |sub: &str, groups: &[&str], scope: &str| {
+    let token = move |sub: &str, groups: &[&str], scope: &str| {
         let mut c = claims("https://mcp.test/mcp", sub);
         c["groups"] = serde_json::json!(groups);
         c["scope"] = scope.into();
         rsa.sign(&c)
     };
+    (dir, p, Box::new(token))
+}
+
+/// Issue 14, the policy side, through the real binary and server: a policy
+/// that reads the caller gives two principals different `tools/list`
+/// answers (a per-caller hide), different decisions (a scope condition) and
+/// their own budgets (a limit per `principal.sub`); what it denies never
+/// reaches the server.
+#[test]
+fn callers_get_their_own_tool_lists_decisions_and_budgets() {
+    let (_dir, p, token) = caller_policy_endpoint("oauth-principal-policy");
     let alice = token("alice", &["finance"], "mcp:tools echo:use");
     let root = token("root", &["admins"], "mcp:tools echo:use");
     let eve = token("eve", &["finance"], "mcp:tools");
@@ -1316,39 +1332,7 @@ fn callers_get_their_own_tool_lists_decisions_and_budgets() {
 /// The server receives exactly what was admitted.
 #[test]
 fn the_official_sdk_client_sees_what_the_policy_gives_each_caller() {
-    let dir = common::temp_dir("oauth-sdk-principals");
-    let rsa = TestKey::rsa(&dir, "rsa1");
-    let jwks_file = dir.join("jwks.json");
-    std::fs::write(&jwks_file, jwks(&[&rsa])).unwrap();
-    let policy = dir.join("everything.policy");
-    std::fs::write(
-        &policy,
-        r#"server everything {
-  hide get-env unless "admins" in principal.groups
-  tool echo {
-    deny "Echo needs the echo:use scope" unless principal.scopes contains "echo:use"
-    limit 2 per hour by principal.sub -> "Two echoes per hour per user"
-  }
-}
-"#,
-    )
-    .unwrap();
-    let p = Endpoint::start_with(
-        "oauth-sdk-principals",
-        &["-c", policy.to_str().unwrap()],
-        &[
-            "--jwks-file",
-            jwks_file.to_str().unwrap(),
-            "--issuer",
-            ISSUER,
-        ],
-    );
-    let token = |sub: &str, groups: &[&str], scope: &str| {
-        let mut c = claims(&p.url, sub);
-        c["groups"] = serde_json::json!(groups);
-        c["scope"] = scope.into();
-        rsa.sign(&c)
-    };
+    let (dir, p, token) = caller_policy_endpoint("oauth-sdk-principals");
     let tokens = serde_json::json!({
         "alice": token("alice", &["admins"], "mcp:tools echo:use"),
         "bob": token("bob", &["finance"], "mcp:tools echo:use"),

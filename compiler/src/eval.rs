@@ -138,6 +138,33 @@ impl Evaluator {
         Some(CounterRef { spec, partition })
     }
 
+    /// The readings of the counters `e` uses, for rule `id`; Err is the
+    /// decision when one cannot be read (a caller without the partition's
+    /// value is denied; a failed store is `state_unavailable`).
+    fn readings(
+        &self,
+        e: &Expr,
+        id: RuleId,
+        call: &ToolCall<'_>,
+        env: &Env<'_>,
+    ) -> Result<Vec<(CounterId, String)>, Box<Decision>> {
+        let mut readings = Vec::new();
+        for c in e.counters() {
+            let Some(cref) = self.counter_ref(c, call, env) else {
+                return Err(Box::new(Decision::deny(
+                    Outcome::Check,
+                    id,
+                    self.texts[id.0 as usize].no_partition,
+                )));
+            };
+            match env.read(cref) {
+                Some(v) => readings.push((c, v.to_string())),
+                None => return Err(Box::new(Decision::state_unavailable(id))),
+            }
+        }
+        Ok(readings)
+    }
+
     /// Evaluates an expression; `counters` holds this rule's counter readings.
     /// Every test evaluated is reported to `trace` with the values it saw.
     fn expr(
@@ -544,20 +571,10 @@ impl Evaluator {
             let Some(check) = &self.ir.rule(id).check else {
                 continue;
             };
-            let mut readings = Vec::new();
-            for c in check.deny_when.counters() {
-                let Some(cref) = self.counter_ref(c, call, env) else {
-                    return Decision::deny(
-                        Outcome::Check,
-                        id,
-                        self.texts[id.0 as usize].no_partition,
-                    );
-                };
-                match env.read(cref) {
-                    Some(v) => readings.push((c, v.to_string())),
-                    None => return Decision::state_unavailable(id),
-                }
-            }
+            let readings = match self.readings(&check.deny_when, id, call, env) {
+                Ok(r) => r,
+                Err(d) => return *d,
+            };
             let denied = self.expr(&check.deny_when, call, env.principal, &readings, id, trace);
             trace(Trace::Check { rule: id, denied });
             if denied {
@@ -569,20 +586,10 @@ impl Evaluator {
             let Some(approve) = &self.ir.rule(id).approve else {
                 continue;
             };
-            let mut readings = Vec::new();
-            for c in approve.when.counters() {
-                let Some(cref) = self.counter_ref(c, call, env) else {
-                    return Decision::deny(
-                        Outcome::Check,
-                        id,
-                        self.texts[id.0 as usize].no_partition,
-                    );
-                };
-                match env.read(cref) {
-                    Some(v) => readings.push((c, v.to_string())),
-                    None => return Decision::state_unavailable(id),
-                }
-            }
+            let readings = match self.readings(&approve.when, id, call, env) {
+                Ok(r) => r,
+                Err(d) => return *d,
+            };
             let asked = self.expr(&approve.when, call, env.principal, &readings, id, trace);
             trace(Trace::Approve { rule: id, asked });
             if asked {
