@@ -2470,6 +2470,122 @@ mod tests {
             .to_string()
     }
 
+    /// A held session whose client declared `elicitation`.
+    fn eliciting_session() -> Session {
+        let s = held_session(Arc::new(apr::NoApprovals));
+        let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"form":{}}}}}"#;
+        assert_eq!(s.from_client(init).forward.len(), 1);
+        assert!(s.client_can_elicit());
+        let answer = br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{}}}"#;
+        assert_eq!(s.from_server(answer).forward.len(), 1);
+        s
+    }
+
+    fn feed(s: &Session, line: String) -> Outcome<'static> {
+        s.from_client(line.as_bytes()).into_owned()
+    }
+
+    /// The elicitation request a held call produced, and its id.
+    fn asked(out: &Outcome<'_>, call_id: &[u8]) -> (serde_json::Value, String) {
+        assert!(out.forward.is_empty() && out.reply.is_empty(), "{out:?}");
+        assert_eq!(out.for_call.len(), 1, "{out:?}");
+        assert_eq!(out.for_call[0].call_id, call_id);
+        assert!(!out.for_call[0].last);
+        let v: serde_json::Value = serde_json::from_slice(&out.for_call[0].message).unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        (v, id)
+    }
+
+    fn accept(eid: &str, approve: bool) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":"{eid}","result":{{"action":"accept","content":{{"approve":{approve}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn an_approved_elicitation_forwards_the_call_unchanged_and_reserves_then() {
+        let s = eliciting_session();
+        let line = held_call(1, r#"{"x":1}"#);
+        let out = s.from_client(line.as_bytes());
+        let (request, eid) = asked(&out, b"1");
+        assert_eq!(request["method"], "elicitation/create");
+        assert_eq!(request["params"]["mode"], "form", "negotiated 2025-11-25");
+        assert_eq!(s.in_flight(), 1, "the held call is in flight");
+        // Its id is taken while it waits.
+        let again = s.from_client(line.as_bytes());
+        assert_eq!(error_of(&again.reply[0]), -32600);
+        // The server cannot answer a call it never got.
+        let forged = s.from_server(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
+        assert!(forged.forward.is_empty());
+        // Approved: the original bytes go upstream; the answer is the server's.
+        let out = feed(&s, accept(&eid, true));
+        assert_eq!(out.forward.len(), 1);
+        assert_eq!(&*out.forward[0], line.as_bytes());
+        assert!(out.reply.is_empty() && out.for_call.is_empty(), "{out:?}");
+        // A replayed answer: dropped.
+        let out = feed(&s, accept(&eid, true));
+        assert!(out.forward.is_empty() && out.reply.is_empty() && out.for_call.is_empty());
+        let done = s.from_server(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
+        assert_eq!(done.forward.len(), 1);
+        assert_eq!(s.in_flight(), 0);
+        // The approved call used the minute's unit: the next approval is refused by the limit.
+        let out = feed(&s, held_call(2, r#"{"x":2}"#));
+        let (_, eid) = asked(&out, b"2");
+        let out = feed(&s, accept(&eid, true));
+        assert!(out.forward.is_empty(), "{out:?}");
+        assert_eq!(out.for_call.len(), 1);
+        assert!(out.for_call[0].last);
+        let text = String::from_utf8(out.for_call[0].message.clone()).unwrap();
+        assert!(text.contains("one approved call a minute"), "{text}");
+    }
+
+    #[test]
+    fn a_refused_or_withdrawn_elicitation_forwards_nothing_and_reserves_nothing() {
+        let s = eliciting_session();
+        let out = feed(&s, held_call(1, r#"{"x":1}"#));
+        let (_, eid) = asked(&out, b"1");
+        let out = feed(&s, accept(&eid, false));
+        assert!(out.forward.is_empty());
+        let v: serde_json::Value = serde_json::from_slice(&out.for_call[0].message).unwrap();
+        assert_eq!(v["id"], 1);
+        assert_eq!(
+            v["result"]["content"][0]["text"],
+            "[APPROVAL DECLINED] A person must say yes (the user answered no)"
+        );
+        assert_eq!(v["result"]["_meta"][apr::META_KEY]["status"], "declined");
+        assert_eq!(s.in_flight(), 0);
+        // A transport that cannot deliver the question withdraws it.
+        let out = feed(&s, held_call(2, r#"{"x":1}"#));
+        let (_, eid) = asked(&out, b"2");
+        let refused = s.withdraw(b"2", "no stream").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&refused).unwrap();
+        assert_eq!(
+            v["result"]["content"][0]["text"],
+            "[APPROVAL DECLINED] A person must say yes (no stream)"
+        );
+        assert_eq!(s.withdraw(b"2", "again"), None);
+        assert!(feed(&s, accept(&eid, true)).forward.is_empty());
+        // No unit was used: an approval now passes the limit.
+        let out = feed(&s, held_call(3, r#"{"x":1}"#));
+        let (_, eid) = asked(&out, b"3");
+        assert_eq!(feed(&s, accept(&eid, true)).forward.len(), 1);
+    }
+
+    #[test]
+    fn a_client_without_elicitation_or_with_url_mode_only_gets_the_operator_flow() {
+        for caps in [r#"{}"#, r#"{"elicitation":{"url":{}}}"#] {
+            let s = held_session(Arc::new(apr::MemoryApprovals::new()));
+            let init = format!(
+                r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{caps}}}}}"#
+            );
+            s.from_client(init.as_bytes());
+            assert!(!s.client_can_elicit(), "{caps}");
+            let out = feed(&s, held_call(1, r#"{"x":1}"#));
+            assert!(out.for_call.is_empty());
+            pending_id(&out.reply[0]);
+        }
+    }
+
     #[test]
     fn an_upstream_error_gives_the_approval_back_and_a_result_keeps_it_used() {
         let store = Arc::new(apr::MemoryApprovals::new());
