@@ -507,3 +507,87 @@ fn a_client_only_rule_refuses_a_client_that_cannot_ask() {
     assert_eq!(get_sum_calls(&p), 0);
     p.finish();
 }
+
+#[test]
+fn forged_and_malformed_answers_cancellation_and_json_only_posts_over_raw_http() {
+    let dir = temp_dir("approval-elicit-http-raw");
+    let policy = policy(&dir, "client | operator", "10m");
+    let p = Endpoint::start(&dir, &policy);
+    let out = Command::new("node")
+        .arg(root().join("tests/e2e/http_elicit_raw.mjs"))
+        .current_dir(root())
+        .env("PROXY_URL", &p.url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("node (scripts/deps installs it)");
+    assert!(
+        out.status.success(),
+        "the raw client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+
+    // The held call's POST is an event stream whose first message is the question.
+    assert_eq!(seen["heldContentType"], "text/event-stream", "{seen}");
+    let question = &seen["question"];
+    assert_eq!(question["method"], "elicitation/create", "{seen}");
+    assert_eq!(question["params"]["mode"], "form", "{seen}");
+    let eid = question["id"].as_str().unwrap();
+    assert!(eid.starts_with("portcullis-elicit-"), "{seen}");
+    // Forged, withdrawn-then-late and malformed answers are accepted as
+    // messages (202) and consumed by the proxy.
+    for k in ["forgedStatus", "cancelStatus", "lateStatus", "badStatus"] {
+        assert_eq!(seen[k], 202, "{k}: {seen}");
+    }
+    // Cancelling the call withdraws the question on its stream, which then ends.
+    assert_eq!(
+        seen["withdrawn"]["method"], "notifications/cancelled",
+        "{seen}"
+    );
+    assert_eq!(seen["withdrawn"]["params"]["requestId"], eid, "{seen}");
+    assert_eq!(seen["afterWithdrawn"]["done"], true, "{seen}");
+    // A wrong-shape answer: a denial for the held call on its stream, which ends.
+    let bad = &seen["badAnswer"];
+    assert_eq!(bad["id"], 2, "{seen}");
+    assert_eq!(bad["result"]["isError"], true, "{seen}");
+    assert_eq!(
+        bad["result"]["content"][0]["text"],
+        "[APPROVAL DECLINED] Sums over 100 need a human (the client's answer is malformed: `action` is \"maybe\", not accept, decline or cancel)"
+    );
+    assert_eq!(seen["afterBad"]["done"], true, "{seen}");
+    // A JSON-only POST: refused at once, as JSON.
+    assert_eq!(seen["jsonOnlyContentType"], "application/json", "{seen}");
+    let j = &seen["jsonOnly"];
+    assert_eq!(j["id"], 3, "{seen}");
+    assert_eq!(
+        j["result"]["content"][0]["text"],
+        "[APPROVAL DECLINED] Sums over 100 need a human (the client cannot be asked: its POST accepts no text/event-stream answer)"
+    );
+    assert_eq!(
+        j["result"]["_meta"]["dev.portcullis/approval"]["status"],
+        "failed"
+    );
+    assert!(
+        seen["ok"]["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains('3'),
+        "{seen}"
+    );
+    // The server got the one unmatched call; no held call, no cancellation,
+    // no elicitation answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let tap = loop {
+        let tap = std::fs::read_to_string(&p.tap).unwrap_or_default();
+        if !calls_received(&tap).is_empty() || Instant::now() >= deadline {
+            break tap;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(calls_received(&tap), vec![2], "{tap}");
+    assert!(
+        !tap.contains("notifications/cancelled") && !tap.contains("portcullis-elicit"),
+        "{tap}"
+    );
+}
