@@ -35,10 +35,18 @@ fn policy(dir: &Path, via: &str, timeout: &str) -> String {
     p.display().to_string()
 }
 
-/// The `a` argument of every `tools/call` of get-sum the server received.
+/// The `a` argument of every `tools/call` of get-sum the server received
+/// (lines of tap.sh: messages; of http_tap.mjs: requests with a `body`).
 fn calls_received(tap: &str) -> Vec<i64> {
     tap.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            if v.get("body").is_some() {
+                v["body"].clone()
+            } else {
+                v
+            }
+        })
         .filter(|v| v["method"] == "tools/call")
         .map(|v| v["params"]["arguments"]["a"].as_i64().unwrap())
         .collect()
@@ -271,15 +279,29 @@ impl Drop for Endpoint {
 
 impl Endpoint {
     fn start(dir: &Path, policy: &str) -> Endpoint {
+        Endpoint::start_with(dir, policy, None)
+    }
+
+    /// With `upstream` (an HTTP MCP server's URL, its own tap) instead of
+    /// a tapped child process.
+    fn start_with(dir: &Path, policy: &str, upstream: Option<&str>) -> Endpoint {
         let tap = dir.join("server-received.jsonl");
-        let mut child = Command::new(common::portcullis())
-            .args(["--transport", "http", "--port", "0", "-c", policy])
-            .args(["--log-level", "info"])
-            .arg("--")
-            .arg(root().join("tests/e2e/tap.sh"))
-            .arg(&tap)
-            .arg("node")
-            .arg(server_everything())
+        let mut cmd = Command::new(common::portcullis());
+        cmd.args(["--transport", "http", "--port", "0", "-c", policy])
+            .args(["--log-level", "info"]);
+        match upstream {
+            Some(u) => {
+                cmd.args(["--upstream", u]);
+            }
+            None => {
+                cmd.arg("--")
+                    .arg(root().join("tests/e2e/tap.sh"))
+                    .arg(&tap)
+                    .arg("node")
+                    .arg(server_everything());
+            }
+        }
+        let mut child = cmd
             .current_dir(root())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -590,4 +612,121 @@ fn forged_and_malformed_answers_cancellation_and_json_only_posts_over_raw_http()
         !tap.contains("notifications/cancelled") && !tap.contains("portcullis-elicit"),
         "{tap}"
     );
+}
+
+/// A process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` and waits for a line containing `ready` on its stderr
+/// (`stderr`) or stdout; returns it.
+fn start_until(mut cmd: Command, stderr: bool, ready: &str) -> (Killed, String) {
+    if stderr {
+        cmd.stderr(Stdio::piped()).stdout(Stdio::null());
+    } else {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    }
+    let mut child = cmd
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start a process");
+    let out: Box<dyn std::io::Read + Send> = if stderr {
+        Box::new(child.stderr.take().unwrap())
+    } else {
+        Box::new(child.stdout.take().unwrap())
+    };
+    let guard = Killed(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no `{ready}` line from {cmd:?}"));
+        if line.contains(ready) {
+            std::thread::spawn(move || for _ in rx {});
+            return (guard, line);
+        }
+    }
+}
+
+/// server-everything over Streamable HTTP behind a recording reverse proxy
+/// (tests/e2e/http_tap.mjs writing `tap`): the URL to use as `--upstream`.
+fn http_everything(tap: &Path) -> (Killed, Killed, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new("node");
+    cmd.arg(server_everything())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string());
+    let (server, _) = start_until(cmd, true, "listening on port");
+    let mut cmd = Command::new("node");
+    cmd.arg(root().join("tests/e2e/http_tap.mjs"))
+        .env("TARGET", format!("http://127.0.0.1:{port}"))
+        .env("TAP_LOG", tap);
+    let (tapper, line) = start_until(cmd, false, "listening on");
+    let tap_port = line.trim().rsplit(' ').next().unwrap().to_string();
+    (server, tapper, format!("http://127.0.0.1:{tap_port}/mcp"))
+}
+
+/// Reads `tap` once it has at least `n` calls (or after 5 s).
+fn tap_with(tap: &Path, n: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(tap).unwrap_or_default();
+        if calls_received(&text).len() >= n || Instant::now() >= deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_sdk_client_is_asked_in_front_of_an_http_upstream_over_stdio_and_streamable_http() {
+    let dir = temp_dir("approval-elicit-upstream");
+    let policy = policy(&dir, "client | operator", "1s");
+
+    // A stdio client, the server over HTTP (`portcullis --upstream URL`).
+    let tap = dir.join("upstream-stdio.jsonl");
+    let (_server, _tapper, upstream) = http_everything(&tap);
+    let report = sdk_client(&[
+        ("TRANSPORT", "stdio".into()),
+        ("CAPABILITY", "{}".into()),
+        ("PORTCULLIS_BIN", common::portcullis().display().to_string()),
+        ("POLICY", policy.clone()),
+        ("UPSTREAM", upstream),
+        ("AUDIT_LOG", dir.join("stdio.jsonl").display().to_string()),
+    ]);
+    check_report(&report, &tap_with(&tap, 3));
+
+    // A Streamable HTTP client, the server over HTTP (the held call's
+    // stream carries the upstream's answer once approved).
+    let tap = dir.join("upstream-http.jsonl");
+    let (_server, _tapper, upstream) = http_everything(&tap);
+    let sub = dir.join("http");
+    std::fs::create_dir_all(&sub).unwrap();
+    let p = Endpoint::start_with(&sub, &policy, Some(&upstream));
+    let report = sdk_client(&[
+        ("TRANSPORT", "http".into()),
+        ("CAPABILITY", "{}".into()),
+        ("PROXY_URL", p.url.clone()),
+    ]);
+    check_report(&report, &tap_with(&tap, 3));
 }

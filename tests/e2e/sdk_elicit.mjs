@@ -5,6 +5,7 @@
 //
 // TRANSPORT=stdio: the client spawns
 //   PORTCULLIS_BIN -c POLICY --audit-log AUDIT_LOG -- TAP_SH TAP_LOG node SERVER_JS
+// (or, with UPSTREAM set, `... --upstream UPSTREAM`: an HTTP MCP server).
 // TRANSPORT=http: the client connects to PROXY_URL.
 //
 // One session with elicitation declared (CAPABILITY: the JSON of its
@@ -24,21 +25,13 @@ const transport = async () => {
     return new StreamableHTTPClientTransport(new URL(env("PROXY_URL")));
   }
   const { StdioClientTransport } = await sdk("client/stdio.js");
+  // UPSTREAM: an HTTP MCP server instead of a child process.
+  const upstream = process.env.UPSTREAM
+    ? ["--upstream", process.env.UPSTREAM]
+    : ["--", env("TAP_SH"), env("TAP_LOG"), "node", env("SERVER_JS")];
   return new StdioClientTransport({
     command: env("PORTCULLIS_BIN"),
-    args: [
-      "-c",
-      env("POLICY"),
-      "--audit-log",
-      env("AUDIT_LOG"),
-      "--log-level",
-      "error",
-      "--",
-      env("TAP_SH"),
-      env("TAP_LOG"),
-      "node",
-      env("SERVER_JS"),
-    ],
+    args: ["-c", env("POLICY"), "--audit-log", env("AUDIT_LOG"), "--log-level", "error", ...upstream],
     env: { ...process.env },
     stderr: "inherit",
   });
