@@ -324,7 +324,7 @@ pub fn fingerprint(
 
 /// [`respond::denial`](crate::respond::denial)'s answer with its text
 /// replaced and `extra` under [`META_KEY`] in `_meta`.
-fn answer(
+pub(crate) fn answer(
     id: &[u8],
     tool: &str,
     decision: &Decision,

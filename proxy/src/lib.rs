@@ -8,6 +8,7 @@
 //! - [`stdio`]: the stdio transport to a child process;
 //! - [`http`]: Streamable HTTP (upstream client, local endpoint, legacy SSE);
 //! - [`jwt`]: bearer JWTs of the local endpoint (JWKS, validation, cache);
+//! - [`elicit`]: human approval in band (`elicitation/create`);
 //! - [`child`]: starting and stopping server processes (stdio, HTTP, scan);
 //! - [`filter`]: `tools/list` answers with hidden tools removed;
 //! - [`respond`]: denials and JSON-RPC errors;
@@ -25,6 +26,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod child;
+pub mod elicit;
 pub mod filter;
 pub mod http;
 pub mod idempotency;

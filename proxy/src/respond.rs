@@ -31,8 +31,8 @@ pub fn outcome_name(o: Outcome) -> &'static str {
 /// model can read, echoing the request's id bytes, with the deciding rule in `_meta`.
 ///
 /// A call an approval rule holds is answered the same way, its text
-/// prefixed `[APPROVAL REQUIRED]` instead: until the approval flows exist
-/// (in-band elicitation, the operator flow) such a call is refused, never forwarded.
+/// prefixed `[APPROVAL REQUIRED]` instead (the base of the operator flow's
+/// and the in-band flow's results, which replace the text).
 pub fn denial(id: &[u8], tool: &str, decision: &Decision, meta: &PolicyMeta) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");

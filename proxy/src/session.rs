@@ -18,6 +18,7 @@ use super::log::Log;
 use super::metrics::Metrics;
 use super::respond;
 use crate::approvals::{self as apr, ApprovalStore, NewRequest, Record, Resolution};
+use crate::elicit;
 use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
 use crate::idempotency::{self as idem, Refusal};
 use portcullis_core::counters::{Counters, NoWait, Ticket, UnixMillis};
@@ -26,7 +27,8 @@ use portcullis_core::idempotency::{
 };
 use portcullis_core::json::{Outline, Strictness, Val, Value, validate, validate_outline};
 use portcullis_core::jsonrpc::{Envelope, RejectKind};
-use portcullis_core::policy::{Effect, Env, FailMode, Policy};
+use portcullis_core::policy::{Channels, Effect, Env, FailMode, Policy};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// JSON-RPC error code for "the upstream did not answer in time".
 pub const UPSTREAM_TIMEOUT: i32 = -32001;
@@ -72,6 +74,11 @@ enum Kind {
     List,
     /// Any other request.
     Other,
+    /// The client's `initialize`: its answer names the protocol revision.
+    Initialize,
+    /// A call held for approval while the client asks its user (the
+    /// elicitation id): never forwarded unless approved.
+    Asking(String),
     /// Timed out and answered by the proxy; a late answer is dropped.
     Abandoned,
 }
@@ -97,6 +104,72 @@ struct Granted {
     id: String,
     tool: String,
     rule: String,
+}
+
+/// A call held while the client asks its user (in-band approval).
+#[derive(Debug)]
+struct Asking {
+    /// The original `tools/call` message, forwarded unchanged on approval.
+    call: Vec<u8>,
+    /// Its id: raw JSON, and as a key of the pending map.
+    raw_id: Vec<u8>,
+    key: IdKey,
+    tool: String,
+    /// The approval rule and its message (for results and the decision log).
+    rule: Option<portcullis_core::policy::RuleId>,
+    rule_name: String,
+    message: &'static str,
+    meta: &'static portcullis_core::policy::PolicyMeta,
+    /// When the user's answer is no longer awaited.
+    deadline: Instant,
+    timeout_ms: u64,
+}
+
+impl Asking {
+    /// The approval decision that held the call (for result `_meta`).
+    fn decision(&self) -> portcullis_core::policy::Decision {
+        let mut d = portcullis_core::policy::Decision::deny(
+            portcullis_core::policy::Outcome::ApprovalRequired,
+            self.rule.unwrap_or(portcullis_core::policy::RuleId(0)),
+            self.message,
+        );
+        d.rule = self.rule;
+        d
+    }
+}
+
+/// What the session knows of its client from `initialize`.
+#[derive(Debug, Default)]
+struct Peer {
+    /// It declared `elicitation` with form mode.
+    can_elicit: bool,
+    /// The protocol revision the server's `initialize` answer named.
+    protocol: Option<String>,
+}
+
+/// A message for the client that belongs to a call held for in-band
+/// approval: the elicitation request, its withdrawal, and the call's final
+/// answer when the proxy gives it. A transport with one output (stdio)
+/// writes them in order; Streamable HTTP sends them on the stream of the
+/// POST that carried the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForCall {
+    /// The raw JSON id of the held `tools/call`.
+    pub call_id: Vec<u8>,
+    /// The message.
+    pub message: Vec<u8>,
+    /// Nothing more will come for this call from the proxy itself (it was
+    /// answered or cancelled; a forwarded call's answer comes from upstream).
+    pub last: bool,
+}
+
+/// What handling a client message produced besides forwarding it as it
+/// came and one reply: owned messages to forward (an approved call), and
+/// messages for held calls.
+#[derive(Debug, Default)]
+struct Extra {
+    forward: Vec<Vec<u8>>,
+    for_call: Vec<ForCall>,
 }
 
 /// What the approval records say about a call an approval rule holds.
@@ -156,6 +229,9 @@ pub struct Outcome<'a> {
     pub forward: Vec<Cow<'a, [u8]>>,
     /// Messages to send back to the side the message came from.
     pub reply: Vec<Vec<u8>>,
+    /// Messages for the client about calls held for in-band approval
+    /// (after `reply`, in order).
+    pub for_call: Vec<ForCall>,
 }
 
 impl<'a> Outcome<'a> {
@@ -168,20 +244,27 @@ impl<'a> Outcome<'a> {
                 .map(|f| Cow::Owned(f.into_owned()))
                 .collect(),
             reply: self.reply,
+            for_call: self.for_call,
         }
+    }
+
+    fn add(&mut self, extra: Extra) {
+        self.forward
+            .extend(extra.forward.into_iter().map(Cow::Owned));
+        self.for_call.extend(extra.for_call);
     }
 
     fn forward(bytes: Cow<'a, [u8]>) -> Outcome<'a> {
         Outcome {
             forward: vec![bytes],
-            reply: Vec::new(),
+            ..Outcome::default()
         }
     }
 
     fn reply(bytes: Vec<u8>) -> Outcome<'a> {
         Outcome {
-            forward: Vec::new(),
             reply: vec![bytes],
+            ..Outcome::default()
         }
     }
 
@@ -194,6 +277,7 @@ impl<'a> Outcome<'a> {
                 Vec::new()
             },
             reply: reply.into_iter().collect(),
+            for_call: Vec::new(),
         }
     }
 }
@@ -269,6 +353,12 @@ pub struct Session {
     /// or the process's caller (the local user, `--principal-claims`);
     /// None: unknown (library users that set none).
     principal: Option<Arc<portcullis_core::Principal>>,
+    /// What `initialize` said about the client.
+    peer: Mutex<Peer>,
+    /// Calls held while the client asks its user, by elicitation id.
+    asking: Mutex<HashMap<String, Asking>>,
+    /// The number of the last elicitation id minted.
+    asked: AtomicU64,
 }
 
 impl Session {
@@ -293,6 +383,9 @@ impl Session {
             metrics: None,
             log,
             principal: None,
+            peer: Mutex::new(Peer::default()),
+            asking: Mutex::new(HashMap::new()),
+            asked: AtomicU64::new(0),
         }
     }
 
@@ -347,6 +440,20 @@ impl Session {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn peer(&self) -> std::sync::MutexGuard<'_, Peer> {
+        self.peer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn asking(&self) -> std::sync::MutexGuard<'_, HashMap<String, Asking>> {
+        self.asking.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the client declared the `elicitation` capability (form mode)
+    /// in its `initialize` request.
+    pub fn client_can_elicit(&self) -> bool {
+        self.peer().can_elicit
+    }
+
     /// Number of client requests waiting for an answer.
     pub fn in_flight(&self) -> usize {
         self.pending()
@@ -389,8 +496,11 @@ impl Session {
             None => Some(Outcome::default()),
             Some(b'[') => None,
             Some(_) => {
-                let (forward, reply) = self.client_message(trimmed, Wait::No)?;
-                Some(Outcome::single(trimmed, forward, reply))
+                let mut extra = Extra::default();
+                let (forward, reply) = self.client_message(trimmed, Wait::No, &mut extra)?;
+                let mut out = Outcome::single(trimmed, forward, reply);
+                out.add(extra);
+                Some(out)
             }
         }
     }
@@ -420,9 +530,12 @@ impl Session {
         if trimmed.is_empty() {
             return Outcome::default();
         }
+        let mut extra = Extra::default();
         if trimmed[0] != b'[' {
-            let (forward, reply) = self.client_message_waiting(trimmed);
-            return Outcome::single(trimmed, forward, reply);
+            let (forward, reply) = self.client_message_waiting(trimmed, &mut extra);
+            let mut out = Outcome::single(trimmed, forward, reply);
+            out.add(extra);
+            return out;
         }
         if let Err(e) = validate(trimmed, Strictness::LENIENT) {
             self.log.warn(format_args!(
@@ -438,26 +551,34 @@ impl Session {
         }
         let mut out = Outcome::default();
         for item in items.iter() {
-            let (forward, reply) = self.client_message_waiting(item.as_bytes());
+            let (forward, reply) = self.client_message_waiting(item.as_bytes(), &mut extra);
             if forward {
                 out.forward.push(Cow::Borrowed(item.as_bytes()));
             }
             out.reply.extend(reply);
         }
+        out.add(extra);
         out
     }
 
     /// [`Session::client_message`] with [`Wait::Yes`], which always decides.
-    fn client_message_waiting(&self, raw: &[u8]) -> (bool, Option<Vec<u8>>) {
-        self.client_message(raw, Wait::Yes).unwrap_or_else(|| {
-            // Unreachable: only Wait::No gives up. Refuse rather than forward unchecked.
-            (false, Some(respond::refusal(None, RejectKind::Internal)))
-        })
+    fn client_message_waiting(&self, raw: &[u8], extra: &mut Extra) -> (bool, Option<Vec<u8>>) {
+        self.client_message(raw, Wait::Yes, extra)
+            .unwrap_or_else(|| {
+                // Unreachable: only Wait::No gives up. Refuse rather than forward unchecked.
+                (false, Some(respond::refusal(None, RejectKind::Internal)))
+            })
     }
 
     /// One client message: whether to forward `raw`, and the reply to the client if any. `None`
-    /// only with [`Wait::No`], when the decision would wait on the store.
-    fn client_message(&self, raw: &[u8], wait: Wait) -> Option<(bool, Option<Vec<u8>>)> {
+    /// only with [`Wait::No`], when the decision would wait on the store
+    /// (and then nothing was pushed to `extra`).
+    fn client_message(
+        &self,
+        raw: &[u8],
+        wait: Wait,
+        extra: &mut Extra,
+    ) -> Option<(bool, Option<Vec<u8>>)> {
         let env = match Envelope::parse(raw) {
             Ok(env) => env,
             Err(r) => {
@@ -469,12 +590,15 @@ impl Session {
             }
         };
         if env.method_is("tools/call") {
-            return self.tools_call(&env, wait);
+            return self.tools_call(&env, wait, extra, false);
         }
         if env.method.is_some() {
             let Some(id) = env.id else {
                 if env.method_is("notifications/cancelled") {
-                    self.client_cancelled(&env);
+                    // A call held for approval never reached the server:
+                    // its cancellation is the proxy's.
+                    let held = self.client_cancelled(&env, extra);
+                    return Some((!held, None));
                 }
                 return Some((true, None)); // a notification
             };
@@ -483,6 +607,9 @@ impl Session {
             };
             let kind = if env.method_is("tools/list") {
                 Kind::List
+            } else if env.method_is("initialize") {
+                self.initialize(&env);
+                Kind::Initialize
             } else {
                 Kind::Other
             };
@@ -491,7 +618,19 @@ impl Session {
                 Err(reply) => (false, Some(reply)),
             });
         }
-        if env.id.is_some() && (env.result.is_some() || env.error.is_some()) {
+        if let Some(id) = env.id
+            && (env.result.is_some() || env.error.is_some())
+        {
+            if let Some(IdKey::Str(s)) = IdKey::of(id)
+                && s.starts_with(elicit::ID_PREFIX)
+            {
+                // An answer to the proxy's own elicitation: never forwarded.
+                if wait == Wait::No {
+                    return None; // the call may be decided again: off the event loop
+                }
+                self.elicitation_answered(env.raw, s, extra);
+                return Some((false, None));
+            }
             return Some((true, None)); // the client answering a server request
         }
         Some((
@@ -505,21 +644,54 @@ impl Session {
 
     /// The client cancelled one of its requests: it expects no answer, so a
     /// late one is dropped. The call may already have run, so its counter
-    /// units are kept (committed), not returned.
-    fn client_cancelled(&self, env: &Envelope<'_>) {
+    /// units are kept (committed), not returned. A call held while the
+    /// client asks its user is withdrawn instead (true): the elicitation is
+    /// cancelled and nothing reaches the server.
+    fn client_cancelled(&self, env: &Envelope<'_>, extra: &mut Extra) -> bool {
         let Some(Val::Object(params)) = env.params.map(|p| p.val()) else {
-            return;
+            return false;
         };
         let Some(key) = params.get("requestId").and_then(IdKey::of) else {
-            return;
+            return false;
         };
-        if let Some(p) = self.pending().get_mut(&key) {
+        let mut pending = self.pending();
+        if let Some(p) = pending.get(&key)
+            && let Kind::Asking(eid) = &p.kind
+        {
+            let eid = eid.clone();
+            pending.remove(&key);
+            drop(pending);
+            if let Some(a) = self.asking().remove(&eid) {
+                self.log.info(format_args!(
+                    "withdrew elicitation {eid} for {}: the client cancelled the call",
+                    a.tool
+                ));
+                self.approval_event(&a, "cancelled", &eid, "the client cancelled the call");
+                extra.for_call.push(ForCall {
+                    call_id: a.raw_id,
+                    message: elicit::cancelled(&eid, "the call was cancelled by the client"),
+                    last: true,
+                });
+            }
+            return true;
+        }
+        if let Some(p) = pending.get_mut(&key) {
             if let Kind::Call(ticket) = &p.kind {
                 self.counters.commit(ticket);
             }
             p.kind = Kind::Abandoned;
             p.since = Instant::now();
         }
+        false
+    }
+
+    /// The client's `initialize`: whether it can ask its user.
+    fn initialize(&self, env: &Envelope<'_>) {
+        let can = env
+            .params
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(p.as_bytes()).ok())
+            .is_some_and(|p| elicit::client_can_elicit(&p));
+        self.peer().can_elicit = can;
     }
 
     fn register(&self, key: IdKey, raw_id: &[u8], kind: Kind) -> Result<(), Vec<u8>> {
@@ -629,7 +801,14 @@ impl Session {
         Ok(())
     }
 
-    fn tools_call(&self, env: &Envelope<'_>, wait: Wait) -> Option<(bool, Option<Vec<u8>>)> {
+    fn tools_call(
+        &self,
+        env: &Envelope<'_>,
+        wait: Wait,
+        extra: &mut Extra,
+        approved: bool,
+    ) -> Option<(bool, Option<Vec<u8>>)> {
+        let raw = env.raw;
         let call = match env.tool_call() {
             Ok(call) => call,
             Err(r) => {
@@ -684,11 +863,19 @@ impl Session {
             fail_mode: self.fail_mode,
             principal: self.principal.as_deref(),
         };
+        // A call the user approved in band is decided as approved.
+        let decide = |env: &Env<'_>| {
+            if approved {
+                policy.decide_approved(&call, env)
+            } else {
+                policy.decide(&call, env)
+            }
+        };
         let mut decision = match wait {
-            Wait::Yes => policy.decide(&call, &env(self.counters.as_ref())),
+            Wait::Yes => decide(&env(self.counters.as_ref())),
             Wait::No => {
                 let view = NoWait::new(self.counters.as_ref());
-                let decision = policy.decide(&call, &env(&view));
+                let decision = decide(&env(&view));
                 if view.waited() {
                     // Void: nothing was reserved, recorded or registered.
                     return None;
@@ -718,7 +905,25 @@ impl Session {
             session: self,
             granted: None,
         };
+        // Who is asked: the client when the rule allows it and the client
+        // can ask its user; else an operator when the rule allows it; else
+        // nobody (refused).
+        let mut ask = false;
         if decision.effect() == Effect::Approve {
+            let channels = decision
+                .rule
+                .and_then(|r| meta.approval(r))
+                .map_or(Channels::BOTH, |s| s.channels);
+            if channels.client && self.client_can_elicit() {
+                ask = true;
+            } else if !channels.operator {
+                held = Some(Held::Refused(
+                    "this rule asks the user through the MCP client, and this client cannot ask: it declared no elicitation capability with form mode at initialize"
+                        .into(),
+                ));
+            }
+        }
+        if decision.effect() == Effect::Approve && !ask && held.is_none() {
             if wait == Wait::No && self.approvals.may_block() {
                 return None; // nothing reserved: decided again off the event loop
             }
@@ -834,6 +1039,9 @@ impl Session {
             }
             // Not forwarded, nothing reserved: the pending request's id and
             // expiry, a person's denial, or why it could not be held.
+            Effect::Approve if ask => {
+                return Some(self.ask(raw, &call, id.as_bytes(), key, meta, &decision, extra));
+            }
             Effect::Approve => {
                 let reply = match held {
                     Some(Held::Pending(record)) => {
@@ -1280,6 +1488,224 @@ impl Session {
         }
     }
 
+    /// Holds `call` (message `raw`) and asks the client's user about it:
+    /// an `elicitation/create` request in the proxy's id namespace, for the
+    /// call's stream. Nothing is forwarded or reserved until the answer.
+    #[allow(clippy::too_many_arguments)]
+    fn ask(
+        &self,
+        raw: &[u8],
+        call: &portcullis_core::call::ToolCall<'_>,
+        raw_id: &[u8],
+        key: IdKey,
+        meta: &'static portcullis_core::policy::PolicyMeta,
+        decision: &portcullis_core::policy::Decision,
+        extra: &mut Extra,
+    ) -> (bool, Option<Vec<u8>>) {
+        let eid = elicit::id(self.asked.fetch_add(1, Ordering::Relaxed) + 1);
+        if let Err(reply) = self.register(key.clone(), raw_id, Kind::Asking(eid.clone())) {
+            return (false, Some(reply));
+        }
+        let spec = decision.rule.and_then(|r| meta.approval(r));
+        let timeout_ms = spec.map_or(apr::DEFAULT_TIMEOUT_MS, |s| s.timeout_ms);
+        let rule_name = decision
+            .rule
+            .and_then(|r| meta.rule(r))
+            .map_or("", |r| r.name)
+            .to_string();
+        let message = decision.message(call.name());
+        let with_mode = elicit::takes_mode(self.peer().protocol.as_deref());
+        let request = elicit::request(
+            &eid,
+            &elicit::Question {
+                server: meta.server,
+                tool: call.name(),
+                message: &message,
+                rule: &rule_name,
+                arguments: call.arguments().as_bytes(),
+            },
+            with_mode,
+        );
+        let asking = Asking {
+            call: raw.to_vec(),
+            raw_id: raw_id.to_vec(),
+            key,
+            tool: call.name().to_string(),
+            rule: decision.rule,
+            rule_name,
+            message: decision.message,
+            meta,
+            deadline: Instant::now() + Duration::from_millis(timeout_ms),
+            timeout_ms,
+        };
+        self.log.info(format_args!(
+            "asking the user to approve {}: {message} (elicitation {eid}, for up to {})",
+            call.name(),
+            show_ms(timeout_ms)
+        ));
+        self.approval_event(&asking, "elicited", &eid, &message);
+        self.asking().insert(eid, asking);
+        extra.for_call.push(ForCall {
+            call_id: raw_id.to_vec(),
+            message: request,
+            last: false,
+        });
+        (false, None)
+    }
+
+    /// The client answered elicitation `eid` (message `raw`): the held call
+    /// is decided again as approved and forwarded, or answered with a
+    /// denial. An answer to no elicitation this session waits for (forged,
+    /// replayed, late) is dropped.
+    fn elicitation_answered(&self, raw: &[u8], eid: String, extra: &mut Extra) {
+        let Some(a) = self.asking().remove(&eid) else {
+            self.log.warn(format_args!(
+                "dropped the client's answer to {eid:?}: no elicitation of this session waits for it (forged, replayed or too late)"
+            ));
+            return;
+        };
+        {
+            let mut pending = self.pending();
+            if pending
+                .get(&a.key)
+                .is_some_and(|p| matches!(&p.kind, Kind::Asking(e) if *e == eid))
+            {
+                pending.remove(&a.key);
+            }
+        }
+        let verdict = elicit::verdict(raw);
+        let Some(why) = verdict.why() else {
+            self.log.info(format_args!(
+                "elicitation {eid} granted: the user approved {}; decided again as approved",
+                a.tool
+            ));
+            self.approval_event(&a, "granted", &eid, "");
+            let mut inner = Extra::default();
+            let decided = match Envelope::parse(&a.call) {
+                Ok(env) => self.tools_call(&env, Wait::Yes, &mut inner, true),
+                Err(_) => None,
+            };
+            let (forward, reply) = decided.unwrap_or_else(|| {
+                (
+                    false,
+                    Some(respond::refusal(Some(&a.raw_id), RejectKind::Internal)),
+                )
+            });
+            if forward {
+                extra.forward.push(a.call);
+            }
+            if let Some(r) = reply {
+                extra.for_call.push(ForCall {
+                    call_id: a.raw_id,
+                    message: r,
+                    last: true,
+                });
+            }
+            return;
+        };
+        let stage = verdict.stage();
+        self.log.info(format_args!(
+            "elicitation {eid} {stage}: refused {} ({why})",
+            a.tool
+        ));
+        self.approval_event(&a, stage, &eid, &why);
+        let message = declined_result(&a, &eid, stage, &why);
+        extra.for_call.push(ForCall {
+            call_id: a.raw_id,
+            message,
+            last: true,
+        });
+    }
+
+    /// Calls whose user did not answer in time: each gets a denial, and its
+    /// elicitation a `notifications/cancelled`. Transports call this
+    /// periodically (every 250 ms).
+    pub fn expire_asking(&self) -> Vec<ForCall> {
+        let now = Instant::now();
+        let lapsed: Vec<(String, Asking)> = {
+            let mut asking = self.asking();
+            let ids: Vec<String> = asking
+                .iter()
+                .filter(|(_, a)| a.deadline <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| asking.remove(&id).map(|a| (id, a)))
+                .collect()
+        };
+        let mut out = Vec::new();
+        for (eid, a) in lapsed {
+            {
+                let mut pending = self.pending();
+                if pending
+                    .get(&a.key)
+                    .is_some_and(|p| matches!(&p.kind, Kind::Asking(e) if *e == eid))
+                {
+                    pending.remove(&a.key);
+                }
+            }
+            let why = format!("no answer within {}", show_ms(a.timeout_ms));
+            self.log.info(format_args!(
+                "elicitation {eid} timed out: refused {} ({why})",
+                a.tool
+            ));
+            self.approval_event(&a, "timed_out", &eid, &why);
+            out.push(ForCall {
+                call_id: a.raw_id.clone(),
+                message: elicit::cancelled(&eid, "the approval timed out"),
+                last: false,
+            });
+            out.push(ForCall {
+                call_id: a.raw_id.clone(),
+                message: declined_result(&a, &eid, "timed_out", &why),
+                last: true,
+            });
+        }
+        out
+    }
+
+    /// A transport cannot deliver the elicitation for held call `call_id`
+    /// (`why`): the call is refused (the answer returned) and the
+    /// elicitation forgotten. None when no call with that id is held.
+    pub fn withdraw(&self, call_id: &[u8], why: &str) -> Option<Vec<u8>> {
+        let key = id_key_of_raw(call_id)?;
+        let eid = {
+            let mut pending = self.pending();
+            let Some(Kind::Asking(eid)) = pending.get(&key).map(|p| &p.kind) else {
+                return None;
+            };
+            let eid = eid.clone();
+            pending.remove(&key);
+            eid
+        };
+        let a = self.asking().remove(&eid)?;
+        self.log.warn(format_args!("refused {}: {why}", a.tool));
+        self.approval_event(&a, "declined", &eid, why);
+        Some(declined_result(&a, &eid, "failed", why))
+    }
+
+    /// A decision-log `approval` line about elicitation `eid`.
+    fn approval_event(&self, a: &Asking, stage: &'static str, eid: &str, message: &str) {
+        if let Some(m) = &self.metrics {
+            m.approval(stage, 1);
+        }
+        self.record(|| Event::Approval {
+            at: UnixMillis::now(),
+            tool: a.tool.clone(),
+            stage,
+            id: eid.to_string(),
+            rule: a.rule_name.clone(),
+            by: if stage == "granted" || stage == "declined" || stage == "cancelled" {
+                "client".to_string()
+            } else {
+                String::new()
+            },
+            message: message.to_string(),
+            session: Some(self.session),
+            principal: self.principal.clone(),
+        });
+    }
+
     /// Looks up (or creates) the approval record of a call `decision` holds.
     /// Every failure refuses the call (fail closed, whatever the fail mode).
     fn hold(
@@ -1523,6 +1949,14 @@ impl Session {
         let Some(p) = self.pending().remove(&key) else {
             return Answer::Forward;
         };
+        if let Kind::Asking(eid) = &p.kind {
+            // The server never got this call: an answer to it is not one.
+            self.log.warn(format_args!(
+                "dropped an answer from the server to a call it never got (held for approval, elicitation {eid})"
+            ));
+            self.pending().insert(key, p);
+            return Answer::Drop;
+        }
         if let Some(m) = &self.metrics
             && !matches!(p.kind, Kind::Abandoned)
         {
@@ -1567,7 +2001,21 @@ impl Session {
                     ))
                 }
             },
-            Kind::Other => Answer::Forward,
+            Kind::Other | Kind::Asking(_) => Answer::Forward,
+            Kind::Initialize => {
+                let version = env
+                    .result
+                    .and_then(|r| match r.val() {
+                        Val::Object(o) => o.get("protocolVersion"),
+                        _ => None,
+                    })
+                    .and_then(|v| match v.val() {
+                        Val::Str(s) => Some(s.chars().collect::<String>()),
+                        _ => None,
+                    });
+                self.peer().protocol = version;
+                Answer::Forward
+            }
             Kind::Abandoned => Answer::Drop,
         }
     }
@@ -1610,7 +2058,9 @@ impl Session {
                 }
                 return keep;
             }
-            if age < timeout {
+            if age < timeout || matches!(p.kind, Kind::Asking(_)) {
+                // A call held for approval waits for the user, not the
+                // upstream: its own deadline applies (expire_asking).
                 return true;
             }
             if let Kind::Call(ticket) = &p.kind {
@@ -1644,7 +2094,7 @@ impl Session {
         let mut pending = self.pending();
         if pending
             .get(&key)
-            .is_none_or(|p| matches!(p.kind, Kind::Abandoned))
+            .is_none_or(|p| matches!(p.kind, Kind::Abandoned | Kind::Asking(_)))
         {
             return None;
         }
@@ -1678,11 +2128,44 @@ impl Session {
             match p.kind {
                 Kind::Abandoned => continue,
                 Kind::Call(ticket) => self.counters.rollback(&ticket),
-                Kind::List | Kind::Other => {}
+                Kind::Asking(eid) => {
+                    self.asking().remove(&eid);
+                }
+                Kind::List | Kind::Other | Kind::Initialize => {}
             }
             out.push(respond::error(Some(&p.raw_id), UPSTREAM_GONE, why));
         }
         out
+    }
+}
+
+/// The answer to a call held for in-band approval and not approved:
+/// `isError: true`, text `[APPROVAL DECLINED] <message> (<why>)`, and in
+/// `_meta["dev.portcullis/approval"]` the channel, status and elicitation id.
+fn declined_result(a: &Asking, eid: &str, status: &str, why: &str) -> Vec<u8> {
+    let decision = a.decision();
+    let text = format!(
+        "{}{} ({why})",
+        elicit::DECLINED_PREFIX,
+        decision.message(&a.tool)
+    );
+    let extra = serde_json::json!({
+        "channel": "client",
+        "status": status,
+        "elicitation": eid,
+        "rule": a.rule_name,
+    });
+    apr::answer(&a.raw_id, &a.tool, &decision, a.meta, text, Some(extra))
+}
+
+/// A duration in milliseconds as people write it: `1s`, `10m`, `1500ms`.
+fn show_ms(ms: u64) -> String {
+    match ms {
+        0 => "0s".into(),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
     }
 }
 
@@ -1985,6 +2468,122 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// A held session whose client declared `elicitation`.
+    fn eliciting_session() -> Session {
+        let s = held_session(Arc::new(apr::NoApprovals));
+        let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"form":{}}}}}"#;
+        assert_eq!(s.from_client(init).forward.len(), 1);
+        assert!(s.client_can_elicit());
+        let answer = br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{}}}"#;
+        assert_eq!(s.from_server(answer).forward.len(), 1);
+        s
+    }
+
+    fn feed(s: &Session, line: String) -> Outcome<'static> {
+        s.from_client(line.as_bytes()).into_owned()
+    }
+
+    /// The elicitation request a held call produced, and its id.
+    fn asked(out: &Outcome<'_>, call_id: &[u8]) -> (serde_json::Value, String) {
+        assert!(out.forward.is_empty() && out.reply.is_empty(), "{out:?}");
+        assert_eq!(out.for_call.len(), 1, "{out:?}");
+        assert_eq!(out.for_call[0].call_id, call_id);
+        assert!(!out.for_call[0].last);
+        let v: serde_json::Value = serde_json::from_slice(&out.for_call[0].message).unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        (v, id)
+    }
+
+    fn accept(eid: &str, approve: bool) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":"{eid}","result":{{"action":"accept","content":{{"approve":{approve}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn an_approved_elicitation_forwards_the_call_unchanged_and_reserves_then() {
+        let s = eliciting_session();
+        let line = held_call(1, r#"{"x":1}"#);
+        let out = s.from_client(line.as_bytes());
+        let (request, eid) = asked(&out, b"1");
+        assert_eq!(request["method"], "elicitation/create");
+        assert_eq!(request["params"]["mode"], "form", "negotiated 2025-11-25");
+        assert_eq!(s.in_flight(), 1, "the held call is in flight");
+        // Its id is taken while it waits.
+        let again = s.from_client(line.as_bytes());
+        assert_eq!(error_of(&again.reply[0]), -32600);
+        // The server cannot answer a call it never got.
+        let forged = s.from_server(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
+        assert!(forged.forward.is_empty());
+        // Approved: the original bytes go upstream; the answer is the server's.
+        let out = feed(&s, accept(&eid, true));
+        assert_eq!(out.forward.len(), 1);
+        assert_eq!(&*out.forward[0], line.as_bytes());
+        assert!(out.reply.is_empty() && out.for_call.is_empty(), "{out:?}");
+        // A replayed answer: dropped.
+        let out = feed(&s, accept(&eid, true));
+        assert!(out.forward.is_empty() && out.reply.is_empty() && out.for_call.is_empty());
+        let done = s.from_server(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
+        assert_eq!(done.forward.len(), 1);
+        assert_eq!(s.in_flight(), 0);
+        // The approved call used the minute's unit: the next approval is refused by the limit.
+        let out = feed(&s, held_call(2, r#"{"x":2}"#));
+        let (_, eid) = asked(&out, b"2");
+        let out = feed(&s, accept(&eid, true));
+        assert!(out.forward.is_empty(), "{out:?}");
+        assert_eq!(out.for_call.len(), 1);
+        assert!(out.for_call[0].last);
+        let text = String::from_utf8(out.for_call[0].message.clone()).unwrap();
+        assert!(text.contains("one approved call a minute"), "{text}");
+    }
+
+    #[test]
+    fn a_refused_or_withdrawn_elicitation_forwards_nothing_and_reserves_nothing() {
+        let s = eliciting_session();
+        let out = feed(&s, held_call(1, r#"{"x":1}"#));
+        let (_, eid) = asked(&out, b"1");
+        let out = feed(&s, accept(&eid, false));
+        assert!(out.forward.is_empty());
+        let v: serde_json::Value = serde_json::from_slice(&out.for_call[0].message).unwrap();
+        assert_eq!(v["id"], 1);
+        assert_eq!(
+            v["result"]["content"][0]["text"],
+            "[APPROVAL DECLINED] A person must say yes (the user answered no)"
+        );
+        assert_eq!(v["result"]["_meta"][apr::META_KEY]["status"], "declined");
+        assert_eq!(s.in_flight(), 0);
+        // A transport that cannot deliver the question withdraws it.
+        let out = feed(&s, held_call(2, r#"{"x":1}"#));
+        let (_, eid) = asked(&out, b"2");
+        let refused = s.withdraw(b"2", "no stream").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&refused).unwrap();
+        assert_eq!(
+            v["result"]["content"][0]["text"],
+            "[APPROVAL DECLINED] A person must say yes (no stream)"
+        );
+        assert_eq!(s.withdraw(b"2", "again"), None);
+        assert!(feed(&s, accept(&eid, true)).forward.is_empty());
+        // No unit was used: an approval now passes the limit.
+        let out = feed(&s, held_call(3, r#"{"x":1}"#));
+        let (_, eid) = asked(&out, b"3");
+        assert_eq!(feed(&s, accept(&eid, true)).forward.len(), 1);
+    }
+
+    #[test]
+    fn a_client_without_elicitation_or_with_url_mode_only_gets_the_operator_flow() {
+        for caps in [r#"{}"#, r#"{"elicitation":{"url":{}}}"#] {
+            let s = held_session(Arc::new(apr::MemoryApprovals::new()));
+            let init = format!(
+                r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{caps}}}}}"#
+            );
+            s.from_client(init.as_bytes());
+            assert!(!s.client_can_elicit(), "{caps}");
+            let out = feed(&s, held_call(1, r#"{"x":1}"#));
+            assert!(out.for_call.is_empty());
+            pending_id(&out.reply[0]);
+        }
     }
 
     #[test]

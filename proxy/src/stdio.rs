@@ -102,7 +102,8 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
             let mut lines =
                 LineReader::new(BufReader::with_capacity(64 * 1024, client_input()), max);
             let mut to_server = BufWriter::with_capacity(64 * 1024, child_in);
-            let period = timeout.map_or(Duration::from_secs(3600), |t| {
+            // Also the clock of calls held while the client asks its user.
+            let period = timeout.map_or(Duration::from_millis(250), |t| {
                 Duration::from_millis(250).min(t)
             });
             let mut tick = tokio::time::interval(period);
@@ -132,6 +133,10 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
                             for r in out.reply {
                                 let _ = replies.send(r).await;
                             }
+                            // One output: messages about held calls go out in order.
+                            for m in out.for_call {
+                                let _ = replies.send(m.message).await;
+                            }
                         }
                         Ok(Line::TooLong(n)) => {
                             log.warn(format_args!("refused a {n}-byte message from the client (limit {max})"));
@@ -140,14 +145,19 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
                         }
                         Ok(Line::Eof) | Err(_) => break,
                     },
-                    _ = tick.tick(), if timeout.is_some() => {
-                        let expired = session.expire(timeout.unwrap_or_default());
-                        for r in expired.to_client {
-                            log.warn(format_args!("a request timed out after {timeout:?}; answered with an error"));
-                            let _ = replies.send(r).await;
+                    _ = tick.tick() => {
+                        if let Some(t) = timeout {
+                            let expired = session.expire(t);
+                            for r in expired.to_client {
+                                log.warn(format_args!("a request timed out after {timeout:?}; answered with an error"));
+                                let _ = replies.send(r).await;
+                            }
+                            for c in expired.to_server {
+                                let _ = write_line(&mut to_server, &c).await;
+                            }
                         }
-                        for c in expired.to_server {
-                            let _ = write_line(&mut to_server, &c).await;
+                        for m in session.expire_asking() {
+                            let _ = replies.send(m.message).await;
                         }
                     }
                 }

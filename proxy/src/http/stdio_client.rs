@@ -122,15 +122,21 @@ pub async fn run(session: Arc<Session>, opts: UpstreamOptions, log: Log) -> std:
                 }
             }
             // Legacy upstreams answer on the shared stream: requests time out here.
-            _ = legacy_tick.tick(), if opts.legacy && opts.request_timeout.is_some() => {
-                let expired = session.expire(opts.request_timeout.unwrap_or_default());
-                for r in expired.to_client {
-                    log.warn(format_args!("a request timed out after {:?}; answered with an error", opts.request_timeout.unwrap_or_default()));
-                    let _ = out_tx.send(Bytes::from(r)).await;
+            // Also the clock of calls held while the client asks its user.
+            _ = legacy_tick.tick() => {
+                if let (true, Some(t)) = (opts.legacy, opts.request_timeout) {
+                    let expired = session.expire(t);
+                    for r in expired.to_client {
+                        log.warn(format_args!("a request timed out after {t:?}; answered with an error"));
+                        let _ = out_tx.send(Bytes::from(r)).await;
+                    }
+                    for c in expired.to_server {
+                        let up = up.clone();
+                        tokio::spawn(async move { let _ = up.post(Bytes::from(c), false).await; });
+                    }
                 }
-                for c in expired.to_server {
-                    let up = up.clone();
-                    tokio::spawn(async move { let _ = up.post(Bytes::from(c), false).await; });
+                for m in session.expire_asking() {
+                    let _ = out_tx.send(Bytes::from(m.message)).await;
                 }
             }
             _ = tokio::time::sleep(Duration::from_millis(20)), if closing.is_some() => {
@@ -149,6 +155,9 @@ pub async fn run(session: Arc<Session>, opts: UpstreamOptions, log: Log) -> std:
                     };
                     for r in out.reply {
                         let _ = out_tx.send(Bytes::from(r)).await;
+                    }
+                    for m in out.for_call {
+                        let _ = out_tx.send(Bytes::from(m.message)).await;
                     }
                     for f in out.forward {
                         let msg = Bytes::copy_from_slice(&f);

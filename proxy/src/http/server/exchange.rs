@@ -56,14 +56,40 @@ impl Server {
                 (b, s)
             })
             .collect();
-        let replies = out.reply;
+        let mut replies = out.reply;
+        // Calls held for in-band approval: what the proxy says about a call
+        // held by an earlier POST goes on that POST's stream, and a call the
+        // user approved goes upstream with it (its answer comes there).
+        let (approved, msgs): (Vec<_>, Vec<_>) = msgs
+            .into_iter()
+            .partition(|(_, s)| s.raw_id.as_deref().is_some_and(|id| down.is_held(id)));
+        let mut asked = Vec::new();
+        for m in out.for_call {
+            if down.is_held(&m.call_id) {
+                down.send_held(m, self.log);
+            } else if reply.sse {
+                asked.push(m);
+            } else if !m.last {
+                // A client that takes JSON only cannot get the question.
+                let why =
+                    "the client cannot be asked: its POST accepts no text/event-stream answer";
+                replies.extend(down.session.withdraw(&m.call_id, why));
+            }
+        }
+        for (m, s) in approved {
+            let Some((held, held_attached)) = s.raw_id.as_deref().and_then(|id| down.take_held(id))
+            else {
+                continue;
+            };
+            let _ = self.deliver(down, m, &s, &held, &held_attached).await;
+        }
         let requests = msgs.iter().filter(|(_, s)| s.raw_id.is_some()).count();
-        let (sink, rx) = mpsc::channel::<Bytes>(64.max(replies.len() + 1));
+        let (sink, rx) = mpsc::channel::<Bytes>(64.max(replies.len() + asked.len() + 1));
         // Set before the requests go out: a server request the upstream sends
         // at once may be routed to this stream (a JSON-only client's is never
         // chosen: it would drop anything but answers).
         let attached = Attached::new(std::sync::atomic::AtomicBool::new(reply.sse));
-        if requests == 0 {
+        if requests == 0 && asked.is_empty() {
             // Notifications and responses: delivered before the 202, in order.
             for (m, s) in msgs {
                 if let Err(r) = self.deliver(down, m, &s, &sink, &attached).await {
@@ -80,8 +106,11 @@ impl Server {
         }
         // One request to an HTTP upstream that answers with JSON: answer with
         // JSON too (what the client would get directly), without a stream.
-        if let (Up::Http(link), true, [(m, sent)]) = (&down.up, replies.is_empty(), msgs.as_slice())
-        {
+        if let (Up::Http(link), true, [(m, sent)]) = (
+            &down.up,
+            replies.is_empty() && asked.is_empty(),
+            msgs.as_slice(),
+        ) {
             match link.up.post(m.clone(), sent.initialize).await {
                 Ok(Answer::Json(body)) => {
                     let out = down.session.from_server(&body);
@@ -118,6 +147,16 @@ impl Server {
         }
         for r in replies {
             let _ = sink.try_send(Bytes::from(r));
+        }
+        // The question goes on this POST's stream, which stays open (held)
+        // until the call is answered.
+        for m in asked {
+            if m.last {
+                down.take_held(&m.call_id);
+            } else {
+                down.hold(&m.call_id, &sink, &attached);
+            }
+            let _ = sink.try_send(Bytes::from(m.message));
         }
         for (m, s) in msgs {
             if let Err(r) = self.deliver(down, m, &s, &sink, &attached).await {

@@ -11,14 +11,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::body::{Body, http_error, json_response};
-use super::router::{Router, router_input};
+use super::router::{Attached, Router, router_input};
 use super::{Backend, Server};
 use crate::http::lock;
 use crate::http::relay::{Link, Sent, Sink};
 use crate::http::resume::Streams;
 use crate::http::upstream::Answer;
 use crate::respond;
-use crate::session::{Session, UPSTREAM_GONE};
+use crate::session::{ForCall, IdKey, Session, UPSTREAM_GONE};
 use portcullis_core::jsonrpc::INTERNAL_ERROR;
 
 /// One client MCP session.
@@ -37,6 +37,10 @@ pub(super) struct Down {
     pub(super) last_seen: Mutex<Instant>,
     /// Who opened it (bearer JWTs): only the same caller may use it.
     pub(super) principal: Option<Arc<portcullis_core::Principal>>,
+    /// Calls held while the client asks its user (in-band approval), by
+    /// id: the stream of the POST that carried each, open until the call
+    /// is answered (by the proxy, or by the upstream once forwarded).
+    pub(super) held: Mutex<std::collections::HashMap<IdKey, (Sink, Attached)>>,
 }
 
 pub(super) enum Up {
@@ -60,9 +64,56 @@ pub(super) struct ChildHandle {
     pub(super) exited: tokio::sync::watch::Receiver<bool>,
 }
 
+/// The key of a raw JSON id.
+pub(super) fn id_key(raw: &[u8]) -> Option<IdKey> {
+    portcullis_core::json::validate(raw, portcullis_core::json::Strictness::LENIENT).ok()?;
+    IdKey::of(portcullis_core::json::Value::from_validated(raw))
+}
+
 impl Down {
     pub(super) fn touch(&self) {
         *lock(&self.last_seen) = Instant::now();
+    }
+
+    /// Whether call `raw_id` is held with a stream of its own.
+    pub(super) fn is_held(&self, raw_id: &[u8]) -> bool {
+        id_key(raw_id).is_some_and(|k| lock(&self.held).contains_key(&k))
+    }
+
+    /// Holds call `raw_id`'s stream open until the call is answered.
+    pub(super) fn hold(&self, raw_id: &[u8], sink: &Sink, attached: &Attached) {
+        if let Some(k) = id_key(raw_id) {
+            lock(&self.held).insert(k, (sink.clone(), attached.clone()));
+        }
+    }
+
+    /// The stream of held call `raw_id`, no longer held (its call goes upstream).
+    pub(super) fn take_held(&self, raw_id: &[u8]) -> Option<(Sink, Attached)> {
+        lock(&self.held).remove(&id_key(raw_id)?)
+    }
+
+    /// Sends a message about a held call on the call's stream (which ends
+    /// after its last message). A call no stream holds: the GET stream if
+    /// open, else the message is dropped (logged).
+    pub(super) fn send_held(&self, m: ForCall, log: crate::log::Log) {
+        let key = id_key(&m.call_id);
+        let sink = {
+            let mut held = lock(&self.held);
+            match key {
+                Some(k) if m.last => held.remove(&k).map(|(s, _)| s),
+                Some(k) => held.get(&k).map(|(s, _)| s.clone()),
+                None => None,
+            }
+        };
+        let sink = sink.or_else(|| lock(&self.get).clone());
+        match sink {
+            Some(s) if s.try_send(Bytes::from(m.message)).is_ok() => {}
+            _ => log.warn(format_args!(
+                "session {}: dropped a message about held call {} (no stream open for it)",
+                &self.id[..8],
+                String::from_utf8_lossy(&m.call_id)
+            )),
+        }
     }
 
     /// Relays an upstream answer to a client stream, as a task of this session.
@@ -176,6 +227,7 @@ impl Server {
             streams: Arc::new(Streams::default()),
             last_seen: Mutex::new(Instant::now()),
             principal,
+            held: Mutex::new(std::collections::HashMap::new()),
         });
         lock(&self.sessions).insert(id.clone(), down.clone());
         match &down.principal {
@@ -214,6 +266,7 @@ impl Server {
         self.log
             .info(format_args!("session {} ended: {why}", &down.id[..8]));
         *lock(&down.get) = None;
+        lock(&down.held).clear();
         if let Some(pump) = lock(&down.get_pump).take() {
             pump.abort();
         }
@@ -262,6 +315,9 @@ impl Server {
         }
         let all: Vec<Arc<Down>> = lock(&self.sessions).values().cloned().collect();
         for d in all {
+            for m in d.session.expire_asking() {
+                d.send_held(m, self.log);
+            }
             if let (
                 Some(t),
                 Up::Routed {
