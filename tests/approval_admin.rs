@@ -266,7 +266,7 @@ fn the_admin_api_approves_with_the_token_and_the_retry_passes_once() {
     assert_eq!(decisions.len(), 2, "{log}");
     assert_eq!(decisions[0]["stage"], "approved");
     assert_eq!(decisions[0]["decided_by"], "ops-bob");
-    assert_eq!(decisions[0]["id"], id.as_str());
+    assert_eq!(decisions[0]["approval_id"], id.as_str());
     assert_eq!(decisions[1]["stage"], "denied");
     assert_eq!(decisions[1]["decided_by"], "admin-api");
 }
