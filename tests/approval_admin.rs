@@ -557,3 +557,158 @@ fn intercepts_answer_is_a_json_rpc_error_32003() {
     assert_eq!(calls(&p), 2);
     p.finish();
 }
+
+/// `portcullis_approvals_total{event}` and `portcullis_approval_webhook_total{result}`.
+fn metric(port: u16, name: &str, label: &str) -> u64 {
+    let (status, _, body) = http(port, "GET", "/metrics", None, "");
+    assert_eq!(status, 200);
+    let needle = format!("{name}{{server=\"everything\",{label}}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(needle.as_str()))
+        .unwrap_or_else(|| panic!("no {needle} in\n{body}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn requests_grants_declines_expiries_and_webhooks_are_counted() {
+    let dir = temp_dir("approval-admin-metrics");
+    let (hook, rx) = receiver();
+    let p = dir.join("everything.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"version: "1"
+approvals:
+  notify:
+    webhook:
+      url: http://127.0.0.1:{hook}/hook
+      secret_env: HOOK_SECRET
+tools:
+  get-sum:
+    rules:
+      - name: "big sums"
+        action: "require_approval"
+        conditions:
+          - path: "args.a"
+            op: "gt"
+            value: 100
+        on_deny: "Sums over 100 need a human"
+      - name: "big b"
+        action: "require_approval"
+        conditions:
+          - path: "args.b"
+            op: "gt"
+            value: 100
+        on_deny: "Big b needs a human"
+        approval_timeout: "1s"
+"#
+        ),
+    )
+    .unwrap();
+    let (admin, metrics) = (free_port(), free_port());
+    let (admin_addr, metrics_addr) = (format!("127.0.0.1:{admin}"), format!("127.0.0.1:{metrics}"));
+    let mut p = proxy(
+        "approval-admin-metrics-proxy",
+        p.to_str().unwrap(),
+        &dir,
+        &[
+            "--admin-api",
+            &admin_addr,
+            "--admin-token-env",
+            "ADMIN_TOKEN",
+            "--metrics",
+            &metrics_addr,
+        ],
+        &[("ADMIN_TOKEN", TOKEN), ("HOOK_SECRET", SECRET)],
+    );
+    wait_listening(admin);
+    wait_listening(metrics);
+    let events = |e: &str| {
+        metric(
+            metrics,
+            "portcullis_approvals_total",
+            &format!("event=\"{e}\""),
+        )
+    };
+    for e in [
+        "requested",
+        "granted",
+        "declined",
+        "expired",
+        "approved",
+        "denied",
+        "restored",
+    ] {
+        assert_eq!(events(e), 0, "{e}");
+    }
+    // Requested, approved, granted.
+    let id = pending_id(&p.call(1, "get-sum", r#"{"a":500,"b":1}"#));
+    let (status, _, _) = http(
+        admin,
+        "POST",
+        &format!("/approvals/{id}/approve"),
+        Some(TOKEN),
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(p.call(2, "get-sum", r#"{"a":500,"b":1}"#).contains("501"));
+    // Requested, denied, declined.
+    let id = pending_id(&p.call(3, "get-sum", r#"{"a":700,"b":1}"#));
+    let (status, _, _) = http(
+        admin,
+        "POST",
+        &format!("/approvals/{id}/deny"),
+        Some(TOKEN),
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        p.call(4, "get-sum", r#"{"a":700,"b":1}"#)
+            .contains("denied by admin-api")
+    );
+    // Requested, then expired: the identical call after the 1 s timeout.
+    let v = p.call(5, "get-sum", r#"{"a":1,"b":500}"#);
+    assert!(v.contains("[APPROVAL REQUIRED] Big b needs a human"), "{v}");
+    std::thread::sleep(Duration::from_millis(1200));
+    let v = p.call(6, "get-sum", r#"{"a":1,"b":500}"#);
+    assert!(v.contains("[APPROVAL REQUIRED] Big b needs a human"), "{v}");
+    for (e, n) in [
+        ("requested", 4),
+        ("approved", 1),
+        ("granted", 1),
+        ("denied", 1),
+        ("declined", 1),
+        ("expired", 1),
+        ("restored", 0),
+    ] {
+        assert_eq!(events(e), n, "{e}");
+    }
+    // Four new requests, four deliveries.
+    for _ in 0..4 {
+        rx.recv_timeout(Duration::from_secs(15))
+            .expect("a webhook POST");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(
+        metrics,
+        "portcullis_approval_webhook_total",
+        "result=\"delivered\"",
+    ) < 4
+    {
+        assert!(Instant::now() < deadline, "deliveries not counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for r in ["rejected", "failed", "dropped"] {
+        assert_eq!(
+            metric(
+                metrics,
+                "portcullis_approval_webhook_total",
+                &format!("result=\"{r}\"")
+            ),
+            0,
+            "{r}"
+        );
+    }
+    p.finish();
+}
