@@ -712,3 +712,149 @@ tools:
     }
     p.finish();
 }
+
+/// A proxy process, ended with SIGTERM (its sessions' servers with it).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One MCP message POSTed to the Streamable HTTP endpoint: (status, session
+/// id header, the JSON-RPC answer whose id is `id`, from JSON or SSE).
+fn mcp(port: u16, sid: Option<&str>, body: &str, id: Option<u64>) -> (u16, Option<String>, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let sid_h = sid.map_or(String::new(), |s| format!("mcp-session-id: {s}\r\n"));
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\nmcp-protocol-version: 2025-06-18\r\n{sid_h}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).unwrap();
+    let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut session = None;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("mcp-session-id:") {
+            // Header values keep their case: take it from the original line.
+            session = Some(line[line.len() - v.len()..].trim().to_string());
+        }
+    }
+    let Some(id) = id else {
+        return (status, session, String::new());
+    };
+    // The answer: a JSON body, or the SSE event carrying it (chunked or not).
+    let needle = format!("\"id\":{id}");
+    let mut answer = String::new();
+    for line in r.lines() {
+        let Ok(line) = line else { break };
+        let line = line.strip_prefix("data: ").unwrap_or(&line);
+        if line.starts_with('{') && line.contains(&needle) {
+            answer = line.to_string();
+            break;
+        }
+    }
+    (status, session, answer)
+}
+
+#[test]
+fn the_operator_flow_over_streamable_http() {
+    let dir = temp_dir("approval-admin-http");
+    let policy = policy(&dir, None);
+    let port = free_port();
+    let state = dir.join("state");
+    let tap = dir.join("server-received.jsonl");
+    let child = Command::new(portcullis())
+        .args([
+            "-c",
+            &policy,
+            "--transport",
+            "http",
+            "--port",
+            &port.to_string(),
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--log-level", "error", "--"])
+        .arg(root().join("tests/e2e/tap.sh"))
+        .arg(&tap)
+        .arg("node")
+        .arg(common::server_everything())
+        .current_dir(root())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _running = Running(child);
+    wait_listening(port);
+    let (status, sid, init) = mcp(
+        port,
+        None,
+        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"approval-test","version":"1"}}}"#,
+        Some(0),
+    );
+    assert_eq!(status, 200, "{init}");
+    let sid = sid.expect("a session id");
+    let (status, _, _) = mcp(
+        port,
+        Some(&sid),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        None,
+    );
+    assert_eq!(status, 202);
+    let call = |n: u64, args: &str| {
+        let (status, _, answer) = mcp(
+            port,
+            Some(&sid),
+            &format!(
+                r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"get-sum","arguments":{args}}}}}"#
+            ),
+            Some(n),
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer
+    };
+    let http_calls = || {
+        std::fs::read_to_string(&tap)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"tools/call\""))
+            .count()
+    };
+    let id = pending_id(&call(1, r#"{"a":500,"b":1}"#));
+    assert_eq!(http_calls(), 0, "held: never forwarded");
+    let out = Command::new(portcullis())
+        .args(["approvals", "approve", &id, "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ok = call(2, r#"{"b":1,"a":500}"#);
+    assert!(
+        ok.contains("501") && !ok.contains("\"isError\":true"),
+        "{ok}"
+    );
+    assert_eq!(http_calls(), 1);
+    let again = pending_id(&call(3, r#"{"a":500,"b":1}"#));
+    assert_ne!(again, id, "the approval was used once");
+    assert_eq!(http_calls(), 1);
+}
