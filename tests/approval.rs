@@ -103,7 +103,7 @@ fn the_fixture_tests_pass_with_full_coverage_through_the_binary() {
     let (code, out, err) = run(&["test", "--min-coverage", "100", "tests/fixtures/approval"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("test result: ok. 9 passed; 0 failed; 3 file(s)"),
+        out.contains("test result: ok. 10 passed; 0 failed; 3 file(s)"),
         "{out}"
     );
     assert!(out.contains("(100.0%)"), "{out}");
