@@ -711,6 +711,20 @@ tools:
         );
     }
     p.finish();
+    // `status` shows the same counts from the decision log.
+    let out = Command::new(portcullis())
+        .arg("status")
+        .arg("--audit-log")
+        .arg(dir.join("decisions.jsonl"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains(
+            "Approvals: 1 approved, 1 declined, 1 denied, 1 expired, 1 granted, 4 requested"
+        ),
+        "{out}"
+    );
 }
 
 /// A proxy process, ended with SIGTERM (its sessions' servers with it).

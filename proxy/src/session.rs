@@ -1372,6 +1372,21 @@ impl Session {
         if let Some(m) = &self.metrics {
             m.approval("expired", expired as u64);
         }
+        // One decision-log line per request found lapsed (`status` counts
+        // them); the stores report how many, not which.
+        for _ in 0..expired {
+            self.record(|| Event::Approval {
+                at: now,
+                tool: call.name().to_string(),
+                stage: "expired",
+                id: String::new(),
+                rule: rule.to_string(),
+                by: String::new(),
+                message: String::new(),
+                session: Some(self.session),
+                principal: self.principal.clone(),
+            });
+        }
         let event = |stage: &'static str, r: &Record, by: &str, message: &str| Event::Approval {
             at: now,
             tool: r.tool.clone(),
