@@ -478,14 +478,32 @@ fn a_dead_or_slow_webhook_never_delays_the_refusal() {
             std::thread::sleep(Duration::from_secs(10));
         }
     });
-    for (name, port) in [("dead", dead), ("slow", slow_port)] {
+    // Rejecting: answers 400 at once (not retried).
+    let rejects = TcpListener::bind("127.0.0.1:0").unwrap();
+    let rejects_port = rejects.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in rejects.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    for (name, port, result) in [
+        ("dead", dead, Some("failed")),
+        ("slow", slow_port, None),
+        ("rejects", rejects_port, Some("rejected")),
+    ] {
         let dir = temp_dir(&format!("approval-webhook-{name}"));
         let policy = policy(&dir, Some(&format!("http://127.0.0.1:{port}/hook")));
+        let metrics = free_port();
+        let metrics_addr = format!("127.0.0.1:{metrics}");
         let mut p = proxy(
             &format!("approval-webhook-{name}-proxy"),
             &policy,
             &dir,
-            &[],
+            &["--metrics", &metrics_addr],
             &[("HOOK_SECRET", SECRET)],
         );
         for n in 1..=3u64 {
@@ -499,6 +517,24 @@ fn a_dead_or_slow_webhook_never_delays_the_refusal() {
             );
         }
         assert_eq!(calls(&p), 0);
+        // Each of the three requests ends as expected, in the background.
+        if let Some(result) = result {
+            wait_listening(metrics);
+            let label = format!("result=\"{result}\"");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while metric(metrics, "portcullis_approval_webhook_total", &label) < 3 {
+                assert!(Instant::now() < deadline, "{name}: not 3 {result}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            assert_eq!(
+                metric(
+                    metrics,
+                    "portcullis_approval_webhook_total",
+                    "result=\"delivered\""
+                ),
+                0
+            );
+        }
         p.finish();
     }
 }

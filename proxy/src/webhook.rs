@@ -382,6 +382,90 @@ mod tests {
         assert!(signature(b"Jefe", b"what do ya want for nothing?").starts_with("sha256=5bdcc1"));
     }
 
+    use portcullis_core::counters::UnixMillis;
+    use portcullis_core::policy::{ApprovalConfig, PolicyMeta};
+
+    static HOOK: ApprovalConfig = ApprovalConfig {
+        webhook_url: Some("http://127.0.0.1:9/hook"),
+        secret_env: Some("HOOK_SECRET"),
+        secret: None,
+        dedupe_window_ms: None,
+    };
+    static META: PolicyMeta = PolicyMeta {
+        server: "s",
+        file: "p.yaml",
+        dialect: "intercept-v1",
+        digest: "abc",
+        rules: &[],
+        counters: &[],
+        idempotency: &[],
+        approvals: &[],
+        approval_config: Some(&HOOK),
+    };
+
+    fn record(arguments: String) -> Record {
+        crate::approvals::NewRequest {
+            fingerprint: "f".repeat(64),
+            server: "s".into(),
+            tool: "t".into(),
+            arguments,
+            rule: "r".into(),
+            message: "m".into(),
+            sub: "alice".into(),
+            iss: "local".into(),
+            timeout_ms: 60_000,
+            dedupe_ms: None,
+        }
+        .into_record("apr_0123456789abcdef0123456789abcdef".into(), UnixMillis(0))
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        let metrics = Arc::new(Metrics::new(&META));
+        let (tx, _rx) = mpsc::channel(1);
+        let hook = Webhook {
+            tx,
+            metrics: Some(metrics.clone()),
+            log: Log {
+                level: crate::log::Level::Error,
+            },
+        };
+        let r = record("{}".into());
+        hook.announce(&r);
+        hook.announce(&r);
+        hook.announce(&r);
+        let text = metrics.render();
+        assert!(
+            text.contains("portcullis_approval_webhook_total{server=\"s\",result=\"dropped\"} 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_payload_bounds_the_arguments_and_the_secret_comes_from_the_environment() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&payload(&record(r#"{"a":1}"#.into()))).unwrap();
+        assert_eq!(v["arguments"], serde_json::json!({"a": 1}));
+        assert_eq!(v["arguments_truncated"], false);
+        assert_eq!(
+            v["caller"],
+            serde_json::json!({"sub": "alice", "iss": "local"})
+        );
+        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_ARGUMENT_BYTES));
+        let v: serde_json::Value = serde_json::from_slice(&payload(&record(big))).unwrap();
+        assert_eq!(v["arguments"], serde_json::Value::Null);
+        assert_eq!(v["arguments_truncated"], true);
+
+        let c = WebhookConfig::from_policy(&META, |n| (n == "HOOK_SECRET").then(|| "k".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.secret.as_deref(), Some(&b"k"[..]));
+        assert_eq!(c.url, "http://127.0.0.1:9/hook");
+        let (msg, help) = WebhookConfig::from_policy(&META, |_| None).unwrap_err();
+        assert!(msg.contains("HOOK_SECRET, which is not set"), "{msg}");
+        assert!(help.contains("X-Portcullis-Signature"), "{help}");
+    }
+
     #[test]
     fn webhook_urls_are_https_or_loopback() {
         assert!(check_url("https://hooks.example.com/a").is_ok());
