@@ -220,6 +220,16 @@ pub enum FailModeArg {
     Open,
 }
 
+/// How a call held for approval is answered (`--approval-errors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApprovalErrors {
+    /// A tool result with `isError: true`, `[APPROVAL REQUIRED] ...` and the
+    /// approval id: the model can read it.
+    Result,
+    /// Intercept's answer: a JSON-RPC error -32003 with the approval id in `data`.
+    Intercept,
+}
+
 /// Options of the proxy.
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
@@ -301,6 +311,29 @@ pub struct ProxyArgs {
     /// With -c: do not reload the policy file when it changes (reloading is on by default, as in Intercept).
     #[arg(long)]
     pub no_reload: bool,
+    /// Serve the approval admin API at http://ADDR (e.g. 127.0.0.1:9465): list, show,
+    /// approve and deny approval requests; needs --admin-token-env or --admin-token-file.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_api: Option<std::net::SocketAddr>,
+    /// Let --admin-api listen on a non-loopback address.
+    #[arg(long, requires = "admin_api")]
+    pub admin_api_allow_remote: bool,
+    /// The environment variable holding the admin API's bearer token.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "admin_api",
+        conflicts_with = "admin_token_file"
+    )]
+    pub admin_token_env: Option<String>,
+    /// A file holding the admin API's bearer token (one line).
+    #[arg(long, value_name = "FILE", requires = "admin_api")]
+    pub admin_token_file: Option<PathBuf>,
+    /// How a call held for approval is answered: `result` (a tool result with
+    /// isError and the approval id, the default) or `intercept` (Intercept's
+    /// JSON-RPC error -32003).
+    #[arg(long, value_enum, value_name = "STYLE", default_value_t = ApprovalErrors::Result)]
+    pub approval_errors: ApprovalErrors,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,

@@ -103,7 +103,7 @@ fn the_fixture_tests_pass_with_full_coverage_through_the_binary() {
     let (code, out, err) = run(&["test", "--min-coverage", "100", "tests/fixtures/approval"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("test result: ok. 9 passed; 0 failed; 3 file(s)"),
+        out.contains("test result: ok. 10 passed; 0 failed; 3 file(s)"),
         "{out}"
     );
     assert!(out.contains("(100.0%)"), "{out}");
@@ -436,4 +436,51 @@ fn the_proxy_refuses_approval_required_calls_until_the_flows_exist() {
         json.contains("\"approval_required\": 3") || json.contains("\"approval_required\":3"),
         "{json}"
     );
+}
+
+#[test]
+fn approval_timeouts_are_read_as_gos_parse_duration() {
+    let dir = temp_dir("approval-go-durations");
+    // Intercept's YAML, the catalogue and the policy language, as `explain` shows them.
+    for (timeout, shown) in [
+        ("1.5h", "timeout 90m"),
+        ("1h30m", "timeout 90m"),
+        ("500ms", "timeout 500ms"),
+        ("2.5s", "timeout 2500ms"),
+    ] {
+        let yaml = write(
+            &dir,
+            "go.yaml",
+            &format!(
+                "version: \"1\"\ntools:\n  t:\n    rules:\n      - name: \"ask\"\n        action: \"require_approval\"\n        approval_timeout: \"{timeout}\"\n"
+            ),
+        );
+        let dsl = write(
+            &dir,
+            "go.policy",
+            &format!(
+                "server go {{\n  tool t {{\n    approve \"ask\" timeout {timeout}\n  }}\n}}\n"
+            ),
+        );
+        for file in [yaml, dsl] {
+            let (code, out, err) = run(&["explain", "-c", &file, "--tool", "t", "--args", "{}"]);
+            assert_eq!(code, 0, "{timeout} in {file}: {out}{err}");
+            assert!(out.contains(shown), "{timeout} in {file}: {out}");
+        }
+    }
+    let err = diagnostics(
+        "x.yaml",
+        "version: \"1\"\ntools:\n  t:\n    rules:\n      - name: \"ask\"\n        action: \"require_approval\"\n        approval_timeout: \"30x\"\n",
+    );
+    assert_positioned(
+        &err,
+        "tools.t.rules[0].approval_timeout: invalid duration \"30x\"",
+        "x.yaml:7:27",
+    );
+    assert!(err.contains("`1.5h`"), "{err}");
+    let err = diagnostics(
+        "frac.policy",
+        "server frac {\n  tool t {\n    approve \"x\" timeout 1..5h\n  }\n}\n",
+    );
+    assert_positioned(&err, "invalid duration \"1..5h\"", "frac.policy:3:25");
 }

@@ -1055,6 +1055,48 @@ fn finish(limits: &[TokenStream]) -> TokenStream {
     }
 }
 
+/// The approval rules (`approvals`, each `break 'ask Some(decision)` when
+/// it asks) then the counter phase (`limits`) or an unconditional deny
+/// (`deny`): a call an approval rule asks about is denied at once when a
+/// limit would refuse it (peeked: nothing reserved, [`Limits::peek`]).
+fn approvals_then(
+    approvals: &[TokenStream],
+    limits: &[TokenStream],
+    deny: Option<TokenStream>,
+    which: Option<TokenStream>,
+) -> TokenStream {
+    if approvals.is_empty() {
+        return match deny {
+            Some(d) => d,
+            None => with_idempotency(finish(limits), which),
+        };
+    }
+    let asked = quote!(let asked: Option<Decision> = 'ask: { #(#approvals)* None };);
+    if let Some(d) = deny {
+        return quote! {
+            #asked
+            if let Some(d) = asked {
+                return d;
+            }
+            #d
+        };
+    }
+    let decide = if limits.is_empty() {
+        quote!(Limits::new().decide(env, asked))
+    } else {
+        quote! {
+            let mut limits = Limits::new();
+            #(#limits)*
+            limits.decide(env, asked)
+        }
+    };
+    let decide = with_idempotency(decide, which);
+    quote! {
+        #asked
+        #decide
+    }
+}
+
 /// The index in the policy's idempotency table of the first of `rules`
 /// that declares a window (the table lists them in rule-table order).
 fn idem_slot(p: &ServerPolicy, rules: &[RuleId]) -> Option<usize> {
@@ -1303,7 +1345,7 @@ impl Gen<'_> {
         let approve = self.p.rule(id).approve.as_ref()?;
         let rid = self.rule_ref(id);
         let msg = lit(&approve.message);
-        let ask = quote!(return Decision::approve(#rid, #msg););
+        let ask = quote!(break 'ask Some(Decision::approve(#rid, #msg)););
         if matches!(approve.when, Expr::Bool(true)) {
             return Some(quote!(if #gate { #ask }));
         }
@@ -1489,20 +1531,18 @@ impl Gen<'_> {
             limits,
             denies,
         } = self.body(rules, &mut slots);
-        let tail = match denies {
-            Some(d) => d,
-            None => with_idempotency(
-                finish(&limits),
-                idem_slot(self.p, rules).map(|i| quote!(Some(&IDEMPOTENCY[#i]))),
-            ),
-        };
+        let tail = approvals_then(
+            &approvals,
+            &limits,
+            denies,
+            idem_slot(self.p, rules).map(|i| quote!(Some(&IDEMPOTENCY[#i]))),
+        );
         let args_name = format_ident!("Args{}", f.to_string().trim_start_matches("tool_"));
         let (def, extract) = Self::args_struct(&args_name, &slots);
         let doc = lit(&format!("`{tool}`"));
         let body = quote! {
             #extract
             #(#checks)*
-            #(#approvals)*
             #tail
         };
         let (call, env) = params(&body);
@@ -1585,7 +1625,7 @@ impl Gen<'_> {
         let wc = &wildcard.checks;
         approvals.extend(wildcard.approvals.iter().cloned());
         let tail = match &wildcard.denies {
-            Some(deny) => deny.clone(),
+            Some(deny) => approvals_then(&approvals, &[], Some(deny.clone()), None),
             None => {
                 let mut all = limits;
                 all.extend(wildcard.limits.iter().cloned());
@@ -1600,7 +1640,7 @@ impl Gen<'_> {
                         which = Some(quote!(if #m { Some(&IDEMPOTENCY[#slot]) } else { #rest }));
                     }
                 }
-                with_idempotency(finish(&all), which)
+                approvals_then(&approvals, &all, None, which)
             }
         };
         let any: Vec<Ident> = globs
@@ -1631,7 +1671,6 @@ impl Gen<'_> {
                 #extract
                 #(#checks)*
                 #(#wc)*
-                #(#approvals)*
                 #tail
             }
         };

@@ -581,7 +581,10 @@ impl Evaluator {
                 return Decision::deny(Outcome::Check, id, self.texts[id.0 as usize].check);
             }
         }
-        // Approvals: after every deny rule, before any reservation.
+        // Approvals: after every deny rule, before any reservation. The
+        // first rule that asks decides, unless a limit would refuse the call
+        // (peeked below, nothing reserved).
+        let mut asked_by = None;
         for &id in rules.iter().filter(|_| !approved) {
             let Some(approve) = &self.ir.rule(id).approve else {
                 continue;
@@ -593,7 +596,8 @@ impl Evaluator {
             let asked = self.expr(&approve.when, call, env.principal, &readings, id, trace);
             trace(Trace::Approve { rule: id, asked });
             if asked {
-                return Decision::approve(id, self.texts[id.0 as usize].approve);
+                asked_by = Some(Decision::approve(id, self.texts[id.0 as usize].approve));
+                break;
             }
         }
         let mut limits = Limits::new();
@@ -626,7 +630,7 @@ impl Evaluator {
             };
             limits.push(id, counter, amount, limit.max, text.limit);
         }
-        let mut decision = limits.finish(env);
+        let mut decision = limits.decide(env, asked_by);
         if decision.outcome == Outcome::Allowed {
             // The first rule (in evaluation order) that declares a window.
             decision.idempotency = rules

@@ -196,7 +196,7 @@ pub fn explain(
             }
             seen_tests.clear();
             events.push(
-                if asked { "    => ASKS FOR APPROVAL (no limit is checked and nothing is reserved until it is approved)" } else { "    => passes" }
+                if asked { "    => ASKS FOR APPROVAL (the limits are only read: one that would refuse the call denies it now; nothing is reserved until it is approved)" } else { "    => passes" }
                     .to_string(),
             );
         }

@@ -328,48 +328,109 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(total)
 }
 
-/// A positive duration in milliseconds (`ms`, `s`, `m`, `h`, `d`), unbounded.
+/// A positive duration in milliseconds, unbounded, read as Go's
+/// `time.ParseDuration` reads it (Intercept is written in Go): a sequence of
+/// decimal numbers, each with an optional fraction and a unit (`ns`, `us`,
+/// `µs`, `ms`, `s`, `m`, `h`, and Portcullis's `d`), e.g. `1.5h`, `1h30m`,
+/// `500ms`, `.5s`. A leading `+` is allowed. Sub-millisecond parts are
+/// added up in nanoseconds and the total rounded down to milliseconds; a
+/// total under 1 ms is an error (not positive).
 fn parse_any_duration(text: &str) -> Result<u64, String> {
-    const HELP: &str =
-        "write a positive duration such as `30s`, `5m`, `1h30m` or `1d` (units: ms, s, m, h, d)";
-    let bytes = text.trim().as_bytes();
-    if bytes.is_empty() {
+    const HELP: &str = "write a positive duration such as `30s`, `5m`, `1.5h`, `1h30m`, `500ms` or `1d` (units: ns, us, ms, s, m, h, d)";
+    let t = text.trim();
+    let t = t.strip_prefix('+').unwrap_or(t);
+    if t.is_empty() || t == "0" {
         return Err(HELP.into());
     }
-    let mut total: u64 = 0;
+    let b = t.as_bytes();
+    let mut total_ns: u128 = 0;
     let mut i = 0;
-    while i < bytes.len() {
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
+    while i < b.len() {
+        // The number: digits, optionally `.` and digits (at least one digit in all).
+        let int_start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
-        if start == i {
+        let int_part = &t[int_start..i];
+        let mut frac_part = "";
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            let frac_start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            frac_part = &t[frac_start..i];
+        }
+        if int_part.is_empty() && frac_part.is_empty() {
             return Err(HELP.into());
         }
-        let n: u64 = text.trim()[start..i]
-            .parse()
-            .map_err(|_| HELP.to_string())?;
         let unit_start = i;
-        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+        while i < b.len() && !(b[i].is_ascii_digit() || b[i] == b'.') {
             i += 1;
         }
-        let ms = match &text.trim()[unit_start..i] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
+        let unit: u128 = match &t[unit_start..i] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "d" => 86_400_000_000_000,
             _ => return Err(HELP.into()),
         };
-        total = n
-            .checked_mul(ms)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| HELP.to_string())?;
+        let whole: u128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| HELP.to_string())?
+        };
+        let mut part = whole.checked_mul(unit).ok_or_else(|| HELP.to_string())?;
+        // The fraction, digit by digit (as Go does: no floating point).
+        let mut scale = unit;
+        for d in frac_part.bytes() {
+            scale /= 10;
+            if scale == 0 {
+                break;
+            }
+            part += u128::from(d - b'0') * scale;
+        }
+        total_ns = total_ns.checked_add(part).ok_or_else(|| HELP.to_string())?;
     }
-    if total == 0 {
+    let ms = u64::try_from(total_ns / 1_000_000).map_err(|_| HELP.to_string())?;
+    if ms == 0 {
         return Err(HELP.into());
     }
-    Ok(total)
+    Ok(ms)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_any_duration;
+
+    #[test]
+    fn durations_read_as_gos_parse_duration() {
+        for (text, ms) in [
+            ("30s", 30_000),
+            ("15m", 900_000),
+            ("1h30m", 5_400_000),
+            ("1.5h", 5_400_000),
+            ("500ms", 500),
+            (".5s", 500),
+            ("1.s", 1_000),
+            ("+2m", 120_000),
+            ("1d", 86_400_000),
+            ("1h0.5m1s", 3_631_000),
+            ("1500us", 1),
+            ("2000000ns", 2),
+            ("1.0005s", 1_000),
+        ] {
+            assert_eq!(parse_any_duration(text), Ok(ms), "{text}");
+        }
+        for bad in [
+            "", "0", "30", "30x", "-5m", "1..5h", ".s", "5 m", "m", "1h-5m", "900us", "0s",
+        ] {
+            assert!(parse_any_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 }
 
 /// Longest idempotency window.

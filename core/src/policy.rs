@@ -485,6 +485,38 @@ impl Limits {
         }
     }
 
+    /// The decision of a call that is `asked` about (an approval rule's
+    /// [`Effect::Approve`] decision) or not (None): [`Limits::peek`] or
+    /// [`Limits::finish`].
+    pub fn decide(&self, env: &Env<'_>, asked: Option<Decision>) -> Decision {
+        match asked {
+            Some(d) => self.peek(env, d),
+            None => self.finish(env),
+        }
+    }
+
+    /// For a call an approval rule holds: reads every counter without
+    /// reserving anything and denies at once when a limit would refuse the
+    /// call (no person is asked about a call that would then be refused),
+    /// else returns `asked`. A counter the store cannot read denies the call
+    /// as unavailable (fail closed; an open fail mode reads it as 0). The
+    /// reservation when the approved call is forwarded stays the real check.
+    pub fn peek(&self, env: &Env<'_>, asked: Decision) -> Decision {
+        for (r, &(rule, message)) in self.requests[..self.len].iter().zip(&self.owners) {
+            if r.amount == 0 {
+                continue;
+            }
+            match env.read(r.counter) {
+                Some(current) if current.saturating_add(r.amount) > r.limit => {
+                    return Decision::deny(Outcome::Limit, rule, message);
+                }
+                Some(_) => {}
+                None => return Decision::state_unavailable(rule),
+            }
+        }
+        asked
+    }
+
     /// Reserves everything at once and returns the decision.
     pub fn finish(&self, env: &Env<'_>) -> Decision {
         // Built in place: a Decision carries its reservations, so avoid copies.

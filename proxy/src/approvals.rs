@@ -376,6 +376,40 @@ pub fn pending_result(
     answer(id, tool, decision, meta, text, Some(extra))
 }
 
+/// Intercept's JSON-RPC error code for a call held for approval.
+pub const INTERCEPT_APPROVAL_CODE: i32 = -32003;
+
+/// Intercept's prefix of an approval rule's message.
+pub const INTERCEPT_APPROVAL_PREFIX: &str = "[INTERCEPT APPROVAL REQUIRED] ";
+
+/// The answer to a held call waiting for a person, as Intercept gives it
+/// (`--approval-errors intercept`): a JSON-RPC error `-32003`, message
+/// `[INTERCEPT APPROVAL REQUIRED] <message>`, and in `data` the fields
+/// Intercept's pull request #3 names: `approval_id`, `tool`, `expiry`
+/// (RFC 3339), `retryable` (true) and `human_instructions`.
+pub fn intercept_error(id: &[u8], tool: &str, r: &Record) -> Vec<u8> {
+    let id: serde_json::Value = serde_json::from_slice(id).unwrap_or(serde_json::Value::Null);
+    let v = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": INTERCEPT_APPROVAL_CODE,
+            "message": format!("{INTERCEPT_APPROVAL_PREFIX}{}", r.message),
+            "data": {
+                "approval_id": r.id,
+                "tool": tool,
+                "expiry": r.expires.to_rfc3339(),
+                "retryable": true,
+                "human_instructions": format!(
+                    "A person must approve this call: `portcullis approvals approve {id}` (or deny it: `portcullis approvals deny {id} --reason TEXT`). Then retry the identical call (same tool and arguments): it is forwarded once.",
+                    id = r.id
+                ),
+            }
+        }
+    });
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
 /// The answer to a held call a person denied: `isError: true`, text
 /// `[POLICY DENIED] <message> (approval <id> denied by <who>[: <reason>])`.
 pub fn denied_result(

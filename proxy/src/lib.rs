@@ -23,6 +23,7 @@
 // One `unsafe` block, allowed where it stands with its proof: `child::command` (pre_exec).
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod approvals;
 pub mod audit;
 pub mod child;
@@ -39,6 +40,7 @@ pub mod respond;
 pub mod session;
 pub mod state;
 pub mod stdio;
+pub mod webhook;
 
 /// Default limit on one message in either direction (16 MiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;

@@ -128,7 +128,18 @@ struct Registry {
 type SpendTotals = std::collections::BTreeMap<(String, String, &'static str, &'static str), u64>;
 
 /// The events of `portcullis_approvals_total`.
-pub const APPROVAL_EVENTS: [&str; 5] = ["requested", "granted", "restored", "declined", "expired"];
+pub const APPROVAL_EVENTS: [&str; 7] = [
+    "requested",
+    "granted",
+    "restored",
+    "declined",
+    "expired",
+    "approved",
+    "denied",
+];
+
+/// The results of `portcullis_approval_webhook_total`.
+pub const WEBHOOK_RESULTS: [&str; 4] = ["delivered", "rejected", "failed", "dropped"];
 
 /// Metrics of one proxy process.
 pub struct Metrics {
@@ -142,7 +153,9 @@ pub struct Metrics {
     /// unavailable (the record could not be reached).
     idempotency: [AtomicU64; 3],
     /// Operator-flow approval events, by [`APPROVAL_EVENTS`].
-    approval_events: [AtomicU64; 5],
+    approval_events: [AtomicU64; 7],
+    /// Webhook deliveries, by [`WEBHOOK_RESULTS`].
+    webhook: [AtomicU64; 4],
     latency_call: Histogram,
     latency_other: Histogram,
     /// Spend on paid tools (MPP), micro-units, by (tool, budget, currency, stage).
@@ -160,6 +173,7 @@ impl Metrics {
             state_errors: AtomicU64::new(0),
             idempotency: std::array::from_fn(|_| AtomicU64::new(0)),
             approval_events: std::array::from_fn(|_| AtomicU64::new(0)),
+            webhook: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_call: Histogram::new(),
             latency_other: Histogram::new(),
             spend: Default::default(),
@@ -251,6 +265,13 @@ impl Metrics {
     pub fn approval(&self, event: &str, n: u64) {
         if let Some(i) = APPROVAL_EVENTS.iter().position(|e| *e == event) {
             self.approval_events[i].fetch_add(n, Relaxed);
+        }
+    }
+
+    /// Counts one webhook delivery's `result` (one of [`WEBHOOK_RESULTS`]).
+    pub fn webhook(&self, result: &str) {
+        if let Some(i) = WEBHOOK_RESULTS.iter().position(|e| *e == result) {
+            self.webhook[i].fetch_add(1, Relaxed);
         }
     }
 
@@ -373,11 +394,19 @@ impl Metrics {
         for (labels, v) in approvals {
             let _ = writeln!(out, "portcullis_approval_requests_total{{{labels}}} {v}");
         }
-        out.push_str("# HELP portcullis_approvals_total Operator approval flow: requests created, approvals granted (consumed by a forwarded retry), restored after an upstream error, retries declined by a person's denial, requests expired.\n# TYPE portcullis_approvals_total counter\n");
+        out.push_str("# HELP portcullis_approvals_total Operator approval flow: requests created, approvals granted (consumed by a forwarded retry), restored after an upstream error, retries declined by a person's denial, requests expired, requests approved and denied through the admin API.\n# TYPE portcullis_approvals_total counter\n");
         for (event, n) in APPROVAL_EVENTS.iter().zip(&self.approval_events) {
             let _ = writeln!(
                 out,
                 "portcullis_approvals_total{{server=\"{server}\",event=\"{event}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
+        out.push_str("# HELP portcullis_approval_webhook_total Approval webhook deliveries: delivered (2xx), rejected (4xx, not retried), failed (every attempt failed), dropped (the queue was full).\n# TYPE portcullis_approval_webhook_total counter\n");
+        for (result, n) in WEBHOOK_RESULTS.iter().zip(&self.webhook) {
+            let _ = writeln!(
+                out,
+                "portcullis_approval_webhook_total{{server=\"{server}\",result=\"{result}\"}} {}",
                 n.load(Relaxed)
             );
         }

@@ -343,6 +343,10 @@ pub struct Session {
     store_may_block: bool,
     /// Approval records of the operator flow (beside the counters).
     approvals: Arc<dyn ApprovalStore>,
+    /// Operator flow: announces new approval requests (the policy's webhook).
+    webhook: Option<crate::webhook::Webhook>,
+    /// Operator flow: answer held calls as Intercept does (JSON-RPC error -32003).
+    intercept_approval_errors: bool,
     session: u64,
     fail_mode: FailMode,
     pending: Mutex<PendingMap>,
@@ -376,6 +380,8 @@ impl Session {
             store_may_block: counters.may_block(),
             counters,
             approvals: Arc::new(apr::MemoryApprovals::new()),
+            webhook: None,
+            intercept_approval_errors: false,
             session,
             fail_mode,
             pending: Mutex::new(PendingMap::default()),
@@ -394,6 +400,19 @@ impl Session {
     /// records). Without it a session keeps its own in memory.
     pub fn with_approvals(mut self, store: Arc<dyn ApprovalStore>) -> Session {
         self.approvals = store;
+        self
+    }
+
+    /// Announces each new approval request with `webhook` (never waits).
+    pub fn with_webhook(mut self, webhook: Option<crate::webhook::Webhook>) -> Session {
+        self.webhook = webhook;
+        self
+    }
+
+    /// Answers a call held for approval as Intercept does: a JSON-RPC error
+    /// `-32003` ([`apr::intercept_error`]) instead of an `isError` result.
+    pub fn with_intercept_approval_errors(mut self, on: bool) -> Session {
+        self.intercept_approval_errors = on;
         self
     }
 
@@ -1052,7 +1071,17 @@ impl Session {
                             record.id,
                             record.expires.to_rfc3339()
                         ));
-                        apr::pending_result(id.as_bytes(), call.name(), &decision, meta, &record)
+                        if self.intercept_approval_errors {
+                            apr::intercept_error(id.as_bytes(), call.name(), &record)
+                        } else {
+                            apr::pending_result(
+                                id.as_bytes(),
+                                call.name(),
+                                &decision,
+                                meta,
+                                &record,
+                            )
+                        }
                     }
                     Some(Held::Denied(record)) => {
                         self.log.info(format_args!(
@@ -1769,6 +1798,21 @@ impl Session {
         if let Some(m) = &self.metrics {
             m.approval("expired", expired as u64);
         }
+        // One decision-log line per request found lapsed (`status` counts
+        // them); the stores report how many, not which.
+        for _ in 0..expired {
+            self.record(|| Event::Approval {
+                at: now,
+                tool: call.name().to_string(),
+                stage: "expired",
+                id: String::new(),
+                rule: rule.to_string(),
+                by: String::new(),
+                message: String::new(),
+                session: Some(self.session),
+                principal: self.principal.clone(),
+            });
+        }
         let event = |stage: &'static str, r: &Record, by: &str, message: &str| Event::Approval {
             at: now,
             tool: r.tool.clone(),
@@ -1795,6 +1839,9 @@ impl Session {
                         m.approval("requested", 1);
                     }
                     self.record(|| event("requested", &record, "", &record.message));
+                    if let Some(w) = &self.webhook {
+                        w.announce(&record);
+                    }
                 }
                 Held::Pending(record)
             }

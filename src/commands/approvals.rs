@@ -4,8 +4,9 @@
 //! same records every proxy sharing it consumes.
 
 use portcullis_core::counters::UnixMillis;
-use portcullis_proxy::approvals::{ApprovalStore, DecideError, Record, Status, is_id};
-use portcullis_proxy::audit::{Event, Identity, render};
+use portcullis_proxy::admin::{self, ActionError};
+use portcullis_proxy::approvals::{ApprovalStore, Record};
+use portcullis_proxy::audit::{Identity, render};
 use portcullis_proxy::state::redis::{RedisOptions, RedisStore};
 use portcullis_proxy::state::sqlite::SqliteStore;
 
@@ -81,24 +82,12 @@ pub fn run(a: &ApprovalsArgs) -> i32 {
 }
 
 fn json_of(r: &Record, now: UnixMillis) -> serde_json::Value {
-    let arguments: serde_json::Value =
-        serde_json::from_str(&r.arguments).unwrap_or_else(|_| r.arguments.clone().into());
-    serde_json::json!({
-        "id": r.id,
-        "status": r.status_at(now).as_str(),
-        "server": r.server,
-        "tool": r.tool,
-        "arguments": arguments,
-        "rule": r.rule,
-        "message": r.message,
-        "sub": r.sub,
-        "iss": r.iss,
-        "created": r.created.to_rfc3339(),
-        "expires": r.expires.to_rfc3339(),
-        "decided_by": r.decided_by,
-        "reason": r.reason,
-        "fingerprint": r.fingerprint,
-    })
+    admin::record_json(r, now)
+}
+
+/// An operator action's error, as the command prints it (exit 1).
+fn action_fail(e: &ActionError) -> i32 {
+    fail(&e.message(), e.help())
 }
 
 fn caller(r: &Record) -> String {
@@ -110,14 +99,11 @@ fn caller(r: &Record) -> String {
 }
 
 fn list(store: &dyn ApprovalStore, now: UnixMillis, all: bool, json: bool) -> i32 {
-    let records = match store.list(now) {
+    let records = match admin::list(store, all, now) {
         Ok(r) => r,
-        Err(e) => return fail(&format!("approval state unavailable: {}", e.0), ""),
+        Err(e) => return action_fail(&e),
     };
-    let shown: Vec<&Record> = records
-        .iter()
-        .filter(|r| all || r.status_at(now) == Status::Pending)
-        .collect();
+    let shown: Vec<&Record> = records.iter().collect();
     if json {
         let v: Vec<serde_json::Value> = shown.iter().map(|r| json_of(r, now)).collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -172,25 +158,10 @@ fn list(store: &dyn ApprovalStore, now: UnixMillis, all: bool, json: bool) -> i3
     0
 }
 
-fn unknown(id: &str) -> i32 {
-    if is_id(id) {
-        fail(
-            &format!("no approval request {id}"),
-            "list them with `portcullis approvals list --all` (same --state-dir and --state-prefix as the proxies)",
-        )
-    } else {
-        fail(
-            &format!("{id:?} is not an approval id"),
-            "approval ids look like apr_ followed by 32 hex digits, as the refused call's answer names them",
-        )
-    }
-}
-
 fn show(store: &dyn ApprovalStore, now: UnixMillis, id: &str, json: bool) -> i32 {
-    let r = match store.get(id, now) {
-        Ok(Some(r)) => r,
-        Ok(None) => return unknown(id),
-        Err(e) => return fail(&format!("approval state unavailable: {}", e.0), ""),
+    let r = match admin::show(store, id, now) {
+        Ok(r) => r,
+        Err(e) => return action_fail(&e),
     };
     if json {
         println!(
@@ -233,24 +204,13 @@ fn decide(
     reason: &str,
     by: &Option<String>,
 ) -> i32 {
-    if !is_id(id) {
-        return unknown(id);
-    }
     let by = by
         .clone()
         .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "operator".to_string());
-    let verb = if approve { "approve" } else { "deny" };
-    let r = match store.decide(id, approve, &by, reason, now) {
+    let r = match admin::decide(store, id, approve, &by, reason, now) {
         Ok(r) => r,
-        Err(DecideError::Unknown) => return unknown(id),
-        Err(e @ DecideError::NotPending(_)) => {
-            return fail(
-                &format!("cannot {verb} {id}: {e}"),
-                "only a pending request can be decided; an expired one is asked again when the agent retries",
-            );
-        }
-        Err(e) => return fail(&format!("cannot {verb} {id}: {e}"), ""),
+        Err(e) => return action_fail(&e),
     };
     if let Some(path) = &a.audit_log {
         let identity = Identity {
@@ -259,20 +219,7 @@ fn decide(
             pid: std::process::id(),
             session: String::new(),
         };
-        let line = render(
-            &identity,
-            &Event::Approval {
-                at: now,
-                tool: r.tool.clone(),
-                stage: if approve { "approved" } else { "denied" },
-                id: r.id.clone(),
-                rule: r.rule.clone(),
-                by: by.clone(),
-                message: reason.to_string(),
-                session: None,
-                principal: None,
-            },
-        );
+        let line = render(&identity, &admin::event(&r, approve, &by, reason, now));
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -286,27 +233,6 @@ fn decide(
             );
         }
     }
-    if approve {
-        println!(
-            "Approved {id} ({}/{}, rule {:?}) until {}: the identical call is forwarded once when the agent retries.",
-            r.server,
-            r.tool,
-            r.rule,
-            r.expires.to_rfc3339()
-        );
-    } else {
-        println!(
-            "Denied {id} ({}/{}, rule {:?}){}: the agent's identical retries are refused until {}.",
-            r.server,
-            r.tool,
-            r.rule,
-            if reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {reason}")
-            },
-            r.expires.to_rfc3339()
-        );
-    }
+    println!("{}", admin::decided_text(&r, approve, reason));
     0
 }

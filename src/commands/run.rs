@@ -351,6 +351,32 @@ pub fn run(cli: Cli) -> i32 {
     let metrics = a
         .metrics
         .map(|addr| (addr, Arc::new(Metrics::new(policy.meta()))));
+    // The admin API's counters live in the same metrics (when served).
+    let admin = match admin_api(a) {
+        Ok(x) => x,
+        Err((msg, help)) => {
+            eprintln!("error: {msg}");
+            eprintln!("  = help: {help}");
+            return 2;
+        }
+    };
+    let webhook_config =
+        match portcullis_proxy::webhook::WebhookConfig::from_policy(policy.meta(), |name| {
+            std::env::var(name).ok()
+        }) {
+            Ok(c) => c,
+            Err((msg, help)) => {
+                eprintln!("error: {msg}");
+                eprintln!("  = help: {help}");
+                return 2;
+            }
+        };
+    if let Some(c) = webhook_config.as_ref().filter(|c| c.secret.is_none()) {
+        log.warn(format_args!(
+            "the approval webhook {} has no secret: its requests go unsigned (set approvals.notify.webhook.secret_env)",
+            c.url
+        ));
+    }
     // One policy for the process, shared by its sessions (one on stdio, one
     // per MCP session over HTTP), swapped by a reload.
     let slot = Arc::new(PolicySlot::new(policy));
@@ -369,9 +395,24 @@ pub fn run(cli: Cli) -> i32 {
     };
     // Every session of this process: the shared policy slot, counters,
     // decision log and metrics, its own id.
+    // New approval requests are announced by a background task (spawned
+    // on the runtime below), never on the call path.
+    let (webhook, webhook_task) = match webhook_config {
+        Some(c) => {
+            let (w, task) = portcullis_proxy::webhook::Webhook::start(
+                c,
+                metrics.as_ref().map(|(_, m)| m.clone()),
+                log,
+            );
+            (Some(w), Some(task))
+        }
+        None => (None, None),
+    };
+    let intercept_errors = a.approval_errors == crate::cli::ApprovalErrors::Intercept;
     let make_session = {
         let (slot, counters, audit) = (slot.clone(), counters.clone(), audit_log.clone());
         let approvals = approvals.clone();
+        let webhook = webhook.clone();
         let metrics = metrics.as_ref().map(|(_, m)| m.clone());
         let caller = caller.clone();
         move |id: u64| {
@@ -385,7 +426,9 @@ pub fn run(cli: Cli) -> i32 {
             )
             .with_policy_slot(slot.clone())
             .with_principal(caller.clone())
-            .with_approvals(approvals.clone());
+            .with_approvals(approvals.clone())
+            .with_webhook(webhook.clone())
+            .with_intercept_approval_errors(intercept_errors);
             match &metrics {
                 Some(m) => s.with_metrics(m.clone()),
                 None => s,
@@ -400,6 +443,34 @@ pub fn run(cli: Cli) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}"), ""),
     };
+    if let Some(task) = webhook_task {
+        runtime.spawn(task);
+    }
+    if let Some((addr, token)) = admin {
+        let listener = match runtime.block_on(tokio::net::TcpListener::bind(addr)) {
+            Ok(l) => l,
+            Err(e) => {
+                return fail(
+                    &format!("cannot serve the admin API on {addr}: {e}"),
+                    "choose another --admin-api ADDR",
+                );
+            }
+        };
+        log.info(format_args!(
+            "approval admin API at http://{}/approvals",
+            listener
+                .local_addr()
+                .map_or_else(|_| addr.to_string(), |a| a.to_string())
+        ));
+        let api = Arc::new(portcullis_proxy::admin::AdminApi {
+            store: approvals.clone(),
+            token,
+            audit: audit_log.clone(),
+            metrics: metrics.as_ref().map(|(_, m)| m.clone()),
+            log,
+        });
+        runtime.spawn(portcullis_proxy::admin::serve(listener, api));
+    }
     if let Some((addr, m)) = metrics {
         let listener = match runtime.block_on(tokio::net::TcpListener::bind(addr)) {
             Ok(l) => l,
@@ -523,6 +594,60 @@ pub fn run(cli: Cli) -> i32 {
         let _ = handle.join();
     }
     code
+}
+
+/// `--admin-api`: the address and the token, checked (None: not served).
+/// Err: the message and the help (exit 2).
+fn admin_api(
+    a: &crate::cli::ProxyArgs,
+) -> Result<Option<(std::net::SocketAddr, portcullis_proxy::admin::AdminToken)>, (String, String)> {
+    let Some(addr) = a.admin_api else {
+        return Ok(None);
+    };
+    if !addr.ip().is_loopback() && !a.admin_api_allow_remote {
+        return Err((
+            format!(
+                "refusing to serve the admin API on {addr}: it is not a loopback address, and whoever reaches it with the token can approve held calls"
+            ),
+            "bind it to 127.0.0.1 or ::1 (e.g. --admin-api 127.0.0.1:9465), or pass --admin-api-allow-remote if the network in front of it is trusted".into(),
+        ));
+    }
+    let (secret, source) = match (&a.admin_token_env, &a.admin_token_file) {
+        (Some(name), _) => match std::env::var(name) {
+            Ok(s) if !s.trim().is_empty() => (s, format!("environment variable {name}")),
+            _ => {
+                return Err((
+                    format!("--admin-token-env names {name}, which is not set (or empty)"),
+                    format!(
+                        "set {name} to the admin API's bearer token, e.g. `export {name}=$(openssl rand -hex 32)`"
+                    ),
+                ));
+            }
+        },
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(s) => (s, path.display().to_string()),
+            Err(e) => {
+                return Err((
+                    format!("cannot read the admin token file {}: {e}", path.display()),
+                    "the file holds one line: the token clients send as `Authorization: Bearer <token>`".into(),
+                ));
+            }
+        },
+        (None, None) => {
+            return Err((
+                "--admin-api needs a bearer token: none is configured".into(),
+                "pass --admin-token-env NAME (an environment variable holding it) or --admin-token-file PATH; generate one with `openssl rand -hex 32`".into(),
+            ));
+        }
+    };
+    portcullis_proxy::admin::AdminToken::new(&secret)
+        .map(|t| Some((addr, t)))
+        .map_err(|e| {
+            (
+                format!("{e} (from {source})"),
+                "generate one with `openssl rand -hex 32`".into(),
+            )
+        })
 }
 
 /// The principal of sessions no token authenticates: None with `--jwks-*`

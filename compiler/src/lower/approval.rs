@@ -9,7 +9,7 @@ use crate::source::{Diagnostic, Span};
 use crate::syntax::yaml::Node;
 
 /// Help for a malformed approval timeout.
-const TIMEOUT_HELP: &str = "write a positive duration such as `30s`, `15m`, `1h30m` or `1d` (units: ms, s, m, h, d; at most 7 days)";
+const TIMEOUT_HELP: &str = "write a positive duration as Go writes it, such as `30s`, `15m`, `1.5h`, `1h30m`, `500ms` or `1d` (units: ns, us, ms, s, m, h, d; at least 1ms, at most 7 days)";
 
 /// An approval timeout (`approval_timeout: 30m`, `timeout: 1h`) in
 /// milliseconds; an error naming `what` (`tools.x.rules[0].approval_timeout`) otherwise.

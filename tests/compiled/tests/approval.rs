@@ -50,7 +50,7 @@ fn the_approval_tests_pass_on_both_engines_with_full_coverage() {
             report.text
         );
     }
-    assert_eq!(report.passed, 9, "{}", report.text);
+    assert_eq!(report.passed, 10, "{}", report.text);
     let c = report.coverage.unwrap();
     assert_eq!(c.covered, c.total, "{:#?}", c.uncovered);
     assert_eq!(c.total, 22);
@@ -147,4 +147,36 @@ fn a_call_waiting_for_approval_reserves_nothing_and_is_counted_once_approved() {
     let d = p.decide_approved(&call, &env);
     assert_eq!(d.outcome, Outcome::Limit);
     assert_eq!(d.message, "Daily refund budget spent");
+}
+
+#[test]
+fn a_call_a_full_limit_would_refuse_is_denied_at_once_and_reserves_nothing() {
+    let p = compiled("approval-dsl").expect("compiled");
+    let counters = MemoryCounters::new();
+    let env = Env {
+        counters: &counters,
+        now: UnixMillis::parse_rfc3339("2026-01-15T10:30:00Z").unwrap(),
+        session: 1,
+        fail_mode: FailMode::Closed,
+        principal: None,
+    };
+    let args = |amount: u64| format!(r#"{{"amount": {amount}, "reason": "r"}}"#).into_bytes();
+    let (big, over, fits) = (args(400_000), args(100_001), args(100_000));
+    let big = ToolCall::new("create_refund", &big, Strictness::STRICT).unwrap();
+    let d = p.decide_approved(&big, &env);
+    assert_eq!(d.effect(), Effect::Allow);
+    counters.commit(&d.ticket);
+    // 100000 left: a request for 100001 would be refused once approved.
+    let over = ToolCall::new("create_refund", &over, Strictness::STRICT).unwrap();
+    for _ in 0..2 {
+        let d = p.decide(&over, &env);
+        assert_eq!(d.outcome, Outcome::Limit);
+        assert_eq!(d.message, "Daily refund budget spent");
+        assert!(d.ticket.is_empty(), "a peek reserves nothing");
+    }
+    // What is left is still there: 100000 fits.
+    let fits = ToolCall::new("create_refund", &fits, Strictness::STRICT).unwrap();
+    let d = p.decide(&fits, &env);
+    assert_eq!(d.effect(), Effect::Allow);
+    assert!(!d.ticket.is_empty());
 }
