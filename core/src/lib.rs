@@ -72,6 +72,7 @@ pub mod policy;
 pub mod principal;
 pub mod regex;
 pub mod replay;
+pub mod secrets;
 pub mod spend;
 
 pub use call::ToolCall;
