@@ -34,6 +34,7 @@ pub mod log;
 pub mod metrics;
 pub mod mpp;
 pub mod respond;
+pub mod results;
 pub mod session;
 pub mod state;
 pub mod stdio;
