@@ -198,3 +198,119 @@ pub fn translated(regex: &Str, what: &str, diags: &mut Vec<Diagnostic>) -> Optio
         }
     }
 }
+
+/// A policy-language `results` block: one rule per target it names (a tool
+/// list gives one rule per pattern), appended to `out`. A target set twice
+/// is an error.
+pub fn lower_dsl(
+    block: &crate::syntax::dsl::ResultsBlock,
+    out: &mut Vec<ResultRule>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    use crate::syntax::dsl::{ResultStmt, ResultsFor};
+    let targets: Vec<(String, Target, crate::source::Span)> = match &block.target {
+        ResultsFor::All => vec![("results".into(), Target::All, block.span)],
+        ResultsFor::Tools(pats) => pats
+            .iter()
+            .map(|p| {
+                (
+                    format!("results for {}", p.text),
+                    Target::Tool(p.text.clone()),
+                    p.span,
+                )
+            })
+            .collect(),
+        ResultsFor::Resource(u) => vec![(
+            format!("results for resource {}", u.value),
+            Target::Resource(u.value.clone()),
+            u.span,
+        )],
+    };
+    let mut rule = ResultRule::new(String::new(), Target::All, block.span);
+    for s in &block.stmts {
+        match s {
+            ResultStmt::Secrets {
+                action,
+                message,
+                span,
+            } => {
+                if rule.secrets.is_some() {
+                    diags.push(
+                        Diagnostic::error("`secrets` is set twice in this results block", *span)
+                            .with_help("keep one: `deny secrets` withholds the answer, `redact secrets` replaces each secret"),
+                    );
+                }
+                rule.secrets = Some(*action);
+                if let Some(m) = message {
+                    rule.message = Some(m.value.clone());
+                }
+            }
+            ResultStmt::Pattern {
+                action,
+                regex,
+                name,
+                span,
+            } => {
+                let what = format!("pattern {}", name.value);
+                let (source, flags) = &regex.value;
+                let checked = crate::regex::translate_go_with_flags(source, flags)
+                    .and_then(|re| crate::regex::build_regex(&re).map(|_| re));
+                let translated = match checked {
+                    Ok(re) => re.translated,
+                    Err(e) => {
+                        diags.push(
+                            Diagnostic::error(format!("invalid regex /{source}/{flags}: {}", e.message), regex.span)
+                                .with_help("patterns use RE2 syntax (no look-around, no backreferences); flags are i, m, s"),
+                        );
+                        continue;
+                    }
+                };
+                check_name(
+                    &Str {
+                        text: name.value.clone(),
+                        span: name.span,
+                    },
+                    &what,
+                    diags,
+                );
+                if rule.patterns.iter().any(|p| p.name == name.value) {
+                    diags.push(Diagnostic::error(
+                        format!("a second pattern named {:?} in this results block", name.value),
+                        name.span,
+                    ));
+                }
+                rule.patterns.push(Pattern {
+                    name: name.value.clone(),
+                    source: source.clone(),
+                    translated,
+                    action: *action,
+                    loc: Loc(*span),
+                });
+            }
+            ResultStmt::Max(m) => {
+                if rule.max_bytes.is_some() {
+                    diags.push(Diagnostic::error("`max` is set twice in this results block", m.span));
+                }
+                match parse_size(&m.value) {
+                    Ok(n) => rule.max_bytes = Some(n),
+                    Err(e) => diags.push(Diagnostic::error(e, m.span).with_help(SIZE_HELP)),
+                }
+            }
+        }
+    }
+    for (name, target, span) in targets {
+        if let Some(first) = out.iter().find(|r| r.target == target) {
+            diags.push(
+                Diagnostic::error(format!("{name} is set twice"), span)
+                    .with_label(first.loc.0, "first set here")
+                    .with_help("merge the two results blocks into one"),
+            );
+            continue;
+        }
+        let mut r = rule.clone();
+        r.name = name;
+        r.target = target;
+        r.loc = Loc(span);
+        out.push(r);
+    }
+}
