@@ -146,7 +146,11 @@ fn pick<'r>(
     name: &str,
     glob: impl Fn(Target) -> Option<&'static str>,
 ) -> Option<&'r ResultRule> {
-    let globs = || rules.iter().filter_map(|r| glob(r.spec.target).map(|g| (g, r)));
+    let globs = || {
+        rules
+            .iter()
+            .filter_map(|r| glob(r.spec.target).map(|g| (g, r)))
+    };
     globs()
         .find(|(g, _)| *g == name)
         .or_else(|| globs().find(|(g, _)| crate::ops::glob_match(g, name)))
@@ -208,9 +212,9 @@ impl Refusal {
                 "the answer from {what} is {size} bytes, more than the {max} bytes the policy allows ({})",
                 rule.spec.name
             ),
-            Refusal::Secret(name) if rule.spec.message.is_empty() => format!(
-                "the answer from {what} was withheld: it holds a secret ({name})"
-            ),
+            Refusal::Secret(name) if rule.spec.message.is_empty() => {
+                format!("the answer from {what} was withheld: it holds a secret ({name})")
+            }
             Refusal::Secret(name) => format!("{} ({name})", rule.spec.message),
         }
     }
@@ -242,13 +246,12 @@ impl Walk<'_> {
     }
 
     fn object(&mut self, o: Object<'_>) {
-        let media = o
-            .get("type")
-            .is_some_and(|t| matches!(t.val(), Val::Str(s) if s.eq_str("image") || s.eq_str("audio")));
+        let media = o.get("type").is_some_and(
+            |t| matches!(t.val(), Val::Str(s) if s.eq_str("image") || s.eq_str("audio")),
+        );
         for (k, v) in o.members() {
             // base64 payloads are not decoded (docs/results.md).
-            if (k.eq_str("blob") || (media && k.eq_str("data"))) && matches!(v.val(), Val::Str(_))
-            {
+            if (k.eq_str("blob") || (media && k.eq_str("data"))) && matches!(v.val(), Val::Str(_)) {
                 continue;
             }
             self.value(v);
@@ -475,7 +478,10 @@ mod tests {
             Verdict::Pass
         );
         assert_eq!(
-            run(&rule, r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"AKIAIOSFODNN7EXAMPLE"}}"#),
+            run(
+                &rule,
+                r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"AKIAIOSFODNN7EXAMPLE"}}"#
+            ),
             Verdict::Pass
         );
     }

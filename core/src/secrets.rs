@@ -435,11 +435,7 @@ mod tests {
         let s = builtins();
         for (rule, hay, secret) in POSITIVE {
             let f = found(&s, hay);
-            assert_eq!(
-                f,
-                vec![(*rule, secret.to_string())],
-                "{rule} in {hay:?}"
-            );
+            assert_eq!(f, vec![(*rule, secret.to_string())], "{rule} in {hay:?}");
         }
         // Every built-in has a positive example.
         for b in BUILTINS {

@@ -985,8 +985,8 @@ impl Session {
                 // Only an approved call, or one whose answer a result rule
                 // checks, needs its key again (no copy otherwise).
                 let result_rule = policy.result_rule(call.name());
-                let later_key = (granted.granted.is_some() || result_rule.is_some())
-                    .then(|| key.clone());
+                let later_key =
+                    (granted.granted.is_some() || result_rule.is_some()).then(|| key.clone());
                 match self.register_call(key, id.as_bytes(), decision.ticket, paid, claim) {
                     Ok(()) => {
                         if let Some(k) = later_key

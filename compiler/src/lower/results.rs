@@ -24,9 +24,7 @@
 
 use super::{Str, check_keys, get, map_entries, seq_items, string_field};
 use crate::ir::Loc;
-use crate::results::{
-    Action, Pattern, ResultRule, SIZE_HELP, Target, parse_action, parse_size,
-};
+use crate::results::{Action, Pattern, ResultRule, SIZE_HELP, Target, parse_action, parse_size};
 use crate::source::Diagnostic;
 use crate::syntax::yaml::Node;
 
@@ -38,7 +36,12 @@ pub fn decode_block(node: &Node, diags: &mut Vec<Diagnostic>) -> Vec<ResultRule>
     let Some(entries) = map_entries(node, "results", diags) else {
         return out;
     };
-    check_keys(entries, &["all", "tools", "resources"], "the results block", diags);
+    check_keys(
+        entries,
+        &["all", "tools", "resources"],
+        "the results block",
+        diags,
+    );
     if let Some(n) = get(entries, "all") {
         out.extend(rule(n, "results.all".into(), Target::All, diags));
     }
@@ -48,7 +51,10 @@ pub fn decode_block(node: &Node, diags: &mut Vec<Diagnostic>) -> Vec<ResultRule>
         };
         for (k, v) in map_entries(n, &format!("results.{key}"), diags).unwrap_or(&[]) {
             if k.text.is_empty() {
-                diags.push(Diagnostic::error(format!("results.{key}: an empty name"), k.span));
+                diags.push(Diagnostic::error(
+                    format!("results.{key}: an empty name"),
+                    k.span,
+                ));
                 continue;
             }
             let t = if target {
@@ -62,9 +68,19 @@ pub fn decode_block(node: &Node, diags: &mut Vec<Diagnostic>) -> Vec<ResultRule>
     out
 }
 
-fn rule(node: &Node, name: String, target: Target, diags: &mut Vec<Diagnostic>) -> Option<ResultRule> {
+fn rule(
+    node: &Node,
+    name: String,
+    target: Target,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ResultRule> {
     let entries = map_entries(node, &name, diags)?;
-    check_keys(entries, RULE_KEYS, &format!("the result rule {name}"), diags);
+    check_keys(
+        entries,
+        RULE_KEYS,
+        &format!("the result rule {name}"),
+        diags,
+    );
     let mut r = ResultRule::new(name.clone(), target, node.span);
     for action in ["redact", "deny"] {
         let Some(v) = get(entries, action) else {
@@ -83,8 +99,13 @@ fn rule(node: &Node, name: String, target: Target, diags: &mut Vec<Diagnostic>) 
         }
         if r.secrets.is_some() {
             diags.push(
-                Diagnostic::error(format!("{name}: both `redact: secrets` and `deny: secrets`"), s.span)
-                    .with_help("keep one: deny withholds the whole answer, redact replaces each secret"),
+                Diagnostic::error(
+                    format!("{name}: both `redact: secrets` and `deny: secrets`"),
+                    s.span,
+                )
+                .with_help(
+                    "keep one: deny withholds the whole answer, redact replaces each secret",
+                ),
             );
         }
         r.secrets = parse_action(action);
@@ -125,14 +146,20 @@ fn rule(node: &Node, name: String, target: Target, diags: &mut Vec<Diagnostic>) 
 
 fn pattern(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Pattern> {
     let entries = map_entries(node, what, diags)?;
-    check_keys(entries, &["name", "regex", "action"], &format!("the pattern {what}"), diags);
+    check_keys(
+        entries,
+        &["name", "regex", "action"],
+        &format!("the pattern {what}"),
+        diags,
+    );
     let field = |key: &str, diags: &mut Vec<Diagnostic>| -> Option<Str> {
         match get(entries, key) {
             Some(v) => Some(string_field(v, &format!("{what}.{key}"), diags)),
             None => {
                 diags.push(
-                    Diagnostic::error(format!("{what}: `{key}` is required"), node.span)
-                        .with_help("a pattern has a name, a regex (RE2 syntax) and an action (redact or deny)"),
+                    Diagnostic::error(format!("{what}: `{key}` is required"), node.span).with_help(
+                        "a pattern has a name, a regex (RE2 syntax) and an action (redact or deny)",
+                    ),
                 );
                 None
             }
@@ -146,10 +173,15 @@ fn pattern(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Patte
     if action_value.is_none() {
         diags.push(
             Diagnostic::error(
-                format!("{what}.action: expected `redact` or `deny`, found {:?}", action.text),
+                format!(
+                    "{what}.action: expected `redact` or `deny`, found {:?}",
+                    action.text
+                ),
                 action.span,
             )
-            .with_help("redact replaces each match with [REDACTED:name]; deny withholds the answer"),
+            .with_help(
+                "redact replaces each match with [REDACTED:name]; deny withholds the answer",
+            ),
         );
     }
     let translated = translated(&regex, what, diags)?;
@@ -185,14 +217,18 @@ pub fn translated(regex: &Str, what: &str, diags: &mut Vec<Diagnostic>) -> Optio
         .and_then(|re| crate::regex::build_regex(&re).map(|_| re));
     match checked {
         Ok(re) if re.translated.is_empty() => {
-            diags.push(Diagnostic::error(format!("{what}.regex: an empty pattern matches everywhere"), regex.span));
+            diags.push(Diagnostic::error(
+                format!("{what}.regex: an empty pattern matches everywhere"),
+                regex.span,
+            ));
             None
         }
         Ok(re) => Some(re.translated),
         Err(e) => {
             diags.push(
-                Diagnostic::error(format!("{what}.regex: {e}"), regex.span)
-                    .with_help("patterns use RE2 syntax, as in conditions (no look-around, no backreferences)"),
+                Diagnostic::error(format!("{what}.regex: {e}"), regex.span).with_help(
+                    "patterns use RE2 syntax, as in conditions (no look-around, no backreferences)",
+                ),
             );
             None
         }
@@ -275,7 +311,10 @@ pub fn lower_dsl(
                 );
                 if rule.patterns.iter().any(|p| p.name == name.value) {
                     diags.push(Diagnostic::error(
-                        format!("a second pattern named {:?} in this results block", name.value),
+                        format!(
+                            "a second pattern named {:?} in this results block",
+                            name.value
+                        ),
                         name.span,
                     ));
                 }
@@ -289,7 +328,10 @@ pub fn lower_dsl(
             }
             ResultStmt::Max(m) => {
                 if rule.max_bytes.is_some() {
-                    diags.push(Diagnostic::error("`max` is set twice in this results block", m.span));
+                    diags.push(Diagnostic::error(
+                        "`max` is set twice in this results block",
+                        m.span,
+                    ));
                 }
                 match parse_size(&m.value) {
                     Ok(n) => rule.max_bytes = Some(n),

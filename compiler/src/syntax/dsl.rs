@@ -867,9 +867,7 @@ impl Build<'_> {
                         .next()
                         .map(|f| f.as_str().to_string())
                         .unwrap_or_default();
-                    let name = inner
-                        .find(|r| r.as_rule() == Rule::name)
-                        .expect("a name");
+                    let name = inner.find(|r| r.as_rule() == Rule::name).expect("a name");
                     stmts.push(ResultStmt::Pattern {
                         action,
                         regex: Spanned {

@@ -244,9 +244,8 @@ impl Printer<'_> {
                         crate::syntax::dsl::ResultsFor::All => {}
                         crate::syntax::dsl::ResultsFor::Tools(pats) => {
                             self.out.push_str(" for ");
-                            self.out.push_str(
-                                &pats.iter().map(pattern).collect::<Vec<_>>().join(", "),
-                            );
+                            self.out
+                                .push_str(&pats.iter().map(pattern).collect::<Vec<_>>().join(", "));
                         }
                         crate::syntax::dsl::ResultsFor::Resource(u) => {
                             self.out.push_str(" for resource ");
