@@ -53,6 +53,8 @@ pub struct Builtin {
     pub check: Check,
     /// What it finds, for `docs/results.md` and `explain`.
     pub what: &'static str,
+    /// A text holding one (fake) secret of this format.
+    pub example: &'static str,
 }
 
 /// The built-in secret formats (`secrets` in a policy). Patterns use ASCII
@@ -63,72 +65,84 @@ pub const BUILTINS: &[Builtin] = &[
         regex: r#""private_key"\s*:\s*"-----BEGIN[A-Z0-9 ]{0,24}PRIVATE KEY-----[A-Za-z0-9+/=\s\\]*(?:-----END[A-Z0-9 ]{0,24}PRIVATE KEY-----(?:\\n)*")?"#,
         check: Check::Plain,
         what: "the private_key member of a Google Cloud service-account key file (JSON in a text)",
+        example: r#"{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"}"#,
     },
     Builtin {
         name: "private-key",
         regex: r"-----BEGIN[A-Z0-9 ]{0,24}PRIVATE KEY-----[A-Za-z0-9+/=\s\\]*(?:-----END[A-Z0-9 ]{0,24}PRIVATE KEY-----)?",
         check: Check::Plain,
         what: "a PEM private key block (RSA, EC, DSA, OPENSSH, ENCRYPTED, PKCS#8), also when cut short",
+        example: "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\n4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0\n-----END RSA PRIVATE KEY-----",
     },
     Builtin {
         name: "aws-access-key-id",
         regex: r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?-u:\b)",
         check: Check::Plain,
         what: "an AWS access key id (long-term AKIA, temporary ASIA, ...)",
+        example: "AKIAIOSFODNN7EXAMPLE",
     },
     Builtin {
         name: "aws-secret-access-key",
         regex: r#"(?:aws_secret_access_key|AWS_SECRET_ACCESS_KEY|aws_secret_key|AWS_SECRET_KEY|SecretAccessKey|secretAccessKey)["']?\s*[:=]\s*["']?[A-Za-z0-9/+]{40}"#,
         check: Check::Plain,
         what: "an AWS secret access key assigned to its usual name (credentials file, environment, JSON)",
+        example: "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     },
     Builtin {
         name: "gcp-api-key",
         regex: r"AIza[0-9A-Za-z_\-]{35}",
         check: Check::Plain,
         what: "a Google API key",
+        example: "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI",
     },
     Builtin {
         name: "azure-connection-string",
         regex: r"DefaultEndpointsProtocol=https?;AccountName=[A-Za-z0-9]{3,24};AccountKey=[A-Za-z0-9+/]{86}==",
         check: Check::Plain,
         what: "an Azure Storage connection string with its account key",
+        example: "DefaultEndpointsProtocol=https;AccountName=portcullisdev;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
     },
     Builtin {
         name: "azure-account-key",
         regex: r"(?:AccountKey|SharedAccessKey)=[A-Za-z0-9+/]{42,86}={0,2}",
         check: Check::Plain,
         what: "an Azure storage account key or Service Bus / Event Hubs shared access key",
+        example: "SharedAccessKey=Zs9r3qPqN2hWk4yX7vB1cD5eF8gH0jK2lM4nO6pQ8rS=",
     },
     Builtin {
         name: "github-token",
         regex: r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})(?-u:\b)",
         check: Check::Plain,
         what: "a GitHub token: personal (ghp_, github_pat_), OAuth (gho_), user-to-server (ghu_), server-to-server (ghs_), refresh (ghr_)",
+        example: "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
     },
     Builtin {
         name: "slack-token",
         regex: r"xox[abprs]-[0-9]{6,}-[0-9A-Za-z\-]{8,}",
         check: Check::Plain,
         what: "a Slack token (bot xoxb-, user xoxp-, app xoxa-, refresh xoxr-, legacy xoxs-)",
+        example: "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
     },
     Builtin {
         name: "stripe-key",
         regex: r"(?-u:\b)(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,247}(?-u:\b)",
         check: Check::Plain,
         what: "a Stripe secret or restricted key, live or test",
+        example: "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
     },
     Builtin {
         name: "jwt",
         regex: r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}",
         check: Check::Plain,
         what: "a signed JSON Web Token (header and payload both JSON objects)",
+        example: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
     },
     Builtin {
         name: "secret-assignment",
         regex: r#"(?:password|Password|PASSWORD|passwd|PASSWD|secret|Secret|SECRET|token|Token|TOKEN|api_key|apiKey|apikey|API_KEY|APIKEY|access_key|accessKey|ACCESS_KEY)[A-Za-z0-9_\-]{0,20}["']?\s*[:=]\s*["']?[A-Za-z0-9+/=_.!@#%^&*~\-]{16,}"#,
         check: Check::Assignment,
         what: "a password, secret, token or API key assigned a value of 16 or more characters with at least 3.5 bits of entropy per character",
+        example: "DB_PASSWORD=Xk9#mQ2!vL7pR4zW8tN",
     },
 ];
 
@@ -437,8 +451,11 @@ mod tests {
             let f = found(&s, hay);
             assert_eq!(f, vec![(*rule, secret.to_string())], "{rule} in {hay:?}");
         }
-        // Every built-in has a positive example.
+        // Every built-in finds its own example once, and has a positive case.
         for b in BUILTINS {
+            let f = found(&s, b.example);
+            assert_eq!(f.len(), 1, "{}: {f:?}", b.name);
+            assert_eq!(f[0].0, b.name);
             assert!(
                 POSITIVE.iter().any(|(r, _, _)| *r == b.name),
                 "no example for {}",

@@ -1,0 +1,319 @@
+//! Result rules end to end (docs/results.md): the real binary in front of the
+//! real `@modelcontextprotocol/server-everything` (and a small server on the
+//! real MCP SDK for `structuredContent`), over real pipes. Each built-in
+//! secret format echoed back is redacted (or the answer withheld, as the
+//! policy says); a clean 1 MiB answer passes byte for byte; a too-large
+//! answer is refused; the decision log and metrics name the patterns, never
+//! the secrets.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Proxy, root, server_everything};
+use portcullis_core::secrets::{Action, BUILTINS, Scanner};
+use serde_json::{Value, json};
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn call_line(id: u64, tool: &str, args: Value) -> String {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}})
+        .to_string()
+}
+
+fn call(p: &mut Proxy, id: u64, tool: &str, args: Value) -> Value {
+    p.send(&call_line(id, tool, args));
+    serde_json::from_str(&p.response(&id.to_string())).unwrap()
+}
+
+/// The exact secret the built-in `name` finds in `text`.
+fn secret_in(text: &str) -> String {
+    let s = Scanner::new(Some(Action::Redact), &[]).unwrap();
+    let mut out = Vec::new();
+    s.scan(text.as_bytes(), |f| {
+        out.push(text[f.start..f.end].to_string())
+    });
+    assert_eq!(out.len(), 1, "{text}");
+    out.remove(0)
+}
+
+fn text_of(answer: &Value) -> String {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {answer}"))
+        .to_string()
+}
+
+const POLICY: &str = r#"version: "1"
+description: result rules over server-everything
+default: allow
+tools: {}
+results:
+  all:
+    redact: secrets
+  tools:
+    get-env:
+      deny: secrets
+      message: "get-env answers may not carry credentials"
+    get-sum:
+      max_bytes: 32
+"#;
+
+#[test]
+fn every_builtin_format_is_redacted_and_the_log_names_only_patterns() {
+    let dir = common::temp_dir("results-redact");
+    let policy = write(&dir, "everything.yaml", POLICY);
+    let audit = dir.join("audit.jsonl");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let mut p = Proxy::everything_env(
+        "results-redact",
+        &[
+            "-c",
+            &policy,
+            "--audit-log",
+            audit.to_str().unwrap(),
+            "--metrics",
+            &metrics,
+            "--log-level",
+            "warn",
+        ],
+        &[("GITHUB_TOKEN", "ghp_16C7e42F292c6912E7710c838347Ae178B4a")],
+    );
+    p.initialize();
+    let mut secrets = Vec::new();
+    for (i, b) in BUILTINS.iter().enumerate() {
+        let secret = secret_in(b.example);
+        let answer = call(&mut p, i as u64 + 1, "echo", json!({"message": b.example}));
+        let text = text_of(&answer);
+        assert!(
+            text.contains(&format!("[REDACTED:{}]", b.name)) && !text.contains(&secret),
+            "{}: {text}",
+            b.name
+        );
+        assert_eq!(
+            answer["result"]["_meta"]["dev.portcullis/redactions"],
+            json!([{"rule": b.name, "action": "redact", "count": 1}]),
+            "{answer}"
+        );
+        secrets.push(secret);
+    }
+    // The environment holds a GitHub token: get-env's rule withholds the answer.
+    let env = call(&mut p, 100, "get-env", json!({}));
+    assert_eq!(env["result"]["isError"], json!(true), "{env}");
+    assert_eq!(
+        text_of(&env),
+        "[POLICY DENIED] get-env answers may not carry credentials (github-token)"
+    );
+    let meta = &env["result"]["_meta"]["dev.portcullis/result"];
+    assert_eq!(meta["rule"], json!("results.tools.get-env"));
+    assert!(
+        meta["source"].as_str().unwrap().ends_with(":10:7"),
+        "{meta}"
+    );
+    assert!(!env.to_string().contains("ghp_16C7e42F"), "{env}");
+    // A clean answer passes untouched; get-sum's answers may be 64 bytes at most.
+    let clean = call(&mut p, 101, "echo", json!({"message": "nothing to see"}));
+    assert_eq!(text_of(&clean), "Echo: nothing to see");
+    assert!(clean["result"].get("_meta").is_none(), "{clean}");
+    let sum = call(&mut p, 102, "get-sum", json!({"a": 1, "b": 2}));
+    assert_eq!(sum["result"]["isError"], json!(true), "{sum}");
+    assert!(
+        text_of(&sum).contains("more than the 32 bytes the policy allows (results.tools.get-sum)"),
+        "{sum}"
+    );
+
+    let body = scrape(port);
+    assert!(
+        body.contains(r#"portcullis_result_findings_total{server="everything",rule="github-token",action="redact"} 1"#)
+            && body.contains(r#"portcullis_result_findings_total{server="everything",rule="github-token",action="deny"} 1"#)
+            && body.contains(r#"portcullis_result_findings_total{server="everything",rule="max-bytes",action="deny"} 1"#),
+        "{body}"
+    );
+    let (code, _) = p.finish();
+    assert_eq!(code, 0);
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let results: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "result")
+        .collect();
+    assert_eq!(results.len(), BUILTINS.len() + 2, "{log}");
+    assert_eq!(results[0]["tool"], json!("echo"));
+    assert_eq!(results[0]["rule"], json!("results.all"));
+    assert_eq!(results[0]["action"], json!("redact"));
+    assert_eq!(
+        results[BUILTINS.len()]["findings"],
+        json!([{"pattern": "github-token", "action": "deny", "count": 1}])
+    );
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "the log holds a secret: {s}");
+    }
+    assert!(!log.contains("ghp_16C7e42F"));
+}
+
+fn scrape(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "metrics endpoint: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    write!(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+#[test]
+fn deny_withholds_every_format_and_escaped_secrets_are_found() {
+    let dir = common::temp_dir("results-deny");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  results for echo {\n    deny secrets\n  }\n}\n",
+    );
+    let mut p = Proxy::everything("results-deny", &["-c", &policy, "--log-level", "warn"]);
+    p.initialize();
+    for (i, b) in BUILTINS.iter().enumerate() {
+        let answer = call(&mut p, i as u64 + 1, "echo", json!({"message": b.example}));
+        assert_eq!(answer["result"]["isError"], json!(true), "{answer}");
+        assert_eq!(
+            text_of(&answer),
+            format!(
+                "[POLICY DENIED] the answer from echo was withheld: it holds a secret ({})",
+                b.name
+            )
+        );
+    }
+    // The server escapes what it sends as JSON requires; a secret written
+    // with escapes it keeps (`\/` in a key's base64) is still found.
+    let escaped = r#"{"jsonrpc":"2.0","id":50,"method":"tools/call","params":{"name":"echo","arguments":{"message":"aws_secret_access_key = wJalrXUtnFEMI\/K7MDENG\/bPxRfiCYEXAMPLEKEY"}}}"#;
+    p.send(escaped);
+    let answer: Value = serde_json::from_str(&p.response("50")).unwrap();
+    assert_eq!(answer["result"]["isError"], json!(true), "{answer}");
+    p.finish();
+}
+
+#[test]
+fn a_secret_in_structured_content_is_redacted_there_and_in_the_text() {
+    let dir = common::temp_dir("results-structured");
+    let policy = write(
+        &dir,
+        "structured.yaml",
+        "version: \"1\"\nresults:\n  tools:\n    lookup:\n      redact: secrets\n",
+    );
+    let server = root().join("tests/e2e/structured_server.mjs");
+    let mut p = Proxy::command_env(
+        "results-structured",
+        &[
+            "-c",
+            &policy,
+            "--log-level",
+            "warn",
+            "--",
+            "node",
+            server.to_str().unwrap(),
+        ],
+        &[("LOOKUP_SECRET", "sk_live_4eC39HqLyjWDarjtT1zdp7dc")],
+    );
+    p.initialize();
+    let answer = call(&mut p, 1, "lookup", json!({"service": "billing"}));
+    let r = &answer["result"];
+    assert_eq!(
+        r["structuredContent"]["config"]["token"],
+        json!("[REDACTED:stripe-key]"),
+        "{answer}"
+    );
+    assert_eq!(
+        r["structuredContent"]["config"]["url"],
+        json!("https://billing.example.com/")
+    );
+    assert!(
+        text_of(&answer).contains(r#"\"token\":\"[REDACTED:stripe-key]\""#)
+            || text_of(&answer).contains(r#""token":"[REDACTED:stripe-key]""#),
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains("sk_live_4eC39"), "{answer}");
+    assert_eq!(
+        r["_meta"]["dev.portcullis/redactions"],
+        json!([{"rule": "stripe-key", "action": "redact", "count": 2}])
+    );
+    p.finish();
+}
+
+/// The answer line server-everything writes for `line`, run directly.
+fn direct_answer(line: &str) -> String {
+    let mut child = Command::new("node")
+        .arg(server_everything())
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":"init","method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"portcullis-tests","version":"1"}}}}}}"#).unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+    )
+    .unwrap();
+    writeln!(stdin, "{line}").unwrap();
+    let mut out = String::new();
+    for l in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let l = l.unwrap();
+        if l.contains(r#""id":7"#) {
+            out = l;
+            break;
+        }
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    out
+}
+
+#[test]
+fn a_clean_mebibyte_passes_byte_for_byte_and_a_size_limit_refuses() {
+    let dir = common::temp_dir("results-large");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  results { redact secrets }\n  results for get-sum { max 40 }\n}\n",
+    );
+    // 1 MiB of clean text, with the escapes JSON needs on every line.
+    let line = "the quick brown fox \"jumps\" over\tthe lazy dog 0123456789\n";
+    let message: String = line.repeat((1 << 20) / line.len() + 1);
+    let request = call_line(7, "echo", json!({"message": message}));
+    let direct = direct_answer(&request);
+    assert!(direct.len() > 1 << 20, "{}", direct.len());
+    let mut p = Proxy::everything("results-large", &["-c", &policy, "--log-level", "warn"]);
+    p.initialize();
+    p.send(&request);
+    let proxied = p.response("7");
+    assert!(proxied == direct, "the clean answer changed on its way");
+    // max 40: get-sum's answer is larger.
+    let sum = call(&mut p, 8, "get-sum", json!({"a": 1, "b": 2}));
+    assert_eq!(sum["result"]["isError"], json!(true), "{sum}");
+    assert!(
+        text_of(&sum).starts_with("[POLICY DENIED] the answer from get-sum is "),
+        "{sum}"
+    );
+    p.finish();
+}
