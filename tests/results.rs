@@ -317,3 +317,69 @@ fn a_clean_mebibyte_passes_byte_for_byte_and_a_size_limit_refuses() {
     );
     p.finish();
 }
+
+/// Kills the process when dropped.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn answers_over_streamable_http_sse_are_checked_too() {
+    // server-everything over Streamable HTTP answers a POST with an SSE stream.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("node")
+        .arg(server_everything())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let _server = Guard(child);
+    let mut lines = BufReader::new(err).lines();
+    loop {
+        let l = lines.next().expect("server-everything exited").unwrap();
+        if l.contains("listening on port") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let dir = common::temp_dir("results-http");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  results { redact secrets }\n  results for get-env { deny secrets }\n}\n",
+    );
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let mut p = Proxy::command(
+        "results-http",
+        &["-c", &policy, "--log-level", "warn", "--upstream", &url],
+    );
+    p.initialize();
+    let answer = call(
+        &mut p,
+        1,
+        "echo",
+        json!({"message": "token xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"}),
+    );
+    assert_eq!(
+        text_of(&answer),
+        "Echo: token [REDACTED:slack-token]",
+        "{answer}"
+    );
+    let clean = call(&mut p, 2, "echo", json!({"message": "hello"}));
+    assert_eq!(text_of(&clean), "Echo: hello");
+    p.finish();
+}
