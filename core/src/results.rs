@@ -220,6 +220,91 @@ impl Refusal {
     }
 }
 
+/// Appends `raw` (JSON text) to `out` with every backslash escape decoded
+/// (`\\uXXXX` with surrogate pairs; a lone surrogate or a bad escape becomes
+/// U+FFFD, as `JStr` decodes). Runs without escapes are copied whole.
+pub fn unescape_into(raw: &[u8], out: &mut Vec<u8>) {
+    let hex4 = |at: usize| -> Option<u32> {
+        let h = raw.get(at..at + 4)?;
+        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    let push = |out: &mut Vec<u8>, c: u32| {
+        let c = char::from_u32(c).unwrap_or('\u{fffd}');
+        let mut b = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+    };
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(b'\\', &raw[at..]) {
+        out.extend_from_slice(&raw[at..at + i]);
+        let p = at + i;
+        let esc = raw.get(p + 1).copied().unwrap_or(b'\\');
+        at = p + 2;
+        let b = match esc {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 8,
+            b'f' => 12,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let Some(hi) = hex4(p + 2) else {
+                    push(out, 0xfffd);
+                    continue;
+                };
+                at = p + 6;
+                if (0xd800..0xdc00).contains(&hi) {
+                    if raw.get(at) == Some(&b'\\')
+                        && raw.get(at + 1) == Some(&b'u')
+                        && let Some(lo) = hex4(at + 2)
+                        && (0xdc00..0xe000).contains(&lo)
+                    {
+                        at += 6;
+                        push(out, 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00));
+                    } else {
+                        push(out, 0xfffd);
+                    }
+                } else {
+                    push(out, hi);
+                }
+                continue;
+            }
+            _ => {
+                push(out, 0xfffd);
+                continue;
+            }
+        };
+        out.push(b);
+    }
+    out.extend_from_slice(&raw[at.min(raw.len())..]);
+}
+
+thread_local! {
+    /// The decoded text of the answer being prescanned (reused: no allocation after warm-up).
+    static PRESCAN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The fast, allocation-free first pass: one scan over the whole `result`
+/// text (its escapes decoded into a reused buffer when it has any). Every
+/// match the precise walk can find is found here too (each decoded string
+/// appears whole in this text, between JSON punctuation that no built-in
+/// pattern crosses), so nothing here means nothing there; a hit here (in a
+/// base64 payload, say) only sends the answer to the precise walk.
+fn prescan(scanner: &Scanner, raw: &[u8]) -> bool {
+    if memchr::memchr(b'\\', raw).is_none() {
+        return scanner.is_match(raw);
+    }
+    PRESCAN.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            unescape_into(raw, &mut buf);
+            scanner.is_match(&buf)
+        }
+        Err(_) => true,
+    })
+}
+
 /// One string to rewrite: its bytes in the message (quotes included) and its new text.
 struct Edit {
     start: usize,
@@ -233,6 +318,7 @@ struct Walk<'s> {
     counts: Vec<u32>,
     deny: Option<usize>,
     edits: Vec<Edit>,
+    decoded: Vec<u8>,
 }
 
 impl Walk<'_> {
@@ -264,7 +350,14 @@ impl Walk<'_> {
         let end = start + raw.len() + 2;
         let scanner = self.scanner;
         let (counts, deny, edits) = (&mut self.counts, &mut self.deny, &mut self.edits);
-        s.with_str(|text| {
+        let text: &str = if memchr::memchr(b'\\', raw).is_none() {
+            std::str::from_utf8(raw).unwrap_or("")
+        } else {
+            self.decoded.clear();
+            unescape_into(raw, &mut self.decoded);
+            std::str::from_utf8(&self.decoded).unwrap_or("")
+        };
+        {
             let mut out: Option<Vec<u8>> = None;
             let mut done = 0;
             let mut plain = String::new();
@@ -295,7 +388,7 @@ impl Walk<'_> {
                     text: o,
                 });
             }
-        });
+        }
     }
 }
 
@@ -305,9 +398,16 @@ pub fn check(rule: &ResultRule, message: &[u8]) -> Verdict {
     let Val::Object(envelope) = Value::from_validated(message).val() else {
         return Verdict::Pass;
     };
-    let Some(result) = envelope.get("result") else {
-        return Verdict::Pass;
-    };
+    match envelope.get("result") {
+        Some(result) => check_result(rule, message, result),
+        None => Verdict::Pass,
+    }
+}
+
+/// [`check`] with the answer's `result` already found (the proxy has it
+/// from validating the message: no second pass to find it). `result` must
+/// lie inside `message`.
+pub fn check_result(rule: &ResultRule, message: &[u8], result: Value<'_>) -> Verdict {
     let Val::Object(r) = result.val() else {
         return Verdict::Pass;
     };
@@ -327,12 +427,16 @@ pub fn check(rule: &ResultRule, message: &[u8]) -> Verdict {
     let Some(scanner) = rule.scanner() else {
         return Verdict::Pass;
     };
+    if !prescan(scanner, result.as_bytes()) {
+        return Verdict::Pass;
+    }
     let mut walk = Walk {
         scanner,
         base: message.as_ptr() as usize,
         counts: Vec::new(),
         deny: None,
         edits: Vec::new(),
+        decoded: Vec::new(),
     };
     walk.object(r);
     if walk.counts.is_empty() {
@@ -569,6 +673,26 @@ mod tests {
             why.message(&rule, "read_file"),
             "the answer from read_file is 49 bytes, more than the 20 bytes the policy allows (results)"
         );
+    }
+
+    #[test]
+    fn unescaping_decodes_as_json_strings_do() {
+        for body in [
+            r#"plain"#,
+            r#"a\nb\t\"q\" \/ \\ end"#,
+            r#"\u0041\u00e9\u20ac \ud83d\ude00 lone \ud83d x \udc00"#,
+            r#"gh\u0070_ \u002d\u002D"#,
+            r#"caf\u00e9 déjà vu"#,
+        ] {
+            let json = format!("\"{body}\"");
+            validate(json.as_bytes(), Strictness::LENIENT).expect("valid");
+            let Val::Str(s) = Value::from_validated(json.as_bytes()).val() else {
+                panic!("not a string")
+            };
+            let mut out = Vec::new();
+            unescape_into(body.as_bytes(), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), s.chars().collect::<String>(), "{body}");
+        }
     }
 
     #[test]

@@ -539,10 +539,12 @@ impl Session {
         &self,
         w: &crate::results::Watch,
         raw: &[u8],
+        result: Value<'_>,
         raw_id: &[u8],
     ) -> Option<Vec<u8>> {
         use portcullis_core::results::Verdict;
-        let (bytes, counts, action) = match portcullis_core::results::check(w.rule, raw) {
+        let (bytes, counts, action) = match portcullis_core::results::check_result(w.rule, raw, result)
+        {
             Verdict::Pass => return None,
             Verdict::Redacted { bytes, counts } => (bytes, counts, "redact"),
             Verdict::Denied { why, counts } => {
@@ -1624,8 +1626,10 @@ impl Session {
         }
         let paid = p.paid;
         // The result rule first: an idempotent replay gets what the client got.
-        let checked = match &p.results {
-            Some(w) if !matches!(p.kind, Kind::Abandoned) => self.check_result(w, raw, &p.raw_id),
+        let checked = match (&p.results, env.result) {
+            (Some(w), Some(result)) if !matches!(p.kind, Kind::Abandoned) => {
+                self.check_result(w, raw, result, &p.raw_id)
+            }
             _ => None,
         };
         if let Some(c) = &p.idem {
