@@ -295,6 +295,9 @@ fn prescan(scanner: &Scanner, raw: &[u8]) -> bool {
     if memchr::memchr(b'\\', raw).is_none() {
         return scanner.is_match(raw);
     }
+    if let Some(found) = scanner.raw_is_match(raw) {
+        return found;
+    }
     PRESCAN.with(|buf| match buf.try_borrow_mut() {
         Ok(mut buf) => {
             buf.clear();
@@ -691,7 +694,11 @@ mod tests {
             };
             let mut out = Vec::new();
             unescape_into(body.as_bytes(), &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), s.chars().collect::<String>(), "{body}");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                s.chars().collect::<String>(),
+                "{body}"
+            );
         }
     }
 

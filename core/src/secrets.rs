@@ -55,6 +55,12 @@ pub struct Builtin {
     pub what: &'static str,
     /// A text holding one (fake) secret of this format.
     pub example: &'static str,
+    /// The pattern for the raw JSON text of an answer (escapes not decoded):
+    /// it finds at least every place where `regex` matches the decoded text
+    /// (no word boundaries, escaped quotes and whitespace allowed), so a
+    /// clean raw text needs no decoding. Answers with `\\u` or `\\/` escapes
+    /// are always decoded.
+    pub raw: &'static str,
 }
 
 /// The built-in secret formats (`secrets` in a policy). Patterns use ASCII
@@ -66,6 +72,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Plain,
         what: "the private_key member of a Google Cloud service-account key file (JSON in a text)",
         example: r#"{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"}"#,
+        raw: r"-----BEGIN[A-Z0-9 ]{0,24}PRIVATE KEY-----",
     },
     Builtin {
         name: "private-key",
@@ -73,6 +80,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Plain,
         what: "a PEM private key block (RSA, EC, DSA, OPENSSH, ENCRYPTED, PKCS#8), also when cut short",
         example: "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\n4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0\n-----END RSA PRIVATE KEY-----",
+        raw: r"-----BEGIN[A-Z0-9 ]{0,24}PRIVATE KEY-----",
     },
     Builtin {
         name: "aws-access-key-id",
@@ -80,6 +88,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Plain,
         what: "an AWS access key id (long-term AKIA, temporary ASIA, ...)",
         example: "AKIAIOSFODNN7EXAMPLE",
+        raw: r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}",
     },
     Builtin {
         name: "aws-secret-access-key",
@@ -87,6 +96,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Plain,
         what: "an AWS secret access key assigned to its usual name (credentials file, environment, JSON)",
         example: "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        raw: r#"(?:aws_secret_access_key|AWS_SECRET_ACCESS_KEY|aws_secret_key|AWS_SECRET_KEY|SecretAccessKey|secretAccessKey)(?:\?["'])?(?:\s|\[nrt])*[:=](?:\s|\[nrt])*(?:\?["'])?[A-Za-z0-9/+]{40}"#,
     },
     Builtin {
         name: "gcp-api-key",
@@ -94,6 +104,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Plain,
         what: "a Google API key",
         example: "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI",
+        raw: r"AIza[0-9A-Za-z_\-]{35}",
     },
     Builtin {
         name: "azure-connection-string",
@@ -101,6 +112,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Plain,
         what: "an Azure Storage connection string with its account key",
         example: "DefaultEndpointsProtocol=https;AccountName=portcullisdev;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+        raw: r"DefaultEndpointsProtocol=https?;AccountName=",
     },
     Builtin {
         name: "azure-account-key",
@@ -108,6 +120,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Plain,
         what: "an Azure storage account key or Service Bus / Event Hubs shared access key",
         example: "SharedAccessKey=Zs9r3qPqN2hWk4yX7vB1cD5eF8gH0jK2lM4nO6pQ8rS=",
+        raw: r"(?:AccountKey|SharedAccessKey)=[A-Za-z0-9+/]{42}",
     },
     Builtin {
         name: "github-token",
@@ -115,6 +128,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Plain,
         what: "a GitHub token: personal (ghp_, github_pat_), OAuth (gho_), user-to-server (ghu_), server-to-server (ghs_), refresh (ghr_)",
         example: "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        raw: r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22}",
     },
     Builtin {
         name: "slack-token",
@@ -122,6 +136,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Plain,
         what: "a Slack token (bot xoxb-, user xoxp-, app xoxa-, refresh xoxr-, legacy xoxs-)",
         example: "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+        raw: r"xox[abprs]-[0-9]{6,}-[0-9A-Za-z\-]{8}",
     },
     Builtin {
         name: "stripe-key",
@@ -129,6 +144,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Plain,
         what: "a Stripe secret or restricted key, live or test",
         example: "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        raw: r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24}",
     },
     Builtin {
         name: "jwt",
@@ -136,6 +152,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Plain,
         what: "a signed JSON Web Token (header and payload both JSON objects)",
         example: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        raw: r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16}",
     },
     Builtin {
         name: "secret-assignment",
@@ -143,6 +160,7 @@ pub const BUILTINS: &[Builtin] = &[
         check: Check::Assignment,
         what: "a password, secret, token or API key assigned a value of 16 or more characters with at least 3.5 bits of entropy per character",
         example: "DB_PASSWORD=Xk9#mQ2!vL7pR4zW8tN",
+        raw: r#"(?:password|Password|PASSWORD|passwd|PASSWD|secret|Secret|SECRET|token|Token|TOKEN|api_key|apiKey|apikey|API_KEY|APIKEY|access_key|accessKey|ACCESS_KEY)[A-Za-z0-9_\-]{0,20}(?:\\?["'])?(?:\s|\\[nrt])*[:=](?:\s|\\[nrt])*(?:\\?["'])?[A-Za-z0-9+/=_.!@#%^&*~\-]{16,}"#,
     },
 ];
 
@@ -180,8 +198,13 @@ fn value_start(m: &[u8]) -> usize {
         return m.len();
     };
     let mut i = sep + 1;
-    while i < m.len() && matches!(m[i], b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'') {
-        i += 1;
+    while i < m.len() {
+        match m[i] {
+            b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' => i += 1,
+            // An escape in raw JSON text (`\"`, `\n`): the value starts after it.
+            b'\\' if matches!(m.get(i + 1), Some(b'n' | b'r' | b't' | b'"' | b'\'')) => i += 2,
+            _ => break,
+        }
     }
     i
 }
@@ -213,6 +236,11 @@ pub struct Finding {
 pub struct Scanner {
     re: Regex,
     entries: Vec<Entry>,
+    /// The built-ins' [`Builtin::raw`] patterns, then `\\[u/]` (an escape
+    /// that forces decoding; in the same pass, cheaper than a second one);
+    /// only for the built-ins alone (a policy's own patterns are not known
+    /// to survive escaping).
+    raw: Option<Regex>,
 }
 
 impl Scanner {
@@ -242,11 +270,49 @@ impl Scanner {
                 check: Check::Plain,
             });
         }
-        let re = Regex::builder()
-            .configure(meta::Config::new().utf8_empty(false))
-            .build_many(&patterns)
-            .map_err(|e| e.to_string())?;
-        Ok(Scanner { re, entries })
+        let build = |patterns: &[&str]| {
+            Regex::builder()
+                .configure(meta::Config::new().utf8_empty(false))
+                .build_many(patterns)
+                .map_err(|e| e.to_string())
+        };
+        let re = build(&patterns)?;
+        let raw = if builtins.is_some() && own.is_empty() {
+            let mut raws: Vec<&str> = BUILTINS.iter().map(|b| b.raw).collect();
+            raws.push(r"\\[u/]");
+            Some(build(&raws)?)
+        } else {
+            None
+        };
+        Ok(Scanner { re, entries, raw })
+    }
+
+    /// Whether the raw JSON text `raw` (escapes not decoded) holds a
+    /// secret: `Some(false)` when it certainly holds none, `Some(true)` when
+    /// it may, `None` when this cannot be told without decoding (a `\\u` or
+    /// `\\/` escape, or a policy's own patterns). One pass; no allocation.
+    pub fn raw_is_match(&self, raw: &[u8]) -> Option<bool> {
+        let re = self.raw.as_ref()?;
+        let mut at = 0;
+        while at < raw.len() {
+            let Some(m) = re.search(&Input::new(raw).range(at..)) else {
+                return Some(false);
+            };
+            let id = m.pattern().as_usize();
+            let Some(b) = BUILTINS.get(id) else {
+                // `\\uXXXX` or `\\/`: may hide any character; decode the text.
+                return None;
+            };
+            if b.check == Check::Assignment {
+                let v = m.start() + value_start(&raw[m.start()..m.end()]);
+                if !is_high_entropy(&raw[v..m.end()]) {
+                    at = m.start() + 1;
+                    continue;
+                }
+            }
+            return Some(true);
+        }
+        Some(false)
     }
 
     /// The patterns, indexed by [`Finding::entry`].
@@ -288,7 +354,8 @@ impl Scanner {
                         });
                         at = end;
                     } else {
-                        at = v.max(start + 1);
+                        // The key part may hold a secret of its own.
+                        at = start + 1;
                     }
                 }
             }
@@ -511,6 +578,36 @@ mod tests {
         let own_only = Scanner::new(None, &[("x", "abc", Action::Redact)]).expect("compiles");
         assert!(!own_only.is_match(b"AKIAIOSFODNN7EXAMPLE"));
         assert!(own_only.is_match(b"xabcx"));
+    }
+
+    #[test]
+    fn the_raw_pass_finds_every_secret_as_json_escapes_it() {
+        let s = builtins();
+        for (rule, hay, _) in POSITIVE {
+            // As an answer's JSON string has it: quotes and newlines escaped.
+            let mut raw = Vec::new();
+            crate::json::push_json_str(&mut raw, &format!("line\n{hay}\n\"{hay}\""));
+            assert_eq!(
+                s.raw_is_match(&raw),
+                Some(true),
+                "{rule}: {}",
+                String::from_utf8_lossy(&raw)
+            );
+        }
+        // Without word boundaries, a key glued to a word is a (harmless) raw
+        // hit: the precise pass then finds nothing.
+        for hay in NEGATIVE.iter().filter(|h| !h.contains("glued")) {
+            let mut raw = Vec::new();
+            crate::json::push_json_str(&mut raw, &format!("a\n{hay}"));
+            assert_eq!(s.raw_is_match(&raw), Some(false), "{hay}");
+        }
+        assert_eq!(
+            s.raw_is_match(br#""gh\u0070_16C7e42F292c6912E7710c838347Ae178B4a""#),
+            None
+        );
+        assert_eq!(s.raw_is_match(br#""a\/b""#), None);
+        let own = Scanner::new(Some(Action::Redact), &[("x", "abc", Action::Redact)]).unwrap();
+        assert_eq!(own.raw_is_match(b"abc"), None);
     }
 
     #[test]

@@ -43,7 +43,8 @@ fn corpus(escapes: bool) -> String {
 }
 
 fn answer(text: &str) -> Vec<u8> {
-    let mut out = br#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"#.to_vec();
+    let mut out =
+        br#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"#.to_vec();
     push_json_str(&mut out, text);
     out.extend_from_slice(b"}]}}");
     validate(&out, Strictness::LENIENT).unwrap();
@@ -51,7 +52,8 @@ fn answer(text: &str) -> Vec<u8> {
 }
 
 fn structured() -> Vec<u8> {
-    let mut out = br#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"structuredContent":{"rows":["#.to_vec();
+    let mut out =
+        br#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"structuredContent":{"rows":["#.to_vec();
     let mut i = 0;
     while out.len() < SIZE {
         if i > 0 {
@@ -86,7 +88,10 @@ fn bench(c: &mut Criterion) {
     let plain = answer(&corpus(false));
     let rows = structured();
     let mut dirty_text = corpus(true);
-    dirty_text.replace_range(SIZE / 2..SIZE / 2 + 40, "ghp_16C7e42F292c6912E7710c838347Ae178B4a");
+    dirty_text.replace_range(
+        SIZE / 2..SIZE / 2 + 40,
+        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+    );
     let dirty = answer(&dirty_text);
     for (what, msg) in [(&escaped, "escaped"), (&plain, "plain"), (&rows, "rows")] {
         assert_eq!(check(&RULE, what), Verdict::Pass, "{msg}");
@@ -95,15 +100,17 @@ fn bench(c: &mut Criterion) {
 
     // The proxy has the `result` from validating the message (its outline).
     let result = |m: &'static [u8]| {
-        let Val::Object(o) = Value::from_validated(m).val() else { unreachable!() };
+        let Val::Object(o) = Value::from_validated(m).val() else {
+            unreachable!()
+        };
         o.get("result").unwrap()
     };
-    let (escaped, plain, rows, dirty): (&'static [u8], &'static [u8], &'static [u8], &'static [u8]) = (
-        escaped.leak(),
-        plain.leak(),
-        rows.leak(),
-        dirty.leak(),
-    );
+    let (escaped, plain, rows, dirty): (
+        &'static [u8],
+        &'static [u8],
+        &'static [u8],
+        &'static [u8],
+    ) = (escaped.leak(), plain.leak(), rows.leak(), dirty.leak());
     let (re, rp, rr, rd) = (result(escaped), result(plain), result(rows), result(dirty));
     let mut g = c.benchmark_group("results");
     g.throughput(Throughput::Bytes(SIZE as u64));

@@ -543,24 +543,24 @@ impl Session {
         raw_id: &[u8],
     ) -> Option<Vec<u8>> {
         use portcullis_core::results::Verdict;
-        let (bytes, counts, action) = match portcullis_core::results::check_result(w.rule, raw, result)
-        {
-            Verdict::Pass => return None,
-            Verdict::Redacted { bytes, counts } => (bytes, counts, "redact"),
-            Verdict::Denied { why, counts } => {
-                let meta = self.policy().meta();
-                self.log.info(format_args!(
-                    "withheld the answer from {}: {}",
-                    w.what,
-                    why.message(w.rule, &w.what)
-                ));
-                (
-                    crate::results::withheld(raw_id, w, &why, &counts, meta),
-                    counts,
-                    "deny",
-                )
-            }
-        };
+        let (bytes, counts, action) =
+            match portcullis_core::results::check_result(w.rule, raw, result) {
+                Verdict::Pass => return None,
+                Verdict::Redacted { bytes, counts } => (bytes, counts, "redact"),
+                Verdict::Denied { why, counts } => {
+                    let meta = self.policy().meta();
+                    self.log.info(format_args!(
+                        "withheld the answer from {}: {}",
+                        w.what,
+                        why.message(w.rule, &w.what)
+                    ));
+                    (
+                        crate::results::withheld(raw_id, w, &why, &counts, meta),
+                        counts,
+                        "deny",
+                    )
+                }
+            };
         if action == "redact" {
             self.log.info(format_args!(
                 "redacted {} secret(s) in the answer from {} ({})",
