@@ -383,3 +383,52 @@ fn answers_over_streamable_http_sse_are_checked_too() {
     assert_eq!(text_of(&clean), "Echo: hello");
     p.finish();
 }
+
+fn portcullis(args: &[&str]) -> (i32, String) {
+    let out = Command::new(common::portcullis())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn tests_as_data_and_explain_cover_result_rules() {
+    let (code, out) = portcullis(&["test", "tests/fixtures/results"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("test result: ok. 3 passed; 0 failed"), "{out}");
+    let (code, out) = portcullis(&[
+        "explain",
+        "-c",
+        "tests/fixtures/results/results-dsl.policy",
+        "--tool",
+        "read_file",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("answer   checked by results for read_file (tests/fixtures/results/results-dsl.policy:8:15): deny secrets; redact /EMP-[0-9]{6}/ (employee-id); max 64 KiB"),
+        "{out}"
+    );
+    // A test expecting the wrong thing fails with both sides shown.
+    let dir = common::temp_dir("results-test-fail");
+    std::fs::copy(
+        root().join("tests/fixtures/results/results-dsl.policy"),
+        dir.join("results-dsl.policy"),
+    )
+    .unwrap();
+    write(
+        &dir,
+        "results-dsl.test.yaml",
+        "cases:\n  - name: wrong\n    calls:\n      - tool: echo\n        result: {content: [{type: text, text: \"AKIAIOSFODNN7EXAMPLE\"}]}\n        expect: pass\n",
+    );
+    let (code, out) = portcullis(&["test", dir.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("expected  pass") && out.contains("got       redact (by results: aws-access-key-id x1)"),
+        "{out}"
+    );
+}
