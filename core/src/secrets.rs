@@ -652,6 +652,15 @@ mod tests {
     }
 
     #[test]
+    fn the_documentation_lists_every_builtin_as_it_is() {
+        let doc = include_str!("../../docs/results.md");
+        for b in BUILTINS {
+            assert!(doc.contains(&format!("### `{}`", b.name)), "{} missing", b.name);
+            assert!(doc.contains(&format!("```\n{}\n```", b.regex)), "{}: pattern differs", b.name);
+        }
+    }
+
+    #[test]
     fn a_bad_pattern_is_an_error() {
         assert!(Scanner::new(None, &[("x", "(", Action::Redact)]).is_err());
     }
