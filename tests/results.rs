@@ -428,7 +428,8 @@ fn tests_as_data_and_explain_cover_result_rules() {
     let (code, out) = portcullis(&["test", dir.to_str().unwrap()]);
     assert_ne!(code, 0, "{out}");
     assert!(
-        out.contains("expected  pass") && out.contains("got       redact (by results: aws-access-key-id x1)"),
+        out.contains("expected  pass")
+            && out.contains("got       redact (by results: aws-access-key-id x1)"),
         "{out}"
     );
 }

@@ -16,16 +16,17 @@ fn compile_one(path: &str, text: &str) -> Output {
     }])
 }
 
-/// What the rules say, without names and places (which differ by dialect).
-fn shape(
-    rules: &[ResultRule],
-) -> Vec<(
+/// What a rule says: target, secrets, patterns (name, regex, action), size, message.
+type Shape = (
     Target,
     Option<Action>,
     Vec<(String, String, Action)>,
     Option<u64>,
     Option<String>,
-)> {
+);
+
+/// What the rules say, without names and places (which differ by dialect).
+fn shape(rules: &[ResultRule]) -> Vec<Shape> {
     rules
         .iter()
         .map(|r| {

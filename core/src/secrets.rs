@@ -655,8 +655,16 @@ mod tests {
     fn the_documentation_lists_every_builtin_as_it_is() {
         let doc = include_str!("../../docs/results.md");
         for b in BUILTINS {
-            assert!(doc.contains(&format!("### `{}`", b.name)), "{} missing", b.name);
-            assert!(doc.contains(&format!("```\n{}\n```", b.regex)), "{}: pattern differs", b.name);
+            assert!(
+                doc.contains(&format!("### `{}`", b.name)),
+                "{} missing",
+                b.name
+            );
+            assert!(
+                doc.contains(&format!("```\n{}\n```", b.regex)),
+                "{}: pattern differs",
+                b.name
+            );
         }
     }
 
