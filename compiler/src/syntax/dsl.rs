@@ -398,12 +398,19 @@ pub enum Literal {
 // Parsing with recovery.
 
 /// Words that start a statement; a broken statement is blanked up to the next one.
-const STATEMENT_STARTS: [&str; 10] = [
+const STATEMENT_STARTS: [&str; 13] = [
     "server", "default", "hide", "include", "tool", "deny", "allow", "approve", "limit", "spend",
+    "results", "redact", "max",
 ];
 
 /// Keywords, for did-you-mean suggestions.
-const KEYWORDS: [&str; 42] = [
+const KEYWORDS: [&str; 48] = [
+    "results",
+    "for",
+    "resource",
+    "redact",
+    "secrets",
+    "max",
     "allow",
     "and",
     "approve",
