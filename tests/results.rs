@@ -433,3 +433,51 @@ fn tests_as_data_and_explain_cover_result_rules() {
         "{out}"
     );
 }
+
+#[test]
+fn resources_read_answers_are_checked_when_a_rule_names_resources() {
+    let dir = common::temp_dir("results-resources");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        r#"version: "1"
+results:
+  resources:
+    "demo://resource/static/document/*":
+      max_bytes: 100
+    "demo://resource/dynamic/text/*":
+      patterns:
+        - {name: resource-id, regex: "Resource [0-9]+", action: redact}
+"#,
+    );
+    let mut p = Proxy::everything("results-resources", &["-c", &policy, "--log-level", "warn"]);
+    p.initialize();
+    let read = |p: &mut Proxy, id: u64, uri: &str| -> Value {
+        p.send(
+            &json!({"jsonrpc":"2.0","id":id,"method":"resources/read","params":{"uri":uri}})
+                .to_string(),
+        );
+        serde_json::from_str(&p.response(&id.to_string())).unwrap()
+    };
+    // A document larger than 100 bytes: withheld with a JSON-RPC error.
+    let doc = read(&mut p, 1, "demo://resource/static/document/features.md");
+    assert_eq!(doc["error"]["code"], json!(-32003), "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("[POLICY DENIED] the answer from demo://resource/static/document/features.md is ")
+            && message.ends_with("bytes, more than the 100 bytes the policy allows (results.resources.demo://resource/static/document/*)"),
+        "{doc}"
+    );
+    assert_eq!(
+        doc["error"]["data"]["dev.portcullis/result"]["findings"],
+        json!([{"rule": "max-bytes", "action": "deny", "count": 1}])
+    );
+    // A dynamic text resource: its own pattern redacts.
+    let text = read(&mut p, 2, "demo://resource/dynamic/text/1");
+    let t = text["result"]["contents"][0]["text"].as_str().unwrap();
+    assert!(t.contains("[REDACTED:resource-id]") && !t.contains("Resource 1"), "{text}");
+    // Tool answers are not checked: no rule names tools or every answer.
+    let echo = call(&mut p, 3, "echo", json!({"message": "Resource 7"}));
+    assert_eq!(text_of(&echo), "Echo: Resource 7");
+    p.finish();
+}

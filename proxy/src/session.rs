@@ -528,7 +528,11 @@ impl Session {
         };
         let uri: String = uri.chars().collect();
         let rule = self.policy().resource_result_rule(&uri)?;
-        Some(Box::new(crate::results::Watch { rule, what: uri }))
+        Some(Box::new(crate::results::Watch {
+            rule,
+            what: uri,
+            resource: true,
+        }))
     }
 
     /// Applies the result rule of a watched request to its answer: None
@@ -1001,6 +1005,7 @@ impl Session {
                                 p.results = Some(Box::new(crate::results::Watch {
                                     rule,
                                     what: call.name().to_string(),
+                                    resource: false,
                                 }));
                             }
                         }
