@@ -475,7 +475,10 @@ results:
     // A dynamic text resource: its own pattern redacts.
     let text = read(&mut p, 2, "demo://resource/dynamic/text/1");
     let t = text["result"]["contents"][0]["text"].as_str().unwrap();
-    assert!(t.contains("[REDACTED:resource-id]") && !t.contains("Resource 1"), "{text}");
+    assert!(
+        t.contains("[REDACTED:resource-id]") && !t.contains("Resource 1"),
+        "{text}"
+    );
     // Tool answers are not checked: no rule names tools or every answer.
     let echo = call(&mut p, 3, "echo", json!({"message": "Resource 7"}));
     assert_eq!(text_of(&echo), "Echo: Resource 7");

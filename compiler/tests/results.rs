@@ -239,3 +239,17 @@ fn the_formatter_keeps_results_blocks() {
         shape(&rules("s.policy", DSL))
     );
 }
+
+#[test]
+fn translate_writes_result_rules_in_the_policy_language() {
+    let yaml = rules("s.yaml", INTERCEPT);
+    let out = compile_one("s.yaml", INTERCEPT);
+    let set = out.into_set().unwrap();
+    let text = portcullis_compiler::translate::translate(&set.servers[0]).unwrap();
+    assert!(
+        text.contains("  results for read_file {\n    deny secrets \"read_file answers may not carry secrets\"\n    redact /EMP-[0-9]{6}/ as employee-id\n    max 64 KiB\n  }\n"),
+        "{text}"
+    );
+    // The translation lowers to the same rules.
+    assert_eq!(shape(&rules("s.policy", &text)), shape(&yaml));
+}
