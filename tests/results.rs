@@ -484,3 +484,29 @@ results:
     assert_eq!(text_of(&echo), "Echo: Resource 7");
     p.finish();
 }
+
+#[test]
+fn an_idempotent_replay_replays_the_redacted_answer() {
+    let dir = common::temp_dir("results-replay");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  tool echo {\n    once per 1m replay\n  }\n  results { redact secrets }\n}\n",
+    );
+    let mut p = Proxy::everything("results-replay", &["-c", &policy, "--log-level", "warn"]);
+    p.initialize();
+    let args = json!({"message": "sk_live_4eC39HqLyjWDarjtT1zdp7dc"});
+    let first = call(&mut p, 1, "echo", args.clone());
+    let second = call(&mut p, 2, "echo", args);
+    assert_eq!(text_of(&first), "Echo: [REDACTED:stripe-key]", "{first}");
+    assert_eq!(text_of(&second), "Echo: [REDACTED:stripe-key]", "{second}");
+    assert!(!second.to_string().contains("sk_live_"), "{second}");
+    // The server saw the call once.
+    let calls = p
+        .server_received()
+        .iter()
+        .filter(|l| l.contains("tools/call"))
+        .count();
+    assert_eq!(calls, 1);
+    p.finish();
+}
