@@ -161,6 +161,16 @@ fn every_builtin_format_is_redacted_and_the_log_names_only_patterns() {
         assert!(!log.contains(s.as_str()), "the log holds a secret: {s}");
     }
     assert!(!log.contains("ghp_16C7e42F"));
+    // `portcullis status` counts them.
+    let (code, out) = portcullis(&["status", "--audit-log", audit.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "Answers changed by result rules: {} redacted, 2 withheld",
+            BUILTINS.len()
+        )) && !out.contains("skipped"),
+        "{out}"
+    );
 }
 
 fn scrape(port: u16) -> String {
