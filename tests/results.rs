@@ -411,6 +411,16 @@ fn tests_as_data_and_explain_cover_result_rules() {
     let (code, out) = portcullis(&["test", "tests/fixtures/results"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("test result: ok. 3 passed; 0 failed"), "{out}");
+    // Coverage counts the result rules a `result:` case exercised: all of
+    // the tested policy's (its resource rule is left out), none of the
+    // two policies without a test file.
+    let (_, out) = portcullis(&["test", "--coverage", "tests/fixtures/results"]);
+    assert!(
+        out.contains("coverage: 3 of 9 rules and conditions evaluated")
+            && out.contains("results-intercept.yaml:14:7  result rule results.tools.read_file never checked an answer")
+            && !out.contains("results-dsl.policy:"),
+        "{out}"
+    );
     let (code, out) = portcullis(&[
         "explain",
         "-c",

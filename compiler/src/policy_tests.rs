@@ -763,6 +763,13 @@ pub fn run_case(
         if let Some(r) = &c.rule {
             wrong |= !rule.is_some_and(|x| x.name == r.as_str() || x.label == r.as_str());
         }
+        if got.expect == Expect::Allow
+            && c.result.is_some()
+            && let Some((_, cov)) = coverage.as_mut()
+            && let Some(r) = policy.result_rule(&c.tool)
+        {
+            cov.results.insert(r.spec.name.to_string());
+        }
         if !wrong
             && let Some((json, want)) = &c.result
             && let Some(text) = result_mismatch(policy, &c.tool, json, *want)
@@ -948,6 +955,8 @@ fn indent(text: &str, n: usize) -> String {
 #[derive(Debug, Default, Clone)]
 pub struct Coverage {
     rules: BTreeSet<RuleId>,
+    /// Result rules (by name) a `result:` case exercised.
+    results: BTreeSet<String>,
     /// Conditions by span (file included: a fragment's test may sit at the
     /// same offsets as one of the main file).
     tests: BTreeSet<Span>,
@@ -1041,6 +1050,23 @@ impl Coverage {
                         ));
                     }
                 }
+            }
+        }
+        // Result rules for tools (a `result:` case cannot exercise a
+        // resources/read rule: those are left out).
+        for r in &p.results {
+            if matches!(r.target, crate::results::Target::Resource(_)) {
+                continue;
+            }
+            total += 1;
+            if self.results.contains(&r.name) {
+                covered += 1;
+            } else {
+                lines.push(format!(
+                    "{}  result rule {} never checked an answer (no `result:` case)",
+                    sources.location(r.loc.0),
+                    r.name
+                ));
             }
         }
         (lines, covered, total)
