@@ -526,11 +526,11 @@ impl Session {
         let Some(Val::Str(uri)) = params.get("uri").map(|u| u.val()) else {
             return None;
         };
-        let uri: String = uri.chars().collect();
-        let rule = self.policy().resource_result_rule(&uri)?;
+        // Decoded without allocating (no copy unless a rule names the URI).
+        let rule = uri.with_str(|u| self.policy().resource_result_rule(u))?;
         Some(Box::new(crate::results::Watch {
             rule,
-            what: uri,
+            what: uri.chars().collect(),
             resource: true,
         }))
     }
