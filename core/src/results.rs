@@ -327,7 +327,7 @@ struct Walk<'s> {
 impl Walk<'_> {
     fn value(&mut self, v: Value<'_>) {
         match v.val() {
-            Val::Str(s) => self.string(s),
+            Val::Str(s) => self.string(s, None),
             Val::Array(a) => a.iter().for_each(|e| self.value(e)),
             Val::Object(o) => self.object(o),
             _ => {}
@@ -343,11 +343,15 @@ impl Walk<'_> {
             if (k.eq_str("blob") || (media && k.eq_str("data"))) && matches!(v.val(), Val::Str(_)) {
                 continue;
             }
-            self.value(v);
+            match v.val() {
+                Val::Str(s) => self.string(s, Some(k)),
+                _ => self.value(v),
+            }
         }
     }
 
-    fn string(&mut self, s: JStr<'_>) {
+    /// Scans one string; `key`: the member name it is the value of.
+    fn string(&mut self, s: JStr<'_>, key: Option<JStr<'_>>) {
         let raw = s.raw_bytes();
         let start = (raw.as_ptr() as usize).saturating_sub(self.base + 1);
         let end = start + raw.len() + 2;
@@ -364,7 +368,9 @@ impl Walk<'_> {
             let mut out: Option<Vec<u8>> = None;
             let mut done = 0;
             let mut plain = String::new();
+            let mut found_here = false;
             scanner.scan(text.as_bytes(), |f| {
+                found_here = true;
                 let e = scanner.entries()[f.entry];
                 if counts.is_empty() {
                     counts.resize(scanner.entries().len(), 0);
@@ -382,6 +388,27 @@ impl Walk<'_> {
                     }
                 }
             });
+            // A value under a key naming a secret (`"password": "..."`),
+            // when nothing in it matched already.
+            let keyed = (!found_here)
+                .then(|| key.and_then(|k| k.with_str(|k| scanner.keyed_secret(k, text))))
+                .flatten();
+            if let Some(entry) = keyed {
+                if counts.is_empty() {
+                    counts.resize(scanner.entries().len(), 0);
+                }
+                counts[entry] += 1;
+                match scanner.entries()[entry].action {
+                    Action::Deny => {
+                        deny.get_or_insert(entry);
+                    }
+                    Action::Redact => {
+                        out = Some(Vec::new());
+                        let _ = write!(plain, "[REDACTED:{}]", scanner.entries()[entry].name);
+                        done = text.len();
+                    }
+                }
+            }
             if let Some(mut o) = out {
                 plain.push_str(&text[done..]);
                 push_json_str(&mut o, &plain);
@@ -675,6 +702,37 @@ mod tests {
         assert_eq!(
             why.message(&rule, "read_file"),
             "the answer from read_file is 49 bytes, more than the 20 bytes the policy allows (results)"
+        );
+    }
+
+    #[test]
+    fn a_random_value_under_a_secret_key_is_redacted() {
+        let rule = ResultRule::new(spec(Some(Action::Redact), None));
+        let (s, counts) = redacted(run(
+            &rule,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"structuredContent":{"db":{"host":"db.internal","password":"9f8B3kLq7ZxW2mN5vR1tY6uP","token":"short","apiKey":"aaaaaaaaaaaaaaaaaaaaaaaa"}}}}"#,
+        ));
+        assert_eq!(
+            s,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{"dev.portcullis/redactions":[{"rule":"secret-assignment","action":"redact","count":1}]},"content":[],"structuredContent":{"db":{"host":"db.internal","password":"[REDACTED:secret-assignment]","token":"short","apiKey":"aaaaaaaaaaaaaaaaaaaaaaaa"}}}}"#
+        );
+        assert_eq!(counts.len(), 1);
+        // Without the built-ins, keys mean nothing.
+        static OWN_ONLY: [ResultPattern; 1] = [ResultPattern {
+            name: "x",
+            regex: "zzz",
+            action: Action::Redact,
+        }];
+        let own = ResultRule::new(ResultSpec {
+            patterns: &OWN_ONLY,
+            ..spec(None, None)
+        });
+        assert_eq!(
+            run(
+                &own,
+                r#"{"jsonrpc":"2.0","id":1,"result":{"structuredContent":{"password":"9f8B3kLq7ZxW2mN5vR1tY6uP"}}}"#
+            ),
+            Verdict::Pass
         );
     }
 

@@ -164,6 +164,13 @@ pub const BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// The key names of the `secret-assignment` format (as its pattern has them).
+const SECRET_KEYS: [&str; 19] = [
+    "password", "Password", "PASSWORD", "passwd", "PASSWD", "secret", "Secret", "SECRET", "token",
+    "Token", "TOKEN", "api_key", "apiKey", "apikey", "API_KEY", "APIKEY", "access_key",
+    "accessKey", "ACCESS_KEY",
+];
+
 /// Minimum Shannon entropy, in bits per byte, of an assigned value.
 pub const MIN_ENTROPY: f64 = 3.5;
 
@@ -330,6 +337,23 @@ impl Scanner {
     /// The patterns, indexed by [`Finding::entry`].
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// A JSON member `"key": "value"` as the `secret-assignment` format
+    /// sees `key = value`: the entry when the built-ins are on, `key`
+    /// names a secret (`password`, `token`, `api_key`, ...) and the whole
+    /// `value` is a long, random value (16+ characters of the format's
+    /// value class, [`MIN_ENTROPY`]). For `structuredContent`, whose keys
+    /// are not scanned as text.
+    pub fn keyed_secret(&self, key: &str, value: &str) -> Option<usize> {
+        let entry = self
+            .entries
+            .iter()
+            .position(|e| e.check == Check::Assignment)?;
+        let named = SECRET_KEYS.iter().any(|k| key.contains(k));
+        let v = value.as_bytes();
+        let class = |b: &u8| b.is_ascii_alphanumeric() || b"+/=_.!@#%^&*~-".contains(b);
+        (named && v.len() >= 16 && v.iter().all(class) && is_high_entropy(v)).then_some(entry)
     }
 
     /// Calls `f` with each confirmed match in `hay`, left to right. A match
