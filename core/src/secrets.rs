@@ -166,9 +166,25 @@ pub const BUILTINS: &[Builtin] = &[
 
 /// The key names of the `secret-assignment` format (as its pattern has them).
 const SECRET_KEYS: [&str; 19] = [
-    "password", "Password", "PASSWORD", "passwd", "PASSWD", "secret", "Secret", "SECRET", "token",
-    "Token", "TOKEN", "api_key", "apiKey", "apikey", "API_KEY", "APIKEY", "access_key",
-    "accessKey", "ACCESS_KEY",
+    "password",
+    "Password",
+    "PASSWORD",
+    "passwd",
+    "PASSWD",
+    "secret",
+    "Secret",
+    "SECRET",
+    "token",
+    "Token",
+    "TOKEN",
+    "api_key",
+    "apiKey",
+    "apikey",
+    "API_KEY",
+    "APIKEY",
+    "access_key",
+    "accessKey",
+    "ACCESS_KEY",
 ];
 
 /// Minimum Shannon entropy, in bits per byte, of an assigned value.
