@@ -338,9 +338,9 @@ impl Drop for Guard {
     }
 }
 
-#[test]
-fn answers_over_streamable_http_sse_are_checked_too() {
-    // server-everything over Streamable HTTP answers a POST with an SSE stream.
+/// server-everything over Streamable HTTP (it answers a POST with an SSE
+/// stream); its URL.
+fn everything_http() -> (Guard, String) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -357,7 +357,7 @@ fn answers_over_streamable_http_sse_are_checked_too() {
         .spawn()
         .unwrap();
     let err = child.stderr.take().unwrap();
-    let _server = Guard(child);
+    let server = Guard(child);
     let mut lines = BufReader::new(err).lines();
     loop {
         let l = lines.next().expect("server-everything exited").unwrap();
@@ -366,13 +366,18 @@ fn answers_over_streamable_http_sse_are_checked_too() {
         }
     }
     std::thread::spawn(move || for _ in lines {});
+    (server, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+#[test]
+fn answers_over_streamable_http_sse_are_checked_too() {
+    let (_server, url) = everything_http();
     let dir = common::temp_dir("results-http");
     let policy = write(
         &dir,
         "everything.policy",
         "server everything {\n  results { redact secrets }\n  results for get-env { deny secrets }\n}\n",
     );
-    let url = format!("http://127.0.0.1:{port}/mcp");
     let mut p = Proxy::command(
         "results-http",
         &["-c", &policy, "--log-level", "warn", "--upstream", &url],
@@ -529,4 +534,144 @@ fn an_idempotent_replay_replays_the_redacted_answer() {
         .count();
     assert_eq!(calls, 1);
     p.finish();
+}
+
+/// `portcullis --transport http ARGS`: the guard and the endpoint URL.
+fn endpoint(args: &[&str]) -> (Guard, String) {
+    let mut child = Command::new(common::portcullis())
+        .args(["--transport", "http", "--port", "0"])
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start portcullis");
+    let err = child.stderr.take().unwrap();
+    let guard = Guard(child);
+    let mut lines = BufReader::new(err).lines();
+    loop {
+        let line = lines.next().expect("portcullis prints its URL").unwrap();
+        if let Some(url) = line.strip_prefix("portcullis: listening on ") {
+            let url = url.trim().to_string();
+            std::thread::spawn(move || for _ in lines {});
+            return (guard, url);
+        }
+    }
+}
+
+/// One HTTP/1.1 request on its own connection: (head, body, dechunked).
+fn http_post(url: &str, session: Option<&str>, body: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = TcpStream::connect(authority).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(sid) = session {
+        req.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let mut b = &out[split + 4..];
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut d = Vec::new();
+        while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            d.extend_from_slice(&b[i + 2..i + 2 + n]);
+            b = &b[i + 2 + n + 2..];
+        }
+        d
+    } else {
+        b.to_vec()
+    };
+    (head, String::from_utf8(body).unwrap())
+}
+
+/// The JSON-RPC message of an answer: plain JSON, or the data of an SSE event.
+fn message_of(body: &str) -> Value {
+    let data = body
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or(body);
+    serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn an_http_client_gets_redacted_answers_from_an_http_upstream() {
+    // Both sides over Streamable HTTP: the upstream answers with SSE, and so
+    // does the proxy to its client.
+    let (_server, upstream) = everything_http();
+    let dir = common::temp_dir("results-http-both");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  results { redact secrets }\n}\n",
+    );
+    let (_proxy, url) = endpoint(&[
+        "-c",
+        &policy,
+        "--log-level",
+        "warn",
+        "--upstream",
+        &upstream,
+    ]);
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (head, _) = http_post(&url, None, init);
+    let sid = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("mcp-session-id: ")
+                .map(str::to_string)
+        })
+        .expect("a session id");
+    http_post(
+        &url,
+        Some(&sid),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    let (head, body) = http_post(
+        &url,
+        Some(&sid),
+        &call_line(
+            2,
+            "echo",
+            json!({"message": "key AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI"}),
+        ),
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
+    let answer = message_of(&body);
+    assert_eq!(
+        text_of(&answer),
+        "Echo: key [REDACTED:gcp-api-key]",
+        "{body}"
+    );
+    let (_, body) = http_post(
+        &url,
+        Some(&sid),
+        &call_line(3, "echo", json!({"message": "clean"})),
+    );
+    assert_eq!(text_of(&message_of(&body)), "Echo: clean");
 }
