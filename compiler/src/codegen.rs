@@ -754,6 +754,7 @@ fn server_module(
             },
         )
     };
+    let (results_static, results_fns) = crate::results::codegen(p, sources);
     quote! {
         #[doc = #module_doc]
         // The code mirrors the policy: a rule denies when `!(all conditions)`
@@ -772,6 +773,7 @@ fn server_module(
             static COUNTERS: [CounterSpec; #ncounters] = [#(#counters),*];
             #idempotency_static
             #approvals_static
+            #results_static
             /// Name, source, digest and tables.
             pub static META: PolicyMeta = PolicyMeta {
                 server: #server,
@@ -801,6 +803,8 @@ fn server_module(
                 #decide_fns
 
                 #spend_fn
+
+                #results_fns
             }
 
             #(#fns)*

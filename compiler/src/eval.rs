@@ -53,6 +53,7 @@ pub struct Evaluator {
     meta: &'static PolicyMeta,
     texts: Vec<RuleText>,
     regexes: Vec<regex::Regex>,
+    results: &'static [portcullis_core::results::ResultRule],
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -107,11 +108,13 @@ impl Evaluator {
                 })
             })
             .collect();
+        let results = crate::results::to_core(&ir, sources);
         Evaluator {
             ir,
             meta,
             texts,
             regexes,
+            results,
         }
     }
 
@@ -324,6 +327,10 @@ impl Policy for Evaluator {
 
     fn is_hidden(&self, tool: &str, principal: Option<&Principal>) -> bool {
         self.hiding(tool, principal).is_some()
+    }
+
+    fn result_rules(&self) -> &[portcullis_core::results::ResultRule] {
+        self.results
     }
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {

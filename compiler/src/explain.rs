@@ -371,6 +371,26 @@ pub fn explain(
             let _ = writeln!(out, "         [POLICY DENIED] {}", decision.message(tool));
         }
     }
+    // What happens to the answer (only for policies with result rules).
+    if !p.results.is_empty() && decision.effect() != Effect::Deny {
+        let rule = ev
+            .result_rule(tool)
+            .and_then(|r| p.results.iter().find(|i| i.name == r.spec.name));
+        match rule {
+            Some(r) => {
+                let _ = writeln!(
+                    out,
+                    "answer   checked by {} ({}): {}",
+                    r.name,
+                    sources.location(r.loc.0),
+                    r.summary()
+                );
+            }
+            None => {
+                let _ = writeln!(out, "answer   not checked: no result rule names this tool");
+            }
+        }
+    }
     Ok(out)
 }
 

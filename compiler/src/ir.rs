@@ -131,6 +131,8 @@ pub struct ServerPolicy {
     pub digest: String,
     /// Where approval requests are announced (Intercept's `approvals:`).
     pub approvals: Option<ApprovalConfig>,
+    /// What happens to answers (`results:`; docs/results.md).
+    pub results: Vec<crate::results::ResultRule>,
 }
 
 impl ServerPolicy {

@@ -21,6 +21,7 @@ pub mod ir;
 pub mod lower;
 pub mod policy_tests;
 pub mod regex;
+pub mod results;
 pub mod schema;
 pub mod source;
 pub mod syntax;

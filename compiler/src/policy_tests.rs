@@ -37,6 +37,20 @@
 //! windowed budgets of the later calls). `expect: replay`: the call is
 //! identical to an earlier successful one within an idempotency window in
 //! `replay` mode, so it gets that call's answer without reaching the server.
+//!
+//! `result:` (the tool's answer, a mapping or JSON text: the JSON-RPC
+//! `result`) tests the policy's result rules (docs/results.md): the call
+//! must be allowed, and `expect` says what happens to the answer: `pass`
+//! (unchanged), `redact` (secrets replaced) or `deny` (withheld).
+//!
+//! ```yaml
+//!   - name: tokens in answers are redacted
+//!     calls:
+//!       - tool: echo
+//!         args: {message: hi}
+//!         result: {content: [{type: text, text: "Echo: ghp_16C7e42F292c6912E7710c838347Ae178B4a"}]}
+//!         expect: redact
+//! ```
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -104,9 +118,32 @@ impl Expect {
     }
 }
 
+/// What should happen to a call's answer (`result:` with `expect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultExpect {
+    /// Passed on unchanged.
+    Pass,
+    /// Secrets redacted.
+    Redact,
+    /// Withheld (an `isError` result instead).
+    Deny,
+}
+
+impl ResultExpect {
+    fn name(self) -> &'static str {
+        match self {
+            ResultExpect::Pass => "pass",
+            ResultExpect::Redact => "redact",
+            ResultExpect::Deny => "deny",
+        }
+    }
+}
+
 /// One call and what it should come to.
 #[derive(Debug, Clone)]
 pub struct CallSpec {
+    /// The answer (`result:`, JSON text) and what should happen to it.
+    pub result: Option<(String, ResultExpect)>,
     /// The tool.
     pub tool: String,
     /// The arguments, as JSON text.
@@ -250,10 +287,12 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
             "message",
             "rule",
             "principal",
+            "result",
         ],
         "a call",
         diags,
     );
+    let result = get(e, "result").and_then(|r| result_json(r, diags));
     let tool = match get(e, "tool") {
         Some(t) => string_field(t, "tool", diags).text,
         None => {
@@ -314,7 +353,26 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
         }
     };
     let price = get(e, "price").and_then(|p| price(p, diags));
+    let mut result_expect = None;
     let expect = match get(e, "expect").map(|x| string_field(x, "expect", diags)) {
+        Some(x) if get(e, "result").is_some() => {
+            result_expect = match x.text.as_str() {
+                "pass" => Some(ResultExpect::Pass),
+                "redact" => Some(ResultExpect::Redact),
+                "deny" => Some(ResultExpect::Deny),
+                other => {
+                    diags.push(
+                        Diagnostic::error(
+                            format!("with `result`, expect must be `pass`, `redact` or `deny`, got {other:?}"),
+                            x.span,
+                        )
+                        .with_help("`result` tests what the result rules do to the answer of an allowed call: pass it, redact it, or withhold it"),
+                    );
+                    None
+                }
+            };
+            Expect::Allow
+        }
         Some(x) if x.text == "allow" => Expect::Allow,
         Some(x) if x.text == "deny" => Expect::Deny,
         Some(x) if x.text == "replay" => Expect::Replay,
@@ -387,6 +445,7 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
     }
     let own_principal = get(e, "principal").map(|n| principal(n, diags));
     Some(CallSpec {
+        result: result.zip(result_expect),
         principal: own_principal,
         tool,
         args,
@@ -399,6 +458,29 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
         rule: rule.map(|(_, r)| r),
         span: n.span,
     })
+}
+
+/// A call's `result:` as JSON text (a mapping, or one JSON object in a string).
+fn result_json(n: &Node, diags: &mut Vec<Diagnostic>) -> Option<String> {
+    let text = match &n.value {
+        NodeValue::Map(_) => {
+            let mut out = String::new();
+            to_json(n, &mut out, diags);
+            out
+        }
+        NodeValue::Scalar(s) if !n.is_null() => s.text.clone(),
+        _ => String::new(),
+    };
+    let ok = text.trim_start().starts_with('{')
+        && portcullis_core::json::validate(text.as_bytes(), Strictness::LENIENT).is_ok();
+    if !ok {
+        diags.push(
+            Diagnostic::error("`result` must be a JSON object: the tool's answer (`content`, `structuredContent`, ...)", n.span)
+                .with_help("write `result: {content: [{type: text, text: \"...\"}]}`, or JSON text in a string"),
+        );
+        return None;
+    }
+    Some(text)
 }
 
 /// `principal: {sub: alice, iss: "https://idp.example", groups: [finance]}`:
@@ -681,6 +763,30 @@ pub fn run_case(
         if let Some(r) = &c.rule {
             wrong |= !rule.is_some_and(|x| x.name == r.as_str() || x.label == r.as_str());
         }
+        if got.expect == Expect::Allow
+            && c.result.is_some()
+            && let Some((_, cov)) = coverage.as_mut()
+            && let Some(r) = policy.result_rule(&c.tool)
+        {
+            cov.results.insert(r.spec.name.to_string());
+        }
+        if !wrong
+            && let Some((json, want)) = &c.result
+            && let Some(text) = result_mismatch(policy, &c.tool, json, *want)
+        {
+            failures.push(Failure {
+                call: i,
+                text: format!(
+                    "call {} ({}): {} {}\n    answer    {json}\n{text}",
+                    i + 1,
+                    sources.location(c.span),
+                    c.tool,
+                    c.args,
+                ),
+                got: Some(got),
+            });
+            continue;
+        }
         if wrong {
             let mut expected = c.expect.name().to_string();
             if let Some(m) = &c.message {
@@ -707,6 +813,50 @@ pub fn run_case(
         }
     }
     failures
+}
+
+/// What the result rules do to `json` (a `result`) from `tool`, when it is
+/// not `want`: the report's expected/got lines.
+fn result_mismatch(
+    policy: &dyn Policy,
+    tool: &str,
+    json: &str,
+    want: ResultExpect,
+) -> Option<String> {
+    use portcullis_core::results::{Verdict, check};
+    let message = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{json}}}"#);
+    let (got, detail) = match policy.result_rule(tool) {
+        None => (
+            ResultExpect::Pass,
+            "no result rule names this tool".to_string(),
+        ),
+        Some(rule) => match check(rule, message.as_bytes()) {
+            Verdict::Pass => (ResultExpect::Pass, format!("by {}", rule.spec.name)),
+            Verdict::Redacted { counts, .. } => (
+                ResultExpect::Redact,
+                format!(
+                    "by {}: {}",
+                    rule.spec.name,
+                    counts
+                        .iter()
+                        .map(|c| format!("{} x{}", c.name, c.count))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            Verdict::Denied { why, .. } => (
+                ResultExpect::Deny,
+                format!("by {}: {}", rule.spec.name, why.message(rule, tool)),
+            ),
+        },
+    };
+    (got != want).then(|| {
+        format!(
+            "    expected  {}\n    got       {} ({detail})",
+            want.name(),
+            got.name()
+        )
+    })
 }
 
 /// A policy to run a test file against.
@@ -805,6 +955,8 @@ fn indent(text: &str, n: usize) -> String {
 #[derive(Debug, Default, Clone)]
 pub struct Coverage {
     rules: BTreeSet<RuleId>,
+    /// Result rules (by name) a `result:` case exercised.
+    results: BTreeSet<String>,
     /// Conditions by span (file included: a fragment's test may sit at the
     /// same offsets as one of the main file).
     tests: BTreeSet<Span>,
@@ -898,6 +1050,23 @@ impl Coverage {
                         ));
                     }
                 }
+            }
+        }
+        // Result rules for tools (a `result:` case cannot exercise a
+        // resources/read rule: those are left out).
+        for r in &p.results {
+            if matches!(r.target, crate::results::Target::Resource(_)) {
+                continue;
+            }
+            total += 1;
+            if self.results.contains(&r.name) {
+                covered += 1;
+            } else {
+                lines.push(format!(
+                    "{}  result rule {} never checked an answer (no `result:` case)",
+                    sources.location(r.loc.0),
+                    r.name
+                ));
             }
         }
         (lines, covered, total)

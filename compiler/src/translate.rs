@@ -31,6 +31,55 @@ impl std::fmt::Display for Untranslatable {
     }
 }
 
+/// A result rule as a `results` block (docs/results.md). The rule is written
+/// as the IR has it, the catch-all rule's settings already merged in.
+fn results_block(r: &crate::results::ResultRule) -> Result<dsl::ResultsBlock, Untranslatable> {
+    use crate::results::Target;
+    use dsl::{ResultStmt, ResultsFor};
+    let target = match &r.target {
+        Target::All => ResultsFor::All,
+        Target::Tool(t) => ResultsFor::Tools(vec![Pattern {
+            quoted: !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '*')),
+            text: t.clone(),
+            span: Span::default(),
+        }]),
+        Target::Resource(u) => ResultsFor::Resource(sp(u.clone())),
+    };
+    let mut stmts = Vec::new();
+    match (r.secrets, &r.message) {
+        (Some(action), message) => stmts.push(ResultStmt::Secrets {
+            action,
+            message: message.clone().map(sp),
+            span: Span::default(),
+        }),
+        (None, Some(_)) => {
+            return Err(Untranslatable(format!(
+                "{}: a message without `redact: secrets` or `deny: secrets` has no policy-language form; keep the YAML policy",
+                r.name
+            )));
+        }
+        (None, None) => {}
+    }
+    for pat in &r.patterns {
+        stmts.push(ResultStmt::Pattern {
+            action: pat.action,
+            regex: sp((pat.source.clone(), String::new())),
+            name: sp(pat.name.clone()),
+            span: Span::default(),
+        });
+    }
+    if let Some(m) = r.max_bytes {
+        stmts.push(ResultStmt::Max(sp(crate::results::format_size(m))));
+    }
+    Ok(dsl::ResultsBlock {
+        target,
+        stmts,
+        span: Span::default(),
+    })
+}
+
 fn sp<T>(value: T) -> Spanned<T> {
     Spanned {
         value,
@@ -140,6 +189,9 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
             rules,
             span: Span::default(),
         }));
+    }
+    for r in &p.results {
+        items.push(Item::Results(results_block(r)?));
     }
     if !p.wildcard.is_empty() {
         let rules = rules(p, &p.wildcard, &counter_names)?;

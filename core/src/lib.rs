@@ -14,6 +14,7 @@
 //! - [`replay`]: calls replayed on fresh counters, for policy tests.
 //! - [`principal`]: who is calling (claims of a validated token), read without allocating.
 //! - [`spend`]: exact money and the budgets on paid tools (MPP).
+//! - [`secrets`], [`results`]: result rules, secret scanning and redaction of answers.
 //!
 //! The proxy that enforces decisions (transports, sessions, counter stores
 //! that persist, audit, metrics) is the `portcullis-proxy` crate on top.
@@ -72,6 +73,8 @@ pub mod policy;
 pub mod principal;
 pub mod regex;
 pub mod replay;
+pub mod results;
+pub mod secrets;
 pub mod spend;
 
 pub use call::ToolCall;
@@ -92,5 +95,7 @@ pub mod prelude {
     };
     pub use crate::principal::{self, Principal, PrincipalField};
     pub use crate::regex::{Aligned, EmbeddedRegex};
+    pub use crate::results::{ResultPattern, ResultRule, ResultSpec, Target as ResultTarget};
+    pub use crate::secrets::Action as ResultAction;
     pub use crate::spend::{Budget, Budgets, WindowBudget};
 }

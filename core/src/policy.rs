@@ -405,6 +405,23 @@ pub trait Policy: Send + Sync {
     fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut crate::spend::Budgets) {
         let _ = (call, env, out);
     }
+
+    /// The policy's result rules (`results:`, docs/results.md), in policy order.
+    fn result_rules(&self) -> &[crate::results::ResultRule] {
+        &[]
+    }
+
+    /// The result rule for answers of `tool` (generated code matches the
+    /// name; see [`crate::results::for_tool`] for which rule wins).
+    fn result_rule(&self, tool: &str) -> Option<&crate::results::ResultRule> {
+        crate::results::for_tool(self.result_rules(), tool)
+    }
+
+    /// The result rule for a `resources/read` of `uri`: None unless some
+    /// result rule names resources ([`crate::results::for_resource`]).
+    fn resource_result_rule(&self, uri: &str) -> Option<&crate::results::ResultRule> {
+        crate::results::for_resource(self.result_rules(), uri)
+    }
 }
 
 /// A borrowed policy is a policy: the embedded `&'static dyn Policy` table
@@ -428,6 +445,18 @@ impl<P: Policy + ?Sized> Policy for &P {
 
     fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut crate::spend::Budgets) {
         (**self).spend(call, env, out)
+    }
+
+    fn result_rules(&self) -> &[crate::results::ResultRule] {
+        (**self).result_rules()
+    }
+
+    fn result_rule(&self, tool: &str) -> Option<&crate::results::ResultRule> {
+        (**self).result_rule(tool)
+    }
+
+    fn resource_result_rule(&self, uri: &str) -> Option<&crate::results::ResultRule> {
+        (**self).resource_result_rule(uri)
     }
 }
 

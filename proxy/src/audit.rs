@@ -131,6 +131,25 @@ pub enum Event {
         /// Who called.
         principal: Option<Arc<Principal>>,
     },
+    /// A result rule acted on an answer (docs/results.md): secrets redacted,
+    /// or the answer withheld (a deny pattern matched, or it was too large).
+    /// Names the patterns and how often they matched; never what matched.
+    Result {
+        /// When.
+        at: UnixMillis,
+        /// The tool, or the resource URI of a `resources/read`.
+        tool: String,
+        /// The result rule (`results.tools.read_file`).
+        rule: &'static str,
+        /// `redact` or `deny`.
+        action: &'static str,
+        /// Pattern name, its action, and its match count.
+        findings: Vec<portcullis_core::results::Count>,
+        /// The session.
+        session: Option<u64>,
+        /// Who called.
+        principal: Option<Arc<Principal>>,
+    },
     /// The proxy is exiting.
     Shutdown {
         /// The exit code it will return.
@@ -224,7 +243,10 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"ts\":");
     let ts = match ev {
-        Event::ToolCall { at, .. } | Event::Payment { at, .. } | Event::Approval { at, .. } => *at,
+        Event::ToolCall { at, .. }
+        | Event::Payment { at, .. }
+        | Event::Approval { at, .. }
+        | Event::Result { at, .. } => *at,
         _ => UnixMillis::now(),
     };
     push_json_str(&mut out, &ts.to_rfc3339());
@@ -233,6 +255,7 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
         Event::ToolCall { .. } => "tool_call",
         Event::Payment { .. } => "payment",
         Event::Approval { .. } => "approval",
+        Event::Result { .. } => "result",
         Event::Shutdown { .. } => "shutdown",
         Event::Reload { .. } => "config_reload",
     };
@@ -248,6 +271,9 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
         }
         | Event::Approval {
             session: Some(s), ..
+        }
+        | Event::Result {
+            session: Some(s), ..
         } => push_json_str(&mut out, &format!("{s:016x}")),
         _ => push_json_str(&mut out, &id.session),
     }
@@ -260,6 +286,9 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
         principal: Some(p), ..
     }
     | Event::Approval {
+        principal: Some(p), ..
+    }
+    | Event::Result {
         principal: Some(p), ..
     } = ev
     {
@@ -336,6 +365,32 @@ pub fn render(id: &Identity, ev: &Event) -> Vec<u8> {
                     push_json_str(&mut out, v);
                 }
             }
+        }
+        Event::Result {
+            tool,
+            rule,
+            action,
+            findings,
+            ..
+        } => {
+            out.extend_from_slice(b",\"tool\":");
+            push_json_str(&mut out, tool);
+            out.extend_from_slice(b",\"rule\":");
+            push_json_str(&mut out, rule);
+            out.extend_from_slice(b",\"action\":");
+            push_json_str(&mut out, action);
+            out.extend_from_slice(b",\"findings\":[");
+            for (i, f) in findings.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"pattern\":");
+                push_json_str(&mut out, f.name);
+                out.extend_from_slice(b",\"action\":");
+                push_json_str(&mut out, f.action.name());
+                out.extend_from_slice(format!(",\"count\":{}}}", f.count).as_bytes());
+            }
+            out.push(b']');
         }
         Event::Reload { digest, message } => {
             out.extend_from_slice(b",\"status\":");

@@ -37,6 +37,7 @@ pub mod log;
 pub mod metrics;
 pub mod mpp;
 pub mod respond;
+pub mod results;
 pub mod session;
 pub mod state;
 pub mod stdio;

@@ -160,6 +160,9 @@ pub struct Metrics {
     latency_other: Histogram,
     /// Spend on paid tools (MPP), micro-units, by (tool, budget, currency, stage).
     spend: std::sync::Mutex<SpendTotals>,
+    /// Result-rule findings by (pattern name, action): names come from the
+    /// built-in set and the policy, never from answers.
+    findings: std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -177,6 +180,7 @@ impl Metrics {
             latency_call: Histogram::new(),
             latency_other: Histogram::new(),
             spend: Default::default(),
+            findings: Default::default(),
         };
         m.policy(policy);
         m
@@ -310,6 +314,13 @@ impl Metrics {
         }
     }
 
+    /// A result rule acted on an answer: `n` matches of pattern `rule`
+    /// (or `max-bytes`) with `action`. Off the clean path.
+    pub fn result_findings(&self, rule: &'static str, action: &'static str, n: u64) {
+        let mut m = self.findings.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((rule, action)).or_default() += n;
+    }
+
     /// The upstream answered a request after `d`.
     pub fn upstream_latency(&self, tools_call: bool, d: Duration) {
         if tools_call {
@@ -422,6 +433,19 @@ impl Metrics {
                 out,
                 "portcullis_idempotent_duplicates_total{{server=\"{server}\",result=\"{result}\"}} {}",
                 n.load(Relaxed)
+            );
+        }
+        out.push_str("# HELP portcullis_result_findings_total Secret-pattern matches and size refusals in answers, by pattern (built-in or the policy's) and action.\n# TYPE portcullis_result_findings_total counter\n");
+        for ((rule, action), n) in self
+            .findings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "portcullis_result_findings_total{{server=\"{server}\",rule=\"{}\",action=\"{action}\"}} {n}",
+                escape(rule)
             );
         }
         out.push_str("# HELP portcullis_upstream_latency_seconds Time from forwarding a request to the upstream's answer.\n# TYPE portcullis_upstream_latency_seconds histogram\n");

@@ -96,6 +96,8 @@ struct Pending {
     /// The approval this call consumed (operator flow): given back when
     /// the upstream answers with a JSON-RPC error.
     approval: Option<Box<Granted>>,
+    /// The result rule its answer is checked against (docs/results.md).
+    results: Option<Box<crate::results::Watch>>,
 }
 
 /// An approval consumed by a forwarded call.
@@ -632,8 +634,21 @@ impl Session {
             } else {
                 Kind::Other
             };
+            let watch = if env.method_is("resources/read") {
+                self.resource_watch(&env)
+            } else {
+                None
+            };
+            let later_key = watch.as_ref().map(|_| key.clone());
             return Some(match self.register(key, id.as_bytes(), kind) {
-                Ok(()) => (true, None),
+                Ok(()) => {
+                    if let (Some(w), Some(k)) = (watch, later_key)
+                        && let Some(p) = self.pending().get_mut(&k)
+                    {
+                        p.results = Some(w);
+                    }
+                    (true, None)
+                }
                 Err(reply) => (false, Some(reply)),
             });
         }
@@ -659,6 +674,79 @@ impl Session {
                 RejectKind::NotAMessage,
             )),
         ))
+    }
+
+    /// The result rule for a `resources/read` (by its `params.uri`), when one names it.
+    fn resource_watch(&self, env: &Envelope<'_>) -> Option<Box<crate::results::Watch>> {
+        let Some(Val::Object(params)) = env.params.map(|p| p.val()) else {
+            return None;
+        };
+        let Some(Val::Str(uri)) = params.get("uri").map(|u| u.val()) else {
+            return None;
+        };
+        // Decoded without allocating (no copy unless a rule names the URI).
+        let rule = uri.with_str(|u| self.policy().resource_result_rule(u))?;
+        Some(Box::new(crate::results::Watch {
+            rule,
+            what: uri.chars().collect(),
+            resource: true,
+        }))
+    }
+
+    /// Applies the result rule of a watched request to its answer: None
+    /// when it passes as it came, else the bytes the client gets instead
+    /// (redacted, or an `isError` result). Findings go to the decision log
+    /// and metrics by pattern name and count, never what matched.
+    fn check_result(
+        &self,
+        w: &crate::results::Watch,
+        raw: &[u8],
+        result: Value<'_>,
+        raw_id: &[u8],
+    ) -> Option<Vec<u8>> {
+        use portcullis_core::results::Verdict;
+        let (bytes, counts, action) =
+            match portcullis_core::results::check_result(w.rule, raw, result) {
+                Verdict::Pass => return None,
+                Verdict::Redacted { bytes, counts } => (bytes, counts, "redact"),
+                Verdict::Denied { why, counts } => {
+                    let meta = self.policy().meta();
+                    self.log.info(format_args!(
+                        "withheld the answer from {}: {}",
+                        w.what,
+                        why.message(w.rule, &w.what)
+                    ));
+                    (
+                        crate::results::withheld(raw_id, w, &why, &counts, meta),
+                        counts,
+                        "deny",
+                    )
+                }
+            };
+        if action == "redact" {
+            self.log.info(format_args!(
+                "redacted {} secret(s) in the answer from {} ({})",
+                counts.iter().map(|c| c.count).sum::<u32>(),
+                w.what,
+                w.rule.spec.name
+            ));
+        }
+        if let Some(m) = &self.metrics {
+            for c in &counts {
+                m.result_findings(c.name, c.action.name(), u64::from(c.count));
+            }
+        }
+        let rule = w.rule.spec.name;
+        self.record(|| Event::Result {
+            at: UnixMillis::now(),
+            tool: w.what.clone(),
+            rule,
+            action,
+            findings: counts,
+            session: Some(self.session),
+            principal: self.principal.clone(),
+        });
+        Some(bytes)
     }
 
     /// The client cancelled one of its requests: it expects no answer, so a
@@ -807,6 +895,7 @@ impl Session {
                 paid,
                 idem,
                 approval: None,
+                results: None,
             },
         );
         drop(pending);
@@ -1136,14 +1225,26 @@ impl Session {
                         ));
                     }
                 };
-                // Only an approved call needs its key again (no copy otherwise).
-                let approved_key = granted.granted.is_some().then(|| key.clone());
+                // Only an approved call, or one whose answer a result rule
+                // checks, needs its key again (no copy otherwise).
+                let result_rule = policy.result_rule(call.name());
+                let later_key =
+                    (granted.granted.is_some() || result_rule.is_some()).then(|| key.clone());
                 match self.register_call(key, id.as_bytes(), decision.ticket, paid, claim) {
                     Ok(()) => {
-                        if let (Some(g), Some(k)) = (granted.granted.take(), approved_key)
+                        if let Some(k) = later_key
                             && let Some(p) = self.pending().get_mut(&k)
                         {
-                            p.approval = Some(Box::new(g));
+                            if let Some(g) = granted.granted.take() {
+                                p.approval = Some(Box::new(g));
+                            }
+                            if let Some(rule) = result_rule {
+                                p.results = Some(Box::new(crate::results::Watch {
+                                    rule,
+                                    what: call.name().to_string(),
+                                    resource: false,
+                                }));
+                            }
                         }
                         (true, None)
                     }
@@ -2010,8 +2111,15 @@ impl Session {
             m.upstream_latency(matches!(p.kind, Kind::Call(_)), p.since.elapsed());
         }
         let paid = p.paid;
+        // The result rule first: an idempotent replay gets what the client got.
+        let checked = match (&p.results, env.result) {
+            (Some(w), Some(result)) if !matches!(p.kind, Kind::Abandoned) => {
+                self.check_result(w, raw, result, &p.raw_id)
+            }
+            _ => None,
+        };
         if let Some(c) = &p.idem {
-            self.settle_idem(c, Some(raw));
+            self.settle_idem(c, Some(checked.as_deref().unwrap_or(raw)));
         }
         if let Some(g) = p.approval
             && env.error.is_some_and(|e| !e.is_null())
@@ -2026,14 +2134,17 @@ impl Session {
                     } else {
                         self.counters.commit(&ticket);
                     }
-                    return self.paid_answer(&env, paid, &p.raw_id);
+                    return match (self.paid_answer(&env, paid, &p.raw_id), checked) {
+                        (Answer::Forward, Some(bytes)) => Answer::Replace(bytes),
+                        (answer, _) => answer,
+                    };
                 }
                 if env.error.is_some_and(|e| !e.is_null()) {
                     self.counters.rollback(&ticket);
                 } else {
                     self.counters.commit(&ticket);
                 }
-                Answer::Forward
+                checked.map_or(Answer::Forward, Answer::Replace)
             }
             Kind::List => match self.filter_list(raw, outline) {
                 Ok(None) => Answer::Forward,
@@ -2048,7 +2159,8 @@ impl Session {
                     ))
                 }
             },
-            Kind::Other | Kind::Asking(_) => Answer::Forward,
+            Kind::Other => checked.map_or(Answer::Forward, Answer::Replace),
+            Kind::Asking(_) => Answer::Forward,
             Kind::Initialize => {
                 let version = env
                     .result

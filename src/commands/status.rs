@@ -178,6 +178,9 @@ pub(crate) struct Report {
     spend: BTreeMap<(String, String, String), [u64; 4]>,
     /// Operator approval flow (`type: approval` lines): stage -> count.
     approvals: BTreeMap<String, u64>,
+    /// Answers changed by result rules (`type: result` lines): action
+    /// (`redact`, `deny`) -> count.
+    results: BTreeMap<String, u64>,
 }
 
 /// The decision log's payment stages, in the order `status` shows them.
@@ -202,6 +205,7 @@ impl Report {
             callers: BTreeMap::new(),
             spend: BTreeMap::new(),
             approvals: BTreeMap::new(),
+            results: BTreeMap::new(),
         }
     }
 
@@ -240,6 +244,10 @@ impl Report {
         }
         if kind == "approval" {
             *self.approvals.entry(s("stage")).or_default() += 1;
+            return;
+        }
+        if kind == "result" {
+            *self.results.entry(s("action")).or_default() += 1;
             return;
         }
         if !matches!(
@@ -416,6 +424,7 @@ impl Report {
             rejected: self.rejected,
             approval_required: self.approval_required,
             approvals: self.approvals,
+            results: self.results,
             deny_rate: if self.calls == 0 {
                 0.0
             } else {
@@ -480,6 +489,10 @@ pub(crate) struct Summary {
     /// approvals`); omitted when none.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     approvals: BTreeMap<String, u64>,
+    /// Answers changed by result rules, by action (`redact`, `deny`);
+    /// omitted when none were.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    results: BTreeMap<String, u64>,
     deny_rate: f64,
     calls_per_minute: Vec<MinuteSummary>,
     top_denying_rules: Vec<RuleSummary>,
@@ -665,6 +678,14 @@ fn render(s: &Summary) -> String {
             .map(|(k, v)| format!("{v} {k}"))
             .collect();
         out.push_str(&format!("Approvals: {}\n", parts.join(", ")));
+    }
+    if !s.results.is_empty() {
+        let n = |k: &str| s.results.get(k).copied().unwrap_or(0);
+        out.push_str(&format!(
+            "Answers changed by result rules: {} redacted, {} withheld\n",
+            n("redact"),
+            n("deny")
+        ));
     }
     let per_minute: Vec<String> = s
         .calls_per_minute

@@ -90,6 +90,18 @@ impl Proxy {
         )
     }
 
+    /// [`Proxy::command`] with these environment variables set.
+    pub fn command_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proxy {
+        let dir = temp_dir(name);
+        let tap = dir.join("unused");
+        Proxy::spawn(
+            &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            env,
+            dir,
+            tap,
+        )
+    }
+
     fn spawn(args: &[String], env: &[(&str, &str)], dir: PathBuf, tap: PathBuf) -> Proxy {
         let mut child = Command::new(portcullis())
             .args(args)

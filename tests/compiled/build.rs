@@ -74,6 +74,10 @@ fn main() {
     let principal = root.join("tests/fixtures/principal");
     println!("cargo:rerun-if-changed={}", principal.display());
     inputs.extend(load_dir(&principal, Some("tests/fixtures/principal")).expect("read fixtures"));
+    // Result rules in every dialect.
+    let results = root.join("tests/fixtures/results");
+    println!("cargo:rerun-if-changed={}", results.display());
+    inputs.extend(load_dir(&results, Some("tests/fixtures/results")).expect("read fixtures"));
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,

@@ -45,7 +45,7 @@ pub fn lower(
     let entries = map_entries(root, "the policy file", diags)?;
     check_keys(
         entries,
-        &["description", "default", "hide", "tools"],
+        &["description", "default", "hide", "tools", "results"],
         "a catalogue-form policy",
         diags,
     );
@@ -68,6 +68,9 @@ pub fn lower(
                 Posture::Allow
             }
         };
+    }
+    if let Some(r) = get(entries, "results") {
+        b.policy.results = super::results::decode_block(r, diags);
     }
     let default_span = get(entries, "default").map_or(root.span, |d| d.span);
     if let Some(h) = get(entries, "hide") {

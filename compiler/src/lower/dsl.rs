@@ -99,6 +99,7 @@ pub fn lower<'f>(
                     });
                 }
             }
+            Item::Results(r) => super::results::lower_dsl(r, &mut b.policy.results, diags),
             Item::Include(_) | Item::Tool(_) => {}
         }
     }

@@ -64,6 +64,8 @@ struct File {
     tools: BTreeMap<String, ToolDecl>,
     /// The top-level `approvals:` block, decoded and checked.
     approvals: Option<crate::ir::ApprovalConfig>,
+    /// The top-level `results:` block (a Portcullis extension; docs/results.md).
+    results: Vec<crate::results::ResultRule>,
 }
 
 struct ToolDecl {
@@ -250,6 +252,7 @@ fn decode(root: Option<&Node>, file_span: Span, diags: &mut Vec<Diagnostic>) -> 
         hide_conditions: Vec::new(),
         tools: BTreeMap::new(),
         approvals: None,
+        results: Vec::new(),
     };
     let Some(root) = root else {
         return file;
@@ -266,6 +269,7 @@ fn decode(root: Option<&Node>, file_span: Span, diags: &mut Vec<Diagnostic>) -> 
             "hide",
             "tools",
             "approvals",
+            "results",
         ],
         "the policy file",
         diags,
@@ -278,6 +282,9 @@ fn decode(root: Option<&Node>, file_span: Span, diags: &mut Vec<Diagnostic>) -> 
     }
     if let Some(a) = get(entries, "approvals") {
         file.approvals = super::approval::decode_block(a, diags);
+    }
+    if let Some(r) = get(entries, "results") {
+        file.results = super::results::decode_block(r, diags);
     }
     file.default = match get(entries, "default") {
         Some(v) => string_field(v, "default", diags),
@@ -1737,6 +1744,7 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
     let server = b.policy.name.clone();
     b.policy.description = file.description.as_ref().map(|d| d.text.clone());
     b.policy.approvals = file.approvals.clone();
+    b.policy.results = file.results.clone();
     for (i, h) in file.hide.iter().enumerate() {
         b.add_hide(i, &h.text, h.span);
     }

@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod dsl;
 pub mod idempotency;
 pub mod intercept;
+pub mod results;
 
 use crate::ir::{
     CounterId, Dialect, Hide, Loc, NamePattern, Posture, Regex, RegexId, Rule, RuleId, RuleKind,
@@ -43,6 +44,7 @@ impl PolicyBuilder {
                 regexes: Vec::new(),
                 digest,
                 approvals: None,
+                results: Vec::new(),
             },
         }
     }
@@ -141,7 +143,8 @@ impl PolicyBuilder {
     }
 
     /// The finished policy.
-    pub fn finish(self) -> ServerPolicy {
+    pub fn finish(mut self) -> ServerPolicy {
+        crate::results::merge(&mut self.policy.results);
         self.policy
     }
 }

@@ -75,6 +75,67 @@ pub enum Item {
     Include(Spanned<String>),
     /// `tool a, b { rules }`
     Tool(ToolBlock),
+    /// `results [for ...] { ... }`: what happens to answers (docs/results.md).
+    Results(ResultsBlock),
+}
+
+/// `results [for TOOLS | for resource "URI"] { STATEMENTS }`
+#[derive(Debug, Clone)]
+pub struct ResultsBlock {
+    /// What it applies to.
+    pub target: ResultsFor,
+    /// Its statements, in order.
+    pub stmts: Vec<ResultStmt>,
+    /// The header (`results ...`).
+    pub span: Span,
+}
+
+/// The target of a `results` block.
+#[derive(Debug, Clone)]
+pub enum ResultsFor {
+    /// No `for`: every answer.
+    All,
+    /// `for a, b*`: tools.
+    Tools(Vec<Pattern>),
+    /// `for resource "file:///etc/*"`.
+    Resource(Spanned<String>),
+}
+
+/// A statement of a `results` block.
+#[derive(Debug, Clone)]
+pub enum ResultStmt {
+    /// `redact secrets` / `deny secrets ["message"]`
+    Secrets {
+        /// What a match does.
+        action: crate::results::Action,
+        /// The message of a withheld answer.
+        message: Option<Spanned<String>>,
+        /// Where.
+        span: Span,
+    },
+    /// `redact /RE/flags as NAME`
+    Pattern {
+        /// What a match does.
+        action: crate::results::Action,
+        /// Pattern and flags.
+        regex: Spanned<(String, String)>,
+        /// Its name.
+        name: Spanned<String>,
+        /// Where.
+        span: Span,
+    },
+    /// `max 64 KiB`
+    Max(Spanned<String>),
+}
+
+impl ResultStmt {
+    /// Where the statement is.
+    pub fn span(&self) -> Span {
+        match self {
+            ResultStmt::Secrets { span, .. } | ResultStmt::Pattern { span, .. } => *span,
+            ResultStmt::Max(m) => m.span,
+        }
+    }
 }
 
 /// A tool name or glob (`*` matches any run of characters).
@@ -337,12 +398,19 @@ pub enum Literal {
 // Parsing with recovery.
 
 /// Words that start a statement; a broken statement is blanked up to the next one.
-const STATEMENT_STARTS: [&str; 10] = [
+const STATEMENT_STARTS: [&str; 13] = [
     "server", "default", "hide", "include", "tool", "deny", "allow", "approve", "limit", "spend",
+    "results", "redact", "max",
 ];
 
 /// Keywords, for did-you-mean suggestions.
-const KEYWORDS: [&str; 42] = [
+const KEYWORDS: [&str; 48] = [
+    "results",
+    "for",
+    "resource",
+    "redact",
+    "secrets",
+    "max",
     "allow",
     "and",
     "approve",
@@ -443,7 +511,14 @@ fn describe(r: &Rule) -> String {
         | Rule::default_decl
         | Rule::hide_decl
         | Rule::include_decl
-        | Rule::tool_block => "a statement (`default`, `hide`, `include`, `tool`)".into(),
+        | Rule::tool_block
+        | Rule::results_block => {
+            "a statement (`default`, `hide`, `include`, `tool`, `results`)".into()
+        }
+        Rule::result_secrets | Rule::result_pattern | Rule::result_max | Rule::result_action => {
+            "a results statement (`redact secrets`, `deny secrets`, `redact /re/ as name`, `max 64 KiB`)".into()
+        }
+        Rule::size_unit => "a size unit (KiB, MiB, KB, MB, bytes)".into(),
         Rule::deny_rule
         | Rule::allow_rule
         | Rule::approve_rule
@@ -739,10 +814,100 @@ impl Build<'_> {
                         span: Span::new(self.file, span.start, header_end),
                     }));
                 }
+                Rule::results_block => items.push(Item::Results(self.results_block(p, diags))),
                 _ => {}
             }
         }
         items
+    }
+
+    fn results_block(&self, p: Pair<'_, Rule>, diags: &mut Vec<Diagnostic>) -> ResultsBlock {
+        let span = self.span(&p);
+        let mut target = ResultsFor::All;
+        let mut stmts = Vec::new();
+        let mut header_end = span.start + "results".len();
+        for q in p.into_inner() {
+            let qspan = self.span(&q);
+            match q.as_rule() {
+                Rule::results_for => {
+                    header_end = qspan.end;
+                    let mut pats = Vec::new();
+                    for r in q.into_inner() {
+                        match r.as_rule() {
+                            Rule::string => {
+                                target = ResultsFor::Resource(self.string(&r, diags));
+                            }
+                            Rule::pattern => pats.push(self.pattern(r, diags)),
+                            _ => {}
+                        }
+                    }
+                    if !pats.is_empty() {
+                        target = ResultsFor::Tools(pats);
+                    }
+                }
+                Rule::result_secrets | Rule::result_pattern => {
+                    let rule = q.as_rule();
+                    let mut inner = q.into_inner();
+                    let action = match inner.next().map(|a| a.as_str().to_string()) {
+                        Some(a) if a == "deny" => crate::results::Action::Deny,
+                        _ => crate::results::Action::Redact,
+                    };
+                    if rule == Rule::result_secrets {
+                        let message = inner
+                            .find(|r| r.as_rule() == Rule::string)
+                            .map(|s| self.string(&s, diags));
+                        stmts.push(ResultStmt::Secrets {
+                            action,
+                            message,
+                            span: qspan,
+                        });
+                        continue;
+                    }
+                    let re = inner.next().expect("a regex");
+                    let rspan = self.span(&re);
+                    let mut parts = re.into_inner();
+                    let body = parts
+                        .next()
+                        .map(|b| b.as_str().replace("\\/", "/"))
+                        .unwrap_or_default();
+                    let flags = parts
+                        .next()
+                        .map(|f| f.as_str().to_string())
+                        .unwrap_or_default();
+                    let name = inner.find(|r| r.as_rule() == Rule::name).expect("a name");
+                    stmts.push(ResultStmt::Pattern {
+                        action,
+                        regex: Spanned {
+                            value: (body, flags),
+                            span: rspan,
+                        },
+                        name: Spanned {
+                            value: name.as_str().to_string(),
+                            span: self.span(&name),
+                        },
+                        span: qspan,
+                    });
+                }
+                Rule::result_max => {
+                    let text = q
+                        .into_inner()
+                        .skip(1)
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    stmts.push(ResultStmt::Max(Spanned {
+                        value: text,
+                        span: qspan,
+                    }));
+                }
+                _ => {}
+            }
+        }
+        ResultsBlock {
+            target,
+            stmts,
+            span: Span::new(self.file, span.start, header_end),
+        }
     }
 
     fn pattern(&self, p: Pair<'_, Rule>, diags: &mut Vec<Diagnostic>) -> Pattern {

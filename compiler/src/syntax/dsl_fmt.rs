@@ -198,7 +198,7 @@ impl Printer<'_> {
     fn items(&mut self, items: &[Item], indent: &str) {
         let mut previous_was_block = false;
         for (i, item) in items.iter().enumerate() {
-            let is_block = matches!(item, Item::Tool(_));
+            let is_block = matches!(item, Item::Tool(_) | Item::Results(_));
             if i > 0 && (is_block || previous_was_block) {
                 self.out.push('\n');
             }
@@ -235,6 +235,38 @@ impl Printer<'_> {
                     self.out.push_str("include ");
                     self.out.push_str(&string(&s.value));
                     self.trailing(s.span.end);
+                }
+                Item::Results(block) => {
+                    self.comments_before(block.span.start, indent);
+                    self.out.push_str(indent);
+                    self.out.push_str("results");
+                    match &block.target {
+                        crate::syntax::dsl::ResultsFor::All => {}
+                        crate::syntax::dsl::ResultsFor::Tools(pats) => {
+                            self.out.push_str(" for ");
+                            self.out
+                                .push_str(&pats.iter().map(pattern).collect::<Vec<_>>().join(", "));
+                        }
+                        crate::syntax::dsl::ResultsFor::Resource(u) => {
+                            self.out.push_str(" for resource ");
+                            self.out.push_str(&string(&u.value));
+                        }
+                    }
+                    let close = self.block_close(block.span.end);
+                    self.out.push_str(" {");
+                    self.trailing(block.span.end);
+                    let inner = format!("{indent}  ");
+                    for s in &block.stmts {
+                        self.comments_before(s.span().start, &inner);
+                        self.blank_line_before(s.span().start);
+                        self.out.push_str(&inner);
+                        self.out.push_str(&result_stmt(s));
+                        let end = self.content_end(s.span().start, s.span().end);
+                        self.trailing(end);
+                    }
+                    self.comments_before(close, &inner);
+                    self.out.push_str(indent);
+                    self.out.push_str("}\n");
                 }
                 Item::Tool(block) => {
                     self.comments_before(block.span.start, indent);
@@ -356,6 +388,35 @@ fn is_keyword(s: &str) -> bool {
         s,
         "tool" | "hide" | "default" | "include" | "server" | "deny" | "allow" | "limit"
     )
+}
+
+/// One statement of a `results` block.
+fn result_stmt(s: &crate::syntax::dsl::ResultStmt) -> String {
+    use crate::syntax::dsl::ResultStmt;
+    match s {
+        ResultStmt::Secrets {
+            action, message, ..
+        } => match message {
+            Some(m) => format!("{} secrets {}", action.name(), string(&m.value)),
+            None => format!("{} secrets", action.name()),
+        },
+        ResultStmt::Pattern {
+            action,
+            regex,
+            name,
+            ..
+        } => {
+            let (body, flags) = &regex.value;
+            format!(
+                "{} /{}/{} as {}",
+                action.name(),
+                body.replace('/', "\\/"),
+                flags,
+                name.value
+            )
+        }
+        ResultStmt::Max(m) => format!("max {}", m.value),
+    }
 }
 
 /// A string literal with the escapes the grammar reads back.

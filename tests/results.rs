@@ -1,0 +1,677 @@
+//! Result rules end to end (docs/results.md): the real binary in front of the
+//! real `@modelcontextprotocol/server-everything` (and a small server on the
+//! real MCP SDK for `structuredContent`), over real pipes. Each built-in
+//! secret format echoed back is redacted (or the answer withheld, as the
+//! policy says); a clean 1 MiB answer passes byte for byte; a too-large
+//! answer is refused; the decision log and metrics name the patterns, never
+//! the secrets.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Proxy, root, server_everything};
+use portcullis_core::secrets::{Action, BUILTINS, Scanner};
+use serde_json::{Value, json};
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn call_line(id: u64, tool: &str, args: Value) -> String {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}})
+        .to_string()
+}
+
+fn call(p: &mut Proxy, id: u64, tool: &str, args: Value) -> Value {
+    p.send(&call_line(id, tool, args));
+    serde_json::from_str(&p.response(&id.to_string())).unwrap()
+}
+
+/// The exact secret the built-in `name` finds in `text`.
+fn secret_in(text: &str) -> String {
+    let s = Scanner::new(Some(Action::Redact), &[]).unwrap();
+    let mut out = Vec::new();
+    s.scan(text.as_bytes(), |f| {
+        out.push(text[f.start..f.end].to_string())
+    });
+    assert_eq!(out.len(), 1, "{text}");
+    out.remove(0)
+}
+
+fn text_of(answer: &Value) -> String {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {answer}"))
+        .to_string()
+}
+
+const POLICY: &str = r#"version: "1"
+description: result rules over server-everything
+default: allow
+tools: {}
+results:
+  all:
+    redact: secrets
+  tools:
+    get-env:
+      deny: secrets
+      message: "get-env answers may not carry credentials"
+    get-sum:
+      max_bytes: 32
+"#;
+
+#[test]
+fn every_builtin_format_is_redacted_and_the_log_names_only_patterns() {
+    let dir = common::temp_dir("results-redact");
+    let policy = write(&dir, "everything.yaml", POLICY);
+    let audit = dir.join("audit.jsonl");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let mut p = Proxy::everything_env(
+        "results-redact",
+        &[
+            "-c",
+            &policy,
+            "--audit-log",
+            audit.to_str().unwrap(),
+            "--metrics",
+            &metrics,
+            "--log-level",
+            "warn",
+        ],
+        &[("GITHUB_TOKEN", "ghp_16C7e42F292c6912E7710c838347Ae178B4a")],
+    );
+    p.initialize();
+    let mut secrets = Vec::new();
+    for (i, b) in BUILTINS.iter().enumerate() {
+        let secret = secret_in(b.example);
+        let answer = call(&mut p, i as u64 + 1, "echo", json!({"message": b.example}));
+        let text = text_of(&answer);
+        assert!(
+            text.contains(&format!("[REDACTED:{}]", b.name)) && !text.contains(&secret),
+            "{}: {text}",
+            b.name
+        );
+        assert_eq!(
+            answer["result"]["_meta"]["dev.portcullis/redactions"],
+            json!([{"rule": b.name, "action": "redact", "count": 1}]),
+            "{answer}"
+        );
+        secrets.push(secret);
+    }
+    // The environment holds a GitHub token: get-env's rule withholds the answer.
+    let env = call(&mut p, 100, "get-env", json!({}));
+    assert_eq!(env["result"]["isError"], json!(true), "{env}");
+    assert_eq!(
+        text_of(&env),
+        "[POLICY DENIED] get-env answers may not carry credentials (github-token)"
+    );
+    let meta = &env["result"]["_meta"]["dev.portcullis/result"];
+    assert_eq!(meta["rule"], json!("results.tools.get-env"));
+    assert!(
+        meta["source"].as_str().unwrap().ends_with(":10:7"),
+        "{meta}"
+    );
+    assert!(!env.to_string().contains("ghp_16C7e42F"), "{env}");
+    // A clean answer passes untouched; get-sum's answers may be 64 bytes at most.
+    let clean = call(&mut p, 101, "echo", json!({"message": "nothing to see"}));
+    assert_eq!(text_of(&clean), "Echo: nothing to see");
+    assert!(clean["result"].get("_meta").is_none(), "{clean}");
+    let sum = call(&mut p, 102, "get-sum", json!({"a": 1, "b": 2}));
+    assert_eq!(sum["result"]["isError"], json!(true), "{sum}");
+    assert!(
+        text_of(&sum).contains("more than the 32 bytes the policy allows (results.tools.get-sum)"),
+        "{sum}"
+    );
+
+    let body = scrape(port);
+    assert!(
+        body.contains(r#"portcullis_result_findings_total{server="everything",rule="github-token",action="redact"} 1"#)
+            && body.contains(r#"portcullis_result_findings_total{server="everything",rule="github-token",action="deny"} 1"#)
+            && body.contains(r#"portcullis_result_findings_total{server="everything",rule="max-bytes",action="deny"} 1"#),
+        "{body}"
+    );
+    let (code, _) = p.finish();
+    assert_eq!(code, 0);
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let results: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "result")
+        .collect();
+    assert_eq!(results.len(), BUILTINS.len() + 2, "{log}");
+    assert_eq!(results[0]["tool"], json!("echo"));
+    assert_eq!(results[0]["rule"], json!("results.all"));
+    assert_eq!(results[0]["action"], json!("redact"));
+    assert_eq!(
+        results[BUILTINS.len()]["findings"],
+        json!([{"pattern": "github-token", "action": "deny", "count": 1}])
+    );
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "the log holds a secret: {s}");
+    }
+    assert!(!log.contains("ghp_16C7e42F"));
+    // `portcullis status` counts them.
+    let (code, out) = portcullis(&["status", "--audit-log", audit.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "Answers changed by result rules: {} redacted, 2 withheld",
+            BUILTINS.len()
+        )) && !out.contains("skipped"),
+        "{out}"
+    );
+}
+
+fn scrape(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "metrics endpoint: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    write!(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+#[test]
+fn deny_withholds_every_format_and_escaped_secrets_are_found() {
+    let dir = common::temp_dir("results-deny");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  results for echo {\n    deny secrets\n  }\n}\n",
+    );
+    let mut p = Proxy::everything("results-deny", &["-c", &policy, "--log-level", "warn"]);
+    p.initialize();
+    for (i, b) in BUILTINS.iter().enumerate() {
+        let answer = call(&mut p, i as u64 + 1, "echo", json!({"message": b.example}));
+        assert_eq!(answer["result"]["isError"], json!(true), "{answer}");
+        assert_eq!(
+            text_of(&answer),
+            format!(
+                "[POLICY DENIED] the answer from echo was withheld: it holds a secret ({})",
+                b.name
+            )
+        );
+    }
+    // The server escapes what it sends as JSON requires; a secret written
+    // with escapes it keeps (`\/` in a key's base64) is still found.
+    let escaped = r#"{"jsonrpc":"2.0","id":50,"method":"tools/call","params":{"name":"echo","arguments":{"message":"aws_secret_access_key = wJalrXUtnFEMI\/K7MDENG\/bPxRfiCYEXAMPLEKEY"}}}"#;
+    p.send(escaped);
+    let answer: Value = serde_json::from_str(&p.response("50")).unwrap();
+    assert_eq!(answer["result"]["isError"], json!(true), "{answer}");
+    p.finish();
+}
+
+#[test]
+fn a_secret_in_structured_content_is_redacted_there_and_in_the_text() {
+    let dir = common::temp_dir("results-structured");
+    let policy = write(
+        &dir,
+        "structured.yaml",
+        "version: \"1\"\nresults:\n  tools:\n    lookup:\n      redact: secrets\n",
+    );
+    let server = root().join("tests/e2e/structured_server.mjs");
+    let mut p = Proxy::command_env(
+        "results-structured",
+        &[
+            "-c",
+            &policy,
+            "--log-level",
+            "warn",
+            "--",
+            "node",
+            server.to_str().unwrap(),
+        ],
+        &[("LOOKUP_SECRET", "sk_live_4eC39HqLyjWDarjtT1zdp7dc")],
+    );
+    p.initialize();
+    let answer = call(&mut p, 1, "lookup", json!({"service": "billing"}));
+    let r = &answer["result"];
+    assert_eq!(
+        r["structuredContent"]["config"]["token"],
+        json!("[REDACTED:stripe-key]"),
+        "{answer}"
+    );
+    assert_eq!(
+        r["structuredContent"]["config"]["url"],
+        json!("https://billing.example.com/")
+    );
+    assert!(
+        text_of(&answer).contains(r#"\"token\":\"[REDACTED:stripe-key]\""#)
+            || text_of(&answer).contains(r#""token":"[REDACTED:stripe-key]""#),
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains("sk_live_4eC39"), "{answer}");
+    assert_eq!(
+        r["_meta"]["dev.portcullis/redactions"],
+        json!([{"rule": "stripe-key", "action": "redact", "count": 2}])
+    );
+    p.finish();
+}
+
+/// The answer line server-everything writes for `line`, run directly.
+fn direct_answer(line: &str) -> String {
+    let mut child = Command::new("node")
+        .arg(server_everything())
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":"init","method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"portcullis-tests","version":"1"}}}}}}"#).unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+    )
+    .unwrap();
+    writeln!(stdin, "{line}").unwrap();
+    let mut out = String::new();
+    for l in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let l = l.unwrap();
+        if l.contains(r#""id":7"#) {
+            out = l;
+            break;
+        }
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    out
+}
+
+#[test]
+fn a_clean_mebibyte_passes_byte_for_byte_and_a_size_limit_refuses() {
+    let dir = common::temp_dir("results-large");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  results { redact secrets }\n  results for get-sum { max 40 }\n}\n",
+    );
+    // 1 MiB of clean text, with the escapes JSON needs on every line.
+    let line = "the quick brown fox \"jumps\" over\tthe lazy dog 0123456789\n";
+    let message: String = line.repeat((1 << 20) / line.len() + 1);
+    let request = call_line(7, "echo", json!({"message": message}));
+    let direct = direct_answer(&request);
+    assert!(direct.len() > 1 << 20, "{}", direct.len());
+    let mut p = Proxy::everything("results-large", &["-c", &policy, "--log-level", "warn"]);
+    p.initialize();
+    p.send(&request);
+    let proxied = p.response("7");
+    assert!(proxied == direct, "the clean answer changed on its way");
+    // max 40: get-sum's answer is larger.
+    let sum = call(&mut p, 8, "get-sum", json!({"a": 1, "b": 2}));
+    assert_eq!(sum["result"]["isError"], json!(true), "{sum}");
+    assert!(
+        text_of(&sum).starts_with("[POLICY DENIED] the answer from get-sum is "),
+        "{sum}"
+    );
+    p.finish();
+}
+
+/// Kills the process when dropped.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// server-everything over Streamable HTTP (it answers a POST with an SSE
+/// stream); its URL.
+fn everything_http() -> (Guard, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("node")
+        .arg(server_everything())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let server = Guard(child);
+    let mut lines = BufReader::new(err).lines();
+    loop {
+        let l = lines.next().expect("server-everything exited").unwrap();
+        if l.contains("listening on port") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (server, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+#[test]
+fn answers_over_streamable_http_sse_are_checked_too() {
+    let (_server, url) = everything_http();
+    let dir = common::temp_dir("results-http");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  results { redact secrets }\n  results for get-env { deny secrets }\n}\n",
+    );
+    let mut p = Proxy::command(
+        "results-http",
+        &["-c", &policy, "--log-level", "warn", "--upstream", &url],
+    );
+    p.initialize();
+    let answer = call(
+        &mut p,
+        1,
+        "echo",
+        json!({"message": "token xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"}),
+    );
+    assert_eq!(
+        text_of(&answer),
+        "Echo: token [REDACTED:slack-token]",
+        "{answer}"
+    );
+    let clean = call(&mut p, 2, "echo", json!({"message": "hello"}));
+    assert_eq!(text_of(&clean), "Echo: hello");
+    p.finish();
+}
+
+fn portcullis(args: &[&str]) -> (i32, String) {
+    let out = Command::new(common::portcullis())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn tests_as_data_and_explain_cover_result_rules() {
+    let (code, out) = portcullis(&["test", "tests/fixtures/results"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("test result: ok. 3 passed; 0 failed"), "{out}");
+    // Coverage counts the result rules a `result:` case exercised: all of
+    // the tested policy's (its resource rule is left out), none of the
+    // two policies without a test file.
+    let (_, out) = portcullis(&["test", "--coverage", "tests/fixtures/results"]);
+    assert!(
+        out.contains("coverage: 3 of 9 rules and conditions evaluated")
+            && out.contains("results-intercept.yaml:14:7  result rule results.tools.read_file never checked an answer")
+            && !out.contains("results-dsl.policy:"),
+        "{out}"
+    );
+    let (code, out) = portcullis(&[
+        "explain",
+        "-c",
+        "tests/fixtures/results/results-dsl.policy",
+        "--tool",
+        "read_file",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("answer   checked by results for read_file (tests/fixtures/results/results-dsl.policy:8:15): deny secrets; redact /EMP-[0-9]{6}/ (employee-id); max 64 KiB"),
+        "{out}"
+    );
+    // A test expecting the wrong thing fails with both sides shown.
+    let dir = common::temp_dir("results-test-fail");
+    std::fs::copy(
+        root().join("tests/fixtures/results/results-dsl.policy"),
+        dir.join("results-dsl.policy"),
+    )
+    .unwrap();
+    write(
+        &dir,
+        "results-dsl.test.yaml",
+        "cases:\n  - name: wrong\n    calls:\n      - tool: echo\n        result: {content: [{type: text, text: \"AKIAIOSFODNN7EXAMPLE\"}]}\n        expect: pass\n",
+    );
+    let (code, out) = portcullis(&["test", dir.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("expected  pass")
+            && out.contains("got       redact (by results: aws-access-key-id x1)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn resources_read_answers_are_checked_when_a_rule_names_resources() {
+    let dir = common::temp_dir("results-resources");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        r#"version: "1"
+results:
+  resources:
+    "demo://resource/static/document/*":
+      max_bytes: 100
+    "demo://resource/dynamic/text/*":
+      patterns:
+        - {name: resource-id, regex: "Resource [0-9]+", action: redact}
+"#,
+    );
+    let mut p = Proxy::everything("results-resources", &["-c", &policy, "--log-level", "warn"]);
+    p.initialize();
+    let read = |p: &mut Proxy, id: u64, uri: &str| -> Value {
+        p.send(
+            &json!({"jsonrpc":"2.0","id":id,"method":"resources/read","params":{"uri":uri}})
+                .to_string(),
+        );
+        serde_json::from_str(&p.response(&id.to_string())).unwrap()
+    };
+    // A document larger than 100 bytes: withheld with a JSON-RPC error.
+    let doc = read(&mut p, 1, "demo://resource/static/document/features.md");
+    assert_eq!(doc["error"]["code"], json!(-32003), "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("[POLICY DENIED] the answer from demo://resource/static/document/features.md is ")
+            && message.ends_with("bytes, more than the 100 bytes the policy allows (results.resources.demo://resource/static/document/*)"),
+        "{doc}"
+    );
+    assert_eq!(
+        doc["error"]["data"]["dev.portcullis/result"]["findings"],
+        json!([{"rule": "max-bytes", "action": "deny", "count": 1}])
+    );
+    // A dynamic text resource: its own pattern redacts.
+    let text = read(&mut p, 2, "demo://resource/dynamic/text/1");
+    let t = text["result"]["contents"][0]["text"].as_str().unwrap();
+    assert!(
+        t.contains("[REDACTED:resource-id]") && !t.contains("Resource 1"),
+        "{text}"
+    );
+    // Tool answers are not checked: no rule names tools or every answer.
+    let echo = call(&mut p, 3, "echo", json!({"message": "Resource 7"}));
+    assert_eq!(text_of(&echo), "Echo: Resource 7");
+    p.finish();
+}
+
+#[test]
+fn an_idempotent_replay_replays_the_redacted_answer() {
+    let dir = common::temp_dir("results-replay");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  tool echo {\n    once per 1m replay\n  }\n  results { redact secrets }\n}\n",
+    );
+    let mut p = Proxy::everything("results-replay", &["-c", &policy, "--log-level", "warn"]);
+    p.initialize();
+    let args = json!({"message": "sk_live_4eC39HqLyjWDarjtT1zdp7dc"});
+    let first = call(&mut p, 1, "echo", args.clone());
+    let second = call(&mut p, 2, "echo", args);
+    assert_eq!(text_of(&first), "Echo: [REDACTED:stripe-key]", "{first}");
+    assert_eq!(text_of(&second), "Echo: [REDACTED:stripe-key]", "{second}");
+    assert!(!second.to_string().contains("sk_live_"), "{second}");
+    // The server saw the call once.
+    let calls = p
+        .server_received()
+        .iter()
+        .filter(|l| l.contains("tools/call"))
+        .count();
+    assert_eq!(calls, 1);
+    p.finish();
+}
+
+/// `portcullis --transport http ARGS`: the guard and the endpoint URL.
+fn endpoint(args: &[&str]) -> (Guard, String) {
+    let mut child = Command::new(common::portcullis())
+        .args(["--transport", "http", "--port", "0"])
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start portcullis");
+    let err = child.stderr.take().unwrap();
+    let guard = Guard(child);
+    let mut lines = BufReader::new(err).lines();
+    loop {
+        let line = lines.next().expect("portcullis prints its URL").unwrap();
+        if let Some(url) = line.strip_prefix("portcullis: listening on ") {
+            let url = url.trim().to_string();
+            std::thread::spawn(move || for _ in lines {});
+            return (guard, url);
+        }
+    }
+}
+
+/// One HTTP/1.1 request on its own connection: (head, body, dechunked).
+fn http_post(url: &str, session: Option<&str>, body: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = TcpStream::connect(authority).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(sid) = session {
+        req.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let mut b = &out[split + 4..];
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut d = Vec::new();
+        while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            d.extend_from_slice(&b[i + 2..i + 2 + n]);
+            b = &b[i + 2 + n + 2..];
+        }
+        d
+    } else {
+        b.to_vec()
+    };
+    (head, String::from_utf8(body).unwrap())
+}
+
+/// The JSON-RPC message of an answer: plain JSON, or the data of an SSE event.
+fn message_of(body: &str) -> Value {
+    let data = body
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or(body);
+    serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn an_http_client_gets_redacted_answers_from_an_http_upstream() {
+    // Both sides over Streamable HTTP: the upstream answers with SSE, and so
+    // does the proxy to its client.
+    let (_server, upstream) = everything_http();
+    let dir = common::temp_dir("results-http-both");
+    let policy = write(
+        &dir,
+        "everything.policy",
+        "server everything {\n  results { redact secrets }\n}\n",
+    );
+    let (_proxy, url) = endpoint(&[
+        "-c",
+        &policy,
+        "--log-level",
+        "warn",
+        "--upstream",
+        &upstream,
+    ]);
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (head, _) = http_post(&url, None, init);
+    let sid = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("mcp-session-id: ")
+                .map(str::to_string)
+        })
+        .expect("a session id");
+    http_post(
+        &url,
+        Some(&sid),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    let (head, body) = http_post(
+        &url,
+        Some(&sid),
+        &call_line(
+            2,
+            "echo",
+            json!({"message": "key AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI"}),
+        ),
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
+    let answer = message_of(&body);
+    assert_eq!(
+        text_of(&answer),
+        "Echo: key [REDACTED:gcp-api-key]",
+        "{body}"
+    );
+    let (_, body) = http_post(
+        &url,
+        Some(&sid),
+        &call_line(3, "echo", json!({"message": "clean"})),
+    );
+    assert_eq!(text_of(&message_of(&body)), "Echo: clean");
+}
