@@ -48,6 +48,12 @@ fn pattern(p: &NamePattern) -> Result<Pattern, Untranslatable> {
             )));
         }
         NamePattern::Exact(n) => n.clone(),
+        NamePattern::UriGlob(g) => g.clone(),
+        NamePattern::Regex { source, .. } => {
+            return Err(Untranslatable(format!(
+                "the resource regex `{source}` has no YAML form in this translation"
+            )));
+        }
     };
     Ok(Pattern {
         text,

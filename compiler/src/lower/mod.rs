@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod dsl;
 pub mod idempotency;
 pub mod intercept;
+pub mod surfaces;
 
 use crate::ir::{
     CounterId, Dialect, Hide, Loc, NamePattern, Posture, Regex, RegexId, Rule, RuleId, RuleKind,
@@ -43,6 +44,8 @@ impl PolicyBuilder {
                 regexes: Vec::new(),
                 digest,
                 approvals: None,
+                resources: Default::default(),
+                prompts: Default::default(),
             },
         }
     }

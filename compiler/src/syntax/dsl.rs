@@ -75,6 +75,23 @@ pub enum Item {
     Include(Spanned<String>),
     /// `tool a, b { rules }`
     Tool(ToolBlock),
+    /// `resource "URI" { rules }`, `prompt NAME { rules }`, `hide resource "URI"`.
+    Surface(SurfaceBlock),
+}
+
+/// A resource or prompt block, or hide.
+#[derive(Debug, Clone)]
+pub struct SurfaceBlock {
+    /// Resources or prompts.
+    pub surface: crate::ir::Surface,
+    /// `hide resource ...` / `hide prompt ...` (no rules).
+    pub hide: bool,
+    /// The patterns; `true`: a regex literal (`/.../`).
+    pub patterns: Vec<(Pattern, bool)>,
+    /// The rules, in order (the same as a tool block's).
+    pub rules: Vec<PolicyRule>,
+    /// The header.
+    pub span: Span,
 }
 
 /// A tool name or glob (`*` matches any run of characters).
@@ -443,7 +460,13 @@ fn describe(r: &Rule) -> String {
         | Rule::default_decl
         | Rule::hide_decl
         | Rule::include_decl
-        | Rule::tool_block => "a statement (`default`, `hide`, `include`, `tool`)".into(),
+        | Rule::tool_block
+        | Rule::surface_block
+        | Rule::surface_hide => {
+            "a statement (`default`, `hide`, `include`, `tool`, `resource`, `prompt`)".into()
+        }
+        Rule::surface_kw => "`resource` or `prompt`".into(),
+        Rule::surface_pattern => "a URI, name or regex".into(),
         Rule::deny_rule
         | Rule::allow_rule
         | Rule::approve_rule
@@ -705,6 +728,78 @@ impl Build<'_> {
                         }
                     }
                     items.push(Item::Hide(pats, condition, span));
+                }
+                Rule::surface_block | Rule::surface_hide => {
+                    let hide = p.as_rule() == Rule::surface_hide;
+                    let mut surface = crate::ir::Surface::Resource;
+                    let mut patterns = Vec::new();
+                    let mut rules = Vec::new();
+                    let mut header_end = span.start;
+                    for q in p.into_inner() {
+                        match q.as_rule() {
+                            Rule::surface_kw => {
+                                if q.as_str() == "prompt" {
+                                    surface = crate::ir::Surface::Prompt;
+                                }
+                            }
+                            Rule::surface_pattern => {
+                                header_end = q.as_span().end();
+                                let inner = q.into_inner().next().expect("a pattern");
+                                let pspan = self.span(&inner);
+                                let (text, quoted, regex) = match inner.as_rule() {
+                                    Rule::string => (self.string(&inner, diags).value, true, false),
+                                    Rule::regex => {
+                                        let mut parts = inner.into_inner();
+                                        let body = parts
+                                            .next()
+                                            .map(|b| b.as_str().replace("\\/", "/"))
+                                            .unwrap_or_default();
+                                        if let Some(f) =
+                                            parts.next().filter(|f| !f.as_str().is_empty())
+                                        {
+                                            diags.push(
+                                                Diagnostic::error(
+                                                    "a resource or prompt regex takes no flags",
+                                                    self.span(&f),
+                                                )
+                                                .with_help(
+                                                    "write flags inside the pattern, e.g. `(?i)`",
+                                                ),
+                                            );
+                                        }
+                                        (body, false, true)
+                                    }
+                                    _ => (inner.as_str().to_string(), false, false),
+                                };
+                                patterns.push((
+                                    Pattern {
+                                        text,
+                                        quoted,
+                                        span: pspan,
+                                    },
+                                    regex,
+                                ));
+                            }
+                            Rule::deny_rule
+                            | Rule::allow_rule
+                            | Rule::approve_rule
+                            | Rule::limit_rule
+                            | Rule::spend_rule
+                            | Rule::once_rule => {
+                                if let Some(r) = self.rule(q, diags) {
+                                    rules.push(r);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    items.push(Item::Surface(SurfaceBlock {
+                        surface,
+                        hide,
+                        patterns,
+                        rules,
+                        span: Span::new(self.file, span.start, header_end),
+                    }));
                 }
                 Rule::include_decl => {
                     let s = p.into_inner().nth(1).expect("a string");
