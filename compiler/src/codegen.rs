@@ -722,6 +722,15 @@ fn server_module(
         hidden_arms.push(quote!(Surface::#variant => #module::is_hidden(name, caller),));
         governs.push(quote!(Surface::#variant));
     }
+    // A surface without rules: allowed (the proxy does not ask).
+    let (rest_allowed, rest_hidden) = if governs.len() == 2 {
+        (quote!(), quote!())
+    } else {
+        (
+            quote!(_ => return Limits::new().finish(env),),
+            quote!(_ => false,),
+        )
+    };
     let surface_dispatch = if surface_arms.is_empty() {
         quote!()
     } else {
@@ -729,8 +738,7 @@ fn server_module(
             match call.surface() {
                 Surface::Tool => {}
                 #(#surface_arms)*
-                // A surface without rules: allowed (the proxy does not ask).
-                _ => return Limits::new().finish(env),
+                #rest_allowed
             }
         }
     };
@@ -746,7 +754,7 @@ fn server_module(
                 match surface {
                     Surface::Tool => self.is_hidden(name, caller),
                     #(#hidden_arms)*
-                    _ => false,
+                    #rest_hidden
                 }
             }
         }

@@ -74,6 +74,10 @@ fn main() {
     let principal = root.join("tests/fixtures/principal");
     println!("cargo:rerun-if-changed={}", principal.display());
     inputs.extend(load_dir(&principal, Some("tests/fixtures/principal")).expect("read fixtures"));
+    // Resources and prompts under policy, in every language.
+    let surfaces = root.join("tests/fixtures/surfaces");
+    println!("cargo:rerun-if-changed={}", surfaces.display());
+    inputs.extend(load_dir(&surfaces, Some("tests/fixtures/surfaces")).expect("read fixtures"));
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,
