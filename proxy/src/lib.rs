@@ -37,6 +37,7 @@ pub mod respond;
 pub mod session;
 pub mod state;
 pub mod stdio;
+pub mod surfaces;
 
 /// Default limit on one message in either direction (16 MiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
