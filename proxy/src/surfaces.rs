@@ -195,3 +195,61 @@ pub fn filter_list(
     };
     crate::filter::filter_member_list(raw, outline, array, key, is_hidden)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_pages_keep_their_cursor_and_hide_by_normalised_uri() {
+        let page = br#"{"jsonrpc":"2.0","id":4,"result":{"resources":[{"uri":"file:///etc/passwd","name":"p"},{"uri":"FILE:///tmp/../etc/shadow","name":"s"},{"uri":"file:///srv/a","name":"a"},{"uri":"file:///x%2Fy","name":"bad"}],"nextCursor":"page-3"}}"#;
+        let out = filter_list(page, None, Surface::Resource, "resources", "uri", |u| {
+            u.starts_with("file:///etc/")
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"jsonrpc":"2.0","id":4,"result":{"resources":[{"uri":"file:///srv/a","name":"a"}],"nextCursor":"page-3"}}"#
+        );
+        let prompts = br#"{"jsonrpc":"2.0","id":5,"result":{"prompts":[{"name":"deploy"},{"name":"secret_x"}]}}"#;
+        let out = filter_list(prompts, None, Surface::Prompt, "prompts", "name", |n| {
+            n.starts_with("secret_")
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"jsonrpc":"2.0","id":5,"result":{"prompts":[{"name":"deploy"}]}}"#
+        );
+        // Nothing hidden: the bytes are forwarded as they came.
+        assert!(
+            filter_list(prompts, None, Surface::Prompt, "prompts", "name", |_| false)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn requests_name_their_target() {
+        let v = portcullis_core::json::Value::from_validated(br#"{"uri":"file:///a\u0062"}"#);
+        let r = request(Surface::Resource, Some(v)).ok().unwrap();
+        assert_eq!(r.name, "file:///ab");
+        let v = portcullis_core::json::Value::from_validated(br#"{"name":"p","arguments":[1]}"#);
+        assert!(matches!(
+            request(Surface::Prompt, Some(v)),
+            Err(RequestError::BadParams(
+                "params.arguments must be an object"
+            ))
+        ));
+        assert!(matches!(
+            request(Surface::Resource, None),
+            Err(RequestError::BadParams(_))
+        ));
+        assert_eq!(
+            decided_surface("resources/subscribe"),
+            Some(Surface::Resource)
+        );
+        assert_eq!(decided_surface("resources/unsubscribe"), None);
+    }
+}

@@ -1,0 +1,343 @@
+//! Resources and prompts under policy (docs/surfaces.md), end to end: the
+//! real binary (`-c` policy files in the policy language) in front of the
+//! real `@modelcontextprotocol/server-filesystem` and `server-everything`,
+//! driven over raw stdio pipes; a tap records what reached each server.
+
+mod common;
+
+use common::Proxy;
+use serde_json::Value;
+
+fn json(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+fn request(p: &mut Proxy, id: u64, method: &str, params: Value) -> Value {
+    let line = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    p.send(&line.to_string());
+    json(&p.response(&id.to_string()))
+}
+
+fn server_filesystem() -> std::path::PathBuf {
+    let p = common::root()
+        .join(".deps/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/deps to install @modelcontextprotocol/server-filesystem",
+        p.display()
+    );
+    p
+}
+
+/// A denied path is refused as a tool call and as `resources/read`,
+/// however it is spelled; the symlink case is covered by the server's
+/// allowed root, which the policy cannot see through.
+#[test]
+fn filesystem_denied_paths_are_refused_as_tools_and_as_resources() {
+    let dir = common::temp_dir("surfaces-fs");
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("public")).unwrap();
+    std::fs::create_dir_all(root.join("secret")).unwrap();
+    std::fs::write(root.join("public/readme.txt"), "hello").unwrap();
+    std::fs::write(root.join("secret/key.txt"), "TOPSECRET").unwrap();
+    std::os::unix::fs::symlink(root.join("secret"), root.join("public/link")).unwrap();
+    let root = std::fs::canonicalize(&root).unwrap();
+    let r = root.display().to_string();
+    let policy = dir.join("filesystem.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"server filesystem {{
+  tool read_text_file, read_file, read_media_file {{
+    deny "Secret files are off limits" when args.path contains "/secret"
+  }}
+  resource "file://{r}/secret/**" {{
+    deny "Secret files are off limits"
+  }}
+  hide resource "file://{r}/secret/**"
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let tap = dir.join("server-received.jsonl");
+    let tap_sh = common::root().join("tests/e2e/tap.sh");
+    let fs = server_filesystem();
+    let mut p = Proxy::command(
+        "surfaces-fs-proxy",
+        &[
+            "-c",
+            &policy.display().to_string(),
+            "--",
+            &tap_sh.display().to_string(),
+            &tap.display().to_string(),
+            "node",
+            &fs.display().to_string(),
+            // The server's allowed root: the public directory only.
+            &root.join("public").display().to_string(),
+        ],
+    );
+    p.initialize();
+    let mut id = 10;
+    let mut next = || {
+        id += 1;
+        id
+    };
+    // Tool calls: the path as written and through `..` are refused by policy.
+    for path in [
+        format!("{r}/secret/key.txt"),
+        format!("{r}/public/../secret/key.txt"),
+    ] {
+        let v = request(
+            &mut p,
+            next(),
+            "tools/call",
+            serde_json::json!({"name": "read_text_file", "arguments": {"path": path}}),
+        );
+        let text = v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(v["result"]["isError"], true, "{v}");
+        assert_eq!(text, "[POLICY DENIED] Secret files are off limits", "{v}");
+    }
+    // The symlink: a path rule cannot see its target, so the policy allows
+    // it; the server resolves it and refuses, its target being outside the
+    // allowed root (docs/surfaces.md: deny the link, or keep secrets out of
+    // the server's roots).
+    let v = request(
+        &mut p,
+        next(),
+        "tools/call",
+        serde_json::json!({"name": "read_text_file", "arguments": {"path": format!("{r}/public/link/key.txt")}}),
+    );
+    let text = v.to_string();
+    assert!(!text.contains("TOPSECRET"), "{v}");
+    assert!(
+        !text.contains("POLICY DENIED"),
+        "the server, not the policy, refuses: {v}"
+    );
+    // The allowed file is read.
+    let v = request(
+        &mut p,
+        next(),
+        "tools/call",
+        serde_json::json!({"name": "read_text_file", "arguments": {"path": format!("{r}/public/readme.txt")}}),
+    );
+    assert_eq!(v["result"]["content"][0]["text"], "hello", "{v}");
+
+    // resources/read, in every spelling that means the secret file.
+    for uri in [
+        format!("file://{r}/secret/key.txt"),
+        format!("FILE://{r}/secret/key.txt"),
+        format!("file://{r}//secret/./key.txt"),
+        format!("file://{r}/public/../secret/key.txt"),
+        format!("file://{r}/%73ecret/key.txt"),
+    ] {
+        let v = request(
+            &mut p,
+            next(),
+            "resources/read",
+            serde_json::json!({"uri": uri}),
+        );
+        assert_eq!(v["error"]["code"], -32002, "hidden: not found ({uri}): {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("[POLICY DENIED] Resource \"file://"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("/secret/key.txt\" is hidden by policy"),
+            "{message}"
+        );
+        assert_eq!(
+            v["error"]["data"]["dev.portcullis/decision"]["outcome"],
+            "hidden"
+        );
+    }
+    // Not normalisable: an encoded slash, `..` above the root.
+    for uri in [
+        format!("file://{r}/secret%2Fkey.txt"),
+        "file:///../etc/passwd".to_string(),
+    ] {
+        let v = request(
+            &mut p,
+            next(),
+            "resources/read",
+            serde_json::json!({"uri": uri}),
+        );
+        assert_eq!(v["error"]["code"], -32003, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("cannot be normalised"),
+            "{v}"
+        );
+    }
+    // An allowed URI is forwarded (this server has no resources: it answers
+    // that the method is not found).
+    let allowed = request(
+        &mut p,
+        next(),
+        "resources/read",
+        serde_json::json!({"uri": format!("file://{r}/public/readme.txt")}),
+    );
+    assert_eq!(allowed["error"]["code"], -32601, "{allowed}");
+    let received = std::fs::read_to_string(&tap).unwrap_or_default();
+    assert!(!received.contains("TOPSECRET"));
+    let reads: Vec<&str> = received
+        .lines()
+        .filter(|l| l.contains("\"resources/read\""))
+        .collect();
+    assert_eq!(
+        reads.len(),
+        1,
+        "only the allowed read reached the server: {reads:?}"
+    );
+    assert!(reads[0].contains("/public/readme.txt"));
+    let (code, _) = p.finish();
+    assert_eq!(code, 0);
+}
+
+/// server-everything: its resources and templates lists without what the
+/// policy hides, a hidden resource refused when read anyway, `prompts/get`
+/// with denied arguments refused, `prompts/list` filtered.
+#[test]
+fn everything_lists_are_filtered_and_prompts_decided_by_arguments() {
+    let dir = common::temp_dir("surfaces-everything");
+    let policy = dir.join("everything.policy");
+    std::fs::write(
+        &policy,
+        r#"server everything {
+  hide resource "demo://resource/static/document/architecture.md"
+  hide resource "demo://resource/dynamic/blob/**"
+  resource "demo://resource/dynamic/text/*" {
+    deny "Dynamic text is off limits"
+  }
+  prompt args-prompt {
+    deny "Not that city" when args.city == "Paris"
+  }
+  hide prompt "resource-prompt"
+}
+"#,
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    let mut p = Proxy::everything("surfaces-everything-proxy", &["-c", &policy]);
+    p.initialize();
+    // Every page (this server answers in one page; a cursor is kept as sent).
+    let mut uris = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0..10 {
+        let params = match &cursor {
+            Some(c) => serde_json::json!({"cursor": c}),
+            None => serde_json::json!({}),
+        };
+        let v = request(&mut p, 100 + page, "resources/list", params);
+        for r in v["result"]["resources"].as_array().expect("resources") {
+            uris.push(r["uri"].as_str().unwrap().to_string());
+        }
+        match v["result"]["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert!(
+        uris.iter()
+            .any(|u| u.starts_with("demo://resource/static/document/")),
+        "{uris:?}"
+    );
+    assert!(
+        !uris.iter().any(|u| u.ends_with("/architecture.md")),
+        "the hidden resource is listed: {uris:?}"
+    );
+    let v = request(
+        &mut p,
+        200,
+        "resources/templates/list",
+        serde_json::json!({}),
+    );
+    let templates: Vec<&str> = v["result"]["resourceTemplates"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .map(|t| t["uriTemplate"].as_str().unwrap())
+        .collect();
+    assert!(
+        templates.iter().any(|t| t.contains("/dynamic/text/")),
+        "{templates:?}"
+    );
+    assert!(
+        !templates.iter().any(|t| t.contains("/dynamic/blob/")),
+        "{templates:?}"
+    );
+    // Hidden, read anyway: refused; a denied template instance: refused
+    // with the rule's message; an allowed document: read.
+    let v = request(
+        &mut p,
+        201,
+        "resources/read",
+        serde_json::json!({"uri": "demo://resource/static/document/architecture.md"}),
+    );
+    assert_eq!(v["error"]["code"], -32002, "{v}");
+    let v = request(
+        &mut p,
+        202,
+        "resources/read",
+        serde_json::json!({"uri": "demo://resource/dynamic/text/1"}),
+    );
+    assert_eq!(v["error"]["code"], -32003, "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "[POLICY DENIED] Dynamic text is off limits"
+    );
+    let allowed = uris
+        .iter()
+        .find(|u| u.starts_with("demo://resource/static/document/"))
+        .unwrap()
+        .clone();
+    let v = request(
+        &mut p,
+        203,
+        "resources/read",
+        serde_json::json!({"uri": allowed}),
+    );
+    assert!(v["result"]["contents"][0]["text"].is_string(), "{v}");
+    // Prompts: by arguments, and the list without the hidden one.
+    let v = request(
+        &mut p,
+        300,
+        "prompts/get",
+        serde_json::json!({"name": "args-prompt", "arguments": {"city": "Paris"}}),
+    );
+    assert_eq!(v["error"]["code"], -32003, "{v}");
+    assert_eq!(v["error"]["message"], "[POLICY DENIED] Not that city");
+    let v = request(
+        &mut p,
+        301,
+        "prompts/get",
+        serde_json::json!({"name": "args-prompt", "arguments": {"city": "Berlin"}}),
+    );
+    assert!(v["result"]["messages"].is_array(), "{v}");
+    let v = request(&mut p, 302, "prompts/list", serde_json::json!({}));
+    let names: Vec<&str> = v["result"]["prompts"]
+        .as_array()
+        .expect("prompts")
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"args-prompt") && names.contains(&"simple-prompt"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"resource-prompt"), "{names:?}");
+    let received = p.server_received();
+    assert!(
+        !received
+            .iter()
+            .any(|l| l.contains("Paris") || l.contains("/dynamic/text/1")),
+        "a denied request reached the server"
+    );
+    let (code, _) = p.finish();
+    assert_eq!(code, 0);
+}
