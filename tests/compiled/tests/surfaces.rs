@@ -14,7 +14,7 @@ use portcullis_core::uri::normalize;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-const SERVERS: [&str; 2] = ["surfaces-dsl", "surfaces-intercept"];
+const SERVERS: [&str; 3] = ["surfaces-dsl", "surfaces-intercept", "surfaces-catalogue"];
 
 fn env(counters: &MemoryCounters, now: i64) -> Env<'_> {
     Env {
@@ -108,10 +108,13 @@ fn both_languages_decide_resources_and_prompts_alike() {
             prompt(p, "deploy", r#"{"env":"prod","service":"api"}"#, &e),
             "No production deploys from an agent",
         );
-        assert_eq!(
-            prompt(p, "deploy", r#"{"env":"staging","service":"api"}"#, &e).0,
-            Outcome::Allowed
-        );
+        // The catalogue form has no conditions: its deploy rule denies every request.
+        let staging = prompt(p, "deploy", r#"{"env":"staging","service":"api"}"#, &e).0;
+        if server == "surfaces-catalogue" {
+            assert_eq!(staging, Outcome::Check);
+        } else {
+            assert_eq!(staging, Outcome::Allowed);
+        }
         assert_eq!(
             prompt(p, "other", r#"{"env":"prod"}"#, &e).0,
             Outcome::Allowed

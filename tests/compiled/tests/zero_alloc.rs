@@ -498,7 +498,7 @@ fn resource_and_prompt_decisions_do_not_allocate() {
         ("secret_admin", "{}"),
         ("other", r#"{"env":"prod"}"#),
     ];
-    for server in ["surfaces-dsl", "surfaces-intercept"] {
+    for server in ["surfaces-dsl", "surfaces-intercept", "surfaces-catalogue"] {
         let policy = compiled(server).expect("compiled");
         let counters = MemoryCounters::new();
         let run = |count: bool| {
