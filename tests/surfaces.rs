@@ -341,3 +341,41 @@ fn everything_lists_are_filtered_and_prompts_decided_by_arguments() {
     let (code, _) = p.finish();
     assert_eq!(code, 0);
 }
+
+/// `explain --resource` and `--prompt` show how the policy decides, on the
+/// normalised URI; a URI that cannot be normalised is an error with help.
+#[test]
+fn explain_covers_resources_and_prompts() {
+    let policy = common::root().join("tests/fixtures/surfaces/surfaces-dsl.policy");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::portcullis())
+            .arg("explain")
+            .arg("-c")
+            .arg(&policy)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (out, _) = run(&["--resource", "FILE:///tmp/../etc//passwd"]);
+    assert!(out.contains("read     file:///etc/passwd"), "{out}");
+    assert!(out.contains("listed   by resource file:///etc/**"), "{out}");
+    assert!(
+        out.contains("[POLICY DENIED] System files are off limits"),
+        "{out}"
+    );
+    let (out, _) = run(&["--prompt", "deploy", "--args", r#"{"env":"prod"}"#]);
+    assert!(out.contains("args.env == \"prod\"  true"), "{out}");
+    assert!(
+        out.contains("[POLICY DENIED] No production deploys from an agent"),
+        "{out}"
+    );
+    let (out, _) = run(&["--resource", "file:///root/.ssh/id"]);
+    assert!(out.contains("hidden   by hide resource[0]"), "{out}");
+    let (_, err) = run(&["--resource", "file:///a%2Fb"]);
+    assert!(err.contains("cannot be normalised"), "{err}");
+    assert!(err.contains("docs/surfaces.md"), "{err}");
+}
