@@ -379,3 +379,39 @@ fn explain_covers_resources_and_prompts() {
     assert!(err.contains("cannot be normalised"), "{err}");
     assert!(err.contains("docs/surfaces.md"), "{err}");
 }
+
+/// Tests as data: `resource:` and `prompt:` calls, with coverage.
+#[test]
+fn policy_tests_cover_resources_and_prompts() {
+    let file = common::root().join("tests/fixtures/surfaces/surfaces-dsl.test.yaml");
+    let out = std::process::Command::new(common::portcullis())
+        .args(["test", "--coverage", "--min-coverage", "100"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("test result: ok. 6 passed; 0 failed"), "{text}");
+    assert!(text.contains("(100.0%)"), "{text}");
+    // A wrong expectation names the request.
+    let dir = common::temp_dir("surfaces-test-data");
+    std::fs::copy(
+        common::root().join("tests/fixtures/surfaces/surfaces-dsl.policy"),
+        dir.join("surfaces-dsl.policy"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("surfaces-dsl.test.yaml"),
+        "cases:\n  - name: wrong\n    calls:\n      - {resource: \"file:///etc/passwd\", expect: allow}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::portcullis())
+        .arg("test")
+        .arg(dir.join("surfaces-dsl.test.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("file:///etc/passwd"), "{text}");
+    assert!(text.contains("System files are off limits"), "{text}");
+}

@@ -500,9 +500,18 @@ impl Gen<'_> {
         } else {
             quote!(match call.name() { #(#arms)* _ => { #others } })
         };
+        // Only tools are paid for: a resource or prompt has no budget.
+        let surface_guard = if self.p.resources.is_empty() && self.p.prompts.is_empty() {
+            quote!()
+        } else {
+            quote!(if call.surface() != Surface::Tool {
+                return;
+            })
+        };
         quote! {
             fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut Budgets) {
                 let _ = env;
+                #surface_guard
                 #guard
                 #body
             }
