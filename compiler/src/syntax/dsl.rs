@@ -737,10 +737,8 @@ impl Build<'_> {
                     let mut header_end = span.start;
                     for q in p.into_inner() {
                         match q.as_rule() {
-                            Rule::surface_kw => {
-                                if q.as_str() == "prompt" {
-                                    surface = crate::ir::Surface::Prompt;
-                                }
+                            Rule::surface_kw if q.as_str() == "prompt" => {
+                                surface = crate::ir::Surface::Prompt;
                             }
                             Rule::surface_pattern => {
                                 header_end = q.as_span().end();
