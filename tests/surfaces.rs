@@ -390,8 +390,15 @@ fn policy_tests_cover_resources_and_prompts() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("test result: ok. 6 passed; 0 failed"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("test result: ok. 6 passed; 0 failed"),
+        "{text}"
+    );
     assert!(text.contains("(100.0%)"), "{text}");
     // A wrong expectation names the request.
     let dir = common::temp_dir("surfaces-test-data");
