@@ -359,7 +359,9 @@ const STATEMENT_STARTS: [&str; 10] = [
 ];
 
 /// Keywords, for did-you-mean suggestions.
-const KEYWORDS: [&str; 42] = [
+const KEYWORDS: [&str; 44] = [
+    "resource",
+    "prompt",
     "allow",
     "and",
     "approve",

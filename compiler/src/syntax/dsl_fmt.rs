@@ -394,7 +394,16 @@ pub fn pattern(p: &Pattern) -> String {
 fn is_keyword(s: &str) -> bool {
     matches!(
         s,
-        "tool" | "hide" | "default" | "include" | "server" | "deny" | "allow" | "limit"
+        "tool"
+            | "hide"
+            | "default"
+            | "include"
+            | "server"
+            | "deny"
+            | "allow"
+            | "limit"
+            | "resource"
+            | "prompt"
     )
 }
 
