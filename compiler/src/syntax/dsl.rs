@@ -467,7 +467,7 @@ fn describe(r: &Rule) -> String {
         | Rule::surface_hide => {
             "a statement (`default`, `hide`, `include`, `tool`, `resource`, `prompt`)".into()
         }
-        Rule::surface_kw => "`resource` or `prompt`".into(),
+        Rule::surface_kw => "`resource`, `prompt`".into(),
         Rule::surface_pattern => "a URI, name or regex".into(),
         Rule::deny_rule
         | Rule::allow_rule
