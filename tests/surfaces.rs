@@ -422,3 +422,44 @@ fn policy_tests_cover_resources_and_prompts() {
     assert!(text.contains("file:///etc/passwd"), "{text}");
     assert!(text.contains("System files are off limits"), "{text}");
 }
+
+/// `translate` carries `resources:` and `prompts:` over: the translation of
+/// the Intercept fixture passes the fixture's tests too.
+#[test]
+fn translate_carries_resources_and_prompts_over() {
+    let fixtures = common::root().join("tests/fixtures/surfaces");
+    let out = std::process::Command::new(common::portcullis())
+        .arg("translate")
+        .arg(fixtures.join("surfaces-intercept.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("resource \"file:///etc/**\" {"), "{text}");
+    assert!(text.contains("resource /\\.env$/ {"), "{text}");
+    assert!(text.contains("hide prompt secret_*"), "{text}");
+    let dir = common::temp_dir("surfaces-translate");
+    std::fs::write(dir.join("surfaces-intercept.policy"), &text).unwrap();
+    std::fs::copy(
+        fixtures.join("surfaces-intercept.test.yaml"),
+        dir.join("surfaces-intercept.test.yaml"),
+    )
+    .unwrap();
+    for file in [
+        fixtures.join("surfaces-intercept.test.yaml"),
+        dir.join("surfaces-intercept.test.yaml"),
+    ] {
+        let out = std::process::Command::new(common::portcullis())
+            .arg("test")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}: {report}", file.display());
+        assert!(report.contains("3 passed; 0 failed"), "{report}");
+    }
+}

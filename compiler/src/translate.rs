@@ -159,6 +159,57 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
             span: Span::default(),
         }));
     }
+    // Resources, then prompts: their hides, then their blocks.
+    for surface in [crate::ir::Surface::Resource, crate::ir::Surface::Prompt] {
+        let Some(sr) = p.surface_rules(surface) else {
+            continue;
+        };
+        let pats = |pats: &[crate::ir::NamePattern]| {
+            pats.iter()
+                .map(|x| match x {
+                    crate::ir::NamePattern::Regex { source, .. } => (
+                        Pattern {
+                            text: source.clone(),
+                            quoted: false,
+                            span: Span::default(),
+                        },
+                        true,
+                    ),
+                    other => (
+                        Pattern {
+                            text: other.text().to_string(),
+                            quoted: true,
+                            span: Span::default(),
+                        },
+                        false,
+                    ),
+                })
+                .collect::<Vec<_>>()
+        };
+        if !sr.hidden.is_empty() {
+            items.push(Item::Surface(dsl::SurfaceBlock {
+                surface,
+                hide: true,
+                patterns: pats(
+                    &sr.hidden
+                        .iter()
+                        .map(|h| h.pattern.clone())
+                        .collect::<Vec<_>>(),
+                ),
+                rules: Vec::new(),
+                span: Span::default(),
+            }));
+        }
+        for t in &sr.blocks {
+            items.push(Item::Surface(dsl::SurfaceBlock {
+                surface,
+                hide: false,
+                patterns: pats(&t.patterns),
+                rules: rules(p, &t.rules, &counter_names)?,
+                span: Span::default(),
+            }));
+        }
+    }
     Ok(File {
         server: Some(ServerHead {
             name: sp(p.name.clone()),
@@ -489,6 +540,8 @@ fn annotate(body: &str, p: &ServerPolicy) -> String {
         .iter()
         .map(|t| &t.rules)
         .chain(std::iter::once(&p.wildcard))
+        .chain(p.resources.blocks.iter().map(|t| &t.rules))
+        .chain(p.prompts.blocks.iter().map(|t| &t.rules))
     {
         for id in t {
             let r = p.rule(*id);
