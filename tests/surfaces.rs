@@ -463,3 +463,117 @@ fn translate_carries_resources_and_prompts_over() {
         assert!(report.contains("3 passed; 0 failed"), "{report}");
     }
 }
+
+/// Over Streamable HTTP, with the official MCP SDK client: the HTTP
+/// endpoint shares the session code, so lists are filtered and requests
+/// decided exactly as over stdio, and the SDK surfaces the refusals as
+/// errors with their codes.
+#[test]
+fn the_sdk_client_over_http_sees_the_same_policy() {
+    use std::io::{BufRead, BufReader};
+    let dir = common::temp_dir("surfaces-http");
+    let policy = dir.join("everything.policy");
+    std::fs::write(
+        &policy,
+        r#"server everything {
+  hide resource "demo://resource/static/document/architecture.md"
+  hide resource "demo://resource/dynamic/blob/**"
+  resource "demo://resource/dynamic/text/*" {
+    deny "Dynamic text is off limits"
+  }
+  prompt args-prompt {
+    deny "Not that city" when args.city == "Paris"
+  }
+  hide prompt "resource-prompt"
+}
+"#,
+    )
+    .unwrap();
+    let mut proxy = std::process::Command::new(common::portcullis())
+        .args(["--transport", "http", "--port", "0", "-c"])
+        .arg(&policy)
+        .arg("--")
+        .arg("node")
+        .arg(common::server_everything())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = proxy.stderr.take().unwrap();
+    let proxy = Kill(proxy);
+    let mut lines = BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines.next().expect("the proxy printed its URL").unwrap();
+        if line.contains("listening on") {
+            break line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .unwrap()
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let out = std::process::Command::new("node")
+        .arg(common::root().join("tests/e2e/sdk_surfaces_client.mjs"))
+        .current_dir(common::root())
+        .env("PROXY_URL", &url)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(String::from_utf8_lossy(&out.stdout).trim());
+    let strings = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap_or_else(|| panic!("{k}: {v}"))
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let resources = strings("resources");
+    assert!(!resources.is_empty());
+    assert!(
+        !resources.iter().any(|u| u.ends_with("/architecture.md")),
+        "{resources:?}"
+    );
+    let templates = strings("templates");
+    assert!(
+        templates.iter().any(|t| t.contains("/dynamic/text/")),
+        "{templates:?}"
+    );
+    assert!(
+        !templates.iter().any(|t| t.contains("/dynamic/blob/")),
+        "{templates:?}"
+    );
+    let prompts = strings("prompts");
+    assert!(prompts.contains(&"args-prompt".to_string()), "{prompts:?}");
+    assert!(
+        !prompts.contains(&"resource-prompt".to_string()),
+        "{prompts:?}"
+    );
+    assert_eq!(v["hiddenRead"]["error"]["code"], -32002, "{v}");
+    assert_eq!(v["deniedRead"]["error"]["code"], -32003, "{v}");
+    assert!(
+        v["deniedRead"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[POLICY DENIED] Dynamic text is off limits"),
+        "{v}"
+    );
+    // The same URI, spelled otherwise: case, `.`/`..`, `//`, `%31` for `1`.
+    assert_eq!(v["encodedRead"]["error"]["code"], -32003, "{v}");
+    assert!(v["allowedRead"]["result"]["contents"].is_array(), "{v}");
+    assert_eq!(v["deniedPrompt"]["error"]["code"], -32003, "{v}");
+    assert!(v["allowedPrompt"]["result"]["messages"].is_array(), "{v}");
+    drop(proxy);
+}
