@@ -577,3 +577,65 @@ fn the_sdk_client_over_http_sees_the_same_policy() {
     assert!(v["allowedPrompt"]["result"]["messages"].is_array(), "{v}");
     drop(proxy);
 }
+
+/// `scan` lists the server's resources, templates and prompts as commented
+/// scaffolds; uncommented, they compile.
+#[test]
+fn scan_scaffolds_resources_and_prompts() {
+    let dir = common::temp_dir("surfaces-scan");
+    let out = std::process::Command::new(common::portcullis())
+        .args(["scan", "--format", "dsl", "--", "node"])
+        .arg(common::server_everything())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("// resource \"demo://resource/static/document/architecture.md\" { }"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "// resource \"demo://resource/dynamic/text/*\" { }  // template demo://resource/dynamic/text/{resourceId}"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("// prompt \"args-prompt\" { }  // arguments: args.city, args.state"),
+        "{text}"
+    );
+    let uncommented: String = text
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            match t.strip_prefix("// ") {
+                Some(rest) if rest.starts_with("resource \"") || rest.starts_with("prompt \"") => {
+                    format!("  {rest}\n")
+                }
+                _ => format!("{l}\n"),
+            }
+        })
+        .collect();
+    let stem = uncommented
+        .lines()
+        .find_map(|l| l.strip_prefix("server "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let file = dir.join(format!("{stem}.policy"));
+    std::fs::write(&file, &uncommented).unwrap();
+    let v = std::process::Command::new(common::portcullis())
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "{}\n{uncommented}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+}
