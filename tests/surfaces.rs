@@ -639,3 +639,63 @@ fn scan_scaffolds_resources_and_prompts() {
         String::from_utf8_lossy(&v.stderr)
     );
 }
+
+/// Bad resource and prompt rules get positioned errors with help, in every
+/// language.
+#[test]
+fn bad_resource_and_prompt_rules_are_positioned_errors() {
+    let dir = common::temp_dir("surfaces-errors");
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "a.policy",
+            "server a {\n  resource \"FILE:///etc/./passwd\" {\n    deny \"x\"\n  }\n  resource \"file:///srv/**\" {\n    deny \"y\" when args.path == \"z\"\n  }\n  prompt p {\n    approve \"ask\"\n  }\n}\n",
+            &[
+                "a.policy:2:12",
+                "the resource URI `FILE:///etc/./passwd` is not normalised",
+                "write `file:///etc/passwd`",
+                "a.policy:6:19",
+                "`args.path`: a resource request has no arguments",
+                "a.policy:9:5",
+                "an approval applies to tool calls only, not to a prompt",
+            ],
+        ),
+        (
+            "b.yaml",
+            "version: \"1\"\nresources:\n  \"file:///etc/**\":\n    match: glb\n    rule: []\n",
+            &[
+                "b.yaml:4:12",
+                "resources.file:///etc/**.match must be `exact`, `glob` or `regex`",
+                "b.yaml:5:5",
+                "unknown key `rule` in resource `file:///etc/**`",
+                "did you mean `rules`?",
+            ],
+        ),
+        (
+            "c.yaml",
+            "tools: {}\nprompts:\n  deploy:\n    hide: maybe\n",
+            &[
+                "c.yaml:4:11",
+                "prompts.deploy.hide must be `true` or `false`",
+            ],
+        ),
+        (
+            "d.policy",
+            "server d {\n  resource /(unclosed/ {\n    deny \"x\"\n  }\n}\n",
+            &["d.policy:2:12", "invalid regex `(unclosed`"],
+        ),
+    ];
+    for (name, text, wants) in cases {
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::new(common::portcullis())
+            .arg("validate")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: accepted\n{err}");
+        for want in wants {
+            assert!(err.contains(want), "{name}: no `{want}` in\n{err}");
+        }
+    }
+}
