@@ -291,6 +291,14 @@ fn everything_lists_are_filtered_and_prompts_decided_by_arguments() {
         v["error"]["message"],
         "[POLICY DENIED] Dynamic text is off limits"
     );
+    // Subscribing is decided like reading.
+    let v = request(
+        &mut p,
+        204,
+        "resources/subscribe",
+        serde_json::json!({"uri": "demo://resource/dynamic/text/2"}),
+    );
+    assert_eq!(v["error"]["code"], -32003, "{v}");
     let allowed = uris
         .iter()
         .find(|u| u.starts_with("demo://resource/static/document/"))
