@@ -163,7 +163,7 @@ fn surface_lines(s: &Surfaces, format: Format) -> Vec<String> {
             }
         }
         Format::Yaml => {
-            if !s.resources.is_empty() || s.templates.len() > 0 {
+            if !s.resources.is_empty() || !s.templates.is_empty() {
                 out.push("resources:".into());
                 for r in &s.resources {
                     out.push(format!("  {}:", yaml_quote(r)));
