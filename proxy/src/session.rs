@@ -1729,7 +1729,9 @@ impl Session {
             }
         };
         if let Some(m) = &self.metrics {
-            m.decided(meta, name, decision.outcome, decision.rule.map(|r| r.0));
+            // Counted under `tool="(other)"` (a prompt may share a tool's
+            // name); the per-rule series name the deciding rule.
+            m.decided(meta, "", decision.outcome, decision.rule.map(|r| r.0));
         }
         record(
             name,
