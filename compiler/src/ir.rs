@@ -140,23 +140,38 @@ pub struct ServerPolicy {
 pub use portcullis_core::call::Surface;
 
 /// The hides and blocks of one surface other than tools (resources,
-/// prompts). Their rules live in the one rule table (so counters, messages,
-/// approvals and the audit log work alike); a surface is decided exactly as
-/// tools are (see the module documentation), against its own blocks, with
-/// no wildcard rules and an `allow` posture: a resource or prompt no block
-/// lists is allowed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// prompts). Their rules live in the one rule table (so counters, messages
+/// and the audit log work alike); a surface is decided exactly as tools are
+/// (see the module documentation), against its own blocks and posture, with
+/// no wildcard rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SurfaceRules {
     /// Hidden resources or prompts, checked first.
     pub hidden: Vec<Hide>,
     /// Blocks, in evaluation order.
     pub blocks: Vec<Tool>,
+    /// What happens to a resource or prompt no block lists (allow unless
+    /// the policy says `default resource deny` / `default prompt deny`).
+    pub default: Posture,
+    /// The rule-table entry its default-deny denials name.
+    pub default_rule: Option<RuleId>,
+}
+
+impl Default for SurfaceRules {
+    fn default() -> Self {
+        SurfaceRules {
+            hidden: Vec::new(),
+            blocks: Vec::new(),
+            default: Posture::Allow,
+            default_rule: None,
+        }
+    }
 }
 
 impl SurfaceRules {
-    /// True when the surface has neither hides nor blocks.
+    /// True when the surface has no hides, no blocks and the allow posture.
     pub fn is_empty(&self) -> bool {
-        self.hidden.is_empty() && self.blocks.is_empty()
+        self.hidden.is_empty() && self.blocks.is_empty() && self.default == Posture::Allow
     }
 }
 
@@ -176,8 +191,8 @@ impl ServerPolicy {
     }
 
     /// The policy as it decides `surface`: for a resource or prompt, its
-    /// hides and blocks in place of the tools', no wildcard rules and an
-    /// `allow` posture; the tables (rules, counters, regexes) are shared, so
+    /// hides, blocks and posture in place of the tools', no wildcard rules;
+    /// the tables (rules, counters, regexes) are shared, so
     /// rule ids mean the same in the view. For tools, the policy itself.
     pub fn view(&self, surface: Surface) -> ServerPolicy {
         let mut v = self.clone();
@@ -185,7 +200,8 @@ impl ServerPolicy {
             v.hidden = r.hidden.clone();
             v.tools = r.blocks.clone();
             v.wildcard = Vec::new();
-            v.default = Posture::Allow;
+            v.default = r.default;
+            v.default_rule = r.default_rule.unwrap_or(self.default_rule);
         }
         v
     }

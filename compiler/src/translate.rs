@@ -186,6 +186,16 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
                 })
                 .collect::<Vec<_>>()
         };
+        if sr.default == Posture::Deny {
+            items.push(Item::Surface(dsl::SurfaceBlock {
+                surface,
+                hide: false,
+                patterns: Vec::new(),
+                rules: Vec::new(),
+                default: Some(dsl::Posture::Deny),
+                span: Span::default(),
+            }));
+        }
         if !sr.hidden.is_empty() {
             items.push(Item::Surface(dsl::SurfaceBlock {
                 surface,
@@ -197,6 +207,7 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
                         .collect::<Vec<_>>(),
                 ),
                 rules: Vec::new(),
+                default: None,
                 span: Span::default(),
             }));
         }
@@ -206,6 +217,7 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
                 hide: false,
                 patterns: pats(&t.patterns),
                 rules: rules(p, &t.rules, &counter_names)?,
+                default: None,
                 span: Span::default(),
             }));
         }

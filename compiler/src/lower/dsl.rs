@@ -100,6 +100,40 @@ pub fn lower<'f>(
                     });
                 }
             }
+            Item::Surface(sb) if sb.default.is_some() => {
+                let rules = match sb.surface {
+                    Surface::Resource => &b.policy.resources,
+                    _ => &b.policy.prompts,
+                };
+                if let Some(first) = rules.default_rule {
+                    diags.push(
+                        Diagnostic::error(
+                            format!("`default {}` is set twice", sb.surface.name()),
+                            sb.span,
+                        )
+                        .with_label(b.policy.rule(first).loc.0, "first set here")
+                        .with_help(format!(
+                            "keep one `default {0} allow` or `default {0} deny`",
+                            sb.surface.name()
+                        )),
+                    );
+                }
+                let rule = b.add_rule(
+                    "(default deny)".into(),
+                    format!("default {}", sb.surface.name()),
+                    RuleKind::DefaultDeny,
+                    sb.span,
+                );
+                let rules = match sb.surface {
+                    Surface::Resource => &mut b.policy.resources,
+                    _ => &mut b.policy.prompts,
+                };
+                rules.default = match sb.default {
+                    Some(dsl::Posture::Deny) => Posture::Deny,
+                    _ => Posture::Allow,
+                };
+                rules.default_rule = Some(rule);
+            }
             Item::Surface(sb) if sb.hide => {
                 for (pat, regex) in &sb.patterns {
                     let rules = match sb.surface {
@@ -142,7 +176,7 @@ pub fn lower<'f>(
     let surface_blocks: Vec<(dsl::ToolBlock, &dsl::SurfaceBlock)> = items
         .iter()
         .filter_map(|i| match i {
-            Item::Surface(sb) if !sb.hide => Some((
+            Item::Surface(sb) if !sb.hide && sb.default.is_none() => Some((
                 dsl::ToolBlock {
                     patterns: sb.patterns.iter().map(|(p, _)| p.clone()).collect(),
                     rules: sb.rules.clone(),

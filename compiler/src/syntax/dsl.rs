@@ -90,6 +90,8 @@ pub struct SurfaceBlock {
     pub patterns: Vec<(Pattern, bool)>,
     /// The rules, in order (the same as a tool block's).
     pub rules: Vec<PolicyRule>,
+    /// `default resource allow|deny` (no patterns, no rules): the posture.
+    pub default: Option<Posture>,
     /// The header.
     pub span: Span,
 }
@@ -464,6 +466,7 @@ fn describe(r: &Rule) -> String {
         | Rule::include_decl
         | Rule::tool_block
         | Rule::surface_block
+        | Rule::surface_default
         | Rule::surface_hide => {
             "a statement (`default`, `hide`, `include`, `tool`, `resource`, `prompt`)".into()
         }
@@ -731,6 +734,27 @@ impl Build<'_> {
                     }
                     items.push(Item::Hide(pats, condition, span));
                 }
+                Rule::surface_default => {
+                    let mut surface = crate::ir::Surface::Resource;
+                    let mut posture = Posture::Allow;
+                    for q in p.into_inner() {
+                        match q.as_rule() {
+                            Rule::surface_kw if q.as_str() == "prompt" => {
+                                surface = crate::ir::Surface::Prompt;
+                            }
+                            Rule::posture if q.as_str() == "deny" => posture = Posture::Deny,
+                            _ => {}
+                        }
+                    }
+                    items.push(Item::Surface(SurfaceBlock {
+                        surface,
+                        hide: false,
+                        patterns: Vec::new(),
+                        rules: Vec::new(),
+                        default: Some(posture),
+                        span,
+                    }));
+                }
                 Rule::surface_block | Rule::surface_hide => {
                     let hide = p.as_rule() == Rule::surface_hide;
                     let mut surface = crate::ir::Surface::Resource;
@@ -798,6 +822,7 @@ impl Build<'_> {
                         hide,
                         patterns,
                         rules,
+                        default: None,
                         span: Span::new(self.file, span.start, header_end),
                     }));
                 }

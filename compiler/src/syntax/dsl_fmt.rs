@@ -236,6 +236,21 @@ impl Printer<'_> {
                     self.out.push_str(&string(&s.value));
                     self.trailing(s.span.end);
                 }
+                Item::Surface(sb) if sb.default.is_some() => {
+                    self.comments_before(sb.span.start, indent);
+                    self.blank_line_before(sb.span.start);
+                    self.out.push_str(indent);
+                    self.out.push_str(&format!(
+                        "default {} {}",
+                        sb.surface.name(),
+                        if sb.default == Some(crate::syntax::dsl::Posture::Deny) {
+                            "deny"
+                        } else {
+                            "allow"
+                        }
+                    ));
+                    self.trailing(sb.span.end);
+                }
                 Item::Surface(sb) if sb.hide => {
                     self.comments_before(sb.span.start, indent);
                     self.blank_line_before(sb.span.start);

@@ -255,3 +255,42 @@ fn generated_code_and_evaluator_agree_on_resources_and_prompts() {
             .unwrap_or_else(|e| panic!("{}: {e}", ir.name));
     }
 }
+
+/// `default resource deny` / `default prompt deny`: an allow-list.
+#[test]
+fn a_default_deny_posture_allow_lists_resources_and_prompts() {
+    let p = compiled("surfaces-allowlist").expect("compiled");
+    let mem = MemoryCounters::new();
+    let e = env(&mem, 1_768_474_800_000);
+    assert_eq!(read(p, "file:///srv/data/a.csv", &e).0, Outcome::Allowed);
+    assert_eq!(
+        read(p, "file:///srv/private/key", &e),
+        (Outcome::Check, "Private files are off limits".into())
+    );
+    assert_eq!(
+        read(p, "file:///srv/../etc/passwd", &e),
+        (
+            Outcome::NotPermitted,
+            r#"Resource "file:///etc/passwd" is not permitted by policy"#.into()
+        )
+    );
+    assert_eq!(prompt(p, "simple-prompt", "{}", &e).0, Outcome::Allowed);
+    assert_eq!(
+        prompt(p, "args-prompt", r#"{"city":"Berlin"}"#, &e).0,
+        Outcome::Allowed
+    );
+    assert_eq!(
+        prompt(p, "args-prompt", r#"{"city":"Paris"}"#, &e).0,
+        Outcome::Check
+    );
+    assert_eq!(
+        prompt(p, "other", "{}", &e),
+        (
+            Outcome::NotPermitted,
+            r#"Prompt "other" is not permitted by policy"#.into()
+        )
+    );
+    // Tools keep their own (allow) posture.
+    let tool = ToolCall::new("anything", b"{}", Strictness::STRICT).unwrap();
+    assert_eq!(p.decide(&tool, &e).outcome, Outcome::Allowed);
+}
