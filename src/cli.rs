@@ -166,8 +166,14 @@ pub struct ExplainArgs {
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The tool called.
-    #[arg(long, value_name = "T")]
-    pub tool: String,
+    #[arg(long, value_name = "T", required_unless_present_any = ["resource", "prompt"], conflicts_with_all = ["resource", "prompt"])]
+    pub tool: Option<String>,
+    /// A resource read instead (`resources/read`): its URI, explained as normalised.
+    #[arg(long, value_name = "URI", conflicts_with = "prompt")]
+    pub resource: Option<String>,
+    /// A prompt request instead (`prompts/get`): its name; `--args` are its arguments.
+    #[arg(long, value_name = "NAME")]
+    pub prompt: Option<String>,
     /// The call's arguments, as JSON.
     #[arg(long, value_name = "JSON", default_value = "{}")]
     pub args: String,

@@ -31,6 +31,7 @@ pub use portcullis_core::replay::DEFAULT_CLOCK;
 /// One call of a decision table.
 #[derive(Debug, Clone)]
 pub struct Call {
+    surface: portcullis_core::call::Surface,
     tool: String,
     args: String,
     at: Option<String>,
@@ -41,11 +42,29 @@ pub struct Call {
 /// A call of `tool` with `args` (JSON text).
 pub fn call(tool: &str, args: &str) -> Call {
     Call {
+        surface: portcullis_core::call::Surface::Tool,
         tool: tool.to_string(),
         args: args.to_string(),
         at: None,
         upstream_error: false,
         claims: None,
+    }
+}
+
+/// A `resources/read` of `uri` (decided on its normalised form, as the
+/// proxy decides it; a URI that cannot be normalised is `refused`).
+pub fn resource(uri: &str) -> Call {
+    Call {
+        surface: portcullis_core::call::Surface::Resource,
+        ..call(uri, "{}")
+    }
+}
+
+/// A `prompts/get` of `name` with `args` (JSON text).
+pub fn prompt(name: &str, args: &str) -> Call {
+    Call {
+        surface: portcullis_core::call::Surface::Prompt,
+        ..call(name, args)
     }
 }
 
@@ -107,7 +126,12 @@ pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
     let meta = policy.meta();
     let mut rows = Vec::with_capacity(calls.len());
     for c in calls {
-        let mut shown = format!("{} {}", c.tool, c.args.trim());
+        use portcullis_core::call::Surface;
+        let mut shown = match c.surface {
+            Surface::Tool => format!("{} {}", c.tool, c.args.trim()),
+            Surface::Resource => format!("resource {}", c.tool),
+            Surface::Prompt => format!("prompt {} {}", c.tool, c.args.trim()),
+        };
         if let Some(at) = &c.at {
             replay.set_clock(
                 UnixMillis::parse_rfc3339(at)
@@ -126,7 +150,26 @@ pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
             shown.push_str(&format!(" as {}", p.sub()));
         }
         replay.set_principal(principal);
-        let row = match replay.call(policy, &c.tool, &c.args, c.upstream_error) {
+        let name = match c.surface {
+            Surface::Resource => match portcullis_core::uri::normalize(&c.tool) {
+                Ok(n) => n,
+                Err(e) => {
+                    rows.push(Row {
+                        call: shown,
+                        effect: "refused",
+                        rule: None,
+                        message: Some(format!("the URI cannot be normalised: {}", e.kind)),
+                    });
+                    continue;
+                }
+            },
+            _ => c.tool.clone(),
+        };
+        let surface = c.surface;
+        let decided = replay.call_with(&name, &c.args, c.upstream_error, |call, env| {
+            policy.decide(&call.clone().with_surface(surface), env)
+        });
+        let row = match decided {
             Err(e) => Row {
                 call: shown,
                 effect: "refused",
@@ -150,7 +193,7 @@ pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
                     .rule
                     .and_then(|r| meta.rule(r))
                     .map(|r| r.name.to_string()),
-                message: Some(d.message(&c.tool).into_owned()),
+                message: Some(d.message_on(surface, &name).into_owned()),
             },
         };
         rows.push(row);

@@ -3,7 +3,7 @@
 //! embedded policy is the compiled one; the policy-language samples, which
 //! this build does not embed, run on the reference evaluator.
 
-use portcullis::testing::{call, decision_table};
+use portcullis::testing::{call, decision_table, prompt, resource};
 use portcullis_compiler::eval::Evaluator;
 
 fn evaluator(path: &str) -> Evaluator {
@@ -179,4 +179,53 @@ fn principal_policy() {
         &evaluator("tests/fixtures/principal/finance.policy"),
         &calls
     ));
+}
+
+/// Resources and prompts (docs/surfaces.md): the same fixture in the three
+/// languages decides every row alike (rule names aside; the catalogue form
+/// has no conditions, so its `deploy` prompt denies every request).
+#[test]
+fn resources_and_prompts_policy() {
+    let calls = [
+        resource("file:///etc/passwd"),
+        resource("FILE:///tmp/../etc//shadow"),
+        resource("file:///%65tc/hosts"),
+        resource("file:///etc%2Fpasswd"),
+        resource("file:///etcetera"),
+        resource("file:///srv/app/.env"),
+        resource("demo://resource/static/document/architecture.md"),
+        resource("file:///root/.ssh/id_ed25519"),
+        resource("file:///srv/data/a.csv"),
+        resource("file:///srv/data/b.csv").upstream_error(),
+        resource("file:///srv/data/b.csv"),
+        resource("file:///srv/data/c.csv"),
+        resource("file:///srv/data/d.csv"),
+        resource("file:///srv/data/deeper/e.csv"),
+        prompt("deploy", r#"{"env": "prod", "service": "api"}"#),
+        prompt("secret_admin", "{}"),
+        prompt("simple-prompt", "{}"),
+        prompt("simple-prompt", "{}"),
+        prompt("simple-prompt", "{}"),
+    ];
+    let dsl = decision_table(
+        &evaluator("tests/fixtures/surfaces/surfaces-dsl.policy"),
+        &calls,
+    );
+    let outcome = |t: &portcullis::testing::DecisionTable| {
+        t.rows
+            .iter()
+            .map(|r| (r.call.clone(), r.effect, r.message.clone()))
+            .collect::<Vec<_>>()
+    };
+    for other in [
+        "tests/fixtures/surfaces/surfaces-intercept.yaml",
+        "tests/fixtures/surfaces/surfaces-catalogue.yaml",
+    ] {
+        assert_eq!(
+            outcome(&dsl),
+            outcome(&decision_table(&evaluator(other), &calls)),
+            "{other}"
+        );
+    }
+    insta::assert_yaml_snapshot!(dsl);
 }

@@ -446,6 +446,11 @@ fn options(format: scaffold::Format, stem: &str) -> scaffold::Options {
         schemas_file: None,
         via: "`x` (stdio)\n# y".into(),
         date: "2026-01-01".into(),
+        surfaces: scaffold::Surfaces {
+            resources: vec!["file:///a\n# evil: true".into()],
+            templates: vec!["file:///{x}\n}\n// evil".into()],
+            prompts: vec![("p\"\n# z".into(), vec!["a\n# b".into()])],
+        },
     }
 }
 

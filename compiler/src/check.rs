@@ -37,7 +37,48 @@ pub fn check(p: &ServerPolicy) -> Vec<Diagnostic> {
     too_many_limits(p, &mut out);
     case_variant_paths(p, &mut out);
     hide_conditions(p, &mut out);
+    // Resources and prompts: the same per-block checks on their blocks.
+    for surface in [crate::ir::Surface::Resource, crate::ir::Surface::Prompt] {
+        if p.governs(surface) {
+            let view = p.view(surface);
+            shadowed_rules(&view, &mut out);
+            too_many_limits(&view, &mut out);
+            hidden_with_rules(&view, &mut out);
+        }
+    }
+    resource_arguments(p, &mut out);
     out
+}
+
+/// A resource request has no arguments: a resource rule's condition that
+/// reads `args.*` reads a missing value for every request (what the
+/// author meant is the URI, which the block's pattern matches).
+fn resource_arguments(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
+    for block in &p.resources.blocks {
+        for &id in &block.rules {
+            let r = p.rule(id);
+            let exprs = r.check.iter().map(|c| &c.deny_when);
+            for e in exprs {
+                for t in e.tests() {
+                    for o in t.operands() {
+                        let path = match o {
+                            Operand::Arg(a) | Operand::Len(a) => a,
+                            _ => continue,
+                        };
+                        if !path.is_principal() {
+                            out.push(
+                                Diagnostic::error(
+                                    format!("`{}`: a resource request has no arguments", path.display()),
+                                    t.loc.0,
+                                )
+                                .with_help("a resource rule matches the URI by its block's pattern (exact, glob or regex); its conditions may read `principal.*` and counters"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A conditional `hide` decides `tools/list` too, where a call has no

@@ -17,7 +17,7 @@ use quote::{format_ident, quote};
 use crate::eval::meta_for;
 use crate::ir::{
     Amount, ArgPath, CmpOp, Const, CounterId, Expr, NamePattern, Operand, Partition, PolicySet,
-    Posture, RuleId, RuleKind, ServerPolicy, TestKind,
+    Posture, RuleId, RuleKind, ServerPolicy, Surface, TestKind,
 };
 use crate::source::SourceMap;
 use portcullis_core::json::JStr;
@@ -310,6 +310,27 @@ struct Gen<'p> {
 }
 
 impl Gen<'_> {
+    /// The test that `subject` (a `&str` expression) matches a pattern that
+    /// is not an exact name; None for an exact name (dispatched by `match`).
+    fn pattern_test(&self, p: &NamePattern, subject: &TokenStream) -> Option<TokenStream> {
+        match p {
+            NamePattern::Exact(_) => None,
+            NamePattern::All => Some(quote!(true)),
+            NamePattern::Glob(g) => {
+                let g = lit(g);
+                Some(quote!(ops::glob_match(#g, #subject)))
+            }
+            NamePattern::UriGlob(g) => {
+                let g = lit(g);
+                Some(quote!(uri_glob_match(#g, #subject)))
+            }
+            NamePattern::Regex { id, .. } => {
+                let re = &self.regex_names[id.0 as usize];
+                Some(quote!(#re.is_match(#subject)))
+            }
+        }
+    }
+
     /// True when the policy has approval rules: its decision functions then
     /// take `approved` (true when deciding a call a person approved).
     fn has_approvals(&self) -> bool {
@@ -451,14 +472,7 @@ impl Gen<'_> {
             let tests: Vec<TokenStream> = t
                 .patterns
                 .iter()
-                .filter_map(|p| match p {
-                    NamePattern::Glob(g) => {
-                        let g = lit(g);
-                        Some(quote!(ops::glob_match(#g, call.name())))
-                    }
-                    NamePattern::All => Some(quote!(true)),
-                    NamePattern::Exact(_) => None,
-                })
+                .filter_map(|p| self.pattern_test(p, &quote!(call.name())))
                 .collect();
             let pushes = self.budget_pushes(&t.rules);
             (!tests.is_empty() && !pushes.is_empty())
@@ -486,9 +500,18 @@ impl Gen<'_> {
         } else {
             quote!(match call.name() { #(#arms)* _ => { #others } })
         };
+        // Only tools are paid for: a resource or prompt has no budget.
+        let surface_guard = if self.p.resources.is_empty() && self.p.prompts.is_empty() {
+            quote!()
+        } else {
+            quote!(if call.surface() != Surface::Tool {
+                return;
+            })
+        };
         quote! {
             fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut Budgets) {
                 let _ = env;
+                #surface_guard
                 #guard
                 #body
             }
@@ -674,6 +697,77 @@ fn server_module(
     );
     fns.push(g.unlisted_fn());
     let spend_fn = g.spend_fn(&names, !hidden_fn.is_empty());
+    // Resources and prompts: each decided like tools, against its own
+    // blocks, in a module of its own (so its functions keep their names).
+    let mut surface_mods = Vec::new();
+    let mut surface_arms = Vec::new();
+    let mut hidden_arms = Vec::new();
+    let mut governs = Vec::new();
+    for surface in [Surface::Resource, Surface::Prompt] {
+        if !p.governs(surface) {
+            continue;
+        }
+        let view = p.view(surface);
+        let sg = Gen {
+            p: &view,
+            regex_names: g.regex_names.clone(),
+            used_rules: Default::default(),
+        };
+        surface_mods.push(surface_module(&sg, surface));
+        g.used_rules
+            .borrow_mut()
+            .extend(sg.used_rules.borrow().iter().copied());
+        let (module, variant) = (
+            format_ident!("{}", surface.name()),
+            format_ident!("{}", surface.title()),
+        );
+        let approved = if has_approvals {
+            quote!(approved)
+        } else {
+            quote!(false)
+        };
+        surface_arms
+            .push(quote!(Surface::#variant => return #module::decide(call, env, #approved),));
+        hidden_arms.push(quote!(Surface::#variant => #module::is_hidden(name, caller),));
+        governs.push(quote!(Surface::#variant));
+    }
+    // A surface without rules: allowed (the proxy does not ask).
+    let (rest_allowed, rest_hidden) = if governs.len() == 2 {
+        (quote!(), quote!())
+    } else {
+        (
+            quote!(_ => return Limits::new().finish(env),),
+            quote!(_ => false,),
+        )
+    };
+    let surface_dispatch = if surface_arms.is_empty() {
+        quote!()
+    } else {
+        quote! {
+            match call.surface() {
+                Surface::Tool => {}
+                #(#surface_arms)*
+                #rest_allowed
+            }
+        }
+    };
+    let surface_fns = if governs.is_empty() {
+        quote!()
+    } else {
+        quote! {
+            fn governs(&self, surface: Surface) -> bool {
+                matches!(surface, Surface::Tool #(| #governs)*)
+            }
+
+            fn is_hidden_on(&self, surface: Surface, name: &str, caller: Option<&Principal>) -> bool {
+                match surface {
+                    Surface::Tool => self.is_hidden(name, caller),
+                    #(#hidden_arms)*
+                    #rest_hidden
+                }
+            }
+        }
+    };
     let rule_consts = g.rule_consts(&meta);
     let module_doc = lit(&format!(
         " Server `{}`, from `{}`.",
@@ -729,6 +823,7 @@ fn server_module(
             quote! {
                 /// Decides a call; `approved`: a person approved it (approval rules are skipped).
                 fn decide(call: &ToolCall<'_>, env: &Env<'_>, approved: bool) -> Decision {
+                    #surface_dispatch
                     #hidden_check
                     #dispatch
                 }
@@ -748,6 +843,7 @@ fn server_module(
             quote!(),
             quote! {
                 fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+                    #surface_dispatch
                     #hidden_check
                     #dispatch
                 }
@@ -805,6 +901,98 @@ fn server_module(
                 #spend_fn
 
                 #results_fns
+                #surface_fns
+            }
+
+            #(#fns)*
+            #(#surface_mods)*
+        }
+    }
+}
+
+/// The module deciding one surface other than tools: its hides, a
+/// `decide` over its blocks (exact names by `match`, then patterns in
+/// order) and `is_hidden`. `g` generates from the surface's view of the
+/// policy ([`ServerPolicy::view`]), whose rule ids are the policy's.
+fn surface_module(g: &Gen<'_>, surface: Surface) -> TokenStream {
+    let p = g.p;
+    let (hidden_fn, hidden_check, is_hidden) = if p.hidden.iter().any(|h| h.when.is_some()) {
+        g.conditional_hides()
+    } else {
+        g.static_hides()
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for t in &p.tools {
+        for pat in &t.patterns {
+            if let NamePattern::Exact(n) = pat
+                && !names.contains(&n.as_str())
+            {
+                names.push(n);
+            }
+        }
+    }
+    names.sort_unstable();
+    let mut fns = Vec::new();
+    let mut targets = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let f = format_ident!("tool_{}", i);
+        let rules: Vec<RuleId> = p
+            .blocks_for(name)
+            .flat_map(|b| b.rules.iter().copied())
+            .collect();
+        fns.push(g.tool_fn(&f, name, &rules));
+        targets.push((name.to_string(), f));
+    }
+    let has_approvals = g.has_approvals();
+    let extra = if has_approvals {
+        quote!(, approved)
+    } else {
+        quote!()
+    };
+    let dispatch = dispatch(&targets, &extra);
+    fns.push(g.unlisted_fn());
+    let module = format_ident!("{}", surface.name());
+    let doc = lit(&format!(
+        " Requests on the {} surface (`{}`).",
+        surface.name(),
+        match surface {
+            Surface::Resource => "resources/read, resources/subscribe",
+            _ => "prompts/get",
+        }
+    ));
+    let approved = if has_approvals {
+        quote!(approved)
+    } else {
+        quote!(_)
+    };
+    let (name_param, caller_param) = (
+        if hidden_fn.is_empty() {
+            quote!(_)
+        } else {
+            quote!(tool)
+        },
+        if p.hidden.iter().any(|h| h.when.is_some()) {
+            quote!(caller)
+        } else {
+            quote!(_)
+        },
+    );
+    quote! {
+        #[doc = #doc]
+        mod #module {
+            use super::*;
+
+            #hidden_fn
+
+            /// Decides one request; `approved`: a person approved it.
+            pub(super) fn decide(call: &ToolCall<'_>, env: &Env<'_>, #approved: bool) -> Decision {
+                #hidden_check
+                #dispatch
+            }
+
+            /// True when the request is hidden from this caller.
+            pub(super) fn is_hidden(#name_param: &str, #caller_param: Option<&Principal>) -> bool {
+                #is_hidden
             }
 
             #(#fns)*
@@ -831,10 +1019,14 @@ impl Gen<'_> {
                 // Every tool is hidden: later patterns are never reached.
                 NamePattern::All if hide_all.is_none() => hide_all = Some(self.rule_ref(id)),
                 NamePattern::All => {}
-                NamePattern::Glob(_) if hide_all.is_some() => {}
-                NamePattern::Glob(gl) => {
-                    let (gl, r) = (lit(gl), self.rule_ref(id));
-                    hide_other.push(quote!(if ops::glob_match(#gl, tool) { return Some(#r); }));
+                NamePattern::Glob(_) | NamePattern::UriGlob(_) | NamePattern::Regex { .. }
+                    if hide_all.is_some() => {}
+                pat @ (NamePattern::Glob(_)
+                | NamePattern::UriGlob(_)
+                | NamePattern::Regex { .. }) => {
+                    let test = self.pattern_test(pat, &quote!(tool));
+                    let r = self.rule_ref(id);
+                    hide_other.push(quote!(if #test { return Some(#r); }));
                 }
             }
         }
@@ -896,11 +1088,9 @@ impl Gen<'_> {
                     let n = lit(n);
                     quote!(tool == #n)
                 }
-                NamePattern::Glob(gl) => {
-                    let gl = lit(gl);
-                    quote!(ops::glob_match(#gl, tool))
-                }
-                NamePattern::All => quote!(true),
+                pat => self
+                    .pattern_test(pat, &quote!(tool))
+                    .unwrap_or_else(|| quote!(false)),
             };
             let test = match &h.when {
                 None => quote!(#matches),
@@ -1563,19 +1753,17 @@ impl Gen<'_> {
     fn unlisted_fn(&self) -> TokenStream {
         let mut slots = Slots::new();
         // Blocks with glob patterns, in order; exact names were dispatched already.
-        let globs: Vec<(usize, Vec<String>, Vec<RuleId>)> = self
+        let globs: Vec<(usize, Vec<TokenStream>, Vec<RuleId>)> = self
             .p
             .tools
             .iter()
             .enumerate()
             .filter_map(|(i, t)| {
-                let pats: Vec<String> = t
+                let pats: Vec<TokenStream> = t
                     .patterns
                     .iter()
-                    .filter_map(|p| match p {
-                        NamePattern::Glob(g) => Some(g.clone()),
-                        _ => None,
-                    })
+                    .filter(|p| !matches!(p, NamePattern::All))
+                    .filter_map(|p| self.pattern_test(p, &quote!(call.name())))
                     .collect();
                 (!pats.is_empty()).then(|| (i, pats, t.rules.clone()))
             })
@@ -1586,10 +1774,7 @@ impl Gen<'_> {
         let mut limits = Vec::new();
         for (i, pats, rules) in &globs {
             let m = format_ident!("m{}", i);
-            let tests = pats.iter().map(|g| {
-                let g = lit(g);
-                quote!(ops::glob_match(#g, call.name()))
-            });
+            let tests = pats.iter();
             let Body {
                 checks: c,
                 approvals: ap,

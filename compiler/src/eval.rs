@@ -6,7 +6,7 @@
 //! every test, and allocates freely. Both it and the generated code call the
 //! runtime's `ops` for every operator and `Limits` for the counter phase.
 
-use portcullis_core::call::ToolCall;
+use portcullis_core::call::{Surface, ToolCall};
 use portcullis_core::counters::{CounterRef, CounterSpec, Scope};
 use portcullis_core::idempotency::IdempotencySpec;
 use portcullis_core::json::{JStr, Num, Val};
@@ -50,6 +50,9 @@ struct RuleText {
 /// A policy interpreted from its IR.
 pub struct Evaluator {
     ir: ServerPolicy,
+    /// The policy as it decides resources and prompts ([`ServerPolicy::view`]).
+    resource_view: ServerPolicy,
+    prompt_view: ServerPolicy,
     meta: &'static PolicyMeta,
     texts: Vec<RuleText>,
     regexes: Vec<regex::Regex>,
@@ -110,6 +113,8 @@ impl Evaluator {
             .collect();
         let results = crate::results::to_core(&ir, sources);
         Evaluator {
+            resource_view: ir.view(Surface::Resource),
+            prompt_view: ir.view(Surface::Prompt),
             ir,
             meta,
             texts,
@@ -121,6 +126,15 @@ impl Evaluator {
     /// The IR this evaluator runs.
     pub fn ir(&self) -> &ServerPolicy {
         &self.ir
+    }
+
+    /// The policy as it decides requests on `surface`.
+    pub fn view(&self, surface: Surface) -> &ServerPolicy {
+        match surface {
+            Surface::Tool => &self.ir,
+            Surface::Resource => &self.resource_view,
+            Surface::Prompt => &self.prompt_view,
+        }
     }
 
     /// The counter `id` partitioned for this call; None when it counts per
@@ -259,16 +273,23 @@ impl Evaluator {
     /// The rules that apply to `tool`, in order, or None when the tool is unlisted
     /// under a default-deny policy.
     pub fn rules_for(&self, tool: &str) -> Option<Vec<RuleId>> {
+        self.rules_on(Surface::Tool, tool)
+    }
+
+    /// [`Evaluator::rules_for`] on any surface (`name`: a tool, a normalised
+    /// resource URI, a prompt).
+    pub fn rules_on(&self, surface: Surface, name: &str) -> Option<Vec<RuleId>> {
+        let view = self.view(surface);
         let mut rules: Vec<RuleId> = Vec::new();
         let mut listed = false;
-        for block in self.ir.blocks_for(tool) {
+        for block in view.blocks_for(name) {
             listed = true;
             rules.extend(&block.rules);
         }
-        if !listed && self.ir.default == Posture::Deny {
+        if !listed && view.default == Posture::Deny {
             return None;
         }
-        rules.extend(&self.ir.wildcard);
+        rules.extend(&view.wildcard);
         Some(rules)
     }
 }
@@ -333,6 +354,15 @@ impl Policy for Evaluator {
         self.results
     }
 
+    fn governs(&self, surface: Surface) -> bool {
+        self.ir.governs(surface)
+    }
+
+    fn is_hidden_on(&self, surface: Surface, name: &str, principal: Option<&Principal>) -> bool {
+        self.hiding_on(surface, name, principal, &mut |_| {})
+            .is_some()
+    }
+
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
         self.decide_traced(call, env, &mut |_| {})
     }
@@ -342,6 +372,10 @@ impl Policy for Evaluator {
     }
 
     fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut Budgets) {
+        // Only tools are paid for.
+        if call.surface() != Surface::Tool {
+            return;
+        }
         // A hidden tool is denied before it can ever be charged.
         if self.hiding(call.name(), env.principal).is_some() {
             return;
@@ -513,11 +547,22 @@ impl Evaluator {
         principal: Option<&Principal>,
         trace: &mut dyn FnMut(Trace<'_>),
     ) -> Option<RuleId> {
+        self.hiding_on(Surface::Tool, tool, principal, trace)
+    }
+
+    /// The hide entry that hides `name` on `surface` from this caller, if any.
+    pub fn hiding_on(
+        &self,
+        surface: Surface,
+        tool: &str,
+        principal: Option<&Principal>,
+        trace: &mut dyn FnMut(Trace<'_>),
+    ) -> Option<RuleId> {
         // A hide condition reads principal paths only (checked), so it is
         // evaluated against a call without arguments.
         let none = ToolCall::new(tool, b"{}", portcullis_core::json::Strictness::STRICT)
             .expect("`{}` is a call");
-        self.ir
+        self.view(surface)
             .hides_for(tool)
             .find(|h| match &h.when {
                 None => true,
@@ -560,15 +605,22 @@ impl Evaluator {
         trace: &mut dyn FnMut(Trace<'_>),
     ) -> Decision {
         let tool = call.name();
-        if let Some(rule) = self.hiding_traced(tool, env.principal, trace) {
+        let surface = call.surface();
+        if !self.ir.governs(surface) {
+            // No rules for this surface: allowed (the proxy does not ask).
+            trace(Trace::Unlisted);
+            return Limits::new().finish(env);
+        }
+        if let Some(rule) = self.hiding_on(surface, tool, env.principal, trace) {
             trace(Trace::Hidden { rule });
             return Decision::deny(Outcome::Hidden, rule, "");
         }
-        let Some(rules) = self.rules_for(tool) else {
+        let view = self.view(surface);
+        let Some(rules) = self.rules_on(surface, tool) else {
             trace(Trace::Unlisted);
-            return Decision::deny(Outcome::NotPermitted, self.ir.default_rule, "");
+            return Decision::deny(Outcome::NotPermitted, view.default_rule, "");
         };
-        if self.ir.blocks_for(tool).next().is_none() {
+        if view.blocks_for(tool).next().is_none() {
             trace(Trace::Unlisted);
         }
         trace(Trace::Rules {

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use portcullis_core::call::ToolCall;
+use portcullis_core::call::{Surface, ToolCall};
 use portcullis_core::counters::{Calendar, MemoryCounters, UnixMillis, Window};
 use portcullis_core::json::Strictness;
 use portcullis_core::ops::AmountFault;
@@ -69,9 +69,33 @@ pub fn explain(
     now: UnixMillis,
     principal: Option<&Principal>,
 ) -> Result<String, String> {
-    let call = ToolCall::new(tool, args.as_bytes(), Strictness::STRICT)
+    explain_on(ev, sources, Surface::Tool, tool, args, now, principal)
+}
+
+/// [`explain`] for a request on any surface: a tool call, a resource read
+/// (`name` is the URI, explained as normalised) or a prompt request.
+pub fn explain_on(
+    ev: &Evaluator,
+    sources: &SourceMap,
+    surface: Surface,
+    name: &str,
+    args: &str,
+    now: UnixMillis,
+    principal: Option<&Principal>,
+) -> Result<String, String> {
+    let normalised;
+    let tool = if surface == Surface::Resource {
+        normalised = portcullis_core::uri::normalize(name).map_err(|e| {
+            format!("the URI `{name}` cannot be normalised ({e}): the proxy denies reading it")
+        })?;
+        normalised.as_str()
+    } else {
+        name
+    };
+    let call = ToolCall::on(surface, tool, args.as_bytes(), Strictness::STRICT)
         .map_err(|e| format!("the arguments: {e}"))?;
     let p = ev.ir();
+    let view = ev.view(surface);
     let meta = ev.meta();
     let where_ = |id: RuleId| {
         let r = p.rule(id);
@@ -89,7 +113,7 @@ pub fn explain(
     let mut seen_tests: Vec<Seen> = Vec::new();
     let mut no_partition = false;
     let hide_when = |rule: RuleId| {
-        p.hidden
+        view.hidden
             .iter()
             .find(|h| h.rule == rule)
             .and_then(|h| h.when.as_ref())
@@ -127,14 +151,14 @@ pub fn explain(
                 ));
             }
         }
-        Trace::Unlisted => events.push("listed   by no tool block".to_string()),
+        Trace::Unlisted => events.push(format!("listed   by no {} block", surface.name())),
         Trace::Rules { rules } => {
-            let blocks: Vec<String> = p
+            let blocks: Vec<String> = view
                 .blocks_for(tool)
                 .map(|b| format!("{} ({})", b.patterns.iter().map(|x| x.text()).collect::<Vec<_>>().join(", "), sources.location(b.loc.0)))
                 .collect();
             if !blocks.is_empty() {
-                events.push(format!("listed   by tool {}", blocks.join(", ")));
+                events.push(format!("listed   by {} {}", surface.name(), blocks.join(", ")));
             }
             events.push(format!("rules    {} apply, in order", rules.len()));
         }
@@ -245,7 +269,17 @@ pub fn explain(
             "approvals new requests are announced to {url} ({signed})"
         );
     }
-    let _ = writeln!(out, "call     {tool} {}", args.trim());
+    match surface {
+        Surface::Tool => {
+            let _ = writeln!(out, "call     {tool} {}", args.trim());
+        }
+        Surface::Resource => {
+            let _ = writeln!(out, "read     {tool}");
+        }
+        Surface::Prompt => {
+            let _ = writeln!(out, "prompt   {tool} {}", args.trim());
+        }
+    }
     match principal {
         Some(pr) => {
             let _ = writeln!(
@@ -368,7 +402,11 @@ pub fn explain(
                 Outcome::ApprovalRequired => "approval required",
             };
             let _ = writeln!(out, "result   DENY ({why}) by {}", rule.unwrap_or_default());
-            let _ = writeln!(out, "         [POLICY DENIED] {}", decision.message(tool));
+            let _ = writeln!(
+                out,
+                "         [POLICY DENIED] {}",
+                decision.message_on(surface, tool)
+            );
         }
     }
     // What happens to the answer (only for policies with result rules).

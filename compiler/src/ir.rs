@@ -133,9 +133,81 @@ pub struct ServerPolicy {
     pub approvals: Option<ApprovalConfig>,
     /// What happens to answers (`results:`; docs/results.md).
     pub results: Vec<crate::results::ResultRule>,
+    /// Rules on `resources/read` and `resources/subscribe`, by URI.
+    pub resources: SurfaceRules,
+    /// Rules on `prompts/get`, by name and arguments.
+    pub prompts: SurfaceRules,
+}
+
+pub use portcullis_core::call::Surface;
+
+/// The hides and blocks of one surface other than tools (resources,
+/// prompts). Their rules live in the one rule table (so counters, messages
+/// and the audit log work alike); a surface is decided exactly as tools are
+/// (see the module documentation), against its own blocks and posture, with
+/// no wildcard rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurfaceRules {
+    /// Hidden resources or prompts, checked first.
+    pub hidden: Vec<Hide>,
+    /// Blocks, in evaluation order.
+    pub blocks: Vec<Tool>,
+    /// What happens to a resource or prompt no block lists (allow unless
+    /// the policy says `default resource deny` / `default prompt deny`).
+    pub default: Posture,
+    /// The rule-table entry its default-deny denials name.
+    pub default_rule: Option<RuleId>,
+}
+
+impl Default for SurfaceRules {
+    fn default() -> Self {
+        SurfaceRules {
+            hidden: Vec::new(),
+            blocks: Vec::new(),
+            default: Posture::Allow,
+            default_rule: None,
+        }
+    }
+}
+
+impl SurfaceRules {
+    /// True when the surface has no hides, no blocks and the allow posture.
+    pub fn is_empty(&self) -> bool {
+        self.hidden.is_empty() && self.blocks.is_empty() && self.default == Posture::Allow
+    }
 }
 
 impl ServerPolicy {
+    /// The rules of `surface`, None for tools (whose rules are the policy's own fields).
+    pub fn surface_rules(&self, surface: Surface) -> Option<&SurfaceRules> {
+        match surface {
+            Surface::Tool => None,
+            Surface::Resource => Some(&self.resources),
+            Surface::Prompt => Some(&self.prompts),
+        }
+    }
+
+    /// True when the policy decides requests on `surface` (always for tools).
+    pub fn governs(&self, surface: Surface) -> bool {
+        self.surface_rules(surface).is_none_or(|r| !r.is_empty())
+    }
+
+    /// The policy as it decides `surface`: for a resource or prompt, its
+    /// hides, blocks and posture in place of the tools', no wildcard rules;
+    /// the tables (rules, counters, regexes) are shared, so
+    /// rule ids mean the same in the view. For tools, the policy itself.
+    pub fn view(&self, surface: Surface) -> ServerPolicy {
+        let mut v = self.clone();
+        if let Some(r) = self.surface_rules(surface) {
+            v.hidden = r.hidden.clone();
+            v.tools = r.blocks.clone();
+            v.wildcard = Vec::new();
+            v.default = r.default;
+            v.default_rule = r.default_rule.unwrap_or(self.default_rule);
+        }
+        v
+    }
+
     /// The rule with this id.
     pub fn rule(&self, id: RuleId) -> &Rule {
         &self.rules[id.0 as usize]
@@ -183,6 +255,19 @@ pub enum NamePattern {
     Glob(String),
     /// Every tool (Intercept's `hide: ["*"]`).
     All,
+    /// A resource URI glob: `*` matches within a path segment, `**` across
+    /// segments ([`portcullis_core::uri::uri_glob_match`]).
+    UriGlob(String),
+    /// A regex over the (normalised) URI: unanchored, RE2 semantics as in
+    /// conditions, one of the policy's [`ServerPolicy::regexes`].
+    Regex {
+        /// Which regex.
+        id: RegexId,
+        /// The pattern as written.
+        source: String,
+        /// The pattern in Rust's dialect.
+        translated: String,
+    },
 }
 
 impl NamePattern {
@@ -192,14 +277,20 @@ impl NamePattern {
             NamePattern::Exact(n) => n == tool,
             NamePattern::Glob(g) => portcullis_core::ops::glob_match(g, tool),
             NamePattern::All => true,
+            NamePattern::UriGlob(g) => portcullis_core::uri::uri_glob_match(g, tool),
+            // The reference evaluator favours obviously right over fast.
+            NamePattern::Regex { translated, .. } => {
+                regex::Regex::new(translated).is_ok_and(|r| r.is_match(tool))
+            }
         }
     }
 
     /// The pattern as written.
     pub fn text(&self) -> &str {
         match self {
-            NamePattern::Exact(s) | NamePattern::Glob(s) => s,
+            NamePattern::Exact(s) | NamePattern::Glob(s) | NamePattern::UriGlob(s) => s,
             NamePattern::All => "*",
+            NamePattern::Regex { source, .. } => source,
         }
     }
 }

@@ -56,7 +56,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use portcullis_core::Principal;
-use portcullis_core::call::ToolCall;
+use portcullis_core::call::{Surface, ToolCall};
 use portcullis_core::counters::UnixMillis;
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Effect, Policy, RuleKind};
@@ -144,7 +144,9 @@ impl ResultExpect {
 pub struct CallSpec {
     /// The answer (`result:`, JSON text) and what should happen to it.
     pub result: Option<(String, ResultExpect)>,
-    /// The tool.
+    /// What is requested: a tool call, a resource read, a prompt.
+    pub surface: Surface,
+    /// The tool (or the resource's normalised URI, or the prompt's name).
     pub tool: String,
     /// The arguments, as JSON text.
     pub args: String,
@@ -278,6 +280,8 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
         e,
         &[
             "tool",
+            "resource",
+            "prompt",
             "args",
             "at",
             "upstream",
@@ -293,15 +297,56 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
         diags,
     );
     let result = get(e, "result").and_then(|r| result_json(r, diags));
-    let tool = match get(e, "tool") {
-        Some(t) => string_field(t, "tool", diags).text,
-        None => {
+    let given: Vec<(&str, Surface)> = [
+        ("tool", Surface::Tool),
+        ("resource", Surface::Resource),
+        ("prompt", Surface::Prompt),
+    ]
+    .into_iter()
+    .filter(|(k, _)| get(e, k).is_some())
+    .collect();
+    let (key, surface) = match given.as_slice() {
+        [one] => *one,
+        [] => {
             diags.push(
                 Diagnostic::error(format!("{ctx}: a call needs `tool`"), n.span)
-                    .with_help("add `tool: <name>`"),
+                    .with_help("add `tool: <name>` (or `resource: <URI>`, `prompt: <name>`)"),
             );
             return None;
         }
+        _ => {
+            diags.push(
+                Diagnostic::error(
+                    format!("{ctx}: a call names one of `tool`, `resource`, `prompt`"),
+                    n.span,
+                )
+                .with_help("split it into one call per request"),
+            );
+            return None;
+        }
+    };
+    let target = string_field(get(e, key).expect("given"), key, diags);
+    let tool = if surface == Surface::Resource {
+        match portcullis_core::uri::normalize(&target.text) {
+            Ok(n) => n,
+            Err(err) => {
+                diags.push(
+                    Diagnostic::error(
+                        format!(
+                            "the URI `{}` cannot be normalised: {}",
+                            target.text, err.kind
+                        ),
+                        target.span,
+                    )
+                    .with_help(
+                        "the proxy denies reading such a URI before any rule; see docs/surfaces.md",
+                    ),
+                );
+                return None;
+            }
+        }
+    } else {
+        target.text
     };
     let args = match get(e, "args") {
         None => "{}".to_string(),
@@ -446,6 +491,7 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
     let own_principal = get(e, "principal").map(|n| principal(n, diags));
     Some(CallSpec {
         result: result.zip(result_expect),
+        surface,
         principal: own_principal,
         tool,
         args,
@@ -613,7 +659,7 @@ pub struct Got {
 }
 
 impl Got {
-    fn of(r: &Replayed, tool: &str) -> Got {
+    fn of(r: &Replayed, surface: Surface, tool: &str) -> Got {
         match r {
             Replayed::Decided { decision: d, .. } => Got {
                 expect: match d.effect() {
@@ -628,7 +674,7 @@ impl Got {
                     None
                 },
                 message: if d.effect() != Effect::Allow {
-                    d.message(tool).into_owned()
+                    d.message_on(surface, tool).into_owned()
                 } else {
                     String::new()
                 },
@@ -718,25 +764,33 @@ pub fn run_case(
         };
         let decided = match coverage.as_mut() {
             Some((ev, cov)) => {
-                let r = replay.exchange(*ev, &c.tool, &c.args, upstream, |call, env| {
-                    if c.approved {
-                        ev.decide_approved_traced(call, env, &mut |t| cov.record(&t))
-                    } else {
-                        ev.decide_traced(call, env, &mut |t| cov.record(&t))
-                    }
-                });
+                let r =
+                    replay.exchange_on(*ev, c.surface, &c.tool, &c.args, upstream, |call, env| {
+                        if c.approved {
+                            ev.decide_approved_traced(call, env, &mut |t| cov.record(&t))
+                        } else {
+                            ev.decide_traced(call, env, &mut |t| cov.record(&t))
+                        }
+                    });
                 if let Ok(r) = &r {
                     cov.record_after(r);
                 }
                 r
             }
-            None => replay.exchange(policy, &c.tool, &c.args, upstream, |call, env| {
-                if c.approved {
-                    policy.decide_approved(call, env)
-                } else {
-                    policy.decide(call, env)
-                }
-            }),
+            None => replay.exchange_on(
+                policy,
+                c.surface,
+                &c.tool,
+                &c.args,
+                upstream,
+                |call, env| {
+                    if c.approved {
+                        policy.decide_approved(call, env)
+                    } else {
+                        policy.decide(call, env)
+                    }
+                },
+            ),
         };
         let d = match decided {
             Ok(d) => d,
@@ -754,7 +808,7 @@ pub fn run_case(
             }
         };
         let meta = policy.meta();
-        let got = Got::of(&d, &c.tool);
+        let got = Got::of(&d, c.surface, &c.tool);
         let rule = got.rule.and_then(|r| meta.rule(r));
         let mut wrong = got.expect != c.expect;
         if let Some(m) = &c.message {

@@ -97,6 +97,12 @@ fn pattern(p: &NamePattern) -> Result<Pattern, Untranslatable> {
             )));
         }
         NamePattern::Exact(n) => n.clone(),
+        NamePattern::UriGlob(g) => g.clone(),
+        NamePattern::Regex { source, .. } => {
+            return Err(Untranslatable(format!(
+                "the resource regex `{source}` has no YAML form in this translation"
+            )));
+        }
     };
     Ok(Pattern {
         text,
@@ -204,6 +210,69 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
             rules,
             span: Span::default(),
         }));
+    }
+    // Resources, then prompts: their hides, then their blocks.
+    for surface in [crate::ir::Surface::Resource, crate::ir::Surface::Prompt] {
+        let Some(sr) = p.surface_rules(surface) else {
+            continue;
+        };
+        let pats = |pats: &[crate::ir::NamePattern]| {
+            pats.iter()
+                .map(|x| match x {
+                    crate::ir::NamePattern::Regex { source, .. } => (
+                        Pattern {
+                            text: source.clone(),
+                            quoted: false,
+                            span: Span::default(),
+                        },
+                        true,
+                    ),
+                    other => (
+                        Pattern {
+                            text: other.text().to_string(),
+                            quoted: true,
+                            span: Span::default(),
+                        },
+                        false,
+                    ),
+                })
+                .collect::<Vec<_>>()
+        };
+        if sr.default == Posture::Deny {
+            items.push(Item::Surface(dsl::SurfaceBlock {
+                surface,
+                hide: false,
+                patterns: Vec::new(),
+                rules: Vec::new(),
+                default: Some(dsl::Posture::Deny),
+                span: Span::default(),
+            }));
+        }
+        if !sr.hidden.is_empty() {
+            items.push(Item::Surface(dsl::SurfaceBlock {
+                surface,
+                hide: true,
+                patterns: pats(
+                    &sr.hidden
+                        .iter()
+                        .map(|h| h.pattern.clone())
+                        .collect::<Vec<_>>(),
+                ),
+                rules: Vec::new(),
+                default: None,
+                span: Span::default(),
+            }));
+        }
+        for t in &sr.blocks {
+            items.push(Item::Surface(dsl::SurfaceBlock {
+                surface,
+                hide: false,
+                patterns: pats(&t.patterns),
+                rules: rules(p, &t.rules, &counter_names)?,
+                default: None,
+                span: Span::default(),
+            }));
+        }
     }
     Ok(File {
         server: Some(ServerHead {
@@ -535,6 +604,8 @@ fn annotate(body: &str, p: &ServerPolicy) -> String {
         .iter()
         .map(|t| &t.rules)
         .chain(std::iter::once(&p.wildcard))
+        .chain(p.resources.blocks.iter().map(|t| &t.rules))
+        .chain(p.prompts.blocks.iter().map(|t| &t.rules))
     {
         for id in t {
             let r = p.rule(*id);

@@ -5,10 +5,46 @@ use std::fmt;
 
 use crate::json::{JsonError, Object, Strictness, Val, Value, validate};
 
+/// Which MCP surface a request is on: a policy decides tool calls,
+/// resource reads and prompt requests with the same machinery, each
+/// against its own blocks (`tool`, `resource`, `prompt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Surface {
+    /// `tools/call`: the name is the tool's.
+    #[default]
+    Tool,
+    /// `resources/read`, `resources/subscribe`: the name is the URI, normalised
+    /// ([`crate::uri`]); there are no arguments.
+    Resource,
+    /// `prompts/get`: the name is the prompt's, the arguments its `arguments`.
+    Prompt,
+}
+
+impl Surface {
+    /// `tool`, `resource` or `prompt`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Surface::Tool => "tool",
+            Surface::Resource => "resource",
+            Surface::Prompt => "prompt",
+        }
+    }
+
+    /// `Tool`, `Resource` or `Prompt`, for messages.
+    pub fn title(self) -> &'static str {
+        match self {
+            Surface::Tool => "Tool",
+            Surface::Resource => "Resource",
+            Surface::Prompt => "Prompt",
+        }
+    }
+}
+
 /// One tool call as a policy sees it. Borrowed from the message bytes; the
 /// arguments have been validated, so every lookup is well defined.
 #[derive(Clone)]
 pub struct ToolCall<'a> {
+    surface: Surface,
     name: Cow<'a, str>,
     arguments: Object<'a>,
 }
@@ -16,6 +52,7 @@ pub struct ToolCall<'a> {
 impl fmt::Debug for ToolCall<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ToolCall")
+            .field("surface", &self.surface)
             .field("name", &self.name)
             .field(
                 "arguments",
@@ -60,9 +97,29 @@ impl<'a> ToolCall<'a> {
     ) -> Result<ToolCall<'a>, CallError> {
         let arguments = Self::arguments_from(arguments, strictness)?;
         Ok(ToolCall {
+            surface: Surface::Tool,
             name: Cow::Borrowed(name),
             arguments,
         })
+    }
+
+    /// A request on `surface`: a resource's normalised URI (no arguments),
+    /// or a prompt's name and its `arguments`.
+    pub fn on(
+        surface: Surface,
+        name: &'a str,
+        arguments: &'a [u8],
+        strictness: Strictness,
+    ) -> Result<ToolCall<'a>, CallError> {
+        let mut call = Self::new(name, arguments, strictness)?;
+        call.surface = surface;
+        Ok(call)
+    }
+
+    /// This call on another surface.
+    pub fn with_surface(mut self, surface: Surface) -> ToolCall<'a> {
+        self.surface = surface;
+        self
     }
 
     /// Validates raw argument text into an object view.
@@ -91,9 +148,15 @@ impl<'a> ToolCall<'a> {
     /// Builds a call from parts the JSON-RPC reader has already validated.
     pub(crate) fn from_parts(name: Cow<'a, str>, arguments: Option<Object<'a>>) -> ToolCall<'a> {
         ToolCall {
+            surface: Surface::Tool,
             name,
             arguments: arguments.unwrap_or_else(Self::no_arguments),
         }
+    }
+
+    /// The surface this request is on.
+    pub fn surface(&self) -> Surface {
+        self.surface
     }
 
     /// The tool name, JSON escapes decoded.

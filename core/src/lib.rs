@@ -15,6 +15,7 @@
 //! - [`principal`]: who is calling (claims of a validated token), read without allocating.
 //! - [`spend`]: exact money and the budgets on paid tools (MPP).
 //! - [`secrets`], [`results`]: result rules, secret scanning and redaction of answers.
+//! - [`uri`]: resource URIs normalised before rules match them, URI globs.
 //!
 //! The proxy that enforces decisions (transports, sessions, counter stores
 //! that persist, audit, metrics) is the `portcullis-proxy` crate on top.
@@ -76,15 +77,16 @@ pub mod replay;
 pub mod results;
 pub mod secrets;
 pub mod spend;
+pub mod uri;
 
-pub use call::ToolCall;
+pub use call::{Surface, ToolCall};
 pub use counters::{Counters, MemoryCounters, UnixMillis};
 pub use policy::{Decision, Effect, Env, Outcome, Policy, PolicyMeta, RuleId, RuleInfo};
 pub use principal::Principal;
 
 /// What generated policy code uses; one import keeps the generated files short.
 pub mod prelude {
-    pub use crate::call::ToolCall;
+    pub use crate::call::{Surface, ToolCall};
     pub use crate::counters::{Calendar, CounterRef, CounterSpec, Scope, Window};
     pub use crate::idempotency::{IdempotencyMode, IdempotencySpec};
     pub use crate::json::{JStr, Num, Val, num_from_u64};
@@ -98,4 +100,5 @@ pub mod prelude {
     pub use crate::results::{ResultPattern, ResultRule, ResultSpec, Target as ResultTarget};
     pub use crate::secrets::Action as ResultAction;
     pub use crate::spend::{Budget, Budgets, WindowBudget};
+    pub use crate::uri::uri_glob_match;
 }

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use crate::call::ToolCall;
+use crate::call::{Surface, ToolCall};
 use crate::counters::{
     CounterRef, CounterSpec, Counters, MAX_RESERVATIONS, ReserveOutcome, ReserveRequest, Ticket,
     UNUSED_COUNTER, UnixMillis,
@@ -262,11 +262,22 @@ impl Decision {
 
     /// The full denial message for a call of `tool` (empty for an allow).
     pub fn message(&self, tool: &str) -> Cow<'static, str> {
+        self.message_on(Surface::Tool, tool)
+    }
+
+    /// The full denial message for a request on `surface` naming `name`
+    /// (a tool, a resource URI, a prompt); empty for an allow.
+    pub fn message_on(&self, surface: Surface, name: &str) -> Cow<'static, str> {
         match self.outcome {
-            Outcome::Hidden => Cow::Owned(format!("Tool {} is hidden by policy", go_quote(tool))),
+            Outcome::Hidden => Cow::Owned(format!(
+                "{} {} is hidden by policy",
+                surface.title(),
+                go_quote(name)
+            )),
             Outcome::NotPermitted => Cow::Owned(format!(
-                "Tool {} is not permitted by policy",
-                go_quote(tool)
+                "{} {} is not permitted by policy",
+                surface.title(),
+                go_quote(name)
             )),
             _ => Cow::Borrowed(self.message),
         }
@@ -384,6 +395,24 @@ pub trait Policy: Send + Sync {
     /// caller is unknown, and its principal paths read as missing).
     fn is_hidden(&self, tool: &str, principal: Option<&crate::Principal>) -> bool;
 
+    /// True when the policy has rules or hides for `surface`. Tools are
+    /// always governed; a policy without `resource` or `prompt` rules leaves
+    /// those requests alone, and the proxy does not decide them at all.
+    fn governs(&self, surface: Surface) -> bool {
+        surface == Surface::Tool
+    }
+
+    /// [`Policy::is_hidden`] on any surface: true when the resource (by its
+    /// normalised URI) or prompt is removed from its list and refused.
+    fn is_hidden_on(
+        &self,
+        surface: Surface,
+        name: &str,
+        principal: Option<&crate::Principal>,
+    ) -> bool {
+        surface == Surface::Tool && self.is_hidden(name, principal)
+    }
+
     /// Decides one call, reserving counters for an allowed one. A call an
     /// approval rule catches (and no deny rule denies) is
     /// [`Effect::Approve`], with nothing reserved.
@@ -433,6 +462,19 @@ impl<P: Policy + ?Sized> Policy for &P {
 
     fn is_hidden(&self, tool: &str, principal: Option<&crate::Principal>) -> bool {
         (**self).is_hidden(tool, principal)
+    }
+
+    fn governs(&self, surface: Surface) -> bool {
+        (**self).governs(surface)
+    }
+
+    fn is_hidden_on(
+        &self,
+        surface: Surface,
+        name: &str,
+        principal: Option<&crate::Principal>,
+    ) -> bool {
+        (**self).is_hidden_on(surface, name, principal)
     }
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
@@ -635,6 +677,11 @@ mod tests {
         assert_eq!(
             d.message("x\"y"),
             r#"Tool "x\"y" is not permitted by policy"#
+        );
+        let d = Decision::deny(Outcome::Hidden, RuleId(0), "");
+        assert_eq!(
+            d.message_on(Surface::Resource, "file:///etc/shadow"),
+            r#"Resource "file:///etc/shadow" is hidden by policy"#
         );
     }
 }

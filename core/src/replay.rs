@@ -151,7 +151,28 @@ impl Replay {
         upstream: Upstream,
         decide: impl FnOnce(&ToolCall<'_>, &Env<'_>) -> Decision,
     ) -> Result<Replayed, CallError> {
-        let call = ToolCall::new(tool, args.as_bytes(), Strictness::STRICT)?;
+        self.exchange_on(
+            policy,
+            crate::call::Surface::Tool,
+            tool,
+            args,
+            upstream,
+            decide,
+        )
+    }
+
+    /// [`Replay::exchange`] for a request on any surface (a resource read by
+    /// its normalised URI, a prompt request with its arguments).
+    pub fn exchange_on(
+        &mut self,
+        policy: &dyn Policy,
+        surface: crate::call::Surface,
+        tool: &str,
+        args: &str,
+        upstream: Upstream,
+        decide: impl FnOnce(&ToolCall<'_>, &Env<'_>) -> Decision,
+    ) -> Result<Replayed, CallError> {
+        let call = ToolCall::on(surface, tool, args.as_bytes(), Strictness::STRICT)?;
         let env = Env {
             counters: &self.counters,
             now: self.now,

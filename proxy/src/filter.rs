@@ -82,6 +82,42 @@ pub fn filter_outlined(
     outline: &Outline,
     hidden: impl Fn(&str) -> bool,
 ) -> Result<Option<Vec<u8>>, FilterError> {
+    filter_array(response, outline, "tools", "name", hidden)
+}
+
+/// Filters any list answer the same way: the entries of `result.<array>`
+/// whose `<key>` member is hidden are removed (`resources` by `uri`,
+/// `resourceTemplates` by `uriTemplate`, `prompts` by `name`); `outline`
+/// when the answer was already validated under [`SERVER_ANSWER`].
+pub fn filter_member_list(
+    response: &[u8],
+    outline: Option<&Outline>,
+    array: &str,
+    key: &str,
+    hidden: impl Fn(&str) -> bool,
+) -> Result<Option<Vec<u8>>, FilterError> {
+    match outline {
+        Some(o) => filter_array(response, o, array, key, hidden),
+        None => {
+            let o = validate_outline(response, SERVER_ANSWER).map_err(|e| {
+                FilterError(if e.kind().is_ambiguous_key() {
+                    FilterErrorKind::AmbiguousMembers
+                } else {
+                    FilterErrorKind::NotJson
+                })
+            })?;
+            filter_array(response, &o, array, key, hidden)
+        }
+    }
+}
+
+fn filter_array(
+    response: &[u8],
+    outline: &Outline,
+    array: &str,
+    key: &str,
+    hidden: impl Fn(&str) -> bool,
+) -> Result<Option<Vec<u8>>, FilterError> {
     let (error, result, tools) = if outline.is_complete() {
         let top = outline.top();
         let find = |name: &str| top.iter().position(|m| m.key(response).eq_str(name));
@@ -90,7 +126,7 @@ pub fn filter_outlined(
         let tools = result.and_then(|r| {
             outline
                 .children(r)
-                .find(|m| m.key(response).eq_str("tools"))
+                .find(|m| m.key(response).eq_str(array))
                 .map(|m| m.value(response))
         });
         (error, result.map(|r| top[r].value(response)), tools)
@@ -100,7 +136,7 @@ pub fn filter_outlined(
         };
         let result = top.get("result");
         let tools = match result.map(|r| r.val()) {
-            Some(Val::Object(r)) => r.get("tools"),
+            Some(Val::Object(r)) => r.get(array),
             _ => None,
         };
         (top.get("error"), result, tools)
@@ -129,12 +165,12 @@ pub fn filter_outlined(
         for (k, v) in o.members() {
             let raw = k.raw_bytes();
             let folds_to_name = if raw.is_ascii() {
-                raw.eq_ignore_ascii_case(b"name")
+                raw.eq_ignore_ascii_case(key.as_bytes())
             } else {
-                k.eq_folded(&JStr::plain("name"))
+                k.eq_folded(&JStr::plain(key))
             };
             if folds_to_name {
-                if name.is_some() || !k.eq_str("name") {
+                if name.is_some() || !k.eq_str(key) {
                     return false;
                 }
                 name = Some(v);

@@ -41,6 +41,7 @@ pub mod results;
 pub mod session;
 pub mod state;
 pub mod stdio;
+pub mod surfaces;
 pub mod webhook;
 
 /// Default limit on one message in either direction (16 MiB).

@@ -21,6 +21,8 @@ use crate::approvals::{self as apr, ApprovalStore, NewRequest, Record, Resolutio
 use crate::elicit;
 use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
 use crate::idempotency::{self as idem, Refusal};
+use crate::surfaces;
+use portcullis_core::call::Surface;
 use portcullis_core::counters::{Counters, NoWait, Ticket, UnixMillis};
 use portcullis_core::idempotency::{
     Claim, IdemKey, IdempotencyMode, IdempotencySpec, MAX_REPLAY_BYTES,
@@ -72,6 +74,10 @@ enum Kind {
     Call(Box<Ticket>),
     /// A `tools/list`: its answer is filtered.
     List,
+    /// A `resources/list`, `resources/templates/list` or `prompts/list` of
+    /// a surface the policy governs: its answer is filtered
+    /// (surface, the result's array, each entry's naming member, the method).
+    SurfaceList(Surface, &'static str, &'static str, &'static str),
     /// Any other request.
     Other,
     /// The client's `initialize`: its answer names the protocol revision.
@@ -613,6 +619,18 @@ impl Session {
         if env.method_is("tools/call") {
             return self.tools_call(&env, wait, extra, false);
         }
+        // Resources and prompts, when the policy has rules for them.
+        if env.id.is_some() {
+            for (method, surface) in [
+                ("resources/read", Surface::Resource),
+                ("resources/subscribe", Surface::Resource),
+                ("prompts/get", Surface::Prompt),
+            ] {
+                if env.method_is(method) && self.policy().governs(surface) {
+                    return self.surface_request(&env, surface, wait);
+                }
+            }
+        }
         if env.method.is_some() {
             let Some(id) = env.id else {
                 if env.method_is("notifications/cancelled") {
@@ -632,7 +650,17 @@ impl Session {
                 self.initialize(&env);
                 Kind::Initialize
             } else {
-                Kind::Other
+                let policy = self.policy();
+                ["resources/list", "resources/templates/list", "prompts/list"]
+                    .into_iter()
+                    .find(|m| env.method_is(m))
+                    .and_then(|m| {
+                        let (surface, array, key) = surfaces::filtered_list(m)?;
+                        policy
+                            .governs(surface)
+                            .then_some(Kind::SurfaceList(surface, array, key, m))
+                    })
+                    .unwrap_or(Kind::Other)
             };
             let watch = if env.method_is("resources/read") {
                 self.resource_watch(&env)
@@ -2175,8 +2203,182 @@ impl Session {
                 self.peer().protocol = version;
                 Answer::Forward
             }
+            Kind::SurfaceList(surface, array, key, method) => {
+                let policy = self.policy();
+                let principal = self.principal.as_deref();
+                match surfaces::filter_list(raw, outline, surface, array, key, |n| {
+                    policy.is_hidden_on(surface, n, principal)
+                }) {
+                    Ok(None) => Answer::Forward,
+                    Ok(Some(bytes)) => Answer::Replace(bytes),
+                    Err(e) => {
+                        self.log
+                            .warn(format_args!("refused an upstream {method} answer: {e}"));
+                        Answer::Replace(respond::error(
+                            Some(&p.raw_id),
+                            UPSTREAM_BAD_ANSWER,
+                            &format!("the upstream {method} answer was refused by the proxy: {e}"),
+                        ))
+                    }
+                }
+            }
             Kind::Abandoned => Answer::Drop,
         }
+    }
+
+    /// A `resources/read`, `resources/subscribe` or `prompts/get` of a
+    /// surface the policy governs: decided like a tool call (the resource
+    /// by its normalised URI, the prompt by name and arguments), refused
+    /// with a JSON-RPC error, or forwarded with its reservations.
+    fn surface_request(
+        &self,
+        env: &Envelope<'_>,
+        surface: Surface,
+        wait: Wait,
+    ) -> Option<(bool, Option<Vec<u8>>)> {
+        let id = env.id.expect("a request");
+        let Some(key) = IdKey::of(id) else {
+            return Some((false, Some(respond::refusal(None, RejectKind::BadId))));
+        };
+        if self
+            .pending()
+            .get(&key)
+            .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
+        {
+            return Some((
+                false,
+                Some(respond::refusal(
+                    Some(id.as_bytes()),
+                    RejectKind::IdInFlight,
+                )),
+            ));
+        }
+        let now = UnixMillis::now();
+        let policy = self.policy();
+        let meta = policy.meta();
+        let record = |name: &str, verdict: Verdict| {
+            self.record(|| Event::ToolCall {
+                at: now,
+                digest: Some(meta.digest),
+                tool: format!("{}:{name}", surface.name()),
+                verdict,
+                arguments: None,
+                session: Some(self.session),
+                principal: self.principal.clone(),
+            });
+        };
+        let bad_params = |message: &'static str| {
+            record(
+                "",
+                Verdict::Rejected {
+                    code: surfaces::INVALID_PARAMS,
+                    message,
+                },
+            );
+            Some((
+                false,
+                Some(respond::error(
+                    Some(id.as_bytes()),
+                    surfaces::INVALID_PARAMS,
+                    message,
+                )),
+            ))
+        };
+        let req = match surfaces::request(surface, env.params) {
+            Ok(r) => r,
+            Err(surfaces::RequestError::BadParams(m)) => return bad_params(m),
+            Err(surfaces::RequestError::Uri(_)) => return bad_params("bad URI"),
+        };
+        let mut buf = [0u8; portcullis_core::uri::MAX_URI_LEN];
+        let name: &str = if surface == Surface::Resource {
+            match surfaces::normalized(&req.name, &mut buf) {
+                Ok(n) => n,
+                Err(surfaces::RequestError::Uri(e)) => {
+                    let reply = surfaces::bad_uri(id.as_bytes(), &req.name, &e);
+                    self.log.info(format_args!(
+                        "denied resource {:?}{}: {e}",
+                        req.name,
+                        crate::log::Caller(self.principal.as_deref()),
+                    ));
+                    record(
+                        &req.name,
+                        Verdict::Rejected {
+                            code: surfaces::POLICY_DENIED,
+                            message: "the resource URI cannot be normalised",
+                        },
+                    );
+                    return Some((false, Some(reply)));
+                }
+                Err(surfaces::RequestError::BadParams(m)) => return bad_params(m),
+            }
+        } else {
+            &req.name
+        };
+        let Some(call) = surfaces::call(surface, name, req.arguments) else {
+            return bad_params("params.arguments must be a JSON object");
+        };
+        let envf = |counters| Env {
+            counters,
+            now,
+            session: self.session,
+            fail_mode: self.fail_mode,
+            principal: self.principal.as_deref(),
+        };
+        let decision = match wait {
+            Wait::Yes => policy.decide(&call, &envf(self.counters.as_ref())),
+            Wait::No => {
+                let view = NoWait::new(self.counters.as_ref());
+                let d = policy.decide(&call, &envf(&view));
+                if view.waited() {
+                    return None;
+                }
+                d
+            }
+        };
+        if let Some(m) = &self.metrics {
+            // Counted under `tool="(other)"` (a prompt may share a tool's
+            // name); the per-rule series name the deciding rule.
+            m.decided(meta, "", decision.outcome, decision.rule.map(|r| r.0));
+        }
+        record(
+            name,
+            Verdict::Decided {
+                outcome: decision.outcome,
+                rule: decision.rule.and_then(|r| meta.rule(r)),
+                message: decision.message_on(surface, name).into_owned(),
+            },
+        );
+        if decision.effect() != Effect::Allow {
+            // Approval rules are refused on resources and prompts when the
+            // policy is compiled; an approval here is denied all the same.
+            self.log.info(format_args!(
+                "denied {} {name}{}: {}",
+                surface.name(),
+                crate::log::Caller(self.principal.as_deref()),
+                decision.message_on(surface, name)
+            ));
+            return Some((
+                false,
+                Some(surfaces::denial(
+                    id.as_bytes(),
+                    surface,
+                    name,
+                    &decision,
+                    meta,
+                )),
+            ));
+        }
+        Some(if decision.ticket.is_empty() {
+            match self.register(key, id.as_bytes(), Kind::Other) {
+                Ok(()) => (true, None),
+                Err(reply) => (false, Some(reply)),
+            }
+        } else {
+            match self.register_call(key, id.as_bytes(), decision.ticket, None, None) {
+                Ok(()) => (true, None),
+                Err(reply) => (false, Some(reply)),
+            }
+        })
     }
 
     /// A `tools/list` answer without the tools hidden from this session's
@@ -2291,6 +2493,7 @@ impl Session {
                     self.asking().remove(&eid);
                 }
                 Kind::List | Kind::Other | Kind::Initialize => {}
+                Kind::List | Kind::SurfaceList(..) | Kind::Other | Kind::Initialize => {}
             }
             out.push(respond::error(Some(&p.raw_id), UPSTREAM_GONE, why));
         }

@@ -69,10 +69,18 @@ pub fn run(args: &ExplainArgs) -> i32 {
     };
     let ev = Evaluator::new(ir.clone(), &set.sources);
     let now = UnixMillis::now();
-    let text = match portcullis_compiler::explain::explain(
+    use portcullis_core::call::Surface;
+    let (surface, name) = match (&args.tool, &args.resource, &args.prompt) {
+        (Some(t), _, _) => (Surface::Tool, t.as_str()),
+        (_, Some(r), _) => (Surface::Resource, r.as_str()),
+        (_, _, Some(p)) => (Surface::Prompt, p.as_str()),
+        _ => return fail("nothing to explain", "pass --tool, --resource or --prompt"),
+    };
+    let text = match portcullis_compiler::explain::explain_on(
         &ev,
         &set.sources,
-        &args.tool,
+        surface,
+        name,
         &args.args,
         now,
         principal.as_ref(),
@@ -81,18 +89,29 @@ pub fn run(args: &ExplainArgs) -> i32 {
         Err(e) => {
             return fail(
                 &e,
-                "pass the arguments as one JSON object, e.g. --args '{\"amount\": 500}'",
+                if e.starts_with("the URI") {
+                    "see docs/surfaces.md for how URIs are normalised"
+                } else {
+                    "pass the arguments as one JSON object, e.g. --args '{\"amount\": 500}'"
+                },
             );
         }
     };
     print!("{text}");
     // The compiled policy must agree with the evaluator; say so if not.
+    let normalised = match surface {
+        Surface::Resource => portcullis_core::uri::normalize(name).ok(),
+        _ => Some(name.to_string()),
+    };
     if let Some(policy) = compiled
-        && let Ok(call) = portcullis_core::call::ToolCall::new(
-            &args.tool,
+        && let Some(name) = normalised.as_deref()
+        && let Ok(call) = portcullis_core::call::ToolCall::on(
+            surface,
+            name,
             args.args.as_bytes(),
             portcullis_core::json::Strictness::STRICT,
         )
+        && (surface == Surface::Tool || policy.governs(surface))
     {
         let counters = MemoryCounters::new();
         let env = Env {

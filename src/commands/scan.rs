@@ -200,6 +200,7 @@ pub fn run(args: &ScanArgs) -> i32 {
             .map(|n| n.to_string_lossy().into_owned()),
         via,
         date: portcullis_core::UnixMillis::now().to_rfc3339()[..10].to_string(),
+        surfaces: scanned.surfaces.clone(),
     };
     let text = scaffold::write(&opts, &tools);
 

@@ -78,6 +78,10 @@ fn main() {
     let results = root.join("tests/fixtures/results");
     println!("cargo:rerun-if-changed={}", results.display());
     inputs.extend(load_dir(&results, Some("tests/fixtures/results")).expect("read fixtures"));
+    // Resources and prompts under policy, in every language.
+    let surfaces = root.join("tests/fixtures/surfaces");
+    println!("cargo:rerun-if-changed={}", surfaces.display());
+    inputs.extend(load_dir(&surfaces, Some("tests/fixtures/surfaces")).expect("read fixtures"));
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,

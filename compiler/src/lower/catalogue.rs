@@ -45,7 +45,15 @@ pub fn lower(
     let entries = map_entries(root, "the policy file", diags)?;
     check_keys(
         entries,
-        &["description", "default", "hide", "tools", "results"],
+        &[
+            "description",
+            "default",
+            "hide",
+            "tools",
+            "resources",
+            "prompts",
+            "results",
+        ],
         "a catalogue-form policy",
         diags,
     );
@@ -112,7 +120,7 @@ pub fn lower(
     }
     tools.sort_by(|a, b| a.0.cmp(b.0));
     for (tool, key_span, node) in tools {
-        let ids = lower_tool(tool, node, &mut b, diags);
+        let ids = lower_tool("tools", "", &["rules"], tool, node, &mut b, diags);
         if tool == "*" {
             b.policy.wildcard = ids;
         } else {
@@ -123,20 +131,132 @@ pub fn lower(
             });
         }
     }
+    for (key, surface) in [
+        ("resources", crate::ir::Surface::Resource),
+        ("prompts", crate::ir::Surface::Prompt),
+    ] {
+        if let Some(t) = get(entries, key) {
+            lower_surface(key, surface, t, &mut b, diags);
+        }
+    }
+    {
+        let p = &b.policy;
+        super::surfaces::check_rules(p, |id| p.rule(id).loc.0, diags);
+    }
     (diags.iter().filter(|d| d.is_error()).count() == errors_before).then(|| b.finish())
 }
 
+/// A `resources:` or `prompts:` block: entries keyed by URI (or prompt
+/// name) pattern, each `{rules, match, hide}`, in the order written; the
+/// rules as a tool's.
+fn lower_surface(
+    section: &str,
+    surface: crate::ir::Surface,
+    node: &Node,
+    b: &mut PolicyBuilder,
+    diags: &mut Vec<Diagnostic>,
+) {
+    use super::surfaces::{MatchMode, pattern};
+    let prefix = format!("{}:", surface.name());
+    for (k, v) in map_entries(node, section, diags).unwrap_or(&[]) {
+        let ctx = format!("{section}.{}", k.text);
+        let mut mode = MatchMode::Auto;
+        let mut hide = false;
+        let mut has_rules = false;
+        if let Some(fields) = map_entries(v, &ctx, diags) {
+            has_rules = get(fields, "rules").is_some();
+            if let Some(m) = get(fields, "match") {
+                let m = string_field(m, "match", diags);
+                match MatchMode::parse(&m.text) {
+                    Some(x) => mode = x,
+                    None => diags.push(
+                        Diagnostic::error(format!("{ctx}.match must be `exact`, `glob` or `regex`, got {:?}", m.text), m.span)
+                            .with_help("without `match`, a key holding `*` is a glob and any other an exact match"),
+                    ),
+                }
+            }
+            if let Some(h) = get(fields, "hide") {
+                let h = string_field(h, "hide", diags);
+                match h.text.as_str() {
+                    "true" => hide = true,
+                    "false" => {}
+                    _ => diags.push(
+                        Diagnostic::error(format!("{ctx}.hide must be `true` or `false`"), h.span)
+                            .with_help("`hide: true` removes matching entries from the list and denies reading them"),
+                    ),
+                }
+            }
+        }
+        let ids = lower_tool(
+            section,
+            &prefix,
+            &["rules", "match", "hide"],
+            &k.text,
+            v,
+            b,
+            diags,
+        );
+        if hide {
+            let rules = match surface {
+                crate::ir::Surface::Resource => &b.policy.resources,
+                _ => &b.policy.prompts,
+            };
+            let i = rules.hidden.len();
+            let rule = b.add_rule(
+                "(hidden)".into(),
+                format!("{section}.hide[{i}]"),
+                RuleKind::Hide,
+                k.span,
+            );
+            let pat = pattern(surface, &k.text, mode, k.span, b, diags);
+            let rules = match surface {
+                crate::ir::Surface::Resource => &mut b.policy.resources,
+                _ => &mut b.policy.prompts,
+            };
+            rules.hidden.push(crate::ir::Hide {
+                pattern: pat,
+                when: None,
+                rule,
+                loc: Loc(k.span),
+            });
+        }
+        if has_rules {
+            let pat = pattern(surface, &k.text, mode, k.span, b, diags);
+            let block = Tool {
+                patterns: vec![pat],
+                rules: ids,
+                loc: Loc(k.span),
+            };
+            match surface {
+                crate::ir::Surface::Resource => b.policy.resources.blocks.push(block),
+                _ => b.policy.prompts.blocks.push(block),
+            }
+        }
+    }
+}
+
+/// The rules of one entry of `section` (`tools`, `resources`, `prompts`);
+/// `prefix` starts its counters' keys (so a prompt's never meet a tool's).
 fn lower_tool(
+    section: &str,
+    prefix: &str,
+    keys: &[&str],
     tool: &str,
     node: &Node,
     b: &mut PolicyBuilder,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<crate::ir::RuleId> {
-    let ctx = format!("tools.{tool}");
+    let ctx = format!("{section}.{tool}");
+    let key_tool = format!("{prefix}{tool}");
     let Some(entries) = map_entries(node, &ctx, diags) else {
         return Vec::new();
     };
-    check_keys(entries, &["rules"], &format!("tool `{tool}`"), diags);
+    check_keys(
+        entries,
+        keys,
+        &format!("{} `{tool}`", section.trim_end_matches('s')),
+        diags,
+    );
     let Some(rules) = get(entries, "rules") else {
         return Vec::new();
     };
@@ -264,12 +384,13 @@ fn lower_tool(
             }
             Some("allow" | "approve") => {
                 if let Some(rl) = get(re, "rate_limit")
-                    && let Some(limit) = rate_limit(b, tool, &label, rl, reason.as_ref(), diags)
+                    && let Some(limit) =
+                        rate_limit(b, &key_tool, &label, rl, reason.as_ref(), diags)
                 {
                     b.rule_mut(id).limit = Some(limit);
                 }
                 if let Some(sp) = get(re, "spend")
-                    && let Some(spend) = spend(b, tool, &label, sp, reason.as_ref(), diags)
+                    && let Some(spend) = spend(b, &key_tool, &label, sp, reason.as_ref(), diags)
                 {
                     b.rule_mut(id).spend = Some(spend);
                 }

@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use super::PolicyBuilder;
 use crate::ir::{
     Amount, ArgPath, Check, Const, Counter, CounterId, Expr, Hide, Limit, Loc, NamePattern,
-    Operand, Partition, Posture, RuleId, RuleKind, ServerPolicy, Test, TestKind, Tool, Window,
+    Operand, Partition, Posture, RuleId, RuleKind, ServerPolicy, Surface, Test, TestKind, Tool,
+    Window,
 };
 use crate::source::{Diagnostic, Span};
 use crate::syntax::dsl::{
@@ -100,7 +101,67 @@ pub fn lower<'f>(
                 }
             }
             Item::Results(r) => super::results::lower_dsl(r, &mut b.policy.results, diags),
-            Item::Include(_) | Item::Tool(_) => {}
+            Item::Surface(sb) if sb.default.is_some() => {
+                let rules = match sb.surface {
+                    Surface::Resource => &b.policy.resources,
+                    _ => &b.policy.prompts,
+                };
+                if let Some(first) = rules.default_rule {
+                    diags.push(
+                        Diagnostic::error(
+                            format!("`default {}` is set twice", sb.surface.name()),
+                            sb.span,
+                        )
+                        .with_label(b.policy.rule(first).loc.0, "first set here")
+                        .with_help(format!(
+                            "keep one `default {0} allow` or `default {0} deny`",
+                            sb.surface.name()
+                        )),
+                    );
+                }
+                let rule = b.add_rule(
+                    "(default deny)".into(),
+                    format!("default {}", sb.surface.name()),
+                    RuleKind::DefaultDeny,
+                    sb.span,
+                );
+                let rules = match sb.surface {
+                    Surface::Resource => &mut b.policy.resources,
+                    _ => &mut b.policy.prompts,
+                };
+                rules.default = match sb.default {
+                    Some(dsl::Posture::Deny) => Posture::Deny,
+                    _ => Posture::Allow,
+                };
+                rules.default_rule = Some(rule);
+            }
+            Item::Surface(sb) if sb.hide => {
+                for (pat, regex) in &sb.patterns {
+                    let rules = match sb.surface {
+                        Surface::Resource => &b.policy.resources,
+                        _ => &b.policy.prompts,
+                    };
+                    let i = rules.hidden.len();
+                    let rule = b.add_rule(
+                        "(hidden)".into(),
+                        format!("hide {}[{i}]", sb.surface.name()),
+                        RuleKind::Hide,
+                        pat.span,
+                    );
+                    let pattern = surface_pattern(sb.surface, pat, *regex, &mut b, diags);
+                    let rules = match sb.surface {
+                        Surface::Resource => &mut b.policy.resources,
+                        _ => &mut b.policy.prompts,
+                    };
+                    rules.hidden.push(Hide {
+                        pattern,
+                        when: None,
+                        rule,
+                        loc: Loc(pat.span),
+                    });
+                }
+            }
+            Item::Include(_) | Item::Tool(_) | Item::Surface(_) => {}
         }
     }
     b.policy.default_rule = b.add_rule(
@@ -111,18 +172,42 @@ pub fn lower<'f>(
     );
 
     // Declare every limit's counter first: `count(...)` may read a later one.
-    let blocks: Vec<&dsl::ToolBlock> = items
+    // Resource and prompt blocks are lowered like tool blocks, then moved
+    // to their surface; `surface_of[i]` says which block is whose.
+    let surface_blocks: Vec<(dsl::ToolBlock, &dsl::SurfaceBlock)> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Surface(sb) if !sb.hide && sb.default.is_none() => Some((
+                dsl::ToolBlock {
+                    patterns: sb.patterns.iter().map(|(p, _)| p.clone()).collect(),
+                    rules: sb.rules.clone(),
+                    span: sb.span,
+                },
+                sb,
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut blocks: Vec<&dsl::ToolBlock> = items
         .iter()
         .filter_map(|i| match i {
             Item::Tool(t) => Some(t),
             _ => None,
         })
         .collect();
+    let mut surface_of: Vec<Option<&dsl::SurfaceBlock>> = vec![None; blocks.len()];
+    for (t, sb) in &surface_blocks {
+        blocks.push(t);
+        surface_of.push(Some(sb));
+    }
     let mut named: BTreeMap<(String, String), (CounterId, Span)> = BTreeMap::new();
     let mut counter_of: BTreeMap<(usize, usize), CounterId> = BTreeMap::new();
     let server = b.policy.name.clone();
     for (bi, block) in blocks.iter().enumerate() {
-        let scope = block_name(block);
+        let scope = match surface_of[bi] {
+            Some(sb) => format!("{}:{}", sb.surface.name(), block_name(block)),
+            None => block_name(block),
+        };
         // Unnamed limits are named by what they count (not by position), so
         // a reload that adds a rule or changes a maximum keeps every count;
         // identical ones in one block are told apart by their order.
@@ -200,6 +285,37 @@ pub fn lower<'f>(
     }
 
     for (bi, block) in blocks.iter().enumerate() {
+        if let Some(sb) = surface_of[bi] {
+            let what = sb.surface.name();
+            let scope = block_name(block);
+            let mut ids = Vec::new();
+            for (ri, rule) in block.rules.iter().enumerate() {
+                let label = format!("{what} {scope} rule {}", ri + 1);
+                ids.push(lower_rule(
+                    rule,
+                    &label,
+                    counter_of.get(&(bi, ri)).copied(),
+                    &named,
+                    &mut b,
+                    diags,
+                ));
+            }
+            let patterns = sb
+                .patterns
+                .iter()
+                .map(|(p, regex)| surface_pattern(sb.surface, p, *regex, &mut b, diags))
+                .collect();
+            let tool = Tool {
+                patterns,
+                rules: ids,
+                loc: Loc(block.span),
+            };
+            match sb.surface {
+                Surface::Resource => b.policy.resources.blocks.push(tool),
+                _ => b.policy.prompts.blocks.push(tool),
+            }
+            continue;
+        }
         let is_wildcard = block.patterns.iter().any(|p| p.text == "*");
         if is_wildcard && block.patterns.len() > 1 {
             diags.push(
@@ -231,7 +347,28 @@ pub fn lower<'f>(
             });
         }
     }
+    {
+        let p = &b.policy;
+        super::surfaces::check_rules(p, |id| p.rule(id).loc.0, diags);
+    }
     Some(b.finish())
+}
+
+/// The pattern of a resource or prompt block (a regex literal, else exact
+/// or glob by the text).
+fn surface_pattern(
+    surface: Surface,
+    p: &Pattern,
+    regex: bool,
+    b: &mut PolicyBuilder,
+    diags: &mut Vec<Diagnostic>,
+) -> NamePattern {
+    let mode = if regex {
+        super::surfaces::MatchMode::Regex
+    } else {
+        super::surfaces::MatchMode::Auto
+    };
+    super::surfaces::pattern(surface, &p.text, mode, p.span, b, diags)
 }
 
 fn flatten<'f>(

@@ -13,14 +13,16 @@ use std::collections::BTreeMap;
 
 use portcullis_core::policy::go_quote;
 
+use super::surfaces::{self, MatchMode};
 use super::{PolicyBuilder, Str, check_keys, get, key_span, map_entries, seq_items, string_field};
+use crate::ir::Surface;
 use crate::ir::{
     Amount, Approve, ArgPath, Calendar, Channels, Check, CmpOp, Const, Counter, CounterId, Expr,
     Idempotency, IdempotencyMode, Limit, Loc, NamePattern, Operand, Partition, Posture, RuleKind,
     ServerPolicy, Spend, Test, TestKind, Tool, Window,
 };
 use crate::source::{Diagnostic, Span};
-use crate::syntax::yaml::{Node, NodeValue, Scalar, Style, Typed, typed};
+use crate::syntax::yaml::{Key, Node, NodeValue, Scalar, Style, Typed, typed};
 
 /// The message when a counter's amount cannot be read (Intercept's text).
 pub const INTERNAL_POLICY_ERROR: &str = "Internal policy error";
@@ -45,6 +47,61 @@ pub fn lower(
     for (i, node) in &file.hide_conditions {
         b.policy.hidden[*i].when = hide_condition(node, &format!("hide[{i}]"), &mut b, diags);
     }
+    for mut sd in std::mem::take(&mut file.surfaces) {
+        expand_rate_limits(&mut sd.file);
+        let Some(checked) = validate(&sd.file, diags) else {
+            continue;
+        };
+        let Some(checked) = derive_limits(checked, diags) else {
+            continue;
+        };
+        let before = b.policy.tools.len();
+        build_blocks(&sd.file, checked, &mut b);
+        let mut blocks = b.policy.tools.split_off(before);
+        for block in &mut blocks {
+            let key = block.patterns[0].text().to_string();
+            let entry = sd.entries.iter().find(|e| e.key.text == key);
+            let mode = entry.map_or(MatchMode::Auto, |e| e.mode);
+            let span = entry.map_or(block.loc.0, |e| e.key.span);
+            block.patterns = vec![surfaces::pattern(
+                sd.surface, &key, mode, span, &mut b, diags,
+            )];
+        }
+        // Blocks apply in the order the file lists them.
+        blocks.sort_by_key(|t| t.loc.0.start);
+        let mut hidden = Vec::new();
+        for (i, e) in sd.entries.iter().filter(|e| e.hide).enumerate() {
+            let rule = b.add_rule(
+                "(hidden)".into(),
+                format!("{}.hide[{i}]", sd.file.section),
+                RuleKind::Hide,
+                e.key.span,
+            );
+            hidden.push(crate::ir::Hide {
+                pattern: surfaces::pattern(
+                    sd.surface,
+                    &e.key.text,
+                    e.mode,
+                    e.key.span,
+                    &mut b,
+                    diags,
+                ),
+                when: None,
+                rule,
+                loc: Loc(e.key.span),
+            });
+        }
+        let rules = match sd.surface {
+            Surface::Resource => &mut b.policy.resources,
+            _ => &mut b.policy.prompts,
+        };
+        rules.blocks = blocks;
+        rules.hidden = hidden;
+    }
+    {
+        let p = &b.policy;
+        surfaces::check_rules(p, |id| p.rule(id).loc.0, diags);
+    }
     if diags.iter().filter(|d| d.is_error()).count() > errors_before {
         return None;
     }
@@ -66,6 +123,29 @@ struct File {
     approvals: Option<crate::ir::ApprovalConfig>,
     /// The top-level `results:` block (a Portcullis extension; docs/results.md).
     results: Vec<crate::results::ResultRule>,
+    /// Where the blocks sit: `tools`, `resources` or `prompts` (labels, messages).
+    section: &'static str,
+    /// Counter keys of the blocks start with this (`resource:`, `prompt:`),
+    /// so a prompt's counters never meet a tool's of the same name.
+    key_prefix: &'static str,
+    /// The `resources:` and `prompts:` blocks (a Portcullis extension), each
+    /// read as a file of its own whose tools are resources or prompts.
+    surfaces: Vec<SurfaceDecl>,
+}
+
+/// A `resources:` or `prompts:` block.
+struct SurfaceDecl {
+    surface: Surface,
+    /// Its entries with rules, as tools of a file of their own.
+    file: File,
+    /// Every entry, in order: how its key matches, whether it is hidden.
+    entries: Vec<SurfaceEntry>,
+}
+
+struct SurfaceEntry {
+    key: Str,
+    mode: MatchMode,
+    hide: bool,
 }
 
 struct ToolDecl {
@@ -253,6 +333,9 @@ fn decode(root: Option<&Node>, file_span: Span, diags: &mut Vec<Diagnostic>) -> 
         tools: BTreeMap::new(),
         approvals: None,
         results: Vec::new(),
+        section: "tools",
+        key_prefix: "",
+        surfaces: Vec::new(),
     };
     let Some(root) = root else {
         return file;
@@ -270,6 +353,8 @@ fn decode(root: Option<&Node>, file_span: Span, diags: &mut Vec<Diagnostic>) -> 
             "tools",
             "approvals",
             "results",
+            "resources",
+            "prompts",
         ],
         "the policy file",
         diags,
@@ -318,7 +403,103 @@ fn decode(root: Option<&Node>, file_span: Span, diags: &mut Vec<Diagnostic>) -> 
             );
         }
     }
+    for (key, surface, section, prefix) in [
+        ("resources", Surface::Resource, "resources", "resource:"),
+        ("prompts", Surface::Prompt, "prompts", "prompt:"),
+    ] {
+        if let Some(node) = get(entries, key) {
+            file.surfaces
+                .push(decode_surface(node, surface, section, prefix, diags));
+        }
+    }
     file
+}
+
+/// A `resources:` or `prompts:` block: a mapping from a URI (or prompt
+/// name) pattern to `{rules, match, hide}`.
+fn decode_surface(
+    node: &Node,
+    surface: Surface,
+    section: &'static str,
+    key_prefix: &'static str,
+    diags: &mut Vec<Diagnostic>,
+) -> SurfaceDecl {
+    let mut file = File {
+        version: Str {
+            text: "1".into(),
+            span: node.span,
+        },
+        default: Str::default(),
+        description: None,
+        hide: Vec::new(),
+        hide_conditions: Vec::new(),
+        tools: BTreeMap::new(),
+        approvals: None,
+        section,
+        key_prefix,
+        surfaces: Vec::new(),
+        results: Vec::new(),
+    };
+    let mut out = Vec::new();
+    if let Some(items) = map_entries(node, section, diags) {
+        for (k, v) in items {
+            let ctx = format!("{section}.{}", k.text);
+            let mut entry = SurfaceEntry {
+                key: Str {
+                    text: k.text.clone(),
+                    span: k.span,
+                },
+                mode: MatchMode::Auto,
+                hide: false,
+            };
+            let Some(fields) = map_entries(v, &ctx, diags) else {
+                continue;
+            };
+            check_keys(
+                fields,
+                &["rules", "match", "hide"],
+                &format!("{} `{}`", surface.name(), k.text),
+                diags,
+            );
+            if let Some(m) = get(fields, "match") {
+                let m = string_field(m, "match", diags);
+                match MatchMode::parse(&m.text) {
+                    Some(mode) => entry.mode = mode,
+                    None => diags.push(
+                        Diagnostic::error(format!("{ctx}.match must be `exact`, `glob` or `regex`, got {}", go_quote(&m.text)), m.span)
+                            .with_help("without `match`, a key holding `*` is a glob and any other an exact match"),
+                    ),
+                }
+            }
+            if let Some(h) = get(fields, "hide") {
+                let h = string_field(h, "hide", diags);
+                match h.text.as_str() {
+                    "true" => entry.hide = true,
+                    "false" => {}
+                    _ => diags.push(
+                        Diagnostic::error(format!("{ctx}.hide must be `true` or `false`"), h.span)
+                            .with_help("`hide: true` removes matching entries from the list and denies reading them"),
+                    ),
+                }
+            }
+            if get(fields, "rules").is_some() {
+                let rules = decode_rules(&ctx, fields, diags);
+                file.tools.insert(
+                    k.text.clone(),
+                    ToolDecl {
+                        key_span: k.span,
+                        rules,
+                    },
+                );
+            }
+            out.push(entry);
+        }
+    }
+    SurfaceDecl {
+        surface,
+        file,
+        entries: out,
+    }
 }
 
 fn decode_tool(name: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Vec<RuleDecl> {
@@ -327,6 +508,11 @@ fn decode_tool(name: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Vec<Rule
         return Vec::new();
     };
     check_keys(entries, &["rules"], &format!("tool `{name}`"), diags);
+    decode_rules(&ctx, entries, diags)
+}
+
+/// The `rules:` list of a tool's (or resource's, prompt's) entries.
+fn decode_rules(ctx: &str, entries: &[(Key, Node)], diags: &mut Vec<Diagnostic>) -> Vec<RuleDecl> {
     let Some(rules) = get(entries, "rules") else {
         return Vec::new();
     };
@@ -902,7 +1088,7 @@ fn validate<'f>(file: &'f File, diags: &mut Vec<Diagnostic>) -> Option<Checked<'
     let mut tools = Vec::new();
     let mut complete = true;
     for (tool, decl) in &file.tools {
-        let rules = validate_tool(tool, decl, &declared, diags);
+        let rules = validate_tool(file.section, tool, decl, &declared, diags);
         let rules: Option<Vec<CheckedRule>> = rules.into_iter().collect();
         match rules {
             Some(rules) => tools.push((tool.as_str(), decl, rules)),
@@ -953,12 +1139,13 @@ fn resolve_state<'d>(
 
 /// Reports a tool's problems; each rule's typed form, None for a rule with errors.
 fn validate_tool<'f>(
+    section: &str,
     tool: &str,
     decl: &'f ToolDecl,
     declared: &BTreeMap<String, Vec<String>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Option<CheckedRule<'f>>> {
-    let p = |i: usize| format!("tools.{tool}.rules[{i}]");
+    let p = |i: usize| format!("{section}.{tool}.rules[{i}]");
     // Duplicate counters come first, each repeat naming the first user.
     let mut first_user: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, r) in decl.rules.iter().enumerate() {
@@ -1741,7 +1928,6 @@ fn own_limit(
 // Lowering: total over the typed form.
 
 fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
-    let server = b.policy.name.clone();
     b.policy.description = file.description.as_ref().map(|d| d.text.clone());
     b.policy.approvals = file.approvals.clone();
     b.policy.results = file.results.clone();
@@ -1759,6 +1945,14 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
         RuleKind::DefaultDeny,
         file.default.span,
     );
+    build_blocks(file, checked, b);
+}
+
+/// The blocks of `file` (its tools, or the resources or prompts of a
+/// `resources:`/`prompts:` block read as a file), with their counters.
+fn build_blocks(file: &File, checked: Checked, b: &mut PolicyBuilder) {
+    let server = b.policy.name.clone();
+    let (section, prefix) = (file.section, file.key_prefix);
 
     // Declare every counter first: conditions may read another tool's counter.
     let mut counters: BTreeMap<(String, String), CounterId> = BTreeMap::new();
@@ -1771,7 +1965,7 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
         for s in rules.iter().filter_map(|r| r.state.as_ref()) {
             let id = b.add_counter(Counter {
                 id: CounterId(0),
-                key: format!("{server}/{key_scope}.{}", s.counter),
+                key: format!("{server}/{prefix}{key_scope}.{}", s.counter),
                 display: format!("state.{scope}.{}", s.counter),
                 window: Window::Calendar(s.window),
                 partition: s.partition.clone(),
@@ -1783,7 +1977,7 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
     for (tool, decl, rules) in checked.tools {
         let mut ids = Vec::new();
         for (i, r) in rules.into_iter().enumerate() {
-            let label = format!("tools.{tool}.rules[{i}]");
+            let label = format!("{section}.{tool}.rules[{i}]");
             let name = &r.decl.name.text;
             let id = b.add_rule(name.clone(), label, RuleKind::Rule, r.decl.span);
             let message = if r.decl.on_deny.text.is_empty() {
@@ -1893,7 +2087,7 @@ fn build(file: &File, checked: Checked, b: &mut PolicyBuilder) {
             });
             ids.push(id);
         }
-        if tool == "*" {
+        if tool == "*" && section == "tools" {
             b.policy.wildcard = ids;
         } else {
             b.policy.tools.push(Tool {

@@ -10,6 +10,7 @@ pub mod dsl;
 pub mod idempotency;
 pub mod intercept;
 pub mod results;
+pub mod surfaces;
 
 use crate::ir::{
     CounterId, Dialect, Hide, Loc, NamePattern, Posture, Regex, RegexId, Rule, RuleId, RuleKind,
@@ -45,6 +46,8 @@ impl PolicyBuilder {
                 digest,
                 approvals: None,
                 results: Vec::new(),
+                resources: Default::default(),
+                prompts: Default::default(),
             },
         }
     }

@@ -75,8 +75,26 @@ pub enum Item {
     Include(Spanned<String>),
     /// `tool a, b { rules }`
     Tool(ToolBlock),
-    /// `results [for ...] { ... }`: what happens to answers (docs/results.md).
     Results(ResultsBlock),
+    /// `resource "URI" { rules }`, `prompt NAME { rules }`, `hide resource "URI"`.
+    Surface(SurfaceBlock),
+}
+
+/// A resource or prompt block, or hide.
+#[derive(Debug, Clone)]
+pub struct SurfaceBlock {
+    /// Resources or prompts.
+    pub surface: crate::ir::Surface,
+    /// `hide resource ...` / `hide prompt ...` (no rules).
+    pub hide: bool,
+    /// The patterns; `true`: a regex literal (`/.../`).
+    pub patterns: Vec<(Pattern, bool)>,
+    /// The rules, in order (the same as a tool block's).
+    pub rules: Vec<PolicyRule>,
+    /// `default resource allow|deny` (no patterns, no rules): the posture.
+    pub default: Option<Posture>,
+    /// The header.
+    pub span: Span,
 }
 
 /// `results [for TOOLS | for resource "URI"] { STATEMENTS }`
@@ -404,13 +422,14 @@ const STATEMENT_STARTS: [&str; 13] = [
 ];
 
 /// Keywords, for did-you-mean suggestions.
-const KEYWORDS: [&str; 48] = [
+const KEYWORDS: [&str; 49] = [
     "results",
     "for",
     "resource",
     "redact",
     "secrets",
     "max",
+    "prompt",
     "allow",
     "and",
     "approve",
@@ -512,9 +531,14 @@ fn describe(r: &Rule) -> String {
         | Rule::hide_decl
         | Rule::include_decl
         | Rule::tool_block
+        | Rule::surface_block
+        | Rule::surface_default
+        | Rule::surface_hide
         | Rule::results_block => {
-            "a statement (`default`, `hide`, `include`, `tool`, `results`)".into()
+            "a statement (`default`, `hide`, `include`, `tool`, `resource`, `prompt`, `results`)".into()
         }
+        Rule::surface_kw => "`resource`, `prompt`".into(),
+        Rule::surface_pattern => "a URI, name or regex".into(),
         Rule::result_secrets | Rule::result_pattern | Rule::result_max | Rule::result_action => {
             "a results statement (`redact secrets`, `deny secrets`, `redact /re/ as name`, `max 64 KiB`)".into()
         }
@@ -780,6 +804,98 @@ impl Build<'_> {
                         }
                     }
                     items.push(Item::Hide(pats, condition, span));
+                }
+                Rule::surface_default => {
+                    let mut surface = crate::ir::Surface::Resource;
+                    let mut posture = Posture::Allow;
+                    for q in p.into_inner() {
+                        match q.as_rule() {
+                            Rule::surface_kw if q.as_str() == "prompt" => {
+                                surface = crate::ir::Surface::Prompt;
+                            }
+                            Rule::posture if q.as_str() == "deny" => posture = Posture::Deny,
+                            _ => {}
+                        }
+                    }
+                    items.push(Item::Surface(SurfaceBlock {
+                        surface,
+                        hide: false,
+                        patterns: Vec::new(),
+                        rules: Vec::new(),
+                        default: Some(posture),
+                        span,
+                    }));
+                }
+                Rule::surface_block | Rule::surface_hide => {
+                    let hide = p.as_rule() == Rule::surface_hide;
+                    let mut surface = crate::ir::Surface::Resource;
+                    let mut patterns = Vec::new();
+                    let mut rules = Vec::new();
+                    let mut header_end = span.start;
+                    for q in p.into_inner() {
+                        match q.as_rule() {
+                            Rule::surface_kw if q.as_str() == "prompt" => {
+                                surface = crate::ir::Surface::Prompt;
+                            }
+                            Rule::surface_pattern => {
+                                header_end = q.as_span().end();
+                                let inner = q.into_inner().next().expect("a pattern");
+                                let pspan = self.span(&inner);
+                                let (text, quoted, regex) = match inner.as_rule() {
+                                    Rule::string => (self.string(&inner, diags).value, true, false),
+                                    Rule::regex => {
+                                        let mut parts = inner.into_inner();
+                                        let body = parts
+                                            .next()
+                                            .map(|b| b.as_str().replace("\\/", "/"))
+                                            .unwrap_or_default();
+                                        if let Some(f) =
+                                            parts.next().filter(|f| !f.as_str().is_empty())
+                                        {
+                                            diags.push(
+                                                Diagnostic::error(
+                                                    "a resource or prompt regex takes no flags",
+                                                    self.span(&f),
+                                                )
+                                                .with_help(
+                                                    "write flags inside the pattern, e.g. `(?i)`",
+                                                ),
+                                            );
+                                        }
+                                        (body, false, true)
+                                    }
+                                    _ => (inner.as_str().to_string(), false, false),
+                                };
+                                patterns.push((
+                                    Pattern {
+                                        text,
+                                        quoted,
+                                        span: pspan,
+                                    },
+                                    regex,
+                                ));
+                            }
+                            Rule::deny_rule
+                            | Rule::allow_rule
+                            | Rule::approve_rule
+                            | Rule::limit_rule
+                            | Rule::spend_rule
+                            | Rule::once_rule => {
+                                if let Some(r) = self.rule(q, diags) {
+                                    rules.push(r);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    items.push(Item::Surface(SurfaceBlock {
+                        surface,
+                        hide,
+                        patterns,
+                        rules,
+                        default: None,
+                        span: Span::new(self.file, span.start, header_end),
+                    }));
                 }
                 Rule::include_decl => {
                     let s = p.into_inner().nth(1).expect("a string");

@@ -268,18 +268,57 @@ impl Printer<'_> {
                     self.out.push_str(indent);
                     self.out.push_str("}\n");
                 }
-                Item::Tool(block) => {
+                Item::Surface(sb) if sb.default.is_some() => {
+                    self.comments_before(sb.span.start, indent);
+                    self.blank_line_before(sb.span.start);
+                    self.out.push_str(indent);
+                    self.out.push_str(&format!(
+                        "default {} {}",
+                        sb.surface.name(),
+                        if sb.default == Some(crate::syntax::dsl::Posture::Deny) {
+                            "deny"
+                        } else {
+                            "allow"
+                        }
+                    ));
+                    self.trailing(sb.span.end);
+                }
+                Item::Surface(sb) if sb.hide => {
+                    self.comments_before(sb.span.start, indent);
+                    self.blank_line_before(sb.span.start);
+                    self.out.push_str(indent);
+                    self.out.push_str("hide ");
+                    self.out.push_str(sb.surface.name());
+                    self.out.push(' ');
+                    self.out.push_str(&surface_patterns(sb));
+                    self.trailing(sb.span.end);
+                }
+                Item::Tool(_) | Item::Surface(_) => {
+                    let (block, head) = match item {
+                        Item::Tool(block) => (
+                            block.clone(),
+                            "tool ".to_string()
+                                + &block
+                                    .patterns
+                                    .iter()
+                                    .map(pattern)
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                        ),
+                        Item::Surface(sb) => (
+                            crate::syntax::dsl::ToolBlock {
+                                patterns: Vec::new(),
+                                rules: sb.rules.clone(),
+                                span: sb.span,
+                            },
+                            format!("{} {}", sb.surface.name(), surface_patterns(sb)),
+                        ),
+                        _ => unreachable!("a block"),
+                    };
+                    let block = &block;
                     self.comments_before(block.span.start, indent);
                     self.out.push_str(indent);
-                    self.out.push_str("tool ");
-                    self.out.push_str(
-                        &block
-                            .patterns
-                            .iter()
-                            .map(pattern)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    );
+                    self.out.push_str(&head);
                     let close = self.block_close(block.span.end);
                     let has_inner_comments = self
                         .comments
@@ -369,6 +408,22 @@ fn name(s: &str) -> String {
     }
 }
 
+/// The patterns of a resource or prompt block as written: regexes as
+/// `/.../`, URIs (which hold `:` and `/`) quoted.
+fn surface_patterns(sb: &crate::syntax::dsl::SurfaceBlock) -> String {
+    sb.patterns
+        .iter()
+        .map(|(p, regex)| {
+            if *regex {
+                format!("/{}/", p.text.replace('/', "\\/"))
+            } else {
+                pattern(p)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A tool pattern, quoted when it must be.
 pub fn pattern(p: &Pattern) -> String {
     let s = &p.text;
@@ -386,7 +441,16 @@ pub fn pattern(p: &Pattern) -> String {
 fn is_keyword(s: &str) -> bool {
     matches!(
         s,
-        "tool" | "hide" | "default" | "include" | "server" | "deny" | "allow" | "limit"
+        "tool"
+            | "hide"
+            | "default"
+            | "include"
+            | "server"
+            | "deny"
+            | "allow"
+            | "limit"
+            | "resource"
+            | "prompt"
     )
 }
 

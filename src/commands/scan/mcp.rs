@@ -29,6 +29,66 @@ pub struct Scanned {
     pub title: Option<String>,
     /// Each tool definition, as received (one JSON object each), duplicates removed.
     pub tools: Vec<Vec<u8>>,
+    /// What else the server offers (when it declares the capability).
+    pub surfaces: super::scaffold::Surfaces,
+}
+
+/// Every page of a list method: the `key` string of each entry of `array`
+/// (and, for prompts, its arguments' names). Pages are read until no
+/// `nextCursor`, at most [`MAX_PAGES`].
+fn list_all(
+    t: &mut dyn Transport,
+    first_id: u64,
+    method: &str,
+    array: &str,
+    key: &str,
+) -> Result<Vec<(String, Vec<String>)>, String> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut cursor: Option<Vec<u8>> = None;
+    for page in 0..MAX_PAGES {
+        let params = match &cursor {
+            Some(c) => format!(r#"{{"cursor":{}}}"#, String::from_utf8_lossy(c)),
+            None => "{}".into(),
+        };
+        let res = result(method, &t.request(first_id + page as u64, method, &params)?)?;
+        let Val::Object(res) = Value::from_validated(&res).val() else {
+            unreachable!("checked by result()")
+        };
+        let Some(Val::Array(list)) = res.get(array).map(|l| l.val()) else {
+            return Err(format!("the answer to {method} has no `{array}` array"));
+        };
+        for item in list.iter() {
+            let Val::Object(o) = item.val() else { continue };
+            let Some(name) = get_string(&o, key) else {
+                continue;
+            };
+            let args = match o.get("arguments").map(|a| a.val()) {
+                Some(Val::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| match x.val() {
+                        Val::Object(xo) => get_string(&xo, "name"),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if !out.iter().any(|(n, _)| *n == name) {
+                out.push((name, args));
+            }
+        }
+        cursor = match res.get("nextCursor") {
+            Some(c) if matches!(c.val(), Val::Str(s) if s.char_len() > 0) => {
+                Some(c.as_bytes().to_vec())
+            }
+            _ => None,
+        };
+        if cursor.is_none() {
+            return Ok(out);
+        }
+    }
+    Err(format!(
+        "the server still had more after {MAX_PAGES} pages of {method} (a cursor loop?)"
+    ))
 }
 
 /// One way of exchanging JSON-RPC messages with a server.
@@ -151,6 +211,11 @@ pub fn scan(t: &mut dyn Transport) -> Result<Scanned, String> {
         .and_then(|i| get_string(&i, "version"))
         .unwrap_or_default();
     let title = info.and_then(|i| get_string(&i, "title"));
+    let capability = |name: &str| match init.get("capabilities").map(|c| c.val()) {
+        Some(Val::Object(c)) => c.get(name).is_some(),
+        _ => false,
+    };
+    let (has_resources, has_prompts) = (capability("resources"), capability("prompts"));
     t.notify("notifications/initialized")?;
 
     let mut tools: Vec<Vec<u8>> = Vec::new();
@@ -200,11 +265,39 @@ pub fn scan(t: &mut dyn Transport) -> Result<Scanned, String> {
             break;
         }
     }
+    // Resources and prompts: listed when the server offers them; a failure
+    // here is a warning (the tools scaffold is still written).
+    let mut surfaces = super::scaffold::Surfaces::default();
+    let mut list = |id: u64, method: &str, array: &str, key: &str| {
+        list_all(t, id, method, array, key).unwrap_or_else(|e| {
+            eprintln!("warning: {e}; the scaffold lists none");
+            Vec::new()
+        })
+    };
+    if has_resources {
+        surfaces.resources = list(1000, "resources/list", "resources", "uri")
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect();
+        surfaces.templates = list(
+            2000,
+            "resources/templates/list",
+            "resourceTemplates",
+            "uriTemplate",
+        )
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    }
+    if has_prompts {
+        surfaces.prompts = list(3000, "prompts/list", "prompts", "name");
+    }
     Ok(Scanned {
         name,
         version,
         title,
         tools,
+        surfaces,
     })
 }
 

@@ -71,6 +71,18 @@ pub struct ServerInfo {
     pub title: Option<String>,
 }
 
+/// The server's resources, resource templates and prompts (when it offers
+/// them), for commented `resource` / `prompt` scaffolds (docs/surfaces.md).
+#[derive(Debug, Clone, Default)]
+pub struct Surfaces {
+    /// Resource URIs, in the order listed.
+    pub resources: Vec<String>,
+    /// Resource URI templates.
+    pub templates: Vec<String>,
+    /// Prompt names, with their arguments' names.
+    pub prompts: Vec<(String, Vec<String>)>,
+}
+
 /// Everything the writer needs besides the tools.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -88,6 +100,101 @@ pub struct Options {
     pub via: String,
     /// Today, `YYYY-MM-DD`.
     pub date: String,
+    /// Resources and prompts the server listed.
+    pub surfaces: Surfaces,
+}
+
+/// Commented examples for the server's resources and prompts: the lines of
+/// a `resource`/`prompt` block per entry (policy language) or of the
+/// `resources:`/`prompts:` blocks (YAML), to uncomment and fill in.
+fn surface_lines(s: &Surfaces, format: Format) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.resources.is_empty() && s.templates.is_empty() && s.prompts.is_empty() {
+        return out;
+    }
+    out.push(format!(
+        "Resources ({}, {} template{}) and prompts ({}): rules on reading them, see docs/surfaces.md (uncomment to use).",
+        s.resources.len(),
+        s.templates.len(),
+        if s.templates.len() == 1 { "" } else { "s" },
+        s.prompts.len()
+    ));
+    let templates = s.templates.iter().map(|t| {
+        // A template's `{var}` parts become globs over one segment.
+        let mut g = String::new();
+        let mut inside = false;
+        for c in t.chars() {
+            match c {
+                '{' => {
+                    inside = true;
+                    g.push('*');
+                }
+                '}' => inside = false,
+                c if !inside => g.push(c),
+                _ => {}
+            }
+        }
+        (one_line(t), g)
+    });
+    match format {
+        Format::Dsl => {
+            for r in &s.resources {
+                out.push(format!("resource {} {{ }}", dsl_fmt::string(r)));
+            }
+            for (t, g) in templates {
+                out.push(format!(
+                    "resource {} {{ }}  // template {t}",
+                    dsl_fmt::string(&g)
+                ));
+            }
+            for (p, args) in &s.prompts {
+                let args = if args.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "  // arguments: {}",
+                        args.iter()
+                            .map(|a| format!("args.{}", one_line(a)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                out.push(format!("prompt {} {{ }}{args}", dsl_fmt::string(p)));
+            }
+        }
+        Format::Yaml => {
+            if !s.resources.is_empty() || !s.templates.is_empty() {
+                out.push("resources:".into());
+                for r in &s.resources {
+                    out.push(format!("  {}:", yaml_quote(r)));
+                    out.push("    rules: []".into());
+                }
+                for (t, g) in templates {
+                    out.push(format!("  {}:  # template {t}", yaml_quote(&g)));
+                    out.push("    rules: []".into());
+                }
+            }
+            if !s.prompts.is_empty() {
+                out.push("prompts:".into());
+                for (p, args) in &s.prompts {
+                    let args = if args.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "  # arguments: {}",
+                            args.iter()
+                                .map(|a| format!("args.{}", one_line(a)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
+                    out.push(format!("  {}:{args}", yaml_key(p)));
+                    out.push("    rules: []".into());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Reads one tool definition (a JSON object). None without a string `name`.
@@ -620,6 +727,13 @@ fn yaml(opts: &Options, tools: &[ToolInfo]) -> String {
             }
         }
     }
+    let surfaces = surface_lines(&opts.surfaces, Format::Yaml);
+    if !surfaces.is_empty() {
+        out.push('\n');
+        for l in &surfaces {
+            comment(&mut out, "", "#", l);
+        }
+    }
     out
 }
 
@@ -652,6 +766,13 @@ fn dsl(opts: &Options, tools: &[ToolInfo]) -> String {
             "  limit 60 per minute -> \"Rate limit: 60 tool calls per minute\"",
             "}",
         ] {
+            comment(&mut out, "  ", "//", l);
+        }
+    }
+    let surfaces = surface_lines(&opts.surfaces, Format::Dsl);
+    if !surfaces.is_empty() {
+        out.push('\n');
+        for l in &surfaces {
             comment(&mut out, "  ", "//", l);
         }
     }

@@ -471,3 +471,90 @@ fn spend_budgets_do_not_allocate() {
     // 2 + 1 + 1 + 3 + 3 + 0 + 2 + 1 + 1 + 1 budgets per caller, three callers.
     assert_eq!(found, 2001 * 15 * 3);
 }
+
+/// Resources and prompts (docs/surfaces.md): normalising a URI into a stack
+/// buffer, deciding the read (exact, glob, regex, hidden, rate-limited) and
+/// deciding a prompt with its arguments allocate nothing, in both languages.
+#[test]
+fn resource_and_prompt_decisions_do_not_allocate() {
+    use portcullis_core::call::{Surface, ToolCall};
+    use portcullis_core::json::Strictness;
+    use portcullis_core::uri::{MAX_URI_LEN, normalize_into};
+    let uris = [
+        "file:///etc/passwd",
+        "FILE:///tmp/../etc//shadow",
+        "file:///%65tc/hosts",
+        "file:///srv/app/.env",
+        "file:///srv/data/a.csv",
+        "file:///root/.ssh/id_ed25519",
+        "demo://resource/static/document/architecture.md",
+        "file:///srv/app/main.rs",
+        "file:///../escape",
+    ];
+    let prompts = [
+        ("deploy", r#"{"env":"prod","service":"api"}"#),
+        ("deploy_web", r#"{"env":"dev"}"#),
+        ("simple-prompt", "{}"),
+        ("secret_admin", "{}"),
+        ("other", r#"{"env":"prod"}"#),
+    ];
+    for server in ["surfaces-dsl", "surfaces-intercept", "surfaces-catalogue"] {
+        let policy = compiled(server).expect("compiled");
+        let counters = MemoryCounters::new();
+        let run = |count: bool| {
+            COUNTING.store(count, Ordering::SeqCst);
+            let mut denied = 0;
+            for round in 0..200u32 {
+                let env = Env {
+                    counters: &counters,
+                    now: UnixMillis(1_768_474_800_000 + i64::from(round) * 1000),
+                    session: 1,
+                    fail_mode: FailMode::Closed,
+                    principal: None,
+                };
+                for uri in uris {
+                    let mut buf = [0u8; MAX_URI_LEN];
+                    let Ok(n) = normalize_into(uri, &mut buf) else {
+                        denied += 1;
+                        continue;
+                    };
+                    let call = ToolCall::on(Surface::Resource, n, b"{}", Strictness::STRICT)
+                        .expect("a call");
+                    let hidden = policy.is_hidden_on(Surface::Resource, n, None);
+                    let d = policy.decide(&call, &env);
+                    if d.effect() == Effect::Allow {
+                        counters.commit(&d.ticket);
+                    } else {
+                        denied += 1;
+                    }
+                    assert!(!hidden || d.outcome == Outcome::Hidden);
+                }
+                for (name, args) in prompts {
+                    let call =
+                        ToolCall::on(Surface::Prompt, name, args.as_bytes(), Strictness::STRICT)
+                            .expect("a call");
+                    let d = policy.decide(&call, &env);
+                    if d.effect() == Effect::Allow {
+                        counters.commit(&d.ticket);
+                    } else {
+                        denied += 1;
+                    }
+                }
+            }
+            COUNTING.store(false, Ordering::SeqCst);
+            denied
+        };
+        run(false);
+        ALLOCATIONS.store(0, Ordering::SeqCst);
+        let denied = run(true);
+        assert!(
+            denied > 1000,
+            "{server}: the denials were exercised ({denied})"
+        );
+        assert_eq!(
+            ALLOCATIONS.load(Ordering::SeqCst),
+            0,
+            "{server}: resource and prompt decisions allocated"
+        );
+    }
+}

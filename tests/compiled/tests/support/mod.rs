@@ -147,8 +147,10 @@ pub fn shape(p: &ServerPolicy) -> Shape {
         for pat in &t.patterns {
             tools.push(match pat {
                 NamePattern::Exact(n) => n.clone(),
-                NamePattern::Glob(g) => g.replace('*', "x"),
+                NamePattern::Glob(g) | NamePattern::UriGlob(g) => g.replace('*', "x"),
                 NamePattern::All => "any".into(),
+                // Tool blocks have no regex patterns (resource blocks do).
+                NamePattern::Regex { source, .. } => source.clone(),
             });
         }
     }

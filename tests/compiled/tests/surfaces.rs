@@ -1,0 +1,296 @@
+//! Resources and prompts (docs/surfaces.md): the same policy in the policy
+//! language and in Intercept's YAML decides `resources/read` by normalised
+//! URI and `prompts/get` by name and arguments; generated code and the
+//! reference evaluator agree on random requests; deciding allocates nothing.
+
+use portcullis_compiled::{compiled, repo_path};
+use portcullis_compiler::eval::Evaluator;
+use portcullis_compiler::{compile, load_dir};
+use portcullis_core::call::{Surface, ToolCall};
+use portcullis_core::counters::{MemoryCounters, UnixMillis};
+use portcullis_core::json::Strictness;
+use portcullis_core::policy::{Env, FailMode, Outcome, Policy};
+use portcullis_core::uri::normalize;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+const SERVERS: [&str; 3] = ["surfaces-dsl", "surfaces-intercept", "surfaces-catalogue"];
+
+fn env(counters: &MemoryCounters, now: i64) -> Env<'_> {
+    Env {
+        counters,
+        now: UnixMillis(now),
+        session: 1,
+        fail_mode: FailMode::Closed,
+        principal: None,
+    }
+}
+
+/// Decides a resource read as the proxy does: normalise, then decide.
+fn read(p: &dyn Policy, uri: &str, env: &Env<'_>) -> (Outcome, String) {
+    let Ok(n) = normalize(uri) else {
+        return (Outcome::Check, "unnormalisable".into());
+    };
+    let call = ToolCall::on(Surface::Resource, &n, b"{}", Strictness::STRICT).unwrap();
+    let d = p.decide(&call, env);
+    (d.outcome, d.message_on(Surface::Resource, &n).into_owned())
+}
+
+fn prompt(p: &dyn Policy, name: &str, args: &str, env: &Env<'_>) -> (Outcome, String) {
+    let call = ToolCall::on(Surface::Prompt, name, args.as_bytes(), Strictness::STRICT).unwrap();
+    let d = p.decide(&call, env);
+    (d.outcome, d.message_on(Surface::Prompt, name).into_owned())
+}
+
+#[test]
+fn both_languages_decide_resources_and_prompts_alike() {
+    for server in SERVERS {
+        let p = compiled(server).expect("compiled");
+        assert!(p.governs(Surface::Resource) && p.governs(Surface::Prompt));
+        let mem = MemoryCounters::new();
+        let e = env(&mem, 1_768_474_800_000);
+        let denied = |(o, m): (Outcome, String), want: &str| {
+            assert_eq!(o, Outcome::Check, "{server}: {m}");
+            assert_eq!(m, want, "{server}");
+        };
+        for uri in [
+            "file:///etc/passwd",
+            "FILE:///etc//shadow",
+            "file:///tmp/../etc/passwd",
+            "file:///%65tc/passwd",
+            "file:///srv/./../etc/hosts",
+        ] {
+            denied(read(p, uri, &e), "System files are off limits");
+        }
+        denied(
+            read(p, "file:///srv/app/.env", &e),
+            "Environment files hold secrets",
+        );
+        denied(
+            read(p, "demo://resource/static/document/architecture.md", &e),
+            "Not this document",
+        );
+        for uri in [
+            "file:///srv/app/main.rs",
+            "file:///etcetera",
+            "demo://resource/static/document/other.md",
+        ] {
+            assert_eq!(read(p, uri, &e).0, Outcome::Allowed, "{server} {uri}");
+        }
+        // Hidden: denied when read anyway, and reported hidden for lists.
+        let (o, m) = read(p, "file:///root/.ssh/id_ed25519", &e);
+        assert_eq!(o, Outcome::Hidden);
+        assert_eq!(
+            m,
+            r#"Resource "file:///root/.ssh/id_ed25519" is hidden by policy"#
+        );
+        assert!(p.is_hidden_on(Surface::Resource, "file:///root/x", None));
+        assert!(!p.is_hidden_on(Surface::Resource, "file:///srv/x", None));
+        assert!(
+            !p.is_hidden("file:///root/x", None),
+            "a resource hide does not hide a tool"
+        );
+        // A rate limit on a resource glob (one segment only).
+        for _ in 0..3 {
+            let (o, _) = read(p, "file:///srv/data/a.csv", &e);
+            assert_eq!(o, Outcome::Allowed);
+        }
+        let call_ticketed = read(p, "file:///srv/data/b.csv", &e);
+        // MemoryCounters reserve on decide; three were reserved above.
+        assert_eq!(call_ticketed.0, Outcome::Limit, "{server}");
+        assert_eq!(call_ticketed.1, "Too many reads of the data directory");
+        assert_eq!(
+            read(p, "file:///srv/data/deeper/c.csv", &e).0,
+            Outcome::Allowed
+        );
+        // Prompts by name and arguments.
+        denied(
+            prompt(p, "deploy", r#"{"env":"prod","service":"api"}"#, &e),
+            "No production deploys from an agent",
+        );
+        // The catalogue form has no conditions: its deploy rule denies every request.
+        let staging = prompt(p, "deploy", r#"{"env":"staging","service":"api"}"#, &e).0;
+        if server == "surfaces-catalogue" {
+            assert_eq!(staging, Outcome::Check);
+        } else {
+            assert_eq!(staging, Outcome::Allowed);
+        }
+        assert_eq!(
+            prompt(p, "other", r#"{"env":"prod"}"#, &e).0,
+            Outcome::Allowed
+        );
+        assert_eq!(prompt(p, "secret_admin", "{}", &e).0, Outcome::Hidden);
+        assert!(p.is_hidden_on(Surface::Prompt, "secret_x", None));
+        // A tool is still a tool: the prompt's rules do not apply to it.
+        let tool = ToolCall::new("deploy", br#"{"env":"prod"}"#, Strictness::STRICT).unwrap();
+        assert_eq!(p.decide(&tool, &e).outcome, Outcome::Allowed);
+    }
+    // The policy language's extra rules.
+    let dsl = compiled("surfaces-dsl").unwrap();
+    let mem = MemoryCounters::new();
+    let e = env(&mem, 1_768_474_800_000);
+    assert_eq!(
+        prompt(dsl, "deploy_web", r#"{"env":"dev"}"#, &e),
+        (Outcome::Check, "Say which service".into())
+    );
+    let tool = ToolCall::new(
+        "read_file",
+        br#"{"path":"/etc/passwd"}"#,
+        Strictness::STRICT,
+    )
+    .unwrap();
+    assert_eq!(dsl.decide(&tool, &e).outcome, Outcome::Check);
+}
+
+/// URIs and names near the fixtures' patterns, and arguments near their conditions.
+fn request() -> impl Strategy<Value = (bool, String, String)> {
+    let uri_parts = prop::sample::select(vec![
+        "file://",
+        "FILE://",
+        "demo://",
+        "/etc",
+        "/srv",
+        "/data",
+        "/root",
+        "/.ssh",
+        "/..",
+        "/.",
+        "//",
+        "/%65tc",
+        "/%2e%2e",
+        "/%2F",
+        "/a.csv",
+        "/.env",
+        "/resource/static/document",
+        "/architecture.md",
+        "/x",
+    ]);
+    let names = prop::sample::select(vec![
+        "deploy",
+        "deploy_web",
+        "deploy_",
+        "simple-prompt",
+        "secret_x",
+        "secret",
+        "other",
+        "",
+    ]);
+    let args = prop::sample::select(vec![
+        "{}",
+        r#"{"env":"prod"}"#,
+        r#"{"env":"prod","service":"a"}"#,
+        r#"{"ENV":"prod"}"#,
+        r#"{"env":"dev","service":null}"#,
+        r#"{"env":1}"#,
+    ]);
+    (
+        any::<bool>(),
+        prop::collection::vec(uri_parts, 1..6).prop_map(|v| v.concat()),
+        (names, args),
+    )
+        .prop_map(|(res, uri, (name, args))| {
+            if res {
+                (true, uri, String::new())
+            } else {
+                (false, name.to_string(), args.to_string())
+            }
+        })
+}
+
+#[test]
+fn generated_code_and_evaluator_agree_on_resources_and_prompts() {
+    let inputs = load_dir(
+        &repo_path("tests/fixtures/surfaces"),
+        Some("tests/fixtures/surfaces"),
+    )
+    .unwrap();
+    let set = compile(&inputs)
+        .into_set()
+        .unwrap_or_else(|o| panic!("{}", o.render()));
+    for ir in &set.servers {
+        let native = compiled(&ir.name).unwrap();
+        let evaluator = Evaluator::new(ir.clone(), &set.sources);
+        assert_eq!(
+            native.governs(Surface::Resource),
+            evaluator.governs(Surface::Resource)
+        );
+        assert_eq!(
+            native.governs(Surface::Prompt),
+            evaluator.governs(Surface::Prompt)
+        );
+        let mut runner = TestRunner::new(Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&prop::collection::vec(request(), 1..12), |reqs| {
+                let (ma, mb) = (MemoryCounters::new(), MemoryCounters::new());
+                for (i, (res, name, args)) in reqs.iter().enumerate() {
+                    let now = 1_768_474_800_000 + i as i64 * 7_000;
+                    let (ea, eb) = (env(&ma, now), env(&mb, now));
+                    let (a, b) = if *res {
+                        let (Ok(n1), Ok(n2)) = (normalize(name), normalize(name)) else {
+                            continue;
+                        };
+                        prop_assert_eq!(
+                            native.is_hidden_on(Surface::Resource, &n1, None),
+                            evaluator.is_hidden_on(Surface::Resource, &n2, None)
+                        );
+                        (read(native, name, &ea), read(&evaluator, name, &eb))
+                    } else {
+                        prop_assert_eq!(
+                            native.is_hidden_on(Surface::Prompt, name, None),
+                            evaluator.is_hidden_on(Surface::Prompt, name, None)
+                        );
+                        (
+                            prompt(native, name, args, &ea),
+                            prompt(&evaluator, name, args, &eb),
+                        )
+                    };
+                    prop_assert_eq!(a, b, "{} {} {}", res, name, args);
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{}: {e}", ir.name));
+    }
+}
+
+/// `default resource deny` / `default prompt deny`: an allow-list.
+#[test]
+fn a_default_deny_posture_allow_lists_resources_and_prompts() {
+    let p = compiled("surfaces-allowlist").expect("compiled");
+    let mem = MemoryCounters::new();
+    let e = env(&mem, 1_768_474_800_000);
+    assert_eq!(read(p, "file:///srv/data/a.csv", &e).0, Outcome::Allowed);
+    assert_eq!(
+        read(p, "file:///srv/private/key", &e),
+        (Outcome::Check, "Private files are off limits".into())
+    );
+    assert_eq!(
+        read(p, "file:///srv/../etc/passwd", &e),
+        (
+            Outcome::NotPermitted,
+            r#"Resource "file:///etc/passwd" is not permitted by policy"#.into()
+        )
+    );
+    assert_eq!(prompt(p, "simple-prompt", "{}", &e).0, Outcome::Allowed);
+    assert_eq!(
+        prompt(p, "args-prompt", r#"{"city":"Berlin"}"#, &e).0,
+        Outcome::Allowed
+    );
+    assert_eq!(
+        prompt(p, "args-prompt", r#"{"city":"Paris"}"#, &e).0,
+        Outcome::Check
+    );
+    assert_eq!(
+        prompt(p, "other", "{}", &e),
+        (
+            Outcome::NotPermitted,
+            r#"Prompt "other" is not permitted by policy"#.into()
+        )
+    );
+    // Tools keep their own (allow) posture.
+    let tool = ToolCall::new("anything", b"{}", Strictness::STRICT).unwrap();
+    assert_eq!(p.decide(&tool, &e).outcome, Outcome::Allowed);
+}
