@@ -2368,16 +2368,27 @@ impl Session {
                 )),
             ));
         }
-        Some(if decision.ticket.is_empty() {
-            match self.register(key, id.as_bytes(), Kind::Other) {
-                Ok(()) => (true, None),
-                Err(reply) => (false, Some(reply)),
-            }
+        // A read's answer still goes through the result rule naming its URI.
+        let watch = if env.method_is("resources/read") {
+            self.resource_watch(env).map(|w| (w, key.clone()))
         } else {
-            match self.register_call(key, id.as_bytes(), decision.ticket, None, None) {
-                Ok(()) => (true, None),
-                Err(reply) => (false, Some(reply)),
+            None
+        };
+        let registered = if decision.ticket.is_empty() {
+            self.register(key, id.as_bytes(), Kind::Other)
+        } else {
+            self.register_call(key, id.as_bytes(), decision.ticket, None, None)
+        };
+        Some(match registered {
+            Ok(()) => {
+                if let Some((w, k)) = watch
+                    && let Some(p) = self.pending().get_mut(&k)
+                {
+                    p.results = Some(w);
+                }
+                (true, None)
             }
+            Err(reply) => (false, Some(reply)),
         })
     }
 
@@ -2492,7 +2503,6 @@ impl Session {
                 Kind::Asking(eid) => {
                     self.asking().remove(&eid);
                 }
-                Kind::List | Kind::Other | Kind::Initialize => {}
                 Kind::List | Kind::SurfaceList(..) | Kind::Other | Kind::Initialize => {}
             }
             out.push(respond::error(Some(&p.raw_id), UPSTREAM_GONE, why));

@@ -75,6 +75,7 @@ pub enum Item {
     Include(Spanned<String>),
     /// `tool a, b { rules }`
     Tool(ToolBlock),
+    /// `results [for ...] { ... }`: what happens to answers (docs/results.md).
     Results(ResultsBlock),
     /// `resource "URI" { rules }`, `prompt NAME { rules }`, `hide resource "URI"`.
     Surface(SurfaceBlock),
