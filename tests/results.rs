@@ -675,3 +675,57 @@ fn an_http_client_gets_redacted_answers_from_an_http_upstream() {
     );
     assert_eq!(text_of(&message_of(&body)), "Echo: clean");
 }
+
+/// A read the request policy decides (a `resources:` block governs the
+/// surface) still has its answer checked by the result rule naming its URI.
+#[test]
+fn a_resource_read_decided_by_policy_still_has_its_answer_checked() {
+    let dir = common::temp_dir("results-governed-resources");
+    let policy = write(
+        &dir,
+        "everything.yaml",
+        r#"version: "1"
+resources:
+  "demo://resource/static/document/*":
+    rules:
+      - name: no documents
+        action: deny
+        on_deny: "Documents are off limits"
+results:
+  resources:
+    "demo://resource/dynamic/text/*":
+      patterns:
+        - {name: resource-id, regex: "Resource [0-9]+", action: redact}
+"#,
+    );
+    let mut p = Proxy::everything(
+        "results-governed-resources",
+        &["-c", &policy, "--log-level", "warn"],
+    );
+    p.initialize();
+    let read = |p: &mut Proxy, id: u64, uri: &str| -> Value {
+        p.send(
+            &json!({"jsonrpc":"2.0","id":id,"method":"resources/read","params":{"uri":uri}})
+                .to_string(),
+        );
+        serde_json::from_str(&p.response(&id.to_string())).unwrap()
+    };
+    // The request rule refuses a document before the server sees it.
+    let doc = read(&mut p, 1, "demo://resource/static/document/features.md");
+    assert_eq!(doc["error"]["code"], json!(-32003), "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Documents are off limits"),
+        "{doc}"
+    );
+    // An allowed read is forwarded, and its answer redacted by the result rule.
+    let text = read(&mut p, 2, "demo://resource/dynamic/text/1");
+    let t = text["result"]["contents"][0]["text"].as_str().unwrap();
+    assert!(
+        t.contains("[REDACTED:resource-id]") && !t.contains("Resource 1"),
+        "{text}"
+    );
+    p.finish();
+}
