@@ -211,10 +211,10 @@ pub fn record_json(r: &Record, now: UnixMillis) -> serde_json::Value {
     })
 }
 
-/// The bearer token of the admin API. Only its SHA-256 is kept; a presented
-/// token is hashed and the digests compared in constant time.
+/// The bearer token of the admin API (`--admin-token-*`): a
+/// [`BearerToken`](crate::http::server::BearerToken), only its SHA-256 kept.
 #[derive(Clone)]
-pub struct AdminToken([u8; 32]);
+pub struct AdminToken(crate::http::server::BearerToken);
 
 impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -223,50 +223,15 @@ impl std::fmt::Debug for AdminToken {
 }
 
 impl AdminToken {
-    /// Shortest token accepted.
-    pub const MIN_LEN: usize = 16;
-
     /// A token from its secret (surrounding whitespace removed). Err: too
     /// short, or characters a header cannot carry.
     pub fn new(secret: &str) -> Result<AdminToken, String> {
-        let secret = secret.trim();
-        if secret.len() < Self::MIN_LEN {
-            return Err(format!(
-                "the admin token must be at least {} characters long (it has {})",
-                Self::MIN_LEN,
-                secret.len()
-            ));
-        }
-        if !secret.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(
-                "the admin token must be printable ASCII without spaces (it travels in an HTTP header)"
-                    .into(),
-            );
-        }
-        Ok(AdminToken(Self::digest(secret.as_bytes())))
-    }
-
-    fn digest(bytes: &[u8]) -> [u8; 32] {
-        use sha2::Digest;
-        sha2::Sha256::digest(bytes).into()
+        crate::http::server::BearerToken::new(secret, "admin token").map(AdminToken)
     }
 
     /// True when `authorization` (the header's value) is `Bearer <this token>`.
     pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(presented) = authorization.and_then(|v| {
-            v.get(..7)
-                .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
-                .map(|_| &v[7..])
-        }) else {
-            return false;
-        };
-        let digest = Self::digest(presented);
-        // Constant time: every byte is compared whatever the first difference.
-        digest
-            .iter()
-            .zip(self.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        self.0.accepts(authorization)
     }
 }
 

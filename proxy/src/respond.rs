@@ -46,28 +46,41 @@ pub fn denial(id: &[u8], tool: &str, decision: &Decision, meta: &PolicyMeta) -> 
     let text = format!("{prefix}{}", decision.message(tool));
     push_json_str(&mut out, &text);
     out.extend_from_slice(b"}],\"isError\":true,\"_meta\":{");
-    push_json_str(&mut out, META_KEY);
+    push_decision_meta(&mut out, meta, "tool", tool, decision);
+    out.extend_from_slice(b"}}}");
+    out
+}
+
+/// `"dev.portcullis/decision":{"server":..,"<what>":<name>,"outcome":..,
+/// "rule":..,"rule_label":..,"source":..,"policy_digest":..}`: the decision
+/// a refusal carries (in a result's `_meta` or an error's `data`).
+pub fn push_decision_meta(
+    out: &mut Vec<u8>,
+    meta: &PolicyMeta,
+    what: &str,
+    name: &str,
+    decision: &Decision,
+) {
+    push_json_str(out, META_KEY);
     out.extend_from_slice(b":{\"server\":");
-    push_json_str(&mut out, meta.server);
-    out.extend_from_slice(b",\"tool\":");
-    push_json_str(&mut out, tool);
+    push_json_str(out, meta.server);
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(what.as_bytes());
+    out.extend_from_slice(b"\":");
+    push_json_str(out, name);
     out.extend_from_slice(b",\"outcome\":");
-    push_json_str(&mut out, outcome_name(decision.outcome));
+    push_json_str(out, outcome_name(decision.outcome));
     if let Some(rule) = decision.rule.and_then(|r| meta.rule(r)) {
         out.extend_from_slice(b",\"rule\":");
-        push_json_str(&mut out, rule.name);
+        push_json_str(out, rule.name);
         out.extend_from_slice(b",\"rule_label\":");
-        push_json_str(&mut out, rule.label);
+        push_json_str(out, rule.label);
         out.extend_from_slice(b",\"source\":");
-        push_json_str(
-            &mut out,
-            &format!("{}:{}:{}", rule.file, rule.line, rule.column),
-        );
+        push_json_str(out, &format!("{}:{}:{}", rule.file, rule.line, rule.column));
     }
     out.extend_from_slice(b",\"policy_digest\":");
-    push_json_str(&mut out, meta.digest);
-    out.extend_from_slice(b"}}}}");
-    out
+    push_json_str(out, meta.digest);
+    out.push(b'}');
 }
 
 /// The JSON-RPC error answering a refused client message: code and message

@@ -973,22 +973,10 @@ impl Session {
         let credential = crate::mpp::credential_challenge(env.params);
         // tool_call() guarantees a string or number id.
         let id = env.request_id().expect("tools/call has an id");
-        let Some(key) = IdKey::of(id) else {
-            return Some((false, Some(respond::refusal(None, RejectKind::BadId))));
+        let key = match self.free_id(id) {
+            Ok(key) => key,
+            Err(reply) => return Some((false, Some(reply))),
         };
-        if self
-            .pending()
-            .get(&key)
-            .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
-        {
-            return Some((
-                false,
-                Some(respond::refusal(
-                    Some(id.as_bytes()),
-                    RejectKind::IdInFlight,
-                )),
-            ));
-        }
         let now = UnixMillis::now();
         // One policy for the whole decision, whatever a reload does meanwhile.
         let policy = self.policy();
@@ -2237,22 +2225,10 @@ impl Session {
         wait: Wait,
     ) -> Option<(bool, Option<Vec<u8>>)> {
         let id = env.id.expect("a request");
-        let Some(key) = IdKey::of(id) else {
-            return Some((false, Some(respond::refusal(None, RejectKind::BadId))));
+        let key = match self.free_id(id) {
+            Ok(key) => key,
+            Err(reply) => return Some((false, Some(reply))),
         };
-        if self
-            .pending()
-            .get(&key)
-            .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
-        {
-            return Some((
-                false,
-                Some(respond::refusal(
-                    Some(id.as_bytes()),
-                    RejectKind::IdInFlight,
-                )),
-            ));
-        }
         let now = UnixMillis::now();
         let policy = self.policy();
         let meta = policy.meta();
@@ -2390,6 +2366,25 @@ impl Session {
             }
             Err(reply) => (false, Some(reply)),
         })
+    }
+
+    /// The key of a new request's id, or the refusal of an id that is not
+    /// a string or number or is still in flight.
+    fn free_id(&self, id: Value<'_>) -> Result<IdKey, Vec<u8>> {
+        let Some(key) = IdKey::of(id) else {
+            return Err(respond::refusal(None, RejectKind::BadId));
+        };
+        if self
+            .pending()
+            .get(&key)
+            .is_some_and(|p| !matches!(p.kind, Kind::Abandoned))
+        {
+            return Err(respond::refusal(
+                Some(id.as_bytes()),
+                RejectKind::IdInFlight,
+            ));
+        }
+        Ok(key)
     }
 
     /// A `tools/list` answer without the tools hidden from this session's

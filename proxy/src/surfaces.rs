@@ -13,7 +13,7 @@ use portcullis_core::policy::{Decision, Outcome, PolicyMeta};
 use portcullis_core::uri::{MAX_URI_LEN, UriError, normalize_into};
 
 use crate::filter::FilterError;
-use crate::respond::{DENY_PREFIX, META_KEY, outcome_name};
+use crate::respond::DENY_PREFIX;
 
 /// The JSON-RPC error code of a resource or prompt request the policy
 /// denies (a server error code, in the range JSON-RPC leaves to
@@ -132,29 +132,8 @@ pub fn denial(
         &format!("{DENY_PREFIX}{}", decision.message_on(surface, name)),
     );
     out.extend_from_slice(b",\"data\":{");
-    push_json_str(&mut out, META_KEY);
-    out.extend_from_slice(b":{\"server\":");
-    push_json_str(&mut out, meta.server);
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(surface.name().as_bytes());
-    out.extend_from_slice(b"\":");
-    push_json_str(&mut out, name);
-    out.extend_from_slice(b",\"outcome\":");
-    push_json_str(&mut out, outcome_name(decision.outcome));
-    if let Some(rule) = decision.rule.and_then(|r| meta.rule(r)) {
-        out.extend_from_slice(b",\"rule\":");
-        push_json_str(&mut out, rule.name);
-        out.extend_from_slice(b",\"rule_label\":");
-        push_json_str(&mut out, rule.label);
-        out.extend_from_slice(b",\"source\":");
-        push_json_str(
-            &mut out,
-            &format!("{}:{}:{}", rule.file, rule.line, rule.column),
-        );
-    }
-    out.extend_from_slice(b",\"policy_digest\":");
-    push_json_str(&mut out, meta.digest);
-    out.extend_from_slice(b"}}}}");
+    crate::respond::push_decision_meta(&mut out, meta, surface.name(), name, decision);
+    out.extend_from_slice(b"}}}");
     out
 }
 

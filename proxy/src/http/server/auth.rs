@@ -13,41 +13,41 @@ use super::body::{Body, header, http_error};
 use crate::http::lock;
 use portcullis_core::jsonrpc::INVALID_REQUEST;
 
-/// The secret clients of the endpoint present. Only its SHA-256 is kept;
-/// a presented token is hashed and the digests compared in constant time,
-/// so neither the comparison's duration nor the token's length tells an
-/// attacker anything.
+/// A bearer secret of which only the SHA-256 is kept; a presented token is
+/// hashed and the digests compared in constant time, so neither the
+/// comparison's duration nor the token's length tells an attacker anything.
+/// The endpoint's [`ClientToken`] and the admin API's token are both one.
 #[derive(Clone)]
-pub struct ClientToken([u8; 32]);
+pub struct BearerToken([u8; 32]);
 
-impl std::fmt::Debug for ClientToken {
+impl std::fmt::Debug for BearerToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClientToken(<hidden>)")
+        f.write_str("BearerToken(<hidden>)")
     }
 }
 
-impl ClientToken {
+impl BearerToken {
     /// Shortest secret accepted.
     pub const MIN_LEN: usize = 16;
 
-    /// A token from its secret (surrounding whitespace removed). Err: the
-    /// secret is too short or holds characters a header cannot carry.
-    pub fn new(secret: &str) -> Result<ClientToken, String> {
+    /// A token from its secret (surrounding whitespace removed); `what`
+    /// names it in errors ("client token"). Err: the secret is too short or
+    /// holds characters a header cannot carry.
+    pub fn new(secret: &str, what: &str) -> Result<BearerToken, String> {
         let secret = secret.trim();
         if secret.len() < Self::MIN_LEN {
             return Err(format!(
-                "the client token must be at least {} characters long (it has {})",
+                "the {what} must be at least {} characters long (it has {})",
                 Self::MIN_LEN,
                 secret.len()
             ));
         }
         if !secret.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(
-                "the client token must be printable ASCII without spaces (it travels in an HTTP header)"
-                    .into(),
-            );
+            return Err(format!(
+                "the {what} must be printable ASCII without spaces (it travels in an HTTP header)"
+            ));
         }
-        Ok(ClientToken(Self::digest(secret.as_bytes())))
+        Ok(BearerToken(Self::digest(secret.as_bytes())))
     }
 
     fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -75,6 +75,29 @@ impl ClientToken {
             .zip(self.0.iter())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+    }
+}
+
+/// The secret clients of the endpoint present (`--client-token*`).
+#[derive(Clone)]
+pub struct ClientToken(BearerToken);
+
+impl std::fmt::Debug for ClientToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientToken(<hidden>)")
+    }
+}
+
+impl ClientToken {
+    /// A token from its secret (surrounding whitespace removed). Err: the
+    /// secret is too short or holds characters a header cannot carry.
+    pub fn new(secret: &str) -> Result<ClientToken, String> {
+        BearerToken::new(secret, "client token").map(ClientToken)
+    }
+
+    /// True when `authorization` (the header's value) is `Bearer <this token>`.
+    pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
+        self.0.accepts(authorization)
     }
 }
 

@@ -28,7 +28,7 @@ mod router;
 mod routes;
 mod sessions;
 
-pub use auth::{ClientToken, origin_allowed};
+pub use auth::{BearerToken, ClientToken, origin_allowed};
 pub use oauth::OAuth;
 
 use std::collections::HashMap;
