@@ -96,7 +96,7 @@ pub fn explain_on(
                 // Not decided (no resource rules): forwarded, and its answer
                 // gets the rule for URIs that cannot be normalised.
                 let mut out = format!(
-                    "resource {name}\n  cannot be normalised ({e})\nresult   ALLOW: the policy has no resource rules, the proxy forwards it\n"
+                    "read     {name}\n         cannot be normalised: {e}\nresult   ALLOW (not decided: the policy has no resource rules; the proxy forwards the request)\n"
                 );
                 if let Some(line) = answer_line(ev, sources, surface, name) {
                     out.push_str(&line);

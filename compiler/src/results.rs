@@ -398,13 +398,13 @@ pub fn codegen(
     let mut unnormalised = None;
     for (i, r) in policy.results.iter().enumerate() {
         match &r.target {
-            Target::Resource(NamePattern::Exact(u)) => {
-                if !seen_uris.contains(&u.as_str()) {
-                    seen_uris.push(u);
-                    let lit = Literal::string(u);
-                    uri_arms.push(quote!(#lit => Some(&RESULTS[#i]),));
-                }
+            // The first rule of an exact URI wins (a second is unreachable).
+            Target::Resource(NamePattern::Exact(u)) if !seen_uris.contains(&u.as_str()) => {
+                seen_uris.push(u);
+                let lit = Literal::string(u);
+                uri_arms.push(quote!(#lit => Some(&RESULTS[#i]),));
             }
+            Target::Resource(NamePattern::Exact(_)) => {}
             Target::Resource(p) => {
                 if let Some(test) = pattern_test(p, &quote!(uri)) {
                     uri_tests.push(quote! {

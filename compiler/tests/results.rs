@@ -302,10 +302,13 @@ fn the_formatter_keeps_results_blocks() {
         formatted.contains("  results for resource \"file:///etc/*\" {\n    deny secrets\n  }\n"),
         "{formatted}"
     );
-    let text = "server s {\n  results for resource \"file:///a/**\", /\\.env$/ { deny secrets }\n}\n";
+    let text =
+        "server s {\n  results for resource \"file:///a/**\", /\\.env$/ { deny secrets }\n}\n";
     let uris = dsl_fmt::format(&dsl::parse(FileId(0), text).unwrap(), text);
     assert!(
-        uris.contains("  results for resource \"file:///a/**\", /\\.env$/ {\n    deny secrets\n  }\n"),
+        uris.contains(
+            "  results for resource \"file:///a/**\", /\\.env$/ {\n    deny secrets\n  }\n"
+        ),
         "{uris}"
     );
     // Formatting is stable and the result lowers to the same rules.
