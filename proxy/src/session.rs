@@ -371,6 +371,9 @@ pub struct Session {
     asking: Mutex<HashMap<String, Asking>>,
     /// The number of the last elicitation id minted.
     asked: AtomicU64,
+    /// Decide `file://` resource reads on their resolved path too
+    /// ([`crate::symlinks`]): the server is a local child.
+    resolve_symlinks: bool,
 }
 
 impl Session {
@@ -400,7 +403,16 @@ impl Session {
             peer: Mutex::new(Peer::default()),
             asking: Mutex::new(HashMap::new()),
             asked: AtomicU64::new(0),
+            resolve_symlinks: false,
         }
+    }
+
+    /// Decides `resources/read` and `resources/subscribe` of local
+    /// `file://` URIs on the path they resolve to as well
+    /// ([`crate::symlinks`]; for a server this proxy started itself).
+    pub fn with_symlink_resolution(mut self, on: bool) -> Session {
+        self.resolve_symlinks = on;
+        self
     }
 
     /// Keeps approval records in `store` (the proxy's shared store: every
@@ -2343,6 +2355,90 @@ impl Session {
                     meta,
                 )),
             ));
+        }
+        // A local `file://` URI is decided on the path it resolves to too.
+        if surface == Surface::Resource && self.resolve_symlinks && name.starts_with("file:") {
+            use crate::symlinks::Resolved;
+            let why = match crate::symlinks::resolve(name) {
+                Resolved::Same => None,
+                Resolved::Unresolvable(e) => Some(Err(e)),
+                Resolved::Other(real) => {
+                    let Some(call) = surfaces::call(surface, &real, req.arguments) else {
+                        return bad_params("params.arguments must be a JSON object");
+                    };
+                    let base = Env {
+                        counters: self.counters.as_ref(),
+                        now,
+                        session: self.session,
+                        fail_mode: self.fail_mode,
+                        principal: self.principal.as_deref(),
+                    };
+                    let resolved = match wait {
+                        Wait::Yes => policy.decide(&call, &base),
+                        Wait::No => {
+                            let view = NoWait::new(self.counters.as_ref());
+                            let d = policy.decide(
+                                &call,
+                                &Env {
+                                    counters: &view,
+                                    ..base
+                                },
+                            );
+                            if view.waited() {
+                                self.counters.rollback(&decision.ticket);
+                                return None;
+                            }
+                            d
+                        }
+                    };
+                    // Only the URI as sent counts against limits.
+                    self.counters.rollback(&resolved.ticket);
+                    (resolved.effect() != Effect::Allow).then_some(Ok((real, resolved)))
+                }
+            };
+            if let Some(why) = why {
+                self.counters.rollback(&decision.ticket);
+                let (reply, message) = match &why {
+                    Ok((real, d)) => (
+                        surfaces::denial(id.as_bytes(), surface, real, d, meta),
+                        d.message_on(surface, real).into_owned(),
+                    ),
+                    Err(e) => {
+                        let message = format!(
+                            "Resource {} cannot be resolved on the filesystem: {e}",
+                            portcullis_core::policy::go_quote(name)
+                        );
+                        let reply = respond::error(
+                            Some(id.as_bytes()),
+                            surfaces::POLICY_DENIED,
+                            &format!("{}{message}", crate::respond::DENY_PREFIX),
+                        );
+                        (reply, message)
+                    }
+                };
+                self.log.info(format_args!(
+                    "denied resource {name}{} through the path it resolves to: {message}",
+                    crate::log::Caller(self.principal.as_deref()),
+                ));
+                match &why {
+                    Ok((real, d)) => record(
+                        real,
+                        Verdict::Decided {
+                            outcome: d.outcome,
+                            rule: d.rule.and_then(|r| meta.rule(r)),
+                            message,
+                        },
+                    ),
+                    Err(_) => record(
+                        name,
+                        Verdict::Rejected {
+                            code: surfaces::POLICY_DENIED,
+                            message: "the resource path cannot be resolved",
+                        },
+                    ),
+                }
+                return Some((false, Some(reply)));
+            }
         }
         // A read's answer still goes through the result rule naming its URI.
         let watch = if env.method_is("resources/read") {
