@@ -70,11 +70,14 @@ fn message(v: &Value) -> &str {
 fn reads_through_symlinks_are_decided_on_their_targets() {
     let (dir, r, policy) = tree("symlinks-stdio");
     let tap = dir.join("server-received.jsonl");
+    let audit = dir.join("audit.jsonl");
     let mut p = Proxy::command(
         "symlinks-stdio-proxy",
         &[
             "-c",
             &policy,
+            "--audit-log",
+            audit.to_str().unwrap(),
             "--",
             root().join("tests/e2e/tap.sh").to_str().unwrap(),
             tap.to_str().unwrap(),
@@ -143,6 +146,24 @@ fn reads_through_symlinks_are_decided_on_their_targets() {
     assert!(
         !received.contains("keylink") && !received.contains("/link"),
         "{received}"
+    );
+    // The decision log records the denial on the resolved URI, and the
+    // loop as a rejection.
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let denied = lines
+        .iter()
+        .filter(|l| l["tool"] == format!("resource:file://{r}/secret/key.txt"))
+        .count();
+    assert_eq!(denied, 4, "three reads and a subscription: {log}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["tool"] == format!("resource:file://{r}/public/loop")),
+        "{log}"
     );
 }
 
