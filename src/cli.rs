@@ -340,6 +340,12 @@ pub struct ProxyArgs {
     /// JSON-RPC error -32003).
     #[arg(long, value_enum, value_name = "STYLE", default_value_t = ApprovalErrors::Result)]
     pub approval_errors: ApprovalErrors,
+    /// Do not decide `file://` resource reads on the path they resolve to
+    /// (symlinks). Resolving is on when the proxy starts the server itself
+    /// (`-- CMD`); turn it off when that server sees another filesystem
+    /// (a container). Never done for --upstream.
+    #[arg(long)]
+    pub no_resolve_symlinks: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,

@@ -18,6 +18,11 @@
 //! spend caps show in the table. Each row holds the call, the effect, the
 //! deciding rule's name and the denial message: a stable, readable record
 //! that `cargo insta review` turns into a reviewable behaviour diff.
+//!
+//! For a policy with result rules (docs/results.md), each allowed tool call
+//! and resource read also names the rule that checks its answer
+//! (`results`), and a call given an answer (`.answer(JSON)`) shows what
+//! the rule does to it (`answer`: pass, redact or deny).
 
 use serde::Serialize;
 
@@ -37,6 +42,7 @@ pub struct Call {
     at: Option<String>,
     upstream_error: bool,
     claims: Option<String>,
+    answer: Option<String>,
 }
 
 /// A call of `tool` with `args` (JSON text).
@@ -48,6 +54,7 @@ pub fn call(tool: &str, args: &str) -> Call {
         at: None,
         upstream_error: false,
         claims: None,
+        answer: None,
     }
 }
 
@@ -83,6 +90,14 @@ impl Call {
         self
     }
 
+    /// The server answers with this `result` (JSON text, e.g.
+    /// `{"content":[{"type":"text","text":"..."}]}`; for a resource,
+    /// `{"contents":[...]}`): the row shows what the result rules do to it.
+    pub fn answer(mut self, result: &str) -> Call {
+        self.answer = Some(result.to_string());
+        self
+    }
+
     /// The upstream answers this call with an error: its counters are rolled back.
     pub fn upstream_error(mut self) -> Call {
         self.upstream_error = true;
@@ -114,6 +129,58 @@ pub struct Row {
     /// What the agent is told, for a denial (without the `[POLICY DENIED] ` prefix).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// For a policy with result rules, an allowed tool call or resource
+    /// read: the result rule that checks its answer (`none` when none does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<String>,
+    /// For a call given an answer: what the result rule does to it
+    /// (`pass`, `redact: NAME xN, ...`, `deny: MESSAGE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+}
+
+/// The result rule checking the answer of `name` on `surface` (a resource
+/// by its URI as sent, normalised as the proxy does), as the row shows it,
+/// and what it does to `answer`. (None, None) for a policy without result
+/// rules and for prompts (their answers are not checked).
+fn answer_of(
+    policy: &dyn Policy,
+    surface: portcullis_core::call::Surface,
+    name: &str,
+    answer: Option<&str>,
+) -> (Option<String>, Option<String>) {
+    use portcullis_core::call::Surface;
+    use portcullis_core::results::{Verdict, check};
+    if policy.result_rules().is_empty() || surface == Surface::Prompt {
+        return (None, None);
+    }
+    let rule = match surface {
+        Surface::Resource => policy.resource_result_rule(name),
+        _ => policy.result_rule(name),
+    };
+    let shown = Some(rule.map_or("none", |r| r.spec.name).to_string());
+    let Some(result) = answer else {
+        return (shown, None);
+    };
+    let message = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{result}}}"#);
+    portcullis_core::json::validate(
+        message.as_bytes(),
+        portcullis_core::json::Strictness::LENIENT,
+    )
+    .unwrap_or_else(|e| panic!("the answer {result} is not JSON: {e}"));
+    let did = match rule.map(|r| (r, check(r, message.as_bytes()))) {
+        None | Some((_, Verdict::Pass)) => "pass".to_string(),
+        Some((_, Verdict::Redacted { counts, .. })) => format!(
+            "redact: {}",
+            counts
+                .iter()
+                .map(|c| format!("{} x{}", c.name, c.count))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some((r, Verdict::Denied { why, .. })) => format!("deny: {}", why.message(r, name)),
+    };
+    (shown, Some(did))
 }
 
 /// Runs `calls` in order against `policy` on fresh counters.
@@ -153,12 +220,29 @@ pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
         let name = match c.surface {
             Surface::Resource => match portcullis_core::uri::normalize(&c.tool) {
                 Ok(n) => n,
+                // A policy without resource rules does not decide reads:
+                // forwarded, its answer checked by the rule for such URIs.
+                Err(_) if !policy.governs(Surface::Resource) => {
+                    let (results, answer) =
+                        answer_of(policy, c.surface, &c.tool, c.answer.as_deref());
+                    rows.push(Row {
+                        call: shown,
+                        effect: "allow",
+                        rule: None,
+                        message: None,
+                        results,
+                        answer,
+                    });
+                    continue;
+                }
                 Err(e) => {
                     rows.push(Row {
                         call: shown,
                         effect: "refused",
                         rule: None,
                         message: Some(format!("the URI cannot be normalised: {}", e.kind)),
+                        results: None,
+                        answer: None,
                     });
                     continue;
                 }
@@ -175,13 +259,20 @@ pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
                 effect: "refused",
                 rule: None,
                 message: Some(e.to_string()),
+                results: None,
+                answer: None,
             },
-            Ok(d) if d.effect() == Effect::Allow => Row {
-                call: shown,
-                effect: "allow",
-                rule: None,
-                message: None,
-            },
+            Ok(d) if d.effect() == Effect::Allow => {
+                let (results, answer) = answer_of(policy, surface, &c.tool, c.answer.as_deref());
+                Row {
+                    call: shown,
+                    effect: "allow",
+                    rule: None,
+                    message: None,
+                    results,
+                    answer,
+                }
+            }
             Ok(d) => Row {
                 call: shown,
                 effect: if d.effect() == Effect::Approve {
@@ -194,6 +285,8 @@ pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
                     .and_then(|r| meta.rule(r))
                     .map(|r| r.name.to_string()),
                 message: Some(d.message_on(surface, &name).into_owned()),
+                results: None,
+                answer: None,
             },
         };
         rows.push(row);

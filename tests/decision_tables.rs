@@ -229,3 +229,71 @@ fn resources_and_prompts_policy() {
     }
     insta::assert_yaml_snapshot!(dsl);
 }
+
+/// Result rules (docs/results.md): each allowed tool call and resource read
+/// names the rule that checks its answer, and an answer given to the row
+/// shows what that rule does. The three languages agree (rule names aside).
+#[test]
+fn result_rules_policy() {
+    let token =
+        r#"{"content":[{"type":"text","text":"ghp_16C7e42F292c6912E7710c838347Ae178B4a"}]}"#;
+    let calls = [
+        call("echo", r#"{"message": "hi"}"#).answer(token),
+        call("read_file", r#"{"path": "/tmp/x"}"#).answer(token),
+        call("read_file", r#"{"path": "/tmp/x"}"#)
+            .answer(r#"{"content":[{"type":"text","text":"EMP-123456"}]}"#),
+        call("read_dir", "{}").answer(r#"{"content":[{"type":"text","text":"a short listing"}]}"#),
+        call("read_dir", "{}"),
+        resource("file:///etc/passwd").answer(
+            r#"{"contents":[{"uri":"file:///etc/passwd","text":"sk_live_4eC39HqLyjWDarjtT1zdp7dc"}]}"#,
+        ),
+        resource("FILE:///tmp/../etc//passwd"),
+        resource("file:///etc/ssl/private/key.pem"),
+        resource("file:///srv/data/deeper/report.csv"),
+        resource("file:///srv/app/config.json"),
+        resource("file:///home/ann/.env"),
+        resource("file:///etc%2Fpasswd").answer(
+            r#"{"contents":[{"uri":"file:///etc%2Fpasswd","text":"AKIAIOSFODNN7EXAMPLE"}]}"#,
+        ),
+    ];
+    let dsl = decision_table(
+        &evaluator("tests/fixtures/results/results-dsl.policy"),
+        &calls,
+    );
+    let outcome = |t: &portcullis::testing::DecisionTable| {
+        t.rows
+            .iter()
+            .map(|r| {
+                (
+                    r.call.clone(),
+                    r.effect,
+                    r.results.is_some(),
+                    r.answer.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    for other in [
+        "tests/fixtures/results/results-intercept.yaml",
+        "tests/fixtures/results/results-catalogue.yaml",
+    ] {
+        let table = decision_table(&evaluator(other), &calls);
+        // What the rules do is the same; their names differ by language
+        // (`results for read_file` against `results.tools.read_file`), and
+        // so do messages that name the rule.
+        let strip = |a: &Option<String>| {
+            a.as_deref()
+                .map(|s| s.split(" (results").next().unwrap_or(s).to_string())
+        };
+        let mine: Vec<_> = outcome(&dsl)
+            .into_iter()
+            .map(|(c, e, r, a)| (c, e, r, strip(&a)))
+            .collect();
+        let theirs: Vec<_> = outcome(&table)
+            .into_iter()
+            .map(|(c, e, r, a)| (c, e, r, strip(&a)))
+            .collect();
+        assert_eq!(mine, theirs, "{other}");
+    }
+    insta::assert_yaml_snapshot!(dsl);
+}

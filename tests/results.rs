@@ -415,13 +415,15 @@ fn portcullis(args: &[&str]) -> (i32, String) {
 fn tests_as_data_and_explain_cover_result_rules() {
     let (code, out) = portcullis(&["test", "tests/fixtures/results"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("test result: ok. 3 passed; 0 failed"), "{out}");
+    assert!(out.contains("test result: ok. 4 passed; 0 failed"), "{out}");
     // Coverage counts the result rules a `result:` case exercised: all of
-    // the tested policy's (its resource rule is left out), none of the
-    // two policies without a test file.
+    // the tested policy's (resource rules included; the derived rule for
+    // unnormalised URIs is left out), none of the two policies without a
+    // test file.
     let (_, out) = portcullis(&["test", "--coverage", "tests/fixtures/results"]);
     assert!(
-        out.contains("coverage: 3 of 9 rules and conditions evaluated")
+        out.contains("coverage: 7 of 21 rules and conditions evaluated")
+            && out.contains("results-intercept.yaml:29:7  result rule results.resources.\\.env$ never checked an answer")
             && out.contains("results-intercept.yaml:14:7  result rule results.tools.read_file never checked an answer")
             && !out.contains("results-dsl.policy:"),
         "{out}"
@@ -436,6 +438,34 @@ fn tests_as_data_and_explain_cover_result_rules() {
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("answer   checked by results for read_file (tests/fixtures/results/results-dsl.policy:8:15): deny secrets; redact /EMP-[0-9]{6}/ (employee-id); max 64 KiB"),
+        "{out}"
+    );
+    // A resource's answer: the rule of the normalised URI; a URI that cannot
+    // be normalised (forwarded: the policy has no resource request rules)
+    // gets the strictest combination.
+    let (code, out) = portcullis(&[
+        "explain",
+        "-c",
+        "tests/fixtures/results/results-dsl.policy",
+        "--resource",
+        "FILE:///tmp/../etc/passwd",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("answer   checked by results for resource file:///etc/* (tests/fixtures/results/results-dsl.policy:20:24): deny secrets; max 1 MiB"),
+        "{out}"
+    );
+    let (code, out) = portcullis(&[
+        "explain",
+        "-c",
+        "tests/fixtures/results/results-dsl.policy",
+        "--resource",
+        "file:///etc%2Fpasswd",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("cannot be normalised")
+            && out.contains("answer   checked by results for unnormalised resource URIs (tests/fixtures/results/results-dsl.policy:20:24): deny secrets; max 512 bytes"),
         "{out}"
     );
     // A test expecting the wrong thing fails with both sides shown.
@@ -470,7 +500,10 @@ results:
   resources:
     "demo://resource/static/document/*":
       max_bytes: 100
-    "demo://resource/dynamic/text/*":
+    "demo://resource/*":        # `*` stays within one segment: no resource below
+      max_bytes: 10
+    'dynamic/text/[0-9]+$':
+      match: regex
       patterns:
         - {name: resource-id, regex: "Resource [0-9]+", action: redact}
 "#,
@@ -497,7 +530,8 @@ results:
         doc["error"]["data"]["dev.portcullis/result"]["findings"],
         json!([{"rule": "max-bytes", "action": "deny", "count": 1}])
     );
-    // A dynamic text resource: its own pattern redacts.
+    // A dynamic text resource: the regex's rule redacts (the one-segment
+    // glob `demo://resource/*` does not reach it).
     let text = read(&mut p, 2, "demo://resource/dynamic/text/1");
     let t = text["result"]["contents"][0]["text"].as_str().unwrap();
     assert!(
@@ -728,4 +762,135 @@ results:
         "{text}"
     );
     p.finish();
+}
+
+/// The policy of the spelling tests: result rules on resources, and no
+/// resource request rules (so every read is forwarded, even one whose URI
+/// cannot be normalised, and its answer is what the rules decide on).
+const SPELLINGS_POLICY: &str = r#"server paged {
+  results for resource "paged://items/private/*" {
+    deny secrets "private items may not carry secrets"
+  }
+  results for resource "paged://items/public/*" {
+    max 1 KiB
+  }
+}
+"#;
+
+/// Reads through a URI spelt as a client may spell it: tests/e2e/paged_server.mjs
+/// resolves each (case, `..`, `//`, percent-escapes, even an encoded `/`)
+/// to the private item it names, which holds a token.
+const SPELLINGS: [(&str, &str); 5] = [
+    ("paged://items/public/01", "pass"),
+    ("paged://items/private/04", "rule"),
+    ("PAGED://Items/public/../private//04", "rule"),
+    ("paged://items/%70rivate/04", "rule"),
+    ("paged://items/public%2F..%2Fprivate/04", "strictest"),
+];
+
+fn check_spelling(uri: &str, want: &str, answer: &Value) {
+    match want {
+        "pass" => assert_eq!(
+            answer["result"]["contents"][0]["text"], "public paged://items/public/01",
+            "{uri}: {answer}"
+        ),
+        "rule" => {
+            assert_eq!(answer["error"]["code"], -32003, "{uri}: {answer}");
+            assert_eq!(
+                answer["error"]["message"],
+                "[POLICY DENIED] private items may not carry secrets (github-token)",
+                "{uri}: {answer}"
+            );
+            assert_eq!(
+                answer["error"]["data"]["dev.portcullis/result"]["rule"],
+                "results for resource paged://items/private/*",
+                "{uri}"
+            );
+        }
+        _ => {
+            // No pattern can say whether it names a private item: the
+            // strictest combination of the rules withholds the token.
+            assert_eq!(answer["error"]["code"], -32003, "{uri}: {answer}");
+            assert_eq!(
+                answer["error"]["data"]["dev.portcullis/result"]["rule"],
+                "results for unnormalised resource URIs",
+                "{uri}: {answer}"
+            );
+            assert!(
+                !answer.to_string().contains("ghp_"),
+                "the token leaked: {answer}"
+            );
+        }
+    }
+}
+
+/// Result rules match the URI normalised, as request rules do: a spelling
+/// the server resolves to the same item gets the same rule, and one that
+/// cannot be normalised gets the strictest combination. Over stdio.
+#[test]
+fn resource_answers_get_the_rule_of_the_normalised_uri_over_stdio() {
+    let dir = common::temp_dir("results-spellings");
+    let policy = write(&dir, "paged.policy", SPELLINGS_POLICY);
+    let server = root().join("tests/e2e/paged_server.mjs");
+    let mut p = Proxy::command(
+        "results-spellings",
+        &[
+            "-c",
+            &policy,
+            "--log-level",
+            "warn",
+            "--",
+            "node",
+            server.to_str().unwrap(),
+        ],
+    );
+    p.initialize();
+    for (i, (uri, want)) in SPELLINGS.into_iter().enumerate() {
+        let id = i as u64 + 1;
+        p.send(
+            &json!({"jsonrpc":"2.0","id":id,"method":"resources/read","params":{"uri":uri}})
+                .to_string(),
+        );
+        let answer: Value = serde_json::from_str(&p.response(&id.to_string())).unwrap();
+        check_spelling(uri, want, &answer);
+    }
+    p.finish();
+}
+
+/// The same over Streamable HTTP (the server a per-session child).
+#[test]
+fn resource_answers_get_the_rule_of_the_normalised_uri_over_http() {
+    let dir = common::temp_dir("results-spellings-http");
+    let policy = write(&dir, "paged.policy", SPELLINGS_POLICY);
+    let server = root().join("tests/e2e/paged_server.mjs");
+    let (_proxy, url) = endpoint(&[
+        "-c",
+        &policy,
+        "--log-level",
+        "warn",
+        "--",
+        "node",
+        server.to_str().unwrap(),
+    ]);
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (head, _) = http_post(&url, None, init);
+    let sid = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("mcp-session-id: ")
+                .map(str::to_string)
+        })
+        .expect("a session id");
+    http_post(
+        &url,
+        Some(&sid),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    for (i, (uri, want)) in SPELLINGS.into_iter().enumerate() {
+        let body =
+            json!({"jsonrpc":"2.0","id":i + 1,"method":"resources/read","params":{"uri":uri}});
+        let (_, answer) = http_post(&url, Some(&sid), &body.to_string());
+        check_spelling(uri, want, &message_of(&answer));
+    }
 }

@@ -859,3 +859,82 @@ fn scan_reports_a_body_that_stalls_as_a_timeout() {
     );
     assert!(started.elapsed() < Duration::from_secs(15));
 }
+
+/// Uncomments the scaffold's result rules: every comment line from the
+/// `Answers:` heading on (DSL: up to the server block's end).
+fn uncomment_results(text: &str, marker: &str) -> String {
+    let mut inside = false;
+    text.lines()
+        .map(|l| {
+            let t = l.trim_start();
+            if t.starts_with(&format!("{marker} Answers:")) {
+                inside = true;
+                return format!("{l}\n");
+            }
+            match t.strip_prefix(&format!("{marker} ")) {
+                Some(rest) if inside => {
+                    let indent = &l[..l.len() - t.len()];
+                    format!("{indent}{rest}\n")
+                }
+                _ => format!("{l}\n"),
+            }
+        })
+        .collect()
+}
+
+/// The commented `results` scaffold (docs/results.md): a catch-all rule,
+/// `deny secrets` for the read tools and one for the resources by scheme
+/// and authority; uncommented, it compiles in both formats, hostile names
+/// and URIs included.
+#[test]
+fn the_results_scaffold_compiles_when_uncommented() {
+    use portcullis_compiler::results::Target;
+    let names = ["get \"x\"\n# evil: true", "list a b", "read_file", "get_*"];
+    let tools: Vec<scaffold::ToolInfo> = names
+        .iter()
+        .map(|n| scaffold::tool_info(definition(n).as_bytes()).unwrap())
+        .collect();
+    for (format, path, marker) in [
+        (scaffold::Format::Yaml, "weird.yaml", "#"),
+        (scaffold::Format::Dsl, "weird.policy", "//"),
+    ] {
+        let mut opts = options(format, "weird");
+        opts.surfaces
+            .resources
+            .push("DEMO://Resource.Host/static/x.md".into());
+        let text = scaffold::write(&opts, &tools);
+        assert!(
+            text.contains(&format!("{marker} Answers: result rules")),
+            "{text}"
+        );
+        // Commented, the scaffold has no result rules.
+        let out = compile_text(path, &text);
+        assert!(out.is_ok(), "{}\n{text}", out.render());
+        assert!(out.policies[0].results.is_empty());
+        let uncommented = uncomment_results(&text, marker);
+        let out = compile_text(path, &uncommented);
+        assert!(out.is_ok(), "{}\n{uncommented}", out.render());
+        let targets: Vec<Target> = out.policies[0]
+            .results
+            .iter()
+            .map(|r| r.target.clone())
+            .collect();
+        // `get_*` is a glob in the policy language: left out there.
+        let mut want = vec![Target::All];
+        for n in ["get \"x\"\n# evil: true", "list a b", "read_file", "get_*"] {
+            if format == scaffold::Format::Yaml || !n.contains('*') {
+                want.push(Target::Tool(n.into()));
+            }
+        }
+        want.push(Target::Resource(NamePattern::UriGlob("file:///**".into())));
+        want.push(Target::Resource(NamePattern::UriGlob(
+            "demo://resource.host/**".into(),
+        )));
+        want.push(Target::Unnormalised);
+        let sorted = |mut v: Vec<Target>| {
+            v.sort_by_key(|t| format!("{t:?}"));
+            v
+        };
+        assert_eq!(sorted(targets), sorted(want), "{uncommented}");
+    }
+}

@@ -616,6 +616,13 @@ fn scan_scaffolds_resources_and_prompts() {
         text.contains("// prompt \"args-prompt\" { }  // arguments: args.city, args.state"),
         "{text}"
     );
+    // The commented result rules: the resources by scheme and authority.
+    assert!(
+        text.contains(
+            "  // results for resource \"demo://resource/**\" {\n  //   deny secrets\n  // }\n"
+        ),
+        "{text}"
+    );
     let uncommented: String = text
         .lines()
         .map(|l| {

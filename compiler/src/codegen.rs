@@ -850,7 +850,8 @@ fn server_module(
             },
         )
     };
-    let (results_static, results_fns) = crate::results::codegen(p, sources);
+    let (results_static, results_fns) =
+        crate::results::codegen(p, sources, &|pat, subject| g.pattern_test(pat, subject));
     quote! {
         #[doc = #module_doc]
         // The code mirrors the policy: a rule denies when `!(all conditions)`

@@ -85,9 +85,25 @@ pub fn explain_on(
 ) -> Result<String, String> {
     let normalised;
     let tool = if surface == Surface::Resource {
-        normalised = portcullis_core::uri::normalize(name).map_err(|e| {
-            format!("the URI `{name}` cannot be normalised ({e}): the proxy denies reading it")
-        })?;
+        normalised = match portcullis_core::uri::normalize(name) {
+            Ok(n) => n,
+            Err(e) if ev.governs(Surface::Resource) => {
+                return Err(format!(
+                    "the URI `{name}` cannot be normalised ({e}): the proxy denies reading it"
+                ));
+            }
+            Err(e) => {
+                // Not decided (no resource rules): forwarded, and its answer
+                // gets the rule for URIs that cannot be normalised.
+                let mut out = format!(
+                    "read     {name}\n         cannot be normalised: {e}\nresult   ALLOW (not decided: the policy has no resource rules; the proxy forwards the request)\n"
+                );
+                if let Some(line) = answer_line(ev, sources, surface, name) {
+                    out.push_str(&line);
+                }
+                return Ok(out);
+            }
+        };
         normalised.as_str()
     } else {
         name
@@ -410,26 +426,47 @@ pub fn explain_on(
         }
     }
     // What happens to the answer (only for policies with result rules).
-    if !p.results.is_empty() && decision.effect() != Effect::Deny {
-        let rule = ev
-            .result_rule(tool)
-            .and_then(|r| p.results.iter().find(|i| i.name == r.spec.name));
-        match rule {
-            Some(r) => {
-                let _ = writeln!(
-                    out,
-                    "answer   checked by {} ({}): {}",
-                    r.name,
-                    sources.location(r.loc.0),
-                    r.summary()
-                );
-            }
-            None => {
-                let _ = writeln!(out, "answer   not checked: no result rule names this tool");
-            }
-        }
+    if decision.effect() != Effect::Deny
+        && let Some(line) = answer_line(ev, sources, surface, name)
+    {
+        out.push_str(&line);
     }
     Ok(out)
+}
+
+/// The `answer` line: the result rule that checks the answer of a call to
+/// `name` (a tool, or a resource by its URI as sent, normalised as the proxy
+/// does); None for a policy without result rules and for prompts (their
+/// answers are not checked).
+fn answer_line(
+    ev: &Evaluator,
+    sources: &SourceMap,
+    surface: Surface,
+    name: &str,
+) -> Option<String> {
+    let p = ev.ir();
+    if p.results.is_empty() {
+        return None;
+    }
+    let rule = match surface {
+        Surface::Tool => ev.result_rule(name),
+        Surface::Resource => ev.resource_result_rule(name),
+        Surface::Prompt => return None,
+    };
+    Some(
+        match rule.and_then(|r| p.results.iter().find(|i| i.name == r.spec.name)) {
+            Some(r) => format!(
+                "answer   checked by {} ({}): {}\n",
+                r.name,
+                sources.location(r.loc.0),
+                r.summary()
+            ),
+            None if surface == Surface::Resource => {
+                "answer   not checked: no result rule names resources\n".to_string()
+            }
+            None => "answer   not checked: no result rule names this tool\n".to_string(),
+        },
+    )
 }
 
 /// A counter's window, in words.

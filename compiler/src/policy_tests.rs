@@ -326,6 +326,17 @@ fn call_spec(n: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<CallSpe
         }
     };
     let target = string_field(get(e, key).expect("given"), key, diags);
+    if surface == Surface::Prompt
+        && let Some(r) = get(e, "result")
+    {
+        diags.push(
+            Diagnostic::error(
+                format!("{ctx}: `result` on a prompt call: prompts/get answers are not checked by result rules"),
+                r.span,
+            )
+            .with_help("`result` tests the answer of a `tool` call or a `resource` read (docs/results.md)"),
+        );
+    }
     let tool = if surface == Surface::Resource {
         match portcullis_core::uri::normalize(&target.text) {
             Ok(n) => n,
@@ -820,13 +831,13 @@ pub fn run_case(
         if got.expect == Expect::Allow
             && c.result.is_some()
             && let Some((_, cov)) = coverage.as_mut()
-            && let Some(r) = policy.result_rule(&c.tool)
+            && let Some(r) = answer_rule(policy, c.surface, &c.tool)
         {
             cov.results.insert(r.spec.name.to_string());
         }
         if !wrong
             && let Some((json, want)) = &c.result
-            && let Some(text) = result_mismatch(policy, &c.tool, json, *want)
+            && let Some(text) = result_mismatch(policy, c.surface, &c.tool, json, *want)
         {
             failures.push(Failure {
                 call: i,
@@ -869,20 +880,35 @@ pub fn run_case(
     failures
 }
 
-/// What the result rules do to `json` (a `result`) from `tool`, when it is
-/// not `want`: the report's expected/got lines.
+/// The result rule checking the answer of a call to `name` on `surface`
+/// (a resource by its URI; prompts' answers are not checked).
+fn answer_rule<'p>(
+    policy: &'p dyn Policy,
+    surface: Surface,
+    name: &str,
+) -> Option<&'p portcullis_core::results::ResultRule> {
+    match surface {
+        Surface::Tool => policy.result_rule(name),
+        Surface::Resource => policy.resource_result_rule(name),
+        Surface::Prompt => None,
+    }
+}
+
+/// What the result rules do to `json` (a `result`) from `tool` (a tool, or
+/// a resource's URI), when it is not `want`: the report's expected/got lines.
 fn result_mismatch(
     policy: &dyn Policy,
+    surface: Surface,
     tool: &str,
     json: &str,
     want: ResultExpect,
 ) -> Option<String> {
     use portcullis_core::results::{Verdict, check};
     let message = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{json}}}"#);
-    let (got, detail) = match policy.result_rule(tool) {
+    let (got, detail) = match answer_rule(policy, surface, tool) {
         None => (
             ResultExpect::Pass,
-            "no result rule names this tool".to_string(),
+            format!("no result rule names this {}", surface.name()),
         ),
         Some(rule) => match check(rule, message.as_bytes()) {
             Verdict::Pass => (ResultExpect::Pass, format!("by {}", rule.spec.name)),
@@ -1106,10 +1132,11 @@ impl Coverage {
                 }
             }
         }
-        // Result rules for tools (a `result:` case cannot exercise a
-        // resources/read rule: those are left out).
+        // Result rules (a `result:` case on a tool call or a resource read
+        // exercises one; the derived rule for unnormalised URIs is left
+        // out: a test's URI must normalise).
         for r in &p.results {
-            if matches!(r.target, crate::results::Target::Resource(_)) {
+            if r.target == crate::results::Target::Unnormalised {
                 continue;
             }
             total += 1;

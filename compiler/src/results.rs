@@ -3,7 +3,7 @@
 //! policy language; docs/results.md). Every dialect lowers to
 //! [`ResultRule`]s; the proxy applies them with `portcullis_core::results`.
 
-use crate::ir::Loc;
+use crate::ir::{Loc, NamePattern};
 use crate::source::Span;
 
 pub use portcullis_core::secrets::Action;
@@ -15,8 +15,12 @@ pub enum Target {
     All,
     /// Answers of tools whose names match the glob.
     Tool(String),
-    /// `resources/read` answers for URIs matching the glob.
-    Resource(String),
+    /// `resources/read` answers for URIs the pattern matches (exact, URI
+    /// glob or regex, on the normalised URI: as resource request rules).
+    Resource(NamePattern),
+    /// `resources/read` answers for a URI that cannot be normalised: made by
+    /// [`merge`], the strictest combination of the rules that could apply.
+    Unnormalised,
 }
 
 impl Target {
@@ -25,10 +29,23 @@ impl Target {
         match self {
             Target::All => "every answer".into(),
             Target::Tool(t) => format!("tool {t}"),
-            Target::Resource(r) => format!("resource {r}"),
+            Target::Resource(r) => format!("resource {}", pattern_text(r)),
+            Target::Unnormalised => "resources whose URI cannot be normalised".into(),
         }
     }
 }
+
+/// A resource pattern as the policy language writes it: a regex between
+/// slashes, anything else as it is.
+pub fn pattern_text(p: &NamePattern) -> String {
+    match p {
+        NamePattern::Regex { source, .. } => format!("/{source}/"),
+        other => other.text().to_string(),
+    }
+}
+
+/// The name of the rule [`merge`] makes for URIs that cannot be normalised.
+pub const UNNORMALISED_RULE: &str = "results for unnormalised resource URIs";
 
 /// One of a policy's own patterns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +117,58 @@ impl ResultRule {
 /// The catch-all rule's settings apply to the other rules where they say
 /// nothing: its `secrets` action, its `max_bytes` and message, and its
 /// patterns (before their own). One rule then decides each answer.
-pub fn merge(rules: &mut [ResultRule]) {
+///
+/// When some rule names resources, a last rule ([`Target::Unnormalised`])
+/// is added for a `resources/read` whose URI cannot be normalised: no
+/// pattern can be said to match or miss it, so it gets every rule that
+/// could apply at once, the strictest of each setting (see [`strictest`]).
+pub fn merge(rules: &mut Vec<ResultRule>) {
+    rules.retain(|r| r.target != Target::Unnormalised);
+    fill_in(rules);
+    if let Some(r) = strictest(rules) {
+        rules.push(r);
+    }
+}
+
+/// The rule for URIs that cannot be normalised: the combination of every
+/// resource rule and the catch-all rule (the rules one such URI could
+/// get): `deny secrets` if any denies them, else `redact` if any redacts;
+/// every pattern (one name kept once, deny over redact); the smallest
+/// `max_bytes`; the message when they all say the same. None when no rule
+/// names resources.
+pub fn strictest(rules: &[ResultRule]) -> Option<ResultRule> {
+    let first = rules
+        .iter()
+        .find(|r| matches!(r.target, Target::Resource(_)))?;
+    let could: Vec<&ResultRule> = rules
+        .iter()
+        .filter(|r| matches!(r.target, Target::Resource(_) | Target::All))
+        .collect();
+    let mut out = ResultRule::new(UNNORMALISED_RULE.into(), Target::Unnormalised, first.loc.0);
+    out.secrets = could
+        .iter()
+        .filter_map(|r| r.secrets)
+        .max_by_key(|a| matches!(a, Action::Deny));
+    out.max_bytes = could.iter().filter_map(|r| r.max_bytes).min();
+    let messages: Vec<&Option<String>> = could.iter().map(|r| &r.message).collect();
+    if messages.windows(2).all(|w| w[0] == w[1]) {
+        out.message = messages.first().and_then(|m| (*m).clone());
+    }
+    for p in could.iter().flat_map(|r| &r.patterns) {
+        match out
+            .patterns
+            .iter_mut()
+            .find(|q| q.name == p.name && q.translated == p.translated)
+        {
+            Some(q) if p.action == Action::Deny => q.action = Action::Deny,
+            Some(_) => {}
+            None => out.patterns.push(p.clone()),
+        }
+    }
+    Some(out)
+}
+
+fn fill_in(rules: &mut [ResultRule]) {
     let Some(all) = rules.iter().find(|r| r.target == Target::All).cloned() else {
         return;
     };
@@ -124,6 +192,19 @@ pub fn merge(rules: &mut [ResultRule]) {
 
 fn leak(s: &str) -> &'static str {
     Box::leak(s.to_string().into_boxed_str())
+}
+
+/// A resource pattern as the core matches it (leaked, for the evaluator).
+fn core_pattern(p: &NamePattern) -> portcullis_core::results::UriPattern {
+    use portcullis_core::results::UriPattern;
+    match p {
+        NamePattern::UriGlob(g) | NamePattern::Glob(g) => UriPattern::Glob(leak(g)),
+        NamePattern::Regex { translated, .. } => UriPattern::Regex(Box::leak(Box::new(
+            portcullis_core::regex::EmbeddedRegex::new(leak(translated), None),
+        ))),
+        NamePattern::Exact(e) => UriPattern::Exact(leak(e)),
+        NamePattern::All => UriPattern::Glob("**"),
+    }
 }
 
 /// The rules of `policy` as the core runs them, for a policy loaded at run
@@ -153,7 +234,8 @@ pub fn to_core(
                 target: match &r.target {
                     Target::All => T::All,
                     Target::Tool(t) => T::Tool(leak(t)),
-                    Target::Resource(u) => T::Resource(leak(u)),
+                    Target::Resource(p) => T::Resource(core_pattern(p)),
+                    Target::Unnormalised => T::Unnormalised,
                 },
                 secrets: r.secrets,
                 patterns: Box::leak(patterns.into_boxed_slice()),
@@ -169,12 +251,19 @@ pub fn to_core(
 }
 
 /// Generated code for a policy's result rules: the statics, and the
-/// `Policy` methods (`result_rules`, and `result_rule` as a `match` on the
-/// tool name: exact names, then globs in order, then the catch-all rule).
+/// `Policy` methods (`result_rules`; `result_rule` as a `match` on the
+/// tool name: exact names, then globs in order, then the catch-all rule;
+/// `resource_result_rule` when a rule names resources: the URI normalised
+/// into a stack buffer, then a `match` on exact URIs, then globs and
+/// regexes in order, with `pattern_test`, the request rules' own test).
 /// Both empty for a policy without result rules (the trait's defaults).
 pub fn codegen(
     policy: &crate::ir::ServerPolicy,
     sources: &crate::source::SourceMap,
+    pattern_test: &dyn Fn(
+        &NamePattern,
+        &proc_macro2::TokenStream,
+    ) -> Option<proc_macro2::TokenStream>,
 ) -> (proc_macro2::TokenStream, proc_macro2::TokenStream) {
     use proc_macro2::Literal;
     use quote::{format_ident, quote};
@@ -214,10 +303,24 @@ pub fn codegen(
                 let t = Literal::string(t);
                 quote!(ResultTarget::Tool(#t))
             }
-            Target::Resource(u) => {
-                let u = Literal::string(u);
-                quote!(ResultTarget::Resource(#u))
+            Target::Resource(p) => {
+                let text = Literal::string(p.text());
+                match p {
+                    NamePattern::Regex { translated, .. } => {
+                        let t = Literal::string(translated);
+                        let re = format_ident!("RESULT_RE_{}", i);
+                        statics.push(
+                            quote!(static #re: EmbeddedRegex = EmbeddedRegex::new(#t, None);),
+                        );
+                        quote!(ResultTarget::Resource(ResultUriPattern::Regex(&#re)))
+                    }
+                    NamePattern::Exact(_) => {
+                        quote!(ResultTarget::Resource(ResultUriPattern::Exact(#text)))
+                    }
+                    _ => quote!(ResultTarget::Resource(ResultUriPattern::Glob(#text))),
+                }
             }
+            Target::Unnormalised => quote!(ResultTarget::Unnormalised),
         };
         let max = match r.max_bytes {
             Some(m) => quote!(Some(#m)),
@@ -288,12 +391,71 @@ pub fn codegen(
             }
         }
     };
+    // resource_result_rule: the same choice as portcullis_core::results::for_resource.
+    let mut seen_uris: Vec<&str> = Vec::new();
+    let mut uri_arms = Vec::new();
+    let mut uri_tests = Vec::new();
+    let mut unnormalised = None;
+    for (i, r) in policy.results.iter().enumerate() {
+        match &r.target {
+            // The first rule of an exact URI wins (a second is unreachable).
+            Target::Resource(NamePattern::Exact(u)) if !seen_uris.contains(&u.as_str()) => {
+                seen_uris.push(u);
+                let lit = Literal::string(u);
+                uri_arms.push(quote!(#lit => Some(&RESULTS[#i]),));
+            }
+            Target::Resource(NamePattern::Exact(_)) => {}
+            Target::Resource(p) => {
+                if let Some(test) = pattern_test(p, &quote!(uri)) {
+                    uri_tests.push(quote! {
+                        if #test {
+                            return Some(&RESULTS[#i]);
+                        }
+                    });
+                }
+            }
+            Target::Unnormalised => unnormalised = Some(i),
+            _ => {}
+        }
+    }
+    let resource_lookup = match unnormalised {
+        None => quote!(),
+        Some(u) => {
+            let matched = if uri_arms.is_empty() {
+                quote! {
+                    #(#uri_tests)*
+                    #fallback
+                }
+            } else {
+                quote! {
+                    match uri {
+                        #(#uri_arms)*
+                        _ => {
+                            #(#uri_tests)*
+                            #fallback
+                        }
+                    }
+                }
+            };
+            quote! {
+                fn resource_result_rule(&self, uri: &str) -> Option<&ResultRule> {
+                    let mut buf = [0u8; MAX_URI_LEN];
+                    let Ok(uri) = normalize_into(uri, &mut buf) else {
+                        return Some(&RESULTS[#u]);
+                    };
+                    #matched
+                }
+            }
+        }
+    };
     let methods = quote! {
         fn result_rules(&self) -> &[ResultRule] {
             &RESULTS
         }
 
         #lookup
+
+        #resource_lookup
     };
     (quote!(#(#statics)*), methods)
 }

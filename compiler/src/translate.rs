@@ -45,7 +45,30 @@ fn results_block(r: &crate::results::ResultRule) -> Result<dsl::ResultsBlock, Un
             text: t.clone(),
             span: Span::default(),
         }]),
-        Target::Resource(u) => ResultsFor::Resource(sp(u.clone())),
+        Target::Resource(crate::ir::NamePattern::Regex { source, .. }) => {
+            ResultsFor::Resources(vec![(
+                Pattern {
+                    text: source.clone(),
+                    quoted: false,
+                    span: Span::default(),
+                },
+                true,
+            )])
+        }
+        Target::Resource(u) => ResultsFor::Resources(vec![(
+            Pattern {
+                text: u.text().to_string(),
+                quoted: true,
+                span: Span::default(),
+            },
+            false,
+        )]),
+        // Made by the compiler from the others: not written.
+        Target::Unnormalised => {
+            return Err(Untranslatable(
+                "the rule for unnormalised URIs is derived, not written".into(),
+            ));
+        }
     };
     let mut stmts = Vec::new();
     match (r.secrets, &r.message) {
@@ -197,7 +220,9 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
         }));
     }
     for r in &p.results {
-        items.push(Item::Results(results_block(r)?));
+        if r.target != crate::results::Target::Unnormalised {
+            items.push(Item::Results(results_block(r)?));
+        }
     }
     if !p.wildcard.is_empty() {
         let rules = rules(p, &p.wildcard, &counter_names)?;

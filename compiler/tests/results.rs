@@ -128,7 +128,12 @@ fn every_dialect_lowers_to_the_same_rules() {
     assert_eq!(shape(&intercept), shape(&dsl));
     assert_eq!(shape(&catalogue), shape(&dsl));
     let s = shape(&dsl);
-    assert_eq!(s.len(), 3);
+    assert_eq!(s.len(), 4);
+    // A URI that cannot be normalised gets the strictest combination of the
+    // resource rules and the catch-all rule.
+    assert_eq!(s[3].0, Target::Unnormalised);
+    assert_eq!(s[3].1, Some(Action::Deny));
+    assert_eq!(s[3].3, Some(1 << 20));
     // The catch-all rule filled in what the others left out.
     assert_eq!(s[2].3, Some(1 << 20));
     assert_eq!(s[2].1, Some(Action::Deny));
@@ -221,6 +226,72 @@ results:
 }
 
 #[test]
+fn resource_patterns_are_checked_as_request_rules_check_them() {
+    // Written unnormalised: it could never match; the help gives the form.
+    let e = errors(
+        "s.policy",
+        "server s {\n  results for resource \"FILE:///etc/./passwd\", /(/ {\n    deny secrets\n  }\n}\n",
+    );
+    for want in [
+        "s.policy:2:24",
+        "the resource URI `FILE:///etc/./passwd` is not normalised",
+        "write `file:///etc/passwd`",
+        "s.policy:2:48",
+        "invalid regex `(`",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+    let e = errors(
+        "s.yaml",
+        r#"version: "1"
+results:
+  resources:
+    "file:///srv//data/x":
+      deny: secrets
+    "file:///%2e%2e/etc":
+      deny: secrets
+    "x":
+      match: fuzzy
+  tools:
+    echo:
+      match: regex
+"#,
+    );
+    for want in [
+        "s.yaml:4:5",
+        "write `file:///srv/data/x`",
+        "s.yaml:6:5",
+        "is not a URI the proxy can normalise",
+        "s.yaml:9:14",
+        "expected `exact`, `glob` or `regex`, found \"fuzzy\"",
+        "s.yaml:12:7",
+        "unknown key `match`",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+    // The three forms, each once; a resource named twice is an error.
+    let r = rules(
+        "s.policy",
+        "server s {\n  results for resource \"file:///etc/passwd\", \"file:///srv/**\", /\\.env$/ {\n    deny secrets\n  }\n}\n",
+    );
+    let names: Vec<&str> = r.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "results for resource file:///etc/passwd",
+            "results for resource file:///srv/**",
+            "results for resource /\\.env$/",
+            "results for unnormalised resource URIs",
+        ]
+    );
+    let e = errors(
+        "s.policy",
+        "server s {\n  results for resource /a/ { deny secrets }\n  results for resource /a/ { max 10 }\n}\n",
+    );
+    assert!(e.contains("results for resource /a/ is set twice"), "{e}");
+}
+
+#[test]
 fn the_formatter_keeps_results_blocks() {
     use portcullis_compiler::source::FileId;
     use portcullis_compiler::syntax::{dsl, dsl_fmt};
@@ -230,6 +301,15 @@ fn the_formatter_keeps_results_blocks() {
     assert!(
         formatted.contains("  results for resource \"file:///etc/*\" {\n    deny secrets\n  }\n"),
         "{formatted}"
+    );
+    let text =
+        "server s {\n  results for resource \"file:///a/**\", /\\.env$/ { deny secrets }\n}\n";
+    let uris = dsl_fmt::format(&dsl::parse(FileId(0), text).unwrap(), text);
+    assert!(
+        uris.contains(
+            "  results for resource \"file:///a/**\", /\\.env$/ {\n    deny secrets\n  }\n"
+        ),
+        "{uris}"
     );
     // Formatting is stable and the result lowers to the same rules.
     let again = dsl_fmt::format(&dsl::parse(FileId(0), &formatted).unwrap(), &formatted);

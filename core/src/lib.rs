@@ -97,8 +97,11 @@ pub mod prelude {
     };
     pub use crate::principal::{self, Principal, PrincipalField};
     pub use crate::regex::{Aligned, EmbeddedRegex};
-    pub use crate::results::{ResultPattern, ResultRule, ResultSpec, Target as ResultTarget};
+    pub use crate::results::{
+        ResultPattern, ResultRule, ResultSpec, Target as ResultTarget,
+        UriPattern as ResultUriPattern,
+    };
     pub use crate::secrets::Action as ResultAction;
     pub use crate::spend::{Budget, Budgets, WindowBudget};
-    pub use crate::uri::uri_glob_match;
+    pub use crate::uri::{MAX_URI_LEN, normalize_into, uri_glob_match};
 }

@@ -29,8 +29,64 @@ pub enum Target {
     All,
     /// Answers of the tools whose names match the glob (`*` is any run).
     Tool(&'static str),
-    /// Answers of `resources/read` for URIs matching the glob.
-    Resource(&'static str),
+    /// Answers of `resources/read` for URIs the pattern matches: the URI
+    /// normalised ([`crate::uri`]) and matched as resource *request* rules
+    /// match it.
+    Resource(UriPattern),
+    /// Answers of `resources/read` for a URI that cannot be normalised (so
+    /// no pattern can be said to match or miss it): the compiler's
+    /// combination of every rule that could apply, the strictest of each
+    /// setting (docs/results.md). Present when some rule names resources.
+    Unnormalised,
+}
+
+/// A resource pattern of a result rule: the three forms resource request
+/// rules take, matched against the normalised URI.
+#[derive(Clone, Copy)]
+pub enum UriPattern {
+    /// Exactly this (normalised) URI.
+    Exact(&'static str),
+    /// A URI glob ([`crate::uri::uri_glob_match`]: `*` within a segment, `**` across).
+    Glob(&'static str),
+    /// A regex (RE2 semantics, unanchored).
+    Regex(&'static crate::regex::EmbeddedRegex),
+}
+
+impl UriPattern {
+    /// True when the normalised `uri` matches.
+    pub fn matches(&self, uri: &str) -> bool {
+        match self {
+            UriPattern::Exact(e) => *e == uri,
+            UriPattern::Glob(g) => crate::uri::uri_glob_match(g, uri),
+            UriPattern::Regex(r) => r.is_match(uri),
+        }
+    }
+
+    /// The pattern as the compiler wrote it (a regex in Rust's dialect).
+    pub fn text(&self) -> &'static str {
+        match self {
+            UriPattern::Exact(s) | UriPattern::Glob(s) => s,
+            UriPattern::Regex(r) => r.pattern,
+        }
+    }
+}
+
+impl PartialEq for UriPattern {
+    fn eq(&self, other: &UriPattern) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other) && self.text() == other.text()
+    }
+}
+
+impl Eq for UriPattern {}
+
+impl std::fmt::Debug for UriPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UriPattern::Exact(s) => write!(f, "Exact({s:?})"),
+            UriPattern::Glob(s) => write!(f, "Glob({s:?})"),
+            UriPattern::Regex(r) => write!(f, "Regex({:?})", r.pattern),
+        }
+    }
 }
 
 /// One of a policy's own patterns.
@@ -125,9 +181,13 @@ pub fn for_tool<'r>(rules: &'r [ResultRule], tool: &str) -> Option<&'r ResultRul
     })
 }
 
-/// The rule for the resource `uri`, as [`for_tool`] picks; a `resources/read`
-/// answer is only checked when some rule names resources (the catch-all rule
-/// then applies to the resources no glob names).
+/// The rule for a `resources/read` of `uri` (as the client sent it): None
+/// unless some rule names resources. The URI is normalised as for resource
+/// request rules ([`crate::uri::normalize_into`], into a stack buffer: no
+/// allocation); then the first rule whose pattern is exactly that URI, else
+/// the first (in policy order) whose glob or regex matches it, else the
+/// catch-all rule. A URI that cannot be normalised gets the
+/// [`Target::Unnormalised`] rule (the strictest combination of the rules).
 pub fn for_resource<'r>(rules: &'r [ResultRule], uri: &str) -> Option<&'r ResultRule> {
     if !rules
         .iter()
@@ -135,10 +195,24 @@ pub fn for_resource<'r>(rules: &'r [ResultRule], uri: &str) -> Option<&'r Result
     {
         return None;
     }
-    pick(rules, uri, |t| match t {
-        Target::Resource(g) => Some(g),
-        _ => None,
-    })
+    let mut buf = [0u8; crate::uri::MAX_URI_LEN];
+    let Ok(uri) = crate::uri::normalize_into(uri, &mut buf) else {
+        return rules
+            .iter()
+            .find(|r| r.spec.target == Target::Unnormalised)
+            .or_else(|| rules.iter().find(|r| r.spec.target == Target::All));
+    };
+    let patterns = || {
+        rules.iter().filter_map(|r| match r.spec.target {
+            Target::Resource(p) => Some((p, r)),
+            _ => None,
+        })
+    };
+    patterns()
+        .find(|(p, _)| matches!(p, UriPattern::Exact(e) if *e == uri))
+        .or_else(|| patterns().find(|(p, _)| !matches!(p, UriPattern::Exact(_)) && p.matches(uri)))
+        .map(|(_, r)| r)
+        .or_else(|| rules.iter().find(|r| r.spec.target == Target::All))
 }
 
 fn pick<'r>(
@@ -762,6 +836,8 @@ mod tests {
 
     #[test]
     fn rules_are_picked_exact_then_glob_then_catch_all() {
+        static ETC_RE: crate::regex::EmbeddedRegex =
+            crate::regex::EmbeddedRegex::new(r"\.env$", None);
         let rules = [
             ResultRule::new(spec(None, Some(1))),
             ResultRule::new(ResultSpec {
@@ -773,8 +849,20 @@ mod tests {
                 ..spec(None, Some(3))
             }),
             ResultRule::new(ResultSpec {
-                target: Target::Resource("file:///etc/*"),
+                target: Target::Resource(UriPattern::Glob("file:///etc/*")),
                 ..spec(None, Some(4))
+            }),
+            ResultRule::new(ResultSpec {
+                target: Target::Resource(UriPattern::Regex(&ETC_RE)),
+                ..spec(None, Some(5))
+            }),
+            ResultRule::new(ResultSpec {
+                target: Target::Resource(UriPattern::Exact("file:///etc/app/.env")),
+                ..spec(None, Some(6))
+            }),
+            ResultRule::new(ResultSpec {
+                target: Target::Unnormalised,
+                ..spec(None, Some(1))
             }),
         ];
         let max = |r: Option<&ResultRule>| r.and_then(|r| r.spec.max_bytes);
@@ -782,8 +870,57 @@ mod tests {
         assert_eq!(max(for_tool(&rules, "read_dir")), Some(2));
         assert_eq!(max(for_tool(&rules, "echo")), Some(1));
         assert_eq!(max(for_resource(&rules, "file:///etc/passwd")), Some(4));
+        // Normalised first, as request rules see it.
+        assert_eq!(
+            max(for_resource(&rules, "FILE:///tmp/../etc//passwd")),
+            Some(4)
+        );
+        assert_eq!(max(for_resource(&rules, "file:///%65tc/passwd")), Some(4));
+        // `*` stays within a segment.
+        assert_eq!(
+            max(for_resource(&rules, "file:///etc/ssl/key.pem")),
+            Some(1)
+        );
+        assert_eq!(max(for_resource(&rules, "file:///srv/.env")), Some(5));
+        // The exact URI wins over a glob or regex listed before it.
+        assert_eq!(max(for_resource(&rules, "file:///etc/app/./.env")), Some(6));
         assert_eq!(max(for_resource(&rules, "file:///home/x")), Some(1));
+        // Not normalisable: the Unnormalised rule.
+        let unnorm = for_resource(&rules, "file:///etc%2Fpasswd").map(|r| r.spec.target);
+        assert_eq!(unnorm, Some(Target::Unnormalised));
         assert_eq!(max(for_resource(&rules[..3], "file:///etc/passwd")), None);
         assert_eq!(max(for_tool(&rules[1..], "echo")), None);
+    }
+
+    proptest::proptest! {
+        /// Whatever spelling a client sends, the result rule is the one the
+        /// normalised URI gets: the same semantics as request rules.
+        #[test]
+        fn a_spelling_gets_the_rule_of_its_normal_form(path in "(/|etc|ssl|a|\\.|\\.\\.|%2e|%65)*") {
+            let rules = [
+                ResultRule::new(spec(None, Some(1))),
+                ResultRule::new(ResultSpec {
+                    target: Target::Resource(UriPattern::Glob("file:///etc/*")),
+                    ..spec(None, Some(2))
+                }),
+                ResultRule::new(ResultSpec {
+                    target: Target::Resource(UriPattern::Glob("file:///etc/ssl/**")),
+                    ..spec(None, Some(3))
+                }),
+                ResultRule::new(ResultSpec {
+                    target: Target::Unnormalised,
+                    ..spec(None, Some(4))
+                }),
+            ];
+            let uri = format!("file://{path}");
+            let got = for_resource(&rules, &uri).and_then(|r| r.spec.max_bytes);
+            let want = match crate::uri::normalize(&uri) {
+                Err(_) => Some(4),
+                Ok(n) if crate::uri::uri_glob_match("file:///etc/*", &n) => Some(2),
+                Ok(n) if crate::uri::uri_glob_match("file:///etc/ssl/**", &n) => Some(3),
+                Ok(_) => Some(1),
+            };
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }

@@ -42,6 +42,7 @@ pub mod session;
 pub mod state;
 pub mod stdio;
 pub mod surfaces;
+pub mod symlinks;
 pub mod webhook;
 
 /// Default limit on one message in either direction (16 MiB).

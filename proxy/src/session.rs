@@ -371,6 +371,21 @@ pub struct Session {
     asking: Mutex<HashMap<String, Asking>>,
     /// The number of the last elicitation id minted.
     asked: AtomicU64,
+    /// Decide `file://` resource reads on their resolved path too
+    /// ([`crate::symlinks`]): the server is a local child.
+    resolve_symlinks: bool,
+}
+
+/// What deciding a read on the path it resolves to adds ([`Session::resolved`]).
+enum Resolve {
+    /// Nothing: the decision stands.
+    Keep,
+    /// The store would block: decide again off the event loop.
+    Wait,
+    /// The resolved URI is denied: its decision.
+    Denied(String, Box<portcullis_core::policy::Decision>),
+    /// The path cannot be resolved: fail closed.
+    Unresolvable(String),
 }
 
 impl Session {
@@ -400,7 +415,16 @@ impl Session {
             peer: Mutex::new(Peer::default()),
             asking: Mutex::new(HashMap::new()),
             asked: AtomicU64::new(0),
+            resolve_symlinks: false,
         }
+    }
+
+    /// Decides `resources/read` and `resources/subscribe` of local
+    /// `file://` URIs on the path they resolve to as well
+    /// ([`crate::symlinks`]; for a server this proxy started itself).
+    pub fn with_symlink_resolution(mut self, on: bool) -> Session {
+        self.resolve_symlinks = on;
+        self
     }
 
     /// Keeps approval records in `store` (the proxy's shared store: every
@@ -2311,6 +2335,42 @@ impl Session {
                 d
             }
         };
+        // A local `file://` URI is decided on the path it resolves to too
+        // (crate::symlinks): a denial there is the decision, on that URI.
+        let resolved_denial;
+        let (decision, name) = match self.resolved(surface, name, &decision, wait) {
+            Resolve::Keep => (decision, name),
+            Resolve::Wait => {
+                self.counters.rollback(&decision.ticket);
+                return None;
+            }
+            Resolve::Denied(real, d) => {
+                self.counters.rollback(&decision.ticket);
+                resolved_denial = real;
+                (*d, resolved_denial.as_str())
+            }
+            Resolve::Unresolvable(e) => {
+                self.counters.rollback(&decision.ticket);
+                let message = format!(
+                    "{}Resource {} cannot be resolved on the filesystem: {e}",
+                    crate::respond::DENY_PREFIX,
+                    portcullis_core::policy::go_quote(name)
+                );
+                self.log.info(format_args!(
+                    "denied resource {name}{}: {e}",
+                    crate::log::Caller(self.principal.as_deref()),
+                ));
+                record(
+                    name,
+                    Verdict::Rejected {
+                        code: surfaces::POLICY_DENIED,
+                        message: "the resource path cannot be resolved",
+                    },
+                );
+                let reply = respond::error(Some(id.as_bytes()), surfaces::POLICY_DENIED, &message);
+                return Some((false, Some(reply)));
+            }
+        };
         if let Some(m) = &self.metrics {
             // Counted under `tool="(other)"` (a prompt may share a tool's
             // name); the per-rule series name the deciding rule.
@@ -2366,6 +2426,65 @@ impl Session {
             }
             Err(reply) => (false, Some(reply)),
         })
+    }
+
+    /// For an allowed read of a local `file://` URI when the server is this
+    /// proxy's child: the decision on the path it resolves to
+    /// ([`crate::symlinks`]), when that one denies. Its reservations are
+    /// rolled back: limits count the URI as sent.
+    fn resolved(
+        &self,
+        surface: Surface,
+        name: &str,
+        decision: &portcullis_core::policy::Decision,
+        wait: Wait,
+    ) -> Resolve {
+        use crate::symlinks::Resolved;
+        if surface != Surface::Resource
+            || !self.resolve_symlinks
+            || decision.effect() != Effect::Allow
+            || !name.starts_with("file:")
+        {
+            return Resolve::Keep;
+        }
+        let real = match crate::symlinks::resolve(name) {
+            Resolved::Same => return Resolve::Keep,
+            Resolved::Unresolvable(e) => return Resolve::Unresolvable(e),
+            Resolved::Other(real) => real,
+        };
+        let Some(call) = surfaces::call(surface, &real, b"{}") else {
+            return Resolve::Keep;
+        };
+        let env = Env {
+            counters: self.counters.as_ref(),
+            now: UnixMillis::now(),
+            session: self.session,
+            fail_mode: self.fail_mode,
+            principal: self.principal.as_deref(),
+        };
+        let policy = self.policy();
+        let d = match wait {
+            Wait::Yes => policy.decide(&call, &env),
+            Wait::No => {
+                let view = NoWait::new(self.counters.as_ref());
+                let d = policy.decide(
+                    &call,
+                    &Env {
+                        counters: &view,
+                        ..env
+                    },
+                );
+                if view.waited() {
+                    return Resolve::Wait;
+                }
+                d
+            }
+        };
+        if d.effect() == Effect::Allow {
+            self.counters.rollback(&d.ticket);
+            return Resolve::Keep;
+        }
+        Resolve::Denied(real, Box::new(d))
     }
 
     /// The key of a new request's id, or the refusal of an id that is not

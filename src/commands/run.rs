@@ -409,6 +409,9 @@ pub fn run(cli: Cli) -> i32 {
         None => (None, None),
     };
     let intercept_errors = a.approval_errors == crate::cli::ApprovalErrors::Intercept;
+    // A server this proxy starts reads the proxy's filesystem: `file://`
+    // reads are decided on the path they resolve to as well (docs/surfaces.md).
+    let resolve_symlinks = a.upstream.is_none() && !a.no_resolve_symlinks;
     let make_session = {
         let (slot, counters, audit) = (slot.clone(), counters.clone(), audit_log.clone());
         let approvals = approvals.clone();
@@ -428,7 +431,8 @@ pub fn run(cli: Cli) -> i32 {
             .with_principal(caller.clone())
             .with_approvals(approvals.clone())
             .with_webhook(webhook.clone())
-            .with_intercept_approval_errors(intercept_errors);
+            .with_intercept_approval_errors(intercept_errors)
+            .with_symlink_resolution(resolve_symlinks);
             match &metrics {
                 Some(m) => s.with_metrics(m.clone()),
                 None => s,

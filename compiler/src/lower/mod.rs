@@ -147,6 +147,25 @@ impl PolicyBuilder {
 
     /// The finished policy.
     pub fn finish(mut self) -> ServerPolicy {
+        // Result rules' resource regexes join the policy's regexes (the
+        // generated code tests them as request rules do).
+        let mut results = std::mem::take(&mut self.policy.results);
+        for r in &mut results {
+            if let crate::results::Target::Resource(NamePattern::Regex {
+                id,
+                source,
+                translated,
+            }) = &mut r.target
+                && *id == surfaces::UNREGISTERED
+            {
+                let re = crate::regex::GoRegex {
+                    source: source.clone(),
+                    translated: translated.clone(),
+                };
+                *id = self.add_translated_regex(re, "", r.loc.0);
+            }
+        }
+        self.policy.results = results;
         crate::results::merge(&mut self.policy.results);
         self.policy
     }

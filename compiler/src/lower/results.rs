@@ -16,8 +16,8 @@
 //!           regex: "EMP-[0-9]{6}"
 //!           action: redact
 //!   resources:
-//!     "file:///etc/*":         # a resources/read URI glob
-//!       deny: secrets
+//!     "file:///etc/**":        # a resources/read URI: exact, glob or (match: regex) regex,
+//!       deny: secrets          # on the normalised URI, as resource request rules
 //! ```
 //!
 //! Unknown keys are errors everywhere in the block.
@@ -60,12 +60,43 @@ pub fn decode_block(node: &Node, diags: &mut Vec<Diagnostic>) -> Vec<ResultRule>
             let t = if target {
                 Target::Tool(k.text.clone())
             } else {
-                Target::Resource(k.text.clone())
+                Target::Resource(resource_key(k, v, diags))
             };
             out.extend(rule(v, format!("results.{key}.{}", k.text), t, diags));
         }
     }
     out
+}
+
+/// The pattern of a `results.resources` key: its `match:` (`exact`, `glob`,
+/// `regex`; by default a glob when the key holds `*`), checked as a
+/// resource request rule's (a URI written unnormalised is an error).
+fn resource_key(
+    k: &crate::syntax::yaml::Key,
+    v: &Node,
+    diags: &mut Vec<Diagnostic>,
+) -> crate::ir::NamePattern {
+    use super::surfaces::{MatchMode, resource_pattern};
+    let mut mode = MatchMode::Auto;
+    if let crate::syntax::yaml::NodeValue::Map(entries) = &v.value
+        && let Some(m) = get(entries, "match")
+    {
+        let s = string_field(m, &format!("results.resources.{}.match", k.text), diags);
+        match MatchMode::parse(&s.text) {
+            Some(m) => mode = m,
+            None => diags.push(
+                Diagnostic::error(
+                    format!(
+                        "results.resources.{}.match: expected `exact`, `glob` or `regex`, found {:?}",
+                        k.text, s.text
+                    ),
+                    s.span,
+                )
+                .with_help("resource patterns match as in resource rules: exact URI, URI glob (`*` within a segment, `**` across) or regex"),
+            ),
+        }
+    }
+    resource_pattern(&k.text, mode, k.span, diags)
 }
 
 fn rule(
@@ -75,12 +106,12 @@ fn rule(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<ResultRule> {
     let entries = map_entries(node, &name, diags)?;
-    check_keys(
-        entries,
-        RULE_KEYS,
-        &format!("the result rule {name}"),
-        diags,
-    );
+    let resource = matches!(target, Target::Resource(_));
+    let mut keys = RULE_KEYS.to_vec();
+    if resource {
+        keys.push("match");
+    }
+    check_keys(entries, &keys, &format!("the result rule {name}"), diags);
     let mut r = ResultRule::new(name.clone(), target, node.span);
     for action in ["redact", "deny"] {
         let Some(v) = get(entries, action) else {
@@ -256,11 +287,25 @@ pub fn lower_dsl(
                 )
             })
             .collect(),
-        ResultsFor::Resource(u) => vec![(
-            format!("results for resource {}", u.value),
-            Target::Resource(u.value.clone()),
-            u.span,
-        )],
+        ResultsFor::Resources(pats) => pats
+            .iter()
+            .map(|(p, regex)| {
+                let mode = if *regex {
+                    super::surfaces::MatchMode::Regex
+                } else {
+                    super::surfaces::MatchMode::Auto
+                };
+                let pattern = super::surfaces::resource_pattern(&p.text, mode, p.span, diags);
+                (
+                    format!(
+                        "results for resource {}",
+                        crate::results::pattern_text(&pattern)
+                    ),
+                    Target::Resource(pattern),
+                    p.span,
+                )
+            })
+            .collect(),
     };
     let mut rule = ResultRule::new(String::new(), Target::All, block.span);
     for s in &block.stmts {

@@ -69,7 +69,21 @@ pub fn pattern(
                 NamePattern::Exact(text.to_string())
             }
         },
-        (Surface::Resource, MatchMode::Glob) => {
+        (Surface::Resource, mode) => resource_text_pattern(text, mode, span, diags),
+        (_, MatchMode::Glob) => NamePattern::Glob(text.to_string()),
+        _ => NamePattern::Exact(text.to_string()),
+    }
+}
+
+/// A resource glob or exact URI, checked (see [`pattern`]).
+fn resource_text_pattern(
+    text: &str,
+    mode: MatchMode,
+    span: Span,
+    diags: &mut Vec<Diagnostic>,
+) -> NamePattern {
+    match mode {
+        MatchMode::Glob => {
             if text.len() > MAX_GLOB_LEN {
                 diags.push(
                     Diagnostic::error(
@@ -81,7 +95,7 @@ pub fn pattern(
             }
             NamePattern::UriGlob(text.to_string())
         }
-        (Surface::Resource, _) => {
+        _ => {
             match normalize(text) {
                 Ok(n) if n == text => {}
                 Ok(n) => diags.push(
@@ -95,10 +109,47 @@ pub fn pattern(
             }
             NamePattern::Exact(text.to_string())
         }
-        (_, MatchMode::Glob) => NamePattern::Glob(text.to_string()),
-        _ => NamePattern::Exact(text.to_string()),
     }
 }
+
+/// A resource pattern checked as [`pattern`] checks it, for a result rule
+/// (`results for resource ...`, YAML `results.resources`), which the YAML
+/// front ends read before a policy builder exists: a regex gets the id
+/// [`UNREGISTERED`] until [`PolicyBuilder::finish`] registers it.
+pub fn resource_pattern(
+    text: &str,
+    mode: MatchMode,
+    span: Span,
+    diags: &mut Vec<Diagnostic>,
+) -> NamePattern {
+    if mode == MatchMode::Regex {
+        let checked = crate::regex::translate_go_with_flags(text, "")
+            .and_then(|re| crate::regex::build_regex(&re).map(|_| re));
+        return match checked {
+            Ok(re) => NamePattern::Regex {
+                id: UNREGISTERED,
+                source: text.to_string(),
+                translated: re.translated,
+            },
+            Err(e) => {
+                diags.push(
+                    Diagnostic::error(format!("invalid regex `{text}`: {e}"), span)
+                        .with_help("resource regexes use RE2 syntax, as conditions do; they match anywhere in the normalised URI unless anchored with `^`/`$`"),
+                );
+                NamePattern::Exact(text.to_string())
+            }
+        };
+    }
+    let mode = match mode {
+        MatchMode::Auto if text.contains('*') => MatchMode::Glob,
+        MatchMode::Auto => MatchMode::Exact,
+        m => m,
+    };
+    resource_text_pattern(text, mode, span, diags)
+}
+
+/// The regex id of a result rule's resource regex not yet registered.
+pub const UNREGISTERED: crate::ir::RegexId = crate::ir::RegexId(u32::MAX);
 
 /// Reports rules of resource and prompt blocks that take effects those
 /// surfaces do not have (spend budgets, idempotency windows, approvals).

@@ -116,8 +116,9 @@ pub enum ResultsFor {
     All,
     /// `for a, b*`: tools.
     Tools(Vec<Pattern>),
-    /// `for resource "file:///etc/*"`.
-    Resource(Spanned<String>),
+    /// `for resource "file:///etc/**", /\.env$/`: resource patterns, as a
+    /// `resource` block takes them (`true`: a regex literal).
+    Resources(Vec<(Pattern, bool)>),
 }
 
 /// A statement of a `results` block.
@@ -840,41 +841,7 @@ impl Build<'_> {
                             }
                             Rule::surface_pattern => {
                                 header_end = q.as_span().end();
-                                let inner = q.into_inner().next().expect("a pattern");
-                                let pspan = self.span(&inner);
-                                let (text, quoted, regex) = match inner.as_rule() {
-                                    Rule::string => (self.string(&inner, diags).value, true, false),
-                                    Rule::regex => {
-                                        let mut parts = inner.into_inner();
-                                        let body = parts
-                                            .next()
-                                            .map(|b| b.as_str().replace("\\/", "/"))
-                                            .unwrap_or_default();
-                                        if let Some(f) =
-                                            parts.next().filter(|f| !f.as_str().is_empty())
-                                        {
-                                            diags.push(
-                                                Diagnostic::error(
-                                                    "a resource or prompt regex takes no flags",
-                                                    self.span(&f),
-                                                )
-                                                .with_help(
-                                                    "write flags inside the pattern, e.g. `(?i)`",
-                                                ),
-                                            );
-                                        }
-                                        (body, false, true)
-                                    }
-                                    _ => (inner.as_str().to_string(), false, false),
-                                };
-                                patterns.push((
-                                    Pattern {
-                                        text,
-                                        quoted,
-                                        span: pspan,
-                                    },
-                                    regex,
-                                ));
+                                patterns.push(self.surface_pattern(q, diags));
                             }
                             Rule::deny_rule
                             | Rule::allow_rule
@@ -938,6 +905,42 @@ impl Build<'_> {
         items
     }
 
+    /// A resource or prompt pattern: a string, a glob or a regex literal
+    /// (`true`); a regex takes no flags.
+    fn surface_pattern(&self, q: Pair<'_, Rule>, diags: &mut Vec<Diagnostic>) -> (Pattern, bool) {
+        let inner = q.into_inner().next().expect("a pattern");
+        let pspan = self.span(&inner);
+        let (text, quoted, regex) = match inner.as_rule() {
+            Rule::string => (self.string(&inner, diags).value, true, false),
+            Rule::regex => {
+                let mut parts = inner.into_inner();
+                let body = parts
+                    .next()
+                    .map(|b| b.as_str().replace("\\/", "/"))
+                    .unwrap_or_default();
+                if let Some(f) = parts.next().filter(|f| !f.as_str().is_empty()) {
+                    diags.push(
+                        Diagnostic::error(
+                            "a resource or prompt regex takes no flags",
+                            self.span(&f),
+                        )
+                        .with_help("write flags inside the pattern, e.g. `(?i)`"),
+                    );
+                }
+                (body, false, true)
+            }
+            _ => (inner.as_str().to_string(), false, false),
+        };
+        (
+            Pattern {
+                text,
+                quoted,
+                span: pspan,
+            },
+            regex,
+        )
+    }
+
     fn results_block(&self, p: Pair<'_, Rule>, diags: &mut Vec<Diagnostic>) -> ResultsBlock {
         let span = self.span(&p);
         let mut target = ResultsFor::All;
@@ -949,17 +952,19 @@ impl Build<'_> {
                 Rule::results_for => {
                     header_end = qspan.end;
                     let mut pats = Vec::new();
+                    let mut uris = Vec::new();
                     for r in q.into_inner() {
                         match r.as_rule() {
-                            Rule::string => {
-                                target = ResultsFor::Resource(self.string(&r, diags));
-                            }
+                            Rule::surface_pattern => uris.push(self.surface_pattern(r, diags)),
                             Rule::pattern => pats.push(self.pattern(r, diags)),
                             _ => {}
                         }
                     }
                     if !pats.is_empty() {
                         target = ResultsFor::Tools(pats);
+                    }
+                    if !uris.is_empty() {
+                        target = ResultsFor::Resources(uris);
                     }
                 }
                 Rule::result_secrets | Rule::result_pattern => {

@@ -247,9 +247,9 @@ impl Printer<'_> {
                             self.out
                                 .push_str(&pats.iter().map(pattern).collect::<Vec<_>>().join(", "));
                         }
-                        crate::syntax::dsl::ResultsFor::Resource(u) => {
+                        crate::syntax::dsl::ResultsFor::Resources(pats) => {
                             self.out.push_str(" for resource ");
-                            self.out.push_str(&string(&u.value));
+                            self.out.push_str(&uri_patterns(pats));
                         }
                     }
                     let close = self.block_close(block.span.end);
@@ -411,7 +411,12 @@ fn name(s: &str) -> String {
 /// The patterns of a resource or prompt block as written: regexes as
 /// `/.../`, URIs (which hold `:` and `/`) quoted.
 fn surface_patterns(sb: &crate::syntax::dsl::SurfaceBlock) -> String {
-    sb.patterns
+    uri_patterns(&sb.patterns)
+}
+
+/// Resource or prompt patterns as written (see [`surface_patterns`]).
+fn uri_patterns(patterns: &[(Pattern, bool)]) -> String {
+    patterns
         .iter()
         .map(|(p, regex)| {
             if *regex {

@@ -197,6 +197,130 @@ fn surface_lines(s: &Surfaces, format: Format) -> Vec<String> {
     out
 }
 
+/// Commented result rules (docs/results.md): a catch-all rule redacting
+/// secrets with a size cap, `deny secrets` for the read tools (their
+/// answers carry the data), and one for the resources by scheme and
+/// authority (`demo://resource/**`), to uncomment and adjust.
+fn results_lines(tools: &[ToolInfo], s: &Surfaces, format: Format) -> Vec<String> {
+    let reads: Vec<&str> = grouped(tools)
+        .into_iter()
+        .filter(|(risk, _)| *risk == Risk::Read)
+        .flat_map(|(_, g)| g.into_iter().map(|t| t.name.as_str()))
+        .filter(|n| format == Format::Yaml || !n.contains('*'))
+        .collect();
+    let mut prefixes: Vec<String> = Vec::new();
+    for uri in s.resources.iter().chain(&s.templates) {
+        if let Some(p) = resource_prefix(&one_line(uri))
+            && !prefixes.contains(&p)
+            && prefixes.len() < 5
+        {
+            prefixes.push(p);
+        }
+    }
+    let mut out = vec![
+        "Answers: result rules check what the server sends back (secrets, size), see docs/results.md (uncomment to use).".to_string(),
+    ];
+    match format {
+        Format::Dsl => {
+            out.extend(["results {", "  redact secrets", "  max 1 MiB", "}"].map(String::from));
+            if !reads.is_empty() {
+                // The read tools (their answers carry the data), a few per line.
+                // Whole names per line (a quoted name may hold spaces).
+                let mut list: Vec<String> = vec![String::new()];
+                for n in reads.iter().map(|n| dsl_name(n)) {
+                    let cur = list.last_mut().expect("a line");
+                    if !cur.is_empty() && cur.chars().count() + n.chars().count() + 2 > WIDTH {
+                        cur.push(',');
+                        list.push(n);
+                    } else {
+                        if !cur.is_empty() {
+                            cur.push_str(", ");
+                        }
+                        cur.push_str(&n);
+                    }
+                }
+                let last = list.len() - 1;
+                for (i, l) in list.iter().enumerate() {
+                    let head = if i == 0 { "results for " } else { "    " };
+                    let tail = if i == last { " {" } else { "" };
+                    out.push(format!("{head}{l}{tail}"));
+                }
+                out.extend(
+                    [
+                        "  deny secrets  // the read tools: their answers carry the data",
+                        "}",
+                    ]
+                    .map(String::from),
+                );
+            }
+            for p in &prefixes {
+                out.push(format!("results for resource {} {{", dsl_fmt::string(p)));
+                out.extend(["  deny secrets", "}"].map(String::from));
+            }
+        }
+        Format::Yaml => {
+            out.extend(
+                [
+                    "results:",
+                    "  all:",
+                    "    redact: secrets",
+                    "    max_bytes: 1 MiB",
+                ]
+                .map(String::from),
+            );
+            if !reads.is_empty() {
+                out.push("  tools:  # read tools: their answers carry the data".into());
+                for n in &reads {
+                    out.push(format!("    {}:", yaml_key(n)));
+                    out.push("      deny: secrets".into());
+                }
+            }
+            if !prefixes.is_empty() {
+                out.push("  resources:".into());
+                for p in &prefixes {
+                    out.push(format!("    {}:", yaml_quote(p)));
+                    out.push("      deny: secrets".into());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A glob over every resource of `uri`'s scheme and authority
+/// (`demo://resource/**`, `file:///**`, `urn:**`), written as the
+/// normalised URIs it must match (scheme and host lower-cased); None when
+/// it has no scheme or would be longer than a resource glob may be.
+fn resource_prefix(uri: &str) -> Option<String> {
+    let colon = uri.find(':')?;
+    let scheme = &uri[..colon];
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    {
+        return None;
+    }
+    let rest = &uri[colon + 1..];
+    let glob = match rest.strip_prefix("//") {
+        Some(after) => {
+            let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+            let authority = &after[..end];
+            let authority = match authority.rfind('@') {
+                Some(at) => format!(
+                    "{}{}",
+                    &authority[..=at],
+                    authority[at + 1..].to_ascii_lowercase()
+                ),
+                None => authority.to_ascii_lowercase(),
+            };
+            format!("{}://{authority}/**", scheme.to_ascii_lowercase())
+        }
+        None => format!("{}:**", scheme.to_ascii_lowercase()),
+    };
+    (glob.len() <= 100 && !glob.contains('"')).then_some(glob)
+}
+
 /// Reads one tool definition (a JSON object). None without a string `name`.
 pub fn tool_info(raw: &[u8]) -> Option<ToolInfo> {
     validate(raw, Strictness::LENIENT).ok()?;
@@ -734,6 +858,10 @@ fn yaml(opts: &Options, tools: &[ToolInfo]) -> String {
             comment(&mut out, "", "#", l);
         }
     }
+    out.push('\n');
+    for l in results_lines(tools, &opts.surfaces, Format::Yaml) {
+        comment(&mut out, "", "#", &l);
+    }
     out
 }
 
@@ -775,6 +903,10 @@ fn dsl(opts: &Options, tools: &[ToolInfo]) -> String {
         for l in &surfaces {
             comment(&mut out, "  ", "//", l);
         }
+    }
+    out.push('\n');
+    for l in results_lines(tools, &opts.surfaces, Format::Dsl) {
+        comment(&mut out, "  ", "//", &l);
     }
     out.push_str("}\n");
     // The canonical layout, so that `portcullis fmt --check` accepts the file.

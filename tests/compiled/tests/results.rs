@@ -40,6 +40,29 @@ fn shape(p: &dyn Policy, tool: &str) -> Option<(Option<&'static str>, Option<u64
     })
 }
 
+/// Resource URIs as clients send them: rules see them normalised.
+const URIS: [&str; 13] = [
+    "file:///etc/passwd",
+    "FILE:///etc//passwd",
+    "file:///tmp/../etc/./passwd",
+    "file:///%65tc/passwd",
+    "file:///etc/ssl/private/key.pem",
+    "file:///srv/data/report.csv",
+    "file:///srv/a/b/c/d",
+    "file:///home/ann/.env",
+    "file:///srv/app/config.json",
+    "file:///srv/app/../app/config.json",
+    "file:///etc%2Fpasswd",
+    "file:///../etc/passwd",
+    "https://x",
+];
+
+/// What a resource's rule does (secrets action, max bytes).
+fn resource_shape(p: &dyn Policy, uri: &str) -> Option<(Option<&'static str>, Option<u64>)> {
+    p.resource_result_rule(uri)
+        .map(|r| (r.spec.secrets.map(|a| a.name()), r.spec.max_bytes))
+}
+
 #[test]
 fn generated_code_picks_the_rules_the_evaluator_picks() {
     let tools = [
@@ -53,10 +76,13 @@ fn generated_code_picks_the_rules_the_evaluator_picks() {
         "read_*",
     ];
     let mut shapes = Vec::new();
+    let mut uri_shapes = Vec::new();
     for (server, path) in SERVERS {
         let ev = evaluator(path);
         let native = compiled(server).unwrap_or_else(|| panic!("{server} is not compiled"));
-        assert_eq!(native.result_rules().len(), 4, "{server}");
+        // The catch-all rule, two tool rules, four resource rules, and the derived rule for
+        // URIs that cannot be normalised.
+        assert_eq!(native.result_rules().len(), 8, "{server}");
         for tool in tools {
             assert_eq!(
                 native.result_rule(tool).map(|r| r.spec.name),
@@ -64,7 +90,7 @@ fn generated_code_picks_the_rules_the_evaluator_picks() {
                 "{server}: {tool:?}"
             );
         }
-        for uri in ["file:///etc/passwd", "file:///home/x", "https://x"] {
+        for uri in URIS {
             assert_eq!(
                 native.resource_result_rule(uri).map(|r| r.spec.name),
                 ev.resource_result_rule(uri).map(|r| r.spec.name),
@@ -72,7 +98,31 @@ fn generated_code_picks_the_rules_the_evaluator_picks() {
             );
         }
         shapes.push(tools.map(|t| shape(native, t)));
+        uri_shapes.push(URIS.map(|u| resource_shape(native, u)));
     }
+    assert_eq!(uri_shapes[0], uri_shapes[1]);
+    assert_eq!(uri_shapes[0], uri_shapes[2]);
+    let want = [
+        // file:///etc/passwd, and spellings of it: the `file:///etc/*` rule.
+        (Some("deny"), Some(1 << 20)),
+        (Some("deny"), Some(1 << 20)),
+        (Some("deny"), Some(1 << 20)),
+        (Some("deny"), Some(1 << 20)),
+        // `*` does not cross `/`: the catch-all rule.
+        (Some("redact"), Some(1 << 20)),
+        // file:///srv/**, at any depth.
+        (Some("redact"), Some(4096)),
+        (Some("redact"), Some(4096)),
+        // The regex, and the exact URI (before the glob listed earlier).
+        (Some("deny"), Some(512)),
+        (Some("redact"), Some(1 << 20)),
+        (Some("redact"), Some(1 << 20)),
+        // Cannot be normalised: the strictest of everything.
+        (Some("deny"), Some(512)),
+        (Some("deny"), Some(512)),
+        (Some("redact"), Some(1 << 20)),
+    ];
+    assert_eq!(uri_shapes[0], want.map(Some));
     // The three dialects say the same thing.
     assert_eq!(shapes[0], shapes[1]);
     assert_eq!(shapes[0], shapes[2]);
