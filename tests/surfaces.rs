@@ -653,7 +653,7 @@ fn scan_scaffolds_resources_and_prompts() {
 #[test]
 fn bad_resource_and_prompt_rules_are_positioned_errors() {
     let dir = common::temp_dir("surfaces-errors");
-    let cases: [(&str, &str, &[&str]); 4] = [
+    let cases: [(&str, &str, &[&str]); 7] = [
         (
             "a.policy",
             "server a {\n  resource \"FILE:///etc/./passwd\" {\n    deny \"x\"\n  }\n  resource \"file:///srv/**\" {\n    deny \"y\" when args.path == \"z\"\n  }\n  prompt p {\n    approve \"ask\"\n  }\n}\n",
@@ -683,7 +683,34 @@ fn bad_resource_and_prompt_rules_are_positioned_errors() {
             "tools: {}\nprompts:\n  deploy:\n    hide: maybe\n",
             &[
                 "c.yaml:4:11",
-                "prompts.deploy.hide must be `true` or `false`",
+                "prompts.deploy.hide must be `true`, `false` or a condition",
+            ],
+        ),
+        (
+            "e.yaml",
+            "version: \"1\"\nresources:\n  default: maybe\nprompts:\n  default: deny\n  deploy:\n    hide:\n      when: [{path: args.env, op: eq, value: prod}]\n      unless: [{path: principal.sub, op: eq, value: root}]\n",
+            &[
+                "e.yaml:3:12",
+                "resources.default must be `allow` or `deny`, got \"maybe\"",
+                "a resource named `default` is a mapping",
+                "e.yaml:9:7",
+                "prompts.deploy.hide: give `when` or `unless`, not both",
+            ],
+        ),
+        (
+            "f.yaml",
+            "tools: {}\nresources:\n  \"file:///srv/**\":\n    hide:\n      when: [{path: args.path, op: eq, value: x}]\n        \n",
+            &[
+                "f.yaml:5:21",
+                "a hide condition may only read principal paths, got \"args.path\"",
+            ],
+        ),
+        (
+            "g.policy",
+            "server g {\n  hide prompt \"debug-*\" when args.x == 1\n}\n",
+            &[
+                "g.policy:2:30",
+                "a hide condition may only read principal paths, not `args.x`",
             ],
         ),
         (
@@ -705,5 +732,32 @@ fn bad_resource_and_prompt_rules_are_positioned_errors() {
         for want in wants {
             assert!(err.contains(want), "{name}: no `{want}` in\n{err}");
         }
+    }
+}
+
+/// `default: deny` in YAML and per-caller hides of resources and prompts,
+/// as tests as data in both forms, with full coverage (the hide conditions
+/// count).
+#[test]
+fn allow_lists_and_per_caller_hides_pass_their_tests_as_data() {
+    for file in [
+        "surfaces-allowlist.test.yaml",
+        "surfaces-allowlist-intercept.test.yaml",
+    ] {
+        let out = std::process::Command::new(common::portcullis())
+            .args(["test", "--coverage", "--min-coverage", "100"])
+            .arg(common::root().join("tests/fixtures/surfaces").join(file))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{file}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("test result: ok. 2 passed; 0 failed"),
+            "{text}"
+        );
     }
 }

@@ -6,6 +6,7 @@
 use portcullis_compiled::{compiled, repo_path};
 use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{compile, load_dir};
+use portcullis_core::Principal;
 use portcullis_core::call::{Surface, ToolCall};
 use portcullis_core::counters::{MemoryCounters, UnixMillis};
 use portcullis_core::json::Strictness;
@@ -24,6 +25,26 @@ fn env(counters: &MemoryCounters, now: i64) -> Env<'_> {
         fail_mode: FailMode::Closed,
         principal: None,
     }
+}
+
+fn who(claims: &str) -> Principal {
+    Principal::from_claims(claims.as_bytes().to_vec()).expect("valid claims")
+}
+
+/// The callers the fixtures' conditional hides tell apart.
+fn callers() -> [Option<Principal>; 4] {
+    [
+        None,
+        Some(who(
+            r#"{"iss":"https://idp.example","sub":"root","groups":["admins"]}"#,
+        )),
+        Some(who(
+            r#"{"iss":"https://idp.example","sub":"alice","groups":["staff"]}"#,
+        )),
+        Some(who(
+            r#"{"iss":"https://idp.example","sub":"bob","groups":"admins"}"#,
+        )),
+    ]
 }
 
 /// Decides a resource read as the proxy does: normalise, then decide.
@@ -163,6 +184,8 @@ fn request() -> impl Strategy<Value = (bool, String, String)> {
         "/.env",
         "/resource/static/document",
         "/architecture.md",
+        "/admin",
+        "/private",
         "/x",
     ]);
     let names = prop::sample::select(vec![
@@ -173,6 +196,8 @@ fn request() -> impl Strategy<Value = (bool, String, String)> {
         "secret_x",
         "secret",
         "other",
+        "debug-dump",
+        "args-prompt",
         "",
     ]);
     let args = prop::sample::select(vec![
@@ -182,6 +207,8 @@ fn request() -> impl Strategy<Value = (bool, String, String)> {
         r#"{"ENV":"prod"}"#,
         r#"{"env":"dev","service":null}"#,
         r#"{"env":1}"#,
+        r#"{"city":"Paris"}"#,
+        r#"{"city":"Berlin"}"#,
     ]);
     (
         any::<bool>(),
@@ -224,73 +251,228 @@ fn generated_code_and_evaluator_agree_on_resources_and_prompts() {
             ..Config::default()
         });
         runner
-            .run(&prop::collection::vec(request(), 1..12), |reqs| {
-                let (ma, mb) = (MemoryCounters::new(), MemoryCounters::new());
-                for (i, (res, name, args)) in reqs.iter().enumerate() {
-                    let now = 1_768_474_800_000 + i as i64 * 7_000;
-                    let (ea, eb) = (env(&ma, now), env(&mb, now));
-                    let (a, b) = if *res {
-                        let (Ok(n1), Ok(n2)) = (normalize(name), normalize(name)) else {
-                            continue;
+            .run(
+                &prop::collection::vec((request(), 0..4usize), 1..12),
+                |reqs| {
+                    let (ma, mb) = (MemoryCounters::new(), MemoryCounters::new());
+                    let callers = callers();
+                    for (i, ((res, name, args), who)) in reqs.iter().enumerate() {
+                        let now = 1_768_474_800_000 + i as i64 * 7_000;
+                        let caller = callers[*who].as_ref();
+                        let (mut ea, mut eb) = (env(&ma, now), env(&mb, now));
+                        ea.principal = caller;
+                        eb.principal = caller;
+                        let (a, b) = if *res {
+                            let (Ok(n1), Ok(n2)) = (normalize(name), normalize(name)) else {
+                                continue;
+                            };
+                            prop_assert_eq!(
+                                native.is_hidden_on(Surface::Resource, &n1, caller),
+                                evaluator.is_hidden_on(Surface::Resource, &n2, caller)
+                            );
+                            (read(native, name, &ea), read(&evaluator, name, &eb))
+                        } else {
+                            prop_assert_eq!(
+                                native.is_hidden_on(Surface::Prompt, name, caller),
+                                evaluator.is_hidden_on(Surface::Prompt, name, caller)
+                            );
+                            (
+                                prompt(native, name, args, &ea),
+                                prompt(&evaluator, name, args, &eb),
+                            )
                         };
-                        prop_assert_eq!(
-                            native.is_hidden_on(Surface::Resource, &n1, None),
-                            evaluator.is_hidden_on(Surface::Resource, &n2, None)
-                        );
-                        (read(native, name, &ea), read(&evaluator, name, &eb))
-                    } else {
-                        prop_assert_eq!(
-                            native.is_hidden_on(Surface::Prompt, name, None),
-                            evaluator.is_hidden_on(Surface::Prompt, name, None)
-                        );
-                        (
-                            prompt(native, name, args, &ea),
-                            prompt(&evaluator, name, args, &eb),
-                        )
-                    };
-                    prop_assert_eq!(a, b, "{} {} {}", res, name, args);
-                }
-                Ok(())
-            })
+                        prop_assert_eq!(a, b, "{} {} {}", res, name, args);
+                    }
+                    Ok(())
+                },
+            )
             .unwrap_or_else(|e| panic!("{}: {e}", ir.name));
     }
 }
 
-/// `default resource deny` / `default prompt deny`: an allow-list.
+/// `default resource deny` / `default prompt deny` (YAML: `default: deny`
+/// in `resources:` / `prompts:`): an allow-list; conditional hides per caller.
 #[test]
 fn a_default_deny_posture_allow_lists_resources_and_prompts() {
-    let p = compiled("surfaces-allowlist").expect("compiled");
-    let mem = MemoryCounters::new();
-    let e = env(&mem, 1_768_474_800_000);
-    assert_eq!(read(p, "file:///srv/data/a.csv", &e).0, Outcome::Allowed);
-    assert_eq!(
-        read(p, "file:///srv/private/key", &e),
-        (Outcome::Check, "Private files are off limits".into())
-    );
-    assert_eq!(
-        read(p, "file:///srv/../etc/passwd", &e),
-        (
-            Outcome::NotPermitted,
-            r#"Resource "file:///etc/passwd" is not permitted by policy"#.into()
-        )
-    );
-    assert_eq!(prompt(p, "simple-prompt", "{}", &e).0, Outcome::Allowed);
-    assert_eq!(
-        prompt(p, "args-prompt", r#"{"city":"Berlin"}"#, &e).0,
-        Outcome::Allowed
-    );
-    assert_eq!(
-        prompt(p, "args-prompt", r#"{"city":"Paris"}"#, &e).0,
-        Outcome::Check
-    );
-    assert_eq!(
-        prompt(p, "other", "{}", &e),
-        (
-            Outcome::NotPermitted,
-            r#"Prompt "other" is not permitted by policy"#.into()
-        )
-    );
-    // Tools keep their own (allow) posture.
-    let tool = ToolCall::new("anything", b"{}", Strictness::STRICT).unwrap();
-    assert_eq!(p.decide(&tool, &e).outcome, Outcome::Allowed);
+    for server in [
+        "surfaces-allowlist",
+        "surfaces-allowlist-intercept",
+        "surfaces-allowlist-catalogue",
+    ] {
+        let p = compiled(server).expect("compiled");
+        let mem = MemoryCounters::new();
+        let e = env(&mem, 1_768_474_800_000);
+        assert_eq!(
+            read(p, "file:///srv/data/a.csv", &e).0,
+            Outcome::Allowed,
+            "{server}"
+        );
+        assert_eq!(
+            read(p, "file:///srv/private/key", &e),
+            (Outcome::Check, "Private files are off limits".into()),
+            "{server}"
+        );
+        assert_eq!(
+            read(p, "file:///srv/../etc/passwd", &e),
+            (
+                Outcome::NotPermitted,
+                r#"Resource "file:///etc/passwd" is not permitted by policy"#.into()
+            ),
+            "{server}"
+        );
+        assert_eq!(
+            prompt(p, "simple-prompt", "{}", &e).0,
+            Outcome::Allowed,
+            "{server}"
+        );
+        let berlin = prompt(p, "args-prompt", r#"{"city":"Berlin"}"#, &e).0;
+        if server.ends_with("catalogue") {
+            assert_eq!(
+                berlin,
+                Outcome::Check,
+                "{server}: no conditions in the catalogue"
+            );
+        } else {
+            assert_eq!(berlin, Outcome::Allowed, "{server}");
+        }
+        assert_eq!(
+            prompt(p, "args-prompt", r#"{"city":"Paris"}"#, &e),
+            (Outcome::Check, "Not that city".into()),
+            "{server}"
+        );
+        assert_eq!(
+            prompt(p, "other", "{}", &e),
+            (
+                Outcome::NotPermitted,
+                r#"Prompt "other" is not permitted by policy"#.into()
+            ),
+            "{server}"
+        );
+        // Tools keep their own (allow) posture.
+        let tool = ToolCall::new("anything", b"{}", Strictness::STRICT).unwrap();
+        assert_eq!(p.decide(&tool, &e).outcome, Outcome::Allowed, "{server}");
+
+        // Conditional hides: per caller, in lists and when requested.
+        let [_, root, alice, bob] = callers();
+        for (caller, admin_hidden, debug_hidden) in [
+            (root.as_ref(), false, false),
+            (alice.as_ref(), true, true),
+            (bob.as_ref(), false, true),
+        ] {
+            let mut e = env(&mem, 1_768_474_800_000);
+            e.principal = caller;
+            let sub = caller.map(|c| c.sub().to_string());
+            assert_eq!(
+                p.is_hidden_on(Surface::Resource, "file:///srv/admin/keys", caller),
+                admin_hidden,
+                "{server} {sub:?}"
+            );
+            assert_eq!(
+                read(p, "file:///srv/admin/keys", &e),
+                if admin_hidden {
+                    (
+                        Outcome::Hidden,
+                        r#"Resource "file:///srv/admin/keys" is hidden by policy"#.into(),
+                    )
+                } else {
+                    (Outcome::Allowed, String::new())
+                },
+                "{server} {sub:?}"
+            );
+            assert!(!p.is_hidden_on(Surface::Resource, "file:///srv/a", caller));
+            assert_eq!(
+                p.is_hidden_on(Surface::Prompt, "debug-dump", caller),
+                debug_hidden,
+                "{server} {sub:?}"
+            );
+            assert_eq!(
+                prompt(p, "debug-dump", "{}", &e).0,
+                if debug_hidden {
+                    Outcome::Hidden
+                } else {
+                    Outcome::Allowed
+                },
+                "{server} {sub:?}"
+            );
+            // A prompt hide is not a tool hide.
+            assert!(!p.is_hidden("debug-dump", caller));
+        }
+    }
+}
+
+/// `portcullis translate` keeps a YAML block's `default: deny` and its
+/// conditional hides: the translation decides every request of the
+/// allow-list fixtures like the original, for every caller.
+#[test]
+fn translations_keep_surface_postures_and_conditional_hides() {
+    use portcullis_compiler::Input;
+    use portcullis_compiler::translate::translate;
+    for file in [
+        "surfaces-allowlist-intercept.yaml",
+        "surfaces-allowlist-catalogue.yaml",
+    ] {
+        let path = format!("tests/fixtures/surfaces/{file}");
+        let input = Input {
+            server: "s".into(),
+            path: path.clone(),
+            text: std::fs::read_to_string(repo_path(&path)).unwrap(),
+        };
+        let set = compile(std::slice::from_ref(&input))
+            .into_set()
+            .unwrap_or_else(|o| panic!("{}", o.render()));
+        let text = translate(&set.servers[0]).unwrap_or_else(|e| panic!("{file}: {e}"));
+        for want in [
+            "default resource deny",
+            "default prompt deny",
+            r#"hide resource "file:///srv/admin/**" when not (principal.claims.groups contains "admins")"#,
+            r#"hide prompt debug-* when principal.sub != "root""#,
+        ] {
+            assert!(text.contains(want), "{file}: no `{want}` in\n{text}");
+        }
+        let dsl = Input {
+            server: "s".into(),
+            path: "s.policy".into(),
+            text: text.clone(),
+        };
+        let dsl_set = compile(std::slice::from_ref(&dsl))
+            .into_set()
+            .unwrap_or_else(|o| panic!("{}\n{text}", o.render()));
+        let a = Evaluator::new(set.servers[0].clone(), &set.sources);
+        let b = Evaluator::new(dsl_set.servers[0].clone(), &dsl_set.sources);
+        let mem = MemoryCounters::new();
+        for caller in callers().iter().map(Option::as_ref) {
+            let mut e = env(&mem, 1_768_474_800_000);
+            e.principal = caller;
+            for uri in [
+                "file:///srv/a",
+                "file:///srv/admin/x",
+                "file:///srv/private/k",
+                "file:///etc/passwd",
+                "demo://x",
+            ] {
+                assert_eq!(read(&a, uri, &e), read(&b, uri, &e), "{file} {uri}");
+                assert_eq!(
+                    a.is_hidden_on(Surface::Resource, uri, caller),
+                    b.is_hidden_on(Surface::Resource, uri, caller)
+                );
+            }
+            for (name, args) in [
+                ("simple-prompt", "{}"),
+                ("debug-x", "{}"),
+                ("args-x", r#"{"city":"Paris"}"#),
+                ("args-x", r#"{"city":"Rome"}"#),
+                ("other", "{}"),
+            ] {
+                assert_eq!(
+                    prompt(&a, name, args, &e),
+                    prompt(&b, name, args, &e),
+                    "{file} {name}"
+                );
+                assert_eq!(
+                    a.is_hidden_on(Surface::Prompt, name, caller),
+                    b.is_hidden_on(Surface::Prompt, name, caller)
+                );
+            }
+        }
+    }
 }
