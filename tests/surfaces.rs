@@ -761,3 +761,157 @@ fn allow_lists_and_per_caller_hides_pass_their_tests_as_data() {
         );
     }
 }
+
+/// The names in a list answer's `array`, by `key`, over every page.
+fn list_all(p: &mut Proxy, id: u64, method: &str, array: &str, key: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0..10 {
+        let params = match &cursor {
+            Some(c) => serde_json::json!({"cursor": c}),
+            None => serde_json::json!({}),
+        };
+        let v = request(p, id + page, method, params);
+        for e in v["result"][array].as_array().unwrap_or_else(|| panic!("{v}")) {
+            names.push(e[key].as_str().unwrap().to_string());
+        }
+        match v["result"]["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    names
+}
+
+/// server-everything behind an allow-list with per-caller hides, for two
+/// callers (`--principal-claims`): each session's lists show what that
+/// caller could be permitted (every page), and requests are decided alike.
+#[test]
+fn everything_allow_lists_and_per_caller_hides_per_session() {
+    let dir = common::temp_dir("surfaces-views");
+    let policy = dir.join("everything.policy");
+    std::fs::write(
+        &policy,
+        r#"server everything {
+  default resource deny
+  default prompt deny
+  resource "demo://resource/static/document/*" {}
+  resource "demo://resource/static/document/architecture.md" {
+    deny "Not this document"
+  }
+  resource "demo://resource/dynamic/text/*" {}
+  hide resource "demo://resource/dynamic/text/**" unless "admins" in principal.claims.groups
+  prompt simple-prompt, args-prompt {}
+  hide prompt args-prompt when principal.sub != "root"
+}
+"#,
+    )
+    .unwrap();
+    for (who, claims) in [
+        (
+            "root",
+            r#"{"iss":"https://idp.test","sub":"root","groups":["admins"]}"#,
+        ),
+        (
+            "alice",
+            r#"{"iss":"https://idp.test","sub":"alice","groups":["staff"]}"#,
+        ),
+    ] {
+        let admin = who == "root";
+        let claims_file = dir.join(format!("{who}.json"));
+        std::fs::write(&claims_file, claims).unwrap();
+        let mut p = Proxy::everything(
+            &format!("surfaces-views-{who}"),
+            &[
+                "-c",
+                policy.to_str().unwrap(),
+                "--principal-claims",
+                claims_file.to_str().unwrap(),
+            ],
+        );
+        p.initialize();
+        let uris = list_all(&mut p, 100, "resources/list", "resources", "uri");
+        assert!(!uris.is_empty(), "{who}: nothing listed");
+        assert!(
+            uris.iter().all(|u| u.starts_with("demo://resource/static/document/")
+                && !u.ends_with("/architecture.md")),
+            "{who}: {uris:?}"
+        );
+        let templates = list_all(
+            &mut p,
+            200,
+            "resources/templates/list",
+            "resourceTemplates",
+            "uriTemplate",
+        );
+        assert_eq!(
+            templates
+                .iter()
+                .any(|t| t.starts_with("demo://resource/dynamic/text/")),
+            admin,
+            "{who}: {templates:?}"
+        );
+        assert!(
+            !templates.iter().any(|t| t.contains("/dynamic/blob/")),
+            "{who}: a template no block lists: {templates:?}"
+        );
+        let mut prompts = list_all(&mut p, 300, "prompts/list", "prompts", "name");
+        prompts.sort();
+        let want: &[&str] = if admin {
+            &["args-prompt", "simple-prompt"]
+        } else {
+            &["simple-prompt"]
+        };
+        assert_eq!(prompts, want, "{who}");
+        // Requests: as the lists say.
+        let v = request(
+            &mut p,
+            400,
+            "resources/read",
+            serde_json::json!({"uri": "demo://resource/static/document/architecture.md"}),
+        );
+        assert_eq!(v["error"]["code"], -32003, "{v}");
+        let v = request(
+            &mut p,
+            401,
+            "resources/read",
+            serde_json::json!({"uri": "demo://resource/dynamic/text/1"}),
+        );
+        if admin {
+            assert!(v["result"]["contents"].is_array(), "{v}");
+        } else {
+            assert_eq!(v["error"]["code"], -32002, "{v}");
+        }
+        let v = request(
+            &mut p,
+            402,
+            "resources/read",
+            serde_json::json!({"uri": "demo://resource/dynamic/blob/1"}),
+        );
+        assert_eq!(v["error"]["code"], -32003, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("is not permitted by policy"),
+            "{v}"
+        );
+        let v = request(
+            &mut p,
+            403,
+            "prompts/get",
+            serde_json::json!({"name": "args-prompt", "arguments": {"city": "Rome"}}),
+        );
+        if admin {
+            assert!(v["result"]["messages"].is_array(), "{v}");
+        } else {
+            assert_eq!(v["error"]["code"], -32003, "{v}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains("hidden"),
+                "{v}"
+            );
+        }
+        let (code, stderr) = p.finish();
+        assert_eq!(code, 0, "{stderr}");
+    }
+}

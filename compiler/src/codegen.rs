@@ -702,6 +702,7 @@ fn server_module(
     let mut surface_mods = Vec::new();
     let mut surface_arms = Vec::new();
     let mut hidden_arms = Vec::new();
+    let mut listed_arms = Vec::new();
     let mut governs = Vec::new();
     for surface in [Surface::Resource, Surface::Prompt] {
         if !p.governs(surface) {
@@ -729,15 +730,21 @@ fn server_module(
         surface_arms
             .push(quote!(Surface::#variant => return #module::decide(call, env, #approved),));
         hidden_arms.push(quote!(Surface::#variant => #module::is_hidden(name, caller),));
+        listed_arms.push(if view.default == Posture::Deny {
+            quote!(Surface::#variant => !#module::is_hidden(name, caller) && #module::listed(name),)
+        } else {
+            quote!(Surface::#variant => !#module::is_hidden(name, caller),)
+        });
         governs.push(quote!(Surface::#variant));
     }
     // A surface without rules: allowed (the proxy does not ask).
-    let (rest_allowed, rest_hidden) = if governs.len() == 2 {
-        (quote!(), quote!())
+    let (rest_allowed, rest_hidden, rest_listed) = if governs.len() == 2 {
+        (quote!(), quote!(), quote!())
     } else {
         (
             quote!(_ => return Limits::new().finish(env),),
             quote!(_ => false,),
+            quote!(_ => true,),
         )
     };
     let surface_dispatch = if surface_arms.is_empty() {
@@ -764,6 +771,14 @@ fn server_module(
                     Surface::Tool => self.is_hidden(name, caller),
                     #(#hidden_arms)*
                     #rest_hidden
+                }
+            }
+
+            fn is_listed_on(&self, surface: Surface, name: &str, caller: Option<&Principal>) -> bool {
+                match surface {
+                    Surface::Tool => !self.is_hidden(name, caller),
+                    #(#listed_arms)*
+                    #rest_listed
                 }
             }
         }
@@ -951,6 +966,52 @@ fn surface_module(g: &Gen<'_>, surface: Surface) -> TokenStream {
     };
     let dispatch = dispatch(&targets, &extra);
     fns.push(g.unlisted_fn());
+    // Under default deny, what a list shows: some block matches, and no
+    // matching block denies unconditionally (docs/surfaces.md, Lists).
+    let listed_fn = if p.default == Posture::Deny {
+        let test = |t: &crate::ir::Tool| {
+            let tests = t.patterns.iter().map(|pat| match pat {
+                NamePattern::Exact(n) => {
+                    let n = lit(n);
+                    quote!(name == #n)
+                }
+                other => g
+                    .pattern_test(other, &quote!(name))
+                    .expect("not an exact name"),
+            });
+            quote!((#(#tests)||*))
+        };
+        let any: Vec<TokenStream> = p.tools.iter().map(test).collect();
+        let denying: Vec<TokenStream> = p
+            .tools
+            .iter()
+            .filter(|t| t.rules.iter().any(|&r| p.rule(r).denies_always()))
+            .map(test)
+            .collect();
+        let any = if any.is_empty() {
+            quote!(false)
+        } else {
+            quote!(#(#any)||*)
+        };
+        let denied = if denying.is_empty() {
+            quote!()
+        } else {
+            quote!(&& !(#(#denying)||*))
+        };
+        let param = if p.tools.is_empty() {
+            quote!(_)
+        } else {
+            quote!(name)
+        };
+        quote! {
+            /// True when a list entry naming `name` could be permitted.
+            pub(super) fn listed(#param: &str) -> bool {
+                (#any) #denied
+            }
+        }
+    } else {
+        quote!()
+    };
     let module = format_ident!("{}", surface.name());
     let doc = lit(&format!(
         " Requests on the {} surface (`{}`).",
@@ -994,6 +1055,8 @@ fn surface_module(g: &Gen<'_>, surface: Surface) -> TokenStream {
             pub(super) fn is_hidden(#name_param: &str, #caller_param: Option<&Principal>) -> bool {
                 #is_hidden
             }
+
+            #listed_fn
 
             #(#fns)*
         }

@@ -363,6 +363,23 @@ impl Policy for Evaluator {
             .is_some()
     }
 
+    fn is_listed_on(&self, surface: Surface, name: &str, principal: Option<&Principal>) -> bool {
+        if self
+            .hiding_on(surface, name, principal, &mut |_| {})
+            .is_some()
+        {
+            return false;
+        }
+        let view = self.view(surface);
+        if surface == Surface::Tool || view.default == Posture::Allow {
+            return true;
+        }
+        // Under default deny: listed by some block, denied unconditionally by none.
+        let mut blocks = view.blocks_for(name).peekable();
+        blocks.peek().is_some()
+            && !blocks.any(|b| b.rules.iter().any(|&r| self.ir.rule(r).denies_always()))
+    }
+
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
         self.decide_traced(call, env, &mut |_| {})
     }

@@ -413,6 +413,21 @@ pub trait Policy: Send + Sync {
         surface == Surface::Tool && self.is_hidden(name, principal)
     }
 
+    /// True when a `resources/list`, `resources/templates/list` or
+    /// `prompts/list` entry naming `name` (a normalised URI, a URI
+    /// template's text, a prompt name) is shown to this caller: it is not
+    /// hidden from it, and, under `default resource deny` /
+    /// `default prompt deny`, some block matches it and no matching block
+    /// denies unconditionally (a request for it could be permitted).
+    fn is_listed_on(
+        &self,
+        surface: Surface,
+        name: &str,
+        principal: Option<&crate::Principal>,
+    ) -> bool {
+        !self.is_hidden_on(surface, name, principal)
+    }
+
     /// Decides one call, reserving counters for an allowed one. A call an
     /// approval rule catches (and no deny rule denies) is
     /// [`Effect::Approve`], with nothing reserved.
@@ -475,6 +490,15 @@ impl<P: Policy + ?Sized> Policy for &P {
         principal: Option<&crate::Principal>,
     ) -> bool {
         (**self).is_hidden_on(surface, name, principal)
+    }
+
+    fn is_listed_on(
+        &self,
+        surface: Surface,
+        name: &str,
+        principal: Option<&crate::Principal>,
+    ) -> bool {
+        (**self).is_listed_on(surface, name, principal)
     }
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {

@@ -2195,7 +2195,7 @@ impl Session {
                 let policy = self.policy();
                 let principal = self.principal.as_deref();
                 match surfaces::filter_list(raw, outline, surface, array, key, |n| {
-                    policy.is_hidden_on(surface, n, principal)
+                    !policy.is_listed_on(surface, n, principal)
                 }) {
                     Ok(None) => Answer::Forward,
                     Ok(Some(bytes)) => Answer::Replace(bytes),

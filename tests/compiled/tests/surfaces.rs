@@ -270,11 +270,19 @@ fn generated_code_and_evaluator_agree_on_resources_and_prompts() {
                                 native.is_hidden_on(Surface::Resource, &n1, caller),
                                 evaluator.is_hidden_on(Surface::Resource, &n2, caller)
                             );
+                            prop_assert_eq!(
+                                native.is_listed_on(Surface::Resource, &n1, caller),
+                                evaluator.is_listed_on(Surface::Resource, &n2, caller)
+                            );
                             (read(native, name, &ea), read(&evaluator, name, &eb))
                         } else {
                             prop_assert_eq!(
                                 native.is_hidden_on(Surface::Prompt, name, caller),
                                 evaluator.is_hidden_on(Surface::Prompt, name, caller)
+                            );
+                            prop_assert_eq!(
+                                native.is_listed_on(Surface::Prompt, name, caller),
+                                evaluator.is_listed_on(Surface::Prompt, name, caller)
                             );
                             (
                                 prompt(native, name, args, &ea),
@@ -475,4 +483,77 @@ fn translations_keep_surface_postures_and_conditional_hides() {
             }
         }
     }
+}
+
+/// Under `default resource deny` / `default prompt deny` a list shows only
+/// what a request could be permitted for: an entry some block matches and
+/// no matching block denies unconditionally (and not hidden from the
+/// caller). Templates are matched by their text. Without that posture a
+/// list shows everything not hidden.
+#[test]
+fn lists_under_default_deny_show_what_could_be_permitted() {
+    let [_, root, alice, _] = callers();
+    for server in [
+        "surfaces-allowlist",
+        "surfaces-allowlist-intercept",
+        "surfaces-allowlist-catalogue",
+    ] {
+        let p = compiled(server).expect("compiled");
+        let listed = |s, n: &str, c: Option<&Principal>| p.is_listed_on(s, n, c);
+        for caller in [None, root.as_ref(), alice.as_ref()] {
+            assert!(
+                listed(Surface::Resource, "file:///srv/a.txt", caller),
+                "{server}"
+            );
+            assert!(
+                listed(Surface::Resource, "file:///srv/{name}", caller),
+                "{server}: a template under a glob"
+            );
+            assert!(
+                !listed(Surface::Resource, "file:///srv/private/key", caller),
+                "{server}: denied always"
+            );
+            assert!(
+                !listed(Surface::Resource, "file:///srv/private/{name}", caller),
+                "{server}"
+            );
+            assert!(
+                !listed(Surface::Resource, "file:///etc/passwd", caller),
+                "{server}: listed by no block"
+            );
+            assert!(
+                !listed(Surface::Resource, "demo://x/{id}", caller),
+                "{server}"
+            );
+            assert!(listed(Surface::Prompt, "simple-prompt", caller), "{server}");
+            assert!(!listed(Surface::Prompt, "other", caller), "{server}");
+            // A tool's listing is its own.
+            assert!(listed(Surface::Tool, "other", caller), "{server}");
+        }
+        // A conditional deny may let a request through: listed (except in
+        // the catalogue, whose `args-*` rule denies every request).
+        assert_eq!(
+            listed(Surface::Prompt, "args-prompt", None),
+            !server.ends_with("catalogue"),
+            "{server}"
+        );
+        // Per caller: hidden from some, listed for others.
+        assert!(listed(
+            Surface::Resource,
+            "file:///srv/admin/k",
+            root.as_ref()
+        ));
+        assert!(!listed(
+            Surface::Resource,
+            "file:///srv/admin/k",
+            alice.as_ref()
+        ));
+        assert!(listed(Surface::Prompt, "debug-dump", root.as_ref()));
+        assert!(!listed(Surface::Prompt, "debug-dump", alice.as_ref()));
+    }
+    // The default allow posture: everything not hidden is listed, denied or not.
+    let p = compiled("surfaces-dsl").expect("compiled");
+    assert!(p.is_listed_on(Surface::Resource, "file:///etc/passwd", None));
+    assert!(p.is_listed_on(Surface::Resource, "file:///anything", None));
+    assert!(!p.is_listed_on(Surface::Resource, "file:///root/x", None));
 }
