@@ -772,7 +772,10 @@ fn list_all(p: &mut Proxy, id: u64, method: &str, array: &str, key: &str) -> Vec
             None => serde_json::json!({}),
         };
         let v = request(p, id + page, method, params);
-        for e in v["result"][array].as_array().unwrap_or_else(|| panic!("{v}")) {
+        for e in v["result"][array]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+        {
             names.push(e[key].as_str().unwrap().to_string());
         }
         match v["result"]["nextCursor"].as_str() {
@@ -833,8 +836,9 @@ fn everything_allow_lists_and_per_caller_hides_per_session() {
         let uris = list_all(&mut p, 100, "resources/list", "resources", "uri");
         assert!(!uris.is_empty(), "{who}: nothing listed");
         assert!(
-            uris.iter().all(|u| u.starts_with("demo://resource/static/document/")
-                && !u.ends_with("/architecture.md")),
+            uris.iter()
+                .all(|u| u.starts_with("demo://resource/static/document/")
+                    && !u.ends_with("/architecture.md")),
             "{who}: {uris:?}"
         );
         let templates = list_all(

@@ -703,6 +703,7 @@ fn server_module(
     let mut surface_arms = Vec::new();
     let mut hidden_arms = Vec::new();
     let mut listed_arms = Vec::new();
+    let mut block_arms = Vec::new();
     let mut governs = Vec::new();
     for surface in [Surface::Resource, Surface::Prompt] {
         if !p.governs(surface) {
@@ -730,6 +731,7 @@ fn server_module(
         surface_arms
             .push(quote!(Surface::#variant => return #module::decide(call, env, #approved),));
         hidden_arms.push(quote!(Surface::#variant => #module::is_hidden(name, caller),));
+        block_arms.push(quote!(Surface::#variant => #module::block(name),));
         listed_arms.push(if view.default == Posture::Deny {
             quote!(Surface::#variant => !#module::is_hidden(name, caller) && #module::listed(name),)
         } else {
@@ -746,6 +748,11 @@ fn server_module(
             quote!(_ => false,),
             quote!(_ => true,),
         )
+    };
+    let rest_block = if governs.len() == 2 {
+        quote!(Surface::Tool => None,)
+    } else {
+        quote!(_ => None,)
     };
     let surface_dispatch = if surface_arms.is_empty() {
         quote!()
@@ -771,6 +778,13 @@ fn server_module(
                     Surface::Tool => self.is_hidden(name, caller),
                     #(#hidden_arms)*
                     #rest_hidden
+                }
+            }
+
+            fn block_on(&self, surface: Surface, name: &str) -> Option<&'static str> {
+                match surface {
+                    #(#block_arms)*
+                    #rest_block
                 }
             }
 
@@ -1012,6 +1026,34 @@ fn surface_module(g: &Gen<'_>, surface: Surface) -> TokenStream {
     } else {
         quote!()
     };
+    // The first block pattern matching a name (a bounded metrics label).
+    let block_tests = p.tools.iter().flat_map(|t| {
+        t.patterns.iter().map(|pat| {
+            let text = lit(pat.text());
+            let test = match pat {
+                NamePattern::Exact(n) => {
+                    let n = lit(n);
+                    quote!(name == #n)
+                }
+                other => g
+                    .pattern_test(other, &quote!(name))
+                    .expect("not an exact name"),
+            };
+            quote!(if #test { return Some(#text); })
+        })
+    });
+    let block_param = if p.tools.is_empty() {
+        quote!(_)
+    } else {
+        quote!(name)
+    };
+    let block_fn = quote! {
+        /// The pattern of the first block matching `name`, as written.
+        pub(super) fn block(#block_param: &str) -> Option<&'static str> {
+            #(#block_tests)*
+            None
+        }
+    };
     let module = format_ident!("{}", surface.name());
     let doc = lit(&format!(
         " Requests on the {} surface (`{}`).",
@@ -1057,6 +1099,8 @@ fn surface_module(g: &Gen<'_>, surface: Surface) -> TokenStream {
             }
 
             #listed_fn
+
+            #block_fn
 
             #(#fns)*
         }

@@ -428,6 +428,15 @@ pub trait Policy: Send + Sync {
         !self.is_hidden_on(surface, name, principal)
     }
 
+    /// The pattern, as the policy writes it, of the first resource or prompt
+    /// block whose pattern matches `name` (a normalised URI, a prompt
+    /// name); None when no block matches, and for tools. A bounded label
+    /// for metrics: it comes from the policy, never from the request.
+    fn block_on(&self, surface: Surface, name: &str) -> Option<&'static str> {
+        let _ = (surface, name);
+        None
+    }
+
     /// Decides one call, reserving counters for an allowed one. A call an
     /// approval rule catches (and no deny rule denies) is
     /// [`Effect::Approve`], with nothing reserved.
@@ -499,6 +508,10 @@ impl<P: Policy + ?Sized> Policy for &P {
         principal: Option<&crate::Principal>,
     ) -> bool {
         (**self).is_listed_on(surface, name, principal)
+    }
+
+    fn block_on(&self, surface: Surface, name: &str) -> Option<&'static str> {
+        (**self).block_on(surface, name)
     }
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {

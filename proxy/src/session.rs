@@ -2312,9 +2312,20 @@ impl Session {
             }
         };
         if let Some(m) = &self.metrics {
-            // Counted under `tool="(other)"` (a prompt may share a tool's
-            // name); the per-rule series name the deciding rule.
-            m.decided(meta, "", decision.outcome, decision.rule.map(|r| r.0));
+            // By method and the matching block's pattern (bounded labels:
+            // never the URI or name the client sent).
+            let method = match surface {
+                Surface::Prompt => "prompts/get",
+                _ if env.method_is("resources/subscribe") => "resources/subscribe",
+                _ => "resources/read",
+            };
+            m.surface_decided(
+                meta,
+                method,
+                policy.block_on(surface, name),
+                decision.outcome,
+                decision.rule.map(|r| r.0),
+            );
         }
         record(
             name,

@@ -274,6 +274,10 @@ fn generated_code_and_evaluator_agree_on_resources_and_prompts() {
                                 native.is_listed_on(Surface::Resource, &n1, caller),
                                 evaluator.is_listed_on(Surface::Resource, &n2, caller)
                             );
+                            prop_assert_eq!(
+                                native.block_on(Surface::Resource, &n1),
+                                evaluator.block_on(Surface::Resource, &n2)
+                            );
                             (read(native, name, &ea), read(&evaluator, name, &eb))
                         } else {
                             prop_assert_eq!(
@@ -283,6 +287,10 @@ fn generated_code_and_evaluator_agree_on_resources_and_prompts() {
                             prop_assert_eq!(
                                 native.is_listed_on(Surface::Prompt, name, caller),
                                 evaluator.is_listed_on(Surface::Prompt, name, caller)
+                            );
+                            prop_assert_eq!(
+                                native.block_on(Surface::Prompt, name),
+                                evaluator.block_on(Surface::Prompt, name)
                             );
                             (
                                 prompt(native, name, args, &ea),
@@ -551,6 +559,15 @@ fn lists_under_default_deny_show_what_could_be_permitted() {
         assert!(listed(Surface::Prompt, "debug-dump", root.as_ref()));
         assert!(!listed(Surface::Prompt, "debug-dump", alice.as_ref()));
     }
+    // The block a request matches, as the policy writes it (metrics labels).
+    let p = compiled("surfaces-allowlist").unwrap();
+    assert_eq!(
+        p.block_on(Surface::Resource, "file:///srv/private/k"),
+        Some("file:///srv/**")
+    );
+    assert_eq!(p.block_on(Surface::Resource, "file:///etc/passwd"), None);
+    assert_eq!(p.block_on(Surface::Prompt, "args-x"), Some("args-*"));
+    assert_eq!(p.block_on(Surface::Tool, "args-x"), None);
     // The default allow posture: everything not hidden is listed, denied or not.
     let p = compiled("surfaces-dsl").expect("compiled");
     assert!(p.is_listed_on(Surface::Resource, "file:///etc/passwd", None));
