@@ -656,7 +656,7 @@ fn bad_resource_and_prompt_rules_are_positioned_errors() {
     let cases: [(&str, &str, &[&str]); 7] = [
         (
             "a.policy",
-            "server a {\n  resource \"FILE:///etc/./passwd\" {\n    deny \"x\"\n  }\n  resource \"file:///srv/**\" {\n    deny \"y\" when args.path == \"z\"\n  }\n  prompt p {\n    approve \"ask\"\n  }\n}\n",
+            "server a {\n  resource \"FILE:///etc/./passwd\" {\n    deny \"x\"\n  }\n  resource \"file:///srv/**\" {\n    deny \"y\" when args.path == \"z\"\n  }\n  prompt p {\n    once per 10m\n  }\n}\n",
             &[
                 "a.policy:2:12",
                 "the resource URI `FILE:///etc/./passwd` is not normalised",
@@ -664,7 +664,7 @@ fn bad_resource_and_prompt_rules_are_positioned_errors() {
                 "a.policy:6:19",
                 "`args.path`: a resource request has no arguments",
                 "a.policy:9:5",
-                "an approval applies to tool calls only, not to a prompt",
+                "an idempotency window applies to tool calls only, not to a prompt",
             ],
         ),
         (
@@ -736,13 +736,14 @@ fn bad_resource_and_prompt_rules_are_positioned_errors() {
 }
 
 /// `default: deny` in YAML and per-caller hides of resources and prompts,
-/// as tests as data in both forms, with full coverage (the hide conditions
-/// count).
+/// as tests as data in both forms, and approval rules on them, with full
+/// coverage (the hide conditions count).
 #[test]
 fn allow_lists_and_per_caller_hides_pass_their_tests_as_data() {
-    for file in [
-        "surfaces-allowlist.test.yaml",
-        "surfaces-allowlist-intercept.test.yaml",
+    for (file, passed) in [
+        ("surfaces-allowlist.test.yaml", 2),
+        ("surfaces-allowlist-intercept.test.yaml", 2),
+        ("surfaces-approval.test.yaml", 3),
     ] {
         let out = std::process::Command::new(common::portcullis())
             .args(["test", "--coverage", "--min-coverage", "100"])
@@ -756,7 +757,7 @@ fn allow_lists_and_per_caller_hides_pass_their_tests_as_data() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(
-            text.contains("test result: ok. 2 passed; 0 failed"),
+            text.contains(&format!("test result: ok. {passed} passed; 0 failed")),
             "{text}"
         );
     }

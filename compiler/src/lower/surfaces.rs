@@ -242,7 +242,7 @@ pub fn hide_when(
 }
 
 /// Reports rules of resource and prompt blocks that take effects those
-/// surfaces do not have (spend budgets, idempotency windows, approvals).
+/// surfaces do not have (spend budgets, idempotency windows).
 pub fn check_rules(
     p: &ServerPolicy,
     sources_span: impl Fn(RuleId) -> Span,
@@ -259,8 +259,6 @@ pub fn check_rules(
                     Some("a spend budget")
                 } else if r.idempotency.is_some() {
                     Some("an idempotency window")
-                } else if r.approve.is_some() {
-                    Some("an approval")
                 } else {
                     None
                 };
@@ -270,7 +268,7 @@ pub fn check_rules(
                             format!("{what} applies to tool calls only, not to a {}", surface.name()),
                             sources_span(id),
                         )
-                        .with_help(format!("{} rules deny, allow (conditions) and rate-limit; see docs/surfaces.md", surface.name())),
+                        .with_help(format!("{} rules deny, allow (conditions), ask for approval and rate-limit; see docs/surfaces.md", surface.name())),
                     );
                 }
             }

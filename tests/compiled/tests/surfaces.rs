@@ -8,7 +8,7 @@ use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{compile, load_dir};
 use portcullis_core::Principal;
 use portcullis_core::call::{Surface, ToolCall};
-use portcullis_core::counters::{MemoryCounters, UnixMillis};
+use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Env, FailMode, Outcome, Policy};
 use portcullis_core::uri::normalize;
@@ -573,4 +573,77 @@ fn lists_under_default_deny_show_what_could_be_permitted() {
     assert!(p.is_listed_on(Surface::Resource, "file:///etc/passwd", None));
     assert!(p.is_listed_on(Surface::Resource, "file:///anything", None));
     assert!(!p.is_listed_on(Surface::Resource, "file:///root/x", None));
+}
+
+/// Approval rules on resources and prompts: held (nothing reserved), and
+/// decided again as approved (limits then reserved), alike in generated
+/// code and the evaluator.
+#[test]
+fn approval_rules_hold_resources_and_prompts() {
+    use portcullis_core::policy::Effect;
+    let inputs = load_dir(
+        &repo_path("tests/fixtures/surfaces"),
+        Some("tests/fixtures/surfaces"),
+    )
+    .unwrap();
+    let set = compile(&inputs)
+        .into_set()
+        .unwrap_or_else(|o| panic!("{}", o.render()));
+    let ir = set
+        .servers
+        .iter()
+        .find(|s| s.name == "surfaces-approval")
+        .unwrap();
+    let evaluator = Evaluator::new(ir.clone(), &set.sources);
+    let native = compiled("surfaces-approval").unwrap();
+    for p in [native, &evaluator as &dyn Policy] {
+        let mem = MemoryCounters::new();
+        let e = env(&mem, 1_768_474_800_000);
+        let call = ToolCall::on(
+            Surface::Resource,
+            "file:///srv/finance/q3.csv",
+            b"{}",
+            Strictness::STRICT,
+        )
+        .unwrap();
+        let d = p.decide(&call, &e);
+        assert_eq!(d.effect(), Effect::Approve);
+        assert_eq!(d.message, "Finance files need a human");
+        assert!(d.ticket.is_empty(), "held: nothing reserved");
+        let spec = p.meta().approval(d.rule.unwrap()).unwrap();
+        assert!(spec.channels.operator && !spec.channels.client);
+        assert_eq!(spec.timeout_ms, 3_600_000);
+        // Approved: decided again, the limit counts.
+        for _ in 0..2 {
+            let d = p.decide_approved(&call, &e);
+            assert_eq!(d.outcome, Outcome::Allowed);
+            mem.commit(&d.ticket);
+        }
+        assert_eq!(p.decide_approved(&call, &e).outcome, Outcome::Limit);
+        // A full limit refuses at once: nobody is asked about it.
+        assert_eq!(p.decide(&call, &e).outcome, Outcome::Limit);
+        // The deny rule comes first.
+        let intern = who(r#"{"iss":"https://idp.example","sub":"intern"}"#);
+        let mut ie = env(&mem, 1_768_474_800_000);
+        ie.principal = Some(&intern);
+        assert_eq!(p.decide(&call, &ie).outcome, Outcome::Check);
+        // Prompts by arguments.
+        let prod = ToolCall::on(
+            Surface::Prompt,
+            "deploy_web",
+            br#"{"env":"prod"}"#,
+            Strictness::STRICT,
+        )
+        .unwrap();
+        assert_eq!(p.decide(&prod, &e).effect(), Effect::Approve);
+        assert_eq!(p.decide_approved(&prod, &e).outcome, Outcome::Allowed);
+        let dev = ToolCall::on(
+            Surface::Prompt,
+            "deploy_web",
+            br#"{"env":"dev"}"#,
+            Strictness::STRICT,
+        )
+        .unwrap();
+        assert_eq!(p.decide(&dev, &e).outcome, Outcome::Allowed);
+    }
 }
