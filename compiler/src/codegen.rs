@@ -728,8 +728,7 @@ fn server_module(
         } else {
             quote!(false)
         };
-        surface_arms
-            .push(quote!(Surface::#variant => return #module::decide(call, env, #approved),));
+        surface_arms.push(quote!(Surface::#variant => #module::decide(call, env, #approved),));
         hidden_arms.push(quote!(Surface::#variant => #module::is_hidden(name, caller),));
         block_arms.push(quote!(Surface::#variant => #module::block(name),));
         listed_arms.push(if view.default == Posture::Deny {
@@ -740,30 +739,43 @@ fn server_module(
         governs.push(quote!(Surface::#variant));
     }
     // A surface without rules: allowed (the proxy does not ask).
-    let (rest_allowed, rest_hidden, rest_listed) = if governs.len() == 2 {
-        (quote!(), quote!(), quote!())
+    let (rest_hidden, rest_listed) = if governs.len() == 2 {
+        (quote!(), quote!())
     } else {
-        (
-            quote!(_ => return Limits::new().finish(env),),
-            quote!(_ => false,),
-            quote!(_ => true,),
-        )
+        (quote!(_ => false,), quote!(_ => true,))
     };
     let rest_block = if governs.len() == 2 {
         quote!(Surface::Tool => None,)
     } else {
         quote!(_ => None,)
     };
-    let surface_dispatch = if surface_arms.is_empty() {
-        quote!()
+    // The tool path pays one comparison: resource and prompt requests are
+    // decided in a function of their own, never inlined into it.
+    let (surface_dispatch, surface_decide) = if surface_arms.is_empty() {
+        (quote!(), quote!())
     } else {
-        quote! {
-            match call.surface() {
-                Surface::Tool => {}
-                #(#surface_arms)*
-                #rest_allowed
-            }
-        }
+        let (param, arg) = if has_approvals {
+            (quote!(approved: bool), quote!(approved))
+        } else {
+            (quote!(), quote!())
+        };
+        (
+            quote! {
+                if call.surface() != Surface::Tool {
+                    return decide_surface(call, env, #arg);
+                }
+            },
+            quote! {
+                /// Decides a request on a surface other than tools.
+                #[inline(never)]
+                fn decide_surface(call: &ToolCall<'_>, env: &Env<'_>, #param) -> Decision {
+                    match call.surface() {
+                        #(#surface_arms)*
+                        _ => Limits::new().finish(env),
+                    }
+                }
+            },
+        )
     };
     let surface_fns = if governs.is_empty() {
         quote!()
@@ -851,6 +863,7 @@ fn server_module(
         (
             quote! {
                 /// Decides a call; `approved`: a person approved it (approval rules are skipped).
+                #[inline(always)]
                 fn decide(call: &ToolCall<'_>, env: &Env<'_>, approved: bool) -> Decision {
                     #surface_dispatch
                     #hidden_check
@@ -934,6 +947,8 @@ fn server_module(
             }
 
             #(#fns)*
+            #surface_decide
+
             #(#surface_mods)*
         }
     }
@@ -983,34 +998,39 @@ fn surface_module(g: &Gen<'_>, surface: Surface) -> TokenStream {
     // Under default deny, what a list shows: some block matches, and no
     // matching block denies unconditionally (docs/surfaces.md, Lists).
     let listed_fn = if p.default == Posture::Deny {
-        let test = |t: &crate::ir::Tool| {
-            let tests = t.patterns.iter().map(|pat| match pat {
-                NamePattern::Exact(n) => {
-                    let n = lit(n);
-                    quote!(name == #n)
+        let test = |pat: &NamePattern| match pat {
+            NamePattern::Exact(n) => {
+                let n = lit(n);
+                quote!(name == #n)
+            }
+            other => g
+                .pattern_test(other, &quote!(name))
+                .expect("not an exact name"),
+        };
+        // A block denying unconditionally refuses what it matches, wherever
+        // it stands; any other block lists it.
+        let mut lists = Vec::new();
+        let mut denies = Vec::new();
+        for t in &p.tools {
+            let denying = t.rules.iter().any(|&r| p.rule(r).denies_always());
+            for pat in &t.patterns {
+                let test = test(pat);
+                if denying {
+                    denies.push(quote!(if #test { return false; }));
+                } else {
+                    lists.push(quote!(if #test { listed = true; }));
                 }
-                other => g
-                    .pattern_test(other, &quote!(name))
-                    .expect("not an exact name"),
-            });
-            quote!((#(#tests)||*))
-        };
-        let any: Vec<TokenStream> = p.tools.iter().map(test).collect();
-        let denying: Vec<TokenStream> = p
-            .tools
-            .iter()
-            .filter(|t| t.rules.iter().any(|&r| p.rule(r).denies_always()))
-            .map(test)
-            .collect();
-        let any = if any.is_empty() {
-            quote!(false)
+            }
+        }
+        let body = if lists.is_empty() {
+            quote!(#(#denies)* false)
         } else {
-            quote!(#(#any)||*)
-        };
-        let denied = if denying.is_empty() {
-            quote!()
-        } else {
-            quote!(&& !(#(#denying)||*))
+            quote! {
+                let mut listed = false;
+                #(#lists)*
+                #(#denies)*
+                listed
+            }
         };
         let param = if p.tools.is_empty() {
             quote!(_)
@@ -1020,7 +1040,7 @@ fn surface_module(g: &Gen<'_>, surface: Surface) -> TokenStream {
         quote! {
             /// True when a list entry naming `name` could be permitted.
             pub(super) fn listed(#param: &str) -> bool {
-                (#any) #denied
+                #body
             }
         }
     } else {
