@@ -920,3 +920,58 @@ fn everything_allow_lists_and_per_caller_hides_per_session() {
         assert_eq!(code, 0, "{stderr}");
     }
 }
+
+/// `explain` shows a per-caller hide of a resource for the caller given
+/// with `--claims`, and an approval rule on a resource.
+#[test]
+fn explain_shows_per_caller_hides_and_approvals_of_resources() {
+    let fixtures = common::root().join("tests/fixtures/surfaces");
+    let run = |file: &str, args: &[&str]| {
+        let out = std::process::Command::new(common::portcullis())
+            .arg("explain")
+            .arg("-c")
+            .arg(fixtures.join(file))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let uri = "file:///srv/admin/k";
+    let out = run(
+        "surfaces-allowlist.policy",
+        &[
+            "--resource",
+            uri,
+            "--claims",
+            r#"{"sub":"alice","iss":"x","groups":["staff"]}"#,
+        ],
+    );
+    assert!(out.contains("hidden   by hide resource[0]"), "{out}");
+    assert!(
+        out.contains(r#"Resource "file:///srv/admin/k" is hidden by policy"#),
+        "{out}"
+    );
+    let out = run(
+        "surfaces-allowlist.policy",
+        &[
+            "--resource",
+            uri,
+            "--claims",
+            r#"{"sub":"root","iss":"x","groups":["admins"]}"#,
+        ],
+    );
+    assert!(out.contains("does not hide it from this caller"), "{out}");
+    assert!(out.contains("result   ALLOW"), "{out}");
+    let out = run(
+        "surfaces-approval.policy",
+        &["--resource", "file:///srv/finance/q3.csv"],
+    );
+    assert!(
+        out.contains(r#"APPROVAL REQUIRED by rule "Finance files need a human""#),
+        "{out}"
+    );
+    assert!(
+        out.contains("ask: an operator (out of band); timeout 1h"),
+        "{out}"
+    );
+}
