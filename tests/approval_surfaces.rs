@@ -383,3 +383,32 @@ fn a_client_only_rule_refuses_a_resource_when_the_client_cannot_ask() {
     let (code, stderr) = p.finish();
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// `--approval-errors intercept`: a held resource request gets Intercept's
+/// error, as a held tool call does.
+#[test]
+fn intercepts_error_format_for_a_held_resource() {
+    let dir = temp_dir("approval-surfaces-intercept");
+    let policy = policy(&dir, "operator");
+    let mut p = Proxy::everything(
+        "approval-surfaces-intercept-proxy",
+        &["-c", &policy, "--approval-errors", "intercept"],
+    );
+    p.initialize();
+    let v = request(&mut p, 1, "resources/read", json!({"uri": DOC}));
+    assert_eq!(v["error"]["code"], -32003, "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "[INTERCEPT APPROVAL REQUIRED] Documents need a human"
+    );
+    let data = &v["error"]["data"];
+    assert_eq!(data["tool"], format!("resource:{DOC}"), "{v}");
+    assert!(
+        data["approval_id"].as_str().unwrap().starts_with("apr_"),
+        "{v}"
+    );
+    assert_eq!(data["retryable"], true);
+    assert_eq!(received(&p, "resources/read"), 0);
+    let (code, stderr) = p.finish();
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -2459,6 +2459,12 @@ impl Session {
                 ));
             }
             let message = decision.message_on(surface, name);
+            if self.intercept_approval_errors
+                && let Some(Held::Pending(r)) = &held
+            {
+                // `--approval-errors intercept`: Intercept's error, as for tools.
+                return Some((false, Some(apr::intercept_error(id.as_bytes(), &shown, r))));
+            }
             let (text, approval) = match held {
                 Some(Held::Pending(r)) => {
                     let expires = r.expires.to_rfc3339();
