@@ -6,13 +6,14 @@
 //!
 //! ```sh
 //! cargo build --release -p portcullis-compiled --example surface_cost
-//! for s in fusionauth-plain fusionauth-rules; do for n in 1000 11000; do
+//! for s in fusionauth-plain fusionauth-rules; do for n in 1000 7000; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!     target/release/examples/surface_cost decide $s $n 2>&1 | grep refs
 //! done; done
 //! ```
 //!
-//! Modes: `decide SERVER N` decides N rounds of three tool calls (an
+//! Modes: `read SERVER N` decides N reads of `file:///etc/passwd`;
+//! `decide SERVER N` decides N rounds of three tool calls (an
 //! allowed one with the global limit, a denied one, a regex condition),
 //! rolling back each reservation; `proxy SERVER N` hands N `tools/call`
 //! lines and their answers to a proxy session (the stdio and Streamable
@@ -63,7 +64,7 @@ fn lines(n: usize) -> Vec<(String, String)> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, mode, server, n] = args.as_slice() else {
-        eprintln!("usage: surface_cost decide|proxy|lines SERVER N");
+        eprintln!("usage: surface_cost decide|read|proxy|lines SERVER N");
         std::process::exit(2);
     };
     let n: usize = n.parse().expect("N is a number");
@@ -89,6 +90,29 @@ fn main() {
                     counters.rollback(&d.ticket);
                     sink += d.outcome as usize;
                 }
+            }
+        }
+        "read" => {
+            // A resource read (for where its time goes).
+            let call = ToolCall::on(
+                portcullis_core::call::Surface::Resource,
+                "file:///etc/passwd",
+                b"{}",
+                Strictness::STRICT,
+            )
+            .unwrap();
+            let counters = MemoryCounters::new();
+            let env = Env {
+                counters: &counters,
+                now: UnixMillis(1_767_225_630_000),
+                session: 1,
+                fail_mode: FailMode::Closed,
+                principal: None,
+            };
+            for _ in 0..n {
+                let d = policy.decide(std::hint::black_box(&call), &env);
+                counters.rollback(&d.ticket);
+                sink += d.outcome as usize;
             }
         }
         "proxy" | "lines" => {
