@@ -2367,7 +2367,12 @@ impl Session {
             session: self,
             granted: None,
         };
-        let shown = format!("{}:{name}", surface.name());
+        // What the approval records, the log and the user are shown.
+        let shown = if decision.effect() == Effect::Approve {
+            format!("{}:{name}", surface.name())
+        } else {
+            String::new()
+        };
         if decision.effect() == Effect::Approve {
             if wait == Wait::No {
                 return None; // nothing reserved: held off the event loop
