@@ -445,6 +445,15 @@ fn translations_keep_surface_postures_and_conditional_hides() {
         ] {
             assert!(text.contains(want), "{file}: no `{want}` in\n{text}");
         }
+        // Canonical already: the formatter leaves it as it is.
+        let parsed =
+            portcullis_compiler::syntax::dsl::parse(portcullis_compiler::source::FileId(0), &text)
+                .unwrap_or_else(|d| panic!("{d:#?}\n{text}"));
+        assert_eq!(
+            portcullis_compiler::syntax::dsl_fmt::format(&parsed, &text),
+            text,
+            "{file}: fmt changed the translation"
+        );
         let dsl = Input {
             server: "s".into(),
             path: "s.policy".into(),
