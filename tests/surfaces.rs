@@ -653,7 +653,7 @@ fn scan_scaffolds_resources_and_prompts() {
 #[test]
 fn bad_resource_and_prompt_rules_are_positioned_errors() {
     let dir = common::temp_dir("surfaces-errors");
-    let cases: [(&str, &str, &[&str]); 7] = [
+    let cases: [(&str, &str, &[&str]); 8] = [
         (
             "a.policy",
             "server a {\n  resource \"FILE:///etc/./passwd\" {\n    deny \"x\"\n  }\n  resource \"file:///srv/**\" {\n    deny \"y\" when args.path == \"z\"\n  }\n  prompt p {\n    once per 10m\n  }\n}\n",
@@ -703,6 +703,16 @@ fn bad_resource_and_prompt_rules_are_positioned_errors() {
             &[
                 "f.yaml:5:21",
                 "a hide condition may only read principal paths, got \"args.path\"",
+            ],
+        ),
+        (
+            "h.yaml",
+            "tools: {}\nprompts:\n  default: [deny]\n  other:\n    hide: {when: []}\n",
+            &[
+                "h.yaml:3:12",
+                "prompts.default must be `allow` or `deny`, found a list",
+                "h.yaml:5:18",
+                "prompts.other.hide.when: needs at least one condition",
             ],
         ),
         (

@@ -123,9 +123,10 @@ pub fn yaml_default(
     true
 }
 
-/// True when `key: value` is a block's `default:` (a scalar under `default`).
+/// True when `key: value` is a block's `default:` (anything but a mapping
+/// under `default`: an entry is a mapping).
 pub fn is_default(key: &Key, value: &Node) -> bool {
-    key.text == "default" && !matches!(value.value, NodeValue::Map(_) | NodeValue::Seq(_))
+    key.text == "default" && !matches!(value.value, NodeValue::Map(_))
 }
 
 /// The posture a block's `default:` value names; None (and an error at the
@@ -136,6 +137,23 @@ pub fn default_posture(
     value: &Node,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Posture> {
+    let help = format!(
+        "`default: deny` refuses every {0} no entry lists (an allow-list); an entry for a {0} named `default` is a mapping (`default: {{rules: [...]}}`)",
+        surface.name()
+    );
+    if !matches!(value.value, NodeValue::Scalar(_)) {
+        diags.push(
+            Diagnostic::error(
+                format!(
+                    "{section}.default must be `allow` or `deny`, found {}",
+                    value.kind_name()
+                ),
+                value.span,
+            )
+            .with_help(help),
+        );
+        return None;
+    }
     let s = string_field(value, &format!("{section}.default"), diags);
     match s.text.as_str() {
         "allow" => Some(Posture::Allow),
@@ -149,10 +167,7 @@ pub fn default_posture(
                     ),
                     s.span,
                 )
-                .with_help(format!(
-                    "`default: deny` refuses every {0} no entry lists (an allow-list); an entry for a {0} named `default` is a mapping (`default: {{rules: [...]}}`)",
-                    surface.name()
-                )),
+                .with_help(help),
             );
             None
         }
