@@ -730,3 +730,88 @@ fn the_sdk_client_is_asked_in_front_of_an_http_upstream_over_stdio_and_streamabl
     ]);
     check_report(&report, &tap_with(&tap, 3));
 }
+
+/// Resources and prompts held for approval over Streamable HTTP, with the
+/// official SDK client: its user is asked on the stream of the request;
+/// accepted, the read is forwarded; declined, the prompt is refused with
+/// -32003; a client that cannot ask gets the operator flow's pending
+/// approval in the error's data. Only the approved read reaches the server.
+#[test]
+fn the_sdk_client_is_asked_about_resources_and_prompts_over_streamable_http() {
+    let dir = temp_dir("approval-elicit-surfaces-http");
+    let policy = dir.join("everything.policy");
+    std::fs::write(
+        &policy,
+        r#"server everything {
+  resource "demo://resource/static/document/*" {
+    approve "Documents need a human" via client | operator timeout 10m
+  }
+  prompt args-prompt {
+    approve "Paris needs a human" when args.city == "Paris" timeout 10m
+  }
+}
+"#,
+    )
+    .unwrap();
+    let p = Endpoint::start(&dir, policy.to_str().unwrap());
+    let doc = "demo://resource/static/document/architecture.md";
+    let out = Command::new("node")
+        .arg(root().join("tests/e2e/sdk_elicit_surfaces.mjs"))
+        .current_dir(root())
+        .env("PROXY_URL", &p.url)
+        .env("RESOURCE", doc)
+        .stdin(Stdio::null())
+        .output()
+        .expect("node (scripts/deps installs it)");
+    assert!(
+        out.status.success(),
+        "the SDK client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    // Asked twice, naming what is requested.
+    let asked = r["asked"].as_array().unwrap();
+    assert_eq!(asked.len(), 2, "{r}");
+    assert!(
+        asked[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("everything/resource:{doc}")),
+        "{r}"
+    );
+    assert!(
+        asked[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("everything/prompt:args-prompt"),
+        "{r}"
+    );
+    // Accepted: the document itself.
+    assert!(r["read"]["contents"][0]["text"].is_string(), "{r}");
+    // Declined: refused as a JSON-RPC error.
+    assert_eq!(r["prompt"]["error"]["code"], -32003, "{r}");
+    assert!(
+        r["prompt"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[APPROVAL DECLINED] Paris needs a human (the user declined)"),
+        "{r}"
+    );
+    // Without elicitation: the operator flow, an approval id in `data`.
+    assert_eq!(r["plain"]["error"]["code"], -32003, "{r}");
+    let a = &r["plain"]["error"]["data"]["dev.portcullis/approval"];
+    assert_eq!(a["status"], "pending", "{r}");
+    assert!(a["id"].as_str().unwrap().starts_with("apr_"), "{r}");
+    // The server got the approved read only.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let tap = loop {
+        let tap = std::fs::read_to_string(&p.tap).unwrap_or_default();
+        if tap.contains("resources/read") || Instant::now() >= deadline {
+            break tap;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(tap.matches("\"resources/read\"").count(), 1, "{tap}");
+    assert!(!tap.contains("Paris"), "{tap}");
+}

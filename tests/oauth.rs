@@ -1231,6 +1231,10 @@ fn caller_policy_endpoint(
         &policy,
         r#"server everything {
   hide get-env unless "admins" in principal.groups
+  default prompt deny
+  prompt simple-prompt, args-prompt {}
+  hide prompt args-prompt unless "admins" in principal.groups
+  hide resource "demo://resource/static/document/architecture.md" unless "admins" in principal.groups
   tool echo {
     deny "Echo needs the echo:use scope" unless principal.scopes contains "echo:use"
     limit 2 per hour by principal.sub -> "Two echoes per hour per user"
@@ -1293,6 +1297,38 @@ fn callers_get_their_own_tool_lists_decisions_and_budgets() {
         body.contains(r#"Tool \"get-env\" is hidden by policy"#),
         "{body}"
     );
+    // Resources and prompts per caller: each session's lists and requests.
+    let prompts = r#"{"jsonrpc":"2.0","id":30,"method":"prompts/list","params":{}}"#;
+    let (_, _, body) = p.post(Some(&alice), Some(&sa), prompts);
+    assert!(body.contains(r#""name":"simple-prompt""#), "{body}");
+    assert!(!body.contains("args-prompt"), "hidden from alice: {body}");
+    assert!(
+        !body.contains("resource-prompt"),
+        "listed by no block under default prompt deny: {body}"
+    );
+    let (_, _, body) = p.post(Some(&root), Some(&sr), prompts);
+    assert!(
+        body.contains(r#""name":"args-prompt""#) && body.contains(r#""name":"simple-prompt""#),
+        "{body}"
+    );
+    assert!(!body.contains("resource-prompt"), "{body}");
+    let resources = r#"{"jsonrpc":"2.0","id":31,"method":"resources/list","params":{}}"#;
+    let (_, _, body) = p.post(Some(&alice), Some(&sa), resources);
+    assert!(body.contains("demo://resource/static/document/"), "{body}");
+    assert!(
+        !body.contains("architecture.md"),
+        "hidden from alice: {body}"
+    );
+    let (_, _, body) = p.post(Some(&root), Some(&sr), resources);
+    assert!(body.contains("architecture.md"), "{body}");
+    let get = r#"{"jsonrpc":"2.0","id":32,"method":"prompts/get","params":{"name":"args-prompt","arguments":{"city":"Rome"}}}"#;
+    let (_, _, body) = p.post(Some(&alice), Some(&sa), get);
+    assert!(
+        body.contains(r#"Prompt \"args-prompt\" is hidden by policy"#) && body.contains("-32003"),
+        "{body}"
+    );
+    let (_, _, body) = p.post(Some(&root), Some(&sr), get);
+    assert!(body.contains(r#""messages""#), "{body}");
     // Two echoes each: alice's and root's budgets are their own.
     for (who, t, sid) in [("alice", &alice, &sa), ("root", &root, &sr)] {
         for id in [10, 11] {

@@ -660,10 +660,10 @@ fn scan_scaffolds_resources_and_prompts() {
 #[test]
 fn bad_resource_and_prompt_rules_are_positioned_errors() {
     let dir = common::temp_dir("surfaces-errors");
-    let cases: [(&str, &str, &[&str]); 4] = [
+    let cases: [(&str, &str, &[&str]); 8] = [
         (
             "a.policy",
-            "server a {\n  resource \"FILE:///etc/./passwd\" {\n    deny \"x\"\n  }\n  resource \"file:///srv/**\" {\n    deny \"y\" when args.path == \"z\"\n  }\n  prompt p {\n    approve \"ask\"\n  }\n}\n",
+            "server a {\n  resource \"FILE:///etc/./passwd\" {\n    deny \"x\"\n  }\n  resource \"file:///srv/**\" {\n    deny \"y\" when args.path == \"z\"\n  }\n  prompt p {\n    once per 10m\n  }\n}\n",
             &[
                 "a.policy:2:12",
                 "the resource URI `FILE:///etc/./passwd` is not normalised",
@@ -671,7 +671,7 @@ fn bad_resource_and_prompt_rules_are_positioned_errors() {
                 "a.policy:6:19",
                 "`args.path`: a resource request has no arguments",
                 "a.policy:9:5",
-                "an approval applies to tool calls only, not to a prompt",
+                "an idempotency window applies to tool calls only, not to a prompt",
             ],
         ),
         (
@@ -690,7 +690,44 @@ fn bad_resource_and_prompt_rules_are_positioned_errors() {
             "tools: {}\nprompts:\n  deploy:\n    hide: maybe\n",
             &[
                 "c.yaml:4:11",
-                "prompts.deploy.hide must be `true` or `false`",
+                "prompts.deploy.hide must be `true`, `false` or a condition",
+            ],
+        ),
+        (
+            "e.yaml",
+            "version: \"1\"\nresources:\n  default: maybe\nprompts:\n  default: deny\n  deploy:\n    hide:\n      when: [{path: args.env, op: eq, value: prod}]\n      unless: [{path: principal.sub, op: eq, value: root}]\n",
+            &[
+                "e.yaml:3:12",
+                "resources.default must be `allow` or `deny`, got \"maybe\"",
+                "a resource named `default` is a mapping",
+                "e.yaml:9:7",
+                "prompts.deploy.hide: give `when` or `unless`, not both",
+            ],
+        ),
+        (
+            "f.yaml",
+            "tools: {}\nresources:\n  \"file:///srv/**\":\n    hide:\n      when: [{path: args.path, op: eq, value: x}]\n        \n",
+            &[
+                "f.yaml:5:21",
+                "a hide condition may only read principal paths, got \"args.path\"",
+            ],
+        ),
+        (
+            "h.yaml",
+            "tools: {}\nprompts:\n  default: [deny]\n  other:\n    hide: {when: []}\n",
+            &[
+                "h.yaml:3:12",
+                "prompts.default must be `allow` or `deny`, found a list",
+                "h.yaml:5:18",
+                "prompts.other.hide.when: needs at least one condition",
+            ],
+        ),
+        (
+            "g.policy",
+            "server g {\n  hide prompt \"debug-*\" when args.x == 1\n}\n",
+            &[
+                "g.policy:2:30",
+                "a hide condition may only read principal paths, not `args.x`",
             ],
         ),
         (
@@ -713,4 +750,245 @@ fn bad_resource_and_prompt_rules_are_positioned_errors() {
             assert!(err.contains(want), "{name}: no `{want}` in\n{err}");
         }
     }
+}
+
+/// `default: deny` in YAML and per-caller hides of resources and prompts,
+/// as tests as data in both forms, and approval rules on them, with full
+/// coverage (the hide conditions count).
+#[test]
+fn allow_lists_and_per_caller_hides_pass_their_tests_as_data() {
+    for (file, passed) in [
+        ("surfaces-allowlist.test.yaml", 2),
+        ("surfaces-allowlist-intercept.test.yaml", 2),
+        ("surfaces-approval.test.yaml", 3),
+    ] {
+        let out = std::process::Command::new(common::portcullis())
+            .args(["test", "--coverage", "--min-coverage", "100"])
+            .arg(common::root().join("tests/fixtures/surfaces").join(file))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{file}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(&format!("test result: ok. {passed} passed; 0 failed")),
+            "{text}"
+        );
+    }
+}
+
+/// The names in a list answer's `array`, by `key`, over every page.
+fn list_all(p: &mut Proxy, id: u64, method: &str, array: &str, key: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0..10 {
+        let params = match &cursor {
+            Some(c) => serde_json::json!({"cursor": c}),
+            None => serde_json::json!({}),
+        };
+        let v = request(p, id + page, method, params);
+        for e in v["result"][array]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+        {
+            names.push(e[key].as_str().unwrap().to_string());
+        }
+        match v["result"]["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    names
+}
+
+/// server-everything behind an allow-list with per-caller hides, for two
+/// callers (`--principal-claims`): each session's lists show what that
+/// caller could be permitted (every page), and requests are decided alike.
+#[test]
+fn everything_allow_lists_and_per_caller_hides_per_session() {
+    let dir = common::temp_dir("surfaces-views");
+    let policy = dir.join("everything.policy");
+    std::fs::write(
+        &policy,
+        r#"server everything {
+  default resource deny
+  default prompt deny
+  resource "demo://resource/static/document/*" {}
+  resource "demo://resource/static/document/architecture.md" {
+    deny "Not this document"
+  }
+  resource "demo://resource/dynamic/text/*" {}
+  hide resource "demo://resource/dynamic/text/**" unless "admins" in principal.claims.groups
+  prompt simple-prompt, args-prompt {}
+  hide prompt args-prompt when principal.sub != "root"
+}
+"#,
+    )
+    .unwrap();
+    for (who, claims) in [
+        (
+            "root",
+            r#"{"iss":"https://idp.test","sub":"root","groups":["admins"]}"#,
+        ),
+        (
+            "alice",
+            r#"{"iss":"https://idp.test","sub":"alice","groups":["staff"]}"#,
+        ),
+    ] {
+        let admin = who == "root";
+        let claims_file = dir.join(format!("{who}.json"));
+        std::fs::write(&claims_file, claims).unwrap();
+        let mut p = Proxy::everything(
+            &format!("surfaces-views-{who}"),
+            &[
+                "-c",
+                policy.to_str().unwrap(),
+                "--principal-claims",
+                claims_file.to_str().unwrap(),
+            ],
+        );
+        p.initialize();
+        let uris = list_all(&mut p, 100, "resources/list", "resources", "uri");
+        assert!(!uris.is_empty(), "{who}: nothing listed");
+        assert!(
+            uris.iter()
+                .all(|u| u.starts_with("demo://resource/static/document/")
+                    && !u.ends_with("/architecture.md")),
+            "{who}: {uris:?}"
+        );
+        let templates = list_all(
+            &mut p,
+            200,
+            "resources/templates/list",
+            "resourceTemplates",
+            "uriTemplate",
+        );
+        assert_eq!(
+            templates
+                .iter()
+                .any(|t| t.starts_with("demo://resource/dynamic/text/")),
+            admin,
+            "{who}: {templates:?}"
+        );
+        assert!(
+            !templates.iter().any(|t| t.contains("/dynamic/blob/")),
+            "{who}: a template no block lists: {templates:?}"
+        );
+        let mut prompts = list_all(&mut p, 300, "prompts/list", "prompts", "name");
+        prompts.sort();
+        let want: &[&str] = if admin {
+            &["args-prompt", "simple-prompt"]
+        } else {
+            &["simple-prompt"]
+        };
+        assert_eq!(prompts, want, "{who}");
+        // Requests: as the lists say.
+        let v = request(
+            &mut p,
+            400,
+            "resources/read",
+            serde_json::json!({"uri": "demo://resource/static/document/architecture.md"}),
+        );
+        assert_eq!(v["error"]["code"], -32003, "{v}");
+        let v = request(
+            &mut p,
+            401,
+            "resources/read",
+            serde_json::json!({"uri": "demo://resource/dynamic/text/1"}),
+        );
+        if admin {
+            assert!(v["result"]["contents"].is_array(), "{v}");
+        } else {
+            assert_eq!(v["error"]["code"], -32002, "{v}");
+        }
+        let v = request(
+            &mut p,
+            402,
+            "resources/read",
+            serde_json::json!({"uri": "demo://resource/dynamic/blob/1"}),
+        );
+        assert_eq!(v["error"]["code"], -32003, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("is not permitted by policy"),
+            "{v}"
+        );
+        let v = request(
+            &mut p,
+            403,
+            "prompts/get",
+            serde_json::json!({"name": "args-prompt", "arguments": {"city": "Rome"}}),
+        );
+        if admin {
+            assert!(v["result"]["messages"].is_array(), "{v}");
+        } else {
+            assert_eq!(v["error"]["code"], -32003, "{v}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains("hidden"),
+                "{v}"
+            );
+        }
+        let (code, stderr) = p.finish();
+        assert_eq!(code, 0, "{stderr}");
+    }
+}
+
+/// `explain` shows a per-caller hide of a resource for the caller given
+/// with `--claims`, and an approval rule on a resource.
+#[test]
+fn explain_shows_per_caller_hides_and_approvals_of_resources() {
+    let fixtures = common::root().join("tests/fixtures/surfaces");
+    let run = |file: &str, args: &[&str]| {
+        let out = std::process::Command::new(common::portcullis())
+            .arg("explain")
+            .arg("-c")
+            .arg(fixtures.join(file))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let uri = "file:///srv/admin/k";
+    let out = run(
+        "surfaces-allowlist.policy",
+        &[
+            "--resource",
+            uri,
+            "--claims",
+            r#"{"sub":"alice","iss":"x","groups":["staff"]}"#,
+        ],
+    );
+    assert!(out.contains("hidden   by hide resource[0]"), "{out}");
+    assert!(
+        out.contains(r#"Resource "file:///srv/admin/k" is hidden by policy"#),
+        "{out}"
+    );
+    let out = run(
+        "surfaces-allowlist.policy",
+        &[
+            "--resource",
+            uri,
+            "--claims",
+            r#"{"sub":"root","iss":"x","groups":["admins"]}"#,
+        ],
+    );
+    assert!(out.contains("does not hide it from this caller"), "{out}");
+    assert!(out.contains("result   ALLOW"), "{out}");
+    let out = run(
+        "surfaces-approval.policy",
+        &["--resource", "file:///srv/finance/q3.csv"],
+    );
+    assert!(
+        out.contains(r#"APPROVAL REQUIRED by rule "Finance files need a human""#),
+        "{out}"
+    );
+    assert!(
+        out.contains("ask: an operator (out of band); timeout 1h"),
+        "{out}"
+    );
 }

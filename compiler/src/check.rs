@@ -44,6 +44,7 @@ pub fn check(p: &ServerPolicy) -> Vec<Diagnostic> {
             shadowed_rules(&view, &mut out);
             too_many_limits(&view, &mut out);
             hidden_with_rules(&view, &mut out);
+            hide_conditions(&view, &mut out);
         }
     }
     resource_arguments(p, &mut out);
@@ -102,7 +103,7 @@ fn hide_conditions(p: &ServerPolicy, out: &mut Vec<Diagnostic>) {
                             format!("a hide condition may only read principal paths, not `{what}`"),
                             at,
                         )
-                        .with_help("a hide decides `tools/list` too, where there are no arguments or counters; test the caller (`principal.sub`, `principal.scopes`, `principal.claims.<name>`), or write a `deny ... when` rule in the tool's block"),
+                        .with_help("a hide decides lists too (`tools/list`, `resources/list`, `prompts/list`), where there are no arguments or counters; test the caller (`principal.sub`, `principal.scopes`, `principal.claims.<name>`), or write a `deny ... when` rule in the tool's block"),
                     );
                 }
             }

@@ -702,6 +702,8 @@ fn server_module(
     let mut surface_mods = Vec::new();
     let mut surface_arms = Vec::new();
     let mut hidden_arms = Vec::new();
+    let mut listed_arms = Vec::new();
+    let mut block_arms = Vec::new();
     let mut governs = Vec::new();
     for surface in [Surface::Resource, Surface::Prompt] {
         if !p.governs(surface) {
@@ -726,30 +728,54 @@ fn server_module(
         } else {
             quote!(false)
         };
-        surface_arms
-            .push(quote!(Surface::#variant => return #module::decide(call, env, #approved),));
+        surface_arms.push(quote!(Surface::#variant => #module::decide(call, env, #approved),));
         hidden_arms.push(quote!(Surface::#variant => #module::is_hidden(name, caller),));
+        block_arms.push(quote!(Surface::#variant => #module::block(name),));
+        listed_arms.push(if view.default == Posture::Deny {
+            quote!(Surface::#variant => !#module::is_hidden(name, caller) && #module::listed(name),)
+        } else {
+            quote!(Surface::#variant => !#module::is_hidden(name, caller),)
+        });
         governs.push(quote!(Surface::#variant));
     }
     // A surface without rules: allowed (the proxy does not ask).
-    let (rest_allowed, rest_hidden) = if governs.len() == 2 {
+    let (rest_hidden, rest_listed) = if governs.len() == 2 {
         (quote!(), quote!())
     } else {
-        (
-            quote!(_ => return Limits::new().finish(env),),
-            quote!(_ => false,),
-        )
+        (quote!(_ => false,), quote!(_ => true,))
     };
-    let surface_dispatch = if surface_arms.is_empty() {
-        quote!()
+    let rest_block = if governs.len() == 2 {
+        quote!(Surface::Tool => None,)
     } else {
-        quote! {
-            match call.surface() {
-                Surface::Tool => {}
-                #(#surface_arms)*
-                #rest_allowed
-            }
-        }
+        quote!(_ => None,)
+    };
+    // The tool path pays one comparison: resource and prompt requests are
+    // decided in a function of their own, never inlined into it.
+    let (surface_dispatch, surface_decide) = if surface_arms.is_empty() {
+        (quote!(), quote!())
+    } else {
+        let (param, arg) = if has_approvals {
+            (quote!(approved: bool), quote!(approved))
+        } else {
+            (quote!(), quote!())
+        };
+        (
+            quote! {
+                if call.surface() != Surface::Tool {
+                    return decide_surface(call, env, #arg);
+                }
+            },
+            quote! {
+                /// Decides a request on a surface other than tools.
+                #[inline(never)]
+                fn decide_surface(call: &ToolCall<'_>, env: &Env<'_>, #param) -> Decision {
+                    match call.surface() {
+                        #(#surface_arms)*
+                        _ => Limits::new().finish(env),
+                    }
+                }
+            },
+        )
     };
     let surface_fns = if governs.is_empty() {
         quote!()
@@ -764,6 +790,21 @@ fn server_module(
                     Surface::Tool => self.is_hidden(name, caller),
                     #(#hidden_arms)*
                     #rest_hidden
+                }
+            }
+
+            fn block_on(&self, surface: Surface, name: &str) -> Option<&'static str> {
+                match surface {
+                    #(#block_arms)*
+                    #rest_block
+                }
+            }
+
+            fn is_listed_on(&self, surface: Surface, name: &str, caller: Option<&Principal>) -> bool {
+                match surface {
+                    Surface::Tool => !self.is_hidden(name, caller),
+                    #(#listed_arms)*
+                    #rest_listed
                 }
             }
         }
@@ -822,6 +863,7 @@ fn server_module(
         (
             quote! {
                 /// Decides a call; `approved`: a person approved it (approval rules are skipped).
+                #[inline(always)]
                 fn decide(call: &ToolCall<'_>, env: &Env<'_>, approved: bool) -> Decision {
                     #surface_dispatch
                     #hidden_check
@@ -906,6 +948,8 @@ fn server_module(
             }
 
             #(#fns)*
+            #surface_decide
+
             #(#surface_mods)*
         }
     }
@@ -952,6 +996,85 @@ fn surface_module(g: &Gen<'_>, surface: Surface) -> TokenStream {
     };
     let dispatch = dispatch(&targets, &extra);
     fns.push(g.unlisted_fn());
+    // Under default deny, what a list shows: some block matches, and no
+    // matching block denies unconditionally (docs/surfaces.md, Lists).
+    let listed_fn = if p.default == Posture::Deny {
+        let test = |pat: &NamePattern| match pat {
+            NamePattern::Exact(n) => {
+                let n = lit(n);
+                quote!(name == #n)
+            }
+            other => g
+                .pattern_test(other, &quote!(name))
+                .expect("not an exact name"),
+        };
+        // A block denying unconditionally refuses what it matches, wherever
+        // it stands; any other block lists it.
+        let mut lists = Vec::new();
+        let mut denies = Vec::new();
+        for t in &p.tools {
+            let denying = t.rules.iter().any(|&r| p.rule(r).denies_always());
+            for pat in &t.patterns {
+                let test = test(pat);
+                if denying {
+                    denies.push(quote!(if #test { return false; }));
+                } else {
+                    lists.push(quote!(if #test { listed = true; }));
+                }
+            }
+        }
+        let body = if lists.is_empty() {
+            quote!(#(#denies)* false)
+        } else {
+            quote! {
+                let mut listed = false;
+                #(#lists)*
+                #(#denies)*
+                listed
+            }
+        };
+        let param = if p.tools.is_empty() {
+            quote!(_)
+        } else {
+            quote!(name)
+        };
+        quote! {
+            /// True when a list entry naming `name` could be permitted.
+            pub(super) fn listed(#param: &str) -> bool {
+                #body
+            }
+        }
+    } else {
+        quote!()
+    };
+    // The first block pattern matching a name (a bounded metrics label).
+    let block_tests = p.tools.iter().flat_map(|t| {
+        t.patterns.iter().map(|pat| {
+            let text = lit(pat.text());
+            let test = match pat {
+                NamePattern::Exact(n) => {
+                    let n = lit(n);
+                    quote!(name == #n)
+                }
+                other => g
+                    .pattern_test(other, &quote!(name))
+                    .expect("not an exact name"),
+            };
+            quote!(if #test { return Some(#text); })
+        })
+    });
+    let block_param = if p.tools.is_empty() {
+        quote!(_)
+    } else {
+        quote!(name)
+    };
+    let block_fn = quote! {
+        /// The pattern of the first block matching `name`, as written.
+        pub(super) fn block(#block_param: &str) -> Option<&'static str> {
+            #(#block_tests)*
+            None
+        }
+    };
     let module = format_ident!("{}", surface.name());
     let doc = lit(&format!(
         " Requests on the {} surface (`{}`).",
@@ -995,6 +1118,10 @@ fn surface_module(g: &Gen<'_>, surface: Surface) -> TokenStream {
             pub(super) fn is_hidden(#name_param: &str, #caller_param: Option<&Principal>) -> bool {
                 #is_hidden
             }
+
+            #listed_fn
+
+            #block_fn
 
             #(#fns)*
         }

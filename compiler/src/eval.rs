@@ -57,6 +57,9 @@ pub struct Evaluator {
     texts: Vec<RuleText>,
     regexes: Vec<regex::Regex>,
     results: &'static [portcullis_core::results::ResultRule],
+    /// The patterns of the resource and prompt blocks, as written, in
+    /// block order ([`Policy::block_on`]).
+    block_texts: [Vec<Vec<&'static str>>; 2],
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -112,7 +115,15 @@ impl Evaluator {
             })
             .collect();
         let results = crate::results::to_core(&ir, sources);
+        let texts_of = |r: &crate::ir::SurfaceRules| {
+            r.blocks
+                .iter()
+                .map(|b| b.patterns.iter().map(|p| leak(p.text())).collect())
+                .collect()
+        };
+        let block_texts = [texts_of(&ir.resources), texts_of(&ir.prompts)];
         Evaluator {
+            block_texts,
             resource_view: ir.view(Surface::Resource),
             prompt_view: ir.view(Surface::Prompt),
             ir,
@@ -361,6 +372,41 @@ impl Policy for Evaluator {
     fn is_hidden_on(&self, surface: Surface, name: &str, principal: Option<&Principal>) -> bool {
         self.hiding_on(surface, name, principal, &mut |_| {})
             .is_some()
+    }
+
+    fn is_listed_on(&self, surface: Surface, name: &str, principal: Option<&Principal>) -> bool {
+        if self
+            .hiding_on(surface, name, principal, &mut |_| {})
+            .is_some()
+        {
+            return false;
+        }
+        let view = self.view(surface);
+        if surface == Surface::Tool || view.default == Posture::Allow {
+            return true;
+        }
+        // Under default deny: listed by some block, denied unconditionally by none.
+        let mut blocks = view.blocks_for(name).peekable();
+        blocks.peek().is_some()
+            && !blocks.any(|b| b.rules.iter().any(|&r| self.ir.rule(r).denies_always()))
+    }
+
+    fn block_on(&self, surface: Surface, name: &str) -> Option<&'static str> {
+        let texts = match surface {
+            Surface::Tool => return None,
+            Surface::Resource => &self.block_texts[0],
+            Surface::Prompt => &self.block_texts[1],
+        };
+        self.view(surface)
+            .tools
+            .iter()
+            .zip(texts)
+            .find_map(|(b, t)| {
+                b.patterns
+                    .iter()
+                    .position(|p| p.matches(name))
+                    .map(|i| t[i])
+            })
     }
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {

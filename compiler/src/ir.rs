@@ -347,6 +347,16 @@ pub struct Rule {
     pub loc: Loc,
 }
 
+impl Rule {
+    /// True for a deny rule without a condition (`deny "..."`, `action: deny`):
+    /// every request its block matches is denied.
+    pub fn denies_always(&self) -> bool {
+        self.check
+            .as_ref()
+            .is_some_and(|c| c.deny_when == Expr::Bool(true))
+    }
+}
+
 pub use portcullis_core::policy::{Channels, DEFAULT_APPROVAL_TIMEOUT_MS};
 
 /// Ask a person to approve the call when `when` holds. Evaluated after

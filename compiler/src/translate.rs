@@ -270,23 +270,40 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
                 patterns: Vec::new(),
                 rules: Vec::new(),
                 default: Some(dsl::Posture::Deny),
+                condition: None,
                 span: Span::default(),
             }));
         }
-        if !sr.hidden.is_empty() {
-            items.push(Item::Surface(dsl::SurfaceBlock {
+        // Unconditional hides in runs on one line; each conditional one alone.
+        let mut run: Vec<crate::ir::NamePattern> = Vec::new();
+        let hide = |patterns: &[crate::ir::NamePattern], condition| {
+            Item::Surface(dsl::SurfaceBlock {
                 surface,
                 hide: true,
-                patterns: pats(
-                    &sr.hidden
-                        .iter()
-                        .map(|h| h.pattern.clone())
-                        .collect::<Vec<_>>(),
-                ),
+                patterns: pats(patterns),
                 rules: Vec::new(),
                 default: None,
+                condition,
                 span: Span::default(),
-            }));
+            })
+        };
+        for h in &sr.hidden {
+            match &h.when {
+                None => run.push(h.pattern.clone()),
+                Some(e) => {
+                    if !run.is_empty() {
+                        items.push(hide(&std::mem::take(&mut run), None));
+                    }
+                    let cond = expr(p, e, &CounterNames::new(p))?;
+                    items.push(hide(
+                        std::slice::from_ref(&h.pattern),
+                        Some(Box::new((false, cond))),
+                    ));
+                }
+            }
+        }
+        if !run.is_empty() {
+            items.push(hide(&run, None));
         }
         for t in &sr.blocks {
             items.push(Item::Surface(dsl::SurfaceBlock {
@@ -295,6 +312,7 @@ pub fn to_ast(p: &ServerPolicy) -> Result<File, Untranslatable> {
                 patterns: pats(&t.patterns),
                 rules: rules(p, &t.rules, &counter_names)?,
                 default: None,
+                condition: None,
                 span: Span::default(),
             }));
         }

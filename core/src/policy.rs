@@ -413,6 +413,30 @@ pub trait Policy: Send + Sync {
         surface == Surface::Tool && self.is_hidden(name, principal)
     }
 
+    /// True when a `resources/list`, `resources/templates/list` or
+    /// `prompts/list` entry naming `name` (a normalised URI, a URI
+    /// template's text, a prompt name) is shown to this caller: it is not
+    /// hidden from it, and, under `default resource deny` /
+    /// `default prompt deny`, some block matches it and no matching block
+    /// denies unconditionally (a request for it could be permitted).
+    fn is_listed_on(
+        &self,
+        surface: Surface,
+        name: &str,
+        principal: Option<&crate::Principal>,
+    ) -> bool {
+        !self.is_hidden_on(surface, name, principal)
+    }
+
+    /// The pattern, as the policy writes it, of the first resource or prompt
+    /// block whose pattern matches `name` (a normalised URI, a prompt
+    /// name); None when no block matches, and for tools. A bounded label
+    /// for metrics: it comes from the policy, never from the request.
+    fn block_on(&self, surface: Surface, name: &str) -> Option<&'static str> {
+        let _ = (surface, name);
+        None
+    }
+
     /// Decides one call, reserving counters for an allowed one. A call an
     /// approval rule catches (and no deny rule denies) is
     /// [`Effect::Approve`], with nothing reserved.
@@ -475,6 +499,19 @@ impl<P: Policy + ?Sized> Policy for &P {
         principal: Option<&crate::Principal>,
     ) -> bool {
         (**self).is_hidden_on(surface, name, principal)
+    }
+
+    fn is_listed_on(
+        &self,
+        surface: Surface,
+        name: &str,
+        principal: Option<&crate::Principal>,
+    ) -> bool {
+        (**self).is_listed_on(surface, name, principal)
+    }
+
+    fn block_on(&self, surface: Surface, name: &str) -> Option<&'static str> {
+        (**self).block_on(surface, name)
     }
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {

@@ -273,6 +273,32 @@ pub fn uri_glob_match(pattern: &str, uri: &str) -> bool {
     if p.len() > MAX_GLOB_LEN {
         return false;
     }
+    // Fast paths (the common `scheme://dir/**` and `scheme://dir/*` shapes
+    // decide here): the literal text before the first star must start the
+    // URI and the literal text after the last star must end it.
+    let u = uri.as_bytes();
+    let Some(first) = p.iter().position(|&b| b == b'*') else {
+        return p == u;
+    };
+    let last = p.iter().rposition(|&b| b == b'*').unwrap_or(first);
+    let (prefix, suffix) = (&p[..first], &p[last + 1..]);
+    if u.len() < prefix.len() + suffix.len() || !u.starts_with(prefix) || !u.ends_with(suffix) {
+        return false;
+    }
+    if suffix.is_empty() {
+        let middle = &p[first..];
+        if middle == b"**" {
+            return true;
+        }
+        if middle == b"*" {
+            return !u[prefix.len()..].contains(&b'/');
+        }
+    }
+    glob_states(p, u)
+}
+
+/// [`uri_glob_match`] in general: the pattern run as a set of positions.
+fn glob_states(p: &[u8], uri: &[u8]) -> bool {
     // State k: "p[..k] matched". Closure: a star may match nothing.
     let close = |mut set: u128| {
         let mut k = 0;
@@ -286,7 +312,7 @@ pub fn uri_glob_match(pattern: &str, uri: &str) -> bool {
         set
     };
     let mut set = close(1);
-    for &c in uri.as_bytes() {
+    for &c in uri {
         let mut next: u128 = 0;
         let mut k = 0;
         while k < p.len() {
@@ -417,6 +443,9 @@ mod tests {
         ));
         assert!(uri_glob_match("**.env", "file:///srv/app/.env"));
         assert!(uri_glob_match("*://**", "https://example.com/x"));
+        assert!(!uri_glob_match("a*b", "ab/"));
+        assert!(!uri_glob_match("ab*ba", "aba"), "prefix and suffix overlap");
+        assert!(uri_glob_match("ab*ba", "abba"));
         assert!(uri_glob_match("exact", "exact"));
         assert!(!uri_glob_match("exact", "exact2"));
         assert!(uri_glob_match("**", ""));
@@ -459,6 +488,21 @@ mod tests {
                 }
                 proptest::prop_assert!(!p.contains("//"));
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast paths decide as the general matcher does.
+        #[test]
+        fn fast_paths_agree_with_the_general_matcher(
+            pattern in "[ab/*]{0,8}",
+            uri in "[ab/]{0,10}",
+        ) {
+            proptest::prop_assert_eq!(
+                uri_glob_match(&pattern, &uri),
+                glob_states(pattern.as_bytes(), uri.as_bytes()),
+                "{} {}", pattern, uri
+            );
         }
     }
 }

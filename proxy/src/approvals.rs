@@ -302,12 +302,32 @@ pub fn fingerprint(
     rule: &str,
     caller: Option<&Principal>,
 ) -> String {
+    fingerprint_on(server, None, call, rule, caller)
+}
+
+/// [`fingerprint`] of a request on any surface: `method` is None for a
+/// `tools/call` (its fingerprint unchanged), else the request's method
+/// (`resources/read`, `resources/subscribe`, `prompts/get`), so approving a
+/// read never admits a subscription, nor a prompt a tool of the same name.
+/// `call.name()` is the normalised URI or the prompt name; a prompt's
+/// arguments count as a tool's do.
+pub fn fingerprint_on(
+    server: &str,
+    method: Option<&str>,
+    call: &ToolCall<'_>,
+    rule: &str,
+    caller: Option<&Principal>,
+) -> String {
     let mut h = Sha256::new();
     h.update(b"portcullis-approval-v1");
     let mut part = |s: &[u8]| {
         h.update((s.len() as u64).to_le_bytes());
         h.update(s);
     };
+    if let Some(m) = method {
+        part(b"\0method");
+        part(m.as_bytes());
+    }
     part(server.as_bytes());
     part(call.name().as_bytes());
     part(&portcullis_core::ops::partition_of(Some(Val::Object(call.arguments()))).to_be_bytes());

@@ -9,8 +9,12 @@
 //!
 //! Families:
 //! - `portcullis_calls_total{server,tool,effect}`: `tools/call` decisions.
+//! - `portcullis_surface_requests_total{server,method,block,effect}`:
+//!   `resources/read`, `resources/subscribe` and `prompts/get` decisions, by
+//!   the pattern of the first policy block matching the request
+//!   (`(unmatched)` when none does).
 //! - `portcullis_denials_total{server,rule,rule_label,source,outcome}`: denials
-//!   by deciding rule; malformed calls as `outcome="rejected"` and `rule=""`.
+//!   by deciding rule (tool calls, resources and prompts); malformed calls as `outcome="rejected"` and `rule=""`.
 //! - `portcullis_state_errors_total{server}`: calls denied (fail-closed) or
 //!   allowed unchecked (fail-open) because the counter store failed.
 //! - `portcullis_idempotent_duplicates_total{server,result}`: identical calls
@@ -163,7 +167,13 @@ pub struct Metrics {
     /// Result-rule findings by (pattern name, action): names come from the
     /// built-in set and the policy, never from answers.
     findings: std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+    /// Resource and prompt decisions by (method, block pattern, effect:
+    /// 0 allow, 1 deny, 2 approve); every label from the policy or a fixed set.
+    surfaces: std::sync::Mutex<SurfaceCounts>,
 }
+
+/// Counts by (method, block pattern, effect).
+type SurfaceCounts = std::collections::BTreeMap<(&'static str, &'static str, u8), u64>;
 
 impl Metrics {
     /// Metrics for a proxy enforcing `policy`.
@@ -181,6 +191,7 @@ impl Metrics {
             latency_other: Histogram::new(),
             spend: Default::default(),
             findings: Default::default(),
+            surfaces: Default::default(),
         };
         m.policy(policy);
         m
@@ -240,11 +251,49 @@ impl Metrics {
         if outcome == Outcome::StateUnavailable {
             self.state_errors.fetch_add(1, Relaxed);
         }
+        Metrics::count_rule(&r, meta, outcome, rule);
+    }
+
+    /// A denial (or approval request) by `rule` of the policy `meta`, in
+    /// the per-rule series.
+    fn count_rule(r: &Registry, meta: &'static PolicyMeta, outcome: Outcome, rule: Option<u32>) {
         let Some(rule) = rule else { return };
         if let Some(t) = r.tables.iter().rev().find(|t| std::ptr::eq(t.meta, meta))
             && let Some(c) = t.counts.get(rule as usize * KINDS + kind(outcome))
         {
             c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// One decision on a `resources/read`, `resources/subscribe` or
+    /// `prompts/get` (`method`) by the policy `meta`: counted by method and
+    /// `block`, the pattern of the first policy block matching the request
+    /// as the policy writes it (None: `(unmatched)`), and, for a denial, in
+    /// the per-rule series as tool denials are. Labels come from the
+    /// policy and a fixed set of methods, never from the request.
+    pub fn surface_decided(
+        &self,
+        meta: &'static PolicyMeta,
+        method: &'static str,
+        block: Option<&'static str>,
+        outcome: Outcome,
+        rule: Option<u32>,
+    ) {
+        let effect = match outcome {
+            Outcome::Allowed => 0,
+            Outcome::ApprovalRequired => 2,
+            _ => 1,
+        };
+        {
+            let mut m = self.surfaces.lock().unwrap_or_else(|e| e.into_inner());
+            *m.entry((method, block.unwrap_or("(unmatched)"), effect))
+                .or_default() += 1;
+        }
+        if outcome == Outcome::StateUnavailable || (outcome == Outcome::Allowed && rule.is_some()) {
+            self.state_errors.fetch_add(1, Relaxed);
+        }
+        if outcome != Outcome::Allowed {
+            Metrics::count_rule(&self.read(), meta, outcome, rule);
         }
     }
 
@@ -360,6 +409,20 @@ impl Metrics {
                     );
                 }
             }
+        }
+        out.push_str("# HELP portcullis_surface_requests_total resources/read, resources/subscribe and prompts/get decisions, by the pattern of the first policy block matching the request ((unmatched): none).\n# TYPE portcullis_surface_requests_total counter\n");
+        for (&(method, block, effect), v) in self
+            .surfaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let effect = ["allow", "deny", "approve"][usize::from(effect.min(2))];
+            let _ = writeln!(
+                out,
+                "portcullis_surface_requests_total{{server=\"{server}\",method=\"{method}\",block=\"{}\",effect=\"{effect}\"}} {v}",
+                escape(block)
+            );
         }
         out.push_str("# HELP portcullis_denials_total Denied tools/call by deciding rule.\n# TYPE portcullis_denials_total counter\n");
         let rejected = self.rejected.load(Relaxed);

@@ -117,11 +117,15 @@ struct Granted {
 /// A call held while the client asks its user (in-band approval).
 #[derive(Debug)]
 struct Asking {
-    /// The original `tools/call` message, forwarded unchanged on approval.
+    /// The original request (`tools/call`, `resources/read`,
+    /// `resources/subscribe`, `prompts/get`), forwarded unchanged on approval.
     call: Vec<u8>,
     /// Its id: raw JSON, and as a key of the pending map.
     raw_id: Vec<u8>,
     key: IdKey,
+    /// A tool call, or a resource or prompt request (answered with an error).
+    surface: Surface,
+    /// The tool, or `resource:URI` / `prompt:NAME`.
     tool: String,
     /// The approval rule and its message (for results and the decision log).
     rule: Option<portcullis_core::policy::RuleId>,
@@ -382,7 +386,7 @@ enum Resolve {
     Keep,
     /// The store would block: decide again off the event loop.
     Wait,
-    /// The resolved URI is denied: its decision.
+    /// The resolved URI is denied (or held for an approval): its decision.
     Denied(String, Box<portcullis_core::policy::Decision>),
     /// The path cannot be resolved: fail closed.
     Unresolvable(String),
@@ -651,7 +655,7 @@ impl Session {
                 ("prompts/get", Surface::Prompt),
             ] {
                 if env.method_is(method) && self.policy().governs(surface) {
-                    return self.surface_request(&env, surface, wait);
+                    return self.surface_request(&env, surface, wait, extra, false);
                 }
             }
         }
@@ -1075,7 +1079,7 @@ impl Session {
             if wait == Wait::No && self.approvals.may_block() {
                 return None; // nothing reserved: decided again off the event loop
             }
-            match self.hold(&call, meta, &decision, now) {
+            match self.hold(&call, None, call.name(), meta, &decision, now) {
                 Held::Granted(record) => {
                     let again = match wait {
                         Wait::Yes => {
@@ -1188,7 +1192,17 @@ impl Session {
             // Not forwarded, nothing reserved: the pending request's id and
             // expiry, a person's denial, or why it could not be held.
             Effect::Approve if ask => {
-                return Some(self.ask(raw, &call, id.as_bytes(), key, meta, &decision, extra));
+                return Some(self.ask(
+                    raw,
+                    Surface::Tool,
+                    call.name(),
+                    &call,
+                    id.as_bytes(),
+                    key,
+                    meta,
+                    &decision,
+                    extra,
+                ));
             }
             Effect::Approve => {
                 let reply = match held {
@@ -1665,6 +1679,8 @@ impl Session {
     fn ask(
         &self,
         raw: &[u8],
+        surface: Surface,
+        tool: &str,
         call: &portcullis_core::call::ToolCall<'_>,
         raw_id: &[u8],
         key: IdKey,
@@ -1683,13 +1699,13 @@ impl Session {
             .and_then(|r| meta.rule(r))
             .map_or("", |r| r.name)
             .to_string();
-        let message = decision.message(call.name());
+        let message = decision.message(tool);
         let with_mode = elicit::takes_mode(self.peer().protocol.as_deref());
         let request = elicit::request(
             &eid,
             &elicit::Question {
                 server: meta.server,
-                tool: call.name(),
+                tool,
                 message: &message,
                 rule: &rule_name,
                 arguments: call.arguments().as_bytes(),
@@ -1700,7 +1716,8 @@ impl Session {
             call: raw.to_vec(),
             raw_id: raw_id.to_vec(),
             key,
-            tool: call.name().to_string(),
+            surface,
+            tool: tool.to_string(),
             rule: decision.rule,
             rule_name,
             message: decision.message,
@@ -1710,7 +1727,7 @@ impl Session {
         };
         self.log.info(format_args!(
             "asking the user to approve {}: {message} (elicitation {eid}, for up to {})",
-            call.name(),
+            tool,
             show_ms(timeout_ms)
         ));
         self.approval_event(&asking, "elicited", &eid, &message);
@@ -1752,7 +1769,10 @@ impl Session {
             self.approval_event(&a, "granted", &eid, "");
             let mut inner = Extra::default();
             let decided = match Envelope::parse(&a.call) {
-                Ok(env) => self.tools_call(&env, Wait::Yes, &mut inner, true),
+                Ok(env) if a.surface == Surface::Tool => {
+                    self.tools_call(&env, Wait::Yes, &mut inner, true)
+                }
+                Ok(env) => self.surface_request(&env, a.surface, Wait::Yes, &mut inner, true),
                 Err(_) => None,
             };
             let (forward, reply) = decided.unwrap_or_else(|| {
@@ -1878,9 +1898,14 @@ impl Session {
 
     /// Looks up (or creates) the approval record of a call `decision` holds.
     /// Every failure refuses the call (fail closed, whatever the fail mode).
+    /// `method`: None for a `tools/call`, else the resource or prompt
+    /// request's method (part of the fingerprint); `tool`: what the records
+    /// and the log name (the tool, or `resource:URI` / `prompt:NAME`).
     fn hold(
         &self,
         call: &portcullis_core::call::ToolCall<'_>,
+        method: Option<&'static str>,
+        tool: &str,
         meta: &'static portcullis_core::policy::PolicyMeta,
         decision: &portcullis_core::policy::Decision,
         now: UnixMillis,
@@ -1897,7 +1922,7 @@ impl Session {
         if arguments.len() > apr::MAX_ARGUMENT_BYTES {
             self.log.warn(format_args!(
                 "refused {}: its arguments ({} bytes) are too large to hold for approval",
-                call.name(),
+                tool,
                 arguments.len()
             ));
             return Held::Refused(format!(
@@ -1907,12 +1932,18 @@ impl Session {
             ));
         }
         let req = NewRequest {
-            fingerprint: apr::fingerprint(meta.server, call, rule, self.principal.as_deref()),
+            fingerprint: apr::fingerprint_on(
+                meta.server,
+                method,
+                call,
+                rule,
+                self.principal.as_deref(),
+            ),
             server: meta.server.to_string(),
-            tool: call.name().to_string(),
+            tool: tool.to_string(),
             arguments: String::from_utf8_lossy(arguments).into_owned(),
             rule: rule.to_string(),
-            message: decision.message(call.name()).into_owned(),
+            message: decision.message(tool).into_owned(),
             sub: self
                 .principal
                 .as_ref()
@@ -1930,8 +1961,7 @@ impl Session {
             Err(e) => {
                 self.log.warn(format_args!(
                     "approval state unavailable ({}); refused {}",
-                    e.0,
-                    call.name()
+                    e.0, tool
                 ));
                 return Held::Refused("approval state unavailable".into());
             }
@@ -1944,7 +1974,7 @@ impl Session {
         for _ in 0..expired {
             self.record(|| Event::Approval {
                 at: now,
-                tool: call.name().to_string(),
+                tool: tool.to_string(),
                 stage: "expired",
                 id: String::new(),
                 rule: rule.to_string(),
@@ -2219,7 +2249,7 @@ impl Session {
                 let policy = self.policy();
                 let principal = self.principal.as_deref();
                 match surfaces::filter_list(raw, outline, surface, array, key, |n| {
-                    policy.is_hidden_on(surface, n, principal)
+                    !policy.is_listed_on(surface, n, principal)
                 }) {
                     Ok(None) => Answer::Forward,
                     Ok(Some(bytes)) => Answer::Replace(bytes),
@@ -2242,11 +2272,17 @@ impl Session {
     /// surface the policy governs: decided like a tool call (the resource
     /// by its normalised URI, the prompt by name and arguments), refused
     /// with a JSON-RPC error, or forwarded with its reservations.
+    /// An approval rule holds it as it holds a tool call (docs/approval.md):
+    /// the client asked in band, or an operator's record consulted; never
+    /// forwarded until approved, then decided again as approved
+    /// (`approved`: the user approved it in band).
     fn surface_request(
         &self,
         env: &Envelope<'_>,
         surface: Surface,
         wait: Wait,
+        extra: &mut Extra,
+        approved: bool,
     ) -> Option<(bool, Option<Vec<u8>>)> {
         let id = env.id.expect("a request");
         let key = match self.free_id(id) {
@@ -2324,11 +2360,18 @@ impl Session {
             fail_mode: self.fail_mode,
             principal: self.principal.as_deref(),
         };
+        let decide = |env: &Env<'_>| {
+            if approved {
+                policy.decide_approved(&call, env)
+            } else {
+                policy.decide(&call, env)
+            }
+        };
         let decision = match wait {
-            Wait::Yes => policy.decide(&call, &envf(self.counters.as_ref())),
+            Wait::Yes => decide(&envf(self.counters.as_ref())),
             Wait::No => {
                 let view = NoWait::new(self.counters.as_ref());
-                let d = policy.decide(&call, &envf(&view));
+                let d = decide(&envf(&view));
                 if view.waited() {
                     return None;
                 }
@@ -2338,7 +2381,7 @@ impl Session {
         // A local `file://` URI is decided on the path it resolves to too
         // (crate::symlinks): a denial there is the decision, on that URI.
         let resolved_denial;
-        let (decision, name) = match self.resolved(surface, name, &decision, wait) {
+        let (mut decision, name) = match self.resolved(surface, name, &decision, wait, approved) {
             Resolve::Keep => (decision, name),
             Resolve::Wait => {
                 self.counters.rollback(&decision.ticket);
@@ -2371,10 +2414,92 @@ impl Session {
                 return Some((false, Some(reply)));
             }
         };
+        let method = match surface {
+            Surface::Prompt => "prompts/get",
+            _ if env.method_is("resources/subscribe") => "resources/subscribe",
+            _ => "resources/read",
+        };
+        // Held for approval: asked in band, or the operator's records
+        // consulted (approved: consumed now, decided again as approved).
+        let mut held = None;
+        let mut ask = false;
+        let mut granted = GrantGuard {
+            session: self,
+            granted: None,
+        };
+        // What the approval records, the log and the user are shown.
+        let shown = if decision.effect() == Effect::Approve {
+            format!("{}:{name}", surface.name())
+        } else {
+            String::new()
+        };
+        if decision.effect() == Effect::Approve {
+            if wait == Wait::No {
+                return None; // nothing reserved: held off the event loop
+            }
+            let channels = decision
+                .rule
+                .and_then(|r| meta.approval(r))
+                .map_or(Channels::BOTH, |s| s.channels);
+            if channels.client && self.client_can_elicit() {
+                ask = true;
+            } else if !channels.operator {
+                held = Some(Held::Refused(
+                    "this rule asks the user through the MCP client, and this client cannot ask: it declared no elicitation capability with form mode at initialize"
+                        .into(),
+                ));
+            } else {
+                match self.hold(&call, Some(method), &shown, meta, &decision, now) {
+                    Held::Granted(record) => {
+                        let again = policy.decide_approved(
+                            &call,
+                            &Env {
+                                counters: self.counters.as_ref(),
+                                now,
+                                session: self.session,
+                                fail_mode: self.fail_mode,
+                                principal: self.principal.as_deref(),
+                            },
+                        );
+                        self.log.info(format_args!(
+                            "approval {} granted: {shown} decided again as approved",
+                            record.id
+                        ));
+                        if let Some(m) = &self.metrics {
+                            m.approval("granted", 1);
+                        }
+                        self.record(|| Event::Approval {
+                            at: now,
+                            tool: record.tool.clone(),
+                            stage: "granted",
+                            id: record.id.clone(),
+                            rule: record.rule.clone(),
+                            by: String::new(),
+                            message: String::new(),
+                            session: Some(self.session),
+                            principal: self.principal.clone(),
+                        });
+                        granted.granted = Some(Granted {
+                            id: record.id,
+                            tool: record.tool,
+                            rule: record.rule,
+                        });
+                        decision = again;
+                    }
+                    other => held = Some(other),
+                }
+            }
+        }
         if let Some(m) = &self.metrics {
-            // Counted under `tool="(other)"` (a prompt may share a tool's
-            // name); the per-rule series name the deciding rule.
-            m.decided(meta, "", decision.outcome, decision.rule.map(|r| r.0));
+            // By method and the matching block's pattern (bounded labels:
+            // never the URI or name the client sent).
+            m.surface_decided(
+                meta,
+                method,
+                policy.block_on(surface, name),
+                decision.outcome,
+                decision.rule.map(|r| r.0),
+            );
         }
         record(
             name,
@@ -2384,9 +2509,102 @@ impl Session {
                 message: decision.message_on(surface, name).into_owned(),
             },
         );
+        if decision.effect() == Effect::Approve {
+            if ask {
+                return Some(self.ask(
+                    env.raw,
+                    surface,
+                    &shown,
+                    &call,
+                    id.as_bytes(),
+                    key,
+                    meta,
+                    &decision,
+                    extra,
+                ));
+            }
+            let message = decision.message_on(surface, name);
+            if self.intercept_approval_errors
+                && let Some(Held::Pending(r)) = &held
+            {
+                // `--approval-errors intercept`: Intercept's error, as for tools.
+                return Some((false, Some(apr::intercept_error(id.as_bytes(), &shown, r))));
+            }
+            let (text, approval) = match held {
+                Some(Held::Pending(r)) => {
+                    let expires = r.expires.to_rfc3339();
+                    self.log.info(format_args!(
+                        "approval required for {shown}: {message} (approval {}, expires {expires})",
+                        r.id
+                    ));
+                    (
+                        format!(
+                            "{}{message} (approval {}, expires {expires})",
+                            respond::APPROVAL_PREFIX,
+                            r.id
+                        ),
+                        Some(serde_json::json!({
+                            "id": r.id,
+                            "status": "pending",
+                            "expires": expires,
+                            "rule": r.rule,
+                            "instructions": surfaces::approval_instructions(&r.id, surface),
+                            "approve_command": format!("portcullis approvals approve {}", r.id),
+                        })),
+                    )
+                }
+                Some(Held::Denied(r)) => {
+                    self.log.info(format_args!(
+                        "refused {shown}: approval {} was denied by {}",
+                        r.id, r.decided_by
+                    ));
+                    let reason = if r.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", r.reason)
+                    };
+                    (
+                        format!(
+                            "{}{message} (approval {} denied by {}{reason})",
+                            respond::DENY_PREFIX,
+                            r.id,
+                            r.decided_by
+                        ),
+                        Some(serde_json::json!({
+                            "id": r.id,
+                            "status": "denied",
+                            "expires": r.expires.to_rfc3339(),
+                            "rule": r.rule,
+                            "decided_by": r.decided_by,
+                            "reason": r.reason,
+                        })),
+                    )
+                }
+                Some(Held::Refused(why)) => {
+                    (format!("{}{message} ({why})", respond::DENY_PREFIX), None)
+                }
+                Some(Held::Granted(_)) | None => (
+                    format!(
+                        "{}{message} (approval state unavailable)",
+                        respond::DENY_PREFIX
+                    ),
+                    None,
+                ),
+            };
+            return Some((
+                false,
+                Some(surfaces::approval_error(
+                    id.as_bytes(),
+                    surface,
+                    name,
+                    &decision,
+                    meta,
+                    text,
+                    approval,
+                )),
+            ));
+        }
         if decision.effect() != Effect::Allow {
-            // Approval rules are refused on resources and prompts when the
-            // policy is compiled; an approval here is denied all the same.
             self.log.info(format_args!(
                 "denied {} {name}{}: {}",
                 surface.name(),
@@ -2410,6 +2628,7 @@ impl Session {
         } else {
             None
         };
+        let later = key.clone();
         let registered = if decision.ticket.is_empty() {
             self.register(key, id.as_bytes(), Kind::Other)
         } else {
@@ -2422,27 +2641,35 @@ impl Session {
                 {
                     p.results = Some(w);
                 }
+                // Given back if the upstream answers with an error.
+                if let Some(g) = granted.granted.take()
+                    && let Some(p) = self.pending().get_mut(&later)
+                {
+                    p.approval = Some(Box::new(g));
+                }
                 (true, None)
             }
             Err(reply) => (false, Some(reply)),
         })
     }
 
-    /// For an allowed read of a local `file://` URI when the server is this
-    /// proxy's child: the decision on the path it resolves to
-    /// ([`crate::symlinks`]), when that one denies. Its reservations are
-    /// rolled back: limits count the URI as sent.
+    /// For an allowed (or approval-held) read of a local `file://` URI when
+    /// the server is this proxy's child: the decision on the path it
+    /// resolves to ([`crate::symlinks`]), when that one denies or asks for
+    /// an approval the URI as sent did not. Its reservations are rolled
+    /// back: limits count the URI as sent.
     fn resolved(
         &self,
         surface: Surface,
         name: &str,
         decision: &portcullis_core::policy::Decision,
         wait: Wait,
+        approved: bool,
     ) -> Resolve {
         use crate::symlinks::Resolved;
         if surface != Surface::Resource
             || !self.resolve_symlinks
-            || decision.effect() != Effect::Allow
+            || !matches!(decision.effect(), Effect::Allow | Effect::Approve)
             || !name.starts_with("file:")
         {
             return Resolve::Keep;
@@ -2463,24 +2690,36 @@ impl Session {
             principal: self.principal.as_deref(),
         };
         let policy = self.policy();
+        // A request a person approved is decided on its target as approved
+        // too (the target's denies and limits still apply).
+        let decide = |env: &Env<'_>| {
+            if approved {
+                policy.decide_approved(&call, env)
+            } else {
+                policy.decide(&call, env)
+            }
+        };
         let d = match wait {
-            Wait::Yes => policy.decide(&call, &env),
+            Wait::Yes => decide(&env),
             Wait::No => {
                 let view = NoWait::new(self.counters.as_ref());
-                let d = policy.decide(
-                    &call,
-                    &Env {
-                        counters: &view,
-                        ..env
-                    },
-                );
+                let d = decide(&Env {
+                    counters: &view,
+                    ..env
+                });
                 if view.waited() {
                     return Resolve::Wait;
                 }
                 d
             }
         };
-        if d.effect() == Effect::Allow {
+        // Allowed on its target, or held for approval on both: the
+        // decision on the URI as sent stands. Otherwise the target's
+        // decision is the decision (a denial, or an approval the URI as
+        // sent did not need).
+        if d.effect() == Effect::Allow
+            || (d.effect() == Effect::Approve && decision.effect() == Effect::Approve)
+        {
             self.counters.rollback(&d.ticket);
             return Resolve::Keep;
         }
@@ -2641,6 +2880,19 @@ fn declined_result(a: &Asking, eid: &str, status: &str, why: &str) -> Vec<u8> {
         "elicitation": eid,
         "rule": a.rule_name,
     });
+    if a.surface != Surface::Tool {
+        // `resource:URI` / `prompt:NAME`: the request names its target.
+        let name = a.tool.split_once(':').map_or(a.tool.as_str(), |(_, n)| n);
+        return surfaces::approval_error(
+            &a.raw_id,
+            a.surface,
+            name,
+            &decision,
+            a.meta,
+            text,
+            Some(extra),
+        );
+    }
     apr::answer(&a.raw_id, &a.tool, &decision, a.meta, text, Some(extra))
 }
 

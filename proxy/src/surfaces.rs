@@ -137,6 +137,43 @@ pub fn denial(
     out
 }
 
+/// A resource or prompt request an approval rule holds (or a person
+/// denied, or that could not be held), answered as a JSON-RPC error
+/// [`POLICY_DENIED`] whose message is `text` and whose `data` carries the
+/// decision (as [`denial`]) and, under the approval `_meta` key of tool
+/// answers, `approval` (id, status, expiry, rule, command).
+pub fn approval_error(
+    id: &[u8],
+    surface: Surface,
+    name: &str,
+    decision: &Decision,
+    meta: &PolicyMeta,
+    text: String,
+    approval: Option<serde_json::Value>,
+) -> Vec<u8> {
+    let base = denial(id, surface, name, decision, meta);
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&base) else {
+        return base;
+    };
+    v["error"]["message"] = serde_json::Value::String(text);
+    if let Some(a) = approval {
+        v["error"]["data"][crate::approvals::META_KEY] = a;
+    }
+    serde_json::to_vec(&v).unwrap_or(base)
+}
+
+/// What the approval of a held resource or prompt request asks an
+/// operator to do.
+pub fn approval_instructions(id: &str, surface: Surface) -> String {
+    let what = match surface {
+        Surface::Prompt => "same prompt and arguments",
+        _ => "same method and URI",
+    };
+    format!(
+        "A person must approve this request: `portcullis approvals approve {id}` (or deny it: `portcullis approvals deny {id} --reason TEXT`). Then retry the identical request ({what}): it is forwarded once."
+    )
+}
+
 /// The refusal of a URI that cannot be normalised.
 pub fn bad_uri(id: &[u8], uri: &str, e: &UriError) -> Vec<u8> {
     crate::respond::error(

@@ -82,6 +82,22 @@ fn main() {
     let surfaces = root.join("tests/fixtures/surfaces");
     println!("cargo:rerun-if-changed={}", surfaces.display());
     inputs.extend(load_dir(&surfaces, Some("tests/fixtures/surfaces")).expect("read fixtures"));
+    // The benchmark policy as written and with resource and prompt rules
+    // besides its tools (benches/surfaces.rs: a tools/call costs the same
+    // with and without them). Names and paths of one length, so denial
+    // answers (which name them) are the same size in both.
+    let fusionauth = std::fs::read_to_string(benches.join("fusionauth.yaml"))
+        .expect("read the benchmark policy");
+    for (server, extra) in [
+        ("fusionauth-plain", ""),
+        ("fusionauth-rules", SURFACE_RULES),
+    ] {
+        inputs.push(Input {
+            server: server.into(),
+            path: format!("benches/policies/{server}.yaml"),
+            text: fusionauth.clone() + extra,
+        });
+    }
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,
@@ -97,6 +113,45 @@ fn main() {
         Err(o) => panic!("DSL fixtures do not compile:\n{}", o.render()),
     }
 }
+
+/// Resource and prompt rules appended to the FusionAuth benchmark policy:
+/// hides, globs, a regex, an exact URI, a limit, a condition on prompt
+/// arguments and an approval.
+const SURFACE_RULES: &str = r#"
+resources:
+  "file:///etc/**":
+    rules:
+      - name: no system files
+        action: deny
+        on_deny: "System files are off limits"
+  '\.env$':
+    match: regex
+    rules:
+      - name: no env files
+        action: deny
+        on_deny: "Environment files hold secrets"
+  "file:///srv/data/*":
+    rules:
+      - name: data reads
+        rate_limit: 100/minute
+        on_deny: "Too many reads of the data directory"
+  "fusionauth://tenants/**":
+    rules:
+      - name: tenant exports
+        action: require_approval
+        on_deny: "Tenant data needs a human"
+  "fusionauth://keys/signing":
+    hide: true
+prompts:
+  "admin_*":
+    hide: true
+  deploy:
+    rules:
+      - name: no prod deploys
+        conditions:
+          - {path: args.env, op: neq, value: prod}
+        on_deny: "No production deploys from an agent"
+"#;
 
 fn write_set(set: &portcullis_compiler::ir::PolicySet, file: &str) {
     let generated = codegen::generate(

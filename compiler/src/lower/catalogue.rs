@@ -156,15 +156,16 @@ fn lower_surface(
     b: &mut PolicyBuilder,
     diags: &mut Vec<Diagnostic>,
 ) {
-    use super::surfaces::{MatchMode, pattern};
+    use super::surfaces::{HideField, MatchMode, hide_field, hide_when, pattern};
     let prefix = format!("{}:", surface.name());
     for (k, v) in map_entries(node, section, diags).unwrap_or(&[]) {
+        if super::surfaces::yaml_default(section, surface, k, v, b, diags) {
+            continue;
+        }
         let ctx = format!("{section}.{}", k.text);
         let mut mode = MatchMode::Auto;
-        let mut hide = false;
-        let mut has_rules = false;
+        let mut hide = HideField::No;
         if let Some(fields) = map_entries(v, &ctx, diags) {
-            has_rules = get(fields, "rules").is_some();
             if let Some(m) = get(fields, "match") {
                 let m = string_field(m, "match", diags);
                 match MatchMode::parse(&m.text) {
@@ -176,15 +177,7 @@ fn lower_surface(
                 }
             }
             if let Some(h) = get(fields, "hide") {
-                let h = string_field(h, "hide", diags);
-                match h.text.as_str() {
-                    "true" => hide = true,
-                    "false" => {}
-                    _ => diags.push(
-                        Diagnostic::error(format!("{ctx}.hide must be `true` or `false`"), h.span)
-                            .with_help("`hide: true` removes matching entries from the list and denies reading them"),
-                    ),
-                }
+                hide = hide_field(&ctx, h, diags);
             }
         }
         let ids = lower_tool(
@@ -196,7 +189,13 @@ fn lower_surface(
             b,
             diags,
         );
-        if hide {
+        let when = match hide {
+            HideField::No => None,
+            HideField::Always => Some(None),
+            HideField::When(n) => Some(hide_when(n, &ctx, b, diags)),
+        };
+        let always = matches!(when, Some(None));
+        if let Some(when) = when {
             let rules = match surface {
                 crate::ir::Surface::Resource => &b.policy.resources,
                 _ => &b.policy.prompts,
@@ -215,11 +214,15 @@ fn lower_surface(
             };
             rules.hidden.push(crate::ir::Hide {
                 pattern: pat,
-                when: None,
+                when,
                 rule,
                 loc: Loc(k.span),
             });
         }
+        // An entry not hidden from everyone lists what it names (under
+        // `default: deny`, an entry without rules allows it; a conditional
+        // hide allows it to the callers it is not hidden from).
+        let has_rules = !ids.is_empty() || !always;
         if has_rules {
             let pat = pattern(surface, &k.text, mode, k.span, b, diags);
             let block = Tool {

@@ -136,6 +136,11 @@ pub fn lower<'f>(
                 rules.default_rule = Some(rule);
             }
             Item::Surface(sb) if sb.hide => {
+                // As a tool's: principal paths only (check.rs reports anything else).
+                let when = sb.condition.as_deref().map(|(unless, e)| {
+                    let e = lower_expr(e, &BTreeMap::new(), &mut b, diags);
+                    if *unless { Expr::negate(e) } else { e }
+                });
                 for (pat, regex) in &sb.patterns {
                     let rules = match sb.surface {
                         Surface::Resource => &b.policy.resources,
@@ -155,7 +160,7 @@ pub fn lower<'f>(
                     };
                     rules.hidden.push(Hide {
                         pattern,
-                        when: None,
+                        when: when.clone(),
                         rule,
                         loc: Loc(pat.span),
                     });

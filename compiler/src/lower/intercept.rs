@@ -48,6 +48,9 @@ pub fn lower(
         b.policy.hidden[*i].when = hide_condition(node, &format!("hide[{i}]"), &mut b, diags);
     }
     for mut sd in std::mem::take(&mut file.surfaces) {
+        if let Some((span, posture)) = sd.default {
+            surfaces::set_default(sd.file.section, sd.surface, span, posture, &mut b);
+        }
         expand_rate_limits(&mut sd.file);
         let Some(checked) = validate(&sd.file, diags) else {
             continue;
@@ -71,6 +74,10 @@ pub fn lower(
         blocks.sort_by_key(|t| t.loc.0.start);
         let mut hidden = Vec::new();
         for (i, e) in sd.entries.iter().filter(|e| e.hide).enumerate() {
+            let when = e.hide_when.as_ref().and_then(|n| {
+                let ctx = format!("{}.{}", sd.file.section, e.key.text);
+                surfaces::hide_when(n, &ctx, &mut b, diags)
+            });
             let rule = b.add_rule(
                 "(hidden)".into(),
                 format!("{}.hide[{i}]", sd.file.section),
@@ -86,7 +93,7 @@ pub fn lower(
                     &mut b,
                     diags,
                 ),
-                when: None,
+                when,
                 rule,
                 loc: Loc(e.key.span),
             });
@@ -140,12 +147,16 @@ struct SurfaceDecl {
     file: File,
     /// Every entry, in order: how its key matches, whether it is hidden.
     entries: Vec<SurfaceEntry>,
+    /// `default: allow | deny` (where the key is, and the posture).
+    default: Option<(Span, crate::ir::Posture)>,
 }
 
 struct SurfaceEntry {
     key: Str,
     mode: MatchMode,
     hide: bool,
+    /// A conditional hide's `{when | unless}` mapping.
+    hide_when: Option<Node>,
 }
 
 struct ToolDecl {
@@ -441,8 +452,14 @@ fn decode_surface(
         results: Vec::new(),
     };
     let mut out = Vec::new();
+    let mut default = None;
     if let Some(items) = map_entries(node, section, diags) {
         for (k, v) in items {
+            if surfaces::is_default(k, v) {
+                default =
+                    surfaces::default_posture(section, surface, v, diags).map(|p| (k.span, p));
+                continue;
+            }
             let ctx = format!("{section}.{}", k.text);
             let mut entry = SurfaceEntry {
                 key: Str {
@@ -451,6 +468,7 @@ fn decode_surface(
                 },
                 mode: MatchMode::Auto,
                 hide: false,
+                hide_when: None,
             };
             let Some(fields) = map_entries(v, &ctx, diags) else {
                 continue;
@@ -472,18 +490,23 @@ fn decode_surface(
                 }
             }
             if let Some(h) = get(fields, "hide") {
-                let h = string_field(h, "hide", diags);
-                match h.text.as_str() {
-                    "true" => entry.hide = true,
-                    "false" => {}
-                    _ => diags.push(
-                        Diagnostic::error(format!("{ctx}.hide must be `true` or `false`"), h.span)
-                            .with_help("`hide: true` removes matching entries from the list and denies reading them"),
-                    ),
+                match surfaces::hide_field(&ctx, h, diags) {
+                    surfaces::HideField::No => {}
+                    surfaces::HideField::Always => entry.hide = true,
+                    surfaces::HideField::When(n) => {
+                        entry.hide = true;
+                        entry.hide_when = Some(n.clone());
+                    }
                 }
             }
-            if get(fields, "rules").is_some() {
-                let rules = decode_rules(&ctx, fields, diags);
+            // An entry not hidden from everyone lists what it names: under
+            // `default: deny`, one without rules allows it.
+            if get(fields, "rules").is_some() || entry.hide_when.is_some() || !entry.hide {
+                let rules = if get(fields, "rules").is_some() {
+                    decode_rules(&ctx, fields, diags)
+                } else {
+                    Vec::new()
+                };
                 file.tools.insert(
                     k.text.clone(),
                     ToolDecl {
@@ -499,6 +522,7 @@ fn decode_surface(
         surface,
         file,
         entries: out,
+        default,
     }
 }
 
@@ -726,7 +750,7 @@ pub(super) fn hide_condition(
                     format!("{cctx}: a hide condition may only read principal paths, got {}", go_quote(&c.path.text)),
                     c.path.span,
                 )
-                .with_help("a hide decides `tools/list` too, where there are no arguments or counters; test the caller (`principal.sub`, `principal.scopes`, `principal.claims.<name>`)"),
+                .with_help("a hide decides lists too (`tools/list`, `resources/list`, `prompts/list`), where there are no arguments or counters; test the caller (`principal.sub`, `principal.scopes`, `principal.claims.<name>`)"),
             );
             continue;
         }

@@ -4,9 +4,10 @@
 //! the machinery it uses for tools, then moved into
 //! [`crate::ir::ServerPolicy::resources`] / [`crate::ir::ServerPolicy::prompts`].
 
-use crate::ir::{NamePattern, RuleId, ServerPolicy, Surface};
-use crate::lower::PolicyBuilder;
+use crate::ir::{Expr, NamePattern, Posture, RuleId, RuleKind, ServerPolicy, Surface};
+use crate::lower::{PolicyBuilder, check_keys, map_entries, string_field};
 use crate::source::{Diagnostic, Span};
+use crate::syntax::yaml::{Key, Node, NodeValue};
 use portcullis_core::uri::{MAX_GLOB_LEN, normalize};
 
 /// How a resource key is matched (Intercept's and the catalogue's `match:`).
@@ -151,8 +152,163 @@ pub fn resource_pattern(
 /// The regex id of a result rule's resource regex not yet registered.
 pub const UNREGISTERED: crate::ir::RegexId = crate::ir::RegexId(u32::MAX);
 
+/// True when `key: value` of a `resources:` / `prompts:` block (both YAML
+/// forms) is the block's posture, `default: allow | deny`: the key
+/// `default` with a scalar value (an entry, even one for a prompt named
+/// `default`, is a mapping). The posture and its rule-table entry are set
+/// on the surface; a value other than `allow` or `deny` is an error at it.
+pub fn yaml_default(
+    section: &str,
+    surface: Surface,
+    key: &Key,
+    value: &Node,
+    b: &mut PolicyBuilder,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
+    if !is_default(key, value) {
+        return false;
+    }
+    if let Some(posture) = default_posture(section, surface, value, diags) {
+        set_default(section, surface, key.span, posture, b);
+    }
+    true
+}
+
+/// True when `key: value` is a block's `default:` (anything but a mapping
+/// under `default`: an entry is a mapping).
+pub fn is_default(key: &Key, value: &Node) -> bool {
+    key.text == "default" && !matches!(value.value, NodeValue::Map(_))
+}
+
+/// The posture a block's `default:` value names; None (and an error at the
+/// value) for anything but `allow` or `deny`.
+pub fn default_posture(
+    section: &str,
+    surface: Surface,
+    value: &Node,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Posture> {
+    let help = format!(
+        "`default: deny` refuses every {0} no entry lists (an allow-list); an entry for a {0} named `default` is a mapping (`default: {{rules: [...]}}`)",
+        surface.name()
+    );
+    if !matches!(value.value, NodeValue::Scalar(_)) {
+        diags.push(
+            Diagnostic::error(
+                format!(
+                    "{section}.default must be `allow` or `deny`, found {}",
+                    value.kind_name()
+                ),
+                value.span,
+            )
+            .with_help(help),
+        );
+        return None;
+    }
+    let s = string_field(value, &format!("{section}.default"), diags);
+    match s.text.as_str() {
+        "allow" => Some(Posture::Allow),
+        "deny" => Some(Posture::Deny),
+        other => {
+            diags.push(
+                Diagnostic::error(
+                    format!(
+                        "{section}.default must be `allow` or `deny`, got {}",
+                        portcullis_core::policy::go_quote(other)
+                    ),
+                    s.span,
+                )
+                .with_help(help),
+            );
+            None
+        }
+    }
+}
+
+/// Sets the posture of `surface` and its rule-table entry (at `span`, the key).
+pub fn set_default(
+    section: &str,
+    surface: Surface,
+    span: Span,
+    posture: Posture,
+    b: &mut PolicyBuilder,
+) {
+    let rule = b.add_rule(
+        "(default deny)".into(),
+        format!("{section}.default"),
+        RuleKind::DefaultDeny,
+        span,
+    );
+    let rules = match surface {
+        Surface::Resource => &mut b.policy.resources,
+        _ => &mut b.policy.prompts,
+    };
+    rules.default = posture;
+    rules.default_rule = Some(rule);
+}
+
+/// What an entry's `hide:` says (both YAML forms).
+pub enum HideField<'n> {
+    /// Not hidden (`hide: false`, or no `hide:`).
+    No,
+    /// Hidden from every caller (`hide: true`).
+    Always,
+    /// Hidden per caller: `hide: {when: [CONDITIONS]}` or
+    /// `hide: {unless: [CONDITIONS]}` (the node, for [`hide_when`]).
+    When(&'n Node),
+}
+
+/// Reads an entry's `hide:` value: `true`, `false`, or a mapping with
+/// exactly one of `when` / `unless` (conditions on principal paths, as a
+/// tool's conditional hide entry). Errors are positioned at the value.
+pub fn hide_field<'n>(ctx: &str, node: &'n Node, diags: &mut Vec<Diagnostic>) -> HideField<'n> {
+    if let NodeValue::Map(_) = node.value {
+        let hctx = format!("{ctx}.hide");
+        let Some(entries) = map_entries(node, &hctx, diags) else {
+            return HideField::No;
+        };
+        check_keys(entries, &["when", "unless"], "a conditional hide", diags);
+        let when = entries.iter().find(|(k, _)| k.text == "when");
+        let unless = entries.iter().find(|(k, _)| k.text == "unless");
+        match (when, unless) {
+            (Some(_), Some((k, _))) => diags.push(
+                Diagnostic::error(format!("{hctx}: give `when` or `unless`, not both"), k.span)
+                    .with_help("`when`: hidden when every condition holds; `unless`: hidden unless every condition holds"),
+            ),
+            (None, None) => diags.push(
+                Diagnostic::error(format!("{hctx}: a conditional hide needs `when` or `unless`"), node.span)
+                    .with_help("write e.g. `hide: {unless: [{path: principal.claims.groups, op: contains, value: admins}]}`, or `hide: true` to hide it from every caller"),
+            ),
+            _ => {}
+        }
+        return HideField::When(node);
+    }
+    let h = string_field(node, "hide", diags);
+    match h.text.as_str() {
+        "true" => HideField::Always,
+        "false" => HideField::No,
+        _ => {
+            diags.push(
+                Diagnostic::error(format!("{ctx}.hide must be `true`, `false` or a condition"), h.span)
+                    .with_help("`hide: true` removes matching entries from the list and denies reading them; `hide: {unless: [{path: principal.claims.groups, op: contains, value: admins}]}` does so per caller"),
+            );
+            HideField::No
+        }
+    }
+}
+
+/// The condition of a conditional `hide:` ([`HideField::When`]).
+pub fn hide_when(
+    node: &Node,
+    ctx: &str,
+    b: &mut PolicyBuilder,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Expr> {
+    super::intercept::hide_condition(node, &format!("{ctx}.hide"), b, diags)
+}
+
 /// Reports rules of resource and prompt blocks that take effects those
-/// surfaces do not have (spend budgets, idempotency windows, approvals).
+/// surfaces do not have (spend budgets, idempotency windows).
 pub fn check_rules(
     p: &ServerPolicy,
     sources_span: impl Fn(RuleId) -> Span,
@@ -169,8 +325,6 @@ pub fn check_rules(
                     Some("a spend budget")
                 } else if r.idempotency.is_some() {
                     Some("an idempotency window")
-                } else if r.approve.is_some() {
-                    Some("an approval")
                 } else {
                     None
                 };
@@ -180,7 +334,7 @@ pub fn check_rules(
                             format!("{what} applies to tool calls only, not to a {}", surface.name()),
                             sources_span(id),
                         )
-                        .with_help(format!("{} rules deny, allow (conditions) and rate-limit; see docs/surfaces.md", surface.name())),
+                        .with_help(format!("{} rules deny, allow (conditions), ask for approval and rate-limit; see docs/surfaces.md", surface.name())),
                     );
                 }
             }

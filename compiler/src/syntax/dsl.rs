@@ -94,6 +94,8 @@ pub struct SurfaceBlock {
     pub rules: Vec<PolicyRule>,
     /// `default resource allow|deny` (no patterns, no rules): the posture.
     pub default: Option<Posture>,
+    /// A hide's `when E` (false) or `unless E` (true): hidden per caller.
+    pub condition: Option<Box<(bool, Expr)>>,
     /// The header.
     pub span: Span,
 }
@@ -825,6 +827,7 @@ impl Build<'_> {
                         patterns: Vec::new(),
                         rules: Vec::new(),
                         default: Some(posture),
+                        condition: None,
                         span,
                     }));
                 }
@@ -833,9 +836,16 @@ impl Build<'_> {
                     let mut surface = crate::ir::Surface::Resource;
                     let mut patterns = Vec::new();
                     let mut rules = Vec::new();
+                    let mut condition = None;
                     let mut header_end = span.start;
                     for q in p.into_inner() {
                         match q.as_rule() {
+                            Rule::when_clause | Rule::unless_clause => {
+                                header_end = q.as_span().end();
+                                let unless = q.as_rule() == Rule::unless_clause;
+                                let e = q.into_inner().nth(1).expect("an expression");
+                                condition = Some(Box::new((unless, self.expr(e, diags))));
+                            }
                             Rule::surface_kw if q.as_str() == "prompt" => {
                                 surface = crate::ir::Surface::Prompt;
                             }
@@ -862,6 +872,7 @@ impl Build<'_> {
                         patterns,
                         rules,
                         default: None,
+                        condition,
                         span: Span::new(self.file, span.start, header_end),
                     }));
                 }

@@ -291,6 +291,11 @@ impl Printer<'_> {
                     self.out.push_str(sb.surface.name());
                     self.out.push(' ');
                     self.out.push_str(&surface_patterns(sb));
+                    match sb.condition.as_deref() {
+                        None => {}
+                        Some((false, e)) => self.out.push_str(&format!(" when {}", expr(e, 0))),
+                        Some((true, e)) => self.out.push_str(&format!(" unless {}", expr(e, 0))),
+                    }
                     self.trailing(sb.span.end);
                 }
                 Item::Tool(_) | Item::Surface(_) => {
