@@ -192,6 +192,59 @@ fn the_opt_out_leaves_links_to_the_server() {
     p.finish();
 }
 
+/// An approval rule on the link's side does not hold a read whose target
+/// is denied: the target's denial is the decision (nobody is asked to
+/// approve a read the policy refuses), while a public file is held for
+/// approval as the rule says.
+#[test]
+fn an_approval_rule_does_not_cover_a_link_to_a_denied_target() {
+    let (dir, r, _) = tree("symlinks-approval");
+    let dir = dir.join("approval");
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("filesystem.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "server filesystem {{\n  resource \"file://{r}/public/**\" {{\n    approve \"Reading public files needs a person\"\n  }}\n  resource \"file://{r}/secret/**\" {{\n    deny \"Secret files are off limits\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let mut p = Proxy::command(
+        "symlinks-approval-proxy",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--",
+            "node",
+            server_filesystem().to_str().unwrap(),
+            &r,
+        ],
+    );
+    p.initialize();
+    let v = read(&mut p, 1, &format!("file://{r}/public/keylink"));
+    assert_eq!(v["error"]["code"], -32003, "{v}");
+    assert_eq!(
+        message(&v),
+        "[POLICY DENIED] Secret files are off limits",
+        "{v}"
+    );
+    // Nobody is asked: no approval record.
+    assert!(
+        v["error"]["data"]["dev.portcullis/approval"].is_null(),
+        "{v}"
+    );
+    let v = read(&mut p, 2, &format!("file://{r}/public/readme.txt"));
+    assert_eq!(v["error"]["code"], -32003, "{v}");
+    assert!(
+        message(&v).starts_with("[APPROVAL REQUIRED] Reading public files needs a person"),
+        "{v}"
+    );
+    p.finish();
+}
+
 /// Kills the process when dropped.
 struct Guard(std::process::Child);
 
