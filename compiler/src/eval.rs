@@ -249,6 +249,12 @@ impl Evaluator {
                         ops::matches(a, |s| re.is_match(s))
                     }
                     TestKind::Exists { expect, .. } => ops::exists(a) == *expect,
+                    TestKind::Path {
+                        op,
+                        pattern,
+                        invalid,
+                        ..
+                    } => eval_path(a, *op, pattern, *invalid),
                 };
                 let seen: Vec<Option<String>> = t
                     .operands()
@@ -291,6 +297,22 @@ impl Evaluator {
         }
         rules.extend(&view.wildcard);
         Some(rules)
+    }
+}
+
+/// A `path()` test, written plainly (a fresh string per call): missing is
+/// false; not a string or not normalisable is `invalid`.
+fn eval_path(v: Option<Val<'_>>, op: crate::ir::PathOp, pattern: &str, invalid: bool) -> bool {
+    match v {
+        None | Some(Val::Null) => false,
+        Some(Val::Str(s)) => {
+            let text: String = s.chars().collect();
+            if text.len() > portcullis_core::path::MAX_PATH_LEN {
+                return invalid;
+            }
+            portcullis_core::path::normalize(&text).map_or(invalid, |p| op.matches(pattern, &p))
+        }
+        Some(_) => invalid,
     }
 }
 

@@ -93,22 +93,6 @@ impl PathOp {
         }
     }
 
-    /// The Intercept v1 extension operator (`op: path_glob`, ...).
-    pub fn intercept_name(self) -> &'static str {
-        match self {
-            PathOp::Glob => "path_glob",
-            PathOp::Eq => "path_eq",
-            PathOp::Under => "path_under",
-        }
-    }
-
-    /// The operator named `name` in Intercept YAML.
-    pub fn from_intercept(name: &str) -> Option<PathOp> {
-        [PathOp::Glob, PathOp::Eq, PathOp::Under]
-            .into_iter()
-            .find(|op| op.intercept_name() == name)
-    }
-
     /// True when the normalised `path` meets `pattern` (itself normalised).
     pub fn matches(self, pattern: &str, path: &str) -> bool {
         match self {

@@ -82,6 +82,10 @@ fn main() {
     let surfaces = root.join("tests/fixtures/surfaces");
     println!("cargo:rerun-if-changed={}", surfaces.display());
     inputs.extend(load_dir(&surfaces, Some("tests/fixtures/surfaces")).expect("read fixtures"));
+    // path() conditions on tool arguments, in both languages.
+    let paths = root.join("tests/fixtures/paths");
+    println!("cargo:rerun-if-changed={}", paths.display());
+    inputs.extend(load_dir(&paths, Some("tests/fixtures/paths")).expect("read fixtures"));
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,

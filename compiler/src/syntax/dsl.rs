@@ -386,6 +386,9 @@ pub enum TestKind {
     EndsWith(Operand, Operand),
     /// `exists(args.x)`
     Exists(Path),
+    /// `path(args.x) matches "/srv/**"` (also `==`, `starts_with`): the
+    /// argument normalised as a filesystem path.
+    Path(Path, crate::ir::PathOp, Spanned<String>),
 }
 
 /// Something a test reads.
@@ -1415,6 +1418,19 @@ impl Build<'_> {
             Rule::exists_test => {
                 let path = first.clone().into_inner().nth(1).expect("a path");
                 TestKind::Exists(self.path(path))
+            }
+            Rule::path_test => {
+                let inner: Vec<Pair<'_, Rule>> = first.clone().into_inner().collect();
+                let op = match inner[2].as_str() {
+                    "==" => crate::ir::PathOp::Eq,
+                    "matches" => crate::ir::PathOp::Glob,
+                    _ => crate::ir::PathOp::Under,
+                };
+                TestKind::Path(
+                    self.path(inner[1].clone()),
+                    op,
+                    self.string(&inner[3], diags),
+                )
             }
             _ => {
                 let lhs = self.operand(first.clone(), diags);
