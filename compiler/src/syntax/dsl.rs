@@ -427,7 +427,7 @@ const STATEMENT_STARTS: [&str; 13] = [
 ];
 
 /// Keywords, for did-you-mean suggestions.
-const KEYWORDS: [&str; 49] = [
+const KEYWORDS: [&str; 50] = [
     "results",
     "for",
     "resource",
@@ -463,6 +463,7 @@ const KEYWORDS: [&str; 49] = [
     "once",
     "operator",
     "or",
+    "path",
     "per",
     "refuse",
     "replay",
@@ -526,6 +527,7 @@ fn describe(r: &Rule) -> String {
             "a condition".into()
         }
         Rule::cmp_op => "a comparison (==, !=, <, <=, >, >=)".into(),
+        Rule::path_op => "`matches`, `==` or `starts_with` and a path in quotes".into(),
         Rule::regex => "a regex (/.../flags)".into(),
         Rule::list => "a list ([...])".into(),
         Rule::message => "`->`".into(),
