@@ -531,18 +531,28 @@ fn path_globs(node: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<Vec
     (diags.iter().filter(|d| d.is_error()).count() == errors_before).then_some(out)
 }
 
+/// `items` joined by `or` (`and` when `all`), without a one-item wrapper.
+fn join(mut items: Vec<Expr>, all: bool) -> Expr {
+    match items.len() {
+        1 => items.remove(0),
+        _ if all => Expr::And(items),
+        _ => Expr::Or(items),
+    }
+}
+
 /// Some glob of some argument matches (a deny or approve rule's `paths`).
 fn any_path(paths: Vec<Vec<Test>>) -> Expr {
-    Expr::Or(paths.into_iter().flatten().map(Expr::Test).collect())
+    join(paths.into_iter().flatten().map(Expr::Test).collect(), false)
 }
 
 /// Every listed argument matches one of its globs (an allow rule's `paths`).
 fn within_paths(paths: Vec<Vec<Test>>) -> Expr {
-    Expr::And(
+    join(
         paths
             .into_iter()
-            .map(|tests| Expr::Or(tests.into_iter().map(Expr::Test).collect()))
+            .map(|tests| join(tests.into_iter().map(Expr::Test).collect(), false))
             .collect(),
+        true,
     )
 }
 

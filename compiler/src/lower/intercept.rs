@@ -2081,7 +2081,7 @@ fn build_blocks(file: &File, checked: Checked, b: &mut PolicyBuilder) {
                         Expr::And(
                             conditions
                                 .into_iter()
-                                .map(|c| lower_condition(c, &counters, b))
+                                .flat_map(|c| flat_and(lower_condition(c, &counters, b)))
                                 .collect(),
                         )
                     };
@@ -2110,7 +2110,7 @@ fn build_blocks(file: &File, checked: Checked, b: &mut PolicyBuilder) {
                 Body::Evaluate(conditions) => Some(Expr::negate(Expr::And(
                     conditions
                         .into_iter()
-                        .map(|c| lower_condition(c, &counters, b))
+                        .flat_map(|c| flat_and(lower_condition(c, &counters, b)))
                         .collect(),
                 ))),
             };
@@ -2179,6 +2179,15 @@ fn build_blocks(file: &File, checked: Checked, b: &mut PolicyBuilder) {
                 loc: Loc(decl.key_span),
             });
         }
+    }
+}
+
+/// A condition as items of the rule's `and` (a negated `path_*` operator
+/// lowers to two tests, which join the rule's own list).
+fn flat_and(e: Expr) -> Vec<Expr> {
+    match e {
+        Expr::And(items) => items,
+        e => vec![e],
     }
 }
 
