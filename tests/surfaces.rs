@@ -373,6 +373,44 @@ fn everything_lists_are_filtered_and_prompts_decided_by_arguments() {
     assert_eq!(code, 0);
 }
 
+/// `explain` shows a path() test with the path it compared: normalised, or
+/// why it could not be and that the rule refuses the call.
+#[test]
+fn explain_shows_paths_as_compared() {
+    let policy = common::root().join("tests/fixtures/paths/paths-dsl.policy");
+    let run = |args: &str| {
+        let out = std::process::Command::new(common::portcullis())
+            .arg("explain")
+            .arg("-c")
+            .arg(&policy)
+            .args(["--tool", "read_file", "--args", args])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = run(r#"{"path": "/srv/public/../secret//key"}"#);
+    assert!(
+        out.contains(r#"path(args.path) matches "/srv/secret/**"  true   args.path = "/srv/public/../secret//key" (normalised /srv/secret/key)"#),
+        "{out}"
+    );
+    assert!(
+        out.contains("[POLICY DENIED] secrets are off limits"),
+        "{out}"
+    );
+    let out = run(r#"{"path": "secret/key"}"#);
+    assert!(
+        out.contains("(cannot be normalised: the path is not absolute (it does not start with `/`); the rule refuses the call)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[POLICY DENIED] secrets are off limits"),
+        "{out}"
+    );
+    let out = run(r#"{"path": "/srv/public/a.txt"}"#);
+    assert!(out.contains("(normalised /srv/public/a.txt)"), "{out}");
+    assert!(out.contains("result   ALLOW"), "{out}");
+}
+
 /// `explain --resource` and `--prompt` show how the policy decides, on the
 /// normalised URI; a URI that cannot be normalised is an error with help.
 #[test]

@@ -265,6 +265,30 @@ impl Evaluator {
                         _ => Some(v.map_or_else(|| "missing".to_string(), show_val)),
                     })
                     .collect();
+                // A path argument: what it was compared as.
+                let seen = match (&t.kind, a, seen.first()) {
+                    (TestKind::Path { .. }, Some(v), Some(Some(shown)))
+                        if !matches!(v, Val::Null) =>
+                    {
+                        let as_path = match v {
+                            Val::Str(s) => portcullis_core::path::normalize(
+                                &s.chars().collect::<String>(),
+                            )
+                            .map_or_else(
+                                |e| {
+                                    format!(
+                                        "cannot be normalised: {}; the rule refuses the call",
+                                        e.kind
+                                    )
+                                },
+                                |p| format!("normalised {p}"),
+                            ),
+                            _ => "not a string: the rule refuses the call".to_string(),
+                        };
+                        vec![Some(format!("{shown} ({as_path})"))]
+                    }
+                    _ => seen,
+                };
                 trace(Trace::Test {
                     rule,
                     test: t,
