@@ -297,3 +297,70 @@ fn result_rules_policy() {
     }
     insta::assert_yaml_snapshot!(dsl);
 }
+
+/// path() conditions on tool arguments (docs/policy-language.md, "Paths in
+/// arguments"): every spelling a server resolves to a denied path is
+/// denied, a path that cannot be normalised or is not a string fails
+/// closed, and the three languages agree (rule names aside); the compiled
+/// fixtures agree with the evaluator in tests/compiled's differential test.
+#[test]
+fn path_conditions_policy() {
+    let calls = [
+        call("read_file", r#"{"path": "/srv/public/a.txt"}"#),
+        call("read_file", r#"{"path": "/srv/secret/key"}"#),
+        call("read_file", r#"{"path": "/srv/public/../secret/key"}"#),
+        call("read_file", r#"{"path": "/srv//secret///key"}"#),
+        call("read_file", r#"{"path": "/srv/./secret/./key"}"#),
+        call("read_file", r#"{"path": "/srv/secret/"}"#),
+        call("read_file", r#"{"path": "/srv/secret"}"#),
+        call("read_file", r#"{"path": "/srv/secretive/a"}"#),
+        call("read_file", r#"{"path": "\/srv\/\u0073ecret\/key"}"#),
+        call("read_file", r#"{"path": "/srv/%73ecret/key"}"#),
+        call("read_file", r#"{"path": "/srv/keys/root.pem"}"#),
+        call("read_file", r#"{"path": "/srv/keys/x/../root.pem/"}"#),
+        call("read_file", r#"{"path": "/srv/keys/deploy.key"}"#),
+        call("read_file", r#"{"path": "/srv/keys/a/deploy.key"}"#),
+        call("read_file", r#"{"path": "/srv/../etc/passwd"}"#),
+        call("read_file", r#"{"path": "/srvx/a"}"#),
+        call("read_file", r#"{"path": "srv/public/a.txt"}"#),
+        call("read_file", r#"{"path": "/../srv/public/a.txt"}"#),
+        call("read_file", r#"{"path": "/srv/public/a\u0000.txt"}"#),
+        call("read_file", r#"{"path": 42}"#),
+        call("read_file", r#"{"path": ["/srv/public/a.txt"]}"#),
+        call("read_file", r#"{"Path": "/srv/secret/key"}"#),
+        call(
+            "move_file",
+            r#"{"source": "/srv/a.txt", "destination": "/srv/b.txt"}"#,
+        ),
+        call(
+            "move_file",
+            r#"{"source": "/srv/a.txt", "destination": "/srv/../tmp/b.txt"}"#,
+        ),
+        call(
+            "move_file",
+            r#"{"source": "/srv/a.pem", "destination": "/srv/keys/../b.pem"}"#,
+        ),
+        call(
+            "move_file",
+            r#"{"source": "/srv/a.pem", "destination": "b.pem"}"#,
+        ),
+    ];
+    let dsl = decision_table(&evaluator("tests/fixtures/paths/paths-dsl.policy"), &calls);
+    let outcome = |t: &portcullis::testing::DecisionTable| {
+        t.rows
+            .iter()
+            .map(|r| (r.call.clone(), r.effect, r.message.clone()))
+            .collect::<Vec<_>>()
+    };
+    for other in [
+        "tests/fixtures/paths/paths-intercept.yaml",
+        "tests/fixtures/paths/paths-catalogue.yaml",
+    ] {
+        assert_eq!(
+            outcome(&dsl),
+            outcome(&decision_table(&evaluator(other), &calls)),
+            "{other}"
+        );
+    }
+    insta::assert_yaml_snapshot!(dsl);
+}

@@ -29,9 +29,10 @@ fn server_filesystem() -> std::path::PathBuf {
     p
 }
 
-/// A denied path is refused as a tool call and as `resources/read`,
-/// however it is spelled; the symlink case is covered by the server's
-/// allowed root, which the policy cannot see through.
+/// A denied path is refused as a tool call (a `path()` condition: the
+/// argument normalised lexically) and as `resources/read`, however it is
+/// spelled; the symlink case is covered by the server's allowed root,
+/// which the policy cannot see through.
 #[test]
 fn filesystem_denied_paths_are_refused_as_tools_and_as_resources() {
     let dir = common::temp_dir("surfaces-fs");
@@ -48,8 +49,8 @@ fn filesystem_denied_paths_are_refused_as_tools_and_as_resources() {
         &policy,
         format!(
             r#"server filesystem {{
-  tool read_text_file, read_file, read_media_file {{
-    deny "Secret files are off limits" when args.path contains "/secret"
+  tool read_text_file, read_file, read_media_file, list_directory {{
+    deny "Secret files are off limits" when path(args.path) matches "{r}/secret/**"
   }}
   resource "file://{r}/secret/**" {{
     deny "Secret files are off limits"
@@ -83,16 +84,31 @@ fn filesystem_denied_paths_are_refused_as_tools_and_as_resources() {
         id += 1;
         id
     };
-    // Tool calls: the path as written and through `..` are refused by policy.
-    for path in [
-        format!("{r}/secret/key.txt"),
-        format!("{r}/public/../secret/key.txt"),
+    // Tool calls: the path as written and every spelling the server would
+    // resolve to it (`..`, `//`, `./`, a trailing `/`, the directory
+    // itself) are refused by policy; so is a path that cannot be
+    // normalised (relative, `..` above the root, a NUL): fail closed.
+    for (tool, path) in [
+        ("read_text_file", format!("{r}/secret/key.txt")),
+        ("read_text_file", format!("{r}/public/../secret/key.txt")),
+        ("read_text_file", format!("{r}//secret///key.txt")),
+        ("read_text_file", format!("{r}/./secret/./key.txt")),
+        (
+            "read_text_file",
+            format!("{r}/public/x/../../secret/key.txt"),
+        ),
+        ("read_file", format!("{r}/public/..//./secret/key.txt")),
+        ("list_directory", format!("{r}/secret/")),
+        ("list_directory", format!("{r}/public/..//secret")),
+        ("read_text_file", "secret/key.txt".to_string()),
+        ("read_text_file", format!("/..{r}/secret/key.txt")),
+        ("read_text_file", format!("{r}/public/readme.txt\u{0}")),
     ] {
         let v = request(
             &mut p,
             next(),
             "tools/call",
-            serde_json::json!({"name": "read_text_file", "arguments": {"path": path}}),
+            serde_json::json!({"name": tool, "arguments": {"path": path}}),
         );
         let text = v["result"]["content"][0]["text"]
             .as_str()
@@ -185,6 +201,13 @@ fn filesystem_denied_paths_are_refused_as_tools_and_as_resources() {
     assert_eq!(allowed["error"]["code"], -32601, "{allowed}");
     let received = std::fs::read_to_string(&tap).unwrap_or_default();
     assert!(!received.contains("TOPSECRET"));
+    // Only the symlink and the allowed file reached the server as tool calls.
+    let calls: Vec<&str> = received
+        .lines()
+        .filter(|l| l.contains("\"tools/call\""))
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls.iter().all(|l| !l.contains("secret")), "{calls:?}");
     let reads: Vec<&str> = received
         .lines()
         .filter(|l| l.contains("\"resources/read\""))
@@ -348,6 +371,44 @@ fn everything_lists_are_filtered_and_prompts_decided_by_arguments() {
     );
     let (code, _) = p.finish();
     assert_eq!(code, 0);
+}
+
+/// `explain` shows a path() test with the path it compared: normalised, or
+/// why it could not be and that the rule refuses the call.
+#[test]
+fn explain_shows_paths_as_compared() {
+    let policy = common::root().join("tests/fixtures/paths/paths-dsl.policy");
+    let run = |args: &str| {
+        let out = std::process::Command::new(common::portcullis())
+            .arg("explain")
+            .arg("-c")
+            .arg(&policy)
+            .args(["--tool", "read_file", "--args", args])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = run(r#"{"path": "/srv/public/../secret//key"}"#);
+    assert!(
+        out.contains(r#"path(args.path) matches "/srv/secret/**"  true   args.path = "/srv/public/../secret//key" (normalised /srv/secret/key)"#),
+        "{out}"
+    );
+    assert!(
+        out.contains("[POLICY DENIED] secrets are off limits"),
+        "{out}"
+    );
+    let out = run(r#"{"path": "secret/key"}"#);
+    assert!(
+        out.contains("(cannot be normalised: the path is not absolute (it does not start with `/`); the rule refuses the call)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[POLICY DENIED] secrets are off limits"),
+        "{out}"
+    );
+    let out = run(r#"{"path": "/srv/public/a.txt"}"#);
+    assert!(out.contains("(normalised /srv/public/a.txt)"), "{out}");
+    assert!(out.contains("result   ALLOW"), "{out}");
 }
 
 /// `explain --resource` and `--prompt` show how the policy decides, on the

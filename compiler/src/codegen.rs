@@ -1628,6 +1628,20 @@ impl Gen<'_> {
                     }
                     TestKind::Exists { expect: true, .. } => quote!(ops::exists(#a)),
                     TestKind::Exists { expect: false, .. } => quote!(!ops::exists(#a)),
+                    TestKind::Path {
+                        op,
+                        pattern,
+                        invalid,
+                        ..
+                    } => {
+                        let op = match op {
+                            crate::ir::PathOp::Glob => quote!(Glob),
+                            crate::ir::PathOp::Eq => quote!(Eq),
+                            crate::ir::PathOp::Under => quote!(Under),
+                        };
+                        let pattern = lit(pattern);
+                        quote!(portcullis_core::path::test(#a, portcullis_core::path::PathOp::#op, #pattern, #invalid))
+                    }
                 }
             }
         }

@@ -260,6 +260,12 @@ impl Evaluator {
                         ops::matches(a, |s| re.is_match(s))
                     }
                     TestKind::Exists { expect, .. } => ops::exists(a) == *expect,
+                    TestKind::Path {
+                        op,
+                        pattern,
+                        invalid,
+                        ..
+                    } => eval_path(a, *op, pattern, *invalid),
                 };
                 let seen: Vec<Option<String>> = t
                     .operands()
@@ -270,6 +276,30 @@ impl Evaluator {
                         _ => Some(v.map_or_else(|| "missing".to_string(), show_val)),
                     })
                     .collect();
+                // A path argument: what it was compared as.
+                let seen = match (&t.kind, a, seen.first()) {
+                    (TestKind::Path { .. }, Some(v), Some(Some(shown)))
+                        if !matches!(v, Val::Null) =>
+                    {
+                        let as_path = match v {
+                            Val::Str(s) => portcullis_core::path::normalize(
+                                &s.chars().collect::<String>(),
+                            )
+                            .map_or_else(
+                                |e| {
+                                    format!(
+                                        "cannot be normalised: {}; the rule refuses the call",
+                                        e.kind
+                                    )
+                                },
+                                |p| format!("normalised {p}"),
+                            ),
+                            _ => "not a string: the rule refuses the call".to_string(),
+                        };
+                        vec![Some(format!("{shown} ({as_path})"))]
+                    }
+                    _ => seen,
+                };
                 trace(Trace::Test {
                     rule,
                     test: t,
@@ -302,6 +332,22 @@ impl Evaluator {
         }
         rules.extend(&view.wildcard);
         Some(rules)
+    }
+}
+
+/// A `path()` test, written plainly (a fresh string per call): missing is
+/// false; not a string or not normalisable is `invalid`.
+fn eval_path(v: Option<Val<'_>>, op: crate::ir::PathOp, pattern: &str, invalid: bool) -> bool {
+    match v {
+        None | Some(Val::Null) => false,
+        Some(Val::Str(s)) => {
+            let text: String = s.chars().collect();
+            if text.len() > portcullis_core::path::MAX_PATH_LEN {
+                return invalid;
+            }
+            portcullis_core::path::normalize(&text).map_or(invalid, |p| op.matches(pattern, &p))
+        }
+        Some(_) => invalid,
     }
 }
 

@@ -55,6 +55,17 @@ pub fn describe_test(p: &ServerPolicy, t: &Test) -> String {
                 op(operand)
             )
         }
+        TestKind::Path {
+            lhs,
+            op: o,
+            pattern,
+            ..
+        } => format!(
+            "path({}) {} {}",
+            op(lhs),
+            o.dsl(),
+            crate::syntax::dsl_fmt::string(pattern)
+        ),
     }
 }
 

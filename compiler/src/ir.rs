@@ -711,7 +711,9 @@ impl Test {
             | TestKind::Contains { lhs, rhs }
             | TestKind::StartsWith { lhs, rhs }
             | TestKind::EndsWith { lhs, rhs } => vec![lhs, rhs],
-            TestKind::In { lhs, .. } | TestKind::Matches { lhs, .. } => vec![lhs],
+            TestKind::In { lhs, .. }
+            | TestKind::Matches { lhs, .. }
+            | TestKind::Path { lhs, .. } => vec![lhs],
             TestKind::Exists { operand, .. } => vec![operand],
         }
     }
@@ -766,6 +768,21 @@ pub enum TestKind {
         /// The regex.
         regex: RegexId,
     },
+    /// A filesystem path argument, normalised lexically
+    /// ([`portcullis_core::path`]), compared with a normalised absolute
+    /// path or glob: `path(args.p) matches "/srv/secret/**"`.
+    Path {
+        /// The argument.
+        lhs: Operand,
+        /// How it is compared.
+        op: PathOp,
+        /// The pattern (normalised; a glob for [`PathOp::Glob`]).
+        pattern: String,
+        /// The test's value when the argument is present but is not a
+        /// string or cannot be normalised: whichever makes the rule refuse
+        /// the call (set by [`fail_closed_paths`]).
+        invalid: bool,
+    },
     /// Presence (non-null) equals `expect`.
     Exists {
         /// The value.
@@ -773,6 +790,66 @@ pub enum TestKind {
         /// `exists: true` or `exists: false`.
         expect: bool,
     },
+}
+
+pub use portcullis_core::path::PathOp;
+
+/// Sets every `path()` test's value on an invalid argument so that it
+/// refuses the call: in a rule's deny condition and approval condition,
+/// a test under an even number of `not`s holds (the rule denies, or asks),
+/// one under an odd number does not (so an `allow when path(...)` does not
+/// allow). Called once per policy by [`crate::lower::PolicyBuilder::finish`].
+pub fn fail_closed_paths(p: &mut ServerPolicy) {
+    fn walk(e: &mut Expr, holds: bool) {
+        match e {
+            Expr::Bool(_) => {}
+            Expr::And(v) | Expr::Or(v) => v.iter_mut().for_each(|e| walk(e, holds)),
+            Expr::Not(e) => walk(e, !holds),
+            Expr::Test(Test {
+                kind: TestKind::Path { invalid, .. },
+                ..
+            }) => *invalid = holds,
+            Expr::Test(_) => {}
+        }
+    }
+    for r in &mut p.rules {
+        if let Some(c) = &mut r.check {
+            walk(&mut c.deny_when, true);
+        }
+        if let Some(a) = &mut r.approve {
+            walk(&mut a.when, true);
+        }
+    }
+}
+
+/// Checks a `path()` pattern: an absolute path already in normalised form
+/// (a glob's `*` count as ordinary characters here). The error is
+/// (message, help), the help naming the normalised form when there is one.
+pub fn check_path_pattern(pattern: &str) -> Result<(), (String, String)> {
+    match portcullis_core::path::normalize(pattern) {
+        Ok(n) if n == pattern => {
+            if pattern.len() > portcullis_core::uri::MAX_GLOB_LEN {
+                return Err((
+                    format!(
+                        "a path pattern is at most {} bytes",
+                        portcullis_core::uri::MAX_GLOB_LEN
+                    ),
+                    "shorten the pattern, e.g. with `*` or `**`".into(),
+                ));
+            }
+            Ok(())
+        }
+        Ok(n) => Err((
+            format!("the path pattern `{pattern}` is not in normalised form"),
+            format!(
+                "write `{n}`: arguments are normalised (`.`, `..`, `//` and a trailing `/` resolved) before they are compared, so this spelling would never match"
+            ),
+        )),
+        Err(e) => Err((
+            format!("the path pattern `{pattern}` is not a normalisable absolute path: {}", e.kind),
+            "write an absolute path such as `/srv/secret/**` (`*` within a segment, `**` across segments)".into(),
+        )),
+    }
 }
 
 /// Comparison operators.

@@ -624,6 +624,15 @@ fn expr(p: &ServerPolicy, e: &Expr, names: &CounterNames) -> Result<dsl::Expr, U
                         dsl::Expr::Not(Box::new(t))
                     });
                 }
+                TestKind::Path {
+                    lhs: Operand::Arg(a),
+                    op: o,
+                    pattern,
+                    ..
+                } => dsl::TestKind::Path(path(a), *o, sp(pattern.clone())),
+                TestKind::Path { .. } => {
+                    return Err(Untranslatable("a path() test reads an argument".into()));
+                }
                 TestKind::Exists { operand, expect } => {
                     // A counter, a constant or a length always exists.
                     let _ = operand;

@@ -56,7 +56,7 @@ tools:
 }
 
 /// (operator, value, an argument that passes, one that fails).
-const CASES: [(Operator, &str, &str, &str); 11] = [
+const CASES: [(Operator, &str, &str, &str); 17] = [
     (Operator::Eq, "usd", r#""usd""#, r#""eur""#),
     (Operator::Neq, "usd", r#""eur""#, r#""usd""#),
     (Operator::In, "[usd, eur]", r#""eur""#, r#""gbp""#),
@@ -68,6 +68,38 @@ const CASES: [(Operator, &str, &str, &str); 11] = [
     (Operator::Regex, r#""^feat/""#, r#""feat/x""#, r#""fix/x""#),
     (Operator::Contains, "ab", r#""xaby""#, r#""xy""#),
     (Operator::Exists, "true", "1", "null"),
+    // The `path_*` extension: the argument normalised as a path first.
+    (
+        Operator::PathGlob,
+        r#""/srv/*/a""#,
+        r#""/srv/x/../y/a""#,
+        r#""/srv/y/b/a""#,
+    ),
+    (
+        Operator::PathNotGlob,
+        r#""/srv/secret/**""#,
+        r#""/srv/secretive""#,
+        r#""/srv/public/../secret""#,
+    ),
+    (
+        Operator::PathEq,
+        r#""/etc/passwd""#,
+        r#""//etc/./passwd""#,
+        r#""/etc/passwd2""#,
+    ),
+    (
+        Operator::PathNeq,
+        r#""/etc/passwd""#,
+        r#""/etc/shadow""#,
+        r#""/etc/passwd/""#,
+    ),
+    (Operator::PathUnder, r#""/srv""#, r#""/srv""#, r#""/srvx""#),
+    (
+        Operator::PathNotUnder,
+        r#""/srv""#,
+        r#""/srvx/a""#,
+        r#""/srv/a/..""#,
+    ),
 ];
 
 /// Each operator of spec intercept-v1 §4.2 lowers to a test the evaluator

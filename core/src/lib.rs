@@ -70,6 +70,7 @@ pub mod idempotency;
 pub mod json;
 pub mod jsonrpc;
 pub mod ops;
+pub mod path;
 pub mod policy;
 pub mod principal;
 pub mod regex;

@@ -98,6 +98,10 @@ fn main() {
             text: fusionauth.clone() + extra,
         });
     }
+    // path() conditions on tool arguments, in both languages.
+    let paths = root.join("tests/fixtures/paths");
+    println!("cargo:rerun-if-changed={}", paths.display());
+    inputs.extend(load_dir(&paths, Some("tests/fixtures/paths")).expect("read fixtures"));
     let output = compile(&inputs);
     let set = match output.into_set() {
         Ok(set) => set,

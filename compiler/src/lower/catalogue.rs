@@ -26,11 +26,11 @@
 
 use super::{PolicyBuilder, Str, check_keys, get, map_entries, seq_items, string_field};
 use crate::ir::{
-    Amount, Approve, Channels, Check, Counter, CounterId, Expr, Limit, Loc, NamePattern, Partition,
-    Posture, RuleKind, ServerPolicy, Tool, Window,
+    Amount, Approve, ArgPath, Channels, Check, Counter, CounterId, Expr, Limit, Loc, NamePattern,
+    Operand, Partition, Posture, RuleKind, ServerPolicy, Test, TestKind, Tool, Window,
 };
 use crate::source::{Diagnostic, Span};
-use crate::syntax::yaml::{Node, Typed, typed};
+use crate::syntax::yaml::{Node, NodeValue, Typed, typed};
 
 /// Largest window accepted, in seconds (a year).
 pub const MAX_WINDOW_SECONDS: u64 = 366 * 24 * 3600;
@@ -273,21 +273,30 @@ fn lower_tool(
         let Some(re) = map_entries(r, &label, diags) else {
             continue;
         };
+        let rule_keys: &[&str] = &[
+            "name",
+            "action",
+            "reason",
+            "rate_limit",
+            "spend",
+            "idempotency",
+            "timeout",
+            "via",
+            "paths",
+        ];
         check_keys(
             re,
-            &[
-                "name",
-                "action",
-                "reason",
-                "rate_limit",
-                "spend",
-                "idempotency",
-                "timeout",
-                "via",
-            ],
+            if section == "tools" {
+                rule_keys
+            } else {
+                &rule_keys[..rule_keys.len() - 1]
+            },
             "a catalogue rule",
             diags,
         );
+        let paths = get(re, "paths")
+            .filter(|_| section == "tools")
+            .and_then(|n| path_globs(n, &format!("{label}.paths"), diags));
         let name = get(re, "name")
             .map(|n| string_field(n, "name", diags).text)
             .filter(|n| !n.is_empty());
@@ -336,7 +345,7 @@ fn lower_tool(
             };
             if let (Some(timeout_ms), Some(channels)) = (timeout_ms, channels) {
                 b.rule_mut(id).approve = Some(Approve {
-                    when: Expr::Bool(true),
+                    when: paths.clone().map_or(Expr::Bool(true), any_path),
                     message: reason.as_ref().map_or_else(
                         || {
                             format!(
@@ -381,11 +390,26 @@ fn lower_tool(
                     |r| r.text,
                 );
                 b.rule_mut(id).check = Some(Check {
-                    deny_when: Expr::Bool(true),
+                    deny_when: paths.clone().map_or(Expr::Bool(true), any_path),
                     message,
                 });
             }
             Some("allow" | "approve") => {
+                // `paths` on an allow rule: allowed only within them.
+                if let Some(paths) = paths.clone().filter(|_| !is_approve) {
+                    b.rule_mut(id).check = Some(Check {
+                        deny_when: Expr::negate(within_paths(paths)),
+                        message: reason.as_ref().map_or_else(
+                            || {
+                                format!(
+                                    "Tool {} may only use the paths its policy allows",
+                                    portcullis_core::policy::go_quote(tool)
+                                )
+                            },
+                            |r| r.text.clone(),
+                        ),
+                    });
+                }
                 if let Some(rl) = get(re, "rate_limit")
                     && let Some(limit) =
                         rate_limit(b, &key_tool, &label, rl, reason.as_ref(), diags)
@@ -425,6 +449,114 @@ fn lower_tool(
         ids.push(id);
     }
     ids
+}
+
+/// A rule's `paths:` (tools only): argument path to a glob or a list of
+/// globs, each a normalised absolute path (`path()` conditions,
+/// docs/policy-language.md "Paths in arguments"). One test per glob, grouped
+/// by argument, in order.
+fn path_globs(node: &Node, ctx: &str, diags: &mut Vec<Diagnostic>) -> Option<Vec<Vec<Test>>> {
+    let entries = map_entries(node, ctx, diags)?;
+    if entries.is_empty() {
+        diags.push(
+            Diagnostic::error(format!("{ctx} lists no argument"), node.span)
+                .with_help("write e.g. `paths: { args.path: \"/srv/secret/**\" }`"),
+        );
+        return None;
+    }
+    let errors_before = diags.iter().filter(|d| d.is_error()).count();
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        let Some(rest) = k
+            .text
+            .strip_prefix("args.")
+            .filter(|r| !r.is_empty() && r.split('.').all(|seg| !seg.is_empty()))
+        else {
+            diags.push(
+                Diagnostic::error(
+                    format!("{ctx}: `{}` is not an argument path", k.text),
+                    k.span,
+                )
+                .with_help("keys are argument paths such as `args.path` or `args.options.dir`"),
+            );
+            continue;
+        };
+        let arg = ArgPath::args(rest.split('.').map(str::to_string).collect(), Loc(k.span));
+        let globs: Vec<&Node> = match &v.value {
+            NodeValue::Seq(items) if !items.is_empty() => items.iter().collect(),
+            NodeValue::Scalar(_) => vec![v],
+            _ => {
+                diags.push(
+                    Diagnostic::error(
+                        format!("{ctx}.{}: write a path glob or a list of them", k.text),
+                        v.span,
+                    )
+                    .with_help("e.g. `\"/srv/secret/**\"` or `[\"/srv/secret/**\", \"/etc/**\"]`"),
+                );
+                continue;
+            }
+        };
+        let mut tests = Vec::new();
+        for g in globs {
+            let pattern = match typed(g) {
+                Ok(Typed::Str(p)) => p,
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+                Ok(_) => {
+                    diags.push(
+                        Diagnostic::error(
+                            format!("{ctx}.{}: a path glob is a string", k.text),
+                            g.span,
+                        )
+                        .with_help("quote the glob, e.g. `\"/srv/secret/**\"`"),
+                    );
+                    continue;
+                }
+            };
+            if let Err((msg, help)) = crate::ir::check_path_pattern(&pattern) {
+                diags.push(Diagnostic::error(msg, g.span).with_help(help));
+                continue;
+            }
+            tests.push(Test {
+                kind: TestKind::Path {
+                    lhs: Operand::Arg(arg.clone()),
+                    op: crate::ir::PathOp::Glob,
+                    pattern,
+                    invalid: true,
+                },
+                loc: Loc(g.span),
+            });
+        }
+        out.push(tests);
+    }
+    (diags.iter().filter(|d| d.is_error()).count() == errors_before).then_some(out)
+}
+
+/// `items` joined by `or` (`and` when `all`), without a one-item wrapper.
+fn join(mut items: Vec<Expr>, all: bool) -> Expr {
+    match items.len() {
+        1 => items.remove(0),
+        _ if all => Expr::And(items),
+        _ => Expr::Or(items),
+    }
+}
+
+/// Some glob of some argument matches (a deny or approve rule's `paths`).
+fn any_path(paths: Vec<Vec<Test>>) -> Expr {
+    join(paths.into_iter().flatten().map(Expr::Test).collect(), false)
+}
+
+/// Every listed argument matches one of its globs (an allow rule's `paths`).
+fn within_paths(paths: Vec<Vec<Test>>) -> Expr {
+    join(
+        paths
+            .into_iter()
+            .map(|tests| join(tests.into_iter().map(Expr::Test).collect(), false))
+            .collect(),
+        true,
+    )
 }
 
 /// `client`, `operator`, `client | operator` (either order, `,` too).

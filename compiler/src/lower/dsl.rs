@@ -867,6 +867,26 @@ fn lower_expr(
                     operand: Operand::Arg(arg_path(p, diags)),
                     expect: true,
                 },
+                dsl::TestKind::Path(p, op, pattern) => {
+                    let arg = arg_path(p, diags);
+                    if arg.is_principal() {
+                        diags.push(
+                            Diagnostic::error("path() reads a tool argument", p.span)
+                                .with_help("write `path(args.<name>)`, e.g. `path(args.path) matches \"/srv/secret/**\"`"),
+                        );
+                        return Expr::Bool(false);
+                    }
+                    if let Err((msg, help)) = crate::ir::check_path_pattern(&pattern.value) {
+                        diags.push(Diagnostic::error(msg, pattern.span).with_help(help));
+                        return Expr::Bool(false);
+                    }
+                    TestKind::Path {
+                        lhs: Operand::Arg(arg),
+                        op: *op,
+                        pattern: pattern.value.clone(),
+                        invalid: true,
+                    }
+                }
             };
             Expr::Test(Test {
                 kind,

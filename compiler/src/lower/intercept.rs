@@ -256,11 +256,24 @@ pub enum Operator {
     Contains,
     /// `exists`
     Exists,
+    /// `path_glob` (a Portcullis extension): the argument, normalised as a
+    /// filesystem path, matches a glob.
+    PathGlob,
+    /// `path_not_glob`: it does not.
+    PathNotGlob,
+    /// `path_eq`: the normalised path is exactly the value.
+    PathEq,
+    /// `path_neq`: it is not.
+    PathNeq,
+    /// `path_under`: the normalised path is the value or below it.
+    PathUnder,
+    /// `path_not_under`: it is neither.
+    PathNotUnder,
 }
 
 impl Operator {
     /// Every operator, in Intercept's order (its "unknown operator" help lists them so).
-    pub const ALL: [Operator; 11] = [
+    pub const ALL: [Operator; 17] = [
         Operator::Eq,
         Operator::Neq,
         Operator::In,
@@ -272,6 +285,12 @@ impl Operator {
         Operator::Regex,
         Operator::Contains,
         Operator::Exists,
+        Operator::PathGlob,
+        Operator::PathNotGlob,
+        Operator::PathEq,
+        Operator::PathNeq,
+        Operator::PathUnder,
+        Operator::PathNotUnder,
     ];
 
     /// The spelling in a policy file.
@@ -288,7 +307,27 @@ impl Operator {
             Operator::Regex => "regex",
             Operator::Contains => "contains",
             Operator::Exists => "exists",
+            Operator::PathGlob => "path_glob",
+            Operator::PathNotGlob => "path_not_glob",
+            Operator::PathEq => "path_eq",
+            Operator::PathNeq => "path_neq",
+            Operator::PathUnder => "path_under",
+            Operator::PathNotUnder => "path_not_under",
         }
+    }
+
+    /// For a `path_*` operator: how it compares, and whether it is negated.
+    pub fn path_op(self) -> Option<(crate::ir::PathOp, bool)> {
+        use crate::ir::PathOp;
+        Some(match self {
+            Operator::PathGlob => (PathOp::Glob, false),
+            Operator::PathNotGlob => (PathOp::Glob, true),
+            Operator::PathEq => (PathOp::Eq, false),
+            Operator::PathNeq => (PathOp::Eq, true),
+            Operator::PathUnder => (PathOp::Under, false),
+            Operator::PathNotUnder => (PathOp::Under, true),
+            _ => return None,
+        })
     }
 
     /// The operator spelled `s` (case-sensitive, as in Intercept).
@@ -759,7 +798,7 @@ pub(super) fn hide_condition(
             continue;
         }
         match check_condition(c, &BTreeMap::new()) {
-            Ok(cond) => tests.push(Expr::Test(lower_condition(cond, &BTreeMap::new(), b))),
+            Ok(cond) => tests.push(lower_condition(cond, &BTreeMap::new(), b)),
             Err(d) => diags.push(d),
         }
     }
@@ -1038,6 +1077,8 @@ enum Pred {
     Exists(bool),
     /// An already translated and compiled-once pattern.
     Matches(crate::regex::GoRegex, Span),
+    /// A `path_*` operator: (how, negated, the checked pattern).
+    Path(crate::ir::PathOp, bool, String),
 }
 
 /// A rule's limit on its own counter, derived from (and replacing) its
@@ -1649,6 +1690,22 @@ fn check_condition(
             }
             _ => return Err(internal("a regex value is not a string", vspan)),
         },
+        Operator::PathGlob
+        | Operator::PathNotGlob
+        | Operator::PathEq
+        | Operator::PathNeq
+        | Operator::PathUnder
+        | Operator::PathNotUnder => {
+            let (how, negated) = op
+                .path_op()
+                .ok_or_else(|| internal("a path operator has no comparison", vspan))?;
+            match single()? {
+                Const::Str(pattern) if crate::ir::check_path_pattern(&pattern).is_ok() => {
+                    Pred::Path(how, negated, pattern)
+                }
+                _ => return Err(internal("a path pattern is invalid", vspan)),
+            }
+        }
     };
     Ok(Cond {
         span: c.span,
@@ -1779,6 +1836,32 @@ fn validate_condition(c_ctx: &str, c: &CondDecl, diags: &mut Vec<Diagnostic>) {
             _ => diags.push(
                 Diagnostic::intercept(format!("{c_ctx}: regex value must be a string"), vspan)
                     .with_help("quote the pattern, e.g. `value: \"^feat/\"`"),
+            ),
+        }
+    }
+    if let Some(op) = op.filter(|o| o.path_op().is_some()) {
+        if !c.path.text.starts_with("args.") {
+            diags.push(
+                Diagnostic::error(
+                    format!("operator `{}` reads a tool argument", op.name()),
+                    c.path.span,
+                )
+                .with_help("write `path: args.<name>`, e.g. `path: args.path`"),
+            );
+        }
+        match (&ty, value.and_then(Node::scalar)) {
+            (Some(Ok(Typed::Str(_))), Some(s)) => {
+                if let Err((msg, help)) = crate::ir::check_path_pattern(&s.text) {
+                    diags.push(Diagnostic::error(msg, vspan).with_help(help));
+                }
+            }
+            (Some(Err(_)), _) => {}
+            _ => diags.push(
+                Diagnostic::error(
+                    format!("operator `{}` requires a path as a string value", op.name()),
+                    vspan,
+                )
+                .with_help("write an absolute path or glob, e.g. `value: \"/srv/secret/**\"`"),
             ),
         }
     }
@@ -2022,7 +2105,7 @@ fn build_blocks(file: &File, checked: Checked, b: &mut PolicyBuilder) {
                         Expr::And(
                             conditions
                                 .into_iter()
-                                .map(|c| Expr::Test(lower_condition(c, &counters, b)))
+                                .flat_map(|c| flat_and(lower_condition(c, &counters, b)))
                                 .collect(),
                         )
                     };
@@ -2051,7 +2134,7 @@ fn build_blocks(file: &File, checked: Checked, b: &mut PolicyBuilder) {
                 Body::Evaluate(conditions) => Some(Expr::negate(Expr::And(
                     conditions
                         .into_iter()
-                        .map(|c| Expr::Test(lower_condition(c, &counters, b)))
+                        .flat_map(|c| flat_and(lower_condition(c, &counters, b)))
                         .collect(),
                 ))),
             };
@@ -2123,13 +2206,22 @@ fn build_blocks(file: &File, checked: Checked, b: &mut PolicyBuilder) {
     }
 }
 
+/// A condition as items of the rule's `and` (a negated `path_*` operator
+/// lowers to two tests, which join the rule's own list).
+fn flat_and(e: Expr) -> Vec<Expr> {
+    match e {
+        Expr::And(items) => items,
+        e => vec![e],
+    }
+}
+
 /// Lowers a typed condition. Total: every operator has its test, and a
 /// counter path names a counter declared above (validation resolved it).
 fn lower_condition(
     c: Cond,
     counters: &BTreeMap<(String, String), CounterId>,
     b: &mut PolicyBuilder,
-) -> Test {
+) -> Expr {
     let lhs = match c.lhs {
         Lhs::Path(path) => Operand::Arg(path),
         Lhs::Counter { scope, counter } => Operand::Counter(counters[&(scope, counter)]),
@@ -2153,9 +2245,36 @@ fn lower_condition(
             lhs,
             regex: b.add_translated_regex(re, "", span),
         },
+        Pred::Path(op, negated, pattern) => {
+            let test = |kind| {
+                Expr::Test(Test {
+                    kind,
+                    loc: Loc(c.span),
+                })
+            };
+            let path = test(TestKind::Path {
+                lhs: lhs.clone(),
+                op,
+                pattern,
+                invalid: true,
+            });
+            // A negated operator fails on a missing argument, as `neq` does
+            // (Intercept's conditions fail closed on a missing key).
+            return if negated {
+                Expr::And(vec![
+                    test(TestKind::Exists {
+                        operand: lhs,
+                        expect: true,
+                    }),
+                    Expr::negate(path),
+                ])
+            } else {
+                path
+            };
+        }
     };
-    Test {
+    Expr::Test(Test {
         kind,
         loc: Loc(c.span),
-    }
+    })
 }

@@ -167,6 +167,7 @@ impl PolicyBuilder {
         }
         self.policy.results = results;
         crate::results::merge(&mut self.policy.results);
+        crate::ir::fail_closed_paths(&mut self.policy);
         self.policy
     }
 }

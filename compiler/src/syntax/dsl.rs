@@ -388,6 +388,9 @@ pub enum TestKind {
     EndsWith(Operand, Operand),
     /// `exists(args.x)`
     Exists(Path),
+    /// `path(args.x) matches "/srv/**"` (also `==`, `starts_with`): the
+    /// argument normalised as a filesystem path.
+    Path(Path, crate::ir::PathOp, Spanned<String>),
 }
 
 /// Something a test reads.
@@ -426,7 +429,7 @@ const STATEMENT_STARTS: [&str; 13] = [
 ];
 
 /// Keywords, for did-you-mean suggestions.
-const KEYWORDS: [&str; 49] = [
+const KEYWORDS: [&str; 50] = [
     "results",
     "for",
     "resource",
@@ -462,6 +465,7 @@ const KEYWORDS: [&str; 49] = [
     "once",
     "operator",
     "or",
+    "path",
     "per",
     "refuse",
     "replay",
@@ -525,6 +529,7 @@ fn describe(r: &Rule) -> String {
             "a condition".into()
         }
         Rule::cmp_op => "a comparison (==, !=, <, <=, >, >=)".into(),
+        Rule::path_op => "`matches`, `==` or `starts_with` and a path in quotes".into(),
         Rule::regex => "a regex (/.../flags)".into(),
         Rule::list => "a list ([...])".into(),
         Rule::message => "`->`".into(),
@@ -1426,6 +1431,19 @@ impl Build<'_> {
             Rule::exists_test => {
                 let path = first.clone().into_inner().nth(1).expect("a path");
                 TestKind::Exists(self.path(path))
+            }
+            Rule::path_test => {
+                let inner: Vec<Pair<'_, Rule>> = first.clone().into_inner().collect();
+                let op = match inner[2].as_str() {
+                    "==" => crate::ir::PathOp::Eq,
+                    "matches" => crate::ir::PathOp::Glob,
+                    _ => crate::ir::PathOp::Under,
+                };
+                TestKind::Path(
+                    self.path(inner[1].clone()),
+                    op,
+                    self.string(&inner[3], diags),
+                )
             }
             _ => {
                 let lhs = self.operand(first.clone(), diags);

@@ -768,6 +768,9 @@ fn test(t: &Test) -> String {
         TestKind::StartsWith(l, r) => format!("{} starts_with {}", operand(l), operand(r)),
         TestKind::EndsWith(l, r) => format!("{} ends_with {}", operand(l), operand(r)),
         TestKind::Exists(p) => format!("exists({})", path(p)),
+        TestKind::Path(p, op, pattern) => {
+            format!("path({}) {} {}", path(p), op.dsl(), string(&pattern.value))
+        }
     }
 }
 

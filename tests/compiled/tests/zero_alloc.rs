@@ -558,3 +558,71 @@ fn resource_and_prompt_decisions_do_not_allocate() {
         );
     }
 }
+
+/// path() conditions (docs/policy-language.md, "Paths"): normalising a path
+/// argument on the stack and comparing it (glob, equality, prefix by
+/// segments), including escaped, non-normalisable and wrongly typed
+/// arguments, allocates nothing, in both languages.
+#[test]
+fn path_decisions_do_not_allocate() {
+    let args = [
+        ("read_file", r#"{"path":"/srv/secret/key"}"#),
+        ("read_file", r#"{"path":"/srv/public/../secret//key"}"#),
+        ("read_file", r#"{"path":"/srv/./public/./a.txt"}"#),
+        ("read_file", r#"{"path":"\/srv\/\u0073ecret\/key"}"#),
+        ("read_file", r#"{"path":"/srv/keys/root.pem/"}"#),
+        ("read_file", r#"{"path":"srv/secret/key"}"#),
+        ("read_file", r#"{"path":"/../srv/secret"}"#),
+        ("read_file", r#"{"path":"/srv/a\u0000b"}"#),
+        ("read_file", r#"{"path":42}"#),
+        ("read_file", r#"{"PATH":"/etc/passwd"}"#),
+        ("read_file", "{}"),
+        (
+            "move_file",
+            r#"{"source":"/srv/vault/a","destination":"/tmp/a"}"#,
+        ),
+        (
+            "move_file",
+            r#"{"source":"/srv/vault/a","destination":"/srv/vault/../x.pem"}"#,
+        ),
+    ];
+    for server in ["paths-dsl", "paths-intercept"] {
+        let policy = compiled(server).expect("compiled");
+        let counters = MemoryCounters::new();
+        let lines: Vec<String> = args
+            .iter()
+            .enumerate()
+            .map(|(i, (tool, a))| line(i, tool, a))
+            .collect();
+        let run = |count: bool| {
+            COUNTING.store(count, Ordering::SeqCst);
+            let mut denied = 0;
+            for round in 0..500u32 {
+                let env = Env {
+                    counters: &counters,
+                    now: UnixMillis(1_768_474_800_000 + i64::from(round) * 1000),
+                    session: 1,
+                    fail_mode: FailMode::Closed,
+                    principal: None,
+                };
+                for l in &lines {
+                    let call = parse_tool_call(l.as_bytes()).expect("a tools/call");
+                    let d = policy.decide(&call, &env);
+                    if d.effect() == Effect::Allow {
+                        counters.commit(&d.ticket);
+                    } else {
+                        denied += 1;
+                    }
+                }
+            }
+            COUNTING.store(false, Ordering::SeqCst);
+            denied
+        };
+        let warm = run(false);
+        ALLOCATIONS.store(0, Ordering::SeqCst);
+        let denied = run(true);
+        assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "{server}");
+        assert_eq!(denied, warm, "{server}");
+        assert!(denied >= 500 * 8, "{server}: {denied} denials");
+    }
+}

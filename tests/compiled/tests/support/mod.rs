@@ -212,6 +212,30 @@ pub fn shape(p: &ServerPolicy) -> Shape {
                         _ => {}
                     }
                 }
+                // path(): spellings of the pattern a server resolves alike
+                // (`..`, `//`, `./`, a trailing `/`), and ones that cannot be
+                // normalised (relative, above the root, a control character).
+                if let portcullis_compiler::ir::TestKind::Path { pattern, .. } = &t.kind {
+                    let plain = pattern.replace("**", "a/b").replace('*', "c");
+                    let dir = plain.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+                    for s in [
+                        plain.clone(),
+                        format!("{plain}/"),
+                        format!("/x/..{plain}"),
+                        format!("/{plain}"),
+                        plain.replacen('/', "/./", 2),
+                        format!("{dir}/../{}", plain.trim_start_matches('/')),
+                        plain.trim_start_matches('/').to_string(),
+                        format!("/..{plain}"),
+                        format!("{plain}\u{0}"),
+                        format!("{plain}x"),
+                        dir,
+                    ] {
+                        // Also with letters JSON-escaped (`\u0073`), which decode alike.
+                        constants.push(J::Str(s.clone(), true));
+                        constants.push(J::Str(s, false));
+                    }
+                }
                 if let portcullis_compiler::ir::TestKind::In { list, .. } = &t.kind {
                     for c in list {
                         match c {
@@ -482,6 +506,13 @@ pub fn inputs() -> Vec<Input> {
         load_dir(
             &repo_path("tests/fixtures/principal"),
             Some("tests/fixtures/principal"),
+        )
+        .unwrap(),
+    );
+    inputs.extend(
+        load_dir(
+            &repo_path("tests/fixtures/paths"),
+            Some("tests/fixtures/paths"),
         )
         .unwrap(),
     );
