@@ -140,11 +140,213 @@ pub fn validate(bytes: &[u8], strictness: Strictness) -> Result<(), JsonError> {
 
 /// Like [`validate`], and records where the members of the outermost object
 /// and of the objects directly inside it are, so a reader of JSON-RPC finds
-/// `method`, `params`, `name` and `arguments` without walking the text again.
+/// `method`, `params`, `name` and `arguments` without walking the text again;
+/// the members of `params.arguments` (both keys spelled without escapes) are
+/// indexed too ([`Outline::arguments`]), for the decision on a `tools/call`.
 pub fn validate_outline(bytes: &[u8], strictness: Strictness) -> Result<Outline, JsonError> {
-    let mut v = Validator::new(bytes, strictness, Some(Outline::EMPTY));
+    let mut outline = Outline::EMPTY;
+    validate_outline_into(bytes, strictness, &mut outline)?;
+    Ok(outline)
+}
+
+/// [`validate_outline`] into `outline` (which it resets): no copy of the
+/// outline, a few KiB, on the way out.
+pub fn validate_outline_into(
+    bytes: &[u8],
+    strictness: Strictness,
+    outline: &mut Outline,
+) -> Result<(), JsonError> {
+    outline.reset();
+    let mut v = Validator::new(bytes, strictness, Some(outline));
+    v.index_on_path(&[b"params", b"arguments"]);
+    v.run()
+}
+
+/// Like [`validate`], and indexes the members of the value when it is an
+/// object ([`MemberIndex`]): what a call's arguments are read with.
+pub fn validate_indexed(bytes: &[u8], strictness: Strictness) -> Result<MemberIndex, JsonError> {
+    let mut v = Validator::new(bytes, strictness, None);
+    v.index_on_path(&[]);
     v.run()?;
-    Ok(v.outline.unwrap_or(Outline::EMPTY))
+    Ok(v.index.unwrap_or(MemberIndex::NONE))
+}
+
+/// Most members a [`MemberIndex`] holds; the members of a larger object are
+/// found by walking its text, as without an index.
+pub const MEMBER_INDEX_CAPACITY: usize = 16;
+
+/// Where the members of one object are (key and value of each, in document
+/// order, duplicates included), recorded by the validator as it passes them,
+/// so that reading an argument does not walk the text a second time,
+/// skipping every nested value byte by byte. Fixed capacity, inline: no heap.
+///
+/// An index describes the object at one span of one text; a reader uses it
+/// only for the object at exactly that span ([`MemberIndex::members`]),
+/// else walks, so a stale or foreign index can cost time, never a wrong member.
+#[derive(Clone, Copy)]
+pub struct MemberIndex {
+    /// Offsets of the object's `{` and of the byte after its `}` in the validated text.
+    span: (usize, usize),
+    /// Members recorded, at most [`MEMBER_INDEX_CAPACITY`].
+    len: u8,
+    /// Every member of the object is recorded (false: none is, or too many).
+    complete: bool,
+    entries: [IndexEntry; MEMBER_INDEX_CAPACITY],
+}
+
+/// One member: offsets from the object's `{` (u32 keeps the table small; a
+/// larger object is not indexed).
+#[derive(Clone, Copy)]
+struct IndexEntry {
+    key: u32,
+    /// Key length; [`ESCAPED_KEY`] set when the key has escapes.
+    key_len: u32,
+    value: u32,
+    value_len: u32,
+}
+
+const ESCAPED_KEY: u32 = 1 << 31;
+
+impl fmt::Debug for MemberIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemberIndex")
+            .field("span", &self.span)
+            .field("len", &self.len)
+            .field("complete", &self.complete)
+            .finish()
+    }
+}
+
+impl MemberIndex {
+    /// No index: every reader walks the text.
+    pub const NONE: MemberIndex = MemberIndex {
+        span: (0, 0),
+        len: 0,
+        complete: false,
+        entries: [IndexEntry {
+            key: 0,
+            key_len: 0,
+            value: 0,
+            value_len: 0,
+        }; MEMBER_INDEX_CAPACITY],
+    };
+
+    /// Whether the index holds every member of the object at `span`
+    /// (offsets of its first and past its last byte in the validated text).
+    pub fn describes(&self, span: (usize, usize)) -> bool {
+        self.complete && self.span == span
+    }
+
+    /// The index moved to describe the same object inside a slice of the
+    /// text starting `from` bytes later (offsets are relative to the object,
+    /// only the span moves).
+    pub fn rebased(mut self, from: usize) -> MemberIndex {
+        match (self.span.0.checked_sub(from), self.span.1.checked_sub(from)) {
+            (Some(a), Some(b)) => self.span = (a, b),
+            _ => self.complete = false,
+        }
+        self
+    }
+
+    /// An index of no members, complete, for the object at `span` (`{}`).
+    pub const fn empty(span: (usize, usize)) -> MemberIndex {
+        MemberIndex {
+            span,
+            complete: true,
+            ..MemberIndex::NONE
+        }
+    }
+
+    /// The members of `object`, whose `{` is at offset `at` of the validated
+    /// text the index was made from: read from the index when it describes
+    /// that object, else walked ([`Object::members`]). The same members,
+    /// in the same order, either way.
+    pub fn members<'a, 'i>(&'i self, object: Object<'a>, at: usize) -> MembersOf<'a, 'i> {
+        if self.describes((at, at + object.raw.len())) {
+            MembersOf(Source::Indexed {
+                raw: object.raw,
+                entries: self.entries[..usize::from(self.len)].iter(),
+            })
+        } else {
+            MembersOf(Source::Walked(object.members()))
+        }
+    }
+
+    /// Starts recording the object whose `{` is at `at` (a later object on
+    /// the same path, which only lenient reading allows, replaces it).
+    fn start(&mut self, at: usize) {
+        self.span = (at, at);
+        self.len = 0;
+        self.complete = true;
+    }
+
+    /// Records one member (absolute offsets). Offsets are stored relative
+    /// to the object's `{` as u32; an object too long for them is marked
+    /// incomplete when it ends ([`MemberIndex::end`]), before any use.
+    #[inline]
+    fn push(&mut self, key: (usize, usize), escaped: bool, value: (usize, usize)) {
+        let base = self.span.0;
+        let rel = |x: usize| (x - base) as u32;
+        match self.entries.get_mut(usize::from(self.len)) {
+            Some(e) => {
+                *e = IndexEntry {
+                    key: rel(key.0),
+                    key_len: (key.1 - key.0) as u32 | if escaped { ESCAPED_KEY } else { 0 },
+                    value: rel(value.0),
+                    value_len: (value.1 - value.0) as u32,
+                };
+                self.len += 1;
+            }
+            None => self.complete = false,
+        }
+    }
+
+    /// The object ends at `end` (the byte after its `}`).
+    fn end(&mut self, end: usize) {
+        self.span.1 = end;
+        if end - self.span.0 >= ESCAPED_KEY as usize {
+            self.complete = false;
+        }
+    }
+}
+
+/// The members of an object, from its [`MemberIndex`] or by walking its text.
+pub struct MembersOf<'a, 'i>(Source<'a, 'i>);
+
+enum Source<'a, 'i> {
+    Indexed {
+        raw: &'a [u8],
+        entries: std::slice::Iter<'i, IndexEntry>,
+    },
+    Walked(Members<'a>),
+}
+
+impl<'a> Iterator for MembersOf<'a, '_> {
+    type Item = (JStr<'a>, Value<'a>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            Source::Indexed { raw, entries } => {
+                let e = entries.next()?;
+                let k0 = e.key as usize;
+                let k1 = k0 + (e.key_len & !ESCAPED_KEY) as usize;
+                let v0 = e.value as usize;
+                let v1 = v0 + e.value_len as usize;
+                match (raw.get(k0..k1), raw.get(v0..v1)) {
+                    (Some(k), Some(v)) => Some((
+                        JStr {
+                            raw: k,
+                            escaped: e.key_len & ESCAPED_KEY != 0,
+                        },
+                        Value { raw: v },
+                    )),
+                    _ => None,
+                }
+            }
+            Source::Walked(m) => m.next(),
+        }
+    }
 }
 
 /// One object member found by [`validate_outline`]: byte ranges of its key
@@ -172,6 +374,7 @@ pub struct Outline {
     nested: [Member; OUTLINE_NESTED],
     nested_len: usize,
     complete: bool,
+    arguments: MemberIndex,
 }
 
 const NO_MEMBER: Member = Member {
@@ -188,7 +391,23 @@ impl Outline {
         nested: [NO_MEMBER; OUTLINE_NESTED],
         nested_len: 0,
         complete: true,
+        arguments: MemberIndex::NONE,
     };
+
+    /// An empty outline, to fill with [`validate_outline_into`].
+    pub const fn new() -> Outline {
+        Outline::EMPTY
+    }
+
+    /// Empties the outline (only its counts and flags: entries past the
+    /// counts are never read).
+    fn reset(&mut self) {
+        self.top_len = 0;
+        self.nested_len = 0;
+        self.complete = true;
+        self.arguments.len = 0;
+        self.arguments.complete = false;
+    }
 
     /// False when there were more members than an outline holds; callers
     /// then walk the text instead.
@@ -201,11 +420,25 @@ impl Outline {
         &self.top[..self.top_len]
     }
 
+    /// The index of `params.arguments` when both keys are spelled without
+    /// escapes and it is an object ([`MemberIndex::NONE`] otherwise); a
+    /// reader checks that it [`describes`](MemberIndex::describes) the
+    /// arguments it chose.
+    pub fn arguments(&self) -> &MemberIndex {
+        &self.arguments
+    }
+
     /// Members of the object that is the value of top member `parent`.
     pub fn children(&self, parent: usize) -> impl Iterator<Item = &Member> {
         self.nested[..self.nested_len]
             .iter()
             .filter(move |m| m.parent == parent)
+    }
+}
+
+impl Default for Outline {
+    fn default() -> Self {
+        Outline::EMPTY
     }
 }
 
@@ -226,23 +459,56 @@ impl Member {
     }
 }
 
-struct Validator<'a> {
+struct Validator<'a, 'o> {
     b: &'a [u8],
     pos: usize,
     strictness: Strictness,
-    outline: Option<Outline>,
+    /// Written in place (an outline is a few KiB: no copies).
+    outline: Option<&'o mut Outline>,
     /// While inside the value of top member N: N.
     parent: Option<usize>,
+    /// The keys leading to the object to index (`[]`: the outermost value).
+    index_path: &'static [&'static [u8]],
+    /// The depth of the object to index (`index_path.len() + 1`; 0: none is
+    /// wanted), so that deeper members cost one comparison.
+    index_depth: u32,
+    /// How many keys of `index_path` the members enclosing the current
+    /// position matched, outermost first.
+    index_on: usize,
+    /// The index when there is no outline to hold it.
+    index: Option<MemberIndex>,
 }
 
-impl<'a> Validator<'a> {
-    fn new(b: &'a [u8], strictness: Strictness, outline: Option<Outline>) -> Validator<'a> {
+impl<'a, 'o> Validator<'a, 'o> {
+    fn new(
+        b: &'a [u8],
+        strictness: Strictness,
+        outline: Option<&'o mut Outline>,
+    ) -> Validator<'a, 'o> {
         Validator {
             b,
             pos: 0,
             strictness,
             outline,
             parent: None,
+            index_path: &[],
+            index_depth: 0,
+            index_on: 0,
+            index: None,
+        }
+    }
+
+    /// Indexes the members of the object at `path`.
+    fn index_on_path(&mut self, path: &'static [&'static [u8]]) {
+        self.index_path = path;
+        self.index_depth = path.len() as u32 + 1;
+    }
+
+    /// Where the index being recorded lives: in the outline, if any.
+    fn index_mut(&mut self) -> &mut MemberIndex {
+        match &mut self.outline {
+            Some(o) => &mut o.arguments,
+            None => self.index.get_or_insert(MemberIndex::NONE),
         }
     }
 
@@ -257,7 +523,9 @@ impl<'a> Validator<'a> {
     }
 
     fn record(&mut self, depth: u32, member: Member) {
-        let Some(o) = &mut self.outline else { return };
+        let Some(o) = self.outline.as_deref_mut() else {
+            return;
+        };
         match depth {
             1 if o.top_len < OUTLINE_TOP => {
                 o.top[o.top_len] = member;
@@ -346,11 +614,17 @@ impl<'a> Validator<'a> {
         }
         let check_keys = depth <= self.strictness.key_check_depth
             && (self.strictness.reject_duplicate_keys || self.strictness.reject_case_variant_keys);
+        let target = depth == self.index_depth && self.index_on == self.index_path.len();
+        if target {
+            let at = self.pos;
+            self.index_mut().start(at);
+        }
         if !check_keys {
-            return self.object_members(depth, None);
+            return self.object_members(depth, None, target);
         }
         let mut keys = SmallKeys::new();
-        let result = self.object_members(depth, Some(&mut keys)).and_then(|()| {
+        let members = self.object_members(depth, Some(&mut keys), target);
+        let result = members.and_then(|()| {
             if keys.spilled {
                 self.check_keys(keys.mark)
             } else if keys.sig_clash {
@@ -401,15 +675,22 @@ impl<'a> Validator<'a> {
         Ok(())
     }
 
+    /// The members of an object at `depth`, its `{` at `self.pos`; `target`:
+    /// the object [`Validator::index`] records.
     fn object_members(
         &mut self,
         depth: u32,
         mut keys: Option<&mut SmallKeys>,
+        target: bool,
     ) -> Result<(), JsonError> {
         self.pos += 1;
         self.ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
+            if target {
+                let end = self.pos;
+                self.index_mut().end(end);
+            }
             return Ok(());
         }
         loop {
@@ -443,36 +724,81 @@ impl<'a> Validator<'a> {
             }
             self.pos += 1;
             self.ws();
-            let value_start = self.pos;
-            let outer = self.parent;
-            if depth == 1 && self.outline.is_some() {
-                self.parent = self.outline.as_ref().map(|o| o.top_len);
-            }
-            self.value(depth)?;
-            if depth == 1 {
-                self.parent = outer;
-            }
-            if self.outline.is_some() && depth <= 2 {
-                self.record(
-                    depth,
-                    Member {
-                        parent: 0,
-                        key: (key_start, key_end),
-                        key_escaped: has_escape,
-                        value: (value_start, self.pos),
-                    },
-                );
+            if depth <= 2 || depth <= self.index_depth {
+                // The two outer levels (outlined) and the objects on the path
+                // to the one indexed: the bookkeeping, out of the loop that
+                // reads every deeper member.
+                self.tracked_value(depth, (key_start, key_end), has_escape, target)?;
+            } else {
+                self.value(depth)?;
             }
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
+                    if target {
+                        let end = self.pos;
+                        self.index_mut().end(end);
+                    }
                     return Ok(());
                 }
                 _ => return Err(self.err(JsonErrorKind::ExpectedObjectSeparator)),
             }
         }
+    }
+
+    /// The value of a member at depth 1 or 2, or on the path to the object
+    /// to index: recorded in the outline, followed along the path, indexed
+    /// when the member is the `target` object's.
+    #[inline(never)]
+    fn tracked_value(
+        &mut self,
+        depth: u32,
+        key: (usize, usize),
+        escaped: bool,
+        target: bool,
+    ) -> Result<(), JsonError> {
+        let value_start = self.pos;
+        let outer = self.parent;
+        if depth == 1 && self.outline.is_some() {
+            self.parent = self.outline.as_ref().map(|o| o.top_len);
+        }
+        // On the way to the object to index: the member whose key (with no
+        // escapes) is the next key of the path.
+        let on_path = depth < self.index_depth
+            && self.index_on + 1 == depth as usize
+            && !escaped
+            && self
+                .index_path
+                .get(self.index_on)
+                .is_some_and(|k| self.b[key.0..key.1] == **k);
+        if on_path {
+            self.index_on += 1;
+        }
+        self.value(depth)?;
+        if on_path {
+            self.index_on -= 1;
+        }
+        let value = (value_start, self.pos);
+        if target {
+            self.index_mut().push(key, escaped, value);
+        }
+        if depth == 1 {
+            self.parent = outer;
+        }
+        if self.outline.is_some() && depth <= 2 {
+            self.record(
+                depth,
+                Member {
+                    parent: 0,
+                    key,
+                    key_escaped: escaped,
+                    value,
+                },
+            );
+        }
+        Ok(())
     }
 
     fn push_key(&self, start: usize, end: usize, escaped: bool) {
@@ -735,6 +1061,7 @@ struct SmallKeys {
 
 impl SmallKeys {
     /// Records a plain ASCII key (there is room: `len < SMALL_KEYS`).
+    #[inline]
     fn add(&mut self, start: usize, end: usize, sig: u64) {
         let bit = 1u64 << (sig.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58);
         if self.seen & bit != 0 && self.sigs[..self.len].contains(&sig) {
@@ -2017,6 +2344,88 @@ mod tests {
                 .unwrap()
                 .is_complete()
         );
+    }
+
+    /// The index gives exactly the members a walk gives, and only for the
+    /// object it was made from.
+    #[test]
+    fn indexed_members_are_the_walked_members() {
+        let many: String = format!(
+            "{{{}}}",
+            (0..MEMBER_INDEX_CAPACITY + 1)
+                .map(|i| format!("\"k{i}\":{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let texts: Vec<&[u8]> = vec![
+            b"{}",
+            b"  { }  ",
+            br#"{"a":1}"#,
+            br#" { "a" : [1, {"b": 2}] , "c\u0041" :"x\"y", "d":{"e":{}} , "f": null } "#,
+            br#"{"a":1,"a":2}"#,
+            many.as_bytes(),
+        ];
+        for text in texts {
+            let index = validate_indexed(text, Strictness::LENIENT).unwrap();
+            let at = text.len() - text.trim_ascii_start().len();
+            let Val::Object(o) = Value::from_validated(text).val() else {
+                panic!("an object")
+            };
+            let walked: Vec<_> = o.members().map(|(k, v)| (k.raw_bytes(), v)).collect();
+            let indexed: Vec<_> = index
+                .members(o, at)
+                .map(|(k, v)| (k.raw_bytes(), v))
+                .collect();
+            assert_eq!(indexed, walked, "{}", String::from_utf8_lossy(text));
+            let fits = walked.len() <= MEMBER_INDEX_CAPACITY;
+            assert_eq!(index.describes((at, at + o.as_bytes().len())), fits);
+            // Escaped keys keep their escapes.
+            for ((k, _), (w, _)) in index.members(o, at).zip(o.members()) {
+                assert!(k.eq_jstr(&w));
+            }
+            // Elsewhere in the text the index does not apply.
+            assert!(!index.describes((at + 1, at + o.as_bytes().len())));
+        }
+        // Not an object: nothing indexed.
+        assert!(
+            !validate_indexed(b"[1]", Strictness::STRICT)
+                .unwrap()
+                .describes((0, 3))
+        );
+    }
+
+    /// An outline indexes `params.arguments` only when both keys are spelled
+    /// plainly and the arguments are an object.
+    #[test]
+    fn outlines_index_the_arguments_of_a_call() {
+        let cases: [(&[u8], bool); 5] = [
+            (
+                br#"{"id":1,"params":{"name":"t","arguments":{"a":1,"b":[2]}}}"#,
+                true,
+            ),
+            (br#"{"params":{"arguments":[{"a":1}]},"id":1}"#, false),
+            (br#"{"params":{"\u0061rguments":{"a":1}}}"#, false),
+            (br#"{"params":[{"arguments":{"a":1}}]}"#, false),
+            (br#"{"x":{"params":{"arguments":{"a":1}}}}"#, false),
+        ];
+        for (text, indexed) in cases {
+            let outline = validate_outline(text, Strictness::STRICT).unwrap();
+            let start = text.windows(6).position(|w| w == br#"{"a":1"#).unwrap_or(0);
+            let Val::Object(o) = Value::from_validated(&text[start..]).val() else {
+                assert!(!indexed);
+                continue;
+            };
+            let span = (start, start + o.as_bytes().len());
+            assert_eq!(outline.arguments().describes(span), indexed);
+            if indexed {
+                let keys: Vec<_> = outline
+                    .arguments()
+                    .members(o, start)
+                    .map(|(k, _)| k.raw_bytes())
+                    .collect();
+                assert_eq!(keys, [&b"a"[..], b"b"]);
+            }
+        }
     }
 
     #[test]
