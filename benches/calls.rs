@@ -162,4 +162,3 @@ pub fn engines() -> [(&'static str, &'static dyn Policy); 2] {
     let evaluator: &'static Evaluator = Box::leak(Box::new(evaluator()));
     [("generated", generated), ("evaluator", evaluator)]
 }
-

@@ -27,8 +27,10 @@ use calls::{KINDS, RAW_LINE, decide_and_rollback, engines, env};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(measure), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse::<usize>().ok()))
-    else {
+    let (Some(measure), Some(n)) = (
+        args.get(1),
+        args.get(2).and_then(|n| n.parse::<usize>().ok()),
+    ) else {
         eprintln!("usage: instructions MEASURE N (see benches/instructions.rs)");
         std::process::exit(2);
     };
