@@ -325,22 +325,16 @@ pub const MAX_RESERVATIONS: usize = 8;
 pub static UNUSED_COUNTER: CounterSpec =
     CounterSpec::new("", Window::Calendar(Calendar::Minute), Scope::Global);
 
-const NO_RESERVATION: Reservation = Reservation {
-    counter: CounterRef {
-        spec: &UNUSED_COUNTER,
-        partition: 0,
-    },
-    amount: 0,
-    bucket: 0,
-};
-
 /// The reservations of one call: fixed capacity, no allocation.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct Ticket {
     len: u8,
     /// The store's id for this reservation (0: none); see [`Ticket::op`].
     op: u64,
-    entries: [Reservation; MAX_RESERVATIONS],
+    /// The first `len` are `Some`. Options (a null counter pointer for
+    /// None) so that an empty ticket, which every decision starts from, is
+    /// written as one word per entry rather than copied whole.
+    entries: [Option<Reservation>; MAX_RESERVATIONS],
 }
 
 impl Default for Ticket {
@@ -348,6 +342,16 @@ impl Default for Ticket {
         Ticket::EMPTY
     }
 }
+
+/// Tickets are equal when they hold the same reservations and id (entries
+/// past the length are never read, so a cleared ticket equals an empty one).
+impl PartialEq for Ticket {
+    fn eq(&self, other: &Ticket) -> bool {
+        self.op == other.op && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Ticket {}
 
 impl fmt::Debug for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -360,7 +364,7 @@ impl Ticket {
     pub const EMPTY: Ticket = Ticket {
         len: 0,
         op: 0,
-        entries: [NO_RESERVATION; MAX_RESERVATIONS],
+        entries: [None; MAX_RESERVATIONS],
     };
 
     /// Adds a reservation; returns false when full.
@@ -369,14 +373,21 @@ impl Ticket {
         if i >= MAX_RESERVATIONS {
             return false;
         }
-        self.entries[i] = r;
+        self.entries[i] = Some(r);
         self.len += 1;
         true
     }
 
+    /// Empties the ticket (what [`Ticket::EMPTY`] holds, without rewriting
+    /// every entry: a decision clears its ticket in place).
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.op = 0;
+    }
+
     /// The reservations, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Reservation> {
-        self.entries[..usize::from(self.len)].iter()
+        self.entries[..usize::from(self.len)].iter().flatten()
     }
 
     /// True when nothing was reserved.

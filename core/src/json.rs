@@ -199,13 +199,16 @@ pub struct MemberIndex {
 #[derive(Clone, Copy)]
 struct IndexEntry {
     key: u32,
-    /// Key length; [`ESCAPED_KEY`] set when the key has escapes.
+    /// Key length; [`ESCAPED_KEY`] set when the key has escapes, [`ASCII_KEY`]
+    /// when it is plain ASCII.
     key_len: u32,
     value: u32,
     value_len: u32,
 }
 
 const ESCAPED_KEY: u32 = 1 << 31;
+/// Set in [`IndexEntry::key_len`] when the key is all ASCII with no escapes.
+const ASCII_KEY: u32 = 1 << 30;
 
 impl fmt::Debug for MemberIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -284,14 +287,17 @@ impl MemberIndex {
     /// to the object's `{` as u32; an object too long for them is marked
     /// incomplete when it ends ([`MemberIndex::end`]), before any use.
     #[inline]
-    fn push(&mut self, key: (usize, usize), escaped: bool, value: (usize, usize)) {
+    fn push(&mut self, key: (usize, usize), kind: (bool, bool), value: (usize, usize)) {
+        let (escaped, ascii) = kind;
         let base = self.span.0;
         let rel = |x: usize| (x - base) as u32;
         match self.entries.get_mut(usize::from(self.len)) {
             Some(e) => {
                 *e = IndexEntry {
                     key: rel(key.0),
-                    key_len: (key.1 - key.0) as u32 | if escaped { ESCAPED_KEY } else { 0 },
+                    key_len: (key.1 - key.0) as u32
+                        | if escaped { ESCAPED_KEY } else { 0 }
+                        | if ascii && !escaped { ASCII_KEY } else { 0 },
                     value: rel(value.0),
                     value_len: (value.1 - value.0) as u32,
                 };
@@ -304,7 +310,7 @@ impl MemberIndex {
     /// The object ends at `end` (the byte after its `}`).
     fn end(&mut self, end: usize) {
         self.span.1 = end;
-        if end - self.span.0 >= ESCAPED_KEY as usize {
+        if end - self.span.0 >= ASCII_KEY as usize {
             self.complete = false;
         }
     }
@@ -330,7 +336,7 @@ impl<'a> Iterator for MembersOf<'a, '_> {
             Source::Indexed { raw, entries } => {
                 let e = entries.next()?;
                 let k0 = e.key as usize;
-                let k1 = k0 + (e.key_len & !ESCAPED_KEY) as usize;
+                let k1 = k0 + (e.key_len & !(ESCAPED_KEY | ASCII_KEY)) as usize;
                 let v0 = e.value as usize;
                 let v1 = v0 + e.value_len as usize;
                 match (raw.get(k0..k1), raw.get(v0..v1)) {
@@ -338,6 +344,7 @@ impl<'a> Iterator for MembersOf<'a, '_> {
                         JStr {
                             raw: k,
                             escaped: e.key_len & ESCAPED_KEY != 0,
+                            ascii: e.key_len & ASCII_KEY != 0,
                         },
                         Value { raw: v },
                     )),
@@ -448,6 +455,7 @@ impl Member {
         JStr {
             raw: &bytes[self.key.0..self.key.1],
             escaped: self.key_escaped,
+            ascii: false,
         }
     }
 
@@ -728,7 +736,7 @@ impl<'a, 'o> Validator<'a, 'o> {
                 // The two outer levels (outlined) and the objects on the path
                 // to the one indexed: the bookkeeping, out of the loop that
                 // reads every deeper member.
-                self.tracked_value(depth, (key_start, key_end), has_escape, target)?;
+                self.tracked_value(depth, (key_start, key_end), (has_escape, ascii), target)?;
             } else {
                 self.value(depth)?;
             }
@@ -756,9 +764,10 @@ impl<'a, 'o> Validator<'a, 'o> {
         &mut self,
         depth: u32,
         key: (usize, usize),
-        escaped: bool,
+        kind: (bool, bool),
         target: bool,
     ) -> Result<(), JsonError> {
+        let escaped = kind.0;
         let value_start = self.pos;
         let outer = self.parent;
         if depth == 1 && self.outline.is_some() {
@@ -782,7 +791,7 @@ impl<'a, 'o> Validator<'a, 'o> {
         }
         let value = (value_start, self.pos);
         if target {
-            self.index_mut().push(key, escaped, value);
+            self.index_mut().push(key, kind, value);
         }
         if depth == 1 {
             self.parent = outer;
@@ -806,6 +815,7 @@ impl<'a, 'o> Validator<'a, 'o> {
         let key = JStr {
             raw: &self.b[start..end],
             escaped,
+            ascii: false,
         };
         let (folded, exact) = key_hashes(&key);
         let fp = KeyPrint {
@@ -860,6 +870,7 @@ impl<'a, 'o> Validator<'a, 'o> {
         JStr {
             raw: &self.b[p.start..p.end],
             escaped: p.escaped,
+            ascii: false,
         }
     }
 
@@ -1446,6 +1457,9 @@ pub struct JStr<'a> {
     /// decoded text itself, and a backslash in it is just a backslash (a
     /// policy constant such as `"C:\\Windows"` is held that way).
     escaped: bool,
+    /// `raw` is known to be all ASCII with no escapes (the validator saw
+    /// it: a key read from a [`MemberIndex`]); false when not known.
+    ascii: bool,
 }
 
 impl fmt::Debug for JStr<'_> {
@@ -1461,6 +1475,7 @@ impl<'a> JStr<'a> {
         JStr {
             raw: s.as_bytes(),
             escaped: false,
+            ascii: false,
         }
     }
 
@@ -1469,6 +1484,7 @@ impl<'a> JStr<'a> {
         JStr {
             raw,
             escaped: memchr::memchr(b'\\', raw).is_some(),
+            ascii: false,
         }
     }
 
@@ -1569,7 +1585,22 @@ impl<'a> JStr<'a> {
     /// Two keys of one object are never equal under this folding once the
     /// strict reader has accepted it, so a folded lookup is unambiguous.
     pub fn fold_into<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        if self.ascii {
+            // Known plain ASCII (a key the validator indexed): its folding
+            // is exactly as long, so a longer key is given up at once.
+            let out = buf.get_mut(..self.raw.len())?;
+            for (o, c) in out.iter_mut().zip(self.raw) {
+                *o = c.to_ascii_lowercase();
+            }
+            return Some(out);
+        }
         if !self.escaped {
+            // Unescaped text folds to at least a quarter of its bytes (a
+            // character is at most four bytes and folds to at least one),
+            // so a key that long cannot fit.
+            if self.raw.len() / 4 > buf.len() {
+                return None;
+            }
             // Fast path: plain ASCII folds to ASCII lowercase, byte for byte.
             let mut n = 0;
             for &c in self.raw {
@@ -2424,6 +2455,27 @@ mod tests {
                     .map(|(k, _)| k.raw_bytes())
                     .collect();
                 assert_eq!(keys, [&b"a"[..], b"b"]);
+            }
+        }
+    }
+
+    /// Keys read from an index (known ASCII) and walked keys fold alike, into
+    /// every buffer size; long non-ASCII keys are only given up when they
+    /// cannot fit.
+    #[test]
+    fn indexed_keys_fold_like_walked_keys() {
+        let text = "{\"Amount\":1,\"a\\u0042\":2,\"\u{212a}\u{212a}\u{212a}\u{212a}\":3,\"ID\":4}";
+        let index = validate_indexed(text.as_bytes(), Strictness::STRICT).unwrap();
+        let Val::Object(o) = Value::from_validated(text.as_bytes()).val() else {
+            panic!("an object")
+        };
+        for size in 0..10 {
+            for ((k, _), (w, _)) in index.members(o, 0).zip(o.members()) {
+                let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+                let (fa, fw) = (k.fold_into(&mut a), w.fold_into(&mut b));
+                assert_eq!(fa, fw, "{k:?} into {size} bytes");
+                let folded = w.folded();
+                assert_eq!(fw, (folded.len() <= size).then_some(folded.as_bytes()));
             }
         }
     }

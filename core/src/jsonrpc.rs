@@ -263,11 +263,25 @@ impl<'a> Envelope<'a> {
     /// duplicate or case-variant members at the top level. `tools/call`
     /// messages get their stricter checks in [`Envelope::tool_call`].
     pub fn parse(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {
+        thread_local! {
+            /// The outline of the message being read: a few KiB, which a
+            /// fresh one would have to initialise for every message.
+            static OUTLINE: std::cell::RefCell<Outline> =
+                const { std::cell::RefCell::new(Outline::new()) };
+        }
+        OUTLINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut outline) => Self::parse_with(raw, &mut outline),
+            // Never re-entered in practice; a fresh outline does as well.
+            Err(_) => Self::parse_with(raw, &mut Outline::new()),
+        })
+    }
+
+    /// [`Envelope::parse`] with `outline` to fill (whatever it held before).
+    fn parse_with(raw: &'a [u8], outline: &mut Outline) -> Result<Envelope<'a>, Rejection<'a>> {
         // One strict pass covers the common case (a well-formed tools/call)
         // and outlines the members a reader needs; only a message with
         // ambiguous keys below the top level is read twice.
-        let mut outline = Outline::new();
-        match validate_outline_into(raw, Strictness::STRICT, &mut outline) {
+        match validate_outline_into(raw, Strictness::STRICT, outline) {
             Ok(()) if outline.is_complete() && first_byte(raw) == Some(b'{') => {
                 let top = outline.top();
                 let mut env = Self::from_members(
