@@ -962,8 +962,8 @@ impl Counters for MemoryCounters {
             });
             return Ok(ReserveOutcome::Reserved);
         }
-        let mut cells = self.lock();
         if let [r] = requests {
+            let mut cells = self.lock();
             // One counter, the common case: one lookup.
             let bucket = r.counter.spec.window.bucket(now);
             if r.amount > 0 {
@@ -986,6 +986,9 @@ impl Counters for MemoryCounters {
             });
             return Ok(ReserveOutcome::Reserved);
         }
+        // The map's lock, taken at the first counter that lives in the map
+        // and held to the end (a batch of lock-free counters takes none).
+        let mut guard = None;
         // A batch, in order. Lock-free counters are reserved as they come
         // (their compare-and-swap checks the limit, earlier requests of the
         // batch included) and given back if a later request is refused; map
@@ -994,69 +997,69 @@ impl Counters for MemoryCounters {
         // a concurrent call may see a lock-free counter's units for the
         // instant before they are given back and be refused, which errs
         // toward refusing, as a security limit should.
-        // What requests[..index] took from lock-free counters, recomputed
-        // (same counters, same `now`, same buckets) rather than kept in a
-        // second ticket, whose initialisation alone cost more than the rest.
-        let give_back = |index: usize| {
-            for t in &requests[..index] {
+        // Each request goes into the ticket as it is checked (its bucket
+        // computed once); a refusal gives back what the lock-free ones took
+        // and leaves the ticket as it came.
+        let start = ticket.len;
+        let refuse = |ticket: &mut Ticket, index: usize| {
+            for t in ticket.iter().skip(usize::from(start)) {
                 if t.amount > 0
                     && let Some(slot) = self.slot(t.counter, false)
                 {
-                    let bucket = t.counter.spec.window.bucket(now);
-                    slot.give_back(window_number(t.counter.spec.window, bucket), t.amount);
+                    slot.give_back(window_number(t.counter.spec.window, t.bucket), t.amount);
                 }
             }
+            ticket.len = start;
+            Ok(ReserveOutcome::Refused { index })
         };
         for (index, r) in requests.iter().enumerate() {
-            if r.amount == 0 {
-                continue; // adding nothing always fits, as in Intercept
-            }
-            if let Some(slot) = self.slot(r.counter, true) {
-                let bucket = r.counter.spec.window.bucket(now);
-                if !slot.reserve(
-                    window_number(r.counter.spec.window, bucket),
-                    r.amount,
-                    r.limit,
-                ) {
-                    give_back(index);
-                    return Ok(ReserveOutcome::Refused { index });
-                }
-                continue;
-            }
-            let stored = cells
-                .map
-                .get(&(r.counter.spec.id, r.counter.partition))
-                .map_or(0, |(_, cell)| cell.value(r.counter.spec.window, now));
-            // Earlier requests of this batch on the same counter count too.
-            let pending = requests[..index]
-                .iter()
-                .filter(|e| {
-                    e.counter.spec.id == r.counter.spec.id
-                        && e.counter.partition == r.counter.partition
-                })
-                .fold(0u64, |acc, e| acc.saturating_add(e.amount));
-            match stored
-                .checked_add(pending)
-                .and_then(|v| v.checked_add(r.amount))
-            {
-                Some(v) if v <= r.limit => {}
-                _ => {
-                    give_back(index);
-                    return Ok(ReserveOutcome::Refused { index });
-                }
-            }
-        }
-        for r in requests {
             let bucket = r.counter.spec.window.bucket(now);
-            // Lock-free counters were reserved above.
-            if r.amount > 0 && self.slot(r.counter, false).is_none() {
-                cells.add(r.counter, bucket, r.amount, now);
+            // Adding nothing always fits, as in Intercept.
+            if r.amount > 0 {
+                if let Some(slot) = self.slot(r.counter, true) {
+                    if !slot.reserve(
+                        window_number(r.counter.spec.window, bucket),
+                        r.amount,
+                        r.limit,
+                    ) {
+                        return refuse(ticket, index);
+                    }
+                } else {
+                    let cells = guard.get_or_insert_with(|| self.lock());
+                    let stored = cells
+                        .map
+                        .get(&(r.counter.spec.id, r.counter.partition))
+                        .map_or(0, |(_, cell)| cell.value(r.counter.spec.window, now));
+                    // Earlier requests of this batch on the same counter count too.
+                    let pending = requests[..index]
+                        .iter()
+                        .filter(|e| {
+                            e.counter.spec.id == r.counter.spec.id
+                                && e.counter.partition == r.counter.partition
+                        })
+                        .fold(0u64, |acc, e| acc.saturating_add(e.amount));
+                    match stored
+                        .checked_add(pending)
+                        .and_then(|v| v.checked_add(r.amount))
+                    {
+                        Some(v) if v <= r.limit => {}
+                        _ => return refuse(ticket, index),
+                    }
+                }
             }
             ticket.push(Reservation {
                 counter: r.counter,
                 amount: r.amount,
                 bucket,
             });
+        }
+        // Everything fits: add the map counters (lock-free ones are done).
+        if let Some(cells) = guard.as_mut() {
+            for r in ticket.iter().skip(usize::from(start)) {
+                if r.amount > 0 && self.slot(r.counter, false).is_none() {
+                    cells.add(r.counter, r.bucket, r.amount, now);
+                }
+            }
         }
         Ok(ReserveOutcome::Reserved)
     }
@@ -1343,6 +1346,14 @@ mod tests {
             m.reserve(&fits, UnixMillis(5), &mut tk),
             Ok(ReserveOutcome::Reserved)
         );
+        assert_eq!(m.read(global, UnixMillis(5)), Ok(10));
+        // A refused batch leaves a ticket that already held reservations as it was.
+        let before = tk;
+        assert_eq!(
+            m.reserve(&twice, UnixMillis(5), &mut tk),
+            Ok(ReserveOutcome::Refused { index: 0 })
+        );
+        assert!(tk == before && tk.iter().count() == 3);
         assert_eq!(m.read(global, UnixMillis(5)), Ok(10));
         m.rollback(&tk);
         assert_eq!(m.read(global, UnixMillis(5)), Ok(0));
