@@ -194,21 +194,22 @@ pub struct MemberIndex {
     entries: [IndexEntry; MEMBER_INDEX_CAPACITY],
 }
 
-/// One member: offsets from the object's `{` (u32 keeps the table small; a
-/// larger object is not indexed).
+/// One member: offsets from the object's `{`, in 16 bits (eight bytes an
+/// entry keep the table, copied with every call, small): an object of 64 KiB
+/// or more, or a key of 16 KiB or more, is not indexed, and is walked.
 #[derive(Clone, Copy)]
 struct IndexEntry {
-    key: u32,
+    key: u16,
     /// Key length; [`ESCAPED_KEY`] set when the key has escapes, [`ASCII_KEY`]
     /// when it is plain ASCII.
-    key_len: u32,
-    value: u32,
-    value_len: u32,
+    key_len: u16,
+    value: u16,
+    value_len: u16,
 }
 
-const ESCAPED_KEY: u32 = 1 << 31;
+const ESCAPED_KEY: u16 = 1 << 15;
 /// Set in [`IndexEntry::key_len`] when the key is all ASCII with no escapes.
-const ASCII_KEY: u32 = 1 << 30;
+const ASCII_KEY: u16 = 1 << 14;
 
 impl fmt::Debug for MemberIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -290,27 +291,29 @@ impl MemberIndex {
     fn push(&mut self, key: (usize, usize), kind: (bool, bool), value: (usize, usize)) {
         let (escaped, ascii) = kind;
         let base = self.span.0;
-        let rel = |x: usize| (x - base) as u32;
+        let rel = |x: usize| (x - base) as u16;
+        let key_len = key.1 - key.0;
         match self.entries.get_mut(usize::from(self.len)) {
-            Some(e) => {
+            Some(e) if key_len < usize::from(ASCII_KEY) => {
                 *e = IndexEntry {
                     key: rel(key.0),
-                    key_len: (key.1 - key.0) as u32
+                    key_len: key_len as u16
                         | if escaped { ESCAPED_KEY } else { 0 }
                         | if ascii && !escaped { ASCII_KEY } else { 0 },
                     value: rel(value.0),
-                    value_len: (value.1 - value.0) as u32,
+                    value_len: (value.1 - value.0) as u16,
                 };
                 self.len += 1;
             }
-            None => self.complete = false,
+            _ => self.complete = false,
         }
     }
 
-    /// The object ends at `end` (the byte after its `}`).
+    /// The object ends at `end` (the byte after its `}`); offsets recorded
+    /// in 16 bits are exact only if it is shorter than 64 KiB.
     fn end(&mut self, end: usize) {
         self.span.1 = end;
-        if end - self.span.0 >= ASCII_KEY as usize {
+        if end - self.span.0 > usize::from(u16::MAX) {
             self.complete = false;
         }
     }
@@ -335,10 +338,10 @@ impl<'a> Iterator for MembersOf<'a, '_> {
         match &mut self.0 {
             Source::Indexed { raw, entries } => {
                 let e = entries.next()?;
-                let k0 = e.key as usize;
-                let k1 = k0 + (e.key_len & !(ESCAPED_KEY | ASCII_KEY)) as usize;
-                let v0 = e.value as usize;
-                let v1 = v0 + e.value_len as usize;
+                let k0 = usize::from(e.key);
+                let k1 = k0 + usize::from(e.key_len & !(ESCAPED_KEY | ASCII_KEY));
+                let v0 = usize::from(e.value);
+                let v1 = v0 + usize::from(e.value_len);
                 match (raw.get(k0..k1), raw.get(v0..v1)) {
                     (Some(k), Some(v)) => Some((
                         JStr {
@@ -2388,7 +2391,14 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(",")
         );
+        // Around the 16-bit limits: an object of 64 KiB and more, a 16 KiB key.
+        let big = |n: usize| format!("{{\"a\":1,\"s\":\"{}\",\"z\":2}}", "x".repeat(n));
+        let (small, large) = (big(65_000), big(65_535));
+        let long_key = format!("{{\"{}\":1,\"b\":2}}", "k".repeat(16_384));
         let texts: Vec<&[u8]> = vec![
+            small.as_bytes(),
+            large.as_bytes(),
+            long_key.as_bytes(),
             b"{}",
             b"  { }  ",
             br#"{"a":1}"#,
@@ -2408,7 +2418,9 @@ mod tests {
                 .map(|(k, v)| (k.raw_bytes(), v))
                 .collect();
             assert_eq!(indexed, walked, "{}", String::from_utf8_lossy(text));
-            let fits = walked.len() <= MEMBER_INDEX_CAPACITY;
+            let fits = walked.len() <= MEMBER_INDEX_CAPACITY
+                && o.as_bytes().len() <= usize::from(u16::MAX)
+                && walked.iter().all(|(k, _)| k.len() < 16_384);
             assert_eq!(index.describes((at, at + o.as_bytes().len())), fits);
             // Escaped keys keep their escapes.
             for ((k, _), (w, _)) in index.members(o, at).zip(o.members()) {
