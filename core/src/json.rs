@@ -658,11 +658,12 @@ impl<'a, 'o> Validator<'a, 'o> {
         let list = &keys.list[..keys.len];
         let sigs = &keys.sigs[..keys.len];
         for (i, (&(a0, a1), &sa)) in list.iter().zip(sigs).enumerate() {
-            let a = &self.b[a0..a1];
+            let a = &self.b[a0 as usize..a1 as usize];
             for (&(b0, b1), &sb) in list[i + 1..].iter().zip(&sigs[i + 1..]) {
                 if sa != sb {
                     continue;
                 }
+                let (b0, b1) = (b0 as usize, b1 as usize);
                 let b = &self.b[b0..b1];
                 if a.len() != b.len() || !a.eq_ignore_ascii_case(b) {
                     continue;
@@ -714,7 +715,8 @@ impl<'a, 'o> Validator<'a, 'o> {
             let key_end = self.pos - 1;
             if let Some(keys) = keys.as_deref_mut() {
                 let plain = !has_escape && ascii;
-                if !keys.spilled && plain && keys.len < SMALL_KEYS {
+                // (Offsets past 4 GiB take the general path.)
+                if !keys.spilled && plain && keys.len < SMALL_KEYS && key_end <= u32::MAX as usize {
                     keys.add(key_start, key_end, key_sig(&self.b[key_start..key_end]));
                 } else {
                     if !keys.spilled {
@@ -723,7 +725,7 @@ impl<'a, 'o> Validator<'a, 'o> {
                         keys.spilled = true;
                         for i in 0..keys.len {
                             let (s0, s1) = keys.list[i];
-                            self.push_key(s0, s1, false);
+                            self.push_key(s0 as usize, s1 as usize, false);
                         }
                     }
                     self.push_key(key_start, key_end, has_escape);
@@ -1060,7 +1062,9 @@ const SMALL_KEYS: usize = 20;
 /// The keys of one object being validated: on the stack while few and plain,
 /// spilled to the thread-local fingerprint list otherwise.
 struct SmallKeys {
-    list: [(usize, usize); SMALL_KEYS],
+    /// Start and end of each key, in 32 bits: the list is written afresh
+    /// for every object, and its size is most of what that costs.
+    list: [(u32, u32); SMALL_KEYS],
     /// [`key_sig`] of each key in `list`.
     sigs: [u64; SMALL_KEYS],
     /// One bit per signature seen (a 64-bit Bloom filter), so that a new key
@@ -1082,7 +1086,7 @@ impl SmallKeys {
             self.sig_clash = true;
         }
         self.seen |= bit;
-        self.list[self.len] = (start, end);
+        self.list[self.len] = (start as u32, end as u32);
         self.sigs[self.len] = sig;
         self.len += 1;
     }
