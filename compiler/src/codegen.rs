@@ -237,8 +237,11 @@ impl Slots {
         node.children.values().for_each(|c| Slots::all(c, out));
     }
 
-    /// The statements filling the slots of `node`'s children from `obj` (an `Object`).
-    fn fill(&self, node: &Trie, obj: TokenStream, depth: usize) -> TokenStream {
+    /// The statements filling the slots of `node`'s children from `members`
+    /// (an iterator of an object's members: `call.arg_members()`, which
+    /// reads the arguments from where the validator recorded them, or a
+    /// nested object's `members()`).
+    fn fill(&self, node: &Trie, members: TokenStream, depth: usize) -> TokenStream {
         if node.children.is_empty() {
             return quote!();
         }
@@ -274,7 +277,7 @@ impl Slots {
                 quote!()
             } else {
                 let inner = format_ident!("o{}", depth);
-                let body = self.fill(child, quote!(#inner), depth + 1);
+                let body = self.fill(child, quote!(#inner.members()), depth + 1);
                 quote! {
                     if let Val::Object(#inner) = #v.val() {
                         #body
@@ -291,7 +294,7 @@ impl Slots {
         }
         quote! {
             let mut #buf = [0u8; #cap];
-            for (#k, #v) in #obj.members() {
+            for (#k, #v) in #members {
                 let slot: u32 = match #k.fold_into(&mut #buf) { #(#key_arms,)* _ => 0 };
                 match slot {
                     #(#arms)*
@@ -1842,7 +1845,7 @@ impl Gen<'_> {
             return (quote!(), locals);
         }
         let fields = slots.names.iter().map(|f| quote!(#f: Option<Val<'a>>));
-        let fill = slots.fill(&slots.trie, quote!(args), 0);
+        let fill = slots.fill(&slots.trie, quote!(call.arg_members()), 0);
         let def = quote! {
             #[derive(Default)]
             struct #name<'a> {
@@ -1852,7 +1855,6 @@ impl Gen<'_> {
         };
         let extract = quote! {
             let mut a = #name::default();
-            let args = call.arguments();
             #fill
             #locals
         };

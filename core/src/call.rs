@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::json::{JsonError, Object, Strictness, Val, Value, validate};
+use crate::json::{
+    JStr, JsonError, MemberIndex, MembersOf, Object, Strictness, Val, Value, validate_indexed,
+};
 
 /// Which MCP surface a request is on: a policy decides tool calls,
 /// resource reads and prompt requests with the same machinery, each
@@ -47,6 +49,10 @@ pub struct ToolCall<'a> {
     surface: Surface,
     name: Cow<'a, str>,
     arguments: Object<'a>,
+    /// Where the arguments' members are, recorded while they were validated
+    /// (offsets relative to the arguments' `{`), so a decision reads them
+    /// without walking the text again ([`ToolCall::arg_members`]).
+    index: MemberIndex,
 }
 
 impl fmt::Debug for ToolCall<'_> {
@@ -95,11 +101,12 @@ impl<'a> ToolCall<'a> {
         arguments: &'a [u8],
         strictness: Strictness,
     ) -> Result<ToolCall<'a>, CallError> {
-        let arguments = Self::arguments_from(arguments, strictness)?;
+        let (arguments, index) = Self::arguments_from(arguments, strictness)?;
         Ok(ToolCall {
             surface: Surface::Tool,
             name: Cow::Borrowed(name),
             arguments,
+            index,
         })
     }
 
@@ -122,18 +129,23 @@ impl<'a> ToolCall<'a> {
         self
     }
 
-    /// Validates raw argument text into an object view.
+    /// Validates raw argument text into an object view and the index of its members.
     pub(crate) fn arguments_from(
         raw: &'a [u8],
         strictness: Strictness,
-    ) -> Result<Object<'a>, CallError> {
+    ) -> Result<(Object<'a>, MemberIndex), CallError> {
         if raw.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self::no_arguments());
+            return Ok((Self::no_arguments(), MemberIndex::empty((0, 2))));
         }
-        validate(raw, strictness).map_err(CallError::Json)?;
-        match Value::from_validated(raw).val() {
-            Val::Object(o) => Ok(o),
-            Val::Null => Ok(Self::no_arguments()),
+        let index = validate_indexed(raw, strictness).map_err(CallError::Json)?;
+        let value = Value::from_validated(raw);
+        match value.val() {
+            Val::Object(o) => {
+                // The object starts after any leading whitespace.
+                let at = raw.len() - raw.trim_ascii_start().len();
+                Ok((o, index.rebased(at)))
+            }
+            Val::Null => Ok((Self::no_arguments(), MemberIndex::empty((0, 2)))),
             _ => Err(CallError::NotAnObject),
         }
     }
@@ -146,11 +158,26 @@ impl<'a> ToolCall<'a> {
     }
 
     /// Builds a call from parts the JSON-RPC reader has already validated.
-    pub(crate) fn from_parts(name: Cow<'a, str>, arguments: Option<Object<'a>>) -> ToolCall<'a> {
-        ToolCall {
-            surface: Surface::Tool,
-            name,
-            arguments: arguments.unwrap_or_else(Self::no_arguments),
+    /// `index`: the arguments' members as the validator found them, offsets
+    /// relative to the arguments' first byte (or [`MemberIndex::NONE`]).
+    pub(crate) fn from_parts(
+        name: Cow<'a, str>,
+        arguments: Option<Object<'a>>,
+        index: MemberIndex,
+    ) -> ToolCall<'a> {
+        match arguments {
+            Some(arguments) => ToolCall {
+                surface: Surface::Tool,
+                name,
+                arguments,
+                index,
+            },
+            None => ToolCall {
+                surface: Surface::Tool,
+                name,
+                arguments: Self::no_arguments(),
+                index: MemberIndex::empty((0, 2)),
+            },
         }
     }
 
@@ -169,13 +196,32 @@ impl<'a> ToolCall<'a> {
         self.arguments
     }
 
+    /// The arguments' members in document order (duplicates included), as
+    /// [`Object::members`] walks them, read from where the validator found
+    /// them when it recorded them (at most
+    /// [`MEMBER_INDEX_CAPACITY`](crate::json::MEMBER_INDEX_CAPACITY) members):
+    /// how generated code and the evaluator read arguments.
+    #[inline]
+    pub fn arg_members(&self) -> MembersOf<'a, '_> {
+        self.index.members(self.arguments, 0)
+    }
+
     /// The value at `path` (`["recipient", "email"]` for `args.recipient.email`):
     /// each segment selects a member of an object whose key equals it under
     /// case folding ([`Object::get_folded`]: what a Go server reads as that
     /// field), the last such member winning. None when a member is absent or a step is not an object.
     pub fn arg(&self, path: &[&str]) -> Option<Val<'a>> {
-        let mut current = Val::Object(self.arguments);
-        for seg in path {
+        let Some((first, rest)) = path.split_first() else {
+            return Some(Val::Object(self.arguments));
+        };
+        let key = JStr::plain(first);
+        let mut current = self
+            .arg_members()
+            .filter(|(k, _)| k.eq_folded(&key))
+            .last()?
+            .1
+            .val();
+        for seg in rest {
             let Val::Object(o) = current else {
                 return None;
             };
@@ -205,6 +251,32 @@ mod tests {
         let call = ToolCall::new("pay", raw, Strictness::STRICT).unwrap();
         assert!(matches!(call.arg(&["customer", "id"]), Some(Val::Str(s)) if s.eq_str("c1")));
         assert!(call.arg(&["customer", "task"]).is_some());
+    }
+
+    /// A call read from a JSON-RPC line and one built from its arguments
+    /// read the same members whether indexed or walked.
+    #[test]
+    fn indexed_and_walked_arguments_agree() {
+        let line = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments": {"Amount": 5, "to": {"iban": "x"}, "n\u0061me": "q"},"name":"pay"}}"#;
+        let from_line = crate::jsonrpc::parse_tool_call(line).unwrap();
+        let args = br#" {"Amount": 5, "to": {"iban": "x"}, "n\u0061me": "q"}"#;
+        let built = ToolCall::new("pay", args, Strictness::STRICT).unwrap();
+        for call in [&from_line, &built] {
+            let indexed: Vec<_> = call
+                .arg_members()
+                .map(|(k, v)| (k.raw_bytes(), v))
+                .collect();
+            let walked: Vec<_> = call
+                .arguments()
+                .members()
+                .map(|(k, v)| (k.raw_bytes(), v))
+                .collect();
+            assert_eq!(indexed, walked);
+            assert_eq!(indexed.len(), 3);
+            assert!(matches!(call.arg(&["amount"]), Some(Val::Num(_))));
+            assert!(matches!(call.arg(&["name"]), Some(Val::Str(s)) if s.eq_str("q")));
+            assert!(matches!(call.arg(&["to", "IBAN"]), Some(Val::Str(s)) if s.eq_str("x")));
+        }
     }
 
     #[test]

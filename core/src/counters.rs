@@ -138,6 +138,19 @@ impl Calendar {
         }
     }
 
+    /// The number of the window `millis` (milliseconds since the epoch)
+    /// falls in: `millis.div_euclid(self.millis())`, written with constant
+    /// divisors, which compile to a multiplication instead of a 64-bit
+    /// division (tens of cycles, and every reservation and rollback needs
+    /// its window).
+    pub const fn window_of(self, millis: i64) -> i64 {
+        match self {
+            Calendar::Minute => millis.div_euclid(60_000),
+            Calendar::Hour => millis.div_euclid(3_600_000),
+            Calendar::Day => millis.div_euclid(86_400_000),
+        }
+    }
+
     /// The lowercase name used in policies and messages.
     pub const fn name(self) -> &'static str {
         match self {
@@ -178,7 +191,7 @@ impl Window {
     /// calendar windows, the slot number for sliding ones.
     pub fn bucket(self, now: UnixMillis) -> i64 {
         match self {
-            Window::Calendar(c) => now.0.div_euclid(c.millis()) * c.millis(),
+            Window::Calendar(c) => c.window_of(now.0) * c.millis(),
             Window::Sliding { millis } => now.0.div_euclid(Self::slot_len(millis)),
         }
     }
@@ -325,22 +338,16 @@ pub const MAX_RESERVATIONS: usize = 8;
 pub static UNUSED_COUNTER: CounterSpec =
     CounterSpec::new("", Window::Calendar(Calendar::Minute), Scope::Global);
 
-const NO_RESERVATION: Reservation = Reservation {
-    counter: CounterRef {
-        spec: &UNUSED_COUNTER,
-        partition: 0,
-    },
-    amount: 0,
-    bucket: 0,
-};
-
 /// The reservations of one call: fixed capacity, no allocation.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct Ticket {
     len: u8,
     /// The store's id for this reservation (0: none); see [`Ticket::op`].
     op: u64,
-    entries: [Reservation; MAX_RESERVATIONS],
+    /// The first `len` are `Some`. Options (a null counter pointer for
+    /// None) so that an empty ticket, which every decision starts from, is
+    /// written as one word per entry rather than copied whole.
+    entries: [Option<Reservation>; MAX_RESERVATIONS],
 }
 
 impl Default for Ticket {
@@ -348,6 +355,16 @@ impl Default for Ticket {
         Ticket::EMPTY
     }
 }
+
+/// Tickets are equal when they hold the same reservations and id (entries
+/// past the length are never read, so a cleared ticket equals an empty one).
+impl PartialEq for Ticket {
+    fn eq(&self, other: &Ticket) -> bool {
+        self.op == other.op && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Ticket {}
 
 impl fmt::Debug for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -360,7 +377,7 @@ impl Ticket {
     pub const EMPTY: Ticket = Ticket {
         len: 0,
         op: 0,
-        entries: [NO_RESERVATION; MAX_RESERVATIONS],
+        entries: [None; MAX_RESERVATIONS],
     };
 
     /// Adds a reservation; returns false when full.
@@ -369,14 +386,21 @@ impl Ticket {
         if i >= MAX_RESERVATIONS {
             return false;
         }
-        self.entries[i] = r;
+        self.entries[i] = Some(r);
         self.len += 1;
         true
     }
 
+    /// Empties the ticket (what [`Ticket::EMPTY`] holds, without rewriting
+    /// every entry: a decision clears its ticket in place).
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.op = 0;
+    }
+
     /// The reservations, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Reservation> {
-        self.entries[..usize::from(self.len)].iter()
+        self.entries[..usize::from(self.len)].iter().flatten()
     }
 
     /// True when nothing was reserved.
@@ -744,12 +768,12 @@ struct FastSlot {
 
 /// The window number of a calendar bucket (its start), as kept in a slot.
 fn window_number(window: Window, bucket: i64) -> u64 {
-    let len = match window {
-        Window::Calendar(c) => c.millis(),
+    let n = match window {
+        Window::Calendar(c) => c.window_of(bucket),
         // Never stored in a slot (see `fast_eligible`); any number works.
-        Window::Sliding { .. } => 1,
+        Window::Sliding { .. } => bucket,
     };
-    (bucket.div_euclid(len) as u64) & ((1 << WINDOW_BITS) - 1)
+    (n as u64) & ((1 << WINDOW_BITS) - 1)
 }
 
 /// The value a slot's word holds for window number `n`.
@@ -938,8 +962,8 @@ impl Counters for MemoryCounters {
             });
             return Ok(ReserveOutcome::Reserved);
         }
-        let mut cells = self.lock();
         if let [r] = requests {
+            let mut cells = self.lock();
             // One counter, the common case: one lookup.
             let bucket = r.counter.spec.window.bucket(now);
             if r.amount > 0 {
@@ -962,6 +986,9 @@ impl Counters for MemoryCounters {
             });
             return Ok(ReserveOutcome::Reserved);
         }
+        // The map's lock, taken at the first counter that lives in the map
+        // and held to the end (a batch of lock-free counters takes none).
+        let mut guard = None;
         // A batch, in order. Lock-free counters are reserved as they come
         // (their compare-and-swap checks the limit, earlier requests of the
         // batch included) and given back if a later request is refused; map
@@ -970,69 +997,69 @@ impl Counters for MemoryCounters {
         // a concurrent call may see a lock-free counter's units for the
         // instant before they are given back and be refused, which errs
         // toward refusing, as a security limit should.
-        // What requests[..index] took from lock-free counters, recomputed
-        // (same counters, same `now`, same buckets) rather than kept in a
-        // second ticket, whose initialisation alone cost more than the rest.
-        let give_back = |index: usize| {
-            for t in &requests[..index] {
+        // Each request goes into the ticket as it is checked (its bucket
+        // computed once); a refusal gives back what the lock-free ones took
+        // and leaves the ticket as it came.
+        let start = ticket.len;
+        let refuse = |ticket: &mut Ticket, index: usize| {
+            for t in ticket.iter().skip(usize::from(start)) {
                 if t.amount > 0
                     && let Some(slot) = self.slot(t.counter, false)
                 {
-                    let bucket = t.counter.spec.window.bucket(now);
-                    slot.give_back(window_number(t.counter.spec.window, bucket), t.amount);
+                    slot.give_back(window_number(t.counter.spec.window, t.bucket), t.amount);
                 }
             }
+            ticket.len = start;
+            Ok(ReserveOutcome::Refused { index })
         };
         for (index, r) in requests.iter().enumerate() {
-            if r.amount == 0 {
-                continue; // adding nothing always fits, as in Intercept
-            }
-            if let Some(slot) = self.slot(r.counter, true) {
-                let bucket = r.counter.spec.window.bucket(now);
-                if !slot.reserve(
-                    window_number(r.counter.spec.window, bucket),
-                    r.amount,
-                    r.limit,
-                ) {
-                    give_back(index);
-                    return Ok(ReserveOutcome::Refused { index });
-                }
-                continue;
-            }
-            let stored = cells
-                .map
-                .get(&(r.counter.spec.id, r.counter.partition))
-                .map_or(0, |(_, cell)| cell.value(r.counter.spec.window, now));
-            // Earlier requests of this batch on the same counter count too.
-            let pending = requests[..index]
-                .iter()
-                .filter(|e| {
-                    e.counter.spec.id == r.counter.spec.id
-                        && e.counter.partition == r.counter.partition
-                })
-                .fold(0u64, |acc, e| acc.saturating_add(e.amount));
-            match stored
-                .checked_add(pending)
-                .and_then(|v| v.checked_add(r.amount))
-            {
-                Some(v) if v <= r.limit => {}
-                _ => {
-                    give_back(index);
-                    return Ok(ReserveOutcome::Refused { index });
-                }
-            }
-        }
-        for r in requests {
             let bucket = r.counter.spec.window.bucket(now);
-            // Lock-free counters were reserved above.
-            if r.amount > 0 && self.slot(r.counter, false).is_none() {
-                cells.add(r.counter, bucket, r.amount, now);
+            // Adding nothing always fits, as in Intercept.
+            if r.amount > 0 {
+                if let Some(slot) = self.slot(r.counter, true) {
+                    if !slot.reserve(
+                        window_number(r.counter.spec.window, bucket),
+                        r.amount,
+                        r.limit,
+                    ) {
+                        return refuse(ticket, index);
+                    }
+                } else {
+                    let cells = guard.get_or_insert_with(|| self.lock());
+                    let stored = cells
+                        .map
+                        .get(&(r.counter.spec.id, r.counter.partition))
+                        .map_or(0, |(_, cell)| cell.value(r.counter.spec.window, now));
+                    // Earlier requests of this batch on the same counter count too.
+                    let pending = requests[..index]
+                        .iter()
+                        .filter(|e| {
+                            e.counter.spec.id == r.counter.spec.id
+                                && e.counter.partition == r.counter.partition
+                        })
+                        .fold(0u64, |acc, e| acc.saturating_add(e.amount));
+                    match stored
+                        .checked_add(pending)
+                        .and_then(|v| v.checked_add(r.amount))
+                    {
+                        Some(v) if v <= r.limit => {}
+                        _ => return refuse(ticket, index),
+                    }
+                }
             }
             ticket.push(Reservation {
                 counter: r.counter,
                 amount: r.amount,
                 bucket,
             });
+        }
+        // Everything fits: add the map counters (lock-free ones are done).
+        if let Some(cells) = guard.as_mut() {
+            for r in ticket.iter().skip(usize::from(start)) {
+                if r.amount > 0 && self.slot(r.counter, false).is_none() {
+                    cells.add(r.counter, r.bucket, r.amount, now);
+                }
+            }
         }
         Ok(ReserveOutcome::Reserved)
     }
@@ -1063,6 +1090,21 @@ mod tests {
         Window::Sliding { millis: 60_000 },
         Scope::Session,
     );
+
+    /// The constant-divisor window numbers are the divisions they replace,
+    /// at boundaries, before the epoch and at the extremes.
+    #[test]
+    fn window_numbers_are_euclidean_divisions() {
+        for c in [Calendar::Minute, Calendar::Hour, Calendar::Day] {
+            let m = c.millis();
+            for base in [0, 1_767_225_630_000, -m * 7, i64::MAX - m, i64::MIN + m] {
+                for d in [-m - 1, -m, -1, 0, 1, m - 1, m, m + 1] {
+                    let t = base.saturating_add(d);
+                    assert_eq!(c.window_of(t), t.div_euclid(m), "{c:?} at {t}");
+                }
+            }
+        }
+    }
 
     fn req(spec: &'static CounterSpec, amount: u64, limit: u64) -> ReserveRequest {
         ReserveRequest {
@@ -1304,6 +1346,14 @@ mod tests {
             m.reserve(&fits, UnixMillis(5), &mut tk),
             Ok(ReserveOutcome::Reserved)
         );
+        assert_eq!(m.read(global, UnixMillis(5)), Ok(10));
+        // A refused batch leaves a ticket that already held reservations as it was.
+        let before = tk;
+        assert_eq!(
+            m.reserve(&twice, UnixMillis(5), &mut tk),
+            Ok(ReserveOutcome::Refused { index: 0 })
+        );
+        assert!(tk == before && tk.iter().count() == 3);
         assert_eq!(m.read(global, UnixMillis(5)), Ok(10));
         m.rollback(&tk);
         assert_eq!(m.read(global, UnixMillis(5)), Ok(0));

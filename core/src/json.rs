@@ -140,11 +140,223 @@ pub fn validate(bytes: &[u8], strictness: Strictness) -> Result<(), JsonError> {
 
 /// Like [`validate`], and records where the members of the outermost object
 /// and of the objects directly inside it are, so a reader of JSON-RPC finds
-/// `method`, `params`, `name` and `arguments` without walking the text again.
+/// `method`, `params`, `name` and `arguments` without walking the text again;
+/// the members of `params.arguments` (both keys spelled without escapes) are
+/// indexed too ([`Outline::arguments`]), for the decision on a `tools/call`.
 pub fn validate_outline(bytes: &[u8], strictness: Strictness) -> Result<Outline, JsonError> {
-    let mut v = Validator::new(bytes, strictness, Some(Outline::EMPTY));
+    let mut outline = Outline::EMPTY;
+    validate_outline_into(bytes, strictness, &mut outline)?;
+    Ok(outline)
+}
+
+/// [`validate_outline`] into `outline` (which it resets): no copy of the
+/// outline, a few KiB, on the way out.
+pub fn validate_outline_into(
+    bytes: &[u8],
+    strictness: Strictness,
+    outline: &mut Outline,
+) -> Result<(), JsonError> {
+    outline.reset();
+    let mut v = Validator::new(bytes, strictness, Some(outline));
+    v.index_on_path(&[b"params", b"arguments"]);
+    v.run()
+}
+
+/// Like [`validate`], and indexes the members of the value when it is an
+/// object ([`MemberIndex`]): what a call's arguments are read with.
+pub fn validate_indexed(bytes: &[u8], strictness: Strictness) -> Result<MemberIndex, JsonError> {
+    let mut v = Validator::new(bytes, strictness, None);
+    v.index_on_path(&[]);
     v.run()?;
-    Ok(v.outline.unwrap_or(Outline::EMPTY))
+    Ok(v.index.unwrap_or(MemberIndex::NONE))
+}
+
+/// Most members a [`MemberIndex`] holds; the members of a larger object are
+/// found by walking its text, as without an index.
+pub const MEMBER_INDEX_CAPACITY: usize = 16;
+
+/// Where the members of one object are (key and value of each, in document
+/// order, duplicates included), recorded by the validator as it passes them,
+/// so that reading an argument does not walk the text a second time,
+/// skipping every nested value byte by byte. Fixed capacity, inline: no heap.
+///
+/// An index describes the object at one span of one text; a reader uses it
+/// only for the object at exactly that span ([`MemberIndex::members`]),
+/// else walks, so a stale or foreign index can cost time, never a wrong member.
+#[derive(Clone, Copy)]
+pub struct MemberIndex {
+    /// Offsets of the object's `{` and of the byte after its `}` in the validated text.
+    span: (usize, usize),
+    /// Members recorded, at most [`MEMBER_INDEX_CAPACITY`].
+    len: u8,
+    /// Every member of the object is recorded (false: none is, or too many).
+    complete: bool,
+    entries: [IndexEntry; MEMBER_INDEX_CAPACITY],
+}
+
+/// One member: offsets from the object's `{`, in 16 bits (eight bytes an
+/// entry keep the table, copied with every call, small): an object of 64 KiB
+/// or more, or a key of 16 KiB or more, is not indexed, and is walked.
+#[derive(Clone, Copy)]
+struct IndexEntry {
+    key: u16,
+    /// Key length; [`ESCAPED_KEY`] set when the key has escapes, [`ASCII_KEY`]
+    /// when it is plain ASCII.
+    key_len: u16,
+    value: u16,
+    value_len: u16,
+}
+
+const ESCAPED_KEY: u16 = 1 << 15;
+/// Set in [`IndexEntry::key_len`] when the key is all ASCII with no escapes.
+const ASCII_KEY: u16 = 1 << 14;
+
+impl fmt::Debug for MemberIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemberIndex")
+            .field("span", &self.span)
+            .field("len", &self.len)
+            .field("complete", &self.complete)
+            .finish()
+    }
+}
+
+impl MemberIndex {
+    /// No index: every reader walks the text.
+    pub const NONE: MemberIndex = MemberIndex {
+        span: (0, 0),
+        len: 0,
+        complete: false,
+        entries: [IndexEntry {
+            key: 0,
+            key_len: 0,
+            value: 0,
+            value_len: 0,
+        }; MEMBER_INDEX_CAPACITY],
+    };
+
+    /// Whether the index holds every member of the object at `span`
+    /// (offsets of its first and past its last byte in the validated text).
+    pub fn describes(&self, span: (usize, usize)) -> bool {
+        self.complete && self.span == span
+    }
+
+    /// The index moved to describe the same object inside a slice of the
+    /// text starting `from` bytes later (offsets are relative to the object,
+    /// only the span moves).
+    pub fn rebased(mut self, from: usize) -> MemberIndex {
+        match (self.span.0.checked_sub(from), self.span.1.checked_sub(from)) {
+            (Some(a), Some(b)) => self.span = (a, b),
+            _ => self.complete = false,
+        }
+        self
+    }
+
+    /// An index of no members, complete, for the object at `span` (`{}`).
+    pub const fn empty(span: (usize, usize)) -> MemberIndex {
+        MemberIndex {
+            span,
+            complete: true,
+            ..MemberIndex::NONE
+        }
+    }
+
+    /// The members of `object`, whose `{` is at offset `at` of the validated
+    /// text the index was made from: read from the index when it describes
+    /// that object, else walked ([`Object::members`]). The same members,
+    /// in the same order, either way.
+    pub fn members<'a, 'i>(&'i self, object: Object<'a>, at: usize) -> MembersOf<'a, 'i> {
+        if self.describes((at, at + object.raw.len())) {
+            MembersOf(Source::Indexed {
+                raw: object.raw,
+                entries: self.entries[..usize::from(self.len)].iter(),
+            })
+        } else {
+            MembersOf(Source::Walked(object.members()))
+        }
+    }
+
+    /// Starts recording the object whose `{` is at `at` (a later object on
+    /// the same path, which only lenient reading allows, replaces it).
+    fn start(&mut self, at: usize) {
+        self.span = (at, at);
+        self.len = 0;
+        self.complete = true;
+    }
+
+    /// Records one member (absolute offsets). Offsets are stored relative
+    /// to the object's `{` as u32; an object too long for them is marked
+    /// incomplete when it ends ([`MemberIndex::end`]), before any use.
+    #[inline]
+    fn push(&mut self, key: (usize, usize), kind: (bool, bool), value: (usize, usize)) {
+        let (escaped, ascii) = kind;
+        let base = self.span.0;
+        let rel = |x: usize| (x - base) as u16;
+        let key_len = key.1 - key.0;
+        match self.entries.get_mut(usize::from(self.len)) {
+            Some(e) if key_len < usize::from(ASCII_KEY) => {
+                *e = IndexEntry {
+                    key: rel(key.0),
+                    key_len: key_len as u16
+                        | if escaped { ESCAPED_KEY } else { 0 }
+                        | if ascii && !escaped { ASCII_KEY } else { 0 },
+                    value: rel(value.0),
+                    value_len: (value.1 - value.0) as u16,
+                };
+                self.len += 1;
+            }
+            _ => self.complete = false,
+        }
+    }
+
+    /// The object ends at `end` (the byte after its `}`); offsets recorded
+    /// in 16 bits are exact only if it is shorter than 64 KiB.
+    fn end(&mut self, end: usize) {
+        self.span.1 = end;
+        if end - self.span.0 > usize::from(u16::MAX) {
+            self.complete = false;
+        }
+    }
+}
+
+/// The members of an object, from its [`MemberIndex`] or by walking its text.
+pub struct MembersOf<'a, 'i>(Source<'a, 'i>);
+
+enum Source<'a, 'i> {
+    Indexed {
+        raw: &'a [u8],
+        entries: std::slice::Iter<'i, IndexEntry>,
+    },
+    Walked(Members<'a>),
+}
+
+impl<'a> Iterator for MembersOf<'a, '_> {
+    type Item = (JStr<'a>, Value<'a>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            Source::Indexed { raw, entries } => {
+                let e = entries.next()?;
+                let k0 = usize::from(e.key);
+                let k1 = k0 + usize::from(e.key_len & !(ESCAPED_KEY | ASCII_KEY));
+                let v0 = usize::from(e.value);
+                let v1 = v0 + usize::from(e.value_len);
+                match (raw.get(k0..k1), raw.get(v0..v1)) {
+                    (Some(k), Some(v)) => Some((
+                        JStr {
+                            raw: k,
+                            escaped: e.key_len & ESCAPED_KEY != 0,
+                            ascii: e.key_len & ASCII_KEY != 0,
+                        },
+                        Value { raw: v },
+                    )),
+                    _ => None,
+                }
+            }
+            Source::Walked(m) => m.next(),
+        }
+    }
 }
 
 /// One object member found by [`validate_outline`]: byte ranges of its key
@@ -172,6 +384,7 @@ pub struct Outline {
     nested: [Member; OUTLINE_NESTED],
     nested_len: usize,
     complete: bool,
+    arguments: MemberIndex,
 }
 
 const NO_MEMBER: Member = Member {
@@ -188,7 +401,23 @@ impl Outline {
         nested: [NO_MEMBER; OUTLINE_NESTED],
         nested_len: 0,
         complete: true,
+        arguments: MemberIndex::NONE,
     };
+
+    /// An empty outline, to fill with [`validate_outline_into`].
+    pub const fn new() -> Outline {
+        Outline::EMPTY
+    }
+
+    /// Empties the outline (only its counts and flags: entries past the
+    /// counts are never read).
+    fn reset(&mut self) {
+        self.top_len = 0;
+        self.nested_len = 0;
+        self.complete = true;
+        self.arguments.len = 0;
+        self.arguments.complete = false;
+    }
 
     /// False when there were more members than an outline holds; callers
     /// then walk the text instead.
@@ -201,11 +430,25 @@ impl Outline {
         &self.top[..self.top_len]
     }
 
+    /// The index of `params.arguments` when both keys are spelled without
+    /// escapes and it is an object ([`MemberIndex::NONE`] otherwise); a
+    /// reader checks that it [`describes`](MemberIndex::describes) the
+    /// arguments it chose.
+    pub fn arguments(&self) -> &MemberIndex {
+        &self.arguments
+    }
+
     /// Members of the object that is the value of top member `parent`.
     pub fn children(&self, parent: usize) -> impl Iterator<Item = &Member> {
         self.nested[..self.nested_len]
             .iter()
             .filter(move |m| m.parent == parent)
+    }
+}
+
+impl Default for Outline {
+    fn default() -> Self {
+        Outline::EMPTY
     }
 }
 
@@ -215,6 +458,7 @@ impl Member {
         JStr {
             raw: &bytes[self.key.0..self.key.1],
             escaped: self.key_escaped,
+            ascii: false,
         }
     }
 
@@ -226,23 +470,56 @@ impl Member {
     }
 }
 
-struct Validator<'a> {
+struct Validator<'a, 'o> {
     b: &'a [u8],
     pos: usize,
     strictness: Strictness,
-    outline: Option<Outline>,
+    /// Written in place (an outline is a few KiB: no copies).
+    outline: Option<&'o mut Outline>,
     /// While inside the value of top member N: N.
     parent: Option<usize>,
+    /// The keys leading to the object to index (`[]`: the outermost value).
+    index_path: &'static [&'static [u8]],
+    /// The depth of the object to index (`index_path.len() + 1`; 0: none is
+    /// wanted), so that deeper members cost one comparison.
+    index_depth: u32,
+    /// How many keys of `index_path` the members enclosing the current
+    /// position matched, outermost first.
+    index_on: usize,
+    /// The index when there is no outline to hold it.
+    index: Option<MemberIndex>,
 }
 
-impl<'a> Validator<'a> {
-    fn new(b: &'a [u8], strictness: Strictness, outline: Option<Outline>) -> Validator<'a> {
+impl<'a, 'o> Validator<'a, 'o> {
+    fn new(
+        b: &'a [u8],
+        strictness: Strictness,
+        outline: Option<&'o mut Outline>,
+    ) -> Validator<'a, 'o> {
         Validator {
             b,
             pos: 0,
             strictness,
             outline,
             parent: None,
+            index_path: &[],
+            index_depth: 0,
+            index_on: 0,
+            index: None,
+        }
+    }
+
+    /// Indexes the members of the object at `path`.
+    fn index_on_path(&mut self, path: &'static [&'static [u8]]) {
+        self.index_path = path;
+        self.index_depth = path.len() as u32 + 1;
+    }
+
+    /// Where the index being recorded lives: in the outline, if any.
+    fn index_mut(&mut self) -> &mut MemberIndex {
+        match &mut self.outline {
+            Some(o) => &mut o.arguments,
+            None => self.index.get_or_insert(MemberIndex::NONE),
         }
     }
 
@@ -257,7 +534,9 @@ impl<'a> Validator<'a> {
     }
 
     fn record(&mut self, depth: u32, member: Member) {
-        let Some(o) = &mut self.outline else { return };
+        let Some(o) = self.outline.as_deref_mut() else {
+            return;
+        };
         match depth {
             1 if o.top_len < OUTLINE_TOP => {
                 o.top[o.top_len] = member;
@@ -346,11 +625,17 @@ impl<'a> Validator<'a> {
         }
         let check_keys = depth <= self.strictness.key_check_depth
             && (self.strictness.reject_duplicate_keys || self.strictness.reject_case_variant_keys);
+        let target = depth == self.index_depth && self.index_on == self.index_path.len();
+        if target {
+            let at = self.pos;
+            self.index_mut().start(at);
+        }
         if !check_keys {
-            return self.object_members(depth, None);
+            return self.object_members(depth, None, target);
         }
         let mut keys = SmallKeys::new();
-        let result = self.object_members(depth, Some(&mut keys)).and_then(|()| {
+        let members = self.object_members(depth, Some(&mut keys), target);
+        let result = members.and_then(|()| {
             if keys.spilled {
                 self.check_keys(keys.mark)
             } else if keys.sig_clash {
@@ -373,11 +658,12 @@ impl<'a> Validator<'a> {
         let list = &keys.list[..keys.len];
         let sigs = &keys.sigs[..keys.len];
         for (i, (&(a0, a1), &sa)) in list.iter().zip(sigs).enumerate() {
-            let a = &self.b[a0..a1];
+            let a = &self.b[a0 as usize..a1 as usize];
             for (&(b0, b1), &sb) in list[i + 1..].iter().zip(&sigs[i + 1..]) {
                 if sa != sb {
                     continue;
                 }
+                let (b0, b1) = (b0 as usize, b1 as usize);
                 let b = &self.b[b0..b1];
                 if a.len() != b.len() || !a.eq_ignore_ascii_case(b) {
                     continue;
@@ -401,15 +687,22 @@ impl<'a> Validator<'a> {
         Ok(())
     }
 
+    /// The members of an object at `depth`, its `{` at `self.pos`; `target`:
+    /// the object [`Validator::index`] records.
     fn object_members(
         &mut self,
         depth: u32,
         mut keys: Option<&mut SmallKeys>,
+        target: bool,
     ) -> Result<(), JsonError> {
         self.pos += 1;
         self.ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
+            if target {
+                let end = self.pos;
+                self.index_mut().end(end);
+            }
             return Ok(());
         }
         loop {
@@ -422,7 +715,8 @@ impl<'a> Validator<'a> {
             let key_end = self.pos - 1;
             if let Some(keys) = keys.as_deref_mut() {
                 let plain = !has_escape && ascii;
-                if !keys.spilled && plain && keys.len < SMALL_KEYS {
+                // (Offsets past 4 GiB take the general path.)
+                if !keys.spilled && plain && keys.len < SMALL_KEYS && key_end <= u32::MAX as usize {
                     keys.add(key_start, key_end, key_sig(&self.b[key_start..key_end]));
                 } else {
                     if !keys.spilled {
@@ -431,7 +725,7 @@ impl<'a> Validator<'a> {
                         keys.spilled = true;
                         for i in 0..keys.len {
                             let (s0, s1) = keys.list[i];
-                            self.push_key(s0, s1, false);
+                            self.push_key(s0 as usize, s1 as usize, false);
                         }
                     }
                     self.push_key(key_start, key_end, has_escape);
@@ -443,31 +737,23 @@ impl<'a> Validator<'a> {
             }
             self.pos += 1;
             self.ws();
-            let value_start = self.pos;
-            let outer = self.parent;
-            if depth == 1 && self.outline.is_some() {
-                self.parent = self.outline.as_ref().map(|o| o.top_len);
-            }
-            self.value(depth)?;
-            if depth == 1 {
-                self.parent = outer;
-            }
-            if self.outline.is_some() && depth <= 2 {
-                self.record(
-                    depth,
-                    Member {
-                        parent: 0,
-                        key: (key_start, key_end),
-                        key_escaped: has_escape,
-                        value: (value_start, self.pos),
-                    },
-                );
+            if depth <= 2 || depth <= self.index_depth {
+                // The two outer levels (outlined) and the objects on the path
+                // to the one indexed: the bookkeeping, out of the loop that
+                // reads every deeper member.
+                self.tracked_value(depth, (key_start, key_end), (has_escape, ascii), target)?;
+            } else {
+                self.value(depth)?;
             }
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
+                    if target {
+                        let end = self.pos;
+                        self.index_mut().end(end);
+                    }
                     return Ok(());
                 }
                 _ => return Err(self.err(JsonErrorKind::ExpectedObjectSeparator)),
@@ -475,11 +761,66 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// The value of a member at depth 1 or 2, or on the path to the object
+    /// to index: recorded in the outline, followed along the path, indexed
+    /// when the member is the `target` object's.
+    #[inline(never)]
+    fn tracked_value(
+        &mut self,
+        depth: u32,
+        key: (usize, usize),
+        kind: (bool, bool),
+        target: bool,
+    ) -> Result<(), JsonError> {
+        let escaped = kind.0;
+        let value_start = self.pos;
+        let outer = self.parent;
+        if depth == 1 && self.outline.is_some() {
+            self.parent = self.outline.as_ref().map(|o| o.top_len);
+        }
+        // On the way to the object to index: the member whose key (with no
+        // escapes) is the next key of the path.
+        let on_path = depth < self.index_depth
+            && self.index_on + 1 == depth as usize
+            && !escaped
+            && self
+                .index_path
+                .get(self.index_on)
+                .is_some_and(|k| self.b[key.0..key.1] == **k);
+        if on_path {
+            self.index_on += 1;
+        }
+        self.value(depth)?;
+        if on_path {
+            self.index_on -= 1;
+        }
+        let value = (value_start, self.pos);
+        if target {
+            self.index_mut().push(key, kind, value);
+        }
+        if depth == 1 {
+            self.parent = outer;
+        }
+        if self.outline.is_some() && depth <= 2 {
+            self.record(
+                depth,
+                Member {
+                    parent: 0,
+                    key,
+                    key_escaped: escaped,
+                    value,
+                },
+            );
+        }
+        Ok(())
+    }
+
     fn push_key(&self, start: usize, end: usize, escaped: bool) {
         // The string scanner has validated UTF-8 for this range.
         let key = JStr {
             raw: &self.b[start..end],
             escaped,
+            ascii: false,
         };
         let (folded, exact) = key_hashes(&key);
         let fp = KeyPrint {
@@ -534,6 +875,7 @@ impl<'a> Validator<'a> {
         JStr {
             raw: &self.b[p.start..p.end],
             escaped: p.escaped,
+            ascii: false,
         }
     }
 
@@ -720,7 +1062,9 @@ const SMALL_KEYS: usize = 20;
 /// The keys of one object being validated: on the stack while few and plain,
 /// spilled to the thread-local fingerprint list otherwise.
 struct SmallKeys {
-    list: [(usize, usize); SMALL_KEYS],
+    /// Start and end of each key, in 32 bits: the list is written afresh
+    /// for every object, and its size is most of what that costs.
+    list: [(u32, u32); SMALL_KEYS],
     /// [`key_sig`] of each key in `list`.
     sigs: [u64; SMALL_KEYS],
     /// One bit per signature seen (a 64-bit Bloom filter), so that a new key
@@ -735,13 +1079,14 @@ struct SmallKeys {
 
 impl SmallKeys {
     /// Records a plain ASCII key (there is room: `len < SMALL_KEYS`).
+    #[inline]
     fn add(&mut self, start: usize, end: usize, sig: u64) {
         let bit = 1u64 << (sig.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58);
         if self.seen & bit != 0 && self.sigs[..self.len].contains(&sig) {
             self.sig_clash = true;
         }
         self.seen |= bit;
-        self.list[self.len] = (start, end);
+        self.list[self.len] = (start as u32, end as u32);
         self.sigs[self.len] = sig;
         self.len += 1;
     }
@@ -1119,6 +1464,9 @@ pub struct JStr<'a> {
     /// decoded text itself, and a backslash in it is just a backslash (a
     /// policy constant such as `"C:\\Windows"` is held that way).
     escaped: bool,
+    /// `raw` is known to be all ASCII with no escapes (the validator saw
+    /// it: a key read from a [`MemberIndex`]); false when not known.
+    ascii: bool,
 }
 
 impl fmt::Debug for JStr<'_> {
@@ -1134,6 +1482,7 @@ impl<'a> JStr<'a> {
         JStr {
             raw: s.as_bytes(),
             escaped: false,
+            ascii: false,
         }
     }
 
@@ -1142,6 +1491,7 @@ impl<'a> JStr<'a> {
         JStr {
             raw,
             escaped: memchr::memchr(b'\\', raw).is_some(),
+            ascii: false,
         }
     }
 
@@ -1242,7 +1592,22 @@ impl<'a> JStr<'a> {
     /// Two keys of one object are never equal under this folding once the
     /// strict reader has accepted it, so a folded lookup is unambiguous.
     pub fn fold_into<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        if self.ascii {
+            // Known plain ASCII (a key the validator indexed): its folding
+            // is exactly as long, so a longer key is given up at once.
+            let out = buf.get_mut(..self.raw.len())?;
+            for (o, c) in out.iter_mut().zip(self.raw) {
+                *o = c.to_ascii_lowercase();
+            }
+            return Some(out);
+        }
         if !self.escaped {
+            // Unescaped text folds to at least a quarter of its bytes (a
+            // character is at most four bytes and folds to at least one),
+            // so a key that long cannot fit.
+            if self.raw.len() / 4 > buf.len() {
+                return None;
+            }
             // Fast path: plain ASCII folds to ASCII lowercase, byte for byte.
             let mut n = 0;
             for &c in self.raw {
@@ -2017,6 +2382,118 @@ mod tests {
                 .unwrap()
                 .is_complete()
         );
+    }
+
+    /// The index gives exactly the members a walk gives, and only for the
+    /// object it was made from.
+    #[test]
+    fn indexed_members_are_the_walked_members() {
+        let many: String = format!(
+            "{{{}}}",
+            (0..MEMBER_INDEX_CAPACITY + 1)
+                .map(|i| format!("\"k{i}\":{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        // Around the 16-bit limits: an object of 64 KiB and more, a 16 KiB key.
+        let big = |n: usize| format!("{{\"a\":1,\"s\":\"{}\",\"z\":2}}", "x".repeat(n));
+        let (small, large) = (big(65_000), big(65_535));
+        let long_key = format!("{{\"{}\":1,\"b\":2}}", "k".repeat(16_384));
+        let texts: Vec<&[u8]> = vec![
+            small.as_bytes(),
+            large.as_bytes(),
+            long_key.as_bytes(),
+            b"{}",
+            b"  { }  ",
+            br#"{"a":1}"#,
+            br#" { "a" : [1, {"b": 2}] , "c\u0041" :"x\"y", "d":{"e":{}} , "f": null } "#,
+            br#"{"a":1,"a":2}"#,
+            many.as_bytes(),
+        ];
+        for text in texts {
+            let index = validate_indexed(text, Strictness::LENIENT).unwrap();
+            let at = text.len() - text.trim_ascii_start().len();
+            let Val::Object(o) = Value::from_validated(text).val() else {
+                panic!("an object")
+            };
+            let walked: Vec<_> = o.members().map(|(k, v)| (k.raw_bytes(), v)).collect();
+            let indexed: Vec<_> = index
+                .members(o, at)
+                .map(|(k, v)| (k.raw_bytes(), v))
+                .collect();
+            assert_eq!(indexed, walked, "{}", String::from_utf8_lossy(text));
+            let fits = walked.len() <= MEMBER_INDEX_CAPACITY
+                && o.as_bytes().len() <= usize::from(u16::MAX)
+                && walked.iter().all(|(k, _)| k.len() < 16_384);
+            assert_eq!(index.describes((at, at + o.as_bytes().len())), fits);
+            // Escaped keys keep their escapes.
+            for ((k, _), (w, _)) in index.members(o, at).zip(o.members()) {
+                assert!(k.eq_jstr(&w));
+            }
+            // Elsewhere in the text the index does not apply.
+            assert!(!index.describes((at + 1, at + o.as_bytes().len())));
+        }
+        // Not an object: nothing indexed.
+        assert!(
+            !validate_indexed(b"[1]", Strictness::STRICT)
+                .unwrap()
+                .describes((0, 3))
+        );
+    }
+
+    /// An outline indexes `params.arguments` only when both keys are spelled
+    /// plainly and the arguments are an object.
+    #[test]
+    fn outlines_index_the_arguments_of_a_call() {
+        let cases: [(&[u8], bool); 5] = [
+            (
+                br#"{"id":1,"params":{"name":"t","arguments":{"a":1,"b":[2]}}}"#,
+                true,
+            ),
+            (br#"{"params":{"arguments":[{"a":1}]},"id":1}"#, false),
+            (br#"{"params":{"\u0061rguments":{"a":1}}}"#, false),
+            (br#"{"params":[{"arguments":{"a":1}}]}"#, false),
+            (br#"{"x":{"params":{"arguments":{"a":1}}}}"#, false),
+        ];
+        for (text, indexed) in cases {
+            let outline = validate_outline(text, Strictness::STRICT).unwrap();
+            let start = text.windows(6).position(|w| w == br#"{"a":1"#).unwrap_or(0);
+            let Val::Object(o) = Value::from_validated(&text[start..]).val() else {
+                assert!(!indexed);
+                continue;
+            };
+            let span = (start, start + o.as_bytes().len());
+            assert_eq!(outline.arguments().describes(span), indexed);
+            if indexed {
+                let keys: Vec<_> = outline
+                    .arguments()
+                    .members(o, start)
+                    .map(|(k, _)| k.raw_bytes())
+                    .collect();
+                assert_eq!(keys, [&b"a"[..], b"b"]);
+            }
+        }
+    }
+
+    /// Keys read from an index (known ASCII) and walked keys fold alike, into
+    /// every buffer size; long non-ASCII keys are only given up when they
+    /// cannot fit.
+    #[test]
+    fn indexed_keys_fold_like_walked_keys() {
+        let text = "{\"Amount\":1,\"a\\u0042\":2,\"\u{212a}\u{212a}\u{212a}\u{212a}\":3,\"ID\":4}";
+        let index = validate_indexed(text.as_bytes(), Strictness::STRICT).unwrap();
+        let Val::Object(o) = Value::from_validated(text.as_bytes()).val() else {
+            panic!("an object")
+        };
+        for size in 0..10 {
+            for ((k, _), (w, _)) in index.members(o, 0).zip(o.members()) {
+                let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+                let (fa, fw) = (k.fold_into(&mut a), w.fold_into(&mut b));
+                assert_eq!(fa, fw, "{k:?} into {size} bytes");
+                let folded = w.folded();
+                assert_eq!(fw, (folded.len() <= size).then_some(folded.as_bytes()));
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::borrow::Cow;
 
 use crate::call::{CallError, ToolCall};
 use crate::json::{
-    JStr, JsonErrorKind, Outline, Strictness, Val, Value, validate, validate_outline,
+    JStr, JsonErrorKind, MemberIndex, Outline, Strictness, Val, Value, validate,
+    validate_outline_into,
 };
 
 /// JSON-RPC: the text is not JSON.
@@ -225,6 +226,10 @@ pub struct Envelope<'a> {
 struct CallParts<'a> {
     name: Option<Value<'a>>,
     arguments: Option<Value<'a>>,
+    /// The members of `arguments` as the validator found them, offsets
+    /// relative to the arguments' first byte ([`MemberIndex::NONE`] when
+    /// they were not recorded).
+    index: MemberIndex,
     /// A member spelled like `name` or `arguments` in another letter case.
     variant: bool,
 }
@@ -258,11 +263,26 @@ impl<'a> Envelope<'a> {
     /// duplicate or case-variant members at the top level. `tools/call`
     /// messages get their stricter checks in [`Envelope::tool_call`].
     pub fn parse(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {
+        thread_local! {
+            /// The outline of the message being read: a few KiB, which a
+            /// fresh one would have to initialise for every message.
+            static OUTLINE: std::cell::RefCell<Outline> =
+                const { std::cell::RefCell::new(Outline::new()) };
+        }
+        OUTLINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut outline) => Self::parse_with(raw, &mut outline),
+            // Never re-entered in practice; a fresh outline does as well.
+            Err(_) => Self::parse_with(raw, &mut Outline::new()),
+        })
+    }
+
+    /// [`Envelope::parse`] with `outline` to fill (whatever it held before).
+    fn parse_with(raw: &'a [u8], outline: &mut Outline) -> Result<Envelope<'a>, Rejection<'a>> {
         // One strict pass covers the common case (a well-formed tools/call)
         // and outlines the members a reader needs; only a message with
         // ambiguous keys below the top level is read twice.
-        match validate_outline(raw, Strictness::STRICT) {
-            Ok(outline) if outline.is_complete() && first_byte(raw) == Some(b'{') => {
+        match validate_outline_into(raw, Strictness::STRICT, outline) {
+            Ok(()) if outline.is_complete() && first_byte(raw) == Some(b'{') => {
                 let top = outline.top();
                 let mut env = Self::from_members(
                     raw,
@@ -274,6 +294,7 @@ impl<'a> Envelope<'a> {
                     let mut parts = CallParts {
                         name: None,
                         arguments: None,
+                        index: MemberIndex::NONE,
                         variant: false,
                     };
                     for m in outline.children(params) {
@@ -282,6 +303,12 @@ impl<'a> Envelope<'a> {
                             parts.name = Some(m.value(raw));
                         } else if k.eq_str("arguments") {
                             parts.arguments = Some(m.value(raw));
+                            // The index, if it is of these arguments.
+                            parts.index = if outline.arguments().describes(m.value) {
+                                outline.arguments().rebased(m.value.0)
+                            } else {
+                                MemberIndex::NONE
+                            };
                         } else if case_variant(&k, "name") || case_variant(&k, "arguments") {
                             parts.variant = true;
                         }
@@ -428,8 +455,8 @@ impl<'a> Envelope<'a> {
         let Val::Object(p) = params.val() else {
             return Err(reject(RejectKind::ParamsNotObject));
         };
-        let (name_value, args_value, variant) = match self.call {
-            Some(parts) => (parts.name, parts.arguments, parts.variant),
+        let (name_value, args_value, index, variant) = match self.call {
+            Some(parts) => (parts.name, parts.arguments, parts.index, parts.variant),
             None => {
                 let (mut n, mut a, mut variant) = (None, None, false);
                 for (k, v) in p.members() {
@@ -441,7 +468,7 @@ impl<'a> Envelope<'a> {
                         variant |= case_variant(&k, "name") || case_variant(&k, "arguments");
                     }
                 }
-                (n, a, variant)
+                (n, a, MemberIndex::NONE, variant)
             }
         };
         if variant {
@@ -466,7 +493,7 @@ impl<'a> Envelope<'a> {
         let Some(name) = name else {
             return Err(reject(RejectKind::CallWithoutName));
         };
-        Ok(ToolCall::from_parts(name, arguments))
+        Ok(ToolCall::from_parts(name, arguments, index))
     }
 }
 

@@ -240,6 +240,16 @@ impl Decision {
         }
     }
 
+    /// Turns this decision into [`Decision::deny`]`(outcome, rule, message)`
+    /// in place (no copy of a whole decision).
+    fn refuse(&mut self, outcome: Outcome, rule: RuleId, message: &'static str) {
+        self.outcome = outcome;
+        self.rule = Some(rule);
+        self.message = message;
+        self.ticket.clear();
+        self.idempotency = None;
+    }
+
     /// The denial for a store failure under the closed fail mode.
     pub const fn state_unavailable(rule: RuleId) -> Decision {
         Decision::deny(Outcome::StateUnavailable, rule, STATE_UNAVAILABLE)
@@ -626,8 +636,11 @@ impl Limits {
     }
 
     /// Reserves everything at once and returns the decision.
+    #[inline]
     pub fn finish(&self, env: &Env<'_>) -> Decision {
-        // Built in place: a Decision carries its reservations, so avoid copies.
+        // Built in place and only ever changed field by field: a Decision
+        // carries its reservations (a few hundred bytes), and assigning a
+        // whole new one, or its empty ticket, is a copy of all of them.
         let mut decision = Decision::allow(Ticket::EMPTY);
         if self.len == 0 {
             return decision;
@@ -639,14 +652,18 @@ impl Limits {
             Ok(ReserveOutcome::Reserved) => {}
             Ok(ReserveOutcome::Refused { index }) => {
                 let (rule, message) = self.owners[index.min(self.len - 1)];
-                decision = Decision::deny(Outcome::Limit, rule, message);
+                decision.refuse(Outcome::Limit, rule, message);
             }
             Err(_) if env.fail_mode == FailMode::Open => {
-                decision.ticket = Ticket::EMPTY;
+                decision.ticket.clear();
                 decision.rule = Some(self.owners[0].0);
                 decision.message = STATE_UNAVAILABLE;
             }
-            Err(_) => decision = Decision::state_unavailable(self.owners[0].0),
+            Err(_) => decision.refuse(
+                Outcome::StateUnavailable,
+                self.owners[0].0,
+                STATE_UNAVAILABLE,
+            ),
         }
         decision
     }
