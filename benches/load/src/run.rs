@@ -894,9 +894,10 @@ pub fn table(o: &Options, r: &Report) -> String {
             rl(&|x| format!("{:.1}", us(f(&x.lists)))),
             us(f(&p.lists)),
             f(&p.lists) as f64 / (f(&d.lists) as f64).max(1.0),
-            r.evaluated
-                .as_ref()
-                .map_or(String::new(), |e| format!("   -c FILE {:.1}", us(f(&e.lists))))
+            r.evaluated.as_ref().map_or(String::new(), |e| format!(
+                "   -c FILE {:.1}",
+                us(f(&e.lists))
+            ))
         );
     }
     w!("");
