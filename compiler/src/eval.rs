@@ -20,8 +20,8 @@ use portcullis_core::spend::{Budget, Budgets, WindowBudget};
 use portcullis_core::principal::{self, Principal};
 
 use crate::ir::{
-    Amount, ArgPath, CmpOp, Const, CounterId, Expr, Operand, Partition, Posture, Root,
-    ServerPolicy, TestKind,
+    Amount, ArgPath, CmpOp, Const, CounterId, Expr, NamePattern, Operand, Partition, Posture, Root,
+    ServerPolicy, TestKind, Tool,
 };
 use crate::source::SourceMap;
 
@@ -60,6 +60,67 @@ pub struct Evaluator {
     /// The patterns of the resource and prompt blocks, as written, in
     /// block order ([`Policy::block_on`]).
     block_texts: [Vec<Vec<&'static str>>; 2],
+    /// Which blocks list a name, per surface (tools, resources, prompts).
+    blocks: [BlockIndex; 3],
+}
+
+/// Which blocks of a policy list a name, found without trying every
+/// pattern of every block: a block whose patterns are all exact names is
+/// found by a hash lookup of the name, the other blocks (globs, regexes,
+/// `*`) are tried in order. Gives what [`ServerPolicy::blocks_for`] gives,
+/// in the same order; with 310 exact tool blocks, trying them all was a
+/// fifth of the reference evaluator's time per forwarded call.
+#[derive(Debug, Default)]
+struct BlockIndex {
+    /// Exact name -> indices of the blocks listing it, ascending.
+    exact: std::collections::HashMap<String, Vec<usize>>,
+    /// Blocks with any other pattern, ascending.
+    patterned: Vec<usize>,
+}
+
+impl BlockIndex {
+    fn new(p: &ServerPolicy) -> BlockIndex {
+        let mut ix = BlockIndex::default();
+        for (i, block) in p.tools.iter().enumerate() {
+            if block
+                .patterns
+                .iter()
+                .all(|pat| matches!(pat, NamePattern::Exact(_)))
+            {
+                for pat in &block.patterns {
+                    let list = ix.exact.entry(pat.text().to_string()).or_default();
+                    if list.last() != Some(&i) {
+                        list.push(i);
+                    }
+                }
+            } else {
+                ix.patterned.push(i);
+            }
+        }
+        ix
+    }
+
+    /// The blocks of `p` (the policy this index was built from) that list
+    /// `name`, in order.
+    fn blocks<'a>(&self, p: &'a ServerPolicy, name: &str) -> Vec<&'a Tool> {
+        let hits = self.exact.get(name).map_or(&[][..], Vec::as_slice);
+        let tried = self
+            .patterned
+            .iter()
+            .copied()
+            .filter(|&i| p.tools[i].patterns.iter().any(|pat| pat.matches(name)));
+        // Both lists ascend and are disjoint: merge them into block order.
+        let mut out: Vec<&Tool> = Vec::with_capacity(hits.len() + 1);
+        let mut hits = hits.iter().copied().peekable();
+        for i in tried {
+            while let Some(h) = hits.next_if(|&h| h < i) {
+                out.push(&p.tools[h]);
+            }
+            out.push(&p.tools[i]);
+        }
+        out.extend(hits.map(|h| &p.tools[h]));
+        out
+    }
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -122,10 +183,18 @@ impl Evaluator {
                 .collect()
         };
         let block_texts = [texts_of(&ir.resources), texts_of(&ir.prompts)];
+        let resource_view = ir.view(Surface::Resource);
+        let prompt_view = ir.view(Surface::Prompt);
+        let blocks = [
+            BlockIndex::new(&ir),
+            BlockIndex::new(&resource_view),
+            BlockIndex::new(&prompt_view),
+        ];
         Evaluator {
             block_texts,
-            resource_view: ir.view(Surface::Resource),
-            prompt_view: ir.view(Surface::Prompt),
+            resource_view,
+            prompt_view,
+            blocks,
             ir,
             meta,
             texts,
@@ -146,6 +215,17 @@ impl Evaluator {
             Surface::Resource => &self.resource_view,
             Surface::Prompt => &self.prompt_view,
         }
+    }
+
+    /// The blocks of [`Evaluator::view`]`(surface)` that list `name`, in
+    /// order (what [`ServerPolicy::blocks_for`] gives, through the index).
+    fn blocks_on(&self, surface: Surface, name: &str) -> Vec<&Tool> {
+        let i = match surface {
+            Surface::Tool => 0,
+            Surface::Resource => 1,
+            Surface::Prompt => 2,
+        };
+        self.blocks[i].blocks(self.view(surface), name)
     }
 
     /// The counter `id` partitioned for this call; None when it counts per
@@ -323,7 +403,7 @@ impl Evaluator {
         let view = self.view(surface);
         let mut rules: Vec<RuleId> = Vec::new();
         let mut listed = false;
-        for block in view.blocks_for(name) {
+        for block in self.blocks_on(surface, name) {
             listed = true;
             rules.extend(&block.rules);
         }
@@ -472,9 +552,9 @@ impl Policy for Evaluator {
         if self.hiding(call.name(), env.principal).is_some() {
             return;
         }
-        let rules = self
-            .ir
-            .blocks_for(call.name())
+        let blocks = self.blocks_on(Surface::Tool, call.name());
+        let rules = blocks
+            .iter()
             .flat_map(|b| b.rules.iter())
             .chain(self.ir.wildcard.iter());
         for &id in rules {
@@ -712,7 +792,7 @@ impl Evaluator {
             trace(Trace::Unlisted);
             return Decision::deny(Outcome::NotPermitted, view.default_rule, "");
         };
-        if view.blocks_for(tool).next().is_none() {
+        if self.blocks_on(surface, tool).is_empty() {
             trace(Trace::Unlisted);
         }
         trace(Trace::Rules {
@@ -875,5 +955,76 @@ pub fn meta_for(ir: &ServerPolicy, sources: &SourceMap) -> PolicyMeta {
         digest: leak(&ir.digest),
         rules: Box::leak(rules.into_boxed_slice()),
         counters: Box::leak(counters.into_boxed_slice()),
+    }
+}
+
+#[cfg(test)]
+mod block_index_tests {
+    use super::*;
+
+    /// The index finds exactly the blocks the linear scan finds, in order:
+    /// exact names listed in several blocks, globs between them, a block
+    /// mixing an exact name and a glob, names listed nowhere.
+    #[test]
+    fn index_agrees_with_the_linear_scan() {
+        let text = r#"server s {
+  default deny
+  tool create_charge, create_refund {
+    deny "big" when args.amount > 50000
+  }
+  tool list_* {}
+  tool create_charge {
+    limit 10 per minute -> "ten a minute"
+  }
+  tool retrieve_charge, get_* {}
+  tool create_* {
+    deny "no zero" unless args.amount >= 1
+  }
+  tool list_charges {}
+}
+"#;
+        let out = crate::compile(&[crate::Input {
+            server: "s".into(),
+            path: "s.policy".into(),
+            text: text.into(),
+        }]);
+        assert_eq!(out.policies.len(), 1, "{:?}", out.diagnostics);
+        let ir = &out.policies[0];
+        let ix = BlockIndex::new(ir);
+        assert_eq!(
+            ix.patterned,
+            vec![1, 3, 4],
+            "globs and mixed blocks are tried"
+        );
+        for name in [
+            "create_charge",
+            "create_refund",
+            "create_payout",
+            "list_charges",
+            "list_refunds",
+            "retrieve_charge",
+            "get_charge",
+            "delete_charge",
+            "",
+        ] {
+            let want: Vec<*const Tool> = ir.blocks_for(name).map(|t| t as *const Tool).collect();
+            let got: Vec<*const Tool> = ix
+                .blocks(ir, name)
+                .into_iter()
+                .map(|t| t as *const Tool)
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+        // And the evaluator's rules for a tool come from the index.
+        let ev = Evaluator::new(ir.clone(), &out.sources);
+        let rules = ev.rules_on(Surface::Tool, "create_charge").unwrap();
+        let linear: Vec<RuleId> = ir
+            .blocks_for("create_charge")
+            .flat_map(|b| b.rules.iter().copied())
+            .chain(ir.wildcard.iter().copied())
+            .collect();
+        assert_eq!(rules, linear);
+        assert_eq!(rules.len(), 3);
+        assert!(ev.rules_on(Surface::Tool, "delete_charge").is_none());
     }
 }

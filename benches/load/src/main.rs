@@ -6,7 +6,7 @@
 //! mcp-load run --proxy PATH [--server NAME] [--nolimit-server NAME] [--calls N]
 //!              [--warmup N] [--pipelined M] [--rounds R] [--lists K] [--startups S]
 //!              [--limited-calls N] [--tool NAME] [--arguments JSON]
-//!              [--tools N] [--names FILE] [--no-relay] [--json]
+//!              [--tools N] [--names FILE] [--config FILE] [--no-relay] [--json]
 //! mcp-load http-server [--tools N] [--names FILE] [--port P]
 //! mcp-load http-forward --upstream URL [--port P]
 //! mcp-load run-http --proxy PATH [--server NAME] [--calls N] [--warmup N] [--rounds R]
@@ -66,6 +66,9 @@ usage:
       --tool NAME            tool to call (createUser)
       --arguments JSON       its arguments (a 330-byte createUser request)
       --tools N, --names F   passed to mcp-load server (310)
+      --config FILE          also measure PATH -c FILE (the reference evaluator on a
+                             policy file; give it --nolimit-server's policy) beside
+                             the compiled binary: serial calls, throughput, tools/list
       --no-relay             skip the relay baseline
       --json                 print a JSON object instead of the table
   mcp-load http-server [--tools N] [--names FILE] [--port P]
@@ -227,6 +230,7 @@ fn run_main(args: &[OsString]) -> ExitCode {
         startups: 50,
         limited_calls: 5_000,
         relay: true,
+        config: None,
         json: false,
     };
     let mut tools_n: Option<usize> = None;
@@ -247,6 +251,7 @@ fn run_main(args: &[OsString]) -> ExitCode {
             "--arguments" => f.string(a).map(|v| o.arguments = v),
             "--tools" => f.number(a).map(|v| tools_n = Some(v)),
             "--names" => f.value(a).map(|v| o.names = Some(PathBuf::from(v))),
+            "--config" => f.value(a).map(|v| o.config = Some(PathBuf::from(v))),
             "--no-relay" => {
                 o.relay = false;
                 Ok(())

@@ -38,6 +38,9 @@ pub struct Options {
     /// Serial calls against the rate-limited policy (kept under its limit).
     pub limited_calls: usize,
     pub relay: bool,
+    /// A policy file for `PATH -c FILE` (the reference evaluator), measured
+    /// beside the compiled binary; None: not measured.
+    pub config: Option<PathBuf>,
     pub json: bool,
 }
 
@@ -455,6 +458,8 @@ pub struct Report {
     pub direct: SessionResult,
     pub relay: Option<SessionResult>,
     pub proxied: SessionResult,
+    /// The proxy with `-c FILE`: the reference evaluator (when asked for).
+    pub evaluated: Option<SessionResult>,
     pub limited: SessionResult,
     pub startup: Startup,
     pub latency_server: String,
@@ -519,6 +524,27 @@ pub fn run(o: &Options) -> io::Result<Report> {
         &tail,
         tick_hz,
     )?;
+    let evaluated = match &o.config {
+        Some(file) => {
+            progress(&format!(
+                "proxied session (-c {}, reference evaluator)",
+                file.display()
+            ));
+            let mut cmd = vec![o.proxy.clone().into_os_string()];
+            cmd.extend(os(&["-c"]));
+            cmd.push(file.clone().into_os_string());
+            cmd.extend(os(&["--log-level", "error", "--"]));
+            cmd.extend(server_cmd.iter().cloned());
+            Some(measure_session(
+                "proxied-evaluator",
+                &cmd,
+                &plan,
+                &tail,
+                tick_hz,
+            )?)
+        }
+        None => None,
+    };
     progress(&format!(
         "proxied session (--server {}, rate-limited)",
         o.server
@@ -543,6 +569,7 @@ pub fn run(o: &Options) -> io::Result<Report> {
         direct,
         relay,
         proxied,
+        evaluated,
         limited,
         startup,
         latency_server,
@@ -600,7 +627,14 @@ pub fn goals(r: &Report) -> Vec<Goal> {
     let starts = r.startup.direct.n > 0;
     let when = |ran: bool, ok: bool| ran.then_some(ok);
     let ratio = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("no relay".into(), f);
-    vec![
+    // The reference evaluator against the compiled binary: how much slower
+    // its pipelined throughput is (compiled calls/s over evaluator calls/s).
+    let eval = r
+        .evaluated
+        .as_ref()
+        .filter(|e| e.pipe_calls > 0 && p.pipe_calls > 0)
+        .map(|e| p.calls_per_sec() / e.calls_per_sec().max(1e-9));
+    let mut goals = vec![
         Goal {
             name: "CPU per serial call <= 1.2x the relay's",
             met: when(serial, cpu.is_some_and(|c| c <= 1.2)),
@@ -634,7 +668,16 @@ pub fn goals(r: &Report) -> Vec<Goal> {
             value: mib(p.rss_kib),
             intercept: "~23 MiB",
         },
-    ]
+    ];
+    goals.push(Goal {
+        name: "-c FILE throughput within 1.3x compiled",
+        met: eval.map(|x| x <= 1.3),
+        value: eval.map_or("not measured (--config FILE)".into(), |x| {
+            format!("compiled/evaluator {x:.2}x")
+        }),
+        intercept: "",
+    });
+    goals
 }
 
 /// The human-readable table.
@@ -742,6 +785,19 @@ pub fn table(o: &Options, r: &Report) -> String {
         ))
         .trim_start_matches('-')
     );
+    if let Some(e) = &r.evaluated {
+        w!(
+            "  -c FILE (reference evaluator): p50 {:.1}, p90 {:.1}, p99 {:.1} us; {:.1} us CPU, {:.1} switches per call; {} allowed, {} denied, {} errors",
+            us(e.serial.p50),
+            us(e.serial.p90),
+            us(e.serial.p99),
+            e.serial_cost.cpu_us_per_call,
+            e.serial_cost.switches_per_call,
+            e.serial_counts.allowed,
+            e.serial_counts.denied,
+            e.serial_counts.errors
+        );
+    }
     w!(
         "  rate-limited policy (--server {}), {} calls after {} warm-up: p50 {:.1}, p90 {:.1}, p99 {:.1} us ({:+.1} / {:+.1} / {:+.1} vs direct); {} allowed, {} denied",
         o.server,
@@ -795,6 +851,9 @@ pub fn table(o: &Options, r: &Report) -> String {
         tput_row("relay (relay process)", x);
     }
     tput_row(&format!("proxied {} (proxy)", r.latency_server), p);
+    if let Some(e) = &r.evaluated {
+        tput_row("proxied -c FILE (reference evaluator)", e);
+    }
     tput_row(&format!("proxied {} (proxy)", o.server), l);
     w!(
         "  server CPU under the proxy: {:.2} us/call; direct: {:.2} us/call",
@@ -829,12 +888,16 @@ pub fn table(o: &Options, r: &Report) -> String {
         ("p99", |s| s.p99),
     ] {
         w!(
-            "  {:<8} {:>10.1} {:>10} {:>10.1} {:>9.2}x",
+            "  {:<8} {:>10.1} {:>10} {:>10.1} {:>9.2}x{}",
             name,
             us(f(&d.lists)),
             rl(&|x| format!("{:.1}", us(f(&x.lists)))),
             us(f(&p.lists)),
-            f(&p.lists) as f64 / (f(&d.lists) as f64).max(1.0)
+            f(&p.lists) as f64 / (f(&d.lists) as f64).max(1.0),
+            r.evaluated.as_ref().map_or(String::new(), |e| format!(
+                "   -c FILE {:.1}",
+                us(f(&e.lists))
+            ))
         );
     }
     w!("");
@@ -972,7 +1035,7 @@ pub fn json(o: &Options, r: &Report) -> String {
     format!(
         concat!(
             "{{\"proxy\":{},\"server\":\"{}\",\"latency_server\":\"{}\",\"tool\":\"{}\",\"arguments_bytes\":{},",
-            "\"tools\":{},\"direct\":{},\"relay\":{},\"proxied\":{},\"proxied_limited\":{},",
+            "\"tools\":{},\"direct\":{},\"relay\":{},\"proxied\":{},\"proxied_evaluator\":{},\"proxied_limited\":{},",
             "\"startup\":{{\"direct\":{},\"proxied\":{},\"direct_exit\":{},\"proxied_exit\":{}}},\"goals\":[{}]}}"
         ),
         proxy,
@@ -984,6 +1047,7 @@ pub fn json(o: &Options, r: &Report) -> String {
         session_json(&r.direct),
         r.relay.as_ref().map_or("null".into(), session_json),
         session_json(&r.proxied),
+        r.evaluated.as_ref().map_or("null".into(), session_json),
         session_json(&r.limited),
         stats_json(&r.startup.direct),
         stats_json(&r.startup.proxied),
