@@ -1113,30 +1113,7 @@ impl Session {
                             again
                         }
                     };
-                    self.log.info(format_args!(
-                        "approval {} granted: {} decided again as approved",
-                        record.id,
-                        call.name()
-                    ));
-                    if let Some(m) = &self.metrics {
-                        m.approval("granted", 1);
-                    }
-                    self.record(|| Event::Approval {
-                        at: now,
-                        tool: record.tool.clone(),
-                        stage: "granted",
-                        id: record.id.clone(),
-                        rule: record.rule.clone(),
-                        by: String::new(),
-                        message: String::new(),
-                        session: Some(self.session),
-                        principal: self.principal.clone(),
-                    });
-                    granted.granted = Some(Granted {
-                        id: record.id,
-                        tool: record.tool,
-                        rule: record.rule,
-                    });
+                    granted.granted = Some(self.granted(record, call.name(), now));
                     decision = again;
                 }
                 other => held = Some(other),
@@ -2461,29 +2438,7 @@ impl Session {
                                 principal: self.principal.as_deref(),
                             },
                         );
-                        self.log.info(format_args!(
-                            "approval {} granted: {shown} decided again as approved",
-                            record.id
-                        ));
-                        if let Some(m) = &self.metrics {
-                            m.approval("granted", 1);
-                        }
-                        self.record(|| Event::Approval {
-                            at: now,
-                            tool: record.tool.clone(),
-                            stage: "granted",
-                            id: record.id.clone(),
-                            rule: record.rule.clone(),
-                            by: String::new(),
-                            message: String::new(),
-                            session: Some(self.session),
-                            principal: self.principal.clone(),
-                        });
-                        granted.granted = Some(Granted {
-                            id: record.id,
-                            tool: record.tool,
-                            rule: record.rule,
-                        });
+                        granted.granted = Some(self.granted(record, &shown, now));
                         decision = again;
                     }
                     other => held = Some(other),
@@ -2651,6 +2606,34 @@ impl Session {
             }
             Err(reply) => (false, Some(reply)),
         })
+    }
+
+    /// A consumed approval: logged, counted and recorded as granted; the
+    /// grant to give back if the upstream answers with an error.
+    fn granted(&self, record: Record, shown: &str, now: UnixMillis) -> Granted {
+        self.log.info(format_args!(
+            "approval {} granted: {shown} decided again as approved",
+            record.id
+        ));
+        if let Some(m) = &self.metrics {
+            m.approval("granted", 1);
+        }
+        self.record(|| Event::Approval {
+            at: now,
+            tool: record.tool.clone(),
+            stage: "granted",
+            id: record.id.clone(),
+            rule: record.rule.clone(),
+            by: String::new(),
+            message: String::new(),
+            session: Some(self.session),
+            principal: self.principal.clone(),
+        });
+        Granted {
+            id: record.id,
+            tool: record.tool,
+            rule: record.rule,
+        }
     }
 
     /// For an allowed (or approval-held) read of a local `file://` URI when
