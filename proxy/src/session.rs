@@ -40,26 +40,8 @@ pub const UPSTREAM_GONE: i32 = -32000;
 /// (JSON-RPC's internal error, as the server failed, not the client).
 pub const UPSTREAM_BAD_ANSWER: i32 = portcullis_core::jsonrpc::INTERNAL_ERROR;
 
-/// A request id compared by JSON value: `1`, `1.0` and `1e0` are one id;
-/// `"1"` is another.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum IdKey {
-    /// A number, in canonical form.
-    Num(String),
-    /// A string, decoded.
-    Str(String),
-}
-
-impl IdKey {
-    /// The key of a request id; None unless it is a string or a number.
-    pub fn of(v: Value<'_>) -> Option<IdKey> {
-        match v.val() {
-            Val::Num(n) => Some(IdKey::Num(n.canonical_text())),
-            Val::Str(s) => Some(IdKey::Str(s.chars().collect())),
-            _ => None,
-        }
-    }
-}
+pub use crate::id::IdKey;
+use crate::id::SmallBytes;
 
 /// Requests awaiting their answer, by id. foldhash (randomly seeded per
 /// process) instead of std's SipHash: a lookup per message either way, and
@@ -93,7 +75,8 @@ enum Kind {
 struct Pending {
     kind: Kind,
     since: Instant,
-    raw_id: Vec<u8>,
+    /// The id as the client wrote it (inline when short: no allocation).
+    raw_id: SmallBytes,
     /// A call to a tool with spend budgets (MPP): its answer may be a
     /// payment challenge, or settle a payment.
     paid: Option<Box<Paid>>,
@@ -718,7 +701,7 @@ impl Session {
                 if wait == Wait::No {
                     return None; // the call may be decided again: off the event loop
                 }
-                self.elicitation_answered(env.raw, s, extra);
+                self.elicitation_answered(env.raw, s.into(), extra);
                 return Some((false, None));
             }
             return Some((true, None)); // the client answering a server request
@@ -947,7 +930,7 @@ impl Session {
             Pending {
                 kind,
                 since: Instant::now(),
-                raw_id: raw_id.to_vec(),
+                raw_id: SmallBytes::from(raw_id),
                 paid,
                 idem,
                 approval: None,
@@ -3583,7 +3566,7 @@ mod tests {
             }),
         };
         let refused = s.register_call(
-            IdKey::Num("7".into()),
+            id_key_of_raw(b"7").expect("a number"),
             b"7",
             Ticket::default(),
             Some(Box::new(paid)),

@@ -137,6 +137,7 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
                             for m in out.for_call {
                                 let _ = replies.send(m.message).await;
                             }
+                            lines.recycle(line);
                         }
                         Ok(Line::TooLong(n)) => {
                             log.warn(format_args!("refused a {n}-byte message from the client (limit {max})"));
@@ -188,6 +189,7 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
                             for f in session.from_server(&line).forward {
                                 ok &= write_line(&mut to_client, &f).await.is_ok();
                             }
+                            lines.recycle(line);
                             ok
                         }
                         Ok(Line::TooLong(n)) => {
