@@ -8,6 +8,7 @@
 //! their id, so each answer settles the counters of the call it belongs to
 //! and `tools/list` answers are filtered.
 
+use smallvec::{SmallVec, smallvec};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -220,8 +221,9 @@ struct IdemClaim {
 /// What to do with one message.
 #[derive(Debug, Default)]
 pub struct Outcome<'a> {
-    /// Messages to pass on to the other side, in order (without newlines).
-    pub forward: Vec<Cow<'a, [u8]>>,
+    /// Messages to pass on to the other side, in order (without newlines);
+    /// one message (the common case) is held inline, without an allocation.
+    pub forward: SmallVec<[Cow<'a, [u8]>; 1]>,
     /// Messages to send back to the side the message came from.
     pub reply: Vec<Vec<u8>>,
     /// Messages for the client about calls held for in-band approval
@@ -230,8 +232,10 @@ pub struct Outcome<'a> {
 }
 
 impl<'a> Outcome<'a> {
-    /// The same outcome, owning its bytes (for a message handled on another thread).
-    pub fn into_owned(self) -> Outcome<'static> {
+    /// The same outcome, owning its bytes (for a message handled on another
+    /// thread), for any lifetime: `Outcome` is not covariant (its forward
+    /// list is a `SmallVec`), so an owned outcome is relabelled this way.
+    pub fn into_owned<'b>(self) -> Outcome<'b> {
         Outcome {
             forward: self
                 .forward
@@ -251,7 +255,7 @@ impl<'a> Outcome<'a> {
 
     fn forward(bytes: Cow<'a, [u8]>) -> Outcome<'a> {
         Outcome {
-            forward: vec![bytes],
+            forward: smallvec![bytes],
             ..Outcome::default()
         }
     }
@@ -267,9 +271,9 @@ impl<'a> Outcome<'a> {
     fn single(message: &'a [u8], forward: bool, reply: Option<Vec<u8>>) -> Outcome<'a> {
         Outcome {
             forward: if forward {
-                vec![Cow::Borrowed(message)]
+                smallvec![Cow::Borrowed(message)]
             } else {
-                Vec::new()
+                SmallVec::new()
             },
             reply: reply.into_iter().collect(),
             for_call: Vec::new(),
@@ -547,10 +551,11 @@ impl Session {
     /// [`Session::from_client_now`] did not handle: the decision's reservation
     /// (a SQLite transaction, a Redis round trip) waits there, not on the
     /// event loop.
-    pub async fn from_client_blocking(self: Arc<Self>, line: Vec<u8>) -> Outcome<'static> {
+    pub async fn from_client_blocking<'b>(self: Arc<Self>, line: Vec<u8>) -> Outcome<'b> {
         let log = self.log;
         match tokio::task::spawn_blocking(move || self.from_client(&line).into_owned()).await {
-            Ok(out) => out,
+            // Owned already: only relabelled, nothing copied.
+            Ok(out) => out.into_owned(),
             Err(e) => {
                 // A bug, not a policy outcome: nothing is forwarded.
                 log.error(format_args!("deciding a client message failed: {e}"));
