@@ -597,6 +597,7 @@ fn path_decisions_do_not_allocate() {
         let run = |count: bool| {
             COUNTING.store(count, Ordering::SeqCst);
             let mut denied = 0;
+            let mut named = 0usize;
             for round in 0..500u32 {
                 let env = Env {
                     counters: &counters,
@@ -613,16 +614,20 @@ fn path_decisions_do_not_allocate() {
                     } else {
                         denied += 1;
                     }
+                    // The arguments the proxy resolves through symlinks.
+                    policy.path_args(call.name(), &mut |a| named += a.len());
                 }
             }
             COUNTING.store(false, Ordering::SeqCst);
-            denied
+            (denied, named)
         };
         let warm = run(false);
         ALLOCATIONS.store(0, Ordering::SeqCst);
-        let denied = run(true);
+        let (denied, named) = run(true);
         assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "{server}");
-        assert_eq!(denied, warm, "{server}");
+        assert_eq!((denied, named), warm, "{server}");
         assert!(denied >= 500 * 8, "{server}: {denied} denials");
+        // One argument per read_file call, two per move_file call.
+        assert_eq!(named, 500 * (11 + 2 * 2), "{server}");
     }
 }
