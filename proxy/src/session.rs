@@ -392,6 +392,19 @@ enum Resolve {
     Unresolvable(String),
 }
 
+/// What resolving a tool call's path arguments decided ([`Session::resolved_call`]).
+enum ResolveCall {
+    /// Nothing: the decision stands.
+    Keep,
+    /// The store would block: decide again off the event loop.
+    Wait,
+    /// Denied (or held for an approval) on the resolved arguments: that
+    /// decision, and what resolved to what.
+    Decided(Box<portcullis_core::policy::Decision>, String),
+    /// An argument cannot be resolved: fail closed with this message.
+    Unresolvable(String),
+}
+
 impl Session {
     /// A session enforcing `policy` with `counters`.
     pub fn new(
@@ -1041,6 +1054,47 @@ impl Session {
                 decision
             }
         };
+        // Path arguments are decided on what they resolve to too, when this
+        // proxy started the server (crate::symlinks): a denial there is the
+        // decision (resolved before an approval is asked for).
+        let mut resolved_note = None;
+        if self.resolve_symlinks && matches!(decision.effect(), Effect::Allow | Effect::Approve) {
+            match self.resolved_call(&call, &decision, wait, approved, now) {
+                ResolveCall::Keep => {}
+                ResolveCall::Wait => {
+                    self.counters.rollback(&decision.ticket);
+                    return None;
+                }
+                ResolveCall::Decided(d, note) => {
+                    self.counters.rollback(&decision.ticket);
+                    decision = *d;
+                    resolved_note = Some(note);
+                }
+                ResolveCall::Unresolvable(message) => {
+                    self.counters.rollback(&decision.ticket);
+                    self.log.info(format_args!(
+                        "denied {}{}: {message}",
+                        call.name(),
+                        crate::log::Caller(self.principal.as_deref()),
+                    ));
+                    self.record(|| Event::ToolCall {
+                        at: now,
+                        digest: Some(policy.meta().digest),
+                        tool: call.name().to_string(),
+                        verdict: Verdict::Rejected {
+                            code: surfaces::POLICY_DENIED,
+                            message: "a path argument cannot be resolved",
+                        },
+                        arguments: Some(call.arguments().as_bytes().to_vec()),
+                        session: Some(self.session),
+                        principal: self.principal.clone(),
+                    });
+                    let text = format!("{}{message}", crate::respond::DENY_PREFIX);
+                    let reply = respond::error(Some(id.as_bytes()), surfaces::POLICY_DENIED, &text);
+                    return Some((false, Some(reply)));
+                }
+            }
+        }
         let meta = policy.meta();
         // Held for approval: the records say whether a person approved this
         // very call (consumed now, and the call decided again as approved,
@@ -1146,7 +1200,11 @@ impl Session {
                 _ => Verdict::Decided {
                     outcome: decision.outcome,
                     rule: decision.rule.and_then(|r| meta.rule(r)),
-                    message: decision.message(call.name()).into_owned(),
+                    message: format!(
+                        "{}{}",
+                        decision.message(call.name()),
+                        resolved_note.as_deref().unwrap_or("")
+                    ),
                 },
             },
             arguments: Some(call.arguments().as_bytes().to_vec()),
@@ -1155,16 +1213,20 @@ impl Session {
         });
         Some(match decision.effect() {
             Effect::Deny => {
+                let note = resolved_note.as_deref().unwrap_or("");
                 self.log.info(format_args!(
-                    "denied {}{}: {}",
+                    "denied {}{}: {}{note}",
                     call.name(),
                     crate::log::Caller(self.principal.as_deref()),
                     decision.message(call.name())
                 ));
-                (
-                    false,
-                    Some(respond::denial(id.as_bytes(), call.name(), &decision, meta)),
-                )
+                let reply = match &resolved_note {
+                    None => respond::denial(id.as_bytes(), call.name(), &decision, meta),
+                    Some(note) => {
+                        crate::symlinks::denial(id.as_bytes(), call.name(), &decision, meta, note)
+                    }
+                };
+                (false, Some(reply))
             }
             // Not forwarded, nothing reserved: the pending request's id and
             // expiry, a person's denial, or why it could not be held.
@@ -2707,6 +2769,90 @@ impl Session {
             return Resolve::Keep;
         }
         Resolve::Denied(real, Box::new(d))
+    }
+
+    /// For an allowed (or approval-held) tool call when the server is this
+    /// proxy's child: the decision on its `path()` arguments resolved
+    /// through symlinks ([`crate::symlinks::resolve_call`]), when that one
+    /// denies or asks for an approval the call as sent did not. Its
+    /// reservations are rolled back: limits count the call as sent.
+    fn resolved_call(
+        &self,
+        call: &portcullis_core::ToolCall<'_>,
+        decision: &portcullis_core::policy::Decision,
+        wait: Wait,
+        approved: bool,
+        now: UnixMillis,
+    ) -> ResolveCall {
+        use crate::symlinks::CallResolved;
+        let policy = self.policy();
+        let mut slots: Vec<Vec<String>> = Vec::new();
+        policy.path_args(call.name(), &mut |a| {
+            if !slots.iter().any(|s| s.iter().eq(a.iter())) {
+                slots.push(a.iter().map(|s| s.to_string()).collect());
+            }
+        });
+        if slots.is_empty() {
+            return ResolveCall::Keep;
+        }
+        let (args, rewrites) = match crate::symlinks::resolve_call(call, &slots) {
+            CallResolved::Same => return ResolveCall::Keep,
+            CallResolved::Unresolvable(slot, sent, why) => {
+                return ResolveCall::Unresolvable(format!(
+                    "Tool {}: {slot} {} cannot be resolved on the filesystem: {why}",
+                    portcullis_core::policy::go_quote(call.name()),
+                    portcullis_core::policy::go_quote(&sent),
+                ));
+            }
+            CallResolved::Other(args, rewrites) => (args, rewrites),
+        };
+        let Ok(resolved) = portcullis_core::ToolCall::new(
+            call.name(),
+            &args,
+            portcullis_core::json::Strictness::STRICT,
+        ) else {
+            return ResolveCall::Unresolvable(format!(
+                "Tool {}: its resolved arguments are not valid JSON",
+                portcullis_core::policy::go_quote(call.name())
+            ));
+        };
+        let env = Env {
+            counters: self.counters.as_ref(),
+            now,
+            session: self.session,
+            fail_mode: self.fail_mode,
+            principal: self.principal.as_deref(),
+        };
+        let decide = |env: &Env<'_>| {
+            if approved {
+                policy.decide_approved(&resolved, env)
+            } else {
+                policy.decide(&resolved, env)
+            }
+        };
+        let d = match wait {
+            Wait::Yes => decide(&env),
+            Wait::No => {
+                let view = NoWait::new(self.counters.as_ref());
+                let d = decide(&Env {
+                    counters: &view,
+                    ..env
+                });
+                if view.waited() {
+                    return ResolveCall::Wait;
+                }
+                d
+            }
+        };
+        // As for resources: allowed on the resolved arguments, or held for
+        // approval on both, the decision on the call as sent stands.
+        if d.effect() == Effect::Allow
+            || (d.effect() == Effect::Approve && decision.effect() == Effect::Approve)
+        {
+            self.counters.rollback(&d.ticket);
+            return ResolveCall::Keep;
+        }
+        ResolveCall::Decided(Box::new(d), crate::symlinks::note(&rewrites))
     }
 
     /// The key of a new request's id, or the refusal of an id that is not
