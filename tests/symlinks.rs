@@ -400,3 +400,253 @@ fn an_upstream_url_is_not_resolved() {
     assert_eq!(v["error"]["code"], -32003, "{v}");
     p.finish();
 }
+
+// --- Tool arguments: path() conditions decided on what the path resolves to.
+
+/// The same rule twice: in the policy language and in Intercept YAML (an
+/// Intercept condition says what must hold for the call to pass, so the
+/// secret directory is refused with `path_not_glob`).
+fn tool_policies(dir: &std::path::Path, r: &str) -> Vec<(&'static str, String)> {
+    // Each in a directory of its own: a policy file is named for its server.
+    std::fs::create_dir_all(dir.join("dsl")).unwrap();
+    std::fs::create_dir_all(dir.join("intercept")).unwrap();
+    let dsl = dir.join("dsl/filesystem.policy");
+    std::fs::write(
+        &dsl,
+        format!(
+            "server filesystem {{\n  tool read_text_file, write_file, create_directory {{\n    deny \"Secret files are off limits\" when path(args.path) matches \"{r}/secret/**\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let yaml = dir.join("intercept/filesystem.yaml");
+    let rule = format!(
+        "    rules:\n      - name: \"no secrets\"\n        conditions:\n          - path: args.path\n            op: path_not_glob\n            value: \"{r}/secret/**\"\n        on_deny: \"Secret files are off limits\"\n"
+    );
+    std::fs::write(
+        &yaml,
+        format!(
+            "version: \"1\"\ndescription: \"symlinks in tool arguments\"\ndefault: allow\ntools:\n  read_text_file:\n{rule}  write_file:\n{rule}  create_directory:\n{rule}"
+        ),
+    )
+    .unwrap();
+    vec![
+        ("dsl", dsl.display().to_string()),
+        ("intercept", yaml.display().to_string()),
+    ]
+}
+
+fn text_of(v: &Value) -> &str {
+    v["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// Over stdio, in both languages: a read through a linked directory, a
+/// write and a new directory through it (targets that do not exist yet)
+/// are refused naming the resolved path, and never reach the server; a
+/// link loop fails closed; a plain read works; the decision log records
+/// the resolved path.
+#[test]
+fn tool_arguments_through_symlinks_are_decided_on_their_targets() {
+    let (dir, r, _) = tree("symlinks-tools");
+    for (lang, policy) in tool_policies(&dir, &r) {
+        let tap = dir.join(format!("{lang}-server-received.jsonl"));
+        let audit = dir.join(format!("{lang}-audit.jsonl"));
+        let mut p = Proxy::command(
+            &format!("symlinks-tools-{lang}"),
+            &[
+                "-c",
+                &policy,
+                "--audit-log",
+                audit.to_str().unwrap(),
+                "--",
+                root().join("tests/e2e/tap.sh").to_str().unwrap(),
+                tap.to_str().unwrap(),
+                "node",
+                server_filesystem().to_str().unwrap(),
+                &r,
+            ],
+        );
+        p.initialize();
+        let call = |p: &mut Proxy, id: u64, tool: &str, args: Value| -> Value {
+            serde_json::from_str(&p.call(id, tool, &args.to_string())).unwrap()
+        };
+        // Refused on the resolved path, with the rule and what resolved to what.
+        for (id, tool, args, resolved) in [
+            (
+                1,
+                "read_text_file",
+                json!({"path": format!("{r}/public/link/key.txt")}),
+                format!("{r}/secret/key.txt"),
+            ),
+            (
+                2,
+                "read_text_file",
+                json!({"path": format!("{r}/public/keylink")}),
+                format!("{r}/secret/key.txt"),
+            ),
+            (
+                3,
+                "write_file",
+                json!({"path": format!("{r}/public/link/new.txt"), "content": "leak"}),
+                format!("{r}/secret/new.txt"),
+            ),
+            (
+                4,
+                "create_directory",
+                json!({"path": format!("{r}/public/link/newdir/sub")}),
+                format!("{r}/secret/newdir/sub"),
+            ),
+            // The key as the client spelled it (keys match case-insensitively).
+            (
+                5,
+                "read_text_file",
+                json!({"PATH": format!("{r}/public//link/./key.txt")}),
+                format!("{r}/secret/key.txt"),
+            ),
+        ] {
+            let v = call(&mut p, id, tool, args.clone());
+            assert_eq!(v["result"]["isError"], true, "{lang} {args}: {v}");
+            let text = text_of(&v);
+            assert!(
+                text.starts_with("[POLICY DENIED] Secret files are off limits ("),
+                "{lang} {args}: {v}"
+            );
+            assert!(
+                text.contains(&format!("resolves to \"{resolved}\"")),
+                "{lang} {args}: {v}"
+            );
+            let d = &v["result"]["_meta"]["dev.portcullis/decision"];
+            assert_eq!(d["tool"], tool, "{v}");
+            assert!(d["rule"].is_string(), "{v}");
+        }
+        assert!(!std::path::Path::new(&format!("{r}/secret/new.txt")).exists());
+        assert!(!std::path::Path::new(&format!("{r}/secret/newdir")).exists());
+        // A loop cannot be resolved: a JSON-RPC refusal, never forwarded.
+        let v = call(
+            &mut p,
+            6,
+            "read_text_file",
+            json!({"path": format!("{r}/public/loop")}),
+        );
+        assert_eq!(v["error"]["code"], -32003, "{lang}: {v}");
+        assert!(
+            message(&v).contains("cannot be resolved on the filesystem"),
+            "{lang}: {v}"
+        );
+        // What resolves to itself is read as usual, and so is a new file
+        // on the public side.
+        let v = call(
+            &mut p,
+            7,
+            "read_text_file",
+            json!({"path": format!("{r}/public/readme.txt")}),
+        );
+        assert_eq!(text_of(&v), "hello", "{lang}: {v}");
+        let v = call(
+            &mut p,
+            8,
+            "write_file",
+            json!({"path": format!("{r}/public/{lang}-new.txt"), "content": "ok"}),
+        );
+        assert!(v["result"]["isError"] != true, "{lang}: {v}");
+        assert_eq!(
+            std::fs::read_to_string(format!("{r}/public/{lang}-new.txt")).unwrap(),
+            "ok"
+        );
+        let (code, _) = p.finish();
+        assert_eq!(code, 0);
+        let received = std::fs::read_to_string(&tap).unwrap_or_default();
+        let calls: Vec<&str> = received
+            .lines()
+            .filter(|l| l.contains("\"tools/call\""))
+            .collect();
+        assert_eq!(
+            calls.len(),
+            2,
+            "{lang}: only the two allowed calls: {calls:?}"
+        );
+        assert!(
+            !received.contains("/public/link")
+                && !received.contains("/public//link")
+                && !received.contains("keylink")
+                && !received.contains("/public/loop"),
+            "{lang}: {received}"
+        );
+        // The decision log names the resolved path.
+        let log = std::fs::read_to_string(&audit).unwrap();
+        assert!(
+            log.lines().any(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["tool"] == "write_file"
+                    && v.to_string()
+                        .contains(&format!("resolves to \\\"{r}/secret/new.txt\\\""))
+            }),
+            "{lang}: {log}"
+        );
+    }
+}
+
+/// `--no-resolve-symlinks`: tool arguments are decided lexically only, so
+/// the read through the link reaches the server (the documented opt-out).
+#[test]
+fn the_opt_out_leaves_tool_argument_links_to_the_server() {
+    let (dir, r, _) = tree("symlinks-tools-off");
+    let (_, policy) = tool_policies(&dir, &r).remove(0);
+    let mut p = Proxy::command(
+        "symlinks-tools-off-proxy",
+        &[
+            "-c",
+            &policy,
+            "--no-resolve-symlinks",
+            "--",
+            "node",
+            server_filesystem().to_str().unwrap(),
+            &r,
+        ],
+    );
+    p.initialize();
+    let args = json!({"path": format!("{r}/public/link/key.txt")}).to_string();
+    let v: Value = serde_json::from_str(&p.call(1, "read_text_file", &args)).unwrap();
+    assert_eq!(text_of(&v), "TOPSECRET", "forwarded: {v}");
+    // The path as sent is still decided.
+    let args = json!({"path": format!("{r}/secret/key.txt")}).to_string();
+    let v: Value = serde_json::from_str(&p.call(2, "read_text_file", &args)).unwrap();
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    p.finish();
+}
+
+/// Over Streamable HTTP with per-session children: the same decisions.
+#[test]
+fn per_session_children_over_http_resolve_tool_arguments_too() {
+    let (dir, r, _) = tree("symlinks-tools-http");
+    let fs = server_filesystem();
+    for (lang, policy) in tool_policies(&dir, &r) {
+        let (_proxy, url) = endpoint(&["-c", &policy, "--", "node", fs.to_str().unwrap(), &r]);
+        let sid = http_session(&url);
+        let call = |id: u64, tool: &str, args: Value| -> Value {
+            let body = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}});
+            message_of(&post(&url, Some(&sid), &body.to_string()).1)
+        };
+        let v = call(
+            1,
+            "read_text_file",
+            json!({"path": format!("{r}/public/link/key.txt")}),
+        );
+        assert_eq!(v["result"]["isError"], true, "{lang}: {v}");
+        assert!(text_of(&v).contains("resolves to"), "{lang}: {v}");
+        let v = call(
+            2,
+            "write_file",
+            json!({"path": format!("{r}/public/link/http.txt"), "content": "leak"}),
+        );
+        assert_eq!(v["result"]["isError"], true, "{lang}: {v}");
+        assert!(!std::path::Path::new(&format!("{r}/secret/http.txt")).exists());
+        let v = call(
+            3,
+            "read_text_file",
+            json!({"path": format!("{r}/public/readme.txt")}),
+        );
+        assert_eq!(text_of(&v), "hello", "{lang}: {v}");
+    }
+}
