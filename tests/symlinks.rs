@@ -650,3 +650,43 @@ fn per_session_children_over_http_resolve_tool_arguments_too() {
         assert_eq!(text_of(&v), "hello", "{lang}: {v}");
     }
 }
+
+/// Limits count a call once, as sent: the second decision on the resolved
+/// arguments reserves nothing that stays (its reservation is rolled back).
+/// Two reads through a link to an allowed file are allowed under
+/// `limit 2 per minute`, the third is refused by the limit.
+#[test]
+fn a_resolved_call_counts_once_against_limits() {
+    let (dir, r, _) = tree("symlinks-tools-limit");
+    std::os::unix::fs::symlink("readme.txt", format!("{r}/public/alias")).unwrap();
+    let dir = dir.join("limit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("filesystem.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "server filesystem {{\n  tool read_text_file {{\n    deny \"Secret files are off limits\" when path(args.path) matches \"{r}/secret/**\"\n    limit 2 per minute -> \"Two reads a minute\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut p = Proxy::command(
+        "symlinks-tools-limit-proxy",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--",
+            "node",
+            server_filesystem().to_str().unwrap(),
+            &r,
+        ],
+    );
+    p.initialize();
+    let args = json!({"path": format!("{r}/public/alias")}).to_string();
+    for id in 1..=2 {
+        let v: Value = serde_json::from_str(&p.call(id, "read_text_file", &args)).unwrap();
+        assert_eq!(text_of(&v), "hello", "call {id}: {v}");
+    }
+    let v: Value = serde_json::from_str(&p.call(3, "read_text_file", &args)).unwrap();
+    assert_eq!(text_of(&v), "[POLICY DENIED] Two reads a minute", "{v}");
+    p.finish();
+}

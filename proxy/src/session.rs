@@ -2845,8 +2845,13 @@ impl Session {
             }
         };
         // As for resources: allowed on the resolved arguments, or held for
-        // approval on both, the decision on the call as sent stands.
+        // approval on both, the decision on the call as sent stands. So
+        // does a limit's refusal: limits come after every check and
+        // approval, so the resolved values passed those, and the call's
+        // limits are counted once, as sent (the first decision's own
+        // reservation is what fills the counter here).
         if d.effect() == Effect::Allow
+            || d.outcome == portcullis_core::policy::Outcome::Limit
             || (d.effect() == Effect::Approve && decision.effect() == Effect::Approve)
         {
             self.counters.rollback(&d.ticket);
