@@ -690,3 +690,116 @@ fn a_resolved_call_counts_once_against_limits() {
     assert_eq!(text_of(&v), "[POLICY DENIED] Two reads a minute", "{v}");
     p.finish();
 }
+
+// --- Result rules and lists by symlink target (a server with file resources).
+
+fn file_resources_server() -> String {
+    root()
+        .join("tests/e2e/file_resources_server.mjs")
+        .display()
+        .to_string()
+}
+
+/// A token (fake, GitHub's format) the built-in secret formats know.
+const TOKEN: &str = "ghp_16C7e42F292c6912E7710c838347Ae178B4a";
+
+/// Files whose targets have result rules: `secret/key.txt` (a redacted
+/// word), `secret/token.txt` (a token: denied), `secret/both.txt` (words
+/// both the link's and the target's rules redact), and public links to
+/// each of them.
+fn result_tree(name: &str) -> (PathBuf, String) {
+    let (dir, r, _) = tree(name);
+    std::fs::write(format!("{r}/secret/token.txt"), format!("token {TOKEN}")).unwrap();
+    std::fs::write(format!("{r}/secret/both.txt"), "hello TOPSECRET").unwrap();
+    std::os::unix::fs::symlink("../secret/token.txt", format!("{r}/public/tokenlink")).unwrap();
+    std::os::unix::fs::symlink("../secret/both.txt", format!("{r}/public/bothlink")).unwrap();
+    (dir, r)
+}
+
+/// The result rules of a read through a link are those of the URI as sent
+/// and of its target together: the target's redaction and denial apply, and
+/// with rules on both sides, the redactions of both. With resource request
+/// rules (decided on both URIs) and with result rules alone.
+#[test]
+fn result_rules_of_a_link_target_apply_to_its_answer() {
+    let (dir, r) = result_tree("symlinks-results");
+    let results = format!(
+        "  results for resource \"file://{r}/secret/*\" {{\n    redact /TOPSECRET/ as topsecret\n    deny secrets \"secret files may not carry tokens\"\n  }}\n  results for resource \"file://{r}/public/*\" {{\n    redact /hello/ as greeting\n  }}\n"
+    );
+    for (kind, extra) in [
+        (
+            "governed",
+            format!("  resource \"file://{r}/nothing/**\" {{\n    deny \"nothing here\"\n  }}\n"),
+        ),
+        ("results-only", String::new()),
+    ] {
+        let d = dir.join(kind);
+        std::fs::create_dir_all(&d).unwrap();
+        let policy = d.join("files.policy");
+        std::fs::write(&policy, format!("server files {{\n{extra}{results}}}\n")).unwrap();
+        let mut p = Proxy::command(
+            &format!("symlinks-results-{kind}"),
+            &[
+                "-c",
+                policy.to_str().unwrap(),
+                "--",
+                "node",
+                &file_resources_server(),
+                &r,
+            ],
+        );
+        p.initialize();
+        let text = |v: &Value| {
+            v["result"]["contents"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        // The target's redaction.
+        let v = read(&mut p, 1, &format!("file://{r}/public/keylink"));
+        assert_eq!(text(&v), "[REDACTED:topsecret]", "{kind}: {v}");
+        // The target's denial.
+        let v = read(&mut p, 2, &format!("file://{r}/public/tokenlink"));
+        assert_eq!(v["error"]["code"], -32003, "{kind}: {v}");
+        assert!(
+            message(&v).starts_with("[POLICY DENIED] secret files may not carry tokens"),
+            "{kind}: {v}"
+        );
+        assert!(!v.to_string().contains(TOKEN), "{kind}: {v}");
+        // Both rules: both redactions, one note naming both patterns.
+        let v = read(&mut p, 3, &format!("file://{r}/public/bothlink"));
+        assert_eq!(
+            text(&v),
+            "[REDACTED:greeting] [REDACTED:topsecret]",
+            "{kind}: {v}"
+        );
+        let notes = v["result"]["_meta"]["dev.portcullis/redactions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{kind}: a note: {v}"));
+        let names: Vec<&str> = notes.iter().map(|n| n["rule"].as_str().unwrap()).collect();
+        assert_eq!(names, ["greeting", "topsecret"], "{kind}: {v}");
+        // A file without a link gets its own rule only.
+        let v = read(&mut p, 4, &format!("file://{r}/public/readme.txt"));
+        assert_eq!(text(&v), "[REDACTED:greeting]", "{kind}: {v}");
+        p.finish();
+    }
+    // With --no-resolve-symlinks the URI as sent picks the rule: the
+    // public side's (no token rule there: the opt-out's documented cost).
+    let policy = dir.join("results-only/files.policy");
+    let mut p = Proxy::command(
+        "symlinks-results-off",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--no-resolve-symlinks",
+            "--",
+            "node",
+            &file_resources_server(),
+            &r,
+        ],
+    );
+    p.initialize();
+    let v = read(&mut p, 1, &format!("file://{r}/public/keylink"));
+    assert_eq!(v["result"]["contents"][0]["text"], "TOPSECRET", "{v}");
+    p.finish();
+}

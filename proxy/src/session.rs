@@ -384,6 +384,9 @@ pub struct Session {
 enum Resolve {
     /// Nothing: the decision stands.
     Keep,
+    /// The decision stands; the URI resolves to this one (whose result
+    /// rule applies to the answer too).
+    Target(String),
     /// The store would block: decide again off the event loop.
     Wait,
     /// The resolved URI is denied (or held for an approval): its decision.
@@ -704,7 +707,7 @@ impl Session {
                     .unwrap_or(Kind::Other)
             };
             let watch = if env.method_is("resources/read") {
-                self.resource_watch(&env)
+                self.resource_watch(&env, None)
             } else {
                 None
             };
@@ -746,15 +749,35 @@ impl Session {
     }
 
     /// The result rule for a `resources/read` (by its `params.uri`), when one names it.
-    fn resource_watch(&self, env: &Envelope<'_>) -> Option<Box<crate::results::Watch>> {
+    /// With symlink resolution on, the rule of the URI's target applies too
+    /// ([`crate::results::both`]): `target` is what the request decision
+    /// resolved (`Some(None)`: the URI resolves to itself), or None when it
+    /// resolved nothing (the policy has no resource request rules), and it
+    /// is resolved here if some result rule names resources.
+    fn resource_watch(
+        &self,
+        env: &Envelope<'_>,
+        target: Option<Option<&str>>,
+    ) -> Option<Box<crate::results::Watch>> {
         let Some(Val::Object(params)) = env.params.map(|p| p.val()) else {
             return None;
         };
         let Some(Val::Str(uri)) = params.get("uri").map(|u| u.val()) else {
             return None;
         };
+        let policy = self.policy();
         // Decoded without allocating (no copy unless a rule names the URI).
-        let rule = uri.with_str(|u| self.policy().resource_result_rule(u))?;
+        let sent = uri.with_str(|u| policy.resource_result_rule(u));
+        let resolved;
+        let target = match target {
+            Some(t) => t,
+            None if self.resolve_symlinks && crate::results::names_resources(policy) => {
+                resolved = crate::results::target_of(&uri.chars().collect::<String>());
+                resolved.as_deref()
+            }
+            None => None,
+        };
+        let rule = crate::results::both(sent, target.and_then(|t| policy.resource_result_rule(t)))?;
         Some(Box::new(crate::results::Watch {
             rule,
             what: uri.chars().collect(),
@@ -2420,8 +2443,13 @@ impl Session {
         // A local `file://` URI is decided on the path it resolves to too
         // (crate::symlinks): a denial there is the decision, on that URI.
         let resolved_denial;
+        let mut target = None;
         let (mut decision, name) = match self.resolved(surface, name, &decision, wait, approved) {
             Resolve::Keep => (decision, name),
+            Resolve::Target(real) => {
+                target = Some(real);
+                (decision, name)
+            }
             Resolve::Wait => {
                 self.counters.rollback(&decision.ticket);
                 return None;
@@ -2641,7 +2669,8 @@ impl Session {
         }
         // A read's answer still goes through the result rule naming its URI.
         let watch = if env.method_is("resources/read") {
-            self.resource_watch(env).map(|w| (w, key.clone()))
+            self.resource_watch(env, Some(target.as_deref()))
+                .map(|w| (w, key.clone()))
         } else {
             None
         };
@@ -2766,7 +2795,7 @@ impl Session {
             || (d.effect() == Effect::Approve && decision.effect() == Effect::Approve)
         {
             self.counters.rollback(&d.ticket);
-            return Resolve::Keep;
+            return Resolve::Target(real);
         }
         Resolve::Denied(real, Box::new(d))
     }
