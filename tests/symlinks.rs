@@ -803,3 +803,67 @@ fn result_rules_of_a_link_target_apply_to_its_answer() {
     assert_eq!(v["result"]["contents"][0]["text"], "TOPSECRET", "{v}");
     p.finish();
 }
+
+/// `resources/list` by symlink target: a link whose target the policy
+/// denies or hides, or that cannot be resolved, is dropped like a hidden
+/// entry; `--no-resolve-symlinks` lists it.
+#[test]
+fn listed_links_are_filtered_by_their_targets() {
+    let (dir, r, _) = tree("symlinks-list");
+    std::fs::create_dir_all(format!("{r}/hidden")).unwrap();
+    std::fs::write(format!("{r}/hidden/h.txt"), "h").unwrap();
+    std::os::unix::fs::symlink("../hidden/h.txt", format!("{r}/public/hiddenlink")).unwrap();
+    std::os::unix::fs::symlink("readme.txt", format!("{r}/public/alias")).unwrap();
+    let d = dir.join("list");
+    std::fs::create_dir_all(&d).unwrap();
+    let policy = d.join("files.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "server files {{\n  hide resource \"file://{r}/hidden/**\"\n  resource \"file://{r}/secret/**\" {{\n    deny \"Secret files are off limits\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let list = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["-c", policy.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let server = file_resources_server();
+        args.extend_from_slice(&["--", "node", &server, &r]);
+        let mut p = Proxy::command("symlinks-list-proxy", &args);
+        p.initialize();
+        p.send(r#"{"jsonrpc":"2.0","id":1,"method":"resources/list","params":{}}"#);
+        let v: Value = serde_json::from_str(&p.response("1")).unwrap();
+        p.finish();
+        v["result"]["resources"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a list: {v}"))
+            .iter()
+            .map(|e| {
+                e["uri"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches(&format!("file://{r}/"))
+                    .to_string()
+            })
+            .collect()
+    };
+    let shown = list(&[]);
+    for want in ["public/readme.txt", "public/alias", "secret/key.txt"] {
+        // (An entry the policy denies is still listed under `default
+        // resource allow`: only hides remove entries; the link to it does not.)
+        assert!(shown.iter().any(|s| s == want), "{want} in {shown:?}");
+    }
+    for gone in [
+        "public/keylink",
+        "public/hiddenlink",
+        "public/loop",
+        "hidden/h.txt",
+    ] {
+        assert!(!shown.iter().any(|s| s == gone), "{gone} in {shown:?}");
+    }
+    let all = list(&["--no-resolve-symlinks"]);
+    for want in ["public/keylink", "public/hiddenlink", "public/loop"] {
+        assert!(all.iter().any(|s| s == want), "{want} in {all:?}");
+    }
+    assert!(!all.iter().any(|s| s == "hidden/h.txt"), "{all:?}");
+}

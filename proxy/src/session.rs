@@ -2310,8 +2310,14 @@ impl Session {
             Kind::SurfaceList(surface, array, key, method) => {
                 let policy = self.policy();
                 let principal = self.principal.as_deref();
+                // With symlink resolution, a listed `file://` resource is
+                // shown only if its target would be (crate::symlinks).
+                let links = self.resolve_symlinks && array == "resources";
                 match surfaces::filter_list(raw, outline, surface, array, key, |n| {
                     !policy.is_listed_on(surface, n, principal)
+                        || (links
+                            && n.starts_with("file:")
+                            && !self.target_listed(policy, n, principal))
                 }) {
                     Ok(None) => Answer::Forward,
                     Ok(Some(bytes)) => Answer::Replace(bytes),
@@ -2887,6 +2893,56 @@ impl Session {
             return ResolveCall::Keep;
         }
         ResolveCall::Decided(Box::new(d), crate::symlinks::note(&rewrites))
+    }
+
+    /// For a `resources/list` entry naming a normalised `file://` URI when
+    /// the server is this proxy's child: false when the URI resolves through
+    /// symlinks ([`crate::symlinks::resolve`]) to one the list would not
+    /// show or the policy denies, or cannot be resolved (fail closed). A
+    /// target refused only by a limit, or held for approval, is shown (it
+    /// could be read); a decision that would wait on the counter store
+    /// drops it (this runs on the event loop). Nothing is reserved.
+    fn target_listed(
+        &self,
+        policy: &dyn Policy,
+        uri: &str,
+        principal: Option<&portcullis_core::Principal>,
+    ) -> bool {
+        use crate::symlinks::Resolved;
+        use portcullis_core::policy::Outcome;
+        let real = match crate::symlinks::resolve(uri) {
+            Resolved::Same => return true,
+            Resolved::Unresolvable(_) => return false,
+            Resolved::Other(real) => real,
+        };
+        if !policy.is_listed_on(Surface::Resource, &real, principal) {
+            return false;
+        }
+        let Some(call) = surfaces::call(Surface::Resource, &real, b"{}") else {
+            return false;
+        };
+        let view = NoWait::new(self.counters.as_ref());
+        let d = policy.decide(
+            &call,
+            &Env {
+                counters: &view,
+                now: UnixMillis::now(),
+                session: self.session,
+                fail_mode: self.fail_mode,
+                principal,
+            },
+        );
+        if view.waited() {
+            return false;
+        }
+        match d.effect() {
+            Effect::Allow => {
+                self.counters.rollback(&d.ticket);
+                true
+            }
+            Effect::Approve => true,
+            Effect::Deny => d.outcome == Outcome::Limit,
+        }
     }
 
     /// The key of a new request's id, or the refusal of an id that is not
