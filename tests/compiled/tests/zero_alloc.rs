@@ -49,6 +49,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The allocation counter is global: tests run one at a time, so one test's
+/// set-up never counts against another's measured loop.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn line(id: usize, tool: &str, args: &str) -> String {
     format!(
         r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
@@ -57,6 +65,7 @@ fn line(id: usize, tool: &str, args: &str) -> String {
 
 #[test]
 fn decisions_do_not_allocate() {
+    let _serial = serial();
     let stripe = compiled("fixture-valid-policy-stripe").expect("compiled");
     let regex = compiled("op-regex-flags-and-lines").expect("compiled");
     let nested = compiled("path-nested").expect("compiled");
@@ -404,6 +413,7 @@ fn decisions_do_not_allocate() {
 /// partitions by session and by argument included.
 #[test]
 fn spend_budgets_do_not_allocate() {
+    let _serial = serial();
     use portcullis_core::spend::Budgets;
     let counters = MemoryCounters::new();
     let lines: Vec<(String, &'static dyn Policy)> = [
@@ -477,6 +487,7 @@ fn spend_budgets_do_not_allocate() {
 /// deciding a prompt with its arguments allocate nothing, in both languages.
 #[test]
 fn resource_and_prompt_decisions_do_not_allocate() {
+    let _serial = serial();
     use portcullis_core::call::{Surface, ToolCall};
     use portcullis_core::json::Strictness;
     use portcullis_core::uri::{MAX_URI_LEN, normalize_into};
@@ -565,6 +576,7 @@ fn resource_and_prompt_decisions_do_not_allocate() {
 /// arguments, allocates nothing, in both languages.
 #[test]
 fn path_decisions_do_not_allocate() {
+    let _serial = serial();
     let args = [
         ("read_file", r#"{"path":"/srv/secret/key"}"#),
         ("read_file", r#"{"path":"/srv/public/../secret//key"}"#),
