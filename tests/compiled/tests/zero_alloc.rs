@@ -27,7 +27,7 @@ static COUNTING: AtomicBool = AtomicBool::new(false);
 // allocates nor touches the returned memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if COUNTING.load(Ordering::Relaxed) && measured() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same layout contract as our caller's.
@@ -38,7 +38,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if COUNTING.load(Ordering::Relaxed) && measured() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: `ptr` came from `System` with `layout`; forwarded unchanged.
@@ -49,11 +49,23 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+thread_local! {
+    /// True on a test's own thread: only its allocations are counted, not
+    /// the test harness's (it prints other tests' results meanwhile).
+    static MEASURED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn measured() -> bool {
+    MEASURED.try_with(|m| m.get()).unwrap_or(false)
+}
+
 /// The allocation counter is global: tests run one at a time, so one test's
-/// set-up never counts against another's measured loop.
+/// set-up never counts against another's measured loop, and each counts
+/// its own thread only.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
+    MEASURED.with(|m| m.set(true));
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
