@@ -541,7 +541,6 @@ fn translate_carries_resources_and_prompts_over() {
 /// errors with their codes.
 #[test]
 fn the_sdk_client_over_http_sees_the_same_policy() {
-    use std::io::{BufRead, BufReader};
     let dir = common::temp_dir("surfaces-http");
     let policy = dir.join("everything.policy");
     std::fs::write(
@@ -560,50 +559,15 @@ fn the_sdk_client_over_http_sees_the_same_policy() {
 "#,
     )
     .unwrap();
-    let mut proxy = std::process::Command::new(common::portcullis())
-        .args(["--transport", "http", "--port", "0", "-c"])
-        .arg(&policy)
-        .arg("--")
-        .arg("node")
-        .arg(common::server_everything())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stderr = proxy.stderr.take().unwrap();
-    let proxy = Kill(proxy);
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines.next().expect("the proxy printed its URL").unwrap();
-        if line.contains("listening on") {
-            break line
-                .split_whitespace()
-                .find(|w| w.starts_with("http://"))
-                .unwrap()
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let out = std::process::Command::new("node")
-        .arg(common::root().join("tests/e2e/sdk_surfaces_client.mjs"))
-        .current_dir(common::root())
-        .env("PROXY_URL", &url)
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = json(String::from_utf8_lossy(&out.stdout).trim());
+    let everything = common::server_everything();
+    let (proxy, url) = common::http_endpoint(&[
+        "-c",
+        policy.to_str().unwrap(),
+        "--",
+        "node",
+        everything.to_str().unwrap(),
+    ]);
+    let v = common::sdk_client("sdk_surfaces_client.mjs", &url);
     let strings = |k: &str| -> Vec<String> {
         v[k].as_array()
             .unwrap_or_else(|| panic!("{k}: {v}"))

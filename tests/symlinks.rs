@@ -7,13 +7,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::{Proxy, root};
+use common::{Proxy, everything_http, http_endpoint, http_post, message_of, root};
 use serde_json::{Value, json};
 
 fn server_filesystem() -> PathBuf {
@@ -245,83 +241,14 @@ fn an_approval_rule_does_not_cover_a_link_to_a_denied_target() {
     p.finish();
 }
 
-/// Kills the process when dropped.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `portcullis --transport http ARGS`: the guard and the endpoint URL.
-fn endpoint(args: &[&str]) -> (Guard, String) {
-    let mut child = Command::new(common::portcullis())
-        .args(["--transport", "http", "--port", "0"])
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start portcullis");
-    let err = child.stderr.take().unwrap();
-    let guard = Guard(child);
-    let mut lines = BufReader::new(err).lines();
-    loop {
-        let line = lines.next().expect("portcullis prints its URL").unwrap();
-        if let Some(url) = line.strip_prefix("portcullis: listening on ") {
-            let url = url.trim().to_string();
-            std::thread::spawn(move || for _ in lines {});
-            return (guard, url);
-        }
-    }
-}
-
-/// One POST on its own connection: (head, body).
-fn post(url: &str, session: Option<&str>, body: &str) -> (String, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = TcpStream::connect(authority).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(sid) = session {
-        req.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
-    (head.to_string(), body.to_string())
-}
-
-/// The JSON-RPC message in a response body (plain, chunked or SSE).
-fn message_of(body: &str) -> Value {
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data: ").or(Some(l)))
-        .find_map(|l| {
-            serde_json::from_str::<Value>(l.trim())
-                .ok()
-                .filter(|v| v.is_object())
-        })
-        .unwrap_or_else(|| panic!("no message in {body}"))
-}
-
 fn http_read(url: &str, sid: &str, id: u64, uri: &str) -> Value {
     let body = json!({"jsonrpc":"2.0","id":id,"method":"resources/read","params":{"uri":uri}});
-    message_of(&post(url, Some(sid), &body.to_string()).1)
+    message_of(&http_post(url, Some(sid), &body.to_string()).1)
 }
 
 fn http_session(url: &str) -> String {
     let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
-    let (head, _) = post(url, None, init);
+    let (head, _) = http_post(url, None, init);
     let sid = head
         .lines()
         .find_map(|l| {
@@ -330,7 +257,7 @@ fn http_session(url: &str) -> String {
                 .map(str::to_string)
         })
         .expect("a session id");
-    post(
+    http_post(
         url,
         Some(&sid),
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
@@ -343,7 +270,7 @@ fn http_session(url: &str) -> String {
 fn per_session_children_over_http_resolve_links_too() {
     let (_dir, r, policy) = tree("symlinks-http");
     let fs = server_filesystem();
-    let (_proxy, url) = endpoint(&["-c", &policy, "--", "node", fs.to_str().unwrap(), &r]);
+    let (_proxy, url) = http_endpoint(&["-c", &policy, "--", "node", fs.to_str().unwrap(), &r]);
     let sid = http_session(&url);
     let v = http_read(&url, &sid, 1, &format!("file://{r}/public/link/key.txt"));
     assert_eq!(v["error"]["code"], -32003, "{v}");
@@ -362,32 +289,7 @@ fn per_session_children_over_http_resolve_links_too() {
 #[test]
 fn an_upstream_url_is_not_resolved() {
     let (_dir, r, policy) = tree("symlinks-upstream");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new("node")
-        .arg(common::server_everything())
-        .arg("streamableHttp")
-        .env("PORT", port.to_string())
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let _server = Guard(child);
-    let mut lines = BufReader::new(err).lines();
-    while !lines
-        .next()
-        .expect("server-everything exited")
-        .unwrap()
-        .contains("listening on port")
-    {}
-    std::thread::spawn(move || for _ in lines {});
-    let upstream = format!("http://127.0.0.1:{port}/mcp");
+    let (_server, upstream) = everything_http();
     let mut p = Proxy::command(
         "symlinks-upstream-proxy",
         &["-c", &policy, "--upstream", &upstream],
@@ -622,11 +524,11 @@ fn per_session_children_over_http_resolve_tool_arguments_too() {
     let (dir, r, _) = tree("symlinks-tools-http");
     let fs = server_filesystem();
     for (lang, policy) in tool_policies(&dir, &r) {
-        let (_proxy, url) = endpoint(&["-c", &policy, "--", "node", fs.to_str().unwrap(), &r]);
+        let (_proxy, url) = http_endpoint(&["-c", &policy, "--", "node", fs.to_str().unwrap(), &r]);
         let sid = http_session(&url);
         let call = |id: u64, tool: &str, args: Value| -> Value {
             let body = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}});
-            message_of(&post(&url, Some(&sid), &body.to_string()).1)
+            message_of(&http_post(&url, Some(&sid), &body.to_string()).1)
         };
         let v = call(
             1,
