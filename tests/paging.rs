@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-
 use common::{Proxy, root};
 use serde_json::{Value, json};
 
@@ -231,48 +229,9 @@ fn every_page_is_filtered_over_stdio_and_again_after_list_changed() {
 fn the_sdk_client_over_http_pages_through_filtered_lists() {
     let dir = common::temp_dir("paging-http");
     let policy = policy(&dir);
-    let mut proxy = std::process::Command::new(common::portcullis())
-        .args(["--transport", "http", "--port", "0", "-c"])
-        .arg(&policy)
-        .args(["--", "node", &server()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stderr = proxy.stderr.take().unwrap();
-    let proxy = Kill(proxy);
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines.next().expect("the proxy printed its URL").unwrap();
-        if line.contains("listening on") {
-            break line
-                .split_whitespace()
-                .find(|w| w.starts_with("http://"))
-                .unwrap()
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let out = std::process::Command::new("node")
-        .arg(root().join("tests/e2e/sdk_paging_client.mjs"))
-        .current_dir(root())
-        .env("PROXY_URL", &url)
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let server = server();
+    let (proxy, url) = common::http_endpoint(&["-c", &policy, "--", "node", &server]);
+    let v = common::sdk_client("sdk_paging_client.mjs", &url);
     let pages = |k: &str| -> Vec<(Vec<String>, Option<String>)> {
         v[k].as_array()
             .unwrap_or_else(|| panic!("{k}: {v}"))

@@ -8,22 +8,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Proxy, error_code, is_denial};
-
-/// A process stopped when the test ends.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Guard, Proxy, error_code, http_endpoint, is_denial};
 
 /// One request as the scripted upstream saw it.
 #[derive(Debug, Clone)]
@@ -339,40 +329,6 @@ fn a_multi_mib_sse_event_is_relayed_whole_to_a_stdio_client() {
     p.finish();
 }
 
-/// Starts `portcullis --transport http --port 0 ARGS`; returns it and its URL.
-fn endpoint(args: &[&str]) -> (Guard, String) {
-    let mut child = Command::new(common::portcullis())
-        .args(["--transport", "http", "--port", "0"])
-        .args(args)
-        .current_dir(common::root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start portcullis");
-    let err = child.stderr.take().unwrap();
-    let guard = Guard(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("portcullis prints its URL");
-        if let Some(url) = line.strip_prefix("portcullis: listening on ") {
-            std::thread::spawn(move || for _ in rx {});
-            return (guard, url.trim().to_string());
-        }
-    }
-}
-
 /// One HTTP request; (status, headers, body).
 fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
     let mut all = vec![("Connection", "close")];
@@ -455,7 +411,7 @@ const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
 #[test]
 fn the_local_endpoint_refuses_bad_origins_big_bodies_and_unknown_sessions() {
     let up = expiring_upstream();
-    let (_p, url) = endpoint(&[
+    let (_p, url) = http_endpoint(&[
         "--server",
         "everything",
         "--max-message-size",
@@ -529,7 +485,7 @@ fn the_local_endpoint_refuses_bad_origins_big_bodies_and_unknown_sessions() {
 #[test]
 fn an_upstream_404_ends_the_client_session_with_404() {
     let up = expiring_upstream();
-    let (_p, url) = endpoint(&["--server", "everything", "--upstream", &up.url()]);
+    let (_p, url) = http_endpoint(&["--server", "everything", "--upstream", &up.url()]);
     let (status, head, body) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let sid = session_id(&head);
@@ -558,7 +514,7 @@ fn an_upstream_404_ends_the_client_session_with_404() {
 #[test]
 fn an_upstream_404_to_the_get_stream_ends_the_client_session_as_a_post_does() {
     let up = expiring_upstream();
-    let (_p, url) = endpoint(&["--server", "everything", "--upstream", &up.url()]);
+    let (_p, url) = http_endpoint(&["--server", "everything", "--upstream", &up.url()]);
     let (status, head, body) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let sid = session_id(&head);
@@ -595,7 +551,7 @@ fn an_upstream_404_to_the_get_stream_ends_the_client_session_as_a_post_does() {
 fn a_multi_mib_sse_event_is_relayed_whole_to_an_http_client() {
     let size = 6 << 20;
     let up = big_event_upstream(size);
-    let (_p, url) = endpoint(&["--server", "everything", "--upstream", &up.url()]);
+    let (_p, url) = http_endpoint(&["--server", "everything", "--upstream", &up.url()]);
     let (status, head, _) = http(&url, "POST", &[JSON, ACCEPT], INIT.as_bytes());
     assert_eq!(status, 200);
     let sid = session_id(&head);
@@ -705,7 +661,7 @@ fn a_legacy_sse_upstream_works() {
     assert_eq!(code, 0, "{err}");
 
     // The same legacy upstream behind the local Streamable HTTP endpoint.
-    let (_p, endpoint_url) = endpoint(&["--server", "everything", "--upstream", &url]);
+    let (_p, endpoint_url) = http_endpoint(&["--server", "everything", "--upstream", &url]);
     let post = |sid: Option<&str>, body: &str| {
         let mut headers = vec![JSON, ACCEPT];
         if let Some(sid) = sid {
@@ -796,7 +752,7 @@ fn keeping_upstream() -> Upstream {
 #[test]
 fn an_idle_session_is_ended_and_its_upstream_session_deleted() {
     let up = keeping_upstream();
-    let (_p, url) = endpoint(&[
+    let (_p, url) = http_endpoint(&[
         "--server",
         "everything",
         "--session-idle-timeout",
@@ -848,7 +804,7 @@ fn a_client_token_is_required_when_set_and_never_reaches_the_upstream() {
     let token_file = dir.join("token");
     let secret = "tok-7f3a9c1e5b2d4f6a8c0e";
     std::fs::write(&token_file, format!("{secret}\n")).unwrap();
-    let (_p, url) = endpoint(&[
+    let (_p, url) = http_endpoint(&[
         "--server",
         "everything",
         "--client-token-file",
@@ -1092,7 +1048,7 @@ fn event_ids(text: &str) -> Vec<String> {
 #[test]
 fn a_broken_post_stream_is_resumed_with_last_event_id() {
     let server = common::server_everything().display().to_string();
-    let (_p, url) = endpoint(&["--server", "everything", "--", "node", &server]);
+    let (_p, url) = http_endpoint(&["--server", "everything", "--", "node", &server]);
     let sid = initialized_session(&url);
     let session = ("Mcp-Session-Id", sid.as_str());
 
@@ -1158,7 +1114,7 @@ fn a_broken_post_stream_is_resumed_with_last_event_id() {
 #[test]
 fn a_primed_stream_is_resumable_before_its_first_message() {
     let server = common::server_everything().display().to_string();
-    let (_p, url) = endpoint(&["--server", "everything", "--", "node", &server]);
+    let (_p, url) = http_endpoint(&["--server", "everything", "--", "node", &server]);
     let sid = initialized_session(&url);
     let session = ("Mcp-Session-Id", sid.as_str());
     let call = br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":1.5,"steps":1}}}"#;
@@ -1202,7 +1158,7 @@ fn a_primed_stream_is_resumable_before_its_first_message() {
 #[test]
 fn an_unsupported_protocol_version_is_refused_with_400_as_the_sdk_server_does() {
     let server = common::server_everything().display().to_string();
-    let (_p, url) = endpoint(&["--server", "everything", "--", "node", &server]);
+    let (_p, url) = http_endpoint(&["--server", "everything", "--", "node", &server]);
     let sid = initialized_session(&url);
     let session = ("Mcp-Session-Id", sid.as_str());
     let list = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
@@ -1259,7 +1215,7 @@ fn a_killed_endpoint_takes_its_session_servers_with_it() {
         "node '{}'; sleep 600",
         common::server_everything().display()
     );
-    let (mut p, url) = endpoint(&["--server", "everything", "--", "sh", "-c", &script]);
+    let (mut p, url) = http_endpoint(&["--server", "everything", "--", "sh", "-c", &script]);
     initialized_session(&url);
     initialized_session(&url);
     let proxy = p.0.id();

@@ -13,7 +13,9 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proxy, root, server_everything};
+use common::{
+    Proxy, everything_http, http_endpoint, http_post, message_of, root, server_everything,
+};
 use portcullis_core::secrets::{Action, BUILTINS, Scanner};
 use serde_json::{Value, json};
 
@@ -328,47 +330,6 @@ fn a_clean_mebibyte_passes_byte_for_byte_and_a_size_limit_refuses() {
     p.finish();
 }
 
-/// Kills the process when dropped.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// server-everything over Streamable HTTP (it answers a POST with an SSE
-/// stream); its URL.
-fn everything_http() -> (Guard, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new("node")
-        .arg(server_everything())
-        .arg("streamableHttp")
-        .env("PORT", port.to_string())
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let server = Guard(child);
-    let mut lines = BufReader::new(err).lines();
-    loop {
-        let l = lines.next().expect("server-everything exited").unwrap();
-        if l.contains("listening on port") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (server, format!("http://127.0.0.1:{port}/mcp"))
-}
-
 #[test]
 fn answers_over_streamable_http_sse_are_checked_too() {
     let (_server, url) = everything_http();
@@ -570,84 +531,6 @@ fn an_idempotent_replay_replays_the_redacted_answer() {
     p.finish();
 }
 
-/// `portcullis --transport http ARGS`: the guard and the endpoint URL.
-fn endpoint(args: &[&str]) -> (Guard, String) {
-    let mut child = Command::new(common::portcullis())
-        .args(["--transport", "http", "--port", "0"])
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start portcullis");
-    let err = child.stderr.take().unwrap();
-    let guard = Guard(child);
-    let mut lines = BufReader::new(err).lines();
-    loop {
-        let line = lines.next().expect("portcullis prints its URL").unwrap();
-        if let Some(url) = line.strip_prefix("portcullis: listening on ") {
-            let url = url.trim().to_string();
-            std::thread::spawn(move || for _ in lines {});
-            return (guard, url);
-        }
-    }
-}
-
-/// One HTTP/1.1 request on its own connection: (head, body, dechunked).
-fn http_post(url: &str, session: Option<&str>, body: &str) -> (String, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = TcpStream::connect(authority).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(sid) = session {
-        req.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response");
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let mut b = &out[split + 4..];
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut d = Vec::new();
-        while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-            let n =
-                usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
-            if n == 0 {
-                break;
-            }
-            d.extend_from_slice(&b[i + 2..i + 2 + n]);
-            b = &b[i + 2 + n + 2..];
-        }
-        d
-    } else {
-        b.to_vec()
-    };
-    (head, String::from_utf8(body).unwrap())
-}
-
-/// The JSON-RPC message of an answer: plain JSON, or the data of an SSE event.
-fn message_of(body: &str) -> Value {
-    let data = body
-        .lines()
-        .find_map(|l| l.strip_prefix("data: "))
-        .unwrap_or(body);
-    serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
 #[test]
 fn an_http_client_gets_redacted_answers_from_an_http_upstream() {
     // Both sides over Streamable HTTP: the upstream answers with SSE, and so
@@ -659,7 +542,7 @@ fn an_http_client_gets_redacted_answers_from_an_http_upstream() {
         "everything.policy",
         "server everything {\n  results { redact secrets }\n}\n",
     );
-    let (_proxy, url) = endpoint(&[
+    let (_proxy, url) = http_endpoint(&[
         "-c",
         &policy,
         "--log-level",
@@ -863,7 +746,7 @@ fn resource_answers_get_the_rule_of_the_normalised_uri_over_http() {
     let dir = common::temp_dir("results-spellings-http");
     let policy = write(&dir, "paged.policy", SPELLINGS_POLICY);
     let server = root().join("tests/e2e/paged_server.mjs");
-    let (_proxy, url) = endpoint(&[
+    let (_proxy, url) = http_endpoint(&[
         "-c",
         &policy,
         "--log-level",

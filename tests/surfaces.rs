@@ -31,8 +31,8 @@ fn server_filesystem() -> std::path::PathBuf {
 
 /// A denied path is refused as a tool call (a `path()` condition: the
 /// argument normalised lexically) and as `resources/read`, however it is
-/// spelled; the symlink case is covered by the server's allowed root,
-/// which the policy cannot see through.
+/// spelled; a symlink into the denied directory is refused on its target
+/// (the proxy started the server, so it resolves path arguments).
 #[test]
 fn filesystem_denied_paths_are_refused_as_tools_and_as_resources() {
     let dir = common::temp_dir("surfaces-fs");
@@ -116,10 +116,9 @@ fn filesystem_denied_paths_are_refused_as_tools_and_as_resources() {
         assert_eq!(v["result"]["isError"], true, "{v}");
         assert_eq!(text, "[POLICY DENIED] Secret files are off limits", "{v}");
     }
-    // The symlink: a path rule cannot see its target, so the policy allows
-    // it; the server resolves it and refuses, its target being outside the
-    // allowed root (docs/surfaces.md: deny the link, or keep secrets out of
-    // the server's roots).
+    // The symlink: the proxy started the server, so it resolves the path
+    // argument (docs/surfaces.md, "Symlinks in tool arguments") and the
+    // policy refuses the link's target, naming it; the server never sees it.
     let v = request(
         &mut p,
         next(),
@@ -128,9 +127,12 @@ fn filesystem_denied_paths_are_refused_as_tools_and_as_resources() {
     );
     let text = v.to_string();
     assert!(!text.contains("TOPSECRET"), "{v}");
-    assert!(
-        !text.contains("POLICY DENIED"),
-        "the server, not the policy, refuses: {v}"
+    assert_eq!(
+        v["result"]["content"][0]["text"],
+        format!(
+            "[POLICY DENIED] Secret files are off limits (args.path \"{r}/public/link/key.txt\" resolves to \"{r}/secret/key.txt\")"
+        ),
+        "the policy refuses the link's target: {v}"
     );
     // The allowed file is read.
     let v = request(
@@ -201,12 +203,12 @@ fn filesystem_denied_paths_are_refused_as_tools_and_as_resources() {
     assert_eq!(allowed["error"]["code"], -32601, "{allowed}");
     let received = std::fs::read_to_string(&tap).unwrap_or_default();
     assert!(!received.contains("TOPSECRET"));
-    // Only the symlink and the allowed file reached the server as tool calls.
+    // Only the allowed file reached the server as a tool call.
     let calls: Vec<&str> = received
         .lines()
         .filter(|l| l.contains("\"tools/call\""))
         .collect();
-    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls.len(), 1, "{calls:?}");
     assert!(calls.iter().all(|l| !l.contains("secret")), "{calls:?}");
     let reads: Vec<&str> = received
         .lines()
@@ -539,7 +541,6 @@ fn translate_carries_resources_and_prompts_over() {
 /// errors with their codes.
 #[test]
 fn the_sdk_client_over_http_sees_the_same_policy() {
-    use std::io::{BufRead, BufReader};
     let dir = common::temp_dir("surfaces-http");
     let policy = dir.join("everything.policy");
     std::fs::write(
@@ -558,50 +559,15 @@ fn the_sdk_client_over_http_sees_the_same_policy() {
 "#,
     )
     .unwrap();
-    let mut proxy = std::process::Command::new(common::portcullis())
-        .args(["--transport", "http", "--port", "0", "-c"])
-        .arg(&policy)
-        .arg("--")
-        .arg("node")
-        .arg(common::server_everything())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stderr = proxy.stderr.take().unwrap();
-    let proxy = Kill(proxy);
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines.next().expect("the proxy printed its URL").unwrap();
-        if line.contains("listening on") {
-            break line
-                .split_whitespace()
-                .find(|w| w.starts_with("http://"))
-                .unwrap()
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let out = std::process::Command::new("node")
-        .arg(common::root().join("tests/e2e/sdk_surfaces_client.mjs"))
-        .current_dir(common::root())
-        .env("PROXY_URL", &url)
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = json(String::from_utf8_lossy(&out.stdout).trim());
+    let everything = common::server_everything();
+    let (proxy, url) = common::http_endpoint(&[
+        "-c",
+        policy.to_str().unwrap(),
+        "--",
+        "node",
+        everything.to_str().unwrap(),
+    ]);
+    let v = common::sdk_client("sdk_surfaces_client.mjs", &url);
     let strings = |k: &str| -> Vec<String> {
         v[k].as_array()
             .unwrap_or_else(|| panic!("{k}: {v}"))

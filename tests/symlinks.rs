@@ -7,13 +7,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::{Proxy, root};
+use common::{Proxy, everything_http, http_endpoint, http_post, message_of, root};
 use serde_json::{Value, json};
 
 fn server_filesystem() -> PathBuf {
@@ -245,83 +241,14 @@ fn an_approval_rule_does_not_cover_a_link_to_a_denied_target() {
     p.finish();
 }
 
-/// Kills the process when dropped.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `portcullis --transport http ARGS`: the guard and the endpoint URL.
-fn endpoint(args: &[&str]) -> (Guard, String) {
-    let mut child = Command::new(common::portcullis())
-        .args(["--transport", "http", "--port", "0"])
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start portcullis");
-    let err = child.stderr.take().unwrap();
-    let guard = Guard(child);
-    let mut lines = BufReader::new(err).lines();
-    loop {
-        let line = lines.next().expect("portcullis prints its URL").unwrap();
-        if let Some(url) = line.strip_prefix("portcullis: listening on ") {
-            let url = url.trim().to_string();
-            std::thread::spawn(move || for _ in lines {});
-            return (guard, url);
-        }
-    }
-}
-
-/// One POST on its own connection: (head, body).
-fn post(url: &str, session: Option<&str>, body: &str) -> (String, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = TcpStream::connect(authority).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(sid) = session {
-        req.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
-    (head.to_string(), body.to_string())
-}
-
-/// The JSON-RPC message in a response body (plain, chunked or SSE).
-fn message_of(body: &str) -> Value {
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data: ").or(Some(l)))
-        .find_map(|l| {
-            serde_json::from_str::<Value>(l.trim())
-                .ok()
-                .filter(|v| v.is_object())
-        })
-        .unwrap_or_else(|| panic!("no message in {body}"))
-}
-
 fn http_read(url: &str, sid: &str, id: u64, uri: &str) -> Value {
     let body = json!({"jsonrpc":"2.0","id":id,"method":"resources/read","params":{"uri":uri}});
-    message_of(&post(url, Some(sid), &body.to_string()).1)
+    message_of(&http_post(url, Some(sid), &body.to_string()).1)
 }
 
 fn http_session(url: &str) -> String {
     let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
-    let (head, _) = post(url, None, init);
+    let (head, _) = http_post(url, None, init);
     let sid = head
         .lines()
         .find_map(|l| {
@@ -330,7 +257,7 @@ fn http_session(url: &str) -> String {
                 .map(str::to_string)
         })
         .expect("a session id");
-    post(
+    http_post(
         url,
         Some(&sid),
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
@@ -343,7 +270,7 @@ fn http_session(url: &str) -> String {
 fn per_session_children_over_http_resolve_links_too() {
     let (_dir, r, policy) = tree("symlinks-http");
     let fs = server_filesystem();
-    let (_proxy, url) = endpoint(&["-c", &policy, "--", "node", fs.to_str().unwrap(), &r]);
+    let (_proxy, url) = http_endpoint(&["-c", &policy, "--", "node", fs.to_str().unwrap(), &r]);
     let sid = http_session(&url);
     let v = http_read(&url, &sid, 1, &format!("file://{r}/public/link/key.txt"));
     assert_eq!(v["error"]["code"], -32003, "{v}");
@@ -362,32 +289,7 @@ fn per_session_children_over_http_resolve_links_too() {
 #[test]
 fn an_upstream_url_is_not_resolved() {
     let (_dir, r, policy) = tree("symlinks-upstream");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new("node")
-        .arg(common::server_everything())
-        .arg("streamableHttp")
-        .env("PORT", port.to_string())
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let _server = Guard(child);
-    let mut lines = BufReader::new(err).lines();
-    while !lines
-        .next()
-        .expect("server-everything exited")
-        .unwrap()
-        .contains("listening on port")
-    {}
-    std::thread::spawn(move || for _ in lines {});
-    let upstream = format!("http://127.0.0.1:{port}/mcp");
+    let (_server, upstream) = everything_http();
     let mut p = Proxy::command(
         "symlinks-upstream-proxy",
         &["-c", &policy, "--upstream", &upstream],
@@ -399,4 +301,471 @@ fn an_upstream_url_is_not_resolved() {
     let v = read(&mut p, 2, &format!("file://{r}/secret/key.txt"));
     assert_eq!(v["error"]["code"], -32003, "{v}");
     p.finish();
+}
+
+// --- Tool arguments: path() conditions decided on what the path resolves to.
+
+/// The same rule twice: in the policy language and in Intercept YAML (an
+/// Intercept condition says what must hold for the call to pass, so the
+/// secret directory is refused with `path_not_glob`).
+fn tool_policies(dir: &std::path::Path, r: &str) -> Vec<(&'static str, String)> {
+    // Each in a directory of its own: a policy file is named for its server.
+    std::fs::create_dir_all(dir.join("dsl")).unwrap();
+    std::fs::create_dir_all(dir.join("intercept")).unwrap();
+    let dsl = dir.join("dsl/filesystem.policy");
+    std::fs::write(
+        &dsl,
+        format!(
+            "server filesystem {{\n  tool read_text_file, write_file, create_directory {{\n    deny \"Secret files are off limits\" when path(args.path) matches \"{r}/secret/**\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let yaml = dir.join("intercept/filesystem.yaml");
+    let rule = format!(
+        "    rules:\n      - name: \"no secrets\"\n        conditions:\n          - path: args.path\n            op: path_not_glob\n            value: \"{r}/secret/**\"\n        on_deny: \"Secret files are off limits\"\n"
+    );
+    std::fs::write(
+        &yaml,
+        format!(
+            "version: \"1\"\ndescription: \"symlinks in tool arguments\"\ndefault: allow\ntools:\n  read_text_file:\n{rule}  write_file:\n{rule}  create_directory:\n{rule}"
+        ),
+    )
+    .unwrap();
+    vec![
+        ("dsl", dsl.display().to_string()),
+        ("intercept", yaml.display().to_string()),
+    ]
+}
+
+fn text_of(v: &Value) -> &str {
+    v["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// Over stdio, in both languages: a read through a linked directory, a
+/// write and a new directory through it (targets that do not exist yet)
+/// are refused naming the resolved path, and never reach the server; a
+/// link loop fails closed; a plain read works; the decision log records
+/// the resolved path.
+#[test]
+fn tool_arguments_through_symlinks_are_decided_on_their_targets() {
+    let (dir, r, _) = tree("symlinks-tools");
+    for (lang, policy) in tool_policies(&dir, &r) {
+        let tap = dir.join(format!("{lang}-server-received.jsonl"));
+        let audit = dir.join(format!("{lang}-audit.jsonl"));
+        let mut p = Proxy::command(
+            &format!("symlinks-tools-{lang}"),
+            &[
+                "-c",
+                &policy,
+                "--audit-log",
+                audit.to_str().unwrap(),
+                "--",
+                root().join("tests/e2e/tap.sh").to_str().unwrap(),
+                tap.to_str().unwrap(),
+                "node",
+                server_filesystem().to_str().unwrap(),
+                &r,
+            ],
+        );
+        p.initialize();
+        let call = |p: &mut Proxy, id: u64, tool: &str, args: Value| -> Value {
+            serde_json::from_str(&p.call(id, tool, &args.to_string())).unwrap()
+        };
+        // Refused on the resolved path, with the rule and what resolved to what.
+        for (id, tool, args, resolved) in [
+            (
+                1,
+                "read_text_file",
+                json!({"path": format!("{r}/public/link/key.txt")}),
+                format!("{r}/secret/key.txt"),
+            ),
+            (
+                2,
+                "read_text_file",
+                json!({"path": format!("{r}/public/keylink")}),
+                format!("{r}/secret/key.txt"),
+            ),
+            (
+                3,
+                "write_file",
+                json!({"path": format!("{r}/public/link/new.txt"), "content": "leak"}),
+                format!("{r}/secret/new.txt"),
+            ),
+            (
+                4,
+                "create_directory",
+                json!({"path": format!("{r}/public/link/newdir/sub")}),
+                format!("{r}/secret/newdir/sub"),
+            ),
+            // The key as the client spelled it (keys match case-insensitively).
+            (
+                5,
+                "read_text_file",
+                json!({"PATH": format!("{r}/public//link/./key.txt")}),
+                format!("{r}/secret/key.txt"),
+            ),
+        ] {
+            let v = call(&mut p, id, tool, args.clone());
+            assert_eq!(v["result"]["isError"], true, "{lang} {args}: {v}");
+            let text = text_of(&v);
+            assert!(
+                text.starts_with("[POLICY DENIED] Secret files are off limits ("),
+                "{lang} {args}: {v}"
+            );
+            assert!(
+                text.contains(&format!("resolves to \"{resolved}\"")),
+                "{lang} {args}: {v}"
+            );
+            let d = &v["result"]["_meta"]["dev.portcullis/decision"];
+            assert_eq!(d["tool"], tool, "{v}");
+            assert!(d["rule"].is_string(), "{v}");
+        }
+        assert!(!std::path::Path::new(&format!("{r}/secret/new.txt")).exists());
+        assert!(!std::path::Path::new(&format!("{r}/secret/newdir")).exists());
+        // A loop cannot be resolved: a JSON-RPC refusal, never forwarded.
+        let v = call(
+            &mut p,
+            6,
+            "read_text_file",
+            json!({"path": format!("{r}/public/loop")}),
+        );
+        assert_eq!(v["error"]["code"], -32003, "{lang}: {v}");
+        assert!(
+            message(&v).contains("cannot be resolved on the filesystem"),
+            "{lang}: {v}"
+        );
+        // What resolves to itself is read as usual, and so is a new file
+        // on the public side.
+        let v = call(
+            &mut p,
+            7,
+            "read_text_file",
+            json!({"path": format!("{r}/public/readme.txt")}),
+        );
+        assert_eq!(text_of(&v), "hello", "{lang}: {v}");
+        let v = call(
+            &mut p,
+            8,
+            "write_file",
+            json!({"path": format!("{r}/public/{lang}-new.txt"), "content": "ok"}),
+        );
+        assert!(v["result"]["isError"] != true, "{lang}: {v}");
+        assert_eq!(
+            std::fs::read_to_string(format!("{r}/public/{lang}-new.txt")).unwrap(),
+            "ok"
+        );
+        let (code, _) = p.finish();
+        assert_eq!(code, 0);
+        let received = std::fs::read_to_string(&tap).unwrap_or_default();
+        let calls: Vec<&str> = received
+            .lines()
+            .filter(|l| l.contains("\"tools/call\""))
+            .collect();
+        assert_eq!(
+            calls.len(),
+            2,
+            "{lang}: only the two allowed calls: {calls:?}"
+        );
+        assert!(
+            !received.contains("/public/link")
+                && !received.contains("/public//link")
+                && !received.contains("keylink")
+                && !received.contains("/public/loop"),
+            "{lang}: {received}"
+        );
+        // The decision log names the resolved path.
+        let log = std::fs::read_to_string(&audit).unwrap();
+        assert!(
+            log.lines().any(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["tool"] == "write_file"
+                    && v.to_string()
+                        .contains(&format!("resolves to \\\"{r}/secret/new.txt\\\""))
+            }),
+            "{lang}: {log}"
+        );
+    }
+}
+
+/// `--no-resolve-symlinks`: tool arguments are decided lexically only, so
+/// the read through the link reaches the server (the documented opt-out).
+#[test]
+fn the_opt_out_leaves_tool_argument_links_to_the_server() {
+    let (dir, r, _) = tree("symlinks-tools-off");
+    let (_, policy) = tool_policies(&dir, &r).remove(0);
+    let mut p = Proxy::command(
+        "symlinks-tools-off-proxy",
+        &[
+            "-c",
+            &policy,
+            "--no-resolve-symlinks",
+            "--",
+            "node",
+            server_filesystem().to_str().unwrap(),
+            &r,
+        ],
+    );
+    p.initialize();
+    let args = json!({"path": format!("{r}/public/link/key.txt")}).to_string();
+    let v: Value = serde_json::from_str(&p.call(1, "read_text_file", &args)).unwrap();
+    assert_eq!(text_of(&v), "TOPSECRET", "forwarded: {v}");
+    // The path as sent is still decided.
+    let args = json!({"path": format!("{r}/secret/key.txt")}).to_string();
+    let v: Value = serde_json::from_str(&p.call(2, "read_text_file", &args)).unwrap();
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    p.finish();
+}
+
+/// Over Streamable HTTP with per-session children: the same decisions.
+#[test]
+fn per_session_children_over_http_resolve_tool_arguments_too() {
+    let (dir, r, _) = tree("symlinks-tools-http");
+    let fs = server_filesystem();
+    for (lang, policy) in tool_policies(&dir, &r) {
+        let (_proxy, url) = http_endpoint(&["-c", &policy, "--", "node", fs.to_str().unwrap(), &r]);
+        let sid = http_session(&url);
+        let call = |id: u64, tool: &str, args: Value| -> Value {
+            let body = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}});
+            message_of(&http_post(&url, Some(&sid), &body.to_string()).1)
+        };
+        let v = call(
+            1,
+            "read_text_file",
+            json!({"path": format!("{r}/public/link/key.txt")}),
+        );
+        assert_eq!(v["result"]["isError"], true, "{lang}: {v}");
+        assert!(text_of(&v).contains("resolves to"), "{lang}: {v}");
+        let v = call(
+            2,
+            "write_file",
+            json!({"path": format!("{r}/public/link/http.txt"), "content": "leak"}),
+        );
+        assert_eq!(v["result"]["isError"], true, "{lang}: {v}");
+        assert!(!std::path::Path::new(&format!("{r}/secret/http.txt")).exists());
+        let v = call(
+            3,
+            "read_text_file",
+            json!({"path": format!("{r}/public/readme.txt")}),
+        );
+        assert_eq!(text_of(&v), "hello", "{lang}: {v}");
+    }
+}
+
+/// Limits count a call once, as sent: the second decision on the resolved
+/// arguments reserves nothing that stays (its reservation is rolled back).
+/// Two reads through a link to an allowed file are allowed under
+/// `limit 2 per minute`, the third is refused by the limit.
+#[test]
+fn a_resolved_call_counts_once_against_limits() {
+    let (dir, r, _) = tree("symlinks-tools-limit");
+    std::os::unix::fs::symlink("readme.txt", format!("{r}/public/alias")).unwrap();
+    let dir = dir.join("limit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("filesystem.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "server filesystem {{\n  tool read_text_file {{\n    deny \"Secret files are off limits\" when path(args.path) matches \"{r}/secret/**\"\n    limit 2 per minute -> \"Two reads a minute\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut p = Proxy::command(
+        "symlinks-tools-limit-proxy",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--",
+            "node",
+            server_filesystem().to_str().unwrap(),
+            &r,
+        ],
+    );
+    p.initialize();
+    let args = json!({"path": format!("{r}/public/alias")}).to_string();
+    for id in 1..=2 {
+        let v: Value = serde_json::from_str(&p.call(id, "read_text_file", &args)).unwrap();
+        assert_eq!(text_of(&v), "hello", "call {id}: {v}");
+    }
+    let v: Value = serde_json::from_str(&p.call(3, "read_text_file", &args)).unwrap();
+    assert_eq!(text_of(&v), "[POLICY DENIED] Two reads a minute", "{v}");
+    p.finish();
+}
+
+// --- Result rules and lists by symlink target (a server with file resources).
+
+fn file_resources_server() -> String {
+    root()
+        .join("tests/e2e/file_resources_server.mjs")
+        .display()
+        .to_string()
+}
+
+/// A token (fake, GitHub's format) the built-in secret formats know.
+const TOKEN: &str = "ghp_16C7e42F292c6912E7710c838347Ae178B4a";
+
+/// Files whose targets have result rules: `secret/key.txt` (a redacted
+/// word), `secret/token.txt` (a token: denied), `secret/both.txt` (words
+/// both the link's and the target's rules redact), and public links to
+/// each of them.
+fn result_tree(name: &str) -> (PathBuf, String) {
+    let (dir, r, _) = tree(name);
+    std::fs::write(format!("{r}/secret/token.txt"), format!("token {TOKEN}")).unwrap();
+    std::fs::write(format!("{r}/secret/both.txt"), "hello TOPSECRET").unwrap();
+    std::os::unix::fs::symlink("../secret/token.txt", format!("{r}/public/tokenlink")).unwrap();
+    std::os::unix::fs::symlink("../secret/both.txt", format!("{r}/public/bothlink")).unwrap();
+    (dir, r)
+}
+
+/// The result rules of a read through a link are those of the URI as sent
+/// and of its target together: the target's redaction and denial apply, and
+/// with rules on both sides, the redactions of both. With resource request
+/// rules (decided on both URIs) and with result rules alone.
+#[test]
+fn result_rules_of_a_link_target_apply_to_its_answer() {
+    let (dir, r) = result_tree("symlinks-results");
+    let results = format!(
+        "  results for resource \"file://{r}/secret/*\" {{\n    redact /TOPSECRET/ as topsecret\n    deny secrets \"secret files may not carry tokens\"\n  }}\n  results for resource \"file://{r}/public/*\" {{\n    redact /hello/ as greeting\n  }}\n"
+    );
+    for (kind, extra) in [
+        (
+            "governed",
+            format!("  resource \"file://{r}/nothing/**\" {{\n    deny \"nothing here\"\n  }}\n"),
+        ),
+        ("results-only", String::new()),
+    ] {
+        let d = dir.join(kind);
+        std::fs::create_dir_all(&d).unwrap();
+        let policy = d.join("files.policy");
+        std::fs::write(&policy, format!("server files {{\n{extra}{results}}}\n")).unwrap();
+        let mut p = Proxy::command(
+            &format!("symlinks-results-{kind}"),
+            &[
+                "-c",
+                policy.to_str().unwrap(),
+                "--",
+                "node",
+                &file_resources_server(),
+                &r,
+            ],
+        );
+        p.initialize();
+        let text = |v: &Value| {
+            v["result"]["contents"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        // The target's redaction.
+        let v = read(&mut p, 1, &format!("file://{r}/public/keylink"));
+        assert_eq!(text(&v), "[REDACTED:topsecret]", "{kind}: {v}");
+        // The target's denial.
+        let v = read(&mut p, 2, &format!("file://{r}/public/tokenlink"));
+        assert_eq!(v["error"]["code"], -32003, "{kind}: {v}");
+        assert!(
+            message(&v).starts_with("[POLICY DENIED] secret files may not carry tokens"),
+            "{kind}: {v}"
+        );
+        assert!(!v.to_string().contains(TOKEN), "{kind}: {v}");
+        // Both rules: both redactions, one note naming both patterns.
+        let v = read(&mut p, 3, &format!("file://{r}/public/bothlink"));
+        assert_eq!(
+            text(&v),
+            "[REDACTED:greeting] [REDACTED:topsecret]",
+            "{kind}: {v}"
+        );
+        let notes = v["result"]["_meta"]["dev.portcullis/redactions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{kind}: a note: {v}"));
+        let names: Vec<&str> = notes.iter().map(|n| n["rule"].as_str().unwrap()).collect();
+        assert_eq!(names, ["greeting", "topsecret"], "{kind}: {v}");
+        // A file without a link gets its own rule only.
+        let v = read(&mut p, 4, &format!("file://{r}/public/readme.txt"));
+        assert_eq!(text(&v), "[REDACTED:greeting]", "{kind}: {v}");
+        p.finish();
+    }
+    // With --no-resolve-symlinks the URI as sent picks the rule: the
+    // public side's (no token rule there: the opt-out's documented cost).
+    let policy = dir.join("results-only/files.policy");
+    let mut p = Proxy::command(
+        "symlinks-results-off",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--no-resolve-symlinks",
+            "--",
+            "node",
+            &file_resources_server(),
+            &r,
+        ],
+    );
+    p.initialize();
+    let v = read(&mut p, 1, &format!("file://{r}/public/keylink"));
+    assert_eq!(v["result"]["contents"][0]["text"], "TOPSECRET", "{v}");
+    p.finish();
+}
+
+/// `resources/list` by symlink target: a link whose target the policy
+/// denies or hides, or that cannot be resolved, is dropped like a hidden
+/// entry; `--no-resolve-symlinks` lists it.
+#[test]
+fn listed_links_are_filtered_by_their_targets() {
+    let (dir, r, _) = tree("symlinks-list");
+    std::fs::create_dir_all(format!("{r}/hidden")).unwrap();
+    std::fs::write(format!("{r}/hidden/h.txt"), "h").unwrap();
+    std::os::unix::fs::symlink("../hidden/h.txt", format!("{r}/public/hiddenlink")).unwrap();
+    std::os::unix::fs::symlink("readme.txt", format!("{r}/public/alias")).unwrap();
+    let d = dir.join("list");
+    std::fs::create_dir_all(&d).unwrap();
+    let policy = d.join("files.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "server files {{\n  hide resource \"file://{r}/hidden/**\"\n  resource \"file://{r}/secret/**\" {{\n    deny \"Secret files are off limits\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let list = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["-c", policy.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let server = file_resources_server();
+        args.extend_from_slice(&["--", "node", &server, &r]);
+        let mut p = Proxy::command("symlinks-list-proxy", &args);
+        p.initialize();
+        p.send(r#"{"jsonrpc":"2.0","id":1,"method":"resources/list","params":{}}"#);
+        let v: Value = serde_json::from_str(&p.response("1")).unwrap();
+        p.finish();
+        v["result"]["resources"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a list: {v}"))
+            .iter()
+            .map(|e| {
+                e["uri"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches(&format!("file://{r}/"))
+                    .to_string()
+            })
+            .collect()
+    };
+    let shown = list(&[]);
+    for want in ["public/readme.txt", "public/alias", "secret/key.txt"] {
+        // (An entry the policy denies is still listed under `default
+        // resource allow`: only hides remove entries; the link to it does not.)
+        assert!(shown.iter().any(|s| s == want), "{want} in {shown:?}");
+    }
+    for gone in [
+        "public/keylink",
+        "public/hiddenlink",
+        "public/loop",
+        "hidden/h.txt",
+    ] {
+        assert!(!shown.iter().any(|s| s == gone), "{gone} in {shown:?}");
+    }
+    let all = list(&["--no-resolve-symlinks"]);
+    for want in ["public/keylink", "public/hiddenlink", "public/loop"] {
+        assert!(all.iter().any(|s| s == want), "{want} in {all:?}");
+    }
+    assert!(!all.iter().any(|s| s == "hidden/h.txt"), "{all:?}");
 }

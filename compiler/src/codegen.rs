@@ -522,6 +522,77 @@ impl Gen<'_> {
     }
 }
 
+impl Gen<'_> {
+    /// `Policy::path_args`: for an exact name, the arguments its blocks'
+    /// and the wildcard rules' `path()` conditions read (a static slice
+    /// each); for any other name, those of the glob blocks that match it,
+    /// then the wildcard rules'. Nothing when no tool rule has a `path()`
+    /// condition (the trait's default names none).
+    fn path_args_fn(&self, names: &[&str]) -> TokenStream {
+        let p = self.p;
+        let calls = |rules: &mut dyn Iterator<Item = RuleId>| -> Vec<TokenStream> {
+            p.path_args(rules)
+                .into_iter()
+                .map(|a| {
+                    let segs = a.segments.iter().map(|s| lit(s));
+                    quote!(each(&[#(#segs),*]);)
+                })
+                .collect()
+        };
+        let all_rules = p
+            .tools
+            .iter()
+            .flat_map(|t| t.rules.iter().copied())
+            .chain(p.wildcard.iter().copied());
+        if p.path_args(all_rules).is_empty() {
+            return quote!();
+        }
+        let arms: Vec<TokenStream> = names
+            .iter()
+            .filter_map(|name| {
+                let c = calls(
+                    &mut p
+                        .blocks_for(name)
+                        .flat_map(|b| b.rules.iter().copied())
+                        .chain(p.wildcard.iter().copied()),
+                );
+                let n = lit(name);
+                (!c.is_empty()).then(|| quote!(#n => { #(#c)* }))
+            })
+            .collect();
+        let globs = p.tools.iter().filter_map(|t| {
+            let tests: Vec<TokenStream> = t
+                .patterns
+                .iter()
+                .filter_map(|pat| self.pattern_test(pat, &quote!(tool)))
+                .collect();
+            let c = calls(&mut t.rules.iter().copied());
+            (!tests.is_empty() && !c.is_empty()).then(|| quote!(if #(#tests)||* { #(#c)* }))
+        });
+        let globs: Vec<TokenStream> = globs.collect();
+        let wildcard = calls(&mut p.wildcard.iter().copied());
+        let others = quote! {
+            #(#globs)*
+            #(#wildcard)*
+        };
+        let body = if arms.is_empty() {
+            others
+        } else {
+            quote!(match tool { #(#arms)* _ => { #others } })
+        };
+        let tool = if mentions(&body, "tool") {
+            quote!(tool)
+        } else {
+            quote!(_)
+        };
+        quote! {
+            fn path_args(&self, #tool: &str, each: &mut dyn FnMut(&[&str])) {
+                #body
+            }
+        }
+    }
+}
+
 /// `R<id>_<NAME>`: the rule's id (unique) and its name in upper snake case.
 fn rule_const_name(p: &ServerPolicy, id: RuleId) -> Ident {
     let words: Vec<String> = p
@@ -700,6 +771,7 @@ fn server_module(
     );
     fns.push(g.unlisted_fn());
     let spend_fn = g.spend_fn(&names, !hidden_fn.is_empty());
+    let path_args_fn = g.path_args_fn(&names);
     // Resources and prompts: each decided like tools, against its own
     // blocks, in a module of its own (so its functions keep their names).
     let mut surface_mods = Vec::new();
@@ -945,6 +1017,8 @@ fn server_module(
                 #decide_fns
 
                 #spend_fn
+
+                #path_args_fn
 
                 #results_fns
                 #surface_fns

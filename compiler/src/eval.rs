@@ -491,6 +491,18 @@ impl Policy for Evaluator {
         self.results
     }
 
+    fn path_args(&self, tool: &str, each: &mut dyn FnMut(&[&str])) {
+        let blocks = self.blocks_on(Surface::Tool, tool);
+        let rules = blocks
+            .iter()
+            .flat_map(|b| b.rules.iter().copied())
+            .chain(self.ir.wildcard.iter().copied());
+        for a in self.ir.path_args(rules) {
+            let segs: Vec<&str> = a.segments.iter().map(String::as_str).collect();
+            each(&segs);
+        }
+    }
+
     fn governs(&self, surface: Surface) -> bool {
         self.ir.governs(surface)
     }

@@ -238,6 +238,36 @@ impl ServerPolicy {
         self.hidden.iter().filter(move |h| h.pattern.matches(tool))
     }
 
+    /// The arguments `path()` conditions read in `rules` (their deny and
+    /// approval conditions), in first-use order, each once: what
+    /// [`portcullis_core::policy::Policy::path_args`] names for a tool.
+    pub fn path_args(&self, rules: impl IntoIterator<Item = RuleId>) -> Vec<&ArgPath> {
+        let mut out: Vec<&ArgPath> = Vec::new();
+        for id in rules {
+            let r = self.rule(id);
+            let exprs = r
+                .check
+                .as_ref()
+                .map(|c| &c.deny_when)
+                .into_iter()
+                .chain(r.approve.as_ref().map(|a| &a.when));
+            for e in exprs {
+                for t in e.tests() {
+                    if let TestKind::Path {
+                        lhs: Operand::Arg(a),
+                        ..
+                    } = &t.kind
+                        && !a.is_principal()
+                        && !out.iter().any(|o| o.segments == a.segments)
+                    {
+                        out.push(a);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The tool blocks that list `tool`, in order.
     pub fn blocks_for<'a>(&'a self, tool: &'a str) -> impl Iterator<Item = &'a Tool> + 'a {
         self.tools

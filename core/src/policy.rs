@@ -469,6 +469,17 @@ pub trait Policy: Send + Sync {
         let _ = (call, env, out);
     }
 
+    /// Calls `each` with every argument a `path()` condition reads in the
+    /// rules that apply to `tool` (member names from the arguments down,
+    /// e.g. `["path"]` for `path(args.path)`), each once per block that
+    /// reads it (the same argument may come twice). The proxy resolves
+    /// these through symlinks when it started the server itself
+    /// (docs/surfaces.md, "Symlinks"). Generated code calls it with static
+    /// slices; policies without `path()` conditions call it never.
+    fn path_args(&self, tool: &str, each: &mut dyn FnMut(&[&str])) {
+        let _ = (tool, each);
+    }
+
     /// The policy's result rules (`results:`, docs/results.md), in policy order.
     fn result_rules(&self) -> &[crate::results::ResultRule] {
         &[]
@@ -534,6 +545,10 @@ impl<P: Policy + ?Sized> Policy for &P {
 
     fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut crate::spend::Budgets) {
         (**self).spend(call, env, out)
+    }
+
+    fn path_args(&self, tool: &str, each: &mut dyn FnMut(&[&str])) {
+        (**self).path_args(tool, each)
     }
 
     fn result_rules(&self) -> &[crate::results::ResultRule] {

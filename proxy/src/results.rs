@@ -4,7 +4,8 @@
 
 use portcullis_core::json::push_json_str;
 use portcullis_core::policy::PolicyMeta;
-use portcullis_core::results::{Count, Refusal, ResultRule};
+use portcullis_core::results::{Count, Refusal, ResultRule, ResultSpec, Target};
+use portcullis_core::secrets::Action;
 
 use crate::respond::DENY_PREFIX;
 
@@ -76,4 +77,84 @@ pub fn withheld(
     push_json_str(&mut out, meta.digest);
     out.extend_from_slice(b"}}}}");
     out
+}
+
+/// True when some result rule of `policy` names resources by URI: only
+/// then can a read's symlink target have a result rule of its own.
+pub fn names_resources(policy: &dyn portcullis_core::policy::Policy) -> bool {
+    policy
+        .result_rules()
+        .iter()
+        .any(|r| matches!(r.spec.target, Target::Resource(_)))
+}
+
+/// The normalised `file://` URI a read's URI resolves to through symlinks
+/// ([`crate::symlinks::resolve`]), when it is another one. A URI that cannot
+/// be normalised or resolved gives None: its request was refused already
+/// when the policy governs resources; otherwise (result rules only) the
+/// rule of the URI as sent applies.
+pub fn target_of(uri: &str) -> Option<String> {
+    let mut buf = [0u8; portcullis_core::uri::MAX_URI_LEN];
+    let n = portcullis_core::uri::normalize_into(uri, &mut buf).ok()?;
+    match crate::symlinks::resolve(n) {
+        crate::symlinks::Resolved::Other(real) => Some(real),
+        _ => None,
+    }
+}
+
+/// Combined rules, made once per pair (see [`both`]): a few per policy
+/// load, kept for the life of the process like a reloaded policy's strings.
+static COMBINED: std::sync::Mutex<Vec<((usize, usize), &'static ResultRule)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The result rule of a read decided on two URIs, as sent and its symlink
+/// target (docs/surfaces.md, "Symlinks"): either one when only one has a
+/// rule or both have the same; else both at once: the answer is denied if
+/// either would deny it (secrets, patterns, the smaller size cap), and the
+/// redactions of both are made. The denial message is the target's (else
+/// the sent URI's); the rule is named `<sent> + <target>`.
+pub fn both(
+    sent: Option<&'static ResultRule>,
+    target: Option<&'static ResultRule>,
+) -> Option<&'static ResultRule> {
+    let (a, b) = match (sent, target) {
+        (Some(a), Some(b)) if !std::ptr::eq(a, b) => (a, b),
+        (a, b) => return a.or(b),
+    };
+    let key = (
+        a as *const ResultRule as usize,
+        b as *const ResultRule as usize,
+    );
+    let mut made = COMBINED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, r)) = made.iter().find(|(k, _)| *k == key) {
+        return Some(r);
+    }
+    let (x, y) = (&a.spec, &b.spec);
+    let secrets = match (x.secrets, y.secrets) {
+        (None, None) => None,
+        (Some(Action::Deny), _) | (_, Some(Action::Deny)) => Some(Action::Deny),
+        _ => Some(Action::Redact),
+    };
+    let patterns: Vec<_> = x.patterns.iter().chain(y.patterns).copied().collect();
+    let max_bytes = match (x.max_bytes, y.max_bytes) {
+        (Some(m), Some(n)) => Some(m.min(n)),
+        (m, n) => m.or(n),
+    };
+    let rule: &'static ResultRule = Box::leak(Box::new(ResultRule::new(ResultSpec {
+        name: Box::leak(format!("{} + {}", x.name, y.name).into_boxed_str()),
+        target: y.target,
+        secrets,
+        patterns: Box::leak(patterns.into_boxed_slice()),
+        max_bytes,
+        message: if y.message.is_empty() {
+            x.message
+        } else {
+            y.message
+        },
+        file: y.file,
+        line: y.line,
+        column: y.column,
+    })));
+    made.push((key, rule));
+    Some(rule)
 }

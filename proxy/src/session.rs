@@ -371,11 +371,27 @@ pub struct Session {
 enum Resolve {
     /// Nothing: the decision stands.
     Keep,
+    /// The decision stands; the URI resolves to this one (whose result
+    /// rule applies to the answer too).
+    Target(String),
     /// The store would block: decide again off the event loop.
     Wait,
     /// The resolved URI is denied (or held for an approval): its decision.
     Denied(String, Box<portcullis_core::policy::Decision>),
     /// The path cannot be resolved: fail closed.
+    Unresolvable(String),
+}
+
+/// What resolving a tool call's path arguments decided ([`Session::resolved_call`]).
+enum ResolveCall {
+    /// Nothing: the decision stands.
+    Keep,
+    /// The store would block: decide again off the event loop.
+    Wait,
+    /// Denied (or held for an approval) on the resolved arguments: that
+    /// decision, and what resolved to what.
+    Decided(Box<portcullis_core::policy::Decision>, String),
+    /// An argument cannot be resolved: fail closed with this message.
     Unresolvable(String),
 }
 
@@ -679,7 +695,7 @@ impl Session {
                     .unwrap_or(Kind::Other)
             };
             let watch = if env.method_is("resources/read") {
-                self.resource_watch(&env)
+                self.resource_watch(&env, None)
             } else {
                 None
             };
@@ -721,15 +737,35 @@ impl Session {
     }
 
     /// The result rule for a `resources/read` (by its `params.uri`), when one names it.
-    fn resource_watch(&self, env: &Envelope<'_>) -> Option<Box<crate::results::Watch>> {
+    /// With symlink resolution on, the rule of the URI's target applies too
+    /// ([`crate::results::both`]): `target` is what the request decision
+    /// resolved (`Some(None)`: the URI resolves to itself), or None when it
+    /// resolved nothing (the policy has no resource request rules), and it
+    /// is resolved here if some result rule names resources.
+    fn resource_watch(
+        &self,
+        env: &Envelope<'_>,
+        target: Option<Option<&str>>,
+    ) -> Option<Box<crate::results::Watch>> {
         let Some(Val::Object(params)) = env.params.map(|p| p.val()) else {
             return None;
         };
         let Some(Val::Str(uri)) = params.get("uri").map(|u| u.val()) else {
             return None;
         };
+        let policy = self.policy();
         // Decoded without allocating (no copy unless a rule names the URI).
-        let rule = uri.with_str(|u| self.policy().resource_result_rule(u))?;
+        let sent = uri.with_str(|u| policy.resource_result_rule(u));
+        let resolved;
+        let target = match target {
+            Some(t) => t,
+            None if self.resolve_symlinks && crate::results::names_resources(policy) => {
+                resolved = crate::results::target_of(&uri.chars().collect::<String>());
+                resolved.as_deref()
+            }
+            None => None,
+        };
+        let rule = crate::results::both(sent, target.and_then(|t| policy.resource_result_rule(t)))?;
         Some(Box::new(crate::results::Watch {
             rule,
             what: uri.chars().collect(),
@@ -1029,6 +1065,47 @@ impl Session {
                 decision
             }
         };
+        // Path arguments are decided on what they resolve to too, when this
+        // proxy started the server (crate::symlinks): a denial there is the
+        // decision (resolved before an approval is asked for).
+        let mut resolved_note = None;
+        if self.resolve_symlinks && matches!(decision.effect(), Effect::Allow | Effect::Approve) {
+            match self.resolved_call(&call, &decision, wait, approved, now) {
+                ResolveCall::Keep => {}
+                ResolveCall::Wait => {
+                    self.counters.rollback(&decision.ticket);
+                    return None;
+                }
+                ResolveCall::Decided(d, note) => {
+                    self.counters.rollback(&decision.ticket);
+                    decision = *d;
+                    resolved_note = Some(note);
+                }
+                ResolveCall::Unresolvable(message) => {
+                    self.counters.rollback(&decision.ticket);
+                    self.log.info(format_args!(
+                        "denied {}{}: {message}",
+                        call.name(),
+                        crate::log::Caller(self.principal.as_deref()),
+                    ));
+                    self.record(|| Event::ToolCall {
+                        at: now,
+                        digest: Some(policy.meta().digest),
+                        tool: call.name().to_string(),
+                        verdict: Verdict::Rejected {
+                            code: surfaces::POLICY_DENIED,
+                            message: "a path argument cannot be resolved",
+                        },
+                        arguments: Some(call.arguments().as_bytes().to_vec()),
+                        session: Some(self.session),
+                        principal: self.principal.clone(),
+                    });
+                    let text = format!("{}{message}", crate::respond::DENY_PREFIX);
+                    let reply = respond::error(Some(id.as_bytes()), surfaces::POLICY_DENIED, &text);
+                    return Some((false, Some(reply)));
+                }
+            }
+        }
         let meta = policy.meta();
         // Held for approval: the records say whether a person approved this
         // very call (consumed now, and the call decided again as approved,
@@ -1134,7 +1211,11 @@ impl Session {
                 _ => Verdict::Decided {
                     outcome: decision.outcome,
                     rule: decision.rule.and_then(|r| meta.rule(r)),
-                    message: decision.message(call.name()).into_owned(),
+                    message: format!(
+                        "{}{}",
+                        decision.message(call.name()),
+                        resolved_note.as_deref().unwrap_or("")
+                    ),
                 },
             },
             arguments: Some(call.arguments().as_bytes().to_vec()),
@@ -1143,16 +1224,20 @@ impl Session {
         });
         Some(match decision.effect() {
             Effect::Deny => {
+                let note = resolved_note.as_deref().unwrap_or("");
                 self.log.info(format_args!(
-                    "denied {}{}: {}",
+                    "denied {}{}: {}{note}",
                     call.name(),
                     crate::log::Caller(self.principal.as_deref()),
                     decision.message(call.name())
                 ));
-                (
-                    false,
-                    Some(respond::denial(id.as_bytes(), call.name(), &decision, meta)),
-                )
+                let reply = match &resolved_note {
+                    None => respond::denial(id.as_bytes(), call.name(), &decision, meta),
+                    Some(note) => {
+                        crate::symlinks::denial(id.as_bytes(), call.name(), &decision, meta, note)
+                    }
+                };
+                (false, Some(reply))
             }
             // Not forwarded, nothing reserved: the pending request's id and
             // expiry, a person's denial, or why it could not be held.
@@ -2213,8 +2298,14 @@ impl Session {
             Kind::SurfaceList(surface, array, key, method) => {
                 let policy = self.policy();
                 let principal = self.principal.as_deref();
+                // With symlink resolution, a listed `file://` resource is
+                // shown only if its target would be (crate::symlinks).
+                let links = self.resolve_symlinks && array == "resources";
                 match surfaces::filter_list(raw, outline, surface, array, key, |n| {
                     !policy.is_listed_on(surface, n, principal)
+                        || (links
+                            && n.starts_with("file:")
+                            && !self.target_listed(policy, n, principal))
                 }) {
                     Ok(None) => Answer::Forward,
                     Ok(Some(bytes)) => Answer::Replace(bytes),
@@ -2346,8 +2437,13 @@ impl Session {
         // A local `file://` URI is decided on the path it resolves to too
         // (crate::symlinks): a denial there is the decision, on that URI.
         let resolved_denial;
+        let mut target = None;
         let (mut decision, name) = match self.resolved(surface, name, &decision, wait, approved) {
             Resolve::Keep => (decision, name),
+            Resolve::Target(real) => {
+                target = Some(real);
+                (decision, name)
+            }
             Resolve::Wait => {
                 self.counters.rollback(&decision.ticket);
                 return None;
@@ -2567,7 +2663,8 @@ impl Session {
         }
         // A read's answer still goes through the result rule naming its URI.
         let watch = if env.method_is("resources/read") {
-            self.resource_watch(env).map(|w| (w, key.clone()))
+            self.resource_watch(env, Some(target.as_deref()))
+                .map(|w| (w, key.clone()))
         } else {
             None
         };
@@ -2692,9 +2789,148 @@ impl Session {
             || (d.effect() == Effect::Approve && decision.effect() == Effect::Approve)
         {
             self.counters.rollback(&d.ticket);
-            return Resolve::Keep;
+            return Resolve::Target(real);
         }
         Resolve::Denied(real, Box::new(d))
+    }
+
+    /// For an allowed (or approval-held) tool call when the server is this
+    /// proxy's child: the decision on its `path()` arguments resolved
+    /// through symlinks ([`crate::symlinks::resolve_call`]), when that one
+    /// denies or asks for an approval the call as sent did not. Its
+    /// reservations are rolled back: limits count the call as sent.
+    fn resolved_call(
+        &self,
+        call: &portcullis_core::ToolCall<'_>,
+        decision: &portcullis_core::policy::Decision,
+        wait: Wait,
+        approved: bool,
+        now: UnixMillis,
+    ) -> ResolveCall {
+        use crate::symlinks::CallResolved;
+        let policy = self.policy();
+        let mut slots: Vec<Vec<String>> = Vec::new();
+        policy.path_args(call.name(), &mut |a| {
+            if !slots.iter().any(|s| s.iter().eq(a.iter())) {
+                slots.push(a.iter().map(|s| s.to_string()).collect());
+            }
+        });
+        if slots.is_empty() {
+            return ResolveCall::Keep;
+        }
+        let (args, rewrites) = match crate::symlinks::resolve_call(call, &slots) {
+            CallResolved::Same => return ResolveCall::Keep,
+            CallResolved::Unresolvable(slot, sent, why) => {
+                return ResolveCall::Unresolvable(format!(
+                    "Tool {}: {slot} {} cannot be resolved on the filesystem: {why}",
+                    portcullis_core::policy::go_quote(call.name()),
+                    portcullis_core::policy::go_quote(&sent),
+                ));
+            }
+            CallResolved::Other(args, rewrites) => (args, rewrites),
+        };
+        let Ok(resolved) = portcullis_core::ToolCall::new(
+            call.name(),
+            &args,
+            portcullis_core::json::Strictness::STRICT,
+        ) else {
+            return ResolveCall::Unresolvable(format!(
+                "Tool {}: its resolved arguments are not valid JSON",
+                portcullis_core::policy::go_quote(call.name())
+            ));
+        };
+        let env = Env {
+            counters: self.counters.as_ref(),
+            now,
+            session: self.session,
+            fail_mode: self.fail_mode,
+            principal: self.principal.as_deref(),
+        };
+        let decide = |env: &Env<'_>| {
+            if approved {
+                policy.decide_approved(&resolved, env)
+            } else {
+                policy.decide(&resolved, env)
+            }
+        };
+        let d = match wait {
+            Wait::Yes => decide(&env),
+            Wait::No => {
+                let view = NoWait::new(self.counters.as_ref());
+                let d = decide(&Env {
+                    counters: &view,
+                    ..env
+                });
+                if view.waited() {
+                    return ResolveCall::Wait;
+                }
+                d
+            }
+        };
+        // As for resources: allowed on the resolved arguments, or held for
+        // approval on both, the decision on the call as sent stands. So
+        // does a limit's refusal: limits come after every check and
+        // approval, so the resolved values passed those, and the call's
+        // limits are counted once, as sent (the first decision's own
+        // reservation is what fills the counter here).
+        if d.effect() == Effect::Allow
+            || d.outcome == portcullis_core::policy::Outcome::Limit
+            || (d.effect() == Effect::Approve && decision.effect() == Effect::Approve)
+        {
+            self.counters.rollback(&d.ticket);
+            return ResolveCall::Keep;
+        }
+        ResolveCall::Decided(Box::new(d), crate::symlinks::note(&rewrites))
+    }
+
+    /// For a `resources/list` entry naming a normalised `file://` URI when
+    /// the server is this proxy's child: false when the URI resolves through
+    /// symlinks ([`crate::symlinks::resolve`]) to one the list would not
+    /// show or the policy denies, or cannot be resolved (fail closed). A
+    /// target refused only by a limit, or held for approval, is shown (it
+    /// could be read); a decision that would wait on the counter store
+    /// drops it (this runs on the event loop). Nothing is reserved.
+    fn target_listed(
+        &self,
+        policy: &dyn Policy,
+        uri: &str,
+        principal: Option<&portcullis_core::Principal>,
+    ) -> bool {
+        use crate::symlinks::Resolved;
+        use portcullis_core::policy::Outcome;
+        let real = match crate::symlinks::resolve(uri) {
+            Resolved::Same => return true,
+            Resolved::Unresolvable(_) => return false,
+            Resolved::Other(real) => real,
+        };
+        if !policy.is_listed_on(Surface::Resource, &real, principal) {
+            return false;
+        }
+        let Some(call) = surfaces::call(Surface::Resource, &real, b"{}") else {
+            return false;
+        };
+        let view = NoWait::new(self.counters.as_ref());
+        let d = policy.decide(
+            &call,
+            &Env {
+                counters: &view,
+                now: UnixMillis::now(),
+                session: self.session,
+                fail_mode: self.fail_mode,
+                principal,
+            },
+        );
+        if view.waited() {
+            return false;
+        }
+        match d.effect() {
+            Effect::Allow => {
+                self.counters.rollback(&d.ticket);
+                true
+            }
+            Effect::Approve => true,
+            Effect::Deny => d.outcome == Outcome::Limit,
+        }
     }
 
     /// The key of a new request's id, or the refusal of an id that is not

@@ -5,10 +5,19 @@
 //! names. A read is then decided on the URI as sent (normalised) and on the
 //! path it resolves to (`std::fs::canonicalize`): denied if either is.
 //!
+//! Tool calls get the same for the arguments `path()` conditions read
+//! ([`resolve_call`]): a call is decided again on the resolved values.
+//!
 //! This is I/O on the decision path (a `stat` per path component), done
 //! only for `resources/read` and `resources/subscribe` of `file://` URIs
-//! with a local authority, only when the policy governs resources; never
-//! for `--upstream URL`, whose server may see another filesystem.
+//! with a local authority, only when the policy governs resources, and for
+//! the `path()` arguments of a tool call the first decision allows; never
+//! for `--upstream URL`, whose server may see another filesystem. It runs
+//! where the decision runs, on the event loop unless the decision itself
+//! may block: a few `lstat`s on a local filesystem cost less than the hop
+//! to the blocking pool would, and the proxy's filesystem is the one the
+//! server it started reads (a hung network mount would hang that server
+//! too).
 
 use std::io::ErrorKind;
 
@@ -88,6 +97,243 @@ pub fn resolve(uri: &str) -> Resolved {
     }
 }
 
+/// Most symlinks followed resolving one path (Linux's own limit, `ELOOP`).
+const MAX_LINKS: usize = 40;
+
+/// Resolves a path argument of a tool call (a `path()` slot, see
+/// [`portcullis_core::policy::Policy::path_args`]) on this machine's
+/// filesystem, every symlink followed, like `realpath` but also for a path
+/// that does not exist yet: the components that exist are resolved (a
+/// link among them followed, a dangling link too, since writing through it
+/// creates its target) and the missing rest is appended lexically. So
+/// `write_file` of `/root/public/link/new.txt`, `link -> ../secret`, is
+/// `/root/secret/new.txt`.
+///
+/// `Same` when the result is the path's lexical normalisation (what the
+/// first decision read); `Unresolvable` for a path that cannot be
+/// normalised (relative, a NUL or other control character), a loop
+/// (more than 40 links), a permission error, a component that is a file
+/// with more after it, or a target that is not UTF-8: the call is refused.
+pub fn resolve_path(path: &str) -> Resolved {
+    use std::path::{Component, Path, PathBuf};
+    let lexical = match portcullis_core::path::normalize(path) {
+        Ok(p) => p,
+        Err(e) => return Resolved::Unresolvable(e.kind.to_string()),
+    };
+    // What is left to walk, outermost component last (popped first).
+    let mut todo: Vec<std::ffi::OsString> = Path::new(&lexical)
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            _ => None,
+        })
+        .collect();
+    let mut real = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            real.pop();
+            continue;
+        }
+        if name == "." {
+            continue;
+        }
+        let next = real.join(&name);
+        match std::fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Resolved::Unresolvable(format!(
+                        "too many levels of symbolic links at {}",
+                        next.display()
+                    ));
+                }
+                let target = match std::fs::read_link(&next) {
+                    Ok(t) => t,
+                    Err(e) => return Resolved::Unresolvable(e.to_string()),
+                };
+                if target.is_absolute() {
+                    real = PathBuf::from("/");
+                }
+                todo.extend(target.components().rev().filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_os_string()),
+                    Component::ParentDir => Some("..".into()),
+                    _ => None,
+                }));
+            }
+            Ok(m) => {
+                if !m.is_dir() && !todo.is_empty() {
+                    return Resolved::Unresolvable(format!(
+                        "{} is not a directory",
+                        next.display()
+                    ));
+                }
+                real = next;
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // Nothing more exists: the rest is created as written.
+                real = next;
+                while let Some(rest) = todo.pop() {
+                    if rest == ".." {
+                        real.pop();
+                    } else if rest != "." {
+                        real.push(rest);
+                    }
+                }
+            }
+            Err(e) => return Resolved::Unresolvable(format!("{}: {e}", next.display())),
+        }
+    }
+    let Some(text) = real.to_str() else {
+        return Resolved::Unresolvable(format!(
+            "it resolves to a path that is not UTF-8 ({})",
+            real.display()
+        ));
+    };
+    if text.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Resolved::Unresolvable(format!(
+            "it resolves to a path with a control character ({})",
+            real.display()
+        ));
+    }
+    if text == lexical {
+        Resolved::Same
+    } else {
+        Resolved::Other(text.to_string())
+    }
+}
+
+/// One path argument a call is decided on again, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    /// The argument as policies write it (`args.path`).
+    pub slot: String,
+    /// The value as sent (decoded).
+    pub sent: String,
+    /// What it resolves to.
+    pub resolved: String,
+    /// Where the string's body (between its quotes) is in the arguments text.
+    pub span: std::ops::Range<usize>,
+}
+
+/// What resolving a tool call's path arguments found.
+#[derive(Debug)]
+pub enum CallResolved {
+    /// No argument resolves elsewhere.
+    Same,
+    /// Some do: the arguments text with those values rewritten (each
+    /// string's body replaced, JSON-escaped; keys as sent), and what was
+    /// rewritten.
+    Other(Vec<u8>, Vec<Rewrite>),
+    /// An argument cannot be resolved (which, the value, why): fail closed.
+    Unresolvable(String, String, String),
+}
+
+/// Resolves the string arguments `slots` names (see
+/// [`portcullis_core::policy::Policy::path_args`]) in `call`; an argument
+/// that is absent or not a string is left to the decision (its `path()`
+/// tests already refuse it or read it as missing).
+pub fn resolve_call(call: &portcullis_core::ToolCall<'_>, slots: &[Vec<String>]) -> CallResolved {
+    use portcullis_core::json::Val;
+    let args = call.arguments().as_bytes();
+    let mut rewrites: Vec<Rewrite> = Vec::new();
+    for slot in slots {
+        let segs: Vec<&str> = slot.iter().map(String::as_str).collect();
+        let Some(Val::Str(s)) = call.arg(&segs) else {
+            continue;
+        };
+        let raw = s.raw_bytes();
+        let start = (raw.as_ptr() as usize).wrapping_sub(args.as_ptr() as usize);
+        if start > args.len() || args.len() - start < raw.len() {
+            // Not inside the arguments text (cannot happen for a parsed call).
+            return CallResolved::Unresolvable(
+                format!("args.{}", slot.join(".")),
+                String::new(),
+                "the argument is not where it was read".into(),
+            );
+        }
+        let sent: String = s.chars().collect();
+        let slot_name = format!("args.{}", slot.join("."));
+        match resolve_path(&sent) {
+            Resolved::Same => {}
+            Resolved::Unresolvable(why) => {
+                return CallResolved::Unresolvable(slot_name, sent, why);
+            }
+            Resolved::Other(resolved) => {
+                if !rewrites.iter().any(|r| r.span.start == start) {
+                    rewrites.push(Rewrite {
+                        slot: slot_name,
+                        sent,
+                        resolved,
+                        span: start..start + raw.len(),
+                    });
+                }
+            }
+        }
+    }
+    if rewrites.is_empty() {
+        return CallResolved::Same;
+    }
+    rewrites.sort_by_key(|r| r.span.start);
+    let mut out = Vec::with_capacity(args.len() + 64);
+    let mut at = 0;
+    for r in &rewrites {
+        out.extend_from_slice(&args[at..r.span.start]);
+        // push_json_str writes the quotes too; the body goes between the sent ones.
+        let mut quoted = Vec::with_capacity(r.resolved.len() + 2);
+        portcullis_core::json::push_json_str(&mut quoted, &r.resolved);
+        out.extend_from_slice(&quoted[1..quoted.len() - 1]);
+        at = r.span.end;
+    }
+    out.extend_from_slice(&args[at..]);
+    CallResolved::Other(out, rewrites)
+}
+
+/// What a refusal decided on resolved arguments says after the rule's
+/// message: ` (args.path "/root/public/link/x" resolves to "/root/secret/x")`.
+pub fn note(rewrites: &[Rewrite]) -> String {
+    let parts: Vec<String> = rewrites
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} resolves to {}",
+                r.slot,
+                portcullis_core::policy::go_quote(&r.sent),
+                portcullis_core::policy::go_quote(&r.resolved)
+            )
+        })
+        .collect();
+    format!(" ({})", parts.join("; "))
+}
+
+/// The refusal of a tool call denied on its resolved arguments: the rule's
+/// message and what resolved to what ([`note`]), as an `isError` result like
+/// every denial (`respond::denial`), the decision in `_meta`.
+pub fn denial(
+    id: &[u8],
+    tool: &str,
+    decision: &portcullis_core::policy::Decision,
+    meta: &portcullis_core::policy::PolicyMeta,
+    note: &str,
+) -> Vec<u8> {
+    use portcullis_core::json::push_json_str;
+    let mut out = Vec::with_capacity(320);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id);
+    out.extend_from_slice(b",\"result\":{\"content\":[{\"type\":\"text\",\"text\":");
+    let text = format!(
+        "{}{}{note}",
+        crate::respond::DENY_PREFIX,
+        decision.message(tool)
+    );
+    push_json_str(&mut out, &text);
+    out.extend_from_slice(b"}],\"isError\":true,\"_meta\":{");
+    crate::respond::push_decision_meta(&mut out, meta, "tool", tool, decision);
+    out.extend_from_slice(b"}}}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +393,98 @@ mod tests {
             resolve(&uri(&d.join("loop"))),
             Resolved::Unresolvable(_)
         ));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn path_arguments_resolve_through_links_even_when_missing() {
+        let d = dir("args");
+        let root = d.to_str().unwrap().to_string();
+        std::fs::create_dir_all(d.join("secret")).unwrap();
+        std::fs::create_dir_all(d.join("public")).unwrap();
+        std::fs::write(d.join("secret/key.txt"), "k").unwrap();
+        std::os::unix::fs::symlink("../secret", d.join("public/link")).unwrap();
+        std::os::unix::fs::symlink(d.join("secret/new.txt"), d.join("public/dangling")).unwrap();
+        let other = |p: &str| Resolved::Other(format!("{root}/{p}"));
+        // An existing file through a linked directory.
+        assert_eq!(
+            resolve_path(&format!("{root}/public/link/key.txt")),
+            other("secret/key.txt")
+        );
+        // A missing tail under a link: the existing part resolved, the rest appended.
+        assert_eq!(
+            resolve_path(&format!("{root}/public/link/newdir/new.txt")),
+            other("secret/newdir/new.txt")
+        );
+        // A dangling link: writing through it creates its target.
+        assert_eq!(
+            resolve_path(&format!("{root}/public/dangling")),
+            other("secret/new.txt")
+        );
+        // Lexical spellings without links are the same path.
+        assert_eq!(
+            resolve_path(&format!("{root}/public//./x/../a.txt")),
+            Resolved::Same
+        );
+        assert_eq!(
+            resolve_path(&format!("{root}/public/missing/a.txt")),
+            Resolved::Same
+        );
+        // A loop, a path through a file, NUL, relative: fail closed.
+        std::os::unix::fs::symlink("loop", d.join("public/loop")).unwrap();
+        for bad in [
+            format!("{root}/public/loop"),
+            format!("{root}/public/loop/new.txt"),
+            format!("{root}/secret/key.txt/x"),
+            format!("{root}/public/a\u{0}b"),
+            "relative/path".to_string(),
+        ] {
+            assert!(
+                matches!(resolve_path(&bad), Resolved::Unresolvable(_)),
+                "{bad:?}: {:?}",
+                resolve_path(&bad)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn resolved_arguments_are_rewritten_in_place_as_valid_json() {
+        let d = dir("rewrite");
+        let root = d.to_str().unwrap().to_string();
+        std::fs::create_dir_all(d.join("se\"cret")).unwrap();
+        std::fs::create_dir_all(d.join("public")).unwrap();
+        std::os::unix::fs::symlink("../se\"cret", d.join("public/link")).unwrap();
+        let sent = format!("{root}/public/link/new.txt");
+        let mut args = Vec::new();
+        args.extend_from_slice(b"{\"PATH\": ");
+        portcullis_core::json::push_json_str(&mut args, &sent);
+        args.extend_from_slice(b", \"other\": {\"path\": \"/x\"}, \"n\": 1}");
+        let call = portcullis_core::ToolCall::new(
+            "write_file",
+            &args,
+            portcullis_core::json::Strictness::STRICT,
+        )
+        .unwrap();
+        let slots = vec![
+            vec!["path".to_string()],
+            vec!["other".into(), "path".into()],
+        ];
+        let CallResolved::Other(out, rewrites) = resolve_call(&call, &slots) else {
+            panic!("resolved elsewhere")
+        };
+        assert_eq!(rewrites.len(), 1);
+        assert_eq!(rewrites[0].slot, "args.path");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        // The key as sent, the value resolved (its quote escaped), the rest untouched.
+        assert_eq!(v["PATH"], format!("{root}/se\"cret/new.txt"));
+        assert_eq!(v["other"]["path"], "/x");
+        assert_eq!(v["n"], 1);
+        assert!(
+            note(&rewrites).contains("resolves to"),
+            "{}",
+            note(&rewrites)
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -339,3 +339,157 @@ pub fn wait_for_group_gone(pgid: u32, timeout: Duration) -> Vec<u32> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Kills the process when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `portcullis --transport http --port 0 ARGS` in the repository
+/// root; returns it and the endpoint URL it prints (within 30 s).
+pub fn http_endpoint(args: &[&str]) -> (Guard, String) {
+    let mut child = Command::new(portcullis())
+        .args(["--transport", "http", "--port", "0"])
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start portcullis");
+    let err = child.stderr.take().unwrap();
+    let guard = Guard(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("portcullis prints its URL");
+        if let Some(url) = line.strip_prefix("portcullis: listening on ") {
+            std::thread::spawn(move || for _ in rx {});
+            return (guard, url.trim().to_string());
+        }
+    }
+}
+
+/// server-everything over Streamable HTTP (it answers a POST with an SSE
+/// stream): it and its URL.
+pub fn everything_http() -> (Guard, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("node")
+        .arg(server_everything())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let server = Guard(child);
+    let mut lines = BufReader::new(err).lines();
+    loop {
+        let l = lines.next().expect("server-everything exited").unwrap();
+        if l.contains("listening on port") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (server, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+/// One MCP POST on its own connection (`Mcp-Session-Id` when `session`):
+/// (head, body), a chunked body decoded.
+pub fn http_post(url: &str, session: Option<&str>, body: &str) -> (String, String) {
+    use std::io::Read;
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = std::net::TcpStream::connect(authority).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(sid) = session {
+        req.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let mut b = &out[split + 4..];
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut d = Vec::new();
+        while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            d.extend_from_slice(&b[i + 2..i + 2 + n]);
+            b = &b[i + 2 + n + 2..];
+        }
+        d
+    } else {
+        b.to_vec()
+    };
+    (head, String::from_utf8(body).unwrap())
+}
+
+/// The JSON-RPC message in a response body: plain JSON, or the data of an
+/// SSE event.
+pub fn message_of(body: &str) -> serde_json::Value {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: ").or(Some(l)))
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l.trim())
+                .ok()
+                .filter(|v| v.is_object())
+        })
+        .unwrap_or_else(|| panic!("no message in {body}"))
+}
+
+/// Runs a Node client of tests/e2e (`script`) against the endpoint at
+/// `url` (`PROXY_URL`); it must succeed, and its output is JSON.
+pub fn sdk_client(script: &str, url: &str) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(root().join("tests/e2e").join(script))
+        .current_dir(root())
+        .env("PROXY_URL", url)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}

@@ -70,6 +70,22 @@ fn generated_code_and_evaluator_agree() {
                         tool,
                         c.claims
                     );
+                    // The arguments the proxy resolves through symlinks.
+                    let path_args = |p: &dyn Policy| {
+                        let mut v: Vec<Vec<String>> = Vec::new();
+                        p.path_args(tool, &mut |a| {
+                            v.push(a.iter().map(|s| s.to_string()).collect())
+                        });
+                        v.sort();
+                        v.dedup();
+                        v
+                    };
+                    prop_assert_eq!(
+                        path_args(native),
+                        path_args(&evaluator),
+                        "path_args {:?}",
+                        tool
+                    );
                     let env_a = Env {
                         counters: &mem_a,
                         now: UnixMillis(now),

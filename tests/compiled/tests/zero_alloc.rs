@@ -27,7 +27,7 @@ static COUNTING: AtomicBool = AtomicBool::new(false);
 // allocates nor touches the returned memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if COUNTING.load(Ordering::Relaxed) && measured() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same layout contract as our caller's.
@@ -38,7 +38,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if COUNTING.load(Ordering::Relaxed) && measured() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: `ptr` came from `System` with `layout`; forwarded unchanged.
@@ -49,6 +49,26 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+thread_local! {
+    /// True on a test's own thread: only its allocations are counted, not
+    /// the test harness's (it prints other tests' results meanwhile).
+    static MEASURED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn measured() -> bool {
+    MEASURED.try_with(|m| m.get()).unwrap_or(false)
+}
+
+/// The allocation counter is global: tests run one at a time, so one test's
+/// set-up never counts against another's measured loop, and each counts
+/// its own thread only.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    MEASURED.with(|m| m.set(true));
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn line(id: usize, tool: &str, args: &str) -> String {
     format!(
         r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
@@ -57,6 +77,7 @@ fn line(id: usize, tool: &str, args: &str) -> String {
 
 #[test]
 fn decisions_do_not_allocate() {
+    let _serial = serial();
     let stripe = compiled("fixture-valid-policy-stripe").expect("compiled");
     let regex = compiled("op-regex-flags-and-lines").expect("compiled");
     let nested = compiled("path-nested").expect("compiled");
@@ -404,6 +425,7 @@ fn decisions_do_not_allocate() {
 /// partitions by session and by argument included.
 #[test]
 fn spend_budgets_do_not_allocate() {
+    let _serial = serial();
     use portcullis_core::spend::Budgets;
     let counters = MemoryCounters::new();
     let lines: Vec<(String, &'static dyn Policy)> = [
@@ -477,6 +499,7 @@ fn spend_budgets_do_not_allocate() {
 /// deciding a prompt with its arguments allocate nothing, in both languages.
 #[test]
 fn resource_and_prompt_decisions_do_not_allocate() {
+    let _serial = serial();
     use portcullis_core::call::{Surface, ToolCall};
     use portcullis_core::json::Strictness;
     use portcullis_core::uri::{MAX_URI_LEN, normalize_into};
@@ -565,6 +588,7 @@ fn resource_and_prompt_decisions_do_not_allocate() {
 /// arguments, allocates nothing, in both languages.
 #[test]
 fn path_decisions_do_not_allocate() {
+    let _serial = serial();
     let args = [
         ("read_file", r#"{"path":"/srv/secret/key"}"#),
         ("read_file", r#"{"path":"/srv/public/../secret//key"}"#),
@@ -597,6 +621,7 @@ fn path_decisions_do_not_allocate() {
         let run = |count: bool| {
             COUNTING.store(count, Ordering::SeqCst);
             let mut denied = 0;
+            let mut named = 0usize;
             for round in 0..500u32 {
                 let env = Env {
                     counters: &counters,
@@ -613,16 +638,20 @@ fn path_decisions_do_not_allocate() {
                     } else {
                         denied += 1;
                     }
+                    // The arguments the proxy resolves through symlinks.
+                    policy.path_args(call.name(), &mut |a| named += a.len());
                 }
             }
             COUNTING.store(false, Ordering::SeqCst);
-            denied
+            (denied, named)
         };
         let warm = run(false);
         ALLOCATIONS.store(0, Ordering::SeqCst);
-        let denied = run(true);
+        let (denied, named) = run(true);
         assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "{server}");
-        assert_eq!(denied, warm, "{server}");
+        assert_eq!((denied, named), warm, "{server}");
         assert!(denied >= 500 * 8, "{server}: {denied} denials");
+        // One argument per read_file call, two per move_file call.
+        assert_eq!(named, 500 * (11 + 2 * 2), "{server}");
     }
 }
