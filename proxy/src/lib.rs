@@ -30,6 +30,7 @@ pub mod child;
 pub mod elicit;
 pub mod filter;
 pub mod http;
+pub mod id;
 pub mod idempotency;
 pub mod jwt;
 pub mod lines;

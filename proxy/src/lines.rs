@@ -33,6 +33,9 @@ pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
     let _ = out.flush().await;
 }
 
+/// Largest line buffer [`LineReader::recycle`] keeps for reuse.
+pub const KEEP: usize = 64 * 1024;
+
 /// Reads newline-delimited messages of at most `max` bytes each. A longer
 /// line is skipped up to its newline and reported, and reading continues.
 ///
@@ -53,6 +56,20 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             max,
             partial: Vec::new(),
             dropped: 0,
+        }
+    }
+
+    /// Gives back a line's buffer once it has been handled: the next line
+    /// is read into it, so a stream of lines allocates nothing per line.
+    /// A buffer larger than [`KEEP`] is dropped instead (one large message
+    /// must not keep its memory for the rest of the session).
+    pub fn recycle(&mut self, mut line: Vec<u8>) {
+        if self.partial.is_empty()
+            && self.partial.capacity() < line.capacity()
+            && line.capacity() <= KEEP
+        {
+            line.clear();
+            self.partial = line;
         }
     }
 

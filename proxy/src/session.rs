@@ -8,6 +8,7 @@
 //! their id, so each answer settles the counters of the call it belongs to
 //! and `tools/list` answers are filtered.
 
+use smallvec::{SmallVec, smallvec};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -40,26 +41,8 @@ pub const UPSTREAM_GONE: i32 = -32000;
 /// (JSON-RPC's internal error, as the server failed, not the client).
 pub const UPSTREAM_BAD_ANSWER: i32 = portcullis_core::jsonrpc::INTERNAL_ERROR;
 
-/// A request id compared by JSON value: `1`, `1.0` and `1e0` are one id;
-/// `"1"` is another.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum IdKey {
-    /// A number, in canonical form.
-    Num(String),
-    /// A string, decoded.
-    Str(String),
-}
-
-impl IdKey {
-    /// The key of a request id; None unless it is a string or a number.
-    pub fn of(v: Value<'_>) -> Option<IdKey> {
-        match v.val() {
-            Val::Num(n) => Some(IdKey::Num(n.canonical_text())),
-            Val::Str(s) => Some(IdKey::Str(s.chars().collect())),
-            _ => None,
-        }
-    }
-}
+pub use crate::id::IdKey;
+use crate::id::SmallBytes;
 
 /// Requests awaiting their answer, by id. foldhash (randomly seeded per
 /// process) instead of std's SipHash: a lookup per message either way, and
@@ -93,7 +76,8 @@ enum Kind {
 struct Pending {
     kind: Kind,
     since: Instant,
-    raw_id: Vec<u8>,
+    /// The id as the client wrote it (inline when short: no allocation).
+    raw_id: SmallBytes,
     /// A call to a tool with spend budgets (MPP): its answer may be a
     /// payment challenge, or settle a payment.
     paid: Option<Box<Paid>>,
@@ -237,8 +221,9 @@ struct IdemClaim {
 /// What to do with one message.
 #[derive(Debug, Default)]
 pub struct Outcome<'a> {
-    /// Messages to pass on to the other side, in order (without newlines).
-    pub forward: Vec<Cow<'a, [u8]>>,
+    /// Messages to pass on to the other side, in order (without newlines);
+    /// one message (the common case) is held inline, without an allocation.
+    pub forward: SmallVec<[Cow<'a, [u8]>; 1]>,
     /// Messages to send back to the side the message came from.
     pub reply: Vec<Vec<u8>>,
     /// Messages for the client about calls held for in-band approval
@@ -247,8 +232,10 @@ pub struct Outcome<'a> {
 }
 
 impl<'a> Outcome<'a> {
-    /// The same outcome, owning its bytes (for a message handled on another thread).
-    pub fn into_owned(self) -> Outcome<'static> {
+    /// The same outcome, owning its bytes (for a message handled on another
+    /// thread), for any lifetime: `Outcome` is not covariant (its forward
+    /// list is a `SmallVec`), so an owned outcome is relabelled this way.
+    pub fn into_owned<'b>(self) -> Outcome<'b> {
         Outcome {
             forward: self
                 .forward
@@ -268,7 +255,7 @@ impl<'a> Outcome<'a> {
 
     fn forward(bytes: Cow<'a, [u8]>) -> Outcome<'a> {
         Outcome {
-            forward: vec![bytes],
+            forward: smallvec![bytes],
             ..Outcome::default()
         }
     }
@@ -284,9 +271,9 @@ impl<'a> Outcome<'a> {
     fn single(message: &'a [u8], forward: bool, reply: Option<Vec<u8>>) -> Outcome<'a> {
         Outcome {
             forward: if forward {
-                vec![Cow::Borrowed(message)]
+                smallvec![Cow::Borrowed(message)]
             } else {
-                Vec::new()
+                SmallVec::new()
             },
             reply: reply.into_iter().collect(),
             for_call: Vec::new(),
@@ -580,10 +567,11 @@ impl Session {
     /// [`Session::from_client_now`] did not handle: the decision's reservation
     /// (a SQLite transaction, a Redis round trip) waits there, not on the
     /// event loop.
-    pub async fn from_client_blocking(self: Arc<Self>, line: Vec<u8>) -> Outcome<'static> {
+    pub async fn from_client_blocking<'b>(self: Arc<Self>, line: Vec<u8>) -> Outcome<'b> {
         let log = self.log;
         match tokio::task::spawn_blocking(move || self.from_client(&line).into_owned()).await {
-            Ok(out) => out,
+            // Owned already: only relabelled, nothing copied.
+            Ok(out) => out.into_owned(),
             Err(e) => {
                 // A bug, not a policy outcome: nothing is forwarded.
                 log.error(format_args!("deciding a client message failed: {e}"));
@@ -734,7 +722,7 @@ impl Session {
                 if wait == Wait::No {
                     return None; // the call may be decided again: off the event loop
                 }
-                self.elicitation_answered(env.raw, s, extra);
+                self.elicitation_answered(env.raw, s.into(), extra);
                 return Some((false, None));
             }
             return Some((true, None)); // the client answering a server request
@@ -983,7 +971,7 @@ impl Session {
             Pending {
                 kind,
                 since: Instant::now(),
-                raw_id: raw_id.to_vec(),
+                raw_id: SmallBytes::from(raw_id),
                 paid,
                 idem,
                 approval: None,
@@ -3819,7 +3807,7 @@ mod tests {
             }),
         };
         let refused = s.register_call(
-            IdKey::Num("7".into()),
+            id_key_of_raw(b"7").expect("a number"),
             b"7",
             Ticket::default(),
             Some(Box::new(paid)),

@@ -115,28 +115,31 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
                             // A decision that would wait on the counter store runs on
                             // a blocking thread; this task waits for it (client messages
                             // keep their order) while the server side keeps relaying.
-                            let out = match session.from_client_now(&line) {
-                                Some(out) => out,
-                                None => {
-                                    // What was forwarded before it must not wait for it.
-                                    if to_server.flush().await.is_err() {
+                            {
+                                let out = match session.from_client_now(&line) {
+                                    Some(out) => out,
+                                    None => {
+                                        // What was forwarded before it must not wait for it.
+                                        if to_server.flush().await.is_err() {
+                                            break;
+                                        }
+                                        session.clone().from_client_blocking(line.clone()).await
+                                    }
+                                };
+                                for f in out.forward {
+                                    if write_line(&mut to_server, &f).await.is_err() {
                                         break;
                                     }
-                                    session.clone().from_client_blocking(line.clone()).await
                                 }
-                            };
-                            for f in out.forward {
-                                if write_line(&mut to_server, &f).await.is_err() {
-                                    break;
+                                for r in out.reply {
+                                    let _ = replies.send(r).await;
+                                }
+                                // One output: messages about held calls go out in order.
+                                for m in out.for_call {
+                                    let _ = replies.send(m.message).await;
                                 }
                             }
-                            for r in out.reply {
-                                let _ = replies.send(r).await;
-                            }
-                            // One output: messages about held calls go out in order.
-                            for m in out.for_call {
-                                let _ = replies.send(m.message).await;
-                            }
+                            lines.recycle(line);
                         }
                         Ok(Line::TooLong(n)) => {
                             log.warn(format_args!("refused a {n}-byte message from the client (limit {max})"));
@@ -188,6 +191,7 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
                             for f in session.from_server(&line).forward {
                                 ok &= write_line(&mut to_client, &f).await.is_ok();
                             }
+                            lines.recycle(line);
                             ok
                         }
                         Ok(Line::TooLong(n)) => {

@@ -1,0 +1,281 @@
+//! Request ids as the proxy keeps them: compared by JSON value, and held
+//! without a heap allocation when they are of the common form (small
+//! numbers, short strings). A forwarded call used to allocate twice for its
+//! id (the key and the raw text kept for the answer); ids of up to
+//! [`INLINE`] bytes now allocate nothing.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+
+use portcullis_core::json::{Val, Value};
+
+/// Bytes kept inline up to this length, on the heap beyond it.
+pub const INLINE: usize = 30;
+
+/// A short byte string: inline up to [`INLINE`] bytes, boxed beyond.
+#[derive(Clone)]
+pub struct SmallBytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<[u8]>),
+}
+
+impl SmallBytes {
+    /// An empty string.
+    pub const fn new() -> SmallBytes {
+        SmallBytes(Repr::Inline(0, [0; INLINE]))
+    }
+
+    /// Appends bytes, moving to the heap only when they no longer fit inline.
+    pub fn extend_from_slice(&mut self, more: &[u8]) {
+        match &mut self.0 {
+            Repr::Inline(len, buf) if usize::from(*len) + more.len() <= INLINE => {
+                let at = usize::from(*len);
+                buf[at..at + more.len()].copy_from_slice(more);
+                *len += more.len() as u8; // at most INLINE
+            }
+            Repr::Inline(len, buf) => {
+                let mut v = Vec::with_capacity(usize::from(*len) + more.len());
+                v.extend_from_slice(&buf[..usize::from(*len)]);
+                v.extend_from_slice(more);
+                self.0 = Repr::Heap(v.into_boxed_slice());
+            }
+            Repr::Heap(b) => {
+                let mut v = std::mem::take(b).into_vec();
+                v.extend_from_slice(more);
+                *b = v.into_boxed_slice();
+            }
+        }
+    }
+
+    /// Appends one byte.
+    pub fn push(&mut self, b: u8) {
+        match &mut self.0 {
+            Repr::Inline(len, buf) if usize::from(*len) < INLINE => {
+                buf[usize::from(*len)] = b;
+                *len += 1;
+            }
+            _ => self.extend_from_slice(&[b]),
+        }
+    }
+
+    /// True when the bytes are held inline (no allocation).
+    pub fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline(..))
+    }
+}
+
+impl Default for SmallBytes {
+    fn default() -> SmallBytes {
+        SmallBytes::new()
+    }
+}
+
+impl From<&[u8]> for SmallBytes {
+    fn from(b: &[u8]) -> SmallBytes {
+        let mut s = SmallBytes::new();
+        s.extend_from_slice(b);
+        s
+    }
+}
+
+impl Deref for SmallBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline(len, buf) => &buf[..usize::from(*len)],
+            Repr::Heap(b) => b,
+        }
+    }
+}
+
+impl AsRef<[u8]> for SmallBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Borrow<[u8]> for SmallBytes {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for SmallBytes {
+    fn eq(&self, other: &SmallBytes) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for SmallBytes {}
+
+impl Hash for SmallBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl fmt::Debug for SmallBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
+/// Decoded text: a [`SmallBytes`] that is always UTF-8.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct SmallStr(SmallBytes);
+
+impl SmallStr {
+    /// Appends text.
+    pub fn push_str(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    /// True when the text is held inline (no allocation).
+    pub fn is_inline(&self) -> bool {
+        self.0.is_inline()
+    }
+}
+
+impl From<&str> for SmallStr {
+    fn from(s: &str) -> SmallStr {
+        let mut t = SmallStr::default();
+        t.push_str(s);
+        t
+    }
+}
+
+impl From<SmallStr> for String {
+    fn from(s: SmallStr) -> String {
+        s.to_string()
+    }
+}
+
+impl Deref for SmallStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Only ever built from `&str` (push_str, From<&str>).
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for SmallStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for SmallStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+/// A request id compared by JSON value: `1`, `1.0` and `1e0` are one id;
+/// `"1"` is another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    /// A number, as its canonical bytes (one spelling per value:
+    /// `portcullis_core::json::Num::canonical`).
+    Num(SmallBytes),
+    /// A string, decoded.
+    Str(SmallStr),
+}
+
+impl IdKey {
+    /// The key of a request id; None unless it is a string or a number.
+    pub fn of(v: Value<'_>) -> Option<IdKey> {
+        match v.val() {
+            Val::Num(n) => {
+                let mut key = SmallBytes::new();
+                n.canonical(|b| key.push(b));
+                Some(IdKey::Num(key))
+            }
+            Val::Str(s) => Some(IdKey::Str(match s.as_plain() {
+                Some(plain) => SmallStr::from(plain),
+                None => {
+                    let mut key = SmallStr::default();
+                    let mut utf8 = [0u8; 4];
+                    for c in s.chars() {
+                        key.push_str(c.encode_utf8(&mut utf8));
+                    }
+                    key
+                }
+            })),
+            _ => None,
+        }
+    }
+
+    /// True when the key is held inline (no allocation).
+    pub fn is_inline(&self) -> bool {
+        match self {
+            IdKey::Num(b) => b.is_inline(),
+            IdKey::Str(s) => s.is_inline(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::json::Value;
+
+    fn key(raw: &str) -> IdKey {
+        IdKey::of(Value::from_validated(raw.as_bytes())).expect("a number or a string")
+    }
+
+    #[test]
+    fn ids_compare_by_json_value() {
+        assert_eq!(key("1"), key("1.0"));
+        assert_eq!(key("1"), key("1e0"));
+        assert_eq!(key("100"), key("1e2"));
+        assert_eq!(key("0"), key("-0"));
+        assert_ne!(key("1"), key("\"1\""));
+        assert_ne!(key("1"), key("-1"));
+        assert_ne!(key("10"), key("1"));
+        assert_ne!(key("12"), key("21"));
+        assert_eq!(key("\"a\\u0062\""), key("\"ab\""));
+        assert_eq!(key("\"\\u00e9\""), key("\"é\""));
+        assert!(IdKey::of(Value::from_validated(b"null")).is_none());
+        assert!(IdKey::of(Value::from_validated(b"true")).is_none());
+    }
+
+    #[test]
+    fn common_ids_are_inline_and_long_ones_intact() {
+        for raw in [
+            "0",
+            "7",
+            "123456789",
+            "-42",
+            "18446744073709551615",
+            "\"req-1\"",
+        ] {
+            assert!(key(raw).is_inline(), "{raw}");
+        }
+        let long = format!("\"{}\"", "x".repeat(100));
+        let k = key(&long);
+        assert!(!k.is_inline());
+        assert_eq!(k, IdKey::Str(SmallStr::from("x".repeat(100).as_str())));
+        assert_ne!(k, key(&format!("\"{}\"", "x".repeat(99))));
+        // A number with many digits: on the heap, still compared by value.
+        let digits = "9".repeat(60);
+        assert!(!key(&digits).is_inline());
+        assert_eq!(key(&digits), key(&format!("{digits}.000")));
+    }
+
+    #[test]
+    fn small_bytes_grow_past_inline() {
+        let mut b = SmallBytes::new();
+        for i in 0..40u8 {
+            b.push(i);
+            assert_eq!(b.len(), usize::from(i) + 1);
+            assert_eq!(b.is_inline(), usize::from(i) < INLINE);
+        }
+        assert_eq!(&*b, &(0..40).collect::<Vec<u8>>()[..]);
+        assert_eq!(SmallBytes::from(&b"abc"[..]), SmallBytes::from(&b"abc"[..]));
+    }
+}
