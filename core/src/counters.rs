@@ -338,6 +338,46 @@ pub const MAX_RESERVATIONS: usize = 8;
 pub static UNUSED_COUNTER: CounterSpec =
     CounterSpec::new("", Window::Calendar(Calendar::Minute), Scope::Global);
 
+/// One entry of a [`Ticket`]: a [`Reservation`] stored in 40 bytes. The
+/// partition is kept as two words, not a `u128`, whose 16-byte alignment
+/// would pad every entry (and the ticket, and every [`crate::policy::Decision`])
+/// by 8 bytes; a decision is returned and copied by value, so its size is
+/// paid on every call.
+#[derive(Clone, Copy)]
+struct Entry {
+    spec: &'static CounterSpec,
+    partition: [u64; 2],
+    amount: u64,
+    bucket: i64,
+}
+
+impl Entry {
+    #[inline]
+    fn new(r: Reservation) -> Entry {
+        Entry {
+            spec: r.counter.spec,
+            partition: [
+                r.counter.partition as u64,
+                (r.counter.partition >> 64) as u64,
+            ],
+            amount: r.amount,
+            bucket: r.bucket,
+        }
+    }
+
+    #[inline]
+    fn get(&self) -> Reservation {
+        Reservation {
+            counter: CounterRef {
+                spec: self.spec,
+                partition: u128::from(self.partition[0]) | (u128::from(self.partition[1]) << 64),
+            },
+            amount: self.amount,
+            bucket: self.bucket,
+        }
+    }
+}
+
 /// The reservations of one call: fixed capacity, no allocation.
 #[derive(Clone, Copy)]
 pub struct Ticket {
@@ -347,7 +387,7 @@ pub struct Ticket {
     /// The first `len` are `Some`. Options (a null counter pointer for
     /// None) so that an empty ticket, which every decision starts from, is
     /// written as one word per entry rather than copied whole.
-    entries: [Option<Reservation>; MAX_RESERVATIONS],
+    entries: [Option<Entry>; MAX_RESERVATIONS],
 }
 
 impl Default for Ticket {
@@ -386,7 +426,7 @@ impl Ticket {
         if i >= MAX_RESERVATIONS {
             return false;
         }
-        self.entries[i] = Some(r);
+        self.entries[i] = Some(Entry::new(r));
         self.len += 1;
         true
     }
@@ -399,8 +439,11 @@ impl Ticket {
     }
 
     /// The reservations, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &Reservation> {
-        self.entries[..usize::from(self.len)].iter().flatten()
+    pub fn iter(&self) -> impl Iterator<Item = Reservation> + '_ {
+        self.entries[..usize::from(self.len)]
+            .iter()
+            .flatten()
+            .map(Entry::get)
     }
 
     /// True when nothing was reserved.
