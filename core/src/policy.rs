@@ -636,7 +636,14 @@ impl Limits {
     }
 
     /// Reserves everything at once and returns the decision.
-    #[inline]
+    ///
+    /// Always inlined into the generated tool functions: called out of
+    /// line, it zeroes a decision in its own frame and then copies it whole
+    /// into its caller's (callgrind: 834 -> 823 instructions per call of
+    /// the round-robin mix). Inlined, the zeroing is done in the caller's
+    /// frame; one copy remains, since the ticket's address is handed to
+    /// the store.
+    #[inline(always)]
     pub fn finish(&self, env: &Env<'_>) -> Decision {
         // Built in place and only ever changed field by field: a Decision
         // carries its reservations (a few hundred bytes), and assigning a
