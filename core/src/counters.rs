@@ -819,6 +819,23 @@ fn window_number(window: Window, bucket: i64) -> u64 {
     (n as u64) & ((1 << WINDOW_BITS) - 1)
 }
 
+/// The bucket a lock-free (calendar) counter reserves in at `now` and its
+/// window number as a slot keeps it, from one division by a constant
+/// ([`Window::bucket`] then [`window_number`] would take two).
+fn fast_window(window: Window, now: UnixMillis) -> (i64, u64) {
+    match window {
+        Window::Calendar(c) => {
+            let n = c.window_of(now.0);
+            (n * c.millis(), (n as u64) & ((1 << WINDOW_BITS) - 1))
+        }
+        // Never stored in a slot (see `fast_eligible`).
+        Window::Sliding { .. } => {
+            let bucket = window.bucket(now);
+            (bucket, window_number(window, bucket))
+        }
+    }
+}
+
 /// The value a slot's word holds for window number `n`.
 fn value_in(word: u64, n: u64) -> u64 {
     if word >> VALUE_BITS == n {
@@ -988,14 +1005,8 @@ impl Counters for MemoryCounters {
         {
             // One lock-free counter (a global limit), the common case: one
             // compare-and-swap, no lock.
-            let bucket = r.counter.spec.window.bucket(now);
-            if r.amount > 0
-                && !slot.reserve(
-                    window_number(r.counter.spec.window, bucket),
-                    r.amount,
-                    r.limit,
-                )
-            {
+            let (bucket, n) = fast_window(r.counter.spec.window, now);
+            if r.amount > 0 && !slot.reserve(n, r.amount, r.limit) {
                 return Ok(ReserveOutcome::Refused { index: 0 });
             }
             ticket.push(Reservation {
@@ -1056,18 +1067,19 @@ impl Counters for MemoryCounters {
             Ok(ReserveOutcome::Refused { index })
         };
         for (index, r) in requests.iter().enumerate() {
-            let bucket = r.counter.spec.window.bucket(now);
+            let bucket;
             // Adding nothing always fits, as in Intercept.
-            if r.amount > 0 {
+            if r.amount == 0 {
+                bucket = r.counter.spec.window.bucket(now);
+            } else {
                 if let Some(slot) = self.slot(r.counter, true) {
-                    if !slot.reserve(
-                        window_number(r.counter.spec.window, bucket),
-                        r.amount,
-                        r.limit,
-                    ) {
+                    let (b, n) = fast_window(r.counter.spec.window, now);
+                    bucket = b;
+                    if !slot.reserve(n, r.amount, r.limit) {
                         return refuse(ticket, index);
                     }
                 } else {
+                    bucket = r.counter.spec.window.bucket(now);
                     let cells = guard.get_or_insert_with(|| self.lock());
                     let stored = cells
                         .map
@@ -1144,6 +1156,19 @@ mod tests {
                 for d in [-m - 1, -m, -1, 0, 1, m - 1, m, m + 1] {
                     let t = base.saturating_add(d);
                     assert_eq!(c.window_of(t), t.div_euclid(m), "{c:?} at {t}");
+                    // The lock-free store's one-division shortcut gives the
+                    // bucket and slot window number of the two-step path
+                    // (at real times: a bucket start near i64::MIN overflows).
+                    if t.unsigned_abs() > 1 << 60 {
+                        continue;
+                    }
+                    let w = Window::Calendar(c);
+                    let bucket = w.bucket(UnixMillis(t));
+                    assert_eq!(
+                        fast_window(w, UnixMillis(t)),
+                        (bucket, window_number(w, bucket)),
+                        "{c:?} at {t}"
+                    );
                 }
             }
         }
