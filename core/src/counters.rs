@@ -338,6 +338,46 @@ pub const MAX_RESERVATIONS: usize = 8;
 pub static UNUSED_COUNTER: CounterSpec =
     CounterSpec::new("", Window::Calendar(Calendar::Minute), Scope::Global);
 
+/// One entry of a [`Ticket`]: a [`Reservation`] stored in 40 bytes. The
+/// partition is kept as two words, not a `u128`, whose 16-byte alignment
+/// would pad every entry (and the ticket, and every [`crate::policy::Decision`])
+/// by 8 bytes; a decision is returned and copied by value, so its size is
+/// paid on every call.
+#[derive(Clone, Copy)]
+struct Entry {
+    spec: &'static CounterSpec,
+    partition: [u64; 2],
+    amount: u64,
+    bucket: i64,
+}
+
+impl Entry {
+    #[inline]
+    fn new(r: Reservation) -> Entry {
+        Entry {
+            spec: r.counter.spec,
+            partition: [
+                r.counter.partition as u64,
+                (r.counter.partition >> 64) as u64,
+            ],
+            amount: r.amount,
+            bucket: r.bucket,
+        }
+    }
+
+    #[inline]
+    fn get(&self) -> Reservation {
+        Reservation {
+            counter: CounterRef {
+                spec: self.spec,
+                partition: u128::from(self.partition[0]) | (u128::from(self.partition[1]) << 64),
+            },
+            amount: self.amount,
+            bucket: self.bucket,
+        }
+    }
+}
+
 /// The reservations of one call: fixed capacity, no allocation.
 #[derive(Clone, Copy)]
 pub struct Ticket {
@@ -347,7 +387,7 @@ pub struct Ticket {
     /// The first `len` are `Some`. Options (a null counter pointer for
     /// None) so that an empty ticket, which every decision starts from, is
     /// written as one word per entry rather than copied whole.
-    entries: [Option<Reservation>; MAX_RESERVATIONS],
+    entries: [Option<Entry>; MAX_RESERVATIONS],
 }
 
 impl Default for Ticket {
@@ -386,7 +426,7 @@ impl Ticket {
         if i >= MAX_RESERVATIONS {
             return false;
         }
-        self.entries[i] = Some(r);
+        self.entries[i] = Some(Entry::new(r));
         self.len += 1;
         true
     }
@@ -399,8 +439,11 @@ impl Ticket {
     }
 
     /// The reservations, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &Reservation> {
-        self.entries[..usize::from(self.len)].iter().flatten()
+    pub fn iter(&self) -> impl Iterator<Item = Reservation> + '_ {
+        self.entries[..usize::from(self.len)]
+            .iter()
+            .flatten()
+            .map(Entry::get)
     }
 
     /// True when nothing was reserved.
@@ -776,6 +819,23 @@ fn window_number(window: Window, bucket: i64) -> u64 {
     (n as u64) & ((1 << WINDOW_BITS) - 1)
 }
 
+/// The bucket a lock-free (calendar) counter reserves in at `now` and its
+/// window number as a slot keeps it, from one division by a constant
+/// ([`Window::bucket`] then [`window_number`] would take two).
+fn fast_window(window: Window, now: UnixMillis) -> (i64, u64) {
+    match window {
+        Window::Calendar(c) => {
+            let n = c.window_of(now.0);
+            (n * c.millis(), (n as u64) & ((1 << WINDOW_BITS) - 1))
+        }
+        // Never stored in a slot (see `fast_eligible`).
+        Window::Sliding { .. } => {
+            let bucket = window.bucket(now);
+            (bucket, window_number(window, bucket))
+        }
+    }
+}
+
 /// The value a slot's word holds for window number `n`.
 fn value_in(word: u64, n: u64) -> u64 {
     if word >> VALUE_BITS == n {
@@ -945,14 +1005,8 @@ impl Counters for MemoryCounters {
         {
             // One lock-free counter (a global limit), the common case: one
             // compare-and-swap, no lock.
-            let bucket = r.counter.spec.window.bucket(now);
-            if r.amount > 0
-                && !slot.reserve(
-                    window_number(r.counter.spec.window, bucket),
-                    r.amount,
-                    r.limit,
-                )
-            {
+            let (bucket, n) = fast_window(r.counter.spec.window, now);
+            if r.amount > 0 && !slot.reserve(n, r.amount, r.limit) {
                 return Ok(ReserveOutcome::Refused { index: 0 });
             }
             ticket.push(Reservation {
@@ -1013,18 +1067,19 @@ impl Counters for MemoryCounters {
             Ok(ReserveOutcome::Refused { index })
         };
         for (index, r) in requests.iter().enumerate() {
-            let bucket = r.counter.spec.window.bucket(now);
+            let bucket;
             // Adding nothing always fits, as in Intercept.
-            if r.amount > 0 {
+            if r.amount == 0 {
+                bucket = r.counter.spec.window.bucket(now);
+            } else {
                 if let Some(slot) = self.slot(r.counter, true) {
-                    if !slot.reserve(
-                        window_number(r.counter.spec.window, bucket),
-                        r.amount,
-                        r.limit,
-                    ) {
+                    let (b, n) = fast_window(r.counter.spec.window, now);
+                    bucket = b;
+                    if !slot.reserve(n, r.amount, r.limit) {
                         return refuse(ticket, index);
                     }
                 } else {
+                    bucket = r.counter.spec.window.bucket(now);
                     let cells = guard.get_or_insert_with(|| self.lock());
                     let stored = cells
                         .map
@@ -1101,6 +1156,19 @@ mod tests {
                 for d in [-m - 1, -m, -1, 0, 1, m - 1, m, m + 1] {
                     let t = base.saturating_add(d);
                     assert_eq!(c.window_of(t), t.div_euclid(m), "{c:?} at {t}");
+                    // The lock-free store's one-division shortcut gives the
+                    // bucket and slot window number of the two-step path
+                    // (at real times: a bucket start near i64::MIN overflows).
+                    if t.unsigned_abs() > 1 << 60 {
+                        continue;
+                    }
+                    let w = Window::Calendar(c);
+                    let bucket = w.bucket(UnixMillis(t));
+                    assert_eq!(
+                        fast_window(w, UnixMillis(t)),
+                        (bucket, window_number(w, bucket)),
+                        "{c:?} at {t}"
+                    );
                 }
             }
         }
