@@ -886,7 +886,26 @@ impl<'a, 'o> Validator<'a, 'o> {
 
     /// [`Validator::string`], and whether the string's bytes are all ASCII
     /// (known from the scan, so a key is not read again to find out).
+    ///
+    /// Most strings of a request are short, plain ASCII, with no escapes:
+    /// those are found by [`plain_ascii_end`] a word at a time with the
+    /// position in a register; any other string (an escape, a non-ASCII or
+    /// control byte, fewer than eight bytes left) is read again from its
+    /// start by [`Validator::string_general`], which gives the same answer
+    /// and the same error it always gave.
+    #[inline]
     fn string_kind(&mut self) -> Result<(bool, bool), JsonError> {
+        if let Some(end) = plain_ascii_end(self.b, self.pos + 1) {
+            self.pos = end + 1;
+            return Ok((false, true));
+        }
+        self.string_general()
+    }
+
+    /// [`Validator::string_kind`] for any string: escapes checked one by
+    /// one, runs of non-ASCII bytes checked as UTF-8.
+    #[inline(never)]
+    fn string_general(&mut self) -> Result<(bool, bool), JsonError> {
         self.pos += 1;
         let mut escaped = false;
         let mut all_ascii = true;
@@ -979,6 +998,45 @@ impl<'a, 'o> Validator<'a, 'o> {
     }
 }
 
+/// The high bit of every byte of `w` (little-endian) that is a quote, a
+/// backslash, a control byte (< 0x20) or not ASCII, exact up to and including
+/// the lowest such byte (bytes above it may be flagged wrongly).
+///
+/// Below the lowest special byte every byte is ASCII in 0x20..=0x7f, not a
+/// quote nor a backslash, so none of the three subtractions borrows from it
+/// and none sets its high bit; the lowest special byte sets it: a quote or a
+/// backslash makes its xor zero, which wraps to 0xff; a control byte wraps
+/// below 0x20; a non-ASCII byte has it already. (On ASCII bytes the usual
+/// zero-byte test's `& !v` is always true, so it is left out: nine
+/// operations a word instead of eighteen.)
+#[inline(always)]
+fn special_bytes(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    ((w ^ (LO * u64::from(b'"'))).wrapping_sub(LO)
+        | (w ^ (LO * u64::from(b'\\'))).wrapping_sub(LO)
+        | w.wrapping_sub(LO * 0x20)
+        | w)
+        & HI
+}
+
+/// The offset of the closing quote of the string whose first byte (after
+/// the opening quote) is at `p`, when the whole string is plain ASCII
+/// without escapes and eight bytes can be read at every step; `None` for
+/// any other string (the caller then reads it the general way).
+#[inline(always)]
+fn plain_ascii_end(b: &[u8], mut p: usize) -> Option<usize> {
+    loop {
+        let w = u64::from_le_bytes(*b.get(p..)?.first_chunk::<8>()?);
+        let special = special_bytes(w);
+        if special != 0 {
+            let at = p + (special.trailing_zeros() / 8) as usize;
+            return (b.get(at) == Some(&b'"')).then_some(at);
+        }
+        p += 8;
+    }
+}
+
 /// Length of the run of plain string bytes at the start of `b` (up to the
 /// first quote, backslash or control byte), and whether it is all ASCII.
 ///
@@ -996,9 +1054,6 @@ impl<'a, 'o> Validator<'a, 'o> {
 /// every control byte (a range, which memchr cannot search for) and learn
 /// whether the run needs a UTF-8 check, in the same pass.
 fn scan_plain(b: &[u8]) -> (usize, bool) {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
     let mut i = 0;
     let at = loop {
         let w = match b.get(i..i + 8) {
@@ -1010,11 +1065,7 @@ fn scan_plain(b: &[u8]) -> (usize, bool) {
                 u64::from_le_bytes(word)
             }
         };
-        let special = has_zero(w ^ (LO * u64::from(b'"')))
-            | has_zero(w ^ (LO * u64::from(b'\\')))
-            // A byte below 0x20 (on bytes < 0x80, which the HI test below covers).
-            | (w.wrapping_sub(LO * 0x20) & !w & HI)
-            | (w & HI);
+        let special = special_bytes(w);
         if special != 0 {
             break (i + (special.trailing_zeros() / 8) as usize).min(b.len());
         }
@@ -2224,6 +2275,51 @@ mod tests {
                 panic!("{plain}")
             };
             assert_eq!(k.as_plain(), Some("a".repeat(at).as_str()));
+        }
+    }
+
+    #[test]
+    fn special_bytes_flag_exactly_the_first_special_byte() {
+        // Every byte value at every position of a word of plain ASCII (with
+        // a second special byte above it, which may or may not be flagged):
+        // the lowest flagged byte is the first special one, or none is.
+        let special = |c: u8| c == b'"' || c == b'\\' || c < 0x20 || c >= 0x80;
+        for at in 0..8 {
+            for c in 0..=255u8 {
+                for above in [b'x', b'"', 0x00, 0xff] {
+                    let mut word = [b'a'; 8];
+                    word[at] = c;
+                    if at < 7 {
+                        word[7] = above;
+                    }
+                    let first = word.iter().position(|&c| special(c));
+                    let flagged = special_bytes(u64::from_le_bytes(word));
+                    let lowest = (flagged != 0).then(|| (flagged.trailing_zeros() / 8) as usize);
+                    assert_eq!(lowest, first, "{word:?}");
+                }
+            }
+        }
+        // The fast path takes a plain string and refuses every other.
+        for len in 0..24 {
+            for c in 0..=255u8 {
+                let mut v = vec![b'y'; len];
+                v.push(c);
+                v.extend_from_slice(b"zzzzzzzz\"");
+                let got = plain_ascii_end(&v, 0);
+                let want = (c == b'"')
+                    .then_some(len)
+                    .or_else(|| (!special(c)).then(|| v.len() - 1));
+                // Near the end of the text the fast path may give up
+                // (`None`); it never gives a wrong end.
+                if let Some(end) = got {
+                    assert_eq!(Some(end), want, "{c:#x} after {len}");
+                } else {
+                    assert!(
+                        want.is_none() || v.len() - want.unwrap_or(0) <= 16,
+                        "{c:#x} after {len}"
+                    );
+                }
+            }
         }
     }
 
