@@ -633,17 +633,57 @@ impl<'a, 'o> Validator<'a, 'o> {
         if !check_keys {
             return self.object_members(depth, None, target);
         }
+        let start = self.pos;
+        let mut keys = KeySet::new();
+        self.object_members(depth, Some(&mut keys), target)?;
+        if keys.suspect || always_exact() {
+            self.check_keys_exactly(start)
+        } else {
+            Ok(()) // no two keys share a folded signature, so none can clash
+        }
+    }
+
+    /// The exact duplicate and case-variant check of the object at
+    /// `start..self.pos` (validated, so its members can be walked), run
+    /// when its [`KeySet`] cannot rule a clash out: its keys are read
+    /// again, and checked pairwise when they are at most [`SMALL_KEYS`]
+    /// plain ASCII keys, by sorted fingerprints otherwise. Which clash is
+    /// reported, and at which offset, is what it was before the key set
+    /// stood in front of this check.
+    #[inline(never)]
+    fn check_keys_exactly(&mut self, start: usize) -> Result<(), JsonError> {
+        let object = Object {
+            raw: &self.b[start..self.pos],
+        };
+        let base = self.b.as_ptr() as usize;
         let mut keys = SmallKeys::new();
-        let members = self.object_members(depth, Some(&mut keys), target);
-        let result = members.and_then(|()| {
-            if keys.spilled {
-                self.check_keys(keys.mark)
-            } else if keys.sig_clash {
-                self.check_small_keys(&keys)
+        for (key, _) in object.members() {
+            let key_start = key.raw.as_ptr() as usize - base;
+            let key_end = key_start + key.raw.len();
+            let plain = !key.escaped && key.raw.is_ascii();
+            // (Offsets past 4 GiB take the general path.)
+            if !keys.spilled && plain && keys.len < SMALL_KEYS && key_end <= u32::MAX as usize {
+                keys.add(key_start, key_end, key_sig(key.raw));
             } else {
-                Ok(()) // no two keys share a signature, so none can clash
+                if !keys.spilled {
+                    // Too many keys, or a key needing Unicode folding: hash them all.
+                    keys.mark = KEYS.with(|k| k.borrow().len());
+                    keys.spilled = true;
+                    for i in 0..keys.len {
+                        let (s0, s1) = keys.list[i];
+                        self.push_key(s0 as usize, s1 as usize, false);
+                    }
+                }
+                self.push_key(key_start, key_end, key.escaped);
             }
-        });
+        }
+        let result = if keys.spilled {
+            self.check_keys(keys.mark)
+        } else if keys.sig_clash {
+            self.check_small_keys(&keys)
+        } else {
+            Ok(())
+        };
         if keys.spilled {
             KEYS.with(|k| k.borrow_mut().truncate(keys.mark));
         }
@@ -692,7 +732,7 @@ impl<'a, 'o> Validator<'a, 'o> {
     fn object_members(
         &mut self,
         depth: u32,
-        mut keys: Option<&mut SmallKeys>,
+        mut keys: Option<&mut KeySet>,
         target: bool,
     ) -> Result<(), JsonError> {
         self.pos += 1;
@@ -714,21 +754,11 @@ impl<'a, 'o> Validator<'a, 'o> {
             let (has_escape, ascii) = self.string_kind()?;
             let key_end = self.pos - 1;
             if let Some(keys) = keys.as_deref_mut() {
-                let plain = !has_escape && ascii;
-                // (Offsets past 4 GiB take the general path.)
-                if !keys.spilled && plain && keys.len < SMALL_KEYS && key_end <= u32::MAX as usize {
-                    keys.add(key_start, key_end, key_sig(&self.b[key_start..key_end]));
+                if !has_escape && ascii {
+                    keys.add(folded_sig(self.b, key_start, key_end));
                 } else {
-                    if !keys.spilled {
-                        // Too many keys, or a key needing Unicode folding: hash them all.
-                        keys.mark = KEYS.with(|k| k.borrow().len());
-                        keys.spilled = true;
-                        for i in 0..keys.len {
-                            let (s0, s1) = keys.list[i];
-                            self.push_key(s0 as usize, s1 as usize, false);
-                        }
-                    }
-                    self.push_key(key_start, key_end, has_escape);
+                    // A key needing Unicode folding: the exact check decides.
+                    keys.suspect = true;
                 }
             }
             self.ws();
@@ -1105,6 +1135,105 @@ fn key_sig(key: &[u8]) -> u64 {
     let at = |i: usize| u64::from(key.get(i).map_or(0, u8::to_ascii_lowercase));
     let n = key.len();
     (n as u64) | at(0) << 32 | at(n / 2) << 40 | at(n.wrapping_sub(1)) << 48
+}
+
+/// A 64-bit signature of a plain ASCII key, equal for keys equal ignoring
+/// ASCII case: its length, its first eight bytes and its last eight
+/// (lowercased a word at a time), mixed. Keys `b[start..end]` of a validated
+/// string, followed at least by their closing quote.
+#[inline(always)]
+fn folded_sig(b: &[u8], start: usize, end: usize) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // ASCII bytes only: 'A'..='Z' gain 0x20 (no carries between bytes, all < 0x80).
+    let fold = |w: u64| {
+        let upper = w.wrapping_add(LO * 0x3f) & !w.wrapping_add(LO * 0x25) & HI;
+        w | (upper >> 2)
+    };
+    let word = |at: usize| match b.get(at..at + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
+        None => {
+            let mut w = [0; 8];
+            let rest = b.get(at..).unwrap_or(&[]);
+            w[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(w)
+        }
+    };
+    let n = end - start;
+    let first = if n >= 8 {
+        word(start)
+    } else {
+        word(start) & ((1u64 << (8 * n)) - 1)
+    };
+    let last = if n > 8 { word(end - 8) } else { 0 };
+    let mixed = fold(first) ^ fold(last).rotate_left(29) ^ (n as u64);
+    mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (mixed >> 31)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set it to run the exact key check on every object: the
+    /// behaviour before [`KeySet`], which the fast path must reproduce.
+    static ALWAYS_EXACT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn always_exact() -> bool {
+    ALWAYS_EXACT.with(std::cell::Cell::get)
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+const fn always_exact() -> bool {
+    false
+}
+
+/// Most keys of one object whose signatures [`KeySet`] keeps.
+const KEY_SET: usize = 16;
+
+/// The keys of one object being validated, as [`folded_sig`] signatures: two
+/// keys equal ignoring case (duplicates or case variants) have the same
+/// signature, so when no two signatures are equal no two keys clash, and the
+/// object needs no other check; otherwise (two equal signatures, a key with
+/// escapes or non-ASCII bytes, more than [`KEY_SET`] keys) it is `suspect`
+/// and [`Validator::check_keys_exactly`] decides. A new key's signature is
+/// compared with the earlier ones only when its bit in a 64-bit Bloom
+/// filter was already set. Small (136 bytes), on the stack, nothing to
+/// record but the signature: no pairwise comparison of keys, no copy of
+/// offsets.
+struct KeySet {
+    seen: u64,
+    len: usize,
+    sigs: [u64; KEY_SET],
+    suspect: bool,
+}
+
+impl KeySet {
+    #[inline(always)]
+    fn new() -> KeySet {
+        KeySet {
+            seen: 0,
+            len: 0,
+            sigs: [0; KEY_SET],
+            suspect: false,
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, sig: u64) {
+        let bit = 1u64 << (sig >> 58);
+        if self.seen & bit != 0 && self.sigs[..self.len.min(KEY_SET)].contains(&sig) {
+            self.suspect = true;
+        }
+        self.seen |= bit;
+        match self.sigs.get_mut(self.len) {
+            Some(slot) => {
+                *slot = sig;
+                self.len += 1;
+            }
+            None => self.suspect = true,
+        }
+    }
 }
 
 /// Objects with at most this many plain ASCII keys are checked pairwise.
@@ -2275,6 +2404,163 @@ mod tests {
                 panic!("{plain}")
             };
             assert_eq!(k.as_plain(), Some("a".repeat(at).as_str()));
+        }
+    }
+
+    /// Keys that clash in every way the strict reading knows: duplicates,
+    /// ASCII case variants, escaped spellings, Unicode case variants (the
+    /// Kelvin sign folds to `k`, `ſ` to `s`), long keys that share their
+    /// first and last eight bytes, keys around eight bytes long.
+    const KEYS: &[&str] = &[
+        "a",
+        "A",
+        "b",
+        "k",
+        "K",
+        "\\u004b",
+        "\u{212a}",
+        "s",
+        "\u{17f}",
+        "S",
+        "ab",
+        "aB",
+        "é",
+        "É",
+        "\\u00e9",
+        "name",
+        "NAME",
+        "Name",
+        "abcdefgh",
+        "ABCDEFGH",
+        "abcdefghi",
+        "abcdefghI",
+        "0123456789-middle-abcdefgh",
+        "0123456789-MIDDLE-abcdefgh",
+        "0123456789-other--abcdefgh",
+        "x\\ny",
+        "x\\nY",
+        "",
+        "\\\"",
+        "\\u0000",
+    ];
+
+    /// A random JSON text: objects of 0 to 24 members (across the key
+    /// set's and the pairwise check's capacities) with keys from [`KEYS`],
+    /// arrays, strings with escapes, non-ASCII and lone surrogates, numbers,
+    /// literals, random whitespace.
+    fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let ws = prop::sample::select(vec!["", "", "", " ", "\n\t ", "\r"]);
+        let leaf = prop_oneof![
+            prop::sample::select(vec![
+                "0",
+                "-1",
+                "12.5e-3",
+                "1E+2",
+                "true",
+                "false",
+                "null",
+                "\"\"",
+                "\"plain text\"",
+                "\"a longer plain ASCII string\"",
+                "\"caf\u{e9} \u{2014} \u{1f600}\"",
+                "\"esc \\\" \\\\ \\/ \\b \\u00e9 \\ud83d\\ude00\"",
+                "\"lone \\ud800\"",
+                "\"tab\\there\"",
+            ])
+            .prop_map(str::to_string),
+            "[a-zA-Z0-9 ]{0,20}".prop_map(|t| format!("\"{t}\"")),
+        ];
+        leaf.prop_recursive(5, 120, 24, move |inner| {
+            let ws = ws.clone();
+            prop_oneof![
+                prop::collection::vec((inner.clone(), ws.clone()), 0..6).prop_map(|items| {
+                    let body: Vec<String> = items
+                        .into_iter()
+                        .map(|(v, w)| format!("{w}{v}{w}"))
+                        .collect();
+                    format!("[{}]", body.join(","))
+                }),
+                prop::collection::vec((prop::sample::select(KEYS), inner, ws), 0..25).prop_map(
+                    |members| {
+                        let body: Vec<String> = members
+                            .into_iter()
+                            .map(|(k, v, w)| format!("{w}\"{k}\"{w}:{w}{v}{w}"))
+                            .collect();
+                        format!("{{{}}}", body.join(","))
+                    }
+                ),
+            ]
+        })
+    }
+
+    fn with_exact<R>(f: impl FnOnce() -> R) -> R {
+        ALWAYS_EXACT.with(|c| c.set(true));
+        let r = f();
+        ALWAYS_EXACT.with(|c| c.set(false));
+        r
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The key set decides every object exactly as the check it stands
+        /// in front of (every object checked exactly, as before it): the
+        /// same result, the same error kind at the same offset, at every
+        /// depth, for every strictness, on texts full of clashing keys.
+        #[test]
+        fn key_checks_match_the_exact_check(text in json_text()) {
+            for s in [Strictness::STRICT, Strictness::ENVELOPE, Strictness::LENIENT] {
+                let fast = validate(text.as_bytes(), s);
+                let exact = with_exact(|| validate(text.as_bytes(), s));
+                proptest::prop_assert_eq!(fast, exact);
+                let outlined = validate_outline(text.as_bytes(), s).map(|_| ());
+                proptest::prop_assert_eq!(outlined, exact);
+            }
+        }
+
+        /// Acceptance agrees with serde_json on generated texts and on the
+        /// same texts with one byte changed: what serde_json refuses is
+        /// refused, except lone surrogates (decoded to U+FFFD, as Go does);
+        /// what it accepts is accepted, except ambiguous keys under the
+        /// strict reading.
+        #[test]
+        fn acceptance_matches_serde_json(
+            text in json_text(),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            byte in proptest::prelude::any::<u8>(),
+            mutate in proptest::prelude::any::<bool>(),
+        ) {
+            let mut bytes = text.into_bytes();
+            if mutate && !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            let theirs = serde_json::from_slice::<serde_json::Value>(&bytes);
+            for s in [Strictness::STRICT, Strictness::LENIENT] {
+                let ours = validate(&bytes, s);
+                match (&ours, &theirs) {
+                    (Ok(()), Err(e)) => {
+                        let m = e.to_string();
+                        proptest::prop_assert!(
+                            m.starts_with("lone leading surrogate")
+                                || m.starts_with("unexpected end of hex escape")
+                                || m.starts_with("invalid unicode code point")
+                                || m.starts_with("number out of range"),
+                            "accepted what serde_json refuses ({e}): {:?}",
+                            String::from_utf8_lossy(&bytes)
+                        );
+                    }
+                    (Err(e), Ok(_)) => {
+                        proptest::prop_assert!(
+                            e.kind().is_ambiguous_key() && s == Strictness::STRICT,
+                            "refused what serde_json accepts ({e}): {:?}",
+                            String::from_utf8_lossy(&bytes)
+                        );
+                    }
+                    _ => {}
+                }
+            }
         }
     }
 
