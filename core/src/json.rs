@@ -616,7 +616,11 @@ impl<'a, 'o> Validator<'a, 'o> {
         }
         loop {
             self.ws();
-            self.value(depth)?;
+            if self.peek() == Some(b'"') {
+                self.string_kind()?;
+            } else {
+                self.value(depth)?;
+            }
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -782,6 +786,9 @@ impl<'a, 'o> Validator<'a, 'o> {
                 // to the one indexed: the bookkeeping, out of the loop that
                 // reads every deeper member.
                 self.tracked_value(depth, (key_start, key_end), (has_escape, ascii), target)?;
+            } else if self.peek() == Some(b'"') {
+                // The commonest member value, read here rather than in a call.
+                self.string_kind()?;
             } else {
                 self.value(depth)?;
             }
