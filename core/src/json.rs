@@ -781,11 +781,23 @@ impl<'a, 'o> Validator<'a, 'o> {
             }
             self.pos += 1;
             self.ws();
-            if depth <= 2 || depth <= self.index_depth {
+            if depth <= 2 || depth < self.index_depth {
                 // The two outer levels (outlined) and the objects on the path
                 // to the one indexed: the bookkeeping, out of the loop that
                 // reads every deeper member.
                 self.tracked_value(depth, (key_start, key_end), (has_escape, ascii), target)?;
+            } else if target {
+                // A member of the object indexed (deeper than the outline,
+                // at the end of the path): its span recorded, nothing else.
+                let value_start = self.pos;
+                if self.peek() == Some(b'"') {
+                    self.string_kind()?;
+                } else {
+                    self.value(depth)?;
+                }
+                let value = (value_start, self.pos);
+                self.index_mut()
+                    .push((key_start, key_end), (has_escape, ascii), value);
             } else if self.peek() == Some(b'"') {
                 // The commonest member value, read here rather than in a call.
                 self.string_kind()?;
