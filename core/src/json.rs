@@ -2601,7 +2601,7 @@ mod tests {
         // Every byte value at every position of a word of plain ASCII (with
         // a second special byte above it, which may or may not be flagged):
         // the lowest flagged byte is the first special one, or none is.
-        let special = |c: u8| c == b'"' || c == b'\\' || c < 0x20 || c >= 0x80;
+        let special = |c: u8| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c);
         for at in 0..8 {
             for c in 0..=255u8 {
                 for above in [b'x', b'"', 0x00, 0xff] {
