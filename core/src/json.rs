@@ -565,7 +565,30 @@ impl<'a, 'o> Validator<'a, 'o> {
         self.b.get(self.pos).copied()
     }
 
+    /// Skips whitespace. Requests are mostly compact: the common case is one
+    /// byte above `' '`, looked at once (and again, from a register, by the
+    /// caller's next `peek`).
+    #[inline(always)]
     fn ws(&mut self) {
+        if self.peek().is_some_and(|c| c <= b' ') {
+            self.ws_run();
+        }
+    }
+
+    /// [`Validator::ws`], then the byte there (what a loop looks at next):
+    /// one bounds check and one load when there is no whitespace.
+    #[inline(always)]
+    fn token(&mut self) -> Option<u8> {
+        match self.peek() {
+            Some(c) if c > b' ' => Some(c),
+            _ => {
+                self.ws_run();
+                self.peek()
+            }
+        }
+    }
+
+    fn ws_run(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
         }
@@ -599,16 +622,17 @@ impl<'a, 'o> Validator<'a, 'o> {
             return Err(self.err(JsonErrorKind::TooDeep));
         }
         self.pos += 1;
-        self.ws();
-        if self.peek() == Some(b']') {
+        if self.token() == Some(b']') {
             self.pos += 1;
             return Ok(());
         }
         loop {
-            self.ws();
-            self.value(depth)?;
-            self.ws();
-            match self.peek() {
+            if self.token() == Some(b'"') {
+                self.string_kind()?;
+            } else {
+                self.value(depth)?;
+            }
+            match self.token() {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
@@ -633,17 +657,57 @@ impl<'a, 'o> Validator<'a, 'o> {
         if !check_keys {
             return self.object_members(depth, None, target);
         }
+        let start = self.pos;
+        let mut keys = KeySet::new();
+        self.object_members(depth, Some(&mut keys), target)?;
+        if keys.suspect || always_exact() {
+            self.check_keys_exactly(start)
+        } else {
+            Ok(()) // no two keys share a folded signature, so none can clash
+        }
+    }
+
+    /// The exact duplicate and case-variant check of the object at
+    /// `start..self.pos` (validated, so its members can be walked), run
+    /// when its [`KeySet`] cannot rule a clash out: its keys are read
+    /// again, and checked pairwise when they are at most [`SMALL_KEYS`]
+    /// plain ASCII keys, by sorted fingerprints otherwise. Which clash is
+    /// reported, and at which offset, is what it was before the key set
+    /// stood in front of this check.
+    #[inline(never)]
+    fn check_keys_exactly(&mut self, start: usize) -> Result<(), JsonError> {
+        let object = Object {
+            raw: &self.b[start..self.pos],
+        };
+        let base = self.b.as_ptr() as usize;
         let mut keys = SmallKeys::new();
-        let members = self.object_members(depth, Some(&mut keys), target);
-        let result = members.and_then(|()| {
-            if keys.spilled {
-                self.check_keys(keys.mark)
-            } else if keys.sig_clash {
-                self.check_small_keys(&keys)
+        for (key, _) in object.members() {
+            let key_start = key.raw.as_ptr() as usize - base;
+            let key_end = key_start + key.raw.len();
+            let plain = !key.escaped && key.raw.is_ascii();
+            // (Offsets past 4 GiB take the general path.)
+            if !keys.spilled && plain && keys.len < SMALL_KEYS && key_end <= u32::MAX as usize {
+                keys.add(key_start, key_end, key_sig(key.raw));
             } else {
-                Ok(()) // no two keys share a signature, so none can clash
+                if !keys.spilled {
+                    // Too many keys, or a key needing Unicode folding: hash them all.
+                    keys.mark = KEYS.with(|k| k.borrow().len());
+                    keys.spilled = true;
+                    for i in 0..keys.len {
+                        let (s0, s1) = keys.list[i];
+                        self.push_key(s0 as usize, s1 as usize, false);
+                    }
+                }
+                self.push_key(key_start, key_end, key.escaped);
             }
-        });
+        }
+        let result = if keys.spilled {
+            self.check_keys(keys.mark)
+        } else if keys.sig_clash {
+            self.check_small_keys(&keys)
+        } else {
+            Ok(())
+        };
         if keys.spilled {
             KEYS.with(|k| k.borrow_mut().truncate(keys.mark));
         }
@@ -692,12 +756,11 @@ impl<'a, 'o> Validator<'a, 'o> {
     fn object_members(
         &mut self,
         depth: u32,
-        mut keys: Option<&mut SmallKeys>,
+        mut keys: Option<&mut KeySet>,
         target: bool,
     ) -> Result<(), JsonError> {
         self.pos += 1;
-        self.ws();
-        if self.peek() == Some(b'}') {
+        if self.token() == Some(b'}') {
             self.pos += 1;
             if target {
                 let end = self.pos;
@@ -706,47 +769,49 @@ impl<'a, 'o> Validator<'a, 'o> {
             return Ok(());
         }
         loop {
-            self.ws();
-            if self.peek() != Some(b'"') {
+            if self.token() != Some(b'"') {
                 return Err(self.err(JsonErrorKind::ExpectedKey));
             }
             let key_start = self.pos + 1;
             let (has_escape, ascii) = self.string_kind()?;
             let key_end = self.pos - 1;
             if let Some(keys) = keys.as_deref_mut() {
-                let plain = !has_escape && ascii;
-                // (Offsets past 4 GiB take the general path.)
-                if !keys.spilled && plain && keys.len < SMALL_KEYS && key_end <= u32::MAX as usize {
-                    keys.add(key_start, key_end, key_sig(&self.b[key_start..key_end]));
+                if !has_escape && ascii {
+                    keys.add(folded_sig(self.b, key_start, key_end));
                 } else {
-                    if !keys.spilled {
-                        // Too many keys, or a key needing Unicode folding: hash them all.
-                        keys.mark = KEYS.with(|k| k.borrow().len());
-                        keys.spilled = true;
-                        for i in 0..keys.len {
-                            let (s0, s1) = keys.list[i];
-                            self.push_key(s0 as usize, s1 as usize, false);
-                        }
-                    }
-                    self.push_key(key_start, key_end, has_escape);
+                    // A key needing Unicode folding: the exact check decides.
+                    keys.suspect = true;
                 }
             }
-            self.ws();
-            if self.peek() != Some(b':') {
+            if self.token() != Some(b':') {
                 return Err(self.err(JsonErrorKind::ExpectedColon));
             }
             self.pos += 1;
             self.ws();
-            if depth <= 2 || depth <= self.index_depth {
+            if depth <= 2 || depth < self.index_depth {
                 // The two outer levels (outlined) and the objects on the path
                 // to the one indexed: the bookkeeping, out of the loop that
                 // reads every deeper member.
                 self.tracked_value(depth, (key_start, key_end), (has_escape, ascii), target)?;
+            } else if target {
+                // A member of the object indexed (deeper than the outline,
+                // at the end of the path): its span recorded, nothing else.
+                let value_start = self.pos;
+                if self.peek() == Some(b'"') {
+                    self.string_kind()?;
+                } else {
+                    self.value(depth)?;
+                }
+                let value = (value_start, self.pos);
+                self.index_mut()
+                    .push((key_start, key_end), (has_escape, ascii), value);
+            } else if self.peek() == Some(b'"') {
+                // The commonest member value, read here rather than in a call.
+                self.string_kind()?;
             } else {
                 self.value(depth)?;
             }
-            self.ws();
-            match self.peek() {
+            match self.token() {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
@@ -886,7 +951,26 @@ impl<'a, 'o> Validator<'a, 'o> {
 
     /// [`Validator::string`], and whether the string's bytes are all ASCII
     /// (known from the scan, so a key is not read again to find out).
+    ///
+    /// Most strings of a request are short, plain ASCII, with no escapes:
+    /// those are found by [`plain_ascii_end`] a word at a time with the
+    /// position in a register; any other string (an escape, a non-ASCII or
+    /// control byte, fewer than eight bytes left) is read again from its
+    /// start by [`Validator::string_general`], which gives the same answer
+    /// and the same error it always gave.
+    #[inline]
     fn string_kind(&mut self) -> Result<(bool, bool), JsonError> {
+        if let Some(end) = plain_ascii_end(self.b, self.pos + 1) {
+            self.pos = end + 1;
+            return Ok((false, true));
+        }
+        self.string_general()
+    }
+
+    /// [`Validator::string_kind`] for any string: escapes checked one by
+    /// one, runs of non-ASCII bytes checked as UTF-8.
+    #[inline(never)]
+    fn string_general(&mut self) -> Result<(bool, bool), JsonError> {
         self.pos += 1;
         let mut escaped = false;
         let mut all_ascii = true;
@@ -979,6 +1063,45 @@ impl<'a, 'o> Validator<'a, 'o> {
     }
 }
 
+/// The high bit of every byte of `w` (little-endian) that is a quote, a
+/// backslash, a control byte (< 0x20) or not ASCII, exact up to and including
+/// the lowest such byte (bytes above it may be flagged wrongly).
+///
+/// Below the lowest special byte every byte is ASCII in 0x20..=0x7f, not a
+/// quote nor a backslash, so none of the three subtractions borrows from it
+/// and none sets its high bit; the lowest special byte sets it: a quote or a
+/// backslash makes its xor zero, which wraps to 0xff; a control byte wraps
+/// below 0x20; a non-ASCII byte has it already. (On ASCII bytes the usual
+/// zero-byte test's `& !v` is always true, so it is left out: nine
+/// operations a word instead of eighteen.)
+#[inline(always)]
+fn special_bytes(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    ((w ^ (LO * u64::from(b'"'))).wrapping_sub(LO)
+        | (w ^ (LO * u64::from(b'\\'))).wrapping_sub(LO)
+        | w.wrapping_sub(LO * 0x20)
+        | w)
+        & HI
+}
+
+/// The offset of the closing quote of the string whose first byte (after
+/// the opening quote) is at `p`, when the whole string is plain ASCII
+/// without escapes and eight bytes can be read at every step; `None` for
+/// any other string (the caller then reads it the general way).
+#[inline(always)]
+fn plain_ascii_end(b: &[u8], mut p: usize) -> Option<usize> {
+    loop {
+        let w = u64::from_le_bytes(*b.get(p..)?.first_chunk::<8>()?);
+        let special = special_bytes(w);
+        if special != 0 {
+            let at = p + (special.trailing_zeros() / 8) as usize;
+            return (b.get(at) == Some(&b'"')).then_some(at);
+        }
+        p += 8;
+    }
+}
+
 /// Length of the run of plain string bytes at the start of `b` (up to the
 /// first quote, backslash or control byte), and whether it is all ASCII.
 ///
@@ -996,9 +1119,6 @@ impl<'a, 'o> Validator<'a, 'o> {
 /// every control byte (a range, which memchr cannot search for) and learn
 /// whether the run needs a UTF-8 check, in the same pass.
 fn scan_plain(b: &[u8]) -> (usize, bool) {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
     let mut i = 0;
     let at = loop {
         let w = match b.get(i..i + 8) {
@@ -1010,11 +1130,7 @@ fn scan_plain(b: &[u8]) -> (usize, bool) {
                 u64::from_le_bytes(word)
             }
         };
-        let special = has_zero(w ^ (LO * u64::from(b'"')))
-            | has_zero(w ^ (LO * u64::from(b'\\')))
-            // A byte below 0x20 (on bytes < 0x80, which the HI test below covers).
-            | (w.wrapping_sub(LO * 0x20) & !w & HI)
-            | (w & HI);
+        let special = special_bytes(w);
         if special != 0 {
             break (i + (special.trailing_zeros() / 8) as usize).min(b.len());
         }
@@ -1054,6 +1170,102 @@ fn key_sig(key: &[u8]) -> u64 {
     let at = |i: usize| u64::from(key.get(i).map_or(0, u8::to_ascii_lowercase));
     let n = key.len();
     (n as u64) | at(0) << 32 | at(n / 2) << 40 | at(n.wrapping_sub(1)) << 48
+}
+
+/// A 64-bit signature of a plain ASCII key, equal for keys equal ignoring
+/// ASCII case: its length, its first eight bytes and its last eight, mixed,
+/// with bit 0x20 of every byte set. (Setting it lowercases letters, and
+/// also maps `@[\\]^_` onto `` `{|}~`` and DEL: keys that differ only there
+/// share a signature and get the exact check, which tells them apart. It is
+/// two operations a word where lowercasing letters alone takes six.) Keys
+/// are `b[start..end]`, a validated string.
+#[inline(always)]
+fn folded_sig(b: &[u8], start: usize, end: usize) -> u64 {
+    let fold = |w: u64| w | 0x2020_2020_2020_2020;
+    let word = |at: usize| match b.get(at..at + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
+        None => {
+            let mut w = [0; 8];
+            let rest = b.get(at..).unwrap_or(&[]);
+            w[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(w)
+        }
+    };
+    let n = end - start;
+    let first = if n >= 8 {
+        fold(word(start))
+    } else {
+        fold(word(start)) & ((1u64 << (8 * n)) - 1)
+    };
+    let last = if n > 8 { word(end - 8) } else { 0 };
+    let mixed = first ^ fold(last).rotate_left(29) ^ (n as u64);
+    mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (mixed >> 31)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set it to run the exact key check on every object: the
+    /// behaviour before [`KeySet`], which the fast path must reproduce.
+    static ALWAYS_EXACT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn always_exact() -> bool {
+    ALWAYS_EXACT.with(std::cell::Cell::get)
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+const fn always_exact() -> bool {
+    false
+}
+
+/// Most keys of one object whose signatures [`KeySet`] keeps.
+const KEY_SET: usize = 16;
+
+/// The keys of one object being validated, as [`folded_sig`] signatures: two
+/// keys equal ignoring case (duplicates or case variants) have the same
+/// signature, so when no two signatures are equal no two keys clash, and the
+/// object needs no other check; otherwise (two equal signatures, a key with
+/// escapes or non-ASCII bytes, more than [`KEY_SET`] keys) it is `suspect`
+/// and [`Validator::check_keys_exactly`] decides. A new key's signature is
+/// compared with the earlier ones only when its bit in a 64-bit Bloom
+/// filter was already set. Small (136 bytes), on the stack, nothing to
+/// record but the signature: no pairwise comparison of keys, no copy of
+/// offsets.
+struct KeySet {
+    seen: u64,
+    len: usize,
+    sigs: [u64; KEY_SET],
+    suspect: bool,
+}
+
+impl KeySet {
+    #[inline(always)]
+    fn new() -> KeySet {
+        KeySet {
+            seen: 0,
+            len: 0,
+            sigs: [0; KEY_SET],
+            suspect: false,
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, sig: u64) {
+        let bit = 1u64 << (sig >> 58);
+        if self.seen & bit != 0 && self.sigs[..self.len.min(KEY_SET)].contains(&sig) {
+            self.suspect = true;
+        }
+        self.seen |= bit;
+        match self.sigs.get_mut(self.len) {
+            Some(slot) => {
+                *slot = sig;
+                self.len += 1;
+            }
+            None => self.suspect = true,
+        }
+    }
 }
 
 /// Objects with at most this many plain ASCII keys are checked pairwise.
@@ -2224,6 +2436,208 @@ mod tests {
                 panic!("{plain}")
             };
             assert_eq!(k.as_plain(), Some("a".repeat(at).as_str()));
+        }
+    }
+
+    /// Keys that clash in every way the strict reading knows: duplicates,
+    /// ASCII case variants, escaped spellings, Unicode case variants (the
+    /// Kelvin sign folds to `k`, `ſ` to `s`), long keys that share their
+    /// first and last eight bytes, keys around eight bytes long.
+    const KEYS: &[&str] = &[
+        "a",
+        "A",
+        "b",
+        "k",
+        "K",
+        "\\u004b",
+        "\u{212a}",
+        "s",
+        "\u{17f}",
+        "S",
+        "ab",
+        "aB",
+        "é",
+        "É",
+        "\\u00e9",
+        "name",
+        "NAME",
+        "Name",
+        "abcdefgh",
+        "ABCDEFGH",
+        "abcdefghi",
+        "abcdefghI",
+        "0123456789-middle-abcdefgh",
+        "0123456789-MIDDLE-abcdefgh",
+        "0123456789-other--abcdefgh",
+        "x\\ny",
+        "x\\nY",
+        "",
+        "\\\"",
+        "\\u0000",
+    ];
+
+    /// A random JSON text: objects of 0 to 24 members (across the key
+    /// set's and the pairwise check's capacities) with keys from [`KEYS`],
+    /// arrays, strings with escapes, non-ASCII and lone surrogates, numbers,
+    /// literals, random whitespace.
+    fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let ws = prop::sample::select(vec!["", "", "", " ", "\n\t ", "\r"]);
+        let leaf = prop_oneof![
+            prop::sample::select(vec![
+                "0",
+                "-1",
+                "12.5e-3",
+                "1E+2",
+                "true",
+                "false",
+                "null",
+                "\"\"",
+                "\"plain text\"",
+                "\"a longer plain ASCII string\"",
+                "\"caf\u{e9} \u{2014} \u{1f600}\"",
+                "\"esc \\\" \\\\ \\/ \\b \\u00e9 \\ud83d\\ude00\"",
+                "\"lone \\ud800\"",
+                "\"tab\\there\"",
+            ])
+            .prop_map(str::to_string),
+            "[a-zA-Z0-9 ]{0,20}".prop_map(|t| format!("\"{t}\"")),
+        ];
+        leaf.prop_recursive(5, 120, 24, move |inner| {
+            let ws = ws.clone();
+            prop_oneof![
+                prop::collection::vec((inner.clone(), ws.clone()), 0..6).prop_map(|items| {
+                    let body: Vec<String> = items
+                        .into_iter()
+                        .map(|(v, w)| format!("{w}{v}{w}"))
+                        .collect();
+                    format!("[{}]", body.join(","))
+                }),
+                prop::collection::vec((prop::sample::select(KEYS), inner, ws), 0..25).prop_map(
+                    |members| {
+                        let body: Vec<String> = members
+                            .into_iter()
+                            .map(|(k, v, w)| format!("{w}\"{k}\"{w}:{w}{v}{w}"))
+                            .collect();
+                        format!("{{{}}}", body.join(","))
+                    }
+                ),
+            ]
+        })
+    }
+
+    fn with_exact<R>(f: impl FnOnce() -> R) -> R {
+        ALWAYS_EXACT.with(|c| c.set(true));
+        let r = f();
+        ALWAYS_EXACT.with(|c| c.set(false));
+        r
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The key set decides every object exactly as the check it stands
+        /// in front of (every object checked exactly, as before it): the
+        /// same result, the same error kind at the same offset, at every
+        /// depth, for every strictness, on texts full of clashing keys.
+        #[test]
+        fn key_checks_match_the_exact_check(text in json_text()) {
+            for s in [Strictness::STRICT, Strictness::ENVELOPE, Strictness::LENIENT] {
+                let fast = validate(text.as_bytes(), s);
+                let exact = with_exact(|| validate(text.as_bytes(), s));
+                proptest::prop_assert_eq!(fast, exact);
+                let outlined = validate_outline(text.as_bytes(), s).map(|_| ());
+                proptest::prop_assert_eq!(outlined, exact);
+            }
+        }
+
+        /// Acceptance agrees with serde_json on generated texts and on the
+        /// same texts with one byte changed: what serde_json refuses is
+        /// refused, except lone surrogates (decoded to U+FFFD, as Go does);
+        /// what it accepts is accepted, except ambiguous keys under the
+        /// strict reading.
+        #[test]
+        fn acceptance_matches_serde_json(
+            text in json_text(),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            byte in proptest::prelude::any::<u8>(),
+            mutate in proptest::prelude::any::<bool>(),
+        ) {
+            let mut bytes = text.into_bytes();
+            if mutate && !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            let theirs = serde_json::from_slice::<serde_json::Value>(&bytes);
+            for s in [Strictness::STRICT, Strictness::LENIENT] {
+                let ours = validate(&bytes, s);
+                match (&ours, &theirs) {
+                    (Ok(()), Err(e)) => {
+                        let m = e.to_string();
+                        proptest::prop_assert!(
+                            m.starts_with("lone leading surrogate")
+                                || m.starts_with("unexpected end of hex escape")
+                                || m.starts_with("invalid unicode code point")
+                                || m.starts_with("number out of range"),
+                            "accepted what serde_json refuses ({e}): {:?}",
+                            String::from_utf8_lossy(&bytes)
+                        );
+                    }
+                    (Err(e), Ok(_)) => {
+                        proptest::prop_assert!(
+                            e.kind().is_ambiguous_key() && s == Strictness::STRICT,
+                            "refused what serde_json accepts ({e}): {:?}",
+                            String::from_utf8_lossy(&bytes)
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn special_bytes_flag_exactly_the_first_special_byte() {
+        // Every byte value at every position of a word of plain ASCII (with
+        // a second special byte above it, which may or may not be flagged):
+        // the lowest flagged byte is the first special one, or none is.
+        let special = |c: u8| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c);
+        for at in 0..8 {
+            for c in 0..=255u8 {
+                for above in [b'x', b'"', 0x00, 0xff] {
+                    let mut word = [b'a'; 8];
+                    word[at] = c;
+                    if at < 7 {
+                        word[7] = above;
+                    }
+                    let first = word.iter().position(|&c| special(c));
+                    let flagged = special_bytes(u64::from_le_bytes(word));
+                    let lowest = (flagged != 0).then(|| (flagged.trailing_zeros() / 8) as usize);
+                    assert_eq!(lowest, first, "{word:?}");
+                }
+            }
+        }
+        // The fast path takes a plain string and refuses every other.
+        for len in 0..24 {
+            for c in 0..=255u8 {
+                let mut v = vec![b'y'; len];
+                v.push(c);
+                v.extend_from_slice(b"zzzzzzzz\"");
+                let got = plain_ascii_end(&v, 0);
+                let want = (c == b'"')
+                    .then_some(len)
+                    .or_else(|| (!special(c)).then(|| v.len() - 1));
+                // Near the end of the text the fast path may give up
+                // (`None`); it never gives a wrong end.
+                if let Some(end) = got {
+                    assert_eq!(Some(end), want, "{c:#x} after {len}");
+                } else {
+                    assert!(
+                        want.is_none() || v.len() - want.unwrap_or(0) <= 16,
+                        "{c:#x} after {len}"
+                    );
+                }
+            }
         }
     }
 
