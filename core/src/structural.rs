@@ -1,0 +1,630 @@
+//! Reading a server's answer at memory speed: well-formedness and the two
+//! outer levels, nothing more.
+//!
+//! An answer from the MCP server only has to be well-formed JSON whose
+//! envelope (`id`, `result`, `error`) and `result` members are unambiguous:
+//! the proxy finds the `id` it sent, and for a list the array to filter.
+//! The strict request validator ([`crate::json::validate`]) also fingerprints
+//! every key at every depth; [`scan_answer`] checks the grammar of the whole
+//! text (UTF-8, strings and their escapes, numbers, literals, nesting) and
+//! keeps keys only for the two outermost object levels.
+//!
+//! Strings, the bulk of any answer (descriptions, schemas), are scanned
+//! eight bytes at a time (SWAR on a `u64`: one word tells where the first
+//! quote, backslash, control byte or non-ASCII byte is). This is written
+//! here rather than taken from simd-json or sonic-rs because the proxy
+//! needs exactly serde_json's acceptance (lone surrogates refused, any
+//! number spelling accepted whatever its magnitude) plus the positions of
+//! the outer members, and both crates either parse into a tape the proxy
+//! would walk again or need `unsafe` and target features; memchr alone
+//! cannot find four byte classes at once.
+//!
+//! Accepts exactly what `serde_json::from_slice::<serde_json::Value>`
+//! accepts, with two deliberate differences (tested):
+//! - nesting up to 1024 levels (serde_json stops at 128): tool schemas nest;
+//! - numbers out of `f64`'s range (`1e400`) are accepted (serde_json refuses
+//!   them): the proxy forwards number bytes unchanged and never reads them.
+
+use crate::json::{JStr, Value};
+
+/// Deepest nesting of arrays and objects accepted (as `SERVER_ANSWER`).
+pub const MAX_DEPTH: usize = 1024;
+
+/// How many members an outline holds per level; an object at depth 1 or 2
+/// with more is [`Scan::Undecided`] (the caller reads it the slow way).
+pub const OUTLINE_MEMBERS: usize = 16;
+
+/// A text that is not one well-formed JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed {
+    /// Offset of the first byte found wrong (or the length, at a premature end).
+    pub at: usize,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not well-formed JSON (byte {})", self.at)
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+/// What [`scan_answer`] found in a well-formed text.
+#[derive(Debug, Clone)]
+pub enum Scan {
+    /// An object whose members at depth 1 and 2 have plain ASCII keys
+    /// (no escapes), at most [`OUTLINE_MEMBERS`] per object, no two equal
+    /// or equal in another letter case: the outline of the envelope and of
+    /// `result`.
+    Plain(AnswerOutline),
+    /// Two keys of one object at depth 1 or 2 are equal, or equal in another
+    /// letter case (the text is well-formed).
+    Ambiguous,
+    /// Not a case this scanner decides (not an object, a key at depth 1 or
+    /// 2 with escapes or non-ASCII bytes, too many members): the caller
+    /// reads the text with the strict validator. Well-formedness is not
+    /// established.
+    Undecided,
+}
+
+/// Byte ranges of a member: key (between its quotes) and value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    key: (u32, u32),
+    value: (u32, u32),
+}
+
+/// The members of the outermost object and of its `result` member (when an
+/// object), as [`scan_answer`] found them.
+#[derive(Debug, Clone)]
+pub struct AnswerOutline {
+    top: [Span; OUTLINE_MEMBERS],
+    top_len: usize,
+    result: [Span; OUTLINE_MEMBERS],
+    result_len: usize,
+}
+
+impl AnswerOutline {
+    fn key<'a>(raw: &'a [u8], s: &Span) -> &'a [u8] {
+        &raw[s.key.0 as usize..s.key.1 as usize]
+    }
+
+    fn value<'a>(raw: &'a [u8], s: &Span) -> Value<'a> {
+        Value::from_validated(&raw[s.value.0 as usize..s.value.1 as usize])
+    }
+
+    /// The outermost members, as (key, value) views into `raw` (the text scanned).
+    pub fn top<'s, 'a: 's>(&'s self, raw: &'a [u8]) -> impl Iterator<Item = (JStr<'a>, Value<'a>)> + 's {
+        self.top[..self.top_len].iter().map(move |s| {
+            // Keys of a Plain outline are ASCII: never empty by mistake.
+            let k = std::str::from_utf8(Self::key(raw, s)).unwrap_or_default();
+            (JStr::plain(k), Self::value(raw, s))
+        })
+    }
+
+    /// The outermost member spelled exactly `name`.
+    pub fn get<'a>(&self, raw: &'a [u8], name: &str) -> Option<Value<'a>> {
+        self.top[..self.top_len]
+            .iter()
+            .find(|s| Self::key(raw, s) == name.as_bytes())
+            .map(|s| Self::value(raw, s))
+    }
+
+    /// The member of `result` spelled exactly `name` (`None` when `result`
+    /// is absent or not an object).
+    pub fn result_get<'a>(&self, raw: &'a [u8], name: &str) -> Option<Value<'a>> {
+        self.result[..self.result_len]
+            .iter()
+            .find(|s| Self::key(raw, s) == name.as_bytes())
+            .map(|s| Self::value(raw, s))
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// 0x80 in every byte of `v` that is zero, nothing elsewhere (exact: no
+/// borrow crosses bytes, so every set bit is a true match).
+#[inline(always)]
+fn zero_bytes(v: u64) -> u64 {
+    !(((v & LOW7).wrapping_add(LOW7)) | v | LOW7)
+}
+
+/// Bytes of a string body that end the fast scan: `"`, `\`, a control
+/// byte or a non-ASCII byte.
+#[inline(always)]
+fn string_stops(w: u64) -> u64 {
+    zero_bytes(w ^ (ONES * b'"' as u64))
+        | zero_bytes(w ^ (ONES * b'\\' as u64))
+        | zero_bytes(w & (ONES * 0xe0))
+        | (w & HIGH)
+}
+
+/// Offset of the first byte at or after `i` that is `"`, `\`, below 0x20
+/// or above 0x7f (`b.len()` if none).
+#[inline]
+pub(crate) fn next_string_stop(b: &[u8], mut i: usize) -> usize {
+    while i + 8 <= b.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let m = string_stops(u64::from_le_bytes(word));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' || c == b'\\' || c < 0x20 || c >= 0x80 {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Offset of the first `"` or `\` at or after `i`, in text known to be
+/// valid (`b.len()` if none).
+#[inline]
+pub fn next_quote_or_backslash(b: &[u8], mut i: usize) -> usize {
+    while i + 8 <= b.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let w = u64::from_le_bytes(word);
+        let m = zero_bytes(w ^ (ONES * b'"' as u64)) | zero_bytes(w ^ (ONES * b'\\' as u64));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+        i += 1;
+    }
+    i
+}
+
+/// Offset of the first `"`, `[`, `]`, `{` or `}` at or after `i`
+/// (`b.len()` if none). `[`/`{` and `]`/`}` differ only in bit 0x20, so
+/// three comparisons per word find all five.
+#[inline]
+pub fn next_structural(b: &[u8], mut i: usize) -> usize {
+    while i + 8 <= b.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let w = u64::from_le_bytes(word);
+        let up = w | (ONES * 0x20);
+        let m = zero_bytes(w ^ (ONES * b'"' as u64))
+            | zero_bytes(up ^ (ONES * b'{' as u64))
+            | zero_bytes(up ^ (ONES * b'}' as u64));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !matches!(b[i], b'"' | b'[' | b']' | b'{' | b'}') {
+        i += 1;
+    }
+    i
+}
+
+/// The end (after the closing quote) of the valid string whose opening
+/// quote is at `i`.
+#[inline]
+pub fn skip_valid_string(b: &[u8], i: usize) -> usize {
+    let mut j = i + 1;
+    loop {
+        j = next_quote_or_backslash(b, j);
+        match b.get(j) {
+            Some(b'"') => return j + 1,
+            Some(_) => j += 2,
+            None => return b.len(),
+        }
+    }
+}
+
+/// The end of the valid JSON value that starts at `i` (no leading space).
+pub fn skip_valid_value(b: &[u8], i: usize) -> usize {
+    match b.get(i) {
+        Some(b'"') => skip_valid_string(b, i),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                j = next_structural(b, j);
+                match b.get(j) {
+                    Some(b'"') => j = skip_valid_string(b, j),
+                    Some(b'{' | b'[') => {
+                        depth += 1;
+                        j += 1;
+                    }
+                    Some(_) => {
+                        depth -= 1;
+                        j += 1;
+                        if depth == 0 {
+                            return j;
+                        }
+                    }
+                    None => return b.len(),
+                }
+            }
+        }
+        Some(_) => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            {
+                j += 1;
+            }
+            j
+        }
+        None => i,
+    }
+}
+
+#[inline(always)]
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+fn hex4(b: &[u8], i: usize) -> Result<u32, Malformed> {
+    let Some(digits) = b.get(i..i + 4) else {
+        return Err(Malformed { at: b.len() });
+    };
+    let mut n = 0u32;
+    for (k, &c) in digits.iter().enumerate() {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return Err(Malformed { at: i + k }),
+        };
+        n = n * 16 + d as u32;
+    }
+    Ok(n)
+}
+
+/// Scans the string whose opening quote is at `i`: returns its end (after
+/// the closing quote) and whether its body is plain ASCII without escapes.
+fn string(b: &[u8], i: usize) -> Result<(usize, bool), Malformed> {
+    let mut j = i + 1;
+    let mut plain = true;
+    loop {
+        j = next_string_stop(b, j);
+        let Some(&c) = b.get(j) else {
+            return Err(Malformed { at: b.len() });
+        };
+        match c {
+            b'"' => return Ok((j + 1, plain)),
+            b'\\' => {
+                plain = false;
+                let Some(&e) = b.get(j + 1) else {
+                    return Err(Malformed { at: b.len() });
+                };
+                match e {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => j += 2,
+                    b'u' => {
+                        let n = hex4(b, j + 2)?;
+                        j += 6;
+                        // serde_json: a trailing surrogate alone, or a leading
+                        // one not followed at once by `\u` and a trailing one,
+                        // is an error.
+                        if (0xdc00..=0xdfff).contains(&n) {
+                            return Err(Malformed { at: j - 6 });
+                        }
+                        if (0xd800..=0xdbff).contains(&n) {
+                            if b.get(j) != Some(&b'\\') || b.get(j + 1) != Some(&b'u') {
+                                return Err(Malformed { at: j });
+                            }
+                            let n2 = hex4(b, j + 2)?;
+                            if !(0xdc00..=0xdfff).contains(&n2) {
+                                return Err(Malformed { at: j });
+                            }
+                            j += 6;
+                        }
+                    }
+                    _ => return Err(Malformed { at: j + 1 }),
+                }
+            }
+            0x00..=0x1f => return Err(Malformed { at: j }),
+            _ => {
+                plain = false;
+                let width = match c {
+                    0xc2..=0xdf => 2,
+                    0xe0..=0xef => 3,
+                    0xf0..=0xf4 => 4,
+                    _ => return Err(Malformed { at: j }),
+                };
+                match b.get(j..j + width) {
+                    Some(seq) if std::str::from_utf8(seq).is_ok() => j += width,
+                    _ => return Err(Malformed { at: j }),
+                }
+            }
+        }
+    }
+}
+
+/// The end of the number starting at `i` (RFC 8259 grammar).
+fn number(b: &[u8], mut i: usize) -> Result<usize, Malformed> {
+    let digits = |b: &[u8], mut i: usize| -> usize {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i = digits(b, i + 1),
+        _ => return Err(Malformed { at: i.min(b.len()) }),
+    }
+    if b.get(i) == Some(&b'.') {
+        let j = digits(b, i + 1);
+        if j == i + 1 {
+            return Err(Malformed { at: j.min(b.len()) });
+        }
+        i = j;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let j = digits(b, i);
+        if j == i {
+            return Err(Malformed { at: j.min(b.len()) });
+        }
+        i = j;
+    }
+    Ok(i)
+}
+
+/// Keys of one object at depth 1 or 2, for the ambiguity check.
+struct Keys {
+    spans: [Span; OUTLINE_MEMBERS],
+    len: usize,
+}
+
+impl Keys {
+    const EMPTY: Keys = Keys {
+        spans: [Span {
+            key: (0, 0),
+            value: (0, 0),
+        }; OUTLINE_MEMBERS],
+        len: 0,
+    };
+
+    /// Adds a plain key; `Some(true)` when it repeats one (in any ASCII
+    /// case), `None` when the object has too many members.
+    fn add(&mut self, b: &[u8], key: (usize, usize)) -> Option<bool> {
+        let k = &b[key.0..key.1];
+        let dup = self.spans[..self.len]
+            .iter()
+            .any(|s| b[s.key.0 as usize..s.key.1 as usize].eq_ignore_ascii_case(k));
+        if self.len == OUTLINE_MEMBERS {
+            return None;
+        }
+        self.spans[self.len] = Span {
+            key: (key.0 as u32, key.1 as u32),
+            value: (0, 0),
+        };
+        self.len += 1;
+        Some(dup)
+    }
+
+    fn end_value(&mut self, start: usize, end: usize) {
+        if let Some(s) = self.len.checked_sub(1).map(|i| &mut self.spans[i]) {
+            s.value = (start as u32, end as u32);
+        }
+    }
+}
+
+/// Scans one answer (the whole text; surrounding whitespace allowed): `Err`
+/// when it is not one well-formed JSON value, otherwise what it is.
+///
+/// Allocation-free; one pass over the bytes.
+pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
+    if b.len() >= u32::MAX as usize {
+        return Ok(Scan::Undecided);
+    }
+    // One bit per open container: 1 for an object.
+    let mut stack = [0u64; MAX_DEPTH / 64];
+    let mut depth = 0usize;
+    let mut top = Keys::EMPTY;
+    let mut second = Keys::EMPTY;
+    let mut result = Keys::EMPTY;
+    // The depth-2 object open now is the value of `result`.
+    let mut in_result = false;
+    let mut result_seen = false;
+    let mut ambiguous = false;
+    // Where the value of the current member at depth 1 / 2 started.
+    let mut value_start = [0usize; 3];
+    let is_object = |stack: &[u64; MAX_DEPTH / 64], d: usize| {
+        let d = d - 1;
+        stack[d / 64] >> (d % 64) & 1 == 1
+    };
+
+    let mut i = ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        // Arrays (batches) and bare values are read the slow way.
+        return Ok(Scan::Undecided);
+    }
+    let mut want_value = true;
+    loop {
+        if want_value {
+            let Some(&c) = b.get(i) else {
+                return Err(Malformed { at: b.len() });
+            };
+            match c {
+                b'{' | b'[' => {
+                    if depth == MAX_DEPTH {
+                        return Err(Malformed { at: i });
+                    }
+                    let obj = c == b'{';
+                    if obj {
+                        stack[depth / 64] |= 1 << (depth % 64);
+                    } else {
+                        stack[depth / 64] &= !(1 << (depth % 64));
+                    }
+                    depth += 1;
+                    if obj && depth == 2 {
+                        second.len = 0;
+                        in_result = !result_seen
+                            && top.len > 0
+                            && &b[top.spans[top.len - 1].key.0 as usize
+                                ..top.spans[top.len - 1].key.1 as usize]
+                                == b"result";
+                        if in_result {
+                            result_seen = true;
+                        }
+                    }
+                    i = ws(b, i + 1);
+                    let close = if obj { b'}' } else { b']' };
+                    if b.get(i) == Some(&close) {
+                        // Empty: the value is complete.
+                        i += 1;
+                        depth -= 1;
+                        want_value = false;
+                        continue;
+                    }
+                    if obj {
+                        match member_key(
+                            b,
+                            &mut i,
+                            depth,
+                            &mut top,
+                            &mut second,
+                            &mut ambiguous,
+                        )? {
+                            Some(()) => {}
+                            None => return Ok(Scan::Undecided),
+                        }
+                        if depth <= 2 {
+                            value_start[depth] = i;
+                        }
+                    }
+                    continue;
+                }
+                b'"' => i = string(b, i)?.0,
+                b'-' | b'0'..=b'9' => i = number(b, i)?,
+                b't' | b'f' | b'n' => {
+                    let lit: &[u8] = match c {
+                        b't' => b"true",
+                        b'f' => b"false",
+                        _ => b"null",
+                    };
+                    if b.get(i..i + lit.len()) != Some(lit) {
+                        return Err(Malformed { at: i });
+                    }
+                    i += lit.len();
+                }
+                _ => return Err(Malformed { at: i }),
+            }
+            want_value = false;
+            continue;
+        }
+        // A value just ended at `i`.
+        if depth == 0 {
+            if ws(b, i) != b.len() {
+                return Err(Malformed { at: ws(b, i) });
+            }
+            break;
+        }
+        let end = i;
+        i = ws(b, i);
+        let Some(&c) = b.get(i) else {
+            return Err(Malformed { at: b.len() });
+        };
+        if is_object(&stack, depth) {
+            if c != b',' && c != b'}' {
+                return Err(Malformed { at: i });
+            }
+            // The member at this level is complete.
+            match depth {
+                1 => top.end_value(value_start[1], end),
+                2 => {
+                    second.end_value(value_start[2], end);
+                    if in_result {
+                        result.spans[..second.len].copy_from_slice(&second.spans[..second.len]);
+                        result.len = second.len;
+                    }
+                }
+                _ => {}
+            }
+            if c == b',' {
+                i = ws(b, i + 1);
+                if member_key(b, &mut i, depth, &mut top, &mut second, &mut ambiguous)?.is_none() {
+                    return Ok(Scan::Undecided);
+                }
+                if depth <= 2 {
+                    value_start[depth] = i;
+                }
+                want_value = true;
+            } else {
+                i += 1;
+                if depth == 2 {
+                    in_result = false;
+                }
+                depth -= 1;
+            }
+        } else {
+            match c {
+                b',' => {
+                    i = ws(b, i + 1);
+                    want_value = true;
+                }
+                b']' => {
+                    i += 1;
+                    depth -= 1;
+                }
+                _ => return Err(Malformed { at: i }),
+            }
+        }
+    }
+    if ambiguous {
+        return Ok(Scan::Ambiguous);
+    }
+    Ok(Scan::Plain(AnswerOutline {
+        top: top.spans,
+        top_len: top.len,
+        result: result.spans,
+        result_len: if result_seen { result.len } else { 0 },
+    }))
+}
+
+/// Reads `"key"` `:` and the space after it at `*i` in an object at
+/// `depth`; records keys at depth 1 and 2. `Ok(None)`: a key this scanner
+/// does not decide (escaped, non-ASCII, too many).
+fn member_key(
+    b: &[u8],
+    i: &mut usize,
+    depth: usize,
+    top: &mut Keys,
+    second: &mut Keys,
+    ambiguous: &mut bool,
+) -> Result<Option<()>, Malformed> {
+    if b.get(*i) != Some(&b'"') {
+        return Err(Malformed { at: (*i).min(b.len()) });
+    }
+    let (end, plain) = string(b, *i)?;
+    if depth <= 2 {
+        if !plain {
+            return Ok(None);
+        }
+        let keys = if depth == 1 { top } else { second };
+        match keys.add(b, (*i + 1, end - 1)) {
+            None => return Ok(None),
+            Some(dup) => *ambiguous |= dup,
+        }
+    }
+    let j = ws(b, end);
+    if b.get(j) != Some(&b':') {
+        return Err(Malformed { at: j.min(b.len()) });
+    }
+    *i = ws(b, j + 1);
+    Ok(Some(()))
+}
