@@ -94,7 +94,10 @@ impl AnswerOutline {
     }
 
     /// The outermost members, as (key, value) views into `raw` (the text scanned).
-    pub fn top<'s, 'a: 's>(&'s self, raw: &'a [u8]) -> impl Iterator<Item = (JStr<'a>, Value<'a>)> + 's {
+    pub fn top<'s, 'a: 's>(
+        &'s self,
+        raw: &'a [u8],
+    ) -> impl Iterator<Item = (JStr<'a>, Value<'a>)> + 's {
         self.top[..self.top_len].iter().map(move |s| {
             // Keys of a Plain outline are ASCII: never empty by mistake.
             let k = std::str::from_utf8(Self::key(raw, s)).unwrap_or_default();
@@ -492,14 +495,7 @@ pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
                         continue;
                     }
                     if obj {
-                        match member_key(
-                            b,
-                            &mut i,
-                            depth,
-                            &mut top,
-                            &mut second,
-                            &mut ambiguous,
-                        )? {
+                        match member_key(b, &mut i, depth, &mut top, &mut second, &mut ambiguous)? {
                             Some(()) => {}
                             None => return Ok(Scan::Undecided),
                         }
@@ -608,7 +604,9 @@ fn member_key(
     ambiguous: &mut bool,
 ) -> Result<Option<()>, Malformed> {
     if b.get(*i) != Some(&b'"') {
-        return Err(Malformed { at: (*i).min(b.len()) });
+        return Err(Malformed {
+            at: (*i).min(b.len()),
+        });
     }
     let (end, plain) = string(b, *i)?;
     if depth <= 2 {
@@ -627,4 +625,223 @@ fn member_key(
     }
     *i = ws(b, j + 1);
     Ok(Some(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn serde_accepts(b: &[u8]) -> bool {
+        serde_json::from_slice::<serde_json::Value>(b).is_ok()
+    }
+
+    /// Well-formedness as this scanner decides it, for any text: an
+    /// undecided text is wrapped so the scanner decides it.
+    fn accepts(b: &[u8]) -> bool {
+        if b.iter().all(|c| b" \t\r\n".contains(c)) {
+            return false;
+        }
+        match scan_answer(b) {
+            Ok(Scan::Plain(_) | Scan::Ambiguous) => true,
+            Err(_) => false,
+            Ok(Scan::Undecided) => {
+                let mut w = b"{\"v\":[".to_vec();
+                w.extend_from_slice(b);
+                w.extend_from_slice(b"]}");
+                match scan_answer(&w) {
+                    Ok(Scan::Plain(_) | Scan::Ambiguous) => true,
+                    Err(_) => false,
+                    Ok(Scan::Undecided) => panic!("undecided twice"),
+                }
+            }
+        }
+    }
+
+    const SAMPLES: &[&str] = &[
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","description":"é ü \u00e9 \ud83d\ude00 \n"}]}}"#,
+        r#"{"a":[1,-0,0.5,1e5,1E+5,-1.25e-7,true,false,null,"",{}, []]}"#,
+        r#"  {"a" : { "b" : [ ] } }  "#,
+        "{}",
+        "[]",
+        "\"x\"",
+        "12",
+        r#"{"a":01}"#,
+        r#"{"a":1.}"#,
+        r#"{"a":.5}"#,
+        r#"{"a":-}"#,
+        r#"{"a":1e}"#,
+        r#"{"a":+1}"#,
+        r#"{"a":tru}"#,
+        r#"{"a":nul}"#,
+        r#"{"a":"\x"}"#,
+        r#"{"a":"\u12"}"#,
+        r#"{"a":"\ud800"}"#,
+        r#"{"a":"\udc00"}"#,
+        r#"{"a":"\ud800\u0041"}"#,
+        r#"{"a":"\ud800x"}"#,
+        r#"{"a":"\ud800\ud800\udc00"}"#,
+        r#"{"a":"\uDBFF\uDFFF"}"#,
+        "{\"a\":\"\t\"}",
+        "{\"a\":\"\u{7f}\"}",
+        r#"{"a":1,}"#,
+        r#"{"a":1 "b":2}"#,
+        r#"{"a" 1}"#,
+        r#"{"a":[1,]}"#,
+        r#"{"a":[1 2]}"#,
+        r#"{"a":[}"#,
+        r#"{"a":{]}"#,
+        r#"{"a":1}}"#,
+        r#"{"a":1} x"#,
+        r#"{1:2}"#,
+        r#"{"a":'x'}"#,
+        "{\"a\":\"\u{a0}\"}",
+        "",
+        "   ",
+    ];
+
+    #[test]
+    fn agrees_with_serde_json_on_samples() {
+        for s in SAMPLES {
+            assert_eq!(accepts(s.as_bytes()), serde_accepts(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn bad_utf8_is_refused_everywhere() {
+        for bad in [
+            &b"\xff"[..],
+            b"\xc0\x80",
+            b"\xc3",
+            b"\xe0\x80\x80",
+            b"\xed\xa0\x80", // an encoded surrogate
+            b"\xf4\x90\x80\x80",
+            b"\xf0\x9f\x98",
+            b"\x80",
+        ] {
+            let mut t = b"{\"a\":\"ok ".to_vec();
+            t.extend_from_slice(bad);
+            t.extend_from_slice(b" ok\"}");
+            assert!(!accepts(&t), "{t:?}");
+            assert!(!serde_accepts(&t), "{t:?}");
+        }
+        assert!(accepts("{\"a\":\"\u{10ffff}\u{800}\u{80}\"}".as_bytes()));
+    }
+
+    /// The two deliberate differences from serde_json.
+    #[test]
+    fn deliberate_differences() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(accepts(deep.as_bytes()));
+        assert!(!serde_accepts(deep.as_bytes()));
+        let too_deep = format!("{{\"a\":{}{}}}", "[".repeat(1024), "]".repeat(1024));
+        assert!(!accepts(too_deep.as_bytes()));
+        assert!(accepts(br#"{"a":1e400}"#));
+        assert!(!serde_accepts(br#"{"a":1e400}"#));
+    }
+
+    #[test]
+    fn outlines_and_ambiguity() {
+        let t = br#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"x"}],"nextCursor":"c"},"error":null}"#;
+        let Ok(Scan::Plain(o)) = scan_answer(t) else {
+            panic!()
+        };
+        assert_eq!(o.get(t, "id").unwrap().as_bytes(), b"7");
+        assert_eq!(o.get(t, "error").unwrap().as_bytes(), b"null");
+        assert_eq!(
+            o.result_get(t, "tools").unwrap().as_bytes(),
+            br#"[{"name":"x"}]"#
+        );
+        assert_eq!(o.result_get(t, "nextCursor").unwrap().as_bytes(), br#""c""#);
+        let keys: Vec<String> = o.top(t).map(|(k, _)| k.folded()).collect();
+        assert_eq!(keys, ["jsonrpc", "id", "result", "error"]);
+        for amb in [
+            &br#"{"id":1,"id":2,"result":{}}"#[..],
+            br#"{"id":1,"ID":2,"result":{}}"#,
+            br#"{"id":1,"result":{},"Result":{}}"#,
+            br#"{"id":1,"result":{"tools":[],"TOOLS":[{"name":"x"}]}}"#,
+            br#"{"id":1,"error":{"code":1,"code":2}}"#,
+        ] {
+            assert!(matches!(scan_answer(amb), Ok(Scan::Ambiguous)), "{amb:?}");
+        }
+        // Depth 3 and below: well-formedness only.
+        assert!(matches!(
+            scan_answer(br#"{"id":1,"result":{"tools":[{"name":"a","name":"b"}]}}"#),
+            Ok(Scan::Plain(_))
+        ));
+        // An ambiguous but malformed text is malformed.
+        assert!(scan_answer(br#"{"id":1,"id":2,"result":{}"#).is_err());
+        for undecided in [
+            &br#"{"\u0069d":1}"#[..],
+            "{\"ïd\":1}".as_bytes(),
+            br#"{"result":{"\"":1}}"#,
+            br#"[{"id":1}]"#,
+        ] {
+            assert!(matches!(scan_answer(undecided), Ok(Scan::Undecided)));
+        }
+        let many: String = (0..17).map(|i| format!("\"k{i}\":{i},")).collect();
+        let many = format!("{{{}\"id\":1}}", many);
+        assert!(matches!(scan_answer(many.as_bytes()), Ok(Scan::Undecided)));
+    }
+
+    #[test]
+    fn every_truncation_of_a_valid_answer_is_refused() {
+        let t = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","description":"é \u00e9 \ud83d\ude00","inputSchema":{"type":"object","properties":{"n":{"type":"number","minimum":-1.5e3}},"required":["n"]}}],"x":[true,false,null]}}"#;
+        for cut in 0..t.len() {
+            let b = &t.as_bytes()[..cut];
+            assert_eq!(accepts(b), serde_accepts(b), "cut at {cut}");
+        }
+        assert!(accepts(t.as_bytes()));
+    }
+
+    /// Random JSON-ish texts built from pieces that are often valid.
+    fn text() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("0".to_string()),
+            Just("-12.5e+3".to_string()),
+            Just("1E400".to_string()),
+            Just("01".to_string()),
+            Just("true".to_string()),
+            Just("null".to_string()),
+            Just("nul".to_string()),
+            "\"([a-zA-Z é\\u{1F600}]|\\\\[\"\\\\/bfnrtx]|\\\\u[0-9a-fA-FdD]{4}){0,6}\"",
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(("[a-cA-C]{1,2}", inner), 0..5).prop_map(|v| {
+                    let m: Vec<String> = v
+                        .into_iter()
+                        .map(|(k, v)| format!("\"{k}\": {v}"))
+                        .collect();
+                    format!("{{{}}}", m.join(" ,"))
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn agrees_with_serde_json(t in text(), cut in any::<prop::sample::Index>(), flip in any::<(prop::sample::Index, u8)>()) {
+            let t = format!("{{\"id\":1,\"result\":{t}}}");
+            let b = t.as_bytes();
+            // 1e400 is the one deliberate difference reachable here.
+            let big = t.contains("1E400");
+            if !big {
+                prop_assert_eq!(accepts(b), serde_accepts(b), "{}", t);
+            }
+            let c = &b[..cut.index(b.len() + 1)];
+            if !big {
+                prop_assert_eq!(accepts(c), serde_accepts(c), "{:?}", c);
+            }
+            let mut m = b.to_vec();
+            let at = flip.0.index(m.len());
+            m[at] = flip.1;
+            if !big && !String::from_utf8_lossy(&m).contains("1E400") {
+                prop_assert_eq!(accepts(&m), serde_accepts(&m), "{:?}", String::from_utf8_lossy(&m));
+            }
+        }
+    }
 }

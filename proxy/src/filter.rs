@@ -241,7 +241,10 @@ fn entry_visible(b: &[u8], i: usize, key: &str, hidden: &impl Fn(&str) -> bool) 
         let key_end = skip_valid_string(b, i);
         let raw = &b[i + 1..key_end - 1];
         let (folds, exact) = if raw.is_ascii() && !raw.contains(&b'\\') {
-            (raw.eq_ignore_ascii_case(key.as_bytes()), raw == key.as_bytes())
+            (
+                raw.eq_ignore_ascii_case(key.as_bytes()),
+                raw == key.as_bytes(),
+            )
         } else {
             match Value::from_validated(&b[i..key_end]).val() {
                 Val::Str(k) => (k.eq_folded(&JStr::plain(key)), k.eq_str(key)),
@@ -275,6 +278,7 @@ fn entry_visible(b: &[u8], i: usize, key: &str, hidden: &impl Fn(&str) -> bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn names(bytes: &[u8]) -> Vec<String> {
         let Val::Object(top) = Value::from_validated(bytes).val() else {
@@ -367,5 +371,81 @@ mod tests {
                 "tools/list result.tools is not an array",
             ]
         );
+    }
+
+    /// One tool entry, with spacing, escapes, nesting and `name` variants.
+    fn entry() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            Just(r#""name":"a""#.to_string()),
+            Just(r#""name" : "b""#.to_string()),
+            Just(r#""name":"c\u0022q""#.to_string()),
+            Just(r#""n\u0061me":"a""#.to_string()),
+            Just(r#""NAME":"d""#.to_string()),
+            Just(r#""name":5"#.to_string()),
+            Just(String::new()),
+        ];
+        let other = prop_oneof![
+            Just(r##""description":"x ] } \" , { [""##.to_string()),
+            Just(r#""inputSchema":{"type":"object","properties":{"name":{"type":"string"}},"x":[1,[2,{"name":"a"}]]}"#.to_string()),
+            Just(r#""é":[ ]"#.to_string()),
+            Just(r#""n":-1.5e3"#.to_string()),
+        ];
+        (
+            name,
+            prop::collection::vec(other, 0..3),
+            prop::sample::select(vec!["", " ", "\n  "]),
+        )
+            .prop_map(|(n, others, sp)| {
+                let mut m: Vec<String> = others;
+                if !n.is_empty() {
+                    let at = m.len() / 2;
+                    m.insert(at, n);
+                }
+                format!("{{{sp}{}{sp}}}", m.join(&format!(",{sp}")))
+            })
+    }
+
+    fn visible(e: &serde_json::Value, hidden: &[&str]) -> bool {
+        let Some(o) = e.as_object() else { return false };
+        let names: Vec<_> = o
+            .keys()
+            .filter(|k| k.eq_ignore_ascii_case("name"))
+            .collect();
+        names == ["name"] && o["name"].as_str().is_some_and(|n| !hidden.contains(&n))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+        #[test]
+        fn keeps_the_bytes_of_kept_entries(
+            entries in prop::collection::vec(prop_oneof![4 => entry(), 1 => Just("\"x\"".to_string()), 1 => Just("[{\"name\":\"a\"}]".to_string())], 0..8),
+            sep in prop::sample::select(vec![",", " , ", ",\n"]),
+            hidden in prop::sample::subsequence(vec!["a", "b", "c\"q", "d"], 0..4),
+        ) {
+            let r = format!(r#"{{"jsonrpc":"2.0","id":3,"result":{{"tools":[ {} ],"nextCursor":"n"}}}}"#, entries.join(sep));
+            let out = filter_tools_list(r.as_bytes(), |n| hidden.contains(&n)).unwrap();
+            let parsed: Vec<serde_json::Value> = entries.iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+            let kept: Vec<usize> = (0..entries.len()).filter(|&i| visible(&parsed[i], &hidden)).collect();
+            let Some(out) = out else {
+                prop_assert_eq!(kept.len(), entries.len());
+                return Ok(());
+            };
+            prop_assert!(kept.len() < entries.len());
+            let text = String::from_utf8(out).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(v["result"]["nextCursor"].as_str(), Some("n"));
+            let tools = v["result"]["tools"].as_array().unwrap();
+            let want: Vec<&serde_json::Value> = kept.iter().map(|&i| &parsed[i]).collect();
+            prop_assert_eq!(tools.iter().collect::<Vec<_>>(), want);
+            // Each kept entry verbatim, in order; the text around the array unchanged.
+            let mut at = 0;
+            for &i in &kept {
+                let found = text[at..].find(entries[i].as_str());
+                prop_assert!(found.is_some(), "{} not in {}", entries[i], text);
+                at += found.unwrap() + entries[i].len();
+            }
+            prop_assert!(text.starts_with(r#"{"jsonrpc":"2.0","id":3,"result":{"tools":["#), "{}", text);
+            prop_assert!(text.ends_with(r#"],"nextCursor":"n"}}"#), "{}", text);
+        }
     }
 }

@@ -28,9 +28,9 @@ use portcullis_core::idempotency::{
     Claim, IdemKey, IdempotencyMode, IdempotencySpec, MAX_REPLAY_BYTES,
 };
 use portcullis_core::json::{Strictness, Val, Value, validate};
-use portcullis_core::structural::{AnswerOutline, Scan, scan_answer};
 use portcullis_core::jsonrpc::{Envelope, RejectKind};
 use portcullis_core::policy::{Channels, Effect, Env, FailMode, Policy};
+use portcullis_core::structural::{AnswerOutline, Scan, scan_answer};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// JSON-RPC error code for "the upstream did not answer in time".

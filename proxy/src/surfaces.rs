@@ -9,8 +9,8 @@
 
 use portcullis_core::call::{Surface, ToolCall};
 use portcullis_core::json::{Strictness, Val, push_json_str};
-use portcullis_core::structural::AnswerOutline;
 use portcullis_core::policy::{Decision, Outcome, PolicyMeta};
+use portcullis_core::structural::AnswerOutline;
 use portcullis_core::uri::{MAX_URI_LEN, UriError, normalize_into};
 
 use crate::filter::FilterError;
