@@ -94,7 +94,7 @@ impl AnswerOutline {
     }
 
     fn value<'a>(raw: &'a [u8], s: &Span) -> Value<'a> {
-        Value::from_validated(&raw[s.value.0 as usize..s.value.1 as usize])
+        Value::from_validated_span(&raw[s.value.0 as usize..s.value.1 as usize])
     }
 
     /// The outermost members, as (key, value) views into `raw` (the text scanned).
@@ -150,7 +150,7 @@ fn string_stops(w: u64) -> u64 {
 
 /// Offset of the first byte at or after `i` that is `"`, `\`, below 0x20
 /// or above 0x7f (`b.len()` if none).
-#[inline]
+#[inline(always)]
 pub(crate) fn next_string_stop(b: &[u8], mut i: usize) -> usize {
     while i + 8 <= b.len() {
         let mut word = [0u8; 8];
@@ -173,7 +173,7 @@ pub(crate) fn next_string_stop(b: &[u8], mut i: usize) -> usize {
 
 /// Offset of the first `"` or `\` at or after `i`, in text known to be
 /// valid (`b.len()` if none).
-#[inline]
+#[inline(always)]
 pub fn next_quote_or_backslash(b: &[u8], mut i: usize) -> usize {
     while i + 8 <= b.len() {
         let mut word = [0u8; 8];
@@ -194,7 +194,7 @@ pub fn next_quote_or_backslash(b: &[u8], mut i: usize) -> usize {
 /// Offset of the first `"`, `[`, `]`, `{` or `}` at or after `i`
 /// (`b.len()` if none). `[`/`{` and `]`/`}` differ only in bit 0x20, so
 /// three comparisons per word find all five.
-#[inline]
+#[inline(always)]
 pub fn next_structural(b: &[u8], mut i: usize) -> usize {
     while i + 8 <= b.len() {
         let mut word = [0u8; 8];
@@ -217,7 +217,7 @@ pub fn next_structural(b: &[u8], mut i: usize) -> usize {
 
 /// The end (after the closing quote) of the valid string whose opening
 /// quote is at `i`.
-#[inline]
+#[inline(always)]
 pub fn skip_valid_string(b: &[u8], i: usize) -> usize {
     let mut j = i + 1;
     loop {
@@ -295,6 +295,7 @@ fn hex4(b: &[u8], i: usize) -> Result<u32, Malformed> {
 
 /// Scans the string whose opening quote is at `i`: returns its end (after
 /// the closing quote) and whether its body is plain ASCII without escapes.
+#[inline(always)]
 fn string(b: &[u8], i: usize) -> Result<(usize, bool), Malformed> {
     let mut j = i + 1;
     let mut plain = true;
@@ -342,6 +343,7 @@ fn string(b: &[u8], i: usize) -> Result<(usize, bool), Malformed> {
 }
 
 /// The end of the number starting at `i` (RFC 8259 grammar).
+#[inline(always)]
 fn number(b: &[u8], mut i: usize) -> Result<usize, Malformed> {
     let digits = |b: &[u8], mut i: usize| -> usize {
         while i < b.len() && b[i].is_ascii_digit() {
@@ -587,6 +589,7 @@ pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
 /// Reads `"key"` `:` and the space after it at `*i` in an object at
 /// `depth`; records keys at depth 1 and 2. `Ok(None)`: a key this scanner
 /// does not decide (escaped, non-ASCII, too many).
+#[inline(always)]
 fn member_key(
     b: &[u8],
     i: &mut usize,

@@ -246,7 +246,7 @@ fn entry_visible(b: &[u8], i: usize, key: &str, hidden: &impl Fn(&str) -> bool) 
                 raw == key.as_bytes(),
             )
         } else {
-            match Value::from_validated(&b[i..key_end]).val() {
+            match Value::from_validated_span(&b[i..key_end]).val() {
                 Val::Str(k) => (k.eq_folded(&JStr::plain(key)), k.eq_str(key)),
                 _ => (false, false),
             }
@@ -266,7 +266,7 @@ fn entry_visible(b: &[u8], i: usize, key: &str, hidden: &impl Fn(&str) -> bool) 
     }
     let end = i + 1;
     let visible = match name {
-        Some((s, e)) if !ambiguous => match Value::from_validated(&b[s..e]).val() {
+        Some((s, e)) if !ambiguous => match Value::from_validated_span(&b[s..e]).val() {
             Val::Str(n) => !n.with_str(hidden),
             _ => false,
         },
