@@ -373,6 +373,31 @@ mod tests {
         );
     }
 
+    /// What the fast scanner leaves undecided goes through the strict
+    /// validator, with the same outcomes.
+    #[test]
+    fn undecided_answers_are_read_strictly() {
+        let escaped = br#"{"id":1,"result":{"t\u006fols":[{"name":"a"},{"name":"b"}]}}"#;
+        let out = filter_tools_list(escaped, |n| n == "a").unwrap().unwrap();
+        assert_eq!(out, br#"{"id":1,"result":{"t\u006fols":[{"name":"b"}]}}"#);
+        let twice = br#"{"id":1,"result":{"tools":[{"name":"a"}],"\u0074ools":[]}}"#;
+        assert_eq!(
+            filter_tools_list(twice, |_| false).map_err(|e| e.kind()),
+            Err(FilterErrorKind::AmbiguousMembers)
+        );
+        let many: String = (0..20).map(|i| format!("\"k{i}\":{i},")).collect();
+        let many =
+            format!(r#"{{{many}"id":1,"result":{{"tools":[{{"name":"a"}},{{"name":"b"}}]}}}}"#);
+        let out = filter_tools_list(many.as_bytes(), |n| n == "b")
+            .unwrap()
+            .unwrap();
+        assert!(out.ends_with(br#""result":{"tools":[{"name":"a"}]}}"#));
+        assert_eq!(
+            filter_tools_list(br#"{"id":1,"result":{"tools":[}}"#, |_| false).map_err(|e| e.kind()),
+            Err(FilterErrorKind::NotJson)
+        );
+    }
+
     /// One tool entry, with spacing, escapes, nesting and `name` variants.
     fn entry() -> impl Strategy<Value = String> {
         let name = prop_oneof![
