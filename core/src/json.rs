@@ -1376,6 +1376,14 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// The value that is exactly `raw`, a span a validating pass recorded
+    /// (no walk to find its end, unlike [`Value::from_validated`]): for
+    /// `core::structural`'s answer outline. Same contract: on anything but
+    /// one validated value, well-defined but unspecified, never a panic.
+    pub fn from_validated_span(raw: &'a [u8]) -> Value<'a> {
+        Value { raw }
+    }
+
     /// The exact bytes of this value.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.raw

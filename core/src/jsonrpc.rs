@@ -349,6 +349,16 @@ impl<'a> Envelope<'a> {
         )
     }
 
+    /// Reads a server's answer from the outline [`crate::structural::scan_answer`]
+    /// made of it ([`crate::structural::Scan::Plain`]): member names exactly
+    /// as written, no second pass over the text.
+    pub fn from_answer(
+        raw: &'a [u8],
+        outline: &crate::structural::AnswerOutline,
+    ) -> Result<Envelope<'a>, Rejection<'a>> {
+        Self::from_members(raw, outline.top(raw), Names::Exact)
+    }
+
     /// Reads a message from a peer the proxy does not police (the server):
     /// well-formed JSON is enough, and with duplicate members the last wins.
     pub fn parse_lenient(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {

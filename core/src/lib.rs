@@ -78,6 +78,7 @@ pub mod replay;
 pub mod results;
 pub mod secrets;
 pub mod spend;
+pub mod structural;
 pub mod uri;
 
 pub use call::{Surface, ToolCall};

@@ -22,6 +22,7 @@ use portcullis_core::json::{
 };
 use portcullis_core::jsonrpc::{Envelope, parse_tool_call};
 use portcullis_core::policy::FailMode;
+use portcullis_core::structural::{Scan, scan_answer};
 use portcullis_core::{Effect, Env, Policy, ToolCall, UnixMillis};
 use portcullis_proxy::log::{Level, Log};
 use portcullis_proxy::session::Session;
@@ -170,12 +171,42 @@ fn exponent_digits(text: &[u8]) -> usize {
     digits.iter().skip_while(|&&c| c == b'0').count()
 }
 
+/// The answer scanner (`core/src/structural.rs`) reads a server's answer
+/// as the strict validator does under the proxy's answer strictness:
+/// malformed for one is malformed for the other, an outline only for an
+/// answer the validator finds unambiguous, ambiguity only where it does.
+fn answer_scan(data: &[u8]) {
+    let lenient = Strictness {
+        max_depth: 1024,
+        ..Strictness::LENIENT
+    };
+    let server = Strictness {
+        key_check_depth: 2,
+        max_depth: 1024,
+        ..Strictness::STRICT
+    };
+    match scan_answer(data) {
+        Ok(Scan::Plain(_)) => assert_eq!(validate(data, server), Ok(()), "scanned as plain"),
+        Ok(Scan::Ambiguous) => {
+            assert_eq!(validate(data, lenient), Ok(()), "scanned as ambiguous");
+            let e = validate(data, server).expect_err("scanned as ambiguous");
+            assert!(e.kind().is_ambiguous_key(), "scanned as ambiguous: {e}");
+        }
+        Ok(Scan::Undecided) => {}
+        Err(e) => assert!(
+            validate(data, lenient).is_err(),
+            "the scanner refuses ({e}) what the validator accepts"
+        ),
+    }
+}
+
 /// Fuzz target `json`: the strict borrowed JSON reader (`core/src/json.rs`)
 /// against serde_json. Same accept/reject except the documented differences
 /// ([`documented_stricter`], [`serde_limitation`]); accepted texts have the
 /// same value; the outlining pass agrees with the plain one.
 pub fn json(data: &[u8]) {
     let theirs = serde_json::from_slice::<Json>(data);
+    answer_scan(data);
     for s in [
         Strictness::LENIENT,
         Strictness::ENVELOPE,

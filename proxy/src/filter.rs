@@ -4,7 +4,10 @@
 //! (`nextCursor`, `_meta`, unknown members, number spellings, key order) is
 //! copied unchanged, and so is every kept tool definition.
 
-use portcullis_core::json::{JStr, Outline, Strictness, Val, Value, validate_outline};
+use portcullis_core::json::{JStr, Strictness, Val, Value, validate};
+use portcullis_core::structural::{
+    AnswerOutline, Scan, scan_answer, skip_valid_string, skip_valid_value,
+};
 
 portcullis_core::error_kinds! {
     /// What is wrong with a `tools/list` response the proxy cannot filter.
@@ -46,12 +49,33 @@ impl std::error::Error for FilterError {}
 
 /// How strictly a server's answer is read: well-formed, and unambiguous
 /// members in the envelope and in `result` (what decides which tools a
-/// client sees); deep nesting is fine (tool schemas nest).
+/// client sees); deep nesting is fine (tool schemas nest). The fast reader
+/// ([`portcullis_core::structural::scan_answer`]) applies the same rules;
+/// this strict validator reads what it leaves undecided (escaped or
+/// non-ASCII keys in the two outer levels, more than 16 members there).
 pub const SERVER_ANSWER: Strictness = Strictness {
     key_check_depth: 2,
     max_depth: 1024,
     ..Strictness::STRICT
 };
+
+/// Reads a server's answer: `Ok(Some(outline))` for the common case,
+/// `Ok(None)` for a well-formed answer the outline does not describe
+/// (read it with [`Value`]), `Err` when it is malformed or ambiguous.
+fn read_answer(response: &[u8]) -> Result<Option<AnswerOutline>, FilterError> {
+    match scan_answer(response) {
+        Ok(Scan::Plain(o)) => Ok(Some(o)),
+        Ok(Scan::Ambiguous) => Err(FilterError(FilterErrorKind::AmbiguousMembers)),
+        Err(_) => Err(FilterError(FilterErrorKind::NotJson)),
+        Ok(Scan::Undecided) => match validate(response, SERVER_ANSWER) {
+            Ok(()) => Ok(None),
+            Err(e) if e.kind().is_ambiguous_key() => {
+                Err(FilterError(FilterErrorKind::AmbiguousMembers))
+            }
+            Err(_) => Err(FilterError(FilterErrorKind::NotJson)),
+        },
+    }
+}
 
 /// Filters one `tools/list` response.
 ///
@@ -65,81 +89,56 @@ pub fn filter_tools_list(
     response: &[u8],
     hidden: impl Fn(&str) -> bool,
 ) -> Result<Option<Vec<u8>>, FilterError> {
-    let outline = validate_outline(response, SERVER_ANSWER).map_err(|e| {
-        FilterError(if e.kind().is_ambiguous_key() {
-            FilterErrorKind::AmbiguousMembers
-        } else {
-            FilterErrorKind::NotJson
-        })
-    })?;
-    filter_outlined(response, &outline, hidden)
+    filter_member_list(response, None, "tools", "name", hidden)
 }
 
-/// [`filter_tools_list`] for a response already validated under
-/// [`SERVER_ANSWER`], with its outline: no second validation pass.
-pub fn filter_outlined(
+/// [`filter_tools_list`] for a response already scanned
+/// ([`Scan::Plain`]), with its outline: no second validation pass.
+pub fn filter_scanned(
     response: &[u8],
-    outline: &Outline,
+    outline: &AnswerOutline,
     hidden: impl Fn(&str) -> bool,
 ) -> Result<Option<Vec<u8>>, FilterError> {
-    filter_array(response, outline, "tools", "name", hidden)
+    filter_member_list(response, Some(outline), "tools", "name", hidden)
 }
 
 /// Filters any list answer the same way: the entries of `result.<array>`
 /// whose `<key>` member is hidden are removed (`resources` by `uri`,
 /// `resourceTemplates` by `uriTemplate`, `prompts` by `name`); `outline`
-/// when the answer was already validated under [`SERVER_ANSWER`].
+/// when the answer was already scanned ([`Scan::Plain`]).
 pub fn filter_member_list(
     response: &[u8],
-    outline: Option<&Outline>,
+    outline: Option<&AnswerOutline>,
     array: &str,
     key: &str,
     hidden: impl Fn(&str) -> bool,
 ) -> Result<Option<Vec<u8>>, FilterError> {
-    match outline {
-        Some(o) => filter_array(response, o, array, key, hidden),
+    let read;
+    let outline = match outline {
+        Some(o) => Some(o),
         None => {
-            let o = validate_outline(response, SERVER_ANSWER).map_err(|e| {
-                FilterError(if e.kind().is_ambiguous_key() {
-                    FilterErrorKind::AmbiguousMembers
-                } else {
-                    FilterErrorKind::NotJson
-                })
-            })?;
-            filter_array(response, &o, array, key, hidden)
+            read = read_answer(response)?;
+            read.as_ref()
         }
-    }
-}
-
-fn filter_array(
-    response: &[u8],
-    outline: &Outline,
-    array: &str,
-    key: &str,
-    hidden: impl Fn(&str) -> bool,
-) -> Result<Option<Vec<u8>>, FilterError> {
-    let (error, result, tools) = if outline.is_complete() {
-        let top = outline.top();
-        let find = |name: &str| top.iter().position(|m| m.key(response).eq_str(name));
-        let error = find("error").map(|i| top[i].value(response));
-        let result = find("result");
-        let tools = result.and_then(|r| {
-            outline
-                .children(r)
-                .find(|m| m.key(response).eq_str(array))
-                .map(|m| m.value(response))
-        });
-        (error, result.map(|r| top[r].value(response)), tools)
-    } else {
-        let Val::Object(top) = Value::from_validated(response).val() else {
-            return Err(FilterError(FilterErrorKind::NotAnObject));
-        };
-        let result = top.get("result");
-        let tools = match result.map(|r| r.val()) {
-            Some(Val::Object(r)) => r.get(array),
-            _ => None,
-        };
-        (top.get("error"), result, tools)
+    };
+    let (error, result, items) = match outline {
+        Some(o) => (
+            o.get(response, "error"),
+            o.get(response, "result"),
+            o.result_get(response, array),
+        ),
+        None => {
+            // Validated under SERVER_ANSWER: members are unambiguous.
+            let Val::Object(top) = Value::from_validated(response).val() else {
+                return Err(FilterError(FilterErrorKind::NotAnObject));
+            };
+            let result = top.get("result");
+            let items = match result.map(|r| r.val()) {
+                Some(Val::Object(r)) => r.get(array),
+                _ => None,
+            };
+            (top.get("error"), result, items)
+        }
     };
     if error.is_some_and(|e| !e.is_null()) {
         return Ok(None);
@@ -147,65 +146,139 @@ fn filter_array(
     let Some(result) = result else {
         return Ok(None);
     };
-    if !matches!(result.val(), Val::Object(_)) {
+    if result.as_bytes().first() != Some(&b'{') {
         return Err(FilterError(FilterErrorKind::ResultNotObject));
     }
-    let Some(tools) = tools else {
+    let Some(items) = items else {
         return Ok(None);
     };
-    let Val::Array(items) = tools.val() else {
+    if items.as_bytes().first() != Some(&b'[') {
         return Err(FilterError(FilterErrorKind::ToolsNotArray));
-    };
-    let keep = |item: &Value<'_>| -> bool {
-        let Val::Object(o) = item.val() else {
-            return false;
+    }
+    let start = items.as_bytes().as_ptr() as usize - response.as_ptr() as usize;
+    let end = start + items.as_bytes().len();
+    Ok(filter_array(response, start, end, key, &hidden))
+}
+
+/// One walk over the array at `response[start..end]` (valid JSON): each
+/// entry's members are read at their own level only (nested values are
+/// skipped, eight bytes at a time), its `key` member found, and the entry
+/// copied byte for byte when kept. `None` when every entry is kept.
+fn filter_array(
+    response: &[u8],
+    start: usize,
+    end: usize,
+    key: &str,
+    hidden: &impl Fn(&str) -> bool,
+) -> Option<Vec<u8>> {
+    let b = &response[..end];
+    // `out` is made at the first dropped entry: until then the kept
+    // entries are the text's own prefix.
+    let mut out: Option<Vec<u8>> = None;
+    let mut kept_any = false;
+    let mut prefix_end = start + 1;
+    let mut i = ws(b, start + 1);
+    if b.get(i) == Some(&b']') {
+        return None;
+    }
+    loop {
+        let entry = i;
+        let keep = if b[i] == b'{' {
+            let (next, keep) = entry_visible(b, i, key, hidden);
+            i = next;
+            keep
+        } else {
+            i = skip_valid_value(b, i);
+            false
         };
-        // Exactly one member spelled `name` in any letter case, spelled exactly so.
-        let mut name = None;
-        for (k, v) in o.members() {
-            let raw = k.raw_bytes();
-            let folds_to_name = if raw.is_ascii() {
-                raw.eq_ignore_ascii_case(key.as_bytes())
-            } else {
-                k.eq_folded(&JStr::plain(key))
-            };
-            if folds_to_name {
-                if name.is_some() || !k.eq_str(key) {
-                    return false;
-                }
-                name = Some(v);
+        match (&mut out, keep) {
+            (None, true) => prefix_end = i,
+            (None, false) => {
+                let mut o = Vec::with_capacity(response.len());
+                o.extend_from_slice(&response[..prefix_end]);
+                out = Some(o);
             }
+            (Some(o), true) => {
+                if kept_any {
+                    o.push(b',');
+                }
+                o.extend_from_slice(&b[entry..i]);
+            }
+            (Some(_), false) => {}
         }
-        match name.map(|n| n.val()) {
-            Some(Val::Str(name)) => !name.with_str(&hidden),
-            _ => false,
+        kept_any |= keep;
+        i = ws(b, i);
+        match b.get(i) {
+            Some(b',') => i = ws(b, i + 1),
+            _ => break,
         }
-    };
-    let mut total = 0;
-    let kept: Vec<Value<'_>> = items.iter().inspect(|_| total += 1).filter(keep).collect();
-    if kept.len() == total {
-        return Ok(None);
     }
-    // Splice: bytes before the array, the kept elements, bytes after it.
-    let start = tools.as_bytes().as_ptr() as usize - response.as_ptr() as usize;
-    let end = start + tools.as_bytes().len();
-    let mut out = Vec::with_capacity(response.len());
-    out.extend_from_slice(&response[..start]);
-    out.push(b'[');
-    for (i, v) in kept.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(v.as_bytes());
-    }
+    let mut out = out?;
     out.push(b']');
     out.extend_from_slice(&response[end..]);
-    Ok(Some(out))
+    Some(out)
+}
+
+#[inline]
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+/// Walks the members of the object at `i` (valid JSON): its end, and
+/// whether it has exactly one member spelled `key` in any letter case,
+/// spelled exactly so, whose value is a string not hidden.
+fn entry_visible(b: &[u8], i: usize, key: &str, hidden: &impl Fn(&str) -> bool) -> (usize, bool) {
+    let mut name: Option<(usize, usize)> = None;
+    let mut ambiguous = false;
+    let mut i = ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return (i + 1, false);
+    }
+    loop {
+        let key_end = skip_valid_string(b, i);
+        let raw = &b[i + 1..key_end - 1];
+        let (folds, exact) = if raw.is_ascii() && !raw.contains(&b'\\') {
+            (
+                raw.eq_ignore_ascii_case(key.as_bytes()),
+                raw == key.as_bytes(),
+            )
+        } else {
+            match Value::from_validated_span(&b[i..key_end]).val() {
+                Val::Str(k) => (k.eq_folded(&JStr::plain(key)), k.eq_str(key)),
+                _ => (false, false),
+            }
+        };
+        i = ws(b, key_end);
+        i = ws(b, i + 1); // the colon
+        let value_end = skip_valid_value(b, i);
+        if folds {
+            ambiguous |= name.is_some() || !exact;
+            name = Some((i, value_end));
+        }
+        i = ws(b, value_end);
+        match b.get(i) {
+            Some(b',') => i = ws(b, i + 1),
+            _ => break,
+        }
+    }
+    let end = i + 1;
+    let visible = match name {
+        Some((s, e)) if !ambiguous => match Value::from_validated_span(&b[s..e]).val() {
+            Val::Str(n) => !n.with_str(hidden),
+            _ => false,
+        },
+        _ => false,
+    };
+    (end, visible)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn names(bytes: &[u8]) -> Vec<String> {
         let Val::Object(top) = Value::from_validated(bytes).val() else {
@@ -298,5 +371,106 @@ mod tests {
                 "tools/list result.tools is not an array",
             ]
         );
+    }
+
+    /// What the fast scanner leaves undecided goes through the strict
+    /// validator, with the same outcomes.
+    #[test]
+    fn undecided_answers_are_read_strictly() {
+        let escaped = br#"{"id":1,"result":{"t\u006fols":[{"name":"a"},{"name":"b"}]}}"#;
+        let out = filter_tools_list(escaped, |n| n == "a").unwrap().unwrap();
+        assert_eq!(out, br#"{"id":1,"result":{"t\u006fols":[{"name":"b"}]}}"#);
+        let twice = br#"{"id":1,"result":{"tools":[{"name":"a"}],"\u0074ools":[]}}"#;
+        assert_eq!(
+            filter_tools_list(twice, |_| false).map_err(|e| e.kind()),
+            Err(FilterErrorKind::AmbiguousMembers)
+        );
+        let many: String = (0..20).map(|i| format!("\"k{i}\":{i},")).collect();
+        let many =
+            format!(r#"{{{many}"id":1,"result":{{"tools":[{{"name":"a"}},{{"name":"b"}}]}}}}"#);
+        let out = filter_tools_list(many.as_bytes(), |n| n == "b")
+            .unwrap()
+            .unwrap();
+        assert!(out.ends_with(br#""result":{"tools":[{"name":"a"}]}}"#));
+        assert_eq!(
+            filter_tools_list(br#"{"id":1,"result":{"tools":[}}"#, |_| false).map_err(|e| e.kind()),
+            Err(FilterErrorKind::NotJson)
+        );
+    }
+
+    /// One tool entry, with spacing, escapes, nesting and `name` variants.
+    fn entry() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            Just(r#""name":"a""#.to_string()),
+            Just(r#""name" : "b""#.to_string()),
+            Just(r#""name":"c\u0022q""#.to_string()),
+            Just(r#""n\u0061me":"a""#.to_string()),
+            Just(r#""NAME":"d""#.to_string()),
+            Just(r#""name":5"#.to_string()),
+            Just(String::new()),
+        ];
+        let other = prop_oneof![
+            Just(r##""description":"x ] } \" , { [""##.to_string()),
+            Just(r#""inputSchema":{"type":"object","properties":{"name":{"type":"string"}},"x":[1,[2,{"name":"a"}]]}"#.to_string()),
+            Just(r#""é":[ ]"#.to_string()),
+            Just(r#""n":-1.5e3"#.to_string()),
+        ];
+        (
+            name,
+            prop::collection::vec(other, 0..3),
+            prop::sample::select(vec!["", " ", "\n  "]),
+        )
+            .prop_map(|(n, others, sp)| {
+                let mut m: Vec<String> = others;
+                if !n.is_empty() {
+                    let at = m.len() / 2;
+                    m.insert(at, n);
+                }
+                format!("{{{sp}{}{sp}}}", m.join(&format!(",{sp}")))
+            })
+    }
+
+    fn visible(e: &serde_json::Value, hidden: &[&str]) -> bool {
+        let Some(o) = e.as_object() else { return false };
+        let names: Vec<_> = o
+            .keys()
+            .filter(|k| k.eq_ignore_ascii_case("name"))
+            .collect();
+        names == ["name"] && o["name"].as_str().is_some_and(|n| !hidden.contains(&n))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+        #[test]
+        fn keeps_the_bytes_of_kept_entries(
+            entries in prop::collection::vec(prop_oneof![4 => entry(), 1 => Just("\"x\"".to_string()), 1 => Just("[{\"name\":\"a\"}]".to_string())], 0..8),
+            sep in prop::sample::select(vec![",", " , ", ",\n"]),
+            hidden in prop::sample::subsequence(vec!["a", "b", "c\"q", "d"], 0..4),
+        ) {
+            let r = format!(r#"{{"jsonrpc":"2.0","id":3,"result":{{"tools":[ {} ],"nextCursor":"n"}}}}"#, entries.join(sep));
+            let out = filter_tools_list(r.as_bytes(), |n| hidden.contains(&n)).unwrap();
+            let parsed: Vec<serde_json::Value> = entries.iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+            let kept: Vec<usize> = (0..entries.len()).filter(|&i| visible(&parsed[i], &hidden)).collect();
+            let Some(out) = out else {
+                prop_assert_eq!(kept.len(), entries.len());
+                return Ok(());
+            };
+            prop_assert!(kept.len() < entries.len());
+            let text = String::from_utf8(out).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(v["result"]["nextCursor"].as_str(), Some("n"));
+            let tools = v["result"]["tools"].as_array().unwrap();
+            let want: Vec<&serde_json::Value> = kept.iter().map(|&i| &parsed[i]).collect();
+            prop_assert_eq!(tools.iter().collect::<Vec<_>>(), want);
+            // Each kept entry verbatim, in order; the text around the array unchanged.
+            let mut at = 0;
+            for &i in &kept {
+                let found = text[at..].find(entries[i].as_str());
+                prop_assert!(found.is_some(), "{} not in {}", entries[i], text);
+                at += found.unwrap() + entries[i].len();
+            }
+            prop_assert!(text.starts_with(r#"{"jsonrpc":"2.0","id":3,"result":{"tools":["#), "{}", text);
+            prop_assert!(text.ends_with(r#"],"nextCursor":"n"}}"#), "{}", text);
+        }
     }
 }

@@ -20,7 +20,7 @@ use super::metrics::Metrics;
 use super::respond;
 use crate::approvals::{self as apr, ApprovalStore, NewRequest, Record, Resolution};
 use crate::elicit;
-use crate::filter::{FilterError, SERVER_ANSWER, filter_outlined, filter_tools_list};
+use crate::filter::{FilterError, SERVER_ANSWER, filter_scanned, filter_tools_list};
 use crate::idempotency::{self as idem, Refusal};
 use crate::surfaces;
 use portcullis_core::call::Surface;
@@ -28,9 +28,10 @@ use portcullis_core::counters::{Counters, NoWait, Ticket, UnixMillis};
 use portcullis_core::idempotency::{
     Claim, IdemKey, IdempotencyMode, IdempotencySpec, MAX_REPLAY_BYTES,
 };
-use portcullis_core::json::{Outline, Strictness, Val, Value, validate, validate_outline};
+use portcullis_core::json::{Strictness, Val, Value, validate};
 use portcullis_core::jsonrpc::{Envelope, RejectKind};
 use portcullis_core::policy::{Channels, Effect, Env, FailMode, Policy};
+use portcullis_core::structural::{AnswerOutline, Scan, scan_answer};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// JSON-RPC error code for "the upstream did not answer in time".
@@ -2144,16 +2145,33 @@ impl Session {
             ..Strictness::LENIENT
         };
         if trimmed[0] != b'[' {
-            // One pass: validation, the envelope's outline, and the key checks
-            // a tools/list answer needs before it can be filtered.
-            let outline = match validate_outline(trimmed, SERVER_ANSWER) {
-                Ok(outline) => Some(outline),
-                Err(e) if validate(trimmed, lenient).is_ok() => {
+            // One pass at memory speed: well-formedness, and the members of
+            // the envelope and of `result` (unambiguous) a list filter needs.
+            let outline = match scan_answer(trimmed) {
+                Ok(Scan::Plain(outline)) => Some(outline),
+                Ok(Scan::Ambiguous) => {
                     self.log.debug(format_args!(
-                        "an answer from the server has ambiguous members ({e})"
+                        "an answer from the server has ambiguous members"
                     ));
                     None
                 }
+                // Read the strict way (escaped or non-ASCII keys in the
+                // envelope or `result`, many members, not an object).
+                Ok(Scan::Undecided) => match validate(trimmed, SERVER_ANSWER) {
+                    Ok(()) => None,
+                    Err(e) if validate(trimmed, lenient).is_ok() => {
+                        self.log.debug(format_args!(
+                            "an answer from the server has ambiguous members ({e})"
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        self.log.warn(format_args!(
+                            "dropped a line from the server that is not JSON ({e})"
+                        ));
+                        return Outcome::default();
+                    }
+                },
                 Err(e) => {
                     // Only protocol messages may reach the client's stdout.
                     self.log.warn(format_args!(
@@ -2200,9 +2218,9 @@ impl Session {
         )))
     }
 
-    fn server_message(&self, raw: &[u8], outline: Option<&Outline>) -> Answer {
+    fn server_message(&self, raw: &[u8], outline: Option<&AnswerOutline>) -> Answer {
         let env = match outline {
-            Some(o) => Envelope::from_outline(raw, o),
+            Some(o) => Envelope::from_answer(raw, o),
             None => Envelope::parse_lenient(raw),
         };
         let Ok(env) = env else {
@@ -2958,7 +2976,7 @@ impl Session {
     fn filter_list(
         &self,
         raw: &[u8],
-        outline: Option<&Outline>,
+        outline: Option<&AnswerOutline>,
     ) -> Result<Option<Vec<u8>>, FilterError> {
         let policy = self.policy();
         let principal = self.principal.as_deref();
@@ -2969,7 +2987,7 @@ impl Session {
             policy.is_hidden(t, principal)
         };
         match outline {
-            Some(o) => filter_outlined(raw, o, hidden),
+            Some(o) => filter_scanned(raw, o, hidden),
             None => filter_tools_list(raw, hidden),
         }
     }

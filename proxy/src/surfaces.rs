@@ -8,8 +8,9 @@
 //! without `resource` or `prompt` rules leaves those requests as they were.
 
 use portcullis_core::call::{Surface, ToolCall};
-use portcullis_core::json::{Outline, Strictness, Val, push_json_str};
+use portcullis_core::json::{Strictness, Val, push_json_str};
 use portcullis_core::policy::{Decision, Outcome, PolicyMeta};
+use portcullis_core::structural::AnswerOutline;
 use portcullis_core::uri::{MAX_URI_LEN, UriError, normalize_into};
 
 use crate::filter::FilterError;
@@ -193,7 +194,7 @@ pub fn bad_uri(id: &[u8], uri: &str, e: &UriError) -> Vec<u8> {
 /// byte kept (`nextCursor` included).
 pub fn filter_list(
     raw: &[u8],
-    outline: Option<&Outline>,
+    outline: Option<&AnswerOutline>,
     surface: Surface,
     array: &str,
     key: &str,

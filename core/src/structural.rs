@@ -1,0 +1,870 @@
+//! Reading a server's answer at memory speed: well-formedness and the two
+//! outer levels, nothing more.
+//!
+//! An answer from the MCP server only has to be well-formed JSON whose
+//! envelope (`id`, `result`, `error`) and `result` members are unambiguous:
+//! the proxy finds the `id` it sent, and for a list the array to filter.
+//! The strict request validator ([`crate::json::validate`]) also fingerprints
+//! every key at every depth; [`scan_answer`] checks the grammar of the whole
+//! text (UTF-8, strings and their escapes, numbers, literals, nesting) and
+//! keeps keys only for the two outermost object levels.
+//!
+//! Strings, the bulk of any answer (descriptions, schemas), are scanned
+//! eight bytes at a time (SWAR on a `u64`: one word tells where the first
+//! quote, backslash, control byte or non-ASCII byte is). This is written
+//! here rather than taken from simd-json or sonic-rs because the proxy
+//! needs exactly serde_json's acceptance (lone surrogates refused, any
+//! number spelling accepted whatever its magnitude) plus the positions of
+//! the outer members, and both crates either parse into a tape the proxy
+//! would walk again or need `unsafe` and target features; memchr alone
+//! cannot find four byte classes at once.
+//!
+//! Accepts exactly what `serde_json::from_slice::<serde_json::Value>`
+//! accepts, with three deliberate differences (tested), all three shared
+//! with the strict validator's reading of answers (`SERVER_ANSWER`):
+//! - nesting up to 1024 levels (serde_json stops at 128): tool schemas nest;
+//! - numbers out of `f64`'s range (`1e400`) are accepted (serde_json refuses
+//!   them): the proxy forwards number bytes unchanged and never reads them;
+//! - a lone UTF-16 surrogate escape (`"\ud800"`) is accepted (serde_json
+//!   refuses the text): readers decode it to U+FFFD as Go does, and a Node
+//!   server's `JSON.stringify` writes one for a string cut inside a pair.
+
+use crate::json::{JStr, Value};
+
+/// Deepest nesting of arrays and objects accepted (as `SERVER_ANSWER`).
+pub const MAX_DEPTH: usize = 1024;
+
+/// How many members an outline holds per level; an object at depth 1 or 2
+/// with more is [`Scan::Undecided`] (the caller reads it the slow way).
+pub const OUTLINE_MEMBERS: usize = 16;
+
+/// A text that is not one well-formed JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed {
+    /// Offset of the first byte found wrong (or the length, at a premature end).
+    pub at: usize,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not well-formed JSON (byte {})", self.at)
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+/// What [`scan_answer`] found in a well-formed text.
+// The outline (about 520 bytes) is returned by value once per answer:
+// boxing it would put a heap allocation on every answer instead.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Scan {
+    /// An object whose members at depth 1 and 2 have plain ASCII keys
+    /// (no escapes), at most [`OUTLINE_MEMBERS`] per object, no two equal
+    /// or equal in another letter case: the outline of the envelope and of
+    /// `result`.
+    Plain(AnswerOutline),
+    /// Two keys of one object at depth 1 or 2 are equal, or equal in another
+    /// letter case (the text is well-formed).
+    Ambiguous,
+    /// Not a case this scanner decides (not an object, a key at depth 1 or
+    /// 2 with escapes or non-ASCII bytes, too many members): the caller
+    /// reads the text with the strict validator. Well-formedness is not
+    /// established.
+    Undecided,
+}
+
+/// Byte ranges of a member: key (between its quotes) and value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    key: (u32, u32),
+    value: (u32, u32),
+}
+
+/// The members of the outermost object and of its `result` member (when an
+/// object), as [`scan_answer`] found them.
+#[derive(Debug, Clone)]
+pub struct AnswerOutline {
+    top: [Span; OUTLINE_MEMBERS],
+    top_len: usize,
+    result: [Span; OUTLINE_MEMBERS],
+    result_len: usize,
+}
+
+impl AnswerOutline {
+    fn key<'a>(raw: &'a [u8], s: &Span) -> &'a [u8] {
+        &raw[s.key.0 as usize..s.key.1 as usize]
+    }
+
+    fn value<'a>(raw: &'a [u8], s: &Span) -> Value<'a> {
+        Value::from_validated_span(&raw[s.value.0 as usize..s.value.1 as usize])
+    }
+
+    /// The outermost members, as (key, value) views into `raw` (the text scanned).
+    pub fn top<'s, 'a: 's>(
+        &'s self,
+        raw: &'a [u8],
+    ) -> impl Iterator<Item = (JStr<'a>, Value<'a>)> + 's {
+        self.top[..self.top_len].iter().map(move |s| {
+            // Keys of a Plain outline are ASCII: never empty by mistake.
+            let k = std::str::from_utf8(Self::key(raw, s)).unwrap_or_default();
+            (JStr::plain(k), Self::value(raw, s))
+        })
+    }
+
+    /// The outermost member spelled exactly `name`.
+    pub fn get<'a>(&self, raw: &'a [u8], name: &str) -> Option<Value<'a>> {
+        self.top[..self.top_len]
+            .iter()
+            .find(|s| Self::key(raw, s) == name.as_bytes())
+            .map(|s| Self::value(raw, s))
+    }
+
+    /// The member of `result` spelled exactly `name` (`None` when `result`
+    /// is absent or not an object).
+    pub fn result_get<'a>(&self, raw: &'a [u8], name: &str) -> Option<Value<'a>> {
+        self.result[..self.result_len]
+            .iter()
+            .find(|s| Self::key(raw, s) == name.as_bytes())
+            .map(|s| Self::value(raw, s))
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// 0x80 in every byte of `v` that is zero, nothing elsewhere (exact: no
+/// borrow crosses bytes, so every set bit is a true match).
+#[inline(always)]
+fn zero_bytes(v: u64) -> u64 {
+    !(((v & LOW7).wrapping_add(LOW7)) | v | LOW7)
+}
+
+/// Bytes of a string body that end the fast scan: `"`, `\`, a control
+/// byte or a non-ASCII byte.
+#[inline(always)]
+fn string_stops(w: u64) -> u64 {
+    zero_bytes(w ^ (ONES * b'"' as u64))
+        | zero_bytes(w ^ (ONES * b'\\' as u64))
+        | zero_bytes(w & (ONES * 0xe0))
+        | (w & HIGH)
+}
+
+/// Offset of the first byte at or after `i` that is `"`, `\`, below 0x20
+/// or above 0x7f (`b.len()` if none).
+#[inline(always)]
+pub(crate) fn next_string_stop(b: &[u8], mut i: usize) -> usize {
+    while i + 8 <= b.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let m = string_stops(u64::from_le_bytes(word));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Offset of the first `"` or `\` at or after `i`, in text known to be
+/// valid (`b.len()` if none).
+#[inline(always)]
+pub fn next_quote_or_backslash(b: &[u8], mut i: usize) -> usize {
+    while i + 8 <= b.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let w = u64::from_le_bytes(word);
+        let m = zero_bytes(w ^ (ONES * b'"' as u64)) | zero_bytes(w ^ (ONES * b'\\' as u64));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+        i += 1;
+    }
+    i
+}
+
+/// Offset of the first `"`, `[`, `]`, `{` or `}` at or after `i`
+/// (`b.len()` if none). `[`/`{` and `]`/`}` differ only in bit 0x20, so
+/// three comparisons per word find all five.
+#[inline(always)]
+pub fn next_structural(b: &[u8], mut i: usize) -> usize {
+    while i + 8 <= b.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let w = u64::from_le_bytes(word);
+        let up = w | (ONES * 0x20);
+        let m = zero_bytes(w ^ (ONES * b'"' as u64))
+            | zero_bytes(up ^ (ONES * b'{' as u64))
+            | zero_bytes(up ^ (ONES * b'}' as u64));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !matches!(b[i], b'"' | b'[' | b']' | b'{' | b'}') {
+        i += 1;
+    }
+    i
+}
+
+/// The end (after the closing quote) of the valid string whose opening
+/// quote is at `i`.
+#[inline(always)]
+pub fn skip_valid_string(b: &[u8], i: usize) -> usize {
+    let mut j = i + 1;
+    loop {
+        j = next_quote_or_backslash(b, j);
+        match b.get(j) {
+            Some(b'"') => return j + 1,
+            Some(_) => j += 2,
+            None => return b.len(),
+        }
+    }
+}
+
+/// The end of the valid JSON value that starts at `i` (no leading space).
+pub fn skip_valid_value(b: &[u8], i: usize) -> usize {
+    match b.get(i) {
+        Some(b'"') => skip_valid_string(b, i),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                j = next_structural(b, j);
+                match b.get(j) {
+                    Some(b'"') => j = skip_valid_string(b, j),
+                    Some(b'{' | b'[') => {
+                        depth += 1;
+                        j += 1;
+                    }
+                    Some(_) => {
+                        depth -= 1;
+                        j += 1;
+                        if depth == 0 {
+                            return j;
+                        }
+                    }
+                    None => return b.len(),
+                }
+            }
+        }
+        Some(_) => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            {
+                j += 1;
+            }
+            j
+        }
+        None => i,
+    }
+}
+
+#[inline(always)]
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+fn hex4(b: &[u8], i: usize) -> Result<u32, Malformed> {
+    let Some(digits) = b.get(i..i + 4) else {
+        return Err(Malformed { at: b.len() });
+    };
+    let mut n = 0u32;
+    for (k, &c) in digits.iter().enumerate() {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return Err(Malformed { at: i + k }),
+        };
+        n = n * 16 + d as u32;
+    }
+    Ok(n)
+}
+
+/// Scans the string whose opening quote is at `i`: returns its end (after
+/// the closing quote) and whether its body is plain ASCII without escapes.
+#[inline(always)]
+fn string(b: &[u8], i: usize) -> Result<(usize, bool), Malformed> {
+    let mut j = i + 1;
+    let mut plain = true;
+    loop {
+        j = next_string_stop(b, j);
+        let Some(&c) = b.get(j) else {
+            return Err(Malformed { at: b.len() });
+        };
+        match c {
+            b'"' => return Ok((j + 1, plain)),
+            b'\\' => {
+                plain = false;
+                let Some(&e) = b.get(j + 1) else {
+                    return Err(Malformed { at: b.len() });
+                };
+                match e {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => j += 2,
+                    b'u' => {
+                        // Any four hex digits, a lone surrogate too: the strict
+                        // validator accepts it (readers decode it to U+FFFD,
+                        // as Go does), and Node servers write one
+                        // (`JSON.stringify` escapes a lone surrogate).
+                        hex4(b, j + 2)?;
+                        j += 6;
+                    }
+                    _ => return Err(Malformed { at: j + 1 }),
+                }
+            }
+            0x00..=0x1f => return Err(Malformed { at: j }),
+            _ => {
+                plain = false;
+                let width = match c {
+                    0xc2..=0xdf => 2,
+                    0xe0..=0xef => 3,
+                    0xf0..=0xf4 => 4,
+                    _ => return Err(Malformed { at: j }),
+                };
+                match b.get(j..j + width) {
+                    Some(seq) if std::str::from_utf8(seq).is_ok() => j += width,
+                    _ => return Err(Malformed { at: j }),
+                }
+            }
+        }
+    }
+}
+
+/// The end of the number starting at `i` (RFC 8259 grammar).
+#[inline(always)]
+fn number(b: &[u8], mut i: usize) -> Result<usize, Malformed> {
+    let digits = |b: &[u8], mut i: usize| -> usize {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i = digits(b, i + 1),
+        _ => return Err(Malformed { at: i.min(b.len()) }),
+    }
+    if b.get(i) == Some(&b'.') {
+        let j = digits(b, i + 1);
+        if j == i + 1 {
+            return Err(Malformed { at: j.min(b.len()) });
+        }
+        i = j;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let j = digits(b, i);
+        if j == i {
+            return Err(Malformed { at: j.min(b.len()) });
+        }
+        i = j;
+    }
+    Ok(i)
+}
+
+/// Keys of one object at depth 1 or 2, for the ambiguity check.
+struct Keys {
+    spans: [Span; OUTLINE_MEMBERS],
+    len: usize,
+}
+
+impl Keys {
+    const EMPTY: Keys = Keys {
+        spans: [Span {
+            key: (0, 0),
+            value: (0, 0),
+        }; OUTLINE_MEMBERS],
+        len: 0,
+    };
+
+    /// Adds a plain key; `Some(true)` when it repeats one (in any ASCII
+    /// case), `None` when the object has too many members.
+    fn add(&mut self, b: &[u8], key: (usize, usize)) -> Option<bool> {
+        let k = &b[key.0..key.1];
+        let dup = self.spans[..self.len]
+            .iter()
+            .any(|s| b[s.key.0 as usize..s.key.1 as usize].eq_ignore_ascii_case(k));
+        if self.len == OUTLINE_MEMBERS {
+            return None;
+        }
+        self.spans[self.len] = Span {
+            key: (key.0 as u32, key.1 as u32),
+            value: (0, 0),
+        };
+        self.len += 1;
+        Some(dup)
+    }
+
+    fn end_value(&mut self, start: usize, end: usize) {
+        if let Some(s) = self.len.checked_sub(1).map(|i| &mut self.spans[i]) {
+            s.value = (start as u32, end as u32);
+        }
+    }
+}
+
+/// Scans one answer (the whole text; surrounding whitespace allowed): `Err`
+/// when it is not one well-formed JSON value, otherwise what it is.
+///
+/// Allocation-free; one pass over the bytes.
+pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
+    if b.len() >= u32::MAX as usize {
+        return Ok(Scan::Undecided);
+    }
+    // One bit per open container: 1 for an object.
+    let mut stack = [0u64; MAX_DEPTH / 64];
+    let mut depth = 0usize;
+    let mut top = Keys::EMPTY;
+    let mut second = Keys::EMPTY;
+    let mut result = Keys::EMPTY;
+    // The depth-2 object open now is the value of `result`.
+    let mut in_result = false;
+    let mut result_seen = false;
+    let mut ambiguous = false;
+    // Where the value of the current member at depth 1 / 2 started.
+    let mut value_start = [0usize; 3];
+    let is_object = |stack: &[u64; MAX_DEPTH / 64], d: usize| {
+        let d = d - 1;
+        stack[d / 64] >> (d % 64) & 1 == 1
+    };
+
+    let mut i = ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        // Arrays (batches) and bare values are read the slow way.
+        return Ok(Scan::Undecided);
+    }
+    let mut want_value = true;
+    loop {
+        if want_value {
+            let Some(&c) = b.get(i) else {
+                return Err(Malformed { at: b.len() });
+            };
+            match c {
+                b'{' | b'[' => {
+                    if depth == MAX_DEPTH {
+                        return Err(Malformed { at: i });
+                    }
+                    let obj = c == b'{';
+                    if obj {
+                        stack[depth / 64] |= 1 << (depth % 64);
+                    } else {
+                        stack[depth / 64] &= !(1 << (depth % 64));
+                    }
+                    depth += 1;
+                    if obj && depth == 2 {
+                        second.len = 0;
+                        in_result = !result_seen
+                            && top.len > 0
+                            && &b[top.spans[top.len - 1].key.0 as usize
+                                ..top.spans[top.len - 1].key.1 as usize]
+                                == b"result";
+                        if in_result {
+                            result_seen = true;
+                        }
+                    }
+                    i = ws(b, i + 1);
+                    let close = if obj { b'}' } else { b']' };
+                    if b.get(i) == Some(&close) {
+                        // Empty: the value is complete.
+                        i += 1;
+                        depth -= 1;
+                        want_value = false;
+                        continue;
+                    }
+                    if obj {
+                        match member_key(b, &mut i, depth, &mut top, &mut second, &mut ambiguous)? {
+                            Some(()) => {}
+                            None => return Ok(Scan::Undecided),
+                        }
+                        if depth <= 2 {
+                            value_start[depth] = i;
+                        }
+                    }
+                    continue;
+                }
+                b'"' => i = string(b, i)?.0,
+                b'-' | b'0'..=b'9' => i = number(b, i)?,
+                b't' | b'f' | b'n' => {
+                    let lit: &[u8] = match c {
+                        b't' => b"true",
+                        b'f' => b"false",
+                        _ => b"null",
+                    };
+                    if b.get(i..i + lit.len()) != Some(lit) {
+                        return Err(Malformed { at: i });
+                    }
+                    i += lit.len();
+                }
+                _ => return Err(Malformed { at: i }),
+            }
+            want_value = false;
+            continue;
+        }
+        // A value just ended at `i`.
+        if depth == 0 {
+            if ws(b, i) != b.len() {
+                return Err(Malformed { at: ws(b, i) });
+            }
+            break;
+        }
+        let end = i;
+        i = ws(b, i);
+        let Some(&c) = b.get(i) else {
+            return Err(Malformed { at: b.len() });
+        };
+        if is_object(&stack, depth) {
+            if c != b',' && c != b'}' {
+                return Err(Malformed { at: i });
+            }
+            // The member at this level is complete.
+            match depth {
+                1 => top.end_value(value_start[1], end),
+                2 => {
+                    second.end_value(value_start[2], end);
+                    if in_result {
+                        result.spans[..second.len].copy_from_slice(&second.spans[..second.len]);
+                        result.len = second.len;
+                    }
+                }
+                _ => {}
+            }
+            if c == b',' {
+                i = ws(b, i + 1);
+                if member_key(b, &mut i, depth, &mut top, &mut second, &mut ambiguous)?.is_none() {
+                    return Ok(Scan::Undecided);
+                }
+                if depth <= 2 {
+                    value_start[depth] = i;
+                }
+                want_value = true;
+            } else {
+                i += 1;
+                if depth == 2 {
+                    in_result = false;
+                }
+                depth -= 1;
+            }
+        } else {
+            match c {
+                b',' => {
+                    i = ws(b, i + 1);
+                    want_value = true;
+                }
+                b']' => {
+                    i += 1;
+                    depth -= 1;
+                }
+                _ => return Err(Malformed { at: i }),
+            }
+        }
+    }
+    if ambiguous {
+        return Ok(Scan::Ambiguous);
+    }
+    Ok(Scan::Plain(AnswerOutline {
+        top: top.spans,
+        top_len: top.len,
+        result: result.spans,
+        result_len: if result_seen { result.len } else { 0 },
+    }))
+}
+
+/// Reads `"key"` `:` and the space after it at `*i` in an object at
+/// `depth`; records keys at depth 1 and 2. `Ok(None)`: a key this scanner
+/// does not decide (escaped, non-ASCII, too many).
+#[inline(always)]
+fn member_key(
+    b: &[u8],
+    i: &mut usize,
+    depth: usize,
+    top: &mut Keys,
+    second: &mut Keys,
+    ambiguous: &mut bool,
+) -> Result<Option<()>, Malformed> {
+    if b.get(*i) != Some(&b'"') {
+        return Err(Malformed {
+            at: (*i).min(b.len()),
+        });
+    }
+    let (end, plain) = string(b, *i)?;
+    if depth <= 2 {
+        if !plain {
+            return Ok(None);
+        }
+        let keys = if depth == 1 { top } else { second };
+        match keys.add(b, (*i + 1, end - 1)) {
+            None => return Ok(None),
+            Some(dup) => *ambiguous |= dup,
+        }
+    }
+    let j = ws(b, end);
+    if b.get(j) != Some(&b':') {
+        return Err(Malformed { at: j.min(b.len()) });
+    }
+    *i = ws(b, j + 1);
+    Ok(Some(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn serde_accepts(b: &[u8]) -> bool {
+        serde_json::from_slice::<serde_json::Value>(b).is_ok()
+    }
+
+    /// serde_json refuses the text for one of the documented differences.
+    fn serde_differs(b: &[u8]) -> bool {
+        serde_json::from_slice::<serde_json::Value>(b).is_err_and(|e| {
+            let m = e.to_string();
+            m.starts_with("number out of range")
+                || m.starts_with("recursion limit exceeded")
+                || m.starts_with("lone leading surrogate")
+                || m.starts_with("unexpected end of hex escape")
+        })
+    }
+
+    /// The well-formedness the strict validator gives answers.
+    fn strict_accepts(b: &[u8]) -> bool {
+        let s = crate::json::Strictness {
+            max_depth: 1024,
+            ..crate::json::Strictness::LENIENT
+        };
+        crate::json::validate(b, s).is_ok()
+    }
+
+    /// Well-formedness as this scanner decides it, for any text: an
+    /// undecided text is wrapped so the scanner decides it.
+    fn accepts(b: &[u8]) -> bool {
+        if b.iter().all(|c| b" \t\r\n".contains(c)) {
+            return false;
+        }
+        match scan_answer(b) {
+            Ok(Scan::Plain(_) | Scan::Ambiguous) => true,
+            Err(_) => false,
+            Ok(Scan::Undecided) => {
+                let mut w = b"{\"v\":[".to_vec();
+                w.extend_from_slice(b);
+                w.extend_from_slice(b"]}");
+                match scan_answer(&w) {
+                    Ok(Scan::Plain(_) | Scan::Ambiguous) => true,
+                    Err(_) => false,
+                    Ok(Scan::Undecided) => panic!("undecided twice"),
+                }
+            }
+        }
+    }
+
+    const SAMPLES: &[&str] = &[
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","description":"é ü \u00e9 \ud83d\ude00 \n"}]}}"#,
+        r#"{"a":[1,-0,0.5,1e5,1E+5,-1.25e-7,true,false,null,"",{}, []]}"#,
+        r#"  {"a" : { "b" : [ ] } }  "#,
+        "{}",
+        "[]",
+        "\"x\"",
+        "12",
+        r#"{"a":01}"#,
+        r#"{"a":1.}"#,
+        r#"{"a":.5}"#,
+        r#"{"a":-}"#,
+        r#"{"a":1e}"#,
+        r#"{"a":+1}"#,
+        r#"{"a":tru}"#,
+        r#"{"a":nul}"#,
+        r#"{"a":"\x"}"#,
+        r#"{"a":"\u12"}"#,
+        r#"{"a":"\uDBFF\uDFFF"}"#,
+        "{\"a\":\"\t\"}",
+        "{\"a\":\"\u{7f}\"}",
+        r#"{"a":1,}"#,
+        r#"{"a":1 "b":2}"#,
+        r#"{"a" 1}"#,
+        r#"{"a":[1,]}"#,
+        r#"{"a":[1 2]}"#,
+        r#"{"a":[}"#,
+        r#"{"a":{]}"#,
+        r#"{"a":1}}"#,
+        r#"{"a":1} x"#,
+        r#"{1:2}"#,
+        r#"{"a":'x'}"#,
+        "{\"a\":\"\u{a0}\"}",
+        "",
+        "   ",
+    ];
+
+    #[test]
+    fn agrees_with_serde_json_on_samples() {
+        for s in SAMPLES {
+            assert_eq!(accepts(s.as_bytes()), serde_accepts(s.as_bytes()), "{s}");
+            assert_eq!(accepts(s.as_bytes()), strict_accepts(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn bad_utf8_is_refused_everywhere() {
+        for bad in [
+            &b"\xff"[..],
+            b"\xc0\x80",
+            b"\xc3",
+            b"\xe0\x80\x80",
+            b"\xed\xa0\x80", // an encoded surrogate
+            b"\xf4\x90\x80\x80",
+            b"\xf0\x9f\x98",
+            b"\x80",
+        ] {
+            let mut t = b"{\"a\":\"ok ".to_vec();
+            t.extend_from_slice(bad);
+            t.extend_from_slice(b" ok\"}");
+            assert!(!accepts(&t), "{t:?}");
+            assert!(!serde_accepts(&t), "{t:?}");
+        }
+        assert!(accepts("{\"a\":\"\u{10ffff}\u{800}\u{80}\"}".as_bytes()));
+    }
+
+    /// The two deliberate differences from serde_json.
+    #[test]
+    fn deliberate_differences() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(accepts(deep.as_bytes()));
+        assert!(!serde_accepts(deep.as_bytes()));
+        let too_deep = format!("{{\"a\":{}{}}}", "[".repeat(1024), "]".repeat(1024));
+        assert!(!accepts(too_deep.as_bytes()));
+        assert!(accepts(br#"{"a":1e400}"#));
+        assert!(!serde_accepts(br#"{"a":1e400}"#));
+        for lone in [
+            &br#"{"a":"\ud800"}"#[..],
+            br#"{"a":"\udc00"}"#,
+            br#"{"a":"\ud800\u0041"}"#,
+            br#"{"a":"\ud800x"}"#,
+            br#"{"a":"\ud800\ud800\udc00"}"#,
+        ] {
+            assert!(accepts(lone), "{lone:?}");
+            assert!(!serde_accepts(lone), "{lone:?}");
+        }
+        assert!(!accepts(br#"{"a":"\ud80"}"#));
+        assert!(!accepts(br#"{"a":"\ud80g"}"#));
+    }
+
+    #[test]
+    fn outlines_and_ambiguity() {
+        let t = br#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"x"}],"nextCursor":"c"},"error":null}"#;
+        let Ok(Scan::Plain(o)) = scan_answer(t) else {
+            panic!()
+        };
+        assert_eq!(o.get(t, "id").unwrap().as_bytes(), b"7");
+        assert_eq!(o.get(t, "error").unwrap().as_bytes(), b"null");
+        assert_eq!(
+            o.result_get(t, "tools").unwrap().as_bytes(),
+            br#"[{"name":"x"}]"#
+        );
+        assert_eq!(o.result_get(t, "nextCursor").unwrap().as_bytes(), br#""c""#);
+        let keys: Vec<String> = o.top(t).map(|(k, _)| k.folded()).collect();
+        assert_eq!(keys, ["jsonrpc", "id", "result", "error"]);
+        for amb in [
+            &br#"{"id":1,"id":2,"result":{}}"#[..],
+            br#"{"id":1,"ID":2,"result":{}}"#,
+            br#"{"id":1,"result":{},"Result":{}}"#,
+            br#"{"id":1,"result":{"tools":[],"TOOLS":[{"name":"x"}]}}"#,
+            br#"{"id":1,"error":{"code":1,"code":2}}"#,
+        ] {
+            assert!(matches!(scan_answer(amb), Ok(Scan::Ambiguous)), "{amb:?}");
+        }
+        // Depth 3 and below: well-formedness only.
+        assert!(matches!(
+            scan_answer(br#"{"id":1,"result":{"tools":[{"name":"a","name":"b"}]}}"#),
+            Ok(Scan::Plain(_))
+        ));
+        // An ambiguous but malformed text is malformed.
+        assert!(scan_answer(br#"{"id":1,"id":2,"result":{}"#).is_err());
+        for undecided in [
+            &br#"{"\u0069d":1}"#[..],
+            "{\"ïd\":1}".as_bytes(),
+            br#"{"result":{"\"":1}}"#,
+            br#"[{"id":1}]"#,
+        ] {
+            assert!(matches!(scan_answer(undecided), Ok(Scan::Undecided)));
+        }
+        let many: String = (0..17).map(|i| format!("\"k{i}\":{i},")).collect();
+        let many = format!("{{{}\"id\":1}}", many);
+        assert!(matches!(scan_answer(many.as_bytes()), Ok(Scan::Undecided)));
+    }
+
+    #[test]
+    fn every_truncation_of_a_valid_answer_is_refused() {
+        let t = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","description":"é \u00e9 \ud83d\ude00","inputSchema":{"type":"object","properties":{"n":{"type":"number","minimum":-1.5e3}},"required":["n"]}}],"x":[true,false,null]}}"#;
+        for cut in 0..t.len() {
+            let b = &t.as_bytes()[..cut];
+            assert_eq!(accepts(b), serde_accepts(b), "cut at {cut}");
+        }
+        assert!(accepts(t.as_bytes()));
+    }
+
+    /// Random JSON-ish texts built from pieces that are often valid.
+    fn text() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("0".to_string()),
+            Just("-12.5e+3".to_string()),
+            Just("1E400".to_string()),
+            Just("01".to_string()),
+            Just("true".to_string()),
+            Just("null".to_string()),
+            Just("nul".to_string()),
+            "\"([a-zA-Z é\\u{1F600}]|\\\\[\"\\\\/bfnrtx]|\\\\u[0-9a-fA-FdD]{4}){0,6}\"",
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(("[a-cA-C]{1,2}", inner), 0..5).prop_map(|v| {
+                    let m: Vec<String> = v
+                        .into_iter()
+                        .map(|(k, v)| format!("\"{k}\": {v}"))
+                        .collect();
+                    format!("{{{}}}", m.join(" ,"))
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn agrees_with_serde_json(t in text(), cut in any::<prop::sample::Index>(), flip in any::<(prop::sample::Index, u8)>()) {
+            let t = format!("{{\"id\":1,\"result\":{t}}}");
+            let b = t.as_bytes();
+            let mut m = b.to_vec();
+            let at = flip.0.index(m.len());
+            m[at] = flip.1;
+            let c = &b[..cut.index(b.len() + 1)];
+            for t in [b, c, &m[..]] {
+                // Always as the strict validator reads answers; as serde_json
+                // but for the documented differences.
+                prop_assert_eq!(accepts(t), strict_accepts(t), "{:?}", String::from_utf8_lossy(t));
+                if !serde_differs(t) {
+                    prop_assert_eq!(accepts(t), serde_accepts(t), "{:?}", String::from_utf8_lossy(t));
+                }
+            }
+        }
+    }
+}
