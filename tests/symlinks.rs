@@ -595,6 +595,48 @@ fn a_resolved_call_counts_once_against_limits() {
 
 // --- Result rules and lists by symlink target (a server with file resources).
 
+/// A read through a link whose target falls under the same limited block
+/// as the URI as sent counts once: with `limit 2 per minute`, the second
+/// read through the link is answered (before, the second decision saw the
+/// first one's own reservation and refused it), the third is refused.
+#[test]
+fn a_resolved_read_counts_once_against_limits() {
+    let (dir, r, _) = tree("symlinks-resources-limit");
+    let dir = dir.join("limit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("files.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "server files {{\n  resource \"file://{r}/**\" {{\n    limit 2 per minute -> \"Two reads a minute\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut p = Proxy::command(
+        "symlinks-resources-limit-proxy",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--",
+            "node",
+            &file_resources_server(),
+            &r,
+        ],
+    );
+    p.initialize();
+    for id in 1..=2 {
+        let v = read(&mut p, id, &format!("file://{r}/public/keylink"));
+        assert_eq!(
+            v["result"]["contents"][0]["text"], "TOPSECRET",
+            "read {id}: {v}"
+        );
+    }
+    let v = read(&mut p, 3, &format!("file://{r}/public/keylink"));
+    assert_eq!(v["error"]["code"], -32003, "{v}");
+    assert!(message(&v).contains("Two reads a minute"), "{v}");
+    p.finish();
+}
+
 fn file_resources_server() -> String {
     root()
         .join("tests/e2e/file_resources_server.mjs")

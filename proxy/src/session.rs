@@ -2800,10 +2800,15 @@ impl Session {
             }
         };
         // Allowed on its target, or held for approval on both: the
-        // decision on the URI as sent stands. Otherwise the target's
+        // decision on the URI as sent stands. So does a limit's refusal:
+        // limits come after every check and approval, so the target passed
+        // those, and a read's limits count once, as sent (the first
+        // decision's own reservation is what fills the counter here when
+        // both URIs fall under one limited block). Otherwise the target's
         // decision is the decision (a denial, or an approval the URI as
         // sent did not need).
         if d.effect() == Effect::Allow
+            || d.outcome == portcullis_core::policy::Outcome::Limit
             || (d.effect() == Effect::Approve && decision.effect() == Effect::Approve)
         {
             self.counters.rollback(&d.ticket);
