@@ -2768,53 +2768,11 @@ impl Session {
         let Some(call) = surfaces::call(surface, &real, b"{}") else {
             return Resolve::Keep;
         };
-        let env = Env {
-            counters: self.counters.as_ref(),
-            now: UnixMillis::now(),
-            session: self.session,
-            fail_mode: self.fail_mode,
-            principal: self.principal.as_deref(),
-        };
-        let policy = self.policy();
-        // A request a person approved is decided on its target as approved
-        // too (the target's denies and limits still apply).
-        let decide = |env: &Env<'_>| {
-            if approved {
-                policy.decide_approved(&call, env)
-            } else {
-                policy.decide(&call, env)
-            }
-        };
-        let d = match wait {
-            Wait::Yes => decide(&env),
-            Wait::No => {
-                let view = NoWait::new(self.counters.as_ref());
-                let d = decide(&Env {
-                    counters: &view,
-                    ..env
-                });
-                if view.waited() {
-                    return Resolve::Wait;
-                }
-                d
-            }
-        };
-        // Allowed on its target, or held for approval on both: the
-        // decision on the URI as sent stands. So does a limit's refusal:
-        // limits come after every check and approval, so the target passed
-        // those, and a read's limits count once, as sent (the first
-        // decision's own reservation is what fills the counter here when
-        // both URIs fall under one limited block). Otherwise the target's
-        // decision is the decision (a denial, or an approval the URI as
-        // sent did not need).
-        if d.effect() == Effect::Allow
-            || d.outcome == portcullis_core::policy::Outcome::Limit
-            || (d.effect() == Effect::Approve && decision.effect() == Effect::Approve)
-        {
-            self.counters.rollback(&d.ticket);
-            return Resolve::Target(real);
+        match self.decide_target(&call, decision, wait, approved, UnixMillis::now()) {
+            None => Resolve::Wait,
+            Some(None) => Resolve::Target(real),
+            Some(Some(d)) => Resolve::Denied(real, Box::new(d)),
         }
-        Resolve::Denied(real, Box::new(d))
     }
 
     /// For an allowed (or approval-held) tool call when the server is this
@@ -2862,6 +2820,35 @@ impl Session {
                 portcullis_core::policy::go_quote(call.name())
             ));
         };
+        match self.decide_target(&resolved, decision, wait, approved, now) {
+            None => ResolveCall::Wait,
+            Some(None) => ResolveCall::Keep,
+            Some(Some(d)) => ResolveCall::Decided(Box::new(d), crate::symlinks::note(&rewrites)),
+        }
+    }
+
+    /// The decision on what a request resolves to through symlinks (a
+    /// resource's target, a tool call's resolved path arguments), given
+    /// `decision` on the request as sent. None: the store would block
+    /// (`Wait::No`). `Some(None)`: the decision as sent stands and the
+    /// target's reservations are rolled back: allowed on the target, held
+    /// for approval on both, or refused by a limit only (limits come after
+    /// every check and approval, so the target passed those, and limits
+    /// count the request once, as sent: the first decision's own
+    /// reservation is what fills the counter when both fall under one
+    /// limited block). `Some(Some(d))`: the target's decision is the
+    /// decision (a denial, or an approval the request as sent did not
+    /// need). A request a person approved is decided on its target as
+    /// approved too (the target's denies and limits still apply).
+    fn decide_target(
+        &self,
+        target: &portcullis_core::ToolCall<'_>,
+        decision: &portcullis_core::policy::Decision,
+        wait: Wait,
+        approved: bool,
+        now: UnixMillis,
+    ) -> Option<Option<portcullis_core::policy::Decision>> {
+        let policy = self.policy();
         let env = Env {
             counters: self.counters.as_ref(),
             now,
@@ -2871,9 +2858,9 @@ impl Session {
         };
         let decide = |env: &Env<'_>| {
             if approved {
-                policy.decide_approved(&resolved, env)
+                policy.decide_approved(target, env)
             } else {
-                policy.decide(&resolved, env)
+                policy.decide(target, env)
             }
         };
         let d = match wait {
@@ -2885,25 +2872,19 @@ impl Session {
                     ..env
                 });
                 if view.waited() {
-                    return ResolveCall::Wait;
+                    return None;
                 }
                 d
             }
         };
-        // As for resources: allowed on the resolved arguments, or held for
-        // approval on both, the decision on the call as sent stands. So
-        // does a limit's refusal: limits come after every check and
-        // approval, so the resolved values passed those, and the call's
-        // limits are counted once, as sent (the first decision's own
-        // reservation is what fills the counter here).
         if d.effect() == Effect::Allow
             || d.outcome == portcullis_core::policy::Outcome::Limit
             || (d.effect() == Effect::Approve && decision.effect() == Effect::Approve)
         {
             self.counters.rollback(&d.ticket);
-            return ResolveCall::Keep;
+            return Some(None);
         }
-        ResolveCall::Decided(Box::new(d), crate::symlinks::note(&rewrites))
+        Some(Some(d))
     }
 
     /// For a `resources/list` entry naming a normalised `file://` URI when
