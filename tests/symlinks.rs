@@ -811,3 +811,49 @@ fn listed_links_are_filtered_by_their_targets() {
     }
     assert!(!all.iter().any(|s| s == "hidden/h.txt"), "{all:?}");
 }
+
+/// review5: `..` after a linked directory. The kernel applies it to the
+/// link's target (`public/sub/../key.txt`, `sub -> ../secret/inner`, is
+/// `secret/key.txt`); the proxy takes it lexically (`public/key.txt`) both
+/// in the decision and in `resolve_path`, so the call is allowed and a
+/// server that opens the path as given (Python's `open`, Go's `os.Open`)
+/// returns the secret.
+#[test]
+fn review5_dotdot_after_a_link_reaches_the_target() {
+    let (dir, r, _) = tree("review5-dotdot");
+    std::fs::create_dir_all(format!("{r}/secret/inner")).unwrap();
+    std::os::unix::fs::symlink("../secret/inner", format!("{r}/public/sub")).unwrap();
+    let server = dir.join("open_server.py");
+    std::fs::write(
+        &server,
+        r#"import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    if m["method"] == "initialize":
+        res = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "open", "version": "1"}}
+    elif m["method"] == "tools/call":
+        try:
+            text = open(m["params"]["arguments"]["path"]).read()
+        except Exception as e:
+            text = "error: %s" % e
+        res = {"content": [{"type": "text", "text": text}]}
+    else:
+        res = {}
+    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": res}, separators=(",", ":")), flush=True)
+"#,
+    )
+    .unwrap();
+    for (lang, policy) in tool_policies(&dir, &r) {
+        let mut p = Proxy::command(
+            &format!("review5-dotdot-{lang}"),
+            &["-c", &policy, "--", "python3", server.to_str().unwrap()],
+        );
+        p.initialize();
+        let args = json!({"path": format!("{r}/public/sub/../key.txt")});
+        let v: Value = serde_json::from_str(&p.call(1, "read_text_file", &args.to_string())).unwrap();
+        assert_eq!(v["result"]["isError"], true, "{lang} {args}: {v}");
+        assert!(!text_of(&v).contains("TOPSECRET"), "{lang} {args}: {v}");
+    }
+}

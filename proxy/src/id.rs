@@ -244,6 +244,21 @@ mod tests {
         assert!(IdKey::of(Value::from_validated(b"true")).is_none());
     }
 
+    /// review5: different JSON ids must not share a key.
+    #[test]
+    fn review5_huge_exponents_are_different_ids() {
+        // Exponents are clamped at 2^40 when parsed: both become 1e(2^40).
+        assert_ne!(key("1e1099511627776"), key("1e1099511627777"));
+    }
+
+    /// review5: lone surrogates all decode to U+FFFD, so three different
+    /// strings (and a real U+FFFD) are one id.
+    #[test]
+    fn review5_lone_surrogates_are_different_ids() {
+        assert_ne!(key("\"\\ud800\""), key("\"\\udc00\""));
+        assert_ne!(key("\"\\ud800\""), key("\"\u{fffd}\""));
+    }
+
     #[test]
     fn common_ids_are_inline_and_long_ones_intact() {
         for raw in [

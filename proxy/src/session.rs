@@ -3682,6 +3682,34 @@ mod tests {
         );
     }
 
+    /// review5: an answer whose only result member is spelled `Result`
+    /// is not filtered (names are read exactly) yet Go's encoding/json
+    /// (case-insensitive member names) reads it as the result: a hidden tool
+    /// reaches a Go client.
+    #[test]
+    fn review5_case_variant_result_is_not_forwarded_unfiltered() {
+        let s = session();
+        s.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
+        let out = s.from_server(
+            br#"{"jsonrpc":"2.0","id":3,"Result":{"tools":[{"name":"t"},{"name":"secret"}]}}"#,
+        );
+        let text = String::from_utf8_lossy(&out.forward[0]).into_owned();
+        assert!(!text.contains("secret"), "forwarded: {text}");
+    }
+
+    /// review5: same, with the id spelled `ID`: the answer matches no
+    /// pending request and is forwarded as it came.
+    #[test]
+    fn review5_case_variant_id_is_not_forwarded_unfiltered() {
+        let s = session();
+        s.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
+        let out = s.from_server(
+            br#"{"jsonrpc":"2.0","ID":3,"result":{"tools":[{"name":"t"},{"name":"secret"}]}}"#,
+        );
+        let text = String::from_utf8_lossy(out.forward.first().map(|f| &f[..]).unwrap_or(b"")).into_owned();
+        assert!(!text.contains("secret"), "forwarded: {text}");
+    }
+
     #[test]
     fn an_unfilterable_list_answer_is_replaced_by_an_error() {
         let s = session();

@@ -396,6 +396,31 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
     }
 
+    /// review5: `..` after a symlinked directory is taken lexically before
+    /// the walk, but the kernel (and `realpath`) apply it to the link's
+    /// target: `public/link/../key.txt`, `link -> ../secret/sub`, opens
+    /// `secret/key.txt`, yet resolves here to `public/key.txt` (Same).
+    #[test]
+    fn review5_dotdot_after_a_link_is_applied_to_the_target() {
+        let d = dir("review5-dotdot");
+        let root = d.to_str().unwrap().to_string();
+        std::fs::create_dir_all(d.join("secret/sub")).unwrap();
+        std::fs::create_dir_all(d.join("public")).unwrap();
+        std::fs::write(d.join("secret/key.txt"), "k").unwrap();
+        std::os::unix::fs::symlink("../secret/sub", d.join("public/link")).unwrap();
+        let sent = format!("{root}/public/link/../key.txt");
+        // What the server's open(2) reaches.
+        let real = std::fs::canonicalize(&sent).unwrap();
+        assert_eq!(real, d.join("secret/key.txt"));
+        let got = resolve_path(&sent);
+        let _ = std::fs::remove_dir_all(&d);
+        assert_eq!(
+            got,
+            Resolved::Other(format!("{root}/secret/key.txt")),
+            "{sent:?} opens {real:?}"
+        );
+    }
+
     #[test]
     fn path_arguments_resolve_through_links_even_when_missing() {
         let d = dir("args");
