@@ -867,4 +867,45 @@ mod tests {
             }
         }
     }
+
+    /// review5: the scanner decides ambiguity and well-formedness as the
+    /// strict validator under SERVER_ANSWER does (what it replaced).
+    fn review5_text() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "id", "ID", "Id", "result", "Result", "error", "tools", "Tools", "name", "NAME",
+            "t\\u006fols", "r\\u0065sult", "\u{212a}", "k", "K", "a", "a",
+        ]);
+        let leaf = prop::sample::select(vec![
+            "1", "\"x\"", "null", "[]", "{}", "\"\\ud800\"", "1e400", "\"\\u0000\"",
+        ])
+        .prop_map(str::to_string);
+        leaf.prop_recursive(4, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec((key.clone(), inner), 0..6).prop_map(|m| {
+                    let body: Vec<String> = m.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+            ]
+        })
+        .prop_filter("an object", |t| t.starts_with('{'))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn review5_scan_agrees_with_server_answer(t in review5_text()) {
+            let strict = crate::json::validate(t.as_bytes(), crate::json::Strictness {
+                key_check_depth: 2,
+                max_depth: 1024,
+                ..crate::json::Strictness::STRICT
+            });
+            match scan_answer(t.as_bytes()) {
+                Ok(Scan::Plain(_)) => prop_assert!(strict.is_ok(), "{t}: {strict:?}"),
+                Ok(Scan::Ambiguous) => prop_assert!(strict.as_ref().is_err_and(|e| e.kind().is_ambiguous_key()), "{t}: {strict:?}"),
+                Ok(Scan::Undecided) => {}
+                Err(_) => prop_assert!(strict.as_ref().is_err_and(|e| !e.kind().is_ambiguous_key()), "{t}: {strict:?}"),
+            }
+        }
+    }
 }

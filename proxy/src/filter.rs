@@ -473,4 +473,59 @@ mod tests {
             prop_assert!(text.ends_with(r#"],"nextCursor":"n"}}"#), "{}", text);
         }
     }
+
+    /// review5: hidden entries are dropped whatever the spelling of `name`,
+    /// and the answer's outer members are read unambiguously.
+    #[test]
+    fn review5_hidden_entries_never_slip_through() {
+        let hidden = |n: &str| n == "secret";
+        for entry in [
+            r#"{"name":"secret"}"#,
+            r#"{"name":"s\u0065cret"}"#,
+            r#"{"name":"t","name":"secret"}"#,
+            r#"{"name":"secret","name":"t"}"#,
+            r#"{"name":"t","n\u0061me":"secret"}"#,
+            r#"{"n\u0061me":"secret","name":"t"}"#,
+            r#"{"name":"t","NAME":"secret"}"#,
+            r#"{"Name":"secret"}"#,
+            r#"{"nam\u0065":"secret"}"#,
+            r#"{ "name" : "secret" , "x":{"name":"t"}}"#,
+        ] {
+            for (pre, post) in [("", ""), (r#"{"name":"a"},"#, ""), ("", r#",{"name":"b"}"#)] {
+                let r = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":[{pre}{entry}{post}],"nextCursor":"c"}}}}"#);
+                let out = filter_tools_list(r.as_bytes(), hidden).unwrap();
+                let out = out.map(|o| String::from_utf8(o).unwrap()).unwrap_or(r.clone());
+                assert!(!out.contains("secret") && !out.contains("s\\u0065cret"), "{r} -> {out}");
+                let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(v["result"]["nextCursor"], "c", "{out}");
+            }
+        }
+        // Ambiguous or escaped outer members are refused or read strictly.
+        for r in [
+            r#"{"id":1,"result":{"tools":[]},"result":{"tools":[{"name":"secret"}]}}"#,
+            r#"{"id":1,"result":{"tools":[],"Tools":[{"name":"secret"}]}}"#,
+            r#"{"id":1,"result":{"tools":[],"t\u006fols":[{"name":"secret"}]}}"#,
+            r#"{"id":1,"result":{"tools":[]},"r\u0065sult":{"tools":[{"name":"secret"}]}}"#,
+        ] {
+            assert_eq!(
+                filter_tools_list(r.as_bytes(), hidden).map_err(|e| e.kind()),
+                Err(FilterErrorKind::AmbiguousMembers),
+                "{r}"
+            );
+        }
+        let r = r#"{"id":1,"r\u0065sult":{"t\u006fols":[{"name":"secret"},{"name":"a"}]}}"#;
+        assert_eq!(
+            filter_tools_list(r.as_bytes(), hidden).unwrap().unwrap(),
+            br#"{"id":1,"r\u0065sult":{"t\u006fols":[{"name":"a"}]}}"#
+        );
+        // Malformed text is refused, never forwarded.
+        for r in [
+            "{\"id\":1,\"result\":{\"tools\":[{\"name\":\"a\u{1}\"}]}}",
+            "{\"id\":1,\"result\":{\"tools\":[{\"name\":\"a\\x\"}]}}",
+        ] {
+            assert!(filter_tools_list(r.as_bytes(), hidden).is_err(), "{r:?}");
+        }
+        let bad_utf8 = b"{\"id\":1,\"result\":{\"tools\":[{\"name\":\"a\xff\"}]}}";
+        assert!(filter_tools_list(bad_utf8, hidden).is_err());
+    }
 }

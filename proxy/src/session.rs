@@ -3710,6 +3710,28 @@ mod tests {
         assert!(!text.contains("secret"), "forwarded: {text}");
     }
 
+    /// review5: an answer with two ids (duplicate, or case variants Go
+    /// reads as one member) is read last-wins, matches no pending request
+    /// and is forwarded as it came: a client reading the other id (first
+    /// wins; Go, whose `Id` overrides `id`) gets an unfiltered list.
+    #[test]
+    fn review5_ambiguous_ids_are_not_forwarded_unfiltered() {
+        let mut leaked = Vec::new();
+        for answer in [
+            &br#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"secret"}]},"id":4}"#[..],
+            br#"{"jsonrpc":"2.0","id":4,"Id":3,"result":{"tools":[{"name":"secret"}]}}"#,
+        ] {
+            let s = session();
+            s.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
+            let out = s.from_server(answer);
+            let text = String::from_utf8_lossy(out.forward.first().map(|f| &f[..]).unwrap_or(b"")).into_owned();
+            if text.contains("secret") {
+                leaked.push(text);
+            }
+        }
+        assert!(leaked.is_empty(), "forwarded: {leaked:#?}");
+    }
+
     #[test]
     fn an_unfilterable_list_answer_is_replaced_by_an_error() {
         let s = session();
