@@ -812,48 +812,84 @@ fn listed_links_are_filtered_by_their_targets() {
     assert!(!all.iter().any(|s| s == "hidden/h.txt"), "{all:?}");
 }
 
-/// review5: `..` after a linked directory. The kernel applies it to the
-/// link's target (`public/sub/../key.txt`, `sub -> ../secret/inner`, is
-/// `secret/key.txt`); the proxy takes it lexically (`public/key.txt`) both
-/// in the decision and in `resolve_path`, so the call is allowed and a
-/// server that opens the path as given (Python's `open`, Go's `os.Open`)
-/// returns the secret.
+/// `..` after a linked directory (found in review): the kernel applies it
+/// to the link's target (`public/sub/../key.txt`, `sub -> ../secret/inner`,
+/// is `secret/key.txt`), so a server that opens paths and URIs as given
+/// (Python's `open` here; Go's `os.Open`, C's `open(2)`) reads the secret.
+/// The proxy walks the value as sent the same way: the tool call and the
+/// `resources/read` (also spelled with `%2e%2e`) are refused, in both
+/// policy languages, and the secret never comes back.
 #[test]
-fn review5_dotdot_after_a_link_reaches_the_target() {
-    let (dir, r, _) = tree("review5-dotdot");
+fn dotdot_after_a_link_is_decided_where_the_kernel_lands() {
+    let (dir, r, resource_policy) = tree("dotdot-after-link");
     std::fs::create_dir_all(format!("{r}/secret/inner")).unwrap();
     std::os::unix::fs::symlink("../secret/inner", format!("{r}/public/sub")).unwrap();
     let server = dir.join("open_server.py");
     std::fs::write(
         &server,
-        r#"import json, sys
+        r#"import json, sys, urllib.parse
 for line in sys.stdin:
     m = json.loads(line)
     if "id" not in m:
         continue
     if m["method"] == "initialize":
-        res = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "open", "version": "1"}}
+        res = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}, "resources": {}}, "serverInfo": {"name": "open", "version": "1"}}
     elif m["method"] == "tools/call":
         try:
             text = open(m["params"]["arguments"]["path"]).read()
         except Exception as e:
             text = "error: %s" % e
         res = {"content": [{"type": "text", "text": text}]}
+    elif m["method"] == "resources/read":
+        uri = m["params"]["uri"]
+        try:
+            text = open(urllib.parse.unquote(urllib.parse.urlparse(uri).path)).read()
+        except Exception as e:
+            text = "error: %s" % e
+        res = {"contents": [{"uri": uri, "mimeType": "text/plain", "text": text}]}
     else:
         res = {}
     print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": res}, separators=(",", ":")), flush=True)
 "#,
     )
     .unwrap();
+    let open_server = ["--", "python3", server.to_str().unwrap()];
     for (lang, policy) in tool_policies(&dir, &r) {
         let mut p = Proxy::command(
-            &format!("review5-dotdot-{lang}"),
-            &["-c", &policy, "--", "python3", server.to_str().unwrap()],
+            &format!("dotdot-after-link-{lang}"),
+            &[&["-c", policy.as_str()][..], &open_server[..]].concat(),
         );
         p.initialize();
         let args = json!({"path": format!("{r}/public/sub/../key.txt")});
-        let v: Value = serde_json::from_str(&p.call(1, "read_text_file", &args.to_string())).unwrap();
+        let v: Value =
+            serde_json::from_str(&p.call(1, "read_text_file", &args.to_string())).unwrap();
         assert_eq!(v["result"]["isError"], true, "{lang} {args}: {v}");
         assert!(!text_of(&v).contains("TOPSECRET"), "{lang} {args}: {v}");
+        assert!(
+            text_of(&v).contains(&format!("resolves to \"{r}/secret/key.txt\"")),
+            "{lang} {args}: {v}"
+        );
+    }
+    let mut p = Proxy::command(
+        "dotdot-after-link-resource",
+        &[&["-c", resource_policy.as_str()][..], &open_server[..]].concat(),
+    );
+    p.initialize();
+    // The server does read what the kernel reaches: a public file is
+    // forwarded and answered.
+    let v = read(&mut p, 1, &format!("file://{r}/public/readme.txt"));
+    assert_eq!(v["result"]["contents"][0]["text"], "hello", "{v}");
+    for (id, uri) in [
+        (2, format!("file://{r}/public/sub/../key.txt")),
+        (3, format!("file://{r}/public/sub/%2e%2e/key.txt")),
+        (4, format!("file://{r}/public/sub/./../key.txt")),
+    ] {
+        let v = read(&mut p, id, &uri);
+        assert_eq!(v["error"]["code"], -32003, "{uri}: {v}");
+        assert!(
+            message(&v).contains("Secret files are off limits"),
+            "{uri}: {v}"
+        );
+        assert!(!v.to_string().contains("TOPSECRET"), "{uri}: {v}");
     }
 }

@@ -872,18 +872,42 @@ mod tests {
     /// strict validator under SERVER_ANSWER does (what it replaced).
     fn review5_text() -> impl Strategy<Value = String> {
         let key = prop::sample::select(vec![
-            "id", "ID", "Id", "result", "Result", "error", "tools", "Tools", "name", "NAME",
-            "t\\u006fols", "r\\u0065sult", "\u{212a}", "k", "K", "a", "a",
+            "id",
+            "ID",
+            "Id",
+            "result",
+            "Result",
+            "error",
+            "tools",
+            "Tools",
+            "name",
+            "NAME",
+            "t\\u006fols",
+            "r\\u0065sult",
+            "\u{212a}",
+            "k",
+            "K",
+            "a",
+            "a",
         ]);
         let leaf = prop::sample::select(vec![
-            "1", "\"x\"", "null", "[]", "{}", "\"\\ud800\"", "1e400", "\"\\u0000\"",
+            "1",
+            "\"x\"",
+            "null",
+            "[]",
+            "{}",
+            "\"\\ud800\"",
+            "1e400",
+            "\"\\u0000\"",
         ])
         .prop_map(str::to_string);
         leaf.prop_recursive(4, 64, 6, move |inner| {
             prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
                 prop::collection::vec((key.clone(), inner), 0..6).prop_map(|m| {
-                    let body: Vec<String> = m.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    let body: Vec<String> =
+                        m.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
                     format!("{{{}}}", body.join(","))
                 }),
             ]

@@ -94,9 +94,7 @@ pub fn names_resources(policy: &dyn portcullis_core::policy::Policy) -> bool {
 /// when the policy governs resources; otherwise (result rules only) the
 /// rule of the URI as sent applies.
 pub fn target_of(uri: &str) -> Option<String> {
-    let mut buf = [0u8; portcullis_core::uri::MAX_URI_LEN];
-    let n = portcullis_core::uri::normalize_into(uri, &mut buf).ok()?;
-    match crate::symlinks::resolve(n) {
+    match crate::symlinks::resolve(uri) {
         crate::symlinks::Resolved::Other(real) => Some(real),
         _ => None,
     }

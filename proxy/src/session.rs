@@ -2456,7 +2456,8 @@ impl Session {
         // (crate::symlinks): a denial there is the decision, on that URI.
         let resolved_denial;
         let mut target = None;
-        let (mut decision, name) = match self.resolved(surface, name, &decision, wait, approved) {
+        let resolve = self.resolved(surface, name, &req.name, &decision, wait, approved);
+        let (mut decision, name) = match resolve {
             Resolve::Keep => (decision, name),
             Resolve::Target(real) => {
                 target = Some(real);
@@ -2742,12 +2743,15 @@ impl Session {
     /// For an allowed (or approval-held) read of a local `file://` URI when
     /// the server is this proxy's child: the decision on the path it
     /// resolves to ([`crate::symlinks`]), when that one denies or asks for
-    /// an approval the URI as sent did not. Its reservations are rolled
-    /// back: limits count the URI as sent.
+    /// an approval the URI as sent did not. `name` is the normalised URI
+    /// (what the first decision read), `sent` the URI as the client sent it
+    /// (its path is walked as the server would open it). Its reservations
+    /// are rolled back: limits count the URI as sent.
     fn resolved(
         &self,
         surface: Surface,
         name: &str,
+        sent: &str,
         decision: &portcullis_core::policy::Decision,
         wait: Wait,
         approved: bool,
@@ -2760,7 +2764,7 @@ impl Session {
         {
             return Resolve::Keep;
         }
-        let real = match crate::symlinks::resolve(name) {
+        let real = match crate::symlinks::resolve(sent) {
             Resolved::Same => return Resolve::Keep,
             Resolved::Unresolvable(e) => return Resolve::Unresolvable(e),
             Resolved::Other(real) => real,
@@ -3706,7 +3710,8 @@ mod tests {
         let out = s.from_server(
             br#"{"jsonrpc":"2.0","ID":3,"result":{"tools":[{"name":"t"},{"name":"secret"}]}}"#,
         );
-        let text = String::from_utf8_lossy(out.forward.first().map(|f| &f[..]).unwrap_or(b"")).into_owned();
+        let text = String::from_utf8_lossy(out.forward.first().map(|f| &f[..]).unwrap_or(b""))
+            .into_owned();
         assert!(!text.contains("secret"), "forwarded: {text}");
     }
 
@@ -3724,7 +3729,8 @@ mod tests {
             let s = session();
             s.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
             let out = s.from_server(answer);
-            let text = String::from_utf8_lossy(out.forward.first().map(|f| &f[..]).unwrap_or(b"")).into_owned();
+            let text = String::from_utf8_lossy(out.forward.first().map(|f| &f[..]).unwrap_or(b""))
+                .into_owned();
             if text.contains("secret") {
                 leaked.push(text);
             }

@@ -3,7 +3,9 @@
 //! children over HTTP), the server reads the same filesystem the proxy
 //! sees, so the proxy can ask the filesystem what a `file://` URI really
 //! names. A read is then decided on the URI as sent (normalised) and on the
-//! path it resolves to (`std::fs::canonicalize`): denied if either is.
+//! path it resolves to: the path as sent walked the way the kernel opens it
+//! (a `..` after a symlink applies to the link's target, as `realpath`
+//! and `open(2)` apply it), denied if either is.
 //!
 //! Tool calls get the same for the arguments `path()` conditions read
 //! ([`resolve_call`]): a call is decided again on the resolved values.
@@ -78,56 +80,103 @@ fn file_uri(path: &std::path::Path, trailing_slash: bool) -> Option<String> {
     normalize(&uri).ok()
 }
 
-/// Resolves `uri` (normalised) on this machine's filesystem.
+/// The local path a `file://` URI names as a server that takes the URI
+/// apart and opens its path reads it: scheme `file:` (any case), authority
+/// empty or `localhost`, the path up to the query or fragment with every
+/// percent-escape decoded, `.` and `..` as written (the kernel applies a
+/// `..` to the directory a symlink led to, not to the link). None when the
+/// URI is not such a URI or does not decode to UTF-8.
+fn sent_path(uri: &str) -> Option<String> {
+    let scheme = uri.get(..5)?;
+    if !scheme.eq_ignore_ascii_case("file:") {
+        return None;
+    }
+    let rest = &uri[5..];
+    let rest = match rest.strip_prefix("//") {
+        Some(r) => {
+            let slash = r.find(['/', '?', '#']).unwrap_or(r.len());
+            if !(r[..slash].is_empty() || r[..slash].eq_ignore_ascii_case("localhost")) {
+                return None;
+            }
+            &r[slash..]
+        }
+        None => rest,
+    };
+    let path = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Resolves a read of `uri` (the URI as sent) on this machine's
+/// filesystem: its path is walked as the server's `open(2)` would walk it
+/// ([`walk`]: links followed, a `..` applied to where a link led) and the
+/// result compared with the URI's normalisation, which the first decision
+/// read. A path that does not exist resolves as far as it exists, the rest
+/// appended.
 pub fn resolve(uri: &str) -> Resolved {
-    let Some(path) = local_path(uri) else {
+    let Ok(normalised) = normalize(uri) else {
+        // Refused before any resolving (the request) or not a resource
+        // URI the policy names (a listed entry): nothing to add.
         return Resolved::Same;
     };
-    match std::fs::canonicalize(&path) {
-        Ok(real) => match file_uri(&real, path.ends_with('/')) {
-            Some(r) if r == uri => Resolved::Same,
-            Some(r) => Resolved::Other(r),
-            None => Resolved::Unresolvable(format!(
-                "it resolves to a path no URI names ({})",
-                real.display()
-            )),
-        },
-        Err(e) if e.kind() == ErrorKind::NotFound => Resolved::Same,
-        Err(e) => Resolved::Unresolvable(e.to_string()),
+    let (Some(lexical), Some(sent)) = (local_path(&normalised), sent_path(uri)) else {
+        return Resolved::Same;
+    };
+    let real = match walk(&sent) {
+        Ok(real) => real,
+        Err(e) => return Resolved::Unresolvable(e),
+    };
+    match file_uri(&real, lexical.ends_with('/')) {
+        Some(r) if r == normalised => Resolved::Same,
+        Some(r) => Resolved::Other(r),
+        None => Resolved::Unresolvable(format!(
+            "it resolves to a path no URI names ({})",
+            real.display()
+        )),
     }
 }
 
 /// Most symlinks followed resolving one path (Linux's own limit, `ELOOP`).
 const MAX_LINKS: usize = 40;
 
-/// Resolves a path argument of a tool call (a `path()` slot, see
-/// [`portcullis_core::policy::Policy::path_args`]) on this machine's
-/// filesystem, every symlink followed, like `realpath` but also for a path
-/// that does not exist yet: the components that exist are resolved (a
-/// link among them followed, a dangling link too, since writing through it
-/// creates its target) and the missing rest is appended lexically. So
-/// `write_file` of `/root/public/link/new.txt`, `link -> ../secret`, is
-/// `/root/secret/new.txt`.
-///
-/// `Same` when the result is the path's lexical normalisation (what the
-/// first decision read); `Unresolvable` for a path that cannot be
-/// normalised (relative, a NUL or other control character), a loop
-/// (more than 40 links), a permission error, a component that is a file
-/// with more after it, or a target that is not UTF-8: the call is refused.
-pub fn resolve_path(path: &str) -> Resolved {
+/// Walks the absolute `path` component by component as the kernel does
+/// when a server opens it as given: empty and `.` components skipped, a
+/// symlink replaced by its target (a dangling one too: writing through it
+/// creates the target), and a `..` applied to the directory reached so far,
+/// so `public/link/../key.txt` with `link -> ../secret/sub` is
+/// `secret/key.txt`, where `open(2)` and `realpath` land, not the lexical
+/// `public/key.txt`. Once a component does not exist, the rest is appended
+/// as written (`write_file` of a new file), a `..` there undoing the
+/// missing component before it. Refused: a loop (more than 40 links), a
+/// permission error, a file with more after it. A `..` at the root stays
+/// at the root, as in the kernel.
+fn walk(path: &str) -> Result<std::path::PathBuf, String> {
     use std::path::{Component, Path, PathBuf};
-    let lexical = match portcullis_core::path::normalize(path) {
-        Ok(p) => p,
-        Err(e) => return Resolved::Unresolvable(e.kind.to_string()),
-    };
     // What is left to walk, outermost component last (popped first).
-    let mut todo: Vec<std::ffi::OsString> = Path::new(&lexical)
-        .components()
+    let mut todo: Vec<std::ffi::OsString> = path
+        .split('/')
         .rev()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            _ => None,
-        })
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(Into::into)
         .collect();
     let mut real = PathBuf::from("/");
     let mut links = 0;
@@ -136,55 +185,81 @@ pub fn resolve_path(path: &str) -> Resolved {
             real.pop();
             continue;
         }
-        if name == "." {
-            continue;
-        }
         let next = real.join(&name);
         match std::fs::symlink_metadata(&next) {
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > MAX_LINKS {
-                    return Resolved::Unresolvable(format!(
+                    return Err(format!(
                         "too many levels of symbolic links at {}",
                         next.display()
                     ));
                 }
-                let target = match std::fs::read_link(&next) {
-                    Ok(t) => t,
-                    Err(e) => return Resolved::Unresolvable(e.to_string()),
-                };
+                let target = std::fs::read_link(&next).map_err(|e| e.to_string())?;
                 if target.is_absolute() {
                     real = PathBuf::from("/");
                 }
-                todo.extend(target.components().rev().filter_map(|c| match c {
-                    Component::Normal(n) => Some(n.to_os_string()),
-                    Component::ParentDir => Some("..".into()),
-                    _ => None,
-                }));
+                todo.extend(
+                    Path::new(&target)
+                        .components()
+                        .rev()
+                        .filter_map(|c| match c {
+                            Component::Normal(n) => Some(n.to_os_string()),
+                            Component::ParentDir => Some("..".into()),
+                            _ => None,
+                        }),
+                );
             }
             Ok(m) => {
                 if !m.is_dir() && !todo.is_empty() {
-                    return Resolved::Unresolvable(format!(
-                        "{} is not a directory",
-                        next.display()
-                    ));
+                    return Err(format!("{} is not a directory", next.display()));
                 }
                 real = next;
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                // Nothing more exists: the rest is created as written.
+                // Nothing more exists: the rest is created as written. A
+                // `..` here undoes a component that does not exist (no link
+                // to see through): the kernel refuses such a path, servers
+                // that normalise first read it so.
                 real = next;
                 while let Some(rest) = todo.pop() {
                     if rest == ".." {
                         real.pop();
-                    } else if rest != "." {
+                    } else {
                         real.push(rest);
                     }
                 }
             }
-            Err(e) => return Resolved::Unresolvable(format!("{}: {e}", next.display())),
+            Err(e) => return Err(format!("{}: {e}", next.display())),
         }
     }
+    Ok(real)
+}
+
+/// Resolves a path argument of a tool call (a `path()` slot, see
+/// [`portcullis_core::policy::Policy::path_args`]) on this machine's
+/// filesystem as the server's `open(2)` of the value as sent would
+/// ([`walk`]): every symlink followed, a `..` applied to where a link led,
+/// and for a path that does not exist yet the missing rest appended. So
+/// `write_file` of `/root/public/link/new.txt`, `link -> ../secret`, is
+/// `/root/secret/new.txt`, and `/root/public/link/../key.txt`,
+/// `link -> ../secret/sub`, is `/root/secret/key.txt`.
+///
+/// `Same` when the result is the path's lexical normalisation (what the
+/// first decision read); `Unresolvable` for a path that cannot be
+/// normalised (relative, a NUL or other control character, `..` above the
+/// root), a loop (more than 40 links), a permission error, a component that
+/// is a file with more after it, or a target that is not UTF-8: the call is
+/// refused.
+pub fn resolve_path(path: &str) -> Resolved {
+    let lexical = match portcullis_core::path::normalize(path) {
+        Ok(p) => p,
+        Err(e) => return Resolved::Unresolvable(e.kind.to_string()),
+    };
+    let real = match walk(path) {
+        Ok(real) => real,
+        Err(e) => return Resolved::Unresolvable(e),
+    };
     let Some(text) = real.to_str() else {
         return Resolved::Unresolvable(format!(
             "it resolves to a path that is not UTF-8 ({})",
@@ -396,13 +471,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
     }
 
-    /// review5: `..` after a symlinked directory is taken lexically before
-    /// the walk, but the kernel (and `realpath`) apply it to the link's
-    /// target: `public/link/../key.txt`, `link -> ../secret/sub`, opens
-    /// `secret/key.txt`, yet resolves here to `public/key.txt` (Same).
+    /// `..` after a symlinked directory (found in review): the kernel (and
+    /// `realpath`) apply it to the link's target: `public/link/../key.txt`,
+    /// `link -> ../secret/sub`, opens `secret/key.txt`, not the lexical
+    /// `public/key.txt`.
     #[test]
-    fn review5_dotdot_after_a_link_is_applied_to_the_target() {
-        let d = dir("review5-dotdot");
+    fn a_dotdot_after_a_link_is_applied_to_the_target() {
+        let d = dir("dotdot");
         let root = d.to_str().unwrap().to_string();
         std::fs::create_dir_all(d.join("secret/sub")).unwrap();
         std::fs::create_dir_all(d.join("public")).unwrap();
@@ -419,6 +494,38 @@ mod tests {
             Resolved::Other(format!("{root}/secret/key.txt")),
             "{sent:?} opens {real:?}"
         );
+    }
+
+    /// The same walk for `file://` reads: a URI's path is opened as sent
+    /// by a server that takes it apart (no URL normalisation), so a `..`
+    /// (or `%2e%2e`) after a link applies to the link's target.
+    #[test]
+    fn a_uri_dotdot_after_a_link_is_applied_to_the_target() {
+        let d = dir("uri-dotdot");
+        std::fs::create_dir_all(d.join("secret/sub")).unwrap();
+        std::fs::create_dir_all(d.join("public")).unwrap();
+        std::fs::write(d.join("secret/key.txt"), "k").unwrap();
+        std::os::unix::fs::symlink("../secret/sub", d.join("public/link")).unwrap();
+        let link = uri(&d.join("public/link"));
+        let target = Resolved::Other(uri(&d.join("secret/key.txt")));
+        for sent in [
+            format!("{link}/../key.txt"),
+            format!("{link}/%2e%2E/key.txt"),
+            format!("{link}/./../key.txt"),
+            format!("{link}//../key.txt"),
+            format!(
+                "FILE://LocalHost{}",
+                format!("{link}/../key.txt").trim_start_matches("file://")
+            ),
+        ] {
+            assert_eq!(resolve(&sent), target, "{sent}");
+        }
+        // Without a link before it, `..` is what normalisation made of it.
+        assert_eq!(
+            resolve(&format!("{}/sub/../key.txt", uri(&d.join("secret")))),
+            Resolved::Same
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
