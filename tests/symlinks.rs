@@ -893,3 +893,80 @@ for line in sys.stdin:
         assert!(!v.to_string().contains("TOPSECRET"), "{uri}: {v}");
     }
 }
+
+/// The other spellings of a local `file:` URI (found in review): RFC 8089
+/// names one file `file:///p`, `file:/p` and `file://localhost/p`, and a
+/// server that takes the URI apart (Python's `urlparse` here) reads the
+/// path of each. They are normalised to `file:///p`, so the rule written
+/// for `file:///...` meets them with symlink resolution on or off; a
+/// `file:` URI naming another host (whose path such a server reads as its
+/// own) and a `\` (WHATWG parsers read it as `/`) are refused. Nothing
+/// secret comes back.
+#[test]
+fn every_spelling_of_a_local_file_uri_meets_the_rule() {
+    let (dir, r, policy) = tree("file-uri-spellings");
+    let server = dir.join("open_server.py");
+    std::fs::write(
+        &server,
+        r#"import json, sys, urllib.parse
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    if m["method"] == "initialize":
+        res = {"protocolVersion": "2025-06-18", "capabilities": {"resources": {}}, "serverInfo": {"name": "open", "version": "1"}}
+    elif m["method"] == "resources/read":
+        uri = m["params"]["uri"]
+        try:
+            text = open(urllib.parse.unquote(urllib.parse.urlparse(uri).path)).read()
+        except Exception as e:
+            text = "error: %s" % e
+        res = {"contents": [{"uri": uri, "mimeType": "text/plain", "text": text}]}
+    else:
+        res = {}
+    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": res}, separators=(",", ":")), flush=True)
+"#,
+    )
+    .unwrap();
+    for opt in [None, Some("--no-resolve-symlinks")] {
+        let mut args = vec!["-c", policy.as_str()];
+        args.extend(opt);
+        args.extend(["--", "python3", server.to_str().unwrap()]);
+        let mut p = Proxy::command(&format!("file-uri-spellings-{opt:?}"), &args);
+        p.initialize();
+        let v = read(&mut p, 1, &format!("file:{r}/public/readme.txt"));
+        assert_eq!(v["result"]["contents"][0]["text"], "hello", "{opt:?}: {v}");
+        for (id, uri, why) in [
+            (
+                2,
+                format!("file:{r}/secret/key.txt"),
+                "Secret files are off limits",
+            ),
+            (
+                3,
+                format!("file://localhost{r}/secret/key.txt"),
+                "Secret files are off limits",
+            ),
+            (
+                4,
+                format!("FILE://LOCALHOST{r}/secret/key.txt"),
+                "Secret files are off limits",
+            ),
+            (
+                5,
+                format!("file://otherhost{r}/secret/key.txt"),
+                "names a host other than `localhost`",
+            ),
+            (
+                6,
+                format!("file://{r}/public\\..\\secret/key.txt"),
+                "URL parsers read as `/`",
+            ),
+        ] {
+            let v = read(&mut p, id, &uri);
+            assert_eq!(v["error"]["code"], -32003, "{opt:?} {uri}: {v}");
+            assert!(message(&v).contains(why), "{opt:?} {uri}: {v}");
+            assert!(!v.to_string().contains("TOPSECRET"), "{opt:?} {uri}: {v}");
+        }
+    }
+}

@@ -7,7 +7,16 @@
 //! `file:///etc/passwd`. The steps, in order:
 //!
 //! 1. the scheme (required) is lower-cased;
-//! 2. in an authority (`//user@host:port`), the host is lower-cased;
+//! 2. in an authority (`//user@host:port`), the host is lower-cased. A
+//!    `file:` URI is written one way, `file:///path`: `file:/path` and
+//!    `file://localhost/path` (RFC 8089's other spellings of the same
+//!    local file) become `file:///path`; a `file:` URI naming another host
+//!    (a server may ignore the host and read its own file) or a relative
+//!    path is refused. A literal `\` before the query of a `file:`,
+//!    `http(s):`, `ws(s):` or `ftp:` URI is refused: WHATWG URL parsers
+//!    (Node's `URL`, browsers) read it as `/`, so `public\..\secret` would
+//!    name another path than the rules saw (an escaped one, `%5C`, is a
+//!    character of a file name there and stays escaped);
 //! 3. the path's percent-escapes are decoded, except `%25` (`%`), `%3F`
 //!    (`?`) and `%23` (`#`), which stay escaped (upper-case hex) so the
 //!    result reads as the same URI; an escaped `/` (`%2F`) is refused, since
@@ -19,8 +28,9 @@
 //! 5. the query and fragment are kept as written (control characters refused).
 //!
 //! A URI that cannot be normalised is denied by the proxy, never forwarded.
-//! Normalising writes into a caller's buffer at most as long as the input
-//! (the result is never longer), so the decision path allocates nothing.
+//! Normalising writes into a caller's buffer at most two bytes longer than
+//! the input (only `file:/path` grows, by the `//`), so the decision path
+//! allocates nothing.
 
 use std::fmt;
 
@@ -39,6 +49,12 @@ crate::error_kinds! {
         AboveRoot => "a `..` segment climbs above the root",
         /// Decoded bytes that are not UTF-8.
         NotUtf8 => "the decoded path is not UTF-8",
+        /// A `file:` URI naming a host other than `localhost`.
+        FileHost => "a `file:` URI names a host other than `localhost`, whose path a server may read as its own",
+        /// A `file:` URI whose path is not absolute.
+        FileRelative => "a `file:` URI's path must be absolute (`file:///path`)",
+        /// A literal `\` in a URI URL parsers read it as `/` in.
+        Backslash => "the URI holds a `\\` before its query, which URL parsers read as `/` in `file:`, `http(s):`, `ws(s):` and `ftp:` URIs",
         /// Longer than the buffer.
         TooLong => "the URI is longer than the proxy accepts",
     }
@@ -108,8 +124,9 @@ fn is_control(b: u8) -> bool {
 }
 
 /// Normalises `uri` into `buf` (see the module documentation) and returns
-/// the normalised text, a prefix of `buf`. A buffer as long as the input
-/// always suffices; a shorter one may end in [`UriErrorKind::TooLong`].
+/// the normalised text, a prefix of `buf`. A buffer two bytes longer than
+/// the input always suffices; a shorter one may end in
+/// [`UriErrorKind::TooLong`].
 pub fn normalize_into<'b>(uri: &str, buf: &'b mut [u8]) -> Result<&'b str, UriError> {
     let s = uri.as_bytes();
     let mut out = Out { buf, len: 0 };
@@ -129,8 +146,41 @@ pub fn normalize_into<'b>(uri: &str, buf: &'b mut [u8]) -> Result<&'b str, UriEr
         out.push(b.to_ascii_lowercase(), i)?;
     }
     let mut i = colon + 1;
+    let scheme = &out.buf[..colon];
+    let file = scheme == b"file";
+    let special = matches!(
+        scheme,
+        b"file" | b"http" | b"https" | b"ws" | b"wss" | b"ftp"
+    );
+    if special {
+        let end = s[i..]
+            .iter()
+            .position(|&b| matches!(b, b'?' | b'#'))
+            .map_or(s.len(), |p| i + p);
+        if let Some(at) = s[i..end].iter().position(|&b| b == b'\\') {
+            return Err(err(UriErrorKind::Backslash, i + at));
+        }
+    }
     // 2. The authority.
-    if s[i..].starts_with(b"//") {
+    if file {
+        // `file:///p`, `file://localhost/p` and `file:/p` name one file.
+        out.push(b'/', i)?;
+        out.push(b'/', i)?;
+        if s[i..].starts_with(b"//") {
+            let end = s[i + 2..]
+                .iter()
+                .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+                .map_or(s.len(), |p| i + 2 + p);
+            let host = &s[i + 2..end];
+            if !(host.is_empty() || host.eq_ignore_ascii_case(b"localhost")) {
+                return Err(err(UriErrorKind::FileHost, i + 2));
+            }
+            i = end;
+        }
+        if s.get(i) != Some(&b'/') {
+            return Err(err(UriErrorKind::FileRelative, i));
+        }
+    } else if s[i..].starts_with(b"//") {
         out.push(b'/', i)?;
         out.push(b'/', i + 1)?;
         i += 2;
@@ -204,6 +254,7 @@ pub fn normalize_into<'b>(uri: &str, buf: &'b mut [u8]) -> Result<&'b str, UriEr
                     match (h << 4) | l {
                         b'/' => return Err(err(UriErrorKind::EncodedSlash, j)),
                         d @ (b'%' | b'?' | b'#') => out.push_escaped(d, j)?,
+                        b'\\' if special => out.push_escaped(b'\\', j)?,
                         d if is_control(d) => return Err(err(UriErrorKind::ControlChar, j)),
                         d => out.push(d, j)?,
                     }
@@ -259,7 +310,7 @@ pub fn normalize_into<'b>(uri: &str, buf: &'b mut [u8]) -> Result<&'b str, UriEr
 /// Normalises `uri` into a new string (for the compiler and tests; the
 /// proxy uses [`normalize_into`] with a stack buffer).
 pub fn normalize(uri: &str) -> Result<String, UriError> {
-    let mut buf = vec![0u8; uri.len()];
+    let mut buf = vec![0u8; uri.len() + 2];
     normalize_into(uri, &mut buf).map(str::to_owned)
 }
 
@@ -382,6 +433,19 @@ mod tests {
                 "demo://resource/static/document/a.md",
             ),
             ("urn:isbn:0451450523", "urn:isbn:0451450523"),
+            ("file:/etc/passwd", "file:///etc/passwd"),
+            ("file://localhost/etc/passwd", "file:///etc/passwd"),
+            ("FILE://LocalHost/etc/passwd", "file:///etc/passwd"),
+            ("file:////etc//passwd", "file:///etc/passwd"),
+            ("file:/", "file:///"),
+            ("file:///a?q=\\", "file:///a?q=\\"),
+            (
+                "https://example.com/a?b=\\#\\",
+                "https://example.com/a?b=\\#\\",
+            ),
+            ("demo://x/a\\b", "demo://x/a\\b"),
+            ("file:///a%5cb", "file:///a%5Cb"),
+            ("demo://x/a%5cb", "demo://x/a\\b"),
             ("mailto:a@b.c", "mailto:a@b.c"),
         ];
         for (input, want) in cases {
@@ -393,6 +457,20 @@ mod tests {
     fn refuses_what_cannot_be_normalised() {
         let cases = [
             ("/etc/passwd", UriErrorKind::NoScheme),
+            ("file://example.com/etc/passwd", UriErrorKind::FileHost),
+            ("file://user@localhost/etc/passwd", UriErrorKind::FileHost),
+            ("file://localhost:80/etc/passwd", UriErrorKind::FileHost),
+            ("file:etc/passwd", UriErrorKind::FileRelative),
+            ("file:", UriErrorKind::FileRelative),
+            ("file://localhost", UriErrorKind::FileRelative),
+            ("file://", UriErrorKind::FileRelative),
+            ("file:?x", UriErrorKind::FileRelative),
+            (
+                "file:///srv/public\\..\\secret/key",
+                UriErrorKind::Backslash,
+            ),
+            ("HTTPS://example.com/a\\..\\admin", UriErrorKind::Backslash),
+            ("https://example.com\\evil.com/", UriErrorKind::Backslash),
             ("1file:///x", UriErrorKind::NoScheme),
             ("file:///%2e%2e/etc", UriErrorKind::AboveRoot),
             ("file:///../etc/passwd", UriErrorKind::AboveRoot),
@@ -473,16 +551,19 @@ mod tests {
             proptest::prop_assert_eq!(uri_glob_match(&p, &s), glob_oracle(p.as_bytes(), s.as_bytes()));
         }
 
-        /// Normalising is idempotent, never longer than its input, and its
-        /// result has no `.`/`..`/empty segment in the path.
+        /// Normalising is idempotent, at most two bytes longer than its
+        /// input, and its result has no `.`/`..`/empty segment in the path.
         #[test]
-        fn normalising_is_idempotent(path in "(/|[a-c]|\\.|%2e|%41|%25|%2F|%zz)*") {
-            let uri = format!("file://{path}");
+        fn normalising_is_idempotent(
+            scheme in "(file:|file://|file:///|file://localhost/|demo://|demo:///)",
+            path in "(/|[a-c]|\\.|%2e|%41|%25|%2F|%5c|\\\\|%zz)*",
+        ) {
+            let uri = format!("{scheme}{path}");
             if let Ok(once) = normalize(&uri) {
-                proptest::prop_assert!(once.len() <= uri.len());
+                proptest::prop_assert!(once.len() <= uri.len() + 2);
                 let twice = normalize(&once);
                 proptest::prop_assert_eq!(twice.as_deref(), Ok(once.as_str()));
-                let p = once.trim_start_matches("file://");
+                let p = once.trim_start_matches("file://").trim_start_matches("demo://");
                 for seg in p.split('/').skip(1) {
                     proptest::prop_assert!(seg != "." && seg != "..");
                 }

@@ -40,7 +40,7 @@ pub enum Resolved {
 
 /// The local filesystem path of a normalised `file://` URI (authority empty
 /// or `localhost`; the query and fragment are not part of it): the
-/// escapes normalisation keeps (`%25`, `%3F`, `%23`) decoded.
+/// escapes normalisation keeps (`%25`, `%3F`, `%23`, `%5C`) decoded.
 fn local_path(uri: &str) -> Option<String> {
     let rest = uri.strip_prefix("file://")?;
     let slash = rest.find('/')?;
@@ -52,12 +52,13 @@ fn local_path(uri: &str) -> Option<String> {
     Some(
         path.replace("%3F", "?")
             .replace("%23", "#")
+            .replace("%5C", "\\")
             .replace("%25", "%"),
     )
 }
 
-/// A path as the normalised `file://` URI that names it (`%`, `?` and `#`
-/// escaped as normalisation keeps them); None when the path is not UTF-8
+/// A path as the normalised `file://` URI that names it (`%`, `?`, `#` and
+/// `\\` escaped as normalisation keeps them); None when the path is not UTF-8
 /// or holds a control character (no URI the policy reads names it).
 fn file_uri(path: &std::path::Path, trailing_slash: bool) -> Option<String> {
     let p = path.to_str()?;
@@ -71,6 +72,7 @@ fn file_uri(path: &std::path::Path, trailing_slash: bool) -> Option<String> {
             '%' => uri.push_str("%25"),
             '?' => uri.push_str("%3F"),
             '#' => uri.push_str("%23"),
+            '\\' => uri.push_str("%5C"),
             c => uri.push(c),
         }
     }
