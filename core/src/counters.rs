@@ -462,6 +462,31 @@ impl Ticket {
     pub fn set_op(&mut self, op: u64) {
         self.op = op;
     }
+
+    /// Appends `other`'s reservations (made on the same store, for the same
+    /// call: see [`Except`]) so that one commit or rollback covers both.
+    /// The store's id stays this ticket's (or becomes `other`'s when this
+    /// one has none): a rollback is one operation over every entry. False,
+    /// with nothing appended, when both do not fit.
+    pub fn absorb(&mut self, other: &Ticket) -> bool {
+        if usize::from(self.len) + usize::from(other.len) > MAX_RESERVATIONS {
+            return false;
+        }
+        for r in other.iter() {
+            self.push(r);
+        }
+        if self.op == 0 {
+            self.op = other.op;
+        }
+        true
+    }
+
+    /// True when this ticket holds a reservation of `counter`.
+    pub fn holds(&self, counter: CounterRef) -> bool {
+        self.iter().any(|r| {
+            r.counter.partition == counter.partition && r.counter.spec.id == counter.spec.id
+        })
+    }
 }
 
 /// The outcome of [`Counters::reserve`].
@@ -614,6 +639,113 @@ impl Counters for NoWait<'_> {
 
     fn rollback(&self, ticket: &Ticket) {
         self.inner.rollback(ticket);
+    }
+}
+
+/// A view of a store for deciding a call a second time, on what it
+/// resolves to (a symlink's target: see the proxy's `symlinks` module),
+/// after the first decision reserved `held`: a reservation of a counter
+/// `held` already holds is not made again (the call counts once against
+/// it, and the first decision already found room), every other one is made
+/// as usual into the second decision's ticket, which the caller then
+/// [`Ticket::absorb`]s into the first. So a limit both decisions share
+/// counts the call once, and a limit only the second carries counts it
+/// too. Reads, commits and rollbacks go to the store as they are.
+pub struct Except<'a> {
+    inner: &'a dyn Counters,
+    held: &'a Ticket,
+}
+
+impl<'a> Except<'a> {
+    /// A view of `inner` that leaves out what `held` reserved.
+    pub fn new(inner: &'a dyn Counters, held: &'a Ticket) -> Except<'a> {
+        Except { inner, held }
+    }
+
+    /// Calls `reserve` with the requests `held` does not cover (their
+    /// indices mapped back on a refusal); nothing to reserve is reserved.
+    fn filtered(
+        &self,
+        requests: &[ReserveRequest],
+        reserve: impl FnOnce(&[ReserveRequest]) -> Result<Option<ReserveOutcome>, StateError>,
+    ) -> Result<Option<ReserveOutcome>, StateError> {
+        if requests.len() > MAX_RESERVATIONS {
+            // The compiler rejects policies that could need more.
+            return Err(StateError("too many reservations for one call".into()));
+        }
+        let unused = ReserveRequest {
+            counter: CounterRef {
+                spec: &UNUSED_COUNTER,
+                partition: 0,
+            },
+            amount: 0,
+            limit: 0,
+        };
+        let mut kept = [unused; MAX_RESERVATIONS];
+        let mut from = [0usize; MAX_RESERVATIONS];
+        let mut n = 0;
+        for (i, r) in requests.iter().enumerate() {
+            if !self.held.holds(r.counter) {
+                kept[n] = *r;
+                from[n] = i;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return Ok(Some(ReserveOutcome::Reserved));
+        }
+        Ok(reserve(&kept[..n])?.map(|o| match o {
+            ReserveOutcome::Refused { index } => ReserveOutcome::Refused {
+                index: from[index.min(n - 1)],
+            },
+            ReserveOutcome::Reserved => ReserveOutcome::Reserved,
+        }))
+    }
+}
+
+impl Counters for Except<'_> {
+    fn read(&self, counter: CounterRef, now: UnixMillis) -> Result<u64, StateError> {
+        self.inner.read(counter, now)
+    }
+
+    fn reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<ReserveOutcome, StateError> {
+        // The store's `reserve` always answers (Some).
+        self.filtered(requests, |r| self.inner.reserve(r, now, ticket).map(Some))
+            .map(|o| o.unwrap_or(ReserveOutcome::Reserved))
+    }
+
+    fn commit(&self, ticket: &Ticket) {
+        self.inner.commit(ticket);
+    }
+
+    fn rollback(&self, ticket: &Ticket) {
+        self.inner.rollback(ticket);
+    }
+
+    fn may_block(&self) -> bool {
+        self.inner.may_block()
+    }
+
+    fn try_read(&self, counter: CounterRef, now: UnixMillis) -> Result<Option<u64>, StateError> {
+        self.inner.try_read(counter, now)
+    }
+
+    fn try_reserve(
+        &self,
+        requests: &[ReserveRequest],
+        now: UnixMillis,
+        ticket: &mut Ticket,
+    ) -> Result<Option<ReserveOutcome>, StateError> {
+        self.filtered(requests, |r| self.inner.try_reserve(r, now, ticket))
+    }
+
+    fn idempotency(&self) -> Option<&dyn crate::idempotency::IdempotencyStore> {
+        self.inner.idempotency()
     }
 }
 
@@ -1341,6 +1473,37 @@ mod tests {
             .id,
             CALENDAR_HOUR.id
         );
+    }
+
+    #[test]
+    fn absorbing_a_ticket_appends_it_whole_or_not_at_all() {
+        let r = |partition| Reservation {
+            counter: CounterRef {
+                spec: &MINUTE,
+                partition,
+            },
+            amount: 1,
+            bucket: 0,
+        };
+        let mut a = Ticket::EMPTY;
+        let mut b = Ticket::EMPTY;
+        for p in 0..5 {
+            assert!(a.push(r(p)));
+        }
+        for p in 5..8 {
+            assert!(b.push(r(p)));
+        }
+        b.set_op(9);
+        assert!(a.holds(r(4).counter) && !a.holds(r(5).counter));
+        assert!(a.absorb(&b));
+        assert_eq!(a.iter().count(), 8);
+        assert_eq!(a.op(), 9, "an id-less ticket takes the other's id");
+        assert!(a.holds(r(7).counter));
+        let before = a;
+        let mut one = Ticket::EMPTY;
+        assert!(one.push(r(8)));
+        assert!(!a.absorb(&one), "nine do not fit");
+        assert_eq!(a, before, "nothing appended");
     }
 
     #[test]

@@ -383,6 +383,25 @@ enum Resolve {
     Unresolvable(String),
 }
 
+/// What deciding a request's symlink target found ([`Session::decide_target`]).
+enum Target {
+    /// The decision as sent stands (with the target's own reservations,
+    /// if any, added to its ticket).
+    Stands,
+    /// The store would block: decide again off the event loop.
+    Wait,
+    /// The target's decision is the decision: a denial (a limit only the
+    /// target carries included), or an approval the request as sent did
+    /// not need.
+    Decided(Box<portcullis_core::policy::Decision>),
+    /// The two decisions' reservations do not fit one ticket: fail closed.
+    Full,
+}
+
+/// Why a request whose target's reservations do not fit is refused.
+const TOO_MANY_LIMITS: &str =
+    "more limits apply to it and to what it resolves to than one call can reserve (8)";
+
 /// What resolving a tool call's path arguments decided ([`Session::resolved_call`]).
 enum ResolveCall {
     /// Nothing: the decision stands.
@@ -1071,7 +1090,7 @@ impl Session {
         // decision (resolved before an approval is asked for).
         let mut resolved_note = None;
         if self.resolve_symlinks && matches!(decision.effect(), Effect::Allow | Effect::Approve) {
-            match self.resolved_call(&call, &decision, wait, approved, now) {
+            match self.resolved_call(&call, &mut decision, wait, approved, now) {
                 ResolveCall::Keep => {}
                 ResolveCall::Wait => {
                     self.counters.rollback(&decision.ticket);
@@ -2441,7 +2460,7 @@ impl Session {
                 policy.decide(&call, env)
             }
         };
-        let decision = match wait {
+        let mut decision = match wait {
             Wait::Yes => decide(&envf(self.counters.as_ref())),
             Wait::No => {
                 let view = NoWait::new(self.counters.as_ref());
@@ -2456,7 +2475,7 @@ impl Session {
         // (crate::symlinks): a denial there is the decision, on that URI.
         let resolved_denial;
         let mut target = None;
-        let resolve = self.resolved(surface, name, &req.name, &decision, wait, approved);
+        let resolve = self.resolved(surface, name, &req.name, &mut decision, wait, approved);
         let (mut decision, name) = match resolve {
             Resolve::Keep => (decision, name),
             Resolve::Target(real) => {
@@ -2745,14 +2764,14 @@ impl Session {
     /// resolves to ([`crate::symlinks`]), when that one denies or asks for
     /// an approval the URI as sent did not. `name` is the normalised URI
     /// (what the first decision read), `sent` the URI as the client sent it
-    /// (its path is walked as the server would open it). Its reservations
-    /// are rolled back: limits count the URI as sent.
+    /// (its path is walked as the server would open it). Limits count the
+    /// read once each, as sent or as resolved ([`Session::decide_target`]).
     fn resolved(
         &self,
         surface: Surface,
         name: &str,
         sent: &str,
-        decision: &portcullis_core::policy::Decision,
+        decision: &mut portcullis_core::policy::Decision,
         wait: Wait,
         approved: bool,
     ) -> Resolve {
@@ -2773,21 +2792,23 @@ impl Session {
             return Resolve::Keep;
         };
         match self.decide_target(&call, decision, wait, approved, UnixMillis::now()) {
-            None => Resolve::Wait,
-            Some(None) => Resolve::Target(real),
-            Some(Some(d)) => Resolve::Denied(real, Box::new(d)),
+            Target::Wait => Resolve::Wait,
+            Target::Stands => Resolve::Target(real),
+            Target::Decided(d) => Resolve::Denied(real, d),
+            Target::Full => Resolve::Unresolvable(TOO_MANY_LIMITS.into()),
         }
     }
 
     /// For an allowed (or approval-held) tool call when the server is this
     /// proxy's child: the decision on its `path()` arguments resolved
     /// through symlinks ([`crate::symlinks::resolve_call`]), when that one
-    /// denies or asks for an approval the call as sent did not. Its
-    /// reservations are rolled back: limits count the call as sent.
+    /// denies or asks for an approval the call as sent did not. Limits
+    /// count the call once each, as sent or as resolved
+    /// ([`Session::decide_target`]).
     fn resolved_call(
         &self,
         call: &portcullis_core::ToolCall<'_>,
-        decision: &portcullis_core::policy::Decision,
+        decision: &mut portcullis_core::policy::Decision,
         wait: Wait,
         approved: bool,
         now: UnixMillis,
@@ -2825,70 +2846,80 @@ impl Session {
             ));
         };
         match self.decide_target(&resolved, decision, wait, approved, now) {
-            None => ResolveCall::Wait,
-            Some(None) => ResolveCall::Keep,
-            Some(Some(d)) => ResolveCall::Decided(Box::new(d), crate::symlinks::note(&rewrites)),
+            Target::Wait => ResolveCall::Wait,
+            Target::Stands => ResolveCall::Keep,
+            Target::Decided(d) => ResolveCall::Decided(d, crate::symlinks::note(&rewrites)),
+            Target::Full => ResolveCall::Unresolvable(format!(
+                "Tool {}: {TOO_MANY_LIMITS}",
+                portcullis_core::policy::go_quote(call.name())
+            )),
         }
     }
 
     /// The decision on what a request resolves to through symlinks (a
     /// resource's target, a tool call's resolved path arguments), given
-    /// `decision` on the request as sent. None: the store would block
-    /// (`Wait::No`). `Some(None)`: the decision as sent stands and the
-    /// target's reservations are rolled back: allowed on the target, held
-    /// for approval on both, or refused by a limit only (limits come after
-    /// every check and approval, so the target passed those, and limits
-    /// count the request once, as sent: the first decision's own
-    /// reservation is what fills the counter when both fall under one
-    /// limited block). `Some(Some(d))`: the target's decision is the
-    /// decision (a denial, or an approval the request as sent did not
-    /// need). A request a person approved is decided on its target as
-    /// approved too (the target's denies and limits still apply).
+    /// `decision` on the request as sent. The target is decided against the
+    /// counters through [`portcullis_core::counters::Except`]: a limit the
+    /// first decision reserved is not reserved again (the request counts
+    /// once against it), and a limit only the target's rules carry is
+    /// reserved too, into `decision`'s ticket ([`Target::Stands`]), so one
+    /// commit or rollback covers both. A request held for approval has
+    /// reserved nothing yet: the target's reservations are given back (they
+    /// are made when the approved request is decided again). A request a
+    /// person approved is decided on its target as approved too (the
+    /// target's denials and limits still apply).
     fn decide_target(
         &self,
         target: &portcullis_core::ToolCall<'_>,
-        decision: &portcullis_core::policy::Decision,
+        decision: &mut portcullis_core::policy::Decision,
         wait: Wait,
         approved: bool,
         now: UnixMillis,
-    ) -> Option<Option<portcullis_core::policy::Decision>> {
+    ) -> Target {
+        use portcullis_core::counters::Except;
         let policy = self.policy();
-        let env = Env {
-            counters: self.counters.as_ref(),
-            now,
-            session: self.session,
-            fail_mode: self.fail_mode,
-            principal: self.principal.as_deref(),
-        };
-        let decide = |env: &Env<'_>| {
+        let held = decision.ticket;
+        let decide = |counters: &dyn Counters| {
+            let env = Env {
+                counters,
+                now,
+                session: self.session,
+                fail_mode: self.fail_mode,
+                principal: self.principal.as_deref(),
+            };
             if approved {
-                policy.decide_approved(target, env)
+                policy.decide_approved(target, &env)
             } else {
-                policy.decide(target, env)
+                policy.decide(target, &env)
             }
         };
         let d = match wait {
-            Wait::Yes => decide(&env),
+            Wait::Yes => decide(&Except::new(self.counters.as_ref(), &held)),
             Wait::No => {
                 let view = NoWait::new(self.counters.as_ref());
-                let d = decide(&Env {
-                    counters: &view,
-                    ..env
-                });
+                let d = decide(&Except::new(&view, &held));
                 if view.waited() {
-                    return None;
+                    return Target::Wait;
                 }
                 d
             }
         };
-        if d.effect() == Effect::Allow
-            || d.outcome == portcullis_core::policy::Outcome::Limit
-            || (d.effect() == Effect::Approve && decision.effect() == Effect::Approve)
-        {
-            self.counters.rollback(&d.ticket);
-            return Some(None);
+        match (d.effect(), decision.effect()) {
+            (Effect::Allow, Effect::Allow) => {
+                if decision.ticket.absorb(&d.ticket) {
+                    Target::Stands
+                } else {
+                    self.counters.rollback(&d.ticket);
+                    Target::Full
+                }
+            }
+            (Effect::Allow, _) => {
+                self.counters.rollback(&d.ticket);
+                Target::Stands
+            }
+            (Effect::Approve, Effect::Approve) => Target::Stands,
+            _ => Target::Decided(Box::new(d)),
         }
-        Some(Some(d))
     }
 
     /// For a `resources/list` entry naming a normalised `file://` URI when

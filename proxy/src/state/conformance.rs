@@ -9,8 +9,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use portcullis_core::counters::{
-    Calendar, CounterRef, CounterSpec, Counters, ReserveOutcome, ReserveRequest, Scope, Ticket,
-    UnixMillis, Window,
+    Calendar, CounterRef, CounterSpec, Counters, Except, ReserveOutcome, ReserveRequest, Scope,
+    Ticket, UnixMillis, Window,
 };
 
 static MINUTE: CounterSpec = CounterSpec::new(
@@ -52,6 +52,7 @@ pub fn run_all<S: Counters>(fresh: &dyn Fn() -> S, settle: &dyn Fn(&S)) {
     one_counter_twice_in_a_batch(&fresh());
     amounts_and_limits(&fresh());
     concurrent_reservations_never_overshoot(&fresh(), 4, 100);
+    a_second_decision_reserves_only_what_the_first_did_not(&fresh(), settle);
 }
 
 /// A calendar window holds N until its UTC boundary, then starts at 0.
@@ -275,4 +276,60 @@ pub fn concurrent_reservations_never_overshoot(m: &dyn Counters, threads: usize,
         }
     });
     assert_eq!(admitted.into_inner(), limit);
+}
+
+/// A call decided again on its symlink target ([`Except`]): a counter the
+/// first decision reserved is not reserved again, the others are, a
+/// refusal names the request as the second decision listed it, and the two
+/// tickets absorbed into one roll back together.
+pub fn a_second_decision_reserves_only_what_the_first_did_not<S: Counters>(
+    m: &S,
+    settle: &dyn Fn(&S),
+) {
+    let shared = req(&MINUTE, 0, 1, 2);
+    let target_only = req(&DAY, 7, 1, 1);
+    let mut first = Ticket::EMPTY;
+    assert_eq!(
+        m.reserve(&[shared], at(0), &mut first),
+        Ok(ReserveOutcome::Reserved)
+    );
+    let mut second = Ticket::EMPTY;
+    assert_eq!(
+        Except::new(m, &first).reserve(&[shared, target_only], at(0), &mut second),
+        Ok(ReserveOutcome::Reserved)
+    );
+    assert_eq!(second.iter().count(), 1, "only the target's own counter");
+    assert_eq!(
+        m.read(shared.counter, at(1)),
+        Ok(1),
+        "the shared counter counts once"
+    );
+    assert_eq!(m.read(target_only.counter, at(1)), Ok(1));
+    // The target-only counter is full now: a second call's second decision
+    // is refused on it, and the index is the second decision's.
+    let mut again = Ticket::EMPTY;
+    assert_eq!(
+        m.reserve(&[shared], at(2), &mut again),
+        Ok(ReserveOutcome::Reserved)
+    );
+    let mut refused = Ticket::EMPTY;
+    assert_eq!(
+        Except::new(m, &again).reserve(&[shared, target_only], at(2), &mut refused),
+        Ok(ReserveOutcome::Refused { index: 1 })
+    );
+    assert!(refused.is_empty());
+    m.rollback(&again);
+    // Only what the first decision held: nothing to reserve.
+    let mut none = Ticket::EMPTY;
+    assert_eq!(
+        Except::new(m, &first).try_reserve(&[shared], at(3), &mut none),
+        Ok(Some(ReserveOutcome::Reserved))
+    );
+    assert!(none.is_empty());
+    // One rollback gives back both decisions' units.
+    assert!(first.absorb(&second));
+    m.rollback(&first);
+    settle(m);
+    assert_eq!(m.read(shared.counter, at(4)), Ok(0));
+    assert_eq!(m.read(target_only.counter, at(4)), Ok(0));
 }
