@@ -777,3 +777,78 @@ fn resource_answers_get_the_rule_of_the_normalised_uri_over_http() {
         check_spelling(uri, want, &message_of(&answer));
     }
 }
+
+/// An error answer's text comes from the server too: a tool that fails may
+/// quote the secret it read in `error.message` or `error.data`. Both are
+/// checked like a result (a server that answers with errors, in Python,
+/// behind the real binary): redacted in place with the note in the error's
+/// `_meta`, or withheld (the agent gets the rule's message as an `isError`
+/// result) when the rule denies.
+#[test]
+fn error_answers_are_checked_like_results() {
+    let dir = common::temp_dir("results-errors");
+    let aws = secret_in(
+        BUILTINS
+            .iter()
+            .find(|b| b.name == "aws-access-key-id")
+            .unwrap()
+            .example,
+    );
+    let server = write(
+        &dir,
+        "failing_server.py",
+        &format!(
+            r#"import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    if m["method"] == "initialize":
+        out = {{"result": {{"protocolVersion": "2025-06-18", "capabilities": {{"tools": {{}}}}, "serverInfo": {{"name": "failing", "version": "1"}}}}}}
+    else:
+        out = {{"error": {{"code": -32000, "message": "could not parse config: key {aws} is invalid", "data": {{"line": "id={aws}", "n": 3}}}}}}
+    out.update({{"jsonrpc": "2.0", "id": m["id"]}})
+    print(json.dumps(out, separators=(",", ":")), flush=True)
+"#
+        ),
+    );
+    for (action, n) in [("redact", 1), ("deny", 2)] {
+        let sub = dir.join(action);
+        std::fs::create_dir_all(&sub).unwrap();
+        let policy = write(
+            &sub,
+            "failing.policy",
+            &format!("server failing {{\n  results for load {{\n    {action} secrets\n  }}\n}}\n"),
+        );
+        let mut p = Proxy::command(
+            &format!("results-errors-{action}"),
+            &["-c", &policy, "--", "python3", &server],
+        );
+        p.initialize();
+        let answer = call(&mut p, n, "load", json!({}));
+        assert!(!answer.to_string().contains(&aws), "{action}: {answer}");
+        if action == "redact" {
+            assert_eq!(answer["error"]["code"], -32000, "{answer}");
+            assert_eq!(
+                answer["error"]["message"],
+                "could not parse config: key [REDACTED:aws-access-key-id] is invalid",
+                "{answer}"
+            );
+            assert_eq!(
+                answer["error"]["data"]["line"],
+                "id=[REDACTED:aws-access-key-id]"
+            );
+            assert_eq!(
+                answer["error"]["_meta"]["dev.portcullis/redactions"][0]["count"], 2,
+                "{answer}"
+            );
+        } else {
+            assert_eq!(answer["result"]["isError"], json!(true), "{answer}");
+            assert_eq!(
+                text_of(&answer),
+                "[POLICY DENIED] the answer from load was withheld: it holds a secret (aws-access-key-id)"
+            );
+        }
+        p.finish();
+    }
+}

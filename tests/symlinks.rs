@@ -241,6 +241,59 @@ fn an_approval_rule_does_not_cover_a_link_to_a_denied_target() {
     p.finish();
 }
 
+/// A tool call held for approval because of where a path argument
+/// resolves: the operator reads what resolved to what (the record's
+/// message), not only the path as sent in the arguments.
+#[test]
+fn an_approval_asked_for_a_link_target_shows_the_target() {
+    let (dir, r, _) = tree("symlinks-approval-note");
+    let dir = dir.join("approval");
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("filesystem.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "server filesystem {{\n  tool read_text_file {{\n    approve \"Secret reads need a person\" when path(args.path) matches \"{r}/secret/**\" via operator\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let mut p = Proxy::command(
+        "symlinks-approval-note-proxy",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--",
+            "node",
+            server_filesystem().to_str().unwrap(),
+            &r,
+        ],
+    );
+    p.initialize();
+    let args = json!({"path": format!("{r}/public/keylink")}).to_string();
+    let v: Value = serde_json::from_str(&p.call(1, "read_text_file", &args)).unwrap();
+    assert!(
+        text_of(&v).starts_with("[APPROVAL REQUIRED] Secret reads need a person"),
+        "{v}"
+    );
+    let out = std::process::Command::new(common::portcullis())
+        .args(["approvals", "list", "--json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listed}");
+    assert!(
+        listed.contains(&format!(
+            "Secret reads need a person (args.path \\\"{r}/public/keylink\\\" resolves to \\\"{r}/secret/key.txt\\\")"
+        )),
+        "{listed}"
+    );
+    p.finish();
+}
+
 fn http_read(url: &str, sid: &str, id: u64, uri: &str) -> Value {
     let body = json!({"jsonrpc":"2.0","id":id,"method":"resources/read","params":{"uri":uri}});
     message_of(&http_post(url, Some(sid), &body.to_string()).1)

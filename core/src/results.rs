@@ -496,21 +496,24 @@ impl Walk<'_> {
     }
 }
 
-/// Applies `rule` to `message`, one validated JSON-RPC answer. Only a
-/// `result` is looked at (an error answer passes).
+/// Applies `rule` to `message`, one validated JSON-RPC answer: its
+/// `result`, or its `error` object (message and data: a failing tool may
+/// quote what it read), the same way.
 pub fn check(rule: &ResultRule, message: &[u8]) -> Verdict {
     let Val::Object(envelope) = Value::from_validated(message).val() else {
         return Verdict::Pass;
     };
-    match envelope.get("result") {
-        Some(result) => check_result(rule, message, result),
+    match envelope.get("result").or(envelope.get("error")) {
+        Some(answer) => check_result(rule, message, answer),
         None => Verdict::Pass,
     }
 }
 
-/// [`check`] with the answer's `result` already found (the proxy has it
-/// from validating the message: no second pass to find it). `result` must
-/// lie inside `message`.
+/// [`check`] with the answer's `result` (or `error` object) already found
+/// (the proxy has it from validating the message: no second pass to find
+/// it). `result` must lie inside `message`. A redaction's note goes into
+/// its `_meta` (of the error object too: JSON-RPC's `data` belongs to the
+/// server).
 pub fn check_result(rule: &ResultRule, message: &[u8], result: Value<'_>) -> Verdict {
     let Val::Object(r) = result.val() else {
         return Verdict::Pass;
@@ -689,6 +692,35 @@ mod tests {
             run(
                 &rule,
                 r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"AKIAIOSFODNN7EXAMPLE"}}"#
+            ),
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn an_error_answer_is_checked_like_a_result() {
+        let rule = ResultRule::new(spec(Some(Action::Redact), None));
+        let (s, counts) = redacted(run(
+            &rule,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"bad key AKIAIOSFODNN7EXAMPLE","data":{"k":"AKIAIOSFODNN7EXAMPLE"}}}"#,
+        ));
+        assert_eq!(
+            s,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"_meta":{"dev.portcullis/redactions":[{"rule":"aws-access-key-id","action":"redact","count":2}]},"code":-32000,"message":"bad key [REDACTED:aws-access-key-id]","data":{"k":"[REDACTED:aws-access-key-id]"}}}"#
+        );
+        assert_eq!(counts.len(), 1);
+        let deny = ResultRule::new(spec(Some(Action::Deny), None));
+        assert!(matches!(
+            run(
+                &deny,
+                r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"AKIAIOSFODNN7EXAMPLE"}}"#
+            ),
+            Verdict::Denied { .. }
+        ));
+        assert_eq!(
+            run(
+                &deny,
+                r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"clean"}}"#
             ),
             Verdict::Pass
         );

@@ -1164,7 +1164,8 @@ impl Session {
             if wait == Wait::No && self.approvals.may_block() {
                 return None; // nothing reserved: decided again off the event loop
             }
-            match self.hold(&call, None, call.name(), meta, &decision, now) {
+            let note = resolved_note.as_deref().unwrap_or("");
+            match self.hold(&call, None, call.name(), meta, &decision, note, now) {
                 Held::Granted(record) => {
                     let again = match wait {
                         Wait::Yes => {
@@ -1271,6 +1272,7 @@ impl Session {
                     key,
                     meta,
                     &decision,
+                    resolved_note.as_deref().unwrap_or(""),
                     extra,
                 ));
             }
@@ -1756,6 +1758,7 @@ impl Session {
         key: IdKey,
         meta: &'static portcullis_core::policy::PolicyMeta,
         decision: &portcullis_core::policy::Decision,
+        note: &str,
         extra: &mut Extra,
     ) -> (bool, Option<Vec<u8>>) {
         let eid = elicit::id(self.asked.fetch_add(1, Ordering::Relaxed) + 1);
@@ -1769,7 +1772,10 @@ impl Session {
             .and_then(|r| meta.rule(r))
             .map_or("", |r| r.name)
             .to_string();
-        let message = decision.message(tool);
+        // What resolved to what, when a path the call resolves to asked for
+        // the approval (crate::symlinks::note): the person sees the call as
+        // sent in its arguments and the target here.
+        let message = format!("{}{note}", decision.message(tool));
         let with_mode = elicit::takes_mode(self.peer().protocol.as_deref());
         let request = elicit::request(
             &eid,
@@ -1970,7 +1976,10 @@ impl Session {
     /// Every failure refuses the call (fail closed, whatever the fail mode).
     /// `method`: None for a `tools/call`, else the resource or prompt
     /// request's method (part of the fingerprint); `tool`: what the records
-    /// and the log name (the tool, or `resource:URI` / `prompt:NAME`).
+    /// and the log name (the tool, or `resource:URI` / `prompt:NAME`);
+    /// `note`: appended to the message the approver reads (what a path
+    /// argument resolved to, when that asked for the approval).
+    #[allow(clippy::too_many_arguments)]
     fn hold(
         &self,
         call: &portcullis_core::call::ToolCall<'_>,
@@ -1978,6 +1987,7 @@ impl Session {
         tool: &str,
         meta: &'static portcullis_core::policy::PolicyMeta,
         decision: &portcullis_core::policy::Decision,
+        note: &str,
         now: UnixMillis,
     ) -> Held {
         let rule = decision
@@ -2013,7 +2023,7 @@ impl Session {
             tool: tool.to_string(),
             arguments: String::from_utf8_lossy(arguments).into_owned(),
             rule: rule.to_string(),
-            message: decision.message(tool).into_owned(),
+            message: format!("{}{note}", decision.message(tool)),
             sub: self
                 .principal
                 .as_ref()
@@ -2269,9 +2279,12 @@ impl Session {
         }
         let paid = p.paid;
         // The result rule first: an idempotent replay gets what the client got.
-        let checked = match (&p.results, env.result) {
-            (Some(w), Some(result)) if !matches!(p.kind, Kind::Abandoned) => {
-                self.check_result(w, raw, result, &p.raw_id)
+        // An error answer's text comes from the server too (a tool that
+        // fails may quote the secret it read): checked the same way.
+        let answer = env.result.or(env.error.filter(|e| !e.is_null()));
+        let checked = match (&p.results, answer) {
+            (Some(w), Some(answer)) if !matches!(p.kind, Kind::Abandoned) => {
+                self.check_result(w, raw, answer, &p.raw_id)
             }
             _ => None,
         };
@@ -2548,7 +2561,7 @@ impl Session {
                         .into(),
                 ));
             } else {
-                match self.hold(&call, Some(method), &shown, meta, &decision, now) {
+                match self.hold(&call, Some(method), &shown, meta, &decision, "", now) {
                     Held::Granted(record) => {
                         let again = policy.decide_approved(
                             &call,
@@ -2597,6 +2610,7 @@ impl Session {
                     key,
                     meta,
                     &decision,
+                    "",
                     extra,
                 ));
             }
