@@ -2144,6 +2144,12 @@ impl<'a> Num<'a> {
         self.exp.abs() >= EXP_CLAMP
     }
 
+    /// The exponent as written (`e` part, 0 without one), clamped to
+    /// ±2^40.
+    pub fn written_exponent(&self) -> i64 {
+        self.exp
+    }
+
     /// True when the value is zero (`0`, `-0.0`, `0e5`, ...).
     pub fn is_zero(&self) -> bool {
         self.norm().is_none()
@@ -3056,6 +3062,8 @@ mod tests {
         assert!(n("-5E-99999999999999999999").exponent_clamped());
         assert!(!n("1e-1099511627775").exponent_clamped());
         assert!(!n("123.5e3").exponent_clamped());
+        assert_eq!(n("123.5e-3").written_exponent(), -3);
+        assert_eq!(n("1e99999999999999").written_exponent(), 1 << 40);
     }
 
     #[test]

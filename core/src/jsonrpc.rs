@@ -48,7 +48,7 @@ crate::error_kinds! {
         NotAMessage => "message is neither a request, a notification nor a response",
         /// A request id that is neither a string nor a number.
         BadId => "request id must be a string or a number",
-        /// A number id whose exponent is 2^40 or more in magnitude: it cannot
+        /// A number id written with an exponent of 2^39 or more in magnitude: it cannot
         /// be compared exactly, so two different ids could be taken for one.
         IdExponentTooLarge => "request id number has an exponent too large to compare exactly",
         /// A string id holding a lone UTF-16 surrogate escape (`"\ud800"`):

@@ -492,10 +492,17 @@ mod tests {
             r#"{ "name" : "secret" , "x":{"name":"t"}}"#,
         ] {
             for (pre, post) in [("", ""), (r#"{"name":"a"},"#, ""), ("", r#",{"name":"b"}"#)] {
-                let r = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":[{pre}{entry}{post}],"nextCursor":"c"}}}}"#);
+                let r = format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":[{pre}{entry}{post}],"nextCursor":"c"}}}}"#
+                );
                 let out = filter_tools_list(r.as_bytes(), hidden).unwrap();
-                let out = out.map(|o| String::from_utf8(o).unwrap()).unwrap_or(r.clone());
-                assert!(!out.contains("secret") && !out.contains("s\\u0065cret"), "{r} -> {out}");
+                let out = out
+                    .map(|o| String::from_utf8(o).unwrap())
+                    .unwrap_or(r.clone());
+                assert!(
+                    !out.contains("secret") && !out.contains("s\\u0065cret"),
+                    "{r} -> {out}"
+                );
                 let v: serde_json::Value = serde_json::from_str(&out).unwrap();
                 assert_eq!(v["result"]["nextCursor"], "c", "{out}");
             }
