@@ -852,7 +852,8 @@ for line in sys.stdin:
         );
         p.initialize();
         let args = json!({"path": format!("{r}/public/sub/../key.txt")});
-        let v: Value = serde_json::from_str(&p.call(1, "read_text_file", &args.to_string())).unwrap();
+        let v: Value =
+            serde_json::from_str(&p.call(1, "read_text_file", &args.to_string())).unwrap();
         assert_eq!(v["result"]["isError"], true, "{lang} {args}: {v}");
         assert!(!text_of(&v).contains("TOPSECRET"), "{lang} {args}: {v}");
     }
