@@ -2,8 +2,11 @@
 //! outer levels, nothing more.
 //!
 //! An answer from the MCP server only has to be well-formed JSON whose
-//! envelope (`id`, `result`, `error`) and `result` members are unambiguous:
-//! the proxy finds the `id` it sent, and for a list the array to filter.
+//! envelope (`id`, `result`, `error`) and `result` members are unambiguous
+//! (no member twice in any letter case, no envelope member such as
+//! `"Result"` in another case: a case-insensitive reader would read it as
+//! the real one): the proxy finds the `id` it sent, and for a list the
+//! array to filter.
 //! The strict request validator ([`crate::json::validate`]) also fingerprints
 //! every key at every depth; [`scan_answer`] checks the grammar of the whole
 //! text (UTF-8, strings and their escapes, numbers, literals, nesting) and
