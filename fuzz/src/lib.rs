@@ -195,7 +195,10 @@ fn answer_scan(data: &[u8]) {
     match scan_answer(data) {
         Ok(Scan::Plain(_)) => {
             assert_eq!(validate(data, server), Ok(()), "scanned as plain");
-            assert!(!envelope(data), "scanned as plain: the envelope is ambiguous");
+            assert!(
+                !envelope(data),
+                "scanned as plain: the envelope is ambiguous"
+            );
         }
         Ok(Scan::Ambiguous) => {
             assert_eq!(validate(data, lenient), Ok(()), "scanned as ambiguous");
