@@ -280,3 +280,81 @@ fn argument_keys_are_read_in_any_letter_case() {
     }
     assert_eq!(p.finish().0, 0);
 }
+
+/// An upstream answer whose envelope a case-insensitive or first-wins
+/// reader reads differently (`"Result"`, `"ID"`, `"id"` twice) is never
+/// forwarded, through the real binary over stdio: the client gets error
+/// -32603 for the request it names, never the hidden tool.
+#[test]
+fn ambiguous_upstream_answers_never_show_a_hidden_tool() {
+    let dir = common::temp_dir("ambiguous-answers");
+    let server = dir.join("server.py");
+    std::fs::write(
+        &server,
+        r#"import json, sys
+def dumps(o):
+    return json.dumps(o, separators=(",", ":"))
+tools = {"tools": [{"name": "visible", "inputSchema": {"type": "object"}}, {"name": "secret", "inputSchema": {"type": "object"}}]}
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    i = m["id"]
+    if m["method"] == "initialize":
+        out = dumps({"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "fake", "version": "1"}}})
+    elif i == 1:
+        out = dumps({"jsonrpc": "2.0", "id": i, "Result": tools})
+    elif i == 2:
+        out = dumps({"jsonrpc": "2.0", "ID": i, "result": tools})
+    elif i == 3:
+        out = '{"jsonrpc":"2.0","id":3,"result":%s,"id":4}' % dumps(tools)
+    elif i == 4:
+        out = '{"jsonrpc":"2.0","id":4,"re\u017fult":%s}' % dumps(tools)
+    else:
+        out = dumps({"jsonrpc": "2.0", "id": i, "result": tools})
+    sys.stdout.buffer.write(out.encode("utf-8") + b"\n")
+    sys.stdout.flush()
+"#,
+    )
+    .unwrap();
+    let policy = dir.join("fake.policy");
+    std::fs::write(
+        &policy,
+        "server fake \"ambiguous answers\" {\n  default allow\n  hide secret\n}\n",
+    )
+    .unwrap();
+    let mut p = Proxy::command(
+        "ambiguous-answers",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--log-level",
+            "error",
+            "--",
+            "python3",
+            server.to_str().unwrap(),
+        ],
+    );
+    p.initialize();
+    for id in 1..=4 {
+        p.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#
+        ));
+        let answer = p.response(&id.to_string());
+        assert!(!answer.contains("secret"), "{id}: {answer}");
+        assert_eq!(error_code(&answer), Some(-32603), "{id}: {answer}");
+        assert!(answer.contains("envelope"), "{id}: {answer}");
+    }
+    // An ordinary answer is filtered as always.
+    p.send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#);
+    let answer = p.response("5");
+    assert!(
+        answer.contains("visible") && !answer.contains("secret"),
+        "{answer}"
+    );
+    // Nothing else reached the client: no unfiltered copy on another line.
+    while let Some(line) = p.next_line(std::time::Duration::from_millis(500)) {
+        assert!(!line.contains("secret"), "{line}");
+    }
+    assert_eq!(p.finish().0, 0);
+}

@@ -1729,6 +1729,46 @@ impl<'a> JStr<'a> {
         self.raw
     }
 
+    /// True when an escape in the text is a lone UTF-16 surrogate
+    /// (`"\ud800"`, a `\udc00` not after a high surrogate): decoded, it
+    /// becomes U+FFFD like any other, so it cannot be told apart by its
+    /// characters.
+    pub fn has_lone_surrogate(&self) -> bool {
+        if !self.escaped {
+            return false;
+        }
+        let hex4 = |at: usize| -> Option<u32> {
+            let h = self.raw.get(at..at + 4)?;
+            h.iter()
+                .try_fold(0u32, |v, &c| Some(v * 16 + (c as char).to_digit(16)?))
+        };
+        let mut i = 0;
+        while let Some(at) = memchr::memchr(b'\\', &self.raw[i..]) {
+            let at = i + at;
+            if self.raw.get(at + 1) != Some(&b'u') {
+                i = at + 2;
+                continue;
+            }
+            let Some(unit) = hex4(at + 2) else {
+                return true;
+            };
+            i = at + 6;
+            if (0xdc00..0xe000).contains(&unit) {
+                return true; // a low surrogate with no high one before it
+            }
+            if (0xd800..0xdc00).contains(&unit) {
+                let low = (self.raw.get(i..i + 2) == Some(&b"\\u"[..]))
+                    .then(|| hex4(i + 2))
+                    .flatten();
+                if !low.is_some_and(|l| (0xdc00..0xe000).contains(&l)) {
+                    return true;
+                }
+                i += 6;
+            }
+        }
+        false
+    }
+
     /// Decoded characters (escapes resolved; a lone surrogate becomes U+FFFD, as in Go).
     pub fn chars(&self) -> Chars<'a> {
         Chars {
@@ -2095,6 +2135,19 @@ impl<'a> Num<'a> {
         let last = (0..total).rev().find(|&i| self.digit(i) != b'0')?;
         let e = self.int.len() as i64 - first as i64 + self.exp;
         Some((first, last + 1, e))
+    }
+
+    /// True when the exponent as written is at least 2^40 in magnitude:
+    /// it was clamped while parsing, so this number may compare equal to
+    /// a different one (`1e1099511627776` and `1e1099511627777`).
+    pub fn exponent_clamped(&self) -> bool {
+        self.exp.abs() >= EXP_CLAMP
+    }
+
+    /// The exponent as written (`e` part, 0 without one), clamped to
+    /// ±2^40.
+    pub fn written_exponent(&self) -> i64 {
+        self.exp
     }
 
     /// True when the value is zero (`0`, `-0.0`, `0e5`, ...).
@@ -2965,6 +3018,52 @@ mod tests {
         assert_eq!(s.chars().collect::<String>(), "a_b\n😀\u{fffd}x");
         assert!(JStr::from_body(br#"delete\u005frepo"#).eq_str("delete_repo"));
         s.with_str(|d| assert_eq!(d, "a_b\n😀\u{fffd}x"));
+    }
+
+    #[test]
+    fn lone_surrogates_are_told_from_pairs() {
+        for lone in [
+            r#"\ud800"#,
+            r#"\udc00"#,
+            r#"\uDBFF"#,
+            r#"a\ud800b"#,
+            r#"\ud800\ud800\udc00"#,
+            r#"\ud83d\ude00\udc00"#,
+            r#"\ud800\n"#,
+            r#"\\\ud800"#,
+        ] {
+            assert!(
+                JStr::from_body(lone.as_bytes()).has_lone_surrogate(),
+                "{lone}"
+            );
+        }
+        for fine in [
+            r#"\ud83d\ude00"#,
+            r#"\ufffd"#,
+            "\u{fffd}",
+            r#"\\ud800"#,
+            r#"\u0041\n\"\\"#,
+            "plain",
+        ] {
+            assert!(
+                !JStr::from_body(fine.as_bytes()).has_lone_surrogate(),
+                "{fine}"
+            );
+        }
+        // A decoded string has no escapes at all.
+        assert!(!JStr::plain(r#"\ud800"#).has_lone_surrogate());
+    }
+
+    #[test]
+    fn clamped_exponents_are_told() {
+        assert!(!n("1e1099511627775").exponent_clamped());
+        assert!(n("1e1099511627776").exponent_clamped());
+        assert!(n("1e1099511627777").exponent_clamped());
+        assert!(n("-5E-99999999999999999999").exponent_clamped());
+        assert!(!n("1e-1099511627775").exponent_clamped());
+        assert!(!n("123.5e3").exponent_clamped());
+        assert_eq!(n("123.5e-3").written_exponent(), -3);
+        assert_eq!(n("1e99999999999999").written_exponent(), 1 << 40);
     }
 
     #[test]

@@ -48,6 +48,12 @@ crate::error_kinds! {
         NotAMessage => "message is neither a request, a notification nor a response",
         /// A request id that is neither a string nor a number.
         BadId => "request id must be a string or a number",
+        /// A number id written with an exponent of 2^39 or more in magnitude: it cannot
+        /// be compared exactly, so two different ids could be taken for one.
+        IdExponentTooLarge => "request id number has an exponent too large to compare exactly",
+        /// A string id holding a lone UTF-16 surrogate escape (`"\ud800"`):
+        /// readers decode it to U+FFFD, so it could be taken for another id.
+        IdLoneSurrogate => "request id string holds a lone UTF-16 surrogate",
         /// A request id already used by a request still waiting for its answer.
         IdInFlight => "request id is already used by a request in flight",
         /// A batch (JSON array) with no element.
@@ -89,8 +95,8 @@ impl RejectKind {
         match self {
             NotJson => PARSE_ERROR,
             DuplicateMember | CaseVariantMembers | MemberInAnotherCase | TooDeep | NotAnObject
-            | MethodNotString | NotAMessage | BadId | IdInFlight | EmptyBatch | NotToolsCall
-            | CallWithoutId => INVALID_REQUEST,
+            | MethodNotString | NotAMessage | BadId | IdExponentTooLarge | IdLoneSurrogate
+            | IdInFlight | EmptyBatch | NotToolsCall | CallWithoutId => INVALID_REQUEST,
             CallWithoutParams
             | ParamsNotJson
             | DuplicateParamsKey
@@ -253,6 +259,75 @@ fn case_variant(k: &JStr<'_>, name: &str) -> bool {
 }
 
 const MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
+
+/// True when `k` could be read as the member `name` (lowercase ASCII) by
+/// a reader matching names case-insensitively: spelled exactly, in another
+/// ASCII case, or with a character whose lower or upper case is a letter
+/// of `name` (`ſ` for `s`, the Kelvin sign for `k`, `İ` and `ı` for `i`:
+/// Go's `encoding/json` folds a name with `ToUpper(ToLower(c))`, which
+/// takes `İ` to `I` where Unicode full case folding does not).
+pub fn may_read_as(k: &JStr<'_>, name: &str) -> bool {
+    let mut want = name.bytes();
+    for c in k.chars() {
+        let Some(a) = want.next() else {
+            return false;
+        };
+        let is = |c: char| c.to_ascii_lowercase() == char::from(a);
+        let matches = if c.is_ascii() {
+            is(c)
+        } else {
+            let lower = c.to_lowercase().next();
+            let upper = c.to_uppercase().next();
+            [
+                lower,
+                upper,
+                lower.and_then(|l| l.to_uppercase().next()),
+                upper.and_then(|u| u.to_lowercase().next()),
+            ]
+            .into_iter()
+            .flatten()
+            .any(is)
+        };
+        if !matches {
+            return false;
+        }
+    }
+    want.next().is_none()
+}
+
+/// The envelope of a server's answer (a well-formed JSON text), when two
+/// readers could read it differently: a member named like `jsonrpc`, `id`,
+/// `method`, `params`, `result` or `error` but not spelled exactly
+/// (`"Result"`, `"ID"`, `"reſult"`), or one of them twice (`"id"` and
+/// `"id"`, or `"id"` and `"Id"`). Returns the values of every member that
+/// may be read as `id` (the requests the answer may be meant for), or None
+/// when the envelope is unambiguous (or the text is not an object).
+///
+/// Member names are compared after their escapes are decoded: `"r\u0065sult"`
+/// is `result`, spelled exactly. The proxy reads answers with names as
+/// written, while a client decoding case-insensitively (Go's
+/// `encoding/json`) or keeping the first of two members would read such an
+/// answer as another one: a list it did not filter, or an answer to another
+/// request.
+pub fn ambiguous_answer_envelope(raw: &[u8]) -> Option<Vec<Value<'_>>> {
+    let Val::Object(obj) = Value::from_validated(raw).val() else {
+        return None;
+    };
+    let mut seen = [false; MEMBERS.len()];
+    let mut ambiguous = false;
+    let mut ids = Vec::new();
+    for (k, v) in obj.members() {
+        let Some(i) = MEMBERS.iter().position(|m| may_read_as(&k, m)) else {
+            continue;
+        };
+        ambiguous |= seen[i] || !k.eq_str(MEMBERS[i]);
+        seen[i] = true;
+        if MEMBERS[i] == "id" {
+            ids.push(v);
+        }
+    }
+    ambiguous.then_some(ids)
+}
 
 fn first_byte(raw: &[u8]) -> Option<u8> {
     raw.iter().copied().find(|b| !b.is_ascii_whitespace())
@@ -684,6 +759,49 @@ mod tests {
         assert!(answer.id.is_some() && answer.result.is_none());
     }
 
+    #[test]
+    fn answer_envelopes_readable_two_ways_are_ambiguous() {
+        let ids = |raw: &str| {
+            validate(raw.as_bytes(), Strictness::LENIENT).unwrap();
+            ambiguous_answer_envelope(raw.as_bytes())
+                .map(|v| v.iter().map(|v| v.as_bytes().to_vec()).collect::<Vec<_>>())
+        };
+        let none: Option<Vec<Vec<u8>>> = None;
+        assert_eq!(ids(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#), none);
+        assert_eq!(ids(r#"{"jsonrpc":"2.0","id":1,"error":{}}"#), none);
+        assert_eq!(ids(r#"{"method":"x","params":{}}"#), none);
+        assert_eq!(ids(r#"[1]"#), none);
+        // Escapes are decoded: spelled exactly.
+        assert_eq!(ids(r#"{"\u0069d":1,"r\u0065sult":{}}"#), none);
+        // Other names, and case variants deeper down, do not count.
+        assert_eq!(
+            ids(r#"{"id":1,"result":{"ID":2},"Results":3,"ids":4}"#),
+            none
+        );
+        for (raw, want) in [
+            (r#"{"id":1,"Result":{}}"#, &[&b"1"[..]][..]),
+            (r#"{"ID":1,"result":{}}"#, &[b"1"]),
+            (r#"{"id":3,"result":{},"id":4}"#, &[b"3", b"4"]),
+            (r#"{"id":4,"Id":3,"result":{}}"#, &[b"4", b"3"]),
+            (r#"{"id":"a","ERROR":{}}"#, &[br#""a""#]),
+            (r#"{"result":{},"JSONRPC":"2.0"}"#, &[]),
+            (r#"{"id":1,"result":{},"Method":"x"}"#, &[b"1"]),
+            (r#"{"id":1,"result":{},"paramS":{}}"#, &[b"1"]),
+            // Characters Go folds to an envelope name's letters.
+            ("{\"id\":1,\"re\u{17f}ult\":{}}", &[b"1"]),
+            ("{\"\u{130}d\":1,\"result\":{}}", &[b"1"]),
+            ("{\"\u{131}D\":1,\"result\":{}}", &[b"1"]),
+            (r#"{"id":1,"result":{},"re\u017fult":{}}"#, &[b"1"]),
+            (r#"{"\u0049d":1,"result":{}}"#, &[b"1"]),
+        ] {
+            assert_eq!(
+                ids(raw),
+                Some(want.iter().map(|w| w.to_vec()).collect()),
+                "{raw}"
+            );
+        }
+    }
+
     /// Every refusal with its code and message, written out independently of
     /// the table: a reword, or a kind moved to another code, fails here
     /// (and changes what clients see, so it must be deliberate).
@@ -705,6 +823,11 @@ mod tests {
                     "message is neither a request, a notification nor a response",
                 ),
                 BadId => (-32600, "request id must be a string or a number"),
+                IdExponentTooLarge => (
+                    -32600,
+                    "request id number has an exponent too large to compare exactly",
+                ),
+                IdLoneSurrogate => (-32600, "request id string holds a lone UTF-16 surrogate"),
                 IdInFlight => (-32600, "request id is already used by a request in flight"),
                 EmptyBatch => (-32600, "empty batch"),
                 NotToolsCall => (-32600, "not a tools/call request"),
@@ -731,7 +854,7 @@ mod tests {
                 Internal => (-32603, "internal error while deciding the message"),
             }
         };
-        assert_eq!(RejectKind::ALL.len(), 24);
+        assert_eq!(RejectKind::ALL.len(), 26);
         for &k in RejectKind::ALL {
             assert_eq!((k.code(), k.message()), pinned(k), "{k:?}");
             let r = Rejection::new(k, None);

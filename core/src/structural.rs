@@ -2,8 +2,11 @@
 //! outer levels, nothing more.
 //!
 //! An answer from the MCP server only has to be well-formed JSON whose
-//! envelope (`id`, `result`, `error`) and `result` members are unambiguous:
-//! the proxy finds the `id` it sent, and for a list the array to filter.
+//! envelope (`id`, `result`, `error`) and `result` members are unambiguous
+//! (no member twice in any letter case, no envelope member such as
+//! `"Result"` in another case: a case-insensitive reader would read it as
+//! the real one): the proxy finds the `id` it sent, and for a list the
+//! array to filter.
 //! The strict request validator ([`crate::json::validate`]) also fingerprints
 //! every key at every depth; [`scan_answer`] checks the grammar of the whole
 //! text (UTF-8, strings and their escapes, numbers, literals, nesting) and
@@ -65,7 +68,10 @@ pub enum Scan {
     /// `result`.
     Plain(AnswerOutline),
     /// Two keys of one object at depth 1 or 2 are equal, or equal in another
-    /// letter case (the text is well-formed).
+    /// letter case, or a key of the envelope is the name of an envelope
+    /// member in another letter case (`"Result"`, `"ID"`); the text is
+    /// well-formed. Whether the envelope itself is ambiguous is
+    /// [`crate::jsonrpc::ambiguous_answer_envelope`]'s to say.
     Ambiguous,
     /// Not a case this scanner decides (not an object, a key at depth 1 or
     /// 2 with escapes or non-ASCII bytes, too many members): the caller
@@ -589,6 +595,24 @@ pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
     }))
 }
 
+/// True when `k`, a plain ASCII key of the envelope, is the name of an
+/// envelope member (`jsonrpc`, `id`, `method`, `params`, `result`,
+/// `error`) in another letter case: a reader matching names
+/// case-insensitively (Go's `encoding/json`) takes it for that member.
+/// Only keys of those lengths are compared (the check for non-ASCII and
+/// escaped names is [`crate::jsonrpc::ambiguous_answer_envelope`]'s).
+#[inline(always)]
+fn envelope_variant(k: &[u8]) -> bool {
+    let names: &[&[u8]] = match k.len() {
+        2 => &[b"id"],
+        5 => &[b"error"],
+        6 => &[b"result", b"method", b"params"],
+        7 => &[b"jsonrpc"],
+        _ => return false,
+    };
+    names.iter().any(|n| k != *n && k.eq_ignore_ascii_case(n))
+}
+
 /// Reads `"key"` `:` and the space after it at `*i` in an object at
 /// `depth`; records keys at depth 1 and 2. `Ok(None)`: a key this scanner
 /// does not decide (escaped, non-ASCII, too many).
@@ -611,8 +635,14 @@ fn member_key(
         if !plain {
             return Ok(None);
         }
-        let keys = if depth == 1 { top } else { second };
-        match keys.add(b, (*i + 1, end - 1)) {
+        let key = (*i + 1, end - 1);
+        let keys = if depth == 1 {
+            *ambiguous |= envelope_variant(&b[key.0..key.1]);
+            top
+        } else {
+            second
+        };
+        match keys.add(b, key) {
             None => return Ok(None),
             Some(dup) => *ambiguous |= dup,
         }
@@ -868,6 +898,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn envelope_members_in_another_case_are_ambiguous() {
+        for amb in [
+            r#"{"jsonrpc":"2.0","id":1,"Result":{"tools":[]}}"#,
+            r#"{"ID":1,"result":{}}"#,
+            r#"{"id":1,"ERROR":{"code":1}}"#,
+            r#"{"Jsonrpc":"2.0","id":1,"result":{}}"#,
+            r#"{"id":1,"Method":"x"}"#,
+            r#"{"id":1,"result":{},"PARAMS":{}}"#,
+            r#"{"id":1,"result":{},"id":2}"#,
+            r#"{"id":1,"Id":1,"result":{}}"#,
+        ] {
+            assert!(
+                matches!(scan_answer(amb.as_bytes()), Ok(Scan::Ambiguous)),
+                "{amb}"
+            );
+        }
+        // Other names, and envelope names deeper down, are read as written.
+        for plain in [
+            r#"{"id":1,"result":{"ID":1,"Result":2,"Error":3}}"#,
+            r#"{"id":1,"Results":{},"ids":1,"i":2,"Errors":3,"paramss":4}"#,
+            r#"{"id":1,"result":{"tools":[{"ID":1,"Method":2}]},"Tools":1}"#,
+        ] {
+            assert!(
+                matches!(scan_answer(plain.as_bytes()), Ok(Scan::Plain(_))),
+                "{plain}"
+            );
+        }
+    }
+
     /// review5: the scanner decides ambiguity and well-formedness as the
     /// strict validator under SERVER_ANSWER does (what it replaced).
     fn review5_text() -> impl Strategy<Value = String> {
@@ -889,6 +949,22 @@ mod tests {
             "K",
             "a",
             "a",
+            // Envelope members in another case, or spelled with a character
+            // a case-insensitive reader folds to one of their letters.
+            "Error",
+            "ERROR",
+            "jsonrpc",
+            "JSONRPC",
+            "method",
+            "Method",
+            "params",
+            "PARAMS",
+            "re\u{17f}ult",
+            "\u{130}d",
+            "\u{131}d",
+            "R\\u0065sult",
+            "i\\u0064",
+            "iD",
         ]);
         let leaf = prop::sample::select(vec![
             "1",
@@ -924,9 +1000,16 @@ mod tests {
                 max_depth: 1024,
                 ..crate::json::Strictness::STRICT
             });
+            // The envelope, read from the decoded names (well-formed text only).
+            let envelope = strict.as_ref().is_ok_and(|()| {
+                crate::jsonrpc::ambiguous_answer_envelope(t.as_bytes()).is_some()
+            });
             match scan_answer(t.as_bytes()) {
-                Ok(Scan::Plain(_)) => prop_assert!(strict.is_ok(), "{t}: {strict:?}"),
-                Ok(Scan::Ambiguous) => prop_assert!(strict.as_ref().is_err_and(|e| e.kind().is_ambiguous_key()), "{t}: {strict:?}"),
+                Ok(Scan::Plain(_)) => prop_assert!(strict.is_ok() && !envelope, "{t}: {strict:?}"),
+                Ok(Scan::Ambiguous) => prop_assert!(
+                    envelope || strict.as_ref().is_err_and(|e| e.kind().is_ambiguous_key()),
+                    "{t}: {strict:?}"
+                ),
                 Ok(Scan::Undecided) => {}
                 Err(_) => prop_assert!(strict.as_ref().is_err_and(|e| !e.kind().is_ambiguous_key()), "{t}: {strict:?}"),
             }

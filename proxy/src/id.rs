@@ -10,6 +10,14 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
 use portcullis_core::json::{Val, Value};
+use portcullis_core::jsonrpc::RejectKind;
+
+/// A request id written with an exponent this large or larger in magnitude
+/// (2^39) is refused: exponents are clamped at 2^40 while parsing, so
+/// numbers past the clamp are not compared exactly; under 2^39 (and with
+/// fewer than 2^38 digits, far more than any message holds) a request id's
+/// value is always exact and never equal to a clamped number.
+pub const MAX_REQUEST_EXPONENT: i64 = 1 << 39;
 
 /// Bytes kept inline up to this length, on the heap beyond it.
 pub const INLINE: usize = 30;
@@ -177,6 +185,19 @@ impl fmt::Display for SmallStr {
 
 /// A request id compared by JSON value: `1`, `1.0` and `1e0` are one id;
 /// `"1"` is another.
+///
+/// Two kinds of id have no exact key and are refused in requests
+/// ([`IdKey::of_request`]): a number written with an exponent of 2^39 or
+/// more in magnitude ([`MAX_REQUEST_EXPONENT`]; exponents are clamped at
+/// 2^40 while parsing, so `1e1099511627776` and `1e1099511627777` would be
+/// one id), and a string
+/// holding a lone UTF-16 surrogate escape (it decodes to U+FFFD, so
+/// `"\ud800"`, `"\udc00"` and `"\ufffd"` would be one id). Two requests in
+/// flight therefore never share a key. Answers are keyed by
+/// [`IdKey::of`], which reads such ids as a reader decoding lone surrogates
+/// to U+FFFD (Go) does: an answer to `"\ud800"` is taken for the answer to
+/// the request `"\ufffd"`, as such a client would take it, and filtered as
+/// that answer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IdKey {
     /// A number, as its canonical bytes (one spelling per value:
@@ -187,9 +208,29 @@ pub enum IdKey {
 }
 
 impl IdKey {
-    /// The key of a request id; None unless it is a string or a number.
+    /// The key of a new request's id, or why the request is refused
+    /// (-32600): not a string or a number, a number written with an
+    /// exponent of 2^39 or more in magnitude, a string with a lone
+    /// surrogate escape.
+    pub fn of_request(v: Value<'_>) -> Result<IdKey, RejectKind> {
+        match v.val() {
+            Val::Num(n) if n.written_exponent().abs() >= MAX_REQUEST_EXPONENT => {
+                Err(RejectKind::IdExponentTooLarge)
+            }
+            Val::Str(s) if s.has_lone_surrogate() => Err(RejectKind::IdLoneSurrogate),
+            _ => IdKey::of(v).ok_or(RejectKind::BadId),
+        }
+    }
+
+    /// The key of an id as an answer (or a cancellation) names it; None
+    /// unless it is a string or a number, or a number past the exponent
+    /// clamp. Lone surrogates read as U+FFFD (as Go reads them).
     pub fn of(v: Value<'_>) -> Option<IdKey> {
         match v.val() {
+            // Past the clamp the value is not known exactly, and it cannot
+            // equal a request's id (those have exponents under 2^39, and
+            // fewer digits than 2^38): it names no request.
+            Val::Num(n) if n.exponent_clamped() => None,
             Val::Num(n) => {
                 let mut key = SmallBytes::new();
                 n.canonical(|b| key.push(b));
@@ -244,19 +285,82 @@ mod tests {
         assert!(IdKey::of(Value::from_validated(b"true")).is_none());
     }
 
-    /// review5: different JSON ids must not share a key.
+    fn request_key(raw: &str) -> Result<IdKey, RejectKind> {
+        IdKey::of_request(Value::from_validated(raw.as_bytes()))
+    }
+
+    /// Two different request ids never share a key: each is keyed exactly
+    /// or refused.
+    fn assert_distinct_or_refused(a: &str, b: &str, refusal: RejectKind) {
+        match (request_key(a), request_key(b)) {
+            (Ok(ka), Ok(kb)) => assert_ne!(ka, kb, "{a} {b}"),
+            (ka, kb) => {
+                for (raw, k) in [(a, ka), (b, kb)] {
+                    if let Err(e) = k {
+                        assert_eq!(e, refusal, "{raw}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// review5: different JSON ids must not share a key. Exponents are
+    /// clamped at 2^40 when parsed (both would become 1e(2^40)): request
+    /// ids with exponents of 2^39 or more are refused.
     #[test]
     fn review5_huge_exponents_are_different_ids() {
-        // Exponents are clamped at 2^40 when parsed: both become 1e(2^40).
-        assert_ne!(key("1e1099511627776"), key("1e1099511627777"));
+        assert_distinct_or_refused(
+            "1e1099511627776",
+            "1e1099511627777",
+            RejectKind::IdExponentTooLarge,
+        );
+        for huge in [
+            "1e1099511627776",
+            "1E+1099511627777",
+            "-2.5e-99999999999999999999",
+        ] {
+            assert_eq!(request_key(huge), Err(RejectKind::IdExponentTooLarge));
+        }
+        assert_eq!(
+            request_key("1e549755813888"),
+            Err(RejectKind::IdExponentTooLarge)
+        );
+        // Under the bound: keyed, and exactly.
+        assert_ne!(request_key("1e549755813887"), request_key("1e549755813886"));
+        assert_eq!(
+            request_key("10e549755813886"),
+            request_key("1e549755813887")
+        );
+        assert!(request_key("-1e-549755813887").is_ok());
+        // An answer past the clamp names no request.
+        assert!(IdKey::of(Value::from_validated(b"1e1099511627777")).is_none());
+        assert!(IdKey::of(Value::from_validated(b"1e1099511627775")).is_some());
+        assert_eq!(request_key("7").unwrap(), key("7"));
+        assert_eq!(request_key("null"), Err(RejectKind::BadId));
     }
 
     /// review5: lone surrogates all decode to U+FFFD, so three different
-    /// strings (and a real U+FFFD) are one id.
+    /// strings (and a real U+FFFD) would be one id: such request ids are
+    /// refused; a real U+FFFD (written or escaped) and a pair are keyed.
     #[test]
     fn review5_lone_surrogates_are_different_ids() {
-        assert_ne!(key("\"\\ud800\""), key("\"\\udc00\""));
-        assert_ne!(key("\"\\ud800\""), key("\"\u{fffd}\""));
+        assert_distinct_or_refused("\"\\ud800\"", "\"\\udc00\"", RejectKind::IdLoneSurrogate);
+        assert_distinct_or_refused("\"\\ud800\"", "\"\u{fffd}\"", RejectKind::IdLoneSurrogate);
+        for lone in ["\"\\ud800\"", "\"\\udc00\"", "\"a\\uD800\\u0041\""] {
+            assert_eq!(
+                request_key(lone),
+                Err(RejectKind::IdLoneSurrogate),
+                "{lone}"
+            );
+        }
+        assert_eq!(request_key("\"\u{fffd}\""), request_key("\"\\ufffd\""));
+        assert!(request_key("\"\u{fffd}\"").is_ok());
+        assert_eq!(
+            request_key("\"\\ud83d\\ude00\"").unwrap(),
+            key("\"\u{1f600}\"")
+        );
+        // An answer's id is read as a U+FFFD-decoding client reads it.
+        assert_eq!(key("\"\\ud800\""), key("\"\u{fffd}\""));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use portcullis_core::idempotency::{
     Claim, IdemKey, IdempotencyMode, IdempotencySpec, MAX_REPLAY_BYTES,
 };
 use portcullis_core::json::{Strictness, Val, Value, validate};
-use portcullis_core::jsonrpc::{Envelope, RejectKind};
+use portcullis_core::jsonrpc::{Envelope, RejectKind, ambiguous_answer_envelope};
 use portcullis_core::policy::{Channels, Effect, Env, FailMode, Policy};
 use portcullis_core::structural::{AnswerOutline, Scan, scan_answer};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +41,10 @@ pub const UPSTREAM_GONE: i32 = -32000;
 /// JSON-RPC error code for an upstream answer the proxy refused to pass on
 /// (JSON-RPC's internal error, as the server failed, not the client).
 pub const UPSTREAM_BAD_ANSWER: i32 = portcullis_core::jsonrpc::INTERNAL_ERROR;
+
+/// The message of the error that replaces an upstream answer whose
+/// envelope is ambiguous (docs/cli.md).
+pub const AMBIGUOUS_ANSWER: &str = "the upstream answer was refused by the proxy: its envelope has a member in another letter case or twice (ambiguous)";
 
 pub use crate::id::IdKey;
 use crate::id::SmallBytes;
@@ -693,8 +697,9 @@ impl Session {
                 }
                 return Some((true, None)); // a notification
             };
-            let Some(key) = IdKey::of(id) else {
-                return Some((false, Some(respond::refusal(None, RejectKind::BadId))));
+            let key = match IdKey::of_request(id) {
+                Ok(key) => key,
+                Err(why) => return Some((false, Some(refuse_id(id, why)))),
             };
             let kind = if env.method_is("tools/list") {
                 Kind::List
@@ -2213,6 +2218,10 @@ impl Session {
                 Answer::Forward => Outcome::forward(Cow::Borrowed(trimmed)),
                 Answer::Replace(bytes) => Outcome::forward(Cow::Owned(bytes)),
                 Answer::Drop => Outcome::default(),
+                Answer::Refused(errors) => Outcome {
+                    forward: errors.into_iter().map(Cow::Owned).collect(),
+                    ..Outcome::default()
+                },
             };
         }
         if let Err(e) = validate(trimmed, lenient) {
@@ -2234,6 +2243,10 @@ impl Session {
                     parts.push(Cow::Owned(b));
                 }
                 Answer::Drop => changed = true,
+                Answer::Refused(errors) => {
+                    changed = true;
+                    parts.extend(errors.into_iter().map(Cow::Owned));
+                }
             }
         }
         if !changed {
@@ -2248,6 +2261,13 @@ impl Session {
     }
 
     fn server_message(&self, raw: &[u8], outline: Option<&AnswerOutline>) -> Answer {
+        // A Plain outline has an unambiguous envelope (the scanner said so);
+        // any other text is well-formed here and its envelope is read now.
+        if outline.is_none()
+            && let Some(ids) = ambiguous_answer_envelope(raw)
+        {
+            return Answer::Refused(self.refuse_answer(&ids));
+        }
         let env = match outline {
             Some(o) => Envelope::from_answer(raw, o),
             None => Envelope::parse_lenient(raw),
@@ -2372,6 +2392,84 @@ impl Session {
             }
             Kind::Abandoned => Answer::Drop,
         }
+    }
+
+    /// A server message whose envelope two readers could read differently
+    /// (an envelope member in another letter case, or twice: see
+    /// [`ambiguous_answer_envelope`]) is never forwarded. Every request in
+    /// flight that one of its `id` members may name is answered with
+    /// [`UPSTREAM_BAD_ANSWER`], so no client waits for an answer that will
+    /// not come: with one id that is the request it answers; with several
+    /// (`"id":3,...,"id":4`, `"id":4,"Id":3`) the proxy cannot tell which,
+    /// and the server broke the protocol for all of them. The server did
+    /// answer, so the calls count as made (counters and payment holds
+    /// committed, a consumed approval stays consumed); an idempotency
+    /// record is released, as after any error answer.
+    fn refuse_answer(&self, ids: &[Value<'_>]) -> Vec<Vec<u8>> {
+        let mut errors = Vec::new();
+        let mut named = Vec::new();
+        for id in ids {
+            let Some(key) = IdKey::of(*id) else { continue };
+            if named.contains(&key) {
+                continue;
+            }
+            named.push(key.clone());
+            let mut pending = self.pending();
+            let Some(p) = pending.remove(&key) else {
+                continue;
+            };
+            if let Kind::Asking(eid) = &p.kind {
+                // The server never got this call: this is no answer to it.
+                self.log.warn(format_args!(
+                    "dropped an ambiguous answer from the server naming a call it never got (held for approval, elicitation {eid})"
+                ));
+                pending.insert(key, p);
+                continue;
+            }
+            drop(pending);
+            if matches!(p.kind, Kind::Abandoned) {
+                continue; // answered by the proxy already
+            }
+            if let Some(m) = &self.metrics {
+                m.upstream_latency(matches!(p.kind, Kind::Call(_)), p.since.elapsed());
+            }
+            if let Kind::Call(ticket) = &p.kind {
+                self.counters.commit(ticket);
+            }
+            if let Some(h) = p.paid.and_then(|mut paid| paid.claimed.take()) {
+                let price = format!(
+                    "{} {}",
+                    portcullis_core::spend::format(h.amount),
+                    h.currency.code
+                );
+                let budgets = rule_names(h.meta, &h.reserved.rules);
+                let tool = h.tool.clone();
+                h.commit();
+                self.record(|| Event::Payment {
+                    at: UnixMillis::now(),
+                    tool,
+                    stage: "committed",
+                    price,
+                    budgets,
+                    message: AMBIGUOUS_ANSWER.to_string(),
+                    session: Some(self.session),
+                    principal: self.principal.clone(),
+                });
+            }
+            if let Some(c) = &p.idem {
+                self.settle_idem(c, None);
+            }
+            errors.push(respond::error(
+                Some(&p.raw_id),
+                UPSTREAM_BAD_ANSWER,
+                AMBIGUOUS_ANSWER,
+            ));
+        }
+        self.log.warn(format_args!(
+            "dropped an answer from the server whose envelope is ambiguous (a member such as id or result in another letter case, or twice); answered {} request(s) in flight it may name with error {UPSTREAM_BAD_ANSWER}",
+            errors.len()
+        ));
+        errors
     }
 
     /// A `resources/read`, `resources/subscribe` or `prompts/get` of a
@@ -2989,9 +3087,7 @@ impl Session {
     /// The key of a new request's id, or the refusal of an id that is not
     /// a string or number or is still in flight.
     fn free_id(&self, id: Value<'_>) -> Result<IdKey, Vec<u8>> {
-        let Some(key) = IdKey::of(id) else {
-            return Err(respond::refusal(None, RejectKind::BadId));
-        };
+        let key = IdKey::of_request(id).map_err(|why| refuse_id(id, why))?;
         if self
             .pending()
             .get(&key)
@@ -3237,6 +3333,14 @@ fn rule_names(
         .join(", ")
 }
 
+/// The refusal of a request whose id cannot be keyed ([`IdKey::of_request`]):
+/// with the id when it is a string or a number (the client can tell which
+/// request it was), `null` otherwise.
+fn refuse_id(id: Value<'_>, why: RejectKind) -> Vec<u8> {
+    let readable = matches!(id.val(), Val::Str(_) | Val::Num(_));
+    respond::refusal(readable.then(|| id.as_bytes()), why)
+}
+
 /// The key of a raw id (its JSON text), if it is a valid JSON string or number.
 fn id_key_of_raw(raw: &[u8]) -> Option<IdKey> {
     validate(raw, Strictness::LENIENT).ok()?;
@@ -3268,6 +3372,9 @@ enum Answer {
     Forward,
     Replace(Vec<u8>),
     Drop,
+    /// Not forwarded: these errors for the client instead (none, one, or
+    /// one per request the message may answer).
+    Refused(Vec<Vec<u8>>),
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -3781,6 +3888,177 @@ mod tests {
             }
         }
         assert!(leaked.is_empty(), "forwarded: {leaked:#?}");
+    }
+
+    /// The JSON of one message.
+    fn json(bytes: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(bytes).expect("JSON")
+    }
+
+    #[test]
+    fn an_ambiguous_envelope_answers_the_request_it_names_with_an_error() {
+        for answer in [
+            &br#"{"jsonrpc":"2.0","id":3,"Result":{"tools":[{"name":"secret"}]}}"#[..],
+            br#"{"jsonrpc":"2.0","ID":3,"result":{"tools":[{"name":"secret"}]}}"#,
+            br#"{"jsonrpc":"2.0","id":3,"Id":3,"result":{"tools":[{"name":"secret"}]}}"#,
+            br#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"secret"}]},"Error":null}"#,
+            br#"{"Jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"secret"}]}}"#,
+            br#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"secret"}]},"METHOD":"x"}"#,
+            // Read by the strict validator (escaped, non-ASCII, many members).
+            br#"{"jsonrpc":"2.0","\u0069d":3,"R\u0065sult":{"tools":[{"name":"secret"}]}}"#,
+            "{\"jsonrpc\":\"2.0\",\"id\":3,\"re\u{17f}ult\":{\"tools\":[{\"name\":\"secret\"}]}}"
+                .as_bytes(),
+            "{\"jsonrpc\":\"2.0\",\"\u{130}d\":3,\"result\":{\"tools\":[{\"name\":\"secret\"}]}}"
+                .as_bytes(),
+            br#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17,"id":3,"RESULT":{"tools":[{"name":"secret"}]}}"#,
+        ] {
+            let s = session();
+            s.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
+            let out = s.from_server(answer);
+            let shown = String::from_utf8_lossy(answer).into_owned();
+            assert_eq!(out.forward.len(), 1, "{shown}");
+            let v = json(&out.forward[0]);
+            assert_eq!(v["id"], 3, "{shown}");
+            assert_eq!(v["error"]["code"], UPSTREAM_BAD_ANSWER, "{shown}");
+            assert_eq!(v["error"]["message"], AMBIGUOUS_ANSWER, "{shown}");
+            assert_eq!(s.in_flight(), 0, "{shown}");
+            // The request is answered: nothing is left waiting.
+            assert!(s.upstream_gone("gone").is_empty());
+        }
+    }
+
+    #[test]
+    fn an_answer_with_ambiguous_ids_answers_every_request_they_name() {
+        let s = session();
+        for id in [3, 4, 5] {
+            s.from_client(
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#).as_bytes(),
+            );
+        }
+        let out = s
+            .from_server(br#"{"jsonrpc":"2.0","id":3,"result":{"tools":[]},"ID":4,"iD":3,"Id":9}"#);
+        let ids: Vec<_> = out.forward.iter().map(|f| json(f)["id"].clone()).collect();
+        assert_eq!(ids, [3, 4]);
+        assert!(
+            out.forward
+                .iter()
+                .all(|f| error_of(f) == UPSTREAM_BAD_ANSWER)
+        );
+        assert_eq!(s.in_flight(), 1, "5 is not named: still waiting");
+        // No id at all, or none in flight: nothing for the client.
+        assert!(
+            s.from_server(br#"{"jsonrpc":"2.0","Result":{}}"#)
+                .forward
+                .is_empty()
+        );
+        assert!(
+            s.from_server(br#"{"jsonrpc":"2.0","ID":77,"result":{}}"#)
+                .forward
+                .is_empty()
+        );
+        // A server request or notification with an ambiguous envelope is dropped too.
+        assert!(
+            s.from_server(
+                br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","Params":{}}"#
+            )
+            .forward
+            .is_empty()
+        );
+        assert_eq!(s.in_flight(), 1);
+    }
+
+    #[test]
+    fn an_ambiguous_answer_to_a_call_counts_the_call() {
+        let s = session();
+        s.from_client(call("5").as_bytes());
+        let out = s.from_server(br#"{"jsonrpc":"2.0","id":5,"Result":{"content":[]}}"#);
+        assert_eq!(error_of(&out.forward[0]), UPSTREAM_BAD_ANSWER);
+        // The server answered: the call was made, its unit stays used.
+        let six = call("6");
+        let again = s.from_client(six.as_bytes());
+        assert!(again.forward.is_empty(), "over the limit of one a minute");
+        let text = String::from_utf8_lossy(&again.reply[0]).into_owned();
+        assert!(text.contains("POLICY DENIED"), "{text}");
+    }
+
+    #[test]
+    fn an_ambiguous_answer_in_a_batch_is_replaced_by_its_error() {
+        let s = session();
+        s.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+        s.from_client(br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#);
+        let out = s.from_server(
+            br#"[{"jsonrpc":"2.0","id":1,"Result":{"tools":[{"name":"secret"}]}},{"jsonrpc":"2.0","id":2,"result":{}}]"#,
+        );
+        let v = json(&out.forward[0]);
+        assert_eq!(v[0]["id"], 1);
+        assert_eq!(v[0]["error"]["code"], UPSTREAM_BAD_ANSWER);
+        assert_eq!(
+            v[1],
+            serde_json::json!({"jsonrpc":"2.0","id":2,"result":{}})
+        );
+    }
+
+    /// Request ids the proxy cannot key exactly are refused (-32600) with
+    /// the id as written; answers are matched as a U+FFFD-decoding client
+    /// would match them.
+    #[test]
+    fn ids_without_an_exact_key_are_refused_and_answers_read_as_clients_do() {
+        let s = session();
+        let lone = "request id string holds a lone UTF-16 surrogate";
+        let huge = "request id number has an exponent too large to compare exactly";
+        for (id, message) in [
+            (r#""\ud800""#, lone),
+            (r#""a\udc00""#, lone),
+            ("1e1099511627777", huge),
+            ("-1E-1099511627776", huge),
+            ("1e549755813888", huge),
+        ] {
+            for request in [
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#),
+                call(id),
+            ] {
+                let out = s.from_client(request.as_bytes());
+                assert!(out.forward.is_empty(), "{request}");
+                // Read as text: serde_json refuses a lone surrogate.
+                assert_eq!(error_of(&out.reply[0]), -32600, "{request}");
+                let reply = String::from_utf8_lossy(&out.reply[0]).into_owned();
+                assert!(
+                    reply.contains(&format!(r#""message":"{message}""#)),
+                    "{reply}"
+                );
+                assert!(reply.contains(&format!(r#""id":{id}"#)), "{reply}");
+            }
+        }
+        assert_eq!(s.in_flight(), 0);
+        // A real U+FFFD, written or escaped, and a pair are fine ids; an
+        // answer naming one as a U+FFFD-decoding reader would is its answer,
+        // and filtered as such.
+        for (id, answer_id) in [
+            (r#""\ufffd""#, r#""\ud800""#),
+            ("\"\u{fffd}\"", r#""\udfff""#),
+            (r#""\ud83d\ude00""#, "\"\u{1f600}\""),
+        ] {
+            let request = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#);
+            assert_eq!(s.from_client(request.as_bytes()).forward.len(), 1, "{id}");
+            let answer = format!(
+                r#"{{"jsonrpc":"2.0","id":{answer_id},"result":{{"tools":[{{"name":"t"}},{{"name":"secret"}}]}}}}"#
+            );
+            let out = s.from_server(answer.as_bytes());
+            let text = String::from_utf8_lossy(&out.forward[0]).into_owned();
+            assert!(
+                !text.contains("secret") && text.contains(r#""name":"t""#),
+                "{text}"
+            );
+            assert_eq!(s.in_flight(), 0, "{id}");
+        }
+        // Under the bound: ordinary ids, compared exactly.
+        s.from_client(br#"{"jsonrpc":"2.0","id":1e549755813887,"method":"tools/list"}"#);
+        s.from_client(br#"{"jsonrpc":"2.0","id":10e549755813887,"method":"tools/list"}"#);
+        assert_eq!(s.in_flight(), 2);
+        s.from_server(br#"{"jsonrpc":"2.0","id":1e1099511627777,"result":{"tools":[]}}"#);
+        assert_eq!(s.in_flight(), 2, "an answer past the clamp names neither");
+        s.from_server(br#"{"jsonrpc":"2.0","id":100e549755813886,"result":{"tools":[]}}"#);
+        assert_eq!(s.in_flight(), 1, "the same value, spelled otherwise");
     }
 
     #[test]
