@@ -691,7 +691,7 @@ mod tests {
         assert_eq!(
             run(
                 &rule,
-                r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"AKIAIOSFODNN7EXAMPLE"}}"#
+                r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"no such file"}}"#
             ),
             Verdict::Pass
         );
