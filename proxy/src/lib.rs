@@ -11,7 +11,15 @@
 //! - [`elicit`]: human approval in band (`elicitation/create`);
 //! - [`child`]: starting and stopping server processes (stdio, HTTP, scan);
 //! - [`filter`]: `tools/list` answers with hidden tools removed;
+//! - [`surfaces`]: resources and prompts (requests decided, lists filtered);
+//! - [`symlinks`]: paths and `file://` URIs resolved as the server's
+//!   filesystem opens them, for a second decision on their target;
+//! - [`results`]: result rules on answers (secrets, sizes);
+//! - [`id`]: JSON-RPC request ids as keys of requests in flight;
 //! - [`respond`]: denials and JSON-RPC errors;
+//! - [`approvals`], [`webhook`], [`admin`]: approval records, their
+//!   notifications and the operator's HTTP API;
+//! - [`idempotency`]: duplicate calls within a window;
 //! - [`state`]: counter stores that persist and are shared (SQLite, Redis);
 //! - [`audit`]: the decision log;
 //! - [`metrics`]: Prometheus metrics;

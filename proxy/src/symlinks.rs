@@ -130,7 +130,7 @@ fn sent_path(uri: &str) -> Option<String> {
 
 /// Resolves a read of `uri` (the URI as sent) on this machine's
 /// filesystem: its path is walked as the server's `open(2)` would walk it
-/// ([`walk`]: links followed, a `..` applied to where a link led) and the
+/// (links followed, a `..` applied to where a link led) and the
 /// result compared with the URI's normalisation, which the first decision
 /// read. A path that does not exist resolves as far as it exists, the rest
 /// appended.
@@ -241,7 +241,7 @@ fn walk(path: &str) -> Result<std::path::PathBuf, String> {
 /// Resolves a path argument of a tool call (a `path()` slot, see
 /// [`portcullis_core::policy::Policy::path_args`]) on this machine's
 /// filesystem as the server's `open(2)` of the value as sent would
-/// ([`walk`]): every symlink followed, a `..` applied to where a link led,
+/// (the private `walk`): every symlink followed, a `..` applied to where a link led,
 /// and for a path that does not exist yet the missing rest appended. So
 /// `write_file` of `/root/public/link/new.txt`, `link -> ../secret`, is
 /// `/root/secret/new.txt`, and `/root/public/link/../key.txt`,
