@@ -852,3 +852,66 @@ for line in sys.stdin:
         p.finish();
     }
 }
+
+/// Found in review: an answer holding both `result` and `error` had only its
+/// `result` checked by result rules, and was forwarded; the official Python
+/// SDK client reads such an answer as the error (its text: the secret).
+/// Such an answer is refused (-32603), whatever the order or a null result.
+#[test]
+fn an_answer_with_both_result_and_error_does_not_carry_a_secret_past_result_rules() {
+    let dir = common::temp_dir("results-both-members");
+    std::fs::write(
+        dir.join("errs.policy"),
+        "server errs {\n  results {\n    deny secrets\n  }\n  results for resource \"https://x.example/**\" {\n    deny secrets\n  }\n}\n",
+    )
+    .unwrap();
+    let server = dir.join("errs.py");
+    std::fs::write(
+        &server,
+        r#"import json, sys
+TOK = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    i = m["id"]
+    if m["method"] == "initialize":
+        out = {"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}, "resources": {}}, "serverInfo": {"name": "errs", "version": "1"}}}
+        print(json.dumps(out, separators=(",", ":")), flush=True)
+        continue
+    mode = m["params"]["arguments"]["mode"] if m["method"] == "tools/call" else m["params"]["uri"].rsplit("/", 1)[1]
+    err = json.dumps({"code": -32000, "message": "bad key " + TOK}, separators=(",", ":"))
+    res = '{"content":[{"type":"text","text":"ok"}]}' if mode == "both" else "null"
+    if mode == "errfirst":
+        print('{"jsonrpc":"2.0","id":%s,"error":%s,"result":null}' % (json.dumps(i), err), flush=True)
+    else:
+        print('{"jsonrpc":"2.0","id":%s,"result":%s,"error":%s}' % (json.dumps(i), res, err), flush=True)
+"#,
+    )
+    .unwrap();
+    let policy = dir.join("errs.policy");
+    let mut p = Proxy::command(
+        "results-both-members-proxy",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--",
+            "python3",
+            server.to_str().unwrap(),
+        ],
+    );
+    p.initialize();
+    for (id, mode) in [(1u64, "both"), (2, "nullresult"), (3, "errfirst")] {
+        let line = p.call(id, "t", &json!({ "mode": mode }).to_string());
+        assert!(!line.contains("ghp_A1b2"), "tools/call {mode}: {line}");
+    }
+    for (id, mode) in [(11u64, "both"), (12, "nullresult"), (13, "errfirst")] {
+        p.send(
+            &json!({"jsonrpc":"2.0","id":id,"method":"resources/read","params":{"uri":format!("https://x.example/{mode}")}})
+                .to_string(),
+        );
+        let line = p.response(&id.to_string());
+        assert!(!line.contains("ghp_A1b2"), "resources/read {mode}: {line}");
+    }
+    p.finish();
+}

@@ -970,9 +970,10 @@ fn listed_links_are_filtered_by_their_targets() {
 /// to the link's target (`public/sub/../key.txt`, `sub -> ../secret/inner`,
 /// is `secret/key.txt`), so a server that opens paths and URIs as given
 /// (Python's `open` here; Go's `os.Open`, C's `open(2)`) reads the secret.
-/// The proxy walks the value as sent the same way: the tool call and the
-/// `resources/read` (also spelled with `%2e%2e`) are refused, in both
-/// policy languages, and the secret never comes back.
+/// The proxy walks the value as sent the same way, and sees that a server
+/// normalising first would read another file (`public/key.txt`): the tool
+/// call and the `resources/read` (also spelled with `%2e%2e`) are refused,
+/// in both policy languages, and the secret never comes back.
 #[test]
 fn dotdot_after_a_link_is_decided_where_the_kernel_lands() {
     let (dir, r, resource_policy) = tree("dotdot-after-link");
@@ -1017,10 +1018,10 @@ for line in sys.stdin:
         let args = json!({"path": format!("{r}/public/sub/../key.txt")});
         let v: Value =
             serde_json::from_str(&p.call(1, "read_text_file", &args.to_string())).unwrap();
-        assert_eq!(v["result"]["isError"], true, "{lang} {args}: {v}");
-        assert!(!text_of(&v).contains("TOPSECRET"), "{lang} {args}: {v}");
+        assert!(!v.to_string().contains("TOPSECRET"), "{lang} {args}: {v}");
+        assert_eq!(v["error"]["code"], -32003, "{lang} {args}: {v}");
         assert!(
-            text_of(&v).contains(&format!("resolves to \"{r}/secret/key.txt\"")),
+            message(&v).contains(&format!("{r}/secret/key.txt as the kernel opens it")),
             "{lang} {args}: {v}"
         );
     }
@@ -1040,10 +1041,7 @@ for line in sys.stdin:
     ] {
         let v = read(&mut p, id, &uri);
         assert_eq!(v["error"]["code"], -32003, "{uri}: {v}");
-        assert!(
-            message(&v).contains("Secret files are off limits"),
-            "{uri}: {v}"
-        );
+        assert!(message(&v).contains("names two files"), "{uri}: {v}");
         assert!(!v.to_string().contains("TOPSECRET"), "{uri}: {v}");
     }
 }
@@ -1123,4 +1121,123 @@ for line in sys.stdin:
             assert!(!v.to_string().contains("TOPSECRET"), "{opt:?} {uri}: {v}");
         }
     }
+}
+
+/// Found in review: a `..` after a link is decided the kernel's way (a7bd979),
+/// but a server that normalises first (server-filesystem: `path.resolve` +
+/// `fs.realpath`; `new URL(uri).pathname` + open) reads the lexical path's
+/// target: `public/link/../x`, `link -> ../other/inner`, `public/x ->
+/// ../secret/key.txt`, is `other/x` for the kernel and `secret/key.txt`
+/// for them. And `public/nothere/../keylink`: nothing is resolved after a
+/// missing component, so the link after the `..` was never followed.
+/// Both name two files (one per kind of server): refused, never forwarded.
+#[test]
+fn dotdot_is_decided_for_servers_that_normalise_first_too() {
+    let (dir, r, resource_policy) = tree("dotdot-normalising-servers");
+    std::fs::create_dir_all(format!("{r}/other/inner")).unwrap();
+    std::fs::write(format!("{r}/other/x"), "harmless").unwrap();
+    std::os::unix::fs::symlink("../other/inner", format!("{r}/public/sub")).unwrap();
+    std::os::unix::fs::symlink("../secret/key.txt", format!("{r}/public/x")).unwrap();
+    let sent = [
+        format!("{r}/public/sub/../x"),
+        format!("{r}/public/nothere/../keylink"),
+    ];
+    for (lang, policy) in tool_policies(&dir, &r) {
+        let mut p = Proxy::command(
+            &format!("dotdot-normalising-{lang}"),
+            &[
+                "-c",
+                policy.as_str(),
+                "--",
+                "node",
+                server_filesystem().to_str().unwrap(),
+                &r,
+            ],
+        );
+        p.initialize();
+        for (id, path) in (1u64..).zip(&sent) {
+            let args = json!({ "path": path }).to_string();
+            let v: Value = serde_json::from_str(&p.call(id, "read_text_file", &args)).unwrap();
+            assert!(!v.to_string().contains("TOPSECRET"), "{lang} {args}: {v}");
+            assert_eq!(v["error"]["code"], -32003, "{lang} {args}: {v}");
+            assert!(
+                message(&v).contains("names two files"),
+                "{lang} {args}: {v}"
+            );
+        }
+        p.finish();
+    }
+    // The repo's resource server reads `new URL(uri).pathname` (`..`
+    // resolved by WHATWG) and opens it.
+    let mut p = Proxy::command(
+        "dotdot-normalising-resource",
+        &[
+            "-c",
+            resource_policy.as_str(),
+            "--",
+            "node",
+            root()
+                .join("tests/e2e/file_resources_server.mjs")
+                .to_str()
+                .unwrap(),
+            &r,
+        ],
+    );
+    p.initialize();
+    for (id, uri) in [
+        (1, format!("file://{r}/public/sub/../x")),
+        (2, format!("file://{r}/public/sub/%2e%2e/x")),
+        (3, format!("file://{r}/public/nothere/../keylink")),
+    ] {
+        let v = read(&mut p, id, &uri);
+        assert!(!v.to_string().contains("TOPSECRET"), "{uri}: {v}");
+        assert_eq!(v["error"]["code"], -32003, "{uri}: {v}");
+        assert!(message(&v).contains("names two files"), "{uri}: {v}");
+    }
+    p.finish();
+}
+
+/// Found in review: with `limit 2 per minute by args.path`, the spellings
+/// `//` and `./` of one file (no link) were partitions of their own: the
+/// server opened the same file four times. Each spelling is now decided
+/// again on the path it names.
+#[test]
+fn a_limit_per_path_counts_every_spelling_of_one_file() {
+    let (dir, r, _) = tree("symlinks-limit-spellings");
+    let dir = dir.join("limit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("filesystem.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "server filesystem {{\n  tool read_text_file {{\n    deny \"Secret files are off limits\" when path(args.path) matches \"{r}/secret/**\"\n    limit 2 per minute by args.path -> \"Two reads of a file a minute\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut p = Proxy::command(
+        "symlinks-limit-spellings-proxy",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--",
+            "node",
+            server_filesystem().to_str().unwrap(),
+            &r,
+        ],
+    );
+    p.initialize();
+    for (id, path) in [(1, "public/readme.txt"), (2, "public//readme.txt")] {
+        let args = json!({"path": format!("{r}/{path}")}).to_string();
+        let v: Value = serde_json::from_str(&p.call(id, "read_text_file", &args)).unwrap();
+        assert_eq!(text_of(&v), "hello", "call {id}: {v}");
+    }
+    for (id, path) in [(3, "public/./readme.txt"), (4, "public/readme.txt")] {
+        let args = json!({"path": format!("{r}/{path}")}).to_string();
+        let v: Value = serde_json::from_str(&p.call(id, "read_text_file", &args)).unwrap();
+        assert!(
+            text_of(&v).starts_with("[POLICY DENIED] Two reads of a file a minute"),
+            "call {id}: {v}"
+        );
+    }
+    p.finish();
 }

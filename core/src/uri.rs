@@ -27,6 +27,9 @@
 //!    and `..` segments resolved; a `..` above the root is refused;
 //! 5. the query and fragment are kept as written (control characters refused).
 //!
+//! A URI beginning or ending with a space is refused too: WHATWG parsers
+//! strip those, so `file:///etc/passwd ` names `/etc/passwd` to them.
+//!
 //! A URI that cannot be normalised is denied by the proxy, never forwarded.
 //! Normalising writes into a caller's buffer at most two bytes longer than
 //! the input (only `file:/path` grows, by the `//`), so the decision path
@@ -55,6 +58,8 @@ crate::error_kinds! {
         FileRelative => "a `file:` URI's path must be absolute (`file:///path`)",
         /// A literal `\` in a URI URL parsers read it as `/` in.
         Backslash => "the URI holds a `\\` before its query, which URL parsers read as `/` in `file:`, `http(s):`, `ws(s):` and `ftp:` URIs",
+        /// A space at either end.
+        EdgeSpace => "the URI begins or ends with a space, which URL parsers strip",
         /// Longer than the buffer.
         TooLong => "the URI is longer than the proxy accepts",
     }
@@ -129,6 +134,14 @@ fn is_control(b: u8) -> bool {
 /// [`UriErrorKind::TooLong`].
 pub fn normalize_into<'b>(uri: &str, buf: &'b mut [u8]) -> Result<&'b str, UriError> {
     let s = uri.as_bytes();
+    // WHATWG parsers strip leading and trailing spaces (controls are
+    // refused below): `file:///secret/key ` is `file:///secret/key` to Node.
+    if s.first() == Some(&b' ') {
+        return Err(err(UriErrorKind::EdgeSpace, 0));
+    }
+    if s.last() == Some(&b' ') {
+        return Err(err(UriErrorKind::EdgeSpace, s.len() - 1));
+    }
     let mut out = Out { buf, len: 0 };
     // 1. The scheme.
     let colon = s.iter().position(|&b| b == b':');
@@ -458,6 +471,9 @@ mod tests {
         let cases = [
             ("/etc/passwd", UriErrorKind::NoScheme),
             ("file://example.com/etc/passwd", UriErrorKind::FileHost),
+            ("file:///etc/passwd ", UriErrorKind::EdgeSpace),
+            (" file:///etc/passwd", UriErrorKind::EdgeSpace),
+            ("file:///etc/passwd?x ", UriErrorKind::EdgeSpace),
             ("file://user@localhost/etc/passwd", UriErrorKind::FileHost),
             ("file://localhost:80/etc/passwd", UriErrorKind::FileHost),
             ("file:etc/passwd", UriErrorKind::FileRelative),

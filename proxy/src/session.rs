@@ -2278,6 +2278,14 @@ impl Session {
         if env.method.is_some() {
             return Answer::Forward; // a server request or notification
         }
+        // An answer is a result or an error, never both: clients differ in
+        // which they read (Python's SDK raises the error, TypeScript's drops
+        // the answer), so a server could carry in one what the rules
+        // checked in the other. Refused like any ambiguous envelope.
+        if env.result.is_some() && env.error.is_some_and(|e| !e.is_null()) {
+            let ids: Vec<Value<'_>> = env.id.into_iter().collect();
+            return Answer::Refused(self.refuse_answer(&ids));
+        }
         let Some(key) = env.id.and_then(IdKey::of) else {
             return Answer::Forward;
         };
@@ -3842,6 +3850,27 @@ mod tests {
     /// is not filtered (names are read exactly) yet Go's encoding/json
     /// (case-insensitive member names) reads it as the result: a hidden tool
     /// reaches a Go client.
+    /// review6: an answer with both `result` and a non-null `error` is
+    /// refused (the request gets -32603), whatever either holds: a client
+    /// that reads the error would otherwise see text no rule checked.
+    #[test]
+    fn an_answer_with_both_result_and_error_is_refused() {
+        let s = session();
+        s.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
+        let out = s.from_server(
+            br#"{"jsonrpc":"2.0","id":3,"result":{"tools":[]},"error":{"code":1,"message":"ghp_16C7e42F292c6912E7710c838347Ae178B4a"}}"#,
+        );
+        assert_eq!(out.forward.len(), 1);
+        let text = String::from_utf8_lossy(&out.forward[0]).into_owned();
+        assert!(!text.contains("ghp_"), "forwarded: {text}");
+        assert!(text.contains("-32603"), "{text}");
+        // A null error beside a result is the usual answer.
+        s.from_client(br#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#);
+        let out = s.from_server(br#"{"jsonrpc":"2.0","id":4,"result":{"tools":[]},"error":null}"#);
+        let text = String::from_utf8_lossy(&out.forward[0]).into_owned();
+        assert!(text.contains("\"result\""), "{text}");
+    }
+
     #[test]
     fn review5_case_variant_result_is_not_forwarded_unfiltered() {
         let s = session();

@@ -143,7 +143,7 @@ pub fn resolve(uri: &str) -> Resolved {
     let (Some(lexical), Some(sent)) = (local_path(&normalised), sent_path(uri)) else {
         return Resolved::Same;
     };
-    let real = match walk(&sent) {
+    let real = match walk_both(&sent, &lexical) {
         Ok(real) => real,
         Err(e) => return Resolved::Unresolvable(e),
     };
@@ -238,6 +238,30 @@ fn walk(path: &str) -> Result<std::path::PathBuf, String> {
     Ok(real)
 }
 
+/// Walks `sent` (as the kernel opens it) and `lexical` (its lexical
+/// normalisation, what a server that normalises first, like Node's
+/// `path.resolve` + `fs.realpath`, opens): the same file, or an error. A
+/// `..` after a symlink (or after a missing component followed by a link)
+/// makes them differ: `public/link/../x` with `link -> ../other/inner` is
+/// `other/x` to `open(2)` and `public/x` (itself perhaps a link) to a
+/// normalising server. Which one a server reads is its own business, so
+/// such a path is refused rather than decided on one of them.
+fn walk_both(sent: &str, lexical: &str) -> Result<std::path::PathBuf, String> {
+    let kernel = walk(sent)?;
+    if sent == lexical {
+        return Ok(kernel);
+    }
+    let normalised = walk(lexical)?;
+    if kernel != normalised {
+        return Err(format!(
+            "it names two files: {} as the kernel opens it, {} once normalised (a `..` after a symbolic link)",
+            kernel.display(),
+            normalised.display()
+        ));
+    }
+    Ok(kernel)
+}
+
 /// Resolves a path argument of a tool call (a `path()` slot, see
 /// [`portcullis_core::policy::Policy::path_args`]) on this machine's
 /// filesystem as the server's `open(2)` of the value as sent would
@@ -247,10 +271,10 @@ fn walk(path: &str) -> Result<std::path::PathBuf, String> {
 /// `/root/secret/new.txt`, and `/root/public/link/../key.txt`,
 /// `link -> ../secret/sub`, is `/root/secret/key.txt`.
 ///
-/// `Same` when the result is the path's lexical normalisation (what the
-/// first decision read); `Unresolvable` for a path that cannot be
-/// normalised (relative, a NUL or other control character, `..` above the
-/// root), a loop (more than 40 links), a permission error, a component that
+/// `Same` when the result is the value as sent; `Unresolvable` for a path
+/// that cannot be normalised (relative, a NUL or other control character,
+/// `..` above the root), one whose `..` follows a link (it names two files,
+/// see `walk_both`), a loop (more than 40 links), a permission error, a component that
 /// is a file with more after it, or a target that is not UTF-8: the call is
 /// refused.
 pub fn resolve_path(path: &str) -> Resolved {
@@ -258,7 +282,7 @@ pub fn resolve_path(path: &str) -> Resolved {
         Ok(p) => p,
         Err(e) => return Resolved::Unresolvable(e.kind.to_string()),
     };
-    let real = match walk(path) {
+    let real = match walk_both(path, &lexical) {
         Ok(real) => real,
         Err(e) => return Resolved::Unresolvable(e),
     };
@@ -274,7 +298,10 @@ pub fn resolve_path(path: &str) -> Resolved {
             real.display()
         ));
     }
-    if text == lexical {
+    // Compared with the value as sent, not its normalisation: a spelling
+    // (`//`, `./`) is decided again on the one path it names, so a limit
+    // `by args.path` counts every spelling of a file against that file.
+    if text == path {
         Resolved::Same
     } else {
         Resolved::Other(text.to_string())
@@ -475,8 +502,8 @@ mod tests {
 
     /// `..` after a symlinked directory (found in review): the kernel (and
     /// `realpath`) apply it to the link's target: `public/link/../key.txt`,
-    /// `link -> ../secret/sub`, opens `secret/key.txt`, not the lexical
-    /// `public/key.txt`.
+    /// `link -> ../secret/sub`, opens `secret/key.txt`, a server that
+    /// normalises first the lexical `public/key.txt`.
     #[test]
     fn a_dotdot_after_a_link_is_applied_to_the_target() {
         let d = dir("dotdot");
@@ -489,18 +516,25 @@ mod tests {
         // What the server's open(2) reaches.
         let real = std::fs::canonicalize(&sent).unwrap();
         assert_eq!(real, d.join("secret/key.txt"));
+        // A server that normalises first reads `public/key.txt` (missing
+        // here): two files, refused.
+        match resolve_path(&sent) {
+            Resolved::Unresolvable(e) => assert!(e.contains("names two files"), "{e}"),
+            other => panic!("{sent:?} opens {real:?}: {other:?}"),
+        }
+        // When both readings reach one file (`public/key.txt` a link to
+        // it), the call is decided again on that file.
+        std::os::unix::fs::symlink("../secret/key.txt", d.join("public/key.txt")).unwrap();
         let got = resolve_path(&sent);
         let _ = std::fs::remove_dir_all(&d);
-        assert_eq!(
-            got,
-            Resolved::Other(format!("{root}/secret/key.txt")),
-            "{sent:?} opens {real:?}"
-        );
+        assert_eq!(got, Resolved::Other(format!("{root}/secret/key.txt")));
     }
 
-    /// The same walk for `file://` reads: a URI's path is opened as sent
+    /// The same walks for `file://` reads: a URI's path is opened as sent
     /// by a server that takes it apart (no URL normalisation), so a `..`
-    /// (or `%2e%2e`) after a link applies to the link's target.
+    /// (or `%2e%2e`) after a link applies to the link's target; a server
+    /// that normalises first reads the lexical path. Refused when the two
+    /// differ, decided on the one file when they agree.
     #[test]
     fn a_uri_dotdot_after_a_link_is_applied_to_the_target() {
         let d = dir("uri-dotdot");
@@ -510,6 +544,11 @@ mod tests {
         std::os::unix::fs::symlink("../secret/sub", d.join("public/link")).unwrap();
         let link = uri(&d.join("public/link"));
         let target = Resolved::Other(uri(&d.join("secret/key.txt")));
+        // Normalised first, `public/key.txt` (missing): two files, refused.
+        assert!(
+            matches!(resolve(&format!("{link}/../key.txt")), Resolved::Unresolvable(e) if e.contains("names two files"))
+        );
+        std::os::unix::fs::symlink("../secret/key.txt", d.join("public/key.txt")).unwrap();
         for sent in [
             format!("{link}/../key.txt"),
             format!("{link}/%2e%2E/key.txt"),
@@ -555,10 +594,11 @@ mod tests {
             resolve_path(&format!("{root}/public/dangling")),
             other("secret/new.txt")
         );
-        // Lexical spellings without links are the same path.
+        // Lexical spellings without links are decided again on the path
+        // they name (a limit by the path counts every spelling once).
         assert_eq!(
             resolve_path(&format!("{root}/public//./x/../a.txt")),
-            Resolved::Same
+            other("public/a.txt")
         );
         assert_eq!(
             resolve_path(&format!("{root}/public/missing/a.txt")),
