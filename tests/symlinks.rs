@@ -1241,3 +1241,35 @@ fn a_limit_per_path_counts_every_spelling_of_one_file() {
     }
     p.finish();
 }
+
+/// Found in review: server-filesystem matches a component that does not exist
+/// against the directory's entries by NFC (`resolveUnicodeEquivalentPath`)
+/// and walks on through the match, links included. The NFD spelling of a
+/// link's name was "missing" to the proxy, so the call was allowed and the
+/// server read the secret through the link. The proxy now walks through
+/// the NFC-equal entry as the server does.
+#[test]
+fn a_unicode_equivalent_spelling_of_a_link_is_resolved_as_the_server_does() {
+    let (dir, r, _) = tree("symlinks-nfd");
+    std::os::unix::fs::symlink("../secret", format!("{r}/public/l\u{ef}nk")).unwrap();
+    for (lang, policy) in tool_policies(&dir, &r) {
+        let mut p = Proxy::command(
+            &format!("symlinks-nfd-{lang}"),
+            &[
+                "-c",
+                policy.as_str(),
+                "--",
+                "node",
+                server_filesystem().to_str().unwrap(),
+                &r,
+            ],
+        );
+        p.initialize();
+        for (id, name) in [(1, "l\u{ef}nk"), (2, "li\u{308}nk")] {
+            let args = json!({ "path": format!("{r}/public/{name}/key.txt") }).to_string();
+            let v: Value = serde_json::from_str(&p.call(id, "read_text_file", &args)).unwrap();
+            assert!(!v.to_string().contains("TOPSECRET"), "{lang} {args}: {v}");
+        }
+        p.finish();
+    }
+}

@@ -219,6 +219,15 @@ fn walk(path: &str) -> Result<std::path::PathBuf, String> {
                 real = next;
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
+                // A name that is not there may be another Unicode spelling
+                // of one that is: @modelcontextprotocol/server-filesystem
+                // then reads the entry whose NFC form is the name's (and on
+                // through it, links included). Walk on through that entry;
+                // two candidates are refused.
+                if let Some(entry) = nfc_equal_entry(&real, &name)? {
+                    todo.push(entry);
+                    continue;
+                }
                 // Nothing more exists: the rest is created as written. A
                 // `..` here undoes a component that does not exist (no link
                 // to see through): the kernel refuses such a path, servers
@@ -260,6 +269,47 @@ fn walk_both(sent: &str, lexical: &str) -> Result<std::path::PathBuf, String> {
         ));
     }
     Ok(kernel)
+}
+
+/// The entry of `dir` whose name's NFC form is `name`'s, when `name` is
+/// not ASCII and is not itself there (checked by the caller): None when no
+/// entry is, an error when more than one is (or the directory cannot be
+/// read). Names that are not UTF-8 never match.
+fn nfc_equal_entry(
+    dir: &std::path::Path,
+    name: &std::ffi::OsStr,
+) -> Result<Option<std::ffi::OsString>, String> {
+    use unicode_normalization::UnicodeNormalization;
+    let Some(name) = name.to_str().filter(|n| !n.is_ascii()) else {
+        return Ok(None);
+    };
+    let want: String = name.nfc().collect();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    let mut found = None;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let file_name = entry.file_name();
+        let Some(other) = file_name.to_str() else {
+            continue;
+        };
+        // The name itself (listed, yet not found by lstat: a race) is no
+        // other spelling; walking it again would loop.
+        if other.is_ascii() || other == name || !other.nfc().eq(want.chars()) {
+            continue;
+        }
+        if found.is_some() {
+            return Err(format!(
+                "{} has more than one entry spelling {name:?} in Unicode",
+                dir.display()
+            ));
+        }
+        found = Some(file_name);
+    }
+    Ok(found)
 }
 
 /// Resolves a path argument of a tool call (a `path()` slot, see
@@ -566,6 +616,34 @@ mod tests {
             resolve(&format!("{}/sub/../key.txt", uri(&d.join("secret")))),
             Resolved::Same
         );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A name that is missing but NFC-equal to an entry is walked through
+    /// that entry (as server-filesystem reads it); two such entries are
+    /// refused.
+    #[test]
+    fn another_unicode_spelling_is_walked_through_the_entry_it_names() {
+        let d = dir("nfc");
+        let root = d.to_str().unwrap().to_string();
+        std::fs::create_dir_all(d.join("s\u{e9}cret")).unwrap();
+        std::fs::write(d.join("s\u{e9}cret/key.txt"), "k").unwrap();
+        assert_eq!(
+            resolve_path(&format!("{root}/se\u{301}cret/key.txt")),
+            Resolved::Other(format!("{root}/s\u{e9}cret/key.txt"))
+        );
+        // A new file under another spelling lands in the existing directory.
+        assert_eq!(
+            resolve_path(&format!("{root}/se\u{301}cret/new.txt")),
+            Resolved::Other(format!("{root}/s\u{e9}cret/new.txt"))
+        );
+        // Two entries spelling one name (NFC and a third form): refused.
+        std::fs::create_dir_all(d.join("A\u{30a}")).unwrap();
+        std::fs::create_dir_all(d.join("\u{c5}")).unwrap();
+        assert!(matches!(
+            resolve_path(&format!("{root}/\u{212b}/x")),
+            Resolved::Unresolvable(e) if e.contains("more than one entry")
+        ));
         let _ = std::fs::remove_dir_all(&d);
     }
 
