@@ -803,7 +803,8 @@ fn server_module(
         } else {
             quote!(false)
         };
-        surface_arms.push(quote!(Surface::#variant => #module::decide(call, env, ticket, #approved),));
+        surface_arms
+            .push(quote!(Surface::#variant => #module::decide(call, env, ticket, #approved),));
         hidden_arms.push(quote!(Surface::#variant => #module::is_hidden(name, caller),));
         block_arms.push(quote!(Surface::#variant => #module::block(name),));
         listed_arms.push(if view.default == Posture::Deny {

@@ -551,12 +551,7 @@ impl Policy for Evaluator {
         self.decide_traced(call, env, ticket, &mut |_| {})
     }
 
-    fn decide_approved(
-        &self,
-        call: &ToolCall<'_>,
-        env: &Env<'_>,
-        ticket: &mut Ticket,
-    ) -> Decision {
+    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
         self.decide_inner(call, env, ticket, true, &mut |_| {})
     }
 

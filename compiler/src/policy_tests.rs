@@ -775,14 +775,20 @@ pub fn run_case(
         };
         let decided = match coverage.as_mut() {
             Some((ev, cov)) => {
-                let r =
-                    replay.exchange_on(*ev, c.surface, &c.tool, &c.args, upstream, |call, env, ticket| {
+                let r = replay.exchange_on(
+                    *ev,
+                    c.surface,
+                    &c.tool,
+                    &c.args,
+                    upstream,
+                    |call, env, ticket| {
                         if c.approved {
                             ev.decide_approved_traced(call, env, ticket, &mut |t| cov.record(&t))
                         } else {
                             ev.decide_traced(call, env, ticket, &mut |t| cov.record(&t))
                         }
-                    });
+                    },
+                );
                 if let Ok(r) = &r {
                     cov.record_after(r);
                 }

@@ -446,12 +446,7 @@ pub trait Policy: Send + Sync {
     /// rules and limits apply as in [`Policy::decide`] and counters are
     /// reserved into `ticket` for an allowed call. Never
     /// [`Effect::Approve`]. Policies without approval rules decide as usual.
-    fn decide_approved(
-        &self,
-        call: &ToolCall<'_>,
-        env: &Env<'_>,
-        ticket: &mut Ticket,
-    ) -> Decision {
+    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
         self.decide(call, env, ticket)
     }
 
@@ -534,12 +529,7 @@ impl<P: Policy + ?Sized> Policy for &P {
         (**self).decide(call, env, ticket)
     }
 
-    fn decide_approved(
-        &self,
-        call: &ToolCall<'_>,
-        env: &Env<'_>,
-        ticket: &mut Ticket,
-    ) -> Decision {
+    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
         (**self).decide_approved(call, env, ticket)
     }
 

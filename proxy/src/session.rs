@@ -2594,7 +2594,15 @@ impl Session {
         // (crate::symlinks): a denial there is the decision, on that URI.
         let resolved_denial;
         let mut target = None;
-        let resolve = self.resolved(surface, name, &req.name, &decision, &mut ticket, wait, approved);
+        let resolve = self.resolved(
+            surface,
+            name,
+            &req.name,
+            &decision,
+            &mut ticket,
+            wait,
+            approved,
+        );
         let (mut decision, name) = match resolve {
             Resolve::Keep => (decision, name),
             Resolve::Target(real) => {
