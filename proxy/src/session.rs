@@ -2896,6 +2896,8 @@ impl Session {
     /// (what the first decision read), `sent` the URI as the client sent it
     /// (its path is walked as the server would open it). Limits count the
     /// read once each, as sent or as resolved ([`Session::decide_target`]).
+    /// `ticket` holds the first decision's reservations (the caller's).
+    #[allow(clippy::too_many_arguments)]
     fn resolved(
         &self,
         surface: Surface,
