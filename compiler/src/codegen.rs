@@ -1452,11 +1452,31 @@ fn finish(limits: &[TokenStream]) -> TokenStream {
     if limits.is_empty() {
         return quote!(Decision::ALLOW);
     }
+    let n = capacity(limits);
     quote! {
-        let mut limits = Limits::new();
+        let mut limits = Limits::<#n>::new();
         #(#limits)*
         limits.finish(env, ticket)
     }
+}
+
+/// The size of the `Limits` table for these limit statements: the number
+/// of `push`es they hold (one per limit rule; the compiler rejects a call
+/// that could reach more than `MAX_RESERVATIONS`), so a call initialises
+/// only the entries it can use.
+fn capacity(limits: &[TokenStream]) -> Literal {
+    fn pushes(ts: &TokenStream) -> usize {
+        ts.clone()
+            .into_iter()
+            .map(|t| match t {
+                proc_macro2::TokenTree::Ident(i) if i == "push" => 1,
+                proc_macro2::TokenTree::Group(g) => pushes(&g.stream()),
+                _ => 0,
+            })
+            .sum()
+    }
+    let n = limits.iter().map(pushes).sum::<usize>();
+    Literal::usize_unsuffixed(n.clamp(1, portcullis_core::counters::MAX_RESERVATIONS))
 }
 
 /// The approval rules (`approvals`, each `break 'ask Some(decision)` when
@@ -1488,8 +1508,9 @@ fn approvals_then(
     let decide = if limits.is_empty() {
         quote!(asked.unwrap_or(Decision::ALLOW))
     } else {
+        let n = capacity(limits);
         quote! {
-            let mut limits = Limits::new();
+            let mut limits = Limits::<#n>::new();
             #(#limits)*
             limits.decide(env, asked, ticket)
         }

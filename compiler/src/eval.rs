@@ -847,7 +847,7 @@ impl Evaluator {
                 break;
             }
         }
-        let mut limits = Limits::new();
+        let mut limits: Limits = Limits::new();
         for &id in &rules {
             let Some(limit) = &self.ir.rule(id).limit else {
                 continue;

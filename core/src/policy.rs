@@ -556,21 +556,26 @@ impl<P: Policy + ?Sized> Policy for &P {
 
 /// The counter phase of a decision: the limit rules that apply to a call, in
 /// order, then one atomic reservation for all of them.
-pub struct Limits {
+///
+/// `N` is how many limits it can hold: generated code sizes it to the
+/// limit rules a function can push (at most [`MAX_RESERVATIONS`]), since
+/// every limited call initialises the whole table (eight requests and
+/// owners are about 500 bytes); the evaluator uses the default.
+pub struct Limits<const N: usize = MAX_RESERVATIONS> {
     len: usize,
-    requests: [ReserveRequest; MAX_RESERVATIONS],
-    owners: [(RuleId, &'static str); MAX_RESERVATIONS],
+    requests: [ReserveRequest; N],
+    owners: [(RuleId, &'static str); N],
 }
 
-impl Default for Limits {
+impl<const N: usize> Default for Limits<N> {
     fn default() -> Self {
         Limits::new()
     }
 }
 
-impl Limits {
+impl<const N: usize> Limits<N> {
     /// No limits yet.
-    pub const fn new() -> Limits {
+    pub const fn new() -> Limits<N> {
         Limits {
             len: 0,
             requests: [ReserveRequest {
@@ -580,8 +585,8 @@ impl Limits {
                 },
                 amount: 0,
                 limit: 0,
-            }; MAX_RESERVATIONS],
-            owners: [(RuleId(0), ""); MAX_RESERVATIONS],
+            }; N],
+            owners: [(RuleId(0), ""); N],
         }
     }
 
@@ -596,8 +601,8 @@ impl Limits {
     ) {
         // The compiler rejects policies with more limits per call than fit,
         // so a full table here is a compiler bug: fail loudly in tests.
-        debug_assert!(self.len < MAX_RESERVATIONS, "too many limits for one call");
-        if self.len < MAX_RESERVATIONS {
+        debug_assert!(self.len < N, "too many limits for one call");
+        if self.len < N {
             self.requests[self.len] = ReserveRequest {
                 counter,
                 amount,

@@ -3478,7 +3478,7 @@ mod tests {
             if self.is_hidden(call.name(), env.principal) {
                 return Decision::deny(portcullis_core::policy::Outcome::Hidden, RuleId(0), "");
             }
-            let mut l = Limits::new();
+            let mut l: Limits = Limits::new();
             l.push(
                 RuleId(0),
                 CounterRef {
@@ -3558,7 +3558,7 @@ mod tests {
             ticket: &mut Ticket,
         ) -> Decision {
             ticket.clear();
-            let mut l = Limits::new();
+            let mut l: Limits = Limits::new();
             l.push(
                 RuleId(0),
                 CounterRef {
