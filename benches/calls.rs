@@ -8,7 +8,7 @@ use portcullis_compiled::{compiled, repo_path};
 use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{compile, load_file};
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::{MemoryCounters, UnixMillis};
+use portcullis_core::counters::{MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::policy::{Env, FailMode, Outcome, Policy};
 
 pub const POLICY: &str = "benches/policies/fusionauth.yaml";
@@ -147,9 +147,10 @@ pub fn env(counters: &MemoryCounters) -> Env<'_> {
 /// allowed call reserved, so no limit ever fills.
 #[inline(always)]
 pub fn decide_and_rollback(policy: &dyn Policy, call: &ToolCall<'_>, env: &Env<'_>) -> Outcome {
-    let decision = policy.decide(black_box(call), env);
+    let mut ticket = Ticket::EMPTY;
+    let decision = policy.decide(black_box(call), env, &mut ticket);
     if decision.outcome == Outcome::Allowed {
-        env.counters.rollback(&decision.ticket);
+        env.counters.rollback(&ticket);
     }
     black_box(decision).outcome
 }

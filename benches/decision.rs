@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::MemoryCounters;
+use portcullis_core::counters::{MemoryCounters, Ticket};
 use portcullis_core::json::Strictness;
 use portcullis_core::jsonrpc::parse_tool_call;
 use portcullis_core::policy::Outcome;
@@ -91,7 +91,8 @@ fn decide(c: &mut Criterion) {
             b.iter(|| {
                 i = if i + 1 == calls.len() { 0 } else { i + 1 };
                 let call = &calls[i];
-                let decision = policy.decide(black_box(call), &env);
+                let mut ticket = Ticket::EMPTY;
+                let decision = policy.decide(black_box(call), &env, &mut ticket);
                 metrics.decided(
                     policy.meta(),
                     call.name(),
@@ -99,7 +100,7 @@ fn decide(c: &mut Criterion) {
                     decision.rule.map(|r| r.0),
                 );
                 if decision.outcome == Outcome::Allowed {
-                    env.counters.rollback(&decision.ticket);
+                    env.counters.rollback(&ticket);
                 }
                 black_box(decision).outcome
             })

@@ -16,7 +16,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use portcullis_compiled::compiled;
 use portcullis_core::call::{Surface, ToolCall};
-use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Env, FailMode, Outcome};
 
@@ -61,11 +61,16 @@ fn decide(c: &mut Criterion) {
                 fail_mode: FailMode::Closed,
                 principal: None,
             };
-            assert_eq!(p.decide(&call, &env).outcome, *expect, "{server} {kind}");
+            assert_eq!(
+                p.decide(&call, &env, &mut Ticket::default()).outcome,
+                *expect,
+                "{server} {kind}"
+            );
             g.bench_function(BenchmarkId::new(server, kind), |b| {
                 b.iter(|| {
-                    let d = p.decide(black_box(&call), &env);
-                    counters.rollback(&d.ticket);
+                    let mut ticket = Ticket::EMPTY;
+                    let d = p.decide(black_box(&call), &env, &mut ticket);
+                    counters.rollback(&ticket);
                     d.outcome
                 })
             });
@@ -109,11 +114,16 @@ fn decide(c: &mut Criterion) {
         ),
     ] {
         let call = ToolCall::on(surface, name, args.as_bytes(), Strictness::STRICT).unwrap();
-        assert_eq!(p.decide(&call, &env).outcome, expect, "{kind}");
+        assert_eq!(
+            p.decide(&call, &env, &mut Ticket::default()).outcome,
+            expect,
+            "{kind}"
+        );
         g.bench_function(kind, |b| {
             b.iter(|| {
-                let d = p.decide(black_box(&call), &env);
-                counters.rollback(&d.ticket);
+                let mut ticket = Ticket::EMPTY;
+                let d = p.decide(black_box(&call), &env, &mut ticket);
+                counters.rollback(&ticket);
                 d.outcome
             })
         });

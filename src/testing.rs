@@ -250,8 +250,8 @@ pub fn decision_table(policy: &dyn Policy, calls: &[Call]) -> DecisionTable {
             _ => c.tool.clone(),
         };
         let surface = c.surface;
-        let decided = replay.call_with(&name, &c.args, c.upstream_error, |call, env| {
-            policy.decide(&call.clone().with_surface(surface), env)
+        let decided = replay.call_with(&name, &c.args, c.upstream_error, |call, env, ticket| {
+            policy.decide(&call.clone().with_surface(surface), env, ticket)
         });
         let row = match decided {
             Err(e) => Row {

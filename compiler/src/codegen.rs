@@ -803,7 +803,8 @@ fn server_module(
         } else {
             quote!(false)
         };
-        surface_arms.push(quote!(Surface::#variant => #module::decide(call, env, #approved),));
+        surface_arms
+            .push(quote!(Surface::#variant => #module::decide(call, env, ticket, #approved),));
         hidden_arms.push(quote!(Surface::#variant => #module::is_hidden(name, caller),));
         block_arms.push(quote!(Surface::#variant => #module::block(name),));
         listed_arms.push(if view.default == Posture::Deny {
@@ -837,16 +838,16 @@ fn server_module(
         (
             quote! {
                 if call.surface() != Surface::Tool {
-                    return decide_surface(call, env, #arg);
+                    return decide_surface(call, env, ticket, #arg);
                 }
             },
             quote! {
                 /// Decides a request on a surface other than tools.
                 #[inline(never)]
-                fn decide_surface(call: &ToolCall<'_>, env: &Env<'_>, #param) -> Decision {
+                fn decide_surface(call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket, #param) -> Decision {
                     match call.surface() {
                         #(#surface_arms)*
-                        _ => Limits::new().finish(env),
+                        _ => Decision::ALLOW,
                     }
                 }
             },
@@ -939,19 +940,20 @@ fn server_module(
             quote! {
                 /// Decides a call; `approved`: a person approved it (approval rules are skipped).
                 #[inline(always)]
-                fn decide(call: &ToolCall<'_>, env: &Env<'_>, approved: bool) -> Decision {
+                fn decide(call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket, approved: bool) -> Decision {
+                    ticket.clear();
                     #surface_dispatch
                     #hidden_check
                     #dispatch
                 }
             },
             quote! {
-                fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-                    decide(call, env, false)
+                fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
+                    decide(call, env, ticket, false)
                 }
 
-                fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-                    decide(call, env, true)
+                fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
+                    decide(call, env, ticket, true)
                 }
             },
         )
@@ -959,7 +961,8 @@ fn server_module(
         (
             quote!(),
             quote! {
-                fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+                fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
+                    ticket.clear();
                     #surface_dispatch
                     #hidden_check
                     #dispatch
@@ -1186,7 +1189,7 @@ fn surface_module(g: &Gen<'_>, surface: Surface) -> TokenStream {
             #hidden_fn
 
             /// Decides one request; `approved`: a person approved it.
-            pub(super) fn decide(call: &ToolCall<'_>, env: &Env<'_>, #approved: bool) -> Decision {
+            pub(super) fn decide(call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket, #approved: bool) -> Decision {
                 #hidden_check
                 #dispatch
             }
@@ -1342,9 +1345,9 @@ fn dispatch(targets: &[Target], extra: &TokenStream) -> TokenStream {
     let leaf = |group: &[&Target]| {
         let arms = group.iter().map(|(n, f)| {
             let n = lit(n);
-            quote!(#n => #f(call, env #extra),)
+            quote!(#n => #f(call, env, ticket #extra),)
         });
-        quote!(match name { #(#arms)* _ => unlisted(call, env #extra), })
+        quote!(match name { #(#arms)* _ => unlisted(call, env, ticket #extra), })
     };
     fn tree(
         group: &[&Target],
@@ -1376,10 +1379,10 @@ fn dispatch(targets: &[Target], extra: &TokenStream) -> TokenStream {
             let inner = tree(sub, len, leaf, extra);
             quote!(#b => #inner,)
         });
-        quote!(match bytes[#best] { #(#arms)* _ => unlisted(call, env #extra), })
+        quote!(match bytes[#best] { #(#arms)* _ => unlisted(call, env, ticket #extra), })
     }
     if targets.is_empty() {
-        return quote!(unlisted(call, env #extra));
+        return quote!(unlisted(call, env, ticket #extra));
     }
     if targets.len() <= 8 {
         let all: Vec<&Target> = targets.iter().collect();
@@ -1397,7 +1400,7 @@ fn dispatch(targets: &[Target], extra: &TokenStream) -> TokenStream {
     quote! {{
         let name = call.name();
         let bytes = name.as_bytes();
-        match bytes.len() { #(#arms)* _ => unlisted(call, env #extra), }
+        match bytes.len() { #(#arms)* _ => unlisted(call, env, ticket #extra), }
     }}
 }
 
@@ -1411,8 +1414,10 @@ fn mentions(ts: &TokenStream, name: &str) -> bool {
 }
 
 /// The parameter names of a decision function with this body: `_` for one
-/// the body does not read, so the generated code needs no `allow`.
-fn params(body: &TokenStream) -> (TokenStream, TokenStream) {
+/// the body does not read, so the generated code needs no `allow`. The
+/// ticket is the caller's (`Policy::decide`): only functions that
+/// reserve counters write it.
+fn params(body: &TokenStream) -> (TokenStream, TokenStream, TokenStream) {
     fn uses(ts: &TokenStream, name: &str) -> bool {
         ts.clone().into_iter().any(|t| match t {
             proc_macro2::TokenTree::Ident(i) => i == name,
@@ -1428,7 +1433,7 @@ fn params(body: &TokenStream) -> (TokenStream, TokenStream) {
             quote!(_)
         }
     };
-    (param("call"), param("env"))
+    (param("call"), param("env"), param("ticket"))
 }
 
 /// The code of a list of rules: checks, then limits.
@@ -1445,13 +1450,33 @@ struct Body {
 /// The counter phase: reserve every limit, or allow outright when there is none.
 fn finish(limits: &[TokenStream]) -> TokenStream {
     if limits.is_empty() {
-        return quote!(Limits::new().finish(env));
+        return quote!(Decision::ALLOW);
     }
+    let n = capacity(limits);
     quote! {
-        let mut limits = Limits::new();
+        let mut limits = Limits::<#n>::new();
         #(#limits)*
-        limits.finish(env)
+        limits.finish(env, ticket)
     }
+}
+
+/// The size of the `Limits` table for these limit statements: the number
+/// of `push`es they hold (one per limit rule; the compiler rejects a call
+/// that could reach more than `MAX_RESERVATIONS`), so a call initialises
+/// only the entries it can use.
+fn capacity(limits: &[TokenStream]) -> Literal {
+    fn pushes(ts: &TokenStream) -> usize {
+        ts.clone()
+            .into_iter()
+            .map(|t| match t {
+                proc_macro2::TokenTree::Ident(i) if i == "push" => 1,
+                proc_macro2::TokenTree::Group(g) => pushes(&g.stream()),
+                _ => 0,
+            })
+            .sum()
+    }
+    let n = limits.iter().map(pushes).sum::<usize>();
+    Literal::usize_unsuffixed(n.clamp(1, portcullis_core::counters::MAX_RESERVATIONS))
 }
 
 /// The approval rules (`approvals`, each `break 'ask Some(decision)` when
@@ -1481,12 +1506,13 @@ fn approvals_then(
         };
     }
     let decide = if limits.is_empty() {
-        quote!(Limits::new().decide(env, asked))
+        quote!(asked.unwrap_or(Decision::ALLOW))
     } else {
+        let n = capacity(limits);
         quote! {
-            let mut limits = Limits::new();
+            let mut limits = Limits::<#n>::new();
             #(#limits)*
-            limits.decide(env, asked)
+            limits.decide(env, asked, ticket)
         }
     };
     let decide = with_idempotency(decide, which);
@@ -1957,12 +1983,12 @@ impl Gen<'_> {
             #(#checks)*
             #tail
         };
-        let (call, env) = params(&body);
+        let (call, env, ticket) = params(&body);
         let approved = self.approved_param(&body);
         quote! {
             #def
             #[doc = #doc]
-            fn #f(#call: &ToolCall<'_>, #env: &Env<'_> #approved) -> Decision {
+            fn #f(#call: &ToolCall<'_>, #env: &Env<'_>, #ticket: &mut Ticket #approved) -> Decision {
                 #body
             }
         }
@@ -2081,12 +2107,12 @@ impl Gen<'_> {
                 #tail
             }
         };
-        let (call, env) = params(&body);
+        let (call, env, ticket) = params(&body);
         let approved = self.approved_param(&body);
         quote! {
             #def
             /// Every tool no exact name matched.
-            fn unlisted(#call: &ToolCall<'_>, #env: &Env<'_> #approved) -> Decision {
+            fn unlisted(#call: &ToolCall<'_>, #env: &Env<'_>, #ticket: &mut Ticket #approved) -> Decision {
                 #body
             }
         }

@@ -7,7 +7,7 @@
 //! runtime's `ops` for every operator and `Limits` for the counter phase.
 
 use portcullis_core::call::{Surface, ToolCall};
-use portcullis_core::counters::{CounterRef, CounterSpec, Scope};
+use portcullis_core::counters::{CounterRef, CounterSpec, Scope, Ticket};
 use portcullis_core::idempotency::IdempotencySpec;
 use portcullis_core::json::{JStr, Num, Val};
 use portcullis_core::ops::{self, AmountFault};
@@ -255,19 +255,19 @@ impl Evaluator {
         id: RuleId,
         call: &ToolCall<'_>,
         env: &Env<'_>,
-    ) -> Result<Vec<(CounterId, String)>, Box<Decision>> {
+    ) -> Result<Vec<(CounterId, String)>, Decision> {
         let mut readings = Vec::new();
         for c in e.counters() {
             let Some(cref) = self.counter_ref(c, call, env) else {
-                return Err(Box::new(Decision::deny(
+                return Err(Decision::deny(
                     Outcome::Check,
                     id,
                     self.texts[id.0 as usize].no_partition,
-                )));
+                ));
             };
             match env.read(cref) {
                 Some(v) => readings.push((c, v.to_string())),
-                None => return Err(Box::new(Decision::state_unavailable(id))),
+                None => return Err(Decision::state_unavailable(id)),
             }
         }
         Ok(readings)
@@ -547,12 +547,12 @@ impl Policy for Evaluator {
             })
     }
 
-    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-        self.decide_traced(call, env, &mut |_| {})
+    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
+        self.decide_traced(call, env, ticket, &mut |_| {})
     }
 
-    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-        self.decide_inner(call, env, true, &mut |_| {})
+    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
+        self.decide_inner(call, env, ticket, true, &mut |_| {})
     }
 
     fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut Budgets) {
@@ -766,9 +766,10 @@ impl Evaluator {
         &self,
         call: &ToolCall<'_>,
         env: &Env<'_>,
+        ticket: &mut Ticket,
         trace: &mut dyn FnMut(Trace<'_>),
     ) -> Decision {
-        self.decide_inner(call, env, false, trace)
+        self.decide_inner(call, env, ticket, false, trace)
     }
 
     /// Decides like [`Policy::decide_approved`], reporting every step to `trace`.
@@ -776,24 +777,27 @@ impl Evaluator {
         &self,
         call: &ToolCall<'_>,
         env: &Env<'_>,
+        ticket: &mut Ticket,
         trace: &mut dyn FnMut(Trace<'_>),
     ) -> Decision {
-        self.decide_inner(call, env, true, trace)
+        self.decide_inner(call, env, ticket, true, trace)
     }
 
     fn decide_inner(
         &self,
         call: &ToolCall<'_>,
         env: &Env<'_>,
+        ticket: &mut Ticket,
         approved: bool,
         trace: &mut dyn FnMut(Trace<'_>),
     ) -> Decision {
+        ticket.clear();
         let tool = call.name();
         let surface = call.surface();
         if !self.ir.governs(surface) {
             // No rules for this surface: allowed (the proxy does not ask).
             trace(Trace::Unlisted);
-            return Limits::new().finish(env);
+            return Decision::ALLOW;
         }
         if let Some(rule) = self.hiding_on(surface, tool, env.principal, trace) {
             trace(Trace::Hidden { rule });
@@ -816,7 +820,7 @@ impl Evaluator {
             };
             let readings = match self.readings(&check.deny_when, id, call, env) {
                 Ok(r) => r,
-                Err(d) => return *d,
+                Err(d) => return d,
             };
             let denied = self.expr(&check.deny_when, call, env.principal, &readings, id, trace);
             trace(Trace::Check { rule: id, denied });
@@ -834,7 +838,7 @@ impl Evaluator {
             };
             let readings = match self.readings(&approve.when, id, call, env) {
                 Ok(r) => r,
-                Err(d) => return *d,
+                Err(d) => return d,
             };
             let asked = self.expr(&approve.when, call, env.principal, &readings, id, trace);
             trace(Trace::Approve { rule: id, asked });
@@ -843,7 +847,7 @@ impl Evaluator {
                 break;
             }
         }
-        let mut limits = Limits::new();
+        let mut limits: Limits = Limits::new();
         for &id in &rules {
             let Some(limit) = &self.ir.rule(id).limit else {
                 continue;
@@ -873,7 +877,7 @@ impl Evaluator {
             };
             limits.push(id, counter, amount, limit.max, text.limit);
         }
-        let mut decision = limits.decide(env, asked_by);
+        let mut decision = limits.decide(env, asked_by, ticket);
         if decision.outcome == Outcome::Allowed {
             // The first rule (in evaluation order) that declares a window.
             decision.idempotency = rules

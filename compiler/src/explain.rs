@@ -145,7 +145,8 @@ pub fn explain_on(
             .find(|h| h.rule == rule)
             .and_then(|h| h.when.as_ref())
     };
-    let decision = ev.decide_traced(&call, &env, &mut |t| match t {
+    let mut ticket = portcullis_core::counters::Ticket::EMPTY;
+    let decision = ev.decide_traced(&call, &env, &mut ticket, &mut |t| match t {
         Trace::Hidden { rule } => {
             events.push(format!("hidden   by {} ({})", p.rule(rule).label, where_(rule)));
             if let Some(e) = hide_when(rule) {
@@ -339,7 +340,7 @@ pub fn explain_on(
             let _ = writeln!(
                 out,
                 "result   ALLOW{}",
-                if decision.ticket.is_empty() {
+                if ticket.is_empty() {
                     ""
                 } else {
                     " (counters reserved)"

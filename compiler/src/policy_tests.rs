@@ -775,14 +775,20 @@ pub fn run_case(
         };
         let decided = match coverage.as_mut() {
             Some((ev, cov)) => {
-                let r =
-                    replay.exchange_on(*ev, c.surface, &c.tool, &c.args, upstream, |call, env| {
+                let r = replay.exchange_on(
+                    *ev,
+                    c.surface,
+                    &c.tool,
+                    &c.args,
+                    upstream,
+                    |call, env, ticket| {
                         if c.approved {
-                            ev.decide_approved_traced(call, env, &mut |t| cov.record(&t))
+                            ev.decide_approved_traced(call, env, ticket, &mut |t| cov.record(&t))
                         } else {
-                            ev.decide_traced(call, env, &mut |t| cov.record(&t))
+                            ev.decide_traced(call, env, ticket, &mut |t| cov.record(&t))
                         }
-                    });
+                    },
+                );
                 if let Ok(r) = &r {
                     cov.record_after(r);
                 }
@@ -794,11 +800,11 @@ pub fn run_case(
                 &c.tool,
                 &c.args,
                 upstream,
-                |call, env| {
+                |call, env, ticket| {
                     if c.approved {
-                        policy.decide_approved(call, env)
+                        policy.decide_approved(call, env, ticket)
                     } else {
-                        policy.decide(call, env)
+                        policy.decide(call, env, ticket)
                     }
                 },
             ),

@@ -8,7 +8,7 @@
 use portcullis_compiler::Input;
 use portcullis_compiler::eval::Evaluator;
 use portcullis_core::json::Strictness;
-use portcullis_core::{Effect, Env, MemoryCounters, Policy, ToolCall};
+use portcullis_core::{Effect, Env, MemoryCounters, Policy, Ticket, ToolCall};
 
 fn evaluator() -> Evaluator {
     let text = r#"
@@ -34,7 +34,8 @@ server srv {
 fn effect(ev: &Evaluator, args: &str) -> Effect {
     let call = ToolCall::new("t", args.as_bytes(), Strictness::STRICT).unwrap();
     let counters = MemoryCounters::new();
-    ev.decide(&call, &Env::new(&counters)).effect()
+    ev.decide(&call, &Env::new(&counters), &mut Ticket::default())
+        .effect()
 }
 
 #[test]

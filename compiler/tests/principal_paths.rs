@@ -8,7 +8,7 @@ use portcullis_compiler::ir::{ArgPath, Expr, Operand, Partition, PrincipalField,
 use portcullis_compiler::{Input, Output, compile};
 use portcullis_core::Principal;
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::MemoryCounters;
+use portcullis_core::counters::{MemoryCounters, Ticket};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Env, Outcome, Policy};
 
@@ -271,7 +271,7 @@ fn missing_claims_are_missing_values() {
         let mut env = Env::new(&c);
         env.principal = p;
         let call = ToolCall::new(tool, b"{}", Strictness::STRICT).unwrap();
-        ev.decide(&call, &env).outcome
+        ev.decide(&call, &env, &mut Ticket::default()).outcome
     };
     let without = who(r#"{"sub":"s","iss":"i"}"#);
     let with = who(r#"{"sub":"s","iss":"i","verified":true,"groups":["a"]}"#);

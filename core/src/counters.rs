@@ -340,9 +340,8 @@ pub static UNUSED_COUNTER: CounterSpec =
 
 /// One entry of a [`Ticket`]: a [`Reservation`] stored in 40 bytes. The
 /// partition is kept as two words, not a `u128`, whose 16-byte alignment
-/// would pad every entry (and the ticket, and every [`crate::policy::Decision`])
-/// by 8 bytes; a decision is returned and copied by value, so its size is
-/// paid on every call.
+/// would pad every entry (and the ticket) by 8 bytes; a caller's ticket is
+/// written on every decision that reserves.
 #[derive(Clone, Copy)]
 struct Entry {
     spec: &'static CounterSpec,

@@ -82,14 +82,14 @@ pub mod structural;
 pub mod uri;
 
 pub use call::{Surface, ToolCall};
-pub use counters::{Counters, MemoryCounters, UnixMillis};
+pub use counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 pub use policy::{Decision, Effect, Env, Outcome, Policy, PolicyMeta, RuleId, RuleInfo};
 pub use principal::Principal;
 
 /// What generated policy code uses; one import keeps the generated files short.
 pub mod prelude {
     pub use crate::call::{Surface, ToolCall};
-    pub use crate::counters::{Calendar, CounterRef, CounterSpec, Scope, Window};
+    pub use crate::counters::{Calendar, CounterRef, CounterSpec, Scope, Ticket, Window};
     pub use crate::idempotency::{IdempotencyMode, IdempotencySpec};
     pub use crate::json::{JStr, Num, Val, num_from_u64};
     pub use crate::ops;

@@ -183,7 +183,10 @@ pub enum Outcome {
 pub const STATE_UNAVAILABLE: &str =
     "Policy state unavailable: the call needs a counter and the counter store did not answer";
 
-/// A policy's verdict on one call. Building one allocates nothing.
+/// A policy's verdict on one call: a few words (asserted by
+/// `a_decision_stays_small`). The counter reservations of an allowed call
+/// are not in it: [`Policy::decide`] writes them into a [`Ticket`] the
+/// caller owns. Building one allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     /// Why.
@@ -197,24 +200,19 @@ pub struct Decision {
     /// [`Outcome::Hidden`] and [`Outcome::NotPermitted`] the text names the
     /// tool and is produced by [`Decision::message`].
     pub message: &'static str,
-    /// Counter reservations to commit or roll back (allowed calls only).
-    pub ticket: Ticket,
     /// The idempotency window that applies to an allowed call (the first
     /// rule declaring one, in evaluation order); the session carries it out.
     pub idempotency: Option<&'static IdempotencySpec>,
 }
 
 impl Decision {
-    /// A plain allow with reservations.
-    pub const fn allow(ticket: Ticket) -> Decision {
-        Decision {
-            outcome: Outcome::Allowed,
-            rule: None,
-            message: "",
-            ticket,
-            idempotency: None,
-        }
-    }
+    /// A plain allow (its reservations, if any, are in the caller's ticket).
+    pub const ALLOW: Decision = Decision {
+        outcome: Outcome::Allowed,
+        rule: None,
+        message: "",
+        idempotency: None,
+    };
 
     /// A denial.
     pub const fn deny(outcome: Outcome, rule: RuleId, message: &'static str) -> Decision {
@@ -222,7 +220,6 @@ impl Decision {
             outcome,
             rule: Some(rule),
             message,
-            ticket: Ticket::EMPTY,
             idempotency: None,
         }
     }
@@ -235,19 +232,8 @@ impl Decision {
             outcome: Outcome::ApprovalRequired,
             rule: Some(rule),
             message,
-            ticket: Ticket::EMPTY,
             idempotency: None,
         }
-    }
-
-    /// Turns this decision into [`Decision::deny`]`(outcome, rule, message)`
-    /// in place (no copy of a whole decision).
-    fn refuse(&mut self, outcome: Outcome, rule: RuleId, message: &'static str) {
-        self.outcome = outcome;
-        self.rule = Some(rule);
-        self.message = message;
-        self.ticket.clear();
-        self.idempotency = None;
     }
 
     /// The denial for a store failure under the closed fail mode.
@@ -447,17 +433,21 @@ pub trait Policy: Send + Sync {
         None
     }
 
-    /// Decides one call, reserving counters for an allowed one. A call an
-    /// approval rule catches (and no deny rule denies) is
-    /// [`Effect::Approve`], with nothing reserved.
-    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision;
+    /// Decides one call, reserving counters for an allowed one. `ticket`
+    /// is emptied first; on return it holds the reservations of an allowed
+    /// call (to commit or roll back) and nothing otherwise. The caller owns
+    /// it (a ticket holds up to [`MAX_RESERVATIONS`] inline, a few hundred
+    /// bytes), so the decision returned is a few words and nothing large
+    /// is built or copied per call. A call an approval rule catches (and
+    /// no deny rule denies) is [`Effect::Approve`], with nothing reserved.
+    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision;
 
     /// Decides a call a person approved: approval rules are skipped, deny
     /// rules and limits apply as in [`Policy::decide`] and counters are
-    /// reserved for an allowed call. Never [`Effect::Approve`]. Policies
-    /// without approval rules decide as usual.
-    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-        self.decide(call, env)
+    /// reserved into `ticket` for an allowed call. Never
+    /// [`Effect::Approve`]. Policies without approval rules decide as usual.
+    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
+        self.decide(call, env, ticket)
     }
 
     /// Adds to `out` the spend budgets (MPP) that apply to `call`, in rule
@@ -535,12 +525,12 @@ impl<P: Policy + ?Sized> Policy for &P {
         (**self).block_on(surface, name)
     }
 
-    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-        (**self).decide(call, env)
+    fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
+        (**self).decide(call, env, ticket)
     }
 
-    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-        (**self).decide_approved(call, env)
+    fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
+        (**self).decide_approved(call, env, ticket)
     }
 
     fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut crate::spend::Budgets) {
@@ -566,21 +556,26 @@ impl<P: Policy + ?Sized> Policy for &P {
 
 /// The counter phase of a decision: the limit rules that apply to a call, in
 /// order, then one atomic reservation for all of them.
-pub struct Limits {
+///
+/// `N` is how many limits it can hold: generated code sizes it to the
+/// limit rules a function can push (at most [`MAX_RESERVATIONS`]), since
+/// every limited call initialises the whole table (eight requests and
+/// owners are about 500 bytes); the evaluator uses the default.
+pub struct Limits<const N: usize = MAX_RESERVATIONS> {
     len: usize,
-    requests: [ReserveRequest; MAX_RESERVATIONS],
-    owners: [(RuleId, &'static str); MAX_RESERVATIONS],
+    requests: [ReserveRequest; N],
+    owners: [(RuleId, &'static str); N],
 }
 
-impl Default for Limits {
+impl<const N: usize> Default for Limits<N> {
     fn default() -> Self {
         Limits::new()
     }
 }
 
-impl Limits {
+impl<const N: usize> Limits<N> {
     /// No limits yet.
-    pub const fn new() -> Limits {
+    pub const fn new() -> Limits<N> {
         Limits {
             len: 0,
             requests: [ReserveRequest {
@@ -590,8 +585,8 @@ impl Limits {
                 },
                 amount: 0,
                 limit: 0,
-            }; MAX_RESERVATIONS],
-            owners: [(RuleId(0), ""); MAX_RESERVATIONS],
+            }; N],
+            owners: [(RuleId(0), ""); N],
         }
     }
 
@@ -606,8 +601,8 @@ impl Limits {
     ) {
         // The compiler rejects policies with more limits per call than fit,
         // so a full table here is a compiler bug: fail loudly in tests.
-        debug_assert!(self.len < MAX_RESERVATIONS, "too many limits for one call");
-        if self.len < MAX_RESERVATIONS {
+        debug_assert!(self.len < N, "too many limits for one call");
+        if self.len < N {
             self.requests[self.len] = ReserveRequest {
                 counter,
                 amount,
@@ -620,11 +615,11 @@ impl Limits {
 
     /// The decision of a call that is `asked` about (an approval rule's
     /// [`Effect::Approve`] decision) or not (None): [`Limits::peek`] or
-    /// [`Limits::finish`].
-    pub fn decide(&self, env: &Env<'_>, asked: Option<Decision>) -> Decision {
+    /// [`Limits::finish`] (reserving into `ticket`).
+    pub fn decide(&self, env: &Env<'_>, asked: Option<Decision>, ticket: &mut Ticket) -> Decision {
         match asked {
             Some(d) => self.peek(env, d),
-            None => self.finish(env),
+            None => self.finish(env, ticket),
         }
     }
 
@@ -650,44 +645,42 @@ impl Limits {
         asked
     }
 
-    /// Reserves everything at once and returns the decision.
+    /// Reserves everything at once into `ticket` (empty when given) and
+    /// returns the decision; `ticket` is left empty unless the call is
+    /// allowed with its limits checked.
     ///
-    /// Always inlined into the generated tool functions: called out of
-    /// line, it zeroes a decision in its own frame and then copies it whole
-    /// into its caller's (callgrind: 834 -> 823 instructions per call of
-    /// the round-robin mix). Inlined, the zeroing is done in the caller's
-    /// frame; one copy remains, since the ticket's address is handed to
-    /// the store.
+    /// Always inlined into the generated tool functions (an out-of-line
+    /// call cost a decision's worth of stores and copies per call when a
+    /// decision still carried its ticket; inlined, the reservation writes
+    /// straight into the caller's ticket).
     #[inline(always)]
-    pub fn finish(&self, env: &Env<'_>) -> Decision {
-        // Built in place and only ever changed field by field: a Decision
-        // carries its reservations (a few hundred bytes), and assigning a
-        // whole new one, or its empty ticket, is a copy of all of them.
-        let mut decision = Decision::allow(Ticket::EMPTY);
+    pub fn finish(&self, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
         if self.len == 0 {
-            return decision;
+            return Decision::ALLOW;
         }
         match env
             .counters
-            .reserve(&self.requests[..self.len], env.now, &mut decision.ticket)
+            .reserve(&self.requests[..self.len], env.now, ticket)
         {
-            Ok(ReserveOutcome::Reserved) => {}
+            Ok(ReserveOutcome::Reserved) => Decision::ALLOW,
             Ok(ReserveOutcome::Refused { index }) => {
+                ticket.clear();
                 let (rule, message) = self.owners[index.min(self.len - 1)];
-                decision.refuse(Outcome::Limit, rule, message);
+                Decision::deny(Outcome::Limit, rule, message)
             }
             Err(_) if env.fail_mode == FailMode::Open => {
-                decision.ticket.clear();
-                decision.rule = Some(self.owners[0].0);
-                decision.message = STATE_UNAVAILABLE;
+                ticket.clear();
+                Decision {
+                    rule: Some(self.owners[0].0),
+                    message: STATE_UNAVAILABLE,
+                    ..Decision::ALLOW
+                }
             }
-            Err(_) => decision.refuse(
-                Outcome::StateUnavailable,
-                self.owners[0].0,
-                STATE_UNAVAILABLE,
-            ),
+            Err(_) => {
+                ticket.clear();
+                Decision::state_unavailable(self.owners[0].0)
+            }
         }
-        decision
     }
 }
 
@@ -711,7 +704,6 @@ mod tests {
         assert_eq!(d.effect(), Effect::Approve);
         assert_eq!(d.outcome, Outcome::ApprovalRequired);
         assert_eq!(d.rule, Some(RuleId(3)));
-        assert!(d.ticket.is_empty());
         assert!(!d.allowed_unchecked());
         assert_eq!(d.message("x"), "Refunds over $1,000 need a human");
         assert_eq!(Channels::BOTH.name(), "client | operator");
@@ -743,15 +735,15 @@ mod tests {
     }
 
     /// A decision is returned, and copied, by value on every call: its size
-    /// is paid per decision (about one instruction per 16 bytes per copy).
-    /// Almost all of it is the ticket's eight inline reservations, 40 bytes
-    /// each (`counters::Entry`); this bound keeps it from growing back
-    /// (it was 448 bytes when reservations held a 16-byte-aligned `u128`).
+    /// is paid per decision. The reservations (the ticket's eight inline
+    /// entries, 40 bytes each) live in a ticket the caller owns, so a
+    /// decision is five words: this bound keeps it there (it was 376 bytes,
+    /// and 448 before that, while it carried the ticket).
     #[test]
     fn a_decision_stays_small() {
         assert_eq!(std::mem::size_of::<Ticket>(), 336);
         assert!(
-            std::mem::size_of::<Decision>() <= 376,
+            std::mem::size_of::<Decision>() <= 40,
             "Decision is {} bytes",
             std::mem::size_of::<Decision>()
         );

@@ -12,7 +12,7 @@
 //! paid call or rolled back when the upstream fails.
 
 use crate::call::{CallError, ToolCall};
-use crate::counters::{Counters, MemoryCounters, UnixMillis};
+use crate::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use crate::idempotency::{Claim, IdemKey, IdempotencyMode, IdempotencyStore, MemoryIdempotency};
 use crate::json::Strictness;
 use crate::policy::{Decision, Effect, Env, FailMode, Policy, RuleId};
@@ -44,7 +44,7 @@ pub enum Replayed {
     /// The policy's decision: an allowed call reached the server (and, when
     /// it had a price, paid it), a denied one did not.
     Decided {
-        /// The decision (boxed: a ticket is large).
+        /// The decision.
         decision: Box<Decision>,
         /// The budgets (rules) that governed its price, if it had one.
         budgets: Vec<RuleId>,
@@ -103,8 +103,8 @@ impl Replay {
         args: &str,
         upstream_error: bool,
     ) -> Result<Decision, CallError> {
-        self.call_with(tool, args, upstream_error, |call, env| {
-            policy.decide(call, env)
+        self.call_with(tool, args, upstream_error, |call, env, ticket| {
+            policy.decide(call, env, ticket)
         })
     }
 
@@ -115,7 +115,7 @@ impl Replay {
         tool: &str,
         args: &str,
         upstream_error: bool,
-        decide: impl FnOnce(&ToolCall<'_>, &Env<'_>) -> Decision,
+        decide: impl FnOnce(&ToolCall<'_>, &Env<'_>, &mut Ticket) -> Decision,
     ) -> Result<Decision, CallError> {
         let call = ToolCall::new(tool, args.as_bytes(), Strictness::STRICT)?;
         let env = Env {
@@ -125,12 +125,13 @@ impl Replay {
             fail_mode: FailMode::Closed,
             principal: self.principal.as_ref(),
         };
-        let d = decide(&call, &env);
+        let mut ticket = Ticket::EMPTY;
+        let d = decide(&call, &env, &mut ticket);
         if d.effect() == Effect::Allow {
             if upstream_error {
-                self.counters.rollback(&d.ticket);
+                self.counters.rollback(&ticket);
             } else {
-                self.counters.commit(&d.ticket);
+                self.counters.commit(&ticket);
             }
         }
         Ok(d)
@@ -149,7 +150,7 @@ impl Replay {
         tool: &str,
         args: &str,
         upstream: Upstream,
-        decide: impl FnOnce(&ToolCall<'_>, &Env<'_>) -> Decision,
+        decide: impl FnOnce(&ToolCall<'_>, &Env<'_>, &mut Ticket) -> Decision,
     ) -> Result<Replayed, CallError> {
         self.exchange_on(
             policy,
@@ -170,7 +171,7 @@ impl Replay {
         tool: &str,
         args: &str,
         upstream: Upstream,
-        decide: impl FnOnce(&ToolCall<'_>, &Env<'_>) -> Decision,
+        decide: impl FnOnce(&ToolCall<'_>, &Env<'_>, &mut Ticket) -> Decision,
     ) -> Result<Replayed, CallError> {
         let call = ToolCall::on(surface, tool, args.as_bytes(), Strictness::STRICT)?;
         let env = Env {
@@ -180,7 +181,8 @@ impl Replay {
             fail_mode: FailMode::Closed,
             principal: self.principal.as_ref(),
         };
-        let d = decide(&call, &env);
+        let mut ticket = Ticket::EMPTY;
+        let d = decide(&call, &env, &mut ticket);
         // A denied call, or one held for approval, never reaches the server.
         if d.effect() != Effect::Allow {
             return Ok(Replayed::Decided {
@@ -200,7 +202,7 @@ impl Replay {
                     // Calls replay one after another and the memory store
                     // never fails: anything else is a completed identical call.
                     _ => {
-                        self.counters.rollback(&d.ticket);
+                        self.counters.rollback(&ticket);
                         return Ok(match spec.mode {
                             IdempotencyMode::Replay => Replayed::Replayed { rule: spec.rule },
                             IdempotencyMode::Refuse => Replayed::Duplicate {
@@ -221,7 +223,7 @@ impl Replay {
                 match crate::spend::reserve(tool, &budgets, amount, currency, &env, policy.meta()) {
                     Ok(r) => spent = Some(r),
                     Err(refusal) => {
-                        self.counters.rollback(&d.ticket);
+                        self.counters.rollback(&ticket);
                         if let Some((key, token, _)) = &claim {
                             let _ = self.idempotency.release(key, *token);
                         }
@@ -230,7 +232,7 @@ impl Replay {
                 }
             }
         }
-        let tickets = std::iter::once(&d.ticket).chain(spent.as_ref().map(|r| &r.ticket));
+        let tickets = std::iter::once(&ticket).chain(spent.as_ref().map(|r| &r.ticket));
         if upstream.error {
             tickets.for_each(|t| self.counters.rollback(t));
             if let Some((key, token, _)) = &claim {

@@ -560,7 +560,7 @@ fn assert_allowed(policy: &Evaluator, name: &str, args: &[u8], msg: &[u8]) {
         fail_mode: FailMode::Closed,
         principal: None,
     };
-    let decision = policy.decide(&call, &env);
+    let decision = policy.decide(&call, &env, &mut portcullis_core::Ticket::default());
     assert!(
         decision.effect() == Effect::Allow,
         "forwarded a call the policy denies ({:?}: {}): {}",

@@ -382,7 +382,7 @@ enum Resolve {
     /// The store would block: decide again off the event loop.
     Wait,
     /// The resolved URI is denied (or held for an approval): its decision.
-    Denied(String, Box<portcullis_core::policy::Decision>),
+    Denied(String, portcullis_core::policy::Decision),
     /// The path cannot be resolved: fail closed.
     Unresolvable(String),
 }
@@ -397,7 +397,7 @@ enum Target {
     /// The target's decision is the decision: a denial (a limit only the
     /// target carries included), or an approval the request as sent did
     /// not need.
-    Decided(Box<portcullis_core::policy::Decision>),
+    Decided(portcullis_core::policy::Decision),
     /// The two decisions' reservations do not fit one ticket: fail closed.
     Full,
 }
@@ -414,7 +414,7 @@ enum ResolveCall {
     Wait,
     /// Denied (or held for an approval) on the resolved arguments: that
     /// decision, and what resolved to what.
-    Decided(Box<portcullis_core::policy::Decision>, String),
+    Decided(portcullis_core::policy::Decision, String),
     /// An argument cannot be resolved: fail closed with this message.
     Unresolvable(String),
 }
@@ -1065,18 +1065,20 @@ impl Session {
             principal: self.principal.as_deref(),
         };
         // A call the user approved in band is decided as approved.
-        let decide = |env: &Env<'_>| {
+        let decide = |env: &Env<'_>, ticket: &mut Ticket| {
             if approved {
-                policy.decide_approved(&call, env)
+                policy.decide_approved(&call, env, ticket)
             } else {
-                policy.decide(&call, env)
+                policy.decide(&call, env, ticket)
             }
         };
+        // The call's reservations: committed or rolled back with the call.
+        let mut ticket = Ticket::EMPTY;
         let mut decision = match wait {
-            Wait::Yes => decide(&env(self.counters.as_ref())),
+            Wait::Yes => decide(&env(self.counters.as_ref()), &mut ticket),
             Wait::No => {
                 let view = NoWait::new(self.counters.as_ref());
-                let decision = decide(&env(&view));
+                let decision = decide(&env(&view), &mut ticket);
                 if view.waited() {
                     // Void: nothing was reserved, recorded or registered.
                     return None;
@@ -1084,7 +1086,7 @@ impl Session {
                 if decision.effect() == Effect::Allow && decision.idempotency.is_some() {
                     // Claiming the key may mean waiting for an identical call
                     // in flight: void, and decide again where waiting is fine.
-                    self.counters.rollback(&decision.ticket);
+                    self.counters.rollback(&ticket);
                     return None;
                 }
                 decision
@@ -1095,19 +1097,20 @@ impl Session {
         // decision (resolved before an approval is asked for).
         let mut resolved_note = None;
         if self.resolve_symlinks && matches!(decision.effect(), Effect::Allow | Effect::Approve) {
-            match self.resolved_call(&call, &mut decision, wait, approved, now) {
+            match self.resolved_call(&call, &decision, &mut ticket, wait, approved, now) {
                 ResolveCall::Keep => {}
                 ResolveCall::Wait => {
-                    self.counters.rollback(&decision.ticket);
+                    self.counters.rollback(&ticket);
                     return None;
                 }
                 ResolveCall::Decided(d, note) => {
-                    self.counters.rollback(&decision.ticket);
-                    decision = *d;
+                    self.counters.rollback(&ticket);
+                    ticket.clear();
+                    decision = d;
                     resolved_note = Some(note);
                 }
                 ResolveCall::Unresolvable(message) => {
-                    self.counters.rollback(&decision.ticket);
+                    self.counters.rollback(&ticket);
                     self.log.info(format_args!(
                         "denied {}{}: {message}",
                         call.name(),
@@ -1172,18 +1175,22 @@ impl Session {
             let note = resolved_note.as_deref().unwrap_or("");
             match self.hold(&call, None, call.name(), meta, &decision, note, now) {
                 Held::Granted(record) => {
+                    // Held: nothing was reserved, the ticket is empty.
                     let again = match wait {
-                        Wait::Yes => {
-                            policy.decide_approved(&call, &approved_env(self.counters.as_ref()))
-                        }
+                        Wait::Yes => policy.decide_approved(
+                            &call,
+                            &approved_env(self.counters.as_ref()),
+                            &mut ticket,
+                        ),
                         Wait::No => {
                             let view = NoWait::new(self.counters.as_ref());
-                            let again = policy.decide_approved(&call, &approved_env(&view));
+                            let again =
+                                policy.decide_approved(&call, &approved_env(&view), &mut ticket);
                             let claims =
                                 again.effect() == Effect::Allow && again.idempotency.is_some();
                             if view.waited() || claims {
                                 if claims {
-                                    self.counters.rollback(&again.ticket);
+                                    self.counters.rollback(&ticket);
                                 }
                                 // Given back quietly: the blocking pass consumes it again.
                                 if let Err(e) = self.approvals.restore(&record.id) {
@@ -1330,7 +1337,7 @@ impl Session {
                     Some((spec, claimed)) => match claimed {
                         Ok(claim) => claim,
                         Err(reply) => {
-                            self.counters.rollback(&decision.ticket);
+                            self.counters.rollback(&ticket);
                             return Some((
                                 false,
                                 Some(self.duplicate(id.as_bytes(), call.name(), spec, reply)),
@@ -1341,7 +1348,7 @@ impl Session {
                 let paid = match self.paid_call(&call, policy, now, credential) {
                     Ok(paid) => paid,
                     Err(refusal) => {
-                        self.counters.rollback(&decision.ticket);
+                        self.counters.rollback(&ticket);
                         if let Some(c) = &claim {
                             self.settle_idem(c, None);
                         }
@@ -1361,7 +1368,7 @@ impl Session {
                 let result_rule = policy.result_rule(call.name());
                 let later_key =
                     (granted.granted.is_some() || result_rule.is_some()).then(|| key.clone());
-                match self.register_call(key, id.as_bytes(), decision.ticket, paid, claim) {
+                match self.register_call(key, id.as_bytes(), ticket, paid, claim) {
                     Ok(()) => {
                         if let Some(k) = later_key
                             && let Some(p) = self.pending().get_mut(&k)
@@ -2572,18 +2579,19 @@ impl Session {
             fail_mode: self.fail_mode,
             principal: self.principal.as_deref(),
         };
-        let decide = |env: &Env<'_>| {
+        let decide = |env: &Env<'_>, ticket: &mut Ticket| {
             if approved {
-                policy.decide_approved(&call, env)
+                policy.decide_approved(&call, env, ticket)
             } else {
-                policy.decide(&call, env)
+                policy.decide(&call, env, ticket)
             }
         };
-        let mut decision = match wait {
-            Wait::Yes => decide(&envf(self.counters.as_ref())),
+        let mut ticket = Ticket::EMPTY;
+        let decision = match wait {
+            Wait::Yes => decide(&envf(self.counters.as_ref()), &mut ticket),
             Wait::No => {
                 let view = NoWait::new(self.counters.as_ref());
-                let d = decide(&envf(&view));
+                let d = decide(&envf(&view), &mut ticket);
                 if view.waited() {
                     return None;
                 }
@@ -2594,7 +2602,15 @@ impl Session {
         // (crate::symlinks): a denial there is the decision, on that URI.
         let resolved_denial;
         let mut target = None;
-        let resolve = self.resolved(surface, name, &req.name, &mut decision, wait, approved);
+        let resolve = self.resolved(
+            surface,
+            name,
+            &req.name,
+            &decision,
+            &mut ticket,
+            wait,
+            approved,
+        );
         let (mut decision, name) = match resolve {
             Resolve::Keep => (decision, name),
             Resolve::Target(real) => {
@@ -2602,16 +2618,17 @@ impl Session {
                 (decision, name)
             }
             Resolve::Wait => {
-                self.counters.rollback(&decision.ticket);
+                self.counters.rollback(&ticket);
                 return None;
             }
             Resolve::Denied(real, d) => {
-                self.counters.rollback(&decision.ticket);
+                self.counters.rollback(&ticket);
+                ticket.clear();
                 resolved_denial = real;
-                (*d, resolved_denial.as_str())
+                (d, resolved_denial.as_str())
             }
             Resolve::Unresolvable(e) => {
-                self.counters.rollback(&decision.ticket);
+                self.counters.rollback(&ticket);
                 let message = format!(
                     "{}Resource {} cannot be resolved on the filesystem: {e}",
                     crate::respond::DENY_PREFIX,
@@ -2678,6 +2695,7 @@ impl Session {
                                 fail_mode: self.fail_mode,
                                 principal: self.principal.as_deref(),
                             },
+                            &mut ticket,
                         );
                         granted.granted = Some(self.granted(record, &shown, now));
                         decision = again;
@@ -2827,10 +2845,10 @@ impl Session {
             None
         };
         let later = key.clone();
-        let registered = if decision.ticket.is_empty() {
+        let registered = if ticket.is_empty() {
             self.register(key, id.as_bytes(), Kind::Other)
         } else {
-            self.register_call(key, id.as_bytes(), decision.ticket, None, None)
+            self.register_call(key, id.as_bytes(), ticket, None, None)
         };
         Some(match registered {
             Ok(()) => {
@@ -2886,12 +2904,15 @@ impl Session {
     /// (what the first decision read), `sent` the URI as the client sent it
     /// (its path is walked as the server would open it). Limits count the
     /// read once each, as sent or as resolved ([`Session::decide_target`]).
+    /// `ticket` holds the first decision's reservations (the caller's).
+    #[allow(clippy::too_many_arguments)]
     fn resolved(
         &self,
         surface: Surface,
         name: &str,
         sent: &str,
-        decision: &mut portcullis_core::policy::Decision,
+        decision: &portcullis_core::policy::Decision,
+        ticket: &mut Ticket,
         wait: Wait,
         approved: bool,
     ) -> Resolve {
@@ -2911,7 +2932,7 @@ impl Session {
         let Some(call) = surfaces::call(surface, &real, b"{}") else {
             return Resolve::Keep;
         };
-        match self.decide_target(&call, decision, wait, approved, UnixMillis::now()) {
+        match self.decide_target(&call, decision, ticket, wait, approved, UnixMillis::now()) {
             Target::Wait => Resolve::Wait,
             Target::Stands => Resolve::Target(real),
             Target::Decided(d) => Resolve::Denied(real, d),
@@ -2928,7 +2949,8 @@ impl Session {
     fn resolved_call(
         &self,
         call: &portcullis_core::ToolCall<'_>,
-        decision: &mut portcullis_core::policy::Decision,
+        decision: &portcullis_core::policy::Decision,
+        ticket: &mut Ticket,
         wait: Wait,
         approved: bool,
         now: UnixMillis,
@@ -2965,7 +2987,7 @@ impl Session {
                 portcullis_core::policy::go_quote(call.name())
             ));
         };
-        match self.decide_target(&resolved, decision, wait, approved, now) {
+        match self.decide_target(&resolved, decision, ticket, wait, approved, now) {
             Target::Wait => ResolveCall::Wait,
             Target::Stands => ResolveCall::Keep,
             Target::Decided(d) => ResolveCall::Decided(d, crate::symlinks::note(&rewrites)),
@@ -2982,7 +3004,7 @@ impl Session {
     /// counters through [`portcullis_core::counters::Except`]: a limit the
     /// first decision reserved is not reserved again (the request counts
     /// once against it), and a limit only the target's rules carry is
-    /// reserved too, into `decision`'s ticket ([`Target::Stands`]), so one
+    /// reserved too, into `ticket`, the first decision's ([`Target::Stands`]), so one
     /// commit or rollback covers both. A request held for approval has
     /// reserved nothing yet: the target's reservations are given back (they
     /// are made when the approved request is decided again). A request a
@@ -2991,15 +3013,17 @@ impl Session {
     fn decide_target(
         &self,
         target: &portcullis_core::ToolCall<'_>,
-        decision: &mut portcullis_core::policy::Decision,
+        decision: &portcullis_core::policy::Decision,
+        ticket: &mut Ticket,
         wait: Wait,
         approved: bool,
         now: UnixMillis,
     ) -> Target {
         use portcullis_core::counters::Except;
         let policy = self.policy();
-        let held = decision.ticket;
-        let decide = |counters: &dyn Counters| {
+        // The target's own reservations, joined to `ticket` when both allow.
+        let mut own = Ticket::EMPTY;
+        let decide = |counters: &dyn Counters, own: &mut Ticket| {
             let env = Env {
                 counters,
                 now,
@@ -3008,16 +3032,16 @@ impl Session {
                 principal: self.principal.as_deref(),
             };
             if approved {
-                policy.decide_approved(target, &env)
+                policy.decide_approved(target, &env, own)
             } else {
-                policy.decide(target, &env)
+                policy.decide(target, &env, own)
             }
         };
         let d = match wait {
-            Wait::Yes => decide(&Except::new(self.counters.as_ref(), &held)),
+            Wait::Yes => decide(&Except::new(self.counters.as_ref(), ticket), &mut own),
             Wait::No => {
                 let view = NoWait::new(self.counters.as_ref());
-                let d = decide(&Except::new(&view, &held));
+                let d = decide(&Except::new(&view, ticket), &mut own);
                 if view.waited() {
                     return Target::Wait;
                 }
@@ -3026,19 +3050,19 @@ impl Session {
         };
         match (d.effect(), decision.effect()) {
             (Effect::Allow, Effect::Allow) => {
-                if decision.ticket.absorb(&d.ticket) {
+                if ticket.absorb(&own) {
                     Target::Stands
                 } else {
-                    self.counters.rollback(&d.ticket);
+                    self.counters.rollback(&own);
                     Target::Full
                 }
             }
             (Effect::Allow, _) => {
-                self.counters.rollback(&d.ticket);
+                self.counters.rollback(&own);
                 Target::Stands
             }
             (Effect::Approve, Effect::Approve) => Target::Stands,
-            _ => Target::Decided(Box::new(d)),
+            _ => Target::Decided(d),
         }
     }
 
@@ -3069,6 +3093,7 @@ impl Session {
             return false;
         };
         let view = NoWait::new(self.counters.as_ref());
+        let mut ticket = Ticket::EMPTY;
         let d = policy.decide(
             &call,
             &Env {
@@ -3078,13 +3103,14 @@ impl Session {
                 fail_mode: self.fail_mode,
                 principal,
             },
+            &mut ticket,
         );
         if view.waited() {
             return false;
         }
         match d.effect() {
             Effect::Allow => {
-                self.counters.rollback(&d.ticket);
+                self.counters.rollback(&ticket);
                 true
             }
             Effect::Approve => true,
@@ -3455,11 +3481,12 @@ mod tests {
         fn is_hidden(&self, tool: &str, _: Option<&portcullis_core::Principal>) -> bool {
             tool == "secret"
         }
-        fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+        fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
+            ticket.clear();
             if self.is_hidden(call.name(), env.principal) {
                 return Decision::deny(portcullis_core::policy::Outcome::Hidden, RuleId(0), "");
             }
-            let mut l = Limits::new();
+            let mut l: Limits = Limits::new();
             l.push(
                 RuleId(0),
                 CounterRef {
@@ -3470,7 +3497,7 @@ mod tests {
                 1,
                 "full",
             );
-            l.finish(env)
+            l.finish(env, ticket)
         }
     }
 
@@ -3525,14 +3552,21 @@ mod tests {
         fn is_hidden(&self, _: &str, _: Option<&portcullis_core::Principal>) -> bool {
             false
         }
-        fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>) -> Decision {
+        fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
             if call.name() == "held" {
+                ticket.clear();
                 return Decision::approve(RuleId(0), "A person must say yes");
             }
-            self.decide_approved(call, env)
+            self.decide_approved(call, env, ticket)
         }
-        fn decide_approved(&self, _: &ToolCall<'_>, env: &Env<'_>) -> Decision {
-            let mut l = Limits::new();
+        fn decide_approved(
+            &self,
+            _: &ToolCall<'_>,
+            env: &Env<'_>,
+            ticket: &mut Ticket,
+        ) -> Decision {
+            ticket.clear();
+            let mut l: Limits = Limits::new();
             l.push(
                 RuleId(0),
                 CounterRef {
@@ -3543,7 +3577,7 @@ mod tests {
                 1,
                 "one approved call a minute",
             );
-            l.finish(env)
+            l.finish(env, ticket)
         }
     }
 

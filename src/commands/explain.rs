@@ -7,7 +7,7 @@ use crate::cli::ExplainArgs;
 #[cfg(feature = "dynamic")]
 pub fn run(args: &ExplainArgs) -> i32 {
     use portcullis_compiler::eval::Evaluator;
-    use portcullis_core::counters::{MemoryCounters, UnixMillis};
+    use portcullis_core::counters::{MemoryCounters, Ticket, UnixMillis};
     use portcullis_core::policy::{Env, FailMode};
 
     use crate::embedded;
@@ -121,7 +121,7 @@ pub fn run(args: &ExplainArgs) -> i32 {
             fail_mode: FailMode::Closed,
             principal: principal.as_ref(),
         };
-        let a = policy.decide(&call, &env);
+        let a = policy.decide(&call, &env, &mut Ticket::default());
         let counters = MemoryCounters::new();
         let env = Env {
             counters: &counters,
@@ -130,7 +130,7 @@ pub fn run(args: &ExplainArgs) -> i32 {
             fail_mode: FailMode::Closed,
             principal: principal.as_ref(),
         };
-        let b = portcullis_core::Policy::decide(&ev, &call, &env);
+        let b = portcullis_core::Policy::decide(&ev, &call, &env, &mut Ticket::default());
         if (a.outcome, a.rule) != (b.outcome, b.rule) {
             eprintln!(
                 "warning: the compiled policy decides {:?} by rule {:?}, the evaluator {:?} by rule {:?}: a compiler bug, please report it",

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use portcullis_compiled::compiled;
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Env, FailMode};
 use portcullis_proxy::log::{Level, Log};
@@ -86,8 +86,9 @@ fn main() {
             };
             for _ in 0..n {
                 for call in &calls {
-                    let d = policy.decide(std::hint::black_box(call), &env);
-                    counters.rollback(&d.ticket);
+                    let mut ticket = Ticket::EMPTY;
+                    let d = policy.decide(std::hint::black_box(call), &env, &mut ticket);
+                    counters.rollback(&ticket);
                     sink += d.outcome as usize;
                 }
             }
@@ -110,8 +111,9 @@ fn main() {
                 principal: None,
             };
             for _ in 0..n {
-                let d = policy.decide(std::hint::black_box(&call), &env);
-                counters.rollback(&d.ticket);
+                let mut ticket = Ticket::EMPTY;
+                let d = policy.decide(std::hint::black_box(&call), &env, &mut ticket);
+                counters.rollback(&ticket);
                 sink += d.outcome as usize;
             }
         }

@@ -8,7 +8,7 @@ use portcullis_compiled::{compiled, repo_path};
 use portcullis_compiler::policy_tests::{TestSource, run_suite};
 use portcullis_compiler::{Input, compile};
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{ApprovalSpec, Channels, Effect, Env, FailMode, Outcome};
 
@@ -134,17 +134,19 @@ fn a_call_waiting_for_approval_reserves_nothing_and_is_counted_once_approved() {
     let args = br#"{"amount": 400000, "reason": "r"}"#;
     let call = ToolCall::new("create_refund", args, Strictness::STRICT).unwrap();
     for _ in 0..3 {
-        let d = p.decide(&call, &env);
+        let mut ticket = Ticket::EMPTY;
+        let d = p.decide(&call, &env, &mut ticket);
         assert_eq!(d.effect(), Effect::Approve);
         assert_eq!(d.outcome, Outcome::ApprovalRequired);
-        assert!(d.ticket.is_empty(), "an approval request reserved counters");
+        assert!(ticket.is_empty(), "an approval request reserved counters");
     }
-    let d = p.decide_approved(&call, &env);
+    let mut ticket = Ticket::EMPTY;
+    let d = p.decide_approved(&call, &env, &mut ticket);
     assert_eq!(d.effect(), Effect::Allow);
-    assert!(!d.ticket.is_empty());
-    counters.commit(&d.ticket);
+    assert!(!ticket.is_empty());
+    counters.commit(&ticket);
     // 400000 of the 500000 daily budget is spent: the next approved one is denied.
-    let d = p.decide_approved(&call, &env);
+    let d = p.decide_approved(&call, &env, &mut Ticket::default());
     assert_eq!(d.outcome, Outcome::Limit);
     assert_eq!(d.message, "Daily refund budget spent");
 }
@@ -163,20 +165,23 @@ fn a_call_a_full_limit_would_refuse_is_denied_at_once_and_reserves_nothing() {
     let args = |amount: u64| format!(r#"{{"amount": {amount}, "reason": "r"}}"#).into_bytes();
     let (big, over, fits) = (args(400_000), args(100_001), args(100_000));
     let big = ToolCall::new("create_refund", &big, Strictness::STRICT).unwrap();
-    let d = p.decide_approved(&big, &env);
+    let mut ticket = Ticket::EMPTY;
+    let d = p.decide_approved(&big, &env, &mut ticket);
     assert_eq!(d.effect(), Effect::Allow);
-    counters.commit(&d.ticket);
+    counters.commit(&ticket);
     // 100000 left: a request for 100001 would be refused once approved.
     let over = ToolCall::new("create_refund", &over, Strictness::STRICT).unwrap();
     for _ in 0..2 {
-        let d = p.decide(&over, &env);
+        let mut ticket = Ticket::EMPTY;
+        let d = p.decide(&over, &env, &mut ticket);
         assert_eq!(d.outcome, Outcome::Limit);
         assert_eq!(d.message, "Daily refund budget spent");
-        assert!(d.ticket.is_empty(), "a peek reserves nothing");
+        assert!(ticket.is_empty(), "a peek reserves nothing");
     }
     // What is left is still there: 100000 fits.
     let fits = ToolCall::new("create_refund", &fits, Strictness::STRICT).unwrap();
-    let d = p.decide(&fits, &env);
+    let mut ticket = Ticket::EMPTY;
+    let d = p.decide(&fits, &env, &mut ticket);
     assert_eq!(d.effect(), Effect::Allow);
-    assert!(!d.ticket.is_empty());
+    assert!(!ticket.is_empty());
 }

@@ -8,7 +8,7 @@ use portcullis_compiled::{compiled, repo_path};
 use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{compile, load_dir};
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::{MemoryCounters, UnixMillis};
+use portcullis_core::counters::{MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Effect, Env, FailMode, Policy};
 
@@ -47,7 +47,7 @@ fn denial(policy: &dyn Policy, args: &str) -> Option<String> {
         fail_mode: FailMode::Closed,
         principal: None,
     };
-    let d = policy.decide(&call, &env);
+    let d = policy.decide(&call, &env, &mut Ticket::default());
     (d.effect() == Effect::Deny).then(|| d.message("pay").into_owned())
 }
 

@@ -6,7 +6,7 @@ use portcullis_compiled::{compiled, repo_path};
 use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{compile, load_file};
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::{MemoryCounters, UnixMillis};
+use portcullis_core::counters::{MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Effect, Env, FailMode, Outcome, Policy};
 
@@ -49,6 +49,7 @@ fn thirty_per_minute_per_session_then_a_clear_denial() {
                     fail_mode: FailMode::Closed,
                     principal: None,
                 },
+                &mut Ticket::default(),
             )
         };
         for i in 0..30 {
@@ -80,6 +81,7 @@ fn thirty_per_minute_per_session_then_a_clear_denial() {
                 fail_mode: FailMode::Closed,
                 principal: None,
             },
+            &mut Ticket::default(),
         );
         assert_eq!(
             deny.message("deleteTenant"),
@@ -94,6 +96,7 @@ fn thirty_per_minute_per_session_then_a_clear_denial() {
                 fail_mode: FailMode::Closed,
                 principal: None,
             },
+            &mut Ticket::default(),
         );
         assert_eq!(other.effect(), Effect::Allow);
     }

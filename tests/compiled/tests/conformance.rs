@@ -13,7 +13,7 @@ use portcullis_compiler::source::{FileId, Origin};
 use portcullis_compiler::syntax::yaml::{self, Node, NodeValue};
 use portcullis_compiler::{Input, compile};
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::json::{Strictness, Val, Value, validate};
 use portcullis_core::jsonrpc::parse_tool_call;
 use portcullis_core::policy::{Effect, Env, FailMode, Policy};
@@ -242,13 +242,14 @@ fn decide(
         fail_mode: FailMode::Closed,
         principal: None,
     };
-    let d = policy.decide(call, &env);
+    let mut ticket = Ticket::EMPTY;
+    let d = policy.decide(call, &env, &mut ticket);
     match d.effect() {
         Effect::Allow => {
             match upstream {
-                "error" => counters.rollback(&d.ticket),
+                "error" => counters.rollback(&ticket),
                 "none" => {}
-                _ => counters.commit(&d.ticket),
+                _ => counters.commit(&ticket),
             }
             Seen::Allow
         }

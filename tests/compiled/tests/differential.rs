@@ -18,7 +18,7 @@ use portcullis_compiler::compile;
 use portcullis_compiler::eval::Evaluator;
 use portcullis_core::Principal;
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Effect, Env, FailMode, Policy};
 use portcullis_core::spend::Budgets;
@@ -117,15 +117,16 @@ fn generated_code_and_evaluator_agree() {
                     );
                     // Approved calls: a deterministic quarter of them.
                     let approved = c.advance_ms % 4 == 0;
+                    let (mut ta, mut tb) = (Ticket::EMPTY, Ticket::EMPTY);
                     let (a, b) = if approved {
                         (
-                            native.decide_approved(&call, &env_a),
-                            evaluator.decide_approved(&call, &env_b),
+                            native.decide_approved(&call, &env_a, &mut ta),
+                            evaluator.decide_approved(&call, &env_b, &mut tb),
                         )
                     } else {
                         (
-                            native.decide(&call, &env_a),
-                            evaluator.decide(&call, &env_b),
+                            native.decide(&call, &env_a, &mut ta),
+                            evaluator.decide(&call, &env_b, &mut tb),
                         )
                     };
                     if approved {
@@ -152,7 +153,6 @@ fn generated_code_and_evaluator_agree() {
                     prop_assert_eq!(a.message(tool), b.message(tool));
                     prop_assert_eq!(a.idempotency, b.idempotency, "tool {:?}", tool);
                     if a.effect() == Effect::Allow {
-                        let (ta, tb) = (a.ticket, b.ticket);
                         match c.upstream {
                             0 => {
                                 mem_a.rollback(&ta);

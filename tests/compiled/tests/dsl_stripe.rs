@@ -5,7 +5,7 @@ use portcullis_compiled::{compiled_dsl, repo_path};
 use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{compile, load_dir};
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Effect, Env, FailMode, Outcome, Policy};
 
@@ -43,9 +43,10 @@ impl Run<'_> {
             fail_mode: FailMode::Closed,
             principal: None,
         };
-        let d = self.policy.decide(&call, &env);
+        let mut ticket = Ticket::EMPTY;
+        let d = self.policy.decide(&call, &env, &mut ticket);
         if d.effect() == Effect::Allow {
-            self.counters.commit(&d.ticket);
+            self.counters.commit(&ticket);
         }
         (d.effect(), d.outcome, d.message(tool).into_owned())
     }

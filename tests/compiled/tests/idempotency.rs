@@ -6,7 +6,7 @@ use portcullis_compiled::{compiled_dsl, repo_path};
 use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{Input, compile};
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::MemoryCounters;
+use portcullis_core::counters::{MemoryCounters, Ticket};
 use portcullis_core::idempotency::IdempotencyMode;
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Env, Policy};
@@ -61,8 +61,8 @@ fn native_code_and_evaluator_name_the_same_window() {
     for (tool, args, want) in cases {
         let call = ToolCall::new(tool, args.as_bytes(), Strictness::STRICT).unwrap();
         let (ca, cb) = (MemoryCounters::new(), MemoryCounters::new());
-        let a = native.decide(&call, &Env::new(&ca));
-        let b = evaluator.decide(&call, &Env::new(&cb));
+        let a = native.decide(&call, &Env::new(&ca), &mut Ticket::default());
+        let b = evaluator.decide(&call, &Env::new(&cb), &mut Ticket::default());
         assert_eq!(a.outcome, b.outcome, "{tool} {args}");
         assert_eq!(a.idempotency, b.idempotency, "{tool} {args}");
         let got = a.idempotency.map(|s| (s.window_ms, s.mode, s.by.len()));

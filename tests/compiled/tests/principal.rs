@@ -8,7 +8,7 @@ use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{compile, load_file};
 use portcullis_core::Principal;
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Decision, Env, FailMode, Outcome, Policy};
 
@@ -52,8 +52,9 @@ fn decide(
         fail_mode: FailMode::Closed,
         principal,
     };
-    let d = policy.decide(&call, &env);
-    counters.commit(&d.ticket);
+    let mut ticket = Ticket::EMPTY;
+    let d = policy.decide(&call, &env, &mut ticket);
+    counters.commit(&ticket);
     d
 }
 

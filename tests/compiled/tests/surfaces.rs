@@ -8,7 +8,7 @@ use portcullis_compiler::eval::Evaluator;
 use portcullis_compiler::{compile, load_dir};
 use portcullis_core::Principal;
 use portcullis_core::call::{Surface, ToolCall};
-use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Env, FailMode, Outcome, Policy};
 use portcullis_core::uri::normalize;
@@ -53,13 +53,14 @@ fn read(p: &dyn Policy, uri: &str, env: &Env<'_>) -> (Outcome, String) {
         return (Outcome::Check, "unnormalisable".into());
     };
     let call = ToolCall::on(Surface::Resource, &n, b"{}", Strictness::STRICT).unwrap();
-    let d = p.decide(&call, env);
+    let mut ticket = Ticket::EMPTY;
+    let d = p.decide(&call, env, &mut ticket);
     (d.outcome, d.message_on(Surface::Resource, &n).into_owned())
 }
 
 fn prompt(p: &dyn Policy, name: &str, args: &str, env: &Env<'_>) -> (Outcome, String) {
     let call = ToolCall::on(Surface::Prompt, name, args.as_bytes(), Strictness::STRICT).unwrap();
-    let d = p.decide(&call, env);
+    let d = p.decide(&call, env, &mut Ticket::default());
     (d.outcome, d.message_on(Surface::Prompt, name).into_owned())
 }
 
@@ -144,7 +145,10 @@ fn both_languages_decide_resources_and_prompts_alike() {
         assert!(p.is_hidden_on(Surface::Prompt, "secret_x", None));
         // A tool is still a tool: the prompt's rules do not apply to it.
         let tool = ToolCall::new("deploy", br#"{"env":"prod"}"#, Strictness::STRICT).unwrap();
-        assert_eq!(p.decide(&tool, &e).outcome, Outcome::Allowed);
+        assert_eq!(
+            p.decide(&tool, &e, &mut Ticket::default()).outcome,
+            Outcome::Allowed
+        );
     }
     // The policy language's extra rules.
     let dsl = compiled("surfaces-dsl").unwrap();
@@ -160,7 +164,10 @@ fn both_languages_decide_resources_and_prompts_alike() {
         Strictness::STRICT,
     )
     .unwrap();
-    assert_eq!(dsl.decide(&tool, &e).outcome, Outcome::Check);
+    assert_eq!(
+        dsl.decide(&tool, &e, &mut Ticket::default()).outcome,
+        Outcome::Check
+    );
 }
 
 /// URIs and names near the fixtures' patterns, and arguments near their conditions.
@@ -366,7 +373,11 @@ fn a_default_deny_posture_allow_lists_resources_and_prompts() {
         );
         // Tools keep their own (allow) posture.
         let tool = ToolCall::new("anything", b"{}", Strictness::STRICT).unwrap();
-        assert_eq!(p.decide(&tool, &e).outcome, Outcome::Allowed, "{server}");
+        assert_eq!(
+            p.decide(&tool, &e, &mut Ticket::default()).outcome,
+            Outcome::Allowed,
+            "{server}"
+        );
 
         // Conditional hides: per caller, in lists and when requested.
         let [_, root, alice, bob] = callers();
@@ -615,27 +626,38 @@ fn approval_rules_hold_resources_and_prompts() {
             Strictness::STRICT,
         )
         .unwrap();
-        let d = p.decide(&call, &e);
+        let mut ticket = Ticket::EMPTY;
+        let d = p.decide(&call, &e, &mut ticket);
         assert_eq!(d.effect(), Effect::Approve);
         assert_eq!(d.message, "Finance files need a human");
-        assert!(d.ticket.is_empty(), "held: nothing reserved");
+        assert!(ticket.is_empty(), "held: nothing reserved");
         let spec = p.meta().approval(d.rule.unwrap()).unwrap();
         assert!(spec.channels.operator && !spec.channels.client);
         assert_eq!(spec.timeout_ms, 3_600_000);
         // Approved: decided again, the limit counts.
         for _ in 0..2 {
-            let d = p.decide_approved(&call, &e);
+            let mut ticket = Ticket::EMPTY;
+            let d = p.decide_approved(&call, &e, &mut ticket);
             assert_eq!(d.outcome, Outcome::Allowed);
-            mem.commit(&d.ticket);
+            mem.commit(&ticket);
         }
-        assert_eq!(p.decide_approved(&call, &e).outcome, Outcome::Limit);
+        assert_eq!(
+            p.decide_approved(&call, &e, &mut Ticket::default()).outcome,
+            Outcome::Limit
+        );
         // A full limit refuses at once: nobody is asked about it.
-        assert_eq!(p.decide(&call, &e).outcome, Outcome::Limit);
+        assert_eq!(
+            p.decide(&call, &e, &mut Ticket::default()).outcome,
+            Outcome::Limit
+        );
         // The deny rule comes first.
         let intern = who(r#"{"iss":"https://idp.example","sub":"intern"}"#);
         let mut ie = env(&mem, 1_768_474_800_000);
         ie.principal = Some(&intern);
-        assert_eq!(p.decide(&call, &ie).outcome, Outcome::Check);
+        assert_eq!(
+            p.decide(&call, &ie, &mut Ticket::default()).outcome,
+            Outcome::Check
+        );
         // Prompts by arguments.
         let prod = ToolCall::on(
             Surface::Prompt,
@@ -644,8 +666,14 @@ fn approval_rules_hold_resources_and_prompts() {
             Strictness::STRICT,
         )
         .unwrap();
-        assert_eq!(p.decide(&prod, &e).effect(), Effect::Approve);
-        assert_eq!(p.decide_approved(&prod, &e).outcome, Outcome::Allowed);
+        assert_eq!(
+            p.decide(&prod, &e, &mut Ticket::default()).effect(),
+            Effect::Approve
+        );
+        assert_eq!(
+            p.decide_approved(&prod, &e, &mut Ticket::default()).outcome,
+            Outcome::Allowed
+        );
         let dev = ToolCall::on(
             Surface::Prompt,
             "deploy_web",
@@ -653,6 +681,9 @@ fn approval_rules_hold_resources_and_prompts() {
             Strictness::STRICT,
         )
         .unwrap();
-        assert_eq!(p.decide(&dev, &e).outcome, Outcome::Allowed);
+        assert_eq!(
+            p.decide(&dev, &e, &mut Ticket::default()).outcome,
+            Outcome::Allowed
+        );
     }
 }

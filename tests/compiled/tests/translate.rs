@@ -14,7 +14,7 @@ use portcullis_compiler::translate::translate;
 use portcullis_compiler::{Input, compile};
 use portcullis_core::Principal;
 use portcullis_core::call::ToolCall;
-use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::json::Strictness;
 use portcullis_core::policy::{Effect, Env, FailMode, Policy};
 use proptest::prelude::*;
@@ -91,6 +91,7 @@ fn translations_decide_like_their_originals() {
                         .claims
                         .as_ref()
                         .and_then(|t| Principal::from_claims(t.clone().into_bytes()).ok());
+                    let (mut ta, mut tb) = (Ticket::EMPTY, Ticket::EMPTY);
                     let da = a.decide(
                         &call,
                         &Env {
@@ -100,6 +101,7 @@ fn translations_decide_like_their_originals() {
                             fail_mode: FailMode::Closed,
                             principal: principal.as_ref(),
                         },
+                        &mut ta,
                     );
                     let db = b.decide(
                         &call,
@@ -110,6 +112,7 @@ fn translations_decide_like_their_originals() {
                             fail_mode: FailMode::Closed,
                             principal: principal.as_ref(),
                         },
+                        &mut tb,
                     );
                     prop_assert_eq!(da.outcome, db.outcome, "tool {:?} args {}", tool, c.args);
                     prop_assert_eq!(
@@ -125,11 +128,11 @@ fn translations_decide_like_their_originals() {
                     );
                     if da.effect() == Effect::Allow {
                         if c.upstream == 0 {
-                            ma.rollback(&da.ticket);
-                            mb.rollback(&db.ticket);
+                            ma.rollback(&ta);
+                            mb.rollback(&tb);
                         } else {
-                            ma.commit(&da.ticket);
-                            mb.commit(&db.ticket);
+                            ma.commit(&ta);
+                            mb.commit(&tb);
                         }
                     }
                 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use portcullis_compiled::{compiled, compiled_dsl};
 use portcullis_core::Principal;
-use portcullis_core::counters::{Counters, MemoryCounters, UnixMillis};
+use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::jsonrpc::parse_tool_call;
 use portcullis_core::policy::{Effect, Env, FailMode, Outcome, Policy};
 use portcullis_proxy::metrics::Metrics;
@@ -326,18 +326,19 @@ fn decisions_do_not_allocate() {
                             .or_insert(1usize);
                     }
                     // Every third round decides the calls as approved by a person.
+                    let mut ticket = Ticket::EMPTY;
                     let d = if round % 3 == 2 {
-                        policy.decide_approved(&call, &env)
+                        policy.decide_approved(&call, &env, &mut ticket)
                     } else {
-                        policy.decide(&call, &env)
+                        policy.decide(&call, &env, &mut ticket)
                     };
                     metrics.decided(policy.meta(), call.name(), d.outcome, d.rule.map(|r| r.0));
                     metrics.upstream_latency(true, std::time::Duration::from_micros(i as u64 * 37));
                     if d.effect() == Effect::Allow {
                         if (round + i).is_multiple_of(3) {
-                            counters.rollback(&d.ticket);
+                            counters.rollback(&ticket);
                         } else {
-                            counters.commit(&d.ticket);
+                            counters.commit(&ticket);
                         }
                     }
                     if record && d.idempotency.is_some() {
@@ -544,9 +545,10 @@ fn resource_and_prompt_decisions_do_not_allocate() {
                     let call = ToolCall::on(Surface::Resource, n, b"{}", Strictness::STRICT)
                         .expect("a call");
                     let hidden = policy.is_hidden_on(Surface::Resource, n, None);
-                    let d = policy.decide(&call, &env);
+                    let mut ticket = Ticket::EMPTY;
+                    let d = policy.decide(&call, &env, &mut ticket);
                     if d.effect() == Effect::Allow {
-                        counters.commit(&d.ticket);
+                        counters.commit(&ticket);
                     } else {
                         denied += 1;
                     }
@@ -556,9 +558,10 @@ fn resource_and_prompt_decisions_do_not_allocate() {
                     let call =
                         ToolCall::on(Surface::Prompt, name, args.as_bytes(), Strictness::STRICT)
                             .expect("a call");
-                    let d = policy.decide(&call, &env);
+                    let mut ticket = Ticket::EMPTY;
+                    let d = policy.decide(&call, &env, &mut ticket);
                     if d.effect() == Effect::Allow {
-                        counters.commit(&d.ticket);
+                        counters.commit(&ticket);
                     } else {
                         denied += 1;
                     }
@@ -632,9 +635,10 @@ fn path_decisions_do_not_allocate() {
                 };
                 for l in &lines {
                     let call = parse_tool_call(l.as_bytes()).expect("a tools/call");
-                    let d = policy.decide(&call, &env);
+                    let mut ticket = Ticket::EMPTY;
+                    let d = policy.decide(&call, &env, &mut ticket);
                     if d.effect() == Effect::Allow {
-                        counters.commit(&d.ticket);
+                        counters.commit(&ticket);
                     } else {
                         denied += 1;
                     }
