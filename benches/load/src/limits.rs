@@ -111,6 +111,7 @@ pub fn run(o: &Options) -> io::Result<Vec<Row>> {
         lists: 0,
         pipelined: 0,
         rounds: 0,
+        smaps: None,
     };
     let mut configs: Vec<(Row, Vec<OsString>)> = vec![(
         Row {

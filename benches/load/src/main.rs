@@ -6,7 +6,7 @@
 //! mcp-load run --proxy PATH [--server NAME] [--nolimit-server NAME] [--calls N]
 //!              [--warmup N] [--pipelined M] [--rounds R] [--lists K] [--startups S]
 //!              [--limited-calls N] [--tool NAME] [--arguments JSON]
-//!              [--tools N] [--names FILE] [--config FILE] [--no-relay] [--json]
+//!              [--tools N] [--names FILE] [--config FILE] [--smaps DIR] [--no-relay] [--json]
 //! mcp-load http-server [--tools N] [--names FILE] [--port P]
 //! mcp-load http-forward --upstream URL [--port P]
 //! mcp-load run-http --proxy PATH [--server NAME] [--calls N] [--warmup N] [--rounds R]
@@ -69,6 +69,9 @@ usage:
       --config FILE          also measure PATH -c FILE (the reference evaluator on a
                              policy file; give it --nolimit-server's policy) beside
                              the compiled binary: serial calls, throughput, tools/list
+      --smaps DIR            when each process's peak RSS is read, save its
+                             /proc/PID/smaps and status as DIR/LABEL.smaps and
+                             DIR/LABEL.status (direct, relay, proxied, ...)
       --no-relay             skip the relay baseline
       --json                 print a JSON object instead of the table
   mcp-load http-server [--tools N] [--names FILE] [--port P]
@@ -231,6 +234,7 @@ fn run_main(args: &[OsString]) -> ExitCode {
         limited_calls: 5_000,
         relay: true,
         config: None,
+        smaps: None,
         json: false,
     };
     let mut tools_n: Option<usize> = None;
@@ -252,6 +256,7 @@ fn run_main(args: &[OsString]) -> ExitCode {
             "--tools" => f.number(a).map(|v| tools_n = Some(v)),
             "--names" => f.value(a).map(|v| o.names = Some(PathBuf::from(v))),
             "--config" => f.value(a).map(|v| o.config = Some(PathBuf::from(v))),
+            "--smaps" => f.value(a).map(|v| o.smaps = Some(PathBuf::from(v))),
             "--no-relay" => {
                 o.relay = false;
                 Ok(())

@@ -1,6 +1,7 @@
 //! Process accounting from /proc: CPU time, context switches, threads, peak RSS.
 
 use std::fs;
+use std::path::Path;
 
 /// One sample of a process's counters.
 #[derive(Debug, Clone, Copy, Default)]
@@ -65,6 +66,18 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         &fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
         "VmHWM:",
     )
+}
+
+/// Copies `/proc/PID/smaps` and `/proc/PID/status` to `DIR/LABEL.smaps`
+/// and `DIR/LABEL.status` (`--smaps DIR`: where the peak RSS lies, mapping
+/// by mapping, and the thread count).
+pub fn save_maps(pid: u32, dir: &Path, label: &str) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    for what in ["smaps", "status"] {
+        let text = fs::read(format!("/proc/{pid}/{what}"))?;
+        fs::write(dir.join(format!("{label}.{what}")), text)?;
+    }
+    Ok(())
 }
 
 /// Clock ticks per second (AT_CLKTCK from the auxiliary vector; 100 if unreadable).

@@ -41,6 +41,8 @@ pub struct Options {
     /// A policy file for `PATH -c FILE` (the reference evaluator), measured
     /// beside the compiled binary; None: not measured.
     pub config: Option<PathBuf>,
+    /// `--smaps DIR`: save each process's smaps when its peak RSS is read.
+    pub smaps: Option<PathBuf>,
     pub json: bool,
 }
 
@@ -166,6 +168,9 @@ pub(crate) struct Plan {
     pub(crate) lists: usize,
     pub(crate) pipelined: usize,
     pub(crate) rounds: usize,
+    /// Where to save the process's `/proc/PID/smaps` and `status` when its
+    /// peak RSS is read (`LABEL.smaps`, `LABEL.status`); None: not saved.
+    pub(crate) smaps: Option<PathBuf>,
 }
 
 struct Peer {
@@ -396,6 +401,9 @@ pub(crate) fn measure_session(
     // Peak RSS, just before closing.
     res.rss_kib = procfs::peak_rss_kib(pid);
     res.server_rss_kib = server_pid.and_then(procfs::peak_rss_kib);
+    if let Some(dir) = &plan.smaps {
+        procfs::save_maps(pid, dir, label)?;
+    }
     peer.close()?;
     Ok(res)
 }
@@ -498,6 +506,7 @@ pub fn run(o: &Options) -> io::Result<Report> {
         lists: o.lists,
         pipelined: o.pipelined,
         rounds: o.rounds,
+        smaps: o.smaps.clone(),
     };
     let progress = |what: &str| {
         if !o.json {
@@ -555,6 +564,7 @@ pub fn run(o: &Options) -> io::Result<Report> {
         lists: 0,
         pipelined: o.pipelined,
         rounds: o.rounds,
+        smaps: o.smaps.clone(),
     };
     let limited = measure_session(
         "proxied-limited",
