@@ -1273,3 +1273,145 @@ fn a_unicode_equivalent_spelling_of_a_link_is_resolved_as_the_server_does() {
         p.finish();
     }
 }
+
+/// Found in review: an operator-approved call through a link was decided again
+/// on the path as sent only, so the target's `by args.path` counter was
+/// not reserved: the file was read twice in a minute under `limit 1`.
+#[test]
+fn an_approved_call_counts_its_links_target() {
+    let (dir, r, _) = tree("symlinks-approved-target-limit");
+    std::os::unix::fs::symlink("readme.txt", format!("{r}/public/a1")).unwrap();
+    let server = dir.join("open_server.py");
+    std::fs::write(
+        &server,
+        r#"import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    if m["method"] == "initialize":
+        res = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "open", "version": "1"}}
+    elif m["method"] == "tools/call":
+        try:
+            text = open(m["params"]["arguments"]["path"]).read()
+        except Exception as e:
+            text = "error: %s" % e
+        res = {"content": [{"type": "text", "text": text}]}
+    else:
+        res = {}
+    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": res}, separators=(",", ":")), flush=True)
+"#,
+    )
+    .unwrap();
+    let pdir = dir.join("approve");
+    std::fs::create_dir_all(&pdir).unwrap();
+    let policy = pdir.join("filesystem.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "server filesystem {{\n  tool read_text_file {{\n    deny \"Secret files are off limits\" when path(args.path) matches \"{r}/secret/**\"\n    approve \"aliases need a human\" when args.path matches /\\/public\\/a/ via operator\n    limit 1 per minute by args.path -> \"One read of a file a minute\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let mut p = Proxy::command(
+        "symlinks-approved-target-limit-proxy",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--",
+            "python3",
+            server.to_str().unwrap(),
+        ],
+    );
+    p.initialize();
+    let alias = json!({"path": format!("{r}/public/a1")}).to_string();
+    let v: Value = serde_json::from_str(&p.call(1, "read_text_file", &alias)).unwrap();
+    let apr = v["result"]["_meta"]["dev.portcullis/approval"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("held: {v}"))
+        .to_string();
+    let out = std::process::Command::new(common::portcullis())
+        .args([
+            "approvals",
+            "approve",
+            &apr,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_str(&p.call(2, "read_text_file", &alias)).unwrap();
+    assert_eq!(text_of(&v), "hello", "approved retry: {v}");
+    // The approved read counted the target: a direct read is the second
+    // read of readme.txt this minute.
+    let direct = json!({"path": format!("{r}/public/readme.txt")}).to_string();
+    let v: Value = serde_json::from_str(&p.call(3, "read_text_file", &direct)).unwrap();
+    assert!(
+        text_of(&v).starts_with("[POLICY DENIED] One read of a file a minute"),
+        "{v}"
+    );
+    p.finish();
+}
+
+/// The same for `resources/read`: an operator-approved read through a link
+/// counts against the limit only its target's block carries.
+#[test]
+fn an_approved_read_counts_its_links_target() {
+    let (dir, r, _) = tree("symlinks-approved-read-limit");
+    let pdir = dir.join("approve");
+    std::fs::create_dir_all(&pdir).unwrap();
+    let policy = pdir.join("files.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "server files {{\n  resource \"file://{r}/public/**\" {{\n    approve \"public reads need a human\" via operator\n  }}\n  resource \"file://{r}/secret/**\" {{\n    limit 1 per minute -> \"One secret read a minute\"\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let server = file_resources_server();
+    let mut p = Proxy::command(
+        "symlinks-approved-read-limit-proxy",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--",
+            "node",
+            &server,
+            &r,
+        ],
+    );
+    p.initialize();
+    let link = format!("file://{r}/public/keylink");
+    let v = read(&mut p, 1, &link);
+    let apr = v["error"]["data"]["dev.portcullis/approval"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("held: {v}"))
+        .to_string();
+    let out = std::process::Command::new(common::portcullis())
+        .args([
+            "approvals",
+            "approve",
+            &apr,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v = read(&mut p, 2, &link);
+    assert_eq!(
+        v["result"]["contents"][0]["text"], "TOPSECRET",
+        "approved: {v}"
+    );
+    let v = read(&mut p, 3, &format!("file://{r}/secret/key.txt"));
+    assert_eq!(v["error"]["code"], -32003, "{v}");
+    assert!(message(&v).contains("One secret read a minute"), "{v}");
+    p.finish();
+}

@@ -1211,6 +1211,44 @@ impl Session {
                             again
                         }
                     };
+                    // The person approved the call as sent: its path
+                    // arguments' target is decided (and counted) as approved
+                    // too, as for a call approved in band.
+                    let mut again = again;
+                    if self.resolve_symlinks && again.effect() == Effect::Allow {
+                        match self.resolved_call(&call, &again, &mut ticket, wait, true, now) {
+                            ResolveCall::Keep => {}
+                            ResolveCall::Decided(d, note) => {
+                                self.counters.rollback(&ticket);
+                                ticket.clear();
+                                again = d;
+                                resolved_note = Some(note);
+                            }
+                            outcome @ (ResolveCall::Wait | ResolveCall::Unresolvable(_)) => {
+                                self.counters.rollback(&ticket);
+                                // Given back: decided again off the event
+                                // loop, or refused without using it.
+                                let restored = self.approvals.restore(&record.id);
+                                let why = match (&outcome, &restored) {
+                                    (_, Err(_)) => "approval state unavailable".to_string(),
+                                    (ResolveCall::Unresolvable(m), _) => m.clone(),
+                                    _ => return None,
+                                };
+                                self.log.info(format_args!(
+                                    "denied {}{}: {why}",
+                                    call.name(),
+                                    crate::log::Caller(self.principal.as_deref()),
+                                ));
+                                let text = format!("{}{why}", crate::respond::DENY_PREFIX);
+                                let reply = respond::error(
+                                    Some(id.as_bytes()),
+                                    surfaces::POLICY_DENIED,
+                                    &text,
+                                );
+                                return Some((false, Some(reply)));
+                            }
+                        }
+                    }
                     granted.granted = Some(self.granted(record, call.name(), now));
                     decision = again;
                 }
@@ -2697,6 +2735,44 @@ impl Session {
                             },
                             &mut ticket,
                         );
+                        // The approved read's symlink target is decided (and
+                        // counted) as approved too.
+                        let mut again = again;
+                        if again.effect() == Effect::Allow {
+                            let sent = &req.name;
+                            match self.resolved(
+                                surface,
+                                name,
+                                sent,
+                                &again,
+                                &mut ticket,
+                                wait,
+                                true,
+                            ) {
+                                Resolve::Keep | Resolve::Wait => {}
+                                Resolve::Target(real) => target = Some(real),
+                                Resolve::Denied(_, d) => {
+                                    self.counters.rollback(&ticket);
+                                    ticket.clear();
+                                    again = d;
+                                }
+                                Resolve::Unresolvable(e) => {
+                                    self.counters.rollback(&ticket);
+                                    let _ = self.approvals.restore(&record.id);
+                                    let message = format!(
+                                        "{}Resource {} cannot be resolved on the filesystem: {e}",
+                                        crate::respond::DENY_PREFIX,
+                                        portcullis_core::policy::go_quote(name)
+                                    );
+                                    let reply = respond::error(
+                                        Some(id.as_bytes()),
+                                        surfaces::POLICY_DENIED,
+                                        &message,
+                                    );
+                                    return Some((false, Some(reply)));
+                                }
+                            }
+                        }
                         granted.granted = Some(self.granted(record, &shown, now));
                         decision = again;
                     }
