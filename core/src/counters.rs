@@ -653,12 +653,32 @@ impl Counters for NoWait<'_> {
 pub struct Except<'a> {
     inner: &'a dyn Counters,
     held: &'a Ticket,
+    /// Leave out every reservation (see [`Except::everything`]).
+    all: bool,
 }
 
 impl<'a> Except<'a> {
     /// A view of `inner` that leaves out what `held` reserved.
     pub fn new(inner: &'a dyn Counters, held: &'a Ticket) -> Except<'a> {
-        Except { inner, held }
+        Except {
+            inner,
+            held,
+            all: false,
+        }
+    }
+
+    /// A view of `inner` that reserves nothing (every reservation answers
+    /// as made, none is): for deciding the target of a call held for
+    /// approval, which counts nothing until it is approved. Reads still go
+    /// to the store. (Reserving and rolling back instead would leave the
+    /// units counted until a store that queues rollbacks applies them.)
+    pub fn everything(inner: &'a dyn Counters) -> Except<'a> {
+        static NONE: Ticket = Ticket::EMPTY;
+        Except {
+            inner,
+            held: &NONE,
+            all: true,
+        }
     }
 
     /// Calls `reserve` with the requests `held` does not cover (their
@@ -684,7 +704,7 @@ impl<'a> Except<'a> {
         let mut from = [0usize; MAX_RESERVATIONS];
         let mut n = 0;
         for (i, r) in requests.iter().enumerate() {
-            if !self.held.holds(r.counter) {
+            if !self.all && !self.held.holds(r.counter) {
                 kept[n] = *r;
                 from[n] = i;
                 n += 1;

@@ -3082,8 +3082,9 @@ impl Session {
     /// once against it), and a limit only the target's rules carry is
     /// reserved too, into `ticket`, the first decision's ([`Target::Stands`]), so one
     /// commit or rollback covers both. A request held for approval has
-    /// reserved nothing yet: the target's reservations are given back (they
-    /// are made when the approved request is decided again). A request a
+    /// reserved nothing yet, and its target reserves nothing either
+    /// ([`portcullis_core::counters::Except::everything`]): both are counted
+    /// when the approved request is decided again. A request a
     /// person approved is decided on its target as approved too (the
     /// target's denials and limits still apply).
     fn decide_target(
@@ -3113,11 +3114,22 @@ impl Session {
                 policy.decide(target, &env, own)
             }
         };
+        // A call held for approval reserves nothing until it is approved,
+        // on its target neither.
+        let held = decision.effect() == Effect::Approve;
+        fn view<'v>(counters: &'v dyn Counters, ticket: &'v Ticket, held: bool) -> Except<'v> {
+            if held {
+                Except::everything(counters)
+            } else {
+                Except::new(counters, ticket)
+            }
+        }
+        let except = |counters, ticket| view(counters, ticket, held);
         let d = match wait {
-            Wait::Yes => decide(&Except::new(self.counters.as_ref(), ticket), &mut own),
+            Wait::Yes => decide(&except(self.counters.as_ref(), ticket), &mut own),
             Wait::No => {
                 let view = NoWait::new(self.counters.as_ref());
-                let d = decide(&Except::new(&view, ticket), &mut own);
+                let d = decide(&except(&view, ticket), &mut own);
                 if view.waited() {
                     return Target::Wait;
                 }
@@ -3169,11 +3181,13 @@ impl Session {
             return false;
         };
         let view = NoWait::new(self.counters.as_ref());
+        // Listing reserves nothing (nor leaves a rollback queued).
+        let nothing = portcullis_core::counters::Except::everything(&view);
         let mut ticket = Ticket::EMPTY;
         let d = policy.decide(
             &call,
             &Env {
-                counters: &view,
+                counters: &nothing,
                 now: UnixMillis::now(),
                 session: self.session,
                 fail_mode: self.fail_mode,

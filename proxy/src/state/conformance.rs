@@ -326,6 +326,14 @@ pub fn a_second_decision_reserves_only_what_the_first_did_not<S: Counters>(
         Ok(Some(ReserveOutcome::Reserved))
     );
     assert!(none.is_empty());
+    // A call held for approval: its target reserves nothing at all.
+    let mut held = Ticket::EMPTY;
+    assert_eq!(
+        Except::everything(m).reserve(&[shared, target_only], at(3), &mut held),
+        Ok(ReserveOutcome::Reserved)
+    );
+    assert!(held.is_empty());
+    assert_eq!(m.read(target_only.counter, at(3)), Ok(1), "nothing added");
     // One rollback gives back both decisions' units.
     assert!(first.absorb(&second));
     m.rollback(&first);
