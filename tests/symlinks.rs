@@ -966,19 +966,11 @@ fn listed_links_are_filtered_by_their_targets() {
     assert!(!all.iter().any(|s| s == "hidden/h.txt"), "{all:?}");
 }
 
-/// `..` after a linked directory (found in review): the kernel applies it
-/// to the link's target (`public/sub/../key.txt`, `sub -> ../secret/inner`,
-/// is `secret/key.txt`), so a server that opens paths and URIs as given
-/// (Python's `open` here; Go's `os.Open`, C's `open(2)`) reads the secret.
-/// The proxy walks the value as sent the same way, and sees that a server
-/// normalising first would read another file (`public/key.txt`): the tool
-/// call and the `resources/read` (also spelled with `%2e%2e`) are refused,
-/// in both policy languages, and the secret never comes back.
-#[test]
-fn dotdot_after_a_link_is_decided_where_the_kernel_lands() {
-    let (dir, r, resource_policy) = tree("dotdot-after-link");
-    std::fs::create_dir_all(format!("{r}/secret/inner")).unwrap();
-    std::os::unix::fs::symlink("../secret/inner", format!("{r}/public/sub")).unwrap();
+/// A tiny MCP server in Python that opens what it is asked for as given:
+/// `tools/call`'s `args.path` with `open`, a `resources/read` URI's path
+/// taken apart by `urllib.parse` (percent-decoded, nothing normalised), as
+/// a Python, Go or C server would. Written into `dir`; returns its path.
+fn open_server(dir: &std::path::Path) -> PathBuf {
     let server = dir.join("open_server.py");
     std::fs::write(
         &server,
@@ -1008,6 +1000,23 @@ for line in sys.stdin:
 "#,
     )
     .unwrap();
+    server
+}
+
+/// `..` after a linked directory (found in review): the kernel applies it
+/// to the link's target (`public/sub/../key.txt`, `sub -> ../secret/inner`,
+/// is `secret/key.txt`), so a server that opens paths and URIs as given
+/// (Python's `open` here; Go's `os.Open`, C's `open(2)`) reads the secret.
+/// The proxy walks the value as sent the same way, and sees that a server
+/// normalising first would read another file (`public/key.txt`): the tool
+/// call and the `resources/read` (also spelled with `%2e%2e`) are refused,
+/// in both policy languages, and the secret never comes back.
+#[test]
+fn dotdot_after_a_link_is_decided_where_the_kernel_lands() {
+    let (dir, r, resource_policy) = tree("dotdot-after-link");
+    std::fs::create_dir_all(format!("{r}/secret/inner")).unwrap();
+    std::os::unix::fs::symlink("../secret/inner", format!("{r}/public/sub")).unwrap();
+    let server = open_server(&dir);
     let open_server = ["--", "python3", server.to_str().unwrap()];
     for (lang, policy) in tool_policies(&dir, &r) {
         let mut p = Proxy::command(
@@ -1057,29 +1066,7 @@ for line in sys.stdin:
 #[test]
 fn every_spelling_of_a_local_file_uri_meets_the_rule() {
     let (dir, r, policy) = tree("file-uri-spellings");
-    let server = dir.join("open_server.py");
-    std::fs::write(
-        &server,
-        r#"import json, sys, urllib.parse
-for line in sys.stdin:
-    m = json.loads(line)
-    if "id" not in m:
-        continue
-    if m["method"] == "initialize":
-        res = {"protocolVersion": "2025-06-18", "capabilities": {"resources": {}}, "serverInfo": {"name": "open", "version": "1"}}
-    elif m["method"] == "resources/read":
-        uri = m["params"]["uri"]
-        try:
-            text = open(urllib.parse.unquote(urllib.parse.urlparse(uri).path)).read()
-        except Exception as e:
-            text = "error: %s" % e
-        res = {"contents": [{"uri": uri, "mimeType": "text/plain", "text": text}]}
-    else:
-        res = {}
-    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": res}, separators=(",", ":")), flush=True)
-"#,
-    )
-    .unwrap();
+    let server = open_server(&dir);
     for opt in [None, Some("--no-resolve-symlinks")] {
         let mut args = vec!["-c", policy.as_str()];
         args.extend(opt);
@@ -1281,28 +1268,7 @@ fn a_unicode_equivalent_spelling_of_a_link_is_resolved_as_the_server_does() {
 fn an_approved_call_counts_its_links_target() {
     let (dir, r, _) = tree("symlinks-approved-target-limit");
     std::os::unix::fs::symlink("readme.txt", format!("{r}/public/a1")).unwrap();
-    let server = dir.join("open_server.py");
-    std::fs::write(
-        &server,
-        r#"import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if "id" not in m:
-        continue
-    if m["method"] == "initialize":
-        res = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "open", "version": "1"}}
-    elif m["method"] == "tools/call":
-        try:
-            text = open(m["params"]["arguments"]["path"]).read()
-        except Exception as e:
-            text = "error: %s" % e
-        res = {"content": [{"type": "text", "text": text}]}
-    else:
-        res = {}
-    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": res}, separators=(",", ":")), flush=True)
-"#,
-    )
-    .unwrap();
+    let server = open_server(&dir);
     let pdir = dir.join("approve");
     std::fs::create_dir_all(&pdir).unwrap();
     let policy = pdir.join("filesystem.policy");
