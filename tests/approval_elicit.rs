@@ -7,13 +7,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
-use common::{Proxy, is_denial, root, server_everything, temp_dir};
+use common::{
+    Guard, Out, Proxy, Terminated, is_denial, root, server_everything, start_until, temp_dir,
+};
+
+const MINUTE: Duration = Duration::from_secs(60);
 
 const MESSAGE: &str = "Sums over 100 need a human";
 
@@ -254,27 +259,9 @@ fn the_sdk_client_is_asked_over_stdio_and_only_an_approved_call_reaches_the_serv
 
 /// `portcullis --transport http --port 0 -c POLICY -- tap.sh TAP node server-everything`.
 struct Endpoint {
-    child: Child,
+    _proxy: Terminated,
     url: String,
     tap: PathBuf,
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Endpoint {
@@ -286,57 +273,25 @@ impl Endpoint {
     /// a tapped child process.
     fn start_with(dir: &Path, policy: &str, upstream: Option<&str>) -> Endpoint {
         let tap = dir.join("server-received.jsonl");
-        let mut cmd = Command::new(common::portcullis());
-        cmd.args(["--transport", "http", "--port", "0", "-c", policy])
-            .args(["--log-level", "info"]);
+        let (tap_sh, server) = (root().join("tests/e2e/tap.sh"), server_everything());
+        let mut args: Vec<&OsStr> = ["-c", policy, "--log-level", "info"]
+            .map(OsStr::new)
+            .to_vec();
         match upstream {
-            Some(u) => {
-                cmd.args(["--upstream", u]);
-            }
-            None => {
-                cmd.arg("--")
-                    .arg(root().join("tests/e2e/tap.sh"))
-                    .arg(&tap)
-                    .arg("node")
-                    .arg(server_everything());
-            }
+            Some(u) => args.extend([OsStr::new("--upstream"), OsStr::new(u)]),
+            None => args.extend([
+                OsStr::new("--"),
+                tap_sh.as_os_str(),
+                tap.as_os_str(),
+                OsStr::new("node"),
+                server.as_os_str(),
+            ]),
         }
-        let mut child = cmd
-            .current_dir(root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start portcullis");
-        let err = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = String::new();
-        loop {
-            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("portcullis did not print its URL: {seen}");
-            };
-            seen.push_str(&line);
-            seen.push('\n');
-            if let Some(url) = line.strip_prefix("portcullis: listening on ") {
-                std::thread::spawn(move || for _ in rx {});
-                return Endpoint {
-                    child,
-                    url: url.trim().to_string(),
-                    tap,
-                };
-            }
+        let (child, url) = common::start_http_endpoint(&args);
+        Endpoint {
+            _proxy: Terminated(child),
+            url,
+            tap,
         }
     }
 }
@@ -614,76 +569,26 @@ fn forged_and_malformed_answers_cancellation_and_json_only_posts_over_raw_http()
     );
 }
 
-/// A process killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `cmd` and waits for a line containing `ready` on its stderr
-/// (`stderr`) or stdout; returns it.
-fn start_until(mut cmd: Command, stderr: bool, ready: &str) -> (Killed, String) {
-    if stderr {
-        cmd.stderr(Stdio::piped()).stdout(Stdio::null());
-    } else {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-    }
-    let mut child = cmd
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start a process");
-    let out: Box<dyn std::io::Read + Send> = if stderr {
-        Box::new(child.stderr.take().unwrap())
-    } else {
-        Box::new(child.stdout.take().unwrap())
-    };
-    let guard = Killed(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("no `{ready}` line from {cmd:?}"));
-        if line.contains(ready) {
-            std::thread::spawn(move || for _ in rx {});
-            return (guard, line);
-        }
-    }
-}
-
 /// server-everything over Streamable HTTP behind a recording reverse proxy
 /// (tests/e2e/http_tap.mjs writing `tap`): the URL to use as `--upstream`.
-fn http_everything(tap: &Path) -> (Killed, Killed, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+fn http_everything(tap: &Path) -> (Guard, Guard, String) {
+    let port = common::free_port();
     let mut cmd = Command::new("node");
     cmd.arg(server_everything())
         .arg("streamableHttp")
         .env("PORT", port.to_string());
-    let (server, _) = start_until(cmd, true, "listening on port");
+    let (server, _) = start_until(cmd, Out::Stderr, "listening on port", MINUTE);
     let mut cmd = Command::new("node");
     cmd.arg(root().join("tests/e2e/http_tap.mjs"))
         .env("TARGET", format!("http://127.0.0.1:{port}"))
         .env("TAP_LOG", tap);
-    let (tapper, line) = start_until(cmd, false, "listening on");
+    let (tapper, line) = start_until(cmd, Out::Stdout, "listening on", MINUTE);
     let tap_port = line.trim().rsplit(' ').next().unwrap().to_string();
-    (server, tapper, format!("http://127.0.0.1:{tap_port}/mcp"))
+    (
+        Guard(server),
+        Guard(tapper),
+        format!("http://127.0.0.1:{tap_port}/mcp"),
+    )
 }
 
 /// Reads `tap` once it has at least `n` calls (or after 5 s).

@@ -4,13 +4,14 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{Proxy, is_denial, temp_dir};
+use common::{Proxy, Redis, is_denial, temp_dir};
 
 /// `tools/call`s of `tool` the server received.
 fn calls_received(p: &Proxy, tool: &str) -> usize {
@@ -226,57 +227,10 @@ fn concurrent_duplicates_from_two_proxies_sharing_sqlite_reach_the_server_once()
     );
 }
 
-struct Redis(Child, PathBuf);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn redis() -> (Redis, u16) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = temp_dir("idem-redis");
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server is missing: run scripts/deps");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let mut buf = [0u8; 16];
-            if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Redis(child, dir), port)
-}
-
 #[test]
 fn concurrent_duplicates_from_two_proxies_sharing_redis_reach_the_server_once() {
-    let (_redis, port) = redis();
+    let redis = Redis::start("idem-redis");
+    let port = redis.port;
     race(
         "idem-redis",
         &["--state-dsn", &format!("redis://127.0.0.1:{port}/0")],
@@ -399,42 +353,20 @@ fn http_session(url: &str, headers: &[(&str, &str)]) -> String {
 /// node server-everything`: the child and its URL. The tap is `dir/server-received.jsonl`.
 fn http_endpoint(dir: &Path, policy: &str, extra: &[&str]) -> (Child, String) {
     let tap = dir.join("server-received.jsonl");
-    let mut child = Command::new(common::portcullis())
-        .args([
-            "--transport",
-            "http",
-            "--port",
-            "0",
-            "-c",
-            policy,
-            "--log-level",
-            "info",
-        ])
-        .args(extra)
-        .arg("--")
-        .arg(common::root().join("tests/e2e/tap.sh"))
-        .arg(&tap)
-        .arg("node")
-        .arg(common::server_everything())
-        .current_dir(common::root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert!(
-            std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
-            "no URL"
-        );
-        if let Some(u) = line.strip_prefix("portcullis: listening on ") {
-            break u.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    (child, url)
+    let (tap_sh, server) = (
+        common::root().join("tests/e2e/tap.sh"),
+        common::server_everything(),
+    );
+    let first = ["-c", policy, "--log-level", "info"];
+    let mut args: Vec<&OsStr> = first.iter().chain(extra).map(OsStr::new).collect();
+    args.extend([
+        OsStr::new("--"),
+        tap_sh.as_os_str(),
+        tap.as_os_str(),
+        OsStr::new("node"),
+        server.as_os_str(),
+    ]);
+    common::start_http_endpoint(&args)
 }
 
 /// `echo` calls the server behind [`http_endpoint`] received.

@@ -6,12 +6,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proxy, error_code, is_denial, root, temp_dir};
+use common::{Guard, INIT, Proxy, Redis, error_code, header, is_denial, mcp_post, root, temp_dir};
 
 /// Intercept's `spend:` block as its README shows it (with a smaller daily total).
 const INTERCEPT_POLICY: &str = r#"version: "1"
@@ -421,8 +421,8 @@ fn callers_have_their_own_daily_budgets_across_proxies_in_sqlite() {
 
 #[test]
 fn callers_have_their_own_daily_budgets_across_proxies_in_redis() {
-    let r = redis();
-    let dsn = format!("redis://127.0.0.1:{}/0", r.1);
+    let r = Redis::start("mpp-redis-data");
+    let dsn = r.dsn();
     per_caller_daily_budgets("mpp-caller-redis", &["--state-dsn", &dsn]);
 }
 
@@ -476,56 +476,12 @@ fn unpaid_reservations_are_released_at_exit_in_sqlite() {
 
 #[test]
 fn unpaid_reservations_are_released_at_exit_in_redis() {
-    let r = redis();
-    let dsn = format!("redis://127.0.0.1:{}/0", r.1);
+    let r = Redis::start("mpp-redis-data");
+    let dsn = r.dsn();
     unpaid_reservations_are_released_at_exit("mpp-exit-redis", &["--state-dsn", &dsn]);
 }
 
 /// One POST to the local endpoint on a new connection; (status, head, body).
-fn post(url: &str, sid: Option<&str>, body: &str) -> (u16, String, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = TcpStream::connect(authority).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(sid) = sid {
-        req.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response");
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut b = &out[split + 4..];
-    let mut body = Vec::new();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-            let n =
-                usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&b[i + 2..i + 2 + n]);
-            b = &b[i + 2 + n + 2..];
-        }
-    } else {
-        body = b.to_vec();
-    }
-    (status, head, String::from_utf8_lossy(&body).into_owned())
-}
-
 /// The same at the exit of a proxy serving Streamable HTTP (ended by
 /// SIGTERM): its unpaid challenges go back to the SQLite file before it
 /// closes, and a proxy started next finds the whole budget.
@@ -550,7 +506,7 @@ fn an_http_endpoint_releases_unpaid_reservations_when_it_stops() {
         .spawn()
         .unwrap();
     // Killed and reaped on every path, a failed assertion included.
-    let mut p = Reaped(child, 0);
+    let mut p = Guard(child);
     let (tx, rx) = std::sync::mpsc::channel();
     let err = p.0.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -573,33 +529,25 @@ fn an_http_endpoint_releases_unpaid_reservations_when_it_stops() {
             break url.trim().to_string();
         }
     };
-    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
-    let (status, head, body) = post(&url, None, init);
+    let (status, head, body) = mcp_post(&url, None, INIT);
     assert_eq!(status, 200, "{head}\n{body}");
-    let sid = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("mcp-session-id")
-                .then(|| v.trim().to_string())
-        })
-        .expect("a session id");
+    let sid = header(&head, "mcp-session-id").expect("a session id");
     let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-    assert_eq!(post(&url, Some(&sid), note).0, 202);
+    assert_eq!(mcp_post(&url, Some(&sid), note).0, 202);
     let call = |id: u64| {
         format!(
             r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"generate_image","arguments":{{"price":"50"}}}}}}"#
         )
     };
     for id in [2, 3] {
-        let (status, _, body) = post(&url, Some(&sid), &call(id));
+        let (status, _, body) = mcp_post(&url, Some(&sid), &call(id));
         assert_eq!(status, 200, "{body}");
         assert!(
             body.contains("-32042"),
             "the challenge is passed on: {body}"
         );
     }
-    let (_, _, body) = post(&url, Some(&sid), &call(4));
+    let (_, _, body) = mcp_post(&url, Some(&sid), &call(4));
     assert!(
         body.contains("image budget"),
         "the budget is reserved: {body}"
@@ -646,56 +594,10 @@ fn an_http_endpoint_releases_unpaid_reservations_when_it_stops() {
     assert_eq!(b.finish().0, 0);
 }
 
-/// A child process (a redis-server and its port, or a proxy and 0), killed and
-/// reaped when dropped.
-struct Reaped(Child, u16);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis() -> Reaped {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = temp_dir("mpp-redis-data");
-    let program = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .unwrap_or("redis-server");
-    let child = Command::new(program)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--dir"])
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server (run scripts/deps)");
-    // Owned at once, so it is killed and reaped on every path (Drop).
-    let r = Reaped(child, port);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let mut buf = [0u8; 16];
-            if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
-                return r;
-            }
-        }
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn two_proxies_share_the_daily_budget_in_redis() {
-    let r = redis();
-    let dsn = format!("redis://127.0.0.1:{}/0", r.1);
+    let r = Redis::start("mpp-redis-data");
+    let dsn = r.dsn();
     shared_daily_budget("mpp-redis", &["--state-dsn", &dsn]);
 }
 

@@ -8,21 +8,20 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
+use common::{ACCEPT, INIT, JSON, Terminated, header, http_text};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 const ISSUER: &str = "https://idp.test/realms/mcp";
-const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -145,28 +144,10 @@ fn claims(aud: &str, sub: &str) -> serde_json::Value {
 
 /// `portcullis --transport http --port 0 ARGS -- tap.sh TAP node server-everything`.
 struct Endpoint {
-    child: Child,
+    _proxy: Terminated,
     url: String,
     tap: PathBuf,
     dir: PathBuf,
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Endpoint {
@@ -179,51 +160,24 @@ impl Endpoint {
     fn start_with(name: &str, policy: &[&str], args: &[&str]) -> Endpoint {
         let dir = common::temp_dir(name);
         let tap = dir.join("server-received.jsonl");
-        let mut child = Command::new(common::portcullis())
-            .args(["--transport", "http", "--port", "0"])
-            .args(policy)
-            .args(args)
-            .arg("--")
-            .arg(common::root().join("tests/e2e/tap.sh"))
-            .arg(&tap)
-            .arg("node")
-            .arg(common::server_everything())
-            .current_dir(common::root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start portcullis");
-        let err = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = String::new();
-        loop {
-            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("portcullis did not print its URL: {seen}");
-            };
-            seen.push_str(&line);
-            seen.push('\n');
-            if let Some(url) = line.strip_prefix("portcullis: listening on ") {
-                std::thread::spawn(move || for _ in rx {});
-                return Endpoint {
-                    child,
-                    url: url.trim().to_string(),
-                    tap,
-                    dir,
-                };
-            }
+        let (tap_sh, server) = (
+            common::root().join("tests/e2e/tap.sh"),
+            common::server_everything(),
+        );
+        let mut all: Vec<&OsStr> = policy.iter().chain(args).map(OsStr::new).collect();
+        all.extend([
+            OsStr::new("--"),
+            tap_sh.as_os_str(),
+            tap.as_os_str(),
+            OsStr::new("node"),
+            server.as_os_str(),
+        ]);
+        let (child, url) = common::start_http_endpoint(&all);
+        Endpoint {
+            _proxy: Terminated(child),
+            url,
+            tap,
+            dir,
         }
     }
 
@@ -259,7 +213,7 @@ impl Endpoint {
         if let Some(s) = sid {
             h.push(("Mcp-Session-Id", s));
         }
-        http(url, "POST", &h, body.as_bytes())
+        http_text(url, "POST", &h, body.as_bytes())
     }
 
     /// Opens a session with `token`; its id.
@@ -272,57 +226,6 @@ impl Endpoint {
         assert_eq!(status, 202);
         sid
     }
-}
-
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-    })
-}
-
-/// One HTTP/1.1 request on a new connection; (status, head, body).
-fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = TcpStream::connect(authority).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response");
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = out[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let (mut b, mut plain) = (&body[..], Vec::new());
-        while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-            let n =
-                usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
-            if n == 0 {
-                break;
-            }
-            plain.extend_from_slice(&b[i + 2..i + 2 + n]);
-            b = &b[i + 2 + n + 2..];
-        }
-        body = plain;
-    }
-    (status, head, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn call(id: u64) -> String {
@@ -461,7 +364,7 @@ fn bad_tokens_are_refused_and_reach_nothing_valid_ones_pass() {
         "/.well-known/oauth-protected-resource",
         "/.well-known/oauth-protected-resource/mcp",
     ] {
-        let (status, _, body) = http(&format!("{}{path}", p.origin()), "GET", &[], b"");
+        let (status, _, body) = http_text(&format!("{}{path}", p.origin()), "GET", &[], b"");
         assert_eq!(status, 200, "{path}: {body}");
         let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(doc["resource"], aud.as_str(), "{body}");
@@ -623,7 +526,7 @@ fn bad_tokens_are_refused_and_reach_nothing_valid_ones_pass() {
     let bob = rsa.sign(&claims(&aud, "bob"));
     let (status, _, body) = p.post(Some(&bob), Some(&sid), &call(5));
     assert_eq!(status, 404, "another principal on alice's session: {body}");
-    let (status, _, _) = http(
+    let (status, _, _) = http_text(
         &p.url,
         "DELETE",
         &[
@@ -676,7 +579,7 @@ fn a_required_scope_missing_is_403_insufficient_scope() {
     c["scope"] = "openid mcp:admin".into();
     let (status, _, body) = p.post(Some(&rsa.sign(&c)), None, INIT);
     assert_eq!(status, 200, "{body}");
-    let (_, _, body) = http(
+    let (_, _, body) = http_text(
         &format!("{}/.well-known/oauth-protected-resource", p.origin()),
         "GET",
         &[],

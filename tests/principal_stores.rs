@@ -7,13 +7,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{Proxy, is_denial, temp_dir};
+use common::{Proxy, Redis, is_denial, temp_dir};
 
 /// Three echoes per hour for each user (issuer and subject).
 const POLICY: &str = "server limited {\n  tool echo {\n    limit 3 per hour by principal.sub -> \"At most 3 echoes per hour for each user\"\n  }\n}\n";
@@ -97,51 +93,7 @@ fn per_caller_limits_hold_across_proxies_sharing_sqlite() {
 
 #[test]
 fn per_caller_limits_hold_across_proxies_sharing_redis() {
-    let r = redis();
-    let dsn = format!("redis://127.0.0.1:{}/0", r.1);
+    let r = Redis::start("principal-redis-data");
+    let dsn = r.dsn();
     per_caller_limits_across_proxies("principal-redis", &["--state-dsn", &dsn]);
-}
-
-/// A redis-server and its port, killed and reaped when dropped.
-struct Reaped(Child, u16);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis() -> Reaped {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = temp_dir("principal-redis-data");
-    let program = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .unwrap_or("redis-server");
-    let child = Command::new(program)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--dir"])
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server (run scripts/deps)");
-    let r = Reaped(child, port);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let mut buf = [0u8; 16];
-            if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
-                return r;
-            }
-        }
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

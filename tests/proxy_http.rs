@@ -13,7 +13,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Guard, Proxy, error_code, http_endpoint, is_denial};
+use common::{
+    ACCEPT, Guard, INIT, JSON, Proxy, error_code, http, http_endpoint, is_denial, send_request,
+};
 
 /// One request as the scripted upstream saw it.
 #[derive(Debug, Clone)]
@@ -133,8 +135,6 @@ fn method_of(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     v["method"].as_str().unwrap_or("").to_string()
 }
-
-const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
 /// A policy file allowing one `t` call per minute and hiding `secret`.
 fn one_per_minute(dir: &std::path::Path) -> String {
@@ -329,54 +329,6 @@ fn a_multi_mib_sse_event_is_relayed_whole_to_a_stdio_client() {
     p.finish();
 }
 
-/// One HTTP request; (status, headers, body).
-fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
-    let mut all = vec![("Connection", "close")];
-    all.extend_from_slice(headers);
-    let mut s = send_request(url, method, &all, body, Duration::from_secs(60));
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response");
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = out[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    (status, head, body)
-}
-
-/// Writes one request on a new connection (reads time out after `timeout`).
-fn send_request(
-    url: &str,
-    method: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    timeout: Duration,
-) -> TcpStream {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = TcpStream::connect(authority).unwrap();
-    s.set_read_timeout(Some(timeout)).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    s
-}
-
 /// What `conn` carried (raw: head and chunk sizes included) up to the
 /// first read that contains `until`, or up to its end.
 fn read_until(conn: &mut TcpStream, until: &str) -> String {
@@ -391,22 +343,6 @@ fn read_until(conn: &mut TcpStream, until: &str) -> String {
         }
     }
 }
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[i + 2..i + 2 + n]);
-        b = &b[i + 2 + n + 2..];
-    }
-    out
-}
-
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
 
 #[test]
 fn the_local_endpoint_refuses_bad_origins_big_bodies_and_unknown_sessions() {

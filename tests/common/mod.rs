@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -350,39 +351,163 @@ impl Drop for Guard {
     }
 }
 
-/// Starts `portcullis --transport http --port 0 ARGS` in the repository
-/// root; returns it and the endpoint URL it prints (within 30 s).
-pub fn http_endpoint(args: &[&str]) -> (Guard, String) {
-    let mut child = Command::new(portcullis())
-        .args(["--transport", "http", "--port", "0"])
-        .args(args)
+/// Which output of a started process [`start_until`] reads.
+#[derive(Clone, Copy)]
+pub enum Out {
+    Stdout,
+    Stderr,
+}
+
+/// Starts `cmd` in the repository root (stdin null, the other output
+/// null) and waits up to `within` for a line of `out` containing `ready`;
+/// returns the process and that line (the rest of `out` is drained). When
+/// no such line comes, the process is killed and the test fails with what
+/// it printed.
+pub fn start_until(mut cmd: Command, out: Out, ready: &str, within: Duration) -> (Child, String) {
+    match out {
+        Out::Stderr => cmd.stderr(Stdio::piped()).stdout(Stdio::null()),
+        Out::Stdout => cmd.stdout(Stdio::piped()).stderr(Stdio::null()),
+    };
+    let mut child = cmd
         .current_dir(root())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
-        .expect("start portcullis");
-    let err = child.stderr.take().unwrap();
-    let guard = Guard(child);
+        .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+    let read: Box<dyn std::io::Read + Send> = match out {
+        Out::Stderr => Box::new(child.stderr.take().unwrap()),
+        Out::Stdout => Box::new(child.stdout.take().unwrap()),
+    };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(err).lines() {
+        for line in BufReader::new(read).lines() {
             let Ok(line) = line else { break };
             if tx.send(line).is_err() {
                 break;
             }
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + within;
+    let mut seen = String::new();
     loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("portcullis prints its URL");
-        if let Some(url) = line.strip_prefix("portcullis: listening on ") {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no `{ready}` line from {cmd:?}; it printed:\n{seen}");
+        };
+        if line.contains(ready) {
             std::thread::spawn(move || for _ in rx {});
-            return (guard, url.trim().to_string());
+            return (child, line);
+        }
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+}
+
+/// Starts `portcullis --transport http --port 0 ARGS`; the process and the
+/// endpoint URL it prints (within 30 s).
+pub fn start_http_endpoint(args: &[&OsStr]) -> (Child, String) {
+    let mut cmd = Command::new(portcullis());
+    cmd.args(["--transport", "http", "--port", "0"]).args(args);
+    let (child, line) = start_until(cmd, Out::Stderr, LISTENING, Duration::from_secs(30));
+    let url = line.split_once(LISTENING).unwrap().1.trim().to_string();
+    (child, url)
+}
+
+const LISTENING: &str = "portcullis: listening on ";
+
+/// [`start_http_endpoint`], killed when dropped.
+pub fn http_endpoint(args: &[&str]) -> (Guard, String) {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    let (child, url) = start_http_endpoint(&args);
+    (Guard(child), url)
+}
+
+/// A proxy stopped as in service when dropped: SIGTERM, up to 10 s to
+/// exit, then killed.
+pub struct Terminated(pub Child);
+
+impl Drop for Terminated {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A redis-server of its own on a free port (no persistence, its files in
+/// a temporary directory): killed, reaped and its directory removed when
+/// dropped.
+pub struct Redis {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    /// Starts it and waits (up to 20 s) until it answers `PING`.
+    pub fn start(name: &str) -> Redis {
+        use std::io::Read;
+        let port = free_port();
+        let dir = temp_dir(name);
+        let program = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .unwrap_or("redis-server");
+        let child = Command::new(program)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is missing: run scripts/deps");
+        // Owned at once, so it is killed and reaped on every path (Drop).
+        let redis = Redis { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let mut buf = [0u8; 16];
+                if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
+                    return redis;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// `redis://127.0.0.1:PORT/0`.
+    pub fn dsn(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A TCP port free on 127.0.0.1 when asked.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// server-everything over Streamable HTTP (it answers a POST with an SSE
@@ -416,24 +541,51 @@ pub fn everything_http() -> (Guard, String) {
     (server, format!("http://127.0.0.1:{port}/mcp"))
 }
 
-/// One MCP POST on its own connection (`Mcp-Session-Id` when `session`):
-/// (head, body), a chunked body decoded.
-pub fn http_post(url: &str, session: Option<&str>, body: &str) -> (String, String) {
-    use std::io::Read;
+/// `Content-Type: application/json`.
+pub const JSON: (&str, &str) = ("Content-Type", "application/json");
+/// The `Accept` header of a Streamable HTTP client.
+pub const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
+/// An `initialize` request (id 1).
+pub const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+/// Writes one request on a new connection (reads time out after
+/// `timeout`) and returns the connection.
+pub fn send_request(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> std::net::TcpStream {
     let rest = url.strip_prefix("http://").unwrap();
     let (authority, path) = rest.split_at(rest.find('/').unwrap());
     let mut s = std::net::TcpStream::connect(authority).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if let Some(sid) = session {
-        req.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    req.push_str(body);
     s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    s
+}
+
+/// One HTTP/1.1 request on its own connection (`Connection: close`):
+/// (status, head, body), a chunked body decoded.
+pub fn http(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    use std::io::Read;
+    let mut all = vec![("Connection", "close")];
+    all.extend_from_slice(headers);
+    let mut s = send_request(url, method, &all, body, Duration::from_secs(60));
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let split = out
@@ -441,26 +593,60 @@ pub fn http_post(url: &str, session: Option<&str>, body: &str) -> (String, Strin
         .position(|w| w == b"\r\n\r\n")
         .expect("a response");
     let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let mut b = &out[split + 4..];
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut d = Vec::new();
-        while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-            let n =
-                usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
-            if n == 0 {
-                break;
-            }
-            d.extend_from_slice(&b[i + 2..i + 2 + n]);
-            b = &b[i + 2 + n + 2..];
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = out[split + 4..].to_vec();
+    if header(&head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        body = dechunk(&body);
+    }
+    (status, head, body)
+}
+
+/// [`http`] with the body as text (invalid UTF-8 replaced).
+pub fn http_text(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    let (status, head, body) = http(url, method, headers, body);
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One MCP POST (`Mcp-Session-Id` when `session`): (status, head, body).
+pub fn mcp_post(url: &str, session: Option<&str>, body: &str) -> (u16, String, String) {
+    let mut h = vec![JSON, ACCEPT];
+    if let Some(sid) = session {
+        h.push(("Mcp-Session-Id", sid));
+    }
+    http_text(url, "POST", &h, body.as_bytes())
+}
+
+/// [`mcp_post`] without the status: (head, body).
+pub fn http_post(url: &str, session: Option<&str>, body: &str) -> (String, String) {
+    let (_, head, body) = mcp_post(url, session, body);
+    (head, body)
+}
+
+/// A chunked HTTP/1.1 body decoded.
+pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            break;
         }
-        d
-    } else {
-        b.to_vec()
-    };
-    (head, String::from_utf8(body).unwrap())
+        out.extend_from_slice(&b[i + 2..i + 2 + n]);
+        b = &b[i + 2 + n + 2..];
+    }
+    out
+}
+
+/// The value of header `name` (any case) in a response head.
+pub fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
 }
 
 /// The JSON-RPC message in a response body: plain JSON, or the data of an
