@@ -9,13 +9,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use common::{Proxy, is_denial, portcullis, root, temp_dir};
+use common::{Proxy, free_port, is_denial, portcullis, root, scrape, temp_dir};
 
 /// Intercept's example from POLICY.md, "Approval rules" (PolicyLayer/Intercept#3).
 const INTERCEPT_EXAMPLE: &str = r#"version: "1"
@@ -289,31 +286,6 @@ tools:
     );
     assert!(err.contains("lit.yaml:6:15"), "{err}");
     assert!(err.contains("= help: use `secret_env: NAME`"), "{err}");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scrape(port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut conn = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "metrics endpoint: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
-    write!(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    conn.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").unwrap().1.to_string()
 }
 
 /// The policy the proxy enforces in front of server-everything.

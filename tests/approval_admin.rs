@@ -13,18 +13,10 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Proxy, portcullis, root, temp_dir};
+use common::{Proxy, free_port, portcullis, root, temp_dir};
 
 const TOKEN: &str = "admin-token-0123456789abcdef";
 const SECRET: &str = "webhook-secret-for-the-test";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Intercept's YAML: sums over 100 need a person; `webhook` adds the block.
 fn policy(dir: &Path, webhook: Option<&str>) -> String {

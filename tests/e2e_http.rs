@@ -11,83 +11,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{Out, Terminated, free_port, start_reading, start_until};
 use serde_json::Value;
 
-/// A process stopped when the test ends: SIGTERM, a moment, then SIGKILL.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A free port on the loopback interface.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `cmd` with its `stream` ("stdout" or "stderr") read line by line;
-/// waits for a line containing `ready` and returns it. The other lines keep
-/// going to the returned receiver.
-fn start_until(
-    mut cmd: Command,
-    stderr: bool,
-    ready: &str,
-) -> (Guard, String, mpsc::Receiver<String>) {
-    if stderr {
-        cmd.stderr(Stdio::piped()).stdout(Stdio::null());
-    } else {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    }
-    let mut child = cmd.stdin(Stdio::null()).spawn().expect("start a process");
-    let out: Box<dyn Read + Send> = if stderr {
-        Box::new(child.stderr.take().unwrap())
-    } else {
-        Box::new(child.stdout.take().unwrap())
-    };
-    let guard = Guard(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no `{ready}` line from {cmd:?}"));
-        if line.contains(ready) {
-            return (guard, line, rx);
-        }
-    }
-}
+const MINUTE: Duration = Duration::from_secs(60);
 
 /// The URL a `portcullis --transport http` prints.
 fn proxy_url(line: &str) -> String {
@@ -97,14 +31,14 @@ fn proxy_url(line: &str) -> String {
         .to_string()
 }
 
-fn tap(target: &str, log: &Path) -> (Guard, String) {
+fn tap(target: &str, log: &Path) -> (Terminated, String) {
     let mut cmd = Command::new("node");
     cmd.arg(common::root().join("tests/e2e/http_tap.mjs"))
         .env("TARGET", target)
         .env("TAP_LOG", log);
-    let (g, line, _) = start_until(cmd, false, "listening on");
+    let (g, line) = start_until(cmd, Out::Stdout, "listening on", MINUTE);
     let port = line.trim().rsplit(' ').next().unwrap();
-    (g, format!("http://127.0.0.1:{port}/mcp"))
+    (Terminated(g), format!("http://127.0.0.1:{port}/mcp"))
 }
 
 struct Run {
@@ -155,7 +89,7 @@ fn run_script() -> Run {
     cmd.arg(&server)
         .arg("streamableHttp")
         .env("PORT", port.to_string());
-    let (_server, _, _) = start_until(cmd, true, "listening on port");
+    let _server = Terminated(start_until(cmd, Out::Stderr, "listening on port", MINUTE).0);
     let direct = format!("http://127.0.0.1:{port}/mcp");
 
     let tap_upstream_log = dir.join("tap-upstream.jsonl");
@@ -181,7 +115,8 @@ fn run_script() -> Run {
     .arg("--audit-log")
     .arg(&audit[1])
     .args(["--upstream", &tap_b]);
-    let (http_proxy, line, http_err) = start_until(cmd, true, "listening on");
+    let (http_proxy, line, http_err) = start_reading(cmd, Out::Stderr, "listening on", MINUTE);
+    let http_proxy = Terminated(http_proxy);
     let http_url = proxy_url(&line);
     let mut cmd = Command::new(common::portcullis());
     cmd.args([
@@ -199,7 +134,8 @@ fn run_script() -> Run {
     .arg(&tap_child_log)
     .arg("node")
     .arg(&server);
-    let (child_proxy, line, child_err) = start_until(cmd, true, "listening on");
+    let (child_proxy, line, child_err) = start_reading(cmd, Out::Stderr, "listening on", MINUTE);
+    let child_proxy = Terminated(child_proxy);
     let child_url = proxy_url(&line);
 
     let mut node = Command::new("node")

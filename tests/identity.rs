@@ -8,13 +8,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Proxy, is_denial};
+use common::{Proxy, free_port, is_denial, scrape};
 
 /// The decision log's `tool_call` lines, parsed (each must be one JSON object).
 fn tool_calls(log: &Path) -> Vec<serde_json::Value> {
@@ -131,33 +130,6 @@ fn principal_claims_replace_the_local_user_and_only_sub_and_iss_are_logged() {
         assert!(!text.contains(other), "{other} in {text}");
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scrape(port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut conn = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "metrics endpoint: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
-    write!(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    conn.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_string()
 }
 
 #[test]

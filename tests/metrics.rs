@@ -4,37 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant};
-
-use common::{Proxy, is_denial};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> (String, String) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut conn = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "metrics endpoint: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    conn.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (head.to_string(), body.to_string())
-}
+use common::{Proxy, free_port, http_get_when_up, is_denial};
 
 #[test]
 fn a_scrape_shows_exactly_the_calls_made() {
@@ -67,7 +37,7 @@ fn a_scrape_shows_exactly_the_calls_made() {
     p.send(r#"{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"echo","arguments":{"message":"a","message":"b"}}}"#);
     p.response("99");
 
-    let (head, body) = http_get(port, "/metrics");
+    let (head, body) = http_get_when_up(port, "/metrics");
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert!(
         head.contains("content-type: text/plain; version=0.0.4"),
@@ -119,7 +89,7 @@ fn a_scrape_shows_exactly_the_calls_made() {
         "{body}"
     );
 
-    let (head, _) = http_get(port, "/other");
+    let (head, _) = http_get_when_up(port, "/other");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     let (code, err) = p.finish();
     assert_eq!(code, 0, "{err}");
@@ -209,7 +179,7 @@ fn resource_and_prompt_decisions_have_bounded_labels() {
     );
     assert!(v["result"]["messages"].is_array(), "{v}");
 
-    let (_, body) = http_get(port, "/metrics");
+    let (_, body) = http_get_when_up(port, "/metrics");
     let series = |name: &str| -> Vec<&str> {
         body.lines()
             .filter(|l| l.starts_with(name) && !l.starts_with('#'))

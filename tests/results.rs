@@ -8,13 +8,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{
-    Proxy, everything_http, http_endpoint, http_post, message_of, root, server_everything,
+    Proxy, everything_http, http_endpoint, http_post, message_of, root, scrape, server_everything,
 };
 use portcullis_core::secrets::{Action, BUILTINS, Scanner};
 use serde_json::{Value, json};
@@ -173,23 +172,6 @@ fn every_builtin_format_is_redacted_and_the_log_names_only_patterns() {
         )) && !out.contains("skipped"),
         "{out}"
     );
-}
-
-fn scrape(port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut conn = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "metrics endpoint: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
-    write!(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    conn.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").unwrap().1.to_string()
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{portcullis, root, server_everything, temp_dir};
+use common::{free_port, portcullis, root, server_everything, temp_dir};
 use portcullis_compiler::syntax::yaml::{self, NodeValue};
 use portcullis_compiler::{Input, compile, ir::NamePattern, load_file, source::FileId};
 
@@ -293,15 +293,6 @@ fn scans_server_everything_over_stdio_to_the_policy_language() {
         "{out}"
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A free port on the loopback interface.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Proxy, is_denial, temp_dir};
+use common::{Proxy, free_port, is_denial, temp_dir};
 use portcullis_proxy::log::{Level, Log};
 use portcullis_proxy::state::redis::{RedisOptions, RedisStore};
 use portcullis_proxy::state::{Store, conformance};
@@ -36,14 +36,6 @@ fn find_program(name: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!("{name} is missing: run scripts/deps (CI does) to install Debian's redis-server")
         })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Redis {

@@ -363,7 +363,21 @@ pub enum Out {
 /// returns the process and that line (the rest of `out` is drained). When
 /// no such line comes, the process is killed and the test fails with what
 /// it printed.
-pub fn start_until(mut cmd: Command, out: Out, ready: &str, within: Duration) -> (Child, String) {
+pub fn start_until(cmd: Command, out: Out, ready: &str, within: Duration) -> (Child, String) {
+    let (child, line, rest) = start_reading(cmd, out, ready, within);
+    std::thread::spawn(move || for _ in rest {});
+    (child, line)
+}
+
+/// [`start_until`], with the lines of `out` after the ready one kept in
+/// the returned receiver (read it, or the process may block on a full
+/// pipe).
+pub fn start_reading(
+    mut cmd: Command,
+    out: Out,
+    ready: &str,
+    within: Duration,
+) -> (Child, String, mpsc::Receiver<String>) {
     match out {
         Out::Stderr => cmd.stderr(Stdio::piped()).stdout(Stdio::null()),
         Out::Stdout => cmd.stdout(Stdio::piped()).stderr(Stdio::null()),
@@ -395,8 +409,7 @@ pub fn start_until(mut cmd: Command, out: Out, ready: &str, within: Duration) ->
             panic!("no `{ready}` line from {cmd:?}; it printed:\n{seen}");
         };
         if line.contains(ready) {
-            std::thread::spawn(move || for _ in rx {});
-            return (child, line);
+            return (child, line, rx);
         }
         seen.push_str(&line);
         seen.push('\n');
@@ -508,6 +521,34 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `GET PATH` on 127.0.0.1:`port` once something listens there (within
+/// 10 s): (head, body).
+pub fn http_get_when_up(port: u16, path: &str) -> (String, String) {
+    use std::io::Read;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "127.0.0.1:{port}: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+/// The Prometheus metrics served on `port` (`GET /metrics`, 200).
+pub fn scrape(port: u16) -> String {
+    let (head, body) = http_get_when_up(port, "/metrics");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body
 }
 
 /// server-everything over Streamable HTTP (it answers a POST with an SSE
