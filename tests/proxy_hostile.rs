@@ -358,3 +358,91 @@ for line in sys.stdin:
     }
     assert_eq!(p.finish().0, 0);
 }
+
+/// A server that answers ids the client has not sent yet (guessing the
+/// next one) or answers one twice: neither answer reaches the client,
+/// which would take the first for its next request and read it unfiltered
+/// (here a `tools/list` with its hidden tool). JSON-RPC's error with `id`
+/// null (a request the server could not read) still reaches the client.
+#[test]
+fn answers_to_ids_not_in_flight_never_reach_the_client() {
+    let dir = common::temp_dir("unsolicited-answers");
+    let server = dir.join("server.py");
+    std::fs::write(
+        &server,
+        r#"import json, sys
+def dumps(o):
+    return json.dumps(o, separators=(",", ":"))
+tools = {"tools": [{"name": "visible", "inputSchema": {"type": "object"}}, {"name": "secret", "inputSchema": {"type": "object"}}]}
+def answer(i):
+    return dumps({"jsonrpc": "2.0", "id": i, "result": tools}) + "\n"
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    i = m["id"]
+    if m["method"] == "initialize":
+        # The initialize answer, and in the same write answers to the
+        # ids the client will use next.
+        out = dumps({"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "fake", "version": "1"}}}) + "\n"
+        out += answer(2) + answer(3) + answer("3")
+    elif i == 2:
+        out = answer(i) + answer(i)
+    else:
+        out = answer(i) + dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}) + "\n"
+    sys.stdout.buffer.write(out.encode("utf-8"))
+    sys.stdout.flush()
+"#,
+    )
+    .unwrap();
+    let policy = dir.join("fake.policy");
+    std::fs::write(
+        &policy,
+        "server fake \"unsolicited answers\" {\n  default allow\n  hide secret\n}\n",
+    )
+    .unwrap();
+    let mut p = Proxy::command(
+        "unsolicited-answers",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--log-level",
+            "warn",
+            "--",
+            "python3",
+            server.to_str().unwrap(),
+        ],
+    );
+    p.initialize();
+    for id in [2, 3] {
+        p.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#
+        ));
+        let answer = p.response(&id.to_string());
+        assert!(
+            answer.contains("visible") && !answer.contains("secret"),
+            "{id}: {answer}"
+        );
+    }
+    let mut lines = Vec::new();
+    while let Some(line) = p.next_line(std::time::Duration::from_millis(500)) {
+        lines.push(line);
+    }
+    for line in lines.iter().chain(&p.seen) {
+        assert!(!line.contains("secret"), "{line}");
+    }
+    assert!(
+        lines.iter().chain(&p.seen).any(|l| l.contains("-32700")),
+        "the id-null error reaches the client: {lines:?} {:?}",
+        p.seen
+    );
+    let (code, stderr) = p.finish();
+    assert_eq!(code, 0);
+    assert_eq!(
+        stderr
+            .matches("no request with its id is in flight")
+            .count(),
+        4,
+        "{stderr}"
+    );
+}

@@ -2331,11 +2331,28 @@ impl Session {
             let ids: Vec<Value<'_>> = env.id.into_iter().collect();
             return Answer::Refused(self.refuse_answer(&ids));
         }
-        let Some(key) = env.id.and_then(IdKey::of) else {
-            return Answer::Forward;
-        };
-        let Some(p) = self.pending().remove(&key) else {
-            return Answer::Forward;
+        // Only an answer to a request in flight reaches the client. One to
+        // an id the proxy has no request for (answered already, answered
+        // by the proxy, or not read from the client yet: a server can guess
+        // the id a client will use next) would reach the client unchecked,
+        // with no list filter or result rule applied. JSON-RPC's answer to
+        // a request the server could not read (an error, `id` null) names
+        // no request and is passed on.
+        let pending = env.id.and_then(IdKey::of).and_then(|key| {
+            let p = self.pending().remove(&key)?;
+            Some((key, p))
+        });
+        let Some((key, p)) = pending else {
+            if env.id.is_none_or(|i| i.is_null())
+                && env.result.is_none()
+                && env.error.is_some_and(|e| !e.is_null())
+            {
+                return Answer::Forward;
+            }
+            self.log.warn(format_args!(
+                "dropped an answer from the server: no request with its id is in flight (already answered, answered by the proxy, or not sent by the client yet)"
+            ));
+            return Answer::Drop;
         };
         if let Kind::Asking(eid) = &p.kind {
             // The server never got this call: an answer to it is not one.
