@@ -254,6 +254,9 @@ pub struct ProxyArgs {
     /// An HTTP header for the upstream, `Name: value` (repeatable).
     #[arg(long, value_name = "K: V")]
     pub header: Vec<String>,
+    /// An HTTP header for the upstream from environment variable NAME, which holds `Name: value` (repeatable): the value stays out of the process list.
+    #[arg(long, value_name = "NAME")]
+    pub header_env: Vec<String>,
     /// Address of the local HTTP endpoint (default 127.0.0.1).
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
@@ -451,6 +454,9 @@ pub struct ScanArgs {
     /// An HTTP header for `--upstream`, `Name: value` (repeatable).
     #[arg(long, value_name = "K: V")]
     pub header: Vec<String>,
+    /// An HTTP header for `--upstream` from environment variable NAME, which holds `Name: value` (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub header_env: Vec<String>,
     /// Write the policy here (and the tool schemas to `<stem>.tools.json` beside it) instead of stdout.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -524,4 +530,41 @@ pub struct UiArgs {
     /// Listen on a non-loopback address (anyone who can reach it and has the token can edit policies).
     #[arg(long)]
     pub allow_remote: bool,
+}
+
+/// The upstream headers as given, in order: each `--header` flag's text,
+/// then each `--header-env` variable's value, parsed by `parse`. A
+/// variable's value is never shown in an error (it holds a credential, and
+/// was put in the environment to keep it out of sight); a flag's is, as
+/// the process list already shows it. Errors: (message, help).
+pub fn upstream_headers<T>(
+    header: &[String],
+    header_env: &[String],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, (String, &'static str)> {
+    let mut out = Vec::new();
+    for h in header {
+        out.push(parse(h).map_err(|e| (e, "--header \"Name: value\""))?);
+    }
+    for name in header_env {
+        let text = std::env::var(name).map_err(|e| {
+            let why = match e {
+                std::env::VarError::NotPresent => "is not set",
+                std::env::VarError::NotUnicode(_) => "is not UTF-8",
+            };
+            (
+                format!("--header-env {name}: the environment variable `{name}` {why}"),
+                "set it to the header, e.g. `Authorization: Bearer ...`",
+            )
+        })?;
+        out.push(parse(&text).map_err(|_| {
+            (
+                format!(
+                    "--header-env {name}: the value of `{name}` is not `Name: value` without control characters (the value is not shown)"
+                ),
+                "e.g. `Authorization: Bearer ...`",
+            )
+        })?);
+    }
+    Ok(out)
 }

@@ -1168,3 +1168,90 @@ fn a_killed_endpoint_takes_its_session_servers_with_it() {
         );
     }
 }
+
+/// `--header-env NAME`: the header comes from the environment (what
+/// `portcullis init` writes for a remote server's headers), reaches the
+/// upstream, and is nowhere in the process list; a variable unset or not
+/// a header is a start-up error that never shows the value.
+#[test]
+fn a_header_from_the_environment_reaches_the_upstream_and_not_the_process_list() {
+    let up = Upstream::start(|r| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"result":{{"protocolVersion":"2025-06-18","capabilities":{{}},"serverInfo":{{"name":"u","version":"1"}}}}}}"#,
+            id_of(&r.body)
+        );
+        response(
+            "200 OK",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+    });
+    let url = up.url();
+    let secret = "Bearer s3cr3t-from-env";
+    let mut p = Proxy::command_env(
+        "header-env",
+        &[
+            "--server",
+            "everything",
+            "--upstream",
+            &url,
+            "--header-env",
+            "UPSTREAM_AUTH",
+        ],
+        &[("UPSTREAM_AUTH", &format!("Authorization: {secret}"))],
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.child.id())).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("s3cr3t"),
+        "{cmdline:?}"
+    );
+    p.send(INIT);
+    let r = p.response("1");
+    assert!(r.contains("\"result\""), "{r}");
+    let seen = up.seen();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|r| r.header("Authorization") == Some(secret)),
+        "{seen:?}"
+    );
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+
+    for (env, needle) in [
+        (None, "the environment variable `UPSTREAM_AUTH` is not set"),
+        (
+            Some("Bearer s3cr3t-without-a-name"),
+            "the value of `UPSTREAM_AUTH` is not `Name: value`",
+        ),
+        (
+            Some("Authorization: s3cr3t\u{7}bell"),
+            "the value of `UPSTREAM_AUTH` is not `Name: value`",
+        ),
+    ] {
+        let mut cmd = Command::new(common::portcullis());
+        cmd.args(["--server", "everything", "--upstream", &url])
+            .args(["--header-env", "UPSTREAM_AUTH"])
+            .env_remove("UPSTREAM_AUTH")
+            .stdin(Stdio::null());
+        if let Some(v) = env {
+            cmd.env("UPSTREAM_AUTH", v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert!(!err.contains("s3cr3t"), "the value was shown: {err}");
+    }
+    // Without --upstream there is no header to send.
+    let out = Command::new(common::portcullis())
+        .args(["--server", "everything", "--header-env", "X", "--", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--header-env requires --upstream"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

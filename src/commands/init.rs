@@ -345,24 +345,6 @@ mod imp {
                     let n = Self::policy_name(e);
                     ready.contains(&n).then(|| self.lead(&n))
                 };
-                for e in &c.entries {
-                    if let Target::Http { headers, .. } = &e.target
-                        && !headers.is_empty()
-                        && !e.wrapped
-                        && e.unsupported.is_none()
-                        && ready.contains(&Self::policy_name(e))
-                    {
-                        let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
-                        eprintln!(
-                            "warning: `{}` in {}: the value{} of {} become{} `--header` arguments of the proxy, which other users of this machine can see in the process list",
-                            e.name,
-                            self.show(&c.loc.path),
-                            if names.len() == 1 { "" } else { "s" },
-                            names.join(", "),
-                            if names.len() == 1 { "s" } else { "" },
-                        );
-                    }
-                }
                 let new = match clients::rewrite(&c.text, &c.loc, &self.portcullis, &wrap) {
                     Ok(t) => t,
                     Err(e) => {

@@ -209,6 +209,9 @@ pub fn run(cli: Cli) -> i32 {
     if !a.header.is_empty() && a.upstream.is_none() {
         return fail("--header requires --upstream", "");
     }
+    if !a.header_env.is_empty() && a.upstream.is_none() {
+        return fail("--header-env requires --upstream", "");
+    }
     if (a.jwks_file.is_some() || a.jwks_url.is_some()) && a.transport != Transport::Http {
         return fail(
             "--jwks-file and --jwks-url require --transport http",
@@ -708,10 +711,8 @@ fn upstream_options(url: &str, a: &ProxyArgs) -> Result<UpstreamOptions, (String
             "pass them as a header, e.g. --header \"Authorization: Bearer ...\"".to_string(),
         ));
     }
-    let mut headers = Vec::new();
-    for h in &a.header {
-        headers.push(parse_header(h).map_err(|e| (e, "--header \"Name: value\"".to_string()))?);
-    }
+    let headers = crate::cli::upstream_headers(&a.header, &a.header_env, parse_header)
+        .map_err(|(e, help)| (e, help.to_string()))?;
     let secs = |s: f64| (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s));
     Ok(UpstreamOptions {
         legacy: uri.path().trim_end_matches('/').ends_with("/sse"),

@@ -123,6 +123,12 @@ pub fn run(args: &ScanArgs) -> i32 {
         stem = Some(s);
     }
 
+    if !args.header_env.is_empty() && args.upstream.is_none() {
+        return fail(
+            "--header-env requires --upstream",
+            "headers are for a remote server; a command gets its settings from its arguments or environment",
+        );
+    }
     if !args.header.is_empty() && args.upstream.is_none() {
         return fail(
             "--header requires --upstream",
@@ -138,13 +144,11 @@ pub fn run(args: &ScanArgs) -> i32 {
                 "",
             );
         }
-        let mut headers = Vec::new();
-        for h in &args.header {
-            match mcp::parse_header(h) {
-                Ok(kv) => headers.push(kv),
-                Err(e) => return fail(&e, "for example --header \"Authorization: Bearer TOKEN\""),
-            }
-        }
+        let headers =
+            match crate::cli::upstream_headers(&args.header, &args.header_env, mcp::parse_header) {
+                Ok(h) => h,
+                Err((e, help)) => return fail(&e, help),
+            };
         let mut http = match mcp::Http::new(url, headers, timeout) {
             Ok(h) => h,
             Err(e) => return fail(&e, ""),

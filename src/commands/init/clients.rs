@@ -266,6 +266,13 @@ fn entry(m: &Member, at: &str) -> Entry {
         e.unsupported = Some("`headers` is not an object of strings".into());
         return e;
     };
+    // The headers move into `env` when the entry is rewritten.
+    if v.get("env")
+        .is_some_and(|env| string_map(&env.value).is_none())
+    {
+        e.unsupported = Some("`env` is not an object of strings".into());
+        return e;
+    }
     e.target = Target::Http {
         url: url.to_string(),
         headers,
@@ -354,27 +361,56 @@ fn wrap_edits(
     let mut args: Vec<String> = lead.iter().map(|s| jsonc::quote(s)).collect();
     args.push(jsonc::quote("--upstream"));
     args.push(jsonc::quote(url_text));
+    // Headers (credentials, as a rule) go to the proxy through its
+    // environment (`--header-env VAR`), which only its user can read, not
+    // as arguments, which every user of the machine sees in the process
+    // list. The client sets that environment from the entry's `env`.
+    let env = members
+        .iter()
+        .find(|m| m.key == "env")
+        .and_then(|m| match &m.value.kind {
+            Kind::Object(ms) => Some((&m.value, ms)),
+            _ => None,
+        });
+    let mut taken: Vec<String> = env
+        .map(|(_, ms)| ms.iter().map(|m| m.key.clone()).collect())
+        .unwrap_or_default();
+    let mut vars = Vec::new();
     let mut removed = None;
     if let Some(hi) = members.iter().position(|m| m.key == "headers") {
         if let Kind::Object(hs) = &members[hi].value.kind {
             for h in hs {
                 if let Kind::Str(val) = &h.value.kind {
-                    args.push(jsonc::quote("--header"));
-                    args.push(jsonc::quote(&format!("{}: {val}", h.key)));
+                    let var = header_var(&h.key, &mut taken);
+                    args.push(jsonc::quote("--header-env"));
+                    args.push(jsonc::quote(&var));
+                    vars.push(format!(
+                        "{}: {}",
+                        jsonc::quote(&var),
+                        jsonc::quote(&format!("{}: {val}", h.key))
+                    ));
                 }
             }
         }
         removed = Some(hi);
     }
-    edits.push((
-        url.key_start,
-        url.value.end,
-        format!(
-            "\"command\": {}, \"args\": [{}]",
-            jsonc::quote(portcullis),
-            args.join(", ")
-        ),
-    ));
+    let mut entry = format!(
+        "\"command\": {}, \"args\": [{}]",
+        jsonc::quote(portcullis),
+        args.join(", ")
+    );
+    match env {
+        _ if vars.is_empty() => {}
+        None => entry.push_str(&format!(", \"env\": {{{}}}", vars.join(", "))),
+        Some((_, ms)) if !ms.is_empty() => {
+            let at = ms[0].key_start;
+            edits.push((at, at, format!("{}, ", vars.join(", "))));
+        }
+        Some((value, _)) => {
+            edits.push((value.start, value.end, format!("{{{}}}", vars.join(", "))))
+        }
+    }
+    edits.push((url.key_start, url.value.end, entry));
     if let Some(t) = members.iter().find(|m| m.key == "type") {
         edits.push((t.value.start, t.value.end, jsonc::quote("stdio")));
     }
@@ -388,6 +424,31 @@ fn wrap_edits(
         }
     }
     edits
+}
+
+/// The environment variable that carries header `name` to the proxy
+/// (`--header-env`): `PORTCULLIS_HEADER_` and the name in capitals, other
+/// characters as `_`; `_2`, `_3`... when `taken` has it (the entry's own
+/// `env`, the headers before it).
+fn header_var(name: &str, taken: &mut Vec<String>) -> String {
+    let base: String = "PORTCULLIS_HEADER_"
+        .chars()
+        .chain(name.chars().map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        }))
+        .collect();
+    let mut var = base.clone();
+    let mut n = 1;
+    while taken.contains(&var) {
+        n += 1;
+        var = format!("{base}_{n}");
+    }
+    taken.push(var.clone());
+    var
 }
 
 /// The file's text with every entry for which `wrap` gives the policy
@@ -489,10 +550,26 @@ mod tests {
         let out = wrap_all(text, "servers");
         assert_eq!(
             out,
-            "{\n  \"servers\": {\n    \"r\": {\n      \"type\": \"stdio\",\n      \"command\": \"/bin/portcullis\", \"args\": [\"--server\", \"r\", \"--upstream\", \"https://h/mcp\", \"--header\", \"Authorization: Bearer t\"]\n    }\n  }\n}"
+            "{\n  \"servers\": {\n    \"r\": {\n      \"type\": \"stdio\",\n      \"command\": \"/bin/portcullis\", \"args\": [\"--server\", \"r\", \"--upstream\", \"https://h/mcp\", \"--header-env\", \"PORTCULLIS_HEADER_AUTHORIZATION\"], \"env\": {\"PORTCULLIS_HEADER_AUTHORIZATION\": \"Authorization: Bearer t\"}\n    }\n  }\n}"
         );
         let doc = jsonc::parse(&out).unwrap();
         assert!(entries(&doc, &loc("servers"))[0].wrapped);
+    }
+
+    #[test]
+    fn headers_join_an_env_the_entry_has_and_never_collide() {
+        let text = "{\"mcpServers\": {\"r\": {\"url\": \"https://h/mcp\", \"env\": {\"PORTCULLIS_HEADER_X_A\": \"1\"}, \"headers\": {\"X-A\": \"a\", \"X_A\": \"b\"}}, \"e\": {\"url\": \"https://e/mcp\", \"env\": {}, \"headers\": {\"K\": \"v\"}}}}";
+        let out = wrap_all(text, "mcpServers");
+        assert_eq!(
+            out,
+            "{\"mcpServers\": {\"r\": {\"command\": \"/bin/portcullis\", \"args\": [\"--server\", \"r\", \"--upstream\", \"https://h/mcp\", \"--header-env\", \"PORTCULLIS_HEADER_X_A_2\", \"--header-env\", \"PORTCULLIS_HEADER_X_A_3\"], \"env\": {\"PORTCULLIS_HEADER_X_A_2\": \"X-A: a\", \"PORTCULLIS_HEADER_X_A_3\": \"X_A: b\", \"PORTCULLIS_HEADER_X_A\": \"1\"}}, \"e\": {\"command\": \"/bin/portcullis\", \"args\": [\"--server\", \"e\", \"--upstream\", \"https://e/mcp\", \"--header-env\", \"PORTCULLIS_HEADER_K\"], \"env\": {\"PORTCULLIS_HEADER_K\": \"K: v\"}}}}"
+        );
+        let doc = jsonc::parse(&out).unwrap();
+        assert!(entries(&doc, &loc("mcpServers")).iter().all(|e| e.wrapped));
+        // An `env` that is not an object of strings: the entry is left alone.
+        let text = "{\"mcpServers\": {\"r\": {\"url\": \"https://h/mcp\", \"env\": [1], \"headers\": {\"K\": \"v\"}}}}";
+        let doc = jsonc::parse(text).unwrap();
+        assert!(entries(&doc, &loc("mcpServers"))[0].unsupported.is_some());
     }
 
     #[test]
