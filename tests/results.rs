@@ -897,3 +897,107 @@ for line in sys.stdin:
     }
     p.finish();
 }
+
+/// What the server sends on its own is checked by the catch-all result
+/// rule too (a server in Python behind the real binary): a secret in a
+/// `sampling/createMessage` request (which goes to the model) or a log
+/// notification is redacted in place (the note in `params._meta`), or the
+/// message is withheld when the rule denies; a clean notification passes
+/// byte for byte, and a policy without a catch-all rule changes nothing.
+#[test]
+fn server_requests_and_notifications_are_checked_by_the_catch_all_rule() {
+    let dir = common::temp_dir("results-server-initiated");
+    let server = write(
+        &dir,
+        "chatty.py",
+        r#"import json, sys
+TOK = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+def send(o):
+    print(json.dumps(o, separators=(",", ":")), flush=True)
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    i = m["id"]
+    if m["method"] == "initialize":
+        send({"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}, "logging": {}}, "serverInfo": {"name": "chatty", "version": "1"}}})
+        continue
+    send({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "read config with key " + TOK}})
+    send({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage", "params": {"messages": [{"role": "user", "content": {"type": "text", "text": "summarise: token=" + TOK}}], "maxTokens": 10}})
+    send({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1, "message": "half way"}})
+    send({"jsonrpc": "2.0", "id": i, "result": {"content": [{"type": "text", "text": "done"}]}})
+"#,
+    );
+    let clean_progress = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1,"message":"half way"}}"#;
+    for action in ["redact", "deny", "none"] {
+        let sub = dir.join(action);
+        std::fs::create_dir_all(&sub).unwrap();
+        let rules = match action {
+            "none" => "  results for other {\n    deny secrets\n  }\n".to_string(),
+            a => format!("  results {{\n    {a} secrets\n  }}\n"),
+        };
+        let policy = write(
+            &sub,
+            "chatty.policy",
+            &format!("server chatty {{\n{rules}}}\n"),
+        );
+        let mut p = Proxy::command(
+            &format!("results-server-initiated-{action}"),
+            &["-c", &policy, "--", "python3", &server],
+        );
+        p.initialize();
+        let answer = call(&mut p, 1, "t", json!({}));
+        assert_eq!(text_of(&answer), "done", "{action}: {answer}");
+        let mut lines = p.seen.clone();
+        while let Some(l) = p.next_line(std::time::Duration::from_millis(300)) {
+            lines.push(l);
+        }
+        let find = |method: &str| {
+            lines
+                .iter()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .find(|v| v["method"] == method)
+        };
+        assert!(
+            lines.iter().any(|l| l == clean_progress),
+            "{action}: a clean notification passes byte for byte: {lines:?}"
+        );
+        let (log, sampling) = (
+            find("notifications/message"),
+            find("sampling/createMessage"),
+        );
+        match action {
+            "redact" => {
+                let (log, sampling) = (log.expect("log"), sampling.expect("sampling"));
+                assert_eq!(
+                    log["params"]["data"],
+                    "read config with key [REDACTED:github-token]"
+                );
+                assert_eq!(
+                    sampling["params"]["messages"][0]["content"]["text"],
+                    "summarise: token=[REDACTED:github-token]"
+                );
+                assert_eq!(
+                    sampling["params"]["_meta"]["dev.portcullis/redactions"][0]["count"], 1,
+                    "{sampling}"
+                );
+            }
+            "deny" => assert!(log.is_none() && sampling.is_none(), "{lines:?}"),
+            _ => assert!(log.is_some() && sampling.is_some(), "{lines:?}"),
+        }
+        if action != "none" {
+            assert!(
+                lines.iter().all(|l| !l.contains("ghp_A1b2")),
+                "{action}: {lines:?}"
+            );
+        }
+        let (_, err) = p.finish();
+        if action == "deny" {
+            assert!(
+                err.contains("withheld a sampling/createMessage from the server"),
+                "{err}"
+            );
+            assert!(!err.contains("ghp_A1b2"), "{err}");
+        }
+    }
+}

@@ -212,7 +212,14 @@ pub fn for_resource<'r>(rules: &'r [ResultRule], uri: &str) -> Option<&'r Result
         .find(|(p, _)| matches!(p, UriPattern::Exact(e) if *e == uri))
         .or_else(|| patterns().find(|(p, _)| !matches!(p, UriPattern::Exact(_)) && p.matches(uri)))
         .map(|(_, r)| r)
-        .or_else(|| rules.iter().find(|r| r.spec.target == Target::All))
+        .or_else(|| catch_all(rules))
+}
+
+/// The catch-all rule (`all:` in YAML, `results { }` in the policy
+/// language), if the policy has one: it also checks what the server sends
+/// on its own (requests and notifications).
+pub fn catch_all(rules: &[ResultRule]) -> Option<&ResultRule> {
+    rules.iter().find(|r| r.spec.target == Target::All)
 }
 
 fn pick<'r>(
@@ -229,7 +236,7 @@ fn pick<'r>(
         .find(|(g, _)| *g == name)
         .or_else(|| globs().find(|(g, _)| crate::ops::glob_match(g, name)))
         .map(|(_, r)| r)
-        .or_else(|| rules.iter().find(|r| r.spec.target == Target::All))
+        .or_else(|| catch_all(rules))
 }
 
 /// How often one pattern matched in an answer.

@@ -836,22 +836,81 @@ impl Session {
                 w.rule.spec.name
             ));
         }
+        self.note_findings(w.what.clone(), w.rule, action, counts);
+        Some(bytes)
+    }
+
+    /// A request or notification the server sends on its own (sampling,
+    /// elicitation, roots; log messages, progress): the policy's catch-all
+    /// result rule, when it has one, checks its `params` as it checks
+    /// answers. A server that read a secret could otherwise put it in a
+    /// `sampling/createMessage` (which goes to the model) or a log message.
+    /// Redactions are made in place (the note in `params._meta`); a
+    /// withheld message is never forwarded (a request stays unanswered:
+    /// the server's own timeout ends it).
+    fn server_initiated(
+        &self,
+        raw: &[u8],
+        method: portcullis_core::json::JStr<'_>,
+        params: Option<Value<'_>>,
+    ) -> Answer {
+        use portcullis_core::results::Verdict;
+        let policy = self.policy();
+        let (Some(rule), Some(params)) = (
+            portcullis_core::results::catch_all(policy.result_rules()),
+            params,
+        ) else {
+            return Answer::Forward;
+        };
+        let what = || format!("{} from the server", method.chars().collect::<String>());
+        match portcullis_core::results::check_result(rule, raw, params) {
+            Verdict::Pass => Answer::Forward,
+            Verdict::Redacted { bytes, counts } => {
+                let what = what();
+                self.log.info(format_args!(
+                    "redacted {} secret(s) in a {what} ({})",
+                    counts.iter().map(|c| c.count).sum::<u32>(),
+                    rule.spec.name
+                ));
+                self.note_findings(what, rule, "redact", counts);
+                Answer::Replace(bytes)
+            }
+            Verdict::Denied { why, counts } => {
+                let what = what();
+                self.log.warn(format_args!(
+                    "withheld a {what}: {}",
+                    why.message(rule, &what)
+                ));
+                self.note_findings(what, rule, "deny", counts);
+                Answer::Drop
+            }
+        }
+    }
+
+    /// Metrics and the decision log of a result rule's findings (pattern
+    /// names and counts, never what matched).
+    fn note_findings(
+        &self,
+        what: String,
+        rule: &'static portcullis_core::results::ResultRule,
+        action: &'static str,
+        counts: Vec<portcullis_core::results::Count>,
+    ) {
         if let Some(m) = &self.metrics {
             for c in &counts {
                 m.result_findings(c.name, c.action.name(), u64::from(c.count));
             }
         }
-        let rule = w.rule.spec.name;
+        let rule = rule.spec.name;
         self.record(|| Event::Result {
             at: UnixMillis::now(),
-            tool: w.what.clone(),
+            tool: what,
             rule,
             action,
             findings: counts,
             session: Some(self.session),
             principal: self.principal.clone(),
         });
-        Some(bytes)
     }
 
     /// The client cancelled one of its requests: it expects no answer, so a
@@ -2320,8 +2379,8 @@ impl Session {
         let Ok(env) = env else {
             return Answer::Forward;
         };
-        if env.method.is_some() {
-            return Answer::Forward; // a server request or notification
+        if let Some(method) = env.method {
+            return self.server_initiated(raw, method, env.params); // a request or notification
         }
         // An answer is a result or an error, never both: clients differ in
         // which they read (Python's SDK raises the error, TypeScript's drops
