@@ -413,3 +413,43 @@ fn init_default_rewrite_runs_the_embedded_policy() {
     proxy.finish();
     let _ = std::fs::remove_dir_all(&t);
 }
+
+/// Review 7 (F4): `init --dry-run` masked header values by their decoded
+/// text only, so a value written with an escape showed in clear.
+#[test]
+fn dry_run_masks_header_values_that_have_escapes() {
+    let t = temp_dir("init-dry-run-escapes");
+    let f = Fixture {
+        home: t.join("home"),
+        xdg: t.join("xdg"),
+        project: t.join("project"),
+    };
+    std::fs::create_dir_all(&f.home).unwrap();
+    std::fs::create_dir_all(&f.xdg).unwrap();
+    write(
+        &f.project.join(".cursor/mcp.json"),
+        r##"{"mcpServers": {
+  "q": {"url": "https://h.example/mcp", "headers": {"Authorization": "Bearer s3cr3t\"quoted"}},
+  "b": {"url": "https://h.example/mcp", "headers": {"X-Api-Key": "s3cr3t\\back"}},
+  "u": {"url": "https://h.example/mcp", "headers": {"X-Other": "s3cr3t\u0041esc"}}
+}}
+"##,
+    );
+    let bin = portcullis().display().to_string();
+    let (_, out, err) = f.run(&[
+        "init",
+        "--dry-run",
+        "--client",
+        "cursor",
+        "--portcullis",
+        &bin,
+    ]);
+    assert!(
+        out.contains("PORTCULLIS_HEADER_AUTHORIZATION"),
+        "no diff:\n{out}\n{err}"
+    );
+    assert!(
+        !out.contains("s3cr3t") && !err.contains("s3cr3t"),
+        "a header value was printed:\n{out}\n{err}"
+    );
+}

@@ -446,3 +446,82 @@ for line in sys.stdin:
         "{stderr}"
     );
 }
+
+/// Review 7 (F1).
+#[test]
+fn a_message_whose_method_is_not_a_string_never_reaches_the_client() {
+    let dir = common::temp_dir("method-not-a-string");
+    let server = dir.join("server.py");
+    std::fs::write(
+        &server,
+        r##"import json, sys
+TOK = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+tools = {"tools": [{"name": "visible", "inputSchema": {"type": "object"}}, {"name": "secret", "inputSchema": {"type": "object"}}]}
+def send(o):
+    sys.stdout.write(json.dumps(o, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    i = m["id"]
+    if m["method"] == "initialize":
+        send({"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "fake", "version": "1"}}})
+        # An answer to the id the client will use next.
+        send({"jsonrpc": "2.0", "id": 4, "method": None, "result": {"content": [{"type": "text", "text": "guessed " + TOK}]}})
+    elif m["method"] == "tools/list":
+        for method in (None, 1, {}, False):
+            send({"jsonrpc": "2.0", "id": i, "method": method, "result": tools})
+        send([{"jsonrpc": "2.0", "id": i, "method": None, "result": tools}])
+        send({"jsonrpc": "2.0", "id": i, "method": "notifications/x", "result": tools})
+        send({"jsonrpc": "2.0", "id": i, "result": tools})
+    else:
+        send({"jsonrpc": "2.0", "id": i, "method": None, "result": {"content": [{"type": "text", "text": "key " + TOK}]}})
+        send({"jsonrpc": "2.0", "id": i, "method": None, "error": {"code": 1, "message": "key " + TOK}})
+        send({"jsonrpc": "2.0", "id": i, "result": {"content": [{"type": "text", "text": "done"}]}})
+"##,
+    )
+    .unwrap();
+    let policy = dir.join("fake.policy");
+    std::fs::write(
+        &policy,
+        "server fake {\n  default allow\n  hide secret\n  results {\n    redact secrets\n  }\n}\n",
+    )
+    .unwrap();
+    let mut p = Proxy::command(
+        "method-not-a-string",
+        &[
+            "-c",
+            policy.to_str().unwrap(),
+            "--",
+            "python3",
+            server.to_str().unwrap(),
+        ],
+    );
+    p.initialize();
+    p.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    p.send(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"visible","arguments":{}}}"#);
+    p.send(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"visible","arguments":{}}}"#);
+    let mut lines = p.seen.clone();
+    while let Some(l) = p.next_line(std::time::Duration::from_millis(800)) {
+        lines.push(l);
+    }
+    for l in &lines {
+        assert!(
+            !l.contains(r#""name":"secret""#),
+            "a hidden tool reached the client: {l}"
+        );
+        assert!(
+            !l.contains("ghp_A1b2"),
+            "an unredacted secret reached the client: {l}"
+        );
+        // Python's SDK reads {"id":N,"method":null,"result":...} as the answer to N.
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let msgs = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+        for m in msgs {
+            assert!(m.get("method").is_none_or(|x| x.is_string()), "{l}");
+        }
+    }
+    let (code, _) = p.finish();
+    assert_eq!(code, 0);
+}

@@ -1001,3 +1001,112 @@ for line in sys.stdin:
         }
     }
 }
+
+/// Review 7 (F2).
+#[test]
+fn server_messages_whose_params_are_not_an_object_are_checked_too() {
+    let dir = common::temp_dir("results-params-not-object");
+    let server = write(
+        &dir,
+        "odd.py",
+        r##"import json, sys
+TOK = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+def send(o):
+    print(json.dumps(o, separators=(",", ":")), flush=True)
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    i = m["id"]
+    if m["method"] == "initialize":
+        send({"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}, "logging": {}}, "serverInfo": {"name": "odd", "version": "1"}}})
+        continue
+    send({"jsonrpc": "2.0", "method": "notifications/message", "params": ["read config with key " + TOK]})
+    send({"jsonrpc": "2.0", "method": "notifications/message", "params": "read config with key " + TOK})
+    send({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage", "params": ["summarise: token=" + TOK]})
+    send({"jsonrpc": "2.0", "id": i, "result": {"content": [{"type": "text", "text": "done"}]}})
+"##,
+    );
+    for action in ["redact", "deny"] {
+        let sub = dir.join(action);
+        std::fs::create_dir_all(&sub).unwrap();
+        let policy = write(
+            &sub,
+            "odd.policy",
+            &format!("server odd {{\n  results {{\n    {action} secrets\n  }}\n}}\n"),
+        );
+        let mut p = Proxy::command(
+            &format!("results-params-not-object-{action}"),
+            &["-c", &policy, "--", "python3", &server],
+        );
+        p.initialize();
+        let answer = call(&mut p, 1, "t", json!({}));
+        assert_eq!(text_of(&answer), "done", "{action}: {answer}");
+        let mut lines = p.seen.clone();
+        while let Some(l) = p.next_line(std::time::Duration::from_millis(300)) {
+            lines.push(l);
+        }
+        assert!(
+            lines.iter().all(|l| !l.contains("ghp_A1b2")),
+            "{action}: {lines:?}"
+        );
+        p.finish();
+    }
+}
+
+/// Review 7 (F3).
+#[test]
+fn errors_naming_no_request_are_checked_by_the_catch_all_rule() {
+    let dir = common::temp_dir("results-id-null-error");
+    let server = write(
+        &dir,
+        "nullid.py",
+        r##"import json, sys
+TOK = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+def send(o):
+    print(json.dumps(o, separators=(",", ":")), flush=True)
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    i = m["id"]
+    if m["method"] == "initialize":
+        send({"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "nullid", "version": "1"}}})
+        continue
+    send({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error near " + TOK}})
+    send({"jsonrpc": "2.0", "error": {"code": -32000, "message": "no id " + TOK}})
+    send({"jsonrpc": "2.0", "id": i, "result": {"content": [{"type": "text", "text": "done"}]}})
+"##,
+    );
+    for action in ["redact", "deny"] {
+        let sub = dir.join(action);
+        std::fs::create_dir_all(&sub).unwrap();
+        let policy = write(
+            &sub,
+            "nullid.policy",
+            &format!("server nullid {{\n  results {{\n    {action} secrets\n  }}\n}}\n"),
+        );
+        let mut p = Proxy::command(
+            &format!("results-id-null-error-{action}"),
+            &["-c", &policy, "--", "python3", &server],
+        );
+        p.initialize();
+        let answer = call(&mut p, 1, "t", json!({}));
+        assert_eq!(text_of(&answer), "done", "{action}: {answer}");
+        let mut lines = p.seen.clone();
+        while let Some(l) = p.next_line(std::time::Duration::from_millis(300)) {
+            lines.push(l);
+        }
+        assert!(
+            lines.iter().all(|l| !l.contains("ghp_A1b2")),
+            "{action}: {lines:?}"
+        );
+        if action == "redact" {
+            assert!(
+                lines.iter().any(|l| l.contains("-32700")),
+                "still forwarded: {lines:?}"
+            );
+        }
+        p.finish();
+    }
+}

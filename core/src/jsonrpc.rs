@@ -329,6 +329,21 @@ pub fn ambiguous_answer_envelope(raw: &[u8]) -> Option<Vec<Value<'_>>> {
     ambiguous.then_some(ids)
 }
 
+/// Every member of a server's message (a well-formed JSON text) that a
+/// reader may take as its `id`, in any spelling [`ambiguous_answer_envelope`]
+/// considers: the requests a message the proxy cannot read as an envelope
+/// (a `method` that is not a string, say) may answer. Empty when the text
+/// is not an object.
+pub fn answer_ids(raw: &[u8]) -> Vec<Value<'_>> {
+    let Val::Object(obj) = Value::from_validated(raw).val() else {
+        return Vec::new();
+    };
+    obj.members()
+        .filter(|(k, _)| may_read_as(k, "id"))
+        .map(|(_, v)| v)
+        .collect()
+}
+
 fn first_byte(raw: &[u8]) -> Option<u8> {
     raw.iter().copied().find(|b| !b.is_ascii_whitespace())
 }

@@ -522,8 +522,12 @@ pub fn check(rule: &ResultRule, message: &[u8]) -> Verdict {
 /// its `_meta` (of the error object too: JSON-RPC's `data` belongs to the
 /// server).
 pub fn check_result(rule: &ResultRule, message: &[u8], result: Value<'_>) -> Verdict {
-    let Val::Object(r) = result.val() else {
-        return Verdict::Pass;
+    // MCP's results and params are objects; another value (a string, an
+    // array) is malformed, but its text still reaches the client (an SDK
+    // rejecting it logs it): checked the same, redacted with no note.
+    let object = match result.val() {
+        Val::Object(r) => Some(r),
+        _ => None,
     };
     if let Some(max) = rule.spec.max_bytes {
         let size = result.as_bytes().len();
@@ -552,7 +556,10 @@ pub fn check_result(rule: &ResultRule, message: &[u8], result: Value<'_>) -> Ver
         edits: Vec::new(),
         decoded: Vec::new(),
     };
-    walk.object(r);
+    match object {
+        Some(r) => walk.object(r),
+        None => walk.value(result),
+    }
     if walk.counts.is_empty() {
         return Verdict::Pass;
     }
@@ -594,8 +601,9 @@ pub fn check_result(rule: &ResultRule, message: &[u8], result: Value<'_>) -> Ver
     }
     note.push(b']');
     let mut edits = walk.edits;
-    match r.get("_meta").map(|m| m.val()) {
-        Some(Val::Object(m)) => {
+    match object.map(|r| (r, r.get("_meta").map(|m| m.val()))) {
+        None => {} // not an object: nowhere to put a note
+        Some((_, Some(Val::Object(m)))) => {
             let at = offset(m.as_bytes()) + 1;
             if !m.is_empty() {
                 note.push(b',');
@@ -606,8 +614,8 @@ pub fn check_result(rule: &ResultRule, message: &[u8], result: Value<'_>) -> Ver
                 text: note,
             });
         }
-        Some(_) => {} // a `_meta` that is not an object: no note rather than a duplicate key
-        None => {
+        Some((_, Some(_))) => {} // a `_meta` that is not an object: no note rather than a duplicate key
+        Some((r, None)) => {
             let at = offset(r.as_bytes()) + 1;
             let mut text = b"\"_meta\":{".to_vec();
             text.extend_from_slice(&note);

@@ -854,16 +854,22 @@ impl Session {
         method: portcullis_core::json::JStr<'_>,
         params: Option<Value<'_>>,
     ) -> Answer {
-        use portcullis_core::results::Verdict;
-        let policy = self.policy();
-        let (Some(rule), Some(params)) = (
-            portcullis_core::results::catch_all(policy.result_rules()),
-            params,
-        ) else {
+        let Some(params) = params else {
             return Answer::Forward;
         };
-        let what = || format!("{} from the server", method.chars().collect::<String>());
-        match portcullis_core::results::check_result(rule, raw, params) {
+        self.check_unasked(raw, &method.chars().collect::<String>(), params)
+    }
+
+    /// What the server sent on its own (`what`: the method, or the kind of
+    /// message) checked by the catch-all result rule, if the policy has
+    /// one, at `value` (inside `raw`): forwarded, redacted, or withheld.
+    fn check_unasked(&self, raw: &[u8], what: &str, value: Value<'_>) -> Answer {
+        use portcullis_core::results::{Refusal, Verdict};
+        let Some(rule) = portcullis_core::results::catch_all(self.policy().result_rules()) else {
+            return Answer::Forward;
+        };
+        let what = || format!("{what} from the server");
+        match portcullis_core::results::check_result(rule, raw, value) {
             Verdict::Pass => Answer::Forward,
             Verdict::Redacted { bytes, counts } => {
                 let what = what();
@@ -877,9 +883,16 @@ impl Session {
             }
             Verdict::Denied { why, counts } => {
                 let what = what();
+                let reason = match why {
+                    Refusal::Secret(name) => format!("it holds a secret ({name})"),
+                    Refusal::TooLarge { size, max } => format!(
+                        "it is {size} bytes, more than the {max} bytes the policy allows ({})",
+                        rule.spec.name
+                    ),
+                };
                 self.log.warn(format_args!(
-                    "withheld a {what}: {}",
-                    why.message(rule, &what)
+                    "withheld a {what} ({}): {reason}",
+                    rule.spec.name
                 ));
                 self.note_findings(what, rule, "deny", counts);
                 Answer::Drop
@@ -2377,9 +2390,28 @@ impl Session {
             None => Envelope::parse_lenient(raw),
         };
         let Ok(env) = env else {
-            return Answer::Forward;
+            // Well-formed, but not an envelope the proxy can read (a
+            // `method` that is not a string, an `id` of another type, not
+            // an object): a client may still read it as an answer (Python's
+            // SDK takes `{"id":1,"method":null,"result":...}` as one), which
+            // would pass every check unread. Never forwarded; the requests
+            // it may name get an error, as for an ambiguous envelope.
+            self.log.warn(format_args!(
+                "refused a message from the server that is not a JSON-RPC message"
+            ));
+            let ids = portcullis_core::jsonrpc::answer_ids(raw);
+            return Answer::Refused(self.refuse_answer(&ids));
         };
         if let Some(method) = env.method {
+            if env.result.is_some() || env.error.is_some() {
+                // A request (or notification) and an answer at once:
+                // readers differ in which they take it for.
+                self.log.warn(format_args!(
+                    "refused a message from the server that has both `method` and `result` or `error`"
+                ));
+                let ids: Vec<Value<'_>> = env.id.into_iter().collect();
+                return Answer::Refused(self.refuse_answer(&ids));
+            }
             return self.server_initiated(raw, method, env.params); // a request or notification
         }
         // An answer is a result or an error, never both: clients differ in
@@ -2404,9 +2436,10 @@ impl Session {
         let Some((key, p)) = pending else {
             if env.id.is_none_or(|i| i.is_null())
                 && env.result.is_none()
-                && env.error.is_some_and(|e| !e.is_null())
+                && let Some(error) = env.error.filter(|e| !e.is_null())
             {
-                return Answer::Forward;
+                // Its text comes from the server too (a client logs it).
+                return self.check_unasked(raw, "error that names no request", error);
             }
             self.log.warn(format_args!(
                 "dropped an answer from the server: no request with its id is in flight (already answered, answered by the proxy, or not sent by the client yet)"

@@ -152,7 +152,7 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
                         if let Some(t) = timeout {
                             let expired = session.expire(t);
                             for r in expired.to_client {
-                                log.warn(format_args!("a request timed out after {timeout:?}; answered with an error"));
+                                log.warn(format_args!("a request timed out after {t:?}; answered with an error"));
                                 let _ = replies.send(r).await;
                             }
                             for c in expired.to_server {

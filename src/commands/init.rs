@@ -52,6 +52,36 @@ mod imp {
     use crate::cli::InitArgs;
     use crate::commands::scan::{mcp, sanitise, scaffold, shown_url};
 
+    /// `text` with every JSON string literal whose decoded text holds one
+    /// of `secrets` written `"***"` (a literal spans one line at most).
+    fn mask_literals(text: &str, secrets: &[&str]) -> String {
+        let b = text.as_bytes();
+        let (mut out, mut done, mut i) = (String::with_capacity(text.len()), 0, 0);
+        while i < b.len() {
+            if b[i] != b'"' {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            i += 1;
+            while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            let end = (i + 1).min(b.len());
+            let holds = text.get(start..end).and_then(|lit| jsonc::parse(lit).ok()).is_some_and(
+                |v| matches!(&v.kind, jsonc::Kind::Str(s) if secrets.iter().any(|x| s.contains(x))),
+            );
+            if holds {
+                out.push_str(&text[done..start]);
+                out.push_str("\"***\"");
+                done = end;
+            }
+            i = end;
+        }
+        out.push_str(&text[done..]);
+        out
+    }
+
     /// Everything `init` needs to know before it looks at a file.
     pub struct Init<'a> {
         args: &'a InitArgs,
@@ -438,21 +468,34 @@ mod imp {
         /// A unified diff of one configuration, header values masked.
         fn diff(&self, c: &Config, new: &str) -> String {
             let shown = c.loc.path.display().to_string();
-            let mut d = similar::TextDiff::from_lines(c.text.as_str(), new)
+            let d = similar::TextDiff::from_lines(c.text.as_str(), new)
                 .unified_diff()
                 .context_radius(3)
                 .header(&shown, &shown)
                 .to_string();
-            for e in &c.entries {
-                if let Target::Http { headers, .. } = &e.target {
-                    for (_, v) in headers {
-                        if v.len() >= 4 {
-                            d = d.replace(v.as_str(), "***");
-                        }
-                    }
-                }
+            let secrets: Vec<&str> = c
+                .entries
+                .iter()
+                .filter_map(|e| match &e.target {
+                    Target::Http { headers, .. } => Some(headers),
+                    _ => None,
+                })
+                .flatten()
+                .map(|(_, v)| v.as_str())
+                .filter(|v| v.len() >= 4)
+                .collect();
+            if secrets.is_empty() {
+                return d;
             }
-            d
+            // Every string literal holding a header value, in whatever
+            // spelling (`\"`, `\\`, `\u0041`: the file's, or the one the
+            // rewrite wrote into `env`), then the value wherever else it
+            // shows.
+            let mut masked = mask_literals(&d, &secrets);
+            for v in &secrets {
+                masked = masked.replace(v, "***");
+            }
+            masked
         }
 
         /// Scans one server and writes its policy, tests, tool schemas and saved scan.
