@@ -1110,3 +1110,59 @@ for line in sys.stdin:
         p.finish();
     }
 }
+
+/// Review 7 (F5): a server request withheld from the client is answered
+/// to the server with an error, so the call that sent it ends at once
+/// instead of waiting for the upstream timeout. The server (Python)
+/// passes the error it got on in its result.
+#[test]
+fn a_withheld_server_request_is_answered_to_the_server_so_the_call_ends() {
+    let dir = common::temp_dir("results-withheld-request");
+    let server = write(
+        &dir,
+        "asks.py",
+        r##"import json, sys
+TOK = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+call = None
+def dumps(o):
+    return json.dumps(o, separators=(",", ":"))
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("method") == "initialize":
+        print(dumps({"jsonrpc": "2.0", "id": m["id"], "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "asks", "version": "1"}}}), flush=True)
+    elif m.get("method") == "tools/call":
+        call = m["id"]
+        print(dumps({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage", "params": {"messages": [{"role": "user", "content": {"type": "text", "text": "t " + TOK}}], "maxTokens": 5}}), flush=True)
+    elif m.get("id") == "s1" and "method" not in m:
+        e = m.get("error") or {}
+        text = "sampling failed: %s %s" % (e.get("code"), e.get("message")) if e else "sampled"
+        print(dumps({"jsonrpc": "2.0", "id": call, "result": {"content": [{"type": "text", "text": text}]}}), flush=True)
+"##,
+    );
+    let policy = write(
+        &dir,
+        "asks.policy",
+        "server asks {\n  results {\n    deny secrets\n  }\n}\n",
+    );
+    let mut p = Proxy::command(
+        "results-withheld-request",
+        &[
+            "-c",
+            &policy,
+            "--upstream-timeout",
+            "20",
+            "--",
+            "python3",
+            &server,
+        ],
+    );
+    p.initialize();
+    let answer = call(&mut p, 1, "t", json!({}));
+    assert_eq!(
+        text_of(&answer),
+        "sampling failed: -32003 [POLICY DENIED] the sampling/createMessage request was withheld by the proxy's result rules",
+        "{answer}"
+    );
+    assert!(!p.seen.iter().any(|l| l.contains("ghp_A1b2")));
+    p.finish();
+}

@@ -852,12 +852,26 @@ impl Session {
         &self,
         raw: &[u8],
         method: portcullis_core::json::JStr<'_>,
+        id: Option<Value<'_>>,
         params: Option<Value<'_>>,
     ) -> Answer {
         let Some(params) = params else {
             return Answer::Forward;
         };
-        self.check_unasked(raw, &method.chars().collect::<String>(), params)
+        let method = method.chars().collect::<String>();
+        match (self.check_unasked(raw, &method, params), id) {
+            // A request the client never sees: answered for it, so the
+            // server (and the call it is serving) does not wait for ever.
+            (Answer::Drop, Some(id)) if !id.is_null() => Answer::Back(respond::error(
+                Some(id.as_bytes()),
+                crate::surfaces::POLICY_DENIED,
+                &format!(
+                    "{}the {method} request was withheld by the proxy's result rules",
+                    crate::respond::DENY_PREFIX
+                ),
+            )),
+            (answer, _) => answer,
+        }
     }
 
     /// What the server sent on its own (`what`: the method, or the kind of
@@ -2339,6 +2353,10 @@ impl Session {
                     forward: errors.into_iter().map(Cow::Owned).collect(),
                     ..Outcome::default()
                 },
+                Answer::Back(error) => Outcome {
+                    reply: vec![error],
+                    ..Outcome::default()
+                },
             };
         }
         if let Err(e) = validate(trimmed, lenient) {
@@ -2351,6 +2369,7 @@ impl Session {
             return Outcome::default();
         };
         let mut parts: Vec<Cow<'a, [u8]>> = Vec::new();
+        let mut back = Vec::new();
         let mut changed = false;
         for item in items.iter() {
             match self.server_message(item.as_bytes(), None) {
@@ -2364,17 +2383,25 @@ impl Session {
                     changed = true;
                     parts.extend(errors.into_iter().map(Cow::Owned));
                 }
+                Answer::Back(error) => {
+                    changed = true;
+                    back.push(error);
+                }
             }
         }
         if !changed {
             return Outcome::forward(Cow::Borrowed(trimmed));
         }
-        if parts.is_empty() {
-            return Outcome::default();
+        let mut out = Outcome {
+            reply: back,
+            ..Outcome::default()
+        };
+        if !parts.is_empty() {
+            out.forward.push(Cow::Owned(join_array(
+                &parts.iter().map(|p| p.as_ref()).collect::<Vec<_>>(),
+            )));
         }
-        Outcome::forward(Cow::Owned(join_array(
-            &parts.iter().map(|p| p.as_ref()).collect::<Vec<_>>(),
-        )))
+        out
     }
 
     fn server_message(&self, raw: &[u8], outline: Option<&AnswerOutline>) -> Answer {
@@ -2412,7 +2439,7 @@ impl Session {
                 let ids: Vec<Value<'_>> = env.id.into_iter().collect();
                 return Answer::Refused(self.refuse_answer(&ids));
             }
-            return self.server_initiated(raw, method, env.params); // a request or notification
+            return self.server_initiated(raw, method, env.id, env.params); // a request or notification
         }
         // An answer is a result or an error, never both: clients differ in
         // which they read (Python's SDK raises the error, TypeScript's drops
@@ -3608,6 +3635,9 @@ enum Answer {
     /// Not forwarded: these errors for the client instead (none, one, or
     /// one per request the message may answer).
     Refused(Vec<Vec<u8>>),
+    /// A server request withheld: never forwarded; this error answers it
+    /// (back to the server), so the server does not wait for it.
+    Back(Vec<u8>),
 }
 
 fn trim(b: &[u8]) -> &[u8] {

@@ -91,6 +91,9 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
     // client side passes its own answers (denials, errors) to the server side,
     // which is the only writer of our stdout.
     let (replies, mut replies_rx) = mpsc::channel::<Vec<u8>>(1024);
+    // The proxy's own answers to server requests (one it withheld from the
+    // client): the client side is the only writer of the server's stdin.
+    let (to_child, mut to_child_rx) = mpsc::channel::<Vec<u8>>(64);
     let (client_closed_tx, client_closed) = tokio::sync::oneshot::channel::<()>();
     let (child_eof_tx, child_eof) = tokio::sync::oneshot::channel::<()>();
     let max = opts.max_message_bytes;
@@ -148,6 +151,11 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
                         }
                         Ok(Line::Eof) | Err(_) => break,
                     },
+                    Some(answer) = to_child_rx.recv() => {
+                        if write_line(&mut to_server, &answer).await.is_err() {
+                            break;
+                        }
+                    }
                     _ = tick.tick() => {
                         if let Some(t) = timeout {
                             let expired = session.expire(t);
@@ -188,8 +196,12 @@ pub async fn run(session: Arc<Session>, opts: StdioOptions, log: Log) -> std::io
                     line = lines.next(), if child_open => match line {
                         Ok(Line::Message(line)) => {
                             let mut ok = true;
-                            for f in session.from_server(&line).forward {
+                            let crate::session::Outcome { forward, reply, .. } = session.from_server(&line);
+                            for f in forward {
                                 ok &= write_line(&mut to_client, &f).await.is_ok();
+                            }
+                            for r in reply {
+                                let _ = to_child.send(r).await;
                             }
                             lines.recycle(line);
                             ok

@@ -156,6 +156,13 @@ impl Link {
     /// Passes one upstream message through the session to `sink`; false when the sink is gone.
     pub async fn from_server(&self, msg: &[u8], sent: Option<&Sent>, sink: &Sink) -> bool {
         let out = self.session.from_server(msg);
+        // The proxy's answers to server requests it withheld from the client.
+        for a in out.reply {
+            let up = self.up.clone();
+            tokio::spawn(async move {
+                let _ = up.post(Bytes::from(a), false).await;
+            });
+        }
         for f in out.forward {
             if sent.is_some_and(|s| s.initialize)
                 && let Some(v) = negotiated_version(&f)

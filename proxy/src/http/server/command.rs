@@ -51,6 +51,7 @@ impl Server {
         let server = self.clone();
         let sess = session.clone();
         let r = router.clone();
+        let to_child = stdin_tx.downgrade();
         let grace = self.opts.grace;
         tokio::spawn(async move {
             let mut lines = LineReader::new(BufReader::with_capacity(64 * 1024, child_out), max);
@@ -61,6 +62,13 @@ impl Server {
                             let out = sess.from_server(&line);
                             for f in out.forward {
                                 r.route(Bytes::copy_from_slice(&f), log).await;
+                            }
+                            // The proxy's answers to server requests it withheld.
+                            // (A weak sender: ending the session still closes stdin.)
+                            for a in out.reply {
+                                if let Some(tx) = to_child.upgrade() {
+                                    let _ = tx.send(Bytes::from(a)).await;
+                                }
                             }
                         }
                         Ok(Line::TooLong(n)) => log.warn(format_args!(

@@ -113,7 +113,14 @@ impl Server {
         ) {
             match link.up.post(m.clone(), sent.initialize).await {
                 Ok(Answer::Json(body)) => {
-                    let out = down.session.from_server(&body);
+                    let mut out = down.session.from_server(&body);
+                    // The proxy's answers to server requests it withheld.
+                    for a in std::mem::take(&mut out.reply) {
+                        let up = link.up.clone();
+                        tokio::spawn(async move {
+                            let _ = up.post(Bytes::from(a), false).await;
+                        });
+                    }
                     let single = out.forward.len() == 1;
                     if single
                         && sent.initialize
