@@ -232,10 +232,6 @@ pub struct Envelope<'a> {
 struct CallParts<'a> {
     name: Option<Value<'a>>,
     arguments: Option<Value<'a>>,
-    /// The members of `arguments` as the validator found them, offsets
-    /// relative to the arguments' first byte ([`MemberIndex::NONE`] when
-    /// they were not recorded).
-    index: MemberIndex,
     /// A member spelled like `name` or `arguments` in another letter case.
     variant: bool,
 }
@@ -329,6 +325,16 @@ pub fn ambiguous_answer_envelope(raw: &[u8]) -> Option<Vec<Value<'_>>> {
     ambiguous.then_some(ids)
 }
 
+thread_local! {
+    /// The outline of the last message [`Envelope::parse`] read on this
+    /// thread: a few KiB, which a fresh one would have to initialise for
+    /// every message. It also holds the index of a `tools/call`'s arguments,
+    /// which [`Envelope::tool_call`] copies once into the call, rather than
+    /// every envelope carrying it (and copying it each time it is moved).
+    static OUTLINE: std::cell::RefCell<Outline> =
+        const { std::cell::RefCell::new(Outline::new()) };
+}
+
 fn first_byte(raw: &[u8]) -> Option<u8> {
     raw.iter().copied().find(|b| !b.is_ascii_whitespace())
 }
@@ -338,12 +344,6 @@ impl<'a> Envelope<'a> {
     /// duplicate or case-variant members at the top level. `tools/call`
     /// messages get their stricter checks in [`Envelope::tool_call`].
     pub fn parse(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {
-        thread_local! {
-            /// The outline of the message being read: a few KiB, which a
-            /// fresh one would have to initialise for every message.
-            static OUTLINE: std::cell::RefCell<Outline> =
-                const { std::cell::RefCell::new(Outline::new()) };
-        }
         OUTLINE.with(|cell| match cell.try_borrow_mut() {
             Ok(mut outline) => Self::parse_with(raw, &mut outline),
             // Never re-entered in practice; a fresh outline does as well.
@@ -369,7 +369,6 @@ impl<'a> Envelope<'a> {
                     let mut parts = CallParts {
                         name: None,
                         arguments: None,
-                        index: MemberIndex::NONE,
                         variant: false,
                     };
                     for m in outline.children(params) {
@@ -378,12 +377,6 @@ impl<'a> Envelope<'a> {
                             parts.name = Some(m.value(raw));
                         } else if k.eq_str("arguments") {
                             parts.arguments = Some(m.value(raw));
-                            // The index, if it is of these arguments.
-                            parts.index = if outline.arguments().describes(m.value) {
-                                outline.arguments().rebased(m.value.0)
-                            } else {
-                                MemberIndex::NONE
-                            };
                         } else if case_variant(&k, "name") || case_variant(&k, "arguments") {
                             parts.variant = true;
                         }
@@ -540,8 +533,8 @@ impl<'a> Envelope<'a> {
         let Val::Object(p) = params.val() else {
             return Err(reject(RejectKind::ParamsNotObject));
         };
-        let (name_value, args_value, index, variant) = match self.call {
-            Some(parts) => (parts.name, parts.arguments, parts.index, parts.variant),
+        let (name_value, args_value, outlined, variant) = match self.call {
+            Some(parts) => (parts.name, parts.arguments, true, parts.variant),
             None => {
                 let (mut n, mut a, mut variant) = (None, None, false);
                 for (k, v) in p.members() {
@@ -553,7 +546,7 @@ impl<'a> Envelope<'a> {
                         variant |= case_variant(&k, "name") || case_variant(&k, "arguments");
                     }
                 }
-                (n, a, MemberIndex::NONE, variant)
+                (n, a, false, variant)
             }
         };
         if variant {
@@ -577,6 +570,20 @@ impl<'a> Envelope<'a> {
         };
         let Some(name) = name else {
             return Err(reject(RejectKind::CallWithoutName));
+        };
+        // The index the validator made of these arguments, when this
+        // envelope was the last outlined on this thread (else they are walked).
+        let index = match arguments {
+            Some(o) if outlined => {
+                let at = o.as_bytes().as_ptr() as usize - self.raw.as_ptr() as usize;
+                let span = (at, at + o.as_bytes().len());
+                OUTLINE.with(|cell| {
+                    cell.try_borrow().map_or(MemberIndex::NONE, |outline| {
+                        outline.arguments_of(self.raw, span)
+                    })
+                })
+            }
+            _ => MemberIndex::NONE,
         };
         Ok(ToolCall::from_parts(name, arguments, index))
     }
