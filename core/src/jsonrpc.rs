@@ -232,6 +232,8 @@ pub struct Envelope<'a> {
 struct CallParts<'a> {
     name: Option<Value<'a>>,
     arguments: Option<Value<'a>>,
+    /// `params._meta` (MCP's request metadata: a payment credential).
+    meta: Option<Value<'a>>,
     /// A member spelled like `name` or `arguments` in another letter case.
     variant: bool,
 }
@@ -369,6 +371,7 @@ impl<'a> Envelope<'a> {
                     let mut parts = CallParts {
                         name: None,
                         arguments: None,
+                        meta: None,
                         variant: false,
                     };
                     for m in outline.children(params) {
@@ -377,6 +380,8 @@ impl<'a> Envelope<'a> {
                             parts.name = Some(m.value(raw));
                         } else if k.eq_str("arguments") {
                             parts.arguments = Some(m.value(raw));
+                        } else if k.eq_str("_meta") {
+                            parts.meta = Some(m.value(raw));
                         } else if case_variant(&k, "name") || case_variant(&k, "arguments") {
                             parts.variant = true;
                         }
@@ -502,6 +507,18 @@ impl<'a> Envelope<'a> {
     /// True when `method` is exactly `m` (after escapes are decoded).
     pub fn method_is(&self, m: &str) -> bool {
         self.method.is_some_and(|s| s.eq_str(m))
+    }
+
+    /// `params._meta` when `params` is an object that has it: found while
+    /// validating when the message was outlined, else by walking `params`.
+    pub fn params_meta(&self) -> Option<Value<'a>> {
+        match self.call {
+            Some(parts) => parts.meta,
+            None => match self.params?.val() {
+                Val::Object(p) => p.get("_meta"),
+                _ => None,
+            },
+        }
     }
 
     /// The id if it is a valid request id (a string or a number).
@@ -919,5 +936,58 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(r.id.map(|v| v.as_bytes()), Some(&br#""abc""#[..]));
+    }
+
+    #[test]
+    fn params_meta_is_found_with_or_without_the_outline() {
+        let meta = br#"{"cred":{"challenge":{"id":"c1"}}}"#;
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","arguments":{{"a":[1,{{"b":2}}]}},"_m\u0065ta":{}}}}}"#,
+            std::str::from_utf8(meta).unwrap()
+        );
+        let outlined = Envelope::parse(line.as_bytes()).unwrap();
+        assert!(outlined.call.is_some(), "read from the outline");
+        assert_eq!(
+            outlined.params_meta().map(|v| v.as_bytes()),
+            Some(&meta[..])
+        );
+        // More top-level members than an outline holds: params is walked.
+        let extra: String = (0..20).map(|i| format!(r#""x{i}":{i},"#)).collect();
+        let walked_line = line.replacen('{', &format!("{{{extra}"), 1);
+        let walked = Envelope::parse(walked_line.as_bytes()).unwrap();
+        assert!(walked.call.is_none(), "walked");
+        assert_eq!(walked.params_meta().map(|v| v.as_bytes()), Some(&meta[..]));
+        let none = Envelope::parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#,
+        )
+        .unwrap();
+        assert_eq!(none.params_meta(), None);
+    }
+
+    #[test]
+    fn a_call_reads_its_own_arguments_whatever_was_parsed_since() {
+        // The index of the arguments lives in the thread's outline, which
+        // the next message overwrites: an envelope read earlier must still
+        // get its own arguments (the text it was made of is checked).
+        let a = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"k":"first","n":1}}}"#;
+        let b = br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t","arguments":{"k":"other","n":2}}}"#;
+        let b_copy = b.to_vec();
+        let env_a = Envelope::parse(a).unwrap();
+        let env_b = Envelope::parse(b).unwrap();
+        let _ = Envelope::parse(&b_copy).unwrap(); // the same bytes elsewhere
+        for (env, k, n) in [(env_a, "first", "1"), (env_b, "other", "2")] {
+            let call = env.tool_call().unwrap();
+            let got: Vec<(String, Vec<u8>)> = call
+                .arg_members()
+                .map(|(key, v)| (key.chars().collect(), v.as_bytes().to_vec()))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    ("k".to_string(), format!("\"{k}\"").into_bytes()),
+                    ("n".to_string(), n.as_bytes().to_vec()),
+                ]
+            );
+        }
     }
 }

@@ -218,7 +218,7 @@ impl IdKey {
                 Err(RejectKind::IdExponentTooLarge)
             }
             Val::Str(s) if s.has_lone_surrogate() => Err(RejectKind::IdLoneSurrogate),
-            _ => IdKey::of(v).ok_or(RejectKind::BadId),
+            val => IdKey::of_val(val).ok_or(RejectKind::BadId),
         }
     }
 
@@ -226,7 +226,12 @@ impl IdKey {
     /// unless it is a string or a number, or a number past the exponent
     /// clamp. Lone surrogates read as U+FFFD (as Go reads them).
     pub fn of(v: Value<'_>) -> Option<IdKey> {
-        match v.val() {
+        IdKey::of_val(v.val())
+    }
+
+    /// [`IdKey::of`] of a value already read (a number is parsed once).
+    fn of_val(v: Val<'_>) -> Option<IdKey> {
+        match v {
             // Past the clamp the value is not known exactly, and it cannot
             // equal a request's id (those have exponents under 2^39, and
             // fewer digits than 2^38): it names no request.
