@@ -523,8 +523,15 @@ impl<'a> Envelope<'a> {
 
     /// The id if it is a valid request id (a string or a number).
     pub fn request_id(&self) -> Option<Value<'a>> {
-        self.id
-            .filter(|v| matches!(v.val(), Val::Str(_) | Val::Num(_)))
+        // What `Value::val` reads as a string or a number, told by the first
+        // byte as `val` tells it, without parsing the number (a call asks
+        // for its id several times).
+        self.id.filter(|v| {
+            !matches!(
+                v.as_bytes().first(),
+                None | Some(b'n' | b't' | b'f' | b'[' | b'{')
+            )
+        })
     }
 
     /// The `tools/call` in this message, under the strict rules: params an
@@ -988,6 +995,19 @@ mod tests {
                     ("n".to_string(), n.as_bytes().to_vec()),
                 ]
             );
+        }
+    }
+
+    #[test]
+    fn request_ids_are_strings_and_numbers_as_values_read_them() {
+        for id in [
+            "1", "-1", "0", "1.5e3", "-0.0", r#""a""#, r#""""#, "null", "true", "false", "[1]",
+            "{}",
+        ] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            let env = Envelope::parse(line.as_bytes()).unwrap();
+            let by_value = matches!(env.id.unwrap().val(), Val::Str(_) | Val::Num(_));
+            assert_eq!(env.request_id().is_some(), by_value, "{id}");
         }
     }
 }
