@@ -232,10 +232,8 @@ pub struct Envelope<'a> {
 struct CallParts<'a> {
     name: Option<Value<'a>>,
     arguments: Option<Value<'a>>,
-    /// The members of `arguments` as the validator found them, offsets
-    /// relative to the arguments' first byte ([`MemberIndex::NONE`] when
-    /// they were not recorded).
-    index: MemberIndex,
+    /// `params._meta` (MCP's request metadata: a payment credential).
+    meta: Option<Value<'a>>,
     /// A member spelled like `name` or `arguments` in another letter case.
     variant: bool,
 }
@@ -344,6 +342,16 @@ pub fn answer_ids(raw: &[u8]) -> Vec<Value<'_>> {
         .collect()
 }
 
+thread_local! {
+    /// The outline of the last message [`Envelope::parse`] read on this
+    /// thread: a few KiB, which a fresh one would have to initialise for
+    /// every message. It also holds the index of a `tools/call`'s arguments,
+    /// which [`Envelope::tool_call`] copies once into the call, rather than
+    /// every envelope carrying it (and copying it each time it is moved).
+    static OUTLINE: std::cell::RefCell<Outline> =
+        const { std::cell::RefCell::new(Outline::new()) };
+}
+
 fn first_byte(raw: &[u8]) -> Option<u8> {
     raw.iter().copied().find(|b| !b.is_ascii_whitespace())
 }
@@ -353,12 +361,6 @@ impl<'a> Envelope<'a> {
     /// duplicate or case-variant members at the top level. `tools/call`
     /// messages get their stricter checks in [`Envelope::tool_call`].
     pub fn parse(raw: &'a [u8]) -> Result<Envelope<'a>, Rejection<'a>> {
-        thread_local! {
-            /// The outline of the message being read: a few KiB, which a
-            /// fresh one would have to initialise for every message.
-            static OUTLINE: std::cell::RefCell<Outline> =
-                const { std::cell::RefCell::new(Outline::new()) };
-        }
         OUTLINE.with(|cell| match cell.try_borrow_mut() {
             Ok(mut outline) => Self::parse_with(raw, &mut outline),
             // Never re-entered in practice; a fresh outline does as well.
@@ -384,7 +386,7 @@ impl<'a> Envelope<'a> {
                     let mut parts = CallParts {
                         name: None,
                         arguments: None,
-                        index: MemberIndex::NONE,
+                        meta: None,
                         variant: false,
                     };
                     for m in outline.children(params) {
@@ -393,12 +395,8 @@ impl<'a> Envelope<'a> {
                             parts.name = Some(m.value(raw));
                         } else if k.eq_str("arguments") {
                             parts.arguments = Some(m.value(raw));
-                            // The index, if it is of these arguments.
-                            parts.index = if outline.arguments().describes(m.value) {
-                                outline.arguments().rebased(m.value.0)
-                            } else {
-                                MemberIndex::NONE
-                            };
+                        } else if k.eq_str("_meta") {
+                            parts.meta = Some(m.value(raw));
                         } else if case_variant(&k, "name") || case_variant(&k, "arguments") {
                             parts.variant = true;
                         }
@@ -526,10 +524,29 @@ impl<'a> Envelope<'a> {
         self.method.is_some_and(|s| s.eq_str(m))
     }
 
+    /// `params._meta` when `params` is an object that has it: found while
+    /// validating when the message was outlined, else by walking `params`.
+    pub fn params_meta(&self) -> Option<Value<'a>> {
+        match self.call {
+            Some(parts) => parts.meta,
+            None => match self.params?.val() {
+                Val::Object(p) => p.get("_meta"),
+                _ => None,
+            },
+        }
+    }
+
     /// The id if it is a valid request id (a string or a number).
     pub fn request_id(&self) -> Option<Value<'a>> {
-        self.id
-            .filter(|v| matches!(v.val(), Val::Str(_) | Val::Num(_)))
+        // What `Value::val` reads as a string or a number, told by the first
+        // byte as `val` tells it, without parsing the number (a call asks
+        // for its id several times).
+        self.id.filter(|v| {
+            !matches!(
+                v.as_bytes().first(),
+                None | Some(b'n' | b't' | b'f' | b'[' | b'{')
+            )
+        })
     }
 
     /// The `tools/call` in this message, under the strict rules: params an
@@ -555,8 +572,8 @@ impl<'a> Envelope<'a> {
         let Val::Object(p) = params.val() else {
             return Err(reject(RejectKind::ParamsNotObject));
         };
-        let (name_value, args_value, index, variant) = match self.call {
-            Some(parts) => (parts.name, parts.arguments, parts.index, parts.variant),
+        let (name_value, args_value, outlined, variant) = match self.call {
+            Some(parts) => (parts.name, parts.arguments, true, parts.variant),
             None => {
                 let (mut n, mut a, mut variant) = (None, None, false);
                 for (k, v) in p.members() {
@@ -568,7 +585,7 @@ impl<'a> Envelope<'a> {
                         variant |= case_variant(&k, "name") || case_variant(&k, "arguments");
                     }
                 }
-                (n, a, MemberIndex::NONE, variant)
+                (n, a, false, variant)
             }
         };
         if variant {
@@ -592,6 +609,20 @@ impl<'a> Envelope<'a> {
         };
         let Some(name) = name else {
             return Err(reject(RejectKind::CallWithoutName));
+        };
+        // The index the validator made of these arguments, when this
+        // envelope was the last outlined on this thread (else they are walked).
+        let index = match arguments {
+            Some(o) if outlined => {
+                let at = o.as_bytes().as_ptr() as usize - self.raw.as_ptr() as usize;
+                let span = (at, at + o.as_bytes().len());
+                OUTLINE.with(|cell| {
+                    cell.try_borrow().map_or(MemberIndex::NONE, |outline| {
+                        outline.arguments_of(self.raw, span)
+                    })
+                })
+            }
+            _ => MemberIndex::NONE,
         };
         Ok(ToolCall::from_parts(name, arguments, index))
     }
@@ -927,5 +958,71 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(r.id.map(|v| v.as_bytes()), Some(&br#""abc""#[..]));
+    }
+
+    #[test]
+    fn params_meta_is_found_with_or_without_the_outline() {
+        let meta = br#"{"cred":{"challenge":{"id":"c1"}}}"#;
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","arguments":{{"a":[1,{{"b":2}}]}},"_m\u0065ta":{}}}}}"#,
+            std::str::from_utf8(meta).unwrap()
+        );
+        let outlined = Envelope::parse(line.as_bytes()).unwrap();
+        assert!(outlined.call.is_some(), "read from the outline");
+        assert_eq!(
+            outlined.params_meta().map(|v| v.as_bytes()),
+            Some(&meta[..])
+        );
+        // More top-level members than an outline holds: params is walked.
+        let extra: String = (0..20).map(|i| format!(r#""x{i}":{i},"#)).collect();
+        let walked_line = line.replacen('{', &format!("{{{extra}"), 1);
+        let walked = Envelope::parse(walked_line.as_bytes()).unwrap();
+        assert!(walked.call.is_none(), "walked");
+        assert_eq!(walked.params_meta().map(|v| v.as_bytes()), Some(&meta[..]));
+        let none = Envelope::parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#,
+        )
+        .unwrap();
+        assert_eq!(none.params_meta(), None);
+    }
+
+    #[test]
+    fn a_call_reads_its_own_arguments_whatever_was_parsed_since() {
+        // The index of the arguments lives in the thread's outline, which
+        // the next message overwrites: an envelope read earlier must still
+        // get its own arguments (the text it was made of is checked).
+        let a = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"k":"first","n":1}}}"#;
+        let b = br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t","arguments":{"k":"other","n":2}}}"#;
+        let b_copy = b.to_vec();
+        let env_a = Envelope::parse(a).unwrap();
+        let env_b = Envelope::parse(b).unwrap();
+        let _ = Envelope::parse(&b_copy).unwrap(); // the same bytes elsewhere
+        for (env, k, n) in [(env_a, "first", "1"), (env_b, "other", "2")] {
+            let call = env.tool_call().unwrap();
+            let got: Vec<(String, Vec<u8>)> = call
+                .arg_members()
+                .map(|(key, v)| (key.chars().collect(), v.as_bytes().to_vec()))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    ("k".to_string(), format!("\"{k}\"").into_bytes()),
+                    ("n".to_string(), n.as_bytes().to_vec()),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn request_ids_are_strings_and_numbers_as_values_read_them() {
+        for id in [
+            "1", "-1", "0", "1.5e3", "-0.0", r#""a""#, r#""""#, "null", "true", "false", "[1]",
+            "{}",
+        ] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            let env = Envelope::parse(line.as_bytes()).unwrap();
+            let by_value = matches!(env.id.unwrap().val(), Val::Str(_) | Val::Num(_));
+            assert_eq!(env.request_id().is_some(), by_value, "{id}");
+        }
     }
 }

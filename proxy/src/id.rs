@@ -213,12 +213,15 @@ impl IdKey {
     /// exponent of 2^39 or more in magnitude, a string with a lone
     /// surrogate escape.
     pub fn of_request(v: Value<'_>) -> Result<IdKey, RejectKind> {
+        if let Some(key) = IdKey::plain_integer(v.as_bytes()) {
+            return Ok(key);
+        }
         match v.val() {
             Val::Num(n) if n.written_exponent().abs() >= MAX_REQUEST_EXPONENT => {
                 Err(RejectKind::IdExponentTooLarge)
             }
             Val::Str(s) if s.has_lone_surrogate() => Err(RejectKind::IdLoneSurrogate),
-            _ => IdKey::of(v).ok_or(RejectKind::BadId),
+            val => IdKey::of_val(val).ok_or(RejectKind::BadId),
         }
     }
 
@@ -226,7 +229,34 @@ impl IdKey {
     /// unless it is a string or a number, or a number past the exponent
     /// clamp. Lone surrogates read as U+FFFD (as Go reads them).
     pub fn of(v: Value<'_>) -> Option<IdKey> {
-        match v.val() {
+        IdKey::plain_integer(v.as_bytes()).or_else(|| IdKey::of_val(v.val()))
+    }
+
+    /// The key of an id written as a plain non-negative integer (`17`, the
+    /// commonest id), built from its digits without parsing it as a number:
+    /// the bytes [`Num::canonical`](portcullis_core::json::Num::canonical)
+    /// gives (`0`; or the digits without trailing zeros, `e`, and the
+    /// exponent `E` of value = 0.digits x 10^E, here the number of digits,
+    /// as eight little-endian bytes), so `170`, `170.0` and `1.7e2` are
+    /// still one id. None for any other spelling.
+    fn plain_integer(raw: &[u8]) -> Option<IdKey> {
+        if raw.is_empty() || raw.len() > 19 || !raw.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        if raw[0] == b'0' {
+            // JSON allows no leading zero: this is the number 0.
+            return (raw.len() == 1).then(|| IdKey::Num(SmallBytes::from(&b"0"[..])));
+        }
+        let significant = raw.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+        let mut key = SmallBytes::from(&raw[..significant]);
+        key.push(b'e');
+        key.extend_from_slice(&(raw.len() as i64).to_le_bytes());
+        Some(IdKey::Num(key))
+    }
+
+    /// [`IdKey::of`] of a value already read (a number is parsed once).
+    fn of_val(v: Val<'_>) -> Option<IdKey> {
+        match v {
             // Past the clamp the value is not known exactly, and it cannot
             // equal a request's id (those have exponents under 2^39, and
             // fewer digits than 2^38): it names no request.
@@ -283,6 +313,38 @@ mod tests {
         assert_eq!(key("\"\\u00e9\""), key("\"é\""));
         assert!(IdKey::of(Value::from_validated(b"null")).is_none());
         assert!(IdKey::of(Value::from_validated(b"true")).is_none());
+    }
+
+    #[test]
+    fn plain_integers_key_as_their_parsed_numbers_do() {
+        let mut ids: Vec<String> = (0..2000u64).map(|i| i.to_string()).collect();
+        for d in 1..=19 {
+            for lead in ["1", "9", "10", "12", "90"] {
+                let mut n = lead.to_string();
+                while n.len() < d {
+                    n.push(if n.len() % 3 == 0 { '0' } else { '7' });
+                }
+                ids.push(n.clone());
+                ids.push(format!(
+                    "{}{}",
+                    lead,
+                    "0".repeat(d.saturating_sub(lead.len()))
+                ));
+            }
+        }
+        ids.push(u64::MAX.to_string());
+        for id in &ids {
+            let v = Value::from_validated(id.as_bytes());
+            let parsed = IdKey::of_val(v.val()).expect("a number");
+            assert_eq!(IdKey::of(v), Some(parsed.clone()), "{id}");
+            assert_eq!(IdKey::of_request(v), Ok(parsed), "{id}");
+        }
+        // Other spellings still meet the plain one.
+        assert_eq!(key("170"), key("170.0"));
+        assert_eq!(key("170"), key("1.7e2"));
+        assert!(IdKey::plain_integer(b"-1").is_none());
+        assert!(IdKey::plain_integer(b"1.5").is_none());
+        assert!(IdKey::plain_integer(b"").is_none());
     }
 
     fn request_key(raw: &str) -> Result<IdKey, RejectKind> {

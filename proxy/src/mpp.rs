@@ -184,13 +184,12 @@ fn read_one(
     Ok((amount, currency, id))
 }
 
-/// The challenge id a retry's credential names (`params._meta[CREDENTIAL_META].challenge.id`).
+/// The challenge id a retry's credential names (`params._meta[CREDENTIAL_META].challenge.id`),
+/// given `params._meta` (`Envelope::params_meta`: found while the request
+/// was validated, so the arguments are not walked again to find it).
 /// `Err(BadCredential)` when a credential is there but names no challenge.
-pub fn credential_challenge(params: Option<Value<'_>>) -> Result<Option<String>, BadCredential> {
-    let Some(Val::Object(p)) = params.map(|p| p.val()) else {
-        return Ok(None);
-    };
-    let Some(Val::Object(meta)) = p.get("_meta").map(|m| m.val()) else {
+pub fn credential_challenge(meta: Option<Value<'_>>) -> Result<Option<String>, BadCredential> {
+    let Some(Val::Object(meta)) = meta.map(|m| m.val()) else {
         return Ok(None);
     };
     let Some(cred) = meta.get(CREDENTIAL_META) else {

@@ -56,10 +56,34 @@ use crate::id::SmallBytes;
 /// session's map.
 type PendingMap = HashMap<IdKey, Pending, foldhash::fast::RandomState>;
 
+/// The reservations an allowed call holds until its answer: boxed only
+/// when there are some. A call that reserves nothing (no limit applies to
+/// it) allocates nothing and copies no ticket (336 bytes) into its pending
+/// entry; it reads as [`Ticket::EMPTY`], so committing or rolling it back
+/// does what it did with an empty ticket in a box.
+#[derive(Debug)]
+struct Reserved(Option<Box<Ticket>>);
+
+impl Reserved {
+    fn new(ticket: Ticket) -> Reserved {
+        Reserved((ticket != Ticket::EMPTY).then(|| Box::new(ticket)))
+    }
+}
+
+impl std::ops::Deref for Reserved {
+    type Target = Ticket;
+    fn deref(&self) -> &Ticket {
+        match &self.0 {
+            Some(ticket) => ticket,
+            None => &Ticket::EMPTY,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Kind {
     /// An allowed `tools/call` holding counter reservations.
-    Call(Box<Ticket>),
+    Call(Reserved),
     /// A `tools/list`: its answer is filtered.
     List,
     /// A `resources/list`, `resources/templates/list` or `prompts/list` of
@@ -1014,7 +1038,7 @@ impl Session {
         let registered = self.register_with(
             key,
             raw_id,
-            Kind::Call(Box::new(ticket)),
+            Kind::Call(Reserved::new(ticket)),
             paid,
             idem.map(Box::new),
         );
@@ -1133,7 +1157,7 @@ impl Session {
                 ));
             }
         };
-        let credential = crate::mpp::credential_challenge(env.params);
+        let credential = crate::mpp::credential_challenge(env.params_meta());
         // tool_call() guarantees a string or number id.
         let id = env.request_id().expect("tools/call has an id");
         let key = match self.free_id(id) {
