@@ -27,9 +27,13 @@
 //!   the plan's limit rules.
 //!
 //! A decision allocates nothing (asserted by
-//! `tests/compiled/tests/zero_alloc.rs`), and decides exactly as the traced
-//! path does (asserted by `decisions_agree_with_the_traced_path` below and,
-//! against the generated code, by `tests/compiled/tests/differential.rs`).
+//! `tests/compiled/tests/zero_alloc.rs`; a name outside the exact table
+//! allocates once, when the first name matching its set of patterns
+//! arrives, and on every call only for a view with more than 128 glob or
+//! regex blocks or hides), and decides exactly as the traced path does
+//! (asserted by the tests below and by `tests/compiled/tests/differential.rs`,
+//! which holds the traced path, this one and the generated code to the same
+//! random calls over every test policy).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -1124,5 +1128,178 @@ impl super::Evaluator {
                 });
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_core::Principal;
+    use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
+    use portcullis_core::json::Strictness;
+    use portcullis_core::policy::{Env, FailMode, Policy};
+
+    use super::super::Evaluator;
+    use super::*;
+
+    const POLICY: &str = r#"server s {
+  default deny
+  hide delete_*, "*_webhook"
+  hide admin_* unless "admins" in principal.groups
+
+  tool create_charge {
+    deny "big" when args.amount > 50000
+    deny "currency" unless args.currency in ["usd", "eur"]
+    limit sum(args.amount) <= 100000 per day -> "cap"
+    limit 3 per 1h by args.customer.id -> "per customer"
+  }
+  tool create_* {
+    deny "no zero" unless args.amount >= 1
+  }
+  tool list_* { }
+  tool admin_reset { }
+  tool search {
+    deny "long" when len(args.q) > 5
+    deny "x" when args.q matches /^x/i
+    deny "nested" when args.Filter.Kind == "secret"
+  }
+  tool * {
+    limit 20 per minute -> "rate"
+  }
+}
+"#;
+
+    fn evaluator() -> Evaluator {
+        let out = crate::compile(&[crate::Input {
+            server: "s".into(),
+            path: "s.policy".into(),
+            text: POLICY.into(),
+        }]);
+        assert_eq!(out.policies.len(), 1, "{:?}", out.diagnostics);
+        Evaluator::new(out.policies[0].clone(), &out.sources)
+    }
+
+    /// The planned decisions (`Policy`) and the traced walk of the IR
+    /// decide the same on every kind of call: exact names, names only a
+    /// glob lists, hidden (always, and per caller), unknown; conditions on
+    /// nested, case-folded, escaped, repeated, missing and wrongly typed
+    /// arguments; limits per argument, with their counters filling up.
+    #[test]
+    fn planned_decisions_agree_with_the_traced_walk() {
+        let ev = evaluator();
+        let calls: &[(&str, &str)] = &[
+            (
+                "create_charge",
+                r#"{"amount": 100, "currency": "usd", "customer": {"id": "c1"}}"#,
+            ),
+            ("create_charge", r#"{"AMOUNT": 60000, "Currency": "usd"}"#),
+            ("create_charge", r#"{"amount": 100, "currency": "gbp"}"#),
+            (
+                "create_charge",
+                r#"{"amount": 0, "currency": "eur", "customer": {"ID": "c2"}}"#,
+            ),
+            (
+                "create_charge",
+                r#"{"\u0061mount": 5, "currency": "usd", "customer": "c3"}"#,
+            ),
+            (
+                "create_charge",
+                r#"{"amount": 5, "amount": 90000, "currency": "usd"}"#,
+            ),
+            ("create_charge", r#"{"amount": "5", "currency": ["usd"]}"#),
+            ("create_payout", r#"{"amount": 0}"#),
+            ("create_payout", r#"{"amount": 7}"#),
+            ("create_refund", r#"{}"#),
+            ("list_charges", r#"{}"#),
+            ("delete_customer", r#"{}"#),
+            ("stripe_webhook", r#"{}"#),
+            ("admin_reset", r#"{}"#),
+            ("admin_other", r#"{}"#),
+            ("search", r#"{"q": "abc"}"#),
+            ("search", r#"{"q": "abcdefgh"}"#),
+            ("search", r#"{"Q": "Xyz"}"#),
+            ("search", r#"{"q": "ok", "filter": {"kind": "secret"}}"#),
+            ("search", r#"{"q": "ok", "FILTER": {"KIND": "public"}}"#),
+            ("unknown", r#"{"amount": 1}"#),
+            ("", r#"{}"#),
+        ];
+        let admin = Principal::from_claims(
+            br#"{"sub":"a","iss":"https://idp.example","groups":["admins"]}"#.to_vec(),
+        )
+        .unwrap();
+        let (planned, traced) = (MemoryCounters::new(), MemoryCounters::new());
+        let mut seen = std::collections::BTreeSet::new();
+        for round in 0..12i64 {
+            for (i, (tool, args)) in calls.iter().enumerate() {
+                let call = ToolCall::new(tool, args.as_bytes(), Strictness::LENIENT).unwrap();
+                let principal = (i % 2 == 0).then_some(&admin);
+                let env = |counters| Env {
+                    counters,
+                    now: UnixMillis(1_768_474_800_000 + round * 7_000),
+                    session: 1,
+                    fail_mode: FailMode::Closed,
+                    principal,
+                };
+                let (ea, eb) = (
+                    env(&planned as &dyn Counters),
+                    env(&traced as &dyn Counters),
+                );
+                assert_eq!(
+                    ev.is_hidden(tool, principal),
+                    ev.hiding(tool, principal).is_some(),
+                    "{tool}"
+                );
+                let approved = round % 3 == 2;
+                let (mut ta, mut tb) = (Ticket::EMPTY, Ticket::EMPTY);
+                let (a, b) = if approved {
+                    (
+                        ev.decide_approved(&call, &ea, &mut ta),
+                        ev.decide_approved_traced(&call, &eb, &mut tb, &mut |_| {}),
+                    )
+                } else {
+                    (
+                        ev.decide(&call, &ea, &mut ta),
+                        ev.decide_traced(&call, &eb, &mut tb, &mut |_| {}),
+                    )
+                };
+                assert_eq!(
+                    (a.outcome, a.rule, a.message, a.idempotency),
+                    (b.outcome, b.rule, b.message, b.idempotency),
+                    "{tool} {args} round {round}"
+                );
+                seen.insert(format!("{:?}", a.outcome));
+                planned.commit(&ta);
+                traced.commit(&tb);
+            }
+        }
+        for kind in ["Allowed", "Check", "Hidden", "NotPermitted", "Limit"] {
+            assert!(seen.contains(kind), "never {kind}: {seen:?}");
+        }
+    }
+
+    /// Names outside the exact table share the plan of the patterns they
+    /// match: built once per set, then found again.
+    #[test]
+    fn names_matched_by_the_same_patterns_share_a_plan() {
+        let ev = evaluator();
+        let sp = &ev.plans.surfaces[0];
+        assert!(sp.exact.contains_key("create_charge"));
+        assert!(!sp.exact.contains_key("create_payout"));
+        for name in [
+            "create_payout",
+            "create_refund",
+            "list_a",
+            "list_b",
+            "nope",
+            "x",
+        ] {
+            ev.with_plan(0, name, |_| ());
+        }
+        // create_*; list_*; none (both unknown names).
+        assert_eq!(sp.dynamic.lock().unwrap().len(), 3);
+        let rules = |name: &str| ev.with_plan(0, name, |p| p.rules.as_deref().map(<[_]>::to_vec));
+        assert_eq!(rules("create_payout"), ev.rules_for("create_payout"));
+        assert_eq!(rules("list_a"), ev.rules_for("list_a"));
+        assert_eq!(rules("nope"), None);
+        assert_eq!(rules("create_charge"), ev.rules_for("create_charge"));
     }
 }
