@@ -698,6 +698,24 @@ impl<'c, 'a> Args<'c, 'a> {
     }
 }
 
+/// The plan of a name outside the exact table.
+enum Unlisted {
+    /// Shared by every name matching the same glob and regex patterns.
+    Cached(Arc<NamePlan>),
+    /// Built for this call (more patterns than the cache's key holds).
+    Built(Box<NamePlan>),
+}
+
+impl std::ops::Deref for Unlisted {
+    type Target = NamePlan;
+    fn deref(&self) -> &NamePlan {
+        match self {
+            Unlisted::Cached(p) => p,
+            Unlisted::Built(p) => p,
+        }
+    }
+}
+
 /// A condition's counter readings, on the stack up to [`READINGS`].
 struct Readings {
     ids: [CounterId; READINGS],
@@ -746,19 +764,25 @@ fn const_val(c: &Const) -> Val<'_> {
 impl super::Evaluator {
     /// The plan of `name` on surface `sp` (its index `s`), given to `f`.
     fn with_plan<R>(&self, s: usize, name: &str, f: impl FnOnce(&NamePlan) -> R) -> R {
-        let sp = &self.plans.surfaces[s];
-        if let Some(p) = sp.exact.get(name) {
-            return f(p);
+        match self.plans.surfaces[s].exact.get(name) {
+            Some(p) => f(p),
+            None => f(&self.unlisted_plan(s, name)),
         }
-        // A name no exact pattern lists: its plan depends only on which
-        // glob and regex blocks and hides match it.
+    }
+
+    /// The plan of a name no exact pattern lists: it depends only on which
+    /// glob and regex blocks and hides match it. Out of line (and not
+    /// generic), as the exact names are the common case.
+    #[inline(never)]
+    fn unlisted_plan(&self, s: usize, name: &str) -> Unlisted {
+        let sp = &self.plans.surfaces[s];
         let view = self.view(match s {
             0 => Surface::Tool,
             1 => Surface::Resource,
             _ => Surface::Prompt,
         });
         if sp.patterned_blocks.len() > 128 || sp.patterned_hides.len() > 128 {
-            return f(&self.name_plan(view, name));
+            return Unlisted::Built(Box::new(self.name_plan(view, name)));
         }
         let regexes = &self.regexes;
         let mut blocks = 0u128;
@@ -783,7 +807,7 @@ impl super::Evaluator {
             .unwrap_or_else(|e| e.into_inner())
             .get(&(blocks, hides))
             .cloned();
-        let plan = match cached {
+        Unlisted::Cached(match cached {
             Some(p) => p,
             None => {
                 let p = Arc::new(self.name_plan(view, name));
@@ -793,8 +817,7 @@ impl super::Evaluator {
                     .insert((blocks, hides), Arc::clone(&p));
                 p
             }
-        };
-        f(&plan)
+        })
     }
 
     /// A plan built for `name` (outside the exact table).
@@ -1002,10 +1025,12 @@ impl super::Evaluator {
                     }
                 }
             }
+            // A table sized for the common single limit (the `"*"` rule),
+            // else the largest: each size is one more copy of the
+            // reservation code.
             let mut decision = match plan.limits {
                 0 => asked.unwrap_or(Decision::ALLOW),
                 1 => self.reserve(Limits::<1>::new(), rules, &mut args, env, asked, ticket),
-                2 => self.reserve(Limits::<2>::new(), rules, &mut args, env, asked, ticket),
                 _ => self.reserve(Limits::<8>::new(), rules, &mut args, env, asked, ticket),
             };
             if decision.outcome == Outcome::Allowed {
@@ -1017,6 +1042,7 @@ impl super::Evaluator {
 
     /// The limit phase: every limit of `rules` pushed, then reserved (or
     /// peeked at for a call `asked` about).
+    #[inline(never)]
     fn reserve<const N: usize>(
         &self,
         mut limits: Limits<N>,
