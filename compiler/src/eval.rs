@@ -10,7 +10,7 @@
 //! as written, looks arguments up by path for every test and allocates
 //! freely, favouring being obviously correct; the [`Policy`] entry points
 //! (`decide`, `spend`, `is_hidden`, ...: what the proxy calls with
-//! `-c FILE`) run plans prepared when the policy is loaded ([`plan`]),
+//! `-c FILE`) run plans prepared when the policy is loaded (`eval/plan.rs`),
 //! which read the call as the generated code does and allocate nothing.
 
 mod plan;
@@ -71,7 +71,7 @@ pub struct Evaluator {
     block_texts: [Vec<Vec<&'static str>>; 2],
     /// Which blocks list a name, per surface (tools, resources, prompts).
     blocks: [BlockIndex; 3],
-    /// The decision path, prepared ([`plan`]).
+    /// The decision path, prepared (`eval/plan.rs`).
     plans: plan::Plans,
 }
 

@@ -585,7 +585,8 @@ impl Plans {
 
 /// The value of the last member of `members` whose key folds to `folded`
 /// (`seg` as written, `folded` its folding): what [`ToolCall::arg`] and
-/// [`Object::get_folded`] find, each key folded into a stack buffer.
+/// [`portcullis_core::json::Object::get_folded`] find, each key folded
+/// into a stack buffer.
 fn last_folded<'a>(
     members: impl Iterator<Item = (JStr<'a>, portcullis_core::json::Value<'a>)>,
     seg: &str,
