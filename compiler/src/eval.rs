@@ -1,10 +1,19 @@
 //! The reference evaluator: a small, direct interpreter over the IR.
 //!
 //! It serves `-c FILE`, `validate`, `test` and `explain`, and it is the
-//! oracle the generated code is tested against. It favours being obviously
-//! correct over being fast: it walks the IR, looks arguments up by path for
-//! every test, and allocates freely. Both it and the generated code call the
-//! runtime's `ops` for every operator and `Limits` for the counter phase.
+//! oracle the generated code is tested against. Both it and the generated
+//! code call the runtime's `ops` for every operator and `Limits` for the
+//! counter phase.
+//!
+//! It decides in two ways that must agree (tested): the traced path
+//! ([`Evaluator::decide_traced`], `explain`, `test` coverage) walks the IR
+//! as written, looks arguments up by path for every test and allocates
+//! freely, favouring being obviously correct; the [`Policy`] entry points
+//! (`decide`, `spend`, `is_hidden`, ...: what the proxy calls with
+//! `-c FILE`) run plans prepared when the policy is loaded (`eval/plan.rs`),
+//! which read the call as the generated code does and allocate nothing.
+
+mod plan;
 
 use portcullis_core::call::{Surface, ToolCall};
 use portcullis_core::counters::{CounterRef, CounterSpec, Scope, Ticket};
@@ -15,7 +24,7 @@ use portcullis_core::policy::{
     ApprovalConfig, ApprovalSpec, Decision, Env, Limits, Outcome, Policy, PolicyMeta, RuleId,
     RuleInfo,
 };
-use portcullis_core::spend::{Budget, Budgets, WindowBudget};
+use portcullis_core::spend::Budgets;
 
 use portcullis_core::principal::{self, Principal};
 
@@ -62,6 +71,8 @@ pub struct Evaluator {
     block_texts: [Vec<Vec<&'static str>>; 2],
     /// Which blocks list a name, per surface (tools, resources, prompts).
     blocks: [BlockIndex; 3],
+    /// The decision path, prepared (`eval/plan.rs`).
+    plans: plan::Plans,
 }
 
 /// Which blocks of a policy list a name, found without trying every
@@ -166,7 +177,7 @@ impl Evaluator {
                 }
             })
             .collect();
-        let regexes = ir
+        let regexes: Vec<regex::Regex> = ir
             .regexes
             .iter()
             .map(|r| {
@@ -190,7 +201,9 @@ impl Evaluator {
             BlockIndex::new(&resource_view),
             BlockIndex::new(&prompt_view),
         ];
+        let plans = plan::Plans::new(&ir, [&ir, &resource_view, &prompt_view], meta, &regexes);
         Evaluator {
+            plans,
             block_texts,
             resource_view,
             prompt_view,
@@ -484,7 +497,7 @@ impl Policy for Evaluator {
     }
 
     fn is_hidden(&self, tool: &str, principal: Option<&Principal>) -> bool {
-        self.hiding(tool, principal).is_some()
+        self.hidden_on_planned(Surface::Tool, tool, principal)
     }
 
     fn result_rules(&self) -> &[portcullis_core::results::ResultRule] {
@@ -492,15 +505,7 @@ impl Policy for Evaluator {
     }
 
     fn path_args(&self, tool: &str, each: &mut dyn FnMut(&[&str])) {
-        let blocks = self.blocks_on(Surface::Tool, tool);
-        let rules = blocks
-            .iter()
-            .flat_map(|b| b.rules.iter().copied())
-            .chain(self.ir.wildcard.iter().copied());
-        for a in self.ir.path_args(rules) {
-            let segs: Vec<&str> = a.segments.iter().map(String::as_str).collect();
-            each(&segs);
-        }
+        self.path_args_planned(tool, each);
     }
 
     fn governs(&self, surface: Surface) -> bool {
@@ -508,25 +513,11 @@ impl Policy for Evaluator {
     }
 
     fn is_hidden_on(&self, surface: Surface, name: &str, principal: Option<&Principal>) -> bool {
-        self.hiding_on(surface, name, principal, &mut |_| {})
-            .is_some()
+        self.hidden_on_planned(surface, name, principal)
     }
 
     fn is_listed_on(&self, surface: Surface, name: &str, principal: Option<&Principal>) -> bool {
-        if self
-            .hiding_on(surface, name, principal, &mut |_| {})
-            .is_some()
-        {
-            return false;
-        }
-        let view = self.view(surface);
-        if surface == Surface::Tool || view.default == Posture::Allow {
-            return true;
-        }
-        // Under default deny: listed by some block, denied unconditionally by none.
-        let mut blocks = view.blocks_for(name).peekable();
-        blocks.peek().is_some()
-            && !blocks.any(|b| b.rules.iter().any(|&r| self.ir.rule(r).denies_always()))
+        self.listed_on_planned(surface, name, principal)
     }
 
     fn block_on(&self, surface: Surface, name: &str) -> Option<&'static str> {
@@ -548,47 +539,15 @@ impl Policy for Evaluator {
     }
 
     fn decide(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
-        self.decide_traced(call, env, ticket, &mut |_| {})
+        self.decide_planned(call, env, ticket, false)
     }
 
     fn decide_approved(&self, call: &ToolCall<'_>, env: &Env<'_>, ticket: &mut Ticket) -> Decision {
-        self.decide_inner(call, env, ticket, true, &mut |_| {})
+        self.decide_planned(call, env, ticket, true)
     }
 
     fn spend(&self, call: &ToolCall<'_>, env: &Env<'_>, out: &mut Budgets) {
-        // Only tools are paid for.
-        if call.surface() != Surface::Tool {
-            return;
-        }
-        // A hidden tool is denied before it can ever be charged.
-        if self.hiding(call.name(), env.principal).is_some() {
-            return;
-        }
-        let blocks = self.blocks_on(Surface::Tool, call.name());
-        let rules = blocks
-            .iter()
-            .flat_map(|b| b.rules.iter())
-            .chain(self.ir.wildcard.iter());
-        for &id in rules {
-            let Some(sp) = &self.ir.rule(id).spend else {
-                continue;
-            };
-            let text = &self.texts[id.0 as usize];
-            let window = sp
-                .window
-                .and_then(|(c, max)| Some((self.counter_ref(c, call, env)?, max)));
-            out.push(Budget {
-                rule: id,
-                currency: text.spend_currency,
-                per_call: sp.per_call,
-                // A window per a principal path the caller lacks has no
-                // counter: the budget refuses every price it covers.
-                window: window.map(|(counter, max)| WindowBudget { counter, max }),
-                message: text.spend_message,
-                no_partition: (sp.window.is_some() && window.is_none())
-                    .then_some(text.spend_no_partition),
-            });
-        }
+        self.spend_planned(call, env, out);
     }
 }
 

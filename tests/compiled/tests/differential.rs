@@ -10,6 +10,10 @@
 //! typed, boundary and out-of-range values, escaped and duplicate keys, and
 //! keys in another letter case (`AMOUNT`, `ſ` for `s`, the Kelvin sign for
 //! `k`), which both engines must match under the same folding.
+//!
+//! The evaluator decides in two ways (its `Policy` entry points run plans
+//! prepared at load; `explain` and `test` walk the IR with a trace): the
+//! traced path is held to the same calls, on counters of its own.
 
 mod support;
 
@@ -50,7 +54,11 @@ fn generated_code_and_evaluator_agree() {
         let start = UnixMillis::parse_rfc3339("2026-01-15T10:59:30Z").unwrap();
         runner
             .run(&calls(&shape), |calls| {
-                let (mem_a, mem_b) = (MemoryCounters::new(), MemoryCounters::new());
+                let (mem_a, mem_b, mem_c) = (
+                    MemoryCounters::new(),
+                    MemoryCounters::new(),
+                    MemoryCounters::new(),
+                );
                 let mut now = start.0;
                 for c in &calls {
                     now += c.advance_ms;
@@ -67,6 +75,13 @@ fn generated_code_and_evaluator_agree() {
                         native.is_hidden(tool, principal.as_ref()),
                         evaluator.is_hidden(tool, principal.as_ref()),
                         "is_hidden {:?} claims {:?}",
+                        tool,
+                        c.claims
+                    );
+                    prop_assert_eq!(
+                        evaluator.is_hidden(tool, principal.as_ref()),
+                        evaluator.hiding(tool, principal.as_ref()).is_some(),
+                        "is_hidden (traced) {:?} claims {:?}",
                         tool,
                         c.claims
                     );
@@ -100,6 +115,10 @@ fn generated_code_and_evaluator_agree() {
                         fail_mode: FailMode::Closed,
                         principal: principal.as_ref(),
                     };
+                    let env_c = Env {
+                        counters: &mem_c,
+                        ..env_b
+                    };
                     // The budgets a price would be checked against: the
                     // same counters and partitions (per caller included),
                     // the same refusal for a caller without the value.
@@ -117,18 +136,34 @@ fn generated_code_and_evaluator_agree() {
                     );
                     // Approved calls: a deterministic quarter of them.
                     let approved = c.advance_ms % 4 == 0;
-                    let (mut ta, mut tb) = (Ticket::EMPTY, Ticket::EMPTY);
-                    let (a, b) = if approved {
+                    let (mut ta, mut tb, mut tc) = (Ticket::EMPTY, Ticket::EMPTY, Ticket::EMPTY);
+                    let (a, b, traced) = if approved {
                         (
                             native.decide_approved(&call, &env_a, &mut ta),
                             evaluator.decide_approved(&call, &env_b, &mut tb),
+                            evaluator.decide_approved_traced(&call, &env_c, &mut tc, &mut |_| {}),
                         )
                     } else {
                         (
                             native.decide(&call, &env_a, &mut ta),
                             evaluator.decide(&call, &env_b, &mut tb),
+                            evaluator.decide_traced(&call, &env_c, &mut tc, &mut |_| {}),
                         )
                     };
+                    prop_assert_eq!(
+                        (b.outcome, b.rule, b.message, b.idempotency),
+                        (
+                            traced.outcome,
+                            traced.rule,
+                            traced.message,
+                            traced.idempotency
+                        ),
+                        "traced: tool {:?} args {} claims {:?} approved {}",
+                        tool,
+                        c.args,
+                        c.claims,
+                        approved
+                    );
                     if approved {
                         prop_assert!(a.effect() != Effect::Approve, "an approved call asks again");
                     }
@@ -157,11 +192,13 @@ fn generated_code_and_evaluator_agree() {
                             0 => {
                                 mem_a.rollback(&ta);
                                 mem_b.rollback(&tb);
+                                mem_c.rollback(&tc);
                             }
                             1 => {}
                             _ => {
                                 mem_a.commit(&ta);
                                 mem_b.commit(&tb);
+                                mem_c.commit(&tc);
                             }
                         }
                     }

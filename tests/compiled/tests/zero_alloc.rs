@@ -6,11 +6,20 @@
 //! caller's claims (with and without a caller), calls held for approval and
 //! calls decided as approved (`decide_approved`); each decision also recorded
 //! in the Prometheus metrics (`--metrics`), as the proxy does.
+//!
+//! Every test runs twice: on the generated code and on the reference
+//! evaluator (`-c FILE`), whose decisions, budgets, hides and `path()`
+//! arguments are prepared when the policy is loaded and allocate nothing
+//! either.
+
+mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use portcullis_compiled::{compiled, compiled_dsl};
+use portcullis_compiled::{compiled, compiled_dsl, repo_path};
+use portcullis_compiler::eval::Evaluator;
+use portcullis_compiler::{compile, load_dir};
 use portcullis_core::Principal;
 use portcullis_core::counters::{Counters, MemoryCounters, Ticket, UnixMillis};
 use portcullis_core::jsonrpc::parse_tool_call;
@@ -69,6 +78,51 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The reference evaluators of every fixture the generated code is built
+/// from (`tests/compiled/build.rs`), by server name: the policy files, and
+/// the DSL fixtures apart (their names repeat others').
+struct Evaluators {
+    files: std::collections::HashMap<String, &'static dyn Policy>,
+    dsl: std::collections::HashMap<String, &'static dyn Policy>,
+}
+
+impl Evaluators {
+    fn load() -> Evaluators {
+        let build = |inputs: Vec<portcullis_compiler::Input>| {
+            let set = compile(&inputs)
+                .into_set()
+                .unwrap_or_else(|o| panic!("{}", o.render()));
+            set.servers
+                .iter()
+                .map(|ir| {
+                    let ev: &'static Evaluator =
+                        Box::leak(Box::new(Evaluator::new(ir.clone(), &set.sources)));
+                    (ir.name.clone(), ev as &'static dyn Policy)
+                })
+                .collect()
+        };
+        let mut files = support::inputs();
+        files.extend(support::spend_inputs());
+        for dir in ["surfaces", "results"] {
+            let rel = format!("tests/fixtures/{dir}");
+            files.extend(load_dir(&repo_path(&rel), Some(&rel)).unwrap());
+        }
+        let dsl = load_dir(&repo_path("tests/fixtures/dsl"), Some("tests/fixtures/dsl")).unwrap();
+        Evaluators {
+            files: build(files),
+            dsl: build(dsl),
+        }
+    }
+
+    fn file(&self, server: &str) -> Option<&'static dyn Policy> {
+        self.files.get(server).copied()
+    }
+
+    fn dsl(&self, server: &str) -> Option<&'static dyn Policy> {
+        self.dsl.get(server).copied()
+    }
+}
+
 fn line(id: usize, tool: &str, args: &str) -> String {
     format!(
         r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
@@ -77,6 +131,19 @@ fn line(id: usize, tool: &str, args: &str) -> String {
 
 #[test]
 fn decisions_do_not_allocate() {
+    decisions_do_not_allocate_in(compiled, compiled_dsl);
+}
+
+#[test]
+fn evaluator_decisions_do_not_allocate() {
+    let ev = Evaluators::load();
+    decisions_do_not_allocate_in(|s| ev.file(s), |s| ev.dsl(s));
+}
+
+fn decisions_do_not_allocate_in(
+    compiled: impl Fn(&str) -> Option<&'static dyn Policy>,
+    compiled_dsl: impl Fn(&str) -> Option<&'static dyn Policy>,
+) {
     let _serial = serial();
     let stripe = compiled("fixture-valid-policy-stripe").expect("compiled");
     let regex = compiled("op-regex-flags-and-lines").expect("compiled");
@@ -426,6 +493,16 @@ fn decisions_do_not_allocate() {
 /// partitions by session and by argument included.
 #[test]
 fn spend_budgets_do_not_allocate() {
+    spend_budgets_do_not_allocate_in(compiled);
+}
+
+#[test]
+fn evaluator_spend_budgets_do_not_allocate() {
+    let ev = Evaluators::load();
+    spend_budgets_do_not_allocate_in(|s| ev.file(s));
+}
+
+fn spend_budgets_do_not_allocate_in(compiled: impl Fn(&str) -> Option<&'static dyn Policy>) {
     let _serial = serial();
     use portcullis_core::spend::Budgets;
     let counters = MemoryCounters::new();
@@ -500,6 +577,18 @@ fn spend_budgets_do_not_allocate() {
 /// deciding a prompt with its arguments allocate nothing, in both languages.
 #[test]
 fn resource_and_prompt_decisions_do_not_allocate() {
+    resource_and_prompt_decisions_do_not_allocate_in(compiled);
+}
+
+#[test]
+fn evaluator_resource_and_prompt_decisions_do_not_allocate() {
+    let ev = Evaluators::load();
+    resource_and_prompt_decisions_do_not_allocate_in(|s| ev.file(s));
+}
+
+fn resource_and_prompt_decisions_do_not_allocate_in(
+    compiled: impl Fn(&str) -> Option<&'static dyn Policy>,
+) {
     let _serial = serial();
     use portcullis_core::call::{Surface, ToolCall};
     use portcullis_core::json::Strictness;
@@ -591,6 +680,16 @@ fn resource_and_prompt_decisions_do_not_allocate() {
 /// arguments, allocates nothing, in both languages.
 #[test]
 fn path_decisions_do_not_allocate() {
+    path_decisions_do_not_allocate_in(compiled);
+}
+
+#[test]
+fn evaluator_path_decisions_do_not_allocate() {
+    let ev = Evaluators::load();
+    path_decisions_do_not_allocate_in(|s| ev.file(s));
+}
+
+fn path_decisions_do_not_allocate_in(compiled: impl Fn(&str) -> Option<&'static dyn Policy>) {
     let _serial = serial();
     let args = [
         ("read_file", r#"{"path":"/srv/secret/key"}"#),
