@@ -11,6 +11,7 @@
 //! - [`counters`]: the [`Counters`] host trait, windows, the in-memory store.
 //! - [`policy`]: the [`Policy`] trait and [`Decision`].
 //! - [`regex`]: regexes embedded as build-time DFAs.
+//! - [`scan`]: the byte classifier every JSON scanner uses (SSE2, SWAR fallback).
 //! - [`replay`]: calls replayed on fresh counters, for policy tests.
 //! - [`principal`]: who is calling (claims of a validated token), read without allocating.
 //! - [`spend`]: exact money and the budgets on paid tools (MPP).
@@ -76,6 +77,7 @@ pub mod principal;
 pub mod regex;
 pub mod replay;
 pub mod results;
+pub mod scan;
 pub mod secrets;
 pub mod spend;
 pub mod structural;
