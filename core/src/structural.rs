@@ -33,6 +33,7 @@
 //!   server's `JSON.stringify` writes one for a string cut inside a pair.
 
 use crate::json::{JStr, Value};
+use crate::scan::StringTracker;
 
 /// Deepest nesting of arrays and objects accepted (as `SERVER_ANSWER`).
 pub const MAX_DEPTH: usize = 1024;
@@ -95,6 +96,7 @@ pub struct AnswerOutline {
     top_len: usize,
     result: [Span; OUTLINE_MEMBERS],
     result_len: usize,
+    list: Option<ListIndex>,
 }
 
 impl AnswerOutline {
@@ -126,6 +128,12 @@ impl AnswerOutline {
             .map(|s| Self::value(raw, s))
     }
 
+    /// The entries of `result`'s list array, when it is `array` (`tools`,
+    /// `resources`, `resourceTemplates` or `prompts`, spelled exactly).
+    pub fn list(&self, array: &str) -> Option<&ListIndex> {
+        self.list.as_ref().filter(|l| l.array == array)
+    }
+
     /// The member of `result` spelled exactly `name` (`None` when `result`
     /// is absent or not an object).
     pub fn result_get<'a>(&self, raw: &'a [u8], name: &str) -> Option<Value<'a>> {
@@ -137,7 +145,6 @@ impl AnswerOutline {
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 
 /// 0x80 in every byte of `v` that is zero, nothing elsewhere (exact: no
@@ -145,39 +152,6 @@ const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 #[inline(always)]
 fn zero_bytes(v: u64) -> u64 {
     !(((v & LOW7).wrapping_add(LOW7)) | v | LOW7)
-}
-
-/// Bytes of a string body that end the fast scan: `"`, `\`, a control
-/// byte or a non-ASCII byte.
-#[inline(always)]
-fn string_stops(w: u64) -> u64 {
-    zero_bytes(w ^ (ONES * b'"' as u64))
-        | zero_bytes(w ^ (ONES * b'\\' as u64))
-        | zero_bytes(w & (ONES * 0xe0))
-        | (w & HIGH)
-}
-
-/// Offset of the first byte at or after `i` that is `"`, `\`, below 0x20
-/// or above 0x7f (`b.len()` if none).
-#[inline(always)]
-pub(crate) fn next_string_stop(b: &[u8], mut i: usize) -> usize {
-    while i + 8 <= b.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&b[i..i + 8]);
-        let m = string_stops(u64::from_le_bytes(word));
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < b.len() {
-        let c = b[i];
-        if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
-            return i;
-        }
-        i += 1;
-    }
-    i
 }
 
 /// Offset of the first `"` or `\` at or after `i`, in text known to be
@@ -302,55 +276,6 @@ fn hex4(b: &[u8], i: usize) -> Result<u32, Malformed> {
     Ok(n)
 }
 
-/// Scans the string whose opening quote is at `i`: returns its end (after
-/// the closing quote) and whether its body is plain ASCII without escapes.
-#[inline(always)]
-fn string(b: &[u8], i: usize) -> Result<(usize, bool), Malformed> {
-    let mut j = i + 1;
-    let mut plain = true;
-    loop {
-        j = next_string_stop(b, j);
-        let Some(&c) = b.get(j) else {
-            return Err(Malformed { at: b.len() });
-        };
-        match c {
-            b'"' => return Ok((j + 1, plain)),
-            b'\\' => {
-                plain = false;
-                let Some(&e) = b.get(j + 1) else {
-                    return Err(Malformed { at: b.len() });
-                };
-                match e {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => j += 2,
-                    b'u' => {
-                        // Any four hex digits, a lone surrogate too: the strict
-                        // validator accepts it (readers decode it to U+FFFD,
-                        // as Go does), and Node servers write one
-                        // (`JSON.stringify` escapes a lone surrogate).
-                        hex4(b, j + 2)?;
-                        j += 6;
-                    }
-                    _ => return Err(Malformed { at: j + 1 }),
-                }
-            }
-            0x00..=0x1f => return Err(Malformed { at: j }),
-            _ => {
-                plain = false;
-                let width = match c {
-                    0xc2..=0xdf => 2,
-                    0xe0..=0xef => 3,
-                    0xf0..=0xf4 => 4,
-                    _ => return Err(Malformed { at: j }),
-                };
-                match b.get(j..j + width) {
-                    Some(seq) if std::str::from_utf8(seq).is_ok() => j += width,
-                    _ => return Err(Malformed { at: j }),
-                }
-            }
-        }
-    }
-}
-
 /// The end of the number starting at `i` (RFC 8259 grammar).
 #[inline(always)]
 fn number(b: &[u8], mut i: usize) -> Result<usize, Malformed> {
@@ -432,167 +357,486 @@ impl Keys {
 /// Scans one answer (the whole text; surrounding whitespace allowed): `Err`
 /// when it is not one well-formed JSON value, otherwise what it is.
 ///
-/// Allocation-free; one pass over the bytes.
+/// One pass over the bytes, 64 at a time ([`crate::scan`]): each block is
+/// classified into bitmasks (quotes, backslashes, control bytes, `{}[],:`,
+/// whitespace), the bytes inside strings found by a prefix XOR of the
+/// unescaped quotes (odd backslash runs carried across blocks, as simdjson's
+/// stage 1), and only the tokens are then visited, by `trailing_zeros`: the
+/// structurals outside strings, opening quotes and the first byte of each
+/// scalar. The grammar is checked per token; numbers and literals are read
+/// where they start (their end must be whitespace, a structural or a quote);
+/// a raw control byte in a string, or outside one other than `\t\n\r`, is
+/// refused from the masks; escapes are checked only where a backslash
+/// is; UTF-8 by `std::str::from_utf8` over the whole text once.
+///
+/// The entries of a list array in `result` (`tools`, `resources`,
+/// `resourceTemplates`, `prompts`) are recorded in the same pass with the
+/// span of their naming member ([`ListIndex`]), so a list filter walks no
+/// text again; that index is the only allocation (none for other answers).
 pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
     if b.len() >= u32::MAX as usize {
         return Ok(Scan::Undecided);
     }
-    // One bit per open container: 1 for an object.
-    let mut stack = [0u64; MAX_DEPTH / 64];
-    let mut depth = 0usize;
-    let mut top = Keys::EMPTY;
-    let mut second = Keys::EMPTY;
-    let mut result = Keys::EMPTY;
-    // The depth-2 object open now is the value of `result`.
-    let mut in_result = false;
-    let mut result_seen = false;
-    let mut ambiguous = false;
-    // Where the value of the current member at depth 1 / 2 started.
-    let mut value_start = [0usize; 3];
-    let is_object = |stack: &[u64; MAX_DEPTH / 64], d: usize| {
-        let d = d - 1;
-        stack[d / 64] >> (d % 64) & 1 == 1
-    };
-
-    let mut i = ws(b, 0);
-    if b.get(i) != Some(&b'{') {
+    if b.get(ws(b, 0)) != Some(&b'{') {
         // Arrays (batches) and bare values are read the slow way.
         return Ok(Scan::Undecided);
     }
-    let mut want_value = true;
-    loop {
-        if want_value {
-            let Some(&c) = b.get(i) else {
-                return Err(Malformed { at: b.len() });
-            };
-            match c {
-                b'{' | b'[' => {
-                    if depth == MAX_DEPTH {
-                        return Err(Malformed { at: i });
-                    }
-                    let obj = c == b'{';
-                    if obj {
-                        stack[depth / 64] |= 1 << (depth % 64);
-                    } else {
-                        stack[depth / 64] &= !(1 << (depth % 64));
-                    }
-                    depth += 1;
-                    if obj && depth == 2 {
-                        second.len = 0;
-                        in_result = !result_seen
-                            && top.len > 0
-                            && &b[top.spans[top.len - 1].key.0 as usize
-                                ..top.spans[top.len - 1].key.1 as usize]
-                                == b"result";
-                        if in_result {
-                            result_seen = true;
-                        }
-                    }
-                    i = ws(b, i + 1);
-                    let close = if obj { b'}' } else { b']' };
-                    if b.get(i) == Some(&close) {
-                        // Empty: the value is complete.
-                        i += 1;
-                        depth -= 1;
-                        want_value = false;
-                        continue;
-                    }
-                    if obj {
-                        match member_key(b, &mut i, depth, &mut top, &mut second, &mut ambiguous)? {
-                            Some(()) => {}
-                            None => return Ok(Scan::Undecided),
-                        }
-                        if depth <= 2 {
-                            value_start[depth] = i;
-                        }
-                    }
-                    continue;
-                }
-                b'"' => i = string(b, i)?.0,
-                b'-' | b'0'..=b'9' => i = number(b, i)?,
-                b't' | b'f' | b'n' => {
-                    let lit: &[u8] = match c {
-                        b't' => b"true",
-                        b'f' => b"false",
-                        _ => b"null",
-                    };
-                    if b.get(i..i + lit.len()) != Some(lit) {
-                        return Err(Malformed { at: i });
-                    }
-                    i += lit.len();
-                }
-                _ => return Err(Malformed { at: i }),
+    if let Err(e) = std::str::from_utf8(b) {
+        return Err(Malformed {
+            at: e.valid_up_to(),
+        });
+    }
+    let mut p = Parser::new();
+    let mut tracker = StringTracker::new();
+    // 1 when the previous block ended in a scalar byte.
+    let mut other_carry = 0u64;
+    let mut base = 0usize;
+    while base < b.len() {
+        let block: [u8; 64] = match b.get(base..base + 64) {
+            Some(c) => c.try_into().expect("64 bytes"),
+            None => {
+                // The last block, padded with spaces (no tokens, no errors).
+                let mut pad = [b' '; 64];
+                pad[..b.len() - base].copy_from_slice(&b[base..]);
+                pad
             }
-            want_value = false;
-            continue;
-        }
-        // A value just ended at `i`.
-        if depth == 0 {
-            if ws(b, i) != b.len() {
-                return Err(Malformed { at: ws(b, i) });
-            }
-            break;
-        }
-        let end = i;
-        i = ws(b, i);
-        let Some(&c) = b.get(i) else {
-            return Err(Malformed { at: b.len() });
         };
-        if is_object(&stack, depth) {
-            if c != b',' && c != b'}' {
-                return Err(Malformed { at: i });
-            }
-            // The member at this level is complete.
-            match depth {
-                1 => top.end_value(value_start[1], end),
-                2 => {
-                    second.end_value(value_start[2], end);
-                    if in_result {
-                        result.spans[..second.len].copy_from_slice(&second.spans[..second.len]);
-                        result.len = second.len;
-                    }
-                }
-                _ => {}
-            }
-            if c == b',' {
-                i = ws(b, i + 1);
-                if member_key(b, &mut i, depth, &mut top, &mut second, &mut ambiguous)?.is_none() {
-                    return Ok(Scan::Undecided);
-                }
-                if depth <= 2 {
-                    value_start[depth] = i;
-                }
-                want_value = true;
-            } else {
-                i += 1;
-                if depth == 2 {
-                    in_result = false;
-                }
-                depth -= 1;
-            }
-        } else {
-            match c {
-                b',' => {
-                    i = ws(b, i + 1);
-                    want_value = true;
-                }
-                b']' => {
-                    i += 1;
-                    depth -= 1;
-                }
-                _ => return Err(Malformed { at: i }),
+        let blk = tracker.next(&block);
+        let m = blk.masks;
+        let in_str = blk.in_string;
+        // Raw control bytes: none in strings, only `\t\n\r` outside.
+        let bad = m.control & (in_str | !m.whitespace);
+        if bad != 0 {
+            return Err(Malformed {
+                at: base + bad.trailing_zeros() as usize,
+            });
+        }
+        // Escapes: the backslashes that are not themselves escaped.
+        let mut esc = m.backslash & !blk.escaped & in_str;
+        while esc != 0 {
+            escape(b, base + esc.trailing_zeros() as usize)?;
+            esc &= esc - 1;
+        }
+        let other = !(m.whitespace | m.structural | m.quote) & !in_str;
+        let scalar_starts = other & !((other << 1) | other_carry);
+        other_carry = other >> 63;
+        let mut tokens = (m.structural & !in_str) | (blk.quotes & in_str) | scalar_starts;
+        while tokens != 0 {
+            let at = base + tokens.trailing_zeros() as usize;
+            tokens &= tokens - 1;
+            if let Some(undecided) = p.token(b, at)? {
+                return Ok(undecided);
             }
         }
+        base += 64;
     }
-    if ambiguous {
-        return Ok(Scan::Ambiguous);
+    if tracker.in_string() || !p.done {
+        return Err(Malformed { at: b.len() });
     }
-    Ok(Scan::Plain(AnswerOutline {
-        top: top.spans,
-        top_len: top.len,
-        result: result.spans,
-        result_len: if result_seen { result.len } else { 0 },
-    }))
+    p.finish()
+}
+
+/// Checks the escape whose backslash is at `i` (in a string).
+#[inline]
+fn escape(b: &[u8], i: usize) -> Result<(), Malformed> {
+    match b.get(i + 1) {
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(()),
+        // Any four hex digits, a lone surrogate too: the strict validator
+        // accepts it (readers decode it to U+FFFD, as Go does), and Node
+        // servers write one (`JSON.stringify` escapes a lone surrogate).
+        Some(b'u') => hex4(b, i + 2).map(|_| ()),
+        Some(_) => Err(Malformed { at: i + 1 }),
+        None => Err(Malformed { at: b.len() }),
+    }
+}
+
+/// The offset after the last non-whitespace byte before `i`.
+#[inline(always)]
+fn rws(b: &[u8], mut i: usize) -> usize {
+    while i > 0 && matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r') {
+        i -= 1;
+    }
+    i
+}
+
+/// What the grammar expects next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A value.
+    Value,
+    /// A value or `]` (just after `[`).
+    ValueOrClose,
+    /// A key.
+    Key,
+    /// A key or `}` (just after `{`).
+    KeyOrClose,
+    /// `:` after a key.
+    Colon,
+    /// `,` or the closer of the open container (nothing at depth 0).
+    Next,
+}
+
+/// The names of the list arrays in `result`, and the member naming each entry.
+const LISTS: [(&[u8], &[u8]); 4] = [
+    (b"tools", b"name"),
+    (b"resources", b"uri"),
+    (b"resourceTemplates", b"uriTemplate"),
+    (b"prompts", b"name"),
+];
+
+/// One entry of a list array, as [`scan_answer`] found it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListEntry {
+    /// Byte range of the entry's value.
+    pub span: (u32, u32),
+    /// Byte range of the value of its naming member, when it has exactly
+    /// one, spelled exactly (`(0, 0)` otherwise).
+    pub name: (u32, u32),
+    /// The entry is an object.
+    pub object: bool,
+    /// The naming member appears twice, or in another letter case.
+    pub ambiguous: bool,
+    /// A key of the entry has escapes or non-ASCII bytes: the entry must be
+    /// read the slow way (its name may be spelled with escapes).
+    pub undecided: bool,
+}
+
+/// The entries of the first list array of `result` (`tools`, `resources`,
+/// `resourceTemplates` or `prompts`), recorded while scanning.
+#[derive(Debug, Clone, Default)]
+pub struct ListIndex {
+    /// The array's member name (`tools`...).
+    pub array: &'static str,
+    /// The member naming each entry (`name`, `uri`, `uriTemplate`).
+    pub key: &'static str,
+    /// Byte range of the array, `[` to `]` included.
+    pub span: (u32, u32),
+    /// Its entries, in order.
+    pub entries: Vec<ListEntry>,
+}
+
+/// The grammar walk over tokens, and what it records.
+struct Parser {
+    want: Want,
+    /// One bit per open container: 1 for an object.
+    stack: [u64; MAX_DEPTH / 64],
+    depth: usize,
+    done: bool,
+    top: Keys,
+    second: Keys,
+    result: Keys,
+    in_result: bool,
+    result_seen: bool,
+    ambiguous: bool,
+    /// The opening quote of the key being read.
+    key_start: usize,
+    /// Where the value of the current member at depth 1 / 2 started.
+    value_start: [usize; 3],
+    /// The list array being recorded (open at depth 3) and its naming key.
+    list: Option<ListIndex>,
+    recording: bool,
+    want_key: &'static [u8],
+    /// Where the value of the current entry's naming member started (when
+    /// the member being read at depth 4 is it).
+    name_start: Option<usize>,
+}
+
+impl Parser {
+    fn new() -> Parser {
+        Parser {
+            want: Want::Value,
+            stack: [0; MAX_DEPTH / 64],
+            depth: 0,
+            done: false,
+            top: Keys::EMPTY,
+            second: Keys::EMPTY,
+            result: Keys::EMPTY,
+            in_result: false,
+            result_seen: false,
+            ambiguous: false,
+            key_start: 0,
+            value_start: [0; 3],
+            list: None,
+            recording: false,
+            want_key: b"",
+            name_start: None,
+        }
+    }
+
+    #[inline(always)]
+    fn in_object(&self) -> bool {
+        let d = self.depth - 1;
+        self.stack[d / 64] >> (d % 64) & 1 == 1
+    }
+
+    /// The entry being recorded (at depth 4, or its value at depth 3).
+    #[inline(always)]
+    fn entry(&mut self) -> Option<&mut ListEntry> {
+        self.list.as_mut().and_then(|l| l.entries.last_mut())
+    }
+
+    /// A value starts at `at`: in the list being recorded, a new entry.
+    #[inline(always)]
+    fn value_starts(&mut self, at: usize, object: bool) {
+        if self.recording
+            && self.depth == 3
+            && let Some(l) = self.list.as_mut()
+        {
+            l.entries.push(ListEntry {
+                span: (at as u32, 0),
+                object,
+                ..ListEntry::default()
+            });
+        }
+    }
+
+    /// One token at `at`: `Ok(Some(Undecided))` when the scan stops there.
+    #[inline(always)]
+    fn token(&mut self, b: &[u8], at: usize) -> Result<Option<Scan>, Malformed> {
+        let err = Err(Malformed { at });
+        if self.done {
+            return err;
+        }
+        let c = b[at];
+        match c {
+            b'{' | b'[' => {
+                if !matches!(self.want, Want::Value | Want::ValueOrClose) {
+                    return err;
+                }
+                if self.depth == MAX_DEPTH {
+                    return err;
+                }
+                let obj = c == b'{';
+                self.value_starts(at, obj);
+                let d = self.depth;
+                if obj {
+                    self.stack[d / 64] |= 1 << (d % 64);
+                } else {
+                    self.stack[d / 64] &= !(1 << (d % 64));
+                }
+                self.depth += 1;
+                if obj && self.depth == 2 {
+                    self.second.len = 0;
+                    let top = &self.top;
+                    self.in_result = !self.result_seen
+                        && top.len > 0
+                        && &b[top.spans[top.len - 1].key.0 as usize
+                            ..top.spans[top.len - 1].key.1 as usize]
+                            == b"result";
+                    if self.in_result {
+                        self.result_seen = true;
+                    }
+                }
+                if !obj && self.depth == 3 && self.in_result && self.list.is_none() {
+                    let s = &self.second.spans[self.second.len - 1];
+                    let name = &b[s.key.0 as usize..s.key.1 as usize];
+                    if let Some((array, key)) = LISTS.iter().find(|(a, _)| *a == name) {
+                        self.list = Some(ListIndex {
+                            array: std::str::from_utf8(array).unwrap_or_default(),
+                            key: std::str::from_utf8(key).unwrap_or_default(),
+                            span: (at as u32, 0),
+                            entries: Vec::with_capacity(b.len() / 256 + 1),
+                        });
+                        self.recording = true;
+                        self.want_key = key;
+                    }
+                }
+                self.want = if obj {
+                    Want::KeyOrClose
+                } else {
+                    Want::ValueOrClose
+                };
+            }
+            b'}' | b']' => {
+                let obj = c == b'}';
+                let ok = match self.want {
+                    Want::Next => self.in_object() == obj,
+                    Want::KeyOrClose => obj,
+                    Want::ValueOrClose => !obj,
+                    _ => false,
+                };
+                if !ok {
+                    return err;
+                }
+                if self.want == Want::Next {
+                    self.value_ends(b, at);
+                }
+                if self.depth == 2 && obj {
+                    self.in_result = false;
+                }
+                if self.depth == 3 && self.recording {
+                    self.recording = false;
+                    if let Some(l) = self.list.as_mut() {
+                        l.span.1 = at as u32 + 1;
+                    }
+                }
+                self.depth -= 1;
+                self.want = Want::Next;
+                if self.depth == 0 {
+                    self.done = true;
+                }
+            }
+            b',' => {
+                if self.want != Want::Next || self.depth == 0 {
+                    return err;
+                }
+                self.value_ends(b, at);
+                self.want = if self.in_object() {
+                    Want::Key
+                } else {
+                    Want::Value
+                };
+            }
+            b':' => {
+                if self.want != Want::Colon {
+                    return err;
+                }
+                self.want = Want::Value;
+                return self.key_ends(b, at);
+            }
+            b'"' => match self.want {
+                Want::Key | Want::KeyOrClose => {
+                    self.key_start = at;
+                    self.want = Want::Colon;
+                }
+                Want::Value | Want::ValueOrClose => {
+                    self.value_starts(at, false);
+                    self.want = Want::Next;
+                }
+                _ => return err,
+            },
+            _ => {
+                if !matches!(self.want, Want::Value | Want::ValueOrClose) {
+                    return err;
+                }
+                self.value_starts(at, false);
+                let end = match c {
+                    b'-' | b'0'..=b'9' => number(b, at)?,
+                    b't' | b'f' | b'n' => {
+                        let lit: &[u8] = match c {
+                            b't' => b"true",
+                            b'f' => b"false",
+                            _ => b"null",
+                        };
+                        if b.get(at..at + lit.len()) != Some(lit) {
+                            return err;
+                        }
+                        at + lit.len()
+                    }
+                    _ => return err,
+                };
+                // The scalar's run of bytes must end where its grammar does.
+                if let Some(&n) = b.get(end)
+                    && !matches!(
+                        n,
+                        b' ' | b'\t'
+                            | b'\n'
+                            | b'\r'
+                            | b'"'
+                            | b','
+                            | b':'
+                            | b'['
+                            | b']'
+                            | b'{'
+                            | b'}'
+                    )
+                {
+                    return Err(Malformed { at: end });
+                }
+                self.want = Want::Next;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The key whose opening quote is at `key_start` ends before the colon
+    /// at `colon` (only whitespace between: no token came in between).
+    #[inline(always)]
+    fn key_ends(&mut self, b: &[u8], colon: usize) -> Result<Option<Scan>, Malformed> {
+        let d = self.depth;
+        if d > 4 || (d == 3) || (d == 4 && !self.recording) {
+            return Ok(None);
+        }
+        let key = (self.key_start + 1, rws(b, colon) - 1);
+        let k = &b[key.0..key.1];
+        let plain = k.is_ascii() && !k.contains(&b'\\');
+        if d == 4 {
+            let want = self.want_key;
+            let value = ws(b, colon + 1);
+            let found = plain && k.eq_ignore_ascii_case(want);
+            if let Some(e) = self.entry() {
+                if !plain {
+                    e.undecided = true;
+                } else if found {
+                    e.ambiguous |= e.name != (0, 0) || k != want;
+                    e.name = (1, 1); // marks "seen" until the value ends
+                }
+            }
+            if found {
+                self.name_start = Some(value);
+            }
+            return Ok(None);
+        }
+        if !plain {
+            return Ok(Some(Scan::Undecided));
+        }
+        let keys = if d == 1 {
+            self.ambiguous |= envelope_variant(k);
+            &mut self.top
+        } else {
+            &mut self.second
+        };
+        match keys.add(b, key) {
+            None => return Ok(Some(Scan::Undecided)),
+            Some(dup) => self.ambiguous |= dup,
+        }
+        self.value_start[d] = ws(b, colon + 1);
+        Ok(None)
+    }
+
+    /// The value before the `,` or closer at `at` ended (`want` was `Next`).
+    #[inline(always)]
+    fn value_ends(&mut self, b: &[u8], at: usize) {
+        match self.depth {
+            1 => self.top.end_value(self.value_start[1], rws(b, at)),
+            2 => {
+                self.second.end_value(self.value_start[2], rws(b, at));
+                if self.in_result {
+                    let n = self.second.len;
+                    self.result.spans[..n].copy_from_slice(&self.second.spans[..n]);
+                    self.result.len = n;
+                }
+            }
+            3 if self.recording => {
+                let end = rws(b, at) as u32;
+                if let Some(e) = self.entry() {
+                    e.span.1 = end;
+                }
+            }
+            4 if self.recording => {
+                if let Some(start) = self.name_start.take() {
+                    let end = rws(b, at) as u32;
+                    if let Some(e) = self.entry() {
+                        e.name = (start as u32, end);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(self) -> Result<Scan, Malformed> {
+        if self.ambiguous {
+            return Ok(Scan::Ambiguous);
+        }
+        Ok(Scan::Plain(AnswerOutline {
+            top: self.top.spans,
+            top_len: self.top.len,
+            result: self.result.spans,
+            result_len: if self.result_seen { self.result.len } else { 0 },
+            list: self.list.filter(|l| l.span.1 != 0),
+        }))
+    }
 }
 
 /// True when `k`, a plain ASCII key of the envelope, is the name of an
@@ -611,48 +855,6 @@ fn envelope_variant(k: &[u8]) -> bool {
         _ => return false,
     };
     names.iter().any(|n| k != *n && k.eq_ignore_ascii_case(n))
-}
-
-/// Reads `"key"` `:` and the space after it at `*i` in an object at
-/// `depth`; records keys at depth 1 and 2. `Ok(None)`: a key this scanner
-/// does not decide (escaped, non-ASCII, too many).
-#[inline(always)]
-fn member_key(
-    b: &[u8],
-    i: &mut usize,
-    depth: usize,
-    top: &mut Keys,
-    second: &mut Keys,
-    ambiguous: &mut bool,
-) -> Result<Option<()>, Malformed> {
-    if b.get(*i) != Some(&b'"') {
-        return Err(Malformed {
-            at: (*i).min(b.len()),
-        });
-    }
-    let (end, plain) = string(b, *i)?;
-    if depth <= 2 {
-        if !plain {
-            return Ok(None);
-        }
-        let key = (*i + 1, end - 1);
-        let keys = if depth == 1 {
-            *ambiguous |= envelope_variant(&b[key.0..key.1]);
-            top
-        } else {
-            second
-        };
-        match keys.add(b, key) {
-            None => return Ok(None),
-            Some(dup) => *ambiguous |= dup,
-        }
-    }
-    let j = ws(b, end);
-    if b.get(j) != Some(&b':') {
-        return Err(Malformed { at: j.min(b.len()) });
-    }
-    *i = ws(b, j + 1);
-    Ok(Some(()))
 }
 
 #[cfg(test)]
@@ -896,6 +1098,176 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Backslash runs, quotes, control bytes and bad escapes at every
+    /// offset around the 64-byte block boundaries the scan works in.
+    #[test]
+    fn escapes_and_specials_across_block_boundaries() {
+        let pieces: &[&[u8]] = &[
+            br#"\\"#,
+            br#"\""#,
+            br#"\\\""#,
+            br#"\\\\"#,
+            br#"\u00e9"#,
+            br#"\uD83D\uDE00"#,
+            b"\\",
+            b"\\x",
+            b"\\u12",
+            b"\x01",
+            b"\t",
+            b"\x7f",
+            "é".as_bytes(),
+            b"\xe9",
+            b"\"",
+            b"\",\"b\":\"",
+            b"\"}",
+        ];
+        for pad in 0..140 {
+            for piece in pieces {
+                let mut t = b"{\"id\":1,\"result\":{\"a\":\"".to_vec();
+                t.extend(std::iter::repeat_n(b'x', pad));
+                t.extend_from_slice(piece);
+                t.extend_from_slice(b"y\"},\"z\":[1,{\"k\":null}]}");
+                assert_eq!(
+                    accepts(&t),
+                    serde_accepts(&t),
+                    "{:?}",
+                    String::from_utf8_lossy(&t)
+                );
+            }
+        }
+    }
+
+    /// Nesting up to [`MAX_DEPTH`] is accepted, one more level refused.
+    #[test]
+    fn nesting_to_the_limit() {
+        let arrays = |n: usize| format!("{{\"a\":{}{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+        assert!(accepts(arrays(MAX_DEPTH).as_bytes()));
+        assert!(!accepts(arrays(MAX_DEPTH + 1).as_bytes()));
+        let objects = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+        assert!(accepts(objects(MAX_DEPTH).as_bytes()));
+        assert!(!accepts(objects(MAX_DEPTH + 1).as_bytes()));
+    }
+
+    /// Number spellings, literals and what may follow them.
+    #[test]
+    fn scalars_agree_with_serde_json() {
+        for v in [
+            "-",
+            "01",
+            "1.",
+            "1e",
+            "1e+",
+            "-0",
+            "-01",
+            "0.0e0",
+            "1E-0",
+            ".1",
+            "+1",
+            "1.5.2",
+            "1e5e5",
+            "0x10",
+            "Infinity",
+            "NaN",
+            "-Infinity",
+            "true",
+            "truee",
+            "tru",
+            "nul",
+            "null1",
+            "false",
+            "fals",
+            "1true",
+            "1 2",
+            "1\"a\"",
+            "\"a\"1",
+            "\"a\" \"b\"",
+            "1,",
+            "[1]x",
+            "1/",
+            "\\",
+            "-a",
+            "1\u{b}",
+            "1\u{c}",
+            "1\u{0}",
+        ] {
+            let t = format!("{{\"id\":1,\"result\":{{\"v\":{v}}}}}");
+            assert_eq!(accepts(t.as_bytes()), serde_accepts(t.as_bytes()), "{t}");
+            let t = format!("{{\"id\":1,\"result\":[{v}]}}");
+            assert_eq!(accepts(t.as_bytes()), serde_accepts(t.as_bytes()), "{t}");
+        }
+    }
+
+    /// The entries of a list array, as the filters read them.
+    #[test]
+    fn list_entries_are_recorded() {
+        let t = br#"{"id":1,"result":{"nextCursor":"c","tools":[ {"name":"a","x":{"name":"no"}} , "s", {"Name":"b"},{"name":"c","name":"d"},{"n\u0061me":"e"},{"d":[{"name":"f"}],"name" : "g" }],"x":[{"name":"h"}]}}"#;
+        let Ok(Scan::Plain(o)) = scan_answer(t) else {
+            panic!()
+        };
+        assert!(o.list("prompts").is_none());
+        let l = o.list("tools").unwrap();
+        assert_eq!(l.key, "name");
+        let span = |s: (u32, u32)| std::str::from_utf8(&t[s.0 as usize..s.1 as usize]).unwrap();
+        assert_eq!(
+            span(l.span).as_bytes(),
+            o.result_get(t, "tools").unwrap().as_bytes()
+        );
+        let got: Vec<(&str, &str, bool, bool, bool)> = l
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    span(e.span),
+                    span(e.name),
+                    e.object,
+                    e.ambiguous,
+                    e.undecided,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    r#"{"name":"a","x":{"name":"no"}}"#,
+                    r#""a""#,
+                    true,
+                    false,
+                    false
+                ),
+                (r#""s""#, "", false, false, false),
+                (r#"{"Name":"b"}"#, r#""b""#, true, true, false),
+                (r#"{"name":"c","name":"d"}"#, r#""d""#, true, true, false),
+                (r#"{"n\u0061me":"e"}"#, "", true, false, true),
+                (
+                    r#"{"d":[{"name":"f"}],"name" : "g" }"#,
+                    r#""g""#,
+                    true,
+                    false,
+                    false
+                ),
+            ]
+        );
+        for (array, key) in [
+            ("resources", "uri"),
+            ("resourceTemplates", "uriTemplate"),
+            ("prompts", "name"),
+        ] {
+            let t = format!(r#"{{"id":1,"result":{{"{array}":[{{"{key}":"v"}}]}}}}"#);
+            let Ok(Scan::Plain(o)) = scan_answer(t.as_bytes()) else {
+                panic!()
+            };
+            let l = o.list(array).unwrap();
+            assert_eq!((l.key, l.entries.len()), (key, 1));
+        }
+        // Not under `result`: nothing recorded.
+        let t = br#"{"id":1,"error":{"tools":[{"name":"a"}]}}"#;
+        let Ok(Scan::Plain(o)) = scan_answer(t) else {
+            panic!()
+        };
+        assert!(o.list("tools").is_none());
     }
 
     #[test]
