@@ -33,7 +33,7 @@
 //!   server's `JSON.stringify` writes one for a string cut inside a pair.
 
 use crate::json::{JStr, Value};
-use crate::scan::StringTracker;
+use crate::scan::{StringTracker, classify64_tokens};
 
 /// Deepest nesting of arrays and objects accepted (as `SERVER_ANSWER`).
 pub const MAX_DEPTH: usize = 1024;
@@ -354,6 +354,109 @@ impl Keys {
     }
 }
 
+/// Token classes ([`CLASS`]): what a token's first byte is.
+const SCALAR: u8 = 0;
+const QUOTE: u8 = 1;
+const COLON: u8 = 2;
+const COMMA: u8 = 3;
+const OPEN_OBJECT: u8 = 4;
+const OPEN_ARRAY: u8 = 5;
+const CLOSE_OBJECT: u8 = 6;
+const CLOSE_ARRAY: u8 = 7;
+
+/// The class of each byte that starts a token (scalar for the rest).
+const CLASS: [u8; 256] = {
+    let mut t = [SCALAR; 256];
+    t[b'"' as usize] = QUOTE;
+    t[b':' as usize] = COLON;
+    t[b',' as usize] = COMMA;
+    t[b'{' as usize] = OPEN_OBJECT;
+    t[b'[' as usize] = OPEN_ARRAY;
+    t[b'}' as usize] = CLOSE_OBJECT;
+    t[b']' as usize] = CLOSE_ARRAY;
+    t
+};
+
+/// Grammar states: what the next token may be.
+/// A value in an object (after `:`).
+const VALUE_IN_OBJECT: u8 = 0;
+/// A value in an array (after `,`).
+const VALUE_IN_ARRAY: u8 = 1;
+/// A value or `]` (after `[`).
+const VALUE_OR_CLOSE: u8 = 2;
+/// A key (after `,` in an object).
+const KEY: u8 = 3;
+/// A key or `}` (after `{`).
+const KEY_OR_CLOSE: u8 = 4;
+/// `:` after a key.
+const WANT_COLON: u8 = 5;
+/// `,` or `}` after a member's value.
+const NEXT_IN_OBJECT: u8 = 6;
+/// `,` or `]` after an element.
+const NEXT_IN_ARRAY: u8 = 7;
+/// The outermost value (always an object here).
+const START: u8 = 8;
+/// The outermost value is complete: no token may follow.
+const DONE: u8 = 9;
+/// Not a valid token here.
+const ERR: u8 = 0xff;
+/// A closer where one may come: the state is the parent's `NEXT_IN_*`.
+const POP: u8 = 10;
+
+/// The state after a token of each class, in each state.
+const TRANSITION: [[u8; 8]; 16] = {
+    let mut t = [[ERR; 8]; 16];
+    let mut s = 0;
+    while s < 10 {
+        let s8 = s as u8;
+        let value = s8 == VALUE_IN_OBJECT || s8 == VALUE_IN_ARRAY || s8 == VALUE_OR_CLOSE;
+        if value || s8 == START {
+            t[s][OPEN_OBJECT as usize] = KEY_OR_CLOSE;
+            t[s][OPEN_ARRAY as usize] = VALUE_OR_CLOSE;
+        }
+        if value {
+            let next = if s8 == VALUE_IN_OBJECT {
+                NEXT_IN_OBJECT
+            } else {
+                NEXT_IN_ARRAY
+            };
+            t[s][QUOTE as usize] = next;
+            t[s][SCALAR as usize] = next;
+        }
+        s += 1;
+    }
+    t[KEY as usize][QUOTE as usize] = WANT_COLON;
+    t[KEY_OR_CLOSE as usize][QUOTE as usize] = WANT_COLON;
+    t[KEY_OR_CLOSE as usize][CLOSE_OBJECT as usize] = POP;
+    t[WANT_COLON as usize][COLON as usize] = VALUE_IN_OBJECT;
+    t[NEXT_IN_OBJECT as usize][COMMA as usize] = KEY;
+    t[NEXT_IN_OBJECT as usize][CLOSE_OBJECT as usize] = POP;
+    t[NEXT_IN_ARRAY as usize][COMMA as usize] = VALUE_IN_ARRAY;
+    t[NEXT_IN_ARRAY as usize][CLOSE_ARRAY as usize] = POP;
+    t[VALUE_OR_CLOSE as usize][CLOSE_ARRAY as usize] = POP;
+    t
+};
+
+/// [`TRANSITION`] by state and byte in one lookup: `class << 4 | next`,
+/// or [`ERR`].
+const STEP: [u8; 16 * 256] = {
+    let mut t = [ERR; 16 * 256];
+    let mut s = 0;
+    while s < 16 {
+        let mut c = 0;
+        while c < 256 {
+            let class = CLASS[c];
+            let next = TRANSITION[s][class as usize];
+            if next != ERR {
+                t[s << 8 | c] = class << 4 | next;
+            }
+            c += 1;
+        }
+        s += 1;
+    }
+    t
+};
+
 /// Scans one answer (the whole text; surrounding whitespace allowed): `Err`
 /// when it is not one well-formed JSON value, otherwise what it is.
 ///
@@ -381,15 +484,18 @@ pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
         // Arrays (batches) and bare values are read the slow way.
         return Ok(Scan::Undecided);
     }
-    if let Err(e) = std::str::from_utf8(b) {
-        return Err(Malformed {
-            at: e.valid_up_to(),
-        });
-    }
-    let mut p = Parser::new();
+    let mut state = START;
+    let mut depth = 0usize;
+    // One bit per open container: 1 for an object.
+    let mut stack = [0u64; MAX_DEPTH / 64];
+    // The opening quote of the last string (the key, at a `:`).
+    let mut key_start = 0usize;
+    let mut rec = Recorder::new();
     let mut tracker = StringTracker::new();
     // 1 when the previous block ended in a scalar byte.
     let mut other_carry = 0u64;
+    // The first block with a byte above 0x7f (UTF-8 is checked from there).
+    let mut non_ascii_from = None;
     let mut base = 0usize;
     while base < b.len() {
         let block: [u8; 64] = match b.get(base..base + 64) {
@@ -401,39 +507,147 @@ pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
                 pad
             }
         };
-        let blk = tracker.next(&block);
-        let m = blk.masks;
-        let in_str = blk.in_string;
-        // Raw control bytes: none in strings, only `\t\n\r` outside.
-        let bad = m.control & (in_str | !m.whitespace);
-        if bad != 0 {
-            return Err(Malformed {
-                at: base + bad.trailing_zeros() as usize,
-            });
+        let m = classify64_tokens(&block);
+        let (escaped, quotes, in_str) = tracker.strings(m.quote, m.backslash);
+        if m.non_ascii != 0 && non_ascii_from.is_none() {
+            non_ascii_from = Some(base);
+        }
+        // Raw control bytes: none in strings; outside, only `\t\n\r`
+        // (whitespace; rare in one-line answers, so checked one by one).
+        if m.control != 0 {
+            let bad = m.control & in_str;
+            if bad != 0 {
+                return Err(Malformed {
+                    at: base + bad.trailing_zeros() as usize,
+                });
+            }
+            let mut outside = m.control & !in_str;
+            while outside != 0 {
+                let at = base + outside.trailing_zeros() as usize;
+                if !matches!(b[at], b'\t' | b'\n' | b'\r') {
+                    return Err(Malformed { at });
+                }
+                outside &= outside - 1;
+            }
         }
         // Escapes: the backslashes that are not themselves escaped.
-        let mut esc = m.backslash & !blk.escaped & in_str;
+        let mut esc = m.backslash & !escaped & in_str;
         while esc != 0 {
             escape(b, base + esc.trailing_zeros() as usize)?;
             esc &= esc - 1;
         }
-        let other = !(m.whitespace | m.structural | m.quote) & !in_str;
+        let other = m.scalar & !in_str;
         let scalar_starts = other & !((other << 1) | other_carry);
         other_carry = other >> 63;
-        let mut tokens = (m.structural & !in_str) | (blk.quotes & in_str) | scalar_starts;
+        let mut tokens = (m.structural & !in_str) | (quotes & in_str) | scalar_starts;
         while tokens != 0 {
-            let at = base + tokens.trailing_zeros() as usize;
+            let k = tokens.trailing_zeros() as usize;
+            let at = base + k;
             tokens &= tokens - 1;
-            if let Some(undecided) = p.token(b, at)? {
-                return Ok(undecided);
+            let step = STEP[(state as usize & 15) << 8 | block[k & 63] as usize];
+            if step == ERR {
+                return Err(Malformed { at });
+            }
+            let (class, next) = (step >> 4, step & 15);
+            if class < OPEN_OBJECT {
+                // A string, a scalar, `:` or `,`.
+                if depth <= 4 {
+                    match class {
+                        COLON => {
+                            if rec.key_ends(b, depth, key_start, at) {
+                                return Ok(Scan::Undecided);
+                            }
+                        }
+                        COMMA => rec.value_ends(b, depth, at),
+                        _ if depth == 3 && next == NEXT_IN_ARRAY => rec.value_starts(at, false),
+                        _ => {}
+                    }
+                }
+                if class == SCALAR {
+                    scalar(b, at)?;
+                }
+                key_start = at;
+                state = next;
+            } else if class < CLOSE_OBJECT {
+                if depth == MAX_DEPTH {
+                    return Err(Malformed { at });
+                }
+                let obj = class == OPEN_OBJECT;
+                if depth == 3 {
+                    rec.value_starts(at, obj);
+                }
+                let bit = 1u64 << (depth % 64);
+                if obj {
+                    stack[depth / 64] |= bit;
+                } else {
+                    stack[depth / 64] &= !bit;
+                }
+                depth += 1;
+                if depth <= 3 {
+                    rec.opened(b, depth, obj, at);
+                }
+                state = next;
+            } else {
+                if depth <= 4 {
+                    if state >= NEXT_IN_OBJECT {
+                        rec.value_ends(b, depth, at);
+                    }
+                    rec.closed(depth, at);
+                }
+                depth -= 1;
+                state = if depth == 0 {
+                    DONE
+                } else {
+                    let d = depth - 1;
+                    if stack[d / 64] >> (d % 64) & 1 == 1 {
+                        NEXT_IN_OBJECT
+                    } else {
+                        NEXT_IN_ARRAY
+                    }
+                };
             }
         }
         base += 64;
     }
-    if tracker.in_string() || !p.done {
+    if state != DONE || tracker.in_string() {
         return Err(Malformed { at: b.len() });
     }
-    p.finish()
+    if let Some(from) = non_ascii_from
+        && let Err(e) = std::str::from_utf8(&b[from..])
+    {
+        return Err(Malformed {
+            at: from + e.valid_up_to(),
+        });
+    }
+    Ok(rec.finish())
+}
+
+/// Checks the number or literal starting at `at`: its run of bytes must end
+/// where its grammar does (at whitespace, a structural, a quote or the end).
+#[inline]
+fn scalar(b: &[u8], at: usize) -> Result<(), Malformed> {
+    let end = match b[at] {
+        b'-' | b'0'..=b'9' => number(b, at)?,
+        c @ (b't' | b'f' | b'n') => {
+            let lit: &[u8] = match c {
+                b't' => b"true",
+                b'f' => b"false",
+                _ => b"null",
+            };
+            if b.get(at..at + lit.len()) != Some(lit) {
+                return Err(Malformed { at });
+            }
+            at + lit.len()
+        }
+        _ => return Err(Malformed { at }),
+    };
+    match b.get(end) {
+        None
+        | Some(b' ' | b'\t' | b'\n' | b'\r' | b'"' | b',' | b':' | b'[' | b']' | b'{' | b'}') => {
+            Ok(())
+        }
+        Some(_) => Err(Malformed { at: end }),
+    }
 }
 
 /// Checks the escape whose backslash is at `i` (in a string).
@@ -457,23 +671,6 @@ fn rws(b: &[u8], mut i: usize) -> usize {
         i -= 1;
     }
     i
-}
-
-/// What the grammar expects next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Want {
-    /// A value.
-    Value,
-    /// A value or `]` (just after `[`).
-    ValueOrClose,
-    /// A key.
-    Key,
-    /// A key or `}` (just after `{`).
-    KeyOrClose,
-    /// `:` after a key.
-    Colon,
-    /// `,` or the closer of the open container (nothing at depth 0).
-    Next,
 }
 
 /// The names of the list arrays in `result`, and the member naming each entry.
@@ -515,21 +712,18 @@ pub struct ListIndex {
     pub entries: Vec<ListEntry>,
 }
 
-/// The grammar walk over tokens, and what it records.
-struct Parser {
-    want: Want,
-    /// One bit per open container: 1 for an object.
-    stack: [u64; MAX_DEPTH / 64],
-    depth: usize,
-    done: bool,
+/// What the scan keeps of the outer levels, told by the token walk at
+/// depths 1 to 4 only: the keys of the envelope and of `result` (for the
+/// ambiguity checks and the outline), their value spans, and the entries of
+/// a list array.
+struct Recorder {
     top: Keys,
     second: Keys,
     result: Keys,
+    /// The depth-2 object open now is the value of `result`.
     in_result: bool,
     result_seen: bool,
     ambiguous: bool,
-    /// The opening quote of the key being read.
-    key_start: usize,
     /// Where the value of the current member at depth 1 / 2 started.
     value_start: [usize; 3],
     /// The list array being recorded (open at depth 3) and its naming key.
@@ -541,20 +735,15 @@ struct Parser {
     name_start: Option<usize>,
 }
 
-impl Parser {
-    fn new() -> Parser {
-        Parser {
-            want: Want::Value,
-            stack: [0; MAX_DEPTH / 64],
-            depth: 0,
-            done: false,
+impl Recorder {
+    fn new() -> Recorder {
+        Recorder {
             top: Keys::EMPTY,
             second: Keys::EMPTY,
             result: Keys::EMPTY,
             in_result: false,
             result_seen: false,
             ambiguous: false,
-            key_start: 0,
             value_start: [0; 3],
             list: None,
             recording: false,
@@ -563,23 +752,17 @@ impl Parser {
         }
     }
 
-    #[inline(always)]
-    fn in_object(&self) -> bool {
-        let d = self.depth - 1;
-        self.stack[d / 64] >> (d % 64) & 1 == 1
-    }
-
-    /// The entry being recorded (at depth 4, or its value at depth 3).
+    /// The entry being recorded.
     #[inline(always)]
     fn entry(&mut self) -> Option<&mut ListEntry> {
         self.list.as_mut().and_then(|l| l.entries.last_mut())
     }
 
-    /// A value starts at `at`: in the list being recorded, a new entry.
+    /// A value starts at `at` in a container at depth 3: in the list being
+    /// recorded, a new entry.
     #[inline(always)]
     fn value_starts(&mut self, at: usize, object: bool) {
         if self.recording
-            && self.depth == 3
             && let Some(l) = self.list.as_mut()
         {
             l.entries.push(ListEntry {
@@ -590,214 +773,100 @@ impl Parser {
         }
     }
 
-    /// One token at `at`: `Ok(Some(Undecided))` when the scan stops there.
+    /// A container opened at `at`; `depth` (1 to 3) counts it.
     #[inline(always)]
-    fn token(&mut self, b: &[u8], at: usize) -> Result<Option<Scan>, Malformed> {
-        let err = Err(Malformed { at });
-        if self.done {
-            return err;
-        }
-        let c = b[at];
-        match c {
-            b'{' | b'[' => {
-                if !matches!(self.want, Want::Value | Want::ValueOrClose) {
-                    return err;
-                }
-                if self.depth == MAX_DEPTH {
-                    return err;
-                }
-                let obj = c == b'{';
-                self.value_starts(at, obj);
-                let d = self.depth;
-                if obj {
-                    self.stack[d / 64] |= 1 << (d % 64);
-                } else {
-                    self.stack[d / 64] &= !(1 << (d % 64));
-                }
-                self.depth += 1;
-                if obj && self.depth == 2 {
-                    self.second.len = 0;
-                    let top = &self.top;
-                    self.in_result = !self.result_seen
-                        && top.len > 0
-                        && &b[top.spans[top.len - 1].key.0 as usize
-                            ..top.spans[top.len - 1].key.1 as usize]
-                            == b"result";
-                    if self.in_result {
-                        self.result_seen = true;
-                    }
-                }
-                if !obj && self.depth == 3 && self.in_result && self.list.is_none() {
-                    let s = &self.second.spans[self.second.len - 1];
-                    let name = &b[s.key.0 as usize..s.key.1 as usize];
-                    if let Some((array, key)) = LISTS.iter().find(|(a, _)| *a == name) {
-                        self.list = Some(ListIndex {
-                            array: std::str::from_utf8(array).unwrap_or_default(),
-                            key: std::str::from_utf8(key).unwrap_or_default(),
-                            span: (at as u32, 0),
-                            entries: Vec::with_capacity(b.len() / 256 + 1),
-                        });
-                        self.recording = true;
-                        self.want_key = key;
-                    }
-                }
-                self.want = if obj {
-                    Want::KeyOrClose
-                } else {
-                    Want::ValueOrClose
-                };
-            }
-            b'}' | b']' => {
-                let obj = c == b'}';
-                let ok = match self.want {
-                    Want::Next => self.in_object() == obj,
-                    Want::KeyOrClose => obj,
-                    Want::ValueOrClose => !obj,
-                    _ => false,
-                };
-                if !ok {
-                    return err;
-                }
-                if self.want == Want::Next {
-                    self.value_ends(b, at);
-                }
-                if self.depth == 2 && obj {
-                    self.in_result = false;
-                }
-                if self.depth == 3 && self.recording {
-                    self.recording = false;
-                    if let Some(l) = self.list.as_mut() {
-                        l.span.1 = at as u32 + 1;
-                    }
-                }
-                self.depth -= 1;
-                self.want = Want::Next;
-                if self.depth == 0 {
-                    self.done = true;
-                }
-            }
-            b',' => {
-                if self.want != Want::Next || self.depth == 0 {
-                    return err;
-                }
-                self.value_ends(b, at);
-                self.want = if self.in_object() {
-                    Want::Key
-                } else {
-                    Want::Value
-                };
-            }
-            b':' => {
-                if self.want != Want::Colon {
-                    return err;
-                }
-                self.want = Want::Value;
-                return self.key_ends(b, at);
-            }
-            b'"' => match self.want {
-                Want::Key | Want::KeyOrClose => {
-                    self.key_start = at;
-                    self.want = Want::Colon;
-                }
-                Want::Value | Want::ValueOrClose => {
-                    self.value_starts(at, false);
-                    self.want = Want::Next;
-                }
-                _ => return err,
-            },
-            _ => {
-                if !matches!(self.want, Want::Value | Want::ValueOrClose) {
-                    return err;
-                }
-                self.value_starts(at, false);
-                let end = match c {
-                    b'-' | b'0'..=b'9' => number(b, at)?,
-                    b't' | b'f' | b'n' => {
-                        let lit: &[u8] = match c {
-                            b't' => b"true",
-                            b'f' => b"false",
-                            _ => b"null",
-                        };
-                        if b.get(at..at + lit.len()) != Some(lit) {
-                            return err;
-                        }
-                        at + lit.len()
-                    }
-                    _ => return err,
-                };
-                // The scalar's run of bytes must end where its grammar does.
-                if let Some(&n) = b.get(end)
-                    && !matches!(
-                        n,
-                        b' ' | b'\t'
-                            | b'\n'
-                            | b'\r'
-                            | b'"'
-                            | b','
-                            | b':'
-                            | b'['
-                            | b']'
-                            | b'{'
-                            | b'}'
-                    )
-                {
-                    return Err(Malformed { at: end });
-                }
-                self.want = Want::Next;
+    fn opened(&mut self, b: &[u8], depth: usize, obj: bool, at: usize) {
+        if obj && depth == 2 {
+            self.second.len = 0;
+            let top = &self.top;
+            self.in_result = !self.result_seen
+                && top.len > 0
+                && &b[top.spans[top.len - 1].key.0 as usize..top.spans[top.len - 1].key.1 as usize]
+                    == b"result";
+            if self.in_result {
+                self.result_seen = true;
             }
         }
-        Ok(None)
+        if !obj && depth == 3 && self.in_result && self.list.is_none() {
+            let s = &self.second.spans[self.second.len - 1];
+            let name = &b[s.key.0 as usize..s.key.1 as usize];
+            if let Some((array, key)) = LISTS.iter().find(|(a, _)| *a == name) {
+                self.list = Some(ListIndex {
+                    array: std::str::from_utf8(array).unwrap_or_default(),
+                    key: std::str::from_utf8(key).unwrap_or_default(),
+                    span: (at as u32, 0),
+                    entries: Vec::with_capacity(b.len() / 256 + 1),
+                });
+                self.recording = true;
+                self.want_key = key;
+            }
+        }
+    }
+
+    /// The container at `depth` (1 to 4) closed at `at`.
+    #[inline(always)]
+    fn closed(&mut self, depth: usize, at: usize) {
+        if depth == 2 {
+            self.in_result = false;
+        }
+        if depth == 3 && self.recording {
+            self.recording = false;
+            if let Some(l) = self.list.as_mut() {
+                l.span.1 = at as u32 + 1;
+            }
+        }
     }
 
     /// The key whose opening quote is at `key_start` ends before the colon
-    /// at `colon` (only whitespace between: no token came in between).
+    /// at `colon` (only whitespace between: no token came in between), in
+    /// an object at `depth` (1 to 4). True when the scan cannot decide
+    /// (an escaped or non-ASCII key at depth 1 or 2, too many members).
     #[inline(always)]
-    fn key_ends(&mut self, b: &[u8], colon: usize) -> Result<Option<Scan>, Malformed> {
-        let d = self.depth;
-        if d > 4 || (d == 3) || (d == 4 && !self.recording) {
-            return Ok(None);
+    fn key_ends(&mut self, b: &[u8], depth: usize, key_start: usize, colon: usize) -> bool {
+        if depth == 3 || (depth == 4 && !self.recording) {
+            return false;
         }
-        let key = (self.key_start + 1, rws(b, colon) - 1);
+        let key = (key_start + 1, rws(b, colon) - 1);
         let k = &b[key.0..key.1];
-        let plain = k.is_ascii() && !k.contains(&b'\\');
-        if d == 4 {
+        let plain = k.iter().all(|&c| c != b'\\' && c < 0x80);
+        if depth == 4 {
             let want = self.want_key;
-            let value = ws(b, colon + 1);
             let found = plain && k.eq_ignore_ascii_case(want);
             if let Some(e) = self.entry() {
                 if !plain {
                     e.undecided = true;
                 } else if found {
                     e.ambiguous |= e.name != (0, 0) || k != want;
-                    e.name = (1, 1); // marks "seen" until the value ends
+                    e.name = (1, 1); // "seen", until the value ends
                 }
             }
             if found {
-                self.name_start = Some(value);
+                self.name_start = Some(ws(b, colon + 1));
             }
-            return Ok(None);
+            return false;
         }
         if !plain {
-            return Ok(Some(Scan::Undecided));
+            return true;
         }
-        let keys = if d == 1 {
+        let keys = if depth == 1 {
             self.ambiguous |= envelope_variant(k);
             &mut self.top
         } else {
             &mut self.second
         };
         match keys.add(b, key) {
-            None => return Ok(Some(Scan::Undecided)),
+            None => return true,
             Some(dup) => self.ambiguous |= dup,
         }
-        self.value_start[d] = ws(b, colon + 1);
-        Ok(None)
+        self.value_start[depth] = ws(b, colon + 1);
+        false
     }
 
-    /// The value before the `,` or closer at `at` ended (`want` was `Next`).
+    /// The value before the `,` or closer at `at`, in a container at
+    /// `depth` (1 to 4), ended.
     #[inline(always)]
-    fn value_ends(&mut self, b: &[u8], at: usize) {
-        match self.depth {
+    fn value_ends(&mut self, b: &[u8], depth: usize, at: usize) {
+        match depth {
             1 => self.top.end_value(self.value_start[1], rws(b, at)),
             2 => {
                 self.second.end_value(self.value_start[2], rws(b, at));
@@ -825,17 +894,17 @@ impl Parser {
         }
     }
 
-    fn finish(self) -> Result<Scan, Malformed> {
+    fn finish(self) -> Scan {
         if self.ambiguous {
-            return Ok(Scan::Ambiguous);
+            return Scan::Ambiguous;
         }
-        Ok(Scan::Plain(AnswerOutline {
+        Scan::Plain(AnswerOutline {
             top: self.top.spans,
             top_len: self.top.len,
             result: self.result.spans,
             result_len: if self.result_seen { self.result.len } else { 0 },
             list: self.list.filter(|l| l.span.1 != 0),
-        }))
+        })
     }
 }
 

@@ -189,9 +189,15 @@ fn filter_indexed(
             false
         } else {
             let name = &response[e.name.0 as usize..e.name.1 as usize];
-            match Value::from_validated_span(name).val() {
-                Val::Str(n) => !n.with_str(hidden),
-                _ => false,
+            match name {
+                // A string without escapes (the common case): its text as it is.
+                [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => {
+                    std::str::from_utf8(inner).is_ok_and(|n| !hidden(n))
+                }
+                _ => match Value::from_validated_span(name).val() {
+                    Val::Str(n) => !n.with_str(hidden),
+                    _ => false,
+                },
             }
         };
         match (&mut out, keep) {
