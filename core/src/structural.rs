@@ -12,15 +12,20 @@
 //! text (UTF-8, strings and their escapes, numbers, literals, nesting) and
 //! keeps keys only for the two outermost object levels.
 //!
-//! Strings, the bulk of any answer (descriptions, schemas), are scanned
-//! eight bytes at a time (SWAR on a `u64`: one word tells where the first
-//! quote, backslash, control byte or non-ASCII byte is). This is written
-//! here rather than taken from simd-json or sonic-rs because the proxy
-//! needs exactly serde_json's acceptance (lone surrogates refused, any
-//! number spelling accepted whatever its magnitude) plus the positions of
-//! the outer members, and both crates either parse into a tape the proxy
-//! would walk again or need `unsafe` and target features; memchr alone
-//! cannot find four byte classes at once.
+//! The text is read 64 bytes at a time on bitmaps ([`crate::scan`],
+//! simdjson's stage 1 with SSE2): quotes, backslashes, control bytes,
+//! structurals and scalar bytes; the bytes inside strings by a prefix XOR
+//! of the unescaped quotes. Only tokens are then visited (structurals
+//! outside strings, opening quotes, the first byte of each number or
+//! literal), each with one table lookup for the grammar; the outer levels'
+//! members and the entries of a list array (`tools`, `resources`,
+//! `resourceTemplates`, `prompts`, with each entry's naming member) are
+//! recorded on the way, so the list filters walk no text again. This is
+//! written here rather than taken from simd-json or sonic-rs because the
+//! proxy needs exactly serde_json's acceptance (lone surrogates refused,
+//! any number spelling accepted whatever its magnitude) plus the positions
+//! of the outer members and list entries, and both crates either parse into
+//! a tape the proxy would walk again or need `unsafe` and target features.
 //!
 //! Accepts exactly what `serde_json::from_slice::<serde_json::Value>`
 //! accepts, with three deliberate differences (tested), all three shared
@@ -496,6 +501,9 @@ pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
     let mut other_carry = 0u64;
     // The first block with a byte above 0x7f (UTF-8 is checked from there).
     let mut non_ascii_from = None;
+    // After the last backslash or non-ASCII byte seen (0: none): a key
+    // starting at or after it is plain ASCII without escapes.
+    let mut special_end = 0usize;
     let mut base = 0usize;
     while base < b.len() {
         let block: [u8; 64] = match b.get(base..base + 64) {
@@ -511,6 +519,10 @@ pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
         let (escaped, quotes, in_str) = tracker.strings(m.quote, m.backslash);
         if m.non_ascii != 0 && non_ascii_from.is_none() {
             non_ascii_from = Some(base);
+        }
+        let special = m.non_ascii | m.backslash;
+        if special != 0 {
+            special_end = base + 64 - special.leading_zeros() as usize;
         }
         // Raw control bytes: none in strings; outside, only `\t\n\r`
         // (whitespace; rare in one-line answers, so checked one by one).
@@ -554,7 +566,7 @@ pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
                 if depth <= 4 {
                     match class {
                         COLON => {
-                            if rec.key_ends(b, depth, key_start, at) {
+                            if rec.key_ends(b, depth, key_start, at, special_end <= key_start) {
                                 return Ok(Scan::Undecided);
                             }
                         }
@@ -819,16 +831,25 @@ impl Recorder {
 
     /// The key whose opening quote is at `key_start` ends before the colon
     /// at `colon` (only whitespace between: no token came in between), in
-    /// an object at `depth` (1 to 4). True when the scan cannot decide
+    /// an object at `depth` (1 to 4); `known_plain` when no backslash or
+    /// non-ASCII byte comes after its opening quote in the blocks read so
+    /// far. True when the scan cannot decide
     /// (an escaped or non-ASCII key at depth 1 or 2, too many members).
     #[inline(always)]
-    fn key_ends(&mut self, b: &[u8], depth: usize, key_start: usize, colon: usize) -> bool {
+    fn key_ends(
+        &mut self,
+        b: &[u8],
+        depth: usize,
+        key_start: usize,
+        colon: usize,
+        known_plain: bool,
+    ) -> bool {
         if depth == 3 || (depth == 4 && !self.recording) {
             return false;
         }
         let key = (key_start + 1, rws(b, colon) - 1);
         let k = &b[key.0..key.1];
-        let plain = k.iter().all(|&c| c != b'\\' && c < 0x80);
+        let plain = known_plain || k.iter().all(|&c| c != b'\\' && c < 0x80);
         if depth == 4 {
             let want = self.want_key;
             let found = plain && k.eq_ignore_ascii_case(want);
