@@ -565,11 +565,12 @@ pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
                 // A string, a scalar, `:` or `,`.
                 if depth <= 4 {
                     match class {
-                        COLON => {
-                            if rec.key_ends(b, depth, key_start, at, special_end <= key_start) {
-                                return Ok(Scan::Undecided);
-                            }
+                        COLON
+                            if rec.key_ends(b, depth, key_start, at, special_end <= key_start) =>
+                        {
+                            return Ok(Scan::Undecided);
                         }
+                        COLON => {}
                         COMMA => rec.value_ends(b, depth, at),
                         _ if depth == 3 && next == NEXT_IN_ARRAY => rec.value_starts(at, false),
                         _ => {}
