@@ -475,7 +475,8 @@ const STEP: [u8; 16 * 256] = {
 /// where they start (their end must be whitespace, a structural or a quote);
 /// a raw control byte in a string, or outside one other than `\t\n\r`, is
 /// refused from the masks; escapes are checked only where a backslash
-/// is; UTF-8 by `std::str::from_utf8` over the whole text once.
+/// is; UTF-8 by `std::str::from_utf8` once, from the first block that has
+/// a byte above 0x7f (an all-ASCII answer needs no UTF-8 check).
 ///
 /// The entries of a list array in `result` (`tools`, `resources`,
 /// `resourceTemplates`, `prompts`) are recorded in the same pass with the
