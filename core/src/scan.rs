@@ -364,6 +364,15 @@ pub fn next_string_special_portable(b: &[u8], i: usize) -> usize {
     next_special_with(b, i, string_specials16_portable)
 }
 
+/// Offset of the first byte at or after `i` whose class `select` picks
+/// from the [`Masks16`] of its 16 bytes (`b.len()` when there is none), 16
+/// bytes at a time, the tail read through a padded copy (exact). E.g.
+/// `next_of(b, i, |m| m.quote | m.backslash)`.
+#[inline(always)]
+pub fn next_of(b: &[u8], i: usize, select: impl Fn(&Masks16) -> u16) -> usize {
+    next_special_with(b, i, |c| select(&classify16(c)))
+}
+
 #[inline(always)]
 fn next_special_with(b: &[u8], mut i: usize, f: impl Fn(&[u8; 16]) -> u16) -> usize {
     while let Some(c) = b.get(i..i + 16) {
@@ -632,6 +641,21 @@ mod tests {
                 let scalar = x > 0x20 && x != b'"' && !b"{}[],:".contains(&x);
                 prop_assert_eq!(t.scalar >> k & 1 == 1, scalar, "{:#x}", x);
             }
+        }
+
+        #[test]
+        fn next_of_is_exact(bytes in prop::collection::vec(byte(), 0..80), start in 0usize..90) {
+            let first = |pick: &dyn Fn(u8) -> bool| {
+                (start..bytes.len()).find(|&k| pick(bytes[k])).unwrap_or(bytes.len())
+            };
+            prop_assert_eq!(
+                next_of(&bytes, start, |m| m.quote | m.backslash),
+                first(&|x| x == b'"' || x == b'\\')
+            );
+            prop_assert_eq!(
+                next_of(&bytes, start, |m| m.quote | m.structural),
+                first(&|x| b"\"{}[],:".contains(&x))
+            );
         }
 
         #[test]

@@ -38,7 +38,7 @@
 //!   server's `JSON.stringify` writes one for a string cut inside a pair.
 
 use crate::json::{JStr, Value};
-use crate::scan::{StringTracker, classify64_tokens};
+use crate::scan::{StringTracker, classify64_tokens, next_of};
 
 /// Deepest nesting of arrays and objects accepted (as `SERVER_ANSWER`).
 pub const MAX_DEPTH: usize = 1024;
@@ -149,58 +149,25 @@ impl AnswerOutline {
     }
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-
-/// 0x80 in every byte of `v` that is zero, nothing elsewhere (exact: no
-/// borrow crosses bytes, so every set bit is a true match).
-#[inline(always)]
-fn zero_bytes(v: u64) -> u64 {
-    !(((v & LOW7).wrapping_add(LOW7)) | v | LOW7)
-}
-
 /// Offset of the first `"` or `\` at or after `i`, in text known to be
-/// valid (`b.len()` if none).
+/// valid (`b.len()` if none), 16 bytes at a time ([`crate::scan`]).
 #[inline(always)]
-pub fn next_quote_or_backslash(b: &[u8], mut i: usize) -> usize {
-    while i + 8 <= b.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&b[i..i + 8]);
-        let w = u64::from_le_bytes(word);
-        let m = zero_bytes(w ^ (ONES * b'"' as u64)) | zero_bytes(w ^ (ONES * b'\\' as u64));
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
-        i += 1;
-    }
-    i
+pub fn next_quote_or_backslash(b: &[u8], i: usize) -> usize {
+    next_of(b, i, |m| m.quote | m.backslash)
 }
 
 /// Offset of the first `"`, `[`, `]`, `{` or `}` at or after `i`
-/// (`b.len()` if none). `[`/`{` and `]`/`}` differ only in bit 0x20, so
-/// three comparisons per word find all five.
+/// (`b.len()` if none), 16 bytes at a time ([`crate::scan`]; the `,` and
+/// `:` the structural class also holds are stepped over).
 #[inline(always)]
 pub fn next_structural(b: &[u8], mut i: usize) -> usize {
-    while i + 8 <= b.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&b[i..i + 8]);
-        let w = u64::from_le_bytes(word);
-        let up = w | (ONES * 0x20);
-        let m = zero_bytes(w ^ (ONES * b'"' as u64))
-            | zero_bytes(up ^ (ONES * b'{' as u64))
-            | zero_bytes(up ^ (ONES * b'}' as u64));
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
+    loop {
+        i = next_of(b, i, |m| m.quote | m.structural);
+        match b.get(i) {
+            Some(b',' | b':') => i += 1,
+            _ => return i,
         }
-        i += 8;
     }
-    while i < b.len() && !matches!(b[i], b'"' | b'[' | b']' | b'{' | b'}') {
-        i += 1;
-    }
-    i
 }
 
 /// The end (after the closing quote) of the valid string whose opening
