@@ -8,6 +8,7 @@
 //! | `control` | below 0x20 (forbidden raw inside strings) |
 //! | `structural` | `{` `}` `[` `]` `,` `:` |
 //! | `whitespace` | space, tab, line feed, carriage return |
+//! | `non_ascii` | above 0x7f |
 //!
 //! Bit `k` of a mask is byte `k` of the chunk (little-endian order: the
 //! first byte is the lowest bit), so `trailing_zeros` is the offset of the
@@ -45,6 +46,8 @@ pub struct Masks16 {
     pub structural: u16,
     /// Space, tab, line feed, carriage return.
     pub whitespace: u16,
+    /// Bytes above 0x7f (not ASCII).
+    pub non_ascii: u16,
 }
 
 /// The classes of 64 bytes, one bit per byte (bit `k` = byte `k`).
@@ -60,6 +63,8 @@ pub struct Masks64 {
     pub structural: u64,
     /// Space, tab, line feed, carriage return.
     pub whitespace: u64,
+    /// Bytes above 0x7f (not ASCII).
+    pub non_ascii: u64,
 }
 
 impl Masks64 {
@@ -70,6 +75,7 @@ impl Masks64 {
         self.control |= (m.control as u64) << at;
         self.structural |= (m.structural as u64) << at;
         self.whitespace |= (m.whitespace as u64) << at;
+        self.non_ascii |= (m.non_ascii as u64) << at;
     }
 }
 
@@ -112,6 +118,54 @@ pub fn classify64_portable(b: &[u8; 64]) -> Masks64 {
     m
 }
 
+/// What a JSON scanner's first stage needs of 64 bytes, one bit per byte:
+/// fewer classes than [`Masks64`], so fewer instructions a block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenMasks {
+    /// `"`.
+    pub quote: u64,
+    /// `\`.
+    pub backslash: u64,
+    /// Bytes below 0x20.
+    pub control: u64,
+    /// `{` `}` `[` `]` `,` `:`.
+    pub structural: u64,
+    /// Bytes that may be part of a number or literal: none of `"`, the
+    /// structurals, or bytes at or below 0x20 (space and control bytes).
+    pub scalar: u64,
+    /// Bytes above 0x7f.
+    pub non_ascii: u64,
+}
+
+/// Classifies 64 bytes into [`TokenMasks`] (SSE2 on x86_64, SWAR elsewhere).
+#[inline(always)]
+pub fn classify64_tokens(b: &[u8; 64]) -> TokenMasks {
+    #[cfg(target_arch = "x86_64")]
+    {
+        sse2::classify64_tokens(b)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        classify64_tokens_portable(b)
+    }
+}
+
+/// [`classify64_tokens`] with the portable code, whatever the target.
+pub fn classify64_tokens_portable(b: &[u8; 64]) -> TokenMasks {
+    let m = classify64_portable(b);
+    // Bytes at or below 0x20: the control bytes and the space (the other
+    // whitespace bytes are control bytes).
+    let low = m.control | m.whitespace;
+    TokenMasks {
+        quote: m.quote,
+        backslash: m.backslash,
+        control: m.control,
+        structural: m.structural,
+        scalar: !(m.quote | m.structural | low),
+        non_ascii: m.non_ascii,
+    }
+}
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 
@@ -137,7 +191,7 @@ const fn gather(m: u64) -> u64 {
 }
 
 #[inline(always)]
-fn swar8(w: u64) -> [u64; 5] {
+fn swar8(w: u64) -> [u64; 6] {
     let up = w | (ONES * 0x20);
     [
         gather(eq_bytes(w, b'"')),
@@ -145,6 +199,7 @@ fn swar8(w: u64) -> [u64; 5] {
         gather(zero_bytes(w & (ONES * 0xe0))),
         gather(eq_bytes(up, b'{') | eq_bytes(up, b'}') | eq_bytes(w, b',') | eq_bytes(w, b':')),
         gather(eq_bytes(w, b' ') | eq_bytes(w, b'\t') | eq_bytes(w, b'\n') | eq_bytes(w, b'\r')),
+        gather(w & (ONES * 0x80)),
     ]
 }
 
@@ -171,12 +226,13 @@ pub fn classify16_portable(c: &[u8; 16]) -> Masks16 {
         control: m(2),
         structural: m(3),
         whitespace: m(4),
+        non_ascii: m(5),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod sse2 {
-    use super::Masks16;
+    use super::{Masks16, TokenMasks};
     // `safe_arch` wraps the SSE2 intrinsics in safe functions gated by
     // `#[cfg(target_feature = "sse2")]` (baseline on x86_64). Calling
     // `core::arch` directly needs `unsafe` (or a `#[target_feature]`
@@ -218,6 +274,33 @@ mod sse2 {
         ))
     }
 
+    /// [`super::classify64_tokens`]: five compares and an `or` per class
+    /// and 16 bytes, one `pmovmskb` each.
+    #[inline(always)]
+    pub(super) fn classify64_tokens(b: &[u8; 64]) -> TokenMasks {
+        let mut t = TokenMasks::default();
+        for k in 0..4 {
+            let v = load(super::chunk16(b, k));
+            let at = 16 * k as u32;
+            let quote = eq(v, b'"');
+            let up = bitor_m128i(v, set_splat_i8_m128i(0x20));
+            let structural = bitor_m128i(
+                bitor_m128i(eq(up, b'{'), eq(up, b'}')),
+                bitor_m128i(eq(v, b','), eq(v, b':')),
+            );
+            // Unsigned `v <= 0x20`.
+            let low = cmp_eq_mask_i8_m128i(min_u8_m128i(v, set_splat_i8_m128i(0x20)), v);
+            let not_scalar = bitor_m128i(bitor_m128i(quote, structural), low);
+            t.quote |= (bits(quote) as u64) << at;
+            t.backslash |= (bits(eq(v, b'\\')) as u64) << at;
+            t.control |= (bits(control(v)) as u64) << at;
+            t.structural |= (bits(structural) as u64) << at;
+            t.scalar |= (!bits(not_scalar) as u64) << at;
+            t.non_ascii |= (bits(v) as u64) << at;
+        }
+        t
+    }
+
     #[inline(always)]
     pub(super) fn classify(c: &[u8; 16]) -> Masks16 {
         let v = load(c);
@@ -237,6 +320,7 @@ mod sse2 {
             control: bits(control(v)),
             structural: bits(structural),
             whitespace: bits(whitespace),
+            non_ascii: bits(v),
         }
     }
 }
@@ -278,6 +362,15 @@ pub fn next_string_special(b: &[u8], i: usize) -> usize {
 /// [`next_string_special`] with the portable code, whatever the target.
 pub fn next_string_special_portable(b: &[u8], i: usize) -> usize {
     next_special_with(b, i, string_specials16_portable)
+}
+
+/// Offset of the first byte at or after `i` whose class `select` picks
+/// from the [`Masks16`] of its 16 bytes (`b.len()` when there is none), 16
+/// bytes at a time, the tail read through a padded copy (exact). E.g.
+/// `next_of(b, i, |m| m.quote | m.backslash)`.
+#[inline(always)]
+pub fn next_of(b: &[u8], i: usize, select: impl Fn(&Masks16) -> u16) -> usize {
+    next_special_with(b, i, |c| select(&classify16(c)))
 }
 
 #[inline(always)]
@@ -375,16 +468,29 @@ impl StringTracker {
     /// Reads the next block from its byte classes.
     #[inline(always)]
     pub fn next_masks(&mut self, masks: Masks64) -> Block {
-        let escaped = self.escaped(masks.backslash);
-        let quotes = masks.quote & !escaped;
-        let in_string = prefix_xor(quotes) ^ self.in_string_carry;
-        self.in_string_carry = ((in_string as i64) >> 63) as u64;
+        let (escaped, quotes, in_string) = self.strings(masks.quote, masks.backslash);
         Block {
             masks,
             escaped,
             quotes,
             in_string,
         }
+    }
+
+    /// Reads the next block from its quotes and backslashes: the escaped
+    /// bytes, the unescaped quotes and the bytes inside strings (from an
+    /// opening quote, included, to its closing quote, excluded).
+    #[inline(always)]
+    pub fn strings(&mut self, quote: u64, backslash: u64) -> (u64, u64, u64) {
+        let escaped = if backslash | self.escape_carry == 0 {
+            0
+        } else {
+            self.escaped(backslash)
+        };
+        let quotes = quote & !escaped;
+        let in_string = prefix_xor(quotes) ^ self.in_string_carry;
+        self.in_string_carry = ((in_string as i64) >> 63) as u64;
+        (escaped, quotes, in_string)
     }
 
     /// simdjson's `find_escaped`: the bytes that follow an odd-length run
@@ -425,6 +531,9 @@ mod tests {
             }
             if b" \t\n\r".contains(&x) {
                 m.whitespace |= bit;
+            }
+            if x > 0x7f {
+                m.non_ascii |= bit;
             }
         }
         m
@@ -521,6 +630,32 @@ mod tests {
                 prop_assert_eq!((m.quote >> (16 * k)) as u16, r.quote);
                 prop_assert_eq!((m.structural >> (16 * k)) as u16, r.structural);
             }
+        }
+
+        #[test]
+        fn token_masks_agree(bytes in prop::collection::vec(byte(), 64)) {
+            let b: &[u8; 64] = bytes.as_slice().try_into().unwrap();
+            let t = classify64_tokens(b);
+            prop_assert_eq!(t, classify64_tokens_portable(b));
+            for (k, &x) in b.iter().enumerate() {
+                let scalar = x > 0x20 && x != b'"' && !b"{}[],:".contains(&x);
+                prop_assert_eq!(t.scalar >> k & 1 == 1, scalar, "{:#x}", x);
+            }
+        }
+
+        #[test]
+        fn next_of_is_exact(bytes in prop::collection::vec(byte(), 0..80), start in 0usize..90) {
+            let first = |pick: &dyn Fn(u8) -> bool| {
+                (start..bytes.len()).find(|&k| pick(bytes[k])).unwrap_or(bytes.len())
+            };
+            prop_assert_eq!(
+                next_of(&bytes, start, |m| m.quote | m.backslash),
+                first(&|x| x == b'"' || x == b'\\')
+            );
+            prop_assert_eq!(
+                next_of(&bytes, start, |m| m.quote | m.structural),
+                first(&|x| b"\"{}[],:".contains(&x))
+            );
         }
 
         #[test]

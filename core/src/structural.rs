@@ -12,15 +12,20 @@
 //! text (UTF-8, strings and their escapes, numbers, literals, nesting) and
 //! keeps keys only for the two outermost object levels.
 //!
-//! Strings, the bulk of any answer (descriptions, schemas), are scanned
-//! eight bytes at a time (SWAR on a `u64`: one word tells where the first
-//! quote, backslash, control byte or non-ASCII byte is). This is written
-//! here rather than taken from simd-json or sonic-rs because the proxy
-//! needs exactly serde_json's acceptance (lone surrogates refused, any
-//! number spelling accepted whatever its magnitude) plus the positions of
-//! the outer members, and both crates either parse into a tape the proxy
-//! would walk again or need `unsafe` and target features; memchr alone
-//! cannot find four byte classes at once.
+//! The text is read 64 bytes at a time on bitmaps ([`crate::scan`],
+//! simdjson's stage 1 with SSE2): quotes, backslashes, control bytes,
+//! structurals and scalar bytes; the bytes inside strings by a prefix XOR
+//! of the unescaped quotes. Only tokens are then visited (structurals
+//! outside strings, opening quotes, the first byte of each number or
+//! literal), each with one table lookup for the grammar; the outer levels'
+//! members and the entries of a list array (`tools`, `resources`,
+//! `resourceTemplates`, `prompts`, with each entry's naming member) are
+//! recorded on the way, so the list filters walk no text again. This is
+//! written here rather than taken from simd-json or sonic-rs because the
+//! proxy needs exactly serde_json's acceptance (lone surrogates refused,
+//! any number spelling accepted whatever its magnitude) plus the positions
+//! of the outer members and list entries, and both crates either parse into
+//! a tape the proxy would walk again or need `unsafe` and target features.
 //!
 //! Accepts exactly what `serde_json::from_slice::<serde_json::Value>`
 //! accepts, with three deliberate differences (tested), all three shared
@@ -33,6 +38,7 @@
 //!   server's `JSON.stringify` writes one for a string cut inside a pair.
 
 use crate::json::{JStr, Value};
+use crate::scan::{StringTracker, classify64_tokens, next_of};
 
 /// Deepest nesting of arrays and objects accepted (as `SERVER_ANSWER`).
 pub const MAX_DEPTH: usize = 1024;
@@ -95,6 +101,7 @@ pub struct AnswerOutline {
     top_len: usize,
     result: [Span; OUTLINE_MEMBERS],
     result_len: usize,
+    list: Option<ListIndex>,
 }
 
 impl AnswerOutline {
@@ -126,6 +133,12 @@ impl AnswerOutline {
             .map(|s| Self::value(raw, s))
     }
 
+    /// The entries of `result`'s list array, when it is `array` (`tools`,
+    /// `resources`, `resourceTemplates` or `prompts`, spelled exactly).
+    pub fn list(&self, array: &str) -> Option<&ListIndex> {
+        self.list.as_ref().filter(|l| l.array == array)
+    }
+
     /// The member of `result` spelled exactly `name` (`None` when `result`
     /// is absent or not an object).
     pub fn result_get<'a>(&self, raw: &'a [u8], name: &str) -> Option<Value<'a>> {
@@ -136,92 +149,25 @@ impl AnswerOutline {
     }
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-
-/// 0x80 in every byte of `v` that is zero, nothing elsewhere (exact: no
-/// borrow crosses bytes, so every set bit is a true match).
-#[inline(always)]
-fn zero_bytes(v: u64) -> u64 {
-    !(((v & LOW7).wrapping_add(LOW7)) | v | LOW7)
-}
-
-/// Bytes of a string body that end the fast scan: `"`, `\`, a control
-/// byte or a non-ASCII byte.
-#[inline(always)]
-fn string_stops(w: u64) -> u64 {
-    zero_bytes(w ^ (ONES * b'"' as u64))
-        | zero_bytes(w ^ (ONES * b'\\' as u64))
-        | zero_bytes(w & (ONES * 0xe0))
-        | (w & HIGH)
-}
-
-/// Offset of the first byte at or after `i` that is `"`, `\`, below 0x20
-/// or above 0x7f (`b.len()` if none).
-#[inline(always)]
-pub(crate) fn next_string_stop(b: &[u8], mut i: usize) -> usize {
-    while i + 8 <= b.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&b[i..i + 8]);
-        let m = string_stops(u64::from_le_bytes(word));
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < b.len() {
-        let c = b[i];
-        if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
-            return i;
-        }
-        i += 1;
-    }
-    i
-}
-
 /// Offset of the first `"` or `\` at or after `i`, in text known to be
-/// valid (`b.len()` if none).
+/// valid (`b.len()` if none), 16 bytes at a time ([`crate::scan`]).
 #[inline(always)]
-pub fn next_quote_or_backslash(b: &[u8], mut i: usize) -> usize {
-    while i + 8 <= b.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&b[i..i + 8]);
-        let w = u64::from_le_bytes(word);
-        let m = zero_bytes(w ^ (ONES * b'"' as u64)) | zero_bytes(w ^ (ONES * b'\\' as u64));
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
-        i += 1;
-    }
-    i
+pub fn next_quote_or_backslash(b: &[u8], i: usize) -> usize {
+    next_of(b, i, |m| m.quote | m.backslash)
 }
 
 /// Offset of the first `"`, `[`, `]`, `{` or `}` at or after `i`
-/// (`b.len()` if none). `[`/`{` and `]`/`}` differ only in bit 0x20, so
-/// three comparisons per word find all five.
+/// (`b.len()` if none), 16 bytes at a time ([`crate::scan`]; the `,` and
+/// `:` the structural class also holds are stepped over).
 #[inline(always)]
 pub fn next_structural(b: &[u8], mut i: usize) -> usize {
-    while i + 8 <= b.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&b[i..i + 8]);
-        let w = u64::from_le_bytes(word);
-        let up = w | (ONES * 0x20);
-        let m = zero_bytes(w ^ (ONES * b'"' as u64))
-            | zero_bytes(up ^ (ONES * b'{' as u64))
-            | zero_bytes(up ^ (ONES * b'}' as u64));
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
+    loop {
+        i = next_of(b, i, |m| m.quote | m.structural);
+        match b.get(i) {
+            Some(b',' | b':') => i += 1,
+            _ => return i,
         }
-        i += 8;
     }
-    while i < b.len() && !matches!(b[i], b'"' | b'[' | b']' | b'{' | b'}') {
-        i += 1;
-    }
-    i
 }
 
 /// The end (after the closing quote) of the valid string whose opening
@@ -302,55 +248,6 @@ fn hex4(b: &[u8], i: usize) -> Result<u32, Malformed> {
     Ok(n)
 }
 
-/// Scans the string whose opening quote is at `i`: returns its end (after
-/// the closing quote) and whether its body is plain ASCII without escapes.
-#[inline(always)]
-fn string(b: &[u8], i: usize) -> Result<(usize, bool), Malformed> {
-    let mut j = i + 1;
-    let mut plain = true;
-    loop {
-        j = next_string_stop(b, j);
-        let Some(&c) = b.get(j) else {
-            return Err(Malformed { at: b.len() });
-        };
-        match c {
-            b'"' => return Ok((j + 1, plain)),
-            b'\\' => {
-                plain = false;
-                let Some(&e) = b.get(j + 1) else {
-                    return Err(Malformed { at: b.len() });
-                };
-                match e {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => j += 2,
-                    b'u' => {
-                        // Any four hex digits, a lone surrogate too: the strict
-                        // validator accepts it (readers decode it to U+FFFD,
-                        // as Go does), and Node servers write one
-                        // (`JSON.stringify` escapes a lone surrogate).
-                        hex4(b, j + 2)?;
-                        j += 6;
-                    }
-                    _ => return Err(Malformed { at: j + 1 }),
-                }
-            }
-            0x00..=0x1f => return Err(Malformed { at: j }),
-            _ => {
-                plain = false;
-                let width = match c {
-                    0xc2..=0xdf => 2,
-                    0xe0..=0xef => 3,
-                    0xf0..=0xf4 => 4,
-                    _ => return Err(Malformed { at: j }),
-                };
-                match b.get(j..j + width) {
-                    Some(seq) if std::str::from_utf8(seq).is_ok() => j += width,
-                    _ => return Err(Malformed { at: j }),
-                }
-            }
-        }
-    }
-}
-
 /// The end of the number starting at `i` (RFC 8259 grammar).
 #[inline(always)]
 fn number(b: &[u8], mut i: usize) -> Result<usize, Malformed> {
@@ -429,170 +326,576 @@ impl Keys {
     }
 }
 
+/// Token classes ([`CLASS`]): what a token's first byte is.
+const SCALAR: u8 = 0;
+const QUOTE: u8 = 1;
+const COLON: u8 = 2;
+const COMMA: u8 = 3;
+const OPEN_OBJECT: u8 = 4;
+const OPEN_ARRAY: u8 = 5;
+const CLOSE_OBJECT: u8 = 6;
+const CLOSE_ARRAY: u8 = 7;
+
+/// The class of each byte that starts a token (scalar for the rest).
+const CLASS: [u8; 256] = {
+    let mut t = [SCALAR; 256];
+    t[b'"' as usize] = QUOTE;
+    t[b':' as usize] = COLON;
+    t[b',' as usize] = COMMA;
+    t[b'{' as usize] = OPEN_OBJECT;
+    t[b'[' as usize] = OPEN_ARRAY;
+    t[b'}' as usize] = CLOSE_OBJECT;
+    t[b']' as usize] = CLOSE_ARRAY;
+    t
+};
+
+/// Grammar states: what the next token may be.
+/// A value in an object (after `:`).
+const VALUE_IN_OBJECT: u8 = 0;
+/// A value in an array (after `,`).
+const VALUE_IN_ARRAY: u8 = 1;
+/// A value or `]` (after `[`).
+const VALUE_OR_CLOSE: u8 = 2;
+/// A key (after `,` in an object).
+const KEY: u8 = 3;
+/// A key or `}` (after `{`).
+const KEY_OR_CLOSE: u8 = 4;
+/// `:` after a key.
+const WANT_COLON: u8 = 5;
+/// `,` or `}` after a member's value.
+const NEXT_IN_OBJECT: u8 = 6;
+/// `,` or `]` after an element.
+const NEXT_IN_ARRAY: u8 = 7;
+/// The outermost value (always an object here).
+const START: u8 = 8;
+/// The outermost value is complete: no token may follow.
+const DONE: u8 = 9;
+/// Not a valid token here.
+const ERR: u8 = 0xff;
+/// A closer where one may come: the state is the parent's `NEXT_IN_*`.
+const POP: u8 = 10;
+
+/// The state after a token of each class, in each state.
+const TRANSITION: [[u8; 8]; 16] = {
+    let mut t = [[ERR; 8]; 16];
+    let mut s = 0;
+    while s < 10 {
+        let s8 = s as u8;
+        let value = s8 == VALUE_IN_OBJECT || s8 == VALUE_IN_ARRAY || s8 == VALUE_OR_CLOSE;
+        if value || s8 == START {
+            t[s][OPEN_OBJECT as usize] = KEY_OR_CLOSE;
+            t[s][OPEN_ARRAY as usize] = VALUE_OR_CLOSE;
+        }
+        if value {
+            let next = if s8 == VALUE_IN_OBJECT {
+                NEXT_IN_OBJECT
+            } else {
+                NEXT_IN_ARRAY
+            };
+            t[s][QUOTE as usize] = next;
+            t[s][SCALAR as usize] = next;
+        }
+        s += 1;
+    }
+    t[KEY as usize][QUOTE as usize] = WANT_COLON;
+    t[KEY_OR_CLOSE as usize][QUOTE as usize] = WANT_COLON;
+    t[KEY_OR_CLOSE as usize][CLOSE_OBJECT as usize] = POP;
+    t[WANT_COLON as usize][COLON as usize] = VALUE_IN_OBJECT;
+    t[NEXT_IN_OBJECT as usize][COMMA as usize] = KEY;
+    t[NEXT_IN_OBJECT as usize][CLOSE_OBJECT as usize] = POP;
+    t[NEXT_IN_ARRAY as usize][COMMA as usize] = VALUE_IN_ARRAY;
+    t[NEXT_IN_ARRAY as usize][CLOSE_ARRAY as usize] = POP;
+    t[VALUE_OR_CLOSE as usize][CLOSE_ARRAY as usize] = POP;
+    t
+};
+
+/// [`TRANSITION`] by state and byte in one lookup: `class << 4 | next`,
+/// or [`ERR`].
+const STEP: [u8; 16 * 256] = {
+    let mut t = [ERR; 16 * 256];
+    let mut s = 0;
+    while s < 16 {
+        let mut c = 0;
+        while c < 256 {
+            let class = CLASS[c];
+            let next = TRANSITION[s][class as usize];
+            if next != ERR {
+                t[s << 8 | c] = class << 4 | next;
+            }
+            c += 1;
+        }
+        s += 1;
+    }
+    t
+};
+
 /// Scans one answer (the whole text; surrounding whitespace allowed): `Err`
 /// when it is not one well-formed JSON value, otherwise what it is.
 ///
-/// Allocation-free; one pass over the bytes.
+/// One pass over the bytes, 64 at a time ([`crate::scan`]): each block is
+/// classified into bitmasks (quotes, backslashes, control bytes, `{}[],:`,
+/// whitespace), the bytes inside strings found by a prefix XOR of the
+/// unescaped quotes (odd backslash runs carried across blocks, as simdjson's
+/// stage 1), and only the tokens are then visited, by `trailing_zeros`: the
+/// structurals outside strings, opening quotes and the first byte of each
+/// scalar. The grammar is checked per token; numbers and literals are read
+/// where they start (their end must be whitespace, a structural or a quote);
+/// a raw control byte in a string, or outside one other than `\t\n\r`, is
+/// refused from the masks; escapes are checked only where a backslash
+/// is; UTF-8 by `std::str::from_utf8` once, from the first block that has
+/// a byte above 0x7f (an all-ASCII answer needs no UTF-8 check).
+///
+/// The entries of a list array in `result` (`tools`, `resources`,
+/// `resourceTemplates`, `prompts`) are recorded in the same pass with the
+/// span of their naming member ([`ListIndex`]), so a list filter walks no
+/// text again; that index is the only allocation (none for other answers).
 pub fn scan_answer(b: &[u8]) -> Result<Scan, Malformed> {
     if b.len() >= u32::MAX as usize {
         return Ok(Scan::Undecided);
     }
-    // One bit per open container: 1 for an object.
-    let mut stack = [0u64; MAX_DEPTH / 64];
-    let mut depth = 0usize;
-    let mut top = Keys::EMPTY;
-    let mut second = Keys::EMPTY;
-    let mut result = Keys::EMPTY;
-    // The depth-2 object open now is the value of `result`.
-    let mut in_result = false;
-    let mut result_seen = false;
-    let mut ambiguous = false;
-    // Where the value of the current member at depth 1 / 2 started.
-    let mut value_start = [0usize; 3];
-    let is_object = |stack: &[u64; MAX_DEPTH / 64], d: usize| {
-        let d = d - 1;
-        stack[d / 64] >> (d % 64) & 1 == 1
-    };
-
-    let mut i = ws(b, 0);
-    if b.get(i) != Some(&b'{') {
+    if b.get(ws(b, 0)) != Some(&b'{') {
         // Arrays (batches) and bare values are read the slow way.
         return Ok(Scan::Undecided);
     }
-    let mut want_value = true;
-    loop {
-        if want_value {
-            let Some(&c) = b.get(i) else {
-                return Err(Malformed { at: b.len() });
-            };
-            match c {
-                b'{' | b'[' => {
-                    if depth == MAX_DEPTH {
-                        return Err(Malformed { at: i });
-                    }
-                    let obj = c == b'{';
-                    if obj {
-                        stack[depth / 64] |= 1 << (depth % 64);
-                    } else {
-                        stack[depth / 64] &= !(1 << (depth % 64));
-                    }
-                    depth += 1;
-                    if obj && depth == 2 {
-                        second.len = 0;
-                        in_result = !result_seen
-                            && top.len > 0
-                            && &b[top.spans[top.len - 1].key.0 as usize
-                                ..top.spans[top.len - 1].key.1 as usize]
-                                == b"result";
-                        if in_result {
-                            result_seen = true;
-                        }
-                    }
-                    i = ws(b, i + 1);
-                    let close = if obj { b'}' } else { b']' };
-                    if b.get(i) == Some(&close) {
-                        // Empty: the value is complete.
-                        i += 1;
-                        depth -= 1;
-                        want_value = false;
-                        continue;
-                    }
-                    if obj {
-                        match member_key(b, &mut i, depth, &mut top, &mut second, &mut ambiguous)? {
-                            Some(()) => {}
-                            None => return Ok(Scan::Undecided),
-                        }
-                        if depth <= 2 {
-                            value_start[depth] = i;
-                        }
-                    }
-                    continue;
-                }
-                b'"' => i = string(b, i)?.0,
-                b'-' | b'0'..=b'9' => i = number(b, i)?,
-                b't' | b'f' | b'n' => {
-                    let lit: &[u8] = match c {
-                        b't' => b"true",
-                        b'f' => b"false",
-                        _ => b"null",
-                    };
-                    if b.get(i..i + lit.len()) != Some(lit) {
-                        return Err(Malformed { at: i });
-                    }
-                    i += lit.len();
-                }
-                _ => return Err(Malformed { at: i }),
+    let mut state = START;
+    let mut depth = 0usize;
+    // One bit per open container: 1 for an object.
+    let mut stack = [0u64; MAX_DEPTH / 64];
+    // The opening quote of the last string (the key, at a `:`).
+    let mut key_start = 0usize;
+    let mut rec = Recorder::new();
+    let mut tracker = StringTracker::new();
+    // 1 when the previous block ended in a scalar byte.
+    let mut other_carry = 0u64;
+    // The first block with a byte above 0x7f (UTF-8 is checked from there).
+    let mut non_ascii_from = None;
+    // After the last backslash or non-ASCII byte seen (0: none): a key
+    // starting at or after it is plain ASCII without escapes.
+    let mut special_end = 0usize;
+    let mut base = 0usize;
+    while base < b.len() {
+        let block: [u8; 64] = match b.get(base..base + 64) {
+            Some(c) => c.try_into().expect("64 bytes"),
+            None => {
+                // The last block, padded with spaces (no tokens, no errors).
+                let mut pad = [b' '; 64];
+                pad[..b.len() - base].copy_from_slice(&b[base..]);
+                pad
             }
-            want_value = false;
-            continue;
-        }
-        // A value just ended at `i`.
-        if depth == 0 {
-            if ws(b, i) != b.len() {
-                return Err(Malformed { at: ws(b, i) });
-            }
-            break;
-        }
-        let end = i;
-        i = ws(b, i);
-        let Some(&c) = b.get(i) else {
-            return Err(Malformed { at: b.len() });
         };
-        if is_object(&stack, depth) {
-            if c != b',' && c != b'}' {
-                return Err(Malformed { at: i });
+        let m = classify64_tokens(&block);
+        let (escaped, quotes, in_str) = tracker.strings(m.quote, m.backslash);
+        if m.non_ascii != 0 && non_ascii_from.is_none() {
+            non_ascii_from = Some(base);
+        }
+        let special = m.non_ascii | m.backslash;
+        if special != 0 {
+            special_end = base + 64 - special.leading_zeros() as usize;
+        }
+        // Raw control bytes: none in strings; outside, only `\t\n\r`
+        // (whitespace; rare in one-line answers, so checked one by one).
+        if m.control != 0 {
+            let bad = m.control & in_str;
+            if bad != 0 {
+                return Err(Malformed {
+                    at: base + bad.trailing_zeros() as usize,
+                });
             }
-            // The member at this level is complete.
-            match depth {
-                1 => top.end_value(value_start[1], end),
-                2 => {
-                    second.end_value(value_start[2], end);
-                    if in_result {
-                        result.spans[..second.len].copy_from_slice(&second.spans[..second.len]);
-                        result.len = second.len;
+            let mut outside = m.control & !in_str;
+            while outside != 0 {
+                let at = base + outside.trailing_zeros() as usize;
+                if !matches!(b[at], b'\t' | b'\n' | b'\r') {
+                    return Err(Malformed { at });
+                }
+                outside &= outside - 1;
+            }
+        }
+        // Escapes: the backslashes that are not themselves escaped.
+        let mut esc = m.backslash & !escaped & in_str;
+        while esc != 0 {
+            escape(b, base + esc.trailing_zeros() as usize)?;
+            esc &= esc - 1;
+        }
+        let other = m.scalar & !in_str;
+        let scalar_starts = other & !((other << 1) | other_carry);
+        other_carry = other >> 63;
+        let mut tokens = (m.structural & !in_str) | (quotes & in_str) | scalar_starts;
+        while tokens != 0 {
+            let k = tokens.trailing_zeros() as usize;
+            let at = base + k;
+            tokens &= tokens - 1;
+            let step = STEP[(state as usize & 15) << 8 | block[k & 63] as usize];
+            if step == ERR {
+                return Err(Malformed { at });
+            }
+            let (class, next) = (step >> 4, step & 15);
+            if class < OPEN_OBJECT {
+                // A string, a scalar, `:` or `,`.
+                if depth <= 4 {
+                    match class {
+                        COLON
+                            if rec.key_ends(b, depth, key_start, at, special_end <= key_start) =>
+                        {
+                            return Ok(Scan::Undecided);
+                        }
+                        COLON => {}
+                        COMMA => rec.value_ends(b, depth, at),
+                        _ if depth == 3 && next == NEXT_IN_ARRAY => rec.value_starts(at, false),
+                        _ => {}
                     }
                 }
-                _ => {}
-            }
-            if c == b',' {
-                i = ws(b, i + 1);
-                if member_key(b, &mut i, depth, &mut top, &mut second, &mut ambiguous)?.is_none() {
-                    return Ok(Scan::Undecided);
+                if class == SCALAR {
+                    scalar(b, at)?;
                 }
-                if depth <= 2 {
-                    value_start[depth] = i;
+                key_start = at;
+                state = next;
+            } else if class < CLOSE_OBJECT {
+                if depth == MAX_DEPTH {
+                    return Err(Malformed { at });
                 }
-                want_value = true;
+                let obj = class == OPEN_OBJECT;
+                if depth == 3 {
+                    rec.value_starts(at, obj);
+                }
+                let bit = 1u64 << (depth % 64);
+                if obj {
+                    stack[depth / 64] |= bit;
+                } else {
+                    stack[depth / 64] &= !bit;
+                }
+                depth += 1;
+                if depth <= 3 {
+                    rec.opened(b, depth, obj, at);
+                }
+                state = next;
             } else {
-                i += 1;
-                if depth == 2 {
-                    in_result = false;
+                if depth <= 4 {
+                    if state >= NEXT_IN_OBJECT {
+                        rec.value_ends(b, depth, at);
+                    }
+                    rec.closed(depth, at);
                 }
                 depth -= 1;
+                state = if depth == 0 {
+                    DONE
+                } else {
+                    let d = depth - 1;
+                    if stack[d / 64] >> (d % 64) & 1 == 1 {
+                        NEXT_IN_OBJECT
+                    } else {
+                        NEXT_IN_ARRAY
+                    }
+                };
             }
-        } else {
-            match c {
-                b',' => {
-                    i = ws(b, i + 1);
-                    want_value = true;
-                }
-                b']' => {
-                    i += 1;
-                    depth -= 1;
-                }
-                _ => return Err(Malformed { at: i }),
+        }
+        base += 64;
+    }
+    if state != DONE || tracker.in_string() {
+        return Err(Malformed { at: b.len() });
+    }
+    if let Some(from) = non_ascii_from
+        && let Err(e) = std::str::from_utf8(&b[from..])
+    {
+        return Err(Malformed {
+            at: from + e.valid_up_to(),
+        });
+    }
+    Ok(rec.finish())
+}
+
+/// Checks the number or literal starting at `at`: its run of bytes must end
+/// where its grammar does (at whitespace, a structural, a quote or the end).
+#[inline]
+fn scalar(b: &[u8], at: usize) -> Result<(), Malformed> {
+    let end = match b[at] {
+        b'-' | b'0'..=b'9' => number(b, at)?,
+        c @ (b't' | b'f' | b'n') => {
+            let lit: &[u8] = match c {
+                b't' => b"true",
+                b'f' => b"false",
+                _ => b"null",
+            };
+            if b.get(at..at + lit.len()) != Some(lit) {
+                return Err(Malformed { at });
+            }
+            at + lit.len()
+        }
+        _ => return Err(Malformed { at }),
+    };
+    match b.get(end) {
+        None
+        | Some(b' ' | b'\t' | b'\n' | b'\r' | b'"' | b',' | b':' | b'[' | b']' | b'{' | b'}') => {
+            Ok(())
+        }
+        Some(_) => Err(Malformed { at: end }),
+    }
+}
+
+/// Checks the escape whose backslash is at `i` (in a string).
+#[inline]
+fn escape(b: &[u8], i: usize) -> Result<(), Malformed> {
+    match b.get(i + 1) {
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(()),
+        // Any four hex digits, a lone surrogate too: the strict validator
+        // accepts it (readers decode it to U+FFFD, as Go does), and Node
+        // servers write one (`JSON.stringify` escapes a lone surrogate).
+        Some(b'u') => hex4(b, i + 2).map(|_| ()),
+        Some(_) => Err(Malformed { at: i + 1 }),
+        None => Err(Malformed { at: b.len() }),
+    }
+}
+
+/// The offset after the last non-whitespace byte before `i`.
+#[inline(always)]
+fn rws(b: &[u8], mut i: usize) -> usize {
+    while i > 0 && matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r') {
+        i -= 1;
+    }
+    i
+}
+
+/// The names of the list arrays in `result`, and the member naming each entry.
+const LISTS: [(&[u8], &[u8]); 4] = [
+    (b"tools", b"name"),
+    (b"resources", b"uri"),
+    (b"resourceTemplates", b"uriTemplate"),
+    (b"prompts", b"name"),
+];
+
+/// One entry of a list array, as [`scan_answer`] found it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListEntry {
+    /// Byte range of the entry's value.
+    pub span: (u32, u32),
+    /// Byte range of the value of its naming member, when it has exactly
+    /// one, spelled exactly (`(0, 0)` otherwise).
+    pub name: (u32, u32),
+    /// The entry is an object.
+    pub object: bool,
+    /// The naming member appears twice, or in another letter case.
+    pub ambiguous: bool,
+    /// A key of the entry has escapes or non-ASCII bytes: the entry must be
+    /// read the slow way (its name may be spelled with escapes).
+    pub undecided: bool,
+}
+
+/// The entries of the first list array of `result` (`tools`, `resources`,
+/// `resourceTemplates` or `prompts`), recorded while scanning.
+#[derive(Debug, Clone, Default)]
+pub struct ListIndex {
+    /// The array's member name (`tools`...).
+    pub array: &'static str,
+    /// The member naming each entry (`name`, `uri`, `uriTemplate`).
+    pub key: &'static str,
+    /// Byte range of the array, `[` to `]` included.
+    pub span: (u32, u32),
+    /// Its entries, in order.
+    pub entries: Vec<ListEntry>,
+}
+
+/// What the scan keeps of the outer levels, told by the token walk at
+/// depths 1 to 4 only: the keys of the envelope and of `result` (for the
+/// ambiguity checks and the outline), their value spans, and the entries of
+/// a list array.
+struct Recorder {
+    top: Keys,
+    second: Keys,
+    result: Keys,
+    /// The depth-2 object open now is the value of `result`.
+    in_result: bool,
+    result_seen: bool,
+    ambiguous: bool,
+    /// Where the value of the current member at depth 1 / 2 started.
+    value_start: [usize; 3],
+    /// The list array being recorded (open at depth 3) and its naming key.
+    list: Option<ListIndex>,
+    recording: bool,
+    want_key: &'static [u8],
+    /// Where the value of the current entry's naming member started (when
+    /// the member being read at depth 4 is it).
+    name_start: Option<usize>,
+}
+
+impl Recorder {
+    fn new() -> Recorder {
+        Recorder {
+            top: Keys::EMPTY,
+            second: Keys::EMPTY,
+            result: Keys::EMPTY,
+            in_result: false,
+            result_seen: false,
+            ambiguous: false,
+            value_start: [0; 3],
+            list: None,
+            recording: false,
+            want_key: b"",
+            name_start: None,
+        }
+    }
+
+    /// The entry being recorded.
+    #[inline(always)]
+    fn entry(&mut self) -> Option<&mut ListEntry> {
+        self.list.as_mut().and_then(|l| l.entries.last_mut())
+    }
+
+    /// A value starts at `at` in a container at depth 3: in the list being
+    /// recorded, a new entry.
+    #[inline(always)]
+    fn value_starts(&mut self, at: usize, object: bool) {
+        if self.recording
+            && let Some(l) = self.list.as_mut()
+        {
+            l.entries.push(ListEntry {
+                span: (at as u32, 0),
+                object,
+                ..ListEntry::default()
+            });
+        }
+    }
+
+    /// A container opened at `at`; `depth` (1 to 3) counts it.
+    #[inline(always)]
+    fn opened(&mut self, b: &[u8], depth: usize, obj: bool, at: usize) {
+        if obj && depth == 2 {
+            self.second.len = 0;
+            let top = &self.top;
+            self.in_result = !self.result_seen
+                && top.len > 0
+                && &b[top.spans[top.len - 1].key.0 as usize..top.spans[top.len - 1].key.1 as usize]
+                    == b"result";
+            if self.in_result {
+                self.result_seen = true;
+            }
+        }
+        if !obj && depth == 3 && self.in_result && self.list.is_none() {
+            let s = &self.second.spans[self.second.len - 1];
+            let name = &b[s.key.0 as usize..s.key.1 as usize];
+            if let Some((array, key)) = LISTS.iter().find(|(a, _)| *a == name) {
+                self.list = Some(ListIndex {
+                    array: std::str::from_utf8(array).unwrap_or_default(),
+                    key: std::str::from_utf8(key).unwrap_or_default(),
+                    span: (at as u32, 0),
+                    entries: Vec::with_capacity(b.len() / 256 + 1),
+                });
+                self.recording = true;
+                self.want_key = key;
             }
         }
     }
-    if ambiguous {
-        return Ok(Scan::Ambiguous);
+
+    /// The container at `depth` (1 to 4) closed at `at`.
+    #[inline(always)]
+    fn closed(&mut self, depth: usize, at: usize) {
+        if depth == 2 {
+            self.in_result = false;
+        }
+        if depth == 3 && self.recording {
+            self.recording = false;
+            if let Some(l) = self.list.as_mut() {
+                l.span.1 = at as u32 + 1;
+            }
+        }
     }
-    Ok(Scan::Plain(AnswerOutline {
-        top: top.spans,
-        top_len: top.len,
-        result: result.spans,
-        result_len: if result_seen { result.len } else { 0 },
-    }))
+
+    /// The key whose opening quote is at `key_start` ends before the colon
+    /// at `colon` (only whitespace between: no token came in between), in
+    /// an object at `depth` (1 to 4); `known_plain` when no backslash or
+    /// non-ASCII byte comes after its opening quote in the blocks read so
+    /// far. True when the scan cannot decide
+    /// (an escaped or non-ASCII key at depth 1 or 2, too many members).
+    #[inline(always)]
+    fn key_ends(
+        &mut self,
+        b: &[u8],
+        depth: usize,
+        key_start: usize,
+        colon: usize,
+        known_plain: bool,
+    ) -> bool {
+        if depth == 3 || (depth == 4 && !self.recording) {
+            return false;
+        }
+        let key = (key_start + 1, rws(b, colon) - 1);
+        let k = &b[key.0..key.1];
+        let plain = known_plain || k.iter().all(|&c| c != b'\\' && c < 0x80);
+        if depth == 4 {
+            let want = self.want_key;
+            let found = plain && k.eq_ignore_ascii_case(want);
+            if let Some(e) = self.entry() {
+                if !plain {
+                    e.undecided = true;
+                } else if found {
+                    e.ambiguous |= e.name != (0, 0) || k != want;
+                    e.name = (1, 1); // "seen", until the value ends
+                }
+            }
+            if found {
+                self.name_start = Some(ws(b, colon + 1));
+            }
+            return false;
+        }
+        if !plain {
+            return true;
+        }
+        let keys = if depth == 1 {
+            self.ambiguous |= envelope_variant(k);
+            &mut self.top
+        } else {
+            &mut self.second
+        };
+        match keys.add(b, key) {
+            None => return true,
+            Some(dup) => self.ambiguous |= dup,
+        }
+        self.value_start[depth] = ws(b, colon + 1);
+        false
+    }
+
+    /// The value before the `,` or closer at `at`, in a container at
+    /// `depth` (1 to 4), ended.
+    #[inline(always)]
+    fn value_ends(&mut self, b: &[u8], depth: usize, at: usize) {
+        match depth {
+            1 => self.top.end_value(self.value_start[1], rws(b, at)),
+            2 => {
+                self.second.end_value(self.value_start[2], rws(b, at));
+                if self.in_result {
+                    let n = self.second.len;
+                    self.result.spans[..n].copy_from_slice(&self.second.spans[..n]);
+                    self.result.len = n;
+                }
+            }
+            3 if self.recording => {
+                let end = rws(b, at) as u32;
+                if let Some(e) = self.entry() {
+                    e.span.1 = end;
+                }
+            }
+            4 if self.recording => {
+                if let Some(start) = self.name_start.take() {
+                    let end = rws(b, at) as u32;
+                    if let Some(e) = self.entry() {
+                        e.name = (start as u32, end);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(self) -> Scan {
+        if self.ambiguous {
+            return Scan::Ambiguous;
+        }
+        Scan::Plain(AnswerOutline {
+            top: self.top.spans,
+            top_len: self.top.len,
+            result: self.result.spans,
+            result_len: if self.result_seen { self.result.len } else { 0 },
+            list: self.list.filter(|l| l.span.1 != 0),
+        })
+    }
 }
 
 /// True when `k`, a plain ASCII key of the envelope, is the name of an
@@ -611,48 +914,6 @@ fn envelope_variant(k: &[u8]) -> bool {
         _ => return false,
     };
     names.iter().any(|n| k != *n && k.eq_ignore_ascii_case(n))
-}
-
-/// Reads `"key"` `:` and the space after it at `*i` in an object at
-/// `depth`; records keys at depth 1 and 2. `Ok(None)`: a key this scanner
-/// does not decide (escaped, non-ASCII, too many).
-#[inline(always)]
-fn member_key(
-    b: &[u8],
-    i: &mut usize,
-    depth: usize,
-    top: &mut Keys,
-    second: &mut Keys,
-    ambiguous: &mut bool,
-) -> Result<Option<()>, Malformed> {
-    if b.get(*i) != Some(&b'"') {
-        return Err(Malformed {
-            at: (*i).min(b.len()),
-        });
-    }
-    let (end, plain) = string(b, *i)?;
-    if depth <= 2 {
-        if !plain {
-            return Ok(None);
-        }
-        let key = (*i + 1, end - 1);
-        let keys = if depth == 1 {
-            *ambiguous |= envelope_variant(&b[key.0..key.1]);
-            top
-        } else {
-            second
-        };
-        match keys.add(b, key) {
-            None => return Ok(None),
-            Some(dup) => *ambiguous |= dup,
-        }
-    }
-    let j = ws(b, end);
-    if b.get(j) != Some(&b':') {
-        return Err(Malformed { at: j.min(b.len()) });
-    }
-    *i = ws(b, j + 1);
-    Ok(Some(()))
 }
 
 #[cfg(test)]
@@ -896,6 +1157,176 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Backslash runs, quotes, control bytes and bad escapes at every
+    /// offset around the 64-byte block boundaries the scan works in.
+    #[test]
+    fn escapes_and_specials_across_block_boundaries() {
+        let pieces: &[&[u8]] = &[
+            br#"\\"#,
+            br#"\""#,
+            br#"\\\""#,
+            br#"\\\\"#,
+            br#"\u00e9"#,
+            br#"\uD83D\uDE00"#,
+            b"\\",
+            b"\\x",
+            b"\\u12",
+            b"\x01",
+            b"\t",
+            b"\x7f",
+            "é".as_bytes(),
+            b"\xe9",
+            b"\"",
+            b"\",\"b\":\"",
+            b"\"}",
+        ];
+        for pad in 0..140 {
+            for piece in pieces {
+                let mut t = b"{\"id\":1,\"result\":{\"a\":\"".to_vec();
+                t.extend(std::iter::repeat_n(b'x', pad));
+                t.extend_from_slice(piece);
+                t.extend_from_slice(b"y\"},\"z\":[1,{\"k\":null}]}");
+                assert_eq!(
+                    accepts(&t),
+                    serde_accepts(&t),
+                    "{:?}",
+                    String::from_utf8_lossy(&t)
+                );
+            }
+        }
+    }
+
+    /// Nesting up to [`MAX_DEPTH`] is accepted, one more level refused.
+    #[test]
+    fn nesting_to_the_limit() {
+        let arrays = |n: usize| format!("{{\"a\":{}{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+        assert!(accepts(arrays(MAX_DEPTH).as_bytes()));
+        assert!(!accepts(arrays(MAX_DEPTH + 1).as_bytes()));
+        let objects = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+        assert!(accepts(objects(MAX_DEPTH).as_bytes()));
+        assert!(!accepts(objects(MAX_DEPTH + 1).as_bytes()));
+    }
+
+    /// Number spellings, literals and what may follow them.
+    #[test]
+    fn scalars_agree_with_serde_json() {
+        for v in [
+            "-",
+            "01",
+            "1.",
+            "1e",
+            "1e+",
+            "-0",
+            "-01",
+            "0.0e0",
+            "1E-0",
+            ".1",
+            "+1",
+            "1.5.2",
+            "1e5e5",
+            "0x10",
+            "Infinity",
+            "NaN",
+            "-Infinity",
+            "true",
+            "truee",
+            "tru",
+            "nul",
+            "null1",
+            "false",
+            "fals",
+            "1true",
+            "1 2",
+            "1\"a\"",
+            "\"a\"1",
+            "\"a\" \"b\"",
+            "1,",
+            "[1]x",
+            "1/",
+            "\\",
+            "-a",
+            "1\u{b}",
+            "1\u{c}",
+            "1\u{0}",
+        ] {
+            let t = format!("{{\"id\":1,\"result\":{{\"v\":{v}}}}}");
+            assert_eq!(accepts(t.as_bytes()), serde_accepts(t.as_bytes()), "{t}");
+            let t = format!("{{\"id\":1,\"result\":[{v}]}}");
+            assert_eq!(accepts(t.as_bytes()), serde_accepts(t.as_bytes()), "{t}");
+        }
+    }
+
+    /// The entries of a list array, as the filters read them.
+    #[test]
+    fn list_entries_are_recorded() {
+        let t = br#"{"id":1,"result":{"nextCursor":"c","tools":[ {"name":"a","x":{"name":"no"}} , "s", {"Name":"b"},{"name":"c","name":"d"},{"n\u0061me":"e"},{"d":[{"name":"f"}],"name" : "g" }],"x":[{"name":"h"}]}}"#;
+        let Ok(Scan::Plain(o)) = scan_answer(t) else {
+            panic!()
+        };
+        assert!(o.list("prompts").is_none());
+        let l = o.list("tools").unwrap();
+        assert_eq!(l.key, "name");
+        let span = |s: (u32, u32)| std::str::from_utf8(&t[s.0 as usize..s.1 as usize]).unwrap();
+        assert_eq!(
+            span(l.span).as_bytes(),
+            o.result_get(t, "tools").unwrap().as_bytes()
+        );
+        let got: Vec<(&str, &str, bool, bool, bool)> = l
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    span(e.span),
+                    span(e.name),
+                    e.object,
+                    e.ambiguous,
+                    e.undecided,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    r#"{"name":"a","x":{"name":"no"}}"#,
+                    r#""a""#,
+                    true,
+                    false,
+                    false
+                ),
+                (r#""s""#, "", false, false, false),
+                (r#"{"Name":"b"}"#, r#""b""#, true, true, false),
+                (r#"{"name":"c","name":"d"}"#, r#""d""#, true, true, false),
+                (r#"{"n\u0061me":"e"}"#, "", true, false, true),
+                (
+                    r#"{"d":[{"name":"f"}],"name" : "g" }"#,
+                    r#""g""#,
+                    true,
+                    false,
+                    false
+                ),
+            ]
+        );
+        for (array, key) in [
+            ("resources", "uri"),
+            ("resourceTemplates", "uriTemplate"),
+            ("prompts", "name"),
+        ] {
+            let t = format!(r#"{{"id":1,"result":{{"{array}":[{{"{key}":"v"}}]}}}}"#);
+            let Ok(Scan::Plain(o)) = scan_answer(t.as_bytes()) else {
+                panic!()
+            };
+            let l = o.list(array).unwrap();
+            assert_eq!((l.key, l.entries.len()), (key, 1));
+        }
+        // Not under `result`: nothing recorded.
+        let t = br#"{"id":1,"error":{"tools":[{"name":"a"}]}}"#;
+        let Ok(Scan::Plain(o)) = scan_answer(t) else {
+            panic!()
+        };
+        assert!(o.list("tools").is_none());
     }
 
     #[test]

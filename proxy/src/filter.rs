@@ -6,7 +6,7 @@
 
 use portcullis_core::json::{JStr, Strictness, Val, Value, validate};
 use portcullis_core::structural::{
-    AnswerOutline, Scan, scan_answer, skip_valid_string, skip_valid_value,
+    AnswerOutline, ListIndex, Scan, scan_answer, skip_valid_string, skip_valid_value,
 };
 
 portcullis_core::error_kinds! {
@@ -157,7 +157,70 @@ pub fn filter_member_list(
     }
     let start = items.as_bytes().as_ptr() as usize - response.as_ptr() as usize;
     let end = start + items.as_bytes().len();
+    // The scan recorded the entries (and each one's naming member): no walk.
+    if let Some(list) = outline.and_then(|o| o.list(array))
+        && list.key == key
+        && list.span == (start as u32, end as u32)
+    {
+        return Ok(filter_indexed(response, list, &hidden));
+    }
     Ok(filter_array(response, start, end, key, &hidden))
+}
+
+/// [`filter_array`] from the entries [`scan_answer`] recorded: each kept
+/// entry's bytes copied as they are, a hidden one left out, no text walked
+/// again (but for an entry with an escaped or non-ASCII key, read as
+/// [`filter_array`] reads it). `None` when every entry is kept.
+fn filter_indexed(
+    response: &[u8],
+    list: &ListIndex,
+    hidden: &impl Fn(&str) -> bool,
+) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut kept_any = false;
+    let mut prefix_end = list.span.0 as usize + 1;
+    for e in &list.entries {
+        let (entry, end) = (e.span.0 as usize, e.span.1 as usize);
+        let keep = if !e.object {
+            false
+        } else if e.undecided {
+            entry_visible(response, entry, list.key, hidden).1
+        } else if e.ambiguous || e.name == (0, 0) {
+            false
+        } else {
+            let name = &response[e.name.0 as usize..e.name.1 as usize];
+            match name {
+                // A string without escapes (the common case): its text as it is.
+                [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => {
+                    std::str::from_utf8(inner).is_ok_and(|n| !hidden(n))
+                }
+                _ => match Value::from_validated_span(name).val() {
+                    Val::Str(n) => !n.with_str(hidden),
+                    _ => false,
+                },
+            }
+        };
+        match (&mut out, keep) {
+            (None, true) => prefix_end = end,
+            (None, false) => {
+                let mut o = Vec::with_capacity(response.len());
+                o.extend_from_slice(&response[..prefix_end]);
+                out = Some(o);
+            }
+            (Some(o), true) => {
+                if kept_any {
+                    o.push(b',');
+                }
+                o.extend_from_slice(&response[entry..end]);
+            }
+            (Some(_), false) => {}
+        }
+        kept_any |= keep;
+    }
+    let mut out = out?;
+    out.push(b']');
+    out.extend_from_slice(&response[list.span.1 as usize..]);
+    Some(out)
 }
 
 /// One walk over the array at `response[start..end]` (valid JSON): each
@@ -430,6 +493,19 @@ mod tests {
             })
     }
 
+    /// The answer filtered by walking its text ([`filter_array`], the path
+    /// of answers the scan leaves undecided), for comparison with the
+    /// entries the scan recorded ([`filter_indexed`]).
+    fn walked(r: &[u8], hidden: impl Fn(&str) -> bool) -> Option<Vec<u8>> {
+        let Ok(Scan::Plain(o)) = scan_answer(r) else {
+            panic!("scanned as plain")
+        };
+        assert!(o.list("tools").is_some(), "the scan recorded the tools");
+        let items = o.result_get(r, "tools").unwrap();
+        let start = items.as_bytes().as_ptr() as usize - r.as_ptr() as usize;
+        filter_array(r, start, start + items.as_bytes().len(), "name", &hidden)
+    }
+
     fn visible(e: &serde_json::Value, hidden: &[&str]) -> bool {
         let Some(o) = e.as_object() else { return false };
         let names: Vec<_> = o
@@ -449,6 +525,7 @@ mod tests {
         ) {
             let r = format!(r#"{{"jsonrpc":"2.0","id":3,"result":{{"tools":[ {} ],"nextCursor":"n"}}}}"#, entries.join(sep));
             let out = filter_tools_list(r.as_bytes(), |n| hidden.contains(&n)).unwrap();
+            prop_assert_eq!(&out, &walked(r.as_bytes(), |n| hidden.contains(&n)));
             let parsed: Vec<serde_json::Value> = entries.iter().map(|e| serde_json::from_str(e).unwrap()).collect();
             let kept: Vec<usize> = (0..entries.len()).filter(|&i| visible(&parsed[i], &hidden)).collect();
             let Some(out) = out else {
@@ -496,6 +573,7 @@ mod tests {
                     r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":[{pre}{entry}{post}],"nextCursor":"c"}}}}"#
                 );
                 let out = filter_tools_list(r.as_bytes(), hidden).unwrap();
+                assert_eq!(out, walked(r.as_bytes(), hidden), "{r}");
                 let out = out
                     .map(|o| String::from_utf8(o).unwrap())
                     .unwrap_or(r.clone());
