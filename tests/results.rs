@@ -898,19 +898,19 @@ for line in sys.stdin:
     p.finish();
 }
 
-/// What the server sends on its own is checked by the catch-all result
-/// rule too (a server in Python behind the real binary): a secret in a
-/// `sampling/createMessage` request (which goes to the model) or a log
-/// notification is redacted in place (the note in `params._meta`), or the
-/// message is withheld when the rule denies; a clean notification passes
-/// byte for byte, and a policy without a catch-all rule changes nothing.
-#[test]
-fn server_requests_and_notifications_are_checked_by_the_catch_all_rule() {
-    let dir = common::temp_dir("results-server-initiated");
+/// Runs a Python MCP server (named `name`) that answers every `tools/call`
+/// with "done" after sending `before` (Python statements calling
+/// `send(obj)`; `TOK` is a GitHub token) behind the real binary, once per
+/// policy `results` block in `rules` (`("redact", "results {\n redact
+/// secrets\n}")`): per block, every line the client got around its call,
+/// and the proxy's stderr.
+fn server_sends(name: &str, before: &str, rules: &[(&str, &str)]) -> Vec<(Vec<String>, String)> {
+    let dir = common::temp_dir(name);
     let server = write(
         &dir,
-        "chatty.py",
-        r#"import json, sys
+        "server.py",
+        &format!(
+            r#"import json, sys
 TOK = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 def send(o):
     print(json.dumps(o, separators=(",", ":")), flush=True)
@@ -920,38 +920,65 @@ for line in sys.stdin:
         continue
     i = m["id"]
     if m["method"] == "initialize":
-        send({"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}, "logging": {}}, "serverInfo": {"name": "chatty", "version": "1"}}})
+        send({{"jsonrpc": "2.0", "id": i, "result": {{"protocolVersion": "2025-06-18", "capabilities": {{"tools": {{}}, "logging": {{}}}}, "serverInfo": {{"name": "s", "version": "1"}}}}}})
         continue
-    send({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "read config with key " + TOK}})
-    send({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage", "params": {"messages": [{"role": "user", "content": {"type": "text", "text": "summarise: token=" + TOK}}], "maxTokens": 10}})
-    send({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1, "message": "half way"}})
-    send({"jsonrpc": "2.0", "id": i, "result": {"content": [{"type": "text", "text": "done"}]}})
+{}
+    send({{"jsonrpc": "2.0", "id": i, "result": {{"content": [{{"type": "text", "text": "done"}}]}}}})
 "#,
+            before
+                .lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+                .trim_end()
+        ),
+    );
+    rules
+        .iter()
+        .map(|(label, block)| {
+            let sub = dir.join(label);
+            std::fs::create_dir_all(&sub).unwrap();
+            let policy = write(&sub, "s.policy", &format!("server s {{\n{block}\n}}\n"));
+            let mut p = Proxy::command(
+                &format!("{name}-{label}"),
+                &["-c", &policy, "--", "python3", &server],
+            );
+            p.initialize();
+            let answer = call(&mut p, 1, "t", json!({}));
+            assert_eq!(text_of(&answer), "done", "{label}: {answer}");
+            let mut lines = p.seen.clone();
+            while let Some(l) = p.next_line(std::time::Duration::from_millis(300)) {
+                lines.push(l);
+            }
+            let (_, err) = p.finish();
+            (lines, err)
+        })
+        .collect()
+}
+
+const REDACT_ALL: (&str, &str) = ("redact", "results {\n  redact secrets\n}");
+const DENY_ALL: (&str, &str) = ("deny", "results {\n  deny secrets\n}");
+
+/// What the server sends on its own is checked by the catch-all result
+/// rule too (a server in Python behind the real binary): a secret in a
+/// `sampling/createMessage` request (which goes to the model) or a log
+/// notification is redacted in place (the note in `params._meta`), or the
+/// message is withheld when the rule denies; a clean notification passes
+/// byte for byte, and a policy without a catch-all rule changes nothing.
+#[test]
+fn server_requests_and_notifications_are_checked_by_the_catch_all_rule() {
+    let runs = server_sends(
+        "results-server-initiated",
+        r#"send({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "read config with key " + TOK}})
+send({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage", "params": {"messages": [{"role": "user", "content": {"type": "text", "text": "summarise: token=" + TOK}}], "maxTokens": 10}})
+send({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1, "message": "half way"}})"#,
+        &[
+            REDACT_ALL,
+            DENY_ALL,
+            ("none", "results for other {\n  deny secrets\n}"),
+        ],
     );
     let clean_progress = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1,"message":"half way"}}"#;
-    for action in ["redact", "deny", "none"] {
-        let sub = dir.join(action);
-        std::fs::create_dir_all(&sub).unwrap();
-        let rules = match action {
-            "none" => "  results for other {\n    deny secrets\n  }\n".to_string(),
-            a => format!("  results {{\n    {a} secrets\n  }}\n"),
-        };
-        let policy = write(
-            &sub,
-            "chatty.policy",
-            &format!("server chatty {{\n{rules}}}\n"),
-        );
-        let mut p = Proxy::command(
-            &format!("results-server-initiated-{action}"),
-            &["-c", &policy, "--", "python3", &server],
-        );
-        p.initialize();
-        let answer = call(&mut p, 1, "t", json!({}));
-        assert_eq!(text_of(&answer), "done", "{action}: {answer}");
-        let mut lines = p.seen.clone();
-        while let Some(l) = p.next_line(std::time::Duration::from_millis(300)) {
-            lines.push(l);
-        }
+    for ((lines, err), action) in runs.iter().zip(["redact", "deny", "none"]) {
         let find = |method: &str| {
             lines
                 .iter()
@@ -982,7 +1009,14 @@ for line in sys.stdin:
                     "{sampling}"
                 );
             }
-            "deny" => assert!(log.is_none() && sampling.is_none(), "{lines:?}"),
+            "deny" => {
+                assert!(log.is_none() && sampling.is_none(), "{lines:?}");
+                assert!(
+                    err.contains("withheld a sampling/createMessage from the server"),
+                    "{err}"
+                );
+                assert!(!err.contains("ghp_A1b2"), "{err}");
+            }
             _ => assert!(log.is_some() && sampling.is_some(), "{lines:?}"),
         }
         if action != "none" {
@@ -991,124 +1025,58 @@ for line in sys.stdin:
                 "{action}: {lines:?}"
             );
         }
-        let (_, err) = p.finish();
-        if action == "deny" {
-            assert!(
-                err.contains("withheld a sampling/createMessage from the server"),
-                "{err}"
-            );
-            assert!(!err.contains("ghp_A1b2"), "{err}");
-        }
     }
 }
 
-/// Review 7 (F2).
+/// Review 7 (F2): `params` (and a `result`) that is not an object is
+/// malformed MCP, but its text reaches the client all the same: checked.
 #[test]
 fn server_messages_whose_params_are_not_an_object_are_checked_too() {
-    let dir = common::temp_dir("results-params-not-object");
-    let server = write(
-        &dir,
-        "odd.py",
-        r##"import json, sys
-TOK = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-def send(o):
-    print(json.dumps(o, separators=(",", ":")), flush=True)
-for line in sys.stdin:
-    m = json.loads(line)
-    if "id" not in m:
-        continue
-    i = m["id"]
-    if m["method"] == "initialize":
-        send({"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}, "logging": {}}, "serverInfo": {"name": "odd", "version": "1"}}})
-        continue
-    send({"jsonrpc": "2.0", "method": "notifications/message", "params": ["read config with key " + TOK]})
-    send({"jsonrpc": "2.0", "method": "notifications/message", "params": "read config with key " + TOK})
-    send({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage", "params": ["summarise: token=" + TOK]})
-    send({"jsonrpc": "2.0", "id": i, "result": {"content": [{"type": "text", "text": "done"}]}})
-"##,
+    let runs = server_sends(
+        "results-params-not-object",
+        r#"send({"jsonrpc": "2.0", "method": "notifications/message", "params": ["read config with key " + TOK]})
+send({"jsonrpc": "2.0", "method": "notifications/message", "params": "read config with key " + TOK})
+send({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage", "params": ["summarise: token=" + TOK]})"#,
+        &[REDACT_ALL, DENY_ALL],
     );
-    for action in ["redact", "deny"] {
-        let sub = dir.join(action);
-        std::fs::create_dir_all(&sub).unwrap();
-        let policy = write(
-            &sub,
-            "odd.policy",
-            &format!("server odd {{\n  results {{\n    {action} secrets\n  }}\n}}\n"),
-        );
-        let mut p = Proxy::command(
-            &format!("results-params-not-object-{action}"),
-            &["-c", &policy, "--", "python3", &server],
-        );
-        p.initialize();
-        let answer = call(&mut p, 1, "t", json!({}));
-        assert_eq!(text_of(&answer), "done", "{action}: {answer}");
-        let mut lines = p.seen.clone();
-        while let Some(l) = p.next_line(std::time::Duration::from_millis(300)) {
-            lines.push(l);
-        }
-        assert!(
-            lines.iter().all(|l| !l.contains("ghp_A1b2")),
-            "{action}: {lines:?}"
-        );
-        p.finish();
+    for (lines, _) in &runs {
+        assert!(lines.iter().all(|l| !l.contains("ghp_A1b2")), "{lines:?}");
     }
+    let redacted = &runs[0].0;
+    assert!(
+        redacted
+            .iter()
+            .any(|l| l.contains(r#""params":"read config with key [REDACTED:github-token]""#)),
+        "{redacted:?}"
+    );
 }
 
-/// Review 7 (F3).
+/// Review 7 (F3): an error that names no request (`id` null or none) is
+/// forwarded, checked by the catch-all rule.
 #[test]
 fn errors_naming_no_request_are_checked_by_the_catch_all_rule() {
-    let dir = common::temp_dir("results-id-null-error");
-    let server = write(
-        &dir,
-        "nullid.py",
-        r##"import json, sys
-TOK = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-def send(o):
-    print(json.dumps(o, separators=(",", ":")), flush=True)
-for line in sys.stdin:
-    m = json.loads(line)
-    if "id" not in m:
-        continue
-    i = m["id"]
-    if m["method"] == "initialize":
-        send({"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "nullid", "version": "1"}}})
-        continue
-    send({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error near " + TOK}})
-    send({"jsonrpc": "2.0", "error": {"code": -32000, "message": "no id " + TOK}})
-    send({"jsonrpc": "2.0", "id": i, "result": {"content": [{"type": "text", "text": "done"}]}})
-"##,
+    let runs = server_sends(
+        "results-id-null-error",
+        r#"send({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error near " + TOK}})
+send({"jsonrpc": "2.0", "error": {"code": -32000, "message": "no id " + TOK}})"#,
+        &[REDACT_ALL, DENY_ALL],
     );
-    for action in ["redact", "deny"] {
-        let sub = dir.join(action);
-        std::fs::create_dir_all(&sub).unwrap();
-        let policy = write(
-            &sub,
-            "nullid.policy",
-            &format!("server nullid {{\n  results {{\n    {action} secrets\n  }}\n}}\n"),
-        );
-        let mut p = Proxy::command(
-            &format!("results-id-null-error-{action}"),
-            &["-c", &policy, "--", "python3", &server],
-        );
-        p.initialize();
-        let answer = call(&mut p, 1, "t", json!({}));
-        assert_eq!(text_of(&answer), "done", "{action}: {answer}");
-        let mut lines = p.seen.clone();
-        while let Some(l) = p.next_line(std::time::Duration::from_millis(300)) {
-            lines.push(l);
-        }
-        assert!(
-            lines.iter().all(|l| !l.contains("ghp_A1b2")),
-            "{action}: {lines:?}"
-        );
-        if action == "redact" {
-            assert!(
-                lines.iter().any(|l| l.contains("-32700")),
-                "still forwarded: {lines:?}"
-            );
-        }
-        p.finish();
+    for (lines, _) in &runs {
+        assert!(lines.iter().all(|l| !l.contains("ghp_A1b2")), "{lines:?}");
     }
+    assert!(
+        runs[0]
+            .0
+            .iter()
+            .any(|l| l.contains("parse error near [REDACTED:github-token]")),
+        "still forwarded, redacted: {:?}",
+        runs[0].0
+    );
+    assert!(
+        runs[1].0.iter().all(|l| !l.contains("-32700")),
+        "withheld: {:?}",
+        runs[1].0
+    );
 }
 
 /// Review 7 (F5): a server request withheld from the client is answered
