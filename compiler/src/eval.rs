@@ -56,6 +56,17 @@ struct RuleText {
     spend_currency: Option<&'static str>,
 }
 
+impl RuleText {
+    /// The denial of a limit whose amount argument is missing or invalid.
+    fn bad_amount(&self, fault: AmountFault, id: RuleId) -> Decision {
+        let message = match fault {
+            AmountFault::Missing => self.missing,
+            AmountFault::Invalid => self.invalid,
+        };
+        Decision::deny(Outcome::BadAmount, id, message)
+    }
+}
+
 /// A policy interpreted from its IR.
 pub struct Evaluator {
     ir: ServerPolicy,
@@ -827,12 +838,7 @@ impl Evaluator {
             });
             let amount = match amount {
                 Ok(n) => n,
-                Err(AmountFault::Missing) => {
-                    return Decision::deny(Outcome::BadAmount, id, text.missing);
-                }
-                Err(AmountFault::Invalid) => {
-                    return Decision::deny(Outcome::BadAmount, id, text.invalid);
-                }
+                Err(fault) => return text.bad_amount(fault, id),
             };
             limits.push(id, counter, amount, limit.max, text.limit);
         }

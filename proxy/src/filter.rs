@@ -176,9 +176,7 @@ fn filter_indexed(
     list: &ListIndex,
     hidden: &impl Fn(&str) -> bool,
 ) -> Option<Vec<u8>> {
-    let mut out: Option<Vec<u8>> = None;
-    let mut kept_any = false;
-    let mut prefix_end = list.span.0 as usize + 1;
+    let mut kept = Kept::new(response, list.span.0 as usize);
     for e in &list.entries {
         let (entry, end) = (e.span.0 as usize, e.span.1 as usize);
         let keep = if !e.object {
@@ -200,27 +198,9 @@ fn filter_indexed(
                 },
             }
         };
-        match (&mut out, keep) {
-            (None, true) => prefix_end = end,
-            (None, false) => {
-                let mut o = Vec::with_capacity(response.len());
-                o.extend_from_slice(&response[..prefix_end]);
-                out = Some(o);
-            }
-            (Some(o), true) => {
-                if kept_any {
-                    o.push(b',');
-                }
-                o.extend_from_slice(&response[entry..end]);
-            }
-            (Some(_), false) => {}
-        }
-        kept_any |= keep;
+        kept.entry(entry, end, keep);
     }
-    let mut out = out?;
-    out.push(b']');
-    out.extend_from_slice(&response[list.span.1 as usize..]);
-    Some(out)
+    kept.finish(list.span.1 as usize)
 }
 
 /// One walk over the array at `response[start..end]` (valid JSON): each
@@ -235,11 +215,7 @@ fn filter_array(
     hidden: &impl Fn(&str) -> bool,
 ) -> Option<Vec<u8>> {
     let b = &response[..end];
-    // `out` is made at the first dropped entry: until then the kept
-    // entries are the text's own prefix.
-    let mut out: Option<Vec<u8>> = None;
-    let mut kept_any = false;
-    let mut prefix_end = start + 1;
+    let mut kept = Kept::new(response, start);
     let mut i = ws(b, start + 1);
     if b.get(i) == Some(&b']') {
         return None;
@@ -254,32 +230,67 @@ fn filter_array(
             i = skip_valid_value(b, i);
             false
         };
-        match (&mut out, keep) {
-            (None, true) => prefix_end = i,
-            (None, false) => {
-                let mut o = Vec::with_capacity(response.len());
-                o.extend_from_slice(&response[..prefix_end]);
-                out = Some(o);
-            }
-            (Some(o), true) => {
-                if kept_any {
-                    o.push(b',');
-                }
-                o.extend_from_slice(&b[entry..i]);
-            }
-            (Some(_), false) => {}
-        }
-        kept_any |= keep;
+        kept.entry(entry, i, keep);
         i = ws(b, i);
         match b.get(i) {
             Some(b',') => i = ws(b, i + 1),
             _ => break,
         }
     }
-    let mut out = out?;
-    out.push(b']');
-    out.extend_from_slice(&response[end..]);
-    Some(out)
+    kept.finish(end)
+}
+
+/// The filtered answer, built as the array's entries are judged in order:
+/// nothing is copied until the first dropped entry (the kept entries
+/// before it are the text's own prefix), then each kept entry's bytes as
+/// they are.
+struct Kept<'r> {
+    response: &'r [u8],
+    out: Option<Vec<u8>>,
+    /// End of the text's own prefix (while nothing was dropped).
+    prefix_end: usize,
+    kept_any: bool,
+}
+
+impl<'r> Kept<'r> {
+    /// For the array whose `[` is at `open`.
+    fn new(response: &'r [u8], open: usize) -> Kept<'r> {
+        Kept {
+            response,
+            out: None,
+            prefix_end: open + 1,
+            kept_any: false,
+        }
+    }
+
+    /// The entry at `response[start..end]`, kept or not.
+    fn entry(&mut self, start: usize, end: usize, keep: bool) {
+        match (&mut self.out, keep) {
+            (None, true) => self.prefix_end = end,
+            (None, false) => {
+                let mut o = Vec::with_capacity(self.response.len());
+                o.extend_from_slice(&self.response[..self.prefix_end]);
+                self.out = Some(o);
+            }
+            (Some(o), true) => {
+                if self.kept_any {
+                    o.push(b',');
+                }
+                o.extend_from_slice(&self.response[start..end]);
+            }
+            (Some(_), false) => {}
+        }
+        self.kept_any |= keep;
+    }
+
+    /// The answer, the array closed before `response[end..]` (`end`: one
+    /// past its `]`); `None` when every entry was kept.
+    fn finish(self, end: usize) -> Option<Vec<u8>> {
+        let mut out = self.out?;
+        out.push(b']');
+        out.extend_from_slice(&self.response[end..]);
+        Some(out)
+    }
 }
 
 #[inline]

@@ -42,7 +42,7 @@ use portcullis_core::call::{Surface, ToolCall};
 use portcullis_core::counters::{CounterRef, Ticket};
 use portcullis_core::idempotency::IdempotencySpec;
 use portcullis_core::json::{JStr, Strictness, Val, num_from_u64};
-use portcullis_core::ops::{self, AmountFault};
+use portcullis_core::ops;
 use portcullis_core::policy::{Decision, Env, Limits, Outcome, PolicyMeta, RuleId};
 use portcullis_core::principal::{self, Principal, PrincipalField};
 
@@ -1065,12 +1065,7 @@ impl super::Evaluator {
                 Ok(n) => n,
                 Err(p) => match ops::amount(args.value(p)) {
                     Ok(n) => n,
-                    Err(AmountFault::Missing) => {
-                        return Decision::deny(Outcome::BadAmount, id, text.missing);
-                    }
-                    Err(AmountFault::Invalid) => {
-                        return Decision::deny(Outcome::BadAmount, id, text.invalid);
-                    }
+                    Err(fault) => return text.bad_amount(fault, id),
                 },
             };
             limits.push(id, counter, amount, limit.max, text.limit);
